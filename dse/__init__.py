@@ -1,0 +1,3 @@
+"""dse: design-space exploration for AI accelerators."""
+
+__version__ = "0.1.0"

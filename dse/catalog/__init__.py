@@ -1,0 +1,1 @@
+"""Reference chips (published parts) expressed in dse parameters, with sources."""

@@ -1,0 +1,1 @@
+"""Analytical chip model: technology, hardware, area, cost, power, performance. Pure numpy; no Optuna, Ray or Altair."""

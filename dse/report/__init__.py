@@ -1,0 +1,1 @@
+"""Charts, dashboards, tables and export."""

@@ -1,0 +1,1 @@
+"""Studies: search spaces, objectives, Optuna runner on Ray, storage, results."""

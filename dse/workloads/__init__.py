@@ -1,0 +1,1 @@
+"""Operators, model shapes, transformer and CNN builders, scenarios and mixes."""
