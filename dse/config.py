@@ -1,0 +1,207 @@
+"""YAML → pydantic loading with `file:line:col: dotted.path: message` errors (see docs/ARCHITECTURE.md).
+
+PyYAML's `compose()` keeps a mark on every node; we index those marks by dotted path so that each
+pydantic error can be reported at the line the user has to edit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dse.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+Position = tuple[int, int]  # 1-based (line, column)
+
+
+def suggest(name: str, choices: Iterable[str], what: str = "name") -> str:
+    """Message for an unknown name: "unknown <what> 'foo' (did you mean 'bar'?; valid: a, b, c)"."""
+    choices = sorted(str(c) for c in choices)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'?; " if close else ""
+    return f"unknown {what} '{name}' ({hint}valid: {', '.join(choices)})"
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """The closest valid name to `name`, or None when nothing is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+def _index_positions(node: yaml.Node, prefix: tuple = (), out: dict | None = None) -> dict[tuple, Position]:
+    """Map every path (tuple of keys / indices) in a composed YAML tree to its (line, col); keys map
+    both the key node (path + ('<key>',)) and the value node (path)."""
+    out = {} if out is None else out
+    mark = node.start_mark
+    out.setdefault(prefix, (mark.line + 1, mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            path = prefix + (key,)
+            out[path + ("<key>",)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[path] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            _index_positions(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = prefix + (i,)
+            out[path] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            _index_positions(item, path, out)
+    return out
+
+
+def _present(data: Any, loc: tuple) -> tuple:
+    """Drop pydantic loc parts that are not in the input (discriminator tags, `function-after[...]`);
+    the last part is kept even when absent (a missing field or an unknown key)."""
+    kept: list = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            kept.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            kept.append(part)
+            cur = cur[part]
+        elif i == len(loc) - 1 and not _is_tag(part):
+            kept.append(part)
+    return tuple(kept)
+
+
+def _is_tag(part: Any) -> bool:
+    """True for pydantic's synthetic loc parts (validator wrappers)."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _model_fields(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names valid at the parent of `loc`, walking nested pydantic models (best effort)."""
+    cls: Any = model_cls
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(cls, "model_fields", None)
+        if not fields or part not in fields:
+            args = getattr(cls, "__args__", ())
+            nxt = next((a for a in args if hasattr(a, "model_fields")), None)
+            if nxt is None or part not in nxt.model_fields:
+                return []
+            cls = nxt
+            fields = cls.model_fields
+        ann = fields[part].annotation
+        cls = _unwrap_model(ann)
+        if cls is None:
+            return []
+    return list(getattr(cls, "model_fields", {}).keys())
+
+
+def _unwrap_model(ann: Any) -> Any:
+    """The pydantic model inside an annotation such as `Foo | None`, `dict[str, Foo]`, `list[Foo]`."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _expected(err: dict) -> str:
+    """Turn one pydantic error into a short 'expected …' message."""
+    typ, msg = err["type"], err["msg"]
+    inp = err.get("input")
+    shown = repr(inp) if not isinstance(inp, (dict, list)) else type(inp).__name__
+    if typ == "missing":
+        return "required field is missing"
+    if typ.endswith("_parsing") or typ.endswith("_type"):
+        return f"{msg.lower()}; got {shown}"
+    if typ.startswith(("greater_than", "less_than")) or typ in ("literal_error", "enum"):
+        return f"{msg.lower()}; got {shown}"
+    if typ == "value_error":
+        return msg.removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:] if msg else typ
+
+
+def format_validation_error(exc: ValidationError, data: Any, positions: dict, where: str,
+                            model_cls: type[BaseModel]) -> list[str]:
+    """One `where:line:col: dotted.path: message` line per pydantic error."""
+    problems: list[str] = []
+    for err in exc.errors():
+        loc = _present(data, tuple(err["loc"]))
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            pos = positions.get(loc + ("<key>",)) or positions.get(loc)
+            valid = _model_fields(model_cls, loc)
+            best = did_you_mean(str(loc[-1]), valid) if loc else None
+            msg = "unknown field"
+            if best:
+                msg += f" (did you mean `{best}`?)"
+            elif valid:
+                msg += f" (expected one of: {', '.join(valid)})"
+        else:
+            pos = None
+            probe = loc
+            while pos is None and probe:  # missing keys: report at the parent mapping
+                pos = positions.get(probe)
+                probe = probe[:-1]
+            pos = pos or positions.get(())
+            msg = _expected(err)
+        prefix = f"{where}:{pos[0]}:{pos[1]}" if pos else where
+        problems.append(f"{prefix}: {dotted}: {msg}")
+    return problems
+
+
+def parse_yaml(path: Path | str) -> tuple[Any, dict[tuple, Position]]:
+    """Read a YAML file → (plain data, positions index); any read/parse failure is a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    return parse_yaml_text(text, str(path))
+
+
+def parse_yaml_text(text: str, where: str = "<string>") -> tuple[Any, dict[tuple, Position]]:
+    """Parse YAML text → (plain data, positions index)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError([f"{loc}: malformed YAML: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{where}: malformed YAML: {exc}"]) from None
+    positions = _index_positions(node) if node is not None else {}
+    return data, positions
+
+
+def validate_data(data: Any, model_cls: type[T], *, where: str = "<data>",
+                  positions: dict | None = None, what: str | None = None) -> T:
+    """Validate plain data against `model_cls`, raising ConfigError with one line per problem."""
+    what = what or model_cls.__name__
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{where}:1:1: (top level): expected a mapping of fields for {what}, "
+                           f"got {type(data).__name__}"], header=f"{where}: 1 problem(s) in {what}")
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        problems = format_validation_error(exc, data, positions or {}, where, model_cls)
+        raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in {what}") from None
+
+
+def load_yaml_model(path: Path | str, model_cls: type[T], *, data: dict | None = None,
+                    what: str | None = None) -> T:
+    """Load `path` (or validate `data`, positions then unknown) into `model_cls`; errors → ConfigError."""
+    if data is not None:
+        return validate_data(data, model_cls, where=str(path), what=what)
+    parsed, positions = parse_yaml(path)
+    return validate_data(parsed, model_cls, where=str(path), positions=positions, what=what)
