@@ -114,8 +114,15 @@ def _expected(err: dict) -> str:
     typ, msg = err["type"], err["msg"]
     inp = err.get("input")
     shown = repr(inp) if not isinstance(inp, (dict, list)) else type(inp).__name__
+    ctx = err.get("ctx") or {}
     if typ == "missing":
         return "required field is missing"
+    if typ == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        return suggest(ctx.get("tag", inp), tags, f"{ctx.get('discriminator', 'kind')!s}".strip("'"))
+    if typ == "literal_error" and isinstance(inp, str):
+        opts = [o.strip(" '") for o in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
+        return suggest(inp, [o for o in opts if o], "value")
     if typ.endswith("_parsing") or typ.endswith("_type"):
         return f"{msg.lower()}; got {shown}"
     if typ.startswith(("greater_than", "less_than")) or typ in ("literal_error", "enum"):
