@@ -1,0 +1,265 @@
+"""Pick tensor / pipeline / data parallelism and batch per design × scenario under capacity and SLOs.
+
+The operator tables depend only on the scenario and (tp, batch), not on the design, so they are built
+once and evaluated on all designs at once. Pipeline parallelism changes only what fits on a chip,
+the point-to-point hops and how many micro-batches are in flight, so it is applied arithmetically.
+
+LLM serving model (static batching, one replica = tp × pp chips, dp replicas):
+- decode: pp micro-batches of `b` sequences each are in flight; TPOT = all layers at micro-batch b
+  + (pp-1) hops; a replica produces pp·b tokens per TPOT.
+- prefill: TTFT = one request's prompt through all stages; a static batch of pp·b prompts costs
+  b·TTFT (the stages overlap different requests).
+- replica throughput = pp·b·out / (b·TTFT + out·TPOT); system throughput = dp × replica.
+CNN: data parallel over all chips; latency = one batch through the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from dse.model.calibration import Calibration
+from dse.model.perf import HwView, collective_time, op_energy_j, op_times
+
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BIG = 1e30
+
+
+@dataclass
+class StepEval:
+    """A step evaluated on designs: time (s) and dynamic energy (J) per chip, for one residency."""
+
+    time_s: np.ndarray
+    energy_j: np.ndarray
+
+
+@dataclass
+class MappingResult:
+    """Best mapping per design for one scenario; arrays of shape (n,)."""
+
+    feasible: np.ndarray
+    reason: np.ndarray
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _pow2_upto(limit: int, choices) -> list[int]:
+    return [c for c in choices if c <= limit]
+
+
+def batch_candidates(scenario) -> list[int]:
+    """Batch sizes to try: the fixed batch, or powers of two up to the scenario's maximum."""
+    fixed, max_b = scenario_batch(scenario)
+    if fixed is not None:
+        return [fixed]
+    out = [b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if b <= max_b]
+    if max_b not in out:
+        out.append(max_b)
+    return out
+
+
+def scenario_batch(scenario) -> tuple[int | None, int]:
+    """(fixed batch or None, maximum batch) of a scenario's batch policy."""
+    b = scenario.batch
+    if isinstance(b, int):
+        return b, b
+    fixed = getattr(b, "fixed", None)
+    if fixed:
+        return int(fixed), int(fixed)
+    return None, int(getattr(b, "max"))
+
+
+def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepEval:
+    t = op_times(step_ops, hw, cal, wres, kres, resident)
+    count = np.asarray(step_ops.count, dtype=float)[None, :]
+    e = op_energy_j(step_ops, hw, t)
+    return StepEval((t.total * count).sum(axis=1), (e * count).sum(axis=1))
+
+
+def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
+    """Evaluate `ops` under each design's own residency, once per distinct (wres, kres) combination."""
+    out = StepEval(np.zeros(hw.n), np.zeros(hw.n))
+    combo = wres.astype(int) * 2 + kres.astype(int)
+    for c in np.unique(combo):
+        sel = combo == c
+        sub = hw.take(sel)
+        r = _eval(ops, sub, cal, wres[sel], kres[sel], resident[sel])
+        out.time_s[sel] = r.time_s
+        out.energy_j[sel] = r.energy_j
+    return out
+
+
+def _fmt_gb(x: float) -> str:
+    return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
+
+
+def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> MappingResult:
+    """Best (tp, pp, dp, batch) for an LLM serving scenario on every design of `hw`."""
+    n = hw.n
+    max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
+    chips_avail = np.minimum(hw.num_chips, max_chips)
+    goal = getattr(scenario, "goal", "throughput")
+    slo_tpot = getattr(scenario, "tpot_ms", None) or getattr(getattr(scenario, "slo", None), "tpot_ms", None)
+    slo_ttft = getattr(scenario, "ttft_ms", None) or getattr(getattr(scenario, "slo", None), "ttft_ms", None)
+    prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
+    act_bytes = builders.act_bytes(prec)
+    best_score = np.full(n, -np.inf)
+    m = {k: np.zeros(n) for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user",
+                                  "energy_j_per_unit", "chips_used", "tp", "pp", "dp", "batch")}
+    bound = np.full(n, "", dtype=object)
+    reason = np.full(n, "", dtype=object)
+    feasible = np.zeros(n, bool)
+    reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
+    cap_chips = np.zeros(n, int)
+    max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
+    for tp in _pow2_upto(max_tp, TP_CHOICES):
+        if not builders.tp_ok(shape, tp):
+            continue
+        sel_tp = chips_avail >= tp
+        if not sel_tp.any():
+            continue
+        idx_tp = np.flatnonzero(sel_tp)
+        hw_tp = hw.take(idx_tp)
+        pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
+        for b in batch_candidates(scenario):
+            dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
+            kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
+            act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
+            pps = [pp for pp in PP_CHOICES if pp <= max(1, int(chips_avail[idx_tp].max()) // tp)]
+            # residency and capacity per pp, then one evaluation per distinct residency
+            for pp in pps:
+                ok = chips_avail[idx_tp] >= tp * pp
+                if not ok.any():
+                    continue
+                w = dec.weight_bytes_per_chip / pp
+                sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
+                wres = w + act <= sram
+                kres = wres & (w + kv_full + act <= sram)
+                need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv_full)
+                fits = np.where(mem > 0, need_off <= mem, w + kv_full + act <= sram)
+                cand = ok & fits
+                if b == batch_candidates(scenario)[0]:
+                    # capacity reason from the largest mapping that still does not fit
+                    j = np.flatnonzero(ok & ~fits)
+                    gi = idx_tp[j]
+                    keep = ~feasible[gi] & (reason_kind[gi] <= 1) & (cap_chips[gi] <= tp * pp)
+                    for jj, g in zip(j[keep], gi[keep]):
+                        cap = mem[jj] if mem[jj] > 0 else sram[jj]
+                        where = "memory" if mem[jj] > 0 else "SRAM"
+                        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv_full)} per chip > {where} "
+                                     f"{_fmt_gb(cap)} (tp={tp}, pp={pp} on {tp * pp} of {int(chips_avail[g])} chips)")
+                    reason_kind[gi[keep]] = 1
+                    cap_chips[gi[keep]] = tp * pp
+                if not cand.any():
+                    continue
+                cidx = np.flatnonzero(cand)
+                hw_c = hw_tp.take(cidx)
+                resident = np.where(wres[cidx], w, 0.0) + np.where(kres[cidx], kv_full, 0.0)
+                d = _eval_residencies(dec.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
+                p = _eval_residencies(pre.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
+                hop_dec = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
+                                          np.array([2.0]), hw_c, cal)[:, 0]
+                hop_pre = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
+                                          np.array([2.0]), hw_c, cal)[:, 0]
+                tpot = d.time_s + (pp - 1) * hop_dec
+                ttft = p.time_s + (pp - 1) * hop_pre
+                dp = chips_avail[idx_tp][cidx] // (tp * pp)
+                replica = pp * b * out_len / (b * ttft + out_len * tpot)
+                thr = dp * replica
+                static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(cidx))
+                e_tok = tp * (d.energy_j + static * tpot) / b
+                slo_ok = np.ones(len(cidx), bool)
+                if slo_tpot:
+                    slo_ok &= tpot * 1e3 <= slo_tpot
+                if slo_ttft:
+                    slo_ok &= ttft * 1e3 <= slo_ttft
+                gi = idx_tp[cidx]
+                miss = np.flatnonzero(~slo_ok & ~feasible[gi])
+                for j in miss:
+                    reason[gi[j]] = (f"SLO missed: TPOT {tpot[j] * 1e3:.3g} ms"
+                                     f"{f' (limit {slo_tpot:g})' if slo_tpot else ''}, TTFT {ttft[j] * 1e3:.3g} ms"
+                                     f"{f' (limit {slo_ttft:g})' if slo_ttft else ''} at tp={tp}, pp={pp}, "
+                                     f"batch {b * pp}")
+                reason_kind[gi[miss]] = 2
+                score = thr if goal == "throughput" else -tpot + 1e-12 * thr
+                better = slo_ok & (score > best_score[gi])
+                g = gi[better]
+                best_score[g] = score[better]
+                feasible[g] = True
+                reason[g] = ""
+                m["ttft_ms"][g] = ttft[better] * 1e3
+                m["tpot_ms"][g] = tpot[better] * 1e3
+                m["tokens_per_s"][g] = thr[better]
+                m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
+                m["energy_j_per_unit"][g] = e_tok[better]
+                m["chips_used"][g] = dp[better] * tp * pp
+                m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], b * pp
+                bound[g] = np.where(wres[cidx][better], "sram-resident", "weights-streamed")
+    reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
+    for k in m:
+        m[k][~feasible] = 0.0
+    m["throughput"] = m["tokens_per_s"].copy()
+    m["images_per_s"] = np.zeros(n)
+    m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
+    m["latency_ms"][~feasible] = 0.0
+    m["weights"] = bound
+    return MappingResult(feasible, reason, m)
+
+
+def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> MappingResult:
+    """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch."""
+    n = hw.n
+    max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
+    chips_avail = np.minimum(hw.num_chips, max_chips)
+    slo = getattr(scenario, "latency_ms", None) or getattr(getattr(scenario, "slo", None), "latency_ms", None)
+    goal = getattr(scenario, "goal", "throughput")
+    best = np.full(n, -np.inf)
+    feasible = np.zeros(n, bool)
+    reason = np.full(n, "", dtype=object)
+    m = {k: np.zeros(n) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used", "batch")}
+    weights = np.full(n, "", dtype=object)
+    for b in batch_candidates(scenario):
+        step = builders.cnn(shape, b, prec)
+        w, act = step.weight_bytes_per_chip, step.act_bytes_per_chip
+        wres = w + act <= hw.sram_bytes
+        fits = np.where(hw.mem_bytes > 0, w + act <= hw.mem_bytes + hw.sram_bytes, wres)
+        for j in np.flatnonzero(~fits & ~feasible & (reason == "")):
+            reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
+        if not fits.any():
+            continue
+        idx = np.flatnonzero(fits)
+        hw_c = hw.take(idx)
+        kres = np.ones(len(idx), bool)
+        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres, np.where(wres[idx], w, 0.0))
+        lat = r.time_s
+        thr = chips_avail[idx] * b / lat
+        static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(idx))
+        e_img = (r.energy_j + static * lat) / b
+        ok = np.ones(len(idx), bool) if not slo else lat * 1e3 <= slo
+        for j in np.flatnonzero(~ok):
+            if not feasible[idx[j]]:
+                reason[idx[j]] = f"latency {lat[j] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {b}"
+        score = thr if goal == "throughput" else -lat
+        better = ok & (score > best[idx])
+        g = idx[better]
+        best[g] = score[better]
+        feasible[g] = True
+        reason[g] = ""
+        m["latency_ms"][g] = lat[better] * 1e3
+        m["images_per_s"][g] = thr[better]
+        m["energy_j_per_unit"][g] = e_img[better]
+        m["chips_used"][g] = chips_avail[idx][better]
+        m["batch"][g] = b
+        weights[g] = np.where(wres[idx][better], "sram-resident", "weights-streamed")
+    reason[~feasible & (reason == "")] = "no feasible batch"
+    for k in m:
+        m[k][~feasible] = 0.0
+    m["throughput"] = m["images_per_s"].copy()
+    for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user"):
+        m[k] = np.zeros(n)
+    m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
+    m["dp"] = m["chips_used"].copy()
+    m["weights"] = weights
+    return MappingResult(feasible, reason, m)
