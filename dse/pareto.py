@@ -1,0 +1,339 @@
+"""Pareto tools in pure numpy: non-dominated mask, non-domination rank, exact hypervolume, crowding distance.
+
+Conventions: `Y` is an (n, m) array of objective values, `maximize` one bool per column. A row dominates
+another when it is no worse in every objective and strictly better in one; exact duplicates do not
+dominate each other, so all copies of a front point are kept. Rows with NaN or ±inf are excluded:
+never on the front, ranked last, contributing nothing to hypervolume.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["nondominated_mask", "pareto_rank", "hypervolume", "crowding_distance", "to_minimization"]
+
+_BLOCK = 64  # points compared all-against-all at the bottom of the 3-D divide and conquer
+
+
+def to_minimization(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None) -> np.ndarray:
+    """Return a float copy of `Y` (n×m) with maximised columns negated, so that smaller is better everywhere."""
+    Z = np.array(Y, dtype=float, copy=True)
+    if Z.ndim != 2:
+        raise ValueError(f"objective matrix must be 2-D (n points × m objectives), got shape {Z.shape}")
+    m = Z.shape[1]
+    if maximize is None:
+        flags = np.zeros(m, dtype=bool)
+    elif isinstance(maximize, (bool, np.bool_)):
+        flags = np.full(m, bool(maximize))
+    else:
+        flags = np.asarray(list(maximize), dtype=bool)
+        if flags.shape != (m,):
+            raise ValueError(f"maximize has {flags.size} entries but there are {m} objectives")
+    Z[:, flags] *= -1.0
+    return Z
+
+
+def _dense_ranks(col: np.ndarray) -> np.ndarray:
+    """Integer ranks 0..k-1 of a column with ties sharing a rank (order-preserving compression)."""
+    _, inv = np.unique(col, return_inverse=True)
+    return inv.reshape(-1).astype(np.int64)
+
+
+def _unique_rows(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of Z in lexicographic order, their per-column dense ranks, and each row's distinct index.
+
+    Sorting one packed int64 key of column ranks is several times faster than a float lexsort.
+    """
+    R = np.column_stack([_dense_ranks(Z[:, j]) for j in range(Z.shape[1])])
+    sizes = R.max(axis=0) + 1
+    if float(np.prod(sizes.astype(float))) < 2.0**62:
+        key = R[:, 0].copy()
+        for j in range(1, Z.shape[1]):
+            key = key * sizes[j] + R[:, j]
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        new = np.ones(len(Z), dtype=bool)
+        new[1:] = skey[1:] != skey[:-1]
+    else:
+        order = np.lexsort(R.T[::-1])
+        S = R[order]
+        new = np.ones(len(Z), dtype=bool)
+        new[1:] = np.any(S[1:] != S[:-1], axis=1)
+    group = np.cumsum(new) - 1
+    inverse = np.empty(len(Z), dtype=np.int64)
+    inverse[order] = group
+    first = order[new]
+    return Z[first], R[first], inverse
+
+
+def _nd_2d(U: np.ndarray) -> np.ndarray:
+    """Mask of non-dominated rows among distinct, lexicographically sorted 2-D rows: O(n) after the sort."""
+    y = U[:, 1]
+    prev_min = np.minimum.accumulate(np.concatenate(([np.inf], y[:-1])))
+    return y < prev_min  # distinct rows sorted by (x, y): dominated iff an earlier row has y' <= y
+
+
+def _nd_3d(U: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+    """Non-dominated rows among distinct lexicographically sorted 3-D rows, by offline divide and conquer.
+
+    Any dominator of row i precedes it in lexicographic order, so i is dominated iff some earlier row j
+    has y_j <= y_i and z_j <= z_i. Bottom blocks are compared all-against-all; above them, each level of a
+    bottom-up merge answers "min z over the left half among rows with y <= y_i" for every right-half row
+    with one sort and one running minimum over the whole array (segments kept apart by offsets).
+    """
+    n = len(U)
+    y = R[:, 1] if R is not None else _dense_ranks(U[:, 1])
+    z = R[:, 2] if R is not None else _dense_ranks(U[:, 2])
+    # all-against-all within blocks of _BLOCK consecutive rows
+    pad = (-n) % _BLOCK
+    big = np.iinfo(np.int64).max // 4
+    yb = np.concatenate((y, np.full(pad, big))).reshape(-1, _BLOCK)
+    zb = np.concatenate((z, np.full(pad, big))).reshape(-1, _BLOCK)
+    earlier = np.tri(_BLOCK, k=-1, dtype=bool)  # earlier[i, j]: j precedes i
+    flat = np.zeros(yb.size, dtype=bool)
+    for s in range(0, len(yb), 512):
+        ys, zs = yb[s : s + 512], zb[s : s + 512]
+        dom = (ys[:, None, :] <= ys[:, :, None]) & (zs[:, None, :] <= zs[:, :, None]) & earlier
+        flat[s * _BLOCK : (s + len(ys)) * _BLOCK] = dom.any(axis=2).reshape(-1)
+    dominated = flat[:n].copy()
+    pos = np.arange(n, dtype=np.int64)
+    order_y = np.lexsort((pos, y))  # rows by (y, position): ties put earlier rows first
+    h = _BLOCK
+    while h < n:
+        seg = order_y // (2 * h)
+        if n // (2 * h) < 65536:
+            seg = seg.astype(np.uint16)  # numpy radix-sorts 16-bit keys: O(n)
+        level = order_y[np.argsort(seg, kind="stable")]  # by (segment, y, position)
+        lseg = level // (2 * h)
+        is_right = (level // h) % 2 == 1
+        offset = lseg * (n + 1)
+        vals = np.where(is_right, n, z[level]) - offset
+        run = np.minimum.accumulate(vals)
+        hit = is_right & (run <= z[level] - offset)
+        dominated[level[hit]] = True
+        h *= 2
+    return ~dominated
+
+
+def _nd_blockwise(U: np.ndarray, block: int = 256) -> np.ndarray:
+    """Non-dominated rows among distinct lexicographically sorted rows (any m): block-wise filtering.
+
+    Rows are taken in lexicographic order, so front rows found so far are never dominated by later rows;
+    each block is filtered against the running front and then against itself. O(n·F·m).
+    """
+    n = len(U)
+    keep = np.zeros(n, dtype=bool)
+    front = np.empty((0, U.shape[1]))
+    for s in range(0, n, block):
+        B = U[s : s + block]
+        alive = np.ones(len(B), dtype=bool)
+        for f in range(0, len(front), 2048):
+            F = front[f : f + 2048]
+            idx = np.flatnonzero(alive)
+            if idx.size == 0:
+                break
+            dom = np.all(F[None, :, :] <= B[idx, None, :], axis=2).any(axis=1)
+            alive[idx[dom]] = False
+        idx = np.flatnonzero(alive)
+        if idx.size > 1:
+            C = B[idx]
+            le = np.all(C[None, :, :] <= C[:, None, :], axis=2)  # le[i, j]: j <= i everywhere
+            np.fill_diagonal(le, False)  # rows are distinct, so <= everywhere means dominates
+            alive[idx[le.any(axis=1)]] = False
+        keep[s : s + len(B)] = alive
+        front = np.concatenate((front, B[alive]))
+    return keep
+
+
+def _nd_sorted(U: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+    """Non-dominated mask of distinct, lexicographically sorted rows, by the fastest method for their m."""
+    m = U.shape[1]
+    if m == 1:
+        return U[:, 0] == U[0, 0]
+    if m == 2:
+        return _nd_2d(U)
+    if m == 3:
+        return _nd_3d(U, R)
+    return _nd_blockwise(U)
+
+
+def _nd_min(Z: np.ndarray) -> np.ndarray:
+    """Non-dominated mask of a finite minimisation matrix (duplicates of a front point all kept)."""
+    n, m = Z.shape
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    U, R, inverse = _unique_rows(Z)
+    return _nd_sorted(U, R)[inverse]
+
+
+def nondominated_mask(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None) -> np.ndarray:
+    """Boolean mask of the rows of `Y` (n×m) not dominated by any other row; non-finite rows are False.
+
+    O(n log n) for m ≤ 2, O(n log² n) for m = 3, block-wise O(n·front·m) for m ≥ 4.
+    """
+    Z = to_minimization(Y, maximize)
+    finite = np.isfinite(Z).all(axis=1)
+    out = np.zeros(len(Z), dtype=bool)
+    if finite.any():
+        out[finite] = _nd_min(Z[finite])
+    return out
+
+
+def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None) -> np.ndarray:
+    """Non-domination rank of each row: 0 for the front, 1 for the front of the rest, and so on.
+
+    Rows with NaN/inf get one more than the largest finite rank. Front-by-front peeling (meant for ≤ 10⁵ rows).
+    """
+    Z = to_minimization(Y, maximize)
+    rank = np.full(len(Z), -1, dtype=np.int64)
+    finite = np.isfinite(Z).all(axis=1)
+    if finite.any():
+        U, R, inverse = _unique_rows(Z[finite])
+        urank = np.full(len(U), -1, dtype=np.int64)
+        remaining = np.arange(len(U))
+        r = 0
+        while remaining.size:
+            keep = _nd_sorted(U[remaining], R[remaining])  # a subset of sorted distinct rows is still sorted and distinct
+            urank[remaining[keep]] = r
+            remaining = remaining[~keep]
+            r += 1
+        rank[finite] = urank[inverse]
+    rank[~finite] = rank.max() + 1 if finite.any() else 0
+    return rank
+
+
+# ---------------------------------------------------------------- hypervolume
+
+
+class _Staircase:
+    """Mutually non-dominated 2-D points (x ascending, y descending) with the area they dominate up to a reference."""
+
+    def __init__(self, rx: float, ry: float):
+        self.rx, self.ry = rx, ry
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.area = 0.0
+
+    def _term(self, i: int) -> float:
+        nxt = self.xs[i + 1] if i + 1 < len(self.xs) else self.rx
+        return (nxt - self.xs[i]) * (self.ry - self.ys[i])
+
+    def insert(self, x: float, y: float) -> None:
+        """Add a point (strictly inside the reference box) and update the dominated area."""
+        xs, ys = self.xs, self.ys
+        j = bisect_right(xs, x) - 1
+        if j >= 0 and ys[j] <= y:
+            return  # weakly dominated: area unchanged
+        lo = bisect_left(xs, x)
+        hi = lo
+        while hi < len(xs) and ys[hi] >= y:
+            hi += 1  # points at x' >= x with y' >= y are dominated by the new point
+        first = max(lo - 1, 0)
+        old = sum(self._term(i) for i in range(first, hi))
+        del xs[lo:hi], ys[lo:hi]
+        xs.insert(lo, x)
+        ys.insert(lo, y)
+        new = sum(self._term(i) for i in range(first, lo + 1))
+        self.area += new - old
+
+
+def _hv2(P: np.ndarray, ref: np.ndarray) -> float:
+    """Exact 2-D hypervolume (minimisation) of points already strictly better than `ref`."""
+    if len(P) == 0:
+        return 0.0
+    P = P[np.lexsort((P[:, 1], P[:, 0]))]
+    ymin = np.minimum.accumulate(P[:, 1])
+    keep = np.concatenate(([True], P[1:, 1] < ymin[:-1]))
+    P = P[keep]
+    x_next = np.concatenate((P[1:, 0], [ref[0]]))
+    return float(np.sum((x_next - P[:, 0]) * (ref[1] - P[:, 1])))
+
+
+def _hv3(P: np.ndarray, ref: np.ndarray) -> float:
+    """Exact 3-D hypervolume by sweeping the last objective and keeping a 2-D staircase: O(n·front)."""
+    if len(P) == 0:
+        return 0.0
+    P = P[np.argsort(P[:, 2], kind="stable")]
+    stair = _Staircase(float(ref[0]), float(ref[1]))
+    z_next = np.concatenate((P[1:, 2], [ref[2]]))
+    vol = 0.0
+    for (x, y, z), zn in zip(P.tolist(), z_next.tolist()):
+        stair.insert(x, y)
+        vol += stair.area * (zn - z)
+    return vol
+
+
+def _hv_rec(P: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume in any dimension by slicing the last objective down to the 3-D sweep."""
+    m = P.shape[1]
+    if m == 1:
+        return float(ref[0] - P[:, 0].min()) if len(P) else 0.0
+    if m == 2:
+        return _hv2(P, ref)
+    if m == 3:
+        return _hv3(P, ref)
+    P = P[np.argsort(P[:, -1], kind="stable")]
+    w_next = np.concatenate((P[1:, -1], [ref[-1]]))
+    vol = 0.0
+    for k in range(len(P)):
+        width = w_next[k] - P[k, -1]
+        if width > 0:
+            head = P[: k + 1, :-1]
+            head = head[_nd_min(head)] if len(head) > 1 else head
+            vol += _hv_rec(head, ref[:-1]) * width
+    return vol
+
+
+def hypervolume(Y: np.ndarray, ref: Sequence[float], maximize: Sequence[bool] | bool | None = None) -> float:
+    """Exact volume of objective space dominated by `Y` and bounded by the reference point `ref`.
+
+    `ref` is in the same units and directions as `Y` (for a maximised objective it is a lower bound).
+    Rows not strictly better than `ref` in every objective, and non-finite rows, contribute nothing.
+    Exact for any m; intended for m ≤ 4 (a 1,000-point 3-D front takes a few milliseconds).
+    """
+    Z = to_minimization(Y, maximize)
+    r = to_minimization(np.asarray(ref, dtype=float).reshape(1, -1), maximize)[0]
+    if r.shape[0] != Z.shape[1]:
+        raise ValueError(f"reference point has {r.shape[0]} values but there are {Z.shape[1]} objectives")
+    if not np.isfinite(r).all():
+        raise ValueError("reference point must be finite")
+    ok = np.isfinite(Z).all(axis=1) & (Z < r).all(axis=1)
+    P = Z[ok]
+    if len(P) == 0:
+        return 0.0
+    P = np.unique(P[_nd_min(P)], axis=0)
+    return float(_hv_rec(P, r))
+
+
+def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None) -> np.ndarray:
+    """NSGA-II crowding distance of each row within the set `Y` (usually one front): larger = more isolated.
+
+    Per objective, boundary rows get inf and inner rows the gap between their neighbours over the
+    objective's range; summed over objectives. Non-finite rows get 0 and are ignored as neighbours.
+    """
+    Z = to_minimization(Y, maximize)
+    n, m = Z.shape
+    out = np.zeros(n)
+    finite = np.isfinite(Z).all(axis=1)
+    F = Z[finite]
+    k = len(F)
+    if k == 0:
+        return out
+    if k <= 2:
+        out[finite] = np.inf
+        return out
+    dist = np.zeros(k)
+    for j in range(m):
+        order = np.argsort(F[:, j], kind="stable")
+        v = F[order, j]
+        span = v[-1] - v[0]
+        d = np.zeros(k)
+        d[0] = d[-1] = np.inf
+        if span > 0:
+            d[1:-1] = (v[2:] - v[:-2]) / span
+        dist[order] += d
+    out[finite] = dist
+    return out

@@ -1,0 +1,208 @@
+"""Tests of dse.pareto: hand-computed cases, brute-force properties (hypothesis) and a moocore cross-check."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from dse.pareto import crowding_distance, hypervolume, nondominated_mask, pareto_rank
+
+
+def brute_mask(Z: np.ndarray) -> np.ndarray:
+    """O(n²) reference (minimisation, finite rows only)."""
+    le = (Z[None, :, :] <= Z[:, None, :]).all(axis=2)
+    lt = (Z[None, :, :] < Z[:, None, :]).any(axis=2)
+    return ~(le & lt).any(axis=1)
+
+
+def brute_rank(Z: np.ndarray) -> np.ndarray:
+    rank = np.full(len(Z), -1)
+    left = np.arange(len(Z))
+    r = 0
+    while left.size:
+        keep = brute_mask(Z[left])
+        rank[left[keep]] = r
+        left = left[~keep]
+        r += 1
+    return rank
+
+
+def brute_hv(Z: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume by summing grid cells whose lower corner some point weakly dominates (minimisation)."""
+    Z = Z[(Z < ref).all(axis=1)]
+    if len(Z) == 0:
+        return 0.0
+    axes = [np.unique(np.append(Z[:, j], ref[j])) for j in range(Z.shape[1])]
+    vol = 0.0
+    for idx in itertools.product(*[range(len(a) - 1) for a in axes]):
+        lo = np.array([axes[j][i] for j, i in enumerate(idx)])
+        hi = np.array([axes[j][i + 1] for j, i in enumerate(idx)])
+        if (Z <= lo).all(axis=1).any():
+            vol += float(np.prod(hi - lo))
+    return vol
+
+
+# ----------------------------------------------------------------- hand-computed
+
+
+def test_mask_small_2d_with_duplicates():
+    Y = np.array([[1, 5], [2, 2], [3, 1], [4, 4], [2, 2], [1, 6]], dtype=float)
+    assert nondominated_mask(Y, [False, False]).tolist() == [True, True, True, False, True, False]
+
+
+def test_mask_maximize_flags():
+    Y = np.array([[10.0, 1.0], [8.0, 0.5], [12.0, 3.0], [12.0, 2.0]])  # maximize throughput, minimize cost
+    assert nondominated_mask(Y, [True, False]).tolist() == [True, True, False, True]
+    assert nondominated_mask(Y, True).tolist() == [False, False, True, False]
+
+
+def test_mask_3d_hand():
+    Y = np.array([[1, 2, 3], [2, 1, 3], [3, 3, 1], [2, 2, 3], [1, 2, 3], [3, 3, 3]], dtype=float)
+    assert nondominated_mask(Y).tolist() == [True, True, True, False, True, False]
+
+
+def test_nonfinite_rows_excluded():
+    Y = np.array([[np.nan, 0.0], [1.0, 1.0], [-np.inf, -np.inf], [2.0, 0.5], [np.inf, 0.0]])
+    assert nondominated_mask(Y).tolist() == [False, True, False, True, False]
+    assert pareto_rank(Y).tolist() == [1, 0, 1, 0, 1]
+    assert hypervolume(Y, [3.0, 3.0]) == pytest.approx(2 * 2 + 1 * 0.5)
+    cd = crowding_distance(Y)
+    assert cd[0] == 0 and cd[2] == 0 and np.isinf(cd[1]) and np.isinf(cd[3])
+
+
+def test_empty_and_single():
+    assert nondominated_mask(np.zeros((0, 3))).shape == (0,)
+    assert nondominated_mask(np.array([[1.0, 2.0, 3.0]])).tolist() == [True]
+    assert hypervolume(np.zeros((0, 2)), [1.0, 1.0]) == 0.0
+
+
+def test_rank_hand():
+    Y = np.array([[1, 1], [2, 2], [3, 3], [1, 3], [3, 1], [2, 2]], dtype=float)
+    assert pareto_rank(Y).tolist() == [0, 1, 2, 1, 1, 1]
+
+
+def test_hypervolume_box_and_staircase():
+    assert hypervolume(np.array([[1.0, 2.0, 3.0]]), [2.0, 4.0, 7.0]) == pytest.approx(1 * 2 * 4)
+    assert hypervolume(np.array([[1.0, 1.0, 1.0, 1.0]]), [3.0, 2.0, 2.0, 5.0]) == pytest.approx(2 * 1 * 1 * 4)
+    stair = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.5, 3.5]])
+    assert hypervolume(stair, [4.0, 4.0]) == pytest.approx(1 * 1 + 1 * 2 + 1 * 3)
+    # two overlapping boxes in 3-D: 2·2·2 + 2·2·2 − 1·1·2 (overlap)
+    two = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert hypervolume(two, [2.0, 2.0, 2.0]) == pytest.approx(4 + 4 - 2)
+
+
+def test_hypervolume_maximize_and_outside_ref():
+    Y = np.array([[3.0, 1.0], [1.0, 3.0], [0.5, 0.5]])
+    assert hypervolume(Y, [0.0, 0.0], maximize=[True, True]) == pytest.approx(3 + 3 - 1)
+    assert hypervolume(np.array([[5.0, 0.0]]), [4.0, 4.0]) == 0.0  # not better than ref in x
+
+
+def test_crowding_hand():
+    Y = np.array([[0.0, 4.0], [1.0, 3.0], [3.0, 1.0], [4.0, 0.0]])
+    cd = crowding_distance(Y)
+    assert np.isinf(cd[0]) and np.isinf(cd[3])
+    assert cd[1] == pytest.approx(3 / 4 + 3 / 4)
+    assert cd[2] == pytest.approx(3 / 4 + 3 / 4)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError):
+        nondominated_mask(np.zeros(3))
+    with pytest.raises(ValueError):
+        nondominated_mask(np.zeros((3, 2)), [True])
+    with pytest.raises(ValueError):
+        hypervolume(np.zeros((3, 2)), [1.0])
+
+
+# ----------------------------------------------------------------- properties vs brute force
+
+small_int_matrix = st.integers(1, 5).flatmap(
+    lambda m: hnp.arrays(np.float64, st.tuples(st.integers(1, 80), st.just(m)), elements=st.integers(0, 6).map(float))
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_int_matrix, st.data())
+def test_mask_matches_brute(Y, data):
+    maximize = data.draw(st.lists(st.booleans(), min_size=Y.shape[1], max_size=Y.shape[1]))
+    Z = np.where(maximize, -Y, Y)
+    assert nondominated_mask(Y, maximize).tolist() == brute_mask(Z).tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(small_int_matrix)
+def test_rank_matches_brute(Y):
+    assert pareto_rank(Y).tolist() == brute_rank(Y).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda m: hnp.arrays(np.float64, st.tuples(st.integers(1, 12), st.just(m)), elements=st.integers(0, 5).map(float))
+    )
+)
+def test_hypervolume_matches_grid(Y):
+    ref = np.full(Y.shape[1], 5.0)
+    assert hypervolume(Y, ref) == pytest.approx(brute_hv(Y, ref), rel=1e-12, abs=1e-12)
+
+
+def test_3d_large_random_vs_brute():
+    rng = np.random.default_rng(3)
+    for n in (500, 3000):
+        Y = np.round(rng.random((n, 3)), 2)  # many ties
+        assert nondominated_mask(Y).tolist() == brute_mask(Y).tolist()
+
+
+# ----------------------------------------------------------------- speed and moocore cross-check
+
+
+def concave_front(n: int, m: int, rng: np.random.Generator, share: float = 0.1) -> np.ndarray:
+    """`share` of the points on the unit sphere's positive orthant (minimisation front), the rest behind it."""
+    S = np.abs(rng.standard_normal((n, m)))
+    S /= np.linalg.norm(S, axis=1, keepdims=True)
+    k = int(n * share)
+    S[k:] *= 1 + rng.random((n - k, 1))
+    return S
+
+
+def test_hypervolume_3d_1000_front_under_1s():
+    rng = np.random.default_rng(0)
+    F = concave_front(1000, 3, rng, share=1.0)
+    t = time.perf_counter()
+    hv = hypervolume(F, [1.1, 1.1, 1.1])
+    assert time.perf_counter() - t < 1.0
+    assert 0 < hv < 1.1**3
+
+
+def test_mask_100k_3d_fast():
+    rng = np.random.default_rng(1)
+    Y = concave_front(100_000, 3, rng)
+    t = time.perf_counter()
+    mask = nondominated_mask(Y)
+    assert time.perf_counter() - t < 2.0
+    assert mask[:10_000].all() and mask.sum() < 12_000  # a few points just behind the sphere survive
+
+
+def test_cross_check_moocore():
+    moocore = pytest.importorskip("moocore")
+    rng = np.random.default_rng(2)
+    for m in (2, 3, 4):
+        for Y in (rng.random((3000, m)), concave_front(3000, m, rng), np.round(rng.random((2000, m)), 1)):
+            maximize = [bool(i % 2) for i in range(m)]
+            ours = nondominated_mask(Y, maximize)
+            theirs = moocore.is_nondominated(Y, maximise=maximize, keep_weakly=True)
+            assert ours.tolist() == theirs.tolist()
+            if m <= 3 or len(Y) <= 2000:
+                ref = np.where(maximize, Y.min(axis=0) - 0.1, Y.max(axis=0) + 0.1)
+                F = Y[ours][:300]
+                assert hypervolume(F, ref, maximize) == pytest.approx(
+                    moocore.hypervolume(F, ref=ref, maximise=maximize), rel=1e-9
+                )
+        Y = np.round(rng.random((2000, m)), 1)
+        assert pareto_rank(Y).tolist() == moocore.pareto_rank(Y).tolist()
