@@ -1,0 +1,103 @@
+"""Hand-computed checks and properties of the roofline operator model (dse/model/perf.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dse.model.calibration import load_calibration
+from dse.model.perf import HwView, collective_time, gemm_utilization, op_times
+from dse.workloads.ops import OpTable
+
+CAL = load_calibration("tuned")
+
+
+def hw(n=1, *, peak_tflops=1000.0, mem_tbps=3.0, mem_gb=80.0, sram_mb=50.0, sram_tbps=20.0, rows=32,
+       cols=64, cores=132, link_gbps=450.0, latency_us=1.0, topology=2, chips=8, dataflow=False):
+    """A HwView of n identical designs (numbers in the units of the keyword names)."""
+    one = np.ones(n)
+    return HwView(
+        peak_flops={"bf16": peak_tflops * 1e12 * one, "fp8": 2 * peak_tflops * 1e12 * one,
+                    "int8": 2 * peak_tflops * 1e12 * one, "int4": 0 * one, "fp4": 0 * one},
+        vector_flops=60e12 * one, rows=rows * one, cols=cols * one, cores=cores * one,
+        mem_bw=mem_tbps * 1e12 * one, mem_bytes=mem_gb * 1e9 * one, sram_bw=sram_tbps * 1e12 * one,
+        sram_bytes=sram_mb * 1e6 * one, link_bw=link_gbps * 1e9 * one, link_latency_s=latency_us * 1e-6 * one,
+        topology=(topology * one).astype(int), num_chips=(chips * one).astype(int),
+        dataflow=np.full(n, dataflow), sparsity=np.zeros(n, bool),
+    )
+
+
+def gemv_table(weight_bytes, k=8192, n=8192, m=1):
+    return OpTable.from_rows([dict(name="w", kind="gemm", flops=2 * m * k * n, weight_bytes=weight_bytes,
+                                   act_in_bytes=2 * m * k, act_out_bytes=2 * m * n, m=m, k=k, n=n,
+                                   compute_precision="bf16")])
+
+
+def test_gemv_fills_one_row_of_the_array():
+    assert gemm_utilization(1.0, 4096.0, 128.0, 128.0, 1.0) == pytest.approx(1 / 128)
+    # 100 x 200 on a 64x64 array with 4 cores: pad (100/128)(200/256); 2x4=8 tiles fill 2 full waves
+    u = gemm_utilization(100.0, 200.0, 64.0, 64.0, 4.0)
+    assert u == pytest.approx((100 / 128) * (200 / 256))
+    # 5 tiles on 4 cores: 2 waves, the second with 1 of 4 cores busy -> 5/8 of the tile slots
+    assert gemm_utilization(64.0, 320.0, 64.0, 64.0, 4.0) == pytest.approx(5 / 8)
+
+
+def test_gemv_time_is_weights_over_achievable_bandwidth_plus_overhead():
+    w = 1e9
+    t = op_times(gemv_table(w), hw(), CAL, np.array([False]), np.array([False]))
+    # activations (32 KB) fit in SRAM so only the weights go off-chip
+    eff = CAL.mem_eff_max * w / (w + CAL.mem_bytes_half_mb * 1e6)
+    expected = w / (3e12 * eff) + CAL.op_overhead_us * 1e-6
+    assert t.total[0, 0] == pytest.approx(expected, rel=1e-9)
+    assert t.bound()[0, 0] == 1  # memory
+
+
+def test_resident_weights_use_sram_bandwidth():
+    w = 40e6
+    t = op_times(gemv_table(w), hw(sram_mb=100), CAL, np.array([True]), np.array([True]), np.array([w]))
+    assert t.memory[0, 0] == 0.0
+    on = w + 2 * 8192 * 2
+    assert t.sram[0, 0] == pytest.approx(on / (20e12 * CAL.sram_eff_max))
+
+
+def test_large_gemm_is_compute_bound_at_calibrated_efficiency():
+    m = k = n = 8192
+    ops = gemv_table(2 * k * n, k=k, n=n, m=m)
+    t = op_times(ops, hw(), CAL, np.array([False]), np.array([False]))
+    u = gemm_utilization(m, n, 32.0, 64.0, 132.0)
+    assert t.compute[0, 0] == pytest.approx(2 * m * k * n / (1000e12 * u * CAL.compute_eff_max))
+    assert t.bound()[0, 0] == 0
+
+
+def test_ring_allreduce_alpha_beta():
+    h = hw(topology=0, link_gbps=100.0, latency_us=1.0)
+    t = collective_time("allreduce", np.array([1e6]), np.array([8.0]), h, CAL)[0, 0]
+    expected = 2 * 7 / 8 * 1e6 / (100e9 * CAL.link_eff) + 2 * 7 * 1e-6 + CAL.collective_floor_us * 1e-6
+    assert t == pytest.approx(expected)
+    assert collective_time("allreduce", np.array([1e6]), np.array([1.0]), h, CAL)[0, 0] == 0.0
+
+
+def test_switch_has_fewer_latency_steps_than_ring_for_small_messages():
+    small = np.array([1024.0])
+    ring = collective_time("allreduce", small, np.array([64.0]), hw(topology=0), CAL)[0, 0]
+    switch = collective_time("allreduce", small, np.array([64.0]), hw(topology=2), CAL)[0, 0]
+    assert switch < ring
+
+
+@settings(max_examples=60, deadline=None)
+@given(bw=st.floats(0.1, 10.0), factor=st.floats(1.0, 10.0), wbytes=st.floats(1e6, 1e11),
+       m=st.integers(1, 4096))
+def test_more_bandwidth_never_slower(bw, factor, wbytes, m):
+    ops = gemv_table(wbytes, m=m)
+    slow = op_times(ops, hw(mem_tbps=bw), CAL, np.array([False]), np.array([False])).total[0, 0]
+    fast = op_times(ops, hw(mem_tbps=bw * factor), CAL, np.array([False]), np.array([False])).total[0, 0]
+    assert fast <= slow * (1 + 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(peak=st.floats(10.0, 5000.0), factor=st.floats(1.0, 8.0), m=st.integers(1, 65536))
+def test_more_compute_never_slower(peak, factor, m):
+    ops = gemv_table(2 * 4096 * 4096, k=4096, n=4096, m=m)
+    a = op_times(ops, hw(peak_tflops=peak), CAL, np.array([False]), np.array([False])).total[0, 0]
+    b = op_times(ops, hw(peak_tflops=peak * factor), CAL, np.array([False]), np.array([False])).total[0, 0]
+    assert b <= a * (1 + 1e-12)
