@@ -71,6 +71,29 @@ def scenario_batch(scenario) -> tuple[int | None, int]:
     return None, int(getattr(b, "max"))
 
 
+def stage_weight_bytes(step, pp: int) -> float:
+    """Weights on one chip of the heaviest of `pp` pipeline stages (it also holds the embedding or head)."""
+    if pp == 1:
+        return float(step.weight_bytes_per_chip)
+    layers_max = -(-step.layers // pp)
+    return layers_max * step.layer_weight_bytes + max(step.embed_weight_bytes, step.head_weight_bytes)
+
+
+def residency(w, kv, act, sram_bytes, mem_bytes):
+    """Where the per-chip working set lives: (weights_resident, kv_resident, fits, resident_bytes).
+
+    Weights are SRAM-resident when they fit with the activation buffers; the KV cache too when it
+    also fits. Otherwise they stream from off-chip memory, which must then hold them; a chip with no
+    off-chip memory must hold everything in SRAM.
+    """
+    wres = w + act <= sram_bytes
+    kres = wres & (w + kv + act <= sram_bytes)
+    need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
+    fits = np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
+    resident = np.where(wres, w, 0.0) + np.where(kres, kv, 0.0)
+    return wres, kres, fits, resident
+
+
 def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepEval:
     t = op_times(step_ops, hw, cal, wres, kres, resident)
     count = np.asarray(step_ops.count, dtype=float)[None, :]
@@ -127,18 +150,16 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
             kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
-            pps = [pp for pp in PP_CHOICES if pp <= max(1, int(chips_avail[idx_tp].max()) // tp)]
+            pps = [pp for pp in PP_CHOICES
+                   if pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers]
             # residency and capacity per pp, then one evaluation per distinct residency
             for pp in pps:
                 ok = chips_avail[idx_tp] >= tp * pp
                 if not ok.any():
                     continue
-                w = dec.weight_bytes_per_chip / pp
+                w = stage_weight_bytes(dec, pp)
                 sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
-                wres = w + act <= sram
-                kres = wres & (w + kv_full + act <= sram)
-                need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv_full)
-                fits = np.where(mem > 0, need_off <= mem, w + kv_full + act <= sram)
+                wres, kres, fits, resident_all = residency(w, kv_full, act, sram, mem)
                 cand = ok & fits
                 if b == batch_candidates(scenario)[0]:
                     # capacity reason from the largest mapping that still does not fit
@@ -156,7 +177,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
                     continue
                 cidx = np.flatnonzero(cand)
                 hw_c = hw_tp.take(cidx)
-                resident = np.where(wres[cidx], w, 0.0) + np.where(kres[cidx], kv_full, 0.0)
+                resident = resident_all[cidx]
                 d = _eval_residencies(dec.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
                 p = _eval_residencies(pre.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
                 hop_dec = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
@@ -223,8 +244,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
     for b in batch_candidates(scenario):
         step = builders.cnn(shape, b, prec)
         w, act = step.weight_bytes_per_chip, step.act_bytes_per_chip
-        wres = w + act <= hw.sram_bytes
-        fits = np.where(hw.mem_bytes > 0, w + act <= hw.mem_bytes + hw.sram_bytes, wres)
+        wres, _, fits, resident = residency(w, 0.0, act, hw.sram_bytes, hw.mem_bytes)
         for j in np.flatnonzero(~fits & ~feasible & (reason == "")):
             reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
         if not fits.any():
@@ -232,7 +252,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
         idx = np.flatnonzero(fits)
         hw_c = hw.take(idx)
         kres = np.ones(len(idx), bool)
-        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres, np.where(wres[idx], w, 0.0))
+        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres, resident[idx])
         lat = r.time_s
         thr = chips_avail[idx] * b / lat
         static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(idx))
