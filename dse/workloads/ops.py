@@ -89,7 +89,10 @@ class OpTable:
 
     def rows(self) -> list[dict]:
         """One dict per operator (for display and debugging)."""
-        return [{f.name: getattr(self, f.name)[i].item() for f in fields(self)} for i in range(len(self))]
+        def py(v):
+            return v.item() if hasattr(v, "item") else v
+
+        return [{f.name: py(getattr(self, f.name)[i]) for f in fields(self)} for i in range(len(self))]
 
     # --- totals over a step (weighted by count) --------------------------------------------
     def _total(self, col: np.ndarray) -> float:

@@ -16,7 +16,7 @@ DATA = Path(__file__).parent / "data" / "models.yaml"
 class CnnLayer(BaseModel):
     """One CNN layer at the model's input size; conv layers are followed by a (folded) BatchNorm."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["conv", "maxpool", "avgpool", "fc"]
     name: str
@@ -79,7 +79,7 @@ class ModelShape(BaseModel):
     patch_size: int = 0
     channels: int = 3
     num_classes: int = 0
-    cnn_layers: list[CnnLayer] = Field(default_factory=list)
+    cnn_layers: tuple[CnnLayer, ...] = ()
 
     @model_validator(mode="after")
     def _check(self):
