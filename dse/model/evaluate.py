@@ -99,15 +99,16 @@ def _hw_and_design_metrics(arr) -> tuple[HwView, dict[str, np.ndarray], np.ndarr
     return hw, cols, feasible, reason
 
 
-def evaluate_scenario(scenario, hw: HwView, cal: Calibration) -> MappingResult:
-    """Best mapping of one scenario on every design of `hw`."""
+def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,
+                      force_pp: int | None = None) -> MappingResult:
+    """Best mapping of one scenario on every design of `hw` (optionally with tp / pp forced)."""
     from dse.workloads.shapes import load_model_shape
 
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
     if scenario.kind == "cnn":
         return map_cnn(scenario, shape, prec, hw, cal, Builders)
-    return map_llm(scenario, shape, prec, hw, cal, Builders)
+    return map_llm(scenario, shape, prec, hw, cal, Builders, force_tp=force_tp, force_pp=force_pp)
 
 
 def _tco_usd_per_hour(system_usd, power_w):
@@ -117,7 +118,8 @@ def _tco_usd_per_hour(system_usd, power_w):
 
 
 def evaluate(arr, mix, tech=None, cal: Calibration | str | None = None,
-             reference: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+             reference: dict[str, float] | None = None, force_tp: int | None = None,
+             force_pp: int | None = None) -> dict[str, np.ndarray]:
     """All metrics of every design in `arr` (a DesignArrays) on `mix` (a Mix, or a built-in mix name)."""
     from dse.workloads.scenarios import load_mix
 
@@ -136,7 +138,7 @@ def evaluate(arr, mix, tech=None, cal: Calibration | str | None = None,
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)
         idx = np.flatnonzero(ok)
-        res = evaluate_scenario(sc, hw.take(idx), cal) if len(idx) else None
+        res = evaluate_scenario(sc, hw.take(idx), cal, force_tp, force_pp) if len(idx) else None
         cols = {}
         for key in SCENARIO_METRICS:
             cols[key] = np.full(n, "", object) if key in STRING_METRICS else np.zeros(n)
@@ -207,3 +209,98 @@ def metric_names(mix) -> list[str]:
         names += [f"{entry.scenario.name}.{k}" for k in SCENARIO_METRICS]
     names += [m for m in MIX_METRICS if m not in names]
     return names
+
+
+def evaluate_design(design, mix, *, software: str | None = None, tech=None, force_tp: int | None = None,
+                    force_pp: int | None = None) -> dict:
+    """Scalar convenience: the metrics of one `Design` as plain Python values."""
+    from dse.model.arrays import DesignArrays
+    from dse.model.technology import default_technology
+
+    tech = tech or default_technology()
+    cols = evaluate(DesignArrays.from_designs([design], tech), mix, tech, cal=software,
+                    force_tp=force_tp, force_pp=force_pp)
+    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in cols.items()}
+
+
+def _phase_steps(scenario, shape, prec, tp: int, pp: int, batch: int):
+    """The (phase, Step, micro-batch) evaluated by the mapping for a chosen tp / pp / batch."""
+    if scenario.kind == "cnn":
+        return [("inference", Builders.cnn(shape, batch, prec))]
+    b = max(batch // pp, 1)
+    prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
+    return [("prefill", Builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)),
+            ("decode", Builders.llm(shape, "decode", b, 1, Builders.mean_kv(prompt, out_len), tp, prec))]
+
+
+def operator_breakdown(design, scenario, *, software: str | None = None, phase: str | None = None,
+                       tech=None) -> dict:
+    """Per-operator roofline of one design on its best mapping of `scenario` (for `dse roofline` and
+    the dashboards): FLOPs, bytes, intensity, attainable TFLOP/s, bound and time components per operator."""
+    from dse.errors import DseUserError
+    from dse.model.arrays import DesignArrays
+    from dse.model.mapping import residency, stage_weight_bytes
+    from dse.model.perf import BOUNDS, op_times
+    from dse.model.technology import default_technology
+    from dse.workloads.shapes import load_model_shape
+
+    tech = tech or default_technology()
+    cal = load_calibration(software)
+    arr = DesignArrays.from_designs([design], tech)
+    hw, _, ok, reason = _hw_and_design_metrics(arr)
+    if not ok[0]:
+        raise DseUserError(f"design is infeasible: {reason[0]}")
+    res = evaluate_scenario(scenario, hw, cal)
+    if not res.feasible[0]:
+        raise DseUserError(f"{scenario.name} cannot run on this design: {res.reason[0]}")
+    tp, pp, batch = (int(res.metrics[k][0]) for k in ("tp", "pp", "batch"))
+    shape = load_model_shape(scenario.model)
+    prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
+    steps = _phase_steps(scenario, shape, prec, tp, pp, batch)
+    rows, totals = [], {}
+    for ph, step in steps:
+        if phase and ph != phase:
+            continue
+        if scenario.kind == "cnn":
+            w, kv = step.weight_bytes_per_chip, 0.0
+        else:
+            w = stage_weight_bytes(steps[-1][1], pp)
+            kv = Builders.kv_bytes(shape, max(batch // pp, 1), scenario.prompt_len + scenario.output_len, tp, prec)
+        act = max(s.act_bytes_per_chip for _, s in steps)
+        wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+        t = op_times(step.ops, hw, cal, wres, kres, resident)
+        count = np.asarray(step.ops.count, float)
+        time = t.total[0] * count
+        total = float(time.sum())
+        totals[ph] = total * 1e3
+        bounds = t.bound()[0]
+        for i in range(len(step.ops)):
+            flops = float(step.ops.flops[i] * count[i])
+            off = float(t.offchip_bytes[0, i] * count[i])
+            on = float(t.sram_bytes[0, i] * count[i])
+            moved = off if off > 0 else on
+            comp = {c: float(getattr(t, c)[0, i] * count[i]) for c in ("compute", "memory", "sram", "comm", "overhead")}
+            b = BOUNDS[bounds[i]]
+            if comp["overhead"] > max(comp["compute"], comp["memory"], comp["sram"], comp["comm"]):
+                b = "overhead"
+            rows.append({
+                "phase": ph, "name": str(step.ops.name[i]), "kind": str(step.ops.kind[i]),
+                "count": float(count[i]), "flops": flops, "bytes": moved, "offchip_bytes": off, "sram_bytes": on,
+                "intensity_flop_per_byte": flops / moved if moved > 0 else 0.0,
+                "attainable_tflops": flops / time[i] / 1e12 if time[i] > 0 else 0.0,
+                "time_s": float(time[i]), "share": float(time[i] / total) if total > 0 else 0.0, "bound": b,
+                **{f"{c}_s": v for c, v in comp.items()},
+            })
+    prec_name = steps[0][1].ops.compute_precision[0] if len(steps[0][1].ops) else "bf16"
+    peak = float(hw.peak_flops.get(str(prec_name), hw.peak_flops["bf16"])[0])
+    return {
+        "design": design.name, "scenario": scenario.name,
+        "mapping": f"tp{tp} pp{pp} dp{int(res.metrics['dp'][0])} batch {batch}",
+        "tp": tp, "pp": pp, "batch": batch, "compute_precision": str(prec_name),
+        "peak_tflops": peak / 1e12,
+        "mem_bw_tbps": float(hw.mem_bw[0] / 1e12), "sram_bw_tbps": float(hw.sram_bw[0] / 1e12),
+        "knee_flop_per_byte": peak / float(hw.mem_bw[0]) if hw.mem_bw[0] > 0 else 0.0,
+        "sram_knee_flop_per_byte": peak / float(hw.sram_bw[0]) if hw.sram_bw[0] > 0 else 0.0,
+        "weights": str(res.metrics["weights"][0]),
+        "phase_time_ms": totals, "operators": rows,
+    }

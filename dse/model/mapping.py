@@ -118,8 +118,9 @@ def _fmt_gb(x: float) -> str:
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 
-def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> MappingResult:
-    """Best (tp, pp, dp, batch) for an LLM serving scenario on every design of `hw`."""
+def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
+            force_tp: int | None = None, force_pp: int | None = None) -> MappingResult:
+    """Best (tp, pp, dp, batch) for an LLM serving scenario on every design of `hw` (or a forced tp/pp)."""
     n = hw.n
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
@@ -137,7 +138,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
     reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
     cap_chips = np.zeros(n, int)
     max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
-    for tp in _pow2_upto(max_tp, TP_CHOICES):
+    tps = [force_tp] if force_tp else _pow2_upto(max_tp, TP_CHOICES)
+    for tp in tps:
         if not builders.tp_ok(shape, tp):
             continue
         sel_tp = chips_avail >= tp
@@ -150,8 +152,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
             kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
-            pps = [pp for pp in PP_CHOICES
-                   if pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers]
+            pps = [force_pp] if force_pp else [
+                pp for pp in PP_CHOICES if pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers]
             # residency and capacity per pp, then one evaluation per distinct residency
             for pp in pps:
                 ok = chips_avail[idx_tp] >= tp * pp

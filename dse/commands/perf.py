@@ -1,0 +1,130 @@
+"""`dse evaluate` and `dse roofline`: a design's metrics per scenario and its per-operator roofline."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dse.cli_app import app
+
+
+def _to_jsonable(v):
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    return v
+
+
+def _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips):
+    from dse.workloads.scenarios import adhoc_scenario
+
+    return adhoc_scenario(model=model, batch=batch, prompt_len=prompt_len, output_len=output_len,
+                          weight_bits=weight_bits, act_bits=act_bits, kv_bits=kv_bits, max_chips=chips)
+
+
+def _resolve_mix(mix_name, scenario_name, adhoc):
+    from dse.workloads.scenarios import load_mix, load_scenario, mix_of
+
+    if adhoc is not None:
+        return mix_of([adhoc])
+    if scenario_name:
+        return mix_of([load_scenario(scenario_name)])
+    return load_mix(mix_name or "balanced")
+
+
+@app.command()
+def evaluate(
+    design: str = typer.Argument(..., help="catalog name (see `dse catalog`) or a design YAML file"),
+    mix: Optional[str] = typer.Option(None, "--mix", help="built-in mix (local, datacenter, vision, balanced)"),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="a single built-in scenario"),
+    model: Optional[str] = typer.Option(None, "--model", help="ad-hoc scenario: model name (e.g. Llama-3-8B)"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    prompt_len: int = typer.Option(512, "--prompt-len", min=1),
+    output_len: int = typer.Option(128, "--output-len", min=1),
+    weight_bits: int = typer.Option(16, "--weight-bits", min=2, max=16),
+    act_bits: int = typer.Option(16, "--act-bits", min=2, max=16),
+    kv_bits: int = typer.Option(16, "--kv-bits", min=2, max=16),
+    chips: Optional[int] = typer.Option(None, "--chips", min=1, help="chips the scenario may use"),
+    tp: Optional[int] = typer.Option(None, "--tp", min=1, help="force tensor parallelism"),
+    pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
+    software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Best mapping and metrics of DESIGN on a mix, one scenario, or an ad-hoc scenario."""
+    from dse.designs import load_design
+    from dse.model.evaluate import evaluate_design
+
+    d = load_design(design)
+    adhoc = None
+    if model:
+        adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips)
+    the_mix = _resolve_mix(mix, scenario, adhoc)
+    cols = evaluate_design(d, the_mix, software=software, force_tp=tp, force_pp=pp)
+    if as_json:
+        out = {"design": d.name or design, "mix": the_mix.name,
+               "metrics": {k: _to_jsonable(v) for k, v in cols.items()}}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    con = Console()
+    con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: "
+              f"system ${cols['system_cost_usd']:,.0f}, {cols['power_w']:,.0f} W, "
+              f"mix throughput {cols['mix.throughput']:.3g}× reference"
+              + ("" if cols["feasible"] else f"  [red]infeasible: {cols['reason']}[/]"))
+    t = Table(show_header=True, header_style="bold")
+    for h in ("scenario", "mapping", "TTFT ms", "TPOT ms", "tokens/s", "tok/s/user", "images/s",
+              "latency ms", "J/unit", "$/Mtok", "weights"):
+        t.add_column(h, justify="right" if h not in ("scenario", "mapping", "weights") else "left")
+    for entry in the_mix.scenarios:
+        s = entry.scenario.name
+        g = lambda k: cols[f"{s}.{k}"]  # noqa: E731
+        if not g("feasible"):
+            t.add_row(s, f"[red]{g('reason')}[/]", *[""] * 9)
+            continue
+        mapping = f"tp{int(g('tp'))} pp{int(g('pp'))} dp{int(g('dp'))} b{int(g('batch'))}"
+        t.add_row(s, mapping, f"{g('ttft_ms'):.3g}", f"{g('tpot_ms'):.3g}", f"{g('tokens_per_s'):,.0f}",
+                  f"{g('tokens_per_s_per_user'):,.1f}", f"{g('images_per_s'):,.0f}", f"{g('latency_ms'):.3g}",
+                  f"{g('energy_j_per_unit'):.3g}", f"{g('usd_per_mtok'):.3g}", str(g("weights")))
+    con.print(t)
+
+
+@app.command()
+def roofline(
+    design: str = typer.Argument(..., help="catalog name or design YAML"),
+    scenario: str = typer.Option("datacenter_llm", "--scenario", help="built-in scenario"),
+    phase: Optional[str] = typer.Option(None, "--phase", help="decode or prefill (LLM); default both"),
+    software: Optional[str] = typer.Option(None, "--software"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The knee and a per-operator roofline table of DESIGN on the scenario's best mapping."""
+    from dse.designs import load_design
+    from dse.model.evaluate import operator_breakdown
+    from dse.workloads.scenarios import load_scenario
+
+    d = load_design(design)
+    sc = load_scenario(scenario)
+    info = operator_breakdown(d, sc, software=software, phase=phase)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=_to_jsonable))
+        return
+    con = Console()
+    con.print(f"[bold]{d.name or design}[/] · {sc.name} · mapping {info['mapping']} · "
+              f"knee {info['knee_flop_per_byte']:.0f} FLOP/B off-chip, "
+              f"{info['sram_knee_flop_per_byte']:.0f} FLOP/B SRAM · peak {info['peak_tflops']:.0f} TFLOPS")
+    t = Table(show_header=True, header_style="bold")
+    for h in ("phase", "operator", "kind", "×", "GFLOP", "MB", "FLOP/B", "TFLOP/s", "bound", "time %"):
+        t.add_column(h, justify="left" if h in ("phase", "operator", "kind", "bound") else "right")
+    for r in info["operators"]:
+        t.add_row(r["phase"], r["name"], r["kind"], f"{r['count']:g}", f"{r['flops'] / 1e9:.3g}",
+                  f"{r['bytes'] / 1e6:.3g}", f"{r['intensity_flop_per_byte']:.3g}",
+                  f"{r['attainable_tflops']:.3g}", r["bound"], f"{100 * r['share']:.1f}")
+    con.print(t)
+    for ph, total in info["phase_time_ms"].items():
+        con.print(f"{ph}: {total:.4g} ms per step")
