@@ -207,12 +207,12 @@ class OpBuilder:
 
     # --- attention ---------------------------------------------------------------------------
     def attention(self, name: str, *, batch: float, heads: int, kv_heads: int, head_dim: int,
-                  q_len: int, past_len: float, causal: bool, flash: bool) -> None:
+                  q_len: int, past_len: float, causal: bool, flash: bool, cache: bool = True) -> None:
         """Attention of `q_len` new tokens over `past_len` cached + the new tokens, per chip.
 
         K/V of the past come from the KV cache (kv_read, counted once per kv head: GQA groups share
-        them); K/V of the new tokens are written to the cache (kv_write). Causal + flash skips the
-        masked half (mean attended length past + (q+1)/2); an unfused kernel computes and materializes
+        them); K/V of the new tokens are written to the cache (kv_write) unless `cache` is False
+        (encoders). Causal + flash skips the masked half (mean attended length past + (q+1)/2); an unfused kernel computes and materializes
         the full rectangle of scores. Flash-tile re-reads of K/V in long prefills are not counted."""
         p = self.prec
         total_kv = past_len + q_len
@@ -221,7 +221,7 @@ class OpBuilder:
         mm = q_len * group  # one of batch·kv_heads GEMM instances: a GQA group's query heads stacked in M
         qk_flops = 2.0 * batch * heads * q_len * attended * head_dim
         kv_read = batch * past_len * kv_heads * head_dim * p.kv_bytes  # K or V each
-        kv_write = 2.0 * batch * q_len * kv_heads * head_dim * p.kv_bytes
+        kv_write = 2.0 * batch * q_len * kv_heads * head_dim * p.kv_bytes if cache else 0.0
         new_kv_act = batch * q_len * kv_heads * head_dim * p.act_bytes  # new K or V as activation
         q_bytes = batch * q_len * heads * head_dim * p.act_bytes
         if flash:
@@ -262,6 +262,11 @@ class OpBuilder:
         """Residual adds, scaling, pooling, rotary embedding: `inputs` tensors in, one out."""
         b = elements * self.prec.act_bytes
         self._add(name, "elementwise", flops=flops_per * elements, act_in_bytes=inputs * b, act_out_bytes=b)
+
+    def vector(self, name: str, kind: str, *, flops: float, act_in_bytes: float = 0.0,
+               act_out_bytes: float = 0.0) -> None:
+        """Any vector-unit operator with explicit FLOPs and bytes (pooling, fused epilogues)."""
+        self._add(name, kind, flops=flops, act_in_bytes=act_in_bytes, act_out_bytes=act_out_bytes)
 
     def embed(self, name: str, tokens: float, hidden: int, split: int = 1) -> None:
         """Embedding lookup: reads one row per token (of this chip's vocab shard)."""

@@ -61,6 +61,9 @@ class Step:
     def total_kv_bytes(self) -> float:
         return self.ops.total_kv_bytes()
 
+    def total_act_bytes(self) -> float:
+        return self.ops.total_act_bytes()
+
     def total_comm_bytes(self) -> float:
         return self.ops.total_comm_bytes()
 
@@ -76,6 +79,8 @@ class Step:
             return [self]
         if self.pp != 1:
             raise ValueError("stage() of an already staged step")
+        if self.layers == 0:
+            raise DseUserError("pipeline parallelism is not modelled for CNNs (their weights fit one chip): use dp")
         if self.layers < pp:
             raise DseUserError(f"cannot split {self.layers} layer(s) into {pp} pipeline stages")
         layer_rows = np.flatnonzero(self.ops.layer)

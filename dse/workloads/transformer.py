@@ -61,7 +61,8 @@ def _layer_weight_bytes(s: ModelShape, dm: _Dims, p: Precision) -> float:
 
 
 def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len: int, past: float,
-                  tp: int, ep: int, causal: bool, flash: bool, replica_tokens: float) -> None:
+                  tp: int, ep: int, causal: bool, flash: bool, replica_tokens: float,
+                  kv_cache: bool = True) -> None:
     """Append one transformer layer's operators (inside `b.layers(n)`)."""
     p = b.prec
     T = batch * q_len
@@ -71,7 +72,7 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
     if s.rope_dim:
         b.elementwise("rope", T * (dm.hq + dm.hk) * s.rope_dim, inputs=1, flops_per=ROPE_FLOPS)
     b.attention("attn", batch=batch, heads=dm.hq, kv_heads=dm.hk, head_dim=dm.d, q_len=q_len,
-                past_len=past, causal=causal, flash=flash)
+                past_len=past, causal=causal, flash=flash, cache=kv_cache)
     b.gemm("o_proj", T, dm.hq * dm.d, s.hidden, bias=s.attn_bias)
     if not s.parallel_block:
         b.allreduce("attn_allreduce", T * s.hidden * ab, tp)
