@@ -212,8 +212,9 @@ class OpBuilder:
 
         K/V of the past come from the KV cache (kv_read, counted once per kv head: GQA groups share
         them); K/V of the new tokens are written to the cache (kv_write) unless `cache` is False
-        (encoders). Causal + flash skips the masked half (mean attended length past + (q+1)/2); an unfused kernel computes and materializes
-        the full rectangle of scores. Flash-tile re-reads of K/V in long prefills are not counted."""
+        (encoders). Causal + flash skips the masked half (mean attended length past + (q+1)/2); an
+        unfused kernel computes and materializes the full rectangle of scores.
+        Flash-tile re-reads of K/V in long prefills are not counted."""
         p = self.prec
         total_kv = past_len + q_len
         attended = past_len + (q_len + 1) / 2.0 if (causal and flash) else total_kv
