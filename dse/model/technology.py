@@ -1,0 +1,178 @@
+"""Technology library: process nodes, memories, links and packaging as sourced constants.
+
+The packaged data lives in `dse/model/data/technology.yaml`; `load_technology(override)` deep-merges a
+user YAML (path or dict) over it and validates the result (extra keys are errors with suggestions).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dse.config import load_yaml_model, parse_yaml, validate_data
+
+DATA_FILE = Path(__file__).parent / "data" / "technology.yaml"
+PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+Pos = Field(gt=0)
+NonNeg = Field(ge=0)
+Frac = Field(gt=0, le=1)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProcessNode(_Strict):
+    """One process node: wafer economics, block densities and energies."""
+
+    wafer_price_usd: float = Pos
+    defect_density_per_cm2: float = NonNeg
+    yield_alpha: float = Pos
+    mac_area_um2: float = Pos
+    simt_area_factor: float = Pos
+    vector_area_um2_per_flop_cycle: float = NonNeg
+    sram_mm2_per_mb_scratchpad: float = Pos
+    sram_mm2_per_mb_cache: float = Pos
+    sram_gbps_per_mb: float = Pos
+    sram_gbps_per_mb_cache: float = Pos
+    energy_pj_per_flop: dict[str, float]
+    sram_pj_per_byte: float = NonNeg
+    static_w_per_mm2: float = NonNeg
+    uncore_fraction: float = NonNeg
+    d2d_area_fraction: float = NonNeg
+    d2d_pj_per_bit: float = NonNeg
+    reticle_mm2: float = Pos
+    source: str
+
+
+class Memory(_Strict):
+    """An off-chip memory technology, per stack (HBM) or per device/package (LPDDR, GDDR)."""
+
+    bw_gbps_per_stack: float = Pos
+    capacity_gb_per_stack: float = Pos
+    usd_per_gb: float = NonNeg
+    pj_per_bit: float = NonNeg
+    phy_area_mm2_per_stack: float = NonNeg
+    needs_interposer: bool
+    footprint_mm2_per_stack: float = NonNeg
+    source: str
+
+
+class Link(_Strict):
+    """A chip-to-chip link: GB/s each way per link, energy, PHY area, latency."""
+
+    gbps_per_link: float = Pos
+    pj_per_bit: float = NonNeg
+    phy_area_mm2: float = NonNeg
+    latency_us: float = NonNeg
+    source: str
+
+
+class Packaging(_Strict):
+    """Package technology: cost per mm² of interposer/substrate, assembly yield, size limit."""
+
+    usd_per_mm2: float = NonNeg
+    assembly_yield_per_die: float = Frac
+    max_interposer_mm2: float = Pos
+    area_scale: float = Pos
+    source: str
+
+
+class Wafer(_Strict):
+    """Wafer geometry for dies-per-wafer, plus the test-cost overhead."""
+
+    diameter_mm: float = Pos
+    scribe_mm: float = NonNeg
+    edge_exclusion_mm: float = NonNeg
+    test_cost_fraction: float = NonNeg
+    source: str
+
+
+class SystemCosts(_Strict):
+    """Per-chip board cost and per-link / per-switch-port costs of a multi-chip system."""
+
+    board_usd_per_chip: float = NonNeg
+    link_usd_per_link: float = NonNeg
+    switch_usd_per_port: float = NonNeg
+    source: str
+
+
+class Tco(_Strict):
+    """Total-cost-of-ownership constants."""
+
+    usd_per_kwh: float = NonNeg
+    pue: float = Field(ge=1)
+    lifetime_years: float = Pos
+    dc_capex_usd_per_w: float = NonNeg
+    dc_lifetime_years: float = Pos
+    source: str
+
+
+class Technology(_Strict):
+    """All technology tables; every entry carries a `source`."""
+
+    precision_speedup: dict[str, float]
+    wafer: Wafer
+    system: SystemCosts
+    tco: Tco
+    process_nodes: dict[str, ProcessNode]
+    memories: dict[str, Memory]
+    links: dict[str, Link]
+    packaging: dict[str, Packaging]
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursively merge `over` onto a copy of `base` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _default_raw() -> dict:
+    data, _ = parse_yaml(DATA_FILE)
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def default_technology() -> Technology:
+    """The packaged technology library (cached)."""
+    return load_yaml_model(DATA_FILE, Technology, what="technology")
+
+
+def load_technology(override: Path | str | dict | None = None) -> Technology:
+    """Packaged technology with `override` (YAML path or dict) deep-merged over it, validated."""
+    if override is None:
+        return default_technology()
+    if isinstance(override, dict):
+        user, positions, where = override, {}, "<technology override>"
+    else:
+        user, positions = parse_yaml(override)
+        where = str(override)
+        user = user or {}
+    if not isinstance(user, dict):
+        from dse.errors import ConfigError
+
+        raise ConfigError([f"{where}:1:1: (top level): expected a mapping of technology tables"])
+    merged = deep_merge(_default_raw(), user)
+    return validate_data(merged, Technology, where=where, positions=positions, what="technology")
+
+
+def lookup(table: dict[str, Any], name: str, what: str) -> Any:
+    """`table[name]` or a DseUserError with a did-you-mean suggestion."""
+    from dse.config import suggest
+    from dse.errors import DseUserError
+
+    try:
+        return table[name]
+    except KeyError:
+        raise DseUserError(suggest(name, table, what)) from None
