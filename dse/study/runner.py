@@ -1,0 +1,343 @@
+"""One driver per study: ask a batch (= one GA generation), evaluate it vectorized, persist, tell.
+
+Order per batch: ask B trials → knob columns → evaluate (in-process or Ray chunks) → objectives and
+constraint vector per trial → write the batch as one Parquet part (atomic; the system of record) →
+tell Optuna (in memory) → append the batch to the Optuna mirror (journal file: one fsync per batch).
+A killed run therefore loses at most the batch in flight; a rerun rebuilds the in-memory study from
+the parts (trial params, values, system attributes incl. the NSGA-II generation and the sampler's
+study attributes) and continues to the budget. Each batch's sampler is seeded from (seed, batch), so
+a resumed run asks exactly what an uninterrupted run would have asked.
+
+Infeasible designs (the model says so, or a constraint is violated) are told as COMPLETE with their
+finite objective values and a positive constraint value, so constrained samplers (NSGA-II/III, TPE)
+rank them behind every feasible design while still learning from them; their reason is stored. A
+batch chunk whose evaluation raises is told as FAIL and stored with the error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import optuna
+import polars as pl
+import yaml
+
+from dse.errors import DseUserError
+from dse.study.evaluator import ModelEvaluator, normalize
+from dse.study.execution import EvalError, make_executor, take
+from dse.study.results import FrontTracker, finalize
+from dse.study.samplers import batch_seed, make_sampler
+from dse.study.spec import Study
+from dse.study.storage import OptunaMirror, PartStore, RunLock, write_json
+
+log = logging.getLogger(__name__)
+
+MODEL_CONSTRAINT = "model: feasible"
+
+
+@dataclass
+class Progress:
+    """What the live display shows after each batch."""
+
+    study: str
+    done: int
+    budget: int | None
+    elapsed_s: float
+    new_trials: int
+    feasible: int
+    front_size: int
+    hypervolume: float
+    batch: int
+
+    @property
+    def rate(self) -> float:
+        return self.new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    resumed_from: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_dir_for(study: Study, out: Path | str) -> Path:
+    return Path(out) / study.name
+
+
+def default_evaluator(study: Study) -> ModelEvaluator:
+    base = study.path.parent if study.path else None
+    return ModelEvaluator(study.spec.mix, base_dir=base, technology=study.technology_path())
+
+
+def _meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> dict[str, Any]:
+    s = study.spec
+    return {"name": s.name, "fingerprint": study.fingerprint(), "objectives": [o.model_dump() for o in s.objectives],
+            "constraints": list(s.constraints) + list(study.space.spec.constraints), "knobs": study.space.names,
+            "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "mix": s.mix,
+            "budget": {"trials": budget, "timeout_s": s.budget.timeout_s}, "batch_size": s.effective_batch,
+            "reference_point": s.reference_point, "storage": storage_loc, "space": study.space.name}
+
+
+def prepare_run_dir(study: Study, run_dir: Path) -> None:
+    """Create the folder, refuse one that holds a different study, copy the config beside the results."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "run.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("fingerprint") != study.fingerprint():
+            raise DseUserError(
+                f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "
+                "seed changed); use another --out folder or delete it to start over")
+    cfg = run_dir / "study.yaml"
+    if study.path is not None and study.path.exists() and study.spec.sweep is None and "sweep_entry" not in study.raw:
+        shutil.copyfile(study.path, cfg)
+    else:
+        cfg.write_text(yaml.safe_dump({**study.spec.model_dump(mode="json", exclude_none=True),
+                                       "space": study.space.spec.model_dump(mode="json")}, sort_keys=False))
+
+
+class StudyRunner:
+    """Runs one study to its budget in `run_dir` (resuming whatever is already there)."""
+
+    def __init__(self, study: Study, run_dir: Path, *, trials: int | None = None,
+                 evaluator: Callable | None = None, serial: bool = False, address: str | None = None,
+                 executor: Any = None, on_progress: Callable[[Progress], None] | None = None):
+        self.study = study
+        self.spec = study.spec
+        self.space = study.space
+        self.run_dir = Path(run_dir)
+        self.budget = trials if trials is not None else self.spec.budget.trials
+        self.timeout = self.spec.budget.timeout_s
+        self.evaluator = evaluator or default_evaluator(study)
+        self.executor = executor or make_executor(self.spec.execution, self.evaluator, serial=serial, address=address)
+        self.on_progress = on_progress
+        self.metrics = [o.metric for o in self.spec.objectives]
+        self.maximize = self.spec.maximize
+        self.constraints = [*(_parse(c) for c in self.spec.constraints), *self.space.constraints]
+        self.constraint_names = [MODEL_CONSTRAINT] + [c.text for c in self.constraints]
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        if self.spec.sampler.kind == "grid":
+            from dse.study.grid import run_grid
+
+            return run_grid(self)
+        prepare_run_dir(self.study, self.run_dir)
+        with RunLock(self.run_dir):
+            try:
+                return self._run()
+            finally:
+                self.executor.close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _run(self) -> RunResult:
+        t0 = time.perf_counter()
+        parts = PartStore(self.run_dir)
+        mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
+                              [o.direction for o in self.spec.objectives])
+        meta = _meta(self.study, self.run_dir, self.budget, mirror.location)
+        write_json(self.run_dir / "run.json", meta)
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
+                                    directions=[o.direction for o in self.spec.objectives],
+                                    study_name=self.spec.name)
+        tracker = FrontTracker(self.maximize, self._ref())
+        prior = parts.read_all()
+        n_batches = 0
+        if prior is not None:
+            n_batches = self._rebuild(study, prior, tracker)
+            mirror.append(study.get_trials(deepcopy=False))
+        resumed_from = len(study.get_trials(deepcopy=False))
+        done = resumed_from
+        memo: dict[int, list] = {}
+        dists = self.space.distributions()
+        batch_size = self.spec.effective_batch
+        new = 0
+        while self._more(done, t0):
+            b = n_batches
+            size = batch_size if self.budget is None else min(batch_size, self.budget - done)
+            seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
+            sampler = make_sampler(self.spec.sampler, seed)
+            if hasattr(sampler, "set_generation"):
+                sampler.set_generation(b, memo)
+            study.sampler = sampler
+            attrs_before = dict(study._storage.get_study_system_attrs(study._study_id))
+            t_start = dt.datetime.now()
+            trials = [study.ask() for _ in range(size)]
+            rows = [self.space.suggest(t) for t in trials]
+            cols = self.space.columns(rows)
+            results = self.executor.evaluate(cols)
+            t_done = dt.datetime.now()
+            df, values, states, cvecs = self._batch_frame(trials, cols, results, t_start, t_done, b, study,
+                                                          attrs_before)
+            parts.write(b, df)  # system of record first
+            for t, v, st, cv in zip(trials, values, states, cvecs):
+                study._storage.set_trial_system_attr(t._trial_id, "constraints", cv)
+                if st == "COMPLETE":
+                    study.tell(t, v)
+                else:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+            mirror.append([study._storage.get_trial(t._trial_id) for t in trials])
+            n_batches += 1
+            done += size
+            new += size
+            feas = df["feasible"].to_numpy()
+            tracker.add(np.asarray(values, dtype=float), feas)
+            if self.on_progress:
+                self.on_progress(Progress(self.spec.name, done, self.budget, time.perf_counter() - t0, new,
+                                          tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
+        wall = time.perf_counter() - t0
+        extra = {"resumed_from": resumed_from, "storage": mirror.location,
+                 "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
+                 "ray_tasks": getattr(self.executor, "tasks", 0), "executor": self.executor.kind}
+        summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra)
+        return RunResult(self.run_dir, summary, resumed_from)
+
+    def _more(self, done: int, t0: float) -> bool:
+        if self.budget is not None and done >= self.budget:
+            return False
+        if self.timeout is not None and time.perf_counter() - t0 >= self.timeout:
+            return False
+        return True
+
+    def _ref(self) -> list[float] | None:
+        rp = self.spec.reference_point
+        return [rp[m] for m in self.metrics] if rp else None
+
+    def _batch_frame(self, trials, cols, results, t_start, t_done, b, study, attrs_before):
+        """The batch as a DataFrame (+ values, states, constraint vectors in trial order)."""
+        n = len(trials)
+        metrics: dict[str, np.ndarray] = {}
+        err = np.full(n, "", dtype=object)
+        failed = np.zeros(n, dtype=bool)
+        ok_parts = [(s, r) for s, r in results if not isinstance(r, EvalError)]
+        if ok_parts:
+            names = list(ok_parts[0][1])
+            for k in names:
+                ref = np.asarray(ok_parts[0][1][k])
+                if ref.dtype.kind in "OUS":
+                    metrics[k] = np.full(n, "", dtype=object)
+                elif ref.dtype.kind == "b":
+                    metrics[k] = np.zeros(n, dtype=bool)
+                else:
+                    metrics[k] = np.zeros(n, dtype=float if ref.dtype.kind == "f" else ref.dtype)
+        for s, r in results:
+            if isinstance(r, EvalError):
+                failed[s] = True
+                err[s] = str(r)
+            else:
+                r = normalize(r, s.stop - s.start)
+                for k in metrics:
+                    if k in r:
+                        metrics[k][s] = r[k]
+        model_ok = metrics["feasible"] if "feasible" in metrics else np.zeros(n, dtype=bool)
+        model_reason = metrics["reason"] if "reason" in metrics else err
+        env = {**cols, **metrics}
+        cmat = np.zeros((n, len(self.constraint_names)))
+        cmat[:, 0] = np.where(model_ok, 0.0, 1.0)
+        for j, c in enumerate(self.constraints, start=1):
+            try:
+                cmat[:, j] = np.broadcast_to(c.violation(env), (n,)) if not failed.all() else 1.0
+            except Exception:  # noqa: BLE001 - failed rows lack metrics
+                cmat[:, j] = 1.0
+        Y = np.zeros((n, len(self.metrics)))
+        for j, m in enumerate(self.metrics):
+            if m in metrics:
+                Y[:, j] = np.asarray(metrics[m], dtype=float)
+        bad = ~np.isfinite(Y).all(axis=1) | ~np.isfinite(cmat).all(axis=1)
+        failed |= bad
+        err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
+        cmat[~np.isfinite(cmat)] = 1e9
+        feasible = ~failed & (cmat <= 0).all(axis=1)
+        reason = np.full(n, "", dtype=object)
+        for i in range(n):
+            if failed[i]:
+                reason[i] = err[i]
+            elif not model_ok[i]:
+                reason[i] = str(model_reason[i]) or "infeasible"
+            elif not feasible[i]:
+                reason[i] = "violates " + "; ".join(self.constraint_names[j] for j in range(1, cmat.shape[1])
+                                                    if cmat[i, j] > 0)
+        states = ["FAIL" if f else "COMPLETE" for f in failed]
+        attrs_after = study._storage.get_study_system_attrs(study._study_id)
+        delta = {k: v for k, v in attrs_after.items() if attrs_before.get(k, object()) != v}
+        opt_json, cvecs, values = [], [], []
+        for i, t in enumerate(trials):
+            sys_attrs = dict(study._storage.get_trial_system_attrs(t._trial_id))
+            cv = [float(x) for x in cmat[i]]
+            sys_attrs["constraints"] = cv
+            vals = [float(x) for x in Y[i]]
+            cvecs.append(cv)
+            values.append(vals)
+            opt_json.append(json.dumps({"params": t.params, "values": vals if states[i] == "COMPLETE" else None,
+                                        "state": states[i], "system_attrs": sys_attrs,
+                                        "user_attrs": dict(study._storage.get_trial_user_attrs(t._trial_id))},
+                                       separators=(",", ":")))
+        gen_key = "NSGAIISampler:generation" if self.spec.sampler.kind == "nsga2" else "NSGAIIISampler:generation"
+        gens = [json.loads(o)["system_attrs"].get(gen_key, b) for o in opt_json]
+        data: dict[str, Any] = {
+            "trial": np.array([t.number for t in trials], dtype=np.int64),
+            "generation": np.array(gens, dtype=np.int64),
+            "batch": np.full(n, b, dtype=np.int64),
+            "state": states,
+            "datetime_start": [t_start] * n,
+            "datetime_complete": [t_done] * n,
+        }
+        for k, v in cols.items():
+            data[k] = list(v) if v.dtype == object else v
+        for k, v in metrics.items():
+            if k in ("feasible", "reason"):
+                continue
+            data[k] = [str(x) for x in v] if v.dtype == object else v
+        data["constraint_violation"] = np.maximum(cmat, 0).sum(axis=1)
+        data["feasible"] = feasible
+        data["reason"] = [str(r) for r in reason]
+        data["_optuna"] = opt_json
+        data["_study_attrs"] = [json.dumps(delta, default=str)] + [None] * (n - 1)
+        df = pl.DataFrame(data, strict=False)
+        return df, values, states, cvecs
+
+    def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
+        """Replay stored trials (and the sampler's study attributes) into a fresh in-memory study."""
+        dists = self.space.distributions()
+        prior = prior.sort("trial")
+        for blob in prior["_study_attrs"].drop_nulls().to_list():
+            for k, v in json.loads(blob).items():
+                study._storage.set_study_system_attr(study._study_id, k, v)
+        frozen = []
+        for row in prior.select("trial", "datetime_start", "datetime_complete", "_optuna").iter_rows():
+            num, ts, tc, blob = row
+            o = json.loads(blob)
+            state = optuna.trial.TrialState[o["state"]]
+            frozen.append(optuna.trial.FrozenTrial(
+                number=num, state=state, value=None, values=o["values"] if state == optuna.trial.TrialState.COMPLETE else None,
+                datetime_start=ts, datetime_complete=tc, params=o["params"],
+                distributions={k: dists[k] for k in o["params"]}, user_attrs=o["user_attrs"],
+                system_attrs=o["system_attrs"], intermediate_values={}, trial_id=num))
+        study.add_trials(frozen)
+        if len(frozen) and frozen[-1].number != len(frozen) - 1:
+            raise DseUserError(f"{self.run_dir}/parts: trial numbers are not contiguous; the run folder is damaged")
+        feas = prior["feasible"].to_numpy()
+        Y = np.column_stack([prior[m].cast(pl.Float64).to_numpy() if m in prior.columns else np.zeros(prior.height)
+                             for m in self.metrics])
+        tracker.add(Y, feas)
+        return int(prior["batch"].max()) + 1
+
+
+def _parse(text: str):
+    from dse.study.expr import parse
+
+    return parse(text)

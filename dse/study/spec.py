@@ -1,0 +1,312 @@
+"""Study YAML (DESIGN.md §10): space, mix, objectives, constraints, sampler, budget, storage, execution, sweep.
+
+`load_study(path)` parses and validates the file (pydantic shape errors and semantic errors such as
+unknown metric names, each as one `file:line:col: path: message` line) and resolves the search space.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dse.config import parse_yaml, suggest, validate_data
+from dse.errors import ConfigError
+from dse.study import expr as ex
+from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(_Base):
+    metric: str = Field(min_length=1, description="dotted metric name, e.g. mix.throughput")
+    direction: Literal["minimize", "maximize"]
+
+
+# -- samplers (discriminated on `kind`) -------------------------------------------------------------
+
+
+class NSGA2(_Base):
+    """Optuna NSGA-II; one batch = one generation of `population_size` trials."""
+
+    kind: Literal["nsga2"] = "nsga2"
+    population_size: int = Field(64, ge=2)
+    mutation_prob: float | None = Field(None, ge=0, le=1)
+    crossover: Literal["uniform", "blxalpha", "sbx", "vsbx", "undx", "spx"] = "uniform"
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    swapping_prob: float = Field(0.5, ge=0, le=1)
+
+
+class NSGA3(_Base):
+    """Optuna NSGA-III (reference points; for 4+ objectives)."""
+
+    kind: Literal["nsga3"]
+    population_size: int = Field(64, ge=2)
+    dividing_parameter: int = Field(3, ge=1)
+    mutation_prob: float | None = Field(None, ge=0, le=1)
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    swapping_prob: float = Field(0.5, ge=0, le=1)
+
+
+class TPE(_Base):
+    """Multi-objective TPE; cost per trial grows with the study (keep budgets ≲ 1-2k)."""
+
+    kind: Literal["tpe"]
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = True
+    constant_liar: bool = True
+
+
+class GP(_Base):
+    """Gaussian-process sampler (needs torch; small budgets)."""
+
+    kind: Literal["gp"]
+    n_startup_trials: int = Field(10, ge=0)
+
+
+class Random(_Base):
+    kind: Literal["random"]
+
+
+class QMC(_Base):
+    kind: Literal["qmc"]
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+    scramble: bool = True
+
+
+class Grid(_Base):
+    """Exhaustive enumeration of the discretised space, evaluated in vectorized shards (no Optuna)."""
+
+    kind: Literal["grid"]
+    points: int | None = Field(None, ge=1, description="points per float range (default: the space's grid_points)")
+    shard_size: int = Field(20_000, ge=1)
+
+
+Sampler = Annotated[Union[NSGA2, NSGA3, TPE, GP, Random, QMC, Grid], Field(discriminator="kind")]
+
+
+class Budget(_Base):
+    trials: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class Execution(_Base):
+    """Where the model runs: embedded Ray (address null; RAY_ADDRESS honoured), a Ray address, or serial."""
+
+    backend: Literal["ray", "serial"] = "ray"
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of an embedded Ray (ignored when attaching)")
+    chunk_size: int = Field(2048, ge=1, description="max designs per Ray task")
+    inline_below: int = Field(256, ge=0, description="batches smaller than this are evaluated in-process")
+
+
+class SweepEntry(_Base):
+    """One sub-study of a sweep: a name plus overrides of the parent study."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    fixed: dict[str, Any] = Field(default_factory=dict, description="knobs pinned for this sub-study")
+    mix: str | dict[str, Any] | None = None
+    seed: int | None = None
+    sampler: Sampler | None = None
+    budget: Budget | None = None
+
+
+class StudySpec(_Base):
+    """A study file (`studies/*.yaml`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    search_space: str | None = Field(None, description="path of a search-space file, relative to this file")
+    space: SearchSpaceSpec | None = None
+    mix: str | dict[str, Any] = "balanced"
+    objectives: list[Objective] = Field(min_length=1, max_length=6)
+    constraints: list[str] = Field(default_factory=list)
+    sampler: Sampler = Field(default_factory=NSGA2)
+    budget: Budget = Field(default_factory=lambda: Budget(trials=1000))
+    seed: int = 0
+    batch_size: int | None = Field(None, ge=1, description="trials per ask/tell batch (GA: = population_size)")
+    storage: str | None = Field(None, description="Optuna storage URL; null = journal.log in the run folder")
+    execution: Execution = Field(default_factory=Execution)
+    reference_point: dict[str, float] | None = Field(None, description="hypervolume reference per objective metric")
+    technology: str | None = Field(None, description="technology override YAML, relative to this file")
+    sweep: list[SweepEntry] | None = None
+
+    @field_validator("constraints")
+    @classmethod
+    def _parse_constraints(cls, v: list[str]) -> list[str]:
+        for i, c in enumerate(v):
+            try:
+                ex.parse(c)
+            except ex.ExprError as exc:
+                raise ValueError(f"constraint {i}: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "StudySpec":
+        if (self.search_space is None) == (self.space is None):
+            raise ValueError("give exactly one of `search_space` (a file) or `space` (inline)")
+        metrics = [o.metric for o in self.objectives]
+        dup = {m for m in metrics if metrics.count(m) > 1}
+        if dup:
+            raise ValueError(f"objective metric listed twice: {', '.join(sorted(dup))}")
+        if self.budget.trials is None and self.budget.timeout_s is None and not isinstance(self.sampler, Grid):
+            raise ValueError("budget needs `trials` and/or `timeout_s`")
+        pop = getattr(self.sampler, "population_size", None)
+        if pop is not None and self.batch_size is not None and self.batch_size != pop:
+            raise ValueError(f"batch_size ({self.batch_size}) must equal sampler.population_size ({pop}) "
+                             "for genetic samplers: one batch is one generation")
+        if self.sweep is not None:
+            names = [e.name for e in self.sweep]
+            if len(set(names)) != len(names):
+                raise ValueError("sweep entry names must be unique")
+        if self.reference_point is not None:
+            missing = set(metrics) - set(self.reference_point)
+            if missing or set(self.reference_point) - set(metrics):
+                raise ValueError("reference_point must give one value per objective metric")
+        return self
+
+    @property
+    def maximize(self) -> list[bool]:
+        return [o.direction == "maximize" for o in self.objectives]
+
+    @property
+    def effective_batch(self) -> int:
+        pop = getattr(self.sampler, "population_size", None)
+        return pop or self.batch_size or 64
+
+
+@dataclass
+class Study:
+    """A loaded study: the validated spec, its resolved search space, where it came from."""
+
+    spec: StudySpec
+    space: SearchSpace
+    path: Path | None
+    raw: dict
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def fingerprint(self) -> str:
+        """Hash of everything that defines the trials (not the budget, storage or execution)."""
+        s = self.spec
+        key = {"space": self.space.spec.model_dump(mode="json"), "mix": s.mix,
+               "objectives": [o.model_dump() for o in s.objectives], "constraints": s.constraints,
+               "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "batch": s.effective_batch,
+               "technology": s.technology}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def technology_path(self) -> Path | None:
+        if self.spec.technology is None:
+            return None
+        p = Path(self.spec.technology)
+        return p if p.is_absolute() or self.path is None else (self.path.parent / p)
+
+
+def _at(where: str, positions: dict, path: tuple) -> str:
+    probe = path
+    pos = None
+    while pos is None and probe:
+        pos = positions.get(probe)
+        probe = probe[:-1]
+    pos = pos or positions.get(())
+    loc = f"{where}:{pos[0]}:{pos[1]}" if pos else where
+    return f"{loc}: {'.'.join(str(p) for p in path)}"
+
+
+def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | None, where: str,
+                positions: dict) -> list[str]:
+    """Unknown metric names in objectives/constraints/reference_point (did-you-mean), knobs in sweep."""
+    problems: list[str] = []
+    if metric_names is None:
+        return problems
+    metrics = set(metric_names)
+    knobs = set(space.names)
+    from dse.study.knobs import design_knobs
+
+    all_knobs = knobs | set(design_knobs() or {})
+    for i, o in enumerate(spec.objectives):
+        if o.metric not in metrics:
+            problems.append(f"{_at(where, positions, ('objectives', i, 'metric'))}: "
+                            f"{suggest(o.metric, metric_names, 'metric')}")
+    for i, c in enumerate(spec.constraints):
+        for ref in ex.parse(c).names:
+            if ref not in metrics and ref not in all_knobs:
+                problems.append(f"{_at(where, positions, ('constraints', i))}: constraint reads "
+                                f"{suggest(ref, sorted(metrics | knobs), 'metric or knob')}")
+    for j, e in enumerate(spec.sweep or []):
+        for k in e.fixed:
+            if k not in all_knobs:
+                problems.append(f"{_at(where, positions, ('sweep', j, 'fixed', k))}: "
+                                f"{suggest(k, sorted(all_knobs), 'design knob')}")
+    return problems
+
+
+def _default_metric_names(mix: Any, base: Path | None) -> list[str] | None:
+    from dse.study.evaluator import ModelEvaluator
+
+    try:
+        return ModelEvaluator(mix, base_dir=base).metric_names()
+    except ImportError:
+        return None
+
+
+def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any = "auto") -> Study:
+    """Load a study file → Study; any problem (shape, names, space file) raises ConfigError.
+
+    `metric_names`: "auto" asks the model's evaluator for the mix; a list uses it; None skips the check."""
+    path = Path(path)
+    if data is None:
+        data, positions = parse_yaml(path)
+    else:
+        positions = {}
+    where = str(path)
+    spec = validate_data(data, StudySpec, where=where, positions=positions, what="study")
+    problems: list[str] = []
+    if metric_names == "auto":
+        metric_names = _default_metric_names(spec.mix, path.parent)
+    if spec.space is not None:
+        space_spec, s_where, s_pos, prefix = spec.space, where, positions, ("space",)
+    else:
+        space_path = Path(spec.search_space)
+        if not space_path.is_absolute():
+            space_path = path.parent / space_path
+        if not space_path.exists():
+            raise ConfigError([f"{_at(where, positions, ('search_space',))}: search space file not found: {space_path}"])
+        s_data, s_pos = parse_yaml(space_path)
+        s_where, prefix = str(space_path), ()
+        space_spec = validate_data(s_data, SearchSpaceSpec, where=s_where, positions=s_pos, what="search space")
+    problems += check_space(space_spec, s_where, s_pos, prefix, metric_names=metric_names)
+    if not problems:
+        space = SearchSpace(space_spec)
+        problems += check_names(spec, space, metric_names, where, positions)
+    if problems:
+        raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in study")
+    return Study(spec=spec, space=space, path=path, raw=data)
+
+
+def sub_studies(study: Study) -> list[Study]:
+    """The sub-studies of a sweep (name `<entry>`), each with its overrides applied."""
+    out = []
+    for e in study.spec.sweep or []:
+        space_spec = study.space.spec
+        if e.fixed:
+            params = {k: v for k, v in space_spec.params.items() if k not in e.fixed}
+            fixed = {**space_spec.fixed, **e.fixed}
+            space_spec = space_spec.model_copy(update={"params": params, "fixed": fixed})
+        upd: dict[str, Any] = {"name": f"{study.name}-{e.name}", "sweep": None}
+        for k in ("mix", "seed", "sampler", "budget"):
+            if getattr(e, k) is not None:
+                upd[k] = getattr(e, k)
+        spec = study.spec.model_copy(update=upd)
+        out.append(Study(spec=spec, space=SearchSpace(space_spec), path=study.path,
+                         raw={**copy.deepcopy(study.raw), "sweep_entry": e.model_dump(mode="json")}))
+    return out
