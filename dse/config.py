@@ -135,7 +135,7 @@ def _expected(err: dict) -> str:
 def format_validation_error(exc: ValidationError, data: Any, positions: dict, where: str,
                             model_cls: type[BaseModel]) -> list[str]:
     """One `where:line:col: dotted.path: message` line per pydantic error."""
-    problems: list[str] = []
+    problems: list[tuple[tuple[int, int], str]] = []
     for err in exc.errors():
         loc = _present(data, tuple(err["loc"]))
         dotted = ".".join(str(p) for p in loc) or "(top level)"
@@ -157,8 +157,8 @@ def format_validation_error(exc: ValidationError, data: Any, positions: dict, wh
             pos = pos or positions.get(())
             msg = _expected(err)
         prefix = f"{where}:{pos[0]}:{pos[1]}" if pos else where
-        problems.append(f"{prefix}: {dotted}: {msg}")
-    return problems
+        problems.append((pos or (0, 0), f"{prefix}: {dotted}: {msg}"))
+    return [line for _, line in sorted(problems, key=lambda p: p[0])]  # file order
 
 
 def parse_yaml(path: Path | str) -> tuple[Any, dict[tuple, Position]]:

@@ -1,0 +1,148 @@
+"""`dse catalog` and `dse describe`: reference chips and one design's derived figures, area, cost, power."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from dse.cli_app import app
+
+
+def _technology(tech_path: Optional[Path]):
+    from dse.model.technology import load_technology
+
+    return load_technology(tech_path) if tech_path else load_technology()
+
+
+def load_design(spec: str, tech=None):
+    """A `Design` from a catalog name or a YAML file; unknown names get a did-you-mean message."""
+    from dse.catalog import list_catalog, load_catalog_design
+    from dse.config import did_you_mean, load_yaml_model
+    from dse.errors import DseUserError
+    from dse.model.hardware import Design, use_technology
+
+    with use_technology(tech):
+        if spec in list_catalog():
+            return load_catalog_design(spec)
+        path = Path(spec)
+        if path.exists() or path.suffix in (".yaml", ".yml"):
+            return load_yaml_model(path, Design, what="design")
+    best = did_you_mean(spec, list_catalog())
+    hint = f" (did you mean '{best}'?)" if best else ""
+    raise DseUserError(f"'{spec}' is neither a catalog design nor a YAML file{hint}; "
+                       f"catalog: {', '.join(list_catalog())}")
+
+
+def describe_designs(designs: list, tech) -> list[dict[str, Any]]:
+    """Derived figures + area / cost / power breakdowns for each design (one vectorized pass)."""
+    from dse.model.area import chip_area
+    from dse.model.arrays import DesignArrays
+    from dse.model.cost import chip_cost, tco_usd_per_hour
+    from dse.model.power import chip_power
+
+    arr = DesignArrays.from_designs(designs, tech)
+    area = chip_area(arr)
+    cost = chip_cost(arr, area)
+    power = chip_power(arr, area)
+    tco = tco_usd_per_hour(cost.system_usd, power.system_power_w, tech)
+    out = []
+    for i, d in enumerate(designs):
+        derived = arr.row(i)
+        feasible, reason = bool(area.feasible[i]), str(area.reason[i])
+        derived.pop("valid"), derived.pop("reason")
+        out.append({"name": d.name, "feasible": feasible, "reason": reason, "design": d.model_dump(),
+                    "derived": derived, "area_mm2": area.row(i), "cost_usd": cost.row(i),
+                    "power_w": power.row(i), "tco_usd_per_hour": float(tco[i])})
+        for k in ("feasible", "reason"):
+            out[-1]["area_mm2"].pop(k)
+    return out
+
+
+@app.command("catalog")
+def catalog_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML."),
+) -> None:
+    """List the reference chips with their derived peak, bandwidth, capacity, area, cost and TDP."""
+    from dse.catalog import list_catalog, load_catalog_design, published
+    from dse.model.hardware import use_technology
+
+    tech = _technology(tech_path)
+    with use_technology(tech):
+        designs = [load_catalog_design(n) for n in list_catalog()]
+    rows = describe_designs(designs, tech)
+    if as_json:
+        payload = {r["name"]: {**_summary(r), "published": published(r["name"])} for r in rows}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="dse reference catalog (dse model figures, per chip)")
+    for col in ("design", "peak TFLOPS", "TB/s", "GB", "SRAM MB", "knee F/B", "die mm²", "cost $", "TDP W"):
+        table.add_column(col, justify="left" if col == "design" else "right", no_wrap=col == "design")
+    for r in rows:
+        s = _summary(r)
+        table.add_row(r["name"], f"{s['peak_tflops']:,.0f}" + ("" if s["peak_precision"] == "bf16" else f" {s['peak_precision']}"), f"{s['mem_bw_tbps']:.2f}",
+                      f"{s['mem_gb']:.0f}", f"{s['sram_mb']:,.0f}", f"{s['knee_flop_per_byte']:.0f}",
+                      s["die"], f"{s['chip_cost_usd']:,.0f}", f"{s['tdp_w']:,.0f}")
+    Console().print(table)
+
+
+def _summary(r: dict) -> dict[str, Any]:
+    peaks = r["derived"]["peak_tflops"]
+    prec = "bf16" if "bf16" in peaks else max(peaks, key=peaks.get, default="bf16")
+    a = r["area_mm2"]
+    die = f"{a['die_mm2']:,.0f}" if a["num_dies"] == 1 else f"{a['num_dies']}×{a['die_mm2']:,.0f}"
+    return {"peak_tflops": peaks.get(prec, 0.0), "peak_precision": prec, "mem_bw_tbps": r["derived"]["mem_bw_tbps"],
+            "mem_gb": r["derived"]["mem_gb"], "sram_mb": r["derived"]["sram_mb"],
+            "knee_flop_per_byte": r["derived"]["knee_flop_per_byte"], "die": die, "die_mm2": a["die_mm2"],
+            "num_dies": a["num_dies"], "chip_cost_usd": r["cost_usd"]["chip_usd"], "tdp_w": r["power_w"]["tdp_w"],
+            "feasible": r["feasible"], "reason": r["reason"]}
+
+
+@app.command("describe")
+def describe_cmd(
+    design: str = typer.Argument(..., help="A catalog name (see `dse catalog`) or a design YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+    tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML."),
+) -> None:
+    """All derived figures of one design: peaks, bandwidths, area, cost and power breakdowns."""
+    from dse.catalog import list_catalog, published
+
+    tech = _technology(tech_path)
+    d = load_design(design, tech)
+    (r,) = describe_designs([d], tech)
+    if design in list_catalog():
+        r["published"] = published(design)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    _print_rich(r)
+
+
+def _print_rich(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    status = "[green]feasible[/green]" if r["feasible"] else f"[red]infeasible[/red]: {r['reason']}"
+    con.print(f"[bold]{r['name']}[/bold] — {status}")
+    der = r["derived"]
+    t = Table(title="derived (per chip)", show_header=False)
+    for p, v in der["peak_tflops"].items():
+        t.add_row(f"peak {p} TFLOPS", f"{v:,.1f}")
+    for k in ("macs", "mem_bw_tbps", "mem_gb", "sram_mb", "sram_tbps", "knee_flop_per_byte"):
+        t.add_row(k, f"{der[k]:,.3g}" if isinstance(der[k], float) else f"{der[k]:,}")
+    con.print(t)
+    for title, block in (("area mm²", r["area_mm2"]), ("cost USD", r["cost_usd"]), ("power W", r["power_w"])):
+        t = Table(title=title, show_header=False)
+        for k, v in block.items():
+            t.add_row(k, f"{v:,.3f}" if k == "yield_" else f"{v:,.1f}" if isinstance(v, float) else str(v))
+        con.print(t)
+    con.print(f"TCO ≈ ${r['tco_usd_per_hour']:,.2f}/hour for the system")
+    if "published" in r:
+        con.print("published:", {k: v for k, v in r["published"].items() if k != "sources"})
