@@ -60,6 +60,14 @@ def batch_candidates(scenario) -> list[int]:
     return out
 
 
+def micro_batch_candidates(scenario) -> list[int]:
+    """Micro-batch sizes b to try for LLM decode (b × pp sequences are in flight)."""
+    fixed, max_b = scenario_batch(scenario)
+    top = fixed if fixed is not None else max_b
+    return [b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if b <= top and
+            (fixed is None or fixed % b == 0)] + ([top] if top & (top - 1) else [])
+
+
 def scenario_batch(scenario) -> tuple[int | None, int]:
     """(fixed batch or None, maximum batch) of a scenario's batch policy."""
     b = scenario.batch
@@ -148,12 +156,15 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
         idx_tp = np.flatnonzero(sel_tp)
         hw_tp = hw.take(idx_tp)
         pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
-        for b in batch_candidates(scenario):
+        for b in micro_batch_candidates(scenario):
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
             kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
+            fixed, max_b = scenario_batch(scenario)
             pps = [force_pp] if force_pp else [
                 pp for pp in PP_CHOICES if pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers]
+            # pp micro-batches of b sequences are in flight: the scenario's batch bounds b * pp
+            pps = [pp for pp in pps if (b * pp == fixed if fixed is not None else b * pp <= max_b)]
             # residency and capacity per pp, then one evaluation per distinct residency
             for pp in pps:
                 ok = chips_avail[idx_tp] >= tp * pp
@@ -163,7 +174,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
                 wres, kres, fits, resident_all = residency(w, kv_full, act, sram, mem)
                 cand = ok & fits
-                if b == batch_candidates(scenario)[0]:
+                if b == 1:
                     # capacity reason from the largest mapping that still does not fit
                     j = np.flatnonzero(ok & ~fits)
                     gi = idx_tp[j]

@@ -194,13 +194,15 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
         pk = hw.peak_flops.get(str(p), hw.peak_flops["bf16"])
         pk = np.where(pk > 0, pk, hw.peak_flops["bf16"])
         peak[:, cols] = pk[:, None]
+    # 2:4 weight GEMMs list the FLOPs actually executed (half the dense ones): a chip with sparse
+    # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
     sparse = _col(getattr(ops, "sparse", np.zeros(k)))
-    peak = peak * np.where((sparse > 0) & hw.sparsity[:, None], 2.0, 1.0)
+    peak = peak * np.where((sparse > 0) & ~hw.sparsity[:, None], 0.5, 1.0)
     m_, k_, n_ = _col(ops.m), _col(ops.k), _col(ops.n)
     n_gemms = np.where(is_mm & (m_ * k_ * n_ > 0), flops / np.maximum(2 * m_ * k_ * n_, 1.0), 1.0)
     util = gemm_utilization(m_, n_, hw.rows[:, None], hw.cols[:, None], hw.cores[:, None], n_gemms)
     names = np.asarray(ops.name).astype(str)
-    eff = np.where(np.char.startswith(names, "conv")[None, :], cal.compute_eff_max * cal.conv_eff / 0.9,
+    eff = np.where((np.char.find(names, "conv") >= 0)[None, :], cal.compute_eff_max * cal.conv_eff / 0.9,
                    cal.compute_eff_max)
     eff = np.minimum(eff, 1.0)
     t_mm = flops / np.maximum(peak * util * eff, 1.0)

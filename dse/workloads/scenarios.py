@@ -244,5 +244,30 @@ def load_mix(spec: str | Path | dict | Mix) -> Mix:
     raise DseUserError(suggest(name, [*mixes, *_raw()["scenarios"]], what="mix"))
 
 
-__all__ = ["BatchRange", "Scenario", "MixEntry", "Mix", "load_scenario", "load_mix", "scenario_names",
+def mix_of(scenarios: list[Scenario], name: str | None = None) -> Mix:
+    """A mix of the given scenarios with equal weights (e.g. one scenario for `dse evaluate --scenario`)."""
+    entries = [MixEntry(scenario=s, weight=1.0) for s in scenarios]
+    return Mix(name=name or "+".join(s.name for s in scenarios), scenarios=tuple(entries))
+
+
+def adhoc_scenario(*, model: str, batch: int = 1, prompt_len: int = 512, output_len: int = 128,
+                   weight_bits: int = 16, act_bits: int = 16, kv_bits: int = 16, max_chips: int | None = None,
+                   number: str | None = None) -> Scenario:
+    """A scenario from command-line flags: fixed batch, no SLOs; LLM or vision decided by the model."""
+    from dse.workloads.shapes import load_model_shape
+
+    shape = load_model_shape(model)
+    kind = "llm" if shape.family == "llm" else "cnn"
+    num = number or ("float" if min(weight_bits, act_bits) >= 8 else "int")
+    data = {"name": "adhoc", "model": shape.name, "kind": kind, "batch": batch,
+            "precision": {"weight_bits": weight_bits, "act_bits": act_bits, "kv_bits": kv_bits, "number": num},
+            "goal": "throughput" if batch > 1 else "latency"}
+    if kind == "llm":
+        data.update(prompt_len=prompt_len, output_len=output_len)
+    if max_chips:
+        data["max_chips"] = max_chips
+    return _validate(data, Scenario, "<command-line scenario>")
+
+
+__all__ = ["mix_of", "adhoc_scenario", "BatchRange", "Scenario", "MixEntry", "Mix", "load_scenario", "load_mix", "scenario_names",
            "mix_names", "model_names"]
