@@ -144,13 +144,13 @@ class StudyRunner:
 
     def _run(self) -> RunResult:
         t0 = time.perf_counter()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         parts = PartStore(self.run_dir)
         mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
                               [o.direction for o in self.spec.objectives])
         meta = _meta(self.study, self.run_dir, self.budget, mirror.location)
         write_json(self.run_dir / "run.json", meta)
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
                                     directions=[o.direction for o in self.spec.objectives],
                                     study_name=self.spec.name)
@@ -217,17 +217,15 @@ class StudyRunner:
         rp = self.spec.reference_point
         return [rp[m] for m in self.metrics] if rp else None
 
-    def _batch_frame(self, trials, cols, results, t_start, t_done, b, study, attrs_before):
-        """The batch as a DataFrame (+ values, states, constraint vectors in trial order)."""
-        n = len(trials)
+    def score(self, cols: dict[str, np.ndarray], results: list, n: int) -> dict[str, Any]:
+        """Merge chunk results and derive objectives, constraint matrix, feasibility and reason per row."""
         metrics: dict[str, np.ndarray] = {}
         err = np.full(n, "", dtype=object)
         failed = np.zeros(n, dtype=bool)
         ok_parts = [(s, r) for s, r in results if not isinstance(r, EvalError)]
         if ok_parts:
-            names = list(ok_parts[0][1])
-            for k in names:
-                ref = np.asarray(ok_parts[0][1][k])
+            for k, v in ok_parts[0][1].items():
+                ref = np.asarray(v)
                 if ref.dtype.kind in "OUS":
                     metrics[k] = np.full(n, "", dtype=object)
                 elif ref.dtype.kind == "b":
@@ -261,22 +259,47 @@ class StudyRunner:
         failed |= bad
         err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
         cmat[~np.isfinite(cmat)] = 1e9
+        Y[~np.isfinite(Y)] = 0.0
         feasible = ~failed & (cmat <= 0).all(axis=1)
         reason = np.full(n, "", dtype=object)
-        for i in range(n):
+        for i in np.flatnonzero(~feasible):
             if failed[i]:
                 reason[i] = err[i]
             elif not model_ok[i]:
                 reason[i] = str(model_reason[i]) or "infeasible"
-            elif not feasible[i]:
+            else:
                 reason[i] = "violates " + "; ".join(self.constraint_names[j] for j in range(1, cmat.shape[1])
                                                     if cmat[i, j] > 0)
+        return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
+
+    def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any]) -> pl.DataFrame:
+        """One Parquet part: bookkeeping columns, knobs, metrics, violation, feasible, reason."""
+        data = dict(base)
+        for k, v in cols.items():
+            data[k] = list(v) if v.dtype == object else v
+        for k, v in sc["metrics"].items():
+            if k in ("feasible", "reason") or k in data:
+                continue
+            data[k] = [str(x) for x in v] if v.dtype == object else v
+        data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
+        data["feasible"] = sc["feasible"]
+        data["reason"] = [str(r) for r in sc["reason"]]
+        return pl.DataFrame(data, strict=False)
+
+    def _batch_frame(self, trials, cols, results, t_start, t_done, b, study, attrs_before):
+        """The batch as a DataFrame (+ values, states, constraint vectors in trial order)."""
+        n = len(trials)
+        sc = self.score(cols, results, n)
+        failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
         states = ["FAIL" if f else "COMPLETE" for f in failed]
         attrs_after = study._storage.get_study_system_attrs(study._study_id)
         delta = {k: v for k, v in attrs_after.items() if attrs_before.get(k, object()) != v}
-        opt_json, cvecs, values = [], [], []
+        gen_key = {"nsga2": "NSGAIISampler:generation", "nsga3": "NSGAIIISampler:generation"}.get(
+            self.spec.sampler.kind, "")
+        opt_json, cvecs, values, gens = [], [], [], []
         for i, t in enumerate(trials):
             sys_attrs = dict(study._storage.get_trial_system_attrs(t._trial_id))
+            gens.append(int(sys_attrs.get(gen_key, b)))
             cv = [float(x) for x in cmat[i]]
             sys_attrs["constraints"] = cv
             vals = [float(x) for x in Y[i]]
@@ -286,9 +309,7 @@ class StudyRunner:
                                         "state": states[i], "system_attrs": sys_attrs,
                                         "user_attrs": dict(study._storage.get_trial_user_attrs(t._trial_id))},
                                        separators=(",", ":")))
-        gen_key = "NSGAIISampler:generation" if self.spec.sampler.kind == "nsga2" else "NSGAIIISampler:generation"
-        gens = [json.loads(o)["system_attrs"].get(gen_key, b) for o in opt_json]
-        data: dict[str, Any] = {
+        base: dict[str, Any] = {
             "trial": np.array([t.number for t in trials], dtype=np.int64),
             "generation": np.array(gens, dtype=np.int64),
             "batch": np.full(n, b, dtype=np.int64),
@@ -296,18 +317,9 @@ class StudyRunner:
             "datetime_start": [t_start] * n,
             "datetime_complete": [t_done] * n,
         }
-        for k, v in cols.items():
-            data[k] = list(v) if v.dtype == object else v
-        for k, v in metrics.items():
-            if k in ("feasible", "reason"):
-                continue
-            data[k] = [str(x) for x in v] if v.dtype == object else v
-        data["constraint_violation"] = np.maximum(cmat, 0).sum(axis=1)
-        data["feasible"] = feasible
-        data["reason"] = [str(r) for r in reason]
-        data["_optuna"] = opt_json
-        data["_study_attrs"] = [json.dumps(delta, default=str)] + [None] * (n - 1)
-        df = pl.DataFrame(data, strict=False)
+        df = self.frame(base, cols, sc).with_columns(
+            pl.Series("_optuna", opt_json, dtype=pl.String),
+            pl.Series("_study_attrs", [json.dumps(delta, default=str)] + [None] * (n - 1), dtype=pl.String))
         return df, values, states, cvecs
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:

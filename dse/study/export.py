@@ -1,0 +1,130 @@
+"""Select trials of a run (`pareto`, `top:N`, `trial:ID,...`) and write them as designs (YAML/JSON) or rows (CSV).
+
+Designs are built with `Design.from_flat` from the run's knob columns, so every exported YAML/JSON
+file is a valid `dse evaluate` / `dse describe` input and re-evaluates to the stored metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+from dse.errors import DseUserError
+from dse.study.results import load_trials, objective_matrix, run_meta
+
+
+def select(df: pl.DataFrame, meta: dict[str, Any], selector: str) -> pl.DataFrame:
+    """Rows picked by `pareto` | `top:N` (by non-domination rank, then the first objective) | `trial:1,5,9`."""
+    sel = selector.strip()
+    if sel == "pareto":
+        return df.filter(pl.col("pareto")) if "pareto" in df.columns else _front(df, meta)
+    if sel.startswith("top:"):
+        try:
+            n = int(sel[4:])
+        except ValueError:
+            raise DseUserError(f"--select {sel}: expected top:N with an integer N") from None
+        feas = df.filter(pl.col("feasible"))
+        if feas.height == 0:
+            return feas
+        from dse.pareto import pareto_rank
+
+        metrics = [o["metric"] for o in meta["objectives"]]
+        maximize = [o["direction"] == "maximize" for o in meta["objectives"]]
+        rank = pareto_rank(objective_matrix(feas, metrics), maximize)
+        first = feas[metrics[0]].cast(pl.Float64).to_numpy() * (-1.0 if maximize[0] else 1.0)
+        order = np.lexsort((first, rank))[:n]
+        return feas[order.tolist()]
+    if sel.startswith("trial:"):
+        try:
+            ids = [int(x) for x in sel[6:].split(",") if x.strip()]
+        except ValueError:
+            raise DseUserError(f"--select {sel}: expected trial:ID,ID,... with integer IDs") from None
+        got = df.filter(pl.col("trial").is_in(ids))
+        missing = sorted(set(ids) - set(got["trial"].to_list()))
+        if missing:
+            raise DseUserError(f"--select: no trial {', '.join(map(str, missing))} in this run "
+                               f"(trials 0..{df['trial'].max()})")
+        return got.sort(pl.col("trial").replace_strict({t: i for i, t in enumerate(ids)}, default=None))
+    raise DseUserError(f"--select {selector!r}: expected pareto, top:N or trial:ID,...")
+
+
+def _front(df: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
+    from dse.study.results import pareto_mask
+
+    metrics = [o["metric"] for o in meta["objectives"]]
+    maximize = [o["direction"] == "maximize" for o in meta["objectives"]]
+    return df.filter(pl.Series(pareto_mask(df, metrics, maximize)))
+
+
+def _py(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, pl.Series):
+        return v.to_list()
+    return v
+
+
+def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]) -> Any:
+    """The Design of one results row (knob columns → Design.from_flat)."""
+    from dse.model.hardware import Design
+
+    flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None}
+    flat["name"] = name
+    flat["tags"] = tags
+    return Design.from_flat(flat)
+
+
+def design_dict(design: Any) -> dict[str, Any]:
+    return design.model_dump(mode="json", exclude_none=True)
+
+
+def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
+    """Write the selected trials of `run_dir` to `out`; returns the files written."""
+    run_dir, out = Path(run_dir), Path(out)
+    meta = run_meta(run_dir)
+    df = load_trials(run_dir)
+    rows = select(df, meta, selector)
+    if rows.height == 0:
+        raise DseUserError(f"{run_dir}: --select {selector} matched no feasible trial; nothing exported")
+    study = meta["name"]
+    metrics = [o["metric"] for o in meta["objectives"]]
+    if fmt == "csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        keep = [c for c in rows.columns if rows[c].dtype != pl.Object]
+        flat = rows.select(keep).with_columns(
+            [pl.col(c).cast(pl.List(pl.String)).list.join(";") for c in keep if isinstance(rows[c].dtype, pl.List)])
+        flat.write_csv(out)
+        return [out]
+    designs = []
+    for row in rows.iter_rows(named=True):
+        src = f"{row['study']}-" if "study" in row and row["study"] else f"{study}-"
+        name = f"{src}t{row['trial']}"
+        tags = [study] + (["pareto"] if row.get("pareto") else [])
+        d = row_design(row, meta["knobs"], name, tags)
+        comment = f"trial {row['trial']} of study {study}: " + ", ".join(
+            f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
+        designs.append((name, design_dict(d), comment))
+    if fmt == "json":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        body = designs[0][1] if len(designs) == 1 else [d for _, d, _ in designs]
+        out.write_text(json.dumps(body, indent=2) + "\n")
+        return [out]
+    if fmt != "yaml":
+        raise DseUserError(f"--format {fmt}: expected yaml, json or csv")
+    if out.suffix in (".yaml", ".yml"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = "\n---\n".join(f"# {c}\n" + yaml.safe_dump(d, sort_keys=False) for _, d, c in designs)
+        out.write_text(text)
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, d, c in designs:
+        p = out / f"{name}.yaml"
+        p.write_text(f"# {c}\n" + yaml.safe_dump(d, sort_keys=False))
+        paths.append(p)
+    return paths

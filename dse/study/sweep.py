@@ -1,0 +1,98 @@
+"""Sweeps: several sub-studies (one per sweep entry) run side by side as Ray tasks, then one merged front.
+
+Each sub-study is an ordinary study run in `<out>/<sweep>/<entry>/` (so each is resumable on its
+own) driven by one Ray task with one CPU that evaluates in-process; the sweep folder gets a merged
+`results.parquet` (with a `study` column), the front over all of them, and a `summary.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import polars as pl
+
+from dse.study.results import pareto_mask
+from dse.study.spec import Study, sub_studies
+from dse.study.storage import PartStore, RunLock, atomic_write_parquet, write_json
+
+
+def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> dict[str, Any]:
+    from dse.study.runner import StudyRunner
+
+    return StudyRunner(sub, Path(run_dir), trials=trials, evaluator=evaluator, serial=True).run().summary
+
+
+def _rows_done(run_dir: Path) -> int:
+    parts_dir = run_dir / "parts"
+    if not parts_dir.exists():
+        return 0
+    ps = PartStore(run_dir)
+    total = 0
+    for i in ps.indices():
+        try:
+            total += pl.scan_parquet(ps.path(i)).select(pl.len()).collect().item()
+        except Exception:  # noqa: BLE001 - a part being renamed right now
+            pass
+    return total
+
+
+def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, serial: bool = False,
+              address: str | None = None, evaluator_for: Callable[[Study], Any] | None = None,
+              on_progress: Callable[[dict[str, int], dict[str, int | None], float], None] | None = None) -> dict:
+    """Run every sub-study of `study.spec.sweep`; returns the sweep summary."""
+    from dse.study.execution import ray_session
+    from dse.study.runner import default_evaluator
+
+    sweep_dir = Path(out) / study.name
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    subs = sub_studies(study)
+    evaluator_for = evaluator_for or default_evaluator
+    dirs = {s.name: sweep_dir / s.name.removeprefix(f"{study.name}-") for s in subs}
+    budgets = {s.name: trials if trials is not None else s.spec.budget.trials for s in subs}
+    t0 = time.perf_counter()
+    summaries: dict[str, dict] = {}
+    with RunLock(sweep_dir):
+        if serial or study.spec.execution.backend == "serial":
+            for s in subs:
+                summaries[s.name] = _run_sub(s, str(dirs[s.name]), evaluator_for(s), trials)
+                if on_progress:
+                    on_progress({n: _rows_done(d) for n, d in dirs.items()}, budgets, time.perf_counter() - t0)
+        else:
+            with ray_session(address or study.spec.execution.address, study.spec.execution.num_cpus) as ray:
+                remote = ray.remote(num_cpus=1, max_retries=2)(_run_sub)
+                refs = {s.name: remote.remote(s, str(dirs[s.name]), evaluator_for(s), trials) for s in subs}
+                pending = list(refs.values())
+                while pending:
+                    _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+                    if on_progress:
+                        on_progress({n: _rows_done(d) for n, d in dirs.items()}, budgets, time.perf_counter() - t0)
+                for name, ref in refs.items():
+                    summaries[name] = ray.get(ref)
+        wall = time.perf_counter() - t0
+        return _merge(study, sweep_dir, dirs, summaries, wall)
+
+
+def _merge(study: Study, sweep_dir: Path, dirs: dict[str, Path], summaries: dict[str, dict], wall: float) -> dict:
+    frames = []
+    for name, d in dirs.items():
+        p = d / "results.parquet"
+        if p.exists():
+            frames.append(pl.read_parquet(p).with_columns(pl.lit(name).alias("study")))
+    df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    metrics = [o.metric for o in study.spec.objectives]
+    if df.height:
+        df = df.rename({"pareto": "pareto_in_study"}).with_columns(
+            pl.Series("pareto", pareto_mask(df, metrics, study.spec.maximize)))
+        atomic_write_parquet(df, sweep_dir / "results.parquet")
+        atomic_write_parquet(df.filter(pl.col("pareto")), sweep_dir / "pareto.parquet")
+    knobs = sorted({k for s in sub_studies(study) for k in s.space.names})
+    write_json(sweep_dir / "run.json", {"name": study.name, "sweep": list(dirs), "knobs": knobs,
+                                        "objectives": [o.model_dump() for o in study.spec.objectives]})
+    n = sum(s.get("trials_this_run", 0) for s in summaries.values())
+    summary = {"sweep": study.name, "studies": summaries, "trials": df.height,
+               "front_size": int(df["pareto"].sum()) if df.height else 0, "wall_time_s": round(wall, 3),
+               "trials_per_s": round(n / wall, 2) if wall > 0 else None}
+    write_json(sweep_dir / "summary.json", summary)
+    return summary
