@@ -78,24 +78,40 @@ def _is_tag(part: Any) -> bool:
 
 
 def _model_fields(model_cls: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names valid at the parent of `loc`, walking nested pydantic models (best effort)."""
+    """Field names valid at the parent of `loc`, walking nested models, dicts and lists (best effort)."""
     cls: Any = model_cls
+    skip = 0  # dict keys / list indices to step over after a container annotation
     for part in loc[:-1]:
-        if isinstance(part, int):
+        if skip:
+            skip -= 1
             continue
         fields = getattr(cls, "model_fields", None)
         if not fields or part not in fields:
-            args = getattr(cls, "__args__", ())
-            nxt = next((a for a in args if hasattr(a, "model_fields")), None)
-            if nxt is None or part not in nxt.model_fields:
-                return []
-            cls = nxt
-            fields = cls.model_fields
+            return []
         ann = fields[part].annotation
+        skip = _container_depth(ann)
         cls = _unwrap_model(ann)
         if cls is None:
             return []
+    if skip:
+        return []
     return list(getattr(cls, "model_fields", {}).keys())
+
+
+def _container_depth(ann: Any) -> int:
+    """How many key/index loc parts a `dict[...]` / `list[...]` annotation adds (Optional looked through)."""
+    import typing
+
+    origin = typing.get_origin(ann)
+    if origin in (dict, list, tuple, set):
+        args = typing.get_args(ann)
+        return 1 + (_container_depth(args[-1]) if args else 0)
+    if origin is not None:  # Union / Optional / Annotated
+        for arg in typing.get_args(ann):
+            depth = _container_depth(arg)
+            if depth:
+                return depth
+    return 0
 
 
 def _unwrap_model(ann: Any) -> Any:
