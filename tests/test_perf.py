@@ -56,7 +56,7 @@ def test_resident_weights_use_sram_bandwidth():
     w = 40e6
     t = op_times(gemv_table(w), hw(sram_mb=100), CAL, np.array([True]), np.array([True]), np.array([w]))
     assert t.memory[0, 0] == 0.0
-    on = w + 2 * 8192 * 2
+    on = w + 2 * 8192 * 2  # resident weights + on-chip activations
     assert t.sram[0, 0] == pytest.approx(on / (20e12 * CAL.sram_eff_max))
 
 
@@ -101,3 +101,10 @@ def test_more_compute_never_slower(peak, factor, m):
     a = op_times(ops, hw(peak_tflops=peak), CAL, np.array([False]), np.array([False])).total[0, 0]
     b = op_times(ops, hw(peak_tflops=peak * factor), CAL, np.array([False]), np.array([False])).total[0, 0]
     assert b <= a * (1 + 1e-12)
+
+
+def test_streamed_weights_do_not_load_the_sram_ports():
+    w = 1e9
+    t = op_times(gemv_table(w), hw(sram_tbps=0.5), CAL, np.array([False]), np.array([False]))
+    assert t.sram[0, 0] == pytest.approx(2 * 8192 * 2 / (0.5e12 * CAL.sram_eff_max))
+    assert t.bound()[0, 0] == 1

@@ -78,21 +78,32 @@ def evaluate(
               f"system ${cols['system_cost_usd']:,.0f}, {cols['power_w']:,.0f} W, "
               f"mix throughput {cols['mix.throughput']:.3g}× reference"
               + ("" if cols["feasible"] else f"  [red]infeasible: {cols['reason']}[/]"))
+    names = [e.scenario.name for e in the_mix.scenarios]
     t = Table(show_header=True, header_style="bold")
-    for h in ("scenario", "mapping", "TTFT ms", "TPOT ms", "tokens/s", "tok/s/user", "images/s",
-              "latency ms", "J/unit", "$/Mtok", "weights"):
-        t.add_column(h, justify="right" if h not in ("scenario", "mapping", "weights") else "left")
-    for entry in the_mix.scenarios:
-        s = entry.scenario.name
-        g = lambda k: cols[f"{s}.{k}"]  # noqa: E731
-        if not g("feasible"):
-            t.add_row(s, f"[red]{g('reason')}[/]", *[""] * 9)
-            continue
-        mapping = f"tp{int(g('tp'))} pp{int(g('pp'))} dp{int(g('dp'))} b{int(g('batch'))}"
-        t.add_row(s, mapping, f"{g('ttft_ms'):.3g}", f"{g('tpot_ms'):.3g}", f"{g('tokens_per_s'):,.0f}",
-                  f"{g('tokens_per_s_per_user'):,.1f}", f"{g('images_per_s'):,.0f}", f"{g('latency_ms'):.3g}",
-                  f"{g('energy_j_per_unit'):.3g}", f"{g('usd_per_mtok'):.3g}", str(g("weights")))
+    t.add_column("metric")
+    for s in names:
+        t.add_column(s, justify="right")
+    rows = (("mapping", None), ("TTFT ms", "ttft_ms"), ("TPOT ms", "tpot_ms"), ("tokens/s", "tokens_per_s"),
+            ("tokens/s per user", "tokens_per_s_per_user"), ("images/s", "images_per_s"),
+            ("latency ms", "latency_ms"), ("energy J/unit", "energy_j_per_unit"), ("$ per Mtok", "usd_per_mtok"),
+            ("chips used", "chips_used"), ("weights", "weights"))
+    for label, key in rows:
+        cells = []
+        for s in names:
+            g = lambda k: cols[f"{s}.{k}"]  # noqa: E731
+            if not g("feasible"):
+                cells.append("[red]infeasible[/]" if key is None else "")
+            elif key is None:
+                cells.append(f"tp{int(g('tp'))} pp{int(g('pp'))} dp{int(g('dp'))} batch {int(g('batch'))}")
+            elif key == "weights":
+                cells.append(str(g(key)))
+            else:
+                cells.append(f"{g(key):,.4g}" if g(key) else "-")
+        t.add_row(label, *cells)
     con.print(t)
+    for s in names:
+        if not cols[f"{s}.feasible"]:
+            con.print(f"[red]{s}[/]: {cols[f'{s}.reason']}")
 
 
 @app.command()

@@ -161,8 +161,11 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
             kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
             fixed, max_b = scenario_batch(scenario)
-            pps = [force_pp] if force_pp else [
-                pp for pp in PP_CHOICES if pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers]
+            # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
+            whole = {int(c) // tp for c in np.unique(chips_avail[idx_tp])}
+            pps = [force_pp] if force_pp else sorted(
+                pp for pp in set(PP_CHOICES) | whole
+                if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers)
             # pp micro-batches of b sequences are in flight: the scenario's batch bounds b * pp
             pps = [pp for pp in pps if (b * pp == fixed if fixed is not None else b * pp <= max_b)]
             # residency and capacity per pp, then one evaluation per distinct residency

@@ -221,7 +221,9 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     mem_eff = cal.mem_eff_max * off / (off + half + 1e-30)
     memory = np.where(off > 0, off / np.maximum(hw.mem_bw[:, None] * np.maximum(mem_eff, 1e-6), 1.0), 0.0)
 
-    on = (w + kv + act) * ~is_coll
+    # SRAM port traffic of what lives on chip; streamed weights/KV flow through double-buffered
+    # staging at the off-chip rate, which the memory term already bounds
+    on = (np.where(wres, w, 0.0) + np.where(kres, kv, 0.0) + np.where(act_on_chip, act, 0.0)) * ~is_coll
     sram = on / np.maximum(hw.sram_bw[:, None] * cal.sram_eff_max, 1.0)
 
     comm = np.zeros((n, k))
