@@ -215,6 +215,8 @@ class DesignArrays:
             return np.array([float(getattr(m, attr)) for m in mems] + [none_value])[mem_i]
         has_mem = mem_i < len(mems)
         stacks = np.where(has_mem, np.maximum(np.rint(num("chip.memory_stacks", 0)), 0), 0)
+        flags.flag(has_mem & (stacks == 0) & np.isfinite(c["chip.memory_stacks"]),
+                   "chip.memory_stacks: a memory other than 'none' needs memory_stacks >= 1")
         gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
         gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), gbps_o, mem_attr("bw_gbps_per_stack"))
         gbps_stack = np.where(has_mem, gbps, 0.0)

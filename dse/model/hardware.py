@@ -111,11 +111,12 @@ class ChipDesign(BaseModel):
             raise ValueError(f"memory '{info.data['memory']}' needs memory_stacks >= 1 (or set memory: none)")
         return v
 
-    @field_validator("dies")
+    @field_validator("allow_chiplets")
     @classmethod
-    def _dies(cls, v: int | None, info: ValidationInfo) -> int | None:
-        if v is not None and v > 1 and info.data.get("allow_chiplets") is False:
-            raise ValueError(f"dies={v} needs allow_chiplets: true")
+    def _chiplets(cls, v: bool, info: ValidationInfo) -> bool:
+        dies = info.data.get("dies")
+        if not v and dies is not None and dies > 1:
+            raise ValueError(f"dies={dies} needs allow_chiplets: true")
         return v
 
     # ---- derived figures (computed by the same vectorized code as studies) ----
