@@ -137,7 +137,7 @@ def pareto_cmd(
     if front.height:
         o0 = meta["objectives"][0]
         front = front.sort(o0["metric"], descending=o0["direction"] == "maximize")
-    knobs = [k for k in meta["knobs"] if k in front.columns]
+    knobs = [k for k in meta.get("varying", meta["knobs"]) if k in front.columns]
     cols = ["trial"] + metrics_first + knobs
     if as_json:
         typer.echo(json.dumps(front.select(cols).to_dicts(), indent=2, default=str))
@@ -151,7 +151,8 @@ def pareto_cmd(
         for o in meta["objectives"]:
             if o["metric"] == c:
                 arrow = " ↑" if o["direction"] == "maximize" else " ↓"
-        table.add_column(c + arrow, justify="right" if c not in ("study",) else "left")
+        short = c.split(".", 1)[1] if c.startswith(("chip.", "system.")) else c
+        table.add_column(short + arrow, justify="right" if c not in ("study",) else "left", overflow="fold")
     for row in front.select(cols).head(limit).iter_rows():
         table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row])
     Console().print(table)

@@ -64,3 +64,23 @@ def _base_type(ann: Any) -> tuple[Any, list | None]:
     if ann in (int, float, str, bool):
         return ann, None
     return None, None
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why `value` is not valid for design knob `name` on its own (None when it is, or when unknown)."""
+    try:
+        from pydantic import ValidationError
+
+        from dse.model.hardware import Design
+    except ImportError:
+        return None
+    try:
+        Design.from_flat({name: value})
+    except ValidationError as exc:
+        want = tuple(name.split("."))
+        for err in exc.errors():
+            if tuple(str(p) for p in err["loc"][: len(want)]) == want:
+                return str(err["msg"]).removeprefix("Value error, ")
+    except Exception:  # noqa: BLE001 - anything else is not about this value
+        return None
+    return None

@@ -82,7 +82,7 @@ def default_evaluator(study: Study) -> ModelEvaluator:
 def _meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> dict[str, Any]:
     s = study.spec
     return {"name": s.name, "fingerprint": study.fingerprint(), "objectives": [o.model_dump() for o in s.objectives],
-            "constraints": list(s.constraints) + list(study.space.spec.constraints), "knobs": study.space.names,
+            "constraints": list(s.constraints) + list(study.space.spec.constraints), "knobs": study.space.names, "varying": list(study.space.knobs),
             "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "mix": s.mix,
             "budget": {"trials": budget, "timeout_s": s.budget.timeout_s}, "batch_size": s.effective_batch,
             "reference_point": s.reference_point, "storage": storage_loc, "space": study.space.name}

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
 from dse.study import expr as ex
-from dse.study.knobs import design_knobs
+from dse.study.knobs import check_value, design_knobs
 
 Scalar = Union[bool, int, float, str]
 
@@ -351,13 +351,17 @@ def check_space(spec: SearchSpaceSpec, where: str, positions: dict, prefix: tupl
                 problems.append(f"{at((section, name), key=True)}: {suggest(name, fields, 'design knob')}")
             if section == "fixed" and name in spec.params:
                 problems.append(f"{at((section, name), key=True)}: knob is both varied (params) and fixed")
+            elif section == "fixed" and fields is not None and name in fields:
+                why = check_value(name, spec.fixed[name])
+                if why:
+                    problems.append(f"{at((section, name))}: {why}")
     for name, p in spec.params.items():
         field = (fields or {}).get(name)
-        if isinstance(p, CategoricalParam) and field and field.get("choices"):
+        if isinstance(p, CategoricalParam) and field:
             for i, c in enumerate(p.choices):
-                if c not in field["choices"]:
-                    problems.append(f"{at(('params', name, 'choices', i))}: "
-                                    f"{suggest(str(c), [str(x) for x in field['choices']], 'value')}")
+                why = check_value(name, c)
+                if why:
+                    problems.append(f"{at(('params', name, 'choices', i))}: {why}")
         if isinstance(p, RangeParam) and field and field["type"] in (str, bool, list):
             problems.append(f"{at(('params', name))}: knob {name} is not numeric; use `choices: [...]`")
         if p.when:

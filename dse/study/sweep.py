@@ -87,8 +87,10 @@ def _merge(study: Study, sweep_dir: Path, dirs: dict[str, Path], summaries: dict
             pl.Series("pareto", pareto_mask(df, metrics, study.spec.maximize)))
         atomic_write_parquet(df, sweep_dir / "results.parquet")
         atomic_write_parquet(df.filter(pl.col("pareto")), sweep_dir / "pareto.parquet")
-    knobs = sorted({k for s in sub_studies(study) for k in s.space.names})
-    write_json(sweep_dir / "run.json", {"name": study.name, "sweep": list(dirs), "knobs": knobs,
+    subs = sub_studies(study)
+    knobs = sorted({k for s in subs for k in s.space.names})
+    varying = sorted({k for s in subs for k in s.space.knobs})
+    write_json(sweep_dir / "run.json", {"name": study.name, "sweep": list(dirs), "knobs": knobs, "varying": varying,
                                         "objectives": [o.model_dump() for o in study.spec.objectives]})
     n = sum(s.get("trials_this_run", 0) for s in summaries.values())
     summary = {"sweep": study.name, "studies": summaries, "trials": df.height,
