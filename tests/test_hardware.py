@@ -119,7 +119,7 @@ def test_arrays_flag_invalid_rows_without_dropping():
     a = DesignArrays.from_columns(cols, TECH)
     assert a.n == 4
     assert a.valid.tolist() == [True, False, False, False]
-    assert "chip.cores must be a positive integer (got -1)" in a.reason[1]
+    assert "chip.cores must be an integer in [1, 10,000,000] (got -1)" in a.reason[1]
     assert "unknown process node 'n6'" in a.reason[2] and "did you mean" in a.reason[2]
     assert "chip.cores" in a.reason[3] and "chip.sram_mb" in a.reason[3]
     assert "needs memory_stacks" in a.reason[3] or "memory_stacks" in a.reason[3]

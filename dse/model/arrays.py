@@ -30,6 +30,10 @@ STR_KNOBS = ("chip.process_node", "chip.memory", "chip.link", "chip.packaging", 
              "chip.core_style", "system.topology")
 
 
+# sanity bounds: beyond them a row is flagged invalid and its values clamped (keeps every output finite)
+MAX_CORES, MAX_ARRAY, MAX_SRAM_MB, MAX_COUNT, MAX_CHIPS = 10_000_000, 4096, 10_000_000, 10_000, 10_000_000
+
+
 def _default(knob: str) -> Any:
     section, key = knob.split(".", 1)
     return (_CHIP_DEFAULTS if section == "chip" else _SYS_DEFAULTS)[key]
@@ -180,12 +184,15 @@ class DesignArrays:
             return np.where(np.isfinite(v), v, default)
 
         cores, rows, cols_ = num("chip.cores", 1), num("chip.array_rows", 1), num("chip.array_cols", 1)
-        cores, rows, cols_ = (np.maximum(np.rint(x), 1) for x in (cores, rows, cols_))
+        # clamp to physical bounds (rows beyond them are flagged in _check_ranges) so nothing overflows
+        cores = np.clip(np.rint(cores), 1, MAX_CORES)
+        rows, cols_ = (np.clip(np.rint(x), 1, MAX_ARRAY) for x in (rows, cols_))
         clock = np.clip(num("chip.clock_ghz", 1.0), 1e-3, 10)
         macs = cores * rows * cols_
         out.update(cores=cores, array_rows=rows, array_cols=cols_, macs=macs, clock_ghz=clock)
         vec = c["chip.vector_flops_per_cycle"]
-        out["vector_flops_per_cycle"] = np.where(np.isfinite(vec) & (vec >= 0), vec, 2.0 * cores * cols_)
+        out["vector_flops_per_cycle"] = np.where(np.isfinite(vec) & (vec >= 0), np.minimum(vec, 1e12),
+                                                 2.0 * cores * cols_)
 
         # process node table
         nodes = list(tech.process_nodes.values())
@@ -203,10 +210,10 @@ class DesignArrays:
         out["is_simt"] = style_i == 1
         out["is_cache"] = is_cache
 
-        sram_mb = np.maximum(num("chip.sram_mb", 0.0), 0.0)
+        sram_mb = np.clip(num("chip.sram_mb", 0.0), 0.0, MAX_SRAM_MB)
         sram_t = c["chip.sram_tbps"]
         out["sram_mb"] = sram_mb
-        out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), sram_t,
+        out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), np.minimum(sram_t, 1e9),
                                     sram_mb * np.where(is_cache, gca, gsp) * clock / 1000.0)
 
         # memory table (index len(memories) = none)
@@ -214,13 +221,13 @@ class DesignArrays:
         def mem_attr(attr: str, none_value: float = 0.0) -> np.ndarray:
             return np.array([float(getattr(m, attr)) for m in mems] + [none_value])[mem_i]
         has_mem = mem_i < len(mems)
-        stacks = np.where(has_mem, np.maximum(np.rint(num("chip.memory_stacks", 0)), 0), 0)
+        stacks = np.where(has_mem, np.clip(np.rint(num("chip.memory_stacks", 0)), 0, MAX_COUNT), 0)
         flags.flag(has_mem & (stacks == 0) & np.isfinite(c["chip.memory_stacks"]),
                    "chip.memory_stacks: a memory other than 'none' needs memory_stacks >= 1")
         gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
-        gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), gbps_o, mem_attr("bw_gbps_per_stack"))
+        gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), np.minimum(gbps_o, 1e9), mem_attr("bw_gbps_per_stack"))
         gbps_stack = np.where(has_mem, gbps, 0.0)
-        gb_stack = np.where(has_mem, np.where(np.isfinite(gb_o) & (gb_o > 0), gb_o,
+        gb_stack = np.where(has_mem, np.where(np.isfinite(gb_o) & (gb_o > 0), np.minimum(gb_o, 1e9),
                                               mem_attr("capacity_gb_per_stack")), 0.0)
         out.update(memory_stacks=stacks, mem_bw_tbps=stacks * gbps_stack / 1000.0, mem_gb=stacks * gb_stack,
                    mem_pj_per_bit=mem_attr("pj_per_bit"), mem_usd_per_gb=mem_attr("usd_per_gb"),
@@ -233,12 +240,12 @@ class DesignArrays:
         def link_attr(attr: str) -> np.ndarray:
             return np.array([float(getattr(lk, attr)) for lk in lks] + [0.0])[link_i]
         has_link = link_i < len(lks)
-        links = np.where(has_link, np.maximum(np.rint(num("chip.links", 0)), 0), 0)
+        links = np.where(has_link, np.clip(np.rint(num("chip.links", 0)), 0, MAX_COUNT), 0)
         lat_o = c["system.link_latency_us"]
         out.update(links=links, link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
                    link_phy_mm2=link_attr("phy_area_mm2"),
                    link_latency_us=np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, link_attr("latency_us")))
-        out["num_chips"] = np.maximum(np.rint(num("system.num_chips", 1)), 1)
+        out["num_chips"] = np.clip(np.rint(num("system.num_chips", 1)), 1, MAX_CHIPS)
         out["topology"] = topo_i.astype(np.int64)
 
         # packaging
@@ -248,7 +255,7 @@ class DesignArrays:
         out["wafer_scale"] = np.array([k == "wafer_scale" for k in tech.packaging])[pkg_i]
         out["pkg_is_interposer"] = np.array([k.startswith("cowos") for k in tech.packaging])[pkg_i]
         dies = c["chip.dies"]
-        out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), np.rint(dies), 0)  # 0 = automatic
+        out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), np.clip(np.rint(dies), 1, MAX_COUNT), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]
         out["sparsity_2to4"] = c["chip.sparsity_2to4"]
         tdp = c["chip.tdp_w"]
@@ -260,7 +267,8 @@ class DesignArrays:
                                for nd in nodes])[node_i] for p in speedup}
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
-        out["knee_flop_per_byte"] = np.where(bw > 0, headline / np.where(bw > 0, bw, 1.0), 0.0)
+        ok = bw > 1e-9
+        out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
         out["peak_tflops_headline"] = headline
         return cls(n=n, tech=tech, names=names, valid=flags.valid, reason=flags.reason, speedup=speedup,
                    peak_tflops=peak, energy_pj_per_flop=energy, cols=out)
@@ -323,11 +331,15 @@ def _check_ranges(c: dict[str, np.ndarray], flags: _Flags) -> None:
     def is_int(v: np.ndarray) -> np.ndarray:
         return np.isfinite(v) & (np.rint(v) == v)
 
-    for knob in ("chip.cores", "chip.array_rows", "chip.array_cols"):
-        bad_values(knob, is_int(c[knob]) & (c[knob] > 0), "a positive integer")
+    bad_values("chip.cores", is_int(c["chip.cores"]) & (c["chip.cores"] > 0) & (c["chip.cores"] <= MAX_CORES),
+               f"an integer in [1, {MAX_CORES:,}]")
+    for knob in ("chip.array_rows", "chip.array_cols"):
+        bad_values(knob, is_int(c[knob]) & (c[knob] > 0) & (c[knob] <= MAX_ARRAY), f"an integer in [1, {MAX_ARRAY}]")
     for knob in ("chip.memory_stacks", "chip.links"):
-        bad_values(knob, is_int(c[knob]) & (c[knob] >= 0), "an integer >= 0")
-    bad_values("system.num_chips", is_int(c["system.num_chips"]) & (c["system.num_chips"] >= 1), "an integer >= 1")
+        bad_values(knob, is_int(c[knob]) & (c[knob] >= 0) & (c[knob] <= MAX_COUNT), f"an integer in [0, {MAX_COUNT}]")
+    bad_values("system.num_chips", is_int(c["system.num_chips"]) & (c["system.num_chips"] >= 1)
+               & (c["system.num_chips"] <= MAX_CHIPS), f"an integer in [1, {MAX_CHIPS:,}]")
+    bad_values("chip.sram_mb", c["chip.sram_mb"] <= MAX_SRAM_MB, f"<= {MAX_SRAM_MB:,}")
     bad_values("chip.clock_ghz", (c["chip.clock_ghz"] > 0) & (c["chip.clock_ghz"] <= 10), "in (0, 10] GHz")
     bad_values("chip.sram_mb", c["chip.sram_mb"] >= 0, ">= 0")
     for knob in ("chip.sram_tbps", "chip.memory_gbps_per_stack", "chip.memory_gb_per_stack", "chip.tdp_w"):

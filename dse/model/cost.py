@@ -65,7 +65,7 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
     dies_usd = die_each * area.num_dies
     memory = arr.mem_gb * arr.mem_usd_per_gb
     # assembly: each logic die bonds with yield y_a; a failed bond scraps the package and its parts
-    y_asm = arr.pkg_assembly_yield_per_die ** area.num_dies
+    y_asm = np.maximum(arr.pkg_assembly_yield_per_die ** area.num_dies, 1e-12)  # finite for absurd die counts
     raw_pkg = area.package_mm2 * arr.pkg_usd_per_mm2
     package = raw_pkg / y_asm + (dies_usd + memory) * (1.0 / y_asm - 1.0)
     test = w.test_cost_fraction * dies_usd
