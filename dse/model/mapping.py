@@ -5,11 +5,13 @@ once and evaluated on all designs at once. Pipeline parallelism changes only wha
 the point-to-point hops and how many micro-batches are in flight, so it is applied arithmetically.
 
 LLM serving model (static batching, one replica = tp × pp chips, dp replicas):
-- decode: pp micro-batches of `b` sequences each are in flight; TPOT = all layers at micro-batch b
-  + (pp-1) hops; a replica produces pp·b tokens per TPOT.
-- prefill: TTFT = one request's prompt through all stages; a static batch of pp·b prompts costs
-  b·TTFT (the stages overlap different requests).
-- replica throughput = pp·b·out / (b·TTFT + out·TPOT); system throughput = dp × replica.
+- decode: mb ≤ pp micro-batches of `b` sequences each are in flight (batch B = mb·b; mb < pp leaves
+  pipeline bubbles, e.g. batch 1 split over stages only for capacity); TPOT = all layers at
+  micro-batch b + (pp-1) hops; a replica produces B tokens per TPOT.
+- prefill: TTFT = one request's prompt through all stages; the static batch's B prompts cost
+  b·TTFT·(mb + pp − 1)/pp (mb micro-batches filling and draining the pipeline).
+- replica throughput = B·out / (prefill time + out·TPOT); system throughput = dp × replica.
+- capacity per chip: the heaviest stage's weights + KV of B sequences × its layers / tp.
 CNN: data parallel over all chips; latency = one batch through the network.
 """
 
@@ -156,26 +158,34 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
         idx_tp = np.flatnonzero(sel_tp)
         hw_tp = hw.take(idx_tp)
         pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
+        fixed, max_b = scenario_batch(scenario)
         for b in micro_batch_candidates(scenario):
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
-            kv_full = builders.kv_bytes(shape, b, prompt + out_len, tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
-            fixed, max_b = scenario_batch(scenario)
             # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
             whole = {int(c) // tp for c in np.unique(chips_avail[idx_tp])}
             pps = [force_pp] if force_pp else sorted(
                 pp for pp in set(PP_CHOICES) | whole
                 if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers)
-            # pp micro-batches of b sequences are in flight: the scenario's batch bounds b * pp
-            pps = [pp for pp in pps if (b * pp == fixed if fixed is not None else b * pp <= max_b)]
-            # residency and capacity per pp, then one evaluation per distinct residency
             for pp in pps:
+                # mb micro-batches of b sequences are in flight (mb <= pp; mb < pp leaves bubbles)
+                if fixed is not None:
+                    if fixed % b or fixed // b > pp:
+                        continue
+                    mb = fixed // b
+                else:
+                    mb = min(pp, max_b // b)
+                    if mb < 1:
+                        continue
+                total_b = b * mb
                 ok = chips_avail[idx_tp] >= tp * pp
                 if not ok.any():
                     continue
                 w = stage_weight_bytes(dec, pp)
+                kv = builders.kv_bytes(shape, total_b, prompt + out_len, tp, prec) * (-(-dec.layers // pp)) \
+                    / dec.layers
                 sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
-                wres, kres, fits, resident_all = residency(w, kv_full, act, sram, mem)
+                wres, kres, fits, resident_all = residency(w, kv, act, sram, mem)
                 cand = ok & fits
                 if b == 1:
                     # capacity reason from the largest mapping that still does not fit
@@ -185,7 +195,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     for jj, g in zip(j[keep], gi[keep]):
                         cap = mem[jj] if mem[jj] > 0 else sram[jj]
                         where = "memory" if mem[jj] > 0 else "SRAM"
-                        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv_full)} per chip > {where} "
+                        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} "
                                      f"{_fmt_gb(cap)} (tp={tp}, pp={pp} on {tp * pp} of {int(chips_avail[g])} chips)")
                     reason_kind[gi[keep]] = 1
                     cap_chips[gi[keep]] = tp * pp
@@ -203,10 +213,11 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 tpot = d.time_s + (pp - 1) * hop_dec
                 ttft = p.time_s + (pp - 1) * hop_pre
                 dp = chips_avail[idx_tp][cidx] // (tp * pp)
-                replica = pp * b * out_len / (b * ttft + out_len * tpot)
+                prefill_time = b * ttft * (mb + pp - 1) / pp      # mb micro-batches through pp stages
+                replica = total_b * out_len / (prefill_time + out_len * tpot)
                 thr = dp * replica
                 static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(cidx))
-                e_tok = tp * (d.energy_j + static * tpot) / b
+                e_tok = tp * (mb * d.energy_j + pp * static * tpot) / total_b
                 slo_ok = np.ones(len(cidx), bool)
                 if slo_tpot:
                     slo_ok &= tpot * 1e3 <= slo_tpot
@@ -218,7 +229,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     reason[gi[j]] = (f"SLO missed: TPOT {tpot[j] * 1e3:.3g} ms"
                                      f"{f' (limit {slo_tpot:g})' if slo_tpot else ''}, TTFT {ttft[j] * 1e3:.3g} ms"
                                      f"{f' (limit {slo_ttft:g})' if slo_ttft else ''} at tp={tp}, pp={pp}, "
-                                     f"batch {b * pp}")
+                                     f"batch {total_b}")
                 reason_kind[gi[miss]] = 2
                 score = thr if goal == "throughput" else -tpot + 1e-12 * thr
                 better = slo_ok & (score > best_score[gi])
@@ -232,7 +243,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
                 m["energy_j_per_unit"][g] = e_tok[better]
                 m["chips_used"][g] = dp[better] * tp * pp
-                m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], b * pp
+                m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
                 bound[g] = np.where(wres[cidx][better], "sram-resident", "weights-streamed")
     reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
     for k in m:

@@ -206,7 +206,9 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
                    cal.compute_eff_max)
     eff = np.minimum(eff, 1.0)
     t_mm = flops / np.maximum(peak * util * eff, 1.0)
-    t_vec = flops / np.maximum(hw.vector_flops[:, None] * cal.compute_eff_max, 1.0)
+    # a chip without a vector unit runs elementwise work on one row of its MAC arrays
+    vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
+    t_vec = flops / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
     compute = np.where(is_mm, t_mm, np.where(is_vec, t_vec, 0.0))
 
     wres = np.asarray(weights_resident, bool)[:, None]
