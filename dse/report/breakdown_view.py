@@ -1,0 +1,78 @@
+"""Time breakdown: stacked bars of compute / off-chip memory / SRAM / interconnect / overhead per scenario.
+
+Each operator's time (count included) is attributed to the component that bounds it; its fixed
+overhead goes to "overhead". The bars of one scenario therefore add up to its step time.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+from dse.report.spec import BreakdownView
+
+COMPONENTS = ["compute", "off-chip memory", "SRAM", "interconnect", "overhead"]
+COLOURS = ["#4c78a8", "#e45756", "#f58518", "#54a24b", "#9d755d"]
+_BOUND_TO_COMPONENT = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
+                       "overhead": "overhead"}
+
+
+def attribute_time(ops: pl.DataFrame) -> pl.DataFrame:
+    """Per design × scenario × component time (ms) from operator rows (time_s, overhead_s, bound)."""
+    work = ops.with_columns(
+        (pl.col("time_s") - pl.col("overhead_s")).clip(lower_bound=0).alias("_work"),
+        pl.col("bound").replace_strict(_BOUND_TO_COMPONENT, default="compute").alias("component"),
+    )
+    bound_part = work.group_by("design", "scenario", "component").agg((pl.col("_work").sum() * 1e3).alias("time_ms"))
+    over = work.group_by("design", "scenario").agg((pl.col("overhead_s").sum() * 1e3).alias("time_ms")).with_columns(
+        pl.lit("overhead").alias("component"))
+    out = pl.concat([bound_part, over.select(bound_part.columns)]).group_by("design", "scenario", "component").agg(
+        pl.col("time_ms").sum())
+    order = {c: i for i, c in enumerate(COMPONENTS)}
+    return out.with_columns(pl.col("component").replace_strict(order, return_dtype=pl.Int32).alias("component_order")
+                            ).sort("scenario", "design", "component_order")
+
+
+def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.Parameter,
+                    brush: alt.Parameter | None = None, design_fields: pl.DataFrame | None = None) -> alt.Chart:
+    """Stacked horizontal bars, one row per design, one panel per scenario.
+
+    `design_fields` (design + objective columns, Vega-safe names) lets the explorer's brush fade
+    designs outside it; the dropdown's design gets a black outline.
+    """
+    if "phase" in ops.columns:  # LLM prefill and decode steps differ by orders of magnitude: separate panels
+        ops = ops.with_columns(pl.when(pl.col("phase").is_not_null() & (pl.col("phase") != ""))
+                               .then(pl.format("{} · {}", pl.col("scenario"), pl.col("phase")))
+                               .otherwise(pl.col("scenario")).alias("scenario"))
+    data = attribute_time(ops)
+    if design_fields is not None and len(design_fields):
+        data = data.join(design_fields, on="design", how="left")
+    totals = data.group_by("design", "scenario").agg(pl.col("time_ms").sum().alias("step_ms"))
+    data = data.join(totals, on=["design", "scenario"], how="left").with_columns(
+        (pl.col("time_ms") / pl.col("step_ms") * 100).alias("share_pct"))
+    opacity = alt.value(0.9)
+    if brush is not None:
+        opacity = alt.when(brush).then(alt.value(0.95)).otherwise(alt.value(0.2))
+    xfield, xtitle = ("share_pct:Q", "Share of step time (%)") if view.normalize else ("time_ms:Q", "Time per step (ms)")
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X(xfield, title=xtitle, stack="zero",
+                scale=alt.Scale(domain=[0, 100], nice=False) if view.normalize else alt.Undefined),
+        y=alt.Y("design:N", title="Design", sort=None),
+        color=alt.Color("component:N", title="Time in", scale=alt.Scale(domain=COMPONENTS, range=COLOURS)),
+        order=alt.Order("component_order:Q"),
+        opacity=opacity,
+        stroke=alt.when(alt.datum.design == design_pick).then(alt.value("black")).otherwise(alt.value(None)),
+        strokeWidth=alt.when(alt.datum.design == design_pick).then(alt.value(2)).otherwise(alt.value(0)),
+        tooltip=[
+            alt.Tooltip("design:N", title="Design"), alt.Tooltip("scenario:N", title="Scenario"),
+            alt.Tooltip("component:N", title="Time in"),
+            alt.Tooltip("time_ms:Q", title="Time (ms per step)", format=",.4~g"),
+            alt.Tooltip("share_pct:Q", title="Share (%)", format=".1f"),
+            alt.Tooltip("step_ms:Q", title="Step time (ms)", format=",.4~g"),
+        ],
+    ).properties(width=view.width, name="breakdown_bars")
+    return bars.facet(
+        row=alt.Row("scenario:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold")),
+        title=alt.Title(view.title, subtitle="Each operator's time counted where it is bound; outlined = design "
+                        "picked in the dropdown; faded = outside the brush.", anchor="start", fontSize=16),
+    ).resolve_scale(y="independent")

@@ -1,0 +1,90 @@
+"""Convergence: hypervolume of the feasible front found after k trials, one line per run (sampler).
+
+Objectives are normalised to [0, 1] over all runs' feasible designs (log scale where the explorer uses
+log axes), so runs are comparable; the reference point is 1.1 in every objective and the curve is the
+dominated fraction of that box.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from dse.pareto import hypervolume, nondominated_mask
+from dse.report.rundata import RunData, objective_matrix
+from dse.report.spec import ConvergenceView, Objective
+
+REF = 1.1
+
+
+def _normaliser(runs: list[RunData], objs: list[Objective]):
+    """Map raw objective matrices to minimisation in [0, 1] (log where positive and spanning > 30×)."""
+    mats = []
+    for r in runs:
+        Y = objective_matrix(r.results, objs)
+        mats.append(Y[r.results["feasible"].fill_null(False).to_numpy().astype(bool)])
+    allY = np.vstack(mats) if mats else np.zeros((0, len(objs)))
+    logs, lo, hi = [], [], []
+    for j in range(len(objs)):
+        v = allY[:, j][np.isfinite(allY[:, j])]
+        lg = v.size > 0 and bool((v > 0).all()) and float(v.max()) > 30 * float(v.min())
+        t = np.log10(v) if lg else v
+        logs.append(lg)
+        lo.append(float(t.min()) if t.size else 0.0)
+        hi.append(float(t.max()) if t.size else 1.0)
+
+    def norm(Y: np.ndarray) -> np.ndarray:
+        Z = np.empty_like(Y, dtype=float)
+        for j, o in enumerate(objs):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.log10(np.where(Y[:, j] > 0, Y[:, j], np.nan)) if logs[j] else Y[:, j]
+            span = hi[j] - lo[j] or 1.0
+            z = (t - lo[j]) / span
+            Z[:, j] = 1.0 - z if o.direction == "maximize" else z
+        return Z
+
+    return norm
+
+
+def convergence_table(runs: list[RunData], objs: list[Objective], points: int) -> pl.DataFrame:
+    """Rows (run, trials, hypervolume) at `points` checkpoints per run, in trial order."""
+    norm = _normaliser(runs, objs)
+    m = len(objs)
+    rows = []
+    for r in runs:
+        df = r.results.sort("trial") if "trial" in r.results.columns else r.results
+        Z = norm(objective_matrix(df, objs))
+        feas = df["feasible"].fill_null(False).to_numpy().astype(bool)
+        Z[~feas] = np.nan
+        n = len(df)
+        checkpoints = np.unique(np.linspace(1, n, min(points, n)).round().astype(int)) if n else []
+        front = np.zeros((0, m))
+        start = 0
+        for k in checkpoints:
+            chunk = Z[start:k]
+            chunk = chunk[np.isfinite(chunk).all(axis=1)]
+            if len(chunk):
+                cand = np.vstack([front, chunk])
+                front = cand[nondominated_mask(cand)]
+            start = k
+            hv = hypervolume(front, np.full(m, REF)) / REF**m if len(front) else 0.0
+            rows.append({"run": r.label, "trials": int(k), "hypervolume": hv, "front": int(len(front))})
+    return pl.DataFrame(rows, schema={"run": pl.String, "trials": pl.Int64, "hypervolume": pl.Float64,
+                                      "front": pl.Int64})
+
+
+def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
+    """Line per run of normalised hypervolume vs trials evaluated."""
+    return alt.Chart(table).mark_line(point=True).encode(
+        x=alt.X("trials:Q", title="Trials evaluated (count)"),
+        y=alt.Y("hypervolume:Q", title="Hypervolume (fraction of the normalised box)", scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", title="Run (sampler)"),
+        tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("trials:Q", title="Trials"),
+                 alt.Tooltip("hypervolume:Q", title="Hypervolume", format=".4f"),
+                 alt.Tooltip("front:Q", title="Front size")],
+    ).properties(
+        width=view.width, height=view.height, name="convergence_lines",
+        title=alt.Title(view.title, subtitle="Objectives scaled to [0, 1] over all runs (log where the range spans "
+                        "more than 30×); reference point 1.1 in each.", anchor="start", fontSize=16),
+    )

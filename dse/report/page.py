@@ -1,0 +1,326 @@
+"""Assemble the views of a dashboard spec over run folders into one offline HTML page (and PNGs).
+
+The page inlines Vega, Vega-Lite and vega-embed (vl-convert's bundle), so it opens with no network;
+the dropdowns sit in a control bar at the top; the rendered Vega view is exposed as `window.dseView`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from dse.report import model_data
+from dse.report.breakdown_view import breakdown_chart
+from dse.report.composition_view import composition_chart, composition_table, varying_knobs
+from dse.report.convergence_view import convergence_chart, convergence_table
+from dse.report.labels import safe, title_of
+from dse.report.pareto_view import brush_param, pareto_explorer
+from dse.report.roofline_view import design_param, roofline_chart, scenario_param
+from dse.report.rundata import RunData, front_mask, knob_columns, load_runs, plot_frame, resolve_objectives, thin
+from dse.report.spec import (BreakdownView, CompositionView, ConvergenceView, DashboardSpec, ParetoView,
+                             RooflineView)
+
+CONTROLS = "#dse-controls"
+
+
+@dataclass
+class Dashboard:
+    """The page chart, each view on its own (for PNGs), and what the page header says."""
+
+    title: str
+    chart: alt.TopLevelMixin
+    views: dict[str, alt.TopLevelMixin] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+def _top_level(params: list) -> list:
+    """Schema objects for a top-level `params` list (alt.param() wrappers unwrapped, duplicates dropped)."""
+    out = {}
+    for p in params:
+        obj = p.param if isinstance(p, alt.Parameter) else p
+        out.setdefault(obj.name, obj)
+    return list(out.values())
+
+
+def _bind_to_controls(params: list) -> None:
+    for p in params:
+        bind = getattr(p, "bind", alt.Undefined)
+        if bind is not alt.Undefined and not isinstance(bind, str):
+            bind.element = CONTROLS
+
+
+def _images_metrics(df: pl.DataFrame) -> set[str]:
+    """Per-scenario `throughput` columns that count images (their scenario reports images/s)."""
+    out = set()
+    for c in df.columns:
+        if c.endswith(".throughput") and c != "mix.throughput":
+            img = c[: -len("throughput")] + "images_per_s"
+            if img in df.columns and df[img].cast(pl.Float64).fill_null(0).max() > 0:
+                out.add(c)
+    return out
+
+
+def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboard:
+    """Read the runs and build every view of `spec` into one linked chart."""
+    runs: list[RunData] = load_runs(run_dirs)
+    objs = resolve_objectives(runs, spec.objectives)
+    notes: list[str] = []
+    thinned = [thin(r, objs, spec.max_points) for r in runs]
+    fronts = {r.name: front_mask(r.results, objs) for r in runs}
+    images = _images_metrics(runs[0].results)
+    labels = spec.labels
+    frames = [t.frame.with_columns(pl.format("{}#{}", pl.col("run"), pl.col("trial")).alias("design"))
+              for t in thinned]
+    knobs = list(dict.fromkeys(k for r in runs for k in knob_columns(r.results)))
+    headline = [m for m in spec.headline_metrics if any(m in r.results.columns for r in runs)]
+    obj_metrics = [o.metric for o in objs]
+    pv = next((v for v in spec.views if isinstance(v, ParetoView)), None)
+    colour = list(dict.fromkeys(([pv.color] + pv.color_choices) if pv else []))
+    columns = ["run", "trial", "design", "pareto", *obj_metrics, *headline, *colour, *knobs]
+    data = plot_frame(frames, columns)
+    run_rows = [{"name": r.name, "sampler": r.sampler, "path": str(r.path), "trials": t.total, "feasible": t.feasible,
+                 "front": t.front, "front_shown": t.front_shown, "dominated_shown": t.dominated_shown}
+                for r, t in zip(runs, thinned)]
+
+    brush = brush_param()
+    page_params: list = []
+    sections: list = []
+    views: dict[str, alt.TopLevelMixin] = {}
+    has_explorer = any(isinstance(v, ParetoView) for v in spec.views)
+
+    # designs for roofline / breakdown (picked over the first run's front) and their operator rows
+    need_ops = any(isinstance(v, (RooflineView, BreakdownView)) for v in spec.views)
+    ops = roofs = None
+    picked: dict = {}
+    scenario_names: list[str] = []
+    if need_ops:
+        rv = next((v for v in spec.views if isinstance(v, RooflineView)), RooflineView())
+        picked, picked_rows, pnotes = model_data.picked_designs(runs[0], fronts[runs[0].name], objs, rv.designs, labels)
+        notes += pnotes
+        try:
+            mix = model_data.mix_of(runs[0])
+            scenarios = [e.scenario for e in mix.scenarios] if mix is not None else []
+            if rv.scenarios:
+                scenarios = [s for s in scenarios if s.name in rv.scenarios]
+            scenario_names = [s.name for s in scenarios]
+            if picked and scenarios:
+                ops, roofs, onotes = model_data.operator_frame(picked, scenarios)
+                notes += onotes
+            elif not scenarios:
+                notes.append("the run's study.yaml names no workload mix: no roofline or time breakdown")
+        except Exception as exc:  # model not available or mix unknown: the rest of the page still works
+            notes.append(f"roofline and time breakdown unavailable: {exc}")
+            ops = None
+    design_pick = design_param(list(picked) or [""])
+    scenario_pick = scenario_param(scenario_names)
+
+    for view in spec.views:
+        if isinstance(view, ParetoView):
+            refs = None
+            if view.reference_chips:
+                try:
+                    ref_df, rnotes = model_data.reference_metrics(view.reference_chips, model_data.mix_of(runs[0]))
+                    if rnotes:
+                        notes.append("reference chips not plotted (infeasible on this mix): " + "; ".join(rnotes))
+                    if ref_df is not None:
+                        refs = plot_frame([ref_df], ["name", *obj_metrics])
+                except Exception as exc:
+                    notes.append(f"reference chips unavailable: {exc}")
+            tips = [*obj_metrics, *headline, *knobs, "trial"]
+            chart, params = pareto_explorer(data, objs, view, colour_fields=colour, tooltip_fields=tips, refs=refs,
+                                            labels=labels, images=images, brush=brush)
+            page_params += params
+            sections.append(chart)
+            views["pareto"] = _standalone(chart, params)
+        elif isinstance(view, RooflineView):
+            if ops is None or roofs is None:
+                continue
+            chart = roofline_chart(ops, roofs, view, design_pick=design_pick, scenario_pick=scenario_pick)
+            sections.append(chart)
+            views["roofline"] = _standalone(chart, [design_pick, scenario_pick])
+            page_params += [design_pick, scenario_pick]
+        elif isinstance(view, BreakdownView):
+            if ops is None:
+                continue
+            fields = None
+            if picked:
+                rows = [{"design": lab, **{safe(m): picked_rows[lab].get(m) for m in obj_metrics}} for lab in picked]
+                fields = pl.DataFrame(rows)
+            chart = breakdown_chart(ops, view, design_pick=design_pick, brush=brush if has_explorer else None,
+                                    design_fields=fields)
+            sections.append(chart)
+            views["breakdown"] = _standalone(breakdown_chart(ops, view, design_pick=design_pick), [design_pick])
+            if design_pick not in page_params:
+                page_params.append(design_pick)
+        elif isinstance(view, CompositionView):
+            all_res = pl.concat([r.results for r in runs], how="diagonal_relaxed")
+            all_front = np.concatenate([fronts[r.name] for r in runs])
+            ks = varying_knobs(all_res, view.knobs or knobs)
+            if ks:
+                chart = composition_chart(composition_table(all_res, all_front, ks, view.bins), view, labels)
+                sections.append(chart)
+                views["composition"] = chart
+        elif isinstance(view, ConvergenceView):
+            chart = convergence_chart(convergence_table(runs, objs, view.points), view)
+            sections.append(chart)
+            views["convergence"] = chart
+    page_params = _top_level(page_params)
+    _bind_to_controls(page_params)
+    page = alt.vconcat(*sections, spacing=36).properties(
+        title=alt.Title(spec.title, anchor="start", fontSize=20), padding=12,
+    ).configure_axis(labelFontSize=11, titleFontSize=12).configure_legend(labelLimit=220)
+    page.params = page_params
+    return Dashboard(spec.title, page, views, run_rows, notes, spec.description)
+
+
+def _standalone(chart, params) -> alt.TopLevelMixin:
+    """A copy of one view with the params it uses, for a PNG (brush-linked encodings keep their default)."""
+    c = chart.copy(deep=True)
+    c.params = _top_level(params)
+    return c
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+ body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 18px 40px; color: #222; }}
+ header {{ margin: 14px 0 6px; }}
+ header h1 {{ font-size: 22px; margin: 0 0 4px; }}
+ header p {{ margin: 3px 0; max-width: 1100px; }}
+ table.runs {{ border-collapse: collapse; font-size: 13px; margin: 6px 0; }}
+ table.runs td, table.runs th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: right; }}
+ table.runs td:first-child, table.runs th:first-child {{ text-align: left; }}
+ .notes {{ font-size: 12px; color: #8a4b00; }}
+ #dse-controls {{ position: sticky; top: 0; z-index: 5; background: #f7f7f7; border: 1px solid #ddd;
+   padding: 6px 10px; margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 13px; }}
+ #dse-controls .vega-bind {{ display: inline-flex; align-items: center; }}
+ #dse-controls select {{ max-width: 420px; }}
+ #vis.vega-embed {{ width: 100%; display: flex; }}
+ #dse-error {{ color: #b00020; font-weight: bold; }}
+</style>
+<script type="text/javascript">
+// vega-embed bundle (Vega, Vega-Lite {vl_version}, vega-embed) inlined: the page needs no network
+{bundle}
+</script>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+{description}
+<p>{thinning}</p>
+{run_table}
+<p>How to use: drag a rectangle in any Pareto scatter to brush designs (every view highlights the same
+designs; double-click to clear); click a legend entry to keep one category (shift-click for several);
+pick a design for the roofline and time breakdown in the <b>Design</b> dropdown; hover for details.</p>
+{notes}
+</header>
+<div id="dse-controls"></div>
+<div id="dse-error"></div>
+<div id="vis"></div>
+<script type="text/javascript">
+  const spec = {spec};
+  vegaEmbed("#vis", spec, {{renderer: "canvas", actions: {{export: true, source: false, compiled: false, editor: false}}}})
+    .then(function (result) {{ window.dseView = result.view; document.body.dataset.rendered = "ok"; }})
+    .catch(function (err) {{ console.error(err); document.body.dataset.rendered = "error";
+      document.getElementById("dse-error").textContent = "Could not draw the dashboard: " + err; }});
+</script>
+</body>
+</html>
+"""
+
+
+def _run_table(runs: list[dict]) -> str:
+    head = ("<tr><th>run</th><th>sampler</th><th>trials</th><th>feasible</th><th>front</th>"
+            "<th>front shown</th><th>dominated shown</th></tr>")
+    body = "".join(
+        f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(r['sampler'])}</td><td>{r['trials']:,}</td>"
+        f"<td>{r['feasible']:,}</td><td>{r['front']:,}</td><td>{r['front_shown']:,}</td>"
+        f"<td>{r['dominated_shown']:,}</td></tr>" for r in runs)
+    return f'<table class="runs">{head}{body}</table>'
+
+
+def _thinning_text(runs: list[dict]) -> str:
+    total = sum(r["trials"] for r in runs)
+    shown = sum(r["front_shown"] + r["dominated_shown"] for r in runs)
+    dom = sum(r["feasible"] - r["front"] for r in runs)
+    if shown >= sum(r["feasible"] for r in runs):
+        return f"Showing all {shown:,} feasible designs of {total:,} trials (infeasible trials are not plotted)."
+    return (f"Showing {shown:,} of {total:,} trials: every Pareto-front design plus a uniform random sample of "
+            f"{sum(r['dominated_shown'] for r in runs):,} of the {dom:,} feasible dominated designs (thinned so the "
+            f"page stays responsive; infeasible trials are not plotted). Front composition and convergence use "
+            f"every trial.")
+
+
+def render_html(d: Dashboard) -> str:
+    """The self-contained page as a string."""
+    import vl_convert
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    vl = vl_version_for_vl_convert()
+    with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
+        warnings.simplefilter("ignore", UserWarning)
+        spec = d.chart.to_dict()
+    notes = "".join(f"<p class=notes>Note: {html.escape(n)}</p>" for n in d.notes)
+    return _TEMPLATE.format(
+        title=html.escape(d.title),
+        vl_version=vl,
+        bundle=vl_convert.javascript_bundle(vl_version=vl).replace("</script", "<\\/script"),
+        description=f"<p>{html.escape(d.description)}</p>" if d.description else "",
+        thinning=html.escape(_thinning_text(d.runs)),
+        run_table=_run_table(d.runs),
+        notes=notes,
+        spec=json.dumps(spec, separators=(",", ":"), default=str).replace("</", "<\\/"),
+    )
+
+
+def write_html(d: Dashboard, out: Path | str) -> Path:
+    """Write the page; parent folders are created."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(d), encoding="utf-8")
+    return out
+
+
+def write_pngs(d: Dashboard, out_dir: Path | str, scale: float = 1.5) -> list[Path]:
+    """One static PNG per view (interactive state at its defaults) via vl-convert."""
+    import vl_convert
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, chart in d.views.items():
+        with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
+            warnings.simplefilter("ignore", UserWarning)
+            spec = chart.to_dict()
+        for p in spec.get("params", []):
+            if p.get("bind") != "legend":
+                p.pop("bind", None)
+        png = vl_convert.vegalite_to_png(spec, scale=scale)
+        path = out_dir / f"{name}.png"
+        path.write_bytes(png)
+        paths.append(path)
+    return paths
+
+
+def build_and_write(run_dirs, spec: DashboardSpec, out: Path | str, png_dir: Path | str | None = None):
+    """Build the dashboard, write the HTML (and PNGs); returns (html path, png paths, dashboard)."""
+    d = build_dashboard(run_dirs, spec)
+    path = write_html(d, out)
+    pngs = write_pngs(d, png_dir) if png_dir else []
+    return path, pngs, d
+
+
+__all__ = ["Dashboard", "build_dashboard", "render_html", "write_html", "write_pngs", "build_and_write", "title_of"]

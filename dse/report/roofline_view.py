@@ -1,0 +1,135 @@
+"""Roofline of one design picked in a dropdown: its operators as points under the compute roof and the
+off-chip / SRAM bandwidth slopes, with the knee (peak FLOP/s ÷ off-chip bandwidth) marked."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from dse.report.spec import RooflineView
+
+BOUND_COLOURS = {
+    "compute": "#4c78a8",
+    "memory": "#e45756",
+    "sram": "#f58518",
+    "comm": "#54a24b",
+    "overhead": "#9d755d",
+}
+BOUND_TITLES = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
+                "overhead": "overhead"}
+
+
+def design_param(designs: list[str], labels: list[str] | None = None) -> alt.Parameter:
+    """Page-wide dropdown choosing the design shown by the roofline and emphasised in the breakdown."""
+    return alt.param(
+        name="design_pick", value=designs[0] if designs else "",
+        bind=alt.binding_select(options=designs, labels=labels or designs, name="Design "),
+    )
+
+
+def scenario_param(scenarios: list[str]) -> alt.Parameter:
+    """Dropdown restricting the roofline to one scenario ("all" shows every scenario's operators)."""
+    return alt.param(
+        name="scenario_pick", value=scenarios[0] if scenarios else "all",
+        bind=alt.binding_select(options=["all", *scenarios], name="Roofline scenario "),
+    )
+
+
+def merge_roofs(roofs: pl.DataFrame) -> pl.DataFrame:
+    """One row per design × distinct roof (precision, peak, bandwidths), with the scenarios sharing it."""
+    if "scenario" not in roofs.columns:
+        roofs = roofs.with_columns(pl.lit("").alias("scenario"))
+    if "precision" not in roofs.columns:
+        roofs = roofs.with_columns(pl.lit("bf16").alias("precision"))
+    return roofs.group_by("design", "precision", "peak_tflops", "mem_tbps", "sram_tbps", maintain_order=True).agg(
+        pl.col("scenario").str.join(",").alias("scenarios"))
+
+
+def roof_lines(roofs: pl.DataFrame, lo: float = 0.05, hi: float = 1e5, n: int = 64) -> pl.DataFrame:
+    """Sampled roof curves per merged roof: min(peak, intensity × bandwidth) for off-chip memory and SRAM."""
+    grid = np.geomspace(lo, hi, n)
+    rows = []
+    for r in merge_roofs(roofs).iter_rows(named=True):
+        peak = float(r["peak_tflops"])
+        for roof, bw in (("off-chip memory roof", r.get("mem_tbps")), ("SRAM roof", r.get("sram_tbps"))):
+            if bw and bw > 0:
+                y = np.minimum(peak, grid * float(bw))
+                rows += [{"design": r["design"], "scenarios": r["scenarios"], "precision": r["precision"],
+                          "roof": roof, "intensity": float(x), "tflops": float(v)} for x, v in zip(grid, y)]
+    return pl.DataFrame(rows, schema={"design": pl.String, "scenarios": pl.String, "precision": pl.String,
+                                      "roof": pl.String, "intensity": pl.Float64, "tflops": pl.Float64})
+
+
+def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *,
+                   design_pick: alt.Parameter, scenario_pick: alt.Parameter) -> alt.Chart:
+    """Operators (x = FLOP per byte moved, y = attained TFLOP/s) of the dropdown's design on log axes.
+
+    `ops`: operator rows with design and scenario; `roofs`: design, scenario, precision, peak_tflops,
+    mem_tbps, sram_tbps (per chip).
+    """
+    pts = ops.filter((pl.col("intensity") > 0) & (pl.col("attainable_tflops") > 0))
+    lo = float(pts["intensity"].min()) / 3 if len(pts) else 0.05
+    hi = float(pts["intensity"].max()) * 3 if len(pts) else 1e5
+    kn = merge_roofs(roofs).filter(pl.col("mem_tbps") > 0)
+    if len(kn):
+        knees = (kn["peak_tflops"] / kn["mem_tbps"]).to_numpy()
+        lo, hi = min(lo, float(knees.min()) / 10), max(hi, float(knees.max()) * 10)
+    lines = roof_lines(roofs, lo, hi)
+    total = pts.group_by("design", "scenario").agg(pl.col("time_s").sum().alias("_step_s"))
+    pts = pts.join(total, on=["design", "scenario"], how="left").with_columns(
+        (pl.col("time_s") / pl.col("_step_s") * 100).alias("time_share_pct"),
+        pl.col("bound").replace(BOUND_TITLES).alias("bound_title"),
+    ).drop("_step_s")
+    x = alt.X("intensity:Q", title="Arithmetic intensity (FLOP/byte moved: off-chip, or SRAM if resident)",
+              scale=alt.Scale(type="log", domain=[lo, hi]))
+    y = alt.Y("tflops:Q", title="Attainable performance (TFLOP/s per chip)", scale=alt.Scale(type="log"))
+    pick = alt.datum.design == design_pick
+    in_scenario = (scenario_pick == "all") | (alt.datum.scenario == scenario_pick)
+    roof_in_scenario = (
+        "scenario_pick == 'all' || indexof(',' + datum.scenarios + ',', ',' + scenario_pick + ',') >= 0")
+    roofs_layer = alt.Chart(lines).mark_line(color="#222222", strokeWidth=1.6, clip=True).encode(
+        x=x, y=y, strokeDash=alt.StrokeDash("roof:N", title="Roof", scale=alt.Scale(
+            domain=["off-chip memory roof", "SRAM roof"], range=[[1, 0], [5, 3]])),
+        detail="precision:N",
+    ).transform_filter(pick).transform_filter(roof_in_scenario).properties(name="roofline_roofs")
+    knee_df = kn.with_columns((pl.col("peak_tflops") / pl.col("mem_tbps")).alias("knee")).with_columns(
+        pl.format("{} roof {} TFLOP/s · knee {} FLOP/B", pl.col("precision"), pl.col("peak_tflops").round(0),
+                  pl.col("knee").round(1)).alias("knee_label"))
+    knee_rule = alt.Chart(knee_df).mark_rule(color="#888888", strokeDash=[2, 2]).encode(
+        x=alt.X("knee:Q", scale=alt.Scale(type="log", domain=[lo, hi])),
+        tooltip=[alt.Tooltip("knee:Q", title="Knee (FLOP/byte)", format=",.1f"),
+                 alt.Tooltip("precision:N", title="Compute precision")],
+    ).transform_filter(pick).transform_filter(roof_in_scenario).properties(name="roofline_knee")
+    knee_text = alt.Chart(knee_df).mark_text(align="left", dx=4, dy=-6, color="#444444").encode(
+        x=alt.X("knee:Q", scale=alt.Scale(type="log", domain=[lo, hi])),
+        y=alt.Y("peak_tflops:Q", scale=alt.Scale(type="log")), text="knee_label:N",
+    ).transform_filter(pick).transform_filter(roof_in_scenario)
+    points = alt.Chart(pts).mark_point(filled=True, opacity=0.85).encode(
+        x=x,
+        y=alt.Y("attainable_tflops:Q", scale=alt.Scale(type="log")),
+        color=alt.Color("bound_title:N", title="Bound by", scale=alt.Scale(
+            domain=list(BOUND_TITLES.values()), range=list(BOUND_COLOURS.values()))),
+        shape=alt.Shape("scenario:N", title="Scenario"),
+        size=alt.Size("time_share_pct:Q", title="Share of step time (%)", scale=alt.Scale(range=[30, 500])),
+        tooltip=[
+            alt.Tooltip("design:N", title="Design"), alt.Tooltip("scenario:N", title="Scenario"),
+            alt.Tooltip("name:N", title="Operator"), alt.Tooltip("kind:N", title="Kind"),
+            alt.Tooltip("intensity:Q", title="Intensity (FLOP/byte)", format=",.3~g"),
+            alt.Tooltip("attainable_tflops:Q", title="Attained (TFLOP/s)", format=",.3~g"),
+            alt.Tooltip("flops:Q", title="FLOPs", format=".3~s"),
+            alt.Tooltip("time_s:Q", title="Time (s)", format=".3~e"),
+            alt.Tooltip("time_share_pct:Q", title="Share of step (%)", format=".1f"),
+            alt.Tooltip("bound_title:N", title="Bound by"),
+            *([alt.Tooltip("phase:N", title="Phase")] if "phase" in pts.columns else []),
+            *([alt.Tooltip("mapping:N", title="Mapping")] if "mapping" in pts.columns else []),
+        ],
+    ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_ops")
+    return alt.layer(roofs_layer, knee_rule, knee_text, points).resolve_scale(
+        color="independent", shape="independent", size="independent", strokeDash="independent"
+    ).properties(
+        width=view.width, height=view.height,
+        title=alt.Title(view.title, subtitle="Pick the design in the 'Design' dropdown; point size = share of "
+                        "the scenario's step time; the dashed grey rule is the off-chip knee.",
+                        anchor="start", fontSize=16),
+    )
