@@ -124,6 +124,43 @@ def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
     return out
 
 
+class ComboCache:
+    """Step time and energy per design under each residency (0 streamed, 1 weights resident,
+    2 weights and KV resident), computed once per design and residency on the designs that need it.
+
+    Residency alone decides an operator's time: when weights are resident the activation buffers
+    were reserved next to them, so how much else is resident does not matter.
+    """
+
+    def __init__(self, ops, hw: HwView, cal: Calibration):
+        self.ops, self.hw, self.cal = ops, hw, cal
+        self.time = np.full((3, hw.n), np.nan)
+        self.energy = np.full((3, hw.n), np.nan)
+
+    def prefetch(self, combo: np.ndarray, mask: np.ndarray) -> None:
+        """Compute every (design, residency) in `mask` not computed yet, one vectorized call per residency."""
+        for c in (0, 1, 2):
+            need = mask & (combo == c)
+            need &= np.isnan(self.time[c])
+            if need.any():
+                idx = np.flatnonzero(need)
+                k = len(idx)
+                r = _eval(self.ops, self.hw.take(idx), self.cal, np.full(k, c >= 1), np.full(k, c == 2), np.zeros(k))
+                self.time[c, idx] = r.time_s
+                self.energy[c, idx] = r.energy_j
+
+    def get(self, combo: np.ndarray, idx: np.ndarray) -> StepEval:
+        self.prefetch_idx(combo[idx], idx)
+        return StepEval(self.time[combo[idx], idx], self.energy[combo[idx], idx])
+
+    def prefetch_idx(self, combo_sel: np.ndarray, idx: np.ndarray) -> None:
+        mask = np.zeros(self.hw.n, bool)
+        full = np.zeros(self.hw.n, int)
+        mask[idx] = True
+        full[idx] = combo_sel
+        self.prefetch(full, mask)
+
+
 def _fmt_gb(x: float) -> str:
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
@@ -147,6 +184,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
     feasible = np.zeros(n, bool)
     reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
     cap_chips = np.zeros(n, int)
+    slo_gap = np.full(n, np.inf)
+    slo_info = np.zeros((n, 5))
     max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
     tps = [force_tp] if force_tp else _pow2_upto(max_tp, TP_CHOICES)
     for tp in tps:
@@ -159,6 +198,9 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
         hw_tp = hw.take(idx_tp)
         pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
         fixed, max_b = scenario_batch(scenario)
+        pre_cache = ComboCache(pre.ops, hw_tp, cal)
+        hop_pre_all = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
+                                      np.array([2.0]), hw_tp, cal)[:, 0]
         for b in micro_batch_candidates(scenario):
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
@@ -167,6 +209,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
             pps = [force_pp] if force_pp else sorted(
                 pp for pp in set(PP_CHOICES) | whole
                 if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers)
+            plans = []
             for pp in pps:
                 # mb micro-batches of b sequences are in flight (mb <= pp; mb < pp leaves bubbles)
                 if fixed is not None:
@@ -185,7 +228,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 kv = builders.kv_bytes(shape, total_b, prompt + out_len, tp, prec) * (-(-dec.layers // pp)) \
                     / dec.layers
                 sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
-                wres, kres, fits, resident_all = residency(w, kv, act, sram, mem)
+                wres, kres, fits, _ = residency(w, kv, act, sram, mem)
                 cand = ok & fits
                 if b == 1:
                     # capacity reason from the largest mapping that still does not fit
@@ -199,44 +242,55 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                                      f"{_fmt_gb(cap)} (tp={tp}, pp={pp} on {tp * pp} of {int(chips_avail[g])} chips)")
                     reason_kind[gi[keep]] = 1
                     cap_chips[gi[keep]] = tp * pp
-                if not cand.any():
-                    continue
-                cidx = np.flatnonzero(cand)
-                hw_c = hw_tp.take(cidx)
-                resident = resident_all[cidx]
-                d = _eval_residencies(dec.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
-                p = _eval_residencies(pre.ops, hw_c, cal, wres[cidx], kres[cidx], resident)
-                hop_dec = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
-                                          np.array([2.0]), hw_c, cal)[:, 0]
-                hop_pre = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
-                                          np.array([2.0]), hw_c, cal)[:, 0]
-                tpot = d.time_s + (pp - 1) * hop_dec
-                ttft = p.time_s + (pp - 1) * hop_pre
+                if cand.any():
+                    combo = wres.astype(int) + kres.astype(int)
+                    plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
+            if not plans:
+                continue
+            dec_cache = ComboCache(dec.ops, hw_tp, cal)
+            all_combo = np.zeros(len(idx_tp), int)
+            for c in (0, 1, 2):  # one vectorized call per residency over every pp's candidates
+                mask = np.zeros(len(idx_tp), bool)
+                for _, _, _, combo, cidx in plans:
+                    mask[cidx[combo[cidx] == c]] = True
+                all_combo[:] = c
+                dec_cache.prefetch(all_combo, mask)
+                pre_cache.prefetch(all_combo, mask)
+            hop_dec_all = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
+                                          np.array([2.0]), hw_tp, cal)[:, 0]
+            static_all = hw_tp.static_w if hw_tp.static_w is not None else np.zeros(len(idx_tp))
+            for pp, mb, total_b, combo, cidx in plans:
+                d = dec_cache.get(combo, cidx)
+                p = pre_cache.get(combo, cidx)
+                tpot = d.time_s + (pp - 1) * hop_dec_all[cidx]
+                ttft = p.time_s + (pp - 1) * hop_pre_all[cidx]
                 dp = chips_avail[idx_tp][cidx] // (tp * pp)
                 prefill_time = b * ttft * (mb + pp - 1) / pp      # mb micro-batches through pp stages
                 replica = total_b * out_len / (prefill_time + out_len * tpot)
                 thr = dp * replica
-                static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(cidx))
-                e_tok = tp * (mb * d.energy_j + pp * static * tpot) / total_b
+                e_tok = tp * (mb * d.energy_j + pp * static_all[cidx] * tpot) / total_b
                 slo_ok = np.ones(len(cidx), bool)
                 if slo_tpot:
                     slo_ok &= tpot * 1e3 <= slo_tpot
                 if slo_ttft:
                     slo_ok &= ttft * 1e3 <= slo_ttft
                 gi = idx_tp[cidx]
-                miss = np.flatnonzero(~slo_ok & ~feasible[gi])
-                for j in miss:
-                    reason[gi[j]] = (f"SLO missed: TPOT {tpot[j] * 1e3:.3g} ms"
-                                     f"{f' (limit {slo_tpot:g})' if slo_tpot else ''}, TTFT {ttft[j] * 1e3:.3g} ms"
-                                     f"{f' (limit {slo_ttft:g})' if slo_ttft else ''} at tp={tp}, pp={pp}, "
-                                     f"batch {total_b}")
-                reason_kind[gi[miss]] = 2
+                miss = ~slo_ok & ~feasible[gi]
+                if miss.any():
+                    # remember the closest miss; the reason string is written once at the end
+                    gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0,
+                                     ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
+                    closer = miss & (gap < slo_gap[gi])
+                    g = gi[closer]
+                    slo_gap[g] = gap[closer]
+                    slo_info[g] = np.stack([tpot[closer], ttft[closer], np.full(closer.sum(), tp),
+                                            np.full(closer.sum(), pp), np.full(closer.sum(), total_b)], axis=1)
+                    reason_kind[g] = 2
                 score = thr if goal == "throughput" else -tpot + 1e-12 * thr
                 better = slo_ok & (score > best_score[gi])
                 g = gi[better]
                 best_score[g] = score[better]
                 feasible[g] = True
-                reason[g] = ""
                 m["ttft_ms"][g] = ttft[better] * 1e3
                 m["tpot_ms"][g] = tpot[better] * 1e3
                 m["tokens_per_s"][g] = thr[better]
@@ -244,7 +298,13 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 m["energy_j_per_unit"][g] = e_tok[better]
                 m["chips_used"][g] = dp[better] * tp * pp
                 m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
-                bound[g] = np.where(wres[cidx][better], "sram-resident", "weights-streamed")
+                bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
+    reason[feasible] = ""
+    for g in np.flatnonzero(~feasible & (reason_kind == 2)):
+        t_pot, t_tft, tp_, pp_, b_ = slo_info[g]
+        reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
+                     f"TTFT {t_tft * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
+                     f"at best (tp={int(tp_)}, pp={int(pp_)}, batch {int(b_)})")
     reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
     for k in m:
         m[k][~feasible] = 0.0

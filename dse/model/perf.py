@@ -169,6 +169,59 @@ class OpTimes:
         return np.argmax(stack, axis=0)
 
 
+@dataclass
+class _OpStatic:
+    """Design-independent columns of an operator table, prepared once per table."""
+
+    k: int
+    mm: np.ndarray        # column indices of matrix operators
+    vec: np.ndarray       # vector-unit operators
+    coll: dict            # collective kind -> column indices
+    noncoll: np.ndarray   # bool mask (k,)
+    flops: np.ndarray
+    w: np.ndarray
+    act: np.ndarray
+    kv: np.ndarray
+    mm_m: np.ndarray
+    mm_n: np.ndarray
+    mm_groups: np.ndarray
+    mm_prec: np.ndarray
+    mm_sparse: np.ndarray
+    mm_conv: np.ndarray
+
+
+def _static(ops) -> _OpStatic:
+    cached = getattr(ops, "_perf_static", None)
+    if cached is not None:
+        return cached
+    kinds = np.asarray(ops.kind).astype(str)
+    k = len(kinds)
+    is_coll = np.isin(kinds, list(COLLECTIVE_KINDS))
+    is_vec = np.isin(kinds, list(VECTOR_KINDS))
+    mm = np.flatnonzero(~(is_coll | is_vec))
+    flops = np.asarray(ops.flops, float)
+    m_, k_, n_ = (np.asarray(x, float) for x in (ops.m, ops.k, ops.n))
+    mkn = m_ * k_ * n_
+    groups = np.where(mkn > 0, flops / np.maximum(2 * mkn, 1.0), 1.0)
+    sparse = np.asarray(getattr(ops, "sparse", np.zeros(k)), bool)
+    names = np.asarray(ops.name).astype(str)
+    st = _OpStatic(
+        k=k, mm=mm, vec=np.flatnonzero(is_vec),
+        coll={c: np.flatnonzero(kinds == c) for c in COLLECTIVE_KINDS if (kinds == c).any()},
+        noncoll=~is_coll, flops=flops, w=np.asarray(ops.weight_bytes, float),
+        act=np.asarray(ops.act_in_bytes, float) + np.asarray(ops.act_out_bytes, float),
+        kv=np.asarray(ops.kv_read_bytes, float) + np.asarray(ops.kv_write_bytes, float),
+        mm_m=m_[mm], mm_n=n_[mm], mm_groups=groups[mm],
+        mm_prec=np.asarray(ops.compute_precision).astype(str)[mm], mm_sparse=sparse[mm],
+        mm_conv=np.char.find(names[mm], "conv") >= 0,
+    )
+    try:
+        object.__setattr__(ops, "_perf_static", st)
+    except (AttributeError, TypeError):
+        pass
+    return st
+
+
 def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, resident_bytes=None) -> OpTimes:
     """Times of every operator of `ops` (an OpTable of one chip) on every design of `hw`.
 
@@ -176,66 +229,53 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     otherwise they stream from off-chip memory every step. Activations stay on chip when an operator's
     activations fit in the SRAM left over by `resident_bytes` (shape (n,)), else they spill off-chip too.
     """
-    n, k = hw.n, len(ops.flops)
-    kinds = np.asarray(ops.kind)
-    flops = _col(ops.flops)
-    w = _col(ops.weight_bytes)
-    act = _col(ops.act_in_bytes) + _col(ops.act_out_bytes)
-    kv = _col(ops.kv_read_bytes) + _col(ops.kv_write_bytes)
-    is_coll = np.isin(kinds, list(COLLECTIVE_KINDS))[None, :]
-    is_vec = np.isin(kinds, list(VECTOR_KINDS))[None, :]
-    is_mm = ~(is_coll | is_vec)
-
-    # compute roof per operator precision; an unsupported precision falls back to bf16 (dequantize)
-    prec = np.asarray(ops.compute_precision)
-    peak = np.empty((n, k))
-    for p in np.unique(prec):
-        cols = prec == p
-        pk = hw.peak_flops.get(str(p), hw.peak_flops["bf16"])
-        pk = np.where(pk > 0, pk, hw.peak_flops["bf16"])
-        peak[:, cols] = pk[:, None]
-    # 2:4 weight GEMMs list the FLOPs actually executed (half the dense ones): a chip with sparse
-    # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
-    sparse = _col(getattr(ops, "sparse", np.zeros(k)))
-    peak = peak * np.where((sparse > 0) & ~hw.sparsity[:, None], 0.5, 1.0)
-    m_, k_, n_ = _col(ops.m), _col(ops.k), _col(ops.n)
-    n_gemms = np.where(is_mm & (m_ * k_ * n_ > 0), flops / np.maximum(2 * m_ * k_ * n_, 1.0), 1.0)
-    util = gemm_utilization(m_, n_, hw.rows[:, None], hw.cols[:, None], hw.cores[:, None], n_gemms)
-    names = np.asarray(ops.name).astype(str)
-    eff = np.where((np.char.find(names, "conv") >= 0)[None, :], cal.compute_eff_max * cal.conv_eff / 0.9,
-                   cal.compute_eff_max)
-    eff = np.minimum(eff, 1.0)
-    t_mm = flops / np.maximum(peak * util * eff, 1.0)
-    # a chip without a vector unit runs elementwise work on one row of its MAC arrays
-    vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
-    t_vec = flops / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
-    compute = np.where(is_mm, t_mm, np.where(is_vec, t_vec, 0.0))
+    st = _static(ops)
+    n, k = hw.n, st.k
+    compute = np.zeros((n, k))
+    if len(st.mm):
+        # compute roof per operator precision; an unsupported precision falls back to bf16 (dequantize)
+        bf16 = hw.peak_flops["bf16"]
+        peak = np.empty((n, len(st.mm)))
+        for p in np.unique(st.mm_prec):
+            pk = hw.peak_flops.get(str(p), bf16)
+            peak[:, st.mm_prec == p] = np.where(pk > 0, pk, bf16)[:, None]
+        # 2:4 weight GEMMs list the FLOPs actually executed (half the dense ones): a chip with sparse
+        # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
+        if st.mm_sparse.any():
+            peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
+        util = gemm_utilization(st.mm_m[None, :], st.mm_n[None, :], hw.rows[:, None], hw.cols[:, None],
+                                hw.cores[:, None], st.mm_groups[None, :])
+        eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max)[None, :]
+        compute[:, st.mm] = st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0)
+    if len(st.vec):
+        # a chip without a vector unit runs elementwise work on one row of its MAC arrays
+        vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
+        compute[:, st.vec] = st.flops[st.vec][None, :] / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
 
     wres = np.asarray(weights_resident, bool)[:, None]
     kres = np.asarray(kv_resident, bool)[:, None]
     has_mem = (hw.mem_bw > 0)[:, None]
+    w, kv, act = st.w[None, :], st.kv[None, :], st.act[None, :]
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
-    free_sram = (hw.sram_bytes - resident)[:, None]
-    act_on_chip = (act <= np.maximum(free_sram, 0.0)) | ~has_mem
-    off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) + np.where(act_on_chip, 0.0, act)
-    off = np.where(has_mem, off, 0.0) * ~is_coll
+    free_sram = np.maximum(hw.sram_bytes - resident, 0.0)[:, None]
+    act_on_chip = (act <= free_sram) | ~has_mem
+    nc = st.noncoll[None, :]
+    off = (np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) + np.where(act_on_chip, 0.0, act)) * (has_mem & nc)
     half = cal.mem_bytes_half_mb * 1e6
-    mem_eff = cal.mem_eff_max * off / (off + half + 1e-30)
-    memory = np.where(off > 0, off / np.maximum(hw.mem_bw[:, None] * np.maximum(mem_eff, 1e-6), 1.0), 0.0)
+    # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
+    memory = (off + half) / np.maximum(hw.mem_bw[:, None] * cal.mem_eff_max, 1.0) * (off > 0)
 
     # SRAM port traffic of what lives on chip; streamed weights/KV flow through double-buffered
     # staging at the off-chip rate, which the memory term already bounds
-    on = (np.where(wres, w, 0.0) + np.where(kres, kv, 0.0) + np.where(act_on_chip, act, 0.0)) * ~is_coll
+    on = (np.where(wres, w, 0.0) + np.where(kres, kv, 0.0) + np.where(act_on_chip, act, 0.0)) * nc
     sram = on / np.maximum(hw.sram_bw[:, None] * cal.sram_eff_max, 1.0)
 
     comm = np.zeros((n, k))
-    for kind in COLLECTIVE_KINDS:
-        cols = kinds == kind
-        if cols.any():
-            comm[:, cols] = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
-                                            np.asarray(ops.group, float)[cols], hw, cal)
+    for kind, cols in st.coll.items():
+        comm[:, cols] = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
+                                        np.asarray(ops.group, float)[cols], hw, cal)
     per_op = np.where(hw.dataflow, cal.dataflow_overhead_us, cal.op_overhead_us)[:, None] * 1e-6
-    overhead = np.where(is_coll, 0.0, per_op) * np.ones((1, k))
+    overhead = per_op * nc
     total = np.maximum(np.maximum(compute, memory), np.maximum(sram, comm)) + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
 
