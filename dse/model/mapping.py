@@ -114,6 +114,7 @@ def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepE
 def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
     """Evaluate `ops` under each design's own residency, once per distinct (wres, kres) combination."""
     out = StepEval(np.zeros(hw.n), np.zeros(hw.n))
+    ops = compress_ops(ops)
     combo = wres.astype(int) * 2 + kres.astype(int)
     for c in np.unique(combo):
         sel = combo == c
@@ -121,6 +122,36 @@ def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
         r = _eval(ops, sub, cal, wres[sel], kres[sel], resident[sel])
         out.time_s[sel] = r.time_s
         out.energy_j[sel] = r.energy_j
+    return out
+
+
+_KEY_COLS = ("kind", "flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
+             "kv_write_bytes", "m", "k", "n", "compute_precision", "comm_bytes", "group", "sparse")
+
+
+def compress_ops(ops):
+    """The same step with identical operators merged (their counts summed): repeated blocks such as
+    ResNet bottlenecks are timed once. Step time and energy are unchanged; names are not kept."""
+    cached = getattr(ops, "_compressed", None)
+    if cached is not None:
+        return cached
+    names = np.asarray(ops.name).astype(str)
+    conv = np.char.find(names, "conv") >= 0
+    keys = [tuple(getattr(ops, c)[i] for c in _KEY_COLS) + (bool(conv[i]),) for i in range(len(names))]
+    first: dict = {}
+    inverse = np.empty(len(keys), int)
+    for i, key in enumerate(keys):
+        inverse[i] = first.setdefault(key, len(first))
+    if len(first) == len(keys):
+        out = ops
+    else:
+        rows = np.array([next(i for i in range(len(keys)) if inverse[i] == j) for j in range(len(first))])
+        counts = np.bincount(inverse, weights=np.asarray(ops.count, float))
+        out = ops.select(rows).replace(count=counts)
+    try:
+        object.__setattr__(ops, "_compressed", out)
+    except (AttributeError, TypeError):
+        pass
     return out
 
 
@@ -133,7 +164,7 @@ class ComboCache:
     """
 
     def __init__(self, ops, hw: HwView, cal: Calibration):
-        self.ops, self.hw, self.cal = ops, hw, cal
+        self.ops, self.hw, self.cal = compress_ops(ops), hw, cal
         self.time = np.full((3, hw.n), np.nan)
         self.energy = np.full((3, hw.n), np.nan)
 
@@ -328,15 +359,19 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
     reason = np.full(n, "", dtype=object)
     m = {k: np.zeros(n) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used", "batch")}
     weights = np.full(n, "", dtype=object)
+    # latency and footprint never shrink with batch: a design that misses the SLO or capacity at
+    # batch b is not tried at larger batches
+    alive = np.ones(n, bool)
     for b in batch_candidates(scenario):
         step = builders.cnn(shape, b, prec)
         w, act = step.weight_bytes_per_chip, step.act_bytes_per_chip
         wres, _, fits, resident = residency(w, 0.0, act, hw.sram_bytes, hw.mem_bytes)
-        for j in np.flatnonzero(~fits & ~feasible & (reason == "")):
+        for j in np.flatnonzero(alive & ~fits & ~feasible & (reason == "")):
             reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
-        if not fits.any():
-            continue
-        idx = np.flatnonzero(fits)
+        alive &= fits
+        if not alive.any():
+            break
+        idx = np.flatnonzero(alive)
         hw_c = hw.take(idx)
         kres = np.ones(len(idx), bool)
         r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres, resident[idx])
@@ -348,6 +383,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
         for j in np.flatnonzero(~ok):
             if not feasible[idx[j]]:
                 reason[idx[j]] = f"latency {lat[j] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {b}"
+        alive[idx[~ok]] = False
         score = thr if goal == "throughput" else -lat
         better = ok & (score > best[idx])
         g = idx[better]

@@ -188,6 +188,7 @@ class _OpStatic:
     mm_prec: np.ndarray
     mm_sparse: np.ndarray
     mm_conv: np.ndarray
+    launches: np.ndarray  # bool (k,): the operator is a kernel of its own (moves bytes)
 
 
 def _static(ops) -> _OpStatic:
@@ -214,6 +215,9 @@ def _static(ops) -> _OpStatic:
         mm_m=m_[mm], mm_n=n_[mm], mm_groups=groups[mm],
         mm_prec=np.asarray(ops.compute_precision).astype(str)[mm], mm_sparse=sparse[mm],
         mm_conv=np.char.find(names[mm], "conv") >= 0,
+        launches=(np.asarray(ops.weight_bytes, float) + np.asarray(ops.act_in_bytes, float)
+                  + np.asarray(ops.act_out_bytes, float) + np.asarray(ops.kv_read_bytes, float)
+                  + np.asarray(ops.kv_write_bytes, float)) > 0,
     )
     try:
         object.__setattr__(ops, "_perf_static", st)
@@ -274,8 +278,10 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     for kind, cols in st.coll.items():
         comm[:, cols] = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
                                         np.asarray(ops.group, float)[cols], hw, cal)
+    # an operator that moves no bytes of its own is fused into its producer (e.g. a ReLU epilogue):
+    # it costs its FLOPs but no kernel launch
     per_op = np.where(hw.dataflow, cal.dataflow_overhead_us, cal.op_overhead_us)[:, None] * 1e-6
-    overhead = per_op * nc
+    overhead = per_op * (nc & st.launches[None, :])
     total = np.maximum(np.maximum(compute, memory), np.maximum(sram, comm)) + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
 
