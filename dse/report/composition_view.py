@@ -84,7 +84,9 @@ def composition_chart(table: pl.DataFrame, view: CompositionView, labels: dict[s
             tooltip=[alt.Tooltip("value:N", title=title_of(k, labels)), alt.Tooltip("group:N", title="Among"),
                      alt.Tooltip("count:Q", title="Designs"), alt.Tooltip("share_pct:Q", title="Share (%)", format=".1f")],
         ).properties(width=180, height=130, name=f"composition_{i}"))
-    rows = [alt.hconcat(*charts[j : j + view.columns]) for j in range(0, len(charts), view.columns)]
+    # each panel has its own number of categories: its xOffset (group) scale must follow its own band width
+    rows = [alt.hconcat(*charts[j : j + view.columns]).resolve_scale(xOffset="independent")
+            for j in range(0, len(charts), view.columns)]
     return alt.vconcat(*rows, title=alt.Title(view.title, subtitle="Share of each knob value on the Pareto front "
                                               "(red) vs among all feasible trials (grey), over every trial.",
-                                              anchor="start", fontSize=16))
+                                              anchor="start", fontSize=16)).resolve_scale(xOffset="independent")

@@ -114,7 +114,13 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
             scenario_names = [s.name for s in scenarios]
             if picked and scenarios:
                 ops, roofs, onotes = model_data.operator_frame(picked, scenarios)
-                notes += onotes
+                if onotes:
+                    notes.append(f"{len(onotes)} of {len(picked) * len(scenarios)} (design, scenario) pairs could not "
+                                 f"be re-evaluated for the roofline: " + "; ".join(onotes[:4])
+                                 + ("; ..." if len(onotes) > 4 else ""))
+                if ops is not None:  # offer only designs that have operator rows, in pick order
+                    have = set(ops["design"].unique().to_list())
+                    picked = {k: v for k, v in picked.items() if k in have}
             elif not scenarios:
                 notes.append("the run's study.yaml names no workload mix: no roofline or time breakdown")
         except Exception as exc:  # model not available or mix unknown: the rest of the page still works
@@ -175,9 +181,10 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
             views["convergence"] = chart
     page_params = _top_level(page_params)
     _bind_to_controls(page_params)
-    page = alt.vconcat(*sections, spacing=36).properties(
-        title=alt.Title(spec.title, anchor="start", fontSize=20), padding=12,
-    ).configure_axis(labelFontSize=11, titleFontSize=12).configure_legend(labelLimit=220)
+    independent = {ch: "independent" for ch in ("color", "shape", "size", "strokeDash", "opacity")}
+    page = alt.vconcat(*sections, spacing=40).resolve_scale(**independent).resolve_legend(
+        **independent).properties(padding=12).configure_axis(labelFontSize=11, titleFontSize=12).configure_legend(
+        labelLimit=220)
     page.params = page_params
     return Dashboard(spec.title, page, views, run_rows, notes, spec.description)
 
@@ -273,7 +280,10 @@ def render_html(d: Dashboard) -> str:
     with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
         warnings.simplefilter("ignore", UserWarning)
         spec = d.chart.to_dict()
-    notes = "".join(f"<p class=notes>Note: {html.escape(n)}</p>" for n in d.notes)
+    notes = ""
+    if d.notes:
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in d.notes)
+        notes = f"<details class=notes><summary>{len(d.notes)} note(s) about this page</summary><ul>{items}</ul></details>"
     return _TEMPLATE.format(
         title=html.escape(d.title),
         vl_version=vl,

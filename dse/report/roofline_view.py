@@ -94,7 +94,7 @@ def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *
         detail="precision:N",
     ).transform_filter(pick).transform_filter(roof_in_scenario).properties(name="roofline_roofs")
     knee_df = kn.with_columns((pl.col("peak_tflops") / pl.col("mem_tbps")).alias("knee")).with_columns(
-        pl.format("{} roof {} TFLOP/s · knee {} FLOP/B", pl.col("precision"), pl.col("peak_tflops").round(0),
+        pl.format("{} roof {} TFLOP/s · knee {} FLOP/B", pl.col("precision"), pl.col("peak_tflops").round(0).cast(pl.Int64),
                   pl.col("knee").round(1)).alias("knee_label"))
     knee_rule = alt.Chart(knee_df).mark_rule(color="#888888", strokeDash=[2, 2]).encode(
         x=alt.X("knee:Q", scale=alt.Scale(type="log", domain=[lo, hi])),
