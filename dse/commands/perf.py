@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Optional
 
 import numpy as np
@@ -11,6 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from dse.cli_app import app
+
+
+def _console() -> Console:
+    """A console as wide as the terminal, or 160 columns when output is piped (no truncated tables)."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _to_jsonable(v):
@@ -73,7 +79,7 @@ def evaluate(
                "metrics": {k: _to_jsonable(v) for k, v in cols.items()}}
         typer.echo(json.dumps(out, indent=2))
         return
-    con = Console()
+    con = _console()
     con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: "
               f"system ${cols['system_cost_usd']:,.0f}, {cols['power_w']:,.0f} W, "
               f"mix throughput {cols['mix.throughput']:.3g}× reference"
@@ -106,15 +112,36 @@ def evaluate(
             con.print(f"[red]{s}[/]: {cols[f'{s}.reason']}")
 
 
+def aggregate_by_kind(rows: list[dict]) -> list[dict]:
+    """Operator rows summed per (phase, kind); the bound is the one that holds most of the group's time."""
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        g = groups.setdefault((r["phase"], r["kind"]), {"phase": r["phase"], "kind": r["kind"], "count": 0.0,
+                                                         "flops": 0.0, "bytes": 0.0, "time_s": 0.0, "share": 0.0,
+                                                         "_bound": {}})
+        for key in ("count", "flops", "bytes", "time_s", "share"):
+            g[key] += r[key]
+        g["_bound"][r["bound"]] = g["_bound"].get(r["bound"], 0.0) + r["time_s"]
+    out = []
+    for g in groups.values():
+        g["bound"] = max(g.pop("_bound").items(), key=lambda kv: kv[1])[0]
+        g["intensity_flop_per_byte"] = g["flops"] / g["bytes"] if g["bytes"] else 0.0
+        g["attainable_tflops"] = g["flops"] / g["time_s"] / 1e12 if g["time_s"] else 0.0
+        out.append(g)
+    return out
+
+
 @app.command()
 def roofline(
     design: str = typer.Argument(..., help="catalog name or design YAML"),
     scenario: str = typer.Option("datacenter_llm", "--scenario", help="built-in scenario"),
     phase: Optional[str] = typer.Option(None, "--phase", help="decode or prefill (LLM); default both"),
+    detail: bool = typer.Option(False, "--detail", help="one row per operator instead of per operator kind"),
     software: Optional[str] = typer.Option(None, "--software"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The knee and a per-operator roofline table of DESIGN on the scenario's best mapping."""
+    """The knee and a roofline table of DESIGN on the scenario's best mapping (per operator kind per
+    layer; --detail: per operator)."""
     from dse.designs import load_design
     from dse.model.evaluate import operator_breakdown
     from dse.workloads.scenarios import load_scenario
@@ -125,16 +152,17 @@ def roofline(
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=_to_jsonable))
         return
-    con = Console()
+    con = _console()
     con.print(f"[bold]{d.name or design}[/] · {sc.name} · mapping {info['mapping']} · "
               f"knee {info['knee_flop_per_byte']:.0f} FLOP/B off-chip, "
               f"{info['sram_knee_flop_per_byte']:.0f} FLOP/B SRAM · peak {info['peak_tflops']:.0f} TFLOPS")
+    rows = info["operators"] if detail else aggregate_by_kind(info["operators"])
     t = Table(show_header=True, header_style="bold")
-    for h in ("phase", "operator", "kind", "×", "GFLOP", "MB", "FLOP/B", "TFLOP/s", "bound", "time %"):
+    for h in ("phase", "operator" if detail else "kind", "×", "GFLOP", "MB", "FLOP/B", "TFLOP/s", "bound", "time %"):
         t.add_column(h, justify="left" if h in ("phase", "operator", "kind", "bound") else "right")
-    for r in info["operators"]:
-        t.add_row(r["phase"], r["name"], r["kind"], f"{r['count']:g}", f"{r['flops'] / 1e9:.3g}",
-                  f"{r['bytes'] / 1e6:.3g}", f"{r['intensity_flop_per_byte']:.3g}",
+    for r in rows:
+        t.add_row(r["phase"], r["name"] if detail else r["kind"], f"{r['count']:g}", f"{r['flops'] / 1e9:,.4g}",
+                  f"{r['bytes'] / 1e6:,.4g}", f"{r['intensity_flop_per_byte']:.3g}",
                   f"{r['attainable_tflops']:.3g}", r["bound"], f"{100 * r['share']:.1f}")
     con.print(t)
     for ph, total in info["phase_time_ms"].items():
