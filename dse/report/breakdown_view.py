@@ -34,11 +34,12 @@ def attribute_time(ops: pl.DataFrame) -> pl.DataFrame:
 
 
 def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.Parameter,
-                    brush: alt.Parameter | None = None, design_fields: pl.DataFrame | None = None) -> alt.Chart:
+                    brush: alt.Parameter | None = None, design_fields: pl.DataFrame | None = None,
+                    order: list[str] | None = None) -> alt.Chart:
     """Stacked horizontal bars, one row per design, one panel per scenario.
 
     `design_fields` (design + objective columns, Vega-safe names) lets the explorer's brush fade
-    designs outside it; the dropdown's design gets a black outline.
+    designs outside it; the dropdown's design gets a black outline; `order` = designs top to bottom.
     """
     if "phase" in ops.columns:  # LLM prefill and decode steps differ by orders of magnitude: separate panels
         ops = ops.with_columns(pl.when(pl.col("phase").is_not_null() & (pl.col("phase") != ""))
@@ -57,7 +58,7 @@ def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.
     bars = alt.Chart(data).mark_bar().encode(
         x=alt.X(xfield, title=xtitle, stack="zero",
                 scale=alt.Scale(domain=[0, 100], nice=False) if view.normalize else alt.Undefined),
-        y=alt.Y("design:N", title="Design", sort=None),
+        y=alt.Y("design:N", title="Design", sort=order or None, axis=alt.Axis(labelLimit=320)),
         color=alt.Color("component:N", title="Time in", scale=alt.Scale(domain=COMPONENTS, range=COLOURS)),
         order=alt.Order("component_order:Q"),
         opacity=opacity,

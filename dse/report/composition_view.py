@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from dse.report.labels import title_of
+from dse.report.rundata import as_text
 from dse.report.spec import CompositionView
 
 GROUPS = ["all feasible trials", "Pareto front"]
@@ -17,7 +18,7 @@ GROUPS = ["all feasible trials", "Pareto front"]
 
 def varying_knobs(df: pl.DataFrame, knobs: list[str]) -> list[str]:
     """Knobs with more than one distinct value among the rows."""
-    return [k for k in knobs if k in df.columns and df[k].n_unique() > 1]
+    return [k for k in knobs if k in df.columns and as_text(df[k]).n_unique() > 1]
 
 
 def _bins(values: np.ndarray, nbins: int) -> tuple[np.ndarray, list[str]]:
@@ -46,7 +47,7 @@ def composition_table(df: pl.DataFrame, front: np.ndarray, knobs: list[str], nbi
     feas = df["feasible"].fill_null(False).to_numpy().astype(bool)
     rows = []
     for k in knobs:
-        s = df[k]
+        s = as_text(df[k])
         numeric = s.dtype.is_numeric() and s.dtype != pl.Boolean
         if numeric and s.n_unique() > nbins:
             idx, labels = _bins(s.cast(pl.Float64).to_numpy(), nbins)

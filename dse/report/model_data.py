@@ -14,6 +14,7 @@ Anything missing degrades to a note on the page, never a failure.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import polars as pl
 from dse.pareto import crowding_distance
 from dse.report.labels import title_of
 from dse.report.rundata import RunData, knob_columns, objective_matrix
-from dse.report.spec import Objective
+from dse.report.spec import Objective, RooflineView
 
 OP_COLUMNS = ["name", "kind", "flops", "bytes", "intensity", "attainable_tflops", "time_s", "bound",
               "compute_s", "memory_s", "sram_s", "comm_s", "overhead_s"]
@@ -185,3 +186,72 @@ def picked_designs(run: RunData, front: np.ndarray, objs: list[Objective], k: in
         except Exception as exc:
             notes.append(f"{label}: cannot rebuild the design from its knobs: {exc}")
     return out, rows, notes
+
+
+def reference_names(explorer: list[str] | str | None, dropdown: list[str]) -> list[str]:
+    """Catalog names needed by the page: the explorer's markers ("all" = whole catalog) and the dropdown's."""
+    names: list[str] = []
+    if explorer == "all":
+        from dse.catalog import list_catalog
+
+        names += list_catalog()
+    elif explorer:
+        names += list(explorer)
+    return list(dict.fromkeys(names + list(dropdown)))
+
+
+@dataclass
+class OperatorData:
+    """Designs of the roofline / breakdown dropdown with their operator rows and roofs."""
+
+    designs: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
+    ops: pl.DataFrame | None = None
+    roofs: pl.DataFrame | None = None
+    scenarios: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def operator_data(runs: list[RunData], fronts: dict[str, np.ndarray], objs: list[Objective], view: RooflineView,
+                  labels: dict[str, str] | None, ref_df: pl.DataFrame | None) -> OperatorData:
+    """Pick front designs over the runs (+ reference chips), re-evaluate them per scenario of the first run's mix."""
+    out = OperatorData()
+    per_run = max(2, view.designs // max(len(runs), 1))
+    for r in runs:
+        d, rows, notes = picked_designs(r, fronts[r.name], objs, per_run, labels)
+        out.designs.update(d)
+        out.rows.update(rows)
+        out.notes += notes
+    for name in view.reference_designs:
+        try:
+            from dse.catalog import load_catalog_design
+
+            label = f"{name} (reference)"
+            out.designs[label] = load_catalog_design(name)
+            if ref_df is not None and name in ref_df["name"].to_list():
+                out.rows[label] = ref_df.filter(pl.col("name") == name).row(0, named=True)
+        except Exception as exc:
+            out.notes.append(f"reference design {name}: {exc}")
+    try:
+        mix = mix_of(runs[0])
+    except Exception as exc:
+        out.notes.append(f"roofline and time breakdown unavailable: {exc}")
+        return out
+    scenarios = [e.scenario for e in mix.scenarios] if mix is not None else []
+    if view.scenarios:
+        scenarios = [s for s in scenarios if s.name in view.scenarios]
+    out.scenarios = [s.name for s in scenarios]
+    if not scenarios:
+        out.notes.append("no workload scenarios (the run's study.yaml names no mix): no roofline or time breakdown")
+        return out
+    if not out.designs:
+        return out
+    ops, roofs, notes = operator_frame(out.designs, scenarios)
+    if notes:
+        out.notes.append(f"{len(notes)} of {len(out.designs) * len(scenarios)} (design, scenario) pairs could not be "
+                         f"re-evaluated for the roofline: " + "; ".join(notes[:4]) + ("; ..." if len(notes) > 4 else ""))
+    if ops is not None:  # offer only designs that have operator rows, in pick order
+        have = set(ops["design"].unique().to_list())
+        out.designs = {k: v for k, v in out.designs.items() if k in have}
+    out.ops, out.roofs = ops, roofs
+    return out

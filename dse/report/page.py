@@ -97,50 +97,35 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     views: dict[str, alt.TopLevelMixin] = {}
     has_explorer = any(isinstance(v, ParetoView) for v in spec.views)
 
-    # designs for roofline / breakdown (picked over the first run's front) and their operator rows
-    need_ops = any(isinstance(v, (RooflineView, BreakdownView)) for v in spec.views)
+    # catalog chips: markers on the explorer, and reference designs in the roofline / breakdown dropdown
+    pv_refs = pv.reference_chips if pv else None
+    rv = next((v for v in spec.views if isinstance(v, RooflineView)), RooflineView())
+    ref_names = model_data.reference_names(pv_refs, rv.reference_designs)
+    ref_df = None
+    if ref_names:
+        try:
+            ref_df, rnotes = model_data.reference_metrics(ref_names, model_data.mix_of(runs[0]))
+            if rnotes:
+                notes.append("reference chips not plotted (infeasible on this mix): " + "; ".join(rnotes))
+        except Exception as exc:  # model or catalog unavailable: the explorer still works
+            notes.append(f"reference chips unavailable: {exc}")
     ops = roofs = None
     picked: dict = {}
+    picked_rows: dict = {}
     scenario_names: list[str] = []
-    if need_ops:
-        rv = next((v for v in spec.views if isinstance(v, RooflineView)), RooflineView())
-        picked, picked_rows, pnotes = model_data.picked_designs(runs[0], fronts[runs[0].name], objs, rv.designs, labels)
-        notes += pnotes
-        try:
-            mix = model_data.mix_of(runs[0])
-            scenarios = [e.scenario for e in mix.scenarios] if mix is not None else []
-            if rv.scenarios:
-                scenarios = [s for s in scenarios if s.name in rv.scenarios]
-            scenario_names = [s.name for s in scenarios]
-            if picked and scenarios:
-                ops, roofs, onotes = model_data.operator_frame(picked, scenarios)
-                if onotes:
-                    notes.append(f"{len(onotes)} of {len(picked) * len(scenarios)} (design, scenario) pairs could not "
-                                 f"be re-evaluated for the roofline: " + "; ".join(onotes[:4])
-                                 + ("; ..." if len(onotes) > 4 else ""))
-                if ops is not None:  # offer only designs that have operator rows, in pick order
-                    have = set(ops["design"].unique().to_list())
-                    picked = {k: v for k, v in picked.items() if k in have}
-            elif not scenarios:
-                notes.append("the run's study.yaml names no workload mix: no roofline or time breakdown")
-        except Exception as exc:  # model not available or mix unknown: the rest of the page still works
-            notes.append(f"roofline and time breakdown unavailable: {exc}")
-            ops = None
+    if any(isinstance(v, (RooflineView, BreakdownView)) for v in spec.views):
+        od = model_data.operator_data(runs, fronts, objs, rv, labels, ref_df)
+        picked, picked_rows, ops, roofs, scenario_names = od.designs, od.rows, od.ops, od.roofs, od.scenarios
+        notes += od.notes
     design_pick = design_param(list(picked) or [""])
     scenario_pick = scenario_param(scenario_names)
 
     for view in spec.views:
         if isinstance(view, ParetoView):
             refs = None
-            if view.reference_chips:
-                try:
-                    ref_df, rnotes = model_data.reference_metrics(view.reference_chips, model_data.mix_of(runs[0]))
-                    if rnotes:
-                        notes.append("reference chips not plotted (infeasible on this mix): " + "; ".join(rnotes))
-                    if ref_df is not None:
-                        refs = plot_frame([ref_df], ["name", *obj_metrics])
-                except Exception as exc:
-                    notes.append(f"reference chips unavailable: {exc}")
+            if view.reference_chips and ref_df is not None:
+                wanted = model_data.reference_names(view.reference_chips, [])
+                refs = plot_frame([ref_df.filter(pl.col("name").is_in(wanted))], ["name", *obj_metrics])
             tips = [*obj_metrics, *headline, *knobs, "trial"]
             chart, params = pareto_explorer(data, objs, view, colour_fields=colour, tooltip_fields=tips, refs=refs,
                                             labels=labels, images=images, brush=brush)
@@ -159,12 +144,14 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
                 continue
             fields = None
             if picked:
-                rows = [{"design": lab, **{safe(m): picked_rows[lab].get(m) for m in obj_metrics}} for lab in picked]
+                rows = [{"design": lab, **{safe(m): picked_rows.get(lab, {}).get(m) for m in obj_metrics}}
+                        for lab in picked]
                 fields = pl.DataFrame(rows)
             chart = breakdown_chart(ops, view, design_pick=design_pick, brush=brush if has_explorer else None,
-                                    design_fields=fields)
+                                    design_fields=fields, order=list(picked))
             sections.append(chart)
-            views["breakdown"] = _standalone(breakdown_chart(ops, view, design_pick=design_pick), [design_pick])
+            views["breakdown"] = _standalone(breakdown_chart(ops, view, design_pick=design_pick, order=list(picked)),
+                                             [design_pick])
             if design_pick not in page_params:
                 page_params.append(design_pick)
         elif isinstance(view, CompositionView):

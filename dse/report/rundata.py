@@ -30,10 +30,11 @@ class RunData:
     results: pl.DataFrame
     study: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
 
     @property
     def sampler(self) -> str:
-        s = self.study.get("sampler") or {}
+        s = self.study.get("sampler") or self.summary.get("sampler") or {}
         return str(s.get("kind", "nsga2")) if isinstance(s, dict) else str(s)
 
     @property
@@ -42,7 +43,7 @@ class RunData:
 
     def objectives(self) -> list[Objective]:
         """The study's objectives (study.yaml, else summary.json), keeping only columns present."""
-        raw = self.study.get("objectives") or self.summary.get("objectives") or []
+        raw = self.study.get("objectives") or self.summary.get("objectives") or self.meta.get("objectives") or []
         out = []
         for o in raw:
             if isinstance(o, dict) and "metric" in o:
@@ -53,6 +54,14 @@ class RunData:
 def knob_columns(df: pl.DataFrame) -> list[str]:
     """Design knob columns (dotted `chip.*` / `system.*` names) in table order."""
     return [c for c in df.columns if c.startswith(KNOB_PREFIXES)]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        data = {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_run(path: Path | str) -> RunData:
@@ -73,22 +82,29 @@ def load_run(path: Path | str) -> RunData:
             except yaml.YAMLError:
                 study = {}
             break
-    if (path / "summary.json").is_file():
-        try:
-            summary = json.loads((path / "summary.json").read_text())
-        except json.JSONDecodeError:
-            summary = {}
-    name = str(study.get("name") or summary.get("study") or path.name)
+    summary = _read_json(path / "summary.json")
+    meta = _read_json(path / "run.json")
+    name = str(study.get("name") or summary.get("study") or meta.get("name") or path.name)
     if "trial" not in df.columns:
         df = df.with_row_index("trial")
     if "feasible" not in df.columns:
         df = df.with_columns(pl.lit(True).alias("feasible"))
-    return RunData(name=name, path=path, results=df, study=study, summary=summary)
+    return RunData(name=name, path=path, results=df, study=study, summary=summary, meta=meta)
+
+
+def expand_sweeps(paths) -> list[Path]:
+    """A sweep folder (run.json lists `sweep` sub-studies) stands for its sub-run folders, compared side by side."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        meta = _read_json(p / "run.json")
+        subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "results.parquet").is_file()) if p.is_dir() else []
+        out.extend(subs if meta.get("sweep") and subs else [p])
+    return out
 
 
 def load_runs(paths) -> list[RunData]:
     """Read several run folders, making run names unique (`name`, `name-2`, ...)."""
-    runs = [load_run(p) for p in paths]
+    runs = [load_run(p) for p in expand_sweeps(paths)]
     seen: dict[str, int] = {}
     for r in runs:
         seen[r.name] = seen.get(r.name, 0) + 1
@@ -157,6 +173,15 @@ def thin(run: RunData, objs: list[Objective], max_points: int, seed: int = 0) ->
     return Thinned(frame, len(df), int(feas.sum()), int(front.sum()), len(idx_front), len(idx_dom))
 
 
+def as_text(s: pl.Series) -> pl.Series:
+    """Categorical, enum and list columns (e.g. chip.precisions) as plain strings for plotting and grouping."""
+    if isinstance(s.dtype, pl.List):
+        return s.cast(pl.List(pl.String)).list.join(",")
+    if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+        return s.cast(pl.String)
+    return s
+
+
 def round_sig(x: np.ndarray, sig: int = 4) -> np.ndarray:
     """Round floats to `sig` significant digits (smaller HTML, same picture)."""
     x = np.asarray(x, dtype=float)
@@ -179,7 +204,7 @@ def plot_frame(frames: list[pl.DataFrame], columns: list[str]) -> pl.DataFrame:
         s = df[c]
         if s.dtype.is_float():
             s = pl.Series(c, round_sig(s.fill_null(np.nan).to_numpy()))
-        elif s.dtype in (pl.Categorical, pl.Enum) or isinstance(s.dtype, (pl.Categorical, pl.Enum)):
-            s = s.cast(pl.String)
+        else:
+            s = as_text(s) if not s.dtype.is_numeric() and s.dtype != pl.Boolean else s
         out[safe(c)] = s
     return pl.DataFrame(out)

@@ -48,7 +48,10 @@ class RooflineView(_Strict):
 
     kind: Literal["roofline"] = "roofline"
     title: str = "Roofline of the selected design"
-    designs: int = Field(12, ge=1, le=60, description="front designs offered in the dropdown")
+    designs: int = Field(12, ge=1, le=60, description="front designs offered in the dropdown (split over runs)")
+    reference_designs: list[str] = Field(
+        default_factory=lambda: ["H100-SXM"], description="catalog chips also offered in the dropdown, for comparison"
+    )
     scenarios: list[str] | None = None
     width: int = Field(560, ge=100, le=1600)
     height: int = Field(340, ge=100, le=1200)
