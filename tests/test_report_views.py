@@ -235,3 +235,58 @@ def test_convergence_two_runs_share_normalisation(tmp_path):
     assert t["hypervolume"].max() <= 1.0
     Y = np.array([[1.0, 1.0]])
     assert hypervolume(Y, [2.0, 2.0]) == 1.0 and nondominated_mask(Y).all()
+
+
+# ----------------------------------------------------------------- sweeps, list knobs, reference designs
+
+
+def test_sweep_folder_expands_to_sub_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    demo.write_run(sweep / "n5", 300, seed=1, name="sweep-n5")
+    demo.write_run(sweep / "n7", 300, seed=2, name="sweep-n7")
+    (sweep / "run.json").write_text(json.dumps({"name": "sweep", "sweep": ["sweep-n5", "sweep-n7"],
+                                                "objectives": demo.OBJECTIVES}))
+    demo.synthetic_results(600).write_parquet(sweep / "results.parquet")  # merged table of the sweep
+    runs = load_runs([sweep])
+    assert [r.name for r in runs] == ["sweep-n5", "sweep-n7"]
+    plain = load_runs([sweep / "n5"])
+    assert [r.name for r in plain] == ["sweep-n5"]
+
+
+def test_list_knobs_become_text():
+    from dse.report.rundata import as_text
+
+    s = pl.Series("chip.precisions", [["bf16", "fp8"], ["bf16"]])
+    assert as_text(s).to_list() == ["bf16,fp8", "bf16"]
+    df = pl.DataFrame({"chip.precisions": s, "feasible": [True, True]})
+    t = composition_table(df, np.array([True, False]), ["chip.precisions"], 4)
+    assert set(t["value"]) == {"bf16,fp8", "bf16"}
+
+
+def test_reference_names():
+    from dse.report.model_data import reference_names
+
+    assert reference_names(["A100-SXM-80GB"], ["H100-SXM"]) == ["A100-SXM-80GB", "H100-SXM"]
+    assert reference_names(None, ["H100-SXM"]) == ["H100-SXM"]
+    assert "H100-SXM" in reference_names("all", [])
+
+
+def test_operator_frame_from_the_model():
+    """The roofline / breakdown adapter against the real performance model (H100 on the balanced mix)."""
+    catalog = pytest.importorskip("dse.catalog")
+    from dse.report.model_data import operator_frame
+    from dse.workloads.scenarios import load_mix
+
+    designs = {"H100": catalog.load_catalog_design("H100-SXM")}
+    scenarios = [e.scenario for e in load_mix("balanced").scenarios]
+    ops, roofs, notes = operator_frame(designs, scenarios)
+    assert not notes, notes
+    assert {"intensity", "attainable_tflops", "time_s", "bound", "overhead_s", "scenario", "design"} <= set(ops.columns)
+    assert set(ops["scenario"]) == {s.name for s in scenarios}
+    assert (roofs["peak_tflops"] > 100).all() and (roofs["mem_tbps"] > 1).all()
+    att = attribute_time(ops)
+    assert (att["time_ms"] >= 0).all() and att["time_ms"].sum() > 0
+    dp, sp = design_param(["H100"]), scenario_param([s.name for s in scenarios])
+    c = alt.vconcat(roofline_chart(ops, roofs, RooflineView(), design_pick=dp, scenario_pick=sp))
+    c.params = [dp.param, sp.param]
+    assert "roofline_ops" in json.dumps(_to_dict(c))
