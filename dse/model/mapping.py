@@ -232,7 +232,13 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
         pre_cache = ComboCache(pre.ops, hw_tp, cal)
         hop_pre_all = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
                                       np.array([2.0]), hw_tp, cal)[:, 0]
+        # TPOT and footprint never shrink as the micro-batch grows: a design with no plan that fits
+        # and meets the SLOs at micro-batch b is not tried at larger ones
+        alive = np.ones(len(idx_tp), bool)
         for b in micro_batch_candidates(scenario):
+            if not alive.any():
+                break
+            still = np.zeros(len(idx_tp), bool)
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
             # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
@@ -252,7 +258,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     if mb < 1:
                         continue
                 total_b = b * mb
-                ok = chips_avail[idx_tp] >= tp * pp
+                ok = (chips_avail[idx_tp] >= tp * pp) & alive
                 if not ok.any():
                     continue
                 w = stage_weight_bytes(dec, pp)
@@ -277,6 +283,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     combo = wres.astype(int) + kres.astype(int)
                     plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
             if not plans:
+                alive &= still
                 continue
             dec_cache = ComboCache(dec.ops, hw_tp, cal)
             all_combo = np.zeros(len(idx_tp), int)
@@ -318,6 +325,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                                             np.full(closer.sum(), pp), np.full(closer.sum(), total_b)], axis=1)
                     reason_kind[g] = 2
                 score = thr if goal == "throughput" else -tpot + 1e-12 * thr
+                still[cidx[slo_ok]] = True
                 better = slo_ok & (score > best_score[gi])
                 g = gi[better]
                 best_score[g] = score[better]
@@ -330,6 +338,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 m["chips_used"][g] = dp[better] * tp * pp
                 m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
                 bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
+            alive &= still
     reason[feasible] = ""
     for g in np.flatnonzero(~feasible & (reason_kind == 2)):
         t_pot, t_tft, tp_, pp_, b_ = slo_info[g]
