@@ -160,11 +160,38 @@ def _nd_sorted(U: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
     return _nd_blockwise(U)
 
 
+def _dominated_by_anchors(Z: np.ndarray, k: int = 8) -> np.ndarray:
+    """Rows strictly dominated by one of a few good rows (argmins of positive weighted sums): a cheap,
+    exact pre-filter that removes most rows of large sets before sorting."""
+    n, m = Z.shape
+    cols = [np.ascontiguousarray(Z[:, j]) for j in range(m)]
+    lo = np.array([c.min() for c in cols])
+    span = np.array([c.max() for c in cols]) - lo
+    w = np.random.default_rng(12345).dirichlet(np.ones(m), size=k) + 1e-3
+    w = w / np.where(span > 0, span, 1.0)  # weights on normalised objectives
+    anchors = Z[np.unique(np.argmin(Z @ w.T, axis=0))]
+    dom = np.zeros(n, dtype=bool)
+    for a in anchors:
+        ge = cols[0] >= a[0]
+        gt = cols[0] > a[0]
+        for j in range(1, m):
+            ge &= cols[j] >= a[j]
+            gt |= cols[j] > a[j]
+        dom |= ge & gt
+    return dom
+
+
 def _nd_min(Z: np.ndarray) -> np.ndarray:
     """Non-dominated mask of a finite minimisation matrix (duplicates of a front point all kept)."""
     n, m = Z.shape
     if n == 0:
         return np.zeros(0, dtype=bool)
+    if n >= 50_000 and m >= 2:
+        out = np.zeros(n, dtype=bool)
+        rest = np.flatnonzero(~_dominated_by_anchors(Z))
+        U, R, inverse = _unique_rows(Z[rest])
+        out[rest] = _nd_sorted(U, R)[inverse]
+        return out
     U, R, inverse = _unique_rows(Z)
     return _nd_sorted(U, R)[inverse]
 

@@ -206,3 +206,18 @@ def test_cross_check_moocore():
                 )
         Y = np.round(rng.random((2000, m)), 1)
         assert pareto_rank(Y).tolist() == moocore.pareto_rank(Y).tolist()
+
+
+def test_large_sets_with_ties_use_the_prefilter_exactly():
+    """≥ 50,000 rows go through the anchor pre-filter; results must equal the plain path on a subset."""
+    from dse.pareto import _unique_rows, _nd_sorted
+
+    rng = np.random.default_rng(9)
+    for m in (2, 3, 4):
+        Y = np.round(rng.random((60_000, m)), 2)
+        Y[:100] = Y[100:200]  # exact duplicates
+        fast = nondominated_mask(Y)
+        U, R, inv = _unique_rows(Y)
+        plain = _nd_sorted(U, R)[inv]
+        assert fast.tolist() == plain.tolist()
+        assert fast[:100].tolist() == fast[100:200].tolist()
