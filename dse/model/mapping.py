@@ -217,6 +217,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
     cap_chips = np.zeros(n, int)
     slo_gap = np.full(n, np.inf)
     slo_info = np.zeros((n, 5))
+    cap_info = np.zeros((n, 4))
     max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
     tps = [force_tp] if force_tp else _pow2_upto(max_tp, TP_CHOICES)
     for tp in tps:
@@ -272,13 +273,11 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     j = np.flatnonzero(ok & ~fits)
                     gi = idx_tp[j]
                     keep = ~feasible[gi] & (reason_kind[gi] <= 1) & (cap_chips[gi] <= tp * pp)
-                    for jj, g in zip(j[keep], gi[keep]):
-                        cap = mem[jj] if mem[jj] > 0 else sram[jj]
-                        where = "memory" if mem[jj] > 0 else "SRAM"
-                        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} "
-                                     f"{_fmt_gb(cap)} (tp={tp}, pp={pp} on {tp * pp} of {int(chips_avail[g])} chips)")
-                    reason_kind[gi[keep]] = 1
-                    cap_chips[gi[keep]] = tp * pp
+                    g = gi[keep]
+                    cap_info[g] = np.stack([np.full(len(g), w), np.full(len(g), kv), np.full(len(g), tp),
+                                            np.full(len(g), pp)], axis=1)
+                    reason_kind[g] = 1
+                    cap_chips[g] = tp * pp
                 if cand.any():
                     combo = wres.astype(int) + kres.astype(int)
                     plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
@@ -340,6 +339,12 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
             alive &= still
     reason[feasible] = ""
+    for g in np.flatnonzero(~feasible & (reason_kind == 1)):
+        w, kv, tp_, pp_ = cap_info[g]
+        mem = hw.mem_bytes[g]
+        where, cap = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[g])
+        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} {_fmt_gb(cap)} "
+                     f"(tp={int(tp_)}, pp={int(pp_)} on {int(tp_ * pp_)} of {int(chips_avail[g])} chips)")
     for g in np.flatnonzero(~feasible & (reason_kind == 2)):
         t_pot, t_tft, tp_, pp_, b_ = slo_info[g]
         reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
