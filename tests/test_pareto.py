@@ -221,3 +221,13 @@ def test_large_sets_with_ties_use_the_prefilter_exactly():
         plain = _nd_sorted(U, R)[inv]
         assert fast.tolist() == plain.tolist()
         assert fast[:100].tolist() == fast[100:200].tolist()
+
+
+def test_rank_max_rows_stops_early():
+    rng = np.random.default_rng(4)
+    Y = rng.random((3000, 3))
+    full = pareto_rank(Y)
+    part = pareto_rank(Y, max_rows=100)
+    k = part.max()
+    assert (part[full < k] == full[full < k]).all() and (part[full >= k] == k).all()
+    assert (full < k).sum() >= 100
