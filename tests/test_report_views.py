@@ -290,3 +290,17 @@ def test_operator_frame_from_the_model():
     c = alt.vconcat(roofline_chart(ops, roofs, RooflineView(), design_pick=dp, scenario_pick=sp))
     c.params = [dp.param, sp.param]
     assert "roofline_ops" in json.dumps(_to_dict(c))
+
+
+def test_convergence_estimate_for_big_4d_fronts():
+    from dse.report.convergence_view import REF, _hv_fraction
+
+    rng = np.random.default_rng(0)
+    F = np.abs(rng.standard_normal((1500, 4)))
+    F /= np.linalg.norm(F, axis=1, keepdims=True)
+    F = F[nondominated_mask(F)]
+    est, flag = _hv_fraction(F)
+    exact = hypervolume(F[:400], np.full(4, REF)) / REF**4
+    assert flag and exact <= est + 0.02 and 0 < est < 1
+    small, flag2 = _hv_fraction(F[:400])
+    assert not flag2 and small == pytest.approx(exact)

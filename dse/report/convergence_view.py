@@ -16,6 +16,21 @@ from dse.report.rundata import RunData, objective_matrix
 from dse.report.spec import ConvergenceView, Objective
 
 REF = 1.1
+EXACT_LIMIT_4D = 800  # fronts of 4+ objectives larger than this get a Monte Carlo estimate (exact HV is slow)
+
+
+def _hv_fraction(front: np.ndarray, samples: int = 20_000) -> tuple[float, bool]:
+    """Dominated fraction of the [0, REF]^m box: exact, or estimated by sampling for big 4+-D fronts."""
+    m = front.shape[1]
+    if len(front) == 0:
+        return 0.0, False
+    if m <= 3 or len(front) <= EXACT_LIMIT_4D:
+        return hypervolume(front, np.full(m, REF)) / REF**m, False
+    pts = np.random.default_rng(0).random((samples, m)) * REF
+    hit = np.zeros(samples, dtype=bool)
+    for chunk in np.array_split(front, max(1, len(front) // 256)):
+        hit |= (chunk[None, :, :] <= pts[:, None, :]).all(axis=2).any(axis=1)
+    return float(hit.mean()), True
 
 
 def _normaliser(runs: list[RunData], objs: list[Objective]):
@@ -68,10 +83,11 @@ def convergence_table(runs: list[RunData], objs: list[Objective], points: int) -
                 cand = np.vstack([front, chunk])
                 front = cand[nondominated_mask(cand)]
             start = k
-            hv = hypervolume(front, np.full(m, REF)) / REF**m if len(front) else 0.0
-            rows.append({"run": r.label, "trials": int(k), "hypervolume": hv, "front": int(len(front))})
+            hv, est = _hv_fraction(front)
+            rows.append({"run": r.label, "trials": int(k), "hypervolume": hv, "front": int(len(front)),
+                         "estimated": est})
     return pl.DataFrame(rows, schema={"run": pl.String, "trials": pl.Int64, "hypervolume": pl.Float64,
-                                      "front": pl.Int64})
+                                      "front": pl.Int64, "estimated": pl.Boolean})
 
 
 def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
@@ -82,7 +98,8 @@ def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
         color=alt.Color("run:N", title="Run (sampler)"),
         tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("trials:Q", title="Trials"),
                  alt.Tooltip("hypervolume:Q", title="Hypervolume", format=".4f"),
-                 alt.Tooltip("front:Q", title="Front size")],
+                 alt.Tooltip("front:Q", title="Front size"),
+                 alt.Tooltip("estimated:N", title="Monte Carlo estimate")],
     ).properties(
         width=view.width, height=view.height, name="convergence_lines",
         title=alt.Title(view.title, subtitle="Objectives scaled to [0, 1] over all runs (log where the range spans "
