@@ -1,0 +1,92 @@
+"""`dse validate` and `dse calibrate`: the performance model against published measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dse.cli_app import app
+
+
+def _table(rows, summaries, split: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=200)
+    t = Table(show_header=True, header_style="bold", title=f"dse validate · split {split}")
+    for h in ("id", "regime", "split", "class", "metric", "measured", "predicted", "error"):
+        t.add_column(h, justify="right" if h in ("measured", "predicted", "error") else "left")
+    for r in rows:
+        err = f"{r.error_pct:+.1f}%"
+        style = "red" if abs(r.error_pct) > 25 else ""
+        t.add_row(r.id + (" (loose)" if r.loose else ""), r.regime, r.split, r.software_class,
+                  f"{r.metric} [{r.unit}]", f"{r.measured:.4g}", f"{r.predicted:.4g}", f"[{style}]{err}[/]" if style else err)
+    con.print(t)
+    con.print(summary_markdown(summaries, split), markup=False, highlight=False)
+
+
+def summary_markdown(summaries, split: str) -> str:
+    """The per-regime summary as a Markdown table (what the README quotes)."""
+    lines = [f"| regime ({split}) | n | median abs error | worst abs error | within ±25 % |",
+             "|---|---:|---:|---:|---:|"]
+    for s in summaries:
+        name = f"**{s.group}**" if s.group == "overall" else s.group
+        lines.append(f"| {name} | {s.n} | {s.median_abs_pct:.1f} % | {s.worst_abs_pct:.1f} % | {s.within_25_pct:.0f} % |")
+    return "\n".join(lines)
+
+
+@app.command()
+def validate(
+    split: str = typer.Option("test", "--split", help="test (held out), train, or all"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    html: Optional[Path] = typer.Option(None, "--html", help="write a log-log predicted-vs-measured plot (HTML)"),
+) -> None:
+    """Predicted vs measured for every published measurement of SPLIT, with per-regime error statistics.
+
+    Predictions are recomputed from the model with the constants in dse/model/data/calibration.yaml;
+    the measurements are dse/catalog/measurements.yaml (the split rule is in dse/validate/measurements.py).
+    """
+    from dse.validate.report import predict_rows, summarize, to_json, write_html
+
+    rows = predict_rows(split)
+    summaries = summarize(rows)
+    if html is not None:
+        write_html(rows, html, f"dse model vs published measurements ({split} split)")
+    if as_json:
+        typer.echo(json.dumps(to_json(rows, summaries, split), indent=2))
+        return
+    _table(rows, summaries, split)
+    if html is not None:
+        typer.echo(f"wrote {html}")
+
+
+@app.command()
+def calibrate(
+    software: Optional[str] = typer.Option(None, "--software", help="fit one class (tuned, generic, kernel); default all"),
+    max_evals: int = typer.Option(600, "--max-evals", min=10, help="objective evaluations per Nelder-Mead run"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the fit, do not write the calibration file"),
+) -> None:
+    """Fit each software class's constants on the TRAIN split (least squares on log error) and write them
+    to dse/model/data/calibration.yaml. Deterministic; the test split is never read."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dse.validate.calibrate import calibrate as run_fit
+    from dse.validate.calibrate import write_calibration
+
+    results = run_fit([software] if software else None, max_evals=max_evals)
+    con = Console()
+    for name, r in results.items():
+        t = Table(title=f"{name}: {r.n_train} training points, loss {r.loss_before:.4g} → {r.loss_after:.4g} "
+                        f"({r.evals} evaluations)", header_style="bold")
+        for h in ("constant", "initial", "fitted"):
+            t.add_column(h, justify="left" if h == "constant" else "right")
+        for key in r.fitted:
+            t.add_row(key, f"{getattr(r.before, key):.4g}", f"{getattr(r.after, key):.4g}")
+        con.print(t)
+    if not dry_run:
+        write_calibration(results)
+        con.print("wrote dse/model/data/calibration.yaml")

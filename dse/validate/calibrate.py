@@ -1,0 +1,203 @@
+"""`dse calibrate`: fit each software class's constants on the TRAIN split (least squares on log error).
+
+Objective of a class: sum over its training rows of ln(predicted / measured)^2. A row the model cannot
+run (NaN) costs a fixed 25 (an error of e^5). Parameters are searched in a bounded space: each constant
+p in [lo, hi] (physical ranges below) maps to u = logit((p - lo) / (hi - lo)), so the unconstrained
+Nelder-Mead (written here in numpy, deterministic: fixed initial simplex, no randomness) never leaves
+the range. Only constants that change at least one training prediction are fitted; the others keep
+their value (e.g. `dataflow_overhead_us`: no measurement runs on a dataflow chip).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache
+
+# Physical ranges of each constant (bounds of the fit).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "compute_eff_max": (0.30, 1.00),      # fraction of the padded array peak a GEMM sustains
+    "mem_eff_max": (0.30, 0.92),          # DRAM stream fraction: the best GPU kernel in the reference reaches 84 % (Vidur)
+    "mem_bytes_half_mb": (0.0, 64.0),     # stream size at which half of mem_eff_max is reached
+    "sram_eff_max": (0.30, 1.00),
+    "op_overhead_us": (0.0, 60.0),        # per-kernel fixed cost (LLMCompass A100 constants: 12-45 µs)
+    "dataflow_overhead_us": (0.0, 10.0),
+    "collective_floor_us": (0.0, 100.0),  # NCCL small-message floor (Vidur: 37-62 µs)
+    "link_eff": (0.20, 0.90),             # NCCL bus bandwidth reaches 81 % of NVLink4 (Vidur 8xH100 64 MiB)
+    "conv_eff": (0.10, 1.00),
+}
+FIT_ORDER = tuple(BOUNDS)
+# Start of every fit: the sourced values of dse/model/data/calibration.yaml before any fit (each line's
+# comment there keeps its source after `initial value:`). Starting from these, not from the file's current
+# (fitted) values, makes `dse calibrate` idempotent: running it twice writes the same constants.
+INITIAL: dict[str, dict[str, float]] = {
+    'tuned': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 4.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55},
+    'generic': {'compute_eff_max': 0.8, 'mem_eff_max': 0.75, 'mem_bytes_half_mb': 10.0, 'sram_eff_max': 0.8, 'op_overhead_us': 12.0, 'dataflow_overhead_us': 1.0, 'collective_floor_us': 37.0, 'link_eff': 0.7, 'conv_eff': 0.45},
+    'kernel': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 2.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55},
+}
+NAN_COST = 25.0
+
+
+def _to_u(name: str, p: float) -> float:
+    lo, hi = BOUNDS[name]
+    f = min(max((p - lo) / (hi - lo), 1e-4), 1 - 1e-4)
+    return math.log(f / (1 - f))
+
+
+def _from_u(name: str, u: float) -> float:
+    lo, hi = BOUNDS[name]
+    return lo + (hi - lo) / (1.0 + math.exp(-u))
+
+
+def nelder_mead(f, x0: np.ndarray, step: float = 0.6, max_evals: int = 400, tol: float = 1e-7):
+    """Minimise f from x0 (standard coefficients 1, 2, 0.5, 0.5); deterministic. Returns (x, fx, evals)."""
+    n = len(x0)
+    simplex = [np.array(x0, float)] + [np.array(x0, float) + step * np.eye(n)[i] for i in range(n)]
+    fs = [f(x) for x in simplex]
+    evals = n + 1
+    while evals < max_evals:
+        order = np.argsort(fs, kind="stable")
+        simplex = [simplex[i] for i in order]
+        fs = [fs[i] for i in order]
+        if abs(fs[-1] - fs[0]) <= tol * (1.0 + abs(fs[0])):
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        evals += 1
+        if fs[0] <= fr < fs[-2]:
+            simplex[-1], fs[-1] = xr, fr
+        elif fr < fs[0]:
+            xe = centroid + 2.0 * (centroid - simplex[-1])
+            fe = f(xe)
+            evals += 1
+            simplex[-1], fs[-1] = (xe, fe) if fe < fr else (xr, fr)
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid) if fr >= fs[-1] else centroid + 0.5 * (xr - centroid)
+            fc = f(xc)
+            evals += 1
+            if fc < min(fr, fs[-1]):
+                simplex[-1], fs[-1] = xc, fc
+            else:  # shrink towards the best
+                for i in range(1, n + 1):
+                    simplex[i] = simplex[0] + 0.5 * (simplex[i] - simplex[0])
+                    fs[i] = f(simplex[i])
+                evals += n
+    best = int(np.argmin(fs))
+    return simplex[best], fs[best], evals
+
+
+@dataclass
+class FitResult:
+    software_class: str
+    n_train: int
+    fitted: tuple[str, ...]
+    before: Calibration
+    after: Calibration
+    loss_before: float
+    loss_after: float
+    evals: int
+
+
+def _loss(rows, cal: Calibration, models) -> float:
+    from dse.validate.predict import predict
+
+    total = 0.0
+    for m in rows:
+        p = predict(m, cal, models)
+        total += math.log(p / m.value) ** 2 if (np.isfinite(p) and p > 0) else NAN_COST
+    return total
+
+
+def fit_class(name: str, start: Calibration, rows, models, max_evals: int = 600, restarts: int = 2) -> FitResult:
+    """Fit the constants of class `name` on its training `rows`, starting from `start`."""
+    base = start.model_dump()
+    loss0 = _loss(rows, start, models)
+    # which constants matter for these rows: a relative nudge changes the loss
+    fitted = []
+    for key in FIT_ORDER:
+        for fac in (0.8, 1.25):
+            trial = dict(base)
+            lo, hi = BOUNDS[key]
+            v = base[key] * fac if base[key] > 0 else (hi - lo) * 0.1
+            trial[key] = min(max(v, lo + 1e-6), hi - 1e-6)
+            if abs(_loss(rows, Calibration(**trial), models) - loss0) > 1e-9:
+                fitted.append(key)
+                break
+
+    def cal_of(u: np.ndarray) -> Calibration:
+        d = dict(base)
+        for key, val in zip(fitted, u):
+            d[key] = round(_from_u(key, float(val)), 6)
+        return Calibration(**d)
+
+    def f(u):
+        return _loss(rows, cal_of(u), models)
+
+    x = np.array([_to_u(k, base[k]) for k in fitted])
+    fx, evals = loss0, 0
+    if fitted:
+        for _ in range(restarts + 1):  # restarts from the best point escape a collapsed simplex
+            x, fx, e = nelder_mead(f, x, max_evals=max_evals)
+            evals += e
+    after = cal_of(x) if fitted else start
+    return FitResult(name, len(rows), tuple(fitted), start, after, loss0, _loss(rows, after, models), evals)
+
+
+def calibrate(classes: list[str] | None = None, max_evals: int = 600, restarts: int = 2,
+              path: Path | None = None) -> dict[str, FitResult]:
+    """Fit every class in `classes` (default: all classes with training rows) on the train split."""
+    from dse.validate.measurements import load_measurements, select
+
+    data = load_measurements(path)
+    current = calibration_classes()
+    train = [m for m, _ in select("train", path)]
+    names = classes or sorted({m.software_class for m in train})
+    out = {}
+    for name in names:
+        rows = [m for m in train if m.software_class == name]
+        if name not in current:
+            from dse.errors import DseUserError
+
+            raise DseUserError(f"unknown software class '{name}'; valid: {', '.join(sorted(current))}")
+        if not rows:
+            continue
+        start = current[name].model_copy(update=INITIAL.get(name, {}))
+        out[name] = fit_class(name, start, rows, data.models, max_evals=max_evals, restarts=restarts)
+    return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def write_calibration(results: dict[str, FitResult], file: Path = CALIBRATION_FILE) -> None:
+    """Rewrite the fitted values in the calibration YAML in place, keeping every other line, and put
+    a provenance note on each fitted line: '(fitted by dse calibrate on N training points; ...)'."""
+    import re
+
+    lines = file.read_text(encoding="utf-8").splitlines()
+    cls = None
+    for i, line in enumerate(lines):
+        mc = re.match(r"^  ([A-Za-z0-9_]+):", line)
+        if mc:
+            cls = mc.group(1)
+            continue
+        mf = re.match(r"^(    )([a-z_]+):(\s*)([^#\s]+)(\s*)(#.*)?$", line)
+        if not mf or cls not in results:
+            continue
+        key = mf.group(2)
+        res = results[cls]
+        if key not in res.fitted:
+            continue
+        new = _fmt(getattr(res.after, key))
+        comment = (mf.group(6) or "").lstrip("# ").strip()
+        comment = re.sub(r"^fitted by dse calibrate on \d+ training points \(was [^)]*\); initial value: ", "", comment)
+        note = f"fitted by dse calibrate on {res.n_train} training points (was {_fmt(getattr(res.before, key))}); initial value: "
+        lines[i] = f"    {key}: {new}  # {note}{comment}"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    clear_cache()

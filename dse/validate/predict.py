@@ -1,0 +1,183 @@
+"""The model's prediction for each published measurement, recomputed from dse.model on every call.
+
+End-to-end rows run the real mapping (`dse.model.mapping.map_llm` / `map_cnn`) on the catalog chip with
+the measured chip count, batch and (when published) tp / pp forced; kernel rows call the operator
+model (`dse.model.perf.op_times`, `collective_time`) on a one-operator table. The helpers below only
+choose WHAT to ask the model; every time in them comes from dse.model.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from types import SimpleNamespace
+
+import numpy as np
+
+from dse.model.calibration import Calibration
+from dse.validate.measurements import Measurement
+
+
+@lru_cache(maxsize=64)
+def hw_view(hardware: str, num_chips: int, overrides: tuple[tuple[str, object], ...] = ()):
+    """HwView of catalog design `hardware` with `num_chips` chips and dotted-field overrides."""
+    from dse.catalog import load_catalog_design
+    from dse.model.arrays import DesignArrays
+    from dse.model.hardware import Design
+    from dse.model.perf import HwView
+    from dse.model.technology import default_technology
+
+    flat = load_catalog_design(hardware).to_flat()
+    flat["system.num_chips"] = int(num_chips)
+    for key, val in overrides:
+        if key not in flat:
+            from dse.errors import DseUserError
+
+            raise DseUserError(f"override {key!r} is not a design field of {hardware}")
+        flat[key] = val
+    design = Design.from_flat(flat)
+    hw = HwView.from_arrays(DesignArrays.from_designs([design], default_technology()))
+    # GPUs (core_style simt) launch kernels: they pay `op_overhead_us`, not `dataflow_overhead_us`.
+    # HwView.from_arrays reads `arr.core_style`, which DesignArrays does not have (it has `is_simt`),
+    # so it marks every chip as dataflow; set the flag from the design itself (a no-op once fixed).
+    hw.dataflow = np.array([design.chip.core_style != "simt"])
+    return hw
+
+
+def _hw(m: Measurement):
+    return hw_view(m.hardware, m.num_chips, tuple(sorted(m.overrides.items())))
+
+
+def model_shape(name: str, extra: dict | None = None):
+    """A built-in model shape, or one defined in the measurement file's `models:`."""
+    from dse.workloads.shapes import load_model_shape
+
+    if extra and name in extra:
+        return extra[name]
+    return load_model_shape(name)
+
+
+def _precision(name: str):
+    from dse.workloads.precision import parse_precision
+
+    return parse_precision(name)
+
+
+def _batch_policy(m: Measurement):
+    from dse.workloads.scenarios import BatchRange
+
+    return m.batch if m.batch is not None else BatchRange(min=1, max=int(m.max_batch))
+
+
+def llm_scenario(m: Measurement) -> SimpleNamespace:
+    """What `map_llm` reads of a scenario: lengths, batch policy, chip limit; no SLOs (the measured
+    setup is given, not searched), goal = throughput for throughput metrics, else latency.
+
+    A fixed batch b is asked as "best batch <= b" with goal throughput and the answer is checked to be
+    b (see `_predict_llm`): map_llm's early stop skips a fixed batch when its smaller micro-batches were
+    not candidates (fixed batch 52 at pp = 1 is reported infeasible); throughput grows with the batch
+    in the static-batching model, so the search returns b whenever b fits."""
+    from dse.workloads.scenarios import BatchRange
+
+    thr = m.metric in ("tokens_per_s_per_chip", "offline_tokens_per_s_per_chip")
+    batch = _batch_policy(m)
+    if m.batch is not None and m.batch > 1 and (m.pp or 1) == 1:
+        batch, thr = BatchRange(min=1, max=int(m.batch)), True
+    return SimpleNamespace(name=m.id, max_chips=m.num_chips, goal="throughput" if thr else "latency",
+                           tpot_ms=None, ttft_ms=None, slo=None, prompt_len=m.prompt_len,
+                           output_len=m.output_len, batch=batch)
+
+
+def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
+    from dse.model.evaluate import Builders
+    from dse.model.mapping import map_llm
+
+    shape = model_shape(m.model, models)
+    res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
+                  force_tp=m.tp, force_pp=m.pp)
+    if not res.feasible[0]:
+        return math.nan
+    g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
+    if m.batch is not None and int(round(g["batch"])) != m.batch:
+        return math.nan  # the measured batch does not fit (capacity): the model cannot run the setup
+    if m.metric == "ttft_ms":
+        return g["ttft_ms"]
+    if m.metric == "tpot_ms":
+        return g["tpot_ms"]
+    if m.metric == "decode_tokens_per_s":
+        return 1e3 / g["tpot_ms"]
+    if m.metric == "e2e_latency_ms":
+        return g["ttft_ms"] + m.output_len * g["tpot_ms"]
+    # throughput per chip of the chips the measurement used
+    return g["tokens_per_s"] / m.num_chips
+
+
+def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
+    """One transformer layer on one chip of the tp group (the layer's operators incl. its all-reduces),
+    with weights / KV streamed or resident by the mapping's residency rule for the whole model.
+    layer_prefill: batch x prompt_len tokens; layer_decode: one token per sequence attending
+    prompt_len cached positions (the KV length of the measured step)."""
+    from dse.model.evaluate import Builders
+    from dse.model.mapping import residency
+    from dse.model.perf import op_times
+
+    shape = model_shape(m.model, models)
+    prec = _precision(m.precision)
+    tp, b = m.tp or 1, int(m.batch or 1)
+    if m.metric == "layer_prefill_ms":
+        step = Builders.llm(shape, "prefill", b, m.prompt_len, m.prompt_len, tp, prec)
+    else:
+        step = Builders.llm(shape, "decode", b, 1, m.prompt_len + 1, tp, prec)
+    hw = _hw(m)
+    kv = Builders.kv_bytes(shape, b, m.prompt_len + m.output_len, tp, prec)
+    wres, kres, _, resident = residency(step.weight_bytes_per_chip, kv, step.act_bytes_per_chip,
+                                        hw.sram_bytes, hw.mem_bytes)
+    ops = step.ops.select(step.ops.layer)
+    ops = ops.replace(count=np.ones(len(ops)))
+    t = op_times(ops, hw, cal, wres, kres, resident)
+    return float(t.total[0].sum()) * 1e3
+
+
+def cnn_scenario(m: Measurement) -> SimpleNamespace:
+    return SimpleNamespace(name=m.id, max_chips=m.num_chips, latency_ms=None, slo=None, goal="throughput",
+                           batch=_batch_policy(m))
+
+
+def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
+    from dse.model.evaluate import Builders
+    from dse.model.mapping import map_cnn
+
+    res = map_cnn(cnn_scenario(m), model_shape(m.model, models), _precision(m.precision), _hw(m), cal, Builders)
+    if not res.feasible[0]:
+        return math.nan
+    return float(res.metrics["images_per_s"][0]) / m.num_chips
+
+
+def _predict_gemm(m: Measurement, cal: Calibration, models) -> float:
+    """One GEMM: activations (m x k) times a weight matrix (k x n) read from off-chip memory."""
+    from dse.model.perf import op_times
+    from dse.workloads.ops import OpBuilder
+
+    b = OpBuilder(_precision(m.precision))
+    b.gemm("gemm", m.m, m.k, m.n)
+    off = np.zeros(1, bool)
+    t = float(op_times(b.table(), _hw(m), cal, off, off, np.zeros(1)).total[0, 0])
+    if m.metric == "gemm_tflops":
+        return 2.0 * m.m * m.k * m.n / t / 1e12
+    return t * 1e3
+
+
+def _predict_collective(m: Measurement, cal: Calibration, models) -> float:
+    from dse.model.perf import collective_time
+
+    t = collective_time("allreduce", np.array([m.message_bytes]), np.array([float(m.num_chips)]), _hw(m), cal)
+    return float(t[0, 0]) * 1e6
+
+
+_KIND = {"llm": _predict_llm, "layer": _predict_layer, "cnn": _predict_cnn, "gemm": _predict_gemm,
+         "collective": _predict_collective}
+
+
+def predict(m: Measurement, cal: Calibration, models: dict | None = None) -> float:
+    """The model's value of `m.metric` for the measured setup, in `m.unit` (NaN if it cannot run)."""
+    return float(_KIND[m.kind](m, cal, models or {}))
