@@ -210,3 +210,20 @@ def test_run_folder_lock_and_fingerprint(tmp_path):
     other = load_study(_study_file(tmp_path, name="l", seed=99, budget={"trials": 16}))
     with pytest.raises(DseUserError, match="different study"):
         StudyRunner(other, run).run()
+
+
+@pytest.mark.ray
+def test_sweep_runs_substudies_side_by_side(tmp_path, ray_session):
+    from dse.study.sweep import run_sweep
+
+    cfg = _study_file(tmp_path, name="sw", budget={"trials": 24}, execution={"backend": "ray"},
+                      sweep=[{"name": "n7", "fixed": {"chip.process_node": "n7"}},
+                             {"name": "n5", "fixed": {"chip.process_node": "n5"}, "seed": 3}])
+    summary = run_sweep(load_study(cfg), tmp_path / "runs")
+    assert set(summary["studies"]) == {"sw-n7", "sw-n5"}
+    for node in ("n7", "n5"):
+        df = pl.read_parquet(tmp_path / f"runs/sw/{node}/results.parquet")
+        assert df.height == 24 and set(df["chip.process_node"]) == {node}
+    merged = pl.read_parquet(tmp_path / "runs/sw/results.parquet")
+    assert merged.height == 48 and set(merged["study"]) == {"sw-n7", "sw-n5"}
+    assert summary["front_size"] == merged["pareto"].sum() > 0
