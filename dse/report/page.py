@@ -250,6 +250,9 @@ def _thinning_text(runs: list[dict]) -> str:
     total = sum(r["trials"] for r in runs)
     shown = sum(r["front_shown"] + r["dominated_shown"] for r in runs)
     dom = sum(r["feasible"] - r["front"] for r in runs)
+    if shown == 0:
+        return (f"None of the {total:,} trials is feasible, so the Pareto views are empty (the `reason` column of "
+                f"results.parquet says why); reference chips are still shown.")
     if shown >= sum(r["feasible"] for r in runs):
         return f"Showing all {shown:,} feasible designs of {total:,} trials (infeasible trials are not plotted)."
     return (f"Showing {shown:,} of {total:,} trials: every Pareto-front design plus a uniform random sample of "
