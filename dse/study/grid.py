@@ -51,6 +51,7 @@ def run_grid(runner: Any) -> Any:
         todo = [i for i in range(n_shards) if i not in done_shards]
         tracker = FrontTracker(runner.maximize, runner._ref())
         new = 0
+        failed_shards = []
         ex = runner.executor
         try:
             pending = _submit(ex, space, cfg, runner, todo)
@@ -60,7 +61,8 @@ def run_grid(runner: Any) -> Any:
                 try:
                     trials, cols, results = fut() if callable(fut) else _ray_get(fut)
                 except Exception as exc:  # noqa: BLE001 - a lost shard is retried on the next run
-                    runner_log(f"grid shard {shard} failed: {exc}")
+                    runner_log(f"grid shard {shard} failed (rerun the study to retry it): {exc}")
+                    failed_shards.append(shard)
                     continue
                 n = len(trials)
                 if n == 0:
@@ -80,7 +82,7 @@ def run_grid(runner: Any) -> Any:
             ex.close()
         wall = time.perf_counter() - t0
         summary = finalize(runner.run_dir, meta, wall_time_s=wall, trials_this_run=new,
-                           extra={"grid": meta["grid"], "executor": ex.kind,
+                           extra={"grid": meta["grid"], "executor": ex.kind, "grid_shards_failed": failed_shards,
                                   "ray_tasks": getattr(ex, "tasks", 0)})
         return RunResult(runner.run_dir, summary)
 

@@ -278,8 +278,7 @@ class SearchSpace:
         for name, k in self.knobs.items():
             if k.when is None:
                 continue
-            env = {**{f: np.full(len(flat), v, dtype=object) if isinstance(v, str) else np.full(len(flat), v)
-                      for f, v in self.fixed.items()}, **cols}
+            env = {**{f: _const(v, len(flat)) for f, v in self.fixed.items() if f in k.when.names}, **cols}
             active = np.broadcast_to(k.when.truth(env), (len(flat),))
             ix = idx[names.index(name)]
             keep &= active | (ix == 0)
@@ -291,8 +290,18 @@ class SearchSpace:
         m = int(keep.sum())
         for f, v in self.fixed.items():
             if f not in kept:
-                kept[f] = _as_array([v] * m) if m else _as_array([v])[:0]
+                kept[f] = _const(v, m)
         return keep, kept
+
+
+def _const(v: Any, n: int) -> np.ndarray:
+    """A column of n copies of one value (lists, e.g. precisions, become object cells)."""
+    if isinstance(v, (list, tuple, dict)):
+        out = np.empty(n, dtype=object)
+        for i in range(n):
+            out[i] = v
+        return out
+    return _as_array([v]).repeat(n)
 
 
 def _as_array(vals: list) -> np.ndarray:

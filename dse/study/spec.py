@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dse.config import parse_yaml, suggest, validate_data
-from dse.errors import ConfigError
+from dse.errors import ConfigError, DseUserError
 from dse.study import expr as ex
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
@@ -272,7 +272,12 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
     spec = validate_data(data, StudySpec, where=where, positions=positions, what="study")
     problems: list[str] = []
     if metric_names == "auto":
-        metric_names = _default_metric_names(spec.mix, path.parent)
+        try:
+            metric_names = _default_metric_names(spec.mix, path.parent)
+        except ConfigError as exc:
+            raise ConfigError([f"{_at(where, positions, ('mix',))}: {p}" for p in exc.problems]) from None
+        except DseUserError as exc:
+            raise ConfigError([f"{_at(where, positions, ('mix',))}: {exc}"]) from None
     if spec.space is not None:
         space_spec, s_where, s_pos, prefix = spec.space, where, positions, ("space",)
     else:
@@ -288,6 +293,19 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
     if not problems:
         space = SearchSpace(space_spec)
         problems += check_names(spec, space, metric_names, where, positions)
+    if not problems and metric_names is not None:
+        for j, e in enumerate(spec.sweep or []):
+            if e.mix is None:
+                continue
+            try:
+                names = set(_default_metric_names(e.mix, path.parent) or [])
+            except DseUserError as exc:
+                problems.append(f"{_at(where, positions, ('sweep', j, 'mix'))}: {exc}")
+                continue
+            for o in spec.objectives:
+                if names and o.metric not in names:
+                    problems.append(f"{_at(where, positions, ('sweep', j, 'mix'))}: objective metric "
+                                    f"'{o.metric}' does not exist for mix {e.mix!r}")
     if problems:
         raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in study")
     return Study(spec=spec, space=space, path=path, raw=data)
