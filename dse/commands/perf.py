@@ -140,8 +140,7 @@ def roofline(
     software: Optional[str] = typer.Option(None, "--software"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The knee and a roofline table of DESIGN on the scenario's best mapping (per operator kind per
-    layer; --detail: per operator)."""
+    """The knee and a roofline table of DESIGN on the scenario's best mapping, per operator kind."""
     from dse.designs import load_design
     from dse.model.evaluate import operator_breakdown
     from dse.workloads.scenarios import load_scenario
