@@ -196,8 +196,13 @@ def write_calibration(results: dict[str, FitResult], file: Path = CALIBRATION_FI
             continue
         new = _fmt(getattr(res.after, key))
         comment = (mf.group(6) or "").lstrip("# ").strip()
-        comment = re.sub(r"^fitted by dse calibrate on \d+ training points \(was [^)]*\); initial value: ", "", comment)
-        note = f"fitted by dse calibrate on {res.n_train} training points (was {_fmt(getattr(res.before, key))}); initial value: "
+        comment = re.sub(r"^fitted by dse calibrate on \d+ training points \(was [^)]*\)(; AT THE FIT BOUND)?; initial value: ",
+                         "", comment)
+        lo, hi = BOUNDS[key]
+        val = getattr(res.after, key)
+        at_bound = min(abs(val - lo), abs(val - hi)) <= 1e-3 * (hi - lo)
+        note = (f"fitted by dse calibrate on {res.n_train} training points (was {_fmt(getattr(res.before, key))})"
+                f"{'; AT THE FIT BOUND' if at_bound else ''}; initial value: ")
         lines[i] = f"    {key}: {new}  # {note}{comment}"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     clear_cache()

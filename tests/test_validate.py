@@ -1,0 +1,146 @@
+"""`dse validate` / `dse calibrate`: measurement schema, split rule, recomputed predictions, error bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from dse.model.calibration import load_calibration
+from dse.validate.calibrate import INITIAL, calibrate, fit_class
+from dse.validate.measurements import (REGIMES, MeasurementFile, assign_splits, load_measurements, select)
+from dse.validate.predict import predict
+from dse.validate.report import predict_rows, summarize
+
+# Held-out (test split) accuracy with the committed dse/model/data/calibration.yaml, as measured by
+# `dse validate --split test` when the constants were fitted (see the README "How accurate is it?"):
+#   overall median |error| 8.0 % (26 points), worst 44.4 % (trtllm061 Llama-7B H100 bs768); large_batch median 27.9 %.
+# The thresholds leave a small margin so that a change that makes the model worse fails here.
+TEST_MEDIAN_MAX_PCT = 12.0
+TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
+
+
+@pytest.fixture(scope="module")
+def data() -> MeasurementFile:
+    return load_measurements()
+
+
+@pytest.fixture(scope="module")
+def all_rows():
+    return predict_rows("all")
+
+
+def test_schema_and_sources(data):
+    rows = data.measurements
+    assert len(rows) >= 25
+    for m in rows:
+        assert m.source and len(m.source) >= 10, m.id
+        assert m.value > 0 and m.unit
+    regimes = {m.regime for m in rows}
+    for needed in ("decode_b1", "large_batch", "cnn", "kernel"):
+        assert needed in regimes
+    metrics = {m.metric for m in rows}
+    assert {"gemm_tflops", "gemm_time_ms", "allreduce_time_us", "offline_images_per_s_per_chip"} <= metrics
+    # the file never stores a prediction (extra keys are schema errors)
+    assert "predicted" not in MeasurementFile.model_fields
+
+
+def test_schema_rejects_rows_without_source(data):
+    raw = data.measurements[0].model_dump()
+    raw["source"] = ""
+    with pytest.raises(ValueError):
+        type(data.measurements[0]).model_validate(raw)
+    raw = data.measurements[0].model_dump()
+    raw["predicted"] = 1.0
+    with pytest.raises(ValueError):
+        type(data.measurements[0]).model_validate(raw)
+
+
+def test_split_rule_deterministic_and_covers_every_regime(data):
+    rows = data.measurements
+    s1, s2 = assign_splits(rows), assign_splits(list(reversed(rows)))
+    assert s1 == s2  # independent of file order
+    for reg in REGIMES:
+        in_reg = [m.id for m in rows if m.regime == reg]
+        if len(in_reg) >= 2:
+            assert {s1[i] for i in in_reg} == {"train", "test"}, reg
+    n_test = sum(v == "test" for v in s1.values())
+    assert 0.25 * len(rows) <= n_test <= 0.40 * len(rows)
+
+
+def test_no_prediction_is_nan_or_inf(all_rows):
+    bad = [r.id for r in all_rows if not (math.isfinite(r.predicted) and r.predicted > 0)]
+    assert not bad
+
+
+def test_report_recomputes_from_the_model(data):
+    m = next(m for m, _ in select("all") if m.metric == "gemm_time_ms")
+    cal = load_calibration(m.software_class)
+    base = predict(m, cal, data.models)
+    rows = {r.id: r for r in predict_rows("all")}
+    assert rows[m.id].predicted == pytest.approx(base)
+    # change a constant: the prediction (and the report built on it) follows
+    slower = cal.model_copy(update={"op_overhead_us": cal.op_overhead_us + 100.0})
+    assert predict(m, slower, data.models) > base + 99e-3
+    rows2 = {r.id: r for r in predict_rows("all", {m.software_class: slower})}
+    assert rows2[m.id].predicted == pytest.approx(predict(m, slower, data.models))
+
+
+def test_calibration_is_deterministic_and_uses_train_only(monkeypatch):
+    import dse.validate.predict as pred
+
+    seen = set()
+    real = pred.predict
+
+    def spy(m, cal, models=None):
+        seen.add(m.id)
+        return real(m, cal, models)
+
+    monkeypatch.setattr(pred, "predict", spy)
+    a = calibrate(["kernel"], max_evals=40, restarts=0)
+    b = calibrate(["kernel"], max_evals=40, restarts=0)
+    assert a["kernel"].after == b["kernel"].after
+    assert a["kernel"].fitted and a["kernel"].loss_after <= a["kernel"].loss_before
+    splits = dict((m.id, s) for m, s in select("all"))
+    assert seen and all(splits[i] == "train" for i in seen)
+
+
+def test_fit_starts_from_sourced_initial_values(data):
+    rows = [m for m, s in select("train") if m.software_class == "kernel"]
+    start = load_calibration("kernel").model_copy(update=INITIAL["kernel"])
+    r1 = fit_class("kernel", start, rows, data.models, max_evals=30, restarts=0)
+    r2 = fit_class("kernel", start, rows, data.models, max_evals=30, restarts=0)
+    assert r1.after == r2.after
+    for key in r1.fitted:
+        from dse.validate.calibrate import BOUNDS
+
+        lo, hi = BOUNDS[key]
+        assert lo <= getattr(r1.after, key) <= hi
+
+
+def test_held_out_accuracy(all_rows):
+    test = [r for r in all_rows if r.split == "test"]
+    overall = summarize(test)[-1]
+    assert overall.group == "overall"
+    assert overall.median_abs_pct <= TEST_MEDIAN_MAX_PCT, overall
+    worst_ratio = max(max(r.predicted / r.measured, r.measured / r.predicted) for r in test)
+    assert worst_ratio <= TEST_WORST_MAX_RATIO, [(r.id, r.error_pct) for r in test if abs(r.error_pct) > 50]
+
+
+def test_cli_validate_json_and_html(tmp_path):
+    from typer.testing import CliRunner
+
+    import dse.commands.validate  # noqa: F401  (registers the commands)
+    from dse.cli_app import app
+
+    out = tmp_path / "v.html"
+    res = CliRunner().invoke(app, ["validate", "--split", "test", "--json", "--html", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["split"] == "test" and doc["measurements"]
+    assert all(r["split"] == "test" for r in doc["measurements"])
+    groups = [s["group"] for s in doc["summary"]]
+    assert groups[-1] == "overall"
+    html = out.read_text()
+    assert "cdn.jsdelivr" not in html and "vega" in html.lower()
