@@ -46,6 +46,9 @@ def run_cmd(
     s = res.summary
     if res.resumed_from:
         console.print(f"resumed from {res.resumed_from} stored trials")
+    if s.get("model_changed_on_resume"):
+        console.print("[yellow]warning:[/] the model code changed since the stored trials were evaluated; "
+                      "their metrics come from the older model (use a new --out folder for a clean run)")
     hv = s.get("hypervolume") or 0.0
     typer.echo(f"{study.name}: {s['trials']} trials ({s['trials_this_run']} this run, {s['wall_time_s']:.1f} s, "
                f"{s['trials_per_s'] or 0:.0f} trials/s), {s['feasible']} feasible, front {s['front_size']}, "

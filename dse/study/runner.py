@@ -79,13 +79,30 @@ def default_evaluator(study: Study) -> ModelEvaluator:
     return ModelEvaluator(study.spec.mix, base_dir=base, technology=study.technology_path())
 
 
+def model_hash() -> str:
+    """Hash of the model and workload sources/data: a resumed run warns when they changed."""
+    import hashlib
+
+    import dse
+
+    root = Path(dse.__file__).parent
+    h = hashlib.sha256()
+    for sub in ("model", "workloads"):
+        for f in sorted((root / sub).rglob("*")):
+            if f.suffix in (".py", ".yaml") and f.is_file():
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> dict[str, Any]:
     s = study.spec
     return {"name": s.name, "fingerprint": study.fingerprint(), "objectives": [o.model_dump() for o in s.objectives],
             "constraints": list(s.constraints) + list(study.space.spec.constraints), "knobs": study.space.names, "varying": list(study.space.knobs),
             "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "mix": s.mix,
             "budget": {"trials": budget, "timeout_s": s.budget.timeout_s}, "batch_size": s.effective_batch,
-            "reference_point": s.reference_point, "storage": storage_loc, "space": study.space.name}
+            "reference_point": s.reference_point, "storage": storage_loc, "space": study.space.name,
+            "model_hash": model_hash()}
 
 
 def prepare_run_dir(study: Study, run_dir: Path) -> None:
@@ -149,6 +166,11 @@ class StudyRunner:
         mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
                               [o.direction for o in self.spec.objectives])
         meta = _meta(self.study, self.run_dir, self.budget, mirror.location)
+        old_meta = self.run_dir / "run.json"
+        model_changed = False
+        if old_meta.exists():
+            old_hash = json.loads(old_meta.read_text()).get("model_hash")
+            model_changed = old_hash is not None and old_hash != meta["model_hash"]
         write_json(self.run_dir / "run.json", meta)
 
         study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
@@ -202,7 +224,8 @@ class StudyRunner:
         wall = time.perf_counter() - t0
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
                  "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
-                 "ray_tasks": getattr(self.executor, "tasks", 0), "executor": self.executor.kind}
+                 "ray_tasks": getattr(self.executor, "tasks", 0), "executor": self.executor.kind,
+                 "model_changed_on_resume": model_changed and resumed_from > 0}
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra)
         return RunResult(self.run_dir, summary, resumed_from)
 
