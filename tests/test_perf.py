@@ -42,6 +42,13 @@ def test_gemv_fills_one_row_of_the_array():
     assert gemm_utilization(64.0, 320.0, 64.0, 64.0, 4.0) == pytest.approx(5 / 8)
 
 
+def test_split_k_fills_idle_cores():
+    # 4 output tiles on 16 cores: K=4096 is split 4 ways (slices of 1024 >= 256) -> all cores busy
+    assert gemm_utilization(32.0, 256.0, 32.0, 64.0, 16.0, 1.0, 4096.0) == pytest.approx(1.0)
+    # K=512 allows only 2 slices of 256: 8 of 16 cores busy
+    assert gemm_utilization(32.0, 256.0, 32.0, 64.0, 16.0, 1.0, 512.0) == pytest.approx(0.5)
+
+
 def test_gemv_time_is_weights_over_achievable_bandwidth_plus_overhead():
     w = 1e9
     t = op_times(gemv_table(w), hw(), CAL, np.array([False]), np.array([False]))
@@ -64,7 +71,7 @@ def test_large_gemm_is_compute_bound_at_calibrated_efficiency():
     m = k = n = 8192
     ops = gemv_table(2 * k * n, k=k, n=n, m=m)
     t = op_times(ops, hw(), CAL, np.array([False]), np.array([False]))
-    u = gemm_utilization(m, n, 32.0, 64.0, 132.0)
+    u = gemm_utilization(m, n, 32.0, 64.0, 132.0, 1.0, k)
     assert t.compute[0, 0] == pytest.approx(2 * m * k * n / (1000e12 * u * CAL.compute_eff_max))
     assert t.bound()[0, 0] == 0
 

@@ -8,8 +8,9 @@ LLM serving model (static batching, one replica = tp × pp chips, dp replicas):
 - decode: mb ≤ pp micro-batches of `b` sequences each are in flight (batch B = mb·b; mb < pp leaves
   pipeline bubbles, e.g. batch 1 split over stages only for capacity); TPOT = all layers at
   micro-batch b + (pp-1) hops; a replica produces B tokens per TPOT.
-- prefill: TTFT = one request's prompt through all stages; the static batch's B prompts cost
-  b·TTFT·(mb + pp − 1)/pp (mb micro-batches filling and draining the pipeline).
+- prefill: TTFT = one request's prompt through all stages; the static batch's B prompts are
+  prefilled in chunks of ≤ PREFILL_CHUNK_TOKENS tokens (weights read once per chunk) that flow
+  through the pp stages back to back: (chunks + pp − 1) × (chunk time / pp + hop).
 - replica throughput = B·out / (prefill time + out·TPOT); system throughput = dp × replica.
 - capacity per chip: the heaviest stage's weights + KV of B sequences × its layers / tp.
 CNN: data parallel over all chips; latency = one batch through the network.
@@ -26,6 +27,9 @@ from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+# Tokens per prefill chunk: TensorRT-LLM's default `max_num_tokens` (8192) bounds the tokens one
+# engine step processes, so a large batch's prompts are prefilled a few requests at a time.
+PREFILL_CHUNK_TOKENS = 8192
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BIG = 1e30
 
@@ -231,6 +235,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
         pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
         fixed, max_b = scenario_batch(scenario)
         pre_cache = ComboCache(pre.ops, hw_tp, cal)
+        chunk_cache: dict = {}
         hop_pre_all = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
                                       np.array([2.0]), hw_tp, cal)[:, 0]
         # TPOT and footprint never shrink as the micro-batch grows: a design with no plan that fits
@@ -241,7 +246,16 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 break
             still = np.zeros(len(idx_tp), bool)
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
-            act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip)
+            # prefill of the batch's prompts runs in chunks of at most PREFILL_CHUNK_TOKENS tokens
+            pb = max(1, min(b, PREFILL_CHUNK_TOKENS // max(prompt, 1)))
+            if pb not in chunk_cache:
+                chunk = builders.llm(shape, "prefill", pb, prompt, prompt, tp, prec)
+                hop = collective_time("sendrecv", np.array([pb * prompt * builders.hidden(shape) * act_bytes]),
+                                      np.array([2.0]), hw_tp, cal)[:, 0]
+                chunk_cache[pb] = (chunk, ComboCache(chunk.ops, hw_tp, cal), hop)
+            chunk, chunk_times, hop_chunk_all = chunk_cache[pb]
+            chunks_per_microbatch = -(-b // pb)
+            act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip, chunk.act_bytes_per_chip)
             # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
             whole = {int(c) // tp for c in np.unique(chips_avail[idx_tp])}
             pps = [force_pp] if force_pp else sorted(
@@ -282,7 +296,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     combo = wres.astype(int) + kres.astype(int)
                     plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
             if not plans:
-                alive &= still
+                if fixed is None:  # a fixed batch keeps its footprint: only the best-batch search stops early
+                    alive &= still
                 continue
             dec_cache = ComboCache(dec.ops, hw_tp, cal)
             all_combo = np.zeros(len(idx_tp), int)
@@ -293,6 +308,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 all_combo[:] = c
                 dec_cache.prefetch(all_combo, mask)
                 pre_cache.prefetch(all_combo, mask)
+                chunk_times.prefetch(all_combo, mask)
             hop_dec_all = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
                                           np.array([2.0]), hw_tp, cal)[:, 0]
             static_all = hw_tp.static_w if hw_tp.static_w is not None else np.zeros(len(idx_tp))
@@ -302,7 +318,10 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 tpot = d.time_s + (pp - 1) * hop_dec_all[cidx]
                 ttft = p.time_s + (pp - 1) * hop_pre_all[cidx]
                 dp = chips_avail[idx_tp][cidx] // (tp * pp)
-                prefill_time = b * ttft * (mb + pp - 1) / pp      # mb micro-batches through pp stages
+                # the batch's prefill chunks flow through the pp stages back to back
+                n_chunks = mb * chunks_per_microbatch
+                ch = chunk_times.get(combo, cidx)
+                prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk_all[cidx])
                 replica = total_b * out_len / (prefill_time + out_len * tpot)
                 thr = dp * replica
                 e_tok = tp * (mb * d.energy_j + pp * static_all[cidx] * tpot) / total_b
@@ -337,7 +356,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 m["chips_used"][g] = dp[better] * tp * pp
                 m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
                 bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
-            alive &= still
+            if fixed is None:  # a fixed batch keeps its footprint: only the best-batch search can stop early
+                alive &= still
     reason[feasible] = ""
     for g in np.flatnonzero(~feasible & (reason_kind == 1)):
         w, kv, tp_, pp_ = cap_info[g]

@@ -71,8 +71,7 @@ class HwView:
 
         peak = {p: np.asarray(arr.peak_tflops.get(p, np.zeros(n)), dtype=float) * 1e12 for p in PRECISIONS}
         epf = getattr(arr, "energy_pj_per_flop", None) or {}
-        core_style = getattr(arr, "core_style", None)
-        dataflow = (np.asarray(core_style) != "simt") if core_style is not None else np.ones(n, bool)
+        dataflow = ~np.asarray(arr.is_simt, bool)  # GPUs (simt) launch kernels; systolic chips are scheduled
         link_bw = get("link_gbps") * 1e9 * get("links")
         return cls(
             peak_flops=peak,
@@ -106,12 +105,16 @@ def _ceil_div(a, b):
     return np.ceil(a / np.maximum(b, 1.0))
 
 
-def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0):
+SPLIT_K_MIN = 256  # assumption: a split-K slice keeps at least 256 of K per core (partial sums reduced on chip)
+
+
+def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
     """Fraction of the MAC arrays doing useful work for GEMMs with output M×N on `cores` arrays of rows×cols.
 
     Output-stationary view: M is padded onto array rows, N onto columns (a batch-1 GEMV uses 1/rows of
     each array); the tiles are then spread over the cores in waves, and the last wave may be partial.
-    Arguments broadcast: designs along axis 0, operators along axis 1.
+    When there are fewer tiles than cores, K is split over the idle cores (split-K) in slices of at
+    least SPLIT_K_MIN. Arguments broadcast: designs along axis 0, operators along axis 1.
     """
     m = np.maximum(m, 1.0)
     n = np.maximum(n, 1.0)
@@ -119,6 +122,9 @@ def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0):
     tn = _ceil_div(n, cols)
     pad = (m / (tm * rows)) * (n / (tn * cols))
     tiles = tm * tn * np.maximum(n_gemms, 1.0)
+    if k is not None:
+        split = np.maximum(np.minimum(np.floor(cores / tiles), np.floor(np.asarray(k, float) / SPLIT_K_MIN)), 1.0)
+        tiles = tiles * split
     waves = _ceil_div(tiles, cores)
     return pad * tiles / (waves * cores)
 
@@ -184,6 +190,7 @@ class _OpStatic:
     kv: np.ndarray
     mm_m: np.ndarray
     mm_n: np.ndarray
+    mm_k: np.ndarray
     mm_groups: np.ndarray
     mm_prec: np.ndarray
     mm_sparse: np.ndarray
@@ -212,7 +219,7 @@ def _static(ops) -> _OpStatic:
         noncoll=~is_coll, flops=flops, w=np.asarray(ops.weight_bytes, float),
         act=np.asarray(ops.act_in_bytes, float) + np.asarray(ops.act_out_bytes, float),
         kv=np.asarray(ops.kv_read_bytes, float) + np.asarray(ops.kv_write_bytes, float),
-        mm_m=m_[mm], mm_n=n_[mm], mm_groups=groups[mm],
+        mm_m=m_[mm], mm_n=n_[mm], mm_k=k_[mm], mm_groups=groups[mm],
         mm_prec=np.asarray(ops.compute_precision).astype(str)[mm], mm_sparse=sparse[mm],
         mm_conv=np.char.find(names[mm], "conv") >= 0,
         launches=(np.asarray(ops.weight_bytes, float) + np.asarray(ops.act_in_bytes, float)
@@ -248,7 +255,7 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
         if st.mm_sparse.any():
             peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
         util = gemm_utilization(st.mm_m[None, :], st.mm_n[None, :], hw.rows[:, None], hw.cols[:, None],
-                                hw.cores[:, None], st.mm_groups[None, :])
+                                hw.cores[:, None], st.mm_groups[None, :], st.mm_k[None, :])
         eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max)[None, :]
         compute[:, st.mm] = st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0)
     if len(st.vec):
