@@ -185,7 +185,7 @@ class StudyRunner:
         resumed_from = len(study.get_trials(deepcopy=False))
         done = resumed_from
         memo: dict[int, list] = {}
-        dists = self.space.distributions()
+        isp = optuna.search_space.IntersectionSearchSpace()
         batch_size = self.spec.effective_batch
         new = 0
         while self._more(done, t0):
@@ -194,7 +194,7 @@ class StudyRunner:
             seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
             sampler = make_sampler(self.spec.sampler, seed)
             if hasattr(sampler, "set_generation"):
-                sampler.set_generation(b, memo)
+                sampler.set_generation(b, memo, isp)
             study.sampler = sampler
             attrs_before = dict(study._storage.get_study_system_attrs(study._study_id))
             t_start = dt.datetime.now()

@@ -2,7 +2,8 @@
 
 `BatchNSGAIISampler`/`BatchNSGAIIISampler` are Optuna's NSGA-II/III with the per-ask O(n) scans
 removed: the runner tells them the generation of the batch it is asking (one batch = one
-generation), and parent populations are memoised in-process. They keep Optuna's attribute keys
+generation), parent populations are memoised in-process, and the incremental intersection search
+space is carried from batch to batch. They keep Optuna's attribute keys
 (`NSGAIISampler:generation`, ...) so studies stay readable by plain Optuna and optuna-dashboard.
 """
 
@@ -23,9 +24,13 @@ class _BatchGA:
     _batch_generation: int | None = None
     _parent_memo: dict[int, list] | None = None
 
-    def set_generation(self, generation: int, memo: dict[int, list]) -> None:
+    def set_generation(self, generation: int, memo: dict[int, list], search_space: Any = None) -> None:
+        """Ask the next trials as `generation`; share the parent memo and the incremental
+        intersection search space with the previous batches' samplers (no rescans of all trials)."""
         self._batch_generation = generation
         self._parent_memo = memo
+        if search_space is not None:
+            self._search_space = search_space
 
     def get_trial_generation(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int:
         gen = trial.system_attrs.get(self._get_generation_key(), None)
