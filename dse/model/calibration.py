@@ -26,6 +26,7 @@ class Calibration(BaseModel):
     collective_floor_us: float = Field(ge=0)
     link_eff: float = Field(gt=0, le=1)
     conv_eff: float = Field(gt=0, le=1)
+    lowp_eff: float = Field(1.0, gt=0, le=1)  # GEMM efficiency of 8/4-bit compute relative to 16-bit
 
 
 class CalibrationFile(BaseModel):

@@ -256,7 +256,9 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
             peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
         util = gemm_utilization(st.mm_m[None, :], st.mm_n[None, :], hw.rows[:, None], hw.cols[:, None],
                                 hw.cores[:, None], st.mm_groups[None, :], st.mm_k[None, :])
-        eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max)[None, :]
+        # narrow datatypes double the operand rate per FLOP the array must be fed: `lowp_eff`
+        lowp = ~np.isin(st.mm_prec, ("bf16", "fp16"))
+        eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max * np.where(lowp, cal.lowp_eff, 1.0))[None, :]
         compute[:, st.mm] = st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0)
     if len(st.vec):
         # a chip without a vector unit runs elementwise work on one row of its MAC arrays

@@ -26,18 +26,21 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "sram_eff_max": (0.30, 1.00),
     "op_overhead_us": (0.0, 60.0),        # per-kernel fixed cost (LLMCompass A100 constants: 12-45 µs)
     "dataflow_overhead_us": (0.0, 10.0),
-    "collective_floor_us": (0.0, 100.0),  # NCCL small-message floor (Vidur: 37-62 µs)
-    "link_eff": (0.20, 0.90),             # NCCL bus bandwidth reaches 81 % of NVLink4 (Vidur 8xH100 64 MiB)
+    "collective_floor_us": (2.0, 100.0),  # NCCL small-message floor (Vidur: 37-62 µs); >= one kernel launch + flag sync
+    "link_eff": (0.50, 0.90),             # NCCL bus bandwidth: 58 % of NVLink3 (8xA100) to 81 % of NVLink4 (8xH100), Vidur
     "conv_eff": (0.10, 1.00),
+    "lowp_eff": (0.30, 1.00),             # 8/4-bit GEMM efficiency relative to 16-bit
 }
-FIT_ORDER = tuple(BOUNDS)
+# sram_eff_max is not fitted: no measurement isolates on-chip SRAM bandwidth (GPU caches have no
+# published bandwidth in the reference), and fitting it to GPU rows would mis-price SRAM-resident designs.
+FIT_ORDER = tuple(k for k in BOUNDS if k != "sram_eff_max")
 # Start of every fit: the sourced values of dse/model/data/calibration.yaml before any fit (each line's
 # comment there keeps its source after `initial value:`). Starting from these, not from the file's current
 # (fitted) values, makes `dse calibrate` idempotent: running it twice writes the same constants.
 INITIAL: dict[str, dict[str, float]] = {
-    'tuned': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 4.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55},
-    'generic': {'compute_eff_max': 0.8, 'mem_eff_max': 0.75, 'mem_bytes_half_mb': 10.0, 'sram_eff_max': 0.8, 'op_overhead_us': 12.0, 'dataflow_overhead_us': 1.0, 'collective_floor_us': 37.0, 'link_eff': 0.7, 'conv_eff': 0.45},
-    'kernel': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 2.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55},
+    'tuned': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 4.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55, 'lowp_eff': 0.6},
+    'generic': {'compute_eff_max': 0.8, 'mem_eff_max': 0.75, 'mem_bytes_half_mb': 10.0, 'sram_eff_max': 0.8, 'op_overhead_us': 12.0, 'dataflow_overhead_us': 1.0, 'collective_floor_us': 37.0, 'link_eff': 0.7, 'conv_eff': 0.45, 'lowp_eff': 0.6},
+    'kernel': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 2.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55, 'lowp_eff': 0.6},
 }
 NAN_COST = 25.0
 
