@@ -100,7 +100,9 @@ def evaluate(
             if not g("feasible"):
                 cells.append("[red]infeasible[/]" if key is None else "")
             elif key is None:
-                cells.append(f"tp{int(g('tp'))} pp{int(g('pp'))} dp{int(g('dp'))} batch {int(g('batch'))}")
+                ep = int(g("ep")) if f"{s}.ep" in cols else 1
+                cells.append(f"tp{int(g('tp'))} pp{int(g('pp'))}{f' ep{ep}' if ep > 1 else ''} "
+                             f"dp{int(g('dp'))} batch {int(g('batch'))}")
             elif key == "weights":
                 cells.append(str(g(key)))
             else:

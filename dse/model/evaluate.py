@@ -18,7 +18,7 @@ from dse.model.perf import HwView
 
 SCENARIO_METRICS = ("feasible", "reason", "throughput", "ttft_ms", "tpot_ms", "tokens_per_s",
                     "tokens_per_s_per_user", "images_per_s", "latency_ms", "energy_j_per_unit",
-                    "usd_per_mtok", "chips_used", "tp", "pp", "dp", "batch", "weights")
+                    "usd_per_mtok", "chips_used", "tp", "pp", "dp", "ep", "batch", "weights")
 DESIGN_METRICS = ("die_area_mm2", "num_dies", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w",
                   "peak_tflops_bf16", "mem_bw_tbps", "mem_gb", "sram_mb", "knee_flop_per_byte")
 MIX_METRICS = ("mix.throughput", "tco_usd_per_mtok", "feasible", "reason")
@@ -30,10 +30,10 @@ class Builders:
 
     @staticmethod
     @lru_cache(maxsize=4096)
-    def llm(shape, phase, batch, seq_len, kv_len, tp, prec):
+    def llm(shape, phase, batch, seq_len, kv_len, tp, prec, ep=1):
         from dse.workloads.transformer import build_llm_step
 
-        return build_llm_step(shape, phase, batch=batch, seq_len=seq_len, kv_len=kv_len, tp=tp, ep=1, prec=prec)
+        return build_llm_step(shape, phase, batch=batch, seq_len=seq_len, kv_len=kv_len, tp=tp, ep=ep, prec=prec)
 
     @staticmethod
     @lru_cache(maxsize=1024)
@@ -223,14 +223,14 @@ def evaluate_design(design, mix, *, software: str | None = None, tech=None, forc
     return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in cols.items()}
 
 
-def _phase_steps(scenario, shape, prec, tp: int, pp: int, batch: int):
-    """The (phase, Step, micro-batch) evaluated by the mapping for a chosen tp / pp / batch."""
+def _phase_steps(scenario, shape, prec, tp: int, pp: int, batch: int, ep: int = 1):
+    """The (phase, Step) pairs evaluated by the mapping for a chosen tp / pp / ep / batch."""
     if scenario.kind == "cnn":
         return [("inference", Builders.cnn(shape, batch, prec))]
     b = max(batch // pp, 1)
     prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
-    return [("prefill", Builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)),
-            ("decode", Builders.llm(shape, "decode", b, 1, Builders.mean_kv(prompt, out_len), tp, prec))]
+    return [("prefill", Builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec, ep)),
+            ("decode", Builders.llm(shape, "decode", b, 1, Builders.mean_kv(prompt, out_len), tp, prec, ep))]
 
 
 def operator_breakdown(design, scenario, *, software: str | None = None, phase: str | None = None,
@@ -253,10 +253,10 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     res = evaluate_scenario(scenario, hw, cal)
     if not res.feasible[0]:
         raise DseUserError(f"{scenario.name} cannot run on this design: {res.reason[0]}")
-    tp, pp, batch = (int(res.metrics[k][0]) for k in ("tp", "pp", "batch"))
+    tp, pp, batch, ep = (int(res.metrics[k][0]) for k in ("tp", "pp", "batch", "ep"))
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
-    steps = _phase_steps(scenario, shape, prec, tp, pp, batch)
+    steps = _phase_steps(scenario, shape, prec, tp, pp, batch, ep)
     rows, totals = [], {}
     for ph, step in steps:
         if phase and ph != phase:
@@ -265,7 +265,8 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
             w, kv = step.weight_bytes_per_chip, 0.0
         else:
             w = stage_weight_bytes(steps[-1][1], pp)
-            kv = Builders.kv_bytes(shape, max(batch // pp, 1), scenario.prompt_len + scenario.output_len, tp, prec)
+            kv = Builders.kv_bytes(shape, batch, scenario.prompt_len + scenario.output_len, tp, prec) \
+                * (-(-shape.layers // pp)) / shape.layers / ep
         act = max(s.act_bytes_per_chip for _, s in steps)
         wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
         t = op_times(step.ops, hw, cal, wres, kres, resident)
@@ -293,9 +294,12 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
             })
     prec_name = steps[0][1].ops.compute_precision[0] if len(steps[0][1].ops) else "bf16"
     peak = float(hw.peak_flops.get(str(prec_name), hw.peak_flops["bf16"])[0])
+    if peak <= 0:  # an unsupported precision runs at the bf16 rate (dequantized), as in perf.op_times
+        peak, prec_name = float(hw.peak_flops["bf16"][0]), "bf16"
     return {
         "design": design.name, "scenario": scenario.name,
-        "mapping": f"tp{tp} pp{pp} dp{int(res.metrics['dp'][0])} batch {batch}",
+        "mapping": f"tp{tp} pp{pp}{f' ep{ep}' if ep > 1 else ''} dp{int(res.metrics['dp'][0])} batch {batch}",
+        "ep": ep,
         "tp": tp, "pp": pp, "batch": batch, "compute_precision": str(prec_name),
         "peak_tflops": peak / 1e12,
         "mem_bw_tbps": float(hw.mem_bw[0] / 1e12), "sram_bw_tbps": float(hw.sram_bw[0] / 1e12),

@@ -4,7 +4,8 @@ The operator tables depend only on the scenario and (tp, batch), not on the desi
 once and evaluated on all designs at once. Pipeline parallelism changes only what fits on a chip,
 the point-to-point hops and how many micro-batches are in flight, so it is applied arithmetically.
 
-LLM serving model (static batching, one replica = tp × pp chips, dp replicas):
+LLM serving model (static batching, one replica = tp × ep × pp chips, dp replicas; ep = expert
+parallel for MoE models: experts spread over ep chips, attention data parallel over them):
 - decode: mb ≤ pp micro-batches of `b` sequences each are in flight (batch B = mb·b; mb < pp leaves
   pipeline bubbles, e.g. batch 1 split over stages only for capacity); TPOT = all layers at
   micro-batch b + (pp-1) hops; a replica produces B tokens per TPOT.
@@ -213,7 +214,7 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
     act_bytes = builders.act_bytes(prec)
     best_score = np.full(n, -np.inf)
     m = {k: np.zeros(n) for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user",
-                                  "energy_j_per_unit", "chips_used", "tp", "pp", "dp", "batch")}
+                                  "energy_j_per_unit", "chips_used", "tp", "pp", "dp", "ep", "batch")}
     bound = np.full(n, "", dtype=object)
     reason = np.full(n, "", dtype=object)
     feasible = np.zeros(n, bool)
@@ -221,18 +222,22 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
     cap_chips = np.zeros(n, int)
     slo_gap = np.full(n, np.inf)
     slo_info = np.zeros((n, 5))
-    cap_info = np.zeros((n, 4))
+    cap_info = np.zeros((n, 5))
     max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
     tps = [force_tp] if force_tp else _pow2_upto(max_tp, TP_CHOICES)
-    for tp in tps:
+    # expert parallelism for MoE models: experts spread over ep chips, attention data parallel over them
+    eps = [1] + [e for e in (2, 4, 8, 16, 32, 64) if e <= getattr(shape, "experts", 1)]
+    groups = [(tp, ep) for tp in tps for ep in eps if tp * ep <= max(int(chips_avail.max()), 1)]
+    for tp, ep in groups:
         if not builders.tp_ok(shape, tp):
             continue
-        sel_tp = chips_avail >= tp
+        grp = tp * ep
+        sel_tp = chips_avail >= grp
         if not sel_tp.any():
             continue
         idx_tp = np.flatnonzero(sel_tp)
         hw_tp = hw.take(idx_tp)
-        pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec)
+        pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec, ep)
         fixed, max_b = scenario_batch(scenario)
         pre_cache = ComboCache(pre.ops, hw_tp, cal)
         chunk_cache: dict = {}
@@ -245,11 +250,11 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
             if not alive.any():
                 break
             still = np.zeros(len(idx_tp), bool)
-            dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec)
+            dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec, ep)
             # prefill of the batch's prompts runs in chunks of at most PREFILL_CHUNK_TOKENS tokens
             pb = max(1, min(b, PREFILL_CHUNK_TOKENS // max(prompt, 1)))
             if pb not in chunk_cache:
-                chunk = builders.llm(shape, "prefill", pb, prompt, prompt, tp, prec)
+                chunk = builders.llm(shape, "prefill", pb, prompt, prompt, tp, prec, ep)
                 hop = collective_time("sendrecv", np.array([pb * prompt * builders.hidden(shape) * act_bytes]),
                                       np.array([2.0]), hw_tp, cal)[:, 0]
                 chunk_cache[pb] = (chunk, ComboCache(chunk.ops, hw_tp, cal), hop)
@@ -257,10 +262,10 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
             chunks_per_microbatch = -(-b // pb)
             act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip, chunk.act_bytes_per_chip)
             # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
-            whole = {int(c) // tp for c in np.unique(chips_avail[idx_tp])}
+            whole = {int(c) // grp for c in np.unique(chips_avail[idx_tp])}
             pps = [force_pp] if force_pp else sorted(
                 pp for pp in set(PP_CHOICES) | whole
-                if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // tp) and pp <= dec.layers)
+                if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // grp) and pp <= dec.layers)
             plans = []
             for pp in pps:
                 # mb micro-batches of b sequences are in flight (mb <= pp; mb < pp leaves bubbles)
@@ -273,12 +278,12 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     if mb < 1:
                         continue
                 total_b = b * mb
-                ok = (chips_avail[idx_tp] >= tp * pp) & alive
+                ok = (chips_avail[idx_tp] >= grp * pp) & alive
                 if not ok.any():
                     continue
                 w = stage_weight_bytes(dec, pp)
                 kv = builders.kv_bytes(shape, total_b, prompt + out_len, tp, prec) * (-(-dec.layers // pp)) \
-                    / dec.layers
+                    / dec.layers / ep
                 sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
                 wres, kres, fits, _ = residency(w, kv, act, sram, mem)
                 cand = ok & fits
@@ -286,12 +291,12 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                     # capacity reason from the largest mapping that still does not fit
                     j = np.flatnonzero(ok & ~fits)
                     gi = idx_tp[j]
-                    keep = ~feasible[gi] & (reason_kind[gi] <= 1) & (cap_chips[gi] <= tp * pp)
+                    keep = ~feasible[gi] & (reason_kind[gi] <= 1) & (cap_chips[gi] <= grp * pp)
                     g = gi[keep]
                     cap_info[g] = np.stack([np.full(len(g), w), np.full(len(g), kv), np.full(len(g), tp),
-                                            np.full(len(g), pp)], axis=1)
+                                            np.full(len(g), pp), np.full(len(g), ep)], axis=1)
                     reason_kind[g] = 1
-                    cap_chips[g] = tp * pp
+                    cap_chips[g] = grp * pp
                 if cand.any():
                     combo = wres.astype(int) + kres.astype(int)
                     plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
@@ -317,14 +322,14 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 p = pre_cache.get(combo, cidx)
                 tpot = d.time_s + (pp - 1) * hop_dec_all[cidx]
                 ttft = p.time_s + (pp - 1) * hop_pre_all[cidx]
-                dp = chips_avail[idx_tp][cidx] // (tp * pp)
+                dp = chips_avail[idx_tp][cidx] // (grp * pp)
                 # the batch's prefill chunks flow through the pp stages back to back
                 n_chunks = mb * chunks_per_microbatch
                 ch = chunk_times.get(combo, cidx)
                 prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk_all[cidx])
                 replica = total_b * out_len / (prefill_time + out_len * tpot)
                 thr = dp * replica
-                e_tok = tp * (mb * d.energy_j + pp * static_all[cidx] * tpot) / total_b
+                e_tok = grp * (mb * d.energy_j + pp * static_all[cidx] * tpot) / total_b
                 slo_ok = np.ones(len(cidx), bool)
                 if slo_tpot:
                     slo_ok &= tpot * 1e3 <= slo_tpot
@@ -353,18 +358,20 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
                 m["tokens_per_s"][g] = thr[better]
                 m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
                 m["energy_j_per_unit"][g] = e_tok[better]
-                m["chips_used"][g] = dp[better] * tp * pp
+                m["chips_used"][g] = dp[better] * grp * pp
                 m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
+                m["ep"][g] = ep
                 bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
             if fixed is None:  # a fixed batch keeps its footprint: only the best-batch search can stop early
                 alive &= still
     reason[feasible] = ""
     for g in np.flatnonzero(~feasible & (reason_kind == 1)):
-        w, kv, tp_, pp_ = cap_info[g]
+        w, kv, tp_, pp_, ep_ = cap_info[g]
         mem = hw.mem_bytes[g]
         where, cap = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[g])
         reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} {_fmt_gb(cap)} "
-                     f"(tp={int(tp_)}, pp={int(pp_)} on {int(tp_ * pp_)} of {int(chips_avail[g])} chips)")
+                     f"(tp={int(tp_)}, pp={int(pp_)}{f', ep={int(ep_)}' if ep_ > 1 else ''} on "
+                     f"{int(tp_ * pp_ * ep_)} of {int(chips_avail[g])} chips)")
     for g in np.flatnonzero(~feasible & (reason_kind == 2)):
         t_pot, t_tft, tp_, pp_, b_ = slo_info[g]
         reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
@@ -438,5 +445,6 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
         m[k] = np.zeros(n)
     m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
     m["dp"] = m["chips_used"].copy()
+    m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m)
