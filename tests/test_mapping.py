@@ -175,3 +175,18 @@ def test_int4_weights_never_slower_than_bf16_at_batch_1(base):
         assert res.feasible[0], res.reason[0]
         tpot.append(res.metrics["tpot_ms"][0])
     assert tpot[1] < tpot[0]  # 4x fewer weight bytes; per-kernel overheads stay
+
+
+def test_moe_uses_expert_parallelism_when_experts_do_not_fit_one_chip():
+    # Mixtral-8x7B fp8 (~47 GB) on 16 GB chips: tp alone can't split 8 KV heads far enough cheaply;
+    # the mapping may spread experts (ep) and then pays two all-to-alls per layer
+    v5e = load_catalog_design("TPU-v5e")
+    res = evaluate_scenario(load_scenario("moe_llm"), _hw(v5e), CAL)
+    assert res.feasible[0], res.reason[0]
+    tp, pp, ep = (int(res.metrics[k][0]) for k in ("tp", "pp", "ep"))
+    assert tp * pp * ep * res.metrics["dp"][0] <= v5e.system.num_chips
+    if ep > 1:
+        info = operator_breakdown(v5e, load_scenario("moe_llm"), phase="decode")
+        assert any(r["kind"] == "alltoall" and r["time_s"] > 0 for r in info["operators"])
+    forced = evaluate_scenario(load_scenario("moe_llm"), _hw(v5e), CAL, force_tp=1, force_pp=1)
+    assert forced.feasible[0] and int(forced.metrics["ep"][0]) > 1  # 47 GB only fits spread over experts
