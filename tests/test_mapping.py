@@ -178,8 +178,8 @@ def test_int4_weights_never_slower_than_bf16_at_batch_1(base):
 
 
 def test_moe_uses_expert_parallelism_when_experts_do_not_fit_one_chip():
-    # Mixtral-8x7B fp8 (~47 GB) on 16 GB chips: tp alone can't split 8 KV heads far enough cheaply;
-    # the mapping may spread experts (ep) and then pays two all-to-alls per layer
+    # Mixtral-8x7B fp8 (~47 GB of weights) on 16 GB chips: the mapping may spread the experts over
+    # ep chips and then pays two all-to-alls per layer
     v5e = load_catalog_design("TPU-v5e")
     res = evaluate_scenario(load_scenario("moe_llm"), _hw(v5e), CAL)
     assert res.feasible[0], res.reason[0]
