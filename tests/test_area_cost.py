@@ -171,12 +171,27 @@ def test_no_nan_or_negative_and_reasons(cols):
     arr, area, cost, power = _evaluate(cols)
     figures = [*(getattr(area, k) for k in ("mac_mm2", "sram_mm2", "total_mm2", "die_mm2", "package_mm2")),
                *(getattr(cost, k) for k in cost.__dataclass_fields__),
-               *(getattr(power, k) for k in power.__dataclass_fields__),
+               *(getattr(power, k) for k in power.__dataclass_fields__ if k != "reason"),
                arr.mem_bw_tbps, arr.knee_flop_per_byte, *arr.peak_tflops.values()]
     for f in figures:
         f = np.asarray(f, dtype=float)
         assert np.all(np.isfinite(f)) and np.all(f >= 0)
     feasible, reason = bool(area.feasible[0]), str(area.reason[0])
     assert feasible == (reason == "")
+    assert bool(power.feasible[0]) == (str(power.reason[0]) == "")
     if not arr.valid[0]:
         assert not feasible
+
+
+def test_power_density_over_the_cooling_limit_is_infeasible_with_a_reason():
+    from dse.catalog import load_catalog_design
+    from dse.model.evaluate import evaluate_design
+
+    flat = load_catalog_design("TPU-v5e").to_flat()
+    flat["chip.clock_ghz"] = 4.0   # the same small die clocked far past what it can cool
+    hot = Design.from_flat(flat)
+    cols = evaluate_design(hot, "vision")
+    assert not cols["feasible"]
+    assert "power density" in cols["reason"] and "W/mm²" in cols["reason"]
+    assert cols["power_density_w_per_mm2"] > default_technology().thermal.max_power_density_w_per_mm2
+    assert cols["vision_cnn.throughput"] == 0.0

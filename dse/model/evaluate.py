@@ -20,6 +20,7 @@ SCENARIO_METRICS = ("feasible", "reason", "throughput", "ttft_ms", "tpot_ms", "t
                     "tokens_per_s_per_user", "images_per_s", "latency_ms", "energy_j_per_unit",
                     "usd_per_mtok", "chips_used", "tp", "pp", "dp", "ep", "batch", "weights")
 DESIGN_METRICS = ("die_area_mm2", "num_dies", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w",
+                  "power_density_w_per_mm2",
                   "peak_tflops_bf16", "mem_bw_tbps", "mem_gb", "sram_mb", "knee_flop_per_byte")
 MIX_METRICS = ("mix.throughput", "tco_usd_per_mtok", "feasible", "reason")
 STRING_METRICS = ("reason", "weights")
@@ -92,10 +93,12 @@ def _hw_and_design_metrics(arr) -> tuple[HwView, dict[str, np.ndarray], np.ndarr
     }
     feasible = np.asarray(arr.valid, bool) & np.asarray(area.feasible, bool)
     reason = np.where(np.asarray(arr.reason, object) != "", arr.reason, area.reason).astype(object)
-    extra_ok = getattr(cost, "feasible", None)
-    if extra_ok is not None:
-        reason = np.where(feasible & ~np.asarray(extra_ok, bool), cost.reason, reason).astype(object)
-        feasible &= np.asarray(extra_ok, bool)
+    for part in (cost, power):
+        extra_ok = getattr(part, "feasible", None)
+        if extra_ok is not None:
+            reason = np.where(feasible & ~np.asarray(extra_ok, bool), part.reason, reason).astype(object)
+            feasible &= np.asarray(extra_ok, bool)
+    cols["power_density_w_per_mm2"] = np.asarray(power.power_density_w_per_mm2, float)
     return hw, cols, feasible, reason
 
 
@@ -111,10 +114,10 @@ def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | No
     return map_llm(scenario, shape, prec, hw, cal, Builders, force_tp=force_tp, force_pp=force_pp)
 
 
-def _tco_usd_per_hour(system_usd, power_w):
+def _tco_usd_per_hour(system_usd, power_w, tech=None):
     from dse.model.cost import tco_usd_per_hour
 
-    return tco_usd_per_hour(system_usd, power_w)
+    return tco_usd_per_hour(system_usd, power_w, tech)
 
 
 def evaluate(arr, mix, tech=None, cal: Calibration | str | None = None,
@@ -129,7 +132,7 @@ def evaluate(arr, mix, tech=None, cal: Calibration | str | None = None,
         cal = load_calibration(cal)
     hw, out, ok, reason = _hw_and_design_metrics(arr)
     n = hw.n
-    per_hour = np.asarray(_tco_usd_per_hour(out["system_cost_usd"], out["power_w"]), float)
+    per_hour = np.asarray(_tco_usd_per_hour(out["system_cost_usd"], out["power_w"], getattr(arr, "tech", tech)), float)
     ref = reference if reference is not None else reference_throughputs(mix, cal)
     log_sum = np.zeros(n)
     weight_sum = 0.0

@@ -27,9 +27,13 @@ class PowerBreakdown:
     peak_w: np.ndarray
     tdp_w: np.ndarray
     system_power_w: np.ndarray
+    power_density_w_per_mm2: np.ndarray
+    feasible: np.ndarray
+    reason: np.ndarray
 
     def row(self, i: int) -> dict:
-        return {k: float(getattr(self, k)[i]) for k in self.__dataclass_fields__}
+        return {k: (str(v[i]) if k == "reason" else float(v[i]))
+                for k, v in ((k, getattr(self, k)) for k in self.__dataclass_fields__)}
 
 
 def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBreakdown:
@@ -49,8 +53,15 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     static = arr.static_w_per_mm2 * area.total_mm2
     peak = compute + vector + sram + memory + link + d2d + static
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
+    # heat flux over all the chip's silicon; above the cooling limit the design cannot run at its TDP
+    density = tdp / np.maximum(area.total_mm2, 1e-9)
+    limit = arr.tech.thermal.max_power_density_w_per_mm2
+    ok = density <= limit
+    reason = np.where(ok, "", np.char.add(np.char.add("power density ", np.char.mod("%.2f", density)),
+                                          f" W/mm² > cooling limit {limit:g} W/mm²")).astype(object)
     return PowerBreakdown(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link,
-                          d2d_w=d2d, static_w=static, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips)
+                          d2d_w=d2d, static_w=static, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
+                          power_density_w_per_mm2=density, feasible=ok, reason=reason)
 
 
 def design_power(design, tech=None) -> dict:

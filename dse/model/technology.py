@@ -113,6 +113,13 @@ class Tco(_Strict):
     source: str
 
 
+class Thermal(_Strict):
+    """Cooling limit: the heat flux a package can remove."""
+
+    max_power_density_w_per_mm2: float = Pos
+    source: str
+
+
 class Technology(_Strict):
     """All technology tables; every entry carries a `source`."""
 
@@ -120,6 +127,8 @@ class Technology(_Strict):
     wafer: Wafer
     system: SystemCosts
     tco: Tco
+    thermal: Thermal = Field(default_factory=lambda: Thermal(
+        max_power_density_w_per_mm2=1.5, source="assumed: ReaLLM max_power_density 1.1 W/mm² scaled for peak-activity TDP"))
     process_nodes: dict[str, ProcessNode]
     memories: dict[str, Memory]
     links: dict[str, Link]
