@@ -69,7 +69,7 @@ def sram_cluster(chips: int) -> Design:
     flat = load_catalog_design("H100-SXM").to_flat()
     flat.update({"chip.memory": "none", "chip.memory_stacks": 0, "chip.sram_mb": 1024.0,
                  "chip.sram_kind": "scratchpad", "chip.core_style": "systolic", "chip.sram_tbps": None,
-                 "chip.cores": 16, "chip.array_rows": 128, "chip.array_cols": 128,
+                 "chip.cores": 16, "chip.array_rows": 128, "chip.array_cols": 128, "chip.clock_ghz": 1.0,
                  "system.num_chips": chips})
     flat = {k: v for k, v in flat.items() if not k.startswith("chip.memory_") or k == "chip.memory_stacks"}
     return Design.from_flat(flat)
