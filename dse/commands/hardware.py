@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from dse.cli_app import app
+from dse.commands._console import console
 
 
 def _technology(tech_path: Optional[Path]):
@@ -78,7 +79,6 @@ def catalog_cmd(
         payload = {r["name"]: {**_summary(r), "published": published(r["name"])} for r in rows}
         typer.echo(json.dumps(payload, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="dse reference catalog (dse model figures, per chip)")
@@ -89,7 +89,7 @@ def catalog_cmd(
         table.add_row(r["name"], f"{s['peak_tflops']:,.0f}" + ("" if s["peak_precision"] == "bf16" else f" {s['peak_precision']}"), f"{s['mem_bw_tbps']:.2f}",
                       f"{s['mem_gb']:.0f}", f"{s['sram_mb']:,.0f}", f"{s['knee_flop_per_byte']:.0f}",
                       s["die"], f"{s['chip_cost_usd']:,.0f}", f"{s['tdp_w']:,.0f}")
-    Console().print(table)
+    console().print(table)
 
 
 def _summary(r: dict) -> dict[str, Any]:
@@ -125,10 +125,9 @@ def describe_cmd(
 
 
 def _print_rich(r: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = console()
     status = "[green]feasible[/green]" if r["feasible"] else f"[red]infeasible[/red]: {r['reason']}"
     con.print(f"[bold]{r['name']}[/bold] — {status}")
     der = r["derived"]

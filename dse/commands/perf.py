@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from dse.cli_app import app
-
-
-def _console() -> Console:
-    """A console as wide as the terminal, or 160 columns when output is piped (no truncated tables)."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
+from dse.commands._console import console
 
 
 def _to_jsonable(v):
@@ -79,7 +73,7 @@ def evaluate(
                "metrics": {k: _to_jsonable(v) for k, v in cols.items()}}
         typer.echo(json.dumps(out, indent=2))
         return
-    con = _console()
+    con = console()
     con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: "
               f"system ${cols['system_cost_usd']:,.0f}, {cols['power_w']:,.0f} W, "
               f"mix throughput {cols['mix.throughput']:.3g}× reference"
@@ -153,7 +147,7 @@ def roofline(
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=_to_jsonable))
         return
-    con = _console()
+    con = console()
     con.print(f"[bold]{d.name or design}[/] · {sc.name} · mapping {info['mapping']} · "
               f"knee {info['knee_flop_per_byte']:.0f} FLOP/B off-chip, "
               f"{info['sram_knee_flop_per_byte']:.0f} FLOP/B SRAM · peak {info['peak_tflops']:.0f} TFLOPS")
