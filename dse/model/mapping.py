@@ -186,8 +186,11 @@ class ComboCache:
                 self.energy[c, idx] = r.energy_j
 
     def get(self, combo: np.ndarray, idx: np.ndarray) -> StepEval:
-        self.prefetch_idx(combo[idx], idx)
-        return StepEval(self.time[combo[idx], idx], self.energy[combo[idx], idx])
+        t = self.time[combo[idx], idx]
+        if np.isnan(t).any():
+            self.prefetch_idx(combo[idx], idx)
+            t = self.time[combo[idx], idx]
+        return StepEval(t, self.energy[combo[idx], idx])
 
     def prefetch_idx(self, combo_sel: np.ndarray, idx: np.ndarray) -> None:
         mask = np.zeros(self.hw.n, bool)
