@@ -201,8 +201,32 @@ def parse_yaml_text(text: str, where: str = "<string>") -> tuple[Any, dict[tuple
         raise ConfigError([f"{loc}: malformed YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: malformed YAML: {exc}"]) from None
+    dups = _duplicate_keys(node, where) if node is not None else []
+    if dups:
+        raise ConfigError(dups, header=f"{where}: {len(dups)} problem(s)")
     positions = _index_positions(node) if node is not None else {}
     return data, positions
+
+
+def _duplicate_keys(node: yaml.Node, where: str, prefix: tuple = ()) -> list[str]:
+    """One problem per mapping key given twice (YAML would silently keep the last one)."""
+    out: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            path = ".".join(str(p) for p in prefix + (key,))
+            if isinstance(key_node, yaml.ScalarNode) and key in seen:
+                m = key_node.start_mark
+                out.append(f"{where}:{m.line + 1}:{m.column + 1}: {path}: duplicate key (first given on line "
+                           f"{seen[key]}; keep one)")
+            else:
+                seen[key] = key_node.start_mark.line + 1
+            out += _duplicate_keys(value_node, where, prefix + (key,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _duplicate_keys(item, where, prefix + (i,))
+    return out
 
 
 def validate_data(data: Any, model_cls: type[T], *, where: str = "<data>",

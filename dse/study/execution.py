@@ -28,10 +28,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         pass
     elif address:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        check_reachable(address)
+        _attach(ray, address)
         started = True
     elif os.environ.get("RAY_ADDRESS"):
-        ray.init(logging_level="WARNING", log_to_driver=False)
+        check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
+        _attach(ray, None)
         started = True
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
@@ -42,6 +44,38 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     finally:
         if started:
             ray.shutdown()
+
+
+def check_reachable(address: str, what: str = "--address / execution.address", timeout_s: float = 5.0) -> None:
+    """Fail fast (a DseUserError, not a hang: `ray.init` retries a dead address for minutes) when a
+    `host:port` or `ray://host:port` Ray address does not accept TCP connections."""
+    import socket
+
+    from dse.errors import DseUserError
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise DseUserError(f"{what} '{address}': expected host:port (e.g. 127.0.0.1:6379), ray://host:10001 or auto")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise DseUserError(f"{what} '{address}': no Ray cluster answers there ({exc.strerror or exc}); start one "
+                           "with `ray start --head` or fix the address") from None
+
+
+def _attach(ray: Any, address: str | None) -> None:
+    """`ray.init` onto an existing cluster; connection failures become user errors."""
+    from dse.errors import DseUserError
+
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    except (ConnectionError, TimeoutError, ValueError) as exc:
+        raise DseUserError(f"cannot attach to the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def take(cols: Columns, sl: slice | np.ndarray) -> Columns:
@@ -111,8 +145,9 @@ class RayExecutor:
         if self._stack is not None:
             return
         t0 = time.perf_counter()
-        self._stack = contextlib.ExitStack()
-        ray = self._stack.enter_context(ray_session(self.address, self.num_cpus))
+        stack = contextlib.ExitStack()
+        ray = stack.enter_context(ray_session(self.address, self.num_cpus))  # raises → nothing to close
+        self._stack = stack
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(max_retries=3)(eval_chunk)
         self._ev_ref = ray.put(self.evaluator)

@@ -37,6 +37,7 @@ def run_grid(runner: Any) -> Any:
     from dse.study.runner import Progress, RunResult, _meta, prepare_run_dir
 
     study, space, cfg = runner.study, runner.space, runner.spec.sampler
+    runner.preflight()
     prepare_run_dir(study, runner.run_dir)
     with RunLock(runner.run_dir):
         t0 = time.perf_counter()

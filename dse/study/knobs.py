@@ -84,3 +84,30 @@ def check_value(name: str, value: Any) -> str | None:
     except Exception:  # noqa: BLE001 - anything else is not about this value
         return None
     return None
+
+
+def field_problem(name: str, value: Any) -> str | None:
+    """Why `value` does not fit design knob `name`'s type and bounds (field validators that read other
+    knobs are not run, so e.g. `memory_stacks: 0` is fine here); None when it fits or is unknown."""
+    try:
+        from pydantic import TypeAdapter, ValidationError
+
+        from dse.model.hardware import Design
+    except ImportError:
+        return None
+    section, _, field = name.partition(".")
+    sec = Design.model_fields.get(section)
+    cls = _model_of(sec.annotation) if sec is not None else None
+    info = getattr(cls, "model_fields", {}).get(field)
+    if info is None:
+        return None
+    try:
+        ann = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        TypeAdapter(ann).validate_python(value)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    except Exception:  # noqa: BLE001 - an annotation TypeAdapter cannot handle: no opinion
+        return None
+    if isinstance(value, str) or _base_type(info.annotation)[0] in (str, list):
+        return check_value(name, value)  # names looked up in the technology tables
+    return None

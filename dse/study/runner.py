@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -150,12 +151,30 @@ class StudyRunner:
             from dse.study.grid import run_grid
 
             return run_grid(self)
+        self.preflight()
         prepare_run_dir(self.study, self.run_dir)
         with RunLock(self.run_dir):
             try:
                 return self._run()
             finally:
                 self.executor.close()
+
+    def preflight(self) -> None:
+        """Problems found only by connecting (storage URL, Ray address) are reported before anything is
+        written to the run folder."""
+        if self.spec.storage is not None and self.spec.sampler.kind != "grid":
+            try:
+                optuna.storages.get_storage(self.spec.storage)
+            except Exception as exc:  # noqa: BLE001 - any driver/connection error is the user's to fix
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise DseUserError(f"storage '{self.spec.storage}': cannot open it: {first}") from None
+        if getattr(self.executor, "kind", "") == "ray" and (
+                getattr(self.executor, "address", None) or os.environ.get("RAY_ADDRESS")):
+            try:
+                self.executor.start()
+            except BaseException:
+                self.executor.close()
+                raise
 
     # -- internals -------------------------------------------------------------------------------
 

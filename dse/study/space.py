@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
 from dse.study import expr as ex
-from dse.study.knobs import check_value, design_knobs
+from dse.study.knobs import check_value, design_knobs, field_problem
 
 Scalar = Union[bool, int, float, str]
 
@@ -373,6 +373,16 @@ def check_space(spec: SearchSpaceSpec, where: str, positions: dict, prefix: tupl
                     problems.append(f"{at(('params', name, 'choices', i))}: {why}")
         if isinstance(p, RangeParam) and field and field["type"] in (str, bool, list):
             problems.append(f"{at(('params', name))}: knob {name} is not numeric; use `choices: [...]`")
+        elif isinstance(p, RangeParam) and field:
+            for bound in ("low", "high"):
+                v = getattr(p, bound)
+                why = field_problem(name, int(v) if field["type"] is int and float(v).is_integer() else v)
+                if why:
+                    problems.append(f"{at(('params', name, bound))}: {why}; got {_num(v)}")
+        if p.inactive is not None and field:
+            why = field_problem(name, p.inactive)
+            if why:
+                problems.append(f"{at(('params', name, 'inactive'))}: {why}")
         if p.when:
             for ref in ex.parse(p.when).names:
                 if ref == name:

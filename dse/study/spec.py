@@ -107,10 +107,19 @@ class Execution(_Base):
     inline_below: int = Field(256, ge=0, description="batches smaller than this are evaluated in-process")
 
 
+def _folder_name(v: str) -> str:
+    """A name used as a run-folder name: `.` and `..` would write outside `--out`."""
+    if v.strip(".") == "":
+        raise ValueError(f"'{v}' cannot be a folder name; use letters, digits, '_', '-' or '.'")
+    return v
+
+
 class SweepEntry(_Base):
     """One sub-study of a sweep: a name plus overrides of the parent study."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+
+    _name_ok = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
     fixed: dict[str, Any] = Field(default_factory=dict, description="knobs pinned for this sub-study")
     mix: str | dict[str, Any] | None = None
     seed: int | None = None
@@ -136,7 +145,27 @@ class StudySpec(_Base):
     execution: Execution = Field(default_factory=Execution)
     reference_point: dict[str, float] | None = Field(None, description="hypervolume reference per objective metric")
     technology: str | None = Field(None, description="technology override YAML, relative to this file")
-    sweep: list[SweepEntry] | None = None
+    sweep: list[SweepEntry] | None = Field(None, min_length=1)
+
+    _name_ok = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, v: str | None) -> str | None:
+        """An Optuna (SQLAlchemy) storage URL whose database driver is installed; checked without connecting."""
+        if v is None:
+            return v
+        try:
+            from sqlalchemy.engine import make_url
+
+            make_url(v).get_dialect()
+        except ImportError as exc:
+            raise ValueError(f"storage URL '{v}': its database driver is not installed ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - ArgumentError, NoSuchModuleError, ...
+            raise ValueError(f"storage URL '{v}' is not usable ({type(exc).__name__}: {exc}); expected e.g. "
+                             "sqlite:///study.db or postgresql://user@host/db, or null for a journal file "
+                             "in the run folder") from None
+        return v
 
     @field_validator("constraints")
     @classmethod
@@ -230,24 +259,44 @@ def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | N
         return problems
     metrics = set(metric_names)
     knobs = set(space.names)
-    from dse.study.knobs import design_knobs
+    from dse.study.knobs import design_knobs, field_problem
 
     all_knobs = knobs | set(design_knobs() or {})
+    numeric = [m for m in metric_names if not _is_text_metric(m)]
     for i, o in enumerate(spec.objectives):
         if o.metric not in metrics:
             problems.append(f"{_at(where, positions, ('objectives', i, 'metric'))}: "
                             f"{suggest(o.metric, metric_names, 'metric')}")
+        elif _is_text_metric(o.metric):
+            problems.append(f"{_at(where, positions, ('objectives', i, 'metric'))}: metric '{o.metric}' is text, "
+                            f"not a number (expected a numeric metric, e.g. {', '.join(numeric[:4])})")
     for i, c in enumerate(spec.constraints):
         for ref in ex.parse(c).names:
             if ref not in metrics and ref not in all_knobs:
                 problems.append(f"{_at(where, positions, ('constraints', i))}: constraint reads "
                                 f"{suggest(ref, sorted(metrics | knobs), 'metric or knob')}")
+            elif ref in metrics and ref not in all_knobs and _is_text_metric(ref):
+                problems.append(f"{_at(where, positions, ('constraints', i))}: constraint reads text metric "
+                                f"'{ref}' (expected a numeric metric or a knob)")
     for j, e in enumerate(spec.sweep or []):
-        for k in e.fixed:
+        for k, v in e.fixed.items():
             if k not in all_knobs:
                 problems.append(f"{_at(where, positions, ('sweep', j, 'fixed', k))}: "
                                 f"{suggest(k, sorted(all_knobs), 'design knob')}")
+            else:
+                why = field_problem(k, v)
+                if why:
+                    problems.append(f"{_at(where, positions, ('sweep', j, 'fixed', k))}: {why}")
     return problems
+
+
+def _is_text_metric(name: str) -> bool:
+    """`reason`, `<scenario>.reason`, `<scenario>.weights`: string columns, never objectives or bounds."""
+    try:
+        from dse.model.evaluate import STRING_METRICS
+    except ImportError:  # pragma: no cover - model absent
+        STRING_METRICS = ("reason", "weights")
+    return name.rsplit(".", 1)[-1] in STRING_METRICS
 
 
 def _default_metric_names(mix: Any, base: Path | None) -> list[str] | None:
@@ -284,8 +333,9 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
         space_path = Path(spec.search_space)
         if not space_path.is_absolute():
             space_path = path.parent / space_path
-        if not space_path.exists():
-            raise ConfigError([f"{_at(where, positions, ('search_space',))}: search space file not found: {space_path}"])
+        if not space_path.is_file():
+            what = "is a folder, not a file" if space_path.is_dir() else "not found"
+            raise ConfigError([f"{_at(where, positions, ('search_space',))}: search space file {what}: {space_path}"])
         s_data, s_pos = parse_yaml(space_path)
         s_where, prefix = str(space_path), ()
         space_spec = validate_data(s_data, SearchSpaceSpec, where=s_where, positions=s_pos, what="search space")
@@ -306,9 +356,32 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
                 if names and o.metric not in names:
                     problems.append(f"{_at(where, positions, ('sweep', j, 'mix'))}: objective metric "
                                     f"'{o.metric}' does not exist for mix {e.mix!r}")
+    if spec.technology is not None:
+        problems += _check_technology(spec.technology, path, where, positions)
     if problems:
         raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in study")
     return Study(spec=spec, space=space, path=path, raw=data)
+
+
+def _check_technology(tech: str, path: Path, where: str, positions: dict) -> list[str]:
+    """Load the study's technology override now, so that a bad file is a config error and not a run
+    whose every trial fails; its own problems are reported in that file."""
+    p = Path(tech)
+    p = p if p.is_absolute() else path.parent / p
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "not found"
+        return [f"{_at(where, positions, ('technology',))}: technology override file {what}: {p}"]
+    try:
+        from dse.model.technology import load_technology
+    except ImportError:  # pragma: no cover - model absent
+        return []
+    try:
+        load_technology(p)
+    except ConfigError as exc:
+        return list(exc.problems)  # each names the override file, line and field
+    except DseUserError as exc:
+        return [f"{_at(where, positions, ('technology',))}: technology override {p}: {exc}"]
+    return []
 
 
 def sub_studies(study: Study) -> list[Study]:

@@ -7,6 +7,7 @@ own) driven by one Ray task with one CPU that evaluates in-process; the sweep fo
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +46,12 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
     from dse.study.execution import ray_session
     from dse.study.runner import default_evaluator
 
+    use_ray = not (serial or study.spec.execution.backend == "serial")
+    addr = address or study.spec.execution.address
+    if use_ray and (addr or os.environ.get("RAY_ADDRESS")):  # fail before writing anything
+        from dse.study.execution import check_reachable
+
+        check_reachable(addr) if addr else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     sweep_dir = Path(out) / study.name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     subs = sub_studies(study)
@@ -54,7 +61,7 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
     t0 = time.perf_counter()
     summaries: dict[str, dict] = {}
     with RunLock(sweep_dir):
-        if serial or study.spec.execution.backend == "serial":
+        if not use_ray:
             for s in subs:
                 summaries[s.name] = _run_sub(s, str(dirs[s.name]), evaluator_for(s), trials)
                 if on_progress:
@@ -69,9 +76,20 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
                     if on_progress:
                         on_progress({n: _rows_done(d) for n, d in dirs.items()}, budgets, time.perf_counter() - t0)
                 for name, ref in refs.items():
-                    summaries[name] = ray.get(ref)
+                    summaries[name] = _get(ray, ref, name)
         wall = time.perf_counter() - t0
         return _merge(study, sweep_dir, dirs, summaries, wall)
+
+
+def _get(ray: Any, ref: Any, name: str) -> dict:
+    """A sub-study's summary; a user error raised inside its task is re-raised without Ray's remote traceback."""
+    from dse.errors import DseUserError
+
+    try:
+        return ray.get(ref)
+    except DseUserError as exc:  # RayTaskError subclasses the cause's type
+        cause = getattr(exc, "cause", None) or exc
+        raise DseUserError(f"{name}: {cause.args[0] if cause.args else cause}") from None
 
 
 def _merge(study: Study, sweep_dir: Path, dirs: dict[str, Path], summaries: dict[str, dict], wall: float) -> dict:
