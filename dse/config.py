@@ -55,9 +55,9 @@ def _index_positions(node: yaml.Node, prefix: tuple = (), out: dict | None = Non
     return out
 
 
-def _present(data: Any, loc: tuple) -> tuple:
+def _present(data: Any, loc: tuple, keep_last: bool = True) -> tuple:
     """Drop pydantic loc parts that are not in the input (discriminator tags, `function-after[...]`);
-    the last part is kept even when absent (a missing field or an unknown key)."""
+    the last part is kept even when absent if `keep_last` (a missing field)."""
     kept: list = []
     cur = data
     for i, part in enumerate(loc):
@@ -67,7 +67,7 @@ def _present(data: Any, loc: tuple) -> tuple:
         elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
             kept.append(part)
             cur = cur[part]
-        elif i == len(loc) - 1 and not _is_tag(part):
+        elif i == len(loc) - 1 and keep_last and not _is_tag(part):
             kept.append(part)
     return tuple(kept)
 
@@ -95,7 +95,20 @@ def _model_fields(model_cls: type[BaseModel], loc: tuple) -> list[str]:
             return []
     if skip:
         return []
-    return list(getattr(cls, "model_fields", {}).keys())
+    names = list(getattr(cls, "model_fields", {}).keys())
+    for other in _all_models(ann) if loc[:-1] else ():  # a union of models: any member's fields
+        names += [n for n in other.model_fields if n not in names]
+    return names
+
+
+def _all_models(ann: Any) -> list:
+    """Every pydantic model inside an annotation (the members of a union such as a tagged Param)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    out: list = []
+    for arg in getattr(ann, "__args__", ()) or ():
+        out += [m for m in _all_models(arg) if m not in out]
+    return out
 
 
 def _container_depth(ann: Any) -> int:
@@ -153,7 +166,7 @@ def format_validation_error(exc: ValidationError, data: Any, positions: dict, wh
     """One `where:line:col: dotted.path: message` line per pydantic error."""
     problems: list[tuple[tuple[int, int], str]] = []
     for err in exc.errors():
-        loc = _present(data, tuple(err["loc"]))
+        loc = _present(data, tuple(err["loc"]), keep_last=err["type"] in ("missing", "extra_forbidden"))
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             pos = positions.get(loc + ("<key>",)) or positions.get(loc)
