@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -332,7 +333,7 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
     else:
         space_path = Path(spec.search_space)
         if not space_path.is_absolute():
-            space_path = path.parent / space_path
+            space_path = Path(os.path.normpath(path.parent / space_path))  # errors name a clean path
         if not space_path.is_file():
             what = "is a folder, not a file" if space_path.is_dir() else "not found"
             raise ConfigError([f"{_at(where, positions, ('search_space',))}: search space file {what}: {space_path}"])
@@ -367,7 +368,7 @@ def _check_technology(tech: str, path: Path, where: str, positions: dict) -> lis
     """Load the study's technology override now, so that a bad file is a config error and not a run
     whose every trial fails; its own problems are reported in that file."""
     p = Path(tech)
-    p = p if p.is_absolute() else path.parent / p
+    p = p if p.is_absolute() else Path(os.path.normpath(path.parent / p))
     if not p.is_file():
         what = "is a folder, not a file" if p.is_dir() else "not found"
         return [f"{_at(where, positions, ('technology',))}: technology override file {what}: {p}"]
