@@ -283,6 +283,15 @@ class StudyRunner:
                 for k in metrics:
                     if k in r:
                         metrics[k][s] = r[k]
+        for k, v in metrics.items():  # a model bug must not put NaN/inf in results.parquet or on a front
+            if v.dtype.kind == "f":
+                bad_k = ~np.isfinite(v)
+                if bad_k.any():
+                    failed |= bad_k
+                    for i in np.flatnonzero(bad_k & (err == "")):
+                        err[i] = "evaluation error: non-finite metric " + ", ".join(
+                            m for m, col in metrics.items() if col.dtype.kind == "f" and not np.isfinite(col[i]))
+                    v[bad_k] = 0.0
         model_ok = metrics["feasible"] if "feasible" in metrics else np.zeros(n, dtype=bool)
         model_reason = metrics["reason"] if "reason" in metrics else err
         env = {**cols, **metrics}
