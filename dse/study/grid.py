@@ -38,8 +38,9 @@ def run_grid(runner: Any) -> Any:
 
     study, space, cfg = runner.study, runner.space, runner.spec.sampler
     runner.preflight()
-    prepare_run_dir(study, runner.run_dir)
-    with RunLock(runner.run_dir):
+    runner.run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(runner.run_dir):  # before touching the folder: a refused second run changes nothing
+        prepare_run_dir(study, runner.run_dir)
         t0 = time.perf_counter()
         parts = PartStore(runner.run_dir)
         total = space.grid_size_upper(cfg.points)

@@ -152,8 +152,9 @@ class StudyRunner:
 
             return run_grid(self)
         self.preflight()
-        prepare_run_dir(self.study, self.run_dir)
-        with RunLock(self.run_dir):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
+            prepare_run_dir(self.study, self.run_dir)
             try:
                 return self._run()
             finally:

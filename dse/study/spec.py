@@ -65,11 +65,25 @@ class TPE(_Base):
     constant_liar: bool = True
 
 
+def _needs(module: str, what: str):
+    """A `kind` validator: the sampler's optional dependency must be installed (a config error, not a
+    traceback in the middle of a run)."""
+    def check(cls, v):
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"sampler kind '{v}' needs {what} (pip install {module}); or use nsga2, tpe or random")
+        return v
+    return field_validator("kind")(classmethod(check))
+
+
 class GP(_Base):
     """Gaussian-process sampler (needs torch; small budgets)."""
 
     kind: Literal["gp"]
     n_startup_trials: int = Field(10, ge=0)
+
+    _deps = _needs("torch", "PyTorch")
 
 
 class Random(_Base):
@@ -80,6 +94,8 @@ class QMC(_Base):
     kind: Literal["qmc"]
     qmc_type: Literal["sobol", "halton"] = "sobol"
     scramble: bool = True
+
+    _deps = _needs("scipy", "SciPy")
 
 
 class Grid(_Base):
