@@ -166,7 +166,12 @@ def format_validation_error(exc: ValidationError, data: Any, positions: dict, wh
     """One `where:line:col: dotted.path: message` line per pydantic error."""
     problems: list[tuple[tuple[int, int], str]] = []
     for err in exc.errors():
-        loc = _present(data, tuple(err["loc"]), keep_last=err["type"] in ("missing", "extra_forbidden"))
+        raw = tuple(err["loc"])
+        # an absent last part is kept when it names a field (a missing one, or one inside a value that a
+        # validator reshaped), dropped when it is a union tag such as `range`
+        keep = err["type"] in ("missing", "extra_forbidden") or (
+            bool(raw) and str(raw[-1]) in _model_fields(model_cls, raw))
+        loc = _present(data, raw, keep_last=keep)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             pos = positions.get(loc + ("<key>",)) or positions.get(loc)
