@@ -32,6 +32,7 @@ STR_KNOBS = ("chip.process_node", "chip.memory", "chip.link", "chip.packaging", 
 
 # sanity bounds: beyond them a row is flagged invalid and its values clamped (keeps every output finite)
 MAX_CORES, MAX_ARRAY, MAX_SRAM_MB, MAX_COUNT, MAX_CHIPS = 10_000_000, 4096, 10_000_000, 10_000, 10_000_000
+MAX_DIES = 64  # assumed: the largest 2.5D packages hold ~12 dies (MI300X: 8 XCD + 4 IOD); headroom for tiles
 
 
 def _default(knob: str) -> Any:
@@ -346,8 +347,11 @@ def _check_ranges(c: dict[str, np.ndarray], flags: _Flags) -> None:
         bad_values(knob, np.isnan(c[knob]) | (c[knob] > 0), "> 0 (or unset)")
     for knob in ("chip.vector_flops_per_cycle", "system.link_latency_us"):
         bad_values(knob, np.isnan(c[knob]) | (c[knob] >= 0), ">= 0 (or unset)")
-    bad_values("chip.dies", np.isnan(c["chip.dies"]) | (is_int(c["chip.dies"]) & (c["chip.dies"] >= 1)),
-               "an integer >= 1 (or unset)")
+    bad_values("chip.dies", np.isnan(c["chip.dies"]) | (is_int(c["chip.dies"]) & (c["chip.dies"] >= 1)
+                                                       & (c["chip.dies"] <= MAX_DIES)),
+               f"an integer in [1, {MAX_DIES}] (or unset)")
+    bad_values("chip.dies", np.isnan(c["chip.dies"]) | (c["chip.dies"] <= np.maximum(c["chip.cores"], 1)),
+               "at most chip.cores (every die holds at least one core)")
 
 
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:

@@ -64,7 +64,7 @@ class ChipDesign(BaseModel):
     link: str = "nvlink4"
     links: int = Field(18, ge=0)
     packaging: str = "cowos_s"
-    dies: int | None = Field(None, ge=1)  # None: automatic chiplet split at the reticle limit
+    dies: int | None = Field(None, ge=1, le=64)  # None: automatic chiplet split at the reticle limit
     allow_chiplets: bool = True
     tdp_w: float | None = Field(None, gt=0)  # optional power cap
 

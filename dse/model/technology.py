@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
 from dse.config import load_yaml_model, parse_yaml, validate_data
 
@@ -40,7 +40,7 @@ class ProcessNode(_Strict):
     sram_mm2_per_mb_cache: float = Pos
     sram_gbps_per_mb: float = Pos
     sram_gbps_per_mb_cache: float = Pos
-    energy_pj_per_flop: dict[str, float]
+    energy_pj_per_flop: dict[str, NonNegativeFloat]
     sram_pj_per_byte: float = NonNeg
     static_w_per_mm2: float = NonNeg
     uncore_fraction: float = NonNeg
@@ -123,7 +123,7 @@ class Thermal(_Strict):
 class Technology(_Strict):
     """All technology tables; every entry carries a `source`."""
 
-    precision_speedup: dict[str, float]
+    precision_speedup: dict[str, PositiveFloat]
     wafer: Wafer
     system: SystemCosts
     tco: Tco
