@@ -155,3 +155,23 @@ def test_arrays_convert_100k_fast():
     elapsed = time.perf_counter() - t0
     assert a.n == n and a.valid.all()
     assert elapsed < 1.0, f"{elapsed:.2f} s for 1e5 designs"
+
+
+def test_die_count_is_bounded_and_needs_cores():
+    import numpy as np
+    from pydantic import ValidationError
+
+    from dse.catalog import load_catalog_design
+    from dse.model.arrays import DesignArrays
+    from dse.model.technology import default_technology
+
+    flat = load_catalog_design("H100-SXM").to_flat()
+    with pytest.raises(ValidationError):
+        Design.from_flat({**flat, "chip.dies": 10_000})
+    cols = {k: [v, v] for k, v in flat.items()}
+    cols["chip.cores"] = [4, 4]
+    cols["chip.dies"] = [2, 8]          # 8 dies for 4 cores
+    arr = DesignArrays.from_columns(cols, default_technology())
+    assert arr.valid[0] and not arr.valid[1]
+    assert "chip.dies" in arr.reason[1]
+    assert np.isfinite(arr.peak_tflops["bf16"]).all()
