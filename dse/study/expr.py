@@ -197,6 +197,16 @@ class Expr:
         return None
 
 
+def check_constraints(constraints: list[str]) -> list[str]:
+    """Parse every constraint string (pydantic validator helper): a bad one raises ValueError naming its index."""
+    for i, c in enumerate(constraints):
+        try:
+            parse(c)
+        except ExprError as exc:
+            raise ValueError(f"constraint {i}: {exc}") from None
+    return constraints
+
+
 def parse(text: str) -> Expr:
     """Parse `text`, raising ExprError with the position of the first problem."""
     if not isinstance(text, str) or not text.strip():

@@ -187,12 +187,7 @@ class StudySpec(_Base):
     @field_validator("constraints")
     @classmethod
     def _parse_constraints(cls, v: list[str]) -> list[str]:
-        for i, c in enumerate(v):
-            try:
-                ex.parse(c)
-            except ex.ExprError as exc:
-                raise ValueError(f"constraint {i}: {exc}") from None
-        return v
+        return ex.check_constraints(v)
 
     @model_validator(mode="after")
     def _check(self) -> "StudySpec":
