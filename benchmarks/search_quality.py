@@ -82,7 +82,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dse-quality-"))
     try:
         t0 = time.perf_counter()
-        g = StudyRunner(load_study(study_file(tmp, "grid", {"kind": "grid", "shard_size": 10_000}, 1, args.mix,
+        StudyRunner(load_study(study_file(tmp, "grid", {"kind": "grid", "shard_size": 10_000}, 1, args.mix,
                                               args.serial)), tmp / "grid").run()
         grid = pl.read_parquet(tmp / "grid" / "results.parquet")
         feas = grid.filter(pl.col("feasible"))
@@ -90,7 +90,7 @@ def main() -> None:
         hv_grid, n_front, _ = front_hv(tmp / "grid", ref, maximize)
         print(f"grid: {grid.height} designs ({feas.height} feasible) in {time.perf_counter() - t0:.1f} s, "
               f"front {n_front}, hypervolume {hv_grid:.6g}")
-        print(f"reference point: " + ", ".join(f"{m}={r:.4g}" for m, r in zip(metrics, ref)))
+        print("reference point: " + ", ".join(f"{m}={r:.4g}" for m, r in zip(metrics, ref)))
         print(f"{'sampler':8} {'trials':>7} {'HV/grid':>8} {'front':>6} {'seconds':>8}")
         for kind in args.samplers.split(","):
             for b in budgets:

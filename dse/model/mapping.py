@@ -20,7 +20,6 @@ CNN: data parallel over all chips; latency = one batch through the network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 

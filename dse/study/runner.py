@@ -33,7 +33,7 @@ import yaml
 
 from dse.errors import DseUserError
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, make_executor, take
+from dse.study.execution import EvalError, make_executor
 from dse.study.results import FrontTracker, finalize
 from dse.study.samplers import batch_seed, make_sampler
 from dse.study.spec import Study

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.validate.measurements import REGIMES, Measurement, load_measurements, select
+from dse.validate.measurements import REGIMES, load_measurements, select
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from dse.errors import DseUserError
-from dse.workloads.ops import GELU_FLOPS, RELU_FLOPS, OpBuilder
+from dse.workloads.ops import RELU_FLOPS, OpBuilder
 from dse.workloads.precision import Precision, parse_precision
 from dse.workloads.shapes import ModelShape, load_model_shape
 from dse.workloads.step import Step, peak_act_bytes
