@@ -255,6 +255,8 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
             dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec, ep)
             # prefill of the batch's prompts runs in chunks of at most PREFILL_CHUNK_TOKENS tokens
             pb = max(1, min(b, PREFILL_CHUNK_TOKENS // max(prompt, 1)))
+            if pb == 1 and pb not in chunk_cache:  # a one-prompt chunk is the TTFT step itself
+                chunk_cache[1] = (pre, pre_cache, hop_pre_all)
             if pb not in chunk_cache:
                 chunk = builders.llm(shape, "prefill", pb, prompt, prompt, tp, prec, ep)
                 hop = collective_time("sendrecv", np.array([pb * prompt * builders.hidden(shape) * act_bytes]),
