@@ -175,3 +175,11 @@ def test_die_count_is_bounded_and_needs_cores():
     assert arr.valid[0] and not arr.valid[1]
     assert "chip.dies" in arr.reason[1]
     assert np.isfinite(arr.peak_tflops["bf16"]).all()
+
+
+@pytest.mark.parametrize("field,value", [("cores", True), ("sram_mb", "64"), ("clock_ghz", "fast")])
+def test_sizes_must_be_numbers_not_booleans_or_text(field, value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="valid number"):
+        ChipDesign(**{field: value})

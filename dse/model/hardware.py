@@ -39,6 +39,13 @@ def _check_name(value: str, table: dict, what: str, extra: tuple[str, ...] = ())
     raise ValueError(suggest(value, list(table) + list(extra), what))
 
 
+def _plain_number(v: Any) -> Any:
+    """Reject what YAML would silently coerce into a size: `true`, or a number written as text."""
+    if isinstance(v, bool) or isinstance(v, str):
+        raise ValueError(f"input should be a valid number, got {type(v).__name__} {v!r}")
+    return v
+
+
 class ChipDesign(BaseModel):
     """One accelerator package: compute array, SRAM, off-chip memory, links, packaging."""
 
@@ -67,6 +74,13 @@ class ChipDesign(BaseModel):
     dies: int | None = Field(None, ge=1, le=64)  # None: automatic chiplet split at the reticle limit
     allow_chiplets: bool = True
     tdp_w: float | None = Field(None, gt=0)  # optional power cap
+
+    @field_validator("cores", "array_rows", "array_cols", "clock_ghz", "vector_flops_per_cycle", "sram_mb",
+                     "sram_tbps", "memory_stacks", "memory_gbps_per_stack", "memory_gb_per_stack", "links", "dies",
+                     "tdp_w", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        return _plain_number(v)
 
     @field_validator("process_node")
     @classmethod
@@ -157,6 +171,11 @@ class SystemDesign(BaseModel):
     num_chips: int = Field(1, ge=1)
     topology: Literal["ring", "torus2d", "switch"] = "switch"
     link_latency_us: float | None = Field(None, ge=0)  # None: from the link table
+
+    @field_validator("num_chips", "link_latency_us", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        return _plain_number(v)
 
 
 class Design(BaseModel):
