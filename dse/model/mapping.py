@@ -31,7 +31,6 @@ TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 # engine step processes, so a large batch's prompts are prefilled a few requests at a time.
 PREFILL_CHUNK_TOKENS = 8192
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-BIG = 1e30
 
 
 @dataclass
