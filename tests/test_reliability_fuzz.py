@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import copy
 import os
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -122,11 +123,16 @@ def check(res, mutated_file: Path, out: Path | None, also_ok: tuple[str, ...] = 
             assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
 
 
-def _workdir() -> Path:
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    """A scratch folder with a studies/ folder and a copy of the shipped search spaces; removed after."""
     d = Path(tempfile.mkdtemp(prefix="dse-fuzz-"))
-    (d / "studies").mkdir()
-    shutil.copytree(ROOT / "search_spaces", d / "search_spaces")
-    return d
+    try:
+        (d / "studies").mkdir()
+        shutil.copytree(ROOT / "search_spaces", d / "search_spaces")
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -138,22 +144,18 @@ STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
 @given(st.data())
 def test_fuzz_study_files(data):
     src = data.draw(st.sampled_from(STUDIES), label="study")
-    d = _workdir()
-    try:
+    with _workdir() as d:
         f = d / "studies" / src.name
         f.write_text(mutated(data.draw, src))
         out = d / "runs"
         check(run_cli("run", f, "--trials", "2", "--serial", "--quiet", "--out", out), f, out)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @FUZZ
 @given(st.data())
 def test_fuzz_search_space_files(data):
     space = data.draw(st.sampled_from(sorted((ROOT / "search_spaces").glob("*.yaml"))), label="space")
-    d = _workdir()
-    try:
+    with _workdir() as d:
         f = d / "search_spaces" / space.name
         f.write_text(mutated(data.draw, space))
         study = {"name": "fz", "search_space": f"../search_spaces/{space.name}", "mix": "local",
@@ -165,8 +167,6 @@ def test_fuzz_search_space_files(data):
         s.write_text(yaml.safe_dump(study, sort_keys=False))
         out = d / "runs"
         check(run_cli("run", s, "--trials", "2", "--serial", "--quiet", "--out", out), f, out)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @FUZZ
@@ -183,8 +183,7 @@ def test_fuzz_inline_mix_and_scenarios(data):
              "mix": mix, "objectives": [{"metric": "chip_cost_usd", "direction": "minimize"},
                                         {"metric": "mix.throughput", "direction": "maximize"}],
              "sampler": {"kind": "random"}, "budget": {"trials": 2}, "seed": 3}
-    d = _workdir()
-    try:
+    with _workdir() as d:
         src = d / "src.yaml"
         src.write_text(yaml.safe_dump({"mix": mix}, sort_keys=False))
         text = mutated(data.draw, src)
@@ -200,8 +199,6 @@ def test_fuzz_inline_mix_and_scenarios(data):
             f.write_text(yaml.safe_dump({k: v for k, v in study.items() if k != "mix"}, sort_keys=False) + text)
         out = d / "runs"
         check(run_cli("run", f, "--trials", "2", "--serial", "--quiet", "--out", out), f, out)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @FUZZ
@@ -210,16 +207,13 @@ def test_fuzz_design_files(data):
     from dse.catalog import list_catalog, load_catalog_design
 
     name = data.draw(st.sampled_from(list_catalog()), label="chip")
-    d = _workdir()
-    try:
+    with _workdir() as d:
         src = d / "src.yaml"
         src.write_text(yaml.safe_dump(load_catalog_design(name).model_dump(mode="json"), sort_keys=False))
         f = d / "design.yaml"
         f.write_text(mutated(data.draw, src))
         check(run_cli("describe", f, "--json"), f, None)
         check(run_cli("evaluate", f, "--scenario", "local_llm", "--json"), f, None)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @FUZZ
@@ -228,23 +222,19 @@ def test_fuzz_technology_override(data):
     full = yaml.safe_load((ROOT / "dse/model/data/technology.yaml").read_text())
     table = data.draw(st.sampled_from(["process_nodes", "memories", "links", "packaging"]), label="table")
     entry = data.draw(st.sampled_from(sorted(full[table])), label="entry")
-    d = _workdir()
-    try:
+    with _workdir() as d:
         src = d / "src.yaml"
         src.write_text(yaml.safe_dump({table: {entry: full[table][entry]}}, sort_keys=False))
         f = d / "tech.yaml"
         f.write_text(mutated(data.draw, src))
         check(run_cli("describe", "H100-SXM", "--json", "--tech", f), f, None)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @FUZZ
 @given(st.data())
 def test_fuzz_dashboard_specs(data):
     spec = data.draw(st.sampled_from(sorted((ROOT / "dashboards").glob("*.yaml"))), label="spec")
-    d = _workdir()
-    try:
+    with _workdir() as d:
         f = d / spec.name
         f.write_text(mutated(data.draw, spec))
         not_a_run = d / "studies"
@@ -252,5 +242,3 @@ def test_fuzz_dashboard_specs(data):
         res = run_cli("dashboard", not_a_run, "--spec", f, "--out", page)
         check(res, f, None, also_ok=(str(not_a_run),))
         assert res[0] == 2 and not page.exists()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
