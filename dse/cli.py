@@ -32,24 +32,12 @@ def main() -> None:
 
     _load_commands()
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors (unknown command, bad option) print a message and exit 2
     except DseUserError as exc:
         if os.environ.get("DSE_FULL_ERROR"):
             raise
         sys.stderr.write(f"{exc}\n")
         sys.exit(2)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.stderr.write("Aborted.\n")
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
 
 
 if __name__ == "__main__":

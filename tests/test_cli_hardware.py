@@ -71,3 +71,13 @@ def test_describe_unknown_name_exits_2():
     assert r.returncode == 2 and "did you mean 'H100-SXM'" in r.stderr and "Traceback" not in r.stderr
     r = run("describe", "missing.yaml")
     assert r.returncode == 2 and "missing.yaml" in r.stderr and "not found" in r.stderr
+
+
+def test_unknown_command_and_bad_option_exit_2_without_traceback():
+    import subprocess
+    import sys
+
+    for argv in (["nosuch"], ["evaluate", "H100-SXM", "--batch", "0"]):
+        res = subprocess.run([sys.executable, "-m", "dse", *argv], capture_output=True, text=True)
+        assert res.returncode == 2, (argv, res.stderr)
+        assert "Traceback" not in res.stderr and "Error" in res.stderr
