@@ -81,3 +81,23 @@ def test_unknown_command_and_bad_option_exit_2_without_traceback():
         res = subprocess.run([sys.executable, "-m", "dse", *argv], capture_output=True, text=True)
         assert res.returncode == 2, (argv, res.stderr)
         assert "Traceback" not in res.stderr and "Error" in res.stderr
+
+
+def test_one_design_of_a_multi_design_file(tmp_path):
+    import yaml
+
+    from dse.catalog import load_catalog_design
+
+    docs = []
+    for name in ("H100-SXM", "A100-SXM-80GB"):
+        d = load_catalog_design(name).model_dump(exclude_none=True)
+        d.pop("published", None)
+        docs.append(d)
+    f = tmp_path / "two.yaml"
+    f.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    r = run("describe", str(f))
+    assert r.returncode == 2 and "holds 2 designs" in r.stderr and "#NAME" in r.stderr
+    r = run("describe", f"{f}#{docs[1]['name']}", "--json")
+    assert r.returncode == 0, r.stderr
+    r = run("describe", f"{f}#H100")
+    assert r.returncode == 2 and "did you mean 'H100-SXM'" in r.stderr

@@ -19,22 +19,12 @@ def _technology(tech_path: Optional[Path]):
 
 
 def load_design(spec: str, tech=None):
-    """A `Design` from a catalog name or a YAML file; unknown names get a did-you-mean message."""
-    from dse.catalog import list_catalog, load_catalog_design
-    from dse.config import did_you_mean, load_yaml_model
-    from dse.errors import DseUserError
-    from dse.model.hardware import Design, use_technology
+    """A `Design` from a catalog name, a YAML file or `FILE.yaml#NAME`, validated against `tech`."""
+    from dse.designs import load_design as resolve
+    from dse.model.hardware import use_technology
 
     with use_technology(tech):
-        if spec in list_catalog():
-            return load_catalog_design(spec)
-        path = Path(spec)
-        if path.exists() or path.suffix in (".yaml", ".yml"):
-            return load_yaml_model(path, Design, what="design")
-    best = did_you_mean(spec, list_catalog())
-    hint = f" (did you mean '{best}'?)" if best else ""
-    raise DseUserError(f"'{spec}' is neither a catalog design nor a YAML file{hint}; "
-                       f"catalog: {', '.join(list_catalog())}")
+        return resolve(spec)
 
 
 def describe_designs(designs: list, tech) -> list[dict[str, Any]]:
