@@ -1,36 +1,25 @@
-"""Entry point of the `dse` command: loads every command module and maps user errors to exit status 2."""
+"""Entry point of the `dse` command: every command module is imported here (each registers its
+commands on `dse.cli_app.app`), and user errors map to one message and exit status 2."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 from dse.cli_app import app
+# each import registers its commands, in the order `dse --help` lists them
+from dse.commands import hardware  # noqa: F401  catalog, describe
+from dse.commands import perf  # noqa: F401  evaluate, roofline
+from dse.commands import study  # noqa: F401  run, pareto, export
+from dse.commands import report  # noqa: F401  dashboard
+from dse.commands import validate  # noqa: F401  validate, calibrate
+from dse.errors import DseUserError
 
-COMMAND_MODULES = (
-    "dse.commands.hardware",   # catalog, describe
-    "dse.commands.perf",       # evaluate, roofline
-    "dse.commands.study",      # run, pareto, export
-    "dse.commands.report",     # dashboard
-    "dse.commands.validate",   # validate, calibrate
-)
-
-
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+__all__ = ["app", "main"]
 
 
 def main() -> None:
     """Run the CLI; a user error (bad YAML, unknown name) prints one clear message and exits 2."""
-    from dse.errors import DseUserError
-
-    _load_commands()
     try:
         app()  # standalone: usage errors (unknown command, bad option) print a message and exit 2
     except DseUserError as exc:

@@ -1,0 +1,36 @@
+"""The CLI entry point: static command registration, --version, usage errors."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import dse
+import dse.commands
+from dse.cli import app
+
+
+def test_every_command_module_is_registered_by_the_entry_point():
+    """A command module that dse.cli does not import would silently vanish from the CLI."""
+    import dse.cli
+
+    modules = {m.name for m in pkgutil.iter_modules(dse.commands.__path__) if not m.name.startswith("_")}
+    imported = {name.rsplit(".", 1)[-1] for name in sys.modules if name.startswith("dse.commands.")}
+    assert modules and modules <= imported, modules - imported
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert {"catalog", "describe", "evaluate", "roofline", "run", "pareto", "export", "dashboard",
+            "validate", "calibrate"} <= names
+    assert dse.cli.main
+
+
+def test_version_flag_prints_the_package_version():
+    res = subprocess.run([sys.executable, "-m", "dse", "--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"dse {dse.__version__}"
+
+
+def test_unknown_command_exits_2_without_traceback():
+    res = subprocess.run([sys.executable, "-m", "dse", "frobnicate"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and "frobnicate" in res.stderr
