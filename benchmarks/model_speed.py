@@ -19,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from dse.model.arrays import DesignArrays  # noqa: E402
-from dse.model.evaluate import evaluate  # noqa: E402
+from dse.evaluate import evaluate  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.workloads.scenarios import load_mix  # noqa: E402
 

@@ -1,6 +1,6 @@
 """How much of the large-batch error comes from the serving model's unbatched prefill?
 
-dse.model.mapping prices the prefill of a static batch of B prompts as B x TTFT(one prompt at batch 1):
+dse.evaluate.mapping prices the prefill of a static batch of B prompts as B x TTFT(one prompt at batch 1):
 every request re-streams the weights and pays every operator's fixed overhead. A batched prefill runs
 ONE step at M = B x prompt tokens. This script prints, for every fixed-batch large_batch measurement,
 the model's throughput as is and with the prefill priced as one batched step (same constants, same
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from dse.model.calibration import load_calibration
-from dse.model.evaluate import Builders
-from dse.model.mapping import residency
+from dse.evaluate.steps import Builders
+from dse.evaluate.mapping import residency
 from dse.model.perf import op_times
 from dse.validate.measurements import load_measurements, select
 from dse.validate.predict import _hw, _precision, model_shape, predict

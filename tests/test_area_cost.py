@@ -185,7 +185,7 @@ def test_no_nan_or_negative_and_reasons(cols):
 
 def test_power_density_over_the_cooling_limit_is_infeasible_with_a_reason():
     from dse.catalog import load_catalog_design
-    from dse.model.evaluate import evaluate_design
+    from dse.evaluate import evaluate_design
 
     flat = load_catalog_design("TPU-v5e").to_flat()
     flat["chip.clock_ghz"] = 4.0   # the same small die clocked far past what it can cool

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dse.catalog import load_catalog_design
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
-from dse.model.evaluate import evaluate, evaluate_design, evaluate_scenario, operator_breakdown
+from dse.evaluate import evaluate, evaluate_design, evaluate_scenario, operator_breakdown
 from dse.model.hardware import Design
 from dse.model.perf import HwView, collective_time
 from dse.model.technology import default_technology

@@ -1,7 +1,7 @@
 """Issue 7.2: physically impossible designs (die over the reticle with chiplets off, a model that fits
 nowhere, power density over the limit) are infeasible with a reason, never crash a study, never put
 NaN/inf in a metric column, and never reach a front — over `search_spaces/full.yaml` with many random
-designs through `dse.model.evaluate.evaluate` and through a small real study."""
+designs through `dse.evaluate.evaluate` and through a small real study."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dse.model.arrays import DesignArrays
-from dse.model.evaluate import evaluate
+from dse.evaluate import evaluate
 from dse.model.technology import default_technology, load_technology
 from dse.study.evaluator import ModelEvaluator
 from dse.study.runner import StudyRunner

@@ -139,7 +139,7 @@ def test_export_round_trip_and_cli(tmp_path):
     import dse.commands.study  # noqa: F401 - registers the commands
     from dse.cli_app import app
     from dse.model.arrays import DesignArrays
-    from dse.model.evaluate import evaluate
+    from dse.evaluate import evaluate
     from dse.model.hardware import Design
     from dse.model.technology import default_technology
     from dse.study.export import export

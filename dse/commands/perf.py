@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dse.cli_app import app
 from dse.commands._console import console
+from dse.evaluate.metrics import SCENARIO
 
 
 def _to_jsonable(v):
@@ -60,7 +61,7 @@ def evaluate(
 ) -> None:
     """Best mapping and metrics of DESIGN on a mix, one scenario, or an ad-hoc scenario."""
     from dse.designs import load_design
-    from dse.model.evaluate import evaluate_design
+    from dse.evaluate import evaluate_design
 
     d = load_design(design)
     adhoc = None
@@ -83,29 +84,35 @@ def evaluate(
     t.add_column("metric")
     for s in names:
         t.add_column(s, justify="right")
-    rows = (("mapping", None), ("TTFT ms", "ttft_ms"), ("TPOT ms", "tpot_ms"), ("tokens/s", "tokens_per_s"),
-            ("tokens/s per user", "tokens_per_s_per_user"), ("images/s", "images_per_s"),
-            ("latency ms", "latency_ms"), ("energy J/unit", "energy_j_per_unit"), ("$ per Mtok", "usd_per_mtok"),
-            ("chips used", "chips_used"), ("weights", "weights"))
-    for label, key in rows:
+    kinds = {e.scenario.kind for e in the_mix.scenarios}
+    shown = [m for m in SCENARIO.values() if m.table_row and kinds & set(m.kinds)]
+    rows = [("mapping", None)] + [(_row_label(m, kinds), m) for m in shown]
+    for label, metric in rows:
         cells = []
         for s in names:
             g = lambda k: cols[f"{s}.{k}"]  # noqa: E731
             if not g("feasible"):
-                cells.append("[red]infeasible[/]" if key is None else "")
-            elif key is None:
+                cells.append("[red]infeasible[/]" if metric is None else "")
+            elif metric is None:
                 ep = int(g("ep")) if f"{s}.ep" in cols else 1
                 cells.append(f"tp{int(g('tp'))} pp{int(g('pp'))}{f' ep{ep}' if ep > 1 else ''} "
                              f"dp{int(g('dp'))} batch {int(g('batch'))}")
-            elif key == "weights":
-                cells.append(str(g(key)))
+            elif metric.dtype == "str":
+                cells.append(str(g(metric.name)))
             else:
-                cells.append(f"{g(key):,.4g}" if g(key) else "-")
+                v = g(metric.name)
+                cells.append(f"{v:,.4g}" if v else "-")
         t.add_row(label, *cells)
     con.print(t)
     for s in names:
         if not cols[f"{s}.feasible"]:
             con.print(f"[red]{s}[/]: {cols[f'{s}.reason']}")
+
+
+def _row_label(metric, kinds: set[str]) -> str:
+    """`dse evaluate` row title: the registry label and the unit for the mix's scenario kinds."""
+    unit = metric.unit_for(next(iter(kinds)) if len(kinds) == 1 else None)
+    return f"{metric.label} ({unit})" if unit and unit not in metric.label else metric.label
 
 
 def aggregate_by_kind(rows: list[dict]) -> list[dict]:
@@ -138,7 +145,7 @@ def roofline(
 ) -> None:
     """The knee and a roofline table of DESIGN on the scenario's best mapping, per operator kind."""
     from dse.designs import load_design
-    from dse.model.evaluate import operator_breakdown
+    from dse.evaluate import operator_breakdown
     from dse.workloads.scenarios import load_scenario
 
     d = load_design(design)

@@ -2,8 +2,8 @@
 for a few dozen picked front designs (re-evaluated here; the study stores only per-design metrics).
 
 Interface assumed from dse.model (docs/ARCHITECTURE.md):
-- `dse.model.evaluate.evaluate(DesignArrays, mix) -> dict[str, array]` (reference chips);
-- `dse.model.evaluate.operator_breakdown(design, scenario)` → a dict with design-level roofs
+- `dse.evaluate.evaluate(DesignArrays, mix) -> dict[str, array]` (reference chips);
+- `dse.evaluate.operator_breakdown(design, scenario)` → a dict with design-level roofs
   (peak_tflops at the scenario's compute precision, mem_bw_tbps, sram_bw_tbps, compute_precision,
   mapping) and `operators`: rows with phase, name, kind, flops, bytes, intensity_flop_per_byte (per
   byte moved: off-chip, or SRAM when resident), attainable_tflops, time_s (count included),
@@ -45,7 +45,7 @@ def reference_metrics(names: list[str] | str | None, mix) -> tuple[pl.DataFrame 
         return None, []
     from dse.catalog import list_catalog, load_catalog_design
     from dse.model.arrays import DesignArrays
-    from dse.model.evaluate import evaluate
+    from dse.evaluate import evaluate
     from dse.model.technology import default_technology
 
     names = list_catalog() if names == "all" else list(names)
@@ -116,9 +116,9 @@ def operator_frame(designs: dict[str, Any], scenarios: list
     design-level fields when it has them, else from the hardware model at bf16.
     """
     try:
-        from dse.model.evaluate import operator_breakdown
+        from dse.evaluate import operator_breakdown
     except ImportError:
-        return None, None, ["roofline and time breakdown need dse.model.evaluate.operator_breakdown, "
+        return None, None, ["roofline and time breakdown need dse.evaluate.operator_breakdown, "
                             "which this installation does not provide"]
     parts, roofs, notes = [], [], []
     for label, design in designs.items():

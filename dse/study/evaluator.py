@@ -14,7 +14,7 @@ import numpy as np
 
 
 class ModelEvaluator:
-    """Evaluate designs given as dotted knob columns with `dse.model.evaluate.evaluate` on `mix`."""
+    """Evaluate designs given as dotted knob columns with `dse.evaluate.evaluate` on `mix`."""
 
     def __init__(self, mix: str | dict[str, Any], *, base_dir: Path | str | None = None,
                  technology: Path | str | None = None):
@@ -46,13 +46,13 @@ class ModelEvaluator:
         return self._tech
 
     def metric_names(self) -> list[str]:
-        from dse.model.evaluate import metric_names
+        from dse.evaluate import metric_names
 
         return list(metric_names(self.mix()))
 
     def __call__(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from dse.model.arrays import DesignArrays
-        from dse.model.evaluate import evaluate
+        from dse.evaluate import evaluate
 
         arr = DesignArrays.from_columns(columns, self.tech())
         return normalize(evaluate(arr, self.mix(), self.tech()), len(next(iter(columns.values()))))

@@ -305,10 +305,11 @@ def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | N
 def _is_text_metric(name: str) -> bool:
     """`reason`, `<scenario>.reason`, `<scenario>.weights`: string columns, never objectives or bounds."""
     try:
-        from dse.model.evaluate import STRING_METRICS
+        from dse.evaluate.metrics import metric_info
     except ImportError:  # pragma: no cover - model absent
-        STRING_METRICS = ("reason", "weights")
-    return name.rsplit(".", 1)[-1] in STRING_METRICS
+        return name.rsplit(".", 1)[-1] in ("reason", "weights")
+    info = metric_info(name)
+    return info is not None and info.metric.dtype == "str"
 
 
 def _default_metric_names(mix: Any, base: Path | None) -> list[str] | None:

@@ -22,7 +22,7 @@ MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measur
 REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "kernel")
 SOFTWARE_CLASSES = ("tuned", "generic", "kernel")
 
-# metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.model.mapping.map_llm).
+# metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).
 METRICS: dict[str, tuple[str, str]] = {
     "ttft_ms": ("ms", "llm"),                        # batch-1 time to first token (prefill of one prompt)
     "tpot_ms": ("ms", "llm"),                        # time per output token at the given batch

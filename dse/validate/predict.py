@@ -1,6 +1,6 @@
 """The model's prediction for each published measurement, recomputed from dse.model on every call.
 
-End-to-end rows run the real mapping (`dse.model.mapping.map_llm` / `map_cnn`) on the catalog chip with
+End-to-end rows run the real mapping (`dse.evaluate.mapping.map_llm` / `map_cnn`) on the catalog chip with
 the measured chip count, batch and (when published) tp / pp forced; kernel rows call the operator
 model (`dse.model.perf.op_times`, `collective_time`) on a one-operator table. The helpers below only
 choose WHAT to ask the model; every time in them comes from dse.model.
@@ -89,8 +89,8 @@ def llm_scenario(m: Measurement) -> SimpleNamespace:
 
 
 def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
-    from dse.model.evaluate import Builders
-    from dse.model.mapping import map_llm
+    from dse.evaluate.steps import Builders
+    from dse.evaluate.mapping import map_llm
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
@@ -117,8 +117,8 @@ def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
     with weights / KV streamed or resident by the mapping's residency rule for the whole model.
     layer_prefill: batch x prompt_len tokens; layer_decode: one token per sequence attending
     prompt_len cached positions (the KV length of the measured step)."""
-    from dse.model.evaluate import Builders
-    from dse.model.mapping import residency
+    from dse.evaluate.steps import Builders
+    from dse.evaluate.mapping import residency
     from dse.model.perf import op_times
 
     shape = model_shape(m.model, models)
@@ -144,8 +144,8 @@ def cnn_scenario(m: Measurement) -> SimpleNamespace:
 
 
 def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
-    from dse.model.evaluate import Builders
-    from dse.model.mapping import map_cnn
+    from dse.evaluate.steps import Builders
+    from dse.evaluate.mapping import map_cnn
 
     res = map_cnn(cnn_scenario(m), model_shape(m.model, models), _precision(m.precision), _hw(m), cal, Builders)
     if not res.feasible[0]:

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dse.evaluate.steps import Builders
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
+from dse.workloads.shapes import load_model_shape
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 # Tokens per prefill chunk: TensorRT-LLM's default `max_num_tokens` (8192) bounds the tokens one
@@ -451,3 +453,13 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
     m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m)
+
+
+def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,
+                      force_pp: int | None = None) -> MappingResult:
+    """Best mapping of one scenario on every design of `hw` (optionally with tp / pp forced)."""
+    shape = load_model_shape(scenario.model)
+    prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
+    if scenario.kind == "cnn":
+        return map_cnn(scenario, shape, prec, hw, cal, Builders)
+    return map_llm(scenario, shape, prec, hw, cal, Builders, force_tp=force_tp, force_pp=force_pp)

@@ -1,0 +1,99 @@
+"""The operator breakdown: per-operator roofline of one design on the plan its mapping scored.
+
+For `dse roofline` and the dashboards: FLOPs, bytes, intensity, attainable TFLOP/s, bound and time
+components per operator of each phase.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dse.errors import DseUserError
+from dse.evaluate.mapping import evaluate_scenario, residency, stage_weight_bytes
+from dse.evaluate.steps import Builders
+from dse.evaluate.table import design_metrics
+from dse.model.arrays import DesignArrays
+from dse.model.calibration import load_calibration
+from dse.model.perf import BOUNDS, op_times
+from dse.model.technology import default_technology
+from dse.workloads.shapes import load_model_shape
+
+
+def _phase_steps(scenario, shape, prec, tp: int, pp: int, batch: int, ep: int = 1):
+    """The (phase, Step) pairs evaluated by the mapping for a chosen tp / pp / ep / batch."""
+    if scenario.kind == "cnn":
+        return [("inference", Builders.cnn(shape, batch, prec))]
+    b = max(batch // pp, 1)
+    prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
+    return [("prefill", Builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec, ep)),
+            ("decode", Builders.llm(shape, "decode", b, 1, Builders.mean_kv(prompt, out_len), tp, prec, ep))]
+
+
+def operator_breakdown(design, scenario, *, software: str | None = None, phase: str | None = None,
+                       tech=None) -> dict:
+    """Per-operator roofline of one design on its best mapping of `scenario` (for `dse roofline` and
+    the dashboards): FLOPs, bytes, intensity, attainable TFLOP/s, bound and time components per operator."""
+    tech = tech or default_technology()
+    cal = load_calibration(software)
+    arr = DesignArrays.from_designs([design], tech)
+    hw, _, ok, reason = design_metrics(arr)
+    if not ok[0]:
+        raise DseUserError(f"design is infeasible: {reason[0]}")
+    res = evaluate_scenario(scenario, hw, cal)
+    if not res.feasible[0]:
+        raise DseUserError(f"{scenario.name} cannot run on this design: {res.reason[0]}")
+    tp, pp, batch, ep = (int(res.metrics[k][0]) for k in ("tp", "pp", "batch", "ep"))
+    shape = load_model_shape(scenario.model)
+    prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
+    steps = _phase_steps(scenario, shape, prec, tp, pp, batch, ep)
+    rows, totals = [], {}
+    for ph, step in steps:
+        if phase and ph != phase:
+            continue
+        if scenario.kind == "cnn":
+            w, kv = step.weight_bytes_per_chip, 0.0
+        else:
+            w = stage_weight_bytes(steps[-1][1], pp)
+            kv = Builders.kv_bytes(shape, batch, scenario.prompt_len + scenario.output_len, tp, prec) \
+                * (-(-shape.layers // pp)) / shape.layers / ep
+        act = max(s.act_bytes_per_chip for _, s in steps)
+        wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+        t = op_times(step.ops, hw, cal, wres, kres, resident)
+        count = np.asarray(step.ops.count, float)
+        time = t.total[0] * count
+        total = float(time.sum())
+        totals[ph] = total * 1e3
+        bounds = t.bound()[0]
+        for i in range(len(step.ops)):
+            flops = float(step.ops.flops[i] * count[i])
+            off = float(t.offchip_bytes[0, i] * count[i])
+            on = float(t.sram_bytes[0, i] * count[i])
+            moved = off if off > 0 else on
+            comp = {c: float(getattr(t, c)[0, i] * count[i]) for c in ("compute", "memory", "sram", "comm", "overhead")}
+            b = BOUNDS[bounds[i]]
+            if comp["overhead"] > max(comp["compute"], comp["memory"], comp["sram"], comp["comm"]):
+                b = "overhead"
+            rows.append({
+                "phase": ph, "name": str(step.ops.name[i]), "kind": str(step.ops.kind[i]),
+                "count": float(count[i]), "flops": flops, "bytes": moved, "offchip_bytes": off, "sram_bytes": on,
+                "intensity_flop_per_byte": flops / moved if moved > 0 else 0.0,
+                "attainable_tflops": flops / time[i] / 1e12 if time[i] > 0 else 0.0,
+                "time_s": float(time[i]), "share": float(time[i] / total) if total > 0 else 0.0, "bound": b,
+                **{f"{c}_s": v for c, v in comp.items()},
+            })
+    prec_name = steps[0][1].ops.compute_precision[0] if len(steps[0][1].ops) else "bf16"
+    peak = float(hw.peak_flops.get(str(prec_name), hw.peak_flops["bf16"])[0])
+    if peak <= 0:  # an unsupported precision runs at the bf16 rate (dequantized), as in perf.op_times
+        peak, prec_name = float(hw.peak_flops["bf16"][0]), "bf16"
+    return {
+        "design": design.name, "scenario": scenario.name,
+        "mapping": f"tp{tp} pp{pp}{f' ep{ep}' if ep > 1 else ''} dp{int(res.metrics['dp'][0])} batch {batch}",
+        "ep": ep,
+        "tp": tp, "pp": pp, "batch": batch, "compute_precision": str(prec_name),
+        "peak_tflops": peak / 1e12,
+        "mem_bw_tbps": float(hw.mem_bw[0] / 1e12), "sram_bw_tbps": float(hw.sram_bw[0] / 1e12),
+        "knee_flop_per_byte": peak / float(hw.mem_bw[0]) if hw.mem_bw[0] > 0 else 0.0,
+        "sram_knee_flop_per_byte": peak / float(hw.sram_bw[0]) if hw.sram_bw[0] > 0 else 0.0,
+        "weights": str(res.metrics["weights"][0]),
+        "phase_time_ms": totals, "operators": rows,
+    }

@@ -1,0 +1,146 @@
+"""Designs × mix → the metric table: design metrics, each scenario's best plan, the mix aggregates.
+
+`evaluate(arr, mix)` returns one (n,) numpy column per metric of the registry (`dse.evaluate.metrics`),
+in registry order and dtype. No NaN or inf: an infeasible design has zeros in its performance columns
+and a reason string. Throughputs are scored against the mix's reference design, evaluated with the
+same technology and calibration as the designs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dse.catalog import load_catalog_design
+from dse.evaluate.mapping import evaluate_scenario
+from dse.evaluate.metrics import DESIGN, SCENARIO
+from dse.model.area import chip_area
+from dse.model.arrays import DesignArrays
+from dse.model.calibration import Calibration, load_calibration
+from dse.model.cost import chip_cost, tco_usd_per_hour
+from dse.model.perf import HwView
+from dse.model.power import chip_power
+from dse.model.technology import Technology, default_technology
+from dse.workloads.scenarios import Mix, load_mix
+
+
+def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(HwView, design-level metric columns, feasible, reason) of every design of `arr`."""
+    area = chip_area(arr)
+    cost = chip_cost(arr, area)
+    power = chip_power(arr, area)
+    hw = HwView.from_arrays(arr)
+    if getattr(power, "static_w", None) is not None:
+        hw.static_w = np.asarray(power.static_w, float)
+    values = {
+        "die_area_mm2": area.die_mm2,
+        "num_dies": area.num_dies,
+        "chip_cost_usd": cost.chip_usd,
+        "system_cost_usd": cost.system_usd,
+        "tdp_w": power.tdp_w,
+        "power_w": power.system_power_w,
+        "power_density_w_per_mm2": power.power_density_w_per_mm2,
+        "peak_tflops_bf16": arr.peak_tflops["bf16"],
+        "mem_bw_tbps": arr.mem_bw_tbps,
+        "mem_gb": arr.mem_gb,
+        "sram_mb": arr.sram_mb,
+        "knee_flop_per_byte": arr.knee_flop_per_byte,
+    }
+    cols = {name: m.cast(values[name]) for name, m in DESIGN.items()}
+    feasible = np.asarray(arr.valid, bool) & np.asarray(area.feasible, bool)
+    reason = np.where(np.asarray(arr.reason, object) != "", arr.reason, area.reason).astype(object)
+    for part in (cost, power):
+        extra_ok = getattr(part, "feasible", None)
+        if extra_ok is not None:
+            reason = np.where(feasible & ~np.asarray(extra_ok, bool), part.reason, reason).astype(object)
+            feasible &= np.asarray(extra_ok, bool)
+    return hw, cols, feasible, reason
+
+
+def _calibration(cal: Calibration | str | None) -> Calibration:
+    return cal if isinstance(cal, Calibration) else load_calibration(cal)
+
+
+def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
+             cal: Calibration | str | None = None, reference: dict[str, float] | None = None,
+             force_tp: int | None = None, force_pp: int | None = None) -> dict[str, np.ndarray]:
+    """All metrics of every design in `arr` on `mix` (a Mix, or a built-in mix name).
+
+    `tech` defaults to the technology `arr` was built with; it prices the TCO and evaluates the
+    reference design. `reference` overrides the reference throughput per scenario.
+    """
+    if isinstance(mix, str):
+        mix = load_mix(mix)
+    cal = _calibration(cal)
+    tech = tech or arr.tech
+    hw, out, ok, reason = design_metrics(arr)
+    n = hw.n
+    per_hour = np.asarray(tco_usd_per_hour(out["system_cost_usd"], out["power_w"], tech), float)
+    ref = reference if reference is not None else reference_throughputs(mix, cal, tech)
+    log_sum = np.zeros(n)
+    weight_sum = 0.0
+    usd_mtok = np.zeros(n)
+    llm_weight = 0.0
+    for entry in mix.scenarios:
+        sc, w = entry.scenario, float(entry.weight)
+        idx = np.flatnonzero(ok)
+        res = evaluate_scenario(sc, hw.take(idx), cal, force_tp, force_pp) if len(idx) else None
+        cols = {name: m.empty(n) for name, m in SCENARIO.items()}
+        cols["reason"][:] = reason
+        if res is not None:
+            for key, val in res.metrics.items():
+                if key in cols:
+                    cols[key][idx] = val
+            cols["feasible"][idx] = res.feasible
+            cols["reason"][idx] = np.where(res.feasible, "", res.reason)
+        if sc.kind != "cnn":
+            tok_per_h = np.maximum(cols["tokens_per_s"], 1e-30) * 3600.0
+            cols["usd_per_mtok"] = np.where(cols["feasible"], per_hour / tok_per_h * 1e6, 0.0)
+            usd_mtok += w * cols["usd_per_mtok"]
+            llm_weight += w
+        ratio = np.where(cols["feasible"], cols["throughput"] / max(ref.get(sc.name, 1.0), 1e-30), 1.0)
+        log_sum += w * np.log(np.maximum(ratio, 1e-300))
+        weight_sum += w
+        for key, val in cols.items():
+            out[f"{sc.name}.{key}"] = val
+    all_ok = ok.copy()
+    mix_reason = reason.copy()
+    for entry in mix.scenarios:
+        f = out[f"{entry.scenario.name}.feasible"]
+        fresh = all_ok & ~f
+        mix_reason[fresh] = [f"{entry.scenario.name}: {r}" for r in out[f"{entry.scenario.name}.reason"][fresh]]
+        all_ok &= f
+    out["mix.throughput"] = np.where(all_ok, np.exp(log_sum / max(weight_sum, 1e-30)), 0.0)
+    out["tco_usd_per_mtok"] = np.where(all_ok & (llm_weight > 0), usd_mtok / max(llm_weight, 1e-30), 0.0)
+    out["feasible"] = all_ok
+    out["reason"] = np.where(all_ok, "", mix_reason).astype(object)
+    return out
+
+
+_REFERENCE_CACHE: dict[tuple[str, str, str, str], dict[str, float]] = {}
+
+
+def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = None) -> dict[str, float]:
+    """Throughput of the mix's reference design (default H100-SXM) per scenario on `tech` (default:
+    the built-in technology); 1.0 where it cannot run."""
+    tech = tech or default_technology()
+    ref_name = getattr(mix, "reference_design", None) or "H100-SXM"
+    key = (mix.model_dump_json(), cal.model_dump_json(), ref_name, tech.model_dump_json())
+    if key not in _REFERENCE_CACHE:
+        arr = DesignArrays.from_designs([load_catalog_design(ref_name)], tech)
+        hw, _, _, _ = design_metrics(arr)
+        vals = {}
+        for entry in mix.scenarios:
+            res = evaluate_scenario(entry.scenario, hw, cal)
+            thr = float(res.metrics["throughput"][0]) if res.feasible[0] else 0.0
+            vals[entry.scenario.name] = thr if thr > 0 else 1.0
+        _REFERENCE_CACHE[key] = vals
+    return dict(_REFERENCE_CACHE[key])
+
+
+def evaluate_design(design, mix: Mix | str, *, software: str | None = None, tech: Technology | None = None,
+                    force_tp: int | None = None, force_pp: int | None = None) -> dict:
+    """Scalar convenience: the metrics of one `Design` as plain Python values."""
+    tech = tech or default_technology()
+    cols = evaluate(DesignArrays.from_designs([design], tech), mix, tech, cal=software,
+                    force_tp=force_tp, force_pp=force_pp)
+    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in cols.items()}
