@@ -13,6 +13,7 @@ from dse.commands import perf  # noqa: F401  evaluate, roofline
 from dse.commands import study  # noqa: F401  run, pareto, export
 from dse.commands import report  # noqa: F401  dashboard
 from dse.commands import validate  # noqa: F401  validate, calibrate
+from dse.commands import workloads  # noqa: F401  models, scenarios, mixes
 from dse.errors import DseUserError
 
 __all__ = ["app", "main"]

@@ -12,15 +12,15 @@ def test_builtin_scenarios():
         sc = load_scenario(name)
         assert sc.name == name
     local = load_scenario("local_llm")
-    assert local.model == "Llama-3-8B" and local.batch == 1 and local.max_chips == 1
+    assert local.model.name == "Llama-3-8B" and local.batch == 1 and local.max_chips == 1
     assert local.precision.weight_bits == 4 and local.precision.act_bits == 16
     assert local.precision.compute_precision == "bf16" and local.goal == "latency"
     dc = load_scenario("datacenter_llm")
-    assert dc.model == "Llama-3-70B" and dc.max_batch == 256 and dc.fixed_batch is None
+    assert dc.model.name == "Llama-3-70B" and dc.max_batch == 256 and dc.fixed_batch is None
     assert dc.tpot_ms == 50 and dc.precision.compute_precision == "fp8"
     assert dc.phases == ("prefill", "decode") and dc.context_len == dc.prompt_len + dc.output_len
     vis = load_scenario("vision_cnn")
-    assert vis.model == "ResNet-50" and vis.kind == "cnn" and vis.latency_ms == 10
+    assert vis.model.name == "ResNet-50" and vis.kind == "cnn" and vis.latency_ms == 10
     assert (vis.min_batch, vis.max_batch) == (1, 256) and vis.phases == ("inference",)
 
 
@@ -39,7 +39,7 @@ def test_inline_mix_with_inline_scenario():
                       "output_len": 32, "precision": "int8+2:4", "batch": {"max": 8}}, "weight": 2},
         "vision_cnn"]})
     tiny = mix.scenario("tiny")
-    assert tiny.model == "Llama-2-7B" and tiny.precision.sparse and tiny.max_batch == 8
+    assert tiny.model.name == "Llama-2-7B" and tiny.precision.sparse and tiny.max_batch == 8
     assert [e.weight for e in mix.scenarios] == [2, 1]
     assert isinstance(mix, Mix) and isinstance(tiny, Scenario)
 

@@ -19,6 +19,7 @@ PUBLISHED = {
     "GPT-J-6B": 6.05e9,
     "ResNet-50": 25.6e6,
     "ViT-B/16": 86.6e6,
+    "ViT-L/16": 304.3e6,  # timm vit_large_patch16_224 / HF google/vit-large-patch16-224: 304.3M
 }
 
 

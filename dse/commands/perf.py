@@ -24,11 +24,13 @@ def _to_jsonable(v):
     return v
 
 
-def _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips):
+def _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
+                         weight_format=None):
     from dse.workloads.scenarios import adhoc_scenario
 
     return adhoc_scenario(model=model, batch=batch, prompt_len=prompt_len, output_len=output_len,
-                          weight_bits=weight_bits, act_bits=act_bits, kv_bits=kv_bits, max_chips=chips)
+                          weight_bits=weight_bits, act_bits=act_bits, kv_bits=kv_bits, max_chips=chips,
+                          weight_format=weight_format)
 
 
 def _resolve_mix(mix_name, scenario_name, adhoc):
@@ -46,13 +48,15 @@ def evaluate(
     design: str = typer.Argument(..., help="catalog name (see `dse catalog`) or a design YAML file"),
     mix: Optional[str] = typer.Option(None, "--mix", help="built-in mix (local, datacenter, vision, balanced)"),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="a single built-in scenario"),
-    model: Optional[str] = typer.Option(None, "--model", help="ad-hoc scenario: model name (e.g. Llama-3-8B)"),
+    model: Optional[str] = typer.Option(None, "--model", help="ad-hoc scenario: model name (e.g. Llama-3-8B), "
+                                        "model YAML or Hugging Face config.json (see `dse models`)"),
     batch: int = typer.Option(1, "--batch", min=1),
     prompt_len: int = typer.Option(512, "--prompt-len", min=1),
     output_len: int = typer.Option(128, "--output-len", min=1),
     weight_bits: int = typer.Option(16, "--weight-bits", min=2, max=16),
-    act_bits: int = typer.Option(16, "--act-bits", min=2, max=16),
+    act_bits: Optional[int] = typer.Option(None, "--act-bits", min=2, max=16, help="default 16, or the weight format's"),
     kv_bits: int = typer.Option(16, "--kv-bits", min=2, max=16),
+    weight_format: Optional[str] = typer.Option(None, "--weight-format", help="int8, fp8, int4, mxfp4, nvfp4, q4_0, ..."),
     chips: Optional[int] = typer.Option(None, "--chips", min=1, help="chips the scenario may use"),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="force tensor parallelism"),
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
@@ -66,7 +70,8 @@ def evaluate(
     d = load_design(design)
     adhoc = None
     if model:
-        adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips)
+        adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
+                                     weight_format)
     the_mix = _resolve_mix(mix, scenario, adhoc)
     cols = evaluate_design(d, the_mix, software=software, force_tp=tp, force_pp=pp)
     if as_json:

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_serializer, field_validator,
+                      model_validator)
 
 from dse.errors import DseUserError
 from dse.workloads.precision import Precision, parse_precision
-from dse.workloads.shapes import load_model_shape, model_names
+from dse.workloads.shapes import ModelShape, builtin_name, load_model_shape, model_names
 
 DATA = Path(__file__).parent / "data" / "scenarios.yaml"
+MIXES_DIR = Path(__file__).resolve().parents[2] / "studies" / "mixes"
+
+# Folder that relative model / scenario paths inside the mix or scenario being validated are relative to
+# (the folder of the YAML file that names them); set by load_scenario / load_mix for one validation.
+_BASE_DIR: ContextVar[Path | None] = ContextVar("dse_workloads_base_dir", default=None)
+
+
+@contextmanager
+def relative_to(base_dir: Path | str | None):
+    """Resolve relative model paths against `base_dir` while validating inside this block."""
+    token = _BASE_DIR.set(Path(base_dir) if base_dir is not None else _BASE_DIR.get())
+    try:
+        yield
+    finally:
+        _BASE_DIR.reset(token)
 
 
 class BatchRange(BaseModel):
@@ -45,8 +63,10 @@ class Scenario(BaseModel):
 
     name: str = ""
     description: str = ""
-    model: str
-    kind: Literal["llm", "cnn"]   # cnn = any vision model (ResNet or ViT), one inference per batch
+    model: ModelShape = Field(description="built-in model name, model YAML, Hugging Face config.json, or an "
+                                          "inline mapping of model fields")
+    # cnn = any vision model (ResNet or ViT), one inference per batch; default: from the model's family
+    kind: Literal["llm", "cnn"] = None  # type: ignore[assignment]
     phases: tuple[Literal["prefill", "decode", "inference"], ...] = ()
     batch: BatchPolicy = Field(1, description="fixed batch N, or {max: N} (best batch under SLOs)")
     prompt_len: int = Field(0, ge=0)
@@ -65,17 +85,25 @@ class Scenario(BaseModel):
             raise ValueError("batch must be >= 1")
         return v
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
-    def _known_model(cls, v: str) -> str:
+    def _known_model(cls, v):
         try:
-            return load_model_shape(v).name
+            return load_model_shape(v, base_dir=_BASE_DIR.get())
         except DseUserError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_serializer("model")
+    def _model_out(self, shape: ModelShape):
+        """A built-in model dumps as its name; a user model as its full shape (a run stays self-contained)."""
+        key = builtin_name(shape.name)
+        return key if key is not None and load_model_shape(key) == shape else shape.model_dump(exclude_defaults=True)
+
     @model_validator(mode="after")
     def _consistent(self):
-        family = load_model_shape(self.model).family
+        family = self.model.family
+        if self.kind is None:
+            object.__setattr__(self, "kind", "llm" if family == "llm" else "cnn")
         if self.kind == "llm" and family != "llm":
             raise ValueError(f"kind 'llm' needs a language model; {self.model} is a {family} model (use kind: cnn)")
         if self.kind == "cnn" and family == "llm":
@@ -198,37 +226,56 @@ def mix_names() -> list[str]:
     return list(_raw()["mixes"])
 
 
-def _validate(data: Any, cls, where: str):
+def mix_files() -> dict[str, Path]:
+    """Mix files shipped under studies/mixes/ (name = file stem)."""
+    if not MIXES_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(MIXES_DIR.glob("*.yaml"))}
+
+
+def _validate(data: Any, cls, where: str, base_dir: Path | str | None = None):
     from dse.config import validate_data
 
-    return validate_data(data, cls, where=where)
+    with relative_to(base_dir):
+        return validate_data(data, cls, where=where)
 
 
-def load_scenario(spec: str | Path | dict | Scenario) -> Scenario:
-    """A built-in scenario by name, a YAML file, an inline dict or a Scenario; errors name the field."""
+def _load_file(path: Path | str, cls):
+    """A scenario or mix YAML file; model paths inside it are relative to the file's folder."""
+    from dse.config import load_yaml_model
+
+    with relative_to(Path(path).resolve().parent):
+        return load_yaml_model(path, cls)
+
+
+def load_scenario(spec: str | Path | dict | Scenario, *, base_dir: Path | str | None = None) -> Scenario:
+    """A built-in scenario by name, a YAML file, an inline dict or a Scenario; errors name the field.
+    Relative model paths in an inline dict are tried against `base_dir` first."""
     if isinstance(spec, Scenario):
         return spec
     if isinstance(spec, dict):
-        return _validate(spec, Scenario, "<inline scenario>")
+        return _validate(spec, Scenario, "<inline scenario>", base_dir)
     raw = _raw()["scenarios"]
     if str(spec) in raw:
         return _validate({"name": str(spec), **raw[str(spec)]}, Scenario, f"scenario {spec}")
     if str(spec).endswith((".yaml", ".yml")):
-        from dse.config import load_yaml_model
-
-        return load_yaml_model(spec, Scenario)
+        p = Path(spec)
+        if base_dir is not None and not p.is_absolute() and (Path(base_dir) / p).is_file():
+            p = Path(base_dir) / p
+        return _load_file(p, Scenario)
     from dse.config import suggest
 
     raise DseUserError(suggest(str(spec), raw, what="scenario"))
 
 
-def load_mix(spec: str | Path | dict | Mix) -> Mix:
-    """A built-in mix by name, a YAML file, an inline dict or a Mix; a scenario name alone is a
-    one-scenario mix. Errors name the offending field."""
+def load_mix(spec: str | Path | dict | Mix, *, base_dir: Path | str | None = None) -> Mix:
+    """A built-in mix by name, a mix file under studies/mixes/ by name, a YAML file, an inline dict or
+    a Mix; a scenario name alone is a one-scenario mix. Errors name the offending field. Relative
+    paths (the file, models inside an inline dict) are tried against `base_dir` first."""
     if isinstance(spec, Mix):
         return spec
     if isinstance(spec, dict):
-        return _validate(spec, Mix, "<inline mix>")
+        return _validate(spec, Mix, "<inline mix>", base_dir)
     mixes = _raw()["mixes"]
     name = str(spec)
     if name in mixes:
@@ -236,12 +283,17 @@ def load_mix(spec: str | Path | dict | Mix) -> Mix:
     if name in _raw()["scenarios"]:
         return _validate({"name": name, "scenarios": {name: 1}}, Mix, f"mix {name}")
     if name.endswith((".yaml", ".yml")):
-        from dse.config import load_yaml_model
-
-        return load_yaml_model(spec, Mix)
+        p = Path(spec)
+        if base_dir is not None and not p.is_absolute() and (Path(base_dir) / p).is_file():
+            p = Path(base_dir) / p
+        return _load_file(p, Mix)
+    files = mix_files()
+    if name in files:
+        mix = _load_file(files[name], Mix)
+        return mix if mix.name != "custom" else mix.model_copy(update={"name": name})
     from dse.config import suggest
 
-    raise DseUserError(suggest(name, [*mixes, *_raw()["scenarios"]], what="mix"))
+    raise DseUserError(suggest(name, [*mixes, *files, *_raw()["scenarios"]], what="mix"))
 
 
 def mix_of(scenarios: list[Scenario], name: str | None = None) -> Mix:
@@ -250,17 +302,24 @@ def mix_of(scenarios: list[Scenario], name: str | None = None) -> Mix:
     return Mix(name=name or "+".join(s.name for s in scenarios), scenarios=tuple(entries))
 
 
-def adhoc_scenario(*, model: str, batch: int = 1, prompt_len: int = 512, output_len: int = 128,
-                   weight_bits: int = 16, act_bits: int = 16, kv_bits: int = 16, max_chips: int | None = None,
-                   number: str | None = None) -> Scenario:
-    """A scenario from command-line flags: fixed batch, no SLOs; LLM or vision decided by the model."""
-    from dse.workloads.shapes import load_model_shape
+def adhoc_scenario(*, model: str | Path | dict | ModelShape, batch: int = 1, prompt_len: int = 512,
+                   output_len: int = 128, weight_bits: int = 16, act_bits: int | None = 16, kv_bits: int = 16,
+                   max_chips: int | None = None, number: str | None = None,
+                   weight_format: str | None = None) -> Scenario:
+    """A scenario from command-line flags: fixed batch, no SLOs; LLM or vision decided by the model.
+    `weight_format` (e.g. int8, fp8, int4, mxfp4, nvfp4, q4_0) sets the weights' bits, arithmetic and
+    block scaling, and the activations' bits when `act_bits` is None (int8 and fp8 are distinct)."""
+    from dse.workloads.precision import weight_format_precision
 
     shape = load_model_shape(model)
     kind = "llm" if shape.family == "llm" else "cnn"
-    num = number or ("float" if min(weight_bits, act_bits) >= 8 else "int")
-    data = {"name": "adhoc", "model": shape.name, "kind": kind, "batch": batch,
-            "precision": {"weight_bits": weight_bits, "act_bits": act_bits, "kv_bits": kv_bits, "number": num},
+    if weight_format:
+        prec = weight_format_precision(weight_format, act_bits=act_bits, kv_bits=kv_bits)
+    else:
+        act = 16 if act_bits is None else act_bits
+        num = number or ("float" if min(weight_bits, act) >= 8 else "int")
+        prec = {"weight_bits": weight_bits, "act_bits": act, "kv_bits": kv_bits, "number": num}
+    data = {"name": "adhoc", "model": shape, "kind": kind, "batch": batch, "precision": prec,
             "goal": "throughput" if batch > 1 else "latency"}
     if kind == "llm":
         data.update(prompt_len=prompt_len, output_len=output_len)
@@ -270,4 +329,4 @@ def adhoc_scenario(*, model: str, batch: int = 1, prompt_len: int = 512, output_
 
 
 __all__ = ["mix_of", "adhoc_scenario", "BatchRange", "Scenario", "MixEntry", "Mix", "load_scenario", "load_mix", "scenario_names",
-           "mix_names", "model_names"]
+           "mix_names", "mix_files", "model_names", "relative_to"]

@@ -41,7 +41,7 @@ class _Dims:
         self.hq = math.ceil(s.heads / tp)
         self.hk = math.ceil(s.kv_heads / tp)  # ≥ 1: KV heads replicate when tp > kv_heads
         self.d = s.head_dim
-        self.ffn = math.ceil(s.ffn / tp)
+        self.ffn = math.ceil((s.expert_ffn if s.is_moe else s.ffn) / tp)
         self.vocab = math.ceil(s.vocab / tp) if s.vocab else 0
         self.experts = math.ceil(s.experts / ep)
         self.mats = 3 if s.gated_mlp else 2

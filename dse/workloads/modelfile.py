@@ -1,0 +1,139 @@
+"""Models as user data: a model YAML, a Hugging Face `config.json` (read from disk, never fetched) or an
+inline mapping → `ModelShape`, with errors that name the file, line and field.
+
+A model YAML holds ModelShape fields; `base: <model>` starts from another model (a built-in name or a
+file) and overrides some fields. A file (YAML or JSON) with a `model_type` key is read as a Hugging
+Face config (see `dse.workloads.hf`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dse.errors import ConfigError, DseUserError
+from dse.workloads.shapes import MODEL_FILE_SUFFIXES, ModelShape
+
+
+def find_model_file(spec: str | Path, base_dir: Path | str | None = None) -> Path | None:
+    """The model file `spec` names (a folder means its config.json), tried against `base_dir` first
+    when relative, then the working directory; None when there is no such file."""
+    p = Path(str(spec)).expanduser()
+    candidates = [p] if p.is_absolute() else ([Path(base_dir) / p] if base_dir else []) + [p]
+    for c in candidates:
+        if c.is_dir() and (c / "config.json").is_file():
+            return (c / "config.json").resolve()
+        if c.is_file() and (c.suffix.lower() in MODEL_FILE_SUFFIXES or c.name == "config.json"):
+            return c.resolve()
+    return None
+
+
+def load_model_file(path: Path | str) -> ModelShape:
+    """The model in a YAML or JSON file (cached per path and modification time)."""
+    p = Path(path)
+    try:
+        stamp = p.stat().st_mtime_ns
+    except OSError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    return _load_model_file(str(p), stamp)
+
+
+@lru_cache(maxsize=256)
+def _load_model_file(path: str, _stamp: int) -> ModelShape:
+    from dse.config import parse_yaml_text
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+    try:  # JSON is (nearly) YAML: the YAML parser gives line numbers for the error messages
+        data, positions = parse_yaml_text(text, str(p))
+    except ConfigError:
+        if p.suffix.lower() != ".json":
+            raise
+        try:
+            data, positions = json.loads(text), {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"{p}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{p}:1:1: (top level): expected a mapping of model fields, got "
+                           f"{type(data).__name__}"])
+    default_name = p.parent.name if p.name == "config.json" else p.stem
+    return shape_from_mapping(data, where=str(p), positions=positions, base_dir=p.parent,
+                              default_name=default_name)
+
+
+def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
+                       base_dir: Path | str | None = None, default_name: str = "") -> ModelShape:
+    """A ModelShape from a mapping of shape fields (optionally `base:`) or a Hugging Face config."""
+    from dse.workloads import hf
+
+    positions = positions or {}
+    if "model_type" in data:
+        fields, keymap = hf.shape_fields(data, where, positions)
+        fields.setdefault("name", str(data.get("_name_or_path") or default_name).rstrip("/").split("/")[-1])
+        return validate_shape(fields, where=where, positions=positions, keymap=keymap)
+    fields = dict(data)
+    if "base" in fields:
+        from dse.workloads.shapes import load_model_shape
+
+        base_spec = fields.pop("base")
+        try:
+            base = load_model_shape(base_spec, base_dir=base_dir)
+        except DseUserError as exc:
+            raise ConfigError([f"{_at(where, positions, ('base',))}: base: {exc}"]) from None
+        merged = base.model_dump(exclude_defaults=True)
+        merged.pop("name", None)
+        merged["source"] = f"{base.source}; overridden in {where}"
+        fields = {**merged, **fields}
+    if not fields.get("name"):
+        fields["name"] = default_name or "custom"
+    fields.setdefault("source", where)
+    return validate_shape(fields, where=where, positions=positions)
+
+
+def _at(where: str, positions: dict, path: tuple) -> str:
+    probe = path
+    pos = None
+    while pos is None and probe:
+        pos = positions.get(probe)
+        probe = probe[:-1]
+    pos = pos or positions.get(())
+    return f"{where}:{pos[0]}:{pos[1]}" if pos else where
+
+
+def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None = None,
+                   keymap: dict[str, tuple] | None = None) -> ModelShape:
+    """Validate shape fields; each problem names the file, line and the field as the user wrote it
+    (`keymap`: shape field → key path in the user's file, e.g. heads → ('num_attention_heads',))."""
+    from dse.config import _expected
+
+    positions, keymap = positions or {}, keymap or {}
+    try:
+        return ModelShape.model_validate(fields)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
+            msg = _expected(err)
+            if not loc and ": " in msg and msg.split(": ", 1)[0] in ModelShape.model_fields:
+                field, msg = msg.split(": ", 1)
+                loc = (field,)
+            path = (keymap.get(loc[0], (loc[0],)) + loc[1:]) if loc else ()
+            if err["type"] == "extra_forbidden":
+                from dse.config import did_you_mean
+
+                best = did_you_mean(str(loc[-1]), ModelShape.model_fields) if loc else None
+                msg = "unknown field" + (f" (did you mean `{best}`?)" if best else "")
+                at = _at(where, positions, path + ("<key>",)) if path + ("<key>",) in positions \
+                    else _at(where, positions, path)
+            else:
+                at = _at(where, positions, path)
+            problems.append(f"{at}: {'.'.join(str(p) for p in path) or '(top level)'}: {msg}")
+        raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in the model"
+                          if len(problems) > 1 else None) from None
