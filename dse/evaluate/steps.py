@@ -36,9 +36,9 @@ class Builders:
 
     @staticmethod
     def kv_bytes(shape, batch: int, context: int, tp: int, prec) -> float:
-        """KV cache of `batch` sequences of `context` tokens over all layers, on one chip of the tp group."""
-        kv_heads_per_chip = max(shape.kv_heads / tp, 1.0)
-        return batch * context * shape.layers * 2 * kv_heads_per_chip * shape.head_dim * prec.kv_bytes
+        """KV cache of `batch` sequences of `context` tokens over all layers, on one chip of the tp group
+        (the shape owns the formula: MLA latents, sliding windows)."""
+        return shape.kv_cache_bytes(batch, context, tp, prec.kv_bytes)
 
     @staticmethod
     def hidden(shape) -> int:
