@@ -9,24 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from dse.errors import DseUserError
-from dse.evaluate.mapping import evaluate_scenario, residency, stage_weight_bytes
-from dse.evaluate.steps import Builders
+from dse.evaluate.mapping import evaluate_scenario, timed_residency
+from dse.evaluate.plans import Plan
+from dse.evaluate.steps import Builders, cnn_footprint, llm_footprint, llm_steps
 from dse.evaluate.table import design_metrics
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
 from dse.model.perf import BOUNDS, op_times
 from dse.model.technology import default_technology
 from dse.workloads.shapes import load_model_shape
+from dse.workloads.step import Step
 
 
-def _phase_steps(scenario, shape, prec, tp: int, pp: int, batch: int, ep: int = 1):
-    """The (phase, Step) pairs evaluated by the mapping for a chosen tp / pp / ep / batch."""
+def plan_steps(scenario, shape, prec, plan: Plan) -> tuple[list[tuple[str, Step]], tuple[float, float, float]]:
+    """The (phase, Step) pairs of `plan` and its per-chip footprint (weights, KV, activations), built
+    by the same functions the mapping scored it with."""
     if scenario.kind == "cnn":
-        return [("inference", Builders.cnn(shape, batch, prec))]
-    b = max(batch // pp, 1)
-    prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
-    return [("prefill", Builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec, ep)),
-            ("decode", Builders.llm(shape, "decode", b, 1, Builders.mean_kv(prompt, out_len), tp, prec, ep))]
+        step = Builders.cnn(shape, plan.batch, prec)
+        return [("inference", step)], cnn_footprint(step)
+    steps = llm_steps(scenario, shape, prec, plan.tp, plan.ep, plan.micro_batch)
+    return [("prefill", steps.prefill), ("decode", steps.decode)], llm_footprint(scenario, shape, prec, steps, plan)
 
 
 def operator_breakdown(design, scenario, *, software: str | None = None, phase: str | None = None,
@@ -42,22 +44,15 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     res = evaluate_scenario(scenario, hw, cal)
     if not res.feasible[0]:
         raise DseUserError(f"{scenario.name} cannot run on this design: {res.reason[0]}")
-    tp, pp, batch, ep = (int(res.metrics[k][0]) for k in ("tp", "pp", "batch", "ep"))
+    plan = res.plan(0)
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
-    steps = _phase_steps(scenario, shape, prec, tp, pp, batch, ep)
+    steps, (w, kv, act) = plan_steps(scenario, shape, prec, plan)
+    wres, kres, resident = timed_residency(scenario.kind, w, kv, act, hw)
     rows, totals = [], {}
     for ph, step in steps:
         if phase and ph != phase:
             continue
-        if scenario.kind == "cnn":
-            w, kv = step.weight_bytes_per_chip, 0.0
-        else:
-            w = stage_weight_bytes(steps[-1][1], pp)
-            kv = Builders.kv_bytes(shape, batch, scenario.prompt_len + scenario.output_len, tp, prec) \
-                * (-(-shape.layers // pp)) / shape.layers / ep
-        act = max(s.act_bytes_per_chip for _, s in steps)
-        wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
         t = op_times(step.ops, hw, cal, wres, kres, resident)
         count = np.asarray(step.ops.count, float)
         time = t.total[0] * count
@@ -86,11 +81,10 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     if peak <= 0:  # an unsupported precision runs at the bf16 rate (dequantized), as in perf.op_times
         peak, prec_name = float(hw.peak_flops["bf16"][0]), "bf16"
     return {
-        "design": design.name, "scenario": scenario.name,
-        "mapping": f"tp{tp} pp{pp}{f' ep{ep}' if ep > 1 else ''} dp{int(res.metrics['dp'][0])} batch {batch}",
-        "ep": ep,
-        "tp": tp, "pp": pp, "batch": batch, "compute_precision": str(prec_name),
-        "peak_tflops": peak / 1e12,
+        "design": design.name, "scenario": scenario.name, "mapping": plan.label(),
+        "tp": plan.tp, "pp": plan.pp, "ep": plan.ep, "dp": plan.dp, "batch": plan.batch,
+        "micro_batch": plan.micro_batch, "micro_batches": plan.micro_batches,
+        "compute_precision": str(prec_name), "peak_tflops": peak / 1e12,
         "mem_bw_tbps": float(hw.mem_bw[0] / 1e12), "sram_bw_tbps": float(hw.sram_bw[0] / 1e12),
         "knee_flop_per_byte": peak / float(hw.mem_bw[0]) if hw.mem_bw[0] > 0 else 0.0,
         "sram_knee_flop_per_byte": peak / float(hw.sram_bw[0]) if hw.sram_bw[0] > 0 else 0.0,

@@ -1,8 +1,10 @@
-"""Pick tensor / pipeline / data parallelism and batch per design × scenario under capacity and SLOs.
+"""Plan evaluation and selection: the best plan per design × scenario under capacity and SLOs.
 
-The operator tables depend only on the scenario and (tp, batch), not on the design, so they are built
-once and evaluated on all designs at once. Pipeline parallelism changes only what fits on a chip,
-the point-to-point hops and how many micro-batches are in flight, so it is applied arithmetically.
+Plans come from `dse.evaluate.plans` (design-independent), their operator tables from
+`dse.evaluate.steps`; here each plan is evaluated on every design that can hold it at once
+(vectorized: step times per residency, energy, footprint, SLO checks) and the best per design is
+kept by the scenario's goal. Pipeline parallelism changes only what fits on a chip, the
+point-to-point hops and how many micro-batches are in flight, so it is applied arithmetically.
 
 LLM serving model (static batching, one replica = tp × ep × pp chips, dp replicas; ep = expert
 parallel for MoE models: experts spread over ep chips, attention data parallel over them):
@@ -23,17 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dse.evaluate.steps import Builders
+from dse.evaluate.plans import Ladder, Plan, Rung, cnn_plans, llm_ladders
+from dse.evaluate.steps import Builders, LlmSteps, cnn_footprint, llm_footprint, llm_steps
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
 from dse.workloads.shapes import load_model_shape
-
-TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
-# Tokens per prefill chunk: TensorRT-LLM's default `max_num_tokens` (8192) bounds the tokens one
-# engine step processes, so a large batch's prompts are prefilled a few requests at a time.
-PREFILL_CHUNK_TOKENS = 8192
-PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
 
 @dataclass
 class StepEval:
@@ -45,53 +41,20 @@ class StepEval:
 
 @dataclass
 class MappingResult:
-    """Best mapping per design for one scenario; arrays of shape (n,)."""
+    """Best plan per design for one scenario; arrays of shape (n,). `metrics` are registry metrics
+    (`dse.evaluate.metrics`), `plans` the chosen plan's fields (tp, pp, ep, micro_batch,
+    micro_batches, dp; 0 where infeasible)."""
 
     feasible: np.ndarray
     reason: np.ndarray
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    plans: dict[str, np.ndarray] = field(default_factory=dict)
 
-
-def _pow2_upto(limit: int, choices) -> list[int]:
-    return [c for c in choices if c <= limit]
-
-
-def batch_candidates(scenario) -> list[int]:
-    """Batch sizes to try: the fixed batch, or powers of two up to the scenario's maximum."""
-    fixed, max_b = scenario_batch(scenario)
-    if fixed is not None:
-        return [fixed]
-    out = [b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if b <= max_b]
-    if max_b not in out:
-        out.append(max_b)
-    return out
-
-
-def micro_batch_candidates(scenario) -> list[int]:
-    """Micro-batch sizes b to try for LLM decode (b × pp sequences are in flight)."""
-    fixed, max_b = scenario_batch(scenario)
-    top = fixed if fixed is not None else max_b
-    return [b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if b <= top and
-            (fixed is None or fixed % b == 0)] + ([top] if top & (top - 1) else [])
-
-
-def scenario_batch(scenario) -> tuple[int | None, int]:
-    """(fixed batch or None, maximum batch) of a scenario's batch policy."""
-    b = scenario.batch
-    if isinstance(b, int):
-        return b, b
-    fixed = getattr(b, "fixed", None)
-    if fixed:
-        return int(fixed), int(fixed)
-    return None, int(getattr(b, "max"))
-
-
-def stage_weight_bytes(step, pp: int) -> float:
-    """Weights on one chip of the heaviest of `pp` pipeline stages (it also holds the embedding or head)."""
-    if pp == 1:
-        return float(step.weight_bytes_per_chip)
-    layers_max = -(-step.layers // pp)
-    return layers_max * step.layer_weight_bytes + max(step.embed_weight_bytes, step.head_weight_bytes)
+    def plan(self, i: int) -> Plan | None:
+        """The plan scored for design `i`, or None when it has none."""
+        if not self.feasible[i]:
+            return None
+        return Plan(**{k: int(v[i]) for k, v in self.plans.items()})
 
 
 def residency(w, kv, act, sram_bytes, mem_bytes):
@@ -107,6 +70,17 @@ def residency(w, kv, act, sram_bytes, mem_bytes):
     fits = np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
     resident = np.where(wres, w, 0.0) + np.where(kres, kv, 0.0)
     return wres, kres, fits, resident
+
+
+def timed_residency(kind: str, w, kv, act, hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights_resident, kv_resident, resident_bytes) a plan's steps are timed with. LLM steps are
+    timed per residency combination with nothing else counted resident (`ComboCache`: activation
+    buffers were reserved next to resident weights); CNN steps hold no KV cache and count their
+    resident weights."""
+    wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+    if kind == "cnn":
+        return wres, np.ones(hw.n, bool), resident
+    return wres, kres, np.zeros(hw.n)
 
 
 def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepEval:
@@ -204,214 +178,268 @@ def _fmt_gb(x: float) -> str:
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 
-def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders,
+# ---- plan evaluation: times, energy and SLO checks of one plan on many designs --------------------
+
+@dataclass
+class LlmPlanEval:
+    """One LLM plan on the designs `cidx` (indices into its group's designs) that can hold it."""
+
+    plan: Plan
+    cidx: np.ndarray
+    combo: np.ndarray       # residency per design of the group: 0 streamed, 1 weights, 2 weights + KV
+    tpot: np.ndarray        # s per output token (one decode step through all stages)
+    ttft: np.ndarray        # s for one prompt through all stages
+    prefill_s: np.ndarray   # s to prefill the replica's whole batch
+    dp: np.ndarray          # replicas
+    throughput: np.ndarray  # tokens/s of the system
+    energy: np.ndarray      # J per output token
+    slo_ok: np.ndarray
+
+
+class _LlmGroup:
+    """What the plans of one (tp, ep) ladder share on the designs with at least tp·ep chips: the TTFT
+    prefill step and its per-residency times, prefill chunks, pipeline hop times."""
+
+    def __init__(self, scenario, shape, prec, hw: HwView, cal: Calibration, chips_avail: np.ndarray,
+                 ladder: Ladder):
+        self.scenario, self.shape, self.prec, self.cal = scenario, shape, prec, cal
+        self.grp = ladder.tp * ladder.ep
+        self.idx = np.flatnonzero(chips_avail >= self.grp)
+        self.hw = hw.take(self.idx)
+        self.chips = chips_avail[self.idx]
+        self.prompt, self.out_len = int(scenario.prompt_len), int(scenario.output_len)
+        self.hidden, self.act = Builders.hidden(shape), Builders.act_bytes(prec)
+        self.pre = Builders.llm(shape, "prefill", 1, self.prompt, self.prompt, ladder.tp, prec, ladder.ep)
+        self.pre_cache = ComboCache(self.pre.ops, self.hw, cal)
+        self.hop_pre = self.hop(self.prompt)
+        self.chunks: dict[int, tuple[ComboCache, np.ndarray]] = {}
+
+    def hop(self, tokens: int) -> np.ndarray:
+        """Time to hand `tokens` tokens' activations to the next pipeline stage, per design."""
+        return collective_time("sendrecv", np.array([tokens * self.hidden * self.act]), np.array([2.0]),
+                               self.hw, self.cal)[:, 0]
+
+    def chunk(self, steps: LlmSteps) -> tuple[ComboCache, np.ndarray]:
+        if steps.chunk_prompts not in self.chunks:
+            if steps.chunk_prompts == 1:  # a one-prompt chunk is the TTFT step itself
+                self.chunks[1] = (self.pre_cache, self.hop_pre)
+            else:
+                self.chunks[steps.chunk_prompts] = (ComboCache(steps.chunk.ops, self.hw, self.cal),
+                                                    self.hop(steps.chunk_prompts * self.prompt))
+        return self.chunks[steps.chunk_prompts]
+
+    def capacity(self, steps: LlmSteps, plan: Plan, alive: np.ndarray):
+        """(footprint, chips_ok, fits, combo) of `plan` on the group's designs still `alive`."""
+        w, kv, act = llm_footprint(self.scenario, self.shape, self.prec, steps, plan)
+        ok = (self.chips >= self.grp * plan.pp) & alive
+        wres, kres, fits, _ = residency(w, kv, act, self.hw.sram_bytes, self.hw.mem_bytes)
+        return (w, kv), ok, fits, wres.astype(int) + kres.astype(int)
+
+    def evaluate_rung(self, rung: Rung, steps: LlmSteps, cands: list[tuple[Plan, np.ndarray, np.ndarray]]) -> list[LlmPlanEval]:
+        """Times of every (plan, combo, candidate designs) of one rung, one vectorized call per residency."""
+        dec_cache = ComboCache(steps.decode.ops, self.hw, self.cal)
+        chunk_cache, hop_chunk = self.chunk(steps)
+        all_combo = np.zeros(len(self.idx), int)
+        for c in (0, 1, 2):
+            mask = np.zeros(len(self.idx), bool)
+            for _, combo, cidx in cands:
+                mask[cidx[combo[cidx] == c]] = True
+            all_combo[:] = c
+            dec_cache.prefetch(all_combo, mask)
+            self.pre_cache.prefetch(all_combo, mask)
+            chunk_cache.prefetch(all_combo, mask)
+        hop_dec = self.hop(rung.micro_batch)
+        static = self.hw.static_w if self.hw.static_w is not None else np.zeros(len(self.idx))
+        out = []
+        for plan, combo, cidx in cands:
+            d, p, ch = dec_cache.get(combo, cidx), self.pre_cache.get(combo, cidx), chunk_cache.get(combo, cidx)
+            out.append(self.plan_times(plan, steps, combo, cidx, d, p, ch, hop_dec[cidx], hop_chunk[cidx],
+                                       static[cidx]))
+        return out
+
+    def plan_times(self, plan: Plan, steps: LlmSteps, combo, cidx, d: StepEval, p: StepEval, ch: StepEval,
+                   hop_dec, hop_chunk, static) -> LlmPlanEval:
+        """The time function of static-batched pipeline serving (module docstring)."""
+        pp, mb, total_b = plan.pp, plan.micro_batches, plan.batch
+        tpot = d.time_s + (pp - 1) * hop_dec
+        ttft = p.time_s + (pp - 1) * self.hop_pre[cidx]
+        dp = self.chips[cidx] // (self.grp * pp)
+        # the batch's prefill chunks flow through the pp stages back to back
+        n_chunks = mb * -(-plan.micro_batch // steps.chunk_prompts)
+        prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk)
+        replica = total_b * self.out_len / (prefill_time + self.out_len * tpot)
+        thr = dp * replica
+        e_tok = self.grp * (mb * d.energy_j + pp * static * tpot) / total_b
+        slo_tpot, slo_ttft = _slo(self.scenario, "tpot_ms"), _slo(self.scenario, "ttft_ms")
+        slo_ok = np.ones(len(cidx), bool)
+        if slo_tpot:
+            slo_ok &= tpot * 1e3 <= slo_tpot
+        if slo_ttft:
+            slo_ok &= ttft * 1e3 <= slo_ttft
+        return LlmPlanEval(plan, cidx, combo, tpot, ttft, prefill_time, dp, thr, e_tok, slo_ok)
+
+
+def _slo(scenario, name: str):
+    return getattr(scenario, name, None) or getattr(getattr(scenario, "slo", None), name, None)
+
+
+# ---- selection: the best plan per design by the scenario's goal, and why a design has none ---------
+
+_LLM_METRICS = ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user", "energy_j_per_unit",
+                "chips_used", "tp", "pp", "dp", "ep", "batch")
+_PLAN_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
+
+
+class _LlmSelection:
+    """Best plan per design so far, and the closest capacity or SLO miss of designs without one."""
+
+    def __init__(self, scenario, hw: HwView, chips_avail: np.ndarray):
+        n = hw.n
+        self.scenario, self.hw, self.chips_avail = scenario, hw, chips_avail
+        self.goal = getattr(scenario, "goal", "throughput")
+        self.slo_tpot, self.slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
+        self.best_score = np.full(n, -np.inf)
+        self.m = {k: np.zeros(n) for k in _LLM_METRICS}
+        self.plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
+        self.bound = np.full(n, "", dtype=object)
+        self.feasible = np.zeros(n, bool)
+        self.reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
+        self.cap_chips = np.zeros(n, int)
+        self.slo_gap = np.full(n, np.inf)
+        self.slo_info = np.zeros((n, 5))
+        self.cap_info = np.zeros((n, 5))
+
+    def note_capacity(self, gi: np.ndarray, plan: Plan, w: float, kv: float) -> None:
+        """Designs `gi` cannot hold `plan`: remember the largest such plan for the reason."""
+        chips = plan.replica_chips
+        keep = ~self.feasible[gi] & (self.reason_kind[gi] <= 1) & (self.cap_chips[gi] <= chips)
+        g = gi[keep]
+        self.cap_info[g] = np.stack([np.full(len(g), w), np.full(len(g), kv), np.full(len(g), plan.tp),
+                                     np.full(len(g), plan.pp), np.full(len(g), plan.ep)], axis=1)
+        self.reason_kind[g] = 1
+        self.cap_chips[g] = chips
+
+    def offer(self, gi: np.ndarray, ev: LlmPlanEval) -> None:
+        """Designs `gi` (global indices of `ev.cidx`) can run `ev.plan`: keep it where it scores best."""
+        plan, tpot, ttft, thr = ev.plan, ev.tpot, ev.ttft, ev.throughput
+        miss = ~ev.slo_ok & ~self.feasible[gi]
+        if miss.any():
+            # remember the closest miss; the reason string is written once at the end
+            gap = np.maximum(tpot / (self.slo_tpot * 1e-3) if self.slo_tpot else 0.0,
+                             ttft / (self.slo_ttft * 1e-3) if self.slo_ttft else 0.0)
+            closer = miss & (gap < self.slo_gap[gi])
+            g = gi[closer]
+            k = int(closer.sum())
+            self.slo_gap[g] = gap[closer]
+            self.slo_info[g] = np.stack([tpot[closer], ttft[closer], np.full(k, plan.tp),
+                                         np.full(k, plan.pp), np.full(k, plan.batch)], axis=1)
+            self.reason_kind[g] = 2
+        score = thr if self.goal == "throughput" else -tpot + 1e-12 * thr
+        better = ev.slo_ok & (score > self.best_score[gi])
+        g = gi[better]
+        self.best_score[g] = score[better]
+        self.feasible[g] = True
+        m = self.m
+        m["ttft_ms"][g] = ttft[better] * 1e3
+        m["tpot_ms"][g] = tpot[better] * 1e3
+        m["tokens_per_s"][g] = thr[better]
+        m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
+        m["energy_j_per_unit"][g] = ev.energy[better]
+        m["chips_used"][g] = ev.dp[better] * plan.replica_chips
+        m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = plan.tp, plan.pp, ev.dp[better], plan.batch
+        m["ep"][g] = plan.ep
+        for f in _PLAN_FIELDS:
+            self.plans[f][g] = getattr(plan, f) if f != "dp" else ev.dp[better]
+        self.bound[g] = np.where(ev.combo[ev.cidx][better] >= 1, "sram-resident", "weights-streamed")
+
+    def result(self) -> MappingResult:
+        n, feasible, hw = self.hw.n, self.feasible, self.hw
+        reason = np.full(n, "", dtype=object)
+        for g in np.flatnonzero(~feasible & (self.reason_kind == 1)):
+            w, kv, tp_, pp_, ep_ = self.cap_info[g]
+            mem = hw.mem_bytes[g]
+            where, cap = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[g])
+            reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} {_fmt_gb(cap)} "
+                         f"(tp={int(tp_)}, pp={int(pp_)}{f', ep={int(ep_)}' if ep_ > 1 else ''} on "
+                         f"{int(tp_ * pp_ * ep_)} of {int(self.chips_avail[g])} chips)")
+        slo_tpot, slo_ttft = self.slo_tpot, self.slo_ttft
+        for g in np.flatnonzero(~feasible & (self.reason_kind == 2)):
+            t_pot, t_tft, tp_, pp_, b_ = self.slo_info[g]
+            reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
+                         f"TTFT {t_tft * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
+                         f"at best (tp={int(tp_)}, pp={int(pp_)}, batch {int(b_)})")
+        reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
+        m = self.m
+        for k in m:
+            m[k][~feasible] = 0.0
+        for f in _PLAN_FIELDS:
+            self.plans[f][~feasible] = 0
+        out_len = int(self.scenario.output_len)
+        m["throughput"] = m["tokens_per_s"].copy()
+        m["images_per_s"] = np.zeros(n)
+        m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
+        m["latency_ms"][~feasible] = 0.0
+        m["weights"] = self.bound
+        return MappingResult(feasible, reason, m, self.plans)
+
+
+def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders,
             force_tp: int | None = None, force_pp: int | None = None) -> MappingResult:
-    """Best (tp, pp, dp, batch) for an LLM serving scenario on every design of `hw` (or a forced tp/pp)."""
-    n = hw.n
+    """Best plan (tp, pp, ep, dp, micro-batches) for an LLM serving scenario on every design of `hw`
+    (or a forced tp / pp): enumerate the plans, evaluate them rung by rung on the designs that can
+    hold them, keep the best per design. `builders` is kept for callers; the steps come from
+    `dse.evaluate.steps`."""
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
-    goal = getattr(scenario, "goal", "throughput")
-    slo_tpot = getattr(scenario, "tpot_ms", None) or getattr(getattr(scenario, "slo", None), "tpot_ms", None)
-    slo_ttft = getattr(scenario, "ttft_ms", None) or getattr(getattr(scenario, "slo", None), "ttft_ms", None)
-    prompt, out_len = int(scenario.prompt_len), int(scenario.output_len)
-    act_bytes = builders.act_bytes(prec)
-    best_score = np.full(n, -np.inf)
-    m = {k: np.zeros(n) for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user",
-                                  "energy_j_per_unit", "chips_used", "tp", "pp", "dp", "ep", "batch")}
-    bound = np.full(n, "", dtype=object)
-    reason = np.full(n, "", dtype=object)
-    feasible = np.zeros(n, bool)
-    reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
-    cap_chips = np.zeros(n, int)
-    slo_gap = np.full(n, np.inf)
-    slo_info = np.zeros((n, 5))
-    cap_info = np.zeros((n, 5))
-    max_tp = int(min(chips_avail.max(), max(TP_CHOICES)))
-    tps = [force_tp] if force_tp else _pow2_upto(max_tp, TP_CHOICES)
-    # expert parallelism for MoE models: experts spread over ep chips, attention data parallel over them
-    eps = [1] + [e for e in (2, 4, 8, 16, 32, 64) if e <= getattr(shape, "experts", 1)]
-    groups = [(tp, ep) for tp in tps for ep in eps if tp * ep <= max(int(chips_avail.max()), 1)]
-    for tp, ep in groups:
-        if not builders.tp_ok(shape, tp):
-            continue
-        grp = tp * ep
-        sel_tp = chips_avail >= grp
-        if not sel_tp.any():
-            continue
-        idx_tp = np.flatnonzero(sel_tp)
-        hw_tp = hw.take(idx_tp)
-        pre = builders.llm(shape, "prefill", 1, prompt, prompt, tp, prec, ep)
-        fixed, max_b = scenario_batch(scenario)
-        pre_cache = ComboCache(pre.ops, hw_tp, cal)
-        chunk_cache: dict = {}
-        hop_pre_all = collective_time("sendrecv", np.array([prompt * builders.hidden(shape) * act_bytes]),
-                                      np.array([2.0]), hw_tp, cal)[:, 0]
-        # TPOT and footprint never shrink as the micro-batch grows: a design with no plan that fits
-        # and meets the SLOs at micro-batch b is not tried at larger ones
-        alive = np.ones(len(idx_tp), bool)
-        for b in micro_batch_candidates(scenario):
+    sel = _LlmSelection(scenario, hw, chips_avail)
+    for ladder in llm_ladders(scenario, shape, np.unique(chips_avail), force_tp, force_pp):
+        group = _LlmGroup(scenario, shape, prec, hw, cal, chips_avail, ladder)
+        alive = np.ones(len(group.idx), bool)
+        for rung in ladder.rungs:
             if not alive.any():
                 break
-            still = np.zeros(len(idx_tp), bool)
-            dec = builders.llm(shape, "decode", b, 1, builders.mean_kv(prompt, out_len), tp, prec, ep)
-            # prefill of the batch's prompts runs in chunks of at most PREFILL_CHUNK_TOKENS tokens
-            pb = max(1, min(b, PREFILL_CHUNK_TOKENS // max(prompt, 1)))
-            if pb == 1 and pb not in chunk_cache:  # a one-prompt chunk is the TTFT step itself
-                chunk_cache[1] = (pre, pre_cache, hop_pre_all)
-            if pb not in chunk_cache:
-                chunk = builders.llm(shape, "prefill", pb, prompt, prompt, tp, prec, ep)
-                hop = collective_time("sendrecv", np.array([pb * prompt * builders.hidden(shape) * act_bytes]),
-                                      np.array([2.0]), hw_tp, cal)[:, 0]
-                chunk_cache[pb] = (chunk, ComboCache(chunk.ops, hw_tp, cal), hop)
-            chunk, chunk_times, hop_chunk_all = chunk_cache[pb]
-            chunks_per_microbatch = -(-b // pb)
-            act = max(dec.act_bytes_per_chip, pre.act_bytes_per_chip, chunk.act_bytes_per_chip)
-            # powers of two, plus "every chip in one pipeline" for each system size (e.g. 576 = 8 x 72)
-            whole = {int(c) // grp for c in np.unique(chips_avail[idx_tp])}
-            pps = [force_pp] if force_pp else sorted(
-                pp for pp in set(PP_CHOICES) | whole
-                if 1 <= pp <= max(1, int(chips_avail[idx_tp].max()) // grp) and pp <= dec.layers)
-            plans = []
-            for pp in pps:
-                # mb micro-batches of b sequences are in flight (mb <= pp; mb < pp leaves bubbles)
-                if fixed is not None:
-                    if fixed % b or fixed // b > pp:
-                        continue
-                    mb = fixed // b
-                else:
-                    mb = min(pp, max_b // b)
-                    if mb < 1:
-                        continue
-                total_b = b * mb
-                ok = (chips_avail[idx_tp] >= grp * pp) & alive
+            still = np.zeros(len(group.idx), bool)
+            steps = llm_steps(scenario, shape, prec, rung.tp, rung.ep, rung.micro_batch)
+            cands = []
+            for plan in rung.plans:
+                (w, kv), ok, fits, combo = group.capacity(steps, plan, alive)
                 if not ok.any():
                     continue
-                w = stage_weight_bytes(dec, pp)
-                kv = builders.kv_bytes(shape, total_b, prompt + out_len, tp, prec) * (-(-dec.layers // pp)) \
-                    / dec.layers / ep
-                sram, mem = hw_tp.sram_bytes, hw_tp.mem_bytes
-                wres, kres, fits, _ = residency(w, kv, act, sram, mem)
+                if rung.micro_batch == 1:  # capacity reason from the largest plan that still does not fit
+                    sel.note_capacity(group.idx[np.flatnonzero(ok & ~fits)], plan, w, kv)
                 cand = ok & fits
-                if b == 1:
-                    # capacity reason from the largest mapping that still does not fit
-                    j = np.flatnonzero(ok & ~fits)
-                    gi = idx_tp[j]
-                    keep = ~feasible[gi] & (reason_kind[gi] <= 1) & (cap_chips[gi] <= grp * pp)
-                    g = gi[keep]
-                    cap_info[g] = np.stack([np.full(len(g), w), np.full(len(g), kv), np.full(len(g), tp),
-                                            np.full(len(g), pp), np.full(len(g), ep)], axis=1)
-                    reason_kind[g] = 1
-                    cap_chips[g] = grp * pp
                 if cand.any():
-                    combo = wres.astype(int) + kres.astype(int)
-                    plans.append((pp, mb, total_b, combo, np.flatnonzero(cand)))
-            if not plans:
-                if fixed is None:  # a fixed batch keeps its footprint: only the best-batch search stops early
-                    alive &= still
-                continue
-            dec_cache = ComboCache(dec.ops, hw_tp, cal)
-            all_combo = np.zeros(len(idx_tp), int)
-            for c in (0, 1, 2):  # one vectorized call per residency over every pp's candidates
-                mask = np.zeros(len(idx_tp), bool)
-                for _, _, _, combo, cidx in plans:
-                    mask[cidx[combo[cidx] == c]] = True
-                all_combo[:] = c
-                dec_cache.prefetch(all_combo, mask)
-                pre_cache.prefetch(all_combo, mask)
-                chunk_times.prefetch(all_combo, mask)
-            hop_dec_all = collective_time("sendrecv", np.array([b * builders.hidden(shape) * act_bytes]),
-                                          np.array([2.0]), hw_tp, cal)[:, 0]
-            static_all = hw_tp.static_w if hw_tp.static_w is not None else np.zeros(len(idx_tp))
-            for pp, mb, total_b, combo, cidx in plans:
-                d = dec_cache.get(combo, cidx)
-                p = pre_cache.get(combo, cidx)
-                tpot = d.time_s + (pp - 1) * hop_dec_all[cidx]
-                ttft = p.time_s + (pp - 1) * hop_pre_all[cidx]
-                dp = chips_avail[idx_tp][cidx] // (grp * pp)
-                # the batch's prefill chunks flow through the pp stages back to back
-                n_chunks = mb * chunks_per_microbatch
-                ch = chunk_times.get(combo, cidx)
-                prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk_all[cidx])
-                replica = total_b * out_len / (prefill_time + out_len * tpot)
-                thr = dp * replica
-                e_tok = grp * (mb * d.energy_j + pp * static_all[cidx] * tpot) / total_b
-                slo_ok = np.ones(len(cidx), bool)
-                if slo_tpot:
-                    slo_ok &= tpot * 1e3 <= slo_tpot
-                if slo_ttft:
-                    slo_ok &= ttft * 1e3 <= slo_ttft
-                gi = idx_tp[cidx]
-                miss = ~slo_ok & ~feasible[gi]
-                if miss.any():
-                    # remember the closest miss; the reason string is written once at the end
-                    gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0,
-                                     ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
-                    closer = miss & (gap < slo_gap[gi])
-                    g = gi[closer]
-                    slo_gap[g] = gap[closer]
-                    slo_info[g] = np.stack([tpot[closer], ttft[closer], np.full(closer.sum(), tp),
-                                            np.full(closer.sum(), pp), np.full(closer.sum(), total_b)], axis=1)
-                    reason_kind[g] = 2
-                score = thr if goal == "throughput" else -tpot + 1e-12 * thr
-                still[cidx[slo_ok]] = True
-                better = slo_ok & (score > best_score[gi])
-                g = gi[better]
-                best_score[g] = score[better]
-                feasible[g] = True
-                m["ttft_ms"][g] = ttft[better] * 1e3
-                m["tpot_ms"][g] = tpot[better] * 1e3
-                m["tokens_per_s"][g] = thr[better]
-                m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
-                m["energy_j_per_unit"][g] = e_tok[better]
-                m["chips_used"][g] = dp[better] * grp * pp
-                m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = tp, pp, dp[better], total_b
-                m["ep"][g] = ep
-                bound[g] = np.where(combo[cidx][better] >= 1, "sram-resident", "weights-streamed")
-            if fixed is None:  # a fixed batch keeps its footprint: only the best-batch search can stop early
+                    cands.append((plan, combo, np.flatnonzero(cand)))
+            for ev in group.evaluate_rung(rung, steps, cands) if cands else []:
+                still[ev.cidx[ev.slo_ok]] = True
+                sel.offer(group.idx[ev.cidx], ev)
+            if ladder.prune:
                 alive &= still
-    reason[feasible] = ""
-    for g in np.flatnonzero(~feasible & (reason_kind == 1)):
-        w, kv, tp_, pp_, ep_ = cap_info[g]
-        mem = hw.mem_bytes[g]
-        where, cap = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[g])
-        reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} {_fmt_gb(cap)} "
-                     f"(tp={int(tp_)}, pp={int(pp_)}{f', ep={int(ep_)}' if ep_ > 1 else ''} on "
-                     f"{int(tp_ * pp_ * ep_)} of {int(chips_avail[g])} chips)")
-    for g in np.flatnonzero(~feasible & (reason_kind == 2)):
-        t_pot, t_tft, tp_, pp_, b_ = slo_info[g]
-        reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
-                     f"TTFT {t_tft * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
-                     f"at best (tp={int(tp_)}, pp={int(pp_)}, batch {int(b_)})")
-    reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
-    for k in m:
-        m[k][~feasible] = 0.0
-    m["throughput"] = m["tokens_per_s"].copy()
-    m["images_per_s"] = np.zeros(n)
-    m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
-    m["latency_ms"][~feasible] = 0.0
-    m["weights"] = bound
-    return MappingResult(feasible, reason, m)
+    return sel.result()
 
 
-def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> MappingResult:
+def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders) -> MappingResult:
     """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch."""
     n = hw.n
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
-    slo = getattr(scenario, "latency_ms", None) or getattr(getattr(scenario, "slo", None), "latency_ms", None)
+    slo = _slo(scenario, "latency_ms")
     goal = getattr(scenario, "goal", "throughput")
     best = np.full(n, -np.inf)
     feasible = np.zeros(n, bool)
     reason = np.full(n, "", dtype=object)
     m = {k: np.zeros(n) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used", "batch")}
+    plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
     weights = np.full(n, "", dtype=object)
     # latency and footprint never shrink with batch: a design that misses the SLO or capacity at
     # batch b is not tried at larger batches
     alive = np.ones(n, bool)
-    for b in batch_candidates(scenario):
-        step = builders.cnn(shape, b, prec)
-        w, act = step.weight_bytes_per_chip, step.act_bytes_per_chip
-        wres, _, fits, resident = residency(w, 0.0, act, hw.sram_bytes, hw.mem_bytes)
+    for plan in cnn_plans(scenario):
+        b = plan.batch
+        step = Builders.cnn(shape, b, prec)
+        w, kv, act = cnn_footprint(step)
+        wres, kres, resident = timed_residency("cnn", w, kv, act, hw)
+        fits = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)[2]
         for j in np.flatnonzero(alive & ~fits & ~feasible & (reason == "")):
             reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
         alive &= fits
@@ -419,8 +447,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
             break
         idx = np.flatnonzero(alive)
         hw_c = hw.take(idx)
-        kres = np.ones(len(idx), bool)
-        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres, resident[idx])
+        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres[idx], resident[idx])
         lat = r.time_s
         thr = chips_avail[idx] * b / lat
         static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(idx))
@@ -441,10 +468,14 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
         m["energy_j_per_unit"][g] = e_img[better]
         m["chips_used"][g] = chips_avail[idx][better]
         m["batch"][g] = b
+        for f in _PLAN_FIELDS:
+            plans[f][g] = getattr(plan, f) if f != "dp" else chips_avail[idx][better]
         weights[g] = np.where(wres[idx][better], "sram-resident", "weights-streamed")
     reason[~feasible & (reason == "")] = "no feasible batch"
     for k in m:
         m[k][~feasible] = 0.0
+    for f in _PLAN_FIELDS:
+        plans[f][~feasible] = 0
     m["throughput"] = m["images_per_s"].copy()
     for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user"):
         m[k] = np.zeros(n)
@@ -452,14 +483,14 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders) -> Ma
     m["dp"] = m["chips_used"].copy()
     m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
-    return MappingResult(feasible, reason, m)
+    return MappingResult(feasible, reason, m, plans)
 
 
 def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,
                       force_pp: int | None = None) -> MappingResult:
-    """Best mapping of one scenario on every design of `hw` (optionally with tp / pp forced)."""
+    """Best plan of one scenario on every design of `hw` (optionally with tp / pp forced)."""
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
     if scenario.kind == "cnn":
-        return map_cnn(scenario, shape, prec, hw, cal, Builders)
-    return map_llm(scenario, shape, prec, hw, cal, Builders, force_tp=force_tp, force_pp=force_pp)
+        return map_cnn(scenario, shape, prec, hw, cal)
+    return map_llm(scenario, shape, prec, hw, cal, force_tp=force_tp, force_pp=force_pp)

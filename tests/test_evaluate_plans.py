@@ -1,0 +1,95 @@
+"""Plans: enumeration, the chosen plan of the mapping, and the breakdown showing exactly that plan."""
+
+import numpy as np
+import pytest
+
+from dse.catalog import load_catalog_design
+from dse.evaluate import evaluate_scenario, operator_breakdown
+from dse.evaluate.plans import Plan, cnn_plans, llm_ladders, micro_batch_candidates
+from dse.model.arrays import DesignArrays
+from dse.model.calibration import load_calibration
+from dse.model.perf import HwView, collective_time
+from dse.model.technology import default_technology
+from dse.workloads.scenarios import adhoc_scenario, load_scenario
+from dse.workloads.shapes import load_model_shape
+
+TECH = default_technology()
+CAL = load_calibration("tuned")
+
+
+def _hw(design) -> HwView:
+    return HwView.from_arrays(DesignArrays.from_designs([design], TECH))
+
+
+def test_plan_fields():
+    p = Plan(tp=2, pp=4, ep=2, micro_batch=8, micro_batches=3, dp=5)
+    assert p.batch == 24 and p.replica_chips == 16
+    assert p.label() == "tp2 pp4 ep2 dp5 batch 24"
+    assert Plan().label() == "tp1 pp1 dp0 batch 1"
+
+
+def test_fixed_batch_plans_all_serve_that_batch():
+    sc = adhoc_scenario(model="Llama-3-8B", batch=12, prompt_len=512, output_len=128)
+    shape = load_model_shape("Llama-3-8B")
+    ladders = llm_ladders(sc, shape, np.array([8, 64]))
+    plans = [p for lad in ladders for r in lad.rungs for p in r.plans]
+    assert plans and all(p.batch == 12 and p.micro_batches <= p.pp for p in plans)
+    assert not any(lad.prune for lad in ladders)  # a fixed batch keeps its footprint: no pruning
+    assert micro_batch_candidates(sc) == [1, 2, 4, 12]  # divisors among powers of two, plus the batch
+
+
+def test_batch_range_plans_respect_max_and_layers():
+    sc = load_scenario("datacenter_llm")
+    shape = load_model_shape(sc.model)
+    ladders = llm_ladders(sc, shape, np.array([576]))
+    plans = [p for lad in ladders for r in lad.rungs for p in r.plans]
+    top = sc.batch.max
+    assert all(1 <= p.micro_batches <= p.pp and p.batch <= top for p in plans)
+    assert all(p.pp <= shape.layers and p.tp <= shape.heads and p.replica_chips <= 576 for p in plans)
+    # "every chip in one pipeline": 576 chips at tp 8 give pp 72 when the model has that many layers
+    if shape.layers >= 72:
+        assert any(p.tp == 8 and p.pp == 72 for p in plans)
+    for lad in ladders:  # rungs grow the micro-batch; every plan of a rung shares its tables
+        bs = [r.micro_batch for r in lad.rungs]
+        assert bs == sorted(bs)
+        assert all(p.micro_batch == r.micro_batch and p.tp == lad.tp for r in lad.rungs for p in r.plans)
+    assert llm_ladders(sc, shape, np.array([576]), force_tp=4, force_pp=2)[0].rungs[0].plans[0].pp == 2
+
+
+def test_cnn_plans_by_growing_batch():
+    sc = adhoc_scenario(model="ResNet-50", batch=16)
+    assert [p.batch for p in cnn_plans(sc)] == [16]
+
+
+def test_chosen_plan_matches_the_metrics():
+    designs = [load_catalog_design(n) for n in ("H100-SXM", "Groq-LPU", "TPU-v5e")]
+    hw = HwView.from_arrays(DesignArrays.from_designs(designs, TECH))
+    for name in ("datacenter_llm", "local_llm", "vision_cnn"):
+        res = evaluate_scenario(load_scenario(name), hw, CAL)
+        for i in range(len(designs)):
+            p = res.plan(i)
+            if p is None:
+                assert not res.feasible[i]
+                continue
+            for k in ("tp", "pp", "dp", "ep", "batch"):
+                assert getattr(p, k) == res.metrics[k][i], (name, k)
+            assert res.metrics["chips_used"][i] == p.dp * p.replica_chips
+
+
+def test_breakdown_decode_step_is_the_scored_plans_micro_batch():
+    # Groq-LPU serving Llama-3-8B at a fixed batch of 6: the mapping runs 3 micro-batches of 2 over
+    # 4 pipeline stages; the old breakdown re-derived the micro-batch as batch // pp = 1
+    groq = load_catalog_design("Groq-LPU")
+    sc = adhoc_scenario(model="Llama-3-8B", batch=6, prompt_len=512, output_len=128)
+    hw = _hw(groq)
+    res = evaluate_scenario(sc, hw, CAL)
+    plan = res.plan(0)
+    assert plan is not None and plan.micro_batch != max(plan.batch // plan.pp, 1)
+    info = operator_breakdown(groq, sc, phase="decode")
+    assert (info["micro_batch"], info["batch"], info["pp"]) == (plan.micro_batch, 6, plan.pp)
+    # TPOT = the decode step at the micro-batch + (pp - 1) stage hops of its activations
+    shape = load_model_shape("Llama-3-8B")
+    hop = collective_time("sendrecv", np.array([plan.micro_batch * shape.hidden * 2.0]), np.array([2.0]),
+                          hw, CAL)[0, 0]
+    decode_ms = res.metrics["tpot_ms"][0] - (plan.pp - 1) * hop * 1e3
+    assert info["phase_time_ms"]["decode"] == pytest.approx(decode_ms, rel=1e-9)
