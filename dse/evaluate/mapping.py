@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import Ladder, Plan, Rung, cnn_plans, llm_ladders
 from dse.evaluate.steps import Builders, LlmSteps, cnn_footprint, llm_footprint, llm_steps
 from dse.model.calibration import Calibration
@@ -279,14 +280,17 @@ class _LlmGroup:
         return LlmPlanEval(plan, cidx, combo, tpot, ttft, prefill_time, dp, thr, e_tok, slo_ok)
 
 
+def _numeric_metrics(n: int) -> dict[str, np.ndarray]:
+    """A zero column per numeric per-scenario metric of the registry: what a mapping fills."""
+    return {k: np.zeros(n) for k, metric in SCENARIO.items() if metric.numeric}
+
+
 def _slo(scenario, name: str):
     return getattr(scenario, name, None) or getattr(getattr(scenario, "slo", None), name, None)
 
 
 # ---- selection: the best plan per design by the scenario's goal, and why a design has none ---------
 
-_LLM_METRICS = ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user", "energy_j_per_unit",
-                "chips_used", "tp", "pp", "dp", "ep", "batch")
 _PLAN_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
 
 
@@ -299,7 +303,7 @@ class _LlmSelection:
         self.goal = getattr(scenario, "goal", "throughput")
         self.slo_tpot, self.slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
         self.best_score = np.full(n, -np.inf)
-        self.m = {k: np.zeros(n) for k in _LLM_METRICS}
+        self.m = _numeric_metrics(n)
         self.plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
         self.bound = np.full(n, "", dtype=object)
         self.feasible = np.zeros(n, bool)
@@ -376,7 +380,6 @@ class _LlmSelection:
             self.plans[f][~feasible] = 0
         out_len = int(self.scenario.output_len)
         m["throughput"] = m["tokens_per_s"].copy()
-        m["images_per_s"] = np.zeros(n)
         m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
         m["latency_ms"][~feasible] = 0.0
         m["weights"] = self.bound
@@ -428,7 +431,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     best = np.full(n, -np.inf)
     feasible = np.zeros(n, bool)
     reason = np.full(n, "", dtype=object)
-    m = {k: np.zeros(n) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used", "batch")}
+    m = _numeric_metrics(n)
     plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
     weights = np.full(n, "", dtype=object)
     # latency and footprint never shrink with batch: a design that misses the SLO or capacity at
@@ -477,8 +480,6 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     for f in _PLAN_FIELDS:
         plans[f][~feasible] = 0
     m["throughput"] = m["images_per_s"].copy()
-    for k in ("ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user"):
-        m[k] = np.zeros(n)
     m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
     m["dp"] = m["chips_used"].copy()
     m["ep"] = np.where(feasible, 1.0, 0.0)
