@@ -82,3 +82,12 @@ def test_reference_design_uses_the_callers_technology():
     arr = DesignArrays.from_designs([load_catalog_design("H100-SXM")], slow)
     assert evaluate(arr, mix, slow)["mix.throughput"][0] == pytest.approx(1.0)
     assert evaluate(arr, mix, slow, reference=base)["mix.throughput"][0] < 0.9
+
+
+def test_prefill_share_at_batch_one_is_ttft_over_latency():
+    # one request, one stage: the replica prefills one prompt (TTFT) then decodes out_len tokens
+    cols = evaluate(DesignArrays.from_designs([load_catalog_design("H100-SXM")], TECH), "local", TECH)
+    assert cols["local_llm.batch"][0] == 1 and cols["local_llm.pp"][0] == 1
+    share = cols["local_llm.prefill_share"][0]
+    assert share == pytest.approx(cols["local_llm.ttft_ms"][0] / cols["local_llm.latency_ms"][0], rel=1e-9)
+    assert 0 < share < 1

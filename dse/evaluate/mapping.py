@@ -349,6 +349,8 @@ class _LlmSelection:
         m["tokens_per_s"][g] = thr[better]
         m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
         m["energy_j_per_unit"][g] = ev.energy[better]
+        busy = ev.prefill_s[better] + int(self.scenario.output_len) * tpot[better]
+        m["prefill_share"][g] = ev.prefill_s[better] / busy
         m["chips_used"][g] = ev.dp[better] * plan.replica_chips
         m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = plan.tp, plan.pp, ev.dp[better], plan.batch
         m["ep"][g] = plan.ep

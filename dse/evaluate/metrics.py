@@ -117,6 +117,9 @@ METRICS: tuple[Metric, ...] = (
            table_row=True, label="energy per unit", description="Dynamic plus static energy per token or image."),
     Metric(name="usd_per_mtok", unit="US$ per 10⁶ tokens", better="min", scope=_S, kinds=_LLM, table_row=True,
            label="cost per 10⁶ tokens", description="Hourly TCO of the system over its tokens per hour."),
+    Metric(name="prefill_share", unit="fraction", better="none", scope=_S, kinds=_LLM, table_row=True,
+           label="prefill share", description="Fraction of a replica's time spent prefilling its batch's "
+                                               "prompts (the rest decodes): near 1 means prompt-bound."),
     Metric(name="chips_used", dtype="int", scope=_S, table_row=True, label="chips used",
            description="Chips the plan occupies: dp replicas x tp x pp x ep."),
     Metric(name="tp", dtype="int", scope=_S, label="tensor parallelism",
