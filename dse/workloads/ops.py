@@ -8,7 +8,9 @@ Conventions (read by dse.model.perf):
   (NVIDIA's "2× sparse TFLOPS" is exactly that), a chip without must run the dense 2× the listed FLOPs.
 - `m, k, n` are the shape of one GEMM instance (for array padding); batched GEMMs such as attention
   list the per-(batch, kv-head) instance and the FLOPs of all instances. 0 for non-GEMMs.
-- `layer` marks operators repeated once per transformer layer (pipeline stages scale their count).
+- `layer` marks operators repeated once per transformer layer (pipeline stages scale their count);
+  `layer_share` is the fraction of layers a layer row applies to (1 for most; DeepSeek's dense first
+  layers vs its MoE layers, gpt-oss's sliding vs full attention layers): count = layers · share.
 - Collectives carry `comm_bytes` = message size per chip and `group` = chips in the collective.
 """
 
@@ -57,6 +59,11 @@ class OpTable:
     group: np.ndarray
     sparse: np.ndarray
     layer: np.ndarray
+    layer_share: np.ndarray | None = None  # added column: None = 1.0 on every row
+
+    def __post_init__(self):
+        if self.layer_share is None:
+            self.layer_share = np.ones(len(self.name), dtype=np.float64)
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -126,10 +133,22 @@ _DTYPES = {"name": object, "kind": object, "compute_precision": object, "count":
            "flops": np.float64, "weight_bytes": np.float64, "act_in_bytes": np.float64,
            "act_out_bytes": np.float64, "kv_read_bytes": np.float64, "kv_write_bytes": np.float64,
            "m": np.int64, "k": np.int64, "n": np.int64, "comm_bytes": np.float64, "group": np.int64,
-           "sparse": bool, "layer": bool}
+           "sparse": bool, "layer": bool, "layer_share": np.float64}
 _DEFAULTS = {key: ("" if dt is object else (False if dt is bool else 0)) for key, dt in _DTYPES.items()}
 _DEFAULTS["count"] = 1
 _DEFAULTS["group"] = 1
+_DEFAULTS["layer_share"] = 1.0
+
+
+def mean_window_attended(past: float, q_len: int, window: int) -> float:
+    """Mean positions a causal query attends under a sliding window: query j (0-based) of the q_len new
+    tokens sees min(past + j + 1, window) positions."""
+    if past + q_len <= window:
+        return past + (q_len + 1) / 2.0
+    if past + 1 >= window:
+        return float(window)
+    t = window - past - 1  # queries still inside the growing part
+    return (t * past + t * (t + 1) / 2.0 + (q_len - t) * window) / q_len
 
 
 def total_flops(t: OpTable) -> float:
@@ -160,6 +179,7 @@ class OpBuilder:
         self._rows: list[dict] = []
         self._count = 1.0
         self._layer = False
+        self._share = 1.0
 
     @contextmanager
     def layers(self, n: float):
@@ -170,10 +190,22 @@ class OpBuilder:
         finally:
             self._count, self._layer = old
 
+    @contextmanager
+    def share(self, fraction: float):
+        """Inside `layers(n)`: operators that run in only `fraction` of the layers (count n · fraction)."""
+        old = (self._count, self._share)
+        self._count, self._share = self._count * fraction, fraction
+        try:
+            yield self
+        finally:
+            self._count, self._share = old
+
     def _add(self, name: str, kind: str, **vals) -> None:
         assert kind in KINDS, kind
         row = {"name": name, "kind": kind, "count": self._count, "layer": self._layer,
                "compute_precision": self.prec.compute_precision}
+        if self._share != 1.0:
+            row["layer_share"] = self._share
         row.update(vals)
         self._rows.append(row)
 
@@ -182,19 +214,23 @@ class OpBuilder:
 
     # --- matrix operators --------------------------------------------------------------------
     def gemm(self, name: str, m: float, k: float, n: float, *, groups: float = 1.0,
-             weights: bool = True, bias: bool = False, act_in_bytes: float | None = None) -> None:
+             weights: bool = True, bias: bool = False, act_in_bytes: float | None = None,
+             tensor: str | None = None) -> None:
         """`groups` independent (m×k)·(k×n) GEMMs; with `weights` the k×n operand is a weight read
-        from memory (2:4 sparsity applies), otherwise both operands are activations."""
+        from memory (2:4 sparsity applies), otherwise both operands are activations. `tensor` names
+        the weight's class (attn, mlp, experts, shared_experts, embed) for per-tensor precision."""
         p = self.prec
         sparse = weights and p.sparse
         flops = 2.0 * groups * m * k * n * (p.flop_scale if sparse else 1.0)
-        w = groups * k * n * p.weight_bytes if weights else 0.0
+        wb = p.class_weight_bytes(tensor) if tensor else p.weight_bytes
+        w = groups * k * n * wb if weights else 0.0
         if weights and bias:
             w += groups * n * 2.0  # biases kept at 16 bits
         a_in = groups * m * k * p.act_bytes if act_in_bytes is None else act_in_bytes
+        extra = {"compute_precision": p.class_compute_precision(tensor)} if tensor and weights else {}
         self._add(name, "gemm", flops=flops, weight_bytes=w, act_in_bytes=a_in,
                   act_out_bytes=groups * m * n * p.act_bytes, m=math.ceil(m), k=math.ceil(k),
-                  n=math.ceil(n), sparse=sparse)
+                  n=math.ceil(n), sparse=sparse, **extra)
 
     def conv(self, name: str, batch: int, cin: int, cout: int, kernel: int, stride: int,
              out_hw: int, in_hw: int | None = None) -> None:
@@ -207,14 +243,27 @@ class OpBuilder:
 
     # --- attention ---------------------------------------------------------------------------
     def attention(self, name: str, *, batch: float, heads: int, kv_heads: int, head_dim: int,
-                  q_len: int, past_len: float, causal: bool, flash: bool, cache: bool = True) -> None:
+                  q_len: int, past_len: float, causal: bool, flash: bool, cache: bool = True,
+                  window: int = 0, v_dim: int | None = None, latent: bool = False,
+                  cache_read: bool = True) -> None:
         """Attention of `q_len` new tokens over `past_len` cached + the new tokens, per chip.
 
         K/V of the past come from the KV cache (kv_read, counted once per kv head: GQA groups share
         them); K/V of the new tokens are written to the cache (kv_write) unless `cache` is False
         (encoders). Causal + flash skips the masked half (mean attended length past + (q+1)/2); an
         unfused kernel computes and materializes the full rectangle of scores.
-        Flash-tile re-reads of K/V in long prefills are not counted."""
+        Flash-tile re-reads of K/V in long prefills are not counted.
+
+        `window` > 0: sliding-window attention (each query sees at most `window` positions; the cache
+        keeps and reads at most `window`). `v_dim`: value width when it differs from the q·k width
+        `head_dim` (MLA). `latent`: MLA's absorbed decode — one shared latent of `head_dim` values per
+        token (`kv_heads` = 1) serves as both K and V (`v_dim` = kv_lora_rank of it)."""
+        if window or v_dim is not None or latent or not cache_read:
+            self._attention_general(name, batch=batch, heads=heads, kv_heads=kv_heads, qk_dim=head_dim,
+                                    v_dim=head_dim if v_dim is None else v_dim, q_len=q_len, past_len=past_len,
+                                    causal=causal, flash=flash, cache=cache, window=window, latent=latent,
+                                    cache_read=cache_read)
+            return
         p = self.prec
         total_kv = past_len + q_len
         attended = past_len + (q_len + 1) / 2.0 if (causal and flash) else total_kv
@@ -240,6 +289,56 @@ class OpBuilder:
         self._add(f"{name}.context", "attn_context", flops=qk_flops, act_in_bytes=scores + new_kv_act,
                   act_out_bytes=q_bytes, kv_read_bytes=kv_read, m=math.ceil(mm), k=math.ceil(attended),
                   n=head_dim)
+
+    def _attention_general(self, name: str, *, batch: float, heads: int, kv_heads: int, qk_dim: int,
+                           v_dim: int, q_len: int, past_len: float, causal: bool, flash: bool, cache: bool,
+                           window: int, latent: bool, cache_read: bool = True) -> None:
+        """`attention` with a sliding window, unequal q·k / v widths, or an MLA latent cache
+        (`cache_read` False: past K/V arrive as activations, e.g. MLA prefill expands them)."""
+        p = self.prec
+        total_kv = past_len + q_len
+        if window:
+            past = min(past_len, float(window))  # cached positions any query of this step can still see
+            attended = mean_window_attended(past_len, q_len, window) if causal else min(total_kv, window)
+            if not flash:
+                attended = min(total_kv, float(window) + q_len - 1)
+        else:
+            past = past_len
+            attended = past_len + (q_len + 1) / 2.0 if (causal and flash) else total_kv
+        group = max(1, heads // max(1, kv_heads))
+        mm = q_len * group
+        qk_flops = 2.0 * batch * heads * q_len * attended * qk_dim
+        pv_flops = 2.0 * batch * heads * q_len * attended * v_dim
+        # values per cached token per kv head: K (qk_dim) and V (v_dim), or one shared latent (qk_dim)
+        per_token = qk_dim if latent else qk_dim + v_dim
+        kv_read = batch * past * kv_heads * per_token * p.kv_bytes if cache_read else 0.0
+        if not cache_read:  # the past K/V are inputs of this operator instead
+            per_token_act = batch * past * kv_heads * per_token * p.act_bytes
+        else:
+            per_token_act = 0.0
+        kv_write = batch * q_len * kv_heads * per_token * p.kv_bytes if cache else 0.0
+        new_kv_act = batch * q_len * kv_heads * per_token * p.act_bytes + per_token_act
+        q_bytes = batch * q_len * heads * qk_dim * p.act_bytes
+        out_bytes = batch * q_len * heads * v_dim * p.act_bytes
+        if flash:
+            self._add(f"{name}.flash", "attn_fused", flops=qk_flops + pv_flops, act_in_bytes=q_bytes + new_kv_act,
+                      act_out_bytes=out_bytes, kv_read_bytes=kv_read, kv_write_bytes=kv_write,
+                      m=math.ceil(mm), k=qk_dim, n=math.ceil(attended))
+            return
+        scores = batch * heads * q_len * attended * p.act_bytes
+        self._add(f"{name}.score", "attn_score", flops=qk_flops, act_in_bytes=q_bytes + new_kv_act / 2,
+                  act_out_bytes=scores, kv_read_bytes=kv_read / 2, kv_write_bytes=kv_write,
+                  m=math.ceil(mm), k=qk_dim, n=math.ceil(attended))
+        self.softmax(f"{name}.softmax", batch * heads * q_len, attended)
+        self._add(f"{name}.context", "attn_context", flops=pv_flops, act_in_bytes=scores + new_kv_act / 2,
+                  act_out_bytes=out_bytes, kv_read_bytes=kv_read / 2, m=math.ceil(mm), k=math.ceil(attended),
+                  n=v_dim)
+
+    def kv_cache(self, name: str, *, read_bytes: float, write_bytes: float) -> None:
+        """KV-cache traffic of an operator that is not an attention kernel (MLA prefill reads the
+        cached latents that kv_b_proj expands and writes the new ones)."""
+        self._add(name, "elementwise", kv_read_bytes=read_bytes, kv_write_bytes=write_bytes,
+                  act_in_bytes=0.0, act_out_bytes=0.0)
 
     # --- vector operators --------------------------------------------------------------------
     def softmax(self, name: str, rows: float, cols: float) -> None:
@@ -269,9 +368,10 @@ class OpBuilder:
         """Any vector-unit operator with explicit FLOPs and bytes (pooling, fused epilogues)."""
         self._add(name, kind, flops=flops, act_in_bytes=act_in_bytes, act_out_bytes=act_out_bytes)
 
-    def embed(self, name: str, tokens: float, hidden: int, split: int = 1) -> None:
+    def embed(self, name: str, tokens: float, hidden: int, split: int = 1, tensor: str | None = None) -> None:
         """Embedding lookup: reads one row per token (of this chip's vocab shard)."""
-        self._add(name, "embed", weight_bytes=tokens * hidden * self.prec.dense_weight_bytes / split,
+        wb = self.prec.class_weight_bytes(tensor, sparse_ok=False) if tensor else self.prec.dense_weight_bytes
+        self._add(name, "embed", weight_bytes=tokens * hidden * wb / split,
                   act_out_bytes=tokens * hidden * self.prec.act_bytes)
 
     # --- collectives -------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class Step:
             if i == pp - 1:
                 keep |= idx > last
             ops = self.ops.select(keep)
-            ops = ops.replace(count=np.where(ops.layer, n, ops.count))
+            ops = ops.replace(count=np.where(ops.layer, n * ops.layer_share, ops.count))
             if i < pp - 1:
                 b = OpBuilder(self.prec)
                 b.sendrecv("pipeline.send", self.boundary_bytes)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from dse.errors import DseUserError
 from dse.workloads.ops import GELU_FLOPS, RELU_FLOPS, ROPE_FLOPS, SILU_FLOPS, OpBuilder
 from dse.workloads.precision import Precision, parse_precision
@@ -28,10 +30,32 @@ def mean_decode_kv_len(prompt: int, output: int) -> float:
     return prompt + (output + 1) / 2.0
 
 
-def expected_experts_touched(experts: int, active: int, tokens: float) -> float:
-    """Expected distinct experts hit when `tokens` tokens each pick `active` of `experts` (uniform
-    routing): E·(1 − (1 − k/E)^tokens). At batch 1 that is k; at large batch all E."""
-    return experts * (1.0 - (1.0 - active / experts) ** tokens)
+def expected_experts_touched(experts: int, active: int, tokens: float, skew: float = 0.0) -> float:
+    """Expected distinct experts hit when `tokens` tokens each pick `active` of `experts`: uniform
+    routing gives E·(1 − (1 − k/E)^tokens) (k at batch 1, all E at large batch); with `skew` > 0
+    expert i is picked with probability min(1, k·p_i), p_i ∝ (i+1)^−skew (Zipf), so fewer distinct
+    experts are read."""
+    if skew <= 0:
+        return experts * (1.0 - (1.0 - active / experts) ** tokens)
+    q = _pick_probabilities(experts, active, skew)
+    return float(np.sum(1.0 - (1.0 - q) ** tokens))
+
+
+def _pick_probabilities(experts: int, active: int, skew: float) -> np.ndarray:
+    """Per-token probability that each expert is among the `active` picked, Zipf(skew) popularity."""
+    p = (np.arange(experts) + 1.0) ** -skew
+    return np.minimum(1.0, active * p / p.sum())
+
+
+def busiest_expert_chip(experts: int, active: int, tokens: float, ep: int, skew: float) -> tuple[float, float]:
+    """(token-expert pairs per token of the replica, distinct experts touched) on the busiest of `ep`
+    chips, experts placed round-robin (expert i on chip i mod ep). Uniform routing: k/ep and
+    E/ep·(1 − (1 − k/E)^tokens); skewed routing loads the chip holding the hottest experts more."""
+    q = _pick_probabilities(experts, active, skew)
+    chip = np.arange(experts) % ep
+    load = np.bincount(chip, weights=q, minlength=ep)
+    c = int(np.argmax(load))
+    return float(load[c]), float(np.sum(1.0 - (1.0 - q[chip == c]) ** tokens))
 
 
 class _Dims:
@@ -41,39 +65,117 @@ class _Dims:
         self.hq = math.ceil(s.heads / tp)
         self.hk = math.ceil(s.kv_heads / tp)  # ≥ 1: KV heads replicate when tp > kv_heads
         self.d = s.head_dim
-        self.ffn = math.ceil((s.expert_ffn if s.is_moe else s.ffn) / tp)
+        self.ffn = math.ceil((s.expert_ffn if s.is_moe else s.ffn) / tp)  # per expert for MoE
+        self.dense_ffn = math.ceil(s.ffn / tp)                            # DeepSeek's dense first layers
+        self.shared_ffn = math.ceil(s.shared_experts * s.expert_ffn / tp)
         self.vocab = math.ceil(s.vocab / tp) if s.vocab else 0
         self.experts = math.ceil(s.experts / ep)
         self.mats = 3 if s.gated_mlp else 2
 
 
+def _mla_attn_weights(s: ModelShape, dm: _Dims) -> float:
+    """Weights of one MLA layer's attention on one chip (q_a / kv_a projections replicated over tp)."""
+    qd = s.qk_nope_head_dim + s.qk_rope_head_dim
+    q = (s.hidden * s.q_lora_rank + s.q_lora_rank * dm.hq * qd) if s.q_lora_rank else s.hidden * dm.hq * qd
+    kv = s.hidden * (s.kv_lora_rank + s.qk_rope_head_dim) + s.kv_lora_rank * dm.hq * (s.qk_nope_head_dim + s.v_head_dim)
+    return q + kv + dm.hq * s.v_head_dim * s.hidden
+
+
 def _layer_weight_bytes(s: ModelShape, dm: _Dims, p: Precision) -> float:
-    """This chip's weights of one layer (all local experts for MoE)."""
-    qkv_n = (dm.hq + 2 * dm.hk) * dm.d
-    attn = (s.hidden * qkv_n + dm.hq * dm.d * s.hidden) * p.weight_bytes
-    attn += (qkv_n + s.hidden) * NORM_PARAM_BYTES if s.attn_bias else 0.0
-    mlp = dm.mats * s.hidden * dm.ffn * p.weight_bytes
+    """This chip's weights of one layer (all local experts for MoE; the mean over dense and MoE
+    layers when the first layers are dense)."""
+    wa = p.class_weight_bytes("attn")
+    if s.is_mla:
+        attn = _mla_attn_weights(s, dm) * wa + (s.q_lora_rank + s.kv_lora_rank) * NORM_PARAM_BYTES
+    else:
+        qkv_n = (dm.hq + 2 * dm.hk) * dm.d
+        attn = (s.hidden * qkv_n + dm.hq * dm.d * s.hidden) * wa
+        attn += (qkv_n + s.hidden) * NORM_PARAM_BYTES if s.attn_bias else 0.0
+        attn += ((2 * dm.d if s.qk_norm else 0) + (dm.hq if s.sinks else 0)) * NORM_PARAM_BYTES
+    mlp = dm.mats * s.hidden * dm.ffn * p.class_weight_bytes("experts" if s.is_moe else "mlp")
     mlp += ((dm.mats - 1) * dm.ffn + s.hidden) * NORM_PARAM_BYTES if s.mlp_bias else 0.0
     if s.is_moe:
         mlp = dm.experts * mlp + s.hidden * s.experts * p.weight_bytes  # + router (replicated)
+        mlp += s.experts * NORM_PARAM_BYTES if s.router_bias else 0.0
+        mlp += dm.mats * s.hidden * dm.shared_ffn * p.class_weight_bytes("shared_experts")
+        if s.dense_layers:
+            dense = dm.mats * s.hidden * dm.dense_ffn * p.class_weight_bytes("mlp")
+            mlp = (s.moe_layers * mlp + s.dense_layers * dense) / s.layers
     norms = s.norm_params() * NORM_PARAM_BYTES
     return attn + mlp + norms
 
 
+def _attention_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len: int, past: float,
+                   causal: bool, flash: bool, kv_cache: bool) -> None:
+    """Attention of a GQA/MHA layer; sliding-window layers get their own row (share of the layers)."""
+    kw = dict(batch=batch, heads=dm.hq, kv_heads=dm.hk, head_dim=dm.d, q_len=q_len, past_len=past,
+              causal=causal, flash=flash, cache=kv_cache)
+    swa = s.window_layers
+    if not swa:
+        b.attention("attn", **kw)
+    elif swa == s.layers:
+        b.attention("attn", window=s.sliding_window, **kw)
+    else:
+        with b.share((s.layers - swa) / s.layers):
+            b.attention("attn", **kw)
+        with b.share(swa / s.layers):
+            b.attention("attn_swa", window=s.sliding_window, **kw)
+
+
+def _mla_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len: int, past: float,
+             causal: bool, flash: bool, absorbed: bool) -> None:
+    """Multi-head latent attention (DeepSeek-V2 arXiv:2405.04434 §2.1; V3 arXiv:2412.19437 §2.1).
+
+    The cache holds one latent c_KV (kv_lora_rank) + the shared rotary key (qk_rope_head_dim) per token
+    and layer. Decode (`absorbed`) folds W_UK into the query and W_UV after attention, so attention
+    runs over the latent as MQA (one KV "head" of kv_lora + rope values, K and V share it). Prefill
+    expands the latent into per-head K and V with W_UKV (kv_b_proj) and runs ordinary attention.
+    """
+    p = b.prec
+    T = batch * q_len
+    nope, rope, v, r = s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim, s.kv_lora_rank
+    if s.q_lora_rank:
+        b.gemm("q_a_proj", T, s.hidden, s.q_lora_rank, tensor="attn")
+        b.norm("q_a_norm", T, s.q_lora_rank, "rmsnorm")
+        b.gemm("q_b_proj", T, s.q_lora_rank, dm.hq * (nope + rope), tensor="attn")
+    else:
+        b.gemm("q_proj", T, s.hidden, dm.hq * (nope + rope), tensor="attn")
+    b.gemm("kv_a_proj", T, s.hidden, r + rope, tensor="attn")
+    b.norm("kv_a_norm", T, r, "rmsnorm")
+    b.elementwise("rope", T * (dm.hq + 1) * rope, inputs=1, flops_per=ROPE_FLOPS)
+    if absorbed:
+        b.gemm("q_absorb", T, nope, r, groups=dm.hq, tensor="attn")  # q_nope · W_UK per head
+        b.attention("attn", batch=batch, heads=dm.hq, kv_heads=1, head_dim=r + rope, v_dim=r, q_len=q_len,
+                    past_len=past, causal=causal, flash=flash, latent=True)
+        b.gemm("v_absorb", T, r, v, groups=dm.hq, tensor="attn")     # latent context · W_UV per head
+    else:
+        lat = (r + rope) * p.kv_bytes
+        b.kv_cache("mla_cache", read_bytes=batch * past * lat, write_bytes=T * lat)
+        b.gemm("kv_b_proj", batch * (past + q_len), r, dm.hq * (nope + v), tensor="attn")
+        b.attention("attn", batch=batch, heads=dm.hq, kv_heads=dm.hq, head_dim=nope + rope, v_dim=v,
+                    q_len=q_len, past_len=past, causal=causal, flash=flash, cache=False, cache_read=False)
+    b.gemm("o_proj", T, dm.hq * v, s.hidden, tensor="attn")
+
+
 def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len: int, past: float,
                   tp: int, ep: int, causal: bool, flash: bool, replica_tokens: float,
-                  kv_cache: bool = True) -> None:
-    """Append one transformer layer's operators (inside `b.layers(n)`)."""
+                  kv_cache: bool = True, absorbed: bool = True) -> None:
+    """Append one transformer layer's operators (inside `b.layers(n)`); `absorbed`: MLA decode form."""
     p = b.prec
     T = batch * q_len
     ab = p.act_bytes
     b.norm("attn_norm", T, s.hidden, s.norm)
-    b.gemm("qkv_proj", T, s.hidden, (dm.hq + 2 * dm.hk) * dm.d, bias=s.attn_bias)
-    if s.rope_dim:
-        b.elementwise("rope", T * (dm.hq + dm.hk) * s.rope_dim, inputs=1, flops_per=ROPE_FLOPS)
-    b.attention("attn", batch=batch, heads=dm.hq, kv_heads=dm.hk, head_dim=dm.d, q_len=q_len,
-                past_len=past, causal=causal, flash=flash, cache=kv_cache)
-    b.gemm("o_proj", T, dm.hq * dm.d, s.hidden, bias=s.attn_bias)
+    if s.is_mla:
+        _mla_ops(b, s, dm, batch=batch, q_len=q_len, past=past, causal=causal, flash=flash, absorbed=absorbed)
+    else:
+        b.gemm("qkv_proj", T, s.hidden, (dm.hq + 2 * dm.hk) * dm.d, bias=s.attn_bias, tensor="attn")
+        if s.qk_norm:
+            b.norm("qk_norm", T * (dm.hq + dm.hk), dm.d, "rmsnorm")
+        if s.rope_dim:
+            b.elementwise("rope", T * (dm.hq + dm.hk) * s.rope_dim, inputs=1, flops_per=ROPE_FLOPS)
+        _attention_ops(b, s, dm, batch=batch, q_len=q_len, past=past, causal=causal, flash=flash,
+                       kv_cache=kv_cache)
+        b.gemm("o_proj", T, dm.hq * dm.d, s.hidden, bias=s.attn_bias, tensor="attn")
     if not s.parallel_block:
         b.allreduce("attn_allreduce", T * s.hidden * ab, tp)
         b.elementwise("attn_residual", T * s.hidden)
@@ -82,23 +184,46 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
     inputs = 2 if s.gated_mlp else 1
     up_n = (dm.mats - 1) * dm.ffn
     if not s.is_moe:
-        b.gemm("mlp_up", T, s.hidden, up_n, bias=s.mlp_bias)
+        b.gemm("mlp_up", T, s.hidden, up_n, bias=s.mlp_bias, tensor="mlp")
         b.act("mlp_act", T * dm.ffn, flops_per=act, inputs=inputs)
-        b.gemm("mlp_down", T, dm.ffn, s.hidden, bias=s.mlp_bias)
+        b.gemm("mlp_down", T, dm.ffn, s.hidden, bias=s.mlp_bias, tensor="mlp")
     else:
-        k, E = s.active_experts, s.experts
-        b.gemm("router", T, s.hidden, E)
-        b.softmax("router_topk", T, E)
-        b.alltoall("moe_dispatch", T * k * s.hidden * ab, ep)
-        touched = dm.experts * (1.0 - (1.0 - k / E) ** replica_tokens)
-        te = T * k  # token-expert pairs arriving at this chip's experts (balanced routing)
-        b.gemm("experts_up", te / touched, s.hidden, up_n, groups=touched, bias=s.mlp_bias)
-        b.act("experts_act", te * dm.ffn, flops_per=act, inputs=inputs)
-        b.gemm("experts_down", te / touched, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias)
-        b.alltoall("moe_combine", T * k * s.hidden * ab, ep)
-        b.elementwise("moe_weighted_sum", T * s.hidden, inputs=k, flops_per=2.0 * k)
+        if s.dense_layers:
+            with b.share(s.dense_layers / s.layers):
+                b.gemm("dense_mlp_up", T, s.hidden, (dm.mats - 1) * dm.dense_ffn, tensor="mlp")
+                b.act("dense_mlp_act", T * dm.dense_ffn, flops_per=act, inputs=inputs)
+                b.gemm("dense_mlp_down", T, dm.dense_ffn, s.hidden, tensor="mlp")
+            with b.share(s.moe_layers / s.layers):
+                _moe_ops(b, s, dm, T=T, ep=ep, replica_tokens=replica_tokens, act=act, inputs=inputs, up_n=up_n)
+        else:
+            _moe_ops(b, s, dm, T=T, ep=ep, replica_tokens=replica_tokens, act=act, inputs=inputs, up_n=up_n)
     b.allreduce("mlp_allreduce", T * s.hidden * ab, tp)
     b.elementwise("mlp_residual", T * s.hidden, inputs=3 if s.parallel_block else 2)
+
+
+def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, replica_tokens: float,
+             act: float, inputs: int, up_n: int) -> None:
+    """Router, all-to-all dispatch, the routed experts of the busiest chip, shared experts, combine."""
+    ab = b.prec.act_bytes
+    k, E = s.active_experts, s.experts
+    b.gemm("router", T, s.hidden, E)
+    b.softmax("router_topk", T, E)
+    b.alltoall("moe_dispatch", T * k * s.hidden * ab, ep)
+    if s.routing_skew > 0:
+        pairs_per_token, touched = busiest_expert_chip(E, k, replica_tokens, ep, s.routing_skew)
+        te = replica_tokens * pairs_per_token  # token-expert pairs at the busiest chip's experts
+    else:
+        touched = dm.experts * (1.0 - (1.0 - k / E) ** replica_tokens)
+        te = T * k  # token-expert pairs arriving at this chip's experts (balanced routing)
+    b.gemm("experts_up", te / touched, s.hidden, up_n, groups=touched, bias=s.mlp_bias, tensor="experts")
+    b.act("experts_act", te * dm.ffn, flops_per=act, inputs=inputs)
+    b.gemm("experts_down", te / touched, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts")
+    if s.shared_experts:  # every token, tensor parallel like a dense MLP
+        b.gemm("shared_up", T, s.hidden, (dm.mats - 1) * dm.shared_ffn, tensor="shared_experts")
+        b.act("shared_act", T * dm.shared_ffn, flops_per=act, inputs=inputs)
+        b.gemm("shared_down", T, dm.shared_ffn, s.hidden, tensor="shared_experts")
+    b.alltoall("moe_combine", T * k * s.hidden * ab, ep)
+    b.elementwise("moe_weighted_sum", T * s.hidden, inputs=k, flops_per=2.0 * k)
 
 
 def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int,
@@ -135,23 +260,26 @@ def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int
     ab = p.act_bytes
 
     b = OpBuilder(p)
-    b.embed("embed", T, s.hidden, split=tp)
+    b.embed("embed", T, s.hidden, split=tp, tensor="embed")
     b.allreduce("embed_allreduce", T * s.hidden * ab, tp)  # vocab-parallel embedding (Megatron)
     with b.layers(s.layers):
         add_layer_ops(b, s, dm, batch=bl, q_len=seq_len, past=past, tp=tp, ep=ep, causal=True,
-                      flash=flash, replica_tokens=batch * seq_len)
+                      flash=flash, replica_tokens=batch * seq_len, absorbed=phase == "decode")
     t_out = bl * (seq_len if phase == "decode" else 1)
     b.norm("final_norm", t_out, s.hidden, s.norm)
-    b.gemm("lm_head", t_out, s.hidden, dm.vocab, bias=s.lm_head_bias)
+    b.gemm("lm_head", t_out, s.hidden, dm.vocab, bias=s.lm_head_bias, tensor="embed")
     b.allgather("logits_allgather", t_out * dm.vocab * ab, tp)
     ops = b.table()
 
     layer_w = _layer_weight_bytes(s, dm, p)
-    embed_w = dm.vocab * s.hidden * p.dense_weight_bytes
+    embed_w = dm.vocab * s.hidden * p.class_weight_bytes("embed", sparse_ok=False)
     head_w = s.hidden * NORM_PARAM_BYTES * (2 if s.norm == "layernorm" else 1)
     if not s.tied_embeddings:
-        head_w += dm.vocab * s.hidden * p.weight_bytes
-    layer_kv = bl * ctx * 2 * dm.hk * dm.d * p.kv_bytes
+        head_w += dm.vocab * s.hidden * p.class_weight_bytes("embed")
+    if s.is_mla or s.window_layers:  # the shape owns the formula (latent / window-capped cache)
+        layer_kv = s.kv_cache_bytes(bl, ctx, tp, p.kv_bytes) / s.layers
+    else:
+        layer_kv = bl * ctx * 2 * dm.hk * dm.d * p.kv_bytes
     return Step(
         ops=ops, layers=s.layers, phase=phase, batch=batch, prec=p, tp=tp, ep=ep,
         seq_len=seq_len, kv_len=kv_len,
