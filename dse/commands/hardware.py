@@ -1,7 +1,9 @@
-"""`dse catalog` and `dse describe`: reference chips and one design's derived figures, area, cost, power."""
+"""`dse catalog`, `dse describe` and `dse schema`: reference chips, one design's derived figures, area,
+cost, power, and the JSON Schema of the input files."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -135,3 +137,26 @@ def _print_rich(r: dict) -> None:
     con.print(f"TCO ≈ ${r['tco_usd_per_hour']:,.2f}/hour for the system")
     if "published" in r:
         con.print("published:", {k: v for k, v in r["published"].items() if k != "sources"})
+
+
+# `dse schema KIND`: one entry per kind, "module:function"; the function takes the technology (the
+# allowed names of technology-table knobs come from it) and returns a JSON Schema dict. Imported on use.
+SCHEMA_KINDS: dict[str, str] = {
+    "design": "dse.model.knobs:design_json_schema",
+}
+
+
+@app.command("schema")
+def schema_cmd(
+    kind: str = typer.Argument(..., help=f"What to describe: {', '.join(SCHEMA_KINDS)}."),
+    tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML (its names are allowed)."),
+) -> None:
+    """Print the JSON Schema of an input file kind (e.g. `dse schema design`), derived from its registry."""
+    from dse.config import suggest
+    from dse.errors import DseUserError
+
+    if kind not in SCHEMA_KINDS:
+        raise DseUserError(suggest(kind, SCHEMA_KINDS, "schema kind"))
+    module, _, func = SCHEMA_KINDS[kind].partition(":")
+    schema = getattr(importlib.import_module(module), func)(_technology(tech_path))
+    typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))

@@ -6,38 +6,18 @@ work is vectorized, and bad values never raise: the row is kept and flagged in `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from dse.config import suggest
-from dse.model.hardware import ChipDesign, Design, SystemDesign
+from dse.model.knobs import BY_NAME, KNOBS, RULES
 from dse.model.technology import Technology
-
-TOPOLOGIES = ("ring", "torus2d", "switch")
-
-# dotted knob → (default, kind); kinds: int, float, opt (float or None), bool, str
-_CHIP_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in ChipDesign.model_fields.items()}
-_SYS_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in SystemDesign.model_fields.items()}
-INT_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.memory_stacks", "chip.links",
-             "system.num_chips")
-FLOAT_KNOBS = ("chip.clock_ghz", "chip.sram_mb")
-OPT_KNOBS = ("chip.vector_flops_per_cycle", "chip.sram_tbps", "chip.memory_gbps_per_stack",
-             "chip.memory_gb_per_stack", "chip.dies", "chip.tdp_w", "system.link_latency_us")
-BOOL_KNOBS = ("chip.sparsity_2to4", "chip.allow_chiplets")
-STR_KNOBS = ("chip.process_node", "chip.memory", "chip.link", "chip.packaging", "chip.sram_kind",
-             "chip.core_style", "system.topology")
-
-
-# sanity bounds: beyond them a row is flagged invalid and its values clamped (keeps every output finite)
-MAX_CORES, MAX_ARRAY, MAX_SRAM_MB, MAX_COUNT, MAX_CHIPS = 10_000_000, 4096, 10_000_000, 10_000, 10_000_000
-MAX_DIES = 64  # assumed: the largest 2.5D packages hold ~12 dies (MI300X: 8 XCD + 4 IOD); headroom for tiles
 
 
 def _default(knob: str) -> Any:
-    section, key = knob.split(".", 1)
-    return (_CHIP_DEFAULTS if section == "chip" else _SYS_DEFAULTS)[key]
+    return BY_NAME[knob].default_value()
 
 
 class _Flags:
@@ -64,7 +44,7 @@ def _broadcast(col: Any, n: int) -> np.ndarray:
     return arr
 
 
-def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags, optional: bool) -> np.ndarray:
+def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags) -> np.ndarray:
     """Column as float64; None → NaN; non-numeric entries flagged (never raising)."""
     default = _default(knob)
     if knob not in columns:
@@ -81,7 +61,7 @@ def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags, optio
             except (TypeError, ValueError):
                 out[i], bad[i] = np.nan, True
         flags.flag(bad, f"{knob}: not a number")
-    return out  # range / NaN checks: _check_ranges
+    return out  # range / NaN checks: _check_knobs
 
 
 def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int, flags: _Flags,
@@ -112,30 +92,92 @@ def _canon_precisions(col: Any, n: int) -> np.ndarray:
     return np.array([v.replace(" ", "") if isinstance(v, str) else ",".join(v) for v in arr], dtype=object)
 
 
+def _node() -> Any:
+    """A column copied from the process-node table (the field name is the table's attribute)."""
+    return field(metadata={"process_nodes": True})
+
+
 @dataclass
 class DesignArrays:
-    """Every knob and resolved technology value of `n` designs as arrays of shape (n,)."""
+    """Every knob and resolved technology value of `n` designs as arrays of shape (n,).
+
+    `knobs` holds every registry knob (dse.model.knobs) by dotted name as read: numbers as float64
+    (NaN = unset or bad), flags as bool; `names` the str knobs as given. The typed attributes below are
+    the sanitized knobs and technology values the model reads: finite and clamped into bounds even on
+    flagged rows (`valid` / `reason`)."""
 
     n: int
     tech: Technology
-    names: dict[str, np.ndarray]  # string knobs by dotted name (e.g. names['chip.memory'])
+    knobs: dict[str, np.ndarray]
+    names: dict[str, np.ndarray]  # str knobs by dotted name (e.g. names['chip.memory']) and 'name'
     valid: np.ndarray
     reason: np.ndarray
-    speedup: dict[str, np.ndarray] = field(default_factory=dict)
-    peak_tflops: dict[str, np.ndarray] = field(default_factory=dict)
-    energy_pj_per_flop: dict[str, np.ndarray] = field(default_factory=dict)
-    cols: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        cols = self.__dict__.get("cols")
-        if cols is not None and name in cols:
-            return cols[name]
-        raise AttributeError(name)
+    # compute
+    cores: np.ndarray
+    array_rows: np.ndarray
+    array_cols: np.ndarray
+    macs: np.ndarray
+    clock_ghz: np.ndarray
+    vector_flops_per_cycle: np.ndarray
+    is_simt: np.ndarray
+    sparsity_2to4: np.ndarray
+    # process node table
+    wafer_price_usd: np.ndarray = _node()
+    defect_density_per_cm2: np.ndarray = _node()
+    yield_alpha: np.ndarray = _node()
+    mac_area_um2: np.ndarray = _node()
+    simt_area_factor: np.ndarray = _node()
+    vector_area_um2_per_flop_cycle: np.ndarray = _node()
+    sram_pj_per_byte: np.ndarray = _node()
+    static_w_per_mm2: np.ndarray = _node()
+    uncore_fraction: np.ndarray = _node()
+    d2d_area_fraction: np.ndarray = _node()
+    d2d_pj_per_bit: np.ndarray = _node()
+    reticle_mm2: np.ndarray = _node()
+    # SRAM
+    sram_mb: np.ndarray = field()
+    sram_tbps: np.ndarray = field()
+    sram_mm2_per_mb: np.ndarray = field()
+    is_cache: np.ndarray = field()
+    # off-chip memory (0 when memory is none)
+    has_memory: np.ndarray = field()
+    memory_stacks: np.ndarray = field()
+    mem_bw_tbps: np.ndarray = field()
+    mem_gb: np.ndarray = field()
+    mem_pj_per_bit: np.ndarray = field()
+    mem_usd_per_gb: np.ndarray = field()
+    mem_phy_mm2_per_stack: np.ndarray = field()
+    mem_needs_interposer: np.ndarray = field()
+    mem_footprint_mm2_per_stack: np.ndarray = field()
+    # links and system
+    links: np.ndarray = field()
+    link_gbps: np.ndarray = field()
+    link_pj_per_bit: np.ndarray = field()
+    link_phy_mm2: np.ndarray = field()
+    link_latency_us: np.ndarray = field()
+    num_chips: np.ndarray = field()
+    topology: np.ndarray = field()  # int64 code: dse.model.knobs.TOPOLOGY_CODE
+    # packaging
+    pkg_usd_per_mm2: np.ndarray = field()
+    pkg_assembly_yield_per_die: np.ndarray = field()
+    pkg_max_interposer_mm2: np.ndarray = field()
+    pkg_area_scale: np.ndarray = field()
+    wafer_scale: np.ndarray = field()
+    pkg_is_interposer: np.ndarray = field()
+    dies: np.ndarray = field()  # 0 = automatic split
+    allow_chiplets: np.ndarray = field()
+    tdp_cap_w: np.ndarray = field()  # 0 = no cap
+    # per precision (0 = unsupported) and roofline
+    speedup: dict[str, np.ndarray] = field()
+    peak_tflops: dict[str, np.ndarray] = field()
+    energy_pj_per_flop: dict[str, np.ndarray] = field()
+    peak_tflops_headline: np.ndarray = field()
+    knee_flop_per_byte: np.ndarray = field()
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_designs(cls, designs: Iterable[Design], tech: Technology) -> "DesignArrays":
-        """Struct of arrays from pydantic designs (their flat dotted fields)."""
+    def from_designs(cls, designs: Iterable[Any], tech: Technology) -> "DesignArrays":
+        """Struct of arrays from pydantic `Design`s (their flat dotted fields)."""
         flats = [d.to_flat() for d in designs]
         keys = list(dict.fromkeys(k for f in flats for k in f))
         columns: dict[str, Any] = {}
@@ -150,45 +192,31 @@ class DesignArrays:
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Any], tech: Technology) -> "DesignArrays":
-        """Vectorized build from dotted-knob columns; missing knobs take the pydantic defaults."""
+        """Vectorized build from dotted-knob columns; missing knobs take the registry defaults."""
         n = _infer_n(columns)
         flags = _Flags(n)
         c: dict[str, np.ndarray] = {}
-        for knob in INT_KNOBS + FLOAT_KNOBS:
-            c[knob] = _numeric(columns, knob, n, flags, optional=False)
-        for knob in OPT_KNOBS:
-            c[knob] = _numeric(columns, knob, n, flags, optional=True)
-        for knob in BOOL_KNOBS:
-            raw = _broadcast(columns.get(knob, _default(knob)), n)
-            c[knob] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
-
-        node_names, mem_names = list(tech.process_nodes), list(tech.memories) + ["none"]
-        link_names, pkg_names = list(tech.links) + ["none"], list(tech.packaging)
-        node_i, node_s = _lookup(columns, "chip.process_node", node_names, n, flags, "process node")
-        mem_i, mem_s = _lookup(columns, "chip.memory", mem_names, n, flags, "memory")
-        link_i, link_s = _lookup(columns, "chip.link", link_names, n, flags, "link")
-        pkg_i, pkg_s = _lookup(columns, "chip.packaging", pkg_names, n, flags, "packaging")
-        kind_i, kind_s = _lookup(columns, "chip.sram_kind", ["scratchpad", "cache"], n, flags, "sram kind")
-        style_i, style_s = _lookup(columns, "chip.core_style", ["systolic", "simt"], n, flags, "core style")
-        topo_i, topo_s = _lookup(columns, "system.topology", list(TOPOLOGIES), n, flags, "topology")
-        names = {"chip.process_node": node_s, "chip.memory": mem_s, "chip.link": link_s,
-                 "chip.packaging": pkg_s, "chip.sram_kind": kind_s, "chip.core_style": style_s,
-                 "system.topology": topo_s}
+        idx: dict[str, np.ndarray] = {}
+        names: dict[str, np.ndarray] = {}
+        for k in KNOBS:
+            if k.numeric:
+                c[k.name] = _numeric(columns, k.name, n, flags)
+            elif k.type is bool:
+                raw = _broadcast(columns.get(k.name, k.default), n)
+                c[k.name] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
+            elif k.type is str:
+                idx[k.name], names[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags, k.what)
         if "name" in columns:
             names["name"] = _broadcast(columns["name"], n).astype(object)
+        _check_knobs(c, names, flags)
 
-        _check_ranges(c, flags)
-        out: dict[str, np.ndarray] = {}
-
-        def num(knob: str, default: float) -> np.ndarray:  # sanitized: bad/NaN → default, never NaN
+        def num(knob: str, default: float) -> np.ndarray:  # sanitized: bad/NaN → default, then into bounds
             v = c[knob]
-            return np.where(np.isfinite(v), v, default)
+            return BY_NAME[knob].clip(np.where(np.isfinite(v), v, default))
 
+        out: dict[str, Any] = {}
         cores, rows, cols_ = num("chip.cores", 1), num("chip.array_rows", 1), num("chip.array_cols", 1)
-        # clamp to physical bounds (rows beyond them are flagged in _check_ranges) so nothing overflows
-        cores = np.clip(np.rint(cores), 1, MAX_CORES)
-        rows, cols_ = (np.clip(np.rint(x), 1, MAX_ARRAY) for x in (rows, cols_))
-        clock = np.clip(num("chip.clock_ghz", 1.0), 1e-3, 10)
+        clock = np.maximum(num("chip.clock_ghz", 1.0), 1e-3)  # open bound 0: a flagged row computes at 1 MHz
         macs = cores * rows * cols_
         out.update(cores=cores, array_rows=rows, array_cols=cols_, macs=macs, clock_ghz=clock)
         vec = c["chip.vector_flops_per_cycle"]
@@ -196,35 +224,34 @@ class DesignArrays:
                                                  2.0 * cores * cols_)
 
         # process node table
+        node_i = idx["chip.process_node"]
         nodes = list(tech.process_nodes.values())
-        for attr in ("wafer_price_usd", "defect_density_per_cm2", "yield_alpha", "mac_area_um2",
-                     "simt_area_factor", "vector_area_um2_per_flop_cycle", "sram_pj_per_byte",
-                     "static_w_per_mm2", "uncore_fraction", "d2d_area_fraction", "d2d_pj_per_bit",
-                     "reticle_mm2"):
-            out[attr] = np.array([getattr(nd, attr) for nd in nodes])[node_i]
-        is_cache = kind_i == 1
+        for f in fields(cls):
+            if f.metadata.get("process_nodes"):
+                out[f.name] = np.array([getattr(nd, f.name) for nd in nodes])[node_i]
+        is_cache = names["chip.sram_kind"] == "cache"
         sp = np.array([nd.sram_mm2_per_mb_scratchpad for nd in nodes])[node_i]
         ca = np.array([nd.sram_mm2_per_mb_cache for nd in nodes])[node_i]
         out["sram_mm2_per_mb"] = np.where(is_cache, ca, sp)
         gsp = np.array([nd.sram_gbps_per_mb for nd in nodes])[node_i]
         gca = np.array([nd.sram_gbps_per_mb_cache for nd in nodes])[node_i]
-        out["is_simt"] = style_i == 1
+        out["is_simt"] = names["chip.core_style"] == "simt"
         out["is_cache"] = is_cache
 
-        sram_mb = np.clip(num("chip.sram_mb", 0.0), 0.0, MAX_SRAM_MB)
+        sram_mb = num("chip.sram_mb", 0.0)
         sram_t = c["chip.sram_tbps"]
         out["sram_mb"] = sram_mb
         out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), np.minimum(sram_t, 1e9),
                                     sram_mb * np.where(is_cache, gca, gsp) * clock / 1000.0)
 
         # memory table (index len(memories) = none)
+        mem_i = idx["chip.memory"]
         mems = list(tech.memories.values())
+
         def mem_attr(attr: str, none_value: float = 0.0) -> np.ndarray:
             return np.array([float(getattr(m, attr)) for m in mems] + [none_value])[mem_i]
         has_mem = mem_i < len(mems)
-        stacks = np.where(has_mem, np.clip(np.rint(num("chip.memory_stacks", 0)), 0, MAX_COUNT), 0)
-        flags.flag(has_mem & (stacks == 0) & np.isfinite(c["chip.memory_stacks"]),
-                   "chip.memory_stacks: a memory other than 'none' needs memory_stacks >= 1")
+        stacks = np.where(has_mem, num("chip.memory_stacks", 0), 0)
         gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
         gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), np.minimum(gbps_o, 1e9), mem_attr("bw_gbps_per_stack"))
         gbps_stack = np.where(has_mem, gbps, 0.0)
@@ -237,26 +264,29 @@ class DesignArrays:
                    mem_footprint_mm2_per_stack=mem_attr("footprint_mm2_per_stack"), has_memory=has_mem)
 
         # links
+        link_i = idx["chip.link"]
         lks = list(tech.links.values())
+
         def link_attr(attr: str) -> np.ndarray:
             return np.array([float(getattr(lk, attr)) for lk in lks] + [0.0])[link_i]
         has_link = link_i < len(lks)
-        links = np.where(has_link, np.clip(np.rint(num("chip.links", 0)), 0, MAX_COUNT), 0)
+        links = np.where(has_link, num("chip.links", 0), 0)
         lat_o = c["system.link_latency_us"]
         out.update(links=links, link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
                    link_phy_mm2=link_attr("phy_area_mm2"),
                    link_latency_us=np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, link_attr("latency_us")))
-        out["num_chips"] = np.clip(np.rint(num("system.num_chips", 1)), 1, MAX_CHIPS)
-        out["topology"] = topo_i.astype(np.int64)
+        out["num_chips"] = num("system.num_chips", 1)
+        out["topology"] = idx["system.topology"].astype(np.int64)  # index into TOPOLOGIES = TOPOLOGY_CODE
 
         # packaging
+        pkg_i = idx["chip.packaging"]
         pkgs = list(tech.packaging.values())
         for attr in ("usd_per_mm2", "assembly_yield_per_die", "max_interposer_mm2", "area_scale"):
             out[f"pkg_{attr}"] = np.array([getattr(p, attr) for p in pkgs])[pkg_i]
         out["wafer_scale"] = np.array([k == "wafer_scale" for k in tech.packaging])[pkg_i]
         out["pkg_is_interposer"] = np.array([k.startswith("cowos") for k in tech.packaging])[pkg_i]
         dies = c["chip.dies"]
-        out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), np.clip(np.rint(dies), 1, MAX_COUNT), 0)  # 0 = auto
+        out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]
         out["sparsity_2to4"] = c["chip.sparsity_2to4"]
         tdp = c["chip.tdp_w"]
@@ -271,8 +301,8 @@ class DesignArrays:
         ok = bw > 1e-9
         out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
         out["peak_tflops_headline"] = headline
-        return cls(n=n, tech=tech, names=names, valid=flags.valid, reason=flags.reason, speedup=speedup,
-                   peak_tflops=peak, energy_pj_per_flop=energy, cols=out)
+        return cls(n=n, tech=tech, knobs=c, names=names, valid=flags.valid, reason=flags.reason, speedup=speedup,
+                   peak_tflops=peak, energy_pj_per_flop=energy, **out)
 
     # ------------------------------------------------------------------ helpers
     def row(self, i: int) -> dict[str, Any]:
@@ -291,13 +321,13 @@ class DesignArrays:
 
     def take(self, idx: np.ndarray) -> "DesignArrays":
         """Subset of rows (e.g. the valid ones), keeping every array aligned."""
-        return DesignArrays(
-            n=len(np.arange(self.n)[idx]), tech=self.tech, names={k: v[idx] for k, v in self.names.items()},
-            valid=self.valid[idx], reason=self.reason[idx],
-            speedup={k: v[idx] for k, v in self.speedup.items()},
-            peak_tflops={k: v[idx] for k, v in self.peak_tflops.items()},
-            energy_pj_per_flop={k: v[idx] for k, v in self.energy_pj_per_flop.items()},
-            cols={k: v[idx] for k, v in self.cols.items()})
+        def sub(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: a[idx] for k, a in v.items()}
+            return v[idx] if isinstance(v, np.ndarray) else v
+
+        kept = {f.name: sub(getattr(self, f.name)) for f in fields(self) if f.name != "n"}
+        return DesignArrays(n=len(np.arange(self.n)[idx]), **kept)
 
 
 def _to_bool(v: Any) -> bool:
@@ -318,40 +348,26 @@ def _infer_n(columns: Mapping[str, Any]) -> int:
     return 1
 
 
-def _check_ranges(c: dict[str, np.ndarray], flags: _Flags) -> None:
-    """Flag out-of-range numeric knobs (NaN compares False, so missing values are caught too)."""
-    def bad_values(knob: str, ok: np.ndarray, rule: str) -> None:
-        v = c[knob]
-        bad = ~ok
+def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
+    """Flag numeric knobs outside their registry bounds (NaN compares False, so missing values are caught
+    too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
+    for k in KNOBS:
+        if not k.numeric:
+            continue
+        v = c[k.name]
+        bad = ~k.in_bounds(v)
         if bad.any():
             msgs = np.full(len(v), "", dtype=object)
-            idx = np.flatnonzero(bad)
-            msgs[idx] = [f"{knob} must be {rule} (got {v[i]:g})" for i in idx]
+            rule = k.rule()
+            msgs[bad] = [f"{k.name} must be {rule} (got {x:g})" for x in v[bad]]
             flags.flag(bad, msgs)
-
-    def is_int(v: np.ndarray) -> np.ndarray:
-        return np.isfinite(v) & (np.rint(v) == v)
-
-    bad_values("chip.cores", is_int(c["chip.cores"]) & (c["chip.cores"] > 0) & (c["chip.cores"] <= MAX_CORES),
-               f"an integer in [1, {MAX_CORES:,}]")
-    for knob in ("chip.array_rows", "chip.array_cols"):
-        bad_values(knob, is_int(c[knob]) & (c[knob] > 0) & (c[knob] <= MAX_ARRAY), f"an integer in [1, {MAX_ARRAY}]")
-    for knob in ("chip.memory_stacks", "chip.links"):
-        bad_values(knob, is_int(c[knob]) & (c[knob] >= 0) & (c[knob] <= MAX_COUNT), f"an integer in [0, {MAX_COUNT}]")
-    bad_values("system.num_chips", is_int(c["system.num_chips"]) & (c["system.num_chips"] >= 1)
-               & (c["system.num_chips"] <= MAX_CHIPS), f"an integer in [1, {MAX_CHIPS:,}]")
-    bad_values("chip.sram_mb", c["chip.sram_mb"] <= MAX_SRAM_MB, f"<= {MAX_SRAM_MB:,}")
-    bad_values("chip.clock_ghz", (c["chip.clock_ghz"] > 0) & (c["chip.clock_ghz"] <= 10), "in (0, 10] GHz")
-    bad_values("chip.sram_mb", c["chip.sram_mb"] >= 0, ">= 0")
-    for knob in ("chip.sram_tbps", "chip.memory_gbps_per_stack", "chip.memory_gb_per_stack", "chip.tdp_w"):
-        bad_values(knob, np.isnan(c[knob]) | (c[knob] > 0), "> 0 (or unset)")
-    for knob in ("chip.vector_flops_per_cycle", "system.link_latency_us"):
-        bad_values(knob, np.isnan(c[knob]) | (c[knob] >= 0), ">= 0 (or unset)")
-    bad_values("chip.dies", np.isnan(c["chip.dies"]) | (is_int(c["chip.dies"]) & (c["chip.dies"] >= 1)
-                                                       & (c["chip.dies"] <= MAX_DIES)),
-               f"an integer in [1, {MAX_DIES}] (or unset)")
-    bad_values("chip.dies", np.isnan(c["chip.dies"]) | (c["chip.dies"] <= np.maximum(c["chip.cores"], 1)),
-               "at most chip.cores (every die holds at least one core)")
+    env = {**c, **names}
+    for r in RULES:
+        bad = ~np.broadcast_to(r.ok(env), (flags.valid.shape[0],))
+        if bad.any():
+            msgs = np.full(len(bad), "", dtype=object)
+            msgs[bad] = [f"{r.knob}: " + r.message({x: env[x][i] for x in r.reads}) for i in np.flatnonzero(bad)]
+            flags.flag(bad, msgs)
 
 
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:

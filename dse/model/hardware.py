@@ -1,5 +1,8 @@
 """Pydantic descriptions of one chip, one system and one design (DESIGN.md §3/§10), with derived figures.
 
+The fields, bounds and checks of `ChipDesign` / `SystemDesign` are generated from the knob registry
+(`dse.model.knobs`); this module adds the technology context and the derived-figure helpers.
+
 Names of technologies (process node, memory, link, packaging, precisions) are checked against the
 active technology library (`use_technology`, default: the packaged one), with did-you-mean messages.
 """
@@ -10,9 +13,12 @@ import contextlib
 import contextvars
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 
 from dse.config import suggest
+from dse.model.arrays import DesignArrays
+from dse.model.knobs import BY_NAME, RULES, Knob, Rule, knobs_of
 from dse.model.technology import Technology, default_technology
 
 _ACTIVE_TECH: contextvars.ContextVar[Technology | None] = contextvars.ContextVar("dse_tech", default=None)
@@ -46,92 +52,92 @@ def _plain_number(v: Any) -> Any:
     return v
 
 
-class ChipDesign(BaseModel):
-    """One accelerator package: compute array, SRAM, off-chip memory, links, packaging."""
+def _annotation(k: Knob) -> Any:
+    if k.type is list:
+        base: Any = list[str]
+    elif k.type is dict:
+        base = dict[str, float]
+    elif k.choices is not None:
+        base = Literal[k.choices]  # type: ignore[valid-type]
+    else:
+        base = k.type
+    return base | None if k.optional else base
 
-    model_config = ConfigDict(extra="forbid")
 
-    process_node: str = "n5"
-    cores: int = Field(64, gt=0)
-    array_rows: int = Field(128, gt=0)
-    array_cols: int = Field(128, gt=0)
-    clock_ghz: float = Field(1.0, gt=0, le=10)
-    precisions: list[str] = Field(default_factory=lambda: ["bf16", "fp8", "int8"], min_length=1)
-    precision_speedup: dict[str, float] = Field(default_factory=dict)  # overrides of the tech defaults
-    core_style: Literal["systolic", "simt"] = "systolic"
-    sparsity_2to4: bool = False
-    vector_flops_per_cycle: float | None = Field(None, ge=0)  # None: 2 per array column per core
-    sram_mb: float = Field(64.0, ge=0)
-    sram_tbps: float | None = Field(None, gt=0)  # None: technology GB/s per MB × clock
-    sram_kind: Literal["scratchpad", "cache"] = "scratchpad"
-    memory: str = "hbm3e"
-    memory_stacks: int = Field(4, ge=0)
-    memory_gbps_per_stack: float | None = Field(None, gt=0)  # None: the memory table's figure
-    memory_gb_per_stack: float | None = Field(None, gt=0)
-    link: str = "nvlink4"
-    links: int = Field(18, ge=0)
-    packaging: str = "cowos_s"
-    dies: int | None = Field(None, ge=1, le=64)  # None: automatic chiplet split at the reticle limit
-    allow_chiplets: bool = True
-    tdp_w: float | None = Field(None, gt=0)  # optional power cap
+def _bounds(k: Knob) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if k.low is not None:
+        out["gt" if k.low_open else "ge"] = k.low
+    if k.high is not None:
+        out["lt" if k.high_open else "le"] = k.high
+    return out
 
-    @field_validator("cores", "array_rows", "array_cols", "clock_ghz", "vector_flops_per_cycle", "sram_mb",
-                     "sram_tbps", "memory_stacks", "memory_gbps_per_stack", "memory_gb_per_stack", "links", "dies",
-                     "tdp_w", mode="before")
-    @classmethod
-    def _number(cls, v: Any) -> Any:
-        return _plain_number(v)
 
-    @field_validator("process_node")
-    @classmethod
-    def _node(cls, v: str) -> str:
-        return _check_name(v, active_technology().process_nodes, "process node")
+def _field(k: Knob) -> Any:
+    kw: dict[str, Any] = {"title": k.label, "description": k.description}
+    if k.numeric:
+        kw.update(_bounds(k))
+    if k.min_items is not None:
+        kw["min_length"] = k.min_items
+    if isinstance(k.default, (list, dict)):
+        return Field(default_factory=k.default_value, **kw)
+    return Field(k.default, **kw)
 
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, v: str) -> str:
-        return _check_name(v, active_technology().memories, "memory", ("none",))
 
-    @field_validator("link")
-    @classmethod
-    def _link(cls, v: str) -> str:
-        return _check_name(v, active_technology().links, "link", ("none",))
-
-    @field_validator("packaging")
-    @classmethod
-    def _packaging(cls, v: str) -> str:
-        return _check_name(v, active_technology().packaging, "packaging")
-
-    @field_validator("precisions")
-    @classmethod
-    def _precisions(cls, v: list[str]) -> list[str]:
-        for p in v:
-            _check_name(p, active_technology().precision_speedup, "precision")
-        return list(dict.fromkeys(v))
-
-    @field_validator("precision_speedup")
-    @classmethod
-    def _speedups(cls, v: dict[str, float]) -> dict[str, float]:
-        for p, s in v.items():
-            _check_name(p, active_technology().precision_speedup, "precision")
-            if not s > 0:
-                raise ValueError(f"speedup of {p} must be > 0, got {s}")
+def _names_validator(k: Knob) -> Any:
+    """Names of a str/list/dict knob looked up in the active technology's table (did-you-mean on a miss)."""
+    def check(cls: type, v: Any) -> Any:
+        table = getattr(active_technology(), k.table)
+        if k.type is str:
+            return _check_name(v, table, k.what, k.extra)
+        if k.type is list:
+            for p in v:
+                _check_name(p, table, k.what, k.extra)
+            return list(dict.fromkeys(v))
+        for p, x in v.items():  # dict: names → numbers within the knob's bounds
+            _check_name(p, table, k.what, k.extra)
+            if not k.in_bounds(np.asarray([x], dtype=float))[0]:
+                raise ValueError(f"{k.key}.{p} must be {k.rule()}, got {x}")
         return v
+    return field_validator(k.key)(check)
 
-    @field_validator("memory_stacks")
-    @classmethod
-    def _stacks(cls, v: int, info: ValidationInfo) -> int:
-        if info.data.get("memory", "none") != "none" and v == 0:
-            raise ValueError(f"memory '{info.data['memory']}' needs memory_stacks >= 1 (or set memory: none)")
-        return v
 
-    @field_validator("allow_chiplets")
-    @classmethod
-    def _chiplets(cls, v: bool, info: ValidationInfo) -> bool:
-        dies = info.data.get("dies")
-        if not v and dies is not None and dies > 1:
-            raise ValueError(f"dies={dies} needs allow_chiplets: true")
+def _rule_validator(r: Rule) -> Any:
+    """A cross-knob rule checked once its knob is validated (the knobs it reads come earlier)."""
+    key = BY_NAME[r.knob].key
+
+    def check(cls: type, v: Any, info: ValidationInfo) -> Any:
+        values = {r.knob: v}
+        for name in r.reads:
+            if name != r.knob:
+                if BY_NAME[name].key not in info.data:
+                    return v  # that knob failed validation already: its own error says why
+                values[name] = info.data[BY_NAME[name].key]
+        if not bool(r.ok(values)):
+            raise ValueError(r.message(values))
         return v
+    return field_validator(key)(check)
+
+
+def _section_fields(section: str) -> type[BaseModel]:
+    """The pydantic model of one section's knobs, fields and validators generated from the registry."""
+    knobs = knobs_of(section)
+    validators: dict[str, Any] = {}
+    numeric = [k.key for k in knobs if k.numeric]
+    if numeric:
+        validators["_number"] = field_validator(*numeric, mode="before")(
+            lambda cls, v: _plain_number(v))
+    for k in knobs:
+        if k.table is not None:
+            validators[f"_names_{k.key}"] = _names_validator(k)
+    for i, r in enumerate(x for x in RULES if BY_NAME[x.knob].section == section):
+        validators[f"_rule_{i}"] = _rule_validator(r)
+    return create_model(f"_{section.title()}Knobs", __config__=ConfigDict(extra="forbid"), __module__=__name__,
+                        __validators__=validators, **{k.key: (_annotation(k), _field(k)) for k in knobs})
+
+
+class ChipDesign(_section_fields("chip")):
+    """One accelerator package: compute array, SRAM, off-chip memory, links, packaging (knobs: dse.model.knobs)."""
 
     # ---- derived figures (computed by the same vectorized code as studies) ----
     def _derived(self) -> dict[str, Any]:
@@ -163,19 +169,8 @@ class ChipDesign(BaseModel):
         return self._derived()["knee_flop_per_byte"]
 
 
-class SystemDesign(BaseModel):
-    """`num_chips` chips joined by a topology."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    num_chips: int = Field(1, ge=1)
-    topology: Literal["ring", "torus2d", "switch"] = "switch"
-    link_latency_us: float | None = Field(None, ge=0)  # None: from the link table
-
-    @field_validator("num_chips", "link_latency_us", mode="before")
-    @classmethod
-    def _number(cls, v: Any) -> Any:
-        return _plain_number(v)
+class SystemDesign(_section_fields("system")):
+    """`num_chips` chips joined by a topology (knobs: dse.model.knobs)."""
 
 
 class Design(BaseModel):
@@ -207,8 +202,6 @@ class Design(BaseModel):
 
     def derived(self, tech: Technology | None = None) -> dict[str, Any]:
         """Scalar derived figures (peak TFLOPS per precision, TB/s, GB, knee, ...)."""
-        from dse.model.arrays import DesignArrays
-
         arr = DesignArrays.from_designs([self], tech or active_technology())
         return arr.row(0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dse.evaluate.metrics import metric_info
+from dse.model.knobs import KNOBS
 
 # Knob units by name suffix (metric units and labels come from the metric registry)
 _UNITS = [
@@ -14,17 +15,7 @@ _UNITS = [
     ("_ghz", "GHz"),
 ]
 
-_KNOWN = {
-    "chip.process_node": "Process node",
-    "chip.memory": "Off-chip memory",
-    "chip.memory_stacks": "Memory stacks (count)",
-    "chip.cores": "Cores (count)",
-    "chip.sram_mb": "SRAM (MB)",
-    "chip.clock_ghz": "Clock (GHz)",
-    "chip.links": "Links (count)",
-    "system.num_chips": "Chips (count)",
-    "system.topology": "Topology",
-}
+_KNOWN = {k.name: k.title for k in KNOBS}  # design knobs: label (unit) from the knob registry
 
 
 def safe(name: str) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
 from dse.study import expr as ex
-from dse.study.knobs import check_value, design_knobs, field_problem
+from dse.study.knobs import check_value, design_knobs, field_problem, out_of_bounds
 
 Scalar = Union[bool, int, float, str]
 
@@ -199,7 +199,7 @@ class SearchSpace:
 
     def __init__(self, spec: SearchSpaceSpec):
         self.spec = spec
-        fields = design_knobs() or {}
+        fields = design_knobs()
         self.fixed: dict[str, Any] = dict(spec.fixed)
         knobs: dict[str, Knob] = {}
         for name, p in spec.params.items():
@@ -351,27 +351,27 @@ def check_space(spec: SearchSpaceSpec, where: str, positions: dict, prefix: tupl
     all_names = list(spec.params) + [k for k in spec.fixed if k not in spec.params]
     for section, names in (("params", list(spec.params)), ("fixed", list(spec.fixed))):
         for name in names:
-            if fields is not None and name not in fields:
+            if name not in fields:
                 problems.append(f"{at((section, name), key=True)}: {suggest(name, fields, 'design knob')}")
             if section == "fixed" and name in spec.params:
                 problems.append(f"{at((section, name), key=True)}: knob is both varied (params) and fixed")
-            elif section == "fixed" and fields is not None and name in fields:
+            elif section == "fixed" and name in fields:
                 why = check_value(name, spec.fixed[name])
                 if why:
                     problems.append(f"{at((section, name))}: {why}")
     for name, p in spec.params.items():
-        field = (fields or {}).get(name)
+        field = fields.get(name)
         if isinstance(p, CategoricalParam) and field:
             for i, c in enumerate(p.choices):
                 why = check_value(name, c)
                 if why:
                     problems.append(f"{at(('params', name, 'choices', i))}: {why}")
-        if isinstance(p, RangeParam) and field and field["type"] in (str, bool, list):
+        if isinstance(p, RangeParam) and field and field["type"] not in (int, float):
             problems.append(f"{at(('params', name))}: knob {name} is not numeric; use `choices: [...]`")
         elif isinstance(p, RangeParam) and field:
-            for bound in ("low", "high"):
+            for bound in ("low", "high"):  # a range must lie inside the knob's registry bounds
                 v = getattr(p, bound)
-                why = field_problem(name, int(v) if field["type"] is int and float(v).is_integer() else v)
+                why = out_of_bounds(name, v)
                 if why:
                     problems.append(f"{at(('params', name, bound))}: {why}; got {_num(v)}")
         if p.inactive is not None and field:
@@ -385,7 +385,7 @@ def check_space(spec: SearchSpaceSpec, where: str, positions: dict, prefix: tupl
                 elif ref not in all_names:
                     problems.append(f"{at(('params', name, 'when'))}: condition reads "
                                     f"{suggest(ref, all_names, 'knob of this space')}")
-    valid = set(all_names) | set(fields or {}) | set(metric_names or [])
+    valid = set(all_names) | set(fields) | set(metric_names or [])
     if metric_names is not None:
         for i, c in enumerate(spec.constraints):
             for ref in ex.parse(c).names:
