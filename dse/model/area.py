@@ -69,7 +69,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     _flag_values(flags, too_big & arr.allow_chiplets, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle with "
                  "the given chip.dies (use more dies or leave dies unset)", reticle)
 
-    flags.flag(given & (arr.dies > 1) & ~arr.allow_chiplets & ~ws, "chip.dies > 1 needs chip.allow_chiplets: true")
+    # chip.dies > 1 without chip.allow_chiplets is a knob rule (dse.model.knobs.RULES), flagged in DesignArrays
     hbm = arr.mem_needs_interposer & arr.has_memory
     flags.flag(hbm & ~arr.pkg_is_interposer, _per_row(
         arr, hbm & ~arr.pkg_is_interposer,

@@ -9,6 +9,7 @@ import numpy as np
 
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
+from dse.model.knobs import TOPOLOGY_CODE
 from dse.model.technology import Technology
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
@@ -74,7 +75,7 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
     n = arr.num_chips
     board = n * s.board_usd_per_chip
     ports = n * arr.links
-    network = ports * s.link_usd_per_link + np.where((arr.topology == 2) & (n > 1), ports * s.switch_usd_per_port, 0.0)
+    network = ports * s.link_usd_per_link + np.where((arr.topology == TOPOLOGY_CODE["switch"]) & (n > 1), ports * s.switch_usd_per_port, 0.0)
     system = n * chip + board + network
     return CostBreakdown(dies_per_wafer=dpw, yield_=y, die_usd_each=die_each, die_usd=dies_usd, memory_usd=memory,
                          package_usd=package, test_usd=test, chip_usd=chip, board_usd=board, network_usd=network,

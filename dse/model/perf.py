@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dse.model.calibration import Calibration
+from dse.model.knobs import TOPOLOGY_CODE
 
-PRECISIONS = ("bf16", "fp8", "int8", "int4", "fp4")
 VECTOR_KINDS = frozenset({"softmax", "norm", "act", "elementwise", "embed", "pool"})
 COLLECTIVE_KINDS = frozenset({"allreduce", "allgather", "alltoall", "sendrecv"})
 BOUNDS = ("compute", "memory", "sram", "interconnect", "overhead")
-TOPOLOGY_CODES = {"ring": 0, "torus2d": 1, "switch": 2}
 
 
 @dataclass
@@ -36,7 +35,7 @@ class HwView:
     sram_bytes: np.ndarray
     link_bw: np.ndarray                    # B/s per chip per direction over all its links
     link_latency_s: np.ndarray
-    topology: np.ndarray                   # TOPOLOGY_CODES
+    topology: np.ndarray                   # dse.model.knobs.TOPOLOGY_CODE
     num_chips: np.ndarray
     dataflow: np.ndarray                   # True: statically scheduled (no kernel launch overhead)
     sparsity: np.ndarray                   # True: 2:4 structured sparsity doubles peak
@@ -69,7 +68,8 @@ class HwView:
             v = getattr(arr, name, None)
             return np.broadcast_to(np.asarray(default, dtype=float), (n,)).copy() if v is None else np.asarray(v)
 
-        peak = {p: np.asarray(arr.peak_tflops.get(p, np.zeros(n)), dtype=float) * 1e12 for p in PRECISIONS}
+        # every precision of the technology's precision_speedup table (0 where the chip lacks it)
+        peak = {p: np.asarray(v, dtype=float) * 1e12 for p, v in arr.peak_tflops.items()}
         epf = getattr(arr, "energy_pj_per_flop", None) or {}
         dataflow = ~np.asarray(arr.is_simt, bool)  # GPUs (simt) launch kernels; systolic chips are scheduled
         link_bw = get("link_gbps") * 1e9 * get("links")
@@ -85,7 +85,7 @@ class HwView:
             sram_bytes=get("sram_mb") * 1e6,
             link_bw=link_bw,
             link_latency_s=get("link_latency_us") * 1e-6,
-            topology=get("topology", 2).astype(int),
+            topology=get("topology", TOPOLOGY_CODE["switch"]).astype(int),
             num_chips=get("num_chips", 1).astype(int),
             dataflow=dataflow,
             sparsity=get("sparsity_2to4", 0).astype(bool),
@@ -151,7 +151,8 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration):
     else:
         raise ValueError(f"unknown collective kind {kind!r}")
     torus_steps = ring_steps / np.maximum(np.sqrt(g), 1.0) * 2
-    steps = np.where(topo == 0, ring_steps, np.where(topo == 1, torus_steps, tree_steps))
+    steps = np.where(topo == TOPOLOGY_CODE["ring"], ring_steps,
+                     np.where(topo == TOPOLOGY_CODE["torus2d"], torus_steps, tree_steps))
     t = vol / bw + steps * lat + cal.collective_floor_us * 1e-6
     return np.where(g > 1, t, 0.0)
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 from dse.config import load_yaml_model, parse_yaml, validate_data
 
 DATA_FILE = Path(__file__).parent / "data" / "technology.yaml"
-PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
 Pos = Field(gt=0)
 NonNeg = Field(ge=0)
