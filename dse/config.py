@@ -7,8 +7,9 @@ pydantic error can be reported at the line the user has to edit.
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -34,24 +35,31 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def _index_positions(node: yaml.Node, prefix: tuple = (), out: dict | None = None) -> dict[tuple, Position]:
+def _index_positions(root: yaml.Node) -> dict[tuple, Position]:
     """Map every path (tuple of keys / indices) in a composed YAML tree to its (line, col); keys map
-    both the key node (path + ('<key>',)) and the value node (path)."""
-    out = {} if out is None else out
-    mark = node.start_mark
-    out.setdefault(prefix, (mark.line + 1, mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            path = prefix + (key,)
-            out[path + ("<key>",)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[path] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
-            _index_positions(value_node, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = prefix + (i,)
-            out[path] = (item.start_mark.line + 1, item.start_mark.column + 1)
-            _index_positions(item, path, out)
+    both the key node (path + ('<key>',)) and the value node (path). A node reached again through an
+    alias is not walked again (its inner paths resolve to the alias's position), so this is linear."""
+    out: dict[tuple, Position] = {}
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
+    while stack:
+        node, prefix = stack.pop()
+        mark = node.start_mark
+        out.setdefault(prefix, (mark.line + 1, mark.column + 1))
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = prefix + (key_node.value if isinstance(key_node, yaml.ScalarNode) else "?",)
+                out[path + ("<key>",)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                out[path] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+                stack.append((value_node, path))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                path = prefix + (i,)
+                out[path] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                stack.append((item, path))
     return out
 
 
@@ -195,23 +203,74 @@ def format_validation_error(exc: ValidationError, data: Any, positions: dict, wh
     return [line for _, line in sorted(problems, key=lambda p: p[0])]  # file order
 
 
+# Bounds on one YAML input, so that a hostile or runaway file fails at once with a clear message instead of
+# hanging a core or overflowing the stack (issue 17.2). Source: the largest shipped YAML file
+# (dse/catalog/measurements.yaml) is ~50 KB, 2,561 nodes, 6 levels deep; the bounds leave >= 8x room.
+MAX_YAML_BYTES = 4 * 2**20
+MAX_YAML_NODES = 100_000  # values after expanding every alias (`*name`) in place
+MAX_YAML_DEPTH = 50  # nested mappings / lists
+MAX_YAML_INT = 2**63  # integers at or beyond int64 cannot be a count or a size anywhere in dse
+
+
 def parse_yaml(path: Path | str) -> tuple[Any, dict[tuple, Position]]:
     """Read a YAML file → (plain data, positions index); any read/parse failure is a ConfigError."""
+    docs = parse_yaml_documents(path, single=True)
+    return docs[0] if docs else (None, {})
+
+
+def parse_yaml_documents(path: Path | str, *, single: bool = False) -> list[tuple[Any, dict[tuple, Position]]]:
+    """Every document of a YAML file as (plain data, positions index); read and parse failures (missing
+    file, a folder, not UTF-8, malformed, over the size/depth/alias limits) are ConfigErrors naming the file."""
     path = Path(path)
+    text = read_text(path)
+    return parse_yaml_text_documents(text, str(path), single=single)
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 text of a config file; a missing file, a folder, unreadable or non-UTF-8 bytes, or a file over
+    MAX_YAML_BYTES is a ConfigError naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ConfigError([f"{path}: is a folder, not a YAML file; give the file inside it"])
+        if size > MAX_YAML_BYTES:
+            raise ConfigError([f"{path}: {size:,} bytes is over the {MAX_YAML_BYTES:,}-byte limit for a "
+                               "YAML input; is this the right file?"])
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    return parse_yaml_text(text, str(path))
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}:1: (top level): not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start}); save the file as UTF-8"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
 
 
 def parse_yaml_text(text: str, where: str = "<string>") -> tuple[Any, dict[tuple, Position]]:
     """Parse YAML text → (plain data, positions index)."""
+    docs = parse_yaml_text_documents(text, where, single=True)
+    return docs[0] if docs else (None, {})
+
+
+def parse_yaml_text_documents(text: str, where: str = "<string>", *,
+                              single: bool = False) -> list[tuple[Any, dict[tuple, Position]]]:
+    """Parse every document of YAML text (exactly one when `single`) → [(plain data, positions)]; the
+    document is composed once, its shape checked (aliases, depth, numbers) before it is constructed."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError([f"{where}: {len(text):,} characters is over the {MAX_YAML_BYTES:,} limit for a YAML input"])
+    out = []
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        nodes = [loader.get_single_node()] if single else _all_nodes(loader)
+        for node in nodes:
+            if node is None:
+                continue
+            _check_shape(node, where)
+            dups = _duplicate_keys(node, where)
+            if dups:
+                raise ConfigError(dups, header=f"{where}: {len(dups)} problem(s)")
+            out.append((loader.construct_document(node), _index_positions(node)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
@@ -219,32 +278,137 @@ def parse_yaml_text(text: str, where: str = "<string>") -> tuple[Any, dict[tuple
         raise ConfigError([f"{loc}: malformed YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: malformed YAML: {exc}"]) from None
-    dups = _duplicate_keys(node, where) if node is not None else []
-    if dups:
-        raise ConfigError(dups, header=f"{where}: {len(dups)} problem(s)")
-    positions = _index_positions(node) if node is not None else {}
-    return data, positions
-
-
-def _duplicate_keys(node: yaml.Node, where: str, prefix: tuple = ()) -> list[str]:
-    """One problem per mapping key given twice (YAML would silently keep the last one)."""
-    out: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            path = ".".join(str(p) for p in prefix + (key,))
-            if isinstance(key_node, yaml.ScalarNode) and key in seen:
-                m = key_node.start_mark
-                out.append(f"{where}:{m.line + 1}:{m.column + 1}: {path}: duplicate key (first given on line "
-                           f"{seen[key]}; keep one)")
-            else:
-                seen[key] = key_node.start_mark.line + 1
-            out += _duplicate_keys(value_node, where, prefix + (key,))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out += _duplicate_keys(item, where, prefix + (i,))
+    except RecursionError:
+        raise ConfigError([f"{where}: (document): nested too deeply to read (the limit is {MAX_YAML_DEPTH} "
+                           "levels)"]) from None
+    finally:
+        loader.dispose()
     return out
+
+
+def _all_nodes(loader: yaml.SafeLoader) -> Iterator[yaml.Node]:
+    while loader.check_node():
+        yield loader.get_node()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_shape(root: yaml.Node, where: str) -> None:
+    """Reject, in one pass over the distinct nodes (linear even for an alias bomb), a document whose
+    aliases refer to themselves, expand past MAX_YAML_NODES values or nest past MAX_YAML_DEPTH, and any
+    number that is not finite or does not fit in 64 bits."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        kids = _children(node)
+        if done:
+            size[nid] = 1 + sum(size[id(k)] for k in kids)
+            height[nid] = 1 + max((height[id(k)] for k in kids), default=0)
+            state[nid] = 2
+            if size[nid] > MAX_YAML_NODES:
+                _shape_error(root, node, where, f"expands to more than {MAX_YAML_NODES:,} values through "
+                             "aliases (`*name`); write the values out or use fewer aliases")
+            if height[nid] > MAX_YAML_DEPTH:
+                _shape_error(root, node, where, f"nested more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if state.get(nid) == 2:
+            continue
+        state[nid] = 1
+        if isinstance(node, yaml.ScalarNode):
+            _check_number(root, node, where)
+        stack.append((node, True))
+        for k in kids:
+            if state.get(id(k)) == 1:
+                _shape_error(root, k, where, "an alias refers to the value that contains it (a cycle); "
+                             "an anchor (`&name`) cannot be used inside itself")
+            stack.append((k, False))
+
+
+_SCALARS = yaml.constructor.SafeConstructor()  # turns one scalar node into its value (no document needed)
+
+
+def _check_number(root: yaml.Node, node: yaml.ScalarNode, where: str) -> None:
+    """A float that is not finite (`.inf`, `.nan`) or an int beyond 64 bits is an error wherever it is."""
+    if node.tag == "tag:yaml.org,2002:float":
+        if not math.isfinite(_SCALARS.construct_yaml_float(node)):
+            _shape_error(root, node, where, f"{node.value!r} is not a finite number; give a finite value")
+    elif node.tag == "tag:yaml.org,2002:int":
+        try:
+            value = _SCALARS.construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts
+            value = None
+        if value is None or abs(value) >= MAX_YAML_INT:
+            shown = node.value if len(node.value) <= 24 else f"{node.value[:12]}… ({len(node.value)} digits)"
+            _shape_error(root, node, where, f"integer {shown} is too large (the limit is 2**63); give a "
+                         "realistic value")
+
+
+def _shape_error(root: yaml.Node, node: yaml.Node, where: str, message: str) -> None:
+    mark = node.start_mark
+    path = _path_to(root, node)
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    raise ConfigError([f"{where}:{mark.line + 1}:{mark.column + 1}: {dotted}: {message}"])
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> tuple:
+    """The first path (keys / indices) from `root` to `target`, visiting each distinct node once."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                stack.append((value_node, path + (getattr(key_node, "value", "?"),)))
+                if key_node is target:
+                    return path + (getattr(key_node, "value", "?"),)
+        elif isinstance(node, yaml.SequenceNode):
+            for i in reversed(range(len(node.value))):
+                stack.append((node.value[i], path + (i,)))
+    return ()
+
+
+def _duplicate_keys(root: yaml.Node, where: str) -> list[str]:
+    """One problem per mapping key given twice (YAML would silently keep the last one); each distinct node
+    is visited once, so a mapping reached through several aliases is checked (and reported) once."""
+    out: list[tuple[tuple[int, int], str]] = []
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value
+                path = ".".join(str(p) for p in prefix + (key,))
+                if isinstance(key_node, yaml.ScalarNode) and key in seen:
+                    m = key_node.start_mark
+                    out.append(((m.line, m.column), f"{where}:{m.line + 1}:{m.column + 1}: {path}: duplicate key "
+                                f"(first given on line {seen[key]}; keep one)"))
+                elif isinstance(key_node, yaml.ScalarNode):
+                    seen[key] = key_node.start_mark.line + 1
+                stack.append((value_node, prefix + (key if isinstance(key_node, yaml.ScalarNode) else "?",)))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                stack.append((item, prefix + (i,)))
+    return [line for _, line in sorted(out)]
 
 
 def validate_data(data: Any, model_cls: type[T], *, where: str = "<data>",

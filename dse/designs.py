@@ -14,21 +14,18 @@ def _split_selector(spec: str) -> tuple[Path, str | None]:
     return Path(spec), None
 
 
-def _multi_document(path: Path, name: str | None):
-    """The design `name` of a multi-document YAML file, or None when the file holds one document."""
-    import yaml
-
-    from dse.config import load_yaml_model
+def _load_file(path: Path, name: str | None):
+    """The design in `path`, or design `name` of a multi-document file; read/parse errors (a folder, not
+    UTF-8, malformed, alias bombs, non-finite or huge numbers) are ConfigErrors naming the file."""
+    from dse.config import parse_yaml_documents, validate_data
     from dse.errors import DseUserError
     from dse.model.hardware import Design
 
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except yaml.YAMLError:
-        return None  # a malformed file: the single-document loader reports it with its position
+    docs = parse_yaml_documents(path)
     if len(docs) <= 1 and name is None:
-        return None
-    names = [str(d.get("name", "")) if isinstance(d, dict) else "" for d in docs]
+        data, positions = docs[0] if docs else (None, {})
+        return validate_data(data, Design, where=str(path), positions=positions, what="design")
+    names = [str(d.get("name", "")) if isinstance(d, dict) else "" for d, _ in docs]
     if name is None:
         raise DseUserError(f"{path}: holds {len(docs)} designs ({', '.join(n or '?' for n in names)}); "
                            f"pick one as {path}#NAME, or export with --out FOLDER/ for one file each")
@@ -36,24 +33,20 @@ def _multi_document(path: Path, name: str | None):
         from dse.config import suggest
 
         raise DseUserError(f"{path}: " + suggest(name, [n for n in names if n], what="design in this file"))
-    return load_yaml_model(f"{path}#{name}", Design, data=docs[names.index(name)], what="design")
+    data, positions = docs[names.index(name)]
+    return validate_data(data, Design, where=f"{path}#{name}", positions=positions, what="design")
 
 
 def load_design(spec: str):
     """A `Design` from a catalog name (e.g. `H100-SXM`), a YAML file, or `FILE.yaml#NAME` for one design
     of a file holding several; errors are DseUserError (exit status 2)."""
-    from dse.config import load_yaml_model
     from dse.errors import DseUserError
-    from dse.model.hardware import Design
 
     path, name = _split_selector(spec)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
         if not path.exists():
             raise DseUserError(f"{path}: file not found")
-        picked = _multi_document(path, name)
-        if picked is not None:
-            return picked
-        return load_yaml_model(path, Design, what="design")
+        return _load_file(path, name)
     from dse.catalog import list_catalog, load_catalog_design
 
     try:
