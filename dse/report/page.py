@@ -282,8 +282,22 @@ def render_html(d: Dashboard) -> str:
         thinning=html.escape(_thinning_text(d.runs)),
         run_table=_run_table(d.runs),
         notes=notes,
-        spec=json.dumps(spec, separators=(",", ":"), default=str).replace("</", "<\\/"),
+        spec=script_json(spec),
     )
+
+
+# Characters that may not appear raw in JSON placed inside an inline <script>: `<` (`</script>` ends the
+# element, `<!--` + `<script` switches the HTML tokenizer into the double-escaped state so the real
+# `</script>` no longer closes it), `>` and `&` (for good measure), U+2028/2029 (line terminators in
+# pre-ES2019 JavaScript). Source: WHATWG HTML §4.12.1.3 "Restrictions for contents of script elements".
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE = str.maketrans(_SCRIPT_ESCAPES)
+
+
+def script_json(obj) -> str:
+    """`obj` as JSON text that is safe to place inside an inline `<script>` element and still parses to
+    the same value (the escapes are JSON string escapes; `<`, `>`, `&` occur only inside strings)."""
+    return json.dumps(obj, separators=(",", ":"), default=str).translate(_SCRIPT_UNSAFE)
 
 
 def write_html(d: Dashboard, out: Path | str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 import traceback
 from typing import Any, Callable, Iterator
@@ -46,9 +47,30 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.shutdown()
 
 
-def check_reachable(address: str, what: str = "--address / execution.address", timeout_s: float = 5.0) -> None:
-    """Fail fast (a DseUserError, not a hang: `ray.init` retries a dead address for minutes) when a
-    `host:port` or `ray://host:port` Ray address does not accept TCP connections."""
+# HTTP/2 connection prefaces (RFC 9113 §3.4): the client sends the magic string and a SETTINGS frame; a
+# server must answer with a SETTINGS frame (9-byte header: length, type 0x4, flags, stream 0). Ray's GCS
+# and Ray Client server are gRPC servers, so they speak HTTP/2; anything else fails this at once.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_H2_SETTINGS = 0x04
+
+
+def _h2_settings_prefix(head: bytes) -> bool:
+    """Whether `head` can begin the header of an HTTP/2 SETTINGS frame (length a multiple of 6 up to the
+    16 KiB default frame size, type 0x4, stream 0), so that garbage is rejected on its first bytes."""
+    if len(head) >= 3:
+        length = int.from_bytes(head[:3], "big")
+        if length % 6 or length > 16384:
+            return False
+    if len(head) >= 4 and head[3] != _H2_SETTINGS:
+        return False
+    return len(head) < 9 or int.from_bytes(head[5:9], "big") & 0x7FFFFFFF == 0
+
+
+def check_reachable(address: str, what: str = "--address / execution.address", timeout_s: float = 3.0) -> None:
+    """Fail fast (a DseUserError naming the address within `timeout_s`, not a hang: `ray.init` retries for
+    minutes) unless a `host:port` or `ray://host:port` address accepts a TCP connection and answers the
+    HTTP/2 handshake that every gRPC server (Ray's GCS, Ray Client) answers. With RAY_USE_TLS only the
+    TCP connection is checked (the handshake would then start with TLS)."""
     import socket
 
     from dse.errors import DseUserError
@@ -57,14 +79,47 @@ def check_reachable(address: str, what: str = "--address / execution.address", t
         return
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise DseUserError(f"{what} '{address}': expected host:port (e.g. 127.0.0.1:6379), ray://host:10001 or auto")
+    deadline = time.monotonic() + timeout_s
+    hint = "start one with `ray start --head` or fix the address"
     try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
-            pass
+        sock = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=0.6 * timeout_s)
     except OSError as exc:
-        raise DseUserError(f"{what} '{address}': no Ray cluster answers there ({exc.strerror or exc}); start one "
-                           "with `ray start --head` or fix the address") from None
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise DseUserError(f"{what} '{address}': no Ray cluster answers there ({why}); {hint}") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        sock.close()
+        return
+    with sock:
+        try:
+            sock.settimeout(max(0.2, deadline - time.monotonic()))
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9 and _h2_settings_prefix(head):
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except TimeoutError:
+            raise DseUserError(f"{what} '{address}': something accepts connections there but does not answer like "
+                               f"Ray (no gRPC reply within {timeout_s:g} s); is it the Ray head's GCS port (default "
+                               f"6379) or ray://HOST:10001? {hint}") from None
+        except OSError as exc:
+            head = b""
+            reset = exc.strerror or str(exc)
+        else:
+            reset = "it closed the connection"
+    if len(head) < 9 or not _h2_settings_prefix(head):
+        got = f"got {head!r}" if head else reset
+        raise DseUserError(f"{what} '{address}': answered, but not as Ray ({got}; a Ray head speaks gRPC); is it the "
+                           f"Ray head's GCS port (default 6379) or ray://HOST:10001? {hint}")
+
+
+def _ray_initialized() -> bool:
+    """True when this process already runs Ray (a job, a test fixture, a sweep task): it is reused as is."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
 
 
 def _attach(ray: Any, address: str | None) -> None:
@@ -185,5 +240,8 @@ def make_executor(execution: Any, evaluator: Callable[[Columns], Columns], *, se
     """Executor for a spec's `execution` block (CLI flags override backend and address)."""
     if serial or execution.backend == "serial":
         return SerialExecutor(evaluator)
+    target = address or execution.address
+    if (target or os.environ.get("RAY_ADDRESS")) and not _ray_initialized():  # fail before a run folder is touched
+        check_reachable(target) if target else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     return RayExecutor(evaluator, address=address or execution.address, num_cpus=execution.num_cpus,
                        chunk_size=execution.chunk_size, inline_below=execution.inline_below)
