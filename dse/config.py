@@ -49,17 +49,19 @@ def _index_positions(root: yaml.Node) -> dict[tuple, Position]:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        kids: list[tuple[yaml.Node, tuple]] = []
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 path = prefix + (key_node.value if isinstance(key_node, yaml.ScalarNode) else "?",)
                 out[path + ("<key>",)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 out[path] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
-                stack.append((value_node, path))
+                kids.append((value_node, path))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 path = prefix + (i,)
                 out[path] = (item.start_mark.line + 1, item.start_mark.column + 1)
-                stack.append((item, path))
+                kids.append((item, path))
+        stack += reversed(kids)  # first child walked first: a shared node is indexed under its first path
     return out
 
 
@@ -404,10 +406,11 @@ def _duplicate_keys(root: yaml.Node, where: str) -> list[str]:
                                 f"(first given on line {seen[key]}; keep one)"))
                 elif isinstance(key_node, yaml.ScalarNode):
                     seen[key] = key_node.start_mark.line + 1
-                stack.append((value_node, prefix + (key if isinstance(key_node, yaml.ScalarNode) else "?",)))
+            for key_node, value_node in reversed(node.value):  # first child popped first: document order
+                stack.append((value_node, prefix + (key_node.value if isinstance(key_node, yaml.ScalarNode) else "?",)))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                stack.append((item, prefix + (i,)))
+            for i in reversed(range(len(node.value))):
+                stack.append((node.value[i], prefix + (i,)))
     return [line for _, line in sorted(out)]
 
 
