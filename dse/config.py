@@ -262,8 +262,9 @@ def parse_yaml_text_documents(text: str, where: str = "<string>", *,
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError([f"{where}: {len(text):,} characters is over the {MAX_YAML_BYTES:,} limit for a YAML input"])
     out = []
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters here
         nodes = [loader.get_single_node()] if single else _all_nodes(loader)
         for node in nodes:
             if node is None:
@@ -278,13 +279,20 @@ def parse_yaml_text_documents(text: str, where: str = "<string>", *,
         loc = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise ConfigError([f"{loc}: malformed YAML: {problem}"]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError([f"{where}:{line}:{col}: (top level): malformed YAML: character {char} is not allowed "
+                           "in YAML text; remove it"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: malformed YAML: {exc}"]) from None
     except RecursionError:
         raise ConfigError([f"{where}: (document): nested too deeply to read (the limit is {MAX_YAML_DEPTH} "
                            "levels)"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return out
 
 

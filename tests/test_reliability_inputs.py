@@ -579,3 +579,10 @@ def test_fuzz_hostile_expressions_parse_or_fail_cleanly(text):
         assert str(exc)
         return
     e.violation({"power_w": np.array([1.0, 2.0]), "chip.memory": np.array(["hbm3", "none"])})
+
+
+@pytest.mark.parametrize("text, at", [("\x00\nname: x\n", "f.yaml:1:1"), ("name: x\nchip: {cores: 8\x07}\n", "f.yaml:2:16")])
+def test_control_characters_are_a_config_error(text, at):
+    with pytest.raises(ConfigError) as ei:
+        config.parse_yaml_text(text, "f.yaml")
+    assert ei.value.problems[0].startswith(f"{at}: (top level): malformed YAML: character U+00")
