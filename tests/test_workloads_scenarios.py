@@ -80,3 +80,31 @@ def test_mix_from_yaml_file(tmp_path):
                    "               prompt_len: 8, output_len: 8, goal: fastest}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:4:\d+: scenarios.0.scenario.goal"):
         load_mix(str(bad))
+
+
+def test_mix_files_and_round_trip_of_user_models(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dse.workloads.scenarios import Mix, mix_files
+
+    assert "moe" in mix_files()
+    moe = load_mix("moe")
+    assert moe.name == "moe" and moe.scenario("gpt_oss").precision.experts == "mxfp4"
+    assert moe.scenario("deepseek_v3").model.is_mla
+    # a mix with a model from a file, given inline with a base folder, dumps self-contained
+    hf = Path(__file__).parent / "data" / "hf"
+    inline = {"scenarios": [{"scenario": {"name": "q", "model": "qwen3-30b-a3b/config.json", "prompt_len": 16,
+                                          "output_len": 4}}]}
+    mix = load_mix(inline, base_dir=hf)
+    dumped = json.loads(json.dumps(mix.model_dump(mode="json")))
+    assert isinstance(dumped["scenarios"][0]["scenario"]["model"], dict)
+    assert Mix.model_validate(dumped) == mix
+    res = subprocess.run([sys.executable, "-m", "dse", "mixes", "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["moe"]["scenarios"] == {"deepseek_v3": 1.0, "gpt_oss": 1.0, "qwen3_moe": 1.0}
+    res = subprocess.run([sys.executable, "-m", "dse", "scenarios", "--json"], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and json.loads(res.stdout)["local_llm"]["model"] == "Llama-3-8B"

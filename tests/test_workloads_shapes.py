@@ -19,7 +19,13 @@ PUBLISHED = {
     "GPT-J-6B": 6.05e9,
     "ResNet-50": 25.6e6,
     "ViT-B/16": 86.6e6,
-    "ViT-L/16": 304.3e6,  # timm vit_large_patch16_224 / HF google/vit-large-patch16-224: 304.3M
+    "ViT-L/16": 304.3e6,
+    # Qwen2-72B HF card 72.7B; Qwen3-30B-A3B HF card 30.5B; DeepSeek-V3 671B (arXiv:2412.19437);
+    # gpt-oss-120b 116.83B (OpenAI model card)
+    "Qwen2-72B": 72.7e9,
+    "Qwen3-30B-A3B": 30.5e9,
+    "DeepSeek-V3": 671e9,
+    "gpt-oss-120b": 116.83e9,  # timm vit_large_patch16_224 / HF google/vit-large-patch16-224: 304.3M
 }
 
 

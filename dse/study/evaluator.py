@@ -35,7 +35,7 @@ class ModelEvaluator:
             if isinstance(spec, str) and spec.endswith((".yaml", ".yml")) and self.base_dir:
                 p = Path(spec)
                 spec = str(p if p.is_absolute() else Path(self.base_dir) / p)
-            self._mix = load_mix(spec)
+            self._mix = load_mix(spec, base_dir=self.base_dir)
         return self._mix
 
     def tech(self) -> Any:
