@@ -64,3 +64,23 @@ def test_vit_b16():
 def test_cnn_builder_rejects_llm():
     with pytest.raises(DseUserError):
         build_cnn_step("Llama-3-8B", 1)
+
+
+def test_cnn_and_vit_as_yaml_layers_as_data(tmp_path):
+    from dse.errors import DseUserError
+    from dse.workloads.shapes import load_model_shape
+
+    f = tmp_path / "tiny.yaml"
+    f.write_text("family: cnn\nsource: test\nimage_size: 32\nnum_classes: 10\ncnn_layers:\n"
+                 "  - {op: conv, name: c1, cin: 3, cout: 16, kernel: 3, stride: 1, out_hw: 32}\n"
+                 "  - {op: fc, name: fc, cin: 16, cout: 10, out_hw: 1}\n")
+    s = load_model_shape(f)
+    assert s.name == "tiny" and s.param_count() == 3 * 16 * 9 + 2 * 16 + 16 * 10 + 10
+    st = build_cnn_step(s, batch=2, prec="bf16")
+    assert st.total_flops() >= 2 * 2 * (32 * 32 * 27 * 16 + 16 * 10)
+    f.write_text(f.read_text().replace("cout: 16,", "cout: -16,"))
+    with pytest.raises(DseUserError, match=r"tiny.yaml:6:\d+: cnn_layers.0.cout"):
+        load_model_shape(f)
+    vit384 = load_model_shape({"base": "ViT-B/16", "name": "ViT-B/16-384", "image_size": 384})
+    assert vit384.vision_tokens == 24 * 24 + 1
+    assert build_cnn_step(vit384, batch=1, prec="bf16").seq_len == 577

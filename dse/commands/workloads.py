@@ -17,7 +17,9 @@ app.add_typer(models_app, name="models")
 
 def _b(n: float) -> str:
     """Parameters in B / M."""
-    return f"{n / 1e9:,.2f}B" if n >= 1e9 else f"{n / 1e6:,.1f}M"
+    if n >= 1e9:
+        return f"{n / 1e9:,.2f}B"
+    return f"{n / 1e6:,.1f}M" if n >= 1e6 else f"{n / 1e3:,.1f}K"
 
 
 @models_app.callback()
