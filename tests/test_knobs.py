@@ -258,3 +258,13 @@ def test_dse_schema_design_cli():
     assert json.loads(r.stdout) == json.loads(json.dumps(SCHEMA, ensure_ascii=False))
     bad = subprocess.run([sys.executable, "-m", "dse", "schema", "desing"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "did you mean 'design'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_dse_knobs_cli_lists_the_registry():
+    r = subprocess.run([sys.executable, "-m", "dse", "knobs", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert list(rows) == [k.name for k in KNOBS]
+    assert rows["chip.clock_ghz"]["bounds"] == "in (0, 10] GHz" and rows["chip.clock_ghz"]["unit"] == "GHz"
+    assert rows["chip.memory"]["allowed"][-1] == NONE and "hbm3e" in rows["chip.memory"]["allowed"]
+    assert rows["system.topology"]["allowed"] == list(TOPOLOGIES)

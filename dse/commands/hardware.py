@@ -160,3 +160,31 @@ def schema_cmd(
     module, _, func = SCHEMA_KINDS[kind].partition(":")
     schema = getattr(importlib.import_module(module), func)(_technology(tech_path))
     typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))
+
+
+@app.command("knobs")
+def knobs_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML (its names are allowed)."),
+) -> None:
+    """List every design knob (from the knob registry): type, unit, bounds, allowed names, default."""
+    from dse.model.knobs import KNOBS
+
+    tech = _technology(tech_path)
+    rows = {k.name: {"type": k.type_name, "unit": k.unit, "bounds": k.rule() if k.numeric or k.type is dict else None,
+                     "allowed": k.allowed(tech), "default": k.default_value(), "unset_means": k.none_means,
+                     "label": k.label, "description": k.description, "default_source": k.default_source}
+            for k in KNOBS}
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title="design knobs (YAML: chip: / system: sections; search spaces: dotted names)")
+    for col in ("knob", "type", "unit", "bounds / allowed", "default", "description"):
+        table.add_column(col, no_wrap=col == "knob")
+    for name, r in rows.items():
+        allowed = ", ".join(r["allowed"]) if r["allowed"] else ""
+        default = "unset: " + r["unset_means"] if r["default"] is None and r["unset_means"] else str(r["default"])
+        table.add_row(name, r["type"], r["unit"] or "", r["bounds"] or allowed, default, r["description"])
+    console().print(table)
