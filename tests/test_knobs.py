@@ -268,3 +268,13 @@ def test_dse_knobs_cli_lists_the_registry():
     assert rows["chip.clock_ghz"]["bounds"] == "in (0, 10] GHz" and rows["chip.clock_ghz"]["unit"] == "GHz"
     assert rows["chip.memory"]["allowed"][-1] == NONE and "hbm3e" in rows["chip.memory"]["allowed"]
     assert rows["system.topology"]["allowed"] == list(TOPOLOGIES)
+
+
+def test_demo_results_use_registry_knobs_within_bounds():
+    from dse.report.demo import synthetic_results
+
+    df = synthetic_results(300, seed=1)
+    knob_cols = [c for c in df.columns if c.split(".", 1)[0] in SECTIONS]
+    assert knob_cols and set(knob_cols) <= set(BY_NAME)
+    arr = DesignArrays.from_columns({c: df[c].to_numpy() for c in knob_cols}, TECH)
+    assert arr.valid.all(), arr.reason[~arr.valid][:3]
