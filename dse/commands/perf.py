@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dse.cli_app import app
 from dse.commands._console import console
-from dse.evaluate.metrics import SCENARIO
+from dse.evaluate.metrics import SCENARIO, metric_info
 
 
 def _to_jsonable(v):
@@ -80,9 +80,9 @@ def evaluate(
         typer.echo(json.dumps(out, indent=2))
         return
     con = console()
-    con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: "
-              f"system ${cols['system_cost_usd']:,.0f}, {cols['power_w']:,.0f} W, "
-              f"mix throughput {cols['mix.throughput']:.3g}× reference"
+    headline = ", ".join(f"{metric_info(k).metric.label} {_num(cols[k])} {metric_info(k).unit}"
+                         for k in ("system_cost_usd", "power_w", "mix.throughput"))
+    con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: {headline}"
               + ("" if cols["feasible"] else f"  [red]infeasible: {cols['reason']}[/]"))
     names = [e.scenario.name for e in the_mix.scenarios]
     t = Table(show_header=True, header_style="bold")
@@ -112,6 +112,10 @@ def evaluate(
     for s in names:
         if not cols[f"{s}.feasible"]:
             con.print(f"[red]{s}[/]: {cols[f'{s}.reason']}")
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _row_label(metric, kinds: set[str]) -> str:

@@ -18,6 +18,7 @@ _EXPORTS = {
     "operator_breakdown": "dse.evaluate.breakdown",
     "evaluate_scenario": "dse.evaluate.mapping",
     "MappingResult": "dse.evaluate.mapping",
+    "Plan": "dse.evaluate.plans",
     "METRICS": "dse.evaluate.metrics",
     "ColumnInfo": "dse.evaluate.metrics",
     "Metric": "dse.evaluate.metrics",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.errors import DseUserError
-from dse.evaluate.mapping import evaluate_scenario, timed_residency
+from dse.evaluate.mapping import evaluate_scenario, residency, timed_residency
 from dse.evaluate.plans import Plan
 from dse.evaluate.steps import Builders, cnn_footprint, llm_footprint, llm_steps
 from dse.evaluate.table import design_metrics
@@ -48,7 +48,8 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
     steps, (w, kv, act) = plan_steps(scenario, shape, prec, plan)
-    wres, kres, resident = timed_residency(scenario.kind, w, kv, act, hw)
+    wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+    wres, kres, resident = timed_residency(scenario.kind, wres, kres, resident)
     rows, totals = [], {}
     for ph, step in steps:
         if phase and ph != phase:

@@ -73,15 +73,15 @@ def residency(w, kv, act, sram_bytes, mem_bytes):
     return wres, kres, fits, resident
 
 
-def timed_residency(kind: str, w, kv, act, hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(weights_resident, kv_resident, resident_bytes) a plan's steps are timed with. LLM steps are
-    timed per residency combination with nothing else counted resident (`ComboCache`: activation
-    buffers were reserved next to resident weights); CNN steps hold no KV cache and count their
-    resident weights."""
-    wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+def timed_residency(kind: str, wres: np.ndarray, kres: np.ndarray, resident: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights_resident, kv_resident, resident_bytes) a plan's steps are timed with, from `residency`.
+    LLM steps are timed per residency combination with nothing else counted resident (`ComboCache`:
+    activation buffers were reserved next to resident weights); CNN steps hold no KV cache and count
+    their resident weights."""
     if kind == "cnn":
-        return wres, np.ones(hw.n, bool), resident
-    return wres, kres, np.zeros(hw.n)
+        return wres, np.ones(len(wres), bool), resident
+    return wres, kres, np.zeros(len(wres))
 
 
 def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepEval:
@@ -443,8 +443,8 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
         b = plan.batch
         step = Builders.cnn(shape, b, prec)
         w, kv, act = cnn_footprint(step)
-        wres, kres, resident = timed_residency("cnn", w, kv, act, hw)
-        fits = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)[2]
+        wres, kres, fits, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+        wres, kres, resident = timed_residency("cnn", wres, kres, resident)
         for j in np.flatnonzero(alive & ~fits & ~feasible & (reason == "")):
             reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
         alive &= fits

@@ -7,7 +7,8 @@ from dse.model.knobs import KNOBS
 
 # Knob units by name suffix (metric units and labels come from the metric registry)
 _UNITS = [
-    ("_mm2", "mm²"),
+    ("_w", "W"),
+    ("_us", "µs"),
     ("_gb", "GB"),
     ("_mb", "MB"),
     ("_tbps", "TB/s"),
