@@ -5,18 +5,8 @@ from __future__ import annotations
 from dse.evaluate.metrics import metric_info
 from dse.model.knobs import KNOBS
 
-# Knob units by name suffix (metric units and labels come from the metric registry)
-_UNITS = [
-    ("_w", "W"),
-    ("_us", "µs"),
-    ("_gb", "GB"),
-    ("_mb", "MB"),
-    ("_tbps", "TB/s"),
-    ("_gbps", "GB/s"),
-    ("_ghz", "GHz"),
-]
-
 _KNOWN = {k.name: k.title for k in KNOBS}  # design knobs: label (unit) from the knob registry
+_KNOB_UNITS = {k.name: k.unit for k in KNOBS if k.unit}
 
 
 def safe(name: str) -> str:
@@ -25,15 +15,11 @@ def safe(name: str) -> str:
 
 
 def unit_of(metric: str, images: bool = False) -> str | None:
-    """Unit of a metric (or knob) column; per-scenario `throughput` is images/s for CNN scenarios."""
+    """Unit of a metric (metric registry) or knob (knob registry) column; per-scenario `throughput` is images/s for CNN scenarios."""
     info = metric_info(metric)
     if info is not None:
         return info.metric.unit_for("cnn" if images else "llm") or None
-    last = metric.rsplit(".", 1)[-1]
-    for suffix, unit in _UNITS:
-        if last.endswith(suffix):
-            return unit
-    return None
+    return _KNOB_UNITS.get(metric)
 
 
 def title_of(metric: str, overrides: dict[str, str] | None = None, images: bool = False) -> str:
