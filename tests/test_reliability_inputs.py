@@ -586,3 +586,64 @@ def test_control_characters_are_a_config_error(text, at):
     with pytest.raises(ConfigError) as ei:
         config.parse_yaml_text(text, "f.yaml")
     assert ei.value.problems[0].startswith(f"{at}: (top level): malformed YAML: character U+00")
+
+
+@st.composite
+def yaml_with_aliases(draw) -> str:
+    """A small flow-style YAML document whose nodes may carry anchors and be referred to by aliases, some
+    of them from inside themselves (a cycle), with scalars that include non-finite and huge numbers."""
+    anchors_done: list[str] = []
+    open_anchors: list[str] = []
+    counter = [0]
+    scalars = st.sampled_from(["1", "-2.5", "x", "'s'", "null", "true", ".inf", ".nan", "9" * 25, "1.0e+400", "7"])
+
+    def node(depth: int) -> str:
+        kind = draw(st.sampled_from(["scalar", "alias", "list", "map"] if depth < 4 else ["scalar", "alias"]))
+        if kind == "alias":
+            pool = anchors_done + (open_anchors if draw(st.booleans()) else [])
+            if pool:
+                return "*" + draw(st.sampled_from(pool))
+            kind = "scalar"
+        anchor = ""
+        if kind in ("list", "map") and draw(st.booleans()):
+            counter[0] += 1
+            anchor = f"a{counter[0]}"
+            open_anchors.append(anchor)
+        if kind == "scalar":
+            text = draw(scalars)
+        elif kind == "list":
+            text = "[" + ", ".join(node(depth + 1) for _ in range(draw(st.integers(0, 4)))) + "]"
+        else:
+            keys = draw(st.lists(st.sampled_from(["k", "m", "n", "cores"]), max_size=4))  # duplicates possible
+            text = "{" + ", ".join(f"{k}: {node(depth + 1)}" for k in keys) + "}"
+        if anchor:
+            open_anchors.remove(anchor)
+            anchors_done.append(anchor)
+            text = f"&{anchor} {text}"
+        return text
+
+    return "root: " + node(0) + "\n"
+
+
+def _expanded(x, seen: tuple = ()) -> int:
+    if any(x is s for s in seen):
+        return 10**9
+    if isinstance(x, dict):
+        return 1 + sum(1 + _expanded(v, seen + (x,)) for v in x.values())
+    if isinstance(x, list):
+        return 1 + sum(_expanded(v, seen + (x,)) for v in x)
+    return 1
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=yaml_with_aliases())
+def test_fuzz_yaml_reader_equals_pyyaml_or_says_why(text):
+    """The reader builds exactly PyYAML's data, or raises one ConfigError naming the place (a cycle, a
+    duplicate key, a non-finite or huge number); never another exception."""
+    try:
+        data, positions = config.parse_yaml_text(text, "f.yaml")
+    except ConfigError as exc:
+        assert exc.problems and all(p.startswith("f.yaml:") for p in exc.problems), exc.problems
+        return
+    assert data == yaml.safe_load(text) and _expanded(data) < 10**9
+    assert positions[("root",)][0] == 1
