@@ -647,3 +647,14 @@ def test_fuzz_yaml_reader_equals_pyyaml_or_says_why(text):
         return
     assert data == yaml.safe_load(text) and _expanded(data) < 10**9
     assert positions[("root",)][0] == 1
+
+
+def test_kinds_of_a_probe_env_feeds_check_types():
+    env = {"power_w": np.array([1.5]), "chip.cores": np.array([8]), "chip.memory": np.array(["hbm3"]),
+           "local_llm.mapping": np.array(["tp=1"], dtype=object), "chip.sparsity_2to4": np.array([True])}
+    kinds = ex.kinds_of(env)
+    assert kinds == {"power_w": "number", "chip.cores": "number", "chip.memory": "category",
+                     "local_llm.mapping": "category", "chip.sparsity_2to4": "bool"}
+    assert ex.check_types("power_w <= 5 and chip.memory == 'hbm3'", kinds) == "bool"
+    with pytest.raises(ex.ExprError, match="chip.memory is a category"):
+        ex.check_types("chip.memory <= 5", kinds)

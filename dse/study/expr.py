@@ -278,6 +278,16 @@ def check_types(expr: "Expr | str", kinds: Mapping[str, str], *, condition: bool
     return kind
 
 
+def kinds_of(env: Mapping[str, Any]) -> dict[str, Kind]:
+    """The kind of every column of an evaluation env (numpy dtypes: bool → "bool", numbers → "number",
+    text/objects → "category"), e.g. the knob and metric columns of one probe design, for check_types."""
+    out: dict[str, Kind] = {}
+    for name, col in env.items():
+        dk = np.asarray(col).dtype.kind
+        out[name] = BOOL if dk == "b" else NUMBER if dk in "iuf" else CATEGORY
+    return out
+
+
 _ORDER = {"<", "<=", ">", ">="}
 
 
