@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -140,7 +139,8 @@ def test_arrays_match_pydantic():
     assert a.knee_flop_per_byte[2] > 0  # memory-less: knee against SRAM bandwidth
 
 
-def test_arrays_convert_100k_fast():
+def test_arrays_convert_100k_designs():
+    """100k designs convert without a per-row fallback (speed itself: benchmarks/model_speed.py)."""
     rng = np.random.default_rng(1)
     n = 100_000
     cols = {"chip.cores": rng.integers(1, 512, n), "chip.array_rows": rng.choice([32, 64, 128, 256], n),
@@ -150,11 +150,9 @@ def test_arrays_convert_100k_fast():
             "chip.precisions": rng.choice(["bf16,fp8", "bf16,fp8,int8,int4"], n),
             "system.num_chips": rng.choice([1, 8, 64], n), "system.topology": rng.choice(["ring", "switch"], n)}
     DesignArrays.from_columns({k: v[:10] for k, v in cols.items()}, TECH)  # warm up
-    t0 = time.perf_counter()
     a = DesignArrays.from_columns(cols, TECH)
-    elapsed = time.perf_counter() - t0
     assert a.n == n and a.valid.all()
-    assert elapsed < 1.0, f"{elapsed:.2f} s for 1e5 designs"
+    assert np.array_equal(a.macs, cols["chip.cores"] * cols["chip.array_rows"] * cols["chip.array_cols"])
 
 
 def test_die_count_is_bounded_and_needs_cores():

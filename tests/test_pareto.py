@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -171,21 +170,18 @@ def concave_front(n: int, m: int, rng: np.random.Generator, share: float = 0.1) 
     return S
 
 
-def test_hypervolume_3d_1000_front_under_1s():
+def test_hypervolume_3d_1000_front():
+    """Speed: benchmarks/pareto_speed.py; here only the value's bounds."""
     rng = np.random.default_rng(0)
     F = concave_front(1000, 3, rng, share=1.0)
-    t = time.perf_counter()
     hv = hypervolume(F, [1.1, 1.1, 1.1])
-    assert time.perf_counter() - t < 1.0
     assert 0 < hv < 1.1**3
 
 
-def test_mask_100k_3d_fast():
+def test_mask_100k_3d():
     rng = np.random.default_rng(1)
     Y = concave_front(100_000, 3, rng)
-    t = time.perf_counter()
     mask = nondominated_mask(Y)
-    assert time.perf_counter() - t < 2.0
     assert mask[:10_000].all() and mask.sum() < 12_000  # a few points just behind the sphere survive
 
 
