@@ -177,3 +177,18 @@ def test_cli_models_and_evaluate_with_a_config_json(tmp_path):
     res = _dse("evaluate", "H100-SXM", "--model", str(bad))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert str(bad) in res.stderr and "model_type" in res.stderr
+
+
+def test_base_overrides_rederive_head_dim_and_kv_heads():
+    s = load_model_shape({"base": "Llama-3-8B", "hidden": 2048, "heads": 16})
+    assert (s.head_dim, s.kv_heads) == (128, 8)  # 2048 / 16; the base's explicit GQA kept
+    t = load_model_shape({"base": "Llama-2-7B", "heads": 16})
+    assert (t.head_dim, t.kv_heads) == (256, 16)
+
+
+def test_cli_models_show_bad_file_exits_2(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("family: llm\nhidden: 100\nlayers: 2\nheads: 3\nffn: 8\nvocab: 10\n")
+    res = _dse("models", "show", str(bad))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{bad}:4:" in res.stderr and "heads: 3 heads do not divide hidden size 100" in res.stderr

@@ -114,3 +114,15 @@ def test_tied_embeddings_hold_one_table():
     g = load_model_shape(HF / "gemma-2-9b")
     st = build_llm_step(g, "decode", batch=1, seq_len=1, kv_len=10, prec="bf16")
     assert st.head_weight_bytes < 1e6 and st.embed_weight_bytes == g.vocab * g.hidden * 2
+
+
+def test_per_tensor_precision_in_a_precision_string():
+    p = parse_precision("bf16,experts=mxfp4")
+    assert p.class_weight_bytes("experts") == 4.25 / 8 and p.class_weight_bytes("attn") == 2.0
+    q = parse_precision("fp8,experts=nvfp4,shared_experts=nvfp4,kv_bits=8")
+    assert q.class_weight_bytes("shared_experts") == 4.5 / 8 and q.kv_bits == 8
+    assert q.class_compute_precision("experts") == "fp8"  # W4A8 runs on the fp8 path
+    with pytest.raises(Exception, match="cannot read 'expert=mxfp4'"):
+        parse_precision("bf16,expert=mxfp4")
+    with pytest.raises(Exception, match="unknown weight format 'mxfp5'"):
+        parse_precision("bf16,experts=mxfp5")

@@ -89,6 +89,11 @@ def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
             raise ConfigError([f"{_at(where, positions, ('base',))}: base: {exc}"]) from None
         merged = base.model_dump(exclude_defaults=True)
         merged.pop("name", None)
+        # fields the base derived (head_dim = hidden / heads, kv_heads = heads) follow the overrides
+        if ({"hidden", "heads"} & fields.keys()) and base.heads and base.head_dim == base.hidden // base.heads:
+            merged.pop("head_dim", None)
+        if "heads" in fields and base.kv_heads == base.heads:
+            merged.pop("kv_heads", None)
         merged["source"] = f"{base.source}; overridden in {where}"
         fields = {**merged, **fields}
     if not fields.get("name"):

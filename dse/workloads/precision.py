@@ -252,14 +252,18 @@ def weight_format_precision(name: str, *, act_bits: int | None = None, kv_bits: 
 
 
 def parse_precision(spec: str | dict | Precision | None) -> Precision:
-    """A Precision from a preset name ('fp8', 'int4', 'mxfp4', optional '+2:4' suffix), a dict or None."""
+    """A Precision from a preset name ('fp8', 'int4', 'mxfp4', optional '+2:4' suffix), a dict or None.
+
+    A string may add per-tensor overrides after commas, so per-tensor precision fits wherever a
+    precision name does: 'bf16,experts=mxfp4' (gpt-oss), 'fp8,experts=nvfp4,kv_bits=8'. Keys: the
+    tensor classes (attn, mlp, experts, shared_experts, embed), weights, act_bits, kv_bits."""
     if spec is None:
         return Precision()
     if isinstance(spec, Precision):
         return spec
     if isinstance(spec, dict):
         return Precision.model_validate(spec)
-    name = str(spec).strip().lower()
+    name, *overrides = [part.strip() for part in str(spec).strip().lower().split(",")]
     sparsity = "dense"
     if name.endswith("+2:4"):
         name, sparsity = name[: -len("+2:4")], "2:4"
@@ -268,5 +272,18 @@ def parse_precision(spec: str | dict | Precision | None) -> Precision:
 
         raise DseUserError(suggest(name, PRESETS, what="precision"))
     w, a, k, number, block = PRESETS[name]
-    return Precision(weight_bits=w, act_bits=a, kv_bits=k, number=number, block_format=block,
-                     sparsity=sparsity)
+    fields: dict = dict(weight_bits=w, act_bits=a, kv_bits=k, number=number, block_format=block, sparsity=sparsity)
+    for item in overrides:
+        key, _, val = item.partition("=")
+        if key in TENSOR_CLASSES or key == "weights":
+            weight_format(val)  # unknown formats: a clear error with a suggestion
+            fields[key] = val
+        elif key in ("act_bits", "kv_bits") and val.isdigit():
+            fields[key] = int(val)
+        else:
+            raise DseUserError(f"precision '{spec}': cannot read '{item}' (expected <class>=<format> with class "
+                               f"in {', '.join(TENSOR_CLASSES)} or weights, or act_bits=N / kv_bits=N)")
+    if fields.get("weights"):
+        fmt = FORMATS[fields["weights"]]
+        fields.update(weight_bits=fmt.bits, number=fmt.number)
+    return Precision(**fields)
