@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dse.pareto import hypervolume  # noqa: E402
-from dse.study.results import objective_matrix, reference_point  # noqa: E402
+from dse.runs import Objective, load_run, objective_matrix  # noqa: E402
 from dse.study.runner import StudyRunner  # noqa: E402
 from dse.study.spec import load_study  # noqa: E402
 
@@ -59,9 +59,8 @@ def study_file(tmp: Path, name: str, sampler: dict, trials: int, mix: str, seria
 
 def front_hv(run_dir: Path, ref: np.ndarray, maximize: list[bool]) -> tuple[float, int, int]:
     df = pl.read_parquet(run_dir / "results.parquet")
-    metrics = [o["metric"] for o in OBJECTIVES]
     front = df.filter(pl.col("pareto"))
-    return hypervolume(objective_matrix(front, metrics), ref, maximize), front.height, df.height
+    return hypervolume(objective_matrix(front, [Objective(**o) for o in OBJECTIVES]), ref, maximize), front.height, df.height
 
 
 def main() -> None:
@@ -86,7 +85,7 @@ def main() -> None:
                                               args.serial)), tmp / "grid").run()
         grid = pl.read_parquet(tmp / "grid" / "results.parquet")
         feas = grid.filter(pl.col("feasible"))
-        ref = reference_point(objective_matrix(feas, metrics), maximize)
+        ref = load_run(tmp / "grid").reference_point()  # the grid run's stored one, common to every sampler
         hv_grid, n_front, _ = front_hv(tmp / "grid", ref, maximize)
         print(f"grid: {grid.height} designs ({feas.height} feasible) in {time.perf_counter() - t0:.1f} s, "
               f"front {n_front}, hypervolume {hv_grid:.6g}")

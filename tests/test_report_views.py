@@ -70,7 +70,7 @@ def test_load_run_and_errors(run_dir, tmp_path):
 def test_objectives_must_exist(run_dir):
     runs = load_runs([run_dir])
     with pytest.raises(DseUserError, match="no column nope"):
-        resolve_objectives(runs, [Objective(metric="nope")])
+        resolve_objectives(runs, [Objective(metric="nope", direction="minimize")])
     assert resolve_objectives(runs, None) == OBJS
 
 

@@ -127,20 +127,17 @@ def pareto_cmd(
     limit: int = typer.Option(50, "--limit", help="rows shown in the table"),
 ) -> None:
     """Show the Pareto front of a run."""
-    import polars as pl
-
+    from dse.runs.reader import load_trials, run_meta
     from dse.study.export import select
-    from dse.study.results import load_trials, run_meta
 
     meta = run_meta(run_dir)
     df = load_trials(run_dir)
     front = select(df, meta, "pareto")
-    metrics = [o["metric"] for o in meta["objectives"]]
-    metrics_first = metrics + [c for c in ("study",) if c in front.columns]
-    if front.height:
-        o0 = meta["objectives"][0]
-        front = front.sort(o0["metric"], descending=o0["direction"] == "maximize")
-    knobs = [k for k in meta.get("varying", meta["knobs"]) if k in front.columns]
+    metrics = [o.metric for o in meta.objectives]
+    metrics_first = [m for m in metrics if m in front.columns] + [c for c in ("study",) if c in front.columns]
+    if front.height and metrics and metrics[0] in front.columns:
+        front = front.sort(metrics[0], descending=meta.objectives[0].maximize)
+    knobs = [k for k in (meta.varying or meta.knobs) if k in front.columns]
     cols = ["trial"] + metrics_first + knobs
     if as_json:
         typer.echo(json.dumps(front.select(cols).to_dicts(), indent=2, default=str))
@@ -148,12 +145,12 @@ def pareto_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{meta['name']}: Pareto front ({front.height} of {df.height} trials)")
+    table = Table(title=f"{meta.name}: Pareto front ({front.height} of {df.height} trials)")
     for c in cols:
         arrow = ""
-        for o in meta["objectives"]:
-            if o["metric"] == c:
-                arrow = " ↑" if o["direction"] == "maximize" else " ↓"
+        for o in meta.objectives:
+            if o.metric == c:
+                arrow = " ↑" if o.maximize else " ↓"
         short = c.split(".", 1)[1] if c.startswith(("chip.", "system.")) else c
         table.add_column(short + arrow, justify="right" if c not in ("study",) else "left", overflow="fold")
     for row in front.select(cols).head(limit).iter_rows():
@@ -161,7 +158,6 @@ def pareto_cmd(
     Console().print(table)
     if front.height > limit:
         typer.echo(f"... {front.height - limit} more (--limit, --json)")
-    _ = pl
 
 
 @app.command("export")

@@ -2,7 +2,8 @@
 
 Objectives are normalised to [0, 1] over all runs' feasible designs (log scale where the explorer uses
 log axes), so runs are comparable; the reference point is 1.1 in every objective and the curve is the
-dominated fraction of that box.
+dominated fraction of that box. Beside it, the raw hypervolume w.r.t. the run's own stored reference point
+(`dse.runs`): at the last checkpoint it is the number in summary.json and in the live display.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import polars as pl
 from dse.pareto import hypervolume, nondominated_mask
 from dse.report.rundata import RunData, objective_matrix
 from dse.report.spec import ConvergenceView, Objective
+from dse.runs.front import front_hypervolume, maximize_of
 
 REF = 1.1
 EXACT_LIMIT_4D = 800  # fronts of 4+ objectives larger than this get a Monte Carlo estimate (exact HV is slow)
@@ -69,9 +71,13 @@ def convergence_table(runs: list[RunData], objs: list[Objective], points: int) -
     rows = []
     for r in runs:
         df = r.results.sort("trial") if "trial" in r.results.columns else r.results
-        Z = norm(objective_matrix(df, objs))
+        Yraw = objective_matrix(df, objs)
+        Z = norm(Yraw)
         feas = df["feasible"].fill_null(False).to_numpy().astype(bool)
         Z[~feas] = np.nan
+        Yraw[~feas] = np.nan
+        ref = r.reference_point() if list(objs) == r.objectives() else None
+        front_raw = np.zeros((0, m))
         n = len(df)
         checkpoints = np.unique(np.linspace(1, n, min(points, n)).round().astype(int)) if n else []
         front = np.zeros((0, m))
@@ -82,12 +88,18 @@ def convergence_table(runs: list[RunData], objs: list[Objective], points: int) -
             if len(chunk):
                 cand = np.vstack([front, chunk])
                 front = cand[nondominated_mask(cand)]
+            raw = Yraw[start:k]
+            raw = raw[np.isfinite(raw).all(axis=1)]
+            if len(raw):
+                cand = np.vstack([front_raw, raw])
+                front_raw = cand[nondominated_mask(cand, maximize_of(objs))]
             start = k
             hv, est = _hv_fraction(front)
-            rows.append({"run": r.label, "trials": int(k), "hypervolume": hv, "front": int(len(front)),
-                         "estimated": est})
+            hv_raw = front_hypervolume(front_raw, ref, maximize_of(objs)) if ref is not None else None
+            rows.append({"run": r.label, "trials": int(k), "hypervolume": hv, "hypervolume_raw": hv_raw,
+                         "front": int(len(front)), "estimated": est})
     return pl.DataFrame(rows, schema={"run": pl.String, "trials": pl.Int64, "hypervolume": pl.Float64,
-                                      "front": pl.Int64, "estimated": pl.Boolean})
+                                      "hypervolume_raw": pl.Float64, "front": pl.Int64, "estimated": pl.Boolean})
 
 
 def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
@@ -97,7 +109,8 @@ def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
         y=alt.Y("hypervolume:Q", title="Hypervolume (fraction of the normalised box)", scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", title="Run (sampler)"),
         tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("trials:Q", title="Trials"),
-                 alt.Tooltip("hypervolume:Q", title="Hypervolume", format=".4f"),
+                 alt.Tooltip("hypervolume:Q", title="Hypervolume (normalised)", format=".4f"),
+                 alt.Tooltip("hypervolume_raw:Q", title="Hypervolume (raw, run's reference point)", format=".4~e"),
                  alt.Tooltip("front:Q", title="Front size"),
                  alt.Tooltip("estimated:N", title="Monte Carlo estimate")],
     ).properties(

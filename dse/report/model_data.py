@@ -31,16 +31,19 @@ OP_COLUMNS = ["name", "kind", "flops", "bytes", "intensity", "attainable_tflops"
 
 def mix_of(run: RunData):
     """The run's workload mix (built-in name or inline mapping in study.yaml), or None."""
-    from dse.workloads.scenarios import load_mix
-
-    spec = run.study.get("mix")
-    if spec is None:
-        return None
-    return load_mix(spec)
+    return run.mix()
 
 
-def reference_metrics(names: list[str] | str | None, mix) -> tuple[pl.DataFrame | None, list[str]]:
-    """Metrics of catalog chips on `mix` (same columns as results.parquet) and notes on what was left out."""
+def technology_of(run: RunData | None):
+    """The technology the run was evaluated with (its override merged over the default)."""
+    from dse.model.technology import default_technology
+
+    return run.technology() if run is not None else default_technology()
+
+
+def reference_metrics(names: list[str] | str | None, mix, tech=None) -> tuple[pl.DataFrame | None, list[str]]:
+    """Metrics of catalog chips on `mix` with `tech` (the run's technology; default when None), same columns
+    as results.parquet, and notes on what was left out."""
     if not names or mix is None:
         return None, []
     from dse.catalog import list_catalog, load_catalog_design
@@ -48,9 +51,10 @@ def reference_metrics(names: list[str] | str | None, mix) -> tuple[pl.DataFrame 
     from dse.evaluate import evaluate
     from dse.model.technology import default_technology
 
+    tech = tech or default_technology()
     names = list_catalog() if names == "all" else list(names)
     designs = [load_catalog_design(n) for n in names]
-    out = evaluate(DesignArrays.from_designs(designs, default_technology()), mix)
+    out = evaluate(DesignArrays.from_designs(designs, tech), mix, tech)
     cols: dict[str, Any] = {"name": names}
     for k, v in out.items():
         v = np.asarray(v)
@@ -108,7 +112,7 @@ def _as_frame(result) -> tuple[pl.DataFrame, dict]:
     return df, meta
 
 
-def operator_frame(designs: dict[str, Any], scenarios: list
+def operator_frame(designs: dict[str, Any], scenarios: list, techs: dict[str, Any] | None = None
                    ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, list[str]]:
     """Per-operator rows and roofs of every (design, scenario) from `operator_breakdown`, or None and notes.
 
@@ -125,7 +129,7 @@ def operator_frame(designs: dict[str, Any], scenarios: list
         for sc in scenarios:
             name = getattr(sc, "name", str(sc))
             try:
-                df, meta = _as_frame(operator_breakdown(design, sc))
+                df, meta = _as_frame(operator_breakdown(design, sc, tech=(techs or {}).get(label)))
             except Exception as exc:  # one design may not run a scenario at all; keep the others
                 notes.append(f"{label} on {name}: {exc}")
                 continue
@@ -148,21 +152,22 @@ def operator_frame(designs: dict[str, Any], scenarios: list
     if roofs:
         roof_df = pl.DataFrame(roofs)
     else:
-        roof_df = roofs_of(designs).join(ops.select("design", "scenario").unique(), on="design").with_columns(
+        roof_df = roofs_of(designs, techs).join(ops.select("design", "scenario").unique(), on="design").with_columns(
             pl.lit("bf16").alias("precision"), pl.lit("").alias("mapping"))
     return ops, roof_df, notes
 
 
-def roofs_of(designs: dict[str, Any]) -> pl.DataFrame:
-    """Per design: bf16 peak TFLOP/s, off-chip and SRAM TB/s (per chip) from the hardware model."""
+def roofs_of(designs: dict[str, Any], techs: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Per design: bf16 peak TFLOP/s, off-chip and SRAM TB/s (per chip) from the hardware model, each
+    design with its run's technology (`techs`; default when absent)."""
     from dse.model.arrays import DesignArrays
     from dse.model.technology import default_technology
 
     labels = list(designs)
-    arr = DesignArrays.from_designs([designs[k] for k in labels], default_technology())
     rows = []
-    for i, lab in enumerate(labels):
-        r = arr.row(i)
+    for lab in labels:
+        tech = (techs or {}).get(lab) or default_technology()
+        r = DesignArrays.from_designs([designs[lab]], tech).row(0)
         rows.append({"design": lab, "peak_tflops": float(r["peak_tflops"].get("bf16", 0.0)),
                      "mem_tbps": float(r.get("mem_bw_tbps") or 0.0), "sram_tbps": float(r.get("sram_tbps") or 0.0)})
     return pl.DataFrame(rows, schema={"design": pl.String, "peak_tflops": pl.Float64, "mem_tbps": pl.Float64,
@@ -205,6 +210,7 @@ class OperatorData:
     """Designs of the roofline / breakdown dropdown with their operator rows and roofs."""
 
     designs: dict[str, Any] = field(default_factory=dict)
+    techs: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, dict] = field(default_factory=dict)
     ops: pl.DataFrame | None = None
     roofs: pl.DataFrame | None = None
@@ -219,6 +225,8 @@ def operator_data(runs: list[RunData], fronts: dict[str, np.ndarray], objs: list
     per_run = max(2, view.designs // max(len(runs), 1))
     for r in runs:
         d, rows, notes = picked_designs(r, fronts[r.name], objs, per_run, labels)
+        tech = technology_of(r)
+        out.techs.update({k: tech for k in d})
         out.designs.update(d)
         out.rows.update(rows)
         out.notes += notes
@@ -228,6 +236,7 @@ def operator_data(runs: list[RunData], fronts: dict[str, np.ndarray], objs: list
 
             label = f"{name} (reference)"
             out.designs[label] = load_catalog_design(name)
+            out.techs[label] = technology_of(runs[0] if runs else None)
             if ref_df is not None and name in ref_df["name"].to_list():
                 out.rows[label] = ref_df.filter(pl.col("name") == name).row(0, named=True)
         except Exception as exc:
@@ -246,7 +255,7 @@ def operator_data(runs: list[RunData], fronts: dict[str, np.ndarray], objs: list
         return out
     if not out.designs:
         return out
-    ops, roofs, notes = operator_frame(out.designs, scenarios)
+    ops, roofs, notes = operator_frame(out.designs, scenarios, out.techs)
     if notes:
         out.notes.append(f"{len(notes)} of {len(out.designs) * len(scenarios)} (design, scenario) pairs could not be "
                          f"re-evaluated for the roofline: " + "; ".join(notes[:4]) + ("; ..." if len(notes) > 4 else ""))

@@ -104,7 +104,8 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     ref_df = None
     if ref_names:
         try:
-            ref_df, rnotes = model_data.reference_metrics(ref_names, model_data.mix_of(runs[0]))
+            ref_df, rnotes = model_data.reference_metrics(ref_names, model_data.mix_of(runs[0]),
+                                                         model_data.technology_of(runs[0]))
             if rnotes:
                 notes.append("reference chips not plotted (infeasible on this mix): " + "; ".join(rnotes))
         except Exception as exc:  # model or catalog unavailable: the explorer still works

@@ -43,8 +43,8 @@ def pairs_of(objs: list[Objective], view: ParetoView) -> list[tuple[Objective, O
     if view.pairs:
         out = []
         for x, y in view.pairs:
-            ox = by_metric.get(x) or Objective(metric=x)
-            oy = by_metric.get(y) or Objective(metric=y)
+            ox = by_metric.get(x) or Objective(metric=x, direction="minimize")
+            oy = by_metric.get(y) or Objective(metric=y, direction="minimize")
             out.append((ox, oy))
         return out
     return list(itertools.combinations(objs, 2))

@@ -6,138 +6,34 @@ feasible dominated ones, up to `max_points` rows per run, and the page states th
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import yaml
 
 from dse.errors import DseUserError
-from dse.pareto import crowding_distance, nondominated_mask
-from dse.report.spec import Objective
+from dse.pareto import crowding_distance
+from dse.runs.front import column_name, front_mask, objective_matrix
+from dse.runs.layout import Objective
+from dse.runs.reader import Run, expand_sweeps, knob_columns, load_run, load_runs
 
-KNOB_PREFIXES = ("chip.", "system.")
+RunData = Run  # the dashboard reads runs with the one reader of dse.runs
 
-
-@dataclass
-class RunData:
-    """One run folder: all trials, the study config and what the page shows of it."""
-
-    name: str
-    path: Path
-    results: pl.DataFrame
-    study: dict = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def sampler(self) -> str:
-        s = self.study.get("sampler") or self.summary.get("sampler") or {}
-        return str(s.get("kind", "nsga2")) if isinstance(s, dict) else str(s)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.sampler})"
-
-    def objectives(self) -> list[Objective]:
-        """The study's objectives (study.yaml, else summary.json), keeping only columns present."""
-        raw = self.study.get("objectives") or self.summary.get("objectives") or self.meta.get("objectives") or []
-        out = []
-        for o in raw:
-            if isinstance(o, dict) and "metric" in o:
-                out.append(Objective(metric=o["metric"], direction=o.get("direction", "minimize")))
-        return out
+__all__ = ["RunData", "Thinned", "as_text", "expand_sweeps", "front_mask", "knob_columns", "load_run", "load_runs",
+           "objective_matrix", "plot_frame", "resolve_objectives", "round_sig", "thin"]
 
 
-def knob_columns(df: pl.DataFrame) -> list[str]:
-    """Design knob columns (dotted `chip.*` / `system.*` names) in table order."""
-    return [c for c in df.columns if c.startswith(KNOB_PREFIXES)]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except (json.JSONDecodeError, OSError):
-        data = {}
-    return data if isinstance(data, dict) else {}
-
-
-def load_run(path: Path | str) -> RunData:
-    """Read one run folder; a missing or unreadable results.parquet is a user error."""
-    path = Path(path)
-    res = path / "results.parquet"
-    if not res.is_file():
-        raise DseUserError(f"{path}: no results.parquet here (expected a run folder written by `dse run`)")
-    try:
-        df = pl.read_parquet(res)
-    except Exception as exc:  # polars raises several types for corrupt files
-        raise DseUserError(f"{res}: cannot read: {exc}") from None
-    study, summary = {}, {}
-    for fname in ("study.yaml", "config.yaml"):
-        if (path / fname).is_file():
-            try:
-                study = yaml.safe_load((path / fname).read_text()) or {}
-            except yaml.YAMLError:
-                study = {}
-            break
-    summary = _read_json(path / "summary.json")
-    meta = _read_json(path / "run.json")
-    name = str(study.get("name") or summary.get("study") or meta.get("name") or path.name)
-    if "trial" not in df.columns:
-        df = df.with_row_index("trial")
-    if "feasible" not in df.columns:
-        df = df.with_columns(pl.lit(True).alias("feasible"))
-    return RunData(name=name, path=path, results=df, study=study, summary=summary, meta=meta)
-
-
-def expand_sweeps(paths) -> list[Path]:
-    """A sweep folder (run.json lists `sweep` sub-studies) stands for its sub-run folders, compared side by side."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        meta = _read_json(p / "run.json")
-        subs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "results.parquet").is_file()) if p.is_dir() else []
-        out.extend(subs if meta.get("sweep") and subs else [p])
-    return out
-
-
-def load_runs(paths) -> list[RunData]:
-    """Read several run folders, making run names unique (`name`, `name-2`, ...)."""
-    runs = [load_run(p) for p in expand_sweeps(paths)]
-    seen: dict[str, int] = {}
-    for r in runs:
-        seen[r.name] = seen.get(r.name, 0) + 1
-        if seen[r.name] > 1:
-            r.name = f"{r.name}-{seen[r.name]}"
-    return runs
-
-
-def resolve_objectives(runs: list[RunData], override: list[Objective] | None) -> list[Objective]:
-    """Spec objectives if given, else the first run's; each must be a column of every run."""
+def resolve_objectives(runs: list[Run], override: list[Objective] | None) -> list[Objective]:
+    """Spec objectives if given, else the first run's; each must be a column of every run (or computable)."""
     objs = override or (runs[0].objectives() if runs else [])
     if not objs:
         raise DseUserError("no objectives: the run's study.yaml names none; list `objectives:` in the dashboard spec")
     for r in runs:
-        missing = [o.metric for o in objs if o.metric not in r.results.columns]
+        missing = [n for o in objs for n in ([o.metric] if column_name(r.results.columns, o.metric) else o.names())
+                   if column_name(r.results.columns, n) is None]
         if missing:
             raise DseUserError(f"{r.path}: results.parquet has no column {', '.join(missing)} (objective)")
     return objs
-
-
-def objective_matrix(df: pl.DataFrame, objs: list[Objective]) -> np.ndarray:
-    """n×m float matrix of the objective columns (nulls → NaN)."""
-    return np.column_stack([df[o.metric].cast(pl.Float64).fill_null(np.nan).to_numpy() for o in objs])
-
-
-def front_mask(df: pl.DataFrame, objs: list[Objective]) -> np.ndarray:
-    """Feasible non-dominated rows: the stored `pareto` column when present, else computed here."""
-    if "pareto" in df.columns and df["pareto"].dtype == pl.Boolean:
-        return df["pareto"].fill_null(False).to_numpy()
-    Y = objective_matrix(df, objs)
-    feas = df["feasible"].fill_null(False).to_numpy().astype(bool)
-    Y[~feas] = np.nan
-    return nondominated_mask(Y, [o.direction == "maximize" for o in objs])
 
 
 @dataclass
@@ -152,7 +48,7 @@ class Thinned:
     dominated_shown: int
 
 
-def thin(run: RunData, objs: list[Objective], max_points: int, seed: int = 0) -> Thinned:
+def thin(run: Run, objs: list[Objective], max_points: int, seed: int = 0) -> Thinned:
     """Front (cut to `max_points` by crowding distance if larger) + uniform sample of feasible dominated rows."""
     df = run.results
     front = front_mask(df, objs)

@@ -10,19 +10,16 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dse.runs.layout import Objective
+
+__all__ = ["Objective", "DashboardSpec", "load_dashboard_spec", "default_spec"]
+
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 DEFAULT_SPEC = DASHBOARD_DIR / "default.yaml"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Objective(_Strict):
-    """A metric column and whether bigger is better."""
-
-    metric: str
-    direction: Literal["maximize", "minimize"] = "minimize"
 
 
 class ParetoView(_Strict):

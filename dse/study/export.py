@@ -15,14 +15,17 @@ import polars as pl
 import yaml
 
 from dse.errors import DseUserError
-from dse.study.results import load_trials, objective_matrix, run_meta
+from dse.pareto import pareto_rank
+from dse.runs.front import front_mask, maximize_of, objective_matrix
+from dse.runs.layout import RunMeta
+from dse.runs.reader import load_trials, run_meta
 
 
-def select(df: pl.DataFrame, meta: dict[str, Any], selector: str) -> pl.DataFrame:
+def select(df: pl.DataFrame, meta: RunMeta, selector: str) -> pl.DataFrame:
     """Rows picked by `pareto` | `top:N` (by non-domination rank, then the first objective) | `trial:1,5,9`."""
     sel = selector.strip()
     if sel == "pareto":
-        return df.filter(pl.col("pareto")) if "pareto" in df.columns else _front(df, meta)
+        return df.filter(pl.Series(front_mask(df, meta.objectives)))
     if sel.startswith("top:"):
         try:
             n = int(sel[4:])
@@ -31,12 +34,10 @@ def select(df: pl.DataFrame, meta: dict[str, Any], selector: str) -> pl.DataFram
         feas = df.filter(pl.col("feasible"))
         if feas.height == 0:
             return feas
-        from dse.pareto import pareto_rank
-
-        metrics = [o["metric"] for o in meta["objectives"]]
-        maximize = [o["direction"] == "maximize" for o in meta["objectives"]]
-        rank = pareto_rank(objective_matrix(feas, metrics), maximize)
-        first = feas[metrics[0]].cast(pl.Float64).to_numpy() * (-1.0 if maximize[0] else 1.0)
+        maximize = maximize_of(meta.objectives)
+        Y = objective_matrix(feas, meta.objectives)
+        rank = pareto_rank(Y, maximize)
+        first = Y[:, 0] * (-1.0 if maximize[0] else 1.0)
         order = np.lexsort((first, rank))[:n]
         return feas[order.tolist()]
     if sel.startswith("trial:"):
@@ -51,14 +52,6 @@ def select(df: pl.DataFrame, meta: dict[str, Any], selector: str) -> pl.DataFram
                                f"(trials 0..{df['trial'].max()})")
         return got.sort(pl.col("trial").replace_strict({t: i for i, t in enumerate(ids)}, default=None))
     raise DseUserError(f"--select {selector!r}: expected pareto, top:N or trial:ID,...")
-
-
-def _front(df: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
-    from dse.study.results import pareto_mask
-
-    metrics = [o["metric"] for o in meta["objectives"]]
-    maximize = [o["direction"] == "maximize" for o in meta["objectives"]]
-    return df.filter(pl.Series(pareto_mask(df, metrics, maximize)))
 
 
 def _py(v: Any) -> Any:
@@ -91,8 +84,8 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
     rows = select(df, meta, selector)
     if rows.height == 0:
         raise DseUserError(f"{run_dir}: --select {selector} matched no feasible trial; nothing exported")
-    study = meta["name"]
-    metrics = [o["metric"] for o in meta["objectives"]]
+    study = meta.name
+    metrics = [o.metric for o in meta.objectives]
     if fmt == "csv":
         out.parent.mkdir(parents=True, exist_ok=True)
         keep = [c for c in rows.columns if rows[c].dtype != pl.Object]
@@ -105,7 +98,7 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
         src = f"{row['study']}-" if "study" in row and row["study"] else f"{study}-"
         name = f"{src}t{row['trial']}"
         tags = [study] + (["pareto"] if row.get("pareto") else [])
-        d = row_design(row, meta["knobs"], name, tags)
+        d = row_design(row, meta.knobs, name, tags)
         comment = f"trial {row['trial']} of study {study}: " + ", ".join(
             f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
         designs.append((name, design_dict(d), comment))

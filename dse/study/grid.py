@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from dse.runs.front import FrontTracker, first_batch_reference, reference_array
+from dse.runs.writer import PartStore, RunLock, finalize, set_reference, write_meta
 from dse.study.execution import EvalError, RayExecutor, eval_chunk, take
-from dse.study.results import FrontTracker, finalize
-from dse.study.storage import PartStore, RunLock, write_json
+from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
 
 
 def shard_job(space: Any, start: int, stop: int, points: int | None, evaluator: Any,
@@ -34,8 +35,6 @@ def shard_job(space: Any, start: int, stop: int, points: int | None, evaluator: 
 
 def run_grid(runner: Any) -> Any:
     """Evaluate the whole grid of `runner.study` into `runner.run_dir` (resumable by shard)."""
-    from dse.study.runner import Progress, RunResult, _meta, prepare_run_dir
-
     study, space, cfg = runner.study, runner.space, runner.spec.sampler
     runner.preflight()
     runner.run_dir.mkdir(parents=True, exist_ok=True)
@@ -45,13 +44,19 @@ def run_grid(runner: Any) -> Any:
         parts = PartStore(runner.run_dir)
         total = space.grid_size_upper(cfg.points)
         n_shards = max(1, math.ceil(total / cfg.shard_size))
-        meta = _meta(study, runner.run_dir, None, "none (grid: Parquet parts only)")
-        meta["grid"] = {"product_size": total, "shards": n_shards, "points": cfg.points or space.spec.grid_points,
-                        "axes": {k: len(v) for k, v in space.grid_axes(cfg.points).items()}}
-        write_json(runner.run_dir / "run.json", meta)
+        meta, _ = start_meta(study, runner.run_dir, None, "none (grid: Parquet parts only)")
+        meta.grid = {"product_size": total, "shards": n_shards, "points": cfg.points or space.spec.grid_points,
+                     "axes": {k: len(v) for k, v in space.grid_axes(cfg.points).items()}}
+        write_meta(runner.run_dir, meta)
         done_shards = set(parts.indices())
         todo = [i for i in range(n_shards) if i not in done_shards]
-        tracker = FrontTracker(runner.maximize, runner._ref())
+        objs = runner.objectives
+        if done_shards and meta.reference_point is None:  # killed before the derived one was stored
+            prior = parts.read_all()
+            ref = first_batch_reference(prior, objs) if prior is not None and prior.height else None
+            if ref is not None:
+                set_reference(runner.run_dir, meta, objs, ref)
+        tracker = FrontTracker(runner.maximize, reference_array(objs, meta.reference_point))
         new = 0
         failed_shards = []
         ex = runner.executor
@@ -77,6 +82,9 @@ def run_grid(runner: Any) -> Any:
                 parts.write(shard, runner.frame(base, cols, sc))
                 new += n
                 tracker.add(sc["Y"], sc["feasible"])
+                if tracker.new_reference:
+                    set_reference(runner.run_dir, meta, objs, tracker.ref)
+                    tracker.new_reference = False
                 if runner.on_progress:
                     runner.on_progress(Progress(runner.spec.name, tracker.n, None, time.perf_counter() - t0, new,
                                                 tracker.n_feasible, len(tracker.front), tracker.hypervolume, shard))
@@ -84,7 +92,7 @@ def run_grid(runner: Any) -> Any:
             ex.close()
         wall = time.perf_counter() - t0
         summary = finalize(runner.run_dir, meta, wall_time_s=wall, trials_this_run=new,
-                           extra={"grid": meta["grid"], "executor": ex.kind, "grid_shards_failed": failed_shards,
+                           extra={"grid": meta.grid, "executor": ex.kind, "grid_shards_failed": failed_shards,
                                   "ray_tasks": getattr(ex, "tasks", 0)})
         return RunResult(runner.run_dir, summary)
 

@@ -20,55 +20,30 @@ import datetime as dt
 import json
 import logging
 import os
-import shutil
+import warnings
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import optuna
 import polars as pl
-import yaml
 
 from dse.errors import DseUserError
+from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
+from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, make_executor
-from dse.study.results import FrontTracker, finalize
+from dse.study.expr import parse
+from dse.study.grid import run_grid
+from dse.study.rundir import Progress, RunResult, model_hash, prepare_run_dir, start_meta
 from dse.study.samplers import batch_seed, make_sampler
 from dse.study.spec import Study
-from dse.study.storage import OptunaMirror, PartStore, RunLock, write_json
+from dse.study.storage import OptunaMirror
 
 log = logging.getLogger(__name__)
 
 MODEL_CONSTRAINT = "model: feasible"
-
-
-@dataclass
-class Progress:
-    """What the live display shows after each batch."""
-
-    study: str
-    done: int
-    budget: int | None
-    elapsed_s: float
-    new_trials: int
-    feasible: int
-    front_size: int
-    hypervolume: float
-    batch: int
-
-    @property
-    def rate(self) -> float:
-        return self.new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    summary: dict[str, Any]
-    resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_dir_for(study: Study, out: Path | str) -> Path:
@@ -78,50 +53,6 @@ def run_dir_for(study: Study, out: Path | str) -> Path:
 def default_evaluator(study: Study) -> ModelEvaluator:
     base = study.path.parent if study.path else None
     return ModelEvaluator(study.spec.mix, base_dir=base, technology=study.technology_path())
-
-
-def model_hash() -> str:
-    """Hash of the model and workload sources/data: a resumed run warns when they changed."""
-    import hashlib
-
-    import dse
-
-    root = Path(dse.__file__).parent
-    h = hashlib.sha256()
-    for sub in ("model", "workloads"):
-        for f in sorted((root / sub).rglob("*")):
-            if f.suffix in (".py", ".yaml") and f.is_file():
-                h.update(f.relative_to(root).as_posix().encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> dict[str, Any]:
-    s = study.spec
-    return {"name": s.name, "fingerprint": study.fingerprint(), "objectives": [o.model_dump() for o in s.objectives],
-            "constraints": list(s.constraints) + list(study.space.spec.constraints), "knobs": study.space.names, "varying": list(study.space.knobs),
-            "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "mix": s.mix,
-            "budget": {"trials": budget, "timeout_s": s.budget.timeout_s}, "batch_size": s.effective_batch,
-            "reference_point": s.reference_point, "storage": storage_loc, "space": study.space.name,
-            "model_hash": model_hash()}
-
-
-def prepare_run_dir(study: Study, run_dir: Path) -> None:
-    """Create the folder, refuse one that holds a different study, copy the config beside the results."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = run_dir / "run.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("fingerprint") != study.fingerprint():
-            raise DseUserError(
-                f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "
-                "seed changed); use another --out folder or delete it to start over")
-    cfg = run_dir / "study.yaml"
-    if study.path is not None and study.path.exists() and study.spec.sweep is None and "sweep_entry" not in study.raw:
-        shutil.copyfile(study.path, cfg)
-    else:
-        cfg.write_text(yaml.safe_dump({**study.spec.model_dump(mode="json", exclude_none=True),
-                                       "space": study.space.spec.model_dump(mode="json")}, sort_keys=False))
 
 
 class StudyRunner:
@@ -139,17 +70,19 @@ class StudyRunner:
         self.evaluator = evaluator or default_evaluator(study)
         self.executor = executor or make_executor(self.spec.execution, self.evaluator, serial=serial, address=address)
         self.on_progress = on_progress
-        self.metrics = [o.metric for o in self.spec.objectives]
+        self.objectives = list(self.spec.objectives)
+        self.metrics = [o.metric for o in self.objectives]
         self.maximize = self.spec.maximize
-        self.constraints = [*(_parse(c) for c in self.spec.constraints), *self.space.constraints]
+        self.constraints = [*(parse(c) for c in self.spec.constraints), *self.space.constraints]
         self.constraint_names = [MODEL_CONSTRAINT] + [c.text for c in self.constraints]
+        # Optuna constraint keys: the constraint texts, made unique
+        self.constraint_keys = [n if n not in self.constraint_names[:j] else f"{n} #{j}"
+                                for j, n in enumerate(self.constraint_names)]
 
     # -- public ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         if self.spec.sampler.kind == "grid":
-            from dse.study.grid import run_grid
-
             return run_grid(self)
         self.preflight()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,24 +117,29 @@ class StudyRunner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         parts = PartStore(self.run_dir)
         mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
-                              [o.direction for o in self.spec.objectives])
-        meta = _meta(self.study, self.run_dir, self.budget, mirror.location)
-        old_meta = self.run_dir / "run.json"
-        model_changed = False
-        if old_meta.exists():
-            old_hash = json.loads(old_meta.read_text()).get("model_hash")
-            model_changed = old_hash is not None and old_hash != meta["model_hash"]
-        write_json(self.run_dir / "run.json", meta)
+                              [o.direction for o in self.spec.objectives], self.metrics)
+        meta, model_changed = start_meta(self.study, self.run_dir, self.budget, mirror.location)
+        mirror.set_study_attrs({"dse:run_dir": str(self.run_dir.resolve()), "dse:constraints": self.constraint_keys})
 
-        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
-                                    directions=[o.direction for o in self.spec.objectives],
+        # the in-memory study is the sampler's working copy; we keep its storage to replay a stored run
+        self.storage = optuna.storages.InMemoryStorage()
+        study = optuna.create_study(storage=self.storage, directions=[o.direction for o in self.spec.objectives],
                                     study_name=self.spec.name)
-        tracker = FrontTracker(self.maximize, self._ref())
+        with warnings.catch_warnings():  # experimental in Optuna, stable enough for labels
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(self.metrics)
+        self.study_id = self.storage.get_study_id_from_name(self.spec.name)
         prior = parts.read_all()
+        if prior is not None and meta.reference_point is None:  # killed before the derived one was stored
+            ref = first_batch_reference(prior, self.objectives)
+            if ref is not None:
+                set_reference(self.run_dir, meta, self.objectives, ref)
+        tracker = FrontTracker(self.maximize, reference_array(self.objectives, meta.reference_point))
         n_batches = 0
         if prior is not None:
             n_batches = self._rebuild(study, prior, tracker)
             mirror.append(study.get_trials(deepcopy=False))
+        tracker.new_reference = False
         resumed_from = len(study.get_trials(deepcopy=False))
         done = resumed_from
         memo: dict[int, list] = {}
@@ -214,30 +152,36 @@ class StudyRunner:
             seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
             sampler = make_sampler(self.spec.sampler, seed)
             if hasattr(sampler, "set_generation"):
-                sampler.set_generation(b, memo, isp)
+                sampler.set_generation(b, memo, isp, storage=self.storage, study_id=self.study_id)
             study.sampler = sampler
-            attrs_before = dict(study._storage.get_study_system_attrs(study._study_id))
+            attrs_before = dict(self.storage.get_study_system_attrs(self.study_id))
             t_start = dt.datetime.now()
             trials = [study.ask() for _ in range(size)]
             rows = [self.space.suggest(t) for t in trials]
             cols = self.space.columns(rows)
             results = self.executor.evaluate(cols)
             t_done = dt.datetime.now()
-            df, values, states, cvecs = self._batch_frame(trials, cols, results, t_start, t_done, b, study,
-                                                          attrs_before)
+            df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start, t_done, b,
+                                                                    attrs_before)
             parts.write(b, df)  # system of record first
-            for t, v, st, cv in zip(trials, values, states, cvecs):
-                study._storage.set_trial_system_attr(t._trial_id, "constraints", cv)
+            for t, v, st, cv, ua in zip(trials, values, states, cvecs, keyattrs):
+                for k, c in zip(self.constraint_keys, cv):
+                    t.set_constraint(k, c)
+                for k, x in ua.items():
+                    t.set_user_attr(k, x)
                 if st == "COMPLETE":
                     study.tell(t, v)
                 else:
                     study.tell(t, state=optuna.trial.TrialState.FAIL)
-            mirror.append([study._storage.get_trial(t._trial_id) for t in trials])
+            mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
             n_batches += 1
             done += size
             new += size
             feas = df["feasible"].to_numpy()
             tracker.add(np.asarray(values, dtype=float), feas)
+            if tracker.new_reference:  # derived from this first feasible batch: fixed and stored for the run
+                set_reference(self.run_dir, meta, self.objectives, tracker.ref)
+                tracker.new_reference = False
             if self.on_progress:
                 self.on_progress(Progress(self.spec.name, done, self.budget, time.perf_counter() - t0, new,
                                           tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
@@ -256,7 +200,8 @@ class StudyRunner:
             return False
         return True
 
-    def _ref(self) -> list[float] | None:
+    def reference(self) -> list[float] | None:
+        """The hypervolume reference point stated in the study (None: derived from the first feasible batch)."""
         rp = self.spec.reference_point
         return [rp[m] for m in self.metrics] if rp else None
 
@@ -304,9 +249,12 @@ class StudyRunner:
             except Exception:  # noqa: BLE001 - failed rows lack metrics
                 cmat[:, j] = 1.0
         Y = np.zeros((n, len(self.metrics)))
-        for j, m in enumerate(self.metrics):
-            if m in metrics:
-                Y[:, j] = np.asarray(metrics[m], dtype=float)
+        for j, o in enumerate(self.objectives):
+            try:
+                with np.errstate(all="ignore"):
+                    Y[:, j] = objective_matrix(env, [o])[:, 0]
+            except (KeyError, ValueError, TypeError):  # failed rows lack metrics
+                Y[:, j] = np.nan
         bad = ~np.isfinite(Y).all(axis=1) | ~np.isfinite(cmat).all(axis=1)
         failed |= bad
         err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
@@ -333,33 +281,54 @@ class StudyRunner:
             if k in ("feasible", "reason") or k in data:
                 continue
             data[k] = [str(x) for x in v] if v.dtype == object else v
+        for j, o in enumerate(self.objectives):  # an expression objective is stored as its own column
+            if o.is_expression:
+                data[o.metric] = sc["Y"][:, j]
         data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
         data["feasible"] = sc["feasible"]
         data["reason"] = [str(r) for r in sc["reason"]]
         return pl.DataFrame(data, strict=False)
 
-    def _batch_frame(self, trials, cols, results, t_start, t_done, b, study, attrs_before):
-        """The batch as a DataFrame (+ values, states, constraint vectors in trial order)."""
+    def key_metric_names(self) -> list[str]:
+        """Metrics stored as Optuna trial user attributes (optuna-dashboard shows them): the objectives'
+        and constraints' metrics."""
+        names = [n for o in self.objectives for n in o.names()]
+        names += [n for c in self.constraints for n in c.names]
+        return list(dict.fromkeys(names))
+
+    def _batch_frame(self, trials, cols, results, t_start, t_done, b, attrs_before):
+        """The batch as a DataFrame (+ values, states, constraint vectors, key-metric user attributes)."""
         n = len(trials)
         sc = self.score(cols, results, n)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
         states = ["FAIL" if f else "COMPLETE" for f in failed]
-        attrs_after = study._storage.get_study_system_attrs(study._study_id)
+        attrs_after = self.storage.get_study_system_attrs(self.study_id)
         delta = {k: v for k, v in attrs_after.items() if attrs_before.get(k, object()) != v}
         gen_key = {"nsga2": "NSGAIISampler:generation", "nsga3": "NSGAIIISampler:generation"}.get(
             self.spec.sampler.kind, "")
-        opt_json, cvecs, values, gens = [], [], [], []
+        env = {**cols, **sc["metrics"]}
+        key_cols = {k: env[k] for k in self.key_metric_names() if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
+        frozen = {ft.number: ft for ft in self.storage.get_all_trials(self.study_id, deepcopy=False)
+                  if ft.number >= trials[0].number}
+        opt_json, cvecs, values, gens, keyattrs = [], [], [], [], []
         for i, t in enumerate(trials):
-            sys_attrs = dict(study._storage.get_trial_system_attrs(t._trial_id))
+            ft = frozen[t.number]
+            sys_attrs = dict(ft.system_attrs)
             gens.append(int(sys_attrs.get(gen_key, b)))
             cv = [float(x) for x in cmat[i]]
-            sys_attrs["constraints"] = cv
+            sys_attrs.update({f"constraints:{k}": c for k, c in zip(self.constraint_keys, cv)})
             vals = [float(x) for x in Y[i]]
             cvecs.append(cv)
             values.append(vals)
+            ua = {"feasible": bool(sc["feasible"][i])}
+            if sc["reason"][i]:
+                ua["reason"] = str(sc["reason"][i])
+            if not failed[i]:
+                ua.update({k: v[i].item() for k, v in key_cols.items()})
+            keyattrs.append(ua)
             opt_json.append(json.dumps({"params": t.params, "values": vals if states[i] == "COMPLETE" else None,
                                         "state": states[i], "system_attrs": sys_attrs,
-                                        "user_attrs": dict(study._storage.get_trial_user_attrs(t._trial_id))},
+                                        "user_attrs": {**ft.user_attrs, **ua}},
                                        separators=(",", ":")))
         base: dict[str, Any] = {
             "trial": np.array([t.number for t in trials], dtype=np.int64),
@@ -372,7 +341,7 @@ class StudyRunner:
         df = self.frame(base, cols, sc).with_columns(
             pl.Series("_optuna", opt_json, dtype=pl.String),
             pl.Series("_study_attrs", [json.dumps(delta, default=str)] + [None] * (n - 1), dtype=pl.String))
-        return df, values, states, cvecs
+        return df, values, states, cvecs, keyattrs
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
         """Replay stored trials (and the sampler's study attributes) into a fresh in-memory study."""
@@ -380,7 +349,7 @@ class StudyRunner:
         prior = prior.sort("trial")
         for blob in prior["_study_attrs"].drop_nulls().to_list():
             for k, v in json.loads(blob).items():
-                study._storage.set_study_system_attr(study._study_id, k, v)
+                self.storage.set_study_system_attr(self.study_id, k, v)
         frozen = []
         for row in prior.select("trial", "datetime_start", "datetime_complete", "_optuna").iter_rows():
             num, ts, tc, blob = row
@@ -394,14 +363,10 @@ class StudyRunner:
         study.add_trials(frozen)
         if len(frozen) and frozen[-1].number != len(frozen) - 1:
             raise DseUserError(f"{self.run_dir}/parts: trial numbers are not contiguous; the run folder is damaged")
-        feas = prior["feasible"].to_numpy()
-        Y = np.column_stack([prior[m].cast(pl.Float64).to_numpy() if m in prior.columns else np.zeros(prior.height)
-                             for m in self.metrics])
-        tracker.add(Y, feas)
+        for _, batch in prior.group_by("batch", maintain_order=True):  # as the live run saw them
+            try:
+                Y = objective_matrix(batch, self.objectives)
+            except KeyError:
+                Y = np.zeros((batch.height, len(self.objectives)))
+            tracker.add(Y, batch["feasible"].to_numpy())
         return int(prior["batch"].max()) + 1
-
-
-def _parse(text: str):
-    from dse.study.expr import parse
-
-    return parse(text)

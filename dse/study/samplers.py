@@ -23,12 +23,17 @@ class _BatchGA:
 
     _batch_generation: int | None = None
     _parent_memo: dict[int, list] | None = None
+    _study_storage: Any = None
+    _run_study_id: int | None = None
 
-    def set_generation(self, generation: int, memo: dict[int, list], search_space: Any = None) -> None:
+    def set_generation(self, generation: int, memo: dict[int, list], search_space: Any = None, *,
+                       storage: Any = None, study_id: int | None = None) -> None:
         """Ask the next trials as `generation`; share the parent memo and the incremental
-        intersection search space with the previous batches' samplers (no rescans of all trials)."""
+        intersection search space with the previous batches' samplers (no rescans of all trials).
+        `storage`/`study_id`: the runner's own in-memory storage, where the generation is recorded."""
         self._batch_generation = generation
         self._parent_memo = memo
+        self._study_storage, self._run_study_id = storage, study_id
         if search_space is not None:
             self._search_space = search_space
 
@@ -36,9 +41,11 @@ class _BatchGA:
         gen = trial.system_attrs.get(self._get_generation_key(), None)
         if gen is not None:
             return gen
-        if self._batch_generation is None:
+        if self._batch_generation is None or self._study_storage is None:
             return super().get_trial_generation(study, trial)  # type: ignore[misc]
-        study._storage.set_trial_system_attr(trial._trial_id, self._get_generation_key(), self._batch_generation)
+        st = self._study_storage
+        st.set_trial_system_attr(st.get_trial_id_from_study_id_trial_number(self._run_study_id, trial.number),
+                                 self._get_generation_key(), self._batch_generation)
         return self._batch_generation
 
     def get_parent_population(self, study: optuna.Study, generation: int) -> list:

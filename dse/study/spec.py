@@ -18,17 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
+from dse.runs.layout import Objective
 from dse.study import expr as ex
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
 
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Objective(_Base):
-    metric: str = Field(min_length=1, description="dotted metric name, e.g. mix.throughput")
-    direction: Literal["minimize", "maximize"]
 
 
 # -- samplers (discriminated on `kind`) -------------------------------------------------------------
@@ -276,12 +272,19 @@ def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | N
     all_knobs = knobs | set(design_knobs() or {})
     numeric = [m for m in metric_names if not _is_text_metric(m)]
     for i, o in enumerate(spec.objectives):
-        if o.metric not in metrics:
-            problems.append(f"{_at(where, positions, ('objectives', i, 'metric'))}: "
-                            f"{suggest(o.metric, metric_names, 'metric')}")
-        elif _is_text_metric(o.metric):
-            problems.append(f"{_at(where, positions, ('objectives', i, 'metric'))}: metric '{o.metric}' is text, "
-                            f"not a number (expected a numeric metric, e.g. {', '.join(numeric[:4])})")
+        at = _at(where, positions, ('objectives', i, 'metric'))
+        if not o.is_expression:
+            if o.metric not in metrics:
+                problems.append(f"{at}: {suggest(o.metric, metric_names, 'metric')}")
+            elif _is_text_metric(o.metric):
+                problems.append(f"{at}: metric '{o.metric}' is text, "
+                                f"not a number (expected a numeric metric, e.g. {', '.join(numeric[:4])})")
+            continue
+        for ref in o.names():  # an expression over metrics and knobs
+            if ref not in metrics and ref not in all_knobs:
+                problems.append(f"{at}: objective reads {suggest(ref, sorted(metrics | knobs), 'metric or knob')}")
+            elif ref in metrics and ref not in all_knobs and _is_text_metric(ref):
+                problems.append(f"{at}: objective reads text metric '{ref}' (expected a numeric metric or a knob)")
     for i, c in enumerate(spec.constraints):
         for ref in ex.parse(c).names:
             if ref not in metrics and ref not in all_knobs:

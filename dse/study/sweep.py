@@ -14,9 +14,10 @@ from typing import Any, Callable
 
 import polars as pl
 
-from dse.study.results import pareto_mask
+from dse.runs.front import front_mask
+from dse.runs.layout import RESULTS, RunMeta
+from dse.runs.writer import PartStore, RunLock, atomic_write_parquet, write_json, write_meta
 from dse.study.spec import Study, sub_studies
-from dse.study.storage import PartStore, RunLock, atomic_write_parquet, write_json
 
 
 def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> dict[str, Any]:
@@ -26,10 +27,7 @@ def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> di
 
 
 def _rows_done(run_dir: Path) -> int:
-    parts_dir = run_dir / "parts"
-    if not parts_dir.exists():
-        return 0
-    ps = PartStore(run_dir)
+    ps = PartStore(run_dir, create=False)
     total = 0
     for i in ps.indices():
         try:
@@ -95,21 +93,20 @@ def _get(ray: Any, ref: Any, name: str) -> dict:
 def _merge(study: Study, sweep_dir: Path, dirs: dict[str, Path], summaries: dict[str, dict], wall: float) -> dict:
     frames = []
     for name, d in dirs.items():
-        p = d / "results.parquet"
+        p = d / RESULTS
         if p.exists():
             frames.append(pl.read_parquet(p).with_columns(pl.lit(name).alias("study")))
     df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    metrics = [o.metric for o in study.spec.objectives]
     if df.height:
         df = df.rename({"pareto": "pareto_in_study"}).with_columns(
-            pl.Series("pareto", pareto_mask(df, metrics, study.spec.maximize)))
+            pl.Series("pareto", front_mask(df, study.spec.objectives, use_stored=False)))
         atomic_write_parquet(df, sweep_dir / "results.parquet")
         atomic_write_parquet(df.filter(pl.col("pareto")), sweep_dir / "pareto.parquet")
     subs = sub_studies(study)
     knobs = sorted({k for s in subs for k in s.space.names})
     varying = sorted({k for s in subs for k in s.space.knobs})
-    write_json(sweep_dir / "run.json", {"name": study.name, "sweep": list(dirs), "knobs": knobs, "varying": varying,
-                                        "objectives": [o.model_dump() for o in study.spec.objectives]})
+    write_meta(sweep_dir, RunMeta(name=study.name, sweep=list(dirs), knobs=knobs, varying=varying,
+                                  objectives=list(study.spec.objectives)))
     n = sum(s.get("trials_this_run", 0) for s in summaries.values())
     summary = {"sweep": study.name, "studies": summaries, "trials": df.height,
                "front_size": int(df["pareto"].sum()) if df.height else 0, "wall_time_s": round(wall, 3),

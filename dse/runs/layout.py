@@ -1,0 +1,128 @@
+"""The run-folder format, declared once: file names and the schemas of `run.json` and `summary.json`.
+
+A run folder (`runs/<study>/`) holds
+  parts/part-NNNNNN.parquet  one per batch (GA generation) or grid shard; the system of record
+  results.parquet            every trial (rebuilt from the parts by `finalize`), with a `pareto` flag
+  pareto.parquet             the feasible non-dominated rows of results.parquet
+  run.json                   `RunMeta`: what defines the trials, incl. the hypervolume reference point
+  summary.json               `Summary`: counts, front size, hypervolume, best design per objective
+  study.yaml                 the study file as given
+  technology.yaml            the study's technology override (a copy), when it has one
+  journal.log                the Optuna mirror (optuna-dashboard), when the sampler uses Optuna
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dse.study.expr import ExprError, parse
+
+PARTS_DIR = "parts"
+PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
+RESULTS = "results.parquet"
+PARETO = "pareto.parquet"
+RUN_JSON = "run.json"
+SUMMARY_JSON = "summary.json"
+STUDY_YAML = "study.yaml"
+TECHNOLOGY_YAML = "technology.yaml"
+JOURNAL = "journal.log"
+LOCK = ".lock"
+#: parts-only bookkeeping columns (Optuna replay data), dropped from results.parquet
+INTERNAL_COLUMNS = ("_optuna", "_study_attrs")
+#: Parquet file-level metadata key holding {column: unit} (DuckDB: `parquet_kv_metadata`)
+UNITS_KEY = "dse:units"
+#: knob column prefixes (`chip.sram_mb`, `system.num_chips`)
+KNOB_PREFIXES = ("chip.", "system.")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Objective(BaseModel):
+    """One objective: a metric column, or an expression over metrics and knobs (same grammar as constraints,
+    e.g. `mix.throughput / system_cost_usd`), and whether bigger is better."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(min_length=1, description="metric name (e.g. mix.throughput) or an expression over metrics")
+    direction: Literal["minimize", "maximize"]
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    @property
+    def is_expression(self) -> bool:
+        """True when `metric` is not a plain (dotted) column name."""
+        return not _NAME_RE.fullmatch(self.metric)
+
+    def names(self) -> list[str]:
+        """Columns the objective reads."""
+        return [self.metric] if not self.is_expression else list(parse(self.metric).names)
+
+    @field_validator("metric")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        if not _NAME_RE.fullmatch(v):
+            try:
+                parse(v)
+            except ExprError as exc:
+                raise ValueError(f"objective expression {v!r}: {exc}") from None
+        return v
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class TechnologyRef(_Model):
+    """The technology a run was evaluated with: the override file as given and its copy in the run folder."""
+
+    source: str | None = Field(None, description="override path as resolved when the run started")
+    file: str | None = Field(TECHNOLOGY_YAML, description="copy of the override inside the run folder")
+
+
+class RunMeta(_Model):
+    """`run.json`: what defines the run's trials (written at start, before any trial)."""
+
+    name: str
+    fingerprint: str | None = None
+    objectives: list[Objective] = Field(default_factory=list)
+    constraints: list[str] = Field(default_factory=list)
+    knobs: list[str] = Field(default_factory=list)
+    varying: list[str] = Field(default_factory=list)
+    sampler: Any = None
+    seed: int | None = None
+    mix: Any = None
+    budget: Any = None
+    batch_size: int | None = None
+    reference_point: dict[str, float] | None = Field(
+        None, description="hypervolume reference per objective; given in the study or derived from the first "
+                          "feasible batch, then stored here and used by every reader")
+    reference_point_rule: str | None = None
+    storage: str | None = None
+    space: str | None = None
+    model_hash: str | None = None
+    technology: TechnologyRef | None = None
+    sweep: list[str] | None = None
+    grid: dict[str, Any] | None = None
+
+
+class Summary(_Model):
+    """`summary.json`: derived from the parts by `finalize` (can always be rebuilt)."""
+
+    study: str
+    trials: int = 0
+    trials_complete: int = 0
+    trials_failed: int = 0
+    feasible: int = 0
+    feasible_share: float = 0.0
+    front_size: int = 0
+    hypervolume: float = 0.0
+    reference_point: dict[str, float] | None = None
+    reference_point_rule: str | None = None
+    objectives: list[Objective] = Field(default_factory=list)
+    best: dict[str, Any] = Field(default_factory=dict)

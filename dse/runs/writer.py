@@ -1,0 +1,220 @@
+"""Writing a run folder: Parquet parts (atomic, one per batch), run.json, and `finalize`, which derives
+results.parquet, pareto.parquet and summary.json from the parts (and can always redo it, e.g. after a
+killed run). Also the run lock, so a second writer on the same folder refuses instead of corrupting it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from dse.errors import DseUserError
+from dse.runs import columns
+from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
+                            maximize_of, objective_matrix, reference_array, reference_dict)
+from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PART_RE, PARTS_DIR, RESULTS, RUN_JSON, SUMMARY_JSON,
+                             TECHNOLOGY_YAML, Objective, RunMeta, TechnologyRef)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a prefix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """Parquet written atomically, with each column's unit in the file metadata (`columns.UNITS_KEY`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.write_parquet(tmp, compression="zstd", statistics=False, metadata=columns.parquet_metadata(df.columns))
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    if hasattr(obj, "model_dump"):
+        obj = obj.model_dump(mode="json")
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+class PartStore:
+    """`<run>/parts/part-NNNNNN.parquet`, one per batch (or grid shard), written atomically."""
+
+    def __init__(self, run_dir: Path, *, create: bool = True):
+        self.dir = Path(run_dir) / PARTS_DIR
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
+                stale.unlink(missing_ok=True)
+
+    def indices(self) -> list[int]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := PART_RE.match(p.name)))
+
+    def path(self, index: int) -> Path:
+        return self.dir / f"part-{index:06d}.parquet"
+
+    def write(self, index: int, df: pl.DataFrame) -> None:
+        atomic_write_parquet(columns.tidy(df), self.path(index))
+
+    def rows(self) -> int:
+        return sum(pl.scan_parquet(self.path(i)).select(pl.len()).collect().item() for i in self.indices())
+
+    def read_all(self) -> pl.DataFrame | None:
+        idx = self.indices()
+        if not idx:
+            return None
+        return pl.concat([pl.read_parquet(self.path(i)) for i in idx], how="diagonal_relaxed")
+
+
+class RunLock:
+    """Exclusive lock on a run folder (released by the OS if the process dies)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise DseUserError(f"{self.path.parent}: this study is already running (pid {other}); "
+                               "wait for it or use another --out folder") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def write_meta(run_dir: Path, meta: RunMeta) -> None:
+    write_json(Path(run_dir) / RUN_JSON, meta)
+
+
+def store_technology(run_dir: Path, source: Path | None) -> TechnologyRef | None:
+    """Copy the study's technology override into the run folder (readers evaluate with the copy)."""
+    if source is None:
+        return None
+    dst = Path(run_dir) / TECHNOLOGY_YAML
+    if Path(source).resolve() != dst.resolve():
+        atomic_write_bytes(dst, Path(source).read_bytes())
+    return TechnologyRef(source=str(source), file=TECHNOLOGY_YAML)
+
+
+def set_reference(run_dir: Path, meta: RunMeta, objs: Sequence[Objective], ref: Sequence[float]) -> None:
+    """Store a reference point derived during the run in run.json (it is then fixed for the run)."""
+    meta.reference_point = reference_dict(objs, ref)
+    meta.reference_point_rule = REFERENCE_RULE
+    write_meta(run_dir, meta)
+
+
+def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_run: int,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write results.parquet, pareto.parquet and summary.json from the parts; returns the summary."""
+    run_dir = Path(run_dir)
+    df = PartStore(run_dir).read_all()
+    if df is None:
+        df = pl.DataFrame({"trial": pl.Series([], dtype=pl.Int64), "feasible": pl.Series([], dtype=pl.Boolean)})
+    df = columns.tidy(df.drop([c for c in INTERNAL_COLUMNS if c in df.columns]).sort("trial"))
+    objs = list(meta.objectives)
+    have = bool(objs) and _has_objectives(df, objs)
+    mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)
+    df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
+    atomic_write_parquet(df, run_dir / RESULTS)
+    front = df.filter(pl.col("pareto"))
+    atomic_write_parquet(front, run_dir / PARETO)
+
+    feas = df.filter(pl.col("feasible")) if df.height else df
+    summary: dict[str, Any] = {
+        "study": meta.name, "sampler": meta.sampler, "seed": meta.seed,
+        "budget": meta.budget, "trials": df.height,
+        "trials_complete": int((df["state"] == "COMPLETE").sum()) if "state" in df.columns else df.height,
+        "trials_failed": int((df["state"] == "FAIL").sum()) if "state" in df.columns else 0,
+        "feasible": feas.height, "feasible_share": (feas.height / df.height) if df.height else 0.0,
+        "front_size": front.height, "wall_time_s": round(wall_time_s, 3), "trials_this_run": trials_this_run,
+        "trials_per_s": round(trials_this_run / wall_time_s, 2) if wall_time_s > 0 else None,
+        "objectives": [o.model_dump() for o in objs], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    ref = reference_array(objs, meta.reference_point) if have else None
+    if have and ref is None:
+        derived = first_batch_reference(df, objs)
+        if derived is not None:
+            set_reference(run_dir, meta, objs, derived)
+            ref = derived
+    if have and feas.height and ref is not None:
+        maximize = maximize_of(objs)
+        summary["hypervolume"] = front_hypervolume(objective_matrix(front, objs), ref, maximize)
+        summary["reference_point"] = reference_dict(objs, ref)
+        summary["reference_point_rule"] = meta.reference_point_rule or STUDY_RULE
+        best = {}
+        Yf = objective_matrix(feas, objs)
+        for j, (o, mx) in enumerate(zip(objs, maximize)):
+            col = np.where(np.isfinite(Yf[:, j]), Yf[:, j], -np.inf if mx else np.inf)
+            i = int(np.argmax(col) if mx else np.argmin(col))
+            row = feas.row(i, named=True)
+            best[o.metric] = {"trial": row["trial"], "value": float(Yf[i, j]),
+                              "design": {k: row[k] for k in meta.knobs if k in row},
+                              "objectives": {oo.metric: float(Yf[i, jj]) for jj, oo in enumerate(objs)}}
+        summary["best"] = best
+    else:
+        summary["hypervolume"] = 0.0
+        summary["reference_point"] = None
+        summary["best"] = {}
+    if extra:
+        summary.update(extra)
+    write_json(run_dir / SUMMARY_JSON, summary)
+    return summary
+
+
+def _has_objectives(df: pl.DataFrame, objs: Sequence[Objective]) -> bool:
+    try:
+        objective_matrix(df.head(0) if df.height == 0 else df.head(1), objs)
+    except KeyError:
+        return False
+    return True
+
+
+def copy_study_file(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)

@@ -1,0 +1,104 @@
+"""What the optimising runner and the grid runner share: the run folder of a study (its run.json, the
+study file and technology copies), the progress record and the result record.
+
+Kept apart from `runner` so that `grid` does not import it (no import cycle)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import dse
+from dse.errors import DseUserError
+from dse.runs.front import STUDY_RULE
+from dse.runs.layout import RUN_JSON, STUDY_YAML, RunMeta
+from dse.runs.reader import read_json
+from dse.runs.writer import store_technology, write_meta
+from dse.study.spec import Study
+
+
+@dataclass
+class Progress:
+    """What the live display shows after each batch."""
+
+    study: str
+    done: int
+    budget: int | None
+    elapsed_s: float
+    new_trials: int
+    feasible: int
+    front_size: int
+    hypervolume: float
+    batch: int
+
+    @property
+    def rate(self) -> float:
+        return self.new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    resumed_from: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def model_hash() -> str:
+    """Hash of the model and workload sources/data: a resumed run warns when they changed."""
+    root = Path(dse.__file__).parent
+    h = hashlib.sha256()
+    for sub in ("model", "workloads"):
+        for f in sorted((root / sub).rglob("*")):
+            if f.suffix in (".py", ".yaml") and f.is_file():
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> RunMeta:
+    """run.json of a study run. A reference point derived by an earlier start of the same run is kept."""
+    s = study.spec
+    old = read_json(Path(run_dir) / RUN_JSON)
+    ref, rule = (dict(s.reference_point), STUDY_RULE) if s.reference_point else (None, None)
+    if ref is None and old.get("reference_point") and old.get("fingerprint") == study.fingerprint():
+        ref, rule = old["reference_point"], old.get("reference_point_rule")
+    return RunMeta(
+        name=s.name, fingerprint=study.fingerprint(), objectives=list(s.objectives),
+        constraints=list(s.constraints) + list(study.space.spec.constraints), knobs=study.space.names,
+        varying=list(study.space.knobs), sampler=s.sampler.model_dump(mode="json"), seed=s.seed, mix=s.mix,
+        budget={"trials": budget, "timeout_s": s.budget.timeout_s}, batch_size=s.effective_batch,
+        reference_point=ref, reference_point_rule=rule, storage=storage_loc, space=study.space.name,
+        model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()))
+
+
+def start_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> tuple[RunMeta, bool]:
+    """Write run.json for this start; returns it and whether the model changed since the stored trials."""
+    meta = build_meta(study, run_dir, budget, storage_loc)
+    old_hash = read_json(Path(run_dir) / RUN_JSON).get("model_hash")
+    write_meta(run_dir, meta)
+    return meta, old_hash is not None and old_hash != meta.model_hash
+
+
+def prepare_run_dir(study: Study, run_dir: Path) -> None:
+    """Create the folder, refuse one that holds a different study, copy the config beside the results."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / RUN_JSON
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("fingerprint") != study.fingerprint():
+            raise DseUserError(
+                f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "
+                "seed changed); use another --out folder or delete it to start over")
+    cfg = run_dir / STUDY_YAML
+    if study.path is not None and study.path.exists() and study.spec.sweep is None and "sweep_entry" not in study.raw:
+        shutil.copyfile(study.path, cfg)
+    else:
+        cfg.write_text(yaml.safe_dump({**study.spec.model_dump(mode="json", exclude_none=True),
+                                       "space": study.space.spec.model_dump(mode="json")}, sort_keys=False))
