@@ -240,6 +240,8 @@ def test_objective_may_be_an_expression_over_metrics(tmp_path):
     want = (feas["chip_cost_usd"] / feas["local_llm.tokens_per_s"]).to_numpy()
     assert np.allclose(feas[expr].to_numpy(), want)
     assert column_name(run.results.columns, expr) == expr and run.summary["front_size"] > 0
+    # rows the model rejects (throughput 0, so the ratio is undefined) stay infeasible trials, not failures
+    assert (run.results["state"] == "COMPLETE").all() and (~run.results["feasible"]).any()
     bad = _study_file(tmp_path, name="b", objectives=[{"metric": "chip_cost_usd / nope", "direction": "minimize"}])
     from dse.errors import ConfigError
 

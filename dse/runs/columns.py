@@ -50,7 +50,7 @@ def _info(name: str) -> Any:
 def is_integer_metric(name: str) -> bool:
     """The metric registry declares `name` an integer (count) metric."""
     info = _info(name)
-    dtype = getattr(info, "dtype", None) if info is not None else None
+    dtype = getattr(getattr(info, "metric", info), "dtype", None) if info is not None else None
     if dtype is None:
         return False
     try:

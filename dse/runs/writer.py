@@ -21,7 +21,7 @@ from dse.runs import columns
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PART_RE, PARTS_DIR, RESULTS, RUN_JSON, SUMMARY_JSON,
-                             TECHNOLOGY_YAML, Objective, RunMeta, TechnologyRef)
+                             TECHNOLOGY_YAML, Objective, RunMeta, Summary, TechnologyRef)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -204,6 +204,7 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
         summary["best"] = {}
     if extra:
         summary.update(extra)
+    summary = Summary.model_validate(summary).model_dump(mode="json")
     write_json(run_dir / SUMMARY_JSON, summary)
     return summary
 

@@ -255,7 +255,9 @@ class StudyRunner:
                     Y[:, j] = objective_matrix(env, [o])[:, 0]
             except (KeyError, ValueError, TypeError):  # failed rows lack metrics
                 Y[:, j] = np.nan
-        bad = ~np.isfinite(Y).all(axis=1) | ~np.isfinite(cmat).all(axis=1)
+        # an expression objective may be undefined (x / 0) on a row the model already rejects: that row stays
+        # an infeasible COMPLETE trial (objective told as 0), not an evaluation error
+        bad = (~np.isfinite(Y).all(axis=1) & model_ok.astype(bool)) | ~np.isfinite(cmat).all(axis=1)
         failed |= bad
         err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
         cmat[~np.isfinite(cmat)] = 1e9
