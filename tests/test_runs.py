@@ -146,6 +146,10 @@ def test_hypervolume_is_one_number_live_summary_and_dashboard(tmp_path):
     assert run.hypervolume() == pytest.approx(live, rel=1e-12)
     assert table["hypervolume_raw"][-1] == pytest.approx(live, rel=1e-12)
     assert summary["reference_point"] == run.meta.reference_point  # stored once in run.json
+    # Parquet: registry-integer metrics as integers, each unit in the metadata, the knob column stored once
+    assert run.results.schema["local_llm.tp"] == pl.Int64 and run.results.schema["num_dies"] == pl.Int64
+    assert units_of_file(run.path / "results.parquet")["system_cost_usd"] == "US$"
+    assert "sram_mb" not in run.results.columns and "chip.sram_mb" in run.results.columns
     # a resumed run keeps the stored reference point, and its live number still matches summary.json
     seen.clear()
     res2 = StudyRunner(load_study(cfg), tmp_path / "runs" / "t", trials=80, on_progress=seen.append).run()
@@ -186,7 +190,7 @@ def test_run_carries_its_technology_and_the_report_uses_it(tmp_path):
     assert mine["chip_cost_usd"][0] == default["chip_cost_usd"][0]
     # the stored trials were evaluated with the same technology the reader hands out
     from dse.model.arrays import DesignArrays
-    from dse.model.evaluate import evaluate
+    from dse.evaluate import evaluate
     from dse.report.model_data import design_from_row
 
     row = run.results.filter(pl.col("feasible")).row(0, named=True)

@@ -11,38 +11,27 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
+from dse.evaluate.metrics import metric_info
 from dse.runs.layout import KNOB_PREFIXES, UNITS_KEY
 
-#: unit of a column-name suffix (the project's naming rule: units in names)
-SUFFIX_UNITS = {"usd": "USD", "ms": "ms", "s": "s", "w": "W", "mb": "MB", "gb": "GB", "tbps": "TB/s",
+#: unit of a column-name suffix (the project's naming rule: units in names), for the columns the metric
+#: registry does not declare (knobs, e.g. `chip.sram_mb`, `chip.clock_ghz`)
+SUFFIX_UNITS = {"usd": "US$", "ms": "ms", "s": "s", "w": "W", "mb": "MB", "gb": "GB", "tbps": "TB/s",
                 "mm2": "mm²", "ghz": "GHz", "tflops": "TFLOP/s", "j": "J", "nm": "nm",
-                "w_per_mm2": "W/mm²", "flop_per_byte": "FLOP/byte", "usd_per_mtok": "USD per 1M tokens",
+                "w_per_mm2": "W/mm²", "flop_per_byte": "FLOP/byte", "usd_per_mtok": "US$ per 1M tokens",
                 "j_per_unit": "J per unit", "tokens_per_s": "tokens/s", "images_per_s": "images/s",
                 "per_user": "tokens/s per user"}
 
 
-@lru_cache(maxsize=1)
-def _registry() -> Any:
-    """The metric registry's lookup (`dse.evaluate.metrics.metric_info`), or None before it exists."""
-    try:
-        from dse.evaluate.metrics import metric_info  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return metric_info
-
-
 def _info(name: str) -> Any:
-    look = _registry()
-    if look is None:
-        return None
+    """The metric registry's entry for a column (None for knobs, bookkeeping and unknown columns)."""
     try:
-        return look(name)
+        return metric_info(name)
     except (KeyError, ValueError):
         return None
 
@@ -50,21 +39,14 @@ def _info(name: str) -> Any:
 def is_integer_metric(name: str) -> bool:
     """The metric registry declares `name` an integer (count) metric."""
     info = _info(name)
-    dtype = getattr(getattr(info, "metric", info), "dtype", None) if info is not None else None
-    if dtype is None:
-        return False
-    try:
-        return np.dtype(dtype).kind in "iu"
-    except TypeError:
-        return str(dtype).startswith(("int", "uint"))
+    return info is not None and info.metric.dtype == "int"
 
 
 def unit_of(name: str) -> str | None:
     """Unit of a column: the registry's, else the unit suffix of its name (None for unitless columns)."""
     info = _info(name)
-    unit = getattr(info, "unit", None) if info is not None else None
-    if unit:
-        return str(unit)
+    if info is not None:
+        return info.unit or None
     leaf = name.rsplit(".", 1)[-1]
     for suf in sorted(SUFFIX_UNITS, key=len, reverse=True):
         if leaf.endswith("_" + suf) or leaf == suf:
