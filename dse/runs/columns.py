@@ -77,7 +77,8 @@ def duplicate_metrics(df: pl.DataFrame) -> list[str]:
             if k in df.columns and df[c].dtype.is_numeric() and df[k].dtype.is_numeric():
                 a = df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
                 b = df[k].cast(pl.Float64).fill_null(np.nan).to_numpy()
-                if np.array_equal(a, b, equal_nan=True):
+                have = ~np.isnan(a)  # rows of a resumed older run may lack the bare column
+                if np.array_equal(a[have], b[have], equal_nan=True):
                     out.append(c)
     return out
 
