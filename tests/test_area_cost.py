@@ -36,7 +36,7 @@ def test_h100_die_area_within_15pct():
 def test_h100_manufacturing_cost_within_40pct():
     c = design_cost(load_catalog_design("H100-SXM"))
     manufacturing = c["die_usd"] + c["memory_usd"] + c["package_usd"]
-    assert manufacturing == pytest.approx(3300, rel=0.40)  # SiliconAnalysts ≈ $3,320
+    assert manufacturing == pytest.approx(3320, rel=0.25)  # SiliconAnalysts ≈ $3,320
     assert c["memory_usd"] == pytest.approx(1400, rel=0.05)  # 80 GB × $17.5/GB (SA HBM $1.4k)
 
 
@@ -62,7 +62,13 @@ def test_h100_die_cost_from_formulas():
     c = design_cost(load_catalog_design("H100-SXM"))
     a = design_area(load_catalog_design("H100-SXM"))
     dpw = dies_per_wafer(a["die_mm2"])
-    y = (1 + a["die_mm2"] / 100 * 0.11 / 3) ** -3
+    # harvested yield by hand: Σ_{k≤s} Γ(3+k)/(Γ(3)k!)·x^k/(1+t)^(3+k), D0 0.11/cm², α 3
+    s = a["spare_cores"]
+    t = a["die_mm2"] / 100 * 0.11 / 3
+    x = a["array_mm2"] / 100 * 0.11 / 3
+    y = sum(math.gamma(3 + k) / (2 * math.factorial(k)) * x ** k / (1 + t) ** (3 + k) for k in range(s + 1))
+    assert a["nonredundant_mm2"] + a["array_mm2"] == pytest.approx(a["die_mm2"], rel=1e-9)  # no padding here
+    assert c["yield_"] == pytest.approx(y, rel=1e-9)
     assert c["die_usd"] == pytest.approx(16988 / (dpw * y), rel=1e-9)
 
 
@@ -135,8 +141,9 @@ def test_area_and_cost_grow_with_macs_and_sram(cols, knob):
     bigger = {**cols, knob: cols[knob] * 2}
     _, a1, c1, p1 = _evaluate(cols)
     _, a2, c2, p2 = _evaluate(bigger)
-    assert a2.total_mm2[0] > a1.total_mm2[0]
-    assert c2.chip_usd[0] > c1.chip_usd[0]  # dies fixed: bigger dies cost more
+    # equal only when the die is I/O-limited (padded to the edge its memory PHYs need)
+    assert a2.total_mm2[0] > a1.total_mm2[0] or (a1.pad_mm2[0] > 0 and a2.total_mm2[0] == a1.total_mm2[0])
+    assert c2.chip_usd[0] >= c1.chip_usd[0]  # dies fixed: bigger dies never cost less
     assert p2.peak_w[0] > p1.peak_w[0]
 
 

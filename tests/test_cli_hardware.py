@@ -38,7 +38,8 @@ def test_describe_catalog_json_is_one_object():
 
 def test_describe_yaml_and_tech_override(tmp_path):
     d = tmp_path / "chip.yaml"
-    d.write_text("name: mine\nchip:\n  process_node: n5\n  cores: 32\n  memory: hbm3\n  memory_stacks: 2\n")
+    d.write_text("name: mine\nchip:\n  process_node: n5\n  cores: 32\n  memory: hbm3\n  memory_stacks: 2\n"
+                 "  dies: 1\n")  # a fixed die count: the automatic split is re-optimised at another wafer price
     t = tmp_path / "tech.yaml"
     t.write_text("process_nodes:\n  n5:\n    wafer_price_usd: 33976\n")
     base = json.loads(run("describe", str(d), "--json").stdout)

@@ -1,5 +1,11 @@
-"""Die area (DESIGN.md §4): block areas from technology densities, reticle limit, chiplet split,
-and the 2.5D interposer / package area with its size limit. Vectorized over `DesignArrays`."""
+"""Die area (DESIGN.md §4): block areas from technology densities, spare cores, the chiplet split with
+its die-to-die PHYs, the memory PHY shoreline, and the 2.5D interposer / package area with its size
+limit. Vectorized over `DesignArrays`.
+
+The split and the spares are design choices priced by `fab`: with `chip.dies` unset the chip takes the
+cheapest die count (from the fewest dies that fit the reticle) that also fits the shoreline and the
+package, and each die the spare cores that minimise silicon per good die. Cost is then a minimum over
+choices whose costs all grow with area, so more silicon never makes a chip cheaper."""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse.model import fab
 from dse.model.arrays import DesignArrays, _Flags
 
 UM2_PER_MM2 = 1e6
+MAX_DIES = 64  # same bound as chip.dies (arrays.MAX_DIES)
 
 
 @dataclass
@@ -22,10 +30,19 @@ class AreaBreakdown:
     mem_phy_mm2: np.ndarray
     link_phy_mm2: np.ndarray
     uncore_mm2: np.ndarray
-    d2d_mm2: np.ndarray
+    spare_mm2: np.ndarray      # spare cores (with their uncore share and wafer-scale bypass fabric)
+    d2d_mm2: np.ndarray        # die-to-die PHYs of all dies
+    pad_mm2: np.ndarray        # filler that gives an I/O-limited die the edge its PHYs need (all dies)
     total_mm2: np.ndarray
     die_mm2: np.ndarray
     num_dies: np.ndarray
+    spare_cores: np.ndarray    # per chip (all dies)
+    core_mm2: np.ndarray       # one core with its uncore share
+    nonredundant_mm2: np.ndarray  # per die: critical area outside the core array (must be defect-free)
+    array_mm2: np.ndarray      # per die: the core array incl. spares
+    tolerated_defects: np.ndarray  # per die: defects the array survives (its spares; wafer-scale: spare tiles)
+    shoreline_mm: np.ndarray   # die edge the memory and die-to-die PHYs need (all dies)
+    shoreline_limit_mm: np.ndarray  # die edge available to them (all dies)
     package_mm2: np.ndarray  # interposer (2.5D), substrate (organic) or wafer (wafer-scale) area
     feasible: np.ndarray
     reason: np.ndarray
@@ -34,12 +51,54 @@ class AreaBreakdown:
         """Scalar dict of one design's areas."""
         out = {k: float(getattr(self, k)[i]) for k in self.__dataclass_fields__ if k not in ("feasible", "reason")}
         out["num_dies"] = int(self.num_dies[i])
+        out["spare_cores"] = int(round(self.spare_cores[i]))
         out.update(feasible=bool(self.feasible[i]), reason=str(self.reason[i]))
         return out
 
 
-def chip_area(arr: DesignArrays) -> AreaBreakdown:
-    """Block areas → logic area → dies (automatic chiplet split at the reticle) → package area."""
+def _per_name(names: np.ndarray, table: dict[str, float], missing: float = 0.0) -> np.ndarray:
+    uniq, inv = np.unique(names.astype(str), return_inverse=True)
+    return np.array([float(table.get(u, missing)) for u in uniq])[inv]
+
+
+def perimeter_mm(die_mm2, max_aspect, long_mm):
+    """Largest perimeter of a rectangle of area A no longer than `long_mm` nor `max_aspect`:1."""
+    a = np.asarray(die_mm2, dtype=float)
+    h = np.minimum(np.sqrt(max_aspect * a), long_mm)
+    h = np.maximum(h, np.sqrt(a))  # beyond the reticle (wafer-scale): a square
+    return 2.0 * (h + a / np.maximum(h, 1e-12))
+
+
+def area_for_perimeter_mm2(perimeter, max_aspect, long_mm):
+    """Smallest die area whose largest perimeter (see `perimeter_mm`) reaches `perimeter`."""
+    p = np.asarray(perimeter, dtype=float)
+    k = np.sqrt(max_aspect) + 1.0 / np.sqrt(max_aspect)
+    a = (p / (2.0 * k)) ** 2  # max_aspect:1 rectangle
+    long_side = np.sqrt(max_aspect * a) > long_mm
+    return np.where(long_side, long_mm * np.maximum(p / 2.0 - long_mm, 0.0), a)
+
+
+@dataclass
+class _Blocks:
+    """Per-chip block areas without spares, and the quantities every die-count candidate shares."""
+
+    mac: np.ndarray
+    vector: np.ndarray
+    sram: np.ndarray
+    mem_phy: np.ndarray
+    link_phy: np.ndarray
+    uncore: np.ndarray
+    logic: np.ndarray
+    core: np.ndarray
+    d2d_phy: np.ndarray    # per die of a split
+    d2d_edge: np.ndarray   # per die of a split
+    mem_edge: np.ndarray   # whole chip
+    footprint: np.ndarray
+    harvests: np.ndarray   # core style that carries spare cores
+
+
+def _blocks(arr: DesignArrays) -> _Blocks:
+    tech = arr.tech
     mac = arr.macs * arr.mac_area_um2 * np.where(arr.is_simt, arr.simt_area_factor, 1.0) / UM2_PER_MM2
     vector = arr.vector_flops_per_cycle * arr.vector_area_um2_per_flop_cycle / UM2_PER_MM2
     sram = arr.sram_mb * arr.sram_mm2_per_mb
@@ -47,22 +106,108 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     link_phy = arr.links * arr.link_phy_mm2
     base = mac + vector + sram + mem_phy + link_phy
     uncore = base * arr.uncore_fraction
-    logic = base + uncore
+    core = (mac + vector) / np.maximum(arr.cores, 1.0) * (1.0 + arr.uncore_fraction)
+    ch = tech.chiplets
+    d2d_tbps = ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + ch.d2d_tbps_per_sram_tbps * arr.sram_tbps
+    pkgs = list(tech.packaging.values())
+    pkg_name = arr.names["chip.packaging"]
+    mm2_per_tbps = _per_name(pkg_name, {k: p.d2d_mm2_per_tbps for k, p in tech.packaging.items()},
+                             pkgs[0].d2d_mm2_per_tbps)
+    tbps_per_mm = _per_name(pkg_name, {k: p.d2d_tbps_per_mm for k, p in tech.packaging.items()},
+                            pkgs[0].d2d_tbps_per_mm)
+    uniq, inv = np.unique(arr.names["chip.memory"].astype(str), return_inverse=True)
+    edge = np.array([tech.memory_edge_mm(u) for u in uniq])[inv]
+    hbm = arr.mem_needs_interposer & arr.has_memory
+    return _Blocks(mac=mac, vector=vector, sram=sram, mem_phy=mem_phy, link_phy=link_phy, uncore=uncore,
+                   logic=base + uncore, core=core, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
+                   mem_edge=arr.memory_stacks * edge,
+                   footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
+                   harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles))
+
+
+def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
+    """Geometry, checks and manufacturing cost of every design split into `n` dies (an array)."""
+    tech = arr.tech
+    w, hv, sh = tech.wafer, tech.harvesting, tech.shoreline
+    ws = arr.wafer_scale
+    split = n > 1
+    d2d = np.where(split, b.d2d_phy, 0.0)  # per die
+    cores_per_die = arr.cores / n
+    fixed = (b.logic - arr.cores * b.core) / n + d2d  # per die: everything but the core array
+    reticle = np.where(ws, np.inf, arr.reticle_mm2)
+    # I/O-limited die: memory and die-to-die PHYs need io_edge_fraction of the perimeter; a smaller die is
+    # padded up to the area with that perimeter (at most the reticle; beyond it the shoreline check fails)
+    need = b.mem_edge + np.where(split, n * b.d2d_edge, 0.0)
+    pad = np.minimum(area_for_perimeter_mm2(need / n / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm),
+                     arr.reticle_mm2)
+    pad = np.where(ws, 0.0, pad)
+    spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
+                                          np.where(b.harvests, hv.max_spare_cores_per_die, 0), reticle, pad,
+                                          w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
+    nonredundant, core_array, tolerated = fixed, (cores_per_die + spares) * b.core, spares
+    if ws.any():
+        # wafer-scale: a fixed spare fraction of tiles plus bypass fabric; a small non-redundant area must be clean
+        f = hv.wafer_scale_spare_fraction
+        i = np.flatnonzero(ws)
+        cores, core = arr.cores[i], b.core[i]
+        ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead)
+        ws_nr = hv.wafer_scale_nonredundant_fraction * ws_die
+        ws_tolerated = f / (1.0 + f) * (ws_die - ws_nr) / hv.wafer_scale_tile_mm2  # spare tiles, any core size
+        ws_y = fab.harvested_yield(ws_nr, ws_die - ws_nr, ws_tolerated, arr.defect_density_per_cm2[i],
+                                   arr.yield_alpha[i], continuous=True)
+        spares, die, y, dpw, nonredundant, core_array, tolerated = (
+            x.astype(float, copy=True) for x in (spares, die, y, dpw, nonredundant, core_array, tolerated))
+        spares[i], die[i], y[i], dpw[i] = f * cores, ws_die, ws_y, 1.0
+        nonredundant[i], core_array[i], tolerated[i] = ws_nr, ws_die - ws_nr, ws_tolerated
+
+    perim = perimeter_mm(die, sh.max_aspect, np.where(ws, np.inf, sh.reticle_long_mm))
+    limit = sh.io_edge_fraction * n * perim
+    package = arr.pkg_area_scale * (n * die + b.footprint)
+    bonded = n + np.where(arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer, arr.memory_stacks, 0.0)
+    y_pkg = fab.package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage)
+    money = fab.manufacturing_usd(arr.wafer_price_usd, dpw, y, n, arr.mem_gb * arr.mem_usd_per_gb, package,
+                                  arr.pkg_usd_per_mm2, y_pkg, w.test_cost_fraction)
+    return dict(n=n.astype(float), spares=spares * np.where(ws, 1.0, n), tolerated=tolerated, die=die, d2d=d2d * n,
+                nonredundant=nonredundant, array=core_array, pad=np.maximum(die - nonredundant - core_array, 0.0) * n,
+                need=need, limit=limit, package=package, reticle_ok=die <= reticle,
+                shore_ok=need <= limit * (1 + 1e-9), package_ok=package <= arr.pkg_max_interposer_mm2,
+                chip_usd=money["chip_usd"])
+
+
+def chip_area(arr: DesignArrays) -> AreaBreakdown:
+    """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area."""
+    b = _blocks(arr)
+    ws = arr.wafer_scale
+    given = arr.dies >= 1
+    auto = ~ws & ~given & arr.allow_chiplets
+    n_lo = np.where(ws, 1.0, np.where(given, arr.dies, np.where(
+        auto, np.clip(np.ceil(b.logic / arr.reticle_mm2), 1, MAX_DIES), 1.0)))
+    best = _candidate(arr, b, n_lo)
+    best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
+    idx = np.flatnonzero(auto & (n_lo < arr.tech.chiplets.max_auto_dies))
+    if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
+        sub, sub_b = arr.take(idx), _Blocks(**{k: v[idx] for k, v in vars(b).items()})
+        sub_best = {k: v[idx] for k, v in best.items()}
+        sub_ok = best_ok[idx]
+        for extra in range(1, arr.tech.chiplets.max_auto_dies):
+            live = n_lo[idx] + extra <= arr.tech.chiplets.max_auto_dies
+            if not live.any():
+                break
+            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx] + extra, arr.tech.chiplets.max_auto_dies))
+            ok = live & cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
+            take = ok & (~sub_ok | (cand["chip_usd"] < sub_best["chip_usd"]))
+            sub_best = {k: np.where(take, v, sub_best[k]) for k, v in cand.items()}
+            sub_ok = sub_ok | take
+        for k, v in sub_best.items():
+            best[k][idx] = v
+    c = best
+    n_dies, die = c["n"], c["die"]
 
     flags = _Flags(arr.n)
     flags.valid[:] = arr.valid
     flags.reason[:] = arr.reason
     reticle = arr.reticle_mm2
-    ws = arr.wafer_scale
-    given = arr.dies >= 1
-    # automatic split: smallest n with logic·(1+d2d)/n ≤ reticle (d2d overhead only when n > 1)
-    auto_n = np.where(logic <= reticle, 1.0, np.ceil(logic * (1 + arr.d2d_area_fraction) / reticle))
-    n_dies = np.where(ws, 1.0, np.where(given, arr.dies, np.where(arr.allow_chiplets, auto_n, 1.0)))
-    d2d = np.where(n_dies > 1, logic * arr.d2d_area_fraction, 0.0)
-    total = logic + d2d
-    die = total / n_dies
-
-    too_big = ~ws & (die > reticle)
+    too_big = ~ws & ~c["reticle_ok"]
     no_chiplets = too_big & ~arr.allow_chiplets
     _flag_values(flags, no_chiplets, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle and chiplets are disabled "
                  "(set chip.allow_chiplets: true)", reticle)
@@ -75,17 +220,40 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
         arr, hbm & ~arr.pkg_is_interposer,
         lambda i: f"memory {arr.names['chip.memory'][i]} needs a 2.5D interposer (cowos_s or cowos_l), "
                   f"packaging is {arr.names['chip.packaging'][i]}"))
-    footprint = np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0)
-    package = arr.pkg_area_scale * (total + footprint)
-    over = package > arr.pkg_max_interposer_mm2
-    flags.flag(over, _per_row(
-        arr, over, lambda i: f"{arr.names['chip.packaging'][i]} area {package[i]:.0f} mm² (dies {total[i]:.0f} + "
-                             f"memory footprint {footprint[i]:.0f}, ×{arr.pkg_area_scale[i]:g}) exceeds its "
-                             f"{arr.pkg_max_interposer_mm2[i]:.0f} mm² limit"))
-    return AreaBreakdown(mac_mm2=mac, vector_mm2=vector, sram_mm2=sram, mem_phy_mm2=mem_phy,
-                         link_phy_mm2=link_phy, uncore_mm2=uncore, d2d_mm2=d2d, total_mm2=total, die_mm2=die,
-                         num_dies=n_dies.astype(np.int64), package_mm2=package, feasible=flags.valid,
-                         reason=flags.reason)
+    shore_bad = ~c["shore_ok"]
+    frac = arr.tech.shoreline.io_edge_fraction
+    if shore_bad.any():
+        i = np.flatnonzero(shore_bad)
+        msgs = np.full(arr.n, "", dtype=object)
+        msgs[i] = [f"memory PHY shoreline: {st:.0f} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need "
+                   f"{need:.0f} mm of die edge, {nd:.0f} die(s) of {dm:.0f} mm² offer {lim:.0f} mm ({frac:.0%} of the "
+                   f"perimeter; use fewer stacks, a larger die or more dies)"
+                   for st, mem, nd, need, dm, lim in zip(arr.memory_stacks[i].tolist(), arr.names["chip.memory"][i],
+                                                         n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
+                                                         c["limit"][i].tolist())]
+        flags.flag(shore_bad, msgs)
+    package = c["package"]
+    over = ~c["package_ok"]
+    footprint = b.footprint
+    total = n_dies * die
+    if over.any():
+        i = np.flatnonzero(over)
+        msgs = np.full(arr.n, "", dtype=object)
+        msgs[i] = [f"{pk} area {p:.0f} mm² (dies {t:.0f} + memory footprint {fp:.0f}, ×{sc:g}) exceeds its "
+                   f"{mx:.0f} mm² limit"
+                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i], package[i].tolist(),
+                                                   total[i].tolist(), footprint[i].tolist(),
+                                                   arr.pkg_area_scale[i].tolist(), arr.pkg_max_interposer_mm2[i].tolist())]
+        flags.flag(over, msgs)
+    spare_mm2 = total - b.logic - c["d2d"] - c["pad"]
+    return AreaBreakdown(mac_mm2=b.mac, vector_mm2=b.vector, sram_mm2=b.sram, mem_phy_mm2=b.mem_phy,
+                         link_phy_mm2=b.link_phy, uncore_mm2=b.uncore, spare_mm2=np.maximum(spare_mm2, 0.0),
+                         d2d_mm2=c["d2d"], total_mm2=total, die_mm2=die, num_dies=n_dies.astype(np.int64),
+                         pad_mm2=c["pad"], spare_cores=c["spares"], core_mm2=b.core,
+                         nonredundant_mm2=c["nonredundant"], array_mm2=c["array"],
+                         tolerated_defects=c["tolerated"],
+                         shoreline_mm=c["need"], shoreline_limit_mm=c["limit"], package_mm2=package,
+                         feasible=flags.valid, reason=flags.reason)
 
 
 def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:
@@ -98,8 +266,8 @@ def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:
 def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, limit: np.ndarray) -> None:
     if mask.any():
         msgs = np.full(len(mask), "", dtype=object)
-        for i in np.flatnonzero(mask):
-            msgs[i] = fmt.format(value[i], limit[i])
+        i = np.flatnonzero(mask)
+        msgs[i] = [fmt.format(v, lim) for v, lim in zip(value[i].tolist(), limit[i].tolist())]
         flags.flag(mask, msgs)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
@@ -73,12 +73,15 @@ class Link(_Strict):
 
 
 class Packaging(_Strict):
-    """Package technology: cost per mm² of interposer/substrate, assembly yield, size limit."""
+    """Package technology: cost per mm² of interposer/substrate, bond yield per die placed on it (logic
+    dies and, on an interposer, memory stacks), size limit, and the die-to-die PHY it supports."""
 
     usd_per_mm2: float = NonNeg
     assembly_yield_per_die: float = Frac
     max_interposer_mm2: float = Pos
     area_scale: float = Pos
+    d2d_mm2_per_tbps: float = NonNeg
+    d2d_tbps_per_mm: float = Pos
     source: str
 
 
@@ -89,6 +92,42 @@ class Wafer(_Strict):
     scribe_mm: float = NonNeg
     edge_exclusion_mm: float = NonNeg
     test_cost_fraction: float = NonNeg
+    probe_coverage: float = Frac
+    source: str
+
+
+class Harvesting(_Strict):
+    """Spare cores: a die of a `core_styles` style ships with `cores` good of `cores + spares` (chosen per
+    die to minimise the cost per good die, up to `max_spare_cores_per_die`); wafer-scale parts carry a fixed
+    spare fraction of tiles plus bypass fabric and a small non-redundant area that must be defect-free."""
+
+    max_spare_cores_per_die: int = Field(ge=0, le=64)
+    core_styles: list[Literal["systolic", "simt"]]
+    wafer_scale_spare_fraction: float = NonNeg
+    wafer_scale_nonredundant_fraction: float = Field(ge=0, le=1)
+    wafer_scale_fabric_overhead: float = NonNeg
+    wafer_scale_tile_mm2: float = Pos
+    source: str
+
+
+class Chiplets(_Strict):
+    """Die-to-die bandwidth a split needs, and the largest die count the automatic split considers."""
+
+    d2d_tbps_per_mem_tbps: float = NonNeg
+    d2d_tbps_per_sram_tbps: float = NonNeg
+    max_auto_dies: int = Field(ge=1, le=64)
+    source: str
+
+
+class Shoreline(_Strict):
+    """Die edge available to memory and die-to-die PHYs: a die of area A may be at most `max_aspect`
+    long and `reticle_long_mm` on its long side; `io_edge_fraction` of its perimeter may carry them."""
+
+    io_edge_fraction: float = Frac
+    max_aspect: float = Field(ge=1)
+    reticle_long_mm: float = Pos
+    phy_depth_mm: float = Pos
+    memory_edge_mm_per_stack: dict[str, NonNegativeFloat]
     source: str
 
 
@@ -128,10 +167,25 @@ class Technology(_Strict):
     tco: Tco
     thermal: Thermal = Field(default_factory=lambda: Thermal(
         max_power_density_w_per_mm2=1.5, source="assumed: ReaLLM max_power_density 1.1 W/mm² scaled for peak-activity TDP"))
+    harvesting: Harvesting
+    chiplets: Chiplets
+    shoreline: Shoreline
     process_nodes: dict[str, ProcessNode]
     memories: dict[str, Memory]
     links: dict[str, Link]
     packaging: dict[str, Packaging]
+
+    def memory_edge_mm(self, name: str) -> float:
+        """Die edge one stack/device of memory `name` needs: the shoreline table, else the long side of its
+        footprint (HBM-like 11.87:7.75), else its PHY area at `shoreline.phy_depth_mm`; 0 for 'none'."""
+        if name in self.shoreline.memory_edge_mm_per_stack:
+            return self.shoreline.memory_edge_mm_per_stack[name]
+        mem = self.memories.get(name)
+        if mem is None:
+            return 0.0
+        if mem.footprint_mm2_per_stack > 0:
+            return (mem.footprint_mm2_per_stack * 11.87 / 7.75) ** 0.5
+        return mem.phy_area_mm2_per_stack / self.shoreline.phy_depth_mm
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -1,0 +1,112 @@
+"""Fab economics (DESIGN.md §4): dies per wafer, clustered-defect yield with spare-core harvesting, and
+the yield of a package assembled from known-good dies. Pure numpy over arrays of designs; area.py uses
+it to pick the split and the spares, cost.py to price the chosen geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammainc
+
+EXACT_SPARES_MAX = 64  # above this many spares the defect count is treated as continuous (wafer-scale)
+SPARE_CHOICES = tuple(range(EXACT_SPARES_MAX + 1))  # spare counts compared per die (ascending)
+
+
+def dies_per_wafer(die_mm2, diameter_mm: float = 300.0, scribe_mm: float = 0.0, edge_mm: float = 0.0):
+    """Classic gross dies per wafer: π r²/A − π·2r/√(2A) (De Vries; ttm-cas `dies_per_wafer_area`).
+
+    The second term models partial dies lost at the round edge. A scribe lane `s` grows each die to
+    (√A + s)² and an edge exclusion `e` shrinks the usable radius (Chiplet Actuary's variant); both
+    default to 0 so the formula is exactly DESIGN.md §4's. Never below 1 (one die always fits)."""
+    a = (np.sqrt(np.asarray(die_mm2, dtype=float)) + scribe_mm) ** 2
+    r = diameter_mm / 2.0 - edge_mm
+    return np.maximum(np.pi * r * r / a - np.pi * 2 * r / np.sqrt(2 * a), 1.0)
+
+
+def negative_binomial_yield(die_mm2, d0_per_cm2, alpha):
+    """Y = (1 + A·D0/α)^−α with A in cm² (A mm² / 100) and D0 in defects/cm²."""
+    a_cm2 = np.asarray(die_mm2, dtype=float) / 100.0
+    return (1.0 + a_cm2 * np.asarray(d0_per_cm2) / np.asarray(alpha)) ** (-np.asarray(alpha, dtype=float))
+
+
+def harvested_yield(nonredundant_mm2, array_mm2, spares, d0_per_cm2, alpha, continuous=False):
+    """P(no defect in the non-redundant area and at most `spares` defects in the core array).
+
+    Defect density is Gamma(α, D0/α)-distributed across dies (the negative-binomial model), defects are
+    Poisson given it, and each defect in the array kills at most one core, so
+    Y = Σ_{k≤s} Γ(α+k)/(Γ(α)·k!) · x^k / (1+t)^(α+k), t = (A_nr + A_arr)·D0/α, x = A_arr·D0/α.
+    `spares = 0` is exactly `negative_binomial_yield` of the whole die. Above EXACT_SPARES_MAX spares, or
+    where `continuous` (wafer-scale: thousands of spares, possibly fractional), the defect count is taken
+    as its mean λ·A_arr: Y = NB(A_nr) · P(λ·A_arr ≤ s) with λ under the defect-free-A_nr tilted Gamma."""
+    a_nr = np.asarray(nonredundant_mm2, dtype=float) / 100.0
+    a_arr = np.asarray(array_mm2, dtype=float) / 100.0
+    s = np.asarray(spares, dtype=float)
+    d0 = np.asarray(d0_per_cm2, dtype=float)
+    al = np.asarray(alpha, dtype=float)
+    a_nr, a_arr, s, d0, al = np.broadcast_arrays(a_nr, a_arr, s, d0, al)
+    t = (a_nr + a_arr) * d0 / al
+    r = a_arr * d0 / al / (1.0 + t)
+    term = (1.0 + t) ** (-al)
+    exact = np.minimum(s, EXACT_SPARES_MAX)
+    total = term.copy()
+    for k in range(int(exact.max(initial=0))):
+        term = term * (al + k) / (k + 1) * r
+        total = total + np.where(k + 1 <= exact, term, 0.0)
+    big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
+    if big.any():
+        rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
+        cont = negative_binomial_yield(a_nr * 100.0, d0, al) * gammainc(al, rate * s / np.maximum(a_arr, 1e-300))
+        total = np.where(big, cont, total)
+    return np.clip(total, 0.0, 1.0)
+
+
+def best_spares(fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2,
+                diameter_mm: float, scribe_mm: float, edge_mm: float):
+    """Spare cores per die minimising wafer area per good die, among SPARE_CHOICES ≤ `max_spares` whose
+    die still fits `max_die_mm2` (no spare if none fits). `fixed_mm2` is the die without its core array,
+    `cores` the (possibly fractional) cores it must deliver; a die smaller than `min_die_mm2` is padded
+    to it (I/O-limited die: the filler adds wafer area, not critical area). Returns
+    (spares, die_mm2 incl. padding, yield, dpw)."""
+    fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
+        fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
+    best_s = np.zeros_like(fixed)
+    best_y = negative_binomial_yield(fixed + n_cores * core, d0, al)
+    best_die = np.maximum(fixed + n_cores * core, min_die)
+    best_dpw = dies_per_wafer(best_die, diameter_mm, scribe_mm, edge_mm)
+    idx = np.flatnonzero(cap >= 1)  # rows that may carry spares; a row stops once a step does not pay
+    for s in SPARE_CHOICES[1:]:     # (silicon per good die is unimodal in the spare count)
+        if not idx.size:
+            break
+        f, c, m, d, a, k, top, bottom = (x[idx] for x in (fixed, core, n_cores, d0, al, cap, max_die, min_die))
+        die = np.maximum(f + (m + s) * c, bottom)
+        y = harvested_yield(f, (m + s) * c, s, d, a)
+        dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
+        better = (s <= k) & (die <= top) & (dpw * y > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+        j = idx[better]
+        best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better], y[better], dpw[better]
+        idx = j
+    return best_s, best_die, best_y, best_dpw
+
+
+def package_yield(logic_dies, bonded_parts, die_yield, bond_yield, probe_coverage):
+    """Share of assembled packages that work: every bonded part (logic dies and, on an interposer, memory
+    stacks) bonds with `bond_yield`, and each logic die that passed wafer probe is good with probability
+    Y / (Y + (1−Y)(1−c)) (known-good-die test escapes, coverage c)."""
+    y = np.asarray(die_yield, dtype=float)
+    escape_ok = y / np.maximum(y + (1.0 - y) * (1.0 - np.asarray(probe_coverage, dtype=float)), 1e-300)
+    out = np.asarray(bond_yield, dtype=float) ** np.asarray(bonded_parts, dtype=float) \
+        * escape_ok ** np.asarray(logic_dies, dtype=float)
+    return np.maximum(out, 1e-12)  # finite for absurd part counts
+
+
+def manufacturing_usd(wafer_usd, dpw, die_yield, num_dies, memory_usd, package_mm2, pkg_usd_per_mm2,
+                      pkg_yield, test_fraction) -> dict[str, np.ndarray]:
+    """Known-good dies + memory + package with assembly scrap + test, per chip (USD arrays).
+
+    A failed package scraps its interposer, dies and memory (Chiplet Actuary chip-last scrap)."""
+    die_each = wafer_usd / (dpw * die_yield)
+    dies = die_each * num_dies
+    raw_pkg = package_mm2 * pkg_usd_per_mm2
+    scrap = (raw_pkg + dies + memory_usd) * (1.0 / pkg_yield - 1.0)
+    test = test_fraction * dies
+    return {"die_usd_each": die_each, "die_usd": dies, "package_usd": raw_pkg + scrap, "scrap_usd": scrap,
+            "test_usd": test, "chip_usd": dies + memory_usd + raw_pkg + scrap + test}

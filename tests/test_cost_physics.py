@@ -1,0 +1,250 @@
+"""Cost physics without cliffs: harvested yield, known-good-die assembly, die-to-die split, memory PHY
+shoreline and interposer limits, wafer-scale redundancy — hand-computed values, a Monte-Carlo check,
+and monotonicity / step-size properties over 10⁴ random designs (vectorized)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dse.catalog import load_catalog_design
+from dse.model.area import area_for_perimeter_mm2, chip_area, design_area, perimeter_mm
+from dse.model.arrays import DesignArrays
+from dse.model.cost import chip_cost, design_cost, harvested_yield, negative_binomial_yield
+from dse.model.fab import package_yield
+from dse.model.hardware import ChipDesign, Design
+from dse.model.technology import default_technology
+
+TECH = default_technology()
+N_RANDOM = 10_000
+
+
+# ------------------------------------------------------------------ fab formulas by hand
+def test_harvested_yield_hand_computed():
+    # A_nr 100 mm², array 700 mm², D0 0.1/cm², α 3: t = 8·0.1/3 = 0.26667, x = 7·0.1/3 = 0.23333
+    nb = 1.26667 ** -3                      # 0.49204 = NB(800 mm²)
+    r = 0.23333 / 1.26667                   # 0.18421
+    t1 = 3 * r                              # Γ(4)/(Γ(3)·1!) = 3
+    t2 = t1 * 4 / 2 * r                     # Γ(5)/(Γ(3)·2!) = 6
+    assert harvested_yield(100, 700, 0, 0.1, 3) == pytest.approx(negative_binomial_yield(800, 0.1, 3), rel=1e-12)
+    assert harvested_yield(100, 700, 0, 0.1, 3) == pytest.approx(nb, rel=1e-4)
+    assert harvested_yield(100, 700, 1, 0.1, 3) == pytest.approx(nb * (1 + t1), rel=1e-4)   # 0.7639
+    assert harvested_yield(100, 700, 2, 0.1, 3) == pytest.approx(nb * (1 + t1 + t2), rel=1e-4)  # 0.8641
+
+
+def test_harvested_yield_matches_monte_carlo():
+    rng = np.random.default_rng(7)
+    d0, alpha, a_nr, a_arr = 0.2, 2.0, 1.5, 6.0  # cm²
+    lam = rng.gamma(alpha, d0 / alpha, 400_000)
+    nr_clean = rng.poisson(lam * a_nr) == 0
+    k = rng.poisson(lam * a_arr)
+    for s in (0, 1, 3, 8):
+        mc = np.mean(nr_clean & (k <= s))
+        assert harvested_yield(a_nr * 100, a_arr * 100, s, d0, alpha) == pytest.approx(mc, abs=0.004)
+
+
+def test_many_spares_continuous_limit_agrees_with_the_exact_sum():
+    # 60 expected defects in the array: the continuous form (s > 64) vs the exact sum at s = 64
+    exact = harvested_yield(50, 30000, 64, 0.2, 3)
+    cont = harvested_yield(50, 30000, 65, 0.2, 3)
+    assert 0.5 < exact < cont < exact + 0.05
+
+
+def test_package_yield_hand_computed():
+    # 2 logic dies at Y 0.5 + 8 HBM stacks, bond 0.99, probe coverage 0.99:
+    # escapes: 0.5/(0.5 + 0.5·0.01) = 0.990099 per die
+    expect = 0.99 ** 10 * 0.990099 ** 2
+    assert package_yield(2, 10, 0.5, 0.99, 0.99) == pytest.approx(expect, rel=1e-6)
+    assert package_yield(8, 8, 0.5, 0.99, 0.99) < package_yield(2, 2, 0.5, 0.99, 0.99)
+
+
+def test_perimeter_round_trip():
+    for a in (50.0, 364.0, 829.0):
+        p = perimeter_mm(a, 2.0, 33.0)
+        assert area_for_perimeter_mm2(p, 2.0, 33.0) == pytest.approx(a, rel=1e-9)
+    # 364 mm² at 2:1 = 27 × 13.5 mm → 81 mm; 829 mm² capped at 33 mm long → 2·(33 + 25.12) = 116.2 mm
+    assert perimeter_mm(364.0, 2.0, 33.0) == pytest.approx(81.0, rel=1e-3)
+    assert perimeter_mm(829.0, 2.0, 33.0) == pytest.approx(116.24, rel=1e-3)
+
+
+# ------------------------------------------------------------------ catalog and named cases
+def _variant(name: str, **chip) -> Design:
+    flat = load_catalog_design(name).to_flat()
+    flat.update({f"chip.{k}": v for k, v in chip.items()})
+    return Design.from_flat(flat)
+
+
+def test_h100_is_harvested_and_close_to_the_analyst_cost():
+    a, c = design_area(load_catalog_design("H100-SXM")), design_cost(load_catalog_design("H100-SXM"))
+    assert a["num_dies"] == 1 and 1 <= a["spare_cores"] <= 16          # GH100 ships 132 of 144 SMs
+    plain = negative_binomial_yield(a["die_mm2"], 0.11, 3)
+    assert c["yield_"] > plain + 0.15                                    # spares lift yield well above NB
+    assert a["die_mm2"] == pytest.approx(814, rel=0.06)                  # GH100 814 mm²
+    assert c["chip_usd"] == pytest.approx(3320, rel=0.25)                # SiliconAnalysts COGS ≈ $3,320
+
+
+def test_systolic_parts_carry_no_spares_and_wafer_scale_routes_around_defects():
+    assert design_area(load_catalog_design("TPU-v4"))["spare_cores"] == 0
+    a, c = design_area(load_catalog_design("Cerebras-WSE-3")), design_cost(load_catalog_design("Cerebras-WSE-3"))
+    assert a["spare_cores"] == round(0.015 * 900_000)
+    assert 0.85 < c["yield_"] < 1.0                                      # no longer 1 by assumption
+    assert a["spare_mm2"] > 0.015 * 900_000 * a["core_mm2"]              # spares plus bypass fabric
+
+
+def test_crossing_the_reticle_never_makes_a_chip_cheaper():
+    # an H100 whose die count is left to the model: sweep L2 across the reticle
+    costs, dies = [], []
+    for mb in np.arange(40, 121, 1.0):
+        d = _variant("H100-SXM", sram_mb=float(mb), dies=None)
+        a, c = design_area(d), design_cost(d)
+        assert a["feasible"], a["reason"]
+        costs.append(c["chip_usd"])
+        dies.append(a["num_dies"])
+    assert np.all(np.diff(costs) >= -1e-9)
+    assert max(np.diff(costs) / np.array(costs[:-1])) < 0.02              # and no jump either
+    split = design_area(_variant("H100-SXM", sram_mb=120.0, dies=None))
+    assert split["num_dies"] >= 2 and split["d2d_mm2"] > 0               # the split pays for its PHYs
+
+
+def test_shoreline_limits_memory_stacks():
+    # a ~364 mm² die cannot carry 12 HBM3e stacks (142 mm of PHY edge, 81 mm of perimeter)
+    d = Design(chip=ChipDesign(process_node="n5", cores=48, array_rows=64, array_cols=64, sram_mb=80,
+                               memory="hbm3e", memory_stacks=12, packaging="cowos_l", dies=1))
+    a = design_area(d)
+    assert not a["feasible"] and "shoreline" in a["reason"] and "12 × hbm3e" in a["reason"]
+    few = design_area(Design(chip=d.chip.model_copy(update={"memory_stacks": 4})))
+    assert few["feasible"], few["reason"]
+    for name in ("H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "TPU-v5e", "M2-Ultra"):
+        a = design_area(load_catalog_design(name))
+        assert a["feasible"] and a["shoreline_mm"] <= a["shoreline_limit_mm"], name
+
+
+def test_io_limited_die_is_padded_not_cheaper():
+    # a tiny compute die with 4 HBM stacks is padded to the area whose edge fits them
+    d = Design(chip=ChipDesign(process_node="n5", cores=2, array_rows=32, array_cols=32, sram_mb=4,
+                               memory="hbm3", memory_stacks=4, packaging="cowos_s", dies=1))
+    a = design_area(d)
+    assert a["feasible"] and a["pad_mm2"] > 0
+    assert a["shoreline_mm"] == pytest.approx(a["shoreline_limit_mm"], rel=1e-6)
+
+
+def test_interposer_limit_names_the_package():
+    d = Design(chip=ChipDesign(process_node="n5", cores=256, memory="hbm3e", memory_stacks=24,
+                               packaging="cowos_s"))
+    a = design_area(d)
+    assert not a["feasible"] and "cowos_s area" in a["reason"] and "limit" in a["reason"]
+
+
+# ------------------------------------------------------------------ properties over random designs
+def random_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random designs over the knobs of search_spaces/full.yaml."""
+    rng = np.random.default_rng(seed)
+
+    def logu(lo, hi):
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+    memory = rng.choice(["none", "lpddr5x", "gddr6x", "gddr7", "hbm2e", "hbm3", "hbm3e", "hbm4"], n)
+    return {
+        "chip.process_node": rng.choice(["n16", "n7", "n5", "n4", "n3"], n),
+        "chip.core_style": rng.choice(["systolic", "simt"], n),
+        "chip.cores": np.round(logu(1, 1024)).astype(float),
+        "chip.array_rows": rng.choice([16, 32, 64, 128, 256], n).astype(float),
+        "chip.array_cols": rng.choice([16, 32, 64, 128, 256], n).astype(float),
+        "chip.clock_ghz": rng.uniform(0.5, 2.5, n),
+        "chip.sram_mb": logu(1, 4096),
+        "chip.sram_kind": rng.choice(["scratchpad", "cache"], n),
+        "chip.memory": memory,
+        "chip.memory_stacks": np.where(memory == "none", 0, rng.integers(1, 13, n)).astype(float),
+        "chip.link": rng.choice(["nvlink4", "nvlink5", "ici_v4", "serdes_112g", "ucie_adv"], n),
+        "chip.links": rng.integers(0, 65, n).astype(float),
+        "chip.packaging": rng.choice(["organic", "cowos_s", "cowos_l", "wafer_scale"], n),
+        "chip.allow_chiplets": rng.choice([True, False], n),
+        "system.num_chips": rng.choice([1, 2, 8, 64], n).astype(float),
+        "system.topology": rng.choice(["ring", "torus2d", "switch"], n),
+    }
+
+
+def evaluate_cost(cols: dict) -> dict[str, np.ndarray]:
+    arr = DesignArrays.from_columns(cols, TECH)
+    area = chip_area(arr)
+    cost = chip_cost(arr, area)
+    return {"feasible": area.feasible, "chip_usd": cost.chip_usd, "system_usd": cost.system_usd,
+            "die_usd_each": cost.die_usd_each, "die_mm2": area.die_mm2, "total_mm2": area.total_mm2,
+            "num_dies": area.num_dies, "reason": area.reason, "reticle_mm2": arr.reticle_mm2,
+            "spare_cores": area.spare_cores, "core_mm2": area.core_mm2}
+
+
+def step(cols: dict, knob: str, rel: float = 0.02) -> tuple[dict, np.ndarray]:
+    """`cols` with `knob` stepped up by `rel` (integers by at least 1) and the relative step taken."""
+    v = np.asarray(cols[knob], dtype=float)
+    integer = knob != "chip.sram_mb"
+    new = np.maximum(v + 1, np.round(v * (1 + rel))) if integer else v * (1 + rel)
+    return {**cols, knob: new}, (new - v) / np.maximum(v, 1e-12)
+
+
+GROWING_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks",
+                 "chip.links")
+
+
+@pytest.fixture(scope="module")
+def base():
+    cols = random_columns(N_RANDOM)
+    return cols, evaluate_cost(cols)
+
+
+@pytest.mark.parametrize("knob", GROWING_KNOBS)
+def test_more_silicon_or_memory_never_makes_a_design_cheaper(base, knob):
+    cols, b = base
+    stepped, _ = step(cols, knob)
+    s = evaluate_cost(stepped)
+    both = b["feasible"] & s["feasible"]
+    if knob == "chip.memory_stacks":
+        both &= cols["chip.memory"] != "none"
+    assert both.sum() > N_RANDOM // 5
+    for metric in ("chip_usd", "system_usd"):
+        worse = both & (s[metric] < b[metric] * (1 - 1e-9))
+        assert not worse.any(), _explain(cols, knob, b, s, metric, worse)
+
+
+def test_cost_per_good_die_never_falls_with_die_area(base):
+    cols, b = base
+    stepped, _ = step(cols, "chip.sram_mb", 0.05)
+    s = evaluate_cost(stepped)
+    same = b["feasible"] & s["feasible"] & (b["num_dies"] == s["num_dies"])
+    # the spares may change with area, the cost per good die of the bigger die may not fall
+    worse = same & (s["die_usd_each"] < b["die_usd_each"] * (1 - 1e-9)) & (s["die_mm2"] >= b["die_mm2"])
+    assert not worse.any(), _explain(cols, "chip.sram_mb", b, s, "die_usd_each", worse)
+
+
+# Documented physical thresholds where a small step may move chip cost by more than 5× its relative size
+# (always upward: the monotonicity test above forbids any fall):
+# - the step makes the design infeasible (reticle with chiplets disabled, shoreline, interposer limit);
+# - a hard limit forces another split: the die reaches the reticle or the package its interposer limit
+#   and the die count changes (the split is priced as a choice, so the jump is the extra PHY, package and
+#   assembly of the forced one);
+# - the die is at the reticle and the spare cores that still fit under it shrink (a big die at D0 0.2/cm²
+#   loses much of its yield with each spare it can no longer carry; a core of a few-core die is large);
+# - integer knobs whose smallest step (+1) is a large relative change (1 → 2 stacks is +100 %): the bound
+#   scales with the step actually taken.
+ELASTICITY = 5.0  # a +2 % step may move cost by at most 10 %
+
+
+@pytest.mark.parametrize("knob", GROWING_KNOBS)
+def test_small_steps_make_small_cost_changes(base, knob):
+    cols, b = base
+    stepped, rel = step(cols, knob)
+    s = evaluate_cost(stepped)
+    both = b["feasible"] & s["feasible"]
+    change = np.abs(s["chip_usd"] / b["chip_usd"] - 1.0)
+    up = s["chip_usd"] >= b["chip_usd"]
+    squeezed = (s["spare_cores"] < b["spare_cores"]) & (b["die_mm2"] + b["core_mm2"] > b["reticle_mm2"])
+    threshold = up & ((s["num_dies"] != b["num_dies"]) | squeezed)
+    bad = both & ~threshold & (change > ELASTICITY * rel + 1e-9)
+    assert not bad.any(), _explain(cols, knob, b, s, "chip_usd", bad)
+
+
+def _explain(cols, knob, b, s, metric, mask) -> str:
+    i = int(np.flatnonzero(mask)[0])
+    design = {k: (v[i] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}
+    return (f"{mask.sum()} designs; e.g. {knob} step: {metric} {b[metric][i]:.2f} -> {s[metric][i]:.2f}, dies "
+            f"{b['num_dies'][i]} -> {s['num_dies'][i]}, die {b['die_mm2'][i]:.0f} -> {s['die_mm2'][i]:.0f} mm²; {design}")
