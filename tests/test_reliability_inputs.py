@@ -658,3 +658,16 @@ def test_kinds_of_a_probe_env_feeds_check_types():
     assert ex.check_types("power_w <= 5 and chip.memory == 'hbm3'", kinds) == "bool"
     with pytest.raises(ex.ExprError, match="chip.memory is a category"):
         ex.check_types("chip.memory <= 5", kinds)
+
+
+def test_ray_address_from_the_environment_is_probed_before_the_executor_exists(monkeypatch, garbage_server):
+    from types import SimpleNamespace
+
+    from dse.study import execution
+
+    monkeypatch.setattr(execution, "_ray_initialized", lambda: False)
+    monkeypatch.setenv("RAY_ADDRESS", garbage_server.address)
+    cfg = SimpleNamespace(backend="ray", address=None, num_cpus=None, chunk_size=8, inline_below=4)
+    with pytest.raises(DseUserError, match=rf"^RAY_ADDRESS '{garbage_server.address}': answered, but not as Ray"):
+        execution.make_executor(cfg, lambda cols: cols)
+    assert isinstance(execution.make_executor(cfg, lambda cols: cols, serial=True), execution.SerialExecutor)
