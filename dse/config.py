@@ -232,13 +232,14 @@ def read_text(path: Path) -> str:
     """UTF-8 text of a config file; a missing file, a folder, unreadable or non-UTF-8 bytes, or a file over
     MAX_YAML_BYTES is a ConfigError naming the file."""
     try:
-        size = path.stat().st_size
         if path.is_dir():
             raise ConfigError([f"{path}: is a folder, not a YAML file; give the file inside it"])
-        if size > MAX_YAML_BYTES:
-            raise ConfigError([f"{path}: {size:,} bytes is over the {MAX_YAML_BYTES:,}-byte limit for a "
-                               "YAML input; is this the right file?"])
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:  # bounded read: also safe on a device or a pipe (/dev/zero)
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise ConfigError([f"{path}: over the {MAX_YAML_BYTES:,}-byte limit for a YAML input; is this the "
+                               "right file?"])
+        return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as Path.read_text
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
     except UnicodeDecodeError as exc:
@@ -288,7 +289,7 @@ def parse_yaml_text_documents(text: str, where: str = "<string>", *,
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: malformed YAML: {exc}"]) from None
     except RecursionError:
-        raise ConfigError([f"{where}: (document): nested too deeply to read (the limit is {MAX_YAML_DEPTH} "
+        raise ConfigError([f"{where}:1:1: (top level): nested too deeply to read (the limit is {MAX_YAML_DEPTH} "
                            "levels)"]) from None
     finally:
         if loader is not None:
