@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import altair as alt
@@ -438,37 +437,36 @@ def silent_server():
     srv.close()
 
 
-def _probe(address: str) -> tuple[str, float]:
+def _probe(address: str) -> str:
+    """check_reachable's message; its waits are socket timeouts (3 s in all), so no wall clock is asserted."""
     from dse.study.execution import check_reachable
 
-    t0 = time.monotonic()
     with pytest.raises(DseUserError) as ei:
         check_reachable(address)
-    return str(ei.value), time.monotonic() - t0
+    return str(ei.value)
 
 
 def test_address_nothing_listening():
     addr = f"127.0.0.1:{_free_port()}"
-    msg, s = _probe(addr)
-    assert f"'{addr}': no Ray cluster answers there" in msg and s < 10  # bound: a hang guard, not a benchmark
-    msg, _ = _probe(f"ray://{addr}")
+    msg = _probe(addr)
+    assert f"'{addr}': no Ray cluster answers there" in msg
+    msg = _probe(f"ray://{addr}")
     assert f"'ray://{addr}'" in msg
 
 
 def test_address_answered_by_something_that_is_not_ray(garbage_server):
-    msg, s = _probe(garbage_server.address)
-    assert f"'{garbage_server.address}': answered, but not as Ray" in msg and "HTTP/1.1" in msg and s < 10
+    msg = _probe(garbage_server.address)
+    assert f"'{garbage_server.address}': answered, but not as Ray" in msg and "HTTP/1.1" in msg
 
 
 def test_address_that_accepts_and_never_answers(silent_server):
-    msg, s = _probe(silent_server.address)
+    msg = _probe(silent_server.address)
     assert f"'{silent_server.address}': something accepts connections there but does not answer like Ray" in msg
-    assert s < 10
 
 
 @pytest.mark.parametrize("address", ["localhost", "127.0.0.1:99999", "ray://host:port"])
 def test_address_malformed(address):
-    msg, _ = _probe(address)
+    msg = _probe(address)
     assert "expected host:port" in msg
 
 
@@ -485,14 +483,11 @@ def test_run_with_a_non_ray_address_exits_2_before_writing(tmp_path, garbage_ser
     f.write_text(yaml.safe_dump(study, sort_keys=False))
     for addr in (garbage_server.address, silent_server.address, f"127.0.0.1:{_free_port()}"):
         out = tmp_path / "runs"
-        t0 = time.monotonic()
         res = subprocess.run([sys.executable, "-m", "dse", "run", str(f), "--address", addr, "--out", str(out)],
-                             capture_output=True, text=True, timeout=300)
-        took = time.monotonic() - t0
+                             capture_output=True, text=True, timeout=300)  # a hang guard, not a speed test
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert [line for line in res.stderr.splitlines() if addr in line] == res.stderr.strip().splitlines()[-1:]
         assert not out.exists(), sorted(out.rglob("*"))
-        assert took < 60, took  # includes interpreter start-up; the probe itself is bounded at 3 s
 
 
 # -- hypothesis: aliases, non-finite numbers, huge integers, strings where numbers go -----------------
