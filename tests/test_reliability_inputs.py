@@ -672,3 +672,11 @@ def test_endless_device_is_read_bounded():
     """/dev/zero as a design: the read stops at the size limit instead of filling memory."""
     err = clean_exit_2(run_cli("describe", "/dev/zero"), "/dev/zero")
     assert "over the 4,194,304-byte limit" in err
+
+
+def test_check_types_unknown_name_among_many_stays_short():
+    kinds = {f"scenario{i}.tpot_ms": "number" for i in range(300)}
+    with pytest.raises(ex.ExprError) as ei:
+        ex.check_types("scenario7.tpot_mss <= 5", kinds)
+    msg = str(ei.value)
+    assert "did you mean 'scenario7.tpot_ms'?" in msg and "300 metrics and knobs are known" in msg and len(msg) < 200

@@ -318,9 +318,13 @@ def _kind(n: Node, kinds: Mapping[str, str] | None) -> Any:
         if kinds is None:
             return None
         if n.value not in kinds:
-            from dse.config import suggest
+            from dse.config import did_you_mean, suggest
 
-            raise ExprError(suggest(n.value, kinds, "name"))
+            if len(kinds) <= 20:
+                raise ExprError(suggest(n.value, kinds, "name"))
+            best = did_you_mean(n.value, kinds)
+            raise ExprError(f"unknown name '{n.value}' ({f'did you mean {best!r}?; ' if best else ''}"
+                            f"{len(kinds)} metrics and knobs are known; `dse knobs` lists the knobs)")
         return kinds[n.value]
     if k == "list":
         elems = {_kind(a, kinds) for a in n.args} - {None}
