@@ -108,3 +108,11 @@ def test_mix_files_and_round_trip_of_user_models(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dse", "scenarios", "--json"], capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0 and json.loads(res.stdout)["local_llm"]["model"] == "Llama-3-8B"
+
+
+def test_scenario_routing_skew_overrides_the_model():
+    sc = load_scenario({"name": "hot", "model": "Mixtral-8x7B", "prompt_len": 8, "output_len": 2, "routing_skew": 1.0})
+    assert sc.model.routing_skew == 1.0 and sc.model.name == "Mixtral-8x7B"
+    assert load_scenario(sc.model_dump()) == sc
+    with pytest.raises(Exception, match="routing_skew: Llama-3-8B is not a mixture-of-experts model"):
+        load_scenario({"name": "x", "model": "Llama-3-8B", "prompt_len": 8, "output_len": 2, "routing_skew": 1.0})

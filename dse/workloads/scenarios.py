@@ -77,6 +77,8 @@ class Scenario(BaseModel):
     tpot_ms: float | None = Field(None, gt=0)
     latency_ms: float | None = Field(None, gt=0)
     goal: Literal["throughput", "latency"] = "throughput"
+    routing_skew: float | None = Field(None, ge=0.0, description="MoE expert popularity Zipf exponent for this "
+                                       "scenario (overrides the model's; 0 = uniform routing)")
 
     @field_validator("batch")
     @classmethod
@@ -102,6 +104,11 @@ class Scenario(BaseModel):
     @model_validator(mode="after")
     def _consistent(self):
         family = self.model.family
+        if self.routing_skew is not None:
+            if not self.model.is_moe:
+                raise ValueError(f"routing_skew: {self.model} is not a mixture-of-experts model")
+            if self.model.routing_skew != self.routing_skew:
+                object.__setattr__(self, "model", self.model.model_copy(update={"routing_skew": self.routing_skew}))
         if self.kind is None:
             object.__setattr__(self, "kind", "llm" if family == "llm" else "cnn")
         if self.kind == "llm" and family != "llm":
