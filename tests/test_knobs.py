@@ -278,3 +278,16 @@ def test_demo_results_use_registry_knobs_within_bounds():
     assert knob_cols and set(knob_cols) <= set(BY_NAME)
     arr = DesignArrays.from_columns({c: df[c].to_numpy() for c in knob_cols}, TECH)
     assert arr.valid.all(), arr.reason[~arr.valid][:3]
+
+
+def test_space_when_is_type_checked_with_registry_kinds(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\nparams:\n  chip.memory: {choices: [hbm3, none]}\n"
+                 "  chip.memory_stacks: {low: 1, high: 4, when: \"chip.memory > 3\", inactive: 0}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_space(p)
+    (prob,) = ei.value.problems
+    assert prob.startswith(f"{p}:4:") and "params.chip.memory_stacks.when" in prob and "category" in prob
+    p.write_text("name: s\nparams:\n  chip.memory: {choices: [hbm3, none]}\n"
+                 "  chip.memory_stacks: {low: 1, high: 4, when: \"chip.memory != 'none'\", inactive: 0}\n")
+    assert load_space(p).is_active("chip.memory_stacks", {"chip.memory": "hbm3"})

@@ -29,6 +29,15 @@ def knob(name: str) -> Knob | None:
     return BY_NAME.get(name)
 
 
+def knob_kind(name: str) -> str | None:
+    """Kind of a knob's value in expressions (`when:`, constraints): "number", "bool" or "category"
+    (names and lists of names); None when unknown."""
+    k = BY_NAME.get(name)
+    if k is None:
+        return None
+    return "number" if k.numeric else "bool" if k.type is bool else "category"
+
+
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not valid for design knob `name` on its own, with every other knob at its default
     (None when it is valid, or when `name` is unknown)."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
 from dse.study import expr as ex
-from dse.study.knobs import check_value, design_knobs, field_problem, out_of_bounds
+from dse.study.knobs import check_value, design_knobs, field_problem, knob_kind, out_of_bounds
 
 Scalar = Union[bool, int, float, str]
 
@@ -385,6 +385,12 @@ def check_space(spec: SearchSpaceSpec, where: str, positions: dict, prefix: tupl
                 elif ref not in all_names:
                     problems.append(f"{at(('params', name, 'when'))}: condition reads "
                                     f"{suggest(ref, all_names, 'knob of this space')}")
+            kinds = {n: knob_kind(n) for n in all_names if knob_kind(n) is not None}
+            if set(ex.parse(p.when).names) <= set(kinds) and name not in ex.parse(p.when).names:
+                try:  # kinds from the knob registry: e.g. a memory name compared with a number
+                    ex.check_types(p.when, kinds)
+                except ex.ExprError as exc:
+                    problems.append(f"{at(('params', name, 'when'))}: {exc}")
     valid = set(all_names) | set(fields) | set(metric_names or [])
     if metric_names is not None:
         for i, c in enumerate(spec.constraints):
