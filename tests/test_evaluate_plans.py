@@ -11,7 +11,7 @@ from dse.model.calibration import load_calibration
 from dse.model.perf import HwView, collective_time
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import adhoc_scenario, load_scenario
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 
 TECH = default_technology()
 CAL = load_calibration("tuned")

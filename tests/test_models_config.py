@@ -12,7 +12,7 @@ import pytest
 
 from dse.errors import DseUserError
 from dse.workloads.scenarios import load_mix, load_scenario
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 
 HF = Path(__file__).parent / "data" / "hf"
 

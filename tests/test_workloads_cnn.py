@@ -4,7 +4,7 @@ import pytest
 
 from dse.errors import DseUserError
 from dse.workloads.cnn import build_cnn_step
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 
 
 def test_resnet50_flops_and_weights():
@@ -68,7 +68,7 @@ def test_cnn_builder_rejects_llm():
 
 def test_cnn_and_vit_as_yaml_layers_as_data(tmp_path):
     from dse.errors import DseUserError
-    from dse.workloads.shapes import load_model_shape
+    from dse.workloads.modelfile import load_model_shape
 
     f = tmp_path / "tiny.yaml"
     f.write_text("family: cnn\nsource: test\nimage_size: 32\nnum_classes: 10\ncnn_layers:\n"

@@ -11,7 +11,7 @@ import pytest
 from dse.workloads.ops import mean_window_attended
 from dse.workloads.precision import FORMATS, parse_precision, weight_format_precision
 from dse.workloads.scenarios import adhoc_scenario
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.transformer import busiest_expert_chip, build_llm_step, expected_experts_touched
 
 HF = Path(__file__).parent / "data" / "hf"

@@ -3,7 +3,8 @@
 import pytest
 
 from dse.errors import DseUserError
-from dse.workloads.shapes import ModelShape, load_model_shape, model_names
+from dse.workloads.shapes import ModelShape, model_names
+from dse.workloads.modelfile import load_model_shape
 
 # Published parameter counts: Llama-2 paper / HF model cards (6.74B, 68.98B via config arithmetic as
 # listed by HF), Llama-3 HF cards (8.03B, 70.55B), Llama-3.1-405B HF card (405.8B), Mixtral paper

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dse.errors import DseUserError
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.transformer import build_llm_step, expected_experts_touched, mean_decode_kv_len
 
 L7 = load_model_shape("Llama-2-7B")

@@ -28,7 +28,8 @@ def models_cmd(ctx: typer.Context,
     """List the built-in models with their parameter counts (any model YAML or config.json works too)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dse.workloads.shapes import load_model_shape, model_names
+    from dse.workloads.shapes import model_names
+    from dse.workloads.modelfile import load_model_shape
     from dse.workloads.summary import model_summary
 
     rows = [model_summary(load_model_shape(n)) for n in model_names()]
@@ -54,7 +55,7 @@ def models_show(spec: str = typer.Argument(..., help="built-in name, model YAML,
                 as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """The parsed shape of a model, its total and active parameters, weight bytes at each precision
     and KV-cache bytes per token."""
-    from dse.workloads.shapes import load_model_shape
+    from dse.workloads.modelfile import load_model_shape
     from dse.workloads.summary import model_summary
 
     r = model_summary(load_model_shape(spec), context=context)

@@ -17,7 +17,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
 from dse.model.perf import BOUNDS, op_times
 from dse.model.technology import default_technology
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.step import Step
 
 

@@ -30,7 +30,7 @@ from dse.evaluate.plans import Ladder, Plan, Rung, cnn_plans, llm_ladders
 from dse.evaluate.steps import Builders, LlmSteps, cnn_footprint, llm_footprint, llm_steps
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 
 @dataclass
 class StepEval:

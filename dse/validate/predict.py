@@ -50,7 +50,7 @@ def _hw(m: Measurement):
 
 def model_shape(name: str, extra: dict | None = None):
     """A built-in model shape, or one defined in the measurement file's `models:`."""
-    from dse.workloads.shapes import load_model_shape
+    from dse.workloads.modelfile import load_model_shape
 
     if extra and name in extra:
         return extra[name]

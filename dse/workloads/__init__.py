@@ -8,7 +8,8 @@ from dse.workloads.cnn import build_cnn_step
 from dse.workloads.ops import OpBuilder, OpTable
 from dse.workloads.precision import Precision, parse_precision
 from dse.workloads.scenarios import Mix, MixEntry, Scenario, load_mix, load_scenario, mix_names, scenario_names
-from dse.workloads.shapes import ModelShape, load_model_shape, model_names
+from dse.workloads.shapes import ModelShape, model_names
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.step import Step
 from dse.workloads.transformer import build_llm_step, expected_experts_touched, mean_decode_kv_len
 

@@ -8,7 +8,8 @@ import math
 from dse.errors import DseUserError
 from dse.workloads.ops import RELU_FLOPS, OpBuilder
 from dse.workloads.precision import Precision, parse_precision
-from dse.workloads.shapes import ModelShape, load_model_shape
+from dse.workloads.shapes import ModelShape
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.step import Step, peak_act_bytes
 from dse.workloads.transformer import NORM_PARAM_BYTES, _Dims, _layer_weight_bytes, add_layer_ops
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from pydantic import ValidationError
 
 from dse.errors import ConfigError, DseUserError
-from dse.workloads.shapes import MODEL_FILE_SUFFIXES, ModelShape
+from dse.config import suggest
+from dse.workloads.shapes import MODEL_FILE_SUFFIXES, ModelShape, builtin_name, builtin_shape, model_names
 
 
 def find_model_file(spec: str | Path, base_dir: Path | str | None = None) -> Path | None:
@@ -80,8 +81,6 @@ def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
         return validate_shape(fields, where=where, positions=positions, keymap=keymap)
     fields = dict(data)
     if "base" in fields:
-        from dse.workloads.shapes import load_model_shape
-
         base_spec = fields.pop("base")
         try:
             base = load_model_shape(base_spec, base_dir=base_dir)
@@ -142,3 +141,29 @@ def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None
             problems.append(f"{at}: {'.'.join(str(p) for p in path) or '(top level)'}: {msg}")
         raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in the model"
                           if len(problems) > 1 else None) from None
+
+
+ModelSpec = Union[str, Path, dict, ModelShape]
+
+
+def load_model_shape(spec: ModelSpec, *, base_dir: Path | str | None = None) -> ModelShape:
+    """A model from anything a user may write where a model is named: a built-in name
+    (case-insensitive), a path to a model YAML or to a Hugging Face `config.json` (or a folder holding
+    one; relative paths are tried against `base_dir`, then the working directory), an inline mapping
+    of shape fields (`base: <model>` inherits and overrides), or a ModelShape. Errors are
+    DseUserError naming the file, line and field."""
+    if isinstance(spec, ModelShape):
+        return spec
+    if isinstance(spec, dict):
+        return shape_from_mapping(spec, where="<inline model>", base_dir=base_dir)
+    key = builtin_name(str(spec))
+    if key is not None:
+        return builtin_shape(key)
+    path = find_model_file(spec, base_dir)
+    if path is not None:
+        return load_model_file(path)
+    msg = suggest(str(spec), model_names(), what="model")
+    if str(spec).endswith(MODEL_FILE_SUFFIXES) or "/" in str(spec).replace("ViT-", ""):
+        msg = f"model file '{spec}' not found" + (f" (also looked in {base_dir})" if base_dir else "") \
+            + f"; or name a built-in model ({', '.join(sorted(model_names()))})"
+    raise DseUserError(msg)

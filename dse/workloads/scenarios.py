@@ -13,7 +13,8 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_se
 
 from dse.errors import DseUserError
 from dse.workloads.precision import Precision, parse_precision
-from dse.workloads.shapes import ModelShape, builtin_name, load_model_shape, model_names
+from dse.workloads.shapes import ModelShape, builtin_name, model_names
+from dse.workloads.modelfile import load_model_shape
 
 DATA = Path(__file__).parent / "data" / "scenarios.yaml"
 MIXES_DIR = Path(__file__).resolve().parents[2] / "studies" / "mixes"

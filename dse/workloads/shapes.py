@@ -293,37 +293,10 @@ def builtin_name(name: str) -> str | None:
 
 
 @lru_cache(maxsize=None)
-def _builtin(key: str) -> ModelShape:
+def builtin_shape(key: str) -> ModelShape:
+    """The built-in model `key` (an exact key of data/models.yaml; see `builtin_name`)."""
     return ModelShape.model_validate({"name": key, **_raw()[key]})
 
 
 MODEL_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
-ModelSpec = Union[str, Path, dict, ModelShape]
-
-
-def load_model_shape(spec: ModelSpec, *, base_dir: Path | str | None = None) -> ModelShape:
-    """A model from anything a user may write where a model is named: a built-in name
-    (case-insensitive), a path to a model YAML or to a Hugging Face `config.json` (or a folder holding
-    one; relative paths are tried against `base_dir`, then the working directory), an inline mapping
-    of shape fields (`base: <model>` inherits and overrides), or a ModelShape. Errors are
-    DseUserError naming the file, line and field."""
-    from dse.workloads import modelfile
-
-    if isinstance(spec, ModelShape):
-        return spec
-    if isinstance(spec, dict):
-        return modelfile.shape_from_mapping(spec, where="<inline model>", base_dir=base_dir)
-    key = builtin_name(str(spec))
-    if key is not None:
-        return _builtin(key)
-    path = modelfile.find_model_file(spec, base_dir)
-    if path is not None:
-        return modelfile.load_model_file(path)
-    from dse.config import suggest
-
-    msg = suggest(str(spec), _raw(), what="model")
-    if str(spec).endswith(MODEL_FILE_SUFFIXES) or "/" in str(spec).replace("ViT-", ""):
-        msg = f"model file '{spec}' not found" + (f" (also looked in {base_dir})" if base_dir else "") \
-            + f"; or name a built-in model ({', '.join(sorted(_raw()))})"
-    raise DseUserError(msg)

@@ -17,7 +17,8 @@ import numpy as np
 from dse.errors import DseUserError
 from dse.workloads.ops import GELU_FLOPS, RELU_FLOPS, ROPE_FLOPS, SILU_FLOPS, OpBuilder
 from dse.workloads.precision import Precision, parse_precision
-from dse.workloads.shapes import ModelShape, load_model_shape
+from dse.workloads.shapes import ModelShape
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.step import Step, peak_act_bytes
 
 ACT_FLOPS = {"silu": SILU_FLOPS, "gelu": GELU_FLOPS, "relu": RELU_FLOPS}
