@@ -248,3 +248,23 @@ def _explain(cols, knob, b, s, metric, mask) -> str:
     design = {k: (v[i] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}
     return (f"{mask.sum()} designs; e.g. {knob} step: {metric} {b[metric][i]:.2f} -> {s[metric][i]:.2f}, dies "
             f"{b['num_dies'][i]} -> {s['num_dies'][i]}, die {b['die_mm2'][i]:.0f} -> {s['die_mm2'][i]:.0f} mm²; {design}")
+
+
+def test_spare_cores_knob_overrides_the_automatic_choice():
+    auto = design_area(load_catalog_design("H100-SXM"))
+    none = _variant("H100-SXM", spare_cores=0)
+    a0, c0 = design_area(none), design_cost(none)
+    assert a0["spare_cores"] == 0 and a0["die_mm2"] < auto["die_mm2"]
+    assert c0["yield_"] == pytest.approx(negative_binomial_yield(a0["die_mm2"], 0.11, 3), rel=1e-12)
+    same = _variant("H100-SXM", spare_cores=auto["spare_cores"])
+    assert design_cost(same)["chip_usd"] == pytest.approx(design_cost(load_catalog_design("H100-SXM"))["chip_usd"])
+    # more spares than fit under the reticle on one die: infeasible with the reticle named
+    big = design_area(_variant("H100-SXM", spare_cores=12))
+    assert not big["feasible"] and "reticle" in big["reason"]
+    # spread over two dies of a split, and honoured on a systolic chip too
+    two = design_area(_variant("B200", spare_cores=10))
+    assert two["spare_cores"] == 10 and two["num_dies"] == 2
+    assert design_area(_variant("TPU-v4", spare_cores=1))["spare_cores"] == 1
+    # wafer-scale without spare tiles loses (nearly) every wafer
+    ws = design_cost(_variant("Cerebras-WSE-3", spare_cores=0))
+    assert ws["yield_"] < 0.01 and ws["chip_usd"] > 1e6

@@ -95,6 +95,7 @@ class _Blocks:
     mem_edge: np.ndarray   # whole chip
     footprint: np.ndarray
     harvests: np.ndarray   # core style that carries spare cores
+    spares_given: np.ndarray  # chip.spare_cores per chip (NaN: automatic)
 
 
 def _blocks(arr: DesignArrays) -> _Blocks:
@@ -122,7 +123,8 @@ def _blocks(arr: DesignArrays) -> _Blocks:
                    logic=base + uncore, core=core, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=arr.memory_stacks * edge,
                    footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
-                   harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles))
+                   harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
+                   spares_given=arr.knobs["chip.spare_cores"])
 
 
 def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -144,12 +146,22 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
                                           np.where(b.harvests, hv.max_spare_cores_per_die, 0), reticle, pad,
                                           w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
+    given = np.isfinite(b.spares_given)
+    if (given & ~ws).any():  # chip.spare_cores set: that many spares, spread over the dies
+        i = np.flatnonzero(given & ~ws)
+        s_i = b.spares_given[i] / n[i]
+        array_i = (cores_per_die[i] + s_i) * b.core[i]
+        spares[i] = s_i
+        die[i] = np.maximum(fixed[i] + array_i, pad[i])
+        y[i] = fab.harvested_yield(fixed[i], array_i, s_i, arr.defect_density_per_cm2[i], arr.yield_alpha[i])
+        dpw[i] = fab.dies_per_wafer(die[i], w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
     nonredundant, core_array, tolerated = fixed, (cores_per_die + spares) * b.core, spares
     if ws.any():
-        # wafer-scale: a fixed spare fraction of tiles plus bypass fabric; a small non-redundant area must be clean
-        f = hv.wafer_scale_spare_fraction
+        # wafer-scale: a spare fraction of tiles (the technology's, or chip.spare_cores / cores) plus bypass
+        # fabric; a small non-redundant area must be clean
         i = np.flatnonzero(ws)
         cores, core = arr.cores[i], b.core[i]
+        f = np.where(given[i], b.spares_given[i] / cores, hv.wafer_scale_spare_fraction)
         ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead)
         ws_nr = hv.wafer_scale_nonredundant_fraction * ws_die
         ws_tolerated = f / (1.0 + f) * (ws_die - ws_nr) / hv.wafer_scale_tile_mm2  # spare tiles, any core size

@@ -55,7 +55,8 @@ def harvested_yield(nonredundant_mm2, array_mm2, spares, d0_per_cm2, alpha, cont
     if big.any():
         rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
         cont = negative_binomial_yield(a_nr * 100.0, d0, al) * gammainc(al, rate * s / np.maximum(a_arr, 1e-300))
-        total = np.where(big, cont, total)
+        # never below the no-spare yield (the continuous form ignores that a few defects may all be survived)
+        total = np.where(big, np.maximum(cont, (1.0 + t) ** (-al)), total)
     return np.clip(total, 0.0, 1.0)
 
 
@@ -103,7 +104,7 @@ def manufacturing_usd(wafer_usd, dpw, die_yield, num_dies, memory_usd, package_m
     """Known-good dies + memory + package with assembly scrap + test, per chip (USD arrays).
 
     A failed package scraps its interposer, dies and memory (Chiplet Actuary chip-last scrap)."""
-    die_each = wafer_usd / (dpw * die_yield)
+    die_each = wafer_usd / (dpw * np.maximum(die_yield, 1e-12))  # finite even for absurd dies
     dies = die_each * num_dies
     raw_pkg = package_mm2 * pkg_usd_per_mm2
     scrap = (raw_pkg + dies + memory_usd) * (1.0 / pkg_yield - 1.0)

@@ -209,6 +209,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.dies", int, None, "Dies", "Logic dies per package.", "automatic", unit="count", low=1, high=64,
          bounds_source="assumed: the largest 2.5D packages hold ~12 dies (MI300X: 8 XCD + 4 IOD); headroom for tiles",
          none_means="automatic chiplet split at the reticle limit"),
+    Knob("chip.spare_cores", int, None, "Spare cores",
+         "Spare cores per chip beyond `cores` (harvesting: the chip ships with `cores` good ones).", "automatic",
+         unit="count", low=0, high=10_000_000, bounds_source="sanity bound: as chip.cores",
+         none_means="automatic: per die the count that minimises silicon per good die (SIMT cores, none on "
+                    "systolic ones); wafer-scale: the technology's spare-tile fraction"),
     Knob("chip.allow_chiplets", bool, True, "Allow chiplets", "Split logic over several dies when it exceeds the reticle.",
          _ASSUMED),
     Knob("chip.tdp_w", float, None, "TDP cap", "Power cap of one chip.", "no cap", unit="W", low=0, low_open=True,
