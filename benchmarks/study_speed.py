@@ -52,7 +52,7 @@ def run_plain(study_path: Path, tmp: Path, trials: int) -> tuple[float, float]:
     space, spec = st.space, st.spec
     ev = ModelEvaluator(spec.mix)
     metrics = [o.metric for o in spec.objectives]
-    constraints = [__import__("dse.study.expr", fromlist=["parse"]).parse(c)
+    constraints = [__import__("dse.expr", fromlist=["parse"]).parse(c)
                    for c in list(spec.constraints) + list(space.spec.constraints)]
     model_s = 0.0
 

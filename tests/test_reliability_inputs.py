@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from dse import config
 from dse.errors import ConfigError, DseUserError
-from dse.study import expr as ex
+from dse import expr as ex
 from test_reliability_config import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

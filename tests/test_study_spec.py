@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from dse.errors import ConfigError
-from dse.study import expr as ex
+from dse import expr as ex
 from dse.study.space import SearchSpace, SearchSpaceSpec, load_space
 from dse.study.spec import load_study
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from dse.pareto import hypervolume, nondominated_mask
 from dse.runs.layout import KNOB_PREFIXES, Objective
-from dse.study.expr import parse
+from dse.expr import parse
 
 REFERENCE_RULE = ("derived from the first batch with feasible designs: the worst value of each objective "
                   "pushed one range (at least |worst|) further, so later designs still count")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dse.study.expr import ExprError, parse
+from dse.expr import ExprError, parse
 
 PARTS_DIR = "parts"
 PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")

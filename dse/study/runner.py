@@ -34,7 +34,7 @@ from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, make_executor
-from dse.study.expr import parse
+from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.rundir import Progress, RunResult, model_hash, prepare_run_dir, start_meta
 from dse.study.samplers import batch_seed, make_sampler

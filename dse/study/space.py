@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
-from dse.study import expr as ex
+from dse import expr as ex
 from dse.study.knobs import check_value, design_knobs, field_problem, knob_kind, out_of_bounds
 
 Scalar = Union[bool, int, float, str]

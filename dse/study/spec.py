@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
 from dse.runs.layout import Objective
-from dse.study import expr as ex
+from dse import expr as ex
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
 

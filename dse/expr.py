@@ -1,4 +1,4 @@
-"""A tiny safe expression language for `when:` conditions and constraints (no eval).
+"""A tiny safe expression language for `when:` conditions, constraints and objectives (no eval).
 
 Grammar: `or` / `and` / `not`, comparisons `== != < <= > >= in` (also `not in`), arithmetic
 `+ - * /`, parentheses, dotted names (`chip.memory`, `datacenter_llm.tpot_ms`), numbers, quoted
