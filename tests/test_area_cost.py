@@ -143,7 +143,8 @@ def test_area_and_cost_grow_with_macs_and_sram(cols, knob):
     _, a2, c2, p2 = _evaluate(bigger)
     # equal only when the die is I/O-limited (padded to the edge its memory PHYs need)
     assert a2.total_mm2[0] > a1.total_mm2[0] or (a1.pad_mm2[0] > 0 and a2.total_mm2[0] == a1.total_mm2[0])
-    assert c2.chip_usd[0] >= c1.chip_usd[0]  # dies fixed: bigger dies never cost less
+    # dies fixed: bigger dies never cost less (an I/O-padded die keeps its area: equal up to rounding)
+    assert c2.chip_usd[0] >= c1.chip_usd[0] * (1 - 1e-12)
     assert p2.peak_w[0] > p1.peak_w[0]
 
 
