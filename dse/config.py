@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
@@ -123,7 +124,6 @@ def _all_models(ann: Any) -> list:
 
 def _container_depth(ann: Any) -> int:
     """How many key/index loc parts a `dict[...]` / `list[...]` annotation adds (Optional looked through)."""
-    import typing
 
     origin = typing.get_origin(ann)
     if origin in (dict, list, tuple, set):

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dse.catalog import list_catalog, load_catalog_design
+from dse.config import parse_yaml_documents, suggest, validate_data
+from dse.errors import DseUserError
+from dse.model.hardware import Design
+
 
 def _split_selector(spec: str) -> tuple[Path, str | None]:
     if "#" in spec:
@@ -17,9 +22,6 @@ def _split_selector(spec: str) -> tuple[Path, str | None]:
 def _load_file(path: Path, name: str | None):
     """The design in `path`, or design `name` of a multi-document file; read/parse errors (a folder, not
     UTF-8, malformed, alias bombs, non-finite or huge numbers) are ConfigErrors naming the file."""
-    from dse.config import parse_yaml_documents, validate_data
-    from dse.errors import DseUserError
-    from dse.model.hardware import Design
 
     docs = parse_yaml_documents(path)
     if len(docs) <= 1 and name is None:
@@ -30,7 +32,6 @@ def _load_file(path: Path, name: str | None):
         raise DseUserError(f"{path}: holds {len(docs)} designs ({', '.join(n or '?' for n in names)}); "
                            f"pick one as {path}#NAME, or export with --out FOLDER/ for one file each")
     if name not in names:
-        from dse.config import suggest
 
         raise DseUserError(f"{path}: " + suggest(name, [n for n in names if n], what="design in this file"))
     data, positions = docs[names.index(name)]
@@ -40,20 +41,17 @@ def _load_file(path: Path, name: str | None):
 def load_design(spec: str):
     """A `Design` from a catalog name (e.g. `H100-SXM`), a YAML file, or `FILE.yaml#NAME` for one design
     of a file holding several; errors are DseUserError (exit status 2)."""
-    from dse.errors import DseUserError
 
     path, name = _split_selector(spec)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
         if not path.exists():
             raise DseUserError(f"{path}: file not found")
         return _load_file(path, name)
-    from dse.catalog import list_catalog, load_catalog_design
 
     try:
         return load_catalog_design(spec)
     except DseUserError:
         raise
     except KeyError:
-        from dse.config import suggest
 
         raise DseUserError(suggest(spec, list_catalog(), what="design (catalog name or YAML file)")) from None

@@ -18,6 +18,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from dse.config import did_you_mean, suggest
 from dse.errors import DseUserError
 
 
@@ -318,7 +319,6 @@ def _kind(n: Node, kinds: Mapping[str, str] | None) -> Any:
         if kinds is None:
             return None
         if n.value not in kinds:
-            from dse.config import did_you_mean, suggest
 
             if len(kinds) <= 20:
                 raise ExprError(suggest(n.value, kinds, "name"))

@@ -13,6 +13,7 @@ from typing import Any
 
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import DseUserError
+from dse.model.hardware import Design
 
 CATALOG_FILE = Path(__file__).parent / "chips.yaml"
 
@@ -37,7 +38,6 @@ def _entry(name: str) -> dict:
 
 def load_catalog_design(name: str):
     """The catalog entry `name` as a validated `Design` (did-you-mean on unknown names)."""
-    from dse.model.hardware import Design
 
     entry = copy.deepcopy(_entry(name))
     entry.pop("published", None)

@@ -15,6 +15,7 @@ import numpy as np
 
 from dse.model import fab
 from dse.model.arrays import DesignArrays, _Flags
+from dse.model.hardware import active_technology
 
 UM2_PER_MM2 = 1e6
 MAX_DIES = 64  # same bound as chip.dies (arrays.MAX_DIES)
@@ -285,7 +286,6 @@ def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, l
 
 def design_area(design, tech=None) -> dict:
     """One-design wrapper: the area breakdown of a `Design` as a dict."""
-    from dse.model.hardware import active_technology
 
     arr = DesignArrays.from_designs([design], tech or active_technology())
     return chip_area(arr).row(0)

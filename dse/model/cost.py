@@ -10,10 +10,16 @@ import numpy as np
 
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
-from dse.model.fab import (dies_per_wafer, harvested_yield, manufacturing_usd, negative_binomial_yield,
-                           package_yield)
+from dse.model.fab import (
+    dies_per_wafer,
+    harvested_yield,
+    manufacturing_usd,
+    negative_binomial_yield,
+    package_yield,
+)
+from dse.model.hardware import active_technology
 from dse.model.knobs import TOPOLOGY_CODE
-from dse.model.technology import Technology
+from dse.model.technology import Technology, default_technology
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 __all__ = ["dies_per_wafer", "negative_binomial_yield", "harvested_yield", "CostBreakdown", "chip_cost",
@@ -76,7 +82,6 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
 def tco_usd_per_hour(system_usd, power_w, tech: Technology | None = None, *, usd_per_kwh: float | None = None,
                      pue: float | None = None, lifetime_years: float | None = None):
     """Hourly TCO: capex over its lifetime + datacenter capex per W + energy·PUE·$/kWh (ReaLLM constants)."""
-    from dse.model.technology import default_technology
 
     t = (tech or default_technology()).tco
     kwh = t.usd_per_kwh if usd_per_kwh is None else usd_per_kwh
@@ -91,7 +96,6 @@ def tco_usd_per_hour(system_usd, power_w, tech: Technology | None = None, *, usd
 
 def design_cost(design, tech=None) -> dict:
     """One-design wrapper: the cost breakdown of a `Design` as a dict."""
-    from dse.model.hardware import active_technology
 
     arr = DesignArrays.from_designs([design], tech or active_technology())
     return chip_cost(arr).row(0)

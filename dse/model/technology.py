@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
-from dse.config import load_yaml_model, parse_yaml, validate_data
+from dse.config import load_yaml_model, parse_yaml, suggest, validate_data
+from dse.errors import ConfigError, DseUserError
 
 DATA_FILE = Path(__file__).parent / "data" / "technology.yaml"
 
@@ -222,7 +223,6 @@ def load_technology(override: Path | str | dict | None = None) -> Technology:
         where = str(override)
         user = user or {}
     if not isinstance(user, dict):
-        from dse.errors import ConfigError
 
         raise ConfigError([f"{where}:1:1: (top level): expected a mapping of technology tables"])
     merged = deep_merge(_default_raw(), user)
@@ -231,8 +231,6 @@ def load_technology(override: Path | str | dict | None = None) -> Technology:
 
 def lookup(table: dict[str, Any], name: str, what: str) -> Any:
     """`table[name]` or a DseUserError with a did-you-mean suggestion."""
-    from dse.config import suggest
-    from dse.errors import DseUserError
 
     try:
         return table[name]

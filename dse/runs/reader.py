@@ -18,11 +18,30 @@ import yaml
 from pydantic import ValidationError
 
 from dse.errors import DseUserError
-from dse.runs.front import (column_name, first_batch_reference, front_hypervolume, front_mask, maximize_of,
-                            objective_matrix, reference_array)
-from dse.runs.layout import (INTERNAL_COLUMNS, KNOB_PREFIXES, PARTS_DIR, RESULTS, RUN_JSON, STUDY_YAML,
-                             SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta)
+from dse.model.technology import default_technology, load_technology
+from dse.runs.front import (
+    column_name,
+    first_batch_reference,
+    front_hypervolume,
+    front_mask,
+    maximize_of,
+    objective_matrix,
+    reference_array,
+)
+from dse.runs.layout import (
+    INTERNAL_COLUMNS,
+    KNOB_PREFIXES,
+    PARTS_DIR,
+    RESULTS,
+    RUN_JSON,
+    STUDY_YAML,
+    SUMMARY_JSON,
+    TECHNOLOGY_YAML,
+    Objective,
+    RunMeta,
+)
 from dse.runs.writer import PartStore
+from dse.workloads.scenarios import load_mix
 
 
 def read_json(path: Path) -> dict:
@@ -133,14 +152,12 @@ class Run:
 
     def technology(self) -> Any:
         """The run's technology: the default one with the run's override merged over it."""
-        from dse.model.technology import default_technology, load_technology
 
         f = self.technology_file()
         return load_technology(f) if f is not None else default_technology()
 
     def mix(self) -> Any:
         """The run's workload mix (built-in name or inline mapping), or None when the run names none."""
-        from dse.workloads.scenarios import load_mix
 
         spec = self.study.get("mix", self.meta.mix)
         return None if spec is None else load_mix(spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dse.config import suggest
 from dse.errors import ConfigError
 
 # hidden_act values → the shape's activation (gelu_pytorch_tanh / gelu_new are tanh-approximated GELU)
@@ -78,7 +79,6 @@ def shape_fields(cfg: dict, where: str, positions: dict) -> tuple[dict, dict[str
                                                              "(model_type 'gemma3' keeps the language model there)")
         cfg, prefix, mt = {"model_type": "gemma3_text", **text}, ("text_config",), "gemma3_text"
     if mt not in FAMILIES:
-        from dse.config import suggest
 
         r = _Reader(cfg, where, positions, (), str(mt))
         raise r.bad("model_type", suggest(str(mt), SUPPORTED, what="model_type") + "; or write the shape "
@@ -96,7 +96,6 @@ def shape_fields(cfg: dict, where: str, positions: dict) -> tuple[dict, dict[str
     act_key = "hidden_activation" if mt.startswith("gemma") and "hidden_activation" in cfg else "hidden_act"
     act = r.opt("activation", act_key, "gelu_pytorch_tanh" if mt.startswith("gemma") else "silu")
     if act not in ACTIVATIONS:
-        from dse.config import suggest
 
         raise r.bad(act_key, suggest(str(act), ACTIVATIONS, what="activation"))
     f["activation"] = ACTIVATIONS[act]

@@ -15,9 +15,16 @@ from typing import Any, Union
 
 from pydantic import ValidationError
 
+from dse.config import _expected, did_you_mean, parse_yaml_text, suggest
 from dse.errors import ConfigError, DseUserError
-from dse.config import suggest
-from dse.workloads.shapes import MODEL_FILE_SUFFIXES, ModelShape, builtin_name, builtin_shape, model_names
+from dse.workloads import hf
+from dse.workloads.shapes import (
+    MODEL_FILE_SUFFIXES,
+    ModelShape,
+    builtin_name,
+    builtin_shape,
+    model_names,
+)
 
 
 def find_model_file(spec: str | Path, base_dir: Path | str | None = None) -> Path | None:
@@ -45,7 +52,6 @@ def load_model_file(path: Path | str) -> ModelShape:
 
 @lru_cache(maxsize=256)
 def _load_model_file(path: str, _stamp: int) -> ModelShape:
-    from dse.config import parse_yaml_text
 
     p = Path(path)
     try:
@@ -72,7 +78,6 @@ def _load_model_file(path: str, _stamp: int) -> ModelShape:
 def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
                        base_dir: Path | str | None = None, default_name: str = "") -> ModelShape:
     """A ModelShape from a mapping of shape fields (optionally `base:`) or a Hugging Face config."""
-    from dse.workloads import hf
 
     positions = positions or {}
     if "model_type" in data:
@@ -115,7 +120,6 @@ def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None
                    keymap: dict[str, tuple] | None = None) -> ModelShape:
     """Validate shape fields; each problem names the file, line and the field as the user wrote it
     (`keymap`: shape field → key path in the user's file, e.g. heads → ('num_attention_heads',))."""
-    from dse.config import _expected
 
     positions, keymap = positions or {}, keymap or {}
     try:
@@ -130,7 +134,6 @@ def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None
                 loc = (field,)
             path = (keymap.get(loc[0], (loc[0],)) + loc[1:]) if loc else ()
             if err["type"] == "extra_forbidden":
-                from dse.config import did_you_mean
 
                 best = did_you_mean(str(loc[-1]), ModelShape.model_fields) if loc else None
                 msg = "unknown field" + (f" (did you mean `{best}`?)" if best else "")

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dse.config import suggest
 from dse.errors import DseUserError
 
 # 2:4 structured sparsity keeps 2 of every 4 weights and stores a 2-bit index for each kept value
@@ -65,7 +66,6 @@ def weight_format(name: str) -> WeightFormat:
     """The format called `name` (case-insensitive); unknown names raise DseUserError with a suggestion."""
     key = str(name).strip().lower()
     if key not in FORMATS:
-        from dse.config import suggest
 
         raise DseUserError(suggest(key, FORMATS, what="weight format"))
     return FORMATS[key]
@@ -125,7 +125,6 @@ class Precision(BaseModel):
             v = getattr(self, f)
             if v is not None:
                 if str(v).lower() not in FORMATS:
-                    from dse.config import suggest
 
                     raise ValueError(f"{f}: " + suggest(v, FORMATS, what="weight format"))
                 object.__setattr__(self, f, str(v).lower())
@@ -268,7 +267,6 @@ def parse_precision(spec: str | dict | Precision | None) -> Precision:
     if name.endswith("+2:4"):
         name, sparsity = name[: -len("+2:4")], "2:4"
     if name not in PRESETS:
-        from dse.config import suggest
 
         raise DseUserError(suggest(name, PRESETS, what="precision"))
     w, a, k, number, block = PRESETS[name]

@@ -8,13 +8,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_serializer, field_validator,
-                      model_validator)
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from dse.config import load_yaml_model, suggest, validate_data
 from dse.errors import DseUserError
-from dse.workloads.precision import Precision, parse_precision
-from dse.workloads.shapes import ModelShape, builtin_name, model_names
 from dse.workloads.modelfile import load_model_shape
+from dse.workloads.precision import Precision, parse_precision, weight_format_precision
+from dse.workloads.shapes import ModelShape, builtin_name, model_names
 
 DATA = Path(__file__).parent / "data" / "scenarios.yaml"
 MIXES_DIR = Path(__file__).resolve().parents[2] / "studies" / "mixes"
@@ -173,7 +183,6 @@ class MixEntry(BaseModel):
         if isinstance(v, str):
             raw = _raw()["scenarios"]
             if v not in raw:
-                from dse.config import suggest
 
                 raise ValueError(suggest(v, raw, what="scenario"))
             return {"name": v, **raw[v]}
@@ -221,7 +230,6 @@ class Mix(BaseModel):
 
 @lru_cache(maxsize=1)
 def _raw() -> dict:
-    import yaml
 
     return yaml.safe_load(DATA.read_text(encoding="utf-8"))
 
@@ -242,7 +250,6 @@ def mix_files() -> dict[str, Path]:
 
 
 def _validate(data: Any, cls, where: str, base_dir: Path | str | None = None):
-    from dse.config import validate_data
 
     with relative_to(base_dir):
         return validate_data(data, cls, where=where)
@@ -250,7 +257,6 @@ def _validate(data: Any, cls, where: str, base_dir: Path | str | None = None):
 
 def _load_file(path: Path | str, cls):
     """A scenario or mix YAML file; model paths inside it are relative to the file's folder."""
-    from dse.config import load_yaml_model
 
     with relative_to(Path(path).resolve().parent):
         return load_yaml_model(path, cls)
@@ -271,7 +277,6 @@ def load_scenario(spec: str | Path | dict | Scenario, *, base_dir: Path | str | 
         if base_dir is not None and not p.is_absolute() and (Path(base_dir) / p).is_file():
             p = Path(base_dir) / p
         return _load_file(p, Scenario)
-    from dse.config import suggest
 
     raise DseUserError(suggest(str(spec), raw, what="scenario"))
 
@@ -299,7 +304,6 @@ def load_mix(spec: str | Path | dict | Mix, *, base_dir: Path | str | None = Non
     if name in files:
         mix = _load_file(files[name], Mix)
         return mix if mix.name != "custom" else mix.model_copy(update={"name": name})
-    from dse.config import suggest
 
     raise DseUserError(suggest(name, [*mixes, *files, *_raw()["scenarios"]], what="mix"))
 
@@ -317,7 +321,6 @@ def adhoc_scenario(*, model: str | Path | dict | ModelShape, batch: int = 1, pro
     """A scenario from command-line flags: fixed batch, no SLOs; LLM or vision decided by the model.
     `weight_format` (e.g. int8, fp8, int4, mxfp4, nvfp4, q4_0) sets the weights' bits, arithmetic and
     block scaling, and the activations' bits when `act_bits` is None (int8 and fp8 are distinct)."""
-    from dse.workloads.precision import weight_format_precision
 
     shape = load_model_shape(model)
     kind = "llm" if shape.family == "llm" else "cnn"

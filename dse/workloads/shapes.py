@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from dse.errors import DseUserError
 
 DATA = Path(__file__).parent / "data" / "models.yaml"
 
@@ -278,7 +277,6 @@ class ModelShape(BaseModel):
 
 @lru_cache(maxsize=1)
 def _raw() -> dict:
-    import yaml
 
     return yaml.safe_load(DATA.read_text(encoding="utf-8"))["models"]
 
