@@ -10,12 +10,15 @@ choices whose costs all grow with area, so more silicon never makes a chip cheap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dse.model import fab
 from dse.model.arrays import DesignArrays, _Flags
-from dse.model.hardware import active_technology
+from dse.model.hardware import Design, active_technology
+from dse.model.technology import Technology
 
 UM2_PER_MM2 = 1e6
 MAX_DIES = 64  # same bound as chip.dies (arrays.MAX_DIES)
@@ -62,7 +65,7 @@ def _per_name(names: np.ndarray, table: dict[str, float], missing: float = 0.0) 
     return np.array([float(table.get(u, missing)) for u in uniq])[inv]
 
 
-def perimeter_mm(die_mm2, max_aspect, long_mm):
+def perimeter_mm(die_mm2: ArrayLike, max_aspect: ArrayLike, long_mm: ArrayLike) -> np.ndarray:
     """Largest perimeter of a rectangle of area A no longer than `long_mm` nor `max_aspect`:1."""
     a = np.asarray(die_mm2, dtype=float)
     h = np.minimum(np.sqrt(max_aspect * a), long_mm)
@@ -70,7 +73,7 @@ def perimeter_mm(die_mm2, max_aspect, long_mm):
     return 2.0 * (h + a / np.maximum(h, 1e-12))
 
 
-def area_for_perimeter_mm2(perimeter, max_aspect, long_mm):
+def area_for_perimeter_mm2(perimeter: ArrayLike, max_aspect: ArrayLike, long_mm: ArrayLike) -> np.ndarray:
     """Smallest die area whose largest perimeter (see `perimeter_mm`) reaches `perimeter`."""
     p = np.asarray(perimeter, dtype=float)
     k = np.sqrt(max_aspect) + 1.0 / np.sqrt(max_aspect)
@@ -284,7 +287,7 @@ def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, l
         flags.flag(mask, msgs)
 
 
-def design_area(design, tech=None) -> dict:
+def design_area(design: Design, tech: Technology | None = None) -> dict[str, Any]:
     """One-design wrapper: the area breakdown of a `Design` as a dict."""
 
     arr = DesignArrays.from_designs([design], tech or active_technology())

@@ -5,8 +5,10 @@ chip, system, and TCO per hour. The fab formulas live in `dse.model.fab` (re-exp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
@@ -17,7 +19,7 @@ from dse.model.fab import (
     negative_binomial_yield,
     package_yield,
 )
-from dse.model.hardware import active_technology
+from dse.model.hardware import Design, active_technology
 from dse.model.knobs import TOPOLOGY_CODE
 from dse.model.technology import Technology, default_technology
 
@@ -79,8 +81,9 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
                          network_usd=network, system_usd=system)
 
 
-def tco_usd_per_hour(system_usd, power_w, tech: Technology | None = None, *, usd_per_kwh: float | None = None,
-                     pue: float | None = None, lifetime_years: float | None = None):
+def tco_usd_per_hour(system_usd: ArrayLike, power_w: ArrayLike, tech: Technology | None = None, *,
+                     usd_per_kwh: float | None = None, pue: float | None = None,
+                     lifetime_years: float | None = None) -> np.ndarray:
     """Hourly TCO: capex over its lifetime + datacenter capex per W + energy·PUE·$/kWh (ReaLLM constants)."""
 
     t = (tech or default_technology()).tco
@@ -94,7 +97,7 @@ def tco_usd_per_hour(system_usd, power_w, tech: Technology | None = None, *, usd
     return capex + dc + energy
 
 
-def design_cost(design, tech=None) -> dict:
+def design_cost(design: Design, tech: Technology | None = None) -> dict[str, Any]:
     """One-design wrapper: the cost breakdown of a `Design` as a dict."""
 
     arr = DesignArrays.from_designs([design], tech or active_technology())

@@ -5,13 +5,15 @@ it to pick the split and the spares, cost.py to price the chosen geometry."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammainc
 
 EXACT_SPARES_MAX = 64  # above this many spares the defect count is treated as continuous (wafer-scale)
 SPARE_CHOICES = tuple(range(EXACT_SPARES_MAX + 1))  # spare counts compared per die (ascending)
 
 
-def dies_per_wafer(die_mm2, diameter_mm: float = 300.0, scribe_mm: float = 0.0, edge_mm: float = 0.0):
+def dies_per_wafer(die_mm2: ArrayLike, diameter_mm: float = 300.0, scribe_mm: float = 0.0,
+                   edge_mm: float = 0.0) -> np.ndarray:
     """Classic gross dies per wafer: π r²/A − π·2r/√(2A) (De Vries; ttm-cas `dies_per_wafer_area`).
 
     The second term models partial dies lost at the round edge. A scribe lane `s` grows each die to
@@ -22,13 +24,14 @@ def dies_per_wafer(die_mm2, diameter_mm: float = 300.0, scribe_mm: float = 0.0, 
     return np.maximum(np.pi * r * r / a - np.pi * 2 * r / np.sqrt(2 * a), 1.0)
 
 
-def negative_binomial_yield(die_mm2, d0_per_cm2, alpha):
+def negative_binomial_yield(die_mm2: ArrayLike, d0_per_cm2: ArrayLike, alpha: ArrayLike) -> np.ndarray:
     """Y = (1 + A·D0/α)^−α with A in cm² (A mm² / 100) and D0 in defects/cm²."""
     a_cm2 = np.asarray(die_mm2, dtype=float) / 100.0
     return (1.0 + a_cm2 * np.asarray(d0_per_cm2) / np.asarray(alpha)) ** (-np.asarray(alpha, dtype=float))
 
 
-def harvested_yield(nonredundant_mm2, array_mm2, spares, d0_per_cm2, alpha, continuous=False):
+def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: ArrayLike, d0_per_cm2: ArrayLike,
+                    alpha: ArrayLike, continuous: bool = False) -> np.ndarray:
     """P(no defect in the non-redundant area and at most `spares` defects in the core array).
 
     Defect density is Gamma(α, D0/α)-distributed across dies (the negative-binomial model), defects are
@@ -60,8 +63,9 @@ def harvested_yield(nonredundant_mm2, array_mm2, spares, d0_per_cm2, alpha, cont
     return np.clip(total, 0.0, 1.0)
 
 
-def best_spares(fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2,
-                diameter_mm: float, scribe_mm: float, edge_mm: float):
+def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_per_cm2: ArrayLike, alpha: ArrayLike,
+                max_spares: ArrayLike, max_die_mm2: ArrayLike, min_die_mm2: ArrayLike, diameter_mm: float,
+                scribe_mm: float, edge_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Spare cores per die minimising wafer area per good die, among SPARE_CHOICES ≤ `max_spares` whose
     die still fits `max_die_mm2` (no spare if none fits). `fixed_mm2` is the die without its core array,
     `cores` the (possibly fractional) cores it must deliver; a die smaller than `min_die_mm2` is padded
@@ -88,7 +92,8 @@ def best_spares(fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_d
     return best_s, best_die, best_y, best_dpw
 
 
-def package_yield(logic_dies, bonded_parts, die_yield, bond_yield, probe_coverage):
+def package_yield(logic_dies: ArrayLike, bonded_parts: ArrayLike, die_yield: ArrayLike, bond_yield: ArrayLike,
+                  probe_coverage: ArrayLike) -> np.ndarray:
     """Share of assembled packages that work: every bonded part (logic dies and, on an interposer, memory
     stacks) bonds with `bond_yield`, and each logic die that passed wafer probe is good with probability
     Y / (Y + (1−Y)(1−c)) (known-good-die test escapes, coverage c)."""
@@ -99,8 +104,9 @@ def package_yield(logic_dies, bonded_parts, die_yield, bond_yield, probe_coverag
     return np.maximum(out, 1e-12)  # finite for absurd part counts
 
 
-def manufacturing_usd(wafer_usd, dpw, die_yield, num_dies, memory_usd, package_mm2, pkg_usd_per_mm2,
-                      pkg_yield, test_fraction) -> dict[str, np.ndarray]:
+def manufacturing_usd(wafer_usd: ArrayLike, dpw: ArrayLike, die_yield: ArrayLike, num_dies: ArrayLike,
+                      memory_usd: ArrayLike, package_mm2: ArrayLike, pkg_usd_per_mm2: ArrayLike,
+                      pkg_yield: ArrayLike, test_fraction: ArrayLike) -> dict[str, np.ndarray]:
     """Known-good dies + memory + package with assembly scrap + test, per chip (USD arrays).
 
     A failed package scraps its interposer, dies and memory (Chiplet Actuary chip-last scrap)."""
