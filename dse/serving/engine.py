@@ -1,0 +1,173 @@
+"""A continuous-batching inference engine described by iteration-time coefficients, vectorized over designs.
+
+One engine iteration (vLLM / TensorRT-LLM "in-flight batching" step) runs every decoding sequence
+for one step plus up to a token budget of prefill chunks. Its time is linear in what it does:
+
+    t_iter = t_fixed_s                      # weights streamed once per step, launch/sync overhead
+           + t_per_seq_s     · decode_seqs  # per decoding sequence (sampling, per-sequence kernels)
+           + t_per_token_s   · tokens       # per token processed (decode and prefill): GEMM FLOPs
+           + t_per_kv_token_s· kv_tokens    # per KV-cache token read by attention (all sequences)
+
+Each coefficient is an array over designs. `fit_from_probes` fills them from the operator model:
+evaluate evaluates 2–4 probe steps per design (e.g. one decode step at batch 1 and at batch B, one
+prefill chunk of C tokens, one mixed step) and solves for the coefficients by least squares, so the
+linear form is the operator model's roofline linearised around the operating point.
+
+Speculative decoding / multi-token prediction (`with_speculation`) and disaggregated prefill/decode
+pools (`DisaggFleet`) are expressed at this level too, so the simulator and the analytical model
+need no knowledge of the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+def _arr(x, dtype=float) -> np.ndarray:
+    return np.atleast_1d(np.asarray(x, dtype=dtype))
+
+
+@dataclass(frozen=True)
+class EngineCoeffs:
+    """Iteration-time coefficients and limits of one engine per design; every field has shape (n,).
+
+    max_batch: running sequences (prefilling + decoding) at most (vLLM `max_num_seqs`).
+    chunk_tokens: tokens processed per iteration at most, decode tokens included (vLLM
+    `max_num_batched_tokens`); prompts longer than the remaining budget are prefilled in chunks.
+    kv_capacity_tokens: paged KV cache in tokens (blocks of the workload's `kv_block_tokens`).
+    kv_bytes_per_token: KV bytes of one token (all layers), for a disaggregated KV transfer.
+    spec_k, spec_acceptance: speculative decoding (0 = off): k drafted tokens verified per step,
+    each accepted with probability α; the draft's cost is already folded into t_fixed/t_per_seq.
+    """
+
+    t_fixed_s: np.ndarray
+    t_per_seq_s: np.ndarray
+    t_per_token_s: np.ndarray
+    t_per_kv_token_s: np.ndarray
+    max_batch: np.ndarray
+    chunk_tokens: np.ndarray
+    kv_capacity_tokens: np.ndarray
+    kv_bytes_per_token: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    spec_k: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    spec_acceptance: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+    def __post_init__(self):
+        floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
+                  "spec_acceptance")
+        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k")
+        vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
+        n = max(v.size for v in vals.values())
+        for k, v in vals.items():
+            if v.size not in (1, n):
+                raise ValueError(f"EngineCoeffs.{k} has {v.size} entries, others {n}: give one per design")
+            object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
+        for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token"):
+            if np.any(vals[k] < 0) or not np.all(np.isfinite(vals[k])):
+                raise ValueError(f"EngineCoeffs.{k} must be finite and ≥ 0")
+        for k in ("max_batch", "chunk_tokens", "kv_capacity_tokens"):
+            if np.any(vals[k] < 1):
+                raise ValueError(f"EngineCoeffs.{k} must be ≥ 1")
+        if np.any((self.spec_acceptance < 0) | (self.spec_acceptance >= 1)) or np.any(self.spec_k < 0):
+            raise ValueError("spec_acceptance must be in [0, 1) and spec_k ≥ 0")
+
+    @property
+    def n(self) -> int:
+        return int(self.t_fixed_s.size)
+
+    def iteration_time_s(self, decode_seqs, tokens, kv_tokens) -> np.ndarray:
+        """t_iter of one step with `decode_seqs` decoding sequences, `tokens` processed, `kv_tokens` read."""
+        return (self.t_fixed_s + self.t_per_seq_s * decode_seqs + self.t_per_token_s * tokens
+                + self.t_per_kv_token_s * kv_tokens)
+
+    def tokens_per_step(self) -> np.ndarray:
+        """Expected tokens a decoding sequence gains per verification step: (1 − α^(k+1)) / (1 − α)."""
+        a, k = self.spec_acceptance, self.spec_k
+        return (1.0 - a ** (k + 1)) / (1.0 - a)
+
+    def take(self, i: int) -> "EngineCoeffs":
+        """The engine of design i alone (for the simulator, which runs one design at a time)."""
+        return EngineCoeffs(**{f: getattr(self, f)[i:i + 1] for f in self.__dataclass_fields__})
+
+
+# Probe steps (decode_seqs, tokens, kv_tokens) suggested for `fit_from_probes`: one decode step at
+# batch 1 and at batch `b`, one prefill chunk of `c` tokens, one decode step at batch `b` with long
+# contexts; the 4 unknowns are then determined exactly.
+def default_probes(batch: int, chunk_tokens: int, context_tokens: int) -> np.ndarray:
+    """(4, 3) probe table [decode_seqs, tokens, kv_tokens] around an operating point."""
+    b, c, L = batch, chunk_tokens, context_tokens
+    return np.array([[1, 1, L], [b, b, b * L], [0, c, c], [b, b, 4 * b * L]], dtype=float)
+
+
+def fit_from_probes(probes: np.ndarray, times_s: np.ndarray, **limits) -> EngineCoeffs:
+    """Least-squares coefficients from probe steps evaluated by the operator model.
+
+    probes: (p, 3) rows [decode_seqs, tokens, kv_tokens], the same for every design;
+    times_s: (p, n) the operator model's time of each probe step on each design;
+    limits: the other EngineCoeffs fields (max_batch, chunk_tokens, kv_capacity_tokens, ...).
+    Negative fitted coefficients (noise in a nearly flat direction) are clipped to 0.
+    """
+    p = np.asarray(probes, dtype=float)
+    t = np.asarray(times_s, dtype=float)
+    if t.ndim == 1:
+        t = t[:, None]
+    if p.shape[0] != t.shape[0] or p.shape[1] != 3:
+        raise ValueError(f"probes must be (p, 3) and times (p, n); got {p.shape} and {t.shape}")
+    a = np.column_stack([np.ones(p.shape[0]), p])
+    x, *_ = np.linalg.lstsq(a, t, rcond=None)
+    x = np.maximum(x, 0.0)
+    return EngineCoeffs(t_fixed_s=x[0], t_per_seq_s=x[1], t_per_token_s=x[2], t_per_kv_token_s=x[3], **limits)
+
+
+def with_speculation(engine: EngineCoeffs, k, acceptance, draft_t_fixed_s=0.0,
+                     draft_t_per_seq_s=0.0) -> EngineCoeffs:
+    """The engine running speculative decoding: k tokens drafted per step, verified in one target step.
+
+    The target processes k+1 tokens per decoding sequence per step (the simulator and the analytical
+    model charge t_per_token_s·(k+1) per sequence and count k+1 tokens against the chunk budget);
+    a step yields (1 − α^(k+1))/(1 − α) tokens on average. The draft runs k sequential steps, each
+    costing draft_t_fixed_s + draft_t_per_seq_s·decode_seqs (a small draft model: its own weights;
+    MTP heads: a fraction of one layer), folded into t_fixed_s and t_per_seq_s. It pays off when the
+    step is dominated by t_fixed_s (memory-bound decode: weights read once for k+1 tokens) and
+    loses when it is dominated by t_per_token_s (compute-bound: k+1 tokens cost k+1 times as much).
+    """
+    k = _arr(k, np.int64)
+    return replace(engine, t_fixed_s=engine.t_fixed_s + k * _arr(draft_t_fixed_s),
+                   t_per_seq_s=engine.t_per_seq_s + k * _arr(draft_t_per_seq_s),
+                   spec_k=np.broadcast_to(k, (engine.n,)).copy(),
+                   spec_acceptance=np.broadcast_to(_arr(acceptance), (engine.n,)).copy())
+
+
+@dataclass(frozen=True)
+class DisaggFleet:
+    """Disaggregated serving: `prefill_engines` engines only prefill (and emit the first token), then
+    the KV cache (kv_bytes_per_token × prompt) crosses a link of `link_gbps` GB/s after `link_latency_s`
+    to one of `decode_engines` engines that only decode. Arrays of shape (n,); the two pools may be
+    different designs. Requests are routed to engines of a pool uniformly at random (each engine
+    then sees Poisson arrivals at rate / pool size)."""
+
+    prefill: EngineCoeffs
+    decode: EngineCoeffs
+    prefill_engines: np.ndarray
+    decode_engines: np.ndarray
+    link_gbps: np.ndarray
+    link_latency_s: np.ndarray
+
+    def __post_init__(self):
+        n = max(self.prefill.n, self.decode.n)
+        for k in ("prefill_engines", "decode_engines"):
+            v = _arr(getattr(self, k), np.int64)
+            if np.any(v < 1):
+                raise ValueError(f"DisaggFleet.{k} must be ≥ 1")
+            object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
+        for k in ("link_gbps", "link_latency_s"):
+            v = _arr(getattr(self, k))
+            if np.any(v < 0) or (k == "link_gbps" and np.any(v <= 0)):
+                raise ValueError(f"DisaggFleet.{k} must be > 0 (latency ≥ 0)")
+            object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
+
+    def transfer_s(self, prompt_tokens) -> np.ndarray:
+        """KV transfer time of a prompt of `prompt_tokens` (broadcasts over designs)."""
+        return self.link_latency_s + self.prefill.kv_bytes_per_token * np.asarray(prompt_tokens) / (
+            self.link_gbps * 1e9)

@@ -1,0 +1,183 @@
+"""A request-level serving workload: arrivals, prompt/output length distributions, prefix caching, SLOs.
+
+Every length distribution offers `sample(rng, n)` (for the simulator) and `support()` — a discrete
+(values, probabilities) table of at most `SUPPORT_POINTS` points — from which the analytical model
+takes its expectations and percentiles, so both models see the same distribution.
+"""
+
+from __future__ import annotations
+
+import re
+from statistics import NormalDist
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Points of the discrete table that stands in for a continuous distribution in the analytical model:
+# quantile midpoints, so the error of E[f(L)] is O(1/64²) for smooth f (midpoint rule).
+SUPPORT_POINTS = 64
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def support(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def mean(self) -> float:
+        v, p = self.support()
+        return float(v @ p)
+
+
+class Fixed(_Dist):
+    """Every request has the same length."""
+
+    kind: Literal["fixed"] = "fixed"
+    tokens: int = Field(ge=1)
+
+    def support(self):
+        return np.array([float(self.tokens)]), np.array([1.0])
+
+    def sample(self, rng, n):
+        return np.full(n, self.tokens, dtype=np.int64)
+
+
+class Uniform(_Dist):
+    """Lengths uniform over the integers min_tokens..max_tokens (inclusive)."""
+
+    kind: Literal["uniform"] = "uniform"
+    min_tokens: int = Field(ge=1)
+    max_tokens: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens {self.min_tokens} > max_tokens {self.max_tokens}: swap them")
+        return self
+
+    def support(self):
+        lo, hi = self.min_tokens, self.max_tokens
+        if hi - lo + 1 <= SUPPORT_POINTS:
+            v = np.arange(lo, hi + 1, dtype=float)
+            return v, np.full(v.size, 1.0 / v.size)
+        q = (np.arange(SUPPORT_POINTS) + 0.5) / SUPPORT_POINTS
+        return lo - 0.5 + q * (hi - lo + 1), np.full(SUPPORT_POINTS, 1.0 / SUPPORT_POINTS)
+
+    def sample(self, rng, n):
+        return rng.integers(self.min_tokens, self.max_tokens + 1, size=n)
+
+
+class LogNormal(_Dist):
+    """Lengths exp(N(ln median, sigma²)), rounded and clipped to [min_tokens, max_tokens]."""
+
+    kind: Literal["lognormal"] = "lognormal"
+    median_tokens: float = Field(gt=0)
+    sigma: float = Field(gt=0, le=3)
+    min_tokens: int = Field(1, ge=1)
+    max_tokens: int = Field(1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens {self.min_tokens} > max_tokens {self.max_tokens}: swap them")
+        return self
+
+    def _clip(self, x):
+        return np.clip(np.rint(x), self.min_tokens, self.max_tokens)
+
+    def support(self):
+        q = (np.arange(SUPPORT_POINTS) + 0.5) / SUPPORT_POINTS
+        z = np.array([NormalDist().inv_cdf(float(x)) for x in q])
+        return self._clip(self.median_tokens * np.exp(self.sigma * z)), np.full(q.size, 1.0 / q.size)
+
+    def sample(self, rng, n):
+        return self._clip(self.median_tokens * np.exp(self.sigma * rng.standard_normal(n))).astype(np.int64)
+
+
+class Histogram(_Dist):
+    """An empirical histogram: `tokens: [128, 512, 2048]` with `weights: [0.5, 0.3, 0.2]` (normalised)."""
+
+    kind: Literal["histogram"] = "histogram"
+    tokens: tuple[int, ...] = Field(min_length=1)
+    weights: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if len(self.tokens) != len(self.weights):
+            raise ValueError(f"tokens has {len(self.tokens)} entries but weights has {len(self.weights)}: "
+                             "give one weight per length")
+        if min(self.tokens) < 1:
+            raise ValueError("tokens must be ≥ 1")
+        if min(self.weights) < 0 or sum(self.weights) <= 0:
+            raise ValueError("weights must be ≥ 0 with a positive sum")
+        return self
+
+    def support(self):
+        w = np.asarray(self.weights, dtype=float)
+        return np.asarray(self.tokens, dtype=float), w / w.sum()
+
+    def sample(self, rng, n):
+        v, p = self.support()
+        return rng.choice(v, size=n, p=p).astype(np.int64)
+
+
+LengthDist = Annotated[Union[Fixed, Uniform, LogNormal, Histogram], Field(discriminator="kind")]
+
+_PCT = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
+
+
+def percentile_of(key: str) -> float:
+    """`"p99"` → 0.99, `"p99.9"` → 0.999; anything else is an error naming the accepted form."""
+    m = _PCT.match(key)
+    if not m or not 0 < float(m.group(1)) < 100:
+        raise ValueError(f"SLO key {key!r} is not a percentile: write p50, p90, p99 or p99.9")
+    return float(m.group(1)) / 100.0
+
+
+class ServingWorkload(BaseModel):
+    """Requests offered to a serving fleet, and the service levels they must get.
+
+    Give `arrival_rate_rps` (open loop, Poisson arrivals) or `concurrency` (closed loop: that many
+    clients, each sending its next request when the previous one finishes). SLOs are percentiles in
+    milliseconds, e.g. `ttft_ms: {p50: 300, p99: 2000}`, `tpot_ms: {p99: 50}`; TPOT of a request is
+    (end-to-end latency − TTFT) / (output tokens − 1).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arrival_rate_rps: float | None = Field(None, gt=0, description="Poisson arrival rate (requests/s)")
+    concurrency: int | None = Field(None, ge=1, description="closed-loop clients (instead of a rate)")
+    prompt_tokens: LengthDist
+    output_tokens: LengthDist
+    prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="prompt fraction served from cache")
+    ttft_ms: dict[str, float] = Field(default_factory=dict)
+    tpot_ms: dict[str, float] = Field(default_factory=dict)
+    kv_block_tokens: int = Field(16, ge=1, le=4096, description="paged-KV block size (tokens)")
+
+    @model_validator(mode="after")
+    def _load(self):
+        if (self.arrival_rate_rps is None) == (self.concurrency is None):
+            raise ValueError("give exactly one of arrival_rate_rps (open loop) or concurrency (closed loop)")
+        return self
+
+    @field_validator("ttft_ms", "tpot_ms")
+    @classmethod
+    def _slo(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, ms in v.items():
+            percentile_of(k)
+            if not ms > 0:
+                raise ValueError(f"{k}: {ms} ms must be > 0")
+        return v
+
+    def slo_quantiles(self, which: Literal["ttft", "tpot"]) -> list[tuple[float, float]]:
+        """[(quantile, limit_s), ...] of one SLO, e.g. [(0.99, 2.0)] for `ttft_ms: {p99: 2000}`."""
+        d = self.ttft_ms if which == "ttft" else self.tpot_ms
+        return sorted((percentile_of(k), ms / 1e3) for k, ms in d.items())
+
+    def computed_prompt(self, prompt: np.ndarray) -> np.ndarray:
+        """Prompt tokens that must be prefilled after prefix-cache hits (at least one per request)."""
+        return np.maximum(1, np.rint((1.0 - self.prefix_cache_hit_rate) * prompt)).astype(np.asarray(prompt).dtype)
