@@ -35,7 +35,9 @@ from dse.serving.engine import DisaggFleet, EngineCoeffs
 from dse.serving.workload import ServingWorkload
 
 _BISECT_STEPS = 48
-BEHIND = 1.0
+# prefill steps an arrival may find running are grouped by the prompt they carry into at most this many
+# length classes (a speed/accuracy trade-off: the residual's tail follows the long prompts)
+_STEP_GROUPS = 12
 
 
 @dataclass
@@ -239,12 +241,27 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
             np.minimum(lam * (s_own @ L.p_prompt), 1.0)
         busy = np.maximum(busy, f_full)
         f_pre = np.minimum((1.0 - p0) * tb / mu1 + phi1, busy - f_full)
+        # prefill steps by the (largest) prompt they carry: groups of the prompt support, weighted by
+        # time (probability × length); each keeps the chain's extra length from co-scheduled prompts
+        order = np.argsort(L.computed, kind="stable")
+        groups = np.array_split(order, min(_STEP_GROUPS, order.size))
+        tl = tb[:, None] + w1                                    # (n, m) step carrying prompt j
+        lb = (tl * L.p_prompt[None, :])                          # time weight
+        mean_lb = (tl * lb).sum(axis=1) / np.maximum(lb.sum(axis=1), 1e-300)
+        extra = np.maximum(h_pre - mean_lb, 0.0)
+        ng = len(groups)
+        r_w = np.zeros((e.n, ng + 2))
+        r_h = np.zeros((e.n, ng + 2))
+        r_lo = np.zeros((e.n, ng + 2))
         r_w[:, 0] = f_full
         r_h[:, 0] = (t_full * ((nch - 1.0) * t_full) @ L.p_prompt) / np.maximum(((nch - 1.0) * t_full) @ L.p_prompt, 1e-300)
-        r_w[:, 1] = f_pre
-        r_h[:, 1] = h_pre
-        r_w[:, 2] = busy - f_full - f_pre
-        r_h[:, 2] = tb
+        tot = np.maximum(lb.sum(axis=1), 1e-300)
+        for gi, g in enumerate(groups):
+            wg = lb[:, g].sum(axis=1)
+            r_w[:, 1 + gi] = f_pre * wg / tot
+            r_h[:, 1 + gi] = (tl[:, g] * lb[:, g]).sum(axis=1) / np.maximum(wg, 1e-300) + extra
+        r_w[:, -1] = busy - f_full - f_pre
+        r_h[:, -1] = tb
         # prefill backlog: M/G/1 on the fluid prefill work X = own tokens' time + a full chunk's
         # t_b per m tokens; the wait given it is positive is a gamma matched to the
         # Pollaczek–Khinchine and Takács moments (exponential for exponential X).
@@ -257,9 +274,19 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         ew2 = 2.0 * ew ** 2 + lam * ex3 / (3.0 * (1.0 - rho_c))
         m1 = ew / np.maximum(rho_c, 1e-300)
         var_w = np.maximum(ew2 / np.maximum(rho_c, 1e-300) - m1 ** 2, 1e-30)
-        w_exp = rho_c
-        theta = var_w / np.maximum(m1, 1e-300)                  # gamma scale
-        shape_w = np.clip(m1 / np.maximum(theta, 1e-300), 1e-3, 1e4)
+        # prompts arriving during the rest of the running step queue behind the arrival but share
+        # its first step: compound Poisson over the mean residual, added to the backlog wait; the
+        # sum, positive with probability 1 − (1 − ρ)·P(no such prompt), is fitted by a gamma
+        k_co = lam * (r_w * r_h).sum(axis=1) / 2.0
+        c1 = k_co * (w1 @ L.p_prompt)
+        c2 = k_co * ((w1 ** 2) @ L.p_prompt) + c1 ** 2
+        e1 = rho_c * m1 + c1
+        e2 = rho_c * (var_w + m1 ** 2) + 2.0 * rho_c * m1 * c1 + c2
+        w_exp = 1.0 - (1.0 - rho_c) * np.exp(-k_co)
+        cm1 = e1 / np.maximum(w_exp, 1e-300)
+        cvar = np.maximum(e2 / np.maximum(w_exp, 1e-300) - cm1 ** 2, 1e-30)
+        theta = cvar / np.maximum(cm1, 1e-300)                  # gamma scale
+        shape_w = np.clip(cm1 / np.maximum(theta, 1e-300), 1e-3, 1e4)
     else:
         s_own = np.zeros((e.n, L.prompt.size))
         rho_c = np.zeros(e.n)
@@ -280,8 +307,8 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     inflate = 1.0 / (1.0 - phi_c)[:, None]
     denom = O[None, :] - 1.0
     # prompts that arrived while this request waited and prefilled queue behind it and are prefilled
-    # during its first steps: its prefill-interference window is its decode life plus its TTFT
-    # beyond one step (mean and fluctuations)
+    # during its first steps: the window of prefill interference is its decode life plus its TTFT
+    # beyond one step (in the fluctuations; the mean is the mean-field step)
     if prefill and decode:
         ttft_mean = shape_w * theta * w_exp + (r_w * (r_h / 2.0 + r_lo)).sum(axis=1) + s_own @ L.p_prompt
         behind = np.maximum(ttft_mean - step, 0.0)
@@ -292,8 +319,7 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     m3_pre = lam[:, None] * window * w3[:, None] * (inflate / denom) ** 3
     var_batch = (beta * inflate[:, 0] / tau)[:, None] ** 2 * Nf[:, None] * _window_var_factor(life, mean_life)
     var_spec = (step / tau)[:, None] ** 2 * (var_g / tau)[:, None] / denom
-    wmean = (wpre @ L.p_prompt) if (prefill and decode) else np.zeros(e.n)
-    mean = (step / tau)[:, None] + (BEHIND * lam * wmean * behind)[:, None] * inflate / denom
+    mean = np.broadcast_to((step / tau)[:, None], life.shape).copy()
     var = var_pre + var_batch + var_spec
     if extra_s is not None:
         # once per request: KV transfer (over prompts) and the residual of the step it joins
@@ -452,3 +478,35 @@ def saturation_rate_rps(build, n: int) -> np.ndarray:
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return lo
+
+
+def summary(build, w: ServingWorkload, n: int) -> dict[str, np.ndarray]:
+    """Serving metrics per design from `build(fleet rate) → latency model`, at the workload's load.
+
+    goodput_rps: requests/s that meet both the TTFT and the TPOT limit of their highest stated
+    percentile (every request, at the offered rate; 0 when saturated); max_rate_rps: the largest rate
+    at which every stated percentile holds; percentiles in ms (inf when saturated); rate_rps: the
+    offered rate (from the concurrency by Little's law for a closed-loop workload)."""
+    rate = (np.full(n, float(w.arrival_rate_rps)) if w.arrival_rate_rps is not None
+            else rate_for_concurrency(build, w, n))
+    m = build(rate)
+    return {
+        "rate_rps": rate,
+        "goodput_rps": np.where(m.saturated, 0.0, rate * _attainment(m, w)),
+        "max_rate_rps": max_rate_rps(build, w, n),
+        "slo_met": slo_met(m, w),
+        "ttft_p50_ms": m.ttft_quantile(0.5) * 1e3,
+        "ttft_p99_ms": m.ttft_quantile(0.99) * 1e3,
+        "tpot_p50_ms": m.tpot_quantile(0.5) * 1e3,
+        "tpot_p99_ms": m.tpot_quantile(0.99) * 1e3,
+    }
+
+
+def colocated_summary(engine: EngineCoeffs, w: ServingWorkload, replicas=1) -> dict[str, np.ndarray]:
+    """`summary` of `replicas` co-located engines per design."""
+    return summary(lambda r: colocated(engine, w, r, replicas), w, engine.n)
+
+
+def disagg_summary(fleet: DisaggFleet, w: ServingWorkload) -> dict[str, np.ndarray]:
+    """`summary` of a disaggregated prefill/decode fleet per design."""
+    return summary(lambda r: disaggregated(fleet, w, r), w, max(fleet.prefill.n, fleet.decode.n))

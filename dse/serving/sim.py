@@ -151,6 +151,23 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                 raise RuntimeError("simulator stalled with no work and no arrivals")  # pragma: no cover
             t = arrival[next_arr]
             continue
+        # requests prefilled elsewhere (disaggregated decode pool) join the decode batch at once
+        while waiting and todo[waiting[0]] == 0 and d_rid.size + len(prefilling) < max_b:
+            r = waiting[0]
+            need_b = _blocks(int(prompt[r] + generated[r]) + 1, block_tokens)
+            if need_b > free:
+                break
+            waiting.popleft()
+            free -= need_b
+            held[r] = need_b
+            admits += 1
+            admit_no[r] = admits
+            if generated[r] == 0:
+                first[r] = arrival[r]
+                generated[r] = 1
+            d_rid = np.append(d_rid, r)
+            d_ctx = np.append(d_ctx, prompt[r] + generated[r])
+            d_left = np.append(d_left, output[r] - generated[r])
         nd = d_rid.size
         if nd and not k and not waiting and not prefilling:
             # decode-only stretch: steps are deterministic until the next finish or arrival, so run
@@ -220,23 +237,13 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
         while waiting and nd + len(prefilling) < max_b:
             r = waiting[0]
             need_b = _blocks(int(prompt[r] + generated[r]) + 1, block_tokens)
-            if need_b > free:
-                break
-            if todo[r] > 0 and budget <= 0:
+            if need_b > free or todo[r] == 0 or budget <= 0:
                 break
             waiting.popleft()
             free -= need_b
             held[r] = need_b
             admits += 1
             admit_no[r] = admits
-            if todo[r] == 0:  # prefilled elsewhere: join the decode batch at once
-                if generated[r] == 0:
-                    first[r] = arrival[r]
-                    generated[r] = 1
-                d_rid = np.append(d_rid, r)
-                d_ctx = np.append(d_ctx, prompt[r] + generated[r])
-                d_left = np.append(d_left, output[r] - generated[r])
-                continue
             prefilling.append(r)
             take = min(int(todo[r]), budget)
             chunks.append((r, take))
