@@ -133,6 +133,22 @@ METRICS: tuple[Metric, ...] = (
            description="Sequences (LLM) or images (CNN) one replica serves at a time."),
     Metric(name="weights", dtype="str", scope=_S, table_row=True, label="weights",
            description="Where the weights live: 'sram-resident' or 'weights-streamed'."),
+    # request-level serving (scenarios with a `serving:` workload; 0 otherwise): dse.serving.analytic
+    # on continuous-batching engines fitted to the chosen plan (dse.evaluate.serving)
+    Metric(name="goodput_rps", unit="requests/s", better="max", scope=_S, kinds=_LLM, table_row=True,
+           label="goodput", description="Requests/s at the serving workload's offered load that meet "
+                                        "its TTFT and TPOT limits (0 when the load saturates the fleet)."),
+    Metric(name="max_rate_rps", unit="requests/s", better="max", scope=_S, kinds=_LLM, table_row=True,
+           label="max rate in SLO", description="Largest Poisson arrival rate at which every percentile "
+                                                "SLO of the serving workload still holds."),
+    Metric(name="ttft_p50_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="TTFT p50", description="Median time to first token under the serving workload's load."),
+    Metric(name="ttft_p99_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="TTFT p99", description="99th-percentile time to first token under the serving load."),
+    Metric(name="tpot_p50_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="TPOT p50", description="Median time per output token under the serving workload's load."),
+    Metric(name="tpot_p99_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="TPOT p99", description="99th-percentile time per output token under the serving load."),
     # ---- over the mix ----------------------------------------------------------------------------
     Metric(name="mix.throughput", unit="× reference", better="max", scope=_M, label="mix throughput",
            description="Weighted geometric mean over the scenarios of throughput relative to the "

@@ -13,6 +13,7 @@ import numpy as np
 from dse.catalog import load_catalog_design
 from dse.evaluate.mapping import evaluate_scenario
 from dse.evaluate.metrics import DESIGN, SCENARIO
+from dse.evaluate.serving import serving_metrics
 from dse.model.area import chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration, load_calibration
@@ -21,6 +22,7 @@ from dse.model.perf import HwView
 from dse.model.power import chip_power
 from dse.model.technology import Technology, default_technology
 from dse.workloads.scenarios import Mix, load_mix
+from dse.workloads.shapes import load_model_shape
 
 
 def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -84,6 +86,9 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         sc, w = entry.scenario, float(entry.weight)
         idx = np.flatnonzero(ok)
         res = evaluate_scenario(sc, hw.take(idx), cal, force_tp, force_pp) if len(idx) else None
+        if res is not None and getattr(sc, "serving", None) is not None:
+            res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(), hw.take(idx),
+                                               cal, res, sc.serving))
         cols = {name: m.empty(n) for name, m in SCENARIO.items()}
         cols["reason"][:] = reason
         if res is not None:

@@ -1,15 +1,40 @@
 """Request-level LLM serving: workloads with percentile SLOs, continuous-batching engines described by
 iteration-time coefficients, a discrete-event simulator (ground truth) and a vectorized analytical model.
 
-Knows nothing of the hardware model, evaluate, studies or reports: evaluate fills `EngineCoeffs` from
-the operator model (see `engine.fit_from_probes`) and calls `analytic`.
+Knows nothing of the hardware model, evaluate, studies or reports: `dse.evaluate.serving` fills
+`EngineCoeffs` from the operator model (`engine.fit_from_probes`) and calls `analytic`.
+Names load on first use, so `dse.serving.workload` (a scenario field) imports without scipy.
 """
 
-from dse.serving.analytic import colocated, colocated_summary, disagg_summary, disaggregated, max_rate_rps
-from dse.serving.engine import DisaggFleet, EngineCoeffs, default_probes, fit_from_probes, with_speculation
-from dse.serving.sim import simulate, simulate_disagg
-from dse.serving.workload import ServingWorkload
+from __future__ import annotations
 
-__all__ = ["DisaggFleet", "EngineCoeffs", "ServingWorkload", "colocated", "colocated_summary", "default_probes",
-           "disagg_summary", "disaggregated", "fit_from_probes", "max_rate_rps", "simulate", "simulate_disagg",
-           "with_speculation"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ServingWorkload": "dse.serving.workload",
+    "EngineCoeffs": "dse.serving.engine",
+    "DisaggFleet": "dse.serving.engine",
+    "default_probes": "dse.serving.engine",
+    "fit_from_probes": "dse.serving.engine",
+    "with_speculation": "dse.serving.engine",
+    "simulate": "dse.serving.sim",
+    "simulate_disagg": "dse.serving.sim",
+    "colocated": "dse.serving.analytic",
+    "disaggregated": "dse.serving.analytic",
+    "colocated_summary": "dse.serving.analytic",
+    "disagg_summary": "dse.serving.analytic",
+    "max_rate_rps": "dse.serving.analytic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dse.serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -22,6 +22,7 @@ from pydantic import (
 
 from dse.config import load_yaml_model, suggest, validate_data
 from dse.errors import DseUserError
+from dse.serving.workload import ServingWorkload
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.precision import Precision, parse_precision, weight_format_precision
 from dse.workloads.shapes import ModelShape, builtin_name, model_names
@@ -90,6 +91,8 @@ class Scenario(BaseModel):
     goal: Literal["throughput", "latency"] = "throughput"
     routing_skew: float | None = Field(None, ge=0.0, description="MoE expert popularity Zipf exponent for this "
                                        "scenario (overrides the model's; 0 = uniform routing)")
+    serving: ServingWorkload | None = Field(None, description="request-level workload (arrivals, length "
+                                            "distributions, percentile SLOs) for the serving metrics")
 
     @field_validator("batch")
     @classmethod

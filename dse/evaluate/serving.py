@@ -1,0 +1,73 @@
+"""Request-level serving metrics of a scenario that carries a `serving:` workload.
+
+For each design's chosen plan (tp, pp, ep, dp) the operator model times four probe steps on one
+replica — a decode step at batch 1 and at batch B with the workload's mean context, the same at 4×
+the context, and a prefill chunk of C tokens — and `dse.serving.engine.fit_from_probes` turns them
+into the continuous-batching engine's iteration-time coefficients. A pipelined replica is one engine
+whose step is the whole model plus (pp − 1) hops (its micro-batches are not overlapped: a
+conservative latency view). KV capacity: the replica's off-chip memory (or SRAM without it) left
+after the weights, over the KV bytes of one token. `dse.serving.analytic` then gives the metrics
+for dp replicas behind a random router.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dse.evaluate.mapping import ComboCache, MappingResult
+from dse.evaluate.metrics import SCENARIO
+from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_bytes
+from dse.model.calibration import Calibration
+from dse.model.perf import HwView, collective_time
+from dse.serving.analytic import colocated_summary
+from dse.serving.engine import fit_from_probes
+from dse.serving.workload import ServingWorkload
+
+# decode batch of the large probes: a typical continuous-batching batch, at most the engine's
+PROBE_BATCH = 64
+
+
+def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: MappingResult,
+                    w: ServingWorkload) -> dict[str, np.ndarray]:
+    """The registry's serving columns (n,) — those of `dse.serving.analytic.summary` that are
+    per-scenario metrics — for the designs of `hw` with the plans of `res`; 0 where infeasible, and
+    latencies 0 where the design is saturated at the offered rate (goodput 0 there too)."""
+    n = hw.n
+    out: dict[str, np.ndarray] = {}
+    if not res.feasible.any():
+        return out
+    pv, pp_ = w.prompt_tokens.support()
+    ov, po = w.output_tokens.support()
+    context = int(round(pv @ pp_ + (ov @ po) / 2))
+    chunk = PREFILL_CHUNK_TOKENS
+    plans = res.plans
+    keys = np.stack([plans["tp"], plans["pp"], plans["ep"], plans["micro_batch"] * plans["micro_batches"]], axis=1)
+    combo = (np.asarray(res.metrics.get("weights", np.full(n, ""))) == "sram-resident").astype(int)
+    for key in np.unique(keys[res.feasible], axis=0):
+        tp, pp, ep, batch = (int(k) for k in key)
+        idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
+        sub = hw.take(idx)
+        b = max(2, min(PROBE_BATCH, batch))
+        probes = np.array([[1, 1, context], [b, b, b * context], [0, chunk, chunk], [b, b, 4 * b * context]], float)
+        steps = [Builders.llm(shape, "decode", 1, 1, context, tp, prec, ep),
+                 Builders.llm(shape, "decode", b, 1, context, tp, prec, ep),
+                 Builders.llm(shape, "prefill", 1, chunk, chunk, tp, prec, ep),
+                 Builders.llm(shape, "decode", b, 1, 4 * context, tp, prec, ep)]
+        c = combo[idx]
+        times = []
+        for step, tokens in zip(steps, probes[:, 1]):
+            t = ComboCache(step.ops, sub, cal).get(c, np.arange(len(idx))).time_s
+            hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.act_bytes(prec)]),
+                                  np.array([2.0]), sub, cal)[:, 0]
+            times.append(t + (pp - 1) * hop)
+        kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
+        room = np.where(sub.mem_bytes > 0, sub.mem_bytes, sub.sram_bytes) - stage_weight_bytes(steps[1], pp)
+        kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
+        eng = fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
+                              kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_tok * tp * pp * ep)
+        s = colocated_summary(eng, w, replicas=np.maximum(plans["dp"][idx], 1))
+        for name, v in s.items():
+            if name in SCENARIO and SCENARIO[name].numeric:
+                v = np.asarray(v, float)
+                out.setdefault(name, np.zeros(n))[idx] = np.where(np.isfinite(v), v, 0.0)
+    return out

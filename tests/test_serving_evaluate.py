@@ -1,0 +1,60 @@
+"""A scenario with a `serving:` workload gets request-level metrics from evaluate."""
+
+import numpy as np
+import pytest
+
+from dse.catalog import load_catalog_design
+from dse.evaluate import evaluate, metric_info
+from dse.model.arrays import DesignArrays
+from dse.model.technology import default_technology
+from dse.workloads.scenarios import Mix, load_mix
+
+SERVING = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "lognormal", "median_tokens": 1500, "sigma": 0.6,
+                                                      "max_tokens": 8192},
+           "output_tokens": {"kind": "uniform", "min_tokens": 64, "max_tokens": 448},
+           "ttft_ms": {"p99": 2000}, "tpot_ms": {"p99": 50}}
+COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+
+
+def _mix(serving):
+    d = load_mix("datacenter").model_dump()
+    d["scenarios"][0]["scenario"]["serving"] = serving
+    return Mix.model_validate(d)
+
+
+@pytest.fixture(scope="module")
+def h100_b200():
+    tech = default_technology()
+    arr = DesignArrays.from_designs([load_catalog_design(n) for n in ("H100-SXM", "B200")], tech)
+    return arr, tech
+
+
+def test_serving_workload_adds_registry_metrics(h100_b200):
+    arr, tech = h100_b200
+    out = evaluate(arr, _mix(SERVING), tech)
+    col = {c: out[f"datacenter_llm.{c}"] for c in COLUMNS}
+    for c in COLUMNS:
+        assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s")
+    assert np.all(col["max_rate_rps"] > 2.0)                 # both meet the SLOs at the offered 2 req/s
+    assert np.allclose(col["goodput_rps"], 2.0, rtol=0.01)
+    assert np.all(col["ttft_p99_ms"] > col["ttft_p50_ms"]) and np.all(col["tpot_p99_ms"] > col["tpot_p50_ms"])
+    assert np.all(col["tpot_p99_ms"] <= 50) and np.all(col["ttft_p99_ms"] <= 2000)
+    assert col["max_rate_rps"][1] > col["max_rate_rps"][0]   # B200 serves more than H100 in SLO
+
+
+def test_scenarios_without_serving_leave_the_columns_zero_and_the_rest_unchanged(h100_b200):
+    arr, tech = h100_b200
+    plain = evaluate(arr, load_mix("datacenter"), tech)
+    served = evaluate(arr, _mix(SERVING), tech)
+    for c in COLUMNS:
+        assert np.all(plain[f"datacenter_llm.{c}"] == 0)
+    for k, v in plain.items():
+        if not any(k.endswith(c) for c in COLUMNS):
+            assert np.array_equal(v, served[k]), k
+
+
+def test_a_rate_beyond_capacity_scores_no_goodput(h100_b200):
+    arr, tech = h100_b200
+    out = evaluate(arr, _mix(SERVING | {"arrival_rate_rps": 500.0}), tech)
+    assert np.all(out["datacenter_llm.goodput_rps"] == 0)
+    assert np.all(out["datacenter_llm.max_rate_rps"] < 500)
