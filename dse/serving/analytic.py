@@ -27,6 +27,7 @@ Approximations (each checked against `sim` in tests/test_serving_analytic.py):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import gammainc, ndtr
@@ -56,7 +57,6 @@ class LatencyModel:
     shape_w: np.ndarray            # (n,) gamma shape of that wait
     r_w: np.ndarray                # (n, 2) probabilities of waiting for a running step (uniform residual)
     r_h: np.ndarray                # (n, 2) ... of that step's (length-biased) duration
-    r_lo: np.ndarray               # (n, 2) ... and a delay added to it (prompts sharing the next step)
     # TPOT: mixture over output support (O ≥ 2) of shifted gammas
     p_output: np.ndarray           # (k,)
     tpot_mean: np.ndarray          # (n, k)
@@ -78,11 +78,13 @@ class LatencyModel:
             t = np.maximum(t, 0.0)
             return t * g(t) - k * th * gammainc(k + 1.0, t / th)
 
+        yp = np.maximum(y, 0.0)
+        ig_y = ig(yp)
         c = (1.0 - self.r_w.sum(axis=1))[:, None] * ((1.0 - we) * (y >= 0) + we * g(y))
         for j in range(self.r_w.shape[1]):
+            # residual uniform on [0, h] of the running step, then (probability we) the backlog wait
             h = np.maximum(self.r_h[:, j], 1e-300)[:, None]
-            yp = np.maximum(y - self.r_lo[:, j][:, None], 0.0)
-            part = (1.0 - we) * np.minimum(h, yp) / h + we * (ig(yp) - ig(yp - h)) / h
+            part = (1.0 - we) * np.minimum(h, yp) / h + we * (ig_y - ig(yp - h)) / h
             c = c + self.r_w[:, j][:, None] * part
         return np.where(self.saturated, 0.0, np.clip(c, 0.0, 1.0) @ self.p_prompt)
 
@@ -95,7 +97,7 @@ class LatencyModel:
         return np.where(self.saturated, 0.0, c @ self.p_output)
 
     def ttft_quantile(self, q: float) -> np.ndarray:
-        hi = np.max(self.s_own, axis=1) + (self.r_h + self.r_lo).max(axis=1) + (self.shape_w + 60.0 * np.sqrt(self.shape_w) + 60.0) * self.theta_exp + 1e-9
+        hi = np.max(self.s_own, axis=1) + self.r_h.max(axis=1) + (self.shape_w + 60.0 * np.sqrt(self.shape_w) + 60.0) * self.theta_exp + 1e-9
         return _quantile(self.ttft_cdf, q, hi, self.saturated)
 
     def tpot_quantile(self, q: float) -> np.ndarray:
@@ -105,7 +107,7 @@ class LatencyModel:
         return _quantile(self.tpot_cdf, q, hi, self.saturated)
 
     def ttft_mean(self) -> np.ndarray:
-        w = self.w_exp * self.shape_w * self.theta_exp + (self.r_w * (self.r_h / 2 + self.r_lo)).sum(axis=1)
+        w = self.w_exp * self.shape_w * self.theta_exp + (self.r_w * self.r_h).sum(axis=1) / 2
         return np.where(self.saturated, np.inf, w + self.s_own @ self.p_prompt)
 
     def tpot_mean_s(self) -> np.ndarray:
@@ -149,10 +151,16 @@ class _Lengths:
 
     @classmethod
     def of(cls, w: ServingWorkload) -> "_Lengths":
-        pv, pp = w.prompt_tokens.support()
-        ov, po = w.output_tokens.support()
+        pv, pp = _support(w.prompt_tokens)
+        ov, po = _support(w.output_tokens)
         pc = np.maximum(1.0, np.rint((1.0 - w.prefix_cache_hit_rate) * pv))
         return cls(pv, pc, pp, ov, po)
+
+
+@lru_cache(maxsize=256)
+def _support(dist) -> tuple[np.ndarray, np.ndarray]:
+    """A length distribution's discrete table, cached (the distributions are frozen models)."""
+    return dist.support()
 
 
 def _prefill_kv_reads(prompt, computed, m):
@@ -219,7 +227,6 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     mm = np.maximum(m, 1.0)[:, None]
     r_w = np.zeros((e.n, 3))
     r_h = np.zeros((e.n, 3))
-    r_lo = np.zeros((e.n, 3))
     if prefill:
         nch = np.ceil(L.computed[None, :] / mm)
         s_own = nch * tb[:, None] + wpre
@@ -252,7 +259,6 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         ng = len(groups)
         r_w = np.zeros((e.n, ng + 2))
         r_h = np.zeros((e.n, ng + 2))
-        r_lo = np.zeros((e.n, ng + 2))
         r_w[:, 0] = f_full
         r_h[:, 0] = (t_full * ((nch - 1.0) * t_full) @ L.p_prompt) / np.maximum(((nch - 1.0) * t_full) @ L.p_prompt, 1e-300)
         tot = np.maximum(lb.sum(axis=1), 1e-300)
@@ -310,7 +316,7 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     # during its first steps: the window of prefill interference is its decode life plus its TTFT
     # beyond one step (in the fluctuations; the mean is the mean-field step)
     if prefill and decode:
-        ttft_mean = shape_w * theta * w_exp + (r_w * (r_h / 2.0 + r_lo)).sum(axis=1) + s_own @ L.p_prompt
+        ttft_mean = shape_w * theta * w_exp + (r_w * r_h).sum(axis=1) / 2.0 + s_own @ L.p_prompt
         behind = np.maximum(ttft_mean - step, 0.0)
     else:
         behind = np.zeros(e.n)
@@ -339,7 +345,7 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     kv_sd = np.sqrt(Nf * ctx2 + pre_in_flight * (L.prompt ** 2 @ L.p_prompt))
     sat |= kv_mean + 3.0 * kv_sd > e.kv_capacity_tokens
 
-    return LatencyModel(sat, lam, Nf, step, L.p_prompt, s_own, w_exp, theta, shape_w, r_w, r_h, r_lo, po, mean,
+    return LatencyModel(sat, lam, Nf, step, L.p_prompt, s_own, w_exp, theta, shape_w, r_w, r_h, po, mean,
                         np.maximum(var, 1e-30), np.maximum(m3_pre, 0.0))
 
 
@@ -463,8 +469,9 @@ def rate_for_concurrency(build, w: ServingWorkload, n: int) -> np.ndarray:
     return lo
 
 
-def saturation_rate_rps(build, n: int) -> np.ndarray:
-    """Largest fleet arrival rate the model does not flag as saturated (queue stable, capacity held)."""
+def saturation_rate_rps(build, n: int, steps: int = 30) -> np.ndarray:
+    """Largest fleet arrival rate the model does not flag as saturated (queue stable, capacity held),
+    to a relative precision of 2^-steps."""
     hi = np.ones(n)
     for _ in range(60):
         ok = ~build(hi).saturated
@@ -472,7 +479,7 @@ def saturation_rate_rps(build, n: int) -> np.ndarray:
             break
         hi = np.where(ok, hi * 2.0, hi)
     lo = np.zeros(n)
-    for _ in range(_BISECT_STEPS):
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
         ok = ~build(mid).saturated
         lo = np.where(ok, mid, lo)
