@@ -6,7 +6,7 @@ import pytest
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, default_probes, fit_from_probes, with_speculation
 from dse.serving.sim import simulate, simulate_disagg
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 
 
 def _lu(rng, lo, hi):

@@ -5,7 +5,7 @@ import pytest
 
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
 from dse.serving.sim import simulate, simulate_disagg, simulate_engine
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 
 A, B, C, D = 0.010, 2e-5, 1e-5, 1e-8   # fixed, per decode sequence, per token, per KV token read (s)
 

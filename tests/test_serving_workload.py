@@ -5,7 +5,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dse.serving.workload import SUPPORT_POINTS, ServingWorkload, percentile_of
+from dse.workloads.serving import SUPPORT_POINTS, ServingWorkload, percentile_of
 
 BASE = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "fixed", "tokens": 512},
         "output_tokens": {"kind": "uniform", "min_tokens": 10, "max_tokens": 30}}

@@ -21,7 +21,7 @@ from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
 from dse.serving.analytic import colocated_summary
 from dse.serving.engine import fit_from_probes
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 
 # decode batch of the large probes: a typical continuous-batching batch, at most the engine's
 PROBE_BATCH = 64

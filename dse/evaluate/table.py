@@ -22,7 +22,7 @@ from dse.model.perf import HwView
 from dse.model.power import chip_power
 from dse.model.technology import Technology, default_technology
 from dse.workloads.scenarios import Mix, load_mix
-from dse.workloads.shapes import load_model_shape
+from dse.workloads.modelfile import load_model_shape
 
 
 def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:

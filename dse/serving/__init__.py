@@ -3,7 +3,7 @@ iteration-time coefficients, a discrete-event simulator (ground truth) and a vec
 
 Knows nothing of the hardware model, evaluate, studies or reports: `dse.evaluate.serving` fills
 `EngineCoeffs` from the operator model (`engine.fit_from_probes`) and calls `analytic`.
-Names load on first use, so `dse.serving.workload` (a scenario field) imports without scipy.
+The workload schema lives in `dse.workloads.serving` (a scenario field); the rest loads on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ServingWorkload": "dse.serving.workload",
+    "ServingWorkload": "dse.workloads.serving",
     "EngineCoeffs": "dse.serving.engine",
     "DisaggFleet": "dse.serving.engine",
     "default_probes": "dse.serving.engine",

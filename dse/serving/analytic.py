@@ -33,7 +33,7 @@ import numpy as np
 from scipy.special import gammainc, ndtr
 
 from dse.serving.engine import DisaggFleet, EngineCoeffs
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 
 _BISECT_STEPS = 48
 # prefill steps an arrival may find running are grouped by the prompt they carry into at most this many

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.serving.engine import DisaggFleet, EngineCoeffs
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 
 
 @dataclass

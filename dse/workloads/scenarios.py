@@ -22,7 +22,7 @@ from pydantic import (
 
 from dse.config import load_yaml_model, suggest, validate_data
 from dse.errors import DseUserError
-from dse.serving.workload import ServingWorkload
+from dse.workloads.serving import ServingWorkload
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.precision import Precision, parse_precision, weight_format_precision
 from dse.workloads.shapes import ModelShape, builtin_name, model_names
