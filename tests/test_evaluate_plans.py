@@ -77,16 +77,16 @@ def test_chosen_plan_matches_the_metrics():
 
 
 def test_breakdown_decode_step_is_the_scored_plans_micro_batch():
-    # Groq-LPU serving Llama-3-8B at a fixed batch of 6: the mapping runs 3 micro-batches of 2 over
-    # 4 pipeline stages; the old breakdown re-derived the micro-batch as batch // pp = 1
+    # Groq-LPU serving Llama-3-8B at a fixed batch of 12: the mapping runs 6 micro-batches of 2 over
+    # 8 pipeline stages; the old breakdown re-derived the micro-batch as batch // pp = 1
     groq = load_catalog_design("Groq-LPU")
-    sc = adhoc_scenario(model="Llama-3-8B", batch=6, prompt_len=512, output_len=128)
+    sc = adhoc_scenario(model="Llama-3-8B", batch=12, prompt_len=512, output_len=128)
     hw = _hw(groq)
     res = evaluate_scenario(sc, hw, CAL)
     plan = res.plan(0)
     assert plan is not None and plan.micro_batch != max(plan.batch // plan.pp, 1)
     info = operator_breakdown(groq, sc, phase="decode")
-    assert (info["micro_batch"], info["batch"], info["pp"]) == (plan.micro_batch, 6, plan.pp)
+    assert (info["micro_batch"], info["batch"], info["pp"]) == (plan.micro_batch, 12, plan.pp)
     # TPOT = the decode step at the micro-batch + (pp - 1) stage hops of its activations
     shape = load_model_shape("Llama-3-8B")
     hop = collective_time("sendrecv", np.array([plan.micro_batch * shape.hidden * 2.0]), np.array([2.0]),

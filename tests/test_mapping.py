@@ -49,19 +49,20 @@ def test_llama2_70b_tp8_decode_is_memory_bound_and_matches_hand_formula():
     tpot = res.metrics["tpot_ms"][0] / 1e3
     shape = load_model_shape("Llama-2-70B")
     weights = 2.0 * shape.param_count()            # bf16 bytes
-    stream = weights / 8 / (hw.mem_bw[0] * CAL.mem_eff_max)
+    stream = weights / 8 / (hw.mem_bw[0] * hw.mem_stream_eff[0] * CAL.mem_eff_max)
     ar = collective_time("allreduce", np.array([shape.hidden * 2.0]), np.array([8.0]), hw, CAL)[0, 0]
     n_ar = 2 * shape.layers
     hand = stream + n_ar * ar
-    # per-operator launch overheads come on top: about a dozen kernels per layer
-    overhead = 12 * shape.layers * CAL.op_overhead_us * 1e-6
+    # per-kernel costs come on top: at most a dozen kernels per layer, each at most a host launch
+    overhead = 12 * shape.layers * max(CAL.launch_us, CAL.kernel_gap_us) * 1e-6 + CAL.step_overhead_us * 1e-6
     assert hand < tpot < (hand + overhead) * 1.15, (tpot, hand, overhead)
     info = operator_breakdown(h100, llama70_b1(), phase="decode")
     gemms = [r for r in info["operators"] if r["kind"] == "gemm"]
     # on the roofline every GEMM sits left of the knee: its memory time dwarfs its compute time
     assert all(r["memory_s"] > 5 * r["compute_s"] for r in gemms)
-    # and their memory time is the weight stream of the hand formula (attention reads the KV cache)
-    assert sum(r["memory_s"] for r in gemms) == pytest.approx(stream, rel=0.1)
+    # and their memory time is the weight stream of the hand formula (attention reads the KV cache),
+    # slowed by the lower achievable bandwidth of tp8-sized GEMVs (calibration `mem_bytes_half_mb`)
+    assert stream * 0.95 <= sum(r["memory_s"] for r in gemms) <= stream * 1.6
 
 
 def sram_cluster(chips: int) -> Design:

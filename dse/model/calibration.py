@@ -12,21 +12,41 @@ CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.yaml"
 
 
 class Calibration(BaseModel):
-    """One software class: how close to the hardware roofline the software gets."""
+    """One software stack: how close to the hardware roofline its kernels get and what it pays per
+    step, per kernel and per collective (physics v2: overheads belong to the stack, DESIGN.md §5.1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = ""
-    compute_eff_max: float = Field(gt=0, le=1)
+    compute_eff_max: float = Field(gt=0, le=1)      # fraction of the padded array peak a large GEMM sustains
+    # fraction of the memory technology's sustained stream rate (technology `stream_efficiency`) the
+    # stack's kernels reach on a long read
     mem_eff_max: float = Field(gt=0, le=1)
-    mem_bytes_half_mb: float = Field(ge=0)
+    mem_bytes_half_mb: float = Field(ge=0)          # transfer size at which half of that rate is reached
     sram_eff_max: float = Field(gt=0, le=1)
-    op_overhead_us: float = Field(ge=0)
-    dataflow_overhead_us: float = Field(ge=0)
+    # per forward step (one decode step / one prefill chunk / one CNN batch): host scheduling, graph or
+    # program launch, sampling; paid once per step on every chip style
+    step_overhead_us: float = Field(ge=0)
+    # per kernel that stays unfused, on a dynamically scheduled chip (GPU): the device-side boundary
+    # (grid drain, launch gap, ramp-up), paid even inside a CUDA graph. Statically scheduled chips compile
+    # the step into one program and pay their array fill/drain per operator (perf.fill_time_s) instead.
+    kernel_gap_us: float = Field(ge=0)
+    # host-side interval between two kernel launches when the stack launches kernels one by one (no graph
+    # capture): the GPU runs ahead of the host, so a kernel costs max(its time + gap, launch_us).
+    # 0 = the step is one captured graph / persistent kernel (its launch is in step_overhead_us).
+    launch_us: float = Field(0.0, ge=0)
+    # the stack fuses norms, activations, residual adds and rotary embedding into the neighbouring GEMM
+    # or attention kernel (no launch, no activation round trip through memory)
+    fuse_epilogues: bool = True
+    # software floor of a collective on a dynamically scheduled chip (NCCL-style: kernel launch + flag
+    # handshakes); statically scheduled fabrics pay per-hop link latency only
     collective_floor_us: float = Field(ge=0)
     link_eff: float = Field(gt=0, le=1)
     conv_eff: float = Field(gt=0, le=1)
     lowp_eff: float = Field(1.0, gt=0, le=1)  # GEMM efficiency of 8/4-bit compute relative to 16-bit
+    # fraction of a collective's bandwidth time hidden under the step's compute when the step splits into
+    # >= 2 independent token chunks (TP comm/GEMM overlap); latency and the floor are never hidden
+    comm_overlap: float = Field(0.0, ge=0, le=1)
 
 
 class CalibrationFile(BaseModel):
@@ -38,7 +58,19 @@ class CalibrationFile(BaseModel):
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> CalibrationFile:
-    return CalibrationFile.model_validate(yaml.safe_load(Path(path).read_text()))
+    """Read the file; a class with `inherits: <other>` takes every field it does not set from <other>
+    (e.g. `graph` = `tuned`'s fitted efficiencies with CUDA-graph launching)."""
+    raw = yaml.safe_load(Path(path).read_text())
+    classes = dict(raw.get("classes") or {})
+    for name, body in list(classes.items()):
+        parent = (body or {}).get("inherits")
+        if parent is not None:
+            if parent not in classes or "inherits" in (classes[parent] or {}):
+                raise ValueError(f"{path}: class {name!r} inherits unknown or derived class {parent!r}")
+            merged = dict(classes[parent])
+            merged.update({k: v for k, v in body.items() if k != "inherits"})
+            classes[name] = merged
+    return CalibrationFile.model_validate({**raw, "classes": classes})
 
 
 def calibration_classes(path: Path | None = None) -> dict[str, Calibration]:

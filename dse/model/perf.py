@@ -3,7 +3,24 @@
 Every function takes a `HwView` (arrays of shape (n,), one entry per design) and an operator table
 (arrays of shape (k,), one entry per operator) and returns arrays of shape (n, k) or (n,).
 Per operator: t = max(compute, off-chip memory, SRAM) + fixed overhead; collectives use an
-alpha-beta model on the chip-to-chip links with a latency floor.
+alpha-beta model on the chip-to-chip links.
+
+Physics v2 (DESIGN.md §5.1):
+- Overheads belong to the software stack (`Calibration`): a per-step cost, a per-kernel cost only for
+  the kernels that stay after the stack's fusion, on dynamically scheduled (SIMT) chips; statically
+  scheduled chips pay their array fill/drain per operator instead.
+- Off-chip bandwidth: pins × the technology's `stream_efficiency` × the stack's `mem_eff_max`.
+- GEMMs on SIMT cores spread M×N outputs over all lanes (no padding of M onto tensor-core rows); on a
+  systolic array a small M streams through the stationary operand without padding, and the time to
+  load that operand from SRAM bounds the operator (an SRAM-resident chip is limited by how fast SRAM
+  feeds the array).
+- Collectives: GPU collectives pay the stack's software floor; statically scheduled fabrics
+  (systolic chips: TPU ICI, Groq-style) pay per-hop link latency only.
+- Overlap: a collective's bandwidth time hides under compute by the stack's `comm_overlap` when the step
+  has at least two token chunks of COMM_OVERLAP_MIN_TOKENS (chunk i's all-reduce runs while chunk i+1
+  computes); its latency never hides, and batch-1 decode (one dependent token) never overlaps.
+- An unsupported narrow precision runs on the best supported precision that holds its values exactly
+  (fp4 → fp8 → bf16; int4 → int8 → fp8 → bf16), at that precision's speed.
 """
 
 from __future__ import annotations
@@ -39,6 +56,8 @@ class HwView:
     num_chips: np.ndarray
     dataflow: np.ndarray                   # True: statically scheduled (no kernel launch overhead)
     sparsity: np.ndarray                   # True: 2:4 structured sparsity doubles peak
+    mem_stream_eff: np.ndarray | None = None  # technology stream_efficiency (None: 1.0)
+    clock_hz: np.ndarray | None = None        # array clock (None: 1 GHz)
     energy_pj_per_flop: dict[str, np.ndarray] = field(default_factory=dict)
     sram_pj_per_byte: np.ndarray | None = None
     mem_pj_per_bit: np.ndarray | None = None
@@ -74,6 +93,8 @@ class HwView:
         dataflow = ~np.asarray(arr.is_simt, bool)  # GPUs (simt) launch kernels; systolic chips are scheduled
         link_bw = get("link_gbps") * 1e9 * get("links")
         return cls(
+            mem_stream_eff=_memory_stream_efficiency(arr),
+            clock_hz=get("clock_ghz", 1.0) * 1e9,
             peak_flops=peak,
             vector_flops=get("vector_flops_per_cycle") * get("clock_ghz") * 1e9,
             rows=get("array_rows").astype(float),
@@ -95,6 +116,18 @@ class HwView:
             link_pj_per_bit=get("link_pj_per_bit"),
             static_w=get("static_w"),
         )
+
+
+def _memory_stream_efficiency(arr) -> np.ndarray:
+    """Per design: `stream_efficiency` of its memory technology (technology.yaml `memories`); 1 for none."""
+    names = getattr(arr, "names", {}) or {}
+    mem = names.get("chip.memory")
+    tech = getattr(arr, "tech", None)
+    if mem is None or tech is None:
+        return np.ones(arr.n)
+    table = {k: float(getattr(v, "stream_efficiency", 1.0)) for k, v in tech.memories.items()}
+    uniq, inv = np.unique(np.asarray(mem).astype(str), return_inverse=True)
+    return np.array([table.get(u, 1.0) for u in uniq], dtype=float)[inv]
 
 
 def _col(x) -> np.ndarray:
@@ -129,11 +162,15 @@ def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
     return pad * tiles / (waves * cores)
 
 
-def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration):
-    """Seconds for one collective of `nbytes` per chip over `group` chips (alpha-beta model + floor).
+def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, split: bool = False):
+    """Seconds for one collective of `nbytes` per chip over `group` chips (alpha-beta model).
 
     ring: bidirectional ring, 2(g-1) latency steps; torus2d: two ring phases over sqrt(g) chips;
     switch: a single hop through the switch per step, log2(g) steps (halving-doubling).
+    Interconnect class: a dynamically scheduled chip (GPU) runs collectives as library kernels and pays
+    the stack's `collective_floor_us` (NCCL-style launch + flag handshakes); a statically scheduled chip
+    (systolic: TPU ICI, Groq-style fabrics) has them compiled into its program: per-hop latency only.
+    With `split`, returns (bandwidth part, latency part) instead of their sum.
     """
     g = np.maximum(np.asarray(group, dtype=float), 1.0)
     s = np.asarray(nbytes, dtype=float)
@@ -153,8 +190,23 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration):
     torus_steps = ring_steps / np.maximum(np.sqrt(g), 1.0) * 2
     steps = np.where(topo == TOPOLOGY_CODE["ring"], ring_steps,
                      np.where(topo == TOPOLOGY_CODE["torus2d"], torus_steps, tree_steps))
-    t = vol / bw + steps * lat + cal.collective_floor_us * 1e-6
-    return np.where(g > 1, t, 0.0)
+    floor = np.where(np.asarray(hw.dataflow, bool), 0.0, cal.collective_floor_us * 1e-6)[:, None]
+    t_bw = np.where(g > 1, vol / bw, 0.0)
+    t_lat = np.where(g > 1, steps * lat + floor, 0.0)
+    if split:
+        return t_bw, t_lat
+    return t_bw + t_lat
+
+
+def fill_time_s(hw: HwView) -> np.ndarray:
+    """Per design: the fixed cost of one operator on a statically scheduled chip, (n,) seconds: the
+    array fills and drains (rows + cols cycles), e.g. 160×160 arrays at 0.9 GHz ≈ 0.36 µs. Physical,
+    not fitted. The on-chip mesh hops between operators (sqrt(cores) on a wafer) are not added: the
+    compiler overlaps them with the neighbouring operators, and a size-dependent per-operator latency
+    would make more MACs slower.
+    """
+    clock = hw.clock_hz if hw.clock_hz is not None else np.full(hw.n, 1e9)
+    return (hw.rows + hw.cols) / np.maximum(clock, 1.0)
 
 
 @dataclass
@@ -189,6 +241,7 @@ class _OpStatic:
     w: np.ndarray
     act: np.ndarray
     kv: np.ndarray
+    count: np.ndarray
     mm_m: np.ndarray
     mm_n: np.ndarray
     mm_k: np.ndarray
@@ -197,6 +250,26 @@ class _OpStatic:
     mm_sparse: np.ndarray
     mm_conv: np.ndarray
     launches: np.ndarray  # bool (k,): the operator is a kernel of its own (moves bytes)
+    fusable: np.ndarray   # bool (k,): an epilogue/prologue a fusing stack folds into its neighbour
+    tokens: float         # tokens of the step (largest M of a weight GEMM): decides comm overlap
+
+
+# Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
+# into the next GEMM's prologue or the all-reduce, activations and bias/residual adds into GEMM epilogues,
+# rotary embedding into attention (TensorRT-LLM fused kernels; FlashAttention; cuBLASLt epilogues).
+FUSABLE_KINDS = frozenset({"norm", "act", "elementwise"})
+# Smallest token chunk a stack splits a step into to overlap its collectives with compute: an A100
+# GEMM at M = 128 already reaches 193 of 312 TFLOPS (LLMCompass matmul_A100.csv, llm_perf_models.md
+# §3.3); smaller chunks lose more GEMM efficiency than they hide. Overlap needs >= 2 chunks.
+COMM_OVERLAP_MIN_TOKENS = 128
+# bytes per operand value of each compute precision (tile size the SRAM must feed a systolic array)
+PRECISION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5, "fp4": 0.5}
+# Where an unsupported compute precision runs: the fastest supported precision that holds its values
+# exactly (fp4 e2m1 ⊂ fp8 e4m3; int4 ⊂ int8 and ⊂ fp8 e4m3 (integers up to 16 exact); int8 and fp8 fit
+# only in 16-bit). Weights stay in their narrow storage format (bytes unchanged) and are dequantized on
+# the way into the array, so the step runs at no worse than that precision's speed.
+COMPUTE_FALLBACK = {"fp4": ("fp4", "fp8", "bf16"), "int4": ("int4", "int8", "fp8", "bf16"),
+                    "fp8": ("fp8", "bf16"), "int8": ("int8", "bf16"), "bf16": ("bf16",), "fp16": ("bf16",)}
 
 
 def _static(ops) -> _OpStatic:
@@ -214,18 +287,24 @@ def _static(ops) -> _OpStatic:
     groups = np.where(mkn > 0, flops / np.maximum(2 * mkn, 1.0), 1.0)
     sparse = np.asarray(getattr(ops, "sparse", np.zeros(k)), bool)
     names = np.asarray(ops.name).astype(str)
+    w = np.asarray(ops.weight_bytes, float)
+    is_gemm = kinds == "gemm"
+    weight_gemm = is_gemm & (w > 0)
     st = _OpStatic(
         k=k, mm=mm, vec=np.flatnonzero(is_vec),
         coll={c: np.flatnonzero(kinds == c) for c in COLLECTIVE_KINDS if (kinds == c).any()},
-        noncoll=~is_coll, flops=flops, w=np.asarray(ops.weight_bytes, float),
+        noncoll=~is_coll, flops=flops, w=w,
         act=np.asarray(ops.act_in_bytes, float) + np.asarray(ops.act_out_bytes, float),
         kv=np.asarray(ops.kv_read_bytes, float) + np.asarray(ops.kv_write_bytes, float),
+        count=np.asarray(ops.count, float),
         mm_m=m_[mm], mm_n=n_[mm], mm_k=k_[mm], mm_groups=groups[mm],
         mm_prec=np.asarray(ops.compute_precision).astype(str)[mm], mm_sparse=sparse[mm],
         mm_conv=np.char.find(names[mm], "conv") >= 0,
-        launches=(np.asarray(ops.weight_bytes, float) + np.asarray(ops.act_in_bytes, float)
+        launches=(w + np.asarray(ops.act_in_bytes, float)
                   + np.asarray(ops.act_out_bytes, float) + np.asarray(ops.kv_read_bytes, float)
                   + np.asarray(ops.kv_write_bytes, float)) > 0,
+        fusable=np.isin(kinds, list(FUSABLE_KINDS)) & (len(mm) > 0),
+        tokens=float((m_ * groups)[weight_gemm].max()) if weight_gemm.any() else 0.0,
     )
     try:
         object.__setattr__(ops, "_perf_static", st)
@@ -234,33 +313,73 @@ def _static(ops) -> _OpStatic:
     return st
 
 
+def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """(peak FLOP/s, runs-on-a-narrow-path) per design for GEMMs of compute `precision`: the first
+    precision of COMPUTE_FALLBACK[precision] the design supports (bf16 always is)."""
+    peak = np.zeros(hw.n)
+    narrow = np.zeros(hw.n, bool)
+    done = np.zeros(hw.n, bool)
+    for q in COMPUTE_FALLBACK.get(precision, (precision, "bf16")):
+        pk = hw.peak_flops.get(q, np.zeros(hw.n))
+        use = ~done & (pk > 0)
+        peak[use] = pk[use]
+        narrow[use] = q not in ("bf16", "fp16")
+        done |= use
+    bf16 = hw.peak_flops["bf16"]
+    peak[~done] = bf16[~done]
+    return peak, narrow
+
+
+def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(utilisation, SRAM feed time in s), each (n, mm), of the MAC arrays on each matrix operator.
+
+    SIMT cores (GPUs): the M·N outputs spread over all rows·cols lanes of every core (kernels tile M and
+    N jointly; a batch-1 GEMV is not padded onto tensor-core rows and is bound by memory); no feed term.
+    Systolic arrays: M streams through a stationary K×N operand tile, so an M below the row count is not
+    padded; instead every operand of the K×N side must be loaded into the arrays from SRAM once, which
+    takes (K·N·bytes) / SRAM bandwidth: an SRAM-resident chip at batch 1 is limited by how fast SRAM
+    feeds its arrays. M above the row count pads as in `gemm_utilization`.
+    """
+    m, n, k, g = (x[None, :] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
+    rows, cols, cores = hw.rows[:, None], hw.cols[:, None], hw.cores[:, None]
+    simt = ~np.asarray(hw.dataflow, bool)[:, None]
+    u_simt = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k)
+    u_sys = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k)
+    bpv = np.where(narrow, 1.0, 2.0)  # operand bytes of the precision the array runs at
+    feed = np.where(simt, 0.0, k * n * g * bpv / np.maximum(hw.sram_bw[:, None], 1.0))
+    return np.where(simt, u_simt, u_sys), feed
+
+
 def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, resident_bytes=None) -> OpTimes:
     """Times of every operator of `ops` (an OpTable of one chip) on every design of `hw`.
 
     `weights_resident` / `kv_resident` (bool, shape (n,)) say whether weights / KV cache live in SRAM;
     otherwise they stream from off-chip memory every step. Activations stay on chip when an operator's
     activations fit in the SRAM left over by `resident_bytes` (shape (n,)), else they spill off-chip too.
+    Step-level terms (the stack's per-step overhead, communication hidden under compute) are spread over
+    the step's operators so that the step time Σ count·total includes each exactly once.
     """
     st = _static(ops)
     n, k = hw.n, st.k
     compute = np.zeros((n, k))
     if len(st.mm):
-        # compute roof per operator precision; an unsupported precision falls back to bf16 (dequantize)
-        bf16 = hw.peak_flops["bf16"]
         peak = np.empty((n, len(st.mm)))
+        narrow = np.zeros((n, len(st.mm)), bool)
         for p in np.unique(st.mm_prec):
-            pk = hw.peak_flops.get(str(p), bf16)
-            peak[:, st.mm_prec == p] = np.where(pk > 0, pk, bf16)[:, None]
+            pk, nw = compute_peak(hw, str(p))
+            cols_p = st.mm_prec == p
+            peak[:, cols_p] = pk[:, None]
+            narrow[:, cols_p] = nw[:, None]
         # 2:4 weight GEMMs list the FLOPs actually executed (half the dense ones): a chip with sparse
         # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
         if st.mm_sparse.any():
             peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
-        util = gemm_utilization(st.mm_m[None, :], st.mm_n[None, :], hw.rows[:, None], hw.cols[:, None],
-                                hw.cores[:, None], st.mm_groups[None, :], st.mm_k[None, :])
+        util, feed = _array_utilization(st, hw, narrow)
         # narrow datatypes double the operand rate per FLOP the array must be fed: `lowp_eff`
-        lowp = ~np.isin(st.mm_prec, ("bf16", "fp16"))
-        eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max * np.where(lowp, cal.lowp_eff, 1.0))[None, :]
-        compute[:, st.mm] = st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0)
+        eff = np.where(st.mm_conv[None, :], cal.conv_eff,
+                       cal.compute_eff_max * np.where(narrow, cal.lowp_eff, 1.0))
+        compute[:, st.mm] = np.maximum(st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0),
+                                       feed / cal.sram_eff_max)
     if len(st.vec):
         # a chip without a vector unit runs elementwise work on one row of its MAC arrays
         vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
@@ -269,15 +388,21 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     wres = np.asarray(weights_resident, bool)[:, None]
     kres = np.asarray(kv_resident, bool)[:, None]
     has_mem = (hw.mem_bw > 0)[:, None]
-    w, kv, act = st.w[None, :], st.kv[None, :], st.act[None, :]
+    fused = (st.fusable & cal.fuse_epilogues)[None, :]
+    # a fused epilogue's activations never leave the kernel, and its few parameters (norm scales) ride
+    # along with the host kernel's operands
+    w = np.where(fused, 0.0, st.w[None, :])
+    kv = st.kv[None, :]
+    act = np.where(fused, 0.0, st.act[None, :])
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
     free_sram = np.maximum(hw.sram_bytes - resident, 0.0)[:, None]
     act_on_chip = (act <= free_sram) | ~has_mem
     nc = st.noncoll[None, :]
     off = (np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) + np.where(act_on_chip, 0.0, act)) * (has_mem & nc)
     half = cal.mem_bytes_half_mb * 1e6
+    stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
     # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
-    memory = (off + half) / np.maximum(hw.mem_bw[:, None] * cal.mem_eff_max, 1.0) * (off > 0)
+    memory = (off + half) / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0) * (off > 0)
 
     # SRAM port traffic of what lives on chip; streamed weights/KV flow through double-buffered
     # staging at the off-chip rate, which the memory term already bounds
@@ -285,14 +410,34 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     sram = on / np.maximum(hw.sram_bw[:, None] * cal.sram_eff_max, 1.0)
 
     comm = np.zeros((n, k))
+    comm_bw = np.zeros((n, k))
     for kind, cols in st.coll.items():
-        comm[:, cols] = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
-                                        np.asarray(ops.group, float)[cols], hw, cal)
-    # an operator that moves no bytes of its own is fused into its producer (e.g. a ReLU epilogue):
-    # it costs its FLOPs but no kernel launch
-    per_op = np.where(hw.dataflow, cal.dataflow_overhead_us, cal.op_overhead_us)[:, None] * 1e-6
-    overhead = per_op * (nc & st.launches[None, :])
-    total = np.maximum(np.maximum(compute, memory), np.maximum(sram, comm)) + overhead
+        t_bw, t_lat = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
+                                      np.asarray(ops.group, float)[cols], hw, cal, split=True)
+        comm[:, cols] = t_bw + t_lat
+        comm_bw[:, cols] = t_bw
+    # per-kernel cost of an operator that stays a kernel of its own (a fused epilogue, or an operator that
+    # moves no bytes of its own such as a conv's ReLU, costs its FLOPs only):
+    # - dynamically scheduled chip (GPU): the device-side boundary `kernel_gap_us`; a stack launching
+    #   kernels one by one from the host runs at most one kernel per `launch_us` (the GPU runs ahead of
+    #   the host, so launch time hides under kernels longer than it): t = max(busy + gap, launch)
+    # - statically scheduled chip: array fill/drain (fill_time_s), no launches
+    kernel = nc & st.launches[None, :] & ~fused
+    busy = np.maximum(np.maximum(compute, memory), sram)
+    dyn = ~np.asarray(hw.dataflow, bool)[:, None]
+    gap = np.where(dyn, cal.kernel_gap_us * 1e-6, fill_time_s(hw)[:, None])
+    launch = np.where(dyn, cal.launch_us * 1e-6, 0.0)
+    overhead = np.maximum(gap, launch - busy) * kernel
+    if cal.comm_overlap > 0 and st.tokens >= 2 * COMM_OVERLAP_MIN_TOKENS and st.coll:
+        # hide up to comm_overlap of every collective's bandwidth time under the step's compute
+        cnt = st.count[None, :]
+        want = cal.comm_overlap * (comm_bw * cnt).sum(axis=1)
+        room = ((busy + overhead) * cnt * nc).sum(axis=1)
+        frac = np.where(want > 0, np.minimum(want, room) / np.maximum(want, 1e-300), 0.0)[:, None]
+        comm = comm - cal.comm_overlap * comm_bw * frac
+    total_count = max(float(st.count.sum()), 1.0)
+    overhead = overhead + cal.step_overhead_us * 1e-6 / total_count
+    total = np.maximum(busy, comm) + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
 
 
@@ -310,5 +455,7 @@ def op_energy_j(ops, hw: HwView, times: OpTimes) -> np.ndarray:
     e_mem = (hw.mem_pj_per_bit if hw.mem_pj_per_bit is not None else zero)[:, None]
     e_link = (hw.link_pj_per_bit if hw.link_pj_per_bit is not None else zero)[:, None]
     comm_bits = _col(ops.comm_bytes) * 8
-    pj = flops * e_flop + times.sram_bytes * e_sram + times.offchip_bytes * 8 * e_mem + comm_bits * e_link
+    # an off-chip byte is written into and read out of on-chip SRAM staging on its way to the arrays
+    staged = 2.0 * times.offchip_bytes
+    pj = flops * e_flop + (times.sram_bytes + staged) * e_sram + times.offchip_bytes * 8 * e_mem + comm_bits * e_link
     return pj * 1e-12

@@ -1,5 +1,13 @@
-"""Power (DESIGN.md §4): TDP from peak activity — every MAC busy at peak, SRAM and memory at full
-bandwidth, links saturated both ways — plus static leakage; system power = chips × TDP."""
+"""Power (DESIGN.md §4, physics v2 §5.1).
+
+- TDP from peak activity: every MAC busy at peak, the SRAM traffic that feeds the arrays at that rate
+  (not every SRAM port at once), memory at full bandwidth, links saturated both ways, plus leakage;
+  system power = chips × TDP. A design's `tdp_w` caps it.
+- A running chip never drops to leakage: clock tree, control and leakage of a busy chip are
+  `RUNNING_FLOOR_FRACTION` of its TDP (`static_w` below); the mapping adds the energy of what each step
+  does (FLOPs, SRAM bytes, off-chip bytes, link bits) over its time (`workload_power_w`).
+- Above a power cap the clock drops and performance pays (`throttle`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,22 @@ from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
+# Share of its TDP a running chip burns before the energy of its operations (clock tree at full clock,
+# instruction issue of every busy core, leakage, DRAM refresh and I/O). Bounds 0.30-0.70: GenZ's power
+# model (llm_perf_models.md §2.2) puts static at 30 % of TDP. Fitted: 0.56 minimises the log error of the
+# 4 training rows of the `power` regime (GPU NVML power while serving Llama-3-8B, measurements_more.md
+# §6 rows 6.13-6.15; held-out rows +8 % and +10 %). A floor this high says the per-operation energies
+# (technology.yaml pJ per FLOP / byte / bit) miss most of a busy GPU's power: a mechanism to add.
+RUNNING_FLOOR_FRACTION = 0.56
+# Bytes of SRAM operand traffic per MAC of an array running a GEMM at peak: every cycle a rows×cols
+# array takes `rows` + `cols` new operands (output-/weight-stationary dataflow) of 2 bytes (bf16).
+OPERAND_BYTES = 2.0
 
 
 @dataclass
 class PowerBreakdown:
-    """Watts per chip (arrays); `tdp_w` is min(model, the design's `tdp_w` cap)."""
+    """Watts per chip (arrays); `tdp_w` is min(model, the design's `tdp_w` cap); `static_w` is the
+    power of a running chip before any work (max of leakage and RUNNING_FLOOR_FRACTION × TDP)."""
 
     compute_w: np.ndarray
     vector_w: np.ndarray
@@ -44,15 +63,21 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     flops_per_s = 2.0 * arr.macs * arr.clock_ghz * 1e9
     compute = flops_per_s * e_flop * 1e-12
     vector = arr.vector_flops_per_cycle * arr.clock_ghz * 1e9 * e_flop * VECTOR_ENERGY_FACTOR * 1e-12
-    sram = arr.sram_tbps * arr.sram_pj_per_byte  # TB/s × pJ/B = W
+    # SRAM at the rate the arrays consume operands at peak (rows + cols operands per rows·cols MACs per
+    # cycle), bounded by the ports' bandwidth: a GEMM does not read every bank at once
+    rows = np.maximum(np.asarray(arr.array_rows, float), 1.0)
+    cols = np.maximum(np.asarray(arr.array_cols, float), 1.0)
+    feed_tbps = arr.macs * arr.clock_ghz * 1e9 * (1.0 / rows + 1.0 / cols) * OPERAND_BYTES / 1e12
+    sram = np.minimum(arr.sram_tbps, feed_tbps) * arr.sram_pj_per_byte  # TB/s × pJ/B = W
     memory = arr.mem_bw_tbps * 8.0 * arr.mem_pj_per_bit
     link = arr.links * arr.link_gbps * 2.0 * 8.0 * arr.link_pj_per_bit * 1e-3  # GB/s both ways × pJ/bit
     # chiplets: assume memory traffic crosses a die-to-die boundary with probability (n−1)/n
     n = area.num_dies
     d2d = np.where(n > 1, arr.mem_bw_tbps * 8.0 * arr.d2d_pj_per_bit * (n - 1) / n, 0.0)
-    static = arr.static_w_per_mm2 * area.total_mm2
-    peak = compute + vector + sram + memory + link + d2d + static
+    leakage = arr.static_w_per_mm2 * area.total_mm2
+    peak = compute + vector + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
+    static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * tdp)
     # heat flux over all the chip's silicon; above the cooling limit the design cannot run at its TDP
     density = tdp / np.maximum(area.total_mm2, 1e-9)
     limit = arr.tech.thermal.max_power_density_w_per_mm2
@@ -70,3 +95,32 @@ def design_power(design, tech=None) -> dict:
 
     arr = DesignArrays.from_designs([design], tech or active_technology())
     return chip_power(arr).row(0)
+
+
+# Dynamic power scales with clock × voltage²; in the DVFS range voltage falls roughly with clock, so
+# P_dyn ∝ f^DVFS_EXPONENT with exponent between 2 and 3 (assumed 2: conservative, near the low-voltage
+# floor where V stops scaling). Memory-bound energy per byte does not fall with clock; it is capped too.
+DVFS_EXPONENT = 2.0
+
+
+def workload_power_w(step_energy_j, step_time_s, static_w=None) -> np.ndarray:
+    """Average power per chip (W) while a step repeats: its dynamic energy over its time, plus static
+    power (leave `static_w` None when the energy already includes static power over the step)."""
+    e = np.asarray(step_energy_j, float)
+    t = np.maximum(np.asarray(step_time_s, float), 1e-30)
+    p = e / t
+    return p if static_w is None else p + np.asarray(static_w, float)
+
+
+def throttle(dynamic_w, static_w, cap_w) -> tuple[np.ndarray, np.ndarray]:
+    """(power, slowdown ≥ 1) per chip under a power cap: above the cap the clock drops until
+    static + dynamic·s^(−DVFS_EXPONENT) = cap; compute time stretches by s (performance pays).
+    cap_w ≤ 0 means no cap; a cap below static power cannot be met (slowdown inf)."""
+    dyn = np.asarray(dynamic_w, float)
+    st = np.asarray(static_w, float)
+    cap = np.asarray(cap_w, float)
+    over = (cap > 0) & (dyn + st > cap)
+    room = np.maximum(cap - st, 0.0)
+    s = np.where(over, np.where(room > 0, (dyn / np.maximum(room, 1e-30)) ** (1.0 / DVFS_EXPONENT), np.inf), 1.0)
+    power = np.where(over, np.minimum(cap, dyn + st), dyn + st)
+    return power, s

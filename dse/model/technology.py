@@ -60,6 +60,9 @@ class Memory(_Strict):
     phy_area_mm2_per_stack: float = NonNeg
     needs_interposer: bool
     footprint_mm2_per_stack: float = NonNeg
+    # Fraction of the pin bandwidth a long sequential read sustains (refresh, bank/turnaround losses,
+    # controller efficiency): the memory's own roof, before any software inefficiency.
+    stream_efficiency: float = Field(0.9, gt=0, le=1)
     source: str
 
 

@@ -5,7 +5,7 @@ run (NaN) costs a fixed 25 (an error of e^5). Parameters are searched in a bound
 p in [lo, hi] (physical ranges below) maps to u = logit((p - lo) / (hi - lo)), so the unconstrained
 Nelder-Mead (written here in numpy, deterministic: fixed initial simplex, no randomness) never leaves
 the range. Only constants that change at least one training prediction are fitted; the others keep
-their value (e.g. `dataflow_overhead_us`: no measurement runs on a dataflow chip).
+their value (e.g. `sram_eff_max`: no measurement isolates on-chip SRAM bandwidth).
 """
 
 from __future__ import annotations
@@ -18,19 +18,31 @@ import numpy as np
 
 from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache
 
-# Physical ranges of each constant (bounds of the fit).
+# Physical ranges of each constant (bounds of the fit). A fit that ends at a bound means a mechanism is
+# missing from the model: `dse calibrate` marks it "AT THE FIT BOUND" in the YAML.
 BOUNDS: dict[str, tuple[float, float]] = {
     "compute_eff_max": (0.30, 1.00),      # fraction of the padded array peak a GEMM sustains
-    "mem_eff_max": (0.30, 0.92),          # DRAM stream fraction: the best GPU kernel in the reference reaches 84 % (Vidur)
+    "mem_eff_max": (0.50, 1.00),          # fraction of the technology's sustained stream rate the kernels reach
     "mem_bytes_half_mb": (0.0, 64.0),     # stream size at which half of mem_eff_max is reached
     "sram_eff_max": (0.30, 1.00),
-    "op_overhead_us": (0.0, 60.0),        # per-kernel fixed cost (LLMCompass A100 constants: 12-45 µs)
-    "dataflow_overhead_us": (0.0, 10.0),
+    "step_overhead_us": (0.0, 1000.0),    # per engine step: graph launch, scheduling, sampling
+    "kernel_gap_us": (0.5, 5.0),          # device-side kernel boundary: CUDA-graph gaps ~1-2 µs + ramp/tail (Vidur GEMVs leave <= 3 µs)
+    "launch_us": (0.0, 60.0),             # host launch interval (LLMCompass A100 eager constants: 12-45 µs)
     "collective_floor_us": (2.0, 100.0),  # NCCL small-message floor (Vidur: 37-62 µs); >= one kernel launch + flag sync
     "link_eff": (0.50, 0.90),             # NCCL bus bandwidth: 58 % of NVLink3 (8xA100) to 81 % of NVLink4 (8xH100), Vidur
     "conv_eff": (0.10, 1.00),
     "lowp_eff": (0.30, 1.00),             # 8/4-bit GEMM efficiency relative to 16-bit
+    "comm_overlap": (0.0, 1.0),           # share of a collective's bandwidth time hidden under compute
 }
+# Narrower physical ranges per software stack: a graph-launched, fused stack pays a GPU-side kernel
+# boundary (launch gap + ramp/tail, 0.5-8 µs), not a host launch; an eager stack pays the host launch.
+CLASS_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "tuned": {"launch_us": (2.0, 30.0), "step_overhead_us": (0.0, 500.0)},
+    "generic": {"launch_us": (5.0, 60.0)},
+    "kernel": {"kernel_gap_us": (0.0, 5.0)},
+}
+# constants a class does not fit (its measurements cannot see them)
+NOT_FITTED: dict[str, tuple[str, ...]] = {"kernel": ("launch_us", "step_overhead_us")}
 # sram_eff_max is not fitted: no measurement isolates on-chip SRAM bandwidth (GPU caches have no
 # published bandwidth in the reference), and fitting it to GPU rows would mis-price SRAM-resident designs.
 FIT_ORDER = tuple(k for k in BOUNDS if k != "sram_eff_max")
@@ -38,21 +50,33 @@ FIT_ORDER = tuple(k for k in BOUNDS if k != "sram_eff_max")
 # comment there keeps its source after `initial value:`). Starting from these, not from the file's current
 # (fitted) values, makes `dse calibrate` idempotent: running it twice writes the same constants.
 INITIAL: dict[str, dict[str, float]] = {
-    'tuned': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 4.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55, 'lowp_eff': 0.6},
-    'generic': {'compute_eff_max': 0.8, 'mem_eff_max': 0.75, 'mem_bytes_half_mb': 10.0, 'sram_eff_max': 0.8, 'op_overhead_us': 12.0, 'dataflow_overhead_us': 1.0, 'collective_floor_us': 37.0, 'link_eff': 0.7, 'conv_eff': 0.45, 'lowp_eff': 0.6},
-    'kernel': {'compute_eff_max': 0.9, 'mem_eff_max': 0.8, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85, 'op_overhead_us': 2.0, 'dataflow_overhead_us': 0.5, 'collective_floor_us': 10.0, 'link_eff': 0.8, 'conv_eff': 0.55, 'lowp_eff': 0.6},
+    'tuned': {'compute_eff_max': 0.9, 'mem_eff_max': 0.88, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85,
+              'step_overhead_us': 50.0, 'kernel_gap_us': 2.0, 'launch_us': 10.0, 'collective_floor_us': 10.0, 'link_eff': 0.8,
+              'conv_eff': 0.55, 'lowp_eff': 0.6, 'comm_overlap': 0.0},
+    'generic': {'compute_eff_max': 0.8, 'mem_eff_max': 0.82, 'mem_bytes_half_mb': 10.0, 'sram_eff_max': 0.8,
+                'step_overhead_us': 100.0, 'kernel_gap_us': 2.0, 'launch_us': 12.0, 'collective_floor_us': 37.0,
+                'link_eff': 0.7, 'conv_eff': 0.45, 'lowp_eff': 0.6, 'comm_overlap': 0.0},
+    'kernel': {'compute_eff_max': 0.9, 'mem_eff_max': 0.88, 'mem_bytes_half_mb': 7.0, 'sram_eff_max': 0.85,
+               'step_overhead_us': 0.0, 'kernel_gap_us': 2.0, 'launch_us': 0.0, 'collective_floor_us': 10.0, 'link_eff': 0.8,
+               'conv_eff': 0.55, 'lowp_eff': 0.6, 'comm_overlap': 0.0},
 }
 NAN_COST = 25.0
+NOT_FITTED_REGIMES = ("power",)
 
 
-def _to_u(name: str, p: float) -> float:
-    lo, hi = BOUNDS[name]
+def bounds(cls: str, name: str) -> tuple[float, float]:
+    """Fit range of constant `name` for software class `cls`."""
+    return CLASS_BOUNDS.get(cls, {}).get(name, BOUNDS[name])
+
+
+def _to_u(name: str, p: float, cls: str = "") -> float:
+    lo, hi = bounds(cls, name)
     f = min(max((p - lo) / (hi - lo), 1e-4), 1 - 1e-4)
     return math.log(f / (1 - f))
 
 
-def _from_u(name: str, u: float) -> float:
-    lo, hi = BOUNDS[name]
+def _from_u(name: str, u: float, cls: str = "") -> float:
+    lo, hi = bounds(cls, name)
     return lo + (hi - lo) / (1.0 + math.exp(-u))
 
 
@@ -123,9 +147,11 @@ def fit_class(name: str, start: Calibration, rows, models, max_evals: int = 600,
     # which constants matter for these rows: a relative nudge changes the loss
     fitted = []
     for key in FIT_ORDER:
+        if key in NOT_FITTED.get(name, ()):
+            continue
         for fac in (0.8, 1.25):
             trial = dict(base)
-            lo, hi = BOUNDS[key]
+            lo, hi = bounds(name, key)
             v = base[key] * fac if base[key] > 0 else (hi - lo) * 0.1
             trial[key] = min(max(v, lo + 1e-6), hi - 1e-6)
             if abs(_loss(rows, Calibration(**trial), models) - loss0) > 1e-9:
@@ -135,13 +161,13 @@ def fit_class(name: str, start: Calibration, rows, models, max_evals: int = 600,
     def cal_of(u: np.ndarray) -> Calibration:
         d = dict(base)
         for key, val in zip(fitted, u):
-            d[key] = round(_from_u(key, float(val)), 6)
+            d[key] = round(_from_u(key, float(val), name), 6)
         return Calibration(**d)
 
     def f(u):
         return _loss(rows, cal_of(u), models)
 
-    x = np.array([_to_u(k, base[k]) for k in fitted])
+    x = np.array([_to_u(k, base[k], name) for k in fitted])
     fx, evals = loss0, 0
     if fitted:
         for _ in range(restarts + 1):  # restarts from the best point escape a collapsed simplex
@@ -158,7 +184,8 @@ def calibrate(classes: list[str] | None = None, max_evals: int = 600, restarts: 
 
     data = load_measurements(path)
     current = calibration_classes()
-    train = [m for m, _ in select("train", path)]
+    # power rows check the energy model (technology constants), not a software stack's efficiencies
+    train = [m for m, _ in select("train", path) if m.regime not in NOT_FITTED_REGIMES]
     names = classes or sorted({m.software_class for m in train})
     out = {}
     for name in names:
@@ -201,7 +228,8 @@ def write_calibration(results: dict[str, FitResult], file: Path = CALIBRATION_FI
         comment = (mf.group(6) or "").lstrip("# ").strip()
         comment = re.sub(r"^fitted by dse calibrate on \d+ training points \(was [^)]*\)(; AT THE FIT BOUND)?; initial value: ",
                          "", comment)
-        lo, hi = BOUNDS[key]
+        comment = re.sub(r"^initial value: ", "", comment)
+        lo, hi = bounds(cls, key)
         val = getattr(res.after, key)
         at_bound = min(abs(val - lo), abs(val - hi)) <= 1e-3 * (hi - lo)
         note = (f"fitted by dse calibrate on {res.n_train} training points (was {_fmt(getattr(res.before, key))})"

@@ -19,7 +19,7 @@ from dse.workloads.shapes import ModelShape
 
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
 
-REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "kernel")
+REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel")
 SOFTWARE_CLASSES = ("tuned", "generic", "kernel")
 
 # metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).
@@ -36,6 +36,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "gemm_tflops": ("TFLOPS", "gemm"),               # one (m x k)·(k x n) GEMM, weights from memory
     "gemm_time_ms": ("ms", "gemm"),
     "allreduce_time_us": ("us", "collective"),       # one all-reduce of message_bytes over num_chips
+    "chip_power_w": ("W", "power"),                  # average power per chip while serving the LLM setup
 }
 
 
@@ -69,7 +70,7 @@ class Measurement(BaseModel):
     value: float = Field(gt=0)
     unit: str
     source: str = Field(min_length=10)
-    regime: Literal["decode_b1", "prefill", "large_batch", "cnn", "moe", "kernel"]
+    regime: Literal["decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel"]
     loose: bool = Field(False, description="the source itself is inconsistent or approximate")
     notes: str = ""
 
@@ -85,11 +86,11 @@ class Measurement(BaseModel):
         unit, kind = METRICS[self.metric]
         if self.unit != unit:
             raise ValueError(f"metric {self.metric} is in {unit}, not {self.unit}")
-        if kind in ("llm", "layer", "cnn") and not self.model:
+        if kind in ("llm", "layer", "cnn", "power") and not self.model:
             raise ValueError(f"metric {self.metric} needs a model")
-        if kind in ("llm", "layer") and (self.prompt_len < 1 or self.output_len < 1):
+        if kind in ("llm", "layer", "power") and (self.prompt_len < 1 or self.output_len < 1):
             raise ValueError("LLM rows need prompt_len >= 1 and output_len >= 1")
-        if self.batch is None and self.max_batch is None and kind in ("llm", "layer", "cnn"):
+        if self.batch is None and self.max_batch is None and kind in ("llm", "layer", "cnn", "power"):
             raise ValueError("give batch (fixed) or max_batch (best batch up to it)")
         if kind == "gemm" and min(self.m, self.k, self.n) < 1:
             raise ValueError("GEMM rows need m, k, n >= 1")

@@ -36,10 +36,13 @@ def hw_view(hardware: str, num_chips: int, overrides: tuple[tuple[str, object], 
             raise DseUserError(f"override {key!r} is not a design field of {hardware}")
         flat[key] = val
     design = Design.from_flat(flat)
-    hw = HwView.from_arrays(DesignArrays.from_designs([design], default_technology()))
-    # GPUs (core_style simt) launch kernels: they pay `op_overhead_us`, not `dataflow_overhead_us`.
-    # HwView.from_arrays reads `arr.core_style`, which DesignArrays does not have (it has `is_simt`),
-    # so it marks every chip as dataflow; set the flag from the design itself (a no-op once fixed).
+    from dse.model.power import chip_power
+
+    arr = DesignArrays.from_designs([design], default_technology())
+    hw = HwView.from_arrays(arr)
+    hw.static_w = np.asarray(chip_power(arr).static_w, float)  # as dse.evaluate does
+    # GPUs (core_style simt) launch kernels; systolic chips run a compiled schedule (a no-op check that
+    # HwView.from_arrays derived the flag from the design)
     hw.dataflow = np.array([design.chip.core_style != "simt"])
     return hw
 
@@ -112,6 +115,26 @@ def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
     return g["tokens_per_s"] / m.num_chips
 
 
+def _predict_power(m: Measurement, cal: Calibration, models) -> float:
+    """Average power per chip while the measured LLM setup decodes: the mapping's energy per token
+    (dynamic energy of the step + static power over its time) times the tokens per second of one chip."""
+    from dse.evaluate.steps import Builders
+    from dse.evaluate.mapping import map_llm
+    from dse.model.power import workload_power_w
+
+    shape = model_shape(m.model, models)
+    res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
+                  force_tp=m.tp, force_pp=m.pp)
+    if not res.feasible[0]:
+        return math.nan
+    g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
+    if m.batch is not None and int(round(g["batch"])) != m.batch:
+        return math.nan
+    chips = g["tp"] * g["pp"] * g["ep"]
+    step_energy = g["energy_j_per_unit"] * g["batch"] / max(chips, 1.0)   # J per chip per decode step
+    return float(workload_power_w(np.array([step_energy]), np.array([g["tpot_ms"] / 1e3]))[0])
+
+
 def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
     """One transformer layer on one chip of the tp group (the layer's operators incl. its all-reduces),
     with weights / KV streamed or resident by the mapping's residency rule for the whole model.
@@ -174,7 +197,7 @@ def _predict_collective(m: Measurement, cal: Calibration, models) -> float:
     return float(t[0, 0]) * 1e6
 
 
-_KIND = {"llm": _predict_llm, "layer": _predict_layer, "cnn": _predict_cnn, "gemm": _predict_gemm,
+_KIND = {"llm": _predict_llm, "power": _predict_power, "layer": _predict_layer, "cnn": _predict_cnn, "gemm": _predict_gemm,
          "collective": _predict_collective}
 
 
