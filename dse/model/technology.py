@@ -11,10 +11,11 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PrivateAttr
 
-from dse.config import load_yaml_model, parse_yaml, suggest, validate_data
+from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
+from dse.model.ranges import Distribution, is_range, set_path, split_ranges
 
 DATA_FILE = Path(__file__).parent / "data" / "technology.yaml"
 
@@ -178,6 +179,22 @@ class Technology(_Strict):
     memories: dict[str, Memory]
     links: dict[str, Link]
     packaging: dict[str, Packaging]
+    # Ranges (dse.model.ranges) stripped from the tables at load: the fields above hold nominal values.
+    _ranges: tuple = PrivateAttr(default=())
+    _raw: dict | None = PrivateAttr(default=None)
+
+    def uncertain(self) -> list[tuple[tuple[str, ...], Distribution]]:
+        """The uncertain constants: (path of keys, distribution) for every range in the loaded tables."""
+        return list(self._ranges)
+
+    def with_values(self, values: dict[tuple[str, ...], float]) -> "Technology":
+        """A copy with the constants at `values` (path → number) set, validated; keeps the ranges."""
+        raw = copy.deepcopy(self._raw if self._raw is not None else self.model_dump())
+        for path, v in values.items():
+            set_path(raw, path, float(v))
+        tech = Technology.model_validate(raw)
+        tech._ranges, tech._raw = self._ranges, raw
+        return tech
 
     def memory_edge_mm(self, name: str) -> float:
         """Die edge one stack/device of memory `name` needs: the shoreline table, else the long side of its
@@ -196,7 +213,7 @@ def deep_merge(base: dict, over: dict) -> dict:
     """Recursively merge `over` onto a copy of `base` (mappings merge, everything else replaces)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not is_range(value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -212,7 +229,17 @@ def _default_raw() -> dict:
 @functools.lru_cache(maxsize=1)
 def default_technology() -> Technology:
     """The packaged technology library (cached)."""
-    return load_yaml_model(DATA_FILE, Technology, what="technology")
+    data, positions = parse_yaml(DATA_FILE)
+    return _validated(data, str(DATA_FILE), positions)
+
+
+def _validated(data: Any, where: str, positions: dict) -> Technology:
+    """Validate raw tables whose numbers may be ranges: the Technology gets the nominal values and
+    keeps the ranges aside (`Technology.uncertain()`)."""
+    nominal, ranges = split_ranges(data, where)
+    tech = validate_data(nominal, Technology, where=where, positions=positions, what="technology")
+    tech._ranges, tech._raw = tuple(ranges), nominal
+    return tech
 
 
 def load_technology(override: Path | str | dict | None = None) -> Technology:
@@ -226,15 +253,13 @@ def load_technology(override: Path | str | dict | None = None) -> Technology:
         where = str(override)
         user = user or {}
     if not isinstance(user, dict):
-
         raise ConfigError([f"{where}:1:1: (top level): expected a mapping of technology tables"])
     merged = deep_merge(_default_raw(), user)
-    return validate_data(merged, Technology, where=where, positions=positions, what="technology")
+    return _validated(merged, where, positions)
 
 
 def lookup(table: dict[str, Any], name: str, what: str) -> Any:
     """`table[name]` or a DseUserError with a did-you-mean suggestion."""
-
     try:
         return table[name]
     except KeyError:
