@@ -14,6 +14,7 @@ from dse.commands import study  # noqa: F401  run, pareto, export
 from dse.commands import report  # noqa: F401  dashboard
 from dse.commands import validate  # noqa: F401  validate, calibrate
 from dse.commands import workloads  # noqa: F401  models, scenarios, mixes
+from dse.commands import uncertainty  # noqa: F401  sensitivity
 from dse.errors import DseUserError
 
 __all__ = ["app", "main"]

@@ -80,3 +80,133 @@ def test_with_values_changes_only_the_given_constant():
     assert t2.process_nodes["n5"].wafer_price_usd == 20000.0
     assert t2.process_nodes["n7"] == tech.process_nodes["n7"] and t2.memories == tech.memories
     assert len(t2.uncertain()) == len(tech.uncertain())
+
+
+# ------------------------------------------------------------------ Monte-Carlo evaluation
+from dse.uncertainty.model_error import load_model_error, regime_of, sigma_for  # noqa: E402
+from dse.uncertainty.montecarlo import latin_uniforms, monte_carlo_designs, sample_technology_values  # noqa: E402
+from dse.workloads.scenarios import load_mix  # noqa: E402
+
+DESIGNS = ("H100-SXM", "B200", "A100-SXM-80GB")
+
+
+def _designs(names=DESIGNS):
+    return [load_catalog_design(n) for n in names]
+
+
+def test_collapsed_ranges_give_the_nominal_model_exactly():
+    """Every range collapsed to its value and no model error: every sample equals evaluate()."""
+    tech = default_technology()
+    over = {}
+    for path, d in tech.uncertain():
+        node = over
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = {"value": d.nominal, "low": d.nominal, "high": d.nominal}
+    t = load_technology(over)
+    assert all(d.collapsed for _, d in t.uncertain()) and len(t.uncertain()) == len(tech.uncertain())
+    ds = _designs()
+    mc = monte_carlo_designs(ds, "balanced", t, samples=4, model_error=False)
+    ref = evaluate(DesignArrays.from_designs(ds, default_technology()), "balanced", default_technology())
+    for col, v in mc.samples.items():
+        assert np.array_equal(v, np.broadcast_to(ref[col].astype(float), v.shape)), col
+
+
+def test_quantiles_are_ordered_and_spread_where_ranges_act():
+    mc = monte_carlo_designs(_designs(), "balanced", samples=32, seed=3)
+    q = mc.quantiles()
+    for col, v in q.items():
+        assert np.all(v[0] <= v[1]) and np.all(v[1] <= v[2]), col
+    assert np.all(q["system_cost_usd"][2] > q["system_cost_usd"][0])  # prices are ranges
+    assert np.all(q["local_llm.tpot_ms"][2] > q["local_llm.tpot_ms"][0])  # model error
+    assert np.array_equal(q["mem_bw_tbps"][0], q["mem_bw_tbps"][2])  # no range on bandwidth
+
+
+def test_fast_path_equals_full_evaluation_of_the_sample():
+    """Price-only samples reuse the performance columns; the result equals a full evaluate of that sample."""
+    ds = _designs()
+    mc = monte_carlo_designs(ds, "balanced", samples=6, seed=1, model_error=False, exact=True)
+    for s in (0, 5):
+        t = default_technology().with_values(mc.tech_values[s])
+        full = evaluate(DesignArrays.from_designs(ds, t), "balanced", t)
+        for col, v in mc.samples.items():
+            assert np.allclose(v[s], full[col].astype(float), rtol=1e-12, atol=0), col
+
+
+def test_common_random_numbers_identical_designs():
+    """Two copies of one design see the same samples: identical quantiles, both always non-dominated."""
+    h = load_catalog_design("H100-SXM")
+    mc = monte_carlo_designs([h, h, load_catalog_design("A100-SXM-80GB")], "local", samples=16)
+    for col, v in mc.samples.items():
+        assert np.array_equal(v[:, 0], v[:, 1]), col
+    p = mc.prob_nondominated([("system_cost_usd", False), ("mix.throughput", True)])
+    assert p[0] == p[1] == 1.0
+
+
+def test_hand_checked_cost_quantile_for_a_uniform_wafer_price():
+    """Only the n4 wafer price uncertain, U(10,000, 30,000): chip cost is affine in the wafer price, so its
+    p50 is the cost at $20,000 and p10/p90 those at $12,000/$28,000 (stratified samples, S = 1000)."""
+    h = load_catalog_design("H100-SXM")
+    over = {"process_nodes": {"n4": {"wafer_price_usd": {"value": 20000, "low": 10000, "high": 30000}}}}
+    base = load_technology(over)
+    only = {"process_nodes": {}}  # drop every other range: collapse them to their values
+    for path, d in base.uncertain():
+        if path != ("process_nodes", "n4", "wafer_price_usd"):
+            node = only
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = d.nominal
+    only["process_nodes"].setdefault("n4", {})["wafer_price_usd"] = {"value": 20000, "low": 10000, "high": 30000}
+    tech = load_technology(only)
+    assert len(tech.uncertain()) == 1
+    mc = monte_carlo_designs([h], "local", tech, samples=1000, model_error=False)
+
+    def cost_at(price):
+        t = tech.with_values({("process_nodes", "n4", "wafer_price_usd"): price})
+        return evaluate(DesignArrays.from_designs([h], t), "local", t)["chip_cost_usd"][0]
+
+    q = mc.quantiles()["chip_cost_usd"][:, 0]
+    slope = (cost_at(30000) - cost_at(10000)) / 20000
+    assert slope > 0
+    assert np.allclose(q, [cost_at(12000), cost_at(20000), cost_at(28000)], rtol=2e-3)
+
+
+def test_latin_uniforms_stratify():
+    u = latin_uniforms(10, 3, np.random.default_rng(0))
+    for j in range(3):
+        assert sorted(np.floor(u[:, j] * 10).astype(int)) == list(range(10))
+    vals = sample_technology_values(default_technology(), 8, seed=2)
+    n5 = [v[("process_nodes", "n5", "wafer_price_usd")] for v in vals]
+    n4 = [v[("process_nodes", "n4", "wafer_price_usd")] for v in vals]
+    assert n5 == n4  # one market level per field: the n4 and n5 ranges are equal, so the values are
+
+
+def test_model_error_data_comes_from_the_held_out_split():
+    data = load_model_error()
+    assert data["split"] == "test" and data["all"]["n"] > 0
+    mix = load_mix("balanced")
+    sc = {e.scenario.name: e.scenario for e in mix.scenarios}
+    assert regime_of(sc["vision_cnn"]) == "cnn"
+    for s in sc.values():
+        assert 0 <= sigma_for(s) < 1
+    fake = {"all": {"n": 5, "sigma_log": 0.3}, "regimes": {}, "classes": {}}
+    assert sigma_for(sc["local_llm"], data=fake) == 0.3
+    mc = monte_carlo_designs(_designs(("H100-SXM",)), "local", samples=64, error_data=fake)
+    f = mc.error_factor["local_llm"]
+    assert 0.2 < np.std(np.log(f)) < 0.4
+    # tpot carries exactly the factor (prices do not change times); throughput divides by it
+    assert np.allclose(mc.samples["local_llm.tpot_ms"][:, 0], mc.nominal["local_llm.tpot_ms"][0] * f)
+    assert np.allclose(mc.samples["local_llm.tokens_per_s"][:, 0], mc.nominal["local_llm.tokens_per_s"][0] / f)
+
+
+def test_cli_evaluate_samples_prints_quantiles():
+    import json
+
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    r = CliRunner().invoke(app, ["evaluate", "H100-SXM", "--mix", "local", "--samples", "8", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)["metrics"]["system_cost_usd"]
+    assert m["p10"] <= m["p50"] <= m["p90"] and m["p10"] < m["p90"]

@@ -62,6 +62,9 @@ def evaluate(
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
     software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    samples: int = typer.Option(0, "--samples", min=0, help="Monte-Carlo samples of the technology ranges and "
+                                "the model error: print p10/p50/p90 (dse.uncertainty)"),
+    seed: int = typer.Option(0, "--seed", help="random seed of --samples"),
 ) -> None:
     """Best mapping and metrics of DESIGN on a mix, one scenario, or an ad-hoc scenario."""
     from dse.designs import load_design
@@ -73,6 +76,14 @@ def evaluate(
         adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
                                      weight_format)
     the_mix = _resolve_mix(mix, scenario, adhoc)
+    if samples:
+        from dse.commands.uncertainty import print_samples
+        from dse.errors import DseUserError
+
+        if tp or pp:
+            raise DseUserError("--samples cannot be combined with --tp/--pp (the Monte-Carlo keeps the best mapping)")
+        print_samples(d, the_mix, samples, seed, software, as_json)
+        return
     cols = evaluate_design(d, the_mix, software=software, force_tp=tp, force_pp=pp)
     if as_json:
         out = {"design": d.name or design, "mix": the_mix.name,
