@@ -79,13 +79,13 @@ def sensitivity(
 ) -> None:
     """Marginal change of each objective per knob step (from the knob registry) and per technology range
     end, ranked by effect. Elasticity = relative change of the objective / relative change of the knob."""
-    from dse.commands.perf import _resolve_mix
     from dse.designs import load_design
     from dse.uncertainty.sensitivity import ranked
     from dse.uncertainty.sensitivity import sensitivity as run
+    from dse.workloads.scenarios import load_mix, load_scenario, mix_of
 
     d = load_design(design)
-    the_mix = _resolve_mix(mix, scenario, None)
+    the_mix = mix_of([load_scenario(scenario)]) if scenario else load_mix(mix or "balanced")
     objs = list(objective or DEFAULT_OBJECTIVES)
     nominal, changes = run(d, the_mix, objs, _tech(tech), software=software)
     rows = ranked(changes, objs)

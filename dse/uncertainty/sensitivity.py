@@ -129,8 +129,8 @@ def sensitivity(design: Design, mix: Mix | str, objectives: Sequence[str], tech:
 
 
 def ranked(changes: list[Change], objectives: Sequence[str]) -> list[Change]:
-    """Changes by decreasing largest relative effect over the objectives (no-effect rows last)."""
-    return sorted(changes, key=lambda c: -max((c.effect(o) for o in objectives), default=0.0))
+    """Changes by decreasing largest relative effect over the objectives; infeasible changes last."""
+    return sorted(changes, key=lambda c: (not c.feasible, -max((c.effect(o) for o in objectives), default=0.0)))
 
 
 __all__ = ["Change", "sensitivity", "knob_steps", "ranked"]
