@@ -124,7 +124,7 @@ def _run_sweep(study, out, trials, serial, address, console, quiet) -> None:
 def pareto_cmd(
     run_dir: Path = typer.Argument(..., help="a run folder (runs/<study>/)"),
     as_json: bool = typer.Option(False, "--json", help="print the front as JSON records"),
-    limit: int = typer.Option(50, "--limit", help="rows shown in the table"),
+    limit: int = typer.Option(50, "--limit", min=1, help="rows shown in the table"),
 ) -> None:
     """Show the Pareto front of a run."""
     from dse.runs.reader import load_trials, run_meta

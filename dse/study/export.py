@@ -7,6 +7,7 @@ file is a valid `dse evaluate` / `dse describe` input and re-evaluates to the st
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ def select(df: pl.DataFrame, meta: RunMeta, selector: str) -> pl.DataFrame:
             n = int(sel[4:])
         except ValueError:
             raise DseUserError(f"--select {sel}: expected top:N with an integer N") from None
+        if n < 1:
+            raise DseUserError(f"--select {sel}: N must be at least 1 (top:N picks the N best feasible trials)")
         feas = df.filter(pl.col("feasible"))
         if feas.height == 0:
             return feas
@@ -76,9 +79,40 @@ def design_dict(design: Any) -> dict[str, Any]:
     return design.model_dump(mode="json", exclude_none=True)
 
 
+def safe_file_name(name: str) -> str:
+    """`name` usable as one file name inside the output folder: no separators, no leading dots (a run.json
+    whose name is `../../x` must not write outside `--out`)."""
+    clean = _UNSAFE.sub("_", name).lstrip(".") or "design"
+    return clean[:MAX_FILE_STEM]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+MAX_FILE_STEM = 200  # below the 255-byte file-name limit of ext4/APFS/NTFS, leaving room for `.yaml`
+
+
+def _check_out(out: Path, folder: bool) -> None:
+    """`--out` must be a file path (one file) or a folder path (one file per design), not the other kind."""
+    if folder and out.exists() and not out.is_dir():
+        raise DseUserError(f"--out {out}: is a file; give a folder for several YAML designs "
+                           "(or a .yaml file name for one multi-document file)")
+    if not folder and out.is_dir():
+        raise DseUserError(f"--out {out}: is a folder; give a file name (e.g. {out / 'designs'}.{_EXT_HINT})")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DseUserError(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
+_EXT_HINT = "yaml|json|csv"
+
+
 def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
     """Write the selected trials of `run_dir` to `out`; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
+    if fmt not in ("yaml", "json", "csv"):
+        raise DseUserError(f"--format {fmt}: expected yaml, json or csv")
+    _check_out(out, folder=fmt == "yaml" and out.suffix not in (".yaml", ".yml"))
     meta = run_meta(run_dir)
     df = load_trials(run_dir)
     rows = select(df, meta, selector)
@@ -96,7 +130,7 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
     designs = []
     for row in rows.iter_rows(named=True):
         src = f"{row['study']}-" if "study" in row and row["study"] else f"{study}-"
-        name = f"{src}t{row['trial']}"
+        name = safe_file_name(f"{src}t{row['trial']}")
         tags = [study] + (["pareto"] if row.get("pareto") else [])
         d = row_design(row, meta.knobs, name, tags)
         comment = f"trial {row['trial']} of study {study}: " + ", ".join(
@@ -118,6 +152,8 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
     paths = []
     for name, d, c in designs:
         p = out / f"{name}.yaml"
+        if p.resolve().parent != out.resolve():  # never outside --out, whatever the stored names say
+            raise DseUserError(f"{run_dir}: design name {name!r} would be written outside {out}")
         p.write_text(f"# {c}\n" + yaml.safe_dump(d, sort_keys=False))
         paths.append(p)
     return paths

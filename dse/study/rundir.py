@@ -17,9 +17,9 @@ import yaml
 import dse
 from dse.errors import DseUserError
 from dse.runs.front import STUDY_RULE
-from dse.runs.layout import RUN_JSON, STUDY_YAML, RunMeta
+from dse.runs.layout import JOURNAL, RUN_JSON, STUDY_YAML, RunMeta
 from dse.runs.reader import read_json
-from dse.runs.writer import store_technology, write_meta
+from dse.runs.writer import PartStore, store_technology, write_meta
 from dse.study.spec import Study
 
 
@@ -92,13 +92,21 @@ def prepare_run_dir(study: Study, run_dir: Path) -> None:
     meta_path = run_dir / RUN_JSON
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
-        if old.get("fingerprint") != study.fingerprint():
+        if old.get("fingerprint") != study.fingerprint() and PartStore(run_dir, create=False).indices():
             raise DseUserError(
                 f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "
                 "seed changed); use another --out folder or delete it to start over")
+        if old.get("fingerprint") != study.fingerprint():  # an earlier start that stored no trial: taken over
+            _forget_start(run_dir)
     cfg = run_dir / STUDY_YAML
     if study.path is not None and study.path.exists() and study.spec.sweep is None and "sweep_entry" not in study.raw:
         shutil.copyfile(study.path, cfg)
     else:
         cfg.write_text(yaml.safe_dump({**study.spec.model_dump(mode="json", exclude_none=True),
                                        "space": study.space.spec.model_dump(mode="json")}, sort_keys=False))
+
+
+def _forget_start(run_dir: Path) -> None:
+    """Remove what a failed start of another definition left (no trials): its run.json and Optuna journal."""
+    for name in (RUN_JSON, JOURNAL):
+        (run_dir / name).unlink(missing_ok=True)

@@ -36,6 +36,7 @@ from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, make_executor
 from dse.expr import parse
 from dse.study.grid import run_grid
+from dse.study.probe import check_study
 from dse.study.rundir import Progress, RunResult, model_hash, prepare_run_dir, start_meta
 from dse.study.samplers import batch_seed, make_sampler
 from dse.study.spec import Study
@@ -82,6 +83,7 @@ class StudyRunner:
     # -- public ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        check_study(self.study)  # every config problem before the first trial and before anything is written
         if self.spec.sampler.kind == "grid":
             return run_grid(self)
         self.preflight()
@@ -243,18 +245,31 @@ class StudyRunner:
         env = {**cols, **metrics}
         cmat = np.zeros((n, len(self.constraint_names)))
         cmat[:, 0] = np.where(model_ok, 0.0, 1.0)
+        # failed rows hold zeros in place of metrics; with no metrics at all there is nothing to score. An
+        # error here is a property of the study, not of a design (the probe should have found it): it stops
+        # the study with a clear message instead of turning every trial infeasible
+        scored = bool(metrics) and not failed.all()
         for j, c in enumerate(self.constraints, start=1):
-            try:
-                cmat[:, j] = np.broadcast_to(c.violation(env), (n,)) if not failed.all() else 1.0
-            except Exception:  # noqa: BLE001 - failed rows lack metrics
+            if not scored:
                 cmat[:, j] = 1.0
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    cmat[:, j] = np.broadcast_to(c.violation(env), (n,))
+            except (KeyError, ValueError, TypeError, RecursionError, OverflowError) as exc:
+                raise DseUserError(f"constraint `{c.text}` cannot be evaluated: {type(exc).__name__}: {exc}; "
+                                   "fix the study's constraints") from None
         Y = np.zeros((n, len(self.metrics)))
         for j, o in enumerate(self.objectives):
+            if not scored:
+                Y[:, j] = np.nan
+                continue
             try:
                 with np.errstate(all="ignore"):
                     Y[:, j] = objective_matrix(env, [o])[:, 0]
-            except (KeyError, ValueError, TypeError):  # failed rows lack metrics
-                Y[:, j] = np.nan
+            except (KeyError, ValueError, TypeError, RecursionError, OverflowError) as exc:
+                raise DseUserError(f"objective `{o.metric}` cannot be evaluated: {type(exc).__name__}: {exc}; "
+                                   "fix the study's objectives") from None
         # an expression objective may be undefined (x / 0) on a row the model already rejects: that row stays
         # an infeasible COMPLETE trial (objective told as 0), not an evaluation error
         bad = (~np.isfinite(Y).all(axis=1) & model_ok.astype(bool)) | ~np.isfinite(cmat).all(axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +128,15 @@ def _folder_name(v: str) -> str:
     return v
 
 
+# a study name is a folder name (and a sub-study's is `<study>-<entry>`): well under the 255-byte limit of
+# common file systems (ext4, APFS, NTFS)
+MAX_NAME = 120
+
+
 class SweepEntry(_Base):
     """One sub-study of a sweep: a name plus overrides of the parent study."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=MAX_NAME)
 
     _name_ok = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
     fixed: dict[str, Any] = Field(default_factory=dict, description="knobs pinned for this sub-study")
@@ -143,7 +149,7 @@ class SweepEntry(_Base):
 class StudySpec(_Base):
     """A study file (`studies/*.yaml`)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=MAX_NAME)
     description: str = ""
     search_space: str | None = Field(None, description="path of a search-space file, relative to this file")
     space: SearchSpaceSpec | None = None
@@ -207,6 +213,9 @@ class StudySpec(_Base):
             missing = set(metrics) - set(self.reference_point)
             if missing or set(self.reference_point) - set(metrics):
                 raise ValueError("reference_point must give one value per objective metric")
+            bad = {k: v for k, v in self.reference_point.items() if not math.isfinite(v)}
+            if bad:
+                raise ValueError(f"reference_point: every value must be a finite number, got {bad}")
         return self
 
     @property

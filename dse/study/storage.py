@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -17,7 +18,9 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, Jour
 
 from dse.runs.writer import RunLock
 
-__all__ = ["GroupCommitBackend", "OptunaMirror", "RunLock", "repair_journal"]
+__all__ = ["GroupCommitBackend", "OptunaMirror", "RunLock", "release_stale_lock", "repair_journal"]
+
+log = logging.getLogger(__name__)
 
 class GroupCommitBackend(BaseJournalBackend):
     """A journal-file backend that buffers appended records until `flush()` (one write + fsync).
@@ -26,6 +29,7 @@ class GroupCommitBackend(BaseJournalBackend):
     optuna-dashboard, see whole batches."""
 
     def __init__(self, path: Path):
+        release_stale_lock(path)
         repair_journal(path)
         self._file = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         self._pending: list[dict[str, Any]] = []
@@ -48,6 +52,16 @@ class GroupCommitBackend(BaseJournalBackend):
             self._file.append_logs(self._pending)
             self._n_file += len(self._pending)
             self._pending = []
+
+
+def release_stale_lock(path: Path) -> None:
+    """Remove `<journal>.lock` left by a process killed during an append. Only a run holding the folder's
+    RunLock opens the journal for writing, so a lock file found now has no living owner; Optuna would
+    otherwise wait ~30 s before forcing it."""
+    lock = Path(f"{path}.lock")
+    if lock.exists():
+        lock.unlink(missing_ok=True)
+        log.warning("released a stale %s (left by a killed run; no process owns it)", lock)
 
 
 def repair_journal(path: Path) -> None:
