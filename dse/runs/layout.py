@@ -97,6 +97,9 @@ class RunMeta(_Model):
     sampler: Any = None
     seed: int | None = None
     mix: Any = None
+    mix_resolved: dict[str, Any] | None = Field(
+        None, description="the mix as evaluated (Mix.model_dump): readers need neither the study's folder nor its "
+                          "model files")
     budget: Any = None
     batch_size: int | None = None
     reference_point: dict[str, float] | None = Field(

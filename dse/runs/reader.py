@@ -159,6 +159,8 @@ class Run:
     def mix(self) -> Any:
         """The run's workload mix (built-in name or inline mapping), or None when the run names none."""
 
+        if self.meta.mix_resolved:  # self-contained: inline models named by a path relative to the study
+            return load_mix(self.meta.mix_resolved)
         spec = self.study.get("mix", self.meta.mix)
         return None if spec is None else load_mix(spec)
 

@@ -148,7 +148,21 @@ def _n(cols: Columns) -> int:
 
 
 class EvalError(Exception):
-    """A chunk whose evaluation raised; carries the message stored with the failed trials."""
+    """A chunk whose evaluation raised; carries the message stored with the failed trials. `transient`:
+    the infrastructure failed (worker or node died, connection lost), not the design: the runner retries
+    the chunk, and a resumed run re-runs trials that still failed this way."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class TransientError(Exception):
+    """Raised by an evaluator for a failure of the infrastructure (not of the design): retried."""
+
+
+# failures of the machine or cluster rather than of the design
+TRANSIENT = (TransientError, ConnectionError, TimeoutError, MemoryError)
 
 
 def eval_chunk(evaluator: Callable[[Columns], Columns], cols: Columns) -> Columns | EvalError:
@@ -157,7 +171,7 @@ def eval_chunk(evaluator: Callable[[Columns], Columns], cols: Columns) -> Column
         return evaluator(cols)
     except Exception as exc:  # noqa: BLE001 - any model error fails just this chunk's trials
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return EvalError(f"evaluation error: {tb}")
+        return EvalError(f"evaluation error: {tb}", transient=isinstance(exc, TRANSIENT))
 
 
 class SerialExecutor:
@@ -226,7 +240,8 @@ class RayExecutor:
             try:
                 out.append((s, ray.get(ref)))
             except Exception as exc:  # worker died beyond retries, object lost, ...
-                out.append((s, EvalError(f"evaluation error: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")))
+                msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+                out.append((s, EvalError(f"evaluation error: {type(exc).__name__}: {msg}", transient=True)))
         return out
 
     def close(self) -> None:

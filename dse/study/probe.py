@@ -14,7 +14,7 @@ import numpy as np
 
 from dse.errors import ConfigError, DseUserError
 from dse.runs.front import objective_values
-from dse.study import expr as ex
+from dse import expr as ex
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.spec import Study
 

@@ -73,9 +73,21 @@ def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str
         name=s.name, fingerprint=study.fingerprint(), objectives=list(s.objectives),
         constraints=list(s.constraints) + list(study.space.spec.constraints), knobs=study.space.names,
         varying=list(study.space.knobs), sampler=s.sampler.model_dump(mode="json"), seed=s.seed, mix=s.mix,
+        mix_resolved=resolved_mix(study),
         budget={"trials": budget, "timeout_s": s.budget.timeout_s}, batch_size=s.effective_batch,
         reference_point=ref, reference_point_rule=rule, storage=storage_loc, space=study.space.name,
         model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()))
+
+
+def resolved_mix(study: Study) -> dict[str, Any] | None:
+    """The study's mix as evaluated, for run.json (None if it cannot be resolved here)."""
+    from dse.study.evaluator import ModelEvaluator
+
+    base = study.path.parent if study.path else None
+    try:
+        return ModelEvaluator(study.spec.mix, base_dir=base).mix().model_dump(mode="json")
+    except (DseUserError, ValueError, ImportError):
+        return None
 
 
 def start_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> tuple[RunMeta, bool]:

@@ -33,7 +33,7 @@ from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, make_executor
+from dse.study.execution import EvalError, make_executor, take
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
@@ -45,6 +45,19 @@ from dse.study.storage import OptunaMirror
 log = logging.getLogger(__name__)
 
 MODEL_CONSTRAINT = "model: feasible"
+# rounds of re-submitting chunks whose infrastructure failed (beyond Ray's own task retries); the rest is
+# stored as a FAIL whose reason starts with TRANSIENT_MARK and is re-run when the study resumes
+RETRIES = 3
+TRANSIENT_MARK = "transient: "
+
+
+def check_folder(run_dir: Path) -> None:
+    """The run folder and every existing parent of it are folders (`--out` given as a file is an error)."""
+    for p in [Path(run_dir), *Path(run_dir).parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise DseUserError(f"--out: {p} is a file, not a folder; give a folder for run folders")
+            return
 
 
 def run_dir_for(study: Study, out: Path | str) -> Path:
@@ -84,16 +97,24 @@ class StudyRunner:
 
     def run(self) -> RunResult:
         check_study(self.study)  # every config problem before the first trial and before anything is written
-        if self.spec.sampler.kind == "grid":
-            return run_grid(self)
-        self.preflight()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
-            prepare_run_dir(self.study, self.run_dir)
-            try:
-                return self._run()
-            finally:
-                self.executor.close()
+        check_folder(self.run_dir)
+        try:
+            if self.spec.sampler.kind == "grid":
+                return run_grid(self)
+            self.preflight()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
+                prepare_run_dir(self.study, self.run_dir)
+                try:
+                    return self._run()
+                finally:
+                    self.executor.close()
+        except OSError as exc:  # disk full, read-only, quota: the stored batches stay; a rerun resumes
+            if exc.errno is None:
+                raise
+            raise DseUserError(f"{exc.filename or self.run_dir}: cannot write the run folder: "
+                               f"{exc.strerror or exc}; fix that and rerun (the run resumes from its stored "
+                               "trials)") from None
 
     def preflight(self) -> None:
         """Problems found only by connecting (storage URL, Ray address) are reported before anything is
@@ -132,6 +153,8 @@ class StudyRunner:
             study.set_metric_names(self.metrics)
         self.study_id = self.storage.get_study_id_from_name(self.spec.name)
         prior = parts.read_all()
+        if prior is not None:
+            prior = self._rerun_transient(prior, parts)
         if prior is not None and meta.reference_point is None:  # killed before the derived one was stored
             ref = first_batch_reference(prior, self.objectives)
             if ref is not None:
@@ -161,7 +184,7 @@ class StudyRunner:
             trials = [study.ask() for _ in range(size)]
             rows = [self.space.suggest(t) for t in trials]
             cols = self.space.columns(rows)
-            results = self.executor.evaluate(cols)
+            results = self._evaluate(cols)
             t_done = dt.datetime.now()
             df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start, t_done, b,
                                                                     attrs_before)
@@ -195,6 +218,66 @@ class StudyRunner:
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra)
         return RunResult(self.run_dir, summary, resumed_from)
 
+    def _evaluate(self, cols: dict[str, np.ndarray]) -> list:
+        """Evaluate a batch; chunks lost to the infrastructure (a dead worker, a lost node) are evaluated
+        again, up to RETRIES times, so a transient fault costs no trial."""
+        results = self.executor.evaluate(cols)
+        for _ in range(RETRIES):
+            if not any(isinstance(r, EvalError) and r.transient for _, r in results):
+                break
+            again = []
+            for s, r in results:
+                if isinstance(r, EvalError) and r.transient:
+                    log.warning("re-evaluating %d designs after a transient failure: %s", s.stop - s.start, r)
+                    sub = self.executor.evaluate(take(cols, s))
+                    again += [(slice(s.start + a.start, s.start + a.stop), x) for a, x in sub]
+                else:
+                    again.append((s, r))
+            results = again
+        return results
+
+    def _rerun_transient(self, prior: pl.DataFrame, parts: PartStore) -> pl.DataFrame:
+        """Evaluate again the stored trials that failed because of the infrastructure (reason starts with
+        TRANSIENT_MARK) and rewrite their parts, so that a resumed run loses no trial to a past fault."""
+        if "reason" not in prior.columns:
+            return prior
+        mask = (prior["state"] == "FAIL") & prior["reason"].fill_null("").str.starts_with(TRANSIENT_MARK)
+        if not mask.any():
+            return prior
+        for b in sorted(set(prior.filter(mask)["batch"].to_list())):
+            part = pl.read_parquet(parts.path(b))
+            m = (part["state"] == "FAIL") & part["reason"].fill_null("").str.starts_with(TRANSIENT_MARK)
+            old = part.filter(m)
+            cols = self.space.columns(old.select(self.space.names).to_dicts())
+            n = old.height
+            sc = self.score(cols, self._evaluate(cols), n)
+            states = ["FAIL" if f else "COMPLETE" for f in sc["failed"]]
+            env = {**cols, **sc["metrics"]}
+            key_cols = {k: env[k] for k in self.key_metric_names()
+                        if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
+            blobs = []
+            for i, blob in enumerate(old["_optuna"].to_list()):
+                o = json.loads(blob)
+                o["state"] = states[i]
+                o["values"] = [float(x) for x in sc["Y"][i]] if states[i] == "COMPLETE" else None
+                o["system_attrs"].update({f"constraints:{k}": float(c)
+                                          for k, c in zip(self.constraint_keys, sc["cmat"][i])})
+                ua = {k: v for k, v in o["user_attrs"].items() if k not in ("reason", "feasible")}
+                ua["feasible"] = bool(sc["feasible"][i])
+                if sc["reason"][i]:
+                    ua["reason"] = str(sc["reason"][i])
+                if not sc["failed"][i]:
+                    ua.update({k: v[i].item() for k, v in key_cols.items()})
+                o["user_attrs"] = ua
+                blobs.append(json.dumps(o, separators=(",", ":")))
+            base = {k: old[k] for k in ("trial", "generation", "batch", "datetime_start", "datetime_complete")}
+            base["state"] = states
+            new = self.frame(base, cols, sc).with_columns(pl.Series("_optuna", blobs, dtype=pl.String),
+                                                           old["_study_attrs"])
+            parts.write(b, pl.concat([part.filter(~m), new], how="diagonal_relaxed").sort("trial"))
+            log.warning("re-ran %d trials of batch %d that had failed for a transient reason", n, b)
+        return parts.read_all()
+
     def _more(self, done: int, t0: float) -> bool:
         if self.budget is not None and done >= self.budget:
             return False
@@ -225,7 +308,7 @@ class StudyRunner:
         for s, r in results:
             if isinstance(r, EvalError):
                 failed[s] = True
-                err[s] = str(r)
+                err[s] = (TRANSIENT_MARK if r.transient else "") + str(r)
             else:
                 r = normalize(r, s.stop - s.start)
                 for k in metrics:

@@ -42,7 +42,8 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
               on_progress: Callable[[dict[str, int], dict[str, int | None], float], None] | None = None) -> dict:
     """Run every sub-study of `study.spec.sweep`; returns the sweep summary."""
     from dse.study.execution import ray_session
-    from dse.study.runner import default_evaluator
+    from dse.study.probe import check_study
+    from dse.study.runner import check_folder, default_evaluator
 
     use_ray = not (serial or study.spec.execution.backend == "serial")
     addr = address or study.spec.execution.address
@@ -51,8 +52,11 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
 
         check_reachable(addr) if addr else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     sweep_dir = Path(out) / study.name
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     subs = sub_studies(study)
+    for s in subs:  # every sub-study's config problem before anything is written
+        check_study(s)
+    check_folder(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     evaluator_for = evaluator_for or default_evaluator
     dirs = {s.name: sweep_dir / s.name.removeprefix(f"{study.name}-") for s in subs}
     budgets = {s.name: trials if trials is not None else s.spec.budget.trials for s in subs}
