@@ -232,3 +232,44 @@ def test_run_folder_carries_the_resolved_mix(tmp_path):
     shutil.rmtree(tmp_path / "models")
     m = load_run(moved).mix()
     assert m.scenarios[0].scenario.model.hidden == 1024 and m.name == "own"
+
+
+def test_garbage_in_the_middle_of_the_journal_is_rebuilt_from_the_parts(tmp_path):
+    cfg = _study_file(tmp_path)
+    run = tmp_path / "r"
+    StudyRunner(load_study(cfg), run, trials=32).run()
+    lines = (run / "journal.log").read_text().splitlines(True)
+    lines.insert(len(lines) // 2, "garbage{{{\n")
+    (run / "journal.log").write_text("".join(lines))
+    res = StudyRunner(load_study(cfg), run).run()
+    assert res.summary["trials"] == 48 and (run / "journal.log.damaged").exists()
+    import optuna
+
+    st = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run / "journal.log")))
+    assert len(optuna.load_study(study_name="t", storage=st).get_trials()) == 48
+
+
+@pytest.mark.parametrize("what", ["results.parquet", "part", "run.json"])
+def test_truncated_files_for_pareto_and_export(tmp_path, small_run, what):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    f = {"results.parquet": run / "results.parquet", "run.json": run / "run.json",
+         "part": run / "parts" / "part-000001.parquet"}[what]
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    if what == "part":
+        (run / "results.parquet").unlink()
+    for args in (["pareto", str(run)], ["export", str(run), "--out", str(tmp_path / "o")]):
+        res = CliRunner().invoke(app, args)
+        # readable from what is left (results.parquet is derived from the parts; run.json from study.yaml),
+        # or one message naming the damaged file
+        assert res.exception is None or (isinstance(res.exception, DseUserError) and f.name in str(res.exception)), \
+            res.exception
+
+
+def test_two_run_folders_sharing_one_sqlite_storage_do_not_mix(tmp_path):
+    cfg = _study_file(tmp_path, storage=f"sqlite:///{tmp_path / 'shared.db'}", budget={"trials": 16})
+    StudyRunner(load_study(cfg), tmp_path / "a" / "t").run()
+    StudyRunner(load_study(cfg), tmp_path / "a" / "t", trials=32).run()  # the same folder resumes
+    with pytest.raises(DseUserError, match="already holds study 't'"):
+        StudyRunner(load_study(cfg), tmp_path / "b" / "t").run()
+    assert not (tmp_path / "b").exists()

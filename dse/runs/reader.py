@@ -73,8 +73,10 @@ def load_trials(run_dir: Path | str) -> pl.DataFrame:
         try:
             df = pl.read_parquet(res)
         except Exception as exc:  # polars raises several types for corrupt files
-            raise DseUserError(f"{res}: cannot read: {exc}") from None
-        if parts is None or df.height >= parts.rows():
+            if parts is None or not parts.indices():
+                raise DseUserError(f"{res}: cannot read: {str(exc).splitlines()[0]}") from None
+            df = None  # damaged (e.g. truncated) but derived: rebuilt from the parts below
+        if df is not None and (parts is None or df.height >= _rows_or_zero(parts)):
             return df
     if parts is None:
         raise DseUserError(f"{run_dir}: no {RESULTS} here and no {PARTS_DIR}/ (expected a run folder written by "
@@ -83,6 +85,14 @@ def load_trials(run_dir: Path | str) -> pl.DataFrame:
     if df is None:
         raise DseUserError(f"{run_dir}: the run has no trials yet")
     return df.drop([c for c in INTERNAL_COLUMNS if c in df.columns])
+
+
+def _rows_or_zero(parts: PartStore) -> int:
+    """Rows in the parts; 0 when one is damaged (then a readable results.parquet is all there is)."""
+    try:
+        return parts.rows()
+    except DseUserError:
+        return 0
 
 
 def run_meta(run_dir: Path | str) -> RunMeta:

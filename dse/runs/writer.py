@@ -92,13 +92,25 @@ class PartStore:
         atomic_write_parquet(columns.tidy(df), self.path(index))
 
     def rows(self) -> int:
-        return sum(pl.scan_parquet(self.path(i)).select(pl.len()).collect().item() for i in self.indices())
+        return sum(self._read(i, lambda p: pl.scan_parquet(p).select(pl.len()).collect().item())
+                   for i in self.indices())
+
+    def _read(self, index: int, how: Any) -> Any:
+        """`how(path)` of one part; a damaged part (truncated by a full disk, garbage) is a user error that
+        says how to recover: that batch is evaluated again once the part is removed."""
+        p = self.path(index)
+        try:
+            return how(p)
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for corrupt files
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DseUserError(f"{p}: damaged part ({first}); delete it and rerun the study to evaluate that "
+                               "batch again") from None
 
     def read_all(self) -> pl.DataFrame | None:
         idx = self.indices()
         if not idx:
             return None
-        return pl.concat([pl.read_parquet(self.path(i)) for i in idx], how="diagonal_relaxed")
+        return pl.concat([self._read(i, pl.read_parquet) for i in idx], how="diagonal_relaxed")
 
 
 class RunLock:

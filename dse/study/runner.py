@@ -125,6 +125,7 @@ class StudyRunner:
             except Exception as exc:  # noqa: BLE001 - any driver/connection error is the user's to fix
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise DseUserError(f"storage '{self.spec.storage}': cannot open it: {first}") from None
+            self._check_storage_owner()
         if getattr(self.executor, "kind", "") == "ray" and (
                 getattr(self.executor, "address", None) or os.environ.get("RAY_ADDRESS")):
             try:
@@ -132,6 +133,19 @@ class StudyRunner:
             except BaseException:
                 self.executor.close()
                 raise
+
+    def _check_storage_owner(self) -> None:
+        """One Optuna study per run folder: a shared storage whose study of this name belongs to another run
+        folder would mix the two runs' trials."""
+        try:
+            other = optuna.load_study(study_name=self.spec.name, storage=self.spec.storage).user_attrs.get(
+                "dse:run_dir")
+        except KeyError:  # no study of this name yet
+            return
+        if other and other != str(self.run_dir.resolve()):
+            raise DseUserError(f"storage '{self.spec.storage}' already holds study '{self.spec.name}' of the run "
+                               f"folder {other}; give this study another name or another storage (one study "
+                               "per run folder, so that their trials do not mix)")
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -58,6 +58,11 @@ class CategoricalParam(_ParamBase):
         return v
 
 
+# most values one stepped range may have: beyond it a step is a typo (1e-300), and Optuna's exact
+# (Decimal) step check fails on the ratio
+MAX_STEPS = 1e9
+
+
 class RangeParam(_ParamBase):
     """`{low, high, log, step, type}`; `type` defaults to the design field's type."""
 
@@ -76,6 +81,13 @@ class RangeParam(_ParamBase):
             raise ValueError(f"log scale needs low > 0, got low={_num(self.low)}")
         if self.log and self.step is not None and not (self.type == "int" and self.step == 1):
             raise ValueError("log and step cannot be combined")
+        if self.step is not None and self.high > self.low:
+            if self.step > self.high - self.low:
+                raise ValueError(f"step ({_num(self.step)}) is larger than the range {_num(self.low)}..{_num(self.high)}; "
+                                 "use a smaller step, or `value:` to fix the knob")
+            if (self.high - self.low) / self.step > MAX_STEPS:
+                raise ValueError(f"step ({_num(self.step)}) cuts {_num(self.low)}..{_num(self.high)} into more than "
+                                 f"{MAX_STEPS:.0e} values; use a coarser step or none (a continuous range)")
         if self.type == "int":
             for k in ("low", "high", "step"):
                 v = getattr(self, k)

@@ -94,22 +94,34 @@ class OptunaMirror:
     def __init__(self, storage: str | None, run_dir: Path, study_name: str, directions: list[str],
                  metric_names: list[str] | None = None):
         self.backend: GroupCommitBackend | None = None
+        self.study_name = study_name
         if storage is None:
             self.location = str(Path(run_dir) / "journal.log")
-            self.backend = GroupCommitBackend(Path(self.location))
-            self.storage: optuna.storages.BaseStorage = JournalStorage(self.backend)
+            try:
+                self._open_journal(directions)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # garbage inside the journal
+                damaged = Path(f"{self.location}.damaged")
+                os.replace(self.location, damaged)
+                log.warning("%s is damaged (%s); moved to %s and rebuilt from the run's parts",
+                            self.location, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, damaged)
+                self._open_journal(directions)
         else:
             self.location = storage
             self.storage = optuna.storages.get_storage(storage)
-        self.study_name = study_name
-        self.study = optuna.create_study(storage=self.storage, study_name=study_name, directions=directions,
-                                         load_if_exists=True)
+            self.study = optuna.create_study(storage=self.storage, study_name=study_name, directions=directions,
+                                             load_if_exists=True)
         if metric_names and self.study.metric_names != list(metric_names):
             with warnings.catch_warnings():  # experimental in Optuna, stable enough for labels
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.set_metric_names(list(metric_names))
         self.flush()
         self.count = len(self.study.get_trials(deepcopy=False))
+
+    def _open_journal(self, directions: list[str]) -> None:
+        self.backend = GroupCommitBackend(Path(self.location))
+        self.storage: optuna.storages.BaseStorage = JournalStorage(self.backend)
+        self.study = optuna.create_study(storage=self.storage, study_name=self.study_name, directions=directions,
+                                         load_if_exists=True)
 
     def append(self, trials: list[optuna.trial.FrozenTrial]) -> None:
         """Add trials numbered ≥ the mirror's count (earlier ones are already there)."""
