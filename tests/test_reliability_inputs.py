@@ -319,13 +319,11 @@ def test_bad_constraints_fail_the_study_at_load(tmp_path, name, field):
 
 def test_bad_when_fails_the_study_without_traceback(tmp_path):
     """A `when:` comparing a category with a number: exit 2 quoting the expression (load-time type check
-    with the knob kinds, naming the file, is the study loader's job: see the xfail below)."""
+    with the knob kinds, naming the file: test_kind_errors_fail_the_study_at_load)."""
     res = run_cli("run", CORPUS / "study_when_text_vs_number.yaml", "--serial", "--quiet", "--out", tmp_path)
     assert res[0] == 2 and "Traceback" not in res[2] and "'chip.memory > 3'" in res[2], res
 
 
-@pytest.mark.xfail(reason="needs dse/study/spec.py and space.py to call expr.check_types with the metric and "
-                          "knob kinds before the first trial (issue 17.1, study area)", strict=False)
 @pytest.mark.parametrize("name, field", [("study_constraint_text_vs_number.yaml", "constraints"),
                                          ("study_when_text_vs_number.yaml", "space.params.chip.memory_stacks.when")])
 def test_kind_errors_fail_the_study_at_load(tmp_path, name, field):
