@@ -34,3 +34,18 @@ def test_unknown_command_exits_2_without_traceback():
     res = subprocess.run([sys.executable, "-m", "dse", "frobnicate"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "frobnicate" in res.stderr
+
+
+def test_output_paths_that_cannot_be_files_exit_2_before_any_work(tmp_path):
+    """`--out`/`--html` naming a folder, or under a file, is exit 2 naming the option (no traceback)."""
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [["validate", "--split", "test", "--html", str(folder)],
+             ["dashboard", str(tmp_path / "no-run"), "--out", str(folder)],
+             ["dashboard", str(tmp_path / "no-run"), "--out", str(afile / "x.html")]]
+    for args in cases:
+        res = subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr and ("--html" in res.stderr or "--out" in res.stderr), res.stderr

@@ -1,10 +1,14 @@
-"""One console for every command: as wide as the terminal, or wide enough for tables when piped."""
+"""Shared CLI helpers: one console for every command (as wide as the terminal, or wide enough for tables
+when piped) and checks of output paths before any work."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from rich.console import Console
+
+from dse.errors import DseUserError
 
 PIPED_WIDTH = 160
 
@@ -15,3 +19,23 @@ def console(stderr: bool = False) -> Console:
     if stream.isatty():
         return Console(stderr=stderr)
     return Console(stderr=stderr, width=PIPED_WIDTH)
+
+
+def output_file(path: Path, option: str) -> Path:
+    """Check, before any work, that `path` can be written as a file: not an existing folder, and no
+    parent that is a file (a DseUserError naming the option otherwise)."""
+    if path.is_dir():
+        raise DseUserError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'out.html'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DseUserError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """Check that `path` can be a folder of outputs (not an existing file)."""
+    if path.exists() and not path.is_dir():
+        raise DseUserError(f"{option} {path}: is a file; give a folder")
+    return path

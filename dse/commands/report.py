@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from dse.cli_app import app
+from dse.commands._console import output_file, output_folder
 
 
 @app.command("dashboard")
@@ -22,6 +23,9 @@ def dashboard_cmd(
     from dse.report.page import build_and_write
     from dse.report.spec import default_spec, load_dashboard_spec
 
+    output_file(out, "--out")
+    if png is not None:
+        output_folder(png, "--png")
     t0 = time.perf_counter()
     dash_spec = load_dashboard_spec(spec) if spec else default_spec()
     path, pngs, d = build_and_write(run_dirs, dash_spec, out, png)

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from dse.cli_app import app
+from dse.commands._console import output_file
 
 
 def _table(rows, summaries, split: str) -> None:
@@ -50,6 +51,9 @@ def validate(
     the measurements are dse/catalog/measurements.yaml (the split rule is in dse/validate/measurements.py).
     """
     from dse.validate.report import predict_rows, summarize, to_json, write_html
+
+    if html is not None:
+        output_file(html, "--html")
 
     rows = predict_rows(split)
     summaries = summarize(rows)
