@@ -10,6 +10,7 @@ from dse.cli_app import app
 # each import registers its commands, in the order `dse --help` lists them
 from dse.commands import hardware  # noqa: F401  catalog, describe
 from dse.commands import perf  # noqa: F401  evaluate, roofline
+from dse.commands import compare  # noqa: F401  compare
 from dse.commands import study  # noqa: F401  run, pareto, export
 from dse.commands import report  # noqa: F401  dashboard
 from dse.commands import validate  # noqa: F401  validate, calibrate

@@ -1,8 +1,9 @@
-"""Shared CLI helpers: one console for every command (as wide as the terminal, or wide enough for tables
-when piped) and checks of output paths before any work."""
+"""Shared CLI helpers: one console for every command (as wide as the terminal or $COLUMNS, or wide enough
+for tables when piped) and checks of output paths before any work."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,9 +14,17 @@ from dse.errors import DseUserError
 PIPED_WIDTH = 160
 
 
+def width() -> int | None:
+    """$COLUMNS when set (a person or a test asking for a width), else None (rich asks the terminal)."""
+    cols = os.environ.get("COLUMNS", "")
+    return int(cols) if cols.isdigit() and int(cols) > 0 else None
+
+
 def console(stderr: bool = False) -> Console:
-    """A rich Console; when output is not a terminal, tables get PIPED_WIDTH columns instead of 80."""
+    """A rich Console of $COLUMNS columns if set; a terminal's width; PIPED_WIDTH when piped."""
     stream = sys.stderr if stderr else sys.stdout
+    if width() is not None:
+        return Console(stderr=stderr, width=width())
     if stream.isatty():
         return Console(stderr=stderr)
     return Console(stderr=stderr, width=PIPED_WIDTH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -11,7 +12,29 @@ from rich.table import Table
 
 from dse.cli_app import app
 from dse.commands._console import console
+from dse.commands._format import money, number, with_unit
+from dse.errors import DseUserError
 from dse.evaluate.metrics import SCENARIO, metric_info
+from dse.workloads.scenarios import mix_files, mix_names, scenario_names
+
+
+def mix_help() -> str:
+    """`--mix` help listing every built-in mix and mix file (from the registry of mixes, not by hand)."""
+    return (f"mix: {', '.join([*mix_names(), *mix_files()])} (see `dse mixes`), a scenario name, or a mix "
+            "YAML file [default: balanced]")
+
+
+def scenario_help() -> str:
+    """`--scenario` help listing every built-in scenario."""
+    return f"one scenario: {', '.join(scenario_names())} (see `dse scenarios`), or a scenario YAML file"
+
+
+def check_workload_flags(mix: str | None, scenario: str | None, model: str | None) -> None:
+    """`--mix`, `--scenario` and `--model` each choose the workload: more than one is a usage error."""
+    given = [f"--{n} {v}" for n, v in (("mix", mix), ("scenario", scenario), ("model", model)) if v]
+    if len(given) > 1:
+        raise DseUserError(f"{' and '.join(given)}: these options both choose the workload; give only one "
+                           "(--mix for a mix, --scenario for one scenario, --model for an ad-hoc scenario)")
 
 
 def _to_jsonable(v):
@@ -34,7 +57,10 @@ def _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_
 
 
 def _resolve_mix(mix_name, scenario_name, adhoc):
+    """The workload chosen by `--mix`, `--scenario` or the ad-hoc flags (default: the balanced mix)."""
     from dse.workloads.scenarios import load_mix, load_scenario, mix_of
+
+    check_workload_flags(mix_name, scenario_name, getattr(adhoc, "name", None) if adhoc is not None else None)
 
     if adhoc is not None:
         return mix_of([adhoc])
@@ -45,9 +71,10 @@ def _resolve_mix(mix_name, scenario_name, adhoc):
 
 @app.command()
 def evaluate(
-    design: str = typer.Argument(..., help="catalog name (see `dse catalog`) or a design YAML file"),
-    mix: Optional[str] = typer.Option(None, "--mix", help="built-in mix (local, datacenter, vision, balanced)"),
-    scenario: Optional[str] = typer.Option(None, "--scenario", help="a single built-in scenario"),
+    designs: list[str] = typer.Argument(..., metavar="DESIGN",
+                                        help="catalog name or alias, any case (see `dse catalog`), or a design YAML file"),
+    mix: Optional[str] = typer.Option(None, "--mix", help=mix_help()),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help=scenario_help()),
     model: Optional[str] = typer.Option(None, "--model", help="ad-hoc scenario: model name (e.g. Llama-3-8B), "
                                         "model YAML or Hugging Face config.json (see `dse models`)"),
     batch: int = typer.Option(1, "--batch", min=1),
@@ -70,6 +97,11 @@ def evaluate(
     from dse.designs import load_design
     from dse.evaluate import evaluate_design
 
+    if len(designs) > 1:
+        raise DseUserError(f"dse evaluate takes one design, got {len(designs)} ({', '.join(designs)}); to see "
+                           f"several side by side run `dse compare {' '.join(designs)}`")
+    design = designs[0]
+    check_workload_flags(mix, scenario, model)
     d = load_design(design)
     adhoc = None
     if model:
@@ -91,15 +123,14 @@ def evaluate(
         typer.echo(json.dumps(out, indent=2))
         return
     con = console()
-    headline = ", ".join(f"{metric_info(k).metric.label} {_num(cols[k])} {metric_info(k).unit}"
-                         for k in ("system_cost_usd", "power_w", "mix.throughput"))
-    con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]: {headline}"
+    con.print(f"[bold]{d.name or design}[/] on mix [bold]{the_mix.name}[/]"
               + ("" if cols["feasible"] else f"  [red]infeasible: {cols['reason']}[/]"))
+    con.print(headline(cols, d.system.num_chips, the_mix.reference_design))
     names = [e.scenario.name for e in the_mix.scenarios]
     t = Table(show_header=True, header_style="bold")
-    t.add_column("metric")
+    t.add_column("metric", overflow="fold")
     for s in names:
-        t.add_column(s, justify="right")
+        t.add_column(s, justify="right", overflow="fold")
     kinds = {e.scenario.kind for e in the_mix.scenarios}
     shown = [m for m in SCENARIO.values() if m.table_row and kinds & set(m.kinds)]
     rows = [("mapping", None)] + [(_row_label(m, kinds), m) for m in shown]
@@ -117,7 +148,7 @@ def evaluate(
                 cells.append(str(g(metric.name)))
             else:
                 v = g(metric.name)
-                cells.append(f"{v:,.4g}" if v else "-")
+                cells.append(money(float(v)) if metric.unit_for().startswith("US$") and v else number(_py(v)))
         t.add_row(label, *cells)
     con.print(t)
     for s in names:
@@ -125,8 +156,21 @@ def evaluate(
             con.print(f"[red]{s}[/]: {cols[f'{s}.reason']}")
 
 
-def _num(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+def _py(v):
+    """A numpy scalar as the Python int or float it holds (for the formatter)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def headline(cols: dict, num_chips: int, reference: str) -> str:
+    """Build cost of one chip, cost and power of the whole system (saying how many chips it has) and
+    mix throughput naming its reference design, so that no figure is read against the wrong chip count."""
+    m = {k: metric_info(k) for k in ("chip_cost_usd", "system_cost_usd", "power_w", "mix.throughput")}
+    chips = f"{num_chips} chip{'s' if num_chips != 1 else ''}"
+    return (f"{m['chip_cost_usd'].metric.label} {money(float(cols['chip_cost_usd']))} · "
+            f"{m['system_cost_usd'].metric.label} ({chips}) {money(float(cols['system_cost_usd']))} · "
+            f"{m['power_w'].metric.label} ({chips}) {with_unit(_py(cols['power_w']), m['power_w'].unit)} · "
+            f"{m['mix.throughput'].metric.label} {number(_py(cols['mix.throughput']))} × {reference}\n"
+            f"(each scenario below may use fewer of the {chips}: row 'chips used')")
 
 
 def _row_label(metric, kinds: set[str]) -> str:
@@ -156,12 +200,15 @@ def aggregate_by_kind(rows: list[dict]) -> list[dict]:
 
 @app.command()
 def roofline(
-    design: str = typer.Argument(..., help="catalog name or design YAML"),
-    scenario: str = typer.Option("datacenter_llm", "--scenario", help="built-in scenario"),
-    phase: Optional[str] = typer.Option(None, "--phase", help="decode or prefill (LLM); default both"),
+    design: str = typer.Argument(..., help="catalog name or alias (any case) or design YAML"),
+    scenario: str = typer.Option("datacenter_llm", "--scenario", help=scenario_help()),
+    phase: Optional[str] = typer.Option(None, "--phase", help="one of the scenario's phases: prefill or decode "
+                                        "(LLM), inference (CNN); default all"),
     detail: bool = typer.Option(False, "--detail", help="one row per operator instead of per operator kind"),
     software: Optional[str] = typer.Option(None, "--software"),
     as_json: bool = typer.Option(False, "--json"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write the roofline picture as an offline "
+                                        "HTML page to this file"),
 ) -> None:
     """The knee and a roofline table of DESIGN on the scenario's best mapping, per operator kind."""
     from dse.designs import load_design
@@ -170,7 +217,15 @@ def roofline(
 
     d = load_design(design)
     sc = load_scenario(scenario)
+    if phase is not None and phase not in sc.phases:
+        raise DseUserError(f"--phase {phase}: not a phase of scenario {sc.name}; valid: {', '.join(sc.phases)}")
     info = operator_breakdown(d, sc, software=software, phase=phase)
+    if html is not None:
+        from dse.report.compare_page import write_compare_html
+
+        write_compare_html({d.name or design: d}, [sc], html, software=software, phase=phase,
+                           title=f"Roofline of {d.name or design} on {sc.name}")
+        console(stderr=True).print(f"wrote {html}")
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=_to_jsonable))
         return

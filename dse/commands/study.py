@@ -142,20 +142,27 @@ def pareto_cmd(
     if as_json:
         typer.echo(json.dumps(front.select(cols).to_dicts(), indent=2, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
+    from dse.commands._console import console
+    from dse.commands._format import cell, fitting_columns
+
+    con = console()
+    cells = [[cell(v, c) for v, c in zip(row, cols)] for row in front.select(cols).head(limit).iter_rows()]
+    arrows = {o.metric: " ↑" if o.maximize else " ↓" for o in meta.objectives}
+    heads = [(c.split(".", 1)[1] if c.startswith(("chip.", "system.")) else c).replace(".", ".\n") + arrows.get(c, "")
+             for c in cols]  # a metric header breaks after its scenario: `local_llm.` / `tpot_ms ↓`
+    shown = fitting_columns(heads, cells, con.width, keep=1 + len(metrics_first))
     table = Table(title=f"{meta.name}: Pareto front ({front.height} of {df.height} trials)")
-    for c in cols:
-        arrow = ""
-        for o in meta.objectives:
-            if o.metric == c:
-                arrow = " ↑" if o.maximize else " ↓"
-        short = c.split(".", 1)[1] if c.startswith(("chip.", "system.")) else c
-        table.add_column(short + arrow, justify="right" if c not in ("study",) else "left", overflow="fold")
-    for row in front.select(cols).head(limit).iter_rows():
-        table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    for i, (c, h) in enumerate(zip(cols[:shown], heads)):  # cells never wrap (min_width); headers may fold
+        table.add_column(h, justify="right" if c not in ("study",) else "left", overflow="fold",
+                         min_width=max([len(r[i]) for r in cells], default=1))
+    for row in cells:
+        table.add_row(*row[:shown])
+    con.print(table)
+    if shown < len(cols):
+        typer.echo(f"{len(cols) - shown} knob column(s) not shown at {con.width} columns: "
+                   f"{', '.join(cols[shown:])} (--json, or a wider terminal)")
     if front.height > limit:
         typer.echo(f"... {front.height - limit} more (--limit, --json)")
 
