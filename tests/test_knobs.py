@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dse.catalog import CATALOG_FILE, list_catalog, load_catalog_design
+from dse.catalog import CATALOG_FILE, CATALOG_ONLY_KEYS, list_catalog, load_catalog_design
 from dse.errors import ConfigError
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import ChipDesign, Design, SystemDesign
@@ -225,7 +225,7 @@ def test_schema_structure_matches_registry():
 
 def catalog_raw() -> dict[str, dict]:
     raw = yaml.safe_load(CATALOG_FILE.read_text())
-    return {name: {k: v for k, v in entry.items() if k != "published"} for name, entry in raw.items()}
+    return {name: {k: v for k, v in entry.items() if k not in CATALOG_ONLY_KEYS} for name, entry in raw.items()}
 
 
 @pytest.mark.parametrize("name", list_catalog())

@@ -30,7 +30,7 @@ def list_catalog() -> list[str]:
     return list(_raw()[0])
 
 
-_NOT_DESIGN = ("published", "aliases")  # entry keys that are catalog metadata, not Design fields
+CATALOG_ONLY_KEYS = ("published", "aliases")  # entry keys that are catalog metadata, not Design fields
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +63,7 @@ def load_catalog_design(name: str):
 
     entry = copy.deepcopy(_entry(name))
     name = resolve_name(name) or name
-    for key in _NOT_DESIGN:
+    for key in CATALOG_ONLY_KEYS:
         entry.pop(key, None)
     entry.setdefault("name", name)
     positions = {k[1:]: v for k, v in _raw()[1].items() if k[:1] == (name,)}

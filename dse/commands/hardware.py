@@ -103,12 +103,12 @@ def describe_cmd(
     tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML."),
 ) -> None:
     """All derived figures of one design: peaks, bandwidths, area, cost and power breakdowns."""
-    from dse.catalog import list_catalog, published
+    from dse.catalog import published, resolve_name
 
     tech = _technology(tech_path)
     d = load_design(design, tech)
     (r,) = describe_designs([d], tech)
-    if design in list_catalog():
+    if not Path(design).exists() and resolve_name(design):  # a catalog name or alias, any case
         r["published"] = published(design)
     if as_json:
         typer.echo(json.dumps(r, indent=2))
