@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -362,3 +363,110 @@ def test_100k_trials_page_stays_small_and_renders(browser, tmp_path):
     assert sum(v for k, v in counts.items() if k.startswith("pareto_points_")) > 0
     assert "uniform random sample" in browser.js("document.querySelector('header').textContent")
     print(f"100k trials: build {build_s:.1f} s, {size_mb:.1f} MB, render {render_s:.1f} s")
+
+
+# ------------------------------------------------------------------ issue 14.2: a dashboard you can drive
+
+FRONT_POINT = """
+((pick) => {
+  // screen position of a clickable front point whose design is drillable and not the picked one
+  const view = window.dseView, drill = window.dseDrill || {};
+  let found = null;
+  const walk = (mark, ox, oy) => {
+    if (!mark || !mark.items || found) return;
+    for (const it of mark.items) {
+      if (found) return;
+      if (mark.name && mark.name.startsWith('pareto_click_') && it.datum && drill[it.datum.design]
+          && drill[it.datum.design] !== pick) { found = {x: ox + it.x, y: oy + it.y, design: it.datum.design}; return; }
+      if (it.items) for (const m of it.items) walk(m, ox + (it.x || 0), oy + (it.y || 0));
+    }
+  };
+  walk(view.scenegraph().root, 0, 0);
+  if (!found) return null;
+  const rect = view.container().querySelector('canvas').getBoundingClientRect();
+  const o = view.origin();
+  return {x: rect.left + o[0] + found.x, y: rect.top + o[1] + found.y, design: found.design};
+})
+"""
+
+ITEMS = """
+((name) => {
+  const out = [];
+  const walk = (mark) => {
+    if (!mark || !mark.items) return;
+    if (mark.name && mark.name.startsWith(name)) for (const it of mark.items) out.push(it.datum || {});
+    for (const it of mark.items) { if (it.items) for (const m of it.items) walk(m); }
+  };
+  walk(window.dseView.scenegraph().root);
+  return out.map(d => ({design: d.design, text: d.step_text}));
+})
+"""
+
+
+def _click(cdp: CDP, x: float, y: float) -> None:
+    cdp.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    for kind in ("mousePressed", "mouseReleased"):
+        cdp.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
+                                              "buttons": 1 if kind == "mousePressed" else 0, "clickCount": 1})
+
+
+def _open_at_1280(cdp: CDP, path: Path) -> None:
+    cdp.call("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 1600, "deviceScaleFactor": 1,
+                                                     "mobile": False})
+    cdp.call("Page.navigate", {"url": path.resolve().as_uri()})
+    assert _wait_rendered(cdp) == "ok", cdp.js("document.getElementById('dse-error').textContent")
+    cdp.js("window.dseView.runAsync().then(() => true)")
+
+
+def test_clicking_a_front_point_selects_its_design_and_changes_the_roofline(browser, dashboard_html):
+    path, dash = dashboard_html
+    assert dash.drill, "no drillable designs"
+    _open_at_1280(browser, path)
+    browser.js(f"(() => {{ window.dseDrill = {json.dumps(dash.drill)}; return true; }})()")
+    before = browser.js("window.dseView.signal('design_pick')")
+    ops_before = browser.js(ITEMS + "('roofline_ops_')")
+    target = browser.js(FRONT_POINT + f"({json.dumps(before)})")
+    assert target, "no clickable front point on screen"
+    after = before
+    # the scenegraph position is the symbol's centre up to a few px of layout offset: try a small spiral
+    for dx, dy in [(0, 0), (6, 6), (11, 11), (-6, -6), (6, -6), (-6, 6), (11, 0), (0, 11), (-11, -11)]:
+        _click(browser, target["x"] + dx, target["y"] + dy)
+        browser.js("window.dseView.runAsync().then(() => true)")
+        after = browser.js("window.dseView.signal('design_pick')")
+        if after != before:
+            break
+    assert after != before and after in dash.drill.values(), (before, after, target)
+    ops_after = browser.js(ITEMS + "('roofline_ops_')")
+    assert {o["design"] for o in ops_after} == {after} and ops_after != ops_before  # the roofline follows
+    select = browser.js("Array.from(document.querySelectorAll('#dse-controls select'))"
+                        ".find(s => s.parentElement.textContent.includes('Design')).value")
+    assert select == after  # and so does the dropdown
+    errors, requests = _problems(browser.events)
+    assert not errors and not requests, (errors, requests)
+
+
+def test_breakdown_shows_absolute_ms_and_the_reference_is_named_and_overlaid(browser, dashboard_html):
+    path, dash = dashboard_html
+    _open_at_1280(browser, path)
+    labels = browser.js(ITEMS + "('breakdown_ms')")
+    assert labels and all(re.fullmatch(r"[\d,.]+(e[-+]\d+)? ms", lab["text"]) for lab in labels), labels[:5]
+    ref = [lab for lab in labels if lab["design"] == "H100-SXM (reference)"]
+    assert ref, "the reference chip has no breakdown bar"
+    counts = browser.js(MARK_COUNTS)
+    assert sum(v for k, v in counts.items() if k.startswith("roofline_ref_roofs")) > 0, counts
+    assert sum(v for k, v in counts.items() if k.startswith("roofline_ref_ops")) > 0, counts
+    header = browser.js("document.querySelector('header').textContent")
+    assert "H100-SXM" in header
+    spec = path.read_text(encoding="utf-8").replace("\\u00d7", "×")  # the inline JSON escapes non-ASCII
+    assert "× reference" not in spec and "× H100-SXM" in spec  # axis titles name the reference
+
+
+def test_layout_fits_1280_px(browser, dashboard_html):
+    path, dash = dashboard_html
+    _open_at_1280(browser, path)
+    time.sleep(0.3)
+    width = browser.js("document.documentElement.scrollWidth")
+    assert width <= 1280, width
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    (ARTIFACTS / "dashboard-1280.png").write_bytes(base64.b64decode(shot["data"]))

@@ -33,6 +33,11 @@ def attribute_time(ops: pl.DataFrame) -> pl.DataFrame:
                             ).sort("scenario", "design", "component_order")
 
 
+def _ms_text(ms: float) -> str:
+    """A step time for the bar label: `31.2 ms`, `1,716 ms`, `0.0123 ms`."""
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
+
+
 def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.Parameter,
                     brush: alt.Parameter | None = None, design_fields: pl.DataFrame | None = None,
                     order: list[str] | None = None) -> alt.Chart:
@@ -51,14 +56,20 @@ def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.
     totals = data.group_by("design", "scenario").agg(pl.col("time_ms").sum().alias("step_ms"))
     data = data.join(totals, on=["design", "scenario"], how="left").with_columns(
         (pl.col("time_ms") / pl.col("step_ms") * 100).alias("share_pct"))
+    # one row per bar is labelled with the bar's absolute step time, beside the shares
+    data = data.with_columns(
+        (pl.int_range(pl.len()).over("design", "scenario") == 0).alias("_first"),
+        pl.col("step_ms").map_elements(_ms_text, return_dtype=pl.String).alias("step_text"))
     opacity = alt.value(0.9)
     if brush is not None:
         opacity = alt.when(brush).then(alt.value(0.95)).otherwise(alt.value(0.2))
     xfield, xtitle = ("share_pct:Q", "Share of step time (%)") if view.normalize else ("time_ms:Q", "Time per step (ms)")
-    bars = alt.Chart(data).mark_bar().encode(
+    # normalised bars end at 100 %: the absolute step time is written just right of each bar
+    end = alt.X("_end:Q", scale=alt.Scale(domain=[0, 100], nice=False)) if view.normalize else alt.X("step_ms:Q")
+    bars = alt.Chart().mark_bar().encode(
         x=alt.X(xfield, title=xtitle, stack="zero",
                 scale=alt.Scale(domain=[0, 100], nice=False) if view.normalize else alt.Undefined),
-        y=alt.Y("design:N", title="Design", sort=order or None, axis=alt.Axis(labelLimit=320)),
+        y=alt.Y("design:N", title=None, sort=order or None, axis=alt.Axis(labelLimit=230)),
         color=alt.Color("component:N", title="Time in", scale=alt.Scale(domain=COMPONENTS, range=COLOURS)),
         order=alt.Order("component_order:Q"),
         opacity=opacity,
@@ -72,8 +83,14 @@ def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.
             alt.Tooltip("step_ms:Q", title="Step time (ms)", format=",.4~g"),
         ],
     ).properties(width=view.width, name="breakdown_bars")
-    return bars.facet(
-        row=alt.Row("scenario:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold")),
-        title=alt.Title(view.title, subtitle="Each operator's time counted where it is bound; outlined = design "
-                        "picked in the dropdown; faded = outside the brush.", anchor="start", fontSize=16),
+    totals_text = alt.Chart().transform_filter(alt.datum._first).transform_calculate(_end="100").mark_text(
+        align="left", dx=4, fontSize=11, color="#333333").encode(
+        x=end, y=alt.Y("design:N", sort=order or None), text="step_text:N",
+    ).properties(name="breakdown_ms")
+    return alt.layer(bars, totals_text, data=data).facet(
+        row=alt.Row("scenario:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
+                                                                 labelFontWeight="bold")),
+        title=alt.Title(view.title, subtitle="Each operator's time counted where it is bound (shares of the step; "
+                        "the number right of a bar is its step time in ms); outlined = picked design; "
+                        "faded = outside the brush.", anchor="start", fontSize=16),
     ).resolve_scale(y="independent")

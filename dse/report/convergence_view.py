@@ -115,7 +115,7 @@ def convergence_chart(table: pl.DataFrame, view: ConvergenceView) -> alt.Chart:
                  alt.Tooltip("estimated:N", title="Monte Carlo estimate")],
     ).properties(
         width=view.width, height=view.height, name="convergence_lines",
-        title=alt.Title(view.title, subtitle="Objectives scaled to [0, 1] over all runs (log where the range spans "
-                        "more than 30×); reference point 1.1 in each. Tooltip: raw hypervolume against the run's stored "
-                        "reference point (the last point's is summary.json's).", anchor="start", fontSize=16),
+        title=alt.Title(view.title, subtitle=["Objectives scaled to [0, 1] over all runs (log where the range spans "
+                        "more than 30×); reference point 1.1 in each.", "Tooltip: raw hypervolume against the run's "
+                        "stored reference point (the last point's is summary.json's)."], anchor="start", fontSize=16),
     )

@@ -40,6 +40,8 @@ class Dashboard:
     runs: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     description: str = ""
+    drill: dict[str, str] = field(default_factory=dict)  # clickable design (run#trial) → its 'Design' entry
+    drill_text: str = ""
 
 
 def _top_level(params: list) -> list:
@@ -69,6 +71,18 @@ def _images_metrics(df: pl.DataFrame) -> set[str]:
     return out
 
 
+def _name_the_reference(run: RunData, labels: dict[str, str] | None) -> dict[str, str] | None:
+    """Axis titles that say which design "× reference" is relative to (the run's mix's reference design)."""
+    try:
+        ref = getattr(model_data.mix_of(run), "reference_design", None)
+    except Exception:  # no mix: the titles keep the registry's generic unit
+        return labels
+    if not ref:
+        return labels
+    named = {"mix.throughput": title_of("mix.throughput").replace("× reference", f"× {ref}")}
+    return {**named, **(labels or {})}
+
+
 def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboard:
     """Read the runs and build every view of `spec` into one linked chart."""
     runs: list[RunData] = load_runs(run_dirs)
@@ -77,7 +91,7 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     thinned = [thin(r, objs, spec.max_points) for r in runs]
     fronts = {r.name: front_mask(r.results, objs) for r in runs}
     images = _images_metrics(runs[0].results)
-    labels = spec.labels
+    labels = _name_the_reference(runs[0], spec.labels)
     frames = [t.frame.with_columns(pl.format("{}#{}", pl.col("run"), pl.col("trial")).alias("design"))
               for t in thinned]
     knobs = list(dict.fromkeys(k for r in runs for k in knob_columns(r.results)))
@@ -119,6 +133,9 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
         picked, picked_rows, ops, roofs, scenario_names = od.designs, od.rows, od.ops, od.roofs, od.scenarios
         notes += od.notes
     design_pick = design_param(list(picked) or [""])
+    reference = next((lab for lab in picked if lab.endswith(" (reference)")), None)
+    drill = {lab.split(" · ")[0]: lab for lab in picked if "#" in lab}  # clicked point's design → dropdown entry
+    data = data.with_columns(pl.col("design").is_in(list(drill)).alias("drillable"))
     scenario_pick = scenario_param(scenario_names)
 
     for view in spec.views:
@@ -136,7 +153,8 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
         elif isinstance(view, RooflineView):
             if ops is None or roofs is None:
                 continue
-            chart = roofline_chart(ops, roofs, view, design_pick=design_pick, scenario_pick=scenario_pick)
+            chart = roofline_chart(ops, roofs, view, design_pick=design_pick, scenario_pick=scenario_pick,
+                                   reference=reference)
             sections.append(chart)
             views["roofline"] = _standalone(chart, [design_pick, scenario_pick])
             page_params += [design_pick, scenario_pick]
@@ -174,7 +192,22 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
         **independent).properties(padding=12).configure_axis(labelFontSize=11, titleFontSize=12).configure_legend(
         labelLimit=220)
     page.params = page_params
-    return Dashboard(spec.title, page, views, run_rows, notes, spec.description)
+    n_front = sum(int(fronts[r.name].sum()) for r in runs)
+    return Dashboard(spec.title, page, views, run_rows, notes, spec.description, drill=drill,
+                     drill_text=_drill_text(len(drill), n_front, rv.designs, reference))
+
+
+def _drill_text(drillable: int, front: int, cap: int, reference: str | None) -> str:
+    """What the page says about which designs can be drilled into (clicked for a roofline and breakdown)."""
+    ref = f" The reference chip, {reference.removesuffix(' (reference)')}, is drawn in every roofline and breakdown." \
+        if reference else ""
+    if drillable >= front:
+        return (f"Every one of the {front:,} Pareto-front designs is ringed: click it for its roofline and time "
+                f"breakdown.{ref}")
+    return (f"{drillable:,} of the {front:,} Pareto-front designs are ringed and can be clicked for a roofline and time "
+            f"breakdown "
+            f"(the roofline view's `designs` cap, {cap}, spread evenly along the front; the others show only their "
+            f"tooltip).{ref}")
 
 
 def _standalone(chart, params) -> alt.TopLevelMixin:
@@ -217,9 +250,11 @@ _TEMPLATE = """<!DOCTYPE html>
 {description}
 <p>{thinning}</p>
 {run_table}
-<p>How to use: drag a rectangle in any Pareto scatter to brush designs (every view highlights the same
-designs; double-click to clear); click a legend entry to keep one category (shift-click for several);
-pick a design for the roofline and time breakdown in the <b>Design</b> dropdown; hover for details.</p>
+<p>How to use: <b>click a ringed Pareto-front point</b> to show its roofline and time breakdown (or pick it in the
+<b>Design</b> dropdown); drag a rectangle in any Pareto scatter to brush designs (every view highlights the
+same designs; double-click to clear); click a legend entry to keep one category (shift-click for several);
+hover for details.</p>
+<p id="dse-drill">{drill_text}</p>
 {notes}
 </header>
 <div id="dse-controls"></div>
@@ -228,7 +263,21 @@ pick a design for the roofline and time breakdown in the <b>Design</b> dropdown;
 <script type="text/javascript">
   const spec = {spec};
   vegaEmbed("#vis", spec, {{renderer: "canvas", actions: {{export: true, source: false, compiled: false, editor: false}}}})
-    .then(function (result) {{ window.dseView = result.view; document.body.dataset.rendered = "ok"; }})
+    .then(function (result) {{
+      const view = result.view;
+      window.dseView = view;
+      // a click on a front point picks its design in the 'Design' dropdown (roofline and breakdown follow)
+      const drill = {drill};
+      const say = document.getElementById("dse-drill");
+      const onClick = function (name, value) {{
+        const design = value && value.design && value.design[0];
+        if (!design) return;
+        if (drill[design]) {{ view.signal("design_pick", drill[design]).runAsync(); say.textContent = {drill_text_js}; }}
+        else {{ say.textContent = design + " has no precomputed roofline (only the designs listed in the Design "
+                + "dropdown have one); " + {drill_text_js}; }}
+      }};
+      try {{ view.addSignalListener("design_click", onClick); }} catch (e) {{ /* no explorer on this page */ }}
+      document.body.dataset.rendered = "ok"; }})
     .catch(function (err) {{ console.error(err); document.body.dataset.rendered = "error";
       document.getElementById("dse-error").textContent = "Could not draw the dashboard: " + err; }});
 </script>
@@ -283,6 +332,9 @@ def render_html(d: Dashboard) -> str:
         thinning=html.escape(_thinning_text(d.runs)),
         run_table=_run_table(d.runs),
         notes=notes,
+        drill_text=html.escape(d.drill_text),
+        drill=script_json(d.drill),
+        drill_text_js=script_json(d.drill_text),
         spec=script_json(spec),
     )
 

@@ -18,7 +18,41 @@ from dse.report.labels import safe, title_of
 from dse.report.spec import Objective, ParetoView
 
 BRUSH = "brush"
+CLICK = "design_click"  # point selection: clicking a point picks its design for the roofline and breakdown
 FADED = "#d0d0d0"
+PAGE_WIDTH_PX = 1180  # room for charts on a 1,280 px window (page margins, axes and legends take the rest)
+AXIS_AND_LEGEND_PX = 95  # per scatter: y axis title and labels, spacing
+LABEL_BOX_PX = (70, 13)  # a reference-chip label's rough width and height, for collision avoidance
+
+
+def per_row(view_width: int) -> int:
+    """How many scatters share a row so that the explorer fits PAGE_WIDTH_PX."""
+    return max(1, min(3, PAGE_WIDTH_PX // (view_width + AXIS_AND_LEGEND_PX)))
+
+
+def label_offsets(x: np.ndarray, y: np.ndarray, logx: bool, logy: bool, width: int, height: int,
+                  x_all: np.ndarray | None = None, y_all: np.ndarray | None = None) -> np.ndarray:
+    """Vertical offset (px) of each reference label, or NaN to leave it unlabelled (its diamond and tooltip
+    still name it): labels are placed greedily, left to right, in the first of a few slots that does not
+    overlap a label already placed, so a clump of chips does not print its names on top of each other."""
+    def px(v, every, log, size):  # position on the axis, whose domain spans `every` value plotted
+        f = (lambda a: np.log10(np.clip(a.astype(float), 1e-300, None))) if log else (lambda a: a.astype(float))
+        span = f(np.concatenate([v, every]) if every is not None else v)
+        span = span[np.isfinite(span)]
+        lo, hi = float(span.min()), float(span.max())
+        return (f(v) - lo) / (hi - lo) * size if hi > lo else np.full(v.shape, size / 2)
+
+    X, Y = px(x, x_all, logx, width), -px(y, y_all, logy, height)  # screen y grows downwards
+    out = np.full(len(x), np.nan)
+    placed: list[tuple[float, float]] = []
+    for i in np.argsort(X):
+        for dy in (-7.0, 7.0 + LABEL_BOX_PX[1], -7.0 - LABEL_BOX_PX[1], 7.0 + 2 * LABEL_BOX_PX[1]):
+            cx, cy = X[i], Y[i] + dy
+            if all(abs(cx - px_) > LABEL_BOX_PX[0] or abs(cy - py_) > LABEL_BOX_PX[1] for px_, py_ in placed):
+                placed.append((cx, cy))
+                out[i] = dy
+                break
+    return out
 
 
 def brush_param() -> alt.Parameter:
@@ -96,6 +130,7 @@ def pareto_explorer(
     )
     pick = alt.selection_point(name="pick", fields=["colour"], bind="legend")
     point_views: list[str] = []
+    front_views: list[str] = []
     multi_run = data["run"].n_unique() > 1
     tips = [alt.Tooltip(f"{safe(c)}:N" if data[safe(c)].dtype == pl.String else f"{safe(c)}:Q",
                         title=title_of(c, labels, images=c in images), format=alt.Undefined if data[safe(c)].dtype == pl.String else ",.4~g")
@@ -133,6 +168,15 @@ def pareto_explorer(
         )
         point_views.append(f"pareto_points_{i}")
         layers = [points]
+        # designs with a precomputed roofline ringed on top: clicking one picks it (a `drillable` column marks
+        # them; without it every front point is clickable)
+        can_drill = alt.datum.drillable if "drillable" in data.columns else alt.datum.pareto
+        clickable = base.transform_filter(can_drill).mark_point(  # filled (almost clear) so a click inside hits it
+            filled=True, size=110, fill="#ffffff", fillOpacity=0.01, stroke="black", strokeWidth=1.3,
+            strokeOpacity=0.9, cursor="pointer").encode(
+            x=xenc, y=yenc, tooltip=tips).properties(name=f"pareto_click_{i}")
+        front_views.append(f"pareto_click_{i}")
+        layers.append(clickable)
         front = pair_front(data.filter(pl.col("pareto")), ox, oy)
         if len(front):
             layers.insert(0, alt.Chart(front).mark_line(
@@ -144,15 +188,22 @@ def pareto_explorer(
             rp = refs.filter(pl.col(xs).is_not_null() & pl.col(ys).is_not_null() & (pl.col(xs) > 0 if logx else True)
                              & (pl.col(ys) > 0 if logy else True))
             if len(rp):
+                dy = label_offsets(rp[xs].cast(pl.Float64).to_numpy(), rp[ys].cast(pl.Float64).to_numpy(), logx, logy,
+                                   view.width, view.height, data[xs].cast(pl.Float64).to_numpy(),
+                                   data[ys].cast(pl.Float64).to_numpy())
+                rp = rp.with_columns(pl.Series("_label_dy", np.nan_to_num(dy)), pl.Series("_labelled", ~np.isnan(dy)))
                 rbase = alt.Chart(rp).encode(x=xenc, y=yenc, tooltip=[alt.Tooltip("name:N", title="Reference chip")] + [
                     alt.Tooltip(f"{c}:Q", title=title_of(o.metric, labels), format=",.4~g")
                     for o in objs for c in [safe(o.metric)] if c in rp.columns])
                 layers.append(rbase.mark_point(shape="diamond", size=120, filled=False, strokeWidth=2,
                                                color="black").properties(name=f"pareto_refs_{i}"))
-                layers.append(rbase.mark_text(align="left", dx=7, dy=-7, fontSize=11, fontWeight="bold")
-                              .encode(text="name:N").properties(name=f"pareto_reflabels_{i}"))
+                for slot in sorted(set(dy[~np.isnan(dy)].tolist())):  # one text layer per vertical offset
+                    layers.append(rbase.transform_filter(alt.datum._label_dy == slot).mark_text(
+                        align="left", dx=7, dy=slot, baseline="middle", fontSize=11, fontWeight="bold").encode(
+                        text="name:N"))
         charts.append(alt.layer(*layers))
-    rows = [alt.hconcat(*charts[i : i + 3]) for i in range(0, len(charts), 3)]
+    n = per_row(view.width)
+    rows = [alt.hconcat(*charts[i : i + n]) for i in range(0, len(charts), n)]
     counter = (
         alt.Chart(data)
         .transform_filter(brush)
@@ -171,6 +222,10 @@ def pareto_explorer(
         alt.TopLevelSelectionParameter(
             name="pick", select=alt.PointSelectionConfig(type="point", fields=["colour"]), bind="legend",
             views=point_views,
+        ),
+        alt.TopLevelSelectionParameter(
+            name=CLICK, select=alt.PointSelectionConfig(type="point", fields=["design"], on="click",
+                                                        clear="dblclick"), views=front_views,
         ),
         colour_by,
     ]

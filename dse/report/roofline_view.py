@@ -62,7 +62,7 @@ def roof_lines(roofs: pl.DataFrame, lo: float = 0.05, hi: float = 1e5, n: int = 
 
 
 def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *,
-                   design_pick: alt.Parameter, scenario_pick: alt.Parameter) -> alt.Chart:
+                   design_pick: alt.Parameter, scenario_pick: alt.Parameter, reference: str | None = None) -> alt.Chart:
     """Operators (x = FLOP per byte moved, y = attained TFLOP/s) of the dropdown's design on log axes.
 
     `ops`: operator rows with design and scenario; `roofs`: design, scenario, precision, peak_tflops,
@@ -125,11 +125,31 @@ def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *
             *([alt.Tooltip("mapping:N", title="Mapping")] if "mapping" in pts.columns else []),
         ],
     ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_ops")
-    return alt.layer(roofs_layer, knee_rule, knee_text, points).resolve_scale(
+    layers = [roofs_layer, knee_rule, knee_text, points]
+    if reference:  # the reference chip drawn under every pick, in grey: its roofs and its operators
+        is_ref = alt.datum.design == reference
+        ref_roofs = alt.Chart(lines).mark_line(color="#9a9a9a", strokeWidth=1.2, opacity=0.8, clip=True).encode(
+            x=x, y=y, detail="precision:N",
+            tooltip=[alt.Tooltip("design:N", title="Reference"), alt.Tooltip("roof:N", title="Roof")],
+        ).transform_filter(is_ref).transform_filter(alt.datum.roof == "off-chip memory roof").transform_filter(
+            roof_in_scenario).properties(name="roofline_ref_roofs")
+        ref_pts = alt.Chart(pts).mark_point(filled=False, color="#9a9a9a", opacity=0.7, size=40).encode(
+            x=x, y=alt.Y("attainable_tflops:Q", scale=alt.Scale(type="log")),
+            tooltip=[alt.Tooltip("design:N", title="Reference"), alt.Tooltip("name:N", title="Operator"),
+                     alt.Tooltip("attainable_tflops:Q", title="Attained (TFLOP/s)", format=",.3~g")],
+        ).transform_filter(is_ref).transform_filter(in_scenario).properties(name="roofline_ref_ops")
+        ref_text = alt.Chart(knee_df).mark_text(align="right", dx=-6, dy=10, color="#777777").encode(
+            x=alt.X("knee:Q", scale=alt.Scale(type="log", domain=[lo, hi])),
+            y=alt.Y("peak_tflops:Q", scale=alt.Scale(type="log")), text=alt.value(f"grey: {reference}"),
+        ).transform_filter(is_ref).transform_filter(roof_in_scenario).properties(name="roofline_ref_label")
+        layers = [ref_roofs, ref_pts, ref_text, *layers]
+    subtitle = ["Click a Pareto-front point in the explorer (or use the 'Design' dropdown); point size = share of "
+                "the scenario's step time;",
+                "dashed grey rule = off-chip knee" + (f"; grey lines and rings = {reference}, for comparison." if reference
+                                                      else ".")]
+    return alt.layer(*layers).resolve_scale(
         color="independent", shape="independent", size="independent", strokeDash="independent"
     ).properties(
         width=view.width, height=view.height,
-        title=alt.Title(view.title, subtitle="Pick the design in the 'Design' dropdown; point size = share of "
-                        "the scenario's step time; the dashed grey rule is the off-chip knee.",
-                        anchor="start", fontSize=16),
+        title=alt.Title(view.title, subtitle=subtitle, anchor="start", fontSize=16),
     )
