@@ -69,7 +69,7 @@ def breakdown_chart(ops: pl.DataFrame, view: BreakdownView, *, design_pick: alt.
     bars = alt.Chart().mark_bar().encode(
         x=alt.X(xfield, title=xtitle, stack="zero",
                 scale=alt.Scale(domain=[0, 100], nice=False) if view.normalize else alt.Undefined),
-        y=alt.Y("design:N", title=None, sort=order or None, axis=alt.Axis(labelLimit=230)),
+        y=alt.Y("design:N", title="Design", sort=order or None, axis=alt.Axis(labelLimit=200)),
         color=alt.Color("component:N", title="Time in", scale=alt.Scale(domain=COMPONENTS, range=COLOURS)),
         order=alt.Order("component_order:Q"),
         opacity=opacity,
