@@ -110,7 +110,6 @@ def evaluate(
     the_mix = _resolve_mix(mix, scenario, adhoc)
     if samples:
         from dse.commands.uncertainty import print_samples
-        from dse.errors import DseUserError
 
         if tp or pp:
             raise DseUserError("--samples cannot be combined with --tp/--pp (the Monte-Carlo keeps the best mapping)")
