@@ -103,6 +103,11 @@ def evaluate(
     design = designs[0]
     check_workload_flags(mix, scenario, model)
     d = load_design(design)
+    if chips is not None and chips > d.system.num_chips:
+        raise typer.BadParameter(
+            f"{chips} chips asked for, but design {d.name or design!r} has system.num_chips = "
+            f"{d.system.num_chips}; use --chips {d.system.num_chips} or less, or a design with more chips",
+            param_hint="'--chips'")
     adhoc = None
     if model:
         adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
