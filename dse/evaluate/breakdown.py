@@ -48,7 +48,7 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
     steps, (w, kv, act) = plan_steps(scenario, shape, prec, plan)
-    wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+    wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes, hw.sram_cache)
     wres, kres, resident = timed_residency(scenario.kind, wres, kres, resident)
     rows, totals = [], {}
     for ph, step in steps:

@@ -58,19 +58,35 @@ class MappingResult:
         return Plan(**{k: int(v[i]) for k, v in self.plans.items()})
 
 
-def residency(w, kv, act, sram_bytes, mem_bytes):
+def residency(w, kv, act, sram_bytes, mem_bytes, cache=None):
     """Where the per-chip working set lives: (weights_resident, kv_resident, fits, resident_bytes).
 
-    Weights are SRAM-resident when they fit with the activation buffers; the KV cache too when it
-    also fits. Otherwise they stream from off-chip memory, which must then hold them; a chip with no
-    off-chip memory must hold everything in SRAM.
+    The resident shares are fractions in [0, 1]: the SRAM left after the activation buffers holds
+    f = (sram − act) / w of the weights, then the KV cache in what remains; the rest streams from
+    off-chip memory every step, so step time is continuous in `sram_mb`. What fits at all is decided
+    all or nothing: off-chip memory must hold whatever is not wholly resident, and a chip with no
+    off-chip memory must hold everything in SRAM. A hardware-managed cache (`cache` True) holds no
+    share of a working set larger than itself: a step streams weights in the same order every time,
+    and least-recently-used replacement evicts each line before its next use.
     """
     wres = w + act <= sram_bytes
     kres = wres & (w + kv + act <= sram_bytes)
     need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
     fits = np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
-    resident = np.where(wres, w, 0.0) + np.where(kres, kv, 0.0)
-    return wres, kres, fits, resident
+    room = np.asarray(sram_bytes, float) - act
+    part = 1.0 if cache is None else np.where(np.asarray(cache, bool), 0.0, 1.0)
+    fw = np.where(wres, 1.0, part * np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
+    fk = np.where(kres, 1.0, np.where(wres, part * np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
+    resident = fw * w + fk * kv
+    return fw, fk, fits, resident
+
+
+def residency_combo(fw: np.ndarray, fk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(combo, partial): the all-or-nothing residency `ComboCache` keys on (0 streamed, 1 weights,
+    2 weights and KV resident) and where a resident share is fractional (timed per plan instead)."""
+    combo = (fw >= 1.0).astype(int) + (fk >= 1.0).astype(int)
+    partial = ((fw > 0) & (fw < 1)) | ((fk > 0) & (fk < 1))
+    return combo, partial
 
 
 def timed_residency(kind: str, wres: np.ndarray, kres: np.ndarray, resident: np.ndarray
@@ -92,17 +108,8 @@ def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepE
 
 
 def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
-    """Evaluate `ops` under each design's own residency, once per distinct (wres, kres) combination."""
-    out = StepEval(np.zeros(hw.n), np.zeros(hw.n))
-    ops = compress_ops(ops)
-    combo = wres.astype(int) * 2 + kres.astype(int)
-    for c in np.unique(combo):
-        sel = combo == c
-        sub = hw.take(sel)
-        r = _eval(ops, sub, cal, wres[sel], kres[sel], resident[sel])
-        out.time_s[sel] = r.time_s
-        out.energy_j[sel] = r.energy_j
-    return out
+    """Evaluate `ops` under each design's own (possibly fractional) residency, in one vectorized call."""
+    return _eval(compress_ops(ops), hw, cal, wres, kres, resident)
 
 
 _KEY_COLS = ("kind", "flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
@@ -233,18 +240,20 @@ class _LlmGroup:
         """(footprint, chips_ok, fits, combo) of `plan` on the group's designs still `alive`."""
         w, kv, act = llm_footprint(self.scenario, self.shape, self.prec, steps, plan)
         ok = (self.chips >= self.grp * plan.pp) & alive
-        wres, kres, fits, _ = residency(w, kv, act, self.hw.sram_bytes, self.hw.mem_bytes)
-        return (w, kv), ok, fits, wres.astype(int) + kres.astype(int)
+        fw, fk, fits, _ = residency(w, kv, act, self.hw.sram_bytes, self.hw.mem_bytes, self.hw.sram_cache)
+        return (w, kv), ok, fits, (fw, fk)
 
-    def evaluate_rung(self, rung: Rung, steps: LlmSteps, cands: list[tuple[Plan, np.ndarray, np.ndarray]]) -> list[LlmPlanEval]:
-        """Times of every (plan, combo, candidate designs) of one rung, one vectorized call per residency."""
+    def evaluate_rung(self, rung: Rung, steps: LlmSteps, cands: list[tuple[Plan, tuple, np.ndarray]]) -> list[LlmPlanEval]:
+        """Times of every (plan, residency, candidate designs) of one rung: one vectorized call per
+        all-or-nothing residency (cached), plus one per plan for the designs with a fractional share."""
         dec_cache = ComboCache(steps.decode.ops, self.hw, self.cal)
         chunk_cache, hop_chunk = self.chunk(steps)
         all_combo = np.zeros(len(self.idx), int)
+        split = [(plan, *residency_combo(*fr), fr, cidx) for plan, fr, cidx in cands]
         for c in (0, 1, 2):
             mask = np.zeros(len(self.idx), bool)
-            for _, combo, cidx in cands:
-                mask[cidx[combo[cidx] == c]] = True
+            for _, combo, partial, _, cidx in split:
+                mask[cidx[(combo[cidx] == c) & ~partial[cidx]]] = True
             all_combo[:] = c
             dec_cache.prefetch(all_combo, mask)
             self.pre_cache.prefetch(all_combo, mask)
@@ -252,8 +261,21 @@ class _LlmGroup:
         hop_dec = self.hop(rung.micro_batch)
         static = self.hw.static_w if self.hw.static_w is not None else np.zeros(len(self.idx))
         out = []
-        for plan, combo, cidx in cands:
-            d, p, ch = dec_cache.get(combo, cidx), self.pre_cache.get(combo, cidx), chunk_cache.get(combo, cidx)
+        for plan, combo, partial, (fw, fk), cidx in split:
+            whole = cidx[~partial[cidx]]
+            part = cidx[partial[cidx]]
+            evals = []
+            for cache in (dec_cache, self.pre_cache, chunk_cache):
+                ev = StepEval(np.zeros(len(cidx)), np.zeros(len(cidx)))
+                if len(whole):
+                    r = cache.get(combo, whole)
+                    ev.time_s[~partial[cidx]], ev.energy_j[~partial[cidx]] = r.time_s, r.energy_j
+                if len(part):
+                    r = _eval(cache.ops, self.hw.take(part), self.cal, fw[part], fk[part], np.zeros(len(part)))
+                    ev.time_s[partial[cidx]], ev.energy_j[partial[cidx]] = r.time_s, r.energy_j
+                evals.append(ev)
+            d, p, ch = evals
+            combo = fw + fk  # resident level for the bound label (>= 1: weights wholly resident)
             out.append(self.plan_times(plan, steps, combo, cidx, d, p, ch, hop_dec[cidx], hop_chunk[cidx],
                                        static[cidx]))
         return out
@@ -443,7 +465,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
         b = plan.batch
         step = Builders.cnn(shape, b, prec)
         w, kv, act = cnn_footprint(step)
-        wres, kres, fits, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes)
+        wres, kres, fits, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes, hw.sram_cache)
         wres, kres, resident = timed_residency("cnn", wres, kres, resident)
         for j in np.flatnonzero(alive & ~fits & ~feasible & (reason == "")):
             reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
@@ -475,7 +497,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
         m["batch"][g] = b
         for f in _PLAN_FIELDS:
             plans[f][g] = getattr(plan, f) if f != "dp" else chips_avail[idx][better]
-        weights[g] = np.where(wres[idx][better], "sram-resident", "weights-streamed")
+        weights[g] = np.where(wres[idx][better] >= 1.0, "sram-resident", "weights-streamed")
     reason[~feasible & (reason == "")] = "no feasible batch"
     for k in m:
         m[k][~feasible] = 0.0

@@ -63,6 +63,7 @@ class HwView:
     mem_pj_per_bit: np.ndarray | None = None
     link_pj_per_bit: np.ndarray | None = None
     static_w: np.ndarray | None = None
+    sram_cache: np.ndarray | None = None      # True: hardware-managed cache (None: scratchpad)
 
     @property
     def n(self) -> int:
@@ -115,6 +116,7 @@ class HwView:
             mem_pj_per_bit=get("mem_pj_per_bit"),
             link_pj_per_bit=get("link_pj_per_bit"),
             static_w=get("static_w"),
+            sram_cache=get("is_cache", False).astype(bool),
         )
 
 
@@ -353,8 +355,10 @@ def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray) -> tuple[n
 def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, resident_bytes=None) -> OpTimes:
     """Times of every operator of `ops` (an OpTable of one chip) on every design of `hw`.
 
-    `weights_resident` / `kv_resident` (bool, shape (n,)) say whether weights / KV cache live in SRAM;
-    otherwise they stream from off-chip memory every step. Activations stay on chip when an operator's
+    `weights_resident` / `kv_resident` (shape (n,), bool or a fraction in [0, 1]) say which share of the
+    weights / KV cache lives in SRAM; the rest streams from off-chip memory every step (a partly resident
+    tensor streams its remainder inside the same kernel, so the transfer-size effect is the whole
+    tensor's, scaled by the streamed share: time is continuous in the resident fraction). Activations stay on chip when an operator's
     activations fit in the SRAM left over by `resident_bytes` (shape (n,)), else they spill off-chip too.
     Step-level terms (the stack's per-step overhead, communication hidden under compute) are spread over
     the step's operators so that the step time Σ count·total includes each exactly once.
@@ -385,8 +389,8 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
         vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
         compute[:, st.vec] = st.flops[st.vec][None, :] / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
 
-    wres = np.asarray(weights_resident, bool)[:, None]
-    kres = np.asarray(kv_resident, bool)[:, None]
+    wres = np.clip(np.asarray(weights_resident, float), 0.0, 1.0)[:, None]
+    kres = np.clip(np.asarray(kv_resident, float), 0.0, 1.0)[:, None]
     has_mem = (hw.mem_bw > 0)[:, None]
     fused = (st.fusable & cal.fuse_epilogues)[None, :]
     # a fused epilogue's activations never leave the kernel, and its few parameters (norm scales) ride
@@ -398,15 +402,20 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     free_sram = np.maximum(hw.sram_bytes - resident, 0.0)[:, None]
     act_on_chip = (act <= free_sram) | ~has_mem
     nc = st.noncoll[None, :]
-    off = (np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) + np.where(act_on_chip, 0.0, act)) * (has_mem & nc)
-    half = cal.mem_bytes_half_mb * 1e6
+    act_off = np.where(act_on_chip, 0.0, act)
+    off = ((1.0 - wres) * w + (1.0 - kres) * kv + act_off) * (has_mem & nc)
+    # share of the operator's transfer still streamed: 1 when any of its tensors streams whole (f in
+    # {0, 1} gives the all-or-nothing model exactly), → 0 as a partly resident tensor becomes resident
+    streamed = np.maximum(np.maximum(np.where(w > 0, 1.0 - wres, 0.0), np.where(kv > 0, 1.0 - kres, 0.0)),
+                          np.where(act_off > 0, 1.0, 0.0))
+    half = cal.mem_bytes_half_mb * 1e6 * streamed
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
     # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
     memory = (off + half) / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0) * (off > 0)
 
     # SRAM port traffic of what lives on chip; streamed weights/KV flow through double-buffered
     # staging at the off-chip rate, which the memory term already bounds
-    on = (np.where(wres, w, 0.0) + np.where(kres, kv, 0.0) + np.where(act_on_chip, act, 0.0)) * nc
+    on = (wres * w + kres * kv + np.where(act_on_chip, act, 0.0)) * nc
     sram = on / np.maximum(hw.sram_bw[:, None] * cal.sram_eff_max, 1.0)
 
     comm = np.zeros((n, k))

@@ -154,7 +154,7 @@ def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
     hw = _hw(m)
     kv = Builders.kv_bytes(shape, b, m.prompt_len + m.output_len, tp, prec)
     wres, kres, _, resident = residency(step.weight_bytes_per_chip, kv, step.act_bytes_per_chip,
-                                        hw.sram_bytes, hw.mem_bytes)
+                                        hw.sram_bytes, hw.mem_bytes, hw.sram_cache)
     ops = step.ops.select(step.ops.layer)
     ops = ops.replace(count=np.ones(len(ops)))
     t = op_times(ops, hw, cal, wres, kres, resident)
