@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from dse.errors import DseUserError
+
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.yaml"
 
 
@@ -80,7 +82,6 @@ def calibration_classes(path: Path | None = None) -> dict[str, Calibration]:
 
 def load_calibration(name: str | None = None, path: Path | None = None) -> Calibration:
     """The constants of software class `name` (default: the file's default class)."""
-    from dse.errors import DseUserError
 
     data = _load(str(path or CALIBRATION_FILE))
     key = name or data.default_class

@@ -17,6 +17,7 @@ import numpy as np
 
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
+from dse.model.hardware import active_technology
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
 # Share of its TDP a running chip burns before the energy of its operations (clock tree at full clock,
@@ -91,7 +92,6 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
 
 def design_power(design, tech=None) -> dict:
     """One-design wrapper: the power breakdown of a `Design` as a dict."""
-    from dse.model.hardware import active_technology
 
     arr = DesignArrays.from_designs([design], tech or active_technology())
     return chip_power(arr).row(0)

@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from dse.errors import ConfigError
+
 Path_ = tuple[str, ...]
 RANGE_KEYS = frozenset({"dist", "value", "low", "high", "mode", "median", "sigma", "source"})
 
@@ -136,7 +138,6 @@ def is_range(node: Any) -> bool:
 def split_ranges(raw: Any, where: str = "<technology>") -> tuple[Any, list[tuple[Path_, Distribution]]]:
     """(raw with every range replaced by its nominal value, [(path, Distribution), …]) — a bad range is a
     ConfigError naming the file and the dotted path."""
-    from dse.errors import ConfigError
 
     found: list[tuple[Path_, Distribution]] = []
     problems: list[str] = []

@@ -12,6 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from dse.evaluate import evaluate, metric_names
+from dse.model.arrays import DesignArrays
+from dse.model.technology import default_technology, load_technology
+from dse.workloads.scenarios import load_mix
+
 
 class ModelEvaluator:
     """Evaluate designs given as dotted knob columns with `dse.evaluate.evaluate` on `mix`."""
@@ -29,7 +34,6 @@ class ModelEvaluator:
 
     def mix(self) -> Any:
         if self._mix is None:
-            from dse.workloads.scenarios import load_mix
 
             spec = self.mix_spec
             if isinstance(spec, str) and spec.endswith((".yaml", ".yml")) and self.base_dir:
@@ -40,19 +44,15 @@ class ModelEvaluator:
 
     def tech(self) -> Any:
         if self._tech is None:
-            from dse.model.technology import default_technology, load_technology
 
             self._tech = load_technology(Path(self.technology)) if self.technology else default_technology()
         return self._tech
 
     def metric_names(self) -> list[str]:
-        from dse.evaluate import metric_names
 
         return list(metric_names(self.mix()))
 
     def __call__(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from dse.model.arrays import DesignArrays
-        from dse.evaluate import evaluate
 
         arr = DesignArrays.from_columns(columns, self.tech())
         return normalize(evaluate(arr, self.mix(), self.tech()), len(next(iter(columns.values()))))

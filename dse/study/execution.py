@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
 import sys
 import time
 import traceback
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from dse.errors import DseUserError
 
 Columns = dict[str, np.ndarray]
 
@@ -71,9 +74,7 @@ def check_reachable(address: str, what: str = "--address / execution.address", t
     minutes) unless a `host:port` or `ray://host:port` address accepts a TCP connection and answers the
     HTTP/2 handshake that every gRPC server (Ray's GCS, Ray Client) answers. With RAY_USE_TLS only the
     TCP connection is checked (the handshake would then start with TLS)."""
-    import socket
 
-    from dse.errors import DseUserError
 
     if address in ("auto", "local"):
         return
@@ -124,7 +125,6 @@ def _ray_initialized() -> bool:
 
 def _attach(ray: Any, address: str | None) -> None:
     """`ray.init` onto an existing cluster; connection failures become user errors."""
-    from dse.errors import DseUserError
 
     try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)

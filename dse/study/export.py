@@ -16,6 +16,7 @@ import polars as pl
 import yaml
 
 from dse.errors import DseUserError
+from dse.model.hardware import Design
 from dse.pareto import pareto_rank
 from dse.runs.front import front_mask, maximize_of, objective_matrix
 from dse.runs.layout import RunMeta
@@ -67,7 +68,6 @@ def _py(v: Any) -> Any:
 
 def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]) -> Any:
     """The Design of one results row (knob columns → Design.from_flat)."""
-    from dse.model.hardware import Design
 
     flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None}
     flat["name"] = name

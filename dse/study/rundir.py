@@ -20,6 +20,7 @@ from dse.runs.front import STUDY_RULE
 from dse.runs.layout import JOURNAL, RUN_JSON, STUDY_YAML, RunMeta
 from dse.runs.reader import read_json
 from dse.runs.writer import PartStore, store_technology, write_meta
+from dse.study.evaluator import ModelEvaluator
 from dse.study.spec import Study
 
 
@@ -81,7 +82,6 @@ def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str
 
 def resolved_mix(study: Study) -> dict[str, Any] | None:
     """The study's mix as evaluated, for run.json (None if it cannot be resolved here)."""
-    from dse.study.evaluator import ModelEvaluator
 
     base = study.path.parent if study.path else None
     try:

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dse import expr as ex
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
 from dse.runs.layout import Objective
-from dse import expr as ex
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
 

@@ -14,14 +14,23 @@ from typing import Any, Callable
 
 import polars as pl
 
+from dse.errors import DseUserError
 from dse.runs.front import front_mask
 from dse.runs.layout import RESULTS, RunMeta
-from dse.runs.writer import PartStore, RunLock, atomic_write_parquet, write_json, write_meta
+from dse.runs.writer import (
+    PartStore,
+    RunLock,
+    atomic_write_parquet,
+    write_json,
+    write_meta,
+)
+from dse.study.execution import check_reachable, ray_session
+from dse.study.probe import check_study
+from dse.study.runner import StudyRunner, check_folder, default_evaluator
 from dse.study.spec import Study, sub_studies
 
 
 def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> dict[str, Any]:
-    from dse.study.runner import StudyRunner
 
     return StudyRunner(sub, Path(run_dir), trials=trials, evaluator=evaluator, serial=True).run().summary
 
@@ -41,14 +50,10 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
               address: str | None = None, evaluator_for: Callable[[Study], Any] | None = None,
               on_progress: Callable[[dict[str, int], dict[str, int | None], float], None] | None = None) -> dict:
     """Run every sub-study of `study.spec.sweep`; returns the sweep summary."""
-    from dse.study.execution import ray_session
-    from dse.study.probe import check_study
-    from dse.study.runner import check_folder, default_evaluator
 
     use_ray = not (serial or study.spec.execution.backend == "serial")
     addr = address or study.spec.execution.address
     if use_ray and (addr or os.environ.get("RAY_ADDRESS")):  # fail before writing anything
-        from dse.study.execution import check_reachable
 
         check_reachable(addr) if addr else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     sweep_dir = Path(out) / study.name
@@ -85,7 +90,6 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
 
 def _get(ray: Any, ref: Any, name: str) -> dict:
     """A sub-study's summary; a user error raised inside its task is re-raised without Ray's remote traceback."""
-    from dse.errors import DseUserError
 
     try:
         return ray.get(ref)

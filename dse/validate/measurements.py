@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dse.config import load_yaml_model
+from dse.errors import DseUserError
 from dse.workloads.shapes import ModelShape
 
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
@@ -141,7 +143,6 @@ def assign_splits(rows: list[Measurement]) -> dict[str, str]:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> MeasurementFile:
-    from dse.config import load_yaml_model
 
     return load_yaml_model(Path(path), MeasurementFile, what="measurements")
 
@@ -156,7 +157,6 @@ def select(split: str = "all", path: Path | None = None) -> list[tuple[Measureme
     rows = load_measurements(path).measurements
     splits = assign_splits(rows)
     if split not in ("train", "test", "all"):
-        from dse.errors import DseUserError
 
         raise DseUserError(f"unknown split {split!r} (valid: train, test, all)")
     return [(m, splits[m.id]) for m in rows if split == "all" or splits[m.id] == split]

@@ -14,29 +14,35 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from dse.catalog import load_catalog_design
+from dse.errors import DseUserError
+from dse.evaluate.mapping import map_cnn, map_llm, residency
+from dse.evaluate.steps import Builders
+from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration
+from dse.model.hardware import Design
+from dse.model.perf import HwView, collective_time, op_times
+from dse.model.power import chip_power, workload_power_w
+from dse.model.technology import default_technology
 from dse.validate.measurements import Measurement
+from dse.workloads.modelfile import load_model_shape
+from dse.workloads.ops import OpBuilder
+from dse.workloads.precision import parse_precision
+from dse.workloads.scenarios import BatchRange
 
 
 @lru_cache(maxsize=64)
 def hw_view(hardware: str, num_chips: int, overrides: tuple[tuple[str, object], ...] = ()):
     """HwView of catalog design `hardware` with `num_chips` chips and dotted-field overrides."""
-    from dse.catalog import load_catalog_design
-    from dse.model.arrays import DesignArrays
-    from dse.model.hardware import Design
-    from dse.model.perf import HwView
-    from dse.model.technology import default_technology
 
     flat = load_catalog_design(hardware).to_flat()
     flat["system.num_chips"] = int(num_chips)
     for key, val in overrides:
         if key not in flat:
-            from dse.errors import DseUserError
 
             raise DseUserError(f"override {key!r} is not a design field of {hardware}")
         flat[key] = val
     design = Design.from_flat(flat)
-    from dse.model.power import chip_power
 
     arr = DesignArrays.from_designs([design], default_technology())
     hw = HwView.from_arrays(arr)
@@ -53,7 +59,6 @@ def _hw(m: Measurement):
 
 def model_shape(name: str, extra: dict | None = None):
     """A built-in model shape, or one defined in the measurement file's `models:`."""
-    from dse.workloads.modelfile import load_model_shape
 
     if extra and name in extra:
         return extra[name]
@@ -61,13 +66,11 @@ def model_shape(name: str, extra: dict | None = None):
 
 
 def _precision(name: str):
-    from dse.workloads.precision import parse_precision
 
     return parse_precision(name)
 
 
 def _batch_policy(m: Measurement):
-    from dse.workloads.scenarios import BatchRange
 
     return m.batch if m.batch is not None else BatchRange(min=1, max=int(m.max_batch))
 
@@ -80,7 +83,6 @@ def llm_scenario(m: Measurement) -> SimpleNamespace:
     b (see `_predict_llm`): map_llm's early stop skips a fixed batch when its smaller micro-batches were
     not candidates (fixed batch 52 at pp = 1 is reported infeasible); throughput grows with the batch
     in the static-batching model, so the search returns b whenever b fits."""
-    from dse.workloads.scenarios import BatchRange
 
     thr = m.metric in ("tokens_per_s_per_chip", "offline_tokens_per_s_per_chip")
     batch = _batch_policy(m)
@@ -92,8 +94,6 @@ def llm_scenario(m: Measurement) -> SimpleNamespace:
 
 
 def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
-    from dse.evaluate.steps import Builders
-    from dse.evaluate.mapping import map_llm
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
@@ -118,9 +118,6 @@ def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
 def _predict_power(m: Measurement, cal: Calibration, models) -> float:
     """Average power per chip while the measured LLM setup decodes: the mapping's energy per token
     (dynamic energy of the step + static power over its time) times the tokens per second of one chip."""
-    from dse.evaluate.steps import Builders
-    from dse.evaluate.mapping import map_llm
-    from dse.model.power import workload_power_w
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
@@ -140,9 +137,6 @@ def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
     with weights / KV streamed or resident by the mapping's residency rule for the whole model.
     layer_prefill: batch x prompt_len tokens; layer_decode: one token per sequence attending
     prompt_len cached positions (the KV length of the measured step)."""
-    from dse.evaluate.steps import Builders
-    from dse.evaluate.mapping import residency
-    from dse.model.perf import op_times
 
     shape = model_shape(m.model, models)
     prec = _precision(m.precision)
@@ -167,8 +161,6 @@ def cnn_scenario(m: Measurement) -> SimpleNamespace:
 
 
 def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
-    from dse.evaluate.steps import Builders
-    from dse.evaluate.mapping import map_cnn
 
     res = map_cnn(cnn_scenario(m), model_shape(m.model, models), _precision(m.precision), _hw(m), cal, Builders)
     if not res.feasible[0]:
@@ -178,8 +170,6 @@ def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
 
 def _predict_gemm(m: Measurement, cal: Calibration, models) -> float:
     """One GEMM: activations (m x k) times a weight matrix (k x n) read from off-chip memory."""
-    from dse.model.perf import op_times
-    from dse.workloads.ops import OpBuilder
 
     b = OpBuilder(_precision(m.precision))
     b.gemm("gemm", m.m, m.k, m.n)
@@ -191,7 +181,6 @@ def _predict_gemm(m: Measurement, cal: Calibration, models) -> float:
 
 
 def _predict_collective(m: Measurement, cal: Calibration, models) -> float:
-    from dse.model.perf import collective_time
 
     t = collective_time("allreduce", np.array([m.message_bytes]), np.array([float(m.num_chips)]), _hw(m), cal)
     return float(t[0, 0]) * 1e6

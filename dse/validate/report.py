@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dse.model.calibration import load_calibration
 from dse.validate.measurements import REGIMES, load_measurements, select
+from dse.validate.predict import predict
 
 
 @dataclass
@@ -42,8 +44,6 @@ class Summary:
 
 def predict_rows(split: str = "all", calibrations: dict | None = None, path: Path | None = None) -> list[Row]:
     """Predicted vs measured for every measurement of `split` (calibrations: class -> Calibration)."""
-    from dse.model.calibration import load_calibration
-    from dse.validate.predict import predict
 
     data = load_measurements(path)
     out = []
