@@ -145,7 +145,7 @@ def test_area_and_cost_grow_with_macs_and_sram(cols, knob):
     assert a2.total_mm2[0] > a1.total_mm2[0] or (a1.pad_mm2[0] > 0 and a2.total_mm2[0] == a1.total_mm2[0])
     # dies fixed: bigger dies never cost less (an I/O-padded die keeps its area: equal up to rounding)
     assert c2.chip_usd[0] >= c1.chip_usd[0] * (1 - 1e-12)
-    assert p2.peak_w[0] > p1.peak_w[0]
+    assert p2.peak_w[0] >= p1.peak_w[0]  # never lower (equal when a cap or floor binds)
 
 
 @settings(max_examples=60, deadline=None)
