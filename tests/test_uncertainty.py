@@ -210,3 +210,75 @@ def test_cli_evaluate_samples_prints_quantiles():
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)["metrics"]["system_cost_usd"]
     assert m["p10"] <= m["p50"] <= m["p90"] and m["p10"] < m["p90"]
+
+
+# ------------------------------------------------------------------ cross-generation validation
+def test_cross_generation_fits_on_older_hardware_only():
+    from dse.validate.generation import cross_generation, generation_markdown, is_older
+
+    assert is_older("A100-SXM-80GB") and not is_older("H100-SXM") and not is_older("no-such-chip")
+    rep = cross_generation(max_evals=10, restarts=0)
+    assert rep.train_hardware == ["A100-SXM-80GB"]
+    assert rep.cross and all(r.hardware != "A100-SXM-80GB" for r in rep.cross)
+    assert all(f.n_train > 0 for f in rep.fits.values())
+    assert rep.cross_summary[-1].group == "overall" and rep.cross_summary[-1].n == len(rep.cross) == len(rep.shipped)
+    assert "H100-SXM" in generation_markdown(rep)
+
+
+# ------------------------------------------------------------------ sensitivity
+def test_sensitivity_steps_come_from_the_registry():
+    from dse.model.knobs import KNOBS
+    from dse.uncertainty.sensitivity import knob_steps
+
+    h = load_catalog_design("H100-SXM")
+    steps = {k.name: (old, new) for k, old, new in knob_steps(h, default_technology())}
+    assert steps["chip.memory_stacks"] == (5, 6)            # small count: +1
+    assert steps["chip.cores"] == (132, 145)                # large count: +10 %
+    assert steps["chip.process_node"] == ("n4", "n3")       # next entry of the process table
+    assert steps["chip.sparsity_2to4"] == (True, False)
+    assert set(steps) <= {k.name for k in KNOBS}
+
+
+def test_hbm_bandwidth_is_worth_more_than_macs_for_h100_on_local():
+    """The seed's claim, checked by the tool: on the `local` mix (batch-1 decode) the throughput
+    elasticity of memory bandwidth is positive and larger than that of compute."""
+    from dse.uncertainty.sensitivity import sensitivity
+
+    nominal, changes = sensitivity(load_catalog_design("H100-SXM"), "local", ["mix.throughput", "system_cost_usd"],
+                                   ranges=False)
+    by = {c.name: c for c in changes}
+    bw = max(by["chip.memory_stacks"].elasticity["mix.throughput"],
+             by["chip.memory_gbps_per_stack"].elasticity["mix.throughput"])
+    assert bw > 0
+    macs = [by[n] for n in ("chip.cores", "chip.array_rows", "chip.array_cols") if by[n].feasible]
+    compute = [c.elasticity["mix.throughput"] for c in macs] + [by["chip.clock_ghz"].elasticity["mix.throughput"]]
+    assert bw > max(compute)
+    assert by["chip.memory_stacks"].delta_rel["system_cost_usd"] > 0  # a stack costs money
+
+
+def test_sensitivity_technology_ranges_move_cost_not_throughput():
+    from dse.uncertainty.sensitivity import sensitivity
+
+    _, changes = sensitivity(load_catalog_design("H100-SXM"), "local", ["mix.throughput", "system_cost_usd"])
+    tech_rows = {(c.name, c.new): c for c in changes if c.kind == "technology"}
+    hbm_low = tech_rows[("memories.hbm3.usd_per_gb", 7.0)]
+    assert hbm_low.delta_rel["system_cost_usd"] < 0 and hbm_low.delta_rel["mix.throughput"] == 0
+    assert tech_rows[("process_nodes.n3.wafer_price_usd", 30000.0)].delta_rel["system_cost_usd"] == 0  # H100 is n4
+
+
+def test_cli_sensitivity_ranks_changes():
+    import json
+
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    r = CliRunner().invoke(app, ["sensitivity", "H100-SXM", "--mix", "local", "-o", "mix.throughput", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["changes"]
+    feasible = [c["feasible"] for c in rows]
+    assert feasible == sorted(feasible, reverse=True)  # infeasible steps last
+    effects = [abs(c["delta_rel"]["mix.throughput"]) for c in rows if c["feasible"]]
+    assert effects == sorted(effects, reverse=True) and effects[0] > 0
+    bad = CliRunner().invoke(app, ["sensitivity", "H100-SXM", "-o", "no_such_metric"])
+    assert bad.exit_code != 0

@@ -44,6 +44,8 @@ def validate(
     split: str = typer.Option("test", "--split", help="test (held out), train, or all"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     html: Optional[Path] = typer.Option(None, "--html", help="write a log-log predicted-vs-measured plot (HTML)"),
+    by: Optional[str] = typer.Option(None, "--by", help="generation: fit on A100-era hardware, report the error "
+                                     "on newer hardware (dse/validate/generation.py)"),
 ) -> None:
     """Predicted vs measured for every published measurement of SPLIT, with per-regime error statistics.
 
@@ -55,6 +57,23 @@ def validate(
     if html is not None:
         output_file(html, "--html")
 
+    if by is not None:
+        from dataclasses import asdict
+
+        from dse.errors import DseUserError
+        from dse.validate.generation import cross_generation, generation_markdown
+
+        if by != "generation":
+            raise DseUserError(f"--by {by}: unknown grouping (valid: generation)")
+        rep = cross_generation()
+        if as_json:
+            typer.echo(json.dumps({"train_hardware": rep.train_hardware,
+                                   "summary": [asdict(s) for s in rep.cross_summary],
+                                   "shipped_summary": [asdict(s) for s in rep.shipped_summary],
+                                   "measurements": [asdict(r) for r in rep.cross]}, indent=2))
+        else:
+            typer.echo(generation_markdown(rep))
+        return
     rows = predict_rows(split)
     summaries = summarize(rows)
     if html is not None:

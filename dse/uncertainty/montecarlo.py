@@ -28,7 +28,9 @@ import numpy as np
 
 from dse import pareto
 from dse.evaluate.metrics import metric_info
-from dse.evaluate.table import design_metrics, evaluate
+from dse.catalog import load_catalog_design
+from dse.evaluate.table import design_metrics, evaluate, reference_throughputs
+from dse.model.calibration import load_calibration
 from dse.model.arrays import DesignArrays
 from dse.model.cost import tco_usd_per_hour
 from dse.model.technology import Technology, default_technology
@@ -152,6 +154,9 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
     hw0, d0, ok0, _ = design_metrics(arr)
     hour0 = np.asarray(tco_usd_per_hour(d0["system_cost_usd"], d0["power_w"], tech), float)
     money = [c for c in cols if c not in d0 and (metric_info(c, mix).metric.unit_for(None) or "").startswith("US$")]
+    ref_design = load_catalog_design(getattr(mix, "reference_design", None) or "H100-SXM")
+    ref_hw0 = design_metrics(DesignArrays.from_designs([ref_design], tech))[0]
+    ref0 = reference_throughputs(mix, load_calibration(software), tech)
     values = sample_technology_values(tech, samples, seed) if values is None else list(values)
     samples = len(values)
     out = {c: np.empty((samples, n)) for c in cols}
@@ -167,7 +172,9 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
         redo = np.flatnonzero(_changed_rows(hw0, hw_s, () if exact else ("static_w",)) | (ok_s != ok0))
         if len(redo):  # rows whose performance inputs moved (e.g. the cheapest chiplet split changed)
             full += len(redo)
-            res = evaluate(arr_s.take(redo), mix, tech_s, cal=software)
+            ref_hw = design_metrics(DesignArrays.from_designs([ref_design], tech_s))[0]
+            same_ref = not _changed_rows(ref_hw0, ref_hw, ("static_w",)).any()  # throughputs ignore static power
+            res = evaluate(arr_s.take(redo), mix, tech_s, cal=software, reference=ref0 if same_ref else None)
             for c in cols:
                 out[c][s, redo] = res[c]
     factors = _apply_model_error(out, cols, mix, samples, seed, software, error_data) if model_error else {}
