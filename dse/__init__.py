@@ -14,8 +14,7 @@ Names load lazily, so `import dse` stays cheap (no Optuna, Ray or Polars until u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dse._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,12 +27,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dse' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("dse", _EXPORTS, eager=("__version__",))

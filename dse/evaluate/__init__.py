@@ -8,8 +8,7 @@ Names load on first use, so `dse.evaluate.metrics` (the registry) imports withou
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dse._lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate": "dse.evaluate.table",
@@ -28,12 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dse.evaluate' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports('dse.evaluate', _EXPORTS)

@@ -8,8 +8,7 @@ The workload schema lives in `dse.workloads.serving` (a scenario field); the res
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dse._lazy import lazy_exports
 
 _EXPORTS = {
     "ServingWorkload": "dse.workloads.serving",
@@ -29,12 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dse.serving' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports('dse.serving', _EXPORTS)
