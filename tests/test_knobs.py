@@ -255,7 +255,9 @@ def test_schema_rejects_what_the_model_rejects(path, value):
 def test_dse_schema_design_cli():
     r = subprocess.run([sys.executable, "-m", "dse", "schema", "design"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == json.loads(json.dumps(SCHEMA, ensure_ascii=False))
+    printed = json.loads(r.stdout)
+    assert printed.pop("$id") == "design.schema.json"
+    assert printed == json.loads(json.dumps(SCHEMA, ensure_ascii=False))
     bad = subprocess.run([sys.executable, "-m", "dse", "schema", "desing"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "did you mean 'design'" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -3,7 +3,6 @@ cost, power, and the JSON Schema of the input files."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -12,6 +11,7 @@ import typer
 
 from dse.cli_app import app
 from dse.commands._console import console
+from dse.schemas import SCHEMA_KINDS, json_schema, schema_file_name
 
 
 def _technology(tech_path: Optional[Path]):
@@ -139,27 +139,41 @@ def _print_rich(r: dict) -> None:
         con.print("published:", {k: v for k, v in r["published"].items() if k != "sources"})
 
 
-# `dse schema KIND`: one entry per kind, "module:function"; the function takes the technology (the
-# allowed names of technology-table knobs come from it) and returns a JSON Schema dict. Imported on use.
-SCHEMA_KINDS: dict[str, str] = {
-    "design": "dse.model.knobs:design_json_schema",
-}
-
-
 @app.command("schema")
 def schema_cmd(
-    kind: str = typer.Argument(..., help=f"What to describe: {', '.join(SCHEMA_KINDS)}."),
+    kind: str = typer.Argument(..., help=f"What to describe: {', '.join(SCHEMA_KINDS)}, or `all` (with --out DIR)."),
     tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML (its names are allowed)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (a folder for `all`) instead of printing."),
 ) -> None:
-    """Print the JSON Schema of an input file kind (e.g. `dse schema design`), derived from its registry."""
+    """Print the JSON Schema of an input file kind (e.g. `dse schema study`), derived from its registry.
+
+    Editors validate and complete YAML with it: put `# yaml-language-server: $schema=PATH` on the first line.
+    """
     from dse.config import suggest
     from dse.errors import DseUserError
 
-    if kind not in SCHEMA_KINDS:
-        raise DseUserError(suggest(kind, SCHEMA_KINDS, "schema kind"))
-    module, _, func = SCHEMA_KINDS[kind].partition(":")
-    schema = getattr(importlib.import_module(module), func)(_technology(tech_path))
-    typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))
+    kinds = list(SCHEMA_KINDS) if kind == "all" else [kind]
+    if kind not in SCHEMA_KINDS and kind != "all":
+        raise DseUserError(suggest(kind, [*SCHEMA_KINDS, "all"], "schema kind"))
+    if kind == "all" and out is None:
+        raise DseUserError("dse schema all: give --out DIR (one KIND.schema.json per kind is written there)")
+    tech = _technology(tech_path)
+    texts = {k: json.dumps(json_schema(k, tech), indent=2, ensure_ascii=False) + "\n" for k in kinds}
+    if out is None:
+        typer.echo(texts[kind], nl=False)
+        return
+    if kind == "all":
+        if out.exists() and not out.is_dir():
+            raise DseUserError(f"--out {out}: is a file; `dse schema all` writes a folder of schemas")
+        out.mkdir(parents=True, exist_ok=True)
+        targets = {k: out / schema_file_name(k) for k in kinds}
+    else:
+        if out.is_dir():
+            raise DseUserError(f"--out {out}: is a folder; give a file name such as {out / schema_file_name(kind)}")
+        targets = {kind: out}
+    for k, path in targets.items():
+        path.write_text(texts[k], encoding="utf-8")
+    typer.echo(f"wrote {len(targets)} schema file(s): {', '.join(str(p) for p in targets.values())}")
 
 
 @app.command("knobs")

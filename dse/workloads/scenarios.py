@@ -101,7 +101,7 @@ class Scenario(BaseModel):
             raise ValueError("batch must be >= 1")
         return v
 
-    @field_validator("model", mode="before")
+    @field_validator("model", mode="before", json_schema_input_type=str | ModelShape)
     @classmethod
     def _known_model(cls, v):
         try:
@@ -142,7 +142,7 @@ class Scenario(BaseModel):
             raise ValueError(f"phase(s) {bad} not valid for kind '{self.kind}' (valid: {sorted(allowed)})")
         return self
 
-    @field_validator("precision", mode="before")
+    @field_validator("precision", mode="before", json_schema_input_type=str | Precision)
     @classmethod
     def _prec(cls, v):
         try:
