@@ -94,6 +94,8 @@ class RunMeta(_Model):
     constraints: list[str] = Field(default_factory=list)
     knobs: list[str] = Field(default_factory=list)
     varying: list[str] = Field(default_factory=list)
+    step_decimals: dict[str, int] = Field(default_factory=dict, description="decimals of each stepped float "
+                                          "knob's grid low + k·step (exports round to them)")
     sampler: Any = None
     seed: int | None = None
     mix: Any = None

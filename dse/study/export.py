@@ -7,7 +7,9 @@ file is a valid `dse evaluate` / `dse describe` input and re-evaluates to the st
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,31 @@ def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]
     return Design.from_flat(flat)
 
 
-def design_dict(design: Any) -> dict[str, Any]:
-    return design.model_dump(mode="json", exclude_none=True)
+def design_dict(design: Any, step_decimals: dict[str, int] | None = None) -> dict[str, Any]:
+    """The design as YAML/JSON data, floats rounded to their knob's search-space grid (`step_decimals`, dotted
+    knob names) or else to 12 significant digits, so `clock_ghz: 1.4000000000000001` is written `1.4`."""
+    step_decimals = step_decimals or {}
+    data = design.model_dump(mode="json", exclude_none=True)
+    for section, fields in data.items():
+        if isinstance(fields, dict):
+            data[section] = {k: tidy_float(v, step_decimals.get(f"{section}.{k}")) for k, v in fields.items()}
+    return data
+
+
+def decimals_of(low: float, step: float) -> int:
+    """Decimals that every point low + k·step of a stepped range needs (0.05 + k·0.1 → 2)."""
+    return max(0, *(-Decimal(repr(float(x))).normalize().as_tuple().exponent for x in (low, step)))
+
+
+def tidy_float(value: Any, decimals: int | None = None) -> Any:
+    """A float rounded to `decimals` (its grid) or else to 12 significant digits; other values unchanged."""
+    if isinstance(value, list):
+        return [tidy_float(v, decimals) for v in value]
+    if isinstance(value, dict):
+        return {k: tidy_float(v, decimals) for k, v in value.items()}
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    return round(value, decimals) if decimals is not None else float(f"{value:.12g}")
 
 
 def safe_file_name(name: str) -> str:
@@ -135,7 +160,7 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
         d = row_design(row, meta.knobs, name, tags)
         comment = f"trial {row['trial']} of study {study}: " + ", ".join(
             f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
-        designs.append((name, design_dict(d), comment))
+        designs.append((name, design_dict(d, meta.step_decimals), comment))
     if fmt == "json":
         out.parent.mkdir(parents=True, exist_ok=True)
         body = designs[0][1] if len(designs) == 1 else [d for _, d, _ in designs]

@@ -18,6 +18,7 @@ import dse
 from dse.errors import DseUserError
 from dse.runs.front import STUDY_RULE
 from dse.runs.layout import JOURNAL, RUN_JSON, STUDY_YAML, RunMeta
+from dse.study.export import decimals_of
 from dse.runs.reader import read_json
 from dse.runs.writer import PartStore, store_technology, write_meta
 from dse.study.evaluator import ModelEvaluator
@@ -73,7 +74,10 @@ def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str
     return RunMeta(
         name=s.name, fingerprint=study.fingerprint(), objectives=list(s.objectives),
         constraints=list(s.constraints) + list(study.space.spec.constraints), knobs=study.space.names,
-        varying=list(study.space.knobs), sampler=s.sampler.model_dump(mode="json"), seed=s.seed, mix=s.mix,
+        varying=list(study.space.knobs),
+        step_decimals={n: decimals_of(k.spec.low, k.spec.step) for n, k in study.space.knobs.items()
+                       if k.kind == "float" and k.spec.step},
+        sampler=s.sampler.model_dump(mode="json"), seed=s.seed, mix=s.mix,
         mix_resolved=resolved_mix(study),
         budget={"trials": budget, "timeout_s": s.budget.timeout_s}, batch_size=s.effective_batch,
         reference_point=ref, reference_point_rule=rule, storage=storage_loc, space=study.space.name,
