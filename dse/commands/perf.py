@@ -89,7 +89,7 @@ def evaluate(
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
     software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    samples: int = typer.Option(0, "--samples", min=0, help="Monte-Carlo samples of the technology ranges and "
+    samples: int = typer.Option(0, "--samples", min=0, max=100_000, help="Monte-Carlo samples of the technology ranges and "
                                 "the model error: print p10/p50/p90 (dse.uncertainty)"),
     seed: int = typer.Option(0, "--seed", help="random seed of --samples"),
 ) -> None:
