@@ -214,6 +214,16 @@ MAX_YAML_DEPTH = 50  # nested mappings / lists
 MAX_YAML_INT = 2**63  # integers at or beyond int64 cannot be a count or a size anywhere in dse
 
 
+def location(where: str, positions: dict, path: tuple) -> str:
+    """`file:line:col` of `path` in a parsed YAML (its nearest ancestor that has a position), or `where`."""
+    probe, pos = path, None
+    while pos is None and probe:
+        pos = positions.get(probe)
+        probe = probe[:-1]
+    pos = pos or positions.get(())
+    return f"{where}:{pos[0]}:{pos[1]}" if pos else where
+
+
 def parse_yaml(path: Path | str) -> tuple[Any, dict[tuple, Position]]:
     """Read a YAML file → (plain data, positions index); any read/parse failure is a ConfigError."""
     docs = parse_yaml_documents(path, single=True)

@@ -25,7 +25,7 @@ from dse.study.evaluator import ModelEvaluator
 from dse.study.execution import TransientError
 from dse.study.runner import TRANSIENT_MARK, StudyRunner
 from dse.study.spec import load_study
-from _spaces import SPACE
+from _spaces import study_file
 
 CORPUS = Path(__file__).parent / "corpus"
 # corpus studies that are config errors (each must fail before anything is written); the long sum is valid
@@ -33,18 +33,7 @@ BAD_STUDIES = sorted(p.name for p in CORPUS.glob("study_*.yaml") if p.name != "s
 
 
 def _study_file(tmp_path: Path, name: str = "t", **over) -> Path:
-    body = {
-        "name": name, "space": SPACE, "mix": "local",
-        "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                       {"metric": "chip_cost_usd", "direction": "minimize"}],
-        "constraints": ["tdp_w <= 400"],
-        "sampler": {"kind": "nsga2", "population_size": 16},
-        "budget": {"trials": 48}, "seed": 5, "execution": {"backend": "serial"},
-    }
-    body.update(over)
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(body, sort_keys=False))
-    return p
+    return study_file(tmp_path, name, **{"budget": {"trials": 48}, "seed": 5, **over})
 
 
 def _results(run: Path) -> pl.DataFrame:

@@ -22,23 +22,12 @@ from dse.runs.front import column_name
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 from dse.study.storage import RunLock
-from _spaces import SPACE
+from _spaces import study_file
 
 
 
 def _study_file(tmp_path: Path, name: str = "t", **over) -> Path:
-    body = {
-        "name": name, "space": SPACE, "mix": "local",
-        "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                       {"metric": "chip_cost_usd", "direction": "minimize"}],
-        "constraints": ["tdp_w <= 400"],
-        "sampler": {"kind": "nsga2", "population_size": 16},
-        "budget": {"trials": 50}, "seed": 11, "execution": {"backend": "serial"},
-    }
-    body.update(over)
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(body, sort_keys=False))
-    return p
+    return study_file(tmp_path, name, **over)
 
 
 def _journal_trials(run_dir: Path, name: str) -> list:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dse import expr as ex
-from dse.config import parse_yaml, suggest, validate_data
+from dse.config import location, parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
 from dse.runs.layout import Objective
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
@@ -258,14 +258,7 @@ class Study:
 
 
 def _at(where: str, positions: dict, path: tuple) -> str:
-    probe = path
-    pos = None
-    while pos is None and probe:
-        pos = positions.get(probe)
-        probe = probe[:-1]
-    pos = pos or positions.get(())
-    loc = f"{where}:{pos[0]}:{pos[1]}" if pos else where
-    return f"{loc}: {'.'.join(str(p) for p in path)}"
+    return f"{location(where, positions, path)}: {'.'.join(str(p) for p in path)}"
 
 
 def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | None, where: str,

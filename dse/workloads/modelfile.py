@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from pydantic import ValidationError
 
-from dse.config import _expected, did_you_mean, parse_yaml_text, suggest
+from dse.config import _expected, did_you_mean, location, parse_yaml_text, suggest
 from dse.errors import ConfigError, DseUserError
 from dse.workloads import hf
 from dse.workloads.shapes import (
@@ -90,7 +90,7 @@ def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
         try:
             base = load_model_shape(base_spec, base_dir=base_dir)
         except DseUserError as exc:
-            raise ConfigError([f"{_at(where, positions, ('base',))}: base: {exc}"]) from None
+            raise ConfigError([f"{location(where, positions, ('base',))}: base: {exc}"]) from None
         merged = base.model_dump(exclude_defaults=True)
         merged.pop("name", None)
         # fields the base derived (head_dim = hidden / heads, kv_heads = heads) follow the overrides
@@ -104,16 +104,6 @@ def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,
         fields["name"] = default_name or "custom"
     fields.setdefault("source", where)
     return validate_shape(fields, where=where, positions=positions)
-
-
-def _at(where: str, positions: dict, path: tuple) -> str:
-    probe = path
-    pos = None
-    while pos is None and probe:
-        pos = positions.get(probe)
-        probe = probe[:-1]
-    pos = pos or positions.get(())
-    return f"{where}:{pos[0]}:{pos[1]}" if pos else where
 
 
 def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None = None,
@@ -137,10 +127,10 @@ def validate_shape(fields: dict[str, Any], *, where: str, positions: dict | None
 
                 best = did_you_mean(str(loc[-1]), ModelShape.model_fields) if loc else None
                 msg = "unknown field" + (f" (did you mean `{best}`?)" if best else "")
-                at = _at(where, positions, path + ("<key>",)) if path + ("<key>",) in positions \
-                    else _at(where, positions, path)
+                at = location(where, positions, path + ("<key>",)) if path + ("<key>",) in positions \
+                    else location(where, positions, path)
             else:
-                at = _at(where, positions, path)
+                at = location(where, positions, path)
             problems.append(f"{at}: {'.'.join(str(p) for p in path) or '(top level)'}: {msg}")
         raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in the model"
                           if len(problems) > 1 else None) from None
