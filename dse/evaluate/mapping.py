@@ -196,7 +196,7 @@ class LlmPlanEval:
     cidx: np.ndarray
     combo: np.ndarray       # residency per design of the group: 0 streamed, 1 weights, 2 weights + KV
     tpot: np.ndarray        # s per output token (one decode step through all stages)
-    ttft: np.ndarray        # s for one prompt through all stages
+    ttft: np.ndarray        # s to the first token: the whole (static) batch prefilled through all stages
     prefill_s: np.ndarray   # s to prefill the replica's whole batch
     dp: np.ndarray          # replicas
     throughput: np.ndarray  # tokens/s of the system
@@ -285,11 +285,13 @@ class _LlmGroup:
         """The time function of static-batched pipeline serving (module docstring)."""
         pp, mb, total_b = plan.pp, plan.micro_batches, plan.batch
         tpot = d.time_s + (pp - 1) * hop_dec
-        ttft = p.time_s + (pp - 1) * self.hop_pre[cidx]
         dp = self.chips[cidx] // (self.grp * pp)
         # the batch's prefill chunks flow through the pp stages back to back
         n_chunks = mb * -(-plan.micro_batch // steps.chunk_prompts)
         prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk)
+        # static batching: a request's first token comes once its whole batch is prefilled (the same prefill
+        # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
+        ttft = np.maximum(p.time_s + (pp - 1) * self.hop_pre[cidx], prefill_time)
         replica = total_b * self.out_len / (prefill_time + self.out_len * tpot)
         thr = dp * replica
         e_tok = self.grp * (mb * d.energy_j + pp * static * tpot) / total_b

@@ -102,7 +102,9 @@ METRICS: tuple[Metric, ...] = (
     Metric(name="throughput", unit={"llm": "tokens/s", "cnn": "images/s"}, better="max", scope=_S,
            label="throughput", description="What the scenario's goal scores: tokens/s (LLM) or images/s (CNN)."),
     Metric(name="ttft_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
-           label="time to first token", description="One request's prompt through all pipeline stages."),
+           label="time to first token", description="Static batching: the request's whole batch prefilled "
+           "through all pipeline stages (at batch 1: one prompt on an idle system). Percentiles under "
+           "continuous batching: ttft_p50_ms/ttft_p99_ms."),
     Metric(name="tpot_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
            label="time per output token", description="One decode step of the whole model."),
     Metric(name="tokens_per_s", unit="tokens/s", better="max", scope=_S, kinds=_LLM, table_row=True,
