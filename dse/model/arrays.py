@@ -372,7 +372,8 @@ def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: 
 
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:
     """Throughput multiplier per precision and row (0 = unsupported), with per-row overrides."""
-    canon = _canon_precisions(columns.get("chip.precisions", _default("chip.precisions")), n)
+    # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
+    canon = _canon_precisions(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
     uniq, inv = np.unique(canon.astype(str), return_inverse=True)
     known = list(tech.precision_speedup)
     members = np.zeros((len(uniq), len(known)), dtype=bool)

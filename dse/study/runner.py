@@ -38,7 +38,9 @@ from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
 from dse.study.rundir import Progress, RunResult, model_hash, prepare_run_dir, start_meta
-from dse.study.samplers import batch_seed, make_sampler
+from dse.pareto import to_minimization
+from dse.study.cache import ResultCache
+from dse.study.samplers import KnobCodec, batch_seed, design_keys, make_generation_sampler, make_sampler
 from dse.study.spec import Study
 from dse.study.storage import OptunaMirror
 
@@ -157,8 +159,13 @@ class StudyRunner:
                               [o.direction for o in self.spec.objectives], self.metrics)
         meta, model_changed = start_meta(self.study, self.run_dir, self.budget, mirror.location)
         mirror.set_study_attrs({"dse:run_dir": str(self.run_dir.resolve()), "dse:constraints": self.constraint_keys})
+        ga = make_generation_sampler(self.spec.sampler, self.space)
+        self.codec = ga.codec if ga is not None else KnobCodec(self.space)
+        self.cache = ResultCache()
+        self.evaluated = 0
+        self.seen: set[bytes] = set()  # every design of the run so far (for the parts' `repeat` column)
 
-        # the in-memory study is the sampler's working copy; we keep its storage to replay a stored run
+        # the in-memory study is the Optuna sampler's working copy; we keep its storage to replay a stored run
         self.storage = optuna.storages.InMemoryStorage()
         study = optuna.create_study(storage=self.storage, directions=[o.direction for o in self.spec.objectives],
                                     study_name=self.spec.name)
@@ -175,11 +182,16 @@ class StudyRunner:
                 set_reference(self.run_dir, meta, self.objectives, ref)
         tracker = FrontTracker(self.maximize, reference_array(self.objectives, meta.reference_point))
         n_batches = 0
+        resumed_from = 0
         if prior is not None:
-            n_batches = self._rebuild(study, prior, tracker)
-            mirror.append(study.get_trials(deepcopy=False))
+            if ga is None:
+                n_batches = self._rebuild(study, prior, tracker)
+                mirror.append(study.get_trials(deepcopy=False))
+            else:
+                n_batches = self._replay(ga, prior, tracker, mirror)
+            resumed_from = prior.height
+            self._repeats(design_keys(self.codec.encode(self._knob_columns(prior))))
         tracker.new_reference = False
-        resumed_from = len(study.get_trials(deepcopy=False))
         done = resumed_from
         memo: dict[int, list] = {}
         isp = optuna.search_space.IntersectionSearchSpace()
@@ -188,31 +200,42 @@ class StudyRunner:
         while self._more(done, t0):
             b = n_batches
             size = batch_size if self.budget is None else min(batch_size, self.budget - done)
-            seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
-            sampler = make_sampler(self.spec.sampler, seed)
-            if hasattr(sampler, "set_generation"):
-                sampler.set_generation(b, memo, isp, storage=self.storage, study_id=self.study_id)
-            study.sampler = sampler
-            attrs_before = dict(self.storage.get_study_system_attrs(self.study_id))
             t_start = dt.datetime.now()
-            trials = [study.ask() for _ in range(size)]
-            rows = [self.space.suggest(t) for t in trials]
-            cols = self.space.columns(rows)
-            results = self._evaluate(cols)
-            t_done = dt.datetime.now()
-            df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start, t_done, b,
-                                                                    attrs_before)
-            parts.write(b, df)  # system of record first
-            for t, v, st, cv, ua in zip(trials, values, states, cvecs, keyattrs):
-                for k, c in zip(self.constraint_keys, cv):
-                    t.set_constraint(k, c)
-                for k, x in ua.items():
-                    t.set_user_attr(k, x)
-                if st == "COMPLETE":
-                    study.tell(t, v)
-                else:
-                    study.tell(t, state=optuna.trial.TrialState.FAIL)
-            mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
+            if ga is not None:
+                X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
+                keys = design_keys(X)
+                results = self._evaluate_cached(cols, keys)
+                df, frozen = self._array_batch(done, cols, results, self._repeats(keys), t_start, dt.datetime.now(), b)
+                parts.write(b, df)  # system of record first
+                mirror.add(frozen)
+                ga.observe(X, *self._fitness(df))
+                values = objective_matrix(df, self.objectives)
+            else:
+                seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
+                sampler = make_sampler(self.spec.sampler, seed)
+                if hasattr(sampler, "set_generation"):
+                    sampler.set_generation(b, memo, isp, storage=self.storage, study_id=self.study_id)
+                study.sampler = sampler
+                attrs_before = dict(self.storage.get_study_system_attrs(self.study_id))
+                trials = [study.ask() for _ in range(size)]
+                rows = [self.space.suggest(t) for t in trials]
+                cols = self.space.columns(rows)
+                keys = design_keys(self.codec.encode(cols))
+                results = self._evaluate_cached(cols, keys)
+                df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start,
+                                                                        dt.datetime.now(), b, attrs_before)
+                df = df.with_columns(pl.Series("repeat", self._repeats(keys)))
+                parts.write(b, df)  # system of record first
+                for t, v, st, cv, ua in zip(trials, values, states, cvecs, keyattrs):
+                    for k, c in zip(self.constraint_keys, cv):
+                        t.set_constraint(k, c)
+                    for k, x in ua.items():
+                        t.set_user_attr(k, x)
+                    if st == "COMPLETE":
+                        study.tell(t, v)
+                    else:
+                        study.tell(t, state=optuna.trial.TrialState.FAIL)
+                mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
             n_batches += 1
             done += size
             new += size
@@ -228,9 +251,79 @@ class StudyRunner:
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
                  "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
                  "ray_tasks": getattr(self.executor, "tasks", 0), "executor": self.executor.kind,
-                 "model_changed_on_resume": model_changed and resumed_from > 0}
+                 "model_changed_on_resume": model_changed and resumed_from > 0,
+                 # every trial is recorded; a trial whose design was asked before reuses the stored result
+                 # (the `repeat` column marks them): the model evaluated `designs_evaluated` designs this run
+                 "designs_evaluated": self.evaluated, "cache_hits": new - self.evaluated}
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra)
         return RunResult(self.run_dir, summary, resumed_from)
+
+    def _repeats(self, keys: list[bytes]) -> np.ndarray:
+        """Per trial: its design was asked before in this run (a pure function of the stored trials)."""
+        out = np.zeros(len(keys), dtype=bool)
+        seen = self.seen
+        for i, k in enumerate(keys):
+            out[i] = k in seen
+            seen.add(k)
+        return out
+
+    def _evaluate_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> list:
+        """Evaluate each distinct design of the batch not seen before, once, and reuse stored results for
+        the others (results as `_evaluate` gives them)."""
+        n = len(keys)
+        src = self.cache.find(keys)
+        first: dict[bytes, int] = {}
+        pos = np.full(n, -1, dtype=np.int64)  # row of the batch's first copy of a design not in the cache
+        for i in np.flatnonzero(src < 0).tolist():
+            pos[i] = first.setdefault(keys[i], i)
+        new_idx = np.asarray(sorted(first.values()), dtype=np.int64)
+        if new_idx.size == 0 and not self.cache.store:
+            return self._evaluate(cols)
+        sub = self._evaluate(take(cols, new_idx)) if new_idx.size else []
+        self.evaluated += int(new_idx.size)
+        errors: dict[int, EvalError] = {}
+        fresh: dict[int, tuple[dict, int]] = {}  # first-copy row -> (chunk metrics, row in chunk)
+        for s, r in sub:
+            rows = new_idx[s].tolist()
+            if isinstance(r, EvalError):
+                errors.update(dict.fromkeys(rows, r))
+            else:
+                r = normalize(r, len(rows))
+                fresh.update({row: (r, k) for k, row in enumerate(rows)})
+                self.cache.add([keys[row] for row in rows], r)
+        template = next((r for r, _ in fresh.values()), None) or self.cache.store
+        merged: dict[str, np.ndarray] = {}
+        hit = src >= 0
+        for k, v in template.items():
+            dtype = np.asarray(v).dtype
+            col = np.empty(n, dtype=object if dtype.kind in "OUS" else dtype)
+            if hit.any():
+                col[hit] = self.cache.store[k][src[hit]]
+            merged[k] = col
+        chunks: dict[int, list] = {}
+        for i in np.flatnonzero(~hit).tolist():
+            f = pos[i]
+            if f in errors:
+                errors[i] = errors[f]
+            else:
+                r, k = fresh[f]
+                chunks.setdefault(id(r), [r, [], []])
+                chunks[id(r)][1].append(i)
+                chunks[id(r)][2].append(k)
+        for r, rows, ks in chunks.values():
+            for k in merged:
+                merged[k][rows] = np.asarray(r[k])[ks]
+        results: list = []
+        start = 0
+        while start < n:  # contiguous runs of rows that share an error, or that have results
+            e = errors.get(start)
+            stop = start + 1
+            while stop < n and errors.get(stop) is e:
+                stop += 1
+            s = slice(start, stop)
+            results.append((s, e if e is not None else {k: v[s] for k, v in merged.items()}))
+            start = stop
+        return results
 
     def _evaluate(self, cols: dict[str, np.ndarray]) -> list:
         """Evaluate a batch; chunks lost to the infrastructure (a dead worker, a lost node) are evaluated
@@ -456,6 +549,99 @@ class StudyRunner:
             pl.Series("_optuna", opt_json, dtype=pl.String),
             pl.Series("_study_attrs", [json.dumps(delta, default=str)] + [None] * (n - 1), dtype=pl.String))
         return df, values, states, cvecs, keyattrs
+
+    def _array_batch(self, first: int, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
+                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> tuple[pl.DataFrame, list]:
+        """A generation of the array sampler as a Parquet part and as Optuna trials (`create_trial`), with the
+        same params, values, constraints and attributes as the ask/tell loop records."""
+        n = len(repeat)
+        sc = self.score(cols, results, n)
+        failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
+        states = ["FAIL" if f else "COMPLETE" for f in failed]
+        env = {**cols, **sc["metrics"]}
+        key_cols = {k: np.asarray(env[k]).tolist() for k in self.key_metric_names()
+                    if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
+        params = self.codec.params(self.codec.encode(cols))
+        dists = self.codec.dists
+        gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
+        feasible, reasons, Yl, cl = sc["feasible"].tolist(), sc["reason"].tolist(), Y.tolist(), cmat.tolist()
+        blobs, frozen = [], []
+        for i in range(n):
+            sys_attrs = {gen_key: b, **{f"constraints:{k}": c for k, c in zip(self.constraint_keys, cl[i])}}
+            ua: dict[str, Any] = {"feasible": feasible[i]}
+            if reasons[i]:
+                ua["reason"] = str(reasons[i])
+            if not failed[i]:
+                ua.update({k: v[i] for k, v in key_cols.items()})
+            ok = states[i] == "COMPLETE"
+            blobs.append(json.dumps({"params": params[i], "values": Yl[i] if ok else None, "state": states[i],
+                                     "system_attrs": sys_attrs, "user_attrs": ua}, separators=(",", ":")))
+            frozen.append(optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                values=Yl[i] if ok else None, params=params[i], distributions={k: dists[k] for k in params[i]},
+                user_attrs=ua, system_attrs=sys_attrs))
+        for t in frozen:  # create_trial stamps "now"; the batch's own times, as the parts store them
+            t.datetime_start, t.datetime_complete = t_start, t_done
+        base: dict[str, Any] = {
+            "trial": np.arange(first, first + n, dtype=np.int64),
+            "generation": np.full(n, b, dtype=np.int64),
+            "batch": np.full(n, b, dtype=np.int64),
+            "state": states,
+            "datetime_start": [t_start] * n,
+            "datetime_complete": [t_done] * n,
+        }
+        df = self.frame(base, cols, sc).with_columns(
+            pl.Series("repeat", repeat), pl.Series("_optuna", blobs, dtype=pl.String),
+            pl.Series("_study_attrs", [None] * n, dtype=pl.String))
+        return df, frozen
+
+    def _fitness(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees
+        it: a failed trial is +inf in both. Read from the part, so that a replay sees what the run saw."""
+        try:
+            F = to_minimization(objective_matrix(df, self.objectives), self.maximize)
+        except KeyError:
+            F = np.zeros((df.height, len(self.objectives)))
+        cv = df["constraint_violation"].to_numpy().astype(float) if "constraint_violation" in df.columns \
+            else np.zeros(df.height)
+        bad = (df["state"] != "COMPLETE").to_numpy() | ~np.isfinite(F).all(axis=1)
+        F[bad] = np.inf
+        cv = np.where(bad, np.inf, cv)
+        return F, cv
+
+    def _knob_columns(self, df: pl.DataFrame) -> dict[str, Any]:
+        return {k: df[k].to_numpy() if df[k].dtype != pl.List else df[k].to_list()
+                for k in self.space.names if k in df.columns}
+
+    def _replay(self, ga: Any, prior: pl.DataFrame, tracker: FrontTracker, mirror: OptunaMirror) -> int:
+        """Resume the array sampler: feed it the stored generations in order (its state is a function of
+        them), bring the Optuna mirror up to date from the parts, and return the next batch number."""
+        prior = prior.sort("trial")
+        if prior.height and prior["trial"][-1] != prior.height - 1:
+            raise DseUserError(f"{self.run_dir}/parts: trial numbers are not contiguous; the run folder is damaged")
+        dists = self.space.distributions()
+        for _, batch in prior.group_by("batch", maintain_order=True):
+            X = self.codec.encode(self._knob_columns(batch))
+            ga.observe(X, *self._fitness(batch))
+            try:
+                Y = objective_matrix(batch, self.objectives)
+            except KeyError:
+                Y = np.zeros((batch.height, len(self.objectives)))
+            tracker.add(Y, batch["feasible"].to_numpy())
+        missing = prior.filter(pl.col("trial") >= mirror.count)
+        frozen = []
+        for num, ts, tc, blob in missing.select("trial", "datetime_start", "datetime_complete", "_optuna").iter_rows():
+            o = json.loads(blob)
+            ok = o["state"] == "COMPLETE"
+            t = optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                values=o["values"] if ok else None, params=o["params"],
+                distributions={k: dists[k] for k in o["params"]}, user_attrs=o["user_attrs"],
+                system_attrs=o["system_attrs"])
+            t.datetime_start, t.datetime_complete = ts, tc
+            frozen.append(t)
+        mirror.add(frozen)
+        return int(prior["batch"].max()) + 1
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
         """Replay stored trials (and the sampler's study attributes) into a fresh in-memory study."""

@@ -1,4 +1,14 @@
-"""Optuna samplers for a study spec, reseeded per batch so that a resumed run continues identically.
+"""Samplers for a study spec, reseeded per batch so that a resumed run continues identically.
+
+`ArrayNSGAII` (kind `nsga2` with uniform crossover, the default) breeds a whole generation as a knob
+matrix: NSGA-II survival (constrained domination, non-domination rank, crowding distance), binary
+tournaments, uniform crossover and per-knob mutation, all as numpy array operations. The runner records its
+trials through Optuna's public API (`create_trial` + `add_trials`), so the journal stays readable by
+Optuna and optuna-dashboard; there is no per-trial `ask`/`suggest`/`tell`. Its state (the parent
+population) is a pure function of the stored generations, so a resumed run replays them and continues
+exactly as an uninterrupted run would.
+
+The other kinds (and nsga2 with another crossover) use Optuna's samplers through ask/tell:
 
 `BatchNSGAIISampler`/`BatchNSGAIIISampler` are Optuna's NSGA-II/III with the per-ask O(n) scans
 removed: the runner tells them the generation of the batch it is asking (one batch = one
@@ -16,6 +26,9 @@ import optuna
 from optuna.samplers import NSGAIIISampler, NSGAIISampler
 
 from dse.errors import DseUserError
+from dse.pareto import crowding_distance, pareto_rank
+from dse.study import spec as sp
+from dse.study.space import SearchSpace, _as_array, _const
 
 
 class _BatchGA:
@@ -85,31 +98,242 @@ def _crossover(name: str) -> Any:
             "vsbx": nsgaii.VSBXCrossover, "undx": nsgaii.UNDXCrossover, "spx": nsgaii.SPXCrossover}[name]()
 
 
+def _nsga2(cfg: Any, seed: int) -> optuna.samplers.BaseSampler:
+    kw: dict[str, Any] = {}
+    if cfg.crossover != "uniform":
+        kw["crossover"] = _crossover(cfg.crossover)
+    return BatchNSGAIISampler(population_size=cfg.population_size, mutation_prob=cfg.mutation_prob,
+                              crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob, seed=seed, **kw)
+
+
+def _gp(cfg: Any, seed: int) -> optuna.samplers.BaseSampler:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise DseUserError("sampler kind 'gp' needs PyTorch: pip install torch (or use nsga2/tpe)") from None
+    return optuna.samplers.GPSampler(n_startup_trials=cfg.n_startup_trials, seed=seed)
+
+
+#: how each sampler kind of the study YAML (`dse.study.spec.Sampler`, keyed by its config class) is run:
+#: an Optuna sampler factory `(cfg, seed) -> BaseSampler` for the ask/tell loop; None for kinds that do
+#: not use Optuna's samplers (grid: enumerated by `dse.study.grid`)
+OPTUNA_SAMPLERS: dict[type, Any] = {
+    sp.NSGA2: _nsga2,
+    sp.NSGA3: lambda cfg, seed: BatchNSGAIIISampler(
+        population_size=cfg.population_size, dividing_parameter=cfg.dividing_parameter,
+        mutation_prob=cfg.mutation_prob, crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob,
+        seed=seed),
+    sp.TPE: lambda cfg, seed: optuna.samplers.TPESampler(
+        n_startup_trials=cfg.n_startup_trials, multivariate=cfg.multivariate, constant_liar=cfg.constant_liar,
+        seed=seed),
+    sp.GP: _gp,
+    sp.Random: lambda cfg, seed: optuna.samplers.RandomSampler(seed=seed),
+    sp.QMC: lambda cfg, seed: optuna.samplers.QMCSampler(qmc_type=cfg.qmc_type, scramble=cfg.scramble, seed=seed,
+                                                          warn_independent_sampling=False),
+    sp.Grid: None,
+}
+#: crossovers `ArrayNSGAII` implements; nsga2 with another crossover runs Optuna's NSGAIISampler
+ARRAY_CROSSOVERS = ("uniform",)
+
+
 def make_sampler(cfg: Any, seed: int) -> optuna.samplers.BaseSampler:
-    """Sampler for a spec's `sampler` block with a given seed."""
-    kind = cfg.kind
-    if kind == "nsga2":
-        kw: dict[str, Any] = {}
-        if cfg.crossover != "uniform":
-            kw["crossover"] = _crossover(cfg.crossover)
-        return BatchNSGAIISampler(population_size=cfg.population_size, mutation_prob=cfg.mutation_prob,
-                                  crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob, seed=seed, **kw)
-    if kind == "nsga3":
-        return BatchNSGAIIISampler(population_size=cfg.population_size, dividing_parameter=cfg.dividing_parameter,
-                                   mutation_prob=cfg.mutation_prob, crossover_prob=cfg.crossover_prob,
-                                   swapping_prob=cfg.swapping_prob, seed=seed)
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(n_startup_trials=cfg.n_startup_trials, multivariate=cfg.multivariate,
-                                          constant_liar=cfg.constant_liar, seed=seed)
-    if kind == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise DseUserError("sampler kind 'gp' needs PyTorch: pip install torch (or use nsga2/tpe)") from None
-        return optuna.samplers.GPSampler(n_startup_trials=cfg.n_startup_trials, seed=seed)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "qmc":
-        return optuna.samplers.QMCSampler(qmc_type=cfg.qmc_type, scramble=cfg.scramble, seed=seed,
-                                          warn_independent_sampling=False)
-    raise DseUserError(f"sampler kind {kind!r} does not use Optuna")
+    """Optuna sampler for a spec's `sampler` block with a given seed (ask/tell loop)."""
+    factory = OPTUNA_SAMPLERS.get(type(cfg))
+    if factory is None:
+        raise DseUserError(f"sampler kind {cfg.kind!r} does not use Optuna")
+    return factory(cfg, seed)
+
+
+def make_generation_sampler(cfg: Any, space: SearchSpace) -> "ArrayNSGAII | None":
+    """The array sampler for a spec's `sampler` block, or None when the kind runs through Optuna's ask/tell."""
+    if isinstance(cfg, sp.NSGA2) and cfg.crossover in ARRAY_CROSSOVERS:
+        return ArrayNSGAII(space, population_size=cfg.population_size, mutation_prob=cfg.mutation_prob,
+                           crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob)
+    return None
+
+
+# -- knob matrices ------------------------------------------------------------------------------------
+
+
+class KnobCodec:
+    """Designs of a space as a float matrix, one column per varying knob (in the space's dependency order):
+    a categorical knob is its choice index, a number is its value; an inactive conditional knob is NaN.
+
+    `encode(decode(X)) == X` for every canonical X, so a generation read back from its Parquet part is the
+    generation that was asked."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.knobs = list(space.knobs.values())
+        self.names = [k.name for k in self.knobs]
+        self.dists = space.distributions()
+        self._choices = {k.name: _as_array(list(k.dist.choices)) for k in self.knobs if k.kind == "categorical"}
+        self._index = {k.name: {_hashable(c): i for i, c in enumerate(k.dist.choices)}
+                       for k in self.knobs if k.kind == "categorical"}
+
+    @property
+    def width(self) -> int:
+        return len(self.knobs)
+
+    def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n designs drawn independently per knob (Optuna's RandomSampler's rules: log-uniform for log
+        ranges, uniform over the step grid for stepped ones)."""
+        X = np.empty((n, self.width))
+        for j, k in enumerate(self.knobs):
+            d = k.dist
+            if k.kind == "categorical":
+                X[:, j] = rng.integers(0, len(d.choices), n)
+            elif d.log:
+                lo, hi = (d.low - 0.5, d.high + 0.5) if k.kind == "int" else (d.low, d.high)
+                v = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+                X[:, j] = np.clip(np.rint(v), d.low, d.high) if k.kind == "int" else np.clip(v, d.low, d.high)
+            elif d.step is not None:
+                steps = int(round((d.high - d.low) / d.step))
+                X[:, j] = np.minimum(d.low + d.step * rng.integers(0, steps + 1, n), d.high)
+            else:
+                X[:, j] = rng.uniform(d.low, d.high, n)
+        return X
+
+    def _column(self, j: int, x: np.ndarray) -> np.ndarray:
+        k = self.knobs[j]
+        if k.kind == "categorical":
+            return self._choices[k.name][np.nan_to_num(x).astype(np.int64)]
+        if k.kind == "int":
+            return np.rint(np.nan_to_num(x, nan=k.dist.low)).astype(np.int64)
+        return np.nan_to_num(x, nan=k.dist.low).astype(np.float64)
+
+    def canonical(self, X: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Set inactive conditional knobs to NaN and draw a value for active knobs that have none (an
+        offspring may inherit NaN from a parent where the knob was off); returns (X, knob columns)."""
+        n = len(X)
+        cols: dict[str, np.ndarray] = {f: _const(v, n) for f, v in self.space.fixed.items()}
+        for j, k in enumerate(self.knobs):
+            if k.when is not None:
+                active = np.broadcast_to(np.asarray(k.when.truth(cols), dtype=bool), (n,))
+                X[~active, j] = np.nan
+                missing = active & np.isnan(X[:, j])
+                if missing.any():
+                    X[missing, j] = self.random(rng, int(missing.sum()))[:, j]
+            col = self._column(j, X[:, j])
+            if k.when is not None and np.isnan(X[:, j]).any():
+                col = _as_array([k.neutral if np.isnan(x) else v for x, v in zip(X[:, j], col.tolist())])
+            cols[k.name] = col
+        return X, {n_: cols[n_] for n_ in self.space.names}
+
+    def encode(self, cols: dict[str, Any]) -> np.ndarray:
+        """Knob columns (e.g. a stored part) → the design matrix (inactive knobs NaN)."""
+        n = len(next(iter(cols.values()))) if cols else 0
+        X = np.empty((n, self.width))
+        env = {f: np.asarray(cols[f]) if f in cols else _const(v, n) for f, v in self.space.fixed.items()}
+        for j, k in enumerate(self.knobs):
+            col = np.asarray(cols[k.name])
+            if k.kind == "categorical":
+                idx = self._index[k.name]
+                X[:, j] = [idx.get(_hashable(v), np.nan) for v in col.tolist()]
+            else:
+                X[:, j] = col.astype(float)
+            if k.when is not None:
+                active = np.broadcast_to(np.asarray(k.when.truth(env), dtype=bool), (n,))
+                X[~active, j] = np.nan
+            env[k.name] = col
+        return X
+
+    def params(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Optuna params of each design (active knobs only), as Python values."""
+        per_knob = []
+        for j, k in enumerate(self.knobs):
+            x = X[:, j]
+            if k.kind == "categorical":
+                ch = list(k.dist.choices)
+                vals = [None if v != v else ch[int(v)] for v in x.tolist()]
+            elif k.kind == "int":
+                vals = [None if v != v else int(round(v)) for v in x.tolist()]
+            else:
+                vals = [None if v != v else float(v) for v in x.tolist()]
+            per_knob.append((k.name, vals))
+        return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def design_keys(X: np.ndarray) -> list[bytes]:
+    """One hashable key per design row (NaN = inactive knob, all NaNs equal)."""
+    Z = np.where(np.isnan(X), -np.inf, X) + 0.0  # + 0.0: -0.0 and 0.0 are the same design
+    return [r.tobytes() for r in np.ascontiguousarray(Z)]
+
+
+# -- NSGA-II on arrays ------------------------------------------------------------------------------
+
+
+def survival_order(F: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NSGA-II order of a population (best first) under constrained domination (Deb 2000): feasible rows
+    (cv = 0) by non-domination rank then crowding distance (larger first); then infeasible rows by total
+    violation; failed rows (non-finite) last. Returns (order, rank, crowding) with rank/crowding per row."""
+    n = len(F)
+    ok = np.isfinite(F).all(axis=1) & np.isfinite(cv)
+    feas = ok & (cv <= 0)
+    rank = np.zeros(n, dtype=np.int64)
+    crowd = np.zeros(n)
+    top = 0
+    if feas.any():
+        fi = np.flatnonzero(feas)
+        r = pareto_rank(F[fi])
+        rank[fi] = r
+        for q in np.unique(r):
+            members = fi[r == q]
+            crowd[members] = crowding_distance(F[members])
+        top = int(r.max()) + 1
+    inf_ = np.flatnonzero(ok & ~feas)
+    if inf_.size:
+        _, dense = np.unique(cv[inf_], return_inverse=True)
+        rank[inf_] = top + dense
+        top += int(dense.max()) + 1
+    rank[~ok] = top
+    order = np.lexsort((np.arange(n), -crowd, rank))  # last key first: rank, then crowding, then row
+    return order, rank, crowd
+
+
+class ArrayNSGAII:
+    """NSGA-II whose generation is bred at once as a knob matrix (see the module docstring).
+
+    `observe(X, F, cv)` adds an evaluated generation (F: objectives to minimise, non-finite = failed;
+    cv: total constraint violation) and keeps the best `population_size` of parents ∪ offspring;
+    `ask(rng, n)` returns the next generation (random while there are no parents)."""
+
+    def __init__(self, space: SearchSpace, *, population_size: int, mutation_prob: float | None = None,
+                 crossover_prob: float = 0.9, swapping_prob: float = 0.5):
+        self.codec = KnobCodec(space)
+        self.population_size = population_size
+        self.mutation_prob = mutation_prob if mutation_prob is not None else 1.0 / max(1, self.codec.width)
+        self.crossover_prob, self.swapping_prob = crossover_prob, swapping_prob
+        self.X: np.ndarray | None = None
+        self.F = self.cv = self.rank = self.crowd = None
+
+    def observe(self, X: np.ndarray, F: np.ndarray, cv: np.ndarray) -> None:
+        if self.X is not None:
+            X, F, cv = (np.concatenate([self.X, X]), np.concatenate([self.F, F]), np.concatenate([self.cv, cv]))
+        order, rank, crowd = survival_order(F, cv)
+        keep = order[: self.population_size]
+        self.X, self.F, self.cv = X[keep], F[keep], cv[keep]
+        self.rank, self.crowd = rank[keep], crowd[keep]
+
+    def _tournament(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Binary tournaments: the lower rank wins, then the larger crowding distance, then the first drawn."""
+        k = len(self.X)
+        a, b = rng.integers(0, k, n), rng.integers(0, k, n)
+        a_wins = (self.rank[a] < self.rank[b]) | ((self.rank[a] == self.rank[b]) & (self.crowd[a] >= self.crowd[b]))
+        return np.where(a_wins, a, b)
+
+    def ask(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The next generation of n designs: (design matrix, knob columns)."""
+        codec = self.codec
+        if self.X is None or len(self.X) == 0:
+            return codec.canonical(codec.random(rng, n), rng)
+        p1, p2 = self._tournament(rng, n), self._tournament(rng, n)
+        cross = (rng.random(n) < self.crossover_prob)[:, None] & (rng.random((n, codec.width)) < self.swapping_prob)
+        child = np.where(cross, self.X[p2], self.X[p1])
+        mutate = rng.random((n, codec.width)) < self.mutation_prob
+        child = np.where(mutate, codec.random(rng, n), child)
+        return codec.canonical(child, rng)

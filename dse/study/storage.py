@@ -131,6 +131,13 @@ class OptunaMirror:
             self.count += len(new)
         self.flush()
 
+    def add(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Add the next trials (created with `optuna.trial.create_trial`, numbered by the storage in order)."""
+        if trials:
+            self.study.add_trials(trials)
+            self.count += len(trials)
+        self.flush()
+
     def set_study_attrs(self, attrs: dict[str, Any]) -> None:
         for k, v in attrs.items():
             if self.study.user_attrs.get(k) != v:

@@ -1,0 +1,178 @@
+"""The array NSGA-II (a generation bred as a knob matrix) and the result cache: determinism with a seed,
+resume equality, repeats reused and counted, Optuna journal records, knob-matrix round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+import yaml
+
+from dse.evaluate import evaluate
+from dse.model.arrays import DesignArrays
+from dse.model.technology import default_technology
+from dse.study.evaluator import ModelEvaluator
+from dse.study.runner import StudyRunner
+from dse.study.samplers import ArrayNSGAII, KnobCodec, design_keys, make_generation_sampler, survival_order
+from dse.study.space import SearchSpace, SearchSpaceSpec
+from dse.study.spec import load_study
+from _spaces import SPACE
+
+
+def _study(tmp_path: Path, name: str = "a", space: dict | None = None, **over) -> Path:
+    body = {
+        "name": name, "space": space or SPACE, "mix": "local",
+        "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
+                       {"metric": "chip_cost_usd", "direction": "minimize"}],
+        "constraints": ["tdp_w <= 400"],
+        "sampler": {"kind": "nsga2", "population_size": 8},
+        "budget": {"trials": 64}, "seed": 3, "execution": {"backend": "serial"},
+    }
+    body.update(over)
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(body, sort_keys=False))
+    return p
+
+
+def _results(run_dir: Path) -> pl.DataFrame:
+    return pl.read_parquet(run_dir / "results.parquet").drop("datetime_start", "datetime_complete")
+
+
+class Counting(ModelEvaluator):
+    """The model, counting the designs it is asked to evaluate."""
+
+    designs = 0
+
+    def __call__(self, columns):
+        Counting.designs += len(next(iter(columns.values())))
+        return super().__call__(columns)
+
+
+def test_default_nsga2_uses_the_array_sampler_and_other_crossovers_use_optuna(tmp_path):
+    st = load_study(_study(tmp_path))
+    assert isinstance(make_generation_sampler(st.spec.sampler, st.space), ArrayNSGAII)
+    st2 = load_study(_study(tmp_path, name="b", sampler={"kind": "nsga2", "population_size": 8, "crossover": "sbx"}))
+    assert make_generation_sampler(st2.spec.sampler, st2.space) is None
+    st3 = load_study(_study(tmp_path, name="c", sampler={"kind": "tpe"}))
+    assert make_generation_sampler(st3.spec.sampler, st3.space) is None
+
+
+def test_same_seed_same_trials_other_seed_other_trials(tmp_path):
+    cfg = _study(tmp_path)
+    StudyRunner(load_study(cfg), tmp_path / "r1").run()
+    StudyRunner(load_study(cfg), tmp_path / "r2").run()
+    a, b = _results(tmp_path / "r1"), _results(tmp_path / "r2")
+    assert a.height == 64 and a.equals(b)
+    StudyRunner(load_study(_study(tmp_path, name="s", seed=4)), tmp_path / "r3").run()
+    c = _results(tmp_path / "r3")
+    assert not a.select("chip.cores", "chip.sram_mb").equals(c.select("chip.cores", "chip.sram_mb"))
+    assert a["generation"].to_list() == [g for g in range(8) for _ in range(8)]
+
+
+def test_resume_continues_as_an_uninterrupted_run(tmp_path):
+    cfg = _study(tmp_path, budget={"trials": 100})
+    StudyRunner(load_study(cfg), tmp_path / "ref").run()
+    # as after a kill during generation 4: generations 0-3 are stored (a budget cut would store a short one)
+    first = StudyRunner(load_study(cfg), tmp_path / "r", trials=32).run()
+    assert first.summary["trials"] == 32
+    res = StudyRunner(load_study(cfg), tmp_path / "r").run()
+    assert res.resumed_from == 32 and res.summary["trials"] == 100
+    assert _results(tmp_path / "ref").equals(_results(tmp_path / "r"))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "r/journal.log")))
+    trials = optuna.load_study(study_name="a", storage=storage).get_trials(deepcopy=False)
+    assert [t.number for t in trials] == list(range(100))
+
+
+def test_repeated_designs_reuse_the_result_and_are_counted(tmp_path):
+    # 2 × 2 designs: after the first generation almost every trial repeats one
+    space = {"name": "four", "params": {"chip.process_node": {"choices": ["n7", "n5"]},
+                                        "chip.memory": {"choices": ["hbm3", "lpddr5x"]}},
+             "fixed": {"system.num_chips": 1, "chip.packaging": "cowos_s", "chip.memory_stacks": 2}}
+    cfg = _study(tmp_path, space=space, budget={"trials": 48})
+    Counting.designs = 0
+    res = StudyRunner(load_study(cfg), tmp_path / "r", evaluator=Counting("local")).run()
+    df = _results(tmp_path / "r")
+    assert df.height == 48  # every trial is recorded
+    assert res.summary["designs_evaluated"] == Counting.designs <= 4
+    assert res.summary["cache_hits"] == 48 - Counting.designs == int(df["repeat"].sum())
+    # a repeat carries the metrics of its design's first trial
+    first = df.filter(~pl.col("repeat"))
+    joined = df.join(first, on=["chip.process_node", "chip.memory"], suffix="_first")
+    assert (joined["local_llm.tpot_ms"] == joined["local_llm.tpot_ms_first"]).all()
+    assert (joined["chip_cost_usd"] == joined["chip_cost_usd_first"]).all()
+
+
+def test_the_journal_holds_every_trial_with_params_values_and_generation(tmp_path):
+    StudyRunner(load_study(_study(tmp_path)), tmp_path / "r").run()
+    df = _results(tmp_path / "r")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "r/journal.log")))
+    study = optuna.load_study(study_name="a", storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 64 and study.metric_names == ["local_llm.tpot_ms", "chip_cost_usd"]
+    for t, row in zip(trials, df.iter_rows(named=True)):
+        assert t.system_attrs["NSGAIISampler:generation"] == row["generation"]
+        assert t.params["chip.cores"] == row["chip.cores"] and t.params["chip.sram_mb"] == row["chip.sram_mb"]
+        assert ("chip.memory_stacks" in t.params) == (row["chip.memory"] != "none")
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.values == [row["local_llm.tpot_ms"], row["chip_cost_usd"]]
+        assert set(t.constraints) == {"model: feasible", "tdp_w <= 400"}
+        assert t.user_attrs["feasible"] == row["feasible"]
+
+
+def test_knob_matrix_round_trip_and_inactive_knobs():
+    space = SearchSpace(SearchSpaceSpec(**SPACE))
+    codec = KnobCodec(space)
+    rng = np.random.default_rng(0)
+    X, cols = codec.canonical(codec.random(rng, 200), rng)
+    back = codec.encode(cols)
+    assert np.array_equal(np.isnan(back), np.isnan(X)) and np.allclose(np.nan_to_num(back), np.nan_to_num(X))
+    off = cols["chip.memory"] == "none"
+    assert off.any() and (cols["chip.memory_stacks"][off] == 0).all()
+    assert np.isnan(X[off, codec.names.index("chip.memory_stacks")]).all()
+    assert ((cols["chip.memory_stacks"][~off] >= 1) & (cols["chip.memory_stacks"][~off] <= 6)).all()
+    for name, d in space.distributions().items():
+        if hasattr(d, "low"):
+            v = cols[name][~off] if name == "chip.memory_stacks" else cols[name]
+            assert v.min() >= d.low and v.max() <= d.high
+    keys = design_keys(X)
+    assert design_keys(codec.encode(cols)) == keys
+    params = codec.params(X)
+    assert all(("chip.memory_stacks" in p) == (not o) for p, o in zip(params, off))
+
+
+def test_survival_puts_feasible_fronts_first_then_least_violation_then_failures():
+    F = np.array([[1.0, 4.0], [2.0, 2.0], [3.0, 3.0], [0.0, 0.0], [0.5, 0.5], [np.inf, np.inf]])
+    cv = np.array([0.0, 0.0, 0.0, 2.0, 1.0, np.inf])
+    order, rank, _ = survival_order(F, cv)
+    assert rank[:3].tolist() == [0, 0, 1]  # (3,3) is dominated by (2,2)
+    assert order.tolist() == [0, 1, 2, 4, 3, 5]
+
+
+def test_a_generation_has_the_population_size_and_valid_values():
+    space = SearchSpace(SearchSpaceSpec(**SPACE))
+    ga = ArrayNSGAII(space, population_size=10)
+    rng = np.random.default_rng(1)
+    X, _ = ga.ask(rng, 10)
+    F = rng.random((10, 2))
+    ga.observe(X, F, np.zeros(10))
+    X2, cols2 = ga.ask(rng, 10)
+    assert X2.shape == (10, ga.codec.width) and len(ga.X) == 10
+    assert set(cols2["chip.process_node"].tolist()) <= {"n7", "n5"}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_a_design_evaluates_alike_in_any_batch(n):
+    """Batches without a `chip.precisions` column: the default precision list is not one name per row (a
+    batch of exactly as many designs as default precisions gave each design a single precision)."""
+    tech = default_technology()
+    rng = np.random.default_rng(n)
+    cols = {"chip.cores": rng.integers(8, 128, n), "chip.memory": np.array(["hbm3"] * n),
+            "chip.memory_stacks": np.full(n, 2), "system.num_chips": np.ones(n, dtype=np.int64)}
+    together = evaluate(DesignArrays.from_columns(cols, tech), "local", tech)
+    for i in range(n):
+        one = evaluate(DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech), "local", tech)
+        assert one["peak_tflops_bf16"][0] == together["peak_tflops_bf16"][i] > 0
+        assert one["local_llm.tpot_ms"][0] == pytest.approx(together["local_llm.tpot_ms"][i], rel=1e-9)
