@@ -1,20 +1,35 @@
-"""Trials/s of the dse study runner vs plain Optuna `study.optimize`, same sampler, storage, space, model, budget.
+"""Trials/s and hypervolume of the dse study runner against plain Optuna (both ways) and pymoo's NSGA-II, on
+the same space, model, objectives, constraints, population and budget.
 
-Both persist to an Optuna journal file (JournalFileBackend) with the same NSGA-II sampler and seed:
-  * plain:  `study.optimize(objective, n_trials=N)`, one design per trial, journal as the study storage;
-  * runner: `dse.study.runner.StudyRunner` (batch ask/tell in memory, vectorized evaluation, one
-            Parquet part + one journal group commit per generation).
-Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--serial]
+Contenders (all in this process, one after the other, the model warmed up first; every one evaluates a
+generation of designs with one vectorized model call):
+  * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
+                    in-process (`--serial`), writing its run folder (a Parquet part per generation) and the
+                    Optuna journal mirror; repeated designs reuse their stored result (counted below);
+  * optuna-batched  plain Optuna, in memory: NSGAIISampler, per generation `ask` × P, `suggest_*` per knob,
+                    one model call, `tell` × P (nothing written to disk);
+  * optuna-journal  plain Optuna `study.optimize` with a JournalFileBackend: one design per trial and one
+                    model call per trial (what a user writes first; `--skip-journal` skips it);
+  * pymoo           pymoo's NSGA2 (SBX + polynomial mutation, duplicate elimination) on the knobs encoded as
+                    [0, 1] reals (categorical: equal slices; log ranges: log scale; steps: rounded), constraints
+                    as G <= 0; nothing written to disk. Needs `pip install -e ".[bench]"` (skipped with a
+                    message if absent).
+Hypervolume: of each contender's feasible front, all with ONE reference point: the worst feasible value of
+each objective over all contenders, pushed 10 % of the range further.
+
+Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--skip-journal]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -22,12 +37,14 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dse.expr import parse  # noqa: E402
+from dse.pareto import hypervolume, nondominated_mask, to_minimization  # noqa: E402
 from dse.study.evaluator import ModelEvaluator  # noqa: E402
 from dse.study.runner import StudyRunner  # noqa: E402
 from dse.study.spec import load_study  # noqa: E402
 
 
-def make_study(tmp: Path, trials: int, population: int, mix: str, serial: bool) -> Path:
+def make_study(tmp: Path, trials: int, population: int, mix: str) -> Path:
     text = f"""
 name: speed
 search_space: {ROOT / 'search_spaces' / 'datacenter.yaml'}
@@ -39,51 +56,158 @@ objectives:
 sampler: {{kind: nsga2, population_size: {population}}}
 budget: {{trials: {trials}}}
 seed: 1
-execution: {{backend: {'serial' if serial else 'ray'}, inline_below: 512}}
+execution: {{backend: serial}}
 """
     p = tmp / "speed.yaml"
     p.write_text(text)
     return p
 
 
-def run_plain(study_path: Path, tmp: Path, trials: int) -> tuple[float, float]:
-    """Plain Optuna: (wall seconds, seconds inside the model)."""
-    st = load_study(study_path)
-    space, spec = st.space, st.spec
-    ev = ModelEvaluator(spec.mix)
-    metrics = [o.metric for o in spec.objectives]
-    constraints = [__import__("dse.expr", fromlist=["parse"]).parse(c)
-                   for c in list(spec.constraints) + list(space.spec.constraints)]
-    model_s = 0.0
+class Problem:
+    """The study's objective and constraints on a batch of knob columns (shared by the plain baselines)."""
+
+    def __init__(self, study: Any):
+        self.space, self.spec = study.space, study.spec
+        self.ev = ModelEvaluator(self.spec.mix)
+        self.metrics = [o.metric for o in self.spec.objectives]
+        self.maximize = self.spec.maximize
+        self.constraints = [parse(c) for c in [*self.spec.constraints, *self.space.spec.constraints]]
+        self.designs = 0
+
+    def __call__(self, cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(objective matrix n×m in the study's units and directions, constraint matrix n×k, <= 0 feasible)."""
+        m = self.ev(cols)
+        self.designs += len(m["feasible"])
+        env = {**cols, **m}
+        Y = np.column_stack([np.asarray(m[k], dtype=float) for k in self.metrics])
+        G = np.column_stack([np.where(m["feasible"], 0.0, 1.0)]
+                            + [np.broadcast_to(c.violation(env), (len(Y),)) for c in self.constraints])
+        return Y, G
+
+
+def run_runner(path: Path, tmp: Path) -> dict:
+    st = load_study(path)
+    t0 = time.perf_counter()
+    res = StudyRunner(st, tmp / "runs" / "speed", serial=True).run()
+    wall = time.perf_counter() - t0
+    import polars as pl
+
+    df = pl.read_parquet(tmp / "runs" / "speed" / "results.parquet")
+    Y = np.column_stack([df[m].to_numpy() for m in [o.metric for o in st.spec.objectives]])
+    return {"wall": wall, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
+            "note": f"{res.summary['cache_hits']} trials reused a repeated design's result"}
+
+
+def run_optuna_batched(path: Path, trials: int) -> dict:
+    st = load_study(path)
+    prob = Problem(st)
+    P = st.spec.sampler.population_size
+    study = optuna.create_study(directions=[o.direction for o in st.spec.objectives],
+                                sampler=optuna.samplers.NSGAIISampler(
+                                    population_size=P, seed=st.spec.seed,
+                                    constraints_func=lambda t: t.user_attrs["c"]))
+    Ys, feas = [], []
+    t0 = time.perf_counter()
+    done = 0
+    while done < trials:
+        n = min(P, trials - done)
+        ts = [study.ask() for _ in range(n)]
+        cols = st.space.columns([st.space.suggest(t) for t in ts])
+        Y, G = prob(cols)
+        for t, y, g in zip(ts, Y.tolist(), G.tolist()):
+            t.set_user_attr("c", g)
+            study.tell(t, y)
+        Ys.append(Y)
+        feas.append((G <= 0).all(axis=1))
+        done += n
+    return {"wall": time.perf_counter() - t0, "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
+            "designs": prob.designs, "note": "in memory, ask/tell per trial"}
+
+
+def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
+    st = load_study(path)
+    prob = Problem(st)
+    Ys, feas = [], []
 
     def objective(trial: optuna.Trial):
-        nonlocal model_s
-        row = space.suggest(trial)
-        t = time.perf_counter()
-        m = ev(space.columns([row]))
-        model_s += time.perf_counter() - t
-        env = {**space.columns([row]), **m}
-        trial.set_constraint("model", 0.0 if bool(m["feasible"][0]) else 1.0)
-        for i, c in enumerate(constraints):
-            trial.set_constraint(f"c{i}", float(c.violation(env)[0]))
-        return tuple(float(m[k][0]) for k in metrics)
+        cols = st.space.columns([st.space.suggest(trial)])
+        Y, G = prob(cols)
+        trial.set_user_attr("c", G[0].tolist())
+        Ys.append(Y[0])
+        feas.append(bool((G <= 0).all()))
+        return tuple(Y[0].tolist())
 
-    journal = tmp / "plain.journal"
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    sampler = optuna.samplers.NSGAIISampler(population_size=spec.sampler.population_size, seed=spec.seed)
-    study = optuna.create_study(storage=storage, sampler=sampler, study_name="plain",
-                                directions=[o.direction for o in spec.objectives])
-    ev(space.columns([space.complete({})]))  # warm the model's caches like the runner's first batch
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp / "plain.journal")))
+    study = optuna.create_study(storage=storage, directions=[o.direction for o in st.spec.objectives],
+                                sampler=optuna.samplers.NSGAIISampler(
+                                    population_size=st.spec.sampler.population_size, seed=st.spec.seed,
+                                    constraints_func=lambda t: t.user_attrs["c"]))
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - t0, model_s
+    return {"wall": time.perf_counter() - t0, "Y": np.array(Ys), "feasible": np.array(feas), "designs": prob.designs,
+            "note": "journal file, one design per trial"}
 
 
-def run_runner(study_path: Path, tmp: Path, trials: int, serial: bool) -> tuple[float, dict]:
-    st = load_study(study_path)
+def _decoder(space: Any):
+    """[0, 1]^d → knob columns: categorical = equal slices, ranges on their (log) scale, steps rounded."""
+    knobs = list(space.knobs.values())
+
+    def decode(U: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(U)
+        rows: list[dict[str, Any]] = [dict(space.fixed) for _ in range(n)]
+        for j, k in enumerate(knobs):
+            d, u = k.dist, np.clip(U[:, j], 0.0, 1.0)
+            if k.kind == "categorical":
+                ch = list(d.choices)
+                vals = [ch[i] for i in np.minimum((u * len(ch)).astype(int), len(ch) - 1)]
+            else:
+                lo, hi = (d.low - 0.5, d.high + 0.5) if k.kind == "int" else (d.low, d.high)
+                v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if d.log else lo + u * (hi - lo)
+                if d.step is not None and not d.log:
+                    v = d.low + np.round((v - d.low) / d.step) * d.step
+                v = np.clip(v, d.low, d.high)
+                vals = [int(round(x)) for x in v] if k.kind == "int" else [float(x) for x in v]
+            for r, x in zip(rows, vals):
+                r[k.name] = x
+        for r in rows:  # inactive conditional knobs take their neutral value, as in the runner
+            for k in knobs:
+                if k.when is not None and not bool(k.when.truth(r)):
+                    r[k.name] = k.neutral
+        return space.columns(rows)
+
+    return decode, len(knobs)
+
+
+def run_pymoo(path: Path, trials: int) -> dict | None:
+    try:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem as PymooProblem
+        from pymoo.optimize import minimize
+    except ImportError:
+        print('pymoo    : skipped (not installed; pip install -e ".[bench]" to compare with it)')
+        return None
+    st = load_study(path)
+    prob = Problem(st)
+    decode, d = _decoder(st.space)
+    Ys, feas = [], []
+
+    class P(PymooProblem):
+        def __init__(self):
+            super().__init__(n_var=d, n_obj=len(prob.metrics), n_ieq_constr=1 + len(prob.constraints),
+                             xl=0.0, xu=1.0)
+
+        def _evaluate(self, X, out, *args, **kwargs):
+            Y, G = prob(decode(X))
+            Ys.append(Y)
+            feas.append((G <= 0).all(axis=1))
+            out["F"] = to_minimization(Y, prob.maximize)
+            out["G"] = G
+
     t0 = time.perf_counter()
-    res = StudyRunner(st, tmp / "runs" / "speed", trials=trials, serial=serial).run()
-    return time.perf_counter() - t0, res.summary
+    minimize(P(), NSGA2(pop_size=st.spec.sampler.population_size), ("n_eval", trials), seed=st.spec.seed,
+             verbose=False)
+    return {"wall": time.perf_counter() - t0, "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
+            "designs": prob.designs, "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
 
 
 def main() -> None:
@@ -91,30 +215,45 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--population", type=int, default=100)
     ap.add_argument("--mix", default="local")
-    ap.add_argument("--serial", action="store_true", help="runner evaluates in-process (no Ray start)")
-    ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--skip-journal", action="store_true", help="skip plain Optuna `optimize` on a journal file")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="dse-speed-"))
     try:
-        path = make_study(tmp, args.trials, args.population, args.mix, args.serial)
+        path = make_study(tmp, args.trials, args.population, args.mix)
+        st = load_study(path)
+        ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
-              f"{args.trials} trials, journal file storage, 3 objectives")
-        r_wall, summary = run_runner(path, tmp, args.trials, args.serial)
-        ray_s = summary.get("ray_start_s", 0.0)
-        print(f"runner : {r_wall:8.2f} s  {args.trials / r_wall:9.1f} trials/s  "
-              f"(incl. Ray start {ray_s:.1f} s, {summary.get('ray_tasks', 0)} Ray tasks, executor {summary['executor']})")
-        if args.skip_plain:
-            return
-        p_wall, model_s = run_plain(path, tmp, args.trials)
-        print(f"plain  : {p_wall:8.2f} s  {args.trials / p_wall:9.1f} trials/s  "
-              f"(model {model_s:.1f} s = {100 * model_s / p_wall:.0f}%, Optuna + journal {p_wall - model_s:.1f} s)")
-        print(f"ratio  : runner is {p_wall / r_wall:.1f}x faster than plain Optuna at {args.trials} trials "
-              f"(target >= 5x at 10,000)")
-        print(f"front  : runner {summary['front_size']} designs, hypervolume {summary['hypervolume']:.4g}")
+              f"{args.trials} trials, 3 objectives, in-process on one core")
+        out: dict[str, dict] = {"runner": run_runner(path, tmp), "optuna-batched": run_optuna_batched(path, args.trials)}
+        pm = run_pymoo(path, args.trials)
+        if pm is not None:
+            out["pymoo"] = pm
+        if not args.skip_journal:
+            out["optuna-journal"] = run_optuna_journal(path, tmp, args.trials)
+        maximize = st.spec.maximize
+        feas_all = np.vstack([to_minimization(r["Y"][r["feasible"]], maximize) for r in out.values()])
+        lo, hi = feas_all.min(axis=0), feas_all.max(axis=0)
+        ref_min = hi + 0.1 * np.maximum(hi - lo, 1e-12)
+        ref = np.where(maximize, -ref_min, ref_min)
+        print(f"hypervolume reference point (shared): {dict(zip([o.metric for o in st.spec.objectives], ref.round(4).tolist()))}")
+        print(f"{'contender':<15} {'trials':>7} {'wall s':>8} {'trials/s':>9} {'evaluated':>9} {'feasible':>8} "
+              f"{'front':>6} {'hypervolume':>12}  note")
+        hv = {}
+        for name, r in out.items():
+            Y, f = r["Y"], r["feasible"]
+            front = int(nondominated_mask(Y[f], maximize).sum()) if f.any() else 0
+            hv[name] = hypervolume(Y[f], ref, maximize) if f.any() else 0.0
+            print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['designs']:>9} "
+                  f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
+        rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
+        for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
+            if other in out:
+                goal = f" (target >= {target:g}x at 10,000 trials)" if target else ""
+                print(f"runner / {other:<14}: {rate['runner'] / rate[other]:5.2f}x trials/s{goal}; hypervolume "
+                      f"{hv['runner'] / hv[other] if hv[other] else math.inf:.3f}x")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        _ = np
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""One driver per study: ask a batch (= one GA generation), evaluate it vectorized, persist, tell.
+"""One driver per study: ask a batch (= one GA generation), evaluate it vectorized, persist, record.
 
-Order per batch: ask B trials → knob columns → evaluate (in-process or Ray chunks) → objectives and
-constraint vector per trial → write the batch as one Parquet part (atomic; the system of record) →
-tell Optuna (in memory) → append the batch to the Optuna mirror (journal file: one fsync per batch).
-A killed run therefore loses at most the batch in flight; a rerun rebuilds the in-memory study from
-the parts (trial params, values, system attributes incl. the NSGA-II generation and the sampler's
-study attributes) and continues to the budget. Each batch's sampler is seeded from (seed, batch), so
-a resumed run asks exactly what an uninterrupted run would have asked.
+Two ways to ask. The array NSGA-II (`dse.study.samplers.ArrayNSGAII`, kind nsga2 by default) breeds the
+whole generation as a knob matrix, and its trials are recorded through Optuna's public API in one go
+(`optuna.trial.create_trial` + `study.add_trials` on the mirror): no per-trial ask/suggest/tell. Every
+other sampler runs Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
+
+Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
+`repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
+Ray chunks) → objectives and constraint vector per trial → write the batch as one Parquet part (atomic; the
+system of record) → record the trials in the Optuna mirror (journal file: one fsync per batch). A killed
+run therefore loses at most the batch in flight; a rerun rebuilds the sampler's state from the parts (the
+array NSGA-II replays the stored generations; the Optuna samplers get the trials and their study attributes
+back) and continues to the budget. Each batch's sampler is seeded from (seed, batch), so a resumed run asks
+exactly what an uninterrupted run would have asked.
 
 Infeasible designs (the model says so, or a constraint is violated) are told as COMPLETE with their
 finite objective values and a positive constraint value, so constrained samplers (NSGA-II/III, TPE)
@@ -205,7 +211,8 @@ class StudyRunner:
                 X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
                 keys = design_keys(X)
                 results = self._evaluate_cached(cols, keys)
-                df, frozen = self._array_batch(done, cols, results, self._repeats(keys), t_start, dt.datetime.now(), b)
+                df, frozen = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
+                                               dt.datetime.now(), b)
                 parts.write(b, df)  # system of record first
                 mirror.add(frozen)
                 ga.observe(X, *self._fitness(df))
@@ -381,6 +388,8 @@ class StudyRunner:
             base["state"] = states
             new = self.frame(base, cols, sc).with_columns(pl.Series("_optuna", blobs, dtype=pl.String),
                                                            old["_study_attrs"])
+            if "repeat" in old.columns:
+                new = new.with_columns(old["repeat"])
             parts.write(b, pl.concat([part.filter(~m), new], how="diagonal_relaxed").sort("trial"))
             log.warning("re-ran %d trials of batch %d that had failed for a transient reason", n, b)
         return parts.read_all()
@@ -550,7 +559,7 @@ class StudyRunner:
             pl.Series("_study_attrs", [json.dumps(delta, default=str)] + [None] * (n - 1), dtype=pl.String))
         return df, values, states, cvecs, keyattrs
 
-    def _array_batch(self, first: int, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
+    def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
                      t_start: dt.datetime, t_done: dt.datetime, b: int) -> tuple[pl.DataFrame, list]:
         """A generation of the array sampler as a Parquet part and as Optuna trials (`create_trial`), with the
         same params, values, constraints and attributes as the ask/tell loop records."""
@@ -561,7 +570,7 @@ class StudyRunner:
         env = {**cols, **sc["metrics"]}
         key_cols = {k: np.asarray(env[k]).tolist() for k in self.key_metric_names()
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
-        params = self.codec.params(self.codec.encode(cols))
+        params = self.codec.params(X)
         dists = self.codec.dists
         gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
         feasible, reasons, Yl, cl = sc["feasible"].tolist(), sc["reason"].tolist(), Y.tolist(), cmat.tolist()
