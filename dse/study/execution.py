@@ -1,13 +1,16 @@
 """Where batches are evaluated: in-process, or as vectorized chunks on Ray (embedded or attached).
 
 `ray_session()` follows reference/ecosystem.md §6: an explicit address or RAY_ADDRESS attaches (never
-passing num_cpus), otherwise `ray.init(address="local")` starts an embedded instance that is shut
-down at the end; an already initialised Ray (a job, a test fixture, a sweep task) is reused.
+passing num_cpus; the address is probed first, token authentication included), otherwise an embedded
+one-node Ray (`ray_head.LocalHead`, which dies with this process) is started and stopped at the end; an
+already initialised Ray (a job, a test fixture, a sweep task) is reused. `RayExecutor` decides per batch
+whether Ray pays (see its docstring).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -19,8 +22,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from dse.errors import DseUserError
+from dse.study.ray_head import LocalHead, apply_env, find_token, quiet_connect
 
 Columns = dict[str, np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -28,26 +33,25 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     """Connect to or start Ray for the duration of the block; yields the `ray` module."""
     import ray
 
-    started = False
     if ray.is_initialized():
-        pass
-    elif address:
-        check_reachable(address)
-        _attach(ray, address)
-        started = True
-    elif os.environ.get("RAY_ADDRESS"):
-        check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
-        _attach(ray, None)
-        started = True
-    else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
-                 log_to_driver=False)
-        started = True
+        yield ray
+        return
+    target = address or os.environ.get("RAY_ADDRESS")
+    head = None
     try:
+        if target:
+            apply_env(check_reachable(target, "--address / execution.address" if address else "RAY_ADDRESS"))
+            _attach(ray, address)
+        else:
+            head = LocalHead(num_cpus)
+            head.wait()
+            head.connect(ray)
         yield ray
     finally:
-        if started:
+        if ray.is_initialized():
             ray.shutdown()
+        if head is not None:
+            head.close()
 
 
 # HTTP/2 connection prefaces (RFC 9113 §3.4): the client sends the magic string and a SETTINGS frame; a
@@ -69,15 +73,16 @@ def _h2_settings_prefix(head: bytes) -> bool:
     return len(head) < 9 or int.from_bytes(head[5:9], "big") & 0x7FFFFFFF == 0
 
 
-def check_reachable(address: str, what: str = "--address / execution.address", timeout_s: float = 3.0) -> None:
-    """Fail fast (a DseUserError naming the address within `timeout_s`, not a hang: `ray.init` retries for
-    minutes) unless a `host:port` or `ray://host:port` address accepts a TCP connection and answers the
-    HTTP/2 handshake that every gRPC server (Ray's GCS, Ray Client) answers. With RAY_USE_TLS only the
-    TCP connection is checked (the handshake would then start with TLS)."""
-
-
+def check_reachable(address: str, what: str = "--address / execution.address",
+                    timeout_s: float = 3.0) -> dict[str, str]:
+    """Fail fast (a DseUserError naming the address within `timeout_s` + 2 s, not a hang: `ray.init` retries
+    for minutes) unless a `host:port` or `ray://host:port` address accepts a TCP connection and answers the
+    HTTP/2 handshake that every gRPC server (Ray's GCS, Ray Client) answers; then, for a GCS address, that
+    it is Ray's GCS and whether it wants a token. Returns the environment to attach with (RAY_AUTH_MODE=token
+    when the cluster uses Ray's token authentication and the user did not set a mode). With RAY_USE_TLS
+    only the TCP connection is checked (the handshake would then start with TLS)."""
     if address in ("auto", "local"):
-        return
+        return {}
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -91,7 +96,7 @@ def check_reachable(address: str, what: str = "--address / execution.address", t
         raise DseUserError(f"{what} '{address}': no Ray cluster answers there ({why}); {hint}") from None
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         sock.close()
-        return
+        return {}
     with sock:
         try:
             sock.settimeout(max(0.2, deadline - time.monotonic()))
@@ -115,6 +120,59 @@ def check_reachable(address: str, what: str = "--address / execution.address", t
         got = f"got {head!r}" if head else reset
         raise DseUserError(f"{what} '{address}': answered, but not as Ray ({got}; a Ray head speaks gRPC); is it the "
                            f"Ray head's GCS port (default 6379) or ray://HOST:10001? {hint}")
+    if "://" in address:  # Ray Client: its server checks the token itself
+        return {}
+    return _gcs_auth(address, hostport, what)
+
+
+# a cheap read-only call every Ray GCS serves (ray/core/generated/gcs_service_pb2_grpc.py); its request
+# message has no required field, so an empty body is a valid request
+_GCS_PROBE = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+_GCS_PROBE_S = 1.0  # with the 3 s handshake check: a wrong address fails within 5 s (issue 14)
+_TOKEN_DOC = "https://docs.ray.io/en/latest/ray-security/token-auth.html"
+
+
+def _gcs_call(hostport: str, token: str | None) -> Any:
+    """The gRPC status of one GetClusterId call (None when it succeeded)."""
+    import grpc  # Ray's own dependency
+
+    with grpc.insecure_channel(hostport) as ch:
+        call = ch.unary_unary(_GCS_PROBE)
+        try:
+            call(b"", timeout=_GCS_PROBE_S, metadata=[("authorization", f"Bearer {token}")] if token else None)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return None
+
+
+def _gcs_auth(address: str, hostport: str, what: str) -> dict[str, str]:
+    """Whether the GCS at `hostport` is Ray's and wants Ray's token (RAY_AUTH_MODE=token plus a token found
+    where Ray looks: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token); errors name the address."""
+    import grpc
+
+    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+    token, where = find_token()
+    status = _gcs_call(hostport, None)
+    if status is None:
+        return {}  # the cluster does not use token authentication
+    if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        raise DseUserError(f"{what} '{address}': the Ray GCS there did not answer within {_GCS_PROBE_S:g} s "
+                           f"({status.name}); is the head still starting, or overloaded?")
+    if status != grpc.StatusCode.UNAUTHENTICATED:
+        raise DseUserError(f"{what} '{address}': answered gRPC, but not as a Ray GCS ({status.name}); is it the Ray "
+                           "head's GCS port (default 6379) or ray://HOST:10001?")
+    how = (f"put the head's token (`ray get-auth-token` on the head) in RAY_AUTH_TOKEN, in a file named by "
+           f"RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token; see {_TOKEN_DOC}")
+    if mode == "disabled":
+        raise DseUserError(f"{what} '{address}': the cluster uses Ray's token authentication but RAY_AUTH_MODE is "
+                           f"'disabled' here; unset it (or set it to token) and {how}")
+    if token is None:
+        raise DseUserError(f"{what} '{address}': the cluster uses Ray's token authentication and no token was "
+                           f"found ({where}); {how}")
+    if _gcs_call(hostport, token) is not None:
+        raise DseUserError(f"{what} '{address}': the cluster refused the token from {where} (it is not this "
+                           f"cluster's token); {how}")
+    return {} if mode == "token" else {"RAY_AUTH_MODE": "token"}
 
 
 def _ray_initialized() -> bool:
@@ -125,9 +183,9 @@ def _ray_initialized() -> bool:
 
 def _attach(ray: Any, address: str | None) -> None:
     """`ray.init` onto an existing cluster; connection failures become user errors."""
-
     try:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        with quiet_connect():
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     except (ConnectionError, TimeoutError, ValueError) as exc:
         raise DseUserError(f"cannot attach to the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
@@ -190,51 +248,172 @@ class SerialExecutor:
         pass
 
 
-class RayExecutor:
-    """Split a batch into chunks (≤ chunk_size, ~2 per CPU) and evaluate them as Ray tasks.
+# Cost model of the embedded Ray (issue 15: Ray start was 42-58 % of a ~6 s quickstart on 2 cores, and a
+# 128-design batch took 84-116 ms on Ray against 62 ms in-process): what starting it and each Ray batch
+# cost before anything is measured; the per-batch overhead is then measured on every Ray batch.
+RAY_START_COST_S = 3.0
+RAY_BATCH_OVERHEAD_S = 0.05
 
-    Batches below `inline_below` designs run in-process: Ray's ~1.5 ms round trip would cost more
-    than the vectorized model. Ray starts lazily on the first batch that needs it."""
+
+class RayExecutor:
+    """Split a batch into chunks (≤ chunk_size, ~2 per CPU) and evaluate them as Ray tasks — where it pays.
+
+    Attached (an address, RAY_ADDRESS, or a Ray this process already runs): every batch of at least
+    `inline_below` designs goes to Ray. Embedded: batches run in-process and are timed; once the
+    remaining work (`designs` expected this run) would save more on the other CPUs than Ray costs to
+    start, an embedded Ray (`LocalHead`) starts in the background while batches keep running here; once
+    it is up, a batch goes to Ray when its measured in-process time exceeds the Ray round trip plus
+    its share per CPU. `start()` (grids, tests) starts and waits."""
 
     kind = "ray"
 
     def __init__(self, evaluator: Callable[[Columns], Columns], *, address: str | None = None,
-                 num_cpus: int | None = None, chunk_size: int = 2048, inline_below: int = 256):
+                 num_cpus: int | None = None, chunk_size: int = 2048, inline_below: int = 256,
+                 designs: int | None = None):
         self.evaluator = evaluator
         self.address, self.num_cpus = address, num_cpus
         self.chunk_size, self.inline_below = chunk_size, inline_below
+        self.designs, self.done = designs, 0
         self._stack: contextlib.ExitStack | None = None
+        self._head: LocalHead | None = None
+        self._head_failed = False
         self._remote = None
         self._ev_ref = None
         self.cpus = num_cpus or os.cpu_count() or 1
-        self.ray_start_s = 0.0
+        self.sec_per_design: float | None = None  # in-process, measured
+        self.overhead_s = RAY_BATCH_OVERHEAD_S
+        self.ray_start_s = 0.0  # time the driver waited for Ray (not counting a background start)
+        self.ray_up_s: float | None = None  # launch → up of an embedded Ray
         self.tasks = 0
+        self.batches = {"in_process": 0, "ray": 0}
+        self._sample: Columns | None = None  # one design, to warm the workers up with
+        self._warm: list = []
+
+    @property
+    def attached(self) -> bool:
+        """Batches always go to Ray: a cluster address was given, or this process already runs Ray."""
+        return bool(self.address or os.environ.get("RAY_ADDRESS")) or (_ray_initialized() and self._head is None)
+
+    @property
+    def on_ray(self) -> bool:
+        return self._remote is not None
 
     def start(self) -> None:
-        if self._stack is not None:
+        """Attach to, or start and wait for, Ray (synchronous)."""
+        if self._remote is not None:
             return
         t0 = time.perf_counter()
-        stack = contextlib.ExitStack()
-        ray = stack.enter_context(ray_session(self.address, self.num_cpus))  # raises → nothing to close
-        self._stack = stack
+        import ray
+
+        if self.attached or self._head_failed:
+            stack = contextlib.ExitStack()
+            stack.enter_context(ray_session(self.address, self.num_cpus))  # raises → nothing to close
+            self._stack = stack
+        else:
+            if self._head is None:
+                self._head = LocalHead(self.num_cpus)
+            self._head.wait()
+            self._head.connect(ray)
+            self.ray_up_s = self._head.ready_s
+        self._setup(ray)
+        self.ray_start_s += time.perf_counter() - t0
+
+    def _setup(self, ray: Any) -> None:
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(max_retries=3)(eval_chunk)
         self._ev_ref = ray.put(self.evaluator)
-        self.ray_start_s = time.perf_counter() - t0
+
+    def poll(self) -> bool:
+        """Connect to a background-started embedded Ray once it is up (no wait); True when on Ray. A Ray that
+        cannot start leaves the run in-process (said once in the log), it never fails it."""
+        if self._remote is None and self._head is not None and not self._head_failed:
+            try:
+                up = self._head.ready()
+            except DseUserError as exc:
+                log.warning("%s; continuing in-process", exc)
+                self._head_failed = True
+                self._head.close()
+                return False
+            if up:
+                import ray
+
+                t0 = time.perf_counter()
+                self._head.connect(ray)
+                self._setup(ray)
+                self.ray_up_s = self._head.ready_s
+                self.ray_start_s += time.perf_counter() - t0
+                # workers start and import the model in the background too: one design per CPU
+                if self._sample is not None:
+                    self._warm = [self._remote.remote(self._ev_ref, self._sample) for _ in range(self.cpus)]
+        if self._warm:
+            import ray
+
+            done, _ = ray.wait(self._warm, num_returns=len(self._warm), timeout=0)
+            if len(done) < len(self._warm):
+                return False
+            self._warm = []
+        return self._remote is not None
+
+    def launch(self) -> None:
+        """Start the embedded Ray in the background (no wait)."""
+        if self._head is None and not self.attached and not self._head_failed:
+            self._head = LocalHead(self.num_cpus)
 
     def evaluate(self, cols: Columns) -> list[tuple[slice, Columns | EvalError]]:
         n = _n(cols)
-        if n < self.inline_below or n == 0:
+        self.done += n
+        if n == 0 or n < self.inline_below:
             return [(slice(0, n), eval_chunk(self.evaluator, cols))]
-        self.start()
-        import ray
+        if self.attached:
+            self.start()
+            return self._on_ray(cols)
+        if self.poll() and self._pays(n):
+            return self._on_ray(cols)
+        if self._sample is None:
+            self._sample = take(cols, slice(0, 1))
+        t0 = time.perf_counter()
+        out = [(slice(0, n), eval_chunk(self.evaluator, cols))]
+        spd = (time.perf_counter() - t0) / n
+        self.sec_per_design = spd if self.sec_per_design is None else min(self.sec_per_design, spd)
+        self.batches["in_process"] += 1
+        if self._head is None and self._worth_starting(n):
+            self.launch()
+        return out
 
+    def _slices(self, n: int) -> list[slice]:
         k = max(1, min(math.ceil(n / max(1, self.inline_below // 2 or 1)), 2 * self.cpus))
         k = max(k, math.ceil(n / self.chunk_size))
         bounds = np.linspace(0, n, k + 1).astype(int)
-        slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def _ray_time(self, n: int) -> float:
+        """Predicted wall time of an n-design batch on Ray: round trip + the in-process time shared by CPUs."""
+        par = max(1, min(self.cpus, len(self._slices(n))))
+        return self.overhead_s + n * (self.sec_per_design or 0.0) / par
+
+    def _pays(self, n: int) -> bool:
+        return self.sec_per_design is None or self._ray_time(n) < n * self.sec_per_design
+
+    def _worth_starting(self, n: int) -> bool:
+        """Would Ray on `self.cpus` CPUs save more than it costs to start, over the designs still to come?"""
+        if self.cpus < 2 or self.sec_per_design is None:
+            return False
+        saving = n * self.sec_per_design - (self.overhead_s + n * self.sec_per_design / self.cpus)
+        if saving <= 0:
+            return False
+        if self.designs is None:  # open-ended (timeout only): any saving per batch pays eventually
+            return True
+        return (self.designs - self.done) / n * saving > RAY_START_COST_S
+
+    def _on_ray(self, cols: Columns) -> list[tuple[slice, Columns | EvalError]]:
+        import ray
+
+        n = _n(cols)
+        slices = self._slices(n)
+        t0 = time.perf_counter()
         refs = [self._remote.remote(self._ev_ref, take(cols, s)) for s in slices]
         self.tasks += len(refs)
+        self.batches["ray"] += 1
         out = []
         for s, ref in zip(slices, refs):
             try:
@@ -242,16 +421,29 @@ class RayExecutor:
             except Exception as exc:  # worker died beyond retries, object lost, ...
                 msg = str(exc).splitlines()[0][:300] if str(exc) else ""
                 out.append((s, EvalError(f"evaluation error: {type(exc).__name__}: {msg}", transient=True)))
+        if self.sec_per_design is not None:  # what the round trip cost beyond the work shared by the CPUs
+            par = max(1, min(self.cpus, len(slices)))
+            seen = max(0.0, time.perf_counter() - t0 - n * self.sec_per_design / par)
+            self.overhead_s = 0.5 * self.overhead_s + 0.5 * seen
         return out
 
     def close(self) -> None:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
+        elif self._head is not None and self._remote is not None:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+        if self._head is not None:
+            self._head.close()
+            self._head = None
+        self._remote = None
 
 
 def make_executor(execution: Any, evaluator: Callable[[Columns], Columns], *, serial: bool = False,
-                  address: str | None = None) -> SerialExecutor | RayExecutor:
+                  address: str | None = None, designs: int | None = None) -> SerialExecutor | RayExecutor:
     """Executor for a spec's `execution` block (CLI flags override backend and address)."""
     if serial or execution.backend == "serial":
         return SerialExecutor(evaluator)
@@ -259,4 +451,4 @@ def make_executor(execution: Any, evaluator: Callable[[Columns], Columns], *, se
     if (target or os.environ.get("RAY_ADDRESS")) and not _ray_initialized():  # fail before a run folder is touched
         check_reachable(target) if target else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     return RayExecutor(evaluator, address=address or execution.address, num_cpus=execution.num_cpus,
-                       chunk_size=execution.chunk_size, inline_below=execution.inline_below)
+                       chunk_size=execution.chunk_size, inline_below=execution.inline_below, designs=designs)

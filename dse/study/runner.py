@@ -90,7 +90,8 @@ class StudyRunner:
         self.budget = trials if trials is not None else self.spec.budget.trials
         self.timeout = self.spec.budget.timeout_s
         self.evaluator = evaluator or default_evaluator(study)
-        self.executor = executor or make_executor(self.spec.execution, self.evaluator, serial=serial, address=address)
+        self.executor = executor or make_executor(self.spec.execution, self.evaluator, serial=serial, address=address,
+                                                  designs=self.budget)
         self.on_progress = on_progress
         self.objectives = list(self.spec.objectives)
         self.metrics = [o.metric for o in self.objectives]

@@ -56,7 +56,7 @@ def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, seria
     if use_ray and (addr or os.environ.get("RAY_ADDRESS")):  # fail before writing anything
 
         check_reachable(addr) if addr else check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
-    sweep_dir = Path(out) / study.name
+    sweep_dir = Path(out).resolve() / study.name  # absolute: sub-studies run in Ray workers with their own cwd
     subs = sub_studies(study)
     for s in subs:  # every sub-study's config problem before anything is written
         check_study(s)
