@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dse.evaluate.metrics import SCENARIO
-from dse.evaluate.plans import Ladder, Plan, Rung, cnn_plans, llm_ladders
-from dse.evaluate.steps import Builders, LlmSteps, cnn_footprint, llm_footprint, llm_steps
+from dse.evaluate.plans import Plan
+from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
 from dse.workloads.modelfile import load_model_shape
@@ -107,11 +107,6 @@ def _eval(step_ops, hw: HwView, cal: Calibration, wres, kres, resident) -> StepE
     return StepEval((t.total * count).sum(axis=1), (e * count).sum(axis=1))
 
 
-def _eval_residencies(ops, hw, cal, wres, kres, resident) -> StepEval:
-    """Evaluate `ops` under each design's own (possibly fractional) residency, in one vectorized call."""
-    return _eval(compress_ops(ops), hw, cal, wres, kres, resident)
-
-
 _KEY_COLS = ("kind", "flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
              "kv_write_bytes", "m", "k", "n", "compute_precision", "comm_bytes", "group", "sparse")
 
@@ -186,122 +181,33 @@ def _fmt_gb(x: float) -> str:
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 
-# ---- plan evaluation: times, energy and SLO checks of one plan on many designs --------------------
+# ---- step times of many (design, step, residency) instances --------------------------------------
 
-@dataclass
-class LlmPlanEval:
-    """One LLM plan on the designs `cidx` (indices into its group's designs) that can hold it."""
-
-    plan: Plan
-    cidx: np.ndarray
-    combo: np.ndarray       # residency per design of the group: 0 streamed, 1 weights, 2 weights + KV
-    tpot: np.ndarray        # s per output token (one decode step through all stages)
-    ttft: np.ndarray        # s to the first token: the whole (static) batch prefilled through all stages
-    prefill_s: np.ndarray   # s to prefill the replica's whole batch
-    dp: np.ndarray          # replicas
-    throughput: np.ndarray  # tokens/s of the system
-    energy: np.ndarray      # J per output token
-    slo_ok: np.ndarray
-
-
-class _LlmGroup:
-    """What the plans of one (tp, ep) ladder share on the designs with at least tp·ep chips: the TTFT
-    prefill step and its per-residency times, prefill chunks, pipeline hop times."""
-
-    def __init__(self, scenario, shape, prec, hw: HwView, cal: Calibration, chips_avail: np.ndarray,
-                 ladder: Ladder):
-        self.scenario, self.shape, self.prec, self.cal = scenario, shape, prec, cal
-        self.grp = ladder.tp * ladder.ep
-        self.idx = np.flatnonzero(chips_avail >= self.grp)
-        self.hw = hw.take(self.idx)
-        self.chips = chips_avail[self.idx]
-        self.prompt, self.out_len = int(scenario.prompt_len), int(scenario.output_len)
-        self.hidden, self.act = Builders.hidden(shape), Builders.act_bytes(prec)
-        self.pre = Builders.llm(shape, "prefill", 1, self.prompt, self.prompt, ladder.tp, prec, ladder.ep)
-        self.pre_cache = ComboCache(self.pre.ops, self.hw, cal)
-        self.hop_pre = self.hop(self.prompt)
-        self.chunks: dict[int, tuple[ComboCache, np.ndarray]] = {}
-
-    def hop(self, tokens: int) -> np.ndarray:
-        """Time to hand `tokens` tokens' activations to the next pipeline stage, per design."""
-        return collective_time("sendrecv", np.array([tokens * self.hidden * self.act]), np.array([2.0]),
-                               self.hw, self.cal)[:, 0]
-
-    def chunk(self, steps: LlmSteps) -> tuple[ComboCache, np.ndarray]:
-        if steps.chunk_prompts not in self.chunks:
-            if steps.chunk_prompts == 1:  # a one-prompt chunk is the TTFT step itself
-                self.chunks[1] = (self.pre_cache, self.hop_pre)
-            else:
-                self.chunks[steps.chunk_prompts] = (ComboCache(steps.chunk.ops, self.hw, self.cal),
-                                                    self.hop(steps.chunk_prompts * self.prompt))
-        return self.chunks[steps.chunk_prompts]
-
-    def capacity(self, steps: LlmSteps, plan: Plan, alive: np.ndarray):
-        """(footprint, chips_ok, fits, combo) of `plan` on the group's designs still `alive`."""
-        w, kv, act = llm_footprint(self.scenario, self.shape, self.prec, steps, plan)
-        ok = (self.chips >= self.grp * plan.pp) & alive
-        fw, fk, fits, _ = residency(w, kv, act, self.hw.sram_bytes, self.hw.mem_bytes, self.hw.sram_cache)
-        return (w, kv), ok, fits, (fw, fk)
-
-    def evaluate_rung(self, rung: Rung, steps: LlmSteps, cands: list[tuple[Plan, tuple, np.ndarray]]) -> list[LlmPlanEval]:
-        """Times of every (plan, residency, candidate designs) of one rung: one vectorized call per
-        all-or-nothing residency (cached), plus one per plan for the designs with a fractional share."""
-        dec_cache = ComboCache(steps.decode.ops, self.hw, self.cal)
-        chunk_cache, hop_chunk = self.chunk(steps)
-        all_combo = np.zeros(len(self.idx), int)
-        split = [(plan, *residency_combo(*fr), fr, cidx) for plan, fr, cidx in cands]
-        for c in (0, 1, 2):
-            mask = np.zeros(len(self.idx), bool)
-            for _, combo, partial, _, cidx in split:
-                mask[cidx[(combo[cidx] == c) & ~partial[cidx]]] = True
-            all_combo[:] = c
-            dec_cache.prefetch(all_combo, mask)
-            self.pre_cache.prefetch(all_combo, mask)
-            chunk_cache.prefetch(all_combo, mask)
-        hop_dec = self.hop(rung.micro_batch)
-        static = self.hw.static_w if self.hw.static_w is not None else np.zeros(len(self.idx))
-        out = []
-        for plan, combo, partial, (fw, fk), cidx in split:
-            whole = cidx[~partial[cidx]]
-            part = cidx[partial[cidx]]
-            evals = []
-            for cache in (dec_cache, self.pre_cache, chunk_cache):
-                ev = StepEval(np.zeros(len(cidx)), np.zeros(len(cidx)))
-                if len(whole):
-                    r = cache.get(combo, whole)
-                    ev.time_s[~partial[cidx]], ev.energy_j[~partial[cidx]] = r.time_s, r.energy_j
-                if len(part):
-                    r = _eval(cache.ops, self.hw.take(part), self.cal, fw[part], fk[part], np.zeros(len(part)))
-                    ev.time_s[partial[cidx]], ev.energy_j[partial[cidx]] = r.time_s, r.energy_j
-                evals.append(ev)
-            d, p, ch = evals
-            combo = fw + fk  # resident level for the bound label (>= 1: weights wholly resident)
-            out.append(self.plan_times(plan, steps, combo, cidx, d, p, ch, hop_dec[cidx], hop_chunk[cidx],
-                                       static[cidx]))
-        return out
-
-    def plan_times(self, plan: Plan, steps: LlmSteps, combo, cidx, d: StepEval, p: StepEval, ch: StepEval,
-                   hop_dec, hop_chunk, static) -> LlmPlanEval:
-        """The time function of static-batched pipeline serving (module docstring)."""
-        pp, mb, total_b = plan.pp, plan.micro_batches, plan.batch
-        tpot = d.time_s + (pp - 1) * hop_dec
-        dp = self.chips[cidx] // (self.grp * pp)
-        # the batch's prefill chunks flow through the pp stages back to back
-        n_chunks = mb * -(-plan.micro_batch // steps.chunk_prompts)
-        prefill_time = (n_chunks + pp - 1) * (ch.time_s / pp + (pp > 1) * hop_chunk)
-        # static batching: a request's first token comes once its whole batch is prefilled (the same prefill
-        # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
-        ttft = np.maximum(p.time_s + (pp - 1) * self.hop_pre[cidx], prefill_time)
-        replica = total_b * self.out_len / (prefill_time + self.out_len * tpot)
-        thr = dp * replica
-        e_tok = self.grp * (mb * d.energy_j + pp * static * tpot) / total_b
-        slo_tpot, slo_ttft = _slo(self.scenario, "tpot_ms"), _slo(self.scenario, "ttft_ms")
-        slo_ok = np.ones(len(cidx), bool)
-        if slo_tpot:
-            slo_ok &= tpot * 1e3 <= slo_tpot
-        if slo_ttft:
-            slo_ok &= ttft * 1e3 <= slo_ttft
-        return LlmPlanEval(plan, cidx, combo, tpot, ttft, prefill_time, dp, thr, e_tok, slo_ok)
+def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres, kres, resident,
+                   energy_steps=None) -> StepEval:
+    """Step time (s) and dynamic energy (J) per chip of each instance i: design `design_of[i]` running
+    `steps[step_of[i]]` with weights / KV resident shares `wres[i]`, `kres[i]` and `resident[i]` bytes
+    resident. One vectorized call per distinct step; energy only for the steps in `energy_steps`
+    (all when None; NaN elsewhere)."""
+    step_of = np.asarray(step_of, np.int64)
+    order = np.argsort(step_of.astype(np.int16) if len(steps) < 1 << 15 else step_of, kind="stable")  # radix sort
+    bounds = np.searchsorted(step_of[order], np.arange(len(steps) + 1))
+    rows = hw.take(np.asarray(design_of)[order])
+    wres, kres, resident = (np.asarray(x, float)[order] for x in (wres, kres, resident))
+    t = np.empty(len(order))
+    e = np.full(len(order), np.nan)
+    for s in np.flatnonzero(np.diff(bounds)):
+        sl = slice(bounds[s], bounds[s + 1])
+        ops = compress_ops(steps[s].ops)
+        sub = rows.take(sl)
+        times = op_times(ops, sub, cal, wres[sl], kres[sl], resident[sl])
+        count = np.asarray(ops.count, dtype=float)[None, :]
+        t[sl] = (times.total * count).sum(axis=1)
+        if energy_steps is None or energy_steps[s]:
+            e[sl] = (op_energy_j(ops, sub, times) * count).sum(axis=1)
+    out_t, out_e = np.empty_like(t), np.empty_like(e)
+    out_t[order], out_e[order] = t, e
+    return StepEval(out_t, out_e)
 
 
 def _numeric_metrics(n: int) -> dict[str, np.ndarray]:
@@ -313,204 +219,272 @@ def _slo(scenario, name: str):
     return getattr(scenario, name, None) or getattr(getattr(scenario, "slo", None), name, None)
 
 
-# ---- selection: the best plan per design by the scenario's goal, and why a design has none ---------
-
 _PLAN_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
+# designs per vectorized block: bounds the (designs × plans) arrays (~50 MB each at 350 plans)
+BLOCK_DESIGNS = 16384
 
 
-class _LlmSelection:
-    """Best plan per design so far, and the closest capacity or SLO miss of designs without one."""
+def _first_max_by(seg: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+    """Per segment 0..n-1 (`seg` ascending, items in scan order): index of the first item of maximal
+    score above -inf, or -1 — what a sequential `score > best` scan keeps (NaN never wins)."""
+    best = np.full(n, -1, np.int64)
+    idx = np.flatnonzero(score > -np.inf)
+    if not len(idx):
+        return best
+    sg, v = seg[idx], score[idx]
+    starts = np.flatnonzero(np.concatenate([[True], sg[1:] != sg[:-1]]))
+    top = np.repeat(np.maximum.reduceat(v, starts), np.diff(np.append(starts, len(idx))))
+    hit = idx[v == top]
+    hs = seg[hit]
+    first = np.concatenate([[True], hs[1:] != hs[:-1]])
+    best[hs[first]] = hit[first]
+    return best
 
-    def __init__(self, scenario, hw: HwView, chips_avail: np.ndarray):
-        n = hw.n
-        self.scenario, self.hw, self.chips_avail = scenario, hw, chips_avail
-        self.goal = getattr(scenario, "goal", "throughput")
-        self.slo_tpot, self.slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
-        self.best_score = np.full(n, -np.inf)
-        self.m = _numeric_metrics(n)
-        self.plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
-        self.bound = np.full(n, "", dtype=object)
-        self.feasible = np.zeros(n, bool)
-        self.reason_kind = np.zeros(n, int)  # 0 none, 1 capacity, 2 SLO (an SLO reason outranks a capacity one)
-        self.cap_chips = np.zeros(n, int)
-        self.slo_gap = np.full(n, np.inf)
-        self.slo_info = np.zeros((n, 5))
-        self.cap_info = np.zeros((n, 5))
 
-    def note_capacity(self, gi: np.ndarray, plan: Plan, w: float, kv: float) -> None:
-        """Designs `gi` cannot hold `plan`: remember the largest such plan for the reason."""
-        chips = plan.replica_chips
-        keep = ~self.feasible[gi] & (self.reason_kind[gi] <= 1) & (self.cap_chips[gi] <= chips)
-        g = gi[keep]
-        self.cap_info[g] = np.stack([np.full(len(g), w), np.full(len(g), kv), np.full(len(g), plan.tp),
-                                     np.full(len(g), plan.pp), np.full(len(g), plan.ep)], axis=1)
-        self.reason_kind[g] = 1
-        self.cap_chips[g] = chips
+def _blocked(fn, hw: HwView, *args) -> MappingResult:
+    """`fn(hw_block, *args, rows)` over blocks of at most BLOCK_DESIGNS designs, results concatenated."""
+    n = hw.n
+    if n <= BLOCK_DESIGNS:
+        return fn(hw, *args, slice(0, n))
+    parts = [fn(hw.take(slice(a, a + BLOCK_DESIGNS)), *args, slice(a, a + BLOCK_DESIGNS))
+             for a in range(0, n, BLOCK_DESIGNS)]
+    return MappingResult(np.concatenate([p.feasible for p in parts]), np.concatenate([p.reason for p in parts]),
+                         {k: np.concatenate([p.metrics[k] for p in parts]) for k in parts[0].metrics},
+                         {k: np.concatenate([p.plans[k] for p in parts]) for k in parts[0].plans})
 
-    def offer(self, gi: np.ndarray, ev: LlmPlanEval) -> None:
-        """Designs `gi` (global indices of `ev.cidx`) can run `ev.plan`: keep it where it scores best."""
-        plan, tpot, ttft, thr = ev.plan, ev.tpot, ev.ttft, ev.throughput
-        miss = ~ev.slo_ok & ~self.feasible[gi]
-        if miss.any():
-            # remember the closest miss; the reason string is written once at the end
-            gap = np.maximum(tpot / (self.slo_tpot * 1e-3) if self.slo_tpot else 0.0,
-                             ttft / (self.slo_ttft * 1e-3) if self.slo_ttft else 0.0)
-            closer = miss & (gap < self.slo_gap[gi])
-            g = gi[closer]
-            k = int(closer.sum())
-            self.slo_gap[g] = gap[closer]
-            self.slo_info[g] = np.stack([tpot[closer], ttft[closer], np.full(k, plan.tp),
-                                         np.full(k, plan.pp), np.full(k, plan.batch)], axis=1)
-            self.reason_kind[g] = 2
-        score = thr if self.goal == "throughput" else -tpot + 1e-12 * thr
-        better = ev.slo_ok & (score > self.best_score[gi])
-        g = gi[better]
-        self.best_score[g] = score[better]
-        self.feasible[g] = True
-        m = self.m
-        m["ttft_ms"][g] = ttft[better] * 1e3
-        m["tpot_ms"][g] = tpot[better] * 1e3
-        m["tokens_per_s"][g] = thr[better]
-        m["tokens_per_s_per_user"][g] = 1.0 / tpot[better]
-        m["energy_j_per_unit"][g] = ev.energy[better]
-        busy = ev.prefill_s[better] + int(self.scenario.output_len) * tpot[better]
-        m["prefill_share"][g] = ev.prefill_s[better] / busy
-        m["chips_used"][g] = ev.dp[better] * plan.replica_chips
-        m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = plan.tp, plan.pp, ev.dp[better], plan.batch
-        m["ep"][g] = plan.ep
-        for f in _PLAN_FIELDS:
-            self.plans[f][g] = getattr(plan, f) if f != "dp" else ev.dp[better]
-        self.bound[g] = np.where(ev.combo[ev.cidx][better] >= 1, "sram-resident", "weights-streamed")
 
-    def result(self) -> MappingResult:
-        n, feasible, hw = self.hw.n, self.feasible, self.hw
-        reason = np.full(n, "", dtype=object)
-        for g in np.flatnonzero(~feasible & (self.reason_kind == 1)):
-            w, kv, tp_, pp_, ep_ = self.cap_info[g]
-            mem = hw.mem_bytes[g]
-            where, cap = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[g])
-            reason[g] = (f"weights {_fmt_gb(w)} + KV {_fmt_gb(kv)} per chip > {where} {_fmt_gb(cap)} "
-                         f"(tp={int(tp_)}, pp={int(pp_)}{f', ep={int(ep_)}' if ep_ > 1 else ''} on "
-                         f"{int(tp_ * pp_ * ep_)} of {int(self.chips_avail[g])} chips)")
-        slo_tpot, slo_ttft = self.slo_tpot, self.slo_ttft
-        for g in np.flatnonzero(~feasible & (self.reason_kind == 2)):
-            t_pot, t_tft, tp_, pp_, b_ = self.slo_info[g]
-            reason[g] = (f"SLO missed: TPOT {t_pot * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
-                         f"TTFT {t_tft * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
-                         f"at best (tp={int(tp_)}, pp={int(pp_)}, batch {int(b_)})")
-        reason[~feasible & (reason == "")] = "no feasible mapping (model does not fit on the available chips)"
-        m = self.m
-        for k in m:
-            m[k][~feasible] = 0.0
-        for f in _PLAN_FIELDS:
-            self.plans[f][~feasible] = 0
-        out_len = int(self.scenario.output_len)
-        m["throughput"] = m["tokens_per_s"].copy()
-        m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
-        m["latency_ms"][~feasible] = 0.0
-        m["weights"] = self.bound
-        return MappingResult(feasible, reason, m, self.plans)
+# ---- LLM: every plan on every design as (designs × plans) arrays --------------------------------
+
+def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk
+                    ) -> list[np.ndarray]:
+    """(decode time, decode energy, TTFT prefill time, chunk time) of each (design `pi`, plan `pj`) pair.
+    A step under an all-or-nothing residency is timed once per design and residency however many plans
+    share it; under a fractional share once per design and footprint class (`LlmPlanTable.cls_step`)."""
+    n, S = hw.n, len(t.steps)
+    whole = ~partial
+    wi, wj, wc = pi[whole], pj[whole], combo[whole]
+    mark = np.zeros(S * 3 * n, bool)
+    for role in (t.dec, t.pre, t.chunk):
+        mark[(role[wj] * 3 + wc) * n + wi] = True
+    inst = np.flatnonzero(mark)
+    i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
+    qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
+    k = len(qi)
+    keys = np.concatenate([t.dec_cls[qj], t.pre_cls[qj], t.chunk_cls[qj]]) * n + np.tile(qi, 3)
+    ukeys, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    src = first % max(k, 1)
+    is_dec = np.zeros(S, bool)
+    is_dec[t.dec] = True
+    r = time_instances(t.steps, np.concatenate([i_step, t.cls_step[ukeys // n]]), np.concatenate([i_d, ukeys % n]),
+                       hw, cal, np.concatenate([i_c >= 1, qfw[src]]), np.concatenate([i_c == 2, qfk[src]]),
+                       np.zeros(len(inst) + len(ukeys)), is_dec)
+    m = len(inst)
+    whole_t = np.full(S * 3 * n, np.nan)
+    whole_e = np.full(S * 3 * n, np.nan)
+    whole_t[inst], whole_e[inst] = r.time_s[:m], r.energy_j[:m]
+    part = m + np.ravel(inv)
+    out = []
+    for q, (role, tab, res) in enumerate(((t.dec, whole_t, r.time_s), (t.dec, whole_e, r.energy_j),
+                                          (t.pre, whole_t, r.time_s), (t.chunk, whole_t, r.time_s))):
+        v = np.empty(len(pi))
+        v[whole] = tab[(role[wj] * 3 + wc) * n + wi]
+        v[partial] = res[part[max(q - 1, 0) * k:max(q, 1) * k]]
+        out.append(v)
+    return out
 
 
 def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders,
             force_tp: int | None = None, force_pp: int | None = None) -> MappingResult:
     """Best plan (tp, pp, ep, dp, micro-batches) for an LLM serving scenario on every design of `hw`
-    (or a forced tp / pp): enumerate the plans, evaluate them rung by rung on the designs that can
-    hold them, keep the best per design. `builders` is kept for callers; the steps come from
-    `dse.evaluate.steps`."""
+    (or a forced tp / pp): every candidate plan (`llm_plan_table`) is evaluated on every design that can
+    hold it at once, and the best per design is kept in plan order, as a rung-by-rung scan would.
+    `builders` is kept for callers; the steps come from `dse.evaluate.steps`."""
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
-    sel = _LlmSelection(scenario, hw, chips_avail)
-    for ladder in llm_ladders(scenario, shape, np.unique(chips_avail), force_tp, force_pp):
-        group = _LlmGroup(scenario, shape, prec, hw, cal, chips_avail, ladder)
-        alive = np.ones(len(group.idx), bool)
-        for rung in ladder.rungs:
-            if not alive.any():
-                break
-            still = np.zeros(len(group.idx), bool)
-            steps = llm_steps(scenario, shape, prec, rung.tp, rung.ep, rung.micro_batch)
-            cands = []
-            for plan in rung.plans:
-                (w, kv), ok, fits, combo = group.capacity(steps, plan, alive)
-                if not ok.any():
-                    continue
-                if rung.micro_batch == 1:  # capacity reason from the largest plan that still does not fit
-                    sel.note_capacity(group.idx[np.flatnonzero(ok & ~fits)], plan, w, kv)
-                cand = ok & fits
-                if cand.any():
-                    cands.append((plan, combo, np.flatnonzero(cand)))
-            for ev in group.evaluate_rung(rung, steps, cands) if cands else []:
-                still[ev.cidx[ev.slo_ok]] = True
-                sel.offer(group.idx[ev.cidx], ev)
-            if ladder.prune:
-                alive &= still
-    return sel.result()
+    table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp)
+    return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
 
+
+def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
+    n, P = hw.n, len(t.plans)
+    chips = chips_all[rows]
+    # (design, plan) pairs with the tp·ep·pp chips the plan needs, design-major in plan order
+    oi, oj = np.nonzero(chips[:, None] >= t.replica[None, :])
+    cache = None if hw.sram_cache is None else hw.sram_cache[oi]
+    ofw, ofk, fits, _ = residency(t.w[oj], t.kv[oj], t.act[oj], hw.sram_bytes[oi], hw.mem_bytes[oi], cache)
+    pi, pj, fw, fk = oi[fits], oj[fits], ofw[fits], ofk[fits]  # candidates: the plan fits
+    combo, partial = residency_combo(fw, fk)
+    hop = collective_time("sendrecv", t.hop_bytes, np.full(len(t.hop_bytes), 2.0), hw, cal)
+    static = hw.static_w if hw.static_w is not None else np.zeros(n)
+    out_len = int(scenario.output_len)
+    slo_tpot, slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
+    R = len(t.rung_start)
+    rung = t.rung[pj]
+    tpot, ttft, prefill_s, thr, energy = (np.full(len(pi), np.nan) for _ in range(5))
+    dp = np.zeros(len(pi), np.int64)
+    timed = np.zeros(len(pi), bool)
+    slo_ok = np.zeros(len(pi), bool)
+    # two stages: the first rung of every ladder, then the later rungs on the designs that passed it
+    # (a design that fails a pruning ladder's first rung never reaches its later ones)
+    first = t.rung_start[rung] == rung
+    for later in (False, True):
+        if later:
+            passed = np.zeros((n, R), bool)
+            passed[pi[slo_ok], rung[slo_ok]] = True
+            sel = np.flatnonzero(~first & (passed[pi, t.rung_start[rung]] | ~t.rung_prune[rung]))
+        else:
+            sel = np.flatnonzero(first)
+        if not len(sel):
+            continue
+        i, j = pi[sel], pj[sel]
+        d_t, d_e, p_t, ch_t = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel])
+        # the time function of static-batched pipeline serving (module docstring)
+        pp = t.pp[j]
+        tp_ = d_t + (pp - 1) * hop[i, t.hop_dec[j]]
+        dp_ = chips[i] // t.replica[j]
+        # the batch's prefill chunks flow through the pp stages back to back
+        pre_ = (t.n_chunks[j] + pp - 1) * (ch_t / pp + (pp > 1) * hop[i, t.hop_chunk[j]])
+        # static batching: a request's first token comes once its whole batch is prefilled (the same prefill
+        # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
+        tt_ = np.maximum(p_t + (pp - 1) * hop[i, t.hop_pre[j]], pre_)
+        thr[sel] = dp_ * (t.batch[j] * out_len / (pre_ + out_len * tp_))
+        energy[sel] = t.grp[j] * (t.micro_batches[j] * d_e + pp * static[i] * tp_) / t.batch[j]
+        ok_ = np.ones(len(sel), bool)
+        if slo_tpot:
+            ok_ &= tp_ * 1e3 <= slo_tpot
+        if slo_ttft:
+            ok_ &= tt_ * 1e3 <= slo_ttft
+        tpot[sel], ttft[sel], dp[sel], prefill_s[sel], slo_ok[sel], timed[sel] = tp_, tt_, dp_, pre_, ok_, True
+    # pruning ladders: a design with no plan that fits and meets the SLOs on a rung skips the later rungs
+    # of its ladder (time and footprint never shrink with the micro-batch)
+    passed = np.zeros((n, R), bool)
+    passed[pi[slo_ok], rung[slo_ok]] = True
+    fails = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(~passed, axis=1)], axis=1)
+    alive = ((fails[:, :R] - fails[:, t.rung_start]) == 0) | ~t.rung_prune[None, :]
+    offered = timed & alive[pi, rung]
+    good = offered & slo_ok
+    goal = getattr(scenario, "goal", "throughput")
+    score = thr if goal == "throughput" else -tpot + 1e-12 * thr
+    best = _first_max_by(pi, np.where(good & ~np.isnan(score), score, -np.inf), n)
+    feasible = best >= 0
+    g = np.flatnonzero(feasible)
+    b = best[g]
+    jb = pj[b]
+    m = _numeric_metrics(n)
+    m["ttft_ms"][g] = ttft[b] * 1e3
+    m["tpot_ms"][g] = tpot[b] * 1e3
+    m["tokens_per_s"][g] = thr[b]
+    m["tokens_per_s_per_user"][g] = 1.0 / tpot[b]
+    m["energy_j_per_unit"][g] = energy[b]
+    m["prefill_share"][g] = prefill_s[b] / (prefill_s[b] + out_len * tpot[b])
+    m["chips_used"][g] = dp[b] * t.replica[jb]
+    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], dp[b], t.batch[jb]
+    m["ep"][g] = t.ep[jb]
+    plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
+    for f in _PLAN_FIELDS:
+        plans[f][g] = dp[b] if f == "dp" else getattr(t, f)[jb]
+    bound = np.full(n, "", dtype=object)
+    bound[g] = np.where(fw[b] + fk[b] >= 1, "sram-resident", "weights-streamed")
+    # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
+    reason = np.full(n, "", dtype=object)
+    if not feasible.all():
+        gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0, ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
+        miss = offered & ~slo_ok & ~feasible[pi] & (gap < np.inf)
+        closest = _first_max_by(pi, np.where(miss, -gap, -np.inf), n)
+        note = ~fits & t.first_rung[oj] & ~feasible[oi]
+        largest = _first_max_by(oi, np.where(note, (t.replica[oj] * P + oj).astype(float), -np.inf), n)
+        for i in np.flatnonzero(~feasible):
+            if closest[i] >= 0:
+                q = closest[i]
+                p = pj[q]
+                reason[i] = (f"SLO missed: TPOT {tpot[q] * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
+                             f"TTFT {ttft[q] * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
+                             f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
+            elif largest[i] >= 0:
+                p = oj[largest[i]]
+                mem = hw.mem_bytes[i]
+                where, capb = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[i])
+                ep_ = int(t.ep[p])
+                reason[i] = (f"weights {_fmt_gb(t.w[p])} + KV {_fmt_gb(t.kv[p])} per chip > {where} {_fmt_gb(capb)} "
+                             f"(tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on "
+                             f"{int(t.replica[p])} of {int(chips[i])} chips)")
+            else:
+                reason[i] = "no feasible mapping (model does not fit on the available chips)"
+    m["throughput"] = m["tokens_per_s"].copy()
+    m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
+    m["latency_ms"][~feasible] = 0.0
+    m["weights"] = bound
+    return MappingResult(feasible, reason, m, plans)
+
+
+# ---- CNN: every batch on every design as (designs × batches) arrays -----------------------------
 
 def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders) -> MappingResult:
     """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch."""
-    n = hw.n
+    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), cal, None)
+
+
+def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unused, rows) -> MappingResult:
+    n, B = hw.n, len(t.plans)
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
-    chips_avail = np.minimum(hw.num_chips, max_chips)
+    chips = np.minimum(hw.num_chips, max_chips)
     slo = _slo(scenario, "latency_ms")
     goal = getattr(scenario, "goal", "throughput")
-    best = np.full(n, -np.inf)
-    feasible = np.zeros(n, bool)
-    reason = np.full(n, "", dtype=object)
+    cache = None if hw.sram_cache is None else hw.sram_cache[:, None]
+    wres, kres, fits, resident = residency(t.w, t.kv, t.act, hw.sram_bytes[:, None], hw.mem_bytes[:, None], cache)
+    wres, kres, resident = timed_residency("cnn", wres, kres, resident)
+    # latency and footprint never shrink with batch: a design that misses the SLO or capacity at batch b
+    # is not tried at larger batches; time every batch a design fits at all smaller batches too
+    reach = np.cumprod(fits, axis=1).astype(bool)
+    ri, rb = np.nonzero(reach)
+    r = time_instances(t.steps, rb, ri, hw, cal, wres[ri, rb], np.ones(len(ri)), resident[ri, rb])
+    lat = np.ones((n, B))
+    e_j = np.zeros((n, B))
+    lat[ri, rb], e_j[ri, rb] = r.time_s, r.energy_j
+    thr = chips[:, None] * t.batch / lat
+    static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
+    e_img = (e_j + static * lat) / t.batch
+    ok = reach & ((lat * 1e3 <= slo) if slo else True)
+    passed = fits & ok
+    alive = np.concatenate([np.ones((n, 1), bool), np.cumprod(passed, axis=1)[:, :-1].astype(bool)], axis=1)
+    score = thr if goal == "throughput" else -lat
+    sc = np.where(alive & ok, score, -np.inf)
+    sc = np.where(np.isnan(sc), -np.inf, sc)
+    j = np.argmax(sc, axis=1)
+    feasible = sc[np.arange(n), j] > -np.inf
+    g = np.flatnonzero(feasible)
+    jg = j[g]
     m = _numeric_metrics(n)
     plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
-    weights = np.full(n, "", dtype=object)
-    # latency and footprint never shrink with batch: a design that misses the SLO or capacity at
-    # batch b is not tried at larger batches
-    alive = np.ones(n, bool)
-    for plan in cnn_plans(scenario):
-        b = plan.batch
-        step = Builders.cnn(shape, b, prec)
-        w, kv, act = cnn_footprint(step)
-        wres, kres, fits, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes, hw.sram_cache)
-        wres, kres, resident = timed_residency("cnn", wres, kres, resident)
-        for j in np.flatnonzero(alive & ~fits & ~feasible & (reason == "")):
-            reason[j] = f"weights {_fmt_gb(w)} + activations {_fmt_gb(act)} > on-chip {_fmt_gb(hw.sram_bytes[j])} (batch {b})"
-        alive &= fits
-        if not alive.any():
-            break
-        idx = np.flatnonzero(alive)
-        hw_c = hw.take(idx)
-        r = _eval_residencies(step.ops, hw_c, cal, wres[idx], kres[idx], resident[idx])
-        lat = r.time_s
-        thr = chips_avail[idx] * b / lat
-        static = hw_c.static_w if hw_c.static_w is not None else np.zeros(len(idx))
-        e_img = (r.energy_j + static * lat) / b
-        ok = np.ones(len(idx), bool) if not slo else lat * 1e3 <= slo
-        for j in np.flatnonzero(~ok):
-            if not feasible[idx[j]]:
-                reason[idx[j]] = f"latency {lat[j] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {b}"
-        alive[idx[~ok]] = False
-        score = thr if goal == "throughput" else -lat
-        better = ok & (score > best[idx])
-        g = idx[better]
-        best[g] = score[better]
-        feasible[g] = True
-        reason[g] = ""
-        m["latency_ms"][g] = lat[better] * 1e3
-        m["images_per_s"][g] = thr[better]
-        m["energy_j_per_unit"][g] = e_img[better]
-        m["chips_used"][g] = chips_avail[idx][better]
-        m["batch"][g] = b
-        for f in _PLAN_FIELDS:
-            plans[f][g] = getattr(plan, f) if f != "dp" else chips_avail[idx][better]
-        weights[g] = np.where(wres[idx][better] >= 1.0, "sram-resident", "weights-streamed")
-    reason[~feasible & (reason == "")] = "no feasible batch"
-    for k in m:
-        m[k][~feasible] = 0.0
+    m["latency_ms"][g] = lat[g, jg] * 1e3
+    m["images_per_s"][g] = thr[g, jg]
+    m["energy_j_per_unit"][g] = e_img[g, jg]
+    m["chips_used"][g] = chips[g]
+    m["batch"][g] = t.batch[jg]
     for f in _PLAN_FIELDS:
-        plans[f][~feasible] = 0
+        plans[f][g] = chips[g] if f == "dp" else [getattr(t.plans[q], f) for q in jg] if len(g) else 0
+    weights = np.full(n, "", dtype=object)
+    weights[g] = np.where(wres[g, jg] >= 1.0, "sram-resident", "weights-streamed")
+    # why a design has none: the first batch it stopped at (capacity, else the latency SLO)
+    reason = np.full(n, "", dtype=object)
+    stop = alive & ~passed
+    first = np.argmax(stop, axis=1)
+    for i in np.flatnonzero(~feasible):
+        b = first[i]
+        if not stop[i, b]:
+            reason[i] = "no feasible batch"
+        elif not fits[i, b]:
+            reason[i] = (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip "
+                         f"{_fmt_gb(hw.sram_bytes[i])} (batch {int(t.batch[b])})")
+        else:
+            reason[i] = f"latency {lat[i, b] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {int(t.batch[b])}"
     m["throughput"] = m["images_per_s"].copy()
     m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
     m["dp"] = m["chips_used"].copy()
     m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m, plans)
+
 
 
 def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
+from dse.evaluate.plans import Plan, cnn_plans, llm_ladders, scenario_batch
 from dse.workloads.cnn import build_cnn_step
 from dse.workloads.step import Step
 from dse.workloads.transformer import build_llm_step, mean_decode_kv_len
@@ -104,3 +107,140 @@ def llm_footprint(scenario, shape, prec, steps: LlmSteps, plan) -> tuple[float, 
 def cnn_footprint(step: Step) -> tuple[float, float, float]:
     """(weights, KV cache = 0, activations) in bytes per chip of a CNN batch."""
     return step.weight_bytes_per_chip, 0.0, step.act_bytes_per_chip
+
+
+# ---- plan tables: every candidate plan of a scenario as arrays, built once per scenario -------------
+
+@dataclass(frozen=True, eq=False)
+class LlmPlanTable:
+    """Every candidate plan of an LLM scenario as arrays over plans, in the order the best plan is chosen
+    in (ladder, rung by growing micro-batch, pipeline depth), with the distinct steps they run (`steps`;
+    `dec`, `pre`, `chunk` index them), per-chip footprints and pipeline hop sizes (`hop_bytes`; `hop_dec`,
+    `hop_pre`, `hop_chunk` index them). Design-independent: built once per scenario and chip counts."""
+
+    plans: tuple[Plan, ...]
+    steps: tuple[Step, ...]
+    tp: np.ndarray
+    pp: np.ndarray
+    ep: np.ndarray
+    micro_batch: np.ndarray
+    micro_batches: np.ndarray
+    batch: np.ndarray
+    grp: np.ndarray           # tp * ep: chips of one pipeline stage
+    replica: np.ndarray       # tp * ep * pp
+    rung: np.ndarray          # rung index per plan (rungs numbered over all ladders)
+    first_rung: np.ndarray    # bool: the plan is on a micro-batch-1 rung (capacity reasons come from these)
+    rung_start: np.ndarray    # per rung: index of the first rung of its ladder
+    rung_prune: np.ndarray    # per rung: its ladder prunes (`Ladder.prune`)
+    dec: np.ndarray
+    pre: np.ndarray
+    chunk: np.ndarray
+    n_chunks: np.ndarray      # prefill chunks of one replica's batch
+    w: np.ndarray
+    kv: np.ndarray
+    act: np.ndarray
+    hop_bytes: np.ndarray
+    hop_dec: np.ndarray
+    hop_pre: np.ndarray
+    hop_chunk: np.ndarray
+    # footprint classes: plans whose step of a role has the same (step, weights, KV, activations) share a
+    # design's resident shares, hence its time under them; `cls_step` is each class's step
+    dec_cls: np.ndarray
+    pre_cls: np.ndarray
+    chunk_cls: np.ndarray
+    cls_step: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def _llm_plan_table(shape, prec, prompt: int, out_len: int, batch: tuple, chip_counts: tuple,
+                    force_tp, force_pp, scenario) -> LlmPlanTable:
+    steps: dict[int, tuple[int, Step]] = {}
+    hops: dict[int, int] = {}
+    hidden, act_b = Builders.hidden(shape), Builders.act_bytes(prec)
+
+    def step_id(step: Step) -> int:
+        return steps.setdefault(id(step), (len(steps), step))[0]
+
+    def hop_id(tokens: int) -> int:
+        return hops.setdefault(tokens, len(hops))
+
+    cols: dict[str, list] = {k: [] for k in ("dec", "pre", "chunk", "n_chunks", "w", "kv", "act", "rung",
+                                             "hop_dec", "hop_pre", "hop_chunk")}
+    plans, rung_start, rung_prune = [], [], []
+    for ladder in llm_ladders(scenario, shape, np.array(chip_counts), force_tp, force_pp):
+        first = len(rung_start)
+        for rung in ladder.rungs:
+            if not rung.plans and ladder.prune:
+                break  # no design can pass an empty rung of a pruning ladder
+            r = len(rung_start)
+            rung_start.append(first)
+            rung_prune.append(ladder.prune)
+            st = llm_steps(scenario, shape, prec, rung.tp, rung.ep, rung.micro_batch)
+            ids = (step_id(st.decode), step_id(st.prefill), step_id(st.chunk))
+            hop_ids = (hop_id(rung.micro_batch), hop_id(prompt), hop_id(st.chunk_prompts * prompt))
+            for plan in rung.plans:
+                w, kv, act = llm_footprint(scenario, shape, prec, st, plan)
+                plans.append(plan)
+                for k, v in zip(("dec", "pre", "chunk", "hop_dec", "hop_pre", "hop_chunk", "w", "kv", "act", "rung"),
+                                (*ids, *hop_ids, w, kv, act, r)):
+                    cols[k].append(v)
+                cols["n_chunks"].append(plan.micro_batches * -(-plan.micro_batch // st.chunk_prompts))
+    classes: dict[tuple, int] = {}
+    for role in ("dec", "pre", "chunk"):
+        cols[f"{role}_cls"] = [classes.setdefault((sid, w, kv, act), len(classes))
+                               for sid, w, kv, act in zip(cols[role], cols["w"], cols["kv"], cols["act"])]
+    ints = {f: np.array([getattr(p, f) for p in plans], np.int64)
+            for f in ("tp", "pp", "ep", "micro_batch", "micro_batches")}
+    hop_bytes = np.array([t * hidden * act_b for t in hops], float)  # as tokens × hidden × bytes, in that order
+    return LlmPlanTable(
+        plans=tuple(plans), steps=tuple(s for _, s in sorted(steps.values(), key=lambda x: x[0])), **ints,
+        batch=ints["micro_batch"] * ints["micro_batches"], grp=ints["tp"] * ints["ep"],
+        replica=ints["tp"] * ints["ep"] * ints["pp"], first_rung=ints["micro_batch"] == 1,
+        rung_start=np.array(rung_start, np.int64), rung_prune=np.array(rung_prune, bool),
+        hop_bytes=hop_bytes, cls_step=np.array([key[0] for key in classes], np.int64),
+        **{k: np.array(v, float if k in ("w", "kv", "act") else np.int64) for k, v in cols.items()})
+
+
+class _Key:
+    """What of a scenario the LLM plan table reads, hashable: the table is cached on it."""
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.key = (int(scenario.prompt_len), int(scenario.output_len), scenario_batch(scenario))
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Key) and self.key == other.key
+
+    def __getattr__(self, name):
+        return getattr(self.scenario, name)
+
+
+def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = None,
+                   force_pp: int | None = None) -> LlmPlanTable:
+    """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached)."""
+    counts = tuple(int(c) for c in np.unique(chip_counts))
+    return _llm_plan_table(shape, prec, int(scenario.prompt_len), int(scenario.output_len),
+                           scenario_batch(scenario), counts, force_tp, force_pp, _Key(scenario))
+
+
+@dataclass(frozen=True, eq=False)
+class CnnPlanTable:
+    """Every candidate plan of a CNN scenario by growing batch, with its step and per-chip footprint."""
+
+    plans: tuple[Plan, ...]
+    steps: tuple[Step, ...]
+    batch: np.ndarray
+    w: np.ndarray
+    kv: np.ndarray
+    act: np.ndarray
+
+
+def cnn_plan_table(scenario, shape, prec) -> CnnPlanTable:
+    """The `CnnPlanTable` of a scenario (steps cached by `Builders.cnn`)."""
+    plans = tuple(cnn_plans(scenario))
+    steps = tuple(Builders.cnn(shape, p.batch, prec) for p in plans)
+    foot = np.array([cnn_footprint(s) for s in steps], float).reshape(len(steps), 3)
+    return CnnPlanTable(plans, steps, np.array([p.batch for p in plans], np.int64), *foot.T)
