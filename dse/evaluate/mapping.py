@@ -220,7 +220,7 @@ def _slo(scenario, name: str):
 
 
 _PLAN_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
-# designs per vectorized block: bounds the (designs × plans) arrays (~50 MB each at 350 plans)
+# designs per vectorized block: bounds the (design, plan) pair arrays (~20 MB each at 150 pairs per design)
 BLOCK_DESIGNS = 16384
 
 
@@ -253,7 +253,7 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
                          {k: np.concatenate([p.plans[k] for p in parts]) for k in parts[0].plans})
 
 
-# ---- LLM: every plan on every design as (designs × plans) arrays --------------------------------
+# ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
 def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk
                     ) -> list[np.ndarray]:

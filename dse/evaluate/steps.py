@@ -152,8 +152,8 @@ class LlmPlanTable:
 
 
 @lru_cache(maxsize=256)
-def _llm_plan_table(shape, prec, prompt: int, out_len: int, batch: tuple, chip_counts: tuple,
-                    force_tp, force_pp, scenario) -> LlmPlanTable:
+def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenario: "_Key") -> LlmPlanTable:
+    prompt = int(scenario.prompt_len)
     steps: dict[int, tuple[int, Step]] = {}
     hops: dict[int, int] = {}
     hidden, act_b = Builders.hidden(shape), Builders.act_bytes(prec)
@@ -202,7 +202,7 @@ def _llm_plan_table(shape, prec, prompt: int, out_len: int, batch: tuple, chip_c
 
 
 class _Key:
-    """What of a scenario the LLM plan table reads, hashable: the table is cached on it."""
+    """A scenario keyed by what the LLM plan table reads of it (lengths, batch policy): the cache key."""
 
     def __init__(self, scenario):
         self.scenario = scenario
@@ -222,8 +222,7 @@ def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = No
                    force_pp: int | None = None) -> LlmPlanTable:
     """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached)."""
     counts = tuple(int(c) for c in np.unique(chip_counts))
-    return _llm_plan_table(shape, prec, int(scenario.prompt_len), int(scenario.output_len),
-                           scenario_batch(scenario), counts, force_tp, force_pp, _Key(scenario))
+    return _llm_plan_table(shape, prec, counts, force_tp, force_pp, _Key(scenario))
 
 
 @dataclass(frozen=True, eq=False)
