@@ -1,4 +1,5 @@
-"""Helper L (residency): `--chips` above the design is an error; SRAM residency is continuous in sram_mb."""
+"""Helper L (residency): `--chips` above the design is an error; SRAM residency is continuous in sram_mb
+(scratchpads and caches); SRAM never slower than the memory behind it; d2d PHYs bound a split's SRAM traffic."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def test_chips_within_design_count_still_runs():
 # ---- partial residency: step time is continuous in sram_mb --------------------------------------
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from dse.catalog import load_catalog_design  # noqa: E402
 from dse.evaluate import evaluate_scenario  # noqa: E402
@@ -63,3 +65,89 @@ def test_tpot_is_continuous_and_monotone_in_sram_around_the_weight_size():
     ratio = tpot[1:] / tpot[:-1]
     assert (ratio <= 1.0 + 1e-9).all(), ratio
     assert (ratio >= 0.90).all(), ratio
+
+
+# ---- caches: continuous hit share, never slower than the memory behind them ----------------------
+
+from dse.model.area import chip_area  # noqa: E402
+from dse.model.perf import sram_rate  # noqa: E402
+from dse.model.technology import Technology  # noqa: E402
+
+
+def test_a_cache_holds_the_share_of_the_working_set_that_fits():
+    # the same fractions as a scratchpad (the stack pins that share of L2), not all or nothing
+    args = (3600e6, 50e6, 100e6, np.array([1000e6, 3800e6]), np.array([80e9, 80e9]))
+    fw, fk, _, _ = residency(*args, cache=np.array([True, True]))
+    assert fw.tolist() == [0.25, 1.0] and fk.tolist() == [0.0, 1.0]
+
+
+def _h100_variants(**chip_by_value):
+    flat = load_catalog_design("H100-SXM").to_flat()
+    flat["system.num_chips"] = 1
+    (knob, values), = chip_by_value.items()
+    return [Design.from_flat({**flat, f"chip.{knob}": float(v)}) for v in values]
+
+
+def test_cache_tpot_is_continuous_and_monotone_in_sram_around_the_weight_size():
+    """As the scratchpad test, with H100's hardware-managed L2 grown over 3.0–5.0 GB in +2 % steps."""
+    tech = default_technology()
+    srams = 3000.0 * 1.02 ** np.arange(27)
+    hw = HwView.from_arrays(DesignArrays.from_designs(_h100_variants(sram_mb=srams), tech))
+    assert hw.sram_cache.all()
+    sc = adhoc_scenario(model="Llama-3-8B", batch=1, prompt_len=512, output_len=128, weight_bits=4)
+    res = evaluate_scenario(sc, hw, load_calibration("graph"))
+    tpot = res.metrics["tpot_ms"]
+    assert res.feasible.all() and tpot[-1] < 0.75 * tpot[0]
+    ratio = tpot[1:] / tpot[:-1]
+    assert (ratio <= 1.0 + 1e-9).all() and (ratio >= 0.90).all(), ratio
+
+
+def test_sram_rate_never_below_the_memory_behind_it():
+    # H100's 50 MB L2 at the per-MB cache figure is 2.89 TB/s, below its 3.35 TB/s HBM3: the landing
+    # buffer of every HBM byte passes at least the memory's sustained rate
+    cal = load_calibration("graph")
+    hw = HwView.from_arrays(DesignArrays.from_designs([load_catalog_design("H100-SXM")], default_technology()))
+    assert hw.sram_bw[0] < hw.mem_bw[0]
+    expect = hw.mem_bw[0] * hw.mem_stream_eff[0] * cal.mem_eff_max
+    assert sram_rate(hw, cal)[0] == pytest.approx(expect, rel=1e-12)
+
+
+def test_a_larger_l2_never_slows_resnet50():
+    """The issue's example: growing H100's L2 (a cache slower per MB than its HBM) made ResNet-50 slower."""
+    tech = default_technology()
+    srams = 20.0 * 1.15 ** np.arange(25)  # 20 MB → 570 MB
+    hw = HwView.from_arrays(DesignArrays.from_designs(_h100_variants(sram_mb=srams), tech))
+    for batch in (1, 8, 64):
+        sc = adhoc_scenario(model="ResNet-50", batch=batch, weight_bits=8, act_bits=8)
+        lat = evaluate_scenario(sc, hw, load_calibration("graph")).metrics["latency_ms"]
+        assert (np.diff(lat) <= 1e-12 * lat[:-1]).all(), (batch, lat)
+
+
+# ---- a chiplet split moves the SRAM traffic that crosses a die edge over the d2d PHYs --------------
+
+def test_split_sram_traffic_is_bounded_by_the_die_to_die_phys():
+    """B200 (two dies, L2 a cache): (n−1)/n = 1/2 of its L2 traffic crosses the NV-HBI-like PHYs. With the
+    PHY sized by the technology the bound never binds; a technology with a tenth of that PHY makes
+    SRAM-heavy prefill slower, and one die has no such term."""
+    base = default_technology()
+    design = load_catalog_design("B200")
+    arr = DesignArrays.from_designs([design], base)
+    area = chip_area(arr)
+    hw = HwView.from_arrays(arr, area)
+    assert area.num_dies[0] == 2 and hw.d2d_share[0] == pytest.approx(0.5)
+    per_die = base.chiplets.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps[0] \
+        + base.chiplets.d2d_tbps_per_cache_tbps * arr.sram_tbps[0]
+    assert hw.d2d_bw[0] == pytest.approx(2 * per_die * 1e12, rel=1e-12)
+
+    narrow = Technology.model_validate({**base.model_dump(), "chiplets": {
+        **base.chiplets.model_dump(), "d2d_tbps_per_mem_tbps": 0.02, "d2d_tbps_per_cache_tbps": 0.004}})
+    hw_narrow = HwView.from_arrays(DesignArrays.from_designs([design], narrow))
+    sc = adhoc_scenario(model="Llama-3-8B", batch=1, prompt_len=2048, output_len=1)
+    cal = load_calibration("graph")
+    wide = evaluate_scenario(sc, hw, cal).metrics["ttft_ms"][0]
+    slow = evaluate_scenario(sc, hw_narrow, cal).metrics["ttft_ms"][0]
+    assert slow > 1.2 * wide
+    mono = design.model_copy(update={"chip": design.chip.model_copy(update={"dies": 1})})
+    one_die = HwView.from_arrays(DesignArrays.from_designs([mono], base))
+    assert one_die.d2d_share[0] == 0.0
+

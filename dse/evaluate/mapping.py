@@ -65,18 +65,18 @@ def residency(w, kv, act, sram_bytes, mem_bytes, cache=None):
     f = (sram − act) / w of the weights, then the KV cache in what remains; the rest streams from
     off-chip memory every step, so step time is continuous in `sram_mb`. What fits at all is decided
     all or nothing: off-chip memory must hold whatever is not wholly resident, and a chip with no
-    off-chip memory must hold everything in SRAM. A hardware-managed cache (`cache` True) holds no
-    share of a working set larger than itself: a step streams weights in the same order every time,
-    and least-recently-used replacement evicts each line before its next use.
+    off-chip memory must hold everything in SRAM. A hardware-managed cache (`cache`) hits on the same
+    share: plain LRU would evict a cyclic stream larger than itself, but the stack pins that share
+    (CUDA L2 access-policy window with hitRatio = set-aside / window, Ampere and later), so `cache`
+    changes nothing here (kept for callers).
     """
     wres = w + act <= sram_bytes
     kres = wres & (w + kv + act <= sram_bytes)
     need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
     fits = np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
     room = np.asarray(sram_bytes, float) - act
-    part = 1.0 if cache is None else np.where(np.asarray(cache, bool), 0.0, 1.0)
-    fw = np.where(wres, 1.0, part * np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
-    fk = np.where(kres, 1.0, np.where(wres, part * np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
+    fw = np.where(wres, 1.0, np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
+    fk = np.where(kres, 1.0, np.where(wres, np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
     resident = fw * w + fk * kv
     return fw, fk, fits, resident
 

@@ -30,7 +30,7 @@ def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np
     area = chip_area(arr)
     cost = chip_cost(arr, area)
     power = chip_power(arr, area)
-    hw = HwView.from_arrays(arr)
+    hw = HwView.from_arrays(arr, area)
     if getattr(power, "static_w", None) is not None:
         hw.static_w = np.asarray(power.static_w, float)
     values = {

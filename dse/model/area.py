@@ -36,6 +36,7 @@ class AreaBreakdown:
     uncore_mm2: np.ndarray
     spare_mm2: np.ndarray      # spare cores (with their uncore share and wafer-scale bypass fabric)
     d2d_mm2: np.ndarray        # die-to-die PHYs of all dies
+    d2d_tbps: np.ndarray       # die-to-die PHY bandwidth of one die (0 on one die)
     pad_mm2: np.ndarray        # filler that gives an I/O-limited die the edge its PHYs need (all dies)
     total_mm2: np.ndarray
     die_mm2: np.ndarray
@@ -94,6 +95,7 @@ class _Blocks:
     uncore: np.ndarray
     logic: np.ndarray
     core: np.ndarray
+    d2d_tbps: np.ndarray   # per die of a split
     d2d_phy: np.ndarray    # per die of a split
     d2d_edge: np.ndarray   # per die of a split
     mem_edge: np.ndarray   # whole chip
@@ -113,7 +115,9 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     uncore = base * arr.uncore_fraction
     core = (mac + vector) / np.maximum(arr.cores, 1.0) * (1.0 + arr.uncore_fraction)
     ch = tech.chiplets
-    d2d_tbps = ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + ch.d2d_tbps_per_sram_tbps * arr.sram_tbps
+    # a cache interleaves its addresses over all dies (more of its traffic crosses than a scratchpad's)
+    per_sram = np.where(arr.is_cache, ch.d2d_tbps_per_cache_tbps, ch.d2d_tbps_per_sram_tbps)
+    d2d_tbps = ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + per_sram * arr.sram_tbps
     pkgs = list(tech.packaging.values())
     pkg_name = arr.names["chip.packaging"]
     mm2_per_tbps = _per_name(pkg_name, {k: p.d2d_mm2_per_tbps for k, p in tech.packaging.items()},
@@ -124,7 +128,7 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     edge = np.array([tech.memory_edge_mm(u) for u in uniq])[inv]
     hbm = arr.mem_needs_interposer & arr.has_memory
     return _Blocks(mac=mac, vector=vector, sram=sram, mem_phy=mem_phy, link_phy=link_phy, uncore=uncore,
-                   logic=base + uncore, core=core, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
+                   logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=arr.memory_stacks * edge,
                    footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
                    harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
@@ -264,7 +268,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     spare_mm2 = total - b.logic - c["d2d"] - c["pad"]
     return AreaBreakdown(mac_mm2=b.mac, vector_mm2=b.vector, sram_mm2=b.sram, mem_phy_mm2=b.mem_phy,
                          link_phy_mm2=b.link_phy, uncore_mm2=b.uncore, spare_mm2=np.maximum(spare_mm2, 0.0),
-                         d2d_mm2=c["d2d"], total_mm2=total, die_mm2=die, num_dies=n_dies.astype(np.int64),
+                         d2d_mm2=c["d2d"], d2d_tbps=np.where(n_dies > 1, b.d2d_tbps, 0.0), total_mm2=total, die_mm2=die, num_dies=n_dies.astype(np.int64),
                          pad_mm2=c["pad"], spare_cores=c["spares"], core_mm2=b.core,
                          nonredundant_mm2=c["nonredundant"], array_mm2=c["array"],
                          tolerated_defects=c["tolerated"],

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dse.model.area import chip_area
 from dse.model.calibration import Calibration
 from dse.model.knobs import TOPOLOGY_CODE
 
@@ -64,6 +65,11 @@ class HwView:
     link_pj_per_bit: np.ndarray | None = None
     static_w: np.ndarray | None = None
     sram_cache: np.ndarray | None = None      # True: hardware-managed cache (None: scratchpad)
+    # chiplet split (dse.model.area): logic dies per chip, the die-to-die PHY bandwidth of all its dies
+    # (B/s) and the share of on-chip SRAM traffic that crosses a die edge
+    dies: np.ndarray | None = None            # None: one die
+    d2d_bw: np.ndarray | None = None
+    d2d_share: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -79,9 +85,17 @@ class HwView:
         return HwView(**{f: sub(getattr(self, f)) for f in self.__dataclass_fields__})
 
     @classmethod
-    def from_arrays(cls, arr) -> "HwView":
-        """Build from a `dse.model.arrays.DesignArrays` (the struct of arrays of many designs)."""
+    def from_arrays(cls, arr, area=None) -> "HwView":
+        """Build from a `dse.model.arrays.DesignArrays` (the struct of arrays of many designs); the chiplet
+        split comes from `area` (a `dse.model.area.AreaBreakdown` of `arr`, computed when not given)."""
         n = arr.n
+        area = chip_area(arr) if area is None else area
+        dies = np.asarray(area.num_dies, float)
+        ch = arr.tech.chiplets
+        # share of SRAM traffic that crosses a die edge on a split: a scratchpad keeps its weights next to
+        # the arrays that use them (d2d_tbps_per_sram_tbps crosses); a cache interleaves its addresses
+        # over the slices of every die, so (n - 1)/n of its traffic is remote
+        crossing = np.where(np.asarray(getattr(arr, "is_cache", np.zeros(n, bool)), bool), 1.0, ch.d2d_tbps_per_sram_tbps)
         ones = np.ones(n)
 
         def get(name, default=0.0):
@@ -117,6 +131,9 @@ class HwView:
             link_pj_per_bit=get("link_pj_per_bit"),
             static_w=get("static_w"),
             sram_cache=get("is_cache", False).astype(bool),
+            dies=dies,
+            d2d_bw=np.asarray(area.d2d_tbps, float) * 1e12 * dies,
+            d2d_share=np.where(dies > 1, crossing * (dies - 1) / np.maximum(dies, 1.0), 0.0),
         )
 
 
@@ -332,14 +349,15 @@ def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
     return peak, narrow
 
 
-def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray, sram_bps: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(utilisation, SRAM feed time in s), each (n, mm), of the MAC arrays on each matrix operator.
 
     SIMT cores (GPUs): the M·N outputs spread over all rows·cols lanes of every core (kernels tile M and
     N jointly; a batch-1 GEMV is not padded onto tensor-core rows and is bound by memory); no feed term.
     Systolic arrays: M streams through a stationary K×N operand tile, so an M below the row count is not
     padded; instead every operand of the K×N side must be loaded into the arrays from SRAM once, which
-    takes (K·N·bytes) / SRAM bandwidth: an SRAM-resident chip at batch 1 is limited by how fast SRAM
+    takes (K·N·bytes) / the sustained SRAM rate `sram_bps` (see `sram_rate`): an SRAM-resident chip at batch 1 is limited by how fast SRAM
     feeds its arrays. M above the row count pads as in `gemm_utilization`.
     """
     m, n, k, g = (x[None, :] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
@@ -348,8 +366,17 @@ def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray) -> tuple[n
     u_simt = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k)
     u_sys = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k)
     bpv = np.where(narrow, 1.0, 2.0)  # operand bytes of the precision the array runs at
-    feed = np.where(simt, 0.0, k * n * g * bpv / np.maximum(hw.sram_bw[:, None], 1.0))
+    feed = np.where(simt, 0.0, k * n * g * bpv / np.maximum(sram_bps[:, None], 1.0))
     return np.where(simt, u_simt, u_sys), feed
+
+
+def sram_rate(hw: HwView, cal: Calibration) -> np.ndarray:
+    """Per design: sustained on-chip SRAM bandwidth (B/s). SRAM is the landing buffer of every off-chip
+    byte on its way to the arrays (a cache sits in front of the memory; a scratchpad stages streamed
+    tiles), so its ports pass at least the memory's sustained stream: a cache is never slower than the
+    memory behind it, and moving a byte from off-chip to SRAM never makes a step slower."""
+    stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff
+    return np.maximum(hw.sram_bw * cal.sram_eff_max, hw.mem_bw * stream * cal.mem_eff_max)
 
 
 def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, resident_bytes=None) -> OpTimes:
@@ -378,12 +405,12 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
         # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
         if st.mm_sparse.any():
             peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
-        util, feed = _array_utilization(st, hw, narrow)
+        util, feed = _array_utilization(st, hw, narrow, sram_rate(hw, cal))
         # narrow datatypes double the operand rate per FLOP the array must be fed: `lowp_eff`
         eff = np.where(st.mm_conv[None, :], cal.conv_eff,
                        cal.compute_eff_max * np.where(narrow, cal.lowp_eff, 1.0))
         compute[:, st.mm] = np.maximum(st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0),
-                                       feed / cal.sram_eff_max)
+                                       feed)
     if len(st.vec):
         # a chip without a vector unit runs elementwise work on one row of its MAC arrays
         vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
@@ -413,10 +440,15 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
     memory = (off + half) / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0) * (off > 0)
 
-    # SRAM port traffic of what lives on chip; streamed weights/KV flow through double-buffered
-    # staging at the off-chip rate, which the memory term already bounds
+    # SRAM port traffic: what lives on chip plus every streamed byte, which lands in SRAM (cache fill or
+    # double-buffered staging) on its way to the arrays. Moving a byte on chip keeps this sum and shrinks
+    # the memory term, so more SRAM (or SRAM bandwidth) never makes an operator slower.
     on = (wres * w + kres * kv + np.where(act_on_chip, act, 0.0)) * nc
-    sram = on / np.maximum(hw.sram_bw[:, None] * cal.sram_eff_max, 1.0)
+    through = on + off
+    sram = through / np.maximum(sram_rate(hw, cal)[:, None], 1.0)
+    if hw.d2d_share is not None and (hw.d2d_share > 0).any():
+        # a chiplet split moves the SRAM traffic that crosses a die edge over the die-to-die PHYs
+        sram = np.maximum(sram, hw.d2d_share[:, None] * through / np.maximum(hw.d2d_bw[:, None], 1.0))
 
     comm = np.zeros((n, k))
     comm_bw = np.zeros((n, k))

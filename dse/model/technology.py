@@ -116,10 +116,12 @@ class Harvesting(_Strict):
 
 
 class Chiplets(_Strict):
-    """Die-to-die bandwidth a split needs, and the largest die count the automatic split considers."""
+    """Die-to-die bandwidth a split needs (per die, from the memory and SRAM traffic that crosses a die
+    edge) and the largest die count the automatic split considers."""
 
     d2d_tbps_per_mem_tbps: float = NonNeg
     d2d_tbps_per_sram_tbps: float = NonNeg
+    d2d_tbps_per_cache_tbps: float = NonNeg
     max_auto_dies: int = Field(ge=1, le=64)
     source: str
 
