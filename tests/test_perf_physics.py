@@ -1,7 +1,7 @@
 """Physics v2 of the performance model (issue 11): properties over 10^4 random designs and hand checks.
 
 Properties (vectorized through the public `evaluate`): more memory bandwidth, more SRAM bandwidth, more
-MACs or more links never make any scenario slower (by its goal: throughput up, latency down) and never
+SRAM (capacity at the same bandwidth), more MACs or more links never make any scenario slower (by its goal: throughput up, latency down) and never
 make a feasible scenario infeasible, unless the design itself became infeasible (area, cooling).
 """
 
@@ -71,6 +71,7 @@ def _goal_metrics():
 PERTURB = {
     "memory bandwidth x1.5": lambda c: {"chip.memory_gbps_per_stack": c["chip.memory_gbps_per_stack"] * 1.5},
     "SRAM bandwidth x2": lambda c: {"chip.sram_tbps": c["chip.sram_tbps"] * 2.0},
+    "SRAM capacity x1.5": lambda c: {"chip.sram_mb": c["chip.sram_mb"] * 1.5},
     "MACs: cores x2": lambda c: {"chip.cores": np.minimum(c["chip.cores"] * 2, 2048)},
     "links +8": lambda c: {"chip.links": c["chip.links"] + 8},
 }

@@ -4,7 +4,7 @@ limit. Vectorized over `DesignArrays`.
 
 The split and the spares are design choices priced by `fab`: with `chip.dies` unset the chip takes the
 cheapest die count (from the fewest dies that fit the reticle) that also fits the shoreline and the
-package, and each die the spare cores that minimise silicon per good die. Cost is then a minimum over
+package, and each die the spare cores that minimise the chip's cost (known-good dies, package, scrap). Cost is then a minimum over
 choices whose costs all grow with area, so more silicon never makes a chip cheaper."""
 
 from __future__ import annotations
@@ -151,9 +151,19 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     pad = np.minimum(area_for_perimeter_mm2(need / n / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm),
                      arr.reticle_mm2)
     pad = np.where(ws, 0.0, pad)
+    interposed = arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer
+    bonded = n + np.where(interposed, arr.memory_stacks, 0.0)
+    memory_usd = arr.mem_gb * arr.mem_usd_per_gb
+
+    def chip_usd(i, die_i, y_i, dpw_i):  # the chip's manufacturing cost with dies of `die_i` on rows `i`
+        package_i = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i])
+        y_pkg = fab.package_yield(n[i], bonded[i], y_i, arr.pkg_assembly_yield_per_die[i], w.probe_coverage)
+        return fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i], package_i,
+                                     arr.pkg_usd_per_mm2[i], y_pkg, w.test_cost_fraction)["chip_usd"]
+
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
-                                          np.where(b.harvests, hv.max_spare_cores_per_die, 0), reticle, pad,
-                                          w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
+                                          np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0), reticle, pad,
+                                          w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm, usd_of=chip_usd)
     given = np.isfinite(b.spares_given)
     if (given & ~ws).any():  # chip.spare_cores set: that many spares, spread over the dies
         i = np.flatnonzero(given & ~ws)
@@ -183,9 +193,8 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     perim = perimeter_mm(die, sh.max_aspect, np.where(ws, np.inf, sh.reticle_long_mm))
     limit = sh.io_edge_fraction * n * perim
     package = arr.pkg_area_scale * (n * die + b.footprint)
-    bonded = n + np.where(arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer, arr.memory_stacks, 0.0)
     y_pkg = fab.package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage)
-    money = fab.manufacturing_usd(arr.wafer_price_usd, dpw, y, n, arr.mem_gb * arr.mem_usd_per_gb, package,
+    money = fab.manufacturing_usd(arr.wafer_price_usd, dpw, y, n, memory_usd, package,
                                   arr.pkg_usd_per_mm2, y_pkg, w.test_cost_fraction)
     return dict(n=n.astype(float), spares=spares * np.where(ws, 1.0, n), tolerated=tolerated, die=die, d2d=d2d * n,
                 nonredundant=nonredundant, array=core_array, pad=np.maximum(die - nonredundant - core_array, 0.0) * n,

@@ -65,30 +65,43 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
 
 def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_per_cm2: ArrayLike, alpha: ArrayLike,
                 max_spares: ArrayLike, max_die_mm2: ArrayLike, min_die_mm2: ArrayLike, diameter_mm: float,
-                scribe_mm: float, edge_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Spare cores per die minimising wafer area per good die, among SPARE_CHOICES ≤ `max_spares` whose
-    die still fits `max_die_mm2` (no spare if none fits). `fixed_mm2` is the die without its core array,
-    `cores` the (possibly fractional) cores it must deliver; a die smaller than `min_die_mm2` is padded
-    to it (I/O-limited die: the filler adds wafer area, not critical area). Returns
-    (spares, die_mm2 incl. padding, yield, dpw)."""
+                scribe_mm: float, edge_mm: float, usd_of=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Spare cores per die among SPARE_CHOICES ≤ `max_spares` whose die still fits `max_die_mm2` (no spare
+    if none fits), minimising `usd_of(rows, die_mm2, yield, dpw)` (the chip's cost with that die, e.g.
+    known-good dies + package + assembly scrap), or without it the wafer area per good die. `fixed_mm2` is
+    the die without its core array, `cores` the (possibly fractional) cores it must deliver; a die smaller
+    than `min_die_mm2` is padded to it (I/O-limited die: the filler adds wafer area, not critical area).
+    Minimising the full cost (not a proxy) over a set of choices that only shrinks as the die grows is
+    what keeps cost monotone in area. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
         fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
     best_s = np.zeros_like(fixed)
     best_y = negative_binomial_yield(fixed + n_cores * core, d0, al)
     best_die = np.maximum(fixed + n_cores * core, min_die)
     best_dpw = dies_per_wafer(best_die, diameter_mm, scribe_mm, edge_mm)
-    idx = np.flatnonzero(cap >= 1)  # rows that may carry spares; a row stops once a step does not pay
-    for s in SPARE_CHOICES[1:]:     # (silicon per good die is unimodal in the spare count)
+    idx = np.flatnonzero(cap >= 1)  # rows that may carry spares
+    if usd_of is not None:
+        best_usd = np.full_like(fixed, np.inf)
+        best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
+    for s in SPARE_CHOICES[1:]:
+        idx = idx[cap[idx] >= s]
         if not idx.size:
             break
-        f, c, m, d, a, k, top, bottom = (x[idx] for x in (fixed, core, n_cores, d0, al, cap, max_die, min_die))
+        f, c, m, d, a, top, bottom = (x[idx] for x in (fixed, core, n_cores, d0, al, max_die, min_die))
         die = np.maximum(f + (m + s) * c, bottom)
         y = harvested_yield(f, (m + s) * c, s, d, a)
         dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
-        better = (s <= k) & (die <= top) & (dpw * y > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+        fits = die <= top
+        if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay
+            better = fits & (dpw * y > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+        else:
+            usd = usd_of(idx, die, y, dpw)
+            better = fits & (usd < best_usd[idx] * (1 - 1e-12))
+            best_usd[idx[better]] = usd[better]
         j = idx[better]
         best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better], y[better], dpw[better]
-        idx = j
+        if usd_of is None:
+            idx = j
     return best_s, best_die, best_y, best_dpw
 
 

@@ -212,7 +212,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.spare_cores", int, None, "Spare cores",
          "Spare cores per chip beyond `cores` (harvesting: the chip ships with `cores` good ones).", "automatic",
          unit="count", low=0, high=10_000_000, bounds_source="sanity bound: as chip.cores",
-         none_means="automatic: per die the count that minimises silicon per good die (SIMT cores, none on "
+         none_means="automatic: per die the count that minimises the chip cost (SIMT cores, none on "
                     "systolic ones); wafer-scale: the technology's spare-tile fraction"),
     Knob("chip.allow_chiplets", bool, True, "Allow chiplets", "Split logic over several dies when it exceeds the reticle.",
          _ASSUMED),

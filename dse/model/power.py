@@ -75,7 +75,8 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     # chiplets: assume memory traffic crosses a die-to-die boundary with probability (n−1)/n
     n = area.num_dies
     d2d = np.where(n > 1, arr.mem_bw_tbps * 8.0 * arr.d2d_pj_per_bit * (n - 1) / n, 0.0)
-    leakage = arr.static_w_per_mm2 * area.total_mm2
+    # fused-off spare cores are power-gated and filler leaks nothing: leakage of the powered silicon only
+    leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2)
     peak = compute + vector + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
     static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * tdp)
