@@ -1,16 +1,21 @@
-"""Cliff hunter: step every numeric knob of a search space by +1–2 % and report the largest relative change
-of each metric column, worst offenders first.
+"""Cliff hunter: step every numeric knob of a search space by +1–2 % and report, for every metric, the
+largest gain such a small step buys (and which knob, design and threshold bought it).
 
-    python benchmarks/cliff_hunter.py [--space search_spaces/full.yaml] [--designs 4000] [--step 0.02]
-                                      [--metrics 'chip_cost_usd,*_mm2'] [--mix NAME] [--top 25]
+    python benchmarks/cliff_hunter.py [--space search_spaces/full.yaml] [--designs 2000] [--step 0.02]
+                                      [--mix balanced | --mix none] [--metrics '*'] [--top 40]
                                       [--fail-above 5]
 
-Designs are drawn at random from the space (its own distributions and `when` conditions). Without
-`--mix` the metrics are the area/cost columns (fast); with `--mix` every numeric column of
-`evaluate(arr, mix)` is a candidate (performance, power, ...), filtered by `--metrics` globs. Only rows
-feasible before and after the step are compared. `elasticity` = relative metric change / relative step:
-a +2 % step that moves a metric by 10 % has elasticity 5. With `--fail-above E` the exit code is 1 when
-any pair exceeds elasticity E (integer knobs step by at least 1, so their relative step can be large).
+Designs are drawn at random from the space (its own distributions and `when` conditions). Every knob of
+the space whose design knob is a number is stepped (ranges and numeric choices such as array rows or
+chip counts; integers by at least 1), on the rows where it is active. The metrics are every numeric
+column of `evaluate(arr, mix)` (performance, power, cost; `--mix none`: the area/cost columns only,
+fast). A metric's *gain* is its relative improvement in its better direction (metric registry: cost,
+time, power down; throughput up): after/before − 1 for a "max" metric, before/after − 1 for a "min" one.
+`elasticity` = gain / relative step: a +2 % step that buys 10 % has elasticity 5. Only rows feasible
+before and after the step are compared. The context column names what changed with the step (die count,
+spares, the scenario's plan), i.e. the threshold that was crossed. With `--fail-above E` the exit code is
+1 when any elasticity exceeds E. tests/test_cliffs.py runs a reduced version with the documented
+physical thresholds.
 """
 
 from __future__ import annotations
@@ -25,16 +30,23 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from dse.evaluate import evaluate  # noqa: E402
+from dse.evaluate.metrics import metric_info  # noqa: E402
 from dse.model.area import chip_area  # noqa: E402
 from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.model.cost import chip_cost  # noqa: E402
+from dse.model.knobs import BY_NAME  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.study.space import load_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# columns printed beside an offender when they changed too: they name the threshold that was crossed
-CONTEXT = ("num_dies", "spare_cores", "die_area_mm2")
-DEFAULT_METRICS = "chip_cost_usd,system_cost_usd,total_area_mm2,package_mm2"
+# design-level columns printed beside an offender when they changed: they name the threshold crossed
+CONTEXT = ("num_dies", "spare_cores")
+# per-scenario plan columns printed beside an offender of that scenario when they changed
+PLAN = ("tp", "pp", "dp", "ep", "batch", "weights", "chips_used")
+COST_BETTER = {"die_area_mm2": "min", "total_area_mm2": "min", "package_mm2": "min", "num_dies": "none",
+               "spare_cores": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
+               "system_cost_usd": "min"}
 
 
 class _RandomTrial:
@@ -57,12 +69,16 @@ class _RandomTrial:
         return v if step is None else low + round((v - low) / step) * step
 
 
+def numeric_knobs(space) -> list[str]:
+    """The knobs of `space` whose design knob (dse.model.knobs) is a number, ranges and numeric choices."""
+    return [name for name in space.knobs if name in BY_NAME and BY_NAME[name].numeric]
+
+
 def sample(space, n: int, seed: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """`n` random designs of `space` as columns, and the names of its numeric knobs."""
     trial = _RandomTrial(np.random.default_rng(seed))
     rows = [space.suggest(trial) for _ in range(n)]
-    numeric = [k for k, knob in space.knobs.items() if knob.kind in ("int", "float")]
-    return space.columns(rows), numeric
+    return space.columns(rows), numeric_knobs(space)
 
 
 def cost_metrics(arr: DesignArrays) -> dict[str, np.ndarray]:
@@ -76,86 +92,145 @@ def cost_metrics(arr: DesignArrays) -> dict[str, np.ndarray]:
 
 
 def mix_metrics(mix: str):
-    """Every numeric column of `evaluate(arr, mix)` (the full model)."""
-    try:
-        from dse.evaluate import evaluate
-    except ImportError:
-        from dse.model.evaluate import evaluate
+    """Every numeric column of `evaluate(arr, mix)` (the full model), plus the chip's spare cores."""
 
     def provider(arr: DesignArrays) -> dict[str, np.ndarray]:
         out = evaluate(arr, mix, arr.tech)
         cols = {k: np.asarray(v) for k, v in out.items()}
-        return {k: v for k, v in cols.items() if k == "feasible" or v.dtype.kind in "fiu"}
+        keep = {k: v for k, v in cols.items() if k == "feasible" or v.dtype.kind in "fiu" or k.endswith(".weights")}
+        keep["spare_cores"] = chip_area(arr).spare_cores
+        return keep
     return provider
 
 
-def step_column(col: np.ndarray, kind: str, rel: float) -> tuple[np.ndarray, np.ndarray]:
+def better_of(metric: str, mix: str | None) -> str:
+    """'max', 'min' or 'none' for a metric column (metric registry; cost provider columns above)."""
+    if metric in COST_BETTER:
+        return COST_BETTER[metric]
+    info = metric_info(metric, mix)
+    return info.metric.better if info is not None else "none"
+
+
+def step_column(col: np.ndarray, integer: bool, rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """`col` stepped up by `rel` (integers by at least 1) and the relative step taken per row."""
     v = np.asarray(col, dtype=float)
-    new = np.maximum(v + 1, np.round(v * (1 + rel))) if kind == "int" else v * (1 + rel)
+    new = np.maximum(v + 1, np.round(v * (1 + rel))) if integer else v * (1 + rel)
     return new, (new - v) / np.maximum(np.abs(v), 1e-12)
 
 
-def hunt(columns, numeric, space, provider, rel: float, patterns: list[str]) -> list[dict]:
-    """One record per (knob, metric): the row with the largest relative change under a +rel step."""
-    tech = default_technology()
+def active_rows(space, knob: str, col: np.ndarray) -> np.ndarray:
+    """Rows where `knob` is in play: a knob with a `when` condition sits at its neutral value elsewhere."""
+    k = space.knobs[knob]
+    v = np.asarray(col, dtype=float)
+    if k.when is None:
+        return np.ones(len(v), bool)
+    return v != float(k.neutral)
+
+
+def gain(before: np.ndarray, after: np.ndarray, better: str) -> np.ndarray:
+    """Relative improvement in the better direction (plain relative change for 'none')."""
+    b, s = np.asarray(before, float), np.asarray(after, float)
+    if better == "min":
+        return np.where(s > 0, b / np.where(s > 0, s, 1.0) - 1.0, np.inf)
+    change = s / np.where(b != 0, b, 1.0) - 1.0
+    return change if better == "max" else np.abs(change)
+
+
+def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix: str | None = None,
+         tech=None) -> list[dict]:
+    """One record per (knob, metric): the row with the largest gain (elasticity) under a +rel step."""
+    tech = tech or default_technology()
     base = provider(DesignArrays.from_columns(columns, tech))
-    metrics = [m for m in base if m != "feasible" and any(fnmatch.fnmatch(m, p) for p in patterns)]
+    metrics = [m for m in base if m != "feasible" and base[m].dtype.kind in "fiu"
+               and any(fnmatch.fnmatch(m, p) for p in patterns)]
     out = []
     for knob in numeric:
-        new, step = step_column(columns[knob], space.knobs[knob].kind, rel)
+        integer = BY_NAME[knob].type is int
+        new, step = step_column(columns[knob], integer, rel)
+        live = active_rows(space, knob, columns[knob]) & (step > 0)
+        new = np.where(live, new, np.asarray(columns[knob], float))
         stepped = provider(DesignArrays.from_columns({**columns, knob: new}, tech))
-        both = np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool) & (step > 0)
+        both = np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool) & live
         for m in metrics:
             b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
             ok = both & (np.abs(b) > 1e-12)
             if not ok.any():
                 continue
-            change = np.where(ok, s / np.where(ok, b, 1.0) - 1.0, 0.0)
-            elasticity = np.where(ok, np.abs(change) / np.maximum(step, 1e-12), 0.0)
+            better = better_of(m, mix)
+            g = np.where(ok, gain(b, s, better), 0.0)
+            elasticity = np.where(ok, g / np.maximum(step, 1e-12), 0.0)
             i = int(np.argmax(elasticity))
-            ctx = " ".join(f"{c} {float(base[c][i]):g}→{float(stepped[c][i]):g}" for c in CONTEXT
-                           if c in base and c != m and float(base[c][i]) != float(stepped[c][i]))
-            out.append({"knob": knob, "metric": m, "elasticity": float(elasticity[i]), "change": float(change[i]),
-                        "step": float(step[i]), "before": float(b[i]), "after": float(s[i]), "context": ctx,
-                        "n_over_5": int((elasticity > 5).sum()), "n": int(ok.sum()),
-                        "design": {k: _plain(v[i]) for k, v in columns.items()}})
+            out.append({"knob": knob, "metric": m, "better": better, "elasticity": float(elasticity[i]),
+                        "gain": float(g[i]), "step": float(step[i]), "before": float(b[i]), "after": float(s[i]),
+                        "row": i, "context": context(base, stepped, m, i), "n_over_5": int((elasticity > 5).sum()),
+                        "n": int(ok.sum()), "design": {k: _plain(v[i]) for k, v in columns.items()}})
     return sorted(out, key=lambda r: -r["elasticity"])
+
+
+def context(base: dict, stepped: dict, metric: str, i: int) -> str:
+    """The design-level and plan columns of row `i` that changed with the step."""
+    scenario = metric.rpartition(".")[0]
+    cols = list(CONTEXT) + ([f"{scenario}.{p}" for p in PLAN] if scenario and scenario != "mix" else [])
+    parts = []
+    for c in cols:
+        if c in base and c in stepped and c != metric and base[c][i] != stepped[c][i]:
+            parts.append(f"{c.rpartition('.')[2]} {_fmt(base[c][i])}→{_fmt(stepped[c][i])}")
+    return " ".join(parts)
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def _plain(v):
     return v.item() if hasattr(v, "item") else v
 
 
+def per_metric(records: list[dict]) -> list[dict]:
+    """The largest-gain record of every metric with a better direction (records come sorted by elasticity)."""
+    seen: dict[str, dict] = {}
+    for r in records:
+        seen.setdefault(r["metric"], r)
+    return sorted((r for r in seen.values() if r["better"] != "none"), key=lambda r: -r["elasticity"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default=str(ROOT / "search_spaces" / "full.yaml"))
-    ap.add_argument("--designs", type=int, default=4000)
+    ap.add_argument("--designs", type=int, default=2000)
     ap.add_argument("--step", type=float, default=0.02, help="relative step (integers step by at least 1)")
-    ap.add_argument("--metrics", default=DEFAULT_METRICS,
-                    help="comma-separated globs over metric columns ('*' = all, incl. per-die ones)")
-    ap.add_argument("--mix", default=None, help="evaluate this mix (all numeric columns) instead of area/cost")
-    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--metrics", default="*", help="comma-separated globs over metric columns")
+    ap.add_argument("--mix", default="balanced", help="evaluate this mix (every numeric column); 'none': area/cost")
+    ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fail-above", type=float, default=None, help="exit 1 if any elasticity exceeds this")
     args = ap.parse_args(argv)
 
     space = load_space(args.space)
     columns, numeric = sample(space, args.designs, args.seed)
-    provider = mix_metrics(args.mix) if args.mix else cost_metrics
-    records = hunt(columns, numeric, space, provider, args.step, args.metrics.split(","))
-    print(f"{args.designs} designs of {space.name}, +{args.step:.0%} steps of {', '.join(numeric)}")
-    print(f"{'knob':22s} {'metric':24s} {'elast.':>7s} {'change':>8s} {'step':>6s} {'before':>12s} {'after':>12s}"
-          f" {'#>5':>5s}")
-    for r in records[:args.top]:
-        print(f"{r['knob']:22s} {r['metric']:24s} {r['elasticity']:7.2f} {r['change']:+8.1%} {r['step']:6.1%} "
-              f"{r['before']:12.4g} {r['after']:12.4g} {r['n_over_5']:5d}  {r['context']}")
-    worst = records[0] if records else None
+    mix = None if args.mix == "none" else args.mix
+    provider = mix_metrics(mix) if mix else cost_metrics
+    records = hunt(columns, numeric, space, provider, args.step, args.metrics.split(","), mix)
+    print(f"{args.designs} designs of {space.name}{f' on mix {mix}' if mix else ''}, +{args.step:.0%} steps of "
+          f"{', '.join(numeric)}")
+    print("\nlargest gain per metric (gain in the metric's better direction; elasticity = gain / step):")
+    best = per_metric(records)
+    _table(best[:args.top])
+    worst = best[0] if best else None
     if worst:
-        print(f"\nworst: {worst['knob']} → {worst['metric']} {worst['change']:+.1%} for a {worst['step']:.1%} step; "
-              f"design: {worst['design']}")
+        print(f"\nworst: {worst['knob']} +{worst['step']:.1%} → {worst['metric']} {worst['gain']:+.1%} "
+              f"({worst['before']:.4g} → {worst['after']:.4g}); design: {worst['design']}")
     if args.fail_above is not None and worst and worst["elasticity"] > args.fail_above:
         return 1
     return 0
+
+
+def _table(records: list[dict]) -> None:
+    print(f"{'metric':34s} {'knob':20s} {'elast.':>7s} {'gain':>8s} {'step':>6s} {'before':>11s} {'after':>11s}"
+          f" {'#>5':>5s}  changed with the step")
+    for r in records:
+        print(f"{r['metric'][:34]:34s} {r['knob']:20s} {r['elasticity']:7.2f} {r['gain']:+8.1%} {r['step']:6.1%} "
+              f"{r['before']:11.4g} {r['after']:11.4g} {r['n_over_5']:5d}  {r['context']}")
 
 
 if __name__ == "__main__":
