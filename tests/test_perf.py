@@ -92,10 +92,17 @@ def test_ring_allreduce_alpha_beta():
 
 
 def test_switch_has_fewer_latency_steps_than_ring_for_small_messages():
+    """A compiled schedule behind a switch runs halving-doubling (log2 g steps); a GPU library (NCCL)
+    runs its ring over the switch ports and pays the ring's 2(g-1) step latencies."""
     small = np.array([1024.0])
-    ring = collective_time("allreduce", small, np.array([64.0]), hw(topology=0), CAL)[0, 0]
-    switch = collective_time("allreduce", small, np.array([64.0]), hw(topology=2), CAL)[0, 0]
+    g = np.array([64.0])
+    ring = collective_time("allreduce", small, g, hw(topology=0, dataflow=True), CAL)[0, 0]
+    switch = collective_time("allreduce", small, g, hw(topology=2, dataflow=True), CAL)[0, 0]
     assert switch < ring
+    assert switch == pytest.approx(2 * 63 / 64 * 1024 / (450e9 * CAL.link_eff) + 2 * 6 * 1e-6)
+    gpu_ring = collective_time("allreduce", small, g, hw(topology=0), CAL)[0, 0]
+    gpu_switch = collective_time("allreduce", small, g, hw(topology=2), CAL)[0, 0]
+    assert gpu_switch == pytest.approx(gpu_ring)
 
 
 @settings(max_examples=60, deadline=None)

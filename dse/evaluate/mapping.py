@@ -294,14 +294,15 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
 
 
 def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders,
-            force_tp: int | None = None, force_pp: int | None = None) -> MappingResult:
+            force_tp: int | None = None, force_pp: int | None = None,
+            force_ep: int | None = None) -> MappingResult:
     """Best plan (tp, pp, ep, dp, micro-batches) for an LLM serving scenario on every design of `hw`
-    (or a forced tp / pp): every candidate plan (`llm_plan_table`) is evaluated on every design that can
+    (or a forced tp / pp / ep): every candidate plan (`llm_plan_table`) is evaluated on every design that can
     hold it at once, and the best per design is kept in plan order, as a rung-by-rung scan would.
     `builders` is kept for callers; the steps come from `dse.evaluate.steps`."""
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
-    table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp)
+    table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp, force_ep)
     return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
 
 

@@ -108,7 +108,7 @@ def pipeline_depths(layers: int, replica_chips: int, chip_counts) -> list[int]:
 
 
 def llm_ladders(scenario, shape, chip_counts, force_tp: int | None = None,
-                force_pp: int | None = None) -> list[Ladder]:
+                force_pp: int | None = None, force_ep: int | None = None) -> list[Ladder]:
     """Every candidate plan of an LLM serving scenario on systems of `chip_counts` chips (the distinct
     chips available per design), as ladders of (tp, ep) by growing micro-batch; static batching.
 
@@ -117,7 +117,7 @@ def llm_ladders(scenario, shape, chip_counts, force_tp: int | None = None,
     """
     top = int(max(chip_counts))
     tps = [force_tp] if force_tp else [c for c in TP_CHOICES if c <= min(top, max(TP_CHOICES))]
-    eps = [1] + [e for e in EP_CHOICES if e <= getattr(shape, "experts", 1)]
+    eps = [force_ep] if force_ep else [1] + [e for e in EP_CHOICES if e <= getattr(shape, "experts", 1)]
     fixed, max_b = scenario_batch(scenario)
     ladders = []
     for tp, ep in [(tp, ep) for tp in tps for ep in eps if tp * ep <= max(top, 1)]:

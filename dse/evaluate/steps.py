@@ -152,7 +152,8 @@ class LlmPlanTable:
 
 
 @lru_cache(maxsize=256)
-def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenario: "_Key") -> LlmPlanTable:
+def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenario: "_Key",
+                    force_ep=None) -> LlmPlanTable:
     prompt = int(scenario.prompt_len)
     steps: dict[int, tuple[int, Step]] = {}
     hops: dict[int, int] = {}
@@ -167,7 +168,7 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
     cols: dict[str, list] = {k: [] for k in ("dec", "pre", "chunk", "n_chunks", "w", "kv", "act", "rung",
                                              "hop_dec", "hop_pre", "hop_chunk")}
     plans, rung_start, rung_prune = [], [], []
-    for ladder in llm_ladders(scenario, shape, np.array(chip_counts), force_tp, force_pp):
+    for ladder in llm_ladders(scenario, shape, np.array(chip_counts), force_tp, force_pp, force_ep):
         first = len(rung_start)
         for rung in ladder.rungs:
             if not rung.plans and ladder.prune:
@@ -219,10 +220,10 @@ class _Key:
 
 
 def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = None,
-                   force_pp: int | None = None) -> LlmPlanTable:
+                   force_pp: int | None = None, force_ep: int | None = None) -> LlmPlanTable:
     """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached)."""
     counts = tuple(int(c) for c in np.unique(chip_counts))
-    return _llm_plan_table(shape, prec, counts, force_tp, force_pp, _Key(scenario))
+    return _llm_plan_table(shape, prec, counts, force_tp, force_pp, _Key(scenario), force_ep)
 
 
 @dataclass(frozen=True, eq=False)

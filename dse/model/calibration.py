@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +44,9 @@ class Calibration(BaseModel):
     # software floor of a collective on a dynamically scheduled chip (NCCL-style: kernel launch + flag
     # handshakes); statically scheduled fabrics pay per-hop link latency only
     collective_floor_us: float = Field(ge=0)
+    # all-reduce algorithm on a switched GPU system: "ring" (NCCL: 2(g-1) latency steps) or "oneshot"
+    # (peer-to-peer custom all-reduce: one-shot / two-shot, 2 / 4 steps; see perf.collective_time)
+    allreduce: Literal["ring", "oneshot"] = "ring"
     link_eff: float = Field(gt=0, le=1)
     conv_eff: float = Field(gt=0, le=1)
     lowp_eff: float = Field(1.0, gt=0, le=1)  # GEMM efficiency of 8/4-bit compute relative to 16-bit
@@ -73,6 +77,13 @@ def _load(path: str) -> CalibrationFile:
             merged.update({k: v for k, v in body.items() if k != "inherits"})
             classes[name] = merged
     return CalibrationFile.model_validate({**raw, "classes": classes})
+
+
+def derived_classes(path: Path | None = None) -> frozenset[str]:
+    """Classes that take their constants from another (`inherits:`): `dse calibrate` does not fit them;
+    their measurements check the parent's fitted constants under the derived stack's launch model."""
+    raw = yaml.safe_load(Path(path or CALIBRATION_FILE).read_text())
+    return frozenset(n for n, body in (raw.get("classes") or {}).items() if (body or {}).get("inherits"))
 
 
 def calibration_classes(path: Path | None = None) -> dict[str, Calibration]:

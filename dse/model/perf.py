@@ -185,7 +185,8 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     """Seconds for one collective of `nbytes` per chip over `group` chips (alpha-beta model).
 
     ring: bidirectional ring, 2(g-1) latency steps; torus2d: two ring phases over sqrt(g) chips;
-    switch: a single hop through the switch per step, log2(g) steps (halving-doubling).
+    switch: a single hop through the switch per step; log2(g) steps (halving-doubling) when compiled
+    into a static schedule, the ring's steps when run by a GPU collective library (NCCL rings).
     Interconnect class: a dynamically scheduled chip (GPU) runs collectives as library kernels and pays
     the stack's `collective_floor_us` (NCCL-style launch + flag handshakes); a statically scheduled chip
     (systolic: TPU ICI, Groq-style fabrics) has them compiled into its program: per-hop latency only.
@@ -207,8 +208,23 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     else:
         raise ValueError(f"unknown collective kind {kind!r}")
     torus_steps = ring_steps / np.maximum(np.sqrt(g), 1.0) * 2
+    # Behind a switch the algorithm is the software's: a compiled (statically scheduled) collective runs
+    # halving-doubling in log2(g) steps; a GPU library (NCCL) runs its ring over the switch ports and pays
+    # the ring's 2(g-1) step latencies (the NVLink latencies in technology.yaml are derived from NCCL 2 KB
+    # all-reduces over 14 ring steps); a stack with a peer-to-peer all-reduce (`cal.allreduce` "oneshot":
+    # TensorRT-LLM / vLLM custom all-reduce) writes to every peer at once: one-shot (2 steps: push, barrier;
+    # (g-1)·s over the links) or, when cheaper for large messages, two-shot (4 steps, the ring's volume).
+    dyn = ~np.asarray(hw.dataflow, bool)[:, None]
+    switch_steps = np.where(dyn, ring_steps, tree_steps)
+    oneshot = dyn & (topo == TOPOLOGY_CODE["switch"]) & (kind == "allreduce") & (cal.allreduce == "oneshot")
     steps = np.where(topo == TOPOLOGY_CODE["ring"], ring_steps,
-                     np.where(topo == TOPOLOGY_CODE["torus2d"], torus_steps, tree_steps))
+                     np.where(topo == TOPOLOGY_CODE["torus2d"], torus_steps, switch_steps))
+    if oneshot.any():
+        one_vol, one_steps = (g - 1) * s, np.full_like(g, 2.0)
+        two_vol, two_steps = vol, np.full_like(g, 4.0)
+        use_one = one_vol / bw + one_steps * lat <= two_vol / bw + two_steps * lat
+        vol = np.where(oneshot, np.where(use_one, one_vol, two_vol), vol)
+        steps = np.where(oneshot, np.where(use_one, one_steps, two_steps), steps)
     floor = np.where(np.asarray(hw.dataflow, bool), 0.0, cal.collective_floor_us * 1e-6)[:, None]
     t_bw = np.where(g > 1, vol / bw, 0.0)
     t_lat = np.where(g > 1, steps * lat + floor, 0.0)
@@ -460,15 +476,24 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     # per-kernel cost of an operator that stays a kernel of its own (a fused epilogue, or an operator that
     # moves no bytes of its own such as a conv's ReLU, costs its FLOPs only):
     # - dynamically scheduled chip (GPU): the device-side boundary `kernel_gap_us`; a stack launching
-    #   kernels one by one from the host runs at most one kernel per `launch_us` (the GPU runs ahead of
-    #   the host, so launch time hides under kernels longer than it): t = max(busy + gap, launch)
+    #   kernels one by one from the host issues one kernel per `launch_us` into an asynchronous queue:
+    #   the GPU runs ahead of the host, so a long kernel builds a backlog that the short kernels after
+    #   it drain without waiting. The step therefore takes max(GPU time, host issue time) (queue model
+    #   of a repeated layer), and only the host's excess over the GPU's time is exposed; it is spread
+    #   over the step's kernels in proportion to their counts.
     # - statically scheduled chip: array fill/drain (fill_time_s), no launches
     kernel = nc & st.launches[None, :] & ~fused
     busy = np.maximum(np.maximum(compute, memory), sram)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     gap = np.where(dyn, cal.kernel_gap_us * 1e-6, fill_time_s(hw)[:, None])
-    launch = np.where(dyn, cal.launch_us * 1e-6, 0.0)
-    overhead = np.maximum(gap, launch - busy) * kernel
+    overhead = gap * kernel
+    if cal.launch_us > 0:
+        cnt = st.count[None, :]
+        launches = (kernel * cnt).sum(axis=1)
+        gpu = ((np.maximum(busy, comm) + overhead) * cnt).sum(axis=1)
+        host = np.where(dyn[:, 0], cal.launch_us * 1e-6 * launches, 0.0)
+        excess = np.maximum(host - gpu, 0.0) / np.maximum(launches, 1.0)
+        overhead = overhead + excess[:, None] * kernel
     if cal.comm_overlap > 0 and st.tokens >= 2 * COMM_OVERLAP_MIN_TOKENS and st.coll:
         # hide up to comm_overlap of every collective's bandwidth time under the step's compute
         cnt = st.count[None, :]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache
+from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache, derived_classes
 
 # Physical ranges of each constant (bounds of the fit). A fit that ends at a bound means a mechanism is
 # missing from the model: `dse calibrate` marks it "AT THE FIT BOUND" in the YAML.
@@ -186,7 +186,8 @@ def calibrate(classes: list[str] | None = None, max_evals: int = 600, restarts: 
     current = calibration_classes()
     # power rows check the energy model (technology constants), not a software stack's efficiencies
     train = [m for m, _ in select("train", path) if m.regime not in NOT_FITTED_REGIMES]
-    names = classes or sorted({m.software_class for m in train})
+    # a derived class (e.g. `graph` inherits `tuned`) is not fitted: its rows check the parent's constants
+    names = classes or sorted({m.software_class for m in train} - derived_classes())
     out = {}
     for name in names:
         rows = [m for m in train if m.software_class == name]

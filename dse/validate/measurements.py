@@ -22,7 +22,7 @@ from dse.workloads.shapes import ModelShape
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
 
 REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel")
-SOFTWARE_CLASSES = ("tuned", "generic", "kernel")
+SOFTWARE_CLASSES = ("tuned", "graph", "generic", "kernel")
 
 # metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).
 METRICS: dict[str, tuple[str, str]] = {
@@ -61,6 +61,7 @@ class Measurement(BaseModel):
     output_len: int = Field(0, ge=0)
     tp: int | None = Field(None, ge=1, description="tensor parallelism forced to the published one")
     pp: int | None = Field(None, ge=1)
+    ep: int | None = Field(None, ge=1, description="expert parallelism forced to the published one (MoE)")
     # kernel rows
     m: int = Field(0, ge=0)
     k: int = Field(0, ge=0)
@@ -68,7 +69,7 @@ class Measurement(BaseModel):
     message_bytes: float = Field(0, ge=0)
     # provenance
     software: str = Field(min_length=1, description="the serving software / benchmark as published")
-    software_class: Literal["tuned", "generic", "kernel"]
+    software_class: Literal["tuned", "graph", "generic", "kernel"]
     value: float = Field(gt=0)
     unit: str
     source: str = Field(min_length=10)

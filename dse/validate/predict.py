@@ -97,7 +97,7 @@ def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
-                  force_tp=m.tp, force_pp=m.pp)
+                  force_tp=m.tp, force_pp=m.pp, force_ep=m.ep)
     if not res.feasible[0]:
         return math.nan
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
@@ -121,7 +121,7 @@ def _predict_power(m: Measurement, cal: Calibration, models) -> float:
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
-                  force_tp=m.tp, force_pp=m.pp)
+                  force_tp=m.tp, force_pp=m.pp, force_ep=m.ep)
     if not res.feasible[0]:
         return math.nan
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}

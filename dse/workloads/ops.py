@@ -22,7 +22,19 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from dse.workloads.precision import Precision
+from dse.workloads.precision import Precision, _precision_of
+
+ATTENTION_KINDS = frozenset({"attn_score", "attn_context", "attn_fused"})
+# Lowest precision attention matmuls run at: no production attention kernel multiplies in 4 bits
+# (FlashAttention-3 and TensorRT-LLM's FMHA go down to FP8, with an FP8 KV cache), so the score and
+# context matmuls run at the wider of the activations, the KV cache and 8 bits.
+ATTENTION_MIN_BITS = 8
+
+
+def attention_precision(p: Precision) -> str:
+    """Precision the attention matmuls (Q·K, P·V) run at: the wider of activations, KV cache and 8 bits."""
+    return _precision_of(max(p.act_bits, p.kv_bits, ATTENTION_MIN_BITS), p.number)
+
 
 KINDS = ("gemm", "attn_score", "attn_context", "attn_fused", "softmax", "norm", "act", "elementwise",
          "embed", "allreduce", "allgather", "alltoall", "sendrecv")
@@ -202,8 +214,9 @@ class OpBuilder:
 
     def _add(self, name: str, kind: str, **vals) -> None:
         assert kind in KINDS, kind
+        cp = attention_precision(self.prec) if kind in ATTENTION_KINDS else self.prec.compute_precision
         row = {"name": name, "kind": kind, "count": self._count, "layer": self._layer,
-               "compute_precision": self.prec.compute_precision}
+               "compute_precision": cp}
         if self._share != 1.0:
             row["layer_share"] = self._share
         row.update(vals)

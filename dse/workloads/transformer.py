@@ -23,6 +23,7 @@ from dse.workloads.step import Step, peak_act_bytes
 
 ACT_FLOPS = {"silu": SILU_FLOPS, "gelu": GELU_FLOPS, "relu": RELU_FLOPS}
 NORM_PARAM_BYTES = 2.0  # norm gains/biases and linear biases are kept at 16 bits
+COMBINE_BYTES = 2.0     # MoE combine all-to-all payload per value (BF16; see _moe_ops)
 
 
 def mean_decode_kv_len(prompt: int, output: int) -> float:
@@ -48,15 +49,64 @@ def _pick_probabilities(experts: int, active: int, skew: float) -> np.ndarray:
     return np.minimum(1.0, active * p / p.sum())
 
 
+def expected_max_binomial(n: float, p: float, chips: int) -> float:
+    """E[max of `chips` independent Binomial(n, p)] = Σ_{j≥1} (1 − F(j−1)^chips), F the binomial CDF
+    (exact sum over the support; n is rounded to an integer). The load of the most loaded of `chips`
+    equal shares when each unit lands on a share with probability p."""
+    n = int(round(n))
+    if chips <= 1 or n <= 0 or p <= 0.0:
+        return n * p
+    if p >= 1.0:
+        return float(n)
+    j = np.arange(n + 1, dtype=float)
+    lg = np.vectorize(math.lgamma)
+    log_pmf = lg(n + 1.0) - lg(j + 1.0) - lg(n - j + 1.0) + j * math.log(p) + (n - j) * math.log1p(-p)
+    cdf = np.minimum(np.cumsum(np.exp(log_pmf - log_pmf.max()) * math.exp(log_pmf.max())), 1.0)
+    return float(np.sum(1.0 - cdf[:-1] ** chips))
+
+
+# Above this many token-expert pairs per step the busiest chip's share is taken from the normal
+# approximation of the binomial (mean + σ·E[max of `ep` standard normals]); the exact sum is O(pairs).
+EXACT_PAIRS_MAX = 20000
+
+
 def busiest_expert_chip(experts: int, active: int, tokens: float, ep: int, skew: float) -> tuple[float, float]:
     """(token-expert pairs per token of the replica, distinct experts touched) on the busiest of `ep`
-    chips, experts placed round-robin (expert i on chip i mod ep). Uniform routing: k/ep and
-    E/ep·(1 − (1 − k/E)^tokens); skewed routing loads the chip holding the hottest experts more."""
+    chips, experts placed round-robin (expert i on chip i mod ep). A step runs at the pace of its most
+    loaded chip, so this is the expected MAXIMUM over the ep chips, not the mean: with uniform routing
+    each token-expert pair lands on a given chip with probability 1/ep (max of ep Binomial(tokens·k,
+    1/ep)) and each of its E/ep experts is hit with probability 1 − (1 − k/E)^tokens (max of ep
+    Binomial(E/ep, that)); at batch 1 with E = ep the busiest chip reads one expert where the mean is
+    k/ep. Skewed routing loads the chip holding the hottest experts more (its expected load)."""
+    if skew <= 0:
+        per_chip = math.ceil(experts / ep)
+        hit = 1.0 - (1.0 - active / experts) ** tokens
+        touched = expected_max_binomial(per_chip, hit, ep)
+        pairs = tokens * active
+        if pairs <= EXACT_PAIRS_MAX:
+            busiest = expected_max_binomial(pairs, 1.0 / ep, ep)
+        else:
+            z = _expected_max_std_normal(ep)
+            busiest = pairs / ep + z * math.sqrt(pairs * (1.0 / ep) * (1.0 - 1.0 / ep))
+        # the busiest chip's pairs spread over its E/ep experts: a second, pair-consistent estimate of
+        # the experts it reads (exact where one token's k picks land on k different chips)
+        touched = max(touched, per_chip * (1.0 - (1.0 - 1.0 / per_chip) ** busiest))
+        return busiest / max(tokens, 1e-12), min(touched, float(per_chip))
     q = _pick_probabilities(experts, active, skew)
     chip = np.arange(experts) % ep
     load = np.bincount(chip, weights=q, minlength=ep)
     c = int(np.argmax(load))
     return float(load[c]), float(np.sum(1.0 - (1.0 - q[chip == c]) ** tokens))
+
+
+def _expected_max_std_normal(n: int) -> float:
+    """E[max of n iid standard normals] by Blom's approximation Φ⁻¹((n − 0.375)/(n + 0.25))
+    (Blom 1958), within 1 % of the exact value for n ≥ 2; 0 for n = 1."""
+    if n <= 1:
+        return 0.0
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
 
 
 class _Dims:
@@ -210,7 +260,7 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     b.gemm("router", T, s.hidden, E)
     b.softmax("router_topk", T, E)
     b.alltoall("moe_dispatch", T * k * s.hidden * ab, ep)
-    if s.routing_skew > 0:
+    if s.routing_skew > 0 or ep > 1:  # the step waits for the most loaded of the ep chips
         pairs_per_token, touched = busiest_expert_chip(E, k, replica_tokens, ep, s.routing_skew)
         te = replica_tokens * pairs_per_token  # token-expert pairs at the busiest chip's experts
     else:
@@ -223,7 +273,9 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
         b.gemm("shared_up", T, s.hidden, (dm.mats - 1) * dm.shared_ffn, tensor="shared_experts")
         b.act("shared_act", T * dm.shared_ffn, flops_per=act, inputs=inputs)
         b.gemm("shared_down", T, dm.shared_ffn, s.hidden, tensor="shared_experts")
-    b.alltoall("moe_combine", T * k * s.hidden * ab, ep)
+    # the combine returns each token's k expert outputs for the weighted sum at 16 bits whatever the
+    # activation format (DeepSeek-V3, arXiv:2412.19437 §3.3: dispatch in FP8, combine kept in BF16)
+    b.alltoall("moe_combine", T * k * s.hidden * max(ab, COMBINE_BYTES), ep)
     b.elementwise("moe_weighted_sum", T * s.hidden, inputs=k, flops_per=2.0 * k)
 
 

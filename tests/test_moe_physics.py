@@ -1,0 +1,114 @@
+"""MoE physics (issues 11/12): the busiest chip under expert parallelism, the 16-bit combine, attention
+precision floor, and the host-launch queue; hand-computed values and properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dse.evaluate.steps import Builders
+from dse.model.calibration import load_calibration
+from dse.model.perf import op_times
+from dse.validate.predict import hw_view
+from dse.workloads.modelfile import load_model_shape
+from dse.workloads.ops import attention_precision
+from dse.workloads.precision import parse_precision
+from dse.workloads.transformer import (busiest_expert_chip, build_llm_step, expected_experts_touched,
+                                       expected_max_binomial)
+
+
+def test_expected_max_binomial_hand_values():
+    # max of 2 Bernoulli(0.5): 1 - 0.25 = 0.75
+    assert expected_max_binomial(1, 0.5, 2) == pytest.approx(0.75)
+    # max of 2 Binomial(2, 0.5): P(max >= 1) = 1 - 0.25^2, P(max >= 2) = 1 - 0.75^2 -> 0.9375 + 0.4375
+    assert expected_max_binomial(2, 0.5, 2) == pytest.approx(1.375)
+    # one chip: the mean
+    assert expected_max_binomial(10, 0.3, 1) == pytest.approx(3.0)
+
+
+def test_busiest_chip_at_batch_one_reads_one_expert_not_the_mean():
+    """Mixtral-like E = 8, k = 2 on ep = 8 at batch 1: the two picked experts sit on two chips, so the
+    busiest chip reads one expert and serves one token-expert pair; the mean would be k/ep = 0.25."""
+    pairs, touched = busiest_expert_chip(8, 2, 1.0, 8, 0.0)
+    assert touched == pytest.approx(1.0, abs=1e-6)
+    assert pairs == pytest.approx(1.0, abs=1e-3)
+    # large batch: every local expert is read and the load approaches the mean k/ep
+    pairs, touched = busiest_expert_chip(256, 8, 4096.0, 8, 0.0)
+    assert touched == pytest.approx(32.0)
+    assert 1.0 <= pairs <= 1.05
+
+
+@pytest.mark.parametrize("ep", [2, 4, 8, 16])
+def test_busiest_chip_between_mean_and_all_local(ep):
+    for tokens in (1.0, 4.0, 64.0, 1024.0):
+        pairs, touched = busiest_expert_chip(256, 8, tokens, ep, 0.0)
+        mean_touched = expected_experts_touched(256, 8, tokens) / ep
+        assert mean_touched - 1e-9 <= touched <= 256 / ep + 1e-9
+        assert 8 / ep - 1e-9 <= pairs <= 8.0 + 1e-9
+
+
+def test_ep_step_reads_the_busiest_chips_experts():
+    """DeepSeek-V3 decode at batch 8 on ep 8: the expert weights read per chip are those of the busiest
+    chip's expected distinct experts (> the mean E/ep·(1-(1-k/E)^B))."""
+    s = load_model_shape("DeepSeek-V3")
+    step = build_llm_step(s, "decode", batch=8, seq_len=1, kv_len=1024, tp=1, ep=8, prec="fp8")
+    ops = step.ops
+    names = list(ops.name)
+    up = names.index("experts_up")
+    per_expert = s.hidden * 2 * s.expert_ffn * 1.0  # gate + up, fp8
+    experts_read = float(ops.weight_bytes[up]) / per_expert
+    mean = expected_experts_touched(256, 8, 8.0) / 8
+    _, busiest = busiest_expert_chip(256, 8, 8.0, 8, 0.0)
+    assert experts_read == pytest.approx(busiest, rel=1e-6)
+    assert experts_read > mean
+
+
+def test_combine_is_sixteen_bit_and_dispatch_follows_activations():
+    s = load_model_shape("Mixtral-8x7B")
+    step = build_llm_step(s, "decode", batch=16, seq_len=1, kv_len=512, tp=1, ep=4, prec="fp8")
+    names = list(step.ops.name)
+    disp = float(step.ops.comm_bytes[names.index("moe_dispatch")])
+    comb = float(step.ops.comm_bytes[names.index("moe_combine")])
+    tokens = 16 / 4
+    assert disp == pytest.approx(tokens * 2 * s.hidden * 1.0)
+    assert comb == pytest.approx(tokens * 2 * s.hidden * 2.0)
+
+
+def test_attention_never_runs_below_eight_bits():
+    assert attention_precision(parse_precision("fp4")) == "fp8"
+    assert attention_precision(parse_precision("fp8")) == "fp8"
+    assert attention_precision(parse_precision("bf16")) == "bf16"
+    assert attention_precision(parse_precision("int4")) == "bf16"  # weight-only: 16-bit activations
+    step = build_llm_step(load_model_shape("Llama-2-7B"), "prefill", batch=1, seq_len=512, prec="fp4")
+    kinds = np.asarray(step.ops.kind).astype(str)
+    prec = np.asarray(step.ops.compute_precision).astype(str)
+    assert set(prec[np.char.startswith(kinds, "attn")]) == {"fp8"}
+    assert "fp4" in set(prec[kinds == "gemm"])
+
+
+def test_host_launch_queue_hides_launches_under_long_kernels():
+    """A stack that launches kernels one by one: the step takes max(GPU time, host issue time); launch
+    time hides under long kernels instead of flooring every short kernel at `launch_us`."""
+    hw = hw_view("H100-SXM", 1)
+    cal = load_calibration("tuned")
+    s = load_model_shape("Llama-3-8B")
+    step = Builders.llm(s, "decode", 1, 1, 1024, 1, parse_precision("bf16"))
+    off = np.zeros(1)
+    cnt = np.asarray(step.ops.count, float)
+
+    def step_time(c):
+        return float((op_times(step.ops, hw, c, off, off, off).total[0] * cnt).sum())
+
+    no_launch = step_time(cal.model_copy(update={"launch_us": 0.0}))
+    t = op_times(step.ops, hw, cal.model_copy(update={"launch_us": 0.0}), off, off, off)
+    kernel_count = float((cnt * (t.overhead[0] > cal.step_overhead_us * 1e-6 / cnt.sum() + 1e-12)).sum())
+    for launch in (5.0, 20.0, 60.0):
+        with_launch = step_time(cal.model_copy(update={"launch_us": launch}))
+        host = launch * 1e-6 * kernel_count + cal.step_overhead_us * 1e-6
+        assert with_launch == pytest.approx(max(no_launch, host), rel=1e-6)
+    # monotone in the launch interval
+    times = [step_time(cal.model_copy(update={"launch_us": x})) for x in (0.0, 10.0, 30.0, 100.0)]
+    assert times == sorted(times)
+    assert math.isfinite(times[-1])
