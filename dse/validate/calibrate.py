@@ -224,6 +224,14 @@ def write_calibration(results: dict[str, FitResult], file: Path = CALIBRATION_FI
         key = mf.group(2)
         res = results[cls]
         if key not in res.fitted:
+            # not fitted (no training row is sensitive to it): the fit ran with its sourced initial value,
+            # so the file must hold that value too, not a stale fit of earlier physics
+            init = INITIAL.get(cls, {}).get(key)
+            comment = (mf.group(6) or "").lstrip("# ").strip()
+            m_init = re.search(r"initial value: (.*)$", comment)
+            if init is not None and ("fitted by dse calibrate" in comment or "not fitted" in comment) and m_init:
+                lines[i] = (f"    {key}: {_fmt(init)}  # not fitted (no training row of {res.n_train} is sensitive "
+                            f"to it); initial value: {m_init.group(1)}")
             continue
         new = _fmt(getattr(res.after, key))
         comment = (mf.group(6) or "").lstrip("# ").strip()
