@@ -100,9 +100,15 @@ def test_switch_has_fewer_latency_steps_than_ring_for_small_messages():
     switch = collective_time("allreduce", small, g, hw(topology=2, dataflow=True), CAL)[0, 0]
     assert switch < ring
     assert switch == pytest.approx(2 * 63 / 64 * 1024 / (450e9 * CAL.link_eff) + 2 * 6 * 1e-6)
-    gpu_ring = collective_time("allreduce", small, g, hw(topology=0), CAL)[0, 0]
-    gpu_switch = collective_time("allreduce", small, g, hw(topology=2), CAL)[0, 0]
+    nccl = CAL.model_copy(update={"allreduce": "ring"})
+    gpu_ring = collective_time("allreduce", small, g, hw(topology=0), nccl)[0, 0]
+    gpu_switch = collective_time("allreduce", small, g, hw(topology=2), nccl)[0, 0]
     assert gpu_switch == pytest.approx(gpu_ring)
+    # a peer-to-peer custom all-reduce: one-shot, 2 latency steps and (g-1)·s over the links
+    custom = CAL.model_copy(update={"allreduce": "oneshot"})
+    one = collective_time("allreduce", small, g, hw(topology=2), custom)[0, 0]
+    assert one == pytest.approx(63 * 1024 / (450e9 * CAL.link_eff) + 2 * 1e-6 + CAL.collective_floor_us * 1e-6)
+    assert one < gpu_switch
 
 
 @settings(max_examples=60, deadline=None)
