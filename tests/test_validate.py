@@ -14,28 +14,27 @@ from dse.validate.predict import predict
 from dse.validate.report import predict_rows, summarize
 
 # Held-out (test split) accuracy with the committed dse/model/data/calibration.yaml, as measured by
-# `dse validate --split test` after the last `dse calibrate` (issues 11/12 recalibration, 2026-11-30):
-#   overall median |error| 6.7 % (36 points); regime medians decode_b1 10.7 %, prefill 9.4 %, large_batch 7.5 %,
-#   cnn 21.1 % (one point; see REGIME_MEDIAN_MAX_PCT), moe 9.8 % (5 points), power 5.7 %, kernel 5.3 %.
+# `dse validate --split test` (issues 11/12 mechanisms: busiest chip under ep, launch queue, stack-specific
+# all-reduce; constants of the previous fit, see the validate report of 2026-12-01):
+#   overall median |error| 5.9 % (36 points); regime medians decode_b1 6.0 %, prefill 5.1 %, large_batch 4.9 %,
+#   cnn 10.3 % (one point), moe 16.4 % (5 points), power 7.1 %, kernel 4.5 %.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
-TEST_MEDIAN_MAX_PCT = 8.5   # measured 6.7 % overall (the issue's bar: 10 %)
+TEST_MEDIAN_MAX_PCT = 7.0   # measured 5.9 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin)
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 13.0, "prefill": 12.0, "large_batch": 10.0, "moe": 12.0, "power": 8.0, "kernel": 8.0,
-    # one held-out point (MLPerf ResNet-50 8xH100, +21.1 %): the only regime above the issue's 20 %
-    "cnn": 22.0,
+    "decode_b1": 8.0, "prefill": 7.0, "large_batch": 7.0, "cnn": 12.0, "moe": 18.0, "power": 9.0, "kernel": 6.0,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
 # unnoticed); why: see the report and dse/catalog/measurements.yaml. Everything else is held to 2x.
 KNOWN_MISSES: dict[str, float] = {
-    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.5x / 3.3x the
+    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.3x / 3.1x the
     # measured output tokens/s; dse's step is near the FP4 roofline, the measurement runs prefill at ~8 %
     # of FP4 peak. No mechanism found that explains it (host overhead, routing, KV size: see the report).
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.6,
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 3.4,
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.5,
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 3.2,
     # train: Llama-4-Maverick FP8 on 8xH100 runs at 30 % of the 8xH200 figure (capacity-starved: 400 GB of
     # weights in 640 GB); dse predicts 80 %
     "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.9,

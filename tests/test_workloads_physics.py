@@ -98,8 +98,10 @@ def test_routing_skew_reads_fewer_experts_and_loads_one_chip_more():
     uniform = expected_experts_touched(E, k, tokens)
     assert expected_experts_touched(E, k, tokens, skew=0.0) == uniform
     assert expected_experts_touched(E, k, tokens, skew=1.0) < uniform
+    # uniform routing: the busiest of the 8 chips carries more than the mean k/8 pairs and uniform/8 experts
+    # (expected maximum over the chips, see test_moe_physics.py), at most all its local experts
     pairs, touched = busiest_expert_chip(E, k, tokens, ep=8, skew=0.0)
-    assert pairs == pytest.approx(k / 8) and touched == pytest.approx(uniform / 8)
+    assert k / 8 < pairs <= k and uniform / 8 < touched <= E / 8
     assert busiest_expert_chip(E, k, tokens, ep=8, skew=1.0)[0] > k / 8
     mix = load_model_shape({"base": "Mixtral-8x7B", "routing_skew": 1.5})
     flat = build_llm_step("Mixtral-8x7B", "decode", batch=4, seq_len=1, kv_len=100, prec="bf16")
