@@ -43,7 +43,7 @@ STEP = 0.02
 ELASTICITY = 5.0                 # +2 % may buy at most +10 %
 MIX = "balanced"
 GROWING = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks", "chip.links")
-NEVER_CHEAPER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "power_w")  # power: see SPLIT
+NEVER_CHEAPER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")  # power: see SPLIT; peak_power_w = chips × TDP (power_w is the workload power: a faster chip may draw less)
 PLAN = ("tp", "pp", "dp", "ep", "batch", "chips_used")
 ARRAY_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols")
 WAVE_GAIN = 1.0                  # one partial wave of tiles removed: at most 2x
@@ -140,7 +140,7 @@ def test_more_silicon_or_memory_never_lowers_cost_or_power(hunted, knob):
     assert both.sum() > N_DESIGNS // 10
     resplit = base["num_dies"] != stepped["num_dies"]
     for m in NEVER_CHEAPER:
-        rows = both & ~resplit if m in ("tdp_w", "power_w") else both
+        rows = both & ~resplit if m in ("tdp_w", "peak_power_w") else both
         lower = rows & (np.asarray(stepped[m], float) < np.asarray(base[m], float) * (1 - 1e-9))
         i = np.flatnonzero(lower)
         assert not i.size, (knob, m, base[m][i[:3]], stepped[m][i[:3]],

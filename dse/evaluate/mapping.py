@@ -257,7 +257,8 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 
 def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk
                     ) -> list[np.ndarray]:
-    """(decode time, decode energy, TTFT prefill time, chunk time) of each (design `pi`, plan `pj`) pair.
+    """(decode time, decode energy, TTFT prefill time, chunk time, chunk energy) of each (design `pi`,
+    plan `pj`) pair.
     A step under an all-or-nothing residency is timed once per design and residency however many plans
     share it; under a fractional share once per design and footprint class (`LlmPlanTable.cls_step`)."""
     n, S = hw.n, len(t.steps)
@@ -273,8 +274,9 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     keys = np.concatenate([t.dec_cls[qj], t.pre_cls[qj], t.chunk_cls[qj]]) * n + np.tile(qi, 3)
     ukeys, first, inv = np.unique(keys, return_index=True, return_inverse=True)
     src = first % max(k, 1)
-    is_dec = np.zeros(S, bool)
+    is_dec = np.zeros(S, bool)  # steps whose energy is needed: decode and prefill chunks
     is_dec[t.dec] = True
+    is_dec[t.chunk] = True
     r = time_instances(t.steps, np.concatenate([i_step, t.cls_step[ukeys // n]]), np.concatenate([i_d, ukeys % n]),
                        hw, cal, np.concatenate([i_c >= 1, qfw[src]]), np.concatenate([i_c == 2, qfk[src]]),
                        np.zeros(len(inst) + len(ukeys)), is_dec)
@@ -284,11 +286,13 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     whole_t[inst], whole_e[inst] = r.time_s[:m], r.energy_j[:m]
     part = m + np.ravel(inv)
     out = []
-    for q, (role, tab, res) in enumerate(((t.dec, whole_t, r.time_s), (t.dec, whole_e, r.energy_j),
-                                          (t.pre, whole_t, r.time_s), (t.chunk, whole_t, r.time_s))):
+    # seg: which third of the partial keys (decode, prefill, chunk classes) the role's step is
+    for seg, role, tab, res in ((0, t.dec, whole_t, r.time_s), (0, t.dec, whole_e, r.energy_j),
+                                (1, t.pre, whole_t, r.time_s), (2, t.chunk, whole_t, r.time_s),
+                                (2, t.chunk, whole_e, r.energy_j)):
         v = np.empty(len(pi))
         v[whole] = tab[(role[wj] * 3 + wc) * n + wi]
-        v[partial] = res[part[max(q - 1, 0) * k:max(q, 1) * k]]
+        v[partial] = res[part[seg * k:(seg + 1) * k]]
         out.append(v)
     return out
 
@@ -338,7 +342,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         if not len(sel):
             continue
         i, j = pi[sel], pj[sel]
-        d_t, d_e, p_t, ch_t = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel])
+        d_t, d_e, p_t, ch_t, ch_e = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel])
         # the time function of static-batched pipeline serving (module docstring)
         pp = t.pp[j]
         tp_ = d_t + (pp - 1) * hop[i, t.hop_dec[j]]
@@ -349,7 +353,11 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
         tt_ = np.maximum(p_t + (pp - 1) * hop[i, t.hop_pre[j]], pre_)
         thr[sel] = dp_ * (t.batch[j] * out_len / (pre_ + out_len * tp_))
-        energy[sel] = t.grp[j] * (t.micro_batches[j] * d_e + pp * static[i] * tp_) / t.batch[j]
+        # J per output token over one batch cycle: the prefill chunks and out_len decode steps of the
+        # replica's grp·pp chips, and their static power over the whole cycle
+        cycle = pre_ + out_len * tp_
+        energy[sel] = t.grp[j] * (t.n_chunks[j] * ch_e + out_len * t.micro_batches[j] * d_e
+                                  + pp * static[i] * cycle) / (t.batch[j] * out_len)
         ok_ = np.ones(len(sel), bool)
         if slo_tpot:
             ok_ &= tp_ * 1e3 <= slo_tpot

@@ -79,9 +79,10 @@ METRICS: tuple[Metric, ...] = (
     Metric(name="system_cost_usd", unit="US$", better="min", scope=_D, label="system cost",
            description="Cost of the whole system: chips, links and switches, boards."),
     Metric(name="tdp_w", unit="W", better="min", scope=_D, label="chip TDP",
-           description="Thermal design power of one chip at peak activity."),
-    Metric(name="power_w", unit="W", better="min", scope=_D, label="system power",
-           description="Power of the whole system at its TDP."),
+           description="Thermal design power of one chip at peak activity (at most its tdp_w cap)."),
+    Metric(name="peak_power_w", unit="W", better="min", scope=_D, label="peak system power",
+           description="Power of the whole system with every chip at its TDP (sizes power delivery "
+                       "and cooling; power_w is what a workload draws)."),
     Metric(name="power_density_w_per_mm2", unit="W/mm²", better="min", scope=_D, label="power density",
            description="Chip TDP over its total die area (cooling limit)."),
     Metric(name="peak_tflops_bf16", unit="TFLOP/s", better="max", scope=_D, label="peak bf16 per chip",
@@ -117,6 +118,10 @@ METRICS: tuple[Metric, ...] = (
            description="Request latency: TTFT + output tokens x TPOT (LLM), one batch (CNN)."),
     Metric(name="energy_j_per_unit", unit={"llm": "J/token", "cnn": "J/image"}, better="min", scope=_S,
            table_row=True, label="energy per unit", description="Dynamic plus static energy per token or image."),
+    Metric(name="power_w", unit="W", better="min", scope=_S, table_row=True, label="system power",
+           description="Average power of the whole system serving the scenario: the plan's chips at "
+                       "static power plus the energy of what each step does (FLOPs, SRAM, off-chip and "
+                       "link traffic) per second, idle chips at leakage; a tdp_w cap lowers the clock."),
     Metric(name="usd_per_mtok", unit="US$ per 10⁶ tokens", better="min", scope=_S, kinds=_LLM, table_row=True,
            label="cost per 10⁶ tokens", description="Hourly TCO of the system over its tokens per hour."),
     Metric(name="prefill_share", unit="fraction", better="none", scope=_S, kinds=_LLM, table_row=True,
@@ -157,6 +162,9 @@ METRICS: tuple[Metric, ...] = (
                        "mix's reference design."),
     Metric(name="tco_usd_per_mtok", unit="US$ per 10⁶ tokens", better="min", scope=_M, kinds=_LLM,
            label="TCO", description="Weighted mean over the LLM scenarios of cost per 10⁶ tokens."),
+    Metric(name="power_w", unit="W", better="min", scope=_M, label="system power",
+           description="Weighted mean over the scenarios of the system's power serving each (the "
+                       "workload power; peak_power_w is the TDP sum)."),
     Metric(name="feasible", dtype="bool", scope=_M, label="feasible",
            description="Every scenario of the mix is feasible."),
     Metric(name="reason", dtype="str", scope=_M, label="reason",

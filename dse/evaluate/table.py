@@ -14,6 +14,7 @@ from dse.catalog import load_catalog_design
 from dse.evaluate.mapping import evaluate_scenario
 from dse.evaluate.metrics import DESIGN, SCENARIO
 from dse.evaluate.serving import serving_metrics
+from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration, load_calibration
@@ -31,15 +32,15 @@ def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np
     cost = chip_cost(arr, area)
     power = chip_power(arr, area)
     hw = HwView.from_arrays(arr, area)
-    if getattr(power, "static_w", None) is not None:
-        hw.static_w = np.asarray(power.static_w, float)
+    hw.static_w = np.asarray(power.static_w, float)
+    hw.leakage_w = np.asarray(power.leakage_w, float)
     values = {
         "die_area_mm2": area.die_mm2,
         "num_dies": area.num_dies,
         "chip_cost_usd": cost.chip_usd,
         "system_cost_usd": cost.system_usd,
         "tdp_w": power.tdp_w,
-        "power_w": power.system_power_w,
+        "peak_power_w": power.system_power_w,
         "power_density_w_per_mm2": power.power_density_w_per_mm2,
         "peak_tflops_bf16": arr.peak_tflops["bf16"],
         "mem_bw_tbps": arr.mem_bw_tbps,
@@ -76,19 +77,22 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     tech = tech or arr.tech
     hw, out, ok, reason = design_metrics(arr)
     n = hw.n
-    per_hour = np.asarray(tco_usd_per_hour(out["system_cost_usd"], out["power_w"], tech), float)
     ref = reference if reference is not None else reference_throughputs(mix, cal, tech)
     log_sum = np.zeros(n)
     weight_sum = 0.0
     usd_mtok = np.zeros(n)
     llm_weight = 0.0
+    power_sum = np.zeros(n)
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)
         idx = np.flatnonzero(ok)
-        res = evaluate_scenario(sc, hw.take(idx), cal, force_tp, force_pp) if len(idx) else None
+        res = clock = None
+        if len(idx):
+            res, clock = evaluate_capped(lambda h: evaluate_scenario(sc, h, cal, force_tp, force_pp), hw.take(idx))
+            res.metrics["power_w"] = system_power_w(res, hw.take(idx))
         if res is not None and getattr(sc, "serving", None) is not None:
-            res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(), hw.take(idx),
-                                               cal, res, sc.serving))
+            res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
+                                               clocked(hw.take(idx), clock), cal, res, sc.serving))
         cols = {name: m.empty(n) for name, m in SCENARIO.items()}
         cols["reason"][:] = reason
         if res is not None:
@@ -97,6 +101,9 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
                     cols[key][idx] = val
             cols["feasible"][idx] = res.feasible
             cols["reason"][idx] = np.where(res.feasible, "", res.reason)
+        power_sum += w * cols["power_w"]
+        # TCO at the power the system draws serving this scenario
+        per_hour = np.asarray(tco_usd_per_hour(out["system_cost_usd"], cols["power_w"], tech), float)
         if sc.kind != "cnn":
             tok_per_h = np.maximum(cols["tokens_per_s"], 1e-30) * 3600.0
             cols["usd_per_mtok"] = np.where(cols["feasible"], per_hour / tok_per_h * 1e6, 0.0)
@@ -116,6 +123,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         all_ok &= f
     out["mix.throughput"] = np.where(all_ok, np.exp(log_sum / max(weight_sum, 1e-30)), 0.0)
     out["tco_usd_per_mtok"] = np.where(all_ok & (llm_weight > 0), usd_mtok / max(llm_weight, 1e-30), 0.0)
+    out["power_w"] = np.where(all_ok, power_sum / max(weight_sum, 1e-30), 0.0)
     out["feasible"] = all_ok
     out["reason"] = np.where(all_ok, "", mix_reason).astype(object)
     return out
@@ -135,7 +143,7 @@ def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = 
         hw, _, _, _ = design_metrics(arr)
         vals = {}
         for entry in mix.scenarios:
-            res = evaluate_scenario(entry.scenario, hw, cal)
+            res, _ = evaluate_capped(lambda h, sc=entry.scenario: evaluate_scenario(sc, h, cal), hw)
             thr = float(res.metrics["throughput"][0]) if res.feasible[0] else 0.0
             vals[entry.scenario.name] = thr if thr > 0 else 1.0
         _REFERENCE_CACHE[key] = vals

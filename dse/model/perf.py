@@ -64,6 +64,8 @@ class HwView:
     mem_pj_per_bit: np.ndarray | None = None
     link_pj_per_bit: np.ndarray | None = None
     static_w: np.ndarray | None = None
+    leakage_w: np.ndarray | None = None       # the part of static_w that does not scale with the clock
+    power_cap_w: np.ndarray | None = None     # the design's `tdp_w` cap per chip (0 = none)
     sram_cache: np.ndarray | None = None      # True: hardware-managed cache (None: scratchpad)
     # chiplet split (dse.model.area): logic dies per chip, the die-to-die PHY bandwidth of all its dies
     # (B/s) and the share of on-chip SRAM traffic that crosses a die edge
@@ -130,6 +132,7 @@ class HwView:
             mem_pj_per_bit=get("mem_pj_per_bit"),
             link_pj_per_bit=get("link_pj_per_bit"),
             static_w=get("static_w"),
+            power_cap_w=get("tdp_cap_w"),
             sram_cache=get("is_cache", False).astype(bool),
             dies=dies,
             d2d_bw=np.asarray(area.d2d_tbps, float) * 1e12 * dies,

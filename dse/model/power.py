@@ -1,10 +1,13 @@
 """Power (DESIGN.md §4, physics v2 §5.1).
 
-- TDP from peak activity: every MAC busy at peak, the SRAM traffic that feeds the arrays at that rate
-  (not every SRAM port at once), memory at full bandwidth, links saturated both ways, plus leakage;
-  system power = chips × TDP. A design's `tdp_w` caps it.
+- TDP from peak activity: the MAC arrays at peak or the vector unit at peak, whichever draws more (a
+  GEMM at peak leaves the vector pipes idle and a vector-bound kernel leaves the arrays idle: they
+  share the cores' issue slots, so the TDP takes the larger, not the sum), the SRAM traffic that feeds
+  the arrays at that rate (not every SRAM port at once), memory at full bandwidth, links saturated
+  both ways, plus leakage; peak system power = chips × TDP. A design's `tdp_w` caps the TDP, and the
+  chip then lowers its clock under a workload that would draw more (`dse.evaluate.throttle`).
 - A running chip never drops to leakage: clock tree, control and leakage of a busy chip are
-  `RUNNING_FLOOR_FRACTION` of its TDP (`static_w` below); the mapping adds the energy of what each step
+  `RUNNING_FLOOR_FRACTION` of its peak-activity power (`static_w` below); the mapping adds the energy of what each step
   does (FLOPs, SRAM bytes, off-chip bytes, link bits) over its time (`workload_power_w`).
 - Above a power cap the clock drops and performance pays (`throttle`).
 """
@@ -34,8 +37,9 @@ OPERAND_BYTES = 2.0
 
 @dataclass
 class PowerBreakdown:
-    """Watts per chip (arrays); `tdp_w` is min(model, the design's `tdp_w` cap); `static_w` is the
-    power of a running chip before any work (max of leakage and RUNNING_FLOOR_FRACTION × TDP)."""
+    """Watts per chip (arrays); `peak_w` is the modelled peak-activity power, `tdp_w` min(peak, the
+    design's `tdp_w` cap); `static_w` is the power of a running chip at full clock before any work (max
+    of leakage and RUNNING_FLOOR_FRACTION × peak); `leakage_w` the part of it that does not scale with the clock."""
 
     compute_w: np.ndarray
     vector_w: np.ndarray
@@ -44,6 +48,7 @@ class PowerBreakdown:
     link_w: np.ndarray
     d2d_w: np.ndarray
     static_w: np.ndarray
+    leakage_w: np.ndarray
     peak_w: np.ndarray
     tdp_w: np.ndarray
     system_power_w: np.ndarray
@@ -77,9 +82,11 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     d2d = np.where(n > 1, arr.mem_bw_tbps * 8.0 * arr.d2d_pj_per_bit * (n - 1) / n, 0.0)
     # fused-off spare cores are power-gated and filler leaks nothing: leakage of the powered silicon only
     leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2)
-    peak = compute + vector + sram + memory + link + d2d + leakage
+    peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
-    static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * tdp)
+    # the running floor of the chip at its full clock: a cap does not change the chip, it lowers the
+    # clock under load (dse.evaluate.throttle), which scales this floor's clocked part
+    static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * peak)
     # heat flux over all the chip's silicon; above the cooling limit the design cannot run at its TDP
     density = tdp / np.maximum(area.total_mm2, 1e-9)
     limit = arr.tech.thermal.max_power_density_w_per_mm2
@@ -87,7 +94,7 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     reason = np.where(ok, "", np.char.add(np.char.add("power density ", np.char.mod("%.2f", density)),
                                           f" W/mm² > cooling limit {limit:g} W/mm²")).astype(object)
     return PowerBreakdown(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link,
-                          d2d_w=d2d, static_w=static, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
+                          d2d_w=d2d, static_w=static, leakage_w=leakage, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
                           power_density_w_per_mm2=density, feasible=ok, reason=reason)
 
 
@@ -98,10 +105,25 @@ def design_power(design, tech=None) -> dict:
     return chip_power(arr).row(0)
 
 
-# Dynamic power scales with clock × voltage²; in the DVFS range voltage falls roughly with clock, so
-# P_dyn ∝ f^DVFS_EXPONENT with exponent between 2 and 3 (assumed 2: conservative, near the low-voltage
-# floor where V stops scaling). Memory-bound energy per byte does not fall with clock; it is capped too.
-DVFS_EXPONENT = 2.0
+# Clock throttling under a power cap (`dse.evaluate.throttle` applies it; the rule lives here):
+# - Dynamic power ∝ f·V². The voltage is kept FIXED (no voltage-frequency curve is in the reference
+#   notes): the energy of each operation (C·V² per FLOP, byte or bit) does not change with the clock,
+#   power falls only because clock-bound work takes longer. Real DVFS also lowers V (P ∝ ~f³ in the
+#   DVFS range), so a chip keeps more speed under a cap than this rule gives: the cap's cost is an
+#   upper bound.
+# - What the clock drives: the MAC arrays, the vector unit, the SRAM ports and the array fill/drain
+#   (their rates ∝ f); off-chip memory, links and software overheads keep their rates. Each operator's
+#   time is max(compute/f, SRAM/f, memory, collective) + overhead: its compute-bound part stretches by
+#   1/f, its memory-bound part does not.
+# - Static power: leakage does not depend on the clock (V fixed); the rest of the running floor (clock
+#   tree, instruction issue) switches with the clock, ∝ f.
+MIN_CLOCK_FACTOR = 1e-3  # below 0.1 % of its clock a chip is taken as unable to meet the cap
+
+
+def clocked_static_w(static_w, leakage_w, f) -> np.ndarray:
+    """Running-floor power at clock factor `f` (V fixed): leakage + (floor − leakage)·f."""
+    leak = np.asarray(leakage_w, float)
+    return leak + np.maximum(np.asarray(static_w, float) - leak, 0.0) * np.asarray(f, float)
 
 
 def workload_power_w(step_energy_j, step_time_s, static_w=None) -> np.ndarray:
@@ -111,17 +133,3 @@ def workload_power_w(step_energy_j, step_time_s, static_w=None) -> np.ndarray:
     t = np.maximum(np.asarray(step_time_s, float), 1e-30)
     p = e / t
     return p if static_w is None else p + np.asarray(static_w, float)
-
-
-def throttle(dynamic_w, static_w, cap_w) -> tuple[np.ndarray, np.ndarray]:
-    """(power, slowdown ≥ 1) per chip under a power cap: above the cap the clock drops until
-    static + dynamic·s^(−DVFS_EXPONENT) = cap; compute time stretches by s (performance pays).
-    cap_w ≤ 0 means no cap; a cap below static power cannot be met (slowdown inf)."""
-    dyn = np.asarray(dynamic_w, float)
-    st = np.asarray(static_w, float)
-    cap = np.asarray(cap_w, float)
-    over = (cap > 0) & (dyn + st > cap)
-    room = np.maximum(cap - st, 0.0)
-    s = np.where(over, np.where(room > 0, (dyn / np.maximum(room, 1e-30)) ** (1.0 / DVFS_EXPONENT), np.inf), 1.0)
-    power = np.where(over, np.minimum(cap, dyn + st), dyn + st)
-    return power, s

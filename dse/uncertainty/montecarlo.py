@@ -6,7 +6,7 @@ model-error draws, so comparisons between designs are fair). Most ranges are pri
 packages, electricity) that change no performance input: when a sample's `HwView` and feasibility equal
 the nominal ones, only the design-level metrics (area, cost, power: `design_metrics`) are recomputed
 and the per-scenario performance columns are reused, with the money-per-token columns (unit `US$ …`)
-scaled by the sample's hourly TCO over the nominal one (they are linear in it). The designs whose
+scaled by the sample's hourly TCO at the scenario's power over the nominal one (they are linear in it). The designs whose
 performance inputs or feasibility did move in a sample (a range on a bandwidth, or a price that changes
 the cheapest chiplet split) get a full `evaluate` of just those rows (correct for every range). Model error (dse.uncertainty.model_error) is a
 multiplicative lognormal exp(σ·z) per scenario and sample, applied to time columns (unit `ms`: ×,
@@ -152,8 +152,17 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
     cols = [c for c in nominal if _numeric(c, mix)]
     n = arr.n
     hw0, d0, ok0, _ = design_metrics(arr)
-    hour0 = np.asarray(tco_usd_per_hour(d0["system_cost_usd"], d0["power_w"], tech), float)
     money = [c for c in cols if c not in d0 and (metric_info(c, mix).metric.unit_for(None) or "").startswith("US$")]
+
+    def hourly(d, t) -> dict[str, np.ndarray]:
+        """Hourly TCO per money column: a scenario's at the power it draws (nominal: the power columns
+        are reused), the mix's as the mean of its scenarios' (recomputed below)."""
+        return {c: np.asarray(tco_usd_per_hour(d["system_cost_usd"],
+                                               nominal.get(f"{metric_info(c, mix).scenario}.power_w", 0.0), t), float)
+                for c in money if metric_info(c, mix).scenario is not None}
+
+    hour0 = hourly(d0, tech)
+    llm = [e for e in mix.scenarios if f"{e.scenario.name}.usd_per_mtok" in hour0]
     ref_design = load_catalog_design(getattr(mix, "reference_design", None) or "H100-SXM")
     ref_hw0 = design_metrics(DesignArrays.from_designs([ref_design], tech))[0]
     ref0 = reference_throughputs(mix, load_calibration(software), tech)
@@ -165,10 +174,17 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
         tech_s = tech.with_values(vals) if vals else tech
         arr_s = build(tech_s) if vals else arr
         hw_s, d_s, ok_s, _ = design_metrics(arr_s)
-        hour = np.asarray(tco_usd_per_hour(d_s["system_cost_usd"], d_s["power_w"], tech_s), float)
-        ratio = np.where(hour0 > 0, hour / np.where(hour0 > 0, hour0, 1.0), 1.0)
+        hour = hourly(d_s, tech_s)
         for c in cols:
-            out[c][s] = d_s[c] if c in d_s else (nominal[c] * ratio if c in money else nominal[c])
+            if c in hour:
+                out[c][s] = nominal[c] * np.where(hour0[c] > 0, hour[c] / np.where(hour0[c] > 0, hour0[c], 1.0), 1.0)
+            else:
+                out[c][s] = d_s[c] if c in d_s else nominal[c]
+        if "tco_usd_per_mtok" in out and llm:
+            mean = sum(float(e.weight) * out[f"{e.scenario.name}.usd_per_mtok"][s] for e in llm)
+            mean0 = sum(float(e.weight) * nominal[f"{e.scenario.name}.usd_per_mtok"] for e in llm)
+            out["tco_usd_per_mtok"][s] = nominal["tco_usd_per_mtok"] * np.where(mean0 > 0, mean / np.where(
+                mean0 > 0, mean0, 1.0), 1.0)
         redo = np.flatnonzero(_changed_rows(hw0, hw_s, () if exact else ("static_w",)) | (ok_s != ok0))
         if len(redo):  # rows whose performance inputs moved (e.g. the cheapest chiplet split changed)
             full += len(redo)

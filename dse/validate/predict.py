@@ -22,7 +22,8 @@ from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration
 from dse.model.hardware import Design
 from dse.model.perf import HwView, collective_time, op_times
-from dse.model.power import chip_power, workload_power_w
+from dse.evaluate.throttle import used_chip_power_w
+from dse.model.power import chip_power
 from dse.model.technology import default_technology
 from dse.validate.measurements import Measurement
 from dse.workloads.modelfile import load_model_shape
@@ -116,8 +117,8 @@ def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
 
 
 def _predict_power(m: Measurement, cal: Calibration, models) -> float:
-    """Average power per chip while the measured LLM setup decodes: the mapping's energy per token
-    (dynamic energy of the step + static power over its time) times the tokens per second of one chip."""
+    """Average power per chip over the measured LLM run (prefill and decode): the mapping's energy per
+    token (dynamic energy of its steps + static power over their time) times the tokens/s of one chip."""
 
     shape = model_shape(m.model, models)
     res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
@@ -127,9 +128,7 @@ def _predict_power(m: Measurement, cal: Calibration, models) -> float:
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
     if m.batch is not None and int(round(g["batch"])) != m.batch:
         return math.nan
-    chips = g["tp"] * g["pp"] * g["ep"]
-    step_energy = g["energy_j_per_unit"] * g["batch"] / max(chips, 1.0)   # J per chip per decode step
-    return float(workload_power_w(np.array([step_energy]), np.array([g["tpot_ms"] / 1e3]))[0])
+    return float(used_chip_power_w(res)[0])
 
 
 def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
