@@ -60,7 +60,52 @@ def descendants(pid):
     return out
 
 
+def stop(proc, tmp):
+    """Stop a node by PID: SIGTERM its `ray start --block`, then SIGKILL whatever it had started."""
+    kids = descendants(proc.pid)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def alive(k):
+        try:
+            return Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    t_end = time.time() + 10  # SIGKILLed processes take a moment to go on a busy machine
+    while time.time() < t_end and any(alive(k) for k in kids):
+        time.sleep(0.1)
+    report.setdefault("left", []).extend(f"{k} {Path(f'/proc/{k}/cmdline').read_text()[:200]}"
+                                         for k in kids if alive(k))
+    __import__("shutil").rmtree(tmp, ignore_errors=True)
+
+
 nodes = []
+
+
+def node_up(name, args, extra_env=None):
+    """Start a node and wait for it; once more if Ray timed out starting it (a busy machine: Ray gives its
+    raylet a fixed 30 s to register)."""
+    for attempt in range(2):
+        t0 = time.time()
+        proc = node(f"{name}{attempt or ''}", args, extra_env)
+        try:
+            wait_up(f"{name}{attempt or ''}", proc, t0)
+            report["steps"][f"{name}_attempts"] = attempt + 1
+            return proc
+        except RuntimeError:
+            if attempt:
+                raise
+            stop(proc, nodes.pop()[1])
 
 
 def node(name, args, extra_env=None):
@@ -108,12 +153,10 @@ try:
         head_args += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash)]
     else:
         head_args += ["--include-dashboard", "false"]
-    t0 = time.time()
-    head = node("head", head_args)
-    wait_up("head", head, t0)
+    head = node_up("head", head_args)
     addr = f"127.0.0.1:{gcs}"
     report["address"] = addr
-    report["head_log"] = (work / "head.log").read_text(errors="replace")[-4000:]
+    report["head_log"] = "".join(p.read_text(errors="replace")[-4000:] for p in work.glob("head*.log"))
     if mode == "sweep":
         t0 = time.time()
         worker = node("worker", ["--address", addr], {"RAY_AUTH_MODE": "token"})
@@ -154,31 +197,8 @@ try:
                            cwd=work)  # Ray's CLI sends the token only in token mode (as Ray documents)
         report["job"] = {"rc": r.returncode, "out": r.stdout[-4000:], "err": r.stderr[-3000:], "s": round(time.time() - t0, 2)}
 finally:
-    for proc, tmp in reversed(nodes):  # stop by PID: SIGTERM the `ray start --block`, then what it started
-        kids = descendants(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
-        def alive(k):
-            try:
-                return Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-            except OSError:
-                return False
-
-        t_end = time.time() + 10  # SIGKILLed processes take a moment to go on a busy machine
-        while time.time() < t_end and any(alive(k) for k in kids):
-            time.sleep(0.1)
-        report.setdefault("left", []).extend(f"{k} {Path(f'/proc/{k}/cmdline').read_text()[:200]}"
-                                             for k in kids if alive(k))
-        __import__("shutil").rmtree(tmp, ignore_errors=True)
+    for proc, tmp in reversed(nodes):
+        stop(proc, tmp)
 print("REPORT " + json.dumps(report))
 '''
 

@@ -15,6 +15,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, Iterator
@@ -288,6 +289,9 @@ class RayExecutor:
         self.batches = {"in_process": 0, "ray": 0}
         self._sample: Columns | None = None  # one design, to warm the workers up with
         self._warm: list = []
+        self._connecting: threading.Thread | None = None
+        self._connect_error: BaseException | None = None
+        self.ray_connect_s = 0.0
 
     @property
     def attached(self) -> bool:
@@ -324,35 +328,56 @@ class RayExecutor:
         self._ev_ref = ray.put(self.evaluator)
 
     def poll(self) -> bool:
-        """Connect to a background-started embedded Ray once it is up (no wait); True when on Ray. A Ray that
-        cannot start leaves the run in-process (said once in the log), it never fails it."""
-        if self._remote is None and self._head is not None and not self._head_failed:
+        """True once batches can go to a background-started embedded Ray: the node is up, this process is
+        connected (in a thread, so the connect does not stall the run) and its workers are warm. A Ray
+        that cannot start leaves the run in-process (said once in the log); it never fails it."""
+        if self._remote is not None and not self._warm:
+            return True
+        if self._head is None or self._head_failed:
+            return False
+        if self._connecting is None:
             try:
                 up = self._head.ready()
             except DseUserError as exc:
-                log.warning("%s; continuing in-process", exc)
-                self._head_failed = True
-                self._head.close()
-                return False
+                return self._give_up(exc)
             if up:
-                import ray
+                self._connecting = threading.Thread(target=self._connect_bg, daemon=True)
+                self._connecting.start()
+            return False
+        if self._connecting.is_alive():
+            return False
+        if self._connect_error is not None:
+            return self._give_up(self._connect_error)
+        import ray
 
-                t0 = time.perf_counter()
-                self._head.connect(ray)
-                self._setup(ray)
-                self.ray_up_s = self._head.ready_s
-                self.ray_start_s += time.perf_counter() - t0
-                # workers start and import the model in the background too: one design per CPU
-                if self._sample is not None:
-                    self._warm = [self._remote.remote(self._ev_ref, self._sample) for _ in range(self.cpus)]
-        if self._warm:
+        done, _ = ray.wait(self._warm, num_returns=len(self._warm), timeout=0)
+        if len(done) < len(self._warm):
+            return False
+        self._warm = []
+        return True
+
+    def _connect_bg(self) -> None:
+        """Connect to the node and warm its workers up (one design per CPU), off the driver's thread."""
+        try:
             import ray
 
-            done, _ = ray.wait(self._warm, num_returns=len(self._warm), timeout=0)
-            if len(done) < len(self._warm):
-                return False
-            self._warm = []
-        return self._remote is not None
+            t0 = time.perf_counter()
+            self._head.connect(ray)
+            self._setup(ray)
+            self.ray_up_s = self._head.ready_s
+            self.ray_connect_s = time.perf_counter() - t0
+            if self._sample is not None:
+                self._warm = [self._remote.remote(self._ev_ref, self._sample) for _ in range(self.cpus)]
+        except BaseException as exc:  # noqa: BLE001 - reported by poll() in the driver's thread
+            self._connect_error = exc
+
+    def _give_up(self, exc: BaseException) -> bool:
+        log.warning("the embedded Ray is not used (%s); continuing in-process",
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self._head_failed = True
+        self._remote = None
+        self._head.close()
+        return False
 
     def launch(self) -> None:
         """Start the embedded Ray in the background (no wait)."""
@@ -427,7 +452,17 @@ class RayExecutor:
             self.overhead_s = 0.5 * self.overhead_s + 0.5 * seen
         return out
 
+    def stats(self) -> dict[str, Any]:
+        """Where this run's batches went and what Ray cost (summary.json `ray`)."""
+        return {"batches_in_process": self.batches["in_process"], "batches_on_ray": self.batches["ray"],
+                "ray_up_s": None if self.ray_up_s is None else round(self.ray_up_s, 3),
+                "ray_connect_s": round(self.ray_connect_s, 3), "ray_wait_s": round(self.ray_start_s, 3),
+                "ray_overhead_s_per_batch": round(self.overhead_s, 4),
+                "in_process_s_per_design": self.sec_per_design}
+
     def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.join()  # a connect in flight finishes first (then shuts down with the rest)
         if self._stack is not None:
             self._stack.close()
             self._stack = None

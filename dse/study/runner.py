@@ -259,6 +259,7 @@ class StudyRunner:
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
                  "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
                  "ray_tasks": getattr(self.executor, "tasks", 0), "executor": self.executor.kind,
+                 "ray": getattr(self.executor, "stats", dict)(),
                  "model_changed_on_resume": model_changed and resumed_from > 0,
                  # every trial is recorded; a trial whose design was asked before reuses the stored result
                  # (the `repeat` column marks them): the model evaluated `designs_evaluated` designs this run
