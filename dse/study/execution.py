@@ -388,6 +388,7 @@ class RayExecutor:
         n = _n(cols)
         self.done += n
         if n == 0 or n < self.inline_below:
+            self.batches["in_process"] += 1
             return [(slice(0, n), eval_chunk(self.evaluator, cols))]
         if self.attached:
             self.start()
