@@ -188,7 +188,9 @@ try:
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         wait_up("worker", worker, t0)
         report["sweep"] = dse("run", "sweep.yaml", "--out", "runs", "--address", addr, "-q")
-        report["study_env"] = dse("run", "small.yaml", "--out", "runs", "-q", extra_env={"RAY_ADDRESS": addr})
+        both = {"study_env": dse_start("run", "small.yaml", "--out", "runs", "-q", extra_env={"RAY_ADDRESS": addr}),
+                "grid": dse_start("run", "grid.yaml", "--out", "runs", "--address", addr, "-q")}
+        report.update({k: dse_end(v) for k, v in both.items()})
     else:
         t0 = time.time()
         r = subprocess.run([str(bindir / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--",
@@ -236,6 +238,7 @@ def _run_cluster(tmp: Path, mode: str) -> dict:
     (tmp / "small.yaml").write_text(yaml.safe_dump(_body("small")))
     subs = [{"name": n, "fixed": {"chip.process_node": n}} for n in ("n7", "n5")]
     (tmp / "sweep.yaml").write_text(yaml.safe_dump(_body("sw", sweep=subs)))
+    (tmp / "grid.yaml").write_text(yaml.safe_dump(_body("grid", sampler={"kind": "grid", "points": 3, "shard_size": 40})))
     script = tmp / "cluster.py"
     script.write_text(CLUSTER)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -291,6 +294,18 @@ def test_attach_to_ray_start_cluster_with_token_auth(tmp_path):
     cols = ["study", "trial", "local_llm.tpot_ms", "chip_cost_usd", "pareto"]
     assert merged.select(cols).sort(keys).equals(ser.select(cols).sort(keys))
     assert pl.read_parquet(tmp_path / "runs" / "small" / "results.parquet").height == 32
+    # a grid sharded over the two nodes: the front (and every row) of the same grid run in-process
+    g = rep["grid"]
+    assert g["rc"] == 0 and _ray_log_lines(g["err"]) == [], g
+    from dse.study.runner import StudyRunner
+
+    body = yaml.safe_load((tmp_path / "grid.yaml").read_text())
+    body["execution"] = {"backend": "serial"}
+    (tmp_path / "grid-serial.yaml").write_text(yaml.safe_dump(body))
+    ser = StudyRunner(load_study(tmp_path / "grid-serial.yaml"), tmp_path / "ser" / "grid").run()
+    on_cluster = pl.read_parquet(tmp_path / "runs" / "grid" / "results.parquet")
+    assert ser.summary["grid"]["shards"] > 2 and on_cluster.height == ser.summary["trials"]
+    assert on_cluster.equals(pl.read_parquet(tmp_path / "ser" / "grid" / "results.parquet"))
 
 
 @pytest.mark.slow
