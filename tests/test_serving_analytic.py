@@ -43,15 +43,15 @@ def random_case(seed: int):
 
 @pytest.mark.slow
 def test_analytic_agrees_with_simulator_over_100_random_cases():
-    """p50 within 10 %, p99 within 20 % for TTFT and TPOT (simulator: 1,200 Poisson requests, the
-    first 10 % dropped as warm-up). Measured: median |error| 1.3 % / 2.9 % (TTFT p50/p99) and
-    0.5 % / 1.6 % (TPOT); 3 of 100 cases fall outside — TTFT p50 where the median sits on the
-    one-/two-chunk step of a prompt distribution straddling the chunk (+14 %, +17 %) and one TTFT p99
-    of short prompts at high arrival rate (−23 %) — so the test allows 3, bounded at 20 % / 30 %."""
+    """p50 within 10 %, p99 within 20 % for TTFT and TPOT in every one of 100 cases (simulator: 4,000
+    Poisson requests, the first 10 % dropped as warm-up; fewer leave ~10 requests above the p99, whose
+    sampling error alone is ±10-15 %). Measured: median |error| 1.6 % / 3.3 % (TTFT p50/p99) and
+    0.4 % / 1.9 % (TPOT p50/p99); worst 5.2 % / 15.5 % and 2.8 % / 9.6 %. Seeds 100-199 (not tuned
+    on): worst 9.2 % / 17.6 % and 2.0 % / 11.6 %."""
     errs = []
     for seed in range(100):
         e, w = random_case(seed)
-        r = simulate(e, w, 1200, seed=seed).steady()
+        r = simulate(e, w, 4000, seed=seed).steady()
         m = an.colocated(e, w)
         sim = [np.percentile(r.ttft_s, 50), np.percentile(r.tpot_s, 50),
                np.percentile(r.ttft_s, 99), np.percentile(r.tpot_s, 99)]
@@ -59,9 +59,8 @@ def test_analytic_agrees_with_simulator_over_100_random_cases():
         errs.append(np.array(ana) / np.array(sim) - 1.0)
     errs = np.abs(np.array(errs))
     outside = [(i, np.round(x, 3).tolist()) for i, x in enumerate(errs) if (x[:2] > 0.10).any() or (x[2:] > 0.20).any()]
-    assert len(outside) <= 3, f"outside 10 % (p50) / 20 % (p99): {outside}"
-    assert errs[:, :2].max() < 0.20 and errs[:, 2:].max() < 0.30, outside
-    assert np.median(errs, axis=0).max() < 0.03
+    assert not outside, f"outside 10 % (p50) / 20 % (p99): {outside}"
+    assert np.median(errs, axis=0).max() < 0.04
 
 
 def test_one_request_on_an_idle_engine_ttft_is_its_prefill():

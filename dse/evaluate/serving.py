@@ -20,54 +20,76 @@ from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_byte
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
 from dse.serving.analytic import colocated_summary
-from dse.serving.engine import fit_from_probes
+from dse.serving.engine import EngineCoeffs, fit_from_probes
 from dse.workloads.serving import ServingWorkload
 
 # decode batch of the large probes: a typical continuous-batching batch, at most the engine's
 PROBE_BATCH = 64
 
 
+def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: int, batch: int, context: int,
+               combo: np.ndarray | None = None, chunk: int = PREFILL_CHUNK_TOKENS) -> EngineCoeffs:
+    """The continuous-batching engine of one replica (tp × pp × ep chips) on every design of `hw`:
+    four probe steps timed by the operator model (module docstring), fitted by `fit_from_probes`.
+
+    combo: residency per design (0 streamed, 1 weights SRAM-resident; default streamed);
+    batch: the engine's max running sequences; context: the mean KV length of a decoding sequence."""
+    n = hw.n
+    combo = np.zeros(n, int) if combo is None else np.asarray(combo, int)
+    b = max(2, min(PROBE_BATCH, batch))
+    probes = np.array([[1, 1, context], [b, b, b * context], [0, chunk, chunk], [b, b, 4 * b * context]], float)
+    steps = [Builders.llm(shape, "decode", 1, 1, context, tp, prec, ep),
+             Builders.llm(shape, "decode", b, 1, context, tp, prec, ep),
+             Builders.llm(shape, "prefill", 1, chunk, chunk, tp, prec, ep),
+             Builders.llm(shape, "decode", b, 1, 4 * context, tp, prec, ep)]
+    times = []
+    for step, tokens in zip(steps, probes[:, 1]):
+        t = ComboCache(step.ops, hw, cal).get(combo, np.arange(n)).time_s
+        hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.act_bytes(prec)]),
+                              np.array([2.0]), hw, cal)[:, 0]
+        times.append(t + (pp - 1) * hop)
+    kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
+    room = np.where(hw.mem_bytes > 0, hw.mem_bytes, hw.sram_bytes) - stage_weight_bytes(steps[1], pp)
+    kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
+    return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
+                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_tok * tp * pp * ep)
+
+
+def mean_context(w: ServingWorkload) -> int:
+    """Mean KV length of a decoding sequence: mean prompt plus half the mean output."""
+    pv, pp_ = w.prompt_tokens.support()
+    ov, po = w.output_tokens.support()
+    return int(round(pv @ pp_ + (ov @ po) / 2))
+
+
+def _concat(engines: list[EngineCoeffs]) -> EngineCoeffs:
+    return EngineCoeffs(**{f: np.concatenate([getattr(e, f) for e in engines]) for f in EngineCoeffs.__dataclass_fields__})
+
+
 def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: MappingResult,
                     w: ServingWorkload) -> dict[str, np.ndarray]:
     """The registry's serving columns (n,) — those of `dse.serving.analytic.summary` that are
     per-scenario metrics — for the designs of `hw` with the plans of `res`; 0 where infeasible, and
-    latencies 0 where the design is saturated at the offered rate (goodput 0 there too)."""
+    latencies 0 where the design is saturated at the offered rate (goodput 0 there too).
+    Engines are fitted per plan group, then the analytical model runs once over all designs."""
     n = hw.n
     out: dict[str, np.ndarray] = {}
     if not res.feasible.any():
         return out
-    pv, pp_ = w.prompt_tokens.support()
-    ov, po = w.output_tokens.support()
-    context = int(round(pv @ pp_ + (ov @ po) / 2))
-    chunk = PREFILL_CHUNK_TOKENS
+    context = mean_context(w)
     plans = res.plans
     keys = np.stack([plans["tp"], plans["pp"], plans["ep"], plans["micro_batch"] * plans["micro_batches"]], axis=1)
     combo = (np.asarray(res.metrics.get("weights", np.full(n, ""))) == "sram-resident").astype(int)
+    engines, order = [], []
     for key in np.unique(keys[res.feasible], axis=0):
         tp, pp, ep, batch = (int(k) for k in key)
         idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
-        sub = hw.take(idx)
-        b = max(2, min(PROBE_BATCH, batch))
-        probes = np.array([[1, 1, context], [b, b, b * context], [0, chunk, chunk], [b, b, 4 * b * context]], float)
-        steps = [Builders.llm(shape, "decode", 1, 1, context, tp, prec, ep),
-                 Builders.llm(shape, "decode", b, 1, context, tp, prec, ep),
-                 Builders.llm(shape, "prefill", 1, chunk, chunk, tp, prec, ep),
-                 Builders.llm(shape, "decode", b, 1, 4 * context, tp, prec, ep)]
-        c = combo[idx]
-        times = []
-        for step, tokens in zip(steps, probes[:, 1]):
-            t = ComboCache(step.ops, sub, cal).get(c, np.arange(len(idx))).time_s
-            hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.act_bytes(prec)]),
-                                  np.array([2.0]), sub, cal)[:, 0]
-            times.append(t + (pp - 1) * hop)
-        kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
-        room = np.where(sub.mem_bytes > 0, sub.mem_bytes, sub.sram_bytes) - stage_weight_bytes(steps[1], pp)
-        kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
-        eng = fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
-                              kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_tok * tp * pp * ep)
-        s = colocated_summary(eng, w, replicas=np.maximum(plans["dp"][idx], 1))
-        for name, v in s.items():
-            if name in SCENARIO and SCENARIO[name].numeric:
-                v = np.asarray(v, float)
-                out.setdefault(name, np.zeros(n))[idx] = np.where(np.isfinite(v), v, 0.0)
+        engines.append(fit_engine(shape, prec, hw.take(idx), cal, tp, pp, ep, batch, context, combo[idx]))
+        order.append(idx)
+    idx = np.concatenate(order)
+    s = colocated_summary(_concat(engines), w, replicas=np.maximum(plans["dp"][idx], 1))
+    for name, v in s.items():
+        if name in SCENARIO and SCENARIO[name].numeric:
+            v = np.asarray(v, float)
+            out.setdefault(name, np.zeros(n))[idx] = np.where(np.isfinite(v), v, 0.0)
     return out

@@ -15,7 +15,8 @@ Approximations (each checked against `sim` in tests/test_serving_analytic.py):
   + t_per_kv_token·(prefill KV reads) (t_b = step time without prefill, m = token budget left after
   decode): P(wait > 0) = ρ = λE[X], wait | > 0 ~ exponential with the Pollaczek–Khinchine mean
   λE[X²]/(2(1 − ρ))/ρ. Without a prefill backlog a request still waits for the running decode step,
-  uniform on [0, t_b], when any sequence is decoding (probability 1 − e^(−N)). Own prefill:
+  uniform on [0, t_b], when any sequence is decoding (probability 1 − e^(−N)); the P-K mean
+  drops the in-service first chunk that residual already covers (λE[x1²]/2). Own prefill:
   ceil(P_c/m) steps of t_b plus its tokens and KV reads. Mixed over the prompt lengths.
 - Capacity: the batch (N + 3√N + prefilling) must fit max_batch and the paged KV (blocks of the
   block size, mean + 3σ of the resident tokens) the KV capacity; otherwise the design counts as
@@ -278,6 +279,12 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         ex2, ex3 = (x ** 2) @ L.p_prompt, (x ** 3) @ L.p_prompt
         ew = lam * ex2 / (2.0 * (1.0 - rho_c))
         ew2 = 2.0 * ew ** 2 + lam * ex3 / (3.0 * (1.0 - rho_c))
+        # the Pollaczek–Khinchine mean counts the residual of the prompt in service, λE[X²]/2; the
+        # part of it that is the running step (the first chunk's work x1) is already charged as the
+        # residual r_w·r_h above, so the mean drops λE[x1²]/2 while the second moment (the tail:
+        # queues behind long prompts) keeps Takács' value
+        x1 = np.minimum(x, t_full)
+        ew = np.maximum(ew - lam * ((x1 ** 2) @ L.p_prompt) / 2.0, 0.0)
         m1 = ew / np.maximum(rho_c, 1e-300)
         var_w = np.maximum(ew2 / np.maximum(rho_c, 1e-300) - m1 ** 2, 1e-30)
         # prompts arriving during the rest of the running step queue behind the arrival but share
@@ -287,6 +294,7 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         c1 = k_co * (w1 @ L.p_prompt)
         c2 = k_co * ((w1 ** 2) @ L.p_prompt) + c1 ** 2
         e1 = rho_c * m1 + c1
+        global DBG; DBG = (rho_c * m1, c1, rho_c, k_co)
         e2 = rho_c * (var_w + m1 ** 2) + 2.0 * rho_c * m1 * c1 + c2
         w_exp = 1.0 - (1.0 - rho_c) * np.exp(-k_co)
         cm1 = e1 / np.maximum(w_exp, 1e-300)
