@@ -24,7 +24,7 @@ ALLOWED = {
     "runs": {"model", "workloads", "evaluate", "pareto", "expr"},
     "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "dse"},
     "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs"},
-    "validate": {"model", "workloads", "catalog", "evaluate"},
+    "validate": {"model", "workloads", "catalog", "evaluate", "serving"},
 }
 # third-party packages a layer must not import
 FORBIDDEN_THIRD_PARTY = {

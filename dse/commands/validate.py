@@ -74,7 +74,9 @@ def validate(
         else:
             typer.echo(generation_markdown(rep))
         return
-    rows = predict_rows(split)
+    from dse.validate.serving import serving_rows
+
+    rows = predict_rows(split) + serving_rows(split)
     summaries = summarize(rows)
     if html is not None:
         write_html(rows, html, f"dse model vs published measurements ({split} split)")

@@ -23,8 +23,11 @@ from dse.serving.analytic import colocated_summary
 from dse.serving.engine import EngineCoeffs, fit_from_probes
 from dse.workloads.serving import ServingWorkload
 
-# decode batch of the large probes: a typical continuous-batching batch, at most the engine's
-PROBE_BATCH = 64
+# decode batch of the large probes: the engine's max batch (the plan's batch), at least PROBE_MIN_BATCH,
+# so the linear step is the operator model's secant between batch 1 and the batch the engine runs
+# at under load (a MoE step reads more experts as the batch grows and saturates once all are read:
+# a secant to a small batch would extrapolate that growth)
+PROBE_MIN_BATCH = 2
 
 
 def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: int, batch: int, context: int,
@@ -36,7 +39,7 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
     batch: the engine's max running sequences; context: the mean KV length of a decoding sequence."""
     n = hw.n
     combo = np.zeros(n, int) if combo is None else np.asarray(combo, int)
-    b = max(2, min(PROBE_BATCH, batch))
+    b = max(PROBE_MIN_BATCH, batch)
     probes = np.array([[1, 1, context], [b, b, b * context], [0, chunk, chunk], [b, b, 4 * b * context]], float)
     steps = [Builders.llm(shape, "decode", 1, 1, context, tp, prec, ep),
              Builders.llm(shape, "decode", b, 1, context, tp, prec, ep),

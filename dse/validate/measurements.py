@@ -21,7 +21,8 @@ from dse.workloads.shapes import ModelShape
 
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
 
-REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel")
+REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel",
+           "serving")  # serving: rows of dse/validate/serving_measurements.yaml (dse/validate/serving.py)
 SOFTWARE_CLASSES = ("tuned", "graph", "generic", "kernel")
 
 # metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).

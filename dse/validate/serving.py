@@ -1,0 +1,247 @@
+"""The `serving` regime of `dse validate`: request-level serving measurements (concurrency sweeps,
+MLPerf server percentiles, speculative-decoding and disaggregation speedups) against dse.serving.
+
+Every prediction builds the continuous-batching engine of the measured replica from the operator
+model (`dse.evaluate.serving.fit_engine`, the same fit `evaluate` uses) on the catalog chip, then asks
+the discrete-event simulator (closed-loop concurrency rows: it queues for KV blocks and batch slots)
+or the analytical model (open-loop rows, speedups). One constant is fitted here on the train split:
+`STEP_OVERHEAD_S`, the host-side time of one engine iteration (scheduling, sampling, launch) that
+the operator model does not see; `fit_step_overhead` reproduces it. Rows live in
+serving_measurements.yaml beside this file and use the split rule of dse/validate/measurements.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dse.config import load_yaml_model
+from dse.evaluate.serving import fit_engine, mean_context
+from dse.model.calibration import load_calibration
+from dse.serving import analytic as an
+from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
+from dse.serving.sim import simulate
+from dse.validate.measurements import _rank_key
+from dse.validate.predict import hw_view, model_shape
+from dse.validate.report import Row
+from dse.workloads.precision import parse_precision
+from dse.workloads.serving import LengthDist, ServingWorkload
+
+SERVING_FILE = Path(__file__).resolve().parent / "serving_measurements.yaml"
+REGIME = "serving"
+
+# Host-side time per engine iteration (s), fitted on the train split by `fit_step_overhead` over
+# OVERHEAD_GRID_S (least squares on log error); test rows never enter the fit.
+STEP_OVERHEAD_S = 2e-3
+OVERHEAD_GRID_S = (0.0, 0.5e-3, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 8e-3)
+
+# metric -> unit
+METRICS = {
+    "ttft_mean_ms": "ms", "itl_mean_ms": "ms", "output_tokens_per_s": "tokens/s",
+    "ttft_p99_ms": "ms", "tpot_p99_ms": "ms", "server_tokens_per_s": "tokens/s", "speedup": "×",
+}
+# simulated closed-loop requests per client, and the fraction dropped as the start-up transient
+SIM_REQUESTS_PER_CLIENT, SIM_MIN_REQUESTS, SIM_WARMUP = 6, 400, 0.25
+
+
+class ServingMeasurement(BaseModel):
+    """One published serving figure and the setup that produced it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    row: str = Field(description="row number in shared/reference/measurements_more.md")
+    kind: Literal["concurrency", "mlperf_server", "speculative", "disaggregated"]
+    metric: str
+    value: float = Field(gt=0)
+    hardware: str
+    num_chips: int = Field(1, ge=1)
+    model: str
+    precision: str = "bf16"
+    tp: int = Field(1, ge=1)
+    ep: int = Field(1, ge=1)
+    max_batch: int = Field(256, ge=1, description="engine's max running sequences")
+    prompt_tokens: LengthDist
+    output_tokens: LengthDist
+    concurrency: int | None = Field(None, ge=1)
+    rate_rps: float | None = Field(None, gt=0)
+    ttft_ms: dict[str, float] = Field(default_factory=dict)
+    tpot_ms: dict[str, float] = Field(default_factory=dict)
+    spec_k: int = Field(0, ge=0, description="drafted tokens per step (speculative rows)")
+    accepted_tokens: float = Field(1.0, ge=1, description="mean tokens per verification step, as published")
+    link_gbps: float = Field(400.0, gt=0, description="KV transfer link of a disaggregated fleet (GB/s)")
+    offline_tokens_per_s: float | None = Field(None, gt=0, description="the system's published Offline tok/s "
+                                               "(MLPerf p99 rows: the load is server/offline of the model's capacity)")
+    tpot_x_batch1: float | None = Field(None, gt=1, description="TPOT SLO as a multiple of the model's batch-1 "
+                                        "step (a published interactivity relative to the system's best)")
+    software: str
+    software_class: Literal["tuned", "generic"] = "tuned"
+    source: str = Field(min_length=10)
+    loose: bool = False
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        if self.kind == "concurrency" and self.concurrency is None:
+            raise ValueError("a concurrency row needs `concurrency`")
+        if self.kind == "mlperf_server" and self.rate_rps is None:
+            raise ValueError("an mlperf_server row needs `rate_rps` (samples/s)")
+        if self.kind == "speculative" and self.spec_k < 1:
+            raise ValueError("a speculative row needs spec_k ≥ 1")
+        if self.kind == "disaggregated" and (self.num_chips // (self.tp * self.ep) < 2
+                                             or not (self.tpot_ms or self.tpot_x_batch1)):
+            raise ValueError("a disaggregated row needs ≥ 2 engines (num_chips / (tp·ep)) and a TPOT SLO "
+                             "(tpot_ms or tpot_x_batch1)")
+        if self.metric in ("ttft_p99_ms", "tpot_p99_ms") and self.offline_tokens_per_s is None:
+            raise ValueError("an MLPerf percentile row needs offline_tokens_per_s (the load relative to capacity)")
+        return self
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric]
+
+    @property
+    def engines(self) -> int:
+        return max(1, self.num_chips // (self.tp * self.ep))
+
+    def value_of_server(self) -> float:
+        """The published server tok/s of this row's system (rate × mean output tokens)."""
+        return float(self.rate_rps * self.output_tokens.mean())
+
+    def workload(self, **load) -> ServingWorkload:
+        return ServingWorkload(prompt_tokens=self.prompt_tokens, output_tokens=self.output_tokens,
+                               ttft_ms=self.ttft_ms, tpot_ms=self.tpot_ms, **load)
+
+
+class ServingFile(BaseModel):
+    model_config = ConfigDict(extra="allow")  # top-level YAML anchors (shared row fields) are allowed
+
+    measurements: list[ServingMeasurement]
+
+    @model_validator(mode="after")
+    def _unique(self):
+        ids = [m.id for m in self.measurements]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate measurement id(s) {dup}")
+        return self
+
+
+@lru_cache(maxsize=4)
+def load_serving(path: str | None = None) -> list[ServingMeasurement]:
+    return load_yaml_model(Path(path or SERVING_FILE), ServingFile, what="serving measurements").measurements
+
+
+def splits(rows: list[ServingMeasurement]) -> dict[str, str]:
+    """id -> 'train' | 'test': the rule of dse/validate/measurements.py applied to this regime."""
+    ids = sorted((m.id for m in rows), key=_rank_key)
+    return {mid: "test" if rank % 3 == 1 else "train" for rank, mid in enumerate(ids)}
+
+
+@lru_cache(maxsize=64)
+def _fit(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
+         context: int, layers: int | None = None) -> EngineCoeffs:
+    """The engine of one replica (tp × ep chips of the catalog design); `layers` = 1 for a one-layer
+    copy of the model (an MTP module: a block plus the shared LM head)."""
+    shape = model_shape(model)
+    if layers is not None:
+        shape = shape.model_copy(update={"layers": layers, "dense_layers": 0})
+    return fit_engine(shape, parse_precision(precision), hw_view(hardware, tp * ep), load_calibration(software_class),
+                      tp, 1, ep, max_batch, context)
+
+
+def _engine(m: ServingMeasurement, layers: int | None = None) -> EngineCoeffs:
+    context = mean_context(m.workload(arrival_rate_rps=1.0))
+    return _fit(m.hardware, m.tp, m.ep, m.model, m.precision, m.software_class,
+                m.max_batch if layers is None else 1, context, layers)
+
+
+def _draft_step_s(m: ServingMeasurement) -> float:
+    """One draft step at batch 1 (the one-layer copy), timed by the same operator model."""
+    context = mean_context(m.workload(arrival_rate_rps=1.0))
+    return float(_engine(m, layers=1).iteration_time_s(1, 1, context)[0])
+
+
+def _alpha(k: int, tau: float) -> float:
+    """Per-token acceptance α with (1 − α^(k+1))/(1 − α) = τ (bisection; τ ≤ k + 1)."""
+    tau = min(tau, k + 1 - 1e-6)
+    lo, hi = 0.0, 1.0 - 1e-9
+    for _ in range(60):
+        a = 0.5 * (lo + hi)
+        lo, hi = (a, hi) if (1 - a ** (k + 1)) / (1 - a) < tau else (lo, a)
+    return 0.5 * (lo + hi)
+
+
+def predict_serving(m: ServingMeasurement, overhead_s: float = STEP_OVERHEAD_S) -> float:
+    """The model's value of `m.metric` for the measured setup (NaN if it cannot run)."""
+    base = _engine(m)
+    e = replace(base, t_fixed_s=base.t_fixed_s + overhead_s)
+    if m.kind == "concurrency":
+        w = m.workload(concurrency=m.concurrency)
+        n = max(SIM_MIN_REQUESTS, SIM_REQUESTS_PER_CLIENT * m.concurrency)
+        r = simulate(e, w, n, seed=0, replicas=m.engines).steady(SIM_WARMUP)
+        if m.metric == "ttft_mean_ms":
+            return float(np.mean(r.ttft_s)) * 1e3
+        if m.metric == "itl_mean_ms":
+            return float(np.mean(r.tpot_s)) * 1e3
+        t0 = float(np.min(r.finish_s))
+        done = r.finish_s > t0
+        return float(np.sum(r.output_tokens[done]) / (np.max(r.finish_s) - t0)) * m.engines
+    if m.kind == "mlperf_server":
+        w = m.workload(arrival_rate_rps=m.rate_rps)
+        if m.metric == "server_tokens_per_s":
+            top = an.max_rate_rps(lambda r: an.colocated(e, w, r, m.engines), w, 1)[0]
+            return float(top * w.output_tokens.mean()) if top > 0 else math.nan
+        # the published system ran at server/offline of its capacity: the model is asked at the same
+        # fraction of its own capacity (its absolute capacity is checked by the server tok/s row)
+        u = min(m.value_of_server() / m.offline_tokens_per_s, 0.99)
+        cap = an.saturation_rate_rps(lambda r: an.colocated(e, w, r, m.engines), 1)[0]
+        lat = an.colocated(e, w, u * cap, m.engines)
+        q = lat.ttft_quantile(0.99) if m.metric == "ttft_p99_ms" else lat.tpot_quantile(0.99)
+        return float(q[0]) * 1e3 if np.isfinite(q[0]) else math.nan
+    if m.kind == "speculative":
+        w = m.workload(arrival_rate_rps=1e-4)    # batch 1: one request at a time
+        spec = with_speculation(e, m.spec_k, _alpha(m.spec_k, m.accepted_tokens), _draft_step_s(m) + overhead_s)
+        return float(an.colocated(e, w).tpot_mean_s()[0] / an.colocated(spec, w).tpot_mean_s()[0])
+    # disaggregated: best prefill/decode split of the engines over co-location, largest rate in SLO
+    w = m.workload(arrival_rate_rps=1.0)
+    if m.tpot_x_batch1 is not None:
+        step1 = float(e.iteration_time_s(1, 1, mean_context(w))[0])
+        w = w.model_copy(update={"tpot_ms": {"p50": m.tpot_x_batch1 * step1 * 1e3}})
+    k = m.engines
+    co = an.colocated_summary(e, w, replicas=k)["max_rate_rps"][0]
+    split = max(an.disagg_summary(DisaggFleet(e, e, p, k - p, m.link_gbps, 1e-3), w)["max_rate_rps"][0]
+                for p in range(1, k))
+    return float(split / co) if co > 0 else math.nan
+
+
+def serving_rows(split: str = "all", overhead_s: float = STEP_OVERHEAD_S, path: str | None = None) -> list[Row]:
+    """Predicted vs measured for the serving rows of `split`, as `dse.validate.report.Row`s."""
+    rows = load_serving(path)
+    sp = splits(rows)
+    out = []
+    for m in rows:
+        if split != "all" and sp[m.id] != split:
+            continue
+        p = predict_serving(m, overhead_s)
+        err = 100.0 * (p / m.value - 1.0) if np.isfinite(p) else math.nan
+        out.append(Row(m.id, REGIME, sp[m.id], m.software_class, m.hardware, m.metric, m.unit, m.value, p, err,
+                       m.loose))
+    return out
+
+
+def fit_step_overhead(path: str | None = None) -> float:
+    """The grid value of OVERHEAD_GRID_S with the least squared log error on the train split."""
+    def loss(o: float) -> float:
+        errs = [math.log(r.predicted / r.measured) for r in serving_rows("train", o, path)
+                if np.isfinite(r.predicted) and r.predicted > 0]
+        return float(np.mean(np.square(errs))) if errs else math.inf
+    return min(OVERHEAD_GRID_S, key=loss)
