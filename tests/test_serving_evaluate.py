@@ -13,7 +13,8 @@ SERVING = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "lognormal", "medi
                                                       "max_tokens": 8192},
            "output_tokens": {"kind": "uniform", "min_tokens": 64, "max_tokens": 448},
            "ttft_ms": {"p99": 2000}, "tpot_ms": {"p99": 50}}
-COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
+           "prefill_replicas", "spec_k", "usd_per_mtok_at_slo")
 
 
 def _mix(serving):
@@ -34,7 +35,7 @@ def test_serving_workload_adds_registry_metrics(h100_b200):
     out = evaluate(arr, _mix(SERVING), tech)
     col = {c: out[f"datacenter_llm.{c}"] for c in COLUMNS}
     for c in COLUMNS:
-        assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s")
+        assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s", "", "US$ per 10⁶ tokens")
     assert np.all(col["max_rate_rps"] > 2.0)                 # both meet the SLOs at the offered 2 req/s
     assert np.allclose(col["goodput_rps"], 2.0, rtol=0.01)
     assert np.all(col["ttft_p99_ms"] > col["ttft_p50_ms"]) and np.all(col["tpot_p99_ms"] > col["tpot_p50_ms"])
@@ -58,3 +59,34 @@ def test_a_rate_beyond_capacity_scores_no_goodput(h100_b200):
     out = evaluate(arr, _mix(SERVING | {"arrival_rate_rps": 500.0}), tech)
     assert np.all(out["datacenter_llm.goodput_rps"] == 0)
     assert np.all(out["datacenter_llm.max_rate_rps"] < 500)
+
+
+def test_cost_per_mtok_at_slo_is_tco_over_tokens_at_the_max_rate(h100_b200):
+    arr, tech = h100_b200
+    out = evaluate(arr, _mix(SERVING), tech)
+    mean_out = (64 + 448) / 2
+    usd_h = out["datacenter_llm.usd_per_mtok"] * out["datacenter_llm.tokens_per_s"] * 3600 / 1e6   # hourly TCO
+    want = usd_h / (out["datacenter_llm.max_rate_rps"] * mean_out * 3600) * 1e6
+    assert np.allclose(out["datacenter_llm.usd_per_mtok_at_slo"], want, rtol=1e-9)
+    assert np.all(out["datacenter_llm.prefill_replicas"] == 0) and np.all(out["datacenter_llm.spec_k"] == 0)
+
+
+def test_the_mapping_splits_pools_for_long_prompts_under_strict_slos_and_not_for_short_loose_ones(h100_b200):
+    """DistServe / Splitwise on the operator model's engines: 8k prompts under a tight TPOT make the
+    mapping pick a prefill pool and raise the rate in SLO; short prompts under loose SLOs stay co-located."""
+    arr, tech = h100_b200
+    disagg = {"disaggregation": {"link_gbps": 50, "prefill_shares": [0.25, 0.5]}}
+    long = {"arrival_rate_rps": 1.0, "prompt_tokens": {"kind": "fixed", "tokens": 8192},
+            "output_tokens": {"kind": "fixed", "tokens": 128}, "ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 30}}
+    short = {"arrival_rate_rps": 1.0, "prompt_tokens": {"kind": "fixed", "tokens": 256},
+             "output_tokens": {"kind": "fixed", "tokens": 256}, "ttft_ms": {"p99": 5000}, "tpot_ms": {"p99": 200}}
+    for work, split in ((long, True), (short, False)):
+        plain = evaluate(arr, _mix(work), tech)
+        free = evaluate(arr, _mix(work | disagg), tech)
+        chosen = free["datacenter_llm.prefill_replicas"]
+        assert np.all(free["datacenter_llm.max_rate_rps"] >= plain["datacenter_llm.max_rate_rps"] * (1 - 1e-9))
+        if split:
+            assert np.any(chosen > 0), chosen
+            assert np.any(free["datacenter_llm.max_rate_rps"] > 1.1 * plain["datacenter_llm.max_rate_rps"])
+        else:
+            assert np.all(chosen == 0), chosen

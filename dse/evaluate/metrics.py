@@ -156,6 +156,15 @@ METRICS: tuple[Metric, ...] = (
            label="TPOT p50", description="Median time per output token under the serving workload's load."),
     Metric(name="tpot_p99_ms", unit="ms", better="min", scope=_S, kinds=_LLM, table_row=True,
            label="TPOT p99", description="99th-percentile time per output token under the serving load."),
+    Metric(name="prefill_replicas", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="prefill replicas",
+           description="Replicas the mapping gave to the prefill pool of a disaggregated fleet (the rest "
+                       "decode); 0 = prefill and decode co-located (or no `disaggregation:` in the workload)."),
+    Metric(name="spec_k", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="draft length",
+           description="Speculative tokens drafted per step the mapping chose (0 = none)."),
+    Metric(name="usd_per_mtok_at_slo", unit="US$ per 10⁶ tokens", better="min", scope=_S, kinds=_LLM,
+           table_row=True, label="cost per 10⁶ tokens at SLO",
+           description="Hourly TCO of the system over the output tokens per hour it serves at the largest "
+                       "arrival rate that meets every SLO of the serving workload (0 when none does)."),
     # ---- over the mix ----------------------------------------------------------------------------
     Metric(name="mix.throughput", unit="× reference", better="max", scope=_M, label="mix throughput",
            description="Weighted geometric mean over the scenarios of throughput relative to the "

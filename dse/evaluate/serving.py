@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.evaluate.mapping import ComboCache, MappingResult
+from dse.evaluate.mapping import ComboCache, MappingResult, evaluate_scenario
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_bytes
-from dse.model.calibration import Calibration
+from dse.model.calibration import Calibration, load_calibration
 from dse.model.perf import HwView, collective_time
-from dse.serving.analytic import colocated_summary
-from dse.serving.engine import EngineCoeffs, fit_from_probes
+from dse.serving.analytic import colocated, disaggregated, summary
+from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_speculation
+from dse.workloads.modelfile import load_model_shape
 from dse.workloads.serving import ServingWorkload
 
 # decode batch of the large probes: the engine's max batch (the plan's batch), at least PROBE_MIN_BATCH,
@@ -69,30 +70,113 @@ def _concat(engines: list[EngineCoeffs]) -> EngineCoeffs:
     return EngineCoeffs(**{f: np.concatenate([getattr(e, f) for e in engines]) for f in EngineCoeffs.__dataclass_fields__})
 
 
-def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: MappingResult,
-                    w: ServingWorkload) -> dict[str, np.ndarray]:
-    """The registry's serving columns (n,) — those of `dse.serving.analytic.summary` that are
-    per-scenario metrics — for the designs of `hw` with the plans of `res`; 0 where infeasible, and
-    latencies 0 where the design is saturated at the offered rate (goodput 0 there too).
-    Engines are fitted per plan group, then the analytical model runs once over all designs."""
+def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, w: ServingWorkload,
+                 draft: bool = False) -> tuple[EngineCoeffs, np.ndarray, np.ndarray, EngineCoeffs | None]:
+    """(engine, design indices, dp replicas, draft engine) of the feasible designs of `res`: one
+    replica's engine per design, fitted per plan group (tp, pp, ep, batch) and concatenated in index
+    order; with `draft`, also the engine of a one-layer copy of the model (an MTP draft head) on the
+    same chips, else None."""
     n = hw.n
-    out: dict[str, np.ndarray] = {}
-    if not res.feasible.any():
-        return out
     context = mean_context(w)
     plans = res.plans
     keys = np.stack([plans["tp"], plans["pp"], plans["ep"], plans["micro_batch"] * plans["micro_batches"]], axis=1)
     combo = (np.asarray(res.metrics.get("weights", np.full(n, ""))) == "sram-resident").astype(int)
-    engines, order = [], []
+    one = shape.model_copy(update={"layers": 1, "dense_layers": 0}) if draft else None
+    engines, drafts, order = [], [], []
     for key in np.unique(keys[res.feasible], axis=0):
         tp, pp, ep, batch = (int(k) for k in key)
         idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
-        engines.append(fit_engine(shape, prec, hw.take(idx), cal, tp, pp, ep, batch, context, combo[idx]))
+        sub = hw.take(idx)
+        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, batch, context, combo[idx]))
+        if draft:
+            drafts.append(fit_engine(one, prec, sub, cal, tp, 1, ep, batch, context, combo[idx]))
         order.append(idx)
     idx = np.concatenate(order)
-    s = colocated_summary(_concat(engines), w, replicas=np.maximum(plans["dp"][idx], 1))
-    for name, v in s.items():
+    return (_concat(engines), idx, np.maximum(np.asarray(plans["dp"])[idx], 1),
+            _concat(drafts) if draft else None)
+
+
+def scenario_engines(arr, scenario, cal: Calibration | None = None) -> tuple[EngineCoeffs, np.ndarray, np.ndarray]:
+    """(engine, design indices, dp replicas) of a serving scenario on the designs of `arr` (DesignArrays),
+    with the plans the mapping chooses — what evaluate scores, for the simulator and dashboard to replay."""
+    cal = cal or load_calibration()
+    hw = HwView.from_arrays(arr)
+    res = evaluate_scenario(scenario, hw, cal)
+    if not res.feasible.any():
+        return None, np.zeros(0, int), np.zeros(0, int)
+    return plan_engines(load_model_shape(scenario.model), scenario.precision_spec(), hw, cal, res,
+                        scenario.serving)[:3]
+
+
+def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None):
+    """Yield (prefill_replicas (n,), spec_k, build) for every deployment the workload lets the mapping
+    try: co-location and each prefill share of the dp replicas (designs with dp < 2 stay co-located:
+    their option repeats co-location), each without and with every speculative draft length.
+    build(fleet rate) → latency model, for `dse.serving.analytic.summary`."""
+    ks = [0] + (list(w.speculation.k) if w.speculation is not None and draft is not None else [])
+    shares = list(w.disaggregation.prefill_shares) if w.disaggregation is not None else []
+    for k in ks:
+        dec = engine if k == 0 else with_speculation(
+            engine, k, w.speculation.acceptance, draft.t_fixed_s,
+            draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
+        yield np.zeros(engine.n, np.int64), k, (lambda r, dec=dec: colocated(dec, w, r, dp))
+        for f in shares:
+            p = np.clip(np.rint(f * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
+            fleet = DisaggFleet(engine, dec, p, np.maximum(dp - p, 1), w.disaggregation.link_gbps,
+                                w.disaggregation.link_latency_ms / 1e3)
+            split = dp >= 2
+            yield (np.where(split, p, 0), k,
+                   (lambda r, fleet=fleet, dec=dec, split=split: _either(split, disaggregated(fleet, w, r),
+                                                                      colocated(dec, w, r, dp))))
+
+
+def _either(mask: np.ndarray, a, b):
+    """A latency model that is `a` where mask and `b` elsewhere (per design)."""
+    return _Select(mask, a, b)
+
+
+class _Select:
+    """Per-design choice between two latency models with the same interface."""
+
+    def __init__(self, mask, a, b):
+        self.mask, self.a, self.b = mask, a, b
+
+    @property
+    def saturated(self):
+        return np.where(self.mask, self.a.saturated, self.b.saturated)
+
+    def __getattr__(self, name):
+        fa, fb = getattr(self.a, name), getattr(self.b, name)
+        return lambda *args: np.where(self.mask, fa(*args), fb(*args))
+
+
+def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: MappingResult,
+                    w: ServingWorkload) -> dict[str, np.ndarray]:
+    """The registry's serving columns (n,) — those of `dse.serving.analytic.summary` that are
+    per-scenario metrics, plus the deployment chosen — for the designs of `hw` with the plans of
+    `res`; 0 where infeasible, and latencies 0 where the design is saturated at the offered rate
+    (goodput 0 there too). Engines are fitted per plan group; each deployment the workload allows
+    (`deployments`) is scored over all designs at once and each design keeps the one with the highest
+    rate in SLO (ties: the lower p99 TPOT)."""
+    out: dict[str, np.ndarray] = {}
+    if not res.feasible.any():
+        return out
+    engine, idx, dp, draft = plan_engines(shape, prec, hw, cal, res, w, draft=w.speculation is not None)
+    best = None
+    for p, k, build in deployments(engine, dp, w, draft):
+        s = summary(build, w, engine.n)
+        s["prefill_replicas"], s["spec_k"] = p, np.full(engine.n, k)
+        if best is None:
+            best = s
+            continue
+        tpot = np.where(np.isfinite(s["tpot_p99_ms"]), s["tpot_p99_ms"], np.inf)
+        tpot_b = np.where(np.isfinite(best["tpot_p99_ms"]), best["tpot_p99_ms"], np.inf)
+        tol = 1e-6 * np.maximum(best["max_rate_rps"], 1e-12)
+        win = (s["max_rate_rps"] > best["max_rate_rps"] + tol) | (
+            (np.abs(s["max_rate_rps"] - best["max_rate_rps"]) <= tol) & (tpot < tpot_b))
+        best = {key: np.where(win, s[key], best[key]) for key in best}
+    for name, v in best.items():
         if name in SCENARIO and SCENARIO[name].numeric:
             v = np.asarray(v, float)
-            out.setdefault(name, np.zeros(n))[idx] = np.where(np.isfinite(v), v, 0.0)
+            out.setdefault(name, np.zeros(hw.n))[idx] = np.where(np.isfinite(v), v, 0.0)
     return out

@@ -107,6 +107,10 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         if sc.kind != "cnn":
             tok_per_h = np.maximum(cols["tokens_per_s"], 1e-30) * 3600.0
             cols["usd_per_mtok"] = np.where(cols["feasible"], per_hour / tok_per_h * 1e6, 0.0)
+            if getattr(sc, "serving", None) is not None:   # output tokens/h at the largest rate in SLO
+                slo_tok_h = cols["max_rate_rps"] * sc.serving.output_tokens.mean() * 3600.0
+                cols["usd_per_mtok_at_slo"] = np.where(cols["feasible"] & (slo_tok_h > 0),
+                                                       per_hour / np.maximum(slo_tok_h, 1e-30) * 1e6, 0.0)
             usd_mtok += w * cols["usd_per_mtok"]
             llm_weight += w
         ratio = np.where(cols["feasible"], cols["throughput"] / max(ref.get(sc.name, 1.0), 1e-30), 1.0)

@@ -138,6 +138,46 @@ def percentile_of(key: str) -> float:
     return float(m.group(1)) / 100.0
 
 
+class Disaggregation(BaseModel):
+    """Serve with separate prefill and decode pools (DistServe / Splitwise): the dp replicas of the
+    chosen plan are split, the mapping trying each prefill share (and co-location) and keeping the
+    split with the highest rate in SLO; the KV cache crosses a link between the pools."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # 400 Gb/s RDMA NIC per replica (ConnectX-7 class) = 50 GB/s; a few-µs RDMA plus software ≈ 1 ms
+    link_gbps: float = Field(50.0, gt=0, description="KV transfer bandwidth between pools (GB/s)")
+    link_latency_ms: float = Field(1.0, ge=0, description="fixed latency of one KV transfer (ms)")
+    prefill_shares: tuple[float, ...] = Field((0.25, 0.5, 0.75), min_length=1,
+                                              description="fractions of the replicas tried as the prefill pool")
+
+    @field_validator("prefill_shares")
+    @classmethod
+    def _shares(cls, v):
+        if not all(0 < x < 1 for x in v):
+            raise ValueError(f"prefill_shares {list(v)} must each be strictly between 0 and 1")
+        return v
+
+
+class Speculation(BaseModel):
+    """Speculative decoding with MTP-style draft heads (a one-layer copy of the model, sharing its LM
+    head): the mapping tries each draft length k (and none) and keeps the one with the highest rate in
+    SLO. Each drafted token is accepted with probability `acceptance` (tokens per verification step
+    (1 − α^(k+1))/(1 − α))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: tuple[int, ...] = Field((1, 2, 3), min_length=1, description="draft lengths tried")
+    acceptance: float = Field(gt=0, lt=1, description="per-token acceptance probability α")
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v):
+        if not all(1 <= x <= 16 for x in v):
+            raise ValueError(f"k {list(v)}: draft lengths must be 1..16")
+        return v
+
+
 class ServingWorkload(BaseModel):
     """Requests offered to a serving fleet, and the service levels they must get.
 
@@ -157,6 +197,8 @@ class ServingWorkload(BaseModel):
     ttft_ms: dict[str, float] = Field(default_factory=dict)
     tpot_ms: dict[str, float] = Field(default_factory=dict)
     kv_block_tokens: int = Field(16, ge=1, le=4096, description="paged-KV block size (tokens)")
+    disaggregation: Disaggregation | None = Field(None, description="let the mapping split prefill and decode pools")
+    speculation: Speculation | None = Field(None, description="let the mapping choose a speculative draft length")
 
     @model_validator(mode="after")
     def _load(self):
