@@ -23,7 +23,7 @@ ALLOWED = {
     "evaluate": {"model", "workloads", "catalog", "serving"},
     "runs": {"model", "workloads", "evaluate", "pareto", "expr"},
     "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "dse"},
-    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs"},
+    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs", "serving"},
     "validate": {"model", "workloads", "catalog", "evaluate", "serving"},
 }
 # third-party packages a layer must not import

@@ -14,6 +14,8 @@ from dse.evaluate.serving import scenario_engines
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import Design
 from dse.model.technology import default_technology
+from dse.report.page import build_dashboard
+from dse.report.spec import default_spec
 from dse.serving.sim import simulate
 from dse.study.export import export
 from dse.study.runner import StudyRunner
@@ -53,3 +55,8 @@ def test_front_under_a_p99_tpot_slo_meets_it_in_the_simulator(tmp_path):
         r = simulate(engine.take(j), sc.serving, 1500, seed=j, replicas=int(replicas[j])).steady()
         p99 = float(np.percentile(r.tpot_s, 99)) * 1e3
         assert p99 <= TPOT_P99_MS, (files[j].name, p99)
+    # the dashboard of this run shows the serving view for the dropdown's designs
+    dash = build_dashboard([run], default_spec())
+    assert "serving" in dash.views, dash.notes
+    spec = dash.views["serving"].to_dict()
+    assert "Pool split" in str(spec) and "latency vs throughput" in str(spec)

@@ -23,6 +23,7 @@ from dse.report.convergence_view import convergence_chart, convergence_table
 from dse.report.labels import safe, title_of
 from dse.report.pareto_view import brush_param, pareto_explorer
 from dse.report.roofline_view import design_param, roofline_chart, scenario_param
+from dse.report.serving_view import serving_section
 from dse.report.rundata import RunData, front_mask, knob_columns, load_runs, plot_frame, resolve_objectives, thin
 from dse.report.spec import (BreakdownView, CompositionView, ConvergenceView, DashboardSpec, ParetoView,
                              RooflineView)
@@ -185,6 +186,12 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
             chart = convergence_chart(convergence_table(runs, objs, view.points), view)
             sections.append(chart)
             views["convergence"] = chart
+    serving, snotes = serving_section(picked, runs[0], design_pick)  # mixes with a serving workload
+    notes += snotes
+    if serving is not None:
+        sections.append(serving)
+        views["serving"] = _standalone(serving, [design_pick])
+        page_params += [] if design_pick in page_params else [design_pick]
     page_params = _top_level(page_params)
     _bind_to_controls(page_params)
     independent = {ch: "independent" for ch in ("color", "shape", "size", "strokeDash", "opacity")}
