@@ -17,9 +17,10 @@ COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p5
            "prefill_replicas", "spec_k", "usd_per_mtok_at_slo")
 
 
-def _mix(serving):
+def _mix(serving, **static):
     d = load_mix("datacenter").model_dump()
     d["scenarios"][0]["scenario"]["serving"] = serving
+    d["scenarios"][0]["scenario"].update(static)
     return Mix.model_validate(d)
 
 
@@ -76,13 +77,15 @@ def test_the_mapping_splits_pools_for_long_prompts_under_strict_slos_and_not_for
     mapping pick a prefill pool and raise the rate in SLO; short prompts under loose SLOs stay co-located."""
     arr, tech = h100_b200
     disagg = {"disaggregation": {"link_gbps": 50, "prefill_shares": [0.25, 0.5]}}
+    static = {"ttft_ms": None}   # no static-batch TTFT limit: the mapping's plans have dp ≥ 2 replicas to split
     long = {"arrival_rate_rps": 1.0, "prompt_tokens": {"kind": "fixed", "tokens": 8192},
             "output_tokens": {"kind": "fixed", "tokens": 128}, "ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 30}}
     short = {"arrival_rate_rps": 1.0, "prompt_tokens": {"kind": "fixed", "tokens": 256},
              "output_tokens": {"kind": "fixed", "tokens": 256}, "ttft_ms": {"p99": 5000}, "tpot_ms": {"p99": 200}}
     for work, split in ((long, True), (short, False)):
-        plain = evaluate(arr, _mix(work), tech)
-        free = evaluate(arr, _mix(work | disagg), tech)
+        plain = evaluate(arr, _mix(work, **static), tech)
+        free = evaluate(arr, _mix(work | disagg, **static), tech)
+        assert np.all(free["datacenter_llm.dp"] >= 2)
         chosen = free["datacenter_llm.prefill_replicas"]
         assert np.all(free["datacenter_llm.max_rate_rps"] >= plain["datacenter_llm.max_rate_rps"] * (1 - 1e-9))
         if split:
