@@ -50,11 +50,11 @@ def test_front_under_a_p99_tpot_slo_meets_it_in_the_simulator(tmp_path):
     arr = DesignArrays.from_designs(designs, tech)
     sc = load_mix("serving").scenarios[0].scenario
     engine, idx, replicas = scenario_engines(arr, sc)
-    assert list(idx) == list(range(len(designs)))       # every front design runs the scenario
-    for j in range(len(idx)):
+    assert sorted(idx) == list(range(len(designs)))     # every front design runs the scenario
+    for j, i in enumerate(idx):
         r = simulate(engine.take(j), sc.serving, 1500, seed=j, replicas=int(replicas[j])).steady()
         p99 = float(np.percentile(r.tpot_s, 99)) * 1e3
-        assert p99 <= TPOT_P99_MS, (files[j].name, p99)
+        assert p99 <= TPOT_P99_MS, (files[i].name, p99)
     # the dashboard of this run shows the serving view for the dropdown's designs
     dash = build_dashboard([run], default_spec())
     assert "serving" in dash.views, dash.notes

@@ -73,8 +73,8 @@ def _concat(engines: list[EngineCoeffs]) -> EngineCoeffs:
 def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, w: ServingWorkload,
                  draft: bool = False) -> tuple[EngineCoeffs, np.ndarray, np.ndarray, EngineCoeffs | None]:
     """(engine, design indices, dp replicas, draft engine) of the feasible designs of `res`: one
-    replica's engine per design, fitted per plan group (tp, pp, ep, batch) and concatenated in index
-    order; with `draft`, also the engine of a one-layer copy of the model (an MTP draft head) on the
+    replica's engine per design, fitted per plan group (tp, pp, ep, batch) and concatenated group by
+    group (entry j is design idx[j]); with `draft`, also the engine of a one-layer copy of the model (an MTP draft head) on the
     same chips, else None."""
     n = hw.n
     context = mean_context(w)
