@@ -22,6 +22,8 @@ import polars as pl
 import pytest
 import yaml
 
+from _spaces import ray_study_body
+
 CLUSTER = r'''
 import json, os, secrets, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -208,26 +210,8 @@ finally:
 print("REPORT " + json.dumps(report))
 '''
 
-SPACE = {
-    "name": "tiny",
-    "params": {
-        "chip.process_node": {"choices": ["n7", "n5", "n3"]},
-        "chip.cores": {"low": 8, "high": 128, "log": True, "type": "int"},
-        "chip.clock_ghz": {"low": 0.8, "high": 2.0},
-        "chip.sram_mb": {"low": 16, "high": 256, "log": True, "type": "float"},
-    },
-    "fixed": {"system.num_chips": 1, "chip.packaging": "cowos_s", "chip.memory": "hbm3"},
-}
-
-
 def _body(name: str, **over) -> dict:
-    body = {"name": name, "space": SPACE, "mix": "local",
-            "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                           {"metric": "chip_cost_usd", "direction": "minimize"}],
-            "sampler": {"kind": "nsga2", "population_size": 16}, "budget": {"trials": 32}, "seed": 7,
-            "execution": {"backend": "ray", "inline_below": 0}}
-    body.update(over)
-    return body
+    return ray_study_body(name, **{"budget": {"trials": 32}, **over})
 
 
 def _netns() -> list[str]:

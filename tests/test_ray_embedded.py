@@ -15,34 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from dse.study import execution
 from dse.study.execution import RAY_START_COST_S, RayExecutor
 from dse.study.ray_head import _descendants, _start_time
-
-SPACE = {
-    "name": "tiny",
-    "params": {
-        "chip.process_node": {"choices": ["n7", "n5", "n3"]},
-        "chip.cores": {"low": 8, "high": 128, "log": True, "type": "int"},
-        "chip.clock_ghz": {"low": 0.8, "high": 2.0},
-        "chip.sram_mb": {"low": 16, "high": 256, "log": True, "type": "float"},
-    },
-    "fixed": {"system.num_chips": 1, "chip.packaging": "cowos_s", "chip.memory": "hbm3"},
-}
-
+from _spaces import ray_study_body, write_study
 
 def _sweep(tmp: Path, trials: int) -> Path:
-    body = {"name": "k", "space": SPACE, "mix": "local",
-            "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                           {"metric": "chip_cost_usd", "direction": "minimize"}],
-            "sampler": {"kind": "nsga2", "population_size": 16}, "budget": {"trials": trials}, "seed": 7,
-            "execution": {"backend": "ray", "num_cpus": 1},
-            "sweep": [{"name": "a", "fixed": {"chip.process_node": "n7"}}]}
-    f = tmp / "k.yaml"
-    f.write_text(yaml.safe_dump(body))
-    return f
+    return write_study(tmp, ray_study_body("k", budget={"trials": trials}, execution={"backend": "ray", "num_cpus": 1},
+                                           sweep=[{"name": "a", "fixed": {"chip.process_node": "n7"}}]))
 
 
 def _alive(procs: list[tuple[int, str]]) -> list[int]:

@@ -21,40 +21,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 
 from dse.study.evaluator import ModelEvaluator
 from dse.study.execution import EvalError, RayExecutor
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
-
-SPACE = {
-    "name": "tiny",
-    "params": {
-        "chip.process_node": {"choices": ["n7", "n5", "n3"]},
-        "chip.cores": {"low": 8, "high": 128, "log": True, "type": "int"},
-        "chip.clock_ghz": {"low": 0.8, "high": 2.0},
-        "chip.sram_mb": {"low": 16, "high": 256, "log": True, "type": "float"},
-    },
-    "fixed": {"system.num_chips": 1, "chip.packaging": "cowos_s", "chip.memory": "hbm3"},
-}
-
-
-def study_body(name: str, **over) -> dict:
-    body = {"name": name, "space": SPACE, "mix": "local",
-            "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                           {"metric": "chip_cost_usd", "direction": "minimize"}],
-            "sampler": {"kind": "nsga2", "population_size": 16}, "budget": {"trials": 48}, "seed": 7,
-            "execution": {"backend": "ray", "inline_below": 0}}
-    body.update(over)
-    return body
-
-
-def write(tmp: Path, body: dict) -> Path:
-    p = tmp / f"{body['name']}.yaml"
-    p.write_text(yaml.safe_dump(body, sort_keys=False))
-    return p
-
+from _spaces import ray_study_body, write_study
 
 def _results(run: Path) -> pl.DataFrame:
     return pl.read_parquet(run / "results.parquet").drop("datetime_start", "datetime_complete")
@@ -80,7 +52,7 @@ def test_killed_worker_is_retried_and_study_completes(tmp_path, ray_session):
             os.close(fd)
             os._exit(1)  # the worker dies like an OOM kill: no exception, no cleanup
 
-    cfg = write(tmp_path, study_body("w"))
+    cfg = write_study(tmp_path, ray_study_body("w"))
     marker = tmp_path / "died"
     res = StudyRunner(load_study(cfg), tmp_path / "ray" / "w", evaluator=DiesOnce("local", str(marker))).run()
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker (not the driver) died
@@ -211,7 +183,7 @@ print("REPORT " + json.dumps(report))
 @pytest.mark.slow
 def test_two_node_cluster_sweep_survives_node_removal(tmp_path):
     subs = [{"name": n, "fixed": {"chip.process_node": n}} for n in ("n7", "n5", "n3")]
-    body = study_body("cl", budget={"trials": 120}, sampler={"kind": "nsga2", "population_size": 10}, sweep=subs)
+    body = ray_study_body("cl", budget={"trials": 120}, sampler={"kind": "nsga2", "population_size": 10}, sweep=subs)
     (tmp_path / "body.json").write_text(json.dumps(body))
     script = tmp_path / "cluster.py"
     script.write_text(CLUSTER_SCRIPT)
@@ -251,7 +223,7 @@ def test_two_node_cluster_sweep_survives_node_removal(tmp_path):
     # ... and equals the same sweep run serially here (node loss changed nothing but where designs ran)
     from dse.study.sweep import run_sweep
 
-    serial = run_sweep(load_study(write(tmp_path, {**body, "execution": {"backend": "serial"}})), tmp_path / "ser")
+    serial = run_sweep(load_study(write_study(tmp_path, {**body, "execution": {"backend": "serial"}})), tmp_path / "ser")
     assert serial["trials"] == 360
     for s in subs:
         a = _results(sweep_dir / s["name"]).drop("node_id")

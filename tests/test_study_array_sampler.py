@@ -9,7 +9,6 @@ import numpy as np
 import optuna
 import polars as pl
 import pytest
-import yaml
 
 from dse.evaluate import evaluate
 from dse.model.arrays import DesignArrays
@@ -19,22 +18,12 @@ from dse.study.runner import StudyRunner
 from dse.study.samplers import ArrayNSGAII, KnobCodec, design_keys, make_generation_sampler, survival_order
 from dse.study.space import SearchSpace, SearchSpaceSpec
 from dse.study.spec import load_study
-from _spaces import SPACE
+from _spaces import SPACE, study_file
 
 
 def _study(tmp_path: Path, name: str = "a", space: dict | None = None, **over) -> Path:
-    body = {
-        "name": name, "space": space or SPACE, "mix": "local",
-        "objectives": [{"metric": "local_llm.tpot_ms", "direction": "minimize"},
-                       {"metric": "chip_cost_usd", "direction": "minimize"}],
-        "constraints": ["tdp_w <= 400"],
-        "sampler": {"kind": "nsga2", "population_size": 8},
-        "budget": {"trials": 64}, "seed": 3, "execution": {"backend": "serial"},
-    }
-    body.update(over)
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(body, sort_keys=False))
-    return p
+    return study_file(tmp_path, name, space=space, **{"sampler": {"kind": "nsga2", "population_size": 8},
+                                                       "budget": {"trials": 64}, "seed": 3, **over})
 
 
 def _results(run_dir: Path) -> pl.DataFrame:
