@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
 
 from dse.cli_app import app
@@ -29,8 +30,10 @@ def load_design(spec: str, tech=None):
         return resolve(spec)
 
 
-def describe_designs(designs: list, tech) -> list[dict[str, Any]]:
-    """Derived figures + area / cost / power breakdowns for each design (one vectorized pass)."""
+def describe_designs(designs: list, tech, mix: str | None = None) -> list[dict[str, Any]]:
+    """Derived figures + area / cost / power breakdowns for each design (one vectorized pass). With a
+    `mix`, the hourly TCO is priced at the power the system draws on that mix (its `power_w`, throttled
+    by a `tdp_w` cap as `dse evaluate` does); without one, or where the mix cannot run, at peak power."""
     from dse.model.area import chip_area
     from dse.model.arrays import DesignArrays
     from dse.model.cost import chip_cost, tco_usd_per_hour
@@ -40,7 +43,17 @@ def describe_designs(designs: list, tech) -> list[dict[str, Any]]:
     area = chip_area(arr)
     cost = chip_cost(arr, area)
     power = chip_power(arr, area)
-    tco = tco_usd_per_hour(cost.system_usd, power.system_power_w, tech)
+    tco_power = np.asarray(power.system_power_w, float)
+    basis = np.full(len(designs), "peak power", dtype=object)
+    if mix is not None:
+        from dse.evaluate import evaluate
+
+        workload = np.asarray(evaluate(arr, mix, tech)["power_w"], float)
+        ran = workload > 0  # 0 where the mix cannot run on the design
+        tco_power = np.where(ran, workload, tco_power)
+        basis[ran] = f"workload power on mix {mix}"
+        basis[~ran] = f"peak power (mix {mix} cannot run)"
+    tco = tco_usd_per_hour(cost.system_usd, tco_power, tech)
     out = []
     for i, d in enumerate(designs):
         derived = arr.row(i)
@@ -48,7 +61,8 @@ def describe_designs(designs: list, tech) -> list[dict[str, Any]]:
         derived.pop("valid"), derived.pop("reason")
         out.append({"name": d.name, "feasible": feasible, "reason": reason, "design": d.model_dump(),
                     "derived": derived, "area_mm2": area.row(i), "cost_usd": cost.row(i),
-                    "power_w": power.row(i), "tco_usd_per_hour": float(tco[i])})
+                    "power_w": power.row(i), "tco_usd_per_hour": float(tco[i]),
+                    "tco_power_w": float(tco_power[i]), "tco_basis": str(basis[i])})
         for k in ("feasible", "reason"):
             out[-1]["area_mm2"].pop(k)
     return out
@@ -101,13 +115,19 @@ def describe_cmd(
     design: str = typer.Argument(..., help="A catalog name (see `dse catalog`) or a design YAML file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     tech_path: Optional[Path] = typer.Option(None, "--tech", help="Technology override YAML."),
+    mix: str = typer.Option("balanced", "--mix", help="Built-in mix whose workload power prices the TCO."),
 ) -> None:
     """All derived figures of one design: peaks, bandwidths, area, cost and power breakdowns."""
     from dse.catalog import published, resolve_name
+    from dse.workloads.scenarios import mix_names
 
+    if mix not in mix_names():
+        from dse.errors import DseUserError
+
+        raise DseUserError(f"--mix {mix!r}: not a built-in mix (choose from {', '.join(mix_names())})")
     tech = _technology(tech_path)
     d = load_design(design, tech)
-    (r,) = describe_designs([d], tech)
+    (r,) = describe_designs([d], tech, mix=mix)
     if not Path(design).exists() and resolve_name(design):  # a catalog name or alias, any case
         r["published"] = published(design)
     if as_json:
@@ -134,7 +154,8 @@ def _print_rich(r: dict) -> None:
         for k, v in block.items():
             t.add_row(k, f"{v:,.3f}" if k == "yield_" else f"{v:,.1f}" if isinstance(v, float) else str(v))
         con.print(t)
-    con.print(f"TCO ≈ ${r['tco_usd_per_hour']:,.2f}/hour for the system")
+    con.print(f"TCO ≈ ${r['tco_usd_per_hour']:,.2f}/hour for the system at {r['tco_power_w']:,.0f} W "
+              f"({r['tco_basis']})")
     if "published" in r:
         con.print("published:", {k: v for k, v in r["published"].items() if k != "sources"})
 

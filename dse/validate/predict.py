@@ -22,7 +22,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration
 from dse.model.hardware import Design
 from dse.model.perf import HwView, collective_time, op_times
-from dse.evaluate.throttle import used_chip_power_w
+from dse.evaluate.throttle import evaluate_capped, used_chip_power_w
 from dse.model.power import chip_power
 from dse.model.technology import default_technology
 from dse.validate.measurements import Measurement
@@ -47,7 +47,9 @@ def hw_view(hardware: str, num_chips: int, overrides: tuple[tuple[str, object], 
 
     arr = DesignArrays.from_designs([design], default_technology())
     hw = HwView.from_arrays(arr)
-    hw.static_w = np.asarray(chip_power(arr).static_w, float)  # as dse.evaluate does
+    power = chip_power(arr)
+    hw.static_w = np.asarray(power.static_w, float)  # as dse.evaluate does
+    hw.leakage_w = np.asarray(power.leakage_w, float)  # the part of it a throttled clock does not lower
     # GPUs (core_style simt) launch kernels; systolic chips run a compiled schedule (a no-op check that
     # HwView.from_arrays derived the flag from the design)
     hw.dataflow = np.array([design.chip.core_style != "simt"])
@@ -118,11 +120,13 @@ def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
 
 def _predict_power(m: Measurement, cal: Calibration, models) -> float:
     """Average power per chip over the measured LLM run (prefill and decode): the mapping's energy per
-    token (dynamic energy of its steps + static power over their time) times the tokens/s of one chip."""
+    token (dynamic energy of its steps + static power over their time) times the tokens/s of one chip.
+    A design's `tdp_w` cap (or a `chip.tdp_w` override, e.g. a MaxQ power limit) lowers the clock until
+    the chip meets it, as `dse evaluate` does (`dse.evaluate.throttle.evaluate_capped`)."""
 
-    shape = model_shape(m.model, models)
-    res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
-                  force_tp=m.tp, force_pp=m.pp, force_ep=m.ep)
+    shape, prec = model_shape(m.model, models), _precision(m.precision)
+    res, _ = evaluate_capped(lambda hw: map_llm(llm_scenario(m), shape, prec, hw, cal, Builders, force_tp=m.tp,
+                                                force_pp=m.pp, force_ep=m.ep), _hw(m))
     if not res.feasible[0]:
         return math.nan
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
