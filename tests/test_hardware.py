@@ -69,7 +69,7 @@ def test_validation_names_field_and_allowed(field, value, needle):
 def test_unknown_name_lists_valid_choices():
     with pytest.raises(ValidationError) as ei:
         chip(process_node="n6")
-    assert "valid: n16, n3, n4, n5, n7" in str(ei.value)
+    assert "valid: n16, n3, n4, n4p, n5, n7" in str(ei.value)
 
 
 def test_memory_none_and_chiplet_rules():
