@@ -97,3 +97,57 @@ def test_one_design_wrapper_equals_batched_call():
         one = evaluate_design(d, "balanced", tech=tech)
         _same({k: np.asarray(v)[i:i + 1] for k, v in batched.items()},
               {k: np.asarray([v]) for k, v in one.items()}, d.name)
+
+
+# ---- fast paths against their reference: the spare-core choice --------------------------------------
+
+def _best_spares_scan(fixed, core, cores, d0, alpha, cap, max_die, min_die, diameter, scribe, edge, usd_of=None):
+    """Reference: `fab.best_spares` as one spare choice at a time (the choices scanned in ascending order)."""
+    from dse.model import fab
+    fixed, core, cores, d0, alpha, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
+        fixed, core, cores, d0, alpha, cap, max_die, min_die))
+    best_s = np.zeros_like(fixed)
+    best_y = fab.negative_binomial_yield(fixed + cores * core, d0, alpha)
+    best_die = np.maximum(fixed + cores * core, min_die)
+    best_dpw = fab.dies_per_wafer(best_die, diameter, scribe, edge)
+    idx = np.flatnonzero(cap >= 1)
+    if usd_of is not None:
+        best_usd = np.full_like(fixed, np.inf)
+        best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
+    for s in fab.SPARE_CHOICES[1:]:
+        idx = idx[cap[idx] >= s]
+        if not idx.size:
+            break
+        die = np.maximum(fixed[idx] + (cores[idx] + s) * core[idx], min_die[idx])
+        y = fab.harvested_yield(fixed[idx], (cores[idx] + s) * core[idx], s, d0[idx], alpha[idx])
+        dpw = fab.dies_per_wafer(die, diameter, scribe, edge)
+        if usd_of is None:
+            better = (die <= max_die[idx]) & (dpw * y > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+        else:
+            usd = usd_of(idx, die, y, dpw)
+            better = (die <= max_die[idx]) & (usd < best_usd[idx] * (1 - 1e-12))
+            best_usd[idx[better]] = usd[better]
+        j = idx[better]
+        best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better], y[better], dpw[better]
+        if usd_of is None:
+            idx = j
+    return best_s, best_die, best_y, best_dpw
+
+
+@pytest.mark.parametrize("priced", [False, True])
+def test_best_spares_equals_one_choice_at_a_time(priced):
+    from dse.model import fab
+    rng = np.random.default_rng(7)
+    n = 400
+    args = (rng.uniform(5, 400, n), rng.uniform(0.05, 20, n), rng.uniform(1, 300, n), rng.uniform(0.02, 0.5, n),
+            rng.uniform(1, 6, n), rng.choice([0, 1, 3, 16, 64, 80], n), rng.uniform(200, 900, n),
+            rng.uniform(0, 300, n), 300.0, 0.1, 3.0)
+    pkg = rng.uniform(1, 5, n)
+
+    def usd_of(i, die, y, dpw):  # a cost that is not monotone in the spares by itself
+        return 17000.0 / (dpw * np.maximum(y, 1e-12)) + pkg[i] * die
+    usd = usd_of if priced else None
+    fast, ref = fab.best_spares(*args, usd_of=usd), _best_spares_scan(*args, usd_of=usd)
+    assert (ref[0] > 0).sum() > n // 10  # spares are chosen often enough for the comparison to bite
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)

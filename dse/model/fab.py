@@ -83,25 +83,29 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     if usd_of is not None:
         best_usd = np.full_like(fixed, np.inf)
         best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
-    for s in SPARE_CHOICES[1:]:
-        idx = idx[cap[idx] >= s]
-        if not idx.size:
-            break
-        f, c, m, d, a, top, bottom = (x[idx] for x in (fixed, core, n_cores, d0, al, max_die, min_die))
-        die = np.maximum(f + (m + s) * c, bottom)
-        y = harvested_yield(f, (m + s) * c, s, d, a)
-        dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
-        fits = die <= top
+    if not idx.size:
+        return best_s, best_die, best_y, best_dpw
+    # every spare choice of every row that may carry spares at once, as (rows, choices) arrays; the
+    # choices are then compared in ascending order exactly as a one-choice-at-a-time scan would
+    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    f, c, m, d, a, top, bottom, cp = (x[idx][:, None] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
+    die = np.maximum(f + (m + choices) * c, bottom)
+    y = harvested_yield(f, (m + choices) * c, choices, d, a)
+    dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
+    ok = (die <= top) & (cp >= choices)
+    if usd_of is not None:
+        rows = np.broadcast_to(idx[:, None], die.shape)
+        usd = usd_of(rows.ravel(), die.ravel(), y.ravel(), dpw.ravel()).reshape(die.shape)
+    live = np.ones(len(idx), bool)
+    for col, s in enumerate(choices):
         if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay
-            better = fits & (dpw * y > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+            better = live & ok[:, col] & (dpw[:, col] * y[:, col] > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+            live = better
         else:
-            usd = usd_of(idx, die, y, dpw)
-            better = fits & (usd < best_usd[idx] * (1 - 1e-12))
-            best_usd[idx[better]] = usd[better]
+            better = ok[:, col] & (usd[:, col] < best_usd[idx] * (1 - 1e-12))
+            best_usd[idx[better]] = usd[better, col]
         j = idx[better]
-        best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better], y[better], dpw[better]
-        if usd_of is None:
-            idx = j
+        best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better, col], y[better, col], dpw[better, col]
     return best_s, best_die, best_y, best_dpw
 
 
