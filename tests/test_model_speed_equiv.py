@@ -151,3 +151,24 @@ def test_best_spares_equals_one_choice_at_a_time(priced):
     assert (ref[0] > 0).sum() > n // 10  # spares are chosen often enough for the comparison to bite
     for a, b in zip(fast, ref):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- a design's plans do not depend on the other designs of its call -------------------------------
+
+def test_design_alone_equals_design_in_mixed_chunk():
+    """Pipeline depths that fill a whole system (e.g. 9 = 576 / 64) are tried by that system only: every
+    design evaluated alone gets the metrics it gets in a call with designs of other (non power of two)
+    chip counts."""
+    tech = default_technology()
+    rng = np.random.default_rng(11)
+    n = 24
+    cols = _columns(n, seed=5)
+    cols["system.num_chips"] = rng.choice([72, 96, 300, 576, 640, 1152, 1200, 1600, 2400], n)
+    cols["chip.memory"] = np.where(np.arange(n) % 2 == 0, "none", cols["chip.memory"])  # SRAM-only: deep pipelines
+    cols["chip.memory_stacks"] = np.where(cols["chip.memory"] == "none", 0, cols["chip.memory_stacks"])
+    cols["chip.sram_mb"] = np.where(cols["chip.memory"] == "none", rng.uniform(200, 800, n), cols["chip.sram_mb"])
+    mixed = evaluate(DesignArrays.from_columns(cols, tech), "balanced", tech)
+    assert (mixed["datacenter_llm.pp"] > 8).sum() >= 3  # deep, non power of two pipelines occur
+    for i in range(n):
+        alone = evaluate(DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech), "balanced", tech)
+        _same({k: np.asarray(v)[i:i + 1] for k, v in mixed.items()}, alone, f"design {i}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dse.evaluate.metrics import SCENARIO
-from dse.evaluate.plans import Plan
+from dse.evaluate.plans import Plan, depth_tried
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times
@@ -313,8 +313,13 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n, P = hw.n, len(t.plans)
     chips = chips_all[rows]
-    # (design, plan) pairs with the tp·ep·pp chips the plan needs, design-major in plan order
-    oi, oj = np.nonzero(chips[:, None] >= t.replica[None, :])
+    # (design, plan) pairs with the tp·ep·pp chips the plan needs and a pipeline depth the design tries
+    # (its own whole-system depth, not another design's of the call), design-major in plan order
+    can = chips[:, None] >= t.replica[None, :]
+    own = np.flatnonzero(~t.depth_any)
+    if len(own):
+        can[:, own] &= depth_tried(t.pp[own][None, :], t.grp[own][None, :], chips[:, None])
+    oi, oj = np.nonzero(can)
     cache = None if hw.sram_cache is None else hw.sram_cache[oi]
     ofw, ofk, fits, _ = residency(t.w[oj], t.kv[oj], t.act[oj], hw.sram_bytes[oi], hw.mem_bytes[oi], cache)
     pi, pj, fw, fk = oi[fits], oj[fits], ofw[fits], ofk[fits]  # candidates: the plan fits

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 EP_CHOICES = (2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -100,11 +102,21 @@ def micro_batch_candidates(scenario) -> list[int]:
 
 
 def pipeline_depths(layers: int, replica_chips: int, chip_counts) -> list[int]:
-    """Pipeline depths to try: powers of two, plus "every chip in one pipeline" for each system size
-    present (e.g. 576 = 8 x 72), up to the layers and the largest system."""
+    """Pipeline depths to try over systems of `chip_counts` chips: powers of two, plus "every chip in one
+    pipeline" for each system size present (e.g. 576 = 8 x 72), up to the layers and the largest system.
+    A design tries the powers of two and only its own whole-system depth (`depth_tried`), so its plans
+    do not depend on which other systems share the call."""
     whole = {int(c) // replica_chips for c in chip_counts}
     top = max(1, int(max(chip_counts)) // replica_chips)
     return sorted(pp for pp in set(PP_CHOICES) | whole if 1 <= pp <= top and pp <= layers)
+
+
+def depth_tried(pp, replica_chips, chips):
+    """Whether a design of `chips` chips tries pipeline depth `pp` with replicas of `replica_chips` chips
+    per stage (arrays broadcast): every power of two of PP_CHOICES, and the depth that puts all its chips
+    in one pipeline."""
+    pp = np.asarray(pp)
+    return np.isin(pp, PP_CHOICES) | (pp == np.asarray(chips) // np.asarray(replica_chips))
 
 
 def llm_ladders(scenario, shape, chip_counts, force_tp: int | None = None,

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dse.evaluate.plans import Plan, cnn_plans, llm_ladders, scenario_batch
+from dse.evaluate.plans import PP_CHOICES, Plan, cnn_plans, llm_ladders, scenario_batch
 from dse.workloads.cnn import build_cnn_step
 from dse.workloads.step import Step
 from dse.workloads.transformer import build_llm_step, mean_decode_kv_len
@@ -143,6 +143,7 @@ class LlmPlanTable:
     hop_dec: np.ndarray
     hop_pre: np.ndarray
     hop_chunk: np.ndarray
+    depth_any: np.ndarray     # bool: every design that has the chips tries the plan's depth (else `depth_tried`)
     # footprint classes: plans whose step of a role has the same (step, weights, KV, activations) share a
     # design's resident shares, hence its time under them; `cls_step` is each class's step
     dec_cls: np.ndarray
@@ -198,6 +199,7 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
         batch=ints["micro_batch"] * ints["micro_batches"], grp=ints["tp"] * ints["ep"],
         replica=ints["tp"] * ints["ep"] * ints["pp"], first_rung=ints["micro_batch"] == 1,
         rung_start=np.array(rung_start, np.int64), rung_prune=np.array(rung_prune, bool),
+        depth_any=np.array([force_pp is not None or p.pp in PP_CHOICES for p in plans], bool),
         hop_bytes=hop_bytes, cls_step=np.array([key[0] for key in classes], np.int64),
         **{k: np.array(v, float if k in ("w", "kv", "act") else np.int64) for k, v in cols.items()})
 
