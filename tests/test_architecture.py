@@ -22,8 +22,9 @@ ALLOWED = {
     "serving": {"workloads"},
     "evaluate": {"model", "workloads", "catalog", "serving"},
     "runs": {"model", "workloads", "evaluate", "pareto", "expr"},
-    "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "dse"},
-    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs", "serving"},
+    "uncertainty": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "validate"},
+    "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "uncertainty", "dse"},
+    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs", "serving", "uncertainty"},
     "validate": {"model", "workloads", "catalog", "evaluate", "serving"},
 }
 # third-party packages a layer must not import

@@ -4,6 +4,7 @@ A run folder (`runs/<study>/`) holds
   parts/part-NNNNNN.parquet  one per batch (GA generation) or grid shard; the system of record
   results.parquet            every trial (rebuilt from the parts by `finalize`), with a `pareto` flag
   pareto.parquet             the feasible non-dominated rows of results.parquet
+  pareto_nominal.parquet     the same on the nominal metrics, when the objectives read robust columns
   run.json                   `RunMeta`: what defines the trials, incl. the hypervolume reference point
   summary.json               `Summary`: counts, front size, hypervolume, best design per objective
   study.yaml                 the study file as given
@@ -24,6 +25,7 @@ PARTS_DIR = "parts"
 PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
 RESULTS = "results.parquet"
 PARETO = "pareto.parquet"
+PARETO_NOMINAL = "pareto_nominal.parquet"
 RUN_JSON = "run.json"
 SUMMARY_JSON = "summary.json"
 STUDY_YAML = "study.yaml"
@@ -76,6 +78,41 @@ class Objective(BaseModel):
 
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+#: robust columns of a study with `uncertainty:` (dse.uncertainty.robust computes them): `p<NN>.<metric>`
+#: is the NN-th percentile of a metric over the Monte-Carlo samples, `prob.<name>` the share of samples
+#: meeting the study's chance condition `uncertainty.chance.<name>`
+ROBUST_RE = re.compile(r"^(?:p(?P<pct>[1-9][0-9]?)\.(?P<metric>[A-Za-z_].*)|prob\.(?P<chance>[A-Za-z_][A-Za-z0-9_]*))$")
+
+
+def robust_column(name: str) -> tuple[str, float | None, str] | None:
+    """("quantile", q, metric) for `p90.metric`, ("chance", None, name) for `prob.name`, else None."""
+    m = ROBUST_RE.match(name)
+    if m is None:
+        return None
+    if m["chance"]:
+        return "chance", None, m["chance"]
+    return "quantile", int(m["pct"]) / 100.0, m["metric"]
+
+
+def nominal_objectives(objectives: list["Objective"]) -> list["Objective"] | None:
+    """The objectives with each robust quantile column replaced by its nominal metric (`p90.cost` → `cost`)
+    and chance columns dropped; None when no objective reads a robust column (or an expression does)."""
+    out, robust = [], False
+    for o in objectives:
+        r = robust_column(o.metric) if not o.is_expression else None
+        if o.is_expression and any(robust_column(n) for n in o.names()):
+            return None
+        if r is None:
+            out.append(o)
+        elif r[0] == "quantile":
+            robust = True
+            out.append(Objective(metric=r[2], direction=o.direction))
+        else:
+            robust = True
+    metrics = [o.metric for o in out]
+    return out if robust and out and len(set(metrics)) == len(metrics) else None
 
 
 class TechnologyRef(_Model):

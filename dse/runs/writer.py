@@ -20,8 +20,9 @@ from dse.errors import DseUserError
 from dse.runs import columns
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
-from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PART_RE, PARTS_DIR, RESULTS, RUN_JSON, SUMMARY_JSON,
-                             TECHNOLOGY_YAML, Objective, RunMeta, Summary, TechnologyRef)
+from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PARETO_NOMINAL, PART_RE, PARTS_DIR, RESULTS, RUN_JSON,
+                             SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary, TechnologyRef,
+                             nominal_objectives)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -177,6 +178,9 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     atomic_write_parquet(df, run_dir / RESULTS)
     front = df.filter(pl.col("pareto"))
     atomic_write_parquet(front, run_dir / PARETO)
+    nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
+    if nominal is not None and _has_objectives(df, nominal):
+        atomic_write_parquet(df.filter(pl.Series(front_mask(df, nominal, use_stored=False))), run_dir / PARETO_NOMINAL)
 
     feas = df.filter(pl.col("feasible")) if df.height else df
     summary: dict[str, Any] = {

@@ -2,7 +2,9 @@
 
 `ModelEvaluator` is small and picklable (it ships to Ray workers) and resolves the mix and technology
 lazily in each process. Any object with `metric_names()` and `__call__(columns) -> dict` can stand in
-for it (tests use a toy one).
+for it (tests use a toy one). A study with `uncertainty:` whose objectives or constraints read robust
+columns (`p90.system_cost_usd`, `prob.<name>`) gets a Monte-Carlo evaluation of every batch and those
+columns beside the nominal metrics (dse.uncertainty.robust).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 from dse.evaluate import evaluate, metric_names
 from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology, load_technology
+from dse.uncertainty.montecarlo import monte_carlo_columns
+from dse.uncertainty.robust import robust_columns
 from dse.workloads.scenarios import load_mix
 
 
@@ -22,12 +26,22 @@ class ModelEvaluator:
     """Evaluate designs given as dotted knob columns with `dse.evaluate.evaluate` on `mix`."""
 
     def __init__(self, mix: str | dict[str, Any], *, base_dir: Path | str | None = None,
-                 technology: Path | str | None = None):
+                 technology: Path | str | None = None, uncertainty: dict[str, Any] | None = None,
+                 robust: list[str] | None = None):
         self.mix_spec = mix
         self.base_dir = str(base_dir) if base_dir is not None else None
         self.technology = str(technology) if technology is not None else None
+        self.uncertainty = dict(uncertainty) if uncertainty else None  # the study's `uncertainty:` (dumped)
+        self.robust = list(robust or []) if uncertainty else []
         self._mix = None
         self._tech = None
+
+    @classmethod
+    def for_study(cls, study: Any) -> "ModelEvaluator":
+        """The evaluator of a loaded `Study` (its mix, technology and robust columns)."""
+        s = study.spec
+        return cls(s.mix, base_dir=study.path.parent if study.path else None, technology=study.technology_path(),
+                   uncertainty=s.uncertainty.model_dump() if s.uncertainty else None, robust=s.robust_names())
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_mix": None, "_tech": None}
@@ -50,12 +64,20 @@ class ModelEvaluator:
 
     def metric_names(self) -> list[str]:
 
-        return list(metric_names(self.mix()))
+        return list(metric_names(self.mix())) + self.robust
 
     def __call__(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
-        arr = DesignArrays.from_columns(columns, self.tech())
-        return normalize(evaluate(arr, self.mix(), self.tech()), len(next(iter(columns.values()))))
+        n = len(next(iter(columns.values())))
+        if not self.robust:
+            arr = DesignArrays.from_columns(columns, self.tech())
+            return normalize(evaluate(arr, self.mix(), self.tech()), n)
+        u = self.uncertainty
+        mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
+                                 model_error=u["model_error"])
+        out = dict(mc.nominal)
+        out.update(robust_columns(mc, self.robust, u.get("chance") or {}, columns))
+        return normalize(out, n)
 
 
 def normalize(metrics: dict[str, Any], n: int) -> dict[str, np.ndarray]:

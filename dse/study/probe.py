@@ -55,8 +55,7 @@ def probe_columns(study: Study) -> dict[str, np.ndarray]:
 def check_study(study: Study) -> None:
     """Raise ConfigError (one line per problem, naming the file and field) if the study cannot run."""
     where = _where(study)
-    base = study.path.parent if study.path else None
-    evaluator = ModelEvaluator(study.spec.mix, base_dir=base, technology=study.technology_path())
+    evaluator = ModelEvaluator.for_study(study)
     problems = check_mix(study, evaluator)
     if problems:
         raise ConfigError(problems, header=f"{where}: {len(problems)} problem(s) in study")

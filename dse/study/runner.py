@@ -73,8 +73,7 @@ def run_dir_for(study: Study, out: Path | str) -> Path:
 
 
 def default_evaluator(study: Study) -> ModelEvaluator:
-    base = study.path.parent if study.path else None
-    return ModelEvaluator(study.spec.mix, base_dir=base, technology=study.technology_path())
+    return ModelEvaluator.for_study(study)
 
 
 class StudyRunner:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dse import expr as ex
 from dse.config import location, parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
-from dse.runs.layout import Objective
+from dse.runs.layout import Objective, robust_column
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
 
@@ -121,6 +122,29 @@ class Execution(_Base):
     inline_below: int = Field(256, ge=0, description="batches smaller than this are evaluated in-process")
 
 
+class Uncertainty(_Base):
+    """Monte-Carlo evaluation of every trial (issue 16): `samples` draws of the technology ranges (and of
+    the model error), the same for every design. Objectives and constraints may then read robust columns:
+    `p<NN>.<metric>` (NN-th percentile over the samples, e.g. p90.system_cost_usd, p10.mix.throughput) and
+    `prob.<name>` (share of samples meeting `chance.<name>`, a condition in the constraint grammar)."""
+
+    samples: int = Field(32, ge=2, le=4096, description="Monte-Carlo samples per design")
+    seed: int = Field(0, description="sample seed (common random numbers: every design sees the same samples)")
+    model_error: bool = Field(True, description="also sample the model's measured error per scenario")
+    chance: dict[str, str] = Field(default_factory=dict,
+                                   description="name → condition; `prob.<name>` is the share of samples meeting it")
+
+    @field_validator("chance")
+    @classmethod
+    def _chance(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"chance names must be identifiers (letters, digits, '_'), got {bad}; they are read as "
+                             "prob.<name>")
+        ex.check_constraints(list(v.values()))
+        return v
+
+
 def _folder_name(v: str) -> str:
     """A name used as a run-folder name: `.` and `..` would write outside `--out`."""
     if v.strip(".") == "":
@@ -165,6 +189,7 @@ class StudySpec(_Base):
     reference_point: dict[str, float] | None = Field(None, description="hypervolume reference per objective metric")
     technology: str | None = Field(None, description="technology override YAML, relative to this file")
     sweep: list[SweepEntry] | None = Field(None, min_length=1)
+    uncertainty: Uncertainty | None = Field(None, description="Monte-Carlo evaluation for robust objectives")
 
     _name_ok = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
 
@@ -222,6 +247,11 @@ class StudySpec(_Base):
     def maximize(self) -> list[bool]:
         return [o.direction == "maximize" for o in self.objectives]
 
+    def robust_names(self) -> list[str]:
+        """Robust columns (`p90.x`, `prob.name`) the objectives and constraints read, in order."""
+        names = [n for o in self.objectives for n in o.names()] + [n for c in self.constraints for n in ex.parse(c).names]
+        return list(dict.fromkeys(n for n in names if robust_column(n) is not None))
+
     @property
     def effective_batch(self) -> int:
         pop = getattr(self.sampler, "population_size", None)
@@ -248,6 +278,8 @@ class Study:
                "objectives": [o.model_dump() for o in s.objectives], "constraints": s.constraints,
                "sampler": s.sampler.model_dump(mode="json"), "seed": s.seed, "batch": s.effective_batch,
                "technology": s.technology}
+        if s.uncertainty is not None:  # robust columns change the trials' values (absent: old fingerprints hold)
+            key["uncertainty"] = s.uncertainty.model_dump(mode="json")
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def technology_path(self) -> Path | None:
@@ -307,6 +339,43 @@ def check_names(spec: StudySpec, space: SearchSpace, metric_names: list[str] | N
     return problems
 
 
+def check_robust(spec: StudySpec, metric_names: list[str], where: str, positions: dict) -> tuple[list[str], list[str]]:
+    """(robust columns the study may read, problems): each `p<NN>.<metric>` needs `uncertainty:` and a numeric
+    metric, each `prob.<name>` a condition `uncertainty.chance.<name>` over metrics and knobs."""
+    known, problems = [], []
+    u = spec.uncertainty
+    fields = [(("objectives", i, "metric"), o.names()) for i, o in enumerate(spec.objectives)]
+    fields += [(("constraints", i), ex.parse(c).names) for i, c in enumerate(spec.constraints)]
+    for path, names in fields:
+        for name in names:
+            r = robust_column(name)
+            if r is None or name in metric_names:
+                continue
+            at = _at(where, positions, path)
+            kind, _, target = r
+            if u is None:
+                problems.append(f"{at}: '{name}' is a robust column (over Monte-Carlo samples of the technology "
+                                "ranges); add `uncertainty: {samples: 32}` to the study, or use the nominal "
+                                f"metric '{target if kind == 'quantile' else name}'")
+            elif kind == "quantile" and target not in metric_names:
+                problems.append(f"{at}: '{name}': {suggest(target, metric_names, 'metric')}")
+            elif kind == "quantile" and _is_text_metric(target):
+                problems.append(f"{at}: '{name}': metric '{target}' is text; a percentile needs a numeric metric")
+            elif kind == "chance" and target not in u.chance:
+                have = ", ".join(sorted(u.chance)) or "none"
+                problems.append(f"{at}: '{name}' reads uncertainty.chance.{target}, which the study does not define "
+                                f"(defined: {have}); add e.g. `chance: {{{target}: \"system_cost_usd <= 100000\"}}`")
+            elif name not in known:
+                known.append(name)
+    if u is not None:
+        for key, cond in u.chance.items():
+            for ref in ex.parse(cond).names:
+                if ref not in metric_names and not ref.startswith(("chip.", "system.")):
+                    problems.append(f"{_at(where, positions, ('uncertainty', 'chance', key))}: condition reads "
+                                    f"{suggest(ref, metric_names, 'metric')}")
+    return known, problems
+
+
 def _is_text_metric(name: str) -> bool:
     """`reason`, `<scenario>.reason`, `<scenario>.weights`: string columns, never objectives or bounds."""
     try:
@@ -345,6 +414,10 @@ def load_study(path: Path | str, *, data: dict | None = None, metric_names: Any 
             raise ConfigError([f"{_at(where, positions, ('mix',))}: {p}" for p in exc.problems]) from None
         except DseUserError as exc:
             raise ConfigError([f"{_at(where, positions, ('mix',))}: {exc}"]) from None
+    if metric_names is not None:
+        robust, bad = check_robust(spec, list(metric_names), where, positions)
+        problems += bad
+        metric_names = list(metric_names) + robust
     if spec.space is not None:
         space_spec, s_where, s_pos, prefix = spec.space, where, positions, ("space",)
     else:
