@@ -418,13 +418,10 @@ def _open_at_1280(cdp: CDP, path: Path) -> None:
     cdp.js("window.dseView.runAsync().then(() => true)")
 
 
-def test_clicking_a_front_point_selects_its_design_and_changes_the_roofline(browser, dashboard_html):
-    path, dash = dashboard_html
-    assert dash.drill, "no drillable designs"
-    _open_at_1280(browser, path)
+def _click_a_front_point(browser, dash) -> tuple[str, str]:
+    """Click a drillable front point other than the picked design: (design_pick before, after)."""
     browser.js(f"(() => {{ window.dseDrill = {json.dumps(dash.drill)}; return true; }})()")
     before = browser.js("window.dseView.signal('design_pick')")
-    ops_before = browser.js(ITEMS + "('roofline_ops_')")
     target = browser.js(FRONT_POINT + f"({json.dumps(before)})")
     assert target, "no clickable front point on screen"
     after = before
@@ -436,8 +433,20 @@ def test_clicking_a_front_point_selects_its_design_and_changes_the_roofline(brow
         if after != before:
             break
     assert after != before and after in dash.drill.values(), (before, after, target)
+    return before, after
+
+
+def test_clicking_a_front_point_selects_its_design_and_changes_the_roofline(browser, dashboard_html):
+    path, dash = dashboard_html
+    assert dash.drill, "no drillable designs"
+    _open_at_1280(browser, path)
+    ops_before = browser.js(ITEMS + "('roofline_ops_')")
+    util_before = browser.js(ITEMS + "('roofline_util_ops')")
+    before, after = _click_a_front_point(browser, dash)
     ops_after = browser.js(ITEMS + "('roofline_ops_')")
     assert {o["design"] for o in ops_after} == {after} and ops_after != ops_before  # the roofline follows
+    util_after = browser.js(ITEMS + "('roofline_util_ops')")  # and its array-utilisation ceilings
+    assert util_after and {o["design"] for o in util_after} == {after} and util_after != util_before
     select = browser.js("Array.from(document.querySelectorAll('#dse-controls select'))"
                         ".find(s => s.parentElement.textContent.includes('Design')).value")
     assert select == after  # and so does the dropdown
@@ -470,3 +479,27 @@ def test_layout_fits_1280_px(browser, dashboard_html):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
     (ARTIFACTS / "dashboard-1280.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_front_shows_error_bars_and_p_front_and_the_tornado_follows_the_click(browser, dashboard_html):
+    """Issue 16.6: p10-p90 whiskers on front points, P(on the front) in the data, the selected design's
+    tornado (and the array-utilisation roof of the selected scenario, issue 14.2)."""
+    path, dash = dashboard_html
+    assert dash.uncertainty
+    _open_at_1280(browser, path)
+    counts = browser.js(MARK_COUNTS)
+    for prefix in ("pareto_errors_", "tornado_bars_", "roofline_util"):
+        assert sum(v for k, v in counts.items() if k.startswith(prefix)) > 0, (prefix, counts)
+    header = browser.js("document.querySelector('header').textContent")
+    assert "probability of staying on the front" in header
+    def bars() -> set:  # designs of the drawn tornado bars (group marks of the view carry no design)
+        items = [b for b in browser.js(ITEMS + "('tornado_bars_')") if b.get("design")]
+        assert items, "no tornado bars drawn"
+        return {b["design"] for b in items}
+
+    bars_before = bars()
+    before, after = _click_a_front_point(browser, dash)
+    assert bars_before == {before}
+    assert bars() == {after}  # the tornado follows the click
+    errors, requests = _problems(browser.events)
+    assert not errors and not requests, (errors, requests)

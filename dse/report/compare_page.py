@@ -1,18 +1,17 @@
 """An offline HTML page comparing designs outside any study: the rooflines of every design overlaid
 (roofs and operators coloured by design) and side-by-side tables, for `dse compare --html` and
-`dse roofline --html`. Vega, Vega-Lite and vega-embed are inlined as in the dashboard (dse.report.page)."""
+`dse roofline --html`, in the same offline shell as the dashboard (dse.report.html_page)."""
 
 from __future__ import annotations
 
 import html as html_lib
-import warnings
 from pathlib import Path
 from typing import Any
 
 import altair as alt
 import polars as pl
 
-from dse.report.page import script_json
+from dse.report.html_page import embed_page
 from dse.report.roofline_view import BOUND_TITLES, roof_lines
 
 OP_COLUMNS = ("phase", "name", "kind", "count", "flops", "bytes", "intensity_flop_per_byte", "attainable_tflops",
@@ -105,63 +104,24 @@ def table_html(title: str, header: list[str], rows: list[list[str]]) -> str:
     return f"<h2>{html_lib.escape(title)}</h2><table class=cmp><tr>{head}</tr>{body}</table>"
 
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
- body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 18px 40px; color: #222;
-   max-width: 1240px; }}
- h1 {{ font-size: 22px; margin: 14px 0 4px; }} h2 {{ font-size: 16px; margin: 18px 0 4px; }}
- table.cmp {{ border-collapse: collapse; font-size: 13px; }}
- table.cmp td, table.cmp th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: right; }}
- table.cmp td:first-child, table.cmp th:first-child {{ text-align: left; }}
- .notes {{ font-size: 12px; color: #8a4b00; }}
- #dse-error {{ color: #b00020; font-weight: bold; }}
-</style>
-<script type="text/javascript">
-// vega-embed bundle (Vega, Vega-Lite {vl_version}, vega-embed) inlined: the page needs no network
-{bundle}
-</script>
-</head>
-<body>
-<h1>{title}</h1>
-<p>{subtitle}</p>
-{notes}
-<div id="dse-error"></div>
-<div id="vis"></div>
-{tables}
-<script type="text/javascript">
-  const spec = {spec};
-  vegaEmbed("#vis", spec, {{renderer: "canvas", actions: {{export: true, source: false, compiled: false, editor: false}}}})
-    .then(function (result) {{ window.dseView = result.view; document.body.dataset.rendered = "ok"; }})
-    .catch(function (err) {{ console.error(err); document.body.dataset.rendered = "error";
-      document.getElementById("dse-error").textContent = "Could not draw the roofline: " + err; }});
-</script>
-</body>
-</html>
+_STYLE = """
+ body { max-width: 1240px; }
+ h1 { font-size: 22px; margin: 14px 0 4px; } h2 { font-size: 16px; margin: 18px 0 4px; }
+ table.cmp { border-collapse: collapse; font-size: 13px; }
+ table.cmp td, table.cmp th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+ table.cmp td:first-child, table.cmp th:first-child { text-align: left; }
 """
 
 
 def render_compare_html(chart: alt.TopLevelMixin, title: str, subtitle: str = "", tables: str = "",
                         notes: list[str] | None = None) -> str:
-    """The self-contained page: the chart's spec (escaped for a script element) and the tables."""
-    import vl_convert
-    from altair.utils._importers import vl_version_for_vl_convert
-
-    vl = vl_version_for_vl_convert()
-    with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
-        warnings.simplefilter("ignore", UserWarning)
-        spec = chart.to_dict()
+    """The self-contained page (dse.report.html_page's shell): the chart and the tables."""
     note_html = ""
     if notes:
         note_html = "<ul class=notes>" + "".join(f"<li>{html_lib.escape(n)}</li>" for n in notes) + "</ul>"
-    return _TEMPLATE.format(title=html_lib.escape(title), vl_version=vl,
-                            bundle=vl_convert.javascript_bundle(vl_version=vl).replace("</script", "<\\/script"),
-                            subtitle=html_lib.escape(subtitle), notes=note_html, tables=tables,
-                            spec=script_json(spec))
+    body = (f"<h1>{html_lib.escape(title)}</h1>\n<p>{html_lib.escape(subtitle)}</p>\n{note_html}\n"
+            f"<div id=\"dse-error\"></div>\n<div id=\"vis\"></div>\n{tables}")
+    return embed_page(title, chart, body, style=_STYLE, failure="Could not draw the roofline: ")
 
 
 def write_compare_html(designs: dict[str, Any], scenarios: list, out: Path | str, *, software: str | None = None,

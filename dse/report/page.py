@@ -1,14 +1,12 @@
 """Assemble the views of a dashboard spec over run folders into one offline HTML page (and PNGs).
 
-The page inlines Vega, Vega-Lite and vega-embed (vl-convert's bundle), so it opens with no network;
-the dropdowns sit in a control bar at the top; the rendered Vega view is exposed as `window.dseView`.
+The page is dse.report.html_page's offline shell (Vega inlined, the view as `window.dseView`); the
+dropdowns sit in a control bar at the top; a click on a ringed front point picks its design.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,13 +18,15 @@ from dse.report import model_data
 from dse.report.breakdown_view import breakdown_chart
 from dse.report.composition_view import composition_chart, composition_table, varying_knobs
 from dse.report.convergence_view import convergence_chart, convergence_table
+from dse.report.html_page import chart_spec, embed_page, script_json
 from dse.report.labels import safe, title_of
 from dse.report.pareto_view import brush_param, pareto_explorer
 from dse.report.roofline_view import design_param, roofline_chart, scenario_param
 from dse.report.serving_view import serving_section
 from dse.report.rundata import RunData, front_mask, knob_columns, load_runs, plot_frame, resolve_objectives, thin
 from dse.report.spec import (BreakdownView, CompositionView, ConvergenceView, DashboardSpec, ParetoView,
-                             RooflineView)
+                             RooflineView, TornadoView)
+from dse.report.uncertainty_view import P_FRONT, front_uncertainty, tornado_chart, tornado_data
 
 CONTROLS = "#dse-controls"
 
@@ -43,6 +43,7 @@ class Dashboard:
     description: str = ""
     drill: dict[str, str] = field(default_factory=dict)  # clickable design (run#trial) → its 'Design' entry
     drill_text: str = ""
+    uncertainty: bool = False  # front points carry error bars and P(on the front)
 
 
 def _top_level(params: list) -> list:
@@ -102,6 +103,11 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     colour = list(dict.fromkeys(([pv.color] + pv.color_choices) if pv else []))
     columns = ["run", "trial", "design", "pareto", *obj_metrics, *headline, *colour, *knobs]
     data = plot_frame(frames, columns)
+    if pv is not None and pv.uncertainty_samples > 0:  # error bars and P(on the front) of the front designs
+        unc, unotes = front_uncertainty(runs, fronts, objs, pv)
+        notes += unotes
+        if unc is not None:
+            data = data.join(unc, on="design", how="left")
     run_rows = [{"name": r.name, "sampler": r.sampler, "path": str(r.path), "trials": t.total, "feasible": t.feasible,
                  "front": t.front, "front_shown": t.front_shown, "dominated_shown": t.dominated_shown}
                 for r, t in zip(runs, thinned)]
@@ -129,7 +135,8 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     picked: dict = {}
     picked_rows: dict = {}
     scenario_names: list[str] = []
-    if any(isinstance(v, (RooflineView, BreakdownView)) for v in spec.views):
+    od = None
+    if any(isinstance(v, (RooflineView, BreakdownView, TornadoView)) for v in spec.views):
         od = model_data.operator_data(runs, fronts, objs, rv, labels, ref_df)
         picked, picked_rows, ops, roofs, scenario_names = od.designs, od.rows, od.ops, od.roofs, od.scenarios
         notes += od.notes
@@ -174,6 +181,18 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
                                              [design_pick])
             if design_pick not in page_params:
                 page_params.append(design_pick)
+        elif isinstance(view, TornadoView):
+            if od is None or not picked:
+                continue
+            tdata, tnotes = tornado_data(picked, od.techs, model_data.mix_of(runs[0]), objs, view.top, labels)
+            notes += tnotes
+            if tdata is None:
+                continue
+            chart = tornado_chart(tdata, view, design_pick=design_pick)
+            sections.append(chart)
+            views["tornado"] = _standalone(chart, [design_pick])
+            if design_pick not in page_params:
+                page_params.append(design_pick)
         elif isinstance(view, CompositionView):
             all_res = pl.concat([r.results for r in runs], how="diagonal_relaxed")
             all_front = np.concatenate([fronts[r.name] for r in runs])
@@ -201,7 +220,8 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
     page.params = page_params
     n_front = sum(int(fronts[r.name].sum()) for r in runs)
     return Dashboard(spec.title, page, views, run_rows, notes, spec.description, drill=drill,
-                     drill_text=_drill_text(len(drill), n_front, rv.designs, reference))
+                     drill_text=_drill_text(len(drill), n_front, rv.designs, reference),
+                     uncertainty=P_FRONT in data.columns)
 
 
 def _drill_text(drillable: int, front: int, cap: int, reference: str | None) -> str:
@@ -224,56 +244,38 @@ def _standalone(chart, params) -> alt.TopLevelMixin:
     return c
 
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
- body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 18px 40px; color: #222; }}
- header {{ margin: 14px 0 6px; }}
- header h1 {{ font-size: 22px; margin: 0 0 4px; }}
- header p {{ margin: 3px 0; max-width: 1100px; }}
- table.runs {{ border-collapse: collapse; font-size: 13px; margin: 6px 0; }}
- table.runs td, table.runs th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: right; }}
- table.runs td:first-child, table.runs th:first-child {{ text-align: left; }}
- .notes {{ font-size: 12px; color: #8a4b00; }}
- #dse-controls {{ position: sticky; top: 0; z-index: 5; background: #f7f7f7; border: 1px solid #ddd;
-   padding: 6px 10px; margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 13px; }}
- #dse-controls .vega-bind {{ display: inline-flex; align-items: center; }}
- #dse-controls select {{ max-width: 420px; }}
- #vis.vega-embed {{ width: 100%; display: flex; }}
- #dse-error {{ color: #b00020; font-weight: bold; }}
-</style>
-<script type="text/javascript">
-// vega-embed bundle (Vega, Vega-Lite {vl_version}, vega-embed) inlined: the page needs no network
-{bundle}
-</script>
-</head>
-<body>
-<header>
+_STYLE = """
+ header { margin: 14px 0 6px; }
+ header h1 { font-size: 22px; margin: 0 0 4px; }
+ header p { margin: 3px 0; max-width: 1100px; }
+ table.runs { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+ table.runs td, table.runs th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+ table.runs td:first-child, table.runs th:first-child { text-align: left; }
+ #dse-controls { position: sticky; top: 0; z-index: 5; background: #f7f7f7; border: 1px solid #ddd;
+   padding: 6px 10px; margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 13px; }
+ #dse-controls .vega-bind { display: inline-flex; align-items: center; }
+ #dse-controls select { max-width: 420px; }
+ #vis.vega-embed { width: 100%; display: flex; }
+"""
+
+_BODY = """<header>
 <h1>{title}</h1>
 {description}
 <p>{thinning}</p>
 {run_table}
-<p>How to use: <b>click a ringed Pareto-front point</b> to show its roofline and time breakdown (or pick it in the
-<b>Design</b> dropdown); drag a rectangle in any Pareto scatter to brush designs (every view highlights the
-same designs; double-click to clear); click a legend entry to keep one category (shift-click for several);
-hover for details.</p>
+<p>How to use: <b>click a ringed Pareto-front point</b> to show its roofline, time breakdown and tornado (or pick
+it in the <b>Design</b> dropdown); drag a rectangle in any Pareto scatter to brush designs (every view highlights
+the same designs; double-click to clear); click a legend entry to keep one category (shift-click for several);
+hover for details.{uncertainty}</p>
 <p id="dse-drill">{drill_text}</p>
 {notes}
 </header>
 <div id="dse-controls"></div>
 <div id="dse-error"></div>
 <div id="vis"></div>
-<script type="text/javascript">
-  const spec = {spec};
-  vegaEmbed("#vis", spec, {{renderer: "canvas", actions: {{export: true, source: false, compiled: false, editor: false}}}})
-    .then(function (result) {{
-      const view = result.view;
-      window.dseView = view;
-      // a click on a front point picks its design in the 'Design' dropdown (roofline and breakdown follow)
+"""
+
+_ON_READY = """      // a click on a front point picks its design in the 'Design' dropdown (roofline and breakdown follow)
       const drill = {drill};
       const say = document.getElementById("dse-drill");
       const onClick = function (name, value) {{
@@ -283,14 +285,11 @@ hover for details.</p>
         else {{ say.textContent = design + " has no precomputed roofline (only the designs listed in the Design "
                 + "dropdown have one); " + {drill_text_js}; }}
       }};
-      try {{ view.addSignalListener("design_click", onClick); }} catch (e) {{ /* no explorer on this page */ }}
-      document.body.dataset.rendered = "ok"; }})
-    .catch(function (err) {{ console.error(err); document.body.dataset.rendered = "error";
-      document.getElementById("dse-error").textContent = "Could not draw the dashboard: " + err; }});
-</script>
-</body>
-</html>
-"""
+      try {{ view.addSignalListener("design_click", onClick); }} catch (e) {{ /* no explorer on this page */ }}"""
+
+UNCERTAINTY_TEXT = (" Whiskers on front points span p10–p90 of each objective over Monte-Carlo samples of the "
+                    "technology ranges and the model error; a front point's opacity is its probability of staying "
+                    "on the front (tooltip: P(on the front)).")
 
 
 def _run_table(runs: list[dict]) -> str:
@@ -320,44 +319,22 @@ def _thinning_text(runs: list[dict]) -> str:
 
 def render_html(d: Dashboard) -> str:
     """The self-contained page as a string."""
-    import vl_convert
-    from altair.utils._importers import vl_version_for_vl_convert
-
-    vl = vl_version_for_vl_convert()
-    with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
-        warnings.simplefilter("ignore", UserWarning)
-        spec = d.chart.to_dict()
     notes = ""
     if d.notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in d.notes)
         notes = f"<details class=notes><summary>{len(d.notes)} note(s) about this page</summary><ul>{items}</ul></details>"
-    return _TEMPLATE.format(
+    body = _BODY.format(
         title=html.escape(d.title),
-        vl_version=vl,
-        bundle=vl_convert.javascript_bundle(vl_version=vl).replace("</script", "<\\/script"),
         description=f"<p>{html.escape(d.description)}</p>" if d.description else "",
         thinning=html.escape(_thinning_text(d.runs)),
         run_table=_run_table(d.runs),
+        uncertainty=UNCERTAINTY_TEXT if d.uncertainty else "",
         notes=notes,
         drill_text=html.escape(d.drill_text),
-        drill=script_json(d.drill),
-        drill_text_js=script_json(d.drill_text),
-        spec=script_json(spec),
     )
-
-
-# Characters that may not appear raw in JSON placed inside an inline <script>: `<` (`</script>` ends the
-# element, `<!--` + `<script` switches the HTML tokenizer into the double-escaped state so the real
-# `</script>` no longer closes it), `>` and `&` (for good measure), U+2028/2029 (line terminators in
-# pre-ES2019 JavaScript). Source: WHATWG HTML §4.12.1.3 "Restrictions for contents of script elements".
-_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_SCRIPT_UNSAFE = str.maketrans(_SCRIPT_ESCAPES)
-
-
-def script_json(obj) -> str:
-    """`obj` as JSON text that is safe to place inside an inline `<script>` element and still parses to
-    the same value (the escapes are JSON string escapes; `<`, `>`, `&` occur only inside strings)."""
-    return json.dumps(obj, separators=(",", ":"), default=str).translate(_SCRIPT_UNSAFE)
+    on_ready = _ON_READY.format(drill=script_json(d.drill), drill_text_js=script_json(d.drill_text))
+    return embed_page(d.title, d.chart, body, style=_STYLE, on_ready=on_ready,
+                      failure="Could not draw the dashboard: ")
 
 
 def write_html(d: Dashboard, out: Path | str) -> Path:
@@ -376,9 +353,7 @@ def write_pngs(d: Dashboard, out_dir: Path | str, scale: float = 1.5) -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, chart in d.views.items():
-        with warnings.catch_warnings(), alt.data_transformers.disable_max_rows():
-            warnings.simplefilter("ignore", UserWarning)
-            spec = chart.to_dict()
+        spec = chart_spec(chart)
         for p in spec.get("params", []):
             if p.get("bind") != "legend":
                 p.pop("bind", None)
@@ -397,4 +372,5 @@ def build_and_write(run_dirs, spec: DashboardSpec, out: Path | str, png_dir: Pat
     return path, pngs, d
 
 
-__all__ = ["Dashboard", "build_dashboard", "render_html", "write_html", "write_pngs", "build_and_write", "title_of"]
+__all__ = ["Dashboard", "build_dashboard", "render_html", "write_html", "write_pngs", "build_and_write", "title_of",
+           "script_json"]

@@ -16,6 +16,7 @@ import polars as pl
 from dse.pareto import nondominated_mask
 from dse.report.labels import safe, title_of
 from dse.report.spec import Objective, ParetoView
+from dse.report.uncertainty_view import P_FRONT, error_bar_layers, error_columns
 
 BRUSH = "brush"
 CLICK = "design_click"  # point selection: clicking a point picks its design for the roofline and breakdown
@@ -136,6 +137,13 @@ def pareto_explorer(
                         title=title_of(c, labels, images=c in images), format=alt.Undefined if data[safe(c)].dtype == pl.String else ",.4~g")
             for c in tooltip_fields if safe(c) in data.columns]
     tips = [alt.Tooltip("design:N", title="Design"), alt.Tooltip("pareto:N", title="On the front")] + tips
+    uncertain = P_FRONT in data.columns  # front designs carry p10/p90 of each objective and P(on the front)
+    if uncertain:  # a front point's opacity is its P(on the front) (a plain column: a null field would drop rows)
+        data = data.with_columns(pl.when(pl.col("pareto")).then(
+            0.12 + 0.88 * pl.col(P_FRONT).fill_null(100.0) / 100.0).otherwise(0.3).alias("_opacity"))
+        tips[2:2] = [alt.Tooltip(f"{P_FRONT}:Q", title="P(on the front) (%)", format=".0f")] + [
+            alt.Tooltip(f"{c}:Q", title=f"{title_of(o.metric, labels)} {q}", format=",.4~g")
+            for o in objs for c, q in zip(error_columns(o.metric), ("p10", "p90")) if c in data.columns]
 
     base = (
         alt.Chart(data)
@@ -150,24 +158,27 @@ def pareto_explorer(
         logx = use_log(data[xs].cast(pl.Float64).to_numpy(), view.log_axes)
         logy = use_log(data[ys].cast(pl.Float64).to_numpy(), view.log_axes)
         arrow = lambda o: "→ better" if o.direction == "maximize" else "← better"  # noqa: E731
+        xscale = alt.Scale(type="log" if logx else "linear", zero=False, nice=False)
+        yscale = alt.Scale(type="log" if logy else "linear", zero=False, nice=False)
         xenc = alt.X(f"{xs}:Q", title=f"{title_of(ox.metric, labels, images=ox.metric in images)}  {arrow(ox)}",
-                     scale=alt.Scale(type="log" if logx else "linear", zero=False, nice=False))
+                     scale=xscale)
         yenc = alt.Y(f"{ys}:Q", title=f"{title_of(oy.metric, labels, images=oy.metric in images)}  "
-                     f"{'↑' if oy.direction == 'maximize' else '↓'} better",
-                     scale=alt.Scale(type="log" if logy else "linear", zero=False, nice=False))
+                     f"{'↑' if oy.direction == 'maximize' else '↓'} better", scale=yscale)
         points = base.mark_point(filled=True).properties(name=f"pareto_points_{i}").encode(
             x=xenc,
             y=yenc,
             color=alt.when(brush & pick)
             .then(alt.Color("colour:N", title="Colour (see dropdown)", legend=alt.Legend(symbolOpacity=1)))
             .otherwise(alt.value(FADED)),
-            opacity=alt.when(alt.datum.pareto).then(alt.value(0.95)).otherwise(alt.value(0.3)),
+            opacity=(alt.Opacity("_opacity:Q", scale=None) if uncertain
+                     else alt.when(alt.datum.pareto).then(alt.value(0.95)).otherwise(alt.value(0.3))),
             size=alt.when(alt.datum.pareto).then(alt.value(46)).otherwise(alt.value(14)),
             shape=alt.Shape("run:N", title="Run") if multi_run else alt.value("circle"),
             tooltip=tips,
         )
         point_views.append(f"pareto_points_{i}")
-        layers = [points]
+        layers = [*error_bar_layers(base, xs, ys, xenc, yenc, (xscale, yscale), f"pareto_errors_{i}",
+                                    data.columns), points]
         # designs with a precomputed roofline ringed on top: clicking one picks it (a `drillable` column marks
         # them; without it every front point is clickable)
         can_drill = alt.datum.drillable if "drillable" in data.columns else alt.datum.pareto

@@ -61,6 +61,49 @@ def roof_lines(roofs: pl.DataFrame, lo: float = 0.05, hi: float = 1e5, n: int = 
                                       "roof": pl.String, "intensity": pl.Float64, "tflops": pl.Float64})
 
 
+def utilisation_roofs(ops: pl.DataFrame, roofs: pl.DataFrame) -> pl.DataFrame:
+    """Per design and scenario: the array-utilisation roof, Σ FLOPs ÷ Σ compute time of its operators (the
+    rate its systolic array / SIMT cores reach on these GEMM shapes: why a compute-bound operator can sit
+    below the peak roof), with its share of the peak."""
+    if not len(ops) or "compute_s" not in ops.columns or not len(roofs):
+        return pl.DataFrame(schema={"design": pl.String, "scenario": pl.String, "util_tflops": pl.Float64,
+                                    "util_pct": pl.Float64, "util_label": pl.String})
+    peak = roofs.group_by("design", "scenario").agg(pl.col("peak_tflops").max())
+    return (ops.filter((pl.col("compute_s") > 0) & (pl.col("flops") > 0))
+            .group_by("design", "scenario", maintain_order=True)
+            .agg((pl.col("flops").sum() / pl.col("compute_s").sum() / 1e12).alias("util_tflops"))
+            .join(peak, on=["design", "scenario"], how="inner")
+            .with_columns((pl.col("util_tflops") / pl.col("peak_tflops") * 100).alias("util_pct"))
+            .with_columns(pl.format("array-utilisation roof ({}): {} % of peak", pl.col("scenario"),
+                                    pl.col("util_pct").round(0).cast(pl.Int64)).alias("util_label"))
+            .drop("peak_tflops"))
+
+
+def utilisation_layers(pts: pl.DataFrame, roofs: pl.DataFrame, x: alt.X, lo: float, hi: float, pick, in_scenario
+                       ) -> list[alt.Chart]:
+    """The array-utilisation roof of the picked design per shown scenario (dotted line, labelled) and each
+    operator's own ceiling (peak × its array utilisation) as a short tick above its point."""
+    util = utilisation_roofs(pts, roofs)
+    if not len(util):
+        return []
+    y = alt.Y("util_tflops:Q", scale=alt.Scale(type="log"))
+    rule = alt.Chart(util).mark_rule(color="#4c78a8", strokeDash=[1, 3], strokeWidth=1.6).encode(
+        y=y, tooltip=[alt.Tooltip("util_label:N", title="Roof"),
+                      alt.Tooltip("util_tflops:Q", title="TFLOP/s", format=",.3~g")],
+    ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_util")
+    text = alt.Chart(util).mark_text(align="left", dx=4, dy=-5, color="#4c78a8", fontSize=10).encode(
+        x=alt.value(4), y=y, text="util_label:N",
+    ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_util_label")
+    ceil = pts.filter((pl.col("compute_s") > 0) & (pl.col("flops") > 0)).with_columns(
+        (pl.col("flops") / pl.col("compute_s") / 1e12).alias("op_ceiling_tflops"))
+    ticks = alt.Chart(ceil).mark_tick(orient="horizontal", color="#4c78a8", thickness=1.5, size=12, opacity=0.8).encode(
+        x=x, y=alt.Y("op_ceiling_tflops:Q", scale=alt.Scale(type="log")),
+        tooltip=[alt.Tooltip("name:N", title="Operator"),
+                 alt.Tooltip("op_ceiling_tflops:Q", title="Array-utilisation ceiling (TFLOP/s)", format=",.3~g")],
+    ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_util_ops")
+    return [rule, text, ticks]
+
+
 def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *,
                    design_pick: alt.Parameter, scenario_pick: alt.Parameter, reference: str | None = None) -> alt.Chart:
     """Operators (x = FLOP per byte moved, y = attained TFLOP/s) of the dropdown's design on log axes.
@@ -125,7 +168,7 @@ def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *
             *([alt.Tooltip("mapping:N", title="Mapping")] if "mapping" in pts.columns else []),
         ],
     ).transform_filter(pick).transform_filter(in_scenario).properties(name="roofline_ops")
-    layers = [roofs_layer, knee_rule, knee_text, points]
+    layers = [roofs_layer, knee_rule, knee_text, *utilisation_layers(pts, roofs, x, lo, hi, pick, in_scenario), points]
     if reference:  # the reference chip drawn under every pick, in grey: its roofs and its operators
         is_ref = alt.datum.design == reference
         ref_roofs = alt.Chart(lines).mark_line(color="#9a9a9a", strokeWidth=1.2, opacity=0.8, clip=True).encode(
@@ -145,8 +188,8 @@ def roofline_chart(ops: pl.DataFrame, roofs: pl.DataFrame, view: RooflineView, *
         layers = [ref_roofs, ref_pts, ref_text, *layers]
     subtitle = ["Click a Pareto-front point in the explorer (or use the 'Design' dropdown); point size = share of "
                 "the scenario's step time;",
-                "dashed grey rule = off-chip knee" + (f"; grey lines and rings = {reference}, for comparison." if reference
-                                                      else ".")]
+                "dashed grey rule = off-chip knee; blue dotted line = array-utilisation roof of the scenario (blue ticks: "
+                "each operator's own)" + (f"; grey lines and rings = {reference}, for comparison." if reference else ".")]
     return alt.layer(*layers).resolve_scale(
         color="independent", shape="independent", size="independent", strokeDash="independent"
     ).properties(

@@ -38,6 +38,10 @@ class ParetoView(_Strict):
     reference_chips: list[str] | Literal["all"] | None = "all"
     width: int = Field(300, ge=100, le=1200)
     height: int = Field(260, ge=100, le=1200)
+    uncertainty_samples: int = Field(32, ge=0, le=1024, description="Monte-Carlo samples of the technology ranges "
+                                     "and model error for the front's p10-p90 error bars and P(on the front); 0 = off")
+    uncertainty_designs: int = Field(300, ge=2, le=5000, description="front designs per run given error bars and "
+                                     "P(on the front), spread evenly along a larger front")
 
 
 class RooflineView(_Strict):
@@ -45,7 +49,9 @@ class RooflineView(_Strict):
 
     kind: Literal["roofline"] = "roofline"
     title: str = "Roofline of the selected design"
-    designs: int = Field(12, ge=1, le=60, description="front designs offered in the dropdown (split over runs)")
+    designs: int = Field(40, ge=1, le=200, description="cap on the front designs that can be drilled into (clicked "
+                         "for a roofline, breakdown and tornado; split over runs): the whole front when it is smaller, "
+                         "else the best per objective and the most isolated ones; the page says which")
     reference_designs: list[str] = Field(
         default_factory=lambda: ["H100-SXM"], description="catalog chips also offered in the dropdown, for comparison"
     )
@@ -61,6 +67,16 @@ class BreakdownView(_Strict):
     title: str = "Where the time goes"
     normalize: bool = True
     width: int = Field(420, ge=100, le=1600)
+
+
+class TornadoView(_Strict):
+    """The selected design's sensitivity: each knob one step and each technology range at its ends, by effect."""
+
+    kind: Literal["tornado"] = "tornado"
+    title: str = "What moves the selected design"
+    top: int = Field(10, ge=1, le=60, description="inputs shown per objective (largest effects)")
+    width: int = Field(300, ge=100, le=1200)
+    height: int = Field(220, ge=60, le=1200)
 
 
 class CompositionView(_Strict):
@@ -84,7 +100,8 @@ class ConvergenceView(_Strict):
 
 
 View = Annotated[
-    Union[ParetoView, RooflineView, BreakdownView, CompositionView, ConvergenceView], Field(discriminator="kind")
+    Union[ParetoView, RooflineView, BreakdownView, TornadoView, CompositionView, ConvergenceView],
+    Field(discriminator="kind")
 ]
 
 
@@ -123,5 +140,5 @@ def default_spec() -> DashboardSpec:
     if DEFAULT_SPEC.exists():
         return load_dashboard_spec(DEFAULT_SPEC)
     return DashboardSpec(
-        views=[ParetoView(), RooflineView(), BreakdownView(), CompositionView(), ConvergenceView()]
+        views=[ParetoView(), RooflineView(), BreakdownView(), TornadoView(), CompositionView(), ConvergenceView()]
     )

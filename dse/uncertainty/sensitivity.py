@@ -93,39 +93,59 @@ def _rel(new: np.ndarray, base: float) -> np.ndarray:
 def sensitivity(design: Design, mix: Mix | str, objectives: Sequence[str], tech: Technology | None = None,
                 software: str | None = None, ranges: bool = True) -> tuple[dict[str, float], list[Change]]:
     """(nominal objective values, one Change per knob step and per technology range end)."""
+    return sensitivity_many([design], mix, objectives, tech, software, ranges)[0]
+
+
+def sensitivity_many(designs: Sequence[Design], mix: Mix | str, objectives: Sequence[str],
+                     tech: Technology | None = None, software: str | None = None,
+                     ranges: bool = True) -> list[tuple[dict[str, float], list[Change]]]:
+    """`sensitivity` of several designs: every knob step of every design in one evaluation, every range
+    end of every design in one Monte-Carlo call (for the dashboard's tornado of each front design)."""
     mix = load_mix(mix) if isinstance(mix, str) else mix
     tech = tech or default_technology()
-    steps = knob_steps(design, tech)
-    base_flat = design.to_flat()
-    variants = [design]
-    for k, _, new in steps:
-        variants.append(Design.from_flat({**base_flat, k.name: new}))
+    all_steps, variants, first = [], [], []
+    for design in designs:
+        base_flat = design.to_flat()
+        first.append(len(variants))
+        variants.append(design)
+        steps = []
+        for k, old, new in knob_steps(design, tech):
+            try:  # a step the design rules forbid (e.g. chiplets off while dies > 1) is no change to rank
+                variants.append(Design.from_flat({**base_flat, k.name: new}))
+            except ValueError:
+                continue
+            steps.append((k, old, new))
+        all_steps.append(steps)
     cols = evaluate(DesignArrays.from_designs(variants, tech), mix, tech, cal=software)
     for o in objectives:
         if o not in cols:
             from dse.errors import DseUserError
             raise DseUserError(f"unknown objective '{o}'; valid: {', '.join(c for c in cols if metric_info(c, mix))}")
-    nominal = {o: float(cols[o][0]) for o in objectives}
-    changes = []
-    for i, (k, old, new) in enumerate(steps, start=1):
-        c = Change("knob", k.name, k.label, old, new, feasible=bool(cols["feasible"][i]))
-        for o in objectives:
-            c.delta_rel[o] = float(_rel(cols[o][i], nominal[o]))
-            if k.type in (int, float) and old:
-                c.elasticity[o] = c.delta_rel[o] / ((new - old) / abs(old))
-        changes.append(c)
-    if ranges and tech.uncertain():
-        ends = [(path, d, v) for path, d in tech.uncertain() for v in d.bounds() if v != d.nominal]
-        mc = monte_carlo(lambda t: DesignArrays.from_designs([design], t), mix, tech, values=[{p: v} for p, _, v in ends],
-                         model_error=False, software=software, exact=True)
-        for s, (path, d, v) in enumerate(ends):
-            c = Change("technology", ".".join(path), ".".join(path), d.nominal, v,
-                       feasible=bool(mc.samples["feasible"][s, 0] > 0.5))
+    out = []
+    for at, steps in zip(first, all_steps):
+        nominal = {o: float(cols[o][at]) for o in objectives}
+        changes = []
+        for i, (k, old, new) in enumerate(steps, start=at + 1):
+            c = Change("knob", k.name, k.label, old, new, feasible=bool(cols["feasible"][i]))
             for o in objectives:
-                c.delta_rel[o] = float(_rel(mc.samples[o][s, 0], nominal[o]))
-                c.elasticity[o] = c.delta_rel[o] / ((v - d.nominal) / abs(d.nominal)) if d.nominal else 0.0
+                c.delta_rel[o] = float(_rel(cols[o][i], nominal[o]))
+                if k.type in (int, float) and old:
+                    c.elasticity[o] = c.delta_rel[o] / ((new - old) / abs(old))
             changes.append(c)
-    return nominal, changes
+        out.append((nominal, changes))
+    if ranges and tech.uncertain() and designs:
+        ends = [(path, d, v) for path, d in tech.uncertain() for v in d.bounds() if v != d.nominal]
+        mc = monte_carlo(lambda t: DesignArrays.from_designs(designs, t), mix, tech, values=[{p: v} for p, _, v in ends],
+                         model_error=False, software=software, exact=True)
+        for j, (nominal, changes) in enumerate(out):
+            for s, (path, d, v) in enumerate(ends):
+                c = Change("technology", ".".join(path), ".".join(path), d.nominal, v,
+                           feasible=bool(mc.samples["feasible"][s, j] > 0.5))
+                for o in objectives:
+                    c.delta_rel[o] = float(_rel(mc.samples[o][s, j], nominal[o]))
+                    c.elasticity[o] = c.delta_rel[o] / ((v - d.nominal) / abs(d.nominal)) if d.nominal else 0.0
+                changes.append(c)
+    return out
 
 
 def ranked(changes: list[Change], objectives: Sequence[str]) -> list[Change]:
@@ -133,4 +153,4 @@ def ranked(changes: list[Change], objectives: Sequence[str]) -> list[Change]:
     return sorted(changes, key=lambda c: (not c.feasible, -max((c.effect(o) for o in objectives), default=0.0)))
 
 
-__all__ = ["Change", "sensitivity", "knob_steps", "ranked"]
+__all__ = ["Change", "sensitivity", "sensitivity_many", "knob_steps", "ranked"]
