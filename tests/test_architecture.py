@@ -24,7 +24,7 @@ ALLOWED = {
     "runs": {"model", "workloads", "evaluate", "pareto", "expr"},
     "uncertainty": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "validate"},
     "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "uncertainty", "dse"},
-    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "runs", "serving", "uncertainty"},
+    "report": {"model", "workloads", "catalog", "designs", "evaluate", "pareto", "expr", "runs", "serving", "uncertainty"},
     "validate": {"model", "workloads", "catalog", "evaluate", "serving"},
 }
 # third-party packages a layer must not import
