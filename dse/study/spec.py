@@ -354,9 +354,10 @@ def check_robust(spec: StudySpec, metric_names: list[str], where: str, positions
             at = _at(where, positions, path)
             kind, _, target = r
             if u is None:
+                fix = (f"or use the nominal metric '{target}'" if kind == "quantile" else
+                       f"with `chance: {{{target}: \"<condition>\"}}` in it")
                 problems.append(f"{at}: '{name}' is a robust column (over Monte-Carlo samples of the technology "
-                                "ranges); add `uncertainty: {samples: 32}` to the study, or use the nominal "
-                                f"metric '{target if kind == 'quantile' else name}'")
+                                f"ranges); add `uncertainty: {{samples: 32}}` to the study, {fix}")
             elif kind == "quantile" and target not in metric_names:
                 problems.append(f"{at}: '{name}': {suggest(target, metric_names, 'metric')}")
             elif kind == "quantile" and _is_text_metric(target):
