@@ -78,7 +78,7 @@ def test_html_is_self_contained(dashboard):
 
 def test_pngs_for_every_view(dashboard, tmp_path):
     paths = write_pngs(dashboard, tmp_path, scale=1.0)
-    assert {p.stem for p in paths} == {"pareto", "roofline", "breakdown", "composition", "convergence"}
+    assert {p.stem for p in paths} == {"pareto", "roofline", "breakdown", "tornado", "composition", "convergence"}
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
 

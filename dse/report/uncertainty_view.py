@@ -172,7 +172,8 @@ def tornado_chart(data: pl.DataFrame, view: TornadoView, *, design_pick: alt.Par
     for obj in data["objective"].unique(maintain_order=True).to_list():
         sub = data.filter(pl.col("objective") == obj)
         charts.append(alt.Chart(sub).mark_bar(height={"band": 0.8}).encode(
-            y=alt.Y("input:N", title=None, sort=alt.EncodingSortField("rank", order="ascending"),
+            y=alt.Y("input:N", title="Input (knob step or technology range)",
+                    sort=alt.EncodingSortField("rank", order="ascending"),
                     axis=alt.Axis(labelLimit=260)),
             x=alt.X("delta_pct:Q", title=f"Change of {obj} (%)"),
             color=alt.Color("kind:N", title="Input", scale=alt.Scale(domain=list(KIND_COLOURS),
