@@ -106,7 +106,7 @@ def test_cli_dashboard(runs, tmp_path):
     res = _dse("dashboard", *runs, "--out", out, "--png", tmp_path / "png")
     assert res.returncode == 0, res.stderr
     assert out.is_file() and "dashboard:" in res.stdout and "3,000 trials" in res.stdout
-    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    assert len(list((tmp_path / "png").glob("*.png"))) == 6  # pareto, roofline, breakdown, tornado, composition, convergence
 
 
 def test_cli_errors_are_user_errors(runs, tmp_path):
