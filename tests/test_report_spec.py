@@ -8,7 +8,7 @@ import pytest
 
 from dse.errors import ConfigError
 from dse.report.spec import (DASHBOARD_DIR, BreakdownView, CompositionView, ConvergenceView, DashboardSpec,
-                             ParetoView, RooflineView, default_spec, load_dashboard_spec)
+                             ParetoView, RooflineView, TornadoView, default_spec, load_dashboard_spec)
 
 
 @pytest.mark.parametrize("name", ["default", "llm", "vision"])
@@ -21,8 +21,8 @@ def test_shipped_specs_validate(name):
 def test_default_spec_is_the_shipped_default():
     spec = default_spec()
     assert spec == load_dashboard_spec(DASHBOARD_DIR / "default.yaml")
-    assert [type(v) for v in spec.views] == [ParetoView, RooflineView, BreakdownView, CompositionView,
-                                            ConvergenceView]
+    assert [type(v) for v in spec.views] == [ParetoView, RooflineView, BreakdownView, TornadoView,
+                                            CompositionView, ConvergenceView]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
