@@ -172,3 +172,54 @@ def test_design_alone_equals_design_in_mixed_chunk():
     for i in range(n):
         alone = evaluate(DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech), "balanced", tech)
         _same({k: np.asarray(v)[i:i + 1] for k, v in mixed.items()}, alone, f"design {i}")
+
+
+# ---- fast paths against their reference: all steps timed in one pass ---------------------------------
+
+def test_step_times_equal_per_step_op_times(monkeypatch):
+    """`perf.step_times` (residency-free part once per design and step, stacked tables for the steps of
+    few designs) gives each instance Σ count × op_times and Σ count × op_energy_j of its own step; the
+    stacked and the one-table-at-a-time paths agree to the bit (a step sums the same whatever shares it)."""
+    from dse.evaluate.mapping import compress_ops
+    from dse.evaluate.table import design_metrics
+    from dse.evaluate.steps import llm_plan_table, cnn_plan_table
+    from dse.model import perf
+    from dse.model.calibration import load_calibration
+    from dse.workloads.modelfile import load_model_shape
+
+    tech, cal = default_technology(), load_calibration(None)
+    hw, _, _, _ = design_metrics(DesignArrays.from_columns(_columns(N, seed=3), tech))
+    tables = []
+    for e in load_mix("extended").scenarios:
+        sc = e.scenario
+        shape = load_model_shape(sc.model)
+        t = (cnn_plan_table(sc, shape, sc.precision_spec()) if sc.kind == "cnn"
+             else llm_plan_table(sc, shape, sc.precision_spec(), hw.num_chips))
+        tables += [compress_ops(s.ops) for s in t.steps]
+    tables = list({id(t): t for t in tables}.values())
+    tables = tuple(tables[i] for i in np.linspace(0, len(tables) - 1, min(60, len(tables))).astype(int))
+    assert len({k for t in tables for k in np.asarray(t.kind).astype(str)} & {"allreduce", "alltoall"}) == 2
+    rng = np.random.default_rng(4)
+    m = 3000
+    step_of, design_of = rng.integers(0, len(tables), m), rng.integers(0, N, m)
+    wres = np.where(rng.random(m) < 0.5, rng.integers(0, 2, m).astype(float), rng.random(m))
+    kres, res = rng.random(m), rng.uniform(0, 2e8, m) * (rng.random(m) < 0.3)
+    energy = rng.random(m) < 0.7
+    runs = {}
+    for own in (0, 10 ** 9, 20):  # every step alone, all stacked, mixed
+        monkeypatch.setattr(perf, "STEP_OWN_PAIRS", own)
+        runs[own] = perf.step_times(tables, step_of, design_of, hw, cal, wres, kres, res, energy)
+    for t, e in runs.values():
+        np.testing.assert_array_equal(t, runs[0][0])
+        np.testing.assert_array_equal(e, runs[0][1])
+    t, e = runs[0]
+    assert np.isnan(e[~energy]).all()
+    for s in np.unique(step_of):
+        i = np.flatnonzero(step_of == s)
+        sub = hw.take(design_of[i])
+        ref = perf.op_times(tables[s], sub, cal, wres[i], kres[i], res[i])
+        cnt = np.asarray(tables[s].count, float)
+        np.testing.assert_allclose(t[i], (ref.total * cnt).sum(axis=1), rtol=1e-12, atol=0)
+        j = energy[i]
+        np.testing.assert_allclose(e[i][j], (perf.op_energy_j(tables[s], sub, ref) * cnt).sum(axis=1)[j],
+                                   rtol=1e-12, atol=0)

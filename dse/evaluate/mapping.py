@@ -29,7 +29,7 @@ from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import Plan, depth_tried
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
-from dse.model.perf import HwView, collective_time, op_energy_j, op_times
+from dse.model.perf import HwView, collective_time, op_energy_j, op_times, step_times
 from dse.workloads.modelfile import load_model_shape
 
 @dataclass
@@ -187,27 +187,11 @@ def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres
                    energy_steps=None) -> StepEval:
     """Step time (s) and dynamic energy (J) per chip of each instance i: design `design_of[i]` running
     `steps[step_of[i]]` with weights / KV resident shares `wres[i]`, `kres[i]` and `resident[i]` bytes
-    resident. One vectorized call per distinct step; energy only for the steps in `energy_steps`
+    resident. One vectorized pass over all steps (`step_times`); energy only for the steps in `energy_steps`
     (all when None; NaN elsewhere)."""
-    step_of = np.asarray(step_of, np.int64)
-    order = np.argsort(step_of.astype(np.int16) if len(steps) < 1 << 15 else step_of, kind="stable")  # radix sort
-    bounds = np.searchsorted(step_of[order], np.arange(len(steps) + 1))
-    rows = hw.take(np.asarray(design_of)[order])
-    wres, kres, resident = (np.asarray(x, float)[order] for x in (wres, kres, resident))
-    t = np.empty(len(order))
-    e = np.full(len(order), np.nan)
-    for s in np.flatnonzero(np.diff(bounds)):
-        sl = slice(bounds[s], bounds[s + 1])
-        ops = compress_ops(steps[s].ops)
-        sub = rows.take(sl)
-        times = op_times(ops, sub, cal, wres[sl], kres[sl], resident[sl])
-        count = np.asarray(ops.count, dtype=float)[None, :]
-        t[sl] = (times.total * count).sum(axis=1)
-        if energy_steps is None or energy_steps[s]:
-            e[sl] = (op_energy_j(ops, sub, times) * count).sum(axis=1)
-    out_t, out_e = np.empty_like(t), np.empty_like(e)
-    out_t[order], out_e[order] = t, e
-    return StepEval(out_t, out_e)
+    t, e = step_times(tuple(compress_ops(s.ops) for s in steps), step_of, design_of, hw, cal, wres, kres, resident,
+                      None if energy_steps is None else np.asarray(energy_steps, bool)[np.asarray(step_of, np.int64)])
+    return StepEval(t, e)
 
 
 def _numeric_metrics(n: int) -> dict[str, np.ndarray]:

@@ -268,28 +268,48 @@ class OpTimes:
 
 @dataclass
 class _OpStatic:
-    """Design-independent columns of an operator table, prepared once per table."""
+    """Design-independent columns of operator tables, prepared once. Per-operator fields have one row per
+    table, shape (r, k): a single table (r = 1) broadcasts over every design, a stack of tables (`_stack`,
+    one row per table; `take` picks one row per design) times different steps on different designs in one
+    pass. `mm`, `vec` and the values of `coll` pick the columns of each operator class (padding columns
+    of a stack have no FLOPs, bytes nor count)."""
 
     k: int
-    mm: np.ndarray        # column indices of matrix operators
-    vec: np.ndarray       # vector-unit operators
-    coll: dict            # collective kind -> column indices
-    noncoll: np.ndarray   # bool mask (k,)
+    mm: np.ndarray | slice  # columns of matrix operators
+    vec: np.ndarray | slice  # vector-unit operators
+    coll: dict               # collective kind -> its columns
+    noncoll: np.ndarray      # bool (r, k)
     flops: np.ndarray
     w: np.ndarray
     act: np.ndarray
     kv: np.ndarray
     count: np.ndarray
-    mm_m: np.ndarray
+    comm_bytes: np.ndarray
+    group: np.ndarray
+    prec: np.ndarray         # int (r, k): compute precision of every operator, index into _PRECISIONS
+    mm_m: np.ndarray         # (r, len(mm)) from here to mm_conv
     mm_n: np.ndarray
     mm_k: np.ndarray
     mm_groups: np.ndarray
-    mm_prec: np.ndarray
+    mm_prec: np.ndarray      # int, index into _PRECISIONS
     mm_sparse: np.ndarray
     mm_conv: np.ndarray
-    launches: np.ndarray  # bool (k,): the operator is a kernel of its own (moves bytes)
-    fusable: np.ndarray   # bool (k,): an epilogue/prologue a fusing stack folds into its neighbour
-    tokens: float         # tokens of the step (largest M of a weight GEMM): decides comm overlap
+    launches: np.ndarray     # bool (r, k): the operator is a kernel of its own (moves bytes)
+    fusable: np.ndarray      # bool (r, k): an epilogue/prologue a fusing stack folds into its neighbour
+    tokens: np.ndarray       # (r, 1): tokens of the step (largest M of a weight GEMM): decides comm overlap
+    count_sum: np.ndarray    # (r, 1): operators of the step (Σ count, summed as `_rowsum` does)
+    order: np.ndarray | None  # columns in summation order (matrix, vector, collectives by kind); None: as laid out
+    precs: tuple             # precision indices present in `prec`
+    mm_precs: tuple          # ... in `mm_prec`
+    sparse: bool             # any 2:4 sparse matrix operator
+
+    _ROWS = ("noncoll", "flops", "w", "act", "kv", "count", "comm_bytes", "group", "prec", "mm_m", "mm_n", "mm_k",
+             "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum")
+
+    def take(self, rows: np.ndarray) -> "_OpStatic":
+        """The tables of `rows` (indices into the stack's rows), one row each."""
+        return _OpStatic(**{f: getattr(self, f)[rows] if f in self._ROWS else getattr(self, f)
+                            for f in self.__dataclass_fields__})
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -308,6 +328,27 @@ PRECISION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.
 # the way into the array, so the step runs at no worse than that precision's speed.
 COMPUTE_FALLBACK = {"fp4": ("fp4", "fp8", "bf16"), "int4": ("int4", "int8", "fp8", "bf16"),
                     "fp8": ("fp8", "bf16"), "int8": ("int8", "bf16"), "bf16": ("bf16",), "fp16": ("bf16",)}
+_PRECISIONS: list[str] = ["bf16"]  # precision names seen in operator tables; static tables hold their index
+
+
+def _rowsum(x: np.ndarray, st: _OpStatic) -> np.ndarray:
+    """Σ over the operators of each row, in `st`'s summation order, one after the other (a cumulative
+    sum): a stacked table's padding columns add exact zeros, so a step sums to the same bits stacked or
+    alone, whichever other steps share the call."""
+    return np.cumsum(x if st.order is None else x[:, st.order], axis=1)[:, -1]
+
+
+def _width(cols: np.ndarray | slice) -> int:
+    """Number of columns picked by `cols` (a slice of a stacked table or an index array)."""
+    return cols.stop - cols.start if isinstance(cols, slice) else len(cols)
+
+
+def _prec_index(names: np.ndarray) -> np.ndarray:
+    for p in np.unique(names):
+        if str(p) not in _PRECISIONS:
+            _PRECISIONS.append(str(p))
+    code = {p: i for i, p in enumerate(_PRECISIONS)}
+    return np.array([code[str(p)] for p in names], np.int64)
 
 
 def _static(ops) -> _OpStatic:
@@ -328,27 +369,78 @@ def _static(ops) -> _OpStatic:
     w = np.asarray(ops.weight_bytes, float)
     is_gemm = kinds == "gemm"
     weight_gemm = is_gemm & (w > 0)
-    st = _OpStatic(
-        k=k, mm=mm, vec=np.flatnonzero(is_vec),
-        coll={c: np.flatnonzero(kinds == c) for c in COLLECTIVE_KINDS if (kinds == c).any()},
-        noncoll=~is_coll, flops=flops, w=w,
-        act=np.asarray(ops.act_in_bytes, float) + np.asarray(ops.act_out_bytes, float),
-        kv=np.asarray(ops.kv_read_bytes, float) + np.asarray(ops.kv_write_bytes, float),
-        count=np.asarray(ops.count, float),
-        mm_m=m_[mm], mm_n=n_[mm], mm_k=k_[mm], mm_groups=groups[mm],
-        mm_prec=np.asarray(ops.compute_precision).astype(str)[mm], mm_sparse=sparse[mm],
-        mm_conv=np.char.find(names[mm], "conv") >= 0,
-        launches=(w + np.asarray(ops.act_in_bytes, float)
-                  + np.asarray(ops.act_out_bytes, float) + np.asarray(ops.kv_read_bytes, float)
-                  + np.asarray(ops.kv_write_bytes, float)) > 0,
-        fusable=np.isin(kinds, list(FUSABLE_KINDS)) & (len(mm) > 0),
-        tokens=float((m_ * groups)[weight_gemm].max()) if weight_gemm.any() else 0.0,
-    )
+    prec = _prec_index(np.asarray(ops.compute_precision).astype(str))
+    row = {
+        "noncoll": ~is_coll, "flops": flops, "w": w,
+        "act": np.asarray(ops.act_in_bytes, float) + np.asarray(ops.act_out_bytes, float),
+        "kv": np.asarray(ops.kv_read_bytes, float) + np.asarray(ops.kv_write_bytes, float),
+        "count": np.asarray(ops.count, float), "comm_bytes": np.asarray(ops.comm_bytes, float),
+        "group": np.asarray(ops.group, float), "prec": prec,
+        "mm_m": m_[mm], "mm_n": n_[mm], "mm_k": k_[mm], "mm_groups": groups[mm], "mm_prec": prec[mm],
+        "mm_sparse": sparse[mm], "mm_conv": np.char.find(names[mm], "conv") >= 0,
+        "launches": (w + np.asarray(ops.act_in_bytes, float)
+                     + np.asarray(ops.act_out_bytes, float) + np.asarray(ops.kv_read_bytes, float)
+                     + np.asarray(ops.kv_write_bytes, float)) > 0,
+        "fusable": np.isin(kinds, list(FUSABLE_KINDS)) & (len(mm) > 0),
+        "tokens": np.array([float((m_ * groups)[weight_gemm].max()) if weight_gemm.any() else 0.0]),
+    }
+    coll = {c: np.flatnonzero(kinds == c) for c in sorted(COLLECTIVE_KINDS) if (kinds == c).any()}
+    order = np.concatenate([mm, np.flatnonzero(is_vec)] + list(coll.values())).astype(np.int64)
+    row["count_sum"] = np.cumsum(row["count"][order])[-1:] if k else np.zeros(1)
+    st = _OpStatic(k=k, mm=mm, vec=np.flatnonzero(is_vec), coll=coll, order=order,
+                   **{f: v[None, :] for f, v in row.items()},
+                   precs=tuple(sorted(set(prec.tolist()))), mm_precs=tuple(sorted(set(prec[mm].tolist()))),
+                   sparse=bool(sparse[mm].any()))
     try:
         object.__setattr__(ops, "_perf_static", st)
     except (AttributeError, TypeError):
         pass
     return st
+
+
+# padding of a stacked table's empty columns: no FLOPs, bytes nor count; a group of one chip
+_PAD = {"group": 1.0, "mm_groups": 1.0, "noncoll": True}
+
+
+def _stack(tables: tuple) -> _OpStatic:
+    """The operator tables `tables` as one static table with a row per table: every table's matrix
+    operators in the first columns, then its vector operators, then a block per collective kind (each
+    padded to the longest table's), so that one column class is one slice for every row."""
+    sts = [_static(t) for t in tables]
+    widths = {"mm": max(len(s.mm) for s in sts), "vec": max(len(s.vec) for s in sts)}
+    kinds = sorted({c for s in sts for c in s.coll})
+    for c in kinds:
+        widths[c] = max(len(s.coll.get(c, ())) for s in sts)
+    starts, at = {}, 0
+    for key, width in widths.items():
+        starts[key] = at
+        at += width
+    k, r = at, len(sts)
+    mm_w = widths["mm"]
+    out = {}
+    for f in _OpStatic._ROWS:
+        proto = getattr(sts[0], f)
+        cols = 1 if f in ("tokens", "count_sum") else mm_w if f.startswith("mm_") else k
+        out[f] = np.full((r, cols), _PAD.get(f, 0), dtype=proto.dtype)
+    out["noncoll"][:, starts.get(kinds[0], k) if kinds else k:] = False
+    for i, s in enumerate(sts):
+        src = np.concatenate([s.mm, s.vec] + [s.coll.get(c, np.zeros(0, np.int64)) for c in kinds]).astype(np.int64)
+        dst = np.concatenate([starts["mm"] + np.arange(len(s.mm)), starts["vec"] + np.arange(len(s.vec))]
+                             + [starts[c] + np.arange(len(s.coll.get(c, ()))) for c in kinds]).astype(np.int64)
+        for f in _OpStatic._ROWS:
+            v = getattr(s, f)[0]
+            if f in ("tokens", "count_sum"):
+                out[f][i] = v
+            elif f.startswith("mm_"):
+                out[f][i, :len(v)] = v
+            else:
+                out[f][i, dst] = v[src]
+    return _OpStatic(k=k, mm=slice(starts["mm"], starts["mm"] + mm_w),
+                     vec=slice(starts["vec"], starts["vec"] + widths["vec"]),
+                     coll={c: slice(starts[c], starts[c] + widths[c]) for c in kinds if widths[c]},
+                     order=None, **out, precs=tuple(sorted(set(out["prec"].ravel().tolist()))),
+                     mm_precs=tuple(sorted(set(out["mm_prec"].ravel().tolist()))),
+                     sparse=any(s.sparse for s in sts))
 
 
 def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
@@ -379,14 +471,22 @@ def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray, sram_bps: 
     takes (K·N·bytes) / the sustained SRAM rate `sram_bps` (see `sram_rate`): an SRAM-resident chip at batch 1 is limited by how fast SRAM
     feeds its arrays. M above the row count pads as in `gemm_utilization`.
     """
-    m, n, k, g = (x[None, :] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
-    rows, cols, cores = hw.rows[:, None], hw.cols[:, None], hw.cores[:, None]
-    simt = ~np.asarray(hw.dataflow, bool)[:, None]
-    u_simt = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k)
-    u_sys = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k)
-    bpv = np.where(narrow, 1.0, 2.0)  # operand bytes of the precision the array runs at
-    feed = np.where(simt, 0.0, k * n * g * bpv / np.maximum(sram_bps[:, None], 1.0))
-    return np.where(simt, u_simt, u_sys), feed
+    simt = ~np.asarray(hw.dataflow, bool)
+    util = np.empty(narrow.shape)
+    feed = np.zeros(narrow.shape)
+    for style in (True, False):  # each design's style only
+        i = np.flatnonzero(simt == style)
+        if not len(i):
+            continue
+        m, n, k, g = (x if x.shape[0] == 1 else x[i] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
+        rows, cols, cores = hw.rows[i, None], hw.cols[i, None], hw.cores[i, None]
+        if style:
+            util[i] = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k)
+        else:
+            util[i] = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k)
+            bpv = np.where(narrow[i], 1.0, 2.0)  # operand bytes of the precision the array runs at
+            feed[i] = k * n * g * bpv / np.maximum(sram_bps[i, None], 1.0)
+    return util, feed
 
 
 def sram_rate(hw: HwView, cal: Calibration) -> np.ndarray:
@@ -410,44 +510,77 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     the step's operators so that the step time Σ count·total includes each exactly once.
     """
     st = _static(ops)
+    return _resident_times(st, hw, cal, _busy_free(st, hw, cal), weights_resident, kv_resident, resident_bytes)
+
+
+@dataclass
+class _Free:
+    """The residency-independent part of operator times, (n, k) per design × operator: compute time,
+    collective time and its bandwidth part; (n, 1): the per-kernel gap."""
+
+    compute: np.ndarray
+    comm: np.ndarray
+    comm_bw: np.ndarray
+    gap: np.ndarray
+
+    def take(self, rows: np.ndarray) -> "_Free":
+        return _Free(self.compute[rows], self.comm[rows], self.comm_bw[rows], self.gap[rows])
+
+
+def _busy_free(st: _OpStatic, hw: HwView, cal: Calibration) -> _Free:
+    """Compute and collective times of `st`'s operators on `hw` (one table row per design, or one for all)."""
     n, k = hw.n, st.k
     compute = np.zeros((n, k))
-    if len(st.mm):
-        peak = np.empty((n, len(st.mm)))
-        narrow = np.zeros((n, len(st.mm)), bool)
-        for p in np.unique(st.mm_prec):
-            pk, nw = compute_peak(hw, str(p))
+    mm_w = st.mm_m.shape[1]
+    if mm_w:
+        peak = np.zeros((n, mm_w))
+        narrow = np.zeros((n, mm_w), bool)
+        for p in st.mm_precs:
+            pk, nw = compute_peak(hw, _PRECISIONS[p])
             cols_p = st.mm_prec == p
-            peak[:, cols_p] = pk[:, None]
-            narrow[:, cols_p] = nw[:, None]
+            peak = np.where(cols_p, pk[:, None], peak)
+            narrow = np.where(cols_p, nw[:, None], narrow)
         # 2:4 weight GEMMs list the FLOPs actually executed (half the dense ones): a chip with sparse
         # tensor cores runs them at its dense peak, a chip without must run the dense FLOPs (2x)
-        if st.mm_sparse.any():
-            peak *= np.where(st.mm_sparse[None, :] & ~hw.sparsity[:, None], 0.5, 1.0)
+        if st.sparse:
+            peak *= np.where(st.mm_sparse & ~hw.sparsity[:, None], 0.5, 1.0)
         util, feed = _array_utilization(st, hw, narrow, sram_rate(hw, cal))
         # narrow datatypes double the operand rate per FLOP the array must be fed: `lowp_eff`
-        eff = np.where(st.mm_conv[None, :], cal.conv_eff,
-                       cal.compute_eff_max * np.where(narrow, cal.lowp_eff, 1.0))
-        compute[:, st.mm] = np.maximum(st.flops[st.mm][None, :] / np.maximum(peak * util * eff, 1.0),
-                                       feed)
-    if len(st.vec):
+        eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max * np.where(narrow, cal.lowp_eff, 1.0))
+        compute[:, st.mm] = np.maximum(st.flops[:, st.mm] / np.maximum(peak * util * eff, 1.0), feed)
+    if _width(st.vec):
         # a chip without a vector unit runs elementwise work on one row of its MAC arrays
         vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
-        compute[:, st.vec] = st.flops[st.vec][None, :] / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
+        compute[:, st.vec] = st.flops[:, st.vec] / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
+    comm = np.zeros((n, k))
+    comm_bw = np.zeros((n, k))
+    for kind, cols in st.coll.items():
+        t_bw, t_lat = collective_time(kind, st.comm_bytes[:, cols], st.group[:, cols], hw, cal, split=True)
+        comm[:, cols] = t_bw + t_lat
+        comm_bw[:, cols] = t_bw
+    dyn = ~np.asarray(hw.dataflow, bool)[:, None]
+    gap = np.where(dyn, cal.kernel_gap_us * 1e-6, fill_time_s(hw)[:, None])
+    return _Free(compute, comm, comm_bw, gap)
 
+
+def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, weights_resident, kv_resident,
+                    resident_bytes=None) -> OpTimes:
+    """`op_times` from the residency-independent part `free` (see `op_times` for the arguments)."""
+    n = hw.n
+    compute, comm, comm_bw = free.compute, free.comm, free.comm_bw
     wres = np.clip(np.asarray(weights_resident, float), 0.0, 1.0)[:, None]
     kres = np.clip(np.asarray(kv_resident, float), 0.0, 1.0)[:, None]
     has_mem = (hw.mem_bw > 0)[:, None]
-    fused = (st.fusable & cal.fuse_epilogues)[None, :]
+    fused = st.fusable & cal.fuse_epilogues
     # a fused epilogue's activations never leave the kernel, and its few parameters (norm scales) ride
     # along with the host kernel's operands
-    w = np.where(fused, 0.0, st.w[None, :])
-    kv = st.kv[None, :]
-    act = np.where(fused, 0.0, st.act[None, :])
+    w = np.where(fused, 0.0, st.w)
+    kv = st.kv
+    act = np.where(fused, 0.0, st.act)
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
     free_sram = np.maximum(hw.sram_bytes - resident, 0.0)[:, None]
     act_on_chip = (act <= free_sram) | ~has_mem
-    nc = st.noncoll[None, :]
+    nc = st.noncoll
     act_off = np.where(act_on_chip, 0.0, act)
     off = ((1.0 - wres) * w + (1.0 - kres) * kv + act_off) * (has_mem & nc)
     # share of the operator's transfer still streamed: 1 when any of its tensors streams whole (f in
@@ -469,13 +602,6 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
         # a chiplet split moves the SRAM traffic that crosses a die edge over the die-to-die PHYs
         sram = np.maximum(sram, hw.d2d_share[:, None] * through / np.maximum(hw.d2d_bw[:, None], 1.0))
 
-    comm = np.zeros((n, k))
-    comm_bw = np.zeros((n, k))
-    for kind, cols in st.coll.items():
-        t_bw, t_lat = collective_time(kind, np.asarray(ops.comm_bytes, float)[cols],
-                                      np.asarray(ops.group, float)[cols], hw, cal, split=True)
-        comm[:, cols] = t_bw + t_lat
-        comm_bw[:, cols] = t_bw
     # per-kernel cost of an operator that stays a kernel of its own (a fused epilogue, or an operator that
     # moves no bytes of its own such as a conv's ReLU, costs its FLOPs only):
     # - dynamically scheduled chip (GPU): the device-side boundary `kernel_gap_us`; a stack launching
@@ -485,26 +611,26 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     #   of a repeated layer), and only the host's excess over the GPU's time is exposed; it is spread
     #   over the step's kernels in proportion to their counts.
     # - statically scheduled chip: array fill/drain (fill_time_s), no launches
-    kernel = nc & st.launches[None, :] & ~fused
+    kernel = nc & st.launches & ~fused
     busy = np.maximum(np.maximum(compute, memory), sram)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
-    gap = np.where(dyn, cal.kernel_gap_us * 1e-6, fill_time_s(hw)[:, None])
-    overhead = gap * kernel
+    overhead = free.gap * kernel
     if cal.launch_us > 0:
-        cnt = st.count[None, :]
-        launches = (kernel * cnt).sum(axis=1)
-        gpu = ((np.maximum(busy, comm) + overhead) * cnt).sum(axis=1)
+        cnt = st.count
+        launches = _rowsum(kernel * cnt, st)
+        gpu = _rowsum((np.maximum(busy, comm) + overhead) * cnt, st)
         host = np.where(dyn[:, 0], cal.launch_us * 1e-6 * launches, 0.0)
         excess = np.maximum(host - gpu, 0.0) / np.maximum(launches, 1.0)
         overhead = overhead + excess[:, None] * kernel
-    if cal.comm_overlap > 0 and st.tokens >= 2 * COMM_OVERLAP_MIN_TOKENS and st.coll:
+    overlap = st.tokens >= 2 * COMM_OVERLAP_MIN_TOKENS  # (rows, 1)
+    if cal.comm_overlap > 0 and st.coll and overlap.any():
         # hide up to comm_overlap of every collective's bandwidth time under the step's compute
-        cnt = st.count[None, :]
-        want = cal.comm_overlap * (comm_bw * cnt).sum(axis=1)
-        room = ((busy + overhead) * cnt * nc).sum(axis=1)
+        cnt = st.count
+        want = cal.comm_overlap * _rowsum(comm_bw * cnt, st)
+        room = _rowsum((busy + overhead) * cnt * nc, st)
         frac = np.where(want > 0, np.minimum(want, room) / np.maximum(want, 1e-300), 0.0)[:, None]
-        comm = comm - cal.comm_overlap * comm_bw * frac
-    total_count = max(float(st.count.sum()), 1.0)
+        comm = np.where(overlap, comm - cal.comm_overlap * comm_bw * frac, comm)
+    total_count = np.maximum(st.count_sum, 1.0)
     overhead = overhead + cal.step_overhead_us * 1e-6 / total_count
     total = np.maximum(busy, comm) + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
@@ -512,19 +638,94 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
 
 def op_energy_j(ops, hw: HwView, times: OpTimes) -> np.ndarray:
     """Dynamic energy (J) of each design × operator: FLOPs, SRAM bytes, off-chip bits, link bits."""
-    n, k = hw.n, len(ops.flops)
-    flops = _col(ops.flops)
-    prec = np.asarray(ops.compute_precision)
+    return _energy_j(_static(ops), hw, times.offchip_bytes, times.sram_bytes)
+
+
+def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: np.ndarray) -> np.ndarray:
+    n, k = hw.n, st.k
     e_flop = np.zeros((n, k))
-    for p in np.unique(prec):
-        e = hw.energy_pj_per_flop.get(str(p), hw.energy_pj_per_flop.get("bf16", np.zeros(n)))
-        e_flop[:, prec == p] = np.asarray(e, float)[:, None] if np.ndim(e) else e
+    for p in st.precs:
+        e = hw.energy_pj_per_flop.get(_PRECISIONS[p], hw.energy_pj_per_flop.get("bf16", np.zeros(n)))
+        e_flop = np.where(st.prec == p, np.asarray(e, float)[:, None] if np.ndim(e) else e, e_flop)
     zero = np.zeros(n)
     e_sram = (hw.sram_pj_per_byte if hw.sram_pj_per_byte is not None else zero)[:, None]
     e_mem = (hw.mem_pj_per_bit if hw.mem_pj_per_bit is not None else zero)[:, None]
     e_link = (hw.link_pj_per_bit if hw.link_pj_per_bit is not None else zero)[:, None]
-    comm_bits = _col(ops.comm_bytes) * 8
+    comm_bits = st.comm_bytes * 8
     # an off-chip byte is written into and read out of on-chip SRAM staging on its way to the arrays
-    staged = 2.0 * times.offchip_bytes
-    pj = flops * e_flop + (times.sram_bytes + staged) * e_sram + times.offchip_bytes * 8 * e_mem + comm_bits * e_link
+    staged = 2.0 * offchip_bytes
+    pj = st.flops * e_flop + (sram_bytes + staged) * e_sram + offchip_bytes * 8 * e_mem + comm_bits * e_link
     return pj * 1e-12
+
+
+# elements (pairs × operator columns) per block of `step_times`: bounds its temporaries (~2 MB each)
+STEP_BLOCK_ELEMENTS = 1 << 18
+# a step timed on at least this many designs is timed on its own (its table broadcast, nothing gathered);
+# the steps of fewer designs are timed together from their stacked tables (one pass instead of one each)
+STEP_OWN_PAIRS = 512
+_STACKS: dict[tuple, tuple] = {}
+
+
+def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
+    """(all tables stacked, each table stacked alone), cached on the tables' identities."""
+    key = tuple(id(t) for t in tables)
+    hit = _STACKS.get(key)
+    if hit is None:
+        if len(_STACKS) > 64:
+            _STACKS.clear()
+        tables = tuple(tables)
+        hit = _STACKS[key] = (tables, _stack(tables), [_stack((t,)) for t in tables])  # keeps the ids alive
+    return hit[1], hit[2]
+
+
+def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weights_resident, kv_resident,
+               resident_bytes, energy_of=None) -> tuple[np.ndarray, np.ndarray]:
+    """(time s, dynamic energy J) per chip of each instance i: operator table `tables[table_of[i]]` (one
+    step) on design `design_of[i]` of `hw` with the given resident shares and bytes: Σ count × `op_times`
+    and Σ count × `op_energy_j` (summed in `_rowsum` order). The residency-independent part is computed once
+    per (design, step) however many residencies share it; steps on few designs are timed together from
+    their stacked tables. Energy only where `energy_of[i]` (all when None; NaN elsewhere)."""
+    stack, alone = _stacks(tables)
+    m, n = len(table_of), hw.n
+    t_out, e_out = np.empty(m), np.full(m, np.nan)
+    if not m:
+        return t_out, e_out
+    pair = np.asarray(table_of, np.int64) * n + np.asarray(design_of, np.int64)
+    order = np.argsort(pair, kind="stable")
+    sp = pair[order]
+    new = np.concatenate([[True], sp[1:] != sp[:-1]])
+    first = np.append(np.flatnonzero(new), m)   # first row (in `order`) of each distinct pair, then m
+    run = np.cumsum(new) - 1                     # distinct pair of each row (in `order`)
+    upair = sp[first[:-1]]
+    ustep, udesign = upair // n, upair % n
+    wres, kres, res = (np.broadcast_to(np.asarray(x, float), (m,))[order] for x in
+                       (weights_resident, kv_resident, resident_bytes))
+    want_e = np.ones(m, bool) if energy_of is None else np.asarray(energy_of, bool)[order]
+    # segments of distinct pairs: (first pair, end pair, table stacked alone or None for the whole stack)
+    bounds = np.searchsorted(ustep, np.arange(len(tables) + 1))
+    segs, a = [], None
+    for s_, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if hi - lo >= STEP_OWN_PAIRS:
+            step = max(1, STEP_BLOCK_ELEMENTS // max(alone[s_].k, 1))
+            segs += [(b, min(b + step, hi), alone[s_]) for b in range(lo, hi, step)]
+        elif hi > lo:
+            if a is None or (hi - a) * stack.k > STEP_BLOCK_ELEMENTS or segs[-1][2] is not None:
+                segs.append((lo, hi, None))
+                a = lo
+            else:
+                segs[-1] = (a, hi, None)
+    for a, b, own in segs:
+        st_u = own if own is not None else stack.take(ustep[a:b])
+        hw_u = hw.take(udesign[a:b])
+        free = _busy_free(st_u, hw_u, cal)
+        lo, hi = first[a], first[b]
+        inv = run[lo:hi] - a
+        st_r, hw_r = (own if own is not None else st_u.take(inv)), hw_u.take(inv)
+        times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
+        t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
+        sel = np.flatnonzero(want_e[lo:hi])
+        if len(sel):
+            st_e = own if own is not None else st_r.take(sel)
+            e = _energy_j(st_e, hw_r.take(sel), times.offchip_bytes[sel], times.sram_bytes[sel])
+            e_out[order[lo + sel]] = _rowsum(e * st_e.count, st_e)
+    return t_out, e_out
