@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from dse.errors import ConfigError
 
@@ -431,6 +431,34 @@ def _duplicate_keys(root: yaml.Node, where: str) -> list[str]:
             for i in reversed(range(len(node.value))):
                 stack.append((node.value[i], prefix + (i,)))
     return [line for _, line in sorted(out)]
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """True when a field type takes int/float but not bool (`int | None`, `Annotated[float, ...]`)."""
+    seen, stack = set(), [annotation]
+    while stack:
+        a = stack.pop()
+        if a is Any:
+            return False
+        if a in (bool, int, float):
+            seen.add(a)
+        stack.extend(typing.get_args(a))
+    return bool(seen) and bool not in seen
+
+
+class NoBoolNumbers(BaseModel):
+    """Base of config models: a YAML `true`/`false` given where a number goes is an error (pydantic would
+    read it as 1 or 0: `trials: true` ran a 1-trial study)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                info = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and info is not None and _numbers_only(info.annotation):
+                    raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
+        return data
 
 
 def validate_data(data: Any, model_cls: type[T], *, where: str = "<data>",

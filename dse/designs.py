@@ -24,8 +24,11 @@ def _load_file(path: Path, name: str | None):
     UTF-8, malformed, alias bombs, non-finite or huge numbers) are ConfigErrors naming the file."""
 
     docs = parse_yaml_documents(path)
+    if not docs or all(d is None for d, _ in docs):
+        raise DseUserError(f"{path}: empty file (no design in it); a design names at least its chip, e.g. "
+                           "`chip: {cores: 16, memory: hbm3}` (see `dse schema design`)")
     if len(docs) <= 1 and name is None:
-        data, positions = docs[0] if docs else (None, {})
+        data, positions = docs[0]
         return validate_data(data, Design, where=str(path), positions=positions, what="design")
     names = [str(d.get("name", "")) if isinstance(d, dict) else "" for d, _ in docs]
     if name is None:
@@ -42,6 +45,8 @@ def load_design(spec: str):
     """A `Design` from a catalog name (e.g. `H100-SXM`), a YAML file, or `FILE.yaml#NAME` for one design
     of a file holding several; errors are DseUserError (exit status 2)."""
 
+    if not spec.strip():
+        raise DseUserError("design: empty name; give a catalog name (see `dse catalog`) or a design YAML file")
     path, name = _split_selector(spec)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
         if not path.exists():

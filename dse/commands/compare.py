@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import console
+from dse.commands._console import console, output_file
 from dse.commands._format import money, number
 from dse.commands.perf import _py, _to_jsonable, check_workload_flags, mix_help, scenario_help
 from dse.errors import DseUserError
@@ -127,6 +127,11 @@ def compare_cmd(
     from dse.workloads.scenarios import load_mix, load_scenario, mix_of
 
     check_workload_flags(mix, scenario, None)
+    if len(designs) < 2:
+        raise DseUserError(f"dse compare needs two or more designs, got {len(designs)}; for one design run "
+                           f"`dse evaluate {designs[0]}` or `dse describe {designs[0]}`")
+    if html is not None:
+        output_file(html, "--html")
     loaded: dict[str, Any] = {}
     for spec in designs:
         d = load_design(spec)

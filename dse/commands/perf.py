@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import console
+from dse.commands._console import console, output_file
 from dse.commands._format import money, number, with_unit
 from dse.errors import DseUserError
 from dse.evaluate.metrics import SCENARIO, metric_info
@@ -31,10 +31,18 @@ def scenario_help() -> str:
 
 def check_workload_flags(mix: str | None, scenario: str | None, model: str | None) -> None:
     """`--mix`, `--scenario` and `--model` each choose the workload: more than one is a usage error."""
+    for n, v in (("mix", mix), ("scenario", scenario), ("model", model)):
+        not_empty(v, f"--{n}")
     given = [f"--{n} {v}" for n, v in (("mix", mix), ("scenario", scenario), ("model", model)) if v]
     if len(given) > 1:
         raise DseUserError(f"{' and '.join(given)}: these options both choose the workload; give only one "
                            "(--mix for a mix, --scenario for one scenario, --model for an ad-hoc scenario)")
+
+
+def not_empty(value: str | None, option: str) -> None:
+    """An option given as an empty string (an unset shell variable, usually) is a usage error, not the default."""
+    if value is not None and not value.strip():
+        raise DseUserError(f"{option}: empty value; give a name (or leave the option out for the default)")
 
 
 def _to_jsonable(v):
@@ -91,7 +99,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     samples: int = typer.Option(0, "--samples", min=0, max=100_000, help="Monte-Carlo samples of the technology ranges and "
                                 "the model error: print p10/p50/p90 (dse.uncertainty)"),
-    seed: int = typer.Option(0, "--seed", help="random seed of --samples"),
+    seed: int = typer.Option(0, "--seed", min=0, help="random seed of --samples"),
 ) -> None:
     """Best mapping and metrics of DESIGN on a mix, one scenario, or an ad-hoc scenario."""
     from dse.designs import load_design
@@ -102,12 +110,18 @@ def evaluate(
                            f"several side by side run `dse compare {' '.join(designs)}`")
     design = designs[0]
     check_workload_flags(mix, scenario, model)
+    not_empty(software, "--software")
+    not_empty(weight_format, "--weight-format")
     d = load_design(design)
     if chips is not None and chips > d.system.num_chips:
         raise typer.BadParameter(
             f"{chips} chips asked for, but design {d.name or design!r} has system.num_chips = "
             f"{d.system.num_chips}; use --chips {d.system.num_chips} or less, or a design with more chips",
             param_hint="'--chips'")
+    usable = chips or d.system.num_chips
+    if (tp or 1) * (pp or 1) > usable:
+        raise DseUserError(f"--tp {tp or 1} --pp {pp or 1}: needs {(tp or 1) * (pp or 1)} chips, but only {usable} "
+                           f"may be used (--chips or the design's system.num_chips); give tp × pp <= {usable}")
     adhoc = None
     if model:
         adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
@@ -219,6 +233,9 @@ def roofline(
     from dse.evaluate import operator_breakdown
     from dse.workloads.scenarios import load_scenario
 
+    not_empty(software, "--software")
+    if html is not None:
+        output_file(html, "--html")
     d = load_design(design)
     sc = load_scenario(scenario)
     if phase is not None and phase not in sc.phases:

@@ -30,8 +30,10 @@ def run_cmd(
     """Run a study (or sweep) to its budget; rerunning continues where it stopped."""
     from rich.console import Console
 
+    from dse.commands.perf import not_empty
     from dse.study.spec import load_study
 
+    not_empty(address, "--address")
     study = load_study(study_file)
     console = Console(stderr=True)
     if study.spec.sweep:

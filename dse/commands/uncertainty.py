@@ -84,9 +84,20 @@ def sensitivity(
     from dse.uncertainty.sensitivity import sensitivity as run
     from dse.workloads.scenarios import load_mix, load_scenario, mix_of
 
+    from dse.commands.perf import check_workload_flags, not_empty
+    from dse.errors import DseUserError
+    from dse.evaluate.metrics import metric_info
+
+    check_workload_flags(mix, scenario, None)
+    not_empty(software, "--software")
     d = load_design(design)
     the_mix = mix_of([load_scenario(scenario)]) if scenario else load_mix(mix or "balanced")
     objs = list(objective or DEFAULT_OBJECTIVES)
+    for o in objs:
+        info = metric_info(o, the_mix)
+        if info is not None and not info.metric.numeric:
+            raise DseUserError(f"--objective {o}: is a {info.metric.dtype} metric, not a number; give a numeric "
+                               f"metric (e.g. {', '.join(DEFAULT_OBJECTIVES)})")
     nominal, changes = run(d, the_mix, objs, _tech(tech), software=software)
     rows = ranked(changes, objs)
     if not all_rows:

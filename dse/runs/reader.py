@@ -48,7 +48,7 @@ def read_json(path: Path) -> dict:
     """A JSON object from `path`, {} when missing or unreadable (a killed run may lack summary.json)."""
     try:
         data = json.loads(path.read_text()) if path.is_file() else {}
-    except (json.JSONDecodeError, OSError):
+    except (ValueError, OSError):  # malformed JSON or not UTF-8 (both ValueErrors), unreadable
         data = {}
     return data if isinstance(data, dict) else {}
 

@@ -6,7 +6,6 @@ Kept apart from `runner` so that `grid` does not import it (no import cycle)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +106,12 @@ def prepare_run_dir(study: Study, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     meta_path = run_dir / RUN_JSON
     if meta_path.exists():
-        old = json.loads(meta_path.read_text())
+        old = read_json(meta_path)
+        if not old and PartStore(run_dir, create=False).indices():
+            raise DseUserError(
+                f"{meta_path}: damaged (not a JSON object), so this folder's study cannot be checked; if it holds "
+                f"a run of this same study delete {meta_path.name} and rerun (it is rewritten and the stored "
+                "trials are kept), else use another --out folder")
         if old.get("fingerprint") != study.fingerprint() and PartStore(run_dir, create=False).indices():
             raise DseUserError(
                 f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "

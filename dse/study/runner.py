@@ -132,7 +132,8 @@ class StudyRunner:
                 optuna.storages.get_storage(self.spec.storage)
             except Exception as exc:  # noqa: BLE001 - any driver/connection error is the user's to fix
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise DseUserError(f"storage '{self.spec.storage}': cannot open it: {first}") from None
+                raise DseUserError(f"{self.study.path or 'study'}: storage: '{self.spec.storage}': cannot open it: "
+                                   f"{first} (a file storage's folder must exist)") from None
             self._check_storage_owner()
         if getattr(self.executor, "kind", "") == "ray" and (
                 getattr(self.executor, "address", None) or os.environ.get("RAY_ADDRESS")):

@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from dse.config import parse_yaml, suggest, validate_data
+from dse.config import NoBoolNumbers, parse_yaml, suggest, validate_data
 from dse.errors import ConfigError
 from dse import expr as ex
 from dse.study.knobs import check_value, design_knobs, field_problem, knob_kind, out_of_bounds
@@ -23,7 +23,7 @@ from dse.study.knobs import check_value, design_knobs, field_problem, knob_kind,
 Scalar = Union[bool, int, float, str]
 
 
-class _Base(BaseModel):
+class _Base(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dse import expr as ex
-from dse.config import location, parse_yaml, suggest, validate_data
+from dse.config import NoBoolNumbers, location, parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
 from dse.runs.layout import Objective, robust_column
 from dse.study.space import SearchSpace, SearchSpaceSpec, check_space
 
 
-class _Base(BaseModel):
+class _Base(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

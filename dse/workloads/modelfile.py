@@ -60,19 +60,38 @@ def _load_model_file(path: str, _stamp: int) -> ModelShape:
         raise ConfigError([f"{p}: cannot read: {exc}"]) from None
     try:  # JSON is (nearly) YAML: the YAML parser gives line numbers for the error messages
         data, positions = parse_yaml_text(text, str(p))
-    except ConfigError:
-        if p.suffix.lower() != ".json":
+    except ConfigError as yaml_error:
+        # only a JSON that YAML cannot parse is read as JSON; a problem in its content (a duplicated
+        # key, an integer beyond int64) stays an error
+        if p.suffix.lower() != ".json" or not all("malformed YAML" in q for q in yaml_error.problems):
             raise
         try:
-            data, positions = json.loads(text), {}
+            data, positions = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant), {}
         except json.JSONDecodeError as exc:
             raise ConfigError([f"{p}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from None
+        except ValueError as exc:
+            raise ConfigError([f"{p}: {exc}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{p}:1:1: (top level): expected a mapping of model fields, got "
                            f"{type(data).__name__}"])
     default_name = p.parent.name if p.name == "config.json" else p.stem
     return shape_from_mapping(data, where=str(p), positions=positions, base_dir=p.parent,
                               default_name=default_name)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json.loads hook: a key given twice in one object is an error (json keeps the last silently)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"{k}: duplicate key; keep one")
+        out[k] = v
+    return out
+
+
+def _no_constant(name: str):
+    """json.loads hook: NaN / Infinity are not JSON numbers and never a model size."""
+    raise ValueError(f"{name} is not a number; give a finite value")
 
 
 def shape_from_mapping(data: dict, *, where: str, positions: dict | None = None,

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from dse.config import load_yaml_model, suggest, validate_data
+from dse.config import MAX_YAML_INT, load_yaml_model, suggest, validate_data
 from dse.errors import DseUserError
 from dse.workloads.serving import ServingWorkload
 from dse.workloads.modelfile import load_model_shape
@@ -99,6 +99,16 @@ class Scenario(BaseModel):
     def _batch_pos(cls, v):
         if isinstance(v, int) and v < 1:
             raise ValueError("batch must be >= 1")
+        return v
+
+    @field_validator("batch", "prompt_len", "output_len", "max_chips")
+    @classmethod
+    def _fits_int64(cls, v):
+        """Sizes become int64 columns: a command-line 10**30 is an error here, not an OverflowError later
+        (YAML input is already held to the same limit by dse.config)."""
+        for n in ((v.min, v.max) if isinstance(v, BatchRange) else (v,)):
+            if isinstance(n, int) and n >= MAX_YAML_INT:
+                raise ValueError(f"{n:.3g} is too large (the limit is 2**63); give a realistic value")
         return v
 
     @field_validator("model", mode="before", json_schema_input_type=str | ModelShape)
