@@ -1,5 +1,5 @@
 """Shared CLI helpers: one console for every command (as wide as the terminal or $COLUMNS, or wide enough
-for tables when piped) and checks of output paths before any work."""
+for tables when piped), checks of output paths before any work, and checks of option values."""
 
 from __future__ import annotations
 
@@ -48,3 +48,19 @@ def output_folder(path: Path, option: str) -> Path:
     if path.exists() and not path.is_dir():
         raise DseUserError(f"{option} {path}: is a file; give a folder")
     return path
+
+
+def check_workload_flags(mix: str | None, scenario: str | None, model: str | None) -> None:
+    """`--mix`, `--scenario` and `--model` each choose the workload: more than one is a usage error."""
+    for n, v in (("mix", mix), ("scenario", scenario), ("model", model)):
+        not_empty(v, f"--{n}")
+    given = [f"--{n} {v}" for n, v in (("mix", mix), ("scenario", scenario), ("model", model)) if v]
+    if len(given) > 1:
+        raise DseUserError(f"{' and '.join(given)}: these options both choose the workload; give only one "
+                           "(--mix for a mix, --scenario for one scenario, --model for an ad-hoc scenario)")
+
+
+def not_empty(value: str | None, option: str) -> None:
+    """An option given as an empty string (an unset shell variable, usually) is a usage error, not the default."""
+    if value is not None and not value.strip():
+        raise DseUserError(f"{option}: empty value; give a name (or leave the option out for the default)")

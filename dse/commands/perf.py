@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import console, output_file
+from dse.commands._console import check_workload_flags, console, not_empty, output_file
 from dse.commands._format import money, number, with_unit
 from dse.errors import DseUserError
 from dse.evaluate.metrics import SCENARIO, metric_info
@@ -27,22 +27,6 @@ def mix_help() -> str:
 def scenario_help() -> str:
     """`--scenario` help listing every built-in scenario."""
     return f"one scenario: {', '.join(scenario_names())} (see `dse scenarios`), or a scenario YAML file"
-
-
-def check_workload_flags(mix: str | None, scenario: str | None, model: str | None) -> None:
-    """`--mix`, `--scenario` and `--model` each choose the workload: more than one is a usage error."""
-    for n, v in (("mix", mix), ("scenario", scenario), ("model", model)):
-        not_empty(v, f"--{n}")
-    given = [f"--{n} {v}" for n, v in (("mix", mix), ("scenario", scenario), ("model", model)) if v]
-    if len(given) > 1:
-        raise DseUserError(f"{' and '.join(given)}: these options both choose the workload; give only one "
-                           "(--mix for a mix, --scenario for one scenario, --model for an ad-hoc scenario)")
-
-
-def not_empty(value: str | None, option: str) -> None:
-    """An option given as an empty string (an unset shell variable, usually) is a usage error, not the default."""
-    if value is not None and not value.strip():
-        raise DseUserError(f"{option}: empty value; give a name (or leave the option out for the default)")
 
 
 def _to_jsonable(v):

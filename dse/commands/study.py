@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from dse.cli_app import app
+from dse.commands._console import not_empty
 
 
 def _fmt(x: float) -> str:
@@ -30,7 +31,6 @@ def run_cmd(
     """Run a study (or sweep) to its budget; rerunning continues where it stopped."""
     from rich.console import Console
 
-    from dse.commands.perf import not_empty
     from dse.study.spec import load_study
 
     not_empty(address, "--address")

@@ -11,7 +11,9 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import console
+from dse.commands._console import check_workload_flags, console, not_empty
+from dse.errors import DseUserError
+from dse.evaluate.metrics import metric_info
 
 DEFAULT_OBJECTIVES = ("mix.throughput", "system_cost_usd", "tco_usd_per_mtok")
 
@@ -83,10 +85,6 @@ def sensitivity(
     from dse.uncertainty.sensitivity import ranked
     from dse.uncertainty.sensitivity import sensitivity as run
     from dse.workloads.scenarios import load_mix, load_scenario, mix_of
-
-    from dse.commands.perf import check_workload_flags, not_empty
-    from dse.errors import DseUserError
-    from dse.evaluate.metrics import metric_info
 
     check_workload_flags(mix, scenario, None)
     not_empty(software, "--software")
