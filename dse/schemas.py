@@ -110,6 +110,8 @@ SCHEMA_KINDS: dict[str, SchemaKind] = {k.name: k for k in (
                ("dse/model/data/technology.yaml",)),
     SchemaKind("measurements", "Published measurements for `dse validate`.",
                _pydantic("dse.validate.measurements:MeasurementFile"), ("dse/catalog/measurements.yaml",)),
+    SchemaKind("serving-measurements", "Published serving measurements for the `serving` regime of `dse validate`.",
+               _pydantic("dse.validate.serving:ServingFile"), ("dse/validate/serving_measurements.yaml",)),
 )}
 
 
