@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from dse.errors import DseUserError
-from dse.evaluate.mapping import evaluate_scenario, residency, timed_residency
+from dse.evaluate.mapping import residency, timed_residency
 from dse.evaluate.plans import Plan
+from dse.evaluate.serving import choose_plan
 from dse.evaluate.steps import Builders, cnn_footprint, llm_footprint, llm_steps
 from dse.evaluate.table import design_metrics
 from dse.model.arrays import DesignArrays
@@ -41,7 +42,7 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     hw, _, ok, reason = design_metrics(arr)
     if not ok[0]:
         raise DseUserError(f"design is infeasible: {reason[0]}")
-    res = evaluate_scenario(scenario, hw, cal)
+    res = choose_plan(scenario, hw, cal)
     if not res.feasible[0]:
         raise DseUserError(f"{scenario.name} cannot run on this design: {res.reason[0]}")
     plan = res.plan(0)

@@ -8,18 +8,26 @@ whose step is the whole model plus (pp − 1) hops (its micro-batches are not ov
 conservative latency view). KV capacity: the replica's off-chip memory (or SRAM without it) left
 after the weights, over the KV bytes of one token. `dse.serving.analytic` then gives the metrics
 for dp replicas behind a random router.
+
+The plan itself is chosen on the serving objective (`choose_plan`): the static mapping's best plan per
+tp (at its preferred pipeline depth and at pp = 1) are the candidates, each is scored by its largest
+arrival rate meeting the SLOs over the deployments the workload allows (`SCREEN_STEPS` halvings), all
+designs at once, and each design keeps the candidate with the highest rate (ties: the static choice).
 """
 
 from __future__ import annotations
+
+from itertools import islice
 
 import numpy as np
 
 from dse.evaluate.mapping import ComboCache, MappingResult, evaluate_scenario
 from dse.evaluate.metrics import SCENARIO
+from dse.evaluate.plans import llm_ladders
 from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_bytes
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.perf import HwView, collective_time
-from dse.serving.analytic import colocated, disaggregated, summary
+from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_speculation
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.serving import ServingWorkload
@@ -29,6 +37,9 @@ from dse.workloads.serving import ServingWorkload
 # at under load (a MoE step reads more experts as the batch grows and saturates once all are read:
 # a secant to a small batch would extrapolate that growth)
 PROBE_MIN_BATCH = 2
+# halvings of the rate bracket when candidate plans are ranked by their largest rate in SLO: a relative
+# precision of 2^-10 ≈ 0.1 % (plans closer than that rank by bracket order, i.e. nearly at random)
+SCREEN_STEPS = 10
 
 
 def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: int, batch: int, context: int,
@@ -96,12 +107,105 @@ def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, 
             _concat(drafts) if draft else None)
 
 
+def candidate_forcings(scenario, shape, hw: HwView, force_tp: int | None = None,
+                       force_pp: int | None = None) -> list[tuple[int, int | None]]:
+    """(tp, pp) forcings whose static-best plans are the serving candidates: every tp of the scenario's
+    plan ladders on these systems, with the pipeline depth the static mapping prefers (None) and with
+    pp = 1 — a continuous-batching engine does not overlap micro-batches as a static batch does, so a
+    pipeline the static model likes may serve worse than more replicas."""
+    max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
+    chips = np.unique(np.minimum(hw.num_chips, max_chips))
+    tps = sorted({lad.tp for lad in llm_ladders(scenario, shape, chips, force_tp, force_pp)})
+    pps = [force_pp] if force_pp else [None, 1]
+    return [(tp, pp) for tp in tps for pp in pps]
+
+
+def _rows(e: EngineCoeffs, rows: np.ndarray) -> EngineCoeffs:
+    return EngineCoeffs(**{f: getattr(e, f)[rows] for f in EngineCoeffs.__dataclass_fields__})
+
+
+def _deployment(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None, d: int):
+    """build(rate) of the d-th deployment `deployments` yields for these engines."""
+    return next(islice(deployments(engine, dp, w, draft), d, None))[2]
+
+
+def screen_rates(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, group: np.ndarray, n: int,
+                 draft: EngineCoeffs | None = None, steps: int = SCREEN_STEPS) -> np.ndarray:
+    """Largest fleet rate meeting every SLO of each row over the deployments the workload allows
+    (`deployments`), each by bisection from its saturation rate down to 2^-steps of that rate. A row
+    whose bracket falls below the best rate already found in its group (the other plans and
+    deployments of its design) stops there — it cannot win — and keeps its lower bound (branch and
+    bound: only the likely winners are refined)."""
+    rows = np.arange(engine.n)
+    best_row = np.zeros(engine.n)
+    for d in range(sum(1 for _ in deployments(engine, dp, w, draft))):
+        def build(r, act=rows, d=d):
+            return _deployment(_rows(engine, act), dp[act], w, None if draft is None else _rows(draft, act), d)(r)
+        hi = saturation_rate_rps(build, engine.n, steps=steps)
+        tol = hi * 2.0 ** -steps
+        lo = np.zeros(engine.n)
+        # a row that misses the SLOs at the resolution's smallest rate is done: its rate is 0
+        hi = np.where(slo_met(build(tol), w), hi, tol)
+        for _ in range(steps):
+            best = np.zeros(n)
+            np.maximum.at(best, group, np.maximum(lo, best_row))
+            act = np.flatnonzero((hi > best[group]) & (hi - lo > tol))
+            if not act.size:
+                break
+            mid = 0.5 * (lo[act] + hi[act])
+            ok = slo_met(build(mid, act), w)
+            lo[act] = np.where(ok, mid, lo[act])
+            hi[act] = np.where(ok, hi[act], mid)
+        best_row = np.maximum(best_row, lo)
+    return best_row
+
+
+_KEY_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
+
+
+def choose_plan(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,
+                force_pp: int | None = None) -> MappingResult:
+    """The plan per design a scenario runs: the static mapping's best (`evaluate_scenario`) or, for an
+    LLM scenario with a `serving:` workload, the candidate (`candidate_forcings`) with the largest
+    arrival rate meeting the serving SLOs (module docstring); its static metrics come along."""
+    base = evaluate_scenario(scenario, hw, cal, force_tp, force_pp)
+    w = getattr(scenario, "serving", None)
+    if w is None or scenario.kind == "cnn" or not base.feasible.any():
+        return base
+    shape, prec = load_model_shape(scenario.model), scenario.precision_spec()
+    cands = [base] + [evaluate_scenario(scenario, hw, cal, tp, pp)
+                      for tp, pp in candidate_forcings(scenario, shape, hw, force_tp, force_pp)]
+    keys = np.stack([np.stack([c.plans[f] for f in _KEY_FIELDS], axis=1) for c in cands])   # (C, n, F)
+    live = np.stack([c.feasible & base.feasible for c in cands])
+    for c in range(1, len(cands)):      # a plan an earlier candidate already offers is not scored again
+        live[c] &= ~(np.all(keys[:c] == keys[c][None], axis=2) & live[:c]).any(axis=0)
+    spec = w.speculation is not None
+    parts = [(c,) + plan_engines(shape, prec, hw, cal, MappingResult(live[c], res.reason, res.metrics, res.plans),
+                                 w, draft=spec) for c, res in enumerate(cands) if live[c].any()]
+    engine = _concat([p[1] for p in parts])
+    idx = np.concatenate([p[2] for p in parts])
+    dp = np.concatenate([p[3] for p in parts])
+    cid = np.concatenate([np.full(len(p[2]), p[0]) for p in parts])
+    draft = _concat([p[4] for p in parts]) if spec else None
+    rate = screen_rates(engine, dp, w, idx, hw.n, draft)
+    score = np.full(live.shape, -np.inf)
+    score[cid, idx] = rate
+    pick = np.argmax(score, axis=0)     # first maximum: the static choice unless another serves more
+    n = hw.n
+
+    def take(arrays):
+        return np.stack(arrays)[pick, np.arange(n)]
+    return MappingResult(base.feasible, base.reason,
+                         {k: take([c.metrics[k] for c in cands]) for k in base.metrics},
+                         {k: take([c.plans[k] for c in cands]) for k in base.plans})
+
+
 def scenario_engines(arr, scenario, cal: Calibration | None = None) -> tuple[EngineCoeffs, np.ndarray, np.ndarray]:
     """(engine, design indices, dp replicas) of a serving scenario on the designs of `arr` (DesignArrays),
     with the plans the mapping chooses — what evaluate scores, for the simulator and dashboard to replay."""
     cal = cal or load_calibration()
     hw = HwView.from_arrays(arr)
-    res = evaluate_scenario(scenario, hw, cal)
+    res = choose_plan(scenario, hw, cal)
     if not res.feasible.any():
         return None, np.zeros(0, int), np.zeros(0, int)
     return plan_engines(load_model_shape(scenario.model), scenario.precision_spec(), hw, cal, res,

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from dse.catalog import load_catalog_design
-from dse.evaluate.mapping import evaluate_scenario
 from dse.evaluate.metrics import DESIGN, SCENARIO
-from dse.evaluate.serving import serving_metrics
+from dse.evaluate.serving import choose_plan, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import chip_area
 from dse.model.arrays import DesignArrays
@@ -88,7 +87,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         idx = np.flatnonzero(ok)
         res = clock = None
         if len(idx):
-            res, clock = evaluate_capped(lambda h: evaluate_scenario(sc, h, cal, force_tp, force_pp), hw.take(idx))
+            res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal, force_tp, force_pp), hw.take(idx))
             res.metrics["power_w"] = system_power_w(res, hw.take(idx))
         if res is not None and getattr(sc, "serving", None) is not None:
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
@@ -147,7 +146,7 @@ def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = 
         hw, _, _, _ = design_metrics(arr)
         vals = {}
         for entry in mix.scenarios:
-            res, _ = evaluate_capped(lambda h, sc=entry.scenario: evaluate_scenario(sc, h, cal), hw)
+            res, _ = evaluate_capped(lambda h, sc=entry.scenario: choose_plan(sc, h, cal), hw)
             thr = float(res.metrics["throughput"][0]) if res.feasible[0] else 0.0
             vals[entry.scenario.name] = thr if thr > 0 else 1.0
         _REFERENCE_CACHE[key] = vals

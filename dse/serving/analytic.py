@@ -294,7 +294,6 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         c1 = k_co * (w1 @ L.p_prompt)
         c2 = k_co * ((w1 ** 2) @ L.p_prompt) + c1 ** 2
         e1 = rho_c * m1 + c1
-        global DBG; DBG = (rho_c * m1, c1, rho_c, k_co)
         e2 = rho_c * (var_w + m1 ** 2) + 2.0 * rho_c * m1 * c1 + c2
         w_exp = 1.0 - (1.0 - rho_c) * np.exp(-k_co)
         cm1 = e1 / np.maximum(w_exp, 1e-300)
@@ -429,10 +428,12 @@ def slo_met(model, w: ServingWorkload) -> np.ndarray:
     return ok
 
 
-def max_rate_rps(build, w: ServingWorkload, n: int, hi_rps: np.ndarray | float = None) -> np.ndarray:
+def max_rate_rps(build, w: ServingWorkload, n: int, hi_rps: np.ndarray | float = None,
+                 steps: int = _BISECT_STEPS // 2 + 8) -> np.ndarray:
     """Largest fleet arrival rate at which `build(rate) → model` meets every SLO, by vectorized bisection.
 
-    The upper bracket starts at `hi_rps` (default: doubled from 1 req/s until every design fails).
+    The upper bracket starts at `hi_rps` (default: doubled from 1 req/s until every design fails);
+    `steps` halvings of the bracket follow (relative precision ~2^-steps).
     0 where even a vanishing rate misses the SLOs (e.g. one prompt alone exceeds the TTFT limit)."""
     if hi_rps is None:
         hi = np.ones(n)
@@ -444,7 +445,7 @@ def max_rate_rps(build, w: ServingWorkload, n: int, hi_rps: np.ndarray | float =
     else:
         hi = np.broadcast_to(np.asarray(hi_rps, dtype=float), (n,)).copy()
     lo = np.zeros(n)
-    for _ in range(_BISECT_STEPS // 2 + 8):
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
         ok = slo_met(build(mid), w)
         lo = np.where(ok, mid, lo)
