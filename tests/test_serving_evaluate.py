@@ -14,7 +14,8 @@ SERVING = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "lognormal", "medi
            "output_tokens": {"kind": "uniform", "min_tokens": 64, "max_tokens": 448},
            "ttft_ms": {"p99": 2000}, "tpot_ms": {"p99": 50}}
 COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
-           "prefill_replicas", "spec_k", "usd_per_mtok_at_slo")
+           "prefill_replicas", "spec_k", "usd_per_mtok_at_slo", "tokens_per_s_per_mw_at_slo",
+           "tokens_per_s_per_rack_kw_at_slo")
 
 
 def _mix(serving, **static):
@@ -36,7 +37,8 @@ def test_serving_workload_adds_registry_metrics(h100_b200):
     out = evaluate(arr, _mix(SERVING), tech)
     col = {c: out[f"datacenter_llm.{c}"] for c in COLUMNS}
     for c in COLUMNS:
-        assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s", "", "US$ per 10⁶ tokens")
+        assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s", "", "US$ per 10⁶ tokens",
+                                                                         "tokens/s per MW", "tokens/s per kW")
     assert np.all(col["max_rate_rps"] > 2.0)                 # both meet the SLOs at the offered 2 req/s
     assert np.allclose(col["goodput_rps"], 2.0, rtol=0.01)
     assert np.all(col["ttft_p99_ms"] > col["ttft_p50_ms"]) and np.all(col["tpot_p99_ms"] > col["tpot_p50_ms"])
@@ -75,6 +77,16 @@ def test_cost_per_mtok_at_slo_is_tco_over_tokens_at_the_max_rate(h100_b200):
     want = usd_h / (out["datacenter_llm.max_rate_rps"] * mean_out * 3600) * 1e6
     assert np.allclose(out["datacenter_llm.usd_per_mtok_at_slo"], want, rtol=1e-9)
     assert np.all(out["datacenter_llm.prefill_replicas"] == 0) and np.all(out["datacenter_llm.spec_k"] == 0)
+
+
+def test_tokens_per_power_at_slo_are_slo_tokens_over_it_and_facility_power(h100_b200):
+    arr, tech = h100_b200
+    out = evaluate(arr, _mix(SERVING), tech)
+    tok_s = out["datacenter_llm.max_rate_rps"] * (64 + 448) / 2
+    kw = out["datacenter_llm.power_w"] / 1e3
+    assert np.all(kw > 1) and np.all(tok_s > 0)
+    assert np.allclose(out["datacenter_llm.tokens_per_s_per_rack_kw_at_slo"], tok_s / kw, rtol=1e-12)
+    assert np.allclose(out["datacenter_llm.tokens_per_s_per_mw_at_slo"], tok_s / (kw / 1e3 * 1.5), rtol=1e-12)  # PUE 1.5
 
 
 def test_the_mapping_splits_pools_for_long_prompts_under_strict_slos_and_not_for_short_loose_ones(h100_b200):

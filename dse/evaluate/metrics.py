@@ -165,6 +165,14 @@ METRICS: tuple[Metric, ...] = (
            table_row=True, label="cost per 10⁶ tokens at SLO",
            description="Hourly TCO of the system over the output tokens per hour it serves at the largest "
                        "arrival rate that meets every SLO of the serving workload (0 when none does)."),
+    Metric(name="tokens_per_s_per_mw_at_slo", unit="tokens/s per MW", better="max", scope=_S, kinds=_LLM,
+           table_row=True, label="tokens/s per facility MW at SLO",
+           description="Output tokens/s at the largest arrival rate in SLO per MW of facility power (the "
+                       "system's power serving the scenario × the technology's PUE)."),
+    Metric(name="tokens_per_s_per_rack_kw_at_slo", unit="tokens/s per kW", better="max", scope=_S, kinds=_LLM,
+           table_row=True, label="tokens/s per rack kW at SLO",
+           description="Output tokens/s at the largest arrival rate in SLO per kW of IT (rack) power: the "
+                       "system's power serving the scenario, before cooling and facility overhead."),
     # ---- over the mix ----------------------------------------------------------------------------
     Metric(name="mix.throughput", unit="× reference", better="max", scope=_M, label="mix throughput",
            description="Weighted geometric mean over the scenarios of throughput relative to the "

@@ -110,6 +110,11 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
                 slo_tok_h = cols["max_rate_rps"] * sc.serving.output_tokens.mean() * 3600.0
                 cols["usd_per_mtok_at_slo"] = np.where(cols["feasible"] & (slo_tok_h > 0),
                                                        per_hour / np.maximum(slo_tok_h, 1e-30) * 1e6, 0.0)
+                slo_tok_s = slo_tok_h / 3600.0
+                it_kw = np.maximum(cols["power_w"], 1e-30) / 1e3
+                cols["tokens_per_s_per_rack_kw_at_slo"] = np.where(cols["feasible"], slo_tok_s / it_kw, 0.0)
+                cols["tokens_per_s_per_mw_at_slo"] = np.where(cols["feasible"],
+                                                              slo_tok_s / (it_kw / 1e3 * tech.tco.pue), 0.0)
             usd_mtok += w * cols["usd_per_mtok"]
             llm_weight += w
         ratio = np.where(cols["feasible"], cols["throughput"] / max(ref.get(sc.name, 1.0), 1e-30), 1.0)
