@@ -17,6 +17,7 @@ designs at once, and each design keeps the candidate with the highest rate (ties
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import islice
 
 import numpy as np
@@ -30,7 +31,7 @@ from dse.model.perf import HwView, collective_time
 from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_speculation
 from dse.workloads.modelfile import load_model_shape
-from dse.workloads.serving import ServingWorkload
+from dse.workloads.serving import KvOffload, ServingWorkload
 
 # decode batch of the large probes: the engine's max batch (the plan's batch), at least PROBE_MIN_BATCH,
 # so the linear step is the operator model's secant between batch 1 and the batch the engine runs
@@ -43,12 +44,14 @@ SCREEN_STEPS = 10
 
 
 def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: int, batch: int, context: int,
-               combo: np.ndarray | None = None, chunk: int = PREFILL_CHUNK_TOKENS) -> EngineCoeffs:
+               combo: np.ndarray | None = None, chunk: int = PREFILL_CHUNK_TOKENS,
+               offload: KvOffload | None = None) -> EngineCoeffs:
     """The continuous-batching engine of one replica (tp × pp × ep chips) on every design of `hw`:
     four probe steps timed by the operator model (module docstring), fitted by `fit_from_probes`.
 
     combo: residency per design (0 streamed, 1 weights SRAM-resident; default streamed);
-    batch: the engine's max running sequences; context: the mean KV length of a decoding sequence."""
+    batch: the engine's max running sequences; context: the mean KV length of a decoding sequence;
+    offload: a host tier for the prefix cache (each of the replica's chips brings its host memory and link)."""
     n = hw.n
     combo = np.zeros(n, int) if combo is None else np.asarray(combo, int)
     b = max(PROBE_MIN_BATCH, batch)
@@ -66,8 +69,12 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
     kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
     room = np.where(hw.mem_bytes > 0, hw.mem_bytes, hw.sram_bytes) - stage_weight_bytes(steps[1], pp)
     kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
+    kv_replica, chips = kv_tok * tp * pp * ep, tp * pp * ep
+    host = {} if offload is None else {
+        "t_per_cached_token_s": kv_replica / (offload.link_gbps_per_chip * 1e9 * chips),
+        "kv_host_capacity_tokens": int(offload.host_gb_per_chip * 1e9 * chips // max(kv_replica, 1e-30))}
     return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
-                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_tok * tp * pp * ep)
+                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host)
 
 
 def mean_context(w: ServingWorkload) -> int:
@@ -98,7 +105,8 @@ def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, 
         tp, pp, ep, batch = (int(k) for k in key)
         idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
         sub = hw.take(idx)
-        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, batch, context, combo[idx]))
+        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, batch, context, combo[idx],
+                                  offload=w.kv_offload))
         if draft:
             drafts.append(fit_engine(one, prec, sub, cal, tp, 1, ep, batch, context, combo[idx]))
         order.append(idx)
@@ -126,7 +134,7 @@ def _rows(e: EngineCoeffs, rows: np.ndarray) -> EngineCoeffs:
 
 def _deployment(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None, d: int):
     """build(rate) of the d-th deployment `deployments` yields for these engines."""
-    return next(islice(deployments(engine, dp, w, draft), d, None))[2]
+    return next(islice(deployments(engine, dp, w, draft), d, None))[1]
 
 
 def screen_rates(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, group: np.ndarray, n: int,
@@ -213,25 +221,46 @@ def scenario_engines(arr, scenario, cal: Calibration | None = None) -> tuple[Eng
 
 
 def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None):
-    """Yield (prefill_replicas (n,), spec_k, build) for every deployment the workload lets the mapping
-    try: co-location and each prefill share of the dp replicas (designs with dp < 2 stay co-located:
-    their option repeats co-location), each without and with every speculative draft length.
+    """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
+    each prefill share of the dp replicas (designs with dp < 2 stay co-located: their option repeats
+    co-location), each without and with every speculative draft length, each with the prefix cache
+    in device memory and — with `kv_offload` — in host memory (`prefix_cache_tier`). choice: the
+    registry columns that name the deployment (prefill_replicas (n,), spec_k, kv_offload);
     build(fleet rate) → latency model, for `dse.serving.analytic.summary`."""
     ks = [0] + (list(w.speculation.k) if w.speculation is not None and draft is not None else [])
     shares = list(w.disaggregation.prefill_shares) if w.disaggregation is not None else []
-    for k in ks:
-        dec = engine if k == 0 else with_speculation(
-            engine, k, w.speculation.acceptance, draft.t_fixed_s,
-            draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
-        yield np.zeros(engine.n, np.int64), k, (lambda r, dec=dec: colocated(dec, w, r, dp))
-        for f in shares:
-            p = np.clip(np.rint(f * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
-            fleet = DisaggFleet(engine, dec, p, np.maximum(dp - p, 1), w.disaggregation.link_gbps,
-                                w.disaggregation.link_latency_ms / 1e3)
-            split = dp >= 2
-            yield (np.where(split, p, 0), k,
-                   (lambda r, fleet=fleet, dec=dec, split=split: _either(split, disaggregated(fleet, w, r),
-                                                                      colocated(dec, w, r, dp))))
+    n = engine.n
+    tiers = [prefix_cache_tier(engine, w, host=False)] + ([prefix_cache_tier(engine, w, host=True)]
+                                                          if w.kv_offload is not None else [])
+    for off, eng in enumerate(tiers):
+        for k in ks:
+            dec = eng if k == 0 else with_speculation(
+                eng, k, w.speculation.acceptance, draft.t_fixed_s,
+                draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
+            choice = {"prefill_replicas": np.zeros(n, np.int64), "spec_k": np.full(n, k),
+                      "kv_offload": np.full(n, off)}
+            yield choice, (lambda r, dec=dec: colocated(dec, w, r, dp))
+            for f in shares:
+                p = np.clip(np.rint(f * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
+                fleet = DisaggFleet(eng, dec, p, np.maximum(dp - p, 1), w.disaggregation.link_gbps,
+                                    w.disaggregation.link_latency_ms / 1e3)
+                split = dp >= 2
+                yield (choice | {"prefill_replicas": np.where(split, p, 0)},
+                       (lambda r, fleet=fleet, dec=dec, split=split: _either(split, disaggregated(fleet, w, r),
+                                                                          colocated(dec, w, r, dp))))
+
+
+def prefix_cache_tier(engine: EngineCoeffs, w: ServingWorkload, host: bool) -> EngineCoeffs:
+    """The engine with the workload's prefix cache in device memory (its `prefix_cache_tokens` taken
+    from the KV room; hits load nothing) or, with `host`, in host memory (the KV room intact; each
+    hit brings its KV over the host link at the `t_per_cached_token_s` `fit_engine` set; where the
+    host tier cannot hold the cache the KV room is 1 token: that deployment never serves)."""
+    n = engine.n
+    if host:
+        fits = engine.kv_host_capacity_tokens >= w.prefix_cache_tokens
+        return replace(engine, kv_capacity_tokens=np.where(fits, engine.kv_capacity_tokens, 1))
+    return replace(engine, t_per_cached_token_s=np.zeros(n),
+                   kv_capacity_tokens=np.maximum(engine.kv_capacity_tokens - w.prefix_cache_tokens, 1))
 
 
 def _either(mask: np.ndarray, a, b):
@@ -267,9 +296,8 @@ def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: Ma
         return out
     engine, idx, dp, draft = plan_engines(shape, prec, hw, cal, res, w, draft=w.speculation is not None)
     best = None
-    for p, k, build in deployments(engine, dp, w, draft):
-        s = summary(build, w, engine.n)
-        s["prefill_replicas"], s["spec_k"] = p, np.full(engine.n, k)
+    for choice, build in deployments(engine, dp, w, draft):
+        s = summary(build, w, engine.n) | choice
         if best is None:
             best = s
             continue

@@ -5,7 +5,8 @@ Approximations (each checked against `sim` in tests/test_serving_analytic.py):
   Poisson arrivals and independent lengths), plus itself. A step costs a + β·(N+1), β = t_per_seq +
   t_per_token·(k+1) + t_per_kv_token·K̄ (K̄ = mean context of a decoding sequence), and prefill work
   arriving at rate λ fills a fraction φ = λ·(t_per_token·E[prefill tokens] + t_per_kv_token·E[prefill
-  KV reads]) of the time, spread over the steps: T_step = (a + β(N+1)) / (1 − φ). Little's law
+  KV reads] + t_per_cached_token·E[prefix-cached tokens]) of the time, spread over the steps:
+  T_step = (a + β(N+1)) / (1 − φ). Little's law
   N = λ·E[steps per request]·T_step closes it: N = λD(a + β) / (1 − φ − λDβ), saturated when ≤ 0.
 - TPOT of a request of O tokens = T_step/τ (τ = tokens per speculative step) plus fluctuations:
   prefill arrivals during its life (compound Poisson: variance and skew from the prompt
@@ -214,6 +215,8 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         pk = _prefill_kv_reads(L.prompt, L.computed, np.maximum(m, 1.0)) if prefill else np.zeros((e.n, L.prompt.size))
         pc = L.computed[None, :] if prefill else np.zeros((1, L.prompt.size))
         wpre = c[:, None] * pc + d[:, None] * pk           # prefill time added to steps, per prompt
+        if prefill and np.any(e.t_per_cached_token_s > 0):   # prefix-cache KV brought from its tier
+            wpre = wpre + e.t_per_cached_token_s[:, None] * (L.prompt - L.computed)[None, :]
         phi = lam * (wpre @ L.p_prompt)
         den = 1.0 - phi - lam * D * beta
         N = np.where(den > 0, lam * D * (a + beta) / np.maximum(den, 1e-12), np.inf)

@@ -40,6 +40,10 @@ class EngineCoeffs:
     kv_bytes_per_token: KV bytes of one token (all layers), for a disaggregated KV transfer.
     spec_k, spec_acceptance: speculative decoding (0 = off): k drafted tokens verified per step,
     each accepted with probability α; the draft's cost is already folded into t_fixed/t_per_seq.
+    t_per_cached_token_s: time to bring one prefix-cached token's KV from the tier the prefix cache
+    lives in (0: device memory, nothing to move; host memory: KV bytes over the host link); paid by
+    the prefill of each request for its cached tokens, spread over its chunks by their tokens.
+    kv_host_capacity_tokens: KV tokens the host tier can hold (0 = none), for the prefix cache.
     """
 
     t_fixed_s: np.ndarray
@@ -52,18 +56,21 @@ class EngineCoeffs:
     kv_bytes_per_token: np.ndarray = field(default_factory=lambda: np.zeros(1))
     spec_k: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     spec_acceptance: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    t_per_cached_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    kv_host_capacity_tokens: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
     def __post_init__(self):
         floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "spec_acceptance")
-        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k")
+                  "spec_acceptance", "t_per_cached_token_s")
+        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens")
         vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
         n = max(v.size for v in vals.values())
         for k, v in vals.items():
             if v.size not in (1, n):
                 raise ValueError(f"EngineCoeffs.{k} has {v.size} entries, others {n}: give one per design")
             object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
-        for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token"):
+        for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
+                  "t_per_cached_token_s"):
             if np.any(vals[k] < 0) or not np.all(np.isfinite(vals[k])):
                 raise ValueError(f"EngineCoeffs.{k} must be finite and ≥ 0")
         for k in ("max_batch", "chunk_tokens", "kv_capacity_tokens"):
@@ -71,6 +78,8 @@ class EngineCoeffs:
                 raise ValueError(f"EngineCoeffs.{k} must be ≥ 1")
         if np.any((self.spec_acceptance < 0) | (self.spec_acceptance >= 1)) or np.any(self.spec_k < 0):
             raise ValueError("spec_acceptance must be in [0, 1) and spec_k ≥ 0")
+        if np.any(self.kv_host_capacity_tokens < 0):
+            raise ValueError("EngineCoeffs.kv_host_capacity_tokens must be ≥ 0")
 
     @property
     def n(self) -> int:

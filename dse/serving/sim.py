@@ -8,7 +8,9 @@ Scheduler (vLLM-style, one iteration at a time):
 2. the remaining token budget (chunk_tokens − decode tokens) goes to prefill chunks, first of
    requests already being prefilled, then of new requests admitted first-come-first-served while
    fewer than max_batch are running and the free blocks hold their prompt;
-3. the iteration takes EngineCoeffs.iteration_time_s; a request whose last prompt chunk ran emits
+3. the iteration takes EngineCoeffs.iteration_time_s, plus the prefix-cache load of its chunks
+   (t_per_cached_token_s × the request's cached tokens × chunk / computed tokens); a request whose
+   last prompt chunk ran emits
    its first token at the end of the iteration (TTFT), and decoding sequences emit their tokens.
 Requests whose prompt was prefilled elsewhere (disaggregated decode pool) arrive with no prefill work.
 A Python loop per iteration, numpy over the decoding batch.
@@ -80,6 +82,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                           float(e.t_per_kv_token_s[0]))
     max_b, budget_max = int(e.max_batch[0]), int(e.chunk_tokens[0])
     k, alpha = int(e.spec_k[0]), float(e.spec_acceptance[0])
+    t_load = float(e.t_per_cached_token_s[0])   # prefix-cache KV brought from its tier, per cached token
     free = int(e.kv_capacity_tokens[0]) // block_tokens
     rng = np.random.default_rng(seed)
     n = len(prompt)
@@ -249,10 +252,12 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             chunks.append((r, take))
             budget -= take
         ptok = 0
+        load = 0.0
         for r, take in chunks:
             ptok += take
             kv_pref += int(prompt[r] + generated[r] - todo[r] + take)
-        dt = a + bseq * nd + ctok * (nd * (k + 1) + ptok) + dkv * (int(d_ctx.sum()) + kv_pref)
+            load += cached[r] * take / max(int(computed[r]), 1)
+        dt = a + bseq * nd + ctok * (nd * (k + 1) + ptok) + dkv * (int(d_ctx.sum()) + kv_pref) + t_load * load
         if nd == 0 and ptok == 0:
             # nothing runnable (head of queue waits for blocks or slots): wait for the next arrival
             if next_arr < n and np.isfinite(arrival[next_arr]):

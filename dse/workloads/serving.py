@@ -178,6 +178,21 @@ class Speculation(BaseModel):
         return v
 
 
+class KvOffload(BaseModel):
+    """A host-memory tier for the prefix cache (LMCache / vLLM CPU offload, CXL memory): the mapping may
+    keep the workload's `prefix_cache_tokens` there instead of in device memory — the device keeps its
+    whole KV room for running sequences (a larger feasible batch), and each request brings its cached
+    prefix's KV over the host link (transfer time in its prefill). Per chip of a replica (a tp × pp ×
+    ep replica has that many host links and shares of host memory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # DGX H100: 2 TB of system memory for 8 GPUs (NVIDIA DGX H100 datasheet) = 256 GB per GPU
+    host_gb_per_chip: float = Field(256.0, gt=0, description="host memory for the prefix cache per chip (GB)")
+    # PCIe 5.0 x16: 32 GT/s × 16 lanes, 128b/130b ≈ 63 GB/s per direction (PCI-SIG); CXL 2.0 x16 the same
+    link_gbps_per_chip: float = Field(63.0, gt=0, description="host link bandwidth per chip (GB/s)")
+
+
 class ServingWorkload(BaseModel):
     """Requests offered to a serving fleet, and the service levels they must get.
 
@@ -199,11 +214,18 @@ class ServingWorkload(BaseModel):
     kv_block_tokens: int = Field(16, ge=1, le=4096, description="paged-KV block size (tokens)")
     disaggregation: Disaggregation | None = Field(None, description="let the mapping split prefill and decode pools")
     speculation: Speculation | None = Field(None, description="let the mapping choose a speculative draft length")
+    prefix_cache_tokens: int = Field(0, ge=0, description="tokens of shared prefixes kept cached (system prompts, "
+                                     "conversation history): KV room they take in the tier that holds them; "
+                                     "0 = hits cost neither room nor transfer")
+    kv_offload: KvOffload | None = Field(None, description="let the mapping keep the prefix cache in host memory")
 
     @model_validator(mode="after")
     def _load(self):
         if (self.arrival_rate_rps is None) == (self.concurrency is None):
             raise ValueError("give exactly one of arrival_rate_rps (open loop) or concurrency (closed loop)")
+        if self.kv_offload is not None and not (self.prefix_cache_tokens > 0 and self.prefix_cache_hit_rate > 0):
+            raise ValueError("kv_offload places the prefix cache in host memory: give prefix_cache_tokens > 0 "
+                             "and prefix_cache_hit_rate > 0 too")
         return self
 
     @field_validator("ttft_ms", "tpot_ms")
