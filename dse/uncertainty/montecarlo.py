@@ -1,17 +1,25 @@
 """Monte-Carlo evaluation: every design × S samples of the technology ranges and of the model error.
 
-How it is vectorized: each sample is one technology (`Technology.with_values`) evaluated over all n
-designs at once, with common random numbers (every design sees the same S technologies and the same
-model-error draws, so comparisons between designs are fair). Most ranges are prices (wafers, HBM,
-packages, electricity) that change no performance input: when a sample's `HwView` and feasibility equal
-the nominal ones, only the design-level metrics (area, cost, power: `design_metrics`) are recomputed
-and the per-scenario performance columns are reused, with the money-per-token columns (unit `US$ …`)
-scaled by the sample's hourly TCO at the scenario's power over the nominal one (they are linear in it). The designs whose
-performance inputs or feasibility did move in a sample (a range on a bandwidth, or a price that changes
-the cheapest chiplet split) get a full `evaluate` of just those rows (correct for every range). Model error (dse.uncertainty.model_error) is a
-multiplicative lognormal exp(σ·z) per scenario and sample, applied to time columns (unit `ms`: ×,
-rates `…/s`: ÷, `US$` per token: ×) and carried into the mix cost per token (the throughput ratio to
-the reference design is unchanged: the reference carries the same factor).
+How it is vectorized (designs × samples, common random numbers: every design sees the same S
+technologies and the same model-error draws, so comparisons between designs are fair):
+- design level (area, cost, power): the designs are repeated once per sample and each row carries its
+  sample's constants (the row attributes of `DesignArrays` that copy a technology entry, e.g.
+  `wafer_price_usd` per process node), so a few `design_metrics` calls cover all samples. The first
+  sample moving a constant is checked against a build with that technology; a constant read elsewhere
+  (not per row) makes every later sample be built instead (correct for every range, slower).
+- performance: most ranges are prices (wafers, HBM, packages, electricity) that change no performance
+  input. Where a sample's `HwView` and feasibility equal the nominal ones the per-scenario columns are
+  reused, with the money-per-token columns (unit `US$ …`) scaled by the sample's hourly TCO at the
+  scenario's power over the nominal one (they are linear in it). The (sample, design) pairs whose
+  performance inputs or feasibility moved (a range on a bandwidth, or a price that changes the cheapest
+  chiplet split) are evaluated together, once per distinct (design, performance inputs, reference): a
+  design whose split moves in many samples has few distinct splits. Their money per token is rescaled
+  to each pair's hourly TCO.
+
+Model error (dse.uncertainty.model_error) is a multiplicative lognormal exp(σ·z) per scenario and
+sample, applied to time columns (unit `ms`: ×, rates `…/s`: ÷, `US$` per token: ×) and carried into
+the mix cost per token (the throughput ratio to the reference design is unchanged: the reference
+carries the same factor).
 
 Sampling: one stratified (Latin hypercube) uniform per sample and per technology field name, shared by
 every entry with that field (all wafer prices move together, all defect densities together, …: a market
@@ -32,7 +40,9 @@ from dse.catalog import load_catalog_design
 from dse.evaluate.table import design_metrics, evaluate, reference_throughputs
 from dse.model.calibration import load_calibration
 from dse.model.arrays import DesignArrays
+from dse.model.knobs import KNOBS
 from dse.model.cost import tco_usd_per_hour
+from dse.model.perf import HwView
 from dse.model.technology import Technology, default_technology
 from dse.uncertainty.model_error import sigma_for
 from dse.workloads.scenarios import Mix, load_mix
@@ -121,6 +131,54 @@ def _changed_rows(a: Any, b: Any, ignore: tuple[str, ...] = ()) -> np.ndarray:
     return diff
 
 
+STACK_ROWS = 1 << 16  # rows per stacked design-level pass: amortises numpy's per-call cost over samples
+# at a few tens of MB (benchmarks/uncertainty_speed.py)
+
+
+def _row_attribute(path: tuple[str, ...]) -> tuple[str, str] | None:
+    """(DesignArrays attribute, selecting str knob) that carries technology constant `path` = (table,
+    entry, field) into each row unchanged, e.g. process_nodes.n5.wafer_price_usd → (wafer_price_usd,
+    chip.process_node); None when no single attribute does."""
+    if len(path) != 3:
+        return None
+    knob = next((k.name for k in KNOBS if k.table == path[0]), None)
+    attrs = [f.name for f in dataclasses.fields(DesignArrays) if f.name == path[2] or f.name.endswith("_" + path[2])]
+    return (attrs[0], knob) if knob and len(attrs) == 1 else None
+
+
+def _patched(arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]], design: np.ndarray,
+             sample: np.ndarray) -> DesignArrays:
+    """Rows `design` of `arr`, row i carrying the constants of sample `sample[i]` (those a row attribute
+    carries; others, e.g. the electricity price, enter later through the technology)."""
+    big = arr.take(design)
+    for path in {p for vals in values for p in vals if _row_attribute(p)}:
+        attr, knob = _row_attribute(path)
+        col = getattr(big, attr)
+        v = np.array([vals.get(path, np.nan) for vals in values])[sample]
+        hit = (np.asarray(big.names[knob]) == path[1]) & np.isfinite(v)
+        col[:] = np.where(hit, v, col)
+    return big
+
+
+def _same_design_metrics(a: tuple, b: tuple) -> bool:
+    """True when two `design_metrics` results are identical (HwView, columns, feasible, reason)."""
+    return (not _changed_rows(a[0], b[0]).any() and a[1].keys() == b[1].keys()
+            and all(np.array_equal(a[1][c], b[1][c]) for c in a[1])
+            and np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3]))
+
+
+def _hw_columns(hw: HwView, ignore: tuple[str, ...] = ()) -> list[np.ndarray]:
+    """Every field of an HwView but `ignore` as float columns (dict fields one column per key)."""
+    out = []
+    for f in dataclasses.fields(hw):
+        v = getattr(hw, f.name)
+        if f.name in ignore or v is None:
+            continue
+        for a in (v[k] for k in sorted(v)) if isinstance(v, dict) else (v,):
+            out.append(np.asarray(a, float))
+    return out
+
+
 def _error_rule(column: str, mix: Mix) -> int:
     """+1: scales with time (× factor), −1: a rate (÷ factor), 0: untouched by model error."""
     scenario, dot, _ = column.rpartition(".")
@@ -147,33 +205,56 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
     sample) replaces the random technology samples, e.g. for finite differences."""
     mix = load_mix(mix) if isinstance(mix, str) else mix
     tech = tech or default_technology()
+    cal = load_calibration(software)
     arr = build(tech)
-    nominal = evaluate(arr, mix, tech, cal=software)
+    nominal = evaluate(arr, mix, tech, cal=cal)
     cols = [c for c in nominal if _numeric(c, mix)]
     n = arr.n
     hw0, d0, ok0, _ = design_metrics(arr)
     money = [c for c in cols if c not in d0 and (metric_info(c, mix).metric.unit_for(None) or "").startswith("US$")]
+    # money per token of a scenario is its hourly TCO (at the power it draws) over its tokens per hour
+    power_of = {c: f"{metric_info(c, mix).scenario}.power_w" for c in money if metric_info(c, mix).scenario is not None}
 
     def hourly(d, t) -> dict[str, np.ndarray]:
-        """Hourly TCO per money column: a scenario's at the power it draws (nominal: the power columns
-        are reused), the mix's as the mean of its scenarios' (recomputed below)."""
-        return {c: np.asarray(tco_usd_per_hour(d["system_cost_usd"],
-                                               nominal.get(f"{metric_info(c, mix).scenario}.power_w", 0.0), t), float)
-                for c in money if metric_info(c, mix).scenario is not None}
+        """Hourly TCO per money column at the nominal power the scenario draws (the mix's column is
+        recomputed from its scenarios')."""
+        return {c: np.asarray(tco_usd_per_hour(d["system_cost_usd"], nominal.get(p, 0.0), t), float)
+                for c, p in power_of.items()}
 
     hour0 = hourly(d0, tech)
-    llm = [e for e in mix.scenarios if f"{e.scenario.name}.usd_per_mtok" in hour0]
+    llm = [e for e in mix.scenarios if e.scenario.kind != "cnn" and f"{e.scenario.name}.usd_per_mtok" in hour0]
     ref_design = load_catalog_design(getattr(mix, "reference_design", None) or "H100-SXM")
     ref_hw0 = design_metrics(DesignArrays.from_designs([ref_design], tech))[0]
-    ref0 = reference_throughputs(mix, load_calibration(software), tech)
+    ref0 = reference_throughputs(mix, cal, tech)
     values = sample_technology_values(tech, samples, seed) if values is None else list(values)
     samples = len(values)
     out = {c: np.empty((samples, n)) for c in cols}
+    ignore = () if exact else ("static_w",)
     full = 0
+    stack = n > 0  # design-level passes over stacked samples (checked against a build, see below)
+    per_pass = max(1, STACK_ROWS // max(n, 1))
+    verified: set[tuple[str, ...]] = set()
+    big = None
+    refs: list[dict[str, float]] = [ref0]  # distinct reference throughputs of the samples
+    pairs: list[tuple[int, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []  # (sample, rows, key, design cols)
     for s, vals in enumerate(values):
         tech_s = tech.with_values(vals) if vals else tech
-        arr_s = build(tech_s) if vals else arr
-        hw_s, d_s, ok_s, _ = design_metrics(arr_s)
+        if stack and s % per_pass == 0:  # one design-level pass over the next samples' rows
+            k = len(values[s:s + per_pass])
+            big = design_metrics(_patched(arr, values, np.tile(np.arange(n), k),
+                                          np.repeat(np.arange(s, s + k), n)))
+        if stack:
+            rows = np.arange(n) + (s % per_pass) * n
+            dm = (big[0].take(rows), {c: v[rows] for c, v in big[1].items()}, big[2][rows], big[3][rows])
+            new = {p for p in vals if p not in verified}
+            if new:  # the first sample that moves a constant checks the patched rows against a build
+                built = design_metrics(build(tech_s))
+                verified |= new
+                if not _same_design_metrics(built, dm):
+                    stack, big, dm = False, None, built  # a constant is also read elsewhere: build every sample
+        else:
+            dm = design_metrics(build(tech_s) if vals else arr)
+        hw_s, d_s, ok_s, _ = dm
         hour = hourly(d_s, tech_s)
         for c in cols:
             if c in hour:
@@ -181,21 +262,77 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
             else:
                 out[c][s] = d_s[c] if c in d_s else nominal[c]
         if "tco_usd_per_mtok" in out and llm:
-            mean = sum(float(e.weight) * out[f"{e.scenario.name}.usd_per_mtok"][s] for e in llm)
-            mean0 = sum(float(e.weight) * nominal[f"{e.scenario.name}.usd_per_mtok"] for e in llm)
-            out["tco_usd_per_mtok"][s] = nominal["tco_usd_per_mtok"] * np.where(mean0 > 0, mean / np.where(
-                mean0 > 0, mean0, 1.0), 1.0)
-        redo = np.flatnonzero(_changed_rows(hw0, hw_s, () if exact else ("static_w",)) | (ok_s != ok0))
-        if len(redo):  # rows whose performance inputs moved (e.g. the cheapest chiplet split changed)
+            out["tco_usd_per_mtok"][s] = _mix_usd_per_mtok(out, llm, s, nominal["tco_usd_per_mtok"])
+        redo = np.flatnonzero(_changed_rows(hw0, hw_s, ignore) | (ok_s != ok0))
+        if not len(redo):
+            continue
+        # rows whose performance inputs moved (e.g. the cheapest chiplet split changed)
+        ref_hw = design_metrics(DesignArrays.from_designs([ref_design], tech_s))[0]
+        same_ref = not _changed_rows(ref_hw0, ref_hw, ("static_w",)).any()  # throughputs ignore static power
+        ref_s = ref0 if same_ref else reference_throughputs(mix, cal, tech_s)
+        if not stack:  # built rows: evaluate them with this sample's technology
             full += len(redo)
-            ref_hw = design_metrics(DesignArrays.from_designs([ref_design], tech_s))[0]
-            same_ref = not _changed_rows(ref_hw0, ref_hw, ("static_w",)).any()  # throughputs ignore static power
-            res = evaluate(arr_s.take(redo), mix, tech_s, cal=software, reference=ref0 if same_ref else None)
+            res = evaluate(build(tech_s).take(redo), mix, tech_s, cal=cal, reference=ref_s)
             for c in cols:
                 out[c][s, redo] = res[c]
+            continue
+        if ref_s not in refs:
+            refs.append(ref_s)
+        key = np.column_stack([redo, ok_s[redo], np.full(len(redo), refs.index(ref_s)),
+                               *_hw_columns(hw_s.take(redo), ignore)])
+        pairs.append((s, redo, key, {"system_cost_usd": d_s["system_cost_usd"][redo]}))
+    if pairs:
+        full += _evaluate_pairs(pairs, arr, values, refs, out, cols, d0, power_of, llm, mix, tech, cal)
     factors = _apply_model_error(out, cols, mix, samples, seed, software, error_data) if model_error else {}
     return MonteCarlo(mix=mix, nominal=nominal, samples=out, tech_values=values, error_factor=factors,
                       full_evaluations=full)
+
+
+def _mix_usd_per_mtok(out: dict[str, np.ndarray], llm: list, s: Any, was: np.ndarray) -> np.ndarray:
+    """The mix's money per token from its LLM scenarios' (sample rows `s`), 0 where it was 0 (the design
+    cannot run the mix), as dse.evaluate.table.evaluate averages it."""
+    w = sum(float(e.weight) for e in llm)
+    total = sum(float(e.weight) * out[f"{e.scenario.name}.usd_per_mtok"][s] for e in llm)
+    return np.where(was != 0, total / w, 0.0)
+
+
+def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]],
+                    refs: list[dict[str, float]], out: dict[str, np.ndarray], cols: list[str], d0: dict,
+                    power_of: dict[str, str], llm: list, mix: Mix, tech: Technology, cal: Any) -> int:
+    """Evaluate the (sample, design) pairs whose performance inputs moved, once per distinct (design,
+    performance inputs, reference), in one `evaluate` per reference; write their performance columns
+    into `out`, money per token rescaled to each pair's hourly TCO. Returns the evaluations made."""
+    sample = np.concatenate([np.full(len(p[1]), p[0]) for p in pairs])
+    design = np.concatenate([p[1] for p in pairs])
+    key = np.concatenate([p[2] for p in pairs])
+    cost = np.concatenate([p[3]["system_cost_usd"] for p in pairs])
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    ref_of = key[first, 2].astype(int)
+    res = {c: np.empty(len(first)) for c in cols}
+    for g in np.unique(ref_of):  # the patched rows carry their sample's prices; TCO at the nominal tech
+        at = np.flatnonzero(ref_of == g)
+        r = evaluate(_patched(arr, values, design[first[at]], sample[first[at]]), mix, tech, cal=cal,
+                     reference=refs[g])
+        for c in cols:
+            res[c][at] = r[c]
+    perf = [c for c in cols if c not in d0]
+    for s in np.unique(sample):
+        j = np.flatnonzero(sample == s)
+        u = inverse[j]
+        tech_s = tech.with_values(values[s]) if values[s] else tech
+        for c in perf:
+            v = res[c][u]
+            if c in power_of:  # money ∝ hourly TCO: this pair's cost and technology over the evaluated row's
+                p = res[power_of[c]][u]
+                h = np.asarray(tco_usd_per_hour(cost[j], p, tech_s), float)
+                h0 = np.asarray(tco_usd_per_hour(cost[first[u]], p, tech), float)
+                v = v * np.where(h0 > 0, h / np.where(h0 > 0, h0, 1.0), 1.0)
+            out[c][s, design[j]] = v
+        if "tco_usd_per_mtok" in out and llm:
+            out["tco_usd_per_mtok"][s, design[j]] = _mix_usd_per_mtok(
+                {c: out[c][s, design[j]] for c in out}, llm, slice(None), res["tco_usd_per_mtok"][u])
+    return len(first)
 
 
 def _apply_model_error(out: dict[str, np.ndarray], cols: list[str], mix: Mix, samples: int, seed: int,
