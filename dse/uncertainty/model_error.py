@@ -1,6 +1,8 @@
 """Model error as data: the held-out residual spread of `dse validate` per regime and software class.
 
-`write_model_error()` predicts every measurement of the TEST split (dse.validate, never fitted on it),
+`write_model_error()` (run by `dse calibrate`, or `python -m dse.uncertainty.model_error` after a physics
+change) predicts every measurement of the TEST split (dse.validate, never fitted on it;
+the serving rows of dse.validate.serving included, as `dse validate` reports them),
 takes σ = RMS of ln(predicted / measured) per (software class, regime) and pooled per regime, and writes
 `dse/uncertainty/data/model_error.yaml`. `sigma_for(scenario, software_class)` reads it: the Monte-Carlo
 applies a multiplicative lognormal factor exp(σ·z) to every time metric of the scenario (throughputs
@@ -26,6 +28,8 @@ def regime_of(scenario: Any) -> str:
     """The `dse validate` regime a scenario's time is most like (REGIMES of dse.validate.measurements)."""
     if scenario.kind == "cnn":
         return "cnn"
+    if getattr(scenario, "serving", None) is not None:  # arrivals, queueing and SLOs: the serving rows
+        return "serving"
     if getattr(scenario.model, "experts", 1) > 1:
         return "moe"
     if tuple(scenario.phases) == ("prefill",):
@@ -41,8 +45,9 @@ def _spread(logs: list[float]) -> dict[str, float]:
 def compute_model_error(split: str = "test") -> dict[str, Any]:
     """{split, all, regimes: {regime: spread}, classes: {class: {regime: spread}}} from `dse validate`."""
     from dse.validate.report import predict_rows
+    from dse.validate.serving import serving_rows
 
-    rows = [r for r in predict_rows(split) if r.predicted > 0 and math.isfinite(r.predicted) and r.measured > 0]
+    rows = [r for r in predict_rows(split) + serving_rows(split) if r.predicted > 0 and math.isfinite(r.predicted) and r.measured > 0]
     logs = [(r.software_class, r.regime, math.log(r.predicted / r.measured)) for r in rows]
     regimes = sorted({g for _, g, _ in logs})
     classes = sorted({c for c, _, _ in logs})
@@ -60,7 +65,8 @@ def write_model_error(path: Path = DATA_FILE, split: str = "test") -> dict[str, 
     """Recompute the residual spreads and write them to `path` (the shipped data file by default)."""
     data = compute_model_error(split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# written by dse.uncertainty.model_error.write_model_error(); do not edit by hand\n"
+    path.write_text("# written by dse.uncertainty.model_error.write_model_error() (dse calibrate, or python -m "
+                    "dse.uncertainty.model_error); do not edit by hand\n"
                     + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     load_model_error.cache_clear()
     return data
@@ -89,3 +95,8 @@ def _default_class() -> str:
     from dse.model.calibration import CALIBRATION_FILE
 
     return str(yaml.safe_load(CALIBRATION_FILE.read_text(encoding="utf-8")).get("default_class", ""))
+
+
+if __name__ == "__main__":  # regenerate the shipped data file from the current model
+    write_model_error()
+    print(f"wrote {DATA_FILE}")
