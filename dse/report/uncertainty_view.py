@@ -21,6 +21,7 @@ from dse.pareto import nondominated_mask
 from dse.report.labels import safe, title_of
 from dse.report.rundata import RunData, knob_columns, objective_matrix
 from dse.report.spec import Objective, ParetoView, TornadoView
+from dse.runs.layout import robust_column
 
 P_FRONT = "p_front_pct"  # plot column: P(on the front) in %
 KIND_COLOURS = {"knob step": "#4c78a8", "technology range (low end)": "#72b7b2",
@@ -35,6 +36,32 @@ def error_columns(metric: str) -> tuple[str, str]:
 def _columns(df: pl.DataFrame) -> dict[str, np.ndarray]:
     """Knob columns of result rows as the model's column input (nulls: the knob's default)."""
     return {k: np.asarray(df[k].to_list(), dtype=object) for k in knob_columns(df)}
+
+
+def _robust_samples(objs: list[Objective], samples: dict[str, np.ndarray], sub: pl.DataFrame) -> dict[str, np.ndarray]:
+    """(S, n) samples of the robust columns the objectives read (a study with `uncertainty:`): `p90.x`
+    spreads as `x` does (its p10-p90 whiskers are those of x), `prob.name` is the run's value in every
+    sample (a probability has no spread of its own)."""
+    out = {}
+    for name in {n for o in objs for n in o.names()}:
+        r = robust_column(name)
+        if r is None or name in samples:
+            continue
+        if r[0] == "quantile" and r[2] in samples:
+            out[name] = samples[r[2]]
+        elif name in sub.columns:
+            out[name] = np.broadcast_to(sub[name].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                                        samples["feasible"].shape)
+    return out
+
+
+def tornado_metric(o: Objective) -> str | None:
+    """The metric a tornado shows for an objective: itself, a robust percentile's metric (`p90.x` → x);
+    None for expressions and chance columns."""
+    if o.is_expression:
+        return None
+    r = robust_column(o.metric)
+    return o.metric if r is None else (r[2] if r[0] == "quantile" else None)
 
 
 def _objective_samples(o: Objective, samples: dict[str, np.ndarray], knobs: dict[str, np.ndarray]) -> np.ndarray:
@@ -76,7 +103,8 @@ def front_uncertainty(runs: list[RunData], fronts: dict[str, np.ndarray], objs: 
         knobs = _columns(sub)
         try:
             mc = monte_carlo_columns(knobs, mix_of(r), technology_of(r), samples=view.uncertainty_samples, seed=0)
-            Ys = [_objective_samples(o, mc.samples, knobs) for o in objs]
+            samples = {**mc.samples, **_robust_samples(objs, mc.samples, sub)}
+            Ys = [_objective_samples(o, samples, knobs) for o in objs]
         except Exception as exc:  # a run the model cannot re-evaluate: the explorer still works
             notes.append(f"{r.name}: no error bars or P(on the front): {type(exc).__name__}: {exc}")
             continue
@@ -127,7 +155,7 @@ def tornado_data(designs: dict[str, Any], techs: dict[str, Any], mix, objs: list
     most, per design of the dropdown: knob steps and technology range ends (dse.uncertainty.sensitivity)."""
     from dse.uncertainty.sensitivity import sensitivity_many
 
-    metrics = [o.metric for o in objs if not o.is_expression]
+    metrics = list(dict.fromkeys(m for m in map(tornado_metric, objs) if m is not None))
     if not designs or not metrics or mix is None:
         return None, []
     groups: dict[int, list[str]] = {}
