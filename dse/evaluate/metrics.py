@@ -161,6 +161,9 @@ METRICS: tuple[Metric, ...] = (
                        "decode); 0 = prefill and decode co-located (or no `disaggregation:` in the workload)."),
     Metric(name="spec_k", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="draft length",
            description="Speculative tokens drafted per step the mapping chose (0 = none)."),
+    Metric(name="cp", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="context parallelism",
+           description="Replicas the mapping runs as one context-parallel (ring attention) engine; 1 = none "
+                       "(the workload's `context_parallel:` lets it try more)."),
     Metric(name="kv_offload", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="KV offload",
            description="1 when the mapping keeps the prefix cache in host memory (the workload's "
                        "`kv_offload:`; hits bring their KV over the host link), 0 when in device memory."),

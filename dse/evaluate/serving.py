@@ -29,7 +29,7 @@ from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_byte
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.perf import HwView, collective_time
 from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
-from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_speculation
+from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_context_parallel, with_speculation
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.serving import KvOffload, ServingWorkload
 
@@ -70,11 +70,14 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
     room = np.where(hw.mem_bytes > 0, hw.mem_bytes, hw.sram_bytes) - stage_weight_bytes(steps[1], pp)
     kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
     kv_replica, chips = kv_tok * tp * pp * ep, tp * pp * ep
+    # context parallelism on these links: a chunk's KV (per chip) to the next rank; hop latency per layer
+    ring_bw, ring_lat = collective_time("sendrecv", np.array([kv_tok * chunk]), np.array([2.0]), hw, cal, split=True)
+    cp_costs = {"t_cp_token_s": ring_bw[:, 0] / chunk, "t_cp_hop_s": ring_lat[:, 0] * shape.layers}
     host = {} if offload is None else {
         "t_per_cached_token_s": kv_replica / (offload.link_gbps_per_chip * 1e9 * chips),
         "kv_host_capacity_tokens": int(offload.host_gb_per_chip * 1e9 * chips // max(kv_replica, 1e-30))}
     return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
-                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host)
+                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host, **cp_costs)
 
 
 def mean_context(w: ServingWorkload) -> int:
@@ -224,22 +227,33 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
     """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
     each prefill share of the dp replicas (designs with dp < 2 stay co-located: their option repeats
     co-location), each without and with every speculative draft length, each with the prefix cache
-    in device memory and — with `kv_offload` — in host memory (`prefix_cache_tier`). choice: the
-    registry columns that name the deployment (prefill_replicas (n,), spec_k, kv_offload);
+    in device memory and — with `kv_offload` — in host memory (`prefix_cache_tier`), and — with
+    `context_parallel` — co-located groups of cp replicas as one engine (`with_context_parallel`;
+    designs whose dp is not a multiple of cp repeat co-location). choice: the registry columns that
+    name the deployment (prefill_replicas (n,), spec_k, kv_offload, cp);
     build(fleet rate) → latency model, for `dse.serving.analytic.summary`."""
     ks = [0] + (list(w.speculation.k) if w.speculation is not None and draft is not None else [])
     shares = list(w.disaggregation.prefill_shares) if w.disaggregation is not None else []
     n = engine.n
     tiers = [prefix_cache_tier(engine, w, host=False)] + ([prefix_cache_tier(engine, w, host=True)]
                                                           if w.kv_offload is not None else [])
+    cps = list(w.context_parallel.cp) if w.context_parallel is not None else []
     for off, eng in enumerate(tiers):
         for k in ks:
-            dec = eng if k == 0 else with_speculation(
-                eng, k, w.speculation.acceptance, draft.t_fixed_s,
-                draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
+            def spec(e, k=k):
+                return e if k == 0 else with_speculation(
+                    e, k, w.speculation.acceptance, draft.t_fixed_s,
+                    draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
+            dec = spec(eng)
             choice = {"prefill_replicas": np.zeros(n, np.int64), "spec_k": np.full(n, k),
-                      "kv_offload": np.full(n, off)}
+                      "kv_offload": np.full(n, off), "cp": np.ones(n, np.int64)}
             yield choice, (lambda r, dec=dec: colocated(dec, w, r, dp))
+            for cp in cps:     # groups of cp replicas as one context-parallel engine (co-located)
+                ok = (dp >= cp) & (dp % cp == 0)
+                grouped = spec(with_context_parallel(eng, cp))
+                yield (choice | {"cp": np.where(ok, cp, 1)},
+                       (lambda r, g=grouped, ok=ok, cp=cp, dec=dec: _either(
+                           ok, colocated(g, w, r, np.maximum(dp // cp, 1)), colocated(dec, w, r, dp))))
             for f in shares:
                 p = np.clip(np.rint(f * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
                 fleet = DisaggFleet(eng, dec, p, np.maximum(dp - p, 1), w.disaggregation.link_gbps,

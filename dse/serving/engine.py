@@ -44,6 +44,9 @@ class EngineCoeffs:
     lives in (0: device memory, nothing to move; host memory: KV bytes over the host link); paid by
     the prefill of each request for its cached tokens, spread over its chunks by their tokens.
     kv_host_capacity_tokens: KV tokens the host tier can hold (0 = none), for the prefix cache.
+    t_cp_token_s, t_cp_hop_s: what context parallelism costs on this replica's links
+    (`with_context_parallel`): passing one token's KV to the next rank, and one latency-bound hop
+    per layer summed over the layers.
     """
 
     t_fixed_s: np.ndarray
@@ -58,10 +61,12 @@ class EngineCoeffs:
     spec_acceptance: np.ndarray = field(default_factory=lambda: np.zeros(1))
     t_per_cached_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
     kv_host_capacity_tokens: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    t_cp_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    t_cp_hop_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
 
     def __post_init__(self):
         floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "spec_acceptance", "t_per_cached_token_s")
+                  "spec_acceptance", "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s")
         ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens")
         vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
         n = max(v.size for v in vals.values())
@@ -70,7 +75,7 @@ class EngineCoeffs:
                 raise ValueError(f"EngineCoeffs.{k} has {v.size} entries, others {n}: give one per design")
             object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
         for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "t_per_cached_token_s"):
+                  "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s"):
             if np.any(vals[k] < 0) or not np.all(np.isfinite(vals[k])):
                 raise ValueError(f"EngineCoeffs.{k} must be finite and ≥ 0")
         for k in ("max_batch", "chunk_tokens", "kv_capacity_tokens"):
@@ -146,6 +151,25 @@ def with_speculation(engine: EngineCoeffs, k, acceptance, draft_t_fixed_s=0.0,
                    t_per_seq_s=engine.t_per_seq_s + k * _arr(draft_t_per_seq_s),
                    spec_k=np.broadcast_to(k, (engine.n,)).copy(),
                    spec_acceptance=np.broadcast_to(_arr(acceptance), (engine.n,)).copy())
+
+
+def with_context_parallel(engine: EngineCoeffs, cp) -> EngineCoeffs:
+    """cp replicas run as one context-parallel engine (ring attention, as in Meta's context-parallel
+    long-context inference): a prompt's tokens and a decode batch's sequences are split over the cp
+    ranks, each holding 1/cp of every sequence's KV — per-token, per-sequence and KV-read costs fall
+    by cp, token budget, batch and KV room grow by cp; each rank still reads all weights every step
+    (t_fixed unchanged), each token's KV passes (cp − 1)/cp of the ring (t_cp_token_s, charged on
+    every token and not overlapped with compute: an upper bound) and a step pays (cp − 1) hops per
+    layer (t_cp_hop_s: queries and partial outputs going round). cp = 1 returns the engine."""
+    cp = _arr(cp, np.int64)
+    f = cp.astype(float)
+    return replace(engine, t_fixed_s=engine.t_fixed_s + (f - 1.0) * engine.t_cp_hop_s,
+                   t_per_seq_s=engine.t_per_seq_s / f,
+                   t_per_token_s=engine.t_per_token_s / f + (f - 1.0) / f * engine.t_cp_token_s,
+                   t_per_kv_token_s=engine.t_per_kv_token_s / f,
+                   max_batch=engine.max_batch * cp, chunk_tokens=engine.chunk_tokens * cp,
+                   kv_capacity_tokens=engine.kv_capacity_tokens * cp,
+                   kv_host_capacity_tokens=engine.kv_host_capacity_tokens * cp)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,22 @@ class Speculation(BaseModel):
         return v
 
 
+class ContextParallel(BaseModel):
+    """Context parallelism for long prompts: the mapping tries running groups of `cp` replicas as one
+    ring-attention engine (a prompt prefilled cp× faster, fewer engines) and keeps what serves more."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cp: tuple[int, ...] = Field((2, 4, 8), min_length=1, description="context-parallel ranks tried")
+
+    @field_validator("cp")
+    @classmethod
+    def _cp(cls, v):
+        if not all(2 <= x <= 64 for x in v):
+            raise ValueError(f"cp {list(v)}: ranks must be 2..64 (1 = no context parallelism is always tried)")
+        return v
+
+
 class KvOffload(BaseModel):
     """A host-memory tier for the prefix cache (LMCache / vLLM CPU offload, CXL memory): the mapping may
     keep the workload's `prefix_cache_tokens` there instead of in device memory — the device keeps its
@@ -218,6 +234,8 @@ class ServingWorkload(BaseModel):
                                      "conversation history): KV room they take in the tier that holds them; "
                                      "0 = hits cost neither room nor transfer")
     kv_offload: KvOffload | None = Field(None, description="let the mapping keep the prefix cache in host memory")
+    context_parallel: ContextParallel | None = Field(None, description="let the mapping run replicas as "
+                                                     "context-parallel groups (long prompts)")
 
     @model_validator(mode="after")
     def _load(self):
