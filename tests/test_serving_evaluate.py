@@ -15,7 +15,7 @@ SERVING = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "lognormal", "medi
            "ttft_ms": {"p99": 2000}, "tpot_ms": {"p99": 50}}
 COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
            "prefill_replicas", "spec_k", "usd_per_mtok_at_slo", "tokens_per_s_per_mw_at_slo",
-           "tokens_per_s_per_rack_kw_at_slo")
+           "tokens_per_s_per_rack_kw_at_slo", "kv_offload", "cp")
 
 
 def _mix(serving, **static):
