@@ -182,6 +182,9 @@ def random_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         "chip.allow_chiplets": rng.choice([True, False], n),
         "system.num_chips": rng.choice([1, 2, 8, 64], n).astype(float),
         "system.topology": rng.choice(["ring", "torus2d", "switch"], n),
+        # drawn last, so the draws above are those of the designs without I/O dies
+        "chip.io_die_node": rng.choice(["none", "none", "n16", "n7", "n5"], n),
+        "chip.io_dies": rng.integers(1, 5, n).astype(float),
     }
 
 
@@ -293,3 +296,70 @@ def test_spare_cores_knob_overrides_the_automatic_choice():
     # wafer-scale without spare tiles loses (nearly) every wafer
     ws = design_cost(_variant("Cerebras-WSE-3", spare_cores=0))
     assert ws["yield_"] < 0.01 and ws["chip_usd"] > 1e6
+
+
+# ------------------------------------------------------------------ I/O dies on another node (chip.io_die_node)
+def _with_io(name: str, node: str, io_dies: int = 1):
+    d = load_catalog_design(name).model_copy(deep=True)
+    d.chip.io_die_node = node
+    d.chip.io_dies = io_dies
+    return d
+
+
+def test_io_die_hand_computed_h100_with_an_n7_io_die():
+    """H100 with its 5 HBM3 and 18 NVLink4 PHYs on one n7 I/O die: the I/O die holds the PHYs, the PHY of
+    its link to the compute die (every memory byte and both link directions) and the n7 uncore share, padded
+    to the perimeter its HBM sites and die-to-die PHY need; its known-good cost is priced at n7."""
+    base = design_area(load_catalog_design("H100-SXM"))
+    d = _with_io("H100-SXM", "n7")
+    a, c = design_area(d), design_cost(d)
+    assert a["feasible"], a["reason"]
+    io_tbps = 1.25 * 3.35 + 18 * 25.0 * 2 / 1000  # d2d_tbps_per_mem_tbps × HBM + NVLink both ways = 5.0875
+    phys = 5 * 16.6 + 18 * 0.965                  # HBM3 PHY per stack, NVLink4 PHY per link
+    critical = (phys + io_tbps * 0.792) * 1.165   # + UCIe-advanced PHY (CoWoS-S), n7 uncore 0.165
+    edge = 5 * 11.87 + io_tbps / 1.3              # HBM sites + die-to-die edge (1.3 TB/s per mm)
+    k = np.sqrt(2.0) + 1.0 / np.sqrt(2.0)         # a 2:1 die (max_aspect) of that perimeter / 0.65
+    pad = (edge / 0.65 / (2.0 * k)) ** 2
+    assert np.sqrt(2.0 * pad) < 33.0              # its long side is within the reticle's
+    assert a["num_io_dies"] == 1
+    assert a["io_critical_mm2"] == pytest.approx(critical, rel=1e-9)
+    assert a["io_die_mm2"] == pytest.approx(max(critical, pad), rel=1e-9)
+    y = (1 + critical / 100 * 0.09 / 3) ** -3     # n7 D0 0.09/cm², α 3, critical area only (filler is blank)
+    dpw = np.pi * 150 ** 2 / pad - np.pi * 300 / np.sqrt(2 * pad)
+    assert c["io_die_usd"] == pytest.approx(9346 / (dpw * y) * 1.01, rel=1e-9)
+    # the compute die loses the PHYs and their uncore share and gains its side of the die-to-die link
+    assert base["spare_cores"] == a["spare_cores"] == 12  # fixed by the catalog (chip.spare_cores)
+    assert a["die_mm2"] == pytest.approx(base["die_mm2"] - phys * 1.165 + io_tbps * 0.792, rel=1e-9)
+    assert a["total_mm2"] == pytest.approx(a["die_mm2"] + a["io_die_mm2"], rel=1e-9)
+    # its shoreline is the die-to-die PHY alone: the HBM sites are on the I/O die
+    assert a["shoreline_mm"] == pytest.approx(io_tbps / 1.3, rel=1e-9)
+
+
+def test_io_die_costs_its_die_bond_and_crossing_energy():
+    """An I/O die is bought, bonded and scrapped with the package, its die-to-die crossing of every memory
+    byte costs energy, and it leaks at its node; none of it appears without one."""
+    from dse.model.power import design_power
+
+    h = load_catalog_design("H100-SXM")
+    d = _with_io("H100-SXM", "n7")
+    c0, c1 = design_cost(h), design_cost(d)
+    p0, p1 = design_power(h), design_power(d)
+    assert c0["io_die_usd"] == 0 and c1["io_die_usd"] > 0
+    assert c1["package_yield"] < c0["package_yield"]  # one more bonded part and its test escapes
+    assert p0["d2d_w"] == 0
+    # 3.35 TB/s of HBM and 0.9 TB/s of NVLink cross at n4's 0.3 pJ/bit
+    assert p1["d2d_w"] == pytest.approx((3.35 + 0.9) * 8 * 0.3, rel=1e-9)
+
+
+def test_io_die_too_big_for_the_reticle_asks_for_more_io_dies():
+    d = load_catalog_design("B200").model_copy(deep=True)
+    d.chip.memory_stacks = 24
+    d.chip.memory_gb_per_stack = 8  # 192 GB
+    d.chip.io_die_node = "n7"
+    d.chip.packaging = "cowos_l"
+    a = design_area(d)
+    assert not a["feasible"] and "I/O die" in a["reason"] and "chip.io_dies" in a["reason"]
+    d.chip.io_dies = 8
+    a8 = design_area(d)
+    assert "I/O die" not in a8["reason"]
+    assert a8["num_io_dies"] == 8

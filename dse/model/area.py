@@ -1,6 +1,8 @@
 """Die area (DESIGN.md §4): block areas from technology densities, spare cores, the chiplet split with
 its die-to-die PHYs, the memory PHY shoreline, and the 2.5D interposer / package area with its size
-limit. Vectorized over `DesignArrays`.
+limit. Optional I/O dies on another process node (`chip.io_die_node`, MI300X-style) carry the memory and
+link PHYs; every byte of memory and link traffic then crosses a die-to-die PHY to them. Vectorized over
+`DesignArrays`.
 
 The split and the spares are design choices priced by `fab`: with `chip.dies` unset the chip takes the
 cheapest die count (from the fewest dies that fit the reticle) that also fits the shoreline and the
@@ -49,6 +51,9 @@ class AreaBreakdown:
     shoreline_mm: np.ndarray   # die edge the memory and die-to-die PHYs need (all dies)
     shoreline_limit_mm: np.ndarray  # die edge available to them (all dies)
     package_mm2: np.ndarray  # interposer (2.5D), substrate (organic) or wafer (wafer-scale) area
+    num_io_dies: np.ndarray    # I/O dies on chip.io_die_node (0: the PHYs sit on the compute dies)
+    io_die_mm2: np.ndarray     # one I/O die incl. its filler (in total_mm2, not in die_mm2)
+    io_critical_mm2: np.ndarray  # one I/O die without filler (its yield and leakage area)
     feasible: np.ndarray
     reason: np.ndarray
 
@@ -56,6 +61,7 @@ class AreaBreakdown:
         """Scalar dict of one design's areas."""
         out = {k: float(getattr(self, k)[i]) for k in self.__dataclass_fields__ if k not in ("feasible", "reason")}
         out["num_dies"] = int(self.num_dies[i])
+        out["num_io_dies"] = int(self.num_io_dies[i])
         out["spare_cores"] = int(round(self.spare_cores[i]))
         out.update(feasible=bool(self.feasible[i]), reason=str(self.reason[i]))
         return out
@@ -102,6 +108,27 @@ class _Blocks:
     footprint: np.ndarray
     harvests: np.ndarray   # core style that carries spare cores
     spares_given: np.ndarray  # chip.spare_cores per chip (NaN: automatic)
+    io_tbps: np.ndarray    # compute <-> I/O dies traffic (whole chip; 0 without I/O dies)
+    mm2_per_tbps: np.ndarray
+    tbps_per_mm: np.ndarray
+    io_n: np.ndarray       # I/O dies
+    io_die: np.ndarray     # one I/O die incl. filler
+    io_critical: np.ndarray  # one I/O die without filler
+    io_usd: np.ndarray     # known-good I/O dies with their test, whole chip
+    io_escape: np.ndarray  # share of packages whose I/O dies are good (test escapes)
+
+
+def io_dies_usd(arr: DesignArrays, n_io: np.ndarray, die_mm2: np.ndarray, critical_mm2: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(cost of the known-good I/O dies with their test, share of packages whose I/O dies are good) of
+    `n_io` I/O dies of `die_mm2` (critical area `critical_mm2`) on the chip's I/O node; (0, 1) without."""
+    w = arr.tech.wafer
+    io = arr.has_io_die & (n_io > 0) & (np.asarray(die_mm2) > 0)
+    y = np.where(io, fab.negative_binomial_yield(critical_mm2, arr.io_defect_density_per_cm2, arr.io_yield_alpha), 1.0)
+    dpw = fab.dies_per_wafer(np.where(io, die_mm2, 1.0), w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
+    usd = np.where(io, n_io * arr.io_wafer_price_usd / (dpw * np.maximum(y, 1e-12)) * (1.0 + w.test_cost_fraction), 0.0)
+    escape = fab.package_yield(np.where(io, n_io, 0.0), 0.0, y, 1.0, w.probe_coverage)
+    return usd, np.where(io, escape, 1.0)
 
 
 def _blocks(arr: DesignArrays) -> _Blocks:
@@ -111,13 +138,19 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     sram = arr.sram_mb * arr.sram_mm2_per_mb
     mem_phy = arr.memory_stacks * arr.mem_phy_mm2_per_stack
     link_phy = arr.links * arr.link_phy_mm2
-    base = mac + vector + sram + mem_phy + link_phy
+    io = arr.has_io_die
+    # with I/O dies the memory and link PHYs (and their controllers) sit on them, not on the compute dies
+    base = np.where(io, mac + vector + sram, mac + vector + sram + mem_phy + link_phy)
     uncore = base * arr.uncore_fraction
     core = (mac + vector) / np.maximum(arr.cores, 1.0) * (1.0 + arr.uncore_fraction)
     ch = tech.chiplets
     # a cache interleaves its addresses over all dies (more of its traffic crosses than a scratchpad's)
     per_sram = np.where(arr.is_cache, ch.d2d_tbps_per_cache_tbps, ch.d2d_tbps_per_sram_tbps)
-    d2d_tbps = ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + per_sram * arr.sram_tbps
+    # per die of a split: its memory share (none with I/O dies: memory traffic goes to them) and SRAM share
+    d2d_tbps = np.where(io, 0.0, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps) + per_sram * arr.sram_tbps
+    # with I/O dies every byte of memory traffic and both directions of the links cross to them, over
+    # PHYs sized as a split's memory share (B200 NV-HBI 10 TB/s for 8 TB/s of HBM3e)
+    io_tbps = np.where(io, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + arr.links * arr.link_gbps * 2.0 / 1000.0, 0.0)
     pkgs = list(tech.packaging.values())
     pkg_name = arr.names["chip.packaging"]
     mm2_per_tbps = _per_name(pkg_name, {k: p.d2d_mm2_per_tbps for k, p in tech.packaging.items()},
@@ -127,12 +160,28 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     uniq, inv = np.unique(arr.names["chip.memory"].astype(str), return_inverse=True)
     edge = np.array([tech.memory_edge_mm(u) for u in uniq])[inv]
     hbm = arr.mem_needs_interposer & arr.has_memory
+    mem_edge = arr.memory_stacks * edge
+    # I/O dies (chip.io_dies of them on chip.io_die_node): the memory and link PHYs + their side of the
+    # compute links, with the I/O node's uncore share; each padded up to the perimeter its memory sites and
+    # die-to-die PHYs need (an I/O-limited die: the filler adds wafer area, not critical area)
+    sh = tech.shoreline
+    io_logic = np.where(io, (mem_phy + link_phy + io_tbps * mm2_per_tbps) * (1.0 + arr.io_uncore_fraction), 0.0)
+    io_edge = mem_edge + io_tbps / tbps_per_mm
+    io_n = np.where(io & (io_logic > 0), arr.io_dies, 0.0)  # no PHYs (no memory, no links): no I/O die
+    safe_n = np.maximum(io_n, 1.0)
+    io_critical = np.where(io, io_logic / safe_n, 0.0)
+    # uncapped: a die past the reticle is flagged by chip_area (use more I/O dies)
+    io_pad = area_for_perimeter_mm2(io_edge / safe_n / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm)
+    io_die = np.where(io, np.maximum(io_critical, io_pad), 0.0)
+    io_usd, io_escape = io_dies_usd(arr, io_n, io_die, io_critical)
     return _Blocks(mac=mac, vector=vector, sram=sram, mem_phy=mem_phy, link_phy=link_phy, uncore=uncore,
                    logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
-                   mem_edge=arr.memory_stacks * edge,
+                   mem_edge=np.where(io, 0.0, mem_edge),
                    footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
                    harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
-                   spares_given=arr.knobs["chip.spare_cores"])
+                   spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
+                   tbps_per_mm=tbps_per_mm, io_n=io_n, io_die=io_die, io_critical=io_critical, io_usd=io_usd,
+                   io_escape=io_escape)
 
 
 def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,23 +190,29 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     w, hv, sh = tech.wafer, tech.harvesting, tech.shoreline
     ws = arr.wafer_scale
     split = n > 1
-    d2d = np.where(split, b.d2d_phy, 0.0)  # per die
+    io = arr.has_io_die
+    # per die: the split's PHY and, with I/O dies, this die's share of the traffic to them
+    d2d_tbps_die = np.where(split, b.d2d_tbps, 0.0) + np.where(io, b.io_tbps / n, 0.0)
+    d2d = d2d_tbps_die * b.mm2_per_tbps
     cores_per_die = arr.cores / n
     fixed = (b.logic - arr.cores * b.core) / n + d2d  # per die: everything but the core array
     reticle = np.where(ws, np.inf, arr.reticle_mm2)
     # I/O-limited die: memory and die-to-die PHYs need io_edge_fraction of the perimeter; a smaller die is
     # padded up to the area with that perimeter (at most the reticle; beyond it the shoreline check fails)
-    need = b.mem_edge + np.where(split, n * b.d2d_edge, 0.0)
+    need = b.mem_edge + np.where(split | io, n * (d2d_tbps_die / b.tbps_per_mm), 0.0)
     pad = np.minimum(area_for_perimeter_mm2(need / n / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm),
                      arr.reticle_mm2)
     pad = np.where(ws, 0.0, pad)
     interposed = arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer
-    bonded = n + np.where(interposed, arr.memory_stacks, 0.0)
-    memory_usd = arr.mem_gb * arr.mem_usd_per_gb
+    bonded = n + np.where(interposed, arr.memory_stacks, 0.0) + b.io_n
+    # bought parts besides the compute dies: memory and the known-good I/O dies (scrapped with the package)
+    memory_usd = arr.mem_gb * arr.mem_usd_per_gb + b.io_usd
+    io_area = b.io_n * b.io_die
 
     def chip_usd(i, die_i, y_i, dpw_i):  # the chip's manufacturing cost with dies of `die_i` on rows `i`
-        package_i = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i])
-        y_pkg = fab.package_yield(n[i], bonded[i], y_i, arr.pkg_assembly_yield_per_die[i], w.probe_coverage)
+        package_i = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i] + io_area[i])
+        y_pkg = fab.package_yield(n[i], bonded[i], y_i, arr.pkg_assembly_yield_per_die[i],
+                                  w.probe_coverage) * b.io_escape[i]
         return fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i], package_i,
                                      arr.pkg_usd_per_mm2[i], y_pkg, w.test_cost_fraction)["chip_usd"]
 
@@ -192,8 +247,8 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
 
     perim = perimeter_mm(die, sh.max_aspect, np.where(ws, np.inf, sh.reticle_long_mm))
     limit = sh.io_edge_fraction * n * perim
-    package = arr.pkg_area_scale * (n * die + b.footprint)
-    y_pkg = fab.package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage)
+    package = arr.pkg_area_scale * (n * die + b.footprint + io_area)
+    y_pkg = fab.package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage) * b.io_escape
     money = fab.manufacturing_usd(arr.wafer_price_usd, dpw, y, n, memory_usd, package,
                                   arr.pkg_usd_per_mm2, y_pkg, w.test_cost_fraction)
     return dict(n=n.astype(float), spares=spares * np.where(ws, 1.0, n), tolerated=tolerated, die=die, d2d=d2d * n,
@@ -261,10 +316,16 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                                                          n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
                                                          c["limit"][i].tolist())]
         flags.flag(shore_bad, msgs)
+    io_big = arr.has_io_die & (b.io_die > arr.io_reticle_mm2)
+    flags.flag(io_big, _per_row(
+        arr, io_big,
+        lambda i: f"I/O die {b.io_die[i]:.0f} mm² (PHYs {b.io_critical[i]:.0f} mm², padded to the edge its memory and "
+                  f"die-to-die PHYs need) exceeds the {arr.io_reticle_mm2[i]:.0f} mm² reticle with chip.io_dies = "
+                  f"{b.io_n[i]:.0f} (use more I/O dies)"))
     package = c["package"]
     over = ~c["package_ok"]
     footprint = b.footprint
-    total = n_dies * die
+    total = n_dies * die + b.io_n * b.io_die
     if over.any():
         i = np.flatnonzero(over)
         msgs = np.full(arr.n, "", dtype=object)
@@ -274,7 +335,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                                                    total[i].tolist(), footprint[i].tolist(),
                                                    arr.pkg_area_scale[i].tolist(), arr.pkg_max_interposer_mm2[i].tolist())]
         flags.flag(over, msgs)
-    spare_mm2 = total - b.logic - c["d2d"] - c["pad"]
+    spare_mm2 = n_dies * die - b.logic - c["d2d"] - c["pad"]
     return AreaBreakdown(mac_mm2=b.mac, vector_mm2=b.vector, sram_mm2=b.sram, mem_phy_mm2=b.mem_phy,
                          link_phy_mm2=b.link_phy, uncore_mm2=b.uncore, spare_mm2=np.maximum(spare_mm2, 0.0),
                          d2d_mm2=c["d2d"], d2d_tbps=np.where(n_dies > 1, b.d2d_tbps, 0.0), total_mm2=total, die_mm2=die, num_dies=n_dies.astype(np.int64),
@@ -282,6 +343,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                          nonredundant_mm2=c["nonredundant"], array_mm2=c["array"],
                          tolerated_defects=c["tolerated"],
                          shoreline_mm=c["need"], shoreline_limit_mm=c["limit"], package_mm2=package,
+                         num_io_dies=b.io_n.astype(np.int64), io_die_mm2=b.io_die, io_critical_mm2=b.io_critical,
                          feasible=flags.valid, reason=flags.reason)
 
 

@@ -165,6 +165,15 @@ class DesignArrays:
     wafer_scale: np.ndarray = field()
     pkg_is_interposer: np.ndarray = field()
     dies: np.ndarray = field()  # 0 = automatic split
+    # I/O dies on their own node (chip.io_die_node; has_io_die False = PHYs on the compute dies, values 0)
+    has_io_die: np.ndarray = field()
+    io_dies: np.ndarray = field()  # I/O dies per chip (chip.io_dies) where has_io_die
+    io_wafer_price_usd: np.ndarray = field()
+    io_defect_density_per_cm2: np.ndarray = field()
+    io_yield_alpha: np.ndarray = field()
+    io_static_w_per_mm2: np.ndarray = field()
+    io_uncore_fraction: np.ndarray = field()
+    io_reticle_mm2: np.ndarray = field()
     allow_chiplets: np.ndarray = field()
     tdp_cap_w: np.ndarray = field()  # 0 = no cap
     # per precision (0 = unsupported) and roofline
@@ -285,6 +294,13 @@ class DesignArrays:
             out[f"pkg_{attr}"] = np.array([getattr(p, attr) for p in pkgs])[pkg_i]
         out["wafer_scale"] = np.array([k == "wafer_scale" for k in tech.packaging])[pkg_i]
         out["pkg_is_interposer"] = np.array([k.startswith("cowos") for k in tech.packaging])[pkg_i]
+        io_i = idx["chip.io_die_node"]  # index len(nodes) = none
+        out["has_io_die"] = io_i < len(nodes)
+        out["io_dies"] = num("chip.io_dies", 1)
+        for attr in ("wafer_price_usd", "defect_density_per_cm2", "yield_alpha", "static_w_per_mm2",
+                     "uncore_fraction", "reticle_mm2"):
+            fill = 1.0 if attr in ("yield_alpha", "reticle_mm2") else 0.0  # finite, unused without I/O dies
+            out[f"io_{attr}"] = np.array([float(getattr(nd, attr)) for nd in nodes] + [fill])[io_i]
         dies = c["chip.dies"]
         out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]

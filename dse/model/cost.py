@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dse.model.area import AreaBreakdown, chip_area
+from dse.model.area import AreaBreakdown, chip_area, io_dies_usd
 from dse.model.arrays import DesignArrays
 from dse.model.fab import (
     dies_per_wafer,
@@ -42,6 +42,7 @@ class CostBreakdown:
     package_usd: np.ndarray
     scrap_usd: np.ndarray
     test_usd: np.ndarray
+    io_die_usd: np.ndarray   # known-good I/O dies with their test (in chip_usd; 0 without I/O dies)
     chip_usd: np.ndarray
     board_usd: np.ndarray
     network_usd: np.ndarray
@@ -64,10 +65,14 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
     y = harvested_yield(area.nonredundant_mm2, area.array_mm2, area.tolerated_defects,
                         arr.defect_density_per_cm2, arr.yield_alpha, continuous=ws)
     memory = arr.mem_gb * arr.mem_usd_per_gb
-    bonded = n + np.where(arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer, arr.memory_stacks, 0.0)
-    y_pkg = package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage)
-    m = manufacturing_usd(arr.wafer_price_usd, dpw, y, n, memory, area.package_mm2, arr.pkg_usd_per_mm2, y_pkg,
-                          w.test_cost_fraction)
+    n_io = area.num_io_dies.astype(float)
+    io_usd, io_escape = io_dies_usd(arr, n_io, area.io_die_mm2, area.io_critical_mm2)
+    bonded = n + np.where(arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer, arr.memory_stacks, 0.0) \
+        + n_io
+    y_pkg = package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage) * io_escape
+    # the known-good I/O dies are bought parts scrapped with a failed package, as the memory
+    m = manufacturing_usd(arr.wafer_price_usd, dpw, y, n, memory + io_usd, area.package_mm2, arr.pkg_usd_per_mm2,
+                          y_pkg, w.test_cost_fraction)
     s = tech.system
     chips = arr.num_chips
     board = chips * s.board_usd_per_chip
@@ -77,7 +82,8 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
     system = chips * m["chip_usd"] + board + network
     return CostBreakdown(dies_per_wafer=dpw, yield_=y, package_yield=y_pkg, die_usd_each=m["die_usd_each"],
                          die_usd=m["die_usd"], memory_usd=memory, package_usd=m["package_usd"],
-                         scrap_usd=m["scrap_usd"], test_usd=m["test_usd"], chip_usd=m["chip_usd"], board_usd=board,
+                         scrap_usd=m["scrap_usd"], test_usd=m["test_usd"], io_die_usd=io_usd, chip_usd=m["chip_usd"],
+                         board_usd=board,
                          network_usd=network, system_usd=system)
 
 

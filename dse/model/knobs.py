@@ -216,6 +216,14 @@ KNOBS: tuple[Knob, ...] = (
                     "systolic ones); wafer-scale: the technology's spare-tile fraction"),
     Knob("chip.allow_chiplets", bool, True, "Allow chiplets", "Split logic over several dies when it exceeds the reticle.",
          _ASSUMED),
+    Knob("chip.io_die_node", str, NONE, "I/O die node",
+         "Process node of separate I/O dies that carry the memory and chip-to-chip link PHYs (none: the PHYs "
+         "sit on the compute dies).",
+         "none: PHYs on the compute dies (H100, B200); MI300X puts them on 4 I/O dies in N6 under 8 N5 compute dies",
+         table="process_nodes", extra=(NONE,), what="process node"),
+    Knob("chip.io_dies", int, 1, "I/O dies", "I/O dies per chip when chip.io_die_node is set.",
+         "one I/O die; MI300X: 4", unit="count", low=1, high=16,
+         bounds_source="assumed: MI300X carries 4 I/O dies; headroom for wider memory systems"),
     Knob("chip.tdp_w", float, None, "TDP cap", "Power cap of one chip.", "no cap", unit="W", low=0, low_open=True,
          none_means="no power cap"),
     # ---------------------------------------------------------------- system

@@ -80,8 +80,13 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     # chiplets: assume memory traffic crosses a die-to-die boundary with probability (n−1)/n
     n = area.num_dies
     d2d = np.where(n > 1, arr.mem_bw_tbps * 8.0 * arr.d2d_pj_per_bit * (n - 1) / n, 0.0)
+    # I/O dies: all memory traffic and both directions of the links cross to them
+    io = arr.has_io_die
+    d2d = np.where(io, (arr.mem_bw_tbps * 8.0 + arr.links * arr.link_gbps * 2.0 * 8.0 * 1e-3) * arr.d2d_pj_per_bit, d2d)
     # fused-off spare cores are power-gated and filler leaks nothing: leakage of the powered silicon only
-    leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2)
+    io_total = area.num_io_dies * area.io_die_mm2
+    leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2 - io_total) \
+        + arr.io_static_w_per_mm2 * area.num_io_dies * area.io_critical_mm2
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
     # the running floor of the chip at its full clock: a cap does not change the chip, it lowers the
