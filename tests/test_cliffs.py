@@ -44,11 +44,7 @@ ELASTICITY = 5.0                 # +2 % may buy at most +10 %
 MIX = "balanced"
 GROWING = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks", "chip.links")
 NEVER_CHEAPER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")  # power: see SPLIT; peak_power_w = chips × TDP (power_w is the workload power: a faster chip may draw less)
-PLAN = ("tp", "pp", "dp", "ep", "batch", "chips_used")
-ARRAY_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols")
-WAVE_GAIN = 1.0                  # one partial wave of tiles removed: at most 2x
-DESIGN_LEVEL = ("die_area_mm2", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w", "power_density_w_per_mm2",
-                "peak_tflops_bf16", "mem_bw_tbps", "mem_gb", "sram_mb")
+# the thresholds' rules (exempt rows, the WAVES allowance) live in benchmarks/cliff_hunter.py: one definition
 
 
 def _hunter():
@@ -87,23 +83,6 @@ def test_every_numeric_knob_of_the_space_is_stepped(hunted):
     assert all(out[k][0].sum() > N_DESIGNS // 3 for k in numeric)
 
 
-def _exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
-    """Rows where the step crossed a documented threshold for `metric` (see the module docstring)."""
-    n = len(base["feasible"])
-    crossed = np.zeros(n, bool)
-    crossed |= base["num_dies"] != stepped["num_dies"]
-    crossed |= stepped["spare_cores"] < base["spare_cores"]
-    scenario = metric.rpartition(".")[0]
-    scenarios = [scenario] if scenario and scenario != "mix" else sorted(
-        {c.rpartition(".")[0] for c in base if c.endswith(".tp")})
-    for sc in scenarios:
-        for p in PLAN:
-            col = f"{sc}.{p}"
-            if col in base:
-                crossed |= np.asarray(base[col]) != np.asarray(stepped[col])
-    return crossed
-
-
 def test_no_small_step_buys_a_large_gain(hunted):
     h, cols, numeric, base, out = hunted
     offenders = []
@@ -118,12 +97,9 @@ def test_no_small_step_buys_a_large_gain(hunted):
             if better == "none":
                 continue
             b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
-            ok = both & (np.abs(b) > 1e-12) & ~_exempt(base, stepped, m)
+            ok = both & (np.abs(b) > 1e-12) & ~h.exempt(base, stepped, m)
             g = np.where(ok, h.gain(b, s, better), 0.0)
-            limit = ELASTICITY * step
-            if knob in ARRAY_KNOBS and m not in DESIGN_LEVEL:
-                limit = np.maximum(limit, WAVE_GAIN)
-            bad = ok & (g > limit + 1e-9)
+            bad = ok & (g > h.allowed_gain(knob, m, step, ELASTICITY) + 1e-9)
             checked += int(ok.sum())
             for i in np.flatnonzero(bad)[:1]:
                 offenders.append(f"{knob} +{step[i]:.1%} → {m} {b[i]:.4g} → {s[i]:.4g} ({g[i]:+.1%}); "
