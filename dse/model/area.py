@@ -124,9 +124,9 @@ def io_dies_usd(arr: DesignArrays, n_io: np.ndarray, die_mm2: np.ndarray, critic
     `n_io` I/O dies of `die_mm2` (critical area `critical_mm2`) on the chip's I/O node; (0, 1) without."""
     w = arr.tech.wafer
     io = arr.has_io_die & (n_io > 0) & (np.asarray(die_mm2) > 0)
-    y = np.where(io, fab.negative_binomial_yield(critical_mm2, arr.io_defect_density_per_cm2, arr.io_yield_alpha), 1.0)
+    y = np.where(io, fab.negative_binomial_yield(critical_mm2, arr.defect_density_per_cm2_io, arr.yield_alpha_io), 1.0)
     dpw = fab.dies_per_wafer(np.where(io, die_mm2, 1.0), w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
-    usd = np.where(io, n_io * arr.io_wafer_price_usd / (dpw * np.maximum(y, 1e-12)) * (1.0 + w.test_cost_fraction), 0.0)
+    usd = np.where(io, n_io * arr.wafer_price_usd_io / (dpw * np.maximum(y, 1e-12)) * (1.0 + w.test_cost_fraction), 0.0)
     escape = fab.package_yield(np.where(io, n_io, 0.0), 0.0, y, 1.0, w.probe_coverage)
     return usd, np.where(io, escape, 1.0)
 
@@ -165,7 +165,7 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     # compute links, with the I/O node's uncore share; each padded up to the perimeter its memory sites and
     # die-to-die PHYs need (an I/O-limited die: the filler adds wafer area, not critical area)
     sh = tech.shoreline
-    io_logic = np.where(io, (mem_phy + link_phy + io_tbps * mm2_per_tbps) * (1.0 + arr.io_uncore_fraction), 0.0)
+    io_logic = np.where(io, (mem_phy + link_phy + io_tbps * mm2_per_tbps) * (1.0 + arr.uncore_fraction_io), 0.0)
     io_edge = mem_edge + io_tbps / tbps_per_mm
     io_n = np.where(io & (io_logic > 0), arr.io_dies, 0.0)  # no PHYs (no memory, no links): no I/O die
     safe_n = np.maximum(io_n, 1.0)
@@ -316,11 +316,11 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                                                          n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
                                                          c["limit"][i].tolist())]
         flags.flag(shore_bad, msgs)
-    io_big = arr.has_io_die & (b.io_die > arr.io_reticle_mm2)
+    io_big = arr.has_io_die & (b.io_die > arr.reticle_mm2_io)
     flags.flag(io_big, _per_row(
         arr, io_big,
         lambda i: f"I/O die {b.io_die[i]:.0f} mm² (PHYs {b.io_critical[i]:.0f} mm², padded to the edge its memory and "
-                  f"die-to-die PHYs need) exceeds the {arr.io_reticle_mm2[i]:.0f} mm² reticle with chip.io_dies = "
+                  f"die-to-die PHYs need) exceeds the {arr.reticle_mm2_io[i]:.0f} mm² reticle with chip.io_dies = "
                   f"{b.io_n[i]:.0f} (use more I/O dies)"))
     package = c["package"]
     over = ~c["package_ok"]

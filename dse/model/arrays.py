@@ -165,15 +165,16 @@ class DesignArrays:
     wafer_scale: np.ndarray = field()
     pkg_is_interposer: np.ndarray = field()
     dies: np.ndarray = field()  # 0 = automatic split
-    # I/O dies on their own node (chip.io_die_node; has_io_die False = PHYs on the compute dies, values 0)
+    # I/O dies on their own node (chip.io_die_node; has_io_die False = PHYs on the compute dies). Suffix
+    # `_io`: a process-node constant's row attribute is the one whose name ends with it (dse.uncertainty)
     has_io_die: np.ndarray = field()
     io_dies: np.ndarray = field()  # I/O dies per chip (chip.io_dies) where has_io_die
-    io_wafer_price_usd: np.ndarray = field()
-    io_defect_density_per_cm2: np.ndarray = field()
-    io_yield_alpha: np.ndarray = field()
-    io_static_w_per_mm2: np.ndarray = field()
-    io_uncore_fraction: np.ndarray = field()
-    io_reticle_mm2: np.ndarray = field()
+    wafer_price_usd_io: np.ndarray = field()
+    defect_density_per_cm2_io: np.ndarray = field()
+    yield_alpha_io: np.ndarray = field()
+    static_w_per_mm2_io: np.ndarray = field()
+    uncore_fraction_io: np.ndarray = field()
+    reticle_mm2_io: np.ndarray = field()
     allow_chiplets: np.ndarray = field()
     tdp_cap_w: np.ndarray = field()  # 0 = no cap
     # per precision (0 = unsupported) and roofline
@@ -300,7 +301,7 @@ class DesignArrays:
         for attr in ("wafer_price_usd", "defect_density_per_cm2", "yield_alpha", "static_w_per_mm2",
                      "uncore_fraction", "reticle_mm2"):
             fill = 1.0 if attr in ("yield_alpha", "reticle_mm2") else 0.0  # finite, unused without I/O dies
-            out[f"io_{attr}"] = np.array([float(getattr(nd, attr)) for nd in nodes] + [fill])[io_i]
+            out[f"{attr}_io"] = np.array([float(getattr(nd, attr)) for nd in nodes] + [fill])[io_i]
         dies = c["chip.dies"]
         out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]

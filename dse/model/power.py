@@ -86,7 +86,7 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     # fused-off spare cores are power-gated and filler leaks nothing: leakage of the powered silicon only
     io_total = area.num_io_dies * area.io_die_mm2
     leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2 - io_total) \
-        + arr.io_static_w_per_mm2 * area.num_io_dies * area.io_critical_mm2
+        + arr.static_w_per_mm2_io * area.num_io_dies * area.io_critical_mm2
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
     # the running floor of the chip at its full clock: a cap does not change the chip, it lowers the
