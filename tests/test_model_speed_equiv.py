@@ -223,3 +223,17 @@ def test_step_times_equal_per_step_op_times(monkeypatch):
         j = energy[i]
         np.testing.assert_allclose(e[i][j], (perf.op_energy_j(tables[s], sub, ref) * cnt).sum(axis=1)[j],
                                    rtol=1e-12, atol=0)
+
+
+def test_harvested_yield_choices_in_columns_equal_one_choice_at_a_time():
+    """The ascending-spares fast path of `fab.harvested_yield` (choices along the last axis) equals one
+    call per spare count, to the bit."""
+    from dse.model import fab
+    rng = np.random.default_rng(9)
+    n = 200
+    f, c, m, d, a = rng.uniform(5, 400, n), rng.uniform(0.05, 20, n), rng.uniform(1, 300, n), \
+        rng.uniform(0.02, 0.5, n), rng.uniform(1, 6, n)
+    choices = np.arange(1.0, 17.0)
+    fast = fab.harvested_yield(f[:, None], (m[:, None] + choices) * c[:, None], choices, d[:, None], a[:, None])
+    for j, s in enumerate(choices):
+        np.testing.assert_array_equal(fast[:, j], fab.harvested_yield(f, (m + s) * c, s, d, a))

@@ -51,9 +51,19 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
     term = (1.0 + t) ** (-al)
     exact = np.minimum(s, EXACT_SPARES_MAX)
     total = term.copy()
+    # spares the same in every row and ascending along the last axis (best_spares' choices): a term is
+    # computed only for the trailing columns still summing (the others' sums are complete)
+    row = np.asarray(spares, dtype=float)
+    cols = (np.minimum(row.ravel(), EXACT_SPARES_MAX) if total.ndim and 1 < row.size == row.shape[-1] == total.shape[-1]
+            and np.all(np.diff(row.ravel()) >= 0) else None)
     for k in range(int(exact.max(initial=0))):
-        term = term * (al + k) / (k + 1) * r
-        total = total + np.where(k + 1 <= exact, term, 0.0)
+        if cols is None:
+            term = term * (al + k) / (k + 1) * r
+            total = total + np.where(k + 1 <= exact, term, 0.0)
+        else:
+            j = int(np.searchsorted(cols, k + 1))
+            term[..., j:] = term[..., j:] * (al[..., j:] + k) / (k + 1) * r[..., j:]
+            total[..., j:] = total[..., j:] + term[..., j:]
     big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
     if big.any():
         rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
@@ -72,7 +82,9 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     the die without its core array, `cores` the (possibly fractional) cores it must deliver; a die smaller
     than `min_die_mm2` is padded to it (I/O-limited die: the filler adds wafer area, not critical area).
     Minimising the full cost (not a proxy) over a set of choices that only shrinks as the die grows is
-    what keeps cost monotone in area. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
+    what keeps cost monotone in area. `usd_of` is called elementwise: `rows` (indices into the inputs) may
+    come as a column that broadcasts against the other arguments. Returns (spares, die_mm2 incl. padding,
+    yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
         fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
     best_s = np.zeros_like(fixed)
@@ -87,15 +99,15 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
         return best_s, best_die, best_y, best_dpw
     # every spare choice of every row that may carry spares at once, as (rows, choices) arrays; the
     # choices are then compared in ascending order exactly as a one-choice-at-a-time scan would
-    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    top_cap = cap[idx].max()
+    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= top_cap], float)
     f, c, m, d, a, top, bottom, cp = (x[idx][:, None] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
     die = np.maximum(f + (m + choices) * c, bottom)
     y = harvested_yield(f, (m + choices) * c, choices, d, a)
     dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
     ok = (die <= top) & (cp >= choices)
-    if usd_of is not None:
-        rows = np.broadcast_to(idx[:, None], die.shape)
-        usd = usd_of(rows.ravel(), die.ravel(), y.ravel(), dpw.ravel()).reshape(die.shape)
+    if usd_of is not None:  # rows as a column: the per-row inputs broadcast over the choices
+        usd = np.broadcast_to(usd_of(idx[:, None], die, y, dpw), die.shape)
     live = np.ones(len(idx), bool)
     for col, s in enumerate(choices):
         if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay

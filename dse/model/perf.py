@@ -147,9 +147,13 @@ def _memory_stream_efficiency(arr) -> np.ndarray:
     tech = getattr(arr, "tech", None)
     if mem is None or tech is None:
         return np.ones(arr.n)
-    table = {k: float(getattr(v, "stream_efficiency", 1.0)) for k, v in tech.memories.items()}
-    uniq, inv = np.unique(np.asarray(mem).astype(str), return_inverse=True)
-    return np.array([table.get(u, 1.0) for u in uniq], dtype=float)[inv]
+    keys = np.array(sorted(tech.memories), dtype=str)
+    if not len(keys):
+        return np.ones(arr.n)
+    vals = np.array([float(getattr(tech.memories[k], "stream_efficiency", 1.0)) for k in keys])
+    mem = np.asarray(mem).astype(str)
+    pos = np.minimum(np.searchsorted(keys, mem), len(keys) - 1)
+    return np.where(keys[pos] == mem, vals[pos], 1.0)
 
 
 def _col(x) -> np.ndarray:
@@ -266,6 +270,10 @@ class OpTimes:
         return np.argmax(stack, axis=0)
 
 
+_ROWS = ("noncoll", "flops", "w", "act", "kv", "count", "comm_bytes", "group", "prec", "mm_m", "mm_n", "mm_k",
+         "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum")
+
+
 @dataclass
 class _OpStatic:
     """Design-independent columns of operator tables, prepared once. Per-operator fields have one row per
@@ -303,13 +311,18 @@ class _OpStatic:
     mm_precs: tuple          # ... in `mm_prec`
     sparse: bool             # any 2:4 sparse matrix operator
 
-    _ROWS = ("noncoll", "flops", "w", "act", "kv", "count", "comm_bytes", "group", "prec", "mm_m", "mm_n", "mm_k",
-             "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum")
 
-    def take(self, rows: np.ndarray) -> "_OpStatic":
-        """The tables of `rows` (indices into the stack's rows), one row each."""
-        return _OpStatic(**{f: getattr(self, f)[rows] if f in self._ROWS else getattr(self, f)
-                            for f in self.__dataclass_fields__})
+    def take(self, rows: np.ndarray, fields: tuple = _ROWS) -> "_OpStatic":
+        """The tables of `rows` (indices into the stack's rows), one row each; only `fields` of the
+        per-operator fields (the others None)."""
+        return _OpStatic(**{f: (getattr(self, f)[rows] if f in fields else None) if f in _ROWS
+                            else getattr(self, f) for f in self.__dataclass_fields__})
+
+
+# the per-operator fields `_busy_free`, `_resident_times` and `_energy_j` read
+_BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
+_ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
+_RESIDENT_FIELDS = ("w", "kv", "act", "noncoll", "launches", "fusable", "count", "tokens", "count_sum") + _ENERGY_FIELDS
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -418,7 +431,7 @@ def _stack(tables: tuple) -> _OpStatic:
     k, r = at, len(sts)
     mm_w = widths["mm"]
     out = {}
-    for f in _OpStatic._ROWS:
+    for f in _ROWS:
         proto = getattr(sts[0], f)
         cols = 1 if f in ("tokens", "count_sum") else mm_w if f.startswith("mm_") else k
         out[f] = np.full((r, cols), _PAD.get(f, 0), dtype=proto.dtype)
@@ -427,7 +440,7 @@ def _stack(tables: tuple) -> _OpStatic:
         src = np.concatenate([s.mm, s.vec] + [s.coll.get(c, np.zeros(0, np.int64)) for c in kinds]).astype(np.int64)
         dst = np.concatenate([starts["mm"] + np.arange(len(s.mm)), starts["vec"] + np.arange(len(s.vec))]
                              + [starts[c] + np.arange(len(s.coll.get(c, ()))) for c in kinds]).astype(np.int64)
-        for f in _OpStatic._ROWS:
+        for f in _ROWS:
             v = getattr(s, f)[0]
             if f in ("tokens", "count_sum"):
                 out[f][i] = v
@@ -715,17 +728,18 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
             else:
                 segs[-1] = (a, hi, None)
     for a, b, own in segs:
-        st_u = own if own is not None else stack.take(ustep[a:b])
+        st_u = own if own is not None else stack.take(ustep[a:b], _BUSY_FIELDS)
         hw_u = hw.take(udesign[a:b])
         free = _busy_free(st_u, hw_u, cal)
         lo, hi = first[a], first[b]
         inv = run[lo:hi] - a
-        st_r, hw_r = (own if own is not None else st_u.take(inv)), hw_u.take(inv)
+        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS)
+        hw_r = hw_u.take(inv)
         times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
         t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
         sel = np.flatnonzero(want_e[lo:hi])
         if len(sel):
-            st_e = own if own is not None else st_r.take(sel)
+            st_e = own if own is not None else st_r.take(sel, _ENERGY_FIELDS)
             e = _energy_j(st_e, hw_r.take(sel), times.offchip_bytes[sel], times.sram_bytes[sel])
             e_out[order[lo + sel]] = _rowsum(e * st_e.count, st_e)
     return t_out, e_out
