@@ -249,9 +249,13 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     whole = ~partial
     wi, wj, wc = pi[whole], pj[whole], combo[whole]
     mark = np.zeros(S * 3 * n, bool)
-    for role in (t.dec, t.pre, t.chunk):
-        mark[(role[wj] * 3 + wc) * n + wi] = True
+    role_keys = [(role[wj] * 3 + wc) * n + wi for role in (t.dec, t.pre, t.chunk)]
+    for key in role_keys:
+        mark[key] = True
     inst = np.flatnonzero(mark)
+    # each (design, role) pair's instance: its rank among the marked keys
+    rank = np.cumsum(mark, dtype=np.int32 if len(mark) < 1 << 31 else np.int64)
+    dec_i, pre_i, chunk_i = (rank[key] - 1 for key in role_keys)
     i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
     qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
     k = len(qi)
@@ -264,18 +268,13 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     r = time_instances(t.steps, np.concatenate([i_step, t.cls_step[ukeys // n]]), np.concatenate([i_d, ukeys % n]),
                        hw, cal, np.concatenate([i_c >= 1, qfw[src]]), np.concatenate([i_c == 2, qfk[src]]),
                        np.zeros(len(inst) + len(ukeys)), is_dec)
-    m = len(inst)
-    whole_t = np.full(S * 3 * n, np.nan)
-    whole_e = np.full(S * 3 * n, np.nan)
-    whole_t[inst], whole_e[inst] = r.time_s[:m], r.energy_j[:m]
-    part = m + np.ravel(inv)
+    part = len(inst) + np.ravel(inv)
     out = []
     # seg: which third of the partial keys (decode, prefill, chunk classes) the role's step is
-    for seg, role, tab, res in ((0, t.dec, whole_t, r.time_s), (0, t.dec, whole_e, r.energy_j),
-                                (1, t.pre, whole_t, r.time_s), (2, t.chunk, whole_t, r.time_s),
-                                (2, t.chunk, whole_e, r.energy_j)):
+    for seg, at, res in ((0, dec_i, r.time_s), (0, dec_i, r.energy_j), (1, pre_i, r.time_s),
+                         (2, chunk_i, r.time_s), (2, chunk_i, r.energy_j)):
         v = np.empty(len(pi))
-        v[whole] = tab[(role[wj] * 3 + wc) * n + wi]
+        v[whole] = res[at]
         v[partial] = res[part[seg * k:(seg + 1) * k]]
         out.append(v)
     return out

@@ -628,10 +628,11 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     busy = np.maximum(np.maximum(compute, memory), sram)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     overhead = free.gap * kernel
+    top = np.maximum(busy, comm)
     if cal.launch_us > 0:
         cnt = st.count
         launches = _rowsum(kernel * cnt, st)
-        gpu = _rowsum((np.maximum(busy, comm) + overhead) * cnt, st)
+        gpu = _rowsum((top + overhead) * cnt, st)
         host = np.where(dyn[:, 0], cal.launch_us * 1e-6 * launches, 0.0)
         excess = np.maximum(host - gpu, 0.0) / np.maximum(launches, 1.0)
         overhead = overhead + excess[:, None] * kernel
@@ -643,9 +644,10 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         room = _rowsum((busy + overhead) * cnt * nc, st)
         frac = np.where(want > 0, np.minimum(want, room) / np.maximum(want, 1e-300), 0.0)[:, None]
         comm = np.where(overlap, comm - cal.comm_overlap * comm_bw * frac, comm)
+        top = np.maximum(busy, comm)
     total_count = np.maximum(st.count_sum, 1.0)
     overhead = overhead + cal.step_overhead_us * 1e-6 / total_count
-    total = np.maximum(busy, comm) + overhead
+    total = top + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
 
 
@@ -659,7 +661,8 @@ def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: 
     e_flop = np.zeros((n, k))
     for p in st.precs:
         e = hw.energy_pj_per_flop.get(_PRECISIONS[p], hw.energy_pj_per_flop.get("bf16", np.zeros(n)))
-        e_flop = np.where(st.prec == p, np.asarray(e, float)[:, None] if np.ndim(e) else e, e_flop)
+        e = np.asarray(e, float)[:, None] if np.ndim(e) else e
+        e_flop = e if len(st.precs) == 1 else np.where(st.prec == p, e, e_flop)  # one precision: broadcast
     zero = np.zeros(n)
     e_sram = (hw.sram_pj_per_byte if hw.sram_pj_per_byte is not None else zero)[:, None]
     e_mem = (hw.mem_pj_per_bit if hw.mem_pj_per_bit is not None else zero)[:, None]
