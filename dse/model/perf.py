@@ -348,7 +348,11 @@ def _rowsum(x: np.ndarray, st: _OpStatic) -> np.ndarray:
     """Σ over the operators of each row, in `st`'s summation order, one after the other (a cumulative
     sum): a stacked table's padding columns add exact zeros, so a step sums to the same bits stacked or
     alone, whichever other steps share the call."""
-    return np.cumsum(x if st.order is None else x[:, st.order], axis=1)[:, -1]
+    cols = range(x.shape[1]) if st.order is None else st.order
+    acc = np.array(x[:, cols[0]], dtype=float)
+    for j in cols[1:]:
+        acc += x[:, j]
+    return acc
 
 
 def _width(cols: np.ndarray | slice) -> int:
