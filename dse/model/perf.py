@@ -2,6 +2,8 @@
 
 Every function takes a `HwView` (arrays of shape (n,), one entry per design) and an operator table
 (arrays of shape (k,), one entry per operator) and returns arrays of shape (n, k) or (n,).
+`step_times` is the mapping's fast path over many (design, step, residency) instances at once: the same
+functions on operator tables stacked one row per step (`_stack`), summed per step in a fixed order.
 Per operator: t = max(compute, off-chip memory, SRAM) + fixed overhead; collectives use an
 alpha-beta model on the chip-to-chip links.
 
