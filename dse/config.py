@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import stat
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -244,6 +245,10 @@ def read_text(path: Path) -> str:
     try:
         if path.is_dir():
             raise ConfigError([f"{path}: is a folder, not a YAML file; give the file inside it"])
+        if path.exists() and (stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISSOCK(path.stat().st_mode)):
+            # opening a named pipe waits for a writer forever
+            raise ConfigError([f"{path}: is a pipe or socket, not a YAML file; give a file (`cat` the pipe "
+                               "into one first)"])
         with path.open("rb") as fh:  # bounded read: also safe on a device or a pipe (/dev/zero)
             raw = fh.read(MAX_YAML_BYTES + 1)
         if len(raw) > MAX_YAML_BYTES:

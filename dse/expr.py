@@ -240,6 +240,30 @@ class Expr:
         """Constraint value per row: <= 0 when satisfied, > 0 growing with the amount of violation."""
         return np.asarray(self._run(_viol, env), dtype=float)
 
+    def constant_faults(self) -> list[str]:
+        """Arithmetic on literals alone that divides by zero or is not finite (`power_w / 0`, `x * 1e308 * 10`):
+        the value is inf or NaN for every design, so such a constraint or objective is a mistake in the study."""
+        out: list[str] = []
+
+        def names_in(n: Node) -> bool:
+            return n.kind == "name" or any(names_in(a) for a in n.args if isinstance(a, Node))
+
+        def walk(n: Node) -> None:
+            if n.kind == "arith":
+                for op, x in zip(n.value, n.args[1:]):
+                    if op == "/" and not names_in(x) and np.all(np.asarray(_eval(x, {}), dtype=float) == 0):
+                        out.append("divides by zero")
+                if not names_in(n):
+                    with np.errstate(all="ignore"):
+                        if not np.isfinite(np.asarray(_eval(n, {}), dtype=float)).all():
+                            out.append("a literal computation is not a finite number")
+            for a in n.args:
+                if isinstance(a, Node):
+                    walk(a)
+
+        walk(self.root)
+        return out
+
     def _run(self, fn, env: Mapping[str, Any]) -> Any:
         """`fn(root, env)`; a value of the wrong kind (text where a number goes, …) is an ExprError naming the
         expression: a property of the study, not of one design, so callers should not count it as infeasible."""

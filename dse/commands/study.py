@@ -11,6 +11,7 @@ import typer
 
 from dse.cli_app import app
 from dse.commands._console import not_empty
+from dse.errors import DseUserError
 
 
 def _fmt(x: float) -> str:
@@ -56,6 +57,16 @@ def run_cmd(
                f"{s['trials_per_s'] or 0:.0f} trials/s), {s['feasible']} feasible, front {s['front_size']}, "
                f"hypervolume {_fmt(hv)}")
     typer.echo(f"results in {run_dir}/ (results.parquet, pareto.parquet, summary.json)")
+    _fail_without_front(run_dir, study)
+
+
+def _fail_without_front(run_dir: Path, study) -> None:
+    """A run that ended with no feasible trial exits 2 saying why (never a silent exit 0 with no front)."""
+    from dse.runs.reader import no_front_message
+
+    message = no_front_message(run_dir, str(study.path or study.name))
+    if message is not None:
+        raise DseUserError(message)
 
 
 class _live:
@@ -120,6 +131,7 @@ def _run_sweep(study, out, trials, serial, address, console, quiet) -> None:
     typer.echo(f"{study.name}: {summary['trials']} trials in {len(subs)} studies ({summary['wall_time_s']:.1f} s), "
                f"merged front {summary['front_size']}")
     typer.echo(f"results in {Path(out) / study.name}/ (results.parquet, pareto.parquet, summary.json; one folder per study)")
+    _fail_without_front(Path(out) / study.name, study)
 
 
 @app.command("pareto")
@@ -135,6 +147,10 @@ def pareto_cmd(
     meta = run_meta(run_dir)
     df = load_trials(run_dir)
     front = select(df, meta, "pareto")
+    if front.height == 0:
+        from dse.runs.reader import no_front_message
+
+        raise DseUserError(no_front_message(run_dir, str(run_dir)) or f"{run_dir}: no feasible trial yet")
     metrics = [o.metric for o in meta.objectives]
     metrics_first = [m for m in metrics if m in front.columns] + [c for c in ("study",) if c in front.columns]
     if front.height and metrics and metrics[0] in front.columns:

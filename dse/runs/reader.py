@@ -8,6 +8,7 @@ from the parts when results.parquet is missing or behind).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,24 @@ def load_trials(run_dir: Path | str) -> pl.DataFrame:
     if df is None:
         raise DseUserError(f"{run_dir}: the run has no trials yet")
     return df.drop([c for c in INTERNAL_COLUMNS if c in df.columns])
+
+
+def no_front_message(run_dir: Path | str, where: str, top: int = 3) -> str | None:
+    """None when the run has a feasible trial; else why none is (the commonest `reason`s with their counts)
+    and what to change: a finished run with nothing feasible is useless, so `dse run` exits 2 with this."""
+    try:
+        df = load_trials(run_dir)
+    except DseUserError:
+        return None
+    if df.height == 0 or ("feasible" in df.columns and bool(df["feasible"].fill_null(False).any())):
+        return None
+    reasons = (df.filter(~pl.col("feasible").fill_null(False))["reason"].fill_null("").to_list()
+               if "reason" in df.columns else [])
+    counts = Counter(r or "failed (no result)" for r in reasons).most_common(top)
+    why = "; ".join(f"{n}× {r}" for r, n in counts)
+    return (f"{where}: no feasible design in {df.height} trials, so there is no Pareto front ({why}); loosen "
+            f"those constraints or SLOs, or widen the search space, and run into a new --out folder (the "
+            f"trials are kept in {run_dir}/)")
 
 
 def _rows_or_zero(parts: PartStore) -> int:

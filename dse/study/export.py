@@ -20,7 +20,7 @@ import yaml
 from dse.errors import DseUserError
 from dse.model.hardware import Design
 from dse.pareto import pareto_rank
-from dse.runs.front import front_mask, maximize_of, objective_matrix
+from dse.runs.front import column_name, front_mask, maximize_of, objective_matrix
 from dse.runs.layout import RunMeta
 from dse.runs.reader import load_trials, run_meta
 
@@ -28,6 +28,10 @@ from dse.runs.reader import load_trials, run_meta
 def select(df: pl.DataFrame, meta: RunMeta, selector: str) -> pl.DataFrame:
     """Rows picked by `pareto` | `top:N` (by non-domination rank, then the first objective) | `trial:1,5,9`."""
     sel = selector.strip()
+    for o in meta.objectives:
+        if not o.is_expression and column_name(df.columns, o.metric) is None:
+            raise DseUserError(f"run.json: objective '{o.metric}' is not a column of this run's trials (the run "
+                               "folder is damaged); rerun its study with `dse run` to rewrite run.json")
     if sel == "pareto":
         return df.filter(pl.Series(front_mask(df, meta.objectives)))
     if sel.startswith("top:"):

@@ -82,12 +82,17 @@ def check_study(study: Study) -> None:
                 v = np.asarray(ex.parse(text).violation(env), dtype=float)
             if not np.isfinite(v).all():
                 problems.append(f"{where}: {field}: `{text}` is not a finite number on the probe design")
+            elif ex.parse(text).constant_faults():
+                problems.append(f"{where}: {field}: `{text}` {ex.parse(text).constant_faults()[0]} for every "
+                                "design; no design could meet it")
         except (DseUserError, ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
             problems.append(f"{where}: {field}: {_first(exc)}")
     for i, o in enumerate(study.spec.objectives):
         try:
             if o.is_expression:
                 ex.check_types(o.metric, kinds, condition=False)
+                for fault in ex.parse(o.metric).constant_faults()[:1]:
+                    raise ValueError(f"`{o.metric}` {fault} for every design")
             elif kinds.get(o.metric, ex.NUMBER) != ex.NUMBER:
                 raise ValueError(f"metric '{o.metric}' is a {kinds[o.metric]}, not a number")
             with np.errstate(all="ignore"):
