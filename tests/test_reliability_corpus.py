@@ -368,6 +368,13 @@ CASES: list[Case] = [
     Case("run-out-empty-string", ["run", "{c}/s_ok.yaml", "--serial", "--quiet", "--out", ""], expect="ok"),  # = "."
     Case("run-trials-zero-flag", ["run", "{c}/s_ok.yaml", "--serial", "--quiet", "--trials", "0", "--out", "{d}/r"],
          ["--trials"]),
+    Case("run-trials-flag-1e30", ["run", "{c}/s_ok.yaml", "--serial", "--quiet", "--trials", str(10 ** 30), "--out",
+                                  "{d}/runs"], ["--trials"]),  # would run "forever": beyond int64 is refused
+    Case("pareto-limit-1e30", ["pareto", *RUN, "--limit", str(10 ** 30)], ["--limit"]),
+    Case("models-show-base-self", ["models", "show", "{c}/m_base_self.yaml"], ["m_base_self.yaml", "base", "comes back"]),
+    Case("models-show-base-cycle", ["models", "show", "{c}/m_base_a.yaml"], ["m_base_a.yaml", "base", "comes back"]),
+    Case("evaluate-design-selector-empty", ["evaluate", "{c}/d_ok.yaml#"], ["d_ok.yaml"]),
+    Case("dashboard-same-run-twice", ["dashboard", *RUN, *RUN, "--out", "{d}/x.html"], expect="ok"),
     Case("run-address-empty", ["run", "{c}/s_ok.yaml", "--quiet", "--address", "", "--out", "{d}/runs"],
          ["address"]),
     Case("run-out-under-a-file", ["run", "{c}/s_ok.yaml", "--serial", "--quiet", "--out", "{d}/f/sub"], ["f"],

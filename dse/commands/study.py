@@ -11,6 +11,7 @@ import typer
 
 from dse.cli_app import app
 from dse.commands._console import not_empty
+from dse.config import MAX_YAML_INT  # counts beyond int64: the same limit as in YAML inputs
 from dse.errors import DseUserError
 
 
@@ -24,7 +25,7 @@ def _fmt(x: float) -> str:
 def run_cmd(
     study_file: Path = typer.Argument(..., help="study YAML (studies/*.yaml)"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder for run folders (runs/<study>/)"),
-    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="override budget.trials"),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, max=MAX_YAML_INT - 1, help="override budget.trials"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray address to attach to (else RAY_ADDRESS or embedded)"),
     serial: bool = typer.Option(False, "--serial", help="evaluate in-process, no Ray"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live display"),
@@ -138,7 +139,7 @@ def _run_sweep(study, out, trials, serial, address, console, quiet) -> None:
 def pareto_cmd(
     run_dir: Path = typer.Argument(..., help="a run folder (runs/<study>/)"),
     as_json: bool = typer.Option(False, "--json", help="print the front as JSON records"),
-    limit: int = typer.Option(50, "--limit", min=1, help="rows shown in the table"),
+    limit: int = typer.Option(50, "--limit", min=1, max=MAX_YAML_INT - 1, help="rows shown in the table"),
 ) -> None:
     """Show the Pareto front of a run."""
     from dse.runs.reader import load_trials, run_meta

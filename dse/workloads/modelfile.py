@@ -50,8 +50,23 @@ def load_model_file(path: Path | str) -> ModelShape:
     return _load_model_file(str(p), stamp)
 
 
+_LOADING: list[str] = []  # model files being read, outermost first: a `base:` chain that comes back is a cycle
+
+
 @lru_cache(maxsize=256)
 def _load_model_file(path: str, _stamp: int) -> ModelShape:
+    if path in _LOADING:
+        chain = " -> ".join(Path(p).name for p in [*_LOADING[_LOADING.index(path):], path])
+        raise ConfigError([f"{path}: base: the models' `base:` chain comes back to this file ({chain}); "
+                           "start it from a built-in model or another file"])
+    _LOADING.append(path)
+    try:
+        return _read_model_file(path)
+    finally:
+        _LOADING.pop()
+
+
+def _read_model_file(path: str) -> ModelShape:
 
     p = Path(path)
     try:
