@@ -119,7 +119,7 @@ def check(res, mutated_file: Path, out: Path | None, also_ok: tuple[str, ...] = 
     assert "Traceback" not in stderr and "Traceback" not in stdout, stderr
     if code == 2:
         assert str(mutated_file) in stderr or any(a in stderr for a in also_ok), stderr
-        if out is not None:
+        if out is not None and "no feasible design" not in stderr:  # a finished run without a front keeps its trials
             assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
 
 
