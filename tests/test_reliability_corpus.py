@@ -527,6 +527,7 @@ def test_corpus_case(case: Case, tmp_path, small_run, monkeypatch):
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     argv = prepare(case, tmp_path / "d", small_run)
+    monkeypatch.chdir(tmp_path / "d")  # relative outputs (`--out ""`) land in the case's folder
     code, out, err = run_cli(*argv)
     kind, why = classify(case, code, out, err, tmp_path / "d")
     assert kind == "ok", f"{case.id}: {kind}: {why}\n--- stderr:\n{err[-3000:]}"
