@@ -126,7 +126,7 @@ def _infeasible_run(d: Path, run: Path) -> None:
     from test_reliability_config import run_cli
 
     code, _, err = run_cli("run", C / "s_constraint_never.yaml", "--serial", "--quiet", "--out", d / "runs")
-    assert code == 2 and (d / "runs" / "s-constraint-never" / "results.parquet").is_file(), err
+    assert (d / "runs" / "s-constraint-never" / "results.parquet").is_file(), err
 
 
 def _strict_json(d: Path, out: str) -> None:
@@ -574,7 +574,10 @@ def judge(timeout_s: float = 60.0, only: list[str] | None = None) -> dict[str, i
 
     def one(case: Case) -> tuple[Case, str, str]:
         d = base / case.id
-        argv = prepare(case, d, small)
+        try:
+            argv = prepare(case, d, small)
+        except Exception as exc:  # noqa: BLE001 - a setup that fails under an older dse is reported, not fatal
+            return case, "setup", f"{type(exc).__name__}: {str(exc)[:200]}"
         try:
             res = subprocess.run([sys.executable, "-m", "dse", *argv], capture_output=True, text=True,
                                  timeout=timeout_s, env=env, cwd=d, stdin=subprocess.DEVNULL)
