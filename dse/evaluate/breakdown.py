@@ -67,9 +67,7 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
             on = float(t.sram_bytes[0, i] * count[i])
             moved = off if off > 0 else on
             comp = {c: float(getattr(t, c)[0, i] * count[i]) for c in ("compute", "memory", "sram", "comm", "overhead")}
-            b = BOUNDS[bounds[i]]
-            if comp["overhead"] > max(comp["compute"], comp["memory"], comp["sram"], comp["comm"]):
-                b = "overhead"
+            b = BOUNDS[bounds[i]]  # OpTimes.bound: the operator's own overhead, not its share of the step's
             rows.append({
                 "phase": ph, "name": str(step.ops.name[i]), "kind": str(step.ops.kind[i]),
                 "count": float(count[i]), "flops": flops, "bytes": moved, "offchip_bytes": off, "sram_bytes": on,

@@ -53,6 +53,13 @@ class Calibration(BaseModel):
     # fraction of a collective's bandwidth time hidden under the step's compute when the step splits into
     # >= 2 independent token chunks (TP comm/GEMM overlap); latency and the floor are never hidden
     comm_overlap: float = Field(0.0, ge=0, le=1)
+    # how well a matrix kernel overlaps its operand loads with its math near the roofline's knee: its
+    # time is the p-norm (t_compute^p + t_memory^p)^(1/p) of the two roofs (p → ∞: the classic max,
+    # perfect overlap; p = 1: none). Tiled GEMMs load a tile before its math can start and drain the
+    # last tile's math after the loads end, so both roofs show where they are close. Initial value 2:
+    # LLMCompass A100 fp16 GEMMs at M = 64 / 128 / 256, K = N = 12288 take 190 / 200 / 318 µs; p = 2
+    # gives 177 / 211 / 312 µs, the max 164 / 164 / 266 µs (llm_perf_models.md §3.3 kernel rows)
+    knee_p: float = Field(2.0, ge=1.0, le=16.0)
 
 
 class CalibrationFile(BaseModel):

@@ -265,10 +265,13 @@ class OpTimes:
     total: np.ndarray
     offchip_bytes: np.ndarray
     sram_bytes: np.ndarray
+    step_share: np.ndarray | float = 0.0  # the part of `overhead` that is the step's fixed cost spread over its operators
 
     def bound(self) -> np.ndarray:
-        """Index into BOUNDS of the largest component per design × operator."""
-        stack = np.stack([self.compute, self.memory, self.sram, self.comm, self.overhead])
+        """Index into BOUNDS of the largest component per design × operator. The operator's overhead is
+        its own (kernel boundary, exposed host launch), not its share of the step's fixed cost, which no
+        operator causes and which would otherwise label every small kernel "overhead"."""
+        stack = np.stack([self.compute, self.memory, self.sram, self.comm, self.overhead - self.step_share])
         return np.argmax(stack, axis=0)
 
 
@@ -631,7 +634,15 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     #   over the step's kernels in proportion to their counts.
     # - statically scheduled chip: array fill/drain (fill_time_s), no launches
     kernel = nc & st.launches & ~fused
-    busy = np.maximum(np.maximum(compute, memory), sram)
+    # a matrix kernel near the knee overlaps loads and math imperfectly: its time is the p-norm of the two
+    # roofs (Calibration.knee_p; continuous and increasing in both, so more bandwidth or FLOPs never slows
+    # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
+    roofs = np.maximum(compute, memory)
+    if len(st.mm) and np.isfinite(cal.knee_p):
+        c, mem = compute[:, st.mm], memory[:, st.mm]
+        hi = np.maximum(roofs[:, st.mm], 1e-300)
+        roofs[:, st.mm] = hi * ((c / hi) ** cal.knee_p + (mem / hi) ** cal.knee_p) ** (1.0 / cal.knee_p)
+    busy = np.maximum(roofs, sram)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     overhead = free.gap * kernel
     top = np.maximum(busy, comm)
@@ -652,9 +663,10 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         comm = np.where(overlap, comm - cal.comm_overlap * comm_bw * frac, comm)
         top = np.maximum(busy, comm)
     total_count = np.maximum(st.count_sum, 1.0)
-    overhead = overhead + cal.step_overhead_us * 1e-6 / total_count
+    step_share = cal.step_overhead_us * 1e-6 / total_count
+    overhead = overhead + step_share
     total = top + overhead
-    return OpTimes(compute, memory, sram, comm, overhead, total, off, on)
+    return OpTimes(compute, memory, sram, comm, overhead, total, off, on, step_share)
 
 
 def op_energy_j(ops, hw: HwView, times: OpTimes) -> np.ndarray:
