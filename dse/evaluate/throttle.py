@@ -97,19 +97,22 @@ def evaluate_capped(evaluate: Callable[[HwView], MappingResult], hw: HwView
     side = np.zeros(len(idx), int)
     g_lo, g_hi = p_lo - c, p_hi - c
     for _ in range(SOLVER_STEPS):
-        if np.all(~reachable | (p_lo >= c * (1.0 - SOLVER_TOLERANCE))):
+        # a design stops where it converged: its result must not depend on how long its chunk-mates iterate
+        go = reachable & (p_lo < c * (1.0 - SOLVER_TOLERANCE))
+        if not go.any():
             break
         x = np.clip(hi - g_hi * (hi - lo) / np.maximum(g_hi - g_lo, 1e-30), lo, hi)
+        x = np.where(go, x, lo)
         px, _ = power_at(x)
         gx = px - c
-        above = gx > 0
+        above, below = (gx > 0) & go, (gx <= 0) & go  # a converged design keeps lo, hi and residuals
         # Illinois: halve the stale end's residual when the same end is kept twice
         g_lo = np.where(above & (side == 1), g_lo / 2.0, g_lo)
-        g_hi = np.where(~above & (side == -1), g_hi / 2.0, g_hi)
+        g_hi = np.where(below & (side == -1), g_hi / 2.0, g_hi)
         hi, g_hi = np.where(above, x, hi), np.where(above, gx, g_hi)
-        lo, p_lo = np.where(above, lo, x), np.where(above, p_lo, px)
-        g_lo = np.where(above, g_lo, gx)
-        side = np.where(above, 1, -1)
+        lo, p_lo = np.where(below, x, lo), np.where(below, px, p_lo)
+        g_lo = np.where(below, gx, g_lo)
+        side = np.where(above, 1, np.where(below, -1, side))
     fs = lo
     pf, r = power_at(fs)
     _merge(res, idx, r)
