@@ -14,17 +14,17 @@ from dse.validate.predict import predict
 from dse.validate.report import predict_rows, summarize
 
 # Held-out (test split) accuracy with the committed dse/model/data/calibration.yaml, as measured by
-# `dse validate --split test` (issues 11/12 mechanisms: busiest chip under ep, launch queue, stack-specific
-# all-reduce; constants of the previous fit, see the validate report of 2026-12-01):
-#   overall median |error| 5.9 % (36 points); regime medians decode_b1 6.0 %, prefill 5.1 %, large_batch 4.9 %,
-#   cnn 10.3 % (one point), moe 16.4 % (5 points), power 7.1 %, kernel 4.5 %.
+# `dse validate --split test` after the robust refit with the knee overlap (knee_p = 2) and tuned's host
+# launch bounded to a C++ launch (2026-12-01):
+#   overall median |error| 5.7 % (36 points); regime medians decode_b1 2.3 %, prefill 5.3 %, large_batch 6.3 %,
+#   cnn 4.9 % (one point), moe 10.8 % (5 points), power 4.9 %, kernel 3.9 %.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
-TEST_MEDIAN_MAX_PCT = 7.0   # measured 5.9 % overall (the issue's bar: 10 %)
+TEST_MEDIAN_MAX_PCT = 7.0   # measured 5.7 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin)
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 8.0, "prefill": 7.0, "large_batch": 7.0, "cnn": 12.0, "moe": 18.0, "power": 9.0, "kernel": 6.0,
+    "decode_b1": 4.0, "prefill": 7.0, "large_batch": 8.0, "cnn": 7.0, "moe": 13.0, "power": 7.0, "kernel": 5.0,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
