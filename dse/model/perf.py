@@ -638,8 +638,8 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # roofs (Calibration.knee_p; continuous and increasing in both, so more bandwidth or FLOPs never slows
     # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
     roofs = np.maximum(compute, memory)
-    if st.mm_m.shape[1] and np.isfinite(cal.knee_p):
-        c, mem = compute[:, st.mm], memory[:, st.mm]
+    c, mem = compute[:, st.mm], memory[:, st.mm]
+    if c.shape[1] and np.isfinite(cal.knee_p):
         hi = np.maximum(roofs[:, st.mm], 1e-300)
         roofs[:, st.mm] = hi * ((c / hi) ** cal.knee_p + (mem / hi) ** cal.knee_p) ** (1.0 / cal.knee_p)
     busy = np.maximum(roofs, sram)
