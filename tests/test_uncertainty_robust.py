@@ -97,3 +97,21 @@ def test_bad_robust_fields_name_file_field_and_fix(tmp_path, over, needle):
         load_study(path)
     text = str(err.value)
     assert str(path) in text and needle in text, text
+
+
+def test_uncertainty_with_nominal_objectives_stores_their_p10_p50_p90(tmp_path):
+    """`uncertainty: {samples: N}` on a study of nominal objectives: every trial also carries each
+    objective's p10/p50/p90 over the samples (ordered, spread where ranges act)."""
+    path = _study(tmp_path, objectives=[{"metric": "chip_cost_usd", "direction": "minimize"},
+                                        {"metric": "local_llm.tokens_per_s", "direction": "maximize"}],
+                  constraints=[], uncertainty={"samples": 8, "seed": 1})
+    study = load_study(path)
+    assert study.spec.robust_names() == [f"p{q}.{m}" for m in ("chip_cost_usd", "local_llm.tokens_per_s")
+                                         for q in (10, 50, 90)]
+    res = StudyRunner(study, tmp_path / "run").run()
+    df = pl.read_parquet(res.run_dir / "results.parquet").filter(pl.col("feasible"))
+    assert df.height
+    for m in ("chip_cost_usd", "local_llm.tokens_per_s"):
+        lo, mid, hi = (df[f"p{q}.{m}"].to_numpy() for q in (10, 50, 90))
+        assert np.all(lo <= mid) and np.all(mid <= hi), m
+    assert np.all(df["p90.chip_cost_usd"].to_numpy() > df["p10.chip_cost_usd"].to_numpy())  # prices are ranges

@@ -126,7 +126,8 @@ class Uncertainty(_Base):
     """Monte-Carlo evaluation of every trial (issue 16): `samples` draws of the technology ranges (and of
     the model error), the same for every design. Objectives and constraints may then read robust columns:
     `p<NN>.<metric>` (NN-th percentile over the samples, e.g. p90.system_cost_usd, p10.mix.throughput) and
-    `prob.<name>` (share of samples meeting `chance.<name>`, a condition in the constraint grammar)."""
+    `prob.<name>` (share of samples meeting `chance.<name>`, a condition in the constraint grammar). Every
+    trial also stores p10/p50/p90 of each nominal objective metric."""
 
     samples: int = Field(32, ge=2, le=4096, description="Monte-Carlo samples per design")
     seed: int = Field(0, description="sample seed (common random numbers: every design sees the same samples)")
@@ -248,8 +249,12 @@ class StudySpec(_Base):
         return [o.direction == "maximize" for o in self.objectives]
 
     def robust_names(self) -> list[str]:
-        """Robust columns (`p90.x`, `prob.name`) the objectives and constraints read, in order."""
+        """Robust columns (`p90.x`, `prob.name`) the objectives and constraints read, in order, then (with
+        `uncertainty:`) p10/p50/p90 of each nominal objective metric, stored with every trial."""
         names = [n for o in self.objectives for n in o.names()] + [n for c in self.constraints for n in ex.parse(c).names]
+        if self.uncertainty is not None:
+            names += [f"p{q}.{o.metric}" for o in self.objectives if not o.is_expression
+                      and robust_column(o.metric) is None for q in (10, 50, 90)]
         return list(dict.fromkeys(n for n in names if robust_column(n) is not None))
 
     @property
