@@ -83,8 +83,8 @@ def evaluate_capped(evaluate: Callable[[HwView], MappingResult], hw: HwView
         return res, f
     sub, c = hw.take(idx), cap[idx]
 
-    def power_at(fs: np.ndarray) -> tuple[np.ndarray, MappingResult]:
-        r = evaluate(clocked(sub, fs))
+    def power_at(fs: np.ndarray, sel: np.ndarray | None = None) -> tuple[np.ndarray, MappingResult]:
+        r = evaluate(clocked(sub if sel is None else sub.take(sel), fs))
         # a clock at which the scenario misses its SLOs draws nothing: the search moves up to the
         # clock the cap allows, and the final mapping says why it fails there
         return np.where(r.feasible, used_chip_power_w(r), 0.0), r
@@ -102,8 +102,9 @@ def evaluate_capped(evaluate: Callable[[HwView], MappingResult], hw: HwView
         if not go.any():
             break
         x = np.clip(hi - g_hi * (hi - lo) / np.maximum(g_hi - g_lo, 1e-30), lo, hi)
-        x = np.where(go, x, lo)
-        px, _ = power_at(x)
+        g = np.flatnonzero(go)  # only the designs still iterating are mapped again
+        px = p_lo.copy()
+        px[g], _ = power_at(x[g], g)
         gx = px - c
         above, below = (gx > 0) & go, (gx <= 0) & go  # a converged design keeps lo, hi and residuals
         # Illinois: halve the stale end's residual when the same end is kept twice

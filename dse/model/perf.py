@@ -639,7 +639,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
     roofs = np.maximum(compute, memory)
     c, mem = compute[:, st.mm], memory[:, st.mm]
-    if c.shape[1] and np.isfinite(cal.knee_p):
+    if c.shape[1]:
         hi = np.maximum(roofs[:, st.mm], 1e-300)
         roofs[:, st.mm] = hi * ((c / hi) ** cal.knee_p + (mem / hi) ** cal.knee_p) ** (1.0 / cal.knee_p)
     busy = np.maximum(roofs, sram)
