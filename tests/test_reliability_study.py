@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import optuna
 import polars as pl
 import pytest
 import yaml
@@ -145,6 +146,11 @@ def test_trials_failed_by_the_infrastructure_are_rerun_on_resume(tmp_path):
     assert res.summary["trials_failed"] == 0 and res.summary["trials"] == 48
     df = _results(run)
     assert (df["state"] == "COMPLETE").all()
+    # the run's own Optuna journal (what optuna-dashboard opens) shows the re-run trials as they now are
+    journal = optuna.load_study(study_name=load_study(cfg).name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run / "journal.log"))))
+    states = [t.state for t in journal.get_trials(deepcopy=False)]
+    assert len(states) == 48 and all(s == optuna.trial.TrialState.COMPLETE for s in states)
     ref = _results(tmp_path / "ref")
     assert df.head(32).select(ref.columns[:12]).equals(ref.head(32).select(ref.columns[:12]))
 
@@ -266,3 +272,16 @@ def test_two_run_folders_sharing_one_sqlite_storage_do_not_mix(tmp_path):
     with pytest.raises(DseUserError, match="already holds study 't'"):
         StudyRunner(load_study(cfg), tmp_path / "b" / "t").run()
     assert not (tmp_path / "b").exists()
+
+
+def test_rerun_trials_are_named_in_an_external_storage(tmp_path):
+    """An external Optuna storage cannot be rewritten: the re-run trials are named in a study attribute."""
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = _study_file(tmp_path, storage=db)
+    run = tmp_path / "hit"
+    StudyRunner(load_study(cfg), run, trials=32, evaluator=Transient("local", range(2, 10))).run()
+    failed = pl.read_parquet(run / "results.parquet").filter(pl.col("state") == "FAIL")["trial"].to_list()
+    assert failed
+    StudyRunner(load_study(cfg), run).run()
+    attrs = optuna.load_study(study_name=load_study(cfg).name, storage=db).user_attrs
+    assert attrs["dse:rerun_trials"] == sorted(failed)

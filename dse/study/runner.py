@@ -162,10 +162,24 @@ class StudyRunner:
         t0 = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         parts = PartStore(self.run_dir)
+        prior = parts.read_all()
+        if prior is not None:
+            prior, rerun = self._rerun_transient(prior, parts)
+            own_journal = self.run_dir / "journal.log"
+            if rerun and self.spec.storage is None and own_journal.exists():
+                # the journal is a mirror of the parts: rebuilt, so optuna-dashboard shows the re-run
+                # trials as they now are, not as the infrastructure failure they were (an external
+                # storage cannot be rewritten: its study attribute `dse:rerun_trials` names them)
+                own_journal.unlink()
+        else:
+            rerun = []
         mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
                               [o.direction for o in self.spec.objectives], self.metrics)
         meta, model_changed = start_meta(self.study, self.run_dir, self.budget, mirror.location)
         mirror.set_study_attrs({"dse:run_dir": str(self.run_dir.resolve()), "dse:constraints": self.constraint_keys})
+        if rerun and self.spec.storage is not None:
+            done_before = mirror.study.user_attrs.get("dse:rerun_trials", [])
+            mirror.set_study_attrs({"dse:rerun_trials": sorted(set(done_before) | set(rerun))})
         ga = make_generation_sampler(self.spec.sampler, self.space)
         self.codec = ga.codec if ga is not None else KnobCodec(self.space)
         self.cache = ResultCache()
@@ -180,9 +194,6 @@ class StudyRunner:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(self.metrics)
         self.study_id = self.storage.get_study_id_from_name(self.spec.name)
-        prior = parts.read_all()
-        if prior is not None:
-            prior = self._rerun_transient(prior, parts)
         if prior is not None and meta.reference_point is None:  # killed before the derived one was stored
             ref = first_batch_reference(prior, self.objectives)
             if ref is not None:
@@ -352,14 +363,16 @@ class StudyRunner:
             results = again
         return results
 
-    def _rerun_transient(self, prior: pl.DataFrame, parts: PartStore) -> pl.DataFrame:
+    def _rerun_transient(self, prior: pl.DataFrame, parts: PartStore) -> tuple[pl.DataFrame, list[int]]:
         """Evaluate again the stored trials that failed because of the infrastructure (reason starts with
-        TRANSIENT_MARK) and rewrite their parts, so that a resumed run loses no trial to a past fault."""
+        TRANSIENT_MARK) and rewrite their parts, so that a resumed run loses no trial to a past fault.
+        Returns the stored trials and the numbers of the trials re-run."""
         if "reason" not in prior.columns:
-            return prior
+            return prior, []
         mask = (prior["state"] == "FAIL") & prior["reason"].fill_null("").str.starts_with(TRANSIENT_MARK)
         if not mask.any():
-            return prior
+            return prior, []
+        rerun = [int(t) for t in prior.filter(mask)["trial"].to_list()]
         for b in sorted(set(prior.filter(mask)["batch"].to_list())):
             part = pl.read_parquet(parts.path(b))
             m = (part["state"] == "FAIL") & part["reason"].fill_null("").str.starts_with(TRANSIENT_MARK)
@@ -394,7 +407,7 @@ class StudyRunner:
                 new = new.with_columns(old["repeat"])
             parts.write(b, pl.concat([part.filter(~m), new], how="diagonal_relaxed").sort("trial"))
             log.warning("re-ran %d trials of batch %d that had failed for a transient reason", n, b)
-        return parts.read_all()
+        return parts.read_all(), rerun
 
     def _more(self, done: int, t0: float) -> bool:
         if self.budget is not None and done >= self.budget:
