@@ -403,6 +403,8 @@ CASES: list[Case] = [
          setup=_infeasible_run),
     Case("export-no-feasible", ["export", "{d}/runs/s-constraint-never", "--out", "{d}/x.yaml"], ["no feasible"],
          setup=_infeasible_run),
+    Case("dashboard-no-feasible", ["dashboard", "{d}/runs/s-constraint-never", "--out", "{d}/x.html"],
+         ["no feasible design", "chip_cost_usd < 0"], setup=_infeasible_run),
     # -- run folders: corrupted, truncated, missing pieces ----------------------------------------------
     Case("pareto-missing-folder", ["pareto", "{d}/nope"], ["nope"]),
     Case("pareto-a-file", ["pareto", "{c}/s_ok.yaml"], ["s_ok.yaml"]),

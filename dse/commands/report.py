@@ -10,6 +10,7 @@ import typer
 
 from dse.cli_app import app
 from dse.commands._console import output_file, output_folder
+from dse.errors import DseUserError
 
 
 @app.command("dashboard")
@@ -21,6 +22,7 @@ def dashboard_cmd(
 ) -> None:
     """Write an offline HTML dashboard: Pareto explorer, roofline, time breakdown, front composition, convergence."""
     from dse.report.page import build_and_write
+    from dse.runs.reader import no_front_message
     from dse.report.spec import default_spec, load_dashboard_spec
 
     output_file(out, "--out")
@@ -28,6 +30,9 @@ def dashboard_cmd(
         output_folder(png, "--png")
     t0 = time.perf_counter()
     dash_spec = load_dashboard_spec(spec) if spec else default_spec()
+    empty = [m for m in (no_front_message(r, str(r)) for r in run_dirs) if m]
+    if len(empty) == len(run_dirs):  # nothing to explore: the same exit 2 and reasons as `dse pareto`
+        raise DseUserError("; ".join(empty))
     path, pngs, d = build_and_write(run_dirs, dash_spec, out, png)
     shown = sum(r["front_shown"] + r["dominated_shown"] for r in d.runs)
     total = sum(r["trials"] for r in d.runs)
