@@ -8,7 +8,9 @@ other sampler runs Optuna's ask/tell on an in-memory study (one `ask` and `sugge
 Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one Parquet part (atomic; the
-system of record) → record the trials in the Optuna mirror (journal file: one fsync per batch). A killed
+system of record) → record the trials in the Optuna mirror (journal file: one fsync per batch; a run of at
+least MIRROR_PROCESS_MIN_TRIALS new trials hands this to a child process that mirrors each part as it is
+written, so Optuna's bookkeeping overlaps the next generations; the run ends when the mirror is complete). A killed
 run therefore loses at most the batch in flight; a rerun rebuilds the sampler's state from the parts (the
 array NSGA-II replays the stored generations; the Optuna samplers get the trials and their study attributes
 back) and continues to the budget. Each batch's sampler is seeded from (seed, batch), so a resumed run asks
@@ -22,6 +24,7 @@ batch chunk whose evaluation raises is told as FAIL and stored with the error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,16 +46,20 @@ from dse.study.execution import EvalError, make_executor, take
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
-from dse.study.rundir import Progress, RunResult, model_hash, prepare_run_dir, start_meta
+from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
 from dse.pareto import to_minimization
 from dse.study.cache import ResultCache
 from dse.study.samplers import KnobCodec, batch_seed, design_keys, make_generation_sampler, make_sampler
 from dse.study.spec import Study
-from dse.study.storage import OptunaMirror
+from dse.study.storage import MirrorProcess, OptunaMirror, frozen_trials, mirror_writer_lock
 
 log = logging.getLogger(__name__)
 
 MODEL_CONSTRAINT = "model: feasible"
+# a run that will record at least this many new trials writes its Optuna mirror from a child process (about
+# 1 ms of Optuna bookkeeping per trial overlaps the next generations); smaller runs write it themselves, as the
+# child's start (~1 s: a fresh interpreter importing Optuna and Polars) would cost more than it saves
+MIRROR_PROCESS_MIN_TRIALS = 1000
 # rounds of re-submitting chunks whose infrastructure failed (beyond Ray's own task retries); the rest is
 # stored as a FAIL whose reason starts with TRANSIENT_MARK and is re-run when the study resumes
 RETRIES = 3
@@ -173,8 +180,10 @@ class StudyRunner:
                 own_journal.unlink()
         else:
             rerun = []
-        mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name,
-                              [o.direction for o in self.spec.objectives], self.metrics)
+        writer_lock = contextlib.ExitStack()  # the right to write the Optuna mirror (see mirror_writer_lock)
+        writer_lock.enter_context(mirror_writer_lock(self.run_dir))
+        directions = [o.direction for o in self.spec.objectives]
+        mirror = OptunaMirror(self.spec.storage, self.run_dir, self.spec.name, directions, self.metrics)
         meta, model_changed = start_meta(self.study, self.run_dir, self.budget, mirror.location)
         mirror.set_study_attrs({"dse:run_dir": str(self.run_dir.resolve()), "dse:constraints": self.constraint_keys})
         if rerun and self.spec.storage is not None:
@@ -211,6 +220,22 @@ class StudyRunner:
             self._repeats(design_keys(self.codec.encode(self._knob_columns(prior))))
         tracker.new_reference = False
         done = resumed_from
+        dists = self.space.distributions()
+        background: MirrorProcess | None = None
+        if ga is not None and (self.budget is None or self.budget - done >= MIRROR_PROCESS_MIN_TRIALS):
+            writer_lock.close()  # handed to the mirror process
+            background = MirrorProcess(self.spec.storage, self.run_dir, self.spec.name, directions, dists)
+        try:
+            return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
+                              resumed_from, dists, t0)
+        finally:
+            if background is not None:
+                background.close()
+            writer_lock.close()
+
+    def _loop(self, ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
+              resumed_from, dists, t0):
+        """Batches until the budget or timeout; then the run's summary."""
         memo: dict[int, list] = {}
         isp = optuna.search_space.IntersectionSearchSpace()
         batch_size = self.spec.effective_batch
@@ -223,10 +248,12 @@ class StudyRunner:
                 X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
                 keys = design_keys(X)
                 results = self._evaluate_cached(cols, keys)
-                df, frozen = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
-                                               dt.datetime.now(), b)
+                df = self._array_batch(done, X, cols, results, self._repeats(keys), t_start, dt.datetime.now(), b)
                 parts.write(b, df)  # system of record first
-                mirror.add(frozen)
+                if background is not None:
+                    background.sync(b)
+                else:
+                    mirror.add(frozen_trials(df, dists))
                 ga.observe(X, *self._fitness(df))
                 values = objective_matrix(df, self.objectives)
             else:
@@ -266,6 +293,8 @@ class StudyRunner:
             if self.on_progress:
                 self.on_progress(Progress(self.spec.name, done, self.budget, time.perf_counter() - t0, new,
                                           tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
+        if background is not None:  # the run ends when its Optuna mirror is complete
+            background.close()
         wall = time.perf_counter() - t0
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
                  "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
@@ -575,9 +604,10 @@ class StudyRunner:
         return df, values, states, cvecs, keyattrs
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
-                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> tuple[pl.DataFrame, list]:
-        """A generation of the array sampler as a Parquet part and as Optuna trials (`create_trial`), with the
-        same params, values, constraints and attributes as the ask/tell loop records."""
+                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> pl.DataFrame:
+        """A generation of the array sampler as a Parquet part; its `_optuna` column holds each trial's params,
+        values, constraints and attributes as the ask/tell loop records them (the Optuna mirror is made
+        from it: `frozen_trials`)."""
         n = len(repeat)
         sc = self.score(cols, results, n)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
@@ -586,10 +616,9 @@ class StudyRunner:
         key_cols = {k: np.asarray(env[k]).tolist() for k in self.key_metric_names()
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
         params = self.codec.params(X)
-        dists = self.codec.dists
         gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
         feasible, reasons, Yl, cl = sc["feasible"].tolist(), sc["reason"].tolist(), Y.tolist(), cmat.tolist()
-        blobs, frozen = [], []
+        blobs = []
         for i in range(n):
             sys_attrs = {gen_key: b, **{f"constraints:{k}": c for k, c in zip(self.constraint_keys, cl[i])}}
             ua: dict[str, Any] = {"feasible": feasible[i]}
@@ -600,12 +629,6 @@ class StudyRunner:
             ok = states[i] == "COMPLETE"
             blobs.append(json.dumps({"params": params[i], "values": Yl[i] if ok else None, "state": states[i],
                                      "system_attrs": sys_attrs, "user_attrs": ua}, separators=(",", ":")))
-            frozen.append(optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-                values=Yl[i] if ok else None, params=params[i], distributions={k: dists[k] for k in params[i]},
-                user_attrs=ua, system_attrs=sys_attrs))
-        for t in frozen:  # create_trial stamps "now"; the batch's own times, as the parts store them
-            t.datetime_start, t.datetime_complete = t_start, t_done
         base: dict[str, Any] = {
             "trial": np.arange(first, first + n, dtype=np.int64),
             "generation": np.full(n, b, dtype=np.int64),
@@ -617,7 +640,7 @@ class StudyRunner:
         df = self.frame(base, cols, sc).with_columns(
             pl.Series("repeat", repeat), pl.Series("_optuna", blobs, dtype=pl.String),
             pl.Series("_study_attrs", [None] * n, dtype=pl.String))
-        return df, frozen
+        return df
 
     def _fitness(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees
@@ -652,19 +675,7 @@ class StudyRunner:
             except KeyError:
                 Y = np.zeros((batch.height, len(self.objectives)))
             tracker.add(Y, batch["feasible"].to_numpy())
-        missing = prior.filter(pl.col("trial") >= mirror.count)
-        frozen = []
-        for num, ts, tc, blob in missing.select("trial", "datetime_start", "datetime_complete", "_optuna").iter_rows():
-            o = json.loads(blob)
-            ok = o["state"] == "COMPLETE"
-            t = optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-                values=o["values"] if ok else None, params=o["params"],
-                distributions={k: dists[k] for k in o["params"]}, user_attrs=o["user_attrs"],
-                system_attrs=o["system_attrs"])
-            t.datetime_start, t.datetime_complete = ts, tc
-            frozen.append(t)
-        mirror.add(frozen)
+        mirror.add(frozen_trials(prior.filter(pl.col("trial") >= mirror.count), dists))
         return int(prior["batch"].max()) + 1
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
