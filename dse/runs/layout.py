@@ -32,6 +32,8 @@ STUDY_YAML = "study.yaml"
 TECHNOLOGY_YAML = "technology.yaml"
 JOURNAL = "journal.log"
 LOCK = ".lock"
+#: held (flock) by whoever writes the run's Optuna mirror: the runner, or its mirror process
+MIRROR_LOCK = ".mirror.lock"
 #: parts-only bookkeeping columns (Optuna replay data), dropped from results.parquet
 INTERNAL_COLUMNS = ("_optuna", "_study_attrs")
 #: Parquet file-level metadata key holding {column: unit} (DuckDB: `parquet_kv_metadata`)

@@ -40,6 +40,7 @@ import polars as pl
 
 from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
+from dse.runs.layout import JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, make_executor, take
@@ -172,7 +173,7 @@ class StudyRunner:
         prior = parts.read_all()
         if prior is not None:
             prior, rerun = self._rerun_transient(prior, parts)
-            own_journal = self.run_dir / "journal.log"
+            own_journal = self.run_dir / JOURNAL
             if rerun and self.spec.storage is None and own_journal.exists():
                 # the journal is a mirror of the parts: rebuilt, so optuna-dashboard shows the re-run
                 # trials as they now are, not as the infrastructure failure they were (an external

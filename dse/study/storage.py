@@ -23,6 +23,7 @@ import optuna
 import polars as pl
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+from dse.runs.layout import JOURNAL, MIRROR_LOCK
 from dse.runs.writer import PartStore, RunLock
 
 __all__ = ["GroupCommitBackend", "MirrorProcess", "OptunaMirror", "RunLock", "frozen_trials", "mirror_writer_lock",
@@ -104,7 +105,7 @@ class OptunaMirror:
         self.backend: GroupCommitBackend | None = None
         self.study_name = study_name
         if storage is None:
-            self.location = str(Path(run_dir) / "journal.log")
+            self.location = str(Path(run_dir) / JOURNAL)
             try:
                 self._open_journal(directions)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:  # garbage inside the journal
@@ -175,7 +176,6 @@ def frozen_trials(rows: pl.DataFrame, dists: dict[str, Any]) -> list[optuna.tria
     return out
 
 
-MIRROR_LOCK = ".mirror.lock"  # in the run folder: held by whoever writes the Optuna mirror
 MIRROR_LOCK_WAIT_S = 120.0     # an orphaned writer finishes one batch in well under a second
 
 
