@@ -270,18 +270,25 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
     idx = np.flatnonzero(auto & (n_lo < arr.tech.chiplets.max_auto_dies))
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
+        top = arr.tech.chiplets.max_auto_dies
         sub, sub_b = arr.take(idx), _Blocks(**{k: v[idx] for k, v in vars(b).items()})
         sub_best = {k: v[idx] for k, v in best.items()}
         sub_ok = best_ok[idx]
-        for extra in range(1, arr.tech.chiplets.max_auto_dies):
-            live = n_lo[idx] + extra <= arr.tech.chiplets.max_auto_dies
+        pos = np.arange(idx.size)  # the rows of `sub` (positions in idx)
+        for extra in range(1, top):
+            live = n_lo[idx[pos]] + extra <= top
             if not live.any():
                 break
-            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx] + extra, arr.tech.chiplets.max_auto_dies))
+            if live.sum() < 0.7 * live.size:  # most rows are at max_auto_dies: drop them from later candidates
+                keep = np.flatnonzero(live)
+                sub, sub_b, pos, live = sub.take(keep), _Blocks(**{k: v[keep] for k, v in vars(sub_b).items()}), \
+                    pos[keep], live[keep]
+            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx[pos]] + extra, top))
             ok = live & cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
-            take = ok & (~sub_ok | (cand["chip_usd"] < sub_best["chip_usd"]))
-            sub_best = {k: np.where(take, v, sub_best[k]) for k, v in cand.items()}
-            sub_ok = sub_ok | take
+            take = ok & (~sub_ok[pos] | (cand["chip_usd"] < sub_best["chip_usd"][pos]))
+            for k, v in cand.items():
+                sub_best[k][pos] = np.where(take, v, sub_best[k][pos])
+            sub_ok[pos] |= take
         for k, v in sub_best.items():
             best[k][idx] = v
     c = best

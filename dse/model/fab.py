@@ -46,31 +46,49 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
     d0 = np.asarray(d0_per_cm2, dtype=float)
     al = np.asarray(alpha, dtype=float)
     a_nr, a_arr, s, d0, al = np.broadcast_arrays(a_nr, a_arr, s, d0, al)
-    t = (a_nr + a_arr) * d0 / al
-    r = a_arr * d0 / al / (1.0 + t)
-    term = (1.0 + t) ** (-al)
-    exact = np.minimum(s, EXACT_SPARES_MAX)
-    total = term.copy()
-    # spares the same in every row and ascending along the last axis (best_spares' choices): a term is
-    # computed only for the trailing columns still summing (the others' sums are complete)
     row = np.asarray(spares, dtype=float)
-    cols = (np.minimum(row.ravel(), EXACT_SPARES_MAX) if total.ndim and 1 < row.size == row.shape[-1] == total.shape[-1]
-            and np.all(np.diff(row.ravel()) >= 0) else None)
-    for k in range(int(exact.max(initial=0))):
-        if cols is None:
+    if s.ndim and 1 < row.size == row.shape[-1] == s.shape[-1] and np.all(np.diff(row.ravel()) >= 0):
+        # spares the same in every row and ascending along the last axis: one sum per row over the choices
+        total = _ascending_sums(a_nr.T, a_arr.T, np.minimum(row.ravel(), EXACT_SPARES_MAX), d0.T, al.T).T
+    else:
+        t = (a_nr + a_arr) * d0 / al
+        r = a_arr * d0 / al / (1.0 + t)
+        term = (1.0 + t) ** (-al)
+        exact = np.minimum(s, EXACT_SPARES_MAX)
+        total = term.copy()
+        for k in range(int(exact.max(initial=0))):
             term = term * (al + k) / (k + 1) * r
             total = total + np.where(k + 1 <= exact, term, 0.0)
-        else:
-            j = int(np.searchsorted(cols, k + 1))
-            term[..., j:] = term[..., j:] * (al[..., j:] + k) / (k + 1) * r[..., j:]
-            total[..., j:] = total[..., j:] + term[..., j:]
     big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
     if big.any():
         rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
         cont = negative_binomial_yield(a_nr * 100.0, d0, al) * gammainc(al, rate * s / np.maximum(a_arr, 1e-300))
         # never below the no-spare yield (the continuous form ignores that a few defects may all be survived)
-        total = np.where(big, np.maximum(cont, (1.0 + t) ** (-al)), total)
+        nb = (1.0 + (a_nr + a_arr) * d0 / al) ** (-al)
+        total = np.where(big, np.maximum(cont, nb), total)
     return np.clip(total, 0.0, 1.0)
+
+
+def _ascending_sums(a_nr_cm2: np.ndarray, a_arr_cm2: np.ndarray, spares: np.ndarray, d0: np.ndarray,
+                    al: np.ndarray) -> np.ndarray:
+    """`harvested_yield`'s sum (before clipping) for the spare counts `spares` (C,), ascending and each ≤
+    EXACT_SPARES_MAX, along the first axis of the other inputs (areas in cm², broadcasting to (C, rows)).
+    A term is computed only for the trailing choices still summing, in place on contiguous rows: the same
+    operations in the same order as one call per spare count, so equal to it to the bit."""
+    t = (a_nr_cm2 + a_arr_cm2) * d0 / al
+    r = a_arr_cm2 * d0 / al / (1.0 + t)
+    term = (1.0 + t) ** (-al)
+    term = np.array(np.broadcast_to(term, np.broadcast_shapes(term.shape, r.shape)))
+    total = term.copy()
+    r = np.broadcast_to(r, term.shape)
+    for k in range(int(spares.max(initial=0))):
+        j = int(np.searchsorted(spares, k + 1))
+        tj, al_k = term[j:], (al[j:] if np.ndim(al) and np.shape(al)[0] > 1 else al) + k
+        np.multiply(tj, al_k, out=tj)
+        np.divide(tj, k + 1, out=tj)
+        np.multiply(tj, r[j:], out=tj)
+        np.add(total[j:], tj, out=total[j:])
+    return total
 
 
 def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_per_cm2: ArrayLike, alpha: ArrayLike,
@@ -97,27 +115,37 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
         best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
     if not idx.size:
         return best_s, best_die, best_y, best_dpw
-    # every spare choice of every row that may carry spares at once, as (rows, choices) arrays; the
-    # choices are then compared in ascending order exactly as a one-choice-at-a-time scan would
+    # every spare choice of every row that may carry spares at once, as (choices, rows) arrays (a choice's
+    # rows contiguous); the choices are then compared in ascending order exactly as a one-choice-at-a-time
+    # scan would
     top_cap = cap[idx].max()
     choices = np.array([s for s in SPARE_CHOICES[1:] if s <= top_cap], float)
-    f, c, m, d, a, top, bottom, cp = (x[idx][:, None] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
-    die = np.maximum(f + (m + choices) * c, bottom)
-    y = harvested_yield(f, (m + choices) * c, choices, d, a)
+    f, c, m, d, a, top, bottom, cp = (x[idx][None, :] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
+    array = (m + choices[:, None]) * c
+    die = np.maximum(f + array, bottom)
+    y = np.clip(_ascending_sums(f / 100.0, array / 100.0, choices, d, a), 0.0, 1.0)
     dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
-    ok = (die <= top) & (cp >= choices)
-    if usd_of is not None:  # rows as a column: the per-row inputs broadcast over the choices
-        usd = np.broadcast_to(usd_of(idx[:, None], die, y, dpw), die.shape)
+    ok = (die <= top) & (cp >= choices[:, None])
+    if usd_of is not None:  # rows as a row vector: the per-row inputs broadcast over the choices
+        usd = np.broadcast_to(usd_of(idx[None, :], die, y, dpw), die.shape)
+        score = best_usd[idx]
+    else:
+        score = best_dpw[idx] * best_y[idx]
+    pick = np.full(len(idx), -1)
     live = np.ones(len(idx), bool)
-    for col, s in enumerate(choices):
+    for col in range(len(choices)):
         if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay
-            better = live & ok[:, col] & (dpw[:, col] * y[:, col] > best_dpw[idx] * best_y[idx] * (1 + 1e-12))
+            good = dpw[col] * y[col]
+            better = live & ok[col] & (good > score * (1 + 1e-12))
             live = better
         else:
-            better = ok[:, col] & (usd[:, col] < best_usd[idx] * (1 - 1e-12))
-            best_usd[idx[better]] = usd[better, col]
-        j = idx[better]
-        best_s[j], best_die[j], best_y[j], best_dpw[j] = s, die[better, col], y[better, col], dpw[better, col]
+            good = usd[col]
+            better = ok[col] & (good < score * (1 - 1e-12))
+        score = np.where(better, good, score)
+        pick[better] = col
+    won = pick >= 0
+    j, col = idx[won], pick[won]
+    best_s[j], best_die[j], best_y[j], best_dpw[j] = choices[col], die[col, won], y[col, won], dpw[col, won]
     return best_s, best_die, best_y, best_dpw
 
 

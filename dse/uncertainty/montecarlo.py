@@ -29,6 +29,7 @@ level, not independent per node).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -135,6 +136,7 @@ STACK_ROWS = 1 << 16  # rows per stacked design-level pass: amortises numpy's pe
 # at a few tens of MB (benchmarks/uncertainty_speed.py)
 
 
+@functools.lru_cache(maxsize=None)
 def _row_attribute(path: tuple[str, ...]) -> tuple[str, str] | None:
     """(DesignArrays attribute, selecting str knob) that carries technology constant `path` = (table,
     entry, field) into each row unchanged, e.g. process_nodes.n5.wafer_price_usd → (wafer_price_usd,
