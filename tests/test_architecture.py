@@ -20,7 +20,7 @@ ALLOWED = {
     "catalog": {"model"},
     "designs": {"model", "catalog"},
     "serving": {"workloads"},
-    "evaluate": {"model", "workloads", "catalog", "serving"},
+    "evaluate": {"model", "workloads", "catalog", "designs", "serving"},
     "runs": {"model", "workloads", "evaluate", "pareto", "expr"},
     "uncertainty": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "validate"},
     "study": {"model", "workloads", "catalog", "evaluate", "pareto", "expr", "runs", "uncertainty", "dse"},

@@ -15,7 +15,7 @@ SERVING = {"arrival_rate_rps": 2.0, "prompt_tokens": {"kind": "lognormal", "medi
            "ttft_ms": {"p99": 2000}, "tpot_ms": {"p99": 50}}
 COLUMNS = ("goodput_rps", "max_rate_rps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
            "prefill_replicas", "spec_k", "usd_per_mtok_at_slo", "tokens_per_s_per_mw_at_slo",
-           "tokens_per_s_per_rack_kw_at_slo", "kv_offload", "cp")
+           "tokens_per_s_per_rack_kw_at_slo", "kv_offload", "cp", "prefill_chips", "fleet_cost_usd", "fleet_power_w")
 
 
 def _mix(serving, **static):
@@ -38,7 +38,7 @@ def test_serving_workload_adds_registry_metrics(h100_b200):
     col = {c: out[f"datacenter_llm.{c}"] for c in COLUMNS}
     for c in COLUMNS:
         assert metric_info(f"datacenter_llm.{c}").metric.unit in ("ms", "requests/s", "", "US$ per 10⁶ tokens",
-                                                                         "tokens/s per MW", "tokens/s per kW")
+                                                                         "tokens/s per MW", "tokens/s per kW", "US$", "W")
     assert np.all(col["max_rate_rps"] > 2.0)                 # both meet the SLOs at the offered 2 req/s
     assert np.allclose(col["goodput_rps"], 2.0, rtol=0.01)
     assert np.all(col["ttft_p99_ms"] > col["ttft_p50_ms"]) and np.all(col["tpot_p99_ms"] > col["tpot_p50_ms"])

@@ -159,6 +159,16 @@ METRICS: tuple[Metric, ...] = (
     Metric(name="prefill_replicas", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="prefill replicas",
            description="Replicas the mapping gave to the prefill pool of a disaggregated fleet (the rest "
                        "decode); 0 = prefill and decode co-located (or no `disaggregation:` in the workload)."),
+    Metric(name="prefill_chips", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="prefill pool chips",
+           description="Chips of a separate prefill pool of another design (the workload's "
+                       "`disaggregation.prefill_design` or a study's `prefill.*` knobs) the fleet adds to the "
+                       "system, which then only decodes; 0 = none."),
+    Metric(name="fleet_cost_usd", unit="US$", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="fleet cost", description="Cost of the serving fleet: the system plus a separate prefill "
+                                           "pool's replicas (their share of their systems' cost)."),
+    Metric(name="fleet_power_w", unit="W", better="min", scope=_S, kinds=_LLM, table_row=True,
+           label="fleet power", description="Power of the serving fleet: the system's serving the scenario "
+                                            "plus a separate prefill pool's replicas."),
     Metric(name="spec_k", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="draft length",
            description="Speculative tokens drafted per step the mapping chose (0 = none)."),
     Metric(name="cp", dtype="int", scope=_S, kinds=_LLM, table_row=True, label="context parallelism",
@@ -169,7 +179,7 @@ METRICS: tuple[Metric, ...] = (
                        "`kv_offload:`; hits bring their KV over the host link), 0 when in device memory."),
     Metric(name="usd_per_mtok_at_slo", unit="US$ per 10⁶ tokens", better="min", scope=_S, kinds=_LLM,
            table_row=True, label="cost per 10⁶ tokens at SLO",
-           description="Hourly TCO of the system over the output tokens per hour it serves at the largest "
+           description="Hourly TCO of the fleet over the output tokens per hour it serves at the largest "
                        "arrival rate that meets every SLO of the serving workload (0 when none does)."),
     Metric(name="tokens_per_s_per_mw_at_slo", unit="tokens/s per MW", better="max", scope=_S, kinds=_LLM,
            table_row=True, label="tokens/s per facility MW at SLO",

@@ -17,17 +17,22 @@ designs at once, and each design keeps the candidate with the highest rate (ties
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 
 import numpy as np
 
+from dse.designs import load_design
 from dse.evaluate.mapping import ComboCache, MappingResult, evaluate_scenario
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import llm_ladders
 from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_bytes
+from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
+from dse.model.arrays import DesignArrays
+from dse.model.cost import tco_usd_per_hour
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.perf import HwView, collective_time
+from dse.model.technology import Technology
 from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_context_parallel, with_speculation
 from dse.workloads.modelfile import load_model_shape
@@ -116,6 +121,76 @@ def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, 
     idx = np.concatenate(order)
     return (_concat(engines), idx, np.maximum(np.asarray(plans["dp"])[idx], 1),
             _concat(drafts) if draft else None)
+
+
+@dataclass(frozen=True)
+class PrefillPool:
+    """A prefill pool of its own chip design, one row per decode design (arrays (n,)): one prefill
+    replica's engine, whether the design can run the scenario at all, and a replica's chips, cost (its
+    share of its system's cost) and power (its share of its system's power serving the scenario)."""
+
+    engine: EngineCoeffs
+    feasible: np.ndarray
+    replica_chips: np.ndarray
+    replica_cost_usd: np.ndarray
+    replica_power_w: np.ndarray
+
+    def rows(self, idx: np.ndarray) -> "PrefillPool":
+        """The pool of rows `idx` (e.g. one fixed prefill design broadcast to every decode design)."""
+        idx = np.asarray(idx, int)
+        return PrefillPool(_rows(self.engine, idx), self.feasible[idx], self.replica_chips[idx],
+                           self.replica_cost_usd[idx], self.replica_power_w[idx])
+
+
+def prefill_arrays(scenario, tech: Technology) -> DesignArrays | None:
+    """The fixed prefill design a scenario's `disaggregation.prefill_design` names (one row), or None."""
+    w = getattr(scenario, "serving", None)
+    name = None if w is None or w.disaggregation is None else w.disaggregation.prefill_design
+    if name is None:
+        return None
+    key = (name, tech.model_dump_json())
+    if key not in _PREFILL_DESIGNS:
+        _PREFILL_DESIGNS[key] = DesignArrays.from_designs([load_design(name)], tech)
+    return _PREFILL_DESIGNS[key]
+
+
+_PREFILL_DESIGNS: dict[tuple[str, str], DesignArrays] = {}
+
+
+def prefill_pool(scenario, hw: HwView, cost_usd: np.ndarray, feasible: np.ndarray, cal: Calibration) -> PrefillPool:
+    """The prefill pool each design of `hw` (the prefill chips' systems) gives `scenario`: the plan it
+    would serve the workload with co-located (`choose_plan`, its power cap enforced), one replica of that
+    plan as the pool's engine (`plan_engines`); a replica's cost and power are its chips' share of the
+    system's. Rows that cannot run the scenario are marked infeasible (their engine is a placeholder)."""
+    w = scenario.serving
+    sc = scenario.model_copy(update={"serving": w.model_copy(update={"disaggregation": None})})
+    n = hw.n
+    ok = np.flatnonzero(np.asarray(feasible, bool))
+    fit = np.zeros(n, bool)
+    chips, cost, power = np.ones(n, np.int64), np.zeros(n), np.zeros(n)
+    engine = EngineCoeffs(1.0, 0.0, 0.0, 0.0, 1, 1, 1)
+    engine = _rows(engine, np.zeros(n, int))
+    if ok.size:
+        sub = hw.take(ok)
+        res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal), sub)
+        watts = system_power_w(res, sub)
+        eng, rows, _, _ = plan_engines(load_model_shape(sc.model), sc.precision_spec(), clocked(sub, clock), cal,
+                                       res, w)
+        at = ok[rows]
+        fit[at] = True
+        per = np.asarray(res.plans["tp"] * res.plans["pp"] * res.plans["ep"], np.int64)[rows]
+        share = per / np.asarray(sub.num_chips, float)[rows]
+        chips[at] = per
+        cost[at] = np.asarray(cost_usd, float)[at] * share
+        power[at] = watts[rows] * share
+        engine = EngineCoeffs(**{f: _put(getattr(engine, f), at, getattr(eng, f)) for f in EngineCoeffs.__dataclass_fields__})
+    return PrefillPool(engine, fit, chips, cost, power)
+
+
+def _put(a: np.ndarray, at: np.ndarray, v: np.ndarray) -> np.ndarray:
+    out = a.astype(np.result_type(a, v))
+    out[at] = v
+    return out
 
 
 def candidate_forcings(scenario, shape, hw: HwView, force_tp: int | None = None,
@@ -223,15 +298,19 @@ def scenario_engines(arr, scenario, cal: Calibration | None = None) -> tuple[Eng
                         scenario.serving)[:3]
 
 
-def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None):
+def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None,
+                pool: PrefillPool | None = None):
     """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
     each prefill share of the dp replicas (designs with dp < 2 stay co-located: their option repeats
     co-location), each without and with every speculative draft length, each with the prefix cache
     in device memory and — with `kv_offload` — in host memory (`prefix_cache_tier`), and — with
     `context_parallel` — co-located groups of cp replicas as one engine (`with_context_parallel`;
     designs whose dp is not a multiple of cp repeat co-location). choice: the registry columns that
-    name the deployment (prefill_replicas (n,), spec_k, kv_offload, cp);
-    build(fleet rate) → latency model, for `dse.serving.analytic.summary`."""
+    name the deployment (prefill_replicas (n,), spec_k, kv_offload, cp, prefill_chips) and what a separate
+    prefill pool adds to the fleet (pool_cost_usd, pool_power_w); build(fleet rate) → latency model,
+    for `dse.serving.analytic.summary`. With `pool` (rows aligned with `engine`), also each share as a
+    fleet of the design's dp replicas decoding and round(share / (1 − share) · dp) ≥ 1 replicas of the
+    pool's design prefilling (rows whose pool design cannot run the scenario repeat co-location)."""
     ks = [0] + (list(w.speculation.k) if w.speculation is not None and draft is not None else [])
     shares = list(w.disaggregation.prefill_shares) if w.disaggregation is not None else []
     n = engine.n
@@ -246,7 +325,8 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                     draft.t_per_seq_s + draft.t_per_token_s + draft.t_per_kv_token_s * mean_context(w))
             dec = spec(eng)
             choice = {"prefill_replicas": np.zeros(n, np.int64), "spec_k": np.full(n, k),
-                      "kv_offload": np.full(n, off), "cp": np.ones(n, np.int64)}
+                      "kv_offload": np.full(n, off), "cp": np.ones(n, np.int64),
+                      "prefill_chips": np.zeros(n, np.int64), "pool_cost_usd": np.zeros(n), "pool_power_w": np.zeros(n)}
             yield choice, (lambda r, dec=dec: colocated(dec, w, r, dp))
             for cp in cps:     # groups of cp replicas as one context-parallel engine (co-located)
                 ok = (dp >= cp) & (dp % cp == 0)
@@ -262,6 +342,18 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                 yield (choice | {"prefill_replicas": np.where(split, p, 0)},
                        (lambda r, fleet=fleet, dec=dec, split=split: _either(split, disaggregated(fleet, w, r),
                                                                           colocated(dec, w, r, dp))))
+            if pool is None:
+                continue
+            pre = prefix_cache_tier(pool.engine, w, host=bool(off))
+            for f in shares:    # the design's replicas decode; a pool of the prefill design prefills
+                p = np.maximum(np.rint(f / (1.0 - f) * dp), 1).astype(np.int64)
+                fleet = DisaggFleet(pre, dec, p, dp, w.disaggregation.link_gbps, w.disaggregation.link_latency_ms / 1e3)
+                on = pool.feasible
+                yield (choice | {"prefill_replicas": np.where(on, p, 0), "prefill_chips": np.where(on, p * pool.replica_chips, 0),
+                                 "pool_cost_usd": np.where(on, p * pool.replica_cost_usd, 0.0),
+                                 "pool_power_w": np.where(on, p * pool.replica_power_w, 0.0)},
+                       (lambda r, fleet=fleet, dec=dec, on=on: _either(on, disaggregated(fleet, w, r),
+                                                                    colocated(dec, w, r, dp))))
 
 
 def prefix_cache_tier(engine: EngineCoeffs, w: ServingWorkload, host: bool) -> EngineCoeffs:
@@ -298,29 +390,41 @@ class _Select:
 
 
 def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: MappingResult,
-                    w: ServingWorkload) -> dict[str, np.ndarray]:
+                    w: ServingWorkload, pool: PrefillPool | None = None, system_cost_usd: np.ndarray | None = None,
+                    tech: Technology | None = None) -> dict[str, np.ndarray]:
     """The registry's serving columns (n,) — those of `dse.serving.analytic.summary` that are
     per-scenario metrics, plus the deployment chosen — for the designs of `hw` with the plans of
     `res`; 0 where infeasible, and latencies 0 where the design is saturated at the offered rate
     (goodput 0 there too). Engines are fitted per plan group; each deployment the workload allows
     (`deployments`) is scored over all designs at once and each design keeps the one with the highest
-    rate in SLO (ties: the lower p99 TPOT)."""
+    rate in SLO (ties: the lower p99 TPOT). With a separate prefill `pool` (rows of `hw`), deployments
+    that add its replicas are scored by that rate per fleet TCO (`tco_usd_per_hour` of the system's
+    `system_cost_usd` and power plus the pool's, on `tech`) relative to the system's alone — the same
+    rate for every deployment without a pool — and fleet_cost_usd / fleet_power_w sum both pools."""
     out: dict[str, np.ndarray] = {}
     if not res.feasible.any():
         return out
     engine, idx, dp, draft = plan_engines(shape, prec, hw, cal, res, w, draft=w.speculation is not None)
+    cost = np.zeros(engine.n) if system_cost_usd is None else np.asarray(system_cost_usd, float)[idx]
+    power = np.asarray(res.metrics.get("power_w", np.zeros(hw.n)), float)[idx]
+    tco = tco_usd_per_hour(cost, power, tech)
     best = None
-    for choice, build in deployments(engine, dp, w, draft):
+    for choice, build in deployments(engine, dp, w, draft, None if pool is None else pool.rows(idx)):
         s = summary(build, w, engine.n) | choice
+        s["score"] = s["max_rate_rps"] * (tco / np.maximum(
+            tco_usd_per_hour(cost + s["pool_cost_usd"], power + s["pool_power_w"], tech), 1e-30)
+            if pool is not None else 1.0)
         if best is None:
             best = s
             continue
         tpot = np.where(np.isfinite(s["tpot_p99_ms"]), s["tpot_p99_ms"], np.inf)
         tpot_b = np.where(np.isfinite(best["tpot_p99_ms"]), best["tpot_p99_ms"], np.inf)
-        tol = 1e-6 * np.maximum(best["max_rate_rps"], 1e-12)
-        win = (s["max_rate_rps"] > best["max_rate_rps"] + tol) | (
-            (np.abs(s["max_rate_rps"] - best["max_rate_rps"]) <= tol) & (tpot < tpot_b))
+        tol = 1e-6 * np.maximum(best["score"], 1e-12)
+        win = (s["score"] > best["score"] + tol) | (
+            (np.abs(s["score"] - best["score"]) <= tol) & (tpot < tpot_b))
         best = {key: np.where(win, s[key], best[key]) for key in best}
+    best["fleet_cost_usd"] = cost + best["pool_cost_usd"]
+    best["fleet_power_w"] = power + best["pool_power_w"]
     for name, v in best.items():
         if name in SCENARIO and SCENARIO[name].numeric:
             v = np.asarray(v, float)

@@ -12,7 +12,7 @@ import numpy as np
 
 from dse.catalog import load_catalog_design
 from dse.evaluate.metrics import DESIGN, SCENARIO
-from dse.evaluate.serving import choose_plan, serving_metrics
+from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import chip_area
 from dse.model.arrays import DesignArrays
@@ -64,11 +64,14 @@ def _calibration(cal: Calibration | str | None) -> Calibration:
 
 def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
              cal: Calibration | str | None = None, reference: dict[str, float] | None = None,
-             force_tp: int | None = None, force_pp: int | None = None) -> dict[str, np.ndarray]:
+             force_tp: int | None = None, force_pp: int | None = None,
+             prefill: DesignArrays | None = None) -> dict[str, np.ndarray]:
     """All metrics of every design in `arr` on `mix` (a Mix, or a built-in mix name).
 
     `tech` defaults to the technology `arr` was built with; it prices the TCO and evaluates the
-    reference design. `reference` overrides the reference throughput per scenario.
+    reference design. `reference` overrides the reference throughput per scenario. `prefill`: one
+    prefill-pool design per design (a study's `prefill.*` knobs) for serving scenarios with
+    `disaggregation:` (else their `prefill_design`, if any; dse.evaluate.serving.prefill_pool).
     """
     if isinstance(mix, str):
         mix = load_mix(mix)
@@ -90,8 +93,15 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
             res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal, force_tp, force_pp), hw.take(idx))
             res.metrics["power_w"] = system_power_w(res, hw.take(idx))
         if res is not None and getattr(sc, "serving", None) is not None:
+            pool = None
+            parr = (prefill if prefill is not None else prefill_arrays(sc, tech)) if sc.serving.disaggregation else None
+            if parr is not None:
+                phw, pcols, pok, _ = design_metrics(parr)
+                pool = prefill_pool(sc, phw, pcols["system_cost_usd"], pok, cal)
+                pool = pool.rows(idx if phw.n == n else np.zeros(len(idx), int))
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
-                                               clocked(hw.take(idx), clock), cal, res, sc.serving))
+                                               clocked(hw.take(idx), clock), cal, res, sc.serving, pool,
+                                               out["system_cost_usd"][idx], tech))
         cols = {name: m.empty(n) for name, m in SCENARIO.items()}
         cols["reason"][:] = reason
         if res is not None:
@@ -106,12 +116,13 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         if sc.kind != "cnn":
             tok_per_h = np.maximum(cols["tokens_per_s"], 1e-30) * 3600.0
             cols["usd_per_mtok"] = np.where(cols["feasible"], per_hour / tok_per_h * 1e6, 0.0)
-            if getattr(sc, "serving", None) is not None:   # output tokens/h at the largest rate in SLO
+            if getattr(sc, "serving", None) is not None:   # output tokens/h at the largest rate in SLO, per fleet
                 slo_tok_h = cols["max_rate_rps"] * sc.serving.output_tokens.mean() * 3600.0
+                fleet_h = np.asarray(tco_usd_per_hour(cols["fleet_cost_usd"], cols["fleet_power_w"], tech), float)
                 cols["usd_per_mtok_at_slo"] = np.where(cols["feasible"] & (slo_tok_h > 0),
-                                                       per_hour / np.maximum(slo_tok_h, 1e-30) * 1e6, 0.0)
+                                                       fleet_h / np.maximum(slo_tok_h, 1e-30) * 1e6, 0.0)
                 slo_tok_s = slo_tok_h / 3600.0
-                it_kw = np.maximum(cols["power_w"], 1e-30) / 1e3
+                it_kw = np.maximum(cols["fleet_power_w"], 1e-30) / 1e3
                 cols["tokens_per_s_per_rack_kw_at_slo"] = np.where(cols["feasible"], slo_tok_s / it_kw, 0.0)
                 cols["tokens_per_s_per_mw_at_slo"] = np.where(cols["feasible"],
                                                               slo_tok_s / (it_kw / 1e3 * tech.tco.pue), 0.0)

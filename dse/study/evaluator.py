@@ -17,6 +17,7 @@ import numpy as np
 from dse.evaluate import evaluate, metric_names
 from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology, load_technology
+from dse.study.knobs import POOL_PREFIX, registry_name
 from dse.uncertainty.montecarlo import monte_carlo_columns
 from dse.uncertainty.robust import robust_columns
 from dse.workloads.scenarios import load_mix
@@ -71,13 +72,22 @@ class ModelEvaluator:
         n = len(next(iter(columns.values())))
         if not self.robust:
             arr = DesignArrays.from_columns(columns, self.tech())
-            return normalize(evaluate(arr, self.mix(), self.tech()), n)
+            return normalize(evaluate(arr, self.mix(), self.tech(), prefill=prefill_arrays(columns, self.tech())), n)
         u = self.uncertainty
         mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
                                  model_error=u["model_error"])
         out = dict(mc.nominal)
         out.update(robust_columns(mc, self.robust, u.get("chance") or {}, columns))
         return normalize(out, n)
+
+
+def prefill_arrays(columns: dict[str, np.ndarray], tech: Any) -> DesignArrays | None:
+    """The prefill-pool designs a study searches with `prefill.*` knobs (each the main design with those
+    knobs replaced), or None when the columns have none."""
+    pool = {registry_name(k): v for k, v in columns.items() if k.startswith(POOL_PREFIX)}
+    if not pool:
+        return None
+    return DesignArrays.from_columns({k: v for k, v in columns.items() if not k.startswith(POOL_PREFIX)} | pool, tech)
 
 
 def normalize(metrics: dict[str, Any], n: int) -> dict[str, np.ndarray]:

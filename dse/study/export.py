@@ -23,6 +23,7 @@ from dse.pareto import pareto_rank
 from dse.runs.front import column_name, front_mask, maximize_of, objective_matrix
 from dse.runs.layout import RunMeta
 from dse.runs.reader import load_trials, run_meta
+from dse.study.knobs import POOL_PREFIX, registry_name
 
 
 def select(df: pl.DataFrame, meta: RunMeta, selector: str) -> pl.DataFrame:
@@ -72,10 +73,14 @@ def _py(v: Any) -> Any:
     return v
 
 
-def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]) -> Any:
-    """The Design of one results row (knob columns → Design.from_flat)."""
+def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str], pool: bool = False) -> Any:
+    """The Design of one results row (knob columns → Design.from_flat); with `pool`, the design of its
+    searched prefill pool (`prefill.*` knobs over the main design's)."""
 
-    flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None}
+    flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None and not k.startswith(POOL_PREFIX)}
+    if pool:
+        flat |= {registry_name(k): _py(row[k]) for k in knobs
+                 if k in row and row[k] is not None and k.startswith(POOL_PREFIX)}
     flat["name"] = name
     flat["tags"] = tags
     return Design.from_flat(flat)
@@ -165,6 +170,11 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
         comment = f"trial {row['trial']} of study {study}: " + ", ".join(
             f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
         designs.append((name, design_dict(d, meta.step_decimals), comment))
+        if any(k.startswith(POOL_PREFIX) for k in meta.knobs):   # the searched prefill pool's design beside it
+            p = row_design(row, meta.knobs, f"{name}-prefill", tags + ["prefill-pool"], pool=True)
+            decimals = {registry_name(k): v for k, v in sorted(meta.step_decimals.items(),
+                                                               key=lambda kv: kv[0].startswith(POOL_PREFIX))}
+            designs.append((f"{name}-prefill", design_dict(p, decimals), f"prefill pool of {name}"))
     if fmt == "json":
         out.parent.mkdir(parents=True, exist_ok=True)
         body = designs[0][1] if len(designs) == 1 else [d for _, d, _ in designs]

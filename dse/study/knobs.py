@@ -15,24 +15,35 @@ from dse.model.knobs import BY_NAME, KNOBS, Knob
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {"chip": ChipDesign, "system": SystemDesign}
 
+# A study may search a second design at once: the prefill pool of a disaggregated serving fleet
+# (docs/serving.md). Its knobs are the registry's with this prefix (`prefill.chip.cores`); a knob the
+# space does not give takes the main design's value (dse.study.evaluator).
+POOL_PREFIX = "prefill."
+
+
+def registry_name(name: str) -> str:
+    """The registry knob a (possibly pool-prefixed) search-space name sets: `prefill.chip.cores` → `chip.cores`."""
+    return name.removeprefix(POOL_PREFIX)
+
 
 @functools.lru_cache(maxsize=1)
 def design_knobs() -> dict[str, dict[str, Any]]:
     """{dotted knob: {"type": int|float|str|bool|list|dict, "default": value or None, "choices": [...]|None,
-    "knob": the registry `Knob`}} for every design knob."""
-    return {k.name: {"type": k.type, "default": k.default_value(),
+    "knob": the registry `Knob`}} for every design knob, and the same under `POOL_PREFIX`."""
+    base = {k.name: {"type": k.type, "default": k.default_value(),
                      "choices": list(k.choices) if k.choices is not None else None, "knob": k} for k in KNOBS}
+    return base | {POOL_PREFIX + name: info for name, info in base.items()}
 
 
 def knob(name: str) -> Knob | None:
     """The registry entry of a dotted knob name (None when unknown)."""
-    return BY_NAME.get(name)
+    return BY_NAME.get(registry_name(name))
 
 
 def knob_kind(name: str) -> str | None:
     """Kind of a knob's value in expressions (`when:`, constraints): "number", "bool" or "category"
     (names and lists of names); None when unknown."""
-    k = BY_NAME.get(name)
+    k = knob(name)
     if k is None:
         return None
     return "number" if k.numeric else "bool" if k.type is bool else "category"
@@ -41,6 +52,7 @@ def knob_kind(name: str) -> str | None:
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not valid for design knob `name` on its own, with every other knob at its default
     (None when it is valid, or when `name` is unknown)."""
+    name = registry_name(name)
     if name not in BY_NAME:
         return None
     try:
@@ -56,7 +68,7 @@ def check_value(name: str, value: Any) -> str | None:
 def field_problem(name: str, value: Any) -> str | None:
     """Why `value` does not fit design knob `name`'s type and registry bounds (cross-knob rules are not
     run, so e.g. `memory_stacks: 0` is fine here); None when it fits or the knob is unknown."""
-    k = BY_NAME.get(name)
+    k = knob(name)
     if k is None:
         return None
     info = _SECTION_MODELS[k.section].model_fields[k.key]
@@ -74,7 +86,7 @@ def field_problem(name: str, value: Any) -> str | None:
 
 def out_of_bounds(name: str, value: float) -> str | None:
     """Why a search-space range end `value` lies outside knob `name`'s registry bounds (None: inside)."""
-    k = BY_NAME.get(name)
+    k = knob(name)
     if k is None or not k.numeric or k.in_bounds(np.asarray([float(value)]))[0]:
         return None
     typed = int(value) if k.type is int and float(value).is_integer() else value

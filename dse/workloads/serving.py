@@ -150,6 +150,11 @@ class Disaggregation(BaseModel):
     link_latency_ms: float = Field(1.0, ge=0, description="fixed latency of one KV transfer (ms)")
     prefill_shares: tuple[float, ...] = Field((0.25, 0.5, 0.75), min_length=1,
                                               description="fractions of the replicas tried as the prefill pool")
+    prefill_design: str | None = Field(None, description="a prefill pool of its own chip: a catalog design name "
+                                       "(`dse catalog`) or a design YAML file; the fleet is then the design's "
+                                       "system decoding plus replicas of this design prefilling (shares: the "
+                                       "fraction of the fleet's replicas that prefill). A study may instead "
+                                       "search it with `prefill.chip.*` / `prefill.system.*` knobs")
 
     @field_validator("prefill_shares")
     @classmethod

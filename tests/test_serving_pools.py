@@ -1,0 +1,166 @@
+"""Disaggregated serving with a prefill pool of its own chip design (docs/serving.md): fixed by the
+workload's `disaggregation.prefill_design`, or searched by a study's `prefill.*` knobs at the same time
+as the decode design; fleet cost and power sum both pools."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from dse.catalog import load_catalog_design
+from dse.designs import load_design
+from dse.errors import ConfigError
+from dse.evaluate import evaluate
+from dse.evaluate.serving import choose_plan, plan_engines, prefill_pool
+from dse.evaluate.table import design_metrics
+from dse.model.arrays import DesignArrays
+from dse.model.calibration import load_calibration
+from dse.model.cost import tco_usd_per_hour
+from dse.model.technology import default_technology
+from dse.serving.analytic import disaggregated
+from dse.serving.engine import DisaggFleet
+from dse.serving.sim import simulate_disagg
+from dse.study.space import load_space
+from dse.workloads.modelfile import load_model_shape
+from dse.workloads.scenarios import Mix, load_mix
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "serving_pools"
+TECH = default_technology()
+
+
+def _h100_variant(name: str, **chip):
+    h = load_catalog_design("H100-SXM")
+    d = h.model_dump()
+    d["name"] = name
+    d["chip"].update(chip)
+    return type(h).model_validate(d)
+
+
+# same system (8 chips, NVLink switch) as the H100 decode design: twice the cores on two dies and 3 HBM3
+# stacks, or half the cores and 6 HBM3e stacks
+COMPUTE_RICH = _h100_variant("compute-rich", cores=264, memory_stacks=3, dies=2)
+BANDWIDTH_RICH = _h100_variant("bandwidth-rich", cores=66, memory_stacks=6, memory="hbm3e")
+
+
+def _long_prompt_mix(prefill_design: str | None = None) -> Mix:
+    """`mix: serving` (70B, fp8) with 32k-token prompts, 256-token outputs, p99 TTFT 3 s / TPOT 100 ms."""
+    d = load_mix("serving").model_dump()
+    s = d["scenarios"][0]["scenario"]
+    s["prompt_len"], s["output_len"] = 32000, 256
+    w = s["serving"]
+    w.update(prompt_tokens={"kind": "fixed", "tokens": 32000}, output_tokens={"kind": "fixed", "tokens": 256},
+             arrival_rate_rps=0.3, prefix_cache_hit_rate=0.0, ttft_ms={"p99": 3000}, tpot_ms={"p99": 100},
+             disaggregation={"prefill_shares": [0.5], "prefill_design": prefill_design})
+    return Mix.model_validate(d)
+
+
+def test_compute_rich_prefill_pool_beats_bandwidth_rich_on_ttft_at_long_prompts(tmp_path):
+    """Same H100 decode engine, prefill pools of 8 chips each: the compute-rich chip's TTFT p50/p99 at
+    32k prompts is under half the bandwidth-rich chip's, analytically and in the simulator."""
+    cal = load_calibration()
+    arr = DesignArrays.from_designs([COMPUTE_RICH, BANDWIDTH_RICH, load_catalog_design("H100-SXM")], TECH)
+    hw, cols, ok, reason = design_metrics(arr)
+    assert ok.all(), reason
+    assert cols["peak_tflops_bf16"][0] >= 3.9 * cols["peak_tflops_bf16"][1]
+    assert cols["mem_bw_tbps"][1] >= 1.9 * cols["mem_bw_tbps"][0]
+    sc = _long_prompt_mix().scenarios[0].scenario
+    pool = prefill_pool(sc, hw, cols["system_cost_usd"], ok, cal)
+    assert pool.feasible.all()
+    h100 = hw.take(np.array([2]))
+    dec, _, dp, _ = plan_engines(load_model_shape(sc.model), sc.precision_spec(), h100, cal, choose_plan(sc, h100, cal),
+                                 sc.serving)
+    ttft = {}
+    for i, name in enumerate(("compute", "bandwidth")):
+        fleet = DisaggFleet(pool.engine.take(i), dec, 8 // pool.replica_chips[i], dp, 50.0, 1e-3)
+        model = disaggregated(fleet, sc.serving, 0.3)
+        sim = simulate_disagg(fleet, sc.serving, 1200, seed=1).steady()
+        ttft[name] = (float(model.ttft_quantile(0.5)[0]), float(model.ttft_quantile(0.99)[0]),
+                      *np.percentile(sim.ttft_s, [50, 99]))
+    assert all(c < 0.5 * b for c, b in zip(ttft["compute"], ttft["bandwidth"])), ttft
+
+
+def test_prefill_design_in_the_workload_adds_a_pool_to_the_fleet(tmp_path):
+    """evaluate on H100 × 8 with `prefill_design:` a YAML file: the compute-rich pool is taken (cheaper
+    per token in SLO than co-location), the bandwidth-rich one is not; fleet cost, power and $/Mtok at SLO
+    are the system's plus the pool's replicas (hand-computed from the prefill design's own metrics)."""
+    files = {}
+    for d in (COMPUTE_RICH, BANDWIDTH_RICH):
+        files[d.name] = tmp_path / f"{d.name}.yaml"
+        files[d.name].write_text(yaml.safe_dump(d.model_dump(mode="json", exclude_none=True)))
+    arr = DesignArrays.from_designs([load_catalog_design("H100-SXM")], TECH)
+    out = {name: evaluate(arr, _long_prompt_mix(str(f)), TECH) for name, f in files.items()}
+    alone = evaluate(arr, _long_prompt_mix(None), TECH)
+
+    def col(o, k):
+        return float(o[f"chat_70b.{k}"][0])
+    c, b = out["compute-rich"], out["bandwidth-rich"]
+    assert col(c, "prefill_chips") > 0 and col(b, "prefill_chips") == 0
+    assert col(c, "ttft_p99_ms") < 0.7 * col(alone, "ttft_p99_ms")
+    assert col(c, "max_rate_rps") > 1.5 * col(b, "max_rate_rps") > 0
+    assert col(c, "usd_per_mtok_at_slo") < col(b, "usd_per_mtok_at_slo")
+    assert col(b, "fleet_cost_usd") == pytest.approx(float(b["system_cost_usd"][0]), rel=1e-12)
+    # the pool's share: prefill_chips of an 8-chip compute-rich system
+    parr = DesignArrays.from_designs([COMPUTE_RICH], TECH)
+    _, pcols, _, _ = design_metrics(parr)
+    share = col(c, "prefill_chips") / 8
+    assert col(c, "fleet_cost_usd") == pytest.approx(float(c["system_cost_usd"][0] + share * pcols["system_cost_usd"][0]),
+                                                     rel=1e-9)
+    assert col(c, "fleet_power_w") > col(c, "power_w") > 0
+    tok_h = col(c, "max_rate_rps") * 256 * 3600
+    want = tco_usd_per_hour(col(c, "fleet_cost_usd"), col(c, "fleet_power_w"), TECH) / tok_h * 1e6
+    assert col(c, "usd_per_mtok_at_slo") == pytest.approx(float(want), rel=1e-9)
+
+
+def test_pool_knobs_are_the_registry_knobs_with_a_prefix(tmp_path):
+    """`prefill.chip.*` names are checked like the design knobs they mirror (names, bounds)."""
+    space = yaml.safe_load((DATA / "space.yaml").read_text())
+    good = load_space(DATA / "space.yaml")
+    assert "prefill.chip.cores" in good.names and good.knobs["prefill.chip.cores"].kind == "int"
+    for bad, needle in (({"prefill.chip.corez": {"low": 8, "high": 16}}, "prefill.chip.cores"),
+                        ({"prefill.chip.cores": {"low": 0, "high": 16}}, "prefill.chip.cores.low: Input should be greater than 0")):
+        p = tmp_path / "bad.yaml"
+        p.write_text(yaml.safe_dump(space | {"params": space["params"] | bad}))
+        with pytest.raises(ConfigError) as err:
+            load_space(p)
+        assert needle in str(err.value.problems), err.value.problems
+
+
+@pytest.mark.slow
+def test_study_searching_two_chip_designs_runs_resumes_and_exports(tmp_path):
+    """`dse run` on tests/data/serving_pools/study.yaml (decode and prefill chips searched at once), rerun
+    with a larger budget (resumes), `dse export` writes each front design and its prefill pool's design,
+    and evaluating that pair again gives the stored metrics."""
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "dse", "run", str(DATA / "study.yaml"), "--out", str(out), "--serial", "--quiet"]
+    first = subprocess.run(cmd + ["--trials", "4"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(cmd + ["--trials", "8"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "resumed from 4" in again.stderr, again.stderr
+    run = out / "serving_pools"
+    df = pl.read_parquet(run / "results.parquet")
+    assert df.height == 8 and {"prefill.chip.cores", "chat.prefill_chips", "chat.fleet_cost_usd"} <= set(df.columns)
+    assert (df.filter(pl.col("feasible"))["chat.prefill_chips"] > 0).any(), "no design took its prefill pool"
+    exp = tmp_path / "front"
+    res = subprocess.run([sys.executable, "-m", "dse", "export", str(run), "--out", str(exp)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    pools = sorted(exp.glob("*-prefill.yaml"))
+    assert pools and len(pools) * 2 == len(list(exp.glob("*.yaml")))
+    mix = load_mix(str(DATA / "mix.yaml"))
+    for p in pools:
+        main = load_design(str(p).removesuffix("-prefill.yaml") + ".yaml")
+        pool = load_design(str(p))
+        assert pool.chip.cores != main.chip.cores or pool.chip.memory_stacks != main.chip.memory_stacks
+        got = evaluate(DesignArrays.from_designs([main], TECH), mix, TECH,
+                       prefill=DesignArrays.from_designs([pool], TECH))
+        trial = int(main.name.rsplit("-t", 1)[1])
+        row = df.filter(pl.col("trial") == trial).row(0, named=True)
+        for k in ("chat.max_rate_rps", "chat.fleet_cost_usd", "chat.prefill_chips"):
+            assert float(got[k][0]) == pytest.approx(row[k], rel=1e-9), k
