@@ -112,3 +112,49 @@ def test_host_launch_queue_hides_launches_under_long_kernels():
     times = [step_time(cal.model_copy(update={"launch_us": x})) for x in (0.0, 10.0, 30.0, 100.0)]
     assert times == sorted(times)
     assert math.isfinite(times[-1])
+
+
+def _row(step, name):
+    names = list(step.ops.name)
+    return names.index(name)
+
+
+def test_token_permutation_bytes_hand_values():
+    """Qwen3-30B-A3B decode, batch 64, fp8 (1-byte activations), one chip: the gather copies each token's
+    2,048 values to its 8 experts' rows; the down GEMM writes 8 rows per token at 16 bits and the
+    scatter-reduce reads them back and writes one row per token (2 FLOPs per value read)."""
+    s = load_model_shape("Qwen3-30B-A3B")
+    step = build_llm_step(s, "decode", batch=64, seq_len=1, kv_len=1024, tp=1, prec="fp8")
+    ops = step.ops
+    p, u, d = _row(step, "moe_permute"), _row(step, "moe_unpermute"), _row(step, "experts_down")
+    assert ops.kind[p] == "permute" and ops.kind[u] == "permute"
+    assert float(ops.act_in_bytes[p]) == pytest.approx(64 * 2048 * 1.0)
+    assert float(ops.act_out_bytes[p]) == pytest.approx(64 * 8 * 2048 * 1.0)
+    assert float(ops.act_out_bytes[d]) == pytest.approx(64 * 8 * 2048 * 2.0)
+    assert float(ops.act_in_bytes[u]) == pytest.approx(64 * 8 * 2048 * 2.0)
+    assert float(ops.act_out_bytes[u]) == pytest.approx(64 * 2048 * 1.0)
+    assert float(ops.flops[u]) == pytest.approx(2.0 * 64 * 8 * 2048)
+    # the permutation is data movement only; bf16 activations keep 16-bit expert outputs (no double count)
+    assert float(ops.flops[p]) == 0.0
+    bf = build_llm_step(s, "decode", batch=64, seq_len=1, kv_len=1024, tp=1, prec="bf16")
+    assert float(bf.ops.act_out_bytes[_row(bf, "experts_down")]) == pytest.approx(64 * 8 * 2048 * 2.0)
+
+
+def test_permutation_is_not_folded_into_an_epilogue():
+    """A fusing stack (tuned) drops the bytes of norms / activations / residual adds, never those of the
+    MoE gather and scatter-reduce (a token's k rows live in k experts' tiles): they cost their traffic and
+    a kernel boundary each, and grow with the tokens of the step."""
+    hw = hw_view("H100-SXM", 1)
+    cal = load_calibration("tuned")
+    s = load_model_shape("Qwen3-30B-A3B")
+    off = np.zeros(1)
+    prev = 0.0
+    for batch in (1, 16, 256, 4096):
+        step = build_llm_step(s, "prefill", batch=1, seq_len=batch, tp=1, prec="fp8")
+        t = op_times(step.ops, hw, cal, off, off, off)
+        u = _row(step, "moe_unpermute")
+        moved = float(t.sram_bytes[0, u] + t.offchip_bytes[0, u])
+        assert moved == pytest.approx(batch * 8 * 2048 * 2.0 + batch * 2048 * 1.0)
+        assert float(t.overhead[0, u]) >= cal.kernel_gap_us * 1e-6
+        assert float(t.total[0, u]) > prev
+        prev = float(t.total[0, u])

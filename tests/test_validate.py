@@ -17,27 +17,31 @@ from dse.validate.report import predict_rows, summarize
 # `dse validate --split test` after the robust refit with the knee overlap (knee_p = 2) and tuned's host
 # launch bounded to a C++ launch (2026-12-01):
 #   overall median |error| 5.7 % (36 points); regime medians decode_b1 2.3 %, prefill 5.3 %, large_batch 6.3 %,
-#   cnn 4.9 % (one point), moe 10.8 % (5 points), power 4.9 %, kernel 3.9 %.
+#   cnn 4.9 % (one point), moe 10.8 % (5 points), power 4.9 %, kernel 3.9 %. With the MoE token permutation
+#   (gather / scatter-reduce, 16-bit expert outputs; 2026-12-01): moe 8.1 % (5 points).
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 7.0   # measured 5.7 % overall (the bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the bar for every regime
 # regimes held to a tighter bound than the bar (measured + a small margin)
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 4.0, "prefill": 7.0, "large_batch": 8.0, "cnn": 7.0, "moe": 13.0, "power": 7.0, "kernel": 5.0,
+    "decode_b1": 4.0, "prefill": 7.0, "large_batch": 8.0, "cnn": 7.0, "moe": 10.0, "power": 7.0, "kernel": 5.0,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
 # unnoticed); why: see the report and dse/catalog/measurements.yaml. Everything else is held to 2x.
 KNOWN_MISSES: dict[str, float] = {
-    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.3x / 3.1x the
-    # measured output tokens/s; dse's step is near the FP4 roofline, the measurement runs prefill at ~8 %
-    # of FP4 peak. No mechanism found that explains it (host overhead, routing, KV size: see the report).
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.5,
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 3.2,
+    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.08x / 2.54x the
+    # measured output tokens/s (with the MoE token permutation counted). Solving the two rows for a per-prompt-
+    # token and a per-output-token cost gives 8.1 / 30.6 us measured vs 3.0 / 15.6 us predicted: both phases
+    # are ~2-2.7x slower than dse's step, while Qwen3-235B on 8 GPUs (same stack, same checkpoint family) is
+    # within 10-25 %. The KV precision of the run is not published: 16-bit KV (capacity halves the batch)
+    # would give +16 % / +91 %; not assumed without a source.
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.15,
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.6,
     # train: Llama-4-Maverick FP8 on 8xH100 runs at 30 % of the 8xH200 figure (capacity-starved: 400 GB of
     # weights in 640 GB); dse predicts 80 %
-    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.9,
+    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.8,
 }
 
 

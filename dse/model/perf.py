@@ -35,7 +35,7 @@ from dse.model.area import chip_area
 from dse.model.calibration import Calibration
 from dse.model.knobs import TOPOLOGY_CODE
 
-VECTOR_KINDS = frozenset({"softmax", "norm", "act", "elementwise", "embed", "pool"})
+VECTOR_KINDS = frozenset({"softmax", "norm", "act", "elementwise", "embed", "permute", "pool"})
 COLLECTIVE_KINDS = frozenset({"allreduce", "allgather", "alltoall", "sendrecv"})
 BOUNDS = ("compute", "memory", "sram", "interconnect", "overhead")
 

@@ -37,7 +37,7 @@ def attention_precision(p: Precision) -> str:
 
 
 KINDS = ("gemm", "attn_score", "attn_context", "attn_fused", "softmax", "norm", "act", "elementwise",
-         "embed", "allreduce", "allgather", "alltoall", "sendrecv")
+         "embed", "permute", "allreduce", "allgather", "alltoall", "sendrecv")
 COLLECTIVES = ("allreduce", "allgather", "alltoall", "sendrecv")
 
 # Vector-unit FLOPs per element (derivations, counting each arithmetic op once):
@@ -228,10 +228,11 @@ class OpBuilder:
     # --- matrix operators --------------------------------------------------------------------
     def gemm(self, name: str, m: float, k: float, n: float, *, groups: float = 1.0,
              weights: bool = True, bias: bool = False, act_in_bytes: float | None = None,
-             tensor: str | None = None) -> None:
+             act_out_bytes: float | None = None, tensor: str | None = None) -> None:
         """`groups` independent (m×k)·(k×n) GEMMs; with `weights` the k×n operand is a weight read
         from memory (2:4 sparsity applies), otherwise both operands are activations. `tensor` names
-        the weight's class (attn, mlp, experts, shared_experts, embed) for per-tensor precision."""
+        the weight's class (attn, mlp, experts, shared_experts, embed) for per-tensor precision.
+        `act_in_bytes` / `act_out_bytes` replace the input / output bytes at the activation precision."""
         p = self.prec
         sparse = weights and p.sparse
         flops = 2.0 * groups * m * k * n * (p.flop_scale if sparse else 1.0)
@@ -241,8 +242,9 @@ class OpBuilder:
             w += groups * n * 2.0  # biases kept at 16 bits
         a_in = groups * m * k * p.act_bytes if act_in_bytes is None else act_in_bytes
         extra = {"compute_precision": p.class_compute_precision(tensor)} if tensor and weights else {}
+        a_out = groups * m * n * p.act_bytes if act_out_bytes is None else act_out_bytes
         self._add(name, "gemm", flops=flops, weight_bytes=w, act_in_bytes=a_in,
-                  act_out_bytes=groups * m * n * p.act_bytes, m=math.ceil(m), k=math.ceil(k),
+                  act_out_bytes=a_out, m=math.ceil(m), k=math.ceil(k),
                   n=math.ceil(n), sparse=sparse, **extra)
 
     def conv(self, name: str, batch: int, cin: int, cout: int, kernel: int, stride: int,
@@ -380,6 +382,14 @@ class OpBuilder:
                act_out_bytes: float = 0.0) -> None:
         """Any vector-unit operator with explicit FLOPs and bytes (pooling, fused epilogues)."""
         self._add(name, kind, flops=flops, act_in_bytes=act_in_bytes, act_out_bytes=act_out_bytes)
+
+    def permute(self, name: str, *, rows_in: float, rows_out: float, width: float, in_bytes: float,
+                out_bytes: float, flops_per: float = 0.0) -> None:
+        """A row gather / scatter that no GEMM epilogue can absorb (MoE token permutation: each token's row is
+        copied to, or summed back from, the rows of the experts it was routed to): reads `rows_in` rows of
+        `width` values at `in_bytes` each, writes `rows_out` rows at `out_bytes`; `flops_per` per value read."""
+        self._add(name, "permute", flops=flops_per * rows_in * width, act_in_bytes=rows_in * width * in_bytes,
+                  act_out_bytes=rows_out * width * out_bytes)
 
     def embed(self, name: str, tokens: float, hidden: int, split: int = 1, tensor: str | None = None) -> None:
         """Embedding lookup: reads one row per token (of this chip's vocab shard)."""

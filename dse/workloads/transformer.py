@@ -254,11 +254,21 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
 
 def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, replica_tokens: float,
              act: float, inputs: int, up_n: int) -> None:
-    """Router, all-to-all dispatch, the routed experts of the busiest chip, shared experts, combine."""
+    """Router, token permutation, all-to-all dispatch, the routed experts of the busiest chip, shared
+    experts, combine, un-permutation.
+
+    Grouped expert GEMMs need each expert's tokens in contiguous rows: a gather copies every token's row
+    to its k experts' rows (in the expert GEMMs' input format), and after the experts a scatter-reduce
+    sums each token's k expert outputs back into its row with the router weights (MegaBlocks,
+    arXiv:2211.15841 §3: gather / grouped GEMM / scatter; the same permute and finalize kernels run in
+    every MoE serving stack). Neither is a GEMM epilogue: a token's k rows live in k different experts'
+    tiles. The expert outputs are written and read at 16 bits (the combine's precision, see COMBINE_BYTES)."""
     ab = b.prec.act_bytes
+    cb = max(ab, COMBINE_BYTES)
     k, E = s.active_experts, s.experts
     b.gemm("router", T, s.hidden, E)
     b.softmax("router_topk", T, E)
+    b.permute("moe_permute", rows_in=T, rows_out=T * k, width=s.hidden, in_bytes=ab, out_bytes=ab)
     b.alltoall("moe_dispatch", T * k * s.hidden * ab, ep)
     if s.routing_skew > 0 or ep > 1:  # the step waits for the most loaded of the ep chips
         pairs_per_token, touched = busiest_expert_chip(E, k, replica_tokens, ep, s.routing_skew)
@@ -268,15 +278,17 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
         te = T * k  # token-expert pairs arriving at this chip's experts (balanced routing)
     b.gemm("experts_up", te / touched, s.hidden, up_n, groups=touched, bias=s.mlp_bias, tensor="experts")
     b.act("experts_act", te * dm.ffn, flops_per=act, inputs=inputs)
-    b.gemm("experts_down", te / touched, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts")
+    b.gemm("experts_down", te / touched, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts",
+           act_out_bytes=te * s.hidden * cb)
     if s.shared_experts:  # every token, tensor parallel like a dense MLP
         b.gemm("shared_up", T, s.hidden, (dm.mats - 1) * dm.shared_ffn, tensor="shared_experts")
         b.act("shared_act", T * dm.shared_ffn, flops_per=act, inputs=inputs)
         b.gemm("shared_down", T, dm.shared_ffn, s.hidden, tensor="shared_experts")
     # the combine returns each token's k expert outputs for the weighted sum at 16 bits whatever the
     # activation format (DeepSeek-V3, arXiv:2412.19437 §3.3: dispatch in FP8, combine kept in BF16)
-    b.alltoall("moe_combine", T * k * s.hidden * max(ab, COMBINE_BYTES), ep)
-    b.elementwise("moe_weighted_sum", T * s.hidden, inputs=k, flops_per=2.0 * k)
+    b.alltoall("moe_combine", T * k * s.hidden * cb, ep)
+    # weighted sum of each token's k expert outputs (multiply and add per value read)
+    b.permute("moe_unpermute", rows_in=T * k, rows_out=T, width=s.hidden, in_bytes=cb, out_bytes=ab, flops_per=2.0)
 
 
 def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int,
