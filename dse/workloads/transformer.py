@@ -109,6 +109,42 @@ def _expected_max_std_normal(n: int) -> float:
     return NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
 
 
+# Rows of one tile of a grouped expert GEMM: the kernel runs whole tiles, so each expert's tokens are padded
+# to a multiple of the tile (MegaBlocks, arXiv:2211.15841 §3-4: expert batches padded to 128-row blocks;
+# CUTLASS grouped-GEMM CTA tiles are 128 rows). Launches with few rows per expert use a smaller tile
+# (autotuned tile tables keyed by the batch, down to the 16-row tensor-core MMA shape m16n8k16 of the
+# PTX ISA); the tile is the power of two at or above the mean rows per expert, within these bounds.
+MOE_TILE_MAX_ROWS = 128
+MOE_TILE_MIN_ROWS = 16
+
+
+def moe_tile_rows(mean_rows: float) -> int:
+    """Tile rows a grouped expert GEMM runs with at `mean_rows` tokens per expert (see MOE_TILE_MAX_ROWS)."""
+    pow2 = 1 << max(0, math.ceil(math.log2(max(mean_rows, 1.0))))
+    return int(min(MOE_TILE_MAX_ROWS, max(MOE_TILE_MIN_ROWS, pow2)))
+
+
+def padded_expert_rows(pairs: float, experts: int, tile: int) -> float:
+    """Expected rows a grouped GEMM executes over `experts` experts when `pairs` token-expert pairs land
+    uniformly on them: Σ_e E[ceil(X_e / tile) · tile] with X_e ~ Binomial(pairs, 1/experts), i.e.
+    experts · tile · Σ_{j≥0} P(X > j·tile). At least `pairs`, at most pairs + one tile per expert hit."""
+    from scipy.special import gammaln  # deferred: scipy.special is only needed for MoE steps
+
+    n = int(round(pairs))
+    if n <= 0:
+        return 0.0
+    if experts <= 1:
+        return float(math.ceil(n / tile) * tile)
+    p = 1.0 / experts
+    mu, sd = n * p, math.sqrt(n * p * (1.0 - p))
+    hi = min(n, int(mu + 12.0 * sd + 2 * tile))  # the pmf beyond is below 1e-30
+    x = np.arange(hi + 1, dtype=float)
+    log_pmf = gammaln(n + 1.0) - gammaln(x + 1.0) - gammaln(n - x + 1.0) + x * math.log(p) + (n - x) * math.log1p(-p)
+    pmf = np.exp(log_pmf)
+    tiles = np.ceil(x / tile)  # tiles an expert with x rows runs (0 for an expert no token picked)
+    return float(experts * tile * np.sum(pmf * tiles))
+
+
 class _Dims:
     """Per-chip dimensions of a layer after the tp / ep split."""
 
@@ -276,10 +312,17 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     else:
         touched = dm.experts * (1.0 - (1.0 - k / E) ** replica_tokens)
         te = T * k  # token-expert pairs arriving at this chip's experts (balanced routing)
-    b.gemm("experts_up", te / touched, s.hidden, up_n, groups=touched, bias=s.mlp_bias, tensor="experts")
+    # executed rows per expert hit: its tokens padded to whole tiles (the bytes are those of the real rows);
+    # the padded total over the chip's experts divided by the experts the same binomial hits
+    n_loc, n_pairs = dm.experts, round(te)
+    hit = n_loc * (1.0 - (1.0 - 1.0 / n_loc) ** n_pairs) if n_loc > 1 else float(n_pairs > 0)
+    rows = padded_expert_rows(te, n_loc, moe_tile_rows(te / max(touched, 1e-12))) / max(hit, 1e-12)
+    rows = max(rows, te / max(touched, 1e-12))
+    b.gemm("experts_up", rows, s.hidden, up_n, groups=touched, bias=s.mlp_bias, tensor="experts",
+           act_in_bytes=te * s.hidden * ab, act_out_bytes=te * up_n * ab)
     b.act("experts_act", te * dm.ffn, flops_per=act, inputs=inputs)
-    b.gemm("experts_down", te / touched, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts",
-           act_out_bytes=te * s.hidden * cb)
+    b.gemm("experts_down", rows, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts",
+           act_in_bytes=te * dm.ffn * ab, act_out_bytes=te * s.hidden * cb)
     if s.shared_experts:  # every token, tensor parallel like a dense MLP
         b.gemm("shared_up", T, s.hidden, (dm.mats - 1) * dm.shared_ffn, tensor="shared_experts")
         b.act("shared_act", T * dm.shared_ffn, flops_per=act, inputs=inputs)
