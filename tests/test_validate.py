@@ -18,7 +18,7 @@ from dse.validate.report import predict_rows, summarize
 # launch bounded to a C++ launch (2026-12-01):
 #   overall median |error| 5.7 % (36 points); regime medians decode_b1 2.3 %, prefill 5.3 %, large_batch 6.3 %,
 #   cnn 4.9 % (one point), moe 10.8 % (5 points), power 4.9 %, kernel 3.9 %. With the MoE token permutation
-#   (gather / scatter-reduce, 16-bit expert outputs; 2026-12-01): moe 8.1 % (5 points).
+#   (gather / scatter-reduce, 16-bit expert outputs) and tile padding (2026-12-01): moe 8.9 % (5 points).
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 7.0   # measured 5.7 % overall (the bar: 10 %)
@@ -31,8 +31,8 @@ TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more th
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
 # unnoticed); why: see the report and dse/catalog/measurements.yaml. Everything else is held to 2x.
 KNOWN_MISSES: dict[str, float] = {
-    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.08x / 2.54x the
-    # measured output tokens/s (with the MoE token permutation counted). Solving the two rows for a per-prompt-
+    # TensorRT-LLM PyTorch flow, Qwen3-30B-A3B FP4 on one B200 (perf-overview): dse predicts 2.06x / 2.48x the
+    # measured output tokens/s (with the MoE token permutation and tile padding counted). Solving the two rows for a per-prompt-
     # token and a per-output-token cost gives 8.1 / 30.6 us measured vs 3.0 / 15.6 us predicted: both phases
     # are ~2-2.7x slower than dse's step, while Qwen3-235B on 8 GPUs (same stack, same checkpoint family) is
     # within 10-25 %. The KV precision of the run is not published: 16-bit KV (capacity halves the batch)
