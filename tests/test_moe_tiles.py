@@ -89,3 +89,22 @@ def test_decode_pads_each_touched_expert_to_a_small_tile():
     assert rows_per_group == pytest.approx(16.0, rel=1e-6)
     assert math.isfinite(rows_per_group)
     assert np.isfinite(step.ops.flops).all()
+
+
+@pytest.mark.parametrize("model,tp,ep", [("Qwen3-30B-A3B", 1, 1), ("Mixtral-8x7B", 2, 1), ("DeepSeek-V3", 1, 8)])
+def test_step_expert_flops_never_shrink_with_the_batch(model, tp, ep):
+    """More tokens in a step never execute fewer expert FLOPs, and the executed FLOPs stay within one tile
+    per expert hit of the routed tokens' FLOPs (no cliff larger than the tile step)."""
+    s = load_model_shape(model)
+    prev = 0.0
+    for batch in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, 1024, 2048):
+        step = build_llm_step(s, "decode", batch=batch, seq_len=1, kv_len=512, tp=tp, ep=ep, prec="fp8")
+        names = list(step.ops.name)
+        up = names.index("experts_up")
+        flops = float(step.ops.flops[up])
+        assert flops >= prev * (1 - 1e-9), (model, batch)
+        prev = flops
+        groups = float(step.ops.flops[up]) / (2.0 * float(step.ops.m[up]) * float(step.ops.k[up]) * float(step.ops.n[up]))
+        routed = float(step.ops.act_in_bytes[up]) / (float(step.ops.k[up]) * 1.0)  # rows of real tokens (fp8: 1 B)
+        padded = flops / (2.0 * float(step.ops.k[up]) * float(step.ops.n[up]))
+        assert routed - 1e-6 <= padded <= routed + groups * MOE_TILE_MAX_ROWS + 1e-6
