@@ -5,7 +5,7 @@ import pytest
 
 from dse.errors import DseUserError
 from dse.workloads.modelfile import load_model_shape
-from dse.workloads.transformer import build_llm_step, expected_experts_touched, mean_decode_kv_len
+from dse.workloads.transformer import build_llm_step, expected_experts_touched, mean_decode_kv_len, padded_expert_rows
 
 L7 = load_model_shape("Llama-2-7B")
 
@@ -86,8 +86,11 @@ def test_moe_flops_use_active_experts_and_ep():
     st = build_llm_step(s, "decode", 64, 1, 512, prec="fp8")
     ex = st.ops.select(_rows(st, "experts_"))
     gemm = ex.kind == "gemm"
-    assert float(np.sum(ex.flops[gemm] * ex.count[gemm])) == pytest.approx(
-        64 * 2 * 2 * s.expert_params() * s.layers, rel=1e-6)
+    executed = float(np.sum(ex.flops[gemm] * ex.count[gemm]))
+    # the routed tokens' FLOPs are a lower bound; the grouped GEMMs run each expert's 64 * 2 / 8 = 16 rows
+    # on average padded to whole 16-row tiles (MoE tile padding, tests/test_moe_tiles.py)
+    assert executed >= 64 * 2 * 2 * s.expert_params() * s.layers
+    assert executed == pytest.approx(padded_expert_rows(64 * 2, 8, 16) * 2 * s.expert_params() * s.layers, rel=1e-6)
     ep = build_llm_step(s, "decode", 64, 1, 512, ep=4, prec="fp8")
     assert ep.ops.count_kind("alltoall") == 2 * s.layers
     assert ep.total_flops() < st.total_flops() / 2

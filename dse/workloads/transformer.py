@@ -120,7 +120,7 @@ MOE_TILE_MIN_ROWS = 16
 
 def moe_tile_rows(mean_rows: float) -> int:
     """Tile rows a grouped expert GEMM runs with at `mean_rows` tokens per expert (see MOE_TILE_MAX_ROWS)."""
-    pow2 = 1 << max(0, math.ceil(math.log2(max(mean_rows, 1.0))))
+    pow2 = 1 << max(0, math.ceil(math.log2(max(mean_rows, 1.0)) - 1e-6))  # 16.0000002 rows -> 16, not 32
     return int(min(MOE_TILE_MAX_ROWS, max(MOE_TILE_MIN_ROWS, pow2)))
 
 
