@@ -257,8 +257,10 @@ CASES: list[Case] = [
                      ("d_precision_speedup_inf.yaml", ["fp8"]), ("d_dup_nested.yaml", ["cores"]),
                      ("d_tech_override_inline.yaml", ["technology"]), ("s_tabs.yaml", []),
                      ("s_empty.yaml", []), ("s_utf16.yaml", [])]],
-    # stacks of no memory are ignored (a study without a `when` on memory_stacks exports such designs)
-    Case("describe-memory-stacks-without-memory", ["describe", "{c}/d_memory_stacks_none.yaml"], expect="ok"),
+    # stacks of no memory would be ignored: an error naming the field (a study without a `when` on
+    # memory_stacks exports such rows with memory_stacks: 0, dse.study.export.row_design)
+    Case("describe-memory-stacks-without-memory", ["describe", "{c}/d_memory_stacks_none.yaml"],
+         ["d_memory_stacks_none.yaml", "memory_stacks"]),
     Case("describe-precisions-string", ["describe", "{c}/d_precisions_string.yaml"],
          ["d_precisions_string.yaml", "chip.precisions"]),
     Case("describe-ok-long-unicode-name", ["describe", "{c}/d_name_long_unicode.yaml"], expect="ok"),

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 
 from dse.config import suggest
 from dse.model.arrays import DesignArrays
-from dse.model.knobs import BY_NAME, RULES, Knob, Rule, knobs_of
+from dse.model.knobs import BY_NAME, NONE, RULES, Knob, Rule, knobs_of
 from dse.model.technology import Technology, default_technology
 
 _ACTIVE_TECH: contextvars.ContextVar[Technology | None] = contextvars.ContextVar("dse_tech", default=None)
@@ -138,6 +138,18 @@ def _section_fields(section: str) -> type[BaseModel]:
 
 class ChipDesign(_section_fields("chip")):
     """One accelerator package: compute array, SRAM, off-chip memory, links, packaging (knobs: dse.model.knobs)."""
+
+    @field_validator("memory_stacks")
+    @classmethod
+    def _stacks_need_a_memory(cls, v: Any, info: ValidationInfo) -> Any:
+        """Stacks written next to `memory: none` would be silently ignored (no memory, no stacks): an error
+        in a design file. Checked only when the field is given; a search space's stacks are inactive
+        without memory (`when:` in search_spaces/*.yaml), so the vectorized model keeps ignoring them."""
+        if info.data.get("memory") == NONE and v is not None and v > 0:
+            mems = ", ".join(active_technology().memories)
+            raise ValueError(f"{v} stacks with memory: none would be ignored (no off-chip memory); "
+                             f"set memory_stacks: 0, or pick a memory ({mems})")
+        return v
 
     # ---- derived figures (computed by the same vectorized code as studies) ----
     def _derived(self) -> dict[str, Any]:

@@ -81,6 +81,8 @@ def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]
     if pool:
         flat |= {registry_name(k): _py(row[k]) for k in knobs
                  if k in row and row[k] is not None and k.startswith(POOL_PREFIX)}
+    if flat.get("chip.memory") == "none" and "chip.memory_stacks" in flat:
+        flat["chip.memory_stacks"] = 0  # the model ignores stacks without memory: write what it evaluated
     flat["name"] = name
     flat["tags"] = tags
     return Design.from_flat(flat)
