@@ -282,3 +282,39 @@ def test_describe_prices_tco_at_the_workload_power_of_the_mix():
     # Groq cannot run the balanced mix (no memory for local_llm's KV): TCO falls back to peak power, and says so
     assert out["power_w"][1] == 0 and groq["tco_power_w"] == pytest.approx(groq["power_w"]["system_power_w"])
     assert "peak" in groq["tco_basis"]
+
+
+# ---- energy per FLOP follows the precision's speedup (issue 11: Groq int8) ---------------------------
+
+def test_groq_int8_energy_follows_its_4x_speedup_by_hand():
+    """Groq runs int8 at 4× its fp16 rate on the same MAC planes: one datapath cycle split four ways, so an
+    int8 FLOP costs a quarter of a bf16 FLOP (n16 table: 0.70 pJ; int8 0.35 at the default 2× → × 2/4)."""
+    arr = DesignArrays.from_designs([load_catalog_design("Groq-LPU")], TECH)
+    e = {p: float(v[0]) for p, v in arr.energy_pj_per_flop.items()}
+    assert e["bf16"] == pytest.approx(0.70) and e["int8"] == pytest.approx(0.70 / 4)
+    # power at the int8 peak (750 TOPS) equals the bf16 peak's (188 TFLOPS) compute power, not twice it
+    int8_w = arr.peak_tflops["int8"][0] * 1e12 * e["int8"] * 1e-12
+    bf16_w = arr.peak_tflops["bf16"][0] * 1e12 * e["bf16"] * 1e-12
+    assert int8_w == pytest.approx(bf16_w, rel=1e-12)
+    assert chip_power(arr, chip_area(arr)).compute_w[0] == pytest.approx(bf16_w, rel=1e-12)
+
+
+def test_energy_per_flop_speedup_rules():
+    """Default speedups keep the node table; faster than default splits the cycle down to the Horowitz
+    8-bit arithmetic floor ((0.2 + 0.03) / (1.1 + 0.4) of a bf16 FLOP); slower keeps the table; an
+    operator of a precision the chip lacks pays the energy of the precision it runs on."""
+    base = load_catalog_design("H100-SXM")
+    fast = base.model_copy(deep=True)
+    fast.chip.precision_speedup = {"int8": 16.0}
+    arr = DesignArrays.from_designs([base, fast], TECH)
+    e8 = arr.energy_pj_per_flop["int8"]
+    assert e8[0] == pytest.approx(0.225)                          # n5 table, default 2×
+    assert e8[1] == pytest.approx(0.45 * 0.23 / 1.5)              # 0.45·2/16 = 0.056 < floor 0.069
+    p = chip_power(arr, chip_area(arr))
+    assert p.compute_w[1] == pytest.approx(arr.peak_tflops["int8"][1] * e8[1])  # TFLOP/s × pJ = W
+    assert p.compute_w[1] > p.compute_w[0]                        # past the floor, int8 peak draws more
+    tpu = DesignArrays.from_designs([load_catalog_design("TPU-v4")], TECH)  # int8 at the bf16 rate
+    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325)
+    hw = design_metrics(DesignArrays.from_designs([load_catalog_design("A100-SXM-80GB")], TECH))[0]
+    assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65)   # no fp8 on A100: runs (and costs) bf16
+    assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.1625)  # int4 supported (4×)

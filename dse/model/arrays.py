@@ -311,8 +311,7 @@ class DesignArrays:
 
         speedup = _speedups(columns, n, tech, flags)
         peak = {p: 2.0 * macs * clock * s / 1000.0 for p, s in speedup.items()}
-        energy = {p: np.array([nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0))
-                               for nd in nodes])[node_i] for p in speedup}
+        energy = _energy_per_flop(tech, nodes, node_i, speedup)
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9
@@ -385,6 +384,38 @@ def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: 
             msgs = np.full(len(bad), "", dtype=object)
             msgs[bad] = [f"{r.knob}: " + r.message({x: env[x][i] for x in r.reads}) for i in np.flatnonzero(bad)]
             flags.flag(bad, msgs)
+
+
+# Arithmetic energy of an 8-bit MAC relative to an fp16 FMA: Horowitz ISSCC 2014, 45 nm (dse_and_cost.md
+# §3.11): 8-bit mult 0.2 + add 0.03 pJ vs fp16 mult 1.1 + add 0.4 pJ. No 4-bit figure is in the reference
+# notes: 4-bit precisions take the 8-bit floor (an upper bound on their energy).
+NARROW_ARITH_ENERGY_RATIO = (0.2 + 0.03) / (1.1 + 0.4)
+
+
+def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup: dict[str, np.ndarray]
+                     ) -> dict[str, np.ndarray]:
+    """pJ per FLOP per precision and row. The node table gives each precision's energy at the technology's
+    default speedup (table[p] = table[bf16] / precision_speedup[p]: one cycle of the datapath costs the
+    same whatever precision it computes, power at peak is independent of precision). A design whose
+    datapath runs p faster than the default, s > default, splits that cycle s ways: table[p] · default / s
+    (Groq's int8 at 4×: a quarter of a bf16 FLOP, not a half, so int8 at peak does not draw twice the
+    bf16 power), never below the arithmetic energy of the narrow op (NARROW_ARITH_ENERGY_RATIO × the
+    bf16 energy). Slower than the default (TPU v4 int8 at the bf16 rate) keeps the table's energy: the
+    op still moves narrow operands (half the bytes) through a multiplier no wider than bf16's 8-bit
+    significand one. A precision the row lacks (s = 0) keeps the table value; the model charges an
+    operator the energy of the precision it runs on (`dse.model.perf.run_energy`)."""
+    table = {p: np.array([nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0))
+                          for nd in nodes])[node_i] for p in speedup}
+    bf16 = np.array([nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes])[node_i]
+    out = {}
+    for p, s in speedup.items():
+        default = float(tech.precision_speedup[p])
+        if default == 1.0 and p in ("bf16", "fp16"):
+            out[p] = table[p]
+            continue
+        split = table[p] * default / np.maximum(s, default)
+        out[p] = np.where(s > default, np.maximum(split, bf16 * NARROW_ARITH_ENERGY_RATIO), table[p])
+    return out
 
 
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:

@@ -129,7 +129,7 @@ class HwView:
             num_chips=get("num_chips", 1).astype(int),
             dataflow=dataflow,
             sparsity=get("sparsity_2to4", 0).astype(bool),
-            energy_pj_per_flop={p: np.asarray(v, dtype=float) * ones for p, v in epf.items()},
+            energy_pj_per_flop=run_energy({p: np.asarray(v, dtype=float) * ones for p, v in epf.items()}, peak),
             sram_pj_per_byte=get("sram_pj_per_byte"),
             mem_pj_per_bit=get("mem_pj_per_bit"),
             link_pj_per_bit=get("link_pj_per_bit"),
@@ -480,6 +480,23 @@ def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
     bf16 = hw.peak_flops["bf16"]
     peak[~done] = bf16[~done]
     return peak, narrow
+
+
+def run_energy(epf: dict[str, np.ndarray], peak: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """pJ per FLOP of an operator of each compute precision: that of the precision it runs on (the first
+    of COMPUTE_FALLBACK the design supports, as `compute_peak`), so an fp8 GEMM on a chip without fp8
+    costs a bf16 FLOP's energy as it takes a bf16 FLOP's time."""
+    out = {}
+    for p, e in epf.items():
+        e_run = np.array(epf.get("bf16", e), dtype=float)
+        done = np.zeros(e_run.shape, bool)
+        for q in COMPUTE_FALLBACK.get(p, (p, "bf16")):
+            if q in epf and q in peak:
+                use = ~done & (peak[q] > 0)
+                e_run = np.where(use, epf[q], e_run)
+                done |= use
+        out[p] = e_run
+    return out
 
 
 def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray, sram_bps: np.ndarray

@@ -63,11 +63,16 @@ class PowerBreakdown:
 
 def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBreakdown:
     """Peak-activity power per chip. Energy per FLOP falls with the precision multiplier, so the
-    bf16 figure bounds the array's power at any precision."""
+    bf16 figure bounds the array's power at any precision down to the narrow ops' arithmetic floor."""
     area = area or chip_area(arr)
     e_flop = arr.energy_pj_per_flop["bf16"]
     flops_per_s = 2.0 * arr.macs * arr.clock_ghz * 1e9
     compute = flops_per_s * e_flop * 1e-12
+    # a narrow precision split past its arithmetic floor (`dse.model.arrays._energy_per_flop`) draws more
+    # at its peak than bf16 does: the arrays' peak is the larger (equal within rounding otherwise)
+    for p, tflops in arr.peak_tflops.items():
+        narrow = tflops * 1e12 * arr.energy_pj_per_flop[p] * 1e-12
+        compute = np.where(narrow > compute * (1 + 1e-9), narrow, compute)
     vector = arr.vector_flops_per_cycle * arr.clock_ghz * 1e9 * e_flop * VECTOR_ENERGY_FACTOR * 1e-12
     # SRAM at the rate the arrays consume operands at peak (rows + cols operands per rows·cols MACs per
     # cycle), bounded by the ports' bandwidth: a GEMM does not read every bank at once
