@@ -18,7 +18,10 @@ spares, the scenario's plan), i.e. the threshold that was crossed.
 Documented physical thresholds (`exempt` below; tests/test_cliffs.py states why each is physical): the
 chip's die count changed or its spares fell (SPLIT), the scenario's plan changed (PLAN: a model, a KV
 cache or an SLO now fits), and a knob that reshapes the MAC arrays may remove a partial wave of GEMM
-tiles (WAVES: up to +100 % on performance metrics). A second table lists the largest gain NOT explained
+tiles (WAVES: up to +100 % on performance metrics), and a step of SRAM on a scenario that streams part of
+its weights moves that many bytes off the memory stream (RESIDENCY: time is linear in SRAM there, so its
+elasticity S/(W−S) grows without bound as the model nears a full fit; such a gain counts as explained
+when it is a slope, i.e. half the step buys at most RESIDENCY_SLOPE of the gain). A second table lists the largest gain NOT explained
 by them; with `--fail-above E` the exit code is 1 when such an unexplained elasticity exceeds E (a cliff).
 tests/test_cliffs.py runs a reduced version with the same rules.
 """
@@ -55,6 +58,8 @@ WAVE_GAIN = 1.0  # WAVES: one partial wave of tiles removed buys at most 2x
 # design-level metrics: no scenario runs GEMM waves in them, so the WAVES allowance does not apply
 DESIGN_LEVEL = ("die_area_mm2", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w", "power_density_w_per_mm2",
                 "peak_tflops_bf16", "mem_bw_tbps", "mem_gb", "sram_mb")
+RESIDENCY_KNOB = "chip.sram_mb"
+RESIDENCY_SLOPE = 0.6  # a slope: half the step buys ~half the gain (a cliff buys the whole gain at any step)
 COST_BETTER = {"die_area_mm2": "min", "total_area_mm2": "min", "package_mm2": "min", "num_dies": "none",
                "spare_cores": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
                "system_cost_usd": "min"}
@@ -175,6 +180,10 @@ def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix
             i = int(np.argmax(elasticity))
             free = ok & ~exempt(base, stepped, m)
             excess = np.where(free, g / np.maximum(allowed_gain(knob, m, step, limit), 1e-12), 0.0)
+            over = np.flatnonzero(excess > 1.0 + 1e-9)
+            slope = residency_slope(provider, columns, knob, over, new, base, m, better, g, tech)
+            free[over[slope]] = False
+            excess[over[slope]] = 0.0
             u = int(np.argmax(excess))
             unexplained = {"u_excess": float(excess[u]), "u_elasticity": float(elasticity[u]) if free[u] else 0.0,
                            "u_gain": float(g[u]) if free[u] else 0.0, "u_step": float(step[u]),
@@ -204,6 +213,40 @@ def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
             if col in base and col in stepped:
                 crossed |= np.asarray(base[col]) != np.asarray(stepped[col])
     return crossed
+
+
+def streams_weights(base: dict, metric: str) -> np.ndarray:
+    """Rows whose scenario (of `metric`; any scenario for a mix-level metric) streams part of its weights."""
+    scenario = metric.rpartition(".")[0]
+    cols = [f"{scenario}.weights"] if scenario and scenario != "mix" else [c for c in base if c.endswith(".weights")]
+    n = len(base["feasible"])
+    out = np.zeros(n, bool)
+    for c in cols:
+        if c in base:
+            out |= np.asarray(base[c]) == "weights-streamed"
+    return out
+
+
+def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: np.ndarray, base: dict,
+                    metric: str, better: str, gained: np.ndarray, tech) -> np.ndarray:
+    """RESIDENCY: of `rows` (indices whose gain `gained` was too large), those where the knob is SRAM, the
+    scenario streams part of its weights and half the step buys at most RESIDENCY_SLOPE of the gain (a
+    continuous slope of partial residency, not a step). Evaluates the half step on those rows only."""
+    ok = np.zeros(len(rows), bool)
+    if knob != RESIDENCY_KNOB or not len(rows):
+        return ok
+    cand = streams_weights(base, metric)[rows]
+    if not cand.any():
+        return ok
+    idx = rows[cand]
+    sub = {k: np.asarray(v)[idx] if np.ndim(v) else v for k, v in columns.items()}
+    old = np.asarray(sub[knob], float)
+    sub[knob] = old + (np.asarray(new, float)[idx] - old) / 2.0
+    half = provider(DesignArrays.from_columns(sub, tech))
+    g_half = gain(np.asarray(base[metric], float)[idx], np.asarray(half[metric], float), better)
+    feasible = np.asarray(half["feasible"], bool)
+    ok[np.flatnonzero(cand)] = feasible & (g_half <= RESIDENCY_SLOPE * gained[idx])
+    return ok
 
 
 def allowed_gain(knob: str, metric: str, step: np.ndarray, elasticity: float) -> np.ndarray:
