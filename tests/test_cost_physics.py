@@ -13,6 +13,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.cost import chip_cost, design_cost, harvested_yield, negative_binomial_yield
 from dse.model.fab import package_yield
 from dse.model.hardware import ChipDesign, Design
+from dse.model.power import chip_power
 from dse.model.technology import default_technology
 
 TECH = default_technology()
@@ -192,7 +193,8 @@ def evaluate_cost(cols: dict) -> dict[str, np.ndarray]:
     arr = DesignArrays.from_columns(cols, TECH)
     area = chip_area(arr)
     cost = chip_cost(arr, area)
-    return {"feasible": area.feasible, "chip_usd": cost.chip_usd, "system_usd": cost.system_usd,
+    power = chip_power(arr, area)
+    return {"feasible": area.feasible, "peak_w": power.peak_w, "leakage_w": power.leakage_w, "chip_usd": cost.chip_usd, "system_usd": cost.system_usd,
             "die_usd_each": cost.die_usd_each, "die_mm2": area.die_mm2, "total_mm2": area.total_mm2,
             "num_dies": area.num_dies, "reason": area.reason, "reticle_mm2": arr.reticle_mm2,
             "spare_cores": area.spare_cores, "core_mm2": area.core_mm2}
@@ -227,6 +229,23 @@ def test_more_silicon_or_memory_never_makes_a_design_cheaper(base, knob):
     assert both.sum() > N_RANDOM // 5
     for metric in ("chip_usd", "system_usd"):
         worse = both & (s[metric] < b[metric] * (1 - 1e-9))
+        assert not worse.any(), _explain(cols, knob, b, s, metric, worse)
+
+
+@pytest.mark.parametrize("knob", GROWING_KNOBS)
+def test_more_silicon_or_memory_never_lowers_peak_power(base, knob):
+    """Over 10⁴ random designs: more MACs, SRAM, stacks or links never lower the chip's peak-activity power
+    nor its leakage, on the same die count (a different split moves die-to-die traffic and PHYs; the
+    power of a split is tests/test_cliffs.py's SPLIT threshold)."""
+    cols, b = base
+    stepped, _ = step(cols, knob)
+    s = evaluate_cost(stepped)
+    same = b["feasible"] & s["feasible"] & (b["num_dies"] == s["num_dies"])
+    if knob == "chip.memory_stacks":
+        same &= cols["chip.memory"] != "none"
+    assert same.sum() > N_RANDOM // 5
+    for metric in ("peak_w", "leakage_w"):
+        worse = same & (s[metric] < b[metric] * (1 - 1e-9))
         assert not worse.any(), _explain(cols, knob, b, s, metric, worse)
 
 
