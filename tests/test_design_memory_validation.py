@@ -22,7 +22,9 @@ def test_stacks_without_memory_are_an_error_naming_the_field_and_fix():
 
 def test_no_memory_with_zero_or_unset_stacks_and_memory_with_stacks_are_accepted():
     assert Design.model_validate({"chip": {"memory": "none", "memory_stacks": 0}}).chip.memory_stacks == 0
-    Design.model_validate({"chip": {"memory": "none"}})  # the knob's default is not the user's: not checked
+    # the knob's default is not the user's: not checked, and the design holds the 0 stacks it evaluates
+    d = Design.model_validate({"chip": {"memory": "none"}})
+    assert d.chip.memory_stacks == 0 and Design.from_flat(d.to_flat()) == d
     assert Design.model_validate({"chip": {"memory": "hbm3", "memory_stacks": 8}}).chip.memory_stacks == 8
 
 

@@ -14,7 +14,7 @@ import contextvars
 from typing import Any, Iterator, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from dse.config import suggest
 from dse.model.arrays import DesignArrays
@@ -150,6 +150,14 @@ class ChipDesign(_section_fields("chip")):
             raise ValueError(f"{v} stacks with memory: none would be ignored (no off-chip memory); "
                              f"set memory_stacks: 0, or pick a memory ({mems})")
         return v
+
+    @model_validator(mode="after")
+    def _no_memory_no_stacks(self) -> "ChipDesign":
+        """`memory: none` with memory_stacks left at its default holds 0 stacks, so that `to_flat` writes
+        what the model evaluates and the written design reads back."""
+        if self.memory == NONE and "memory_stacks" not in self.model_fields_set:
+            self.memory_stacks = 0
+        return self
 
     # ---- derived figures (computed by the same vectorized code as studies) ----
     def _derived(self) -> dict[str, Any]:
