@@ -32,6 +32,10 @@ CHIPS_YAML = __import__("pathlib").Path(__import__("dse.catalog", fromlist=["x"]
 # figure whose `tdp_basis` is `measured_max` is not a rating but the largest power measured on
 # production workloads (TPU v4: Google's measured 90/170/192 W min/mean/max): it is compared with the
 # model's power at the workload (uncapped, the largest over the built-in scenarios), like with like.
+# `system` (Cerebras WSE-3: the CS-3's ~23 kW) is the power of the system the chip ships in, sized for
+# what it draws running (wafer, power conversion, cooling, I/O), not the wafer's peak activity of every
+# MAC and every SRAM port at once (51.6 kW): compared with the wafer at the workload in the same way.
+WORKLOAD_BASES = ("measured_max", "system")
 WORKLOAD_MIX = "balanced"
 
 
@@ -70,7 +74,7 @@ def _max_workload_w(name: str) -> float:
 def test_catalog_tdp_within_20_percent_of_published(name):
     pub = _published()[name]
     published = float(pub["tdp_w"])
-    if pub.get("tdp_basis") == "measured_max":
+    if pub.get("tdp_basis") in WORKLOAD_BASES:
         model = _max_workload_w(name)
         assert model <= _peak_w(name) * (1 + 1e-9), "a workload never draws more than the peak-activity power"
     else:
@@ -80,7 +84,9 @@ def test_catalog_tdp_within_20_percent_of_published(name):
 
 
 def test_every_catalog_chip_with_a_published_tdp_is_checked():
-    assert {"A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "Groq-LPU"} <= set(_published_tdp())
+    assert {"A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "Groq-LPU",
+            "Cerebras-WSE-3"} <= set(_published_tdp())
+    assert {p.get("tdp_basis") for p in _published().values()} <= {None, *WORKLOAD_BASES}
     assert set(_published_tdp()) <= set(list_catalog())
 
 
@@ -90,6 +96,20 @@ def test_peak_takes_the_larger_of_arrays_and_vector_unit():
     parts = max(p["compute_w"], p["vector_w"]) + p["sram_w"] + p["memory_w"] + p["link_w"] + p["d2d_w"] + p["leakage_w"]
     assert p["peak_w"] == pytest.approx(parts)
     assert p["vector_w"] > 0 and p["peak_w"] < parts + p["vector_w"]
+
+
+def test_running_floor_leaves_out_the_sram_access_energy():
+    """static = max(leakage, F·(peak − SRAM access power)): reading no SRAM spends no access energy, so a
+    design with twice the SRAM bandwidth has a higher peak and the same floor (WSE-3 by hand)."""
+    from dse.model.power import RUNNING_FLOOR_FRACTION
+    base = load_catalog_design("Cerebras-WSE-3")
+    wide = base.model_copy(deep=True)
+    wide.chip.sram_tbps = 2 * base.chip.sram_tbps
+    arr = DesignArrays.from_designs([base, wide], TECH)
+    p = chip_power(arr, chip_area(arr))
+    assert p.sram_w[0] == pytest.approx(21000.0 * 1.0)  # 21 PB/s × 1.0 pJ/B (n5), below the arrays' feed
+    assert p.static_w[0] == pytest.approx(RUNNING_FLOOR_FRACTION * (p.peak_w[0] - p.sram_w[0]))
+    assert p.peak_w[1] > p.peak_w[0] and p.static_w[1] == pytest.approx(p.static_w[0])
 
 
 # ---- power at the workload -----------------------------------------------------------------------

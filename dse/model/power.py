@@ -7,8 +7,10 @@
   both ways, plus leakage; peak system power = chips × TDP. A design's `tdp_w` caps the TDP, and the
   chip then lowers its clock under a workload that would draw more (`dse.evaluate.throttle`).
 - A running chip never drops to leakage: clock tree, control and leakage of a busy chip are
-  `RUNNING_FLOOR_FRACTION` of its peak-activity power (`static_w` below); the mapping adds the energy of what each step
-  does (FLOPs, SRAM bytes, off-chip bytes, link bits) over its time (`workload_power_w`).
+  `RUNNING_FLOOR_FRACTION` of its peak-activity power without the SRAM accesses (`static_w` below: an
+  SRAM that is not read spends no access energy, so what its ports would draw at peak is no part of the
+  floor); the mapping adds the energy of what each step does (FLOPs, SRAM bytes, off-chip bytes, link
+  bits) over its time (`workload_power_w`).
 - Above a power cap the clock drops and performance pays (`throttle`).
 """
 
@@ -23,8 +25,9 @@ from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
-# Share of its TDP a running chip burns before the energy of its operations (clock tree at full clock,
-# instruction issue of every busy core, leakage, DRAM refresh and I/O). Bounds 0.30-0.70: GenZ's power
+# Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
+# energy of its operations (clock tree at full clock, instruction issue of every busy core, leakage, DRAM
+# refresh and I/O). Bounds 0.30-0.70: GenZ's power
 # model (llm_perf_models.md §2.2) puts static at 30 % of TDP. Fitted: 0.56 minimises the log error of the
 # 4 training rows of the `power` regime (GPU NVML power while serving Llama-3-8B, measurements_more.md
 # §6 rows 6.13-6.15; held-out rows +8 % and +10 %). A floor this high says the per-operation energies
@@ -39,7 +42,8 @@ OPERAND_BYTES = 2.0
 class PowerBreakdown:
     """Watts per chip (arrays); `peak_w` is the modelled peak-activity power, `tdp_w` min(peak, the
     design's `tdp_w` cap); `static_w` is the power of a running chip at full clock before any work (max
-    of leakage and RUNNING_FLOOR_FRACTION × peak); `leakage_w` the part of it that does not scale with the clock."""
+    of leakage and RUNNING_FLOOR_FRACTION × (peak − sram_w)); `leakage_w` the part of it that does not
+    scale with the clock."""
 
     compute_w: np.ndarray
     vector_w: np.ndarray
@@ -95,8 +99,12 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
     # the running floor of the chip at its full clock: a cap does not change the chip, it lowers the
-    # clock under load (dse.evaluate.throttle), which scales this floor's clocked part
-    static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * peak)
+    # clock under load (dse.evaluate.throttle), which scales this floor's clocked part. It is a share of
+    # what runs whether used or not (the arrays' clock tree and issue, memory refresh and PHYs, link lanes,
+    # die-to-die PHYs, leakage), not of the SRAM's access energy: bitlines swing only when read, and the
+    # workload pays each SRAM byte it moves (dse.model.perf.op_energy_j). On GPUs the SRAM term is ~1 %
+    # of the peak (L2 bandwidth); on a wafer of SRAM-fed cores (WSE-3: 21 PB/s) it is 40 %.
+    static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * (peak - sram))
     # heat flux over all the chip's silicon; above the cooling limit the design cannot run at its TDP
     density = tdp / np.maximum(area.total_mm2, 1e-9)
     limit = arr.tech.thermal.max_power_density_w_per_mm2
