@@ -166,7 +166,10 @@ def test_fuzz_search_space_files(data):
         s = d / "studies" / "fz.yaml"
         s.write_text(yaml.safe_dump(study, sort_keys=False))
         out = d / "runs"
-        check(run_cli("run", s, "--trials", "2", "--serial", "--quiet", "--out", out), f, out)
+        # 2 trials of a valid space may all be infeasible (full.yaml at seed 1 draws a wafer-scale part with
+        # HBM4): a finished run without a front exits 2 naming the study, which is not a bad-input error
+        check(run_cli("run", s, "--trials", "2", "--serial", "--quiet", "--out", out), f, out,
+              also_ok=("no feasible design",))
 
 
 @FUZZ
