@@ -10,6 +10,7 @@ from scipy.special import gammainc
 
 EXACT_SPARES_MAX = 64  # above this many spares the defect count is treated as continuous (wafer-scale)
 SPARE_CHOICES = tuple(range(EXACT_SPARES_MAX + 1))  # spare counts compared per die (ascending)
+SCAN_ROWS = 2048  # rows per block of best_spares' (choices, rows) arrays: a few hundred kB per temporary
 
 
 def dies_per_wafer(die_mm2: ArrayLike, diameter_mm: float = 300.0, scribe_mm: float = 0.0,
@@ -101,7 +102,7 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     than `min_die_mm2` is padded to it (I/O-limited die: the filler adds wafer area, not critical area).
     Minimising the full cost (not a proxy) over a set of choices that only shrinks as the die grows is
     what keeps cost monotone in area. `usd_of` is called elementwise: `rows` (indices into the inputs) may
-    come as a column that broadcasts against the other arguments. Returns (spares, die_mm2 incl. padding,
+    come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments. Returns (spares, die_mm2 incl. padding,
     yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
         fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
@@ -115,37 +116,38 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
         best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
     if not idx.size:
         return best_s, best_die, best_y, best_dpw
-    # every spare choice of every row that may carry spares at once, as (choices, rows) arrays (a choice's
-    # rows contiguous); the choices are then compared in ascending order exactly as a one-choice-at-a-time
-    # scan would
-    top_cap = cap[idx].max()
-    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= top_cap], float)
-    f, c, m, d, a, top, bottom, cp = (x[idx][None, :] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
-    array = (m + choices[:, None]) * c
-    die = np.maximum(f + array, bottom)
-    y = np.clip(_ascending_sums(f / 100.0, array / 100.0, choices, d, a), 0.0, 1.0)
-    dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
-    ok = (die <= top) & (cp >= choices[:, None])
-    if usd_of is not None:  # rows as a row vector: the per-row inputs broadcast over the choices
-        usd = np.broadcast_to(usd_of(idx[None, :], die, y, dpw), die.shape)
-        score = best_usd[idx]
-    else:
-        score = best_dpw[idx] * best_y[idx]
-    pick = np.full(len(idx), -1)
-    live = np.ones(len(idx), bool)
-    for col in range(len(choices)):
-        if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay
-            good = dpw[col] * y[col]
-            better = live & ok[col] & (good > score * (1 + 1e-12))
-            live = better
+    # every spare choice of a block of rows at once, as (choices, rows) arrays (a choice's rows contiguous,
+    # a block's temporaries cache-sized); the choices are then compared in ascending order exactly as a
+    # one-choice-at-a-time scan would
+    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    for start in range(0, idx.size, SCAN_ROWS):
+        rows = idx[start:start + SCAN_ROWS]
+        f, c, m, d, a, top, bottom, cp = (x[rows][None, :] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
+        array = (m + choices[:, None]) * c
+        die = np.maximum(f + array, bottom)
+        y = np.clip(_ascending_sums(f / 100.0, array / 100.0, choices, d, a), 0.0, 1.0)
+        dpw = dies_per_wafer(die, diameter_mm, scribe_mm, edge_mm)
+        ok = (die <= top) & (cp >= choices[:, None])
+        if usd_of is not None:  # rows as a row vector: the per-row inputs broadcast over the choices
+            usd = np.broadcast_to(usd_of(rows[None, :], die, y, dpw), die.shape)
+            score = best_usd[rows]
         else:
-            good = usd[col]
-            better = ok[col] & (good < score * (1 - 1e-12))
-        score = np.where(better, good, score)
-        pick[better] = col
-    won = pick >= 0
-    j, col = idx[won], pick[won]
-    best_s[j], best_die[j], best_y[j], best_dpw[j] = choices[col], die[col, won], y[col, won], dpw[col, won]
+            score = best_dpw[rows] * best_y[rows]
+        pick = np.full(rows.size, -1)
+        live = np.ones(rows.size, bool)
+        for col in range(len(choices)):
+            if usd_of is None:  # silicon per good die is unimodal in the spare count: stop once a step does not pay
+                good = dpw[col] * y[col]
+                better = live & ok[col] & (good > score * (1 + 1e-12))
+                live = better
+            else:
+                good = usd[col]
+                better = ok[col] & (good < score * (1 - 1e-12))
+            score = np.where(better, good, score)
+            pick[better] = col
+        won = pick >= 0
+        j, col = rows[won], pick[won]
+        best_s[j], best_die[j], best_y[j], best_dpw[j] = choices[col], die[col, won], y[col, won], dpw[col, won]
     return best_s, best_die, best_y, best_dpw
 
 
