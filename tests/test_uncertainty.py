@@ -37,6 +37,14 @@ def test_shipped_tables_have_sourced_ranges_and_nominal_values():
     assert tech.tco.usd_per_kwh == 0.067
 
 
+def test_shipped_nominals_sit_inside_their_ranges():
+    """A nominal at the end of its range makes every sample cheaper (or dearer) than nominal, so p10–p90
+    of cost would not straddle it: each shipped nominal lies strictly between the range's p10 and p90."""
+    for path, d in default_technology().uncertain():
+        q10, q90 = d.sample(np.array([0.1, 0.9]))
+        assert q10 < d.nominal < q90, (".".join(path), q10, d.nominal, q90)
+
+
 def test_ranges_collapsed_to_plain_numbers_evaluate_identically():
     from dse.model.technology import _default_raw
 
@@ -261,9 +269,11 @@ def test_sensitivity_technology_ranges_move_cost_not_throughput():
 
     _, changes = sensitivity(load_catalog_design("H100-SXM"), "local", ["mix.throughput", "system_cost_usd"])
     tech_rows = {(c.name, c.new): c for c in changes if c.kind == "technology"}
-    hbm_low = tech_rows[("memories.hbm3.usd_per_gb", 7.0)]
+    ranges = dict(default_technology().uncertain())
+    hbm_low = tech_rows[("memories.hbm3.usd_per_gb", ranges[("memories", "hbm3", "usd_per_gb")].bounds()[0])]
     assert hbm_low.delta_rel["system_cost_usd"] < 0 and hbm_low.delta_rel["mix.throughput"] == 0
-    assert tech_rows[("process_nodes.n3.wafer_price_usd", 30000.0)].delta_rel["system_cost_usd"] == 0  # H100 is n4
+    n3_high = ranges[("process_nodes", "n3", "wafer_price_usd")].bounds()[1]
+    assert tech_rows[("process_nodes.n3.wafer_price_usd", n3_high)].delta_rel["system_cost_usd"] == 0  # H100 is n4
 
 
 def test_cli_sensitivity_ranks_changes():
@@ -282,3 +292,13 @@ def test_cli_sensitivity_ranks_changes():
     assert effects == sorted(effects, reverse=True) and effects[0] > 0
     bad = CliRunner().invoke(app, ["sensitivity", "H100-SXM", "-o", "no_such_metric"])
     assert bad.exit_code != 0
+
+
+def test_mix_throughput_is_relative_so_model_error_cancels():
+    """mix.throughput is a ratio to the reference design under a per-scenario model error common to both:
+    its samples equal nominal (feasible designs), while absolute rates carry the error."""
+    ds = [load_catalog_design(n) for n in ("H100-SXM", "A100-SXM-80GB")]
+    mc = monte_carlo_designs(ds, "local", samples=16, seed=2)
+    assert np.array_equal(mc.samples["mix.throughput"], np.broadcast_to(mc.nominal["mix.throughput"], (16, 2)))
+    rate = mc.samples["local_llm.tokens_per_s"]
+    assert np.all(rate.max(axis=0) > 1.05 * rate.min(axis=0))
