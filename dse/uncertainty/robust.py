@@ -6,6 +6,12 @@ cost over the samples, `p10.mix.throughput` the 10th percentile of the mix throu
 the design cannot run counts as 0 throughput), `prob.<name>` the share of samples in which the design is
 feasible and meets the study's condition `uncertainty.chance.<name>` (constraint grammar, dse.expr).
 Every design of a study sees the same samples (fixed seed: common random numbers across batches).
+
+`p10.mix.throughput` equals the nominal throughput wherever the design stays feasible, by design: no
+technology range moves a performance input, and mix.throughput is a ratio to the reference design on the
+same scenarios, whose model error (per scenario, dse.uncertainty.model_error) is common to both and
+cancels. A robust throughput objective that carries the model error uses an absolute rate, e.g.
+`p10.local_llm.tokens_per_s`.
 """
 
 from __future__ import annotations
