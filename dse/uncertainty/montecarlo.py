@@ -298,6 +298,23 @@ def _mix_usd_per_mtok(out: dict[str, np.ndarray], llm: list, s: Any, was: np.nda
     return np.where(was != 0, total / w, 0.0)
 
 
+def _distinct_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, inverse) of the distinct rows of a float matrix compared byte-wise, as np.unique(key, axis=0,
+    return_index=True, return_inverse=True) gives them (groups in another order): rows are grouped by a
+    hash of their bits, then each group is checked to hold equal rows (np.unique sorts wide rows slowly)."""
+    bits = np.ascontiguousarray(key, dtype=float).view(np.uint64)
+    h = (bits * (np.random.default_rng(0).integers(1, 1 << 62, bits.shape[1], dtype=np.uint64) | 1)).sum(axis=1)
+    order = np.argsort(h, kind="stable")
+    hs, bs = h[order], bits[order]
+    new = np.r_[True, hs[1:] != hs[:-1]]
+    if (bs[1:][~new[1:]] != bs[:-1][~new[1:]]).any():  # two different rows hashed alike: sort them
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        return first, inverse.ravel()
+    inverse = np.empty(len(h), int)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
 def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]],
                     refs: list[dict[str, float]], out: dict[str, np.ndarray], cols: list[str], d0: dict,
                     power_of: dict[str, str], llm: list, mix: Mix, tech: Technology, cal: Any) -> int:
@@ -308,8 +325,7 @@ def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tup
     design = np.concatenate([p[1] for p in pairs])
     key = np.concatenate([p[2] for p in pairs])
     cost = np.concatenate([p[3]["system_cost_usd"] for p in pairs])
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    first, inverse = _distinct_rows(key)
     ref_of = key[first, 2].astype(int)
     res = {c: np.empty(len(first)) for c in cols}
     for g in np.unique(ref_of):  # the patched rows carry their sample's prices; TCO at the nominal tech
