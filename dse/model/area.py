@@ -271,7 +271,8 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     idx = np.flatnonzero(auto & (n_lo < arr.tech.chiplets.max_auto_dies))
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
         top = arr.tech.chiplets.max_auto_dies
-        sub, sub_b = arr.take(idx), _Blocks(**{k: v[idx] for k, v in vars(b).items()})
+        sub, sub_b = (arr, b) if idx.size == arr.n else (  # every row may split: no copy
+            arr.take(idx), _Blocks(**{k: v[idx] for k, v in vars(b).items()}))
         sub_best = {k: v[idx] for k, v in best.items()}
         sub_ok = best_ok[idx]
         pos = np.arange(idx.size)  # the rows of `sub` (positions in idx)

@@ -120,9 +120,10 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     # a block's temporaries cache-sized); the choices are then compared in ascending order exactly as a
     # one-choice-at-a-time scan would
     choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    per_row = [x[idx] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap)]
     for start in range(0, idx.size, SCAN_ROWS):
         rows = idx[start:start + SCAN_ROWS]
-        f, c, m, d, a, top, bottom, cp = (x[rows][None, :] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap))
+        f, c, m, d, a, top, bottom, cp = (x[None, start:start + SCAN_ROWS] for x in per_row)
         array = (m + choices[:, None]) * c
         die = np.maximum(f + array, bottom)
         y = np.clip(_ascending_sums(f / 100.0, array / 100.0, choices, d, a), 0.0, 1.0)
