@@ -289,7 +289,8 @@ _ON_READY = """      // a click on a front point picks its design in the 'Design
 
 UNCERTAINTY_TEXT = (" Whiskers on front points span p10–p90 of each objective over Monte-Carlo samples of the "
                     "technology ranges and the model error; a front point's opacity is its probability of staying "
-                    "on the front (tooltip: P(on the front)).")
+                    "on the front (tooltip: P(on the front)). mix.throughput is relative to the reference chip "
+                    "under a common model error, so its whiskers are flat; absolute rates carry the error.")
 
 
 def _run_table(runs: list[dict]) -> str:
