@@ -22,6 +22,7 @@ CNN: data parallel over all chips; latency = one batch through the network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -254,8 +255,9 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
         mark[key] = True
     inst = np.flatnonzero(mark)
     # each (design, role) pair's instance: its rank among the marked keys
-    rank = np.cumsum(mark, dtype=np.int32 if len(mark) < 1 << 31 else np.int64)
-    dec_i, pre_i, chunk_i = (rank[key] - 1 for key in role_keys)
+    rank = np.empty(len(mark), np.int32 if len(inst) < 1 << 31 else np.int64)
+    rank[inst] = np.arange(len(inst))
+    dec_i, pre_i, chunk_i = (rank[key] for key in role_keys)
     i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
     qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
     k = len(qi)
@@ -290,22 +292,70 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips_avail = np.minimum(hw.num_chips, max_chips)
     table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp, force_ep)
-    return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
+    # designs grouped by chips available (a design's result does not depend on its call-mates): each
+    # group's candidate plans are one (designs x plans) block
+    order = np.argsort(chips_avail, kind="stable")
+    if (order == np.arange(len(order))).all():
+        return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
+    res = _blocked(_map_llm_block, hw.take(order), scenario, table, cal, chips_avail[order])
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return MappingResult(res.feasible[back], res.reason[back], {k: v[back] for k, v in res.metrics.items()},
+                         {k: v[back] for k, v in res.plans.items()})
+
+
+@lru_cache(maxsize=4096)
+def _group_plans(t: LlmPlanTable, chips: int) -> tuple[np.ndarray, ...]:
+    """(plans, w + act, w + kv, w + kv + act, kv, act, w) of the plans a design of `chips` chips tries:
+    the tp·ep·pp chips the plan needs and a pipeline depth the design tries (its own whole-system depth,
+    not another design's of the call), in plan order."""
+    ok = (chips >= t.replica) & (t.depth_any | depth_tried(t.pp, t.grp, chips))
+    j = np.flatnonzero(ok)
+    w, kv, act = t.w[j], t.kv[j], t.act[j]
+    return j, (w + act)[None, :], (w + kv)[None, :], (w + kv + act)[None, :], kv[None, :], act, w
+
+
+def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray):
+    """(design, plan) pairs whose plan the design tries and that fit (`residency`), design-major in plan
+    order, with their resident shares (fw, fk); and per design the largest micro-batch-1 plan it tries
+    that does not fit (-1: none), for the reason. `chips` must be sorted."""
+    n = hw.n
+    edges = np.flatnonzero(np.diff(chips)) + 1
+    starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [n]])
+    pis, pjs, wrs, krs, largest = [], [], [], [], np.full(n, -1, np.int64)
+    for a, b in zip(starts, ends):
+        j, wa, wkv, wka, kv, _, _ = _group_plans(t, int(chips[a]))
+        if not len(j):
+            continue
+        sram, mem = hw.sram_bytes[a:b, None], hw.mem_bytes[a:b, None]
+        # `residency`'s fits: what is not wholly resident must fit off-chip (or all in SRAM without memory)
+        wres = wa <= sram
+        kres = wres & (wka <= sram)
+        fits = kres | ((mem > 0) & (np.where(wres, kv, wkv) <= mem))
+        r, c = np.nonzero(fits)
+        pis.append(r + a)
+        pjs.append(j[c])
+        wrs.append(wres[r, c])
+        krs.append(kres[r, c])
+        note = ~fits & t.first_rung[j][None, :]
+        hit = note.any(axis=1)
+        if hit.any():  # the plan needing most chips (the last such in plan order)
+            key = np.where(note[hit], t.replica[j] * len(t.plans) + j, -1)
+            largest[a + np.flatnonzero(hit)] = j[np.argmax(key, axis=1)]
+    cat = (lambda x, d: np.concatenate(x) if x else np.zeros(0, d))
+    pi, pj, wres, kres = cat(pis, np.int64), cat(pjs, np.int64), cat(wrs, bool), cat(krs, bool)
+    # the resident shares of `residency`, on the candidates only
+    w, kv, act = t.w[pj], t.kv[pj], t.act[pj]
+    room = hw.sram_bytes[pi] - act
+    fw = np.where(wres, 1.0, np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
+    fk = np.where(kres, 1.0, np.where(wres, np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
+    return pi, pj, fw, fk, largest
 
 
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n, P = hw.n, len(t.plans)
     chips = chips_all[rows]
-    # (design, plan) pairs with the tp·ep·pp chips the plan needs and a pipeline depth the design tries
-    # (its own whole-system depth, not another design's of the call), design-major in plan order
-    can = chips[:, None] >= t.replica[None, :]
-    own = np.flatnonzero(~t.depth_any)
-    if len(own):
-        can[:, own] &= depth_tried(t.pp[own][None, :], t.grp[own][None, :], chips[:, None])
-    oi, oj = np.nonzero(can)
-    cache = None if hw.sram_cache is None else hw.sram_cache[oi]
-    ofw, ofk, fits, _ = residency(t.w[oj], t.kv[oj], t.act[oj], hw.sram_bytes[oi], hw.mem_bytes[oi], cache)
-    pi, pj, fw, fk = oi[fits], oj[fits], ofw[fits], ofk[fits]  # candidates: the plan fits
+    pi, pj, fw, fk, largest = _candidates(t, hw, chips)  # candidates: the plan is tried and fits
     combo, partial = residency_combo(fw, fk)
     hop = collective_time("sendrecv", t.hop_bytes, np.full(len(t.hop_bytes), 2.0), hw, cal)
     static = hw.static_w if hw.static_w is not None else np.zeros(n)
@@ -388,8 +438,6 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0, ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
         miss = offered & ~slo_ok & ~feasible[pi] & (gap < np.inf)
         closest = _first_max_by(pi, np.where(miss, -gap, -np.inf), n)
-        note = ~fits & t.first_rung[oj] & ~feasible[oi]
-        largest = _first_max_by(oi, np.where(note, (t.replica[oj] * P + oj).astype(float), -np.inf), n)
         for i in np.flatnonzero(~feasible):
             if closest[i] >= 0:
                 q = closest[i]
@@ -398,7 +446,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
                              f"TTFT {ttft[q] * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
                              f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
             elif largest[i] >= 0:
-                p = oj[largest[i]]
+                p = largest[i]
                 mem = hw.mem_bytes[i]
                 where, capb = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[i])
                 ep_ = int(t.ep[p])

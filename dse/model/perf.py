@@ -729,6 +729,22 @@ def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
     return hit[1], hit[2]
 
 
+# what `step_times` reads of a HwView (the rest is not gathered per instance)
+_STEP_HW_FIELDS = ("vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
+                   "link_latency_s", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
+                   "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "d2d_bw", "d2d_share")
+
+
+def _slim(hw: HwView, stack: _OpStatic) -> HwView:
+    """`hw` with only what timing `stack`'s operator tables reads (no copies): cheaper to gather per instance."""
+    precs = {"bf16"} | {_PRECISIONS[p] for p in stack.precs}
+    peaks = {"bf16"} | {q for p in stack.mm_precs for q in COMPUTE_FALLBACK.get(_PRECISIONS[p], (_PRECISIONS[p],))}
+    keep = {f: getattr(hw, f) for f in _STEP_HW_FIELDS}
+    return HwView(peak_flops={k: v for k, v in hw.peak_flops.items() if k in peaks},
+                  energy_pj_per_flop={k: v for k, v in hw.energy_pj_per_flop.items() if k in precs},
+                  mem_bytes=None, num_chips=None, **keep)
+
+
 def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weights_resident, kv_resident,
                resident_bytes, energy_of=None) -> tuple[np.ndarray, np.ndarray]:
     """(time s, dynamic energy J) per chip of each instance i: operator table `tables[table_of[i]]` (one
@@ -738,6 +754,7 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
     their stacked tables. Energy only where `energy_of[i]` (all when None; NaN elsewhere)."""
     stack, alone = _stacks(tables)
     m, n = len(table_of), hw.n
+    hw = _slim(hw, stack)
     t_out, e_out = np.empty(m), np.full(m, np.nan)
     if not m:
         return t_out, e_out
@@ -776,7 +793,10 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
         times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
         t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
         sel = np.flatnonzero(want_e[lo:hi])
-        if len(sel):
+        if len(sel) == hi - lo:
+            e = _energy_j(st_r, hw_r, times.offchip_bytes, times.sram_bytes)
+            e_out[order[lo:hi]] = _rowsum(e * st_r.count, st_r)
+        elif len(sel):
             st_e = own if own is not None else st_r.take(sel, _ENERGY_FIELDS)
             e = _energy_j(st_e, hw_r.take(sel), times.offchip_bytes[sel], times.sram_bytes[sel])
             e_out[order[lo + sel]] = _rowsum(e * st_e.count, st_e)
