@@ -221,11 +221,27 @@ class _Key:
         return getattr(self.scenario, name)
 
 
+# A table built for more chip counts than a call has serves it unchanged: a design tries only the plans
+# its own chips allow (`depth_tried`), so the others' whole-system depths never reach it. Tables are
+# therefore built for the union of the counts seen per scenario, up to this many counts (then per call).
+TABLE_COUNTS_MAX = 64
+_TABLE_COUNTS: dict[tuple, list[frozenset]] = {}
+
+
 def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = None,
                    force_pp: int | None = None, force_ep: int | None = None) -> LlmPlanTable:
-    """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached)."""
-    counts = tuple(int(c) for c in np.unique(chip_counts))
-    return _llm_plan_table(shape, prec, counts, force_tp, force_pp, _Key(scenario), force_ep)
+    """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached; possibly a table
+    of more chip counts, which gives every design the same plans)."""
+    key = _Key(scenario)
+    counts = frozenset(int(c) for c in np.unique(chip_counts))
+    seen = _TABLE_COUNTS.setdefault((shape, prec, force_tp, force_pp, key, force_ep), [])
+    cover = min((s for s in seen if counts <= s), key=len, default=None)
+    if cover is None:
+        union = counts.union(*seen)
+        cover = union if len(union) <= TABLE_COUNTS_MAX else counts
+        seen.append(cover)
+        del seen[:-8]
+    return _llm_plan_table(shape, prec, tuple(sorted(cover)), force_tp, force_pp, key, force_ep)
 
 
 @dataclass(frozen=True, eq=False)
