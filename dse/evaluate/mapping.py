@@ -205,6 +205,9 @@ def _slo(scenario, name: str):
 
 
 _PLAN_FIELDS = ("tp", "pp", "ep", "micro_batch", "micro_batches", "dp")
+# pairs below which the remaining rung levels of a block are timed in one stage (a stage's fixed cost
+# outweighs the pairs of designs that would have failed an earlier level)
+STAGE_MIN_PAIRS = 2048
 # designs per vectorized block: bounds the (design, plan) pair arrays (~20 MB each at 150 pairs per design)
 BLOCK_DESIGNS = 16384
 
@@ -240,24 +243,34 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 
 # ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
-def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk
-                    ) -> list[np.ndarray]:
+class _StepMemo:
+    """Step time and energy of the (step, residency, design) instances of a block already timed (keys
+    `(step * 3 + residency) * n + design`): a later stage of the mapping reuses them (the TTFT prefill
+    and the prefill chunks are shared by the rungs of a ladder)."""
+
+    def __init__(self, size: int):
+        self.done = np.zeros(size, bool)
+        self.time_s = np.empty(size)
+        self.energy_j = np.empty(size)
+
+
+def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk,
+                    memo: _StepMemo | None = None) -> list[np.ndarray]:
     """(decode time, decode energy, TTFT prefill time, chunk time, chunk energy) of each (design `pi`,
     plan `pj`) pair.
     A step under an all-or-nothing residency is timed once per design and residency however many plans
-    share it; under a fractional share once per design and footprint class (`LlmPlanTable.cls_step`)."""
+    share it (once per block with a `memo`); under a fractional share once per design and footprint class
+    (`LlmPlanTable.cls_step`)."""
     n, S = hw.n, len(t.steps)
+    memo = memo or _StepMemo(S * 3 * n)
     whole = ~partial
     wi, wj, wc = pi[whole], pj[whole], combo[whole]
-    mark = np.zeros(S * 3 * n, bool)
     role_keys = [(role[wj] * 3 + wc) * n + wi for role in (t.dec, t.pre, t.chunk)]
+    mark = np.zeros(S * 3 * n, bool)
     for key in role_keys:
         mark[key] = True
-    inst = np.flatnonzero(mark)
-    # each (design, role) pair's instance: its rank among the marked keys
-    rank = np.empty(len(mark), np.int32 if len(inst) < 1 << 31 else np.int64)
-    rank[inst] = np.arange(len(inst))
-    dec_i, pre_i, chunk_i = (rank[key] for key in role_keys)
+    mark &= ~memo.done
+    inst = np.flatnonzero(mark)  # the instances not timed yet
     i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
     qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
     k = len(qi)
@@ -270,13 +283,16 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     r = time_instances(t.steps, np.concatenate([i_step, t.cls_step[ukeys // n]]), np.concatenate([i_d, ukeys % n]),
                        hw, cal, np.concatenate([i_c >= 1, qfw[src]]), np.concatenate([i_c == 2, qfk[src]]),
                        np.zeros(len(inst) + len(ukeys)), is_dec)
+    memo.time_s[inst], memo.energy_j[inst] = r.time_s[:len(inst)], r.energy_j[:len(inst)]
+    memo.done[inst] = True
     part = len(inst) + np.ravel(inv)
     out = []
     # seg: which third of the partial keys (decode, prefill, chunk classes) the role's step is
-    for seg, at, res in ((0, dec_i, r.time_s), (0, dec_i, r.energy_j), (1, pre_i, r.time_s),
-                         (2, chunk_i, r.time_s), (2, chunk_i, r.energy_j)):
+    for seg, key, res, memo_res in ((0, role_keys[0], r.time_s, memo.time_s), (0, role_keys[0], r.energy_j, memo.energy_j),
+                                    (1, role_keys[1], r.time_s, memo.time_s), (2, role_keys[2], r.time_s, memo.time_s),
+                                    (2, role_keys[2], r.energy_j, memo.energy_j)):
         v = np.empty(len(pi))
-        v[whole] = res[at]
+        v[whole] = memo_res[key]
         v[partial] = res[part[seg * k:(seg + 1) * k]]
         out.append(v)
     return out
@@ -367,20 +383,32 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     dp = np.zeros(len(pi), np.int64)
     timed = np.zeros(len(pi), bool)
     slo_ok = np.zeros(len(pi), bool)
-    # two stages: the first rung of every ladder, then the later rungs on the designs that passed it
-    # (a design that fails a pruning ladder's first rung never reaches its later ones)
-    first = t.rung_start[rung] == rung
-    for later in (False, True):
-        if later:
-            passed = np.zeros((n, R), bool)
-            passed[pi[slo_ok], rung[slo_ok]] = True
-            sel = np.flatnonzero(~first & (passed[pi, t.rung_start[rung]] | ~t.rung_prune[rung]))
+    # stages by rung level (position in its ladder, growing micro-batch): a design that fails a rung of a
+    # pruning ladder never reaches its later ones, so each level is timed only on the designs that passed
+    # every earlier rung; once a level has few pairs, the remaining levels are one stage
+    level = rung - t.rung_start[rung]
+    levels = int(level.max()) + 1 if len(level) else 0
+    passed = np.zeros((n, R), bool)
+    memo = _StepMemo(len(t.steps) * 3 * n)
+    at = 0
+    while at < levels:
+        if at == 0:
+            sel, nxt = np.flatnonzero(level == 0), 1
         else:
-            sel = np.flatnonzero(first)
+            fails = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(~passed, axis=1)], axis=1)
+            cand = np.flatnonzero(level >= at)
+            ci, start = pi[cand], t.rung_start[rung[cand]]
+            cand = cand[((fails[ci, start + at] - fails[ci, start]) == 0) | ~t.rung_prune[rung[cand]]]
+            sel = cand[level[cand] == at]
+            nxt = at + 1
+            if len(sel) < STAGE_MIN_PAIRS:
+                sel, nxt = cand, levels
+        at = nxt
         if not len(sel):
             continue
         i, j = pi[sel], pj[sel]
-        d_t, d_e, p_t, ch_t, ch_e = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel])
+        d_t, d_e, p_t, ch_t, ch_e = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel],
+                                                    memo)
         # the time function of static-batched pipeline serving (module docstring)
         pp = t.pp[j]
         tp_ = d_t + (pp - 1) * hop[i, t.hop_dec[j]]
@@ -402,6 +430,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         if slo_ttft:
             ok_ &= tt_ * 1e3 <= slo_ttft
         tpot[sel], ttft[sel], dp[sel], prefill_s[sel], slo_ok[sel], timed[sel] = tp_, tt_, dp_, pre_, ok_, True
+        passed[i[ok_], rung[sel][ok_]] = True
     # pruning ladders: a design with no plan that fits and meets the SLOs on a rung skips the later rungs
     # of its ladder (time and footprint never shrink with the micro-batch)
     passed = np.zeros((n, R), bool)

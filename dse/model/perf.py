@@ -276,7 +276,8 @@ class OpTimes:
 
 
 _ROWS = ("noncoll", "flops", "w", "act", "kv", "count", "comm_bytes", "group", "prec", "mm_m", "mm_n", "mm_k",
-         "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum")
+         "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum",
+         "wn0", "wn1", "actn0", "actn1", "kvn", "cls0", "cls1", "kernel0", "kernel1")
 
 
 @dataclass
@@ -311,6 +312,18 @@ class _OpStatic:
     fusable: np.ndarray      # bool (r, k): an epilogue/prologue a fusing stack folds into its neighbour
     tokens: np.ndarray       # (r, 1): tokens of the step (largest M of a weight GEMM): decides comm overlap
     count_sum: np.ndarray    # (r, 1): operators of the step (Σ count, summed as `_rowsum` does)
+    # the memory bytes of each operator as a stack runs it, without (0) or with (1) epilogue fusion
+    # (`Calibration.fuse_epilogues`; 0 on collectives): weights, activations, KV; which of weights (1)
+    # and KV (2) it reads (`cls`); whether it is a kernel of its own (`kernel`)
+    wn0: np.ndarray
+    wn1: np.ndarray
+    actn0: np.ndarray
+    actn1: np.ndarray
+    kvn: np.ndarray
+    cls0: np.ndarray
+    cls1: np.ndarray
+    kernel0: np.ndarray
+    kernel1: np.ndarray
     order: np.ndarray | None  # columns in summation order (matrix, vector, collectives by kind); None: as laid out
     precs: tuple             # precision indices present in `prec`
     mm_precs: tuple          # ... in `mm_prec`
@@ -327,7 +340,8 @@ class _OpStatic:
 # the per-operator fields `_busy_free`, `_resident_times` and `_energy_j` read
 _BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
 _ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
-_RESIDENT_FIELDS = ("w", "kv", "act", "noncoll", "launches", "fusable", "count", "tokens", "count_sum") + _ENERGY_FIELDS
+_RESIDENT_FIELDS = ("noncoll", "count", "tokens", "count_sum", "wn0", "wn1", "actn0", "actn1", "kvn", "cls0", "cls1",
+                    "kernel0", "kernel1") + _ENERGY_FIELDS
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -406,6 +420,14 @@ def _static(ops) -> _OpStatic:
         "fusable": np.isin(kinds, list(FUSABLE_KINDS)) & (len(mm) > 0),
         "tokens": np.array([float((m_ * groups)[weight_gemm].max()) if weight_gemm.any() else 0.0]),
     }
+    for v in (0, 1):
+        fused = row["fusable"] & bool(v)
+        nc = row["noncoll"]
+        row[f"wn{v}"] = np.where(fused, 0.0, w) * nc
+        row[f"actn{v}"] = np.where(fused, 0.0, row["act"]) * nc
+        row["kvn"] = row["kv"] * nc
+        row[f"cls{v}"] = (row[f"wn{v}"] > 0).astype(np.int64) + 2 * (row["kvn"] > 0)
+        row[f"kernel{v}"] = nc & row["launches"] & ~fused
     coll = {c: np.flatnonzero(kinds == c) for c in sorted(COLLECTIVE_KINDS) if (kinds == c).any()}
     order = np.concatenate([mm, np.flatnonzero(is_vec)] + list(coll.values())).astype(np.int64)
     row["count_sum"] = np.cumsum(row["count"][order])[-1:] if k else np.zeros(1)
@@ -610,36 +632,48 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     wres = np.clip(np.asarray(weights_resident, float), 0.0, 1.0)[:, None]
     kres = np.clip(np.asarray(kv_resident, float), 0.0, 1.0)[:, None]
     has_mem = (hw.mem_bw > 0)[:, None]
-    fused = st.fusable & cal.fuse_epilogues
     # a fused epilogue's activations never leave the kernel, and its few parameters (norm scales) ride
-    # along with the host kernel's operands
-    w = np.where(fused, 0.0, st.w)
-    kv = st.kv
-    act = np.where(fused, 0.0, st.act)
+    # along with the host kernel's operands (`_static`: weights, KV and activations of each operator as
+    # the stack runs it, zero on collectives, which move no memory bytes)
+    fuse = int(bool(cal.fuse_epilogues))
+    w, kv, act = getattr(st, f"wn{fuse}"), st.kvn, getattr(st, f"actn{fuse}")
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
-    free_sram = np.maximum(hw.sram_bytes - resident, 0.0)[:, None]
-    act_on_chip = (act <= free_sram) | ~has_mem
+    # activations stay on chip when they fit in the SRAM left over (always, on a chip without memory)
+    free_sram = np.where(has_mem[:, 0], np.maximum(hw.sram_bytes - resident, 0.0), np.inf)[:, None]
+    act_on_chip = act <= free_sram
     nc = st.noncoll
     act_off = np.where(act_on_chip, 0.0, act)
-    off = ((1.0 - wres) * w + (1.0 - kres) * kv + act_off) * (has_mem & nc)
+    off = (1.0 - wres) * w
+    off += (1.0 - kres) * kv
+    off += act_off
+    off *= has_mem
     # share of the operator's transfer still streamed: 1 when any of its tensors streams whole (f in
-    # {0, 1} gives the all-or-nothing model exactly), → 0 as a partly resident tensor becomes resident
-    streamed = np.maximum(np.maximum(np.where(w > 0, 1.0 - wres, 0.0), np.where(kv > 0, 1.0 - kres, 0.0)),
-                          np.where(act_off > 0, 1.0, 0.0))
-    half = cal.mem_bytes_half_mb * 1e6 * streamed
+    # {0, 1} gives the all-or-nothing model exactly), → 0 as a partly resident tensor becomes resident.
+    # Per operator: 0, 1 − wres, 1 − kres or the larger of the two (which tensors it has, `cls`)
+    sw, sk = 1.0 - wres, 1.0 - kres
+    shares = np.concatenate([np.zeros_like(sw), sw, sk, np.maximum(sw, sk)], axis=1)
+    cls = getattr(st, f"cls{fuse}")
+    half = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
+    np.maximum(half, act_off > 0, out=half)
+    half *= cal.mem_bytes_half_mb * 1e6
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
     # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
-    memory = (off + half) / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0) * (off > 0)
+    memory = half
+    memory += off
+    memory /= np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0)
+    memory *= off > 0
 
     # SRAM port traffic: what lives on chip plus every streamed byte, which lands in SRAM (cache fill or
     # double-buffered staging) on its way to the arrays. Moving a byte on chip keeps this sum and shrinks
     # the memory term, so more SRAM (or SRAM bandwidth) never makes an operator slower.
-    on = (wres * w + kres * kv + np.where(act_on_chip, act, 0.0)) * nc
+    on = wres * w
+    on += kres * kv
+    on += np.where(act_on_chip, act, 0.0)
     through = on + off
     sram = through / np.maximum(sram_rate(hw, cal)[:, None], 1.0)
     if hw.d2d_share is not None and (hw.d2d_share > 0).any():
         # a chiplet split moves the SRAM traffic that crosses a die edge over the die-to-die PHYs
-        sram = np.maximum(sram, hw.d2d_share[:, None] * through / np.maximum(hw.d2d_bw[:, None], 1.0))
+        np.maximum(sram, hw.d2d_share[:, None] * through / np.maximum(hw.d2d_bw[:, None], 1.0), out=sram)
 
     # per-kernel cost of an operator that stays a kernel of its own (a fused epilogue, or an operator that
     # moves no bytes of its own such as a conv's ReLU, costs its FLOPs only):
@@ -650,7 +684,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     #   of a repeated layer), and only the host's excess over the GPU's time is exposed; it is spread
     #   over the step's kernels in proportion to their counts.
     # - statically scheduled chip: array fill/drain (fill_time_s), no launches
-    kernel = nc & st.launches & ~fused
+    kernel = getattr(st, f"kernel{fuse}")
     # a matrix kernel near the knee overlaps loads and math imperfectly: its time is the p-norm of the two
     # roofs (Calibration.knee_p; continuous and increasing in both, so more bandwidth or FLOPs never slows
     # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
@@ -658,8 +692,14 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     c, mem = compute[:, st.mm], memory[:, st.mm]
     if c.shape[1]:
         hi = np.maximum(roofs[:, st.mm], 1e-300)
-        roofs[:, st.mm] = hi * ((c / hi) ** cal.knee_p + (mem / hi) ** cal.knee_p) ** (1.0 / cal.knee_p)
-    busy = np.maximum(roofs, sram)
+        x, y = c / hi, mem / hi
+        x **= cal.knee_p
+        y **= cal.knee_p
+        x += y
+        x **= 1.0 / cal.knee_p
+        x *= hi
+        roofs[:, st.mm] = x
+    busy = np.maximum(roofs, sram, out=roofs)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     overhead = free.gap * kernel
     top = np.maximum(busy, comm)
@@ -681,7 +721,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         top = np.maximum(busy, comm)
     total_count = np.maximum(st.count_sum, 1.0)
     step_share = cal.step_overhead_us * 1e-6 / total_count
-    overhead = overhead + step_share
+    overhead += step_share
     total = top + overhead
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on, step_share)
 
