@@ -244,14 +244,32 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 # ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
 class _StepMemo:
-    """Step time and energy of the (step, residency, design) instances of a block already timed (keys
-    `(step * 3 + residency) * n + design`): a later stage of the mapping reuses them (the TTFT prefill
-    and the prefill chunks are shared by the rungs of a ladder)."""
+    """Step time and energy of the (step, residency, design) instances of a block already timed (sorted
+    keys `(step * 3 + residency) * n + design`): a later stage of the mapping reuses them (the TTFT
+    prefill and the prefill chunks are shared by the rungs of a ladder)."""
 
-    def __init__(self, size: int):
-        self.done = np.zeros(size, bool)
-        self.time_s = np.empty(size)
-        self.energy_j = np.empty(size)
+    def __init__(self):
+        self.keys = np.zeros(0, np.int64)
+        self.time_s = np.zeros(0)
+        self.energy_j = np.zeros(0)
+
+    def known(self, keys: np.ndarray) -> np.ndarray:
+        """Which of `keys` are timed already."""
+        pos = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        return (self.keys[pos] == keys) if len(self.keys) else np.zeros(len(keys), bool)
+
+    def add(self, keys: np.ndarray, time_s: np.ndarray, energy_j: np.ndarray) -> None:
+        """Remember new (not yet known) `keys`."""
+        k = np.concatenate([self.keys, keys])
+        order = np.argsort(k, kind="stable")
+        self.keys = k[order]
+        self.time_s = np.concatenate([self.time_s, time_s])[order]
+        self.energy_j = np.concatenate([self.energy_j, energy_j])[order]
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(time, energy) of known `keys`."""
+        pos = np.searchsorted(self.keys, keys)
+        return self.time_s[pos], self.energy_j[pos]
 
 
 def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk,
@@ -262,15 +280,15 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     share it (once per block with a `memo`); under a fractional share once per design and footprint class
     (`LlmPlanTable.cls_step`)."""
     n, S = hw.n, len(t.steps)
-    memo = memo or _StepMemo(S * 3 * n)
+    memo = memo if memo is not None else _StepMemo()
     whole = ~partial
     wi, wj, wc = pi[whole], pj[whole], combo[whole]
     role_keys = [(role[wj] * 3 + wc) * n + wi for role in (t.dec, t.pre, t.chunk)]
     mark = np.zeros(S * 3 * n, bool)
     for key in role_keys:
         mark[key] = True
-    mark &= ~memo.done
-    inst = np.flatnonzero(mark)  # the instances not timed yet
+    inst = np.flatnonzero(mark)
+    inst = inst[~memo.known(inst)]  # the instances not timed yet
     i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
     qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
     k = len(qi)
@@ -283,16 +301,15 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     r = time_instances(t.steps, np.concatenate([i_step, t.cls_step[ukeys // n]]), np.concatenate([i_d, ukeys % n]),
                        hw, cal, np.concatenate([i_c >= 1, qfw[src]]), np.concatenate([i_c == 2, qfk[src]]),
                        np.zeros(len(inst) + len(ukeys)), is_dec)
-    memo.time_s[inst], memo.energy_j[inst] = r.time_s[:len(inst)], r.energy_j[:len(inst)]
-    memo.done[inst] = True
+    memo.add(inst, r.time_s[:len(inst)], r.energy_j[:len(inst)])
+    (dec_t, dec_e), (pre_t, _), (chunk_t, chunk_e) = (memo.get(key) for key in role_keys)
     part = len(inst) + np.ravel(inv)
     out = []
     # seg: which third of the partial keys (decode, prefill, chunk classes) the role's step is
-    for seg, key, res, memo_res in ((0, role_keys[0], r.time_s, memo.time_s), (0, role_keys[0], r.energy_j, memo.energy_j),
-                                    (1, role_keys[1], r.time_s, memo.time_s), (2, role_keys[2], r.time_s, memo.time_s),
-                                    (2, role_keys[2], r.energy_j, memo.energy_j)):
+    for seg, known, res in ((0, dec_t, r.time_s), (0, dec_e, r.energy_j), (1, pre_t, r.time_s),
+                            (2, chunk_t, r.time_s), (2, chunk_e, r.energy_j)):
         v = np.empty(len(pi))
-        v[whole] = memo_res[key]
+        v[whole] = known
         v[partial] = res[part[seg * k:(seg + 1) * k]]
         out.append(v)
     return out
@@ -389,20 +406,20 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     level = rung - t.rung_start[rung]
     levels = int(level.max()) + 1 if len(level) else 0
     passed = np.zeros((n, R), bool)
-    memo = _StepMemo(len(t.steps) * 3 * n)
+    memo = _StepMemo()
+    rest = np.flatnonzero(level >= 1)  # pairs of later levels whose design passed every level so far
     at = 0
     while at < levels:
         if at == 0:
             sel, nxt = np.flatnonzero(level == 0), 1
         else:
-            fails = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(~passed, axis=1)], axis=1)
-            cand = np.flatnonzero(level >= at)
-            ci, start = pi[cand], t.rung_start[rung[cand]]
-            cand = cand[((fails[ci, start + at] - fails[ci, start]) == 0) | ~t.rung_prune[rung[cand]]]
-            sel = cand[level[cand] == at]
-            nxt = at + 1
+            r_ = rung[rest]
+            rest = rest[passed[pi[rest], r_ - level[rest] + at - 1] | ~t.rung_prune[r_]]
+            sel, nxt = rest[level[rest] == at], at + 1
             if len(sel) < STAGE_MIN_PAIRS:
-                sel, nxt = cand, levels
+                sel, nxt = rest, levels
+            else:
+                rest = rest[level[rest] > at]
         at = nxt
         if not len(sel):
             continue
@@ -508,13 +525,28 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
     wres, kres, fits, resident = residency(t.w, t.kv, t.act, hw.sram_bytes[:, None], hw.mem_bytes[:, None], cache)
     wres, kres, resident = timed_residency("cnn", wres, kres, resident)
     # latency and footprint never shrink with batch: a design that misses the SLO or capacity at batch b
-    # is not tried at larger batches; time every batch a design fits at all smaller batches too
+    # is not tried at larger batches. Batches are timed in stages of growing batch, each on the designs
+    # that passed every smaller one (once a batch has few such designs, all larger batches in one stage)
     reach = np.cumprod(fits, axis=1).astype(bool)
-    ri, rb = np.nonzero(reach)
-    r = time_instances(t.steps, rb, ri, hw, cal, wres[ri, rb], np.ones(len(ri)), resident[ri, rb])
     lat = np.ones((n, B))
     e_j = np.zeros((n, B))
-    lat[ri, rb], e_j[ri, rb] = r.time_s, r.energy_j
+    going = np.ones(n, bool)  # passed every batch so far
+    at = 0
+    while at < B:
+        now = reach[:, at] & going
+        if now.sum() >= STAGE_MIN_PAIRS or at == B - 1:
+            ri = np.flatnonzero(now)
+            rb = np.full(len(ri), at)
+            nxt = at + 1
+        else:
+            ri, rb = np.nonzero(reach[:, at:] & going[:, None])
+            rb = rb + at
+            nxt = B
+        r = time_instances(t.steps, rb, ri, hw, cal, wres[ri, rb], np.ones(len(ri)), resident[ri, rb])
+        lat[ri, rb], e_j[ri, rb] = r.time_s, r.energy_j
+        if nxt < B:
+            going &= fits[:, at] & ((lat[:, at] * 1e3 <= slo) if slo else True)
+        at = nxt
     thr = chips[:, None] * t.batch / lat
     static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
     e_img = (e_j + static * lat) / t.batch

@@ -79,14 +79,18 @@ class HwView:
     def n(self) -> int:
         return int(self.rows.shape[0])
 
-    def take(self, idx: np.ndarray) -> "HwView":
-        """The sub-view of designs `idx` (bool mask or indices)."""
-        def sub(v):
+    def take(self, idx: np.ndarray, fields: tuple | None = None) -> "HwView":
+        """The sub-view of designs `idx` (bool mask or indices); only `fields` (and `rows`) when given,
+        the others None or empty."""
+        def sub(f):
+            v = getattr(self, f)
+            if fields is not None and f not in fields and f != "rows":
+                return {} if isinstance(v, dict) else None
             if isinstance(v, dict):
                 return {k: a[idx] for k, a in v.items()}
             return None if v is None else v[idx]
 
-        return HwView(**{f: sub(getattr(self, f)) for f in self.__dataclass_fields__})
+        return HwView(**{f: sub(f) for f in self.__dataclass_fields__})
 
     @classmethod
     def from_arrays(cls, arr, area=None) -> "HwView":
@@ -328,6 +332,7 @@ class _OpStatic:
     precs: tuple             # precision indices present in `prec`
     mm_precs: tuple          # ... in `mm_prec`
     sparse: bool             # any 2:4 sparse matrix operator
+    comm_elsewhere: bool = True  # link bytes on operators other than collectives
 
 
     def take(self, rows: np.ndarray, fields: tuple = _ROWS) -> "_OpStatic":
@@ -340,8 +345,8 @@ class _OpStatic:
 # the per-operator fields `_busy_free`, `_resident_times` and `_energy_j` read
 _BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
 _ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
-_RESIDENT_FIELDS = ("noncoll", "count", "tokens", "count_sum", "wn0", "wn1", "actn0", "actn1", "kvn", "cls0", "cls1",
-                    "kernel0", "kernel1") + _ENERGY_FIELDS
+_RESIDENT_FIELDS = {fuse: ("noncoll", "count", "tokens", "count_sum", f"wn{fuse}", f"actn{fuse}", "kvn", f"cls{fuse}",
+                           f"kernel{fuse}") + _ENERGY_FIELDS for fuse in (0, 1)}
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -434,7 +439,7 @@ def _static(ops) -> _OpStatic:
     st = _OpStatic(k=k, mm=mm, vec=np.flatnonzero(is_vec), coll=coll, order=order,
                    **{f: v[None, :] for f, v in row.items()},
                    precs=tuple(sorted(set(prec.tolist()))), mm_precs=tuple(sorted(set(prec[mm].tolist()))),
-                   sparse=bool(sparse[mm].any()))
+                   sparse=bool(sparse[mm].any()), comm_elsewhere=bool((row["comm_bytes"][~is_coll] != 0).any()))
     try:
         object.__setattr__(ops, "_perf_static", st)
     except (AttributeError, TypeError):
@@ -484,7 +489,7 @@ def _stack(tables: tuple) -> _OpStatic:
                      coll={c: slice(starts[c], starts[c] + widths[c]) for c in kinds if widths[c]},
                      order=None, **out, precs=tuple(sorted(set(out["prec"].ravel().tolist()))),
                      mm_precs=tuple(sorted(set(out["mm_prec"].ravel().tolist()))),
-                     sparse=any(s.sparse for s in sts))
+                     sparse=any(s.sparse for s in sts), comm_elsewhere=any(s.comm_elsewhere for s in sts))
 
 
 def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
@@ -742,11 +747,23 @@ def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: 
     e_sram = (hw.sram_pj_per_byte if hw.sram_pj_per_byte is not None else zero)[:, None]
     e_mem = (hw.mem_pj_per_bit if hw.mem_pj_per_bit is not None else zero)[:, None]
     e_link = (hw.link_pj_per_bit if hw.link_pj_per_bit is not None else zero)[:, None]
-    comm_bits = st.comm_bytes * 8
-    # an off-chip byte is written into and read out of on-chip SRAM staging on its way to the arrays
-    staged = 2.0 * offchip_bytes
-    pj = st.flops * e_flop + (sram_bytes + staged) * e_sram + offchip_bytes * 8 * e_mem + comm_bits * e_link
-    return pj * 1e-12
+    # an off-chip byte is written into and read out of on-chip SRAM staging on its way to the arrays:
+    # pj = flops·e_flop + (sram + 2·offchip)·e_sram + offchip·8·e_mem + comm·8·e_link, term by term in place
+    pj = st.flops * e_flop
+    part = offchip_bytes * 2.0
+    part += sram_bytes
+    part *= e_sram
+    pj += part
+    np.multiply(offchip_bytes, 8, out=part)
+    part *= e_mem
+    pj += part
+    if st.comm_elsewhere:
+        pj += (st.comm_bytes * 8) * e_link
+    else:
+        for cols in st.coll.values():  # link bits: collectives only (the others add exact zeros)
+            pj[:, cols] += (st.comm_bytes[:, cols] * 8) * e_link
+    pj *= 1e-12
+    return pj
 
 
 # elements (pairs × operator columns) per block of `step_times`: bounds its temporaries (~2 MB each)
@@ -773,6 +790,11 @@ def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
 _STEP_HW_FIELDS = ("vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
                    "link_latency_s", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
                    "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "d2d_bw", "d2d_share")
+
+
+# ... and what `_resident_times` and `_energy_j` read of it
+_RESIDENT_HW_FIELDS = ("mem_bw", "sram_bytes", "mem_stream_eff", "sram_bw", "d2d_share", "d2d_bw", "dataflow",
+                       "energy_pj_per_flop", "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit")
 
 
 def _slim(hw: HwView, stack: _OpStatic) -> HwView:
@@ -828,8 +850,8 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
         free = _busy_free(st_u, hw_u, cal)
         lo, hi = first[a], first[b]
         inv = run[lo:hi] - a
-        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS)
-        hw_r = hw_u.take(inv)
+        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS[int(bool(cal.fuse_epilogues))])
+        hw_r = hw_u.take(inv, _RESIDENT_HW_FIELDS)
         times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
         t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
         sel = np.flatnonzero(want_e[lo:hi])
