@@ -1,12 +1,15 @@
 """Design evaluations per second of the vectorized model: random designs, best mapping, one core.
 
     python benchmarks/model_speed.py [--designs 100000] [--small-designs 12800] [--mix balanced] [--repeat 3]
+                                     [--breakdown]
 
 Prints designs/s for the whole pipeline (DesignArrays → area/cost/power → best tp/pp/dp/batch for every
 scenario of the mix → mix metrics) at chunks of 10,000 and of 128 designs per `evaluate` call, the best
 of `--repeat` runs (the machine may be shared: CPU time of this process, wall time beside it), the time
 per stage, the share of feasible designs and the ratio to the targets of issue 15 ("Speed"):
-≥ 100,000 designs/s at chunks of 10k and ≥ 30,000 designs/s at chunks of 128 on one core.
+≥ 100,000 designs/s at chunks of 10k and ≥ 30,000 designs/s at chunks of 128 on one core. `--breakdown`
+adds the CPU time of the design metrics and of each scenario's mapping (the rest of `evaluate` is the
+mix arithmetic).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import numpy as np  # noqa: E402
 
 from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.evaluate import evaluate  # noqa: E402
+from dse.evaluate.mapping import evaluate_scenario  # noqa: E402
+from dse.evaluate.table import design_metrics  # noqa: E402
+from dse.model.calibration import load_calibration  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.workloads.scenarios import load_mix  # noqa: E402
 
@@ -72,6 +78,25 @@ def run(cols: dict, n: int, chunk: int, mix, tech) -> dict[str, float]:
     return out
 
 
+def breakdown(cols: dict, n: int, chunk: int, mix, tech) -> dict[str, float]:
+    """CPU seconds of the parts of `evaluate` over the first `n` designs in chunks of `chunk`: the design
+    metrics (area, cost, power), then each scenario's mapping (best plan) on the designs that pass them."""
+    cal = load_calibration(None)
+    out = {"design metrics": 0.0} | {e.scenario.name: 0.0 for e in mix.scenarios}
+    for start in range(0, n, chunk):
+        part = {k: v[start:min(start + chunk, n)] for k, v in cols.items()}
+        arr = DesignArrays.from_columns(part, tech)
+        c0 = time.process_time()
+        hw, _, ok, _ = design_metrics(arr)
+        out["design metrics"] += time.process_time() - c0
+        hw = hw.take(np.flatnonzero(ok))
+        for e in mix.scenarios:
+            c0 = time.process_time()
+            evaluate_scenario(e.scenario, hw, cal)
+            out[e.scenario.name] += time.process_time() - c0
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=100_000, help="designs evaluated at chunks of 10,000")
@@ -79,6 +104,7 @@ def main() -> None:
     ap.add_argument("--mix", default="balanced")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="runs per chunk size; the best is reported")
+    ap.add_argument("--breakdown", action="store_true", help="also print where the time goes, per chunk size")
     args = ap.parse_args()
 
     tech = default_technology()
@@ -96,6 +122,11 @@ def main() -> None:
         print(f"chunks of {chunk:>6,}: {n:,} designs: DesignArrays {best['arrays_cpu']:6.2f} s, evaluate "
               f"{best['eval_cpu']:6.2f} s -> {rate:9,.0f} designs/s [wall {n / best['wall']:,.0f}/s]; "
               f"target {TARGETS[chunk]:,}: {rate / TARGETS[chunk]:.2f}x; feasible {best['feasible'] / n:.1%}")
+        if args.breakdown:
+            parts = breakdown(cols, n, chunk, mix, tech)
+            total = sum(parts.values())
+            print("    where the time goes (CPU ms per 1,000 designs): " + ", ".join(
+                f"{k} {v / n * 1e6:.1f} ({v / total:.0%})" for k, v in parts.items()))
 
 
 if __name__ == "__main__":
