@@ -382,3 +382,12 @@ def test_io_die_too_big_for_the_reticle_asks_for_more_io_dies():
     a8 = design_area(d)
     assert "I/O die" not in a8["reason"]
     assert a8["num_io_dies"] == 8
+
+
+def test_no_memory_and_no_automatic_split_reasons_name_what_they_mean():
+    """A memory-less design too big for any automatic split: the reasons say so (not 'the given chip.dies',
+    which the design did not give, nor '0 × none' memory PHYs)."""
+    arr = DesignArrays.from_designs([Design.model_validate({"chip": {"memory": "none", "sram_mb": 4000}})], TECH)
+    reason = chip_area(arr).reason[0]
+    assert "no automatic split fits" in reason and "given chip.dies" not in reason
+    assert "die-to-die PHY shoreline" in reason and "× none" not in reason

@@ -303,8 +303,12 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     no_chiplets = too_big & ~arr.allow_chiplets
     _flag_values(flags, no_chiplets, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle and chiplets are disabled "
                  "(set chip.allow_chiplets: true)", reticle)
-    _flag_values(flags, too_big & arr.allow_chiplets, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle with "
-                 "the given chip.dies (use more dies or leave dies unset)", reticle)
+    given = np.asarray(arr.dies) > 0
+    _flag_values(flags, too_big & arr.allow_chiplets & given, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle "
+                 "with the given chip.dies (use more dies or leave dies unset)", reticle)
+    _flag_values(flags, too_big & arr.allow_chiplets & ~given, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle "
+                 "and no automatic split fits the reticle, the die edge and the package at once (the other "
+                 "reasons say which limit; use less silicon or another packaging)", reticle)
 
     # chip.dies > 1 without chip.allow_chiplets is a knob rule (dse.model.knobs.RULES), flagged in DesignArrays
     hbm = arr.mem_needs_interposer & arr.has_memory
@@ -317,9 +321,10 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     if shore_bad.any():
         i = np.flatnonzero(shore_bad)
         msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [f"memory PHY shoreline: {st:.0f} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need "
+        msgs[i] = [(f"memory PHY shoreline: {st:.0f} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need " if st > 0
+                    else "die-to-die PHY shoreline: the die-to-die PHYs need ") +
                    f"{need:.0f} mm of die edge, {nd:.0f} die(s) of {dm:.0f} mm² offer {lim:.0f} mm ({frac:.0%} of the "
-                   f"perimeter; use fewer stacks, a larger die or more dies)"
+                   f"perimeter; use {'fewer stacks, a larger die or more dies' if st > 0 else 'fewer, larger dies'})"
                    for st, mem, nd, need, dm, lim in zip(arr.memory_stacks[i].tolist(), arr.names["chip.memory"][i],
                                                          n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
                                                          c["limit"][i].tolist())]
