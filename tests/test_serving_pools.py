@@ -134,7 +134,8 @@ def test_pool_knobs_are_the_registry_knobs_with_a_prefix(tmp_path):
 
 @pytest.mark.slow
 def test_study_searching_two_chip_designs_runs_resumes_and_exports(tmp_path):
-    """`dse run` on tests/data/serving_pools/study.yaml (decode and prefill chips searched at once), rerun
+    """`dse run` on tests/data/serving_pools/study.yaml (decode and prefill chips, chunk size and max
+    batch searched at once), rerun
     with a larger budget (resumes), `dse export` writes each front design and its prefill pool's design,
     and evaluating that pair again gives the stored metrics."""
     out = tmp_path / "runs"
@@ -158,9 +159,11 @@ def test_study_searching_two_chip_designs_runs_resumes_and_exports(tmp_path):
         main = load_design(str(p).removesuffix("-prefill.yaml") + ".yaml")
         pool = load_design(str(p))
         assert pool.chip.cores != main.chip.cores or pool.chip.memory_stacks != main.chip.memory_stacks
-        got = evaluate(DesignArrays.from_designs([main], TECH), mix, TECH,
-                       prefill=DesignArrays.from_designs([pool], TECH))
         trial = int(main.name.rsplit("-t", 1)[1])
         row = df.filter(pl.col("trial") == trial).row(0, named=True)
+        assert f"serving.chunk_tokens={row['serving.chunk_tokens']}" in p.with_name(main.name + ".yaml").read_text()
+        got = evaluate(DesignArrays.from_designs([main], TECH), mix, TECH,
+                       prefill=DesignArrays.from_designs([pool], TECH),
+                       deployment={k: np.array([row[k]]) for k in ("serving.chunk_tokens", "serving.max_batch")})
         for k in ("chat.max_rate_rps", "chat.fleet_cost_usd", "chat.prefill_chips"):
             assert float(got[k][0]) == pytest.approx(row[k], rel=1e-9), k

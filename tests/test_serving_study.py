@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import yaml
 
-from dse.evaluate.serving import scenario_engines
+from dse.evaluate.replay import scenario_engines
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import Design
 from dse.model.technology import default_technology

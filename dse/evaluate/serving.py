@@ -30,7 +30,8 @@ from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_byte
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.arrays import DesignArrays
 from dse.model.cost import tco_usd_per_hour
-from dse.model.calibration import Calibration, load_calibration
+from dse.model.knobs import Knob
+from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
 from dse.model.technology import Technology
 from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
@@ -43,6 +44,19 @@ from dse.workloads.serving import KvOffload, ServingWorkload
 # at under load (a MoE step reads more experts as the batch grows and saturates once all are read:
 # a secant to a small batch would extrapolate that growth)
 PROBE_MIN_BATCH = 2
+# Deployment knobs a study may search beside the design knobs (`serving.max_batch: {low: 16, high: 512}`);
+# evaluate(deployment=...) puts their columns on the HwView (`HwView.deployment`), `plan_engines` reads them.
+DEPLOYMENT_KNOBS: tuple[Knob, ...] = (
+    Knob("serving.max_batch", int, None, "Max batch", "Running sequences one engine admits at most "
+         "(vLLM max_num_seqs; prefilling and decoding).", "the chosen plan's batch (dse.evaluate.mapping)",
+         unit="sequences", low=1, high=65536, bounds_source="sanity bound: 16× vLLM's largest documented setting",
+         none_means="the chosen plan's batch"),
+    Knob("serving.chunk_tokens", int, PREFILL_CHUNK_TOKENS, "Chunk size", "Tokens one engine iteration processes "
+         "at most, decode included (vLLM max_num_batched_tokens): longer prompts are prefilled in chunks.",
+         "dse.evaluate.steps.PREFILL_CHUNK_TOKENS", unit="tokens", low=16, high=1_048_576,
+         bounds_source="sanity bound: a block of KV to a 1 M-token prompt in one step"),
+)
+DEPLOYMENT_BY_NAME: dict[str, Knob] = {k.name: k for k in DEPLOYMENT_KNOBS}
 # halvings of the rate bracket when candidate plans are ranked by their largest rate in SLO: a relative
 # precision of 2^-10 ≈ 0.1 % (plans closer than that rank by bracket order, i.e. nearly at random)
 SCREEN_STEPS = 10
@@ -99,24 +113,31 @@ def _concat(engines: list[EngineCoeffs]) -> EngineCoeffs:
 def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, w: ServingWorkload,
                  draft: bool = False) -> tuple[EngineCoeffs, np.ndarray, np.ndarray, EngineCoeffs | None]:
     """(engine, design indices, dp replicas, draft engine) of the feasible designs of `res`: one
-    replica's engine per design, fitted per plan group (tp, pp, ep, batch) and concatenated group by
+    replica's engine per design, fitted per plan group (tp, pp, ep, batch, chunk: the plan's batch and
+    `PREFILL_CHUNK_TOKENS` unless a study sets `DEPLOYMENT_KNOBS` on `hw`) and concatenated group by
     group (entry j is design idx[j]); with `draft`, also the engine of a one-layer copy of the model (an MTP draft head) on the
     same chips, else None."""
     n = hw.n
     context = mean_context(w)
     plans = res.plans
-    keys = np.stack([plans["tp"], plans["pp"], plans["ep"], plans["micro_batch"] * plans["micro_batches"]], axis=1)
+    batch = plans["micro_batch"] * plans["micro_batches"]
+    knobs = {k.name: np.asarray(hw.deployment[k.name], float) if k.name in hw.deployment else np.full(n, np.nan)
+             for k in DEPLOYMENT_KNOBS}       # a study's deployment knobs (NaN: the mapping's choice)
+    mb, ck = knobs["serving.max_batch"], knobs["serving.chunk_tokens"]
+    batch = np.where(np.isfinite(mb), mb, batch).astype(np.int64)
+    chunks = np.where(np.isfinite(ck), ck, PREFILL_CHUNK_TOKENS).astype(np.int64)
+    keys = np.stack([plans["tp"], plans["pp"], plans["ep"], batch, chunks], axis=1)
     combo = (np.asarray(res.metrics.get("weights", np.full(n, ""))) == "sram-resident").astype(int)
     one = shape.model_copy(update={"layers": 1, "dense_layers": 0}) if draft else None
     engines, drafts, order = [], [], []
     for key in np.unique(keys[res.feasible], axis=0):
-        tp, pp, ep, batch = (int(k) for k in key)
+        tp, pp, ep, b, chunk = (int(k) for k in key)
         idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
         sub = hw.take(idx)
-        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, batch, context, combo[idx],
+        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, b, context, combo[idx], chunk=chunk,
                                   offload=w.kv_offload))
         if draft:
-            drafts.append(fit_engine(one, prec, sub, cal, tp, 1, ep, batch, context, combo[idx]))
+            drafts.append(fit_engine(one, prec, sub, cal, tp, 1, ep, b, context, combo[idx], chunk=chunk))
         order.append(idx)
     idx = np.concatenate(order)
     return (_concat(engines), idx, np.maximum(np.asarray(plans["dp"])[idx], 1),
@@ -286,18 +307,6 @@ def choose_plan(scenario, hw: HwView, cal: Calibration, force_tp: int | None = N
                          {k: take([c.plans[k] for c in cands]) for k in base.plans})
 
 
-def scenario_engines(arr, scenario, cal: Calibration | None = None) -> tuple[EngineCoeffs, np.ndarray, np.ndarray]:
-    """(engine, design indices, dp replicas) of a serving scenario on the designs of `arr` (DesignArrays),
-    with the plans the mapping chooses — what evaluate scores, for the simulator and dashboard to replay."""
-    cal = cal or load_calibration()
-    hw = HwView.from_arrays(arr)
-    res = choose_plan(scenario, hw, cal)
-    if not res.feasible.any():
-        return None, np.zeros(0, int), np.zeros(0, int)
-    return plan_engines(load_model_shape(scenario.model), scenario.precision_spec(), hw, cal, res,
-                        scenario.serving)[:3]
-
-
 def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None,
                 pool: PrefillPool | None = None):
     """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
@@ -354,6 +363,29 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                                  "pool_power_w": np.where(on, p * pool.replica_power_w, 0.0)},
                        (lambda r, fleet=fleet, dec=dec, on=on: _either(on, disaggregated(fleet, w, r),
                                                                     colocated(dec, w, r, dp))))
+
+
+def chosen_engine(engine: EngineCoeffs, w: ServingWorkload, draft: EngineCoeffs | None, kv_offload: np.ndarray,
+                  cp: np.ndarray, spec_k: np.ndarray) -> EngineCoeffs:
+    """The co-located engine of a chosen deployment per row, built as `deployments` builds it: the prefix
+    cache in its tier (`kv_offload` 1 = host), cp replicas as one context-parallel engine, then the draft
+    length `spec_k` (with the `draft` engine's costs)."""
+    e = prefix_cache_tier(engine, w, host=False)
+    if w.kv_offload is not None:
+        e = _where(np.asarray(kv_offload) == 1, prefix_cache_tier(engine, w, host=True), e)
+    cp = np.asarray(cp, np.int64)
+    if (cp > 1).any():
+        e = _where(cp > 1, with_context_parallel(e, np.maximum(cp, 1)), e)
+    k = np.asarray(spec_k, np.int64)
+    if draft is not None and (k > 0).any():
+        e = _where(k > 0, with_speculation(e, k, w.speculation.acceptance, draft.t_fixed_s,
+                                           draft.t_per_seq_s + draft.t_per_token_s
+                                           + draft.t_per_kv_token_s * mean_context(w)), e)
+    return e
+
+
+def _where(mask: np.ndarray, a: EngineCoeffs, b: EngineCoeffs) -> EngineCoeffs:
+    return EngineCoeffs(**{f: np.where(mask, getattr(a, f), getattr(b, f)) for f in EngineCoeffs.__dataclass_fields__})
 
 
 def prefix_cache_tier(engine: EngineCoeffs, w: ServingWorkload, host: bool) -> EngineCoeffs:

@@ -65,13 +65,15 @@ def _calibration(cal: Calibration | str | None) -> Calibration:
 def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
              cal: Calibration | str | None = None, reference: dict[str, float] | None = None,
              force_tp: int | None = None, force_pp: int | None = None,
-             prefill: DesignArrays | None = None) -> dict[str, np.ndarray]:
+             prefill: DesignArrays | None = None,
+             deployment: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """All metrics of every design in `arr` on `mix` (a Mix, or a built-in mix name).
 
     `tech` defaults to the technology `arr` was built with; it prices the TCO and evaluates the
     reference design. `reference` overrides the reference throughput per scenario. `prefill`: one
     prefill-pool design per design (a study's `prefill.*` knobs) for serving scenarios with
     `disaggregation:` (else their `prefill_design`, if any; dse.evaluate.serving.prefill_pool).
+    `deployment`: columns of `dse.evaluate.serving.DEPLOYMENT_KNOBS` (a study's `serving.*` knobs).
     """
     if isinstance(mix, str):
         mix = load_mix(mix)
@@ -79,6 +81,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     tech = tech or arr.tech
     hw, out, ok, reason = design_metrics(arr)
     n = hw.n
+    hw.deployment = {k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in (deployment or {}).items()}
     ref = reference if reference is not None else reference_throughputs(mix, cal, tech)
     log_sum = np.zeros(n)
     weight_sum = 0.0

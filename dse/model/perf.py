@@ -74,6 +74,9 @@ class HwView:
     dies: np.ndarray | None = None            # None: one die
     d2d_bw: np.ndarray | None = None
     d2d_share: np.ndarray | None = None
+    # deployment knobs a study sets per design (dse.evaluate.serving.DEPLOYMENT_KNOBS, e.g.
+    # "serving.chunk_tokens"); empty: the serving mapping's own choices
+    deployment: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from dse.evaluate.serving import scenario_engines
+from dse.evaluate.replay import scenario_engines
 from dse.model.arrays import DesignArrays
 from dse.report import model_data
 from dse.serving import analytic as an

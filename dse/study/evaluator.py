@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dse.evaluate import evaluate, metric_names
+from dse.evaluate.serving import DEPLOYMENT_BY_NAME
 from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology, load_technology
 from dse.study.knobs import POOL_PREFIX, registry_name
@@ -72,7 +73,9 @@ class ModelEvaluator:
         n = len(next(iter(columns.values())))
         if not self.robust:
             arr = DesignArrays.from_columns(columns, self.tech())
-            return normalize(evaluate(arr, self.mix(), self.tech(), prefill=prefill_arrays(columns, self.tech())), n)
+            deployment = {k: v for k, v in columns.items() if k in DEPLOYMENT_BY_NAME}
+            return normalize(evaluate(arr, self.mix(), self.tech(), prefill=prefill_arrays(columns, self.tech()),
+                                      deployment=deployment), n)
         u = self.uncertainty
         mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
                                  model_error=u["model_error"])

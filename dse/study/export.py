@@ -23,6 +23,7 @@ from dse.pareto import pareto_rank
 from dse.runs.front import column_name, front_mask, maximize_of, objective_matrix
 from dse.runs.layout import RunMeta
 from dse.runs.reader import load_trials, run_meta
+from dse.evaluate.serving import DEPLOYMENT_BY_NAME
 from dse.study.knobs import POOL_PREFIX, registry_name
 
 
@@ -77,7 +78,8 @@ def row_design(row: dict[str, Any], knobs: list[str], name: str, tags: list[str]
     """The Design of one results row (knob columns → Design.from_flat); with `pool`, the design of its
     searched prefill pool (`prefill.*` knobs over the main design's)."""
 
-    flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None and not k.startswith(POOL_PREFIX)}
+    flat = {k: _py(row[k]) for k in knobs if k in row and row[k] is not None
+            and not k.startswith(POOL_PREFIX) and k not in DEPLOYMENT_BY_NAME}
     if pool:
         flat |= {registry_name(k): _py(row[k]) for k in knobs
                  if k in row and row[k] is not None and k.startswith(POOL_PREFIX)}
@@ -171,6 +173,8 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
         d = row_design(row, meta.knobs, name, tags)
         comment = f"trial {row['trial']} of study {study}: " + ", ".join(
             f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
+        comment += "".join(f", deployed with {k}={_py(row[k])}" for k in meta.knobs    # not design fields
+                           if k in DEPLOYMENT_BY_NAME and row.get(k) is not None)
         designs.append((name, design_dict(d, meta.step_decimals), comment))
         if any(k.startswith(POOL_PREFIX) for k in meta.knobs):   # the searched prefill pool's design beside it
             p = row_design(row, meta.knobs, f"{name}-prefill", tags + ["prefill-pool"], pool=True)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from dse.evaluate.serving import DEPLOYMENT_BY_NAME, DEPLOYMENT_KNOBS
 from dse.model.hardware import ChipDesign, Design, SystemDesign
 from dse.model.knobs import BY_NAME, KNOBS, Knob
 
@@ -32,12 +33,21 @@ def design_knobs() -> dict[str, dict[str, Any]]:
     "knob": the registry `Knob`}} for every design knob, and the same under `POOL_PREFIX`."""
     base = {k.name: {"type": k.type, "default": k.default_value(),
                      "choices": list(k.choices) if k.choices is not None else None, "knob": k} for k in KNOBS}
-    return base | {POOL_PREFIX + name: info for name, info in base.items()}
+    serving = {k.name: {"type": k.type, "default": k.default_value(), "choices": None, "knob": k}
+               for k in DEPLOYMENT_KNOBS}
+    return base | {POOL_PREFIX + name: info for name, info in base.items()} | serving
 
 
 def knob(name: str) -> Knob | None:
     """The registry entry of a dotted knob name (None when unknown)."""
-    return BY_NAME.get(registry_name(name))
+    return BY_NAME.get(registry_name(name)) or DEPLOYMENT_BY_NAME.get(name)
+
+
+def _deployment_problem(k: Knob, value: Any) -> str | None:
+    """Why `value` does not fit deployment knob `k` (a number inside its bounds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (k.type is int and float(value) != int(value)):
+        return f"input should be {'an integer' if k.type is int else 'a number'}, got {value!r}"
+    return None if k.in_bounds(np.asarray([float(value)]))[0] else f"{k.name} must be {k.rule()}"
 
 
 def knob_kind(name: str) -> str | None:
@@ -52,6 +62,8 @@ def knob_kind(name: str) -> str | None:
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not valid for design knob `name` on its own, with every other knob at its default
     (None when it is valid, or when `name` is unknown)."""
+    if name in DEPLOYMENT_BY_NAME:
+        return _deployment_problem(DEPLOYMENT_BY_NAME[name], value)
     name = registry_name(name)
     if name not in BY_NAME:
         return None
@@ -71,6 +83,8 @@ def field_problem(name: str, value: Any) -> str | None:
     k = knob(name)
     if k is None:
         return None
+    if name in DEPLOYMENT_BY_NAME:
+        return _deployment_problem(k, value)
     info = _SECTION_MODELS[k.section].model_fields[k.key]
     ann = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
     try:
