@@ -192,6 +192,37 @@ def _decode_stats(e: EngineCoeffs, L: _Lengths):
     return eo1 / tau, beta, kbar, tau, var_g
 
 
+# steps of a prefill-only engine's busy period followed explicitly before a geometric tail (the chain
+# settles within a few steps below ~70 % load)
+_BUSY_STEPS = 24
+
+
+def _steps_per_busy_period(tb, wpre, L: "_Lengths", m, lam) -> np.ndarray:
+    """G, the mean number of steps in a busy period of a prefill-only engine (n,), for its busy fraction
+    (λ·E[w] + λ·t_b·G) / (1 + λ·t_b·G) — renewal: busy time = t_b per step + the prompts' work, one idle
+    period (mean 1/λ) per busy period. Mean-field chain over the token backlog b, started by each prompt
+    of the support: a step carries c = min(b, m) tokens and lasts T = t_b + ω·c (ω: mean work per computed
+    token); the period ends after it with probability [b ≤ m]·e^(−λT) (no arrival), else b' = b − c +
+    λT·E[P_c] / (1 − P(end)) (arrivals given at least one). Mean-field: b is its conditional mean."""
+    pc = L.computed[None, :]
+    omega = ((wpre @ L.p_prompt) / max(float(L.computed @ L.p_prompt), 1e-300))[:, None]
+    mean_pc = float(L.computed @ L.p_prompt)
+    b = np.broadcast_to(pc, wpre.shape).astype(float)
+    lam_, m_, tb_ = lam[:, None], m[:, None], tb[:, None]
+    alive = np.ones_like(b)
+    g = np.zeros_like(b)
+    p_end = np.zeros_like(b)
+    for _ in range(_BUSY_STEPS):
+        g += alive
+        carried = np.minimum(b, m_)
+        t = tb_ + omega * carried
+        p_end = np.where(b <= m_, np.exp(-lam_ * t), 0.0)
+        alive = alive * (1.0 - p_end)
+        b = b - carried + lam_ * t * mean_pc / np.maximum(1.0 - p_end, 1e-12)
+    g += alive * (1.0 - p_end) / np.maximum(p_end, 1e-3)      # geometric tail at the last step's end rate
+    return g @ L.p_prompt
+
+
 def _window_var_factor(window, service):
     """Var of the time-average of an M/D/∞ occupancy over `window`, as a fraction of its mean."""
     r = window / np.maximum(service, 1e-300)
@@ -248,10 +279,14 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         mu2 = (tb ** 2 + 2.0 * tb * phi1 * mu1 + lam * ((w1 ** 2) @ L.p_prompt) * mu1) / (1.0 - phi1 ** 2)
         p0 = np.exp(-lam * mu1)                       # no prompt arrived during the previous step
         h_pre = np.maximum(mu2 - p0 * tb ** 2, 0.0) / np.maximum(mu1 - p0 * tb, 1e-300)
-        busy = 1.0 - np.exp(-Nf) * (1.0 - np.minimum(lam * (s_own @ L.p_prompt), 1.0)) if decode else \
-            np.minimum(lam * (s_own @ L.p_prompt), 1.0)
+        if decode:
+            busy = 1.0 - np.exp(-Nf) * (1.0 - np.minimum(lam * (s_own @ L.p_prompt), 1.0))
+        else:   # prefill only: idle between busy periods, whose steps share t_b among co-scheduled prompts
+            g = _steps_per_busy_period(tb, wpre, L, mm[:, 0], lam)
+            busy = np.minimum(lam * (wpre @ L.p_prompt + tb * g) / (1.0 + lam * tb * g), 1.0)
         busy = np.maximum(busy, f_full)
-        f_pre = np.minimum((1.0 - p0) * tb / mu1 + phi1, busy - f_full)
+        # every step of a prefill-only engine carries prompts: none of its busy time is decode-only steps
+        f_pre = np.minimum((1.0 - p0) * tb / mu1 + phi1, busy - f_full) if decode else busy - f_full
         # prefill steps by the (largest) prompt they carry: groups of the prompt support, weighted by
         # time (probability × length); each keeps the chain's extra length from co-scheduled prompts
         order = np.argsort(L.computed, kind="stable")
@@ -293,7 +328,14 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         # prompts arriving during the rest of the running step queue behind the arrival but share
         # its first step: compound Poisson over the mean residual, added to the backlog wait; the
         # sum, positive with probability 1 − (1 − ρ)·P(no such prompt), is fitted by a gamma
+        # only what fits in the budget the arrival's own first chunk leaves, m − min(P_c, m), shares that
+        # step (FCFS: the rest waits for the next one): the co-scheduled work, in mean, is capped there
+        # per prompt and the compound Poisson thinned by the same ratio
         k_co = lam * (r_w * r_h).sum(axis=1) / 2.0
+        c1_all = k_co * (w1 @ L.p_prompt)
+        room = share * np.maximum(mm - L.computed[None, :], 0.0)
+        fit = (np.minimum(c1_all[:, None], room) @ L.p_prompt) / np.maximum(c1_all, 1e-300)
+        k_co = k_co * np.where(c1_all > 0, fit, 1.0)
         c1 = k_co * (w1 @ L.p_prompt)
         c2 = k_co * ((w1 ** 2) @ L.p_prompt) + c1 ** 2
         e1 = rho_c * m1 + c1
