@@ -23,6 +23,7 @@ from itertools import islice
 import numpy as np
 
 from dse.designs import load_design
+from dse.evaluate.deployment import DEPLOYMENT_KNOBS
 from dse.evaluate.mapping import ComboCache, MappingResult, evaluate_scenario
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import llm_ladders
@@ -30,7 +31,6 @@ from dse.evaluate.steps import PREFILL_CHUNK_TOKENS, Builders, stage_weight_byte
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.arrays import DesignArrays
 from dse.model.cost import tco_usd_per_hour
-from dse.model.knobs import Knob
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
 from dse.model.technology import Technology
@@ -44,19 +44,6 @@ from dse.workloads.serving import KvOffload, ServingWorkload
 # at under load (a MoE step reads more experts as the batch grows and saturates once all are read:
 # a secant to a small batch would extrapolate that growth)
 PROBE_MIN_BATCH = 2
-# Deployment knobs a study may search beside the design knobs (`serving.max_batch: {low: 16, high: 512}`);
-# evaluate(deployment=...) puts their columns on the HwView (`HwView.deployment`), `plan_engines` reads them.
-DEPLOYMENT_KNOBS: tuple[Knob, ...] = (
-    Knob("serving.max_batch", int, None, "Max batch", "Running sequences one engine admits at most "
-         "(vLLM max_num_seqs; prefilling and decoding).", "the chosen plan's batch (dse.evaluate.mapping)",
-         unit="sequences", low=1, high=65536, bounds_source="sanity bound: 16× vLLM's largest documented setting",
-         none_means="the chosen plan's batch"),
-    Knob("serving.chunk_tokens", int, PREFILL_CHUNK_TOKENS, "Chunk size", "Tokens one engine iteration processes "
-         "at most, decode included (vLLM max_num_batched_tokens): longer prompts are prefilled in chunks.",
-         "dse.evaluate.steps.PREFILL_CHUNK_TOKENS", unit="tokens", low=16, high=1_048_576,
-         bounds_source="sanity bound: a block of KV to a 1 M-token prompt in one step"),
-)
-DEPLOYMENT_BY_NAME: dict[str, Knob] = {k.name: k for k in DEPLOYMENT_KNOBS}
 # halvings of the rate bracket when candidate plans are ranked by their largest rate in SLO: a relative
 # precision of 2^-10 ≈ 0.1 % (plans closer than that rank by bracket order, i.e. nearly at random)
 SCREEN_STEPS = 10

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dse.evaluate import evaluate, metric_names
-from dse.evaluate.serving import DEPLOYMENT_BY_NAME
+from dse.evaluate.deployment import DEPLOYMENT_BY_NAME
 from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology, load_technology
 from dse.study.knobs import POOL_PREFIX, registry_name

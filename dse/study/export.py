@@ -23,7 +23,7 @@ from dse.pareto import pareto_rank
 from dse.runs.front import column_name, front_mask, maximize_of, objective_matrix
 from dse.runs.layout import RunMeta
 from dse.runs.reader import load_trials, run_meta
-from dse.evaluate.serving import DEPLOYMENT_BY_NAME
+from dse.evaluate.deployment import DEPLOYMENT_BY_NAME
 from dse.study.knobs import POOL_PREFIX, registry_name
 
 

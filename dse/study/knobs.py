@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from dse.evaluate.serving import DEPLOYMENT_BY_NAME, DEPLOYMENT_KNOBS
+from dse.evaluate.deployment import DEPLOYMENT_BY_NAME, DEPLOYMENT_KNOBS
 from dse.model.hardware import ChipDesign, Design, SystemDesign
 from dse.model.knobs import BY_NAME, KNOBS, Knob
 
