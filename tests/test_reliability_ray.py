@@ -158,8 +158,11 @@ try:
     t0 = time.time()
     t.start()
     sweep_dir = out / study.name
-    while time.time() - t0 < 60:  # remove the worker node once it has evaluated a few batches
-        if node_rows(sweep_dir).get(worker.node_id, 0) >= 2 * body["sampler"]["population_size"]:
+    pop = body["sampler"]["population_size"]
+    while time.time() - t0 < 60:  # remove the worker node once it has evaluated a few batches and the head
+        rows = node_rows(sweep_dir)  # has started too (on a loaded machine the head may start later), while
+        w, h = rows.get(worker.node_id, 0), rows.get(cluster.head_node.node_id, 0)  # the worker's sub-study
+        if (w >= 2 * pop and h > 0) or w >= budget - 4 * pop:  # is still unfinished
             break
         time.sleep(0.05)
     report["rows_by_node_before_removal"] = node_rows(sweep_dir)
