@@ -548,7 +548,9 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path):
     study = tmp_path / "killed.yaml"
     study.write_text(yaml.safe_dump(body))
     cmd = [sys.executable, "-m", "dse", "run", str(study), "--serial", "--quiet", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the Optuna mirror written by a child process (orphaned by the kill): the rerun must not race it
+    env = {**os.environ, "DSE_MIRROR_PROCESS": "always"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     journal = tmp_path / "killed" / "journal.log"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not journal.exists() or journal.stat().st_size < 200_000):
@@ -556,12 +558,12 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr
     df = pl.read_parquet(tmp_path / "killed" / "results.parquet")
     col = "trial" if "trial" in df.columns else "number"
     assert df.height == df[col].n_unique() == 3000
-    # the Optuna mirror (written by a child process at this size; orphaned by the kill) has each trial once
+    # the Optuna mirror has each trial once
     import optuna
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import dse.study.runner as runner_mod
-from dse.study.runner import StudyRunner
+from dse.study.runner import StudyRunner, mirror_in_background
 from dse.study.spec import load_study
 from _spaces import study_file
 
@@ -27,13 +27,11 @@ def _key(t: optuna.trial.FrozenTrial) -> tuple:
 @pytest.mark.parametrize("resume", [False, True])
 def test_mirror_process_writes_the_same_journal_as_the_runner(tmp_path, monkeypatch, resume):
     cfg = study_file(tmp_path, budget={"trials": 64})
-    monkeypatch.setattr(runner_mod, "MIRROR_PROCESS_MIN_TRIALS", 10**9)  # the runner writes it
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")  # the runner writes it
     StudyRunner(load_study(cfg), tmp_path / "fg").run()
-    monkeypatch.setattr(runner_mod, "MIRROR_PROCESS_MIN_TRIALS", 0)  # a child process writes it
     if resume:  # half by the runner, the rest by the child after a resume
-        monkeypatch.setattr(runner_mod, "MIRROR_PROCESS_MIN_TRIALS", 10**9)
         StudyRunner(load_study(cfg), tmp_path / "bg", trials=32).run()
-        monkeypatch.setattr(runner_mod, "MIRROR_PROCESS_MIN_TRIALS", 0)
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "always")  # a child process writes it
     res = StudyRunner(load_study(cfg), tmp_path / "bg").run()
     assert res.summary["trials"] == 64
     fg, bg = _journal(tmp_path / "fg", "t"), _journal(tmp_path / "bg", "t")
@@ -42,3 +40,17 @@ def test_mirror_process_writes_the_same_journal_as_the_runner(tmp_path, monkeypa
     parts = pl.read_parquet(tmp_path / "bg" / "results.parquet").sort("trial")
     assert [t.datetime_start for t in bg] == parts["datetime_start"].to_list()  # the batch's own times
     assert not (tmp_path / "bg" / "journal.log.lock").exists()
+
+
+def test_when_the_mirror_goes_to_a_child(monkeypatch):
+    monkeypatch.delenv("DSE_MIRROR_PROCESS", raising=False)
+    monkeypatch.setattr(runner_mod, "MIRROR_PROCESS_MIN_TRIALS", 5000)
+    monkeypatch.setattr(runner_mod.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    monkeypatch.setattr(runner_mod.os, "cpu_count", lambda: 2)
+    assert not mirror_in_background(4999) and mirror_in_background(5000) and mirror_in_background(None)
+    monkeypatch.setattr(runner_mod.os, "getloadavg", lambda: (1.5, 1.0, 1.0))  # no idle CPU: no gain
+    assert not mirror_in_background(10**6)
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "always")
+    assert mirror_in_background(1)
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
+    assert not mirror_in_background(None)
