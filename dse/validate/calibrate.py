@@ -7,6 +7,9 @@ p in [lo, hi] (physical ranges below) maps to u = logit((p - lo) / (hi - lo)), s
 Nelder-Mead (written here in numpy, deterministic: fixed initial simplex, no randomness) never leaves
 the range. Only constants that change at least one training prediction are fitted; the others keep
 their value (e.g. `sram_eff_max`: no measurement isolates on-chip SRAM bandwidth).
+Rows marked `loose` (the source is inconsistent or approximate, e.g. TensorRT-LLM v0.5's first FP8 kernels,
+whose batch-1 H100 rows contradict the same table's FP16 and later FP8 rows) are validated but never
+fitted: a constant must not bend to absorb what one software release or one uncertain setup did.
 """
 
 from __future__ import annotations
@@ -77,6 +80,11 @@ NAN_COST = 25.0
 # later FP8 row); least squares let two such rows set the per-step overhead of every tuned design.
 HUBER_DELTA = math.log(1.25)
 NOT_FITTED_REGIMES = ("power",)
+
+
+def fit_rows(rows):
+    """The rows a fit may use: not `loose`, not a regime that checks technology constants (power)."""
+    return [m for m in rows if m.regime not in NOT_FITTED_REGIMES and not m.loose]
 
 
 def bounds(cls: str, name: str) -> tuple[float, float]:
@@ -207,7 +215,7 @@ def calibrate(classes: list[str] | None = None, max_evals: int = 600, restarts: 
     data = load_measurements(path)
     current = calibration_classes()
     # power rows check the energy model (technology constants), not a software stack's efficiencies
-    train = [m for m, _ in select("train", path) if m.regime not in NOT_FITTED_REGIMES]
+    train = fit_rows(m for m, _ in select("train", path))
     # a derived class (e.g. `graph` inherits `tuned`) is not fitted: its rows check the parent's constants
     names = classes or sorted({m.software_class for m in train} - derived_classes())
     out = {}

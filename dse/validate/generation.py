@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dse.catalog import load_catalog_design
 from dse.model.calibration import calibration_classes, derived_classes
-from dse.validate.calibrate import INITIAL, FitResult, fit_class
+from dse.validate.calibrate import INITIAL, FitResult, fit_class, fit_rows
 from dse.validate.measurements import load_measurements, select
 from dse.validate.report import Row, Summary, _summary, predict_rows
 
@@ -57,7 +57,7 @@ def cross_generation(train_tags: tuple[str, ...] = TRAIN_TAGS, max_evals: int = 
     current = calibration_classes()
     fits = {}
     for name in sorted({m.software_class for m in ms if m.hardware in older} - derived_classes()):
-        rows = [m for m in ms if m.hardware in older and m.software_class == name]
+        rows = fit_rows(m for m in ms if m.hardware in older and m.software_class == name)
         if name in current and rows:
             start = current[name].model_copy(update=INITIAL.get(name, {}))
             fits[name] = fit_class(name, start, rows, data.models, max_evals=max_evals, restarts=restarts)
