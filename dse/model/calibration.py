@@ -25,13 +25,16 @@ class Calibration(BaseModel):
     # fraction of the memory technology's sustained stream rate (technology `stream_efficiency`) the
     # stack's kernels reach on a long read
     mem_eff_max: float = Field(gt=0, le=1)
-    mem_bytes_half_mb: float = Field(ge=0)          # transfer size at which half of that rate is reached
+    # time a streaming kernel spends below that rate: DRAM ramp-up (first requests in flight, CTAs still
+    # launching) and the tail (last wave draining). A time, not a byte count: a kernel streaming B bytes
+    # takes B / rate + mem_ramp_us (Vidur's GEMVs, llm_perf_models.md §3.3: t = t0 + B / BW)
+    mem_ramp_us: float = Field(0.0, ge=0)
     sram_eff_max: float = Field(gt=0, le=1)
     # per forward step (one decode step / one prefill chunk / one CNN batch): host scheduling, graph or
     # program launch, sampling; paid once per step on every chip style
     step_overhead_us: float = Field(ge=0)
     # per kernel that stays unfused, on a dynamically scheduled chip (GPU): the device-side boundary
-    # (grid drain, launch gap, ramp-up), paid even inside a CUDA graph. Statically scheduled chips compile
+    # (grid drain, launch gap; a streaming kernel's DRAM ramp is mem_ramp_us), paid even inside a CUDA graph. Statically scheduled chips compile
     # the step into one program and pay their array fill/drain per operator (perf.fill_time_s) instead.
     kernel_gap_us: float = Field(ge=0)
     # host-side interval between two kernel launches when the stack launches kernels one by one (no graph

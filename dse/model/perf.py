@@ -11,7 +11,8 @@ Physics v2 (DESIGN.md §5.1):
 - Overheads belong to the software stack (`Calibration`): a per-step cost, a per-kernel cost only for
   the kernels that stay after the stack's fusion, on dynamically scheduled (SIMT) chips; statically
   scheduled chips pay their array fill/drain per operator instead.
-- Off-chip bandwidth: pins × the technology's `stream_efficiency` × the stack's `mem_eff_max`.
+- Off-chip bandwidth: pins × the technology's `stream_efficiency` × the stack's `mem_eff_max`, after a
+  fixed ramp-up/tail time per streaming kernel (`mem_ramp_us`).
 - GEMMs on SIMT cores spread M×N outputs over all lanes (no padding of M onto tensor-core rows); on a
   systolic array a small M streams through the stationary operand without padding, and the time to
   load that operand from SRAM bounds the operator (an SRAM-resident chip is limited by how fast SRAM
@@ -572,8 +573,8 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
 
     `weights_resident` / `kv_resident` (shape (n,), bool or a fraction in [0, 1]) say which share of the
     weights / KV cache lives in SRAM; the rest streams from off-chip memory every step (a partly resident
-    tensor streams its remainder inside the same kernel, so the transfer-size effect is the whole
-    tensor's, scaled by the streamed share: time is continuous in the resident fraction). Activations stay on chip when an operator's
+    tensor streams its remainder inside the same kernel, so the kernel's ramp-up/tail is paid
+    scaled by the streamed share: time is continuous in the resident fraction). Activations stay on chip when an operator's
     activations fit in the SRAM left over by `resident_bytes` (shape (n,)), else they spill off-chip too.
     Step-level terms (the stack's per-step overhead, communication hidden under compute) are spread over
     the step's operators so that the step time Σ count·total includes each exactly once.
@@ -661,14 +662,13 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     sw, sk = 1.0 - wres, 1.0 - kres
     shares = np.concatenate([np.zeros_like(sw), sw, sk, np.maximum(sw, sk)], axis=1)
     cls = getattr(st, f"cls{fuse}")
-    half = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
-    np.maximum(half, act_off > 0, out=half)
-    half *= cal.mem_bytes_half_mb * 1e6
+    streamed = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
+    np.maximum(streamed, act_off > 0, out=streamed)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
-    # achievable bandwidth grows with transfer size: eff = max · B / (B + B_half)
-    memory = half
-    memory += off
-    memory /= np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0)
+    # a streaming kernel runs at the sustained rate after a fixed ramp-up and tail (a time, the same on a
+    # slow or a fast memory), paid by the streamed share so that time stays continuous in residency
+    memory = off / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0)
+    memory += cal.mem_ramp_us * 1e-6 * streamed
     memory *= off > 0
 
     # SRAM port traffic: what lives on chip plus every streamed byte, which lands in SRAM (cache fill or
