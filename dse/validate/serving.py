@@ -38,7 +38,7 @@ REGIME = "serving"
 
 # Host-side time per engine iteration (s), fitted on the train split by `fit_step_overhead` over
 # OVERHEAD_GRID_S (least squares on log error); test rows never enter the fit.
-STEP_OVERHEAD_S = 0.5e-3  # refit after the 2026-12-01 recalibration (the operator model now carries tuned's 500 µs step)
+STEP_OVERHEAD_S = 1e-3  # refit (fit_step_overhead) after the ramp-as-time recalibration (2026-12-01; was 0.5 ms)
 OVERHEAD_GRID_S = (0.0, 0.5e-3, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 8e-3)
 
 # metric -> unit
