@@ -647,11 +647,11 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     fuse = int(bool(cal.fuse_epilogues))
     w, kv, act = getattr(st, f"wn{fuse}"), st.kvn, getattr(st, f"actn{fuse}")
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
-    # activations stay on chip when they fit in the SRAM left over (always, on a chip without memory)
+    # activations stay on chip as far as they fit in the SRAM left over (all of them on a chip without
+    # memory); only the excess round-trips through memory, so time is continuous in `sram_mb`
     free_sram = np.where(has_mem[:, 0], np.maximum(hw.sram_bytes - resident, 0.0), np.inf)[:, None]
-    act_on_chip = act <= free_sram
     nc = st.noncoll
-    act_off = np.where(act_on_chip, 0.0, act)
+    act_off = np.maximum(act - free_sram, 0.0)
     off = (1.0 - wres) * w
     off += (1.0 - kres) * kv
     off += act_off
@@ -663,12 +663,14 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     shares = np.concatenate([np.zeros_like(sw), sw, sk, np.maximum(sw, sk)], axis=1)
     cls = getattr(st, f"cls{fuse}")
     streamed = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
-    np.maximum(streamed, act_off > 0, out=streamed)
+    np.maximum(streamed, act_off / np.maximum(act, 1e-300), out=streamed)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
-    # a streaming kernel runs at the sustained rate after a fixed ramp-up and tail (a time, the same on a
-    # slow or a fast memory), paid by the streamed share so that time stays continuous in residency
+    # a streaming kernel on a dynamically scheduled chip (GPU) runs at the sustained rate after a fixed
+    # ramp-up and tail (a time, the same on a slow or a fast memory: CTAs launching, first requests in
+    # flight, last wave draining), paid by the streamed share so that time stays continuous in residency.
+    # A statically scheduled chip issues the next operator's DMA before the current one ends: no ramp.
     memory = off / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0)
-    memory += cal.mem_ramp_us * 1e-6 * streamed
+    memory += (cal.mem_ramp_us * 1e-6 * ~np.asarray(hw.dataflow, bool))[:, None] * streamed
     memory *= off > 0
 
     # SRAM port traffic: what lives on chip plus every streamed byte, which lands in SRAM (cache fill or
@@ -676,7 +678,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # the memory term, so more SRAM (or SRAM bandwidth) never makes an operator slower.
     on = wres * w
     on += kres * kv
-    on += np.where(act_on_chip, act, 0.0)
+    on += act - act_off
     through = on + off
     sram = through / np.maximum(sram_rate(hw, cal)[:, None], 1.0)
     if hw.d2d_share is not None and (hw.d2d_share > 0).any():
