@@ -11,7 +11,7 @@ from dse.serving.engine import DisaggFleet, EngineCoeffs
 from dse.serving.sim import simulate_disagg
 from dse.workloads.serving import ServingWorkload
 
-from test_serving_analytic import _dist, _lu
+from test_serving_analytic import _dist, _lu, relative_errors
 
 
 def random_fleet(seed: int):
@@ -45,10 +45,7 @@ def test_disaggregated_analytic_agrees_with_the_simulator_over_random_fleets():
         fleet, w = random_fleet(seed)
         r = simulate_disagg(fleet, w, 4000, seed=seed).steady()
         m = an.disaggregated(fleet, w)
-        sim = [np.percentile(r.ttft_s, 50), np.percentile(r.tpot_s, 50),
-               np.percentile(r.ttft_s, 99), np.percentile(r.tpot_s, 99)]
-        ana = [m.ttft_quantile(0.5)[0], m.tpot_quantile(0.5)[0], m.ttft_quantile(0.99)[0], m.tpot_quantile(0.99)[0]]
-        errs.append(np.array(ana) / np.array(sim) - 1.0)
+        errs.append(relative_errors(m, r))
     errs = np.abs(np.array(errs))
     print("median", np.round(np.median(errs, axis=0), 3), "max", np.round(errs.max(axis=0), 3))
     outside = [(i, np.round(x, 3).tolist()) for i, x in enumerate(errs) if (x[:2] > 0.15).any() or (x[2:] > 0.20).any()]
