@@ -9,12 +9,12 @@ Order per batch: ask B designs → knob columns → reuse the stored result of d
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one Parquet part (atomic; the
 system of record) → record the trials in the Optuna mirror (journal file: one fsync per batch; a run of at
-least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU hands this to a child process that mirrors each part as it is
-written, so Optuna's bookkeeping overlaps the next generations; the run ends when the mirror is complete). A killed
-run therefore loses at most the batch in flight; a rerun rebuilds the sampler's state from the parts (the
-array NSGA-II replays the stored generations; the Optuna samplers get the trials and their study attributes
-back) and continues to the budget. Each batch's sampler is seeded from (seed, batch), so a resumed run asks
-exactly what an uninterrupted run would have asked.
+least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU hands this to a child process that
+mirrors each part as it is written, so Optuna's bookkeeping overlaps the next generations; the run ends when
+the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
+sampler's state from the parts (the array NSGA-II replays the stored generations; the Optuna samplers get
+the trials and their study attributes back) and continues to the budget. Each batch's sampler is seeded
+from (seed, batch), so a resumed run asks exactly what an uninterrupted run would have asked.
 
 Infeasible designs (the model says so, or a constraint is violated) are told as COMPLETE with their
 finite objective values and a positive constraint value, so constrained samplers (NSGA-II/III, TPE)
@@ -698,19 +698,9 @@ class StudyRunner:
         for blob in prior["_study_attrs"].drop_nulls().to_list():
             for k, v in json.loads(blob).items():
                 self.storage.set_study_system_attr(self.study_id, k, v)
-        frozen = []
-        for row in prior.select("trial", "datetime_start", "datetime_complete", "_optuna").iter_rows():
-            num, ts, tc, blob = row
-            o = json.loads(blob)
-            state = optuna.trial.TrialState[o["state"]]
-            frozen.append(optuna.trial.FrozenTrial(
-                number=num, state=state, value=None, values=o["values"] if state == optuna.trial.TrialState.COMPLETE else None,
-                datetime_start=ts, datetime_complete=tc, params=o["params"],
-                distributions={k: dists[k] for k in o["params"]}, user_attrs=o["user_attrs"],
-                system_attrs=o["system_attrs"], intermediate_values={}, trial_id=num))
-        study.add_trials(frozen)
-        if len(frozen) and frozen[-1].number != len(frozen) - 1:
+        if prior.height and prior["trial"][-1] != prior.height - 1:
             raise DseUserError(f"{self.run_dir}/parts: trial numbers are not contiguous; the run folder is damaged")
+        study.add_trials(frozen_trials(prior, dists))  # numbered in order by the storage: 0..n-1, as stored
         for _, batch in prior.group_by("batch", maintain_order=True):  # as the live run saw them
             try:
                 Y = objective_matrix(batch, self.objectives)

@@ -176,7 +176,7 @@ def frozen_trials(rows: pl.DataFrame, dists: dict[str, Any]) -> list[optuna.tria
     return out
 
 
-MIRROR_LOCK_WAIT_S = 120.0     # an orphaned writer finishes one batch in well under a second
+MIRROR_LOCK_WAIT_S = 120.0  # an orphaned writer finishes one batch in well under a second
 
 
 @contextlib.contextmanager
@@ -205,8 +205,6 @@ def mirror_main() -> None:
     """The mirror process (`python -m dse.study.storage`): a JSON line of settings on stdin, then one part index
     per line, each appended to the mirror in order (trials it already has are skipped); stops at "stop" or at
     the end of stdin, which is also what a killed parent leaves (its end of the pipe closes)."""
-    import sys
-
     cfg = json.loads(sys.stdin.readline())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(cfg["run_dir"])
