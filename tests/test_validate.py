@@ -23,6 +23,9 @@ from dse.validate.report import predict_rows, summarize
 #   SRAM streams): overall 8.2 %, cnn 7.9 % (one point), moe 11.3 %, prefill 8.4 %. The train split improved (9.4 % -> 7.9 % with serving rows);
 #   decode_b1's five held-out rows are two loose NeMo rows (128-token prompt, 20 outputs), the LLMCompass
 #   eager layer and two LLM-Inference-Bench rows.
+# With the DeepSeek-R1 max-throughput rows (issue 12; the moe split re-ranks: the Qwen3-30B rows move to train,
+# two Mixtral MI300X vLLM rows and Qwen3-235B 8xH100 to test; generic refit on its 20 remaining rows): moe 15.7 %
+# over 6 points (worst: the loose DeepSeek-R1 8xB200 row, +108 %), overall unchanged.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 8.5   # measured 8.0 % overall (the issue's bar: 10 %)
@@ -60,12 +63,17 @@ KNOWN_MISSES: dict[str, float] = {
     # B200 +48 %, Maverick B200 +59 %, H200 +54 %).
     "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.15,
     "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.6,
-    # train: Llama-4-Maverick FP8 on 8xH100 measures 1/3.28 of the 8xH200 figure where HBM bandwidth is 1/1.43:
+    # Llama-4-Maverick FP8 on 8xH100 measures 1/3.28 of the 8xH200 figure where HBM bandwidth is 1/1.43:
     # capacity-bound, the free memory after 50 GB/chip of weights is (141-50)/(80-50) = 3.0x larger on H200.
     # dse predicts H200/H100 = 1.24 at batch 1,024 on both; at their capacity batch 2.26 with a 16-bit KV
     # (H100 +57 %, H200 +8 %) or 1.91 with the assumed FP8 KV (+165 % / +54 %). The runtime's memory reserve
     # and the run's KV precision and max batch are not published.
     "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.8,
+    # loose (issue 12): DeepSeek-R1-0528 NVFP4 on 8xB200 at the TensorRT-LLM guide's max-throughput setup
+    # (attention data parallel = tp 1 x ep 8, batch 7,168): dse 2.08x the guide's example output, whose own
+    # source family shows a 2.3x software-only spread for this setup (measurements.yaml notes). The same
+    # pattern as the Qwen3 rows: at high throughput TensorRT-LLM's MoE runs ~2x below dse's step.
+    "trtllm-dsr1-0528-8xb200-nvfp4-tp1ep8-1k2k-maxthr": 2.2,
 }
 
 
