@@ -158,3 +158,26 @@ def test_permutation_is_not_folded_into_an_epilogue():
         assert float(t.overhead[0, u]) >= cal.kernel_gap_us * 1e-6
         assert float(t.total[0, u]) > prev
         prev = float(t.total[0, u])
+
+
+def test_attention_data_parallel_holds_batch_over_ep_sequences_per_chip():
+    """TensorRT-LLM's attention-DP + EP8 for DeepSeek-R1 (measurements_more.md 1.11) is dse's tp 1 x ep 8: each
+    GPU runs attention and holds the MLA cache for batch/ep of the sequences. Hand value at the published
+    concurrency 7,168 (8 x max_batch 896), ISL 1K + OSL 2K, FP8 KV: 896 x 3,072 tokens x 61 layers x
+    (kv_lora 512 + rope 64) values x 1 byte."""
+    from types import SimpleNamespace
+
+    from dse.evaluate.plans import Plan
+    from dse.evaluate.steps import llm_footprint, llm_steps
+
+    s = load_model_shape("DeepSeek-V3")
+    prec = parse_precision("fp4,attn=bf16,embed=bf16,experts=nvfp4,shared_experts=nvfp4,mlp=nvfp4")
+    sc = SimpleNamespace(prompt_len=1024, output_len=2048)
+    st = llm_steps(sc, s, prec, 1, 8, 7168)
+    _, kv, _ = llm_footprint(sc, s, prec, st, Plan(tp=1, ep=8, micro_batch=7168))
+    assert kv == pytest.approx(896 * 3072 * 61 * (512 + 64) * 1.0)
+    # the decode step's attention runs on the chip's 896 sequences, its MLA latent read from the cache
+    names = list(st.decode.ops.name)
+    attn = names.index("attn.flash")
+    past = 1024 + (2048 - 1) / 2.0  # mean KV length over the decode, new token excluded
+    assert float(st.decode.ops.kv_read_bytes[attn]) == pytest.approx(896 * past * (512 + 64) * 1.0, rel=0.01)
