@@ -1,17 +1,18 @@
 """One driver per study: ask a batch (= one GA generation), evaluate it vectorized, persist, record.
 
 Two ways to ask. The array NSGA-II (`dse.study.samplers.ArrayNSGAII`, kind nsga2 by default) breeds the
-whole generation as a knob matrix, and its trials are recorded through Optuna's public API in one go
-(`optuna.trial.create_trial` + `study.add_trials` on the mirror): no per-trial ask/suggest/tell. Every
-other sampler runs Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
+whole generation as a knob matrix, and each trial is stored as the journal record Optuna's `Study.add_trial`
+would write (`dse.study.storage.TrialRecords`): no per-trial ask/suggest/tell. Every other sampler runs
+Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
 
 Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one Parquet part (atomic; the
-system of record) → record the trials in the Optuna mirror (journal file: one fsync per batch; a run of at
-least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU hands this to a child process that
-mirrors each part as it is written, so Optuna's bookkeeping overlaps the next generations; the run ends when
-the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
+system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's records as
+journal lines, one append + fsync per batch by a writer thread while the next batch runs; an external
+`storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
+when the run records at least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU; the run
+ends when the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
 sampler's state from the parts (the array NSGA-II replays the stored generations; the Optuna samplers get
 the trials and their study attributes back) and continues to the budget. Each batch's sampler is seeded
 from (seed, batch), so a resumed run asks exactly what an uninterrupted run would have asked.
@@ -52,31 +53,56 @@ from dse.pareto import to_minimization
 from dse.study.cache import ResultCache
 from dse.study.samplers import KnobCodec, batch_seed, design_keys, make_generation_sampler, make_sampler
 from dse.study.spec import Study
-from dse.study.storage import MirrorProcess, OptunaMirror, frozen_trials, mirror_writer_lock
+from dse.study.storage import (MirrorProcess, OptunaMirror, frozen_trials, iso_utc, mirror_writer_lock, set_outcome,
+                               TrialRecords)
 
 log = logging.getLogger(__name__)
 
 MODEL_CONSTRAINT = "model: feasible"
-# a run that will record at least this many new trials, on a machine with an idle CPU, writes its Optuna mirror
-# from a child process: its ~1 ms of Optuna bookkeeping per trial then overlaps the next generations. Measured
-# (CPU of runner / child, 2 cores): 10k trials 5.5 s in one process -> 2.8 s + 3.5 s; 3k trials 1.65 s ->
-# 0.86 s + 1.47 s, where the child's start (~0.9 s: a fresh interpreter importing Optuna and Polars) eats the
-# gain; with no idle CPU the child only competes with the runner. DSE_MIRROR_PROCESS=always|never overrides.
+# a run that will record at least this many new trials in an external Optuna storage (`storage:`, e.g. an RDB),
+# on a machine with an idle CPU, writes that mirror from a child process: its ~1 ms of Optuna bookkeeping per
+# trial (`Study.add_trials`) then overlaps the next generations. Measured (CPU of runner / child, 2 cores):
+# 10k trials 5.5 s in one process -> 2.8 s + 3.5 s; 3k trials 1.65 s -> 0.86 s + 1.47 s, where the child's start
+# (~0.9 s: a fresh interpreter importing Optuna and Polars) eats the gain; with no idle CPU the child only
+# competes with the runner. The run's own journal file is always written in-process: its lines are the parts'
+# stored records with a header (~10 us per trial, appended by a thread). DSE_MIRROR_PROCESS=always|never
+# overrides.
 MIRROR_PROCESS_MIN_TRIALS = 5000
 
 
-def mirror_in_background(new_trials: int | None) -> bool:
-    """Whether the Optuna mirror is written by a child process (see MIRROR_PROCESS_MIN_TRIALS)."""
+def mirror_in_background(new_trials: int | None, *, external: bool = True) -> bool:
+    """Whether the Optuna mirror is written by a child process (see MIRROR_PROCESS_MIN_TRIALS); `external`:
+    the mirror is a `storage:` URL rather than the run's journal file."""
     how = os.environ.get("DSE_MIRROR_PROCESS", "auto")
     if how in ("always", "never"):
         return how == "always"
+    if not external:
+        return False
     if new_trials is not None and new_trials < MIRROR_PROCESS_MIN_TRIALS:
         return False
     return (os.cpu_count() or 1) - os.getloadavg()[0] >= 1.0  # an idle CPU, on average over the last minute
+
+
 # rounds of re-submitting chunks whose infrastructure failed (beyond Ray's own task retries); the rest is
 # stored as a FAIL whose reason starts with TRANSIENT_MARK and is re-run when the study resumes
 RETRIES = 3
 TRANSIENT_MARK = "transient: "
+
+
+def _object_series(name: str, v: np.ndarray) -> pl.Series:
+    """A column of Python values (e.g. a list-valued knob) as Polars infers it from the values, built from its
+    distinct values (a batch repeats a few choices: per-element inference of nested lists is slow)."""
+    index: dict[Any, int] = {}
+    distinct: list[Any] = []
+    rows = np.empty(len(v), dtype=np.int64)
+    for i, x in enumerate(v.tolist()):
+        key = (type(x), repr(x))
+        j = index.get(key)
+        if j is None:
+            j = index[key] = len(distinct)
+            distinct.append(x)
+        rows[i] = j
+    return pl.Series(name, distinct, strict=False).gather(rows)
 
 
 def check_folder(run_dir: Path) -> None:
@@ -204,6 +230,7 @@ class StudyRunner:
             mirror.set_study_attrs({"dse:rerun_trials": sorted(set(done_before) | set(rerun))})
         ga = make_generation_sampler(self.spec.sampler, self.space)
         self.codec = ga.codec if ga is not None else KnobCodec(self.space)
+        self.records = TrialRecords(self.space.distributions())
         self.cache = ResultCache()
         self.evaluated = 0
         self.seen: set[bytes] = set()  # every design of the run so far (for the parts' `repeat` column)
@@ -235,16 +262,20 @@ class StudyRunner:
         done = resumed_from
         dists = self.space.distributions()
         background: MirrorProcess | None = None
-        if ga is not None and mirror_in_background(None if self.budget is None else self.budget - done):
+        if ga is not None and mirror_in_background(None if self.budget is None else self.budget - done,
+                                                   external=self.spec.storage is not None):
             writer_lock.close()  # handed to the mirror process
             background = MirrorProcess(self.spec.storage, self.run_dir, self.spec.name, directions, dists)
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
         finally:
-            if background is not None:
-                background.close()
-            writer_lock.close()
+            try:
+                mirror.close()
+            finally:
+                if background is not None:
+                    background.close()
+                writer_lock.close()
 
     def _loop(self, ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
               resumed_from, dists, t0):
@@ -266,9 +297,9 @@ class StudyRunner:
                 if background is not None:
                     background.sync(b)
                 else:
-                    mirror.add(frozen_trials(df, dists))
-                ga.observe(X, *self._fitness(df))
+                    mirror.add_rows(df, dists)
                 values = objective_matrix(df, self.objectives)
+                ga.observe(X, *self._fitness(df, values))
             else:
                 seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
                 sampler = make_sampler(self.spec.sampler, seed)
@@ -306,7 +337,8 @@ class StudyRunner:
             if self.on_progress:
                 self.on_progress(Progress(self.spec.name, done, self.budget, time.perf_counter() - t0, new,
                                           tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
-        if background is not None:  # the run ends when its Optuna mirror is complete
+        mirror.close()  # the run ends when its Optuna mirror is complete
+        if background is not None:
             background.close()
         wall = time.perf_counter() - t0
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
@@ -429,8 +461,7 @@ class StudyRunner:
             blobs = []
             for i, blob in enumerate(old["_optuna"].to_list()):
                 o = json.loads(blob)
-                o["state"] = states[i]
-                o["values"] = [float(x) for x in sc["Y"][i]] if states[i] == "COMPLETE" else None
+                set_outcome(o, states[i], [float(x) for x in sc["Y"][i]])
                 o["system_attrs"].update({f"constraints:{k}": float(c)
                                           for k, c in zip(self.constraint_keys, sc["cmat"][i])})
                 ua = {k: v for k, v in o["user_attrs"].items() if k not in ("reason", "feasible")}
@@ -549,7 +580,7 @@ class StudyRunner:
         """One Parquet part: bookkeeping columns, knobs, metrics, violation, feasible, reason."""
         data = dict(base)
         for k, v in cols.items():
-            data[k] = list(v) if v.dtype == object else v
+            data[k] = _object_series(k, v) if v.dtype == object else v
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
@@ -608,8 +639,8 @@ class StudyRunner:
             "generation": np.array(gens, dtype=np.int64),
             "batch": np.full(n, b, dtype=np.int64),
             "state": states,
-            "datetime_start": [t_start] * n,
-            "datetime_complete": [t_done] * n,
+            "datetime_start": np.full(n, np.datetime64(t_start, "us")),
+            "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
         df = self.frame(base, cols, sc).with_columns(
             pl.Series("_optuna", opt_json, dtype=pl.String),
@@ -628,7 +659,8 @@ class StudyRunner:
         env = {**cols, **sc["metrics"]}
         key_cols = {k: np.asarray(env[k]).tolist() for k in self.key_metric_names()
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
-        params = self.codec.params(X)
+        params = self.codec.internal_params(X)
+        start, complete = iso_utc(t_start), iso_utc(t_done)
         gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
         feasible, reasons, Yl, cl = sc["feasible"].tolist(), sc["reason"].tolist(), Y.tolist(), cmat.tolist()
         blobs = []
@@ -639,27 +671,26 @@ class StudyRunner:
                 ua["reason"] = str(reasons[i])
             if not failed[i]:
                 ua.update({k: v[i] for k, v in key_cols.items()})
-            ok = states[i] == "COMPLETE"
-            blobs.append(json.dumps({"params": params[i], "values": Yl[i] if ok else None, "state": states[i],
-                                     "system_attrs": sys_attrs, "user_attrs": ua}, separators=(",", ":")))
+            blobs.append(self.records.record(params[i], states[i], Yl[i], sys_attrs, ua, start, complete))
         base: dict[str, Any] = {
             "trial": np.arange(first, first + n, dtype=np.int64),
             "generation": np.full(n, b, dtype=np.int64),
             "batch": np.full(n, b, dtype=np.int64),
             "state": states,
-            "datetime_start": [t_start] * n,
-            "datetime_complete": [t_done] * n,
+            "datetime_start": np.full(n, np.datetime64(t_start, "us")),
+            "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
         df = self.frame(base, cols, sc).with_columns(
             pl.Series("repeat", repeat), pl.Series("_optuna", blobs, dtype=pl.String),
             pl.Series("_study_attrs", [None] * n, dtype=pl.String))
         return df
 
-    def _fitness(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _fitness(self, df: pl.DataFrame, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees
-        it: a failed trial is +inf in both. Read from the part, so that a replay sees what the run saw."""
+        it: a failed trial is +inf in both. Read from the part (`Y`: its objective matrix, when already read),
+        so that a replay sees what the run saw."""
         try:
-            F = to_minimization(objective_matrix(df, self.objectives), self.maximize)
+            F = to_minimization(objective_matrix(df, self.objectives) if Y is None else Y, self.maximize)
         except KeyError:
             F = np.zeros((df.height, len(self.objectives)))
         cv = df["constraint_violation"].to_numpy().astype(float) if "constraint_violation" in df.columns \
@@ -688,7 +719,7 @@ class StudyRunner:
             except KeyError:
                 Y = np.zeros((batch.height, len(self.objectives)))
             tracker.add(Y, batch["feasible"].to_numpy())
-        mirror.add(frozen_trials(prior.filter(pl.col("trial") >= mirror.count), dists))
+        mirror.add_rows(prior.filter(pl.col("trial") >= mirror.count), dists)
         return int(prior["batch"].max()) + 1
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:

@@ -254,6 +254,22 @@ class KnobCodec:
         return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
 
 
+    def internal_params(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Optuna params of each design (active knobs only) in Optuna's internal representation, as its
+        storages keep them: a categorical's choice index (int), a number as float."""
+        per_knob = []
+        for j, k in enumerate(self.knobs):
+            x = X[:, j]
+            if k.kind == "categorical":
+                vals = [None if v != v else int(v) for v in x.tolist()]
+            elif k.kind == "int":
+                vals = [None if v != v else float(round(v)) for v in x.tolist()]
+            else:
+                vals = [None if v != v else float(v) for v in x.tolist()]
+            per_knob.append((k.name, vals))
+        return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
+
+
 def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -15,7 +16,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -26,8 +29,8 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, Jour
 from dse.runs.layout import JOURNAL, MIRROR_LOCK
 from dse.runs.writer import PartStore, RunLock
 
-__all__ = ["GroupCommitBackend", "MirrorProcess", "OptunaMirror", "RunLock", "frozen_trials", "mirror_writer_lock",
-           "release_stale_lock", "repair_journal"]
+__all__ = ["GroupCommitBackend", "MirrorProcess", "OptunaMirror", "RunLock", "frozen_trials", "iso_utc",
+           "journal_lines", "mirror_writer_lock", "release_stale_lock", "repair_journal", "set_outcome", "TrialRecords"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ class GroupCommitBackend(BaseJournalBackend):
     def __init__(self, path: Path):
         release_stale_lock(path)
         repair_journal(path)
-        self._file = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        self._path = path
+        self._lock = JournalFileOpenLock(str(path))
+        self._file = JournalFileBackend(str(path), lock_obj=self._lock)
         self._pending: list[dict[str, Any]] = []
         self._n_file = sum(1 for _ in self._file.read_logs(0))
 
@@ -61,6 +66,22 @@ class GroupCommitBackend(BaseJournalBackend):
             self._file.append_logs(self._pending)
             self._n_file += len(self._pending)
             self._pending = []
+
+    def append_lines(self, lines: list[str]) -> None:
+        """Append records already serialized as JSON (one per line) in one write + fsync, after anything
+        pending, under the journal's own lock, as `JournalFileBackend.append_logs` writes them."""
+        self.flush()
+        if not lines:
+            return
+        self._lock.acquire()
+        try:
+            with open(self._path, "ab") as f:
+                f.write(("\n".join(lines) + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            self._lock.release()
+        self._n_file += len(lines)
 
 
 def release_stale_lock(path: Path) -> None:
@@ -104,6 +125,11 @@ class OptunaMirror:
                  metric_names: list[str] | None = None):
         self.backend: GroupCommitBackend | None = None
         self.study_name = study_name
+        self._journal_head: tuple[int, str] | None = None  # (study id, worker id) of the lines add_rows writes
+        # the journal lines of a batch are appended (write + fsync) by a thread while the next batch runs: the
+        # mirror is not the system of record (a run resumes from the parts and brings the mirror up to date)
+        self._pool: ThreadPoolExecutor | None = None
+        self._write: Future | None = None
         if storage is None:
             self.location = str(Path(run_dir) / JOURNAL)
             try:
@@ -134,6 +160,7 @@ class OptunaMirror:
 
     def append(self, trials: list[optuna.trial.FrozenTrial]) -> None:
         """Add trials numbered ≥ the mirror's count (earlier ones are already there)."""
+        self.wait()
         new = [t for t in trials if t.number >= self.count]
         if new:
             self.study.add_trials(new)
@@ -142,37 +169,162 @@ class OptunaMirror:
 
     def add(self, trials: list[optuna.trial.FrozenTrial]) -> None:
         """Add the next trials (created with `optuna.trial.create_trial`, numbered by the storage in order)."""
+        self.wait()
         if trials:
             self.study.add_trials(trials)
             self.count += len(trials)
         self.flush()
 
+    def add_rows(self, rows: pl.DataFrame, dists: dict[str, Any]) -> None:
+        """Add the stored trials `rows` (parts' rows numbered from the mirror's count on, see `frozen_trials`).
+        The run's journal file gets their create-trial records appended as lines (one write + fsync, no
+        per-trial replay of the journal); another storage gets them through `Study.add_trials`."""
+        if rows.height == 0:
+            return
+        if self.backend is None:
+            self.add(frozen_trials(rows, dists))
+            return
+        if self._journal_head is None:
+            self._journal_head = (self.storage.get_study_id_from_name(self.study_name), f"{uuid.uuid4()}-dse")
+        lines = journal_lines(rows, *self._journal_head, dists)
+        self.wait()  # one append in flight at a time, in order
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-journal")
+        self._write = self._pool.submit(self.backend.append_lines, lines)
+        self.count += rows.height
+
+    def wait(self) -> None:
+        """Wait for the journal append in flight (its write error, e.g. a full disk, is raised here)."""
+        if self._write is not None:
+            w, self._write = self._write, None
+            w.result()
+
+    def close(self) -> None:
+        """Finish the appends in flight and stop the writer thread (idempotent)."""
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
     def set_study_attrs(self, attrs: dict[str, Any]) -> None:
+        self.wait()
         for k, v in attrs.items():
             if self.study.user_attrs.get(k) != v:
                 self.study.set_user_attr(k, v)
         self.flush()
 
     def flush(self) -> None:
+        self.wait()
         if self.backend is not None:
             self.backend.flush()
 
 
+# the journal file's operation code for "create a trial" (Optuna's JournalOperation.CREATE_TRIAL, an on-disk
+# format every Optuna release reads; tests/test_study_mirror.py checks it and the records against Optuna's own)
+JOURNAL_CREATE_TRIAL = 4
+_STATE = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "FAIL": optuna.trial.TrialState.FAIL}
+
+
+def iso_utc(t: dt.datetime) -> str:
+    """A trial time as the journal stores it (a naive time is local, as `datetime.now()` gives it)."""
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class TrialRecords:
+    """Finished trials as JSON bodies of the journal's create-trial record (what `Study.add_trial` writes).
+
+    Stored in the parts (`_optuna`), a record is both the system of record of the trial and, prefixed by
+    `journal_lines`, its line in the run's journal."""
+
+    def __init__(self, dists: dict[str, Any]):
+        self.dist_json = {k: optuna.distributions.distribution_to_json(d) for k, d in dists.items()}
+        self._text: dict[tuple[str, ...], str] = {}  # knob names -> their distributions as JSON object text
+
+    def _distributions(self, names: tuple[str, ...]) -> str:
+        text = self._text.get(names)
+        if text is None:  # a study has few sets of active knobs: each is encoded once
+            text = self._text[names] = json.dumps({k: self.dist_json[k] for k in names}, separators=(",", ":"))
+        return text
+
+    def record(self, params: dict[str, Any], state: str, values: list[float] | None, system_attrs: dict[str, Any],
+               user_attrs: dict[str, Any], start: str, complete: str) -> str:
+        """`params` in Optuna's internal representation (a categorical's choice index, a number as float),
+        state COMPLETE or FAIL, `start`/`complete` from `iso_utc`."""
+        ok = state == "COMPLETE"
+        one = ok and values is not None and len(values) == 1
+        head = json.dumps({"datetime_start": start, "state": int(_STATE[state]), "value": values[0] if one else None,
+                           "values": values if ok and not one else None, "datetime_complete": complete},
+                          separators=(",", ":"))
+        rest = json.dumps({"params": params, "user_attrs": user_attrs, "system_attrs": system_attrs,
+                           "intermediate_values": {}}, separators=(",", ":"))
+        return f'{head[:-1]},"distributions":{self._distributions(tuple(params))},{rest[1:]}'
+
+
+def set_outcome(o: dict[str, Any], state: str, values: list[float] | None) -> None:
+    """Set state and objective values of a stored `_optuna` record (either format, see `frozen_trials`)."""
+    ok = state == "COMPLETE"
+    if "distributions" not in o:
+        o["state"], o["values"] = state, values if ok else None
+        return
+    one = ok and values is not None and len(values) == 1
+    o["state"] = int(_STATE[state])
+    o["value"], o["values"] = (values[0] if one else None), (values if ok and not one else None)
+
+
+def _is_record(blob: str) -> bool:
+    return blob.startswith('{"datetime_start"')
+
+
 def frozen_trials(rows: pl.DataFrame, dists: dict[str, Any]) -> list[optuna.trial.FrozenTrial]:
-    """Optuna trials of stored parts' rows (columns trial, datetime_start, datetime_complete, _optuna: the
-    trial's params, values, state and attributes as the runner recorded them), in trial order."""
+    """Optuna trials of stored parts' rows (columns trial, datetime_start, datetime_complete, _optuna), in trial
+    order. `_optuna` is a journal record body (`TrialRecords`) or, in parts written by the ask/tell loop and by
+    earlier versions, {params (external values), values, state (name), system_attrs, user_attrs}."""
     out = []
+    parsed: dict[str, Any] = {}
     for _, ts, tc, blob in rows.sort("trial").select("trial", "datetime_start", "datetime_complete",
                                                      "_optuna").iter_rows():
         o = json.loads(blob)
-        ok = o["state"] == "COMPLETE"
-        t = optuna.trial.create_trial(
-            state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-            values=o["values"] if ok else None, params=o["params"],
-            distributions={k: dists[k] for k in o["params"]}, user_attrs=o["user_attrs"],
-            system_attrs=o["system_attrs"])
+        if "distributions" in o:
+            ds = {}
+            for k, v in o["distributions"].items():
+                d = parsed.get(v)
+                if d is None:
+                    d = parsed[v] = optuna.distributions.json_to_distribution(v)
+                ds[k] = d
+            state = optuna.trial.TrialState(o["state"])
+            values = o["values"] if o["values"] is not None else (
+                [o["value"]] if o["value"] is not None else None)
+            params = {k: ds[k].to_external_repr(p) for k, p in o["params"].items()}
+        else:
+            state, values, params = _STATE[o["state"]], o["values"], o["params"]
+            ds = {k: dists[k] for k in params}
+        ok = state == optuna.trial.TrialState.COMPLETE
+        t = optuna.trial.create_trial(state=state, values=values if ok else None, params=params, distributions=ds,
+                                      user_attrs=o["user_attrs"], system_attrs=o["system_attrs"])
         t.datetime_start, t.datetime_complete = ts, tc  # create_trial stamps "now"
         out.append(t)
+    return out
+
+
+def journal_lines(rows: pl.DataFrame, study_id: int, worker_id: str, dists: dict[str, Any]) -> list[str]:
+    """The journal's create-trial lines of stored parts' rows, in trial order: a `TrialRecords` body gets its
+    header (no parsing); a record of the other format goes through `frozen_trials`."""
+    head = json.dumps({"op_code": JOURNAL_CREATE_TRIAL, "worker_id": worker_id, "study_id": study_id},
+                      separators=(",", ":"))[:-1] + ","
+    rows = rows.sort("trial")
+    blobs = rows["_optuna"].to_list()
+    if all(_is_record(b) for b in blobs):
+        return [head + b[1:] for b in blobs]
+    out = []
+    for t, b in zip(frozen_trials(rows, dists), blobs):
+        if not _is_record(b):
+            internal = {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()}
+            b = TrialRecords(t.distributions).record(internal, t.state.name, t.values, t.system_attrs,
+                                                     t.user_attrs, iso_utc(t.datetime_start),
+                                                     iso_utc(t.datetime_complete))
+        out.append(head + b[1:])
     return out
 
 
@@ -217,7 +369,8 @@ def mirror_main() -> None:
                 break
             rows = pl.read_parquet(parts.path(int(line)), columns=["trial", "datetime_start", "datetime_complete",
                                                                      "_optuna"])
-            mirror.add(frozen_trials(rows.filter(pl.col("trial") >= mirror.count), dists))
+            mirror.add_rows(rows.filter(pl.col("trial") >= mirror.count), dists)
+        mirror.close()
 
 
 class MirrorProcess:
