@@ -165,3 +165,41 @@ def test_a_design_evaluates_alike_in_any_batch(n):
         one = evaluate(DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech), "local", tech)
         assert one["peak_tflops_bf16"][0] == together["peak_tflops_bf16"][i] > 0
         assert one["local_llm.tpot_ms"][0] == pytest.approx(together["local_llm.tpot_ms"][i], rel=1e-9)
+
+
+class Flaky(ModelEvaluator):
+    """The model, raising on every third batch (its trials fail) and with NaN throughput on some designs."""
+
+    calls = 0
+
+    def __call__(self, columns):
+        Flaky.calls += 1
+        if Flaky.calls % 3 == 0:
+            raise RuntimeError("boom")
+        out = super().__call__(columns)
+        out["local_llm.tpot_ms"] = np.where(np.asarray(columns["chip.cores"]) % 7 == 0, np.nan,
+                                            out["local_llm.tpot_ms"])
+        return out
+
+
+def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
+    """The live run hands the sampler the batch's objective matrix as scored; a replay reads it from the part:
+    the two are equal (failed trials, non-finite metrics and expression objectives included)."""
+    from dse.runs.front import objective_matrix
+
+    seen = []
+    orig = StudyRunner._array_batch
+
+    def spy(self, *a, **k):
+        df, Y = orig(self, *a, **k)
+        seen.append((objective_matrix(df, self.objectives), Y))
+        return df, Y
+
+    monkeypatch.setattr(StudyRunner, "_array_batch", spy)
+    cfg = _study(tmp_path, objectives=[{"metric": "local_llm.tpot_ms", "direction": "minimize"},
+                                       {"metric": "chip_cost_usd / local_llm.tokens_per_s", "direction": "minimize"}])
+    Flaky.calls = 0
+    StudyRunner(load_study(cfg), tmp_path / "r", evaluator=Flaky("local")).run()
+    df = _results(tmp_path / "r")
+    assert (df["state"] == "FAIL").any() and (df["state"] == "COMPLETE").any()
+    assert len(seen) == 8 and all(np.array_equal(a, b) for a, b in seen)

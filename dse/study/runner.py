@@ -292,13 +292,13 @@ class StudyRunner:
                 X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
                 keys = design_keys(X)
                 results = self._evaluate_cached(cols, keys)
-                df = self._array_batch(done, X, cols, results, self._repeats(keys), t_start, dt.datetime.now(), b)
+                df, values = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
+                                               dt.datetime.now(), b)
                 parts.write(b, df)  # system of record first
                 if background is not None:
                     background.sync(b)
                 else:
                     mirror.add_rows(df, dists)
-                values = objective_matrix(df, self.objectives)
                 ga.observe(X, *self._fitness(df, values))
             else:
                 seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
@@ -576,8 +576,9 @@ class StudyRunner:
                                                     if cmat[i, j] > 0)
         return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
 
-    def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any]) -> pl.DataFrame:
-        """One Parquet part: bookkeeping columns, knobs, metrics, violation, feasible, reason."""
+    def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
+              extra: dict[str, Any] | None = None) -> pl.DataFrame:
+        """One Parquet part: bookkeeping columns, knobs, metrics, violation, feasible, reason (then `extra`)."""
         data = dict(base)
         for k, v in cols.items():
             data[k] = _object_series(k, v) if v.dtype == object else v
@@ -591,6 +592,7 @@ class StudyRunner:
         data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
         data["feasible"] = sc["feasible"]
         data["reason"] = [str(r) for r in sc["reason"]]
+        data.update(extra or {})
         return pl.DataFrame(data, strict=False)
 
     def key_metric_names(self) -> list[str]:
@@ -648,10 +650,11 @@ class StudyRunner:
         return df, values, states, cvecs, keyattrs
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
-                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> pl.DataFrame:
-        """A generation of the array sampler as a Parquet part; its `_optuna` column holds each trial's params,
-        values, constraints and attributes as the ask/tell loop records them (the Optuna mirror is made
-        from it: `frozen_trials`)."""
+                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> tuple[pl.DataFrame, np.ndarray]:
+        """A generation of the array sampler as a Parquet part, and its objective matrix (the values the part
+        stores: `objective_matrix` of the part gives the same). Its `_optuna` column holds each trial's journal
+        record (params, values, constraints and attributes as the ask/tell loop records them; the Optuna
+        mirror is made from it: `journal_lines`)."""
         n = len(repeat)
         sc = self.score(cols, results, n)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
@@ -680,10 +683,9 @@ class StudyRunner:
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        df = self.frame(base, cols, sc).with_columns(
-            pl.Series("repeat", repeat), pl.Series("_optuna", blobs, dtype=pl.String),
-            pl.Series("_study_attrs", [None] * n, dtype=pl.String))
-        return df
+        df = self.frame(base, cols, sc, {"repeat": repeat, "_optuna": pl.Series("_optuna", blobs, dtype=pl.String),
+                                         "_study_attrs": pl.Series("_study_attrs", [None] * n, dtype=pl.String)})
+        return df, Y
 
     def _fitness(self, df: pl.DataFrame, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees

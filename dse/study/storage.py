@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import optuna
 import polars as pl
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileOpenLock, JournalStorage
@@ -254,12 +255,11 @@ class TrialRecords:
         state COMPLETE or FAIL, `start`/`complete` from `iso_utc`."""
         ok = state == "COMPLETE"
         one = ok and values is not None and len(values) == 1
-        head = json.dumps({"datetime_start": start, "state": int(_STATE[state]), "value": values[0] if one else None,
-                           "values": values if ok and not one else None, "datetime_complete": complete},
-                          separators=(",", ":"))
-        rest = json.dumps({"params": params, "user_attrs": user_attrs, "system_attrs": system_attrs,
+        text = json.dumps({"datetime_start": start, "state": int(_STATE[state]), "value": values[0] if one else None,
+                           "values": values if ok and not one else None, "datetime_complete": complete,
+                           "params": params, "user_attrs": user_attrs, "system_attrs": system_attrs,
                            "intermediate_values": {}}, separators=(",", ":"))
-        return f'{head[:-1]},"distributions":{self._distributions(tuple(params))},{rest[1:]}'
+        return f'{text[:-1]},"distributions":{self._distributions(tuple(params))}}}'
 
 
 def set_outcome(o: dict[str, Any], state: str, values: list[float] | None) -> None:
@@ -313,7 +313,9 @@ def journal_lines(rows: pl.DataFrame, study_id: int, worker_id: str, dists: dict
     header (no parsing); a record of the other format goes through `frozen_trials`."""
     head = json.dumps({"op_code": JOURNAL_CREATE_TRIAL, "worker_id": worker_id, "study_id": study_id},
                       separators=(",", ":"))[:-1] + ","
-    rows = rows.sort("trial")
+    trial = rows["trial"].to_numpy()
+    if (np.diff(trial) < 0).any():
+        rows = rows.sort("trial")
     blobs = rows["_optuna"].to_list()
     if all(_is_record(b) for b in blobs):
         return [head + b[1:] for b in blobs]
