@@ -16,7 +16,9 @@ import numpy as np
 
 from dse.evaluate import evaluate, metric_names
 from dse.evaluate.deployment import DEPLOYMENT_BY_NAME
+from dse.evaluate.table import reference_throughputs
 from dse.model.arrays import DesignArrays
+from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology, load_technology
 from dse.study.knobs import POOL_PREFIX, registry_name
 from dse.uncertainty.montecarlo import monte_carlo_columns
@@ -37,6 +39,7 @@ class ModelEvaluator:
         self.robust = list(robust or []) if uncertainty else []
         self._mix = None
         self._tech = None
+        self._reference: dict[str, float] | None = None
 
     @classmethod
     def for_study(cls, study: Any) -> "ModelEvaluator":
@@ -46,7 +49,7 @@ class ModelEvaluator:
                    uncertainty=s.uncertainty.model_dump() if s.uncertainty else None, robust=s.robust_names())
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_mix": None, "_tech": None}
+        return {**self.__dict__, "_mix": None, "_tech": None, "_reference": None}
 
     def mix(self) -> Any:
         if self._mix is None:
@@ -64,6 +67,13 @@ class ModelEvaluator:
             self._tech = load_technology(Path(self.technology)) if self.technology else default_technology()
         return self._tech
 
+    def reference(self) -> dict[str, float]:
+        """The mix's reference throughputs (what `evaluate` derives on every call: its cache key alone,
+        the mix, calibration and technology dumped to JSON, costs ~1 ms), once per process."""
+        if self._reference is None:
+            self._reference = reference_throughputs(self.mix(), load_calibration(None), self.tech())
+        return self._reference
+
     def metric_names(self) -> list[str]:
 
         return list(metric_names(self.mix())) + self.robust
@@ -74,8 +84,8 @@ class ModelEvaluator:
         if not self.robust:
             arr = DesignArrays.from_columns(columns, self.tech())
             deployment = {k: v for k, v in columns.items() if k in DEPLOYMENT_BY_NAME}
-            return normalize(evaluate(arr, self.mix(), self.tech(), prefill=prefill_arrays(columns, self.tech()),
-                                      deployment=deployment), n)
+            return normalize(evaluate(arr, self.mix(), self.tech(), reference=self.reference(),
+                                      prefill=prefill_arrays(columns, self.tech()), deployment=deployment), n)
         u = self.uncertainty
         mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
                                  model_error=u["model_error"])
