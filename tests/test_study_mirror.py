@@ -93,3 +93,26 @@ def test_journal_lines_are_what_optuna_writes(tmp_path, monkeypatch, sampler):
     again = optuna.load_study(study_name="t", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "again.log")))).get_trials(deepcopy=False)
     assert [_full_key(t) for t in again] == [_full_key(t) for t in theirs]
+
+
+@pytest.mark.parametrize("n_obj", [1, 2])
+def test_a_stored_record_re_run_reads_back_with_its_new_outcome(n_obj):
+    """`set_outcome` (a transient failure re-run) on a journal record: Optuna reads the new state and values,
+    single- and multi-objective (`value` vs `values` in the journal)."""
+    import datetime as dt
+    import json
+
+    from dse.study.storage import TrialRecords, frozen_trials, iso_utc, set_outcome
+
+    dists = {"x": optuna.distributions.FloatDistribution(0, 1), "c": optuna.distributions.CategoricalDistribution(
+        ["a", "b"])}
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
+    blob = TrialRecords(dists).record({"x": 0.25, "c": 1}, "FAIL", None, {"g": 0}, {"reason": "transient: x"},
+                                      iso_utc(now), iso_utc(now))
+    o = json.loads(blob)
+    set_outcome(o, "COMPLETE", [1.5, 2.5][:n_obj])
+    rows = pl.DataFrame({"trial": [0], "datetime_start": [now], "datetime_complete": [now],
+                         "_optuna": [json.dumps(o, separators=(",", ":"))]})
+    (t,) = frozen_trials(rows, dists)
+    assert t.state == optuna.trial.TrialState.COMPLETE and t.values == [1.5, 2.5][:n_obj]
+    assert t.params == {"x": 0.25, "c": "b"} and t.datetime_start == now

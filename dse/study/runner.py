@@ -269,13 +269,14 @@ class StudyRunner:
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
-        finally:
-            try:
+        except BaseException:
+            with contextlib.suppress(Exception):  # the loop's own error is the one to report
                 mirror.close()
-            finally:
-                if background is not None:
-                    background.close()
-                writer_lock.close()
+            raise
+        finally:
+            if background is not None:
+                background.close()
+            writer_lock.close()
 
     def _loop(self, ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
               resumed_from, dists, t0):

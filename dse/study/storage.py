@@ -1,8 +1,10 @@
 """The Optuna mirror of a run (the run folder itself is written by `dse.runs`).
 
 * `OptunaMirror` copies completed trials to an Optuna storage (default `journal.log` in the run folder,
-  or any storage URL) once per batch; for the journal file all of a batch's records go out in one
-  append + fsync (`GroupCommitBackend`) instead of one fsync per record.
+  or any storage URL) once per batch. Each trial is stored in the parts as the journal's create-trial
+  record (`TrialRecords`, what `Study.add_trial` writes), so the journal file gets a batch as lines
+  (`journal_lines`) in one append + fsync, by a writer thread, with no per-trial Optuna bookkeeping;
+  another storage gets the trials through `Study.add_trials`.
 """
 
 from __future__ import annotations
