@@ -3,7 +3,7 @@ largest gain such a small step buys (and which knob, design and threshold bought
 
     python benchmarks/cliff_hunter.py [--space search_spaces/full.yaml] [--designs 2000] [--step 0.02]
                                       [--mix balanced | --mix none] [--metrics '*'] [--top 40]
-                                      [--fail-above 5]
+                                      [--near 0.3] [--fail-above 5]
 
 Designs are drawn at random from the space (its own distributions and `when` conditions). Every knob of
 the space whose design knob is a number is stepped (ranges and numeric choices such as array rows or
@@ -15,14 +15,29 @@ time, power down; throughput up): after/before − 1 for a "max" metric, before/
 before and after the step are compared. The context column names what changed with the step (die count,
 spares, the scenario's plan), i.e. the threshold that was crossed.
 
+Designs are drawn at random from the space and, for a share of them (`--near`), moved next to the
+chiplet split: their logic area is set within ±4 % of 1, 2 or 3 reticles by adjusting cores or SRAM (the
+die count the automatic split picks changes there, so a step on those rows crosses it).
+
 Documented physical thresholds (`exempt` below; tests/test_cliffs.py states why each is physical): the
-chip's die count changed or its spares fell (SPLIT), the scenario's plan changed (PLAN: a model, a KV
-cache or an SLO now fits), and a knob that reshapes the MAC arrays may remove a partial wave of GEMM
-tiles (WAVES: up to +100 % on performance metrics), and a step of SRAM on a scenario that streams part of
-its weights moves that many bytes off the memory stream (RESIDENCY: time is linear in SRAM there, so its
-elasticity S/(W−S) grows without bound as the model nears a full fit; such a gain counts as explained
-when it is a slope, i.e. half the step buys at most RESIDENCY_SLOPE of the gain). A second table lists the largest gain NOT explained
-by them; with `--fail-above E` the exit code is 1 when such an unexplained elasticity exceeds E (a cliff).
+scenario's plan changed (PLAN: a model, a KV cache or an SLO now fits), a knob that reshapes the MAC
+arrays may remove a partial wave of GEMM tiles (WAVES: up to +100 % on performance metrics), and a step
+of SRAM on a scenario that streams part of its weights or of its KV cache moves that many bytes off the
+memory stream (RESIDENCY: time is linear in SRAM there, so its elasticity S/(W−S) grows without bound as
+the model nears a full fit; such a gain counts as explained when it is a slope, i.e. half the step buys at
+most RESIDENCY_SLOPE of the gain). A change of the chip's die count (SPLIT) explains a jump only in the
+geometry of the split (`SPLIT_GEOMETRY`: one die's area, its cost, the heat flux over it, and the
+silicon and package area, which a split priced for cost need not minimise: fewer, larger dies may need
+less filler and fewer die-to-die PHYs): every other metric, performance, power and chip cost included,
+must be continuous across the split. A second table lists the largest gain
+NOT explained by them; with `--fail-above E` the exit code is 1 when such an unexplained elasticity exceeds
+E (a cliff).
+
+Monotonicity (`monotone` below): a step up of a knob in `GROWING` (more silicon, memory, links or I/O
+dies) must never lower chip or system cost, TDP or peak power, nor (at unchanged dies and spares) the
+cost of a good die. Power has one documented threshold: where the bigger chip's cheapest split has fewer
+dies, its TDP may fall by at most what the dropped die-to-die PHYs drew (`d2d_phy_w`). A violation is
+reported and fails `--fail-above` as a cliff does.
 tests/test_cliffs.py runs a reduced version with the same rules.
 """
 
@@ -44,6 +59,7 @@ from dse.model.area import chip_area  # noqa: E402
 from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.model.cost import chip_cost  # noqa: E402
 from dse.model.knobs import BY_NAME  # noqa: E402
+from dse.model.power import chip_power  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.study.space import load_space  # noqa: E402
 
@@ -59,6 +75,21 @@ WAVE_GAIN = 1.0  # WAVES: one partial wave of tiles removed buys at most 2x
 DESIGN_LEVEL = ("die_area_mm2", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w", "power_density_w_per_mm2",
                 "peak_tflops_bf16", "mem_bw_tbps", "mem_gb", "sram_mb")
 RESIDENCY_KNOB = "chip.sram_mb"
+# the split's geometry: a change of the die count (SPLIT) moves it by design (two dies are each half the
+# area; the cheapest split may have less filler and fewer PHYs than the one before)
+SPLIT_GEOMETRY = ("die_area_mm2", "power_density_w_per_mm2", "cost_per_good_die_usd", "total_area_mm2", "package_mm2")
+# more of these never lowers cost or power (issue 11: more area, MACs, SRAM, stacks, links or I/O dies)
+GROWING = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks", "chip.links",
+           "chip.io_dies")
+NEVER_LOWER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")  # power_w is the workload's: a faster chip may draw less
+NEVER_LOWER_SAME_SPLIT = ("cost_per_good_die_usd",)  # one die's cost at the same dies and spares (a split or a
+# spare core more may make each good die cheaper: the chip still costs more)
+POWER = ("tdp_w", "peak_power_w")  # may fall across a split by at most the die-to-die PHYs' power (d2d_phy_w)
+NEAR_KNOBS = ("chip.cores", "chip.sram_mb")  # knobs moved to put a design's logic next to k reticles
+NEAR_MULTIPLES = (1, 2, 3)
+NEAR_BAND = 0.04
+NEAR_SPAN = 1.3   # the die-count change looked for within ×/÷ 1.3 of the reticle-multiple point
+NEAR_BISECT = 10  # bisection steps: (1.3²)^(1/1024) ≈ 0.05 % of the knob
 RESIDENCY_SLOPE = 0.6  # a slope: half the step buys ~half the gain (a cliff buys the whole gain at any step)
 COST_BETTER = {"die_area_mm2": "min", "total_area_mm2": "min", "package_mm2": "min", "num_dies": "none",
                "spare_cores": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
@@ -85,6 +116,75 @@ class _RandomTrial:
         return v if step is None else low + round((v - low) / step) * step
 
 
+def _logic_mm2(arr: DesignArrays) -> np.ndarray:
+    """Logic area of each design's chip (what the automatic split divides into reticle-sized dies)."""
+    a = chip_area(arr)
+    phys = np.where(arr.has_io_die, 0.0, a.mem_phy_mm2 + a.link_phy_mm2)
+    return a.mac_mm2 + a.vector_mm2 + a.sram_mm2 + phys + a.uncore_mm2
+
+
+def near_split(columns: dict[str, np.ndarray], space, share: float, seed: int, tech=None,
+               knobs: tuple[str, ...] = NEAR_KNOBS) -> dict[str, np.ndarray]:
+    """`columns` with a `share` of the rows moved next to the chiplet split: chiplets allowed, a package
+    that splits (not wafer-scale), and cores or SRAM set so that the logic area is within ±NEAR_BAND of
+    1, 2 or 3 reticles (logic is affine in either knob: solved from two evaluations, then clipped to the
+    space's bounds), then just below the nearest change of the die count (`_just_below_resplit`). `knobs`:
+    the knobs moved (one per row, at random)."""
+    tech = tech or default_technology()
+    rng = np.random.default_rng(seed + 1)
+    cols = {k: np.array(v, copy=True) for k, v in columns.items()}
+    n = len(next(iter(cols.values())))
+    rows = np.flatnonzero(rng.random(n) < share)
+    if not rows.size:
+        return cols
+    if "chip.allow_chiplets" in cols:
+        cols["chip.allow_chiplets"][rows] = True
+    if "chip.packaging" in cols:
+        pkg = cols["chip.packaging"]
+        pkg[rows] = np.where(pkg[rows] == "wafer_scale", "cowos_l", pkg[rows])
+    which = rng.integers(len(knobs), size=rows.size)
+    target_k = rng.choice(NEAR_MULTIPLES, size=rows.size)
+    band = rng.uniform(-NEAR_BAND, NEAR_BAND, size=rows.size)
+    for j, knob in enumerate(knobs):
+        if knob not in cols or knob not in space.knobs:
+            continue
+        r = rows[which == j]
+        if not r.size:
+            continue
+        sub = {k: v[r] for k, v in cols.items()}
+        v0 = np.asarray(sub[knob], float)
+        v1 = v0 * 2.0 + 1.0
+        arr0 = DesignArrays.from_columns(sub, tech)
+        l0 = _logic_mm2(arr0)
+        l1 = _logic_mm2(DesignArrays.from_columns({**sub, knob: v1}, tech))
+        target = target_k[which == j] * arr0.reticle_mm2 * (1.0 + band[which == j])
+        slope = (l1 - l0) / (v1 - v0)
+        v = v0 + (target - l0) / np.where(slope > 0, slope, np.inf)
+        d = space.knobs[knob].dist
+        v = _just_below_resplit({**sub, knob: np.clip(v, d.low, d.high)}, knob, d.low, d.high, rng, tech)
+        cols[knob][r] = np.round(v) if BY_NAME[knob].type is int else v
+    return cols
+
+
+def _just_below_resplit(sub: dict, knob: str, low: float, high: float, rng, tech) -> np.ndarray:
+    """Per row, `knob` moved to 0–1.5 % below a value where the chip's die count changes, if one lies within
+    ×/÷ NEAR_SPAN of it (bisection in log space: the automatic split is priced, so it may change anywhere,
+    not only at a multiple of the reticle); other rows keep their value."""
+    v = np.asarray(sub[knob], float)
+    lo, hi = np.clip(v / NEAR_SPAN, low, high), np.clip(v * NEAR_SPAN, low, high)
+
+    def dies(x):
+        return chip_area(DesignArrays.from_columns({**sub, knob: x}, tech)).num_dies
+    n_lo = dies(lo)
+    moves = dies(hi) != n_lo
+    for _ in range(NEAR_BISECT):
+        mid = np.sqrt(lo * hi)
+        same = dies(mid) == n_lo
+        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    below = np.clip(lo * (1.0 - rng.uniform(0.0, 0.015, size=len(v))), low, high)
+    return np.where(moves, below, v)
+
+
 def numeric_knobs(space) -> list[str]:
     """The knobs of `space` whose design knob (dse.model.knobs) is a number, ranges and numeric choices."""
     return [name for name in space.knobs if name in BY_NAME and BY_NAME[name].numeric]
@@ -108,15 +208,25 @@ def cost_metrics(arr: DesignArrays) -> dict[str, np.ndarray]:
 
 
 def mix_metrics(mix: str):
-    """Every numeric column of `evaluate(arr, mix)` (the full model), plus the chip's spare cores."""
+    """Every numeric column of `evaluate(arr, mix)` (the full model), plus the chip's spare cores and the
+    cost of one good die."""
 
     def provider(arr: DesignArrays) -> dict[str, np.ndarray]:
         out = evaluate(arr, mix, arr.tech)
         cols = {k: np.asarray(v) for k, v in out.items()}
         keep = {k: v for k, v in cols.items() if k == "feasible" or v.dtype.kind in "fiu" or k.endswith(".weights")}
-        keep["spare_cores"] = chip_area(arr).spare_cores
+        area = chip_area(arr)
+        keep["spare_cores"] = area.spare_cores
+        keep["cost_per_good_die_usd"] = chip_cost(arr, area).die_usd_each
+        keep["d2d_phy_w"] = d2d_phy_w(arr, area)
         return keep
     return provider
+
+
+def d2d_phy_w(arr: DesignArrays, area) -> np.ndarray:
+    """Peak power per chip of its die-to-die PHYs: the bits they move and the leakage of their area (what a
+    split into fewer dies no longer draws)."""
+    return chip_power(arr, area).d2d_w + arr.static_w_per_mm2 * area.d2d_mm2
 
 
 def better_of(metric: str, mix: str | None) -> str:
@@ -153,10 +263,11 @@ def gain(before: np.ndarray, after: np.ndarray, better: str) -> np.ndarray:
 
 
 def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix: str | None = None,
-         tech=None, limit: float = 5.0) -> list[dict]:
+         tech=None, limit: float = 5.0, violations: list | None = None) -> list[dict]:
     """One record per (knob, metric): the row with the largest gain (elasticity) under a +rel step, and
     (`u_*` fields) the row with the largest gain over what `allowed_gain(limit)` allows among the rows
-    that crossed no documented threshold (`u_excess` > 1: a cliff)."""
+    that crossed no documented threshold (`u_excess` > 1: a cliff). Monotonicity violations (`monotone`)
+    are appended to `violations` when given."""
     tech = tech or default_technology()
     base = provider(DesignArrays.from_columns(columns, tech))
     metrics = [m for m in base if m != "feasible" and base[m].dtype.kind in "fiu"
@@ -168,6 +279,9 @@ def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix
         live = active_rows(space, knob, columns[knob]) & (step > 0)
         new = np.where(live, new, np.asarray(columns[knob], float))
         stepped = provider(DesignArrays.from_columns({**columns, knob: new}, tech))
+        if violations is not None:
+            violations.extend(dict(v, design={k: _plain(c[v["row"]]) for k, c in columns.items()})
+                              for v in monotone(base, stepped, knob, live))
         both = np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool) & live
         for m in metrics:
             b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
@@ -196,14 +310,20 @@ def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix
     return sorted(out, key=lambda r: -r["elasticity"])
 
 
+def resplit(base: dict, stepped: dict) -> np.ndarray:
+    """Rows whose die count changed with the step."""
+    if "num_dies" in base and "num_dies" in stepped:
+        return np.asarray(base["num_dies"]) != np.asarray(stepped["num_dies"])
+    return np.zeros(len(base["feasible"]), bool)
+
+
 def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
-    """Rows where the step crossed a documented threshold for `metric` (SPLIT or PLAN, module docstring)."""
+    """Rows where the step crossed a documented threshold for `metric` (PLAN, or SPLIT for the split's
+    geometry; module docstring)."""
     n = len(base["feasible"])
     crossed = np.zeros(n, bool)
-    if "num_dies" in base and "num_dies" in stepped:
-        crossed |= np.asarray(base["num_dies"]) != np.asarray(stepped["num_dies"])
-    if "spare_cores" in base and "spare_cores" in stepped:
-        crossed |= np.asarray(stepped["spare_cores"]) < np.asarray(base["spare_cores"])
+    if metric in SPLIT_GEOMETRY:
+        crossed |= resplit(base, stepped)
     scenario = metric.rpartition(".")[0]
     scenarios = [scenario] if scenario and scenario != "mix" else sorted(
         {c.rpartition(".")[0] for c in base if c.endswith(".tp")})
@@ -215,30 +335,16 @@ def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
     return crossed
 
 
-def streams_weights(base: dict, metric: str) -> np.ndarray:
-    """Rows whose scenario (of `metric`; any scenario for a mix-level metric) streams part of its weights."""
-    scenario = metric.rpartition(".")[0]
-    cols = [f"{scenario}.weights"] if scenario and scenario != "mix" else [c for c in base if c.endswith(".weights")]
-    n = len(base["feasible"])
-    out = np.zeros(n, bool)
-    for c in cols:
-        if c in base:
-            out |= np.asarray(base[c]) == "weights-streamed"
-    return out
-
-
 def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: np.ndarray, base: dict,
                     metric: str, better: str, gained: np.ndarray, tech) -> np.ndarray:
-    """RESIDENCY: of `rows` (indices whose gain `gained` was too large), those where the knob is SRAM, the
-    scenario streams part of its weights and half the step buys at most RESIDENCY_SLOPE of the gain (a
-    continuous slope of partial residency, not a step). Evaluates the half step on those rows only."""
+    """RESIDENCY: of `rows` (indices whose gain `gained` was too large), those where the knob is SRAM and
+    half the step buys at most RESIDENCY_SLOPE of the gain (a continuous slope of partial residency of the
+    weights or the KV cache, not a step). Evaluates the half step on those rows only."""
     ok = np.zeros(len(rows), bool)
     if knob != RESIDENCY_KNOB or not len(rows):
         return ok
-    cand = streams_weights(base, metric)[rows]
-    if not cand.any():
-        return ok
-    idx = rows[cand]
+    cand = np.ones(len(rows), bool)
+    idx = rows
     sub = {k: np.asarray(v)[idx] if np.ndim(v) else v for k, v in columns.items()}
     old = np.asarray(sub[knob], float)
     sub[knob] = old + (np.asarray(new, float)[idx] - old) / 2.0
@@ -247,6 +353,38 @@ def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: n
     feasible = np.asarray(half["feasible"], bool)
     ok[np.flatnonzero(cand)] = feasible & (g_half <= RESIDENCY_SLOPE * gained[idx])
     return ok
+
+
+def monotone(base: dict, stepped: dict, knob: str, live: np.ndarray) -> list[dict]:
+    """Violations of the monotonicity rules for a step up of `knob` (module docstring): per metric the
+    rows (feasible before and after) where it fell, with the largest relative drop."""
+    if knob not in GROWING:
+        return []
+    rows = live & np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool)
+    out = []
+    split = resplit(base, stepped)
+    same = ~split
+    if "spare_cores" in base and "spare_cores" in stepped:
+        same_geometry = same & (np.asarray(base["spare_cores"]) == np.asarray(stepped["spare_cores"]))
+    else:
+        same_geometry = same
+    for m in NEVER_LOWER + NEVER_LOWER_SAME_SPLIT:
+        if m not in base or m not in stepped:
+            continue
+        b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
+        ok = rows & (same_geometry if m in NEVER_LOWER_SAME_SPLIT else True) & (b > 0)
+        drop = np.where(ok, 1.0 - s / np.where(b > 0, b, 1.0), 0.0)
+        allowed = np.zeros(len(b))
+        if m in POWER and "d2d_phy_w" in base and "tdp_w" in base:
+            # SPLIT: a split into fewer dies drops their die-to-die PHYs (fewer crossings, less PHY leakage)
+            tdp = np.asarray(base["tdp_w"], float)
+            allowed = np.where(split, np.asarray(base["d2d_phy_w"], float) / np.where(tdp > 0, tdp, 1.0), 0.0)
+        bad = np.flatnonzero(drop > allowed + 1e-9)
+        if bad.size:
+            i = int(bad[np.argmax(drop[bad])])
+            out.append({"knob": knob, "metric": m, "rows": int(bad.size), "drop": float(drop[i]), "row": i,
+                        "before": float(b[i]), "after": float(s[i])})
+    return out
 
 
 def allowed_gain(knob: str, metric: str, step: np.ndarray, elasticity: float) -> np.ndarray:
@@ -294,18 +432,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mix", default="balanced", help="evaluate this mix (every numeric column); 'none': area/cost")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--near", type=float, default=0.3,
+                    help="share of the designs moved next to the chiplet split (logic ≈ 1–3 reticles)")
     ap.add_argument("--fail-above", type=float, default=None,
                     help="exit 1 if a gain not explained by a documented threshold has an elasticity above this")
     args = ap.parse_args(argv)
 
     space = load_space(args.space)
     columns, numeric = sample(space, args.designs, args.seed)
+    columns = near_split(columns, space, args.near, args.seed)
     mix = None if args.mix == "none" else args.mix
     provider = mix_metrics(mix) if mix else cost_metrics
     limit = args.fail_above if args.fail_above is not None else 5.0
-    records = hunt(columns, numeric, space, provider, args.step, args.metrics.split(","), mix, limit=limit)
-    print(f"{args.designs} designs of {space.name}{f' on mix {mix}' if mix else ''}, +{args.step:.0%} steps of "
-          f"{', '.join(numeric)}")
+    violations: list[dict] = []
+    records = hunt(columns, numeric, space, provider, args.step, args.metrics.split(","), mix, limit=limit,
+                   violations=violations)
+    print(f"{args.designs} designs of {space.name}{f' on mix {mix}' if mix else ''} ({args.near:.0%} next to the "
+          f"chiplet split), +{args.step:.0%} steps of {', '.join(numeric)}")
     print("\nlargest gain per metric (gain in the metric's better direction; elasticity = gain / step):")
     best = per_metric(records)
     _table(best[:args.top])
@@ -324,7 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(cliffs)} unexplained cliff(s)" + (f"; worst: {cliffs[0]['knob']} → {cliffs[0]['metric']} "
                                                     f"{cliffs[0]['u_gain']:+.1%}; design: {cliffs[0]['u_design']}"
                                                     if cliffs else ""))
-    if args.fail_above is not None and cliffs:
+    print(f"\nmonotonicity (a step up of {', '.join(GROWING)} never lowers {', '.join(NEVER_LOWER)}; "
+          f"{', '.join(NEVER_LOWER_SAME_SPLIT)} at the same die count): {len(violations)} violation(s)")
+    for v in sorted(violations, key=lambda v: -v["drop"])[:args.top]:
+        print(f"  {v['knob']:20s} → {v['metric']:24s} lower on {v['rows']:4d} rows, worst −{v['drop']:.2%} "
+              f"({v['before']:.6g} → {v['after']:.6g}); design: {v['design']}")
+    if args.fail_above is not None and (cliffs or violations):
         return 1
     return 0
 

@@ -203,3 +203,32 @@ def test_power_density_over_the_cooling_limit_is_infeasible_with_a_reason():
     assert "power density" in cols["reason"] and "W/mm²" in cols["reason"]
     assert cols["power_density_w_per_mm2"] > default_technology().thermal.max_power_density_w_per_mm2
     assert cols["vision_cnn.throughput"] == 0.0
+
+
+def _split_variant(dies: int, io_node: str, sram_mb: float, kind: str) -> Design:
+    d = load_catalog_design("H100-SXM").model_copy(deep=True)
+    d.chip.dies, d.chip.allow_chiplets, d.chip.io_die_node = dies, True, io_node
+    d.chip.sram_mb, d.chip.sram_kind = sram_mb, kind
+    return d
+
+
+@pytest.mark.parametrize("io_node", ["none", "n7"])
+@pytest.mark.parametrize("kind", ["cache", "scratchpad"])
+def test_a_split_costs_area_not_speed_even_for_a_cache_slower_than_memory(io_node, kind):
+    """A split's die-to-die PHYs are sized for the traffic that crosses them, and SRAM passes every
+    streamed byte (its ports at least the memory's rate: dse.model.perf.sram_rate), so a 2 MB cache or
+    scratchpad behind 3.35 TB/s of HBM gets PHYs for the memory stream too. Splitting the H100 into two
+    dies makes no scenario slower (it costs PHY area and crossing energy); before, with I/O dies, the
+    PHYs were sized for the 2 MB cache alone and the split was up to ~6x slower at batch-1 decode."""
+    from dse.evaluate import evaluate
+
+    arr = DesignArrays.from_designs([_split_variant(n, io_node, 2.0, kind) for n in (1, 2)], TECH)
+    a = chip_area(arr)
+    assert a.num_dies.tolist() == [1, 2] and a.feasible.all()
+    out = evaluate(arr, "balanced", TECH)
+    times = [k for k in out if k.endswith((".tpot_ms", ".ttft_ms", ".latency_ms"))]
+    assert times
+    slower = {k: (float(out[k][0]), float(out[k][1])) for k in times if out[k][1] > out[k][0] * 1.01}
+    assert not slower, slower
+    assert a.d2d_tbps[1] >= 0.1 * 3.35  # at least the crossing share of the memory stream
+    assert a.d2d_mm2[1] > a.d2d_mm2[0]  # the split pays in PHY area

@@ -325,10 +325,12 @@ def _with_io(name: str, node: str, io_dies: int = 1):
     return d
 
 
-def test_io_die_hand_computed_h100_with_an_n7_io_die():
-    """H100 with its 5 HBM3 and 18 NVLink4 PHYs on one n7 I/O die: the I/O die holds the PHYs, the PHY of
-    its link to the compute die (every memory byte and both link directions) and the n7 uncore share, padded
-    to the perimeter its HBM sites and die-to-die PHY need; its known-good cost is priced at n7."""
+def test_io_die_hand_computed_h100_with_n7_io_dies():
+    """H100 with its 5 HBM3 and 18 NVLink4 PHYs on n7 I/O dies: the I/O dies hold the PHYs, the PHY of their
+    link to the compute die (every memory byte and both link directions) and the n7 uncore share, each padded
+    to its share of the perimeter the HBM sites and die-to-die PHY need; known-good cost priced at n7. The
+    count is the cheapest from chip.io_dies up: one I/O die would be padded to ~4x its PHY area (the filler
+    grows as the square of the edge), so the chip takes several."""
     base = design_area(load_catalog_design("H100-SXM"))
     d = _with_io("H100-SXM", "n7")
     a, c = design_area(d), design_cost(d)
@@ -338,19 +340,30 @@ def test_io_die_hand_computed_h100_with_an_n7_io_die():
     critical = (phys + io_tbps * 0.792) * 1.165   # + UCIe-advanced PHY (CoWoS-S), n7 uncore 0.165
     edge = 5 * 11.87 + io_tbps / 1.3              # HBM sites + die-to-die edge (1.3 TB/s per mm)
     k = np.sqrt(2.0) + 1.0 / np.sqrt(2.0)         # a 2:1 die (max_aspect) of that perimeter / 0.65
-    pad = (edge / 0.65 / (2.0 * k)) ** 2
-    assert np.sqrt(2.0 * pad) < 33.0              # its long side is within the reticle's
-    assert a["num_io_dies"] == 1
-    assert a["io_critical_mm2"] == pytest.approx(critical, rel=1e-9)
-    assert a["io_die_mm2"] == pytest.approx(max(critical, pad), rel=1e-9)
-    y = (1 + critical / 100 * 0.09 / 3) ** -3     # n7 D0 0.09/cm², α 3, critical area only (filler is blank)
-    dpw = np.pi * 150 ** 2 / pad - np.pi * 300 / np.sqrt(2 * pad)
-    assert c["io_die_usd"] == pytest.approx(9346 / (dpw * y) * 1.01, rel=1e-9)
+
+    def pad(m):
+        return (edge / m / 0.65 / (2.0 * k)) ** 2
+    assert np.sqrt(2.0 * pad(1)) < 33.0           # its long side is within the reticle's
+    assert pad(1) > 3.5 * critical                 # one I/O die is mostly filler
+    m = a["num_io_dies"]
+    assert 1 < m <= 16
+    assert a["io_critical_mm2"] == pytest.approx(critical / m, rel=1e-9)
+    assert a["io_die_mm2"] == pytest.approx(max(critical / m, pad(m)), rel=1e-9)
+    die = a["io_die_mm2"]
+    y = (1 + critical / m / 100 * 0.09 / 3) ** -3  # n7 D0 0.09/cm², α 3, critical area only (filler is blank)
+    dpw = np.pi * 150 ** 2 / die - np.pi * 300 / np.sqrt(2 * die)
+    assert c["io_die_usd"] == pytest.approx(m * 9346 / (dpw * y) * 1.01, rel=1e-9)
+    # chip.io_dies is the fewest: any floor up to the chosen count gives the same chip, a higher floor
+    # never a cheaper one
+    usd = [design_cost(_with_io("H100-SXM", "n7", j))["chip_usd"] for j in range(1, m + 3)]
+    assert usd[:m] == pytest.approx([c["chip_usd"]] * m, rel=1e-12)
+    assert all(later >= earlier * (1 - 1e-12) for earlier, later in zip(usd, usd[1:]))
+    assert usd[m] > c["chip_usd"]
     # the compute die loses the PHYs and their uncore share and gains its side of the die-to-die link
     assert base["spare_cores"] == a["spare_cores"] == 12  # fixed by the catalog (chip.spare_cores)
     assert a["die_mm2"] == pytest.approx(base["die_mm2"] - phys * 1.165 + io_tbps * 0.792, rel=1e-9)
-    assert a["total_mm2"] == pytest.approx(a["die_mm2"] + a["io_die_mm2"], rel=1e-9)
-    # its shoreline is the die-to-die PHY alone: the HBM sites are on the I/O die
+    assert a["total_mm2"] == pytest.approx(a["die_mm2"] + m * a["io_die_mm2"], rel=1e-9)
+    # its shoreline is the die-to-die PHY alone: the HBM sites are on the I/O dies
     assert a["shoreline_mm"] == pytest.approx(io_tbps / 1.3, rel=1e-9)
 
 
@@ -370,18 +383,20 @@ def test_io_die_costs_its_die_bond_and_crossing_energy():
     assert p1["d2d_w"] == pytest.approx((3.35 + 0.9) * 8 * 0.3, rel=1e-9)
 
 
-def test_io_die_too_big_for_the_reticle_asks_for_more_io_dies():
+def test_io_dies_too_big_for_the_reticle_take_more_dies():
+    """An I/O die past its node's reticle is not a count the chip may take: it takes more I/O dies, and is
+    flagged only when no allowed count fits."""
     d = load_catalog_design("B200").model_copy(deep=True)
     d.chip.memory_stacks = 24
     d.chip.memory_gb_per_stack = 8  # 192 GB
     d.chip.io_die_node = "n7"
     d.chip.packaging = "cowos_l"
     a = design_area(d)
-    assert not a["feasible"] and "I/O die" in a["reason"] and "chip.io_dies" in a["reason"]
-    d.chip.io_dies = 8
-    a8 = design_area(d)
-    assert "I/O die" not in a8["reason"]
-    assert a8["num_io_dies"] == 8
+    assert "I/O die" not in a["reason"] and a["num_io_dies"] > 1
+    assert a["io_die_mm2"] <= 858
+    d.chip.memory_stacks = 600  # far more memory PHY edge than 16 reticle-sized I/O dies offer
+    a = design_area(d)
+    assert not a["feasible"] and "I/O die" in a["reason"] and "16 I/O dies" in a["reason"]
 
 
 def test_no_memory_and_no_automatic_split_reasons_name_what_they_mean():

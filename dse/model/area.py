@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from dse.model import fab
 from dse.model.arrays import DesignArrays, _Flags
 from dse.model.hardware import Design, active_technology
+from dse.model.knobs import BY_NAME
 from dse.model.technology import Technology
 
 UM2_PER_MM2 = 1e6
@@ -111,11 +112,7 @@ class _Blocks:
     io_tbps: np.ndarray    # compute <-> I/O dies traffic (whole chip; 0 without I/O dies)
     mm2_per_tbps: np.ndarray
     tbps_per_mm: np.ndarray
-    io_n: np.ndarray       # I/O dies
-    io_die: np.ndarray     # one I/O die incl. filler
-    io_critical: np.ndarray  # one I/O die without filler
-    io_usd: np.ndarray     # known-good I/O dies with their test, whole chip
-    io_escape: np.ndarray  # share of packages whose I/O dies are good (test escapes)
+    io: "_IoChoices"       # the I/O die counts a chip may take (chip.io_dies is the fewest)
 
 
 def io_dies_usd(arr: DesignArrays, n_io: np.ndarray, die_mm2: np.ndarray, critical_mm2: np.ndarray
@@ -129,6 +126,151 @@ def io_dies_usd(arr: DesignArrays, n_io: np.ndarray, die_mm2: np.ndarray, critic
     usd = np.where(io, n_io * arr.wafer_price_usd_io / (dpw * np.maximum(y, 1e-12)) * (1.0 + w.test_cost_fraction), 0.0)
     escape = fab.package_yield(np.where(io, n_io, 0.0), 0.0, y, 1.0, w.probe_coverage)
     return usd, np.where(io, escape, 1.0)
+
+
+@dataclass
+class _IoChoices:
+    """The I/O die counts a chip may take, (J, n) arrays over candidates j: from chip.io_dies up to the
+    knob's bound (a design without I/O dies has one candidate, 0 dies). The count is a priced choice like
+    the split: a designer takes the cheapest count from the fewest allowed, so more I/O dies (a higher
+    floor) never make a chip cheaper, while one big I/O-limited die padded to the perimeter its PHYs need
+    (its filler grows as the square of that edge) may cost more than two smaller ones."""
+
+    count: np.ndarray      # I/O dies
+    die: np.ndarray        # one I/O die incl. filler
+    critical: np.ndarray   # one I/O die without filler
+    usd: np.ndarray        # known-good I/O dies with their test, whole chip
+    escape: np.ndarray     # share of packages whose I/O dies are good (test escapes)
+    inv_yield: np.ndarray  # 1 / (bond yield of the I/O dies × their escapes): the package scrap they add
+    fixed_usd: np.ndarray  # (I/O dies + their package area) × inv_yield; ∞ for a count not allowed
+    area: np.ndarray       # package area of the I/O dies (count × die)
+    hull: np.ndarray       # (K, n) indices j of the counts on the lower envelope of compute_usd ↦ cost, in order
+    hull_inv_yield: np.ndarray  # inv_yield at hull
+    hull_fixed_usd: np.ndarray  # fixed_usd at hull (∞ past a design's last)
+    hull_len: np.ndarray   # (1, n): envelope lines of each design
+
+    def pick(self, rows, compute_usd: np.ndarray, room_mm2: np.ndarray) -> np.ndarray:
+        """Index j of the cheapest count for chips whose other parts cost `compute_usd` before assembly
+        scrap (dies, memory, their package area) and leave `room_mm2` of the package to the I/O dies: the
+        chip costs (compute_usd + I/O parts) / (package yield of the rest × that of the I/O dies) + test,
+        so the count minimises compute_usd·inv_yield + fixed_usd among the counts that fit the room (all
+        counts where none does: the package check then fails). `rows` indexes the designs (broadcasting
+        against `compute_usd`)."""
+        # the cheapest count on the lower envelope of the lines (those with no room are rare: scanned again)
+        j = self.hull[self._hull_scan(rows, compute_usd), rows]
+        shape = np.broadcast_shapes(np.shape(compute_usd), np.shape(room_mm2), np.shape(rows))
+        j = np.broadcast_to(j, shape).copy()
+        # where no count fits the package the cheapest of all stays (its package check fails)
+        bad = np.broadcast_to((self.area[j, rows] > room_mm2) & (self.area.min(axis=0)[rows] <= room_mm2), shape)
+        if bad.any():
+            r = np.broadcast_to(rows, shape)[bad]
+            usd, room = np.broadcast_to(compute_usd, shape)[bad], np.broadcast_to(room_mm2, shape)[bad]
+            j[bad] = self._scan(usd, self.inv_yield[:, r], np.where(self.area[:, r] <= room, self.fixed_usd[:, r], np.inf))
+        return j
+
+    def _hull_scan(self, rows, compute_usd: np.ndarray) -> np.ndarray:
+        """Index into `hull` of the cheapest envelope line at `compute_usd` (last axis: designs `rows`);
+        each further line is evaluated only on the designs whose envelope has it."""
+        r = np.ravel(rows)
+        shape = np.broadcast_shapes(np.shape(compute_usd), np.shape(rows))
+        if not r.size:
+            return np.zeros(shape, dtype=np.intp)
+        c = np.broadcast_to(compute_usd, shape).reshape(-1, r.size)
+        best = np.zeros(c.shape, dtype=np.intp)
+        best_usd = c * self.hull_inv_yield[0, r] + self.hull_fixed_usd[0, r]
+        lens = self.hull_len[0, r]
+        for j in range(1, self.hull.shape[0]):
+            cols = np.flatnonzero(lens > j)
+            if not cols.size:
+                break
+            rc = r[cols]
+            usd = c[:, cols] * self.hull_inv_yield[j, rc] + self.hull_fixed_usd[j, rc]
+            prev = best_usd[:, cols]
+            better = usd < prev * (1 - 1e-12)
+            best_usd[:, cols] = np.where(better, usd, prev)
+            best[:, cols] = np.where(better, j, best[:, cols])
+        return best.reshape(shape)
+
+    @staticmethod
+    def _scan(compute_usd: np.ndarray, iy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+        best = np.zeros(np.broadcast_shapes(np.shape(compute_usd), iy.shape[1:]), dtype=np.intp)
+        best_usd = compute_usd * iy[0] + fx[0]
+        usd = np.empty_like(best_usd)
+        for j in range(1, iy.shape[0]):
+            np.multiply(compute_usd, iy[j], out=usd)
+            usd += fx[j]
+            better = usd < best_usd * (1 - 1e-12)
+            np.copyto(best_usd, usd, where=better)
+            best[better] = j
+        return best
+
+    def take(self, idx: np.ndarray) -> "_IoChoices":
+        """The candidates of designs `idx`."""
+        return _IoChoices(**{k: v[:, idx] for k, v in vars(self).items()})
+
+    def at(self, j: np.ndarray, rows) -> dict[str, np.ndarray]:
+        """The candidates' fields at index `j` (shape of `j`) of designs `rows`."""
+        return {k: getattr(self, k)[j, rows] for k in ("count", "die", "critical", "usd", "escape")}
+
+
+def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edge: np.ndarray,
+                floor_usd: np.ndarray) -> _IoChoices:
+    """I/O die candidates of every design: chip.io_dies … the knob's upper bound dies sharing the PHYs
+    (critical area io_logic) and the die edge their memory sites and die-to-die PHYs need (io_edge), each
+    die padded to that perimeter share; counts whose die exceeds the I/O node's reticle are not allowed
+    (if none fits, the largest count is kept and chip_area flags it). `floor_usd`: a lower bound of what
+    the rest of the chip costs before scrap (`_IoChoices.pick`'s compute_usd)."""
+    sh = arr.tech.shoreline
+    top = float(BY_NAME["chip.io_dies"].high)
+    first = np.where(has, np.clip(np.asarray(arr.io_dies, float), 1.0, top), 0.0)
+    span = int(top - first[has].min()) + 1 if has.any() else 1
+    count = first[None, :] + np.arange(span, dtype=float)[:, None]
+    allowed = has[None, :] & (count <= top) | (~has[None, :] & (count == 0))
+    count = np.where(allowed, count, np.where(has, top, 0.0)[None, :])
+    safe = np.maximum(count, 1.0)
+    critical = np.where(has, io_logic / safe, 0.0)
+    # uncapped: a die past the reticle is not allowed (flagged by chip_area when no count fits)
+    pad = area_for_perimeter_mm2(io_edge / safe / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm)
+    die = np.where(has, np.maximum(critical, pad), 0.0)
+    usd, escape = io_dies_usd(arr, count, die, critical)
+    fits = die <= arr.reticle_mm2_io
+    allowed &= np.where((allowed & fits).any(axis=0), fits, count == count.max(axis=0))
+    inv_yield = 1.0 / (arr.pkg_assembly_yield_per_die ** count * escape)
+    fixed = np.where(allowed, (usd + arr.pkg_usd_per_mm2 * arr.pkg_area_scale * count * die) * inv_yield, np.inf)
+    # a count no cheaper in either term nor smaller in the package than a smaller allowed count never wins
+    # (ties go to the fewer dies): drop it, and the trailing candidates no design needs
+    area = count * die
+    for j in range(1, span):
+        dominated = ((fixed[:j] <= fixed[j]) & (inv_yield[:j] <= inv_yield[j]) & (area[:j] <= area[j])).any(axis=0)
+        fixed[j] = np.where(dominated, np.inf, fixed[j])
+    used = int(np.flatnonzero(np.isfinite(fixed).any(axis=1)).max(initial=0)) + 1
+    count, die, critical, usd, escape, inv_yield, fixed, area = (
+        x[:used] for x in (count, die, critical, usd, escape, inv_yield, fixed, area))
+    # the lines c ↦ c·inv_yield + fixed_usd (c ≥ floor_usd) that are the lowest somewhere (the others can
+    # only win where a package has no room for the lower ones): each line's interval of c where it is
+    # below all others must meet c ≥ floor_usd (ties keep the fewer dies)
+    on = np.isfinite(fixed)
+    multi = np.flatnonzero(on.sum(axis=0) > 1)
+    if multi.size:  # pairwise over the designs with a choice: (a, o, designs) arrays
+        iy, fx = inv_yield[:, multi], fixed[:, multi]
+        slope = iy[:, None, :] - iy[None, :, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = fx[None, :, :] - fx[:, None, :]  # line a is at most line o where c·slope ≤ gap
+            bound = gap / np.where(slope != 0, slope, 1.0)
+        other = ~np.eye(used, dtype=bool)[:, :, None]
+        hi = np.where(other & (slope > 0), bound, np.inf).min(axis=1)
+        lo = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[multi])
+        earlier = (np.arange(used)[None, :] < np.arange(used)[:, None])[:, :, None]
+        lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
+        on[:, multi] &= (lo <= hi) & ~lost
+    order = np.argsort(~on, axis=0, kind="stable")  # per design: its envelope counts first, in count order
+    k = max(int(on.sum(axis=0).max(initial=1)), 1)
+    hull = order[:k]
+    cols = np.arange(fixed.shape[1])
+    hull_fixed = np.where(np.take_along_axis(on, hull, axis=0), fixed[hull, cols], np.inf)
+    return _IoChoices(count=count, die=die, critical=critical, usd=usd, escape=escape, inv_yield=inv_yield,
+                      fixed_usd=fixed, area=area, hull=hull, hull_inv_yield=inv_yield[hull, cols],
+                      hull_fixed_usd=hull_fixed, hull_len=on.sum(axis=0, keepdims=True))
 
 
 def _blocks(arr: DesignArrays) -> _Blocks:
@@ -146,8 +288,14 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     ch = tech.chiplets
     # a cache interleaves its addresses over all dies (more of its traffic crosses than a scratchpad's)
     per_sram = np.where(arr.is_cache, ch.d2d_tbps_per_cache_tbps, ch.d2d_tbps_per_sram_tbps)
-    # per die of a split: its memory share (none with I/O dies: memory traffic goes to them) and SRAM share
-    d2d_tbps = np.where(io, 0.0, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps) + per_sram * arr.sram_tbps
+    # per die of a split: its memory share (none with I/O dies: memory traffic goes to them) and SRAM share.
+    # SRAM is the landing buffer of every streamed byte (dse.model.perf.sram_rate: its ports pass at least
+    # the memory stream), so its crossing share is of its port traffic, max(SRAM, memory bandwidth); without
+    # I/O dies the memory share above already carries the streamed bytes across, with them it does not (a
+    # tiny cache behind an I/O die's memory had a PHY sized for the cache alone: a 2-die split was 6x
+    # slower at batch-1 decode than the 1-die chip with 20 % more cores, i.e. a cliff at the split)
+    port_tbps = np.where(io, np.maximum(arr.sram_tbps, arr.mem_bw_tbps), arr.sram_tbps)
+    d2d_tbps = np.where(io, 0.0, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps) + per_sram * port_tbps
     # with I/O dies every byte of memory traffic and both directions of the links cross to them, over
     # PHYs sized as a split's memory share (B200 NV-HBI 10 TB/s for 8 TB/s of HBM3e)
     io_tbps = np.where(io, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + arr.links * arr.link_gbps * 2.0 / 1000.0, 0.0)
@@ -167,21 +315,23 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     sh = tech.shoreline
     io_logic = np.where(io, (mem_phy + link_phy + io_tbps * mm2_per_tbps) * (1.0 + arr.uncore_fraction_io), 0.0)
     io_edge = mem_edge + io_tbps / tbps_per_mm
-    io_n = np.where(io & (io_logic > 0), arr.io_dies, 0.0)  # no PHYs (no memory, no links): no I/O die
-    safe_n = np.maximum(io_n, 1.0)
-    io_critical = np.where(io, io_logic / safe_n, 0.0)
-    # uncapped: a die past the reticle is flagged by chip_area (use more I/O dies)
-    io_pad = area_for_perimeter_mm2(io_edge / safe_n / sh.io_edge_fraction, sh.max_aspect, sh.reticle_long_mm)
-    io_die = np.where(io, np.maximum(io_critical, io_pad), 0.0)
-    io_usd, io_escape = io_dies_usd(arr, io_n, io_die, io_critical)
+    # what the rest of the chip costs at least: its memory, the package under its logic and memory, and the
+    # wafer area of its logic at perfect yield and no edge loss
+    w = tech.wafer
+    floor_usd = arr.mem_gb * arr.mem_usd_per_gb + arr.wafer_price_usd * (base + uncore) / (np.pi * (w.diameter_mm / 2) ** 2) \
+        + arr.pkg_usd_per_mm2 * arr.pkg_area_scale * (base + uncore + np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0))
+    io_choices = _io_choices(arr, io & (io_logic > 0), io_logic, io_edge, floor_usd)  # no PHYs (no memory, no links): no I/O die
     return _Blocks(mac=mac, vector=vector, sram=sram, mem_phy=mem_phy, link_phy=link_phy, uncore=uncore,
                    logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=np.where(io, 0.0, mem_edge),
                    footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
                    harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
                    spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
-                   tbps_per_mm=tbps_per_mm, io_n=io_n, io_die=io_die, io_critical=io_critical, io_usd=io_usd,
-                   io_escape=io_escape)
+                   tbps_per_mm=tbps_per_mm, io=io_choices)
+
+
+def _take_blocks(b: _Blocks, idx: np.ndarray) -> _Blocks:
+    return _Blocks(**{k: v.take(idx) if isinstance(v, _IoChoices) else v[idx] for k, v in vars(b).items()})
 
 
 def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -204,20 +354,29 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
                      arr.reticle_mm2)
     pad = np.where(ws, 0.0, pad)
     interposed = arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer
-    bonded = n + np.where(interposed, arr.memory_stacks, 0.0) + b.io_n
-    # bought parts besides the compute dies: memory and the known-good I/O dies (scrapped with the package)
-    memory_usd = arr.mem_gb * arr.mem_usd_per_gb + b.io_usd
-    io_area = b.io_n * b.io_die
+    bonded = n + np.where(interposed, arr.memory_stacks, 0.0)  # without the I/O dies (their count is chosen)
+    memory_usd = arr.mem_gb * arr.mem_usd_per_gb
 
-    def chip_usd(i, die_i, y_i, dpw_i):  # the chip's manufacturing cost with dies of `die_i` on rows `i`
-        package_i = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i] + io_area[i])
-        y_pkg = fab.package_yield(n[i], bonded[i], y_i, arr.pkg_assembly_yield_per_die[i],
-                                  w.probe_coverage) * b.io_escape[i]
-        return fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i], package_i,
-                                     arr.pkg_usd_per_mm2[i], y_pkg, w.test_cost_fraction)["chip_usd"]
+    def chip_usd(i, die_i, y_i, dpw_i, full=False):
+        # the chip's manufacturing cost with dies of `die_i` on rows `i`, at the cheapest I/O die count; the
+        # known-good I/O dies are bought parts scrapped with the package, as the memory
+        package_c = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i])
+        dies_c = arr.wafer_price_usd[i] / (dpw_i * np.maximum(y_i, 1e-12)) * n[i]
+        room = arr.pkg_max_interposer_mm2[i] / arr.pkg_area_scale[i] - n[i] * die_i - b.footprint[i]
+        io = b.io.at(b.io.pick(i, dies_c + memory_usd[i] + package_c * arr.pkg_usd_per_mm2[i], room), i)
+        y_pkg = fab.package_yield(n[i], bonded[i] + io["count"], y_i, arr.pkg_assembly_yield_per_die[i],
+                                  w.probe_coverage) * io["escape"]
+        money = fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i] + io["usd"],
+                                      package_c + arr.pkg_area_scale[i] * io["count"] * io["die"],
+                                      arr.pkg_usd_per_mm2[i], y_pkg, w.test_cost_fraction)
+        return (money, io) if full else money["chip_usd"]
 
+    # a spare must leave the die within the reticle and the package within its limit (with the I/O dies at
+    # their smallest package area): a spare that breaks the package would reject the whole split
+    pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - b.io.area.min(axis=0)) / n
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
-                                          np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0), reticle, pad,
+                                          np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
+                                          np.where(ws, reticle, np.minimum(reticle, pkg_die)), pad,
                                           w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm, usd_of=chip_usd)
     given = np.isfinite(b.spares_given)
     if (given & ~ws).any():  # chip.spare_cores set: that many spares, spread over the dies
@@ -247,15 +406,13 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
 
     perim = perimeter_mm(die, sh.max_aspect, np.where(ws, np.inf, sh.reticle_long_mm))
     limit = sh.io_edge_fraction * n * perim
-    package = arr.pkg_area_scale * (n * die + b.footprint + io_area)
-    y_pkg = fab.package_yield(n, bonded, y, arr.pkg_assembly_yield_per_die, w.probe_coverage) * b.io_escape
-    money = fab.manufacturing_usd(arr.wafer_price_usd, dpw, y, n, memory_usd, package,
-                                  arr.pkg_usd_per_mm2, y_pkg, w.test_cost_fraction)
+    money, io = chip_usd(np.arange(arr.n), die, y, dpw, full=True)
+    package = arr.pkg_area_scale * (n * die + b.footprint + io["count"] * io["die"])
     return dict(n=n.astype(float), spares=spares * np.where(ws, 1.0, n), tolerated=tolerated, die=die, d2d=d2d * n,
                 nonredundant=nonredundant, array=core_array, pad=np.maximum(die - nonredundant - core_array, 0.0) * n,
                 need=need, limit=limit, package=package, reticle_ok=die <= reticle,
                 shore_ok=need <= limit * (1 + 1e-9), package_ok=package <= arr.pkg_max_interposer_mm2,
-                chip_usd=money["chip_usd"])
+                chip_usd=money["chip_usd"], io_n=io["count"], io_die=io["die"], io_critical=io["critical"])
 
 
 def chip_area(arr: DesignArrays) -> AreaBreakdown:
@@ -272,7 +429,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
         top = arr.tech.chiplets.max_auto_dies
         sub, sub_b = (arr, b) if idx.size == arr.n else (  # every row may split: no copy
-            arr.take(idx), _Blocks(**{k: v[idx] for k, v in vars(b).items()}))
+            arr.take(idx), _take_blocks(b, idx))
         sub_best = {k: v[idx] for k, v in best.items()}
         sub_ok = best_ok[idx]
         pos = np.arange(idx.size)  # the rows of `sub` (positions in idx)
@@ -282,7 +439,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                 break
             if live.sum() < 0.7 * live.size:  # most rows are at max_auto_dies: drop them from later candidates
                 keep = np.flatnonzero(live)
-                sub, sub_b, pos, live = sub.take(keep), _Blocks(**{k: v[keep] for k, v in vars(sub_b).items()}), \
+                sub, sub_b, pos, live = sub.take(keep), _take_blocks(sub_b, keep), \
                     pos[keep], live[keep]
             cand = _candidate(sub, sub_b, np.minimum(n_lo[idx[pos]] + extra, top))
             ok = live & cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
@@ -329,16 +486,17 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                                                          n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
                                                          c["limit"][i].tolist())]
         flags.flag(shore_bad, msgs)
-    io_big = arr.has_io_die & (b.io_die > arr.reticle_mm2_io)
+    io_n, io_die, io_critical = c["io_n"], c["io_die"], c["io_critical"]
+    io_big = arr.has_io_die & (io_die > arr.reticle_mm2_io)
     flags.flag(io_big, _per_row(
         arr, io_big,
-        lambda i: f"I/O die {b.io_die[i]:.0f} mm² (PHYs {b.io_critical[i]:.0f} mm², padded to the edge its memory and "
-                  f"die-to-die PHYs need) exceeds the {arr.reticle_mm2_io[i]:.0f} mm² reticle with chip.io_dies = "
-                  f"{b.io_n[i]:.0f} (use more I/O dies)"))
+        lambda i: f"I/O die {io_die[i]:.0f} mm² (PHYs {io_critical[i]:.0f} mm², padded to the edge its memory and "
+                  f"die-to-die PHYs need) exceeds the {arr.reticle_mm2_io[i]:.0f} mm² reticle even with "
+                  f"{io_n[i]:.0f} I/O dies, the most chip.io_dies allows (use fewer memory stacks or links)"))
     package = c["package"]
     over = ~c["package_ok"]
     footprint = b.footprint
-    total = n_dies * die + b.io_n * b.io_die
+    total = n_dies * die + io_n * io_die
     if over.any():
         i = np.flatnonzero(over)
         msgs = np.full(arr.n, "", dtype=object)
@@ -356,7 +514,7 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                          nonredundant_mm2=c["nonredundant"], array_mm2=c["array"],
                          tolerated_defects=c["tolerated"],
                          shoreline_mm=c["need"], shoreline_limit_mm=c["limit"], package_mm2=package,
-                         num_io_dies=b.io_n.astype(np.int64), io_die_mm2=b.io_die, io_critical_mm2=b.io_critical,
+                         num_io_dies=io_n.astype(np.int64), io_die_mm2=io_die, io_critical_mm2=io_critical,
                          feasible=flags.valid, reason=flags.reason)
 
 

@@ -221,9 +221,13 @@ KNOBS: tuple[Knob, ...] = (
          "sit on the compute dies).",
          "none: PHYs on the compute dies (H100, B200); MI300X puts them on 4 I/O dies in N6 under 8 N5 compute dies",
          table="process_nodes", extra=(NONE,), what="process node"),
-    Knob("chip.io_dies", int, 1, "I/O dies", "I/O dies per chip when chip.io_die_node is set.",
-         "one I/O die; MI300X: 4", unit="count", low=1, high=16,
-         bounds_source="assumed: MI300X carries 4 I/O dies; headroom for wider memory systems"),
+    Knob("chip.io_dies", int, 1, "I/O dies",
+         "Fewest I/O dies per chip when chip.io_die_node is set: the chip takes the cheapest count from it up to "
+         "the upper bound (an I/O-limited die is padded to the perimeter its PHYs need, so several smaller "
+         "ones may cost less), so a higher floor never makes a chip cheaper.",
+         "one or more, the cheapest; MI300X: 4", unit="count", low=1, high=16,
+         bounds_source="assumed: MI300X carries 4 I/O dies; headroom for wider memory systems (also the most "
+                       "the model's choice considers)"),
     Knob("chip.tdp_w", float, None, "TDP cap", "Power cap of one chip.", "no cap", unit="W", low=0, low_open=True,
          none_means="no power cap"),
     # ---------------------------------------------------------------- system
