@@ -24,14 +24,15 @@ scenario's plan changed (PLAN: a model, a KV cache or an SLO now fits), a knob t
 arrays may remove a partial wave of GEMM tiles (WAVES: up to +100 % on performance metrics), and a step
 of SRAM on a scenario that streams part of its weights or of its KV cache moves that many bytes off the
 memory stream (RESIDENCY: time is linear in SRAM there, so its elasticity S/(W−S) grows without bound as
-the model nears a full fit; such a gain counts as explained when it is a slope, i.e. half the step buys at
-most RESIDENCY_SLOPE of the gain). A change of the chip's die count (SPLIT) explains a jump only in the
-geometry of the split (`SPLIT_GEOMETRY`: one die's area, its cost, the heat flux over it, and the
-silicon and package area, which a split priced for cost need not minimise: fewer, larger dies may need
-less filler and fewer die-to-die PHYs): every other metric, performance, power and chip cost included,
-must be continuous across the split. A second table lists the largest gain
-NOT explained by them; with `--fail-above E` the exit code is 1 when such an unexplained elasticity exceeds
-E (a cliff).
+the model nears a full fit; such a gain counts as explained when it is a slope, i.e. no quarter of the
+step buys more than RESIDENCY_SLOPE of the gain: a slope reaching full residency within the step still
+spreads it over several quarters, a step buys it all in one). A change of the chip's die count (SPLIT)
+explains a jump only in the geometry of the split (`SPLIT_GEOMETRY`: one die's area, its cost, the heat
+flux over it, and the silicon and package area, which a split priced for cost need not minimise: fewer,
+larger dies may need less filler and fewer die-to-die PHYs), and so does a change of the other priced
+geometry choices (the I/O die count, the spare cores): every other metric, performance, power and chip
+cost included, must be continuous across them. A second table lists the largest gain NOT explained by
+them; with `--fail-above E` the exit code is 1 when such an unexplained elasticity exceeds E (a cliff).
 
 Monotonicity (`monotone` below): a step up of a knob in `GROWING` (more silicon, memory, links or I/O
 dies) must never lower chip or system cost, TDP or peak power, nor (at unchanged dies and spares) the
@@ -78,10 +79,12 @@ RESIDENCY_KNOB = "chip.sram_mb"
 # the split's geometry: a change of the die count (SPLIT) moves it by design (two dies are each half the
 # area; the cheapest split may have less filler and fewer PHYs than the one before)
 SPLIT_GEOMETRY = ("die_area_mm2", "power_density_w_per_mm2", "cost_per_good_die_usd", "total_area_mm2", "package_mm2")
+GEOMETRY_CHOICES = ("num_io_dies", "spare_cores")  # priced choices beside the die count that move that geometry
 # more of these never lowers cost or power (issue 11: more area, MACs, SRAM, stacks, links or I/O dies)
 GROWING = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks", "chip.links",
            "chip.io_dies")
-NEVER_LOWER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")  # power_w is the workload's: a faster chip may draw less
+# power_w is the workload's: a faster chip may draw less
+NEVER_LOWER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")
 NEVER_LOWER_SAME_SPLIT = ("cost_per_good_die_usd",)  # one die's cost at the same dies and spares (a split or a
 # spare core more may make each good die cheaper: the chip still costs more)
 POWER = ("tdp_w", "peak_power_w")  # may fall across a split by at most the die-to-die PHYs' power (d2d_phy_w)
@@ -90,9 +93,10 @@ NEAR_MULTIPLES = (1, 2, 3)
 NEAR_BAND = 0.04
 NEAR_SPAN = 1.3   # the die-count change looked for within ×/÷ 1.3 of the reticle-multiple point
 NEAR_BISECT = 10  # bisection steps: (1.3²)^(1/1024) ≈ 0.05 % of the knob
-RESIDENCY_SLOPE = 0.6  # a slope: half the step buys ~half the gain (a cliff buys the whole gain at any step)
+RESIDENCY_SLOPE = 0.6  # a slope: no quarter of the step buys more than 60 % of the gain (a cliff buys it all in one)
+RESIDENCY_POINTS = (0.25, 0.5, 0.75, 1.0)  # the step's quarters
 COST_BETTER = {"die_area_mm2": "min", "total_area_mm2": "min", "package_mm2": "min", "num_dies": "none",
-               "spare_cores": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
+               "spare_cores": "none", "num_io_dies": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
                "system_cost_usd": "min"}
 
 
@@ -203,6 +207,7 @@ def cost_metrics(arr: DesignArrays) -> dict[str, np.ndarray]:
     cost = chip_cost(arr, area)
     return {"feasible": arr.valid & area.feasible, "die_area_mm2": area.die_mm2, "total_area_mm2": area.total_mm2,
             "package_mm2": area.package_mm2, "num_dies": area.num_dies.astype(float),
+            "num_io_dies": area.num_io_dies.astype(float),
             "spare_cores": area.spare_cores, "cost_per_good_die_usd": cost.die_usd_each,
             "chip_cost_usd": cost.chip_usd, "system_cost_usd": cost.system_usd}
 
@@ -217,6 +222,7 @@ def mix_metrics(mix: str):
         keep = {k: v for k, v in cols.items() if k == "feasible" or v.dtype.kind in "fiu" or k.endswith(".weights")}
         area = chip_area(arr)
         keep["spare_cores"] = area.spare_cores
+        keep["num_io_dies"] = area.num_io_dies.astype(float)
         keep["cost_per_good_die_usd"] = chip_cost(arr, area).die_usd_each
         keep["d2d_phy_w"] = d2d_phy_w(arr, area)
         return keep
@@ -317,13 +323,22 @@ def resplit(base: dict, stepped: dict) -> np.ndarray:
     return np.zeros(len(base["feasible"]), bool)
 
 
+def regeometry(base: dict, stepped: dict) -> np.ndarray:
+    """Rows whose chip geometry choice changed with the step: its die count, I/O die count or spares."""
+    out = resplit(base, stepped)
+    for c in GEOMETRY_CHOICES:
+        if c in base and c in stepped:
+            out |= np.asarray(base[c]) != np.asarray(stepped[c])
+    return out
+
+
 def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
     """Rows where the step crossed a documented threshold for `metric` (PLAN, or SPLIT for the split's
     geometry; module docstring)."""
     n = len(base["feasible"])
     crossed = np.zeros(n, bool)
     if metric in SPLIT_GEOMETRY:
-        crossed |= resplit(base, stepped)
+        crossed |= regeometry(base, stepped)
     scenario = metric.rpartition(".")[0]
     scenarios = [scenario] if scenario and scenario != "mix" else sorted(
         {c.rpartition(".")[0] for c in base if c.endswith(".tp")})
@@ -338,11 +353,25 @@ def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
 def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: np.ndarray, base: dict,
                     metric: str, better: str, gained: np.ndarray, tech) -> np.ndarray:
     """RESIDENCY: of `rows` (indices whose gain `gained` was too large), those where the knob is SRAM and
-    half the step buys at most RESIDENCY_SLOPE of the gain (a continuous slope of partial residency of the
-    weights or the KV cache, not a step). Evaluates the half step on those rows only."""
+    no quarter of the step buys more than RESIDENCY_SLOPE of the gain (a continuous slope of partial
+    residency of the weights or the KV cache, possibly reaching full residency within the step; a step
+    buys it all in one quarter). Evaluates the quarter steps on those rows only."""
     ok = np.zeros(len(rows), bool)
     if knob != RESIDENCY_KNOB or not len(rows):
         return ok
+    sub = {k: np.asarray(v)[rows] if np.ndim(v) else v for k, v in columns.items()}
+    old = np.asarray(sub[knob], float)
+    points = [np.asarray(base[metric], float)[rows]]
+    feasible = np.ones(len(rows), bool)
+    for f in RESIDENCY_POINTS:
+        at = provider(DesignArrays.from_columns({**sub, knob: old + (np.asarray(new, float)[rows] - old) * f}, tech))
+        points.append(np.asarray(at[metric], float))
+        feasible &= np.asarray(at["feasible"], bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parts = np.array([gain(a, b, better) for a, b in zip(points, points[1:])])
+    total = parts.sum(axis=0)
+    ok[:] = feasible & (parts.max(axis=0) <= RESIDENCY_SLOPE * np.maximum(total, 1e-300)) & (total > 0)
+    return ok
     cand = np.ones(len(rows), bool)
     idx = rows
     sub = {k: np.asarray(v)[idx] if np.ndim(v) else v for k, v in columns.items()}
@@ -468,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     f"{cliffs[0]['u_gain']:+.1%}; design: {cliffs[0]['u_design']}"
                                                     if cliffs else ""))
     print(f"\nmonotonicity (a step up of {', '.join(GROWING)} never lowers {', '.join(NEVER_LOWER)}; "
-          f"{', '.join(NEVER_LOWER_SAME_SPLIT)} at the same die count): {len(violations)} violation(s)")
+          f"{', '.join(NEVER_LOWER_SAME_SPLIT)} at the same dies and spares; TDP across a split into fewer dies: "
+          f"by at most the dropped die-to-die PHYs' power): {len(violations)} violation(s)")
     for v in sorted(violations, key=lambda v: -v["drop"])[:args.top]:
         print(f"  {v['knob']:20s} → {v['metric']:24s} lower on {v['rows']:4d} rows, worst −{v['drop']:.2%} "
               f"({v['before']:.6g} → {v['after']:.6g}); design: {v['design']}")

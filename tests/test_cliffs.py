@@ -22,8 +22,9 @@ Documented physical thresholds (a small step may cross them and move a metric by
   (wave quantization, as on GPUs), so a compute-bound operator may speed up by up to 2× in one step;
   these knobs may buy up to +100 % on performance metrics (never more: that would be another cliff).
 - SPLIT: the chip's die count changed (the reticle, the shoreline, the package or the split priced as a
-  choice). Only the split's geometry may jump: one die's area, its cost and heat flux, and the silicon
-  and package area (fewer, larger dies may need less filler and fewer PHYs). Performance, power and cost
+  choice), or another priced geometry choice did (the I/O die count, the spare cores). Only the
+  geometry may jump: one die's area, its cost and heat flux, and the silicon and package area (fewer,
+  larger dies or more, smaller I/O dies may need less filler and fewer PHYs). Performance, power and cost
   must not: the die-to-die PHYs are sized for the traffic that crosses them (the SRAM's port traffic
   includes every streamed byte), so a split costs area, yield and crossing energy, not speed. Cost has
   no exemption (the split, the spares and the I/O die count are priced choices, minima over sets that
@@ -32,8 +33,9 @@ Documented physical thresholds (a small step may cross them and move a metric by
 - RESIDENCY: a scenario that streams part of its weights or KV cache keeps W − S bytes off chip; a step
   of SRAM moves step·S of them into SRAM, so its time is linear in S with elasticity ≈ S/(W − S),
   unbounded as the model nears a full fit (the "model no longer fitting" threshold approached
-  continuously). Such a gain is explained when it is a slope: half the step buys at most 60 % of it (a
-  cliff buys it all).
+  continuously). Such a gain is explained when it is a slope: no quarter of the step buys more than 60 %
+  of it (a slope that reaches full residency within the step spreads it over several quarters; a cliff
+  buys it all in one).
 
 Before this file's split stratum, the monotonicity rule over I/O dies and the SPLIT rule (which exempted
 every metric) the hunter passed on a model where one more I/O die made 20 % of I/O-die designs cheaper and
@@ -184,8 +186,9 @@ def test_more_silicon_memory_or_io_dies_never_lowers_cost_or_power(hunted, knob)
 
 
 def test_residency_rule_explains_a_slope_and_not_a_step():
-    """RESIDENCY exempts a gain of SRAM only when half the step buys about half of it (the weights or the KV
-    cache streaming in part: the 'weights' column cannot tell the KV cache's partial residency)."""
+    """RESIDENCY exempts a gain of SRAM only when it is spread over the step (no quarter buys more than 60 %
+    of it); the weights or the KV cache may stream in part (the 'weights' column cannot tell the KV
+    cache's partial residency)."""
     h = _hunter()
     n = 2
     cols = {"chip.sram_mb": np.array([1000.0, 1000.0])}
@@ -201,7 +204,11 @@ def test_residency_rule_explains_a_slope_and_not_a_step():
         s = np.asarray(arr.knobs["chip.sram_mb"], float)
         return {"feasible": np.ones(len(s), bool), "s.tpot_ms": np.where(s > 1005.0, 9.0, 10.0)}
 
-    for provider, expect in ((slope, [True, True]), (step, [False, False])):
+    def saturating(arr):  # linear until the model fits at 1015 MB, flat after
+        s = np.asarray(arr.knobs["chip.sram_mb"], float)
+        return {"feasible": np.ones(len(s), bool), "s.tpot_ms": 10.0 - 0.1 * np.minimum(s - 1000.0, 15.0)}
+
+    for provider, expect in ((slope, [True, True]), (saturating, [True, True]), (step, [False, False])):
         after = provider(type("A", (), {"knobs": {"chip.sram_mb": new}})())
         g = h.gain(base["s.tpot_ms"], after["s.tpot_ms"], "min")
         assert (g > 0.1).all()  # +2 % of SRAM buys > 10 %: over the elasticity limit

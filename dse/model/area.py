@@ -165,7 +165,8 @@ class _IoChoices:
         if bad.any():
             r = np.broadcast_to(rows, shape)[bad]
             usd, room = np.broadcast_to(compute_usd, shape)[bad], np.broadcast_to(room_mm2, shape)[bad]
-            j[bad] = self._scan(usd, self.inv_yield[:, r], np.where(self.area[:, r] <= room, self.fixed_usd[:, r], np.inf))
+            fits = self.area[:, r] <= room
+            j[bad] = self._scan(usd, self.inv_yield[:, r], np.where(fits, self.fixed_usd[:, r], np.inf))
         return j
 
     def _hull_scan(self, rows, compute_usd: np.ndarray) -> np.ndarray:
@@ -317,14 +318,16 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     io_edge = mem_edge + io_tbps / tbps_per_mm
     # what the rest of the chip costs at least: its memory, the package under its logic and memory, and the
     # wafer area of its logic at perfect yield and no edge loss
-    w = tech.wafer
-    floor_usd = arr.mem_gb * arr.mem_usd_per_gb + arr.wafer_price_usd * (base + uncore) / (np.pi * (w.diameter_mm / 2) ** 2) \
-        + arr.pkg_usd_per_mm2 * arr.pkg_area_scale * (base + uncore + np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0))
-    io_choices = _io_choices(arr, io & (io_logic > 0), io_logic, io_edge, floor_usd)  # no PHYs (no memory, no links): no I/O die
+    footprint = np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0)
+    wafer_mm2 = np.pi * (tech.wafer.diameter_mm / 2) ** 2
+    floor_usd = arr.mem_gb * arr.mem_usd_per_gb + arr.wafer_price_usd * (base + uncore) / wafer_mm2 \
+        + arr.pkg_usd_per_mm2 * arr.pkg_area_scale * (base + uncore + footprint)
+    # no PHYs (no memory, no links): no I/O die
+    io_choices = _io_choices(arr, io & (io_logic > 0), io_logic, io_edge, floor_usd)
     return _Blocks(mac=mac, vector=vector, sram=sram, mem_phy=mem_phy, link_phy=link_phy, uncore=uncore,
                    logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=np.where(io, 0.0, mem_edge),
-                   footprint=np.where(hbm, arr.memory_stacks * arr.mem_footprint_mm2_per_stack, 0.0),
+                   footprint=footprint,
                    harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
                    spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
                    tbps_per_mm=tbps_per_mm, io=io_choices)
