@@ -208,8 +208,9 @@ def step(cols: dict, knob: str, rel: float = 0.02) -> tuple[dict, np.ndarray]:
     return {**cols, knob: new}, (new - v) / np.maximum(v, 1e-12)
 
 
+# chip.io_dies is the fewest I/O dies (the count is a priced choice): a higher floor never makes a chip cheaper
 GROWING_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks",
-                 "chip.links")
+                 "chip.links", "chip.io_dies")
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +227,8 @@ def test_more_silicon_or_memory_never_makes_a_design_cheaper(base, knob):
     both = b["feasible"] & s["feasible"]
     if knob == "chip.memory_stacks":
         both &= cols["chip.memory"] != "none"
+    if knob == "chip.io_dies":
+        both &= cols["chip.io_die_node"] != "none"
     assert both.sum() > N_RANDOM // 5
     for metric in ("chip_usd", "system_usd"):
         worse = both & (s[metric] < b[metric] * (1 - 1e-9))
@@ -234,8 +237,8 @@ def test_more_silicon_or_memory_never_makes_a_design_cheaper(base, knob):
 
 @pytest.mark.parametrize("knob", GROWING_KNOBS)
 def test_more_silicon_or_memory_never_lowers_peak_power(base, knob):
-    """Over 10⁴ random designs: more MACs, SRAM, stacks or links never lower the chip's peak-activity power
-    nor its leakage, on the same die count (a different split moves die-to-die traffic and PHYs; the
+    """Over 10⁴ random designs: more MACs, SRAM, stacks, links or I/O dies never lower the chip's
+    peak-activity power nor its leakage, on the same die count (a different split moves die-to-die traffic and PHYs; the
     power of a split is tests/test_cliffs.py's SPLIT threshold)."""
     cols, b = base
     stepped, _ = step(cols, knob)
@@ -243,6 +246,8 @@ def test_more_silicon_or_memory_never_lowers_peak_power(base, knob):
     same = b["feasible"] & s["feasible"] & (b["num_dies"] == s["num_dies"])
     if knob == "chip.memory_stacks":
         same &= cols["chip.memory"] != "none"
+    if knob == "chip.io_dies":
+        same &= cols["chip.io_die_node"] != "none"
     assert same.sum() > N_RANDOM // 5
     for metric in ("peak_w", "leakage_w"):
         worse = same & (s[metric] < b[metric] * (1 - 1e-9))
