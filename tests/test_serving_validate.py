@@ -47,3 +47,38 @@ def test_held_out_median_error_within_20_percent_and_summarized_as_serving():
 @pytest.mark.slow
 def test_fitted_step_overhead_is_what_the_train_split_gives():
     assert sv.fit_step_overhead() == sv.STEP_OVERHEAD_S
+
+
+def test_pool_plans_span_the_published_instance_sizes():
+    row = next(m for m in sv.load_serving() if m.kind == "disaggregated")
+    plans = row.pool_plans()
+    lo, hi = row.instance_chips
+    # every power-of-two chip count in [lo, hi], every power-of-two tp ≤ MAX_TP dividing it
+    assert sorted({tp * ep for tp, ep in plans}) == [c for c in (1, 2, 4, 8, 16, 32, 64) if lo <= c <= hi]
+    assert all(tp <= sv.MAX_TP and (tp & (tp - 1)) == 0 for tp, _ in plans)
+    assert len(plans) == len(set(plans)) == 3 + 4 + 4 + 4      # (4, 32): 4 has tp 1, 2, 4; the others 4 each
+    assert row.model_copy(update={"instance_chips": None}).pool_plans() == [(row.tp, row.ep)]
+    with pytest.raises(ValidationError, match="instance_chips"):
+        sv.ServingMeasurement.model_validate(row.model_dump() | {"instance_chips": (8, 4)})
+
+
+@pytest.mark.slow
+def test_disaggregated_speedup_is_the_rate_matched_fleet_over_colocation():
+    """With one plan the speedup is the harmonic rate-matched fleet over the co-located engine
+    (1 / (1/R_prefill + 1/R_decode) / R_co, chips cancel); with the published 4-32 GPU instances each
+    pool picks its own plan, which can only raise the disaggregated fleet's rate per GPU."""
+    row = next(m for m in sv.load_serving() if m.kind == "disaggregated")
+    one = row.model_copy(update={"instance_chips": None})
+    w = one.workload(arrival_rate_rps=1.0)
+    e = sv._engine(one)
+    step1 = float(e.iteration_time_s(1, 1, sv.mean_context(w))[0]) + sv.STEP_OVERHEAD_S
+    w = w.model_copy(update={"tpot_ms": {"p50": one.tpot_x_batch1 * step1 * 1e3}})
+    (r,) = sv.pool_rates(one, w).values()
+    expect = 1.0 / (1.0 / r["prefill"] + 1.0 / r["decode"]) / r["colocated"]
+    assert sv.predict_serving(one) == pytest.approx(expect, rel=1e-9)
+    rates = sv.pool_rates(row, w)
+    per_gpu = {k: {p: v / (k[0] * k[1]) for p, v in r.items()} for k, r in rates.items()}
+    best_pre = max(per_gpu.values(), key=lambda d: d["prefill"])["prefill"]
+    best_dec = max(per_gpu.values(), key=lambda d: d["decode"])["decode"]
+    own = per_gpu[(row.tp, row.ep)]
+    assert 1.0 / (1.0 / best_pre + 1.0 / best_dec) >= 1.0 / (1.0 / own["prefill"] + 1.0 / own["decode"])

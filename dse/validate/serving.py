@@ -41,6 +41,11 @@ REGIME = "serving"
 STEP_OVERHEAD_S = 1e-3  # refit (fit_step_overhead) after the ramp-as-time recalibration (2026-12-01; was 0.5 ms)
 OVERHEAD_GRID_S = (0.0, 0.5e-3, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 8e-3)
 
+# Largest tensor-parallel degree a pool plan may use: attention heads split over one NVLink domain of
+# 8 GPUs (the DGX/HGX board; DeepSeek-R1 deployments in TensorRT-LLM's DeepSeek guide, measurements_more
+# §1 rows 1.11-1.14, use TP ≤ 8 with attention-DP/EP beyond). Bounds: 1 .. the model's attention heads.
+MAX_TP = 8
+
 # metric -> unit
 METRICS = {
     "ttft_mean_ms": "ms", "itl_mean_ms": "ms", "output_tokens_per_s": "tokens/s",
@@ -76,6 +81,10 @@ class ServingMeasurement(BaseModel):
     spec_k: int = Field(0, ge=0, description="drafted tokens per step (speculative rows)")
     accepted_tokens: float = Field(1.0, ge=1, description="mean tokens per verification step, as published")
     link_gbps: float = Field(400.0, gt=0, description="KV transfer link of a disaggregated fleet (GB/s)")
+    instance_chips: tuple[int, int] | None = Field(
+        None, description="disaggregated rows: the published range of chips per engine instance (low, high); "
+        "co-location and each pool choose their own tp × ep plan (`pool_plans`) with a power-of-two chip "
+        "count in it; unset: the row's tp × ep for all")
     offline_tokens_per_s: float | None = Field(None, gt=0, description="the system's published Offline tok/s "
                                                "(MLPerf p99 rows: the load is server/offline of the model's capacity)")
     tpot_x_batch1: float | None = Field(None, gt=1, description="TPOT SLO as a multiple of the model's batch-1 "
@@ -100,6 +109,8 @@ class ServingMeasurement(BaseModel):
                                              or not (self.tpot_ms or self.tpot_x_batch1)):
             raise ValueError("a disaggregated row needs ≥ 2 engines (num_chips / (tp·ep)) and a TPOT SLO "
                              "(tpot_ms or tpot_x_batch1)")
+        if self.instance_chips is not None and not 1 <= self.instance_chips[0] <= self.instance_chips[1]:
+            raise ValueError("instance_chips is (low, high) with 1 ≤ low ≤ high")
         if self.metric in ("ttft_p99_ms", "tpot_p99_ms") and self.offline_tokens_per_s is None:
             raise ValueError("an MLPerf percentile row needs offline_tokens_per_s (the load relative to capacity)")
         return self
@@ -107,6 +118,21 @@ class ServingMeasurement(BaseModel):
     @property
     def unit(self) -> str:
         return METRICS[self.metric]
+
+    def pool_plans(self) -> list[tuple[int, int]]:
+        """(tp, ep) plans a disaggregated row's pools and its co-located baseline choose from: every
+        power-of-two tp ≤ `MAX_TP` and ep with tp·ep a power of two in `instance_chips` (tp·ep > 1 needs
+        ep ≤ the model's experts, checked by the step builder); the row's own (tp, ep) when unset."""
+        if self.instance_chips is None:
+            return [(self.tp, self.ep)]
+        lo, hi = self.instance_chips
+        out = []
+        c = 1
+        while c <= hi:
+            if c >= lo:
+                out += [(t, c // t) for t in (1, 2, 4, 8, 16) if t <= min(c, MAX_TP)]
+            c *= 2
+        return out
 
     @property
     def engines(self) -> int:
@@ -211,16 +237,46 @@ def predict_serving(m: ServingMeasurement, overhead_s: float = STEP_OVERHEAD_S) 
         w = m.workload(arrival_rate_rps=1e-4)    # batch 1: one request at a time
         spec = with_speculation(e, m.spec_k, _alpha(m.spec_k, m.accepted_tokens), _draft_step_s(m) + overhead_s)
         return float(an.colocated(e, w).tpot_mean_s()[0] / an.colocated(spec, w).tpot_mean_s()[0])
-    # disaggregated: best prefill/decode split of the engines over co-location, largest rate in SLO
+    # disaggregated: per GPU, the rate-matched fleet of the best prefill plan and the best decode plan
+    # over the best co-located plan, each the largest rate meeting the SLOs (row 4.3: "rate-matched")
     w = m.workload(arrival_rate_rps=1.0)
     if m.tpot_x_batch1 is not None:
         step1 = float(e.iteration_time_s(1, 1, mean_context(w))[0])
         w = w.model_copy(update={"tpot_ms": {"p50": m.tpot_x_batch1 * step1 * 1e3}})
-    k = m.engines
-    co = an.colocated_summary(e, w, replicas=k)["max_rate_rps"][0]
-    split = max(an.disagg_summary(DisaggFleet(e, e, p, k - p, m.link_gbps, 1e-3), w)["max_rate_rps"][0]
-                for p in range(1, k))
-    return float(split / co) if co > 0 else math.nan
+    rates = pool_rates(m, w, overhead_s)
+    co = max(r["colocated"] / (c[0] * c[1]) for c, r in rates.items())
+    per_req = min(c[0] * c[1] / r["prefill"] for c, r in rates.items()) + \
+        min(c[0] * c[1] / r["decode"] for c, r in rates.items())
+    return float(1.0 / per_req / co) if co > 0 and np.isfinite(per_req) else math.nan
+
+
+# a pool that never binds in `pool_rates` (its engines see a vanishing load)
+_UNBOUND_ENGINES = 10 ** 6
+
+
+def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = STEP_OVERHEAD_S
+               ) -> dict[tuple[int, int], dict[str, float]]:
+    """(tp, ep) -> the largest rate (req/s) one engine of that plan serves within the SLOs of `w`:
+    co-located, as a prefill-only engine (TTFT; decode unbounded) and as a decode-only engine (TPOT with
+    the KV transfer; prefill unbounded). A plan whose weights leave no KV room serves 0; `inf` never
+    occurs (a pool with no rate gives a per-request cost of inf). The engine's max batch is `max_batch`
+    per attention-DP rank (TensorRT-LLM's max_batch_size is per rank: row 1.11 runs 896 at concurrency
+    7168 on 8 ranks)."""
+    shape = model_shape(m.model)
+    context = mean_context(w)
+    out = {}
+    for tp, ep in m.pool_plans():
+        if (ep > 1 and (not shape.is_moe or ep > shape.experts)) or tp > shape.heads:
+            continue
+        base = _fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, context)
+        e = replace(base, t_fixed_s=base.t_fixed_s + overhead_s)
+        lat = 1e-3
+        co = an.colocated_summary(e, w, replicas=1)["max_rate_rps"][0]
+        pre = an.disagg_summary(DisaggFleet(e, e, 1, _UNBOUND_ENGINES, m.link_gbps, lat), w)["max_rate_rps"][0]
+        dec = an.disagg_summary(DisaggFleet(e, e, _UNBOUND_ENGINES, 1, m.link_gbps, lat), w)["max_rate_rps"][0]
+        out[(tp, ep)] = {"colocated": float(co), "prefill": max(float(pre), 1e-300),
+                         "decode": max(float(dec), 1e-300)}
+    return out
 
 
 def serving_rows(split: str = "all", overhead_s: float = STEP_OVERHEAD_S, path: str | None = None) -> list[Row]:
