@@ -205,7 +205,7 @@ def build_dashboard(run_dirs: list[Path | str], spec: DashboardSpec) -> Dashboar
             chart = convergence_chart(convergence_table(runs, objs, view.points), view)
             sections.append(chart)
             views["convergence"] = chart
-    serving, snotes = serving_section(picked, runs[0], design_pick)  # mixes with a serving workload
+    serving, snotes = serving_section(picked, runs[0], design_pick, picked_rows)  # mixes with a serving workload
     notes += snotes
     if serving is not None:
         sections.append(serving)
