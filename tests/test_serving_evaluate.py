@@ -126,3 +126,33 @@ def test_the_mapping_drafts_tokens_where_decode_is_memory_bound(h100_b200):
     assert np.all(spec["datacenter_llm.spec_k"] > 0)
     assert np.all(spec["datacenter_llm.tpot_p50_ms"] < 0.8 * plain["datacenter_llm.tpot_p50_ms"])
     assert np.all(spec["datacenter_llm.max_rate_rps"] >= plain["datacenter_llm.max_rate_rps"] * (1 - 1e-9))
+
+
+def test_a_lone_prompt_on_attention_dp_ranks_costs_a_whole_rank_step():
+    """Mixtral-8x7B on 8 H100s, tp 1 × ep 8 (attention data parallel): one prompt's chunk runs on the
+    rank holding its KV, so its prefill costs at least the operator model's spread-out chunk and at most
+    the step where every rank prefills a chunk; t_prefill_extra_s carries the difference and is 0
+    without attention DP. The routed-expert operator names the split relies on exist in the MoE block."""
+    from dse.evaluate.serving import EXPERT_COMPUTE_OPS, fit_engine
+    from dse.evaluate.steps import Builders
+    from dse.model.calibration import load_calibration
+    from dse.validate.predict import hw_view
+    from dse.workloads.modelfile import load_model_shape
+    from dse.workloads.precision import parse_precision
+
+    shape, prec, cal = load_model_shape("Mixtral-8x7B"), parse_precision("fp8"), load_calibration()
+    hw = hw_view("H100-SXM", 8)
+    chunk = 4096
+    lone = Builders.llm(shape, "prefill", 1, chunk, chunk, 1, prec, 8)
+    assert set(EXPERT_COMPUTE_OPS) <= set(lone.ops.name)
+    dp = fit_engine(shape, prec, hw, cal, 1, 1, 8, 64, 1024, chunk=chunk)
+    tp = fit_engine(shape, prec, hw, cal, 8, 1, 1, 64, 1024, chunk=chunk)
+    assert dp.t_prefill_extra_s[0] > 0 and tp.t_prefill_extra_s[0] == 0
+
+    def step(s):
+        from dse.evaluate.mapping import ComboCache
+        return float(ComboCache(s.ops, hw, cal).get(np.zeros(1, int), np.arange(1)).time_s[0])
+    spread = step(lone)
+    every = step(Builders.llm(shape, "prefill", 8, chunk, chunk, 1, prec, 8))
+    t = float(dp.iteration_time_s(0, chunk, chunk, prefill_tokens=chunk)[0])
+    assert spread * (1 - 1e-6) < t <= every * (1 + 1e-6)

@@ -44,6 +44,11 @@ from dse.workloads.serving import KvOffload, ServingWorkload
 # at under load (a MoE step reads more experts as the batch grows and saturates once all are read:
 # a secant to a small batch would extrapolate that growth)
 PROBE_MIN_BATCH = 2
+# Operators whose work a prompt's tokens spread over the replica's expert-parallel group when they are
+# dispatched (the routed experts); every other operator of a prefill chunk runs on the one attention-DP
+# rank that holds the prompt's KV (`fit_engine`'s t_prefill_extra_s). Names of dse.workloads.transformer's
+# MoE block (tests/test_serving_evaluate.py checks they exist).
+EXPERT_COMPUTE_OPS = ("experts_up", "experts_act", "experts_down")
 # halvings of the rate bracket when candidate plans are ranked by their largest rate in SLO: a relative
 # precision of 2^-10 ≈ 0.1 % (plans closer than that rank by bracket order, i.e. nearly at random)
 SCREEN_STEPS = 10
@@ -53,7 +58,8 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
                combo: np.ndarray | None = None, chunk: int = PREFILL_CHUNK_TOKENS,
                offload: KvOffload | None = None) -> EngineCoeffs:
     """The continuous-batching engine of one replica (tp × pp × ep chips) on every design of `hw`:
-    four probe steps timed by the operator model (module docstring), fitted by `fit_from_probes`.
+    four probe steps timed by the operator model (module docstring), fitted by `fit_from_probes`; with
+    attention data parallelism (ep > 1) a prefill token's extra cost on the rank that holds its prompt.
 
     combo: residency per design (0 streamed, 1 weights SRAM-resident; default streamed);
     batch: the engine's max running sequences; context: the mean KV length of a decoding sequence;
@@ -66,12 +72,23 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
              Builders.llm(shape, "decode", b, 1, context, tp, prec, ep),
              Builders.llm(shape, "prefill", 1, chunk, chunk, tp, prec, ep),
              Builders.llm(shape, "decode", b, 1, 4 * context, tp, prec, ep)]
+    def timed(ops):
+        return ComboCache(ops, hw, cal).get(combo, np.arange(n)).time_s
+
     times = []
     for step, tokens in zip(steps, probes[:, 1]):
-        t = ComboCache(step.ops, hw, cal).get(combo, np.arange(n)).time_s
         hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.act_bytes(prec)]),
                               np.array([2.0]), hw, cal)[:, 0]
-        times.append(t + (pp - 1) * hop)
+        times.append(timed(step.ops) + (pp - 1) * hop)
+    # attention data parallel (ep > 1): the operator model spreads one prompt's chunk over the ep ranks;
+    # it runs on one rank, whose rank-local operators take as long as if every rank had a chunk (the
+    # step of ep chunks), while its tokens' routed experts are spread over the group (the one-chunk step)
+    extra = {}
+    if ep > 1:
+        lone, full = steps[2].ops, Builders.llm(shape, "prefill", ep, chunk, chunk, tp, prec, ep).ops
+        routed = np.isin(lone.name, EXPERT_COMPUTE_OPS), np.isin(full.name, EXPERT_COMPUTE_OPS)
+        t_lone = timed(full.select(~routed[1])) + timed(lone.select(routed[0]))
+        extra = {"t_prefill_extra_s": np.maximum(t_lone - timed(lone), 0.0) / chunk}
     kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
     room = np.where(hw.mem_bytes > 0, hw.mem_bytes, hw.sram_bytes) - stage_weight_bytes(steps[1], pp)
     kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
@@ -83,7 +100,7 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
         "t_per_cached_token_s": kv_replica / (offload.link_gbps_per_chip * 1e9 * chips),
         "kv_host_capacity_tokens": int(offload.host_gb_per_chip * 1e9 * chips // max(kv_replica, 1e-30))}
     return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
-                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host, **cp_costs)
+                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host, **cp_costs, **extra)
 
 
 def mean_context(w: ServingWorkload) -> int:

@@ -4,7 +4,7 @@ Approximations (each checked against `sim` in tests/test_serving_analytic.py):
 - Decode batch. A decoding sequence sees N others, Poisson(N) as in an M/G/∞ system (exact for
   Poisson arrivals and independent lengths), plus itself. A step costs a + β·(N+1), β = t_per_seq +
   t_per_token·(k+1) + t_per_kv_token·K̄ (K̄ = mean context of a decoding sequence), and prefill work
-  arriving at rate λ fills a fraction φ = λ·(t_per_token·E[prefill tokens] + t_per_kv_token·E[prefill
+  arriving at rate λ fills a fraction φ = λ·((t_per_token + t_prefill_extra)·E[prefill tokens] + t_per_kv_token·E[prefill
   KV reads] + t_per_cached_token·E[prefix-cached tokens]) of the time, spread over the steps:
   T_step = (a + β(N+1)) / (1 − φ). Little's law
   N = λ·E[steps per request]·T_step closes it: N = λD(a + β) / (1 − φ − λDβ), saturated when ≤ 0.
@@ -245,7 +245,7 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
         m = np.maximum(e.chunk_tokens - (e.spec_k + 1) * N, 0.0)
         pk = _prefill_kv_reads(L.prompt, L.computed, np.maximum(m, 1.0)) if prefill else np.zeros((e.n, L.prompt.size))
         pc = L.computed[None, :] if prefill else np.zeros((1, L.prompt.size))
-        wpre = c[:, None] * pc + d[:, None] * pk           # prefill time added to steps, per prompt
+        wpre = (c + e.t_prefill_extra_s)[:, None] * pc + d[:, None] * pk   # prefill time added to steps, per prompt
         if prefill and np.any(e.t_per_cached_token_s > 0):   # prefix-cache KV brought from its tier
             wpre = wpre + e.t_per_cached_token_s[:, None] * (L.prompt - L.computed)[None, :]
         phi = lam * (wpre @ L.p_prompt)

@@ -47,6 +47,12 @@ class EngineCoeffs:
     t_cp_token_s, t_cp_hop_s: what context parallelism costs on this replica's links
     (`with_context_parallel`): passing one token's KV to the next rank, and one latency-bound hop
     per layer summed over the layers.
+    t_prefill_extra_s: time a prefill token costs beyond `t_per_token_s` (0 for most engines): on an
+    attention-data-parallel replica a prompt's chunk runs its attention (and the rest of its rank-local
+    layers) on the one rank that holds its KV while the other ranks wait at the expert all-to-all, so
+    the step is as long as if every rank prefilled a chunk (`dse.evaluate.serving.fit_engine`).
+    Charged on every prefill token: an upper bound where a step's chunks come from several prompts on
+    different ranks.
     """
 
     t_fixed_s: np.ndarray
@@ -63,10 +69,11 @@ class EngineCoeffs:
     kv_host_capacity_tokens: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     t_cp_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
     t_cp_hop_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    t_prefill_extra_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
 
     def __post_init__(self):
         floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "spec_acceptance", "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s")
+                  "spec_acceptance", "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s", "t_prefill_extra_s")
         ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens")
         vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
         n = max(v.size for v in vals.values())
@@ -75,7 +82,7 @@ class EngineCoeffs:
                 raise ValueError(f"EngineCoeffs.{k} has {v.size} entries, others {n}: give one per design")
             object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
         for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s"):
+                  "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s", "t_prefill_extra_s"):
             if np.any(vals[k] < 0) or not np.all(np.isfinite(vals[k])):
                 raise ValueError(f"EngineCoeffs.{k} must be finite and ≥ 0")
         for k in ("max_batch", "chunk_tokens", "kv_capacity_tokens"):
@@ -90,10 +97,11 @@ class EngineCoeffs:
     def n(self) -> int:
         return int(self.t_fixed_s.size)
 
-    def iteration_time_s(self, decode_seqs, tokens, kv_tokens) -> np.ndarray:
-        """t_iter of one step with `decode_seqs` decoding sequences, `tokens` processed, `kv_tokens` read."""
+    def iteration_time_s(self, decode_seqs, tokens, kv_tokens, prefill_tokens=0) -> np.ndarray:
+        """t_iter of one step with `decode_seqs` decoding sequences, `tokens` processed (of which
+        `prefill_tokens` are prompt tokens), `kv_tokens` read."""
         return (self.t_fixed_s + self.t_per_seq_s * decode_seqs + self.t_per_token_s * tokens
-                + self.t_per_kv_token_s * kv_tokens)
+                + self.t_per_kv_token_s * kv_tokens + self.t_prefill_extra_s * prefill_tokens)
 
     def tokens_per_step(self) -> np.ndarray:
         """Expected tokens a decoding sequence gains per verification step: (1 − α^(k+1)) / (1 − α)."""
@@ -166,6 +174,7 @@ def with_context_parallel(engine: EngineCoeffs, cp) -> EngineCoeffs:
     return replace(engine, t_fixed_s=engine.t_fixed_s + (f - 1.0) * engine.t_cp_hop_s,
                    t_per_seq_s=engine.t_per_seq_s / f,
                    t_per_token_s=engine.t_per_token_s / f + (f - 1.0) / f * engine.t_cp_token_s,
+                   t_prefill_extra_s=engine.t_prefill_extra_s / f,
                    t_per_kv_token_s=engine.t_per_kv_token_s / f,
                    max_batch=engine.max_batch * cp, chunk_tokens=engine.chunk_tokens * cp,
                    kv_capacity_tokens=engine.kv_capacity_tokens * cp,

@@ -83,6 +83,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
     max_b, budget_max = int(e.max_batch[0]), int(e.chunk_tokens[0])
     k, alpha = int(e.spec_k[0]), float(e.spec_acceptance[0])
     t_load = float(e.t_per_cached_token_s[0])   # prefix-cache KV brought from its tier, per cached token
+    xpre = float(e.t_prefill_extra_s[0])        # a prefill token's extra (attention-DP imbalance)
     free = int(e.kv_capacity_tokens[0]) // block_tokens
     rng = np.random.default_rng(seed)
     n = len(prompt)
@@ -257,7 +258,8 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             ptok += take
             kv_pref += int(prompt[r] + generated[r] - todo[r] + take)
             load += cached[r] * take / max(int(computed[r]), 1)
-        dt = a + bseq * nd + ctok * (nd * (k + 1) + ptok) + dkv * (int(d_ctx.sum()) + kv_pref) + t_load * load
+        dt = (a + bseq * nd + ctok * (nd * (k + 1) + ptok) + xpre * ptok + dkv * (int(d_ctx.sum()) + kv_pref)
+              + t_load * load)
         if nd == 0 and ptok == 0:
             # nothing runnable (head of queue waits for blocks or slots): wait for the next arrival
             if next_arr < n and np.isfinite(arrival[next_arr]):
