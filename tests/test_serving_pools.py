@@ -167,3 +167,33 @@ def test_study_searching_two_chip_designs_runs_resumes_and_exports(tmp_path):
                        deployment={k: np.array([row[k]]) for k in ("serving.chunk_tokens", "serving.max_batch")})
         for k in ("chat.max_rate_rps", "chat.fleet_cost_usd", "chat.prefill_chips"):
             assert float(got[k][0]) == pytest.approx(row[k], rel=1e-9), k
+
+
+def test_a_prefill_pool_takes_the_plan_that_prefills_most_per_chip():
+    """4k-token prompts: the pool's plan (`choose_prefill_plan`) prefills at least as many requests per chip
+    within the TTFT limit as the plan the design would serve co-located with (`choose_plan`), and more on
+    the compute-rich chip, where co-location keeps one TP8 replica and prefill prefers two TP4 replicas."""
+    from dse.evaluate.serving import choose_prefill_plan
+    from dse.serving.analytic import max_rate_rps
+
+    cal = load_calibration()
+    arr = DesignArrays.from_designs([load_catalog_design("H100-SXM"), load_catalog_design("B200"), COMPUTE_RICH], TECH)
+    hw, _, ok, _ = design_metrics(arr)
+    d = _long_prompt_mix().model_dump()
+    s = d["scenarios"][0]["scenario"]
+    s["prompt_len"], s["serving"]["prompt_tokens"], s["serving"]["disaggregation"] = 4000, {"kind": "fixed", "tokens": 4000}, None
+    sc = Mix.model_validate(d).scenarios[0].scenario
+    w = sc.serving.model_copy(update={"tpot_ms": {}})
+    shape, prec = load_model_shape(sc.model), sc.precision_spec()
+
+    def per_chip(res):
+        eng, rows, _, _ = plan_engines(shape, prec, hw, cal, res, sc.serving)
+        fleet = DisaggFleet(eng, eng, 1, 10 ** 6, 1e9, 0.0)
+        rate = max_rate_rps(lambda r: disaggregated(fleet, w, r), w, eng.n)
+        out = np.zeros(hw.n)
+        out[rows] = rate / (res.plans["tp"] * res.plans["pp"] * res.plans["ep"])[rows]
+        return out
+    co, pre = choose_plan(sc, hw, cal), choose_prefill_plan(sc, hw, cal)
+    a, b = per_chip(co), per_chip(pre)
+    assert np.all(b >= a * (1 - 1e-3)), (a, b)
+    assert b[2] > 1.05 * a[2] and (co.plans["tp"][2], pre.plans["tp"][2]) == (8, 4), (a, b, co.plans, pre.plans)

@@ -13,6 +13,8 @@ The plan itself is chosen on the serving objective (`choose_plan`): the static m
 tp (at its preferred pipeline depth and at pp = 1) are the candidates, each is scored by its largest
 arrival rate meeting the SLOs over the deployments the workload allows (`SCREEN_STEPS` halvings), all
 designs at once, and each design keeps the candidate with the highest rate (ties: the static choice).
+A prefill pool of its own chip design takes the candidate that prefills the most requests per chip
+within the TTFT limits (`choose_prefill_plan`): each pool its own parallel plan.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dse.model.cost import tco_usd_per_hour
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
 from dse.model.technology import Technology
-from dse.serving.analytic import colocated, disaggregated, saturation_rate_rps, slo_met, summary
+from dse.serving.analytic import colocated, disaggregated, max_rate_rps, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_context_parallel, with_speculation
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.serving import KvOffload, ServingWorkload
@@ -183,10 +185,10 @@ _PREFILL_DESIGNS: dict[tuple[str, str], DesignArrays] = {}
 
 
 def prefill_pool(scenario, hw: HwView, cost_usd: np.ndarray, feasible: np.ndarray, cal: Calibration) -> PrefillPool:
-    """The prefill pool each design of `hw` (the prefill chips' systems) gives `scenario`: the plan it
-    would serve the workload with co-located (`choose_plan`, its power cap enforced), one replica of that
-    plan as the pool's engine (`plan_engines`); a replica's cost and power are its chips' share of the
-    system's. Rows that cannot run the scenario are marked infeasible (their engine is a placeholder)."""
+    """The prefill pool each design of `hw` (the prefill chips' systems) gives `scenario`: the plan that
+    prefills the most requests per chip (`choose_prefill_plan`, its power cap enforced), one replica of
+    that plan as the pool's engine (`plan_engines`); a replica's cost and power are its chips' share of
+    the system's. Rows that cannot run the scenario are marked infeasible (their engine is a placeholder)."""
     w = scenario.serving
     sc = scenario.model_copy(update={"serving": w.model_copy(update={"disaggregation": None})})
     n = hw.n
@@ -197,7 +199,7 @@ def prefill_pool(scenario, hw: HwView, cost_usd: np.ndarray, feasible: np.ndarra
     engine = _rows(engine, np.zeros(n, int))
     if ok.size:
         sub = hw.take(ok)
-        res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal), sub)
+        res, clock = evaluate_capped(lambda h: choose_prefill_plan(sc, h, cal), sub)
         watts = system_power_w(res, sub)
         eng, rows, _, _ = plan_engines(load_model_shape(sc.model), sc.precision_spec(), clocked(sub, clock), cal,
                                        res, w)
@@ -279,6 +281,34 @@ def choose_plan(scenario, hw: HwView, cal: Calibration, force_tp: int | None = N
     """The plan per design a scenario runs: the static mapping's best (`evaluate_scenario`) or, for an
     LLM scenario with a `serving:` workload, the candidate (`candidate_forcings`) with the largest
     arrival rate meeting the serving SLOs (module docstring); its static metrics come along."""
+    def score(engine, dp, w, idx, n, draft, chips):
+        return screen_rates(engine, dp, w, idx, n, draft)
+    return _choose(scenario, hw, cal, score, force_tp, force_pp)
+
+
+def choose_prefill_plan(scenario, hw: HwView, cal: Calibration) -> MappingResult:
+    """The plan per design of a prefill pool: among the same candidates as `choose_plan`, the one whose
+    replica, prefilling only (no decode, TTFT limits only), serves the largest arrival rate per chip —
+    a pool's cost is its chips', and a phase of its own may want another parallelism than co-location
+    (e.g. tensor-parallel attention for a lone prompt where co-location batches decode over attention-DP
+    ranks). Decode is left to the decode pool (its engines at a vanishing load here)."""
+    def score(engine, dp, w, idx, n, draft, chips):
+        wt = w.model_copy(update={"tpot_ms": {}})
+        fleet = DisaggFleet(engine, engine, 1, _UNBOUND_ENGINES, 1e9, 0.0)
+        rate = max_rate_rps(lambda r: disaggregated(fleet, wt, r), wt, engine.n, steps=SCREEN_STEPS)
+        return rate / np.maximum(chips, 1)
+    return _choose(scenario, hw, cal, score)
+
+
+# engines of a pool that never binds when the other pool is scored alone (`choose_prefill_plan`)
+_UNBOUND_ENGINES = 10 ** 6
+
+
+def _choose(scenario, hw: HwView, cal: Calibration, score, force_tp: int | None = None,
+            force_pp: int | None = None) -> MappingResult:
+    """The candidate plan per design with the highest `score(engine, dp, w, design idx, n, draft, replica
+    chips)` (rows: one replica engine per live candidate and design); ties and non-serving scenarios: the
+    static mapping's choice."""
     base = evaluate_scenario(scenario, hw, cal, force_tp, force_pp)
     w = getattr(scenario, "serving", None)
     if w is None or scenario.kind == "cnn" or not base.feasible.any():
@@ -298,10 +328,12 @@ def choose_plan(scenario, hw: HwView, cal: Calibration, force_tp: int | None = N
     dp = np.concatenate([p[3] for p in parts])
     cid = np.concatenate([np.full(len(p[2]), p[0]) for p in parts])
     draft = _concat([p[4] for p in parts]) if spec else None
-    rate = screen_rates(engine, dp, w, idx, hw.n, draft)
-    score = np.full(live.shape, -np.inf)
-    score[cid, idx] = rate
-    pick = np.argmax(score, axis=0)     # first maximum: the static choice unless another serves more
+    chips = np.array([int(np.asarray(cands[c].plans["tp"] * cands[c].plans["pp"] * cands[c].plans["ep"])[i])
+                      for c, i in zip(cid, idx)], dtype=np.int64)
+    rate = score(engine, dp, w, idx, hw.n, draft, chips)
+    scores = np.full(live.shape, -np.inf)
+    scores[cid, idx] = rate
+    pick = np.argmax(scores, axis=0)     # first maximum: the static choice unless another serves more
     n = hw.n
 
     def take(arrays):
