@@ -294,14 +294,16 @@ def choose_prefill_plan(scenario, hw: HwView, cal: Calibration) -> MappingResult
     ranks). Decode is left to the decode pool (its engines at a vanishing load here)."""
     def score(engine, dp, w, idx, n, draft, chips):
         wt = w.model_copy(update={"tpot_ms": {}})
-        fleet = DisaggFleet(engine, engine, 1, _UNBOUND_ENGINES, 1e9, 0.0)
+        # the KV link only delays decode (TPOT), which is not scored here: any value would do
+        fleet = DisaggFleet(engine, engine, 1, UNBOUND_ENGINES, 1e9, 0.0)
         rate = max_rate_rps(lambda r: disaggregated(fleet, wt, r), wt, engine.n, steps=SCREEN_STEPS)
         return rate / np.maximum(chips, 1)
     return _choose(scenario, hw, cal, score)
 
 
-# engines of a pool that never binds when the other pool is scored alone (`choose_prefill_plan`)
-_UNBOUND_ENGINES = 10 ** 6
+# engines of a pool that never binds when the other pool is scored alone (`choose_prefill_plan`, the
+# serving regime of dse validate): a million engines see a vanishing load (no physical meaning)
+UNBOUND_ENGINES = 10 ** 6
 
 
 def _choose(scenario, hw: HwView, cal: Calibration, score, force_tp: int | None = None,

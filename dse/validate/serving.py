@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dse.config import load_yaml_model
-from dse.evaluate.serving import fit_engine, mean_context
+from dse.evaluate.serving import UNBOUND_ENGINES, fit_engine, mean_context
 from dse.model.calibration import load_calibration
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
@@ -45,6 +45,10 @@ OVERHEAD_GRID_S = (0.0, 0.5e-3, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 8e-3)
 # 8 GPUs (the DGX/HGX board; DeepSeek-R1 deployments in TensorRT-LLM's DeepSeek guide, measurements_more
 # §1 rows 1.11-1.14, use TP ≤ 8 with attention-DP/EP beyond). Bounds: 1 .. the model's attention heads.
 MAX_TP = 8
+# Latency of a disaggregated row's KV transfer (s) on top of its bytes over `link_gbps`: one NVLink-class
+# message setup, assumed (the rows' link is assumed too); bounds 0 .. 10 ms (a network hop). Each
+# request pays it once, spread over its 1000+ output tokens: its value barely moves the speedup.
+KV_LINK_LATENCY_S = 1e-3
 
 # metric -> unit
 METRICS = {
@@ -130,7 +134,7 @@ class ServingMeasurement(BaseModel):
         c = 1
         while c <= hi:
             if c >= lo:
-                out += [(t, c // t) for t in (1, 2, 4, 8, 16) if t <= min(c, MAX_TP)]
+                out += [(1 << k, c >> k) for k in range(MAX_TP.bit_length()) if (1 << k) <= c]
             c *= 2
         return out
 
@@ -250,10 +254,6 @@ def predict_serving(m: ServingMeasurement, overhead_s: float = STEP_OVERHEAD_S) 
     return float(1.0 / per_req / co) if co > 0 and np.isfinite(per_req) else math.nan
 
 
-# a pool that never binds in `pool_rates` (its engines see a vanishing load)
-_UNBOUND_ENGINES = 10 ** 6
-
-
 def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = STEP_OVERHEAD_S
                ) -> dict[tuple[int, int], dict[str, float]]:
     """(tp, ep) -> the largest rate (req/s) one engine of that plan serves within the SLOs of `w`:
@@ -270,10 +270,10 @@ def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = ST
             continue
         base = _fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, context)
         e = replace(base, t_fixed_s=base.t_fixed_s + overhead_s)
-        lat = 1e-3
+        lat = KV_LINK_LATENCY_S
         co = an.colocated_summary(e, w, replicas=1)["max_rate_rps"][0]
-        pre = an.disagg_summary(DisaggFleet(e, e, 1, _UNBOUND_ENGINES, m.link_gbps, lat), w)["max_rate_rps"][0]
-        dec = an.disagg_summary(DisaggFleet(e, e, _UNBOUND_ENGINES, 1, m.link_gbps, lat), w)["max_rate_rps"][0]
+        pre = an.disagg_summary(DisaggFleet(e, e, 1, UNBOUND_ENGINES, m.link_gbps, lat), w)["max_rate_rps"][0]
+        dec = an.disagg_summary(DisaggFleet(e, e, UNBOUND_ENGINES, 1, m.link_gbps, lat), w)["max_rate_rps"][0]
         out[(tp, ep)] = {"colocated": float(co), "prefill": max(float(pre), 1e-300),
                          "decode": max(float(dec), 1e-300)}
     return out
