@@ -345,6 +345,18 @@ def _choose(scenario, hw: HwView, cal: Calibration, score, force_tp: int | None 
                          {k: take([c.plans[k] for c in cands]) for k in base.plans})
 
 
+def own_split(share: float, dp: np.ndarray) -> np.ndarray:
+    """Prefill replicas of a split of a design's own dp replicas at a prefill share: round(share·dp),
+    at least 1 and leaving at least 1 to decode (dp − p)."""
+    return np.clip(np.rint(share * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
+
+
+def pool_split(share: float, dp: np.ndarray) -> np.ndarray:
+    """Replicas of a prefill pool design prefilling for a design's dp decoding replicas at a prefill
+    share of the fleet's replicas: round(share / (1 − share) · dp), at least 1."""
+    return np.maximum(np.rint(share / (1.0 - share) * dp), 1).astype(np.int64)
+
+
 def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None,
                 pool: PrefillPool | None = None):
     """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
@@ -382,7 +394,7 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                        (lambda r, g=grouped, ok=ok, cp=cp, dec=dec: _either(
                            ok, colocated(g, w, r, np.maximum(dp // cp, 1)), colocated(dec, w, r, dp))))
             for f in shares:
-                p = np.clip(np.rint(f * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
+                p = own_split(f, dp)
                 fleet = DisaggFleet(eng, dec, p, np.maximum(dp - p, 1), w.disaggregation.link_gbps,
                                     w.disaggregation.link_latency_ms / 1e3)
                 split = dp >= 2
@@ -393,7 +405,7 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                 continue
             pre = prefix_cache_tier(pool.engine, w, host=bool(off))
             for f in shares:    # the design's replicas decode; a pool of the prefill design prefills
-                p = np.maximum(np.rint(f / (1.0 - f) * dp), 1).astype(np.int64)
+                p = pool_split(f, dp)
                 fleet = DisaggFleet(pre, dec, p, dp, w.disaggregation.link_gbps, w.disaggregation.link_latency_ms / 1e3)
                 on = pool.feasible
                 yield (choice | {"prefill_replicas": np.where(on, p, 0), "prefill_chips": np.where(on, p * pool.replica_chips, 0),

@@ -14,6 +14,7 @@ import polars as pl
 
 from dse.evaluate.deployment import DEPLOYMENT_BY_NAME
 from dse.evaluate.replay import ReplayedFleet, replay
+from dse.evaluate.serving import own_split, pool_split
 from dse.model.arrays import DesignArrays
 from dse.report import model_data
 from dse.serving import analytic as an
@@ -122,9 +123,8 @@ def _split_rows(r: ReplayedFleet, w, names: list[str]) -> list[dict]:
     if link is None:
         return out
     for s in SPLIT_SHARES:
-        pool = np.maximum(np.rint(s / (1.0 - s) * r.dp), 1).astype(np.int64)
-        own = np.clip(np.rint(s * r.dp), 1, np.maximum(r.dp - 1, 1)).astype(np.int64)
-        p = np.where(r.pool_design, pool, own)
+        own = own_split(s, r.dp)
+        p = np.where(r.pool_design, pool_split(s, r.dp), own)
         d = np.where(r.pool_design, r.dp, np.maximum(r.dp - own, 1))
         ok = r.pool_design | ((r.dp >= 2) & (r.engines == r.dp))
         top = an.max_rate_rps(lambda rate, f=r.fleet(p, d): an.disaggregated(f, w, rate), w, n)
