@@ -20,3 +20,7 @@ DEPLOYMENT_KNOBS: tuple[Knob, ...] = (
          none_means="the static mapping's prefill chunk (dse.evaluate.steps.PREFILL_CHUNK_TOKENS)"),
 )
 DEPLOYMENT_BY_NAME: dict[str, Knob] = {k.name: k for k in DEPLOYMENT_KNOBS}
+
+# Prefix of a study's prefill-pool design knobs: the registry's design knobs searched a second time for
+# the prefill pool of a disaggregated fleet (`prefill.chip.cores`; dse.study.knobs, the dashboard's replay)
+POOL_PREFIX = "prefill."

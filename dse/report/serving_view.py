@@ -12,13 +12,12 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from dse.evaluate.deployment import DEPLOYMENT_BY_NAME
+from dse.evaluate.deployment import DEPLOYMENT_BY_NAME, POOL_PREFIX
 from dse.evaluate.replay import ReplayedFleet, replay
 from dse.evaluate.serving import own_split, pool_split
 from dse.model.arrays import DesignArrays
 from dse.report import model_data
 from dse.serving import analytic as an
-from dse.study.knobs import POOL_PREFIX, registry_name
 
 # load points of a curve, as fractions of each design's saturation rate (denser near saturation)
 LOAD_FRACTIONS = tuple(np.round(1.0 - np.geomspace(0.95, 0.02, 24), 4))
@@ -36,7 +35,7 @@ def serving_scenario(mix):
 
 def _pool_design(row: dict, name: str):
     """The prefill-pool design of a results row with `prefill.*` knobs (over the row's own), or None."""
-    pool = {registry_name(k): v for k, v in row.items() if k.startswith(POOL_PREFIX) and v is not None}
+    pool = {k.removeprefix(POOL_PREFIX): v for k, v in row.items() if k.startswith(POOL_PREFIX) and v is not None}
     if not pool:
         return None
     return model_data.design_from_row({k: v for k, v in row.items() if k.startswith(("chip.", "system."))} | pool,

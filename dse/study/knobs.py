@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from dse.evaluate.deployment import DEPLOYMENT_BY_NAME, DEPLOYMENT_KNOBS
+from dse.evaluate.deployment import DEPLOYMENT_BY_NAME, DEPLOYMENT_KNOBS, POOL_PREFIX
 from dse.model.hardware import ChipDesign, Design, SystemDesign
 from dse.model.knobs import BY_NAME, KNOBS, Knob
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {"chip": ChipDesign, "system": SystemDesign}
 
 # A study may search a second design at once: the prefill pool of a disaggregated serving fleet
-# (docs/serving.md). Its knobs are the registry's with this prefix (`prefill.chip.cores`); a knob the
-# space does not give takes the main design's value (dse.study.evaluator).
-POOL_PREFIX = "prefill."
+# (docs/serving.md). Its knobs are the registry's with the prefix POOL_PREFIX (`prefill.chip.cores`,
+# declared with the deployment knobs); a knob the space does not give takes the main design's value
+# (dse.study.evaluator).
 
 
 def registry_name(name: str) -> str:
