@@ -72,3 +72,35 @@ def test_prefill_pool_ttft_at_a_third_of_its_capacity(prompt):
     m = an.disaggregated(fleet, w)
     assert m.ttft_quantile(0.5)[0] == pytest.approx(np.quantile(r.ttft_s, 0.5), rel=0.10)
     assert m.ttft_quantile(0.99)[0] == pytest.approx(np.quantile(r.ttft_s, 0.99), rel=0.15)
+
+
+@pytest.mark.slow
+def test_pools_of_their_own_plans_agree_with_the_simulator():
+    """The disaggregated rows' fleet (dse validate, DeepSeek-V3 fp8 on B200): three TEP4 prefill engines
+    (tp 4) feeding one DEP8 decode engine (tp 1 × ep 8, attention data parallel), each fitted from the
+    operator model for its own plan. Analytic vs simulated TPOT p50/p99 within 5 % at 20 % and 60 % of
+    saturation, TTFT p50/p99 within 10 %/20 % at 20 %. Measured (10,000 requests): TPOT within 0.5 %;
+    TTFT +0.0 %/−10 % at 20 %, but +15/+19 % at 40 % and +32/+32 % at 80 % (fixed 4,096-token prompts two
+    to a 8,192-token chunk: the analytic prefill-only engine overstates the wait there, as in the random
+    fleets above)."""
+    from dataclasses import replace
+
+    from dse.validate import serving as sv
+
+    m = next(r for r in sv.load_serving() if r.kind == "disaggregated")
+    w = m.workload(arrival_rate_rps=1.0)
+    ctx = sv.mean_context(w)
+
+    def engine(tp, ep):
+        e = sv._fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, ctx)
+        return replace(e, t_fixed_s=e.t_fixed_s + sv.STEP_OVERHEAD_S)
+    pre, dec = engine(4, 1), engine(1, 8)
+    assert pre.t_prefill_extra_s[0] == 0 < dec.t_prefill_extra_s[0]
+    fleet = DisaggFleet(pre, dec, 3, 1, m.link_gbps, sv.KV_LINK_LATENCY_S)
+    sat = an.saturation_rate_rps(lambda r: an.disaggregated(fleet, w, r), 1)[0]
+    for u in (0.2, 0.6):
+        wl = w.model_copy(update={"arrival_rate_rps": u * sat})
+        err = relative_errors(an.disaggregated(fleet, wl), simulate_disagg(fleet, wl, 10000, seed=1).steady())
+        assert np.all(np.abs(err[[1, 3]]) < 0.05), (u, err)
+        if u < 0.3:
+            assert abs(err[0]) < 0.10 and abs(err[2]) < 0.20, (u, err)
