@@ -26,6 +26,10 @@ from dse.validate.report import predict_rows, summarize
 # With the DeepSeek-R1 max-throughput rows (issue 12; the moe split re-ranks: the Qwen3-30B rows move to train,
 # two Mixtral MI300X vLLM rows and Qwen3-235B 8xH100 to test; generic refit on its 20 remaining rows): moe 15.7 %
 # over 6 points (worst: the loose DeepSeek-R1 8xB200 row, +108 %), overall unchanged.
+# With the batch ladder uncapped (powers of two up to max_batch, not up to 1,024; 2026-12-01): the test split is
+# unchanged (its max_batch rows do not fit above 1,024); train moe 10.2 -> 32.1 % (the TensorRT-LLM perf-overview
+# B200 / H200 rows run at 2,048-4,096 and come out 11-59 % high), overall train 9.1 -> 9.7 %; those rows are
+# class `graph` (never fitted), so calibration.yaml and model_error.yaml are unchanged.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 8.5   # measured 8.0 % overall (the issue's bar: 10 %)
@@ -57,10 +61,11 @@ KNOWN_MISSES: dict[str, float] = {
     #   (precision not published) caps the batch near 512 and gives +12 % / +89 %.
     # The MoE prefill the measurements imply runs at ~0.5 PFLOP/s per B200 for BOTH Qwen3 models (30B on one GPU,
     # 235B per GPU of 8, from the same two-row solve), ~6 % of the FP4 peak: a property of that release's MoE
-    # kernels, which a hardware model has no sourced constant for. Note: plans.BATCH_CHOICES stops at 1,024 and a
-    # power-of-two max_batch (4,096 here) is never tried, so the `best batch up to 4096` rows run at <= 1,024; at
-    # their capacity batch dse predicts this row +120 % and the B200 / H200 MoE rows +40-60 % (Qwen3-235B 1k1k
-    # B200 +48 %, Maverick B200 +59 %, H200 +54 %).
+    # kernels, which a hardware model has no sourced constant for. The plan ladder tries every power of two up
+    # to max_batch (it stopped at 1,024 before 2026-12-01); this row still runs at 1,024 (2,048 does not fit
+    # with FP8 KV). At the exact capacity batch (not a ladder rung) dse predicts this row +120 % and the B200 /
+    # H200 MoE rows +40-60 % (Qwen3-235B 1k1k B200 +48 %, Maverick B200 +59 %, H200 +54 %); on the ladder's
+    # largest fitting power of two they are train rows at +31 % / +59 % / +33 % (class graph, never fitted).
     "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.15,
     "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.6,
     # Llama-4-Maverick FP8 on 8xH100 measures 1/3.28 of the 8xH200 figure where HBM bandwidth is 1/1.43:

@@ -16,7 +16,12 @@ import numpy as np
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 EP_CHOICES = (2, 4, 8, 16, 32, 64)
 PP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def powers_of_two(top: int) -> list[int]:
+    """1, 2, 4, ... up to `top` (inclusive): the batch ladder. It has no fixed ceiling, so a larger
+    allowed batch always adds rungs and never takes one away (no cliff at a hard-coded batch)."""
+    return [1 << k for k in range(max(int(top), 1).bit_length())]
 
 
 @dataclass(frozen=True)
@@ -83,22 +88,23 @@ def scenario_batch(scenario) -> tuple[int | None, int]:
 
 
 def batch_candidates(scenario) -> list[int]:
-    """Batch sizes to try: the fixed batch, or powers of two up to the scenario's maximum."""
+    """Batch sizes to try: the fixed batch, or powers of two up to the scenario's maximum, plus it."""
     fixed, max_b = scenario_batch(scenario)
     if fixed is not None:
         return [fixed]
-    out = [b for b in BATCH_CHOICES if b <= max_b]
+    out = powers_of_two(max_b)
     if max_b not in out:
         out.append(max_b)
     return out
 
 
 def micro_batch_candidates(scenario) -> list[int]:
-    """Micro-batch sizes b to try for LLM decode (up to pp micro-batches of b sequences are in flight)."""
+    """Micro-batch sizes b to try for LLM decode (up to pp micro-batches of b sequences are in flight):
+    every power of two up to the top batch (dividing it when the batch is fixed), plus the top itself,
+    so a fixed batch always has its one-micro-batch plan (pp 1) and a range never stops short of its max."""
     fixed, max_b = scenario_batch(scenario)
     top = fixed if fixed is not None else max_b
-    return [b for b in BATCH_CHOICES if b <= top and
-            (fixed is None or fixed % b == 0)] + ([top] if top & (top - 1) else [])
+    return [b for b in powers_of_two(top) if fixed is None or fixed % b == 0] + ([top] if top & (top - 1) else [])
 
 
 def pipeline_depths(layers: int, replica_chips: int, chip_counts) -> list[int]:
