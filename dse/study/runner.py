@@ -406,8 +406,9 @@ class StudyRunner:
                 chunks[id(r)][1].append(i)
                 chunks[id(r)][2].append(k)
         for r, rows, ks in chunks.values():
+            rows_a, ks_a = np.asarray(rows, np.int64), np.asarray(ks, np.int64)
             for k in merged:
-                merged[k][rows] = np.asarray(r[k])[ks]
+                merged[k][rows_a] = np.asarray(r[k])[ks_a]
         results: list = []
         start = 0
         while start < n:  # contiguous runs of rows that share an error, or that have results
