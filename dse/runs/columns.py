@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Sequence
 
@@ -28,8 +29,10 @@ SUFFIX_UNITS = {"usd": "US$", "ms": "ms", "s": "s", "w": "W", "mb": "MB", "gb": 
                 "per_user": "tokens/s per user"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _info(name: str) -> Any:
-    """The metric registry's entry for a column (None for knobs, bookkeeping and unknown columns)."""
+    """The metric registry's entry for a column (None for knobs, bookkeeping and unknown columns); the
+    registry is static, so the answer is cached per name (a run writes the same columns every part)."""
     try:
         return metric_info(name)
     except (KeyError, ValueError):
@@ -42,6 +45,7 @@ def is_integer_metric(name: str) -> bool:
     return info is not None and info.metric.dtype == "int"
 
 
+@functools.lru_cache(maxsize=4096)
 def unit_of(name: str) -> str | None:
     """Unit of a column: the registry's, else the unit suffix of its name (None for unitless columns)."""
     info = _info(name)
@@ -71,10 +75,11 @@ def units_of_file(path: Any) -> dict[str, str]:
 def duplicate_metrics(df: pl.DataFrame) -> list[str]:
     """Bare metric columns that repeat a knob column value for value (`sram_mb` = `chip.sram_mb`)."""
     out = []
+    schema = df.schema
     for c in df.columns:
         for p in KNOB_PREFIXES:
             k = p + c
-            if k in df.columns and df[c].dtype.is_numeric() and df[k].dtype.is_numeric():
+            if k in schema and schema[c].is_numeric() and schema[k].is_numeric():
                 a = df[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
                 b = df[k].cast(pl.Float64).fill_null(np.nan).to_numpy()
                 have = ~np.isnan(a)  # rows of a resumed older run may lack the bare column
