@@ -4,14 +4,17 @@ equal to a full evaluate of that sample's technology."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from dse.catalog import list_catalog, load_catalog_design
 from dse.evaluate import evaluate
+from dse.model.area import chip_area, split_costs
 from dse.model.arrays import DesignArrays
 from dse.model.technology import load_technology
 from dse.uncertainty import montecarlo
-from dse.uncertainty.montecarlo import monte_carlo_designs
+from dse.uncertainty.montecarlo import QUANTILES, monte_carlo_designs
 
 
 def _catalog():
@@ -73,3 +76,95 @@ def test_row_attributes_come_from_the_registry_tables():
     assert montecarlo._row_attribute(("packaging", "cowos_s", "usd_per_mm2")) == ("pkg_usd_per_mm2",
                                                                                   "chip.packaging")
     assert montecarlo._row_attribute(("tco", "usd_per_kwh")) is None
+
+
+def _random_columns(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Random designs that split into chiplets and harvest cores in many ways (log-uniform sizes)."""
+    rng = np.random.default_rng(seed)
+
+    def logu(lo, hi):
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+    memory = rng.choice(["none", "lpddr5x", "hbm2e", "hbm3", "hbm3e"], n)
+    return {
+        "chip.process_node": rng.choice(["n16", "n7", "n5", "n4", "n3"], n),
+        "chip.core_style": rng.choice(["systolic", "simt"], n),
+        "chip.cores": np.round(logu(4, 512)).astype(int),
+        "chip.array_rows": rng.choice([32, 64, 128, 256], n),
+        "chip.array_cols": rng.choice([32, 64, 128, 256], n),
+        "chip.sram_mb": logu(4, 2048),
+        "chip.memory": memory,
+        "chip.memory_stacks": np.where(memory == "none", 0, rng.integers(1, 9, n)),
+        "chip.links": rng.integers(1, 33, n),
+        "chip.packaging": rng.choice(["organic", "cowos_s", "cowos_l"], n),
+    }
+
+
+def _stacked(n: int = 400, samples: int = 8, seed: int = 3):
+    tech = load_technology()
+    arr = DesignArrays.from_columns(_random_columns(n, seed), tech)
+    values = montecarlo.sample_technology_values(tech, samples, seed)
+    design = np.tile(np.arange(n), samples)
+    big = montecarlo._patched(arr, values, design, np.repeat(np.arange(samples), n))
+    return arr, values, design, big
+
+
+def test_split_bounds_keep_the_cheapest_die_count_and_the_same_areas():
+    """The die counts the bounds leave to each (design, sample) row contain the one the full search takes,
+    and the restricted search gives the same areas, bit for bit (reasons included)."""
+    arr, values, design, big = _stacked()
+    bounds = montecarlo._SplitBounds.build(arr, chip_area(arr), values)
+    assert bounds is not None
+    lo, hi = bounds.dies_between(big, design)
+    full = chip_area(big)
+    assert np.all((lo <= full.num_dies) & (full.num_dies <= hi))
+    assert np.mean(hi - lo + 1) < 0.6 * arr.tech.chiplets.max_auto_dies  # the bounds do prune
+    ranged = chip_area(big, (lo, hi))
+    for f in dataclasses.fields(full):
+        assert np.array_equal(getattr(ranged, f.name), getattr(full, f.name)), f.name
+    top = arr.tech.chiplets.max_auto_dies
+    every = chip_area(big, (np.ones(big.n), np.full(big.n, top)))  # the whole range: the unrestricted search
+    assert all(np.array_equal(getattr(every, f.name), getattr(full, f.name)) for f in dataclasses.fields(full))
+
+
+def test_split_lower_bounds_hold_at_every_sample():
+    """Each count's cheapest spare choice at a sample costs at least its lower bound (linear in the prices
+    at the lowest sampled defect density), and the nominal split priced at the sample at least that."""
+    arr, values, design, big = _stacked(samples=6)
+    bounds = montecarlo._SplitBounds.build(arr, chip_area(arr), values)
+    exact = split_costs(big, geometry=False)["chip_usd"]
+    wafer = big.wafer_price_usd
+    lower = (wafer * bounds.cw[:, design] + big.pkg_usd_per_mm2 * bounds.cp[:, design]
+             + big.mem_gb * big.mem_usd_per_gb * bounds.cq[:, design])
+    fits = bounds.fits[design]
+    assert np.all(lower[:, fits] <= exact[:, fits] * (1 + 1e-12))
+    assert np.mean(lower[:, fits] / exact[:, fits]) > 0.8  # and they are not trivial
+
+
+def test_split_bounds_only_for_prices_and_defect_densities():
+    arr, values, _, _ = _stacked(n=20, samples=2)
+    area = chip_area(arr)
+    moved = [{**v, ("process_nodes", "n5", "sram_mm2_per_mb"): 0.5} for v in values]
+    assert montecarlo._SplitBounds.build(arr, area, moved) is None  # an area density moves the geometry
+
+
+def test_monte_carlo_same_with_and_without_split_bounds(monkeypatch):
+    cols = _random_columns(300, 5)
+    tech = load_technology()
+    with_bounds = montecarlo.monte_carlo_columns(cols, "balanced", tech, samples=8, seed=2)
+    monkeypatch.setattr(montecarlo._SplitBounds, "build", classmethod(lambda cls, *a: None))
+    without = montecarlo.monte_carlo_columns(cols, "balanced", tech, samples=8, seed=2)
+    assert with_bounds.full_evaluations == without.full_evaluations > 0
+    for col, v in without.samples.items():
+        assert np.array_equal(with_bounds.samples[col], v), col
+
+
+def test_sorted_quantiles_equal_numpy():
+    rng = np.random.default_rng(0)
+    for shape in [(64, 300), (16, 7), (3, 5), (1, 4), (64,)]:
+        for v in (rng.random(shape), rng.integers(0, 3, shape).astype(float), rng.lognormal(size=shape) * 1e5):
+            for qs in [(0.1, 0.5, 0.9), (0.0, 1.0, 0.25, 0.75), (0.05,)]:
+                assert np.array_equal(montecarlo.sorted_quantiles(v, qs), np.quantile(v, qs, axis=0))
+    v = rng.random((8, 5))
+    v[2, 3] = np.nan
+    assert np.array_equal(montecarlo.sorted_quantiles(v, QUANTILES), np.quantile(v, QUANTILES, axis=0), equal_nan=True)

@@ -14,7 +14,7 @@ from dse.catalog import load_catalog_design
 from dse.evaluate.metrics import DESIGN, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
-from dse.model.area import chip_area
+from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.cost import chip_cost, tco_usd_per_hour
@@ -25,9 +25,11 @@ from dse.workloads.scenarios import Mix, load_mix
 from dse.workloads.modelfile import load_model_shape
 
 
-def design_metrics(arr: DesignArrays) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(HwView, design-level metric columns, feasible, reason) of every design of `arr`."""
-    area = chip_area(arr)
+def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
+                   ) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(HwView, design-level metric columns, feasible, reason) of every design of `arr` (`area`: its
+    `chip_area`, when the caller has it)."""
+    area = chip_area(arr) if area is None else area
     cost = chip_cost(arr, area)
     power = chip_power(arr, area)
     hw = HwView.from_arrays(arr, area)

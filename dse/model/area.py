@@ -418,33 +418,42 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
                 chip_usd=money["chip_usd"], io_n=io["count"], io_die=io["die"], io_critical=io["critical"])
 
 
-def chip_area(arr: DesignArrays) -> AreaBreakdown:
-    """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area."""
+def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | None = None) -> AreaBreakdown:
+    """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area.
+
+    `dies_between` = (lo, hi) per row limits the automatic split to lo … hi dies (within the counts it
+    compares): for callers that proved the cheapest feasible count lies there and one there fits (or that
+    none fits anywhere), e.g. Monte-Carlo samples (dse.uncertainty.montecarlo); the result is then the same."""
     b = _blocks(arr)
     ws = arr.wafer_scale
     given = arr.dies >= 1
     auto = ~ws & ~given & arr.allow_chiplets
     n_lo = np.where(ws, 1.0, np.where(given, arr.dies, np.where(
         auto, np.clip(np.ceil(b.logic / arr.reticle_mm2), 1, MAX_DIES), 1.0)))
+    top = arr.tech.chiplets.max_auto_dies
+    n_hi = np.full(arr.n, float(top))  # the automatic split compares n_lo … n_hi dies
+    if dies_between is not None:
+        lo, hi = (np.asarray(x, dtype=float) for x in dies_between)
+        n_lo = np.where(auto, np.clip(lo, n_lo, np.maximum(n_lo, top)), n_lo)
+        n_hi = np.where(auto, np.clip(hi, n_lo, top), n_hi)
     best = _candidate(arr, b, n_lo)
     best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
-    idx = np.flatnonzero(auto & (n_lo < arr.tech.chiplets.max_auto_dies))
+    idx = np.flatnonzero(auto & (n_lo < n_hi))
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
-        top = arr.tech.chiplets.max_auto_dies
         sub, sub_b = (arr, b) if idx.size == arr.n else (  # every row may split: no copy
             arr.take(idx), _take_blocks(b, idx))
         sub_best = {k: v[idx] for k, v in best.items()}
         sub_ok = best_ok[idx]
         pos = np.arange(idx.size)  # the rows of `sub` (positions in idx)
         for extra in range(1, top):
-            live = n_lo[idx[pos]] + extra <= top
+            live = n_lo[idx[pos]] + extra <= n_hi[idx[pos]]
             if not live.any():
                 break
             if live.sum() < 0.7 * live.size:  # most rows are at max_auto_dies: drop them from later candidates
                 keep = np.flatnonzero(live)
                 sub, sub_b, pos, live = sub.take(keep), _take_blocks(sub_b, keep), \
                     pos[keep], live[keep]
-            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx[pos]] + extra, top))
+            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx[pos]] + extra, n_hi[idx[pos]]))
             ok = live & cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
             take = ok & (~sub_ok[pos] | (cand["chip_usd"] < sub_best["chip_usd"][pos]))
             for k, v in cand.items():
@@ -519,6 +528,32 @@ def chip_area(arr: DesignArrays) -> AreaBreakdown:
                          shoreline_mm=c["need"], shoreline_limit_mm=c["limit"], package_mm2=package,
                          num_io_dies=io_n.astype(np.int64), io_die_mm2=io_die, io_critical_mm2=io_critical,
                          feasible=flags.valid, reason=flags.reason)
+
+
+def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True,
+                dies: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    """What the automatic split compares, per die count n = 1 … max_auto_dies (rows of (counts, designs)
+    arrays; `dies`: only that count per row, one row): with `priced`, `chip_usd` of the cheapest spare
+    choice at `arr`'s prices and defect densities and whether that choice fits (`ok`); with `geometry`,
+    whether any spare choice could fit (`may_fit`: the reticle and the package with no spares, the
+    shoreline with the most, as a die only grows with its spares). For callers that bound the split under
+    other prices and defect densities (dse.uncertainty.montecarlo); chip_area is unchanged."""
+    b = _blocks(arr)
+    most = np.where(b.harvests & ~arr.wafer_scale, arr.tech.harvesting.max_spare_cores_per_die, 0.0)
+    fixed = {**vars(b), "harvests": np.zeros(arr.n, bool)}  # no spare search: the given spares
+    counts = [np.asarray(dies, dtype=float)] if dies is not None else [
+        np.full(arr.n, float(n)) for n in range(1, arr.tech.chiplets.max_auto_dies + 1)]
+    out: dict[str, list] = {k: [] for k in ("chip_usd", "ok", "may_fit")}
+    for n in counts:
+        if priced:
+            c = _candidate(arr, b, n)
+            out["chip_usd"].append(c["chip_usd"])
+            out["ok"].append(c["reticle_ok"] & c["shore_ok"] & c["package_ok"])
+        if geometry:
+            bare = _candidate(arr, _Blocks(**{**fixed, "spares_given": np.zeros(arr.n)}), n)
+            full = _candidate(arr, _Blocks(**{**fixed, "spares_given": most * n}), n)
+            out["may_fit"].append(bare["reticle_ok"] & bare["package_ok"] & full["shore_ok"])
+    return {k: np.array(v) for k, v in out.items() if v}
 
 
 def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:
