@@ -536,8 +536,10 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
     arrays; `dies`: only that count per row, one row): with `priced`, `chip_usd` of the cheapest spare
     choice at `arr`'s prices and defect densities and whether that choice fits (`ok`); with `geometry`,
     whether any spare choice could fit (`may_fit`: the reticle and the package with no spares, the
-    shoreline with the most, as a die only grows with its spares). For callers that bound the split under
-    other prices and defect densities (dse.uncertainty.montecarlo); chip_area is unchanged."""
+    shoreline with the most, as a die only grows with its spares) and the most spares per die the search
+    may add (`spares_max`, (designs,): 0 = the geometry of a count does not depend on prices or defect
+    densities). For callers that bound the split under other prices and defect densities
+    (dse.uncertainty.montecarlo); chip_area is unchanged."""
     b = _blocks(arr)
     most = np.where(b.harvests & ~arr.wafer_scale, arr.tech.harvesting.max_spare_cores_per_die, 0.0)
     fixed = {**vars(b), "harvests": np.zeros(arr.n, bool)}  # no spare search: the given spares
@@ -553,7 +555,10 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
             bare = _candidate(arr, _Blocks(**{**fixed, "spares_given": np.zeros(arr.n)}), n)
             full = _candidate(arr, _Blocks(**{**fixed, "spares_given": most * n}), n)
             out["may_fit"].append(bare["reticle_ok"] & bare["package_ok"] & full["shore_ok"])
-    return {k: np.array(v) for k, v in out.items() if v}
+    res = {k: np.array(v) for k, v in out.items() if v}
+    if geometry:
+        res["spares_max"] = most
+    return res
 
 
 def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:

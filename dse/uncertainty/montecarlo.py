@@ -219,6 +219,7 @@ class _SplitBounds:
     may_fit: np.ndarray
     area: AreaBreakdown   # the nominal split
     fits: np.ndarray      # (n,) the nominal split fits (reticle, die edge, package)
+    spare_free: np.ndarray  # (n,) no spare choice: a die count's geometry is the same at every sample
 
     @classmethod
     def build(cls, arr: DesignArrays, area: AreaBreakdown, values: Sequence[Mapping[tuple[str, ...], float]]
@@ -253,15 +254,32 @@ class _SplitBounds:
         coef = np.zeros((3, top, arr.n))  # only the rows whose nominal split fits use the lower bounds
         for j, unit in enumerate(np.eye(3)):
             coef[j][:, fits] = priced(*unit, take=rows[fits])
-        return cls(cw=coef[0], cp=coef[1], cq=coef[2], may_fit=split_costs(arr, priced=False)["may_fit"],
-                   area=area, fits=fits)
+        geometry = split_costs(arr, priced=False)
+        return cls(cw=coef[0], cp=coef[1], cq=coef[2], may_fit=geometry["may_fit"], area=area, fits=fits,
+                   spare_free=geometry["spares_max"] == 0)
 
-    def dies_between(self, big: DesignArrays, design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def chip_area(self, big: DesignArrays, design: np.ndarray) -> AreaBreakdown:
+        """chip_area(big) (row i = design[i] under its sample's constants), searching only the die counts
+        that may be cheapest; a row left one count and no spare choice has the nominal geometry (and
+        reasons), which is copied."""
+        out = {f.name: getattr(self.area, f.name)[design] for f in dataclasses.fields(AreaBreakdown)}
+        lo, hi = self.dies_between(big, design, AreaBreakdown(**out))
+        search = np.flatnonzero((lo != hi) | ~self.spare_free[design])
+        if len(search):
+            part = chip_area(big.take(search) if len(search) < big.n else big, (lo[search], hi[search]))
+            for k, v in out.items():
+                v[search] = getattr(part, k)
+        return AreaBreakdown(**out)
+
+    def dies_between(self, big: DesignArrays, design: np.ndarray, nominal: AreaBreakdown | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) die counts per row of `big` (row i = design[i] under its sample's constants) for
-        chip_area's `dies_between`."""
+        chip_area's `dies_between` (`nominal`: the nominal split's rows `design`, if taken already)."""
         top = self.cw.shape[0]
-        area = AreaBreakdown(**{f.name: getattr(self.area, f.name)[design] for f in dataclasses.fields(AreaBreakdown)})
-        upper = chip_cost(big, area).chip_usd
+        if nominal is None:
+            nominal = AreaBreakdown(**{f.name: getattr(self.area, f.name)[design]
+                                       for f in dataclasses.fields(AreaBreakdown)})
+        upper = chip_cost(big, nominal).chip_usd
         wafer = np.where(big.has_io_die, np.minimum(big.wafer_price_usd, big.wafer_price_usd_io), big.wafer_price_usd)
         lower = (wafer * self.cw[:, design] + big.pkg_usd_per_mm2 * self.cp[:, design]
                  + big.mem_gb * big.mem_usd_per_gb * self.cq[:, design])
@@ -365,8 +383,7 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
             k = len(values[s:s + per_pass])
             design = np.tile(np.arange(n), k)
             rows_arr = _patched(arr, values, design, np.repeat(np.arange(s, s + k), n))
-            big = design_metrics(rows_arr, None if bounds is None else
-                                 chip_area(rows_arr, bounds.dies_between(rows_arr, design)))
+            big = design_metrics(rows_arr, None if bounds is None else bounds.chip_area(rows_arr, design))
         if stack:
             rows = np.arange(n) + (s % per_pass) * n
             dm = (big[0].take(rows), {c: v[rows] for c, v in big[1].items()}, big[2][rows], big[3][rows])
