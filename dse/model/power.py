@@ -109,8 +109,10 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     density = tdp / np.maximum(area.total_mm2, 1e-9)
     limit = arr.tech.thermal.max_power_density_w_per_mm2
     ok = density <= limit
-    reason = np.where(ok, "", np.char.add(np.char.add("power density ", np.char.mod("%.2f", density)),
-                                          f" W/mm² > cooling limit {limit:g} W/mm²")).astype(object)
+    reason = np.full(np.shape(ok), "", dtype=object)  # formatted for the rows over the limit only
+    bad = ~ok
+    reason[bad] = np.char.add(np.char.add("power density ", np.char.mod("%.2f", density[bad])),
+                              f" W/mm² > cooling limit {limit:g} W/mm²").astype(object)
     return PowerBreakdown(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link,
                           d2d_w=d2d, static_w=static, leakage_w=leakage, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
                           power_density_w_per_mm2=density, feasible=ok, reason=reason)

@@ -363,7 +363,9 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
     hour0 = hourly(d0, tech)
     llm = [e for e in mix.scenarios if e.scenario.kind != "cnn" and f"{e.scenario.name}.usd_per_mtok" in hour0]
     ref_design = load_catalog_design(getattr(mix, "reference_design", None) or "H100-SXM")
-    ref_hw0 = design_metrics(DesignArrays.from_designs([ref_design], tech))[0]
+    ref_arr = DesignArrays.from_designs([ref_design], tech)
+    ref_hw0 = design_metrics(ref_arr)[0]
+    ref_stacked = None  # the reference under every sample, in one pass (while samples are stacked)
     ref0 = reference_throughputs(mix, cal, tech)
     values = sample_technology_values(tech, samples, seed) if values is None else list(values)
     samples = len(values)
@@ -376,9 +378,10 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
     big = None
     refs: list[dict[str, float]] = [ref0]  # distinct reference throughputs of the samples
     pairs: list[tuple[int, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []  # (sample, rows, key, design cols)
+    techs: dict[int, Technology] = {}  # each sample's technology
     bounds = _SplitBounds.build(arr, area0, values) if stack else None
     for s, vals in enumerate(values):
-        tech_s = tech.with_values(vals) if vals else tech
+        tech_s = techs[s] = tech.with_values(vals) if vals else tech
         if stack and s % per_pass == 0:  # one design-level pass over the next samples' rows
             k = len(values[s:s + per_pass])
             design = np.tile(np.arange(n), k)
@@ -408,7 +411,10 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
         if not len(redo):
             continue
         # rows whose performance inputs moved (e.g. the cheapest chiplet split changed)
-        ref_hw = design_metrics(DesignArrays.from_designs([ref_design], tech_s))[0]
+        if stack and ref_stacked is None:
+            ref_stacked = design_metrics(_patched(ref_arr, values, np.zeros(samples, int), np.arange(samples)))[0]
+        ref_hw = ref_stacked.take(np.array([s])) if stack else design_metrics(
+            DesignArrays.from_designs([ref_design], tech_s))[0]
         same_ref = not _changed_rows(ref_hw0, ref_hw, ("static_w",)).any()  # throughputs ignore static power
         ref_s = ref0 if same_ref else reference_throughputs(mix, cal, tech_s)
         if not stack:  # built rows: evaluate them with this sample's technology
@@ -423,7 +429,7 @@ def monte_carlo(build: Builder, mix: Mix | str, tech: Technology | None = None, 
                                *_hw_columns(hw_s.take(redo), ignore)])
         pairs.append((s, redo, key, {"system_cost_usd": d_s["system_cost_usd"][redo]}))
     if pairs:
-        full += _evaluate_pairs(pairs, arr, values, refs, out, cols, d0, power_of, llm, mix, tech, cal)
+        full += _evaluate_pairs(pairs, arr, values, techs, refs, out, cols, d0, power_of, llm, mix, tech, cal)
     factors = _apply_model_error(out, cols, mix, samples, seed, software, error_data) if model_error else {}
     return MonteCarlo(mix=mix, nominal=nominal, samples=out, tech_values=values, error_factor=factors,
                       full_evaluations=full)
@@ -454,7 +460,7 @@ def _distinct_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[new], inverse
 
 
-def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]],
+def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]], techs: dict,
                     refs: list[dict[str, float]], out: dict[str, np.ndarray], cols: list[str], d0: dict,
                     power_of: dict[str, str], llm: list, mix: Mix, tech: Technology, cal: Any) -> int:
     """Evaluate the (sample, design) pairs whose performance inputs moved, once per distinct (design,
@@ -477,7 +483,7 @@ def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tup
     for s in np.unique(sample):
         j = np.flatnonzero(sample == s)
         u = inverse[j]
-        tech_s = tech.with_values(values[s]) if values[s] else tech
+        tech_s = techs[s]
         for c in perf:
             v = res[c][u]
             if c in power_of:  # money ∝ hourly TCO: this pair's cost and technology over the evaluated row's
