@@ -125,6 +125,15 @@ def test_split_bounds_keep_the_cheapest_die_count_and_the_same_areas():
     top = arr.tech.chiplets.max_auto_dies
     every = chip_area(big, (np.ones(big.n), np.full(big.n, top)))  # the whole range: the unrestricted search
     assert all(np.array_equal(getattr(every, f.name), getattr(full, f.name)) for f in dataclasses.fields(full))
+    # rows left one count and one spare choice copy the nominal split; the others search: the same areas
+    lo, hi, upper = bounds._ranges(big, design)
+    check = np.flatnonzero((lo == hi) & ~bounds.spare_free[design])
+    kept = bounds._nominal_spares(big, design, check, upper[check])
+    assert 0.2 < kept.mean() < 1  # some rows keep the nominal spares without a search, not all
+    assert np.array_equal(full.spare_cores[check[kept]], bounds.area.spare_cores[design[check[kept]]])
+    mc_area = bounds.chip_area(big, design)
+    for f in dataclasses.fields(full):
+        assert np.array_equal(getattr(mc_area, f.name), getattr(full, f.name)), f.name
 
 
 def test_split_lower_bounds_hold_at_every_sample():
@@ -139,6 +148,15 @@ def test_split_lower_bounds_hold_at_every_sample():
     fits = bounds.fits[design]
     assert np.all(lower[:, fits] <= exact[:, fits] * (1 + 1e-12))
     assert np.mean(lower[:, fits] / exact[:, fits]) > 0.8  # and they are not trivial
+    # per spare choice of the nominal count, for the designs that harvest cores
+    n0 = bounds.area.num_dies[design].astype(float)
+    rows = np.flatnonzero(~bounds.spare_free[design])
+    for s in range(bounds.spare.shape[1]):
+        cost = split_costs(big.take(rows), geometry=False, dies=n0[rows], spares=float(s))["chip_usd"][0]
+        d = design[rows]
+        low = (wafer[rows] * bounds.spare[0][s, d] + big.pkg_usd_per_mm2[rows] * bounds.spare[1][s, d]
+               + (big.mem_gb * big.mem_usd_per_gb)[rows] * bounds.spare[2][s, d])
+        assert np.all(low <= cost * (1 + 1e-12)), s
 
 
 def test_split_bounds_only_for_prices_and_defect_densities():

@@ -531,10 +531,11 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
 
 
 def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True,
-                dies: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                dies: ArrayLike | None = None, spares: float | None = None) -> dict[str, np.ndarray]:
     """What the automatic split compares, per die count n = 1 … max_auto_dies (rows of (counts, designs)
     arrays; `dies`: only that count per row, one row): with `priced`, `chip_usd` of the cheapest spare
-    choice at `arr`'s prices and defect densities and whether that choice fits (`ok`); with `geometry`,
+    choice at `arr`'s prices and defect densities (`spares`: of that many spares per die) and whether that
+    choice fits (`ok`; `reticle_ok`: the reticle alone, what a spare choice must fit); with `geometry`,
     whether any spare choice could fit (`may_fit`: the reticle and the package with no spares, the
     shoreline with the most, as a die only grows with its spares) and the most spares per die the search
     may add (`spares_max`, (designs,): 0 = the geometry of a count does not depend on prices or defect
@@ -545,12 +546,13 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
     fixed = {**vars(b), "harvests": np.zeros(arr.n, bool)}  # no spare search: the given spares
     counts = [np.asarray(dies, dtype=float)] if dies is not None else [
         np.full(arr.n, float(n)) for n in range(1, arr.tech.chiplets.max_auto_dies + 1)]
-    out: dict[str, list] = {k: [] for k in ("chip_usd", "ok", "may_fit")}
+    out: dict[str, list] = {k: [] for k in ("chip_usd", "ok", "reticle_ok", "may_fit")}
     for n in counts:
         if priced:
-            c = _candidate(arr, b, n)
+            c = _candidate(arr, b if spares is None else _Blocks(**{**fixed, "spares_given": spares * n}), n)
             out["chip_usd"].append(c["chip_usd"])
             out["ok"].append(c["reticle_ok"] & c["shore_ok"] & c["package_ok"])
+            out["reticle_ok"].append(c["reticle_ok"])
         if geometry:
             bare = _candidate(arr, _Blocks(**{**fixed, "spares_given": np.zeros(arr.n)}), n)
             full = _candidate(arr, _Blocks(**{**fixed, "spares_given": most * n}), n)

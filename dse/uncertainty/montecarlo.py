@@ -203,23 +203,27 @@ SPLIT_SLACK = 1e-9  # relative: far above the rounding between area's and cost's
 
 @dataclass
 class _SplitBounds:
-    """Bounds on the automatic split under the samples, so each stacked (design, sample) row compares only
-    the die counts that may be the cheapest (the search dominates the Monte-Carlo time: 12 counts × 17
-    spare choices per row). Each count n's chip cost is linear in the prices with coefficients that grow
-    with the defect density, so at a sample's prices p it costs at least
-    p_wafer·cw[n] + (p_pkg·package_min[n] + memory)·cq[n], the coefficients being the cheapest spare
-    choice's at the lowest sampled defect density (cw: wafer at $1, nothing else priced; cq: $1 of memory
-    alone; the package term at its smallest area). The nominal split (n0 dies, s0 spares) is a choice of
-    every sample with the same geometry: priced at the sample (cost.chip_cost) it bounds the cheapest from
-    above. A count whose lower bound exceeds that, or that fits under no spare choice, is never chosen."""
+    """Bounds on the automatic split under the samples, so each stacked (design, sample) row searches only
+    the die counts that may be the cheapest, and not at all when one count and one spare choice remain
+    (the search dominated the Monte-Carlo time: 12 counts × 17 spare choices per row). A split's chip
+    cost is linear in the prices, with coefficients that grow with the defect density: at a sample's
+    prices p a count costs at least p_wafer·cw + p_pkg·cp + memory·cq, the coefficients being each one's
+    smallest over the spare choices at the lowest sampled defect density (cw: the cost with wafer at $1
+    and nothing else priced, cp: package at $1/mm², cq: $1 of memory), and a spare choice of the nominal
+    count at least its own coefficients' sum (sw, sp, sq). The nominal split (n0 dies, s0 spares) is a
+    choice of every sample with the same geometry: priced at the sample (cost.chip_cost) it bounds the
+    cheapest from above. A count or spare choice whose lower bound exceeds that is never chosen, nor is
+    a count that fits under no spare choice."""
 
-    cw: np.ndarray        # (max_auto_dies, n) cost per $ of wafer, per $/mm² of package, per $ of memory
+    cw: np.ndarray        # (max_auto_dies, n) per count: cost per $ of wafer, per $/mm² of package, per $ of memory
     cp: np.ndarray
     cq: np.ndarray
     may_fit: np.ndarray
     area: AreaBreakdown   # the nominal split
     fits: np.ndarray      # (n,) the nominal split fits (reticle, die edge, package)
     spare_free: np.ndarray  # (n,) no spare choice: a die count's geometry is the same at every sample
+    spare: np.ndarray     # (3, spare choices, n) the same coefficients per spare choice of n0 dies
+    spare_ok: np.ndarray  # (spare choices, n) the choice may be taken (fits the reticle, within the cap)
 
     @classmethod
     def build(cls, arr: DesignArrays, area: AreaBreakdown, values: Sequence[Mapping[tuple[str, ...], float]]
@@ -233,56 +237,78 @@ class _SplitBounds:
         low = {p: min(vals[p] for vals in values if p in vals) for p in defects}  # the lowest sampled densities
         rows, zero = np.arange(arr.n), np.zeros(arr.n, int)
 
-        def priced(wafer: float, package: float, memory: float, take=rows) -> np.ndarray:
+        def priced(wafer: float, package: float, memory: float, take=rows, **kw) -> dict[str, np.ndarray]:
             a = _patched(arr, [low], take, zero[:len(take)])
             a.wafer_price_usd[:] = wafer
             a.wafer_price_usd_io[:] = wafer
             a.pkg_usd_per_mm2[:] = package
             a.mem_usd_per_gb[:] = np.where(a.mem_gb > 0, memory / np.where(a.mem_gb > 0, a.mem_gb, 1.0), 0.0)
-            return split_costs(a, geometry=False)["chip_usd"]
+            return split_costs(a, geometry=False, **kw)
 
-        if np.any(priced(0.0, 0.0, 0.0, rows[:256]) != 0):  # a cost term outside the prices: no linear bound
+        if np.any(priced(0.0, 0.0, 0.0, rows[:256])["chip_usd"] != 0):  # a cost outside the prices: no bound
             return None
         top = arr.tech.chiplets.max_auto_dies
         n0 = area.num_dies.astype(float)
-        inside = (n0 >= 1) & (n0 <= top)
-        nominal = split_costs(arr, geometry=False, dies=n0)  # the nominal split, priced as the search does
-        fits = inside & nominal["ok"][0]
-        usd = chip_cost(arr, area).chip_usd
-        if not np.allclose(nominal["chip_usd"][0][fits], usd[fits], rtol=SPLIT_SLACK, atol=0):
-            return None  # cost.py prices the split otherwise than the search: no upper bound
-        coef = np.zeros((3, top, arr.n))  # only the rows whose nominal split fits use the lower bounds
-        for j, unit in enumerate(np.eye(3)):
-            coef[j][:, fits] = priced(*unit, take=rows[fits])
         geometry = split_costs(arr, priced=False)
+        most = geometry["spares_max"]
+        nominal = split_costs(arr, geometry=False, dies=n0)  # the nominal split, priced as the search does
+        fits = (n0 >= 1) & (n0 <= top) & nominal["ok"][0]
+        used = fits | (most > 0)
+        if not np.allclose(nominal["chip_usd"][0][used], chip_cost(arr, area).chip_usd[used], rtol=SPLIT_SLACK,
+                           atol=0):
+            return None  # cost.py prices the split otherwise than the search: no upper bound
+        coef = np.zeros((3, top, arr.n))  # only the rows whose nominal split fits bound the counts
+        for j, unit in enumerate(np.eye(3)):
+            coef[j][:, fits] = priced(*unit, take=rows[fits])["chip_usd"]
+        cap = int(most.max(initial=0))
+        spare, spare_ok = np.zeros((3, cap + 1, arr.n)), np.zeros((cap + 1, arr.n), bool)
+        choose = np.flatnonzero(most > 0)
+        for s in range(cap + 1) if len(choose) else ():
+            for j, unit in enumerate(np.eye(3)):
+                r = priced(*unit, take=choose, dies=n0[choose], spares=float(s))
+                spare[j, s, choose] = r["chip_usd"][0]
+            spare_ok[s, choose] = r["reticle_ok"][0] & (s <= most[choose])
         return cls(cw=coef[0], cp=coef[1], cq=coef[2], may_fit=geometry["may_fit"], area=area, fits=fits,
-                   spare_free=geometry["spares_max"] == 0)
+                   spare_free=most == 0, spare=spare, spare_ok=spare_ok)
 
     def chip_area(self, big: DesignArrays, design: np.ndarray) -> AreaBreakdown:
         """chip_area(big) (row i = design[i] under its sample's constants), searching only the die counts
-        that may be cheapest; a row left one count and no spare choice has the nominal geometry (and
+        that may be cheapest; a row left the nominal count and spare choice has the nominal geometry (and
         reasons), which is copied."""
         out = {f.name: getattr(self.area, f.name)[design] for f in dataclasses.fields(AreaBreakdown)}
-        lo, hi = self.dies_between(big, design, AreaBreakdown(**out))
-        search = np.flatnonzero((lo != hi) | ~self.spare_free[design])
+        lo, hi, upper = self._ranges(big, design, AreaBreakdown(**out))
+        fixed = (lo == hi) & self.spare_free[design]
+        check = np.flatnonzero((lo == hi) & ~self.spare_free[design])
+        if len(check):
+            fixed[check] = self._nominal_spares(big, design, check, upper[check])
+        search = np.flatnonzero(~fixed)
         if len(search):
             part = chip_area(big.take(search) if len(search) < big.n else big, (lo[search], hi[search]))
             for k, v in out.items():
                 v[search] = getattr(part, k)
         return AreaBreakdown(**out)
 
-    def dies_between(self, big: DesignArrays, design: np.ndarray, nominal: AreaBreakdown | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def dies_between(self, big: DesignArrays, design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) die counts per row of `big` (row i = design[i] under its sample's constants) for
-        chip_area's `dies_between` (`nominal`: the nominal split's rows `design`, if taken already)."""
+        chip_area's `dies_between`."""
+        return self._ranges(big, design)[:2]
+
+    @staticmethod
+    def _prices(big: DesignArrays, rows=slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(wafer, package, memory) prices of rows: the cheaper wafer with I/O dies on another node."""
+        wafer = np.where(big.has_io_die, np.minimum(big.wafer_price_usd, big.wafer_price_usd_io), big.wafer_price_usd)
+        return wafer[rows], big.pkg_usd_per_mm2[rows], (big.mem_gb * big.mem_usd_per_gb)[rows]
+
+    def _ranges(self, big: DesignArrays, design: np.ndarray, nominal: AreaBreakdown | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lo, hi, cost of the nominal split) per row (`nominal`: its rows `design`, if taken already)."""
         top = self.cw.shape[0]
         if nominal is None:
             nominal = AreaBreakdown(**{f.name: getattr(self.area, f.name)[design]
                                        for f in dataclasses.fields(AreaBreakdown)})
         upper = chip_cost(big, nominal).chip_usd
-        wafer = np.where(big.has_io_die, np.minimum(big.wafer_price_usd, big.wafer_price_usd_io), big.wafer_price_usd)
-        lower = (wafer * self.cw[:, design] + big.pkg_usd_per_mm2 * self.cp[:, design]
-                 + big.mem_gb * big.mem_usd_per_gb * self.cq[:, design])
+        wafer, package, memory = self._prices(big)
+        lower = wafer * self.cw[:, design] + package * self.cp[:, design] + memory * self.cq[:, design]
         may_fit = self.may_fit[:, design]
         count = np.arange(1, top + 1)[:, None]
         n0 = self.area.num_dies[design]
@@ -295,7 +321,18 @@ class _SplitBounds:
         # ... unless no count fits under any spare choice (the search keeps its first, n0), or n0 lies beyond
         # the counts compared (its only candidate)
         keep = ~fits & ~may_fit.any(axis=0) | (n0 < 1) | (n0 > top)
-        return np.where(keep, n0, lo), np.where(keep, n0, hi)
+        return np.where(keep, n0, lo), np.where(keep, n0, hi), upper
+
+    def _nominal_spares(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
+                        ) -> np.ndarray:
+        """True for rows (left the nominal count alone) where every other spare choice costs more than the
+        nominal one: the search takes the nominal spares."""
+        d = design[rows]
+        wafer, package, memory = self._prices(big, rows)
+        lower = wafer * self.spare[0][:, d] + package * self.spare[1][:, d] + memory * self.spare[2][:, d]
+        s0 = self.area.spare_cores[d] / np.maximum(self.area.num_dies[d], 1)
+        other = self.spare_ok[:, d] & (np.arange(self.spare.shape[1])[:, None] != s0)
+        return ~(other & (lower <= upper * (1 + SPLIT_SLACK))).any(axis=0)
 
 
 def _same_design_metrics(a: tuple, b: tuple) -> bool:
