@@ -85,18 +85,22 @@ def _random_columns(n: int, seed: int) -> dict[str, np.ndarray]:
     def logu(lo, hi):
         return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
 
-    memory = rng.choice(["none", "lpddr5x", "hbm2e", "hbm3", "hbm3e"], n)
+    memory = rng.choice(["none", "lpddr5x", "gddr7", "hbm2e", "hbm3", "hbm3e", "hbm4"], n)
     return {
         "chip.process_node": rng.choice(["n16", "n7", "n5", "n4", "n3"], n),
         "chip.core_style": rng.choice(["systolic", "simt"], n),
-        "chip.cores": np.round(logu(4, 512)).astype(int),
-        "chip.array_rows": rng.choice([32, 64, 128, 256], n),
-        "chip.array_cols": rng.choice([32, 64, 128, 256], n),
-        "chip.sram_mb": logu(4, 2048),
+        "chip.cores": np.round(logu(1, 512)).astype(int),
+        "chip.array_rows": rng.choice([16, 32, 64, 128, 256], n),
+        "chip.array_cols": rng.choice([16, 32, 64, 128, 256], n),
+        "chip.clock_ghz": rng.uniform(0.5, 2.2, n),
+        "chip.sram_mb": logu(1, 2048),
+        "chip.sram_kind": rng.choice(["scratchpad", "cache"], n),
         "chip.memory": memory,
         "chip.memory_stacks": np.where(memory == "none", 0, rng.integers(1, 9, n)),
+        "chip.link": rng.choice(["nvlink4", "nvlink5", "ici_v4", "serdes_112g"], n),
         "chip.links": rng.integers(1, 33, n),
         "chip.packaging": rng.choice(["organic", "cowos_s", "cowos_l"], n),
+        "system.num_chips": rng.choice([1, 2, 4, 8, 16], n),
     }
 
 
@@ -186,3 +190,24 @@ def test_sorted_quantiles_equal_numpy():
     v = rng.random((8, 5))
     v[2, 3] = np.nan
     assert np.array_equal(montecarlo.sorted_quantiles(v, QUANTILES), np.quantile(v, QUANTILES, axis=0), equal_nan=True)
+
+
+def test_split_bounds_when_the_nominal_count_fits_only_with_its_spares():
+    """A design whose nominal split (5 dies, 5 spares each) fits the die edge only with its spares: at a
+    sample where fewer spares are cheapest, 5 dies no longer fit and the search takes 4; the nominal
+    split cannot bound that sample (found by benchmarks/uncertainty_speed.py's random designs)."""
+    tech = load_technology()
+    cols = {"chip.process_node": ["n5"], "chip.core_style": ["simt"], "chip.cores": [50], "chip.array_rows": [128],
+            "chip.array_cols": [256], "chip.clock_ghz": [0.6779082720183521], "chip.sram_mb": [34.28410991146467],
+            "chip.sram_kind": ["scratchpad"], "chip.memory": ["hbm4"], "chip.memory_stacks": [8],
+            "chip.link": ["nvlink4"], "chip.links": [32], "chip.packaging": ["cowos_l"], "system.num_chips": [2]}
+    arr = DesignArrays.from_columns({k: np.array(v) for k, v in cols.items()}, tech)
+    values = montecarlo.sample_technology_values(tech, 24, 5)
+    design = np.zeros(len(values), int)
+    big = montecarlo._patched(arr, values, design, np.arange(len(values)))
+    bounds = montecarlo._SplitBounds.build(arr, chip_area(arr), values)
+    full = chip_area(big)
+    assert len(set(full.num_dies.tolist())) > 1  # the split moves with the samples
+    mc_area = bounds.chip_area(big, design)
+    for f in dataclasses.fields(full):
+        assert np.array_equal(getattr(mc_area, f.name), getattr(full, f.name)), f.name

@@ -537,7 +537,9 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
     choice at `arr`'s prices and defect densities (`spares`: of that many spares per die) and whether that
     choice fits (`ok`; `reticle_ok`: the reticle alone, what a spare choice must fit); with `geometry`,
     whether any spare choice could fit (`may_fit`: the reticle and the package with no spares, the
-    shoreline with the most, as a die only grows with its spares) and the most spares per die the search
+    shoreline with the most, as a die only grows with its spares), whether every spare choice the search
+    may take fits (`always_fits`: the reticle and the shoreline with none, the package with the most; the
+    search takes a count's cheapest choice, then checks it) and the most spares per die the search
     may add (`spares_max`, (designs,): 0 = the geometry of a count does not depend on prices or defect
     densities). For callers that bound the split under other prices and defect densities
     (dse.uncertainty.montecarlo); chip_area is unchanged."""
@@ -546,7 +548,7 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
     fixed = {**vars(b), "harvests": np.zeros(arr.n, bool)}  # no spare search: the given spares
     counts = [np.asarray(dies, dtype=float)] if dies is not None else [
         np.full(arr.n, float(n)) for n in range(1, arr.tech.chiplets.max_auto_dies + 1)]
-    out: dict[str, list] = {k: [] for k in ("chip_usd", "ok", "reticle_ok", "may_fit")}
+    out: dict[str, list] = {k: [] for k in ("chip_usd", "ok", "reticle_ok", "may_fit", "always_fits")}
     for n in counts:
         if priced:
             c = _candidate(arr, b if spares is None else _Blocks(**{**fixed, "spares_given": spares * n}), n)
@@ -557,6 +559,7 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
             bare = _candidate(arr, _Blocks(**{**fixed, "spares_given": np.zeros(arr.n)}), n)
             full = _candidate(arr, _Blocks(**{**fixed, "spares_given": most * n}), n)
             out["may_fit"].append(bare["reticle_ok"] & bare["package_ok"] & full["shore_ok"])
+            out["always_fits"].append(bare["reticle_ok"] & bare["shore_ok"] & full["package_ok"])
     res = {k: np.array(v) for k, v in out.items() if v}
     if geometry:
         res["spares_max"] = most

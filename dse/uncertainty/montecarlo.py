@@ -212,15 +212,16 @@ class _SplitBounds:
     and nothing else priced, cp: package at $1/mm², cq: $1 of memory), and a spare choice of the nominal
     count at least its own coefficients' sum (sw, sp, sq). The nominal split (n0 dies, s0 spares) is a
     choice of every sample with the same geometry: priced at the sample (cost.chip_cost) it bounds the
-    cheapest from above. A count or spare choice whose lower bound exceeds that is never chosen, nor is
-    a count that fits under no spare choice."""
+    cheapest from above where every spare choice of n0 fits (the search takes a count's cheapest spare
+    choice, then checks that it fits). A count or spare choice whose lower bound exceeds that is never
+    chosen, nor is a count that fits under no spare choice."""
 
     cw: np.ndarray        # (max_auto_dies, n) per count: cost per $ of wafer, per $/mm² of package, per $ of memory
     cp: np.ndarray
     cq: np.ndarray
     may_fit: np.ndarray
     area: AreaBreakdown   # the nominal split
-    fits: np.ndarray      # (n,) the nominal split fits (reticle, die edge, package)
+    fits: np.ndarray      # (n,) the nominal count fits under every spare choice (reticle, die edge, package)
     spare_free: np.ndarray  # (n,) no spare choice: a die count's geometry is the same at every sample
     spare: np.ndarray     # (3, spare choices, n) the same coefficients per spare choice of n0 dies
     spare_ok: np.ndarray  # (spare choices, n) the choice may be taken (fits the reticle, within the cap)
@@ -251,8 +252,10 @@ class _SplitBounds:
         n0 = area.num_dies.astype(float)
         geometry = split_costs(arr, priced=False)
         most = geometry["spares_max"]
-        nominal = split_costs(arr, geometry=False, dies=n0)  # the nominal split, priced as the search does
-        fits = (n0 >= 1) & (n0 <= top) & nominal["ok"][0]
+        nominal = split_costs(arr, dies=n0)  # the nominal split, priced as the search does
+        # the search takes a count's cheapest spare choice, then checks that it fits: the nominal count
+        # bounds a sample's cheapest only if every choice it may take there fits
+        fits = (n0 >= 1) & (n0 <= top) & nominal["ok"][0] & nominal["always_fits"][0]
         used = fits | (most > 0)
         if not np.allclose(nominal["chip_usd"][0][used], chip_cost(arr, area).chip_usd[used], rtol=SPLIT_SLACK,
                            atol=0):
@@ -530,8 +533,9 @@ def _evaluate_pairs(pairs: list, arr: DesignArrays, values: Sequence[Mapping[tup
                 v = v * np.where(h0 > 0, h / np.where(h0 > 0, h0, 1.0), 1.0)
             out[c][s, design[j]] = v
         if "tco_usd_per_mtok" in out and llm:
+            scen = (f"{e.scenario.name}.usd_per_mtok" for e in llm)  # the columns the mix's cost averages
             out["tco_usd_per_mtok"][s, design[j]] = _mix_usd_per_mtok(
-                {c: out[c][s, design[j]] for c in out}, llm, slice(None), res["tco_usd_per_mtok"][u])
+                {c: out[c][s, design[j]] for c in scen}, llm, slice(None), res["tco_usd_per_mtok"][u])
     return len(first)
 
 
