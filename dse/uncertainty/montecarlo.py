@@ -238,13 +238,17 @@ class _SplitBounds:
         low = {p: min(vals[p] for vals in values if p in vals) for p in defects}  # the lowest sampled densities
         rows, zero = np.arange(arr.n), np.zeros(arr.n, int)
 
-        def priced(wafer: float, package: float, memory: float, take=rows, **kw) -> dict[str, np.ndarray]:
+        def unit_rows(wafer: float, package: float, memory: float, take=rows) -> DesignArrays:
+            """Rows `take` at the lowest defect densities with only the given prices."""
             a = _patched(arr, [low], take, zero[:len(take)])
             a.wafer_price_usd[:] = wafer
             a.wafer_price_usd_io[:] = wafer
             a.pkg_usd_per_mm2[:] = package
             a.mem_usd_per_gb[:] = np.where(a.mem_gb > 0, memory / np.where(a.mem_gb > 0, a.mem_gb, 1.0), 0.0)
-            return split_costs(a, geometry=False, **kw)
+            return a
+
+        def priced(wafer: float, package: float, memory: float, take=rows) -> dict[str, np.ndarray]:
+            return split_costs(unit_rows(wafer, package, memory, take), geometry=False)
 
         if np.any(priced(0.0, 0.0, 0.0, rows[:256])["chip_usd"] != 0):  # a cost outside the prices: no bound
             return None
@@ -266,9 +270,10 @@ class _SplitBounds:
         cap = int(most.max(initial=0))
         spare, spare_ok = np.zeros((3, cap + 1, arr.n)), np.zeros((cap + 1, arr.n), bool)
         choose = np.flatnonzero(most > 0)
+        units = [unit_rows(*unit, take=choose) for unit in np.eye(3)] if len(choose) else []
         for s in range(cap + 1) if len(choose) else ():
-            for j, unit in enumerate(np.eye(3)):
-                r = priced(*unit, take=choose, dies=n0[choose], spares=float(s))
+            for j, a in enumerate(units):
+                r = split_costs(a, geometry=False, dies=n0[choose], spares=float(s))
                 spare[j, s, choose] = r["chip_usd"][0]
             spare_ok[s, choose] = r["reticle_ok"][0] & (s <= most[choose])
         return cls(cw=coef[0], cp=coef[1], cq=coef[2], may_fit=geometry["may_fit"], area=area, fits=fits,
