@@ -212,8 +212,8 @@ class _SplitBounds:
     and nothing else priced, cp: package at $1/mm², cq: $1 of memory), and a spare choice of the nominal
     count at least its own coefficients' sum (sw, sp, sq). The nominal split (n0 dies, s0 spares) is a
     choice of every sample with the same geometry: priced at the sample (cost.chip_cost) it bounds the
-    cheapest from above where every spare choice of n0 fits (the search takes a count's cheapest spare
-    choice, then checks that it fits). A count or spare choice whose lower bound exceeds that is never
+    cheapest from above where every spare choice the search may take for n0 fits (it takes a count's
+    cheapest spare choice, then checks that it fits). A count or spare choice whose lower bound exceeds that is never
     chosen, nor is a count that fits under no spare choice."""
 
     cw: np.ndarray        # (max_auto_dies, n) per count: cost per $ of wafer, per $/mm² of package, per $ of memory
@@ -221,10 +221,12 @@ class _SplitBounds:
     cq: np.ndarray
     may_fit: np.ndarray
     area: AreaBreakdown   # the nominal split
-    fits: np.ndarray      # (n,) the nominal count fits under every spare choice (reticle, die edge, package)
+    fits: np.ndarray      # (n,) the nominal split fits (reticle, die edge, package)
+    always: np.ndarray    # (n,) ... and so does every spare choice of its count
     spare_free: np.ndarray  # (n,) no spare choice: a die count's geometry is the same at every sample
     spare: np.ndarray     # (3, spare choices, n) the same coefficients per spare choice of n0 dies
     spare_ok: np.ndarray  # (spare choices, n) the choice may be taken (fits the reticle, within the cap)
+    spare_fits: np.ndarray  # (spare choices, n) the choice fits (reticle, die edge, package)
 
     @classmethod
     def build(cls, arr: DesignArrays, area: AreaBreakdown, values: Sequence[Mapping[tuple[str, ...], float]]
@@ -259,7 +261,8 @@ class _SplitBounds:
         nominal = split_costs(arr, dies=n0)  # the nominal split, priced as the search does
         # the search takes a count's cheapest spare choice, then checks that it fits: the nominal count
         # bounds a sample's cheapest only if every choice it may take there fits
-        fits = (n0 >= 1) & (n0 <= top) & nominal["ok"][0] & nominal["always_fits"][0]
+        fits = (n0 >= 1) & (n0 <= top) & nominal["ok"][0]
+        always = nominal["always_fits"][0]
         used = fits | (most > 0)
         if not np.allclose(nominal["chip_usd"][0][used], chip_cost(arr, area).chip_usd[used], rtol=SPLIT_SLACK,
                            atol=0):
@@ -269,6 +272,7 @@ class _SplitBounds:
             coef[j][:, fits] = priced(*unit, take=rows[fits])["chip_usd"]
         cap = int(most.max(initial=0))
         spare, spare_ok = np.zeros((3, cap + 1, arr.n)), np.zeros((cap + 1, arr.n), bool)
+        spare_fits = np.ones((cap + 1, arr.n), bool)
         choose = np.flatnonzero(most > 0)
         units = [unit_rows(*unit, take=choose) for unit in np.eye(3)] if len(choose) else []
         for s in range(cap + 1) if len(choose) else ():
@@ -276,8 +280,9 @@ class _SplitBounds:
                 r = split_costs(a, geometry=False, dies=n0[choose], spares=float(s))
                 spare[j, s, choose] = r["chip_usd"][0]
             spare_ok[s, choose] = r["reticle_ok"][0] & (s <= most[choose])
+            spare_fits[s, choose] = r["ok"][0]
         return cls(cw=coef[0], cp=coef[1], cq=coef[2], may_fit=geometry["may_fit"], area=area, fits=fits,
-                   spare_free=most == 0, spare=spare, spare_ok=spare_ok)
+                   always=always, spare_free=most == 0, spare=spare, spare_ok=spare_ok, spare_fits=spare_fits)
 
     def chip_area(self, big: DesignArrays, design: np.ndarray) -> AreaBreakdown:
         """chip_area(big) (row i = design[i] under its sample's constants), searching only the die counts
@@ -323,7 +328,10 @@ class _SplitBounds:
         alive = (may_fit & (lower <= upper * (1 + SPLIT_SLACK))) | (count == n0)
         lo = count[np.argmax(alive, axis=0), 0].astype(float)
         hi = count[top - 1 - np.argmax(alive[::-1], axis=0), 0].astype(float)
-        fits = self.fits[design]
+        fits = self.fits[design].copy()
+        some = np.flatnonzero(fits & ~self.always[design])  # n0 fits with some spare choices only: with
+        if len(some):  # those the search may take at this sample (cheaper than the nominal spares)
+            fits[some] = self._spares_fit(big, design, some, upper[some])
         lo = np.where(fits, lo, 1.0)  # the nominal split does not fit: every count ...
         hi = np.where(fits, hi, float(top))
         # ... unless no count fits under any spare choice (the search keeps its first, n0), or n0 lies beyond
@@ -331,16 +339,28 @@ class _SplitBounds:
         keep = ~fits & ~may_fit.any(axis=0) | (n0 < 1) | (n0 > top)
         return np.where(keep, n0, lo), np.where(keep, n0, hi), upper
 
-    def _nominal_spares(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
+    def _cheaper_spares(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
                         ) -> np.ndarray:
-        """True for rows (left the nominal count alone) where every other spare choice costs more than the
-        nominal one: the search takes the nominal spares."""
+        """(spare choices, rows) the choices of the nominal count other than the nominal one that the
+        search may take at rows' samples (their lower bound does not exceed the nominal split's cost)."""
         d = design[rows]
         wafer, package, memory = self._prices(big, rows)
         lower = wafer * self.spare[0][:, d] + package * self.spare[1][:, d] + memory * self.spare[2][:, d]
         s0 = self.area.spare_cores[d] / np.maximum(self.area.num_dies[d], 1)
         other = self.spare_ok[:, d] & (np.arange(self.spare.shape[1])[:, None] != s0)
-        return ~(other & (lower <= upper * (1 + SPLIT_SLACK))).any(axis=0)
+        return other & (lower <= upper * (1 + SPLIT_SLACK))
+
+    def _nominal_spares(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
+                        ) -> np.ndarray:
+        """True for rows (left the nominal count alone) where every other spare choice costs more than the
+        nominal one: the search takes the nominal spares."""
+        return ~self._cheaper_spares(big, design, rows, upper).any(axis=0)
+
+    def _spares_fit(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
+                    ) -> np.ndarray:
+        """True for rows where every spare choice the search may take for the nominal count fits: the
+        count's candidate fits at the sample and the nominal split's cost bounds the cheapest."""
+        return ~(self._cheaper_spares(big, design, rows, upper) & ~self.spare_fits[:, design[rows]]).any(axis=0)
 
 
 def _same_design_metrics(a: tuple, b: tuple) -> bool:
