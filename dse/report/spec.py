@@ -40,7 +40,7 @@ class ParetoView(_Strict):
     height: int = Field(260, ge=100, le=1200)
     uncertainty_samples: int = Field(32, ge=0, le=1024, description="Monte-Carlo samples of the technology ranges "
                                      "and model error for the front's p10-p90 error bars and P(on the front); 0 = off")
-    uncertainty_designs: int = Field(300, ge=2, le=5000, description="front designs per run given error bars and "
+    uncertainty_designs: int = Field(1000, ge=2, le=5000, description="front designs per run given error bars and "
                                      "P(on the front), spread evenly along a larger front")
 
 
