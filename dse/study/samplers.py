@@ -240,32 +240,27 @@ class KnobCodec:
 
     def params(self, X: np.ndarray) -> list[dict[str, Any]]:
         """Optuna params of each design (active knobs only), as Python values."""
-        per_knob = []
-        for j, k in enumerate(self.knobs):
-            x = X[:, j]
-            if k.kind == "categorical":
-                ch = list(k.dist.choices)
-                vals = [None if v != v else ch[int(v)] for v in x.tolist()]
-            elif k.kind == "int":
-                vals = [None if v != v else int(round(v)) for v in x.tolist()]
-            else:
-                vals = [None if v != v else float(v) for v in x.tolist()]
-            per_knob.append((k.name, vals))
-        return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
-
+        return self._per_design(X, categorical=lambda k: list(k.dist.choices).__getitem__,
+                                integer=lambda v: int(round(v)))
 
     def internal_params(self, X: np.ndarray) -> list[dict[str, Any]]:
         """Optuna params of each design (active knobs only) in Optuna's internal representation, as its
         storages keep them: a categorical's choice index (int), a number as float."""
+        return self._per_design(X, categorical=lambda k: int, integer=lambda v: float(round(v)))
+
+    def _per_design(self, X: np.ndarray, *, categorical, integer) -> list[dict[str, Any]]:
+        """{knob: value} of each design's active knobs (NaN = inactive): a categorical's choice index goes
+        through `categorical(knob)`, an int knob's value through `integer`, any other is a float."""
         per_knob = []
         for j, k in enumerate(self.knobs):
-            x = X[:, j]
+            x = X[:, j].tolist()
             if k.kind == "categorical":
-                vals = [None if v != v else int(v) for v in x.tolist()]
+                f = categorical(k)
+                vals = [None if v != v else f(int(v)) for v in x]
             elif k.kind == "int":
-                vals = [None if v != v else float(round(v)) for v in x.tolist()]
+                vals = [None if v != v else integer(v) for v in x]
             else:
-                vals = [None if v != v else float(v) for v in x.tolist()]
+                vals = [None if v != v else float(v) for v in x]
             per_knob.append((k.name, vals))
         return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
 
