@@ -181,3 +181,54 @@ def test_attention_data_parallel_holds_batch_over_ep_sequences_per_chip():
     attn = names.index("attn.flash")
     past = 1024 + (2048 - 1) / 2.0  # mean KV length over the decode, new token excluded
     assert float(st.decode.ops.kv_read_bytes[attn]) == pytest.approx(896 * past * (512 + 64) * 1.0, rel=0.01)
+
+
+def test_zipf_routing_busiest_chip_hand_values():
+    """E = 4 experts, top-1, Zipf exponent 1: popularity 1, 1/2, 1/3, 1/4 over H = 25/12, i.e. 12/25, 6/25,
+    4/25, 3/25. Round-robin on ep = 2: chip 0 holds experts 0 and 2 (16/25 of the pairs), chip 1 9/25.
+    Distinct experts chip 0 reads: at 1 token 12/25 + 4/25; at 2 tokens (1 - (13/25)^2) + (1 - (21/25)^2)."""
+    pairs, touched = busiest_expert_chip(4, 1, 1.0, 2, 1.0)
+    assert pairs == pytest.approx(16 / 25)
+    assert touched == pytest.approx(16 / 25)
+    pairs, touched = busiest_expert_chip(4, 1, 2.0, 2, 1.0)
+    assert pairs == pytest.approx(16 / 25)
+    assert touched == pytest.approx((1 - (13 / 25) ** 2) + (1 - (21 / 25) ** 2))
+
+
+def test_skew_cannot_change_a_step_that_reads_every_expert():
+    """DeepSeek-R1 on 8xH200 at the TensorRT-LLM guide's max-throughput batch (1,024 sequences = 8,192
+    token-expert pairs over 256 experts, measurements_more.md 1.12): every one of a chip's 32 experts is
+    read whatever the Zipf skew (the coldest of 256 at exponent 1 is picked with probability
+    8 / (256 H_256) = 0.0051 per token, missed by 1,024 tokens with probability 0.995^1024 = 0.005; the
+    busiest chip's 32 experts sum to < 0.05 missed), so the expert weights streamed per step, which bound
+    that step, do not depend on the skew: skew only adds FLOPs and all-to-all bytes on the busiest chip."""
+    for skew in (0.0, 0.42, 1.0):
+        _, touched = busiest_expert_chip(256, 8, 1024.0, 8, skew)
+        assert touched == pytest.approx(32.0, abs=0.05)
+    s = load_model_shape("DeepSeek-V3")
+    w, f = [], []
+    for skew in (0.0, 1.0):
+        step = build_llm_step(s.model_copy(update={"routing_skew": skew}), "decode", batch=1024, seq_len=1,
+                              kv_len=2048, tp=1, ep=8, prec="fp8")
+        up = _row(step, "experts_up")
+        w.append(float(step.ops.weight_bytes[up]))
+        f.append(float(step.ops.flops[up]))
+    assert w[1] == pytest.approx(w[0], rel=1e-3)
+    assert f[1] > f[0]
+
+
+def test_sglang_eplb_speedups_imply_a_mild_skew_at_ep8():
+    """The derivation documented in dse/catalog/measurements.yaml (DeepSeek-R1 rows): SGLang's EPLB alone
+    gave 1.49x prefill (EP32 prefill pool, measurements_more.md 1.20) and 2.54x decode (EP72 decode pool,
+    1.21) on DeepSeek-V3 (row 4.6). Taken as the busiest-chip / mean load without EPLB (a lower bound: the
+    MoE is not the whole step), dse's Zipf routing reproduces both with one exponent, 0.40 (EP32) to 0.44
+    (EP72); at EP8 (32 experts per chip) that exponent loads the busiest chip only 9-12 % above the mean."""
+    def ratio(skew, ep):
+        return busiest_expert_chip(256, 8, 1e5, ep, skew)[0] / (8 / ep)
+
+    assert ratio(0.40, 32) == pytest.approx(1.49, abs=0.03)
+    assert ratio(0.44, 72) == pytest.approx(2.54, abs=0.08)
+    for skew in (0.40, 0.44):
+        assert 1.05 < ratio(skew, 8) < 1.13
+    # more experts per chip average the skew out: the busiest chip's excess falls with ep
+    assert ratio(0.42, 8) < ratio(0.42, 32) < ratio(0.42, 72)

@@ -79,6 +79,9 @@ class ModelShape(BaseModel):
     shared_experts: int = Field(0, ge=0)   # experts every token passes through (DeepSeek)
     dense_layers: int = Field(0, ge=0)     # the first k layers have a dense MLP of width ffn
     router_bias: bool = False
+    # Scale: SGLang's EPLB-alone speedups on DeepSeek-V3 (measurements_more.md row 4.6: 1.49x prefill at EP32,
+    # 2.54x decode at EP72), read as the busiest / mean chip load without a load balancer, correspond to
+    # 0.40-0.44 (tests/test_moe_physics.py); with a balancer (EPLB) the load is near uniform
     routing_skew: float = Field(0.0, ge=0.0, description="Zipf exponent of expert popularity; 0 = uniform")
     # multi-head latent attention (DeepSeek-V2/V3 config.json): the KV cache holds one latent of
     # kv_lora_rank + qk_rope_head_dim values per token and layer, shared by all heads
