@@ -22,3 +22,18 @@ def lazy_exports(package: str, exports: Mapping[str, str], *, eager: tuple[str, 
         return names
 
     return __getattr__, __dir__
+
+
+def lazy_function(module: str, name: str) -> Callable[..., Any]:
+    """`module.name` imported on its first call: a heavy module (scipy.special, ~0.2–0.5 s) used only on
+    some paths (wafer-scale yield, SLO percentiles) then costs nothing to a run that never calls it."""
+    fn: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not fn:
+            fn.append(getattr(importlib.import_module(module), name))
+        return fn[0](*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"`{module}.{name}`, imported on first call."
+    return call

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import gammainc
+from dse._lazy import lazy_function
+
+gammainc = lazy_function("scipy.special", "gammainc")  # only the wafer-scale (continuous spares) branch needs it
 
 EXACT_SPARES_MAX = 64  # above this many spares the defect count is treated as continuous (wafer-scale)
 SPARE_CHOICES = tuple(range(EXACT_SPARES_MAX + 1))  # spare counts compared per die (ascending)

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import gammainc, ndtr
-
+from dse._lazy import lazy_function
 from dse.serving.engine import DisaggFleet, EngineCoeffs
 from dse.workloads.serving import ServingWorkload
+
+gammainc = lazy_function("scipy.special", "gammainc")  # imported on first call: only SLO percentiles need it
+ndtr = lazy_function("scipy.special", "ndtr")
 
 _BISECT_STEPS = 48
 # prefill steps an arrival may find running are grouped by the prompt they carry into at most this many
