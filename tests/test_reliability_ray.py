@@ -91,6 +91,7 @@ import polars as pl
 import ray
 from ray.cluster_utils import Cluster
 
+from dse.runs.writer import read_part
 from dse.study.evaluator import ModelEvaluator
 from dse.study.spec import load_study
 from dse.study.sweep import run_sweep
@@ -118,9 +119,9 @@ def evaluator_for(sub):
 def node_rows(sweep_dir):
     """{node id: designs stored so far} over every sub-study's parts."""
     seen = {}
-    for p in sweep_dir.glob("*/parts/part-*.parquet"):
+    for p in sweep_dir.glob("*/parts/part-*.arrow"):
         try:
-            for n in pl.read_parquet(p, columns=["node_id"])["node_id"].to_list():
+            for n in read_part(p, columns=["node_id"])["node_id"].to_list():
                 seen[n] = seen.get(n, 0) + 1
         except Exception:
             pass

@@ -18,8 +18,9 @@ import yaml
 from typer.testing import CliRunner
 
 import dse
+from dse.errors import DseUserError
 from dse.pareto import hypervolume, nondominated_mask
-from dse.runs import Objective, RunMeta, load_run, load_trials, run_meta
+from dse.runs import Objective, RunMeta, columns, load_run, load_trials, run_meta
 from dse.runs.columns import units_of_file
 from dse.runs.front import REFERENCE_RULE, column_name, derive_reference, front_mask, objective_matrix
 from dse.runs.layout import RUN_JSON, TECHNOLOGY_YAML
@@ -126,6 +127,72 @@ def test_reads_a_run_folder_written_by_the_previous_format(tmp_path):
     r = cli.invoke(app, ["export", str(old), "--select", "top:3", "--format", "csv", "--out", str(tmp_path / "t.csv")])
     assert r.exit_code == 0, r.output
     assert pl.read_csv(tmp_path / "t.csv").height == 3
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_parts_of_either_format_round_trip_and_read_together(tmp_path, fmt):
+    """A study's parts are Arrow IPC files, a grid's Parquet; a store reads both (an older run's Parquet parts
+    beside newer Arrow ones), and the run's tables come out tidied (the knob stored once, integers as Int64)."""
+    rng = np.random.default_rng(1)
+    run = tmp_path / "r"
+    frames = [_toy_part(b, 10, rng).with_columns(pl.lit(3.0).alias("local_llm.tp")) for b in range(4)]
+    PartStore(run, fmt="parquet").write(0, frames[0])  # as an older version wrote it
+    store = PartStore(run, fmt=fmt)
+    for b in (1, 2, 3):
+        store.write(b, frames[b])
+    names = sorted(p.name for p in (run / "parts").iterdir())
+    assert names == ["part-000000.parquet"] + [f"part-{b:06d}.{fmt}" for b in (1, 2, 3)]
+    assert store.indices() == [0, 1, 2, 3] and store.rows() == 40
+    assert store.read(2).equals(frames[2] if fmt == "arrow" else columns.tidy(frames[2]))
+    store.write(0, frames[0])  # a re-run batch is rewritten in the store's format, the other copy removed
+    assert sorted(p.name for p in (run / "parts").iterdir())[0] == f"part-000000.{fmt}"
+    back = load_trials(run)  # no results.parquet yet: from the parts, tidied
+    assert back["trial"].to_list() == list(range(40))
+    assert "sram_mb" not in back.columns and back.schema["local_llm.tp"] == pl.Int64
+    damaged = run / "parts" / f"part-000002.{fmt}"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # torn (a full disk)
+    with pytest.raises(DseUserError, match=f"part-000002.{fmt}: damaged part"):
+        store.read_all()
+
+
+def test_a_study_run_by_an_older_version_with_parquet_parts_resumes_as_if_uninterrupted(tmp_path):
+    """A run folder whose parts are Parquet (written before parts became Arrow IPC) resumes: the new batches are
+    Arrow parts and the results equal an uninterrupted run's."""
+    cfg = _study_file(tmp_path, budget={"trials": 64})
+    ref = StudyRunner(load_study(cfg), tmp_path / "ref" / "t").run()
+    run = tmp_path / "old" / "t"
+    StudyRunner(load_study(cfg), run, trials=32).run()
+    for p in sorted((run / "parts").glob("part-*.arrow")):  # as the older version stored them
+        pl.read_ipc(p).write_parquet(p.with_suffix(".parquet"))
+        p.unlink()
+    res = StudyRunner(load_study(cfg), run).run()
+    assert res.resumed_from == 32 and res.summary["trials"] == 64
+    kinds = sorted({p.suffix for p in (run / "parts").iterdir()})
+    assert kinds == [".arrow", ".parquet"]
+    a = pl.read_parquet(ref.run_dir / "results.parquet").drop("datetime_start", "datetime_complete")
+    b = pl.read_parquet(run / "results.parquet").drop("datetime_start", "datetime_complete")
+    assert a.equals(b)
+    assert res.summary["hypervolume"] == ref.summary["hypervolume"]
+
+
+def test_the_live_front_is_the_non_dominated_set_of_every_feasible_row_added(tmp_path):
+    from dse.runs.front import FrontTracker
+
+    rng = np.random.default_rng(4)
+    t = FrontTracker([True, False])
+    Ys, fs = [], []
+    for b in range(6):
+        Y = rng.random((30, 2)).round(1)  # ties and duplicates
+        f = rng.random(30) > 0.3
+        t.add(Y, f)
+        Ys.append(Y)
+        fs.append(f)
+        if b == 2:
+            assert len(t.front) > 0  # read midway: merged, then more rows come
+    allY = np.vstack(Ys)[np.concatenate(fs)]
+    expect = allY[nondominated_mask(allY, [True, False])]
+    assert np.array_equal(t.front, expect) and t.n == 180 and t.n_feasible == int(np.concatenate(fs).sum())
+    assert t.ref is not None and t.hypervolume == pytest.approx(hypervolume(expect, t.ref, [True, False]))
 
 
 # -- one hypervolume ----------------------------------------------------------------------------------

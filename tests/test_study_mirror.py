@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 import dse.study.runner as runner_mod
+from dse.runs.writer import PartStore
 from dse.study.runner import StudyRunner, mirror_in_background
 from dse.study.spec import load_study
 from _spaces import study_file
@@ -75,7 +76,7 @@ def test_journal_lines_are_what_optuna_writes(tmp_path, monkeypatch, sampler):
     cfg = study_file(tmp_path, budget={"trials": 40}, sampler=sampler)
     st = load_study(cfg)
     StudyRunner(st, tmp_path / "r").run()
-    parts = pl.read_parquet(tmp_path / "r" / "parts" / "*.parquet")
+    parts = PartStore(tmp_path / "r", create=False).read_all()
     dists = st.space.distributions()
     ours = _journal(tmp_path / "r", "t")
     ref = optuna.create_study(storage=optuna.storages.JournalStorage(
@@ -116,3 +117,4 @@ def test_a_stored_record_re_run_reads_back_with_its_new_outcome(n_obj):
     (t,) = frozen_trials(rows, dists)
     assert t.state == optuna.trial.TrialState.COMPLETE and t.values == [1.5, 2.5][:n_obj]
     assert t.params == {"x": 0.25, "c": "b"} and t.datetime_start == now
+

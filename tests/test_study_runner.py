@@ -68,13 +68,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     parts = out / "k" / "parts"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        if parts.exists() and len(list(parts.glob("part-*.parquet"))) >= 5:
+        if parts.exists() and len(list(parts.glob("part-*.arrow"))) >= 5:
             break
         time.sleep(0.01)
     assert proc.poll() is None, proc.stderr.read().decode()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_parts = len(list(parts.glob("part-*.parquet")))
+    n_parts = len(list(parts.glob("part-*.arrow")))
     assert 5 <= n_parts < 50
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -213,3 +213,25 @@ def test_sweep_runs_substudies_side_by_side(tmp_path, ray_session):
     merged = pl.read_parquet(tmp_path / "runs/sw/results.parquet")
     assert merged.height == 48 and set(merged["study"]) == {"sw-n7", "sw-n5"}
     assert summary["front_size"] == merged["pareto"].sum() > 0
+
+
+def test_each_trial_s_reason_says_why_it_is_not_feasible(tmp_path):
+    """`score`'s reason per row, by hand: the model's reason (or "infeasible" when it gives none), the violated
+    constraints in the study's order, the error of a failed chunk; feasible rows have none."""
+    from dse.study.execution import EvalError
+
+    cfg = _study_file(tmp_path, name="why", constraints=["tdp_w <= 400", "chip_cost_usd <= 1000"])
+    r = StudyRunner(load_study(cfg), tmp_path / "why")
+    n = 8
+    cols = {"chip.cores": np.full(n, 16)}
+    metrics = {"feasible": np.array([1, 1, 1, 1, 0, 0, 1, 1], dtype=bool),
+               "reason": np.array(["", "", "", "", "weights do not fit", "", "", ""], dtype=object),
+               "tdp_w": np.array([100.0, 500, 500, 100, 100, 100, 500, 0]),
+               "chip_cost_usd": np.array([10.0, 10, 2000, 2000, 10, 10, 2000, 0]),
+               "local_llm.tpot_ms": np.ones(n)}
+    ok = {k: v[:7] for k, v in metrics.items()}
+    sc = r.score(cols, [(slice(0, 7), ok), (slice(7, 8), EvalError("evaluation error: boom"))], n)
+    both = "violates tdp_w <= 400; chip_cost_usd <= 1000"
+    assert sc["reason"].tolist() == ["", "violates tdp_w <= 400", both, "violates chip_cost_usd <= 1000",
+                                     "weights do not fit", "infeasible", both, "evaluation error: boom"]
+    assert sc["feasible"].tolist() == [True] + [False] * 7 and sc["failed"].tolist() == [False] * 7 + [True]

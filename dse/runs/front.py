@@ -134,11 +134,13 @@ class FrontTracker:
     """Incremental front for the live display: feasible share, front size, hypervolume.
 
     The reference point is the given one, else derived from the first batch with feasible rows and then
-    fixed (`new_reference` is True right after it was derived, so the caller can store it)."""
+    fixed (`new_reference` is True right after it was derived, so the caller can store it). The front is
+    merged when read (`front`), so a run nobody watches never computes it."""
 
     def __init__(self, maximize: Sequence[bool], ref: Sequence[float] | None = None):
         self.maximize = list(maximize)
-        self.front = np.zeros((0, len(self.maximize)))
+        self._front = np.zeros((0, len(self.maximize)))
+        self._pending: list[np.ndarray] = []
         self.ref = None if ref is None else np.asarray(ref, dtype=float)
         self.new_reference = False
         self.n = 0
@@ -154,8 +156,16 @@ class FrontTracker:
         if self.ref is None:
             self.ref = derive_reference(F, self.maximize)
             self.new_reference = True
-        allp = np.vstack([self.front, F])
-        self.front = allp[nondominated_mask(allp, self.maximize)]
+        self._pending.append(F)
+
+    @property
+    def front(self) -> np.ndarray:
+        """The non-dominated rows of every feasible row added so far, in the order they were added."""
+        if self._pending:
+            allp = np.vstack([self._front, *self._pending])
+            self._pending = []
+            self._front = allp[nondominated_mask(allp, self.maximize)]
+        return self._front
 
     @property
     def hypervolume(self) -> float:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from dse.errors import DseUserError
 from dse.model.technology import default_technology, load_technology
+from dse.runs import columns
 from dse.runs.front import (
     column_name,
     first_batch_reference,
@@ -85,7 +86,7 @@ def load_trials(run_dir: Path | str) -> pl.DataFrame:
     df = parts.read_all()
     if df is None:
         raise DseUserError(f"{run_dir}: the run has no trials yet")
-    return df.drop([c for c in INTERNAL_COLUMNS if c in df.columns])
+    return columns.tidy(df.drop([c for c in INTERNAL_COLUMNS if c in df.columns]))
 
 
 def no_front_message(run_dir: Path | str, where: str, top: int = 3) -> str | None:

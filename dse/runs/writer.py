@@ -1,6 +1,6 @@
-"""Writing a run folder: Parquet parts (atomic, one per batch), run.json, and `finalize`, which derives
-results.parquet, pareto.parquet and summary.json from the parts (and can always redo it, e.g. after a
-killed run). Also the run lock, so a second writer on the same folder refuses instead of corrupting it.
+"""Writing a run folder: parts (atomic, one per batch: Arrow IPC for a study, Parquet for a grid), run.json,
+and `finalize`, which derives results.parquet, pareto.parquet and summary.json from the parts (and can always
+redo it, e.g. after a killed run). Also the run lock, so a second writer on the same folder refuses instead of corrupting it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dse.errors import DseUserError
 from dse.runs import columns
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
-from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PARETO_NOMINAL, PART_RE, PARTS_DIR, RESULTS, RUN_JSON,
-                             SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary, TechnologyRef,
-                             nominal_objectives)
+from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_RE, PARTS_DIR,
+                             RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
+                             TechnologyRef, nominal_objectives)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,6 +57,17 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_ipc(df: pl.DataFrame, path: Path) -> None:
+    """An Arrow IPC file (lz4) written atomically: a study's per-batch part (see `PART_FORMATS`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        df.write_ipc(f, compression="lz4")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def write_json(path: Path, obj: Any) -> None:
     if hasattr(obj, "model_dump"):
         obj = obj.model_dump(mode="json")
@@ -72,46 +83,82 @@ def _json_default(o: Any) -> Any:
 
 
 class PartStore:
-    """`<run>/parts/part-NNNNNN.parquet`, one per batch (or grid shard), written atomically."""
+    """`<run>/parts/part-NNNNNN.<arrow|parquet>`, one per batch (or grid shard), each written atomically.
 
-    def __init__(self, run_dir: Path, *, create: bool = True):
+    `fmt` is the format of the parts this store writes (`PART_FORMATS`: a study's batches are Arrow IPC, grid
+    shards Parquet); parts of either format are read, so a study stored by an older version resumes."""
+
+    def __init__(self, run_dir: Path, *, create: bool = True, fmt: str = "parquet"):
         self.dir = Path(run_dir) / PARTS_DIR
+        self.suffix = PART_FORMATS[fmt]
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
             for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
                 stale.unlink(missing_ok=True)
 
-    def indices(self) -> list[int]:
+    def _files(self) -> dict[int, Path]:
+        """Part index -> its file (an index stored in both formats: the one of this store's format)."""
+        out: dict[int, Path] = {}
         if not self.dir.is_dir():
-            return []
-        return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := PART_RE.match(p.name)))
+            return out
+        for p in self.dir.iterdir():
+            m = PART_RE.match(p.name)
+            if m and (int(m.group(1)) not in out or p.suffix == self.suffix):
+                out[int(m.group(1))] = p
+        return out
+
+    def indices(self) -> list[int]:
+        return sorted(self._files())
 
     def path(self, index: int) -> Path:
-        return self.dir / f"part-{index:06d}.parquet"
+        """The stored file of part `index`, else where this store writes it."""
+        return self._files().get(index) or self.dir / f"part-{index:06d}{self.suffix}"
 
     def write(self, index: int, df: pl.DataFrame) -> None:
-        atomic_write_parquet(columns.tidy(df), self.path(index))
+        path = self.dir / f"part-{index:06d}{self.suffix}"
+        if self.suffix == ".arrow":
+            atomic_write_ipc(df, path)
+        else:
+            atomic_write_parquet(columns.tidy(df), path)
+        for other in PART_FORMATS.values():  # a part rewritten in the other format (a re-run batch of an older run)
+            if other != self.suffix:
+                path.with_suffix(other).unlink(missing_ok=True)
+
+    def read(self, index: int, columns: list[str] | None = None) -> pl.DataFrame:
+        """One part (optionally only `columns`)."""
+        return _checked(self.path(index), lambda p: read_part(p, columns))
 
     def rows(self) -> int:
-        return sum(self._read(i, lambda p: pl.scan_parquet(p).select(pl.len()).collect().item())
-                   for i in self.indices())
-
-    def _read(self, index: int, how: Any) -> Any:
-        """`how(path)` of one part; a damaged part (truncated by a full disk, garbage) is a user error that
-        says how to recover: that batch is evaluated again once the part is removed."""
-        p = self.path(index)
-        try:
-            return how(p)
-        except Exception as exc:  # noqa: BLE001 - polars raises several types for corrupt files
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DseUserError(f"{p}: damaged part ({first}); delete it and rerun the study to evaluate that "
-                               "batch again") from None
+        return sum(_checked(p, lambda p: _scan_part(p).select(pl.len()).collect().item())
+                   for _, p in sorted(self._files().items()))
 
     def read_all(self) -> pl.DataFrame | None:
-        idx = self.indices()
-        if not idx:
+        files = self._files()
+        if not files:
             return None
-        return pl.concat([self._read(i, pl.read_parquet) for i in idx], how="diagonal_relaxed")
+        return pl.concat([_checked(p, read_part) for _, p in sorted(files.items())], how="diagonal_relaxed")
+
+
+def _checked(path: Path, how: Any) -> Any:
+    """`how(path)` of one part; a damaged part (truncated by a full disk, garbage) is a user error that says how
+    to recover: that batch is evaluated again once the part is removed."""
+    try:
+        return how(path)
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for corrupt files
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DseUserError(f"{path}: damaged part ({first}); delete it and rerun the study to evaluate that "
+                           "batch again") from None
+
+
+def read_part(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """One part file, Arrow IPC or Parquet by its suffix."""
+    if path.suffix == ".arrow":
+        return pl.read_ipc(path, columns=columns)
+    return pl.read_parquet(path, columns=columns)
+
+
+def _scan_part(path: Path) -> pl.LazyFrame:
+    return pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)
 
 
 class RunLock:

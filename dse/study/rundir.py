@@ -26,7 +26,7 @@ from dse.study.spec import Study
 
 @dataclass
 class Progress:
-    """What the live display shows after each batch."""
+    """What the live display shows: after a batch, at most every `runner.PROGRESS_EVERY_S`, and after the last."""
 
     study: str
     done: int

@@ -159,7 +159,7 @@ class KnobCodec:
     """Designs of a space as a float matrix, one column per varying knob (in the space's dependency order):
     a categorical knob is its choice index, a number is its value; an inactive conditional knob is NaN.
 
-    `encode(decode(X)) == X` for every canonical X, so a generation read back from its Parquet part is the
+    `encode(decode(X)) == X` for every canonical X, so a generation read back from its part is the
     generation that was asked."""
 
     def __init__(self, space: SearchSpace):

@@ -371,14 +371,13 @@ def mirror_main() -> None:
         for line in sys.stdin:
             if line.strip() == "stop":
                 break
-            rows = pl.read_parquet(parts.path(int(line)), columns=["trial", "datetime_start", "datetime_complete",
-                                                                     "_optuna"])
+            rows = parts.read(int(line), columns=["trial", "datetime_start", "datetime_complete", "_optuna"])
             mirror.add_rows(rows.filter(pl.col("trial") >= mirror.count), dists)
         mirror.close()
 
 
 class MirrorProcess:
-    """The Optuna mirror written by a child process from the Parquet parts (the system of record) as the
+    """The Optuna mirror written by a child process from the parts (the system of record) as the
     runner stores them: Optuna's per-trial bookkeeping (about 40 % of a serial run's time) then overlaps
     the next generations on another core. `close()` waits until every stored part is mirrored; a killed
     runner's child stops by itself (end of its stdin) and the next run brings the mirror up to date from
