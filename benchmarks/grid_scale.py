@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
 import tempfile
@@ -116,14 +117,23 @@ def main() -> int:
     n = study.space.grid_size_upper(None)
     ev = StubModel(study.spec.mix) if a.stub else None
     t0 = time.perf_counter()
+    cpu0 = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ("ru_utime", "ru_stime"))
     res = StudyRunner(study, out / "runs" / "grid_scale", evaluator=ev).run()
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = me.ru_maxrss / 1024
     s = res.summary
+    ray = s.get("ray") or {}
     print(f"grid of {n:,} designs ({'stub model' if a.stub else 'model'}, {s['executor']}, "
-          f"{s['grid']['shards']} shards, {s.get('ray_tasks', 0)} Ray tasks): {wall:.1f} s, "
-          f"{s['trials'] / wall:,.0f} designs/s, driver peak RSS {rss_mb:,.0f} MB, front {s['front_size']:,}, "
-          f"feasible {s['feasible']:,}")
+          f"{s['grid']['shards']} shards ({ray.get('batches_in_process', s['grid']['shards'])} in the driver), "
+          f"{s.get('ray_tasks', 0)} Ray tasks, Ray up after {ray.get('ray_up_s') or 0:.1f} s): "
+          f"{wall:.1f} s, {s['trials'] / wall:,.0f} designs/s, driver CPU {me.ru_utime + me.ru_stime - cpu0:.1f} s, "
+          f"driver peak RSS {rss_mb:,.0f} MB, front {s['front_size']:,}, feasible {s['feasible']:,}")
+    if n >= 1_000_000:
+        load = os.getloadavg()[0]
+        print(f"issue 15 targets (10^6 designs, 2 cores): wall <= 60 s: {'met' if wall <= 60 else 'NOT met'} "
+              f"({wall:.1f} s at load {load:.1f} on {os.cpu_count()} CPUs); driver RSS < 1.5 GB: "
+              f"{'met' if rss_mb < 1536 else 'NOT met'} ({rss_mb:,.0f} MB)")
     if a.check:
         print("front recomputed from results.parquet equals the stored flags:", check_front(res.run_dir, study))
     return 0

@@ -155,6 +155,15 @@ def test_parts_of_either_format_round_trip_and_read_together(tmp_path, fmt):
         store.read_all()
 
 
+def test_a_sweep_s_live_count_reads_parts_of_either_format(tmp_path):
+    from dse.study.sweep import _rows_done
+
+    rng = np.random.default_rng(2)
+    PartStore(tmp_path / "s", fmt="parquet").write(0, _toy_part(0, 7, rng))
+    PartStore(tmp_path / "s", fmt="arrow").write(1, _toy_part(1, 5, rng))
+    assert _rows_done(tmp_path / "s") == 12 == PartStore(tmp_path / "s").rows()
+
+
 def test_a_study_run_by_an_older_version_with_parquet_parts_resumes_as_if_uninterrupted(tmp_path):
     """A run folder whose parts are Parquet (written before parts became Arrow IPC) resumes: the new batches are
     Arrow parts and the results equal an uninterrupted run's."""

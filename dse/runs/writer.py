@@ -110,6 +110,10 @@ class PartStore:
     def indices(self) -> list[int]:
         return sorted(self._files())
 
+    def paths(self) -> list[Path]:
+        """The stored part files, in part order."""
+        return [p for _, p in sorted(self._files().items())]
+
     def path(self, index: int) -> Path:
         """The stored file of part `index`, else where this store writes it."""
         return self._files().get(index) or self.dir / f"part-{index:06d}{self.suffix}"
@@ -129,14 +133,13 @@ class PartStore:
         return _checked(self.path(index), lambda p: read_part(p, columns))
 
     def rows(self) -> int:
-        return sum(_checked(p, lambda p: _scan_part(p).select(pl.len()).collect().item())
-                   for _, p in sorted(self._files().items()))
+        return sum(_checked(p, part_rows) for p in self.paths())
 
     def read_all(self) -> pl.DataFrame | None:
-        files = self._files()
-        if not files:
+        paths = self.paths()
+        if not paths:
             return None
-        return pl.concat([_checked(p, read_part) for _, p in sorted(files.items())], how="diagonal_relaxed")
+        return pl.concat([_checked(p, read_part) for p in paths], how="diagonal_relaxed")
 
 
 def _checked(path: Path, how: Any) -> Any:
@@ -157,8 +160,10 @@ def read_part(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     return pl.read_parquet(path, columns=columns)
 
 
-def _scan_part(path: Path) -> pl.LazyFrame:
-    return pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)
+def part_rows(path: Path) -> int:
+    """Rows of one part file (read from its metadata)."""
+    lf = pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)
+    return lf.select(pl.len()).collect().item()
 
 
 class RunLock:

@@ -21,6 +21,7 @@ from dse.runs.writer import (
     PartStore,
     RunLock,
     atomic_write_parquet,
+    part_rows,
     write_json,
     write_meta,
 )
@@ -36,11 +37,10 @@ def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> di
 
 
 def _rows_done(run_dir: Path) -> int:
-    ps = PartStore(run_dir, create=False)
     total = 0
-    for i in ps.indices():
+    for p in PartStore(run_dir, create=False).paths():
         try:
-            total += pl.scan_parquet(ps.path(i)).select(pl.len()).collect().item()
+            total += part_rows(p)
         except Exception:  # noqa: BLE001 - a part being renamed right now
             pass
     return total
