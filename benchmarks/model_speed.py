@@ -1,7 +1,7 @@
 """Design evaluations per second of the vectorized model: random designs, best mapping, one core.
 
     python benchmarks/model_speed.py [--designs 100000] [--small-designs 12800] [--mix balanced] [--repeat 3]
-                                     [--breakdown]
+                                     [--breakdown] [--kernel both|numba|numpy]
 
 Prints designs/s for the whole pipeline (DesignArrays → area/cost/power → best tp/pp/dp/batch for every
 scenario of the mix → mix metrics) at chunks of 10,000 and of 128 designs per `evaluate` call, the best
@@ -9,7 +9,8 @@ of `--repeat` runs (the machine may be shared: CPU time of this process, wall ti
 per stage, the share of feasible designs and the ratio to the targets of issue 15 ("Speed"):
 ≥ 100,000 designs/s at chunks of 10k and ≥ 30,000 designs/s at chunks of 128 on one core. `--breakdown`
 adds the CPU time of the design metrics and of each scenario's mapping (the rest of `evaluate` is the
-mix arithmetic).
+mix arithmetic). Both paths of `perf.step_times` are measured (`--kernel both`, the default): the compiled
+kernel (numba, `DSE_KERNEL=numba`; its first call's compile or cache-load time is printed) and numpy.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.evaluate import evaluate  # noqa: E402
 from dse.evaluate.mapping import evaluate_scenario  # noqa: E402
 from dse.evaluate.table import design_metrics  # noqa: E402
+from dse.model import perf  # noqa: E402
 from dse.model.calibration import load_calibration  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.workloads.scenarios import load_mix  # noqa: E402
@@ -97,6 +99,12 @@ def breakdown(cols: dict, n: int, chunk: int, mix, tech) -> dict[str, float]:
     return out
 
 
+def use_kernel(mode: str) -> None:
+    """Make `perf.step_times` take the `mode` path ("numba" or "numpy") from the next call on."""
+    os.environ[perf.KERNEL_ENV] = mode
+    perf.reset_kernel()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=100_000, help="designs evaluated at chunks of 10,000")
@@ -105,28 +113,43 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="runs per chunk size; the best is reported")
     ap.add_argument("--breakdown", action="store_true", help="also print where the time goes, per chunk size")
+    ap.add_argument("--kernel", choices=("both", "numba", "numpy"), default="both",
+                    help="path of perf.step_times: the compiled kernel, numpy, or both one after the other")
     args = ap.parse_args()
 
     tech = default_technology()
     mix = load_mix(args.mix)
     rng = np.random.default_rng(args.seed)
     cols = random_columns(max(args.designs, args.small_designs), rng)
-    evaluate(DesignArrays.from_columns({k: v[:64] for k, v in cols.items()}, tech), mix, tech)  # warm caches
+    warm = {k: v[:64] for k, v in cols.items()}
     print(f"mix {mix.name} ({len(mix.scenarios)} scenarios), random designs, best of {args.repeat} runs "
           f"(CPU time of this process; wall time in brackets)")
-    for chunk, n in ((10_000, args.designs), (128, args.small_designs)):
-        best = min((run(cols, n, chunk, mix, tech) for _ in range(args.repeat)),
-                   key=lambda r: r["arrays_cpu"] + r["eval_cpu"])
-        cpu = best["arrays_cpu"] + best["eval_cpu"]
-        rate = n / cpu
-        print(f"chunks of {chunk:>6,}: {n:,} designs: DesignArrays {best['arrays_cpu']:6.2f} s, evaluate "
-              f"{best['eval_cpu']:6.2f} s -> {rate:9,.0f} designs/s [wall {n / best['wall']:,.0f}/s]; "
-              f"target {TARGETS[chunk]:,}: {rate / TARGETS[chunk]:.2f}x; feasible {best['feasible'] / n:.1%}")
-        if args.breakdown:
-            parts = breakdown(cols, n, chunk, mix, tech)
-            total = sum(parts.values())
-            print("    where the time goes (CPU ms per 1,000 designs): " + ", ".join(
-                f"{k} {v / n * 1e6:.1f} ({v / total:.0%})" for k, v in parts.items()))
+    rates = {}
+    for kernel in (("numba", "numpy") if args.kernel == "both" else (args.kernel,)):
+        use_kernel(kernel)
+        ready = perf.kernel_cache_ready()
+        w0, c0 = time.perf_counter(), time.process_time()
+        evaluate(DesignArrays.from_columns(warm, tech), mix, tech)  # warm caches (and load or compile the kernel)
+        first = f"first call {time.process_time() - c0:.2f} s CPU [wall {time.perf_counter() - w0:.2f} s]"
+        if kernel == "numba":
+            first += " (numba import + " + ("cache load)" if ready else "compile: no cache)")
+        print(f"[{kernel}] {first}")
+        for chunk, n in ((10_000, args.designs), (128, args.small_designs)):
+            best = min((run(cols, n, chunk, mix, tech) for _ in range(args.repeat)),
+                       key=lambda r: r["arrays_cpu"] + r["eval_cpu"])
+            cpu = best["arrays_cpu"] + best["eval_cpu"]
+            rate = rates[kernel, chunk] = n / cpu
+            print(f"[{kernel}] chunks of {chunk:>6,}: {n:,} designs: DesignArrays {best['arrays_cpu']:6.2f} s, "
+                  f"evaluate {best['eval_cpu']:6.2f} s -> {rate:9,.0f} designs/s [wall {n / best['wall']:,.0f}/s]; "
+                  f"target {TARGETS[chunk]:,}: {rate / TARGETS[chunk]:.2f}x; feasible {best['feasible'] / n:.1%}")
+            if args.breakdown:
+                parts = breakdown(cols, n, chunk, mix, tech)
+                total = sum(parts.values())
+                print("    where the time goes (CPU ms per 1,000 designs): " + ", ".join(
+                    f"{k} {v / n * 1e6:.1f} ({v / total:.0%})" for k, v in parts.items()))
+    if args.kernel == "both":
+        print("compiled / numpy: " + ", ".join(f"chunks of {c:,} {rates['numba', c] / rates['numpy', c]:.2f}x"
+                                               for c in TARGETS))
 
 
 if __name__ == "__main__":

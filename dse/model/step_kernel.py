@@ -1,0 +1,337 @@
+"""Compiled path of `dse.model.perf.step_times`: the same arithmetic, one instance at a time, in numba.
+
+`perf.step_times` in numpy pushes each (instance × operator) element through ~60 array passes; here one
+loop per instance walks its step's operators with scalars (no temporaries), term by term in the order
+the numpy path evaluates them, so both give the same numbers (tests/test_model_speed_equiv.py compares
+them to 1e-12, most instances to the bit). The per-design constants are prepared in numpy exactly as
+the numpy path prepares them (`_design_table`); only the per-element arithmetic is compiled.
+
+Importing this module imports numba (~0.4 s) and loads the compiled kernel from numba's cache (next to
+this file, `cache=True`); `perf.step_times` imports it lazily and only when `kernel_mode()` says so,
+so `dse --help` never pays for it. A missing numba or `DSE_KERNEL=numpy` keeps the numpy path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from dse.model.knobs import TOPOLOGY_CODE
+
+# per-operator fields of a stacked table (`perf._OpStatic`), as rows of one float array (r, k) each
+_OP = ("flops", "wn", "actn", "kvn", "count", "comm_bytes", "group", "cls", "kernel", "noncoll", "prec")
+_MM = ("mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
+# column classes: matrix, vector, collectives (perf.collective_time's kinds)
+_COLKIND = {"allreduce": 2, "allgather": 3, "alltoall": 4, "sendrecv": 5}
+# per-design constants (`_design_table`)
+_HW = ("rows", "cols", "cores", "dyn", "sparsity", "vec_den", "gap", "mem_den", "ramp", "has_mem", "sram_bytes",
+       "sram_den", "sram_bps", "d2d_share", "d2d_den", "link_bw", "link_lat", "topo", "coll_floor",
+       "e_sram", "e_mem", "e_link")
+_H = {f: i for i, f in enumerate(_HW)}
+# calibration scalars
+_CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_overlap", "step_overhead_s",
+        "oneshot", "overlap_tokens", "d2d", "sparse", "comm_elsewhere")
+_C = {f: i for i, f in enumerate(_CAL)}
+
+RING, TORUS, SWITCH = TOPOLOGY_CODE["ring"], TOPOLOGY_CODE["torus2d"], TOPOLOGY_CODE["switch"]
+
+
+def op_table(stack, fuse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(operator fields (F, r, k), matrix fields (M, r, mm), per row (tokens, count_sum) (r, 2), column
+    class (k,)) of a stacked `perf._OpStatic`, cached on it per fusion setting."""
+    key = f"_kernel_table{fuse}"
+    hit = getattr(stack, key, None)
+    if hit is not None:
+        return hit
+    src = {"wn": f"wn{fuse}", "actn": f"actn{fuse}", "cls": f"cls{fuse}", "kernel": f"kernel{fuse}"}
+    ops = np.ascontiguousarray(np.stack([np.asarray(getattr(stack, src.get(f, f)), float) for f in _OP]))
+    mm = np.ascontiguousarray(np.stack([np.asarray(getattr(stack, f), float) for f in _MM]))
+    rows = np.ascontiguousarray(np.concatenate([stack.tokens, stack.count_sum], axis=1).astype(float))
+    kind = np.full(stack.k, 1, np.int64)
+    mmc = stack.mm
+    kind[mmc] = 0
+    for c, cols in stack.coll.items():
+        kind[cols] = _COLKIND[c]
+    hit = (ops, mm, rows, kind)
+    object.__setattr__(stack, key, hit)
+    return hit
+
+
+def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate, fill_time_s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(per-design constants (n, len(_HW)), peak FLOP/s, narrow path, pJ per FLOP (each (n, P) per
+    precision index)): what `perf._busy_free`, `_resident_times` and `_energy_j` derive from `hw` before
+    their per-element arithmetic, computed by the same numpy expressions."""
+    n = hw.n
+    P = len(precisions)
+    peak = np.zeros((n, P))
+    narrow = np.zeros((n, P))
+    for p in stack.mm_precs:
+        pk, nw = compute_peak(hw, precisions[p])
+        peak[:, p], narrow[:, p] = pk, nw
+    efl = np.zeros((n, P))
+    zero = np.zeros(n)
+    for p in stack.precs:
+        efl[:, p] = np.asarray(hw.energy_pj_per_flop.get(precisions[p], hw.energy_pj_per_flop.get("bf16", zero)), float)
+    dyn = ~np.asarray(hw.dataflow, bool)
+    stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff
+    vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
+    sram_bps = sram_rate(hw, cal)
+    d2d = hw.d2d_share is not None and bool((hw.d2d_share > 0).any())
+    col = {
+        "rows": hw.rows, "cols": hw.cols, "cores": hw.cores, "dyn": dyn, "sparsity": hw.sparsity,
+        "vec_den": np.maximum(vec * cal.compute_eff_max, 1.0),
+        "gap": np.where(dyn, cal.kernel_gap_us * 1e-6, fill_time_s(hw)),
+        "mem_den": np.maximum(hw.mem_bw * stream * cal.mem_eff_max, 1.0),
+        "ramp": cal.mem_ramp_us * 1e-6 * dyn, "has_mem": hw.mem_bw > 0, "sram_bytes": hw.sram_bytes,
+        "sram_den": np.maximum(sram_bps, 1.0), "sram_bps": sram_bps,
+        "d2d_share": hw.d2d_share if d2d else zero, "d2d_den": np.maximum(hw.d2d_bw, 1.0) if d2d else zero + 1.0,
+        "link_bw": np.maximum(hw.link_bw * cal.link_eff, 1.0), "link_lat": hw.link_latency_s,
+        "topo": hw.topology, "coll_floor": np.where(~dyn, 0.0, cal.collective_floor_us * 1e-6),
+        "e_sram": zero if hw.sram_pj_per_byte is None else hw.sram_pj_per_byte,
+        "e_mem": zero if hw.mem_pj_per_bit is None else hw.mem_pj_per_bit,
+        "e_link": zero if hw.link_pj_per_bit is None else hw.link_pj_per_bit,
+    }
+    table = np.empty((n, len(_HW)))
+    for i, f in enumerate(_HW):
+        table[:, i] = col[f]
+    return table, peak, narrow, efl
+
+
+def cal_table(cal, stack, overlap_tokens: float) -> np.ndarray:
+    """The calibration's scalars (and the stack's flags) the kernel reads, in `_CAL` order."""
+    d = {"compute_eff_max": cal.compute_eff_max, "lowp_eff": cal.lowp_eff, "conv_eff": cal.conv_eff,
+         "knee_p": cal.knee_p, "launch_s": cal.launch_us * 1e-6 if cal.launch_us > 0 else 0.0,
+         "comm_overlap": cal.comm_overlap if stack.coll else 0.0, "step_overhead_s": cal.step_overhead_us * 1e-6,
+         "oneshot": float(cal.allreduce == "oneshot"), "overlap_tokens": overlap_tokens, "d2d": 0.0,
+         "sparse": float(stack.sparse), "comm_elsewhere": float(stack.comm_elsewhere)}
+    return np.array([float(d[f]) for f in _CAL])
+
+
+@njit(cache=True, inline="always")
+def _mx(a, b):
+    """np.maximum of two floats (NaN propagates)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=True, inline="always")
+def _mn(a, b):
+    """np.minimum of two floats (NaN propagates)."""
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=True, inline="always")
+def _ceil_div(a, b):
+    return np.ceil(a / _mx(b, 1.0))
+
+
+@njit(cache=True, inline="always")
+def _gemm_util(m, n, rows, cols, cores, n_gemms, k, split_k_min):
+    """perf.gemm_utilization for one element (with K: split-K)."""
+    m = _mx(m, 1.0)
+    n = _mx(n, 1.0)
+    tm = _ceil_div(m, rows)
+    tn = _ceil_div(n, cols)
+    pad = (m / (tm * rows)) * (n / (tn * cols))
+    tiles = tm * tn * _mx(n_gemms, 1.0)
+    split = _mx(_mn(np.floor(cores / tiles), np.floor(k / split_k_min)), 1.0)
+    tiles = tiles * split
+    waves = _ceil_div(tiles, cores)
+    return pad * tiles / (waves * cores)
+
+
+@njit(cache=True, inline="always")
+def _power(x, p):
+    """x ** p as numpy evaluates it for a scalar exponent (square and square root exactly)."""
+    if p == 2.0:
+        return x * x
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == 1.0:
+        return x
+    return x ** p
+
+
+@njit(cache=True, nogil=True)
+def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                cal, split_k_min, t_out, e_out):
+    """Time (s) and dynamic energy (J) per chip of each instance (see perf.step_times)."""
+    k = ops.shape[2]
+    compute = np.empty(k)
+    comm = np.empty(k)
+    comm_bw = np.empty(k)
+    busy = np.empty(k)
+    overhead = np.empty(k)
+    kern = np.empty(k)
+    cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
+    launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
+    overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
+    inv_p = 1.0 / knee
+    for i in range(row_of.shape[0]):
+        s = row_of[i]
+        d = design_of[i]
+        rows, cols, cores = hwd[d, 0], hwd[d, 1], hwd[d, 2]
+        dyn, sparsity = hwd[d, 3] > 0, hwd[d, 4] > 0
+        vec_den, gap, mem_den, ramp, has_mem = hwd[d, 5], hwd[d, 6], hwd[d, 7], hwd[d, 8], hwd[d, 9]
+        sram_bytes, sram_den, sram_bps = hwd[d, 10], hwd[d, 11], hwd[d, 12]
+        d2d_share, d2d_den = hwd[d, 13], hwd[d, 14]
+        bw, lat, topo, floor_ = hwd[d, 15], hwd[d, 16], hwd[d, 17], hwd[d, 18]
+        e_sram, e_mem, e_link = hwd[d, 19], hwd[d, 20], hwd[d, 21]
+        wres = _mn(_mx(wres_in[i], 0.0), 1.0)
+        kres = _mn(_mx(kres_in[i], 0.0), 1.0)
+        sw, sk = 1.0 - wres, 1.0 - kres
+        free_sram = _mx(sram_bytes - res_in[i], 0.0) if has_mem > 0 else np.inf
+        tokens, count_sum = rowinfo[s, 0], rowinfo[s, 1]
+        launches = 0.0
+        gpu = 0.0
+        want_sum = 0.0
+        energy = 0.0
+        # pass 1: every operator's roofs, collective time, kernel boundary (and its energy)
+        for j in range(k):
+            cnt = ops[4, s, j]
+            if cnt == 0.0:  # a stacked table's padding (or an operator run zero times) adds exact zeros
+                continue
+            flops, w, act, kv = ops[0, s, j], ops[1, s, j], ops[2, s, j], ops[3, s, j]
+            kj = kind[j]
+            c = 0.0
+            if kj == 0:
+                prec = int(mm[4, s, j])
+                pk = peak[d, prec]
+                nw = narrow[d, prec] > 0
+                if sparse and mm[5, s, j] > 0 and not sparsity:
+                    pk *= 0.5
+                m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
+                feed = 0.0
+                if dyn:
+                    util = _gemm_util(1.0, m_ * n_, 1.0, rows * cols, cores, g_, k_, split_k_min)
+                else:
+                    util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, split_k_min)
+                    bpv = 1.0 if nw else 2.0
+                    feed = k_ * n_ * g_ * bpv / _mx(sram_bps, 1.0)
+                if mm[6, s, j] > 0:
+                    eff = conv_eff
+                else:
+                    eff = cem * (lowp if nw else 1.0)
+                c = _mx(flops / _mx(pk * util * eff, 1.0), feed)
+            elif kj == 1:
+                c = flops / vec_den
+            t_bw = 0.0
+            t_lat = 0.0
+            if kj >= 2:
+                sz = ops[5, s, j]
+                g = _mx(ops[6, s, j], 1.0)
+                if kj == 2:
+                    vol, ring, tree = 2 * (g - 1) / g * sz, 2 * (g - 1), 2 * np.log2(g)
+                elif kj == 5:
+                    vol, ring, tree = sz, 1.0, 1.0
+                else:
+                    vol, ring, tree = (g - 1) / g * sz, g - 1, np.log2(g)
+                if topo == RING:
+                    steps = ring
+                elif topo == TORUS:
+                    steps = ring / _mx(np.sqrt(g), 1.0) * 2
+                else:
+                    steps = ring if dyn else tree
+                if oneshot and dyn and topo == SWITCH and kj == 2:
+                    one_vol = (g - 1) * sz
+                    if one_vol / bw + 2.0 * lat <= vol / bw + 4.0 * lat:
+                        vol, steps = one_vol, 2.0
+                    else:
+                        steps = 4.0
+                if g > 1:
+                    t_bw = vol / bw
+                    t_lat = steps * lat + floor_
+            cm = t_bw + t_lat
+            # memory bytes of the residency (perf._resident_times)
+            act_off = _mx(act - free_sram, 0.0)
+            off = sw * w
+            off += sk * kv
+            off += act_off
+            off *= has_mem
+            cls = ops[7, s, j]
+            if cls == 0.0:
+                streamed = 0.0
+            elif cls == 1.0:
+                streamed = sw
+            elif cls == 2.0:
+                streamed = sk
+            else:
+                streamed = _mx(sw, sk)
+            streamed = _mx(streamed, act_off / _mx(act, 1e-300))
+            memory = off / mem_den
+            memory += ramp * streamed
+            if not off > 0:
+                memory *= 0.0
+            on = wres * w
+            on += kres * kv
+            on += act - act_off
+            through = on + off
+            sram = through / sram_den
+            if d2d_share > 0:
+                sram = _mx(sram, d2d_share * through / d2d_den)
+            roof = _mx(c, memory)
+            if kj == 0:
+                hi = _mx(roof, 1e-300)
+                x = _power(c / hi, knee)
+                x += _power(memory / hi, knee)
+                roof = _power(x, inv_p) * hi
+            b = _mx(roof, sram)
+            kn = ops[8, s, j]
+            ov = gap * kn
+            compute[j], comm[j], comm_bw[j], busy[j], overhead[j], kern[j] = c, cm, t_bw, b, ov, kn
+            if launch_s > 0:
+                launches += kn * cnt
+                gpu += (_mx(b, cm) + ov) * cnt
+            want_sum += t_bw * cnt
+            if want_e[i]:
+                pj = flops * efl[d, int(ops[10, s, j])]
+                part = off * 2.0
+                part += on
+                part *= e_sram
+                pj += part
+                part = off * 8
+                part *= e_mem
+                pj += part
+                if comm_elsewhere or kj >= 2:
+                    pj += (ops[5, s, j] * 8) * e_link
+                pj *= 1e-12
+                energy += pj * cnt
+        # host launch queue: the host's excess over the GPU's time, spread over the kernels
+        excess = 0.0
+        if launch_s > 0:
+            host = launch_s * launches if dyn else 0.0
+            excess = _mx(host - gpu, 0.0) / _mx(launches, 1.0)
+        frac = 0.0
+        hide = overlap_c > 0 and tokens >= overlap_tokens
+        if hide:
+            want = overlap_c * want_sum
+            room = 0.0
+            for j in range(k):
+                cnt = ops[4, s, j]
+                if cnt == 0.0:
+                    continue
+                room += (busy[j] + (overhead[j] + excess * kern[j])) * cnt * ops[9, s, j]
+            frac = _mn(want, room) / _mx(want, 1e-300) if want > 0 else 0.0
+        share = step_s / _mx(count_sum, 1.0)
+        total = 0.0
+        for j in range(k):
+            cnt = ops[4, s, j]
+            if cnt == 0.0:
+                continue
+            ov = overhead[j]
+            if launch_s > 0:
+                ov = ov + excess * kern[j]
+            cm = comm[j]
+            if hide:
+                cm = cm - overlap_c * comm_bw[j] * frac
+            ov += share
+            total += (_mx(busy[j], cm) + ov) * cnt
+        t_out[i] = total
+        e_out[i] = energy if want_e[i] else np.nan
+
+
+def warm() -> None:
+    """Compile `step_kernel` for the argument types `perf.step_times` passes (or load it from the cache)."""
+    i1, f1 = np.zeros(1, np.int64), np.zeros(1)
+    step_kernel(i1, i1, f1, f1, f1, np.ones(1, bool), np.ones((len(_OP), 1, 1)), np.ones((len(_MM), 1, 1)),
+                np.ones((1, 2)), i1.copy(), np.ones((1, len(_HW))), np.ones((1, 1)), np.zeros((1, 1)),
+                np.zeros((1, 1)), np.ones(len(_CAL)), 256.0, np.empty(1), np.empty(1))

@@ -1,0 +1,139 @@
+"""The compiled path of `perf.step_times` (dse/model/step_kernel.py, numba) gives the numpy path's numbers.
+
+Both paths evaluate the same expressions in the same order, so they agree to the bit on the model's
+default calibration (checked: 0 of ~600k instances differ); the tests allow 1e-12 relative (a libm `pow`
+or `log2` may round differently from numpy's vectorised one for a non-square knee exponent). The whole
+`evaluate` is compared on the catalog × the built-in mixes and on 2,000 random designs of the speed
+benchmark, and `step_times` alone under calibrations that switch every branch on (host launches, no
+epilogue fusion, ring all-reduce, overlap of collectives, a knee exponent other than 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.catalog import list_catalog, load_catalog_design
+from dse.evaluate import evaluate
+from dse.model import perf
+from dse.model.arrays import DesignArrays
+from dse.model.technology import default_technology
+from dse.workloads.scenarios import load_mix
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from model_speed import random_columns  # noqa: E402
+
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+RTOL = 1e-12
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    """Run a function under DSE_KERNEL=mode (the path chosen afresh)."""
+    def run(mode, fn, *args, **kw):
+        monkeypatch.setenv(perf.KERNEL_ENV, mode)
+        perf.reset_kernel()
+        try:
+            return fn(*args, **kw)
+        finally:
+            perf.reset_kernel()
+    yield run
+    perf.reset_kernel()
+
+
+def _same(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        if x.dtype.kind in "fiub":
+            np.testing.assert_allclose(y.astype(float), x.astype(float), rtol=RTOL, atol=0, equal_nan=True,
+                                       err_msg=f"{what}: {k}")
+        else:
+            assert (x == y).all(), f"{what}: {k}"
+
+
+@needs_numba
+@pytest.mark.slow
+def test_evaluate_compiled_equals_numpy_on_catalog_and_random_designs(kernel):
+    tech = default_technology()
+    cat = [load_catalog_design(n) for n in list_catalog()]
+    for mix in ("balanced", "local", "datacenter"):
+        arr = DesignArrays.from_designs(cat, tech)
+        _same(kernel("numpy", evaluate, arr, load_mix(mix), tech),
+              kernel("numba", evaluate, arr, load_mix(mix), tech), f"catalog/{mix}")
+    cols = random_columns(2000, np.random.default_rng(7))
+    arr = DesignArrays.from_columns(cols, tech)
+    ref = kernel("numpy", evaluate, arr, load_mix("balanced"), tech)
+    assert 0.1 < ref["feasible"].mean() < 0.9  # feasible and infeasible designs both occur
+    _same(ref, kernel("numba", evaluate, arr, load_mix("balanced"), tech), "random designs")
+
+
+def _instances(n_designs: int):
+    """Operator tables of the extended mix's plans, random designs and random (step, design, residency)
+    instances (fractional residencies, resident bytes, energy wanted on some)."""
+    from dse.evaluate.mapping import compress_ops
+    from dse.evaluate.steps import cnn_plan_table, llm_plan_table
+    from dse.evaluate.table import design_metrics
+    from dse.workloads.modelfile import load_model_shape
+
+    tech = default_technology()
+    hw, _, _, _ = design_metrics(DesignArrays.from_columns(random_columns(n_designs, np.random.default_rng(3)), tech))
+    tables = []
+    for e in load_mix("extended").scenarios:
+        sc = e.scenario
+        shape = load_model_shape(sc.model)
+        t = (cnn_plan_table(sc, shape, sc.precision_spec()) if sc.kind == "cnn"
+             else llm_plan_table(sc, shape, sc.precision_spec(), hw.num_chips))
+        tables += [compress_ops(s.ops) for s in t.steps]
+    tables = tuple({id(t): t for t in tables}.values())
+    rng = np.random.default_rng(4)
+    m = 4000
+    step_of, design_of = rng.integers(0, len(tables), m), rng.integers(0, hw.n, m)
+    wres = np.where(rng.random(m) < 0.5, rng.integers(0, 2, m).astype(float), rng.random(m))
+    kres, res = rng.random(m), rng.uniform(0, 2e8, m) * (rng.random(m) < 0.3)
+    energy = rng.random(m) < 0.7
+    return tables, hw, (step_of, design_of, wres, kres, res, energy)
+
+
+@needs_numba
+@pytest.mark.parametrize("cls,update", [
+    ("tuned", {}), ("generic", {}), ("kernel", {}), ("graph", {}),
+    ("tuned", {"comm_overlap": 0.6, "knee_p": 3.0, "allreduce": "ring"}),
+    ("generic", {"comm_overlap": 1.0, "knee_p": 1.0, "launch_us": 40.0, "fuse_epilogues": True}),
+])
+def test_step_times_compiled_equals_numpy_under_every_branch(kernel, cls, update):
+    from dse.model.calibration import load_calibration
+
+    cal = load_calibration(cls).model_copy(update=update)
+    tables, hw, (step_of, design_of, wres, kres, res, energy) = _instances(300)
+    assert {"allreduce", "alltoall"} <= {k for t in tables for k in np.asarray(t.kind).astype(str)}
+    args = (tables, step_of, design_of, hw, cal, wres, kres, res, energy)
+    t0, e0 = kernel("numpy", perf.step_times, *args)
+    t1, e1 = kernel("numba", perf.step_times, *args)
+    np.testing.assert_allclose(t1, t0, rtol=RTOL, atol=0)
+    np.testing.assert_array_equal(np.isnan(e1), ~energy)
+    np.testing.assert_allclose(e1[energy], e0[energy], rtol=RTOL, atol=0)
+    assert (t0 > 0).all()
+
+
+def test_auto_mode_stays_on_numpy_for_a_small_run_and_a_bad_value_is_an_error(kernel, monkeypatch):
+    tech = default_technology()
+    arr = DesignArrays.from_designs([load_catalog_design("H100-SXM")], tech)
+    kernel("auto", evaluate, arr, load_mix("balanced"), tech)
+    monkeypatch.setenv(perf.KERNEL_ENV, "auto")
+    assert perf.kernel_mode() == "numpy"  # far below KERNEL_AUTO_ELEMENTS
+    monkeypatch.setenv(perf.KERNEL_ENV, "fast")
+    with pytest.raises(ValueError, match="DSE_KERNEL"):
+        perf.compiled_kernel()
+
+
+def test_importing_dse_and_the_cli_does_not_import_numba():
+    code = "import sys, dse, dse.cli, dse.model.perf, dse.evaluate; assert 'numba' not in sys.modules"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
