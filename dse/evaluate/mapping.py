@@ -244,32 +244,26 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 # ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
 class _StepMemo:
-    """Step time and energy of the (step, residency, design) instances of a block already timed (sorted
-    keys `(step * 3 + residency) * n + design`): a later stage of the mapping reuses them (the TTFT
-    prefill and the prefill chunks are shared by the rungs of a ladder)."""
+    """Step time and energy of the (step, residency, design) instances of a block already timed, in dense
+    arrays over the keys `(step * 3 + residency) * n + design` (NaN time: not timed yet): a later stage of
+    the mapping reuses them (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder)."""
 
-    def __init__(self):
-        self.keys = np.zeros(0, np.int64)
-        self.time_s = np.zeros(0)
-        self.energy_j = np.zeros(0)
+    def __init__(self, size: int):
+        self.time_s = np.full(size, np.nan)
+        self.energy_j = np.full(size, np.nan)
 
     def known(self, keys: np.ndarray) -> np.ndarray:
         """Which of `keys` are timed already."""
-        pos = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
-        return (self.keys[pos] == keys) if len(self.keys) else np.zeros(len(keys), bool)
+        return ~np.isnan(self.time_s[keys])
 
     def add(self, keys: np.ndarray, time_s: np.ndarray, energy_j: np.ndarray) -> None:
         """Remember new (not yet known) `keys`."""
-        k = np.concatenate([self.keys, keys])
-        order = np.argsort(k, kind="stable")
-        self.keys = k[order]
-        self.time_s = np.concatenate([self.time_s, time_s])[order]
-        self.energy_j = np.concatenate([self.energy_j, energy_j])[order]
+        self.time_s[keys] = time_s
+        self.energy_j[keys] = energy_j
 
     def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(time, energy) of known `keys`."""
-        pos = np.searchsorted(self.keys, keys)
-        return self.time_s[pos], self.energy_j[pos]
+        return self.time_s[keys], self.energy_j[keys]
 
 
 def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk,
@@ -280,7 +274,7 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     share it (once per block with a `memo`); under a fractional share once per design and footprint class
     (`LlmPlanTable.cls_step`)."""
     n, S = hw.n, len(t.steps)
-    memo = memo if memo is not None else _StepMemo()
+    memo = memo if memo is not None else _StepMemo(S * 3 * n)
     whole = ~partial
     wi, wj, wc = pi[whole], pj[whole], combo[whole]
     role_keys = [(role[wj] * 3 + wc) * n + wi for role in (t.dec, t.pre, t.chunk)]
@@ -406,20 +400,26 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     level = rung - t.rung_start[rung]
     levels = int(level.max()) + 1 if len(level) else 0
     passed = np.zeros((n, R), bool)
-    memo = _StepMemo()
+    memo = _StepMemo(len(t.steps) * 3 * n)
     rest = np.flatnonzero(level >= 1)  # pairs of later levels whose design passed every level so far
+    # flat index into `passed` of each later-level pair's first rung (level 0 of its ladder), and whether
+    # its ladder prunes
+    rest_base = (pi[rest] * R + rung[rest] - level[rest]) - 1
+    rest_prune = t.rung_prune[rung[rest]]
+    flat = passed.reshape(-1)
     at = 0
     while at < levels:
         if at == 0:
             sel, nxt = np.flatnonzero(level == 0), 1
         else:
-            r_ = rung[rest]
-            rest = rest[passed[pi[rest], r_ - level[rest] + at - 1] | ~t.rung_prune[r_]]
+            keep = flat[rest_base + at] | ~rest_prune
+            rest, rest_base, rest_prune = rest[keep], rest_base[keep], rest_prune[keep]
             sel, nxt = rest[level[rest] == at], at + 1
             if len(sel) < STAGE_MIN_PAIRS:
                 sel, nxt = rest, levels
             else:
-                rest = rest[level[rest] > at]
+                later = level[rest] > at
+                rest, rest_base, rest_prune = rest[later], rest_base[later], rest_prune[later]
         at = nxt
         if not len(sel):
             continue
@@ -484,6 +484,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0, ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
         miss = offered & ~slo_ok & ~feasible[pi] & (gap < np.inf)
         closest = _first_max_by(pi, np.where(miss, -gap, -np.inf), n)
+        plan_text: dict = {}
         for i in np.flatnonzero(~feasible):
             if closest[i] >= 0:
                 q = closest[i]
@@ -495,10 +496,13 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
                 p = largest[i]
                 mem = hw.mem_bytes[i]
                 where, capb = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[i])
-                ep_ = int(t.ep[p])
-                reason[i] = (f"weights {_fmt_gb(t.w[p])} + KV {_fmt_gb(t.kv[p])} per chip > {where} {_fmt_gb(capb)} "
-                             f"(tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on "
-                             f"{int(t.replica[p])} of {int(chips[i])} chips)")
+                text = plan_text.get(p)
+                if text is None:  # the plan's part of the message, formatted once per plan
+                    ep_ = int(t.ep[p])
+                    text = plan_text[p] = (f"weights {_fmt_gb(t.w[p])} + KV {_fmt_gb(t.kv[p])} per chip > ",
+                                           f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} "
+                                           f"on {int(t.replica[p])} of ")
+                reason[i] = f"{text[0]}{where} {_fmt_gb(capb)}{text[1]}{int(chips[i])} chips)"
             else:
                 reason[i] = "no feasible mapping (model does not fit on the available chips)"
     m["throughput"] = m["tokens_per_s"].copy()
