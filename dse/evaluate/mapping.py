@@ -245,19 +245,22 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 
 class _StepMemo:
     """Step time and energy of the (step, residency, design) instances of a block already timed, in dense
-    arrays over the keys `(step * 3 + residency) * n + design` (NaN time: not timed yet): a later stage of
-    the mapping reuses them (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder)."""
+    arrays over the keys `(step * 3 + residency) * n + design`: a later stage of the mapping reuses them
+    (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder). The arrays are
+    allocated untouched (calloc / malloc): only the pages of keys timed become resident."""
 
     def __init__(self, size: int):
-        self.time_s = np.full(size, np.nan)
-        self.energy_j = np.full(size, np.nan)
+        self.done = np.zeros(size, bool)
+        self.time_s = np.empty(size)
+        self.energy_j = np.empty(size)
 
     def known(self, keys: np.ndarray) -> np.ndarray:
         """Which of `keys` are timed already."""
-        return ~np.isnan(self.time_s[keys])
+        return self.done[keys]
 
     def add(self, keys: np.ndarray, time_s: np.ndarray, energy_j: np.ndarray) -> None:
         """Remember new (not yet known) `keys`."""
+        self.done[keys] = True
         self.time_s[keys] = time_s
         self.energy_j[keys] = energy_j
 
