@@ -928,6 +928,8 @@ def _spawn_compile() -> None:
     lock = Path(__file__).with_name("__pycache__") / "step_kernel.compiling"
     try:
         lock.parent.mkdir(exist_ok=True)
+        if not os.access(lock.parent, os.W_OK):  # numba would cache elsewhere, where auto mode does not look
+            return
         if lock.exists() and time.time() - lock.stat().st_mtime < 300:
             return
         lock.touch()
