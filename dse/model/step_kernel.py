@@ -140,6 +140,20 @@ def _gemm_util(m, n, rows, cols, cores, n_gemms, k, split_k_min):
 
 
 @njit(cache=True, inline="always")
+def _simt_util(n, cols, cores, n_gemms, k, split_k_min):
+    """`_gemm_util(1, n, 1, cols, ...)` without its exact unit steps (1 / 1 = 1, ceil(1) = 1, 1 · x = x):
+    the M·N outputs of a GEMM spread over all lanes of a SIMT chip."""
+    n = _mx(n, 1.0)
+    tn = _ceil_div(n, cols)
+    pad = n / (tn * cols)
+    tiles = tn * _mx(n_gemms, 1.0)
+    split = _mx(_mn(np.floor(cores / tiles), np.floor(k / split_k_min)), 1.0)
+    tiles = tiles * split
+    waves = _ceil_div(tiles, cores)
+    return pad * tiles / (waves * cores)
+
+
+@njit(cache=True, inline="always")
 def _power(x, p):
     """x ** p as numpy evaluates it for a scalar exponent (square and square root exactly)."""
     if p == 2.0:
@@ -202,7 +216,7 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
                 m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
                 feed = 0.0
                 if dyn:
-                    util = _gemm_util(1.0, m_ * n_, 1.0, rows * cols, cores, g_, k_, split_k_min)
+                    util = _simt_util(m_ * n_, rows * cols, cores, g_, k_, split_k_min)
                 else:
                     util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, split_k_min)
                     bpv = 1.0 if nw else 2.0
@@ -256,11 +270,13 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
                 streamed = sk
             else:
                 streamed = _mx(sw, sk)
-            streamed = _mx(streamed, act_off / _mx(act, 1e-300))
-            memory = off / mem_den
-            memory += ramp * streamed
-            if not off > 0:
-                memory *= 0.0
+            if act_off != 0.0:  # (0 / act = 0 leaves the larger share)
+                streamed = _mx(streamed, act_off / _mx(act, 1e-300))
+            if off > 0:
+                memory = off / mem_den
+                memory += ramp * streamed
+            else:  # (off / rate + ramp) · 0
+                memory = off if off != off else 0.0
             on = wres * w
             on += kres * kv
             on += act - act_off
