@@ -140,6 +140,22 @@ def test_survival_puts_feasible_fronts_first_then_least_violation_then_failures(
     assert order.tolist() == [0, 1, 2, 4, 3, 5]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_survival_of_the_first_keep_rows_needs_only_their_fronts(seed):
+    """`survival_order(..., keep=k)` (fronts peeled only until k rows are ranked) keeps the same k rows, in the
+    same order, with the same rank and crowding as the full order: ties, duplicates, infeasible and failed
+    rows included."""
+    rng = np.random.default_rng(seed)
+    n, k = 200, 100
+    F = rng.integers(0, 12, (n, 3)).astype(float)  # many ties and duplicate rows
+    cv = np.where(rng.random(n) < [0.1, 0.5, 0.7, 0.9, 0.95, 0.99][seed], 0.0, rng.random(n))
+    F[rng.random(n) < 0.05] = np.inf
+    full, rank, crowd = survival_order(F, cv)
+    part, rank_k, crowd_k = survival_order(F, cv, keep=k)
+    assert part[:k].tolist() == full[:k].tolist()
+    assert np.array_equal(rank_k[part[:k]], rank[full[:k]]) and np.array_equal(crowd_k[part[:k]], crowd[full[:k]])
+
+
 def test_a_generation_has_the_population_size_and_valid_values():
     space = SearchSpace(SearchSpaceSpec(**SPACE))
     ga = ArrayNSGAII(space, population_size=10)

@@ -278,10 +278,14 @@ def design_keys(X: np.ndarray) -> list[bytes]:
 # -- NSGA-II on arrays ------------------------------------------------------------------------------
 
 
-def survival_order(F: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NSGA-II order of a population (best first) under constrained domination (Deb 2000): feasible rows
     (cv = 0) by non-domination rank then crowding distance (larger first); then infeasible rows by total
-    violation; failed rows (non-finite) last. Returns (order, rank, crowding) with rank/crowding per row."""
+    violation; failed rows (non-finite) last. Returns (order, rank, crowding) with rank/crowding per row.
+
+    `keep`: only the first `keep` rows of the order are used. Fronts are then peeled until they hold `keep`
+    rows; the feasible rows beyond share one rank (their order among themselves is not NSGA-II's), while
+    the first `keep` rows and their rank and crowding are exactly those of the full order."""
     n = len(F)
     ok = np.isfinite(F).all(axis=1) & np.isfinite(cv)
     feas = ok & (cv <= 0)
@@ -290,7 +294,7 @@ def survival_order(F: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarra
     top = 0
     if feas.any():
         fi = np.flatnonzero(feas)
-        r = pareto_rank(F[fi])
+        r = pareto_rank(F[fi], max_rows=keep)
         rank[fi] = r
         for q in np.unique(r):
             members = fi[r == q]
@@ -325,7 +329,7 @@ class ArrayNSGAII:
     def observe(self, X: np.ndarray, F: np.ndarray, cv: np.ndarray) -> None:
         if self.X is not None:
             X, F, cv = (np.concatenate([self.X, X]), np.concatenate([self.F, F]), np.concatenate([self.cv, cv]))
-        order, rank, crowd = survival_order(F, cv)
+        order, rank, crowd = survival_order(F, cv, keep=self.population_size)
         keep = order[: self.population_size]
         self.X, self.F, self.cv = X[keep], F[keep], cv[keep]
         self.rank, self.crowd = rank[keep], crowd[keep]
