@@ -28,15 +28,20 @@ CHIPS_YAML = __import__("pathlib").Path(__import__("dse.catalog", fromlist=["x"]
 
 # ---- catalog TDP (peak-activity model) against the published TDP ---------------------------------
 
-# Every catalog chip with a published TDP is checked against ±20 % with no exception list. A published
-# figure whose `tdp_basis` is `measured_max` is not a rating but the largest power measured on
-# production workloads (TPU v4: Google's measured 90/170/192 W min/mean/max): it is compared with the
-# model's power at the workload (uncapped, the largest over the built-in scenarios), like with like.
-# `system` (Cerebras WSE-3: the CS-3's ~23 kW) is the power of the system the chip ships in, sized for
-# what it draws running (wafer, power conversion, cooling, I/O), not the wafer's peak activity of every
-# MAC and every SRAM port at once (51.6 kW): compared with the wafer at the workload in the same way.
-WORKLOAD_BASES = ("measured_max", "system")
-WORKLOAD_MIX = "balanced"
+# Every catalog chip with a published TDP: its uncapped peak-activity power (every MAC, the SRAM feed,
+# memory, links and leakage at once, `chip_power(...).peak_w` with no `tdp_w` cap) within ±20 % of the
+# published figure its catalog entry records (`published.tdp_w`, source in `published.sources`). Like with
+# like: A100-B200, MI300X and Groq publish a chip/board rating; TPU v4's 192 W (`tdp_basis: measured_max`)
+# is the chip's largest power measured on production workloads (Google), a chip figure too, so it is
+# compared with the chip's peak. Cerebras' ~23 kW (`tdp_basis: system`) is the CS-3 system (wafer, power
+# conversion, cooling, I/O): not a wafer figure, and the catalog's 32 MACs per core is 4× the published
+# SIMD width (see the entry): a known gap, marked below and failing loudly once it is closed.
+KNOWN_GAPS = {
+    "Cerebras-WSE-3": "catalog counts 32 fp16 MACs/core (63 PF dense; Cerebras: 8-wide FP16 SIMD, ~15.8 PF "
+                      "dense) and 23 kW is the CS-3 system: fixing the MAC count needs per-core control/router "
+                      "area and small-bank SRAM energy the area/energy model lacks (model 51.6 kW, 2.24x)",
+}
+BASES = (None, "measured_max", "system")
 
 
 def _published() -> dict[str, dict]:
@@ -49,44 +54,35 @@ def _published_tdp() -> dict[str, float]:
     return {name: float(p["tdp_w"]) for name, p in _published().items()}
 
 
-def _peak_w(name: str) -> float:
-    arr = DesignArrays.from_designs([load_catalog_design(name)], TECH)
-    return float(chip_power(arr, chip_area(arr)).peak_w[0])
-
-
-def _max_workload_w(name: str) -> float:
-    """Largest power per used chip over the built-in scenarios of WORKLOAD_MIX, without the `tdp_w` cap."""
+def _uncapped_peak_w(name: str) -> float:
     design = load_catalog_design(name).model_copy(deep=True)
     design.chip.tdp_w = None
     arr = DesignArrays.from_designs([design], TECH)
-    leak = chip_power(arr, chip_area(arr)).leakage_w[0]
-    out = evaluate(arr, WORKLOAD_MIX, TECH)
-    per_chip = []
-    for sc in load_mix(WORKLOAD_MIX).scenarios:
-        k = sc.scenario.name
-        used = float(out[f"{k}.chips_used"][0])
-        if used > 0:  # the system's idle chips draw leakage only
-            per_chip.append((float(out[f"{k}.power_w"][0]) - (design.system.num_chips - used) * leak) / used)
-    return max(per_chip)
+    return float(chip_power(arr, chip_area(arr)).peak_w[0])
 
 
-@pytest.mark.parametrize("name", sorted(_published_tdp()))
-def test_catalog_tdp_within_20_percent_of_published(name):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[n]))
+                                  if n in KNOWN_GAPS else n for n in sorted(_published_tdp())])
+def test_uncapped_peak_within_20_percent_of_published(name):
     pub = _published()[name]
     published = float(pub["tdp_w"])
-    if pub.get("tdp_basis") in WORKLOAD_BASES:
-        model = _max_workload_w(name)
-        assert model <= _peak_w(name) * (1 + 1e-9), "a workload never draws more than the peak-activity power"
-    else:
-        model = _peak_w(name)
+    assert pub.get("sources"), f"{name}: the published TDP needs its source"
+    model = _uncapped_peak_w(name)
     ratio = model / published
-    assert 0.8 <= ratio <= 1.2, f"{name}: model {model:.0f} W vs published {published:g} W ({ratio:.2f}x)"
+    assert 0.8 <= ratio <= 1.2, f"{name}: uncapped peak {model:.0f} W vs published {published:g} W ({ratio:.2f}x)"
+
+
+def test_the_cap_never_changes_the_peak():
+    """`tdp_w` caps the TDP, not the modelled peak-activity power: B200 with and without its 1,000 W cap."""
+    arr = DesignArrays.from_designs([load_catalog_design("B200")], TECH)
+    p = chip_power(arr, chip_area(arr))
+    assert p.tdp_w[0] == 1000.0 and p.peak_w[0] == pytest.approx(_uncapped_peak_w("B200"), rel=1e-12)
 
 
 def test_every_catalog_chip_with_a_published_tdp_is_checked():
     assert {"A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "Groq-LPU",
             "Cerebras-WSE-3"} <= set(_published_tdp())
-    assert {p.get("tdp_basis") for p in _published().values()} <= {None, *WORKLOAD_BASES}
+    assert {p.get("tdp_basis") for p in _published().values()} <= set(BASES)
     assert set(_published_tdp()) <= set(list_catalog())
 
 
@@ -334,7 +330,25 @@ def test_energy_per_flop_speedup_rules():
     assert p.compute_w[1] == pytest.approx(arr.peak_tflops["int8"][1] * e8[1])  # TFLOP/s × pJ = W
     assert p.compute_w[1] > p.compute_w[0]                        # past the floor, int8 peak draws more
     tpu = DesignArrays.from_designs([load_catalog_design("TPU-v4")], TECH)  # int8 at the bf16 rate
-    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325)
+    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * (0.4 + 1.1 * (8 / 11) ** 2) / 1.5)  # bf16-wide
     hw = design_metrics(DesignArrays.from_designs([load_catalog_design("A100-SXM-80GB")], TECH))[0]
     assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65)   # no fp8 on A100: runs (and costs) bf16
     assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.1625)  # int4 supported (4×)
+
+
+def test_a_chip_without_fp16_has_a_bf16_wide_datapath_by_hand():
+    """TPU v4 (bf16, int8) multiplies 8-bit significands: its n7 FLOP costs (0.4 + 1.1·(8/11)²)/1.5 of the
+    fp16-wide table's 0.65 pJ (Horowitz 45 nm split, multiplier ∝ width²); giving it fp16 widens the
+    datapath back to the table and raises its peak power, never lowers it."""
+    base = load_catalog_design("TPU-v4").model_copy(deep=True)
+    base.chip.tdp_w = None
+    wide = base.model_copy(deep=True)
+    wide.chip.precisions = ["bf16", "fp16", "int8"]
+    arr = DesignArrays.from_designs([base, wide], TECH)
+    ratio = (0.4 + 1.1 * 64 / 121) / 1.5
+    assert ratio == pytest.approx(0.6546, abs=1e-4)
+    assert arr.energy_pj_per_flop["bf16"][0] == pytest.approx(0.65 * ratio)
+    assert arr.energy_pj_per_flop["bf16"][1] == pytest.approx(0.65)
+    p = chip_power(arr, chip_area(arr))
+    assert p.compute_w[0] == pytest.approx(275e12 * 0.65 * ratio * 1e-12, rel=0.01)  # 275 TFLOPS × pJ
+    assert p.peak_w[1] > p.peak_w[0]

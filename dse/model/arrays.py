@@ -390,6 +390,16 @@ def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: 
 # §3.11): 8-bit mult 0.2 + add 0.03 pJ vs fp16 mult 1.1 + add 0.4 pJ. No 4-bit figure is in the reference
 # notes: 4-bit precisions take the 8-bit floor (an upper bound on their energy).
 NARROW_ARITH_ENERGY_RATIO = (0.2 + 0.03) / (1.1 + 0.4)
+# A MAC array is built for the widest significand it must multiply: fp16 (11 bits incl. the hidden one)
+# or, on a chip without fp16, bf16 (8 bits; TPU v4/v5e's MXUs: bf16 and int8 only). An array multiplier's
+# partial products, hence its switched capacitance, grow as the significand width squared (the rule
+# LLMCompass uses for FPU area, llm_perf_models.md §2.1 "FP32 and FP16 scaled by (mantissa ratio)²");
+# the fp32 accumulate is the same. With Horowitz's 45 nm fp16 split (mult 1.1 + add 0.4 pJ,
+# dse_and_cost.md §3.11) a bf16-only datapath cycle costs (0.4 + 1.1·(8/11)²)/1.5 = 0.655 of an fp16
+# one. Bounds 0.655-0.80: quadratic (array multiplier) to linear (a multiplier whose energy grows with
+# width only) in the significand. The node tables (ReaLLM fma_fp16, Graphcore HC33) are fp16 datapaths.
+FP16_SIGNIFICAND_BITS, BF16_SIGNIFICAND_BITS = 11, 8
+BF16_DATAPATH_ENERGY_RATIO = (0.4 + 1.1 * (BF16_SIGNIFICAND_BITS / FP16_SIGNIFICAND_BITS) ** 2) / (1.1 + 0.4)
 
 
 def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup: dict[str, np.ndarray]
@@ -403,9 +413,12 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup:
     bf16 energy). Slower than the default (TPU v4 int8 at the bf16 rate) keeps the table's energy: the
     op still moves narrow operands (half the bytes) through a multiplier no wider than bf16's 8-bit
     significand one. A precision the row lacks (s = 0) keeps the table value; the model charges an
-    operator the energy of the precision it runs on (`dse.model.perf.run_energy`)."""
+    operator the energy of the precision it runs on (`dse.model.perf.run_energy`). A chip without fp16
+    has a bf16-wide datapath: every cycle of it costs BF16_DATAPATH_ENERGY_RATIO of the table's fp16-wide
+    one (the 8-bit arithmetic floor does not shrink with it)."""
+    width = np.where(speedup.get("fp16", np.zeros(len(node_i))) > 0, 1.0, BF16_DATAPATH_ENERGY_RATIO)
     table = {p: np.array([nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0))
-                          for nd in nodes])[node_i] for p in speedup}
+                          for nd in nodes])[node_i] * width for p in speedup}
     bf16 = np.array([nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes])[node_i]
     out = {}
     for p, s in speedup.items():
