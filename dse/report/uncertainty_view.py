@@ -211,10 +211,12 @@ def tornado_chart(data: pl.DataFrame, view: TornadoView, *, design_pick: alt.Par
         ).transform_filter(alt.datum.design == design_pick).properties(
             width=view.width, height=view.height, name=f"tornado_bars_{len(charts)}"))
     rows = [alt.hconcat(*charts[i:i + 2]) for i in range(0, len(charts), 2)]
+    # two subtitle lines: as one (≈1,190 px) it starts at the left edge of the first chart's input labels and
+    # so widened the page past 1,280 px whenever the selected design's labels were short
     return alt.vconcat(*rows, title=alt.Title(view.title, anchor="start", fontSize=16, subtitle=[
         "The selected design (click a ringed front point or use the 'Design' dropdown): each knob one step "
-        "(+1 stack or chip, +10 %, the next process node …) and each technology range at its ends, "
-        f"the {view.top} largest effects per objective."]))
+        "(+1 stack or chip, +10 %, the next process node …)",
+        f"and each technology range at its ends, the {view.top} largest effects per objective."]))
 
 
 __all__ = ["front_uncertainty", "error_columns", "error_bar_layers", "tornado_data", "tornado_chart", "P_FRONT"]
