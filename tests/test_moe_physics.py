@@ -185,14 +185,42 @@ def test_attention_data_parallel_holds_batch_over_ep_sequences_per_chip():
 
 def test_zipf_routing_busiest_chip_hand_values():
     """E = 4 experts, top-1, Zipf exponent 1: popularity 1, 1/2, 1/3, 1/4 over H = 25/12, i.e. 12/25, 6/25,
-    4/25, 3/25. Round-robin on ep = 2: chip 0 holds experts 0 and 2 (16/25 of the pairs), chip 1 9/25.
-    Distinct experts chip 0 reads: at 1 token 12/25 + 4/25; at 2 tokens (1 - (13/25)^2) + (1 - (21/25)^2)."""
-    pairs, touched = busiest_expert_chip(4, 1, 1.0, 2, 1.0)
-    assert pairs == pytest.approx(16 / 25)
-    assert touched == pytest.approx(16 / 25)
-    pairs, touched = busiest_expert_chip(4, 1, 2.0, 2, 1.0)
-    assert pairs == pytest.approx(16 / 25)
-    assert touched == pytest.approx((1 - (13 / 25) ** 2) + (1 - (21 / 25) ** 2))
+    4/25, 3/25. Round-robin on ep = 2: chip 0 holds experts 0 and 2 (16/25 of the picks), chip 1 9/25.
+    At 1,000 tokens the busiest chip is chip 0 (640 ± 15 vs 360 pairs): 16/25 pairs per token, both its
+    experts read. At one token the chips' counts are Bernoulli(16/25) and Bernoulli(9/25) (independent, as
+    for uniform routing): E[max] = 1 − (9/25)(16/25) = 481/625."""
+    pairs, touched = busiest_expert_chip(4, 1, 1000.0, 2, 1.0)
+    assert pairs == pytest.approx(16 / 25, rel=1e-4)
+    assert touched == pytest.approx(2.0)
+    pairs, _ = busiest_expert_chip(4, 1, 1.0, 2, 1.0)
+    assert pairs == pytest.approx(481 / 625)
+
+
+def test_pick_probabilities_cap_the_hottest_expert_and_keep_k_picks():
+    """E = 4, top-2, Zipf exponent 2: popularity 1, 1/4, 1/9, 1/16; 2·p_0 / Σp = 1.40 > 1, so expert 0 is
+    picked by every token and the other pick goes to experts 1-3 in proportion 1/4 : 1/9 : 1/16 = 36 : 16 : 9."""
+    from dse.workloads.transformer import _pick_probabilities
+
+    q = _pick_probabilities(4, 2, 2.0)
+    assert q == pytest.approx([1.0, 36 / 61, 16 / 61, 9 / 61])
+    for skew in (0.0, 0.5, 1.0, 3.0):
+        q = _pick_probabilities(256, 8, skew)
+        assert q.sum() == pytest.approx(8.0) and q.max() <= 1.0 + 1e-12
+    assert _pick_probabilities(256, 8, 0.0) == pytest.approx(np.full(256, 8 / 256))
+
+
+@pytest.mark.parametrize("experts,active", [(8, 2), (256, 8), (128, 1), (60, 4)])
+def test_skew_leaves_uniform_routing_continuously_and_never_lightens_the_busiest_chip(experts, active):
+    """No cliff at the default: a Zipf exponent of 1e-6 gives the uniform busiest chip (its sampling noise
+    included), also with unequal expert counts per chip (60 experts on 8 chips); and skew never loads
+    the busiest chip less than uniform routing does."""
+    for ep in (2, 4, 8, 16):
+        for tokens in (1.0, 16.0, 512.0, 70000.0):
+            p0, t0 = busiest_expert_chip(experts, active, tokens, ep, 0.0)
+            p1, t1 = busiest_expert_chip(experts, active, tokens, ep, 1e-6)
+            assert p1 == pytest.approx(p0, rel=2e-3) and t1 == pytest.approx(t0, rel=2e-3)
+            for skew in (0.1, 0.42, 1.0, 2.5):
+                assert busiest_expert_chip(experts, active, tokens, ep, skew)[0] >= p0 * (1 - 2e-3)
 
 
 def test_skew_cannot_change_a_step_that_reads_every_expert():

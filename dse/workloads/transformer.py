@@ -44,9 +44,21 @@ def expected_experts_touched(experts: int, active: int, tokens: float, skew: flo
 
 
 def _pick_probabilities(experts: int, active: int, skew: float) -> np.ndarray:
-    """Per-token probability that each expert is among the `active` picked, Zipf(skew) popularity."""
-    p = (np.arange(experts) + 1.0) ** -skew
-    return np.minimum(1.0, active * p / p.sum())
+    """Per-token probability q_i that expert i is among the `active` distinct experts a token picks, with
+    Zipf(skew) popularity p_i ∝ (i+1)^−skew: q_i = min(1, c·p_i) with c such that Σq = active (a token
+    always picks `active` experts; an expert too popular to be missed is picked by every token and the
+    picks it cannot take go to the others in proportion to popularity: inclusion probabilities
+    proportional to size, capped at 1)."""
+    p = (np.arange(experts) + 1.0) ** -skew  # descending
+    k = min(active, experts)
+    tail = np.cumsum(p[::-1])[::-1]  # tail[m] = Σ_{i≥m} p_i
+    m = np.arange(k)
+    c = (k - m) / tail[m]  # scale when the m most popular experts are capped at 1
+    ok = c * p[m] <= 1.0 + 1e-12  # the first uncapped expert stays below 1 (always true at m = k-1)
+    first = int(np.argmax(ok))
+    q = np.minimum(1.0, c[first] * p)
+    q[:first] = 1.0
+    return q
 
 
 def expected_max_binomial(n: float, p: float, chips: int) -> float:
@@ -77,8 +89,12 @@ def busiest_expert_chip(experts: int, active: int, tokens: float, ep: int, skew:
     each token-expert pair lands on a given chip with probability 1/ep (max of ep Binomial(tokens·k,
     1/ep)) and each of its E/ep experts is hit with probability 1 − (1 − k/E)^tokens (max of ep
     Binomial(E/ep, that)); at batch 1 with E = ep the busiest chip reads one expert where the mean is
-    k/ep. Skewed routing loads the chip holding the hottest experts more (its expected load)."""
-    if skew <= 0:
+    k/ep. Skewed routing loads the chip holding the hottest experts more: each chip's pairs are
+    Binomial(tokens·k, its share of the picks) and the busiest is the expected maximum of those (the
+    same statistics as uniform routing, which it becomes continuously as skew → 0; see _skewed_busiest).
+    Uniform routing with equal expert counts per chip has the closed form below; unequal counts (E not a
+    multiple of ep) load the chips holding one more expert more, which the general form counts."""
+    if skew <= 0 and experts % ep == 0:
         per_chip = math.ceil(experts / ep)
         hit = 1.0 - (1.0 - active / experts) ** tokens
         touched = expected_max_binomial(per_chip, hit, ep)
@@ -92,11 +108,58 @@ def busiest_expert_chip(experts: int, active: int, tokens: float, ep: int, skew:
         # the experts it reads (exact where one token's k picks land on k different chips)
         touched = max(touched, per_chip * (1.0 - (1.0 - 1.0 / per_chip) ** busiest))
         return busiest / max(tokens, 1e-12), min(touched, float(per_chip))
+    return _skewed_busiest(experts, active, tokens, ep, skew)
+
+
+def _skewed_busiest(experts: int, active: int, tokens: float, ep: int, skew: float) -> tuple[float, float]:
+    """busiest_expert_chip under Zipf(skew) popularity, experts round-robin over the ep chips (so the
+    hottest experts sit on different chips). Chip c receives each of the tokens·Σq picks with probability
+    m_c / Σq, m_c = Σ_{i on c} q_i: its pairs are Binomial(tokens·Σq, m_c / Σq) and the step waits for the
+    expected maximum over the chips, which at skew → 0 is the uniform case's max of ep Binomial(tokens·k,
+    1/ep) (no jump from the chips' sampling noise to a noiseless mean when skew leaves 0). Distinct experts
+    read on the busiest chip: the larger of the expected maximum over the chips of Binomial(experts on c,
+    their mean hit probability) and the busiest chip's pairs spread over its experts in proportion to q_i."""
     q = _pick_probabilities(experts, active, skew)
     chip = np.arange(experts) % ep
-    load = np.bincount(chip, weights=q, minlength=ep)
+    load = np.bincount(chip, weights=q, minlength=ep)  # m_c: expected pairs per token on chip c
+    n_loc = np.bincount(chip, minlength=ep).astype(float)
+    picks = float(q.sum())
+    pairs = tokens * picks
+    busiest = _expected_max_binomials(np.full(ep, pairs), load / picks, EXACT_PAIRS_MAX)
+    hit = 1.0 - (1.0 - q) ** tokens
+    mean_hit = np.bincount(chip, weights=hit, minlength=ep) / np.maximum(n_loc, 1.0)
+    touched = _expected_max_binomials(n_loc, mean_hit, math.inf)
     c = int(np.argmax(load))
-    return float(load[c]), float(np.sum(1.0 - (1.0 - q[chip == c]) ** tokens))
+    share = q[chip == c] / load[c]
+    touched = max(touched, float(np.sum(1.0 - (1.0 - share) ** busiest)))
+    return busiest / max(tokens, 1e-12), min(touched, float(n_loc.max()))
+
+
+def _expected_max_binomials(n: np.ndarray, p: np.ndarray, exact_max: float) -> float:
+    """E[max_c X_c] for independent X_c ~ Binomial(n_c, p_c) (n rounded to integers): the exact sum
+    Σ_{j≥1} (1 − Π_c F_c(j−1)) while max n ≤ `exact_max`, else the normal approximation integrated on a
+    grid, E[max] = a + ∫_a^b (1 − Π_c Φ((x − μ_c)/σ_c)) dx over the span [a, b] of ±10σ around the means.
+    The exact sum counts the terms below the most loaded chip's μ − 12σ as 1 (its CDF there is < 1e-30)
+    and stops at the largest μ + 12σ (every CDF is 1 within 1e-30 beyond), so it costs ~24σ terms."""
+    from scipy.special import bdtr, ndtr  # deferred: scipy.special is only needed for MoE steps
+
+    n = np.round(np.asarray(n, float))
+    p = np.clip(np.asarray(p, float), 0.0, 1.0)
+    mu, sd = n * p, np.sqrt(n * p * (1.0 - p))
+    if n.max() <= exact_max:
+        lo = int(max(0.0, math.floor(float(np.max(mu - 12.0 * sd - 1.0)))))
+        hi = int(min(n.max(), math.ceil(float(np.max(mu + 12.0 * sd + 1.0)))))
+        j = np.arange(lo, hi)[:, None]  # j - 1 of the sum; integer arguments (bdtr's float form is deprecated)
+        ni = np.maximum(n, 1.0).astype(np.int64)[None, :]
+        cdf = np.where(j >= n[None, :], 1.0, bdtr(np.minimum(j, ni), ni, p[None, :]))
+        return float(lo + np.sum(1.0 - np.prod(cdf, axis=1)))
+    a, b = float(np.min(mu - 10.0 * sd)), float(np.max(mu + 10.0 * sd))
+    if b - a <= 0.0:
+        return float(mu.max())
+    x = np.linspace(a, b, 4001)
+    z = (x[:, None] - mu[None, :]) / np.maximum(sd, 1e-300)[None, :]
+    g = np.prod(np.where(sd[None, :] > 0, ndtr(z), (x[:, None] >= mu[None, :]).astype(float)), axis=1)
+    return a + float(np.trapezoid(1.0 - g, x))
 
 
 def _expected_max_std_normal(n: int) -> float:
