@@ -172,7 +172,10 @@ def test_study_searching_two_chip_designs_runs_resumes_and_exports(tmp_path):
 def test_a_prefill_pool_takes_the_plan_that_prefills_most_per_chip():
     """4k-token prompts: the pool's plan (`choose_prefill_plan`) prefills at least as many requests per chip
     within the TTFT limit as the plan the design would serve co-located with (`choose_plan`), and more on
-    the compute-rich chip, where co-location keeps one TP8 replica and prefill prefers two TP4 replicas."""
+    the compute-rich chip, where co-location keeps one TP8 replica for its TPOT limit (p99 60 ms: two TP4
+    replicas of up to 174 sequences, what their HBM holds, miss it under load) and prefill, which has no
+    TPOT limit, prefers two TP4 replicas. (At p99 100 ms the TP4 replicas filled to capacity meet the TPOT
+    limit and co-location takes them too: the plans coincide and the pool gains nothing.)"""
     from dse.evaluate.serving import choose_prefill_plan
     from dse.serving.analytic import max_rate_rps
 
@@ -182,6 +185,7 @@ def test_a_prefill_pool_takes_the_plan_that_prefills_most_per_chip():
     d = _long_prompt_mix().model_dump()
     s = d["scenarios"][0]["scenario"]
     s["prompt_len"], s["serving"]["prompt_tokens"], s["serving"]["disaggregation"] = 4000, {"kind": "fixed", "tokens": 4000}, None
+    s["serving"]["tpot_ms"] = {"p99": 60}
     sc = Mix.model_validate(d).scenarios[0].scenario
     w = sc.serving.model_copy(update={"tpot_ms": {}})
     shape, prec = load_model_shape(sc.model), sc.precision_spec()

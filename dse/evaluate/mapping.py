@@ -16,6 +16,8 @@ parallel for MoE models: experts spread over ep chips, attention data parallel o
   through the pp stages back to back: (chunks + pp − 1) × (chunk time / pp + hop).
 - replica throughput = B·out / (prefill time + out·TPOT); system throughput = dp × replica.
 - capacity per chip: the heaviest stage's weights + KV of B sequences × its layers / tp.
+- batch ranges: plans are knots (`plans.llm_ladders`); the largest batch a design may run between its last
+  good knot and the next (max, capacity, SLOs) is timed on the chord between them (`_chords`).
 CNN: data parallel over all chips; latency = one batch through the network.
 """
 
@@ -27,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from dse.evaluate.metrics import SCENARIO
-from dse.evaluate.plans import Plan, depth_tried
+from dse.evaluate.plans import Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times, step_times
@@ -382,6 +384,33 @@ def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray):
     return pi, pj, fw, fk, largest
 
 
+def _pair_times(t: LlmPlanTable, hw: HwView, cal: Calibration, i, j, partial, combo, fw, fk, memo, hop, chips,
+                static, out_len: int):
+    """(TPOT, batch prefill, TTFT, replicas, J per batch cycle of a replica) of (design `i`, plan `j`) pairs:
+    the time function of static-batched pipeline serving (module docstring)."""
+    d_t, d_e, p_t, ch_t, ch_e = _llm_step_times(t, hw, cal, i, j, partial, combo, fw, fk, memo)
+    pp = t.pp[j]
+    tp_ = d_t + (pp - 1) * hop[i, t.hop_dec[j]]
+    dp_ = chips[i] // t.replica[j]
+    # the batch's prefill chunks flow through the pp stages back to back
+    pre_ = (t.n_chunks[j] + pp - 1) * (ch_t / pp + (pp > 1) * hop[i, t.hop_chunk[j]])
+    # static batching: a request's first token comes once its whole batch is prefilled (the same prefill
+    # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
+    tt_ = np.maximum(p_t + (pp - 1) * hop[i, t.hop_pre[j]], pre_)
+    # J over one batch cycle: the prefill chunks and out_len decode steps of the replica's grp·pp chips, and
+    # their static power over the whole cycle
+    cycle = pre_ + out_len * tp_
+    joules = t.grp[j] * (t.n_chunks[j] * ch_e + out_len * t.micro_batches[j] * d_e + pp * static[i] * cycle)
+    return tp_, pre_, tt_, dp_, joules
+
+
+def _fits_at(sram, mem, w, kv, act):
+    """`residency`'s fits: what is not wholly resident must fit off-chip (or all in SRAM without memory)."""
+    wres = w + act <= sram
+    kres = wres & (w + kv + act <= sram)
+    return kres | ((mem > 0) & (np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) <= mem))
+
+
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n, P = hw.n, len(t.plans)
     chips = chips_all[rows]
@@ -393,7 +422,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     slo_tpot, slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
     R = len(t.rung_start)
     rung = t.rung[pj]
-    tpot, ttft, prefill_s, thr, energy = (np.full(len(pi), np.nan) for _ in range(5))
+    tpot, ttft, prefill_s, joules = (np.full(len(pi), np.nan) for _ in range(4))
     dp = np.zeros(len(pi), np.int64)
     timed = np.zeros(len(pi), bool)
     slo_ok = np.zeros(len(pi), bool)
@@ -411,6 +440,15 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     rest_prune = t.rung_prune[rung[rest]]
     flat = passed.reshape(-1)
     at = 0
+
+    def slo_met(tp_, tt_):
+        ok_ = np.ones(len(tp_), bool)
+        if slo_tpot:
+            ok_ &= tp_ * 1e3 <= slo_tpot
+        if slo_ttft:
+            ok_ &= tt_ * 1e3 <= slo_ttft
+        return ok_
+
     while at < levels:
         if at == 0:
             sel, nxt = np.flatnonzero(level == 0), 1
@@ -427,29 +465,11 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
         if not len(sel):
             continue
         i, j = pi[sel], pj[sel]
-        d_t, d_e, p_t, ch_t, ch_e = _llm_step_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel],
-                                                    memo)
-        # the time function of static-batched pipeline serving (module docstring)
-        pp = t.pp[j]
-        tp_ = d_t + (pp - 1) * hop[i, t.hop_dec[j]]
-        dp_ = chips[i] // t.replica[j]
-        # the batch's prefill chunks flow through the pp stages back to back
-        pre_ = (t.n_chunks[j] + pp - 1) * (ch_t / pp + (pp > 1) * hop[i, t.hop_chunk[j]])
-        # static batching: a request's first token comes once its whole batch is prefilled (the same prefill
-        # the throughput pays for); at batch 1 this is one prompt through all stages on an idle system
-        tt_ = np.maximum(p_t + (pp - 1) * hop[i, t.hop_pre[j]], pre_)
-        thr[sel] = dp_ * (t.batch[j] * out_len / (pre_ + out_len * tp_))
-        # J per output token over one batch cycle: the prefill chunks and out_len decode steps of the
-        # replica's grp·pp chips, and their static power over the whole cycle
-        cycle = pre_ + out_len * tp_
-        energy[sel] = t.grp[j] * (t.n_chunks[j] * ch_e + out_len * t.micro_batches[j] * d_e
-                                  + pp * static[i] * cycle) / (t.batch[j] * out_len)
-        ok_ = np.ones(len(sel), bool)
-        if slo_tpot:
-            ok_ &= tp_ * 1e3 <= slo_tpot
-        if slo_ttft:
-            ok_ &= tt_ * 1e3 <= slo_ttft
-        tpot[sel], ttft[sel], dp[sel], prefill_s[sel], slo_ok[sel], timed[sel] = tp_, tt_, dp_, pre_, ok_, True
+        tp_, pre_, tt_, dp_, jl = _pair_times(t, hw, cal, i, j, partial[sel], combo[sel], fw[sel], fk[sel], memo,
+                                              hop, chips, static, out_len)
+        ok_ = slo_met(tp_, tt_) & ~t.over[j]  # a plan beyond the max is only a chord's end
+        tpot[sel], ttft[sel], dp[sel], prefill_s[sel], joules[sel], slo_ok[sel], timed[sel] = \
+            tp_, tt_, dp_, pre_, jl, ok_, True
         passed[i[ok_], rung[sel][ok_]] = True
     # pruning ladders: a design with no plan that fits and meets the SLOs on a rung skips the later rungs
     # of its ladder (time and footprint never shrink with the micro-batch)
@@ -459,33 +479,48 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     alive = ((fails[:, :R] - fails[:, t.rung_start]) == 0) | ~t.rung_prune[None, :]
     offered = timed & alive[pi, rung]
     good = offered & slo_ok
+    # candidates: the good plans, then the chords (`_chords`) beyond each design's last good plan of a column
+    c = _chords(t, hw, cal, scenario, pi, pj, good, timed, tpot, ttft, prefill_s, joules, dp, fw, fk, memo, hop,
+                chips, static, out_len, slo_met)
+    ci = np.concatenate([pi[good], c["i"]])
+    order = np.argsort(ci, kind="stable")
+    ci = ci[order]
+    cj = np.concatenate([pj[good], c["j"]])[order]
+    cat = (lambda a, k: np.concatenate([a[good], c[k]])[order])
+    c_tpot, c_ttft, c_pre, c_j, c_dp = (cat(a, k) for a, k in ((tpot, "tpot"), (ttft, "ttft"), (prefill_s, "pre"),
+                                                              (joules, "joules"), (dp, "dp")))
+    c_share = cat(fw + fk, "share")
+    c_b = np.concatenate([t.micro_batch[pj[good]], c["micro_batch"]])[order]
+    c_mb = np.concatenate([t.micro_batches[pj[good]], c["micro_batches"]])[order]
+    c_batch = c_b * c_mb
+    c_thr = c_dp * (c_batch * out_len / (c_pre + out_len * c_tpot))
     goal = getattr(scenario, "goal", "throughput")
-    score = thr if goal == "throughput" else -tpot + 1e-12 * thr
-    best = _first_max_by(pi, np.where(good & ~np.isnan(score), score, -np.inf), n)
+    score = c_thr if goal == "throughput" else -c_tpot + 1e-12 * c_thr
+    best = _first_max_by(ci, np.where(~np.isnan(score), score, -np.inf), n)
     feasible = best >= 0
     g = np.flatnonzero(feasible)
     b = best[g]
-    jb = pj[b]
+    jb = cj[b]
     m = _numeric_metrics(n)
-    m["ttft_ms"][g] = ttft[b] * 1e3
-    m["tpot_ms"][g] = tpot[b] * 1e3
-    m["tokens_per_s"][g] = thr[b]
-    m["tokens_per_s_per_user"][g] = 1.0 / tpot[b]
-    m["energy_j_per_unit"][g] = energy[b]
-    m["prefill_share"][g] = prefill_s[b] / (prefill_s[b] + out_len * tpot[b])
-    m["chips_used"][g] = dp[b] * t.replica[jb]
-    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], dp[b], t.batch[jb]
+    m["ttft_ms"][g] = c_ttft[b] * 1e3
+    m["tpot_ms"][g] = c_tpot[b] * 1e3
+    m["tokens_per_s"][g] = c_thr[b]
+    m["tokens_per_s_per_user"][g] = 1.0 / c_tpot[b]
+    m["energy_j_per_unit"][g] = c_j[b] / (c_batch[b] * out_len)
+    m["prefill_share"][g] = c_pre[b] / (c_pre[b] + out_len * c_tpot[b])
+    m["chips_used"][g] = c_dp[b] * t.replica[jb]
+    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], c_dp[b], c_batch[b]
     m["ep"][g] = t.ep[jb]
     plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
-    for f in _PLAN_FIELDS:
-        plans[f][g] = dp[b] if f == "dp" else getattr(t, f)[jb]
+    plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
+    plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = c_b[b], c_mb[b], c_dp[b]
     bound = np.full(n, "", dtype=object)
-    bound[g] = np.where(fw[b] + fk[b] >= 1, "sram-resident", "weights-streamed")
+    bound[g] = np.where(c_share[b] >= 1, "sram-resident", "weights-streamed")
     # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
     reason = np.full(n, "", dtype=object)
     if not feasible.all():
         gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0, ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
-        miss = offered & ~slo_ok & ~feasible[pi] & (gap < np.inf)
+        miss = offered & ~slo_ok & ~t.over[pj] & ~feasible[pi] & (gap < np.inf)
         closest = _first_max_by(pi, np.where(miss, -gap, -np.inf), n)
         plan_text: dict = {}
         for i in np.flatnonzero(~feasible):
@@ -515,6 +550,90 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     return MappingResult(feasible, reason, m, plans)
 
 
+def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, good, timed, tpot, ttft, prefill_s,
+            joules, dp, fw, fk, memo, hop, chips, static, out_len: int, slo_met) -> dict[str, np.ndarray]:
+    """The largest batch each design may run beyond its last good plan of each column of a batch range.
+
+    A column's plans are knots (`plans.llm_ladders`); between a good knot and the next one (which does not fit,
+    misses an SLO or exceeds the max) the batch grows one step at a time (one more micro-batch in flight
+    while b = 1, else one more sequence per micro-batch) and every per-batch-cycle quantity (TPOT, prefill,
+    TTFT, energy, KV and activation footprint) is the chord between the two knots: KV, FLOPs and bytes grow
+    linearly with the batch, and a chord never undercuts a convex time. The largest step meeting the max,
+    capacity and SLOs (bisection over all pairs at once) is the candidate; throughput B / (affine) is
+    monotone along a chord, so the best batch of [1, limit] is a knot or the limit: more memory or a larger
+    max never lowers it, and it moves continuously with them."""
+    empty = {k: np.zeros(0) for k in ("tpot", "ttft", "pre", "joules", "share")}
+    empty.update({k: np.zeros(0, np.int64) for k in ("i", "j", "dp", "micro_batch", "micro_batches")})
+    if not len(pi) or not (t.nxt >= 0).any():
+        return empty
+    P = len(t.plans)
+    q = np.flatnonzero(good & (t.nxt[pj] >= 0))
+    hi = t.nxt[pj[q]]
+    keys = pi * P + pj  # ascending: pairs are design-major in plan order
+    want = pi[q] * P + hi
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    found = keys[pos] == want
+    q = q[~(found & good[pos])]  # chords start at a column's last good plan
+    if not len(q):
+        return empty
+    i, lo = pi[q], pj[q]
+    hi = t.nxt[lo]
+    want = i * P + hi
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    known = (keys[pos] == want) & timed[pos]
+    # the upper knot where it was not timed (it does not fit): time it now, with its own resident shares
+    h_tpot, h_ttft, h_pre, h_j = (np.where(known, a[pos], np.nan) for a in (tpot, ttft, prefill_s, joules))
+    h_share = np.where(known, (fw + fk)[pos], np.nan)
+    u = np.flatnonzero(~known)
+    if len(u):
+        ui, uj = i[u], hi[u]
+        w_, kv_, act_ = t.w[uj], t.kv[uj], t.act[uj]
+        ufw, ufk, _, _ = residency(w_, kv_, act_, hw.sram_bytes[ui], hw.mem_bytes[ui])
+        ucombo, upartial = residency_combo(ufw, ufk)
+        tp_, pre_, tt_, _, jl = _pair_times(t, hw, cal, ui, uj, upartial, ucombo, ufw, ufk, memo, hop, chips,
+                                            static, out_len)
+        h_tpot[u], h_ttft[u], h_pre[u], h_j[u], h_share[u] = tp_, tt_, pre_, jl, ufw + ufk
+    # the step variable x: micro-batches in flight when both knots have b = 1, else the micro-batch
+    by_mb = t.micro_batch[hi] == t.micro_batch[lo]
+    x_lo = np.where(by_mb, t.micro_batches[lo], t.micro_batch[lo])
+    x_hi = np.where(by_mb, t.micro_batches[hi], t.micro_batch[hi])
+    other = np.where(by_mb, t.micro_batch[lo], t.micro_batches[lo])
+    max_b = scenario_batch(scenario)[1]
+    sram, mem = hw.sram_bytes[i], hw.mem_bytes[i]
+    w = t.w[lo]
+
+    def frac(x):
+        return (x - x_lo) / (x_hi - x_lo)
+
+    def lerp(a, b_, th):
+        return a + th * (b_ - a)
+
+    def ok(x):
+        th = frac(x)
+        fits = _fits_at(sram, mem, w, lerp(t.kv[lo], t.kv[hi], th), lerp(t.act[lo], t.act[hi], th))
+        return (x * other <= max_b) & fits & slo_met(lerp(tpot[q], h_tpot, th), lerp(ttft[q], h_ttft, th))
+
+    a, z = x_lo.copy(), x_hi.copy()  # ok(a), not ok(z)
+    while True:
+        span = z - a > 1
+        if not span.any():
+            break
+        mid = (a + z) // 2
+        good_mid = ok(mid)
+        a = np.where(span & good_mid, mid, a)
+        z = np.where(span & ~good_mid, mid, z)
+    keep = a > x_lo
+    th = frac(a)[keep]
+    k = q[keep]
+    lo_k, hi_k = lo[keep], hi[keep]
+    return {"i": i[keep], "j": lo_k, "dp": dp[k],
+            "tpot": lerp(tpot[k], h_tpot[keep], th), "ttft": lerp(ttft[k], h_ttft[keep], th),
+            "pre": lerp(prefill_s[k], h_pre[keep], th), "joules": lerp(joules[k], h_j[keep], th),
+            "share": lerp((fw + fk)[k], h_share[keep], th),
+            "micro_batch": np.where(by_mb[keep], t.micro_batch[lo_k], a[keep]),
+            "micro_batches": np.where(by_mb[keep], a[keep], t.micro_batches[lo_k])}
+
+
 # ---- CNN: every batch on every design as (designs × batches) arrays -----------------------------
 
 def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders) -> MappingResult:
@@ -537,6 +656,7 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
     reach = np.cumprod(fits, axis=1).astype(bool)
     lat = np.ones((n, B))
     e_j = np.zeros((n, B))
+    tm = np.zeros((n, B), bool)  # timed
     going = np.ones(n, bool)  # passed every batch so far
     at = 0
     while at < B:
@@ -551,33 +671,77 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
             nxt = B
         r = time_instances(t.steps, rb, ri, hw, cal, wres[ri, rb], np.ones(len(ri)), resident[ri, rb])
         lat[ri, rb], e_j[ri, rb] = r.time_s, r.energy_j
+        tm[ri, rb] = True
         if nxt < B:
             going &= fits[:, at] & ((lat[:, at] * 1e3 <= slo) if slo else True)
         at = nxt
     thr = chips[:, None] * t.batch / lat
     static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
-    e_img = (e_j + static * lat) / t.batch
     ok = reach & ((lat * 1e3 <= slo) if slo else True)
     passed = fits & ok
     alive = np.concatenate([np.ones((n, 1), bool), np.cumprod(passed, axis=1)[:, :-1].astype(bool)], axis=1)
+    over = t.batch > scenario_batch(scenario)[1]  # a range's last knot beyond the max: a chord's end only
+    cand = alive & ok & ~over[None, :]
     score = thr if goal == "throughput" else -lat
-    sc = np.where(alive & ok, score, -np.inf)
+    sc = np.where(cand, score, -np.inf)
     sc = np.where(np.isnan(sc), -np.inf, sc)
     j = np.argmax(sc, axis=1)
     feasible = sc[np.arange(n), j] > -np.inf
+    batch = t.batch[j].astype(np.int64)
+    lat_b, e_b, share_b = lat[np.arange(n), j], e_j[np.arange(n), j], wres[np.arange(n), j]
+    # the chord beyond each design's last good batch (as `_chords` for LLMs): a batch between two knots has
+    # the latency, energy and activations of the chord between them; the largest meeting the max, capacity
+    # and the SLO is a candidate (throughput B / (affine) is monotone along it)
+    last = B - 1 - np.argmax(cand[:, ::-1], axis=1)
+    ci = np.flatnonzero(feasible & (last + 1 < B))
+    if len(ci) and B > 1:
+        lo, hi = last[ci], last[ci] + 1
+        u = ~tm[ci, hi]
+        if u.any():
+            r = time_instances(t.steps, hi[u], ci[u], hw, cal, wres[ci[u], hi[u]], np.ones(int(u.sum())),
+                               resident[ci[u], hi[u]])
+            lat[ci[u], hi[u]], e_j[ci[u], hi[u]] = r.time_s, r.energy_j
+        x_lo, x_hi = t.batch[lo].astype(np.int64), t.batch[hi].astype(np.int64)
+        l_lo, l_hi, en_lo, en_hi = lat[ci, lo], lat[ci, hi], e_j[ci, lo], e_j[ci, hi]
+        sram, mem = hw.sram_bytes[ci], hw.mem_bytes[ci]
+
+        def at(x):
+            return (x - x_lo) / (x_hi - x_lo)
+
+        def okx(x):
+            th = at(x)
+            _, _, fit, _ = residency(t.w[lo], 0.0, t.act[lo] + th * (t.act[hi] - t.act[lo]), sram, mem)
+            lx = l_lo + th * (l_hi - l_lo)
+            return (x <= scenario_batch(scenario)[1]) & fit & ((lx * 1e3 <= slo) if slo else True)
+
+        a, z = x_lo.copy(), x_hi.copy()
+        while (z - a > 1).any():
+            span = z - a > 1
+            mid = (a + z) // 2
+            g_mid = okx(mid)
+            a = np.where(span & g_mid, mid, a)
+            z = np.where(span & ~g_mid, mid, z)
+        th = at(a)
+        lx = l_lo + th * (l_hi - l_lo)
+        thr_x = chips[ci] * a / lx
+        score_x = thr_x if goal == "throughput" else -lx
+        win = (a > x_lo) & (score_x > sc[ci, j[ci]])
+        w_ = ci[win]
+        batch[w_], lat_b[w_] = a[win], lx[win]
+        e_b[w_] = (en_lo + th * (en_hi - en_lo))[win]
+        share_b[w_] = (wres[ci, lo] + th * (wres[ci, hi] - wres[ci, lo]))[win]
     g = np.flatnonzero(feasible)
-    jg = j[g]
     m = _numeric_metrics(n)
     plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
-    m["latency_ms"][g] = lat[g, jg] * 1e3
-    m["images_per_s"][g] = thr[g, jg]
-    m["energy_j_per_unit"][g] = e_img[g, jg]
+    m["latency_ms"][g] = lat_b[g] * 1e3
+    m["images_per_s"][g] = chips[g] * batch[g] / lat_b[g]
+    m["energy_j_per_unit"][g] = (e_b[g] + static[g, 0] * lat_b[g]) / batch[g]
     m["chips_used"][g] = chips[g]
-    m["batch"][g] = t.batch[jg]
+    m["batch"][g] = batch[g]
     for f in _PLAN_FIELDS:
-        plans[f][g] = chips[g] if f == "dp" else [getattr(t.plans[q], f) for q in jg] if len(g) else 0
+        plans[f][g] = chips[g] if f == "dp" else batch[g] if f == "micro_batch" else 1
     weights = np.full(n, "", dtype=object)
-    weights[g] = np.where(wres[g, jg] >= 1.0, "sram-resident", "weights-streamed")
+    weights[g] = np.where(share_b[g] >= 1.0, "sram-resident", "weights-streamed")
     # why a design has none: the first batch it stopped at (capacity, else the latency SLO)
     reason = np.full(n, "", dtype=object)
     stop = alive & ~passed

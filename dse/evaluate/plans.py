@@ -24,6 +24,15 @@ def powers_of_two(top: int) -> list[int]:
     return [1 << k for k in range(max(int(top), 1).bit_length())]
 
 
+def knot_ladder(top: int) -> list[int]:
+    """1, 2, 4, ... up to the first power of two >= `top`: the knots of a batch range. A batch between
+    two knots (the scenario's max, the largest batch a design's memory holds, the largest meeting its
+    SLOs) is timed on the chord between them, so the knots, hence every batch's time, do not depend on
+    the max: a larger max or more memory only lets a design go further along the same curve."""
+    top = max(int(top), 1)
+    return [1 << k for k in range((top - 1).bit_length() + 1)]
+
+
 @dataclass(frozen=True)
 class Plan:
     """One way to run a scenario. A replica is tp × ep × pp chips holding `micro_batches` micro-batches
@@ -88,23 +97,22 @@ def scenario_batch(scenario) -> tuple[int | None, int]:
 
 
 def batch_candidates(scenario) -> list[int]:
-    """Batch sizes to try: the fixed batch, or powers of two up to the scenario's maximum, plus it."""
+    """Batch sizes timed: the fixed batch, or the knots of the range (`knot_ladder`; the last may exceed
+    the max: it is only the upper end of the chord the max lies on)."""
     fixed, max_b = scenario_batch(scenario)
     if fixed is not None:
         return [fixed]
-    out = powers_of_two(max_b)
-    if max_b not in out:
-        out.append(max_b)
-    return out
+    return knot_ladder(max_b)
 
 
 def micro_batch_candidates(scenario) -> list[int]:
-    """Micro-batch sizes b to try for LLM decode (up to pp micro-batches of b sequences are in flight):
-    every power of two up to the top batch (dividing it when the batch is fixed), plus the top itself,
-    so a fixed batch always has its one-micro-batch plan (pp 1) and a range never stops short of its max."""
+    """Micro-batch sizes b to time for LLM decode (up to pp micro-batches of b sequences are in flight):
+    with a fixed batch every power of two dividing it plus the batch itself (its one-micro-batch plan,
+    pp 1); with a range the knots (`knot_ladder`), batches between them are chords."""
     fixed, max_b = scenario_batch(scenario)
-    top = fixed if fixed is not None else max_b
-    return [b for b in powers_of_two(top) if fixed is None or fixed % b == 0] + ([top] if top & (top - 1) else [])
+    if fixed is None:
+        return knot_ladder(max_b)
+    return [b for b in powers_of_two(fixed) if fixed % b == 0] + ([fixed] if fixed & (fixed - 1) else [])
 
 
 def pipeline_depths(layers: int, replica_chips: int, chip_counts) -> list[int]:
@@ -131,7 +139,10 @@ def llm_ladders(scenario, shape, chip_counts, force_tp: int | None = None,
     chips available per design), as ladders of (tp, ep) by growing micro-batch; static batching.
 
     mb ≤ pp micro-batches of b sequences are in flight: with a fixed batch B, mb = B / b (b must divide
-    B); otherwise mb = min(pp, max_batch // b). MoE models may spread their experts over ep chips.
+    B). A range is a path per (tp, ep, pp) column: one sequence (b = 1, mb = 1), a full pipeline of
+    single sequences (b = 1, mb = pp), then full pipelines of growing knot micro-batches (mb = pp), up to
+    the first plan whose batch reaches the max (a knot only when it exceeds it); batches in between are
+    chords (`dse.evaluate.mapping`). MoE models may spread their experts over ep chips.
     """
     top = int(max(chip_counts))
     tps = [force_tp] if force_tp else [c for c in TP_CHOICES if c <= min(top, max(TP_CHOICES))]
@@ -149,12 +160,14 @@ def llm_ladders(scenario, shape, chip_counts, force_tp: int | None = None,
                 if fixed is not None:
                     if fixed % b or fixed // b > pp:
                         continue
-                    mb = fixed // b
+                    mbs = [fixed // b]
+                elif b == 1:
+                    mbs = [1] if pp == 1 or max_b == 1 else [1, pp]
+                elif b // 2 * pp >= max_b:
+                    continue  # the column reached the max at an earlier knot
                 else:
-                    mb = min(pp, max_b // b)
-                    if mb < 1:
-                        continue
-                plans.append(Plan(tp=tp, pp=pp, ep=ep, micro_batch=b, micro_batches=mb))
+                    mbs = [pp]
+                plans.extend(Plan(tp=tp, pp=pp, ep=ep, micro_batch=b, micro_batches=mb) for mb in mbs)
             rungs.append(Rung(tp, ep, b, tuple(plans)))
         ladders.append(Ladder(tp, ep, tuple(rungs), prune=fixed is None))
     return ladders

@@ -119,7 +119,8 @@ def _concat(engines: list[EngineCoeffs]) -> EngineCoeffs:
 def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, w: ServingWorkload,
                  draft: bool = False) -> tuple[EngineCoeffs, np.ndarray, np.ndarray, EngineCoeffs | None]:
     """(engine, design indices, dp replicas, draft engine) of the feasible designs of `res`: one
-    replica's engine per design, fitted per plan group (tp, pp, ep, batch, chunk: the plan's batch and
+    replica's engine per design, fitted per plan group (tp, pp, ep, probe batch, chunk: the plan's batch (probed
+    at the power of two at or below it, the engine admitting the batch itself) and
     `PREFILL_CHUNK_TOKENS` unless a study sets `DEPLOYMENT_KNOBS` on `hw`) and concatenated group by
     group (entry j is design idx[j]); with `draft`, also the engine of a one-layer copy of the model (an MTP draft head) on the
     same chips, else None."""
@@ -130,9 +131,13 @@ def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, 
     knobs = {k.name: np.asarray(hw.deployment[k.name], float) if k.name in hw.deployment else np.full(n, np.nan)
              for k in DEPLOYMENT_KNOBS}       # a study's deployment knobs (NaN: the mapping's choice)
     mb, ck = knobs["serving.max_batch"], knobs["serving.chunk_tokens"]
+    # a mapped batch between two knots (filled to what the memory holds) is probed at the knot below it: the
+    # engine's linear step extends over at most 2x, as the mapping's chord does, and designs share few probes
+    knot = np.where(batch > 0, 1 << (np.log2(np.maximum(batch, 1)).astype(np.int64)), batch)
+    probe = np.where(np.isfinite(mb), mb, knot).astype(np.int64)
     batch = np.where(np.isfinite(mb), mb, batch).astype(np.int64)
     chunks = np.where(np.isfinite(ck), ck, PREFILL_CHUNK_TOKENS).astype(np.int64)
-    keys = np.stack([plans["tp"], plans["pp"], plans["ep"], batch, chunks], axis=1)
+    keys = np.stack([plans["tp"], plans["pp"], plans["ep"], probe, chunks], axis=1)
     combo = (np.asarray(res.metrics.get("weights", np.full(n, ""))) == "sram-resident").astype(int)
     one = shape.model_copy(update={"layers": 1, "dense_layers": 0}) if draft else None
     engines, drafts, order = [], [], []
@@ -140,10 +145,11 @@ def plan_engines(shape, prec, hw: HwView, cal: Calibration, res: MappingResult, 
         tp, pp, ep, b, chunk = (int(k) for k in key)
         idx = np.flatnonzero(res.feasible & np.all(keys == key, axis=1))
         sub = hw.take(idx)
-        engines.append(fit_engine(shape, prec, sub, cal, tp, pp, ep, b, context, combo[idx], chunk=chunk,
-                                  offload=w.kv_offload))
+        engines.append(replace(fit_engine(shape, prec, sub, cal, tp, pp, ep, b, context, combo[idx], chunk=chunk,
+                                          offload=w.kv_offload), max_batch=np.maximum(batch[idx], 1)))
         if draft:
-            drafts.append(fit_engine(one, prec, sub, cal, tp, 1, ep, b, context, combo[idx], chunk=chunk))
+            drafts.append(replace(fit_engine(one, prec, sub, cal, tp, 1, ep, b, context, combo[idx], chunk=chunk),
+                                  max_batch=np.maximum(batch[idx], 1)))
         order.append(idx)
     idx = np.concatenate(order)
     return (_concat(engines), idx, np.maximum(np.asarray(plans["dp"])[idx], 1),

@@ -144,6 +144,10 @@ class LlmPlanTable:
     hop_pre: np.ndarray
     hop_chunk: np.ndarray
     depth_any: np.ndarray     # bool: every design that has the chips tries the plan's depth (else `depth_tried`)
+    # batch ranges: `nxt` is the next plan of the same (ladder, pp) column (-1: none), the upper end of
+    # the chord from this plan; `over` marks a plan whose batch exceeds the max (a chord's end, never run)
+    nxt: np.ndarray
+    over: np.ndarray
     # footprint classes: plans whose step of a role has the same (step, weights, KV, activations) share a
     # design's resident shares, hence its time under them; `cls_step` is each class's step
     dec_cls: np.ndarray
@@ -169,8 +173,11 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
     cols: dict[str, list] = {k: [] for k in ("dec", "pre", "chunk", "n_chunks", "w", "kv", "act", "rung",
                                              "hop_dec", "hop_pre", "hop_chunk")}
     plans, rung_start, rung_prune = [], [], []
+    fixed, max_b = scenario_batch(scenario)
+    nxt: list[int] = []
     for ladder in llm_ladders(scenario, shape, np.array(chip_counts), force_tp, force_pp, force_ep):
         first = len(rung_start)
+        last: dict[int, int] = {}  # per pipeline depth: the column's latest plan
         for rung in ladder.rungs:
             if not rung.plans and ladder.prune:
                 break  # no design can pass an empty rung of a pruning ladder
@@ -182,6 +189,10 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
             hop_ids = (hop_id(rung.micro_batch), hop_id(prompt), hop_id(st.chunk_prompts * prompt))
             for plan in rung.plans:
                 w, kv, act = llm_footprint(scenario, shape, prec, st, plan)
+                if fixed is None and plan.pp in last:
+                    nxt[last[plan.pp]] = len(plans)
+                last[plan.pp] = len(plans)
+                nxt.append(-1)
                 plans.append(plan)
                 for k, v in zip(("dec", "pre", "chunk", "hop_dec", "hop_pre", "hop_chunk", "w", "kv", "act", "rung"),
                                 (*ids, *hop_ids, w, kv, act, r)):
@@ -201,6 +212,8 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
         rung_start=np.array(rung_start, np.int64), rung_prune=np.array(rung_prune, bool),
         depth_any=np.array([force_pp is not None or p.pp in PP_CHOICES for p in plans], bool),
         hop_bytes=hop_bytes, cls_step=np.array([key[0] for key in classes], np.int64),
+        nxt=np.array(nxt, np.int64),
+        over=np.array([fixed is None and p.batch > max_b for p in plans], bool),
         **{k: np.array(v, float if k in ("w", "kv", "act") else np.int64) for k, v in cols.items()})
 
 
