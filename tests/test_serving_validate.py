@@ -102,3 +102,41 @@ def test_mlperf_rows_are_read_at_the_largest_rate_meeting_the_limits():
         lat = sv.an.colocated(e, w, top, tps.engines)
         assert sv.predict_serving(tpot) == pytest.approx(float(lat.tpot_quantile(0.99)[0]) * 1e3, rel=1e-9)
         assert not sv.an.slo_met(sv.an.colocated(e, w, 1.02 * top, tps.engines), w)[0]
+
+
+@pytest.mark.slow
+def test_replica_runs_at_the_clock_its_power_cap_allows():
+    """As `dse evaluate` does for a serving scenario, a replica whose throughput plan would draw more than
+    its design's `tdp_w` runs at the clock that meets the cap (and is slower for it); one under its cap
+    or without one keeps its full clock."""
+    from types import SimpleNamespace
+
+    from dse.evaluate.mapping import map_llm
+    from dse.evaluate.steps import Builders
+    from dse.evaluate.throttle import clocked, used_chip_power_w
+    from dse.model.calibration import load_calibration
+    from dse.validate.predict import hw_view, model_shape
+    from dse.workloads.precision import parse_precision
+    from dse.workloads.scenarios import BatchRange
+
+    rows = {m.id: m for m in sv.load_serving()}
+    for rid in ("mlperf-mixtral-b200-server-tps", "mlperf-mixtral-h100-server-tps"):
+        m = rows[rid]
+        sc = SimpleNamespace(name="x", max_chips=1, goal="throughput", tpot_ms=None, ttft_ms=None, slo=None,
+                             prompt_len=max(1, round(m.prompt_tokens.mean())),
+                             output_len=max(1, round(m.output_tokens.mean())), batch=BatchRange(min=1, max=m.max_batch))
+        hw = hw_view(m.hardware, 1)
+
+        def watts(f):
+            res = map_llm(sc, model_shape(m.model), parse_precision(m.precision), clocked(hw, np.array([f])),
+                          load_calibration(m.software_class), Builders, force_tp=1, force_pp=1, force_ep=1)
+            return float(used_chip_power_w(res)[0])
+        f = sv._replica_clock(m, 1, 1, m.max_batch)
+        cap = float(hw.power_cap_w[0]) if hw.power_cap_w is not None else 0.0
+        if cap > 0 and watts(1.0) > cap:
+            assert 0 < f < 1 and watts(f) == pytest.approx(cap, rel=2e-3)
+            full = sv._fit(m.hardware, 1, 1, m.model, m.precision, m.software_class, m.max_batch,
+                           sv.mean_context(m.workload(arrival_rate_rps=1.0)))
+            assert sv._engine(m).t_per_token_s[0] > full.t_per_token_s[0]
+        else:
+            assert f == 1.0

@@ -2,7 +2,8 @@
 MLPerf server percentiles, speculative-decoding and disaggregation speedups) against dse.serving.
 
 Every prediction builds the continuous-batching engine of the measured replica from the operator
-model (`dse.evaluate.serving.fit_engine`, the same fit `evaluate` uses) on the catalog chip, then asks
+model (`dse.evaluate.serving.fit_engine`, the same fit `evaluate` uses) on the catalog chip, at the clock
+its `tdp_w` cap allows under the replica's throughput plan (as `evaluate` sets it, `_clock`), then asks
 the discrete-event simulator (closed-loop concurrency rows: it queues for KV blocks and batch slots)
 or the analytical model (open-loop rows, speedups). One constant is fitted here on the train split:
 `STEP_OVERHEAD_S`, the host-side time of one engine iteration (scheduling, sampling, launch) that
@@ -16,13 +17,17 @@ import math
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dse.config import load_yaml_model
+from dse.evaluate.mapping import map_llm
 from dse.evaluate.serving import UNBOUND_ENGINES, fit_engine, mean_context
+from dse.evaluate.steps import Builders
+from dse.evaluate.throttle import clocked, evaluate_capped
 from dse.model.calibration import load_calibration
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
@@ -31,6 +36,7 @@ from dse.validate.measurements import _rank_key
 from dse.validate.predict import hw_view, model_shape
 from dse.validate.report import Row
 from dse.workloads.precision import parse_precision
+from dse.workloads.scenarios import BatchRange
 from dse.workloads.serving import LengthDist, ServingWorkload
 
 SERVING_FILE = Path(__file__).resolve().parent / "serving_measurements.yaml"
@@ -173,21 +179,47 @@ def splits(rows: list[ServingMeasurement]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
+def _clock(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
+           prompt_tokens: int, output_tokens: int) -> float:
+    """Clock factor of one replica under its design's `tdp_w` cap, set as `dse evaluate` sets a serving
+    scenario's (dse/evaluate/table.py): the power of the replica's throughput plan (static mapping, batch
+    up to `max_batch` at the mean prompt and output lengths) lowered until it meets the cap
+    (`dse.evaluate.throttle.evaluate_capped`); 1 without a cap or under it."""
+    sc = SimpleNamespace(name="serving replica", max_chips=tp * ep, goal="throughput", tpot_ms=None, ttft_ms=None,
+                         slo=None, prompt_len=prompt_tokens, output_len=output_tokens,
+                         batch=BatchRange(min=1, max=max_batch))
+    shape, prec, cal = model_shape(model), parse_precision(precision), load_calibration(software_class)
+    _, f = evaluate_capped(lambda h: map_llm(sc, shape, prec, h, cal, Builders, force_tp=tp, force_pp=1, force_ep=ep),
+                           hw_view(hardware, tp * ep))
+    return float(f[0])
+
+
+@lru_cache(maxsize=64)
 def _fit(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
-         context: int, layers: int | None = None) -> EngineCoeffs:
-    """The engine of one replica (tp × ep chips of the catalog design); `layers` = 1 for a one-layer
-    copy of the model (an MTP module: a block plus the shared LM head)."""
+         context: int, layers: int | None = None, clock: float = 1.0) -> EngineCoeffs:
+    """The engine of one replica (tp × ep chips of the catalog design at `clock` × its clock: `_clock`);
+    `layers` = 1 for a one-layer copy of the model (an MTP module: a block plus the shared LM head)."""
     shape = model_shape(model)
     if layers is not None:
         shape = shape.model_copy(update={"layers": layers, "dense_layers": 0})
-    return fit_engine(shape, parse_precision(precision), hw_view(hardware, tp * ep), load_calibration(software_class),
+    hw = hw_view(hardware, tp * ep)
+    if clock != 1.0:
+        hw = clocked(hw, np.array([clock]))
+    return fit_engine(shape, parse_precision(precision), hw, load_calibration(software_class),
                       tp, 1, ep, max_batch, context)
 
 
+def _replica_clock(m: ServingMeasurement, tp: int, ep: int, max_batch: int) -> float:
+    """`_clock` of a (tp, ep) replica of row `m` at its workload's mean prompt and output lengths."""
+    return _clock(m.hardware, tp, ep, m.model, m.precision, m.software_class, max_batch,
+                  max(1, round(m.prompt_tokens.mean())), max(1, round(m.output_tokens.mean())))
+
+
 def _engine(m: ServingMeasurement, layers: int | None = None) -> EngineCoeffs:
+    """The row's replica engine (`layers` = 1: its one-layer draft copy, on the same throttled clock)."""
     context = mean_context(m.workload(arrival_rate_rps=1.0))
     return _fit(m.hardware, m.tp, m.ep, m.model, m.precision, m.software_class,
-                m.max_batch if layers is None else 1, context, layers)
+                m.max_batch if layers is None else 1, context, layers, _replica_clock(m, m.tp, m.ep, m.max_batch))
 
 
 def _draft_step_s(m: ServingMeasurement) -> float:
@@ -266,7 +298,8 @@ def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = ST
     for tp, ep in m.pool_plans():
         if (ep > 1 and (not shape.is_moe or ep > shape.experts)) or tp > shape.heads:
             continue
-        base = _fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, context)
+        base = _fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, context,
+                    clock=_replica_clock(m, tp, ep, m.max_batch * ep))
         e = replace(base, t_fixed_s=base.t_fixed_s + overhead_s)
         lat = KV_LINK_LATENCY_S
         co = an.colocated_summary(e, w, replicas=1)["max_rate_rps"][0]
