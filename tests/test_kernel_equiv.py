@@ -137,3 +137,21 @@ def test_importing_dse_and_the_cli_does_not_import_numba():
     code = "import sys, dse, dse.cli, dse.model.perf, dse.evaluate; assert 'numba' not in sys.modules"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+
+
+@needs_numba
+def test_the_kernel_cache_is_stamped_ready_by_source_content_and_numba_version(kernel):
+    """Auto mode uses the kernel once `step_kernel.warm` stamped numba's cache with the source's content and
+    numba's version (a checkout that only touches the file keeps it; another stamp is not ready)."""
+    kernel("numba", perf.compiled_kernel)  # compiles or loads the kernel, and stamps the cache
+    ready = Path(perf.__file__).parent / perf.KERNEL_READY_FILE
+    stamp = ready.read_text()
+    assert stamp == perf.kernel_cache_stamp() and "numba" in stamp
+    perf.reset_kernel()
+    assert perf.kernel_cache_ready()
+    try:
+        ready.write_text("an older source")
+        perf.reset_kernel()
+        assert not perf.kernel_cache_ready()
+    finally:
+        ready.write_text(stamp)

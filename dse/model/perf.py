@@ -893,7 +893,7 @@ def kernel_mode() -> str:
 
 def reset_kernel() -> None:
     """Forget the path chosen so far (after changing `DSE_KERNEL` in this process: benchmarks, tests)."""
-    _KERNEL.update(module=None, elements=0)
+    _KERNEL.update(module=None, elements=0, checked=-1e9, stamp=None)
 
 
 def _mode() -> str:
@@ -904,16 +904,34 @@ def _mode() -> str:
     return want
 
 
-def kernel_cache_ready() -> bool:
-    """Whether numba's on-disk cache of the compiled kernel (next to dse/model/step_kernel.py) is there and
-    newer than its source (numba recompiles a stale one)."""
+def kernel_cache_stamp() -> str:
+    """What numba's cache of the kernel depends on: the kernel source's content and numba's version (read
+    without importing numba); '' when either is missing."""
+    import hashlib
+    from importlib import metadata
     from pathlib import Path
-    src = Path(__file__).with_name("step_kernel.py")
     try:
-        stamp = src.stat().st_mtime
-        return any(p.stat().st_mtime >= stamp for p in src.parent.glob("__pycache__/step_kernel.step_kernel-*.nbi"))
+        src = Path(__file__).with_name("step_kernel.py").read_bytes()
+        return f"{hashlib.sha256(src).hexdigest()} numba {metadata.version('numba')}"
+    except (OSError, metadata.PackageNotFoundError):
+        return ""
+
+
+KERNEL_READY_FILE = "__pycache__/step_kernel.ready"  # beside this file: the stamp of the last cached compile
+
+
+def kernel_cache_ready() -> bool:
+    """Whether numba's on-disk cache of the compiled kernel (next to dse/model/step_kernel.py) holds the
+    current source under the installed numba: `step_kernel.warm` leaves the stamp it compiled (numba keys its
+    cache on the source's content, so a checkout that only touches the file keeps it valid)."""
+    from pathlib import Path
+    try:
+        ready = (Path(__file__).parent / KERNEL_READY_FILE).read_text()
     except OSError:
         return False
+    if _KERNEL.get("stamp") is None:
+        _KERNEL["stamp"] = kernel_cache_stamp()  # once per process (~6 ms)
+    return bool(_KERNEL["stamp"]) and ready == _KERNEL["stamp"]
 
 
 def _spawn_compile() -> None:
@@ -933,8 +951,8 @@ def _spawn_compile() -> None:
         if lock.exists() and time.time() - lock.stat().st_mtime < 300:
             return
         lock.touch()
-        code = ("import os; os.nice(10)\nfrom dse.model import step_kernel\ntry: step_kernel.warm()\n"
-                f"finally: os.remove({str(lock)!r})")
+        code = ("import os; os.nice(10)\nfrom dse.model import perf, step_kernel\n"
+                f"try: perf.warm_kernel(step_kernel)\nfinally: os.remove({str(lock)!r})")
         subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True,
                          env={**os.environ, KERNEL_ENV: "numba"})
@@ -959,13 +977,36 @@ def compiled_kernel(elements: int = 0):
             _KERNEL["numba"] = importlib.util.find_spec("numba") is not None
         if not _KERNEL["numba"]:
             return None
+        import time
+        now = time.monotonic()
+        if now - _KERNEL.get("checked", -1e9) < 1.0:  # look for the background compile at most once a second
+            return None
+        _KERNEL["checked"] = now
         if not kernel_cache_ready():
             if not _KERNEL["spawned"]:
                 _spawn_compile()
             return None
     from dse.model import step_kernel
+    warm_kernel(step_kernel)
     _KERNEL["module"] = step_kernel
     return step_kernel
+
+
+def warm_kernel(step_kernel) -> None:
+    """Compile (or load) `step_kernel` now, then stamp its cache ready for auto mode where numba cached it
+    next to the package (`kernel_cache_ready`)."""
+    from pathlib import Path
+    step_kernel.warm()
+    here = Path(__file__).resolve().parent
+    stats = getattr(step_kernel.step_kernel, "stats", None)
+    if stats is not None and Path(stats.cache_path).resolve() != here / "__pycache__":
+        return  # cached elsewhere (read-only install): auto mode does not look there
+    ready, stamp = here / KERNEL_READY_FILE, kernel_cache_stamp()
+    try:
+        if not ready.exists() or ready.read_text() != stamp:
+            ready.write_text(stamp)
+    except OSError:
+        pass
 
 
 def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, cal: Calibration,
