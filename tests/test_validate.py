@@ -262,3 +262,19 @@ def test_published_expert_parallelism_is_forced(data):
         res = map_llm(llm_scenario(forced), model_shape(forced.model, data.models), _precision(forced.precision),
                       _hw(forced), load_calibration("graph"), Builders, force_tp=1, force_pp=1, force_ep=ep)
         assert res.feasible[0] and res.metrics["ep"][0] == ep
+
+
+def test_llm_and_cnn_rows_run_at_the_clock_their_tdp_cap_allows(data, monkeypatch):
+    """A prediction runs the chip as `dse evaluate` does: a chip whose workload would exceed its `tdp_w`
+    (B200 at dense offline load) is throttled and predicts less than at full clock; a chip under its cap
+    (MI300X at 729-736 W of 750 W) is unchanged."""
+    import dse.validate.predict as pred
+
+    by_id = {m.id: m for m in data.measurements}
+    cal = load_calibration(by_id["mlperf41-llama2-70b-offline-1xb200"].software_class)
+    ids = ("mlperf41-llama2-70b-offline-1xb200", "mlperf41-llama2-70b-offline-1xmi300x")
+    capped = {i: predict(by_id[i], cal, data.models) for i in ids}
+    monkeypatch.setattr(pred, "evaluate_capped", lambda run, hw: (run(hw), None))
+    full = {i: predict(by_id[i], cal, data.models) for i in ids}
+    assert capped[ids[0]] < full[ids[0]] * 0.999  # 11,897 vs 11,950 tok/s (2026-12-01)
+    assert capped[ids[1]] == pytest.approx(full[ids[1]], rel=1e-12)

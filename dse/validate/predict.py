@@ -98,9 +98,10 @@ def llm_scenario(m: Measurement) -> SimpleNamespace:
 
 def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
 
-    shape = model_shape(m.model, models)
-    res = map_llm(llm_scenario(m), shape, _precision(m.precision), _hw(m), cal, Builders,
-                  force_tp=m.tp, force_pp=m.pp, force_ep=m.ep)
+    shape, prec = model_shape(m.model, models), _precision(m.precision)
+    # at the clock the design's `tdp_w` cap allows for this run, as `dse evaluate` runs it
+    res, _ = evaluate_capped(lambda hw: map_llm(llm_scenario(m), shape, prec, hw, cal, Builders, force_tp=m.tp,
+                                                force_pp=m.pp, force_ep=m.ep), _hw(m))
     if not res.feasible[0]:
         return math.nan
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
@@ -165,7 +166,8 @@ def cnn_scenario(m: Measurement) -> SimpleNamespace:
 
 def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
 
-    res = map_cnn(cnn_scenario(m), model_shape(m.model, models), _precision(m.precision), _hw(m), cal, Builders)
+    shape, prec = model_shape(m.model, models), _precision(m.precision)
+    res, _ = evaluate_capped(lambda hw: map_cnn(cnn_scenario(m), shape, prec, hw, cal, Builders), _hw(m))
     if not res.feasible[0]:
         return math.nan
     return float(res.metrics["images_per_s"][0]) / m.num_chips
