@@ -28,6 +28,7 @@ from dse.workloads.scenarios import load_mix
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from model_speed import random_columns  # noqa: E402
+from _steps import extended_mix_tables  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 RTOL = 1e-12
@@ -77,21 +78,11 @@ def test_evaluate_compiled_equals_numpy_on_catalog_and_random_designs(kernel):
 def _instances(n_designs: int):
     """Operator tables of the extended mix's plans, random designs and random (step, design, residency)
     instances (fractional residencies, resident bytes, energy wanted on some)."""
-    from dse.evaluate.mapping import compress_ops
-    from dse.evaluate.steps import cnn_plan_table, llm_plan_table
     from dse.evaluate.table import design_metrics
-    from dse.workloads.modelfile import load_model_shape
 
     tech = default_technology()
     hw, _, _, _ = design_metrics(DesignArrays.from_columns(random_columns(n_designs, np.random.default_rng(3)), tech))
-    tables = []
-    for e in load_mix("extended").scenarios:
-        sc = e.scenario
-        shape = load_model_shape(sc.model)
-        t = (cnn_plan_table(sc, shape, sc.precision_spec()) if sc.kind == "cnn"
-             else llm_plan_table(sc, shape, sc.precision_spec(), hw.num_chips))
-        tables += [compress_ops(s.ops) for s in t.steps]
-    tables = tuple({id(t): t for t in tables}.values())
+    tables = extended_mix_tables(hw.num_chips)
     rng = np.random.default_rng(4)
     m = 4000
     step_of, design_of = rng.integers(0, len(tables), m), rng.integers(0, hw.n, m)

@@ -19,6 +19,8 @@ from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import Mix, MixEntry, load_mix
 
+from _steps import extended_mix_tables
+
 N = 40
 
 
@@ -180,23 +182,13 @@ def test_step_times_equal_per_step_op_times(monkeypatch):
     """`perf.step_times` (residency-free part once per design and step, stacked tables for the steps of
     few designs) gives each instance Σ count × op_times and Σ count × op_energy_j of its own step; the
     stacked and the one-table-at-a-time paths agree to the bit (a step sums the same whatever shares it)."""
-    from dse.evaluate.mapping import compress_ops
     from dse.evaluate.table import design_metrics
-    from dse.evaluate.steps import llm_plan_table, cnn_plan_table
     from dse.model import perf
     from dse.model.calibration import load_calibration
-    from dse.workloads.modelfile import load_model_shape
 
     tech, cal = default_technology(), load_calibration(None)
     hw, _, _, _ = design_metrics(DesignArrays.from_columns(_columns(N, seed=3), tech))
-    tables = []
-    for e in load_mix("extended").scenarios:
-        sc = e.scenario
-        shape = load_model_shape(sc.model)
-        t = (cnn_plan_table(sc, shape, sc.precision_spec()) if sc.kind == "cnn"
-             else llm_plan_table(sc, shape, sc.precision_spec(), hw.num_chips))
-        tables += [compress_ops(s.ops) for s in t.steps]
-    tables = list({id(t): t for t in tables}.values())
+    tables = list(extended_mix_tables(hw.num_chips))
     tables = tuple(tables[i] for i in np.linspace(0, len(tables) - 1, min(60, len(tables))).astype(int))
     assert len({k for t in tables for k in np.asarray(t.kind).astype(str)} & {"allreduce", "alltoall"}) == 2
     rng = np.random.default_rng(4)
