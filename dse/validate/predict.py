@@ -96,17 +96,27 @@ def llm_scenario(m: Measurement) -> SimpleNamespace:
                            output_len=m.output_len, batch=batch)
 
 
-def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
-
+def _run_llm(m: Measurement, cal: Calibration, models):
+    """The measured LLM setup mapped at the clock the design's `tdp_w` cap allows (as `dse evaluate` runs
+    it, `dse.evaluate.throttle.evaluate_capped`): (mapping result, its metrics as floats), or None when
+    the setup does not run or the measured batch does not fit (capacity)."""
     shape, prec = model_shape(m.model, models), _precision(m.precision)
-    # at the clock the design's `tdp_w` cap allows for this run, as `dse evaluate` runs it
     res, _ = evaluate_capped(lambda hw: map_llm(llm_scenario(m), shape, prec, hw, cal, Builders, force_tp=m.tp,
                                                 force_pp=m.pp, force_ep=m.ep), _hw(m))
     if not res.feasible[0]:
-        return math.nan
+        return None
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
     if m.batch is not None and int(round(g["batch"])) != m.batch:
-        return math.nan  # the measured batch does not fit (capacity): the model cannot run the setup
+        return None
+    return res, g
+
+
+def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
+
+    run = _run_llm(m, cal, models)
+    if run is None:
+        return math.nan
+    g = run[1]
     if m.metric == "ttft_ms":
         return g["ttft_ms"]
     if m.metric == "tpot_ms":
@@ -123,17 +133,10 @@ def _predict_power(m: Measurement, cal: Calibration, models) -> float:
     """Average power per chip over the measured LLM run (prefill and decode): the mapping's energy per
     token (dynamic energy of its steps + static power over their time) times the tokens/s of one chip.
     A design's `tdp_w` cap (or a `chip.tdp_w` override, e.g. a MaxQ power limit) lowers the clock until
-    the chip meets it, as `dse evaluate` does (`dse.evaluate.throttle.evaluate_capped`)."""
+    the chip meets it, as `dse evaluate` does (`_run_llm`)."""
 
-    shape, prec = model_shape(m.model, models), _precision(m.precision)
-    res, _ = evaluate_capped(lambda hw: map_llm(llm_scenario(m), shape, prec, hw, cal, Builders, force_tp=m.tp,
-                                                force_pp=m.pp, force_ep=m.ep), _hw(m))
-    if not res.feasible[0]:
-        return math.nan
-    g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
-    if m.batch is not None and int(round(g["batch"])) != m.batch:
-        return math.nan
-    return float(used_chip_power_w(res)[0])
+    run = _run_llm(m, cal, models)
+    return math.nan if run is None else float(used_chip_power_w(run[0])[0])
 
 
 def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
