@@ -45,7 +45,9 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     html: Optional[Path] = typer.Option(None, "--html", help="write a log-log predicted-vs-measured plot (HTML)"),
     by: Optional[str] = typer.Option(None, "--by", help="generation: fit on A100-era hardware, report the error "
-                                     "on newer hardware (dse/validate/generation.py)"),
+                                     "on newer hardware (dse/validate/generation.py); stack: the error and rank "
+                                     "correlation left after one efficiency scale per software stack "
+                                     "(dse/validate/scaled.py)"),
 ) -> None:
     """Predicted vs measured for every published measurement of SPLIT, with per-regime error statistics.
 
@@ -57,6 +59,22 @@ def validate(
     if html is not None:
         output_file(html, "--html")
 
+    if by == "stack":
+        from dataclasses import asdict
+
+        from dse.validate.scaled import scale_per_stack, stack_markdown
+        from dse.validate.serving import serving_rows
+
+        rep = scale_per_stack(predict_rows(split) + serving_rows(split))
+        if as_json:
+            typer.echo(json.dumps({"split": split, "scales": [asdict(s) for s in rep.scales],
+                                   "rank_correlations": [asdict(c) for c in rep.ranks],
+                                   "summary_before": [asdict(s) for s in rep.before],
+                                   "summary_after": [asdict(s) for s in rep.after],
+                                   "measurements": [asdict(r) for r in rep.rows]}, indent=2))
+        else:
+            typer.echo(stack_markdown(rep, split))
+        return
     if by is not None:
         from dataclasses import asdict
 
@@ -64,7 +82,7 @@ def validate(
         from dse.validate.generation import cross_generation, generation_markdown
 
         if by != "generation":
-            raise DseUserError(f"--by {by}: unknown grouping (valid: generation)")
+            raise DseUserError(f"--by {by}: unknown grouping (valid: generation, stack)")
         rep = cross_generation()
         if as_json:
             typer.echo(json.dumps({"train_hardware": rep.train_hardware,

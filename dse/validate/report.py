@@ -26,6 +26,7 @@ class Row:
     predicted: float
     error_pct: float          # 100 * (predicted / measured - 1)
     loose: bool
+    model: str = ""           # the model shape measured ('' for kernels and serving rows)
 
     @property
     def abs_log_ratio(self) -> float:
@@ -51,7 +52,7 @@ def predict_rows(split: str = "all", calibrations: dict | None = None, path: Pat
         cal = (calibrations or {}).get(m.software_class) or load_calibration(m.software_class)
         p = predict(m, cal, data.models)
         err = 100.0 * (p / m.value - 1.0) if np.isfinite(p) else math.nan
-        out.append(Row(m.id, m.regime, sp, m.software_class, m.hardware, m.metric, m.unit, m.value, p, err, m.loose))
+        out.append(Row(m.id, m.regime, sp, m.software_class, m.hardware, m.metric, m.unit, m.value, p, err, m.loose, m.model))
     return out
 
 
