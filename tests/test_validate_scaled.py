@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.validate.report import Row, predict_rows
-from dse.validate.scaled import is_rate, scale_per_stack, spearman, stack_scale
+from dse.validate.scaled import scale_per_stack, spearman, stack_scale
 
 
 def _row(id_: str, unit: str, measured: float, predicted: float, *, regime: str = "decode_b1",
@@ -60,11 +60,6 @@ def test_spearman_by_hand_and_grouped_by_model():
     rep = scale_per_stack(rows)
     assert [(c.model, c.n) for c in rep.ranks] == [("M", 3)]
     assert rep.ranks[0].spearman == pytest.approx(0.5)
-
-
-def test_units_that_are_rates():
-    assert is_rate("tokens/s") and is_rate("tokens/s/chip") and is_rate("images/s/chip") and is_rate("TFLOPS")
-    assert not is_rate("ms") and not is_rate("us")
 
 
 def test_published_rows_after_one_scale_per_stack():

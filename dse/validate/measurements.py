@@ -108,7 +108,12 @@ class Measurement(BaseModel):
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric.endswith(("_ms", "_us"))
+        return lower_is_better(self.metric)
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for a time metric (ms, µs): a faster setup lowers it; False for rates, power and ratios."""
+    return metric.endswith(("_ms", "_us"))
 
 
 class MeasurementFile(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from dse.validate.measurements import lower_is_better
 from dse.validate.report import Row, Summary, _summary
 
 SCALED_REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe")
@@ -51,13 +52,9 @@ class StackReport:
     after: list[Summary]   # the same after the scale
 
 
-def is_rate(unit: str) -> bool:
-    """True for a rate (tokens/s, images/s/chip, TFLOPS): a slower stack lowers it; False for a time."""
-    return "/s" in unit or unit.endswith("FLOPS")
-
-
 def _time_exponent(r: Row) -> int:
-    return -1 if is_rate(r.unit) else 1
+    """+1 for a time metric (a slower stack raises it), -1 for a rate (tokens/s, images/s, TFLOPS)."""
+    return 1 if lower_is_better(r.metric) else -1
 
 
 def stack_scale(rows: list[Row]) -> float:
@@ -134,5 +131,5 @@ def stack_markdown(rep: StackReport, split: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MIN_RANK_ROWS", "SCALED_REGIMES", "RankCorrelation", "StackReport", "StackScale", "is_rate",
+__all__ = ["MIN_RANK_ROWS", "SCALED_REGIMES", "RankCorrelation", "StackReport", "StackScale",
            "scale_per_stack", "spearman", "stack_markdown", "stack_scale"]
