@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -31,33 +32,16 @@ from dse.evaluate.table import design_metrics  # noqa: E402
 from dse.model import perf  # noqa: E402
 from dse.model.calibration import load_calibration  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
+from dse.study.samplers import sample_space  # noqa: E402
+from dse.study.space import load_space  # noqa: E402
 from dse.workloads.scenarios import load_mix  # noqa: E402
+
+FULL_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "full.yaml"
 
 
 def random_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random designs over the knobs of search_spaces/full.yaml (log-uniform sizes)."""
-    def logu(lo, hi):
-        return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
-
-    memory = rng.choice(["none", "lpddr5x", "gddr7", "hbm2e", "hbm3", "hbm3e", "hbm4"], n)
-    return {
-        "chip.process_node": rng.choice(["n16", "n7", "n5", "n4", "n3"], n),
-        "chip.core_style": rng.choice(["systolic", "simt"], n),
-        "chip.cores": np.round(logu(1, 512)).astype(int),
-        "chip.array_rows": rng.choice([16, 32, 64, 128, 256], n),
-        "chip.array_cols": rng.choice([16, 32, 64, 128, 256], n),
-        "chip.clock_ghz": rng.uniform(0.5, 2.2, n),
-        "chip.precisions": [["bf16", "fp8", "int8", "int4"]] * n,
-        "chip.sram_mb": logu(1, 2048),
-        "chip.sram_kind": rng.choice(["scratchpad", "cache"], n),
-        "chip.memory": memory,
-        "chip.memory_stacks": np.where(memory == "none", 0, rng.integers(1, 9, n)),
-        "chip.link": rng.choice(["nvlink4", "nvlink5", "ici_v4", "serdes_112g"], n),
-        "chip.links": rng.integers(1, 33, n),
-        "chip.packaging": rng.choice(["organic", "cowos_s", "cowos_l"], n),
-        "system.num_chips": rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256], n),
-        "system.topology": rng.choice(["ring", "torus2d", "switch"], n),
-    }
+    """`n` random designs of search_spaces/full.yaml (every knob a search varies), as knob columns."""
+    return sample_space(load_space(FULL_SPACE), n, rng)
 
 
 TARGETS = {10_000: 100_000, 128: 30_000}  # chunk size -> designs/s (issue 15, "How we will judge it")

@@ -16,37 +16,16 @@ from dse.model.perf import HwView, compute_peak, op_times
 from dse.model.technology import default_technology
 from dse.workloads.ops import OpTable
 from dse.workloads.scenarios import load_mix
+from _designs import random_designs
 
 TECH = default_technology()
 N = 10_000
 MIX = "extended"
 
 
-def random_columns(n: int, seed: int = 11) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "chip.process_node": rng.choice(["n16", "n7", "n5", "n4", "n3"], n),
-        "chip.core_style": rng.choice(["systolic", "simt"], n),
-        "chip.cores": rng.integers(1, 1025, n),
-        "chip.array_rows": rng.choice([16, 32, 64, 128, 256], n),
-        "chip.array_cols": rng.choice([16, 32, 64, 128, 256], n),
-        "chip.clock_ghz": rng.uniform(0.5, 2.5, n),
-        "chip.sram_mb": np.exp(rng.uniform(0, np.log(4096), n)),
-        "chip.sram_kind": rng.choice(["scratchpad", "cache"], n),
-        "chip.memory": rng.choice(["none", "lpddr5x", "gddr7", "hbm3", "hbm3e", "hbm4"], n),
-        "chip.memory_stacks": rng.integers(1, 13, n),
-        "chip.link": rng.choice(["nvlink4", "nvlink5", "ici_v4", "serdes_112g", "ucie_adv"], n),
-        "chip.links": rng.integers(1, 65, n),
-        "chip.packaging": rng.choice(["organic", "cowos_s", "cowos_l", "wafer_scale"], n),
-        "system.num_chips": rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256], n),
-        "system.topology": rng.choice(["ring", "torus2d", "switch"], n),
-        "chip.precisions": np.array(["bf16,fp8,int8,int4"] * n, dtype=object),
-    }
-
-
 @pytest.fixture(scope="module")
 def base():
-    cols = random_columns(N)
+    cols = random_designs(N, 11)
     arr = DesignArrays.from_columns(cols, TECH)
     # make the derived bandwidths explicit so that a perturbation scales exactly them
     cols["chip.sram_tbps"] = np.asarray(arr.sram_tbps, float)

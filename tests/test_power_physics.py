@@ -22,6 +22,7 @@ from dse.model.power import chip_power, clocked_static_w
 from dse.model.technology import default_technology
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.scenarios import load_mix
+from _designs import random_designs
 
 TECH = default_technology()
 CHIPS_YAML = __import__("pathlib").Path(__import__("dse.catalog", fromlist=["x"]).__file__).parent / "chips.yaml"
@@ -183,26 +184,6 @@ def test_clocked_scales_what_the_clock_drives_only():
     assert clocked_static_w(300.0, 40.0, 1.0) == 300.0 and clocked_static_w(300.0, 40.0, 0.0) == 40.0
 
 
-def _random_columns(n: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "chip.process_node": rng.choice(["n7", "n5", "n3"], n),
-        "chip.core_style": rng.choice(["systolic", "simt"], n),
-        "chip.cores": rng.integers(8, 257, n),
-        "chip.array_rows": rng.choice([32, 64, 128], n),
-        "chip.array_cols": rng.choice([32, 64, 128], n),
-        "chip.clock_ghz": rng.uniform(0.8, 2.0, n),
-        "chip.sram_mb": np.exp(rng.uniform(np.log(8), np.log(512), n)),
-        "chip.memory": rng.choice(["hbm3", "hbm3e", "lpddr5x", "gddr7"], n),
-        "chip.memory_stacks": rng.integers(2, 9, n),
-        "chip.link": np.array(["nvlink4"] * n, object),
-        "chip.links": rng.integers(0, 19, n),
-        "chip.packaging": np.array(["cowos_l"] * n, object),
-        "system.num_chips": np.ones(n, int),
-        "chip.precisions": np.array(["bf16,fp8,int8,int4"] * n, dtype=object),
-    }
-
-
 def _with_cap(cols: dict, caps) -> dict:
     out = {k: np.asarray(v) for k, v in cols.items()}
     out["chip.tdp_w"] = np.asarray(caps, float)
@@ -211,11 +192,13 @@ def _with_cap(cols: dict, caps) -> dict:
 
 @pytest.fixture(scope="module")
 def throttled():
-    """12 random one-chip designs on the local mix, uncapped and under caps at fractions of their
-    uncapped workload power (designs × fractions evaluated at once)."""
+    """12 random one-chip designs on the local mix (the first of the full space's that run it), uncapped
+    and under caps at fractions of their uncapped workload power (designs × fractions evaluated at once)."""
     n = 12
-    cols = _random_columns(n, 11)
+    cols = random_designs(8 * n, 11, {"system.num_chips": 1})
     free = evaluate(DesignArrays.from_columns(cols, TECH), "local", TECH)
+    runs = np.flatnonzero(free["feasible"] & (free["local_llm.power_w"] > 0))[:n]
+    cols, free = ({k: np.asarray(v)[runs] for k, v in d.items()} for d in (cols, free))
     ok = free["feasible"] & (free["local_llm.power_w"] > 0)
     fracs = np.array([0.5, 0.7, 0.85, 0.9, 0.9009, 0.95, 1.02, 3.0])
     p0 = free["local_llm.power_w"]

@@ -5,10 +5,7 @@ designs through `dse.evaluate.evaluate` and through a small real study."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import optuna
 import polars as pl
 import pytest
 import yaml
@@ -18,18 +15,9 @@ from dse.evaluate import evaluate
 from dse.model.technology import default_technology, load_technology
 from dse.study.evaluator import ModelEvaluator
 from dse.study.runner import StudyRunner
-from dse.study.space import load_space
 from dse.study.spec import load_study
 from dse.workloads.scenarios import load_mix
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def random_columns(n: int, seed: int) -> dict[str, np.ndarray]:
-    space = load_space(ROOT / "search_spaces/full.yaml")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return space.columns([space.suggest(study.ask()) for _ in range(n)])
+from _designs import FULL_SPACE, random_designs
 
 
 def assert_metrics_sane(m: dict[str, np.ndarray], mix) -> None:
@@ -54,7 +42,7 @@ def assert_metrics_sane(m: dict[str, np.ndarray], mix) -> None:
 @pytest.mark.parametrize("mix_name,seed", [("balanced", 0), ("extended", 1)])
 def test_random_full_space_designs_never_nan_and_reasons(mix_name, seed):
     tech, mix = default_technology(), load_mix(mix_name)
-    cols = random_columns(2000, seed)
+    cols = random_designs(2000, seed)
     m = evaluate(DesignArrays.from_columns(cols, tech), mix, tech)
     assert_metrics_sane(m, mix)
     reasons = " | ".join(str(r) for r in m["reason"][~m["feasible"]])
@@ -98,7 +86,7 @@ def test_targeted_impossible_designs_are_infeasible_with_reason():
 
 def test_small_real_study_over_full_space_stores_infeasible_never_on_front(tmp_path):
     study = {
-        "name": "impossible", "search_space": str(ROOT / "search_spaces/full.yaml"), "mix": "balanced",
+        "name": "impossible", "search_space": str(FULL_SPACE), "mix": "balanced",
         "objectives": [{"metric": "mix.throughput", "direction": "maximize"},
                        {"metric": "system_cost_usd", "direction": "minimize"},
                        {"metric": "power_density_w_per_mm2", "direction": "minimize"}],

@@ -265,6 +265,14 @@ class KnobCodec:
         return [{name: vals[i] for name, vals in per_knob if vals[i] is not None} for i in range(len(X))]
 
 
+def sample_space(space: SearchSpace, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`n` random designs of `space` as knob columns (the input of DesignArrays.from_columns), drawn as the
+    array sampler draws a first generation: each knob independently from its own distribution (log-uniform
+    for log ranges), inactive conditional knobs at their neutral value, fixed knobs as given."""
+    codec = KnobCodec(space)
+    return codec.canonical(codec.random(rng, n), rng)[1]
+
+
 def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
