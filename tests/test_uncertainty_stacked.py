@@ -89,17 +89,9 @@ def _stacked(n: int = 400, samples: int = 8, seed: int = 3, pin: dict | None = N
     return arr, values, design, big
 
 
-# Found when these tests moved to the full space's random designs (I/O dies had never been drawn): a design
-# that fits under no die count keeps its nominal split in _SplitBounds._ranges (`keep`), and chip_area copies
-# it whole, its I/O die count included, while at a sample's prices the cheapest I/O die count may be another:
-# 34 of 3,200 rows (11 designs, every one infeasible and with I/O dies) get another num_io_dies, total and
-# package area and reason than chip_area gives (e.g. n4 systolic, 7 cores, 3.2 GB SRAM, 4 hbm3e, n7 I/O dies,
-# cowos_l, sample 0 of seed 3: 2 I/O dies in chip_area, 3 in the copy).
-IO_DIES_COPIED = "montecarlo._SplitBounds copies the nominal I/O die count of a design that fits under no die count"
-
-
-@pytest.mark.parametrize("pin", [{"chip.io_die_node": "none"},
-                                 pytest.param(None, marks=pytest.mark.xfail(strict=True, reason=IO_DIES_COPIED))])
+# with I/O dies (whose count is a priced choice) and without: the full space drew I/O dies and found a design
+# that fits under no die count copying its nominal I/O die count (montecarlo._SplitBounds._ranges' `keep`)
+@pytest.mark.parametrize("pin", [{"chip.io_die_node": "none"}, None])
 def test_split_bounds_keep_the_cheapest_die_count_and_the_same_areas(pin):
     """The die counts the bounds leave to each (design, sample) row contain the one the full search takes,
     and the restricted search gives the same areas, bit for bit (reasons included)."""

@@ -334,9 +334,10 @@ class _SplitBounds:
             fits[some] = self._spares_fit(big, design, some, upper[some])
         lo = np.where(fits, lo, 1.0)  # the nominal split does not fit: every count ...
         hi = np.where(fits, hi, float(top))
-        # ... unless no count fits under any spare choice (the search keeps its first, n0), or n0 lies beyond
-        # the counts compared (its only candidate)
-        keep = ~fits & ~may_fit.any(axis=0) | (n0 < 1) | (n0 > top)
+        # ... unless no count fits under any spare choice (the search keeps its first, n0; not with I/O dies,
+        # whose count is a priced choice the sample's prices may move), or n0 lies beyond the counts compared
+        # (its only candidate)
+        keep = ~fits & ~may_fit.any(axis=0) & ~np.asarray(big.has_io_die, bool) | (n0 < 1) | (n0 > top)
         return np.where(keep, n0, lo), np.where(keep, n0, hi), upper
 
     def _cheaper_spares(self, big: DesignArrays, design: np.ndarray, rows: np.ndarray, upper: np.ndarray
