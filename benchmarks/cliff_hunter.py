@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 from dse.evaluate import evaluate  # noqa: E402
 from dse.evaluate.metrics import metric_info  # noqa: E402
 from dse.model.area import chip_area  # noqa: E402
+from dse.model.knobs import RESOURCE_KNOBS  # noqa: E402
 from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.model.cost import chip_cost  # noqa: E402
 from dse.model.knobs import BY_NAME  # noqa: E402
@@ -80,9 +81,9 @@ RESIDENCY_KNOB = "chip.sram_mb"
 # area; the cheapest split may have less filler and fewer PHYs than the one before)
 SPLIT_GEOMETRY = ("die_area_mm2", "power_density_w_per_mm2", "cost_per_good_die_usd", "total_area_mm2", "package_mm2")
 GEOMETRY_CHOICES = ("num_io_dies", "spare_cores")  # priced choices beside the die count that move that geometry
-# more of these never lowers cost or power (issue 11: more area, MACs, SRAM, stacks, links or I/O dies)
-GROWING = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks", "chip.links",
-           "chip.io_dies")
+# more of these never lowers cost or power (issue 11: more area, MACs, SRAM, stacks, links or I/O dies): the
+# knob registry's resource knobs
+GROWING = RESOURCE_KNOBS
 # power_w is the workload's: a faster chip may draw less
 NEVER_LOWER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")
 NEVER_LOWER_SAME_SPLIT = ("cost_per_good_die_usd",)  # one die's cost at the same dies and spares (a split or a

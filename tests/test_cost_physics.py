@@ -13,6 +13,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.cost import chip_cost, design_cost, harvested_yield, negative_binomial_yield
 from dse.model.fab import package_yield
 from dse.model.hardware import ChipDesign, Design
+from dse.model.knobs import BY_NAME, RESOURCE_KNOBS
 from dse.model.power import chip_power
 from dse.model.technology import default_technology
 from _designs import random_designs
@@ -174,14 +175,13 @@ def evaluate_cost(cols: dict) -> dict[str, np.ndarray]:
 def step(cols: dict, knob: str, rel: float = 0.02) -> tuple[dict, np.ndarray]:
     """`cols` with `knob` stepped up by `rel` (integers by at least 1) and the relative step taken."""
     v = np.asarray(cols[knob], dtype=float)
-    integer = knob != "chip.sram_mb"
+    integer = BY_NAME[knob].type is int
     new = np.maximum(v + 1, np.round(v * (1 + rel))) if integer else v * (1 + rel)
     return {**cols, knob: new}, (new - v) / np.maximum(v, 1e-12)
 
 
 # chip.io_dies is the fewest I/O dies (the count is a priced choice): a higher floor never makes a chip cheaper
-GROWING_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols", "chip.sram_mb", "chip.memory_stacks",
-                 "chip.links", "chip.io_dies")
+GROWING_KNOBS = RESOURCE_KNOBS  # the knob registry's resource knobs (more of one buys hardware)
 
 
 @pytest.fixture(scope="module")

@@ -294,3 +294,17 @@ def test_space_when_is_type_checked_with_registry_kinds(tmp_path):
     p.write_text("name: s\nparams:\n  chip.memory: {choices: [hbm3, none]}\n"
                  "  chip.memory_stacks: {low: 1, high: 4, when: \"chip.memory != 'none'\", inactive: 0}\n")
     assert load_space(p).is_active("chip.memory_stacks", {"chip.memory": "hbm3"})
+
+
+def test_resource_knobs_are_numeric_counts_or_capacities():
+    """The registry's resource knobs (more of one buys hardware) are what the cliff hunter and the cost tests
+    step up: each is a numeric knob with a lower bound and a unit, and the chip's MACs, SRAM and memory are
+    among them."""
+    from dse.model.knobs import BY_NAME, RESOURCE_KNOBS
+
+    assert RESOURCE_KNOBS and len(set(RESOURCE_KNOBS)) == len(RESOURCE_KNOBS)
+    for name in RESOURCE_KNOBS:
+        k = BY_NAME[name]
+        assert k.type in (int, float) and k.low is not None and k.low >= 0 and k.unit, name
+    assert {"chip.cores", "chip.sram_mb", "chip.memory_stacks"} <= set(RESOURCE_KNOBS)
+    assert not BY_NAME["chip.clock_ghz"].resource  # a faster clock is not more hardware (power may rise or fall)

@@ -48,6 +48,7 @@ class Knob:
     what: str | None = None  # noun in "unknown <what> 'x'" messages
     none_means: str | None = None
     min_items: int | None = None
+    resource: bool = False  # more of it is more hardware (area, MACs, SRAM, stacks, links): never cheaper or lower power
 
     @property
     def section(self) -> str:
@@ -158,13 +159,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.process_node", str, "n5", "Process node", "Logic process node of the compute dies.", _ASSUMED,
          table="process_nodes", what="process node"),
     Knob("chip.cores", int, 64, "Cores", "Compute cores, each with one MAC array.", _ASSUMED, unit="count",
-         low=0, low_open=True, high=10_000_000, bounds_source="sanity bound: far beyond any wafer"),
+         low=0, low_open=True, high=10_000_000, bounds_source="sanity bound: far beyond any wafer", resource=True),
     Knob("chip.array_rows", int, 128, "Array rows", "Rows of each core's MAC array.",
          "assumed: 128×128 (TPU v4 MXU)", unit="count", low=0, low_open=True, high=4096,
-         bounds_source="sanity bound: 32× the largest published array (128)"),
+         bounds_source="sanity bound: 32× the largest published array (128)", resource=True),
     Knob("chip.array_cols", int, 128, "Array columns", "Columns of each core's MAC array.",
          "assumed: 128×128 (TPU v4 MXU)", unit="count", low=0, low_open=True, high=4096,
-         bounds_source="sanity bound: 32× the largest published array (128)"),
+         bounds_source="sanity bound: 32× the largest published array (128)", resource=True),
     Knob("chip.clock_ghz", float, 1.0, "Clock", "Clock of the compute arrays.", _ASSUMED, unit="GHz",
          low=0, low_open=True, high=10, bounds_source="sanity bound: 2× the fastest shipping logic clock"),
     Knob("chip.precisions", list, ["bf16", "fp8", "int8"], "Precisions",
@@ -184,7 +185,7 @@ KNOBS: tuple[Knob, ...] = (
          "assumed: an FMA lane per array column (2 FLOP)",
          unit="FLOP/cycle", low=0, none_means="2 per array column per core"),
     Knob("chip.sram_mb", float, 64.0, "SRAM", "On-chip SRAM capacity.", _ASSUMED, unit="MB", low=0,
-         high=10_000_000, bounds_source="sanity bound: 10 TB of SRAM"),
+         high=10_000_000, bounds_source="sanity bound: 10 TB of SRAM", resource=True),
     Knob("chip.sram_tbps", float, None, "SRAM bandwidth", "On-chip SRAM bandwidth.", "technology process_nodes table",
          unit="TB/s", low=0, low_open=True, none_means="technology GB/s per MB × clock"),
     Knob("chip.sram_kind", str, "scratchpad", "SRAM kind",
@@ -193,7 +194,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.memory", str, "hbm3e", "Off-chip memory", "Off-chip memory technology (or none).", _ASSUMED,
          table="memories", extra=(NONE,), what="memory"),
     Knob("chip.memory_stacks", int, 4, "Memory stacks", "Off-chip memory stacks (HBM) or devices (LPDDR, GDDR).",
-         _ASSUMED, unit="count", low=0, high=10_000, bounds_source="sanity bound"),
+         _ASSUMED, unit="count", low=0, high=10_000, bounds_source="sanity bound", resource=True),
     Knob("chip.memory_gbps_per_stack", float, None, "Memory bandwidth per stack",
          "Bandwidth of one memory stack, overriding the memory table.", "technology memories table",
          unit="GB/s", low=0, low_open=True, none_means="the memory table's figure"),
@@ -203,7 +204,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.link", str, "nvlink4", "Link", "Chip-to-chip link technology (or none).",
          "H100 SXM (NVLink 4)", table="links", extra=(NONE,), what="link"),
     Knob("chip.links", int, 18, "Links", "Chip-to-chip links per chip.", "H100 SXM: 18 NVLink 4 links",
-         unit="count", low=0, high=10_000, bounds_source="sanity bound"),
+         unit="count", low=0, high=10_000, bounds_source="sanity bound", resource=True),
     Knob("chip.packaging", str, "cowos_s", "Packaging", "Package technology (organic, 2.5D interposer, wafer).",
          "H100 SXM (CoWoS-S)", table="packaging", what="packaging"),
     Knob("chip.dies", int, None, "Dies", "Logic dies per package.", "automatic", unit="count", low=1, high=64,
@@ -227,7 +228,7 @@ KNOBS: tuple[Knob, ...] = (
          "ones may cost less), so a higher floor never makes a chip cheaper.",
          "one or more, the cheapest; MI300X: 4", unit="count", low=1, high=16,
          bounds_source="assumed: MI300X carries 4 I/O dies; headroom for wider memory systems (also the most "
-                       "the model's choice considers)"),
+                       "the model's choice considers)", resource=True),
     Knob("chip.tdp_w", float, None, "TDP cap", "Power cap of one chip.", "no cap", unit="W", low=0, low_open=True,
          none_means="no power cap"),
     # ---------------------------------------------------------------- system
@@ -240,6 +241,11 @@ KNOBS: tuple[Knob, ...] = (
 )
 
 BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
+
+
+# the knobs whose increase buys hardware (issue 11: "more area, MACs, SRAM or memory stacks" never lower cost or
+# power); the cliff hunter and the cost tests step exactly these
+RESOURCE_KNOBS: tuple[str, ...] = tuple(k.name for k in KNOBS if k.resource)
 
 
 def knobs_of(section: str) -> tuple[Knob, ...]:
@@ -332,5 +338,5 @@ def design_json_schema(tech: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["Knob", "Rule", "KNOBS", "BY_NAME", "RULES", "SECTIONS", "TOPOLOGIES", "TOPOLOGY_CODE", "NONE",
+__all__ = ["Knob", "Rule", "KNOBS", "RESOURCE_KNOBS", "BY_NAME", "RULES", "SECTIONS", "TOPOLOGIES", "TOPOLOGY_CODE", "NONE",
            "knobs_of", "design_json_schema"]
