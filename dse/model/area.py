@@ -205,6 +205,13 @@ class _IoChoices:
             best[better] = j
         return best
 
+    def chosen(self, rows, compute_usd: np.ndarray, room_mm2: np.ndarray) -> dict[str, np.ndarray]:
+        """`at(pick(rows, compute_usd, room_mm2), rows)`; with a single candidate (no design of the set
+        has a choice: e.g. none has I/O dies) that candidate's fields at `rows` (broadcasting like them)."""
+        if self.count.shape[0] == 1:  # pick can only return 0: skip the scan and the 2-D gathers
+            return {k: getattr(self, k)[0][rows] for k in ("count", "die", "critical", "usd", "escape")}
+        return self.at(self.pick(rows, compute_usd, room_mm2), rows)
+
     def take(self, idx: np.ndarray) -> "_IoChoices":
         """The candidates of designs `idx`."""
         return _IoChoices(**{k: v[:, idx] for k, v in vars(self).items()})
@@ -333,6 +340,20 @@ def _blocks(arr: DesignArrays) -> _Blocks:
                    tbps_per_mm=tbps_per_mm, io=io_choices)
 
 
+class _Rows:
+    """Rows `idx` of a DesignArrays, gathered per field on first use (`_candidate` reads a few dozen of its
+    fields: a full `take` of the replicated rows of every die count would copy them all)."""
+
+    def __init__(self, arr: DesignArrays, idx: np.ndarray):
+        self._arr, self._idx, self.n, self.tech = arr, idx, len(idx), arr.tech
+
+    def __getattr__(self, name: str):
+        v = getattr(self._arr, name)
+        v = v[self._idx] if isinstance(v, np.ndarray) else v
+        setattr(self, name, v)
+        return v
+
+
 def _take_blocks(b: _Blocks, idx: np.ndarray) -> _Blocks:
     return _Blocks(**{k: v.take(idx) if isinstance(v, _IoChoices) else v[idx] for k, v in vars(b).items()})
 
@@ -366,7 +387,7 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
         package_c = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i])
         dies_c = arr.wafer_price_usd[i] / (dpw_i * np.maximum(y_i, 1e-12)) * n[i]
         room = arr.pkg_max_interposer_mm2[i] / arr.pkg_area_scale[i] - n[i] * die_i - b.footprint[i]
-        io = b.io.at(b.io.pick(i, dies_c + memory_usd[i] + package_c * arr.pkg_usd_per_mm2[i], room), i)
+        io = b.io.chosen(i, dies_c + memory_usd[i] + package_c * arr.pkg_usd_per_mm2[i], room)
         y_pkg = fab.package_yield(n[i], bonded[i] + io["count"], y_i, arr.pkg_assembly_yield_per_die[i],
                                   w.probe_coverage) * io["escape"]
         money = fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i] + io["usd"],
@@ -440,25 +461,26 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
     idx = np.flatnonzero(auto & (n_lo < n_hi))
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
-        sub, sub_b = (arr, b) if idx.size == arr.n else (  # every row may split: no copy
-            arr.take(idx), _take_blocks(b, idx))
+        # every further count of every row in one `_candidate` call (rows are independent), then compared
+        # count by count in ascending order: the first count that fits, then any strictly cheaper one
+        extras = np.arange(1, top)
+        live = n_lo[idx][None, :] + extras[:, None] <= n_hi[idx][None, :]  # (extra, rows)
+        e_of, pos = np.nonzero(live)  # extra-major: each extra's rows contiguous, in row order
+        rep = idx[pos]
+        cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of])
+        fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
         sub_best = {k: v[idx] for k, v in best.items()}
         sub_ok = best_ok[idx]
-        pos = np.arange(idx.size)  # the rows of `sub` (positions in idx)
-        for extra in range(1, top):
-            live = n_lo[idx[pos]] + extra <= n_hi[idx[pos]]
-            if not live.any():
-                break
-            if live.sum() < 0.7 * live.size:  # most rows are at max_auto_dies: drop them from later candidates
-                keep = np.flatnonzero(live)
-                sub, sub_b, pos, live = sub.take(keep), _take_blocks(sub_b, keep), \
-                    pos[keep], live[keep]
-            cand = _candidate(sub, sub_b, np.minimum(n_lo[idx[pos]] + extra, n_hi[idx[pos]]))
-            ok = live & cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
-            take = ok & (~sub_ok[pos] | (cand["chip_usd"] < sub_best["chip_usd"][pos]))
+        bounds = np.searchsorted(e_of, np.arange(len(extras) + 1))
+        for a, z in zip(bounds[:-1], bounds[1:]):
+            if a == z:
+                continue
+            p, usd = pos[a:z], cand["chip_usd"][a:z]
+            take = fits[a:z] & (~sub_ok[p] | (usd < sub_best["chip_usd"][p]))
+            p, sel = p[take], np.flatnonzero(take) + a
             for k, v in cand.items():
-                sub_best[k][pos] = np.where(take, v, sub_best[k][pos])
-            sub_ok[pos] |= take
+                sub_best[k][p] = v[sel]
+            sub_ok[p] = True
         for k, v in sub_best.items():
             best[k][idx] = v
     c = best
