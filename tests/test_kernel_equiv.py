@@ -146,3 +146,21 @@ def test_the_kernel_cache_is_stamped_ready_by_source_content_and_numba_version(k
         assert not perf.kernel_cache_ready()
     finally:
         ready.write_text(stamp)
+
+
+@needs_numba
+def test_spare_search_compiled_equals_numpy_under_harsh_and_mild_defects(kernel):
+    """`fab.best_spares`' compiled scan (`step_kernel.spare_scan`, with its early stops) picks the same spares,
+    die, yield and cost as the numpy scan, at the default defect densities and at 5x / 0.2x of them with a
+    more clustered yield model (more spares pay, or none do), on random designs (SIMT ones carry spares)."""
+    from dse.model.area import chip_area
+
+    tech = default_technology()
+    base = DesignArrays.from_columns(random_columns(1500, np.random.default_rng(11)), tech)
+    for scale, alpha in ((1.0, 1.0), (5.0, 0.5), (0.2, 2.0)):
+        arr = base.take(np.arange(base.n))
+        arr.defect_density_per_cm2 = arr.defect_density_per_cm2 * scale
+        arr.yield_alpha = arr.yield_alpha * alpha
+        ref, got = (vars(kernel(mode, chip_area, arr)) for mode in ("numpy", "numba"))
+        assert (np.asarray(ref["spare_cores"]) > 0).any()
+        _same(ref, got, f"chip_area at {scale}x defects")

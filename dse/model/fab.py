@@ -96,7 +96,8 @@ def _ascending_sums(a_nr_cm2: np.ndarray, a_arr_cm2: np.ndarray, spares: np.ndar
 
 def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_per_cm2: ArrayLike, alpha: ArrayLike,
                 max_spares: ArrayLike, max_die_mm2: ArrayLike, min_die_mm2: ArrayLike, diameter_mm: float,
-                scribe_mm: float, edge_mm: float, usd_of=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                scribe_mm: float, edge_mm: float, usd_of=None, usd_terms: dict | None = None,
+                kernel=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Spare cores per die among SPARE_CHOICES ≤ `max_spares` whose die still fits `max_die_mm2` (no spare
     if none fits), minimising `usd_of(rows, die_mm2, yield, dpw)` (the chip's cost with that die, e.g.
     known-good dies + package + assembly scrap), or without it the wafer area per good die. `fixed_mm2` is
@@ -104,8 +105,11 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     than `min_die_mm2` is padded to it (I/O-limited die: the filler adds wafer area, not critical area).
     Minimising the full cost (not a proxy) over a set of choices that only shrinks as the die grows is
     what keeps cost monotone in area. `usd_of` is called elementwise: `rows` (indices into the inputs) may
-    come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments. Returns (spares, die_mm2 incl. padding,
-    yield, dpw)."""
+    come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments.
+    `kernel` (dse.model.step_kernel, when the compiled path is on) with `usd_terms` (what `usd_of` reads per
+    row, `step_kernel.SPARE_ROW[9:]`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
+    that chip cost, as in `area._candidate`) scans the choices in `step_kernel.spare_scan` instead, with the
+    same arithmetic. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
         fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
     best_s = np.zeros_like(fixed)
@@ -122,6 +126,22 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     # a block's temporaries cache-sized); the choices are then compared in ascending order exactly as a
     # one-choice-at-a-time scan would
     choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    if kernel is not None and usd_of is not None and usd_terms is not None:
+        names = kernel.SPARE_ROW
+        per = dict(fixed=fixed, core=core, cores=n_cores, d0=d0, alpha=al, cap=cap, max_die=max_die,
+                   min_die=min_die, start_usd=best_usd)
+        rowv = np.empty((len(names), idx.size))
+        for k, name in enumerate(names):
+            rowv[k] = np.broadcast_to(per[name] if name in per else usd_terms[name], fixed.shape)[idx]
+        r = diameter_mm / 2.0 - edge_mm  # dies_per_wafer's constants, evaluated as it does
+        pick = np.empty(idx.size, np.int64)
+        die_k, y_k, dpw_k = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
+        kernel.spare_scan(rowv, choices, np.pi * r * r, np.pi * 2 * r, float(scribe_mm),
+                          float(usd_terms["coverage"]), float(usd_terms["test_fraction"]), pick, die_k, y_k, dpw_k)
+        won = pick >= 0
+        j = idx[won]
+        best_s[j], best_die[j], best_y[j], best_dpw[j] = choices[pick[won]], die_k[won], y_k[won], dpw_k[won]
+        return best_s, best_die, best_y, best_dpw
     per_row = [x[idx] for x in (fixed, core, n_cores, d0, al, max_die, min_die, cap)]
     for start in range(0, idx.size, SCAN_ROWS):
         rows = idx[start:start + SCAN_ROWS]

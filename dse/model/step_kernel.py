@@ -345,9 +345,86 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
         e_out[i] = energy if want_e[i] else np.nan
 
 
+# per-row inputs of `spare_scan`, rows of one (len(SPARE_ROW), rows) float array: the die (`fab.best_spares`)
+# and the chip's cost terms that do not depend on the spare count (`area._candidate`'s chip_usd with one I/O
+# die count: `n` dies, memory + I/O dies USD, the I/O dies' package area, bonded parts, their escapes)
+SPARE_ROW = ("fixed", "core", "cores", "d0", "alpha", "cap", "max_die", "min_die", "start_usd",
+             "n", "wafer_usd", "memory_usd", "pkg_scale", "footprint", "io_pkg_mm2", "pkg_usd_per_mm2", "bonded",
+             "bond_yield", "io_escape")
+
+
+@njit(cache=True, nogil=True)
+def spare_scan(rowv, choices, dpw_c1, dpw_c2, scribe, coverage, test_fraction, pick, die_out, y_out, dpw_out):
+    """`fab.best_spares`' scan over the spare `choices` (ascending) of each row with `usd_of` = the chip cost
+    of `area._candidate`, term by term as the numpy path evaluates them: the harvested yield's sum
+    (`fab._ascending_sums`, then clipped), `fab.dies_per_wafer` (its constants π r² and 2π r as `dpw_c1`,
+    `dpw_c2`), `fab.package_yield` and `fab.manufacturing_usd`; a choice wins if it fits and is cheaper than
+    the best so far by 1e-12 relative. Writes the winning column (-1: none) and its die, yield and dpw."""
+    R = rowv.shape[1]
+    C = choices.shape[0]
+    for r in range(R):
+        f, c, m, d, a = rowv[0, r], rowv[1, r], rowv[2, r], rowv[3, r], rowv[4, r]
+        cap, top, bottom, score = rowv[5, r], rowv[6, r], rowv[7, r], rowv[8, r]
+        n, wafer, mem, scale, foot = rowv[9, r], rowv[10, r], rowv[11, r], rowv[12, r], rowv[13, r]
+        io_pkg, pkg_usd, bonded, bond, io_esc = rowv[14, r], rowv[15, r], rowv[16, r], rowv[17, r], rowv[18, r]
+        a_nr = f / 100.0
+        bond_part = bond ** bonded
+        # bounds that end the scan early without changing its result: the die only grows with the spares
+        # (so it stays past `top` once there), and a choice's cost is at least its cost with the yield at
+        # its limit for unbounded spares (y_inf: a clean non-redundant area) and the package yield at that
+        # of its bonds (inv_pkg: test escapes <= 1), which only grows with the die: once that bound is not
+        # below the best cost, no later choice can win (1e-9: rounding of the bound against the cost)
+        y_inf = _mx((1.0 + a_nr * d / a) ** (-a) * (1.0 + 1e-9), 1e-12)
+        inv_pkg = 1.0 / (_mx(bond_part, 1e-12) * io_esc)
+        best = -1
+        best_die = best_y = best_dpw = 0.0
+        for col in range(C):
+            s = choices[col]
+            array = (m + s) * c
+            die = _mx(f + array, bottom)
+            if not (die <= top and cap >= s):
+                if c >= 0.0:
+                    break
+                continue
+            q = np.sqrt(die) + scribe
+            q = q * q
+            dpw = _mx(dpw_c1 / q - dpw_c2 / np.sqrt(2 * q), 1.0)
+            package = scale * (n * die + foot) + io_pkg
+            raw = package * pkg_usd
+            dies_lo = wafer / (dpw * y_inf) * n
+            if ((dies_lo + mem + raw) * inv_pkg + test_fraction * dies_lo) * (1.0 - 1e-9) >= score and c >= 0.0:
+                break  # (dies per wafer never grow with the die: π r²/A − 2π r/√(2A) falls until it is < 1)
+            # harvested yield: Σ_{k<=s} of the negative-binomial terms
+            a_arr = array / 100.0
+            t = (a_nr + a_arr) * d / a
+            rr = a_arr * d / a / (1.0 + t)
+            term = (1.0 + t) ** (-a)
+            total = term
+            for k in range(int(s)):
+                term = term * (a + k)
+                term = term / (k + 1)
+                term = term * rr
+                total = total + term
+            y = _mn(_mx(total, 0.0), 1.0)
+            # the chip's cost with this die (package yield, then known-good dies + memory + package + scrap)
+            esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+            y_pkg = _mx(bond_part * esc ** n, 1e-12) * io_esc
+            dies = wafer / (dpw * _mx(y, 1e-12)) * n
+            scrap = (raw + dies + mem) * (1.0 / y_pkg - 1.0)
+            usd = dies + mem + raw + scrap + test_fraction * dies
+            if usd < score * (1 - 1e-12):
+                score, best, best_die, best_y, best_dpw = usd, col, die, y, dpw
+        pick[r] = best
+        if best >= 0:
+            die_out[r], y_out[r], dpw_out[r] = best_die, best_y, best_dpw
+
+
 def warm() -> None:
-    """Compile `step_kernel` for the argument types `perf.step_times` passes (or load it from the cache)."""
+    """Compile `step_kernel` for the argument types `perf.step_times` passes, and `spare_scan` for
+    `fab.best_spares`' (or load them from the cache)."""
     i1, f1 = np.zeros(1, np.int64), np.zeros(1)
+    spare_scan(np.ones((len(SPARE_ROW), 1)), np.ones(1), 1.0, 1.0, 0.0, 1.0, 0.0, i1.copy(), f1.copy(), f1.copy(),
+               f1.copy())
     step_kernel(i1, i1, f1, f1, f1, np.ones(1, bool), np.ones((len(_OP), 1, 1)), np.ones((len(_MM), 1, 1)),
                 np.ones((1, 2)), i1.copy(), np.ones((1, len(_HW))), np.ones((1, 1)), np.zeros((1, 1)),
                 np.zeros((1, 1)), np.ones(len(_CAL)), 256.0, np.empty(1), np.empty(1))
