@@ -270,8 +270,13 @@ class CnnPlanTable:
 
 
 def cnn_plan_table(scenario, shape, prec) -> CnnPlanTable:
-    """The `CnnPlanTable` of a scenario (steps cached by `Builders.cnn`)."""
-    plans = tuple(cnn_plans(scenario))
+    """The `CnnPlanTable` of a scenario (cached on its shape, precision and batches: one hash of the shape
+    per call rather than one per batch in `Builders.cnn`'s cache)."""
+    return _cnn_plan_table(shape, prec, tuple(cnn_plans(scenario)))
+
+
+@lru_cache(maxsize=256)
+def _cnn_plan_table(shape, prec, plans: tuple[Plan, ...]) -> CnnPlanTable:
     steps = tuple(Builders.cnn(shape, p.batch, prec) for p in plans)
     foot = np.array([cnn_footprint(s) for s in steps], float).reshape(len(steps), 3)
     return CnnPlanTable(plans, steps, np.array([p.batch for p in plans], np.int64), *foot.T)

@@ -125,7 +125,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     # every spare choice of a block of rows at once, as (choices, rows) arrays (a choice's rows contiguous,
     # a block's temporaries cache-sized); the choices are then compared in ascending order exactly as a
     # one-choice-at-a-time scan would
-    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= cap[idx].max()], float)
+    most = cap[idx].max()
+    choices = np.array([s for s in SPARE_CHOICES[1:] if s <= most], float)
     if kernel is not None and usd_of is not None and usd_terms is not None:
         names = kernel.SPARE_ROW
         per = dict(fixed=fixed, core=core, cores=n_cores, d0=d0, alpha=al, cap=cap, max_die=max_die,

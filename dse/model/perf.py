@@ -1023,7 +1023,9 @@ def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, 
     calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
     # fresh writable C arrays of one dtype each: what the kernel was compiled for (numba types a read-only
     # or strided array differently and would compile again)
-    f = (lambda x: np.array(np.broadcast_to(np.asarray(x, float), (m,)), float))
+    def f(x):
+        x = np.asarray(x, float)
+        return np.array(x, order="C") if x.shape == (m,) else np.array(np.broadcast_to(x, (m,)), float)
     want = np.ones(m, bool) if energy_of is None else np.array(energy_of, bool)
     sk.step_kernel(np.array(table_of, np.int64), np.array(design_of, np.int64), f(weights_resident),
                    f(kv_resident), f(resident_bytes), want, ops, mm, rows, kind, hwd, peak, narrow, efl, calv,
