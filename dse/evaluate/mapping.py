@@ -429,7 +429,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     # stages by rung level (position in its ladder, growing micro-batch): a design that fails a rung of a
     # pruning ladder never reaches its later ones, so each level is timed only on the designs that passed
     # every earlier rung; once a level has few pairs, the remaining levels are one stage
-    level = rung - t.rung_start[rung]
+    level = (t.rung - t.rung_start[t.rung])[pj]  # per plan, then per pair (one gather over the pairs)
     levels = int(level.max()) + 1 if len(level) else 0
     passed = np.zeros((n, R), bool)
     memo = _StepMemo(len(t.steps) * 3 * n)
@@ -519,9 +519,12 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
     reason = np.full(n, "", dtype=object)
     if not feasible.all():
-        gap = np.maximum(tpot / (slo_tpot * 1e-3) if slo_tpot else 0.0, ttft / (slo_ttft * 1e-3) if slo_ttft else 0.0)
-        miss = offered & ~slo_ok & ~t.over[pj] & ~feasible[pi] & (gap < np.inf)
-        closest = _first_max_by(pi, np.where(miss, -gap, -np.inf), n)
+        near = np.flatnonzero(offered & ~slo_ok & ~t.over[pj] & ~feasible[pi])  # the SLO gap of these pairs only
+        gap = np.maximum(tpot[near] / (slo_tpot * 1e-3) if slo_tpot else 0.0,
+                         ttft[near] / (slo_ttft * 1e-3) if slo_ttft else 0.0)
+        miss_score = np.full(len(pi), -np.inf)
+        miss_score[near] = np.where(gap < np.inf, -gap, -np.inf)
+        closest = _first_max_by(pi, miss_score, n)
         plan_text: dict = {}
         for i in np.flatnonzero(~feasible):
             if closest[i] >= 0:
