@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from dse.model import fab
 from dse.model.arrays import DesignArrays, _Flags
 from dse.model.hardware import Design, active_technology
+from dse.model.kernel import compiled_kernel
 from dse.model.knobs import BY_NAME
 from dse.model.technology import Technology
 
@@ -398,7 +399,6 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     # a spare must leave the die within the reticle and the package within its limit (with the I/O dies at
     # their smallest package area): a spare that breaks the package would reject the whole split
     pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - b.io.area.min(axis=0)) / n
-    from dse.model.perf import compiled_kernel
     kernel = compiled_kernel() if b.io.count.shape[0] == 1 else None
     terms = None
     if kernel is not None:  # one I/O die count: chip_usd's terms that do not depend on the die, for the kernel

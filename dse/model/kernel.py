@@ -1,0 +1,137 @@
+"""Which path the model's compiled kernels take (`DSE_KERNEL`: numba, numpy or auto) and numba's cache of
+them (dse/model/step_kernel.py): `perf.step_times` and `area`'s spare search ask `compiled_kernel()` for the
+kernel module, or None for the numpy path. Kept apart from `perf` so that every model file may ask."""
+
+from __future__ import annotations
+
+KERNEL_ENV = "DSE_KERNEL"  # "numba" (compiled; an error when numba is missing), "numpy", "auto" (the default)
+# auto: a process times this many (instance × operator) elements in numpy (~1.5 s on one core, ~20k designs of
+# the balanced mix) before it looks for the compiled kernel, so that a small run (the quickstart) never pays
+# numba's import and cache load (~1–2 s; the kernel saves ~0.12 µs per element);
+# past it, the kernel is used once numba's cache of it is there, and compiled in a background process
+# otherwise (~10 s of CPU, once per install; the run goes on in numpy meanwhile)
+KERNEL_AUTO_ELEMENTS = 10_000_000
+_KERNEL = {"module": None, "elements": 0, "spawned": False, "numba": None}
+
+
+def kernel_mode() -> str:
+    """The path `step_times` takes now: "numba" (compiled) or "numpy"."""
+    return "numba" if _KERNEL["module"] is not None or _mode() == "numba" else "numpy"
+
+
+def reset_kernel() -> None:
+    """Forget the path chosen so far (after changing `DSE_KERNEL` in this process: benchmarks, tests)."""
+    _KERNEL.update(module=None, elements=0, checked=-1e9, stamp=None)
+
+
+def _mode() -> str:
+    import os
+    want = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+    if want not in ("auto", "numba", "numpy"):
+        raise ValueError(f"{KERNEL_ENV}={want!r}: expected auto, numba or numpy")
+    return want
+
+
+def kernel_cache_stamp() -> str:
+    """What numba's cache of the kernel depends on: the kernel source's content and numba's version (read
+    without importing numba); '' when either is missing."""
+    import hashlib
+    from importlib import metadata
+    from pathlib import Path
+    try:
+        src = Path(__file__).with_name("step_kernel.py").read_bytes()
+        return f"{hashlib.sha256(src).hexdigest()} numba {metadata.version('numba')}"
+    except (OSError, metadata.PackageNotFoundError):
+        return ""
+
+
+KERNEL_READY_FILE = "__pycache__/step_kernel.ready"  # beside this file: the stamp of the last cached compile
+
+
+def kernel_cache_ready() -> bool:
+    """Whether numba's on-disk cache of the compiled kernel (next to dse/model/step_kernel.py) holds the
+    current source under the installed numba: `step_kernel.warm` leaves the stamp it compiled (numba keys its
+    cache on the source's content, so a checkout that only touches the file keeps it valid)."""
+    from pathlib import Path
+    try:
+        ready = (Path(__file__).parent / KERNEL_READY_FILE).read_text()
+    except OSError:
+        return False
+    if _KERNEL.get("stamp") is None:
+        _KERNEL["stamp"] = kernel_cache_stamp()  # once per process (~6 ms)
+    return bool(_KERNEL["stamp"]) and ready == _KERNEL["stamp"]
+
+
+def _spawn_compile() -> None:
+    """Compile the kernel into numba's cache in a detached low-priority process (once per process; a lock
+    file keeps concurrent processes from compiling it together)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    _KERNEL["spawned"] = True
+    lock = Path(__file__).with_name("__pycache__") / "step_kernel.compiling"
+    try:
+        lock.parent.mkdir(exist_ok=True)
+        if not os.access(lock.parent, os.W_OK):  # numba would cache elsewhere, where auto mode does not look
+            return
+        if lock.exists() and time.time() - lock.stat().st_mtime < 300:
+            return
+        lock.touch()
+        code = ("import os; os.nice(10)\nfrom dse.model import kernel, step_kernel\n"
+                f"try: kernel.warm_kernel(step_kernel)\nfinally: os.remove({str(lock)!r})")
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True,
+                         env={**os.environ, KERNEL_ENV: "numba"})
+    except OSError:
+        pass
+
+
+def compiled_kernel(elements: int = 0):
+    """`dse.model.step_kernel` (numba) when `DSE_KERNEL` selects it, else None (the numpy path). `elements`:
+    the (instance × operator) elements of the call about to be timed, counted for auto mode."""
+    if _KERNEL["module"] is not None:
+        return _KERNEL["module"]
+    mode = _mode()
+    if mode == "numpy":
+        return None
+    if mode == "auto":
+        _KERNEL["elements"] += elements
+        if _KERNEL["elements"] < KERNEL_AUTO_ELEMENTS:
+            return None
+        if _KERNEL["numba"] is None:
+            import importlib.util
+            _KERNEL["numba"] = importlib.util.find_spec("numba") is not None
+        if not _KERNEL["numba"]:
+            return None
+        import time
+        now = time.monotonic()
+        if now - _KERNEL.get("checked", -1e9) < 1.0:  # look for the background compile at most once a second
+            return None
+        _KERNEL["checked"] = now
+        if not kernel_cache_ready():
+            if not _KERNEL["spawned"]:
+                _spawn_compile()
+            return None
+    from dse.model import step_kernel
+    warm_kernel(step_kernel)
+    _KERNEL["module"] = step_kernel
+    return step_kernel
+
+
+def warm_kernel(step_kernel) -> None:
+    """Compile (or load) `step_kernel` now, then stamp its cache ready for auto mode where numba cached it
+    next to the package (`kernel_cache_ready`)."""
+    from pathlib import Path
+    step_kernel.warm()
+    here = Path(__file__).resolve().parent
+    stats = getattr(step_kernel.step_kernel, "stats", None)
+    if stats is not None and Path(stats.cache_path).resolve() != here / "__pycache__":
+        return  # cached elsewhere (read-only install): auto mode does not look there
+    ready, stamp = here / KERNEL_READY_FILE, kernel_cache_stamp()
+    try:
+        if not ready.exists() or ready.read_text() != stamp:
+            ready.write_text(stamp)
+    except OSError:
+        pass
