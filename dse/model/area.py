@@ -26,6 +26,7 @@ from dse.model.technology import Technology
 
 UM2_PER_MM2 = 1e6
 MAX_DIES = 64  # same bound as chip.dies (arrays.MAX_DIES)
+SPLIT_ROWS = 65_536  # (design, die count) rows chip_area's split compares per call (~40 MB of temporaries)
 
 
 @dataclass
@@ -475,26 +476,30 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
         # every further count of every row in one `_candidate` call (rows are independent), then compared
         # count by count in ascending order: the first count that fits, then any strictly cheaper one
+        # (in blocks of rows: at most SPLIT_ROWS replicated rows per call bound its temporaries)
         extras = np.arange(1, top)
-        live = n_lo[idx][None, :] + extras[:, None] <= n_hi[idx][None, :]  # (extra, rows)
-        e_of, pos = np.nonzero(live)  # extra-major: each extra's rows contiguous, in row order
-        rep = idx[pos]
-        cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of])
-        fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
-        sub_best = {k: v[idx] for k, v in best.items()}
-        sub_ok = best_ok[idx]
-        bounds = np.searchsorted(e_of, np.arange(len(extras) + 1))
-        for a, z in zip(bounds[:-1], bounds[1:]):
-            if a == z:
-                continue
-            p, usd = pos[a:z], cand["chip_usd"][a:z]
-            take = fits[a:z] & (~sub_ok[p] | (usd < sub_best["chip_usd"][p]))
-            p, sel = p[take], np.flatnonzero(take) + a
-            for k, v in cand.items():
-                sub_best[k][p] = v[sel]
-            sub_ok[p] = True
-        for k, v in sub_best.items():
-            best[k][idx] = v
+        step = max(1, SPLIT_ROWS // len(extras))
+        for start in range(0, idx.size, step):
+            blk = idx[start:start + step]
+            live = n_lo[blk][None, :] + extras[:, None] <= n_hi[blk][None, :]  # (extra, rows)
+            e_of, pos = np.nonzero(live)  # extra-major: each extra's rows contiguous, in row order
+            rep = blk[pos]
+            cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of])
+            fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
+            sub_best = {k: v[blk] for k, v in best.items()}
+            sub_ok = best_ok[blk]
+            bounds = np.searchsorted(e_of, np.arange(len(extras) + 1))
+            for a, z in zip(bounds[:-1], bounds[1:]):
+                if a == z:
+                    continue
+                p, usd = pos[a:z], cand["chip_usd"][a:z]
+                take = fits[a:z] & (~sub_ok[p] | (usd < sub_best["chip_usd"][p]))
+                p, sel = p[take], np.flatnonzero(take) + a
+                for k, v in cand.items():
+                    sub_best[k][p] = v[sel]
+                sub_ok[p] = True
+            for k, v in sub_best.items():
+                best[k][blk] = v
     c = best
     n_dies, die = c["n"], c["die"]
 
