@@ -9,7 +9,9 @@ from dse.errors import DseUserError
 from dse.model.area import design_area
 
 REQUIRED = {"A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "TPU-v5e", "Groq-LPU",
-            "Cerebras-WSE-3", "M2-Ultra"}
+            "Cerebras-WSE-3", "M2-Ultra",
+            # devices of measurements_more.md §2 / §5 (issue 11), from recalled vendor specifications
+            "speedAI240-Slim", "Inferentia2", "Jetson-AGX-Thor", "Arc-Pro-B60", "Gaudi2", "Cloud-AI100-Ultra"}
 
 
 def test_catalog_has_required_entries():
@@ -53,6 +55,12 @@ def test_named_facts():
     assert groq.memory == "none" and groq.sram_mb == 230 and groq.process_node == "n16"
     assert load_catalog_design("Cerebras-WSE-3").chip.packaging == "wafer_scale"
     assert load_catalog_design("M2-Ultra").chip.memory == "lpddr5x"
+    # the memories added for them: 6 x32 GDDR6 channels at 19 Gb/s = 456 GB/s; 4 x64 LPDDR4X at 4,266 MT/s
+    b60 = load_catalog_design("Arc-Pro-B60")
+    assert b60.chip.memory == "gddr6" and b60.derived()["mem_bw_tbps"] == pytest.approx(6 * 19 * 32 / 8 / 1000)
+    assert load_catalog_design("Cloud-AI100-Ultra").chip.memory == "lpddr4x"
+    slim = load_catalog_design("speedAI240-Slim").chip
+    assert slim.memory == "none" and slim.sram_mb == 238  # the Slim card's LPDDR5 is disabled (MLPerf v4.1)
 
 
 def test_unknown_name_suggests():

@@ -41,6 +41,22 @@ KNOWN_GAPS = {
     "Cerebras-WSE-3": "catalog counts 32 fp16 MACs/core (63 PF dense; Cerebras: 8-wide FP16 SIMD, ~15.8 PF "
                       "dense) and 23 kW is the CS-3 system: fixing the MAC count needs per-core control/router "
                       "area and small-bank SRAM energy the area/energy model lacks (model 51.6 kW, 2.24x)",
+    # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
+    # measured 2026-12-01 with the model's n5/n7 energy per FLOP (derived from GPUs) and no voltage-frequency curve
+    "speedAI240-Slim": "at-memory compute: model 584 W (arrays 426 W at n7's 0.43 pJ per bf16 FLOP, SRAM feed "
+                       "117 W) vs the 75 W card (7.8x); UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, "
+                       "recalled): operands move microns from bank to PE, which a GPU-derived energy per FLOP and "
+                       "a large-array SRAM pJ/B do not describe",
+    "Cloud-AI100-Ultra": "model 94.5 W per SoC (arrays 71 W at 0.33 pJ per INT8 op) vs 150 W / 4 SoCs = 37.5 W "
+                         "(2.5x): the Ultra runs its SoCs at a low clock (assumed 0.83 GHz) and voltage; energy per "
+                         "op does not fall with the clock in the model (no voltage-frequency curve)",
+    "Arc-Pro-B60": "model 78 W (arrays 44 W, GDDR6 27 W) vs the 200 W top of the published 120-200 W board "
+                   "range (0.39x): a consumer part clocked at 2.4 GHz runs high on its voltage curve (energy per "
+                   "op ~V^2, not modelled), the board power adds fans and VRM losses, and the area model gives "
+                   "98 mm2 of logic for a ~272 mm2 die (leakage scales with it)",
+    "Gaudi2": "model 408 W (MME 281 W, HBM2E 77 W, 24x100GbE as 6 SerDes links 26 W) vs the 600 W OAM rating "
+              "(0.68x): the 24 TPC VLIW cores are counted as vector FLOPs only (14 W) and the RoCE NIC engines "
+              "and board losses are not modelled",
 }
 BASES = (None, "measured_max", "system")
 

@@ -36,6 +36,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "layer_prefill_ms": ("ms", "layer"),             # one transformer layer, prefill of batch x prompt
     "layer_decode_ms": ("ms", "layer"),              # one transformer layer, one decode step
     "offline_images_per_s_per_chip": ("images/s/chip", "cnn"),  # best batch <= max_batch, no SLO
+    "cnn_latency_ms": ("ms", "cnn"),                 # time of one forward pass of the given batch (batch 1: latency)
     "gemm_tflops": ("TFLOPS", "gemm"),               # one (m x k)·(k x n) GEMM, weights from memory
     "gemm_time_ms": ("ms", "gemm"),
     "allreduce_time_us": ("us", "collective"),       # one all-reduce of message_bytes over num_chips

@@ -163,16 +163,24 @@ def _predict_layer(m: Measurement, cal: Calibration, models) -> float:
 
 
 def cnn_scenario(m: Measurement) -> SimpleNamespace:
-    return SimpleNamespace(name=m.id, max_chips=m.num_chips, latency_ms=None, slo=None, goal="throughput",
+    """What `map_cnn` reads of a scenario: the batch policy and chip limit, no SLO; goal = latency for a
+    latency metric (the measured batch is then fixed: the mapping times exactly that batch)."""
+    goal = "latency" if m.lower_is_better else "throughput"
+    return SimpleNamespace(name=m.id, max_chips=m.num_chips, latency_ms=None, slo=None, goal=goal,
                            batch=_batch_policy(m))
 
 
 def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
-
+    """Images/s per chip at the best batch (offline), or the time of one forward pass of the measured
+    batch on one chip (`cnn_latency_ms`: data parallel over chips never shortens one batch)."""
     shape, prec = model_shape(m.model, models), _precision(m.precision)
     res, _ = evaluate_capped(lambda hw: map_cnn(cnn_scenario(m), shape, prec, hw, cal, Builders), _hw(m))
     if not res.feasible[0]:
         return math.nan
+    if m.metric == "cnn_latency_ms":
+        if m.batch is not None and int(round(float(res.metrics["batch"][0]))) != m.batch:
+            return math.nan
+        return float(res.metrics["latency_ms"][0])
     return float(res.metrics["images_per_s"][0]) / m.num_chips
 
 
