@@ -299,3 +299,16 @@ def test_llm_and_cnn_rows_run_at_the_clock_their_tdp_cap_allows(data, monkeypatc
     full = [predict(m, cal, data.models) for m in rows]
     assert capped[0] < full[0] * 0.99  # the 900 W cap lowers the clock ~10 % below the ~992 W full-clock draw
     assert capped[1] == pytest.approx(full[1], rel=1e-12)
+
+
+def test_cnn_latency_is_one_batch_on_one_chip(data):
+    """`cnn_latency_ms` is the time of one forward pass of the measured batch: for a fixed batch b on one chip
+    it is b / (images/s) of the same setup, and a batch-1 pass is never slower than a batch-8 one."""
+    by_id = {m.id: m for m in data.measurements}
+    thr = by_id["neuron-resnet50-b8-throughput-inf2"]  # fixed batch 8, one chip
+    cal = load_calibration(thr.software_class)
+    lat = thr.model_copy(update={"metric": "cnn_latency_ms", "unit": "ms"})
+    ips = predict(thr, cal, data.models)
+    assert predict(lat, cal, data.models) == pytest.approx(8 * 1e3 / ips, rel=1e-9)
+    b1 = lat.model_copy(update={"batch": 1})
+    assert 0 < predict(b1, cal, data.models) < predict(lat, cal, data.models)
