@@ -43,12 +43,13 @@ KNOWN_AT_BOUND: dict[tuple[str, str], str] = {
     # 14 ring steps on 8xH100, 62 / 14 on 8xA100): NCCL's software cost already lives in the link latency,
     # so the floor on top is ~0 and sits at its 2 µs lower bound (one launch + flag handshake).
     ("generic", "collective_floor_us"): "NCCL's small-message cost is already in the link latency_us",
-    # Not a mechanism but the optimizer (2026-12-01, refit after the batch ladder filled batches to capacity):
-    # the tuned fit ends at conv_eff = 1 with loss 0.3007 although conv_eff = 0.85 gives 0.2916 (ResNet-50
-    # H100 / A100 +10.6 / +5.4 % -> +6.0 / -1.9 %): the Nelder-Mead simplex drifts into the flat logistic tail
-    # of the bounded parametrization (dse/validate/calibrate.py `_from_u`) and cannot come back; the same end
-    # with --max-evals 1500. To fix in the fit, not here.
-    ("tuned", "conv_eff"): "Nelder-Mead stalls in the saturated logistic tail (0.85 has a lower loss)",
+    # The one memory-bound generic training row, MI300X vLLM Llama-3-8B batch 1 (10.3 ms per token), is
+    # launch-bound in the model: 355 eagerly launched kernels x launch_us 28.9 us = 10.26 ms, its whole step
+    # (`dse roofline MI300X`, generic), against 14.9 GB read at 5.3 TB/s x 0.917 stream efficiency = 3.1 ms
+    # (~24 us per GEMM, under its launch). The memory roof never decides a generic training
+    # row, so the fit is flat in mem_eff_max and it drifts to its bound (refit on the per-row split,
+    # 2026-12-01). Missing: a generic training row whose memory time exceeds its launches.
+    ("generic", "mem_eff_max"): "no generic training row is memory-bound (eager launches hide the memory roof)",
 }
 
 

@@ -17,7 +17,7 @@ def test_rows_load_every_kind_and_both_splits():
     assert {m.kind for m in rows} == {"concurrency", "mlperf_server", "speculative", "disaggregated"}
     sp = sv.splits(rows)
     assert set(sp.values()) == {"train", "test"}
-    assert sum(v == "test" for v in sp.values()) == len(rows) // 3 + (len(rows) % 3 > 1)
+    assert 0.15 * len(rows) <= sum(v == "test" for v in sp.values()) <= 0.45 * len(rows)  # ~a third (per-row rule)
     assert "serving" in REGIMES
 
 

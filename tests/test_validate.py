@@ -46,13 +46,20 @@ from dse.validate.report import predict_rows, summarize
 # + Gaudi 2 offline +23 %), cnn 11.3 -> 37.5 % (3 points: 1xH100 +5 %, speedAI240 x6 offline +68 %, Inferentia2
 # batch 8 +38 %), moe 19.6 -> 22.0 % (generic refit: Mixtral 1xMI300X vLLM -16 -> -22 %): cnn and moe are above
 # the issue's 20 % bar (the measured values, held here so they cannot get worse unnoticed).
+# With the per-row split rule (2026-12-01, dse/validate/measurements.py: a row's own id hash decides, so adding
+# rows never re-deals a regime again) and `dse calibrate` rerun on its train split (kernel ramp 3.818 -> 4.408 us,
+# calibrate.RAMP_US; tuned conv_eff 0.83 -> 0.82, link_eff 0.50; generic mem_eff_max at its bound 1.0):
+# test split (tests' rows, no serving) overall 9.5 % over 35 points, decode_b1 9.5 %, prefill 20.1 % (4 rows,
+# two TRT-LLM 0.5 FP8 TTFT rows at -30 / -37 %), large_batch 8.4 %, cnn 36.4 % (2 loose rows: speedAI240 x6 offline
+# +67 %, Inferentia2 batch 8 +38 %), moe 88.0 % (4 rows, the two Qwen3-30B-A3B B200 rows at 2.2x / 2.5x now held
+# out), power 8.1 %, kernel 5.2 %. The earlier figures were as much the ranked split's luck as the model's.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
-TEST_MEDIAN_MAX_PCT = 9.5   # measured 9.0 % overall (the issue's bar: 10 %)
+TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 11.0, "prefill": 9.5, "large_batch": 18.5, "cnn": 38.0, "moe": 22.5, "power": 7.0, "kernel": 5.0,
+    "decode_b1": 10.5, "prefill": 21.0, "large_batch": 9.5, "cnn": 37.5, "moe": 89.0, "power": 9.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -108,6 +115,11 @@ KNOWN_MISSES: dict[str, float] = {
     # (a balanced layer-per-region layout with no overlap would take ~53 layers x 4.1 us = 0.22 ms at full
     # peak; the measured 0.12 ms implies layers overlapping within one image). See measurements.yaml.
     "mlperf41-resnet50-singlestream-1xspeedai240slim": 4.4,
+    # loose (issue 11): Intel Arc Pro B60 Llama-3.1-8B int4 TPOT (MLPerf 5.1 edge SingleStream, train split):
+    # dse 12.5 ms vs 25.3 ms measured (2.02x). The run's tensor parallelism over the Dual card's two GPUs is
+    # not published; at tp 2 its all-reduces go over PCIe through the host, a link class dse does not have
+    # (measurements.yaml header).
+    "mlperf51-llama31-8b-edge-tpot-arc-pro-b60-int4": 2.1,
 }
 
 
@@ -151,6 +163,8 @@ def test_split_rule_deterministic_and_covers_every_regime(data):
     rows = data.measurements
     s1, s2 = assign_splits(rows), assign_splits(list(reversed(rows)))
     assert s1 == s2  # independent of file order
+    # a row's split is its own: adding rows never moves another (the earlier rule re-dealt a regime's split)
+    assert assign_splits(rows[: len(rows) // 2]) == {m.id: s1[m.id] for m in rows[: len(rows) // 2]}
     for reg in REGIMES:
         in_reg = [m.id for m in rows if m.regime == reg]
         if len(in_reg) >= 2:

@@ -70,7 +70,7 @@ NOT_FITTED: dict[str, tuple[str, ...]] = {"kernel": ("launch_us", "step_overhead
 # sram_eff_max is not fitted: no measurement isolates on-chip SRAM bandwidth (GPU caches have no
 # published bandwidth in the reference), and fitting it to GPU rows would mis-price SRAM-resident designs.
 FIT_ORDER = tuple(k for k in BOUNDS if k != "sram_eff_max")
-RAMP_US = 3.818  # µs: the kernel class fit of mem_ramp_us on Vidur's GEMVs (t0 5.2 µs H100 / 0.6 µs A100 by two-point fits)
+RAMP_US = 4.408  # µs: the kernel class fit of mem_ramp_us on Vidur's GEMVs (train split of the per-row rule, 2026-12-01) (t0 5.2 µs H100 / 0.6 µs A100 by two-point fits)
 # Start of every fit: the sourced values of dse/model/data/calibration.yaml before any fit (each line's
 # comment there keeps its source after `initial value:`). Starting from these, not from the file's current
 # (fitted) values, makes `dse calibrate` idempotent: running it twice writes the same constants.

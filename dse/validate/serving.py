@@ -32,7 +32,7 @@ from dse.model.calibration import load_calibration
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
 from dse.serving.sim import simulate
-from dse.validate.measurements import _rank_key
+from dse.validate.measurements import split_of
 from dse.validate.predict import hw_view, model_shape
 from dse.validate.report import Row
 from dse.workloads.precision import parse_precision
@@ -173,9 +173,8 @@ def load_serving(path: str | None = None) -> list[ServingMeasurement]:
 
 
 def splits(rows: list[ServingMeasurement]) -> dict[str, str]:
-    """id -> 'train' | 'test': the rule of dse/validate/measurements.py applied to this regime."""
-    ids = sorted((m.id for m in rows), key=_rank_key)
-    return {mid: "test" if rank % 3 == 1 else "train" for rank, mid in enumerate(ids)}
+    """id -> 'train' | 'test': the rule of dse/validate/measurements.py."""
+    return {m.id: split_of(m.id) for m in rows}
 
 
 @lru_cache(maxsize=64)
