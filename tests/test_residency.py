@@ -45,26 +45,47 @@ def test_resident_fraction_is_what_fits_after_the_activation_buffers():
     assert resident.tolist() == [900e6, 3650e6]
 
 
-def test_tpot_is_continuous_and_monotone_in_sram_around_the_weight_size():
-    """Llama-3-8B int4 (≈4.0 GB of weights) on one H100-like chip with a scratchpad swept over
-    3.0–5.0 GB in +2 % steps: TPOT never rises and no step changes it by more than 10 %
-    (all-or-nothing residency dropped it 2.7x in one +1.2 % step)."""
+def _assert_sweep_has_no_jump(srams: np.ndarray, designs_for, sc) -> None:
+    """TPOT over an SRAM sweep in +2 % steps (`designs_for(srams)` -> designs) never rises, moves by at most
+    10 % per step outside the KV cache's own threshold, and is a slope, not a jump, everywhere.
+
+    Once the weights are resident, the KV cache (84 MB at 640 positions) becomes resident over the next ~2 %
+    of SRAM: each of the 32 batch-1 attention kernels reads ~2.6 MB, less than one DRAM ramp's worth
+    (mem_ramp_us 4.4 us x 3 TB/s), so the ramps (32 x 4.4 us = 0.14 ms of a ~1 ms step) vanish with the
+    streamed share: a steep slope (up to ~11 % per +2 %) where the whole working set comes to fit, a physical
+    threshold. On ten sub-steps of such a step no sub-step moves TPOT by more than 2 %."""
     tech = default_technology()
-    flat = load_catalog_design("H100-SXM").to_flat()
-    flat.update({"system.num_chips": 1, "chip.sram_kind": "scratchpad", "chip.sram_tbps": None})
-    srams = 3000.0 * 1.02 ** np.arange(27)  # 3,000 → 5,000 MB
-    designs = [Design.from_flat({**flat, "chip.sram_mb": float(s)}) for s in srams]
-    hw = HwView.from_arrays(DesignArrays.from_designs(designs, tech))
-    sc = adhoc_scenario(model="Llama-3-8B", batch=1, prompt_len=512, output_len=128, weight_bits=4)
-    res = evaluate_scenario(sc, hw, load_calibration("graph"))
+    cal = load_calibration("graph")
+    res = evaluate_scenario(sc, HwView.from_arrays(DesignArrays.from_designs(designs_for(srams), tech)), cal)
     assert res.feasible.all()
     tpot = res.metrics["tpot_ms"]
-    # the sweep crosses the threshold: streamed at the start, wholly resident at the end
-    assert res.metrics["weights"][0] == "weights-streamed" and res.metrics["weights"][-1] == "sram-resident"
     assert tpot[-1] < 0.75 * tpot[0]
+    assert res.metrics["weights"][-1] == "sram-resident"
     ratio = tpot[1:] / tpot[:-1]
     assert (ratio <= 1.0 + 1e-9).all(), ratio
-    assert (ratio >= 0.90).all(), ratio
+    steep = np.flatnonzero(ratio < 0.90)
+    assert all(res.metrics["weights"][i + 1] == "sram-resident" for i in steep), (steep, ratio)
+    for i in steep:
+        fine = srams[i] * (srams[i + 1] / srams[i]) ** np.linspace(0, 1, 11)
+        t_f = evaluate_scenario(sc, HwView.from_arrays(DesignArrays.from_designs(designs_for(fine), tech)),
+                                cal).metrics["tpot_ms"]
+        sub = t_f[1:] / t_f[:-1]
+        assert ((sub >= 0.98) & (sub <= 1.0 + 1e-9)).all(), sub
+    assert (ratio >= 0.85).all(), ratio
+
+
+def test_tpot_is_continuous_and_monotone_in_sram_around_the_weight_size():
+    """Llama-3-8B int4 (≈4.0 GB of weights) on one H100-like chip with a scratchpad swept over
+    3.0–5.0 GB in +2 % steps: no jump (all-or-nothing residency dropped TPOT 2.7x in one +1.2 % step)."""
+    flat = load_catalog_design("H100-SXM").to_flat()
+    flat.update({"system.num_chips": 1, "chip.sram_kind": "scratchpad", "chip.sram_tbps": None})
+    sc = adhoc_scenario(model="Llama-3-8B", batch=1, prompt_len=512, output_len=128, weight_bits=4)
+    srams = 3000.0 * 1.02 ** np.arange(27)  # 3,000 → 5,000 MB
+    _assert_sweep_has_no_jump(srams, lambda ss: [Design.from_flat({**flat, "chip.sram_mb": float(x)}) for x in ss], sc)
+    # the sweep crosses the threshold: streamed at the start
+    hw0 = HwView.from_arrays(DesignArrays.from_designs([Design.from_flat({**flat, "chip.sram_mb": 3000.0})],
+                                                       default_technology()))
+    assert evaluate_scenario(sc, hw0, load_calibration("graph")).metrics["weights"][0] == "weights-streamed"
 
 
 # ---- caches: continuous hit share, never slower than the memory behind them ----------------------
@@ -90,16 +111,11 @@ def _h100_variants(**chip_by_value):
 
 def test_cache_tpot_is_continuous_and_monotone_in_sram_around_the_weight_size():
     """As the scratchpad test, with H100's hardware-managed L2 grown over 3.0–5.0 GB in +2 % steps."""
-    tech = default_technology()
     srams = 3000.0 * 1.02 ** np.arange(27)
-    hw = HwView.from_arrays(DesignArrays.from_designs(_h100_variants(sram_mb=srams), tech))
-    assert hw.sram_cache.all()
+    assert HwView.from_arrays(DesignArrays.from_designs(_h100_variants(sram_mb=srams[:1]),
+                                                        default_technology())).sram_cache.all()
     sc = adhoc_scenario(model="Llama-3-8B", batch=1, prompt_len=512, output_len=128, weight_bits=4)
-    res = evaluate_scenario(sc, hw, load_calibration("graph"))
-    tpot = res.metrics["tpot_ms"]
-    assert res.feasible.all() and tpot[-1] < 0.75 * tpot[0]
-    ratio = tpot[1:] / tpot[:-1]
-    assert (ratio <= 1.0 + 1e-9).all() and (ratio >= 0.90).all(), ratio
+    _assert_sweep_has_no_jump(srams, lambda ss: _h100_variants(sram_mb=ss), sc)
 
 
 def test_sram_rate_never_below_the_memory_behind_it():
