@@ -400,16 +400,16 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     # a spare must leave the die within the reticle and the package within its limit (with the I/O dies at
     # their smallest package area): a spare that breaks the package would reject the whole split
     pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - b.io.area.min(axis=0)) / n
-    kernel = compiled_kernel() if b.io.count.shape[0] == 1 else None
+    kernel = compiled_kernel()
     terms = None
-    if kernel is not None:  # one I/O die count: chip_usd's terms that do not depend on the die, for the kernel
-        io0 = {k: getattr(b.io, k)[0] for k in ("count", "die", "usd", "escape")}
-        terms = dict(n=n, wafer_usd=arr.wafer_price_usd, memory_usd=memory_usd + io0["usd"],
-                     pkg_scale=arr.pkg_area_scale, footprint=b.footprint,
-                     io_pkg_mm2=arr.pkg_area_scale * io0["count"] * io0["die"],
-                     pkg_usd_per_mm2=arr.pkg_usd_per_mm2, bonded=bonded + io0["count"],
-                     bond_yield=arr.pkg_assembly_yield_per_die, io_escape=io0["escape"],
-                     coverage=w.probe_coverage, test_fraction=w.test_cost_fraction)
+    if kernel is not None:  # chip_usd's terms that do not depend on the die, and the I/O die counts, for the kernel
+        io = b.io
+        terms = dict(n=n, wafer_usd=arr.wafer_price_usd, memory_usd=memory_usd, pkg_scale=arr.pkg_area_scale,
+                     footprint=b.footprint, pkg_room=arr.pkg_max_interposer_mm2 / arr.pkg_area_scale,
+                     pkg_usd_per_mm2=arr.pkg_usd_per_mm2, bonded=bonded, bond_yield=arr.pkg_assembly_yield_per_die,
+                     io_area_min=io.area.min(axis=0), hull_len=io.hull_len[0],
+                     io=np.stack([getattr(io, k) for k in kernel.SPARE_IO]), hull=io.hull, hull_iy=io.hull_inv_yield,
+                     hull_fx=io.hull_fixed_usd, coverage=w.probe_coverage, test_fraction=w.test_cost_fraction)
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
                                           np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
                                           np.where(ws, reticle, np.minimum(reticle, pkg_die)), pad,

@@ -107,7 +107,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     what keeps cost monotone in area. `usd_of` is called elementwise: `rows` (indices into the inputs) may
     come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments.
     `kernel` (dse.model.step_kernel, when the compiled path is on) with `usd_terms` (what `usd_of` reads per
-    row, `step_kernel.SPARE_ROW[9:]`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
+    row, `step_kernel.SPARE_ROW[9:]`, per I/O die count `io` ((SPARE_IO, counts, rows)) and its envelope
+    `hull`, `hull_iy`, `hull_fx`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
     that chip cost, as in `area._candidate`) scans the choices in `step_kernel.spare_scan` instead, with the
     same arithmetic. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
@@ -137,7 +138,9 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
         r = diameter_mm / 2.0 - edge_mm  # dies_per_wafer's constants, evaluated as it does
         pick = np.empty(idx.size, np.int64)
         die_k, y_k, dpw_k = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
-        kernel.spare_scan(rowv, choices, np.pi * r * r, np.pi * 2 * r, float(scribe_mm),
+        io, hull, hull_iy, hull_fx = (np.ascontiguousarray(np.asarray(usd_terms[k])[..., idx], dtype=t) for k, t in
+                                      (("io", float), ("hull", np.int64), ("hull_iy", float), ("hull_fx", float)))
+        kernel.spare_scan(rowv, io, hull, hull_iy, hull_fx, choices, np.pi * r * r, np.pi * 2 * r, float(scribe_mm),
                           float(usd_terms["coverage"]), float(usd_terms["test_fraction"]), pick, die_k, y_k, dpw_k)
         won = pick >= 0
         j = idx[won]
