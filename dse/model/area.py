@@ -216,7 +216,7 @@ class _IoChoices:
 
     def take(self, idx: np.ndarray) -> "_IoChoices":
         """The candidates of designs `idx`."""
-        return _IoChoices(**{k: v[:, idx] for k, v in vars(self).items()})
+        return _IoChoices(**{k: np.take(v, idx, axis=1) for k, v in vars(self).items()})  # (C-ordered)
 
     def at(self, j: np.ndarray, rows) -> dict[str, np.ndarray]:
         """The candidates' fields at index `j` (shape of `j`) of designs `rows`."""
@@ -408,8 +408,8 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
                      footprint=b.footprint, pkg_room=arr.pkg_max_interposer_mm2 / arr.pkg_area_scale,
                      pkg_usd_per_mm2=arr.pkg_usd_per_mm2, bonded=bonded, bond_yield=arr.pkg_assembly_yield_per_die,
                      io_area_min=io.area.min(axis=0), hull_len=io.hull_len[0],
-                     io=np.stack([getattr(io, k) for k in kernel.SPARE_IO]), hull=io.hull, hull_iy=io.hull_inv_yield,
-                     hull_fx=io.hull_fixed_usd, coverage=w.probe_coverage, test_fraction=w.test_cost_fraction)
+                     hull=io.hull, hull_iy=io.hull_inv_yield, hull_fx=io.hull_fixed_usd, coverage=w.probe_coverage,
+                     test_fraction=w.test_cost_fraction, **{k: getattr(io, k) for k in kernel.SPARE_IO})
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,
                                           np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
                                           np.where(ws, reticle, np.minimum(reticle, pkg_die)), pad,

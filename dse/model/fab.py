@@ -107,8 +107,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     what keeps cost monotone in area. `usd_of` is called elementwise: `rows` (indices into the inputs) may
     come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments.
     `kernel` (dse.model.step_kernel, when the compiled path is on) with `usd_terms` (what `usd_of` reads per
-    row, `step_kernel.SPARE_ROW[9:]`, per I/O die count `io` ((SPARE_IO, counts, rows)) and its envelope
-    `hull`, `hull_iy`, `hull_fx`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
+    row, `step_kernel.SPARE_ROW[11:]`, the fields `step_kernel.SPARE_IO` per I/O die count (each (counts,
+    rows)) and their envelope `hull`, `hull_iy`, `hull_fx`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
     that chip cost, as in `area._candidate`) scans the choices in `step_kernel.spare_scan` instead, with the
     same arithmetic. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
@@ -118,7 +118,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     best_die = np.maximum(fixed + n_cores * core, min_die)
     best_dpw = dies_per_wafer(best_die, diameter_mm, scribe_mm, edge_mm)
     idx = np.flatnonzero(cap >= 1)  # rows that may carry spares
-    if usd_of is not None:
+    compiled = kernel is not None and usd_of is not None and usd_terms is not None
+    if usd_of is not None and not compiled:  # (the kernel prices the no-spare die itself)
         best_usd = np.full_like(fixed, np.inf)
         best_usd[idx] = usd_of(idx, best_die[idx], best_y[idx], best_dpw[idx])
     if not idx.size:
@@ -128,20 +129,22 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     # one-choice-at-a-time scan would
     most = cap[idx].max()
     choices = np.array([s for s in SPARE_CHOICES[1:] if s <= most], float)
-    if kernel is not None and usd_of is not None and usd_terms is not None:
+    if compiled:
         names = kernel.SPARE_ROW
         per = dict(fixed=fixed, core=core, cores=n_cores, d0=d0, alpha=al, cap=cap, max_die=max_die,
-                   min_die=min_die, start_usd=best_usd)
+                   min_die=min_die, start_die=best_die, start_y=best_y, start_dpw=best_dpw)
         rowv = np.empty((len(names), idx.size))
         for k, name in enumerate(names):
             rowv[k] = np.broadcast_to(per[name] if name in per else usd_terms[name], fixed.shape)[idx]
         r = diameter_mm / 2.0 - edge_mm  # dies_per_wafer's constants, evaluated as it does
         pick = np.empty(idx.size, np.int64)
         die_k, y_k, dpw_k = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
-        io, hull, hull_iy, hull_fx = (np.ascontiguousarray(np.asarray(usd_terms[k])[..., idx], dtype=t) for k, t in
-                                      (("io", float), ("hull", np.int64), ("hull_iy", float), ("hull_fx", float)))
-        kernel.spare_scan(rowv, io, hull, hull_iy, hull_fx, choices, np.pi * r * r, np.pi * 2 * r, float(scribe_mm),
-                          float(usd_terms["coverage"]), float(usd_terms["test_fraction"]), pick, die_k, y_k, dpw_k)
+        io = [np.ascontiguousarray(usd_terms[k], dtype=float) for k in kernel.SPARE_IO]
+        hull = np.ascontiguousarray(usd_terms["hull"], dtype=np.int64)
+        hull_iy, hull_fx = (np.ascontiguousarray(usd_terms[k], dtype=float) for k in ("hull_iy", "hull_fx"))
+        kernel.spare_scan(rowv, idx.astype(np.int64), *io, hull, hull_iy, hull_fx, choices, np.pi * r * r,
+                          np.pi * 2 * r, float(scribe_mm), float(usd_terms["coverage"]),
+                          float(usd_terms["test_fraction"]), pick, die_k, y_k, dpw_k)
         won = pick >= 0
         j = idx[won]
         best_s[j], best_die[j], best_y[j], best_dpw[j] = choices[pick[won]], die_k[won], y_k[won], dpw_k[won]

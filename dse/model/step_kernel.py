@@ -345,58 +345,77 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
         e_out[i] = energy if want_e[i] else np.nan
 
 
-# per-row inputs of `spare_scan`, rows of one (len(SPARE_ROW), rows) float array: the die (`fab.best_spares`)
-# and the chip's cost terms that do not depend on the spare count (`area._candidate`'s chip_usd: `n` dies,
-# memory USD, the package's room left to the I/O dies is `pkg_room` − n × die − footprint, bonded parts
-# without the I/O dies, the smallest I/O dies' package area and the envelope lines of the I/O die counts)
-SPARE_ROW = ("fixed", "core", "cores", "d0", "alpha", "cap", "max_die", "min_die", "start_usd",
-             "n", "wafer_usd", "memory_usd", "pkg_scale", "footprint", "pkg_room", "pkg_usd_per_mm2", "bonded",
-             "bond_yield", "io_area_min", "hull_len")
-# per I/O die count j of a row (`area._IoChoices`), one (len(SPARE_IO), counts, rows) float array
+# per-row inputs of `spare_scan`, rows of one (len(SPARE_ROW), rows) float array: the die (`fab.best_spares`:
+# the no-spare die, yield and dies per wafer start the scan) and the chip's cost terms that do not depend on the
+# spare count (`area._candidate`'s chip_usd: `n` dies, memory USD, the package's room left to the I/O dies is
+# `pkg_room` − n × die − footprint, bonded parts without the I/O dies, the smallest I/O dies' package area and
+# how many envelope lines of the I/O die counts the row has)
+SPARE_ROW = ("fixed", "core", "cores", "d0", "alpha", "cap", "max_die", "min_die", "start_die", "start_y",
+             "start_dpw", "n", "wafer_usd", "memory_usd", "pkg_scale", "footprint", "pkg_room", "pkg_usd_per_mm2",
+             "bonded", "bond_yield", "io_area_min", "hull_len")
+# per I/O die count j of a design (`area._IoChoices`' fields, each (counts, designs)), in this order
 SPARE_IO = ("count", "die", "usd", "escape", "inv_yield", "fixed_usd", "area")
 
 
 @njit(cache=True, inline="always")
-def _io_pick(r, c, room, area_min, hull_len, io, hull, hull_iy, hull_fx):
-    """`area._IoChoices.pick` for one row: the cheapest envelope line at compute USD `c`, or where that count
-    has no room in the package (and some count has) the cheapest count that fits (`_IoChoices._scan`)."""
+def _chip_usd(v, r, g, die, y, dpw, io_n, io_die, io_usd, io_esc, io_iy, io_fx, io_area, hull, hull_iy, hull_fx,
+              coverage, test_fraction):
+    """`area._candidate`'s chip_usd of row `r` (inputs `v`, design `g` of the I/O die arrays) with dies of
+    `die`, yield `y`, `dpw` per wafer: the cheapest I/O die count (`_IoChoices.pick`: the envelope line
+    cheapest at the chip's other costs, or where that count has no room in the package and some count has,
+    the cheapest count that fits, `_IoChoices._scan`), the package yield, then known-good dies + memory and
+    I/O dies + package + scrap + test (`fab.package_yield`, `fab.manufacturing_usd`)."""
+    n, wafer, mem, scale, foot = v[11, r], v[12, r], v[13, r], v[14, r], v[15, r]
+    pkg_room, pkg_usd, bonded, bond, area_min, hull_len = v[16, r], v[17, r], v[18, r], v[19, r], v[20, r], v[21, r]
+    package_c = scale * (n * die + foot)
+    dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+    room = pkg_room - n * die - foot
+    c = dies_c + mem + package_c * pkg_usd
     best = 0
-    best_usd = c * hull_iy[0, r] + hull_fx[0, r]
+    best_usd = c * hull_iy[0, g] + hull_fx[0, g]
     for k in range(1, hull.shape[0]):
         if hull_len <= k:
             break
-        usd = c * hull_iy[k, r] + hull_fx[k, r]
+        usd = c * hull_iy[k, g] + hull_fx[k, g]
         if usd < best_usd * (1 - 1e-12):
             best_usd, best = usd, k
-    j = hull[best, r]
-    if io[6, j, r] > room and area_min <= room:
+    j = hull[best, g]
+    if io_area[j, g] > room and area_min <= room:
         j = 0
-        best_usd = c * io[4, 0, r] + (io[5, 0, r] if io[6, 0, r] <= room else np.inf)
-        for q in range(1, io.shape[1]):
-            usd = c * io[4, q, r]
-            usd += io[5, q, r] if io[6, q, r] <= room else np.inf
+        best_usd = c * io_iy[0, g] + (io_fx[0, g] if io_area[0, g] <= room else np.inf)
+        for q in range(1, io_iy.shape[0]):
+            usd = c * io_iy[q, g]
+            usd += io_fx[q, g] if io_area[q, g] <= room else np.inf
             if usd < best_usd * (1 - 1e-12):
                 best_usd, j = usd, q
-    return j
+    cnt = io_n[j, g]
+    esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+    y_pkg = _mx(bond ** (bonded + cnt) * esc ** n, 1e-12) * io_esc[j, g]
+    memory = mem + io_usd[j, g]
+    raw = (package_c + scale * cnt * io_die[j, g]) * pkg_usd
+    dies = wafer / (dpw * _mx(y, 1e-12)) * n
+    scrap = (raw + dies + memory) * (1.0 / y_pkg - 1.0)
+    return dies + memory + raw + scrap + test_fraction * dies
 
 
 @njit(cache=True, nogil=True)
-def spare_scan(rowv, io, hull, hull_iy, hull_fx, choices, dpw_c1, dpw_c2, scribe, coverage, test_fraction, pick,
-               die_out, y_out, dpw_out):
-    """`fab.best_spares`' scan over the spare `choices` (ascending) of each row with `usd_of` = the chip cost
-    of `area._candidate`, term by term as the numpy path evaluates them: the harvested yield's sum
-    (`fab._ascending_sums`, then clipped), `fab.dies_per_wafer` (its constants π r² and 2π r as `dpw_c1`,
-    `dpw_c2`), the cheapest I/O die count (`_io_pick`), `fab.package_yield` and `fab.manufacturing_usd`; a
-    choice wins if it fits and is cheaper than the best so far by 1e-12 relative. Writes the winning column
-    (-1: none) and its die, yield and dpw."""
+def spare_scan(rowv, design, io_n, io_die, io_usd, io_esc, io_iy, io_fx, io_area, hull, hull_iy, hull_fx, choices,
+               dpw_c1, dpw_c2, scribe, coverage, test_fraction, pick, die_out, y_out, dpw_out):
+    """`fab.best_spares`' scan over the spare `choices` (ascending) of each row (`design[r]`: its column in the
+    I/O die arrays) with `usd_of` = `_chip_usd`, term by term as the numpy path evaluates them: the harvested
+    yield's sum (`fab._ascending_sums`, then clipped), `fab.dies_per_wafer` (its constants π r² and 2π r as
+    `dpw_c1`, `dpw_c2`) and the chip cost; a choice wins if it fits and is cheaper than the best so far (first
+    the no-spare die) by 1e-12 relative. Writes the winning column (-1: none) and its die, yield and dpw."""
     R = rowv.shape[1]
     C = choices.shape[0]
     for r in range(R):
+        g = design[r]
         f, c, m, d, a = rowv[0, r], rowv[1, r], rowv[2, r], rowv[3, r], rowv[4, r]
-        cap, top, bottom, score = rowv[5, r], rowv[6, r], rowv[7, r], rowv[8, r]
-        n, wafer, mem, scale, foot = rowv[9, r], rowv[10, r], rowv[11, r], rowv[12, r], rowv[13, r]
-        pkg_room, pkg_usd, bonded, bond = rowv[14, r], rowv[15, r], rowv[16, r], rowv[17, r]
-        area_min, hull_len = rowv[18, r], rowv[19, r]
+        cap, top, bottom = rowv[5, r], rowv[6, r], rowv[7, r]
+        n, wafer, mem, scale, foot = rowv[11, r], rowv[12, r], rowv[13, r], rowv[14, r], rowv[15, r]
+        pkg_usd, bonded, bond = rowv[17, r], rowv[18, r], rowv[19, r]
+        score = _chip_usd(rowv, r, g, rowv[8, r], rowv[9, r], rowv[10, r], io_n, io_die, io_usd, io_esc, io_iy,
+                          io_fx, io_area, hull, hull_iy, hull_fx, coverage, test_fraction)
         a_nr = f / 100.0
         # bounds that end the scan early without changing its result: the die only grows with the spares
         # (so it stays past `top` once there), and a choice's cost is at least its cost with the yield at
@@ -419,10 +438,9 @@ def spare_scan(rowv, io, hull, hull_iy, hull_fx, choices, dpw_c1, dpw_c2, scribe
             q = np.sqrt(die) + scribe
             q = q * q
             dpw = _mx(dpw_c1 / q - dpw_c2 / np.sqrt(2 * q), 1.0)
-            package_c = scale * (n * die + foot)
             dies_lo = wafer / (dpw * y_inf) * n
-            if ((dies_lo + mem + package_c * pkg_usd) * inv_pkg + test_fraction * dies_lo) * (1.0 - 1e-9) >= score \
-                    and c >= 0.0:
+            if ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
+                    * (1.0 - 1e-9) >= score and c >= 0.0:
                 break  # (dies per wafer never grow with the die: π r²/A − 2π r/√(2A) falls until it is < 1)
             # harvested yield: Σ_{k<=s} of the negative-binomial terms
             a_arr = array / 100.0
@@ -436,19 +454,8 @@ def spare_scan(rowv, io, hull, hull_iy, hull_fx, choices, dpw_c1, dpw_c2, scribe
                 term = term * rr
                 total = total + term
             y = _mn(_mx(total, 0.0), 1.0)
-            # the chip's cost with this die: the cheapest I/O die count, the package yield, then known-good
-            # dies + memory and I/O dies + package + scrap + test
-            dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
-            room = pkg_room - n * die - foot
-            j = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, hull_len, io, hull, hull_iy, hull_fx)
-            io_n, io_die, io_usd, io_esc = io[0, j, r], io[1, j, r], io[2, j, r], io[3, j, r]
-            esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-            y_pkg = _mx(bond ** (bonded + io_n) * esc ** n, 1e-12) * io_esc
-            memory = mem + io_usd
-            raw = (package_c + scale * io_n * io_die) * pkg_usd
-            dies = wafer / (dpw * _mx(y, 1e-12)) * n
-            scrap = (raw + dies + memory) * (1.0 / y_pkg - 1.0)
-            usd = dies + memory + raw + scrap + test_fraction * dies
+            usd = _chip_usd(rowv, r, g, die, y, dpw, io_n, io_die, io_usd, io_esc, io_iy, io_fx, io_area, hull,
+                            hull_iy, hull_fx, coverage, test_fraction)
             if usd < score * (1 - 1e-12):
                 score, best, best_die, best_y, best_dpw = usd, col, die, y, dpw
         pick[r] = best
@@ -460,9 +467,10 @@ def warm() -> None:
     """Compile `step_kernel` for the argument types `perf.step_times` passes, and `spare_scan` for
     `fab.best_spares`' (or load them from the cache)."""
     i1, f1 = np.zeros(1, np.int64), np.zeros(1)
-    spare_scan(np.ones((len(SPARE_ROW), 1)), np.ones((len(SPARE_IO), 1, 1)), np.zeros((1, 1), np.int64),
-               np.ones((1, 1)), np.ones((1, 1)), np.ones(1), 1.0, 1.0, 0.0, 1.0, 0.0, i1.copy(), f1.copy(), f1.copy(),
-               f1.copy())
+    io = np.ones((1, 1))
+    spare_scan(np.ones((len(SPARE_ROW), 1)), i1.copy(), io, io.copy(), io.copy(), io.copy(), io.copy(), io.copy(),
+               io.copy(), np.zeros((1, 1), np.int64), io.copy(), io.copy(), np.ones(1), 1.0, 1.0, 0.0, 1.0, 0.0,
+               i1.copy(), f1.copy(), f1.copy(), f1.copy())
     step_kernel(i1, i1, f1, f1, f1, np.ones(1, bool), np.ones((len(_OP), 1, 1)), np.ones((len(_MM), 1, 1)),
                 np.ones((1, 2)), i1.copy(), np.ones((1, len(_HW))), np.ones((1, 1)), np.zeros((1, 1)),
                 np.zeros((1, 1)), np.ones(len(_CAL)), 256.0, np.empty(1), np.empty(1))
