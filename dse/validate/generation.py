@@ -16,7 +16,7 @@ from dse.catalog import load_catalog_design
 from dse.model.calibration import calibration_classes, derived_classes
 from dse.validate.calibrate import INITIAL, FitResult, fit_class, fit_rows
 from dse.validate.measurements import load_measurements, select
-from dse.validate.report import Row, Summary, _summary, predict_rows
+from dse.validate.report import Row, Summary, predict_rows, summarize_by
 
 TRAIN_TAGS = ("ampere",)  # issue 16.7: "calibrates on older hardware (e.g. A100-era)"
 
@@ -41,11 +41,7 @@ class GenerationReport:
 
 
 def _by_hardware(rows: list[Row]) -> list[Summary]:
-    names = list(dict.fromkeys(r.hardware for r in rows))
-    out = [_summary(h, [r for r in rows if r.hardware == h]) for h in names]
-    if rows:
-        out.append(_summary("overall", rows))
-    return out
+    return summarize_by(rows, lambda r: r.hardware)
 
 
 def cross_generation(train_tags: tuple[str, ...] = TRAIN_TAGS, max_evals: int = 300,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -61,6 +62,15 @@ def _summary(group: str, rows: list[Row]) -> Summary:
     worst = int(np.argmax(errs))
     return Summary(group, len(rows), float(np.median(errs)), float(errs[worst]),
                    float(100.0 * np.mean(errs <= 25.0)), rows[worst].id)
+
+
+def summarize_by(rows: list[Row], key: Callable[[Row], str]) -> list[Summary]:
+    """One summary per value of `key` (in the order first seen), then 'overall'."""
+    groups = list(dict.fromkeys(key(r) for r in rows))
+    out = [_summary(g, [r for r in rows if key(r) == g]) for g in groups]
+    if rows:
+        out.append(_summary("overall", rows))
+    return out
 
 
 def summarize(rows: list[Row]) -> list[Summary]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dse.validate.measurements import lower_is_better
-from dse.validate.report import Row, Summary, _summary
+from dse.validate.report import Row, Summary, _summary, summarize_by
 
 SCALED_REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe")
 MIN_RANK_ROWS = 3  # a rank correlation of fewer points says nothing
@@ -52,6 +52,10 @@ class StackReport:
     after: list[Summary]   # the same after the scale
 
 
+def _regime(r: Row) -> str:
+    return r.regime
+
+
 def _time_exponent(r: Row) -> int:
     """+1 for a time metric (a slower stack raises it), -1 for a rate (tokens/s, images/s, TFLOPS)."""
     return 1 if lower_is_better(r.metric) else -1
@@ -80,14 +84,6 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _per_regime(rows: list[Row]) -> list[Summary]:
-    regimes = list(dict.fromkeys(r.regime for r in rows))
-    out = [_summary(g, [r for r in rows if r.regime == g]) for g in regimes]
-    if rows:
-        out.append(_summary("overall", rows))
-    return out
-
-
 def scale_per_stack(rows: list[Row], regimes: tuple[str, ...] = SCALED_REGIMES) -> StackReport:
     """Scale each (regime, software class) group of `rows` by its own factor; report error and ranking."""
     keep = [r for r in rows if r.regime in regimes and np.isfinite(r.predicted) and r.predicted > 0]
@@ -105,7 +101,7 @@ def scale_per_stack(rows: list[Row], regimes: tuple[str, ...] = SCALED_REGIMES) 
         if len(g) >= MIN_RANK_ROWS:
             ranks.append(RankCorrelation(*key, len(g), spearman([r.measured for r in g],
                                                                           [r.predicted for r in g])))
-    return StackReport(scales, ranks, scaled, _per_regime(keep), _per_regime(scaled))
+    return StackReport(scales, ranks, scaled, summarize_by(keep, _regime), summarize_by(scaled, _regime))
 
 
 def stack_markdown(rep: StackReport, split: str) -> str:
