@@ -58,6 +58,15 @@ KNOWN_GAPS = {
               "(0.68x): the 24 TPC VLIW cores are counted as vector FLOPs only (14 W) and the RoCE NIC engines "
               "and board losses are not modelled",
 }
+# A chip whose published cap the reference's own measurements show binding under LLM load draws more than it
+# at its headline clock, so its uncapped peak is held to that evidence instead of to ±20 %:
+# MI300X (750 W): the MI325X control (the same CDNA 3 dies at the same 2.1 GHz peak with HBM3e and a 1,000 W
+# cap, same vLLM/ROCm round) measures 1.25-1.30x MI300X's throughput (measurements_more.md rows 3.12/3.13,
+# 1.5/1.6) where dse's timing gives 1.01x from the bandwidth and capacity (dse/validate/serving_measurements.yaml):
+# MI300X runs clock-limited by its cap, i.e. its demand at full clock exceeds 750 W under that load. With the
+# register-sourced MFMA's operand delivery (dse.model.arrays.REGISTER_OPERAND_OVERHEAD) the model's peak is
+# 1.0 kW (1.34x); a peak inside 1.2x leaves the workload under the cap (tests/test_power_workload.py).
+EXCEEDS_CAP = {"MI300X": (1.2, 1.5)}
 BASES = (None, "measured_max", "system")
 
 
@@ -86,7 +95,8 @@ def test_uncapped_peak_within_20_percent_of_published(name):
     assert pub.get("sources"), f"{name}: the published TDP needs its source"
     model = _uncapped_peak_w(name)
     ratio = model / published
-    assert 0.8 <= ratio <= 1.2, f"{name}: uncapped peak {model:.0f} W vs published {published:g} W ({ratio:.2f}x)"
+    lo, hi = EXCEEDS_CAP.get(name, (0.8, 1.2))
+    assert lo <= ratio <= hi, f"{name}: uncapped peak {model:.0f} W vs published {published:g} W ({ratio:.2f}x)"
 
 
 def test_the_cap_never_changes_the_peak():
@@ -331,8 +341,9 @@ def test_energy_per_flop_speedup_rules():
     tpu = DesignArrays.from_designs([load_catalog_design("TPU-v4")], TECH)  # int8 at the bf16 rate
     assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * (0.4 + 1.1 * (8 / 11) ** 2) / 1.5)  # bf16-wide
     hw = design_metrics(DesignArrays.from_designs([load_catalog_design("A100-SXM-80GB")], TECH))[0]
-    assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65)   # no fp8 on A100: runs (and costs) bf16
-    assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.1625)  # int4 supported (4×)
+    # A100's mma.sync is register-sourced (chip.mma_operands): its operand delivery, 30/110 of the MAC energy
+    assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65 * (1 + 30 / 110))  # no fp8: runs (and costs) bf16
+    assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.1625 * (1 + 30 / 110))  # int4 supported (4×)
 
 
 def test_a_chip_without_fp16_has_a_bf16_wide_datapath_by_hand():

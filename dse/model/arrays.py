@@ -181,6 +181,7 @@ class DesignArrays:
     speedup: dict[str, np.ndarray] = field()
     peak_tflops: dict[str, np.ndarray] = field()
     energy_pj_per_flop: dict[str, np.ndarray] = field()
+    mma_operand_factor: np.ndarray = field()  # energy per tensor FLOP over the MAC's (REGISTER_OPERAND_OVERHEAD)
     peak_tflops_headline: np.ndarray = field()
     knee_flop_per_byte: np.ndarray = field()
 
@@ -311,7 +312,12 @@ class DesignArrays:
 
         speedup = _speedups(columns, n, tech, flags)
         peak = {p: 2.0 * macs * clock * s / 1000.0 for p, s in speedup.items()}
-        energy = _energy_per_flop(tech, nodes, node_i, speedup)
+        # a register-sourced MMA pays operand delivery on every FLOP (REGISTER_OPERAND_OVERHEAD); the arrays'
+        # peak power and every operator's FLOP energy include it (dse.model.power, dse.model.perf)
+        operand = np.where(out["is_simt"] & (names["chip.mma_operands"] == "registers"),
+                           1.0 + REGISTER_OPERAND_OVERHEAD, 1.0)
+        out["mma_operand_factor"] = operand
+        energy = {p: e * operand for p, e in _energy_per_flop(tech, nodes, node_i, speedup).items()}
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9
@@ -400,6 +406,20 @@ NARROW_ARITH_ENERGY_RATIO = (0.2 + 0.03) / (1.1 + 0.4)
 # width only) in the significand. The node tables (ReaLLM fma_fp16, Graphcore HC33) are fp16 datapaths.
 FP16_SIGNIFICAND_BITS, BF16_SIGNIFICAND_BITS = 11, 8
 BF16_DATAPATH_ENERGY_RATIO = (0.4 + 1.1 * (BF16_SIGNIFICAND_BITS / FP16_SIGNIFICAND_BITS) ** 2) / (1.1 + 0.4)
+# Operand delivery of a register-sourced matrix instruction on a SIMT core (chip.mma_operands = registers:
+# Ampere's mma.sync and CDNA 3's MFMA read A, B and the accumulators from the register file on every warp /
+# wavefront instruction). Dally (Hot Chips 2023 keynote "Hardware for Deep Learning", 45 nm figures; recalled,
+# not in the reference notes): instruction fetch, decode and operand fetch cost ~30 pJ per instruction, against
+# 110 pJ of math for Volta's register-sourced HMMA (fp16) and 160 pJ for Turing's IMMA (int8); 30/110 = 0.27 of
+# the MAC energy. Bounds 0.16-0.27 (IMMA: 30/160 = 0.19; the slide's percentages read as a share of the total:
+# 0.16-0.22). The same relative overhead at every precision: a narrow precision packs more FLOPs into an
+# instruction and moves proportionally narrower operands. The node tables' energy per FLOP (ReaLLM fma_fp16,
+# Graphcore HC33) is the MAC's. Hopper's wgmma and Blackwell's tcgen05 (chip.mma_operands = shared) take A and B
+# from shared memory once per 64×N×16 warpgroup instruction (NVIDIA PTX ISA), 32-128× the FLOPs of a 16×8×16
+# mma.sync, which amortises the per-instruction overhead to ≲1 %: taken as 0 (a lower bound: Hopper's
+# accumulators still sit in registers). Systolic arrays are fed from SRAM, whose traffic the model charges per
+# byte: the knob does not apply to them.
+REGISTER_OPERAND_OVERHEAD = 30.0 / 110.0
 
 
 def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup: dict[str, np.ndarray]

@@ -178,6 +178,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chip.core_style", str, "systolic", "Core style",
          "systolic: statically scheduled arrays; simt: GPU-style cores that launch kernels.", _ASSUMED,
          choices=("systolic", "simt"), what="core style"),
+    Knob("chip.mma_operands", str, "shared", "MMA operands",
+         "simt only: where the tensor cores take their matrix operands and accumulators each instruction. "
+         "shared: A/B from shared memory once per warpgroup-wide instruction (Hopper wgmma, Blackwell tcgen05); "
+         "registers: A/B and the accumulators through the register file on every warp instruction (Ampere "
+         "mma.sync, CDNA 3 MFMA), whose operand delivery costs energy on every FLOP (dse.model.arrays).",
+         "assumed: the Hopper/Blackwell path, no operand-delivery energy beyond the MAC's",
+         choices=("shared", "registers"), what="mma operand source"),
     Knob("chip.sparsity_2to4", bool, False, "2:4 sparsity", "Tensor cores run 2:4 sparse weights at dense rate.",
          _ASSUMED),
     Knob("chip.vector_flops_per_cycle", float, None, "Vector FLOP/cycle",

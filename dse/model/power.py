@@ -30,8 +30,12 @@ VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file 
 # refresh and I/O). Bounds 0.30-0.70: GenZ's power
 # model (llm_perf_models.md §2.2) puts static at 30 % of TDP. Fitted: 0.56 minimises the log error of the
 # 4 training rows of the `power` regime (GPU NVML power while serving Llama-3-8B, measurements_more.md
-# §6 rows 6.13-6.15; held-out rows +8 % and +10 %). A floor this high says the per-operation energies
-# (technology.yaml pJ per FLOP / byte / bit) miss most of a busy GPU's power: a mechanism to add.
+# §6 rows 6.13-6.15). The floor is not a stand-in for missing per-operation energy: batch-1 decode does
+# almost no arithmetic, and measured watts minus dse's per-operation watts (14-16 % of the total) give a
+# floor of 0.60 (H100), 0.53 (A100) and 0.56 (GH200) of (peak − SRAM) (tests/test_power_workload.py):
+# a GPU at full clock with its SMs waiting on memory draws most of its power (clock tree, schedulers, PHYs,
+# leakage). Not refitted with the register-sourced MMA's operand delivery (dse.model.arrays
+# REGISTER_OPERAND_OVERHEAD, 2026-12-01), which raised the A100 rows: the same 4-row fit then gives 0.60.
 RUNNING_FLOOR_FRACTION = 0.56
 # Bytes of SRAM operand traffic per MAC of an array running a GEMM at peak: every cycle a rows×cols
 # array takes `rows` + `cols` new operands (output-/weight-stationary dataflow) of 2 bytes (bf16).
@@ -77,7 +81,10 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     for p, tflops in arr.peak_tflops.items():
         narrow = tflops * 1e12 * arr.energy_pj_per_flop[p] * 1e-12
         compute = np.where(narrow > compute * (1 + 1e-9), narrow, compute)
-    vector = arr.vector_flops_per_cycle * arr.clock_ghz * 1e9 * e_flop * VECTOR_ENERGY_FACTOR * 1e-12
+    # the vector unit's FMAs carry their own register traffic (VECTOR_ENERGY_FACTOR): the MAC's energy without
+    # a register-sourced MMA's operand delivery (dse.model.arrays.REGISTER_OPERAND_OVERHEAD)
+    vector = arr.vector_flops_per_cycle * arr.clock_ghz * 1e9 * e_flop / arr.mma_operand_factor \
+        * VECTOR_ENERGY_FACTOR * 1e-12
     # SRAM at the rate the arrays consume operands at peak (rows + cols operands per rows·cols MACs per
     # cycle), bounded by the ports' bandwidth: a GEMM does not read every bank at once
     rows = np.maximum(np.asarray(arr.array_rows, float), 1.0)

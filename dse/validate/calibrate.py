@@ -111,7 +111,8 @@ def _to_u(name: str, p: float, cls: str = "") -> float:
 
 def _from_u(name: str, u: float, cls: str = "") -> float:
     lo, hi = bounds(cls, name)
-    return lo + (hi - lo) / (1.0 + math.exp(-u))
+    # a constant the rows barely constrain can drift to u < -709, where exp(-u) overflows: its limit is lo
+    return lo + (hi - lo) / (1.0 + math.exp(-u)) if u > -700.0 else lo + (hi - lo) * math.exp(u)
 
 
 def nelder_mead(f, x0: np.ndarray, step: float = 0.6, max_evals: int = 400, tol: float = 1e-7):
