@@ -25,9 +25,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from model_speed import random_columns  # noqa: E402
+from _designs import random_designs  # noqa: E402
 from _steps import extended_mix_tables  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
@@ -68,7 +66,7 @@ def test_evaluate_compiled_equals_numpy_on_catalog_and_random_designs(kernel):
         arr = DesignArrays.from_designs(cat, tech)
         _same(kernel("numpy", evaluate, arr, load_mix(mix), tech),
               kernel("numba", evaluate, arr, load_mix(mix), tech), f"catalog/{mix}")
-    cols = random_columns(2000, np.random.default_rng(7))
+    cols = random_designs(2000, 7)
     arr = DesignArrays.from_columns(cols, tech)
     ref = kernel("numpy", evaluate, arr, load_mix("balanced"), tech)
     assert 0.1 < ref["feasible"].mean() < 0.9  # feasible and infeasible designs both occur
@@ -81,7 +79,7 @@ def _instances(n_designs: int):
     from dse.evaluate.table import design_metrics
 
     tech = default_technology()
-    hw, _, _, _ = design_metrics(DesignArrays.from_columns(random_columns(n_designs, np.random.default_rng(3)), tech))
+    hw, _, _, _ = design_metrics(DesignArrays.from_columns(random_designs(n_designs, 3), tech))
     tables = extended_mix_tables(hw.num_chips)
     rng = np.random.default_rng(4)
     m = 4000
@@ -156,7 +154,7 @@ def test_spare_search_compiled_equals_numpy_under_harsh_and_mild_defects(kernel)
     from dse.model.area import chip_area
 
     tech = default_technology()
-    base = DesignArrays.from_columns(random_columns(1500, np.random.default_rng(11)), tech)
+    base = DesignArrays.from_columns(random_designs(1500, 11), tech)
     for scale, alpha in ((1.0, 1.0), (5.0, 0.5), (0.2, 2.0)):
         arr = base.take(np.arange(base.n))
         arr.defect_density_per_cm2 = arr.defect_density_per_cm2 * scale

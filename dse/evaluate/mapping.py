@@ -412,7 +412,7 @@ def _fits_at(sram, mem, w, kv, act):
 
 
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
-    n, P = hw.n, len(t.plans)
+    n = hw.n
     chips = chips_all[rows]
     pi, pj, fw, fk, largest = _candidates(t, hw, chips)  # candidates: the plan is tried and fits
     combo, partial = residency_combo(fw, fk)
@@ -628,7 +628,7 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
     keep = a > x_lo
     th = frac(a)[keep]
     k = q[keep]
-    lo_k, hi_k = lo[keep], hi[keep]
+    lo_k = lo[keep]
     return {"i": i[keep], "j": lo_k, "dp": dp[k],
             "tpot": lerp(tpot[k], h_tpot[keep], th), "ttft": lerp(ttft[k], h_ttft[keep], th),
             "pre": lerp(prefill_s[k], h_pre[keep], th), "joules": lerp(joules[k], h_j[keep], th),

@@ -322,7 +322,6 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     # I/O dies (chip.io_dies of them on chip.io_die_node): the memory and link PHYs + their side of the
     # compute links, with the I/O node's uncore share; each padded up to the perimeter its memory sites and
     # die-to-die PHYs need (an I/O-limited die: the filler adds wafer area, not critical area)
-    sh = tech.shoreline
     io_logic = np.where(io, (mem_phy + link_phy + io_tbps * mm2_per_tbps) * (1.0 + arr.uncore_fraction_io), 0.0)
     io_edge = mem_edge + io_tbps / tbps_per_mm
     # what the rest of the chip costs at least: its memory, the package under its logic and memory, and the
