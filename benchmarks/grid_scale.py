@@ -29,7 +29,7 @@ from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 
 
-def study_body(designs: int, backend: str) -> dict:
+def study_body(designs: int, backend: str, address: str | None = None) -> dict:
     """A datacenter-like grid whose product is `designs` (cores × clock × sram × links × chips × memory)."""
     # 2 memories × 5 chip counts × 10 link counts = 100; the rest split over three float/int knobs
     rest = max(1, designs // 100)
@@ -54,7 +54,7 @@ def study_body(designs: int, backend: str) -> dict:
                        {"metric": "local_llm.tpot_ms", "direction": "minimize"}],
         "constraints": ["power_w <= 20000"],
         "sampler": {"kind": "grid", "shard_size": 50_000},
-        "execution": {"backend": backend},
+        "execution": {"backend": backend, **({"address": address} if address else {})},
     }
 
 
@@ -101,6 +101,18 @@ def check_front(run_dir: Path, study) -> bool:
     return bool(np.array_equal(mask, df["pareto"].to_numpy()))
 
 
+def front_digest(run_dir: Path) -> str:
+    """SHA-256 of the front's knob columns, rows sorted: equal for two runs that found the same front."""
+    import hashlib
+
+    import polars as pl
+
+    df = pl.read_parquet(run_dir / "pareto.parquet")
+    knobs = sorted(c for c in df.columns if c.startswith(("chip.", "system.")) and not df.schema[c].is_nested())
+    rows = df.select(knobs).sort(knobs)
+    return hashlib.sha256(rows.write_csv().encode()).hexdigest()[:16]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=1_000_000)
@@ -108,11 +120,12 @@ def main() -> int:
     ap.add_argument("--stub", action="store_true", help="a cheap stand-in for the model (machinery only)")
     ap.add_argument("--check", action="store_true", help="recompute the front from results.parquet")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--address", default=None, help="a running Ray cluster (e.g. 127.0.0.1:6379 of `ray start`)")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="grid_scale-"))
     f = out / "grid_scale.yaml"
     out.mkdir(parents=True, exist_ok=True)
-    f.write_text(yaml.safe_dump(study_body(a.designs, "serial" if a.serial else "ray"), sort_keys=False))
+    f.write_text(yaml.safe_dump(study_body(a.designs, "serial" if a.serial else "ray", a.address), sort_keys=False))
     study = load_study(f)
     n = study.space.grid_size_upper(None)
     ev = StubModel(study.spec.mix) if a.stub else None
@@ -134,6 +147,7 @@ def main() -> int:
         print(f"issue 15 targets (10^6 designs, 2 cores): wall <= 60 s: {'met' if wall <= 60 else 'NOT met'} "
               f"({wall:.1f} s at load {load:.1f} on {os.cpu_count()} CPUs); driver RSS < 1.5 GB: "
               f"{'met' if rss_mb < 1536 else 'NOT met'} ({rss_mb:,.0f} MB)")
+    print(f"front digest (compare two runs of the same grid, e.g. embedded vs --address): {front_digest(res.run_dir)}")
     if a.check:
         print("front recomputed from results.parquet equals the stored flags:", check_front(res.run_dir, study))
     return 0
