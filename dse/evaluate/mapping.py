@@ -73,15 +73,45 @@ def residency(w, kv, act, sram_bytes, mem_bytes, cache=None):
     (CUDA L2 access-policy window with hitRatio = set-aside / window, Ampere and later), so `cache`
     changes nothing here (kept for callers).
     """
-    wres = w + act <= sram_bytes
-    kres = wres & (w + kv + act <= sram_bytes)
-    need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
-    fits = np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
+    wres, kres = _whole(w, kv, act, sram_bytes)
+    fits = fits_in(w, kv, act, sram_bytes, mem_bytes, (wres, kres))
     room = np.asarray(sram_bytes, float) - act
     fw = np.where(wres, 1.0, np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
     fk = np.where(kres, 1.0, np.where(wres, np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
     resident = fw * w + fk * kv
     return fw, fk, fits, resident
+
+
+def _whole(w, kv, act, sram_bytes):
+    """(weights wholly resident, weights and KV wholly resident) in SRAM beside the activation buffers."""
+    wres = w + act <= sram_bytes
+    return wres, wres & (w + kv + act <= sram_bytes)
+
+
+def fits_in(w, kv, act, sram_bytes, mem_bytes, whole=None):
+    """`residency`'s `fits` alone: off-chip memory holds whatever is not wholly resident, or, without
+    memory, SRAM holds everything (`whole`: `_whole`'s masks when the caller has them)."""
+    wres, kres = whole if whole is not None else _whole(w, kv, act, sram_bytes)
+    need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
+    return np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
+
+
+def _lerp(a, b, th):
+    """The point `th` of the way from `a` to `b` (a chord between two knots)."""
+    return a + th * (b - a)
+
+
+def _largest_ok(a: np.ndarray, z: np.ndarray, ok) -> np.ndarray:
+    """Per element, the largest integer x in [a, z) with `ok(x)`, given ok(a), not ok(z) and `ok` monotone
+    (true up to a point): one bisection over all elements at once."""
+    while True:
+        span = z - a > 1
+        if not span.any():
+            return a
+        mid = (a + z) // 2
+        good = ok(mid)
+        a = np.where(span & good, mid, a)
+        z = np.where(span & ~good, mid, z)
 
 
 def residency_combo(fw: np.ndarray, fk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -404,13 +434,6 @@ def _pair_times(t: LlmPlanTable, hw: HwView, cal: Calibration, i, j, partial, co
     return tp_, pre_, tt_, dp_, joules
 
 
-def _fits_at(sram, mem, w, kv, act):
-    """`residency`'s fits: what is not wholly resident must fit off-chip (or all in SRAM without memory)."""
-    wres = w + act <= sram
-    kres = wres & (w + kv + act <= sram)
-    return kres | ((mem > 0) & (np.where(wres, 0.0, w) + np.where(kres, 0.0, kv) <= mem))
-
-
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n = hw.n
     chips = chips_all[rows]
@@ -608,31 +631,20 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
     def frac(x):
         return (x - x_lo) / (x_hi - x_lo)
 
-    def lerp(a, b_, th):
-        return a + th * (b_ - a)
-
     def ok(x):
         th = frac(x)
-        fits = _fits_at(sram, mem, w, lerp(t.kv[lo], t.kv[hi], th), lerp(t.act[lo], t.act[hi], th))
-        return (x * other <= max_b) & fits & slo_met(lerp(tpot[q], h_tpot, th), lerp(ttft[q], h_ttft, th))
+        fits = fits_in(w, _lerp(t.kv[lo], t.kv[hi], th), _lerp(t.act[lo], t.act[hi], th), sram, mem)
+        return (x * other <= max_b) & fits & slo_met(_lerp(tpot[q], h_tpot, th), _lerp(ttft[q], h_ttft, th))
 
-    a, z = x_lo.copy(), x_hi.copy()  # ok(a), not ok(z)
-    while True:
-        span = z - a > 1
-        if not span.any():
-            break
-        mid = (a + z) // 2
-        good_mid = ok(mid)
-        a = np.where(span & good_mid, mid, a)
-        z = np.where(span & ~good_mid, mid, z)
+    a = _largest_ok(x_lo, x_hi, ok)  # ok(x_lo), not ok(x_hi)
     keep = a > x_lo
     th = frac(a)[keep]
     k = q[keep]
     lo_k = lo[keep]
     return {"i": i[keep], "j": lo_k, "dp": dp[k],
-            "tpot": lerp(tpot[k], h_tpot[keep], th), "ttft": lerp(ttft[k], h_ttft[keep], th),
-            "pre": lerp(prefill_s[k], h_pre[keep], th), "joules": lerp(joules[k], h_j[keep], th),
-            "share": lerp((fw + fk)[k], h_share[keep], th),
+            "tpot": _lerp(tpot[k], h_tpot[keep], th), "ttft": _lerp(ttft[k], h_ttft[keep], th),
+            "pre": _lerp(prefill_s[k], h_pre[keep], th), "joules": _lerp(joules[k], h_j[keep], th),
+            "share": _lerp((fw + fk)[k], h_share[keep], th),
             "micro_batch": np.where(by_mb[keep], t.micro_batch[lo_k], a[keep]),
             "micro_batches": np.where(by_mb[keep], a[keep], t.micro_batches[lo_k])}
 
@@ -683,7 +695,8 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
     ok = reach & ((lat * 1e3 <= slo) if slo else True)
     passed = fits & ok
     alive = np.concatenate([np.ones((n, 1), bool), np.cumprod(passed, axis=1)[:, :-1].astype(bool)], axis=1)
-    over = t.batch > scenario_batch(scenario)[1]  # a range's last knot beyond the max: a chord's end only
+    max_b = scenario_batch(scenario)[1]
+    over = t.batch > max_b  # a range's last knot beyond the max: a chord's end only
     cand = alive & ok & ~over[None, :]
     score = thr if goal == "throughput" else -lat
     sc = np.where(cand, score, -np.inf)
@@ -708,31 +721,25 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
         l_lo, l_hi, en_lo, en_hi = lat[ci, lo], lat[ci, hi], e_j[ci, lo], e_j[ci, hi]
         sram, mem = hw.sram_bytes[ci], hw.mem_bytes[ci]
 
-        def at(x):
+        def frac(x):
             return (x - x_lo) / (x_hi - x_lo)
 
         def okx(x):
-            th = at(x)
-            _, _, fit, _ = residency(t.w[lo], 0.0, t.act[lo] + th * (t.act[hi] - t.act[lo]), sram, mem)
-            lx = l_lo + th * (l_hi - l_lo)
-            return (x <= scenario_batch(scenario)[1]) & fit & ((lx * 1e3 <= slo) if slo else True)
+            th = frac(x)
+            fit = fits_in(t.w[lo], 0.0, _lerp(t.act[lo], t.act[hi], th), sram, mem)
+            lx = _lerp(l_lo, l_hi, th)
+            return (x <= max_b) & fit & ((lx * 1e3 <= slo) if slo else True)
 
-        a, z = x_lo.copy(), x_hi.copy()
-        while (z - a > 1).any():
-            span = z - a > 1
-            mid = (a + z) // 2
-            g_mid = okx(mid)
-            a = np.where(span & g_mid, mid, a)
-            z = np.where(span & ~g_mid, mid, z)
-        th = at(a)
-        lx = l_lo + th * (l_hi - l_lo)
+        a = _largest_ok(x_lo, x_hi, okx)  # okx(x_lo), not okx(x_hi)
+        th = frac(a)
+        lx = _lerp(l_lo, l_hi, th)
         thr_x = chips[ci] * a / lx
         score_x = thr_x if goal == "throughput" else -lx
         win = (a > x_lo) & (score_x > sc[ci, j[ci]])
         w_ = ci[win]
         batch[w_], lat_b[w_] = a[win], lx[win]
-        e_b[w_] = (en_lo + th * (en_hi - en_lo))[win]
-        share_b[w_] = (wres[ci, lo] + th * (wres[ci, hi] - wres[ci, lo]))[win]
+        e_b[w_] = _lerp(en_lo, en_hi, th)[win]
+        share_b[w_] = _lerp(wres[ci, lo], wres[ci, hi], th)[win]
     g = np.flatnonzero(feasible)
     m = _numeric_metrics(n)
     plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
