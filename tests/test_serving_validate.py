@@ -8,14 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from dse.validate import serving as sv
-from dse.validate.measurements import REGIMES
+from dse.validate.measurements import REGIMES, assign_splits
 from dse.validate.report import summarize
 
 
 def test_rows_load_every_kind_and_both_splits():
     rows = sv.load_serving()
     assert {m.kind for m in rows} == {"concurrency", "mlperf_server", "speculative", "disaggregated"}
-    sp = sv.splits(rows)
+    sp = assign_splits(rows)
     assert set(sp.values()) == {"train", "test"}
     assert 0.15 * len(rows) <= sum(v == "test" for v in sp.values()) <= 0.45 * len(rows)  # ~a third (per-row rule)
     assert "serving" in REGIMES

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -141,8 +141,9 @@ def split_of(mid: str) -> Literal["train", "test"]:
     return "test" if int(hashlib.sha256(mid.encode()).hexdigest(), 16) % 3 == 1 else "train"
 
 
-def assign_splits(rows: list[Measurement]) -> dict[str, str]:
-    """id -> 'train' | 'test' by the rule in the module docstring."""
+def assign_splits(rows: Iterable) -> dict[str, str]:
+    """id -> 'train' | 'test' by the rule in the module docstring, for rows with an `id` (measurements of
+    this file and the serving rows of dse/validate/serving_measurements.yaml alike)."""
     return {m.id: split_of(m.id) for m in rows}
 
 

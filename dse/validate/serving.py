@@ -32,7 +32,7 @@ from dse.model.calibration import load_calibration
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
 from dse.serving.sim import simulate
-from dse.validate.measurements import split_of
+from dse.validate.measurements import assign_splits
 from dse.validate.predict import hw_view, model_shape
 from dse.validate.report import Row
 from dse.workloads.precision import parse_precision
@@ -172,11 +172,6 @@ def load_serving(path: str | None = None) -> list[ServingMeasurement]:
     return load_yaml_model(Path(path or SERVING_FILE), ServingFile, what="serving measurements").measurements
 
 
-def splits(rows: list[ServingMeasurement]) -> dict[str, str]:
-    """id -> 'train' | 'test': the rule of dse/validate/measurements.py."""
-    return {m.id: split_of(m.id) for m in rows}
-
-
 @lru_cache(maxsize=64)
 def _clock(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
            prompt_tokens: int, output_tokens: int) -> float:
@@ -312,7 +307,7 @@ def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = ST
 def serving_rows(split: str = "all", overhead_s: float = STEP_OVERHEAD_S, path: str | None = None) -> list[Row]:
     """Predicted vs measured for the serving rows of `split`, as `dse.validate.report.Row`s."""
     rows = load_serving(path)
-    sp = splits(rows)
+    sp = assign_splits(rows)
     out = []
     for m in rows:
         if split != "all" and sp[m.id] != split:
