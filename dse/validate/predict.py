@@ -106,9 +106,12 @@ def _run_llm(m: Measurement, cal: Calibration, models):
     if not res.feasible[0]:
         return None
     g = {k: float(v[0]) for k, v in res.metrics.items() if k != "weights"}
-    if m.batch is not None and int(round(g["batch"])) != m.batch:
-        return None
-    return res, g
+    return (res, g) if _ran_measured_batch(m, g["batch"]) else None
+
+
+def _ran_measured_batch(m: Measurement, batch: float) -> bool:
+    """False when the measurement fixes a batch and the mapping ran another (the measured one does not fit)."""
+    return m.batch is None or int(round(batch)) == m.batch
 
 
 def _predict_llm(m: Measurement, cal: Calibration, models) -> float:
@@ -178,9 +181,8 @@ def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
     if not res.feasible[0]:
         return math.nan
     if m.metric == "cnn_latency_ms":
-        if m.batch is not None and int(round(float(res.metrics["batch"][0]))) != m.batch:
-            return math.nan
-        return float(res.metrics["latency_ms"][0])
+        ok = _ran_measured_batch(m, float(res.metrics["batch"][0]))
+        return float(res.metrics["latency_ms"][0]) if ok else math.nan
     return float(res.metrics["images_per_s"][0]) / m.num_chips
 
 

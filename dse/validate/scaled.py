@@ -1,13 +1,14 @@
 """`dse validate --by stack`: the model's error after one efficiency scale per software stack.
 
-Issue 11 judges the model across devices this way: each software stack (a `software_class`) may be off
-by one global factor (its kernels are faster or slower than the model's constants say), so every
-time the model predicts for a (regime, software class) group is multiplied by the group's geometric-mean
-ratio of measured to predicted time (a rate metric, tokens/s or images/s, is divided by it), and what is left is the model's physics: the error that remains after the scale,
-and how well the model ranks the measured setups (Spearman rank correlation of measured vs predicted over
-the rows of one regime, metric and model — different devices and setups running the same model — where
-such a group has at least `MIN_RANK_ROWS` rows). Only regimes whose rows are
-one device running one setup are scaled (`SCALED_REGIMES`); kernels, power and serving are left out.
+Issue 11 judges the model across devices this way: each software stack (a `software_class`) may be off by
+one global factor (its kernels are faster or slower than the model's constants say), so every time the
+model predicts for a (regime, software class) group is multiplied by the group's geometric-mean ratio of
+measured to predicted time (a rate metric, tokens/s or images/s, is divided by it). What is left is the
+model's physics: the error that remains after the scale, and how well the model ranks the measured setups
+(Spearman rank correlation of measured vs predicted over the rows of one regime, metric and model —
+different devices and setups running the same model — where such a group has at least `MIN_RANK_ROWS`
+rows). Only regimes whose rows are one device running one setup are scaled (`SCALED_REGIMES`); kernels,
+power and serving are left out.
 """
 
 from __future__ import annotations
@@ -93,14 +94,15 @@ def scale_per_stack(rows: list[Row], regimes: tuple[str, ...] = SCALED_REGIMES) 
         g = [r for r in keep if r.regime == regime and r.software_class == cls]
         s = stack_scale(g)
         gs = [_scaled(r, s) for r in g]
-        scales.append(StackScale(regime, cls, len(g), s, _summary(f"{regime}/{cls}", g), _summary(f"{regime}/{cls}", gs)))
+        name = f"{regime}/{cls}"
+        scales.append(StackScale(regime, cls, len(g), s, _summary(name, g), _summary(name, gs)))
         scaled += gs
     ranks = []
     for key in dict.fromkeys((r.regime, r.metric, r.model) for r in keep):
         g = [r for r in keep if (r.regime, r.metric, r.model) == key]
         if len(g) >= MIN_RANK_ROWS:
-            ranks.append(RankCorrelation(*key, len(g), spearman([r.measured for r in g],
-                                                                          [r.predicted for r in g])))
+            rho = spearman([r.measured for r in g], [r.predicted for r in g])
+            ranks.append(RankCorrelation(*key, len(g), rho))
     return StackReport(scales, ranks, scaled, summarize_by(keep, _regime), summarize_by(scaled, _regime))
 
 
