@@ -206,6 +206,25 @@ def test_scheduled_fabric_has_no_software_collective_floor():
     assert t_groq == pytest.approx(6 * groq.link_latency_s[0] + 2 * 7 / 8 * 64 / (groq.link_bw[0] * cal.link_eff))
 
 
+def test_rdma_ports_run_library_collectives_even_on_a_scheduled_chip():
+    """Gaudi 2 (systolic MMEs, 24 x 100 GbE RoCE): its all-reduce runs a library's ring over the NIC, 2(g-1)
+    steps of the port latency plus the stack's floor, by hand; no one-shot (no peer load/store over RDMA).
+    The same chip on a scale-up link compiles it: 2 log2(g) steps, no floor."""
+    from dse.model.perf import collective_time
+
+    cal = load_calibration("tuned")     # one-shot all-reduce stack
+    gaudi = _hw("Gaudi2")
+    assert gaudi.link_rdma[0] and gaudi.dataflow[0] and gaudi.link_bw[0] == pytest.approx(24 * 12.5e9)
+    size, g = np.array([16384.0]), np.array([8.0])
+    bw, lat = gaudi.link_bw[0] * cal.link_eff, gaudi.link_latency_s[0]
+    t = collective_time("allreduce", size, g, gaudi, cal)[0, 0]
+    assert t == pytest.approx(2 * 7 / 8 * 16384 / bw + 14 * lat + cal.collective_floor_us * 1e-6, rel=1e-12)
+    scheduled = _hw("Gaudi2")
+    scheduled.link_rdma = np.zeros(1, bool)
+    t_s = collective_time("allreduce", size, g, scheduled, cal)[0, 0]
+    assert t_s == pytest.approx(2 * 7 / 8 * 16384 / bw + 6 * lat, rel=1e-12)
+
+
 def test_memory_technologies_have_their_own_stream_efficiency():
     effs = {k: m.stream_efficiency for k, m in TECH.memories.items()}
     assert effs["lpddr5x"] < effs["hbm3"] and all(0.5 < v <= 1.0 for v in effs.values())

@@ -54,7 +54,7 @@ KNOWN_GAPS = {
                    "range (0.39x): a consumer part clocked at 2.4 GHz runs high on its voltage curve (energy per "
                    "op ~V^2, not modelled), the board power adds fans and VRM losses, and the area model gives "
                    "98 mm2 of logic for a ~272 mm2 die (leakage scales with it)",
-    "Gaudi2": "model 408 W (MME 281 W, HBM2E 77 W, 24x100GbE as 6 SerDes links 26 W) vs the 600 W OAM rating "
+    "Gaudi2": "model 408 W (MME 281 W, HBM2E 77 W, 24x100GbE RoCE ports 26 W) vs the 600 W OAM rating "
               "(0.68x): the 24 TPC VLIW cores are counted as vector FLOPs only (14 W) and the RoCE NIC engines "
               "and board losses are not modelled",
 }

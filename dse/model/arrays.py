@@ -155,6 +155,7 @@ class DesignArrays:
     link_pj_per_bit: np.ndarray = field()
     link_phy_mm2: np.ndarray = field()
     link_latency_us: np.ndarray = field()
+    link_rdma: np.ndarray = field()  # True: an RDMA network port (technology Link.rdma): library-run collectives
     num_chips: np.ndarray = field()
     topology: np.ndarray = field()  # int64 code: dse.model.knobs.TOPOLOGY_CODE
     # packaging
@@ -284,7 +285,7 @@ class DesignArrays:
         links = np.where(has_link, num("chip.links", 0), 0)
         lat_o = c["system.link_latency_us"]
         out.update(links=links, link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
-                   link_phy_mm2=link_attr("phy_area_mm2"),
+                   link_phy_mm2=link_attr("phy_area_mm2"), link_rdma=link_attr("rdma").astype(bool),
                    link_latency_us=np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, link_attr("latency_us")))
         out["num_chips"] = num("system.num_chips", 1)
         out["topology"] = idx["system.topology"].astype(np.int64)  # index into TOPOLOGIES = TOPOLOGY_CODE

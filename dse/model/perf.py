@@ -89,6 +89,7 @@ class HwView:
     # deployment knobs a study sets per design (dse.evaluate.serving.DEPLOYMENT_KNOBS, e.g.
     # "serving.chunk_tokens"); empty: the serving mapping's own choices
     deployment: dict[str, np.ndarray] = field(default_factory=dict)
+    link_rdma: np.ndarray | None = None       # True: RDMA network ports (None: scale-up links), see collective_time
 
     @property
     def n(self) -> int:
@@ -144,6 +145,7 @@ class HwView:
             sram_bytes=get("sram_mb") * 1e6,
             link_bw=link_bw,
             link_latency_s=get("link_latency_us") * 1e-6,
+            link_rdma=get("link_rdma", False).astype(bool),
             topology=get("topology", TOPOLOGY_CODE["switch"]).astype(int),
             num_chips=get("num_chips", 1).astype(int),
             dataflow=dataflow,
@@ -209,6 +211,14 @@ def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
     return pad * tiles / (waves * cores)
 
 
+def _collective_class(hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per design (dynamically scheduled chip, collectives run by a library, one-shot capable): a library
+    runs them on a GPU or over RDMA ports; a one-shot all-reduce needs a GPU's peer load/store (no RDMA)."""
+    dyn = ~np.asarray(hw.dataflow, bool)
+    rdma = np.zeros_like(dyn) if hw.link_rdma is None else np.asarray(hw.link_rdma, bool)
+    return dyn, dyn | rdma, dyn & ~rdma
+
+
 def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, split: bool = False):
     """Seconds for one collective of `nbytes` per chip over `group` chips (alpha-beta model).
 
@@ -218,6 +228,9 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     Interconnect class: a dynamically scheduled chip (GPU) runs collectives as library kernels and pays
     the stack's `collective_floor_us` (NCCL-style launch + flag handshakes); a statically scheduled chip
     (systolic: TPU ICI, Groq-style fabrics) has them compiled into its program: per-hop latency only.
+    Over RDMA network ports (`link_rdma`: RoCE, e.g. Gaudi 2) a library runs them on any chip (the NIC's
+    queue pairs give no deterministic timing to compile against), and no peer can load/store another's
+    memory, so there is no one-shot all-reduce.
     With `split`, returns (bandwidth part, latency part) instead of their sum.
     """
     g = np.maximum(np.asarray(group, dtype=float), 1.0)
@@ -242,9 +255,10 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     # all-reduces over 14 ring steps); a stack with a peer-to-peer all-reduce (`cal.allreduce` "oneshot":
     # TensorRT-LLM / vLLM custom all-reduce) writes to every peer at once: one-shot (2 steps: push, barrier;
     # (g-1)·s over the links) or, when cheaper for large messages, two-shot (4 steps, the ring's volume).
-    dyn = ~np.asarray(hw.dataflow, bool)[:, None]
-    switch_steps = np.where(dyn, ring_steps, tree_steps)
-    oneshot = dyn & (topo == TOPOLOGY_CODE["switch"]) & (kind == "allreduce") & (cal.allreduce == "oneshot")
+    dyn, lib, p2p = _collective_class(hw)
+    dyn, lib, p2p = dyn[:, None], lib[:, None], p2p[:, None]
+    switch_steps = np.where(lib, ring_steps, tree_steps)
+    oneshot = p2p & (topo == TOPOLOGY_CODE["switch"]) & (kind == "allreduce") & (cal.allreduce == "oneshot")
     steps = np.where(topo == TOPOLOGY_CODE["ring"], ring_steps,
                      np.where(topo == TOPOLOGY_CODE["torus2d"], torus_steps, switch_steps))
     if oneshot.any():
@@ -253,7 +267,7 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
         use_one = one_vol / bw + one_steps * lat <= two_vol / bw + two_steps * lat
         vol = np.where(oneshot, np.where(use_one, one_vol, two_vol), vol)
         steps = np.where(oneshot, np.where(use_one, one_steps, two_steps), steps)
-    floor = np.where(np.asarray(hw.dataflow, bool), 0.0, cal.collective_floor_us * 1e-6)[:, None]
+    floor = np.where(lib, cal.collective_floor_us * 1e-6, 0.0)
     t_bw = np.where(g > 1, vol / bw, 0.0)
     t_lat = np.where(g > 1, steps * lat + floor, 0.0)
     if split:
@@ -804,7 +818,7 @@ def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
 
 # what `step_times` reads of a HwView (the rest is not gathered per instance)
 _STEP_HW_FIELDS = ("vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
-                   "link_latency_s", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
+                   "link_latency_s", "link_rdma", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
                    "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "d2d_bw", "d2d_share")
 
 
@@ -897,7 +911,8 @@ def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, 
     assert _width(stack.mm) == 0 or stack.mm.start == 0
     fuse = int(bool(cal.fuse_epilogues))
     ops, mm, rows, kind = sk.op_table(stack, fuse)
-    hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s)
+    hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s,
+                                           _collective_class)
     calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
     # fresh writable C arrays of one dtype each: what the kernel was compiled for (numba types a read-only
     # or strided array differently and would compile again)

@@ -26,7 +26,7 @@ _COLKIND = {"allreduce": 2, "allgather": 3, "alltoall": 4, "sendrecv": 5}
 # per-design constants (`_design_table`)
 _HW = ("rows", "cols", "cores", "dyn", "sparsity", "vec_den", "gap", "mem_den", "ramp", "has_mem", "sram_bytes",
        "sram_den", "sram_bps", "d2d_share", "d2d_den", "link_bw", "link_lat", "topo", "coll_floor",
-       "e_sram", "e_mem", "e_link")
+       "e_sram", "e_mem", "e_link", "lib_coll", "p2p")
 _H = {f: i for i, f in enumerate(_HW)}
 # calibration scalars
 _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_overlap", "step_overhead_s",
@@ -57,7 +57,7 @@ def op_table(stack, fuse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return hit
 
 
-def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate, fill_time_s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate, fill_time_s, collective_class) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(per-design constants (n, len(_HW)), peak FLOP/s, narrow path, pJ per FLOP (each (n, P) per
     precision index)): what `perf._busy_free`, `_resident_times` and `_energy_j` derive from `hw` before
     their per-element arithmetic, computed by the same numpy expressions."""
@@ -72,7 +72,7 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
     zero = np.zeros(n)
     for p in stack.precs:
         efl[:, p] = np.asarray(hw.energy_pj_per_flop.get(precisions[p], hw.energy_pj_per_flop.get("bf16", zero)), float)
-    dyn = ~np.asarray(hw.dataflow, bool)
+    dyn, lib, p2p = collective_class(hw)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff
     vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
     sram_bps = sram_rate(hw, cal)
@@ -86,10 +86,11 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
         "sram_den": np.maximum(sram_bps, 1.0), "sram_bps": sram_bps,
         "d2d_share": hw.d2d_share if d2d else zero, "d2d_den": np.maximum(hw.d2d_bw, 1.0) if d2d else zero + 1.0,
         "link_bw": np.maximum(hw.link_bw * cal.link_eff, 1.0), "link_lat": hw.link_latency_s,
-        "topo": hw.topology, "coll_floor": np.where(~dyn, 0.0, cal.collective_floor_us * 1e-6),
+        "topo": hw.topology, "coll_floor": np.where(lib, cal.collective_floor_us * 1e-6, 0.0),
         "e_sram": zero if hw.sram_pj_per_byte is None else hw.sram_pj_per_byte,
         "e_mem": zero if hw.mem_pj_per_bit is None else hw.mem_pj_per_bit,
         "e_link": zero if hw.link_pj_per_bit is None else hw.link_pj_per_bit,
+        "lib_coll": lib, "p2p": p2p,
     }
     table = np.empty((n, len(_HW)))
     for i, f in enumerate(_HW):
@@ -190,6 +191,7 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
         d2d_share, d2d_den = hwd[d, 13], hwd[d, 14]
         bw, lat, topo, floor_ = hwd[d, 15], hwd[d, 16], hwd[d, 17], hwd[d, 18]
         e_sram, e_mem, e_link = hwd[d, 19], hwd[d, 20], hwd[d, 21]
+        lib_coll, p2p = hwd[d, 22] > 0, hwd[d, 23] > 0
         wres = _mn(_mx(wres_in[i], 0.0), 1.0)
         kres = _mn(_mx(kres_in[i], 0.0), 1.0)
         sw, sk = 1.0 - wres, 1.0 - kres
@@ -244,8 +246,8 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
                 elif topo == TORUS:
                     steps = ring / _mx(np.sqrt(g), 1.0) * 2
                 else:
-                    steps = ring if dyn else tree
-                if oneshot and dyn and topo == SWITCH and kj == 2:
+                    steps = ring if lib_coll else tree
+                if oneshot and p2p and topo == SWITCH and kj == 2:
                     one_vol = (g - 1) * sz
                     if one_vol / bw + 2.0 * lat <= vol / bw + 4.0 * lat:
                         vol, steps = one_vol, 2.0

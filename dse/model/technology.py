@@ -74,6 +74,11 @@ class Link(_Strict):
     pj_per_bit: float = NonNeg
     phy_area_mm2: float = NonNeg
     latency_us: float = NonNeg
+    # A network port driven by RDMA (RoCE / InfiniBand NICs): packets through a NIC's queue pairs, so a
+    # collective runs in a library's steps with its software floor even on a statically scheduled chip (no
+    # compiled, deterministic schedule across the network) and peers cannot load/store each other's memory
+    # (no one-shot all-reduce). False: a scale-up link (NVLink, Infinity Fabric, ICI, deterministic C2C).
+    rdma: bool = False
     source: str
 
 
