@@ -15,11 +15,13 @@ generation of designs with one vectorized model call):
                     as G <= 0; nothing written to disk. Needs `pip install -e ".[bench]"` (skipped with a
                     message if absent).
 Wall and CPU seconds per contender (CPU: the process's threads and finished children; steadier than wall time
-on a shared machine), and the runner's ratios in both.
+on a shared machine), the CPU seconds inside the model (`model`; `own` = CPU - model: the contender's own work),
+and the runner's ratios in both. `--repeat N` runs N rounds (each contender once per round) and reports medians.
 Hypervolume: of each contender's feasible front, all with ONE reference point: the worst feasible value of
 each objective over all contenders, pushed 10 % of the range further.
 
 Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--skip-journal]
+                                      [--repeat 1]
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dse.expr import parse  # noqa: E402
 from dse.pareto import hypervolume, nondominated_mask, to_minimization  # noqa: E402
 from dse.study.evaluator import ModelEvaluator  # noqa: E402
 from dse.study.runner import StudyRunner  # noqa: E402
+from dse.study.samplers import KnobCodec  # noqa: E402
 from dse.study.spec import load_study  # noqa: E402
 
 
@@ -82,12 +85,30 @@ execution: {{backend: serial}}
     return p
 
 
+class TimedModel:
+    """The model evaluator, timed: CPU seconds spent inside it (this thread), so that each contender's own
+    work (breeding, bookkeeping, storage) shows beside the model's."""
+
+    def __init__(self, ev: Any):
+        self.ev, self.cpu = ev, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ev, name)
+
+    def __call__(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        t = time.thread_time()
+        try:
+            return self.ev(cols)
+        finally:
+            self.cpu += time.thread_time() - t
+
+
 class Problem:
     """The study's objective and constraints on a batch of knob columns (shared by the plain baselines)."""
 
     def __init__(self, study: Any):
         self.space, self.spec = study.space, study.spec
-        self.ev = ModelEvaluator(self.spec.mix)
+        self.ev = TimedModel(ModelEvaluator(self.spec.mix))
         self.metrics = [o.metric for o in self.spec.objectives]
         self.maximize = self.spec.maximize
         self.constraints = [parse(c) for c in [*self.spec.constraints, *self.space.spec.constraints]]
@@ -106,15 +127,18 @@ class Problem:
 
 def run_runner(path: Path, tmp: Path) -> dict:
     st = load_study(path)
+    model = TimedModel(ModelEvaluator.for_study(st))
+    run_dir = tmp / "runs" / "speed"
+    shutil.rmtree(run_dir, ignore_errors=True)
     clock = Clock()
-    res = StudyRunner(st, tmp / "runs" / "speed", serial=True).run()
+    res = StudyRunner(st, run_dir, serial=True, evaluator=model).run()
     took = clock.stop()
     import polars as pl
 
     df = pl.read_parquet(tmp / "runs" / "speed" / "results.parquet")
     Y = np.column_stack([df[m].to_numpy() for m in [o.metric for o in st.spec.objectives]])
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
-            "note": f"{res.summary['cache_hits']} trials reused a repeated design's result"}
+            "model": model.cpu, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result"}
 
 
 def run_optuna_batched(path: Path, trials: int) -> dict:
@@ -140,7 +164,7 @@ def run_optuna_batched(path: Path, trials: int) -> dict:
         feas.append((G <= 0).all(axis=1))
         done += n
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
-            "designs": prob.designs, "note": "in memory, ask/tell per trial"}
+            "designs": prob.designs, "model": prob.ev.cpu, "note": "in memory, ask/tell per trial"}
 
 
 def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
@@ -164,37 +188,32 @@ def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
     clock = Clock()
     study.optimize(objective, n_trials=trials)
     return {**clock.stop(), "Y": np.array(Ys), "feasible": np.array(feas), "designs": prob.designs,
-            "note": "journal file, one design per trial"}
+            "model": prob.ev.cpu, "note": "journal file, one design per trial"}
 
 
 def _decoder(space: Any):
-    """[0, 1]^d → knob columns: categorical = equal slices, ranges on their (log) scale, steps rounded."""
-    knobs = list(space.knobs.values())
+    """[0, 1]^d → knob columns: categorical = equal slices, ranges on their (log) scale, steps rounded; inactive
+    conditional knobs at their neutral value. Vectorized (the knob matrix of `KnobCodec`, then its columns),
+    so that pymoo pays for its own algorithm, not for a per-row decoder."""
+    codec = KnobCodec(space)
 
     def decode(U: np.ndarray) -> dict[str, np.ndarray]:
-        n = len(U)
-        rows: list[dict[str, Any]] = [dict(space.fixed) for _ in range(n)]
-        for j, k in enumerate(knobs):
+        X = np.empty((len(U), codec.width))
+        for j, k in enumerate(codec.knobs):
             d, u = k.dist, np.clip(U[:, j], 0.0, 1.0)
             if k.kind == "categorical":
-                ch = list(d.choices)
-                vals = [ch[i] for i in np.minimum((u * len(ch)).astype(int), len(ch) - 1)]
-            else:
-                lo, hi = (d.low - 0.5, d.high + 0.5) if k.kind == "int" else (d.low, d.high)
-                v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if d.log else lo + u * (hi - lo)
-                if d.step is not None and not d.log:
-                    v = d.low + np.round((v - d.low) / d.step) * d.step
-                v = np.clip(v, d.low, d.high)
-                vals = [int(round(x)) for x in v] if k.kind == "int" else [float(x) for x in v]
-            for r, x in zip(rows, vals):
-                r[k.name] = x
-        for r in rows:  # inactive conditional knobs take their neutral value, as in the runner
-            for k in knobs:
-                if k.when is not None and not bool(k.when.truth(r)):
-                    r[k.name] = k.neutral
-        return space.columns(rows)
+                X[:, j] = np.minimum((u * len(d.choices)).astype(int), len(d.choices) - 1)
+                continue
+            lo, hi = (d.low - 0.5, d.high + 0.5) if k.kind == "int" else (d.low, d.high)
+            v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if d.log else lo + u * (hi - lo)
+            if d.step is not None and not d.log:
+                v = d.low + np.round((v - d.low) / d.step) * d.step
+            v = np.clip(v, d.low, d.high)
+            X[:, j] = np.rint(v) if k.kind == "int" else v
+        # every value is present, so `canonical` draws nothing: it only sets inactive knobs to their neutral value
+        return codec.canonical(X, np.random.default_rng(0))[1]
 
-    return decode, len(knobs)
+    return decode, codec.width
 
 
 def run_pymoo(path: Path, trials: int) -> dict | None:
@@ -226,7 +245,7 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
     minimize(P(), NSGA2(pop_size=st.spec.sampler.population_size), ("n_eval", trials), seed=st.spec.seed,
              verbose=False)
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
-            "designs": prob.designs, "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
+            "designs": prob.designs, "model": prob.ev.cpu, "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
 
 
 def main() -> None:
@@ -235,6 +254,7 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=100)
     ap.add_argument("--mix", default="local")
     ap.add_argument("--skip-journal", action="store_true", help="skip plain Optuna `optimize` on a journal file")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender; medians are reported")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="dse-speed-"))
@@ -244,26 +264,39 @@ def main() -> None:
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
               f"{args.trials} trials, 3 objectives, in-process on one core")
-        out: dict[str, dict] = {"runner": run_runner(path, tmp), "optuna-batched": run_optuna_batched(path, args.trials)}
-        pm = run_pymoo(path, args.trials)
-        if pm is not None:
-            out["pymoo"] = pm
+        contenders: dict[str, Any] = {"runner": lambda: run_runner(path, tmp),
+                                      "optuna-batched": lambda: run_optuna_batched(path, args.trials),
+                                      "pymoo": lambda: run_pymoo(path, args.trials)}
         if not args.skip_journal:
-            out["optuna-journal"] = run_optuna_journal(path, tmp, args.trials)
+            contenders["optuna-journal"] = lambda: run_optuna_journal(path, tmp, args.trials)
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
+            for name, fn in contenders.items():
+                r = fn()
+                if r is not None:
+                    runs.setdefault(name, []).append(r)
+        out: dict[str, dict] = {}
+        for name, rs in runs.items():  # median wall and CPU over the rounds; the results are the same every round
+            out[name] = {**rs[0], **{k: float(np.median([r[k] for r in rs])) for k in ("wall", "cpu", "model")},
+                         "walls": [r["wall"] for r in rs]}
         maximize = st.spec.maximize
         feas_all = np.vstack([to_minimization(r["Y"][r["feasible"]], maximize) for r in out.values()])
         lo, hi = feas_all.min(axis=0), feas_all.max(axis=0)
         ref_min = hi + 0.1 * np.maximum(hi - lo, 1e-12)
         ref = np.where(maximize, -ref_min, ref_min)
         print(f"hypervolume reference point (shared): {dict(zip([o.metric for o in st.spec.objectives], ref.round(4).tolist()))}")
-        print(f"{'contender':<15} {'trials':>7} {'wall s':>8} {'trials/s':>9} {'CPU s':>7} {'evaluated':>9} {'feasible':>8} "
-              f"{'front':>6} {'hypervolume':>12}  note")
+        if args.repeat > 1:
+            print(f"median of {args.repeat} rounds; wall s of each round: "
+                  + "; ".join(f"{k} {', '.join(f'{w:.2f}' for w in r['walls'])}" for k, r in out.items()))
+        print(f"{'contender':<15} {'trials':>7} {'wall s':>8} {'trials/s':>9} {'CPU s':>7} {'model':>6} {'own':>6} "
+              f"{'evaluated':>9} {'feasible':>8} {'front':>6} {'hypervolume':>12}  note")
         hv = {}
         for name, r in out.items():
             Y, f = r["Y"], r["feasible"]
             front = int(nondominated_mask(Y[f], maximize).sum()) if f.any() else 0
             hv[name] = hypervolume(Y[f], ref, maximize) if f.any() else 0.0
-            print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} {r['designs']:>9} "
+            print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} "
+                  f"{r['model']:>6.2f} {r['cpu'] - r['model']:>6.2f} {r['designs']:>9} "
                   f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
         rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
         cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}

@@ -90,6 +90,54 @@ def test_round_trip_write_then_read(tmp_path):
     assert units_of_file(run / "results.parquet")["chip.sram_mb"] == "MB"
 
 
+def test_parts_flushed_behind_are_in_place_at_once_and_on_disk_after_the_next_write(tmp_path, monkeypatch):
+    """A study's part (sync_behind) is renamed into place before `write` returns (a killed run keeps it) and
+    flushed by a thread; the next `write` and `close` wait for that flush, so at most one part is not yet on
+    disk, and a flush error reaches the caller."""
+    import os
+
+    from dse.runs import writer
+
+    rng = np.random.default_rng(2)
+    store = PartStore(tmp_path / "r", fmt="arrow", sync_behind=True)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    frames = [_toy_part(b, 5, rng) for b in range(3)]
+    store.write(0, frames[0])
+    assert store.read(0).equals(frames[0]) and not list((tmp_path / "r" / "parts").glob(".*.tmp"))
+    store.write(1, frames[1])
+    assert len(synced) >= 2  # part 0's file and folder, before part 1 was written
+    store.close()
+    assert len(synced) == 4 and store.read_all().equals(pl.concat(frames[:2]))
+    store = PartStore(tmp_path / "r", fmt="arrow", sync_behind=True)
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    store.write(2, frames[2])
+    with pytest.raises(OSError, match="I/O error"):
+        store.close()
+
+
+def test_finalize_from_the_frames_in_memory_writes_what_reading_the_parts_writes(tmp_path):
+    """The runner hands finalize the parts' rows it holds; the run folder is the same as when finalize reads
+    them back from disk."""
+    rng = np.random.default_rng(3)
+    frames = [_toy_part(b, 20, rng) for b in range(3)]
+    meta = RunMeta(name="toy", objectives=OBJS, knobs=["chip.sram_mb"])
+    out = {}
+    for how in ("read", "memory"):
+        run = tmp_path / how
+        parts = PartStore(run, fmt="arrow")
+        for b, f in enumerate(frames):
+            parts.write(b, f)
+        (run / RUN_JSON).write_text(meta.model_copy().model_dump_json())
+        s = finalize(run, meta.model_copy(), wall_time_s=1.0, trials_this_run=60,
+                     parts=pl.concat(frames) if how == "memory" else None)
+        out[how] = (s, pl.read_parquet(run / "results.parquet"), pl.read_parquet(run / "pareto.parquet"))
+    (s1, r1, p1), (s2, r2, p2) = out["read"], out["memory"]
+    assert r1.equals(r2) and p1.equals(p2) and r1.height == 60
+    assert {k: v for k, v in s1.items() if k != "finished_at"} == {k: v for k, v in s2.items() if k != "finished_at"}
+
+
 def test_reader_rebuilds_from_parts_when_results_is_behind(tmp_path):
     rng = np.random.default_rng(1)
     run = tmp_path / "r"

@@ -8,7 +8,7 @@ Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
 Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC file,
-atomic; the system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's
+atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's
 records as journal lines, one append + fsync per batch by a writer thread while the next batch runs; an external
 `storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
 when the run records at least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU; the run
@@ -218,7 +218,7 @@ class StudyRunner:
     def _run(self) -> RunResult:
         t0 = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        parts = PartStore(self.run_dir, fmt="arrow")
+        parts = PartStore(self.run_dir, fmt="arrow", sync_behind=True)
         prior = parts.read_all()
         if prior is not None:
             prior, rerun = self._rerun_transient(prior, parts)
@@ -277,12 +277,15 @@ class StudyRunner:
                                                    external=self.spec.storage is not None):
             writer_lock.close()  # handed to the mirror process
             background = MirrorProcess(self.spec.storage, self.run_dir, self.spec.name, directions, dists)
+        self.frames: list[pl.DataFrame] = [] if prior is None else [prior]  # the stored trials, for finalize
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
         except BaseException:
             with contextlib.suppress(Exception):  # the loop's own error is the one to report
                 mirror.close()
+            with contextlib.suppress(Exception):
+                parts.close()
             raise
         finally:
             if background is not None:
@@ -339,6 +342,7 @@ class StudyRunner:
                     else:
                         study.tell(t, state=optuna.trial.TrialState.FAIL)
                 mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
+            self.frames.append(df)
             n_batches += 1
             done += size
             new += size
@@ -352,6 +356,7 @@ class StudyRunner:
                 shown = now
                 self.on_progress(Progress(self.spec.name, done, self.budget, now - t0, new,
                                           tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
+        parts.close()  # every part on disk
         mirror.close()  # the run ends when its Optuna mirror is complete
         if background is not None:
             background.close()
@@ -364,7 +369,8 @@ class StudyRunner:
                  # every trial is recorded; a trial whose design was asked before reuses the stored result
                  # (the `repeat` column marks them): the model evaluated `designs_evaluated` designs this run
                  "designs_evaluated": self.evaluated, "cache_hits": new - self.evaluated}
-        summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra)
+        stored = pl.concat(self.frames, how="diagonal_relaxed") if self.frames else None
+        summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored)
         return RunResult(self.run_dir, summary, resumed_from)
 
     def _repeats(self, keys: list[bytes]) -> np.ndarray:
