@@ -55,7 +55,7 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     for ph, step in steps:
         if phase and ph != phase:
             continue
-        t = op_times(step.ops, hw, cal, wres, kres, resident)
+        t = op_times(step.ops, hw, cal.for_phase(ph), wres, kres, resident)
         count = np.asarray(step.ops.count, float)
         time = t.total[0] * count
         total = float(time.sum())

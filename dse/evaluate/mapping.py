@@ -652,8 +652,11 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
 # ---- CNN: every batch on every design as (designs × batches) arrays -----------------------------
 
 def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builders) -> MappingResult:
-    """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch."""
-    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), cal, None)
+    """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch. Each
+    batch is one forward pass: it pays the stack's per-inference launch, not an LLM engine step
+    (`Calibration.for_phase`)."""
+    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), cal.for_phase("inference"),
+                    None)
 
 
 def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unused, rows) -> MappingResult:

@@ -33,6 +33,11 @@ class Calibration(BaseModel):
     # per forward step (one decode step / one prefill chunk / one CNN batch): host scheduling, graph or
     # program launch, sampling; paid once per step on every chip style
     step_overhead_us: float = Field(ge=0)
+    # per forward pass of a stateless model (a CNN / vision batch: one MLPerf query or one framework call):
+    # the runtime enqueues one compiled graph and copies the batch's input to the device. It replaces
+    # `step_overhead_us` on such steps: an LLM engine step's scheduling of in-flight sequences, KV-block
+    # bookkeeping and sampling has no counterpart in a CNN inference (see `for_phase`)
+    inference_launch_us: float = Field(0.0, ge=0)
     # per kernel that stays unfused, on a dynamically scheduled chip (GPU): the device-side boundary
     # (grid drain, launch gap; a streaming kernel's DRAM ramp is mem_ramp_us), paid even inside a CUDA graph. Statically scheduled chips compile
     # the step into one program and pay their array fill/drain per operator (perf.fill_time_s) instead.
@@ -63,6 +68,15 @@ class Calibration(BaseModel):
     # LLMCompass A100 fp16 GEMMs at M = 64 / 128 / 256, K = N = 12288 take 190 / 200 / 318 µs; p = 2
     # gives 177 / 211 / 312 µs, the max 164 / 164 / 266 µs (llm_perf_models.md §3.3 kernel rows)
     knee_p: float = Field(2.0, ge=1.0, le=16.0)
+
+
+    def for_phase(self, phase: str) -> "Calibration":
+        """The constants a step of `phase` runs with: an `inference` step (CNN / vision forward pass) pays
+        the stack's `inference_launch_us` as its per-step cost instead of an LLM engine step's
+        `step_overhead_us`; prefill and decode steps run with the constants as they are."""
+        if phase != "inference" or self.step_overhead_us == self.inference_launch_us:
+            return self
+        return self.model_copy(update={"step_overhead_us": self.inference_launch_us})
 
 
 class CalibrationFile(BaseModel):
