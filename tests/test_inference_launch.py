@@ -43,7 +43,7 @@ def test_for_phase_swaps_only_the_per_step_cost():
 def test_cnn_batch1_latency_is_operators_plus_one_inference_launch(chip):
     """Hand sum: Σ count × operator time with no per-step share, plus the launch; the LLM step overhead
     (here an absurd 5 ms) never reaches the CNN pass."""
-    hw = hw_view(chip, 1)
+    hw = hw_view(chip, 1, (("chip.layer_pipeline", False),))  # layers one after another (tests/test_layer_pipeline.py)
     cal = load_calibration("tuned").model_copy(update={"step_overhead_us": 5000.0, "inference_launch_us": 37.0})
     step = Builders.cnn(SHAPE, 1, PREC)
     wres, kres, _, resident = residency(np.array([step.weight_bytes_per_chip]), np.array([0.0]),

@@ -71,13 +71,17 @@ from dse.validate.report import predict_rows, summarize
 # 2 PFLOPS FP8 against the measured 23 %, and Inferentia2 batch 8 at 2.0x the measured rate. Batch-1 latency
 # rows: speedAI240 0.021 vs 0.120 ms, Inferentia2 0.28 vs 0.96 ms (measured from Python). See the KNOWN_MISSES
 # notes and dse/catalog/measurements.yaml.
+# With the at-memory chip's layers run as a pipeline (chip.layer_pipeline on speedAI240 Slim: b images take
+# T·(b + depth), T one image's operators, depth 5.857 periods for ResNet-50; 2026-12-01; no refit: the rows are
+# loose): test cnn 96.1 -> 28.6 % (6x speedAI240 offline +185.8 -> +50.8 %), train cnn 71.1 -> 27.8 %
+# (speedAI240 SingleStream -82.4 -> -27.8 %, offline +183.1 -> +49.4 %); every other row unchanged.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 21.0, "large_batch": 9.5, "cnn": 97.0, "moe": 90.0, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 21.0, "large_batch": 9.5, "cnn": 29.5, "moe": 90.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -126,24 +130,12 @@ KNOWN_MISSES: dict[str, float] = {
     # sourced mechanism reaches 2x (routing skew derived from SGLang's EPLB speedups: +104 %; MoE all-to-all
     # not overlapped: +71 %; BF16 attention: +93 %; the three together +58 %).
     "trtllm-dsr1-0528-8xb200-nvfp4-tp1ep8-1k2k-maxthr": 2.2,
-    # loose (issue 11): UntetherAI speedAI240 Slim ResNet-50 SingleStream, 0.120 ms per image (train split). dse
-    # predicts 0.021 ms: 10.8 us of arithmetic on every PE of the chip (8.2 GFLOP at ~38 % of 2 PFLOPS FP8) + the
-    # 10 us inference launch. Measured latency / measured offline period = 120 / 17.8 us = 6.7: what a layer
-    # pipeline gives (each layer on its own region beside its weights, at-memory; a layer starts once the rows
-    # its kernel needs have arrived): 1 + sum of those row fractions over ResNet-50's main path = 6.9 periods.
-    "mlperf41-resnet50-singlestream-1xspeedai240slim": 5.8,
-    # loose (issue 11): the same chip Offline, 1 and 6 cards (train / test): dse 159k images/s per card at batch
-    # 105 vs 56k measured, 65 % of 2 PFLOPS FP8 vs 23 %. Not a launch cost (a 1.25 ms launch per 105-image batch
-    # would be needed). The Slim card's clock is not published (2 PFLOPS is the speedAI240's; the card is 75 W,
-    # dse's power model puts the chip at 584 W peak / 261 W static, so a 75 W cap cannot be applied); the PE
-    # layout per bank (hence 3x3-conv utilisation and SRAM port traffic) is assumed (16 x 32, chips.yaml).
-    "mlperf41-resnet50-offline-1xspeedai240slim": 2.9,
-    "mlperf41-resnet50-offline-6xspeedai240slim": 2.95,
     # loose (issue 11): Inferentia2 ResNet-50 (train split). Batch 1: dse 0.28 ms vs 0.96 ms p50 timed from
     # Python through torch-neuronx (the framework call and input/output copies of a 602 KB FP32 image are not
     # a compiled runtime's 10 us launch; no source gives them). Batch 8: dse 2.0x the measured 4,216 images/s;
-    # the FP32 non-matmul ops (BatchNorm / ReLU / adds on the vector engines, not folded: the model is traced in
-    # FP32) and the 4 host-side model instances are not modelled.
+    # the non-matmul ops and the activations between them stay FP32 in the measured run (an FP32 model with only
+    # matmuls autocast to BF16; dse's precisions stop at 16-bit activations) and the 4 host-side model instances
+    # are not modelled. Inferentia2's NeuronCores time-share their engines over the layers (no layer pipeline).
     "neuron-resnet50-b1-latency-inf2": 3.55,
     "neuron-resnet50-b8-throughput-inf2": 2.1,
     # loose (issue 11): Intel Arc Pro B60 Llama-3.1-8B int4 TPOT (MLPerf 5.1 edge SingleStream, train split):

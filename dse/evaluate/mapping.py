@@ -676,6 +676,22 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
     e_j = np.zeros((n, B))
     tm = np.zeros((n, B), bool)  # timed
     going = np.ones(n, bool)  # passed every batch so far
+    pipe = np.zeros(n, bool) if hw.layer_pipeline is None else np.asarray(hw.layer_pipeline, bool)
+    if pipe.any() and t.one is not None:
+        # a layer-pipelined chip (chip.layer_pipeline): each layer on its own region, one image per region at
+        # a time, so the period T is one image's work on the chip (its operators at batch 1, regions sized to
+        # their layers) and b images take T·(b + depth) (dse.workloads.cnn.pipeline_depth), plus one launch
+        pi = np.flatnonzero(pipe)
+        w1, kv1, a1 = t.one_foot
+        cache1 = None if cache is None else cache[pi, 0]
+        wr1, kr1, _, res1 = residency(w1, kv1, a1, hw.sram_bytes[pi], hw.mem_bytes[pi], cache1)
+        wr1, kr1, res1 = timed_residency("cnn", wr1, kr1, res1)
+        r = time_instances((t.one,), np.zeros(len(pi), np.int64), pi, hw, cal.model_copy(update={"step_overhead_us": 0.0}),
+                           wr1, kr1, res1)
+        lat[pi] = r.time_s[:, None] * (t.batch[None, :] + t.depth) + cal.step_overhead_us * 1e-6
+        e_j[pi] = r.energy_j[:, None] * t.batch[None, :]
+        tm[pi] = True
+        going[pi] = False  # timed: the stages below time the other designs
     at = 0
     while at < B:
         now = reach[:, at] & going

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from dse.evaluate.plans import PP_CHOICES, Plan, cnn_plans, llm_ladders, scenario_batch
-from dse.workloads.cnn import build_cnn_step
+from dse.workloads.cnn import build_cnn_step, pipeline_depth
 from dse.workloads.step import Step
 from dse.workloads.transformer import build_llm_step, mean_decode_kv_len
 
@@ -267,6 +267,11 @@ class CnnPlanTable:
     w: np.ndarray
     kv: np.ndarray
     act: np.ndarray
+    # one image (the period of a layer-pipelined chip, chip.layer_pipeline) and its footprint, and the
+    # pipeline's depth in periods (dse.workloads.cnn.pipeline_depth)
+    one: Step | None = None
+    one_foot: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    depth: float = 0.0
 
 
 def cnn_plan_table(scenario, shape, prec) -> CnnPlanTable:
@@ -279,4 +284,6 @@ def cnn_plan_table(scenario, shape, prec) -> CnnPlanTable:
 def _cnn_plan_table(shape, prec, plans: tuple[Plan, ...]) -> CnnPlanTable:
     steps = tuple(Builders.cnn(shape, p.batch, prec) for p in plans)
     foot = np.array([cnn_footprint(s) for s in steps], float).reshape(len(steps), 3)
-    return CnnPlanTable(plans, steps, np.array([p.batch for p in plans], np.int64), *foot.T)
+    one = Builders.cnn(shape, 1, prec)
+    return CnnPlanTable(plans, steps, np.array([p.batch for p in plans], np.int64), *foot.T, one=one,
+                        one_foot=cnn_footprint(one), depth=pipeline_depth(shape))

@@ -187,6 +187,11 @@ KNOBS: tuple[Knob, ...] = (
          choices=("shared", "registers"), what="mma operand source"),
     Knob("chip.sparsity_2to4", bool, False, "2:4 sparsity", "Tensor cores run 2:4 sparse weights at dense rate.",
          _ASSUMED),
+    Knob("chip.layer_pipeline", bool, False, "Layer pipeline",
+         "systolic only: every layer of a CNN runs on its own region of the chip, beside its weights, and an "
+         "image streams through the layers as a pipeline (at-memory / spatial dataflow chips); batch-1 latency "
+         "is the pipeline's depth in periods, not the layers run one after another on the whole chip.",
+         "assumed: layers time-share the whole chip (GPUs, TPUs, Groq-style)"),
     Knob("chip.vector_flops_per_cycle", float, None, "Vector FLOP/cycle",
          "FLOP per cycle of the vector unit (softmax, norms, activations).",
          "assumed: an FMA lane per array column (2 FLOP)",

@@ -81,6 +81,9 @@ class HwView:
     leakage_w: np.ndarray | None = None       # the part of static_w that does not scale with the clock
     power_cap_w: np.ndarray | None = None     # the design's `tdp_w` cap per chip (0 = none)
     sram_cache: np.ndarray | None = None      # True: hardware-managed cache (None: scratchpad)
+    # True: a statically scheduled chip runs a CNN's layers as a spatial pipeline (chip.layer_pipeline; None: no
+    # design does; dse.evaluate.mapping.map_cnn)
+    layer_pipeline: np.ndarray | None = None
     # chiplet split (dse.model.area): logic dies per chip, the die-to-die PHY bandwidth of all its dies
     # (B/s) and the share of on-chip SRAM traffic that crosses a die edge
     dies: np.ndarray | None = None            # None: one die
@@ -157,6 +160,8 @@ class HwView:
             static_w=get("static_w"),
             power_cap_w=get("tdp_cap_w"),
             sram_cache=get("is_cache", False).astype(bool),
+            layer_pipeline=np.asarray((getattr(arr, "knobs", None) or {}).get("chip.layer_pipeline", np.zeros(n)),
+                                      bool) & dataflow,
             dies=dies,
             d2d_bw=np.asarray(area.d2d_tbps, float) * 1e12 * dies,
             d2d_share=np.where(dies > 1, crossing * (dies - 1) / np.maximum(dies, 1.0), 0.0),

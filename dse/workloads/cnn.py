@@ -37,6 +37,36 @@ def build_cnn_step(shape: ModelShape | str, batch: int, tp: int = 1,
     raise DseUserError(f"build_cnn_step needs a cnn or vit model, got {s.name} ({s.family})")
 
 
+def pipeline_depth(shape: ModelShape | str) -> float:
+    """Periods an image waits in a line-buffered layer pipeline before its last layer starts: Σ over the
+    layers after the first of the share of its input a layer needs before it can emit its first output.
+
+    On a chip that runs every layer on its own region (chip.layer_pipeline), the regions are balanced so that
+    each takes one period T per image, and a layer starts as soon as the input rows its kernel covers have
+    arrived: a k×k conv ('same' padding) needs its first k − ⌊k/2⌋ input rows of H, a global pool or an FC
+    the whole input. One image then takes T·(1 + depth); b images back to back T·(b + depth). The
+    projection shortcut of a residual block (a conv with neither ReLU nor residual add) runs beside the
+    block's main path, which is the longer one, and adds nothing. ResNet-50: 656/112 = 5.857 (hand sum in
+    tests/test_layer_pipeline.py). ViT: attention needs every token of its input, so each encoder layer waits
+    for the whole previous one (1 each), as does the head on the class token (1).
+    """
+    s = load_model_shape(shape) if isinstance(shape, str) else shape
+    if s.family == "vit":
+        return float(s.layers + 1)
+    if s.family != "cnn":
+        raise DseUserError(f"pipeline_depth needs a cnn or vit model, got {s.name} ({s.family})")
+    depth = 0.0
+    for layer in s.cnn_layers[1:]:
+        if layer.op == "conv" and not layer.relu and not layer.residual:
+            continue  # projection shortcut, beside the main path
+        h = layer.input_hw
+        if layer.op == "fc" or (layer.op == "avgpool" and layer.out_hw == 1):
+            depth += 1.0
+        else:
+            depth += min(layer.kernel - layer.kernel // 2, h) / h
+    return depth
+
+
 def _resnet(s: ModelShape, batch: int, tp: int, p: Precision, fused: bool) -> Step:
     b = OpBuilder(p)
     ab = p.act_bytes
