@@ -115,6 +115,7 @@ class _Blocks:
     mm2_per_tbps: np.ndarray
     tbps_per_mm: np.ndarray
     io: "_IoChoices"       # the I/O die counts a chip may take (chip.io_dies is the fewest)
+    io_cols: np.ndarray | None = None  # each row's column in `io` (None: the row itself; see _take_blocks)
 
 
 def io_dies_usd(arr: DesignArrays, n_io: np.ndarray, die_mm2: np.ndarray, critical_mm2: np.ndarray
@@ -214,10 +215,6 @@ class _IoChoices:
             return {k: getattr(self, k)[0][rows] for k in ("count", "die", "critical", "usd", "escape")}
         return self.at(self.pick(rows, compute_usd, room_mm2), rows)
 
-    def take(self, idx: np.ndarray) -> "_IoChoices":
-        """The candidates of designs `idx`."""
-        return _IoChoices(**{k: np.take(v, idx, axis=1) for k, v in vars(self).items()})  # (C-ordered)
-
     def at(self, j: np.ndarray, rows) -> dict[str, np.ndarray]:
         """The candidates' fields at index `j` (shape of `j`) of designs `rows`."""
         return {k: getattr(self, k)[j, rows] for k in ("count", "die", "critical", "usd", "escape")}
@@ -261,18 +258,8 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     # below all others must meet c ≥ floor_usd (ties keep the fewer dies)
     on = np.isfinite(fixed)
     multi = np.flatnonzero(on.sum(axis=0) > 1)
-    if multi.size:  # pairwise over the designs with a choice: (a, o, designs) arrays
-        iy, fx = inv_yield[:, multi], fixed[:, multi]
-        slope = iy[:, None, :] - iy[None, :, :]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = fx[None, :, :] - fx[:, None, :]  # line a is at most line o where c·slope ≤ gap
-            bound = gap / np.where(slope != 0, slope, 1.0)
-        other = ~np.eye(used, dtype=bool)[:, :, None]
-        hi = np.where(other & (slope > 0), bound, np.inf).min(axis=1)
-        lo = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[multi])
-        earlier = (np.arange(used)[None, :] < np.arange(used)[:, None])[:, :, None]
-        lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
-        on[:, multi] &= (lo <= hi) & ~lost
+    if multi.size:
+        on[:, multi] = _on_envelope(inv_yield[:, multi], fixed[:, multi], floor_usd[multi], on[:, multi])
     order = np.argsort(~on, axis=0, kind="stable")  # per design: its envelope counts first, in count order
     k = max(int(on.sum(axis=0).max(initial=1)), 1)
     hull = order[:k]
@@ -281,6 +268,37 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     return _IoChoices(count=count, die=die, critical=critical, usd=usd, escape=escape, inv_yield=inv_yield,
                       fixed_usd=fixed, area=area, hull=hull, hull_inv_yield=inv_yield[hull, cols],
                       hull_fixed_usd=hull_fixed, hull_len=on.sum(axis=0, keepdims=True))
+
+
+ENVELOPE_ELEMENTS = 1 << 16  # (line, line, design) elements `_on_envelope` compares in one pass at most
+
+
+def _on_envelope(iy: np.ndarray, fx: np.ndarray, floor_usd: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """Which allowed lines c ↦ c·iy + fx ((lines, designs) arrays; `on`: allowed) are below all other lines
+    somewhere in c ≥ floor_usd, ties keeping the earlier line: every line a against every other line o, as
+    (a, o, designs) arrays; past ENVELOPE_ELEMENTS one line a at a time on the designs that allow it."""
+    used, m = iy.shape
+    lines = np.arange(used)
+    if used * used * m <= ENVELOPE_ELEMENTS:
+        groups = [(lines, np.arange(m))]
+    else:
+        groups = [(lines[a:a + 1], np.flatnonzero(on[a])) for a in range(used)]
+    keep = np.zeros_like(on)
+    for rows, cols in groups:
+        if not cols.size:
+            continue
+        iy_c, fx_c = iy[:, cols], fx[:, cols]
+        slope = iy_c[rows][:, None, :] - iy_c[None, :, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = fx_c[None, :, :] - fx_c[rows][:, None, :]  # line a is at most line o where c·slope ≤ gap
+            bound = gap / np.where(slope != 0, slope, 1.0)
+        other = (rows[:, None] != lines[None, :])[:, :, None]
+        hi = np.where(other & (slope > 0), bound, np.inf).min(axis=1)
+        lo = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[cols])
+        earlier = (lines[None, :] < rows[:, None])[:, :, None]
+        lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
+        keep[rows[:, None], cols[None, :]] = on[rows][:, cols] & (lo <= hi) & ~lost
+    return keep
 
 
 def _blocks(arr: DesignArrays) -> _Blocks:
@@ -356,7 +374,10 @@ class _Rows:
 
 
 def _take_blocks(b: _Blocks, idx: np.ndarray) -> _Blocks:
-    return _Blocks(**{k: v.take(idx) if isinstance(v, _IoChoices) else v[idx] for k, v in vars(b).items()})
+    """Rows `idx` of `b`; the I/O die choices stay as they are, read through `io_cols` (rows repeat per die
+    count: copying their (counts, rows) arrays would cost more than the split itself)."""
+    cols = idx if b.io_cols is None else b.io_cols[idx]
+    return _Blocks(**{k: v[idx] for k, v in vars(b).items() if k not in ("io", "io_cols")}, io=b.io, io_cols=cols)
 
 
 def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -381,6 +402,7 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
     interposed = arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer
     bonded = n + np.where(interposed, arr.memory_stacks, 0.0)  # without the I/O dies (their count is chosen)
     memory_usd = arr.mem_gb * arr.mem_usd_per_gb
+    cols = np.arange(arr.n) if b.io_cols is None else b.io_cols  # each row's column in b.io
 
     def chip_usd(i, die_i, y_i, dpw_i, full=False):
         # the chip's manufacturing cost with dies of `die_i` on rows `i`, at the cheapest I/O die count; the
@@ -388,7 +410,7 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
         package_c = arr.pkg_area_scale[i] * (n[i] * die_i + b.footprint[i])
         dies_c = arr.wafer_price_usd[i] / (dpw_i * np.maximum(y_i, 1e-12)) * n[i]
         room = arr.pkg_max_interposer_mm2[i] / arr.pkg_area_scale[i] - n[i] * die_i - b.footprint[i]
-        io = b.io.chosen(i, dies_c + memory_usd[i] + package_c * arr.pkg_usd_per_mm2[i], room)
+        io = b.io.chosen(cols[i], dies_c + memory_usd[i] + package_c * arr.pkg_usd_per_mm2[i], room)
         y_pkg = fab.package_yield(n[i], bonded[i] + io["count"], y_i, arr.pkg_assembly_yield_per_die[i],
                                   w.probe_coverage) * io["escape"]
         money = fab.manufacturing_usd(arr.wafer_price_usd[i], dpw_i, y_i, n[i], memory_usd[i] + io["usd"],
@@ -398,7 +420,8 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
 
     # a spare must leave the die within the reticle and the package within its limit (with the I/O dies at
     # their smallest package area): a spare that breaks the package would reject the whole split
-    pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - b.io.area.min(axis=0)) / n
+    io_area_min = b.io.area.min(axis=0)[cols]
+    pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - io_area_min) / n
     kernel = compiled_kernel()
     terms = None
     if kernel is not None:  # chip_usd's terms that do not depend on the die, and the I/O die counts, for the kernel
@@ -406,7 +429,7 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
         terms = dict(n=n, wafer_usd=arr.wafer_price_usd, memory_usd=memory_usd, pkg_scale=arr.pkg_area_scale,
                      footprint=b.footprint, pkg_room=arr.pkg_max_interposer_mm2 / arr.pkg_area_scale,
                      pkg_usd_per_mm2=arr.pkg_usd_per_mm2, bonded=bonded, bond_yield=arr.pkg_assembly_yield_per_die,
-                     io_area_min=io.area.min(axis=0), hull_len=io.hull_len[0],
+                     io_area_min=io_area_min, hull_len=io.hull_len[0][cols], io_cols=cols,
                      hull=io.hull, hull_iy=io.hull_inv_yield, hull_fx=io.hull_fixed_usd, coverage=w.probe_coverage,
                      test_fraction=w.test_cost_fraction, **{k: getattr(io, k) for k in kernel.SPARE_IO})
     spares, die, y, dpw = fab.best_spares(fixed, b.core, cores_per_die, arr.defect_density_per_cm2, arr.yield_alpha,

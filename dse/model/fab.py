@@ -50,9 +50,18 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
     al = np.asarray(alpha, dtype=float)
     a_nr, a_arr, s, d0, al = np.broadcast_arrays(a_nr, a_arr, s, d0, al)
     row = np.asarray(spares, dtype=float)
-    if s.ndim and 1 < row.size == row.shape[-1] == s.shape[-1] and np.all(np.diff(row.ravel()) >= 0):
+    big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
+    if s.size and big.all():
+        total = np.zeros(s.shape)  # every element takes the continuous form below
+    elif s.ndim and 1 < row.size == row.shape[-1] == s.shape[-1] and np.all(np.diff(row.ravel()) >= 0):
         # spares the same in every row and ascending along the last axis: one sum per row over the choices
         total = _ascending_sums(a_nr.T, a_arr.T, np.minimum(row.ravel(), EXACT_SPARES_MAX), d0.T, al.T).T
+    elif s.ndim == 1 and s.size > 1 and not np.isnan(s).any():
+        # one row per design: the designs sorted by their spares, each term computed only for those still
+        # summing (the same operations in the same order as below, so equal to it to the bit)
+        o = np.argsort(np.minimum(s, EXACT_SPARES_MAX), kind="stable")
+        total = np.empty_like(s)
+        total[o] = _ascending_sums(a_nr[o], a_arr[o], np.minimum(s, EXACT_SPARES_MAX)[o], d0[o], al[o])
     else:
         t = (a_nr + a_arr) * d0 / al
         r = a_arr * d0 / al / (1.0 + t)
@@ -62,7 +71,6 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
         for k in range(int(exact.max(initial=0))):
             term = term * (al + k) / (k + 1) * r
             total = total + np.where(k + 1 <= exact, term, 0.0)
-    big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
     if big.any():
         rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
         cont = negative_binomial_yield(a_nr * 100.0, d0, al) * gammainc(al, rate * s / np.maximum(a_arr, 1e-300))
@@ -108,9 +116,9 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
     come as a (1, rows) row vector that broadcasts against the other (choices, rows) arguments.
     `kernel` (dse.model.step_kernel, when the compiled path is on) with `usd_terms` (what `usd_of` reads per
     row, `step_kernel.SPARE_ROW[11:]`, the fields `step_kernel.SPARE_IO` per I/O die count (each (counts,
-    rows)) and their envelope `hull`, `hull_iy`, `hull_fx`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be
-    that chip cost, as in `area._candidate`) scans the choices in `step_kernel.spare_scan` instead, with the
-    same arithmetic. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
+    columns); `io_cols`: each row's column, by default the row itself) and their envelope `hull`, `hull_iy`,
+    `hull_fx`, and the scalars `coverage` and `test_fraction`; `usd_of` must then be that chip cost, as in
+    `area._candidate`) scans the choices in `step_kernel.spare_scan` instead, with the same arithmetic. Returns (spares, die_mm2 incl. padding, yield, dpw)."""
     fixed, core, n_cores, d0, al, cap, max_die, min_die = (a.astype(float) for a in np.broadcast_arrays(
         fixed_mm2, core_mm2, cores, d0_per_cm2, alpha, max_spares, max_die_mm2, min_die_mm2))
     best_s = np.zeros_like(fixed)
@@ -142,7 +150,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
         io = [np.ascontiguousarray(usd_terms[k], dtype=float) for k in kernel.SPARE_IO]
         hull = np.ascontiguousarray(usd_terms["hull"], dtype=np.int64)
         hull_iy, hull_fx = (np.ascontiguousarray(usd_terms[k], dtype=float) for k in ("hull_iy", "hull_fx"))
-        kernel.spare_scan(rowv, idx.astype(np.int64), *io, hull, hull_iy, hull_fx, choices, np.pi * r * r,
+        cols = usd_terms.get("io_cols")  # each row's column in the I/O die arrays (default: the row itself)
+        kernel.spare_scan(rowv, (idx if cols is None else np.asarray(cols)[idx]).astype(np.int64), *io, hull, hull_iy, hull_fx, choices, np.pi * r * r,
                           np.pi * 2 * r, float(scribe_mm), float(usd_terms["coverage"]),
                           float(usd_terms["test_fraction"]), pick, die_k, y_k, dpw_k)
         won = pick >= 0
