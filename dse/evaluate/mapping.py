@@ -216,13 +216,26 @@ def _fmt_gb(x: float) -> str:
 
 # ---- step times of many (design, step, residency) instances --------------------------------------
 
+_COMPRESSED: dict[int, tuple] = {}  # id(steps) → (steps, their compressed operator tables)
+
+
+def _compressed(steps) -> tuple:
+    """`compress_ops` of each step's operators, once per steps tuple (the same tuple on every call of a plan table)."""
+    hit = _COMPRESSED.get(id(steps))
+    if hit is None or hit[0] is not steps:
+        if len(_COMPRESSED) > 256:
+            _COMPRESSED.clear()
+        hit = _COMPRESSED[id(steps)] = (steps, tuple(compress_ops(s.ops) for s in steps))
+    return hit[1]
+
+
 def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres, kres, resident,
                    energy_steps=None) -> StepEval:
     """Step time (s) and dynamic energy (J) per chip of each instance i: design `design_of[i]` running
     `steps[step_of[i]]` with weights / KV resident shares `wres[i]`, `kres[i]` and `resident[i]` bytes
     resident. One vectorized pass over all steps (`step_times`); energy only for the steps in `energy_steps`
     (all when None; NaN elsewhere)."""
-    t, e = step_times(tuple(compress_ops(s.ops) for s in steps), step_of, design_of, hw, cal, wres, kres, resident,
+    t, e = step_times(_compressed(steps), step_of, design_of, hw, cal, wres, kres, resident,
                       None if energy_steps is None else np.asarray(energy_steps, bool)[np.asarray(step_of, np.int64)])
     return StepEval(t, e)
 

@@ -154,6 +154,18 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
 
 
 _REFERENCE_CACHE: dict[tuple[str, str, str, str], dict[str, float]] = {}
+_JSON: dict[int, tuple[object, str]] = {}  # id → (frozen model, its JSON): the cache key without dumping per call
+
+
+def _json(model) -> str:
+    """`model.model_dump_json()` of a frozen pydantic model, dumped once per object (kept alive beside it so
+    that its id is not reused)."""
+    hit = _JSON.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_JSON) > 256:
+            _JSON.clear()
+        hit = _JSON[id(model)] = (model, model.model_dump_json())
+    return hit[1]
 
 
 def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = None) -> dict[str, float]:
@@ -161,7 +173,7 @@ def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = 
     the built-in technology); 1.0 where it cannot run."""
     tech = tech or default_technology()
     ref_name = getattr(mix, "reference_design", None) or "H100-SXM"
-    key = (mix.model_dump_json(), cal.model_dump_json(), ref_name, tech.model_dump_json())
+    key = (_json(mix), _json(cal), ref_name, _json(tech))
     if key not in _REFERENCE_CACHE:
         arr = DesignArrays.from_designs([load_catalog_design(ref_name)], tech)
         hw, _, _, _ = design_metrics(arr)
