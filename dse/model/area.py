@@ -276,28 +276,35 @@ ENVELOPE_ELEMENTS = 1 << 16  # (line, line, design) elements `_on_envelope` comp
 def _on_envelope(iy: np.ndarray, fx: np.ndarray, floor_usd: np.ndarray, on: np.ndarray) -> np.ndarray:
     """Which allowed lines c ↦ c·iy + fx ((lines, designs) arrays; `on`: allowed) are below all other lines
     somewhere in c ≥ floor_usd, ties keeping the earlier line: every line a against every other line o, as
-    (a, o, designs) arrays; past ENVELOPE_ELEMENTS one line a at a time on the designs that allow it."""
+    (a, o, designs) arrays. A line at +∞ bounds no other when the design's slopes are finite, so each design
+    compares only its other lines (packed first, in line order; designs grouped by how many they have)."""
     used, m = iy.shape
-    lines = np.arange(used)
-    if used * used * m <= ENVELOPE_ELEMENTS:
-        groups = [(lines, np.arange(m))]
-    else:
-        groups = [(lines[a:a + 1], np.flatnonzero(on[a])) for a in range(used)]
+    live = (fx != np.inf) | ~np.isfinite(iy).all(axis=0)
+    k = live.sum(axis=0)
+    pack = np.argsort(~live, axis=0, kind="stable")  # per design: its live lines first, in line order
     keep = np.zeros_like(on)
-    for rows, cols in groups:
-        if not cols.size:
-            continue
-        iy_c, fx_c = iy[:, cols], fx[:, cols]
-        slope = iy_c[rows][:, None, :] - iy_c[None, :, :]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = fx_c[None, :, :] - fx_c[rows][:, None, :]  # line a is at most line o where c·slope ≤ gap
-            bound = gap / np.where(slope != 0, slope, 1.0)
-        other = (rows[:, None] != lines[None, :])[:, :, None]
-        hi = np.where(other & (slope > 0), bound, np.inf).min(axis=1)
-        lo = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[cols])
-        earlier = (lines[None, :] < rows[:, None])[:, :, None]
-        lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
-        keep[rows[:, None], cols[None, :]] = on[rows][:, cols] & (lo <= hi) & ~lost
+    top = 1
+    while top < used:
+        top *= 2
+    lo = 0
+    for size in sorted({min(2 ** e, used) for e in range(1, top.bit_length())} | {used}):
+        group = np.flatnonzero((k > lo) & (k <= size))
+        lo = size
+        step = max(1, ENVELOPE_ELEMENTS // (size * size))
+        for start in range(0, group.size, step):
+            cols = group[start:start + step]
+            lines = pack[:size, cols]  # (a, designs): original line indices
+            iy_c, fx_c = np.take_along_axis(iy[:, cols], lines, 0), np.take_along_axis(fx[:, cols], lines, 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                slope = iy_c[:, None, :] - iy_c[None, :, :]
+                gap = fx_c[None, :, :] - fx_c[:, None, :]  # line a is at most line o where c·slope ≤ gap
+                bound = gap / np.where(slope != 0, slope, 1.0)
+            other = ~np.eye(size, dtype=bool)[:, :, None]
+            hi = np.where(other & (slope > 0), bound, np.inf).min(axis=1)
+            low = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[cols])
+            earlier = lines[None, :, :] < lines[:, None, :]
+            lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
+            keep[lines, cols[None, :]] = np.take_along_axis(on[:, cols], lines, 0) & (low <= hi) & ~lost
     return keep
 
 

@@ -57,11 +57,13 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
         # spares the same in every row and ascending along the last axis: one sum per row over the choices
         total = _ascending_sums(a_nr.T, a_arr.T, np.minimum(row.ravel(), EXACT_SPARES_MAX), d0.T, al.T).T
     elif s.ndim == 1 and s.size > 1 and not np.isnan(s).any():
-        # one row per design: the designs sorted by their spares, each term computed only for those still
-        # summing (the same operations in the same order as below, so equal to it to the bit)
-        o = np.argsort(np.minimum(s, EXACT_SPARES_MAX), kind="stable")
-        total = np.empty_like(s)
-        total[o] = _ascending_sums(a_nr[o], a_arr[o], np.minimum(s, EXACT_SPARES_MAX)[o], d0[o], al[o])
+        # one row per design: the exact designs sorted by their spares, each term computed only for those
+        # still summing (the same operations in the same order as below, so equal to it to the bit); the
+        # continuous ones take the form below
+        exact = np.flatnonzero(~big)  # (spares ≤ EXACT_SPARES_MAX)
+        o = exact[np.argsort(s[exact], kind="stable")]
+        total = np.zeros(s.shape)
+        total[o] = _ascending_sums(a_nr[o], a_arr[o], s[o], d0[o], al[o])
     else:
         t = (a_nr + a_arr) * d0 / al
         r = a_arr * d0 / al / (1.0 + t)
