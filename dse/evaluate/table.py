@@ -90,13 +90,14 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     usd_mtok = np.zeros(n)
     llm_weight = 0.0
     power_sum = np.zeros(n)
+    idx = np.flatnonzero(ok)
+    sub = hw.take(idx) if len(idx) else None  # the designs every scenario maps
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)
-        idx = np.flatnonzero(ok)
         res = clock = None
         if len(idx):
-            res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal, force_tp, force_pp), hw.take(idx))
-            res.metrics["power_w"] = system_power_w(res, hw.take(idx))
+            res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal, force_tp, force_pp), sub)
+            res.metrics["power_w"] = system_power_w(res, sub)
         if res is not None and getattr(sc, "serving", None) is not None:
             pool = None
             parr = (prefill if prefill is not None else prefill_arrays(sc, tech)) if sc.serving.disaggregation else None
@@ -105,7 +106,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
                 pool = prefill_pool(sc, phw, pcols["system_cost_usd"], pok, cal)
                 pool = pool.rows(idx if phw.n == n else np.zeros(len(idx), int))
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
-                                               clocked(hw.take(idx), clock), cal, res, sc.serving, pool,
+                                               clocked(sub, clock), cal, res, sc.serving, pool,
                                                out["system_cost_usd"][idx], tech))
         cols = {name: m.empty(n) for name, m in SCENARIO.items()}
         cols["reason"][:] = reason

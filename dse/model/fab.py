@@ -145,7 +145,8 @@ def best_spares(fixed_mm2: ArrayLike, core_mm2: ArrayLike, cores: ArrayLike, d0_
                    min_die=min_die, start_die=best_die, start_y=best_y, start_dpw=best_dpw)
         rowv = np.empty((len(names), idx.size))
         for k, name in enumerate(names):
-            rowv[k] = np.broadcast_to(per[name] if name in per else usd_terms[name], fixed.shape)[idx]
+            v = np.asarray(per[name] if name in per else usd_terms[name])
+            rowv[k] = v[idx] if v.shape == fixed.shape else np.broadcast_to(v, fixed.shape)[idx]
         r = diameter_mm / 2.0 - edge_mm  # dies_per_wafer's constants, evaluated as it does
         pick = np.empty(idx.size, np.int64)
         die_k, y_k, dpw_k = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
