@@ -173,26 +173,22 @@ class _IoChoices:
         return j
 
     def _hull_scan(self, rows, compute_usd: np.ndarray) -> np.ndarray:
-        """Index into `hull` of the cheapest envelope line at `compute_usd` (last axis: designs `rows`);
-        each further line is evaluated only on the designs whose envelope has it."""
+        """Index into `hull` of the cheapest envelope line at `compute_usd` (last axis: designs `rows`): every
+        line on every design (past a design's last line `hull_fixed_usd` is ∞, so those never win)."""
         r = np.ravel(rows)
         shape = np.broadcast_shapes(np.shape(compute_usd), np.shape(rows))
         if not r.size:
             return np.zeros(shape, dtype=np.intp)
         c = np.broadcast_to(compute_usd, shape).reshape(-1, r.size)
         best = np.zeros(c.shape, dtype=np.intp)
-        best_usd = c * self.hull_inv_yield[0, r] + self.hull_fixed_usd[0, r]
-        lens = self.hull_len[0, r]
-        for j in range(1, self.hull.shape[0]):
-            cols = np.flatnonzero(lens > j)
-            if not cols.size:
-                break
-            rc = r[cols]
-            usd = c[:, cols] * self.hull_inv_yield[j, rc] + self.hull_fixed_usd[j, rc]
-            prev = best_usd[:, cols]
-            better = usd < prev * (1 - 1e-12)
-            best_usd[:, cols] = np.where(better, usd, prev)
-            best[:, cols] = np.where(better, j, best[:, cols])
+        lines = int(self.hull_len[0, r].max())
+        iy, fx = self.hull_inv_yield[:lines, r], self.hull_fixed_usd[:lines, r]
+        best_usd = c * iy[0] + fx[0]
+        for j in range(1, lines):
+            usd = c * iy[j] + fx[j]
+            better = usd < best_usd * (1 - 1e-12)
+            np.copyto(best_usd, usd, where=better)
+            best[better] = j
         return best.reshape(shape)
 
     @staticmethod
