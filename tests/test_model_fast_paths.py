@@ -69,9 +69,9 @@ def test_io_envelope_packed_equals_all_at_once(monkeypatch, used):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_io_envelope_line_by_line_equals_all_at_once(monkeypatch, seed):
-    """`chip_area` of random designs (many with I/O dies) is the same whether `_on_envelope` compares all lines
-    at once or one line at a time."""
+def test_chip_area_same_in_any_envelope_blocks(monkeypatch, seed):
+    """`chip_area` of random designs (many with I/O dies) is the same whether `_on_envelope` compares all
+    designs of a group at once or one design at a time."""
     tech = default_technology()
     arr = DesignArrays.from_columns(random_designs(600, seed), tech)
     monkeypatch.setattr(area, "ENVELOPE_ELEMENTS", 1 << 40)
