@@ -290,7 +290,8 @@ def _on_envelope(iy: np.ndarray, fx: np.ndarray, floor_usd: np.ndarray, on: np.n
         for start in range(0, group.size, step):
             cols = group[start:start + step]
             lines = pack[:size, cols]  # (a, designs): original line indices
-            iy_c, fx_c = np.take_along_axis(iy[:, cols], lines, 0), np.take_along_axis(fx[:, cols], lines, 0)
+            at = (lines, cols[None, :])
+            iy_c, fx_c = iy[at], fx[at]
             with np.errstate(invalid="ignore", divide="ignore"):
                 slope = iy_c[:, None, :] - iy_c[None, :, :]
                 gap = fx_c[None, :, :] - fx_c[:, None, :]  # line a is at most line o where c·slope ≤ gap
@@ -300,7 +301,7 @@ def _on_envelope(iy: np.ndarray, fx: np.ndarray, floor_usd: np.ndarray, on: np.n
             low = np.maximum(np.where(other & (slope < 0), bound, -np.inf).max(axis=1), floor_usd[cols])
             earlier = lines[None, :, :] < lines[:, None, :]
             lost = (other & (slope == 0) & ((gap < 0) | ((gap == 0) & earlier)) | np.isnan(gap) & other).any(axis=1)
-            keep[lines, cols[None, :]] = np.take_along_axis(on[:, cols], lines, 0) & (low <= hi) & ~lost
+            keep[at] = on[at] & (low <= hi) & ~lost
     return keep
 
 
