@@ -271,7 +271,8 @@ def set_reference(run_dir: Path, meta: RunMeta, objs: Sequence[Objective], ref: 
 def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_run: int,
              extra: dict[str, Any] | None = None, parts: pl.DataFrame | None = None) -> dict[str, Any]:
     """Write results.parquet, pareto.parquet and summary.json from the parts; returns the summary.
-    `parts`: the stored parts' rows as the writer still holds them (what reading them back gives)."""
+    `parts`: the stored parts' rows as the writer still holds them (what reading them back gives; the
+    bookkeeping columns, INTERNAL_COLUMNS, may be left out: they are dropped here)."""
     run_dir = Path(run_dir)
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:

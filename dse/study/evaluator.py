@@ -21,8 +21,6 @@ from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology, load_technology
 from dse.study.knobs import POOL_PREFIX, registry_name
-from dse.uncertainty.montecarlo import monte_carlo_columns
-from dse.uncertainty.robust import robust_columns
 from dse.workloads.scenarios import load_mix
 
 
@@ -86,6 +84,10 @@ class ModelEvaluator:
             deployment = {k: v for k, v in columns.items() if k in DEPLOYMENT_BY_NAME}
             return normalize(evaluate(arr, self.mix(), self.tech(), reference=self.reference(),
                                       prefill=prefill_arrays(columns, self.tech()), deployment=deployment), n)
+        # imported here: a study without robust objectives (most) does not pay for the Monte-Carlo modules
+        from dse.uncertainty.montecarlo import monte_carlo_columns
+        from dse.uncertainty.robust import robust_columns
+
         u = self.uncertainty
         mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
                                  model_error=u["model_error"])

@@ -235,6 +235,10 @@ def iso_utc(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+# json.dumps(..., separators=(",", ":")) builds an encoder per call (~6 us of a record's ~28 us); one is kept
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 class TrialRecords:
     """Finished trials as JSON bodies of the journal's create-trial record (what `Study.add_trial` writes).
 
@@ -257,10 +261,10 @@ class TrialRecords:
         state COMPLETE or FAIL, `start`/`complete` from `iso_utc`."""
         ok = state == "COMPLETE"
         one = ok and values is not None and len(values) == 1
-        text = json.dumps({"datetime_start": start, "state": int(_STATE[state]), "value": values[0] if one else None,
+        text = _COMPACT.encode({"datetime_start": start, "state": int(_STATE[state]), "value": values[0] if one else None,
                            "values": values if ok and not one else None, "datetime_complete": complete,
                            "params": params, "user_attrs": user_attrs, "system_attrs": system_attrs,
-                           "intermediate_values": {}}, separators=(",", ":"))
+                           "intermediate_values": {}})
         return f'{text[:-1]},"distributions":{self._distributions(tuple(params))}}}'
 
 
