@@ -60,6 +60,8 @@ def test_pipelined_latency_is_period_times_batch_plus_depth_plus_launch(batch):
     want = period * (batch + 656 / 112) + CAL.inference_launch_us * 1e-6
     assert float(res.metrics["latency_ms"][0]) * 1e-3 == pytest.approx(want, rel=1e-9)
     assert float(res.metrics["images_per_s"][0]) == pytest.approx(batch / want, rel=1e-9)
+    # a chip with no off-chip memory holds its weights on chip: labelled by the pipeline's residency
+    assert res.metrics["weights"][0] == "sram-resident"
 
 
 def test_time_shared_chip_runs_the_layers_one_after_another():

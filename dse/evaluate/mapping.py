@@ -699,6 +699,7 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
         cache1 = None if cache is None else cache[pi, 0]
         wr1, kr1, _, res1 = residency(w1, kv1, a1, hw.sram_bytes[pi], hw.mem_bytes[pi], cache1)
         wr1, kr1, res1 = timed_residency("cnn", wr1, kr1, res1)
+        wres[pi] = np.asarray(wr1, float)[:, None]  # where its weights live: the pipeline's, at every batch
         r = time_instances((t.one,), np.zeros(len(pi), np.int64), pi, hw, cal.model_copy(update={"step_overhead_us": 0.0}),
                            wr1, kr1, res1)
         lat[pi] = r.time_s[:, None] * (t.batch[None, :] + t.depth) + cal.step_overhead_us * 1e-6
