@@ -87,3 +87,28 @@ def test_more_sram_or_clock_never_slows_the_pipeline_and_small_steps_move_it_lit
         up = float(_run(hw_view("speedAI240-Slim", 1, ((key, val),)), 1).metrics["latency_ms"][0])
         assert up <= base * (1 + 1e-12), key
         assert up >= base * 0.9, key  # a 2 % step is no cliff
+
+
+def test_roofline_of_a_pipelined_chip_shows_one_image_and_the_mappings_step():
+    """`dse roofline` (operator_breakdown) on a layer-pipelined chip: the operators of one image (the period's
+    work), and the step the mapping timed, period × (batch + depth), with the launch on top = its latency."""
+    from dse.catalog import load_catalog_design
+    from dse.evaluate.mapping import evaluate_scenario
+    from dse.evaluate.breakdown import operator_breakdown
+    from dse.workloads.scenarios import load_scenario
+
+    sc = load_scenario("vision_cnn")
+    chip = load_catalog_design("speedAI240-Slim")
+    info = operator_breakdown(chip, sc)
+    pipe = info["layer_pipeline"]
+    one = Builders.cnn(load_model_shape(sc.model), 1, sc.precision_spec())
+    assert sum(r["flops"] for r in info["operators"]) == pytest.approx(float((one.ops.flops * one.ops.count).sum()))
+    assert pipe["depth"] == pytest.approx(656 / 112) and pipe["batch"] == info["batch"]
+    step_ms = info["phase_time_ms"]["inference"]
+    assert step_ms == pytest.approx(pipe["period_ms"] * (pipe["batch"] + pipe["depth"]), rel=1e-12)
+    cal = load_calibration(None)  # the default stack, as the breakdown's
+    res = evaluate_scenario(sc, hw_view("speedAI240-Slim", 1), cal)
+    launch_ms = cal.for_phase("inference").step_overhead_us * 1e-3
+    assert int(res.metrics["batch"][0]) == pipe["batch"]
+    assert step_ms + launch_ms == pytest.approx(float(res.metrics["latency_ms"][0]), rel=1e-9)
+    assert operator_breakdown(load_catalog_design("H100-SXM"), sc)["layer_pipeline"] is None

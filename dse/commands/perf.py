@@ -247,5 +247,10 @@ def roofline(
                   f"{r['bytes'] / 1e6:,.4g}", f"{r['intensity_flop_per_byte']:.3g}",
                   f"{r['attainable_tflops']:.3g}", r["bound"], f"{100 * r['share']:.1f}")
     con.print(t)
+    pipe = info.get("layer_pipeline")
     for ph, total in info["phase_time_ms"].items():
-        con.print(f"{ph}: {total:.4g} ms per step")
+        if pipe and ph == "inference":  # the operators above are one image: the pipeline's period
+            con.print(f"{ph}: layer pipeline, period {pipe['period_ms']:.4g} ms per image × (batch {pipe['batch']} "
+                      f"+ depth {pipe['depth']:.4g}) = {total:.4g} ms per step")
+        else:
+            con.print(f"{ph}: {total:.4g} ms per step")

@@ -18,6 +18,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
 from dse.model.perf import BOUNDS, op_times
 from dse.model.technology import default_technology
+from dse.workloads.cnn import pipeline_depth
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.step import Step
 
@@ -49,6 +50,12 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
     shape = load_model_shape(scenario.model)
     prec = scenario.precision_spec() if hasattr(scenario, "precision_spec") else scenario.precision
     steps, (w, kv, act) = plan_steps(scenario, shape, prec, plan)
+    # a layer-pipelined chip (chip.layer_pipeline) is timed as the mapping times it (map_cnn): its period is
+    # one image's operators, and the plan's batch takes period × (batch + depth)
+    pipelined = scenario.kind == "cnn" and hw.layer_pipeline is not None and bool(hw.layer_pipeline[0])
+    if pipelined:
+        one = Builders.cnn(shape, 1, prec)
+        steps, (w, kv, act) = [("inference", one)], cnn_footprint(one)
     wres, kres, _, resident = residency(w, kv, act, hw.sram_bytes, hw.mem_bytes, hw.sram_cache)
     wres, kres, resident = timed_residency(scenario.kind, wres, kres, resident)
     rows, totals = [], {}
@@ -76,6 +83,14 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
                 "time_s": float(time[i]), "share": float(time[i] / total) if total > 0 else 0.0, "bound": b,
                 **{f"{c}_s": v for c, v in comp.items()},
             })
+    pipeline = None
+    if pipelined and "inference" in totals:
+        # the period and the step as the mapping timed them (its step kernel; the table above is the per-operator
+        # roofline of one image): latency = period × (batch + depth) + one inference launch
+        depth = pipeline_depth(shape)
+        step_ms = float(res.metrics["latency_ms"][0]) - cal.for_phase("inference").step_overhead_us * 1e-3
+        pipeline = {"period_ms": step_ms / (plan.batch + depth), "depth": depth, "batch": plan.batch}
+        totals["inference"] = step_ms
     prec_name = steps[0][1].ops.compute_precision[0] if len(steps[0][1].ops) else "bf16"
     peak = float(hw.peak_flops.get(str(prec_name), hw.peak_flops["bf16"])[0])
     if peak <= 0:  # an unsupported precision runs at the bf16 rate (dequantized), as in perf.op_times
@@ -89,5 +104,5 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
         "knee_flop_per_byte": peak / float(hw.mem_bw[0]) if hw.mem_bw[0] > 0 else 0.0,
         "sram_knee_flop_per_byte": peak / float(hw.sram_bw[0]) if hw.sram_bw[0] > 0 else 0.0,
         "weights": str(res.metrics["weights"][0]),
-        "phase_time_ms": totals, "operators": rows,
+        "phase_time_ms": totals, "operators": rows, "layer_pipeline": pipeline,
     }
