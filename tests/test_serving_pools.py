@@ -200,4 +200,7 @@ def test_a_prefill_pool_takes_the_plan_that_prefills_most_per_chip():
     co, pre = choose_plan(sc, hw, cal), choose_prefill_plan(sc, hw, cal)
     a, b = per_chip(co), per_chip(pre)
     assert np.all(b >= a * (1 - 1e-3)), (a, b)
-    assert b[2] > 1.05 * a[2] and (co.plans["tp"][2], pre.plans["tp"][2]) == (8, 4), (a, b, co.plans, pre.plans)
+    # since the TP all-reduces sum 16-bit GEMM outputs (transformer.GEMM_OUT_BYTES; 2026-12-01) both plans are one
+    # TP step narrower on the compute-rich chip: co-location TP4, prefill TP2, +0.7 % per chip (TP8 / TP4, > 5 %,
+    # when they were sized at 8 bits)
+    assert b[2] > a[2] and (co.plans["tp"][2], pre.plans["tp"][2]) == (4, 2), (a, b, co.plans, pre.plans)

@@ -23,7 +23,17 @@ from dse.workloads.step import Step, peak_act_bytes
 
 ACT_FLOPS = {"silu": SILU_FLOPS, "gelu": GELU_FLOPS, "relu": RELU_FLOPS}
 NORM_PARAM_BYTES = 2.0  # norm gains/biases and linear biases are kept at 16 bits
-COMBINE_BYTES = 2.0     # MoE combine all-to-all payload per value (BF16; see _moe_ops)
+# Bytes per value of a GEMM's OUTPUT as it leaves the kernel and travels: narrow formats (FP8, FP4, INT8) are
+# GEMM *inputs*, quantized just before the GEMM (in the preceding norm / activation kernel); the GEMM accumulates
+# in FP32 and writes BF16, and the residual stream stays 16-bit (Micikevicius et al. 2022, "FP8 Formats for Deep
+# Learning", arXiv:2209.05433: FP8 for the inputs of matrix multiplies, their outputs and the other operations in
+# higher precision; DeepSeek-V3, arXiv:2412.19437 §3.3: activations quantized to FP8 only where an FP8 GEMM reads
+# them, the MoE combine kept in BF16). So a collective that reduces or gathers GEMM outputs moves 16-bit values
+# whatever the activation format: the tensor-parallel all-reduces (partial sums of the row-parallel O / down
+# projections), the vocab-parallel embedding's all-reduce, the logits all-gather and the MoE combine. Bounds:
+# 2 (BF16/FP16); FP32 outputs (4) would double these payloads.
+GEMM_OUT_BYTES = 2.0
+COMBINE_BYTES = GEMM_OUT_BYTES  # MoE combine all-to-all payload per value (the expert outputs; see _moe_ops)
 
 
 def mean_decode_kv_len(prompt: int, output: int) -> float:
@@ -314,6 +324,7 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
     p = b.prec
     T = batch * q_len
     ab = p.act_bytes
+    rb = max(ab, GEMM_OUT_BYTES)  # the all-reduces sum 16-bit GEMM outputs (GEMM_OUT_BYTES)
     b.norm("attn_norm", T, s.hidden, s.norm)
     if s.is_mla:
         _mla_ops(b, s, dm, batch=batch, q_len=q_len, past=past, causal=causal, flash=flash, absorbed=absorbed)
@@ -327,7 +338,7 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
                        kv_cache=kv_cache)
         b.gemm("o_proj", T, dm.hq * dm.d, s.hidden, bias=s.attn_bias, tensor="attn")
     if not s.parallel_block:
-        b.allreduce("attn_allreduce", T * s.hidden * ab, tp)
+        b.allreduce("attn_allreduce", T * s.hidden * rb, tp)
         b.elementwise("attn_residual", T * s.hidden)
         b.norm("mlp_norm", T, s.hidden, s.norm)
     act = ACT_FLOPS[s.activation]
@@ -347,7 +358,7 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
                 _moe_ops(b, s, dm, T=T, ep=ep, replica_tokens=replica_tokens, act=act, inputs=inputs, up_n=up_n)
         else:
             _moe_ops(b, s, dm, T=T, ep=ep, replica_tokens=replica_tokens, act=act, inputs=inputs, up_n=up_n)
-    b.allreduce("mlp_allreduce", T * s.hidden * ab, tp)
+    b.allreduce("mlp_allreduce", T * s.hidden * rb, tp)
     b.elementwise("mlp_residual", T * s.hidden, inputs=3 if s.parallel_block else 2)
 
 
@@ -432,14 +443,14 @@ def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int
 
     b = OpBuilder(p)
     b.embed("embed", T, s.hidden, split=tp, tensor="embed")
-    b.allreduce("embed_allreduce", T * s.hidden * ab, tp)  # vocab-parallel embedding (Megatron)
+    b.allreduce("embed_allreduce", T * s.hidden * max(ab, GEMM_OUT_BYTES), tp)  # vocab-parallel embedding (Megatron)
     with b.layers(s.layers):
         add_layer_ops(b, s, dm, batch=bl, q_len=seq_len, past=past, tp=tp, ep=ep, causal=True,
                       flash=flash, replica_tokens=batch * seq_len, absorbed=phase == "decode")
     t_out = bl * (seq_len if phase == "decode" else 1)
     b.norm("final_norm", t_out, s.hidden, s.norm)
     b.gemm("lm_head", t_out, s.hidden, dm.vocab, bias=s.lm_head_bias, tensor="embed")
-    b.allgather("logits_allgather", t_out * dm.vocab * ab, tp)
+    b.allgather("logits_allgather", t_out * dm.vocab * max(ab, GEMM_OUT_BYTES), tp)
     ops = b.table()
 
     layer_w = _layer_weight_bytes(s, dm, p)
