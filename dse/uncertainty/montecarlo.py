@@ -290,8 +290,11 @@ class _SplitBounds:
         reasons), which is copied."""
         out = {f.name: getattr(self.area, f.name)[design] for f in dataclasses.fields(AreaBreakdown)}
         lo, hi, upper = self._ranges(big, design, AreaBreakdown(**out))
-        fixed = (lo == hi) & self.spare_free[design]
-        check = np.flatnonzero((lo == hi) & ~self.spare_free[design])
+        # a design with I/O dies always searches: their count is a priced choice the sample's prices may move
+        # (e.g. 5 -> 6 I/O dies of a one-die chip at a cheaper wafer), which no bound here covers
+        one = (lo == hi) & ~np.asarray(big.has_io_die, bool)
+        fixed = one & self.spare_free[design]
+        check = np.flatnonzero(one & ~self.spare_free[design])
         if len(check):
             fixed[check] = self._nominal_spares(big, design, check, upper[check])
         search = np.flatnonzero(~fixed)
