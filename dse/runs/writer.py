@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,6 +20,7 @@ from dse.errors import DseUserError
 from dse.runs import columns
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
+from dse.runs.inflight import OneInFlight
 from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_RE, PARTS_DIR,
                              RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
                              TechnologyRef, nominal_objectives)
@@ -121,8 +121,7 @@ class PartStore:
         self.dir = Path(run_dir) / PARTS_DIR
         self.suffix = PART_FORMATS[fmt]
         self.sync_behind = sync_behind and self.suffix == ".arrow"
-        self._pool: ThreadPoolExecutor | None = None
-        self._flush: Future | None = None
+        self._flush = OneInFlight("dse-parts")
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
             for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
@@ -154,10 +153,7 @@ class PartStore:
         path = self.dir / f"part-{index:06d}{self.suffix}"
         if self.sync_behind:
             self.wait()  # at most one part not yet on disk
-            durable = atomic_write_ipc(df, path, sync=False)
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-parts")
-            self._flush = self._pool.submit(durable)
+            self._flush.submit(atomic_write_ipc(df, path, sync=False))
         elif self.suffix == ".arrow":
             atomic_write_ipc(df, path)
         else:
@@ -168,18 +164,11 @@ class PartStore:
 
     def wait(self) -> None:
         """Wait until the last part written is on disk (its flush error, e.g. EIO, is raised here)."""
-        if self._flush is not None:
-            f, self._flush = self._flush, None
-            f.result()
+        self._flush.wait()
 
     def close(self) -> None:
         """Flush the last part to disk and stop the flushing thread (idempotent)."""
-        try:
-            self.wait()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+        self._flush.close()
 
     def read(self, index: int, columns: list[str] | None = None) -> pl.DataFrame:
         """One part (optionally only `columns`)."""

@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -29,6 +28,7 @@ import optuna
 import polars as pl
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+from dse.runs.inflight import OneInFlight
 from dse.runs.layout import JOURNAL, MIRROR_LOCK
 from dse.runs.writer import PartStore, RunLock
 
@@ -131,8 +131,7 @@ class OptunaMirror:
         self._journal_head: tuple[int, str] | None = None  # (study id, worker id) of the lines add_rows writes
         # the journal lines of a batch are appended (write + fsync) by a thread while the next batch runs: the
         # mirror is not the system of record (a run resumes from the parts and brings the mirror up to date)
-        self._pool: ThreadPoolExecutor | None = None
-        self._write: Future | None = None
+        self._append = OneInFlight("dse-journal")
         if storage is None:
             self.location = str(Path(run_dir) / JOURNAL)
             try:
@@ -190,26 +189,16 @@ class OptunaMirror:
         if self._journal_head is None:
             self._journal_head = (self.storage.get_study_id_from_name(self.study_name), f"{uuid.uuid4()}-dse")
         lines = journal_lines(rows, *self._journal_head, dists)
-        self.wait()  # one append in flight at a time, in order
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-journal")
-        self._write = self._pool.submit(self.backend.append_lines, lines)
+        self._append.submit(self.backend.append_lines, lines)  # one append in flight at a time, in order
         self.count += rows.height
 
     def wait(self) -> None:
         """Wait for the journal append in flight (its write error, e.g. a full disk, is raised here)."""
-        if self._write is not None:
-            w, self._write = self._write, None
-            w.result()
+        self._append.wait()
 
     def close(self) -> None:
         """Finish the appends in flight and stop the writer thread (idempotent)."""
-        try:
-            self.wait()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+        self._append.close()
 
     def set_study_attrs(self, attrs: dict[str, Any]) -> None:
         self.wait()
