@@ -47,3 +47,18 @@ def test_16_bit_activations_are_unchanged():
     s = load_model_shape("Llama-2-70B")
     step = build_llm_step(s, "decode", 8, 1, 300, tp=8, prec="bf16")
     assert _comm(step, "attn_allreduce") == 8 * 8192 * 2 == 131_072
+
+
+@pytest.mark.parametrize("prec", ["fp8", "fp4,weights=nvfp4", "bf16"])
+def test_pipeline_stages_hand_over_the_16_bit_residual_stream(prec):
+    """A pipeline hop carries the hidden state between layers, the residual stream that FP8/FP4 recipes keep
+    in 16 bits: Llama-2-70B prefill of 4 x 512 tokens hands 2,048 x 8,192 x 2 B = 33,554,432 B to the next
+    stage whatever the activation format (the step's boundary, and the mapping's hop size per token)."""
+    from dse.evaluate.steps import Builders
+    from dse.workloads.precision import parse_precision
+
+    p = parse_precision(prec)
+    s = load_model_shape("Llama-2-70B")
+    step = build_llm_step(s, "prefill", 4, 512, 512, tp=1, prec=p)
+    assert step.boundary_bytes == 4 * 512 * 8192 * 2 == 33_554_432
+    assert Builders.hop_bytes(p) * Builders.hidden(s) == 8192 * 2

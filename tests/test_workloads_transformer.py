@@ -142,7 +142,7 @@ def test_pipeline_stages_partition_the_step():
     assert sum(x.kv_bytes_per_chip for x in stages) == pytest.approx(st.kv_bytes_per_chip)
     assert sum(x.total_flops() for x in stages) == pytest.approx(st.total_flops())
     assert [x.ops.count_kind("sendrecv") for x in stages] == [1, 1, 0]
-    assert stages[0].ops.comm_bytes[stages[0].ops.kind == "sendrecv"][0] == 4 * s.hidden * 1.0
+    assert stages[0].ops.comm_bytes[stages[0].ops.kind == "sendrecv"][0] == 4 * s.hidden * 2.0  # 16-bit residual stream
     assert "lm_head" in set(stages[2].ops.name) and "lm_head" not in set(stages[0].ops.name)
     assert st.stage(3).stage_index in (0, 2) and st.stage(1) is st
 

@@ -79,7 +79,7 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
 
     times = []
     for step, tokens in zip(steps, probes[:, 1]):
-        hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.act_bytes(prec)]),
+        hop = collective_time("sendrecv", np.array([tokens * Builders.hidden(shape) * Builders.hop_bytes(prec)]),
                               np.array([2.0]), hw, cal)[:, 0]
         times.append(timed(step.ops) + (pp - 1) * hop)
     # attention data parallel (ep > 1): the operator model spreads one prompt's chunk over the ep ranks;

@@ -14,7 +14,7 @@ import numpy as np
 from dse.evaluate.plans import PP_CHOICES, Plan, cnn_plans, llm_ladders, scenario_batch
 from dse.workloads.cnn import build_cnn_step, pipeline_depth
 from dse.workloads.step import Step
-from dse.workloads.transformer import build_llm_step, mean_decode_kv_len
+from dse.workloads.transformer import build_llm_step, hop_bytes_per_value, mean_decode_kv_len
 
 
 class Builders:
@@ -49,8 +49,9 @@ class Builders:
         return int(shape.hidden)
 
     @staticmethod
-    def act_bytes(prec) -> float:
-        return float(prec.act_bytes)
+    def hop_bytes(prec) -> float:
+        """Bytes per hidden value between pipeline stages (the 16-bit residual stream, transformer.hop_bytes_per_value)."""
+        return hop_bytes_per_value(prec.act_bytes)
 
 
 # Tokens per prefill chunk: TensorRT-LLM's default `max_num_tokens` (8192) bounds the tokens one
@@ -162,7 +163,7 @@ def _llm_plan_table(shape, prec, chip_counts: tuple, force_tp, force_pp, scenari
     prompt = int(scenario.prompt_len)
     steps: dict[int, tuple[int, Step]] = {}
     hops: dict[int, int] = {}
-    hidden, act_b = Builders.hidden(shape), Builders.act_bytes(prec)
+    hidden, act_b = Builders.hidden(shape), Builders.hop_bytes(prec)
 
     def step_id(step: Step) -> int:
         return steps.setdefault(id(step), (len(steps), step))[0]

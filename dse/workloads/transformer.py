@@ -36,6 +36,12 @@ GEMM_OUT_BYTES = 2.0
 COMBINE_BYTES = GEMM_OUT_BYTES  # MoE combine all-to-all payload per value (the expert outputs; see _moe_ops)
 
 
+def hop_bytes_per_value(act_bytes: float) -> float:
+    """Bytes per hidden value handed to the next pipeline stage: the residual stream, which FP8/FP4 recipes keep
+    in 16 bits (GEMM_OUT_BYTES) whatever the activation format of the GEMM inputs."""
+    return max(float(act_bytes), GEMM_OUT_BYTES)
+
+
 def mean_decode_kv_len(prompt: int, output: int) -> float:
     """Mean KV length attended over the decode of `output` tokens: token t (1..output) attends
     prompt + t positions, whose mean is prompt + (output + 1) / 2."""
@@ -470,5 +476,5 @@ def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int
         act_bytes_per_chip=peak_act_bytes(ops, resident=T * s.hidden * ab),
         tokens=float(batch * seq_len),
         layer_weight_bytes=layer_w, embed_weight_bytes=embed_w, head_weight_bytes=head_w,
-        layer_kv_bytes=layer_kv, boundary_bytes=T * s.hidden * ab,
+        layer_kv_bytes=layer_kv, boundary_bytes=T * s.hidden * hop_bytes_per_value(ab),
     )
