@@ -14,7 +14,7 @@ import numpy as np
 from dse.evaluate.plans import PP_CHOICES, Plan, cnn_plans, llm_ladders, scenario_batch
 from dse.workloads.cnn import build_cnn_step, pipeline_depth
 from dse.workloads.step import Step
-from dse.workloads.transformer import build_llm_step, hop_bytes_per_value, mean_decode_kv_len
+from dse.workloads.transformer import build_llm_step, gemm_out_bytes, mean_decode_kv_len
 
 
 class Builders:
@@ -50,8 +50,8 @@ class Builders:
 
     @staticmethod
     def hop_bytes(prec) -> float:
-        """Bytes per hidden value between pipeline stages (the 16-bit residual stream, transformer.hop_bytes_per_value)."""
-        return hop_bytes_per_value(prec.act_bytes)
+        """Bytes per hidden value between pipeline stages (the 16-bit residual stream, transformer.gemm_out_bytes)."""
+        return gemm_out_bytes(prec.act_bytes)
 
 
 # Tokens per prefill chunk: TensorRT-LLM's default `max_num_tokens` (8192) bounds the tokens one

@@ -260,8 +260,8 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     # all-reduces over 14 ring steps); a stack with a peer-to-peer all-reduce (`cal.allreduce` "oneshot":
     # TensorRT-LLM / vLLM custom all-reduce) writes to every peer at once: one-shot (2 steps: push, barrier;
     # (g-1)·s over the links) or, when cheaper for large messages, two-shot (4 steps, the ring's volume).
-    dyn, lib, p2p = _collective_class(hw)
-    dyn, lib, p2p = dyn[:, None], lib[:, None], p2p[:, None]
+    _, lib, p2p = _collective_class(hw)
+    lib, p2p = lib[:, None], p2p[:, None]
     switch_steps = np.where(lib, ring_steps, tree_steps)
     oneshot = p2p & (topo == TOPOLOGY_CODE["switch"]) & (kind == "allreduce") & (cal.allreduce == "oneshot")
     steps = np.where(topo == TOPOLOGY_CODE["ring"], ring_steps,

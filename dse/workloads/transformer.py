@@ -33,12 +33,12 @@ NORM_PARAM_BYTES = 2.0  # norm gains/biases and linear biases are kept at 16 bit
 # projections), the vocab-parallel embedding's all-reduce, the logits all-gather and the MoE combine. Bounds:
 # 2 (BF16/FP16); FP32 outputs (4) would double these payloads.
 GEMM_OUT_BYTES = 2.0
-COMBINE_BYTES = GEMM_OUT_BYTES  # MoE combine all-to-all payload per value (the expert outputs; see _moe_ops)
 
 
-def hop_bytes_per_value(act_bytes: float) -> float:
-    """Bytes per hidden value handed to the next pipeline stage: the residual stream, which FP8/FP4 recipes keep
-    in 16 bits (GEMM_OUT_BYTES) whatever the activation format of the GEMM inputs."""
+def gemm_out_bytes(act_bytes: float) -> float:
+    """Bytes per value of a GEMM output or of the residual stream (what the tensor-parallel collectives reduce or
+    gather and what a pipeline stage hands to the next): 16 bits (GEMM_OUT_BYTES) whatever the narrower
+    activation format of the GEMM inputs."""
     return max(float(act_bytes), GEMM_OUT_BYTES)
 
 
@@ -330,7 +330,7 @@ def add_layer_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, batch: float, q_len
     p = b.prec
     T = batch * q_len
     ab = p.act_bytes
-    rb = max(ab, GEMM_OUT_BYTES)  # the all-reduces sum 16-bit GEMM outputs (GEMM_OUT_BYTES)
+    rb = gemm_out_bytes(ab)  # the all-reduces sum 16-bit GEMM outputs
     b.norm("attn_norm", T, s.hidden, s.norm)
     if s.is_mla:
         _mla_ops(b, s, dm, batch=batch, q_len=q_len, past=past, causal=causal, flash=flash, absorbed=absorbed)
@@ -378,9 +378,9 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     sums each token's k expert outputs back into its row with the router weights (MegaBlocks,
     arXiv:2211.15841 §3: gather / grouped GEMM / scatter; the same permute and finalize kernels run in
     every MoE serving stack). Neither is a GEMM epilogue: a token's k rows live in k different experts'
-    tiles. The expert outputs are written and read at 16 bits (the combine's precision, see COMBINE_BYTES)."""
+    tiles. The expert outputs are written and read at 16 bits (the combine's precision, `gemm_out_bytes`)."""
     ab = b.prec.act_bytes
-    cb = max(ab, COMBINE_BYTES)
+    cb = gemm_out_bytes(ab)  # the combine moves the experts' 16-bit outputs
     k, E = s.active_experts, s.experts
     b.gemm("router", T, s.hidden, E)
     b.softmax("router_topk", T, E)
@@ -449,14 +449,14 @@ def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int
 
     b = OpBuilder(p)
     b.embed("embed", T, s.hidden, split=tp, tensor="embed")
-    b.allreduce("embed_allreduce", T * s.hidden * max(ab, GEMM_OUT_BYTES), tp)  # vocab-parallel embedding (Megatron)
+    b.allreduce("embed_allreduce", T * s.hidden * gemm_out_bytes(ab), tp)  # vocab-parallel embedding (Megatron)
     with b.layers(s.layers):
         add_layer_ops(b, s, dm, batch=bl, q_len=seq_len, past=past, tp=tp, ep=ep, causal=True,
                       flash=flash, replica_tokens=batch * seq_len, absorbed=phase == "decode")
     t_out = bl * (seq_len if phase == "decode" else 1)
     b.norm("final_norm", t_out, s.hidden, s.norm)
     b.gemm("lm_head", t_out, s.hidden, dm.vocab, bias=s.lm_head_bias, tensor="embed")
-    b.allgather("logits_allgather", t_out * dm.vocab * max(ab, GEMM_OUT_BYTES), tp)
+    b.allgather("logits_allgather", t_out * dm.vocab * gemm_out_bytes(ab), tp)
     ops = b.table()
 
     layer_w = _layer_weight_bytes(s, dm, p)
@@ -476,5 +476,5 @@ def build_llm_step(shape: ModelShape | str, phase: str, batch: int, seq_len: int
         act_bytes_per_chip=peak_act_bytes(ops, resident=T * s.hidden * ab),
         tokens=float(batch * seq_len),
         layer_weight_bytes=layer_w, embed_weight_bytes=embed_w, head_weight_bytes=head_w,
-        layer_kv_bytes=layer_kv, boundary_bytes=T * s.hidden * hop_bytes_per_value(ab),
+        layer_kv_bytes=layer_kv, boundary_bytes=T * s.hidden * gemm_out_bytes(ab),
     )
