@@ -28,6 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dse.evaluate.memo import by_identity
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
@@ -221,12 +222,7 @@ _COMPRESSED: dict[int, tuple] = {}  # id(steps) → (steps, their compressed ope
 
 def _compressed(steps) -> tuple:
     """`compress_ops` of each step's operators, once per steps tuple (the same tuple on every call of a plan table)."""
-    hit = _COMPRESSED.get(id(steps))
-    if hit is None or hit[0] is not steps:
-        if len(_COMPRESSED) > 256:
-            _COMPRESSED.clear()
-        hit = _COMPRESSED[id(steps)] = (steps, tuple(compress_ops(s.ops) for s in steps))
-    return hit[1]
+    return by_identity(_COMPRESSED, steps, lambda st: tuple(compress_ops(s.ops) for s in st))
 
 
 def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres, kres, resident,

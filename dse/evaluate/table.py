@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.catalog import load_catalog_design
+from dse.evaluate.memo import by_identity
 from dse.evaluate.metrics import DESIGN, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
@@ -159,14 +160,8 @@ _JSON: dict[int, tuple[object, str]] = {}  # id → (frozen model, its JSON): th
 
 
 def _json(model) -> str:
-    """`model.model_dump_json()` of a frozen pydantic model, dumped once per object (kept alive beside it so
-    that its id is not reused)."""
-    hit = _JSON.get(id(model))
-    if hit is None or hit[0] is not model:
-        if len(_JSON) > 256:
-            _JSON.clear()
-        hit = _JSON[id(model)] = (model, model.model_dump_json())
-    return hit[1]
+    """`model.model_dump_json()` of a frozen pydantic model, dumped once per object."""
+    return by_identity(_JSON, model, lambda m: m.model_dump_json())
 
 
 def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = None) -> dict[str, float]:

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from dse.evaluate.metrics import metric_info
-from dse.runs.layout import KNOB_PREFIXES, UNITS_KEY
+from dse.runs.layout import INTERNAL_COLUMNS, KNOB_PREFIXES, UNITS_KEY
 
 #: unit of a column-name suffix (the project's naming rule: units in names), for the columns the metric
 #: registry does not declare (knobs, e.g. `chip.sram_mb`, `chip.clock_ghz`)
@@ -86,6 +86,11 @@ def duplicate_metrics(df: pl.DataFrame) -> list[str]:
                 if np.array_equal(a[have], b[have], equal_nan=True):
                     out.append(c)
     return out
+
+
+def without_internal(df: pl.DataFrame) -> pl.DataFrame:
+    """The rows without their bookkeeping columns (`layout.INTERNAL_COLUMNS`: the Optuna records)."""
+    return df.drop(INTERNAL_COLUMNS, strict=False)
 
 
 def tidy(df: pl.DataFrame) -> pl.DataFrame:

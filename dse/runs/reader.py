@@ -31,7 +31,6 @@ from dse.runs.front import (
     reference_array,
 )
 from dse.runs.layout import (
-    INTERNAL_COLUMNS,
     KNOB_PREFIXES,
     PARTS_DIR,
     RESULTS,
@@ -86,7 +85,7 @@ def load_trials(run_dir: Path | str) -> pl.DataFrame:
     df = parts.read_all()
     if df is None:
         raise DseUserError(f"{run_dir}: the run has no trials yet")
-    return columns.tidy(df.drop([c for c in INTERNAL_COLUMNS if c in df.columns]))
+    return columns.tidy(columns.without_internal(df))
 
 
 def no_front_message(run_dir: Path | str, where: str, top: int = 3) -> str | None:

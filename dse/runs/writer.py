@@ -21,7 +21,7 @@ from dse.runs import columns
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.inflight import OneInFlight
-from dse.runs.layout import (INTERNAL_COLUMNS, LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_RE, PARTS_DIR,
+from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_RE, PARTS_DIR,
                              RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
                              TechnologyRef, nominal_objectives)
 
@@ -266,7 +266,7 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:
         df = pl.DataFrame({"trial": pl.Series([], dtype=pl.Int64), "feasible": pl.Series([], dtype=pl.Boolean)})
-    df = columns.tidy(df.drop([c for c in INTERNAL_COLUMNS if c in df.columns]).sort("trial"))
+    df = columns.tidy(columns.without_internal(df).sort("trial"))
     objs = list(meta.objectives)
     have = bool(objs) and _has_objectives(df, objs)
     mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)

@@ -42,7 +42,8 @@ import polars as pl
 
 from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
-from dse.runs.layout import INTERNAL_COLUMNS, JOURNAL
+from dse.runs.columns import without_internal
+from dse.runs.layout import JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, make_executor, take
@@ -114,11 +115,6 @@ def _object_series(name: str, v: np.ndarray) -> pl.Series:
             by_id[id(x)] = j
         rows[i] = j
     return pl.Series(name, distinct, strict=False).gather(rows)
-
-
-def _without_records(df: pl.DataFrame) -> pl.DataFrame:
-    """A part's rows without its bookkeeping columns (INTERNAL_COLUMNS: the Optuna records)."""
-    return df.drop([c for c in INTERNAL_COLUMNS if c in df.columns])
 
 
 def check_folder(run_dir: Path) -> None:
@@ -283,7 +279,7 @@ class StudyRunner:
             writer_lock.close()  # handed to the mirror process
             background = MirrorProcess(self.spec.storage, self.run_dir, self.spec.name, directions, dists)
         # the stored trials for finalize, without the journal records (finalize drops them; ~2 KB per trial)
-        self.frames: list[pl.DataFrame] = [] if prior is None else [_without_records(prior)]
+        self.frames: list[pl.DataFrame] = [] if prior is None else [without_internal(prior)]
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
@@ -348,7 +344,7 @@ class StudyRunner:
                     else:
                         study.tell(t, state=optuna.trial.TrialState.FAIL)
                 mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
-            self.frames.append(_without_records(df))
+            self.frames.append(without_internal(df))
             n_batches += 1
             done += size
             new += size
