@@ -89,3 +89,22 @@ def test_closed_loop_keeps_concurrency_clients():
                         output_tokens={"kind": "fixed", "tokens": 50})
     r = simulate(engine(), w, 400, seed=0)
     assert r.in_system_integral / r.end_s == pytest.approx(4.0, rel=0.02)
+
+
+def test_a_reserving_runtime_never_preempts_and_holds_whole_requests():
+    """kv_reserve (TensorRT-LLM GUARANTEED_NO_EVICT): 4,000 KV tokens in blocks of 16 = 250 blocks; a request
+    of 500 + 300 tokens reserves 50 blocks at admission, so at most 5 decode at once and none is preempted;
+    the growing (vLLM) runtime admits on the prompt's 32 blocks, overcommits and preempts."""
+    w = ServingWorkload(concurrency=8, prompt_tokens={"kind": "fixed", "tokens": 500},
+                        output_tokens={"kind": "fixed", "tokens": 300}, kv_block_tokens=16)
+    held = simulate(engine(kv_capacity_tokens=4000, kv_reserve=1), w, 200, seed=0)
+    grow = simulate(engine(kv_capacity_tokens=4000), w, 200, seed=0)
+    assert held.preemptions == 0 and grow.preemptions > 0
+    assert np.all(np.isfinite(held.finish_s))
+    assert held.decode_integral / held.end_s <= 5.0 + 1e-9
+    assert grow.decode_integral / grow.end_s > held.decode_integral / held.end_s
+
+
+def test_kv_reserve_is_a_flag():
+    with pytest.raises(ValueError, match="kv_reserve"):
+        engine(kv_reserve=2)

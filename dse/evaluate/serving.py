@@ -5,8 +5,10 @@ replica — a decode step at batch 1 and at batch B with the workload's mean con
 the context, and a prefill chunk of C tokens — and `dse.serving.engine.fit_from_probes` turns them
 into the continuous-batching engine's iteration-time coefficients. A pipelined replica is one engine
 whose step is the whole model plus (pp − 1) hops (its micro-batches are not overlapped: a
-conservative latency view). KV capacity: the replica's off-chip memory (or SRAM without it) left
-after the weights, over the KV bytes of one token. `dse.serving.analytic` then gives the metrics
+conservative latency view). KV capacity: the share of the replica's off-chip memory left after the
+weights that the software stack's runtime gives its KV cache (`Calibration.kv_room_bytes`; SRAM without
+off-chip memory: all of it), over the KV bytes of one token; the stack's admission policy
+(`kv_admission`) goes with it. `dse.serving.analytic` then gives the metrics
 for dp replicas behind a random router.
 
 The plan itself is chosen on the serving objective (`choose_plan`): the static mapping's best plan per
@@ -92,7 +94,10 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
         t_lone = timed(full.select(~routed[1])) + timed(lone.select(routed[0]))
         extra = {"t_prefill_extra_s": np.maximum(t_lone - timed(lone), 0.0) / chunk}
     kv_tok = Builders.kv_bytes(shape, 1, 1, tp, prec) * (-(-shape.layers // pp)) / shape.layers / ep
-    room = np.where(hw.mem_bytes > 0, hw.mem_bytes, hw.sram_bytes) - stage_weight_bytes(steps[1], pp)
+    # the runtime's share of the memory left after the weights (cal.kv_room_bytes); a chip without
+    # off-chip memory holds its KV in the SRAM its compiled program leaves free
+    w_stage = stage_weight_bytes(steps[1], pp)
+    room = np.where(hw.mem_bytes > 0, cal.kv_room_bytes(hw.mem_bytes, w_stage), hw.sram_bytes - w_stage)
     kv_cap = np.maximum(np.floor(room / max(kv_tok, 1e-30)), 1).astype(np.int64)
     kv_replica, chips = kv_tok * tp * pp * ep, tp * pp * ep
     # context parallelism on these links: a chunk's KV (per chip) to the next rank; hop latency per layer
@@ -102,7 +107,8 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
         "t_per_cached_token_s": kv_replica / (offload.link_gbps_per_chip * 1e9 * chips),
         "kv_host_capacity_tokens": int(offload.host_gb_per_chip * 1e9 * chips // max(kv_replica, 1e-30))}
     return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
-                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica, **host, **cp_costs, **extra)
+                           kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica,
+                           kv_reserve=int(cal.kv_admission == "reserve"), **host, **cp_costs, **extra)
 
 
 def mean_context(w: ServingWorkload) -> int:

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +69,25 @@ class Calibration(BaseModel):
     # LLMCompass A100 fp16 GEMMs at M = 64 / 128 / 256, K = N = 12288 take 190 / 200 / 318 µs; p = 2
     # gives 177 / 211 / 312 µs, the max 164 / 164 / 266 µs (llm_perf_models.md §3.3 kernel rows)
     knee_p: float = Field(2.0, ge=1.0, le=16.0)
+    # the runtime's paged KV cache on a memory-backed chip: it takes `kv_memory_fraction` of the memory
+    # left after the weights (`kv_memory_of: free`, TensorRT-LLM) or of the whole memory, weights included
+    # (`total`, vLLM); `kv_admission` "reserve" admits a request only when blocks for its prompt plus its
+    # whole output are free, so it never grows nor is preempted (TensorRT-LLM's GUARANTEED_NO_EVICT);
+    # "grow" admits on its prompt's blocks, grows block by block and is preempted when the cache is full
+    # (vLLM). Used by the serving engine (dse.evaluate.serving, dse.serving)
+    kv_memory_fraction: float = Field(1.0, gt=0, le=1)
+    kv_memory_of: Literal["free", "total"] = "free"
+    kv_admission: Literal["reserve", "grow"] = "grow"
+
+    def kv_room_bytes(self, memory_bytes, weight_bytes):
+        """Bytes the runtime's KV cache may take on a chip with `memory_bytes` holding `weight_bytes` of
+        weights (never below 0)."""
+        memory_bytes, weight_bytes = np.asarray(memory_bytes, float), np.asarray(weight_bytes, float)
+        if self.kv_memory_of == "total":
+            room = self.kv_memory_fraction * memory_bytes - weight_bytes
+        else:
+            room = self.kv_memory_fraction * (memory_bytes - weight_bytes)
+        return np.maximum(room, 0.0)
 
 
     def for_phase(self, phase: str) -> "Calibration":

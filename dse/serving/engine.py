@@ -37,6 +37,9 @@ class EngineCoeffs:
     chunk_tokens: tokens processed per iteration at most, decode tokens included (vLLM
     `max_num_batched_tokens`); prompts longer than the remaining budget are prefilled in chunks.
     kv_capacity_tokens: paged KV cache in tokens (blocks of the workload's `kv_block_tokens`).
+    kv_reserve: 1 = a request is admitted only when blocks for its prompt plus its whole output are
+    free and holds them to the end (TensorRT-LLM GUARANTEED_NO_EVICT); 0 = admitted on its prompt's
+    blocks, grows block by block, preempted when the cache is full (vLLM).
     kv_bytes_per_token: KV bytes of one token (all layers), for a disaggregated KV transfer.
     spec_k, spec_acceptance: speculative decoding (0 = off): k drafted tokens verified per step,
     each accepted with probability α; the draft's cost is already folded into t_fixed/t_per_seq.
@@ -70,11 +73,12 @@ class EngineCoeffs:
     t_cp_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
     t_cp_hop_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
     t_prefill_extra_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    kv_reserve: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
     def __post_init__(self):
         floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
                   "spec_acceptance", "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s", "t_prefill_extra_s")
-        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens")
+        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens", "kv_reserve")
         vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
         n = max(v.size for v in vals.values())
         for k, v in vals.items():
@@ -90,6 +94,8 @@ class EngineCoeffs:
                 raise ValueError(f"EngineCoeffs.{k} must be ≥ 1")
         if np.any((self.spec_acceptance < 0) | (self.spec_acceptance >= 1)) or np.any(self.spec_k < 0):
             raise ValueError("spec_acceptance must be in [0, 1) and spec_k ≥ 0")
+        if np.any((self.kv_reserve != 0) & (self.kv_reserve != 1)):
+            raise ValueError("EngineCoeffs.kv_reserve must be 0 or 1")
         if np.any(self.kv_host_capacity_tokens < 0):
             raise ValueError("EngineCoeffs.kv_host_capacity_tokens must be ≥ 0")
 

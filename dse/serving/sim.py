@@ -7,7 +7,8 @@ Scheduler (vLLM-style, one iteration at a time):
    returns to the head of the queue to prefill its prompt plus the tokens it already generated);
 2. the remaining token budget (chunk_tokens − decode tokens) goes to prefill chunks, first of
    requests already being prefilled, then of new requests admitted first-come-first-served while
-   fewer than max_batch are running and the free blocks hold their prompt;
+   fewer than max_batch are running and the free blocks hold their prompt (with `kv_reserve`: their
+   prompt and whole output, so they never grow nor are preempted: TensorRT-LLM GUARANTEED_NO_EVICT);
 3. the iteration takes EngineCoeffs.iteration_time_s, plus the prefix-cache load of its chunks
    (t_per_cached_token_s × the request's cached tokens × chunk / computed tokens); a request whose
    last prompt chunk ran emits
@@ -85,6 +86,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
     t_load = float(e.t_per_cached_token_s[0])   # prefix-cache KV brought from its tier, per cached token
     xpre = float(e.t_prefill_extra_s[0])        # a prefill token's extra (attention-DP imbalance)
     free = int(e.kv_capacity_tokens[0]) // block_tokens
+    reserve = bool(e.kv_reserve[0])   # admission holds the prompt's and the whole output's blocks
     rng = np.random.default_rng(seed)
     n = len(prompt)
     arrival = np.array(arrival_s, dtype=float)
@@ -158,7 +160,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
         # requests prefilled elsewhere (disaggregated decode pool) join the decode batch at once
         while waiting and todo[waiting[0]] == 0 and d_rid.size + len(prefilling) < max_b:
             r = waiting[0]
-            need_b = _blocks(int(prompt[r] + generated[r]) + 1, block_tokens)
+            need_b = _blocks(int(prompt[r] + (output[r] if reserve else generated[r] + 1)), block_tokens)
             if need_b > free:
                 break
             waiting.popleft()
@@ -177,14 +179,14 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             # decode-only stretch: steps are deterministic until the next finish or arrival, so run
             # them at once (same times as stepping one by one)
             jmax = int(d_left.min())
-            grow = _blocks(d_ctx + jmax, block_tokens) - _blocks(d_ctx, block_tokens)
+            grow = np.maximum(_blocks(d_ctx + jmax, block_tokens) - held[d_rid], 0)
             if jmax > 1 and int(grow.sum()) <= free:
                 t0 = a + bseq * nd + ctok * nd + dkv * int(d_ctx.sum())
                 cum = np.cumsum(t0 + dkv * nd * np.arange(jmax))
                 if next_arr < n and np.isfinite(arrival[next_arr]):
                     jmax = min(jmax, int(np.searchsorted(cum, arrival[next_arr] - t)) + 1)
                 span = float(cum[jmax - 1])
-                grow = _blocks(d_ctx + jmax, block_tokens) - _blocks(d_ctx, block_tokens)
+                grow = np.maximum(_blocks(d_ctx + jmax, block_tokens) - held[d_rid], 0)
                 free -= int(grow.sum())
                 held[d_rid] += grow
                 t += span
@@ -217,7 +219,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                 gain = np.minimum(gain, d_left)
             else:
                 gain = np.ones(nd, dtype=np.int64)
-            need = _blocks(d_ctx + gain, block_tokens) - _blocks(d_ctx, block_tokens)
+            need = np.maximum(_blocks(d_ctx + gain, block_tokens) - held[d_rid], 0)
             while int(need.sum()) > free:
                 before = d_rid.copy()
                 if not preempt_one():
@@ -240,7 +242,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             budget -= take
         while waiting and nd + len(prefilling) < max_b:
             r = waiting[0]
-            need_b = _blocks(int(prompt[r] + generated[r]) + 1, block_tokens)
+            need_b = _blocks(int(prompt[r] + (output[r] if reserve else generated[r] + 1)), block_tokens)
             if need_b > free or todo[r] == 0 or budget <= 0:
                 break
             waiting.popleft()
