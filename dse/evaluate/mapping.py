@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+import threading
 
 import numpy as np
 
@@ -284,16 +285,35 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 
 # ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
+# keys up to which a thread keeps its step memo's arrays between blocks (~17 B per key: 16,384 designs of
+# ~85 steps fit); a fresh array's pages are zeroed by the OS on first touch, which cost as much as timing them
+MEMO_POOL_KEYS = 1 << 22
+_MEMO_POOL = threading.local()
+
+
 class _StepMemo:
     """Step time and energy of the (step, residency, design) instances of a block already timed, in dense
     arrays over the keys `(step * 3 + residency) * n + design`: a later stage of the mapping reuses them
-    (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder). The arrays are
-    allocated untouched (calloc / malloc): only the pages of keys timed become resident."""
+    (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder). The arrays are views of
+    a per-thread pool kept between blocks (`release`; only `done` is cleared), so their pages are not
+    faulted in again on every call."""
 
     def __init__(self, size: int):
-        self.done = np.zeros(size, bool)
-        self.time_s = np.empty(size)
-        self.energy_j = np.empty(size)
+        pool = getattr(_MEMO_POOL, "arrays", None)
+        _MEMO_POOL.arrays = None  # checked out: a memo made meanwhile gets its own arrays
+        if pool is None or len(pool[0]) < size:
+            pool = (np.zeros(size, bool), np.empty(size), np.empty(size))
+            self.done = pool[0]
+        else:
+            self.done = pool[0][:size]
+            self.done[:] = False
+        self._pool = pool
+        self.time_s, self.energy_j = pool[1][:size], pool[2][:size]
+
+    def release(self) -> None:
+        """Hand the arrays back to this thread's pool (the memo is not used afterwards)."""
+        if len(self._pool[0]) <= MEMO_POOL_KEYS:
+            _MEMO_POOL.arrays = self._pool
 
     def known(self, keys: np.ndarray) -> np.ndarray:
         """Which of `keys` are timed already."""
@@ -318,15 +338,13 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
     share it (once per block with a `memo`); under a fractional share once per design and footprint class
     (`LlmPlanTable.cls_step`)."""
     n, S = hw.n, len(t.steps)
-    memo = memo if memo is not None else _StepMemo(S * 3 * n)
+    own = memo is None
+    memo = _StepMemo(S * 3 * n) if own else memo
     whole = ~partial
     wi, wj, wc = pi[whole], pj[whole], combo[whole]
     role_keys = [(role[wj] * 3 + wc) * n + wi for role in (t.dec, t.pre, t.chunk)]
-    mark = np.zeros(S * 3 * n, bool)
-    for key in role_keys:
-        mark[key] = True
-    inst = np.flatnonzero(mark)
-    inst = inst[~memo.known(inst)]  # the instances not timed yet
+    inst = np.concatenate(role_keys)
+    inst = np.unique(inst[~memo.known(inst)])  # the instances not timed yet, in key order
     i_step, i_c, i_d = inst // (3 * n), (inst // n) % 3, inst % n
     qi, qj, qfw, qfk = pi[partial], pj[partial], fw[partial], fk[partial]
     k = len(qi)
@@ -341,6 +359,8 @@ def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, parti
                        np.zeros(len(inst) + len(ukeys)), is_dec)
     memo.add(inst, r.time_s[:len(inst)], r.energy_j[:len(inst)])
     (dec_t, dec_e), (pre_t, _), (chunk_t, chunk_e) = (memo.get(key) for key in role_keys)
+    if own:
+        memo.release()
     part = len(inst) + np.ravel(inv)
     out = []
     # seg: which third of the partial keys (decode, prefill, chunk classes) the role's step is
@@ -514,6 +534,7 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     # candidates: the good plans, then the chords (`_chords`) beyond each design's last good plan of a column
     c = _chords(t, hw, cal, scenario, pi, pj, good, timed, tpot, ttft, prefill_s, joules, dp, fw, fk, memo, hop,
                 chips, static, out_len, slo_met)
+    memo.release()
     ci = np.concatenate([pi[good], c["i"]])
     order = np.argsort(ci, kind="stable")
     ci = ci[order]

@@ -60,7 +60,23 @@ def op_table(stack, fuse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate, fill_time_s, collective_class) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(per-design constants (n, len(_HW)), peak FLOP/s, narrow path, pJ per FLOP (each (n, P) per
     precision index)): what `perf._busy_free`, `_resident_times` and `_energy_j` derive from `hw` before
-    their per-element arithmetic, computed by the same numpy expressions."""
+    their per-element arithmetic, computed by the same numpy expressions. Kept on `hw` per calibration
+    and precisions (a mapping times the same designs in several stages), while `hw`'s fields are the same
+    objects."""
+    fields = tuple(getattr(hw, f) for f in hw.__dataclass_fields__)
+    key = (id(cal), tuple(stack.mm_precs), tuple(stack.precs))
+    kept = hw.__dict__.setdefault("_kernel_design", {})
+    hit = kept.get(key)
+    if hit is not None and hit[0] is cal and all(a is b for a, b in zip(hit[1], fields)):
+        return hit[2]
+    if len(kept) >= 4:
+        kept.clear()
+    out = _design_table(hw, cal, stack, precisions, compute_peak, sram_rate, fill_time_s, collective_class)
+    kept[key] = (cal, fields, out)
+    return out
+
+
+def _design_table(hw, cal, stack, precisions, compute_peak, sram_rate, fill_time_s, collective_class):
     n = hw.n
     P = len(precisions)
     peak = np.zeros((n, P))
