@@ -77,7 +77,7 @@ def breakdown(cols: dict, n: int, chunk: int, mix, tech) -> dict[str, float]:
         hw, _, ok, _ = design_metrics(arr)
         out["design metrics"] += time.process_time() - c0
         hw = hw.take(np.flatnonzero(ok))
-        for e in mix.scenarios:
+        for e in mix.scenarios if hw.n else ():  # (evaluate maps no scenario on a chunk without feasible designs)
             c0 = time.process_time()
             evaluate_scenario(e.scenario, hw, cal)
             out[e.scenario.name] += time.process_time() - c0

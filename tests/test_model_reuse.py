@@ -33,8 +33,8 @@ def _same(a, b) -> None:
 
 
 def test_pooled_step_memo_matches_a_fresh_one(monkeypatch):
-    """A block after a larger one (its memo a view of the larger pool, with stale values where `done` was
-    cleared) equals the same block with fresh arrays (the pool disabled)."""
+    """A block after a larger one (its memo's slot array a view of the larger block's, whose keys were
+    cleared on release) equals the same block with a fresh array (the pool disabled)."""
     cal = load_calibration(None)
     sc = next(e.scenario for e in load_mix("balanced").scenarios if e.scenario.kind != "cnn")
     small, large = _hw(12, 3), _hw(60, 4)
@@ -42,7 +42,7 @@ def test_pooled_step_memo_matches_a_fresh_one(monkeypatch):
     pooled = evaluate_scenario(sc, small, cal)
     pooled_again = evaluate_scenario(sc, small, cal)
     monkeypatch.setattr(mapping, "MEMO_POOL_KEYS", -1)  # never pooled: fresh arrays per block
-    mapping._MEMO_POOL.arrays = None
+    mapping._MEMO_POOL.slot = None
     fresh = evaluate_scenario(sc, small, cal)
     _same(pooled, fresh)
     _same(pooled_again, fresh)

@@ -287,49 +287,52 @@ def _blocked(fn, hw: HwView, *args) -> MappingResult:
 
 # ---- LLM: every plan on every design as (design, plan) pair arrays -----------------------------
 
-# keys up to which a thread keeps its step memo's arrays between blocks (~17 B per key: 16,384 designs of
+# keys up to which a thread keeps its step memo's slot array between blocks (4 B per key: 16,384 designs of
 # ~85 steps fit); a fresh array's pages are zeroed by the OS on first touch, which cost as much as timing them
 MEMO_POOL_KEYS = 1 << 22
 _MEMO_POOL = threading.local()
 
 
 class _StepMemo:
-    """Step time and energy of the (step, residency, design) instances of a block already timed, in dense
-    arrays over the keys `(step * n + design) * 3 + residency`: a later stage of the mapping reuses them
-    (the TTFT prefill and the prefill chunks are shared by the rungs of a ladder). The arrays are views of
-    a per-thread pool kept between blocks (`release`; only `done` is cleared), so their pages are not
-    faulted in again on every call."""
+    """Step time and energy of the (step, residency, design) instances of a block already timed: a later
+    stage of the mapping reuses them (the TTFT prefill and the prefill chunks are shared by the rungs of a
+    ladder). A dense int32 array over the keys `(step * n + design) * 3 + residency` holds each timed key's
+    slot + 1 (0: not timed) in compact value arrays; it is a view of a per-thread pool kept between blocks
+    (`release` clears the keys it set), so its pages are not faulted in again on every call."""
 
     def __init__(self, size: int):
-        pool = getattr(_MEMO_POOL, "arrays", None)
-        _MEMO_POOL.arrays = None  # checked out: a memo made meanwhile gets its own arrays
-        if pool is None or len(pool[0]) < size:
-            pool = (np.zeros(size, bool), np.empty(size), np.empty(size))
-            self.done = pool[0]
-        else:
-            self.done = pool[0][:size]
-            self.done[:] = False
+        pool = getattr(_MEMO_POOL, "slot", None)
+        _MEMO_POOL.slot = None  # checked out: a memo made meanwhile gets its own array
+        if pool is None or len(pool) < size:
+            pool = np.zeros(size, np.int32)
         self._pool = pool
-        self.time_s, self.energy_j = pool[1][:size], pool[2][:size]
+        self.slot = pool[:size]
+        self.keys: list[np.ndarray] = []
+        self.time_s = self.energy_j = np.zeros(0)
 
     def release(self) -> None:
-        """Hand the arrays back to this thread's pool (the memo is not used afterwards)."""
-        if len(self._pool[0]) <= MEMO_POOL_KEYS:
-            _MEMO_POOL.arrays = self._pool
+        """Clear the keys set and hand the array back to this thread's pool (the memo is not used afterwards)."""
+        for k in self.keys:
+            self.slot[k] = 0
+        if len(self._pool) <= MEMO_POOL_KEYS:
+            _MEMO_POOL.slot = self._pool
 
     def known(self, keys: np.ndarray) -> np.ndarray:
         """Which of `keys` are timed already."""
-        return self.done[keys]
+        return self.slot[keys] != 0
 
     def add(self, keys: np.ndarray, time_s: np.ndarray, energy_j: np.ndarray) -> None:
-        """Remember new (not yet known) `keys`."""
-        self.done[keys] = True
-        self.time_s[keys] = time_s
-        self.energy_j[keys] = energy_j
+        """Remember new (not yet known, distinct) `keys`."""
+        start = len(self.time_s)
+        self.slot[keys] = np.arange(start + 1, start + len(keys) + 1, dtype=np.int32)
+        self.keys.append(keys)
+        self.time_s = np.concatenate([self.time_s, time_s])
+        self.energy_j = np.concatenate([self.energy_j, energy_j])
 
     def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(time, energy) of known `keys`."""
-        return self.time_s[keys], self.energy_j[keys]
+        at = self.slot[keys] - 1
+        return self.time_s[at], self.energy_j[at]
 
 
 def _llm_step_times(t: LlmPlanTable, hw: HwView, cal: Calibration, pi, pj, partial, combo, fw, fk,
