@@ -181,14 +181,26 @@ class _IoChoices:
             return np.zeros(shape, dtype=np.intp)
         c = np.broadcast_to(compute_usd, shape).reshape(-1, r.size)
         best = np.zeros(c.shape, dtype=np.intp)
-        lines = int(self.hull_len[0, r].max())
-        iy, fx = self.hull_inv_yield[:lines, r], self.hull_fixed_usd[:lines, r]
+        lens = self.hull_len[0, r]
+        lines = int(lens.max())
+        if lines <= 1:
+            return best.reshape(shape)
+        # designs by falling line count: line j is scanned on the leading `more[j]` designs only (it is at +inf,
+        # never cheaper, on the others); most designs have one or two lines
+        order = np.argsort(-lens, kind="stable")
+        more = len(lens) - np.cumsum(np.bincount(lens, minlength=lines))
+        ro = r[order]
+        c = c[:, order]
+        iy, fx = self.hull_inv_yield[:lines, ro], self.hull_fixed_usd[:lines, ro]
         best_usd = c * iy[0] + fx[0]
+        found = np.zeros(c.shape, dtype=np.intp)
         for j in range(1, lines):
-            usd = c * iy[j] + fx[j]
-            better = usd < best_usd * (1 - 1e-12)
-            np.copyto(best_usd, usd, where=better)
-            best[better] = j
+            m = int(more[j])
+            usd = c[:, :m] * iy[j, :m] + fx[j, :m]
+            better = usd < best_usd[:, :m] * (1 - 1e-12)
+            np.copyto(best_usd[:, :m], usd, where=better)
+            found[:, :m][better] = j
+        best[:, order] = found
         return best.reshape(shape)
 
     @staticmethod
