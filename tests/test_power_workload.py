@@ -147,10 +147,11 @@ def test_mi300x_reaches_its_cap_at_the_mlperf_mixtral_server_point():
     At the MLPerf Mixtral Server point (measurements_more.md §3b row 3.12) it then draws more than its 750 W
     cap at full clock (~722 W with the MAC energy alone: it never throttled), so `dse validate` runs it
     throttled, as the MI325X control (same dies at 1,000 W, 1.25x the throughput) says the real part runs.
-    Its uncapped peak, ~1.0 kW, is 1.34x the published 750 W (tests/test_power_physics.py)."""
+    Its uncapped peak, ~1.23 kW at its 2.1 GHz peak clock (above the N5 family's nominal 1.83 GHz: (V/V_nom)² =
+    1.29, dse.model.voltage), is 1.64x the published 750 W (tests/test_power_physics.py)."""
     p, peak = _mixtral_server_power_w("MI300X", 1024)
     assert p > 750.0
-    assert 1.2 * 750.0 < peak < 1.5 * 750.0
+    assert 1.2 * 750.0 < peak < 2.0 * 750.0
 
 
 def test_register_sourced_mma_costs_its_operand_delivery_on_every_tensor_flop():

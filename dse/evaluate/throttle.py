@@ -4,8 +4,8 @@ A scenario's power is what its chosen plan does per second: the energy per outpu
 energy of every step's FLOPs, SRAM, off-chip and link traffic plus the chips' static power over the
 step times, from `dse.evaluate.mapping`) times the units per second, plus the system's idle chips at
 leakage. When a chip would draw more than its `tdp_w` cap, its clock drops to the factor f at which it
-meets the cap (the rules are in `dse.model.power`: voltage fixed, arrays / vector unit / SRAM ports
-∝ f, memory and links not) and the scenario is mapped again on the slower chip, so throughput and
+meets the cap (the rules are in `dse.model.power`: arrays / vector unit / SRAM ports ∝ f with the voltage
+following the clock, memory and links not) and the scenario is mapped again on the slower chip, so throughput and
 latency pay. f is the largest clock found (regula falsi: power rises with the clock) at which the chip
 draws at most its cap, to within SOLVER_TOLERANCE of the cap, so the result is continuous in the cap
 to that tolerance; no cap, or a cap the workload stays under, leaves the full-clock result untouched.
@@ -20,6 +20,7 @@ import numpy as np
 from dse.evaluate.mapping import MappingResult
 from dse.model.perf import HwView
 from dse.model.power import MIN_CLOCK_FACTOR, clocked_static_w
+from dse.model.voltage import energy_ratio
 
 SOLVER_STEPS = 8           # regula falsi iterations at most (each maps the scenario again on the capped designs)
 SOLVER_TOLERANCE = 1e-3    # stop when every capped chip draws within 0.1 % below its cap
@@ -27,9 +28,14 @@ SOLVER_TOLERANCE = 1e-3    # stop when every capped chip draws within 0.1 % belo
 
 def clocked(hw: HwView, f) -> HwView:
     """`hw` with each design's clock scaled by `f` (shape (n,)): peak FLOP/s, vector FLOP/s, SRAM
-    bandwidth and the array clock ∝ f; static power at f (`clocked_static_w`); memory, links as they are."""
+    bandwidth and the array clock ∝ f; energy per FLOP and per SRAM byte × (V'/V)² (`energy_ratio`, the
+    voltage following the clock); static power at f (`clocked_static_w`); memory, links as they are."""
     f = np.asarray(f, float)
     out = hw.take(np.arange(hw.n))
+    e = energy_ratio(f)  # (V'/V)²: the voltage follows the clock down (dse.model.voltage)
+    out.energy_pj_per_flop = {k: v * e for k, v in hw.energy_pj_per_flop.items()}
+    if hw.sram_pj_per_byte is not None:
+        out.sram_pj_per_byte = hw.sram_pj_per_byte * e
     out.peak_flops = {k: v * f for k, v in hw.peak_flops.items()}
     out.vector_flops = hw.vector_flops * f
     out.sram_bw = hw.sram_bw * f

@@ -14,6 +14,7 @@ import numpy as np
 from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES
 from dse.model.technology import Technology
+from dse.model.voltage import design_energy_ratio
 
 
 def _default(knob: str) -> Any:
@@ -183,6 +184,7 @@ class DesignArrays:
     peak_tflops: dict[str, np.ndarray] = field()
     energy_pj_per_flop: dict[str, np.ndarray] = field()
     mma_operand_factor: np.ndarray = field()  # energy per tensor FLOP over the MAC's (REGISTER_OPERAND_OVERHEAD)
+    voltage_energy_ratio: np.ndarray = field()  # (V/V_nom)² at the design's clock (dse.model.voltage)
     peak_tflops_headline: np.ndarray = field()
     knee_flop_per_byte: np.ndarray = field()
 
@@ -318,7 +320,12 @@ class DesignArrays:
         operand = np.where(out["is_simt"] & (names["chip.mma_operands"] == "registers"),
                            1.0 + REGISTER_OPERAND_OVERHEAD, 1.0)
         out["mma_operand_factor"] = operand
-        energy = {p: e * operand for p, e in _energy_per_flop(tech, nodes, node_i, speedup).items()}
+        # a design clocked above its node's nominal clock runs at a higher voltage: (V/V_nom)² on every FLOP
+        # and SRAM byte (dse.model.voltage; leakage is taken at V_nom)
+        volt = design_energy_ratio(clock, np.array([nd.nominal_clock_ghz for nd in nodes])[node_i])
+        out["voltage_energy_ratio"] = volt
+        out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt
+        energy = {p: e * operand * volt for p, e in _energy_per_flop(tech, nodes, node_i, speedup).items()}
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9

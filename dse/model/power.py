@@ -11,7 +11,9 @@
   SRAM that is not read spends no access energy, so what its ports would draw at peak is no part of the
   floor); the mapping adds the energy of what each step does (FLOPs, SRAM bytes, off-chip bytes, link
   bits) over its time (`workload_power_w`).
-- Above a power cap the clock drops and performance pays (`throttle`).
+- Above a power cap the clock drops and performance pays (`throttle`); the voltage drops with it, so each
+  operation costs less (`dse.model.voltage`). A design clocked above its node's nominal clock pays
+  (V/V_nom)² on every FLOP and SRAM byte (`DesignArrays.voltage_energy_ratio`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
+from dse.model.voltage import energy_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
 # Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
@@ -133,24 +136,24 @@ def design_power(design, tech=None) -> dict:
 
 
 # Clock throttling under a power cap (`dse.evaluate.throttle` applies it; the rule lives here):
-# - Dynamic power ∝ f·V². The voltage is kept FIXED (no voltage-frequency curve is in the reference
-#   notes): the energy of each operation (C·V² per FLOP, byte or bit) does not change with the clock,
-#   power falls only because clock-bound work takes longer. Real DVFS also lowers V (P ∝ ~f³ in the
-#   DVFS range), so a chip keeps more speed under a cap than this rule gives: the cap's cost is an
-#   upper bound.
+# - Dynamic power ∝ f·V², and the voltage follows the clock (dse.model.voltage: alpha-power law from the
+#   design's point down to MIN_FRACTION of its voltage): at clock factor x every operation (FLOP, SRAM byte)
+#   costs energy_ratio(x) = (V'/V)² of its full-clock energy, so dynamic power falls as x·(V'/V)², faster than
+#   the clock. Off-chip memory and link energies are set by their own PHYs' rails and stay.
 # - What the clock drives: the MAC arrays, the vector unit, the SRAM ports and the array fill/drain
 #   (their rates ∝ f); off-chip memory, links and software overheads keep their rates. Each operator's
 #   time is max(compute/f, SRAM/f, memory, collective) + overhead: its compute-bound part stretches by
 #   1/f, its memory-bound part does not.
-# - Static power: leakage does not depend on the clock (V fixed); the rest of the running floor (clock
-#   tree, instruction issue) switches with the clock, ∝ f.
+# - Static power: leakage is taken as independent of the clock (at the design's voltage: an upper bound, as
+#   leakage falls with V); the rest of the running floor (clock tree, instruction issue) is dynamic, ∝ f·V².
 MIN_CLOCK_FACTOR = 1e-3  # below 0.1 % of its clock a chip is taken as unable to meet the cap
 
 
 def clocked_static_w(static_w, leakage_w, f) -> np.ndarray:
-    """Running-floor power at clock factor `f` (V fixed): leakage + (floor − leakage)·f."""
+    """Running-floor power at clock factor `f`: leakage + (floor − leakage)·f·(V'/V)² (`energy_ratio`)."""
     leak = np.asarray(leakage_w, float)
-    return leak + np.maximum(np.asarray(static_w, float) - leak, 0.0) * np.asarray(f, float)
+    f = np.asarray(f, float)
+    return leak + np.maximum(np.asarray(static_w, float) - leak, 0.0) * f * energy_ratio(f)
 
 
 def workload_power_w(step_energy_j, step_time_s, static_w=None) -> np.ndarray:

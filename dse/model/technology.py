@@ -43,6 +43,9 @@ class ProcessNode(_Strict):
     sram_gbps_per_mb_cache: float = Pos
     energy_pj_per_flop: dict[str, NonNegativeFloat]
     sram_pj_per_byte: float = NonNeg
+    # Clock its energy figures hold at: the node's nominal voltage is reached there, a design clocked above it
+    # pays (V/V_nom)² per operation (dse.model.voltage)
+    nominal_clock_ghz: float = Pos
     static_w_per_mm2: float = NonNeg
     uncore_fraction: float = NonNeg
     d2d_area_fraction: float = NonNeg

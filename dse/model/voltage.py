@@ -1,0 +1,73 @@
+"""Supply voltage against clock, and the energy of an operation at that voltage (issue 11, power at the workload).
+
+Dynamic energy per operation is C·V² (Rabaey, Chandrakasan & Nikolić, "Digital Integrated Circuits", 2nd ed.
+2003, §5.4: E = C_L·V_DD² per 0→1→0 transition), and the clock a circuit reaches at a supply V follows the
+alpha-power law f ∝ (V − V_t)^α / V (Sakurai & Newton, IEEE JSSC 25(2), 1990: gate delay ∝ C·V / (V − V_t)^α).
+A process node's energy table (`dse/model/data/technology.yaml`) holds at its nominal voltage V_nom, which
+its reference parts reach at the node's `nominal_clock_ghz` f_nom:
+
+- A design clocked above f_nom needs a higher voltage, V/V_nom = `voltage_ratio(f / f_nom)`, and every
+  operation costs (V/V_nom)² of the table (`design_energy_ratio`); at or below f_nom it runs at V_nom (dse
+  has no pipeline-depth knob: a design at a low clock may be a shallow pipeline at V_nom as well as a deep
+  one at a lower V, and the model takes the first, the upper bound on its energy).
+- A chip that a `tdp_w` cap throttles to a clock factor x lowers its voltage along the same curve from its
+  design point, V'/V = `voltage_ratio(x)` (floored at MIN_FRACTION of it): energy per operation falls as
+  V'², power as x·V'², super-linearly in the clock (`dse.evaluate.throttle.clocked`). The throttle knows the
+  design's clock, not its node: it takes the design point as the curve's nominal point, exact for a design
+  at or below f_nom; for an overdriven one (V > V_nom) the true curve is steeper there, so the saving is
+  underestimated and the chip throttles a little more than it would (performance pays, an upper bound).
+
+Both are monotone: a higher clock never costs less energy per operation, and power rises with the clock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Velocity-saturation index α of the alpha-power law: Sakurai & Newton (1990) fit α ≈ 1.2-1.3 for short-channel
+# MOSFETs (2 for the long-channel square law). Bounds 1.1-2.0; 1.3 (the short-channel value).
+ALPHA = 1.3
+# Threshold voltage over the nominal supply: FinFET nodes N16-N3 run ~0.75-0.8 V nominal core supplies with
+# ~0.25-0.35 V thresholds (standard-Vt cells; recalled, not in the reference notes). Bounds 0.3-0.5.
+THRESHOLD_FRACTION = 0.4
+# Lowest supply, as a fraction of nominal, that logic and SRAM arrays of a throttled chip run at: SRAM bitcell
+# Vmin ≈ 0.5-0.6 V on N7/N5 high-density arrays without assist (recalled, not in the reference notes) against a
+# 0.75 V nominal supply. Below it the clock still drops but the voltage does not: energy per operation stays
+# at MIN_FRACTION² and power falls only linearly with the clock. Bounds 0.6-0.85.
+MIN_FRACTION = 0.7
+_BISECTION_STEPS = 64
+
+
+def _delay_inverse(v: np.ndarray) -> np.ndarray:
+    """(V − V_t)^α / V with V in units of V_nom: ∝ the clock a circuit reaches at supply V."""
+    return np.maximum(v - THRESHOLD_FRACTION, 0.0) ** ALPHA / v
+
+
+def voltage_ratio(f_ratio) -> np.ndarray:
+    """V/V_nom at which a circuit that reaches f_nom at V_nom runs at `f_ratio`·f_nom (alpha-power law solved
+    by vectorised bisection; increasing in f_ratio), never below MIN_FRACTION; 1 at f_ratio = 1."""
+    r = np.maximum(np.asarray(f_ratio, float), 0.0)
+    target = r * _delay_inverse(np.float64(1.0))
+    lo = np.full(r.shape, THRESHOLD_FRACTION)
+    # for V ≥ 1, V − V_t ≥ (1 − V_t)·V, so (V − V_t)^α / V ≥ (1 − V_t)^α·V^(α−1) = g(1)·V^(α−1): this upper
+    # end of the bracket reaches any target r·g(1)
+    hi = 1.0 + np.maximum(r, 1.0) ** (1.0 / (ALPHA - 1.0))
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        below = _delay_inverse(mid) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    v = np.where(r == 1.0, 1.0, 0.5 * (lo + hi))  # exactly 1 at the nominal point (no bisection round-off)
+    return np.maximum(v, MIN_FRACTION)
+
+
+def energy_ratio(f_ratio) -> np.ndarray:
+    """Energy per operation at `f_ratio`·f_nom over its energy at f_nom: (V/V_nom)²."""
+    return voltage_ratio(f_ratio) ** 2
+
+
+def design_energy_ratio(clock_ghz, nominal_clock_ghz) -> np.ndarray:
+    """Energy per operation of a design at `clock_ghz` over its node table's (at V_nom): (V/V_nom)² above the
+    node's nominal clock, 1 at or below it (module docstring)."""
+    over = np.maximum(np.asarray(clock_ghz, float) / np.asarray(nominal_clock_ghz, float), 1.0)
+    return energy_ratio(over)
