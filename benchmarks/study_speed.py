@@ -125,20 +125,82 @@ class Problem:
         return Y, G
 
 
+class Sections:
+    """CPU seconds of the runner's main thread per part of its work (exclusive: a section's time excludes
+    the sections it calls), by wrapping the functions that do each part; the rest of the main thread's time is
+    `other`, and the other threads' (part flush, journal append) is `threads`."""
+
+    # (module, owner, attribute, label): what each part of a generation's work is
+    PARTS = [("dse.study.samplers", "ArrayNSGAII", "ask", "breed"),
+             ("dse.study.samplers", "ArrayNSGAII", "observe", "select"),
+             ("dse.study.runner", "StudyRunner", "_evaluate_cached", "cache"),
+             ("dse.study.runner", "StudyRunner", "score", "score"),
+             ("dse.study.storage", "TrialRecords", "batch", "records"),
+             ("dse.study.runner", "StudyRunner", "frame", "frame"),
+             ("dse.runs.writer", "PartStore", "write", "part"),
+             ("dse.study.storage", "OptunaMirror", "add_rows", "journal"),
+             ("dse.runs.front", "FrontTracker", "add", "front"),
+             ("dse.study.runner", None, "finalize", "finalize")]
+
+    def __init__(self):
+        self.t: dict[str, float] = {}
+        self.stack: list[float] = []
+        self._restore: list[tuple[Any, str, Any]] = []
+
+    def timed(self, label: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            self.stack.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took = time.thread_time() - t0
+                self.t[label] = self.t.get(label, 0.0) + took - self.stack.pop()
+                if self.stack:
+                    self.stack[-1] += took
+        return wrapper
+
+    def __enter__(self) -> "Sections":
+        import importlib
+
+        for mod, owner, attr, label in self.PARTS:
+            obj = importlib.import_module(mod)
+            obj = getattr(obj, owner) if owner else obj
+            fn = obj.__dict__[attr] if owner else getattr(obj, attr)
+            self._restore.append((obj, attr, fn))
+            setattr(obj, attr, self.timed(label, fn))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for obj, attr, fn in reversed(self._restore):
+            setattr(obj, attr, fn)
+
+
 def run_runner(path: Path, tmp: Path) -> dict:
     st = load_study(path)
     model = TimedModel(ModelEvaluator.for_study(st))
     run_dir = tmp / "runs" / "speed"
     shutil.rmtree(run_dir, ignore_errors=True)
-    clock = Clock()
-    res = StudyRunner(st, run_dir, serial=True, evaluator=model).run()
-    took = clock.stop()
+    sections = Sections()
+    with sections:
+        # the model as a section too, so that the sections around it exclude it
+        model.__class__ = type("SectionTimedModel", (TimedModel,), {"__call__": sections.timed("model",
+                                                                                          TimedModel.__call__)})
+        clock = Clock()
+        main0 = time.thread_time()
+        res = StudyRunner(st, run_dir, serial=True, evaluator=model).run()
+        main = time.thread_time() - main0
+        took = clock.stop()
+    parts = {k: v for k, v in sections.t.items() if k != "model"}
+    parts["other"] = main - sum(sections.t.values())
+    parts["threads"] = took["cpu"] - main
     import polars as pl
 
     df = pl.read_parquet(tmp / "runs" / "speed" / "results.parquet")
     Y = np.column_stack([df[m].to_numpy() for m in [o.metric for o in st.spec.objectives]])
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
-            "model": model.cpu, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result"}
+            "model": model.cpu, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result",
+            "sections": parts}
 
 
 def run_optuna_batched(path: Path, trials: int) -> dict:
@@ -298,6 +360,11 @@ def main() -> None:
             print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} "
                   f"{r['model']:>6.2f} {r['cpu'] - r['model']:>6.2f} {r['designs']:>9} "
                   f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
+        if "runner" in runs:
+            keys = list(runs["runner"][0]["sections"])
+            med = {k: float(np.median([r["sections"].get(k, 0.0) for r in runs["runner"]])) for k in keys}
+            print("runner own work, CPU s (median over rounds; main thread by part, then its other threads): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + f"; sum {sum(med.values()):.3f}")
         rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
         cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
         for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):

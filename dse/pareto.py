@@ -13,9 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["nondominated_mask", "pareto_rank", "hypervolume", "crowding_distance", "to_minimization"]
+__all__ = ["nondominated_mask", "pareto_rank", "hypervolume", "crowding_distance", "crowding_distance_by_group",
+           "to_minimization"]
 
 _BLOCK = 64  # points compared all-against-all at the bottom of the 3-D divide and conquer
+# up to this many rows (m >= 3), ranks come from one all-pairs domination matrix (n*n*m comparisons, ~1 ms at
+# 400 rows) instead of peeling fronts with the divide and conquer, whose fixed cost per front dominates for an
+# NSGA-II population (parents + offspring: a few hundred rows, ~10 fronts)
+_SMALL_RANK = 400
 
 
 def to_minimization(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None) -> np.ndarray:
@@ -101,6 +106,9 @@ def _nd_3d(U: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
     dominated = flat[:n].copy()
     pos = np.arange(n, dtype=np.int64)
     order_y = np.lexsort((pos, y))  # rows by (y, position): ties put earlier rows first
+    # z ranks may exceed n (ranks of a superset, as `pareto_rank` passes them while peeling fronts): the
+    # sentinel and the segments' spacing come from the largest z, so that segments never mix
+    top = int(z.max()) + 1 if n else 0
     h = _BLOCK
     while h < n:
         seg = order_y // (2 * h)
@@ -109,8 +117,8 @@ def _nd_3d(U: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
         level = order_y[np.argsort(seg, kind="stable")]  # by (segment, y, position)
         lseg = level // (2 * h)
         is_right = (level // h) % 2 == 1
-        offset = lseg * (n + 1)
-        vals = np.where(is_right, n, z[level]) - offset
+        offset = lseg * (top + 1)
+        vals = np.where(is_right, top, z[level]) - offset
         run = np.minimum.accumulate(vals)
         hit = is_right & (run <= z[level] - offset)
         dominated[level[hit]] = True
@@ -236,7 +244,9 @@ def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None, *,
     Z = to_minimization(Y, maximize)
     rank = np.full(len(Z), -1, dtype=np.int64)
     finite = np.isfinite(Z).all(axis=1)
-    if finite.any():
+    if finite.any() and Z.shape[1] >= 3 and finite.sum() <= _SMALL_RANK:
+        rank[finite] = _rank_small(Z[finite], max_rows)
+    elif finite.any():
         U, R, inverse = _unique_rows(Z[finite])
         if U.shape[1] == 2:
             urank = _rank_2d(U)
@@ -256,6 +266,33 @@ def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None, *,
                 r += 1
         rank[finite] = urank[inverse]
     rank[~finite] = rank.max() + 1 if finite.any() else 0
+    return rank
+
+
+def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
+    """`pareto_rank` of a few hundred finite rows (minimisation) from the all-pairs domination matrix: a front
+    is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations)."""
+    n = len(Z)
+    le = np.ones((n, n), dtype=bool)
+    lt = np.zeros((n, n), dtype=bool)
+    for j in range(Z.shape[1]):
+        col = Z[:, j]
+        le &= col[None, :] <= col[:, None]
+        lt |= col[None, :] < col[:, None]
+    dom = le & lt  # dom[i, k]: row k dominates row i (duplicates do not dominate each other)
+    count = dom.sum(axis=1)
+    rank = np.full(n, -1, dtype=np.int64)
+    current = count == 0
+    r, done = 0, 0
+    while current.any():
+        rank[current] = r
+        done += int(current.sum())
+        r += 1
+        if max_rows is not None and done >= max_rows:
+            break
+        count = count - dom[:, current].sum(axis=1)
+        current = (count == 0) & (rank < 0)
+    rank[rank < 0] = r
     return rank
 
 
@@ -391,3 +428,30 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
         dist[order] += d
     out[finite] = dist
     return out
+
+
+def crowding_distance_by_group(Y: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """`crowding_distance` of each row within its group (e.g. its front), for every group at once: the same
+    values as calling it per group on the rows in their order (rows of finite minimisation objectives)."""
+    Z = np.asarray(Y, dtype=float)
+    n, m = Z.shape
+    group = np.asarray(group)
+    dist = np.zeros(n)
+    for j in range(m):
+        order = np.lexsort((Z[:, j], group))  # by group, then value; ties in row order (a stable sort)
+        v = Z[order, j]
+        g = group[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = g[1:] != g[:-1]
+        last = np.ones(n, dtype=bool)
+        last[:-1] = g[1:] != g[:-1]
+        start = np.flatnonzero(first)
+        end = np.flatnonzero(last)
+        span = np.repeat(v[end] - v[start], end - start + 1)
+        d = np.zeros(n)
+        inner = ~first & ~last
+        at = np.flatnonzero(inner & (span > 0))
+        d[at] = (v[at + 1] - v[at - 1]) / span[at]
+        d[first | last] = np.inf
+        dist[order] += d
+    return dist  # a group of one or two rows is all boundary: inf, as crowding_distance gives

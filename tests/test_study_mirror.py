@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import polars as pl
 import pytest
@@ -118,3 +119,71 @@ def test_a_stored_record_re_run_reads_back_with_its_new_outcome(n_obj):
     assert t.state == optuna.trial.TrialState.COMPLETE and t.values == [1.5, 2.5][:n_obj]
     assert t.params == {"x": 0.25, "c": "b"} and t.datetime_start == now
 
+
+
+def _batch_case(rng, n, n_obj):
+    """Random inputs for `TrialRecords.batch`, with inactive knobs, failed rows, reasons that need escaping and
+    numbers of every magnitude (tiny ones, 1e-5..1e-4, huge, NaN and infinities in key metrics)."""
+    dists = {"a": optuna.distributions.CategoricalDistribution(["x", "y", "z"]),
+             "b": optuna.distributions.IntDistribution(1, 64, log=True),
+             "c%d": optuna.distributions.FloatDistribution(1e-9, 1e9, log=True),
+             "d": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    scale = 10.0 ** rng.integers(-12, 20, n)
+    knobs = [("a", "categorical", rng.integers(0, 3, n).astype(float)),
+             ("b", "int", np.where(rng.random(n) < 0.3, np.nan, rng.integers(1, 65, n).astype(float))),
+             ("c%d", "float", rng.random(n) * scale),
+             ("d", "float", np.where(rng.random(n) < 0.5, np.nan, rng.random(n) * 1e-4))]
+    failed = rng.random(n) < 0.2
+    Y = rng.normal(size=(n, n_obj)) * 10.0 ** rng.integers(-8, 18, (n, n_obj))
+    Y[0, 0] = 0.0
+    cmat = np.where(rng.random((n, 2)) < 0.5, 0.0, rng.random((n, 2)) * 1e3)
+    reasons = np.array([["", "violates x <= 1", 'quote " back\\slash', "ünïcode %s 100%", "tab\there"][i]
+                        for i in rng.integers(0, 5, n)], dtype=object)
+    feasible = ~failed & (reasons == "")
+    km = [("m.float", np.where(rng.random(n) < 0.1, np.inf, rng.normal(size=n) * scale)),
+          ("m.int", rng.integers(-5, 10**12, n)), ("m.bool", rng.random(n) < 0.5),
+          ("m.tiny", np.where(rng.random(n) < 0.1, np.nan, rng.random(n) * 1e-6))]
+    sys_attrs = [("NSGAIISampler:generation", np.int64(7)), ("constraints:model: feasible", cmat[:, 0]),
+                 ("constraints:x <= 1 %", cmat[:, 1])]
+    return dists, knobs, failed, Y, sys_attrs, feasible, reasons, km
+
+
+@pytest.mark.parametrize("n_obj", [1, 3])
+@pytest.mark.parametrize("n", [1, 7, 100])
+def test_batch_records_are_the_records_one_by_one(n_obj, n):
+    """`TrialRecords.batch` (numbers turned to text in one pass, one template per pattern of present fields)
+    writes text for text what `record` writes trial by trial, and the journal made of them loads in Optuna."""
+    from dse.study.storage import TrialRecords
+
+    rng = np.random.default_rng(n * 10 + n_obj)
+    dists, knobs, failed, Y, sys_attrs, feasible, reasons, km = _batch_case(rng, n, n_obj)
+    rec = TrialRecords(dists)
+    start, complete = "2026-01-02T03:04:05.678901+00:00", "2026-01-02T03:04:06.000000+00:00"
+    got = rec.batch(knobs, failed, Y, sys_attrs, feasible, reasons, km, start, complete)
+    want = []
+    for i in range(n):
+        params = {}
+        for name, kind, x in knobs:
+            if x[i] == x[i]:
+                params[name] = int(x[i]) if kind == "categorical" else float(round(x[i])) if kind == "int" \
+                    else float(x[i])
+        sa = {k: (v.item() if np.ndim(v) == 0 else v[i].item()) for k, v in sys_attrs}
+        ua = {"feasible": bool(feasible[i])}
+        if reasons[i]:
+            ua["reason"] = reasons[i]
+        if not failed[i]:
+            ua.update({k: v[i].item() for k, v in km})
+        want.append(rec.record(params, "FAIL" if failed[i] else "COMPLETE", Y[i].tolist(), sa, ua, start, complete))
+    assert got == want
+
+
+def test_json_number_texts_is_json_for_every_magnitude():
+    """The vectorized number text is Python json's text (repr; NaN, Infinity) for numbers of every magnitude."""
+    import json
+
+    from dse.study.storage import json_number_texts
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=20000) * 10.0 ** rng.integers(-320, 309, 20000)
+    a[:12] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 1e-4, 9.999999999999999e-05, 1e16, 1e15, 5e-324, 1e308]
+    assert json_number_texts(a) == [json.dumps(x) for x in a.tolist()]

@@ -26,7 +26,7 @@ import optuna
 from optuna.samplers import NSGAIIISampler, NSGAIISampler
 
 from dse.errors import DseUserError
-from dse.pareto import crowding_distance, pareto_rank
+from dse.pareto import crowding_distance_by_group, pareto_rank
 from dse.study import spec as sp
 from dse.study.space import SearchSpace, _as_array, _const
 
@@ -304,9 +304,7 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
         fi = np.flatnonzero(feas)
         r = pareto_rank(F[fi], max_rows=keep)
         rank[fi] = r
-        for q in np.unique(r):
-            members = fi[r == q]
-            crowd[members] = crowding_distance(F[members])
+        crowd[fi] = crowding_distance_by_group(F[fi], r)
         top = int(r.max()) + 1
     inf_ = np.flatnonzero(ok & ~feas)
     if inf_.size:

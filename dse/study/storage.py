@@ -237,6 +237,7 @@ class TrialRecords:
     def __init__(self, dists: dict[str, Any]):
         self.dist_json = {k: optuna.distributions.distribution_to_json(d) for k, d in dists.items()}
         self._text: dict[tuple[str, ...], str] = {}  # knob names -> their distributions as JSON object text
+        self._templates: dict[tuple, tuple[str, str, list[int]]] = {}  # see `_template`
 
     def _distributions(self, names: tuple[str, ...]) -> str:
         text = self._text.get(names)
@@ -255,6 +256,148 @@ class TrialRecords:
                            "params": params, "user_attrs": user_attrs, "system_attrs": system_attrs,
                            "intermediate_values": {}})
         return f'{text[:-1]},"distributions":{self._distributions(tuple(params))}}}'
+
+
+    def batch(self, knobs: list[tuple[str, str, np.ndarray]], failed: np.ndarray, values: np.ndarray,
+              system_attrs: list[tuple[str, Any]], feasible: np.ndarray, reasons: np.ndarray,
+              key_metrics: list[tuple[str, np.ndarray]], start: str, complete: str) -> list[str]:
+        """The records of a batch at once, text for text what `record` writes for each trial: every number of
+        the batch is turned into text in one vectorized pass (`json_number_texts`), and each row is one `%`
+        of a template shared by the rows with the same present fields (active knobs, state, reason).
+
+        `knobs`: (name, kind, values) in parameter order, kind 'categorical' (values: choice index), 'int' or
+        'float'; NaN = the knob is inactive (left out). `failed`: FAIL rows (no values, no key metrics);
+        `values`: the objective matrix (n x m); `system_attrs`: (key, column or one number) in order; user
+        attributes: `feasible`, then `reason` where not empty, then `key_metrics` (name, column) on the rows
+        that did not fail. A key metric named `feasible` or `reason` is not supported here (use `record`)."""
+        n = len(failed)
+        if n == 0:
+            return []
+        enc = _COMPACT.encode
+        ok = ~np.asarray(failed, dtype=bool)
+        m, k, ns = values.shape[1], len(knobs), len(system_attrs)
+        # every field's numbers as text, one row of `cells` per field: values, params, system attrs, key metrics
+        # (floats all at once), then the reasons
+        fields = [values[:, j] for j in range(m)]
+        active = np.empty((n, k), dtype=bool)
+        for j, (_, kind, x) in enumerate(knobs):
+            x = np.asarray(x, dtype=float)
+            active[:, j] = x == x
+            fields.append(np.where(active[:, j], x, 0.0).astype(np.int64) if kind == "categorical"
+                          else np.round(x) if kind == "int" else x)
+        fields += [np.broadcast_to(np.asarray(c), (n,)) for _, c in system_attrs]
+        fields += [np.asarray(c) for _, c in key_metrics]
+        cells = np.empty((len(fields) + 3, n), dtype=object)  # + reasons, start and complete times
+        is_float = [f.dtype.kind == "f" for f in fields]
+        if any(is_float):
+            rows = [i for i, f in enumerate(is_float) if f]
+            cells[rows] = np.asarray(json_number_texts(np.concatenate([fields[i] for i in rows])),
+                                     dtype=object).reshape(len(rows), n)
+        for i, f in enumerate(fields):
+            if not is_float[i]:
+                cells[i] = (np.where(f, "true", "false") if f.dtype.kind == "b" else list(map(str, f.tolist())))
+        reasons = np.asarray(reasons, dtype=object)
+        has_reason = reasons != ""
+        if has_reason.any():
+            text, inverse = np.unique(reasons[has_reason].astype(str), return_inverse=True)
+            cells[-3, has_reason] = np.array([enc(t) for t in text.tolist()], dtype=object)[inverse.ravel()]
+        cells[-2], cells[-1] = enc(start), enc(complete)
+        # rows with the same present fields (active knobs, state, reason, feasible) share a template
+        bits = np.column_stack([active, ok, has_reason, np.asarray(feasible, dtype=bool)]).astype(np.int64)
+        if bits.shape[1] <= 62:
+            code = bits @ (1 << np.arange(bits.shape[1], dtype=np.int64))
+            codes, which = np.unique(code, return_inverse=True)
+            patterns = [[bool(c >> i & 1) for i in range(bits.shape[1])] for c in codes.tolist()]
+        else:
+            patterns, which = np.unique(bits.astype(bool), axis=0, return_inverse=True)
+            patterns = patterns.tolist()
+        which = which.ravel()
+        names = ([enc(nm) for nm, _, _ in knobs], [enc(nm) for nm, _ in system_attrs], [enc(nm) for nm, _ in key_metrics])
+        out = np.empty(n, dtype=object)
+        for p, pattern in enumerate(patterns):
+            template, tail, at = self._template(tuple(pattern), knobs, m, ns, names)
+            rows = np.flatnonzero(which == p)
+            block = cells[at][:, rows].T.tolist()
+            out[rows] = [template % tuple(r) + tail for r in block]
+        return out.tolist()
+
+    def _template(self, pattern: tuple[bool, ...], knobs: list, m: int, ns: int,
+                  names: tuple[list[str], list[str], list[str]]) -> tuple[str, str, list[int]]:
+        """The %-template of a record with the fields of `pattern` (filled with the cells at rows `at` of
+        `batch`'s cells), and its constant tail (the distributions); cached per pattern and fields."""
+        key = (pattern, m, tuple(names[0]), tuple(names[1]), tuple(names[2]))
+        hit = self._templates.get(key)
+        if hit is not None:
+            return hit
+        k = len(knobs)
+        on, row_ok, row_reason, row_feas = pattern[:k], pattern[k], pattern[k + 1], pattern[k + 2]
+        params_at = [j for j in range(k) if on[j]]
+        params = ",".join(_pct(names[0][j]) + ":%s" for j in params_at)
+        n_fields = m + k + ns + len(names[2])  # then the rows of the reason, start and complete times
+        if row_ok and m == 1:
+            vals, at = '"value":%s,"values":null', [n_fields + 1, 0]
+        elif row_ok:
+            vals, at = '"value":null,"values":[' + ",".join(["%s"] * m) + "]", [n_fields + 1, *range(m)]
+        else:
+            vals, at = '"value":null,"values":null', [n_fields + 1]
+        at += [n_fields + 2] + [m + j for j in params_at]
+        ua = '"feasible":' + ("true" if row_feas else "false")
+        if row_reason:
+            ua += ',"reason":%s'
+            at.append(n_fields)
+        if row_ok:
+            ua += "".join("," + _pct(nm) + ":%s" for nm in names[2])
+            at += range(m + k + ns, n_fields)
+        sa = ",".join(_pct(nm) + ":%s" for nm in names[1])
+        at += range(m + k, m + k + ns)
+        state = int(optuna.trial.TrialState.COMPLETE if row_ok else optuna.trial.TrialState.FAIL)
+        template = (f'{{"datetime_start":%s,"state":{state},{vals},"datetime_complete":%s,"params":{{{params}}},'
+                    f'"user_attrs":{{{ua}}},"system_attrs":{{{sa}}},"intermediate_values":{{}},"distributions":')
+        tail = self._distributions(tuple(knobs[j][0] for j in params_at)) + "}"
+        hit = self._templates[key] = (template, tail, at)
+        return hit
+
+
+def _pct(text: str) -> str:
+    """`text` as literal text of a %-template."""
+    return text.replace("%", "%%")
+
+
+# numbers below this magnitude are written by Python's repr (polars writes 1e-5..1e-4 without an exponent and
+# pads exponents differently); every other finite number gets polars' shortest round-trip text, which is repr's
+_POLARS_TEXT_FROM = 1e-4
+_JSON_CONSTANTS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _polars_matches_repr() -> bool:
+    """Whether this polars writes finite floats of magnitude >= 1e-4 (and 0) as Python's repr does."""
+    probe = np.array([0.0, -0.0, 1.0, 0.1, 1 / 3, 1e-4, 1.5e-4, 123.456, 1e15, 1e16, 1.2345678901234567e16,
+                      2.0 ** 70, 1e22, 1e300, 1.7976931348623157e308, -2.5, 81862.25790591986, 1.9000000000000001])
+    return pl.Series(probe).cast(pl.String).to_list() == list(map(float.__repr__, probe.tolist()))
+
+
+_FAST_TEXT: list[bool] = []
+
+
+def json_number_texts(a: np.ndarray) -> list[str]:
+    """Each float as the text Python's json writes for it (its repr; NaN, Infinity, -Infinity), converted in one
+    vectorized pass by polars where that gives the same text (repr costs ~1 us per float, most of a journal
+    record's cost), else by repr."""
+    a = np.asarray(a, dtype=float)
+    if not _FAST_TEXT:
+        _FAST_TEXT.append(_polars_matches_repr())
+    if not _FAST_TEXT[0] or len(a) < 16:
+        out = list(map(float.__repr__, a.tolist()))
+    else:
+        out = pl.Series(a).cast(pl.String).to_list()
+        with np.errstate(invalid="ignore"):
+            odd = np.flatnonzero(~(np.abs(a) >= _POLARS_TEXT_FROM) & (a != 0))  # tiny numbers and NaN
+        for i in odd.tolist():
+            out[i] = float.__repr__(float(a[i]))
+    bad = np.flatnonzero(~np.isfinite(a))
+    for i in bad.tolist():
+        out[i] = _JSON_CONSTANTS[float.__repr__(float(a[i]))]
+    return out
 
 
 def set_outcome(o: dict[str, Any], state: str, values: list[float] | None) -> None:
