@@ -136,6 +136,7 @@ class Sections:
              ("dse.study.runner", "StudyRunner", "_evaluate_cached", "cache"),
              ("dse.study.runner", "StudyRunner", "score", "score"),
              ("dse.study.storage", "TrialRecords", "batch", "records"),
+             ("dse.study.storage", "TrialRecords", "record", "records"),
              ("dse.study.runner", "StudyRunner", "frame", "frame"),
              ("dse.runs.writer", "PartStore", "write", "part"),
              ("dse.study.storage", "OptunaMirror", "add_rows", "journal"),
@@ -166,7 +167,9 @@ class Sections:
         for mod, owner, attr, label in self.PARTS:
             obj = importlib.import_module(mod)
             obj = getattr(obj, owner) if owner else obj
-            fn = obj.__dict__[attr] if owner else getattr(obj, attr)
+            if attr not in vars(obj):  # another version of the runner (e.g. main's, to compare with)
+                continue
+            fn = vars(obj)[attr]
             self._restore.append((obj, attr, fn))
             setattr(obj, attr, self.timed(label, fn))
         return self

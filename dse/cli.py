@@ -1,23 +1,55 @@
-"""Entry point of the `dse` command: every command module is imported here (each registers its
-commands on `dse.cli_app.app`), and user errors map to one message and exit status 2."""
+"""Entry point of the `dse` command: the command modules register their commands on `dse.cli_app.app`. `main`
+imports only the module of the command being run (`dse run` does not pay for the other commands'
+dependencies: rich tables, JSON schemas, ...), every module for `dse --help`, completion or an unknown
+command; `from dse.cli import app` gets the app with every command. User errors map to one message and exit
+status 2."""
 
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import sys
+from typing import Any
 
-from dse.cli_app import app
-# each import registers its commands, in the order `dse --help` lists them
-from dse.commands import hardware  # noqa: F401  catalog, describe
-from dse.commands import perf  # noqa: F401  evaluate, roofline
-from dse.commands import compare  # noqa: F401  compare
-from dse.commands import study  # noqa: F401  run, pareto, export
-from dse.commands import report  # noqa: F401  dashboard
-from dse.commands import validate  # noqa: F401  validate, calibrate
-from dse.commands import workloads  # noqa: F401  models, scenarios, mixes
-from dse.commands import uncertainty  # noqa: F401  sensitivity
 from dse.errors import DseUserError
+
+#: command module of dse/commands/ -> the commands it registers, in the order `dse --help` lists them
+#: (tests/test_cli.py checks this against what the modules register)
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "hardware": ("catalog", "describe", "schema", "knobs"),
+    "perf": ("evaluate", "roofline"),
+    "compare": ("compare",),
+    "study": ("run", "pareto", "export"),
+    "report": ("dashboard",),
+    "validate": ("validate", "calibrate"),
+    "workloads": ("models", "scenarios", "mixes"),
+    "uncertainty": ("sensitivity",),
+}
+
+
+def load_commands(modules: tuple[str, ...] | list[str] | None = None) -> Any:
+    """Import the command modules (default: all, in help order) and return the typer app they registered on."""
+    from dse.cli_app import app
+
+    for m in COMMANDS if modules is None else modules:
+        importlib.import_module(f"dse.commands.{m}")
+    return app
+
+
+def modules_for(argv: list[str]) -> list[str] | None:
+    """The command modules a command line needs: the one module of its command, or None (all of them) for
+    anything else (no command, a root option such as --help, shell completion, an unknown command)."""
+    if len(argv) < 2 or any(k.endswith("_COMPLETE") and k.startswith("_") for k in os.environ):
+        return None
+    return next(([m] for m, names in COMMANDS.items() if argv[1] in names), None)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from dse.cli import app` (tests, scripts): every command registered
+        return load_commands()
+    raise AttributeError(f"module 'dse.cli' has no attribute {name!r}")
+
 
 __all__ = ["app", "main"]
 
@@ -46,6 +78,7 @@ def os_error_message(exc: OSError) -> str | None:
 def main() -> None:
     """Run the CLI; a user error (bad YAML, unknown name) prints one clear message and exits 2, and so
     does an operating-system error on a path (a folder given for a file, a full disk, a missing parent)."""
+    app = load_commands(modules_for(sys.argv))
     try:
         app()  # standalone: usage errors (unknown command, bad option) print a message and exit 2
     except DseUserError as exc:
