@@ -21,7 +21,7 @@ Hypervolume: of each contender's feasible front, all with ONE reference point: t
 each objective over all contenders, pushed 10 % of the range further.
 
 Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--skip-journal]
-                                      [--repeat 1]
+                                      [--repeat 1] [--only runner,pymoo]
 """
 
 from __future__ import annotations
@@ -320,6 +320,7 @@ def main() -> None:
     ap.add_argument("--mix", default="local")
     ap.add_argument("--skip-journal", action="store_true", help="skip plain Optuna `optimize` on a journal file")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender; medians are reported")
+    ap.add_argument("--only", default="", help="comma-separated contenders to run (default: all), e.g. runner,pymoo")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="dse-speed-"))
@@ -334,6 +335,9 @@ def main() -> None:
                                       "pymoo": lambda: run_pymoo(path, args.trials)}
         if not args.skip_journal:
             contenders["optuna-journal"] = lambda: run_optuna_journal(path, tmp, args.trials)
+        if args.only:
+            keep = {c.strip() for c in args.only.split(",")}
+            contenders = {k: v for k, v in contenders.items() if k in keep}
         runs: dict[str, list[dict]] = {}
         for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
             for name, fn in contenders.items():
@@ -368,10 +372,15 @@ def main() -> None:
             med = {k: float(np.median([r["sections"].get(k, 0.0) for r in runs["runner"]])) for k in keys}
             print("runner own work, CPU s (median over rounds; main thread by part, then its other threads): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + f"; sum {sum(med.values()):.3f}")
+        # model work per trial: the runner evaluates only designs it has not seen (smaller calls: the model's
+        # fixed cost per call weighs more per design); pymoo evaluates every trial (duplicates eliminated)
+        print("model CPU per evaluated design / own CPU per trial, us: " + "; ".join(
+            f"{k} {1e6 * r['model'] / max(r['designs'], 1):.0f} / {1e6 * (r['cpu'] - r['model']) / len(r['Y']):.0f}"
+            for k, r in out.items()))
         rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
         cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
         for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
-            if other in out:
+            if other in out and "runner" in out:
                 goal = f" (target >= {target:g}x at 10,000 trials)" if target else ""
                 print(f"runner / {other:<14}: {rate['runner'] / rate[other]:5.2f}x trials/s{goal}, "
                       f"{cpu_rate['runner'] / cpu_rate[other]:5.2f}x trials per CPU s; hypervolume "
