@@ -334,7 +334,8 @@ class StudyRunner:
                     background.sync(b)
                 else:
                     mirror.add_rows(df, dists)
-                ga.observe(X, *self._fitness(df, values))
+                ga.observe(X, *self._fitness_of(values, core["constraint_violation"].to_numpy(),
+                                                (core["state"] == "FAIL").to_numpy()))
             else:
                 seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
                 sampler = make_sampler(self.spec.sampler, seed)
@@ -395,11 +396,11 @@ class StudyRunner:
 
     def _repeats(self, keys: list[bytes]) -> np.ndarray:
         """Per trial: its design was asked before in this run (a pure function of the stored trials)."""
-        out = np.zeros(len(keys), dtype=bool)
-        seen = self.seen
-        for i, k in enumerate(keys):
-            out[i] = k in seen
-            seen.add(k)
+        n = len(keys)
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # each design's first row in the batch
+        out = np.fromiter(map(self.seen.__contains__, keys), dtype=bool, count=n)
+        out |= np.fromiter(map(first.__getitem__, keys), dtype=np.int64, count=n) != np.arange(n)
+        self.seen.update(first)
         return out
 
     def _evaluate_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> list:
@@ -427,6 +428,10 @@ class StudyRunner:
                 fresh.update({row: (r, k) for k, row in enumerate(rows)})
                 self.cache.add([keys[row] for row in rows], r)
         template = next((r for r, _ in fresh.values()), None) or self.cache.store
+        if not errors and not self.cache.full:  # every design of the batch is stored now: one gather per column
+            at = self.cache.find(keys)
+            if (at >= 0).all():
+                return [(slice(0, n), {k: self.cache.store[k][at] for k in template})]
         merged: dict[str, np.ndarray] = {}
         hit = src >= 0
         for k, v in template.items():
@@ -748,6 +753,14 @@ class StudyRunner:
                 ua.update({k: v[i] for k, v in kc.items()})
             blobs.append(self.records.record(params[i], states[i], Yl[i], sys_attrs, ua, start, complete))
         return blobs
+
+    def _fitness_of(self, Y: np.ndarray, cv: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_fitness` of a batch from its objective matrix, total violation and failed rows (the values its part
+        stores), without reading the part back."""
+        F = to_minimization(Y, self.maximize)
+        bad = failed | ~np.isfinite(F).all(axis=1)
+        F[bad] = np.inf
+        return F, np.where(bad, np.inf, cv)
 
     def _fitness(self, df: pl.DataFrame, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees
