@@ -629,8 +629,8 @@ class StudyRunner:
 
     def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
               extra: dict[str, Any] | None = None) -> pl.DataFrame:
-        """One part: bookkeeping columns, knobs, metrics, violation, feasible, reason (then `extra`). Built from
-        one Series per column (a dict of arrays costs polars several times more per column)."""
+        """One part: bookkeeping columns, knobs, metrics, violation, feasible, reason (then `extra`), built by
+        `columns_frame`."""
         data: dict[str, Any] = dict(base)
         for k, v in cols.items():
             data[k] = _object_series(k, v) if v.dtype == object else v
@@ -702,11 +702,12 @@ class StudyRunner:
         return df, values, states, cvecs, keyattrs
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
-                     t_start: dt.datetime, t_done: dt.datetime, b: int) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
-        """A generation of the array sampler as a part, the part without its bookkeeping columns, and its objective
-        matrix (the values the part stores: `objective_matrix` of the part gives the same). Its `_optuna` column holds each trial's journal
-        record (params, values, constraints and attributes as the ask/tell loop records them; the Optuna
-        mirror is made from it: `journal_lines`)."""
+                     t_start: dt.datetime, t_done: dt.datetime, b: int
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+        """A generation of the array sampler as a part, the part without its bookkeeping columns, and its
+        objective matrix (the values the part stores: `objective_matrix` of the part gives the same). Its
+        `_optuna` column holds each trial's journal record (params, values, constraints and attributes as the
+        ask/tell loop records them; the Optuna mirror is made from it: `journal_lines`)."""
         n = len(repeat)
         sc = self.score(cols, results, n)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
@@ -716,7 +717,8 @@ class StudyRunner:
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
         start, complete = iso_utc(t_start), iso_utc(t_done)
         gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
-        sys_cols = [(gen_key, np.int64(b))] + [(f"constraints:{k}", cmat[:, j]) for j, k in enumerate(self.constraint_keys)]
+        sys_cols = [(gen_key, np.int64(b))] + [(f"constraints:{k}", cmat[:, j])
+                                               for j, k in enumerate(self.constraint_keys)]
         if "feasible" in key_cols or "reason" in key_cols:  # a metric named like a user attribute: one by one
             blobs = self._records_one_by_one(X, states, Y, cmat, sc, key_cols, b, start, complete)
         else:

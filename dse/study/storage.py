@@ -257,7 +257,6 @@ class TrialRecords:
                            "intermediate_values": {}})
         return f'{text[:-1]},"distributions":{self._distributions(tuple(params))}}}'
 
-
     def batch(self, knobs: list[tuple[str, str, np.ndarray]], failed: np.ndarray, values: np.ndarray,
               system_attrs: list[tuple[str, Any]], feasible: np.ndarray, reasons: np.ndarray,
               key_metrics: list[tuple[str, np.ndarray]], start: str, complete: str) -> list[str]:
@@ -312,7 +311,8 @@ class TrialRecords:
             patterns, which = np.unique(bits.astype(bool), axis=0, return_inverse=True)
             patterns = patterns.tolist()
         which = which.ravel()
-        names = ([enc(nm) for nm, _, _ in knobs], [enc(nm) for nm, _ in system_attrs], [enc(nm) for nm, _ in key_metrics])
+        names = ([enc(nm) for nm, _, _ in knobs], [enc(nm) for nm, _ in system_attrs],
+                 [enc(nm) for nm, _ in key_metrics])
         out = np.empty(n, dtype=object)
         for p, pattern in enumerate(patterns):
             template, tail, at = self._template(tuple(pattern), knobs, m, ns, names)
