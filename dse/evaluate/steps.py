@@ -247,7 +247,8 @@ def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = No
     """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached; possibly a table
     of more chip counts, which gives every design the same plans)."""
     key = _Key(scenario)
-    counts = frozenset(int(c) for c in np.unique(chip_counts))
+    c = np.sort(np.asarray(chip_counts).ravel())  # distinct counts by a sort (numpy 2's np.unique hashes first: slower)
+    counts = frozenset(int(x) for x in c[np.concatenate(([True], c[1:] != c[:-1]))]) if c.size else frozenset()
     seen = _TABLE_COUNTS.setdefault((shape, prec, force_tp, force_pp, key, force_ep), [])
     cover = min((s for s in seen if counts <= s), key=len, default=None)
     if cover is None:
