@@ -104,18 +104,16 @@ def _lerp(a, b, th):
 
 
 def _largest_ok(a: np.ndarray, z: np.ndarray, ok) -> np.ndarray:
-    """Per element, the largest integer x in [a, z) with `ok(x, idx)` (whether elements `idx` are ok at `x`),
-    given ok(a), not ok(z) and `ok` monotone (true up to a point): one bisection over all elements at once,
-    each step on the elements whose interval is still open."""
-    a, z = a.copy(), z.copy()
-    act = np.flatnonzero(z - a > 1)
-    while act.size:
-        mid = (a[act] + z[act]) // 2
-        good = ok(mid, act)
-        a[act[good]] = mid[good]
-        z[act[~good]] = mid[~good]
-        act = act[z[act] - a[act] > 1]
-    return a
+    """Per element, the largest integer x in [a, z) with `ok(x)`, given ok(a), not ok(z) and `ok` monotone
+    (true up to a point): one bisection over all elements at once."""
+    while True:
+        span = z - a > 1
+        if not span.any():
+            return a
+        mid = (a + z) // 2
+        good = ok(mid)
+        a = np.where(span & good, mid, a)
+        z = np.where(span & ~good, mid, z)
 
 
 def residency_combo(fw: np.ndarray, fk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -673,13 +671,10 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
     def frac(x):
         return (x - x_lo) / (x_hi - x_lo)
 
-    kv_lo, kv_hi, act_lo, act_hi, tpot_lo, ttft_lo = t.kv[lo], t.kv[hi], t.act[lo], t.act[hi], tpot[q], ttft[q]
-
-    def ok(x, s):
-        th = (x - x_lo[s]) / (x_hi[s] - x_lo[s])
-        fits = fits_in(w[s], _lerp(kv_lo[s], kv_hi[s], th), _lerp(act_lo[s], act_hi[s], th), sram[s], mem[s])
-        return (x * other[s] <= max_b) & fits & slo_met(_lerp(tpot_lo[s], h_tpot[s], th),
-                                                        _lerp(ttft_lo[s], h_ttft[s], th))
+    def ok(x):
+        th = frac(x)
+        fits = fits_in(w, _lerp(t.kv[lo], t.kv[hi], th), _lerp(t.act[lo], t.act[hi], th), sram, mem)
+        return (x * other <= max_b) & fits & slo_met(_lerp(tpot[q], h_tpot, th), _lerp(ttft[q], h_ttft, th))
 
     a = _largest_ok(x_lo, x_hi, ok)  # ok(x_lo), not ok(x_hi)
     keep = a > x_lo
@@ -789,12 +784,10 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
         def frac(x):
             return (x - x_lo) / (x_hi - x_lo)
 
-        w_lo, act_lo, act_hi = t.w[lo], t.act[lo], t.act[hi]
-
-        def okx(x, s):
-            th = (x - x_lo[s]) / (x_hi[s] - x_lo[s])
-            fit = fits_in(w_lo[s], 0.0, _lerp(act_lo[s], act_hi[s], th), sram[s], mem[s])
-            lx = _lerp(l_lo[s], l_hi[s], th)
+        def okx(x):
+            th = frac(x)
+            fit = fits_in(t.w[lo], 0.0, _lerp(t.act[lo], t.act[hi], th), sram, mem)
+            lx = _lerp(l_lo, l_hi, th)
             return (x <= max_b) & fit & ((lx * 1e3 <= slo) if slo else True)
 
         a = _largest_ok(x_lo, x_hi, okx)  # okx(x_lo), not okx(x_hi)
