@@ -39,16 +39,18 @@ CHIPS_YAML = __import__("pathlib").Path(__import__("dse.catalog", fromlist=["x"]
 # SIMD width (see the entry): a known gap, marked below and failing loudly once it is closed.
 KNOWN_GAPS = {
     "Cerebras-WSE-3": "catalog counts 32 fp16 MACs/core (63 PF dense; Cerebras: 8-wide FP16 SIMD, ~15.8 PF "
-                      "dense) and 23 kW is the CS-3 system: fixing the MAC count needs per-core control/router "
-                      "area and small-bank SRAM energy the area/energy model lacks (model 51.6 kW, 2.24x)",
+                      "dense) and 23 kW is the CS-3 system: model 35.3 kW (1.53x; 51.6 kW before per-core banks cut "
+                      "the SRAM feed from 21 to 4.6 kW); at the published 8 MACs/core the arrays draw 7.1 kW and the "
+                      "wafer ~13.8 kW (0.60x of the system: power conversion, cooling and I/O are not modelled), "
+                      "and the area model lacks the per-core control/router area that change needs",
     # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
     # measured 2026-12-01 with the model's n5/n7 energy per FLOP (derived from GPUs) and the voltage-frequency curve of
     # dse.model.voltage. Gaudi2 (model 408 W, 0.68x) closed with that curve: its assumed 1.65 GHz is above n7's nominal
     # 1.41 GHz, (V/V_nom)^2 = 1.34 on every FLOP and SRAM byte, 505 W (0.84x); the clock is not published
-    "speedAI240-Slim": "at-memory compute: model 584 W (arrays 426 W at n7's 0.43 pJ per bf16 FLOP, SRAM feed "
-                       "117 W) vs the 75 W card (7.8x); UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, "
-                       "recalled): operands move microns from bank to PE, which a GPU-derived energy per FLOP and "
-                       "a large-array SRAM pJ/B do not describe",
+    "speedAI240-Slim": "at-memory compute: model 534 W (arrays 426 W at n7's 0.43 pJ per bf16 FLOP, SRAM feed "
+                       "67 W from its 326 KB banks, 117 W as a large array) vs the 75 W card (7.1x); UntetherAI "
+                       "publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled): the arrays' energy per FLOP, GPU-derived, "
+                       "is the gap (the PE layout and clock are assumed)",
     "Cloud-AI100-Ultra": "model 94.5 W per SoC (arrays 71 W at 0.33 pJ per INT8 op) vs 150 W / 4 SoCs = 37.5 W "
                          "(2.5x): the Ultra runs its SoCs at a low clock (assumed 0.83 GHz) and voltage; the model's "
                          "voltage-frequency curve (dse.model.voltage) charges a design at or below its node's nominal "
@@ -134,7 +136,8 @@ def test_running_floor_leaves_out_the_sram_access_energy():
     wide.chip.sram_tbps = 2 * base.chip.sram_tbps
     arr = DesignArrays.from_designs([base, wide], TECH)
     p = chip_power(arr, chip_area(arr))
-    assert p.sram_w[0] == pytest.approx(21000.0 * 1.0)  # 21 PB/s × 1.0 pJ/B (n5), below the arrays' feed
+    # 21 PB/s (below the arrays' feed) × 1.0 pJ/B (n5) × √(48.9 KB per core / 1 MB): a core reads its own bank
+    assert p.sram_w[0] == pytest.approx(21000.0 * 1.0 * (44000.0 / 900000.0) ** 0.5)
     assert p.static_w[0] == pytest.approx(RUNNING_FLOOR_FRACTION * (p.peak_w[0] - p.sram_w[0]))
     assert p.peak_w[1] > p.peak_w[0] and p.static_w[1] == pytest.approx(p.static_w[0])
 
@@ -436,3 +439,51 @@ def test_tdp_cap_saves_power_super_linearly_in_the_clock():
         full = hw.energy_pj_per_flop["int8"][0] * hw.peak_flops["int8"][0]
         assert power_per_flop_rate == pytest.approx(full * x * float(energy_ratio(np.array([x]))[0]))
         assert power_per_flop_rate < full * x
+
+
+# ---- SRAM access energy against the bank an operand comes from (technology sram_banks) --------------
+
+def test_small_banks_cost_less_per_byte_by_hand():
+    """Horowitz's √capacity law below 1 MB banks, floored at 8 KB: a scratchpad's bank is its share per core,
+    a cache pays the large-array figure whatever its core count (n5: 1.0 pJ/B at H100's 1.83 GHz)."""
+    sb = TECH.sram_banks
+    assert (sb.reference_bank_mb, sb.min_bank_mb, sb.exponent) == (1.0, 0.008, 0.5)
+    base = load_catalog_design("H100-SXM").model_copy(deep=True)  # 132 cores
+    designs = []
+    for kind, mb in (("cache", 50.0), ("scratchpad", 50.0), ("scratchpad", 33.0), ("scratchpad", 0.5)):
+        d = base.model_copy(deep=True)
+        d.chip.sram_kind, d.chip.sram_mb = kind, mb
+        designs.append(d)
+    arr = DesignArrays.from_designs(designs, TECH)
+    e = arr.sram_pj_per_byte
+    assert e[0] == pytest.approx(1.0)                       # cache: large-array figure
+    assert e[1] == pytest.approx((50.0 / 132) ** 0.5)        # 379 KB per core: 0.615
+    assert e[2] == pytest.approx(0.5)                        # 250 KB per core: half a 1 MB bank's energy
+    assert e[3] == pytest.approx(0.008 ** 0.5)               # 3.8 KB per core: floored at 8 KB, 0.089
+    # the Horowitz table itself: 8 KB, 32 KB, 1 MB at 10, 20, 100 pJ per 64-bit access, ×2 per ×4 of capacity
+    assert (0.032 / 0.008) ** sb.exponent == pytest.approx(20.0 / 10.0)
+
+
+def test_more_cores_never_lower_the_peak_of_an_sram_bound_scratchpad():
+    """Smaller per-core banks make each SRAM byte cheaper, but the arrays that read them grow with the cores:
+    at the arrays' smallest shape of the full space (16×16, 0.25 B of operands per MAC-cycle) the SRAM feed costs
+    a fraction of the MAC energy, so the peak still rises with the core count (the cliff hunter's rule). A design
+    whose fixed vector unit outdraws its arrays (WSE-3's 1.8 M FLOP/cycle) may see its peak fall by the SRAM saving
+    when cores are added at the same SRAM and vector width: the added MACs are below the vector unit's peak."""
+    base = load_catalog_design("Cerebras-WSE-3").model_copy(deep=True)
+    base.chip.tdp_w = None
+    designs = []
+    for cores, rows in ((1000, 16), (1020, 16), (4000, 16), (1000, 4), (1020, 4)):
+        d = base.model_copy(deep=True)
+        d.chip.cores, d.chip.array_rows, d.chip.array_cols = cores, rows, 16
+        d.chip.vector_flops_per_cycle = None  # the default vector unit (2 FLOP per array column), as in the full space
+        # 400 MB: 0.4 MB banks at 1,000 cores, 0.1 MB at 4,000; 20 TB/s of ports, below the arrays' feed, so
+        # the SRAM term is ports × pJ/B and falls as 1/√cores
+        d.chip.sram_mb, d.chip.sram_tbps = 400.0, 20.0
+        designs.append(d)
+    arr = DesignArrays.from_designs(designs, TECH)
+    pw = chip_power(arr, chip_area(arr))
+    assert pw.sram_w.tolist() == pytest.approx([20.0 * (0.4 / 1.0) ** 0.5, 20.0 * (400 / 1020) ** 0.5,
+                                                20.0 * 0.1 ** 0.5, 20.0 * 0.4 ** 0.5, 20.0 * (400 / 1020) ** 0.5])
+    p = pw.peak_w
+    assert pw.sram_w[1] < pw.sram_w[0] and p[0] < p[1] < p[2] and p[3] < p[4]

@@ -185,6 +185,7 @@ class DesignArrays:
     energy_pj_per_flop: dict[str, np.ndarray] = field()
     mma_operand_factor: np.ndarray = field()  # energy per tensor FLOP over the MAC's (REGISTER_OPERAND_OVERHEAD)
     voltage_energy_ratio: np.ndarray = field()  # (V/V_nom)² at the design's clock (dse.model.voltage)
+    sram_bank_energy_ratio: np.ndarray = field()  # SRAM access energy of the design's bank over a large array's
     peak_tflops_headline: np.ndarray = field()
     knee_flop_per_byte: np.ndarray = field()
 
@@ -324,7 +325,12 @@ class DesignArrays:
         # and SRAM byte (dse.model.voltage; leakage is taken at V_nom)
         volt = design_energy_ratio(clock, np.array([nd.nominal_clock_ghz for nd in nodes])[node_i])
         out["voltage_energy_ratio"] = volt
-        out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt
+        # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's
+        # bank is its share per core, a cache is shared by every core (the large-array figure)
+        sb = tech.sram_banks
+        bank = np.clip(out["sram_mb"] / np.maximum(cores, 1.0), sb.min_bank_mb, sb.reference_bank_mb)
+        out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
+        out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt * out["sram_bank_energy_ratio"]
         energy = {p: e * operand * volt for p, e in _energy_per_flop(tech, nodes, node_i, speedup).items()}
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])

@@ -173,6 +173,19 @@ class Thermal(_Strict):
     source: str
 
 
+class SramBanks(_Strict):
+    """Access energy of an SRAM against the size of the bank an operand comes from: wordlines, bitlines and the
+    wires to the bank grow as √capacity, so a node's `sram_pj_per_byte` (large arrays) scales by
+    min(1, (bank / reference_bank_mb)^exponent), the bank floored at `min_bank_mb`. A scratchpad's bank is its
+    share per core (at-memory and per-core SRAM: the operand travels within the core's bank); a cache is shared
+    by every core and pays the large-array figure."""
+
+    reference_bank_mb: float = Pos
+    min_bank_mb: float = Pos
+    exponent: float = Field(gt=0, le=1)
+    source: str
+
+
 class Technology(_Strict):
     """All technology tables; every entry carries a `source`."""
 
@@ -183,6 +196,7 @@ class Technology(_Strict):
     thermal: Thermal = Field(default_factory=lambda: Thermal(
         max_power_density_w_per_mm2=1.5, source="assumed: ReaLLM max_power_density 1.1 W/mm² scaled for peak-activity TDP"))
     harvesting: Harvesting
+    sram_banks: SramBanks
     chiplets: Chiplets
     shoreline: Shoreline
     process_nodes: dict[str, ProcessNode]
