@@ -427,9 +427,8 @@ def test_a_design_above_its_nodes_nominal_clock_pays_v_squared_by_hand():
 
 
 def test_tdp_cap_saves_power_super_linearly_in_the_clock():
-    """Under a cap the throttled chip's dynamic power per unit of clock falls: a capped compute-bound chip
-    (Groq-LPU, resident int8 CNN, no memory) meets a cap that a voltage-fixed throttle would need a lower clock
-    for. Checked through `clocked`: at clock factor x its arrays' energy per FLOP is energy_ratio(x) of full."""
+    """Under a cap the throttled chip's arrays draw x·energy_ratio(x) of their full-clock power at clock factor x
+    (`clocked`, Groq-LPU's int8 peak): less than x, so a cap costs less clock than with the voltage fixed."""
     from dse.model.voltage import energy_ratio
 
     hw = design_metrics(DesignArrays.from_designs([load_catalog_design("Groq-LPU")], TECH))[0]
