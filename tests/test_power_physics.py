@@ -486,3 +486,14 @@ def test_more_cores_never_lower_the_peak_of_an_sram_bound_scratchpad():
                                                 20.0 * 0.1 ** 0.5, 20.0 * 0.4 ** 0.5, 20.0 * (400 / 1020) ** 0.5])
     p = pw.peak_w
     assert pw.sram_w[1] < pw.sram_w[0] and p[0] < p[1] < p[2] and p[3] < p[4]
+
+
+def test_voltage_of_a_row_does_not_depend_on_the_rows_beside_it():
+    """The solver stops each row where it converged: a study evaluates designs in chunks, and a design's power
+    must be the same whichever chunk it lands in (a resumed study compares equal to an uninterrupted one)."""
+    from dse.model.voltage import voltage_ratio
+
+    x = np.random.default_rng(1).uniform(0.05, 3.0, 2000)
+    whole = voltage_ratio(x)
+    assert (np.concatenate([voltage_ratio(x[i:i + 7]) for i in range(0, len(x), 7)]) == whole).all()
+    assert all(voltage_ratio(np.array([xi]))[0] == wi for xi, wi in zip(x[:200], whole[:200]))

@@ -64,11 +64,14 @@ def _solve(r: np.ndarray) -> np.ndarray:
     r = np.maximum(r, 1e-12)
     log_target = np.log(r * g1)
     v = np.where(r >= 1.0, 1.0, vt + (r * g1 * vt) ** (1.0 / ALPHA))
+    # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks)
+    live = np.ones(r.shape, bool)
     for _ in range(_NEWTON_STEPS):
         h = ALPHA * np.log(v - vt) - np.log(v) - log_target
-        step = h / (ALPHA / (v - vt) - 1.0 / v)
+        step = np.where(live, h / (ALPHA / (v - vt) - 1.0 / v), 0.0)
         v = np.maximum(v - step, vt + 1e-12)
-        if np.max(np.abs(step) / v) < 1e-14:
+        live &= np.abs(step) >= 1e-14 * v
+        if not live.any():
             break
     return v
 
