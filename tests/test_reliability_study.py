@@ -17,8 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dse.cli_app import app
-import dse.cli  # noqa: F401  registers the commands on `app`
+from dse.cli import app  # every command registered (dse.cli.load_commands)
 from dse.errors import DseUserError
 from dse.runs.reader import load_run
 from dse.runs.writer import PartStore
