@@ -88,8 +88,8 @@ def duplicate_metrics(df: pl.DataFrame) -> list[str]:
     return out
 
 
-def without_internal(df: pl.DataFrame) -> pl.DataFrame:
-    """The rows without their bookkeeping columns (`layout.INTERNAL_COLUMNS`: the Optuna records)."""
+def without_internal(df: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """The rows without their bookkeeping columns (`layout.INTERNAL_COLUMNS`: the Optuna records); eager or lazy."""
     return df.drop(INTERNAL_COLUMNS, strict=False)
 
 

@@ -29,7 +29,7 @@ from dse.pareto import nondominated_mask
 from dse.errors import DseUserError
 from dse.runs.front import (STUDY_RULE, FrontTracker, front_hypervolume, maximize_of, objective_matrix,
                             reference_array, reference_dict)
-from dse.runs.layout import INTERNAL_COLUMNS, PARETO, RESULTS, SUMMARY_JSON, Summary
+from dse.runs.layout import PARETO, RESULTS, SUMMARY_JSON, Summary
 from dse.runs import columns
 from dse.runs.writer import PartStore, RunLock, _fsync_dir, atomic_write_parquet, set_reference, write_json, write_meta
 from dse.study.execution import EvalError, RayExecutor, eval_chunk, take
@@ -269,8 +269,7 @@ def finalize_grid(run_dir: Path, meta: Any, front: _Front, stats: dict[str, int]
     maximize = maximize_of(objs)
     if paths:
         lf = pl.concat([pl.scan_parquet(p) for p in paths], how="diagonal_relaxed")
-        names = lf.collect_schema().names()
-        lf = lf.drop([c for c in INTERNAL_COLUMNS if c in names], "pareto", strict=False).with_columns(
+        lf = columns.without_internal(lf).drop("pareto", strict=False).with_columns(
             pl.col("trial").is_in(pl.lit(pl.Series(front.trials, dtype=pl.Int64)).implode()).alias("pareto"))
         names = lf.collect_schema().names()
         tmp = run_dir / f".{RESULTS}.{os.getpid()}.tmp"
