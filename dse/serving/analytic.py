@@ -394,12 +394,13 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
     pre_in_flight = lam * (s_own @ L.p_prompt) if prefill else np.zeros(e.n)
     seqs = Nf + pre_in_flight
     sat |= seqs + 3.0 * np.sqrt(seqs) > e.max_batch
-    ctx2 = kbar ** 2 + (L.prompt ** 2 @ L.p_prompt - (L.prompt @ L.p_prompt) ** 2)
-    kv_mean = Nf * (kbar + blk / 2.0) + pre_in_flight * (L.prompt @ L.p_prompt + blk / 2.0)
-    kv_sd = np.sqrt(Nf * ctx2 + pre_in_flight * (L.prompt ** 2 @ L.p_prompt))
+    ep, ep2 = L.prompt @ L.p_prompt, L.prompt ** 2 @ L.p_prompt
+    ctx2 = kbar ** 2 + (ep2 - ep ** 2)
+    kv_mean = Nf * (kbar + blk / 2.0) + pre_in_flight * (ep + blk / 2.0)
+    kv_sd = np.sqrt(Nf * ctx2 + pre_in_flight * ep2)
     # a reserving runtime (kv_reserve) holds every admitted request's prompt + whole output from admission
-    ep, eo = L.prompt @ L.p_prompt, L.output @ L.p_output
-    full_var = (L.prompt ** 2 @ L.p_prompt - ep ** 2) + (L.output ** 2 @ L.p_output - eo ** 2)
+    eo = L.output @ L.p_output
+    full_var = (ep2 - ep ** 2) + (L.output ** 2 @ L.p_output - eo ** 2)
     reserve = e.kv_reserve == 1
     kv_mean = np.where(reserve, seqs * (ep + eo + blk / 2.0), kv_mean)
     kv_sd = np.where(reserve, np.sqrt(seqs * np.maximum(full_var, 0.0)), kv_sd)

@@ -125,6 +125,15 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
     dec_int = 0.0
     in_system = 0
 
+    def admit_blocks(r: int) -> int:
+        """KV blocks request r takes at admission: its context so far plus the next token, or, reserving,
+        its prompt and whole output."""
+        return _blocks(int(prompt[r] + (output[r] if reserve else generated[r] + 1)), block_tokens)
+
+    def new_blocks(ctx: np.ndarray) -> np.ndarray:
+        """Blocks the decoding sequences need beyond what they hold to reach contexts `ctx`."""
+        return np.maximum(_blocks(ctx, block_tokens) - held[d_rid], 0)
+
     def preempt_one() -> bool:
         """Preempt the most recently admitted running request; False if none is running."""
         nonlocal d_rid, d_ctx, d_left, free, preempt, in_system
@@ -160,7 +169,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
         # requests prefilled elsewhere (disaggregated decode pool) join the decode batch at once
         while waiting and todo[waiting[0]] == 0 and d_rid.size + len(prefilling) < max_b:
             r = waiting[0]
-            need_b = _blocks(int(prompt[r] + (output[r] if reserve else generated[r] + 1)), block_tokens)
+            need_b = admit_blocks(r)
             if need_b > free:
                 break
             waiting.popleft()
@@ -179,14 +188,14 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             # decode-only stretch: steps are deterministic until the next finish or arrival, so run
             # them at once (same times as stepping one by one)
             jmax = int(d_left.min())
-            grow = np.maximum(_blocks(d_ctx + jmax, block_tokens) - held[d_rid], 0)
+            grow = new_blocks(d_ctx + jmax)
             if jmax > 1 and int(grow.sum()) <= free:
                 t0 = a + bseq * nd + ctok * nd + dkv * int(d_ctx.sum())
                 cum = np.cumsum(t0 + dkv * nd * np.arange(jmax))
                 if next_arr < n and np.isfinite(arrival[next_arr]):
                     jmax = min(jmax, int(np.searchsorted(cum, arrival[next_arr] - t)) + 1)
                 span = float(cum[jmax - 1])
-                grow = np.maximum(_blocks(d_ctx + jmax, block_tokens) - held[d_rid], 0)
+                grow = new_blocks(d_ctx + jmax)
                 free -= int(grow.sum())
                 held[d_rid] += grow
                 t += span
@@ -219,7 +228,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                 gain = np.minimum(gain, d_left)
             else:
                 gain = np.ones(nd, dtype=np.int64)
-            need = np.maximum(_blocks(d_ctx + gain, block_tokens) - held[d_rid], 0)
+            need = new_blocks(d_ctx + gain)
             while int(need.sum()) > free:
                 before = d_rid.copy()
                 if not preempt_one():
@@ -242,7 +251,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             budget -= take
         while waiting and nd + len(prefilling) < max_b:
             r = waiting[0]
-            need_b = _blocks(int(prompt[r] + (output[r] if reserve else generated[r] + 1)), block_tokens)
+            need_b = admit_blocks(r)
             if need_b > free or todo[r] == 0 or budget <= 0:
                 break
             waiting.popleft()
