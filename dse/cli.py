@@ -18,7 +18,7 @@ from dse.errors import DseUserError
 #: (tests/test_cli.py checks this against what the modules register)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "hardware": ("catalog", "describe", "schema", "knobs"),
-    "perf": ("evaluate", "roofline"),
+    "perf": ("evaluate", "roofline", "software"),
     "compare": ("compare",),
     "study": ("run", "pareto", "export"),
     "report": ("dashboard",),

@@ -132,7 +132,8 @@ def test_roofline_unknown_phase_exits_2_listing_the_valid_phases():
 @pytest.mark.parametrize("argv", [["evaluate", "H100-SXM", "--software", "foo"],
                                   ["evaluate", "H100-SXM", "--mix", "nosuchmix"],
                                   ["roofline", "H100-SXM", "--scenario", "nosuch"],
-                                  ["compare", "H100-SXM", "B200", "--software", "foo"]])
+                                  ["compare", "H100-SXM", "B200", "--software", "foo"],
+                                  ["software", "foo"]])
 def test_enumerated_options_are_validated(argv):
     res = _dse(*argv)
     assert res.returncode == 2 and "valid" in res.stderr.lower() and "Traceback" not in res.stderr

@@ -64,3 +64,10 @@ def not_empty(value: str | None, option: str) -> None:
     """An option given as an empty string (an unset shell variable, usually) is a usage error, not the default."""
     if value is not None and not value.strip():
         raise DseUserError(f"{option}: empty value; give a name (or leave the option out for the default)")
+
+
+def software_help() -> str:
+    """`--software` help listing every software stack of the calibration file (not by hand)."""
+    from dse.model.calibration import calibration_classes, default_class
+
+    return f"software stack: {', '.join(calibration_classes())} (see `dse software`; default {default_class()})"

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import console, output_file
+from dse.commands._console import console, output_file, software_help
 from dse.commands._format import money, number
 from dse.commands.perf import _py, _to_jsonable, check_workload_flags, mix_help, scenario_help
 from dse.errors import DseUserError
@@ -114,7 +114,7 @@ def compare_cmd(
                                         help="two or more catalog names or aliases (any case) or design YAML files"),
     mix: Optional[str] = typer.Option(None, "--mix", help=mix_help()),
     scenario: Optional[str] = typer.Option(None, "--scenario", help=scenario_help()),
-    software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic, kernel)"),
+    software: Optional[str] = typer.Option(None, "--software", help=software_help()),
     html: Optional[Path] = typer.Option(None, "--html", help="write an offline HTML page with the rooflines of "
                                         "all designs overlaid and the tables below"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),

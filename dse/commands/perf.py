@@ -1,4 +1,5 @@
-"""`dse evaluate` and `dse roofline`: a design's metrics per scenario and its per-operator roofline."""
+"""`dse evaluate`, `dse roofline` and `dse software`: a design's metrics per scenario, its per-operator roofline,
+and the software stacks (calibration classes) both run under."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import check_workload_flags, console, not_empty, output_file
+from dse.commands._console import check_workload_flags, console, not_empty, output_file, software_help
 from dse.commands._format import money, number, with_unit
 from dse.errors import DseUserError
 from dse.evaluate.metrics import SCENARIO, metric_info
@@ -79,7 +80,7 @@ def evaluate(
     chips: Optional[int] = typer.Option(None, "--chips", min=1, help="chips the scenario may use"),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="force tensor parallelism"),
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
-    software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic)"),
+    software: Optional[str] = typer.Option(None, "--software", help=software_help()),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     samples: int = typer.Option(0, "--samples", min=0, max=100_000, help="Monte-Carlo samples of the technology ranges and "
                                 "the model error: print p10/p50/p90 (dse.uncertainty)"),
@@ -207,7 +208,7 @@ def roofline(
     phase: Optional[str] = typer.Option(None, "--phase", help="one of the scenario's phases: prefill or decode "
                                         "(LLM), inference (CNN); default all"),
     detail: bool = typer.Option(False, "--detail", help="one row per operator instead of per operator kind"),
-    software: Optional[str] = typer.Option(None, "--software"),
+    software: Optional[str] = typer.Option(None, "--software", help=software_help()),
     as_json: bool = typer.Option(False, "--json"),
     html: Optional[Path] = typer.Option(None, "--html", help="also write the roofline picture as an offline "
                                         "HTML page to this file"),
@@ -254,3 +255,35 @@ def roofline(
                       f"+ depth {pipe['depth']:.4g}) = {total:.4g} ms per step")
         else:
             con.print(f"{ph}: {total:.4g} ms per step")
+
+
+@app.command("software")
+def software_cmd(
+    name: Optional[str] = typer.Argument(None, help="one software stack; default: all of them"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """The software stacks a design runs under (`--software`, a study's `software:`): each one's constants
+    from dse/model/data/calibration.yaml: efficiencies, per-step / per-kernel / collective costs, fusion,
+    KV-cache room and admission."""
+    from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, default_class, \
+        load_calibration
+
+    classes = calibration_classes() if name is None else {name: load_calibration(name)}
+    if as_json:
+        typer.echo(json.dumps({"default": default_class(), "file": str(CALIBRATION_FILE),
+                               "classes": {k: c.model_dump(mode="json") for k, c in classes.items()}}, indent=2))
+        return
+    t = Table(title=f"software stacks ({CALIBRATION_FILE.name}; default {default_class()})")
+    t.add_column("constant")
+    for k in classes:
+        t.add_column(k + (" (default)" if k == default_class() else ""), justify="right")
+    for field in Calibration.model_fields:  # every constant of a stack, in the schema's order
+        if field == "description":
+            continue
+        vals = [getattr(c, field) for c in classes.values()]
+        t.add_row(field, *(("yes" if v else "no") if isinstance(v, bool) else
+                           f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals))
+    con = console()
+    con.print(t)
+    for k, c in classes.items():
+        con.print(f"[bold]{k}[/]: {c.description}")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from dse.cli_app import app
-from dse.commands._console import check_workload_flags, console, not_empty
+from dse.commands._console import check_workload_flags, console, not_empty, software_help
 from dse.errors import DseUserError
 from dse.evaluate.metrics import metric_info
 
@@ -75,7 +75,7 @@ def sensitivity(
     objective: Optional[List[str]] = typer.Option(None, "--objective", "-o",
                                                   help=f"metric column (repeatable; default {', '.join(DEFAULT_OBJECTIVES)})"),
     tech: Optional[Path] = typer.Option(None, "--tech", help="technology override YAML (may hold ranges)"),
-    software: Optional[str] = typer.Option(None, "--software", help="calibration class (tuned, generic)"),
+    software: Optional[str] = typer.Option(None, "--software", help=software_help()),
     all_rows: bool = typer.Option(False, "--all", help="also list the changes with no effect"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:

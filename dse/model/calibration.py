@@ -135,6 +135,11 @@ def calibration_classes(path: Path | None = None) -> dict[str, Calibration]:
     return dict(_load(str(path or CALIBRATION_FILE)).classes)
 
 
+def default_class(path: Path | None = None) -> str:
+    """The software class a design runs under when none is named (the file's `default_class`)."""
+    return _load(str(path or CALIBRATION_FILE)).default_class
+
+
 def load_calibration(name: str | None = None, path: Path | None = None) -> Calibration:
     """The constants of software class `name` (default: the file's default class)."""
 

@@ -157,6 +157,8 @@ class RunMeta(_Model):
     space: str | None = None
     model_hash: str | None = None
     technology: TechnologyRef | None = None
+    software: str | None = Field(None, description="software stack (calibration class) the trials ran under; "
+                                 "null = the calibration file's default")
     sweep: list[str] | None = None
     grid: dict[str, Any] | None = None
 

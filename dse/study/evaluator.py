@@ -29,8 +29,9 @@ class ModelEvaluator:
 
     def __init__(self, mix: str | dict[str, Any], *, base_dir: Path | str | None = None,
                  technology: Path | str | None = None, uncertainty: dict[str, Any] | None = None,
-                 robust: list[str] | None = None):
+                 robust: list[str] | None = None, software: str | None = None):
         self.mix_spec = mix
+        self.software = software  # calibration class (software stack); None = the calibration file's default
         self.base_dir = str(base_dir) if base_dir is not None else None
         self.technology = str(technology) if technology is not None else None
         self.uncertainty = dict(uncertainty) if uncertainty else None  # the study's `uncertainty:` (dumped)
@@ -41,10 +42,11 @@ class ModelEvaluator:
 
     @classmethod
     def for_study(cls, study: Any) -> "ModelEvaluator":
-        """The evaluator of a loaded `Study` (its mix, technology and robust columns)."""
+        """The evaluator of a loaded `Study` (its mix, technology, robust columns and software stack)."""
         s = study.spec
         return cls(s.mix, base_dir=study.path.parent if study.path else None, technology=study.technology_path(),
-                   uncertainty=s.uncertainty.model_dump() if s.uncertainty else None, robust=s.robust_names())
+                   uncertainty=s.uncertainty.model_dump() if s.uncertainty else None, robust=s.robust_names(),
+                   software=s.software)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_mix": None, "_tech": None, "_reference": None}
@@ -69,7 +71,7 @@ class ModelEvaluator:
         """The mix's reference throughputs (what `evaluate` derives on every call: its cache key alone,
         the mix, calibration and technology dumped to JSON, costs ~1 ms), once per process."""
         if self._reference is None:
-            self._reference = reference_throughputs(self.mix(), load_calibration(None), self.tech())
+            self._reference = reference_throughputs(self.mix(), load_calibration(self.software), self.tech())
         return self._reference
 
     def metric_names(self) -> list[str]:
@@ -82,7 +84,7 @@ class ModelEvaluator:
         if not self.robust:
             arr = DesignArrays.from_columns(columns, self.tech())
             deployment = {k: v for k, v in columns.items() if k in DEPLOYMENT_BY_NAME}
-            return normalize(evaluate(arr, self.mix(), self.tech(), reference=self.reference(),
+            return normalize(evaluate(arr, self.mix(), self.tech(), cal=self.software, reference=self.reference(),
                                       prefill=prefill_arrays(columns, self.tech()), deployment=deployment), n)
         # imported here: a study without robust objectives (most) does not pay for the Monte-Carlo modules
         from dse.uncertainty.montecarlo import monte_carlo_columns
@@ -90,7 +92,7 @@ class ModelEvaluator:
 
         u = self.uncertainty
         mc = monte_carlo_columns(columns, self.mix(), self.tech(), samples=u["samples"], seed=u["seed"],
-                                 model_error=u["model_error"])
+                                 model_error=u["model_error"], software=self.software)
         out = dict(mc.nominal)
         out.update(robust_columns(mc, self.robust, u.get("chance") or {}, columns))
         return normalize(out, n)

@@ -175,6 +175,8 @@ def export(run_dir: Path, selector: str, fmt: str, out: Path) -> list[Path]:
             f"{m}={_py(row[m]):.6g}" for m in metrics if m in row and isinstance(_py(row[m]), (int, float)))
         comment += "".join(f", deployed with {k}={_py(row[k])}" for k in meta.knobs    # not design fields
                            if k in DEPLOYMENT_BY_NAME and row.get(k) is not None)
+        if meta.software is not None:  # the metrics above are this stack's: `dse evaluate --software` repeats them
+            comment += f", software stack {meta.software} (dse evaluate --software {meta.software})"
         designs.append((name, design_dict(d, meta.step_decimals), comment))
         if any(k.startswith(POOL_PREFIX) for k in meta.knobs):   # the searched prefill pool's design beside it
             p = row_design(row, meta.knobs, f"{name}-prefill", tags + ["prefill-pool"], pool=True)

@@ -80,7 +80,7 @@ def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str
         mix_resolved=resolved_mix(study),
         budget={"trials": budget, "timeout_s": s.budget.timeout_s}, batch_size=s.effective_batch,
         reference_point=ref, reference_point_rule=rule, storage=storage_loc, space=study.space.name,
-        model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()))
+        model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()), software=s.software)
 
 
 def resolved_mix(study: Study) -> dict[str, Any] | None:

@@ -29,6 +29,19 @@ class _Base(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _software_ok(v: str | None) -> str | None:
+    """A software stack named by a study must be a class of the calibration file (`dse software`)."""
+    from dse.model.calibration import calibration_classes
+
+    if v is not None and v not in calibration_classes():
+        raise ValueError(suggest(v, calibration_classes(), "software stack") + " (see `dse software`)")
+    return v
+
+
+SOFTWARE_DESCRIPTION = ("software stack the designs run under: a class of dse/model/data/calibration.yaml "
+                        "(`dse software` lists them); null = the file's default")
+
+
 # -- samplers (discriminated on `kind`) -------------------------------------------------------------
 
 
@@ -169,6 +182,9 @@ class SweepEntry(_Base):
     seed: int | None = None
     sampler: Sampler | None = None
     budget: Budget | None = None
+    software: str | None = Field(None, description=SOFTWARE_DESCRIPTION)
+
+    _software_ok = field_validator("software")(classmethod(lambda cls, v: _software_ok(v)))
 
 
 class StudySpec(_Base):
@@ -191,8 +207,10 @@ class StudySpec(_Base):
     technology: str | None = Field(None, description="technology override YAML, relative to this file")
     sweep: list[SweepEntry] | None = Field(None, min_length=1)
     uncertainty: Uncertainty | None = Field(None, description="Monte-Carlo evaluation for robust objectives")
+    software: str | None = Field(None, description=SOFTWARE_DESCRIPTION)
 
     _name_ok = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
+    _software_ok = field_validator("software")(classmethod(lambda cls, v: _software_ok(v)))
 
     @field_validator("storage")
     @classmethod
@@ -285,6 +303,8 @@ class Study:
                "technology": s.technology}
         if s.uncertainty is not None:  # robust columns change the trials' values (absent: old fingerprints hold)
             key["uncertainty"] = s.uncertainty.model_dump(mode="json")
+        if s.software is not None:  # another stack's constants change every value (absent: old fingerprints hold)
+            key["software"] = s.software
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def technology_path(self) -> Path | None:
@@ -491,7 +511,7 @@ def sub_studies(study: Study) -> list[Study]:
             fixed = {**space_spec.fixed, **e.fixed}
             space_spec = space_spec.model_copy(update={"params": params, "fixed": fixed})
         upd: dict[str, Any] = {"name": f"{study.name}-{e.name}", "sweep": None}
-        for k in ("mix", "seed", "sampler", "budget"):
+        for k in SweepEntry.model_fields.keys() - {"name", "fixed"}:  # every override an entry may give
             if getattr(e, k) is not None:
                 upd[k] = getattr(e, k)
         spec = study.spec.model_copy(update=upd)
