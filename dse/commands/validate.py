@@ -106,9 +106,17 @@ def validate(
         typer.echo(f"wrote {html}")
 
 
+def fitted_help() -> str:
+    """`dse calibrate --software` help: the classes the fit owns (a derived class takes its parent's)."""
+    from dse.model.calibration import calibration_classes, derived_classes
+
+    fitted = [k for k in calibration_classes() if k not in derived_classes()]
+    return f"fit one software stack: {', '.join(fitted)} (see `dse software`); default all"
+
+
 @app.command()
 def calibrate(
-    software: Optional[str] = typer.Option(None, "--software", help="fit one class (tuned, generic, kernel); default all"),
+    software: Optional[str] = typer.Option(None, "--software", help=fitted_help()),
     max_evals: int = typer.Option(600, "--max-evals", min=10, help="objective evaluations per Nelder-Mead run"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the fit, do not write the calibration file"),
 ) -> None:
