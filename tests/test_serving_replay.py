@@ -14,6 +14,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 from dse.serving import analytic as an
 from dse.workloads.scenarios import Mix, load_mix
+from test_serving_pools import LONG_PROMPT_TTFT_P99_MS  # the TTFT SLO under which the pool clearly pays
 
 HOST_TIER = {"arrival_rate_rps": 1.0, "prompt_tokens": {"kind": "uniform", "min_tokens": 1000, "max_tokens": 7000},
              "output_tokens": {"kind": "uniform", "min_tokens": 64, "max_tokens": 512}, "prefix_cache_hit_rate": 0.5,
@@ -100,7 +101,8 @@ def test_replay_uses_the_searched_prefill_pool_and_deployment_knobs():
     pool = DesignArrays.from_designs([type(load_catalog_design("H100-SXM")).model_validate(h)], tech)
     arr = DesignArrays.from_designs([load_catalog_design("H100-SXM")], tech)
     long = {"arrival_rate_rps": 0.3, "prompt_tokens": {"kind": "fixed", "tokens": 32000},
-            "output_tokens": {"kind": "fixed", "tokens": 256}, "ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 100},
+            "output_tokens": {"kind": "fixed", "tokens": 256}, "ttft_ms": {"p99": LONG_PROMPT_TTFT_P99_MS},
+            "tpot_ms": {"p99": 100},
             "disaggregation": {"prefill_shares": [0.5]}}
     mix = _mix(long)
     sc = mix.scenarios[0].scenario

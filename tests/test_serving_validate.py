@@ -129,14 +129,15 @@ def test_replica_runs_at_the_clock_its_power_cap_allows():
 
         def watts(f):
             res = map_llm(sc, model_shape(m.model), parse_precision(m.precision), clocked(hw, np.array([f])),
-                          load_calibration(m.software_class), Builders, force_tp=1, force_pp=1, force_ep=1)
+                          load_calibration(m.software_class).for_stack(m.stack), Builders, force_tp=1, force_pp=1,
+                          force_ep=1)
             return float(used_chip_power_w(res)[0])
         f = sv._replica_clock(m, 1, 1, m.max_batch)
         cap = float(hw.power_cap_w[0]) if hw.power_cap_w is not None else 0.0
         if cap > 0 and watts(1.0) > cap:
             assert 0 < f < 1 and watts(f) == pytest.approx(cap, rel=2e-3)
             full = sv._fit(m.hardware, 1, 1, m.model, m.precision, m.software_class, m.max_batch,
-                           sv.mean_context(m.workload(arrival_rate_rps=1.0)))
+                           sv.mean_context(m.workload(arrival_rate_rps=1.0)), stack=m.stack_items)
             assert sv._engine(m).t_per_token_s[0] > full.t_per_token_s[0]
         else:
             assert f == 1.0

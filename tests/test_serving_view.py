@@ -8,6 +8,7 @@ from dse.catalog import load_catalog_design
 from dse.model.technology import default_technology
 from dse.report.serving_view import serving_chart, serving_scenario, serving_tables
 from dse.workloads.scenarios import load_mix
+from test_serving_pools import LONG_PROMPT_TTFT_P99_MS  # the TTFT SLO under which the pool clearly pays
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,8 @@ def test_a_study_rows_prefill_pool_and_deployment_knobs_are_replayed_and_the_spl
     s = d["scenarios"][0]["scenario"]
     s["prompt_len"], s["output_len"] = 32000, 256
     s["serving"].update(prompt_tokens={"kind": "fixed", "tokens": 32000}, output_tokens={"kind": "fixed", "tokens": 256},
-                        arrival_rate_rps=0.3, prefix_cache_hit_rate=0.0, ttft_ms={"p99": 3000}, tpot_ms={"p99": 100},
+                        arrival_rate_rps=0.3, prefix_cache_hit_rate=0.0, ttft_ms={"p99": LONG_PROMPT_TTFT_P99_MS},
+                        tpot_ms={"p99": 100},
                         disaggregation={"prefill_shares": [0.5]})
     mix = Mix.model_validate(d)
     sc = serving_scenario(mix)

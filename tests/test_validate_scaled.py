@@ -79,7 +79,9 @@ def test_published_rows_after_one_scale_per_stack():
     # 21.3 ms < Arc Pro B60 25.3 ms measured) ranks the Arc row (dse 12.7 ms, -50 %) ahead of Thor: 0.5
     arc = [c for c in ranked if (c.regime, c.metric, c.model) == ("decode_b1", "tpot_ms", "Llama-3-8B")]
     assert all(c.spearman >= 0.5 for c in arc)
-    assert all(c.spearman >= 0.9 for c in ranked if c not in arc)
+    # >= 0.9 up to rounding: one adjacent swap among 5 setups is exactly 0.9 (since 2026-12-01 Llama-3-8B's
+    # TensorRT-LLM H100 and DeepSpeed Gaudi 2 rows, measured 7,729 / 8,029 ms, are predicted 8,213 / 8,204 ms)
+    assert all(c.spearman >= 0.9 - 1e-9 for c in ranked if c not in arc)
 
 
 def test_cli_by_stack_json():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,13 @@ class Calibration(BaseModel):
     # the stack fuses norms, activations, residual adds and rotary embedding into the neighbouring GEMM
     # or attention kernel (no launch, no activation round trip through memory)
     fuse_epilogues: bool = True
+    # the stack builds transformer layers from opaque runtime plugins that its engine compiler cannot fuse
+    # across (TensorRT-LLM 0.5-0.12: GPT-attention, GEMM, RMSNorm/LayerNorm and NCCL plugins): in a step
+    # without convolutions, norms, residual adds, activations and the QKV preprocessing (RoPE + KV write)
+    # run as kernels of their own, and an 8/4-bit GEMM's input is quantized by a kernel of its own; a
+    # convolutional step keeps the compiler's fusion (conv + bias + ReLU + add, int8 in and out).
+    # Only meaningful with fuse_epilogues (perf._static builds the three variants; see `fusion_variant`)
+    plugin_layers: bool = False
     # software floor of a collective on a dynamically scheduled chip (NCCL-style: kernel launch + flag
     # handshakes); statically scheduled fabrics pay per-hop link latency only
     collective_floor_us: float = Field(ge=0)
@@ -90,6 +98,21 @@ class Calibration(BaseModel):
         return np.maximum(room, 0.0)
 
 
+    @property
+    def fusion_variant(self) -> int:
+        """Which of perf._static's per-operator variants the stack runs: 0 nothing fused (every epilogue and
+        every 8/4-bit input quantization a kernel of its own), 1 all fused, 2 fused in convolutional steps only
+        (`plugin_layers`)."""
+        if not self.fuse_epilogues:
+            return 0
+        return 2 if self.plugin_layers else 1
+
+    def for_stack(self, stack: Mapping[str, bool]) -> "Calibration":
+        """The class's constants for one published stack whose structure differs from its class's (a measurement's
+        `stack:`, e.g. a vLLM build measured under class `tuned` fuses its layers: plugin_layers false). Only the
+        yes/no fields of `STACK_FIELDS`, never a fitted constant."""
+        return self.model_copy(update=check_stack(stack)) if stack else self
+
     def for_phase(self, phase: str) -> "Calibration":
         """The constants a step of `phase` runs with: an `inference` step (CNN / vision forward pass) pays
         the stack's `inference_launch_us` as its per-step cost instead of an LLM engine step's
@@ -97,6 +120,20 @@ class Calibration(BaseModel):
         if phase != "inference" or self.step_overhead_us == self.inference_launch_us:
             return self
         return self.model_copy(update={"step_overhead_us": self.inference_launch_us})
+
+
+# The structural (yes/no) properties of a stack, as opposed to its fitted constants: what one published measurement
+# may state about its own stack where it differs from its software class (`Calibration.for_stack`)
+STACK_FIELDS: tuple[str, ...] = tuple(k for k, f in Calibration.model_fields.items() if f.annotation is bool)
+
+
+def check_stack(stack: Mapping[str, bool]) -> dict[str, bool]:
+    """`stack` as a dict if every key is one of `STACK_FIELDS` (ValueError otherwise: a measurement states facts of
+    its stack, never a fitted constant)."""
+    bad = sorted(set(stack) - set(STACK_FIELDS))
+    if bad:
+        raise ValueError(f"stack fields {bad} are not structural; valid: {', '.join(STACK_FIELDS)}")
+    return dict(stack)
 
 
 class CalibrationFile(BaseModel):

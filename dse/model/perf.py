@@ -315,7 +315,8 @@ class OpTimes:
 
 _ROWS = ("noncoll", "flops", "w", "act", "kv", "count", "comm_bytes", "group", "prec", "mm_m", "mm_n", "mm_k",
          "mm_groups", "mm_prec", "mm_sparse", "mm_conv", "launches", "fusable", "tokens", "count_sum",
-         "wn0", "wn1", "actn0", "actn1", "kvn", "cls0", "cls1", "kernel0", "kernel1")
+         "wn0", "wn1", "wn2", "actn0", "actn1", "actn2", "kvn", "cls0", "cls1", "cls2", "kernel0", "kernel1",
+         "kernel2")
 
 
 @dataclass
@@ -350,18 +351,23 @@ class _OpStatic:
     fusable: np.ndarray      # bool (r, k): an epilogue/prologue a fusing stack folds into its neighbour
     tokens: np.ndarray       # (r, 1): tokens of the step (largest M of a weight GEMM): decides comm overlap
     count_sum: np.ndarray    # (r, 1): operators of the step (Σ count, summed as `_rowsum` does)
-    # the memory bytes of each operator as a stack runs it, without (0) or with (1) epilogue fusion
-    # (`Calibration.fuse_epilogues`; 0 on collectives): weights, activations, KV; which of weights (1)
-    # and KV (2) it reads (`cls`); whether it is a kernel of its own (`kernel`)
+    # the memory bytes of each operator as a stack runs it, without (0) or with (1) epilogue fusion, or
+    # with fusion in convolutional steps only (2) (`Calibration.fusion_variant`; 0 on collectives): weights,
+    # activations, KV; which of weights (1) and KV (2) it reads (`cls`); how many kernels of its own it
+    # runs (`kernel`: 0, 1, or 2 for an unfused 8/4-bit GEMM whose input a kernel of its own quantizes)
     wn0: np.ndarray
     wn1: np.ndarray
+    wn2: np.ndarray
     actn0: np.ndarray
     actn1: np.ndarray
+    actn2: np.ndarray
     kvn: np.ndarray
     cls0: np.ndarray
     cls1: np.ndarray
+    cls2: np.ndarray
     kernel0: np.ndarray
     kernel1: np.ndarray
+    kernel2: np.ndarray
     order: np.ndarray | None  # columns in summation order (matrix, vector, collectives by kind); None: as laid out
     precs: tuple             # precision indices present in `prec`
     mm_precs: tuple          # ... in `mm_prec`
@@ -380,7 +386,8 @@ class _OpStatic:
 _BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
 _ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
 _RESIDENT_FIELDS = {fuse: ("noncoll", "count", "tokens", "count_sum", f"wn{fuse}", f"actn{fuse}", "kvn", f"cls{fuse}",
-                           f"kernel{fuse}") + _ENERGY_FIELDS for fuse in (0, 1)}
+                           f"kernel{fuse}") + _ENERGY_FIELDS for fuse in (0, 1, 2)}
+_RESIDENT_FIELDS[2] += _RESIDENT_FIELDS[1][4:9]  # variant 2 falls back to 1 on statically scheduled chips
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -459,14 +466,28 @@ def _static(ops) -> _OpStatic:
         "fusable": np.isin(kinds, list(FUSABLE_KINDS)) & (len(mm) > 0),
         "tokens": np.array([float((m_ * groups)[weight_gemm].max()) if weight_gemm.any() else 0.0]),
     }
+    # an 8/4-bit weight GEMM (not a convolution) of a stack that does not fuse epilogues gets its input from
+    # a 16-bit producer (norm, activation, attention output, all-reduce): a kernel of its own quantizes it
+    # first, reading the 16-bit values and writing the narrow ones (FP8 W8A8 of TensorRT-LLM 0.5-0.12 and
+    # eager PyTorch's scaled-mm path run a quantize kernel per FP8 GEMM input; fusing stacks write the
+    # narrow values from the producer's epilogue). Extra activation bytes: input values x (2 + narrow bytes)
+    act_in = np.asarray(ops.act_in_bytes, float)
+    narrow_b = np.array([PRECISION_BYTES.get(str(p), 2.0) for p in np.asarray(ops.compute_precision).astype(str)])
+    conv = np.char.find(names, "conv") >= 0
+    quant = weight_gemm & (narrow_b < 2.0) & ~conv
+    quant_bytes = np.where(quant, act_in / np.maximum(narrow_b, 1e-30) * (2.0 + narrow_b), 0.0)
+    nc = row["noncoll"]
+    row["kvn"] = row["kv"] * nc
     for v in (0, 1):
         fused = row["fusable"] & bool(v)
-        nc = row["noncoll"]
         row[f"wn{v}"] = np.where(fused, 0.0, w) * nc
-        row[f"actn{v}"] = np.where(fused, 0.0, row["act"]) * nc
-        row["kvn"] = row["kv"] * nc
+        row[f"actn{v}"] = (np.where(fused, 0.0, row["act"]) + (0.0 if v else quant_bytes)) * nc
         row[f"cls{v}"] = (row[f"wn{v}"] > 0).astype(np.int64) + 2 * (row["kvn"] > 0)
-        row[f"kernel{v}"] = nc & row["launches"] & ~fused
+        row[f"kernel{v}"] = (nc & row["launches"] & ~fused) * (1.0 + (0.0 if v else quant))
+    # variant 2 (`Calibration.plugin_layers`): fused in a convolutional step, unfused otherwise
+    v2 = 1 if conv[mm].any() else 0
+    for f in ("wn", "actn", "cls", "kernel"):
+        row[f"{f}2"] = row[f"{f}{v2}"]
     coll = {c: np.flatnonzero(kinds == c) for c in sorted(COLLECTIVE_KINDS) if (kinds == c).any()}
     order = np.concatenate([mm, np.flatnonzero(is_vec)] + list(coll.values())).astype(np.int64)
     row["count_sum"] = np.cumsum(row["count"][order])[-1:] if k else np.zeros(1)
@@ -663,6 +684,16 @@ def _busy_free(st: _OpStatic, hw: HwView, cal: Calibration) -> _Free:
     return _Free(compute, comm, comm_bw, gap)
 
 
+def _variant(st: _OpStatic, field: str, fuse: int, hw: HwView) -> np.ndarray:
+    """Per-operator field `field` of fusion variant `fuse` (`Calibration.fusion_variant`). Plugin layers (2) are
+    a GPU runtime's: a statically scheduled chip runs its compiled step fused (variant 1), so variant 2 picks
+    per design, (n, k)."""
+    if fuse != 2:
+        return getattr(st, f"{field}{fuse}")
+    dyn = ~np.asarray(hw.dataflow, bool)[:, None]
+    return np.where(dyn, getattr(st, f"{field}2"), getattr(st, f"{field}1"))
+
+
 def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, weights_resident, kv_resident,
                     resident_bytes=None) -> OpTimes:
     """`op_times` from the residency-independent part `free` (see `op_times` for the arguments)."""
@@ -674,8 +705,8 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # a fused epilogue's activations never leave the kernel, and its few parameters (norm scales) ride
     # along with the host kernel's operands (`_static`: weights, KV and activations of each operator as
     # the stack runs it, zero on collectives, which move no memory bytes)
-    fuse = int(bool(cal.fuse_epilogues))
-    w, kv, act = getattr(st, f"wn{fuse}"), st.kvn, getattr(st, f"actn{fuse}")
+    fuse = cal.fusion_variant
+    w, kv, act = _variant(st, "wn", fuse, hw), st.kvn, _variant(st, "actn", fuse, hw)
     resident = np.zeros(n) if resident_bytes is None else np.asarray(resident_bytes, float)
     # activations stay on chip as far as they fit in the SRAM left over (all of them on a chip without
     # memory); only the excess round-trips through memory, so time is continuous in `sram_mb`
@@ -691,7 +722,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # Per operator: 0, 1 − wres, 1 − kres or the larger of the two (which tensors it has, `cls`)
     sw, sk = 1.0 - wres, 1.0 - kres
     shares = np.concatenate([np.zeros_like(sw), sw, sk, np.maximum(sw, sk)], axis=1)
-    cls = getattr(st, f"cls{fuse}")
+    cls = _variant(st, "cls", fuse, hw)
     streamed = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
     np.maximum(streamed, act_off / np.maximum(act, 1e-300), out=streamed)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
@@ -724,7 +755,7 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     #   of a repeated layer), and only the host's excess over the GPU's time is exposed; it is spread
     #   over the step's kernels in proportion to their counts.
     # - statically scheduled chip: array fill/drain (fill_time_s), no launches
-    kernel = getattr(st, f"kernel{fuse}")
+    kernel = _variant(st, "kernel", fuse, hw)
     # a matrix kernel near the knee overlaps loads and math imperfectly: its time is the p-norm of the two
     # roofs (Calibration.knee_p; continuous and increasing in both, so more bandwidth or FLOPs never slows
     # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
@@ -889,7 +920,7 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
         free = _busy_free(st_u, hw_u, cal)
         lo, hi = first[a], first[b]
         inv = run[lo:hi] - a
-        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS[int(bool(cal.fuse_epilogues))])
+        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS[cal.fusion_variant])
         hw_r = hw_u.take(inv, _RESIDENT_HW_FIELDS)
         times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
         t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
@@ -914,8 +945,18 @@ def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, 
     if not m:
         return t_out, e_out
     assert _width(stack.mm) == 0 or stack.mm.start == 0
-    fuse = int(bool(cal.fuse_epilogues))
+    fuse = cal.fusion_variant
     ops, mm, rows, kind = sk.op_table(stack, fuse)
+    row_of = np.array(table_of, np.int64)
+    if fuse == 2 and np.asarray(hw.dataflow, bool).any():
+        # plugin layers are a GPU runtime's (`_variant`): a statically scheduled design times its step from the
+        # fused variant's rows, stacked after the plugin variant's (the kernel reads row row_of[i])
+        ops1, _, _, _ = sk.op_table(stack, 1)
+        r = ops.shape[1]
+        ops = np.ascontiguousarray(np.concatenate([ops, ops1], axis=1))
+        mm = np.ascontiguousarray(np.concatenate([mm, mm], axis=1))
+        rows = np.ascontiguousarray(np.concatenate([rows, rows], axis=0))
+        row_of = row_of + r * np.asarray(hw.dataflow, bool)[np.asarray(design_of, np.int64)]
     hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s,
                                            _collective_class)
     calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
@@ -925,7 +966,7 @@ def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, 
         x = np.asarray(x, float)
         return np.array(x, order="C") if x.shape == (m,) else np.array(np.broadcast_to(x, (m,)), float)
     want = np.ones(m, bool) if energy_of is None else np.array(energy_of, bool)
-    sk.step_kernel(np.array(table_of, np.int64), np.array(design_of, np.int64), f(weights_resident),
+    sk.step_kernel(row_of, np.array(design_of, np.int64), f(weights_resident),
                    f(kv_resident), f(resident_bytes), want, ops, mm, rows, kind, hwd, peak, narrow, efl, calv,
                    float(SPLIT_K_MIN), t_out, e_out)
     return t_out, e_out

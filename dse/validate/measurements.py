@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dse.config import load_yaml_model
 from dse.errors import DseUserError
+from dse.model.calibration import check_stack
 from dse.workloads.shapes import ModelShape
 
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
@@ -73,12 +74,21 @@ class Measurement(BaseModel):
     # provenance
     software: str = Field(min_length=1, description="the serving software / benchmark as published")
     software_class: Literal["tuned", "graph", "generic", "kernel"]
+    stack: dict[str, bool] = Field(
+        default_factory=dict, description="the published stack's structure where it differs from its software_class "
+        "(dse.model.calibration.STACK_FIELDS, e.g. plugin_layers: false for a vLLM build measured as `tuned`); "
+        "documented facts of that stack, never fitted")
     value: float = Field(gt=0)
     unit: str
     source: str = Field(min_length=10)
     regime: Literal["decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel"]
     loose: bool = Field(False, description="the source itself is inconsistent or approximate")
     notes: str = ""
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, v: dict[str, bool]) -> dict[str, bool]:
+        return check_stack(v)
 
     @field_validator("metric")
     @classmethod

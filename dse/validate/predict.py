@@ -210,4 +210,4 @@ _KIND = {"llm": _predict_llm, "power": _predict_power, "layer": _predict_layer, 
 
 def predict(m: Measurement, cal: Calibration, models: dict | None = None) -> float:
     """The model's value of `m.metric` for the measured setup, in `m.unit` (NaN if it cannot run)."""
-    return float(_KIND[m.kind](m, cal, models or {}))
+    return float(_KIND[m.kind](m, cal.for_stack(m.stack), models or {}))

@@ -21,14 +21,14 @@ from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dse.config import load_yaml_model
 from dse.evaluate.mapping import map_llm
 from dse.evaluate.serving import UNBOUND_ENGINES, fit_engine, mean_context
 from dse.evaluate.steps import Builders
 from dse.evaluate.throttle import clocked, evaluate_capped
-from dse.model.calibration import load_calibration
+from dse.model.calibration import check_stack, load_calibration
 from dse.serving import analytic as an
 from dse.serving.engine import DisaggFleet, EngineCoeffs, with_speculation
 from dse.serving.sim import simulate
@@ -103,9 +103,17 @@ class ServingMeasurement(BaseModel):
                                         "step (a published interactivity relative to the system's best)")
     software: str
     software_class: Literal["tuned", "generic"] = "tuned"
+    stack: dict[str, bool] = Field(
+        default_factory=dict, description="the published stack's structure where it differs from its software_class "
+        "(dse.model.calibration.STACK_FIELDS, as dse/catalog/measurements.yaml rows); never fitted")
     source: str = Field(min_length=10)
     loose: bool = False
     notes: str = ""
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, v: dict[str, bool]) -> dict[str, bool]:
+        return check_stack(v)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -128,6 +136,11 @@ class ServingMeasurement(BaseModel):
     @property
     def unit(self) -> str:
         return METRICS[self.metric]
+
+    @property
+    def stack_items(self) -> tuple[tuple[str, bool], ...]:
+        """`stack` as a hashable key of the cached engine fits."""
+        return tuple(sorted(self.stack.items()))
 
     def pool_plans(self) -> list[tuple[int, int]]:
         """(tp, ep) plans a disaggregated row's pools and its co-located baseline choose from: every
@@ -174,7 +187,7 @@ def load_serving(path: str | None = None) -> list[ServingMeasurement]:
 
 @lru_cache(maxsize=64)
 def _clock(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
-           prompt_tokens: int, output_tokens: int) -> float:
+           prompt_tokens: int, output_tokens: int, stack: tuple[tuple[str, bool], ...] = ()) -> float:
     """Clock factor of one replica under its design's `tdp_w` cap, set as `dse evaluate` sets a serving
     scenario's (dse/evaluate/table.py): the power of the replica's throughput plan (static mapping, batch
     up to `max_batch` at the mean prompt and output lengths) lowered until it meets the cap
@@ -182,7 +195,8 @@ def _clock(hardware: str, tp: int, ep: int, model: str, precision: str, software
     sc = SimpleNamespace(name="serving replica", max_chips=tp * ep, goal="throughput", tpot_ms=None, ttft_ms=None,
                          slo=None, prompt_len=prompt_tokens, output_len=output_tokens,
                          batch=BatchRange(min=1, max=max_batch))
-    shape, prec, cal = model_shape(model), parse_precision(precision), load_calibration(software_class)
+    shape, prec = model_shape(model), parse_precision(precision)
+    cal = load_calibration(software_class).for_stack(dict(stack))
     _, f = evaluate_capped(lambda h: map_llm(sc, shape, prec, h, cal, Builders, force_tp=tp, force_pp=1, force_ep=ep),
                            hw_view(hardware, tp * ep))
     return float(f[0])
@@ -190,7 +204,8 @@ def _clock(hardware: str, tp: int, ep: int, model: str, precision: str, software
 
 @lru_cache(maxsize=64)
 def _fit(hardware: str, tp: int, ep: int, model: str, precision: str, software_class: str, max_batch: int,
-         context: int, layers: int | None = None, clock: float = 1.0) -> EngineCoeffs:
+         context: int, layers: int | None = None, clock: float = 1.0,
+         stack: tuple[tuple[str, bool], ...] = ()) -> EngineCoeffs:
     """The engine of one replica (tp × ep chips of the catalog design at `clock` × its clock: `_clock`);
     `layers` = 1 for a one-layer copy of the model (an MTP module: a block plus the shared LM head)."""
     shape = model_shape(model)
@@ -199,21 +214,22 @@ def _fit(hardware: str, tp: int, ep: int, model: str, precision: str, software_c
     hw = hw_view(hardware, tp * ep)
     if clock != 1.0:
         hw = clocked(hw, np.array([clock]))
-    return fit_engine(shape, parse_precision(precision), hw, load_calibration(software_class),
+    return fit_engine(shape, parse_precision(precision), hw, load_calibration(software_class).for_stack(dict(stack)),
                       tp, 1, ep, max_batch, context)
 
 
 def _replica_clock(m: ServingMeasurement, tp: int, ep: int, max_batch: int) -> float:
     """`_clock` of a (tp, ep) replica of row `m` at its workload's mean prompt and output lengths."""
     return _clock(m.hardware, tp, ep, m.model, m.precision, m.software_class, max_batch,
-                  max(1, round(m.prompt_tokens.mean())), max(1, round(m.output_tokens.mean())))
+                  max(1, round(m.prompt_tokens.mean())), max(1, round(m.output_tokens.mean())), m.stack_items)
 
 
 def _engine(m: ServingMeasurement, layers: int | None = None) -> EngineCoeffs:
     """The row's replica engine (`layers` = 1: its one-layer draft copy, on the same throttled clock)."""
     context = mean_context(m.workload(arrival_rate_rps=1.0))
     return _fit(m.hardware, m.tp, m.ep, m.model, m.precision, m.software_class,
-                m.max_batch if layers is None else 1, context, layers, _replica_clock(m, m.tp, m.ep, m.max_batch))
+                m.max_batch if layers is None else 1, context, layers, _replica_clock(m, m.tp, m.ep, m.max_batch),
+                m.stack_items)
 
 
 def _draft_step_s(m: ServingMeasurement) -> float:
@@ -293,7 +309,7 @@ def pool_rates(m: ServingMeasurement, w: ServingWorkload, overhead_s: float = ST
         if (ep > 1 and (not shape.is_moe or ep > shape.experts)) or tp > shape.heads:
             continue
         base = _fit(m.hardware, tp, ep, m.model, m.precision, m.software_class, m.max_batch * ep, context,
-                    clock=_replica_clock(m, tp, ep, m.max_batch * ep))
+                    clock=_replica_clock(m, tp, ep, m.max_batch * ep), stack=m.stack_items)
         e = replace(base, t_fixed_s=base.t_fixed_s + overhead_s)
         lat = KV_LINK_LATENCY_S
         co = an.colocated_summary(e, w, replicas=1)["max_rate_rps"][0]
