@@ -53,9 +53,9 @@ BANDWIDTH_RICH = _h100_variant("bandwidth-rich", cores=66, memory_stacks=6, memo
 # co-located barely meets (measured 2026-12-02, graph class: 0.14 req/s; TTFT p50 0.73 s at 0.3 req/s). One
 # compute-rich 8-chip replica prefilling (tp8: the pool plan that meets the limit) serves 0.92 req/s at 0.31x the
 # $/Mtok, its TTFT p99 at 0.3 req/s 0.48x the co-located one. At a 3 s limit the pool paid by a margin only: its
-# plan with the best rate per chip is a near tie of tp4 and tp8, and at tp4 a 0.5 share of one decode replica is
-# one 4-chip replica, too small to pay (dse.evaluate.serving.pool_split counts replicas, not chips): the
-# plugin_layers refit flipped it to tp4 (pool not taken), the refit with the rows' `stack:` back to tp8.
+# plan with the best rate per chip is a near tie of tp4 and tp8, and at tp4 a 0.5 share of one decode replica was
+# one 4-chip replica, too small to pay, while pool_split counted replicas (the plugin_layers refit flipped it to
+# tp4, pool not taken); pool_split now sizes the pool in chips (test_pool_split_sizes_the_pool_in_chips).
 LONG_PROMPT_TTFT_P99_MS = 1500
 
 
@@ -218,3 +218,17 @@ def test_a_prefill_pool_takes_the_plan_that_prefills_most_per_chip():
     # (transformer.GEMM_OUT_BYTES; 2026-12-01); TP8 / TP4, +11.9 %, after tuned's refit with plugin_layers
     # (2026-12-02: link_eff 0.673 -> 0.806 makes the all-reduces cheaper)
     assert b[2] > a[2] and co.plans["tp"][2] == 2 * pre.plans["tp"][2], (a, b, co.plans, pre.plans)
+
+
+def test_pool_split_sizes_the_pool_in_chips():
+    """A prefill share is a share of the fleet's chips: a pool of half-size replicas (a near tie of tp4 and tp8
+    per chip) gets twice the replicas, the same silicon; at least one replica."""
+    from dse.evaluate.serving import pool_split
+
+    dp, decode_chips = np.array([1, 2, 4]), np.array([8, 8, 8])
+    # share 0.5: as many prefill chips as decoding ones (8 / 16 / 32)
+    assert pool_split(0.5, dp, decode_chips, np.full(3, 8)).tolist() == [1, 2, 4]
+    assert pool_split(0.5, dp, decode_chips, np.full(3, 4)).tolist() == [2, 4, 8]
+    # share 0.25: a third of the decoding chips, in whole pool replicas, never none
+    assert pool_split(0.25, dp, decode_chips, np.full(3, 4)).tolist() == [1, 1, 3]   # 2.67 / 5.33 / 10.7 chips
+    assert pool_split(0.25, np.array([1]), np.array([1]), np.array([8])).tolist() == [1]

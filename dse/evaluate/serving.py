@@ -363,14 +363,18 @@ def own_split(share: float, dp: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(share * dp), 1, np.maximum(dp - 1, 1)).astype(np.int64)
 
 
-def pool_split(share: float, dp: np.ndarray) -> np.ndarray:
-    """Replicas of a prefill pool design prefilling for a design's dp decoding replicas at a prefill
-    share of the fleet's replicas: round(share / (1 − share) · dp), at least 1."""
-    return np.maximum(np.rint(share / (1.0 - share) * dp), 1).astype(np.int64)
+def pool_split(share: float, dp: np.ndarray, replica_chips: np.ndarray, pool_replica_chips: np.ndarray) -> np.ndarray:
+    """Replicas of a prefill pool design prefilling for a design's dp decoding replicas of `replica_chips`
+    chips each, at a prefill share of the fleet's chips: round(share / (1 − share) · dp · replica_chips /
+    pool_replica_chips), at least 1. Chips, not replicas: when the pool's best plan per chip is a near tie of
+    a wide and a narrow replica (tp8 / tp4), the narrow one gives twice the replicas, the same silicon and
+    nearly the same pool, not half of it (a cliff at a near tie otherwise)."""
+    chips = share / (1.0 - share) * np.asarray(dp) * np.asarray(replica_chips)
+    return np.maximum(np.rint(chips / np.maximum(np.asarray(pool_replica_chips), 1)), 1).astype(np.int64)
 
 
 def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft: EngineCoeffs | None = None,
-                pool: PrefillPool | None = None):
+                pool: PrefillPool | None = None, replica_chips: np.ndarray | None = None):
     """Yield (choice, build) for every deployment the workload lets the mapping try: co-location and
     each prefill share of the dp replicas (designs with dp < 2 stay co-located: their option repeats
     co-location), each without and with every speculative draft length, each with the prefix cache
@@ -380,8 +384,9 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
     name the deployment (prefill_replicas (n,), spec_k, kv_offload, cp, prefill_chips) and what a separate
     prefill pool adds to the fleet (pool_cost_usd, pool_power_w); build(fleet rate) → latency model,
     for `dse.serving.analytic.summary`. With `pool` (rows aligned with `engine`), also each share as a
-    fleet of the design's dp replicas decoding and round(share / (1 − share) · dp) ≥ 1 replicas of the
-    pool's design prefilling (rows whose pool design cannot run the scenario repeat co-location)."""
+    fleet of the design's dp replicas (of `replica_chips` chips each) decoding and `pool_split` replicas of
+    the pool's design prefilling, share / (1 − share) of the decoding chips (rows whose pool design cannot
+    run the scenario repeat co-location)."""
     ks = [0] + (list(w.speculation.k) if w.speculation is not None and draft is not None else [])
     shares = list(w.disaggregation.prefill_shares) if w.disaggregation is not None else []
     n = engine.n
@@ -417,7 +422,7 @@ def deployments(engine: EngineCoeffs, dp: np.ndarray, w: ServingWorkload, draft:
                 continue
             pre = prefix_cache_tier(pool.engine, w, host=bool(off))
             for f in shares:    # the design's replicas decode; a pool of the prefill design prefills
-                p = pool_split(f, dp)
+                p = pool_split(f, dp, replica_chips, pool.replica_chips)
                 fleet = DisaggFleet(pre, dec, p, dp, w.disaggregation.link_gbps, w.disaggregation.link_latency_ms / 1e3)
                 on = pool.feasible
                 yield (choice | {"prefill_replicas": np.where(on, p, 0), "prefill_chips": np.where(on, p * pool.replica_chips, 0),
@@ -503,7 +508,8 @@ def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: Ma
     power = np.asarray(res.metrics.get("power_w", np.zeros(hw.n)), float)[idx]
     tco = tco_usd_per_hour(cost, power, tech)
     best = None
-    for choice, build in deployments(engine, dp, w, draft, None if pool is None else pool.rows(idx)):
+    replica_chips = np.asarray(res.plans["tp"] * res.plans["pp"] * res.plans["ep"], np.int64)[idx]
+    for choice, build in deployments(engine, dp, w, draft, None if pool is None else pool.rows(idx), replica_chips):
         s = summary(build, w, engine.n) | choice
         s["score"] = s["max_rate_rps"] * (tco / np.maximum(
             tco_usd_per_hour(cost + s["pool_cost_usd"], power + s["pool_power_w"], tech), 1e-30)

@@ -123,7 +123,7 @@ def _split_rows(r: ReplayedFleet, w, names: list[str]) -> list[dict]:
         return out
     for s in SPLIT_SHARES:
         own = own_split(s, r.dp)
-        p = np.where(r.pool_design, pool_split(s, r.dp), own)
+        p = np.where(r.pool_design, pool_split(s, r.dp, r.replica_chips, r.prefill_replica_chips), own)
         d = np.where(r.pool_design, r.dp, np.maximum(r.dp - own, 1))
         ok = r.pool_design | ((r.dp >= 2) & (r.engines == r.dp))
         top = an.max_rate_rps(lambda rate, f=r.fleet(p, d): an.disaggregated(f, w, rate), w, n)

@@ -149,11 +149,12 @@ class Disaggregation(BaseModel):
     link_gbps: float = Field(50.0, gt=0, description="KV transfer bandwidth between pools (GB/s)")
     link_latency_ms: float = Field(1.0, ge=0, description="fixed latency of one KV transfer (ms)")
     prefill_shares: tuple[float, ...] = Field((0.25, 0.5, 0.75), min_length=1,
-                                              description="fractions of the replicas tried as the prefill pool")
+                                              description="fractions of the fleet tried as the prefill pool: of "
+                                              "the design's replicas, or (with a pool design) of the fleet's chips")
     prefill_design: str | None = Field(None, description="a prefill pool of its own chip: a catalog design name "
                                        "(`dse catalog`) or a design YAML file; the fleet is then the design's "
                                        "system decoding plus replicas of this design prefilling (shares: the "
-                                       "fraction of the fleet's replicas that prefill). A study may instead "
+                                       "fraction of the fleet's chips that prefill). A study may instead "
                                        "search it with `prefill.chip.*` / `prefill.system.*` knobs")
 
     @field_validator("prefill_shares")
