@@ -25,41 +25,61 @@ from dse.workloads.scenarios import load_mix
 from _designs import random_designs
 
 TECH = default_technology()
+
+
+def _v2(clock_ghz: float, nominal_ghz: float) -> float:
+    """(V/V_nom)² on the alpha-power law f ∝ (V − 0.4)^1.3 / V by bisection (independent of the model's Newton
+    solve), floored at V = 0.7: the energy factor of a design at `clock_ghz` on a node nominal at `nominal_ghz`."""
+    g = lambda v: (v - 0.4) ** 1.3 / v  # noqa: E731
+    target, lo, hi = clock_ghz / nominal_ghz * g(1.0), 0.4 + 1e-12, 3.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if g(mid) < target else (lo, mid)
+    return max(0.5 * (lo + hi), 0.7) ** 2
 CHIPS_YAML = __import__("pathlib").Path(__import__("dse.catalog", fromlist=["x"]).__file__).parent / "chips.yaml"
 
 # ---- catalog TDP (peak-activity model) against the published TDP ---------------------------------
 
 # Every catalog chip with a published TDP: its uncapped peak-activity power (every MAC, the SRAM feed,
-# memory, links and leakage at once, `chip_power(...).peak_w` with no `tdp_w` cap) within ±20 % of the
-# published figure its catalog entry records (`published.tdp_w`, source in `published.sources`). Like with
-# like: A100-B200, MI300X and Groq publish a chip/board rating; TPU v4's 192 W (`tdp_basis: measured_max`)
-# is the chip's largest power measured on production workloads (Google), a chip figure too, so it is
-# compared with the chip's peak. Cerebras' ~23 kW (`tdp_basis: system`) is the CS-3 system (wafer, power
-# conversion, cooling, I/O): not a wafer figure, and the catalog's 32 MACs per core is 4× the published
-# SIMD width (see the entry): a known gap, marked below and failing loudly once it is closed.
+# memory, links and leakage at once, `chip_power(...).peak_w` with no `tdp_w` cap) against the published figure
+# its catalog entry records (`published.tdp_w`, source in `published.sources`), like with like
+# (`published.tdp_basis`, BOUNDS): A100-B200, MI300X, Groq, Gaudi 2, the speedAI240 Slim and Cloud AI 100 publish
+# a chip, module or card rating that covers what dse models (arrays, SRAM, memory, links, leakage): ±20 %.
+# TPU v4's 192 W (`measured_max`) is the chip's largest power measured on production workloads (Google), a chip
+# figure too. Two ratings cover more than dse models: Jetson AGX Thor's 130 W (`module`) is the whole module (a
+# 14-core CPU cluster, video and vision engines, I/O besides the GPU and LPDDR5X that dse models), and Cerebras'
+# ~23 kW (`system`) is the CS-3 system (power conversion, cooling, I/O besides the wafer): the model sits under
+# them, not above 1.2x and not below half (the issue's "no point off by 2x"). Arc Pro B60's board power is
+# published as a range (`tdp_w_min` to `tdp_w`: 120-200 W, board partners' power limits for the same 197 TOPS
+# chip): the model within 0.8x its low end and 1.2x its high end.
+BOUNDS = {None: (0.8, 1.2), "measured_max": (0.8, 1.2), "module": (0.5, 1.2), "system": (0.5, 1.2)}
+# Cerebras' catalog entry counts 32 fp16 MACs per core so that dse's 2:4 sparsity factor reproduces the 125 PF
+# sparse headline; the published compute is an 8-wide FP16 SIMD per core (Hot Chips 2024; 8x unstructured
+# sparsity, see the entry). Its power is checked at the published compute (array 2x4 = 8 MACs per core): at the
+# catalog's 32 the arrays draw 4x, which happens to land the wafer at 0.82x of the system figure (18.9 kW).
+PUBLISHED_ARRAY = {"Cerebras-WSE-3": (2, 4)}
 KNOWN_GAPS = {
-    "Cerebras-WSE-3": "catalog counts 32 fp16 MACs/core (63 PF dense; Cerebras: 8-wide FP16 SIMD, ~15.8 PF "
-                      "dense) and 23 kW is the CS-3 system: model 35.3 kW (1.53x; 51.6 kW before per-core banks cut "
-                      "the SRAM feed from 21 to 4.6 kW); at the published 8 MACs/core the arrays draw 7.1 kW and the "
-                      "wafer ~13.8 kW (0.60x of the system: power conversion, cooling and I/O are not modelled), "
-                      "and the area model lacks the per-core control/router area that change needs",
+    "Cerebras-WSE-3": "at the published 8 fp16 MACs per core (15.8 PF dense) the wafer draws 6.2 kW (arrays 3.6 kW "
+                      "at (V/V_nom)^2 = 0.51 for 1.1 GHz on n5, SRAM feed 1.3 kW from 48 KB banks, leakage 1.2 kW "
+                      "over 24,700 mm2), 0.27x of the 23 kW CS-3 system: the area model has no per-core router and "
+                      "control area (the wafer is 46,225 mm2; 21,500 mm2 of leaking, clocked silicon are missing), "
+                      "and the system's power conversion, cooling and I/O are not modelled",
     # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
-    # measured 2026-12-01 with the model's n5/n7 energy per FLOP (derived from GPUs) and the voltage-frequency curve of
-    # dse.model.voltage. Gaudi2 (model 408 W, 0.68x) closed with that curve: its assumed 1.65 GHz is above n7's nominal
-    # 1.41 GHz, (V/V_nom)^2 = 1.34 on every FLOP and SRAM byte, 505 W (0.84x); the clock is not published
-    "speedAI240-Slim": "at-memory compute: model 534 W (arrays 426 W at n7's 0.43 pJ per bf16 FLOP, SRAM feed "
-                       "67 W from its 326 KB banks, 117 W as a large array) vs the 75 W card (7.1x); UntetherAI "
-                       "publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled): the arrays' energy per FLOP, GPU-derived, "
-                       "is the gap (the PE layout and clock are assumed)",
-    "Cloud-AI100-Ultra": "model 94.5 W per SoC (arrays 71 W at 0.33 pJ per INT8 op) vs 150 W / 4 SoCs = 37.5 W "
-                         "(2.5x): the Ultra runs its SoCs at a low clock (assumed 0.83 GHz) and voltage; the model's "
-                         "voltage-frequency curve (dse.model.voltage) charges a design at or below its node's nominal "
-                         "clock (n7: 1.41 GHz) the nominal voltage, as dse cannot tell a shallow pipeline at V_nom "
-                         "from a deep one at a lower V; even at the voltage floor (0.49x energy per op) the SoC would "
-                         "draw ~57 W (1.5x): the n7 table's INT8 energy per op is high for this part",
-    "Arc-Pro-B60": "model 110 W (arrays 76 W at (V/V_nom)^2 = 1.71 for 2.4 GHz on n5, GDDR6 27 W) vs the 200 W top of "
-                   "the published 120-200 W board range (0.55x): the board power adds fans and VRM losses (not "
-                   "modelled), and the area model gives 98 mm2 of logic for a ~272 mm2 die (leakage scales with it)",
+    # measured 2026-12-02 with the model's n7 energy per FLOP (derived from GPUs and Graphcore) and the node's
+    # voltage-frequency curve below and above its nominal clock (dse.model.voltage)
+    "speedAI240-Slim": "at-memory compute: model 494 W (arrays 391 W at n7's 0.39 pJ per bf16 FLOP, bf16-wide "
+                       "datapath, (V/V_nom)^2 = 0.92 at 1.34 GHz; SRAM feed 62 W from its 326 KB banks) vs the 75 W "
+                       "card (6.6x). The card's own measurements bound it (measurements_more.md 6.11, "
+                       "tests/test_power_card_bounds.py): <= 133 W per card under ResNet-50 Offline, where the model "
+                       "draws 380 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
+                       "model's 0.195: the per-operation energy of an at-memory 8-bit PE array, and the running floor "
+                       "(0.56 of peak, fitted on GPUs: 242 W here) are the gap",
+    "Cloud-AI100-Ultra": "model 56.8 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op at the voltage floor, "
+                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; running floor 30.6 W) vs 150 W / 4 SoCs "
+                         "= 37.5 W (1.52x; 2.52x before the voltage followed the clock below the node's nominal "
+                         "clock). The same SoC's 75 W Standard card at 400 TOPS (recalled) is 0.19 pJ per INT8 op "
+                         "all-in, where the model's arrays alone take 0.32 at n7's nominal voltage: the n7 table's "
+                         "INT8 energy (half a Graphcore fp16 FMA) is high for a native INT8 inference datapath",
 }
 # A chip whose published cap the reference's own measurements show binding under LLM load draws more than it
 # at its headline clock, so its uncapped peak is held to that evidence instead of to ±20 %:
@@ -73,7 +93,6 @@ KNOWN_GAPS = {
 # A peak inside 1.2x leaves the workload under the cap (tests/test_power_workload.py); the evidence bounds the
 # demand from below only, and 2x is the issue's "no point off by 2x" bound.
 EXCEEDS_CAP = {"MI300X": (1.2, 2.0)}
-BASES = (None, "measured_max", "system")
 
 
 def _published() -> dict[str, dict]:
@@ -89,20 +108,41 @@ def _published_tdp() -> dict[str, float]:
 def _uncapped_peak_w(name: str) -> float:
     design = load_catalog_design(name).model_copy(deep=True)
     design.chip.tdp_w = None
+    if name in PUBLISHED_ARRAY:
+        design.chip.array_rows, design.chip.array_cols = PUBLISHED_ARRAY[name]
     arr = DesignArrays.from_designs([design], TECH)
     return float(chip_power(arr, chip_area(arr)).peak_w[0])
+
+
+def _bounds_w(pub: dict, name: str) -> tuple[float, float]:
+    """(lowest, highest) uncapped peak in W the published figure allows (module comment above)."""
+    top = float(pub["tdp_w"])
+    if name in EXCEEDS_CAP:
+        lo, hi = EXCEEDS_CAP[name]
+        return lo * top, hi * top
+    lo, hi = BOUNDS[pub.get("tdp_basis")]
+    return lo * float(pub.get("tdp_w_min", top)), hi * top
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[n]))
                                   if n in KNOWN_GAPS else n for n in sorted(_published_tdp())])
 def test_uncapped_peak_within_20_percent_of_published(name):
     pub = _published()[name]
-    published = float(pub["tdp_w"])
     assert pub.get("sources"), f"{name}: the published TDP needs its source"
     model = _uncapped_peak_w(name)
-    ratio = model / published
-    lo, hi = EXCEEDS_CAP.get(name, (0.8, 1.2))
-    assert lo <= ratio <= hi, f"{name}: uncapped peak {model:.0f} W vs published {published:g} W ({ratio:.2f}x)"
+    lo, hi = _bounds_w(pub, name)
+    assert lo <= model <= hi, f"{name}: uncapped peak {model:.0f} W vs published {lo:.0f}-{hi:.0f} W allowed"
+
+
+def test_published_tdp_bounds_by_hand():
+    """Arc Pro B60's 120-200 W range allows 96-240 W; Thor's 130 W module 65-156 W; WSE-3's 23 kW system
+    11.5-27.6 kW; a chip rating (A100's 400 W) 320-480 W; MI300X's 750 W cap 900-1,500 W."""
+    pub = _published()
+    assert _bounds_w(pub["Arc-Pro-B60"], "Arc-Pro-B60") == pytest.approx((96.0, 240.0))
+    assert _bounds_w(pub["Jetson-AGX-Thor"], "Jetson-AGX-Thor") == pytest.approx((65.0, 156.0))
+    assert _bounds_w(pub["Cerebras-WSE-3"], "Cerebras-WSE-3") == pytest.approx((11500.0, 27600.0))
+    assert _bounds_w(pub["A100-SXM-80GB"], "A100-SXM-80GB") == pytest.approx((320.0, 480.0))
+    assert _bounds_w(pub["MI300X"], "MI300X") == pytest.approx((900.0, 1500.0))
 
 
 def test_the_cap_never_changes_the_peak():
@@ -115,7 +155,7 @@ def test_the_cap_never_changes_the_peak():
 def test_every_catalog_chip_with_a_published_tdp_is_checked():
     assert {"A100-SXM-80GB", "H100-SXM", "H200-SXM", "B200", "MI300X", "TPU-v4", "Groq-LPU",
             "Cerebras-WSE-3"} <= set(_published_tdp())
-    assert {p.get("tdp_basis") for p in _published().values()} <= set(BASES)
+    assert {p.get("tdp_basis") for p in _published().values()} <= set(BOUNDS)
     assert set(_published_tdp()) <= set(list_catalog())
 
 
@@ -136,8 +176,10 @@ def test_running_floor_leaves_out_the_sram_access_energy():
     wide.chip.sram_tbps = 2 * base.chip.sram_tbps
     arr = DesignArrays.from_designs([base, wide], TECH)
     p = chip_power(arr, chip_area(arr))
-    # 21 PB/s (below the arrays' feed) × 1.0 pJ/B (n5) × √(48.9 KB per core / 1 MB): a core reads its own bank
-    assert p.sram_w[0] == pytest.approx(21000.0 * 1.0 * (44000.0 / 900000.0) ** 0.5)
+    # 21 PB/s (below the arrays' feed) × 1.0 pJ/B (n5) × √(48.9 KB per core / 1 MB): a core reads its own bank,
+    # at the voltage of its 1.1 GHz clock on n5 (nominal 1.83 GHz): V = 0.713 V_nom, 0.508 of the energy
+    assert _v2(1.1, 1.83) == pytest.approx(0.508, abs=1e-3)
+    assert p.sram_w[0] == pytest.approx(21000.0 * 1.0 * (44000.0 / 900000.0) ** 0.5 * _v2(1.1, 1.83), rel=1e-9)
     assert p.static_w[0] == pytest.approx(RUNNING_FLOOR_FRACTION * (p.peak_w[0] - p.sram_w[0]))
     assert p.peak_w[1] > p.peak_w[0] and p.static_w[1] == pytest.approx(p.static_w[0])
 
@@ -351,7 +393,9 @@ def test_energy_per_flop_speedup_rules():
     assert p.compute_w[1] == pytest.approx(arr.peak_tflops["int8"][1] * e8[1])  # TFLOP/s × pJ = W
     assert p.compute_w[1] > p.compute_w[0]                        # past the floor, int8 peak draws more
     tpu = DesignArrays.from_designs([load_catalog_design("TPU-v4")], TECH)  # int8 at the bf16 rate
-    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * (0.4 + 1.1 * (8 / 11) ** 2) / 1.5)  # bf16-wide
+    # bf16-wide, at the voltage of TPU v4's 1.05 GHz on n7 (nominal 1.41 GHz)
+    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * (0.4 + 1.1 * (8 / 11) ** 2) / 1.5
+                                                              * _v2(1.05, 1.41), rel=1e-9)
     hw = design_metrics(DesignArrays.from_designs([load_catalog_design("A100-SXM-80GB")], TECH))[0]
     # A100's mma.sync is register-sourced (chip.mma_operands): its operand delivery, 30/110 of the MAC energy
     assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65 * (1 + 30 / 110))  # no fp8: runs (and costs) bf16
@@ -369,10 +413,12 @@ def test_a_chip_without_fp16_has_a_bf16_wide_datapath_by_hand():
     arr = DesignArrays.from_designs([base, wide], TECH)
     ratio = (0.4 + 1.1 * 64 / 121) / 1.5
     assert ratio == pytest.approx(0.6546, abs=1e-4)
-    assert arr.energy_pj_per_flop["bf16"][0] == pytest.approx(0.65 * ratio)
-    assert arr.energy_pj_per_flop["bf16"][1] == pytest.approx(0.65)
+    v2 = _v2(1.05, 1.41)  # TPU v4's 1.05 GHz below n7's nominal 1.41 GHz: 0.647 of the table
+    assert v2 == pytest.approx(0.647, abs=1e-3)
+    assert arr.energy_pj_per_flop["bf16"][0] == pytest.approx(0.65 * ratio * v2, rel=1e-9)
+    assert arr.energy_pj_per_flop["bf16"][1] == pytest.approx(0.65 * v2, rel=1e-9)
     p = chip_power(arr, chip_area(arr))
-    assert p.compute_w[0] == pytest.approx(275e12 * 0.65 * ratio * 1e-12, rel=0.01)  # 275 TFLOPS × pJ
+    assert p.compute_w[0] == pytest.approx(275e12 * 0.65 * ratio * v2 * 1e-12, rel=0.01)  # 275 TFLOPS × pJ
     assert p.peak_w[1] > p.peak_w[0]
 
 
@@ -409,18 +455,21 @@ def test_voltage_curve_is_monotone_and_power_super_linear():
 
 def test_a_design_above_its_nodes_nominal_clock_pays_v_squared_by_hand():
     """H100 (n4, nominal 1.83 GHz) at its own clock keeps the table's 0.45 pJ; at 1.83 × 1.2113 GHz it runs at
-    1.2 V_nom and pays 1.44× per FLOP and per SRAM byte; at a lower clock it keeps the table (no saving at the
-    design point, dse.model.voltage). Its peak power rises with the clock, and faster than the clock."""
+    1.2 V_nom and pays 1.44× per FLOP and per SRAM byte; at 1.83 × 0.7378 GHz it runs at 0.8 V_nom
+    ((0.4^1.3 / 0.8) / 0.6^1.3 = 0.7378) and pays 0.64× (dse.model.voltage). Its peak power rises with the clock,
+    and faster than the clock."""
     base = load_catalog_design("H100-SXM").model_copy(deep=True)
     base.chip.tdp_w = None
     fast, slow = base.model_copy(deep=True), base.model_copy(deep=True)
     r = (0.8 ** 1.3 / 1.2) / 0.6 ** 1.3
     fast.chip.clock_ghz = 1.83 * r
-    slow.chip.clock_ghz = 1.2
+    s = (0.4 ** 1.3 / 0.8) / 0.6 ** 1.3
+    assert s == pytest.approx(0.7378, abs=1e-4)
+    slow.chip.clock_ghz = 1.83 * s
     arr = DesignArrays.from_designs([base, fast, slow], TECH)
     e = arr.energy_pj_per_flop["bf16"]
-    assert e[0] == pytest.approx(0.45) and e[1] == pytest.approx(0.45 * 1.44) and e[2] == pytest.approx(0.45)
-    assert arr.sram_pj_per_byte.tolist() == pytest.approx([1.0, 1.44, 1.0])
+    assert e[0] == pytest.approx(0.45) and e[1] == pytest.approx(0.45 * 1.44) and e[2] == pytest.approx(0.45 * 0.64)
+    assert arr.sram_pj_per_byte.tolist() == pytest.approx([1.0, 1.44, 0.64])
     p = chip_power(arr, chip_area(arr))
     assert p.compute_w[1] == pytest.approx(p.compute_w[0] * r * 1.44)
     assert p.peak_w[2] < p.peak_w[0] < p.peak_w[1]
@@ -482,8 +531,9 @@ def test_more_cores_never_lower_the_peak_of_an_sram_bound_scratchpad():
         designs.append(d)
     arr = DesignArrays.from_designs(designs, TECH)
     pw = chip_power(arr, chip_area(arr))
-    assert pw.sram_w.tolist() == pytest.approx([20.0 * (0.4 / 1.0) ** 0.5, 20.0 * (400 / 1020) ** 0.5,
-                                                20.0 * 0.1 ** 0.5, 20.0 * 0.4 ** 0.5, 20.0 * (400 / 1020) ** 0.5])
+    v2 = _v2(1.1, 1.83)  # WSE-3's 1.1 GHz on n5
+    assert pw.sram_w.tolist() == pytest.approx([v2 * x for x in (20.0 * (0.4 / 1.0) ** 0.5, 20.0 * (400 / 1020) ** 0.5,
+                                                20.0 * 0.1 ** 0.5, 20.0 * 0.4 ** 0.5, 20.0 * (400 / 1020) ** 0.5)])
     p = pw.peak_w
     assert pw.sram_w[1] < pw.sram_w[0] and p[0] < p[1] < p[2] and p[3] < p[4]
 
@@ -497,3 +547,50 @@ def test_voltage_of_a_row_does_not_depend_on_the_rows_beside_it():
     whole = voltage_ratio(x)
     assert (np.concatenate([voltage_ratio(x[i:i + 7]) for i in range(0, len(x), 7)]) == whole).all()
     assert all(voltage_ratio(np.array([xi]))[0] == wi for xi, wi in zip(x[:200], whole[:200]))
+
+
+def test_a_lower_clock_runs_at_a_lower_voltage_and_the_throttle_floors_at_the_nodes():
+    """Below its node's nominal clock a design runs at the voltage of its clock (DVFS; Marković et al. 2004: the
+    energy-optimal design for that clock is no costlier): Cloud AI 100 at 0.83 GHz on n7 (1.41 GHz) runs at
+    V = 0.705 V_nom, 0.497 of the table; throttled to 0.8 of that clock it reaches the node's 0.7 floor and stays
+    there: energy per operation × 0.49 / 0.497, not × the curve's (V'/V)² from its own point. A design at 1.2113 f_nom (V = 1.2 V_nom) throttled
+    to 1/1.2113 of its clock returns to V_nom: (1/1.2)² of its energy, not the (0.82)² the curve's slope at
+    nominal would give."""
+    from dse.model.voltage import throttle_energy_ratio
+
+    arr = DesignArrays.from_designs([load_catalog_design("Cloud-AI100-Ultra")], TECH)
+    assert arr.clock_over_nominal[0] == pytest.approx(0.83 / 1.41)
+    v2 = _v2(0.83, 1.41)
+    assert v2 == pytest.approx(0.497, abs=1e-3) and arr.voltage_energy_ratio[0] == pytest.approx(v2, rel=1e-9)
+    assert arr.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * v2, rel=1e-9)  # n7 int8 at the default 2x
+    hw = design_metrics(arr)[0]
+    h = clocked(hw, np.array([0.8]))
+    assert h.energy_pj_per_flop["int8"][0] == pytest.approx(hw.energy_pj_per_flop["int8"][0] * 0.49 / v2, rel=1e-9)
+    assert h.clock_over_nominal[0] == pytest.approx(0.8 * 0.83 / 1.41)
+    r = (0.8 ** 1.3 / 1.2) / 0.6 ** 1.3
+    assert throttle_energy_ratio(np.array([1 / r]), r)[0] == pytest.approx(1 / 1.44, rel=1e-9)
+    assert throttle_energy_ratio(np.array([1.0]), np.array([0.3, 1.0, 2.0])) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_lower_clock_never_costs_more_energy_per_operation_nor_more_peak_power():
+    """Energy per FLOP and the uncapped peak rise with the clock over 0.3-2.5 GHz on every node (no cliff at the
+    nominal clock: the curve is smooth through it)."""
+    base = load_catalog_design("H100-SXM").model_copy(deep=True)
+    base.chip.tdp_w = None
+    clocks = np.linspace(0.3, 2.5, 221)
+    designs = []
+    for node in ("n16", "n7", "n5", "n4p", "n3"):
+        for c in clocks:
+            d = base.model_copy(deep=True)
+            d.chip.process_node, d.chip.clock_ghz = node, float(c)
+            designs.append(d)
+    arr = DesignArrays.from_designs(designs, TECH)
+    e = arr.energy_pj_per_flop["bf16"].reshape(5, -1)
+    peak = chip_power(arr, chip_area(arr)).peak_w.reshape(5, -1)
+    assert (np.diff(e, axis=1) >= -1e-15).all() and (np.diff(peak, axis=1) > 0).all()
+    # smooth through f_nom: the energy's elasticity to the clock, d ln E / d ln f = 2 / (α·V/(V − V_t) − 1), stays
+    # under 3 up to 1.5 f_nom (2.65 there, V = 1.55 V_nom), with no step where a design crosses its node's nominal
+    elasticity = np.log(e[:, 1:] / e[:, :-1]) / np.log(clocks[1:] / clocks[:-1])
+    nominal = np.array([TECH.process_nodes[n].nominal_clock_ghz for n in ("n16", "n7", "n5", "n4p", "n3")])
+    below = clocks[None, 1:] <= 1.5 * nominal[:, None]
+    assert (elasticity[below] < 3.0).all() and (elasticity >= 0).all()

@@ -20,7 +20,7 @@ import numpy as np
 from dse.evaluate.mapping import MappingResult
 from dse.model.perf import HwView
 from dse.model.power import MIN_CLOCK_FACTOR, clocked_static_w
-from dse.model.voltage import energy_ratio
+from dse.model.voltage import throttle_energy_ratio
 
 SOLVER_STEPS = 8           # regula falsi iterations at most (each maps the scenario again on the capped designs)
 SOLVER_TOLERANCE = 1e-3    # stop when every capped chip draws within 0.1 % below its cap
@@ -28,11 +28,13 @@ SOLVER_TOLERANCE = 1e-3    # stop when every capped chip draws within 0.1 % belo
 
 def clocked(hw: HwView, f) -> HwView:
     """`hw` with each design's clock scaled by `f` (shape (n,)): peak FLOP/s, vector FLOP/s, SRAM
-    bandwidth and the array clock ∝ f; energy per FLOP and per SRAM byte × (V'/V)² (`energy_ratio`, the
-    voltage following the clock); static power at f (`clocked_static_w`); memory, links as they are."""
+    bandwidth and the array clock ∝ f; energy per FLOP and per SRAM byte × (V'/V)² (`throttle_energy_ratio`,
+    the voltage following the clock down the node's curve from the design's point); static power at f
+    (`clocked_static_w`); memory, links as they are."""
     f = np.asarray(f, float)
     out = hw.take(np.arange(hw.n))
-    e = energy_ratio(f)  # (V'/V)²: the voltage follows the clock down (dse.model.voltage)
+    r = hw.clock_over_nominal if hw.clock_over_nominal is not None else np.ones(hw.n)
+    e = throttle_energy_ratio(f, r)  # (V'/V)²: the voltage follows the clock down (dse.model.voltage)
     out.energy_pj_per_flop = {k: v * e for k, v in hw.energy_pj_per_flop.items()}
     if hw.sram_pj_per_byte is not None:
         out.sram_pj_per_byte = hw.sram_pj_per_byte * e
@@ -40,9 +42,10 @@ def clocked(hw: HwView, f) -> HwView:
     out.vector_flops = hw.vector_flops * f
     out.sram_bw = hw.sram_bw * f
     out.clock_hz = (hw.clock_hz if hw.clock_hz is not None else np.full(hw.n, 1e9)) * f
+    out.clock_over_nominal = r * f  # the throttled point on the node's curve
     if hw.static_w is not None:
         leak = hw.leakage_w if hw.leakage_w is not None else np.zeros(hw.n)
-        out.static_w = clocked_static_w(hw.static_w, leak, f)
+        out.static_w = clocked_static_w(hw.static_w, leak, f, r)
     return out
 
 

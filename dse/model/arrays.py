@@ -185,6 +185,7 @@ class DesignArrays:
     energy_pj_per_flop: dict[str, np.ndarray] = field()
     mma_operand_factor: np.ndarray = field()  # energy per tensor FLOP over the MAC's (REGISTER_OPERAND_OVERHEAD)
     voltage_energy_ratio: np.ndarray = field()  # (V/V_nom)² at the design's clock (dse.model.voltage)
+    clock_over_nominal: np.ndarray = field()  # design clock / its node's nominal clock (dse.model.voltage)
     sram_bank_energy_ratio: np.ndarray = field()  # SRAM access energy of the design's bank over a large array's
     peak_tflops_headline: np.ndarray = field()
     knee_flop_per_byte: np.ndarray = field()
@@ -321,9 +322,10 @@ class DesignArrays:
         operand = np.where(out["is_simt"] & (names["chip.mma_operands"] == "registers"),
                            1.0 + REGISTER_OPERAND_OVERHEAD, 1.0)
         out["mma_operand_factor"] = operand
-        # a design clocked above its node's nominal clock runs at a higher voltage: (V/V_nom)² on every FLOP
-        # and SRAM byte (dse.model.voltage; leakage is taken at V_nom)
-        volt = design_energy_ratio(clock, np.array([nd.nominal_clock_ghz for nd in nodes])[node_i])
+        # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
+        # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
+        out["clock_over_nominal"] = clock / np.array([nd.nominal_clock_ghz for nd in nodes])[node_i]
+        volt = design_energy_ratio(out["clock_over_nominal"], 1.0)
         out["voltage_energy_ratio"] = volt
         # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's
         # bank is its share per core, a cache is shared by every core (the large-array figure)

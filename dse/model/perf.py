@@ -73,6 +73,7 @@ class HwView:
     sparsity: np.ndarray                   # True: 2:4 structured sparsity doubles peak
     mem_stream_eff: np.ndarray | None = None  # technology stream_efficiency (None: 1.0)
     clock_hz: np.ndarray | None = None        # array clock (None: 1 GHz)
+    clock_over_nominal: np.ndarray | None = None  # clock / its node's nominal clock (dse.model.voltage; None: 1)
     energy_pj_per_flop: dict[str, np.ndarray] = field(default_factory=dict)
     sram_pj_per_byte: np.ndarray | None = None
     mem_pj_per_bit: np.ndarray | None = None
@@ -137,6 +138,7 @@ class HwView:
         return cls(
             mem_stream_eff=_memory_stream_efficiency(arr),
             clock_hz=get("clock_ghz", 1.0) * 1e9,
+            clock_over_nominal=get("clock_over_nominal", 1.0),
             peak_flops=peak,
             vector_flops=get("vector_flops_per_cycle") * get("clock_ghz") * 1e9,
             rows=get("array_rows").astype(float),

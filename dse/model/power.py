@@ -12,8 +12,9 @@
   floor); the mapping adds the energy of what each step does (FLOPs, SRAM bytes, off-chip bytes, link
   bits) over its time (`workload_power_w`).
 - Above a power cap the clock drops and performance pays (`throttle`); the voltage drops with it, so each
-  operation costs less (`dse.model.voltage`). A design clocked above its node's nominal clock pays
-  (V/V_nom)² on every FLOP and SRAM byte (`DesignArrays.voltage_energy_ratio`).
+  operation costs less (`dse.model.voltage`). A design pays (V/V_nom)² of its node's table on every FLOP and
+  SRAM byte, its supply following its clock on the node's voltage-frequency curve: more above the node's
+  nominal clock, less below it (`DesignArrays.voltage_energy_ratio`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
-from dse.model.voltage import energy_ratio
+from dse.model.voltage import throttle_energy_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
 # Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
@@ -137,8 +138,8 @@ def design_power(design, tech=None) -> dict:
 
 # Clock throttling under a power cap (`dse.evaluate.throttle` applies it; the rule lives here):
 # - Dynamic power ∝ f·V², and the voltage follows the clock (dse.model.voltage: alpha-power law from the
-#   design's point down to MIN_FRACTION of its voltage): at clock factor x every operation (FLOP, SRAM byte)
-#   costs energy_ratio(x) = (V'/V)² of its full-clock energy, so dynamic power falls as x·(V'/V)², faster than
+#   design's point down to MIN_FRACTION of the node's nominal voltage): at clock factor x every operation (FLOP,
+#   SRAM byte) costs throttle_energy_ratio(x, f/f_nom) = (V'/V)² of its full-clock energy, so dynamic power falls as x·(V'/V)², faster than
 #   the clock. Off-chip memory and link energies are set by their own PHYs' rails and stay.
 # - What the clock drives: the MAC arrays, the vector unit, the SRAM ports and the array fill/drain
 #   (their rates ∝ f); off-chip memory, links and software overheads keep their rates. Each operator's
@@ -149,11 +150,12 @@ def design_power(design, tech=None) -> dict:
 MIN_CLOCK_FACTOR = 1e-3  # below 0.1 % of its clock a chip is taken as unable to meet the cap
 
 
-def clocked_static_w(static_w, leakage_w, f) -> np.ndarray:
-    """Running-floor power at clock factor `f`: leakage + (floor − leakage)·f·(V'/V)² (`energy_ratio`)."""
+def clocked_static_w(static_w, leakage_w, f, clock_over_nominal=1.0) -> np.ndarray:
+    """Running-floor power at clock factor `f` of a design at `clock_over_nominal` of its node's nominal clock:
+    leakage + (floor − leakage)·f·(V'/V)² (`dse.model.voltage.throttle_energy_ratio`)."""
     leak = np.asarray(leakage_w, float)
     f = np.asarray(f, float)
-    return leak + np.maximum(np.asarray(static_w, float) - leak, 0.0) * f * energy_ratio(f)
+    return leak + np.maximum(np.asarray(static_w, float) - leak, 0.0) * f * throttle_energy_ratio(f, clock_over_nominal)
 
 
 def workload_power_w(step_energy_j, step_time_s, static_w=None) -> np.ndarray:

@@ -6,16 +6,22 @@ alpha-power law f ∝ (V − V_t)^α / V (Sakurai & Newton, IEEE JSSC 25(2), 199
 A process node's energy table (`dse/model/data/technology.yaml`) holds at its nominal voltage V_nom, which
 its reference parts reach at the node's `nominal_clock_ghz` f_nom:
 
-- A design clocked above f_nom needs a higher voltage, V/V_nom = `voltage_ratio(f / f_nom)`, and every
-  operation costs (V/V_nom)² of the table (`design_energy_ratio`); at or below f_nom it runs at V_nom (dse
-  has no pipeline-depth knob: a design at a low clock may be a shallow pipeline at V_nom as well as a deep
-  one at a lower V, and the model takes the first, the upper bound on its energy).
+- A design's supply follows its clock along the curve, V/V_nom = `voltage_ratio(f / f_nom)`, and every operation
+  costs (V/V_nom)² of the table (`design_energy_ratio`): above f_nom it needs a higher voltage; below f_nom it
+  runs at a lower one, floored at MIN_FRACTION. Below f_nom this is an upper bound on the energy of a design built
+  for that clock: the same circuit reaches the lower clock at the lower supply (dynamic voltage-frequency scaling,
+  what every chip's DVFS table does: e.g. Qualcomm sells the one Cloud AI 100 SoC from 15 W edge modules to its
+  75 W card, recalled, not in the reference notes), and a design that targets the lower clock from the start may also spend the slack on smaller
+  gates, higher-Vt cells or fewer pipeline registers, which lowers its energy further: on the energy-delay
+  optimal curve every tuning variable (supply, threshold, sizing) trades energy for delay at the same
+  marginal rate (Marković, Stojanović, Nikolić, Horowitz & Brodersen, "Methods for true energy-performance
+  optimization", IEEE JSSC 39(8), 2004), so the supply-only curve lies on or above that optimum. (The model until
+  2026-12-02 kept V_nom at or below f_nom, a looser upper bound: a lower clock then bought no energy per
+  operation, and a wide, slow design no efficiency.)
 - A chip that a `tdp_w` cap throttles to a clock factor x lowers its voltage along the same curve from its
-  design point, V'/V = `voltage_ratio(x)` (floored at MIN_FRACTION of it): energy per operation falls as
-  V'², power as x·V'², super-linearly in the clock (`dse.evaluate.throttle.clocked`). The throttle knows the
-  design's clock, not its node: it takes the design point as the curve's nominal point, exact for a design
-  at or below f_nom; for an overdriven one (V > V_nom) the true curve is steeper there, so the saving is
-  underestimated and the chip throttles a little more than it would (performance pays, an upper bound).
+  design point: V'/V = voltage_ratio(x·r) / voltage_ratio(r) with r = f / f_nom of the design
+  (`throttle_energy_ratio`), never below MIN_FRACTION of V_nom: energy per operation falls as (V'/V)², power as
+  x·(V'/V)², super-linearly in the clock (`dse.evaluate.throttle.clocked`).
 
 Both are monotone: a higher clock never costs less energy per operation, and power rises with the clock.
 """
@@ -82,7 +88,14 @@ def energy_ratio(f_ratio) -> np.ndarray:
 
 
 def design_energy_ratio(clock_ghz, nominal_clock_ghz) -> np.ndarray:
-    """Energy per operation of a design at `clock_ghz` over its node table's (at V_nom): (V/V_nom)² above the
-    node's nominal clock, 1 at or below it (module docstring)."""
-    over = np.maximum(np.asarray(clock_ghz, float) / np.asarray(nominal_clock_ghz, float), 1.0)
-    return energy_ratio(over)
+    """Energy per operation of a design at `clock_ghz` over its node table's (at V_nom, f_nom): (V/V_nom)² on the
+    node's curve, above 1 over the nominal clock, below 1 (down to MIN_FRACTION²) under it (module docstring)."""
+    return energy_ratio(np.asarray(clock_ghz, float) / np.asarray(nominal_clock_ghz, float))
+
+
+def throttle_energy_ratio(f, clock_over_nominal=1.0) -> np.ndarray:
+    """Energy per operation of a design at clock r·f_nom (`clock_over_nominal`) throttled to `f` of its clock, over
+    its energy at its own clock: (V(f·r)/V(r))² on the node's curve (1 at f = 1; its voltage floor is the node's,
+    MIN_FRACTION of V_nom, however low the design's own point)."""
+    r = np.asarray(clock_over_nominal, float)
+    return energy_ratio(np.asarray(f, float) * r) / energy_ratio(r)
