@@ -272,7 +272,8 @@ def test_random_designs_more_memory_capacity_never_lowers_best_throughput(case):
 
 def test_capacity_limited_batch_by_hand():
     """Mixtral-8x7B FP8 on one H200 replica (tp 1, pp 1, ep 2), 1,000 + 1,000 tokens, max 4,096: the batch is
-    what the memory holds, (memory − weights per chip) / KV per sequence per chip, KV = 32 layers × 8 KV heads ×
+    what the stack's KV room holds (TensorRT-LLM: 0.9 of the memory left after the weights, calibration.yaml
+    kv_memory_fraction), 0.9 (memory − weights per chip) / KV per sequence per chip, KV = 32 layers × 8 KV heads ×
     128 × 2 (K, V) × 1 byte × 2,000 tokens / ep 2 = 65.536 MB; and its TPOT is the chord between the knots
     of 1,024 and 2,048 (timed as fixed batches on a copy with room for both)."""
     from dataclasses import replace
@@ -287,7 +288,8 @@ def test_capacity_limited_batch_by_hand():
     res = map_llm(sc, shape, prec, hw, CAL, force_tp=1, force_pp=1, force_ep=2)
     w = llm_steps(sc, shape, prec, 1, 2, 1024).decode.weight_bytes_per_chip
     kv_seq = 32 * 8 * 128 * 2 * 1 * 2000 / 2
-    want = int((hw.mem_bytes[0] - w) // kv_seq)
+    assert CAL.kv_memory_of == "free" and CAL.kv_memory_fraction == 0.9
+    want = int(0.9 * (hw.mem_bytes[0] - w) // kv_seq)
     assert 1024 < want < 2048
     assert res.plan(0).batch == want and res.plan(0).micro_batches == 1
     big = replace(hw, mem_bytes=hw.mem_bytes * 4)

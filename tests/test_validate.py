@@ -100,13 +100,22 @@ from dse.validate.report import predict_rows, summarize
 # at 128 -38.2 -> -31.0 %, batch-1 decode +38.5 -> +23.4 %), decode_b1 7.0 -> 11.4 % (7 of its 11 rows closer; the
 # median row moves: Gaudi 2 TP4 (graph) -7.0 -> -11.4 %, GH200 TensorRT-LLM 0.12 +8.9 -> +16.7 %), moe 25.1 -> 30.6 %,
 # serving 14.2 -> 11.1 %, overall 9.5 -> 7.8 %.
+# With the static (offline) mapping's KV cache in the stack's room (Calibration.kv_room_bytes: TensorRT-LLM 0.9 of
+# the memory left after the weights, vLLM 0.9 of the whole; the serving engine already used it), the perf-overview
+# B200 rows on DGX B200's 180 GB, the DeepSeek-R1 8xB200 max-throughput row as the best batch up to the 7,168
+# offered, and `dse calibrate` rerun (2026-12-02, on main a10d8d1; tuned floor 4.49 us, link_eff 0.829, kernel_gap
+# 2.78 us): test (CLI, with serving) moe 86.0 -> 82.7 % (Qwen3-30B-A3B B200 1k/1k and 2k/128, Qwen3-235B 8xH200
+# a few points each; the per-row figures are in the commit), overall 7.2 -> 7.0 %, prefill 14.8 -> 15.0 % (refit),
+# other regimes within 0.2 point;
+# train moe 30.3 -> 24.8 % (Maverick 8xH100 +191 -> +176 %), large_batch 7.9 -> 8.6 % (MLPerf Llama-2-70B 8xH100
+# one point lower), overall 7.7 %.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 15.0, "large_batch": 10.0, "cnn": 29.5, "moe": 86.5, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 83.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -139,14 +148,14 @@ KNOWN_MISSES: dict[str, float] = {
     # Filled to its capacity batch (2026-12-01): 2.20x / 2.58x, Maverick 8xH100 2.83x. After the tuned refit that
     # the register-sourced MMA (MI300X throttling) implies (lowp_eff 0.6603 -> 0.7035): 2.21x / 2.61x / 2.86x.
     # With tuned.plugin_layers and its refit (2026-12-02): 2.24x / 2.67x / 2.91x.
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.30,
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.25,  # 2.18x since the stack KV room (2026-12-02)
     "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.75,
     # Llama-4-Maverick FP8 on 8xH100 measures 1/3.28 of the 8xH200 figure where HBM bandwidth is 1/1.43:
     # capacity-bound, the free memory after 50 GB/chip of weights is (141-50)/(80-50) = 3.0x larger on H200.
     # dse predicts H200/H100 = 1.24 at batch 1,024 on both; at their capacity batch 2.26 with a 16-bit KV
     # (H100 +57 %, H200 +8 %) or 1.91 with the assumed FP8 KV (+165 % / +54 %). The runtime's memory reserve
     # and the run's KV precision and max batch are not published.
-    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.95,
+    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.85,  # 2.76x since the stack KV room (2026-12-02)
     # loose (issue 12): DeepSeek-R1-0528 NVFP4 on 8xB200 at the TensorRT-LLM guide's max-throughput setup
     # (attention data parallel = tp 1 x ep 8, batch 7,168): dse 2.08x the guide's example output, whose own
     # source family shows a 2.3x software-only spread for this setup (measurements.yaml notes). The same

@@ -15,7 +15,8 @@ parallel for MoE models: experts spread over ep chips, attention data parallel o
   prefilled in chunks of ≤ PREFILL_CHUNK_TOKENS tokens (weights read once per chunk) that flow
   through the pp stages back to back: (chunks + pp − 1) × (chunk time / pp + hop).
 - replica throughput = B·out / (prefill time + out·TPOT); system throughput = dp × replica.
-- capacity per chip: the heaviest stage's weights + KV of B sequences × its layers / tp.
+- capacity per chip: the heaviest stage's weights, and the KV of B sequences × its layers / tp within the KV room
+  the software stack's runtime gives its cache (`Calibration.kv_room_bytes`, as the serving engine).
 - batch ranges: plans are knots (`plans.llm_ladders`); the largest batch a design may run between its last
   good knot and the next (max, capacity, SLOs) is timed on the chord between them (`_chords`).
 CNN: data parallel over all chips; latency = one batch through the network.
@@ -63,7 +64,7 @@ class MappingResult:
         return Plan(**{k: int(v[i]) for k, v in self.plans.items()})
 
 
-def residency(w, kv, act, sram_bytes, mem_bytes, cache=None):
+def residency(w, kv, act, sram_bytes, mem_bytes, cache=None, kv_room=None):
     """Where the per-chip working set lives: (weights_resident, kv_resident, fits, resident_bytes).
 
     The resident shares are fractions in [0, 1]: the SRAM left after the activation buffers holds
@@ -73,10 +74,10 @@ def residency(w, kv, act, sram_bytes, mem_bytes, cache=None):
     off-chip memory must hold everything in SRAM. A hardware-managed cache (`cache`) hits on the same
     share: plain LRU would evict a cyclic stream larger than itself, but the stack pins that share
     (CUDA L2 access-policy window with hitRatio = set-aside / window, Ampere and later), so `cache`
-    changes nothing here (kept for callers).
+    changes nothing here (kept for callers). `kv_room`: see `fits_in`.
     """
     wres, kres = _whole(w, kv, act, sram_bytes)
-    fits = fits_in(w, kv, act, sram_bytes, mem_bytes, (wres, kres))
+    fits = fits_in(w, kv, act, sram_bytes, mem_bytes, (wres, kres), kv_room)
     room = np.asarray(sram_bytes, float) - act
     fw = np.where(wres, 1.0, np.clip(room / np.maximum(w, 1e-30), 0.0, 1.0))
     fk = np.where(kres, 1.0, np.where(wres, np.clip((room - w) / np.maximum(kv, 1e-30), 0.0, 1.0), 0.0))
@@ -90,12 +91,21 @@ def _whole(w, kv, act, sram_bytes):
     return wres, wres & (w + kv + act <= sram_bytes)
 
 
-def fits_in(w, kv, act, sram_bytes, mem_bytes, whole=None):
+def fits_in(w, kv, act, sram_bytes, mem_bytes, whole=None, kv_room=None):
     """`residency`'s `fits` alone: off-chip memory holds whatever is not wholly resident, or, without
-    memory, SRAM holds everything (`whole`: `_whole`'s masks when the caller has them)."""
+    memory, SRAM holds everything (`whole`: `_whole`'s masks when the caller has them).
+
+    `kv_room(memory_bytes, weight_bytes)` (the software stack's `Calibration.kv_room_bytes`): the bytes its
+    runtime gives the KV cache on a memory holding those weights (TensorRT-LLM 0.9 of the memory free after
+    the weights, vLLM 0.9 of the whole memory less the weights); an off-chip KV cache must fit in it, as the
+    serving engine admits requests (dse.evaluate.serving). None: all the memory the weights leave."""
     wres, kres = whole if whole is not None else _whole(w, kv, act, sram_bytes)
-    need_off = np.where(wres, 0.0, w) + np.where(kres, 0.0, kv)
-    return np.where(mem_bytes > 0, need_off <= mem_bytes, w + kv + act <= sram_bytes)
+    w_off, kv_off = np.where(wres, 0.0, w), np.where(kres, 0.0, kv)
+    if kv_room is None:
+        off_ok = w_off + kv_off <= mem_bytes
+    else:
+        off_ok = (w_off <= mem_bytes) & (kv_off <= kv_room(mem_bytes, w_off))
+    return np.where(mem_bytes > 0, off_ok, w + kv + act <= sram_bytes)
 
 
 def _lerp(a, b, th):
@@ -416,8 +426,8 @@ def _group_plans(t: LlmPlanTable, chips: int) -> tuple[np.ndarray, ...]:
     return j, (w + act)[None, :], (w + kv)[None, :], (w + kv + act)[None, :], kv[None, :], act, w
 
 
-def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray):
-    """(design, plan) pairs whose plan the design tries and that fit (`residency`), design-major in plan
+def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray, cal: Calibration):
+    """(design, plan) pairs whose plan the design tries and that fit (`residency` with the stack's KV room), design-major in plan
     order, with their resident shares (fw, fk); and per design the largest micro-batch-1 plan it tries
     that does not fit (-1: none), for the reason. `chips` must be sorted."""
     n = hw.n
@@ -425,14 +435,16 @@ def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray):
     starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [n]])
     pis, pjs, wrs, krs, largest = [], [], [], [], np.full(n, -1, np.int64)
     for a, b in zip(starts, ends):
-        j, wa, wkv, wka, kv, _, _ = _group_plans(t, int(chips[a]))
+        j, wa, wkv, wka, kv, _, w_j = _group_plans(t, int(chips[a]))
         if not len(j):
             continue
         sram, mem = hw.sram_bytes[a:b, None], hw.mem_bytes[a:b, None]
         # `residency`'s fits: what is not wholly resident must fit off-chip (or all in SRAM without memory)
         wres = wa <= sram
         kres = wres & (wka <= sram)
-        fits = kres | ((mem > 0) & (np.where(wres, kv, wkv) <= mem))
+        # `fits_in` with the stack's KV room: weights not resident and the KV cache (when not resident) in memory
+        w_off = np.where(wres, 0.0, w_j[None, :])
+        fits = kres | ((mem > 0) & (w_off <= mem) & (kv <= cal.kv_room_bytes(mem, w_off)))
         r, c = np.nonzero(fits)
         pis.append(r + a)
         pjs.append(j[c])
@@ -476,7 +488,7 @@ def _pair_times(t: LlmPlanTable, hw: HwView, cal: Calibration, i, j, partial, co
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n = hw.n
     chips = chips_all[rows]
-    pi, pj, fw, fk, largest = _candidates(t, hw, chips)  # candidates: the plan is tried and fits
+    pi, pj, fw, fk, largest = _candidates(t, hw, chips, cal)  # candidates: the plan is tried and fits
     combo, partial = residency_combo(fw, fk)
     hop = collective_time("sendrecv", t.hop_bytes, np.full(len(t.hop_bytes), 2.0), hw, cal)
     static = hw.static_w if hw.static_w is not None else np.zeros(n)
@@ -654,7 +666,7 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
     if len(u):
         ui, uj = i[u], hi[u]
         w_, kv_, act_ = t.w[uj], t.kv[uj], t.act[uj]
-        ufw, ufk, _, _ = residency(w_, kv_, act_, hw.sram_bytes[ui], hw.mem_bytes[ui])
+        ufw, ufk, _, _ = residency(w_, kv_, act_, hw.sram_bytes[ui], hw.mem_bytes[ui], kv_room=cal.kv_room_bytes)
         ucombo, upartial = residency_combo(ufw, ufk)
         tp_, pre_, tt_, _, jl = _pair_times(t, hw, cal, ui, uj, upartial, ucombo, ufw, ufk, memo, hop, chips,
                                             static, out_len)
@@ -673,7 +685,8 @@ def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, goo
 
     def ok(x):
         th = frac(x)
-        fits = fits_in(w, _lerp(t.kv[lo], t.kv[hi], th), _lerp(t.act[lo], t.act[hi], th), sram, mem)
+        fits = fits_in(w, _lerp(t.kv[lo], t.kv[hi], th), _lerp(t.act[lo], t.act[hi], th), sram, mem,
+                       kv_room=cal.kv_room_bytes)
         return (x * other <= max_b) & fits & slo_met(_lerp(tpot[q], h_tpot, th), _lerp(ttft[q], h_ttft, th))
 
     a = _largest_ok(x_lo, x_hi, ok)  # ok(x_lo), not ok(x_hi)
