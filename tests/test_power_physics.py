@@ -71,10 +71,10 @@ KNOWN_GAPS = {
                        "datapath, (V/V_nom)^2 = 0.92 at 1.34 GHz; SRAM feed 62 W from its 326 KB banks) vs the 75 W "
                        "card (6.6x). The card's own measurements bound it (measurements_more.md 6.11, "
                        "tests/test_power_card_bounds.py): <= 133 W per card under ResNet-50 Offline, where the model "
-                       "draws 380 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
+                       "draws 375 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
                        "model's 0.195: the per-operation energy of an at-memory 8-bit PE array, and the running floor "
                        "(0.56 of peak, fitted on GPUs: 242 W here) are the gap",
-    "Cloud-AI100-Ultra": "model 56.8 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op at the voltage floor, "
+    "Cloud-AI100-Ultra": "model 56.8 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
                          "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; running floor 30.6 W) vs 150 W / 4 SoCs "
                          "= 37.5 W (1.52x; 2.52x before the voltage followed the clock below the node's nominal "
                          "clock). The same SoC's 75 W Standard card at 400 TOPS (recalled) is 0.19 pJ per INT8 op "

@@ -43,8 +43,9 @@ class ProcessNode(_Strict):
     sram_gbps_per_mb_cache: float = Pos
     energy_pj_per_flop: dict[str, NonNegativeFloat]
     sram_pj_per_byte: float = NonNeg
-    # Clock its energy figures hold at: the node's nominal voltage is reached there, a design clocked above it
-    # pays (V/V_nom)² per operation (dse.model.voltage)
+    # Clock its energy figures hold at: the node's nominal voltage is reached there; a design's supply follows its
+    # clock on the node's curve, so it pays (V/V_nom)² per operation, more above this clock, less below it
+    # (dse.model.voltage)
     nominal_clock_ghz: float = Pos
     static_w_per_mm2: float = NonNeg
     uncore_fraction: float = NonNeg
