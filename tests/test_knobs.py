@@ -129,6 +129,11 @@ def test_bounds_reject_in_pydantic_and_flag_in_arrays(k):
         typed = int(v) if k.type is int else v
         Design.from_flat({k.name: typed, **extra})  # accepted
         arr = DesignArrays.from_columns({k.name: [v], **{x: [y] for x, y in extra.items()}}, TECH)
+        if k.name == "chip.clock_ghz" and not arr.valid[0]:
+            # within the knob's bounds, past what the default node reaches at its highest supply: a physical
+            # rule of its own (tests/test_clock_reach.py), not the knob's bound
+            assert "reaches at its highest supply" in arr.reason[0] and "must be" not in arr.reason[0]
+            continue
         assert arr.valid[0], arr.reason[0]
         assert np.isfinite(arr.macs).all() and np.isfinite(arr.peak_tflops_headline).all()
 

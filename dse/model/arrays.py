@@ -14,7 +14,7 @@ import numpy as np
 from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES
 from dse.model.technology import Technology
-from dse.model.voltage import design_energy_ratio
+from dse.model.voltage import MAX_FRACTION, design_energy_ratio, max_clock_ratio
 
 
 def _default(knob: str) -> Any:
@@ -324,7 +324,17 @@ class DesignArrays:
         out["mma_operand_factor"] = operand
         # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
         # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
-        out["clock_over_nominal"] = clock / np.array([nd.nominal_clock_ghz for nd in nodes])[node_i]
+        nominal = np.array([nd.nominal_clock_ghz for nd in nodes])[node_i]
+        out["clock_over_nominal"] = clock / nominal
+        reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
+        over = clock > reach * (1.0 + 1e-9)
+        if over.any():
+            node_names = np.array(list(tech.process_nodes), dtype=object)[node_i]
+            msgs = np.full(n, "", dtype=object)
+            msgs[over] = [f"chip.clock_ghz: {c:g} GHz is above what {nm} reaches at its highest supply "
+                          f"({MAX_FRACTION:g} x its nominal voltage): at most {r:.3g} GHz"
+                          for c, nm, r in zip(clock[over], node_names[over], reach[over])]
+            flags.flag(over, msgs)
         volt = design_energy_ratio(out["clock_over_nominal"], 1.0)
         out["voltage_energy_ratio"] = volt
         # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's

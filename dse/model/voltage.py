@@ -41,6 +41,12 @@ THRESHOLD_FRACTION = 0.4
 # 0.75 V nominal supply. Below it the clock still drops but the voltage does not: energy per operation stays
 # at MIN_FRACTION² and power falls only linearly with the clock. Bounds 0.6-0.85.
 MIN_FRACTION = 0.7
+# Highest supply, as a fraction of nominal, a design may run at: consumer GPUs on TSMC N5/N4 boost to 2.5-2.7 GHz at
+# up to ~1.05-1.1 V against a ~0.75 V nominal core supply (recalled, not in the reference notes); beyond it gate
+# oxide wear-out and the power density end the curve. A clock above what the node reaches there
+# (`max_clock_ratio` x f_nom, 1.43 x) is not a design point: `DesignArrays` marks it infeasible instead of charging
+# (V/V_nom)² for a supply no part runs at. Bounds 1.3-1.5.
+MAX_FRACTION = 1.45
 _NEWTON_STEPS = 60          # at most; converges to round-off in a handful for clocks within 2x of nominal
 
 
@@ -80,6 +86,11 @@ def _solve(r: np.ndarray) -> np.ndarray:
         if not live.any():
             break
     return v
+
+
+def max_clock_ratio() -> float:
+    """The clock, over the node's nominal one, that a circuit reaches at the highest supply (MAX_FRACTION)."""
+    return float(_delay_inverse(np.float64(MAX_FRACTION)) / _delay_inverse(np.float64(1.0)))
 
 
 def energy_ratio(f_ratio) -> np.ndarray:
