@@ -243,7 +243,7 @@ def test_report_recomputes_from_the_model(data):
     rows = {r.id: r for r in predict_rows("all")}
     assert rows[m.id].predicted == pytest.approx(base)
     # change a constant: the prediction (and the report built on it) follows
-    slower = cal.model_copy(update={"kernel_gap_us": cal.kernel_gap_us + 100.0})
+    slower = cal.model_copy(update={"launch_us": cal.launch_us + 100.0})  # a lone kernel: launch, then the kernel
     assert predict(m, slower, data.models) > base + 99e-3
     rows2 = {r.id: r for r in predict_rows("all", {m.software_class: slower})}
     assert rows2[m.id].predicted == pytest.approx(predict(m, slower, data.models))
@@ -387,3 +387,24 @@ def test_cnn_latency_is_one_batch_on_one_chip(data):
     assert predict(lat, cal, data.models) == pytest.approx(8 * 1e3 / ips, rel=1e-9)
     b1 = lat.model_copy(update={"batch": 1})
     assert 0 < predict(b1, cal, data.models) < predict(lat, cal, data.models)
+
+
+def test_lone_kernel_and_layer_rows_pay_no_engine_step_and_a_serial_launch(data):
+    """A kernel or a layer timed alone in a loop has no engine step around it (no scheduling, no sampling): the
+    stack's step_overhead_us does not move it; a lone GEMM is timed one call at a time, so its time is the
+    stack's launch plus the kernel's device time (LLMCompass K = N sweep at M = 8192)."""
+    from dse.validate.predict import LOOPED_KINDS
+
+    rows = [m for m, _ in select("all") if m.kind in LOOPED_KINDS]
+    assert {m.kind for m in rows} == set(LOOPED_KINDS)
+    for m in rows:
+        cal = load_calibration(m.software_class)
+        busy = cal.model_copy(update={"step_overhead_us": cal.step_overhead_us + 1000.0})
+        assert predict(m, busy, data.models) == predict(m, cal, data.models), m.id
+    g = next(m for m in rows if m.id == "llmcompass-gemm-a100-m8192-k64-n64")
+    cal = load_calibration(g.software_class)
+    t = 2.0 * g.m * g.k * g.n / (predict(g, cal, data.models) * 1e12)              # seconds per call
+    t_later = 2.0 * g.m * g.k * g.n / (predict(g, cal.model_copy(update={"launch_us": cal.launch_us + 7.0}),
+                                               data.models) * 1e12)
+    assert t_later - t == pytest.approx(7e-6, rel=1e-9)                           # the launch adds, in full
+    assert cal.launch_us * 1e-6 < t < cal.launch_us * 1e-6 + 10e-6                # 2 MB and 67 MFLOP: ~us of device

@@ -187,12 +187,15 @@ def _predict_cnn(m: Measurement, cal: Calibration, models) -> float:
 
 
 def _predict_gemm(m: Measurement, cal: Calibration, models) -> float:
-    """One GEMM: activations (m x k) times a weight matrix (k x n) read from off-chip memory."""
+    """One GEMM: activations (m x k) times a weight matrix (k x n) read from off-chip memory, timed alone, one
+    call at a time: the host's launch and the kernel follow one another (nothing queued behind the call to
+    hide the launch under), so the time is the stack's `launch_us` plus the kernel's device time."""
 
     b = OpBuilder(_precision(m.precision))
     b.gemm("gemm", m.m, m.k, m.n)
     off = np.zeros(1, bool)
-    t = float(op_times(b.table(), _hw(m), cal, off, off, np.zeros(1)).total[0, 0])
+    device = cal.model_copy(update={"launch_us": 0.0, "kernel_gap_us": 0.0})
+    t = float(op_times(b.table(), _hw(m), device, off, off, np.zeros(1)).total[0, 0]) + cal.launch_us * 1e-6
     if m.metric == "gemm_tflops":
         return 2.0 * m.m * m.k * m.n / t / 1e12
     return t * 1e3
@@ -208,6 +211,13 @@ _KIND = {"llm": _predict_llm, "power": _predict_power, "layer": _predict_layer, 
          "collective": _predict_collective}
 
 
+#: measurement kinds that time one kernel or one layer alone, in a loop (LLMCompass, Vidur): no engine step around
+#: it (no request scheduling, no sampling), so the stack's per-step cost is not paid
+LOOPED_KINDS = frozenset({"gemm", "layer"})
+
+
 def predict(m: Measurement, cal: Calibration, models: dict | None = None) -> float:
     """The model's value of `m.metric` for the measured setup, in `m.unit` (NaN if it cannot run)."""
+    if m.kind in LOOPED_KINDS and cal.step_overhead_us:
+        cal = cal.model_copy(update={"step_overhead_us": 0.0})
     return float(_KIND[m.kind](m, cal.for_stack(m.stack), models or {}))
