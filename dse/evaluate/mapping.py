@@ -57,6 +57,11 @@ class MappingResult:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
     plans: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def replica_chips(self) -> np.ndarray:
+        """Chips of one replica of each design's plan (tp · pp · ep, as `Plan.replica_chips`; 0 where infeasible)."""
+        return np.asarray(self.plans["tp"] * self.plans["pp"] * self.plans["ep"], np.int64)
+
     def plan(self, i: int) -> Plan | None:
         """The plan scored for design `i`, or None when it has none."""
         if not self.feasible[i]:
@@ -417,13 +422,13 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
 
 @lru_cache(maxsize=4096)
 def _group_plans(t: LlmPlanTable, chips: int) -> tuple[np.ndarray, ...]:
-    """(plans, w + act, w + kv, w + kv + act, kv, act, w) of the plans a design of `chips` chips tries:
+    """(plans, w + act, w + kv + act, kv, act, w) of the plans a design of `chips` chips tries:
     the tp·ep·pp chips the plan needs and a pipeline depth the design tries (its own whole-system depth,
     not another design's of the call), in plan order."""
     ok = (chips >= t.replica) & (t.depth_any | depth_tried(t.pp, t.grp, chips))
     j = np.flatnonzero(ok)
     w, kv, act = t.w[j], t.kv[j], t.act[j]
-    return j, (w + act)[None, :], (w + kv)[None, :], (w + kv + act)[None, :], kv[None, :], act, w
+    return j, (w + act)[None, :], (w + kv + act)[None, :], kv[None, :], act, w
 
 
 def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray, cal: Calibration):
@@ -435,16 +440,14 @@ def _candidates(t: LlmPlanTable, hw: HwView, chips: np.ndarray, cal: Calibration
     starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [n]])
     pis, pjs, wrs, krs, largest = [], [], [], [], np.full(n, -1, np.int64)
     for a, b in zip(starts, ends):
-        j, wa, wkv, wka, kv, _, w_j = _group_plans(t, int(chips[a]))
+        j, wa, wka, kv, act, w_j = _group_plans(t, int(chips[a]))
         if not len(j):
             continue
         sram, mem = hw.sram_bytes[a:b, None], hw.mem_bytes[a:b, None]
-        # `residency`'s fits: what is not wholly resident must fit off-chip (or all in SRAM without memory)
+        # `residency`'s fits with the stack's KV room, from the group's sums (`_whole`'s masks)
         wres = wa <= sram
         kres = wres & (wka <= sram)
-        # `fits_in` with the stack's KV room: weights not resident and the KV cache (when not resident) in memory
-        w_off = np.where(wres, 0.0, w_j[None, :])
-        fits = kres | ((mem > 0) & (w_off <= mem) & (kv <= cal.kv_room_bytes(mem, w_off)))
+        fits = fits_in(w_j[None, :], kv, act[None, :], sram, mem, (wres, kres), cal.kv_room_bytes)
         r, c = np.nonzero(fits)
         pis.append(r + a)
         pjs.append(j[c])

@@ -108,7 +108,7 @@ def replay(arr: DesignArrays, scenario, cal: Calibration | None = None, prefill:
     own = prefix_cache_tier(engine, w, host=False)           # a split of the design's own replicas
     if w.kv_offload is not None:
         own = _where(host, prefix_cache_tier(engine, w, host=True), own)
-    replica = np.asarray(res.plans["tp"] * res.plans["pp"] * res.plans["ep"], np.int64)[rows]
+    replica = res.replica_chips[rows]
     pre, pre_chips = own, replica.copy()
     if pool is not None:
         pe = _rows(pool.engine, rows)

@@ -217,7 +217,7 @@ def prefill_pool(scenario, hw: HwView, cost_usd: np.ndarray, feasible: np.ndarra
                                        res, w)
         at = ok[rows]
         fit[at] = True
-        per = np.asarray(res.plans["tp"] * res.plans["pp"] * res.plans["ep"], np.int64)[rows]
+        per = res.replica_chips[rows]
         share = per / np.asarray(sub.num_chips, float)[rows]
         chips[at] = per
         cost[at] = np.asarray(cost_usd, float)[at] * share
@@ -342,8 +342,7 @@ def _choose(scenario, hw: HwView, cal: Calibration, score, force_tp: int | None 
     dp = np.concatenate([p[3] for p in parts])
     cid = np.concatenate([np.full(len(p[2]), p[0]) for p in parts])
     draft = _concat([p[4] for p in parts]) if spec else None
-    chips = np.array([int(np.asarray(cands[c].plans["tp"] * cands[c].plans["pp"] * cands[c].plans["ep"])[i])
-                      for c, i in zip(cid, idx)], dtype=np.int64)
+    chips = np.array([int(cands[c].replica_chips[i]) for c, i in zip(cid, idx)], dtype=np.int64)
     rate = score(engine, dp, w, idx, hw.n, draft, chips)
     scores = np.full(live.shape, -np.inf)
     scores[cid, idx] = rate
@@ -508,8 +507,8 @@ def serving_metrics(scenario, shape, prec, hw: HwView, cal: Calibration, res: Ma
     power = np.asarray(res.metrics.get("power_w", np.zeros(hw.n)), float)[idx]
     tco = tco_usd_per_hour(cost, power, tech)
     best = None
-    replica_chips = np.asarray(res.plans["tp"] * res.plans["pp"] * res.plans["ep"], np.int64)[idx]
-    for choice, build in deployments(engine, dp, w, draft, None if pool is None else pool.rows(idx), replica_chips):
+    for choice, build in deployments(engine, dp, w, draft, None if pool is None else pool.rows(idx),
+                                     res.replica_chips[idx]):
         s = summary(build, w, engine.n) | choice
         s["score"] = s["max_rate_rps"] * (tco / np.maximum(
             tco_usd_per_hour(cost + s["pool_cost_usd"], power + s["pool_power_w"], tech), 1e-30)
