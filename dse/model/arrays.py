@@ -329,11 +329,10 @@ class DesignArrays:
         reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
         over = clock > reach * (1.0 + 1e-9)
         if over.any():
-            node_names = np.array(list(tech.process_nodes), dtype=object)[node_i]
             msgs = np.full(n, "", dtype=object)
             msgs[over] = [f"chip.clock_ghz: {c:g} GHz is above what {nm} reaches at its highest supply "
                           f"({MAX_FRACTION:g} x its nominal voltage): at most {r:.3g} GHz"
-                          for c, nm, r in zip(clock[over], node_names[over], reach[over])]
+                          for c, nm, r in zip(clock[over], names["chip.process_node"][over], reach[over])]
             flags.flag(over, msgs)
         volt = design_energy_ratio(out["clock_over_nominal"], 1.0)
         out["voltage_energy_ratio"] = volt
