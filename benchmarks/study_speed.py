@@ -18,10 +18,13 @@ Wall and CPU seconds per contender (CPU: the process's threads and finished chil
 on a shared machine), the CPU seconds inside the model (`model`; `own` = CPU - model: the contender's own work),
 and the runner's ratios in both. `--repeat N` runs N rounds (each contender once per round) and reports medians.
 Hypervolume: of each contender's feasible front, all with ONE reference point: the worst feasible value of
-each objective over all contenders, pushed 10 % of the range further.
+each objective over all contenders, pushed 10 % of the range further. `--seeds 1,2,3,4,5` runs every
+contender with each seed (the study's seed; pymoo's and Optuna's seed alike): one reference point per seed,
+and the runner's hypervolume ratio per seed with its median and spread (one seed says little: a search's
+hypervolume moves by about a percent from seed to seed).
 
 Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--skip-journal]
-                                      [--repeat 1] [--only runner,pymoo]
+                                      [--repeat 1] [--only runner,pymoo] [--seeds 1]
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class Clock:
         return {"wall": time.perf_counter() - self.wall0, "cpu": self.cpu() - self.cpu0}
 
 
-def make_study(tmp: Path, trials: int, population: int, mix: str) -> Path:
+def make_study(tmp: Path, trials: int, population: int, mix: str, seed: int = 1) -> Path:
     text = f"""
 name: speed
 search_space: {ROOT / 'search_spaces' / 'datacenter.yaml'}
@@ -77,10 +80,10 @@ objectives:
   - {{metric: power_w, direction: minimize}}
 sampler: {{kind: nsga2, population_size: {population}}}
 budget: {{trials: {trials}}}
-seed: 1
+seed: {seed}
 execution: {{backend: serial}}
 """
-    p = tmp / "speed.yaml"
+    p = tmp / f"speed-{seed}.yaml"
     p.write_text(text)
     return p
 
@@ -313,6 +316,18 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
             "designs": prob.designs, "model": prob.ev.cpu, "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
 
 
+def _hypervolumes(out: dict[str, dict], maximize: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """The shared reference point of the contenders' results (worst feasible value of each objective over all
+    of them, pushed 10 % of the range further) and each contender's hypervolume against it."""
+    feas_all = np.vstack([to_minimization(r["Y"][r["feasible"]], maximize) for r in out.values()])
+    lo, hi = feas_all.min(axis=0), feas_all.max(axis=0)
+    ref_min = hi + 0.1 * np.maximum(hi - lo, 1e-12)
+    ref = np.where(maximize, -ref_min, ref_min)
+    hv = {k: hypervolume(r["Y"][r["feasible"]], ref, maximize) if r["feasible"].any() else 0.0
+          for k, r in out.items()}
+    return ref, hv
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10_000)
@@ -321,70 +336,79 @@ def main() -> None:
     ap.add_argument("--skip-journal", action="store_true", help="skip plain Optuna `optimize` on a journal file")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender; medians are reported")
     ap.add_argument("--only", default="", help="comma-separated contenders to run (default: all), e.g. runner,pymoo")
+    ap.add_argument("--seeds", default="1", help="comma-separated study seeds, e.g. 1,2,3,4,5 (hypervolume per seed)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="dse-speed-"))
     try:
-        path = make_study(tmp, args.trials, args.population, args.mix)
-        st = load_study(path)
+        paths = {seed: make_study(tmp, args.trials, args.population, args.mix, seed) for seed in seeds}
+        st = load_study(paths[seeds[0]])
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
-              f"{args.trials} trials, 3 objectives, in-process on one core")
-        contenders: dict[str, Any] = {"runner": lambda: run_runner(path, tmp),
-                                      "optuna-batched": lambda: run_optuna_batched(path, args.trials),
-                                      "pymoo": lambda: run_pymoo(path, args.trials)}
-        if not args.skip_journal:
-            contenders["optuna-journal"] = lambda: run_optuna_journal(path, tmp, args.trials)
-        if args.only:
-            keep = {c.strip() for c in args.only.split(",")}
-            contenders = {k: v for k, v in contenders.items() if k in keep}
-        runs: dict[str, list[dict]] = {}
+              f"{args.trials} trials, 3 objectives, in-process on one core, seeds {seeds}")
+        keep = {c.strip() for c in args.only.split(",")} if args.only else None
+        runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}
         for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
-            for name, fn in contenders.items():
-                r = fn()
-                if r is not None:
-                    runs.setdefault(name, []).append(r)
-        out: dict[str, dict] = {}
-        for name, rs in runs.items():  # median wall and CPU over the rounds; the results are the same every round
-            out[name] = {**rs[0], **{k: float(np.median([r[k] for r in rs])) for k in ("wall", "cpu", "model")},
-                         "walls": [r["wall"] for r in rs]}
+            for seed, path in paths.items():
+                contenders: dict[str, Any] = {"runner": lambda: run_runner(path, tmp),
+                                              "optuna-batched": lambda: run_optuna_batched(path, args.trials),
+                                              "pymoo": lambda: run_pymoo(path, args.trials)}
+                if not args.skip_journal:
+                    contenders["optuna-journal"] = lambda: run_optuna_journal(path, tmp, args.trials)
+                for name, fn in contenders.items():
+                    if keep is None or name in keep:
+                        r = fn()
+                        if r is not None:
+                            runs[seed].setdefault(name, []).append(r)
         maximize = st.spec.maximize
-        feas_all = np.vstack([to_minimization(r["Y"][r["feasible"]], maximize) for r in out.values()])
-        lo, hi = feas_all.min(axis=0), feas_all.max(axis=0)
-        ref_min = hi + 0.1 * np.maximum(hi - lo, 1e-12)
-        ref = np.where(maximize, -ref_min, ref_min)
-        print(f"hypervolume reference point (shared): {dict(zip([o.metric for o in st.spec.objectives], ref.round(4).tolist()))}")
-        if args.repeat > 1:
-            print(f"median of {args.repeat} rounds; wall s of each round: "
-                  + "; ".join(f"{k} {', '.join(f'{w:.2f}' for w in r['walls'])}" for k, r in out.items()))
-        print(f"{'contender':<15} {'trials':>7} {'wall s':>8} {'trials/s':>9} {'CPU s':>7} {'model':>6} {'own':>6} "
-              f"{'evaluated':>9} {'feasible':>8} {'front':>6} {'hypervolume':>12}  note")
-        hv = {}
-        for name, r in out.items():
-            Y, f = r["Y"], r["feasible"]
-            front = int(nondominated_mask(Y[f], maximize).sum()) if f.any() else 0
-            hv[name] = hypervolume(Y[f], ref, maximize) if f.any() else 0.0
-            print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} "
-                  f"{r['model']:>6.2f} {r['cpu'] - r['model']:>6.2f} {r['designs']:>9} "
-                  f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
-        if "runner" in runs:
-            keys = list(runs["runner"][0]["sections"])
-            med = {k: float(np.median([r["sections"].get(k, 0.0) for r in runs["runner"]])) for k in keys}
-            print("runner own work, CPU s (median over rounds; main thread by part, then its other threads): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + f"; sum {sum(med.values()):.3f}")
-        # model work per trial: the runner evaluates only designs it has not seen (smaller calls: the model's
-        # fixed cost per call weighs more per design); pymoo evaluates every trial (duplicates eliminated)
-        print("model CPU per evaluated design / own CPU per trial, us: " + "; ".join(
-            f"{k} {1e6 * r['model'] / max(r['designs'], 1):.0f} / {1e6 * (r['cpu'] - r['model']) / len(r['Y']):.0f}"
-            for k, r in out.items()))
-        rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
-        cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
-        for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
-            if other in out and "runner" in out:
-                goal = f" (target >= {target:g}x at 10,000 trials)" if target else ""
-                print(f"runner / {other:<14}: {rate['runner'] / rate[other]:5.2f}x trials/s{goal}, "
-                      f"{cpu_rate['runner'] / cpu_rate[other]:5.2f}x trials per CPU s; hypervolume "
-                      f"{hv['runner'] / hv[other] if hv[other] else math.inf:.3f}x")
+        metrics = [o.metric for o in st.spec.objectives]
+        ratios: dict[str, list[float]] = {}
+        for seed in seeds:
+            out: dict[str, dict] = {}
+            for name, rs in runs[seed].items():  # median wall and CPU over the rounds; results are the same every round
+                out[name] = {**rs[0], **{k: float(np.median([r[k] for r in rs])) for k in ("wall", "cpu", "model")},
+                             "walls": [r["wall"] for r in rs]}
+            if not out:
+                return
+            ref, hv = _hypervolumes(out, maximize)
+            print(f"\nseed {seed}: hypervolume reference point (shared): "
+                  f"{dict(zip(metrics, ref.round(4).tolist()))}")
+            if args.repeat > 1:
+                print(f"median of {args.repeat} rounds; wall s of each round: "
+                      + "; ".join(f"{k} {', '.join(f'{w:.2f}' for w in r['walls'])}" for k, r in out.items()))
+            print(f"{'contender':<15} {'trials':>7} {'wall s':>8} {'trials/s':>9} {'CPU s':>7} {'model':>6} "
+                  f"{'own':>6} {'evaluated':>9} {'feasible':>8} {'front':>6} {'hypervolume':>12}  note")
+            for name, r in out.items():
+                Y, f = r["Y"], r["feasible"]
+                front = int(nondominated_mask(Y[f], maximize).sum()) if f.any() else 0
+                print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} "
+                      f"{r['model']:>6.2f} {r['cpu'] - r['model']:>6.2f} {r['designs']:>9} "
+                      f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
+            if "runner" in runs[seed]:
+                keys = list(runs[seed]["runner"][0]["sections"])
+                med = {k: float(np.median([r["sections"].get(k, 0.0) for r in runs[seed]["runner"]])) for k in keys}
+                print("runner own work, CPU s (median over rounds; main thread by part, then its other threads): "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + f"; sum {sum(med.values()):.3f}")
+            # model work per trial: the runner evaluates only designs it has not seen (smaller calls: the model's
+            # fixed cost per call weighs more per design); pymoo evaluates every trial (duplicates eliminated)
+            print("model CPU per evaluated design / own CPU per trial, us: " + "; ".join(
+                f"{k} {1e6 * r['model'] / max(r['designs'], 1):.0f} / {1e6 * (r['cpu'] - r['model']) / len(r['Y']):.0f}"
+                for k, r in out.items()))
+            rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
+            cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
+            for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
+                if other in out and "runner" in out:
+                    goal = f" (target >= {target:g}x at 10,000 trials)" if target else ""
+                    ratio = hv["runner"] / hv[other] if hv[other] else math.inf
+                    ratios.setdefault(other, []).append(ratio)
+                    print(f"runner / {other:<14}: {rate['runner'] / rate[other]:5.2f}x trials/s{goal}, "
+                          f"{cpu_rate['runner'] / cpu_rate[other]:5.2f}x trials per CPU s; hypervolume {ratio:.3f}x")
+        if len(seeds) > 1:
+            print()
+            for other, rs in ratios.items():
+                print(f"hypervolume runner / {other} over seeds {seeds}: median {np.median(rs):.4f}x, "
+                      f"min {min(rs):.4f}, max {max(rs):.4f} ({', '.join(f'{x:.4f}' for x in rs)})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

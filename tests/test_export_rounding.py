@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from dse.runs.reader import run_meta
-from dse.study.export import decimals_of, export, tidy_float
+from dse.study.export import export, tidy_float
+from dse.study.space import decimals_of
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 

@@ -207,10 +207,12 @@ def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
     orig = StudyRunner._array_batch
 
     def spy(self, *a, **k):
-        df, core, Y = orig(self, *a, **k)
+        df, core, Y, fitness = orig(self, *a, **k)
         seen.append((objective_matrix(df, self.objectives), Y))
         assert core.equals(df.drop("_optuna", "_study_attrs"))  # the part as finalize gets it
-        return df, core, Y
+        F, cv = self._fitness(df)  # what a replay feeds the sampler, read from the part
+        assert np.array_equal(F, fitness[0]) and np.array_equal(cv, fitness[1])
+        return df, core, Y, fitness
 
     monkeypatch.setattr(StudyRunner, "_array_batch", spy)
     cfg = _study(tmp_path, objectives=[{"metric": "local_llm.tpot_ms", "direction": "minimize"},

@@ -16,7 +16,9 @@ A run folder (`runs/<study>/`) holds
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -178,3 +180,12 @@ class Summary(_Model):
     reference_point_rule: str | None = None
     objectives: list[Objective] = Field(default_factory=list)
     best: dict[str, Any] = Field(default_factory=dict)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from `path`, {} when missing or unreadable (a killed run may lack summary.json)."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (ValueError, OSError):  # malformed JSON or not UTF-8 (both ValueErrors), unreadable
+        data = {}
+    return data if isinstance(data, dict) else {}

@@ -7,7 +7,6 @@ from the parts when results.parquet is missing or behind).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +39,10 @@ from dse.runs.layout import (
     TECHNOLOGY_YAML,
     Objective,
     RunMeta,
+    read_json,
 )
 from dse.runs.writer import PartStore
 from dse.workloads.scenarios import load_mix
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from `path`, {} when missing or unreadable (a killed run may lack summary.json)."""
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except (ValueError, OSError):  # malformed JSON or not UTF-8 (both ValueErrors), unreadable
-        data = {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_study_yaml(path: Path) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +98,6 @@ def design_dict(design: Any, step_decimals: dict[str, int] | None = None) -> dic
         if isinstance(fields, dict):
             data[section] = {k: tidy_float(v, step_decimals.get(f"{section}.{k}")) for k, v in fields.items()}
     return data
-
-
-def decimals_of(low: float, step: float) -> int:
-    """Decimals that every point low + k·step of a stepped range needs (0.05 + k·0.1 → 2)."""
-    return max(0, *(-Decimal(repr(float(x))).normalize().as_tuple().exponent for x in (low, step)))
 
 
 def tidy_float(value: Any, decimals: int | None = None) -> Any:

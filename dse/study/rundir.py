@@ -16,11 +16,10 @@ import yaml
 import dse
 from dse.errors import DseUserError
 from dse.runs.front import STUDY_RULE
-from dse.runs.layout import JOURNAL, RUN_JSON, STUDY_YAML, RunMeta
-from dse.study.export import decimals_of
-from dse.runs.reader import read_json
+from dse.runs.layout import JOURNAL, RUN_JSON, STUDY_YAML, RunMeta, read_json
 from dse.runs.writer import PartStore, store_technology, write_meta
 from dse.study.evaluator import ModelEvaluator
+from dse.study.space import decimals_of
 from dse.study.spec import Study
 
 

@@ -327,15 +327,14 @@ class StudyRunner:
                 X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
                 keys = design_keys(X)
                 results = self._evaluate_cached(cols, keys)
-                df, core, values = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
-                                                     dt.datetime.now(), b)
+                df, core, values, fitness = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
+                                                              dt.datetime.now(), b)
                 parts.write(b, df)  # system of record first
                 if background is not None:
                     background.sync(b)
                 else:
                     mirror.add_rows(df, dists)
-                ga.observe(X, *self._fitness_of(values, core["constraint_violation"].to_numpy(),
-                                                (core["state"] == "FAIL").to_numpy()))
+                ga.observe(X, *fitness)
             else:
                 seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
                 sampler = make_sampler(self.spec.sampler, seed)
@@ -628,9 +627,9 @@ class StudyRunner:
         return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
 
     def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
-              extra: dict[str, Any] | None = None) -> pl.DataFrame:
-        """One part: bookkeeping columns, knobs, metrics, violation, feasible, reason (then `extra`), built by
-        `columns_frame`."""
+              extra: dict[str, Any] | None = None, violation: np.ndarray | None = None) -> pl.DataFrame:
+        """One part: bookkeeping columns, knobs, metrics, violation (`violation`: already summed), feasible,
+        reason (then `extra`), built by `columns_frame`."""
         data: dict[str, Any] = dict(base)
         for k, v in cols.items():
             data[k] = _object_series(k, v) if v.dtype == object else v
@@ -641,7 +640,7 @@ class StudyRunner:
         for j, o in enumerate(self.objectives):  # an expression objective is stored as its own column
             if o.is_expression:
                 data[o.metric] = sc["Y"][:, j]
-        data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
+        data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1) if violation is None else violation
         data["feasible"] = sc["feasible"]
         data["reason"] = [str(r) for r in sc["reason"]]
         data.update(extra or {})
@@ -703,9 +702,10 @@ class StudyRunner:
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
                      t_start: dt.datetime, t_done: dt.datetime, b: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
-        """A generation of the array sampler as a part, the part without its bookkeeping columns, and its
-        objective matrix (the values the part stores: `objective_matrix` of the part gives the same). Its
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """A generation of the array sampler as a part, the part without its bookkeeping columns, its
+        objective matrix (the values the part stores: `objective_matrix` of the part gives the same) and its
+        fitness for the sampler (`_fitness_of`: what `_fitness` reads back from the part). Its
         `_optuna` column holds each trial's journal record (params, values, constraints and attributes as the
         ask/tell loop records them; the Optuna mirror is made from it: `journal_lines`)."""
         n = len(repeat)
@@ -733,10 +733,11 @@ class StudyRunner:
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        core = self.frame(base, cols, sc, {"repeat": repeat})
+        violation = np.maximum(cmat, 0).sum(axis=1)
+        core = self.frame(base, cols, sc, {"repeat": repeat}, violation=violation)
         df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
                           pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
-        return df, core, Y
+        return df, core, Y, self._fitness_of(Y, violation, failed)
 
     def _records_one_by_one(self, X, states, Y, cmat, sc, key_cols, b, start, complete) -> list[str]:
         """The journal records of a generation, one JSON encoding per trial (`TrialRecords.record`): used when

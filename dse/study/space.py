@@ -8,6 +8,7 @@ vectorized model, and enumerates a discretised space for the `grid` sampler in s
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -135,6 +136,11 @@ class SearchSpaceSpec(_Base):
     @classmethod
     def _parse_constraints(cls, v: list[str]) -> list[str]:
         return ex.check_constraints(v)
+
+
+def decimals_of(low: float, step: float) -> int:
+    """Decimals that every point low + k·step of a stepped range needs (0.05 + k·0.1 → 2)."""
+    return max(0, *(-Decimal(repr(float(x))).normalize().as_tuple().exponent for x in (low, step)))
 
 
 def _num(x: float) -> str:
