@@ -93,7 +93,7 @@ class TimedModel:
     work (breeding, bookkeeping, storage) shows beside the model's."""
 
     def __init__(self, ev: Any):
-        self.ev, self.cpu = ev, 0.0
+        self.ev, self.cpu, self.calls = ev, 0.0, 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ev, name)
@@ -104,6 +104,7 @@ class TimedModel:
             return self.ev(cols)
         finally:
             self.cpu += time.thread_time() - t
+            self.calls += 1
 
 
 class Problem:
@@ -205,7 +206,7 @@ def run_runner(path: Path, tmp: Path) -> dict:
     df = pl.read_parquet(tmp / "runs" / "speed" / "results.parquet")
     Y = np.column_stack([df[m].to_numpy() for m in [o.metric for o in st.spec.objectives]])
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
-            "model": model.cpu, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result",
+            "model": model.cpu, "calls": model.calls, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result",
             "sections": parts}
 
 
@@ -232,7 +233,7 @@ def run_optuna_batched(path: Path, trials: int) -> dict:
         feas.append((G <= 0).all(axis=1))
         done += n
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
-            "designs": prob.designs, "model": prob.ev.cpu, "note": "in memory, ask/tell per trial"}
+            "designs": prob.designs, "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "in memory, ask/tell per trial"}
 
 
 def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
@@ -256,7 +257,7 @@ def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
     clock = Clock()
     study.optimize(objective, n_trials=trials)
     return {**clock.stop(), "Y": np.array(Ys), "feasible": np.array(feas), "designs": prob.designs,
-            "model": prob.ev.cpu, "note": "journal file, one design per trial"}
+            "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "journal file, one design per trial"}
 
 
 def _decoder(space: Any):
@@ -313,7 +314,8 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
     minimize(P(), NSGA2(pop_size=st.spec.sampler.population_size), ("n_eval", trials), seed=st.spec.seed,
              verbose=False)
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
-            "designs": prob.designs, "model": prob.ev.cpu, "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
+            "designs": prob.designs, "model": prob.ev.cpu, "calls": prob.ev.calls,
+            "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
 
 
 def _hypervolumes(out: dict[str, dict], maximize: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
@@ -394,6 +396,11 @@ def main() -> None:
             # fixed cost per call weighs more per design); pymoo evaluates every trial (duplicates eliminated)
             print("model CPU per evaluated design / own CPU per trial, us: " + "; ".join(
                 f"{k} {1e6 * r['model'] / max(r['designs'], 1):.0f} / {1e6 * (r['cpu'] - r['model']) / len(r['Y']):.0f}"
+                for k, r in out.items()))
+            # the model's fixed cost per call (a call of 100 designs costs little more than one of 10) is most of
+            # its time at a generation per call: fewer, larger calls are the model's to make cheaper
+            print("model calls, designs per call, CPU ms per call: " + "; ".join(
+                f"{k} {r['calls']}, {r['designs'] / max(r['calls'], 1):.0f}, {1e3 * r['model'] / max(r['calls'], 1):.1f}"
                 for k, r in out.items()))
             rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
             cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
