@@ -198,9 +198,14 @@ def test_step_times_equal_per_step_op_times(monkeypatch):
     kres, res = rng.random(m), rng.uniform(0, 2e8, m) * (rng.random(m) < 0.3)
     energy = rng.random(m) < 0.7
     runs = {}
-    for own in (0, 10 ** 9, 20):  # every step alone, all stacked, mixed
+    # every step alone, all stacked, mixed; then mixed in blocks of a few instances (the scratch arrays of
+    # `perf._Work` reused block after block, and grown mid-block)
+    block = perf.WORK_ELEMENTS
+    for own, work in ((0, block), (10 ** 9, block), (20, block), (20, 50)):
         monkeypatch.setattr(perf, "STEP_OWN_PAIRS", own)
-        runs[own] = perf.step_times(tables, step_of, design_of, hw, cal, wres, kres, res, energy)
+        monkeypatch.setattr(perf, "WORK_ELEMENTS", work)
+        runs[own, work] = perf.step_times(tables, step_of, design_of, hw, cal, wres, kres, res, energy)
+    runs[0] = runs[0, block]
     for t, e in runs.values():
         np.testing.assert_array_equal(t, runs[0][0])
         np.testing.assert_array_equal(e, runs[0][1])

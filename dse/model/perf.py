@@ -29,6 +29,7 @@ Physics v2 (DESIGN.md §5.1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import threading
 
 import numpy as np
 
@@ -377,11 +378,37 @@ class _OpStatic:
     comm_elsewhere: bool = True  # link bytes on operators other than collectives
 
 
-    def take(self, rows: np.ndarray, fields: tuple = _ROWS) -> "_OpStatic":
+    def take(self, rows: np.ndarray, fields: tuple = _ROWS, work: "_Work | None" = None) -> "_OpStatic":
         """The tables of `rows` (indices into the stack's rows), one row each; only `fields` of the
-        per-operator fields (the others None)."""
-        return _OpStatic(**{f: (getattr(self, f)[rows] if f in fields else None) if f in _ROWS
-                            else getattr(self, f) for f in self.__dataclass_fields__})
+        per-operator fields (the others None). The fields are gathered from `_packed` copies (one gather
+        per dtype instead of one per field, into `work`'s arrays when given) and returned as views of them."""
+        got = {}
+        for packed, spec in self._packed(fields):
+            g = packed[rows] if work is None else np.take(packed, rows, axis=0, out=work.new(packed.dtype, packed.shape[1]), mode="clip")
+            for f, a, b in spec:
+                got[f] = g[:, a:b]
+        return _OpStatic(**{f: got.get(f) if f in _ROWS else getattr(self, f) for f in self.__dataclass_fields__})
+
+    def _packed(self, fields: tuple) -> list[tuple[np.ndarray, list[tuple[str, int, int]]]]:
+        """`fields` side by side, one (r, Σ widths) array per dtype, with each field's (name, first, end)
+        column; built once per table and field set (a stacked table is taken from once per step_times block)."""
+        kept = self.__dict__.setdefault("_packs", {})
+        hit = kept.get(fields)
+        if hit is None:
+            groups: dict = {}
+            for f in fields:
+                v = getattr(self, f)
+                if v is not None:
+                    groups.setdefault(v.dtype, []).append((f, v))
+            hit = []
+            for dtype, items in groups.items():
+                spec, at = [], 0
+                for f, v in items:
+                    spec.append((f, at, at + v.shape[1]))
+                    at += v.shape[1]
+                hit.append((np.ascontiguousarray(np.concatenate([v for _, v in items], axis=1)), spec))
+            kept[fields] = hit
+        return hit
 
 
 # the per-operator fields `_busy_free`, `_resident_times` and `_energy_j` read
@@ -636,6 +663,35 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     return _resident_times(st, hw, cal, _busy_free(st, hw, cal), weights_resident, kv_resident, resident_bytes)
 
 
+class _Work:
+    """Scratch arrays of one block of `step_times`' numpy path: `new()` hands out the next (n, k) float array
+    (`new(dtype, cols)`: of that dtype, (n, cols)) of a per-thread pool kept between calls, so the pages of a block's ~40
+    temporaries are not faulted in from the OS again on every block (which cost more than their arithmetic).
+    Without a pool (`_Work(n, k, None)`) every array is fresh; arrays handed out stay valid until the next
+    `_Work` of the thread."""
+
+    def __init__(self, n: int, k: int, pool: "threading.local | None" = None):
+        self.n, self.k, self.pool, self.at = n, k, pool, {}
+
+    def new(self, dtype=float, cols: int | None = None) -> np.ndarray:
+        cols = self.k if cols is None else cols
+        if self.pool is None:
+            return np.empty((self.n, cols), dtype)
+        dt = np.dtype(dtype)
+        size = self.n * cols
+        at = self.at.get(dt, 0)
+        bufs = getattr(self.pool, "bufs", None)
+        if bufs is None:
+            bufs = self.pool.bufs = {}
+        buf = bufs.get(dt)
+        if buf is None or len(buf) < at + size:
+            # a larger block than any before: a bigger buffer (the arrays handed out so far keep the old one)
+            buf = bufs[dt] = np.empty(max(2 * (at + size), WORK_ELEMENTS), dt)
+            at = 0
+        self.at[dt] = at + size
+        return buf[at:at + size].reshape(self.n, cols)
+
+
 @dataclass
 class _Free:
     """The residency-independent part of operator times, (n, k) per design × operator: compute time,
@@ -646,8 +702,12 @@ class _Free:
     comm_bw: np.ndarray
     gap: np.ndarray
 
-    def take(self, rows: np.ndarray) -> "_Free":
-        return _Free(self.compute[rows], self.comm[rows], self.comm_bw[rows], self.gap[rows])
+    def take(self, rows: np.ndarray, work: "_Work | None" = None) -> "_Free":
+        """The rows `rows`; the (n, k) arrays into `work`'s when given."""
+        if work is None:
+            return _Free(self.compute[rows], self.comm[rows], self.comm_bw[rows], self.gap[rows])
+        return _Free(*(np.take(a, rows, axis=0, out=work.new(), mode="clip") for a in (self.compute, self.comm, self.comm_bw)),
+                     self.gap[rows])
 
 
 def _busy_free(st: _OpStatic, hw: HwView, cal: Calibration) -> _Free:
@@ -697,9 +757,12 @@ def _variant(st: _OpStatic, field: str, fuse: int, hw: HwView) -> np.ndarray:
 
 
 def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, weights_resident, kv_resident,
-                    resident_bytes=None) -> OpTimes:
-    """`op_times` from the residency-independent part `free` (see `op_times` for the arguments)."""
+                    resident_bytes=None, work: "_Work | None" = None) -> OpTimes:
+    """`op_times` from the residency-independent part `free` (see `op_times` for the arguments); its (n, k)
+    arrays come from `work` (`step_times`' pool; fresh arrays when None)."""
     n = hw.n
+    new = (work or _Work(n, st.k)).new
+    t = new()  # scratch of short-lived products
     compute, comm, comm_bw = free.compute, free.comm, free.comm_bw
     wres = np.clip(np.asarray(weights_resident, float), 0.0, 1.0)[:, None]
     kres = np.clip(np.asarray(kv_resident, float), 0.0, 1.0)[:, None]
@@ -714,9 +777,10 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # memory); only the excess round-trips through memory, so time is continuous in `sram_mb`
     free_sram = np.where(has_mem[:, 0], np.maximum(hw.sram_bytes - resident, 0.0), np.inf)[:, None]
     nc = st.noncoll
-    act_off = np.maximum(act - free_sram, 0.0)
-    off = (1.0 - wres) * w
-    off += (1.0 - kres) * kv
+    act_off = np.subtract(act, free_sram, out=new())
+    np.maximum(act_off, 0.0, out=act_off)
+    off = np.multiply(1.0 - wres, w, out=new())
+    off += np.multiply(1.0 - kres, kv, out=t)
     off += act_off
     off *= has_mem
     # share of the operator's transfer still streamed: 1 when any of its tensors streams whole (f in
@@ -725,28 +789,33 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     sw, sk = 1.0 - wres, 1.0 - kres
     shares = np.concatenate([np.zeros_like(sw), sw, sk, np.maximum(sw, sk)], axis=1)
     cls = _variant(st, "cls", fuse, hw)
-    streamed = shares[:, cls[0]] if cls.shape[0] == 1 else np.take_along_axis(shares, cls, axis=1)
-    np.maximum(streamed, act_off / np.maximum(act, 1e-300), out=streamed)
+    if cls.shape[0] == 1:
+        streamed = np.take(shares, cls[0], axis=1, out=new(), mode="clip")
+    else:  # each row's own classes: flat indices into `shares`
+        at = np.add(cls, (np.arange(n) * shares.shape[1])[:, None], out=new(np.int64))
+        streamed = np.take(shares.reshape(-1), at, out=new(), mode="clip")
+    np.maximum(streamed, np.divide(act_off, np.maximum(act, 1e-300, out=t), out=t), out=streamed)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff[:, None]
     # a streaming kernel on a dynamically scheduled chip (GPU) runs at the sustained rate after a fixed
     # ramp-up and tail (a time, the same on a slow or a fast memory: CTAs launching, first requests in
     # flight, last wave draining), paid by the streamed share so that time stays continuous in residency.
     # A statically scheduled chip issues the next operator's DMA before the current one ends: no ramp.
-    memory = off / np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0)
-    memory += (cal.mem_ramp_us * 1e-6 * ~np.asarray(hw.dataflow, bool))[:, None] * streamed
-    memory *= off > 0
+    memory = np.divide(off, np.maximum(hw.mem_bw[:, None] * stream * cal.mem_eff_max, 1.0), out=new())
+    memory += np.multiply((cal.mem_ramp_us * 1e-6 * ~np.asarray(hw.dataflow, bool))[:, None], streamed, out=t)
+    memory *= np.greater(off, 0, out=new(bool))
 
     # SRAM port traffic: what lives on chip plus every streamed byte, which lands in SRAM (cache fill or
     # double-buffered staging) on its way to the arrays. Moving a byte on chip keeps this sum and shrinks
     # the memory term, so more SRAM (or SRAM bandwidth) never makes an operator slower.
-    on = wres * w
-    on += kres * kv
-    on += act - act_off
-    through = on + off
-    sram = through / np.maximum(sram_rate(hw, cal)[:, None], 1.0)
+    on = np.multiply(wres, w, out=new())
+    on += np.multiply(kres, kv, out=t)
+    on += np.subtract(act, act_off, out=t)
+    through = np.add(on, off, out=new())
+    sram = np.divide(through, np.maximum(sram_rate(hw, cal)[:, None], 1.0), out=new())
     if hw.d2d_share is not None and (hw.d2d_share > 0).any():
         # a chiplet split moves the SRAM traffic that crosses a die edge over the die-to-die PHYs
-        np.maximum(sram, hw.d2d_share[:, None] * through / np.maximum(hw.d2d_bw[:, None], 1.0), out=sram)
+        np.multiply(hw.d2d_share[:, None], through, out=t)
+        np.maximum(sram, np.divide(t, np.maximum(hw.d2d_bw[:, None], 1.0), out=t), out=sram)
 
     # per-kernel cost of an operator that stays a kernel of its own (a fused epilogue, or an operator that
     # moves no bytes of its own such as a conv's ReLU, costs its FLOPs only):
@@ -761,11 +830,12 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
     # a matrix kernel near the knee overlaps loads and math imperfectly: its time is the p-norm of the two
     # roofs (Calibration.knee_p; continuous and increasing in both, so more bandwidth or FLOPs never slows
     # it). `compute` and `memory` keep the roofs themselves (the bound label is the larger one).
-    roofs = np.maximum(compute, memory)
+    roofs = np.maximum(compute, memory, out=new())
     c, mem = compute[:, st.mm], memory[:, st.mm]
-    if c.shape[1]:
-        hi = np.maximum(roofs[:, st.mm], 1e-300)
-        x, y = c / hi, mem / hi
+    mm_w = c.shape[1]
+    if mm_w:
+        hi = np.maximum(roofs[:, st.mm], 1e-300, out=new(float, mm_w))
+        x, y = np.divide(c, hi, out=new(float, mm_w)), np.divide(mem, hi, out=new(float, mm_w))
         x **= cal.knee_p
         y **= cal.knee_p
         x += y
@@ -774,28 +844,35 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         roofs[:, st.mm] = x
     busy = np.maximum(roofs, sram, out=roofs)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
-    overhead = free.gap * kernel
-    top = np.maximum(busy, comm)
+    overhead = np.multiply(free.gap, kernel, out=new())
+    top = np.maximum(busy, comm, out=new())
     if cal.launch_us > 0:
         cnt = st.count
-        launches = _rowsum(kernel * cnt, st)
-        gpu = _rowsum((top + overhead) * cnt, st)
+        launches = _rowsum(np.multiply(kernel, cnt, out=t), st)
+        gpu = _rowsum(np.multiply(np.add(top, overhead, out=t), cnt, out=t), st)
         host = np.where(dyn[:, 0], cal.launch_us * 1e-6 * launches, 0.0)
         excess = np.maximum(host - gpu, 0.0) / np.maximum(launches, 1.0)
-        overhead = overhead + excess[:, None] * kernel
+        overhead += np.multiply(excess[:, None], kernel, out=t)
     overlap = st.tokens >= 2 * COMM_OVERLAP_MIN_TOKENS  # (rows, 1)
     if cal.comm_overlap > 0 and st.coll and overlap.any():
         # hide up to comm_overlap of every collective's bandwidth time under the step's compute
         cnt = st.count
-        want = cal.comm_overlap * _rowsum(comm_bw * cnt, st)
-        room = _rowsum((busy + overhead) * cnt * nc, st)
+        want = cal.comm_overlap * _rowsum(np.multiply(comm_bw, cnt, out=t), st)
+        np.add(busy, overhead, out=t)
+        t *= cnt
+        t *= nc
+        room = _rowsum(t, st)
         frac = np.where(want > 0, np.minimum(want, room) / np.maximum(want, 1e-300), 0.0)[:, None]
-        comm = np.where(overlap, comm - cal.comm_overlap * comm_bw * frac, comm)
-        top = np.maximum(busy, comm)
+        hidden = np.multiply(cal.comm_overlap, comm_bw, out=new())
+        hidden *= frac
+        hidden = np.subtract(comm, hidden, out=hidden)
+        np.copyto(hidden, comm, where=~overlap)
+        comm = hidden
+        np.maximum(busy, comm, out=top)
     total_count = np.maximum(st.count_sum, 1.0)
     step_share = cal.step_overhead_us * 1e-6 / total_count
     overhead += step_share
-    total = top + overhead
+    total = np.add(top, overhead, out=new())
     return OpTimes(compute, memory, sram, comm, overhead, total, off, on, step_share)
 
 
@@ -804,21 +881,29 @@ def op_energy_j(ops, hw: HwView, times: OpTimes) -> np.ndarray:
     return _energy_j(_static(ops), hw, times.offchip_bytes, times.sram_bytes)
 
 
-def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: np.ndarray) -> np.ndarray:
+def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: np.ndarray,
+              work: "_Work | None" = None) -> np.ndarray:
     n, k = hw.n, st.k
-    e_flop = np.zeros((n, k))
+    new = (work or _Work(n, k)).new
+    e_flop = 0.0
     for p in st.precs:
         e = hw.energy_pj_per_flop.get(_PRECISIONS[p], hw.energy_pj_per_flop.get("bf16", np.zeros(n)))
         e = np.asarray(e, float)[:, None] if np.ndim(e) else e
-        e_flop = e if len(st.precs) == 1 else np.where(st.prec == p, e, e_flop)  # one precision: broadcast
+        if len(st.precs) == 1:  # one precision: broadcast
+            e_flop = e
+        else:  # each operator its precision's energy (0 where none)
+            if not isinstance(e_flop, np.ndarray) or e_flop.shape != (n, k):
+                e_flop = new()
+                e_flop.fill(0.0)
+            np.copyto(e_flop, e, where=np.equal(st.prec, p, out=new(bool)))
     zero = np.zeros(n)
     e_sram = (hw.sram_pj_per_byte if hw.sram_pj_per_byte is not None else zero)[:, None]
     e_mem = (hw.mem_pj_per_bit if hw.mem_pj_per_bit is not None else zero)[:, None]
     e_link = (hw.link_pj_per_bit if hw.link_pj_per_bit is not None else zero)[:, None]
     # an off-chip byte is written into and read out of on-chip SRAM staging on its way to the arrays:
     # pj = flops·e_flop + (sram + 2·offchip)·e_sram + offchip·8·e_mem + comm·8·e_link, term by term in place
-    pj = st.flops * e_flop
-    part = offchip_bytes * 2.0
+    pj = np.multiply(st.flops, e_flop, out=new())
+    part = np.multiply(offchip_bytes, 2.0, out=new())
     part += sram_bytes
     part *= e_sram
     pj += part
@@ -826,7 +911,9 @@ def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: 
     part *= e_mem
     pj += part
     if st.comm_elsewhere:
-        pj += (st.comm_bytes * 8) * e_link
+        np.multiply(st.comm_bytes, 8, out=part)
+        part *= e_link
+        pj += part
     else:
         for cols in st.coll.values():  # link bits: collectives only (the others add exact zeros)
             pj[:, cols] += (st.comm_bytes[:, cols] * 8) * e_link
@@ -836,6 +923,10 @@ def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: 
 
 # elements (pairs × operator columns) per block of `step_times`: bounds its temporaries (~2 MB each)
 STEP_BLOCK_ELEMENTS = 1 << 18
+# elements (instances × operator columns) per block of `step_times`' residency pass: its ~40 temporaries
+# (`_Work`, 256 KB each) are kept per thread and stay in the L2 cache
+WORK_ELEMENTS = 1 << 15
+_WORK = threading.local()
 # a step timed on at least this many designs is timed on its own (its table broadcast, nothing gathered);
 # the steps of fewer designs are timed together from their stacked tables (one pass instead of one each)
 STEP_OWN_PAIRS = 512
@@ -920,20 +1011,25 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
         st_u = own if own is not None else stack.take(ustep[a:b], _BUSY_FIELDS)
         hw_u = hw.take(udesign[a:b])
         free = _busy_free(st_u, hw_u, cal)
-        lo, hi = first[a], first[b]
-        inv = run[lo:hi] - a
-        st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS[cal.fusion_variant])
-        hw_r = hw_u.take(inv, _RESIDENT_HW_FIELDS)
-        times = _resident_times(st_r, hw_r, cal, free.take(inv), wres[lo:hi], kres[lo:hi], res[lo:hi])
-        t_out[order[lo:hi]] = _rowsum(times.total * st_r.count, st_r)
-        sel = np.flatnonzero(want_e[lo:hi])
-        if len(sel) == hi - lo:
-            e = _energy_j(st_r, hw_r, times.offchip_bytes, times.sram_bytes)
-            e_out[order[lo:hi]] = _rowsum(e * st_r.count, st_r)
-        elif len(sel):
-            st_e = own if own is not None else st_r.take(sel, _ENERGY_FIELDS)
-            e = _energy_j(st_e, hw_r.take(sel), times.offchip_bytes[sel], times.sram_bytes[sel])
-            e_out[order[lo + sel]] = _rowsum(e * st_e.count, st_e)
+        k = stack.k if own is None else own.k
+        # the segment's instances in blocks of at most WORK_ELEMENTS elements, each block's arrays in the pool
+        step = max(1, WORK_ELEMENTS // max(k, 1))
+        for lo in range(first[a], first[b], step):
+            hi = min(lo + step, first[b])
+            work = _Work(hi - lo, k, _WORK)
+            inv = run[lo:hi] - a
+            st_r = own if own is not None else stack.take(ustep[a:b][inv], _RESIDENT_FIELDS[cal.fusion_variant], work)
+            hw_r = hw_u.take(inv, _RESIDENT_HW_FIELDS)
+            times = _resident_times(st_r, hw_r, cal, free.take(inv, work), wres[lo:hi], kres[lo:hi], res[lo:hi], work)
+            t_out[order[lo:hi]] = _rowsum(np.multiply(times.total, st_r.count, out=work.new()), st_r)
+            sel = np.flatnonzero(want_e[lo:hi])
+            if len(sel) == hi - lo:
+                e = _energy_j(st_r, hw_r, times.offchip_bytes, times.sram_bytes, work)
+                e_out[order[lo:hi]] = _rowsum(np.multiply(e, st_r.count, out=e), st_r)
+            elif len(sel):
+                st_e = own if own is not None else st_r.take(sel, _ENERGY_FIELDS)
+                e = _energy_j(st_e, hw_r.take(sel), times.offchip_bytes[sel], times.sram_bytes[sel])
+                e_out[order[lo + sel]] = _rowsum(e * st_e.count, st_e)
     return t_out, e_out
 
 
