@@ -109,13 +109,23 @@ from dse.validate.report import predict_rows, summarize
 # other regimes within 0.2 point;
 # train moe 30.3 -> 24.8 % (Maverick 8xH100 +191 -> +176 %), large_batch 7.9 -> 8.6 % (MLPerf Llama-2-70B 8xH100
 # one point lower), overall 7.7 %.
+# With off-chip memory capacities binary (technology.MEMORY_GB_BYTES = 2^30: an H100's 80 GB is 80 GiB, 7.4 % more
+# bytes than the 80e9 used before; 2026-12-02, main be929c0) and `dse calibrate` rerun (tuned link_eff 0.829 ->
+# 0.836, collective_floor 4.49 -> 3.72 us, kernel_gap 2.78 -> 2.89 us, compute_eff_max 0.6774 -> 0.6779, lowp_eff
+# 0.7066 -> 0.7049; step 500 -> 499.6 us, at its known bound): test (CLI, with serving) overall 7.0 -> 7.4 %, moe
+# 82.7 -> 84.5 % (capacity batches grow: Qwen3-30B-A3B B200 1k/1k batch 1,490 -> 1,612, +118.0 -> +120.8 %;
+# Qwen3-235B 8xH200 2,085 -> 2,279, +11.9 -> +13.7 %), serving 6.6 -> 8.8 % (NIM Llama-3.3-70B TP2 on 2xH100 holds
+# 101 instead of 89 sequences of 5,500 tokens: c100 ITL +10.5 -> +21.9 %, see the commit), decode_b1 6.4 -> 6.1 %,
+# prefill 15.0 -> 14.7 %, other regimes within 0.3 point; train overall 7.7 -> 7.3 %, moe 24.8 -> 30.7 % (the
+# capacity-bound 8xH100 rows: Maverick +176 -> +201 %, Qwen3-235B 1k/1k +23 -> +27 %, 128/2k +27 -> +34 %),
+# serving 12.0 -> 7.9 %.
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 83.0, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 85.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -155,7 +165,10 @@ KNOWN_MISSES: dict[str, float] = {
     # dse predicts H200/H100 = 1.24 at batch 1,024 on both; at their capacity batch 2.26 with a 16-bit KV
     # (H100 +57 %, H200 +8 %) or 1.91 with the assumed FP8 KV (+165 % / +54 %). The runtime's memory reserve
     # and the run's KV precision and max batch are not published.
-    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.85,  # 2.76x since the stack KV room (2026-12-02)
+    # Binary capacities (2026-12-02): 5.5 GiB more per H100 holds batch 1,310 instead of 1,094: 2.76x -> 3.01x (the
+    # row is capacity-bound, so its error follows the memory the model gives the KV cache: the runtime's own
+    # reserve besides weights and KV is not published, measurements.yaml header).
+    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 3.05,
     # loose (issue 12): DeepSeek-R1-0528 NVFP4 on 8xB200 at the TensorRT-LLM guide's max-throughput setup
     # (attention data parallel = tp 1 x ep 8, batch 7,168): dse 2.08x the guide's example output, whose own
     # source family shows a 2.3x software-only spread for this setup (measurements.yaml notes). The same

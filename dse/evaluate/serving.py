@@ -37,7 +37,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.cost import tco_usd_per_hour
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
-from dse.model.technology import Technology
+from dse.model.technology import MEMORY_GB_BYTES, Technology
 from dse.serving.analytic import colocated, disaggregated, max_rate_rps, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_context_parallel, with_speculation
 from dse.workloads.modelfile import load_model_shape
@@ -105,7 +105,7 @@ def fit_engine(shape, prec, hw: HwView, cal: Calibration, tp: int, pp: int, ep: 
     cp_costs = {"t_cp_token_s": ring_bw[:, 0] / chunk, "t_cp_hop_s": ring_lat[:, 0] * shape.layers}
     host = {} if offload is None else {
         "t_per_cached_token_s": kv_replica / (offload.link_gbps_per_chip * 1e9 * chips),
-        "kv_host_capacity_tokens": int(offload.host_gb_per_chip * 1e9 * chips // max(kv_replica, 1e-30))}
+        "kv_host_capacity_tokens": int(offload.host_gb_per_chip * MEMORY_GB_BYTES * chips // max(kv_replica, 1e-30))}
     return fit_from_probes(probes, np.array(times), max_batch=max(batch, 1), chunk_tokens=chunk,
                            kv_capacity_tokens=kv_cap, kv_bytes_per_token=kv_replica,
                            kv_reserve=int(cal.kv_admission == "reserve"), **host, **cp_costs, **extra)

@@ -13,7 +13,7 @@ import numpy as np
 
 from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES
-from dse.model.technology import Technology
+from dse.model.technology import MEMORY_GB_BYTES, Technology
 from dse.model.voltage import MAX_FRACTION, design_energy_ratio, max_clock_ratio
 
 
@@ -352,6 +352,12 @@ class DesignArrays:
                    peak_tflops=peak, energy_pj_per_flop=energy, **out)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def mem_bytes(self) -> np.ndarray:
+        """Off-chip memory capacity per chip in bytes: `mem_gb` GB of 2^30 bytes (capacities are binary,
+        technology.MEMORY_GB_BYTES)."""
+        return self.mem_gb * float(MEMORY_GB_BYTES)
+
     def row(self, i: int) -> dict[str, Any]:
         """Scalar view of one design's derived figures (used by the one-design wrappers)."""
         return {

@@ -211,7 +211,8 @@ KNOBS: tuple[Knob, ...] = (
          "Bandwidth of one memory stack, overriding the memory table.", "technology memories table",
          unit="GB/s", low=0, low_open=True, none_means="the memory table's figure"),
     Knob("chip.memory_gb_per_stack", float, None, "Memory capacity per stack",
-         "Capacity of one memory stack, overriding the memory table.", "technology memories table",
+         "Capacity of one memory stack, overriding the memory table; GB of 2^30 bytes (memory capacities are "
+         "binary, JEDEC JESD100B.01: an H100's 80 GB is 5 x 16 GiB).", "technology memories table",
          unit="GB", low=0, low_open=True, none_means="the memory table's figure"),
     Knob("chip.link", str, "nvlink4", "Link", "Chip-to-chip link technology (or none).",
          "H100 SXM (NVLink 4)", table="links", extra=(NONE,), what="link"),

@@ -146,7 +146,7 @@ class HwView:
             cols=get("array_cols").astype(float),
             cores=get("cores").astype(float),
             mem_bw=get("mem_bw_tbps") * 1e12,
-            mem_bytes=get("mem_gb") * 1e9,
+            mem_bytes=np.asarray(arr.mem_bytes, float),  # GB of capacity are 2^30 B (DesignArrays.mem_bytes)
             sram_bw=get("sram_tbps") * 1e12,
             sram_bytes=get("sram_mb") * 1e6,
             link_bw=link_bw,
