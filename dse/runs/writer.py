@@ -48,10 +48,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+# zstd level of the Parquet files (results, fronts, grid shards): level 1 writes a study's results.parquet in
+# about half the time of polars' default level 3 at 0.4-1.5 % more bytes (measured: 2,000 trials x 147 columns
+# 44 -> 14 ms, 538 -> 540 kB; 10,000 x 77: 74 -> 42 ms, 1.367 -> 1.387 MB)
+PARQUET_ZSTD_LEVEL = 1
+
+
 def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Parquet written atomically, with each column's unit in the file metadata (`columns.UNITS_KEY`)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.write_parquet(tmp, compression="zstd", statistics=False, metadata=columns.parquet_metadata(df.columns))
+    df.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=False,
+                     metadata=columns.parquet_metadata(df.columns))
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -31,7 +31,8 @@ from dse.runs.front import (STUDY_RULE, FrontTracker, front_hypervolume, maximiz
                             reference_array, reference_dict)
 from dse.runs.layout import PARETO, RESULTS, SUMMARY_JSON, Summary
 from dse.runs import columns
-from dse.runs.writer import PartStore, RunLock, _fsync_dir, atomic_write_parquet, set_reference, write_json, write_meta
+from dse.runs.writer import (PARQUET_ZSTD_LEVEL, PartStore, RunLock, _fsync_dir, atomic_write_parquet, set_reference,
+                             write_json, write_meta)
 from dse.study.execution import EvalError, RayExecutor, eval_chunk, take
 from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
 
@@ -273,7 +274,8 @@ def finalize_grid(run_dir: Path, meta: Any, front: _Front, stats: dict[str, int]
             pl.col("trial").is_in(pl.lit(pl.Series(front.trials, dtype=pl.Int64)).implode()).alias("pareto"))
         names = lf.collect_schema().names()
         tmp = run_dir / f".{RESULTS}.{os.getpid()}.tmp"
-        lf.sink_parquet(tmp, compression="zstd", statistics=False, metadata=columns.parquet_metadata(names))
+        lf.sink_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=False,
+                        metadata=columns.parquet_metadata(names))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, run_dir / RESULTS)
