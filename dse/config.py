@@ -225,6 +225,14 @@ def location(where: str, positions: dict, path: tuple) -> str:
     return f"{where}:{pos[0]}:{pos[1]}" if pos else where
 
 
+def load_data_yaml(path: Path | str) -> Any:
+    """Plain data of one of dse's own YAML data files (catalog, calibration, model shapes, scenarios): libyaml's
+    parser when PyYAML has it (~10x faster; these files are read on every start), no position index. User
+    files go through `parse_yaml`, whose errors name file, line and column."""
+    text = Path(path).read_text(encoding="utf-8")
+    return yaml.load(text, Loader=_FAST_LOADER or yaml.SafeLoader)
+
+
 def parse_yaml(path: Path | str) -> tuple[Any, dict[tuple, Position]]:
     """Read a YAML file → (plain data, positions index); any read/parse failure is a ConfigError."""
     docs = parse_yaml_documents(path, single=True)

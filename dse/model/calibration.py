@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from dse.config import load_data_yaml
 from dse.errors import DseUserError
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.yaml"
@@ -147,7 +147,7 @@ class CalibrationFile(BaseModel):
 def _load(path: str) -> CalibrationFile:
     """Read the file; a class with `inherits: <other>` takes every field it does not set from <other>
     (e.g. `graph` = `tuned`'s fitted efficiencies with CUDA-graph launching)."""
-    raw = yaml.safe_load(Path(path).read_text())
+    raw = load_data_yaml(path)
     classes = dict(raw.get("classes") or {})
     for name, body in list(classes.items()):
         parent = (body or {}).get("inherits")
@@ -163,7 +163,7 @@ def _load(path: str) -> CalibrationFile:
 def derived_classes(path: Path | None = None) -> frozenset[str]:
     """Classes that take their constants from another (`inherits:`): `dse calibrate` does not fit them;
     their measurements check the parent's fitted constants under the derived stack's launch model."""
-    raw = yaml.safe_load(Path(path or CALIBRATION_FILE).read_text())
+    raw = load_data_yaml(path or CALIBRATION_FILE)
     return frozenset(n for n, body in (raw.get("classes") or {}).items() if (body or {}).get("inherits"))
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from dse.config import load_data_yaml
+
 DATA_FILE = Path(__file__).parent / "data" / "model_error.yaml"
 MIN_ROWS = 2  # fewer held-out rows than this: not a spread, fall back to the pooled figure
 
@@ -77,7 +79,7 @@ def load_model_error(path: Path = DATA_FILE) -> dict[str, Any]:
     """The stored residual spreads (empty spreads if the file is missing: no model error)."""
     if not path.exists():
         return {"all": {"n": 0, "sigma_log": 0.0}, "regimes": {}, "classes": {}}
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return load_data_yaml(path)
 
 
 def sigma_for(scenario: Any, software_class: str | None = None, data: dict | None = None) -> float:
@@ -94,7 +96,7 @@ def sigma_for(scenario: Any, software_class: str | None = None, data: dict | Non
 def _default_class() -> str:
     from dse.model.calibration import CALIBRATION_FILE
 
-    return str(yaml.safe_load(CALIBRATION_FILE.read_text(encoding="utf-8")).get("default_class", ""))
+    return str(load_data_yaml(CALIBRATION_FILE).get("default_class", ""))
 
 
 if __name__ == "__main__":  # regenerate the shipped data file from the current model

@@ -8,7 +8,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from dse.config import MAX_YAML_INT, load_yaml_model, suggest, validate_data
+from dse.config import MAX_YAML_INT, load_data_yaml, load_yaml_model, suggest, validate_data
 from dse.errors import DseUserError
 from dse.workloads.serving import ServingWorkload
 from dse.workloads.modelfile import load_model_shape
@@ -244,7 +243,7 @@ class Mix(BaseModel):
 @lru_cache(maxsize=1)
 def _raw() -> dict:
 
-    return yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    return load_data_yaml(DATA)
 
 
 def scenario_names() -> list[str]:

@@ -6,8 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dse.config import load_data_yaml
 
 DATA = Path(__file__).parent / "data" / "models.yaml"
 
@@ -281,7 +282,7 @@ class ModelShape(BaseModel):
 @lru_cache(maxsize=1)
 def _raw() -> dict:
 
-    return yaml.safe_load(DATA.read_text(encoding="utf-8"))["models"]
+    return load_data_yaml(DATA)["models"]
 
 
 def model_names() -> list[str]:
