@@ -38,7 +38,10 @@ Monotonicity (`monotone` below): a step up of a knob in `GROWING` (more silicon,
 dies) must never lower chip or system cost, TDP or peak power, nor (at unchanged dies and spares) the
 cost of a good die. Power has one documented threshold: where the bigger chip's cheapest split has fewer
 dies, its TDP may fall by at most what the dropped die-to-die PHYs drew (`d2d_phy_w`). A violation is
-reported and fails `--fail-above` as a cliff does.
+reported and fails `--fail-above` as a cliff does. The same step must never make the design slower: each
+scenario's goal metric (the one its best mapping maximises: `throughput`, or at `goal: latency` the
+`tpot_ms` of an LLM / `latency_ms` of a CNN; `goal_metrics`) never gets worse on rows feasible before
+and after (the old mapping is still there to pick), for every such knob but the array's edges (`FASTER`).
 tests/test_cliffs.py runs a reduced version with the same rules.
 """
 
@@ -71,7 +74,8 @@ CONTEXT = ("num_dies", "spare_cores")
 # per-scenario plan columns printed beside an offender of that scenario when they changed
 PLAN = ("tp", "pp", "dp", "ep", "batch", "weights", "chips_used")
 PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "batch", "chips_used")  # a change of any is the PLAN threshold
-ARRAY_KNOBS = ("chip.cores", "chip.array_rows", "chip.array_cols")
+ARRAY_EDGES = ("chip.array_rows", "chip.array_cols")
+ARRAY_KNOBS = ("chip.cores",) + ARRAY_EDGES
 WAVE_GAIN = 1.0  # WAVES: one partial wave of tiles removed buys at most 2x
 # design-level metrics: no scenario runs GEMM waves in them, so the WAVES allowance does not apply
 DESIGN_LEVEL = ("die_area_mm2", "chip_cost_usd", "system_cost_usd", "tdp_w", "power_w", "power_density_w_per_mm2",
@@ -84,6 +88,10 @@ GEOMETRY_CHOICES = ("num_io_dies", "spare_cores")  # priced choices beside the d
 # more of these never lowers cost or power (issue 11: more area, MACs, SRAM, stacks, links or I/O dies): the
 # knob registry's resource knobs
 GROWING = RESOURCE_KNOBS
+# more of these never makes a scenario's goal worse: the resource knobs but the array's edges (a longer edge
+# fills and drains longer per operator, perf.fill_time_s, and pads more of a small GEMM's tiles: a larger array
+# may be slightly slower on small operators, which is the physics of the trade, not a cliff)
+FASTER = tuple(k for k in RESOURCE_KNOBS if k not in ARRAY_EDGES)
 # power_w is the workload's: a faster chip may draw less
 NEVER_LOWER = ("chip_cost_usd", "system_cost_usd", "tdp_w", "peak_power_w")
 NEVER_LOWER_SAME_SPLIT = ("cost_per_good_die_usd",)  # one die's cost at the same dies and spares (a split or a
@@ -276,6 +284,7 @@ def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix
     that crossed no documented threshold (`u_excess` > 1: a cliff). Monotonicity violations (`monotone`)
     are appended to `violations` when given."""
     tech = tech or default_technology()
+    goals = goal_metrics(mix)
     base = provider(DesignArrays.from_columns(columns, tech))
     metrics = [m for m in base if m != "feasible" and base[m].dtype.kind in "fiu"
                and any(fnmatch.fnmatch(m, p) for p in patterns)]
@@ -288,7 +297,7 @@ def hunt(columns, numeric, space, provider, rel: float, patterns: list[str], mix
         stepped = provider(DesignArrays.from_columns({**columns, knob: new}, tech))
         if violations is not None:
             violations.extend(dict(v, design={k: _plain(c[v["row"]]) for k, c in columns.items()})
-                              for v in monotone(base, stepped, knob, live))
+                              for v in monotone(base, stepped, knob, live, goals))
         both = np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool) & live
         for m in metrics:
             b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
@@ -373,19 +382,25 @@ def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: n
     total = parts.sum(axis=0)
     ok[:] = feasible & (parts.max(axis=0) <= RESIDENCY_SLOPE * np.maximum(total, 1e-300)) & (total > 0)
     return ok
-    cand = np.ones(len(rows), bool)
-    idx = rows
-    sub = {k: np.asarray(v)[idx] if np.ndim(v) else v for k, v in columns.items()}
-    old = np.asarray(sub[knob], float)
-    sub[knob] = old + (np.asarray(new, float)[idx] - old) / 2.0
-    half = provider(DesignArrays.from_columns(sub, tech))
-    g_half = gain(np.asarray(base[metric], float)[idx], np.asarray(half[metric], float), better)
-    feasible = np.asarray(half["feasible"], bool)
-    ok[np.flatnonzero(cand)] = feasible & (g_half <= RESIDENCY_SLOPE * gained[idx])
-    return ok
 
 
-def monotone(base: dict, stepped: dict, knob: str, live: np.ndarray) -> list[dict]:
+def goal_metrics(mix: str | None) -> dict[str, str]:
+    """Column -> better direction of each scenario's goal in `mix` (what its best mapping maximises)."""
+    if not mix:
+        return {}
+    from dse.workloads.scenarios import load_mix
+
+    out = {}
+    for e in load_mix(mix).scenarios:
+        sc = e.scenario
+        if sc.goal == "throughput":
+            out[f"{sc.name}.throughput"] = "max"
+        else:
+            out[f"{sc.name}.{'tpot_ms' if sc.kind == 'llm' else 'latency_ms'}"] = "min"
+    return out
+
+
+def monotone(base: dict, stepped: dict, knob: str, live: np.ndarray, goals: dict[str, str] | None = None) -> list[dict]:
     """Violations of the monotonicity rules for a step up of `knob` (module docstring): per metric the
     rows (feasible before and after) where it fell, with the largest relative drop."""
     if knob not in GROWING:
@@ -413,6 +428,17 @@ def monotone(base: dict, stepped: dict, knob: str, live: np.ndarray) -> list[dic
         if bad.size:
             i = int(bad[np.argmax(drop[bad])])
             out.append({"knob": knob, "metric": m, "rows": int(bad.size), "drop": float(drop[i]), "row": i,
+                        "before": float(b[i]), "after": float(s[i])})
+    for m, better in (goals if knob in FASTER else {}).items():
+        if m not in base or m not in stepped:
+            continue
+        b, s = np.asarray(base[m], float), np.asarray(stepped[m], float)
+        ok = rows & (b > 0) & (s > 0)
+        loss = np.where(ok, 1.0 - (s / np.where(ok, b, 1.0) if better == "max" else b / np.where(ok, s, 1.0)), 0.0)
+        bad = np.flatnonzero(loss > 1e-9)
+        if bad.size:
+            i = int(bad[np.argmax(loss[bad])])
+            out.append({"knob": knob, "metric": m, "rows": int(bad.size), "drop": float(loss[i]), "row": i,
                         "before": float(b[i]), "after": float(s[i])})
     return out
 
@@ -499,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     if cliffs else ""))
     print(f"\nmonotonicity (a step up of {', '.join(GROWING)} never lowers {', '.join(NEVER_LOWER)}; "
           f"{', '.join(NEVER_LOWER_SAME_SPLIT)} at the same dies and spares; TDP across a split into fewer dies: "
-          f"by at most the dropped die-to-die PHYs' power): {len(violations)} violation(s)")
+          f"by at most the dropped die-to-die PHYs' power; a step up of {', '.join(FASTER)} never makes "
+          f"{', '.join(goal_metrics(mix)) or 'no mix'} worse): {len(violations)} violation(s)")
     for v in sorted(violations, key=lambda v: -v["drop"])[:args.top]:
         print(f"  {v['knob']:20s} → {v['metric']:24s} lower on {v['rows']:4d} rows, worst −{v['drop']:.2%} "
               f"({v['before']:.6g} → {v['after']:.6g}); design: {v['design']}")

@@ -176,12 +176,14 @@ def test_a_split_is_continuous_in_everything_but_its_geometry(split_stratum):
 
 
 @pytest.mark.parametrize("knob", _hunter().GROWING)
-def test_more_silicon_memory_or_io_dies_never_lowers_cost_or_power(hunted, knob):
+def test_more_silicon_memory_or_io_dies_never_lowers_cost_or_power_nor_slows_a_scenario(hunted, knob):
     h, cols, _, base, out = hunted
     live, _, stepped, _ = out[knob]
     both = np.asarray(base["feasible"], bool) & np.asarray(stepped["feasible"], bool) & live
     assert both.sum() > N_DESIGNS // 10
-    violations = h.monotone(base, stepped, knob, live)
+    goals = h.goal_metrics(MIX)
+    assert set(goals) == {"local_llm.tpot_ms", "datacenter_llm.throughput", "vision_cnn.throughput"}
+    violations = h.monotone(base, stepped, knob, live, goals)
     assert not violations, [dict(v, design={k: h._plain(c[v["row"]]) for k, c in cols.items()}) for v in violations]
 
 
