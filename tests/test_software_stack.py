@@ -42,7 +42,7 @@ def test_software_lists_every_class_and_constant_of_the_calibration_file():
             assert field in res.output
     res = runner.invoke(app, ["software", "tunned"])
     assert isinstance(res.exception, DseUserError)  # `dse` maps it to one line and exit status 2
-    assert "unknown software class 'tunned'" in str(res.exception) and "tuned" in str(res.exception)
+    assert "unknown software stack 'tunned' (did you mean 'tuned'?" in str(res.exception)
 
 
 def test_software_option_help_names_every_class():

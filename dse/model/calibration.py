@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse.config import load_data_yaml
+from dse.config import load_data_yaml, suggest
 from dse.errors import DseUserError
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.yaml"
@@ -177,13 +177,23 @@ def default_class(path: Path | None = None) -> str:
     return _load(str(path or CALIBRATION_FILE)).default_class
 
 
+def unknown_class_message(name: str, path: Path | None = None) -> str | None:
+    """None when `name` is a software class of the calibration file, else the one message for it (with a
+    did-you-mean), shared by `load_calibration` and a study's `software:` check."""
+    classes = _load(str(path or CALIBRATION_FILE)).classes
+    if name in classes:
+        return None
+    return suggest(name, classes, "software stack") + " (see `dse software`)"
+
+
 def load_calibration(name: str | None = None, path: Path | None = None) -> Calibration:
     """The constants of software class `name` (default: the file's default class)."""
 
     data = _load(str(path or CALIBRATION_FILE))
     key = name or data.default_class
-    if key not in data.classes:
-        raise DseUserError(f"unknown software class '{key}'; valid: {', '.join(sorted(data.classes))}")
+    problem = unknown_class_message(key, path)
+    if problem:
+        raise DseUserError(problem)
     return data.classes[key]
 
 

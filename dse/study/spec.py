@@ -31,10 +31,11 @@ class _Base(NoBoolNumbers):
 
 def _software_ok(v: str | None) -> str | None:
     """A software stack named by a study must be a class of the calibration file (`dse software`)."""
-    from dse.model.calibration import calibration_classes
+    from dse.model.calibration import unknown_class_message
 
-    if v is not None and v not in calibration_classes():
-        raise ValueError(suggest(v, calibration_classes(), "software stack") + " (see `dse software`)")
+    problem = None if v is None else unknown_class_message(v)
+    if problem:
+        raise ValueError(problem)
     return v
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache, derived_classes
+from dse.model.calibration import CALIBRATION_FILE, Calibration, calibration_classes, clear_cache, derived_classes, unknown_class_message
 
 # mem_eff_max of the kernel class, fitted on Vidur's isolated decode GEMVs (train split, 2026-12-01): the
 # fraction of the memory technology's stream rate a streaming kernel reaches timed alone, no stack around it
@@ -256,10 +256,11 @@ def calibrate(classes: list[str] | None = None, max_evals: int = 600, restarts: 
     out = {}
     for name in names:
         rows = [m for m in train if m.software_class == name]
-        if name not in current:
+        problem = unknown_class_message(name)
+        if problem:
             from dse.errors import DseUserError
 
-            raise DseUserError(f"unknown software class '{name}'; valid: {', '.join(sorted(current))}")
+            raise DseUserError(problem)
         if not rows:
             continue
         start = current[name].model_copy(update=INITIAL.get(name, {}))
