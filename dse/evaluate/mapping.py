@@ -169,15 +169,21 @@ def compress_ops(ops):
         return cached
     names = np.asarray(ops.name).astype(str)
     conv = np.char.find(names, "conv") >= 0
-    keys = [tuple(getattr(ops, c)[i] for c in _KEY_COLS) + (bool(conv[i]),) for i in range(len(names))]
+    # one key per operator: its values of _KEY_COLS and whether it is a convolution (columns read whole, not
+    # element by element)
+    keys = list(zip(*(np.asarray(getattr(ops, c)).tolist() for c in _KEY_COLS), conv.tolist()))
     first: dict = {}
     inverse = np.empty(len(keys), int)
+    rows_: list[int] = []  # the first operator of each distinct key
     for i, key in enumerate(keys):
-        inverse[i] = first.setdefault(key, len(first))
+        j = first.setdefault(key, len(first))
+        if j == len(rows_):
+            rows_.append(i)
+        inverse[i] = j
     if len(first) == len(keys):
         out = ops
     else:
-        rows = np.array([next(i for i in range(len(keys)) if inverse[i] == j) for j in range(len(first))])
+        rows = np.array(rows_)
         counts = np.bincount(inverse, weights=np.asarray(ops.count, float))
         out = ops.select(rows).replace(count=counts)
     try:

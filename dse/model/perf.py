@@ -933,7 +933,21 @@ STEP_OWN_PAIRS = 512
 _STACKS: dict[tuple, tuple] = {}
 
 
-def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
+class _Alone:
+    """Each table of a step list stacked alone (`_stack((t,))`), built the first time a step is timed on its own
+    (on at least STEP_OWN_PAIRS designs: most steps of a small call never are)."""
+
+    def __init__(self, tables: tuple):
+        self.tables, self.built = tables, {}
+
+    def __getitem__(self, s: int) -> _OpStatic:
+        hit = self.built.get(s)
+        if hit is None:
+            hit = self.built[s] = _stack((self.tables[s],))
+        return hit
+
+
+def _stacks(tables) -> tuple[_OpStatic, _Alone]:
     """(all tables stacked, each table stacked alone), cached on the tables' identities."""
     key = tuple(id(t) for t in tables)
     hit = _STACKS.get(key)
@@ -941,7 +955,7 @@ def _stacks(tables) -> tuple[_OpStatic, list[_OpStatic]]:
         if len(_STACKS) > 64:
             _STACKS.clear()
         tables = tuple(tables)
-        hit = _STACKS[key] = (tables, _stack(tables), [_stack((t,)) for t in tables])  # keeps the ids alive
+        hit = _STACKS[key] = (tables, _stack(tables), _Alone(tables))  # keeps the ids alive
     return hit[1], hit[2]
 
 
