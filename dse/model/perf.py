@@ -663,6 +663,9 @@ def op_times(ops, hw: HwView, cal: Calibration, weights_resident, kv_resident, r
     return _resident_times(st, hw, cal, _busy_free(st, hw, cal), weights_resident, kv_resident, resident_bytes)
 
 
+_FLOAT = np.dtype(float)
+
+
 class _Work:
     """Scratch arrays of one block of `step_times`' numpy path: `new()` hands out the next (n, k) float array
     (`new(dtype, cols)`: of that dtype, (n, cols)) of a per-thread pool kept between calls, so the pages of a block's ~40
@@ -671,22 +674,24 @@ class _Work:
     `_Work` of the thread."""
 
     def __init__(self, n: int, k: int, pool: "threading.local | None" = None):
-        self.n, self.k, self.pool, self.at = n, k, pool, {}
+        self.n, self.k, self.at = n, k, {}
+        self.bufs = None
+        if pool is not None:
+            self.bufs = getattr(pool, "bufs", None)
+            if self.bufs is None:
+                self.bufs = pool.bufs = {}
 
     def new(self, dtype=float, cols: int | None = None) -> np.ndarray:
         cols = self.k if cols is None else cols
-        if self.pool is None:
+        if self.bufs is None:
             return np.empty((self.n, cols), dtype)
-        dt = np.dtype(dtype)
+        dt = _FLOAT if dtype is float else np.dtype(dtype)
         size = self.n * cols
         at = self.at.get(dt, 0)
-        bufs = getattr(self.pool, "bufs", None)
-        if bufs is None:
-            bufs = self.pool.bufs = {}
-        buf = bufs.get(dt)
+        buf = self.bufs.get(dt)
         if buf is None or len(buf) < at + size:
             # a larger block than any before: a bigger buffer (the arrays handed out so far keep the old one)
-            buf = bufs[dt] = np.empty(max(2 * (at + size), WORK_ELEMENTS), dt)
+            buf = self.bufs[dt] = np.empty(max(2 * (at + size), WORK_ELEMENTS), dt)
             at = 0
         self.at[dt] = at + size
         return buf[at:at + size].reshape(self.n, cols)
