@@ -953,7 +953,11 @@ class _Alone:
 
 
 def _stacks(tables) -> tuple[_OpStatic, _Alone]:
-    """(all tables stacked, each table stacked alone), cached on the tables' identities."""
+    """(all tables stacked, each table stacked alone), cached on the tables' identities (first on the identity of
+    the tuple itself: the mapping passes the same tuple of a plan table's steps on every call)."""
+    hit = _STACKS.get(id(tables))
+    if hit is not None and hit[0] is tables:
+        return hit[1], hit[2]
     key = tuple(id(t) for t in tables)
     hit = _STACKS.get(key)
     if hit is None:
@@ -961,6 +965,8 @@ def _stacks(tables) -> tuple[_OpStatic, _Alone]:
             _STACKS.clear()
         tables = tuple(tables)
         hit = _STACKS[key] = (tables, _stack(tables), _Alone(tables))  # keeps the ids alive
+    if isinstance(tables, tuple):
+        _STACKS[id(tables)] = (tables,) + hit[1:]  # (the entry keeps the tuple alive, so its id is not reused)
     return hit[1], hit[2]
 
 
