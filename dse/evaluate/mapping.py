@@ -233,7 +233,11 @@ class ComboCache:
         self.prefetch(full, mask)
 
 
-def _fmt_gb(x: float) -> str:
+def _fmt_gb(x: float, binary: bool = False) -> str:
+    """Bytes for a message: decimal GB / MB, or (`binary`, beside an off-chip memory capacity, whose GB are
+    2^30 B: technology.MEMORY_GB_BYTES) GiB / MiB, so both sides of a comparison read in the same unit."""
+    if binary:
+        return f"{x / 2**30:.3g} GiB" if x >= 2**27 else f"{x / 2**20:.3g} MiB"
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 
@@ -621,13 +625,14 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
                 p = largest[i]
                 mem = hw.mem_bytes[i]
                 where, capb = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[i])
-                text = plan_text.get(p)
-                if text is None:  # the plan's part of the message, formatted once per plan
+                binary = mem > 0
+                text = plan_text.get((p, binary))
+                if text is None:  # the plan's part of the message, formatted once per plan and unit
                     ep_ = int(t.ep[p])
-                    text = plan_text[p] = (f"weights {_fmt_gb(t.w[p])} + KV {_fmt_gb(t.kv[p])} per chip > ",
-                                           f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} "
-                                           f"on {int(t.replica[p])} of ")
-                reason[i] = f"{text[0]}{where} {_fmt_gb(capb)}{text[1]}{int(chips[i])} chips)"
+                    text = plan_text[p, binary] = (
+                        f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
+                        f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on {int(t.replica[p])} of ")
+                reason[i] = f"{text[0]}{where} {_fmt_gb(capb, binary)}{text[1]}{int(chips[i])} chips)"
             else:
                 reason[i] = "no feasible mapping (model does not fit on the available chips)"
     m["throughput"] = m["tokens_per_s"].copy()
