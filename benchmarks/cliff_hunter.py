@@ -39,8 +39,8 @@ dies) must never lower chip or system cost, TDP or peak power, nor (at unchanged
 cost of a good die. Power has one documented threshold: where the bigger chip's cheapest split has fewer
 dies, its TDP may fall by at most what the dropped die-to-die PHYs drew (`d2d_phy_w`). A violation is
 reported and fails `--fail-above` as a cliff does. The same step must never make the design slower: each
-scenario's goal metric (the one its best mapping maximises: `throughput`, or at `goal: latency` the
-`tpot_ms` of an LLM / `latency_ms` of a CNN; `goal_metrics`) never gets worse on rows feasible before
+scenario's goal metric (the one its best mapping maximises: `dse.evaluate.metrics.GOAL_METRICS`;
+`goal_metrics`) never gets worse on rows feasible before
 and after (the old mapping is still there to pick), for every such knob but the array's edges (`FASTER`).
 tests/test_cliffs.py runs a reduced version with the same rules.
 """
@@ -58,7 +58,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from dse.evaluate import evaluate  # noqa: E402
-from dse.evaluate.metrics import metric_info  # noqa: E402
+from dse.evaluate.metrics import goal_column, metric_info  # noqa: E402
 from dse.model.area import chip_area  # noqa: E402
 from dse.model.knobs import RESOURCE_KNOBS  # noqa: E402
 from dse.model.arrays import DesignArrays  # noqa: E402
@@ -390,14 +390,8 @@ def goal_metrics(mix: str | None) -> dict[str, str]:
         return {}
     from dse.workloads.scenarios import load_mix
 
-    out = {}
-    for e in load_mix(mix).scenarios:
-        sc = e.scenario
-        if sc.goal == "throughput":
-            out[f"{sc.name}.throughput"] = "max"
-        else:
-            out[f"{sc.name}.{'tpot_ms' if sc.kind == 'llm' else 'latency_ms'}"] = "min"
-    return out
+    cols = [goal_column(e.scenario) for e in load_mix(mix).scenarios]
+    return {c: metric_info(c, mix).metric.better for c in cols}
 
 
 def monotone(base: dict, stepped: dict, knob: str, live: np.ndarray, goals: dict[str, str] | None = None) -> list[dict]:

@@ -93,3 +93,31 @@ def test_prefill_share_at_batch_one_is_ttft_over_latency():
     share = cols["local_llm.prefill_share"][0]
     assert share == pytest.approx(cols["local_llm.ttft_ms"][0] / cols["local_llm.latency_ms"][0], rel=1e-9)
     assert 0 < share < 1
+
+
+def test_goal_metric_is_what_the_best_mapping_optimises():
+    """GOAL_METRICS names, per goal and kind, the registry metric the mapping's plan choice optimises: it
+    applies to the kind, points the goal's way, and no forced tensor-parallel plan beats the chosen one on it."""
+    from dse.evaluate.mapping import evaluate_scenario
+    from dse.evaluate.metrics import GOAL_METRICS, goal_column
+    from dse.model.perf import HwView
+
+    for (goal, kind), name in GOAL_METRICS.items():
+        m = SCENARIO[name]
+        assert kind in m.kinds and m.better == ("max" if goal == "throughput" else "min"), (goal, kind, name)
+    hw = HwView.from_arrays(DesignArrays.from_designs([load_catalog_design("H100-SXM")], TECH))
+    cal = load_calibration(None)
+    checked = 0
+    for entry in load_mix("balanced").scenarios:
+        sc = entry.scenario
+        name = goal_column(sc).rpartition(".")[2]
+        assert goal_column(sc) == f"{sc.name}.{name}"
+        better = SCENARIO[name].better
+        best = evaluate_scenario(sc, hw, cal).metrics[name][0]
+        for tp in ((1, 2, 4, 8) if sc.kind == "llm" else ()):
+            r = evaluate_scenario(sc, hw, cal, force_tp=tp)
+            if r.feasible[0]:
+                v = r.metrics[name][0]
+                assert (v <= best * (1 + 1e-9)) if better == "max" else (v >= best * (1 - 1e-9)), (sc.name, tp, v, best)
+                checked += 1
+    assert checked >= 5

@@ -36,6 +36,7 @@ from dse.evaluate.plans import Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time, op_energy_j, op_times, step_times
+from dse.model.technology import MEMORY_GB_BYTES
 from dse.workloads.modelfile import load_model_shape
 
 @dataclass
@@ -237,7 +238,8 @@ def _fmt_gb(x: float, binary: bool = False) -> str:
     """Bytes for a message: decimal GB / MB, or (`binary`, beside an off-chip memory capacity, whose GB are
     2^30 B: technology.MEMORY_GB_BYTES) GiB / MiB, so both sides of a comparison read in the same unit."""
     if binary:
-        return f"{x / 2**30:.3g} GiB" if x >= 2**27 else f"{x / 2**20:.3g} MiB"
+        gib = MEMORY_GB_BYTES
+        return f"{x / gib:.3g} GiB" if x >= gib / 8 else f"{x / (gib / 1024):.3g} MiB"
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 

@@ -270,6 +270,17 @@ def metric_info(column: str, mix=None) -> ColumnInfo | None:
     return ColumnInfo(column=column, metric=SCENARIO[name], scenario=scenario, kind=kind)
 
 
+# What a scenario's best mapping maximises (`dse.evaluate.mapping` scores its plans by it), per goal and kind:
+# throughput, or at `goal: latency` one decode step (LLM) or one batch (CNN)
+GOAL_METRICS: dict[tuple[str, Kind], str] = {("throughput", "llm"): "throughput", ("throughput", "cnn"): "throughput",
+                                             ("latency", "llm"): "tpot_ms", ("latency", "cnn"): "latency_ms"}
+
+
+def goal_column(scenario) -> str:
+    """The evaluate column of a scenario's goal metric (`GOAL_METRICS`): e.g. `local_llm.tpot_ms`."""
+    return f"{scenario.name}.{GOAL_METRICS[scenario.goal, scenario.kind]}"
+
+
 def scenario_columns(scenario: str) -> list[str]:
     """The per-scenario columns of one scenario, in registry order."""
     return [f"{scenario}.{name}" for name in SCENARIO]

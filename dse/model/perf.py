@@ -416,7 +416,8 @@ _BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_grou
 _ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
 _RESIDENT_FIELDS = {fuse: ("noncoll", "count", "tokens", "count_sum", f"wn{fuse}", f"actn{fuse}", "kvn", f"cls{fuse}",
                            f"kernel{fuse}") + _ENERGY_FIELDS for fuse in (0, 1, 2)}
-_RESIDENT_FIELDS[2] += _RESIDENT_FIELDS[1][4:9]  # variant 2 falls back to 1 on statically scheduled chips
+# variant 2 falls back to 1 on statically scheduled chips (`_variant`): it reads both variants' fields
+_RESIDENT_FIELDS[2] += tuple(f"{f}1" for f in ("wn", "actn", "cls", "kernel"))
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -890,16 +891,17 @@ def _energy_j(st: _OpStatic, hw: HwView, offchip_bytes: np.ndarray, sram_bytes: 
               work: "_Work | None" = None) -> np.ndarray:
     n, k = hw.n, st.k
     new = (work or _Work(n, k)).new
+    # each operator its precision's energy (0 where none); one precision: its energy broadcast
     e_flop = 0.0
+    if len(st.precs) > 1:
+        e_flop = new()
+        e_flop.fill(0.0)
     for p in st.precs:
         e = hw.energy_pj_per_flop.get(_PRECISIONS[p], hw.energy_pj_per_flop.get("bf16", np.zeros(n)))
         e = np.asarray(e, float)[:, None] if np.ndim(e) else e
-        if len(st.precs) == 1:  # one precision: broadcast
+        if len(st.precs) == 1:
             e_flop = e
-        else:  # each operator its precision's energy (0 where none)
-            if not isinstance(e_flop, np.ndarray) or e_flop.shape != (n, k):
-                e_flop = new()
-                e_flop.fill(0.0)
+        else:
             np.copyto(e_flop, e, where=np.equal(st.prec, p, out=new(bool)))
     zero = np.zeros(n)
     e_sram = (hw.sram_pj_per_byte if hw.sram_pj_per_byte is not None else zero)[:, None]
