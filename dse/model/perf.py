@@ -416,8 +416,10 @@ _BUSY_FIELDS = ("flops", "comm_bytes", "group", "mm_m", "mm_n", "mm_k", "mm_grou
 _ENERGY_FIELDS = ("flops", "prec", "comm_bytes", "count")
 _RESIDENT_FIELDS = {fuse: ("noncoll", "count", "tokens", "count_sum", f"wn{fuse}", f"actn{fuse}", "kvn", f"cls{fuse}",
                            f"kernel{fuse}") + _ENERGY_FIELDS for fuse in (0, 1, 2)}
-# variant 2 falls back to 1 on statically scheduled chips (`_variant`): it reads both variants' fields
-_RESIDENT_FIELDS[2] += tuple(f"{f}1" for f in ("wn", "actn", "cls", "kernel"))
+# the per-operator fields that exist once per fusion variant (`<name><variant>`); variant 2 falls back to 1 on
+# statically scheduled chips (`_variant`), so it reads both variants' fields
+_VARIANT_FIELDS = ("wn", "actn", "cls", "kernel")
+_RESIDENT_FIELDS[2] += tuple(f"{f}1" for f in _VARIANT_FIELDS)
 
 
 # Vector operators a fusing stack folds into the neighbouring GEMM or attention kernel: RMSNorm/LayerNorm
@@ -516,7 +518,7 @@ def _static(ops) -> _OpStatic:
         row[f"kernel{v}"] = (nc & row["launches"] & ~fused) * (1.0 + (0.0 if v else quant))
     # variant 2 (`Calibration.plugin_layers`): fused in a convolutional step, unfused otherwise
     v2 = 1 if conv[mm].any() else 0
-    for f in ("wn", "actn", "cls", "kernel"):
+    for f in _VARIANT_FIELDS:
         row[f"{f}2"] = row[f"{f}{v2}"]
     coll = {c: np.flatnonzero(kinds == c) for c in sorted(COLLECTIVE_KINDS) if (kinds == c).any()}
     order = np.concatenate([mm, np.flatnonzero(is_vec)] + list(coll.values())).astype(np.int64)
