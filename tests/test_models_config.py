@@ -192,3 +192,16 @@ def test_cli_models_show_bad_file_exits_2(tmp_path):
     res = _dse("models", "show", str(bad))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{bad}:4:" in res.stderr and "heads: 3 heads do not divide hidden size 100" in res.stderr
+
+
+def test_models_summary_gb_are_memory_gb():
+    """`dse models` prints weight and KV GB in the unit of memory capacities (2^30 B), so Llama-2-70B's bf16
+    weights compare with an H100's 80 GB directly: 2 B x params / 2^30 by hand, and 128 GiB > 80."""
+    from dse.workloads.summary import model_summary
+
+    info = model_summary(load_model_shape("Llama-2-70B"), context=4096)
+    params = info["params"]
+    assert info["weight_gb"]["bf16"]["gb"] == pytest.approx(2 * params / 2 ** 30, rel=1e-12)
+    assert 128 < info["weight_gb"]["bf16"]["gb"] < 129  # 68.98e9 parameters: 137.96e9 B = 128.5 GiB
+    # KV of one 4,096-token sequence, 16-bit: 80 layers x 8 KV heads x 128 x 2 (K, V) x 2 B x 4,096 = 1.25 GiB
+    assert info["kv_gb_at_context"] == pytest.approx(80 * 8 * 128 * 2 * 2 * 4096 / 2 ** 30, rel=1e-12)

@@ -77,7 +77,7 @@ def models_show(spec: str = typer.Argument(..., help="built-in name, model YAML,
     w = Table(title="weights")
     w.add_column("format")
     w.add_column("bits/weight", justify="right")
-    w.add_column("GB", justify="right")
+    w.add_column("GB (2^30 B, as memory)", justify="right")
     for fmt, row in r["weight_gb"].items():
         w.add_row(fmt, f"{row['bits_per_weight']:g}", f"{row['gb']:,.2f}")
     con.print(w)

@@ -210,7 +210,7 @@ class KvOffload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # DGX H100: 2 TB of system memory for 8 GPUs (NVIDIA DGX H100 datasheet) = 256 GB per GPU; a capacity, so
-    # GB of 2^30 bytes like every memory capacity (dse.model.technology.MEMORY_GB_BYTES)
+    # GB of 2^30 bytes like every memory capacity (dse.units.MEMORY_GB_BYTES)
     host_gb_per_chip: float = Field(256.0, gt=0, description="host memory for the prefix cache per chip "
                                     "(GB of 2^30 bytes: memory capacities are binary, JEDEC)")
     # PCIe 5.0 x16: 32 GT/s × 16 lanes, 128b/130b ≈ 63 GB/s per direction (PCI-SIG); CXL 2.0 x16 the same
