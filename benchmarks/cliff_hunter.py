@@ -25,8 +25,9 @@ arrays may remove a partial wave of GEMM tiles (WAVES: up to +100 % on performan
 of SRAM on a scenario that streams part of its weights or of its KV cache moves that many bytes off the
 memory stream (RESIDENCY: time is linear in SRAM there, so its elasticity S/(W−S) grows without bound as
 the model nears a full fit; such a gain counts as explained when it is a slope, i.e. no quarter of the
-step buys more than RESIDENCY_SLOPE of the gain: a slope reaching full residency within the step still
-spreads it over several quarters, a step buys it all in one). A change of the chip's die count (SPLIT)
+step buys more than RESIDENCY_SLOPE of the gain, or of the quarter that bought most no quarter does, for
+RESIDENCY_ZOOM levels: a slope reaching full residency early in the step puts most of the gain in its
+first quarter but spreads it over that quarter's quarters, a jump buys it all in one piece at every level). A change of the chip's die count (SPLIT)
 explains a jump only in the geometry of the split (`SPLIT_GEOMETRY`: one die's area, its cost, the heat
 flux over it, and the silicon and package area, which a split priced for cost need not minimise: fewer,
 larger dies may need less filler and fewer die-to-die PHYs), and so does a change of the other priced
@@ -104,6 +105,7 @@ NEAR_SPAN = 1.3   # the die-count change looked for within ×/÷ 1.3 of the reti
 NEAR_BISECT = 10  # bisection steps: (1.3²)^(1/1024) ≈ 0.05 % of the knob
 RESIDENCY_SLOPE = 0.6  # a slope: no quarter of the step buys more than 60 % of the gain (a cliff buys it all in one)
 RESIDENCY_POINTS = (0.25, 0.5, 0.75, 1.0)  # the step's quarters
+RESIDENCY_ZOOM = 3  # levels of quarters looked into (the last: 1/64 of the step, 0.03 % of the knob at +2 %)
 COST_BETTER = {"die_area_mm2": "min", "total_area_mm2": "min", "package_mm2": "min", "num_dies": "none",
                "spare_cores": "none", "num_io_dies": "none", "cost_per_good_die_usd": "min", "chip_cost_usd": "min",
                "system_cost_usd": "min"}
@@ -363,24 +365,36 @@ def exempt(base: dict, stepped: dict, metric: str) -> np.ndarray:
 def residency_slope(provider, columns: dict, knob: str, rows: np.ndarray, new: np.ndarray, base: dict,
                     metric: str, better: str, gained: np.ndarray, tech) -> np.ndarray:
     """RESIDENCY: of `rows` (indices whose gain `gained` was too large), those where the knob is SRAM and
-    no quarter of the step buys more than RESIDENCY_SLOPE of the gain (a continuous slope of partial
-    residency of the weights or the KV cache, possibly reaching full residency within the step; a step
-    buys it all in one quarter). Evaluates the quarter steps on those rows only."""
+    the gain is a slope: no quarter of the step buys more than RESIDENCY_SLOPE of it, or, where one does,
+    no quarter of that quarter buys more than RESIDENCY_SLOPE of the quarter's gain, and so on for
+    RESIDENCY_ZOOM levels (a continuous slope of partial residency of the weights or the KV cache that
+    reaches full residency early in the step puts most of the gain in the first quarter, but spreads it
+    over that quarter's quarters; a jump stays in one piece at every level). Evaluates the points on those
+    rows only."""
     ok = np.zeros(len(rows), bool)
     if knob != RESIDENCY_KNOB or not len(rows):
         return ok
     sub = {k: np.asarray(v)[rows] if np.ndim(v) else v for k, v in columns.items()}
     old = np.asarray(sub[knob], float)
-    points = [np.asarray(base[metric], float)[rows]]
+    span = np.asarray(new, float)[rows] - old
+    start, width = np.zeros(len(rows)), np.ones(len(rows))  # the piece of the step looked at, in step fractions
+    first = np.asarray(base[metric], float)[rows]
     feasible = np.ones(len(rows), bool)
-    for f in RESIDENCY_POINTS:
-        at = provider(DesignArrays.from_columns({**sub, knob: old + (np.asarray(new, float)[rows] - old) * f}, tech))
-        points.append(np.asarray(at[metric], float))
-        feasible &= np.asarray(at["feasible"], bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        parts = np.array([gain(a, b, better) for a, b in zip(points, points[1:])])
-    total = parts.sum(axis=0)
-    ok[:] = feasible & (parts.max(axis=0) <= RESIDENCY_SLOPE * np.maximum(total, 1e-300)) & (total > 0)
+    for _ in range(RESIDENCY_ZOOM):
+        points = [first]
+        for f in RESIDENCY_POINTS:
+            at = provider(DesignArrays.from_columns({**sub, knob: old + span * (start + width * f)}, tech))
+            points.append(np.asarray(at[metric], float))
+            feasible &= np.asarray(at["feasible"], bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts = np.array([gain(a, b, better) for a, b in zip(points, points[1:])])
+        total = parts.sum(axis=0)
+        ok |= feasible & (parts.max(axis=0) <= RESIDENCY_SLOPE * np.maximum(total, 1e-300)) & (total > 0)
+        # zoom into the quarter that bought the most
+        j = np.argmax(parts, axis=0)
+        first = np.array(points)[j, np.arange(len(rows))]
+        q = RESIDENCY_POINTS[0]  # the points are evenly spaced quarters
+        start, width = start + width * q * j, width * q
     return ok
 
 
