@@ -252,7 +252,7 @@ def test_truncated_files_for_pareto_and_export(tmp_path, small_run, what):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
     f = {"results.parquet": run / "results.parquet", "run.json": run / "run.json",
-         "part": run / "parts" / "part-000001.arrow"}[what]
+         "part": run / "parts" / "part-000001.arrows"}[what]
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     if what == "part":
         (run / "results.parquet").unlink()

@@ -99,7 +99,7 @@ def test_parts_flushed_behind_are_in_place_at_once_and_on_disk_after_the_next_wr
     from dse.runs import writer
 
     rng = np.random.default_rng(2)
-    store = PartStore(tmp_path / "r", fmt="arrow", sync_behind=True)
+    store = PartStore(tmp_path / "r", fmt="arrows", sync_behind=True)
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(writer.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
@@ -110,7 +110,7 @@ def test_parts_flushed_behind_are_in_place_at_once_and_on_disk_after_the_next_wr
     assert len(synced) >= 2  # part 0's file and folder, before part 1 was written
     store.close()
     assert len(synced) == 4 and store.read_all().equals(pl.concat(frames[:2]))
-    store = PartStore(tmp_path / "r", fmt="arrow", sync_behind=True)
+    store = PartStore(tmp_path / "r", fmt="arrows", sync_behind=True)
     monkeypatch.setattr(writer.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "I/O error")))
     store.write(2, frames[2])
     with pytest.raises(OSError, match="I/O error"):
@@ -126,7 +126,7 @@ def test_finalize_from_the_frames_in_memory_writes_what_reading_the_parts_writes
     out = {}
     for how in ("read", "memory"):
         run = tmp_path / how
-        parts = PartStore(run, fmt="arrow")
+        parts = PartStore(run, fmt="arrows")
         for b, f in enumerate(frames):
             parts.write(b, f)
         (run / RUN_JSON).write_text(meta.model_copy().model_dump_json())
@@ -177,10 +177,11 @@ def test_reads_a_run_folder_written_by_the_previous_format(tmp_path):
     assert pl.read_csv(tmp_path / "t.csv").height == 3
 
 
-@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+@pytest.mark.parametrize("fmt", ["arrows", "arrow", "parquet"])
 def test_parts_of_either_format_round_trip_and_read_together(tmp_path, fmt):
-    """A study's parts are Arrow IPC files, a grid's Parquet; a store reads both (an older run's Parquet parts
-    beside newer Arrow ones), and the run's tables come out tidied (the knob stored once, integers as Int64)."""
+    """A study's parts are Arrow IPC streams (earlier versions: Arrow IPC files), a grid's Parquet; a store reads
+    them all (an older run's Parquet parts beside newer Arrow ones), and the run's tables come out tidied (the
+    knob stored once, integers as Int64)."""
     rng = np.random.default_rng(1)
     run = tmp_path / "r"
     frames = [_toy_part(b, 10, rng).with_columns(pl.lit(3.0).alias("local_llm.tp")) for b in range(4)]
@@ -191,7 +192,7 @@ def test_parts_of_either_format_round_trip_and_read_together(tmp_path, fmt):
     names = sorted(p.name for p in (run / "parts").iterdir())
     assert names == ["part-000000.parquet"] + [f"part-{b:06d}.{fmt}" for b in (1, 2, 3)]
     assert store.indices() == [0, 1, 2, 3] and store.rows() == 40
-    assert store.read(2).equals(frames[2] if fmt == "arrow" else columns.tidy(frames[2]))
+    assert store.read(2).equals(frames[2] if fmt != "parquet" else columns.tidy(frames[2]))
     store.write(0, frames[0])  # a re-run batch is rewritten in the store's format, the other copy removed
     assert sorted(p.name for p in (run / "parts").iterdir())[0] == f"part-000000.{fmt}"
     back = load_trials(run)  # no results.parquet yet: from the parts, tidied
@@ -209,27 +210,52 @@ def test_a_sweep_s_live_count_reads_parts_of_either_format(tmp_path):
     rng = np.random.default_rng(2)
     PartStore(tmp_path / "s", fmt="parquet").write(0, _toy_part(0, 7, rng))
     PartStore(tmp_path / "s", fmt="arrow").write(1, _toy_part(1, 5, rng))
-    assert _rows_done(tmp_path / "s") == 12 == PartStore(tmp_path / "s").rows()
+    PartStore(tmp_path / "s", fmt="arrows").write(2, _toy_part(2, 4, rng))
+    assert _rows_done(tmp_path / "s") == 16 == PartStore(tmp_path / "s").rows()
 
 
-def test_a_study_run_by_an_older_version_with_parquet_parts_resumes_as_if_uninterrupted(tmp_path):
-    """A run folder whose parts are Parquet (written before parts became Arrow IPC) resumes: the new batches are
-    Arrow parts and the results equal an uninterrupted run's."""
+@pytest.mark.parametrize("older", ["parquet", "arrow"])
+def test_a_study_run_by_an_older_version_resumes_as_if_uninterrupted(tmp_path, older):
+    """A run folder whose parts are Parquet or Arrow IPC files (as earlier versions wrote them) resumes: the new
+    batches are Arrow IPC stream parts and the results equal an uninterrupted run's."""
     cfg = _study_file(tmp_path, budget={"trials": 64})
     ref = StudyRunner(load_study(cfg), tmp_path / "ref" / "t").run()
     run = tmp_path / "old" / "t"
     StudyRunner(load_study(cfg), run, trials=32).run()
-    for p in sorted((run / "parts").glob("part-*.arrow")):  # as the older version stored them
-        pl.read_ipc(p).write_parquet(p.with_suffix(".parquet"))
+    for p in sorted((run / "parts").glob("part-*.arrows")):  # as the older version stored them
+        df = pl.read_ipc_stream(p)
+        if older == "parquet":
+            df.write_parquet(p.with_suffix(".parquet"))
+        else:
+            df.write_ipc(p.with_suffix(".arrow"), compression="lz4")
         p.unlink()
     res = StudyRunner(load_study(cfg), run).run()
     assert res.resumed_from == 32 and res.summary["trials"] == 64
     kinds = sorted({p.suffix for p in (run / "parts").iterdir()})
-    assert kinds == [".arrow", ".parquet"]
+    assert kinds == sorted([".arrows", f".{older}"])
     a = pl.read_parquet(ref.run_dir / "results.parquet").drop("datetime_start", "datetime_complete")
     b = pl.read_parquet(run / "results.parquet").drop("datetime_start", "datetime_complete")
     assert a.equals(b)
     assert res.summary["hypervolume"] == ref.summary["hypervolume"]
+
+
+def test_a_stream_part_cut_anywhere_reads_as_damaged(tmp_path):
+    """An Arrow IPC stream has no footer, and polars reads a cut stream as its first record batches (or none)
+    without an error: a part that does not end with the end-of-stream marker is damaged, wherever it was cut
+    (a power loss before its flush), and so is one whose tail was zeroed."""
+    rng = np.random.default_rng(4)
+    store = PartStore(tmp_path / "r", fmt="arrows")
+    store.write(0, _toy_part(0, 30, rng))
+    path = store.path(0)
+    whole = path.read_bytes()
+    assert store.read(0).height == 30
+    for cut in sorted({1, 8, len(whole) // 3, len(whole) // 2, len(whole) - 9, len(whole) - 8, len(whole) - 1}):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(DseUserError, match="part-000000.arrows: damaged part"):
+            store.read(0)
+    path.write_bytes(whole[:-64] + bytes(64))
+    with pytest.raises(DseUserError, match="damaged part"):
+        store.read_all()
 
 
 def test_the_live_front_is_the_non_dominated_set_of_every_feasible_row_added(tmp_path):

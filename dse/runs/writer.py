@@ -1,4 +1,4 @@
-"""Writing a run folder: parts (atomic, one per batch: Arrow IPC for a study, Parquet for a grid), run.json,
+"""Writing a run folder: parts (atomic, one per batch: an Arrow IPC stream for a study, Parquet for a grid), run.json,
 and `finalize`, which derives results.parquet, pareto.parquet and summary.json from the parts (and can always
 redo it, e.g. after a killed run). Also the run lock, so a second writer on the same folder refuses instead of corrupting it.
 """
@@ -65,8 +65,16 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+#: the end of an Arrow IPC stream (a continuation marker, then a zero metadata length; Arrow columnar format,
+#: "IPC Streaming Format"): a stream part must end with it (and start with a continuation marker), else it was
+#: cut short, e.g. by a power loss before its flush, or is not a stream at all
+IPC_STREAM_START = b"\xff\xff\xff\xff"
+IPC_STREAM_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
 def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Callable[[], None] | None:
-    """An Arrow IPC file (lz4) written atomically: a study's per-batch part (see `PART_FORMATS`).
+    """Arrow IPC (lz4) written atomically: a study's per-batch part (see `PART_FORMATS`), a stream for
+    `.arrows`, a file for `.arrow`.
 
     `sync=False`: the file is in place when this returns (a killed process loses nothing of it: the kernel
     holds it) but not yet on disk; the returned callable makes it durable (fsync of the file, then of the
@@ -74,7 +82,10 @@ def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Call
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     f = open(tmp, "wb")
     try:
-        df.write_ipc(f, compression="lz4")
+        if path.suffix == ".arrows":
+            df.write_ipc_stream(f, compression="lz4")
+        else:
+            df.write_ipc(f, compression="lz4")
         f.flush()
         if sync:
             os.fsync(f.fileno())
@@ -113,10 +124,10 @@ def _json_default(o: Any) -> Any:
 
 
 class PartStore:
-    """`<run>/parts/part-NNNNNN.<arrow|parquet>`, one per batch (or grid shard), each written atomically.
+    """`<run>/parts/part-NNNNNN.<arrows|arrow|parquet>`, one per batch (or grid shard), each written atomically.
 
-    `fmt` is the format of the parts this store writes (`PART_FORMATS`: a study's batches are Arrow IPC, grid
-    shards Parquet); parts of either format are read, so a study stored by an older version resumes.
+    `fmt` is the format of the parts this store writes (`PART_FORMATS`: a study's batches are Arrow IPC streams,
+    grid shards Parquet); parts of every format are read, so a study stored by an older version resumes.
 
     `sync_behind` (Arrow parts): a part is in place (renamed from its temporary file) when `write` returns, so a
     killed run keeps it, and is flushed to disk (fsync of the file and the folder, ~8 ms on an ext4 disk, as
@@ -127,7 +138,7 @@ class PartStore:
     def __init__(self, run_dir: Path, *, create: bool = True, fmt: str = "parquet", sync_behind: bool = False):
         self.dir = Path(run_dir) / PARTS_DIR
         self.suffix = PART_FORMATS[fmt]
-        self.sync_behind = sync_behind and self.suffix == ".arrow"
+        self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow")
         self._flush = OneInFlight("dse-parts")
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -161,11 +172,11 @@ class PartStore:
         if self.sync_behind:
             self.wait()  # at most one part not yet on disk
             self._flush.submit(atomic_write_ipc(df, path, sync=False))
-        elif self.suffix == ".arrow":
+        elif self.suffix in (".arrows", ".arrow"):
             atomic_write_ipc(df, path)
         else:
             atomic_write_parquet(columns.tidy(df), path)
-        for other in PART_FORMATS.values():  # a part rewritten in the other format (a re-run batch of an older run)
+        for other in PART_FORMATS.values():  # a part rewritten in another format (a re-run batch of an older run)
             if other != self.suffix:
                 path.with_suffix(other).unlink(missing_ok=True)
 
@@ -203,14 +214,23 @@ def _checked(path: Path, how: Any) -> Any:
 
 
 def read_part(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """One part file, Arrow IPC or Parquet by its suffix."""
+    """One part file: an Arrow IPC stream, an Arrow IPC file or Parquet, by its suffix. A stream that does not
+    start and end with its markers (`IPC_STREAM_END`) raises: read as it is, a cut stream gives its first
+    record batches, or none, without an error."""
+    if path.suffix == ".arrows":
+        data = path.read_bytes()
+        if not (data.startswith(IPC_STREAM_START) and data.endswith(IPC_STREAM_END)):
+            raise ValueError("not a whole Arrow IPC stream (no end-of-stream marker: cut short)")
+        return pl.read_ipc_stream(data, columns=columns)
     if path.suffix == ".arrow":
         return pl.read_ipc(path, columns=columns)
     return pl.read_parquet(path, columns=columns)
 
 
 def part_rows(path: Path) -> int:
-    """Rows of one part file (read from its metadata)."""
+    """Rows of one part file (a file's from its metadata; a stream's by reading its `trial` column)."""
+    if path.suffix == ".arrows":
+        return read_part(path, ["trial"]).height
     lf = pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)
     return lf.select(pl.len()).collect().item()
 

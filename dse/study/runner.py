@@ -7,7 +7,7 @@ Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
 
 Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
-Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC file,
+Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC stream,
 atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's
 records as journal lines, one append + fsync per batch by a writer thread while the next batch runs; an external
 `storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
@@ -236,7 +236,7 @@ class StudyRunner:
     def _run(self) -> RunResult:
         t0 = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        parts = PartStore(self.run_dir, fmt="arrow", sync_behind=True)
+        parts = PartStore(self.run_dir, fmt="arrows", sync_behind=True)
         prior = parts.read_all()
         if prior is not None:
             prior, rerun = self._rerun_transient(prior, parts)
