@@ -222,3 +222,20 @@ def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
     df = _results(tmp_path / "r")
     assert (df["state"] == "FAIL").any() and (df["state"] == "COMPLETE").any()
     assert len(seen) == 8 and all(np.array_equal(a, b) for a, b in seen)
+
+
+@pytest.mark.parametrize("col, neutral", [
+    (np.array([3, 4, 5]), 0), (np.array([3, 4, 5]), 0.5), (np.array([1.5, 2.5, 3.5]), 1.0),
+    (np.array([1.5, 2.5, 3.5]), 1), (np.array(["hbm3", "hbm3e", "none"]), "hbm3e_long"),
+    (np.array([True, False, True]), False), (np.array(["a", "b", "c"]), 4)])
+def test_neutral_fill_types_values_as_the_element_wise_fill(col, neutral):
+    """An inactive knob's neutral value goes in with one `np.where` when it is of the column's kind; the values
+    and their kind are those of the element-by-element fill (`_as_array` of the values), else it is that fill."""
+    from dse.study.samplers import _with_neutral
+    from dse.study.space import _as_array
+
+    off = np.array([False, True, True])
+    got = _with_neutral(col, off, neutral)
+    want = _as_array([neutral if o else v for o, v in zip(off.tolist(), col.tolist())])
+    assert got.dtype.kind == want.dtype.kind and got.tolist() == want.tolist()
+    assert [type(x) for x in got.tolist()] == [type(x) for x in want.tolist()]

@@ -235,3 +235,31 @@ def test_each_trial_s_reason_says_why_it_is_not_feasible(tmp_path):
     assert sc["reason"].tolist() == ["", "violates tdp_w <= 400", both, "violates chip_cost_usd <= 1000",
                                      "weights do not fit", "infeasible", both, "evaluation error: boom"]
     assert sc["feasible"].tolist() == [True] + [False] * 7 and sc["failed"].tolist() == [False] * 7 + [True]
+
+
+def test_score_of_one_whole_chunk_equals_score_of_its_pieces(tmp_path):
+    """`score` takes a batch evaluated as one chunk as it is (no per-metric merge); the same results handed over
+    as two chunks are merged into the same metrics, objectives, constraints and reasons, a non-finite metric
+    failing its row (zeroed, named in the reason) either way."""
+    from dse.study.execution import EvalError
+
+    st = load_study(_study_file(tmp_path))
+    runner = StudyRunner(st, tmp_path / "runs" / "t", serial=True)
+    cols = st.space.columns([st.space.complete({}) for _ in range(4)])
+    res = runner.evaluator(cols)
+    res = {k: np.asarray(v).copy() for k, v in res.items()}
+    metric = runner.metrics[1]  # a float objective metric
+    res[metric][2] = np.nan
+    whole = runner.score(cols, [(slice(0, 4), res)], 4)
+    pieces = runner.score(cols, [(slice(0, 3), {k: v[:3] for k, v in res.items()}),
+                                 (slice(3, 4), {k: v[3:] for k, v in res.items()})], 4)
+    assert whole["metrics"].keys() == pieces["metrics"].keys()
+    for k, v in whole["metrics"].items():
+        assert v.dtype == pieces["metrics"][k].dtype and v.tolist() == pieces["metrics"][k].tolist(), k
+    for k in ("Y", "cmat", "failed", "feasible", "reason"):
+        assert np.asarray(whole[k]).tolist() == np.asarray(pieces[k]).tolist(), k
+    assert whole["failed"].tolist() == [False, False, True, False]
+    assert whole["metrics"][metric][2] == 0.0 and metric in whole["reason"][2]
+    assert np.isnan(res[metric][2])  # the evaluator's arrays are not written to
+    failed = runner.score(cols, [(slice(0, 2), EvalError("boom")), (slice(2, 4), {k: v[2:] for k, v in res.items()})], 4)
+    assert failed["failed"].tolist() == [True, True, True, False] and failed["reason"][0] == "boom"

@@ -114,7 +114,27 @@ def _object_series(name: str, v: np.ndarray) -> pl.Series:
                 distinct.append(x)
             by_id[id(x)] = j
         rows[i] = j
-    return pl.Series(name, distinct, strict=False)[rows]
+    key = (name, tuple(index))
+    values = _DISTINCT.get(key)
+    if values is None:  # a column's few distinct values: built once per run (a Series of lists costs ~70 us)
+        if len(_DISTINCT) >= 256:
+            _DISTINCT.clear()
+        values = _DISTINCT[key] = pl.Series(name, distinct, strict=False)
+    return values[rows]
+
+
+# `_object_series`'s Series of a column's distinct values, by (column, the values' keys in order)
+_DISTINCT: dict[tuple, pl.Series] = {}
+
+
+def _column_type(dtype: np.dtype) -> Any:
+    """The type of a metric's column in `StudyRunner.score` for a chunk's result of `dtype`: strings (and other
+    objects) as objects, booleans as bool, floats as float64, other numbers as they are."""
+    if dtype.kind in "OUS":
+        return object
+    if dtype.kind == "b":
+        return bool
+    return float if dtype.kind == "f" else dtype
 
 
 def columns_frame(data: dict[str, Any]) -> pl.DataFrame:
@@ -131,6 +151,8 @@ def columns_frame(data: dict[str, Any]) -> pl.DataFrame:
         flat = pl.Series(np.concatenate([data[k] for k in names]))
         series.update({k: flat.slice(i * n, n).alias(k) for i, k in enumerate(names)})
     return pl.DataFrame([series[k] if k in series else v.alias(k) if isinstance(v, pl.Series)
+                         else pl.Series(k, v.tolist(), dtype=pl.String)  # ~2x faster than from numpy's UCS-4
+                         if isinstance(v, np.ndarray) and v.dtype.kind == "U"
                          else pl.Series(k, v, strict=False) for k, v in data.items()])
 
 
@@ -546,33 +568,38 @@ class StudyRunner:
         err = np.full(n, "", dtype=object)
         failed = np.zeros(n, dtype=bool)
         ok_parts = [(s, r) for s, r in results if not isinstance(r, EvalError)]
-        if ok_parts:
-            for k, v in ok_parts[0][1].items():
-                ref = np.asarray(v)
-                if ref.dtype.kind in "OUS":
-                    metrics[k] = np.full(n, "", dtype=object)
-                elif ref.dtype.kind == "b":
-                    metrics[k] = np.zeros(n, dtype=bool)
+        # each metric's column type, from the first chunk's results: strings as objects
+        types = {k: _column_type(np.asarray(v).dtype) for k, v in ok_parts[0][1].items()} if ok_parts else {}
+        whole = normalize(ok_parts[0][1], n) if len(results) == 1 and ok_parts and results[0][0] == slice(0, n) \
+            else None
+        if whole is not None and all(np.shape(whole[k]) == (n,) for k in types if k in whole):
+            # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns,
+            # copied (a non-finite value is zeroed below), are the metrics
+            metrics = {k: np.array(whole[k], dtype=t) if k in whole else np.zeros(n, dtype=t)
+                       for k, t in types.items()}
+        else:
+            metrics = {k: np.full(n, "", dtype=object) if t == object else np.zeros(n, dtype=t)
+                       for k, t in types.items()}
+            for s, r in results:
+                if isinstance(r, EvalError):
+                    failed[s] = True
+                    err[s] = (TRANSIENT_MARK if r.transient else "") + str(r)
                 else:
-                    metrics[k] = np.zeros(n, dtype=float if ref.dtype.kind == "f" else ref.dtype)
-        for s, r in results:
-            if isinstance(r, EvalError):
-                failed[s] = True
-                err[s] = (TRANSIENT_MARK if r.transient else "") + str(r)
-            else:
-                r = normalize(r, s.stop - s.start)
-                for k in metrics:
-                    if k in r:
-                        metrics[k][s] = r[k]
-        for k, v in metrics.items():  # a model bug must not put NaN/inf in results.parquet or on a front
-            if v.dtype.kind == "f":
-                bad_k = ~np.isfinite(v)
-                if bad_k.any():
-                    failed |= bad_k
-                    for i in np.flatnonzero(bad_k & (err == "")):
-                        err[i] = "evaluation error: non-finite metric " + ", ".join(
-                            m for m, col in metrics.items() if col.dtype.kind == "f" and not np.isfinite(col[i]))
-                    v[bad_k] = 0.0
+                    r = normalize(r, s.stop - s.start)
+                    for k in metrics:
+                        if k in r:
+                            metrics[k][s] = r[k]
+        floats = [v for v in metrics.values() if v.dtype.kind == "f"]
+        if floats and not np.isfinite(np.vstack(floats)).all():
+            for k, v in metrics.items():  # a model bug must not put NaN/inf in results.parquet or on a front
+                if v.dtype.kind == "f":
+                    bad_k = ~np.isfinite(v)
+                    if bad_k.any():
+                        failed |= bad_k
+                        for i in np.flatnonzero(bad_k & (err == "")):
+                            err[i] = "evaluation error: non-finite metric " + ", ".join(
+                                m for m, col in metrics.items() if col.dtype.kind == "f" and not np.isfinite(col[i]))
+                        v[bad_k] = 0.0
         model_ok = metrics["feasible"] if "feasible" in metrics else np.zeros(n, dtype=bool)
         model_reason = metrics["reason"] if "reason" in metrics else err
         env = {**cols, **metrics}
