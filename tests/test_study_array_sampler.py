@@ -207,12 +207,13 @@ def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
     orig = StudyRunner._array_batch
 
     def spy(self, *a, **k):
-        df, core, Y, fitness = orig(self, *a, **k)
+        df, core, Y, fitness, records = orig(self, *a, **k)
         seen.append((objective_matrix(df, self.objectives), Y))
         assert core.equals(df.drop("_optuna", "_study_attrs"))  # the part as finalize gets it
+        assert df["_optuna"].to_list() == records  # what the journal gets is what the part stores
         F, cv = self._fitness(df)  # what a replay feeds the sampler, read from the part
         assert np.array_equal(F, fitness[0]) and np.array_equal(cv, fitness[1])
-        return df, core, Y, fitness
+        return df, core, Y, fitness, records
 
     monkeypatch.setattr(StudyRunner, "_array_batch", spy)
     cfg = _study(tmp_path, objectives=[{"metric": "local_llm.tpot_ms", "direction": "minimize"},

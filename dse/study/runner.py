@@ -197,6 +197,7 @@ class StudyRunner:
         # Optuna constraint keys: the constraint texts, made unique
         self.constraint_keys = [n if n not in self.constraint_names[:j] else f"{n} #{j}"
                                 for j, n in enumerate(self.constraint_names)]
+        self._key_names: list[str] | None = None  # see key_metric_names
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -349,13 +350,13 @@ class StudyRunner:
                 X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
                 keys = design_keys(X)
                 results = self._evaluate_cached(cols, keys)
-                df, core, values, fitness = self._array_batch(done, X, cols, results, self._repeats(keys), t_start,
-                                                              dt.datetime.now(), b)
+                df, core, values, fitness, records = self._array_batch(done, X, cols, results, self._repeats(keys),
+                                                                       t_start, dt.datetime.now(), b)
                 parts.write(b, df)  # system of record first
                 if background is not None:
                     background.sync(b)
                 else:
-                    mirror.add_rows(df, dists)
+                    mirror.add_rows(df, dists, records)
                 ga.observe(X, *fitness)
             else:
                 seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
@@ -676,9 +677,11 @@ class StudyRunner:
     def key_metric_names(self) -> list[str]:
         """Metrics stored as Optuna trial user attributes (optuna-dashboard shows them): the objectives'
         and constraints' metrics."""
-        names = [n for o in self.objectives for n in o.names()]
-        names += [n for c in self.constraints for n in c.names]
-        return list(dict.fromkeys(names))
+        if self._key_names is None:  # fixed for the run: the study's objectives and constraints
+            names = [n for o in self.objectives for n in o.names()]
+            names += [n for c in self.constraints for n in c.names]
+            self._key_names = list(dict.fromkeys(names))
+        return list(self._key_names)
 
     def _batch_frame(self, trials, cols, results, t_start, t_done, b, attrs_before):
         """The batch as a DataFrame (+ values, states, constraint vectors, key-metric user attributes)."""
@@ -729,12 +732,12 @@ class StudyRunner:
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
                      t_start: dt.datetime, t_done: dt.datetime, b: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], list[str]]:
         """A generation of the array sampler as a part, the part without its bookkeeping columns, its
-        objective matrix (the values the part stores: `objective_matrix` of the part gives the same) and its
-        fitness for the sampler (`_fitness_of`: what `_fitness` reads back from the part). Its
-        `_optuna` column holds each trial's journal record (params, values, constraints and attributes as the
-        ask/tell loop records them; the Optuna mirror is made from it: `journal_lines`)."""
+        objective matrix (the values the part stores: `objective_matrix` of the part gives the same), its
+        fitness for the sampler (`_fitness_of`: what `_fitness` reads back from the part) and its `_optuna`
+        column as a list. That column holds each trial's journal record (params, values, constraints and
+        attributes as the ask/tell loop records them; the Optuna mirror is made from it: `journal_lines`)."""
         n = len(repeat)
         sc = self.score(cols, results, n)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
@@ -764,7 +767,7 @@ class StudyRunner:
         core = self.frame(base, cols, sc, {"repeat": repeat}, violation=violation)
         df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
                           pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
-        return df, core, Y, self._fitness_of(Y, violation, failed)
+        return df, core, Y, self._fitness_of(Y, violation, failed), blobs
 
     def _records_one_by_one(self, X, states, Y, cmat, sc, key_cols, b, start, complete) -> list[str]:
         """The journal records of a generation, one JSON encoding per trial (`TrialRecords.record`): used when

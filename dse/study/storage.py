@@ -177,10 +177,11 @@ class OptunaMirror:
             self.count += len(trials)
         self.flush()
 
-    def add_rows(self, rows: pl.DataFrame, dists: dict[str, Any]) -> None:
+    def add_rows(self, rows: pl.DataFrame, dists: dict[str, Any], records: list[str] | None = None) -> None:
         """Add the stored trials `rows` (parts' rows numbered from the mirror's count on, see `frozen_trials`).
         The run's journal file gets their create-trial records appended as lines (one write + fsync, no
-        per-trial replay of the journal); another storage gets them through `Study.add_trials`."""
+        per-trial replay of the journal); another storage gets them through `Study.add_trials`. `records`:
+        the rows' `_optuna` column as the caller holds it (`TrialRecords` bodies, in trial order)."""
         if rows.height == 0:
             return
         if self.backend is None:
@@ -188,7 +189,7 @@ class OptunaMirror:
             return
         if self._journal_head is None:
             self._journal_head = (self.storage.get_study_id_from_name(self.study_name), f"{uuid.uuid4()}-dse")
-        lines = journal_lines(rows, *self._journal_head, dists)
+        lines = journal_lines(rows, *self._journal_head, dists, records=records)
         self._append.submit(self.backend.append_lines, lines)  # one append in flight at a time, in order
         self.count += rows.height
 
@@ -237,7 +238,7 @@ class TrialRecords:
     def __init__(self, dists: dict[str, Any]):
         self.dist_json = {k: optuna.distributions.distribution_to_json(d) for k, d in dists.items()}
         self._text: dict[tuple[str, ...], str] = {}  # knob names -> their distributions as JSON object text
-        self._templates: dict[tuple, tuple[str, str, list[int]]] = {}  # see `_template`
+        self._templates: dict[tuple, tuple[str, list[int]]] = {}  # see `_template`
 
     def _distributions(self, names: tuple[str, ...]) -> str:
         text = self._text.get(names)
@@ -315,16 +316,16 @@ class TrialRecords:
                  [enc(nm) for nm, _ in key_metrics])
         out = np.empty(n, dtype=object)
         for p, pattern in enumerate(patterns):
-            template, tail, at = self._template(tuple(pattern), knobs, m, ns, names)
+            template, at = self._template(tuple(pattern), knobs, m, ns, names)
             rows = np.flatnonzero(which == p)
             block = cells[at][:, rows].T.tolist()
-            out[rows] = [template % tuple(r) + tail for r in block]
+            out[rows] = [template % tuple(r) for r in block]
         return out.tolist()
 
     def _template(self, pattern: tuple[bool, ...], knobs: list, m: int, ns: int,
-                  names: tuple[list[str], list[str], list[str]]) -> tuple[str, str, list[int]]:
+                  names: tuple[list[str], list[str], list[str]]) -> tuple[str, list[int]]:
         """The %-template of a record with the fields of `pattern` (filled with the cells at rows `at` of
-        `batch`'s cells), and its constant tail (the distributions); cached per pattern and fields."""
+        `batch`'s cells), its constant tail (the distributions) included; cached per pattern and fields."""
         key = (pattern, m, tuple(names[0]), tuple(names[1]), tuple(names[2]))
         hit = self._templates.get(key)
         if hit is not None:
@@ -354,7 +355,7 @@ class TrialRecords:
         template = (f'{{"datetime_start":%s,"state":{state},{vals},"datetime_complete":%s,"params":{{{params}}},'
                     f'"user_attrs":{{{ua}}},"system_attrs":{{{sa}}},"intermediate_values":{{}},"distributions":')
         tail = self._distributions(tuple(knobs[j][0] for j in params_at)) + "}"
-        hit = self._templates[key] = (template, tail, at)
+        hit = self._templates[key] = (template + _pct(tail), at)
         return hit
 
 
@@ -446,11 +447,15 @@ def frozen_trials(rows: pl.DataFrame, dists: dict[str, Any]) -> list[optuna.tria
     return out
 
 
-def journal_lines(rows: pl.DataFrame, study_id: int, worker_id: str, dists: dict[str, Any]) -> list[str]:
+def journal_lines(rows: pl.DataFrame, study_id: int, worker_id: str, dists: dict[str, Any],
+                  records: list[str] | None = None) -> list[str]:
     """The journal's create-trial lines of stored parts' rows, in trial order: a `TrialRecords` body gets its
-    header (no parsing); a record of the other format goes through `frozen_trials`."""
+    header (no parsing); a record of the other format goes through `frozen_trials`. `records`: the rows'
+    `_optuna` bodies in trial order, when the caller holds them (not read back from `rows`)."""
     head = json.dumps({"op_code": JOURNAL_CREATE_TRIAL, "worker_id": worker_id, "study_id": study_id},
                       separators=(",", ":"))[:-1] + ","
+    if records is not None and len(records) == rows.height and all(map(_is_record, records)):
+        return [head + b[1:] for b in records]
     trial = rows["trial"].to_numpy()
     if (np.diff(trial) < 0).any():
         rows = rows.sort("trial")
