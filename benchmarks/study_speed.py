@@ -145,7 +145,15 @@ class Sections:
              ("dse.runs.writer", "PartStore", "write", "part"),
              ("dse.study.storage", "OptunaMirror", "add_rows", "journal"),
              ("dse.runs.front", "FrontTracker", "add", "front"),
-             ("dse.study.runner", None, "finalize", "finalize")]
+             ("dse.study.runner", None, "finalize", "finalize"),
+             ("dse.study.runner", None, "design_keys", "keys"),
+             ("dse.study.runner", "StudyRunner", "_repeats", "keys"),
+             ("dse.study.runner", "StudyRunner", "_fitness_of", "select"),
+             ("dse.study.runner", None, "check_study", "start"),
+             ("dse.study.runner", None, "prepare_run_dir", "start"),
+             ("dse.study.runner", None, "start_meta", "start"),
+             ("dse.study.runner", None, "make_generation_sampler", "start"),
+             ("dse.study.storage", "OptunaMirror", "__init__", "start")]
 
     def __init__(self):
         self.t: dict[str, float] = {}
