@@ -241,9 +241,10 @@ def mix_metrics(mix: str):
 
 
 def d2d_phy_w(arr: DesignArrays, area) -> np.ndarray:
-    """Peak power per chip of its die-to-die PHYs: the bits they move and the leakage of their area (what a
-    split into fewer dies no longer draws)."""
-    return chip_power(arr, area).d2d_w + arr.static_w_per_mm2 * area.d2d_mm2
+    """Peak power per chip of its die-to-die PHYs (what a split into fewer dies no longer draws): the bits
+    they move at their energy per bit, which is the PHYs' whole power (their area does not leak on top:
+    dse.model.power.leaking_mm2)."""
+    return chip_power(arr, area).d2d_w
 
 
 def better_of(metric: str, mix: str | None) -> str:

@@ -56,7 +56,7 @@ class AreaBreakdown:
     package_mm2: np.ndarray  # interposer (2.5D), substrate (organic) or wafer (wafer-scale) area
     num_io_dies: np.ndarray    # I/O dies on chip.io_die_node (0: the PHYs sit on the compute dies)
     io_die_mm2: np.ndarray     # one I/O die incl. its filler (in total_mm2, not in die_mm2)
-    io_critical_mm2: np.ndarray  # one I/O die without filler (its yield and leakage area)
+    io_critical_mm2: np.ndarray  # one I/O die without filler (its yield area; what of it leaks: power.io_leaking_mm2)
     feasible: np.ndarray
     reason: np.ndarray
 
@@ -469,7 +469,8 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
         i = np.flatnonzero(ws)
         cores, core = arr.cores[i], b.core[i]
         f = np.where(given[i], b.spares_given[i] / cores, hv.wafer_scale_spare_fraction)
-        ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead)
+        # the wafer carries its die-to-die PHYs to the I/O dies too (as a die of a split does: `fixed`)
+        ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead) + d2d[i]
         ws_nr = hv.wafer_scale_nonredundant_fraction * ws_die
         ws_tolerated = f / (1.0 + f) * (ws_die - ws_nr) / hv.wafer_scale_tile_mm2  # spare tiles, any core size
         ws_y = fab.harvested_yield(ws_nr, ws_die - ws_nr, ws_tolerated, arr.defect_density_per_cm2[i],

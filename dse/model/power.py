@@ -4,8 +4,10 @@
   GEMM at peak leaves the vector pipes idle and a vector-bound kernel leaves the arrays idle: they
   share the cores' issue slots, so the TDP takes the larger, not the sum), the SRAM traffic that feeds
   the arrays at that rate (not every SRAM port at once), memory at full bandwidth, links saturated
-  both ways, plus leakage; peak system power = chips × TDP. A design's `tdp_w` caps the TDP, and the
-  chip then lowers its clock under a workload that would draw more (`dse.evaluate.throttle`).
+  both ways, plus leakage of the powered logic and SRAM (`leaking_mm2`: a PHY's power is its energy per
+  bit, so an idle chip's interfaces draw nothing); peak system power = chips × TDP. A design's `tdp_w`
+  caps the TDP, and the chip then lowers its clock under a workload that would draw more
+  (`dse.evaluate.throttle`).
 - A running chip never drops to leakage: clock tree, control and leakage of a busy chip are
   `RUNNING_FLOOR_FRACTION` of its peak-activity power without the SRAM accesses (`static_w` below: an
   SRAM that is not read spends no access energy, so what its ports would draw at peak is no part of the
@@ -103,10 +105,10 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     # I/O dies: all memory traffic and both directions of the links cross to them
     io = arr.has_io_die
     d2d = np.where(io, (arr.mem_bw_tbps * 8.0 + arr.links * arr.link_gbps * 2.0 * 8.0 * 1e-3) * arr.d2d_pj_per_bit, d2d)
-    # fused-off spare cores are power-gated and filler leaks nothing: leakage of the powered silicon only
-    io_total = area.num_io_dies * area.io_die_mm2
-    leakage = arr.static_w_per_mm2 * (area.total_mm2 - area.spare_mm2 - area.pad_mm2 - io_total) \
-        + arr.static_w_per_mm2_io * area.num_io_dies * area.io_critical_mm2
+    # leakage of the powered logic and SRAM (`leaking_mm2`): fused-off spare cores are power-gated, filler
+    # leaks nothing, and a PHY's power is its energy per bit (above, and the running floor below)
+    leakage = arr.static_w_per_mm2 * leaking_mm2(arr, area) \
+        + arr.static_w_per_mm2_io * area.num_io_dies * io_leaking_mm2(arr, area)
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
     # the running floor of the chip at its full clock: a cap does not change the chip, it lowers the
@@ -127,6 +129,28 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     return PowerBreakdown(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link,
                           d2d_w=d2d, static_w=static, leakage_w=leakage, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
                           power_density_w_per_mm2=density, feasible=ok, reason=reason)
+
+
+def leaking_mm2(arr: DesignArrays, area: AreaBreakdown) -> np.ndarray:
+    """Silicon of a chip's compute dies that leaks (mm²): its logic and SRAM, not its spare cores (fused off
+    and power-gated), its filler (`pad_mm2`) nor its PHYs (memory and chip links on the compute dies, the
+    die-to-die PHYs of a split or to the I/O dies). An interface's published energy per bit is its power
+    over its bandwidth at full rate, the PHY's own static power (bias, clocking, leakage) included (UCIe
+    0.25-0.6 pJ/b, Das Sharma, Hot Interconnects 2025; HBM 3-3.9 pJ/bit, ReaLLM; dse_and_cost.md §3.10-3.11):
+    chip_power charges it per bit moved and, on a running chip, in the floor (a share of the PHYs' full-rate
+    power), so leakage over the PHYs' area would count it twice. An idle chip's interfaces move no bits and
+    draw nothing (the links' power-down states). Before, every PHY leaked: a 2-die split of an n5 chip with
+    2 × 39 mm² of die-to-die PHYs made each of a 32-chip system's 31 idle chips leak 3.9 W more than the
+    1-die chip tied with it on cost, a 9 % jump of local_llm system power at the tie."""
+    phy = np.where(arr.has_io_die, 0.0, area.mem_phy_mm2 + area.link_phy_mm2) + area.d2d_mm2
+    return np.maximum(area.total_mm2 - area.num_io_dies * area.io_die_mm2 - area.spare_mm2 - area.pad_mm2 - phy, 0.0)
+
+
+def io_leaking_mm2(arr: DesignArrays, area: AreaBreakdown) -> np.ndarray:
+    """Silicon of one I/O die that leaks (mm²): the uncore share of its critical area (the controllers and
+    fabric beside its PHYs, `uncore_fraction_io`), not its PHYs (see `leaking_mm2`) nor its filler."""
+    u = np.asarray(arr.uncore_fraction_io, float)
+    return area.io_critical_mm2 * u / (1.0 + u)
 
 
 def design_power(design, tech=None) -> dict:
