@@ -20,6 +20,10 @@ parallel for MoE models: experts spread over ep chips, attention data parallel o
 - batch ranges: plans are knots (`plans.llm_ladders`); the largest batch a design may run between its last
   good knot and the next (max, capacity, SLOs) is timed on the chord between them (`_chords`).
 CNN: data parallel over all chips; latency = one batch through the network.
+
+Two paths choose an LLM block's plans, to the same bits: numpy over all (design, plan) pairs at once (`_choose`),
+and, when the compiled kernels are on (`dse.model.kernel`), `step_kernel.map_llm_kernel` walking the designs
+(`_choose_compiled`); tests/test_mapping_kernel_equiv.py compares them.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import numpy as np
 
 from dse.evaluate.memo import by_identity
 from dse.evaluate.metrics import SCENARIO
-from dse.evaluate.plans import Plan, depth_tried, scenario_batch
+from dse.evaluate.plans import PP_CHOICES, Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.calibration import Calibration
-from dse.model.perf import HwView, collective_time, op_energy_j, op_times, step_times
+from dse.model.kernel import compiled_kernel
+from dse.model.perf import (SPLIT_K_MIN, HwView, collective_time, compiled_tables, op_energy_j, op_times,
+                            stacked_tables, step_times)
 from dse.model.technology import MEMORY_GB_BYTES
 from dse.workloads.modelfile import load_model_shape
 
@@ -421,9 +427,9 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     chips_avail = np.minimum(hw.num_chips, max_chips)
     table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp, force_ep)
     # designs grouped by chips available (a design's result does not depend on its call-mates): each
-    # group's candidate plans are one (designs x plans) block
+    # group's candidate plans are one (designs x plans) block (the compiled path takes them one by one)
     order = np.argsort(chips_avail, kind="stable")
-    if (order == np.arange(len(order))).all():
+    if compiled_kernel() is not None or (order == np.arange(len(order))).all():
         return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
     res = _blocked(_map_llm_block, hw.take(order), scenario, table, cal, chips_avail[order])
     back = np.empty_like(order)
@@ -500,15 +506,100 @@ def _pair_times(t: LlmPlanTable, hw: HwView, cal: Calibration, i, j, partial, co
     return tp_, pre_, tt_, dp_, joules
 
 
+@dataclass
+class _Choice:
+    """Each design's chosen plan of an LLM block, arrays of shape (n,): its plan's index in the table (-1: none),
+    replicas, micro-batch and micro-batches (a chord's may lie between knots), TPOT, TTFT and batch prefill (s),
+    J per batch cycle of a replica, resident share (fw + fk) and throughput; for the reasons of the others the
+    closest SLO miss (its plan, -1: none; TPOT and TTFT s) and the largest micro-batch-1 plan that does not
+    fit (-1: none). Values are read only where a plan (or a miss) is."""
+
+    plan: np.ndarray
+    dp: np.ndarray
+    micro_batch: np.ndarray
+    micro_batches: np.ndarray
+    tpot: np.ndarray
+    ttft: np.ndarray
+    pre: np.ndarray
+    joules: np.ndarray
+    share: np.ndarray
+    throughput: np.ndarray
+    close_plan: np.ndarray
+    close_tpot: np.ndarray
+    close_ttft: np.ndarray
+    largest: np.ndarray
+
+
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
     n = hw.n
     chips = chips_all[rows]
-    pi, pj, fw, fk, largest = _candidates(t, hw, chips, cal)  # candidates: the plan is tried and fits
-    combo, partial = residency_combo(fw, fk)
     hop = collective_time("sendrecv", t.hop_bytes, np.full(len(t.hop_bytes), 2.0), hw, cal)
     static = hw.static_w if hw.static_w is not None else np.zeros(n)
     out_len = int(scenario.output_len)
     slo_tpot, slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
+    sk = compiled_kernel()
+    if sk is not None and len(t.steps):  # (a table of no plans: the numpy path's empty choice)
+        ch = _choose_compiled(sk, t, hw, cal, chips, hop, static, scenario, out_len, slo_tpot, slo_ttft)
+    else:
+        ch = _choose(t, hw, cal, chips, hop, static, scenario, out_len, slo_tpot, slo_ttft)
+    return _llm_result(t, hw, chips, ch, out_len, slo_tpot, slo_ttft)
+
+
+def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, hop, static, scenario, out_len: int,
+                     slo_tpot, slo_ttft) -> _Choice:
+    """`_choose` by the compiled kernel (`step_kernel.map_llm_kernel`): one loop over the designs, each plan's
+    steps timed by the same per-instance arithmetic as `perf.step_times`' compiled path."""
+    n = hw.n
+    pl, pf, rungs, is_dec = _plan_arrays(t)
+    stack = stacked_tables(_compressed(t.steps))
+    ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)
+    goal = getattr(scenario, "goal", "throughput")
+    sc = np.array([out_len, slo_tpot or 0.0, slo_ttft or 0.0, scenario_batch(scenario)[1], goal == "throughput",
+                   cal.kv_memory_of == "total", cal.kv_memory_fraction, bool((t.nxt >= 0).any())], float)
+    o_int = np.zeros((n, len(sk.OUT_INT)), np.int64)
+    o_float = np.zeros((n, len(sk.OUT_FLOAT)))
+    f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
+    sk.map_llm_kernel(pl, pf, rungs, f(chips, np.int64), f(hw.sram_bytes), f(hw.mem_bytes), f(static),
+                      np.array(hop, float, order="C"), shift, is_dec, len(t.steps), len(t.cls_step), sc,
+                      ops, mm, rows, kind, hwd, peak, narrow, efl, calv, float(SPLIT_K_MIN), o_int, o_float)
+    i, x = dict(zip(sk.OUT_INT, o_int.T)), dict(zip(sk.OUT_FLOAT, o_float.T))
+    return _Choice(i["plan"], i["dp"], i["micro_batch"], i["micro_batches"], x["tpot"], x["ttft"], x["pre"],
+                   x["joules"], x["share"], x["throughput"], i["close_plan"], x["close_tpot"], x["close_ttft"],
+                   i["largest"])
+
+
+_PLAN_ARRAYS: dict[int, tuple] = {}
+
+
+def _plan_arrays(t: LlmPlanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(per-plan integer fields (`step_kernel.PLAN_INT`), per-plan footprint (w, kv, act), per rung its fields
+    (`step_kernel.RUNG_INT`), per step whether its energy is read (decode steps and prefill chunks)) of a plan
+    table, as the compiled mapping reads them; once per table."""
+    def make(t):
+        from dse.model.step_kernel import PLAN_INT
+        R = len(t.rung_start)
+        fields = {"mb": t.micro_batch, "mbs": t.micro_batches, "tried": t.depth_any | np.isin(t.pp, PP_CHOICES),
+                  "first_rung": t.first_rung}
+        pl = np.ascontiguousarray(np.stack([np.asarray(fields.get(k, getattr(t, k, None)), np.int64)
+                                            for k in PLAN_INT]))
+        pf = np.ascontiguousarray(np.stack([t.w, t.kv, t.act]).astype(float))
+        r = np.arange(R)
+        rungs = np.ascontiguousarray(np.stack([np.searchsorted(t.rung, r, "left"), np.searchsorted(t.rung, r, "right"),
+                                               t.rung_start, t.rung_prune, r - t.rung_start]).astype(np.int64))
+        is_dec = np.zeros(len(t.steps), bool)
+        is_dec[t.dec] = True
+        is_dec[t.chunk] = True
+        return pl, pf, rungs, is_dec
+    return by_identity(_PLAN_ARRAYS, t, make)
+
+
+def _choose(t: LlmPlanTable, hw: HwView, cal: Calibration, chips, hop, static, scenario, out_len: int, slo_tpot,
+            slo_ttft) -> _Choice:
+    """Each design's best plan (`_Choice`), every (design, plan) pair of the block at once in numpy: staged by
+    rung level, the chords beyond the last good knots, the first of best score per design."""
+    n = hw.n
+    pi, pj, fw, fk, largest = _candidates(t, hw, chips, cal)  # candidates: the plan is tried and fits
+    combo, partial = residency_combo(fw, fk)
     R = len(t.rung_start)
     rung = t.rung[pj]
     tpot, ttft, prefill_s, joules = (np.full(len(pi), np.nan) for _ in range(4))
@@ -587,41 +678,55 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     goal = getattr(scenario, "goal", "throughput")
     score = c_thr if goal == "throughput" else -c_tpot + 1e-12 * c_thr
     best = _first_max_by(ci, np.where(~np.isnan(score), score, -np.inf), n)
-    feasible = best >= 0
-    g = np.flatnonzero(feasible)
-    b = best[g]
-    jb = cj[b]
-    m = _numeric_metrics(n)
-    m["ttft_ms"][g] = c_ttft[b] * 1e3
-    m["tpot_ms"][g] = c_tpot[b] * 1e3
-    m["tokens_per_s"][g] = c_thr[b]
-    m["tokens_per_s_per_user"][g] = 1.0 / c_tpot[b]
-    m["energy_j_per_unit"][g] = c_j[b] / (c_batch[b] * out_len)
-    m["prefill_share"][g] = c_pre[b] / (c_pre[b] + out_len * c_tpot[b])
-    m["chips_used"][g] = c_dp[b] * t.replica[jb]
-    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], c_dp[b], c_batch[b]
-    m["ep"][g] = t.ep[jb]
-    plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
-    plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
-    plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = c_b[b], c_mb[b], c_dp[b]
-    bound = np.full(n, "", dtype=object)
-    bound[g] = np.where(c_share[b] >= 1, "sram-resident", "weights-streamed")
-    # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
-    reason = np.full(n, "", dtype=object)
-    if not feasible.all():
-        near = np.flatnonzero(offered & ~slo_ok & ~t.over[pj] & ~feasible[pi])  # the SLO gap of these pairs only
+    closest = np.full(n, -1, np.int64)
+    if not (best >= 0).all():
+        near = np.flatnonzero(offered & ~slo_ok & ~t.over[pj] & ~(best >= 0)[pi])  # the SLO gap of these pairs only
         gap = np.maximum(tpot[near] / (slo_tpot * 1e-3) if slo_tpot else 0.0,
                          ttft[near] / (slo_ttft * 1e-3) if slo_ttft else 0.0)
         miss_score = np.full(len(pi), -np.inf)
         miss_score[near] = np.where(gap < np.inf, -gap, -np.inf)
         closest = _first_max_by(pi, miss_score, n)
+
+    def at(a, idx, fill=0):  # a[idx] where idx >= 0, else `fill`
+        return np.where(idx >= 0, a[np.maximum(idx, 0)], fill) if len(a) else np.full(n, fill, a.dtype)
+    return _Choice(at(cj, best, -1), at(c_dp, best), at(c_b, best), at(c_mb, best), at(c_tpot, best, 0.0),
+                   at(c_ttft, best, 0.0), at(c_pre, best, 0.0), at(c_j, best, 0.0), at(c_share, best, 0.0),
+                   at(c_thr, best, 0.0), at(pj, closest, -1), at(tpot, closest, 0.0), at(ttft, closest, 0.0), largest)
+
+
+def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, slo_tpot, slo_ttft) -> MappingResult:
+    """The metrics, plans and reasons of an LLM block from each design's choice."""
+    n = hw.n
+    feasible = ch.plan >= 0
+    g = np.flatnonzero(feasible)
+    jb = ch.plan[g]
+    c_batch = ch.micro_batch[g] * ch.micro_batches[g]
+    tpot_g = ch.tpot[g]
+    m = _numeric_metrics(n)
+    m["ttft_ms"][g] = ch.ttft[g] * 1e3
+    m["tpot_ms"][g] = tpot_g * 1e3
+    m["tokens_per_s"][g] = ch.throughput[g]
+    m["tokens_per_s_per_user"][g] = 1.0 / tpot_g
+    m["energy_j_per_unit"][g] = ch.joules[g] / (c_batch * out_len)
+    m["prefill_share"][g] = ch.pre[g] / (ch.pre[g] + out_len * tpot_g)
+    m["chips_used"][g] = ch.dp[g] * t.replica[jb]
+    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], ch.dp[g], c_batch
+    m["ep"][g] = t.ep[jb]
+    plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
+    plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
+    plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = ch.micro_batch[g], ch.micro_batches[g], ch.dp[g]
+    bound = np.full(n, "", dtype=object)
+    bound[g] = np.where(ch.share[g] >= 1, "sram-resident", "weights-streamed")
+    # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
+    reason = np.full(n, "", dtype=object)
+    if not feasible.all():
+        closest, largest = ch.close_plan, ch.largest
         plan_text: dict = {}
         for i in np.flatnonzero(~feasible):
             if closest[i] >= 0:
-                q = closest[i]
-                p = pj[q]
-                reason[i] = (f"SLO missed: TPOT {tpot[q] * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
-                             f"TTFT {ttft[q] * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
+                p = closest[i]
+                reason[i] = (f"SLO missed: TPOT {ch.close_tpot[i] * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
+                             f"TTFT {ch.close_ttft[i] * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
                              f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
             elif largest[i] >= 0:
                 p = largest[i]

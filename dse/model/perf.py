@@ -974,6 +974,12 @@ def _stacks(tables) -> tuple[_OpStatic, _Alone]:
     return hit[1], hit[2]
 
 
+def stacked_tables(tables) -> _OpStatic:
+    """The operator tables of a step list stacked one row per step (`_stack`, cached as `step_times` caches it):
+    row s is `tables[s]`."""
+    return _stacks(tables)[0]
+
+
 # what `step_times` reads of a HwView (the rest is not gathered per instance)
 _STEP_HW_FIELDS = ("vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
                    "link_latency_s", "link_rdma", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
@@ -1064,6 +1070,30 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
 
 # ---- the compiled path of `step_times` (dse.model.step_kernel; the path is chosen in dse.model.kernel) --------
 
+def compiled_tables(sk, stack: _OpStatic, hw: HwView, cal: Calibration) -> tuple:
+    """The compiled kernels' inputs for timing rows of `stack` on the designs of `hw`: (operator fields, matrix
+    fields, per-row info, column class, per-design constants, peak, narrow path, pJ per FLOP, calibration
+    scalars, per-design row shift). A design times row `s` as row `s + shift[d]` (the fused variant's rows of
+    a statically scheduled design under plugin layers, stacked after the others)."""
+    assert _width(stack.mm) == 0 or stack.mm.start == 0
+    fuse = cal.fusion_variant
+    ops, mm, rows, kind = sk.op_table(stack, fuse)
+    shift = np.zeros(hw.n, np.int64)
+    if fuse == 2 and np.asarray(hw.dataflow, bool).any():
+        # plugin layers are a GPU runtime's (`_variant`): a statically scheduled design times its step from the
+        # fused variant's rows, stacked after the plugin variant's
+        ops1, _, _, _ = sk.op_table(stack, 1)
+        r = ops.shape[1]
+        ops = np.ascontiguousarray(np.concatenate([ops, ops1], axis=1))
+        mm = np.ascontiguousarray(np.concatenate([mm, mm], axis=1))
+        rows = np.ascontiguousarray(np.concatenate([rows, rows], axis=0))
+        shift = r * np.asarray(hw.dataflow, bool).astype(np.int64)
+    hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s,
+                                           _collective_class)
+    calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
+    return ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift
+
+
 def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, cal: Calibration,
                          weights_resident, kv_resident, resident_bytes, energy_of) -> tuple[np.ndarray, np.ndarray]:
     """`step_times` by the compiled kernel: per-design constants in numpy, then one loop over the instances."""
@@ -1071,29 +1101,16 @@ def _step_times_compiled(sk, stack: _OpStatic, table_of, design_of, hw: HwView, 
     t_out, e_out = np.empty(m), np.full(m, np.nan)
     if not m:
         return t_out, e_out
-    assert _width(stack.mm) == 0 or stack.mm.start == 0
-    fuse = cal.fusion_variant
-    ops, mm, rows, kind = sk.op_table(stack, fuse)
-    row_of = np.array(table_of, np.int64)
-    if fuse == 2 and np.asarray(hw.dataflow, bool).any():
-        # plugin layers are a GPU runtime's (`_variant`): a statically scheduled design times its step from the
-        # fused variant's rows, stacked after the plugin variant's (the kernel reads row row_of[i])
-        ops1, _, _, _ = sk.op_table(stack, 1)
-        r = ops.shape[1]
-        ops = np.ascontiguousarray(np.concatenate([ops, ops1], axis=1))
-        mm = np.ascontiguousarray(np.concatenate([mm, mm], axis=1))
-        rows = np.ascontiguousarray(np.concatenate([rows, rows], axis=0))
-        row_of = row_of + r * np.asarray(hw.dataflow, bool)[np.asarray(design_of, np.int64)]
-    hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s,
-                                           _collective_class)
-    calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
+    ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)
+    design = np.array(design_of, np.int64)
+    row_of = np.array(table_of, np.int64) + shift[design]
     # fresh writable C arrays of one dtype each: what the kernel was compiled for (numba types a read-only
     # or strided array differently and would compile again)
     def f(x):
         x = np.asarray(x, float)
         return np.array(x, order="C") if x.shape == (m,) else np.array(np.broadcast_to(x, (m,)), float)
     want = np.ones(m, bool) if energy_of is None else np.array(energy_of, bool)
-    sk.step_kernel(row_of, np.array(design_of, np.int64), f(weights_resident),
+    sk.step_kernel(row_of, design, f(weights_resident),
                    f(kv_resident), f(resident_bytes), want, ops, mm, rows, kind, hwd, peak, narrow, efl, calv,
                    float(SPLIT_K_MIN), t_out, e_out)
     return t_out, e_out

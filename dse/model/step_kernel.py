@@ -4,7 +4,9 @@
 loop per instance walks its step's operators with scalars (no temporaries), term by term in the order
 the numpy path evaluates them, so both give the same numbers (tests/test_model_speed_equiv.py compares
 them to 1e-12, most instances to the bit). The per-design constants are prepared in numpy exactly as
-the numpy path prepares them (`_design_table`); only the per-element arithmetic is compiled.
+the numpy path prepares them (`_design_table`); only the per-element arithmetic is compiled. `map_llm_kernel`
+is the compiled path of the LLM mapping (`mapping._choose`): candidates, rung pruning, chords and the choice
+per design, its step instances timed by the same loop (`time_batch`).
 
 Importing this module imports numba (~0.4 s) and loads the compiled kernel from numba's cache (next to
 this file, `cache=True`); `perf.step_times` imports it lazily and only when `kernel_mode()` says so,
@@ -183,21 +185,18 @@ def _power(x, p):
 
 
 @njit(cache=True, nogil=True)
-def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
-                cal, split_k_min, t_out, e_out):
-    """Time (s) and dynamic energy (J) per chip of each instance (see perf.step_times)."""
+def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
+               efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern):
+    """Time (s) and dynamic energy (J) per chip of the first `m` instances (see perf.step_times), with the caller's
+    per-operator scratch arrays (`compute` ... `kern`, length k): the loop `step_kernel` and `map_llm_kernel`
+    share. (One call per batch of instances: a call per instance would refcount its ~14 array arguments each
+    time, which costs as much as the instance's arithmetic.)"""
     k = ops.shape[2]
-    compute = np.empty(k)
-    comm = np.empty(k)
-    comm_bw = np.empty(k)
-    busy = np.empty(k)
-    overhead = np.empty(k)
-    kern = np.empty(k)
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
     overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
     inv_p = 1.0 / knee
-    for i in range(row_of.shape[0]):
+    for i in range(m):
         s = row_of[i]
         d = design_of[i]
         # the instance before timed the same step on the same design (another residency): its compute and
@@ -369,6 +368,379 @@ def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, ro
         e_out[i] = energy if want_e[i] else np.nan
 
 
+@njit(cache=True, nogil=True)
+def step_kernel(row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                cal, split_k_min, t_out, e_out):
+    """Time (s) and dynamic energy (J) per chip of each instance (see perf.step_times)."""
+    k = ops.shape[2]
+    compute = np.empty(k)
+    comm = np.empty(k)
+    comm_bw = np.empty(k)
+    busy = np.empty(k)
+    overhead = np.empty(k)
+    kern = np.empty(k)
+    time_batch(row_of.shape[0], row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd,
+               peak, narrow, efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
+
+
+# ---- the LLM mapping of a block of designs (dse.evaluate.mapping._map_llm_block) --------------------------------
+
+# per-plan integer fields of an `LlmPlanTable` (rows of one (len(PLAN_INT), plans) int64 array); `tried` is 1
+# where every design with the chips tries the plan's depth (`depth_any`, or a power of two of PP_CHOICES)
+PLAN_INT = ("pp", "mb", "mbs", "grp", "replica", "dec", "pre", "chunk", "n_chunks", "hop_dec", "hop_pre",
+            "hop_chunk", "nxt", "tried", "over", "first_rung", "dec_cls", "pre_cls", "chunk_cls")
+_PI = {f: i for i, f in enumerate(PLAN_INT)}
+(P_PP, P_MB, P_MBS, P_GRP, P_REPLICA, P_DEC, P_PRE, P_CHUNK, P_NCHUNKS, P_HOP_DEC, P_HOP_PRE, P_HOP_CHUNK, P_NXT,
+ P_TRIED, P_OVER, P_FIRST_RUNG, P_DEC_CLS, P_PRE_CLS, P_CHUNK_CLS) = (_PI[f] for f in PLAN_INT)  # (names for numba)
+assert P_PRE == P_DEC + 1 and P_CHUNK == P_DEC + 2 and P_PRE_CLS == P_DEC_CLS + 1 and P_CHUNK_CLS == P_DEC_CLS + 2
+# per rung (rows of one (len(RUNG_INT), rungs) int64 array): its plans [first, end), the first rung of its ladder,
+# whether the ladder prunes, and its level (position in its ladder)
+RUNG_INT = ("first", "end", "start", "prune", "level")
+# the scenario's and stack's scalars
+PLAN_SCALARS = ("out_len", "slo_tpot_ms", "slo_ttft_ms", "max_batch", "goal_throughput", "kv_of_total",
+                "kv_fraction", "chords")
+# per design outputs: integers (plan, replicas, micro-batch, micro-batches, closest SLO miss's plan, largest
+# plan that does not fit; -1: none) and floats (TPOT s, TTFT s, batch prefill s, J per batch cycle, resident
+# share, throughput, the closest SLO miss's TPOT and TTFT s)
+OUT_INT = ("plan", "dp", "micro_batch", "micro_batches", "close_plan", "largest")
+OUT_FLOAT = ("tpot", "ttft", "pre", "joules", "share", "throughput", "close_tpot", "close_ttft")
+# designs `map_llm_kernel` walks together: the instances a rung level of theirs needs are timed in one
+# `time_batch` call (a call per design and rung would spend ~0.3 µs refcounting its arguments each); bounds its
+# per-design tables (designs × (plans + memo keys))
+KERNEL_DESIGNS = 256
+
+
+@njit(cache=True, inline="always")
+def _fits(w, kv, act, sram, mem, wres, kres, kv_total, kv_frac):
+    """mapping.fits_in of one (design, footprint) with the stack's KV room (`Calibration.kv_room_bytes`)."""
+    if mem > 0:
+        w_off = 0.0 if wres else w
+        kv_off = 0.0 if kres else kv
+        if kv_total:
+            room = kv_frac * mem - w_off
+        else:
+            room = kv_frac * (mem - w_off)
+        return w_off <= mem and kv_off <= _mx(room, 0.0)
+    return w + kv + act <= sram
+
+
+@njit(cache=True, inline="always")
+def _clip01(x):
+    """np.clip(x, 0, 1) of a float as numpy's clip loop evaluates it (NaN propagates; -0.0 gives 0.0)."""
+    if x != x:
+        return x
+    x = x if x > 0.0 else 0.0
+    return x if x < 1.0 else 1.0
+
+
+@njit(cache=True, inline="always")
+def _shares(w, kv, act, sram):
+    """(weights wholly resident, weights and KV wholly resident, resident shares fw, fk): mapping.residency."""
+    wres = w + act <= sram
+    kres = wres and (w + kv + act <= sram)
+    room = sram - act
+    fw = 1.0 if wres else _clip01(room / _mx(w, 1e-30))
+    if kres:
+        fk = 1.0
+    elif wres:
+        fk = _clip01((room - w) / _mx(kv, 1e-30))
+    else:
+        fk = 0.0
+    return wres, kres, fw, fk
+
+
+@njit(cache=True, inline="always")
+def _memo_key(s, cls, fw, fk, n_steps):
+    """A design's memo key of step `s` under resident shares (fw, fk): s·3 + residency for an all-or-nothing
+    residency (`mapping.residency_combo`), 3·n_steps + the footprint class `cls` for a fractional share."""
+    if (fw > 0 and fw < 1) or (fk > 0 and fk < 1):
+        return 3 * n_steps + cls
+    return s * 3 + (1 if fw >= 1.0 else 0) + (1 if fk >= 1.0 else 0)
+
+
+@njit(cache=True, inline="always")
+def _slo_met(tp_, tt_, slo_tpot, slo_ttft):
+    """The pair meets the scenario's TPOT and TTFT limits (ms; 0: none)."""
+    ok = True
+    if slo_tpot:
+        ok = ok and tp_ * 1e3 <= slo_tpot
+    if slo_ttft:
+        ok = ok and tt_ * 1e3 <= slo_ttft
+    return ok
+
+
+@njit(cache=True, inline="always")
+def _score(dp, batch, out_len, pre, tpot, goal_thr):
+    """(throughput, the goal's score; NaN scores -inf): mapping._choose's choice."""
+    thr = dp * (batch * out_len / (pre + out_len * tpot))
+    score = thr if goal_thr else -tpot + 1e-12 * thr
+    if score != score:
+        score = -np.inf
+    return thr, score
+
+
+@njit(cache=True, nogil=True)
+def _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key, q_wr,
+           q_kr, q_want):
+    """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
+    queued (`memo_state` 0 → 1); returns how many are queued."""
+    m = 0
+    for p in range(npairs):
+        dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
+        for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
+            s = pl[P_DEC + role, j]
+            x = _memo_key(s, pl[P_DEC_CLS + role, j], fw, fk, n_steps)
+            if memo_state[dl, x] != 0:
+                continue
+            memo_state[dl, x] = 1
+            if x >= 3 * n_steps:  # a fractional share: timed with its own shares
+                q_wr[m], q_kr[m] = fw, fk
+            else:
+                c = x - 3 * s
+                q_wr[m] = 1.0 if c >= 1 else 0.0
+                q_kr[m] = 1.0 if c == 2 else 0.0
+            q_row[m] = s + shift_in[d0 + dl]
+            q_des[m] = d0 + dl
+            q_key[m] = dl * memo_state.shape[1] + x
+            q_want[m] = is_dec[s]
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind, hwd, peak,
+         narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern):
+    """Time the `m` queued instances (`time_batch`, in (row, design) order so that a row's residencies on a design
+    share its compute times) and memoize them (`memo_state` 2)."""
+    if m == 0:
+        return
+    order = np.argsort(q_row[:m] * n + q_des[:m])
+    t_out, e_out = np.empty(m), np.empty(m)
+    time_batch(m, q_row[order], q_des[order], q_wr[order], q_kr[order], np.zeros(m), q_want[order], ops, mm, rowinfo,
+               kind, hwd, peak, narrow, efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead,
+               kern)
+    W = memo_state.shape[1]
+    for i in range(m):
+        key = q_key[order[i]]
+        dl, x = key // W, key % W
+        memo_t[dl, x], memo_e[dl, x], memo_state[dl, x] = t_out[i], e_out[i], 2
+
+
+@njit(cache=True, nogil=True)
+def _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
+            vd):
+    """(TPOT, batch prefill, TTFT, J per batch cycle of a replica) of each listed pair into the rows of `v`, and its
+    replicas into `vd` (mapping._pair_times, term by term) from the memoized step times."""
+    for p in range(npairs):
+        dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
+        d = d0 + dl
+        x = _memo_key(pl[P_DEC, j], pl[P_DEC_CLS, j], fw, fk, n_steps)
+        d_t, d_e = memo_t[dl, x], memo_e[dl, x]
+        p_t = memo_t[dl, _memo_key(pl[P_PRE, j], pl[P_PRE_CLS, j], fw, fk, n_steps)]
+        x = _memo_key(pl[P_CHUNK, j], pl[P_CHUNK_CLS, j], fw, fk, n_steps)
+        ch_t, ch_e = memo_t[dl, x], memo_e[dl, x]
+        pp = pl[P_PP, j]
+        tp_ = d_t + (pp - 1) * hop[d, pl[P_HOP_DEC, j]]
+        pre_ = (pl[P_NCHUNKS, j] + pp - 1) * (ch_t / pp + (1.0 if pp > 1 else 0.0) * hop[d, pl[P_HOP_CHUNK, j]])
+        tt_ = _mx(p_t + (pp - 1) * hop[d, pl[P_HOP_PRE, j]], pre_)
+        cycle = pre_ + out_len * tp_
+        v[0, p] = tp_
+        v[1, p] = pre_
+        v[2, p] = tt_
+        vd[p] = chips_in[d] // pl[P_REPLICA, j]
+        v[3, p] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e + pp * static_in[d] * cycle)
+
+
+@njit(cache=True, nogil=True)
+def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shift_in, is_dec, n_steps, n_cls, sc,
+                   ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, o_int, o_float):
+    """The best plan of each design (mapping._choose): its candidate plans (tried and fitting), rung level by rung
+    level with a pruning ladder's later rungs skipped once a rung has no plan meeting the SLOs, the chord beyond
+    each last good knot of a column (bisection), the first plan of best score; and for the reasons the closest
+    SLO miss and the largest micro-batch-1 plan that does not fit. Designs go in blocks of KERNEL_DESIGNS; each
+    step instance a design needs is timed once (`time_batch`)."""
+    n = chips_in.shape[0]
+    P = pl.shape[1]
+    R = rungs.shape[1]
+    out_len = int(sc[0])
+    slo_tpot, slo_ttft = sc[1], sc[2]
+    max_b = int(sc[3])
+    goal_thr, kv_total, kv_frac, chords = sc[4] > 0, sc[5] > 0, sc[6], sc[7] > 0
+    k = ops.shape[2]
+    compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
+    busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
+    B = max(min(n, KERNEL_DESIGNS), 1)
+    W = 3 * n_steps + n_cls
+    memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
+    memo_state = np.zeros((B, W), np.int8)  # 0 not timed, 1 queued, 2 timed
+    q_row, q_des, q_key = np.empty(B * W, np.int64), np.empty(B * W, np.int64), np.empty(B * W, np.int64)
+    q_wr, q_kr, q_want = np.empty(B * W), np.empty(B * W), np.empty(B * W, np.bool_)
+    p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
+    p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
+    v, vd = np.empty((4, B * P)), np.empty(B * P, np.int64)
+    cand, off, good = np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_)
+    fwv, fkv = np.zeros((B, P)), np.zeros((B, P))
+    tpot, ttft, pre, jl = np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P))
+    dpv = np.zeros((B, P), np.int64)
+    rung_on, passed = np.zeros((B, R), np.bool_), np.zeros((B, R), np.bool_)
+    levels = 0
+    for r in range(R):
+        levels = max(levels, rungs[4, r] + 1)
+    for d0 in range(0, n, B):
+        nb = min(B, n - d0)
+        memo_state[:] = 0
+        # candidates: the plans a design tries that fit, with their resident shares
+        for dl in range(nb):
+            d = d0 + dl
+            chips, sram, mem = chips_in[d], sram_in[d], mem_in[d]
+            largest, largest_key = -1, -1
+            for j in range(P):
+                cand[dl, j] = off[dl, j] = good[dl, j] = False
+                if not (pl[P_REPLICA, j] <= chips and (pl[P_TRIED, j] > 0 or pl[P_PP, j] == chips // pl[P_GRP, j])):
+                    continue
+                w, kv, act = pf[0, j], pf[1, j], pf[2, j]
+                wres, kres, fw, fk = _shares(w, kv, act, sram)
+                if not _fits(w, kv, act, sram, mem, wres, kres, kv_total, kv_frac):
+                    key = pl[P_REPLICA, j] * P + j
+                    if pl[P_FIRST_RUNG, j] > 0 and key > largest_key:
+                        largest, largest_key = j, key
+                    continue
+                cand[dl, j] = True
+                fwv[dl, j], fkv[dl, j] = fw, fk
+            o_int[d, 5] = largest
+        # rung level by rung level: a pruning ladder's rung is offered while every earlier rung of it passed
+        for lev in range(levels):
+            npairs = 0
+            for dl in range(nb):
+                for r in range(R):
+                    if rungs[4, r] != lev:
+                        continue
+                    on = lev == 0 or rungs[3, r] == 0 or (rung_on[dl, r - 1] and passed[dl, r - 1])
+                    rung_on[dl, r] = on
+                    passed[dl, r] = False
+                    if not on:
+                        continue
+                    for j in range(rungs[0, r], rungs[1, r]):
+                        if cand[dl, j]:
+                            p_dl[npairs], p_j[npairs], p_r[npairs] = dl, j, r
+                            p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
+                            npairs += 1
+            m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
+                       q_key, q_wr, q_kr, q_want)
+            _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind,
+                 hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+            _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
+                    v, vd)
+            for p in range(npairs):
+                dl, j = p_dl[p], p_j[p]
+                tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j], dpv[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p], vd[p]
+                off[dl, j] = True
+                ok = _slo_met(v[0, p], v[2, p], slo_tpot, slo_ttft) and pl[P_OVER, j] == 0
+                good[dl, j] = ok
+                if ok:
+                    passed[dl, p_r[p]] = True
+        # the chords' upper knots not timed yet (they do not fit, or their rung was not offered): timed now with
+        # their own resident shares, kept in the plan's columns (read only as a chord's end)
+        npairs = 0
+        for dl in range(nb if chords else 0):
+            sram = sram_in[d0 + dl]
+            for lo in range(P):
+                hi = pl[P_NXT, lo]
+                if not good[dl, lo] or hi < 0 or (cand[dl, hi] and off[dl, hi]):
+                    continue
+                _, _, ufw, ufk = _shares(pf[0, hi], pf[1, hi], pf[2, hi], sram)
+                fwv[dl, hi], fkv[dl, hi] = ufw, ufk
+                p_dl[npairs], p_j[npairs], p_fw[npairs], p_fk[npairs] = dl, hi, ufw, ufk
+                npairs += 1
+        m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
+                   q_wr, q_kr, q_want)
+        _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind, hwd,
+             peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+        _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
+                vd)
+        for p in range(npairs):
+            dl, j = p_dl[p], p_j[p]
+            tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p]
+        for dl in range(nb):
+            _choose_one(dl, d0 + dl, P, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram_in[d0 + dl],
+                        mem_in[d0 + dl], out_len, slo_tpot, slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords,
+                        o_int, o_float)
+
+
+@njit(cache=True, nogil=True)
+def _choose_one(dl, d, P, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram, mem, out_len, slo_tpot,
+                slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords, o_int, o_float):
+    """Design `d`'s (row `dl` of the block's tables) best plan among its good plans in plan order, then the chords
+    in the order of their lower knots (the first of best score), into its output rows; without one, the closest
+    SLO miss among its offered plans (the first of least relative gap)."""
+    best_score = -np.inf
+    b_j, b_dp, b_b, b_mbs = -1, 0, 0, 0
+    b_tpot = b_ttft = b_pre = b_jl = b_share = b_thr = 0.0
+    for j in range(P):
+        if good[dl, j]:
+            thr, score = _score(dpv[dl, j], pl[P_MB, j] * pl[P_MBS, j], out_len, pre[dl, j], tpot[dl, j], goal_thr)
+            if score > best_score:
+                best_score, b_j, b_dp, b_b, b_mbs = score, j, dpv[dl, j], pl[P_MB, j], pl[P_MBS, j]
+                b_tpot, b_ttft, b_pre, b_jl, b_thr = tpot[dl, j], ttft[dl, j], pre[dl, j], jl[dl, j], thr
+                b_share = fwv[dl, j] + fkv[dl, j]
+    for lo in range(P if chords else 0):
+        hi = pl[P_NXT, lo]
+        if not good[dl, lo] or hi < 0 or (cand[dl, hi] and good[dl, hi]):
+            continue
+        # the chord from the last good knot `lo` of its column to the next knot `hi`: the batch grows by one
+        # micro-batch in flight while b = 1, else by one sequence per micro-batch (mapping._chords)
+        by_mb = pl[P_MB, hi] == pl[P_MB, lo]
+        x_lo = pl[P_MBS, lo] if by_mb else pl[P_MB, lo]
+        x_hi = pl[P_MBS, hi] if by_mb else pl[P_MB, hi]
+        other = pl[P_MB, lo] if by_mb else pl[P_MBS, lo]
+        w = pf[0, lo]
+        t_lo, t_hi, tt_lo, tt_hi = tpot[dl, lo], tpot[dl, hi], ttft[dl, lo], ttft[dl, hi]
+        a, z = x_lo, x_hi
+        while z - a > 1:  # mapping._largest_ok: the largest x in [x_lo, x_hi) the chord allows
+            mid = (a + z) // 2
+            th = (mid - x_lo) / (x_hi - x_lo)
+            kvx = pf[1, lo] + th * (pf[1, hi] - pf[1, lo])
+            actx = pf[2, lo] + th * (pf[2, hi] - pf[2, lo])
+            wres = w + actx <= sram
+            kres = wres and (w + kvx + actx <= sram)
+            if (mid * other <= max_b) and _fits(w, kvx, actx, sram, mem, wres, kres, kv_total, kv_frac) and \
+                    _slo_met(t_lo + th * (t_hi - t_lo), tt_lo + th * (tt_hi - tt_lo), slo_tpot, slo_ttft):
+                a = mid
+            else:
+                z = mid
+        if a <= x_lo:
+            continue
+        th = (a - x_lo) / (x_hi - x_lo)
+        c_tpot = t_lo + th * (t_hi - t_lo)
+        c_pre = pre[dl, lo] + th * (pre[dl, hi] - pre[dl, lo])
+        c_b = pl[P_MB, lo] if by_mb else a
+        c_mbs = a if by_mb else pl[P_MBS, lo]
+        thr, score = _score(dpv[dl, lo], c_b * c_mbs, out_len, c_pre, c_tpot, goal_thr)
+        if score > best_score:
+            best_score, b_j, b_dp, b_b, b_mbs = score, lo, dpv[dl, lo], c_b, c_mbs
+            b_tpot, b_pre, b_thr = c_tpot, c_pre, thr
+            b_ttft = tt_lo + th * (tt_hi - tt_lo)
+            b_jl = jl[dl, lo] + th * (jl[dl, hi] - jl[dl, lo])
+            s_lo = fwv[dl, lo] + fkv[dl, lo]
+            b_share = s_lo + th * (fwv[dl, hi] + fkv[dl, hi] - s_lo)
+    o_int[d, 0], o_int[d, 1], o_int[d, 2], o_int[d, 3] = b_j, b_dp, b_b, b_mbs
+    o_float[d, 0], o_float[d, 1], o_float[d, 2], o_float[d, 3] = b_tpot, b_ttft, b_pre, b_jl
+    o_float[d, 4], o_float[d, 5] = b_share, b_thr
+    close, close_score = -1, -np.inf
+    for j in range(P if b_j < 0 else 0):
+        if not off[dl, j] or good[dl, j] or pl[P_OVER, j] > 0:
+            continue
+        g1 = tpot[dl, j] / (slo_tpot * 1e-3) if slo_tpot else 0.0
+        g2 = ttft[dl, j] / (slo_ttft * 1e-3) if slo_ttft else 0.0
+        gap = _mx(g1, g2)
+        score = -gap if gap < np.inf else -np.inf
+        if score > close_score:
+            close, close_score = j, score
+    o_int[d, 4] = close
+    if close >= 0:
+        o_float[d, 6], o_float[d, 7] = tpot[dl, close], ttft[dl, close]
+
+
 # per-row inputs of `spare_scan`, rows of one (len(SPARE_ROW), rows) float array: the die (`fab.best_spares`:
 # the no-spare die, yield and dies per wafer start the scan) and the chip's cost terms that do not depend on the
 # spare count (`area._candidate`'s chip_usd: `n` dies, memory USD, the package's room left to the I/O dies is
@@ -488,8 +860,8 @@ def spare_scan(rowv, design, io_n, io_die, io_usd, io_esc, io_iy, io_fx, io_area
 
 
 def warm() -> None:
-    """Compile `step_kernel` for the argument types `perf.step_times` passes, and `spare_scan` for
-    `fab.best_spares`' (or load them from the cache)."""
+    """Compile `step_kernel` for the argument types `perf.step_times` passes, `map_llm_kernel` for
+    `mapping._choose_compiled`'s and `spare_scan` for `fab.best_spares`' (or load them from the cache)."""
     i1, f1 = np.zeros(1, np.int64), np.zeros(1)
     io = np.ones((1, 1))
     spare_scan(np.ones((len(SPARE_ROW), 1)), i1.copy(), io, io.copy(), io.copy(), io.copy(), io.copy(), io.copy(),
@@ -498,3 +870,10 @@ def warm() -> None:
     step_kernel(i1, i1, f1, f1, f1, np.ones(1, bool), np.ones((len(_OP), 1, 1)), np.ones((len(_MM), 1, 1)),
                 np.ones((1, 2)), i1.copy(), np.ones((1, len(_HW))), np.ones((1, 1)), np.zeros((1, 1)),
                 np.zeros((1, 1)), np.ones(len(_CAL)), 256.0, np.empty(1), np.empty(1))
+    pl = np.zeros((len(PLAN_INT), 1), np.int64)
+    pl[_PI["replica"]] = 2  # (a plan no design of one chip tries)
+    map_llm_kernel(pl, np.ones((3, 1)), np.array([[0], [1], [0], [0], [0]], np.int64), np.ones(1, np.int64),
+                   f1.copy(), f1.copy(), f1.copy(), np.zeros((1, 1)), i1.copy(), np.ones(1, bool), 1, 1,
+                   np.zeros(len(PLAN_SCALARS)), np.ones((len(_OP), 1, 1)), np.ones((len(_MM), 1, 1)), np.ones((1, 2)),
+                   i1.copy(), np.ones((1, len(_HW))), np.ones((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)),
+                   np.ones(len(_CAL)), 256.0, np.zeros((1, len(OUT_INT)), np.int64), np.zeros((1, len(OUT_FLOAT))))

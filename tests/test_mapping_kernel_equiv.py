@@ -1,0 +1,116 @@
+"""The compiled LLM mapping (`step_kernel.map_llm_kernel`, taken by `mapping._map_llm_block` when the compiled
+kernels are on) chooses the plans the numpy mapping chooses, with the same numbers to the bit.
+
+The kernel walks each design's candidate plans one by one (rungs, pruning, chords by bisection, the first plan of
+best score) where the numpy mapping stages (design, plan) pairs by rung level; both time each step with the same
+per-instance arithmetic, so every column of `evaluate` must be equal, NaN = NaN and the sign of zero included,
+and the reason strings too. Compared: both kernel paths against numpy end to end, and the compiled mapping against
+the staged mapping with compiled step times (only the mapping differs), over mixes and software stacks that switch
+the branches on (fixed batch, TTFT / TPOT / latency SLOs, the latency goal, a chip limit, forced tp / pp, KV room
+of the whole memory, unfused epilogues, plugin layers on statically scheduled chips).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import dse.evaluate.mapping as mapping
+from dse.evaluate import evaluate
+from dse.evaluate.mapping import evaluate_scenario
+from dse.evaluate.table import design_metrics
+from dse.model import perf
+from dse.model.arrays import DesignArrays
+from dse.model.calibration import load_calibration
+from dse.model.technology import default_technology
+from dse.workloads.scenarios import load_mix
+
+from test_model_speed_equiv import _columns, _variants  # noqa: E402
+
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+N = 60
+
+
+@pytest.fixture
+def mode(monkeypatch):
+    """Run a function under DSE_KERNEL=kernel (the path chosen afresh); `staged` keeps the numpy mapping with
+    compiled step times."""
+    def run(kernel, fn, *args, staged=False, **kw):
+        monkeypatch.setenv(perf.KERNEL_ENV, kernel)
+        perf.reset_kernel()
+        with monkeypatch.context() as m:
+            if staged:
+                m.setattr(mapping, "compiled_kernel", lambda *a: None)
+            try:
+                return fn(*args, **kw)
+            finally:
+                perf.reset_kernel()
+    yield run
+    perf.reset_kernel()
+
+
+def _exact(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        assert x.shape == y.shape and x.dtype == y.dtype, (what, k)
+        if x.dtype.kind == "f":
+            same = ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
+        else:
+            same = x == y
+        assert same.all(), f"{what}: {k} differs at {np.flatnonzero(~same)[:5]}: {x[~same][:3]} vs {y[~same][:3]}"
+
+
+def _result_columns(r) -> dict:
+    return {"feasible": r.feasible, "reason": r.reason, **{f"m.{k}": v for k, v in r.metrics.items()},
+            **{f"plan.{k}": v for k, v in r.plans.items()}}
+
+
+@needs_numba
+@pytest.mark.parametrize("mix_name,software", [("balanced", None), ("variants", None), ("extended", None),
+                                               ("balanced", "generic"), ("variants", "tuned")])
+def test_compiled_mapping_equals_numpy_mapping_exactly(mode, mix_name, software):
+    tech = default_technology()
+    mix = _variants() if mix_name == "variants" else load_mix(mix_name)
+    arr = DesignArrays.from_columns(_columns(N, seed=11 + len(mix_name)), tech)
+    numpy_ = mode("numpy", evaluate, arr, mix, tech, cal=software)
+    fused = mode("numba", evaluate, arr, mix, tech, cal=software)
+    staged = mode("numba", evaluate, arr, mix, tech, cal=software, staged=True)
+    assert 0 < numpy_["feasible"].sum() < N  # feasible designs and reasons both occur
+    _exact(numpy_, fused, f"{mix_name}/{software}: numba vs numpy")
+    _exact(staged, fused, f"{mix_name}/{software}: compiled vs staged mapping")
+
+
+@needs_numba
+@pytest.mark.parametrize("force", [{"force_tp": 2}, {"force_pp": 4}, {"force_tp": 1, "force_pp": 2}])
+def test_compiled_mapping_equals_numpy_mapping_with_forced_parallelism(mode, force):
+    tech = default_technology()
+    hw, _, ok, _ = design_metrics(DesignArrays.from_columns(_columns(N, seed=3), tech))
+    hw = hw.take(np.flatnonzero(ok))
+    for software in (None, "generic"):
+        cal = load_calibration(software)
+        for entry in load_mix("balanced").scenarios:
+            if entry.scenario.kind == "cnn":
+                continue
+            a = mode("numpy", evaluate_scenario, entry.scenario, hw, cal, **force)
+            b = mode("numba", evaluate_scenario, entry.scenario, hw, cal, **force)
+            _exact(_result_columns(a), _result_columns(b), f"{entry.scenario.name} {force} {software}")
+
+
+@needs_numba
+def test_compiled_mapping_kv_room_of_the_whole_memory(mode):
+    """A stack whose KV cache takes a share of the whole memory (`kv_memory_of: total`) and one of the memory
+    the weights leave decide capacity differently; both paths agree under each."""
+    tech = default_technology()
+    hw, _, ok, _ = design_metrics(DesignArrays.from_columns(_columns(N, seed=5), tech))
+    hw = hw.take(np.flatnonzero(ok))
+    scenario = next(e.scenario for e in load_mix("balanced").scenarios if e.scenario.kind != "cnn")
+    for update in ({"kv_memory_of": "total", "kv_memory_fraction": 0.5}, {"kv_memory_of": "free",
+                                                                         "kv_memory_fraction": 0.3}):
+        cal = load_calibration(None).model_copy(update=update)
+        a = mode("numpy", evaluate_scenario, scenario, hw, cal)
+        b = mode("numba", evaluate_scenario, scenario, hw, cal)
+        assert (~a.feasible).any() and a.feasible.any()
+        _exact(_result_columns(a), _result_columns(b), f"{update}")
