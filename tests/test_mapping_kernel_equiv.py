@@ -114,3 +114,28 @@ def test_compiled_mapping_kv_room_of_the_whole_memory(mode):
         b = mode("numba", evaluate_scenario, scenario, hw, cal)
         assert (~a.feasible).any() and a.feasible.any()
         _exact(_result_columns(a), _result_columns(b), f"{update}")
+
+
+@needs_numba
+def test_compiled_mapping_does_not_depend_on_call_mates(mode):
+    """The compiled mapping walks designs in blocks of `step_kernel.KERNEL_DESIGNS` and times a block's rung level
+    in one batch: a design's metrics must not depend on which designs share its call or its block (300 designs
+    span two blocks; chunks of 1, 7 and 128 each start blocks elsewhere)."""
+    from dse.model.step_kernel import KERNEL_DESIGNS
+    tech = default_technology()
+    n = KERNEL_DESIGNS + 44
+    cols = _columns(n, seed=21)
+    mix = _variants()
+    whole = mode("numba", evaluate, DesignArrays.from_columns(cols, tech), mix, tech)
+    assert 0 < whole["feasible"].sum() < n
+    for size in (1, 7, 128):
+        if size == 1:  # (one design per call: a sample of them, the calls are slow)
+            rows = range(0, n, 23)
+            parts = [mode("numba", evaluate, DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech),
+                          mix, tech) for i in rows]
+            _exact({k: whole[k][list(rows)] for k in whole}, {k: np.concatenate([p[k] for p in parts]) for k in whole},
+                   "chunks of 1")
+            continue
+        parts = [mode("numba", evaluate, DesignArrays.from_columns({k: v[s:s + size] for k, v in cols.items()}, tech),
+                      mix, tech) for s in range(0, n, size)]
+        _exact(whole, {k: np.concatenate([p[k] for p in parts]) for k in whole}, f"chunks of {size}")
