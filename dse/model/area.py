@@ -27,6 +27,7 @@ from dse.model.technology import Technology
 UM2_PER_MM2 = 1e6
 MAX_DIES = 64  # same bound as chip.dies (arrays.MAX_DIES)
 SPLIT_ROWS = 65_536  # (design, die count) rows chip_area's split compares per call (~40 MB of temporaries)
+JOIN_ROWS = 4_096  # up to this many designs chip_area prices n_lo and the further die counts in one call (< SPLIT_ROWS / 12)
 
 
 @dataclass
@@ -491,6 +492,14 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
                 chip_usd=money["chip_usd"], io_n=io["count"], io_die=io["die"], io_critical=io["critical"])
 
 
+def _further_counts(blk: np.ndarray, n_lo: np.ndarray, n_hi: np.ndarray, extras: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(extra index, position in `blk`) of every further die count n_lo + extra ≤ n_hi of the rows `blk`,
+    extra-major: each extra's rows contiguous, in row order."""
+    live = n_lo[blk][None, :] + extras[:, None] <= n_hi[blk][None, :]  # (extra, rows)
+    return np.nonzero(live)
+
+
 def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | None = None) -> AreaBreakdown:
     """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area.
 
@@ -509,36 +518,55 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
         lo, hi = (np.asarray(x, dtype=float) for x in dies_between)
         n_lo = np.where(auto, np.clip(lo, n_lo, np.maximum(n_lo, top)), n_lo)
         n_hi = np.where(auto, np.clip(hi, n_lo, top), n_hi)
-    best = _candidate(arr, b, n_lo)
-    best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
+    # the automatic split compares n_lo … max_auto_dies dies on the rows that may split: every further count of
+    # every row in one `_candidate` call (rows are independent), then compared count by count in ascending order:
+    # the first count that fits, then any strictly cheaper one (in blocks of rows: at most SPLIT_ROWS replicated
+    # rows per call bound its temporaries). On a small chunk (JOIN_ROWS) the n_lo candidates of all rows join
+    # that call: a `_candidate` call costs ~0.8 ms whatever its size, of the ~5 ms of a 128-design chip_area
     idx = np.flatnonzero(auto & (n_lo < n_hi))
-    if idx.size:  # the automatic split compares n_lo … max_auto_dies dies on the rows that may split
-        # every further count of every row in one `_candidate` call (rows are independent), then compared
-        # count by count in ascending order: the first count that fits, then any strictly cheaper one
-        # (in blocks of rows: at most SPLIT_ROWS replicated rows per call bound its temporaries)
-        extras = np.arange(1, top)
-        step = max(1, SPLIT_ROWS // len(extras))
-        for start in range(0, idx.size, step):
-            blk = idx[start:start + step]
-            live = n_lo[blk][None, :] + extras[:, None] <= n_hi[blk][None, :]  # (extra, rows)
-            e_of, pos = np.nonzero(live)  # extra-major: each extra's rows contiguous, in row order
+    extras = np.arange(1, top)
+    step = max(1, SPLIT_ROWS // max(len(extras), 1))
+    blocks = [idx[start:start + step] for start in range(0, idx.size, step)]
+    further = [_further_counts(blk, n_lo, n_hi, extras) for blk in blocks]
+    joined = len(blocks) == 1 and arr.n <= JOIN_ROWS
+    if joined:
+        e_of, pos = further[0]
+        rows = np.concatenate([np.arange(arr.n), blocks[0][pos]])
+        counts = np.concatenate([n_lo, n_lo[rows[arr.n:]] + extras[e_of]])
+        both = _candidate(_Rows(arr, rows), _take_blocks(b, rows), counts)
+        best = {k: v[:arr.n] for k, v in both.items()}
+        joined_cand = {k: v[arr.n:] for k, v in both.items()}
+    else:
+        best = _candidate(arr, b, n_lo)
+    best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
+    for blk, (e_of, pos) in zip(blocks, further):
+        if joined:
+            cand = joined_cand
+        else:
             rep = blk[pos]
             cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of])
-            fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
-            sub_best = {k: v[blk] for k, v in best.items()}
-            sub_ok = best_ok[blk]
-            bounds = np.searchsorted(e_of, np.arange(len(extras) + 1))
-            for a, z in zip(bounds[:-1], bounds[1:]):
-                if a == z:
-                    continue
-                p, usd = pos[a:z], cand["chip_usd"][a:z]
-                take = fits[a:z] & (~sub_ok[p] | (usd < sub_best["chip_usd"][p]))
-                p, sel = p[take], np.flatnonzero(take) + a
-                for k, v in cand.items():
-                    sub_best[k][p] = v[sel]
-                sub_ok[p] = True
-            for k, v in sub_best.items():
-                best[k][blk] = v
+        fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
+        # the scan keeps, per row of the block, the index of its best candidate so far (-1: n_lo's) and
+        # that candidate's cost; the fields are gathered once at the end, on the rows that changed
+        usd_all = cand["chip_usd"]
+        pick = np.full(blk.size, -1, dtype=np.intp)
+        best_usd = best["chip_usd"][blk]
+        sub_ok = best_ok[blk]
+        bounds = np.searchsorted(e_of, np.arange(len(extras) + 1))
+        for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if a == z:
+                continue
+            p, usd = pos[a:z], usd_all[a:z]
+            take = fits[a:z] & (~sub_ok[p] | (usd < best_usd[p]))
+            p = p[take]
+            pick[p] = np.flatnonzero(take) + a
+            best_usd[p] = usd[take]
+            sub_ok[p] = True
+        won = np.flatnonzero(pick >= 0)
+        if won.size:
+            rows, sel = blk[won], pick[won]
+            for k, v in cand.items():
+                best[k][rows] = v[sel]
     c = best
     n_dies, die = c["n"], c["die"]
 
