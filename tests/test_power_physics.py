@@ -74,9 +74,9 @@ KNOWN_GAPS = {
                        "draws 375 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
                        "model's 0.195: the per-operation energy of an at-memory 8-bit PE array, and the running floor "
                        "(0.56 of peak, fitted on GPUs: 242 W here) are the gap",
-    "Cloud-AI100-Ultra": "model 56.8 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
-                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; running floor 30.6 W) vs 150 W / 4 SoCs "
-                         "= 37.5 W (1.52x; 2.52x before the voltage followed the clock below the node's nominal "
+    "Cloud-AI100-Ultra": "model 55.9 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
+                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; running floor 30.1 W) vs 150 W / 4 SoCs "
+                         "= 37.5 W (1.49x; 2.52x before the voltage followed the clock below the node's nominal "
                          "clock). The same SoC's 75 W Standard card at 400 TOPS (recalled) is 0.19 pJ per INT8 op "
                          "all-in, where the model's arrays alone take 0.32 at n7's nominal voltage: the n7 table's "
                          "INT8 energy (half a Graphcore fp16 FMA) is high for a native INT8 inference datapath",
