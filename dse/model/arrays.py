@@ -6,6 +6,7 @@ work is vectorized, and bad values never raise: the row is kept and flagged in `
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -67,17 +68,31 @@ def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags) -> np
 
 def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int, flags: _Flags,
             what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's name in `names` (unknown → index 0 and a flagged reason), plus the str array."""
+    """Index of each row's name in `names` (unknown → index 0 and a flagged reason), plus the str array.
+    Binary search in the sorted names (cached per name list): no per-call sort of the column."""
     raw = _broadcast(columns.get(knob, _default(knob)), n).astype(str)
-    uniq, inv = np.unique(raw, return_inverse=True)
-    pos = {name: i for i, name in enumerate(names)}
-    table = np.array([pos.get(u, -1) for u in uniq], dtype=np.int64)
-    idx = table[inv]
-    bad = idx < 0
+    srt, order = _sorted_names(tuple(names))
+    pos = np.minimum(np.searchsorted(srt, raw), len(srt) - 1)
+    bad = srt[pos] != raw
+    idx = order[pos]
     if bad.any():
-        msgs = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv]
+        uniq, inv = np.unique(raw[bad], return_inverse=True)
+        msgs = np.full(n, "", dtype=object)
+        msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
         flags.flag(bad, msgs)
     return np.where(bad, 0, idx), raw
+
+
+_SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _sorted_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """`names` sorted as a str array and each sorted entry's index in `names` (cached: a few per technology)."""
+    hit = _SORTED_NAMES.get(names)
+    if hit is None:
+        order = np.argsort(np.array(names, dtype=str), kind="stable").astype(np.int64)
+        hit = _SORTED_NAMES[names] = (np.array(names, dtype=str)[order], order)
+    return hit
 
 
 def _canon_precisions(col: Any, n: int) -> np.ndarray:
@@ -91,6 +106,23 @@ def _canon_precisions(col: Any, n: int) -> np.ndarray:
     if arr.dtype.kind in "US":
         return np.char.replace(arr.astype(str), " ", "").astype(object)
     return np.array([v.replace(" ", "") if isinstance(v, str) else ",".join(v) for v in arr], dtype=object)
+
+
+_TABLES: dict[tuple, tuple[tuple, np.ndarray]] = {}
+
+
+def _table(objs: Sequence[Any], what: Any, build: Any) -> np.ndarray:
+    """`build()`: an array of one attribute per technology entry (node, memory, link, package), cached per the
+    entries themselves (frozen pydantic models: the same objects hold the same values) and `what`. The cache
+    keeps the entries alive, so their ids are not reused while cached; bounded (perturbed technologies of
+    uncertainty runs make new entries)."""
+    key = (what, tuple(map(id, objs)))
+    hit = _TABLES.get(key)
+    if hit is None:
+        if len(_TABLES) > 4096:
+            _TABLES.clear()
+        hit = _TABLES[key] = (tuple(objs), build())
+    return hit[1]
 
 
 def _node() -> Any:
@@ -244,13 +276,13 @@ class DesignArrays:
         nodes = list(tech.process_nodes.values())
         for f in fields(cls):
             if f.metadata.get("process_nodes"):
-                out[f.name] = np.array([getattr(nd, f.name) for nd in nodes])[node_i]
+                out[f.name] = _table(nodes, f.name, lambda a=f.name: np.array([getattr(nd, a) for nd in nodes]))[node_i]
         is_cache = names["chip.sram_kind"] == "cache"
-        sp = np.array([nd.sram_mm2_per_mb_scratchpad for nd in nodes])[node_i]
-        ca = np.array([nd.sram_mm2_per_mb_cache for nd in nodes])[node_i]
+        sp = _table(nodes, "sp", lambda: np.array([nd.sram_mm2_per_mb_scratchpad for nd in nodes]))[node_i]
+        ca = _table(nodes, "ca", lambda: np.array([nd.sram_mm2_per_mb_cache for nd in nodes]))[node_i]
         out["sram_mm2_per_mb"] = np.where(is_cache, ca, sp)
-        gsp = np.array([nd.sram_gbps_per_mb for nd in nodes])[node_i]
-        gca = np.array([nd.sram_gbps_per_mb_cache for nd in nodes])[node_i]
+        gsp = _table(nodes, "gsp", lambda: np.array([nd.sram_gbps_per_mb for nd in nodes]))[node_i]
+        gca = _table(nodes, "gca", lambda: np.array([nd.sram_gbps_per_mb_cache for nd in nodes]))[node_i]
         out["is_simt"] = names["chip.core_style"] == "simt"
         out["is_cache"] = is_cache
 
@@ -265,7 +297,8 @@ class DesignArrays:
         mems = list(tech.memories.values())
 
         def mem_attr(attr: str, none_value: float = 0.0) -> np.ndarray:
-            return np.array([float(getattr(m, attr)) for m in mems] + [none_value])[mem_i]
+            return _table(mems, ("mem", attr, none_value),
+                          lambda: np.array([float(getattr(m, attr)) for m in mems] + [none_value]))[mem_i]
         has_mem = mem_i < len(mems)
         stacks = np.where(has_mem, num("chip.memory_stacks", 0), 0)
         gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
@@ -284,7 +317,7 @@ class DesignArrays:
         lks = list(tech.links.values())
 
         def link_attr(attr: str) -> np.ndarray:
-            return np.array([float(getattr(lk, attr)) for lk in lks] + [0.0])[link_i]
+            return _table(lks, ("link", attr), lambda: np.array([float(getattr(lk, attr)) for lk in lks] + [0.0]))[link_i]
         has_link = link_i < len(lks)
         links = np.where(has_link, num("chip.links", 0), 0)
         lat_o = c["system.link_latency_us"]
@@ -298,7 +331,7 @@ class DesignArrays:
         pkg_i = idx["chip.packaging"]
         pkgs = list(tech.packaging.values())
         for attr in ("usd_per_mm2", "assembly_yield_per_die", "max_interposer_mm2", "area_scale"):
-            out[f"pkg_{attr}"] = np.array([getattr(p, attr) for p in pkgs])[pkg_i]
+            out[f"pkg_{attr}"] = _table(pkgs, attr, lambda a=attr: np.array([getattr(p, a) for p in pkgs]))[pkg_i]
         out["wafer_scale"] = np.array([k == "wafer_scale" for k in tech.packaging])[pkg_i]
         out["pkg_is_interposer"] = np.array([k.startswith("cowos") for k in tech.packaging])[pkg_i]
         io_i = idx["chip.io_die_node"]  # index len(nodes) = none
@@ -307,7 +340,8 @@ class DesignArrays:
         for attr in ("wafer_price_usd", "defect_density_per_cm2", "yield_alpha", "static_w_per_mm2",
                      "uncore_fraction", "reticle_mm2"):
             fill = 1.0 if attr in ("yield_alpha", "reticle_mm2") else 0.0  # finite, unused without I/O dies
-            out[f"{attr}_io"] = np.array([float(getattr(nd, attr)) for nd in nodes] + [fill])[io_i]
+            out[f"{attr}_io"] = _table(nodes, ("io", attr, fill), lambda a=attr, v=fill: np.array(
+                [float(getattr(nd, a)) for nd in nodes] + [v]))[io_i]
         dies = c["chip.dies"]
         out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]
@@ -324,7 +358,7 @@ class DesignArrays:
         out["mma_operand_factor"] = operand
         # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
         # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
-        nominal = np.array([nd.nominal_clock_ghz for nd in nodes])[node_i]
+        nominal = _table(nodes, "nominal", lambda: np.array([nd.nominal_clock_ghz for nd in nodes]))[node_i]
         out["clock_over_nominal"] = clock / nominal
         reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
         over = clock > reach * (1.0 + 1e-9)
@@ -468,9 +502,11 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup:
     has a bf16-wide datapath: every cycle of it costs BF16_DATAPATH_ENERGY_RATIO of the table's fp16-wide
     one (the 8-bit arithmetic floor does not shrink with it)."""
     width = np.where(speedup.get("fp16", np.zeros(len(node_i))) > 0, 1.0, BF16_DATAPATH_ENERGY_RATIO)
-    table = {p: np.array([nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0))
-                          for nd in nodes])[node_i] * width for p in speedup}
-    bf16 = np.array([nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes])[node_i]
+    table = {p: _table(nodes, ("energy", p), lambda p=p: np.array(
+        [nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0)) for nd in nodes]))[node_i] * width
+        for p in speedup}
+    bf16 = _table(nodes, ("energy", "bf16", 0.0), lambda: np.array(
+        [nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes]))[node_i]
     out = {}
     for p, s in speedup.items():
         default = float(tech.precision_speedup[p])
@@ -482,25 +518,30 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_precisions(s: str, known: tuple[str, ...]) -> tuple[tuple[bool, ...], str]:
+    """A canonical 'a,b,c' precision set: membership per known precision and the reason it is bad ('' if fine);
+    cached, as a study repeats the same few sets."""
+    items = [p for p in s.split(",") if p]
+    unknown = [p for p in items if p not in known]
+    bad = ""
+    if unknown:
+        bad = "chip.precisions: " + suggest(unknown[0], list(known), "precision")
+    if not items:
+        bad = "chip.precisions: at least one precision is required"
+    return tuple(p in items for p in known), bad
+
+
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:
     """Throughput multiplier per precision and row (0 = unsupported), with per-row overrides."""
     # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
     canon = _canon_precisions(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
-    uniq, inv = np.unique(canon.astype(str), return_inverse=True)
     known = list(tech.precision_speedup)
-    members = np.zeros((len(uniq), len(known)), dtype=bool)
-    bad_u = np.full(len(uniq), "", dtype=object)
-    for u, s in enumerate(uniq):
-        items = [p for p in s.split(",") if p]
-        unknown = [p for p in items if p not in tech.precision_speedup]
-        if unknown:
-            bad_u[u] = "chip.precisions: " + suggest(unknown[0], known, "precision")
-        if not items:
-            bad_u[u] = "chip.precisions: at least one precision is required"
-        for p in items:
-            if p in tech.precision_speedup:
-                members[u, known.index(p)] = True
-    msgs = bad_u[inv]
+    codes: dict[str, int] = {}
+    inv = np.fromiter((codes.setdefault(s, len(codes)) for s in canon.tolist()), dtype=np.int64, count=n)
+    parsed = [_parse_precisions(s, tuple(known)) for s in codes]
+    members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))
+    msgs = np.array([b for _, b in parsed] or [""], dtype=object)[inv]
     flags.flag(msgs != "", msgs)
     out: dict[str, np.ndarray] = {}
     for j, p in enumerate(known):
