@@ -122,7 +122,7 @@ def main() -> None:
     for n in sizes:
         cols = {k: v[:n] for k, v in big.items()}
         DesignArrays.from_columns(cols, tech)  # warm caches
-        s = time_call(cols, tech, a.repeat if n <= 1000 else max(3, a.repeat // 5))
+        s = time_call(cols, tech, a.repeat * 10 if n <= 1000 else a.repeat)
         per[n] = s
         print(f"{n:>7} designs: {s * 1e3:8.3f} ms per call, {s / n * 1e6:7.3f} us per design")
     if len(sizes) > 1:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from dse.config import suggest
-from dse.model.knobs import BY_NAME, KNOBS, RULES
+from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
 from dse.model.technology import MEMORY_GB_BYTES, Technology
 from dse.model.voltage import MAX_FRACTION, design_energy_ratio, max_clock_ratio
 
@@ -274,9 +274,8 @@ class DesignArrays:
         # process node table
         node_i = idx["chip.process_node"]
         nodes = list(tech.process_nodes.values())
-        for f in fields(cls):
-            if f.metadata.get("process_nodes"):
-                out[f.name] = _table(nodes, f.name, lambda a=f.name: np.array([getattr(nd, a) for nd in nodes]))[node_i]
+        for a in _NODE_FIELDS:
+            out[a] = _table(nodes, a, lambda a=a: np.array([getattr(nd, a) for nd in nodes]))[node_i]
         is_cache = names["chip.sram_kind"] == "cache"
         sp = _table(nodes, "sp", lambda: np.array([nd.sram_mm2_per_mb_scratchpad for nd in nodes]))[node_i]
         ca = _table(nodes, "ca", lambda: np.array([nd.sram_mm2_per_mb_cache for nd in nodes]))[node_i]
@@ -417,6 +416,10 @@ class DesignArrays:
         return DesignArrays(n=len(np.arange(self.n)[idx]), **kept)
 
 
+# the process-node table's columns (fields marked by _node())
+_NODE_FIELDS = tuple(f.name for f in fields(DesignArrays) if f.metadata.get("process_nodes"))
+
+
 def _to_bool(v: Any) -> bool:
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
@@ -435,19 +438,21 @@ def _infer_n(columns: Mapping[str, Any]) -> int:
     return 1
 
 
+_NUMERIC_KNOBS = tuple(k for k in KNOBS if k.numeric)
+_BOUNDS = BoundsTable(_NUMERIC_KNOBS)
+
+
 def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
     """Flag numeric knobs outside their registry bounds (NaN compares False, so missing values are caught
     too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
-    for k in KNOBS:
-        if not k.numeric:
-            continue
+    bad_all = ~_BOUNDS.in_bounds(np.stack([c[k.name] for k in _NUMERIC_KNOBS]).reshape(len(_NUMERIC_KNOBS), -1))
+    for j in np.flatnonzero(bad_all.any(axis=1)):
+        k, bad = _NUMERIC_KNOBS[j], bad_all[j]
         v = c[k.name]
-        bad = ~k.in_bounds(v)
-        if bad.any():
-            msgs = np.full(len(v), "", dtype=object)
-            rule = k.rule()
-            msgs[bad] = [f"{k.name} must be {rule} (got {x:g})" for x in v[bad]]
-            flags.flag(bad, msgs)
+        msgs = np.full(len(v), "", dtype=object)
+        rule = k.rule()
+        msgs[bad] = [f"{k.name} must be {rule} (got {x:g})" for x in v[bad]]
+        flags.flag(bad, msgs)
     env = {**c, **names}
     for r in RULES:
         bad = ~np.broadcast_to(r.ok(env), (flags.valid.shape[0],))

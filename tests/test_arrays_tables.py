@@ -1,0 +1,48 @@
+"""The cached / table-driven paths of DesignArrays.from_columns give what the per-knob definitions give."""
+
+import numpy as np
+
+from dse.model.arrays import DesignArrays, _lookup, _Flags
+from dse.model.knobs import BY_NAME, KNOBS, BoundsTable
+from dse.model.technology import default_technology
+
+
+def test_bounds_table_matches_each_knobs_in_bounds():
+    knobs = tuple(k for k in KNOBS if k.numeric)
+    rng = np.random.default_rng(3)
+    edges = sorted({x for k in knobs for b in (k.low, k.high) if b is not None for x in (b, b - 0.5, b + 0.5)})
+    vals = np.concatenate([edges, [np.nan, np.inf, -np.inf, 0.0, 1.0, 2.5, 1e30, -1e30],
+                           rng.normal(0, 1e4, 200), rng.integers(-20, 5000, 200)]).astype(float)
+    table = BoundsTable(knobs).in_bounds(np.broadcast_to(vals, (len(knobs), len(vals))))
+    for j, k in enumerate(knobs):
+        assert np.array_equal(table[j], k.in_bounds(vals)), k.name
+
+
+def test_lookup_indexes_names_and_flags_unknown_ones():
+    names = ["n5", "n3", "n7"]  # not sorted: the index is the position in this list
+    flags = _Flags(5)
+    idx, raw = _lookup({"chip.process_node": np.array(["n7", "n5", "n55", "n3", ""])}, "chip.process_node",
+                       names, 5, flags, "process node")
+    assert idx.tolist() == [2, 0, 0, 1, 0]  # unknown -> 0, flagged
+    assert raw.tolist() == ["n7", "n5", "n55", "n3", ""]
+    assert flags.valid.tolist() == [True, True, False, True, False]
+    assert flags.reason[2].startswith("chip.process_node: ") and "n55" in flags.reason[2]
+
+
+def test_same_arrays_whatever_else_is_in_the_call():
+    """A design's arrays do not depend on the other rows of its call (caches are per value, not per call)."""
+    tech = default_technology()
+    cols = {"chip.process_node": np.array(["n5", "n3", "n7", "n5"]),
+            "chip.precisions": np.array([["bf16", "fp8"], ["bf16"], ["int8", "fp9"], []], dtype=object),
+            "chip.memory": np.array(["hbm3e", "none", "hbm3e", "hbm9"]),
+            "chip.cores": np.array([64, 0, 10, 3])}
+    whole = DesignArrays.from_columns(cols, tech)
+    for i in range(4):
+        one = DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech)
+        assert one.reason[0] == whole.reason[i] and one.valid[0] == whole.valid[i]
+        for p, s in whole.speedup.items():
+            assert one.speedup[p][0] == s[i]
+        assert one.mem_gb[0] == whole.mem_gb[i] and one.wafer_price_usd[0] == whole.wafer_price_usd[i]
+    assert not whole.valid[2] and "fp9" in whole.reason[2]
+    assert "at least one precision" in whole.reason[3] and "hbm9" in whole.reason[3]
+    assert BY_NAME["chip.cores"].rule() in whole.reason[1]
