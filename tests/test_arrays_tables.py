@@ -10,7 +10,8 @@ from dse.model.technology import default_technology
 def test_bounds_table_matches_each_knobs_in_bounds():
     knobs = tuple(k for k in KNOBS if k.numeric)
     rng = np.random.default_rng(3)
-    edges = sorted({x for k in knobs for b in (k.low, k.high) if b is not None for x in (b, b - 0.5, b + 0.5)})
+    edges = sorted({x for k in knobs for b in (k.low, k.high) if b is not None
+                    for x in (b, b - 0.5, b + 0.5, np.nextafter(b, np.inf), np.nextafter(b, -np.inf))})
     vals = np.concatenate([edges, [np.nan, np.inf, -np.inf, 0.0, 1.0, 2.5, 1e30, -1e30],
                            rng.normal(0, 1e4, 200), rng.integers(-20, 5000, 200)]).astype(float)
     table = BoundsTable(knobs).in_bounds(np.broadcast_to(vals, (len(knobs), len(vals))))
@@ -46,3 +47,18 @@ def test_same_arrays_whatever_else_is_in_the_call():
     assert not whole.valid[2] and "fp9" in whole.reason[2]
     assert "at least one precision" in whole.reason[3] and "hbm9" in whole.reason[3]
     assert BY_NAME["chip.cores"].rule() in whole.reason[1]
+
+
+def test_precision_lists_and_strings_read_the_same():
+    """A column of lists (grouped by items) and the same sets as 'a, b' strings give the same speedups and reasons."""
+    tech = default_technology()
+    sets = [["bf16", "fp8"], ["fp8", "bf16"], [], ["bf16", "fp9"], ("int8",), ["bf16", "fp8"]]
+    as_lists = np.empty(len(sets), dtype=object)
+    as_lists[:] = sets
+    as_text = np.array([", ".join(x) for x in sets], dtype=object)
+    a = DesignArrays.from_columns({"chip.precisions": as_lists}, tech)
+    b = DesignArrays.from_columns({"chip.precisions": as_text}, tech)
+    assert a.reason.tolist() == b.reason.tolist() and a.valid.tolist() == [True, True, False, False, True, True]
+    for p in a.speedup:
+        assert np.array_equal(a.speedup[p], b.speedup[p])
+    assert a.speedup["fp8"][0] > 0 and a.speedup["int8"][0] == 0 and a.speedup["int8"][4] > 0

@@ -125,6 +125,25 @@ def _table(objs: Sequence[Any], what: Any, build: Any) -> np.ndarray:
     return hit[1]
 
 
+def _precision_sets(col: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    """Each row's precision set as a code, and each code's canonical 'a,b,c' string (`_canon_precisions`). A
+    column of lists (what samplers give) is grouped by the lists' items, so the join runs once per distinct set."""
+    if isinstance(col, np.ndarray) and col.dtype == object and col.ndim == 1:
+        rows = col.tolist()
+        if set(map(type, rows)) <= {list, tuple}:
+            try:
+                keys = list(map(tuple, rows))
+                index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+                canon = [",".join(k) for k in index]
+            except TypeError:  # items that are not names: the per-row path says so as it always did
+                pass
+            else:
+                return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys)), canon
+    codes: dict[str, int] = {}
+    rows = _canon_precisions(col, n).tolist()
+    return np.fromiter((codes.setdefault(s, len(codes)) for s in rows), dtype=np.int64, count=len(rows)), list(codes)
+
+
 def _node() -> Any:
     """A column copied from the process-node table (the field name is the table's attribute)."""
     return field(metadata={"process_nodes": True})
@@ -540,14 +559,14 @@ def _parse_precisions(s: str, known: tuple[str, ...]) -> tuple[tuple[bool, ...],
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:
     """Throughput multiplier per precision and row (0 = unsupported), with per-row overrides."""
     # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
-    canon = _canon_precisions(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
+    inv, canon = _precision_sets(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
     known = list(tech.precision_speedup)
-    codes: dict[str, int] = {}
-    inv = np.fromiter((codes.setdefault(s, len(codes)) for s in canon.tolist()), dtype=np.int64, count=n)
-    parsed = [_parse_precisions(s, tuple(known)) for s in codes]
+    parsed = [_parse_precisions(s, tuple(known)) for s in canon]
     members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))
-    msgs = np.array([b for _, b in parsed] or [""], dtype=object)[inv]
-    flags.flag(msgs != "", msgs)
+    reasons = np.array([b for _, b in parsed] or [""], dtype=object)
+    bad_code = reasons != ""
+    if bad_code.any():
+        flags.flag(bad_code[inv], reasons[inv])
     out: dict[str, np.ndarray] = {}
     for j, p in enumerate(known):
         mult = np.full(n, float(tech.precision_speedup[p]))

@@ -139,19 +139,21 @@ class BoundsTable:
         col = lambda xs, dtype=float: np.array(xs, dtype=dtype).reshape(-1, 1)  # noqa: E731
         self.knobs = knobs
         self.is_int = col([k.type is int for k in knobs], bool)
-        self.low = col([-math.inf if k.low is None else k.low for k in knobs])
-        self.high = col([math.inf if k.high is None else k.high for k in knobs])
-        self.low_open = col([k.low_open for k in knobs], bool)
-        self.high_open = col([k.high_open for k in knobs], bool)
+        # closed float64 bounds: an open bound x as the next float beyond it (v > x ⟺ v >= nextafter(x, +inf)
+        # exactly in float64); an unset bound as ±inf, which every finite value passes
+        self.low = col([-math.inf if k.low is None else np.nextafter(k.low, math.inf) if k.low_open else k.low
+                        for k in knobs])
+        self.high = col([math.inf if k.high is None else np.nextafter(k.high, -math.inf) if k.high_open else k.high
+                         for k in knobs])
         self.optional = col([k.optional for k in knobs], bool)
 
     def in_bounds(self, v: np.ndarray) -> np.ndarray:
-        """Row j of `v` checked as `knobs[j].in_bounds` checks it (an unset bound: ±inf, which every finite
-        value passes; non-finite values fail already)."""
+        """Row j of `v` checked as `knobs[j].in_bounds` checks it (non-finite values fail, NaN passes where the
+        knob is optional)."""
         ok = np.isfinite(v)
         ok &= ~self.is_int | (np.rint(v) == v)
-        ok &= np.where(self.low_open, v > self.low, v >= self.low)
-        ok &= np.where(self.high_open, v < self.high, v <= self.high)
+        ok &= v >= self.low
+        ok &= v <= self.high
         return ok | (self.optional & np.isnan(v))
 
 
