@@ -1,6 +1,7 @@
 """Cost of one `DesignArrays.from_columns` call (knob columns -> per-design arrays) at 100 and 10,000 designs.
 
     python benchmarks/arrays_speed.py [--sizes 100,10000] [--repeat 20] [--profile N] [--dump OUT.pkl]
+                                      [--against OLD/dse/model/arrays.py]
 
 A study calls the model once per generation of ~100 designs, so the fixed cost per call matters as much as the
 cost per design. Prints, per size, the best CPU ms per call over `--repeat` calls (the machine may be shared),
@@ -8,6 +9,8 @@ the µs per design and the ratio of per-call cost between the sizes. Designs are
 search_spaces/full.yaml (benchmarks/model_speed.py's `random_columns`). `--profile N` prints cProfile's top
 functions for one call of N designs; `--dump OUT.pkl` pickles every field of the arrays built for 2,000 random
 designs plus a set of bad ones (reasons included), to compare two versions bit for bit (`--compare A B`).
+`--against FILE` loads another version of arrays.py (e.g. `git show main:dse/model/arrays.py > /tmp/old.py`) beside
+this one and times both, call for call interleaved, so a shared machine's load hits both alike; prints old/new.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ def time_call(cols: dict, tech, repeat: int) -> float:
         DesignArrays.from_columns(cols, tech)
         best = min(best, time.process_time() - c0)
     return best
+
+
+def _time_old(cls, cols: dict, tech) -> float:
+    c0 = time.process_time()
+    cls.from_columns(cols, tech)
+    return time.process_time() - c0
 
 
 def bad_columns(n: int, rng: np.random.Generator) -> dict:
@@ -97,6 +106,7 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0)
     ap.add_argument("--dump")
     ap.add_argument("--compare", nargs=2)
+    ap.add_argument("--against")
     a = ap.parse_args()
     if a.dump:
         return dump(a.dump)
@@ -118,6 +128,21 @@ def main() -> None:
         pstats.Stats(pr).sort_stats("tottime").print_stats(25)
         return
     print(f"load {open('/proc/loadavg').read().split()[0]}")
+    if a.against:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("dse.model._arrays_old", a.against)
+        old = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
+        for n in sizes:
+            cols = {k: v[:n] for k, v in big.items()}
+            best = {"old": float("inf"), "new": float("inf")}
+            for _ in range(a.repeat * 10 if n <= 1000 else a.repeat):
+                for tag, cls in (("old", old.DesignArrays), ("new", DesignArrays)):
+                    best[tag] = min(best[tag], time_call(cols, tech, 1) if cls is DesignArrays else
+                                    _time_old(cls, cols, tech))
+            print(f"{n:>7} designs: old {best['old'] * 1e3:8.3f} ms, new {best['new'] * 1e3:8.3f} ms per call, "
+                  f"old/new {best['old'] / best['new']:.2f}x")
+        return
     per = {}
     for n in sizes:
         cols = {k: v[:n] for k, v in big.items()}
