@@ -62,3 +62,22 @@ def test_precision_lists_and_strings_read_the_same():
     for p in a.speedup:
         assert np.array_equal(a.speedup[p], b.speedup[p])
     assert a.speedup["fp8"][0] > 0 and a.speedup["int8"][0] == 0 and a.speedup["int8"][4] > 0
+
+
+def test_cached_tables_follow_the_technology():
+    """Technology tables are cached per table entry: a technology with other values (or another memory) reads its own."""
+    from dse.model.technology import load_technology
+
+    base = default_technology()
+    cols = {"chip.process_node": np.array(["n5", "n5"]), "chip.memory": np.array(["hbm3e", "hbm9"])}
+    a = DesignArrays.from_columns(cols, base)
+    t = load_technology({"process_nodes": {"n5": {"wafer_price_usd": 20000}},
+                         "memories": {"hbm9": {"bw_gbps_per_stack": 4000, "capacity_gb_per_stack": 96,
+                                               "usd_per_gb": 30, "pj_per_bit": 2, "phy_area_mm2_per_stack": 30,
+                                               "needs_interposer": True, "footprint_mm2_per_stack": 121,
+                                               "source": "what-if"}}})
+    b = DesignArrays.from_columns(cols, t)
+    assert a.wafer_price_usd[0] == base.process_nodes["n5"].wafer_price_usd and b.wafer_price_usd[0] == 20000
+    assert not a.valid[1] and "hbm9" in a.reason[1]
+    assert b.valid[1] and b.mem_pj_per_bit[1] == 2 and b.mem_pj_per_bit[0] == a.mem_pj_per_bit[0]
+    assert DesignArrays.from_columns(cols, base).wafer_price_usd[0] == a.wafer_price_usd[0]
