@@ -81,3 +81,22 @@ def test_cached_tables_follow_the_technology():
     assert not a.valid[1] and "hbm9" in a.reason[1]
     assert b.valid[1] and b.mem_pj_per_bit[1] == 2 and b.mem_pj_per_bit[0] == a.mem_pj_per_bit[0]
     assert DesignArrays.from_columns(cols, base).wafer_price_usd[0] == a.wafer_price_usd[0]
+
+
+def test_precision_column_of_one_shared_list_or_arrays():
+    """A fixed set (one list object on every row), equal lists, and rows that are numpy arrays read alike."""
+    tech = default_technology()
+    one = ["bf16", "int8"]
+    shared = np.empty(3, dtype=object)
+    shared[:] = [one, one, one]
+    equal = np.empty(3, dtype=object)
+    equal[:] = [list(one), list(one), list(one)]
+    arrays = np.empty(3, dtype=object)
+    arrays[:] = [np.array(one), np.array(one), np.array(["bf16"])]
+    ref = DesignArrays.from_columns({"chip.precisions": "bf16,int8", "chip.cores": np.ones(3)}, tech)
+    for col in (shared, equal, arrays):
+        got = DesignArrays.from_columns({"chip.precisions": col}, tech)
+        assert got.valid.all()
+        for p in ref.speedup:
+            assert np.array_equal(got.speedup[p][:2], ref.speedup[p][:2]), p
+    assert got.speedup["int8"][2] == 0 and got.speedup["bf16"][2] > 0

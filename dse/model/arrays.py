@@ -105,7 +105,12 @@ def _canon_precisions(col: Any, n: int) -> np.ndarray:
     arr = np.asarray(col, dtype=object) if not isinstance(col, np.ndarray) else col
     if arr.dtype.kind in "US":
         return np.char.replace(arr.astype(str), " ", "").astype(object)
-    return np.array([v.replace(" ", "") if isinstance(v, str) else ",".join(v) for v in arr], dtype=object)
+    return np.array([_canon_one(v) for v in arr], dtype=object)
+
+
+def _canon_one(v: Any) -> str:
+    """One row's precision set as 'a,b,c': a comma string without spaces, or a list of names joined."""
+    return v.replace(" ", "") if isinstance(v, str) else ",".join(v)
 
 
 _TABLES: dict[tuple, tuple[tuple, np.ndarray]] = {}
@@ -127,19 +132,22 @@ def _table(objs: Sequence[Any], what: Any, build: Any) -> np.ndarray:
 
 def _precision_sets(col: Any, n: int) -> tuple[np.ndarray, list[str]]:
     """Each row's precision set as a code, and each code's canonical 'a,b,c' string (`_canon_precisions`). A
-    column of lists (what samplers give) is grouped by the lists' items, so the join runs once per distinct set."""
+    column of objects (lists, what samplers give, or strings) applies `_canon_one` once per distinct object, in
+    the rows' order: rows sharing a list object (a fixed knob) cost no join, no hashing of names."""
     if isinstance(col, np.ndarray) and col.dtype == object and col.ndim == 1:
         rows = col.tolist()
-        if set(map(type, rows)) <= {list, tuple}:
+        if rows and type(rows[0]) in (list, tuple, str):  # one set on every row (a fixed knob): one C-level pass
             try:
-                keys = list(map(tuple, rows))
-                index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-                canon = [",".join(k) for k in index]
-            except TypeError:  # items that are not names: the per-row path says so as it always did
-                pass
-            else:
-                return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys)), canon
-    codes: dict[str, int] = {}
+                same = rows.count(rows[0]) == len(rows)
+            except (ValueError, TypeError):  # a row whose == is not a truth value (an array): the general path
+                same = False
+            if same:
+                return np.zeros(len(rows), dtype=np.int64), [_canon_one(rows[0])]
+        ids = list(map(id, rows))
+        codes: dict[str, int] = {}
+        code_of = {i: codes.setdefault(_canon_one(v), len(codes)) for i, v in dict(zip(ids, rows)).items()}
+        return np.fromiter(map(code_of.__getitem__, ids), dtype=np.int64, count=len(ids)), list(codes)
+    codes = {}
     rows = _canon_precisions(col, n).tolist()
     return np.fromiter((codes.setdefault(s, len(codes)) for s in rows), dtype=np.int64, count=len(rows)), list(codes)
 
