@@ -37,7 +37,7 @@ def test_llama2_70b_bf16_does_not_fit_one_h100():
     h100 = _with(load_catalog_design("H100-SXM"), **{"system.num_chips": 1})
     res = evaluate_scenario(llama70_b1(), _hw(h100), CAL)
     assert not res.feasible[0]
-    # 80 GB of memory are 80 x 2^30 B (technology.MEMORY_GB_BYTES): the message prints both sides of the
+    # 80 GB of memory are 80 x 2^30 B (dse.units.MEMORY_GB_BYTES): the message prints both sides of the
     # comparison in GiB, the weights' 138e9 B (decimal 138 GB) as 128 GiB beside the H100's 80 GiB
     assert "weights 128 GiB" in res.reason[0] and "memory 80 GiB" in res.reason[0], res.reason[0]
     assert res.metrics["tpot_ms"][0] == 0.0

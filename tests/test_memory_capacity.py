@@ -1,4 +1,4 @@
-"""Off-chip memory capacities are binary (technology.MEMORY_GB_BYTES = 2^30, JEDEC): a chip's GB become bytes in
+"""Off-chip memory capacities are binary (dse.units.MEMORY_GB_BYTES = 2^30, JEDEC): a chip's GB become bytes in
 one place (DesignArrays.mem_bytes) and every capacity check, KV room and host tier uses them; rates stay decimal."""
 
 import numpy as np
@@ -12,7 +12,8 @@ from dse.model.arrays import DesignArrays
 from dse.model.hardware import Design
 from dse.model.calibration import load_calibration
 from dse.model.perf import HwView
-from dse.model.technology import MEMORY_GB_BYTES, default_technology
+from dse.model.technology import default_technology
+from dse.units import MEMORY_GB_BYTES
 from dse.validate.predict import hw_view
 from dse.workloads.modelfile import load_model_shape
 from dse.workloads.precision import parse_precision

@@ -64,7 +64,7 @@ def test_offline_capacity_batch_is_the_stack_room(cls):
     w = Builders.llm(shape, "decode", 1, 1, 1500, 1, prec).weight_bytes_per_chip
     kv_seq = Builders.kv_bytes(shape, 1, 2000, 1, prec)  # 32 layers x 8 kv heads x 128 x 2 x 2 B x 2,000 = 262 MB
     assert kv_seq == pytest.approx(32 * 8 * 128 * 2 * 2 * 2000)
-    mem = 80 * 2**30  # the H100's 80 GB are binary: 80 GiB (technology.MEMORY_GB_BYTES)
+    mem = 80 * 2**30  # the H100's 80 GB are binary: 80 GiB (dse.units.MEMORY_GB_BYTES)
     room = 0.9 * (mem - w) if cls == "graph" else 0.9 * mem - w
     assert int(res.metrics["batch"][0]) == math.floor(room / kv_seq)
 

@@ -109,7 +109,7 @@ from dse.validate.report import predict_rows, summarize
 # other regimes within 0.2 point;
 # train moe 30.3 -> 24.8 % (Maverick 8xH100 +191 -> +176 %), large_batch 7.9 -> 8.6 % (MLPerf Llama-2-70B 8xH100
 # one point lower), overall 7.7 %.
-# With off-chip memory capacities binary (technology.MEMORY_GB_BYTES = 2^30: an H100's 80 GB is 80 GiB, 7.4 % more
+# With off-chip memory capacities binary (dse.units.MEMORY_GB_BYTES = 2^30: an H100's 80 GB is 80 GiB, 7.4 % more
 # bytes than the 80e9 used before; 2026-12-02, main be929c0) and `dse calibrate` rerun (tuned link_eff 0.829 ->
 # 0.836, collective_floor 4.49 -> 3.72 us, kernel_gap 2.78 -> 2.89 us, compute_eff_max 0.6774 -> 0.6779, lowp_eff
 # 0.7066 -> 0.7049; step 500 -> 499.6 us, at its known bound): test (CLI, with serving) overall 7.0 -> 7.4 %, moe

@@ -42,7 +42,7 @@ from dse.model.calibration import Calibration
 from dse.model.kernel import compiled_kernel
 from dse.model.perf import (SPLIT_K_MIN, HwView, collective_time, compiled_tables, op_energy_j, op_times,
                             stacked_tables, step_times)
-from dse.model.technology import MEMORY_GB_BYTES
+from dse.units import MEMORY_GB_BYTES
 from dse.workloads.modelfile import load_model_shape
 
 @dataclass
@@ -242,7 +242,7 @@ class ComboCache:
 
 def _fmt_gb(x: float, binary: bool = False) -> str:
     """Bytes for a message: decimal GB / MB, or (`binary`, beside an off-chip memory capacity, whose GB are
-    2^30 B: technology.MEMORY_GB_BYTES) GiB / MiB, so both sides of a comparison read in the same unit."""
+    2^30 B: dse.units.MEMORY_GB_BYTES) GiB / MiB, so both sides of a comparison read in the same unit."""
     if binary:
         gib = MEMORY_GB_BYTES
         return f"{x / gib:.3g} GiB" if x >= gib / 8 else f"{x / (gib / 1024):.3g} MiB"

@@ -37,7 +37,8 @@ from dse.model.arrays import DesignArrays
 from dse.model.cost import tco_usd_per_hour
 from dse.model.calibration import Calibration
 from dse.model.perf import HwView, collective_time
-from dse.model.technology import MEMORY_GB_BYTES, Technology
+from dse.model.technology import Technology
+from dse.units import MEMORY_GB_BYTES
 from dse.serving.analytic import colocated, disaggregated, max_rate_rps, saturation_rate_rps, slo_met, summary
 from dse.serving.engine import DisaggFleet, EngineCoeffs, fit_from_probes, with_context_parallel, with_speculation
 from dse.workloads.modelfile import load_model_shape

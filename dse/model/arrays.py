@@ -14,7 +14,8 @@ import numpy as np
 
 from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
-from dse.model.technology import MEMORY_GB_BYTES, Technology
+from dse.model.technology import Technology
+from dse.units import MEMORY_GB_BYTES
 from dse.model.voltage import MAX_FRACTION, design_energy_ratio, max_clock_ratio
 
 
@@ -415,7 +416,7 @@ class DesignArrays:
     @property
     def mem_bytes(self) -> np.ndarray:
         """Off-chip memory capacity per chip in bytes: `mem_gb` GB of 2^30 bytes (capacities are binary,
-        technology.MEMORY_GB_BYTES)."""
+        dse.units.MEMORY_GB_BYTES)."""
         return self.mem_gb * float(MEMORY_GB_BYTES)
 
     def row(self, i: int) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
-from dse.units import MEMORY_GB_BYTES  # noqa: F401  (re-exported: dse.model reads it from here)
 from dse.model.ranges import Distribution, is_range, set_path, split_ranges
 
 DATA_FILE = Path(__file__).parent / "data" / "technology.yaml"
