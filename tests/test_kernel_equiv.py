@@ -26,6 +26,7 @@ from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
 from _designs import random_designs  # noqa: E402
+from _kernels import kernel_runner  # noqa: E402
 from _steps import extended_mix_tables  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
@@ -35,14 +36,7 @@ RTOL = 1e-12
 @pytest.fixture
 def kernel(monkeypatch):
     """Run a function under DSE_KERNEL=mode (the path chosen afresh)."""
-    def run(mode, fn, *args, **kw):
-        monkeypatch.setenv(perf.KERNEL_ENV, mode)
-        perf.reset_kernel()
-        try:
-            return fn(*args, **kw)
-        finally:
-            perf.reset_kernel()
-    yield run
+    yield kernel_runner(monkeypatch)
     perf.reset_kernel()
 
 

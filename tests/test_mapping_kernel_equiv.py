@@ -27,6 +27,7 @@ from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
+from _kernels import kernel_runner  # noqa: E402
 from test_model_speed_equiv import _columns, _variants  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
@@ -37,16 +38,13 @@ N = 60
 def mode(monkeypatch):
     """Run a function under DSE_KERNEL=kernel (the path chosen afresh); `staged` keeps the numpy mapping with
     compiled step times."""
+    run_in = kernel_runner(monkeypatch)
+
     def run(kernel, fn, *args, staged=False, **kw):
-        monkeypatch.setenv(perf.KERNEL_ENV, kernel)
-        perf.reset_kernel()
         with monkeypatch.context() as m:
             if staged:
                 m.setattr(mapping, "compiled_kernel", lambda *a: None)
-            try:
-                return fn(*args, **kw)
-            finally:
-                perf.reset_kernel()
+            return run_in(kernel, fn, *args, **kw)
     yield run
     perf.reset_kernel()
 
