@@ -202,3 +202,15 @@ def test_prefill_extra_is_charged_on_prompt_tokens_only_by_both_models():
     w = w.model_copy(update={"arrival_rate_rps": 0.3 * sat})
     err = relative_errors(an.colocated(busy, w), simulate(busy, w, 4000, seed=3).steady())
     assert np.all(np.abs(err[:2]) < 0.10), err
+
+
+def test_saturated_engine_without_fixed_step_time_is_saturated_without_nan():
+    """A design whose engine has no fixed step time and a huge per-token time (it cannot serve) saturates at
+    any rate; the model says so without a 0/0 (tb = mu1 = 0 once the queue is infinite)."""
+    e = EngineCoeffs(t_fixed_s=0.0, t_per_seq_s=0, t_per_token_s=3.7e10, t_per_kv_token_s=1e-8, max_batch=8,
+                     chunk_tokens=2048, kv_capacity_tokens=100_000)
+    w = ServingWorkload(arrival_rate_rps=0.01, prompt_tokens={"kind": "fixed", "tokens": 500},
+                        output_tokens={"kind": "fixed", "tokens": 10})
+    with np.errstate(all="raise"):
+        m = an.colocated(e, w)
+    assert bool(m.saturated[0])

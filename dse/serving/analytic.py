@@ -288,7 +288,10 @@ def _model(e: EngineCoeffs, w: ServingWorkload, lam: np.ndarray, *, prefill: boo
             busy = np.minimum(lam * (wpre @ L.p_prompt + tb * g) / (1.0 + lam * tb * g), 1.0)
         busy = np.maximum(busy, f_full)
         # every step of a prefill-only engine carries prompts: none of its busy time is decode-only steps
-        f_pre = np.minimum((1.0 - p0) * tb / mu1 + phi1, busy - f_full) if decode else busy - f_full
+        # tb / mu1 = 1 - phi1 where the engine runs; a saturated engine with no fixed step time has tb = mu1 = 0
+        # and p0 = 1, so the term is 0 there (not 0/0)
+        run_frac = np.divide(tb, mu1, out=np.zeros_like(tb), where=mu1 > 0)
+        f_pre = np.minimum((1.0 - p0) * run_frac + phi1, busy - f_full) if decode else busy - f_full
         # prefill steps by the (largest) prompt they carry: groups of the prompt support, weighted by
         # time (probability × length); each keeps the chain's extra length from co-scheduled prompts
         order = np.argsort(L.computed, kind="stable")
