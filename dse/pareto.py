@@ -273,14 +273,13 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
     """`pareto_rank` of a few hundred finite rows (minimisation) from the all-pairs domination matrix: a front
     is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations)."""
     n = len(Z)
-    le = np.ones((n, n), dtype=bool)
-    lt = np.zeros((n, n), dtype=bool)
-    for j in range(Z.shape[1]):
-        col = Z[:, j]
-        le &= col[None, :] <= col[:, None]
-        lt |= col[None, :] < col[:, None]
-    dom = le & lt  # dom[i, k]: row k dominates row i (duplicates do not dominate each other)
-    count = dom.sum(axis=1)
+    le = Z[None, :, 0] <= Z[:, None, 0]  # le[i, k]: row k is no worse than row i in every objective
+    for j in range(1, Z.shape[1]):
+        le &= Z[None, :, j] <= Z[:, None, j]
+    # dom[i, k]: row k dominates row i: no worse everywhere, and row i is not no worse everywhere (k is strictly
+    # better somewhere); duplicates do not dominate each other. One matrix of comparisons, not two
+    dom = le & ~le.T
+    count = np.count_nonzero(dom, axis=1)
     rank = np.full(n, -1, dtype=np.int64)
     current = count == 0
     r, done = 0, 0
@@ -290,7 +289,7 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
         r += 1
         if max_rows is not None and done >= max_rows:
             break
-        count = count - dom[:, current].sum(axis=1)
+        count = count - np.count_nonzero(dom[:, current], axis=1)
         current = (count == 0) & (rank < 0)
     rank[rank < 0] = r
     return rank

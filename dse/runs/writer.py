@@ -140,6 +140,7 @@ class PartStore:
         self.suffix = PART_FORMATS[fmt]
         self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow")
         self._flush = OneInFlight("dse-parts")
+        self._other: set[int] | None = None  # indices stored in another format than this store's (see write)
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
             for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
@@ -176,9 +177,14 @@ class PartStore:
             atomic_write_ipc(df, path)
         else:
             atomic_write_parquet(columns.tidy(df), path)
-        for other in PART_FORMATS.values():  # a part rewritten in another format (a re-run batch of an older run)
-            if other != self.suffix:
-                path.with_suffix(other).unlink(missing_ok=True)
+        if self._other is None:  # parts stored in another format (by an older version), listed once
+            self._other = {int(m.group(1)) for p in (self.dir.iterdir() if self.dir.is_dir() else ())
+                           if (m := PART_RE.match(p.name)) and p.suffix != self.suffix}
+        if index in self._other:  # a part rewritten in another format (a re-run batch of an older run)
+            for other in PART_FORMATS.values():
+                if other != self.suffix:
+                    path.with_suffix(other).unlink(missing_ok=True)
+            self._other.discard(index)
 
     def wait(self) -> None:
         """Wait until the last part written is on disk (its flush error, e.g. EIO, is raised here)."""
