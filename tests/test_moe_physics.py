@@ -120,15 +120,16 @@ def _row(step, name):
 
 
 def test_token_permutation_bytes_hand_values():
-    """Qwen3-30B-A3B decode, batch 64, fp8 (1-byte activations), one chip: the gather copies each token's
-    2,048 values to its 8 experts' rows; the down GEMM writes 8 rows per token at 16 bits and the
-    scatter-reduce reads them back and writes one row per token (2 FLOPs per value read)."""
+    """Qwen3-30B-A3B decode, batch 64, fp8 (1-byte activations), one chip: the gather reads each token's 16-bit
+    row (the router's input, kept wide) and copies its 2,048 values to its 8 experts' rows in FP8; the down GEMM
+    writes 8 rows per token at 16 bits and the scatter-reduce reads them back and writes one row per token
+    (2 FLOPs per value read)."""
     s = load_model_shape("Qwen3-30B-A3B")
     step = build_llm_step(s, "decode", batch=64, seq_len=1, kv_len=1024, tp=1, prec="fp8")
     ops = step.ops
     p, u, d = _row(step, "moe_permute"), _row(step, "moe_unpermute"), _row(step, "experts_down")
     assert ops.kind[p] == "permute" and ops.kind[u] == "permute"
-    assert float(ops.act_in_bytes[p]) == pytest.approx(64 * 2048 * 1.0)
+    assert float(ops.act_in_bytes[p]) == pytest.approx(64 * 2048 * 2.0)
     assert float(ops.act_out_bytes[p]) == pytest.approx(64 * 8 * 2048 * 1.0)
     assert float(ops.act_out_bytes[d]) == pytest.approx(64 * 8 * 2048 * 2.0)
     assert float(ops.act_in_bytes[u]) == pytest.approx(64 * 8 * 2048 * 2.0)

@@ -126,11 +126,13 @@ from dse.validate.report import predict_rows, summarize
 # train overall 7.3 -> 7.1 %, power 1.5 -> 2.5 % (5 rows, each 0.7-1 % lower).
 # The thresholds leave a small margin above what was measured, so a change that makes the model worse
 # fails here.
+# 16-bit MoE router + lm_head BF16 on the perf-overview rows (2026-12-02, moe helper): test moe 84.5 -> 81.1 %
+# (Qwen3-30B-A3B 2.21x / 2.65x -> 2.17x / 2.61x), other regimes unchanged (serving within 0.1 point).
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the bar for every regime
 # regimes held to a tighter bound than the bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 85.0, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 82.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse

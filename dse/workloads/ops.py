@@ -24,6 +24,8 @@ import numpy as np
 
 from dse.workloads.precision import Precision, _precision_of
 
+# Bytes per value of a tensor kept at 16 bits (BF16) whatever the workload's precision (`OpBuilder.gemm(wide=True)`).
+WIDE_BYTES = 2.0
 ATTENTION_KINDS = frozenset({"attn_score", "attn_context", "attn_fused"})
 # Lowest precision attention matmuls run at: no production attention kernel multiplies in 4 bits
 # (FlashAttention-3 and TensorRT-LLM's FMHA go down to FP8, with an FP8 KV cache), so the score and
@@ -228,21 +230,26 @@ class OpBuilder:
     # --- matrix operators --------------------------------------------------------------------
     def gemm(self, name: str, m: float, k: float, n: float, *, groups: float = 1.0,
              weights: bool = True, bias: bool = False, act_in_bytes: float | None = None,
-             act_out_bytes: float | None = None, tensor: str | None = None) -> None:
+             act_out_bytes: float | None = None, tensor: str | None = None, wide: bool = False) -> None:
         """`groups` independent (m×k)·(k×n) GEMMs; with `weights` the k×n operand is a weight read
         from memory (2:4 sparsity applies), otherwise both operands are activations. `tensor` names
         the weight's class (attn, mlp, experts, shared_experts, embed) for per-tensor precision.
-        `act_in_bytes` / `act_out_bytes` replace the input / output bytes at the activation precision."""
+        `act_in_bytes` / `act_out_bytes` replace the input / output bytes at the activation precision.
+        `wide`: a GEMM every quantization recipe keeps at 16 bits (weights, input, output and arithmetic,
+        never sparsified; the MoE router, see the router note in dse.workloads.transformer)."""
         p = self.prec
-        sparse = weights and p.sparse
+        sparse = weights and p.sparse and not wide
         flops = 2.0 * groups * m * k * n * (p.flop_scale if sparse else 1.0)
-        wb = p.class_weight_bytes(tensor) if tensor else p.weight_bytes
+        wb = WIDE_BYTES if wide else p.class_weight_bytes(tensor) if tensor else p.weight_bytes
+        ab = WIDE_BYTES if wide else p.act_bytes
         w = groups * k * n * wb if weights else 0.0
         if weights and bias:
             w += groups * n * 2.0  # biases kept at 16 bits
-        a_in = groups * m * k * p.act_bytes if act_in_bytes is None else act_in_bytes
+        a_in = groups * m * k * ab if act_in_bytes is None else act_in_bytes
         extra = {"compute_precision": p.class_compute_precision(tensor)} if tensor and weights else {}
-        a_out = groups * m * n * p.act_bytes if act_out_bytes is None else act_out_bytes
+        if wide:
+            extra = {"compute_precision": "bf16"}
+        a_out = groups * m * n * ab if act_out_bytes is None else act_out_bytes
         self._add(name, "gemm", flops=flops, weight_bytes=w, act_in_bytes=a_in,
                   act_out_bytes=a_out, m=math.ceil(m), k=math.ceil(k),
                   n=math.ceil(n), sparse=sparse, **extra)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from dse.errors import DseUserError
-from dse.workloads.ops import GELU_FLOPS, RELU_FLOPS, ROPE_FLOPS, SILU_FLOPS, OpBuilder
+from dse.workloads.ops import GELU_FLOPS, RELU_FLOPS, ROPE_FLOPS, SILU_FLOPS, SOFTMAX_FLOPS, WIDE_BYTES, OpBuilder
 from dse.workloads.precision import Precision, parse_precision
 from dse.workloads.shapes import ModelShape
 from dse.workloads.modelfile import load_model_shape
@@ -33,6 +33,22 @@ NORM_PARAM_BYTES = 2.0  # norm gains/biases and linear biases are kept at 16 bit
 # projections), the vocab-parallel embedding's all-reduce, the logits all-gather and the MoE combine. Bounds:
 # 2 (BF16/FP16); FP32 outputs (4) would double these payloads.
 GEMM_OUT_BYTES = 2.0
+
+
+# The MoE router (gate) GEMM keeps its weights, input and arithmetic at 16 bits (ops.WIDE_BYTES, `gemm(wide=True)`)
+# whatever the precision of the rest of the model: it picks the experts from small logit differences, so
+# quantization recipes keep it wide. DeepSeek-V3 (arXiv:2412.19437 §3.3.1) retains "the embedding module, the output
+# head, MoE gating modules, normalization operators, and attention operators" in BF16/FP32 under its FP8 recipe, and
+# its released FP8 checkpoint stores the gate weights in BF16; NVIDIA's TensorRT Model Optimizer (which produces the
+# FP8 / NVFP4 checkpoints TensorRT-LLM runs) disables its quantizers on the router ("*router*", "*mlp.gate.*") and on
+# lm_head by default. So the router reads the 16-bit normed hidden state, and the token gather (`moe_permute`) reads
+# the same 16-bit rows and writes them in the expert GEMMs' input format (quantizing on the way). Bounds: 2 bytes
+# (BF16); 4 for an FP32 router.
+
+
+# Bytes the router's top-k writes per pick: one 32-bit expert index and one 32-bit routing weight (the int32 ids and
+# fp32 scales TensorRT-LLM's and vLLM's MoE routing kernels hand to the permutation); bounds 4-8 (16-bit weights).
+TOPK_PICK_BYTES = 8.0
 
 
 def gemm_out_bytes(act_bytes: float) -> float:
@@ -261,7 +277,7 @@ def _layer_weight_bytes(s: ModelShape, dm: _Dims, p: Precision) -> float:
     mlp = dm.mats * s.hidden * dm.ffn * p.class_weight_bytes("experts" if s.is_moe else "mlp")
     mlp += ((dm.mats - 1) * dm.ffn + s.hidden) * NORM_PARAM_BYTES if s.mlp_bias else 0.0
     if s.is_moe:
-        mlp = dm.experts * mlp + s.hidden * s.experts * p.weight_bytes  # + router (replicated)
+        mlp = dm.experts * mlp + s.hidden * s.experts * WIDE_BYTES  # + router (replicated, 16-bit)
         mlp += s.experts * NORM_PARAM_BYTES if s.router_bias else 0.0
         mlp += dm.mats * s.hidden * dm.shared_ffn * p.class_weight_bytes("shared_experts")
         if s.dense_layers:
@@ -382,9 +398,12 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     ab = b.prec.act_bytes
     cb = gemm_out_bytes(ab)  # the combine moves the experts' 16-bit outputs
     k, E = s.active_experts, s.experts
-    b.gemm("router", T, s.hidden, E)
-    b.softmax("router_topk", T, E)
-    b.permute("moe_permute", rows_in=T, rows_out=T * k, width=s.hidden, in_bytes=ab, out_bytes=ab)
+    b.gemm("router", T, s.hidden, E, wide=True)  # 16-bit weights, input and arithmetic (see the router note above)
+    # softmax + top-k over the 16-bit logits: each token keeps k picks, a 32-bit expert index and a 32-bit weight each
+    b.vector("router_topk", "softmax", flops=SOFTMAX_FLOPS * T * E, act_in_bytes=T * E * WIDE_BYTES,
+             act_out_bytes=T * k * TOPK_PICK_BYTES)
+    # the gather reads the router's 16-bit input rows and writes each token's k copies in the experts' input format
+    b.permute("moe_permute", rows_in=T, rows_out=T * k, width=s.hidden, in_bytes=WIDE_BYTES, out_bytes=ab)
     b.alltoall("moe_dispatch", T * k * s.hidden * ab, ep)
     if s.routing_skew > 0 or ep > 1:  # the step waits for the most loaded of the ep chips
         pairs_per_token, touched = busiest_expert_chip(E, k, replica_tokens, ep, s.routing_skew)
