@@ -41,7 +41,8 @@ GEMM_OUT_BYTES = 2.0
 # head, MoE gating modules, normalization operators, and attention operators" in BF16/FP32 under its FP8 recipe, and
 # its released FP8 checkpoint stores the gate weights in BF16; NVIDIA's TensorRT Model Optimizer (which produces the
 # FP8 / NVFP4 checkpoints TensorRT-LLM runs) disables its quantizers on the router ("*router*", "*mlp.gate.*") and on
-# lm_head by default. So the router reads the 16-bit normed hidden state, and the token gather (`moe_permute`) reads
+# lm_head by default (recalled from its default quantization config, not checked against its source here; the
+# DeepSeek-V3 report is the primary source). So the router reads the 16-bit normed hidden state, and the token gather (`moe_permute`) reads
 # the same 16-bit rows and writes them in the expert GEMMs' input format (quantizing on the way). Bounds: 2 bytes
 # (BF16); 4 for an FP32 router.
 
