@@ -230,14 +230,15 @@ def test_plugin_layers_are_a_gpu_runtimes_a_statically_scheduled_chip_runs_its_s
 
 
 def test_a_measurement_states_its_stacks_structure_never_a_constant():
-    """A row's `stack:` overrides the structural yes/no fields of its class (STACK_FIELDS) and nothing else:
-    a fitted constant there is rejected when the file is read (rows and serving rows alike)."""
+    """A row's `stack:` overrides the structural fields of its class (STACK_FIELDS: yes/no fields and choices such
+    as the all-reduce algorithm) and nothing else: a fitted constant there is rejected when the file is read (rows
+    and serving rows alike)."""
     from pydantic import ValidationError
 
     from dse.model.calibration import STACK_FIELDS
     from dse.validate.serving import load_serving
 
-    assert set(STACK_FIELDS) == {"fuse_epilogues", "plugin_layers"}
+    assert set(STACK_FIELDS) == {"fuse_epilogues", "plugin_layers", "allreduce", "kv_memory_of", "kv_admission"}
     m = next(r for r in load_measurements().measurements if r.software_class == "tuned")
     tuned = calibration_classes()["tuned"]
     assert tuned.for_stack({}) is tuned

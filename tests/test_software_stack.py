@@ -114,6 +114,6 @@ def test_sweep_entry_may_override_the_software_stack(tmp_path):
     subs = sub_studies(load_study(write_study(tmp_path, body)))
     assert [s.spec.software for s in subs] == ["tuned", "generic"]
     assert subs[0].fingerprint() != subs[1].fingerprint()
-    bad = study_body("sw", budget={"trials": 16}, sweep=[{"name": "x", "software": "vllm"}])
-    with pytest.raises(ConfigError, match="unknown software stack 'vllm'"):
+    bad = study_body("sw", budget={"trials": 16}, sweep=[{"name": "x", "software": "sglang"}])
+    with pytest.raises(ConfigError, match="unknown software stack 'sglang'"):
         load_study(write_study(tmp_path, bad))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,10 +107,10 @@ class Calibration(BaseModel):
             return 0
         return 2 if self.plugin_layers else 1
 
-    def for_stack(self, stack: Mapping[str, bool]) -> "Calibration":
+    def for_stack(self, stack: Mapping[str, bool | str]) -> "Calibration":
         """The class's constants for one published stack whose structure differs from its class's (a measurement's
         `stack:`, e.g. a vLLM build measured under class `tuned` fuses its layers: plugin_layers false). Only the
-        yes/no fields of `STACK_FIELDS`, never a fitted constant."""
+        structural fields of `STACK_FIELDS`, never a fitted constant."""
         return self.model_copy(update=check_stack(stack)) if stack else self
 
     def for_phase(self, phase: str) -> "Calibration":
@@ -122,17 +122,32 @@ class Calibration(BaseModel):
         return self.model_copy(update={"step_overhead_us": self.inference_launch_us})
 
 
-# The structural (yes/no) properties of a stack, as opposed to its fitted constants: what one published measurement
-# may state about its own stack where it differs from its software class (`Calibration.for_stack`)
-STACK_FIELDS: tuple[str, ...] = tuple(k for k, f in Calibration.model_fields.items() if f.annotation is bool)
+def _structural(annotation) -> tuple | None:
+    """The values a structural field may take (yes/no, or one of a Literal's choices); None for a number."""
+    if annotation is bool:
+        return (False, True)
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    return None
 
 
-def check_stack(stack: Mapping[str, bool]) -> dict[str, bool]:
-    """`stack` as a dict if every key is one of `STACK_FIELDS` (ValueError otherwise: a measurement states facts of
-    its stack, never a fitted constant)."""
+# The structural properties of a stack (yes/no, or a choice such as the all-reduce algorithm), as opposed to its
+# fitted constants: what one published measurement may state about its own stack where it differs from its
+# software class (`Calibration.for_stack`), e.g. a vLLM build without the custom all-reduce (`allreduce: ring`)
+STACK_FIELDS: tuple[str, ...] = tuple(k for k, f in Calibration.model_fields.items()
+                                      if _structural(f.annotation) is not None)
+
+
+def check_stack(stack: Mapping[str, bool | str]) -> dict[str, bool | str]:
+    """`stack` as a dict if every key is one of `STACK_FIELDS` and its value one that field takes (ValueError
+    otherwise: a measurement states facts of its stack, never a fitted constant)."""
     bad = sorted(set(stack) - set(STACK_FIELDS))
     if bad:
         raise ValueError(f"stack fields {bad} are not structural; valid: {', '.join(STACK_FIELDS)}")
+    for key, val in stack.items():
+        allowed = _structural(Calibration.model_fields[key].annotation)
+        if not any(val is a or (isinstance(a, str) and val == a) for a in allowed):
+            raise ValueError(f"stack field {key}: {val!r} is not one of {list(allowed)}")
     return dict(stack)
 
 

@@ -25,7 +25,7 @@ MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measur
 
 REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel",
            "serving")  # serving: rows of dse/validate/serving_measurements.yaml (dse/validate/serving.py)
-SOFTWARE_CLASSES = ("tuned", "graph", "generic", "kernel")
+SOFTWARE_CLASSES = ("tuned", "graph", "generic", "vllm", "kernel")
 
 # metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).
 METRICS: dict[str, tuple[str, str]] = {
@@ -73,8 +73,8 @@ class Measurement(BaseModel):
     message_bytes: float = Field(0, ge=0)
     # provenance
     software: str = Field(min_length=1, description="the serving software / benchmark as published")
-    software_class: Literal["tuned", "graph", "generic", "kernel"]
-    stack: dict[str, bool] = Field(
+    software_class: Literal["tuned", "graph", "generic", "vllm", "kernel"]
+    stack: dict[str, bool | str] = Field(
         default_factory=dict, description="the published stack's structure where it differs from its software_class "
         "(dse.model.calibration.STACK_FIELDS, e.g. plugin_layers: false for a vLLM build measured as `tuned`); "
         "documented facts of that stack, never fitted")
@@ -87,7 +87,7 @@ class Measurement(BaseModel):
 
     @field_validator("stack")
     @classmethod
-    def _stack(cls, v: dict[str, bool]) -> dict[str, bool]:
+    def _stack(cls, v: dict[str, bool | str]) -> dict[str, bool | str]:
         return check_stack(v)
 
     @field_validator("metric")

@@ -103,7 +103,7 @@ class ServingMeasurement(BaseModel):
                                         "step (a published interactivity relative to the system's best)")
     software: str
     software_class: Literal["tuned", "generic"] = "tuned"
-    stack: dict[str, bool] = Field(
+    stack: dict[str, bool | str] = Field(
         default_factory=dict, description="the published stack's structure where it differs from its software_class "
         "(dse.model.calibration.STACK_FIELDS, as dse/catalog/measurements.yaml rows); never fitted")
     source: str = Field(min_length=10)
@@ -112,7 +112,7 @@ class ServingMeasurement(BaseModel):
 
     @field_validator("stack")
     @classmethod
-    def _stack(cls, v: dict[str, bool]) -> dict[str, bool]:
+    def _stack(cls, v: dict[str, bool | str]) -> dict[str, bool | str]:
         return check_stack(v)
 
     @model_validator(mode="after")
