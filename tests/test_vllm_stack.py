@@ -102,3 +102,34 @@ def test_stack_fields_are_structural_and_checked():
     for bad in ({"allreduce": "tree"}, {"link_eff": 0.5}, {"plugin_layers": "ring"}, {"kv_memory_of": True}):
         with pytest.raises(ValueError):
             check_stack(bad)
+
+
+def test_rows_of_vllm_on_rocm_are_class_vllm_on_rccl_and_generic_keeps_eager_stacks():
+    """The LLM-Inference-Bench vLLM (ROCm) rows run under `vllm` with their build's RCCL ring all-reduce; `generic`
+    keeps the eager stacks: PyTorch operators and collectives timed alone (LLMCompass, Vidur) and vLLM on XPU,
+    which runs eagerly (a loose row)."""
+    from dse.validate.measurements import load_measurements
+
+    rows = load_measurements().measurements
+    rocm = [m for m in rows if m.software == "vLLM (ROCm)"]
+    assert len(rocm) == 5
+    assert all(m.software_class == "vllm" and m.stack.get("allreduce") == "ring" for m in rocm)
+    for m in rows:
+        if m.software_class == "generic":
+            assert m.kind in ("gemm", "layer", "collective") or "XPU" in m.software, m.id
+            assert m.kind in ("gemm", "layer", "collective") or m.loose, m.id
+
+
+def test_vllm_fit_lands_inside_its_bounds():
+    """Every constant `dse calibrate` fits for vllm sits inside its physical range, away from both ends."""
+    from dse.validate.calibrate import FIT_ORDER, INITIAL, NOT_FITTED, bounds
+
+    cal = load_calibration("vllm")
+    fitted = [k for k in FIT_ORDER if k not in NOT_FITTED["vllm"]]
+    assert {"mem_eff_max", "step_overhead_us"} <= set(fitted)
+    for key in ("mem_eff_max", "step_overhead_us"):
+        lo, hi = bounds("vllm", key)
+        v = getattr(cal, key)
+        assert lo + 0.02 * (hi - lo) < v < hi - 0.02 * (hi - lo), (key, v)
+    for key in NOT_FITTED["vllm"]:
+        assert getattr(cal, key) == pytest.approx(INITIAL["vllm"][key]), key
