@@ -44,13 +44,6 @@ KNOWN_AT_BOUND: dict[tuple[str, str], str] = {
     # kernel class's fit on Vidur's isolated GEMVs, calibrate.MEM_EFF_KERNEL). Pushed to it by the large-batch
     # 2,048-token decode rows (TRT-LLM 0.6.1 Llama-7B bs 52 A100 / bs 80 H100 FP8: -11 to -13 % at the cap).
     ("tuned", "mem_eff_max"): "capped by the isolated kernels' own streaming efficiency (calibrate.MEM_EFF_KERNEL)",
-    # The NVLink hop latency in technology.yaml is itself derived from NCCL's 2 KB all-reduce (37 µs /
-    # 14 ring steps on 8xH100, 62 / 14 on 8xA100): NCCL's software cost already lives in the link latency,
-    # so the floor on top is ~0 and sits at its 2 µs lower bound (one launch + flag handshake). The row that pins
-    # it: LLMCompass's 4xA100 8-byte all-reduce, 12.5 µs measured against 6 ring steps x 4.4 µs (the A100 NVLink
-    # latency taken from Vidur's 62 µs / 14) = 26 µs before any floor (+127 % at 2 µs): the two sources time NCCL
-    # differently (Vidur's figure holds torch.distributed's host cost), and the link latency should be the hop's.
-    ("generic", "collective_floor_us"): "NCCL's small-message cost is already in the link latency_us",
     # Since the vLLM rows left `generic` for `vllm` (2026-12-02), the memory-bound generic training rows are
     # LLMCompass's A100 GEMMs at M = 64-256, K = N = 12288 (302 MB of fp16 weights), timed one call at a time:
     # 190 / 200 / 318 µs measured = launch_us (29.4 µs) + the kernel, so M = 64 streams its 302 MB in ~161 µs,

@@ -133,3 +133,19 @@ def test_vllm_fit_lands_inside_its_bounds():
         assert lo + 0.02 * (hi - lo) < v < hi - 0.02 * (hi - lo), (key, v)
     for key in NOT_FITTED["vllm"]:
         assert getattr(cal, key) == pytest.approx(INITIAL["vllm"][key]), key
+
+
+def test_generic_collective_floor_is_not_fitted_over_link_latencies_derived_from_nccl():
+    """technology.yaml's NVLink latencies come from Vidur's 2 KB NCCL all-reduces (37 µs / 14 steps on 8xH100): the
+    generic (NCCL through torch.distributed) floor on top is not fitted, and an 8xH100 2 KB all-reduce is by hand
+    14 x latency + floor + 2(g-1)/g x 2,048 B over the links at link_eff."""
+    from dse.validate.calibrate import INITIAL, NOT_FITTED
+
+    cal = load_calibration("generic")
+    assert "collective_floor_us" in NOT_FITTED["generic"]
+    assert cal.collective_floor_us == INITIAL["generic"]["collective_floor_us"] == 2.0
+    hw = hw_view("H100-SXM", 8)
+    t = float(collective_time("allreduce", np.array([2048.0]), np.array([8.0]), hw, cal)[0, 0])
+    lat, bw = float(hw.link_latency_s[0]), float(hw.link_bw[0]) * cal.link_eff
+    assert t == pytest.approx(14 * lat + 2e-6 + 1.75 * 2048 / bw, rel=1e-9)
+    assert 30e-6 < t < 45e-6  # Vidur: 37 µs
