@@ -9,7 +9,7 @@ Order per batch: ask B designs → knob columns → reuse the stored result of d
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC stream,
 atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's
-records as journal lines, one append + fsync per batch by a writer thread while the next batch runs; an external
+records as journal lines, one append per batch by a writer thread while the next batch runs, flushed to disk at the end; an external
 `storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
 when the run records at least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU; the run
 ends when the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
@@ -574,10 +574,10 @@ class StudyRunner:
         whole = normalize(ok_parts[0][1], n) if len(results) == 1 and ok_parts and results[0][0] == slice(0, n) \
             else None
         if whole is not None and all(np.shape(whole[k]) == (n,) for k in types if k in whole):
-            # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns,
-            # copied (a non-finite value is zeroed below), are the metrics
-            metrics = {k: np.array(whole[k], dtype=t) if k in whole else np.zeros(n, dtype=t)
-                       for k, t in types.items()}
+            # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns are
+            # the metrics (converted where their type differs; a column with a non-finite value is copied below)
+            metrics = {k: (whole[k] if whole[k].dtype == t else np.array(whole[k], dtype=t)) if k in whole
+                       else np.zeros(n, dtype=t) for k, t in types.items()}
         else:
             metrics = {k: np.full(n, "", dtype=object) if t == object else np.zeros(n, dtype=t)
                        for k, t in types.items()}
@@ -600,7 +600,7 @@ class StudyRunner:
                         for i in np.flatnonzero(bad_k & (err == "")):
                             err[i] = "evaluation error: non-finite metric " + ", ".join(
                                 m for m, col in metrics.items() if col.dtype.kind == "f" and not np.isfinite(col[i]))
-                        v[bad_k] = 0.0
+                        metrics[k] = np.where(bad_k, 0.0, v)  # a copy: the chunk's column may be shared
         model_ok = metrics["feasible"] if "feasible" in metrics else np.zeros(n, dtype=bool)
         model_reason = metrics["reason"] if "reason" in metrics else err
         env = {**cols, **metrics}
@@ -648,9 +648,15 @@ class StudyRunner:
             reason[rows] = np.array([t or "infeasible" for t in text.tolist()], dtype=object)[inverse.ravel()]
         rows = ~feasible & ~failed & model_ok.astype(bool)
         if rows.any():  # the violated constraints, one text per pattern of violations
-            patterns, inverse = np.unique(cmat[rows, 1:] > 0, axis=0, return_inverse=True)
-            text = ["violates " + "; ".join(self.constraint_names[j + 1] for j in np.flatnonzero(p).tolist())
-                    for p in patterns]
+            violated = cmat[rows, 1:] > 0
+            if violated.shape[1] <= 62:  # each row's pattern of violations as one integer
+                code = violated.astype(np.int64) @ (1 << np.arange(violated.shape[1], dtype=np.int64))
+                codes, inverse = np.unique(code, return_inverse=True)
+                patterns = [[j for j in range(violated.shape[1]) if c >> j & 1] for c in codes.tolist()]
+            else:
+                flags, inverse = np.unique(violated, axis=0, return_inverse=True)
+                patterns = [np.flatnonzero(p).tolist() for p in flags]
+            text = ["violates " + "; ".join(self.constraint_names[j + 1] for j in p) for p in patterns]
             reason[rows] = np.array(text, dtype=object)[inverse.ravel()]
         return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
 
