@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import itertools
 import json
 import logging
+import operator
 import os
 import subprocess
 import sys
@@ -297,22 +299,32 @@ class TrialRecords:
             active[:, j] = x == x
             fields.append(np.where(active[:, j], x, 0.0).astype(np.int64) if kind == "categorical"
                           else np.round(x) if kind == "int" else x)
-        fields += [np.broadcast_to(np.asarray(c), (n,)) for _, c in system_attrs]
+        # a system attribute given as one number (e.g. the generation) is one text for every row
+        fields += [c if np.ndim(c) else np.asarray(c).reshape(1) for _, c in system_attrs]
         fields += [np.asarray(c) for _, c in key_metrics]
-        cells = np.empty((len(fields) + 3, n), dtype=object)  # + reasons, start and complete times
+        cells: list[Any] = [None] * (len(fields) + 3)  # per field: a list of n texts or one text; + reasons, times
         is_float = [f.dtype.kind == "f" for f in fields]
         if any(is_float):
             rows = [i for i, f in enumerate(is_float) if f]
-            cells[rows] = np.asarray(json_number_texts(np.concatenate([fields[i] for i in rows])),
-                                     dtype=object).reshape(len(rows), n)
+            text = json_number_texts(np.concatenate([fields[i] for i in rows]))
+            at = 0
+            for i in rows:
+                size = len(fields[i])
+                cells[i] = text[at] if size == 1 and n > 1 else text[at: at + size]
+                at += size
         for i, f in enumerate(fields):
             if not is_float[i]:
-                cells[i] = (np.where(f, "true", "false") if f.dtype.kind == "b" else list(map(str, f.tolist())))
-        reasons = np.asarray(reasons, dtype=object)
-        has_reason = reasons != ""
-        if has_reason.any():
-            text, inverse = np.unique(reasons[has_reason].astype(str), return_inverse=True)
-            cells[-3, has_reason] = np.array([enc(t) for t in text.tolist()], dtype=object)[inverse.ravel()]
+                t = ["true" if b else "false" for b in f.tolist()] if f.dtype.kind == "b" else list(map(str, f.tolist()))
+                cells[i] = t[0] if len(t) == 1 and n > 1 else t
+        reason_text = [""] * n
+        has_reason = np.zeros(n, dtype=bool)
+        texts: dict[str, str] = {}
+        for i, r in enumerate(np.asarray(reasons, dtype=object).tolist()):
+            if r != "":
+                has_reason[i] = True
+                t = texts.get(r)
+                reason_text[i] = t if t is not None else texts.setdefault(r, enc(str(r)))
+        cells[-3] = reason_text
         cells[-2], cells[-1] = enc(start), enc(complete)
         # rows with the same present fields (active knobs, state, reason, feasible) share a template
         bits = np.column_stack([active, ok, has_reason, np.asarray(feasible, dtype=bool)]).astype(np.int64)
@@ -326,13 +338,19 @@ class TrialRecords:
         which = which.ravel()
         names = ([enc(nm) for nm, _, _ in knobs], [enc(nm) for nm, _ in system_attrs],
                  [enc(nm) for nm, _ in key_metrics])
-        out = np.empty(n, dtype=object)
+        # every row's cells as one tuple (a field of one text repeated); a template picks its cells from it
+        table = list(zip(*[c if isinstance(c, list) else itertools.repeat(c, n) for c in cells]))
+        if len(patterns) == 1:
+            template, at = self._template(tuple(patterns[0]), knobs, m, ns, names)
+            pick = operator.itemgetter(*at)
+            return [template % pick(r) for r in table] if len(at) > 1 else [template % (r[at[0]],) for r in table]
+        out: list[str] = [""] * n
         for p, pattern in enumerate(patterns):
             template, at = self._template(tuple(pattern), knobs, m, ns, names)
-            rows = np.flatnonzero(which == p)
-            block = cells[at][:, rows].T.tolist()
-            out[rows] = [template % tuple(r) for r in block]
-        return out.tolist()
+            pick = operator.itemgetter(*at)
+            for i in np.flatnonzero(which == p).tolist():
+                out[i] = template % (pick(table[i]) if len(at) > 1 else (table[i][at[0]],))
+        return out
 
     def _template(self, pattern: tuple[bool, ...], knobs: list, m: int, ns: int,
                   names: tuple[list[str], list[str], list[str]]) -> tuple[str, list[int]]:
