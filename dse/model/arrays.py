@@ -70,8 +70,15 @@ def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags) -> np
 def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int, flags: _Flags,
             what: str) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's name in `names` (unknown → index 0 and a flagged reason), plus the str array.
-    Binary search in the sorted names (cached per name list): no per-call sort of the column."""
-    raw = _broadcast(columns.get(knob, _default(knob)), n).astype(str)
+    Binary search in the sorted names (cached per name list): no per-call sort of the column. A knob given as
+    one name for every row (a default, a scalar) is looked up once."""
+    col = columns.get(knob, _default(knob))
+    if n > 1 and isinstance(col, str):
+        idx, raw = _lookup({knob: col}, knob, names, 1, one := _Flags(1), what)
+        if not one.valid[0]:
+            flags.flag(np.ones(n, dtype=bool), np.full(n, one.reason[0], dtype=object))
+        return np.full(n, idx[0], dtype=idx.dtype), np.full(n, raw[0], dtype=raw.dtype)
+    raw = _broadcast(col, n).astype(str, copy=False)
     srt, order = _sorted_names(tuple(names))
     pos = np.minimum(np.searchsorted(srt, raw), len(srt) - 1)
     bad = srt[pos] != raw
