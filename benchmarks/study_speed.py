@@ -410,6 +410,11 @@ def main() -> None:
             print("model calls, designs per call, CPU ms per call: " + "; ".join(
                 f"{k} {r['calls']}, {r['designs'] / max(r['calls'], 1):.0f}, {1e3 * r['model'] / max(r['calls'], 1):.1f}"
                 for k, r in out.items()))
+            if "runner" in out and "pymoo" in out:  # the budget the 2x target leaves, split as the runner spends it
+                r, pm = out["runner"], out["pymoo"]
+                print(f"2x pymoo's trials/s needs the runner's wall <= {pm['wall'] / 2:.2f} s (pymoo: {pm['wall']:.2f} s); "
+                      f"the runner's model calls take {r['model']:.2f} CPU s of it, its own work "
+                      f"{r['cpu'] - r['model']:.2f} s")
             rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
             cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
             for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
