@@ -2,7 +2,7 @@
 
     python benchmarks/model_speed.py [--designs 100000] [--small-designs 12800] [--chunks 10000,1024,128]
                                      [--mix balanced] [--repeat 3] [--breakdown] [--kernel both|numba|numpy]
-                                     [--designs-from RUN_DIR]
+                                     [--designs-from RUN_DIR] [--parts]
 
 Prints designs/s for the whole pipeline (DesignArrays → area/cost/power → best tp/pp/dp/batch for every
 scenario of the mix → mix metrics) at chunks of 10,000, 1,024 and 128 designs per `evaluate` call (`--chunks`:
@@ -16,6 +16,8 @@ kernel (numba, `DSE_KERNEL=numba`; its first call's compile or cache-load time i
 `--designs-from RUN_DIR` evaluates a run's own designs (its results.parquet, in trial order) instead of random
 ones: e.g. the quick start's 2,000 NSGA-II designs, mostly feasible and heavier than random full.yaml designs
 (~18 % feasible), at its generation size (`--chunks 125 --kernel numpy`: the path the quick start takes).
+`--parts` adds the CPU time per call of `chip_area` and of the voltage solve (`voltage.design_energy_ratio`
+on the designs' clocks, as `DesignArrays` calls it) at each chunk size, on the same designs.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from dse.model.arrays import DesignArrays  # noqa: E402
 from dse.evaluate import evaluate  # noqa: E402
 from dse.evaluate.mapping import evaluate_scenario  # noqa: E402
 from dse.evaluate.table import design_metrics  # noqa: E402
-from dse.model import perf  # noqa: E402
+from dse.model import perf, voltage  # noqa: E402
+from dse.model.area import chip_area  # noqa: E402
 from dse.model.calibration import load_calibration  # noqa: E402
 from dse.model.technology import default_technology  # noqa: E402
 from dse.study.samplers import sample_space  # noqa: E402
@@ -103,6 +106,25 @@ def breakdown(cols: dict, n: int, chunk: int, mix, tech) -> dict[str, float]:
     return out
 
 
+def part_times(cols: dict, n: int, chunk: int, tech, repeat: int) -> dict[str, float]:
+    """CPU ms per call of `chip_area` and of the voltage solve over the first `n` designs in chunks of `chunk`
+    (the best of `repeat` passes)."""
+    arrs = [DesignArrays.from_columns({k: v[s:min(s + chunk, n)] for k, v in cols.items()}, tech)
+            for s in range(0, n, chunk)]
+    jobs = {"chip_area": chip_area,
+            "voltage": lambda a: voltage.design_energy_ratio(a.clock_over_nominal, 1.0)}
+    out = {}
+    for name, fn in jobs.items():
+        best = np.inf
+        for _ in range(repeat):
+            c0 = time.process_time()
+            for a in arrs:
+                fn(a)
+            best = min(best, time.process_time() - c0)
+        out[name] = best / len(arrs) * 1e3
+    return out
+
+
 def use_kernel(mode: str) -> None:
     """Make `perf.step_times` take the `mode` path ("numba" or "numpy") from the next call on."""
     os.environ[perf.KERNEL_ENV] = mode
@@ -120,6 +142,8 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="also print where the time goes, per chunk size")
     ap.add_argument("--kernel", choices=("both", "numba", "numpy"), default="both",
                     help="path of perf.step_times: the compiled kernel, numpy, or both one after the other")
+    ap.add_argument("--parts", action="store_true",
+                    help="also print CPU ms per call of chip_area and of the voltage solve, per chunk size")
     ap.add_argument("--designs-from", default=None, metavar="RUN_DIR",
                     help="evaluate this run's designs (results.parquet) instead of random full.yaml designs")
     args = ap.parse_args()
@@ -157,6 +181,9 @@ def main() -> None:
             print(f"[{kernel}] chunks of {chunk:>6,}: {n:,} designs: DesignArrays {best['arrays_cpu']:6.2f} s, "
                   f"evaluate {best['eval_cpu']:6.2f} s -> {rate:9,.0f} designs/s [wall {n / best['wall']:,.0f}/s]; "
                   f"{target}feasible {best['feasible'] / n:.1%}")
+            if args.parts:
+                p = part_times(cols, n, chunk, tech, args.repeat)
+                print("    per call (CPU ms): " + ", ".join(f"{k} {v:.3f}" for k, v in p.items()))
             if args.breakdown:
                 parts = breakdown(cols, n, chunk, mix, tech)
                 total = sum(parts.values())

@@ -152,6 +152,7 @@ class _IoChoices:
     hull_inv_yield: np.ndarray  # inv_yield at hull
     hull_fixed_usd: np.ndarray  # fixed_usd at hull (∞ past a design's last)
     hull_len: np.ndarray   # (1, n): envelope lines of each design
+    area_min: np.ndarray | None = None  # (n,): the smallest package area of any count (area.min(axis=0))
 
     def pick(self, rows, compute_usd: np.ndarray, room_mm2: np.ndarray) -> np.ndarray:
         """Index j of the cheapest count for chips whose other parts cost `compute_usd` before assembly
@@ -165,7 +166,7 @@ class _IoChoices:
         shape = np.broadcast_shapes(np.shape(compute_usd), np.shape(room_mm2), np.shape(rows))
         j = np.broadcast_to(j, shape).copy()
         # where no count fits the package the cheapest of all stays (its package check fails)
-        bad = np.broadcast_to((self.area[j, rows] > room_mm2) & (self.area.min(axis=0)[rows] <= room_mm2), shape)
+        bad = np.broadcast_to((self.area[j, rows] > room_mm2) & (self.area_min[rows] <= room_mm2), shape)
         if bad.any():
             r = np.broadcast_to(rows, shape)[bad]
             usd, room = np.broadcast_to(compute_usd, shape)[bad], np.broadcast_to(room_mm2, shape)[bad]
@@ -229,6 +230,15 @@ class _IoChoices:
         return {k: getattr(self, k)[j, rows] for k in ("count", "die", "critical", "usd", "escape")}
 
 
+def area_kernel():
+    """dse.model.area_kernel (numba) when the compiled kernels are on (`kernel.compiled_kernel()`), else None:
+    the numpy path."""
+    if compiled_kernel() is None:
+        return None
+    from dse.model import area_kernel as ak
+    return ak
+
+
 def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edge: np.ndarray,
                 floor_usd: np.ndarray) -> _IoChoices:
     """I/O die candidates of every design: chip.io_dies … the knob's upper bound dies sharing the PHYs
@@ -256,6 +266,9 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     # a count no cheaper in either term nor smaller in the package than a smaller allowed count never wins
     # (ties go to the fewer dies): drop it, and the trailing candidates no design needs
     area = count * die
+    ak = area_kernel()
+    if ak is not None:  # the dominance, the envelope and the hull in the compiled kernel (the same fields)
+        return _io_hull_compiled(ak, count, die, critical, usd, escape, inv_yield, fixed, area, floor_usd)
     for j in range(1, span):
         dominated = ((fixed[:j] <= fixed[j]) & (inv_yield[:j] <= inv_yield[j]) & (area[:j] <= area[j])).any(axis=0)
         fixed[j] = np.where(dominated, np.inf, fixed[j])
@@ -276,7 +289,30 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     hull_fixed = np.where(np.take_along_axis(on, hull, axis=0), fixed[hull, cols], np.inf)
     return _IoChoices(count=count, die=die, critical=critical, usd=usd, escape=escape, inv_yield=inv_yield,
                       fixed_usd=fixed, area=area, hull=hull, hull_inv_yield=inv_yield[hull, cols],
-                      hull_fixed_usd=hull_fixed, hull_len=on.sum(axis=0, keepdims=True))
+                      hull_fixed_usd=hull_fixed, hull_len=on.sum(axis=0, keepdims=True), area_min=area.min(axis=0))
+
+
+def _io_hull_compiled(ak, count: np.ndarray, die: np.ndarray, critical: np.ndarray, usd: np.ndarray,
+                      escape: np.ndarray, inv_yield: np.ndarray, fixed: np.ndarray, area: np.ndarray,
+                      floor_usd: np.ndarray) -> _IoChoices:
+    """The end of `_io_choices` in the compiled kernels (dse.model.area_kernel): the dominated counts, the
+    trailing counts no design needs, the envelope and the hull; the same fields, to the bit. (What comes
+    before it stays in numpy: its powers are numpy's.)"""
+    fixed, inv_yield, area = (np.ascontiguousarray(x, dtype=float) for x in (fixed, inv_yield, area))
+    ak.io_dominance(fixed, inv_yield, area)
+    used = int(np.flatnonzero(np.isfinite(fixed).any(axis=1)).max(initial=0)) + 1
+    count, die, critical, usd, escape, inv_yield, fixed, area = (
+        x[:used] for x in (count, die, critical, usd, escape, inv_yield, fixed, area))
+    n = fixed.shape[1]
+    hull = np.empty((used, n), np.intp)
+    hull_iy, hull_fx = np.empty((used, n)), np.empty((used, n))
+    hull_len, area_min = np.empty((1, n), np.intp), np.empty(n)
+    ak.io_hull(inv_yield, fixed, area, np.ascontiguousarray(floor_usd, dtype=float), hull, hull_iy, hull_fx,
+               hull_len[0], area_min)
+    k = max(int(hull_len.max(initial=1)), 1)
+    return _IoChoices(count=count, die=die, critical=critical, usd=usd, escape=escape, inv_yield=inv_yield,
+                      fixed_usd=fixed, area=area, hull=hull[:k], hull_inv_yield=hull_iy[:k],
+                      hull_fixed_usd=hull_fx[:k], hull_len=hull_len, area_min=area_min)
 
 
 ENVELOPE_ELEMENTS = 1 << 16  # (line, line, design) elements `_on_envelope` compares in one pass at most
@@ -397,8 +433,9 @@ def _take_blocks(b: _Blocks, idx: np.ndarray) -> _Blocks:
     return _Blocks(**{k: v[idx] for k, v in vars(b).items() if k not in ("io", "io_cols")}, io=b.io, io_cols=cols)
 
 
-def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.ndarray]:
-    """Geometry, checks and manufacturing cost of every design split into `n` dies (an array)."""
+def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray, compiled: bool = True) -> dict[str, np.ndarray]:
+    """Geometry, checks and manufacturing cost of every design split into `n` dies (an array); `compiled`
+    False keeps the spare search in numpy whatever `compiled_kernel()` says."""
     tech = arr.tech
     w, hv, sh = tech.wafer, tech.harvesting, tech.shoreline
     ws = arr.wafer_scale
@@ -437,9 +474,9 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray) -> dict[str, np.nda
 
     # a spare must leave the die within the reticle and the package within its limit (with the I/O dies at
     # their smallest package area): a spare that breaks the package would reject the whole split
-    io_area_min = b.io.area.min(axis=0)[cols]
+    io_area_min = b.io.area_min[cols]
     pkg_die = (arr.pkg_max_interposer_mm2 / arr.pkg_area_scale - b.footprint - io_area_min) / n
-    kernel = compiled_kernel()
+    kernel = compiled_kernel() if compiled else None
     terms = None
     if kernel is not None:  # chip_usd's terms that do not depend on the die, and the I/O die counts, for the kernel
         io = b.io
@@ -500,24 +537,12 @@ def _further_counts(blk: np.ndarray, n_lo: np.ndarray, n_hi: np.ndarray, extras:
     return np.nonzero(live)
 
 
-def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | None = None) -> AreaBreakdown:
-    """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area.
-
-    `dies_between` = (lo, hi) per row limits the automatic split to lo … hi dies (within the counts it
-    compares): for callers that proved the cheapest feasible count lies there and one there fits (or that
-    none fits anywhere), e.g. Monte-Carlo samples (dse.uncertainty.montecarlo); the result is then the same."""
-    b = _blocks(arr)
-    ws = arr.wafer_scale
-    given = arr.dies >= 1
-    auto = ~ws & ~given & arr.allow_chiplets
-    n_lo = np.where(ws, 1.0, np.where(given, arr.dies, np.where(
-        auto, np.clip(np.ceil(b.logic / arr.reticle_mm2), 1, MAX_DIES), 1.0)))
+def _split(arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: np.ndarray, auto: np.ndarray,
+           compiled: bool = True) -> dict[str, np.ndarray]:
+    """`_candidate`'s fields of the die count each design takes: n_lo, or on the rows that split automatically
+    (`auto`) the first of n_lo … n_hi that fits, then any strictly cheaper one that fits (`compiled`: as
+    `_candidate`'s)."""
     top = arr.tech.chiplets.max_auto_dies
-    n_hi = np.full(arr.n, float(top))  # the automatic split compares n_lo … n_hi dies
-    if dies_between is not None:
-        lo, hi = (np.asarray(x, dtype=float) for x in dies_between)
-        n_lo = np.where(auto, np.clip(lo, n_lo, np.maximum(n_lo, top)), n_lo)
-        n_hi = np.where(auto, np.clip(hi, n_lo, top), n_hi)
     # the automatic split compares n_lo … max_auto_dies dies on the rows that may split: every further count of
     # every row in one `_candidate` call (rows are independent), then compared count by count in ascending order:
     # the first count that fits, then any strictly cheaper one (in blocks of rows: at most SPLIT_ROWS replicated
@@ -533,18 +558,18 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
         e_of, pos = further[0]
         rows = np.concatenate([np.arange(arr.n), blocks[0][pos]])
         counts = np.concatenate([n_lo, n_lo[rows[arr.n:]] + extras[e_of]])
-        both = _candidate(_Rows(arr, rows), _take_blocks(b, rows), counts)
+        both = _candidate(_Rows(arr, rows), _take_blocks(b, rows), counts, compiled)
         best = {k: v[:arr.n] for k, v in both.items()}
         joined_cand = {k: v[arr.n:] for k, v in both.items()}
     else:
-        best = _candidate(arr, b, n_lo)
+        best = _candidate(arr, b, n_lo, compiled)
     best_ok = best["reticle_ok"] & best["shore_ok"] & best["package_ok"]
     for blk, (e_of, pos) in zip(blocks, further):
         if joined:
             cand = joined_cand
         else:
             rep = blk[pos]
-            cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of])
+            cand = _candidate(_Rows(arr, rep), _take_blocks(b, rep), n_lo[rep] + extras[e_of], compiled)
         fits = cand["reticle_ok"] & cand["shore_ok"] & cand["package_ok"]
         # the scan keeps, per row of the block, the index of its best candidate so far (-1: n_lo's) and
         # that candidate's cost; the fields are gathered once at the end, on the rows that changed
@@ -567,7 +592,74 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
             rows, sel = blk[won], pick[won]
             for k, v in cand.items():
                 best[k][rows] = v[sel]
-    c = best
+    return best
+
+
+def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: np.ndarray, auto: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """`_split` in the compiled kernel (dse.model.area_kernel.split_scan) on every design but the wafer-scale
+    ones, those whose spares are given (their yields take `fab.harvested_yield`'s continuous form) and those
+    where two costs the kernel compared were within `area_kernel.TIE_REL` (its powers may round otherwise than
+    numpy's): `_split` on those rows. The same fields, to the bit."""
+    ws = arr.wafer_scale
+    hv, sh, w = arr.tech.harvesting, arr.tech.shoreline, arr.tech.wafer
+    other = ws | np.isfinite(b.spares_given)
+    per = dict(has_io=arr.has_io_die, d2d_tbps=b.d2d_tbps, io_tbps=b.io_tbps, mm2_per_tbps=b.mm2_per_tbps,
+               cores=arr.cores, logic=b.logic, core=b.core, reticle=arr.reticle_mm2, mem_edge=b.mem_edge,
+               tbps_per_mm=b.tbps_per_mm, interposed=arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer,
+               stacks=arr.memory_stacks, memory_usd=arr.mem_gb * arr.mem_usd_per_gb,
+               pkg_max=arr.pkg_max_interposer_mm2, pkg_scale=arr.pkg_area_scale, footprint=b.footprint,
+               pkg_usd=arr.pkg_usd_per_mm2, wafer_usd=arr.wafer_price_usd, d0=arr.defect_density_per_cm2,
+               alpha=arr.yield_alpha, cap=np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
+               bond=arr.pkg_assembly_yield_per_die, n_lo=n_lo, n_hi=n_hi, scan=auto & (n_lo < n_hi))
+    v = np.empty((len(ak.SPLIT_ROW), arr.n))
+    for k, name in enumerate(ak.SPLIT_ROW):
+        v[k] = per[name]
+    io = b.io
+    out = np.empty((len(ak.SPLIT_OUT), arr.n))
+    unsure = np.zeros(arr.n, bool)
+    r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
+    choices = np.array([s for s in fab.SPARE_CHOICES[1:] if s <= hv.max_spare_cores_per_die], float)
+    ak.split_scan(v, np.flatnonzero(~other), *(np.ascontiguousarray(x, dtype=float) for x in (
+                      io.count, io.die, io.critical, io.usd, io.escape, io.inv_yield, io.fixed_usd, io.area,
+                      io.area_min)),
+                  np.ascontiguousarray(io.hull, dtype=np.intp),
+                  *(np.ascontiguousarray(x, dtype=float) for x in (io.hull_inv_yield, io.hull_fixed_usd)),
+                  np.ascontiguousarray(io.hull_len[0], dtype=np.intp), choices, float(sh.io_edge_fraction),
+                  float(np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)), float(sh.max_aspect),
+                  float(sh.reticle_long_mm), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
+                  float(w.probe_coverage), float(w.test_cost_fraction), out, unsure)
+    best = dict(zip(ak.SPLIT_OUT, out))
+    for k in ("reticle_ok", "shore_ok", "package_ok"):
+        best[k] = best[k] != 0
+    rows = np.flatnonzero(other | unsure)  # (unsure: two costs within area_kernel.TIE_REL, numpy decides)
+    if rows.size:
+        sub = _split(_Rows(arr, rows), _take_blocks(b, rows), n_lo[rows], n_hi[rows], auto[rows], compiled=False)
+        for k, x in sub.items():
+            best[k][rows] = x
+    return best
+
+
+def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | None = None) -> AreaBreakdown:
+    """Block areas → die-count candidates (spares per die) → cheapest feasible split → package area.
+
+    `dies_between` = (lo, hi) per row limits the automatic split to lo … hi dies (within the counts it
+    compares): for callers that proved the cheapest feasible count lies there and one there fits (or that
+    none fits anywhere), e.g. Monte-Carlo samples (dse.uncertainty.montecarlo); the result is then the same."""
+    b = _blocks(arr)
+    ws = arr.wafer_scale
+    given = arr.dies >= 1
+    auto = ~ws & ~given & arr.allow_chiplets
+    n_lo = np.where(ws, 1.0, np.where(given, arr.dies, np.where(
+        auto, np.clip(np.ceil(b.logic / arr.reticle_mm2), 1, MAX_DIES), 1.0)))
+    top = arr.tech.chiplets.max_auto_dies
+    n_hi = np.full(arr.n, float(top))  # the automatic split compares n_lo … n_hi dies
+    if dies_between is not None:
+        lo, hi = (np.asarray(x, dtype=float) for x in dies_between)
+        n_lo = np.where(auto, np.clip(lo, n_lo, np.maximum(n_lo, top)), n_lo)
+        n_hi = np.where(auto, np.clip(hi, n_lo, top), n_hi)
+    ak = area_kernel()
+    c = _split(arr, b, n_lo, n_hi, auto) if ak is None else _split_compiled(ak, arr, b, n_lo, n_hi, auto)
     n_dies, die = c["n"], c["die"]
 
     flags = _Flags(arr.n)

@@ -39,12 +39,13 @@ def kernel_cache_stamp() -> str:
     from importlib import metadata
     from pathlib import Path
     try:
-        src = Path(__file__).with_name("step_kernel.py").read_bytes()
+        src = b"".join(Path(__file__).with_name(f).read_bytes() for f in KERNEL_FILES)
         return f"{hashlib.sha256(src).hexdigest()} numba {metadata.version('numba')}"
     except (OSError, metadata.PackageNotFoundError):
         return ""
 
 
+KERNEL_FILES = ("step_kernel.py", "area_kernel.py")  # the compiled modules (area_kernel: dse.model.area's)
 KERNEL_READY_FILE = "__pycache__/step_kernel.ready"  # beside this file: the stamp of the last cached compile
 
 
@@ -124,7 +125,9 @@ def warm_kernel(step_kernel) -> None:
     """Compile (or load) `step_kernel` now, then stamp its cache ready for auto mode where numba cached it
     next to the package (`kernel_cache_ready`)."""
     from pathlib import Path
+    from dse.model import area_kernel
     step_kernel.warm()
+    area_kernel.warm()
     here = Path(__file__).resolve().parent
     stats = getattr(step_kernel.step_kernel, "stats", None)
     if stats is not None and Path(stats.cache_path).resolve() != here / "__pycache__":

@@ -1,0 +1,352 @@
+"""Compiled path of `dse.model.area.chip_area` (numba): the I/O die choices' dominance, lower envelope and hull
+(`area._io_choices`, `area._on_envelope`) and the automatic split (every die count's spare search, chip cost and
+checks, `area._candidate` with `fab.best_spares`, compared count by count as `chip_area` does).
+
+Every field these kernels return is the numpy path's to the bit: the geometry (dies, spares, padding, shoreline,
+package) takes the numpy path's expressions term by term in its order (a product `a * b * c` as `(a * b) * c`,
+`x ** 2` as `x * x` like numpy's square), with +, −, ×, ÷ and √ only, which IEEE rounds alike everywhere.
+The costs that choose among die counts, spares and I/O dies take powers (yield model, package yield), which
+numpy evaluates in its vectorised pow and the kernel in libm's or by repeated squaring: they differ by a few
+rounding steps (≤ 8e-15 relative measured on 80,000 designs), so a comparison of two costs closer than
+`TIE_REL` is left to the numpy path (`split_scan` flags the design). tests/test_area_kernel_equiv.py compares
+every field exactly on catalog chips, random designs and designs next to the split and reticle thresholds.
+The numpy path stays the reference and the fallback (`DSE_KERNEL=numpy`, no numba); `chip_area` takes this one
+when `dse.model.kernel.compiled_kernel()` is on, like `perf.step_times`. Array-taking helpers are called once
+per batch (or inlined), never per element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _mx(a, b):
+    """np.maximum of two floats (NaN propagates)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=True, inline="always")
+def _mn(a, b):
+    """np.minimum of two floats (NaN propagates)."""
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=True, nogil=True)
+def io_dominance(fixed, inv_yield, area):
+    """`area._io_choices`' pruning, in place ((counts, designs) arrays): a count no cheaper in either term nor
+    smaller in the package than an earlier one still finite takes an ∞ cost."""
+    span, n = fixed.shape
+    for d in range(n):
+        for j in range(1, span):
+            fj, ij, aj = fixed[j, d], inv_yield[j, d], area[j, d]
+            for i in range(j):
+                if fixed[i, d] <= fj and inv_yield[i, d] <= ij and area[i, d] <= aj:
+                    fixed[j, d] = np.inf
+                    break
+
+
+@njit(cache=True, nogil=True)
+def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len, area_min):
+    """The rest of `area._io_choices` on its `used` counts: which lines c ↦ c·inv_yield + fixed are on the
+    lower envelope in c ≥ floor_usd (`area._on_envelope`, designs with two or more finite lines), their
+    indices in count order then the others' (`hull`, (K, n)), inv_yield and fixed (∞ off the envelope) at
+    them, how many there are, and the smallest package area of any count (`area_min`)."""
+    used, n = fixed.shape
+    K = hull.shape[0]
+    on = np.empty(used, np.bool_)
+    live = np.empty(used, np.bool_)
+    for d in range(n):
+        non = 0
+        all_fin = True
+        for j in range(used):
+            on[j] = np.isfinite(fixed[j, d])
+            non += on[j]
+            all_fin = all_fin and np.isfinite(inv_yield[j, d])
+        if non > 1:
+            for j in range(used):
+                live[j] = fixed[j, d] != np.inf or not all_fin
+            keep = np.zeros(used, np.bool_)
+            for a in range(used):
+                if not on[a]:
+                    continue
+                hi, lo = np.inf, -np.inf
+                lost = False
+                for o in range(used):
+                    if o == a or not live[o]:
+                        continue
+                    slope = inv_yield[a, d] - inv_yield[o, d]
+                    gap = fixed[o, d] - fixed[a, d]
+                    bound = gap / (slope if slope != 0 else 1.0)
+                    if slope > 0:
+                        hi = _mn(hi, bound)
+                    elif slope < 0:
+                        lo = _mx(lo, bound)
+                    if (slope == 0 and (gap < 0 or (gap == 0 and o < a))) or gap != gap:
+                        lost = True
+                low = _mx(lo, floor_usd[d])
+                keep[a] = low <= hi and not lost
+            non = 0
+            for j in range(used):
+                on[j] = keep[j]
+                non += on[j]
+        hull_len[d] = non
+        q = 0
+        for j in range(used):
+            if on[j] and q < K:
+                hull[q, d] = j
+                q += 1
+        for j in range(used):
+            if not on[j] and q < K:
+                hull[q, d] = j
+                q += 1
+        for q in range(K):
+            j = hull[q, d]
+            hull_iy[q, d] = inv_yield[j, d]
+            hull_fx[q, d] = fixed[j, d] if on[j] else np.inf
+        m = area[0, d]
+        for j in range(1, used):
+            m = _mn(m, area[j, d])
+        area_min[d] = m
+
+
+# per-design inputs of `split_scan`, rows of one (len(SPLIT_ROW), designs) float array: `area._Blocks`' fields
+# (the split's die-to-die PHY per die, the I/O traffic, their area and edge per TB/s, the logic, one core),
+# the design's own (reticle, memory stacks and USD, package limit, scale and USD/mm², wafer price, defect
+# density and α, bond yield), whether memory sits on an interposer, the spares a die may carry (0: none) and
+# the die counts compared (n_lo … n_hi where `scan`, else n_lo alone)
+SPLIT_ROW = ("has_io", "d2d_tbps", "io_tbps", "mm2_per_tbps", "cores", "logic", "core", "reticle", "mem_edge",
+             "tbps_per_mm", "interposed", "stacks", "memory_usd", "pkg_max", "pkg_scale", "footprint", "pkg_usd",
+             "wafer_usd", "d0", "alpha", "cap", "bond", "n_lo", "n_hi", "scan")
+# what `split_scan` writes per design: `area._candidate`'s fields of the chosen die count, in this order
+SPLIT_OUT = ("n", "spares", "tolerated", "die", "d2d", "nonredundant", "array", "pad", "need", "limit", "package",
+             "reticle_ok", "shore_ok", "package_ok", "chip_usd", "io_n", "io_die", "io_critical")
+
+
+# Costs here may differ from the numpy path's in the last bits (powers: numpy's vectorised pow and libm's are ~1 ULP
+# apart on ~5 % of arguments, even integer exponents; repeated squaring adds a few roundings), never a geometric
+# field. A comparison of two costs closer than this (relative; their differences measured ≤ 8e-15) could fall the
+# other way: `split_scan` flags the design and `area` takes the numpy path for it (designs next to a change of die
+# count, spares or I/O dies: ~4 % of random designs, mostly spare counts whose cost gains decay past the scan's
+# 1e-12).
+TIE_REL = 1e-12
+
+
+@njit(cache=True, inline="always")
+def _near(x, y):
+    """Whether the finite costs x and y are within TIE_REL of each other (a comparison of them is unsure)."""
+    return abs(x - y) <= TIE_REL * abs(y) and np.isfinite(x) and np.isfinite(y)
+
+
+@njit(cache=True, inline="always")
+def _pow(x, k):
+    """x ** k; for an integer k (the yield model's α, die and part counts) by repeated squaring: a few
+    roundings (~1e-15 relative) from pow, several times faster. Only costs take it (see TIE_REL)."""
+    if k != np.floor(k) or abs(k) > 1024.0:
+        return x ** k
+    e = int(abs(k))
+    out = 1.0
+    b = x
+    while e > 0:
+        if e & 1:
+            out *= b
+        b *= b
+        e >>= 1
+    return 1.0 / out if k < 0 else out
+
+
+@njit(cache=True, inline="always")
+def _io_pick(g, c, room, area_min, io_iy, io_fx, io_area, hull, hull_iy, hull_fx, hull_len):
+    """`area._IoChoices.pick` of design `g` for other costs `c` and package room `room`: the cheapest line of the
+    envelope; where that count has no room and another has, the cheapest count that fits."""
+    best = 0
+    near = False
+    best_usd = c * hull_iy[0, g] + hull_fx[0, g]
+    for k in range(1, hull_len[g]):
+        usd = c * hull_iy[k, g] + hull_fx[k, g]
+        near = near or _near(usd, best_usd * (1 - 1e-12))
+        if usd < best_usd * (1 - 1e-12):
+            best_usd, best = usd, k
+    j = hull[best, g]
+    if io_area[j, g] > room and area_min[g] <= room:
+        j = 0
+        best_usd = c * io_iy[0, g] + (io_fx[0, g] if io_area[0, g] <= room else np.inf)
+        for q in range(1, io_iy.shape[0]):
+            usd = c * io_iy[q, g]
+            usd += io_fx[q, g] if io_area[q, g] <= room else np.inf
+            near = near or _near(usd, best_usd * (1 - 1e-12))
+            if usd < best_usd * (1 - 1e-12):
+                best_usd, j = usd, q
+    return j, near
+
+
+@njit(cache=True, nogil=True)
+def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, area_min, hull, hull_iy,
+               hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
+               test_fraction, out, unsure):
+    """`area.chip_area`'s choice of die count for the designs `rows` (not wafer-scale, spares not given): each
+    count n_lo … n_hi (`area._candidate`: the die's fixed part and core array, its I/O-limited padding, the
+    spare count that makes the chip cheapest within the reticle and the package (`fab.best_spares`, with
+    `step_kernel.spare_scan`'s early stops), the chip's cost at the cheapest I/O die count, the perimeter,
+    shoreline and package checks), then the first count that fits, or any strictly cheaper one that fits.
+    Writes `SPLIT_OUT` of the chosen count to `out` (columns `rows`), and to `unsure` whether a comparison of
+    two costs was within TIE_REL (the numpy path then decides for the design)."""
+    C = choices.shape[0]
+    for r in rows:
+        io, d2d_tbps, io_tbps, mm2_per_tbps = v[0, r] != 0, v[1, r], v[2, r], v[3, r]
+        cores, logic, core, reticle, mem_edge, tbps_per_mm = v[4, r], v[5, r], v[6, r], v[7, r], v[8, r], v[9, r]
+        stacks = v[11, r] if v[10, r] != 0 else 0.0
+        mem, pkg_max, scale, foot, pkg_usd = v[12, r], v[13, r], v[14, r], v[15, r], v[16, r]
+        wafer, d, a, cap, bond = v[17, r], v[18, r], v[19, r], v[20, r], v[21, r]
+        n_lo, n_hi = v[22, r], (v[23, r] if v[24, r] != 0 else v[22, r])
+        pkg_room = pkg_max / scale
+        ok_best = near = False
+        usd_best = 0.0
+        n = n_lo
+        while True:  # n_lo, then n_lo + 1 … n_hi
+            split = n > 1
+            d2d_die = (d2d_tbps if split else 0.0) + (io_tbps / n if io else 0.0)
+            d2d = d2d_die * mm2_per_tbps
+            m = cores / n
+            f = (logic - cores * core) / n + d2d
+            need = mem_edge + (n * (d2d_die / tbps_per_mm) if (split or io) else 0.0)
+            # the I/O-limited die's padding (area.area_for_perimeter_mm2 of its PHYs' edge, at most the reticle)
+            p = need / n / frac
+            q = p / (2.0 * k_aspect)
+            pad = q * q
+            if np.sqrt(max_aspect * pad) > long_mm:
+                pad = long_mm * _mx(p / 2.0 - long_mm, 0.0)
+            pad = _mn(pad, reticle)
+            bonded = n + stacks
+            top = _mn(reticle, (pkg_room - foot - area_min[r]) / n)
+            # fab.best_spares: the die without spares, then each spare count while it may still pay
+            base = f + m * core
+            die = _mx(base, pad)
+            qd = np.sqrt(die) + scribe
+            qd = qd * qd
+            dpw = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
+            # a bound below the cost of any spare choice of this count (as in the spare scan below: the die only
+            # grows with its spares, the yield stays below that of a clean non-redundant area, the package
+            # yield below that of its other bonds): where it is not below the best count's cost by 1e-9, this
+            # count cannot be strictly cheaper, and it is skipped
+            a_nr = f / 100.0
+            y_inf = _mx(_pow(1.0 + a_nr * d / a, -a) * (1.0 + 1e-9), 1e-12)
+            bond_n = _pow(bond, bonded)
+            inv_pkg = 1.0 / _mx(bond_n, 1e-12)
+            if ok_best and core >= 0.0:
+                dies_lo = wafer / (dpw * y_inf) * n
+                if ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
+                        * (1.0 - 1e-9) >= usd_best:
+                    n += 1.0
+                    if not n <= n_hi:
+                        break
+                    continue
+            y = _pow(1.0 + base / 100.0 * d / a, -a)
+            spares = 0.0
+            if cap >= 1:
+                package_c = scale * (n * die + foot)
+                dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+                room = pkg_room - n * die - foot
+                j = hull[0, r]
+                if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
+                    j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
+                                     hull, hull_iy, hull_fx, hull_len)
+                    near = near or nr
+                esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+                bp = bond_n if io_n[j, r] == 0 else _pow(bond, bonded + io_n[j, r])
+                y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
+                raw = (package_c + scale * io_n[j, r] * io_die[j, r]) * pkg_usd
+                score = dies_c + (mem + io_usd[j, r]) + raw + (raw + dies_c + (mem + io_usd[j, r])) * (
+                    1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                for col in range(C):
+                    s = choices[col]
+                    arr_s = (m + s) * core
+                    die_s = _mx(f + arr_s, pad)
+                    if not (die_s <= top and cap >= s):
+                        if core >= 0.0:
+                            break
+                        continue
+                    qd = np.sqrt(die_s) + scribe
+                    qd = qd * qd
+                    dpw_s = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
+                    dies_lo = wafer / (dpw_s * y_inf) * n
+                    if ((dies_lo + mem + scale * (n * die_s + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
+                            * (1.0 - 1e-9) >= score and core >= 0.0:
+                        break
+                    a_arr = arr_s / 100.0
+                    t = (a_nr + a_arr) * d / a
+                    rr = a_arr * d / a / (1.0 + t)
+                    term = _pow(1.0 + t, -a)
+                    total = term
+                    for k in range(int(s)):
+                        term = term * (a + k)
+                        term = term / (k + 1)
+                        term = term * rr
+                        total = total + term
+                    y_s = _mn(_mx(total, 0.0), 1.0)
+                    package_c = scale * (n * die_s + foot)
+                    dies_c = wafer / (dpw_s * _mx(y_s, 1e-12)) * n
+                    room = pkg_room - n * die_s - foot
+                    j = hull[0, r]
+                    if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
+                        j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx,
+                                         io_area, hull, hull_iy, hull_fx, hull_len)
+                        near = near or nr
+                    esc = y_s / _mx(y_s + (1.0 - y_s) * (1.0 - coverage), 1e-300)
+                    bp = bond_n if io_n[j, r] == 0 else _pow(bond, bonded + io_n[j, r])
+                    y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
+                    raw = (package_c + scale * io_n[j, r] * io_die[j, r]) * pkg_usd
+                    usd = dies_c + (mem + io_usd[j, r]) + raw + (raw + dies_c + (mem + io_usd[j, r])) * (
+                        1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                    near = near or _near(usd, score * (1 - 1e-12))
+                    if usd < score * (1 - 1e-12):
+                        score, spares, die, y, dpw = usd, s, die_s, y_s, dpw_s
+            # the chosen spares: perimeter, the chip's cost at its I/O die count, package and checks
+            core_array = (m + spares) * core
+            h = _mx(_mn(np.sqrt(max_aspect * die), long_mm), np.sqrt(die))
+            limit = frac * n * (2.0 * (h + die / _mx(h, 1e-12)))
+            package_c = scale * (n * die + foot)
+            dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+            room = pkg_room - n * die - foot
+            j = hull[0, r]
+            if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
+                j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
+                                 hull, hull_iy, hull_fx, hull_len)
+                near = near or nr
+            cnt = io_n[j, r]
+            esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+            bp = bond_n if cnt == 0 else _pow(bond, bonded + cnt)
+            y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
+            memory = mem + io_usd[j, r]
+            raw = (package_c + scale * cnt * io_die[j, r]) * pkg_usd
+            usd = dies_c + memory + raw + (raw + dies_c + memory) * (1.0 / y_pkg - 1.0) + test_fraction * dies_c
+            package = scale * (n * die + foot + cnt * io_die[j, r])
+            fits = die <= reticle and need <= limit * (1 + 1e-9) and package <= pkg_max
+            near = near or (n != n_lo and fits and ok_best and _near(usd, usd_best))
+            if n == n_lo or (fits and (not ok_best or usd < usd_best)):
+                ok_best, usd_best = fits, usd
+                out[0, r], out[1, r], out[2, r], out[3, r], out[4, r] = n, spares * n, spares, die, d2d * n
+                out[5, r], out[6, r], out[7, r], out[8, r] = f, core_array, _mx(die - f - core_array, 0.0) * n, need
+                out[9, r], out[10, r] = limit, package
+                out[11, r] = die <= reticle
+                out[12, r] = need <= limit * (1 + 1e-9)
+                out[13, r] = package <= pkg_max
+                out[14, r], out[15, r], out[16, r], out[17, r] = usd, cnt, io_die[j, r], io_crit[j, r]
+            n += 1.0
+            if not n <= n_hi:
+                break
+        unsure[r] = near
+
+
+def warm() -> None:
+    """Compile the kernels for the argument types `area` passes (or load them from numba's cache)."""
+    f1 = np.ones(1)
+    io = np.ones((1, 1))
+    io_dominance(io, io.copy(), io.copy())
+    io_hull(io, io.copy(), io.copy(), f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
+            f1.copy())
+    i0 = np.zeros(1, np.intp)
+    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), f1.copy(), np.zeros((1, 1), np.intp),
+               io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0, 1.0, 1.0, 0.0, 1.0, 0.0,
+               np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_))
