@@ -119,6 +119,21 @@ def test_chip_area_compiled_equals_numpy_on_random_designs(mode, seed):
 
 
 @needs_numba
+def test_chip_area_compiled_equals_numpy_with_given_dies_and_spares(mode):
+    """Given die counts and given spare cores (per chip, up to past fab.EXACT_SPARES_MAX per die: the
+    continuous yield), on split, single-die and wafer-scale designs."""
+    cols = random_designs(3000, 13)
+    rng = np.random.default_rng(13)
+    cols["chip.allow_chiplets"] = np.ones(3000, bool)
+    cols["chip.dies"] = np.where(rng.random(3000) < 0.4, rng.integers(1, 9, 3000).astype(float), np.nan)
+    cols["chip.spare_cores"] = np.where(rng.random(3000) < 0.4, rng.integers(0, 300, 3000).astype(float), np.nan)
+    arr = DesignArrays.from_columns(cols, default_technology())
+    ref, got = (_fields(mode(m, area.chip_area, arr)) for m in ("numpy", "numba"))
+    assert (ref["spare_cores"] > 64).any() and (ref["num_dies"] > 1).any()
+    _exact(ref, got, "chip_area with given dies and spares")
+
+
+@needs_numba
 def test_chip_area_compiled_equals_numpy_with_dies_between(mode):
     arr = _random(2000, 7)
     rng = np.random.default_rng(7)

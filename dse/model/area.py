@@ -153,6 +153,7 @@ class _IoChoices:
     hull_fixed_usd: np.ndarray  # fixed_usd at hull (∞ past a design's last)
     hull_len: np.ndarray   # (1, n): envelope lines of each design
     area_min: np.ndarray | None = None  # (n,): the smallest package area of any count (area.min(axis=0))
+    design_major: tuple | None = None  # the compiled path's (n, counts) arrays behind the fields (split_scan's)
 
     def pick(self, rows, compute_usd: np.ndarray, room_mm2: np.ndarray) -> np.ndarray:
         """Index j of the cheapest count for chips whose other parts cost `compute_usd` before assembly
@@ -250,6 +251,9 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     top = float(BY_NAME["chip.io_dies"].high)
     first = np.where(has, np.clip(np.asarray(arr.io_dies, float), 1.0, top), 0.0)
     span = int(top - first[has].min()) + 1 if has.any() else 1
+    ak = area_kernel()
+    if ak is not None:  # in the compiled kernels, with the powers in numpy (the same fields, to the bit)
+        return _io_choices_compiled(ak, arr, has, first, span, top, io_logic, io_edge, floor_usd)
     count = first[None, :] + np.arange(span, dtype=float)[:, None]
     allowed = has[None, :] & (count <= top) | (~has[None, :] & (count == 0))
     count = np.where(allowed, count, np.where(has, top, 0.0)[None, :])
@@ -266,9 +270,6 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     # a count no cheaper in either term nor smaller in the package than a smaller allowed count never wins
     # (ties go to the fewer dies): drop it, and the trailing candidates no design needs
     area = count * die
-    ak = area_kernel()
-    if ak is not None:  # the dominance, the envelope and the hull in the compiled kernel (the same fields)
-        return _io_hull_compiled(ak, count, die, critical, usd, escape, inv_yield, fixed, area, floor_usd)
     for j in range(1, span):
         dominated = ((fixed[:j] <= fixed[j]) & (inv_yield[:j] <= inv_yield[j]) & (area[:j] <= area[j])).any(axis=0)
         fixed[j] = np.where(dominated, np.inf, fixed[j])
@@ -292,27 +293,47 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
                       hull_fixed_usd=hull_fixed, hull_len=on.sum(axis=0, keepdims=True), area_min=area.min(axis=0))
 
 
-def _io_hull_compiled(ak, count: np.ndarray, die: np.ndarray, critical: np.ndarray, usd: np.ndarray,
-                      escape: np.ndarray, inv_yield: np.ndarray, fixed: np.ndarray, area: np.ndarray,
-                      floor_usd: np.ndarray) -> _IoChoices:
-    """The end of `_io_choices` in the compiled kernels (dse.model.area_kernel): the dominated counts, the
-    trailing counts no design needs, the envelope and the hull; the same fields, to the bit. (What comes
-    before it stays in numpy: its powers are numpy's.)"""
-    fixed, inv_yield, area = (np.ascontiguousarray(x, dtype=float) for x in (fixed, inv_yield, area))
-    ak.io_dominance(fixed, inv_yield, area)
-    used = int(np.flatnonzero(np.isfinite(fixed).any(axis=1)).max(initial=0)) + 1
-    count, die, critical, usd, escape, inv_yield, fixed, area = (
-        x[:used] for x in (count, die, critical, usd, escape, inv_yield, fixed, area))
-    n = fixed.shape[1]
-    hull = np.empty((used, n), np.intp)
-    hull_iy, hull_fx = np.empty((used, n)), np.empty((used, n))
+def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarray, span: int, top: float,
+                         io_logic: np.ndarray, io_edge: np.ndarray, floor_usd: np.ndarray) -> _IoChoices:
+    """`_io_choices` in the compiled kernels (dse.model.area_kernel): the elementwise arithmetic, the allowed
+    counts, the dominance, the envelope and the hull there, the powers (yield, test escapes, bond yield) in
+    numpy on arrays of the numpy path's shapes, so every field is the numpy path's to the bit. The fields are
+    (counts, designs) views of design-major arrays."""
+    sh, w = arr.tech.shoreline, arr.tech.wafer
+    n = len(has)
+    flt = [np.ascontiguousarray(x, dtype=float) for x in (first, io_logic, io_edge, arr.defect_density_per_cm2_io,
+                                                          arr.yield_alpha_io)]
+    count, critical, die, base = (np.empty((span, n)) for _ in range(4))
+    allowed, io = np.empty((span, n), bool), np.empty((span, n), bool)
+    k_aspect = np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)  # (area_for_perimeter_mm2's)
+    ak.io_geometry(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
+                   top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
+                   count, allowed, critical, die, io, base)
+    # the powers as io_dies_usd (fab.negative_binomial_yield, fab.package_yield) and _io_choices take them
+    y = np.where(io, base ** (-np.asarray(arr.yield_alpha_io, dtype=float)), 1.0)
+    escape_ok = np.empty((span, n))
+    ak.io_escape(y, float(w.probe_coverage), escape_ok)
+    esc_pow = escape_ok ** np.where(io, count, 0.0)
+    bond_pow = arr.pkg_assembly_yield_per_die ** count
+    out = [np.empty((n, span)) for _ in range(8)]
+    r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
+    ak.io_costs(count, allowed, critical, die, io, y, esc_pow, np.ascontiguousarray(bond_pow, dtype=float),
+                *(np.ascontiguousarray(x, dtype=float) for x in (arr.wafer_price_usd_io, arr.reticle_mm2_io,
+                                                                 arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
+                np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm), float(w.test_cost_fraction), *out)
+    t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area = out
+    used = int(np.flatnonzero(np.isfinite(t_fixed).any(axis=0)).max(initial=0)) + 1
+    hull = np.empty((n, used), np.intp)
+    hull_iy, hull_fx = np.empty((n, used)), np.empty((n, used))
     hull_len, area_min = np.empty((1, n), np.intp), np.empty(n)
-    ak.io_hull(inv_yield, fixed, area, np.ascontiguousarray(floor_usd, dtype=float), hull, hull_iy, hull_fx,
-               hull_len[0], area_min)
+    ak.io_hull(t_inv_yield, t_fixed, t_area, used, np.ascontiguousarray(floor_usd, dtype=float), hull, hull_iy,
+               hull_fx, hull_len[0], area_min)
     k = max(int(hull_len.max(initial=1)), 1)
-    return _IoChoices(count=count, die=die, critical=critical, usd=usd, escape=escape, inv_yield=inv_yield,
-                      fixed_usd=fixed, area=area, hull=hull[:k], hull_inv_yield=hull_iy[:k],
-                      hull_fixed_usd=hull_fx[:k], hull_len=hull_len, area_min=area_min)
+    return _IoChoices(count=t_count[:, :used].T, die=t_die[:, :used].T, critical=t_critical[:, :used].T,
+                      usd=t_usd[:, :used].T, escape=t_escape[:, :used].T, inv_yield=t_inv_yield[:, :used].T,
+                      fixed_usd=t_fixed[:, :used].T, area=t_area[:, :used].T, hull=hull[:, :k].T,
+                      hull_inv_yield=hull_iy[:, :k].T, hull_fixed_usd=hull_fx[:, :k].T, hull_len=hull_len,
+                      area_min=area_min, design_major=(out, hull, hull_iy, hull_fx, used))
 
 
 ENVELOPE_ELEMENTS = 1 << 16  # (line, line, design) elements `_on_envelope` compares in one pass at most
@@ -502,21 +523,12 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray, compiled: bool = Tr
         dpw[i] = fab.dies_per_wafer(die[i], w.diameter_mm, w.scribe_mm, w.edge_exclusion_mm)
     nonredundant, core_array, tolerated = fixed, (cores_per_die + spares) * b.core, spares
     if ws.any():
-        # wafer-scale: a spare fraction of tiles (the technology's, or chip.spare_cores / cores) plus bypass
-        # fabric; a small non-redundant area must be clean
         i = np.flatnonzero(ws)
-        cores, core = arr.cores[i], b.core[i]
-        f = np.where(given[i], b.spares_given[i] / cores, hv.wafer_scale_spare_fraction)
-        # the wafer carries its die-to-die PHYs to the I/O dies too (as a die of a split does: `fixed`)
-        ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead) + d2d[i]
-        ws_nr = hv.wafer_scale_nonredundant_fraction * ws_die
-        ws_tolerated = f / (1.0 + f) * (ws_die - ws_nr) / hv.wafer_scale_tile_mm2  # spare tiles, any core size
-        ws_y = fab.harvested_yield(ws_nr, ws_die - ws_nr, ws_tolerated, arr.defect_density_per_cm2[i],
-                                   arr.yield_alpha[i], continuous=True)
+        w_spares, ws_die, ws_y, ws_nr, ws_array, ws_tolerated = _wafer_scale(arr, b, i, d2d[i])
         spares, die, y, dpw, nonredundant, core_array, tolerated = (
             x.astype(float, copy=True) for x in (spares, die, y, dpw, nonredundant, core_array, tolerated))
-        spares[i], die[i], y[i], dpw[i] = f * cores, ws_die, ws_y, 1.0
-        nonredundant[i], core_array[i], tolerated[i] = ws_nr, ws_die - ws_nr, ws_tolerated
+        spares[i], die[i], y[i], dpw[i] = w_spares, ws_die, ws_y, 1.0
+        nonredundant[i], core_array[i], tolerated[i] = ws_nr, ws_array, ws_tolerated
 
     perim = perimeter_mm(die, sh.max_aspect, np.where(ws, np.inf, sh.reticle_long_mm))
     limit = sh.io_edge_fraction * n * perim
@@ -527,6 +539,23 @@ def _candidate(arr: DesignArrays, b: _Blocks, n: np.ndarray, compiled: bool = Tr
                 need=need, limit=limit, package=package, reticle_ok=die <= reticle,
                 shore_ok=need <= limit * (1 + 1e-9), package_ok=package <= arr.pkg_max_interposer_mm2,
                 chip_usd=money["chip_usd"], io_n=io["count"], io_die=io["die"], io_critical=io["critical"])
+
+
+def _wafer_scale(arr: DesignArrays, b: _Blocks, i: np.ndarray, d2d_i: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(spare tiles' cores, wafer area, yield, non-redundant area, tile array, tolerated defects) of the
+    wafer-scale designs `i` (their die-to-die PHYs to the I/O dies `d2d_i`): a spare fraction of tiles (the
+    technology's, or chip.spare_cores / cores) plus bypass fabric; a small non-redundant area must be clean."""
+    hv = arr.tech.harvesting
+    given = np.isfinite(b.spares_given[i])
+    cores, core = arr.cores[i], b.core[i]
+    f = np.where(given, b.spares_given[i] / cores, hv.wafer_scale_spare_fraction)
+    # the wafer carries its die-to-die PHYs to the I/O dies too (as a die of a split does: `fixed`)
+    ws_die = b.logic[i] - cores * core + cores * (1.0 + f) * core * (1.0 + hv.wafer_scale_fabric_overhead) + d2d_i
+    ws_nr = hv.wafer_scale_nonredundant_fraction * ws_die
+    ws_tolerated = f / (1.0 + f) * (ws_die - ws_nr) / hv.wafer_scale_tile_mm2  # spare tiles, any core size
+    ws_y = fab.harvested_yield(ws_nr, ws_die - ws_nr, ws_tolerated, arr.defect_density_per_cm2[i],
+                               arr.yield_alpha[i], continuous=True)
+    return f * cores, ws_die, ws_y, ws_nr, ws_die - ws_nr, ws_tolerated
 
 
 def _further_counts(blk: np.ndarray, n_lo: np.ndarray, n_hi: np.ndarray, extras: np.ndarray
@@ -595,15 +624,32 @@ def _split(arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: np.ndarray, au
     return best
 
 
+def _design_major(io: _IoChoices) -> tuple:
+    """`_IoChoices.design_major` of choices the numpy path built: its fields as (n, counts) arrays."""
+    dm = tuple(np.ascontiguousarray(getattr(io, k).T, dtype=float) for k in (
+        "count", "die", "critical", "usd", "escape", "inv_yield", "fixed_usd", "area"))
+    return (dm, np.ascontiguousarray(io.hull.T, dtype=np.intp), np.ascontiguousarray(io.hull_inv_yield.T, dtype=float),
+            np.ascontiguousarray(io.hull_fixed_usd.T, dtype=float), io.count.shape[0])
+
+
 def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: np.ndarray, auto: np.ndarray
                     ) -> dict[str, np.ndarray]:
-    """`_split` in the compiled kernel (dse.model.area_kernel.split_scan) on every design but the wafer-scale
-    ones, those whose spares are given (their yields take `fab.harvested_yield`'s continuous form) and those
-    where two costs the kernel compared were within `area_kernel.TIE_REL` (its powers may round otherwise than
-    numpy's): `_split` on those rows. The same fields, to the bit."""
+    """`_split` in the compiled kernel (dse.model.area_kernel.split_scan; a wafer-scale design's wafer from
+    `_wafer_scale`) on every design but those whose spares are given (their yields may take
+    `fab.harvested_yield`'s continuous form) and those where two costs the kernel compared were within
+    `area_kernel.TIE_ULPS` (its powers may round otherwise than numpy's): `_split` in numpy on those rows. The
+    same fields, to the bit."""
     ws = arr.wafer_scale
     hv, sh, w = arr.tech.harvesting, arr.tech.shoreline, arr.tech.wafer
-    other = ws | np.isfinite(b.spares_given)
+    other = ~ws & np.isfinite(b.spares_given)
+    wafer = {k: np.zeros(arr.n) for k in ("ws_spares", "ws_die", "ws_y", "ws_nr", "ws_array", "ws_tol")}
+    if ws.any():  # the wafer in numpy (its yield takes fab.harvested_yield's continuous form), as _candidate's
+        i = np.flatnonzero(ws)
+        n_i = n_lo[i]
+        d2d_i = (np.where(n_i > 1, b.d2d_tbps[i], 0.0) + np.where(arr.has_io_die[i], b.io_tbps[i] / n_i, 0.0)
+                 ) * b.mm2_per_tbps[i]
+        for k, x in zip(wafer, _wafer_scale(arr, b, i, d2d_i)):
+            wafer[k][i] = x
     per = dict(has_io=arr.has_io_die, d2d_tbps=b.d2d_tbps, io_tbps=b.io_tbps, mm2_per_tbps=b.mm2_per_tbps,
                cores=arr.cores, logic=b.logic, core=b.core, reticle=arr.reticle_mm2, mem_edge=b.mem_edge,
                tbps_per_mm=b.tbps_per_mm, interposed=arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer,
@@ -611,7 +657,7 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
                pkg_max=arr.pkg_max_interposer_mm2, pkg_scale=arr.pkg_area_scale, footprint=b.footprint,
                pkg_usd=arr.pkg_usd_per_mm2, wafer_usd=arr.wafer_price_usd, d0=arr.defect_density_per_cm2,
                alpha=arr.yield_alpha, cap=np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
-               bond=arr.pkg_assembly_yield_per_die, n_lo=n_lo, n_hi=n_hi, scan=auto & (n_lo < n_hi))
+               bond=arr.pkg_assembly_yield_per_die, n_lo=n_lo, n_hi=n_hi, scan=auto & (n_lo < n_hi), ws=ws, **wafer)
     v = np.empty((len(ak.SPLIT_ROW), arr.n))
     for k, name in enumerate(ak.SPLIT_ROW):
         v[k] = per[name]
@@ -620,19 +666,18 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
     unsure = np.zeros(arr.n, bool)
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
     choices = np.array([s for s in fab.SPARE_CHOICES[1:] if s <= hv.max_spare_cores_per_die], float)
-    ak.split_scan(v, np.flatnonzero(~other), *(np.ascontiguousarray(x, dtype=float) for x in (
-                      io.count, io.die, io.critical, io.usd, io.escape, io.inv_yield, io.fixed_usd, io.area,
-                      io.area_min)),
-                  np.ascontiguousarray(io.hull, dtype=np.intp),
-                  *(np.ascontiguousarray(x, dtype=float) for x in (io.hull_inv_yield, io.hull_fixed_usd)),
+    (t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area), hull, hull_iy, hull_fx, used = \
+        io.design_major if io.design_major is not None and b.io_cols is None else _design_major(io)
+    ak.split_scan(v, np.flatnonzero(~other), t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed,
+                  t_area, used, np.ascontiguousarray(io.area_min, dtype=float), hull, hull_iy, hull_fx,
                   np.ascontiguousarray(io.hull_len[0], dtype=np.intp), choices, float(sh.io_edge_fraction),
                   float(np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)), float(sh.max_aspect),
                   float(sh.reticle_long_mm), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
-                  float(w.probe_coverage), float(w.test_cost_fraction), out, unsure)
+                  float(w.probe_coverage), float(w.test_cost_fraction), ak.TIE_ULPS, out, unsure)
     best = dict(zip(ak.SPLIT_OUT, out))
     for k in ("reticle_ok", "shore_ok", "package_ok"):
         best[k] = best[k] != 0
-    rows = np.flatnonzero(other | unsure)  # (unsure: two costs within area_kernel.TIE_REL, numpy decides)
+    rows = np.flatnonzero(other | unsure)  # (unsure: two costs within area_kernel.TIE_ULPS, numpy decides)
     if rows.size:
         sub = _split(_Rows(arr, rows), _take_blocks(b, rows), n_lo[rows], n_hi[rows], auto[rows], compiled=False)
         for k, x in sub.items():

@@ -8,8 +8,10 @@ package) takes the numpy path's expressions term by term in its order (a product
 The costs that choose among die counts, spares and I/O dies take powers (yield model, package yield), which
 numpy evaluates in its vectorised pow and the kernel in libm's or by repeated squaring: they differ by a few
 rounding steps (≤ 8e-15 relative measured on 80,000 designs), so a comparison of two costs closer than
-`TIE_REL` is left to the numpy path (`split_scan` flags the design). tests/test_area_kernel_equiv.py compares
-every field exactly on catalog chips, random designs and designs next to the split and reticle thresholds.
+`TIE_ULPS`·(8 + n) ULP is left to the numpy path (`split_scan` flags the design). The I/O die choices take
+numpy's powers (computed in numpy between the kernels), so their fields are exact without that.
+tests/test_area_kernel_equiv.py compares every field exactly on catalog chips, random designs and designs next
+to the split and reticle thresholds.
 The numpy path stays the reference and the fallback (`DSE_KERNEL=numpy`, no numba); `chip_area` takes this one
 when `dse.model.kernel.compiled_kernel()` is on, like `perf.step_times`. Array-taking helpers are called once
 per batch (or inlined), never per element.
@@ -33,42 +35,136 @@ def _mn(a, b):
     return a if (a <= b or a != a) else b
 
 
+@njit(cache=True, inline="always")
+def _area_for_perimeter(p, k_aspect, max_aspect, long_mm):
+    """`area.area_for_perimeter_mm2` of one perimeter (`k_aspect` = √aspect + 1/√aspect, as it computes it)."""
+    q = p / (2.0 * k_aspect)
+    a = q * q
+    if np.sqrt(max_aspect * a) > long_mm:
+        return long_mm * _mx(p / 2.0 - long_mm, 0.0)
+    return a
+
+
+@njit(cache=True, inline="always")
+def _dies_per_wafer(die, c1, c2, scribe):
+    """`fab.dies_per_wafer` (c1 = π r², c2 = 2π r, as it evaluates them)."""
+    q = np.sqrt(die) + scribe
+    q = q * q
+    return _mx(c1 / q - c2 / np.sqrt(2 * q), 1.0)
+
+
 @njit(cache=True, nogil=True)
-def io_dominance(fixed, inv_yield, area):
-    """`area._io_choices`' pruning, in place ((counts, designs) arrays): a count no cheaper in either term nor
-    smaller in the package than an earlier one still finite takes an ∞ cost."""
-    span, n = fixed.shape
-    for d in range(n):
+def io_geometry(has, has_io, first, io_logic, io_edge, d0, alpha, top, frac, k_aspect, max_aspect, long_mm,
+                count, allowed, critical, die, io, base):
+    """`area._io_choices` up to its powers, per count j = first + j of every design ((span, n) outputs in the
+    numpy path's layout): the count (past the knob's bound: the bound, not allowed), each I/O die's critical
+    area and its die padded to the perimeter its PHYs need, whether the die is priced (`io_dies_usd`'s mask)
+    and the base 1 + A·D0/α of its negative-binomial yield."""
+    span, n = count.shape
+    for j in range(span):
+        for d in range(n):
+            h = has[d]
+            c0 = first[d] + j
+            ok = (h and c0 <= top) or (not h and c0 == 0)
+            c = c0 if ok else (top if h else 0.0)
+            safe = _mx(c, 1.0)
+            crit = io_logic[d] / safe if h else 0.0
+            pad = _area_for_perimeter(io_edge[d] / safe / frac, k_aspect, max_aspect, long_mm)
+            dj = _mx(crit, pad) if h else 0.0
+            count[j, d], allowed[j, d], critical[j, d], die[j, d] = c, ok, crit, dj
+            io[j, d] = has_io[d] and c > 0 and dj > 0
+            base[j, d] = 1.0 + crit / 100.0 * d0[d] / alpha[d]
+
+
+@njit(cache=True, nogil=True)
+def io_escape(y, coverage, escape_ok):
+    """`fab.package_yield`'s share of good dies among those that passed probe (`y`: their yield), per element."""
+    span, n = y.shape
+    for j in range(span):
+        for d in range(n):
+            yj = y[j, d]
+            escape_ok[j, d] = yj / _mx(yj + (1.0 - yj) * (1.0 - coverage), 1e-300)
+
+
+@njit(cache=True, nogil=True)
+def io_costs(count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd, reticle, pkg_usd, pkg_scale,
+             c1, c2, scribe, test_fraction, t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed,
+             t_area):
+    """The rest of `area._io_choices` before its envelope, from the numpy path's powers (`y` the yield, `esc_pow`
+    the good share ** dies, `bond_pow` the bond yield ** dies): the known-good I/O dies' cost with their test,
+    their test escapes, the package scrap factor, the allowed counts (those whose die fits the I/O node's
+    reticle, or the largest where none does), their fixed cost (∞ otherwise) and package area, then the
+    dominance pruning: a count no cheaper in either term nor smaller in the package than an earlier one still
+    finite takes an ∞ cost. Writes design-major (n, span) arrays `t_*` (each design's counts contiguous)."""
+    span, n = count.shape
+    for d0 in range(0, n, 64):  # blocks of designs: a block's rows of the inputs and outputs stay in the L1 cache
+        _io_costs_block(d0, min(d0 + 64, n), count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd,
+                        reticle, pkg_usd, pkg_scale, c1, c2, scribe, test_fraction, t_count, t_die, t_critical, t_usd,
+                        t_escape, t_inv_yield, t_fixed, t_area)
+
+
+@njit(cache=True, inline="always")
+def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd, reticle, pkg_usd,
+                    pkg_scale, c1, c2, scribe, test_fraction, t_count, t_die, t_critical, t_usd, t_escape,
+                    t_inv_yield, t_fixed, t_area):
+    """`io_costs` on the designs d0 … d1 − 1."""
+    span = count.shape[0]
+    for j in range(span):  # elementwise
+        for d in range(d0, d1):
+            c, dj = count[j, d], die[j, d]
+            if io[j, d]:
+                dpw = _dies_per_wafer(dj, c1, c2, scribe)
+                u = c * wafer_usd[d] / (dpw * _mx(y[j, d], 1e-12)) * (1.0 + test_fraction)
+                e = _mx(1.0 * esc_pow[j, d], 1e-12)
+            else:
+                u, e = 0.0, 1.0
+            t_count[d, j], t_die[d, j], t_critical[d, j], t_usd[d, j], t_escape[d, j] = c, dj, critical[j, d], u, e
+            iy = 1.0 / (bond_pow[j, d] * e)
+            t_inv_yield[d, j] = iy
+            t_area[d, j] = c * dj
+            t_fixed[d, j] = (u + pkg_usd[d] * pkg_scale[d] * c * dj) * iy
+    for d in range(d0, d1):  # per design: the allowed counts, then the dominance
+        any_fit = False
+        cmax = t_count[d, 0]
+        for j in range(span):
+            any_fit = any_fit or (allowed[j, d] and t_die[d, j] <= reticle[d])
+            if j:
+                cmax = _mx(cmax, t_count[d, j])
+        for j in range(span):
+            ok = allowed[j, d] and (t_die[d, j] <= reticle[d] if any_fit else t_count[d, j] == cmax)
+            if not ok:
+                t_fixed[d, j] = np.inf
         for j in range(1, span):
-            fj, ij, aj = fixed[j, d], inv_yield[j, d], area[j, d]
+            fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
             for i in range(j):
-                if fixed[i, d] <= fj and inv_yield[i, d] <= ij and area[i, d] <= aj:
-                    fixed[j, d] = np.inf
+                if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
+                    t_fixed[d, j] = np.inf
                     break
 
 
 @njit(cache=True, nogil=True)
-def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len, area_min):
-    """The rest of `area._io_choices` on its `used` counts: which lines c ↦ c·inv_yield + fixed are on the
-    lower envelope in c ≥ floor_usd (`area._on_envelope`, designs with two or more finite lines), their
-    indices in count order then the others' (`hull`, (K, n)), inv_yield and fixed (∞ off the envelope) at
-    them, how many there are, and the smallest package area of any count (`area_min`)."""
-    used, n = fixed.shape
-    K = hull.shape[0]
+def io_hull(inv_yield, fixed, area, used, floor_usd, hull, hull_iy, hull_fx, hull_len, area_min):
+    """The rest of `area._io_choices` on its first `used` counts (design-major (n, span) inputs): which lines
+    c ↦ c·inv_yield + fixed are on the lower envelope in c ≥ floor_usd (`area._on_envelope`, designs with two
+    or more finite lines), their indices in count order then the others' (`hull`, (n, K)), inv_yield and fixed
+    (∞ off the envelope) at them, how many there are, and the smallest package area of any count (`area_min`)."""
+    n = fixed.shape[0]
+    K = hull.shape[1]
     on = np.empty(used, np.bool_)
     live = np.empty(used, np.bool_)
+    keep = np.empty(used, np.bool_)
     for d in range(n):
         non = 0
         all_fin = True
         for j in range(used):
-            on[j] = np.isfinite(fixed[j, d])
+            on[j] = np.isfinite(fixed[d, j])
             non += on[j]
-            all_fin = all_fin and np.isfinite(inv_yield[j, d])
+            all_fin = all_fin and np.isfinite(inv_yield[d, j])
         if non > 1:
             for j in range(used):
-                live[j] = fixed[j, d] != np.inf or not all_fin
-            keep = np.zeros(used, np.bool_)
+                live[j] = fixed[d, j] != np.inf or not all_fin
             for a in range(used):
+                keep[a] = False
                 if not on[a]:
                     continue
                 hi, lo = np.inf, -np.inf
@@ -76,8 +172,8 @@ def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len,
                 for o in range(used):
                     if o == a or not live[o]:
                         continue
-                    slope = inv_yield[a, d] - inv_yield[o, d]
-                    gap = fixed[o, d] - fixed[a, d]
+                    slope = inv_yield[d, a] - inv_yield[d, o]
+                    gap = fixed[d, o] - fixed[d, a]
                     bound = gap / (slope if slope != 0 else 1.0)
                     if slope > 0:
                         hi = _mn(hi, bound)
@@ -95,19 +191,19 @@ def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len,
         q = 0
         for j in range(used):
             if on[j] and q < K:
-                hull[q, d] = j
+                hull[d, q] = j
                 q += 1
         for j in range(used):
             if not on[j] and q < K:
-                hull[q, d] = j
+                hull[d, q] = j
                 q += 1
         for q in range(K):
-            j = hull[q, d]
-            hull_iy[q, d] = inv_yield[j, d]
-            hull_fx[q, d] = fixed[j, d] if on[j] else np.inf
-        m = area[0, d]
+            j = hull[d, q]
+            hull_iy[d, q] = inv_yield[d, j]
+            hull_fx[d, q] = fixed[d, j] if on[j] else np.inf
+        m = area[d, 0]
         for j in range(1, used):
-            m = _mn(m, area[j, d])
+            m = _mn(m, area[d, j])
         area_min[d] = m
 
 
@@ -115,10 +211,12 @@ def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len,
 # (the split's die-to-die PHY per die, the I/O traffic, their area and edge per TB/s, the logic, one core),
 # the design's own (reticle, memory stacks and USD, package limit, scale and USD/mm², wafer price, defect
 # density and α, bond yield), whether memory sits on an interposer, the spares a die may carry (0: none) and
-# the die counts compared (n_lo … n_hi where `scan`, else n_lo alone)
+# the die counts compared (n_lo … n_hi where `scan`, else n_lo alone); a wafer-scale design's wafer as
+# `area._wafer_scale` gives it (spares, wafer, yield, non-redundant area, tile array, tolerated defects)
 SPLIT_ROW = ("has_io", "d2d_tbps", "io_tbps", "mm2_per_tbps", "cores", "logic", "core", "reticle", "mem_edge",
              "tbps_per_mm", "interposed", "stacks", "memory_usd", "pkg_max", "pkg_scale", "footprint", "pkg_usd",
-             "wafer_usd", "d0", "alpha", "cap", "bond", "n_lo", "n_hi", "scan")
+             "wafer_usd", "d0", "alpha", "cap", "bond", "n_lo", "n_hi", "scan",
+             "ws", "ws_spares", "ws_die", "ws_y", "ws_nr", "ws_array", "ws_tol")
 # what `split_scan` writes per design: `area._candidate`'s fields of the chosen die count, in this order
 SPLIT_OUT = ("n", "spares", "tolerated", "die", "d2d", "nonredundant", "array", "pad", "need", "limit", "package",
              "reticle_ok", "shore_ok", "package_ok", "chip_usd", "io_n", "io_die", "io_critical")
@@ -126,23 +224,29 @@ SPLIT_OUT = ("n", "spares", "tolerated", "die", "d2d", "nonredundant", "array", 
 
 # Costs here may differ from the numpy path's in the last bits (powers: numpy's vectorised pow and libm's are ~1 ULP
 # apart on ~5 % of arguments, even integer exponents; repeated squaring adds a few roundings), never a geometric
-# field. A comparison of two costs closer than this (relative; their differences measured ≤ 8e-15) could fall the
-# other way: `split_scan` flags the design and `area` takes the numpy path for it (designs next to a change of die
-# count, spares or I/O dies: ~4 % of random designs, mostly spare counts whose cost gains decay past the scan's
-# 1e-12).
-TIE_REL = 1e-12
+# field. The chip cost's sensitivity to the yield grows with the die count n (known-good dies ∝ 1/y, the package's
+# test escapes ∝ esc(y)^n), so two cost computations of a count of n dies may differ by ~(8 + n) times the
+# roundings of the yield's sum (≤ 20 ULP): measured ≤ 8e-16 relative at n ≤ 4, 3e-15 at n ≤ 12, 8e-15 at
+# n ≤ 64
+# (60,000 random designs at 0.2x-5x defect densities). A comparison of two costs closer than TIE_ULPS·(8 + n)
+# ULP (twice that bound; 1.8e-13 at n = 12) could fall the other way: `split_scan` flags the design and `area`
+# takes the numpy path for it (designs next to a change of die count, spares or I/O dies: ~0.5 % of random
+# designs, mostly spare counts whose cost gains decay past the scan's 1e-12).
+TIE_ULPS = 40.0
+EPS = float(np.finfo(float).eps)
 
 
 @njit(cache=True, inline="always")
-def _near(x, y):
-    """Whether the finite costs x and y are within TIE_REL of each other (a comparison of them is unsure)."""
-    return abs(x - y) <= TIE_REL * abs(y) and np.isfinite(x) and np.isfinite(y)
+def _near(x, y, tie):
+    """Whether the finite costs x and y are within `tie` (relative) of each other (a comparison of them is
+    unsure)."""
+    return abs(x - y) <= tie * abs(y) and np.isfinite(x) and np.isfinite(y)
 
 
 @njit(cache=True, inline="always")
 def _pow(x, k):
     """x ** k; for an integer k (the yield model's α, die and part counts) by repeated squaring: a few
-    roundings (~1e-15 relative) from pow, several times faster. Only costs take it (see TIE_REL)."""
+    roundings (~1e-15 relative) from pow, several times faster. Only costs take it (see TIE_ULPS)."""
     if k != np.floor(k) or abs(k) > 1024.0:
         return x ** k
     e = int(abs(k))
@@ -157,41 +261,42 @@ def _pow(x, k):
 
 
 @njit(cache=True, inline="always")
-def _io_pick(g, c, room, area_min, io_iy, io_fx, io_area, hull, hull_iy, hull_fx, hull_len):
+def _io_pick(g, c, room, area_min, io_iy, io_fx, io_area, used, hull, hull_iy, hull_fx, hull_len, tie):
     """`area._IoChoices.pick` of design `g` for other costs `c` and package room `room`: the cheapest line of the
     envelope; where that count has no room and another has, the cheapest count that fits."""
     best = 0
     near = False
-    best_usd = c * hull_iy[0, g] + hull_fx[0, g]
+    best_usd = c * hull_iy[g, 0] + hull_fx[g, 0]
     for k in range(1, hull_len[g]):
-        usd = c * hull_iy[k, g] + hull_fx[k, g]
-        near = near or _near(usd, best_usd * (1 - 1e-12))
+        usd = c * hull_iy[g, k] + hull_fx[g, k]
+        near = near or _near(usd, best_usd * (1 - 1e-12), tie)
         if usd < best_usd * (1 - 1e-12):
             best_usd, best = usd, k
-    j = hull[best, g]
-    if io_area[j, g] > room and area_min[g] <= room:
+    j = hull[g, best]
+    if io_area[g, j] > room and area_min[g] <= room:
         j = 0
-        best_usd = c * io_iy[0, g] + (io_fx[0, g] if io_area[0, g] <= room else np.inf)
-        for q in range(1, io_iy.shape[0]):
-            usd = c * io_iy[q, g]
-            usd += io_fx[q, g] if io_area[q, g] <= room else np.inf
-            near = near or _near(usd, best_usd * (1 - 1e-12))
+        best_usd = c * io_iy[g, 0] + (io_fx[g, 0] if io_area[g, 0] <= room else np.inf)
+        for q in range(1, used):
+            usd = c * io_iy[g, q]
+            usd += io_fx[g, q] if io_area[g, q] <= room else np.inf
+            near = near or _near(usd, best_usd * (1 - 1e-12), tie)
             if usd < best_usd * (1 - 1e-12):
                 best_usd, j = usd, q
     return j, near
 
 
 @njit(cache=True, nogil=True)
-def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, area_min, hull, hull_iy,
-               hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
-               test_fraction, out, unsure):
-    """`area.chip_area`'s choice of die count for the designs `rows` (not wafer-scale, spares not given): each
+def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, used, area_min, hull,
+               hull_iy, hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
+               test_fraction, tie_ulps, out, unsure):
+    """`area.chip_area`'s choice of die count for the designs `rows` (spares not given; a wafer-scale one takes its
+    wafer, `area._wafer_scale`): each
     count n_lo … n_hi (`area._candidate`: the die's fixed part and core array, its I/O-limited padding, the
     spare count that makes the chip cheapest within the reticle and the package (`fab.best_spares`, with
     `step_kernel.spare_scan`'s early stops), the chip's cost at the cheapest I/O die count, the perimeter,
     shoreline and package checks), then the first count that fits, or any strictly cheaper one that fits.
     Writes `SPLIT_OUT` of the chosen count to `out` (columns `rows`), and to `unsure` whether a comparison of
-    two costs was within TIE_REL (the numpy path then decides for the design)."""
+    two costs was within `tie_ulps`·(8 + n) ULP (TIE_ULPS; the numpy path then decides for the design)."""
     C = choices.shape[0]
     for r in rows:
         io, d2d_tbps, io_tbps, mm2_per_tbps = v[0, r] != 0, v[1, r], v[2, r], v[3, r]
@@ -200,11 +305,13 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
         mem, pkg_max, scale, foot, pkg_usd = v[12, r], v[13, r], v[14, r], v[15, r], v[16, r]
         wafer, d, a, cap, bond = v[17, r], v[18, r], v[19, r], v[20, r], v[21, r]
         n_lo, n_hi = v[22, r], (v[23, r] if v[24, r] != 0 else v[22, r])
+        is_ws = v[25, r] != 0
         pkg_room = pkg_max / scale
         ok_best = near = False
         usd_best = 0.0
         n = n_lo
         while True:  # n_lo, then n_lo + 1 … n_hi
+            tie = tie_ulps * (8.0 + n) * EPS
             split = n > 1
             d2d_die = (d2d_tbps if split else 0.0) + (io_tbps / n if io else 0.0)
             d2d = d2d_die * mm2_per_tbps
@@ -220,119 +327,129 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
             pad = _mn(pad, reticle)
             bonded = n + stacks
             top = _mn(reticle, (pkg_room - foot - area_min[r]) / n)
-            # fab.best_spares: the die without spares, then each spare count while it may still pay
-            base = f + m * core
-            die = _mx(base, pad)
-            qd = np.sqrt(die) + scribe
-            qd = qd * qd
-            dpw = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
-            # a bound below the cost of any spare choice of this count (as in the spare scan below: the die only
-            # grows with its spares, the yield stays below that of a clean non-redundant area, the package
-            # yield below that of its other bonds): where it is not below the best count's cost by 1e-9, this
-            # count cannot be strictly cheaper, and it is skipped
-            a_nr = f / 100.0
-            y_inf = _mx(_pow(1.0 + a_nr * d / a, -a) * (1.0 + 1e-9), 1e-12)
-            bond_n = _pow(bond, bonded)
-            inv_pkg = 1.0 / _mx(bond_n, 1e-12)
-            if ok_best and core >= 0.0:
-                dies_lo = wafer / (dpw * y_inf) * n
-                if ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
-                        * (1.0 - 1e-9) >= usd_best:
-                    n += 1.0
-                    if not n <= n_hi:
-                        break
-                    continue
-            y = _pow(1.0 + base / 100.0 * d / a, -a)
-            spares = 0.0
-            if cap >= 1:
-                package_c = scale * (n * die + foot)
-                dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
-                room = pkg_room - n * die - foot
-                j = hull[0, r]
-                if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
-                    j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
-                                     hull, hull_iy, hull_fx, hull_len)
-                    near = near or nr
-                esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-                bp = bond_n if io_n[j, r] == 0 else _pow(bond, bonded + io_n[j, r])
-                y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
-                raw = (package_c + scale * io_n[j, r] * io_die[j, r]) * pkg_usd
-                score = dies_c + (mem + io_usd[j, r]) + raw + (raw + dies_c + (mem + io_usd[j, r])) * (
-                    1.0 / y_pkg - 1.0) + test_fraction * dies_c
-                for col in range(C):
-                    s = choices[col]
-                    arr_s = (m + s) * core
-                    die_s = _mx(f + arr_s, pad)
-                    if not (die_s <= top and cap >= s):
-                        if core >= 0.0:
+            if is_ws:  # wafer-scale: its wafer as area._wafer_scale gives it (no spare search, no split)
+                die, y, dpw = v[27, r], v[28, r], 1.0
+                spares_chip, tol, nonred, core_array = v[26, r], v[31, r], v[29, r], v[30, r]
+                long_c, ret_c = np.inf, np.inf
+                bond_n = _pow(bond, bonded)
+            else:
+                # fab.best_spares: the die without spares, then each spare count while it may still pay
+                base = f + m * core
+                die = _mx(base, pad)
+                qd = np.sqrt(die) + scribe
+                qd = qd * qd
+                dpw = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
+                # a bound below the cost of any spare choice of this count (as in the spare scan below: the die only
+                # grows with its spares, the yield stays below that of a clean non-redundant area, the package
+                # yield below that of its other bonds): where it is not below the best count's cost by 1e-9, this
+                # count cannot be strictly cheaper, and it is skipped
+                a_nr = f / 100.0
+                y_inf = _mx(_pow(1.0 + a_nr * d / a, -a) * (1.0 + 1e-9), 1e-12)
+                bond_n = _pow(bond, bonded)
+                inv_pkg = 1.0 / _mx(bond_n, 1e-12)
+                if ok_best and core >= 0.0:
+                    dies_lo = wafer / (dpw * y_inf) * n
+                    if ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
+                            * (1.0 - 1e-9) >= usd_best:
+                        n += 1.0
+                        if not n <= n_hi:
                             break
                         continue
-                    qd = np.sqrt(die_s) + scribe
-                    qd = qd * qd
-                    dpw_s = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
-                    dies_lo = wafer / (dpw_s * y_inf) * n
-                    if ((dies_lo + mem + scale * (n * die_s + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
-                            * (1.0 - 1e-9) >= score and core >= 0.0:
-                        break
-                    a_arr = arr_s / 100.0
-                    t = (a_nr + a_arr) * d / a
-                    rr = a_arr * d / a / (1.0 + t)
-                    term = _pow(1.0 + t, -a)
-                    total = term
-                    for k in range(int(s)):
-                        term = term * (a + k)
-                        term = term / (k + 1)
-                        term = term * rr
-                        total = total + term
-                    y_s = _mn(_mx(total, 0.0), 1.0)
-                    package_c = scale * (n * die_s + foot)
-                    dies_c = wafer / (dpw_s * _mx(y_s, 1e-12)) * n
-                    room = pkg_room - n * die_s - foot
-                    j = hull[0, r]
-                    if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
+                y = _pow(1.0 + base / 100.0 * d / a, -a)
+                spares = 0.0
+                if cap >= 1:
+                    package_c = scale * (n * die + foot)
+                    dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+                    room = pkg_room - n * die - foot
+                    j = hull[r, 0]
+                    if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
                         j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx,
-                                         io_area, hull, hull_iy, hull_fx, hull_len)
+                                         io_area, used,
+                                         hull, hull_iy, hull_fx, hull_len, tie)
                         near = near or nr
-                    esc = y_s / _mx(y_s + (1.0 - y_s) * (1.0 - coverage), 1e-300)
-                    bp = bond_n if io_n[j, r] == 0 else _pow(bond, bonded + io_n[j, r])
-                    y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
-                    raw = (package_c + scale * io_n[j, r] * io_die[j, r]) * pkg_usd
-                    usd = dies_c + (mem + io_usd[j, r]) + raw + (raw + dies_c + (mem + io_usd[j, r])) * (
+                    esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+                    bp = bond_n if io_n[r, j] == 0 else _pow(bond, bonded + io_n[r, j])
+                    y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+                    raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
+                    score = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
                         1.0 / y_pkg - 1.0) + test_fraction * dies_c
-                    near = near or _near(usd, score * (1 - 1e-12))
-                    if usd < score * (1 - 1e-12):
-                        score, spares, die, y, dpw = usd, s, die_s, y_s, dpw_s
+                    for col in range(C):
+                        s = choices[col]
+                        arr_s = (m + s) * core
+                        die_s = _mx(f + arr_s, pad)
+                        if not (die_s <= top and cap >= s):
+                            if core >= 0.0:
+                                break
+                            continue
+                        qd = np.sqrt(die_s) + scribe
+                        qd = qd * qd
+                        dpw_s = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
+                        dies_lo = wafer / (dpw_s * y_inf) * n
+                        lower = (dies_lo + mem + scale * (n * die_s + foot) * pkg_usd) * inv_pkg \
+                            + test_fraction * dies_lo
+                        if lower * (1.0 - 1e-9) >= score and core >= 0.0:
+                            break
+                        a_arr = arr_s / 100.0
+                        t = (a_nr + a_arr) * d / a
+                        rr = a_arr * d / a / (1.0 + t)
+                        term = _pow(1.0 + t, -a)
+                        total = term
+                        for k in range(int(s)):
+                            term = term * (a + k)
+                            term = term / (k + 1)
+                            term = term * rr
+                            total = total + term
+                        y_s = _mn(_mx(total, 0.0), 1.0)
+                        package_c = scale * (n * die_s + foot)
+                        dies_c = wafer / (dpw_s * _mx(y_s, 1e-12)) * n
+                        room = pkg_room - n * die_s - foot
+                        j = hull[r, 0]
+                        if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
+                            j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx,
+                                             io_area, used, hull, hull_iy, hull_fx, hull_len, tie)
+                            near = near or nr
+                        esc = y_s / _mx(y_s + (1.0 - y_s) * (1.0 - coverage), 1e-300)
+                        bp = bond_n if io_n[r, j] == 0 else _pow(bond, bonded + io_n[r, j])
+                        y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+                        raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
+                        usd = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
+                            1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                        near = near or _near(usd, score * (1 - 1e-12), tie)
+                        if usd < score * (1 - 1e-12):
+                            score, spares, die, y, dpw = usd, s, die_s, y_s, dpw_s
+                spares_chip, tol, nonred, core_array = spares * n, spares, f, (m + spares) * core
+                long_c, ret_c = long_mm, reticle
             # the chosen spares: perimeter, the chip's cost at its I/O die count, package and checks
-            core_array = (m + spares) * core
-            h = _mx(_mn(np.sqrt(max_aspect * die), long_mm), np.sqrt(die))
+            h = _mx(_mn(np.sqrt(max_aspect * die), long_c), np.sqrt(die))
             limit = frac * n * (2.0 * (h + die / _mx(h, 1e-12)))
             package_c = scale * (n * die + foot)
             dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
             room = pkg_room - n * die - foot
-            j = hull[0, r]
-            if hull_len[r] > 1 or (io_area[j, r] > room and area_min[r] <= room):  # (else: the one line)
-                j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
-                                 hull, hull_iy, hull_fx, hull_len)
+            j = hull[r, 0]
+            if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
+                j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area, used,
+                                 hull, hull_iy, hull_fx, hull_len, tie)
                 near = near or nr
-            cnt = io_n[j, r]
+            cnt = io_n[r, j]
             esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
             bp = bond_n if cnt == 0 else _pow(bond, bonded + cnt)
-            y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[j, r]
-            memory = mem + io_usd[j, r]
-            raw = (package_c + scale * cnt * io_die[j, r]) * pkg_usd
+            y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+            memory = mem + io_usd[r, j]
+            raw = (package_c + scale * cnt * io_die[r, j]) * pkg_usd
             usd = dies_c + memory + raw + (raw + dies_c + memory) * (1.0 / y_pkg - 1.0) + test_fraction * dies_c
-            package = scale * (n * die + foot + cnt * io_die[j, r])
-            fits = die <= reticle and need <= limit * (1 + 1e-9) and package <= pkg_max
-            near = near or (n != n_lo and fits and ok_best and _near(usd, usd_best))
+            package = scale * (n * die + foot + cnt * io_die[r, j])
+            fits = die <= ret_c and need <= limit * (1 + 1e-9) and package <= pkg_max
+            near = near or (n != n_lo and fits and ok_best and _near(usd, usd_best, tie))
             if n == n_lo or (fits and (not ok_best or usd < usd_best)):
                 ok_best, usd_best = fits, usd
-                out[0, r], out[1, r], out[2, r], out[3, r], out[4, r] = n, spares * n, spares, die, d2d * n
-                out[5, r], out[6, r], out[7, r], out[8, r] = f, core_array, _mx(die - f - core_array, 0.0) * n, need
+                out[0, r], out[1, r], out[2, r], out[3, r], out[4, r] = n, spares_chip, tol, die, d2d * n
+                out[5, r], out[6, r] = nonred, core_array
+                out[7, r], out[8, r] = _mx(die - nonred - core_array, 0.0) * n, need
                 out[9, r], out[10, r] = limit, package
-                out[11, r] = die <= reticle
+                out[11, r] = die <= ret_c
                 out[12, r] = need <= limit * (1 + 1e-9)
                 out[13, r] = package <= pkg_max
-                out[14, r], out[15, r], out[16, r], out[17, r] = usd, cnt, io_die[j, r], io_crit[j, r]
+                out[14, r], out[15, r], out[16, r], out[17, r] = usd, cnt, io_die[r, j], io_crit[r, j]
             n += 1.0
             if not n <= n_hi:
                 break
@@ -341,12 +458,16 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
 
 def warm() -> None:
     """Compile the kernels for the argument types `area` passes (or load them from numba's cache)."""
-    f1 = np.ones(1)
-    io = np.ones((1, 1))
-    io_dominance(io, io.copy(), io.copy())
-    io_hull(io, io.copy(), io.copy(), f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
+    f1, b1 = np.ones(1), np.ones(1, np.bool_)
+    io, bio = np.ones((1, 1)), np.ones((1, 1), np.bool_)
+    io_geometry(b1, b1.copy(), f1, f1, f1, f1, f1, 1.0, 0.5, 2.5, 2.0, 33.0, io.copy(), bio.copy(), io.copy(),
+                io.copy(), bio.copy(), io.copy())
+    io_escape(io, 0.9, io.copy())
+    io_costs(io, bio, io.copy(), io.copy(), bio.copy(), io.copy(), io.copy(), io.copy(), f1, f1, f1, f1, 1.0, 1.0,
+             0.0, 0.0, *(io.copy() for _ in range(8)))
+    io_hull(io, io.copy(), io.copy(), 1, f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
-    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), f1.copy(), np.zeros((1, 1), np.intp),
-               io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0, 1.0, 1.0, 0.0, 1.0, 0.0,
-               np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_))
+    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
+               np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0,
+               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_))
