@@ -11,8 +11,9 @@ of `--repeat` runs (the machine may be shared: CPU time of this process, wall ti
 per stage, the share of feasible designs and the ratio to the targets of issue 15 ("Speed"):
 ≥ 100,000 designs/s at chunks of 10k and ≥ 30,000 designs/s at chunks of 128 on one core. `--breakdown`
 adds the CPU time of the design metrics and of each scenario's mapping (the rest of `evaluate` is the
-mix arithmetic). Both paths of `perf.step_times` are measured (`--kernel both`, the default): the compiled
-kernel (numba, `DSE_KERNEL=numba`; its first call's compile or cache-load time is printed) and numpy.
+mix arithmetic). Both paths of the model's compiled kernels (`perf.step_times`, the LLM mapping, `chip_area`)
+are measured (`--kernel both`, the default): the compiled kernels (numba, `DSE_KERNEL=numba`; the first call's
+compile or cache-load time is printed) and numpy.
 `--designs-from RUN_DIR` evaluates a run's own designs (its results.parquet, in trial order) instead of random
 ones: e.g. the quick start's 2,000 NSGA-II designs, mostly feasible and heavier than random full.yaml designs
 (~18 % feasible), at its generation size (`--chunks 125 --kernel numpy`: the path the quick start takes).
@@ -126,7 +127,8 @@ def part_times(cols: dict, n: int, chunk: int, tech, repeat: int) -> dict[str, f
 
 
 def use_kernel(mode: str) -> None:
-    """Make `perf.step_times` take the `mode` path ("numba" or "numpy") from the next call on."""
+    """Make the model's kernels (`perf.step_times`, the mapping, `chip_area`) take the `mode` path ("numba" or
+    "numpy") from the next call on."""
     os.environ[perf.KERNEL_ENV] = mode
     perf.reset_kernel()
 
@@ -141,7 +143,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per chunk size; the best is reported")
     ap.add_argument("--breakdown", action="store_true", help="also print where the time goes, per chunk size")
     ap.add_argument("--kernel", choices=("both", "numba", "numpy"), default="both",
-                    help="path of perf.step_times: the compiled kernel, numpy, or both one after the other")
+                    help="path of the model's kernels: compiled (numba), numpy, or both one after the other")
     ap.add_argument("--parts", action="store_true",
                     help="also print CPU ms per call of chip_area and of the voltage solve, per chunk size")
     ap.add_argument("--designs-from", default=None, metavar="RUN_DIR",
