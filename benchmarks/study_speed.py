@@ -391,7 +391,8 @@ def main() -> None:
                   f"{'own':>6} {'evaluated':>9} {'feasible':>8} {'front':>6} {'hypervolume':>12}  note")
             for name, r in out.items():
                 Y, f = r["Y"], r["feasible"]
-                front = int(nondominated_mask(Y[f], maximize).sum()) if f.any() else 0
+                # distinct points: a study that re-asks a design records it once per trial
+                front = len(np.unique(Y[f][nondominated_mask(Y[f], maximize)], axis=0)) if f.any() else 0
                 print(f"{name:<15} {len(Y):>7} {r['wall']:>8.2f} {len(Y) / r['wall']:>9.0f} {r['cpu']:>7.2f} "
                       f"{r['model']:>6.2f} {r['cpu'] - r['model']:>6.2f} {r['designs']:>9} "
                       f"{int(f.sum()):>8} {front:>6} {hv[name]:>12.5g}  {r['note']}")
