@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from dse.model import perf
 
 
@@ -19,3 +21,17 @@ def kernel_runner(monkeypatch) -> Callable[..., Any]:
         finally:
             perf.reset_kernel()
     return run
+
+
+def assert_bit_equal(a: dict, b: dict, what: str) -> None:
+    """Every column of `a` equals `b`'s bit for bit: same keys, shapes and dtypes; floats equal with the same sign
+    of zero, NaN where NaN."""
+    assert a.keys() == b.keys(), what
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        assert x.shape == y.shape and x.dtype == y.dtype, (what, k, x.shape, y.shape, x.dtype, y.dtype)
+        if x.dtype.kind == "f":
+            same = ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
+        else:
+            same = x == y
+        assert same.all(), f"{what}: {k} differs at {np.flatnonzero(~same)[:5]}: {x[~same][:3]} vs {y[~same][:3]}"

@@ -25,7 +25,7 @@ from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
 from _designs import random_designs  # noqa: E402
-from _kernels import kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 STEPS = (-1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-12, 1e-9, 1e-6, 1e-3)  # relative offsets around a threshold
@@ -36,18 +36,6 @@ def mode(monkeypatch):
     """Run a function under DSE_KERNEL=mode (the path chosen afresh)."""
     yield kernel_runner(monkeypatch)
     perf.reset_kernel()
-
-
-def _exact(a: dict, b: dict, what: str) -> None:
-    assert a.keys() == b.keys(), what
-    for k in a:
-        x, y = np.asarray(a[k]), np.asarray(b[k])
-        assert x.shape == y.shape and x.dtype == y.dtype, (what, k, x.shape, y.shape, x.dtype, y.dtype)
-        if x.dtype.kind == "f":
-            same = ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
-        else:
-            same = x == y
-        assert same.all(), f"{what}: {k} differs at {np.flatnonzero(~same)[:5]}: {x[~same][:3]} vs {y[~same][:3]}"
 
 
 def _fields(obj) -> dict:
@@ -101,7 +89,7 @@ def test_io_die_choices_compiled_equal_numpy(mode):
     arr = _random(3000, 21)
     a, b = (mode(m, area._blocks, arr).io for m in ("numpy", "numba"))
     assert (a.hull_len > 1).any()  # designs with several I/O die counts on the envelope occur
-    _exact(_fields(a), _fields(b), "_IoChoices")
+    assert_bit_equal(_fields(a), _fields(b), "_IoChoices")
 
 
 @needs_numba
@@ -110,12 +98,12 @@ def test_chip_area_compiled_equals_numpy_on_random_designs(mode, seed):
     arr = _random(4000, 100 + seed)
     ref, got = (_fields(mode(m, area.chip_area, arr)) for m in ("numpy", "numba"))
     assert (ref["num_dies"] > 1).sum() > 100 and (~ref["feasible"]).any() and ref["feasible"].any()
-    _exact(ref, got, "chip_area, random designs")
+    assert_bit_equal(ref, got, "chip_area, random designs")
     for chunk in (1, 7, 128):  # a design's answer does not depend on the designs that share its call
         part = np.arange(0, 700)
         pieces = [_fields(mode("numba", area.chip_area, arr.take(part[s:s + chunk]))) for s in range(0, 700, chunk)]
-        _exact({k: v[part] for k, v in ref.items()}, {k: np.concatenate([p[k] for p in pieces]) for k in ref},
-               f"chip_area in chunks of {chunk}")
+        assert_bit_equal({k: v[part] for k, v in ref.items()},
+                         {k: np.concatenate([p[k] for p in pieces]) for k in ref}, f"chip_area in chunks of {chunk}")
 
 
 @needs_numba
@@ -130,7 +118,7 @@ def test_chip_area_compiled_equals_numpy_with_given_dies_and_spares(mode):
     arr = DesignArrays.from_columns(cols, default_technology())
     ref, got = (_fields(mode(m, area.chip_area, arr)) for m in ("numpy", "numba"))
     assert (ref["spare_cores"] > 64).any() and (ref["num_dies"] > 1).any()
-    _exact(ref, got, "chip_area with given dies and spares")
+    assert_bit_equal(ref, got, "chip_area with given dies and spares")
 
 
 @needs_numba
@@ -140,7 +128,7 @@ def test_chip_area_compiled_equals_numpy_with_dies_between(mode):
     lo = rng.integers(1, 6, arr.n).astype(float)
     between = (lo, lo + rng.integers(0, 6, arr.n))
     ref, got = (_fields(mode(m, area.chip_area, arr, between)) for m in ("numpy", "numba"))
-    _exact(ref, got, "chip_area with dies_between")
+    assert_bit_equal(ref, got, "chip_area with dies_between")
 
 
 @needs_numba
@@ -158,8 +146,9 @@ def test_chip_area_compiled_equals_numpy_next_to_split_and_reticle_thresholds(mo
         arr = DesignArrays.from_columns(c, tech)
         ref, got = (_fields(mode(m, area.chip_area, arr)) for m in ("numpy", "numba"))
         assert len(np.unique(ref["num_dies"] if what == "split" else ref["feasible"])) > 1
-        _exact(ref, got, f"chip_area next to the {what} thresholds")
-        _exact(mode("numpy", _metrics, arr), mode("numba", _metrics, arr), f"design metrics next to the {what}")
+        assert_bit_equal(ref, got, f"chip_area next to the {what} thresholds")
+        assert_bit_equal(mode("numpy", _metrics, arr), mode("numba", _metrics, arr),
+                         f"design metrics next to the {what}")
 
 
 @needs_numba
@@ -169,8 +158,9 @@ def test_design_metrics_and_evaluate_compiled_equal_numpy_on_catalog_and_random(
     rnd = _random(1500, 3)
     for what, arr in (("catalog", cat), ("random", rnd)):
         ref, got = (_fields(mode(m, area.chip_area, arr)) for m in ("numpy", "numba"))
-        _exact(ref, got, f"chip_area, {what}")
-        _exact(mode("numpy", _metrics, arr), mode("numba", _metrics, arr), f"design metrics, {what}")
+        assert_bit_equal(ref, got, f"chip_area, {what}")
+        assert_bit_equal(mode("numpy", _metrics, arr), mode("numba", _metrics, arr), f"design metrics, {what}")
     mix = load_mix("balanced")
     for what, arr in (("catalog", cat), ("random", rnd.take(np.arange(400)))):
-        _exact(mode("numpy", evaluate, arr, mix, tech), mode("numba", evaluate, arr, mix, tech), f"evaluate, {what}")
+        assert_bit_equal(mode("numpy", evaluate, arr, mix, tech), mode("numba", evaluate, arr, mix, tech),
+                         f"evaluate, {what}")

@@ -27,7 +27,7 @@ from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
-from _kernels import kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
 from test_model_speed_equiv import _columns, _variants  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
@@ -49,18 +49,6 @@ def mode(monkeypatch):
     perf.reset_kernel()
 
 
-def _exact(a: dict, b: dict, what: str) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        x, y = np.asarray(a[k]), np.asarray(b[k])
-        assert x.shape == y.shape and x.dtype == y.dtype, (what, k)
-        if x.dtype.kind == "f":
-            same = ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
-        else:
-            same = x == y
-        assert same.all(), f"{what}: {k} differs at {np.flatnonzero(~same)[:5]}: {x[~same][:3]} vs {y[~same][:3]}"
-
-
 def _result_columns(r) -> dict:
     return {"feasible": r.feasible, "reason": r.reason, **{f"m.{k}": v for k, v in r.metrics.items()},
             **{f"plan.{k}": v for k, v in r.plans.items()}}
@@ -77,8 +65,8 @@ def test_compiled_mapping_equals_numpy_mapping_exactly(mode, mix_name, software)
     fused = mode("numba", evaluate, arr, mix, tech, cal=software)
     staged = mode("numba", evaluate, arr, mix, tech, cal=software, staged=True)
     assert 0 < numpy_["feasible"].sum() < N  # feasible designs and reasons both occur
-    _exact(numpy_, fused, f"{mix_name}/{software}: numba vs numpy")
-    _exact(staged, fused, f"{mix_name}/{software}: compiled vs staged mapping")
+    assert_bit_equal(numpy_, fused, f"{mix_name}/{software}: numba vs numpy")
+    assert_bit_equal(staged, fused, f"{mix_name}/{software}: compiled vs staged mapping")
 
 
 @needs_numba
@@ -94,7 +82,7 @@ def test_compiled_mapping_equals_numpy_mapping_with_forced_parallelism(mode, for
                 continue
             a = mode("numpy", evaluate_scenario, entry.scenario, hw, cal, **force)
             b = mode("numba", evaluate_scenario, entry.scenario, hw, cal, **force)
-            _exact(_result_columns(a), _result_columns(b), f"{entry.scenario.name} {force} {software}")
+            assert_bit_equal(_result_columns(a), _result_columns(b), f"{entry.scenario.name} {force} {software}")
 
 
 @needs_numba
@@ -111,7 +99,7 @@ def test_compiled_mapping_kv_room_of_the_whole_memory(mode):
         a = mode("numpy", evaluate_scenario, scenario, hw, cal)
         b = mode("numba", evaluate_scenario, scenario, hw, cal)
         assert (~a.feasible).any() and a.feasible.any()
-        _exact(_result_columns(a), _result_columns(b), f"{update}")
+        assert_bit_equal(_result_columns(a), _result_columns(b), f"{update}")
 
 
 @needs_numba
@@ -131,9 +119,9 @@ def test_compiled_mapping_does_not_depend_on_call_mates(mode):
             rows = range(0, n, 23)
             parts = [mode("numba", evaluate, DesignArrays.from_columns({k: v[i:i + 1] for k, v in cols.items()}, tech),
                           mix, tech) for i in rows]
-            _exact({k: whole[k][list(rows)] for k in whole}, {k: np.concatenate([p[k] for p in parts]) for k in whole},
-                   "chunks of 1")
+            assert_bit_equal({k: whole[k][list(rows)] for k in whole},
+                             {k: np.concatenate([p[k] for p in parts]) for k in whole}, "chunks of 1")
             continue
         parts = [mode("numba", evaluate, DesignArrays.from_columns({k: v[s:s + size] for k, v in cols.items()}, tech),
                       mix, tech) for s in range(0, n, size)]
-        _exact(whole, {k: np.concatenate([p[k] for p in parts]) for k in whole}, f"chunks of {size}")
+        assert_bit_equal(whole, {k: np.concatenate([p[k] for p in parts]) for k in whole}, f"chunks of {size}")
