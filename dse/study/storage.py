@@ -24,7 +24,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import optuna
@@ -341,16 +341,23 @@ class TrialRecords:
         # every row's cells as one tuple (a field of one text repeated); a template picks its cells from it
         table = list(zip(*[c if isinstance(c, list) else itertools.repeat(c, n) for c in cells]))
         if len(patterns) == 1:
-            template, at = self._template(tuple(patterns[0]), knobs, m, ns, names)
-            pick = operator.itemgetter(*at)
-            return [template % pick(r) for r in table] if len(at) > 1 else [template % (r[at[0]],) for r in table]
+            template, pick = self._filler(tuple(patterns[0]), knobs, m, ns, names)
+            return [template % pick(r) for r in table]
         out: list[str] = [""] * n
         for p, pattern in enumerate(patterns):
-            template, at = self._template(tuple(pattern), knobs, m, ns, names)
-            pick = operator.itemgetter(*at)
+            template, pick = self._filler(tuple(pattern), knobs, m, ns, names)
             for i in np.flatnonzero(which == p).tolist():
-                out[i] = template % (pick(table[i]) if len(at) > 1 else (table[i][at[0]],))
+                out[i] = template % pick(table[i])
         return out
+
+    def _filler(self, pattern: tuple[bool, ...], knobs: list, m: int, ns: int,
+                names: tuple[list[str], list[str], list[str]]) -> tuple[str, Callable[[tuple], tuple]]:
+        """A pattern's template and the function that picks its cells, as a tuple, from a row's cells."""
+        template, at = self._template(pattern, knobs, m, ns, names)
+        if len(at) == 1:  # (itemgetter of one index returns the cell itself, not a tuple)
+            j = at[0]
+            return template, lambda r: (r[j],)
+        return template, operator.itemgetter(*at)
 
     def _template(self, pattern: tuple[bool, ...], knobs: list, m: int, ns: int,
                   names: tuple[list[str], list[str], list[str]]) -> tuple[str, list[int]]:
