@@ -18,14 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dse.config import load_yaml_model
 from dse.errors import DseUserError
-from dse.model.calibration import check_stack
+from dse.model.calibration import calibration_classes, check_stack
 from dse.workloads.shapes import ModelShape
 
 MEASUREMENTS_FILE = Path(__file__).resolve().parent.parent / "catalog" / "measurements.yaml"
 
 REGIMES = ("decode_b1", "prefill", "large_batch", "cnn", "moe", "power", "kernel",
            "serving")  # serving: rows of dse/validate/serving_measurements.yaml (dse/validate/serving.py)
-SOFTWARE_CLASSES = ("tuned", "graph", "generic", "vllm", "kernel")
+# the software classes a row may name: those of dse/model/data/calibration.yaml (declared there once)
+SOFTWARE_CLASSES: tuple[str, ...] = tuple(calibration_classes())
 
 # metric -> (unit, kind of prediction). LLM metrics run the real mapping (dse.evaluate.mapping.map_llm).
 METRICS: dict[str, tuple[str, str]] = {
@@ -73,7 +74,7 @@ class Measurement(BaseModel):
     message_bytes: float = Field(0, ge=0)
     # provenance
     software: str = Field(min_length=1, description="the serving software / benchmark as published")
-    software_class: Literal["tuned", "graph", "generic", "vllm", "kernel"]
+    software_class: Literal[SOFTWARE_CLASSES]  # type: ignore[valid-type]
     stack: dict[str, bool | str] = Field(
         default_factory=dict, description="the published stack's structure where it differs from its software_class "
         "(dse.model.calibration.STACK_FIELDS, e.g. plugin_layers: false for a vLLM build measured as `tuned`); "
