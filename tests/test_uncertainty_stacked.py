@@ -63,7 +63,7 @@ def test_constant_not_carried_per_row_falls_back_to_building_each_sample():
     fraction): the check against a built sample catches it and every sample is built."""
     tech = load_technology({"wafer": {"test_cost_fraction": {"low": 0.0, "high": 0.2, "value": 0.01}}})
     path = ("wafer", "test_cost_fraction")
-    assert montecarlo._row_attribute(path) is None
+    assert montecarlo._row_attributes(path) == ()
     ds = _catalog()[:6]
     mc = monte_carlo_designs(ds, "local", tech, samples=3, seed=0, model_error=False, exact=True)
     assert len({v[path] for v in mc.tech_values}) == 3
@@ -72,12 +72,38 @@ def test_constant_not_carried_per_row_falls_back_to_building_each_sample():
 
 
 def test_row_attributes_come_from_the_registry_tables():
-    assert montecarlo._row_attribute(("process_nodes", "n5", "wafer_price_usd")) == ("wafer_price_usd",
-                                                                                     "chip.process_node")
-    assert montecarlo._row_attribute(("memories", "hbm3", "usd_per_gb")) == ("mem_usd_per_gb", "chip.memory")
-    assert montecarlo._row_attribute(("packaging", "cowos_s", "usd_per_mm2")) == ("pkg_usd_per_mm2",
-                                                                                  "chip.packaging")
-    assert montecarlo._row_attribute(("tco", "usd_per_kwh")) is None
+    assert montecarlo._row_attributes(("process_nodes", "n5", "wafer_price_usd")) == (
+        ("wafer_price_usd", "chip.process_node"), ("wafer_price_usd_io", "chip.io_die_node"))
+    assert montecarlo._row_attributes(("process_nodes", "n7", "defect_density_per_cm2")) == (
+        ("defect_density_per_cm2", "chip.process_node"), ("defect_density_per_cm2_io", "chip.io_die_node"))
+    assert montecarlo._row_attributes(("memories", "hbm3", "usd_per_gb")) == (("mem_usd_per_gb", "chip.memory"),)
+    assert montecarlo._row_attributes(("packaging", "cowos_s", "usd_per_mm2")) == (("pkg_usd_per_mm2",
+                                                                                    "chip.packaging"),)
+    assert montecarlo._row_attributes(("tco", "usd_per_kwh")) == ()
+
+
+def test_io_dies_on_a_sampled_node_stay_stacked(monkeypatch):
+    """I/O dies on a node whose wafer price and defect density are sampled: the patched rows carry the I/O
+    dies' constants too (wafer_price_usd_io ...), so the samples stay stacked (the design level is built
+    once for the nominal, once to check) and every sample equals a full evaluation of its technology.
+    Before, only the compute dies' constants were patched, the check failed and every sample was built."""
+    tech = load_technology()
+    cols = random_designs(40, 11, {"chip.io_die_node": "n7", "chip.process_node": "n5"})
+    built = []
+
+    def build(t):
+        built.append(t)
+        return DesignArrays.from_columns(cols, t)
+
+    mc = montecarlo.monte_carlo(build, "local", tech, samples=4, seed=2, model_error=False, exact=True)
+    assert len(built) == 2  # nominal + the first sample's check: no fallback to building each sample
+    for s, vals in enumerate(mc.tech_values):
+        assert ("process_nodes", "n7", "wafer_price_usd") in vals
+        t = tech.with_values(vals)
+        full = evaluate(DesignArrays.from_columns(cols, t), "local", t)
+        for col, v in mc.samples.items():
+            assert np.allclose(v[s], full[col].astype(float), rtol=1e-12, atol=0), (s, col)
+    assert np.ptp(mc.samples["chip_cost_usd"], axis=0).max() > 0  # the prices do move the cost
 
 
 def _stacked(n: int = 400, samples: int = 8, seed: int = 3, pin: dict | None = None):

@@ -165,6 +165,11 @@ def _node() -> Any:
     return field(metadata={"process_nodes": True})
 
 
+
+# a row attribute named `<constant><suffix>` copies a technology constant from the table entry another knob
+# selects: the I/O dies' process-node constants (wafer_price_usd_io, ...) follow chip.io_die_node
+ROW_SUFFIX_KNOBS: dict[str, str] = {"_io": "chip.io_die_node"}
+
 @dataclass
 class DesignArrays:
     """Every knob and resolved technology value of `n` designs as arrays of shape (n,).
@@ -235,7 +240,7 @@ class DesignArrays:
     pkg_is_interposer: np.ndarray = field()
     dies: np.ndarray = field()  # 0 = automatic split
     # I/O dies on their own node (chip.io_die_node; has_io_die False = PHYs on the compute dies). Suffix
-    # `_io`: a process-node constant's row attribute is the one whose name ends with it (dse.uncertainty)
+    # `_io`: the row attribute of a process-node constant for the I/O dies (ROW_SUFFIX_KNOBS, dse.uncertainty)
     has_io_die: np.ndarray = field()
     io_dies: np.ndarray = field()  # I/O dies per chip (chip.io_dies) where has_io_die
     wafer_price_usd_io: np.ndarray = field()

@@ -40,8 +40,8 @@ from dse.evaluate.metrics import metric_info
 from dse.catalog import load_catalog_design
 from dse.evaluate.table import design_metrics, evaluate, reference_throughputs
 from dse.model.calibration import load_calibration
-from dse.model.arrays import DesignArrays
-from dse.model.knobs import KNOBS
+from dse.model.arrays import ROW_SUFFIX_KNOBS, DesignArrays
+from dse.model.knobs import BY_NAME, KNOBS
 from dse.model.area import AreaBreakdown, chip_area, split_costs
 from dse.model.cost import chip_cost, tco_usd_per_hour
 from dse.model.perf import HwView
@@ -169,15 +169,22 @@ STACK_ROWS = 1 << 16  # rows per stacked design-level pass: amortises numpy's pe
 
 
 @functools.lru_cache(maxsize=None)
-def _row_attribute(path: tuple[str, ...]) -> tuple[str, str] | None:
-    """(DesignArrays attribute, selecting str knob) that carries technology constant `path` = (table,
+def _row_attributes(path: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The (DesignArrays attribute, selecting str knob) pairs that carry technology constant `path` = (table,
     entry, field) into each row unchanged, e.g. process_nodes.n5.wafer_price_usd → (wafer_price_usd,
-    chip.process_node); None when no single attribute does."""
+    chip.process_node) and, for the I/O dies, (wafer_price_usd_io, chip.io_die_node) (arrays.ROW_SUFFIX_KNOBS);
+    () when no single attribute does."""
     if len(path) != 3:
-        return None
-    knob = next((k.name for k in KNOBS if k.table == path[0]), None)
-    attrs = [f.name for f in dataclasses.fields(DesignArrays) if f.name == path[2] or f.name.endswith("_" + path[2])]
-    return (attrs[0], knob) if knob and len(attrs) == 1 else None
+        return ()
+    suffixed = set(ROW_SUFFIX_KNOBS.values())
+    knob = next((k.name for k in KNOBS if k.table == path[0] and k.name not in suffixed), None)
+    names = {f.name for f in dataclasses.fields(DesignArrays)}
+    attrs = [a for a in sorted(names) if a == path[2] or a.endswith("_" + path[2])]
+    if not knob or len(attrs) != 1:
+        return ()
+    extra = tuple((attrs[0] + suffix, other) for suffix, other in ROW_SUFFIX_KNOBS.items()
+                  if attrs[0] + suffix in names and BY_NAME[other].table == path[0])
+    return ((attrs[0], knob),) + extra
 
 
 def _patched(arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]], design: np.ndarray,
@@ -185,19 +192,19 @@ def _patched(arr: DesignArrays, values: Sequence[Mapping[tuple[str, ...], float]
     """Rows `design` of `arr`, row i carrying the constants of sample `sample[i]` (those a row attribute
     carries; others, e.g. the electricity price, enter later through the technology)."""
     big = arr.take(design)
-    for path in {p for vals in values for p in vals if _row_attribute(p)}:
-        attr, knob = _row_attribute(path)
-        col = getattr(big, attr)
+    for path in {p for vals in values for p in vals if _row_attributes(p)}:
         v = np.array([vals.get(path, np.nan) for vals in values])[sample]
-        hit = (np.asarray(big.names[knob]) == path[1]) & np.isfinite(v)
-        col[:] = np.where(hit, v, col)
+        for attr, knob in _row_attributes(path):
+            col = getattr(big, attr)
+            hit = (np.asarray(big.names[knob]) == path[1]) & np.isfinite(v)
+            col[:] = np.where(hit, v, col)
     return big
 
 
 # the row attributes a sample may move without changing any geometry: the automatic split's chip cost is
 # then linear in the prices and grows with the defect density (yield), which _SplitBounds relies on
 SPLIT_PRICES = ("wafer_price_usd", "wafer_price_usd_io", "mem_usd_per_gb", "pkg_usd_per_mm2")
-SPLIT_YIELD = ("defect_density_per_cm2",)
+SPLIT_YIELD = ("defect_density_per_cm2", "defect_density_per_cm2_io")
 SPLIT_SLACK = 1e-9  # relative: far above the rounding between area's and cost's pricing of one split
 
 
@@ -233,10 +240,10 @@ class _SplitBounds:
               ) -> "_SplitBounds | None":
         """The bounds for `values`, or None when a sampled constant is not a price or a defect density
         (e.g. an area density: the geometry moves) or the cost is not linear in the prices."""
-        attrs = {_row_attribute(p)[0] for vals in values for p in vals if _row_attribute(p)}
+        attrs = {a for vals in values for p in vals for a, _ in _row_attributes(p)}
         if not arr.n or not attrs <= set(SPLIT_PRICES + SPLIT_YIELD):
             return None
-        defects = {p for vals in values for p in vals if _row_attribute(p) and _row_attribute(p)[0] in SPLIT_YIELD}
+        defects = {p for vals in values for p in vals if any(a in SPLIT_YIELD for a, _ in _row_attributes(p))}
         low = {p: min(vals[p] for vals in values if p in vals) for p in defects}  # the lowest sampled densities
         rows, zero = np.arange(arr.n), np.zeros(arr.n, int)
 
