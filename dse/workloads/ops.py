@@ -391,12 +391,14 @@ class OpBuilder:
         self._add(name, kind, flops=flops, act_in_bytes=act_in_bytes, act_out_bytes=act_out_bytes)
 
     def permute(self, name: str, *, rows_in: float, rows_out: float, width: float, in_bytes: float,
-                out_bytes: float, flops_per: float = 0.0) -> None:
-        """A row gather / scatter that no GEMM epilogue can absorb (MoE token permutation: each token's row is
-        copied to, or summed back from, the rows of the experts it was routed to): reads `rows_in` rows of
-        `width` values at `in_bytes` each, writes `rows_out` rows at `out_bytes`; `flops_per` per value read."""
+                out_bytes: float, flops_per: float = 0.0, out_width: float | None = None) -> None:
+        """A row kernel over expert-permuted rows that no GEMM epilogue can absorb (MoE token permutation: each
+        token's row is copied to, or summed back from, the rows of the experts it was routed to; the experts'
+        activation between their two grouped GEMMs): reads `rows_in` rows of `width` values at `in_bytes` each,
+        writes `rows_out` rows of `out_width` (default `width`) values at `out_bytes`; `flops_per` per value read."""
+        ow = width if out_width is None else out_width
         self._add(name, "permute", flops=flops_per * rows_in * width, act_in_bytes=rows_in * width * in_bytes,
-                  act_out_bytes=rows_out * width * out_bytes)
+                  act_out_bytes=rows_out * ow * out_bytes)
 
     def embed(self, name: str, tokens: float, hidden: int, split: int = 1, tensor: str | None = None) -> None:
         """Embedding lookup: reads one row per token (of this chip's vocab shard)."""

@@ -52,6 +52,18 @@ GEMM_OUT_BYTES = 2.0
 TOPK_PICK_BYTES = 8.0
 
 
+# Expert activation note. The experts' activation (SiLU(gate) x up, or the plain activation) runs as a kernel of its own between the two
+# grouped GEMMs, over the permuted rows: it reads the up GEMM's 16-bit outputs (GEMM_OUT_BYTES: the GEMM accumulates
+# in FP32 and writes BF16) and writes the down GEMM's input in the activation format (quantizing on the way). Not a
+# GEMM epilogue as the dense MLP's gated activation is in the fusing stacks: MegaBlocks (arXiv:2211.15841 §3, Fig. 6)
+# computes the expert layer as grouped / block-sparse GEMM, then the activation as a separate elementwise op on the
+# block-sparse intermediate, then the second GEMM; vLLM's and SGLang's fused_moe run the first grouped GEMM into a
+# 16-bit intermediate cache, then their silu_and_mul kernel, then (FP8) a per-token quantize, then the second
+# grouped GEMM (vllm/model_executor/layers/fused_moe/fused_moe.py, recalled, not read here). Bound: a grouped-GEMM
+# kernel with the gated activation and quantization in its epilogue (gate / up weight columns interleaved) removes
+# this kernel and writes ffn narrow values instead of 2 ffn 16-bit ones; dse keeps the unfused form for every stack.
+
+
 def gemm_out_bytes(act_bytes: float) -> float:
     """Bytes per value of a GEMM output or of the residual stream (what the tensor-parallel collectives reduce or
     gather and what a pipeline stage hands to the next): 16 bits (GEMM_OUT_BYTES) whatever the narrower
@@ -395,7 +407,8 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     sums each token's k expert outputs back into its row with the router weights (MegaBlocks,
     arXiv:2211.15841 §3: gather / grouped GEMM / scatter; the same permute and finalize kernels run in
     every MoE serving stack). Neither is a GEMM epilogue: a token's k rows live in k different experts'
-    tiles. The expert outputs are written and read at 16 bits (the combine's precision, `gemm_out_bytes`)."""
+    tiles. The expert outputs are written and read at 16 bits (the combine's precision, `gemm_out_bytes`),
+    and so are the up GEMM's, which the experts' activation reads as a kernel of its own (the expert activation note)."""
     ab = b.prec.act_bytes
     cb = gemm_out_bytes(ab)  # the combine moves the experts' 16-bit outputs
     k, E = s.active_experts, s.experts
@@ -418,9 +431,12 @@ def _moe_ops(b: OpBuilder, s: ModelShape, dm: _Dims, *, T: float, ep: int, repli
     hit = n_loc * (1.0 - (1.0 - 1.0 / n_loc) ** n_pairs) if n_loc > 1 else float(n_pairs > 0)
     rows = padded_expert_rows(te, n_loc, moe_tile_rows(te / max(touched, 1e-12))) / max(hit, 1e-12)
     rows = max(rows, te / max(touched, 1e-12))
+    # the up (gate + up) grouped GEMM writes its 16-bit outputs; the activation is a kernel of its own over the
+    # permuted rows, reading them and writing the down GEMM's input format (the expert activation note above)
     b.gemm("experts_up", rows, s.hidden, up_n, groups=touched, bias=s.mlp_bias, tensor="experts",
-           act_in_bytes=te * s.hidden * ab, act_out_bytes=te * up_n * ab)
-    b.act("experts_act", te * dm.ffn, flops_per=act, inputs=inputs)
+           act_in_bytes=te * s.hidden * ab, act_out_bytes=te * up_n * cb)
+    b.permute("experts_act", rows_in=te, rows_out=te, width=up_n, out_width=dm.ffn, in_bytes=cb, out_bytes=ab,
+              flops_per=(act + inputs - 1) * dm.ffn / up_n)
     b.gemm("experts_down", rows, dm.ffn, s.hidden, groups=touched, bias=s.mlp_bias, tensor="experts",
            act_in_bytes=te * dm.ffn * ab, act_out_bytes=te * s.hidden * cb)
     if s.shared_experts:  # every token, tensor parallel like a dense MLP
