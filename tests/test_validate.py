@@ -136,11 +136,15 @@ from dse.validate.report import predict_rows, summarize
 # fails here.
 # 16-bit MoE router + lm_head BF16 on the perf-overview rows (2026-12-02, moe helper): test moe 84.5 -> 81.1 %
 # (Qwen3-30B-A3B 2.21x / 2.65x -> 2.17x / 2.61x), other regimes unchanged (serving within 0.1 point).
+# The experts' activation as its own kernel over the 16-bit up-GEMM outputs (2026-12-02, moe3 helper; vllm refit):
+# test moe 81.0 -> 78.1 % (Qwen3-30B-A3B 2.17x / 2.61x -> 2.11x / 2.45x), serving 8.7 -> 9.6 % (MLPerf Mixtral
+# H100 server tok/s -10.5 -> -12.4 %), other regimes unchanged; moe threshold 82.0 -> 79.0, KNOWN_MISSES tightened
+# to the measured ratios + a small margin (Qwen3-30B 2.25 / 2.75 -> 2.15 / 2.5, Maverick 8xH100 3.05 -> 3.0).
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 82.0, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 79.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -173,8 +177,8 @@ KNOWN_MISSES: dict[str, float] = {
     # Filled to its capacity batch (2026-12-01): 2.20x / 2.58x, Maverick 8xH100 2.83x. After the tuned refit that
     # the register-sourced MMA (MI300X throttling) implies (lowp_eff 0.6603 -> 0.7035): 2.21x / 2.61x / 2.86x.
     # With tuned.plugin_layers and its refit (2026-12-02): 2.24x / 2.67x / 2.91x.
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.25,  # 2.18x since the stack KV room (2026-12-02)
-    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.75,
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-1k1k": 2.15,  # 2.18x since the stack KV room, 2.11x with the expert activation (2026-12-02)
+    "trtllm-perf-qwen3-30b-a3b-1xb200-fp4-2k128": 2.5,  # 2.45x (2026-12-02, expert activation)
     # Llama-4-Maverick FP8 on 8xH100 measures 1/3.28 of the 8xH200 figure where HBM bandwidth is 1/1.43:
     # capacity-bound, the free memory after 50 GB/chip of weights is (141-50)/(80-50) = 3.0x larger on H200.
     # dse predicts H200/H100 = 1.24 at batch 1,024 on both; at their capacity batch 2.26 with a 16-bit KV
@@ -183,7 +187,7 @@ KNOWN_MISSES: dict[str, float] = {
     # Binary capacities (2026-12-02): 5.5 GiB more per H100 holds batch 1,310 instead of 1,094: 2.76x -> 3.01x (the
     # row is capacity-bound, so its error follows the memory the model gives the KV cache: the runtime's own
     # reserve besides weights and KV is not published, measurements.yaml header).
-    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 3.05,
+    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 3.0,  # 2.965x (2026-12-02)
     # loose (issue 12): DeepSeek-R1-0528 NVFP4 on 8xB200 at the TensorRT-LLM guide's max-throughput setup
     # (attention data parallel = tp 1 x ep 8, batch 7,168): dse 2.08x the guide's example output, whose own
     # source family shows a 2.3x software-only spread for this setup (measurements.yaml notes). The same
