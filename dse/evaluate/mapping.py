@@ -23,7 +23,9 @@ CNN: data parallel over all chips; latency = one batch through the network.
 
 Two paths choose an LLM block's plans, to the same bits: numpy over all (design, plan) pairs at once (`_choose`),
 and, when the compiled kernels are on (`dse.model.kernel`), `step_kernel.map_llm_kernel` walking the designs
-(`_choose_compiled`); tests/test_mapping_kernel_equiv.py compares them.
+(`_choose_compiled`); tests/test_mapping_kernel_equiv.py compares them. A CNN block likewise: numpy over (designs ×
+batches) arrays (`_cnn_choose`) or `cnn_kernel.map_cnn_kernel` walking the designs (`_cnn_choose_compiled`);
+tests/test_cnn_kernel_equiv.py compares them.
 """
 
 from __future__ import annotations
@@ -249,6 +251,18 @@ def _fmt_gb(x: float, binary: bool = False) -> str:
     return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
 
 
+class _Texts(dict):
+    """`fmt(*key)` once per distinct key within one block's reasons (designs share capacities and plans)."""
+
+    def __init__(self, fmt):
+        super().__init__()
+        self.fmt = fmt
+
+    def __missing__(self, key):
+        v = self[key] = self.fmt(*key)
+        return v
+
+
 # ---- step times of many (design, step, residency) instances --------------------------------------
 
 _COMPRESSED: dict[int, tuple] = {}  # id(steps) → (steps, their compressed operator tables)
@@ -270,9 +284,22 @@ def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres
     return StepEval(t, e)
 
 
+_NUMERIC = tuple(k for k, metric in SCENARIO.items() if metric.numeric)  # the registry's numeric scenario metrics
+
+
 def _numeric_metrics(n: int) -> dict[str, np.ndarray]:
     """A zero column per numeric per-scenario metric of the registry: what a mapping fills."""
-    return {k: np.zeros(n) for k, metric in SCENARIO.items() if metric.numeric}
+    return {k: np.zeros(n) for k in _NUMERIC}
+
+
+# where a plan's weights live (MappingResult.metrics["weights"]), indexed by `_weights_code`
+_WEIGHTS = np.array(["", "sram-resident", "weights-streamed"], dtype=object)
+
+
+def _weights_code(feasible: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Per design the index into `_WEIGHTS`: "" without a plan, else sram-resident where the chosen plan's
+    resident share is whole, weights-streamed otherwise (one gather of the three strings, no string per design)."""
+    return np.where(feasible, np.where(share >= 1.0, 1, 2), 0)
 
 
 def _slo(scenario, name: str):
@@ -715,33 +742,39 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
     plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
     plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
     plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = ch.micro_batch[g], ch.micro_batches[g], ch.dp[g]
-    bound = np.full(n, "", dtype=object)
-    bound[g] = np.where(ch.share[g] >= 1, "sram-resident", "weights-streamed")
+    bound = _WEIGHTS[_weights_code(feasible, ch.share)]
     # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
     reason = np.full(n, "", dtype=object)
     if not feasible.all():
-        closest, largest = ch.close_plan, ch.largest
-        plan_text: dict = {}
-        for i in np.flatnonzero(~feasible):
-            if closest[i] >= 0:
-                p = closest[i]
-                reason[i] = (f"SLO missed: TPOT {ch.close_tpot[i] * 1e3:.3g} ms{f' (limit {slo_tpot:g})' if slo_tpot else ''}, "
-                             f"TTFT {ch.close_ttft[i] * 1e3:.3g} ms{f' (limit {slo_ttft:g})' if slo_ttft else ''} "
-                             f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
-            elif largest[i] >= 0:
-                p = largest[i]
-                mem = hw.mem_bytes[i]
-                where, capb = ("memory", mem) if mem > 0 else ("SRAM", hw.sram_bytes[i])
+        bad = np.flatnonzero(~feasible)
+        closest, largest = ch.close_plan[bad].tolist(), ch.largest[bad].tolist()
+        tpot_lim = f" (limit {slo_tpot:g})" if slo_tpot else ""
+        ttft_lim = f" (limit {slo_ttft:g})" if slo_ttft else ""
+        mem_b, sram_b = hw.mem_bytes[bad].tolist(), hw.sram_bytes[bad].tolist()
+        close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
+        # the parts shared by designs, formatted once per plan, unit or capacity
+        slo_plan = _Texts(lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
+        cap_text = _Texts(lambda x, binary: _fmt_gb(x, binary))
+
+        def fit_plan(p, binary):
+            ep_ = int(t.ep[p])
+            return (f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
+                    f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on {int(t.replica[p])} of ")
+        plan_text = _Texts(fit_plan)
+        out = []
+        for k, p in enumerate(closest):
+            if p >= 0:
+                out.append(f"SLO missed: TPOT {close_tpot[k] * 1e3:.3g} ms{tpot_lim}, "
+                           f"TTFT {close_ttft[k] * 1e3:.3g} ms{ttft_lim} {slo_plan[p,]}")
+            elif largest[k] >= 0:
+                mem = mem_b[k]
                 binary = mem > 0
-                text = plan_text.get((p, binary))
-                if text is None:  # the plan's part of the message, formatted once per plan and unit
-                    ep_ = int(t.ep[p])
-                    text = plan_text[p, binary] = (
-                        f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
-                        f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on {int(t.replica[p])} of ")
-                reason[i] = f"{text[0]}{where} {_fmt_gb(capb, binary)}{text[1]}{int(chips[i])} chips)"
+                where, capb = ("memory", mem) if binary else ("SRAM", sram_b[k])
+                text = plan_text[largest[k], binary]
+                out.append(f"{text[0]}{where} {cap_text[capb, binary]}{text[1]}{int(n_chips[k])} chips)")
             else:
-                reason[i] = "no feasible mapping (model does not fit on the available chips)"
+                out.append("no feasible mapping (model does not fit on the available chips)")
+        reason[bad] = np.array(out, dtype=object)
     m["throughput"] = m["tokens_per_s"].copy()
     m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
     m["latency_ms"][~feasible] = 0.0
@@ -829,15 +862,73 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch. Each
     batch is one forward pass: it pays the stack's per-inference launch, not an LLM engine step
     (`Calibration.for_phase`)."""
-    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), cal.for_phase("inference"),
-                    None)
+    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), _inference(cal), None)
+
+
+_INFERENCE: dict[int, tuple] = {}  # id(calibration) → (it, its `for_phase("inference")`)
+_NO_STEP_OVERHEAD: dict[int, tuple] = {}  # id(calibration) → (it, it without its per-step cost)
+
+
+def _inference(cal: Calibration) -> Calibration:
+    """`cal.for_phase("inference")`, once per (frozen) calibration object: a model copy per call costs more
+    than mapping a small block."""
+    return by_identity(_INFERENCE, cal, lambda c: c.for_phase("inference"))
+
+
+def _no_step_overhead(cal: Calibration) -> Calibration:
+    """`cal` without its per-step cost (a layer pipeline's period), once per (frozen) calibration object."""
+    return by_identity(_NO_STEP_OVERHEAD, cal, lambda c: c.model_copy(update={"step_overhead_us": 0.0}))
+
+
+@dataclass
+class _CnnChoice:
+    """Each design's chosen batch of a CNN block, arrays of shape (n,): whether it has one, the batch (a chord's may
+    lie between knots; 0 without one), its latency (s), dynamic energy (J) and resident weight share; for the reason
+    of the others the first batch it stopped at (-1: none), whether that batch fits and its latency (s). Values
+    are read only where a batch (or a stop) is."""
+
+    feasible: np.ndarray
+    batch: np.ndarray
+    lat: np.ndarray
+    energy: np.ndarray
+    share: np.ndarray
+    stop: np.ndarray
+    stop_fits: np.ndarray
+    stop_lat: np.ndarray
 
 
 def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unused, rows) -> MappingResult:
-    n, B = hw.n, len(t.plans)
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips = np.minimum(hw.num_chips, max_chips)
     slo = _slo(scenario, "latency_ms")
+    if compiled_kernel() is not None and len(t.steps):
+        ch = _cnn_choose_compiled(hw, scenario, t, cal, chips, slo)
+    else:
+        ch = _cnn_choose(hw, scenario, t, cal, chips, slo)
+    return _cnn_result(hw, t, chips, slo, ch)
+
+
+def _cnn_pipelined(hw: HwView, t: CnnPlanTable, cal: Calibration):
+    """(designs, latency and energy per batch (designs × batches), resident weight share) of the layer-pipelined
+    designs of a block (chip.layer_pipeline), or None: each layer on its own region, one image per region at a
+    time, so the period T is one image's work on the chip (its operators at batch 1, regions sized to their layers)
+    and b images take T·(b + depth) (dse.workloads.cnn.pipeline_depth), plus one launch."""
+    pipe = np.zeros(hw.n, bool) if hw.layer_pipeline is None else np.asarray(hw.layer_pipeline, bool)
+    if not pipe.any() or t.one is None:
+        return None
+    pi = np.flatnonzero(pipe)
+    w1, kv1, a1 = t.one_foot
+    cache1 = None if hw.sram_cache is None else hw.sram_cache[pi]
+    wr1, kr1, _, res1 = residency(w1, kv1, a1, hw.sram_bytes[pi], hw.mem_bytes[pi], cache1)
+    wr1, kr1, res1 = timed_residency("cnn", wr1, kr1, res1)
+    r = time_instances((t.one,), np.zeros(len(pi), np.int64), pi, hw, _no_step_overhead(cal), wr1, kr1, res1)
+    lat = r.time_s[:, None] * (t.batch[None, :] + t.depth) + cal.step_overhead_us * 1e-6
+    return pi, lat, r.energy_j[:, None] * t.batch[None, :], np.asarray(wr1, float)
+
+
+def _cnn_choose(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo) -> _CnnChoice:
+    """Each design's best batch (`_CnnChoice`), every (design, batch) of the block as (designs × batches) arrays."""
+    n, B = hw.n, len(t.plans)
     goal = getattr(scenario, "goal", "throughput")
     cache = None if hw.sram_cache is None else hw.sram_cache[:, None]
     wres, kres, fits, resident = residency(t.w, t.kv, t.act, hw.sram_bytes[:, None], hw.mem_bytes[:, None], cache)
@@ -850,21 +941,10 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
     e_j = np.zeros((n, B))
     tm = np.zeros((n, B), bool)  # timed
     going = np.ones(n, bool)  # passed every batch so far
-    pipe = np.zeros(n, bool) if hw.layer_pipeline is None else np.asarray(hw.layer_pipeline, bool)
-    if pipe.any() and t.one is not None:
-        # a layer-pipelined chip (chip.layer_pipeline): each layer on its own region, one image per region at
-        # a time, so the period T is one image's work on the chip (its operators at batch 1, regions sized to
-        # their layers) and b images take T·(b + depth) (dse.workloads.cnn.pipeline_depth), plus one launch
-        pi = np.flatnonzero(pipe)
-        w1, kv1, a1 = t.one_foot
-        cache1 = None if cache is None else cache[pi, 0]
-        wr1, kr1, _, res1 = residency(w1, kv1, a1, hw.sram_bytes[pi], hw.mem_bytes[pi], cache1)
-        wr1, kr1, res1 = timed_residency("cnn", wr1, kr1, res1)
-        wres[pi] = np.asarray(wr1, float)[:, None]  # where its weights live: the pipeline's, at every batch
-        r = time_instances((t.one,), np.zeros(len(pi), np.int64), pi, hw, cal.model_copy(update={"step_overhead_us": 0.0}),
-                           wr1, kr1, res1)
-        lat[pi] = r.time_s[:, None] * (t.batch[None, :] + t.depth) + cal.step_overhead_us * 1e-6
-        e_j[pi] = r.energy_j[:, None] * t.batch[None, :]
+    piped = _cnn_pipelined(hw, t, cal)
+    if piped is not None:
+        pi, lat[pi], e_j[pi], wr1 = piped
+        wres[pi] = wr1[:, None]  # where its weights live: the pipeline's, at every batch
         tm[pi] = True
         going[pi] = False  # timed: the stages below time the other designs
     at = 0
@@ -885,7 +965,6 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
             going &= fits[:, at] & ((lat[:, at] * 1e3 <= slo) if slo else True)
         at = nxt
     thr = chips[:, None] * t.batch / lat
-    static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
     ok = reach & ((lat * 1e3 <= slo) if slo else True)
     passed = fits & ok
     alive = np.concatenate([np.ones((n, 1), bool), np.cumprod(passed, axis=1)[:, :-1].astype(bool)], axis=1)
@@ -934,38 +1013,83 @@ def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unu
         batch[w_], lat_b[w_] = a[win], lx[win]
         e_b[w_] = _lerp(en_lo, en_hi, th)[win]
         share_b[w_] = _lerp(wres[ci, lo], wres[ci, hi], th)[win]
+    stop = alive & ~passed
+    first = np.argmax(stop, axis=1)
+    at_first = (np.arange(n), first)
+    return _CnnChoice(feasible, batch, lat_b, e_b, share_b, np.where(stop[at_first], first, -1), fits[at_first],
+                      lat[at_first])
+
+
+def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo) -> _CnnChoice:
+    """`_cnn_choose` by the compiled kernel (`cnn_kernel.map_cnn_kernel`): one loop over the designs, each batch's
+    step timed by the same per-instance arithmetic as `perf.step_times`' compiled path."""
+    from dse.model import cnn_kernel as ck
+    sk = compiled_kernel()
+    n, B = hw.n, len(t.plans)
+    stack = stacked_tables(_compressed(t.steps))
+    ops, mm, rowinfo, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)
+    pipe_of = np.full(n, -1, np.int64)
+    piped = _cnn_pipelined(hw, t, cal)
+    if piped is not None:
+        pi, p_lat, p_e, p_w = piped
+        pipe_of[pi] = np.arange(len(pi))
+    else:
+        p_lat, p_e, p_w = np.zeros((0, B)), np.zeros((0, B)), np.zeros(0)
+    goal = getattr(scenario, "goal", "throughput")
+    sc = np.array([slo or 0.0, scenario_batch(scenario)[1], goal == "throughput"], float)
+    o_int = np.zeros((n, len(ck.OUT_INT)), np.int64)
+    o_float = np.zeros((n, len(ck.OUT_FLOAT)))
+    f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
+    c = (lambda x, d=float: np.ascontiguousarray(x, d))
+    ck.map_cnn_kernel(c(t.batch, np.int64), c(t.w), c(t.kv), c(t.act), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
+                      c(shift, np.int64), pipe_of, c(p_lat), c(p_e), c(p_w), sc, ops, mm, rowinfo, kind, hwd, peak,
+                      narrow, efl, calv, float(SPLIT_K_MIN), o_int, o_float)
+    i, x = dict(zip(ck.OUT_INT, o_int.T)), dict(zip(ck.OUT_FLOAT, o_float.T))
+    return _CnnChoice(i["feasible"] != 0, i["batch"], x["lat"], x["energy"], x["share"], i["stop"],
+                      i["stop_fits"] != 0, x["stop_lat"])
+
+
+def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> MappingResult:
+    """The metrics, plans and reasons of a CNN block from each design's choice."""
+    n = hw.n
+    feasible, batch, lat_b = ch.feasible, ch.batch, ch.lat
+    static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
     g = np.flatnonzero(feasible)
     m = _numeric_metrics(n)
     plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
     m["latency_ms"][g] = lat_b[g] * 1e3
     m["images_per_s"][g] = chips[g] * batch[g] / lat_b[g]
-    m["energy_j_per_unit"][g] = (e_b[g] + static[g, 0] * lat_b[g]) / batch[g]
+    m["energy_j_per_unit"][g] = (ch.energy[g] + static[g, 0] * lat_b[g]) / batch[g]
     m["chips_used"][g] = chips[g]
     m["batch"][g] = batch[g]
     for f in _PLAN_FIELDS:
         plans[f][g] = chips[g] if f == "dp" else batch[g] if f == "micro_batch" else 1
-    weights = np.full(n, "", dtype=object)
-    weights[g] = np.where(share_b[g] >= 1.0, "sram-resident", "weights-streamed")
+    weights = _WEIGHTS[_weights_code(feasible, ch.share)]
     # why a design has none: the first batch it stopped at (capacity, else the latency SLO)
     reason = np.full(n, "", dtype=object)
-    stop = alive & ~passed
-    first = np.argmax(stop, axis=1)
-    for i in np.flatnonzero(~feasible):
-        b = first[i]
-        if not stop[i, b]:
-            reason[i] = "no feasible batch"
-        elif not fits[i, b]:
-            reason[i] = (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip "
-                         f"{_fmt_gb(hw.sram_bytes[i])} (batch {int(t.batch[b])})")
-        else:
-            reason[i] = f"latency {lat[i, b] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {int(t.batch[b])}"
+    bad = np.flatnonzero(~feasible)
+    if len(bad):
+        stops, fit_b = ch.stop[bad].tolist(), ch.stop_fits[bad].tolist()
+        lat_f, sram_b = ch.stop_lat[bad].tolist(), hw.sram_bytes[bad].tolist()
+        on_chip = _Texts(lambda x: _fmt_gb(x))  # a capacity's text, once per distinct capacity
+        cap_text = _Texts(lambda b: (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip ",
+                                     f" (batch {int(t.batch[b])})"))
+        out = []
+        for k, b in enumerate(stops):
+            if b < 0:
+                out.append("no feasible batch")
+            elif not fit_b[k]:
+                text = cap_text[b,]
+                out.append(f"{text[0]}{on_chip[sram_b[k],]}{text[1]}")
+            else:
+                out.append(f"latency {lat_f[k] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {int(t.batch[b])}")
+        reason[bad] = np.array(out, dtype=object)
     m["throughput"] = m["images_per_s"].copy()
     m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
     m["dp"] = m["chips_used"].copy()
     m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m, plans)
-
 
 
 def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,

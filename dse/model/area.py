@@ -74,9 +74,46 @@ class AreaBreakdown:
         return out
 
 
-def _per_name(names: np.ndarray, table: dict[str, float], missing: float = 0.0) -> np.ndarray:
-    uniq, inv = np.unique(names.astype(str), return_inverse=True)
-    return np.array([float(table.get(u, missing)) for u in uniq])[inv]
+def _name_index(names: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each row's position in the sorted str array `keys`, len(keys) where its name is not there."""
+    s = np.asarray(names).astype(str)
+    if not len(keys):
+        return np.zeros(len(s), np.intp)
+    pos = np.minimum(np.searchsorted(keys, s), len(keys) - 1)
+    return np.where(keys[pos] == s, pos, len(keys))
+
+
+_TECH_NAMES: dict[int, tuple] = {}  # id(technology) → (it, `_tech_names` of it)
+
+
+def _tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per name knob `_blocks` resolves, (sorted names, value per name + the value of an unknown name), once per
+    (frozen) technology object: the packaging's die-to-die PHY area and edge rate, each memory's edge per stack
+    (`Technology.memory_edge_mm`, 0 for a name it does not know) and whether a core style harvests spares."""
+    hit = _TECH_NAMES.get(id(tech))
+    if hit is not None and hit[0] is tech:
+        return hit[1]
+
+    def table(names, value, missing):
+        keys = np.array(sorted(set(names)), dtype=str)
+        return keys, np.array([value(k) for k in keys.tolist()] + [missing])
+    pkgs = tech.packaging
+    first = next(iter(pkgs.values()))
+    out = {"d2d_mm2_per_tbps": table(pkgs, lambda k: float(pkgs[k].d2d_mm2_per_tbps), float(first.d2d_mm2_per_tbps)),
+           "d2d_tbps_per_mm": table(pkgs, lambda k: float(pkgs[k].d2d_tbps_per_mm), float(first.d2d_tbps_per_mm)),
+           "memory_edge_mm": table([*tech.memories, *tech.shoreline.memory_edge_mm_per_stack],
+                                   lambda k: float(tech.memory_edge_mm(k)), 0.0),
+           "harvests": table(tech.harvesting.core_styles, lambda k: True, False)}
+    if len(_TECH_NAMES) > 16:
+        _TECH_NAMES.clear()
+    _TECH_NAMES[id(tech)] = (tech, out)
+    return out
+
+
+def _by_name(names: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A `_tech_names` table's value of each row's name."""
+    keys, vals = table
+    return vals[_name_index(names, keys)]
 
 
 def perimeter_mm(die_mm2: ArrayLike, max_aspect: ArrayLike, long_mm: ArrayLike) -> np.ndarray:
@@ -404,14 +441,11 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     # with I/O dies every byte of memory traffic and both directions of the links cross to them, over
     # PHYs sized as a split's memory share (B200 NV-HBI 10 TB/s for 8 TB/s of HBM3e)
     io_tbps = np.where(io, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + arr.links * arr.link_gbps * 2.0 / 1000.0, 0.0)
-    pkgs = list(tech.packaging.values())
+    names = _tech_names(tech)
     pkg_name = arr.names["chip.packaging"]
-    mm2_per_tbps = _per_name(pkg_name, {k: p.d2d_mm2_per_tbps for k, p in tech.packaging.items()},
-                             pkgs[0].d2d_mm2_per_tbps)
-    tbps_per_mm = _per_name(pkg_name, {k: p.d2d_tbps_per_mm for k, p in tech.packaging.items()},
-                            pkgs[0].d2d_tbps_per_mm)
-    uniq, inv = np.unique(arr.names["chip.memory"].astype(str), return_inverse=True)
-    edge = np.array([tech.memory_edge_mm(u) for u in uniq])[inv]
+    mm2_per_tbps = _by_name(pkg_name, names["d2d_mm2_per_tbps"])
+    tbps_per_mm = _by_name(pkg_name, names["d2d_tbps_per_mm"])
+    edge = _by_name(arr.names["chip.memory"], names["memory_edge_mm"])
     hbm = arr.mem_needs_interposer & arr.has_memory
     mem_edge = arr.memory_stacks * edge
     # I/O dies (chip.io_dies of them on chip.io_die_node): the memory and link PHYs + their side of the
@@ -431,7 +465,7 @@ def _blocks(arr: DesignArrays) -> _Blocks:
                    logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=np.where(io, 0.0, mem_edge),
                    footprint=footprint,
-                   harvests=np.isin(arr.names["chip.core_style"].astype(str), tech.harvesting.core_styles),
+                   harvests=_by_name(arr.names["chip.core_style"], names["harvests"]).astype(bool),
                    spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
                    tbps_per_mm=tbps_per_mm, io=io_choices)
 
@@ -727,10 +761,15 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
 
     # chip.dies > 1 without chip.allow_chiplets is a knob rule (dse.model.knobs.RULES), flagged in DesignArrays
     hbm = arr.mem_needs_interposer & arr.has_memory
-    flags.flag(hbm & ~arr.pkg_is_interposer, _per_row(
-        arr, hbm & ~arr.pkg_is_interposer,
-        lambda i: f"memory {arr.names['chip.memory'][i]} needs a 2.5D interposer (cowos_s or cowos_l), "
-                  f"packaging is {arr.names['chip.packaging'][i]}"))
+    no_interposer = hbm & ~arr.pkg_is_interposer
+    if no_interposer.any():  # one message per (memory, packaging) pair
+        i = np.flatnonzero(no_interposer)
+        text: dict[tuple[str, str], str] = {}
+        msgs = np.full(arr.n, "", dtype=object)
+        msgs[i] = [text.get(key) or text.setdefault(key, f"memory {key[0]} needs a 2.5D interposer (cowos_s or cowos_l), "
+                                                         f"packaging is {key[1]}")
+                   for key in zip(arr.names["chip.memory"][i].tolist(), arr.names["chip.packaging"][i].tolist())]
+        flags.flag(no_interposer, msgs)
     shore_bad = ~c["shore_ok"]
     frac = arr.tech.shoreline.io_edge_fraction
     if shore_bad.any():
