@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import shutil
 import sys
@@ -58,15 +59,21 @@ class Clock:
     a shared machine the CPU seconds are the steadier figure."""
 
     def __init__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), self.cpu()
+        self.wall0, self.cpu0, self.children0 = time.perf_counter(), self.cpu(), self.children()
 
     @staticmethod
-    def cpu() -> float:
-        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+    def children() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    @classmethod
+    def cpu(cls) -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime + cls.children()
 
     def stop(self) -> dict[str, float]:
-        return {"wall": time.perf_counter() - self.wall0, "cpu": self.cpu() - self.cpu0}
+        return {"wall": time.perf_counter() - self.wall0, "cpu": self.cpu() - self.cpu0,
+                "children": self.children() - self.children0}
 
 
 def make_study(tmp: Path, trials: int, population: int, mix: str, seed: int = 1) -> Path:
@@ -91,6 +98,10 @@ execution: {{backend: serial}}
 class TimedModel:
     """The model evaluator, timed: CPU seconds spent inside it (this thread), so that each contender's own
     work (breeding, bookkeeping, storage) shows beside the model's."""
+
+    # as pure as the model it times: a run may evaluate it in a forked model process, where its counters then
+    # count (the runner's ModelProcess reports that process's model CPU seconds and calls instead)
+    pure = True
 
     def __init__(self, ev: Any):
         self.ev, self.cpu, self.calls = ev, 0.0, 0
@@ -138,6 +149,10 @@ class Sections:
     PARTS = [("dse.study.samplers", "ArrayNSGAII", "ask", "breed"),
              ("dse.study.samplers", "ArrayNSGAII", "observe", "select"),
              ("dse.study.runner", "StudyRunner", "_evaluate_cached", "cache"),
+             ("dse.study.runner", "StudyRunner", "_submit_cached", "cache"),
+             ("dse.study.runner", "StudyRunner", "_merge_cached", "cache"),
+             ("dse.study.execution", "ModelProcess", "submit", "send"),
+             ("dse.study.execution", "ModelProcess", "result", "wait"),
              ("dse.study.runner", "StudyRunner", "score", "score"),
              ("dse.study.storage", "TrialRecords", "batch", "records"),
              ("dse.study.storage", "TrialRecords", "record", "records"),
@@ -199,23 +214,33 @@ def run_runner(path: Path, tmp: Path) -> dict:
     sections = Sections()
     with sections:
         # the model as a section too, so that the sections around it exclude it
-        model.__class__ = type("SectionTimedModel", (TimedModel,), {"__call__": sections.timed("model",
-                                                                                          TimedModel.__call__)})
+        model.__class__ = type("SectionTimedModel", (TimedModel,), {"pure": True, "__call__": sections.timed(
+            "model", TimedModel.__call__)})
         clock = Clock()
         main0 = time.thread_time()
-        res = StudyRunner(st, run_dir, serial=True, evaluator=model).run()
+        runner = StudyRunner(st, run_dir, serial=True, evaluator=model)
+        res = runner.run()
         main = time.thread_time() - main0
         took = clock.stop()
+    # with a model process (DSE_MODEL_PROCESS, on by default with 2 CPUs) the model runs in a forked child: its
+    # CPU seconds in the model come back with each result, and its whole CPU time counts in RUSAGE_CHILDREN
+    # (Clock), once it has ended; the parent's sections then do not include the model
+    mp = runner.model_process
+    model_cpu, calls = (mp.cpu_s, mp.calls) if mp is not None else (model.cpu, model.calls)
     parts = {k: v for k, v in sections.t.items() if k != "model"}
     parts["other"] = main - sum(sections.t.values())
-    parts["threads"] = took["cpu"] - main
+    parts["threads"] = took["cpu"] - took["children"] - main
+    if mp is not None:  # the model process's own work besides the model (receiving and sending the columns)
+        parts["child"] = took["children"] - model_cpu
     import polars as pl
 
     df = pl.read_parquet(tmp / "runs" / "speed" / "results.parquet")
     Y = np.column_stack([df[m].to_numpy() for m in [o.metric for o in st.spec.objectives]])
+    where = "model in a forked process, in parallel with the run's own work; " if mp is not None else "one process; "
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
-            "model": model.cpu, "calls": model.calls, "note": f"{res.summary['cache_hits']} trials reused a repeated design's result",
-            "sections": parts}
+            "model": model_cpu, "calls": calls,
+            "note": where + f"{res.summary['cache_hits']} trials reused a repeated design's result",
+            "sections": parts, "parallel": mp is not None}
 
 
 def run_optuna_batched(path: Path, trials: int) -> dict:
@@ -356,7 +381,10 @@ def main() -> None:
         st = load_study(paths[seeds[0]])
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
-              f"{args.trials} trials, 3 objectives, in-process on one core, seeds {seeds}")
+              f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
+              "thread; the runner (serial): its model in a forked process beside its own work when there is a "
+              f"second CPU (DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', 'auto')}; 'never' keeps it in "
+              "one process), its file writes on a thread; CPU s count every process and thread")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None
         runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}
         for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike

@@ -27,6 +27,11 @@ from dse.workloads.scenarios import load_mix
 class ModelEvaluator:
     """Evaluate designs given as dotted knob columns with `dse.evaluate.evaluate` on `mix`."""
 
+    # a pure function of the design (no state a caller reads back): a copy in another process gives the same
+    # results, so a serial run may evaluate it in a forked model process (dse.study.execution.ModelProcess).
+    # Only a class that states it itself counts (`execution.is_pure`): a subclass that counts its calls is not
+    pure = True
+
     def __init__(self, mix: str | dict[str, Any], *, base_dir: Path | str | None = None,
                  technology: Path | str | None = None, uncertainty: dict[str, Any] | None = None,
                  robust: list[str] | None = None, software: str | None = None):

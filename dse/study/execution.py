@@ -215,6 +215,9 @@ class EvalError(Exception):
         super().__init__(message)
         self.transient = transient
 
+    def __reduce__(self) -> tuple:  # pickled with its flag (a model process sends it back)
+        return (EvalError, (str(self), self.transient))
+
 
 class TransientError(Exception):
     """Raised by an evaluator for a failure of the infrastructure (not of the design): retried."""
@@ -247,6 +250,123 @@ class SerialExecutor:
 
     def close(self) -> None:
         pass
+
+
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto
+# (default: on Linux with at least 2 CPUs, for an evaluator that says it is `pure`), always, or never.
+MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
+
+
+def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
+    """Whether a serial run of `batches` batches (None: open-ended) evaluates in a `ModelProcess`: the
+    evaluator must be a pure function of the design (`pure = True`: a copy in another process gives the same
+    results; a toy evaluator that counts its calls is not) and fork must be safe here (Linux); `auto` also
+    wants a second CPU and more than one batch (else there is nothing to overlap)."""
+    how = os.environ.get(MODEL_PROCESS_ENV, "auto")
+    if how == "never" or not is_pure(evaluator) or not sys.platform.startswith("linux"):
+        return False
+    if how == "always":
+        return True
+    return (os.cpu_count() or 1) >= 2 and (batches is None or batches > 1)
+
+
+def is_pure(evaluator: Any) -> bool:
+    """Whether the evaluator's own class states `pure = True` (inherited, it does not count: a subclass of the
+    model that keeps state, e.g. counts its calls, would keep it in the child process)."""
+    return vars(type(evaluator)).get("pure") is True
+
+
+def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> None:
+    """The model process: evaluate each chunk received, send back (result or EvalError, CPU seconds of the
+    call); stop at None or when the parent's end closes (a killed parent)."""
+    other.close()  # the parent's end: once the parent is gone, recv() ends (EOF) instead of waiting forever
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which then closes this process
+    while True:
+        try:
+            cols = conn.recv()
+        except (EOFError, OSError):
+            return
+        if cols is None:
+            return
+        t = time.thread_time()
+        out = eval_chunk(evaluator, cols)
+        try:
+            conn.send((out, time.thread_time() - t))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class ModelProcess:
+    """The model evaluated in a forked child process, one chunk in flight: `submit(cols)` returns at once and
+    `result()` waits for it. The runner asks and breeds the next generation, then stores the previous one while
+    the model evaluates (issue 15: on 2 cores the model's ~5 ms per generation overlaps the run's own
+    bookkeeping; a thread would not, both hold the GIL most of the time).
+
+    Forked (not spawned) so that it starts in milliseconds with the parent's imports, numba kernels and warm
+    caches; the child runs only the model (numpy, numba), never Polars, whose thread pool does not survive a
+    fork. Fork it before the run takes its folder's locks, so that the child holds none of them. A dead child
+    (`result()` returns None) or an error in the transfer leaves the parent to evaluate in-process."""
+
+    def __init__(self, evaluator: Callable[[Columns], Columns]):
+        import multiprocessing
+        import warnings
+
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(evaluator, child, self._conn), name="dse-model", daemon=True)
+        with warnings.catch_warnings():  # Python 3.12+ warns about fork in a threaded process; see the docstring
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.proc.start()
+        child.close()
+        self.cpu_s = 0.0  # CPU seconds of the model calls in the child
+        self.calls = 0
+        self.alive = True
+        self._pending = False
+
+    def submit(self, cols: Columns) -> None:
+        if self._pending:
+            raise RuntimeError("ModelProcess: one chunk in flight at a time")
+        try:
+            self._conn.send(cols)
+            self._pending = True
+        except (OSError, ValueError):
+            self._died("cannot send a chunk")
+
+    def result(self) -> Columns | EvalError | None:
+        """The result of the chunk in flight (an EvalError when the model raised), None when the child died."""
+        if not self._pending:
+            return None
+        self._pending = False
+        try:
+            out, cpu = self._conn.recv()
+        except (EOFError, OSError):
+            self._died("it ended")
+            return None
+        self.cpu_s += cpu
+        self.calls += 1
+        return out
+
+    def _died(self, why: str) -> None:
+        if self.alive:
+            log.warning("the model process stopped (%s, exit code %s); evaluating in-process", why,
+                        self.proc.exitcode)
+        self.alive = False
+
+    def close(self) -> None:
+        """Stop the child (idempotent); its CPU time then counts in this process's RUSAGE_CHILDREN."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(None)
+        self.proc.join(5.0)
+        if self.proc.exitcode is None:
+            self.proc.kill()
+            self.proc.join()
+        self._conn.close()
+        self.proc = None
+        self.alive = False
 
 
 # Cost model of the embedded Ray (issue 15: Ray start was 42-58 % of a ~6 s quickstart on 2 cores, and a

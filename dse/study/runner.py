@@ -46,7 +46,7 @@ from dse.runs.columns import without_internal
 from dse.runs.layout import JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, make_executor, take
+from dse.study.execution import EvalError, ModelProcess, make_executor, model_process_wanted, take
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
@@ -198,6 +198,7 @@ class StudyRunner:
         self.constraint_keys = [n if n not in self.constraint_names[:j] else f"{n} #{j}"
                                 for j, n in enumerate(self.constraint_names)]
         self._key_names: list[str] | None = None  # see key_metric_names
+        self.model_process: ModelProcess | None = None  # see _start_model_process
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -209,18 +210,33 @@ class StudyRunner:
                 return run_grid(self)
             self.preflight()
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
-                prepare_run_dir(self.study, self.run_dir)
-                try:
-                    return self._run()
-                finally:
-                    self.executor.close()
+            # forked before the folder's locks are taken, so that the model process holds none of them
+            self.model_process = self._start_model_process()
+            try:
+                with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
+                    prepare_run_dir(self.study, self.run_dir)
+                    try:
+                        return self._run()
+                    finally:
+                        self.executor.close()
+            finally:
+                if self.model_process is not None:
+                    self.model_process.close()
         except OSError as exc:  # disk full, read-only, quota: the stored batches stay; a rerun resumes
             if exc.errno is None:
                 raise
             raise DseUserError(f"{exc.filename or self.run_dir}: cannot write the run folder: "
                                f"{exc.strerror or exc}; fix that and rerun (the run resumes from its stored "
                                "trials)") from None
+
+    def _start_model_process(self) -> ModelProcess | None:
+        """A forked model process (`ModelProcess`) for a serial run of the array NSGA-II: it evaluates each
+        generation while the run stores the one before (see `model_process_wanted`), else None."""
+        if getattr(self.executor, "kind", "") != "serial" or make_generation_sampler(self.spec.sampler,
+                                                                                     self.space) is None:
+            return None
+        batches = None if self.budget is None else math.ceil(self.budget / self.spec.effective_batch)
+        return ModelProcess(self.evaluator) if model_process_wanted(self.evaluator, batches) else None
 
     def preflight(self) -> None:
         """Problems found only by connecting (storage URL, Ray address) are reported before anything is
@@ -341,64 +357,45 @@ class StudyRunner:
         isp = optuna.search_space.IntersectionSearchSpace()
         batch_size = self.spec.effective_batch
         new = 0
-        shown = -math.inf  # when on_progress was last called
-        while self._more(done, t0):
+        self._shown = -math.inf  # when on_progress was last called
+        if ga is not None:
+            new, done = self._generations(ga, parts, mirror, background, tracker, meta, n_batches, done, dists, t0)
+        while ga is None and self._more(done, t0):
             b = n_batches
             size = batch_size if self.budget is None else min(batch_size, self.budget - done)
             t_start = dt.datetime.now()
-            if ga is not None:
-                X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
-                keys = design_keys(X)
-                results = self._evaluate_cached(cols, keys)
-                df, core, values, fitness, records = self._array_batch(done, X, cols, results, self._repeats(keys),
-                                                                       t_start, dt.datetime.now(), b)
-                parts.write(b, df)  # system of record first
-                if background is not None:
-                    background.sync(b)
+            seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
+            sampler = make_sampler(self.spec.sampler, seed)
+            if hasattr(sampler, "set_generation"):
+                sampler.set_generation(b, memo, isp, storage=self.storage, study_id=self.study_id)
+            study.sampler = sampler
+            attrs_before = dict(self.storage.get_study_system_attrs(self.study_id))
+            trials = [study.ask() for _ in range(size)]
+            rows = [self.space.suggest(t) for t in trials]
+            cols = self.space.columns(rows)
+            keys = design_keys(self.codec.encode(cols))
+            results = self._evaluate_cached(cols, keys)
+            df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start,
+                                                                    dt.datetime.now(), b, attrs_before)
+            df = df.with_columns(pl.Series("repeat", self._repeats(keys)))
+            parts.write(b, df)  # system of record first
+            for t, v, st, cv, ua in zip(trials, values, states, cvecs, keyattrs):
+                for k, c in zip(self.constraint_keys, cv):
+                    t.set_constraint(k, c)
+                for k, x in ua.items():
+                    t.set_user_attr(k, x)
+                if st == "COMPLETE":
+                    study.tell(t, v)
                 else:
-                    mirror.add_rows(df, dists, records)
-                ga.observe(X, *fitness)
-            else:
-                seed = self.spec.seed if self.spec.sampler.kind == "qmc" else batch_seed(self.spec.seed, b)
-                sampler = make_sampler(self.spec.sampler, seed)
-                if hasattr(sampler, "set_generation"):
-                    sampler.set_generation(b, memo, isp, storage=self.storage, study_id=self.study_id)
-                study.sampler = sampler
-                attrs_before = dict(self.storage.get_study_system_attrs(self.study_id))
-                trials = [study.ask() for _ in range(size)]
-                rows = [self.space.suggest(t) for t in trials]
-                cols = self.space.columns(rows)
-                keys = design_keys(self.codec.encode(cols))
-                results = self._evaluate_cached(cols, keys)
-                df, values, states, cvecs, keyattrs = self._batch_frame(trials, cols, results, t_start,
-                                                                        dt.datetime.now(), b, attrs_before)
-                df = df.with_columns(pl.Series("repeat", self._repeats(keys)))
-                parts.write(b, df)  # system of record first
-                for t, v, st, cv, ua in zip(trials, values, states, cvecs, keyattrs):
-                    for k, c in zip(self.constraint_keys, cv):
-                        t.set_constraint(k, c)
-                    for k, x in ua.items():
-                        t.set_user_attr(k, x)
-                    if st == "COMPLETE":
-                        study.tell(t, v)
-                    else:
-                        study.tell(t, state=optuna.trial.TrialState.FAIL)
-                mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
-                core = without_internal(df)
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+            mirror.append(study.get_trials(deepcopy=False)[trials[0].number:trials[-1].number + 1])
+            core = without_internal(df)
             self.frames.append(core)
             n_batches += 1
             done += size
             new += size
-            feas = df["feasible"].to_numpy()
-            tracker.add(np.asarray(values, dtype=float), feas)
-            if tracker.new_reference:  # derived from this first feasible batch: fixed and stored for the run
-                set_reference(self.run_dir, meta, self.objectives, tracker.ref)
-                tracker.new_reference = False
-            now = time.perf_counter()
-            if self.on_progress and (now - shown >= PROGRESS_EVERY_S or not self._more(done, t0)):
-                shown = now
-                self.on_progress(Progress(self.spec.name, done, self.budget, now - t0, new,
-                                          tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
+            self._recorded(b, np.asarray(values, dtype=float), df["feasible"].to_numpy(), tracker, meta, done, new,
+                           t0)
         parts.close()  # every part on disk
         mirror.close()  # the run ends when its Optuna mirror is complete
         if background is not None:
@@ -416,6 +413,62 @@ class StudyRunner:
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored)
         return RunResult(self.run_dir, summary, resumed_from)
 
+    def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0) -> tuple[int, int]:
+        """The array NSGA-II's generations until the budget or timeout; returns (trials run, trials done).
+
+        Per generation: its model results (evaluated while the generation before was stored) → objectives,
+        constraints and fitness → the sampler selects and breeds the next generation, whose new designs go
+        to the model at once → this generation's records and part are built and written, its journal lines
+        appended. With a model process (`ModelProcess`) the model evaluates generation g+1 on another CPU while
+        this process stores generation g; in-process, the same steps run one after the other. Either way the
+        results are the same, and a killed run loses at most the generation being stored (plus the one in
+        flight in the model, never stored): a rerun replays the stored generations and asks them again."""
+        new = 0
+        nxt = self._ask(ga, b, done) if self._more(done, t0) else None
+        while nxt is not None:
+            b, X, cols, keys, t_start, collect = nxt
+            n = len(keys)
+            results = collect()
+            t_done = dt.datetime.now()
+            repeat = self._repeats(keys)
+            sc = self._scored(cols, results, n)
+            ga.observe(X, *sc["fitness"])
+            done += n
+            new += n
+            nxt = self._ask(ga, b + 1, done) if self._more(done, t0) else None  # the model starts on it now
+            df, core, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, b)
+            parts.write(b, df)  # system of record first
+            if background is not None:
+                background.sync(b)
+            else:
+                mirror.add_rows(df, dists, records)
+            self.frames.append(core)
+            self._recorded(b, Y, sc["feasible"], tracker, meta, done, new, t0)
+        return new, done
+
+    def _ask(self, ga: Any, b: int, done: int) -> tuple:
+        """Breed batch `b` and hand its new designs to the model: (b, X, knob columns, design keys, start time,
+        the callable that returns its results as `_evaluate_cached` gives them)."""
+        size = self.spec.effective_batch if self.budget is None else min(self.spec.effective_batch,
+                                                                         self.budget - done)
+        t_start = dt.datetime.now()
+        X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
+        keys = design_keys(X)
+        return b, X, cols, keys, t_start, self._submit_cached(cols, keys)
+
+    def _recorded(self, b: int, Y: np.ndarray, feasible: np.ndarray, tracker: FrontTracker, meta: Any, done: int,
+                  new: int, t0: float) -> None:
+        """After batch `b` is stored: the live front, the derived reference point, the progress callback."""
+        tracker.add(Y, feasible)
+        if tracker.new_reference:  # derived from this first feasible batch: fixed and stored for the run
+            set_reference(self.run_dir, meta, self.objectives, tracker.ref)
+            tracker.new_reference = False
+        now = time.perf_counter()
+        if self.on_progress and (now - self._shown >= PROGRESS_EVERY_S or not self._more(done, t0)):
+            self._shown = now
+            self.on_progress(Progress(self.spec.name, done, self.budget, now - t0, new,
+                                      tracker.n_feasible, len(tracker.front), tracker.hypervolume, b))
+
     def _repeats(self, keys: list[bytes]) -> np.ndarray:
         """Per trial: its design was asked before in this run (a pure function of the stored trials)."""
         n = len(keys)
@@ -428,6 +481,12 @@ class StudyRunner:
     def _evaluate_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> list:
         """Evaluate each distinct design of the batch not seen before, once, and reuse stored results for
         the others (results as `_evaluate` gives them)."""
+        return self._submit_cached(cols, keys)()
+
+    def _submit_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> Callable[[], list]:
+        """`_evaluate_cached` in two steps: the designs not stored yet go to the model now (`_submit`); the
+        returned callable waits for them and merges them with the stored results (and stores them). Batches are
+        collected in the order they were submitted, each before the next is submitted."""
         n = len(keys)
         src = self.cache.find(keys)
         first: dict[bytes, int] = {}
@@ -436,9 +495,16 @@ class StudyRunner:
             pos[i] = first.setdefault(keys[i], i)
         new_idx = np.asarray(sorted(first.values()), dtype=np.int64)
         if new_idx.size == 0 and not self.cache.store:
-            return self._evaluate(cols)
-        sub = self._evaluate(take(cols, new_idx)) if new_idx.size else []
+            return self._submit(cols)
+        job = self._submit(take(cols, new_idx)) if new_idx.size else list
         self.evaluated += int(new_idx.size)
+        return lambda: self._merge_cached(keys, src, pos, new_idx, job())
+
+    def _merge_cached(self, keys: list[bytes], src: np.ndarray, pos: np.ndarray, new_idx: np.ndarray,
+                      sub: list) -> list:
+        """The batch's results from the stored ones (`src`: store row per design, -1 = new) and the model's
+        results `sub` for its new designs `new_idx` (`pos`: each new design's first copy in the batch)."""
+        n = len(keys)
         errors: dict[int, EvalError] = {}
         fresh: dict[int, tuple[dict, int]] = {}  # first-copy row -> (chunk metrics, row in chunk)
         for s, r in sub:
@@ -488,10 +554,28 @@ class StudyRunner:
             start = stop
         return results
 
+    def _submit(self, cols: dict[str, np.ndarray]) -> Callable[[], list]:
+        """Start evaluating a batch: in the model process when there is one (it runs while this process goes on),
+        else when the returned callable is called; that callable returns the results as `_evaluate` does."""
+        mp = self.model_process
+        if mp is None or not mp.alive:
+            return lambda: self._evaluate(cols)
+        mp.submit(cols)
+
+        def collect() -> list:
+            r = mp.result()
+            if r is None:  # the model process died (it said so): this batch and the next ones in-process
+                return self._evaluate(cols)
+            return self._retried(cols, [(slice(0, len(next(iter(cols.values()), []))), r)])
+        return collect
+
     def _evaluate(self, cols: dict[str, np.ndarray]) -> list:
         """Evaluate a batch; chunks lost to the infrastructure (a dead worker, a lost node) are evaluated
         again, up to RETRIES times, so a transient fault costs no trial."""
-        results = self.executor.evaluate(cols)
+        return self._retried(cols, self.executor.evaluate(cols))
+
+    def _retried(self, cols: dict[str, np.ndarray], results: list) -> list:
+        """`results` of a batch with the chunks lost to the infrastructure evaluated again (`_evaluate`)."""
         for _ in range(RETRIES):
             if not any(isinstance(r, EvalError) and r.transient for _, r in results):
                 break
@@ -736,16 +820,23 @@ class StudyRunner:
             pl.Series("_study_attrs", [json.dumps(delta, default=str)] + [None] * (n - 1), dtype=pl.String))
         return df, values, states, cvecs, keyattrs
 
-    def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], results: list, repeat: np.ndarray,
-                     t_start: dt.datetime, t_done: dt.datetime, b: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], list[str]]:
-        """A generation of the array sampler as a part, the part without its bookkeeping columns, its
-        objective matrix (the values the part stores: `objective_matrix` of the part gives the same), its
-        fitness for the sampler (`_fitness_of`: what `_fitness` reads back from the part) and its `_optuna`
-        column as a list. That column holds each trial's journal record (params, values, constraints and
-        attributes as the ask/tell loop records them; the Optuna mirror is made from it: `journal_lines`)."""
-        n = len(repeat)
+    def _scored(self, cols: dict[str, np.ndarray], results: list, n: int) -> dict[str, Any]:
+        """`score` of a generation plus its total violation (`violation`) and its fitness for the sampler
+        (`fitness`: `_fitness_of`, what `_fitness` reads back from its part)."""
         sc = self.score(cols, results, n)
+        sc["violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
+        sc["fitness"] = self._fitness_of(sc["Y"], sc["violation"], sc["failed"])
+        return sc
+
+    def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], sc: dict[str, Any],
+                     repeat: np.ndarray, t_start: dt.datetime, t_done: dt.datetime, b: int
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], list[str]]:
+        """A generation of the array sampler (`sc`: its `_scored` results) as a part, the part without its
+        bookkeeping columns, its objective matrix (the values the part stores: `objective_matrix` of the part
+        gives the same), its fitness for the sampler and its `_optuna` column as a list. That column holds each
+        trial's journal record (params, values, constraints and attributes as the ask/tell loop records them;
+        the Optuna mirror is made from it: `journal_lines`)."""
+        n = len(repeat)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
         states = ["FAIL" if f else "COMPLETE" for f in failed]
         env = {**cols, **sc["metrics"]}
@@ -769,11 +860,10 @@ class StudyRunner:
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        violation = np.maximum(cmat, 0).sum(axis=1)
-        core = self.frame(base, cols, sc, {"repeat": repeat}, violation=violation)
+        core = self.frame(base, cols, sc, {"repeat": repeat}, violation=sc["violation"])
         df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
                           pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
-        return df, core, Y, self._fitness_of(Y, violation, failed), blobs
+        return df, core, Y, sc["fitness"], blobs
 
     def _records_one_by_one(self, X, states, Y, cmat, sc, key_cols, b, start, complete) -> list[str]:
         """The journal records of a generation, one JSON encoding per trial (`TrialRecords.record`): used when
