@@ -382,7 +382,7 @@ def main() -> None:
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
               f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
-              "thread; the runner (serial): its model in a forked process beside its own work when there is a "
+              "thread; the runner (serial): its model in a forked process beside its own work when a CPU is idle "
               f"second CPU (DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', 'auto')}; 'never' keeps it in "
               "one process), its file writes on a thread; CPU s count every process and thread")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None

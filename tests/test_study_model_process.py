@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dse.study import execution
 from dse.study.evaluator import ModelEvaluator
 from dse.study.execution import TransientError, is_pure, model_process_wanted
 from dse.study.runner import StudyRunner
@@ -116,11 +117,18 @@ def test_only_an_evaluator_that_states_it_is_pure_goes_to_another_process(monkey
     assert not model_process_wanted(ModelEvaluator("local"), 10)
     monkeypatch.setenv("DSE_MODEL_PROCESS", "auto")
     assert not model_process_wanted(ModelEvaluator("local"), 1)  # one batch: nothing to overlap
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for idle in (True, False):  # a busy machine keeps the run in one process
+        monkeypatch.setattr(execution, "cpu_idle", lambda: idle)
+        assert model_process_wanted(ModelEvaluator("local"), 10) is idle
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not model_process_wanted(ModelEvaluator("local"), 10)
 
 
 DRIVER = r'''
 import os, sys, time
 from pathlib import Path
+from dse.study import execution
 from dse.study.evaluator import ModelEvaluator
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
