@@ -4,8 +4,11 @@ the same space, model, objectives, constraints, population and budget.
 Contenders (all in this process, one after the other, the model warmed up first; every one evaluates a
 generation of designs with one vectorized model call):
   * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
-                    in-process (`--serial`), writing its run folder (a Parquet part per generation) and the
-                    Optuna journal mirror; repeated designs reuse their stored result (counted below);
+                    serial (`--serial`), writing its run folder (an Arrow part per generation) and the Optuna
+                    journal mirror; repeated designs reuse their stored result (counted below). Its model runs
+                    in a forked process beside the run's own work when a CPU is idle (DSE_MODEL_PROCESS=auto;
+                    `always` forces it, `never` keeps one process; the note says which ran): the runner then
+                    uses two CPUs, every other contender one;
   * optuna-batched  plain Optuna, in memory: NSGAIISampler, per generation `ask` × P, `suggest_*` per knob,
                     one model call, `tell` × P (nothing written to disk);
   * optuna-journal  plain Optuna `study.optimize` with a JournalFileBackend: one design per trial and one
@@ -14,8 +17,9 @@ generation of designs with one vectorized model call):
                     [0, 1] reals (categorical: equal slices; log ranges: log scale; steps: rounded), constraints
                     as G <= 0; nothing written to disk. Needs `pip install -e ".[bench]"` (skipped with a
                     message if absent).
-Wall and CPU seconds per contender (CPU: the process's threads and finished children; steadier than wall time
-on a shared machine), the CPU seconds inside the model (`model`; `own` = CPU - model: the contender's own work),
+Wall and CPU seconds per contender (CPU: the process's threads and finished children, the runner's model process
+included; steadier than wall time on a shared machine), the CPU seconds inside the model (`model`, in the model
+process when there is one; `own` = CPU - model: the contender's own work),
 and the runner's ratios in both. `--repeat N` runs N rounds (each contender once per round) and reports medians.
 Hypervolume: of each contender's feasible front, all with ONE reference point: the worst feasible value of
 each objective over all contenders, pushed 10 % of the range further. `--seeds 1,2,3,4,5` runs every
