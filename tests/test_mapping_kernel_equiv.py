@@ -106,10 +106,10 @@ def test_compiled_mapping_kv_room_of_the_whole_memory(mode):
 def test_compiled_mapping_does_not_depend_on_call_mates(mode):
     """The compiled mapping walks designs in blocks of `step_kernel.KERNEL_DESIGNS` and times a block's rung level
     in one batch: a design's metrics must not depend on which designs share its call or its block (300 designs
-    span two blocks; chunks of 1, 7 and 128 each start blocks elsewhere)."""
+    span several blocks; chunks of 1, 7 and 128 each start blocks elsewhere)."""
     from dse.model.step_kernel import KERNEL_DESIGNS
     tech = default_technology()
-    n = KERNEL_DESIGNS + 44
+    n = max(300, KERNEL_DESIGNS + 44)
     cols = _columns(n, seed=21)
     mix = _variants()
     whole = mode("numba", evaluate, DesignArrays.from_columns(cols, tech), mix, tech)

@@ -196,6 +196,7 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
     overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
     inv_p = 1.0 / knee
+    square = knee == 2.0
     for i in range(m):
         s = row_of[i]
         d = design_of[i]
@@ -309,10 +310,19 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
                 sram = _mx(sram, d2d_share * through / d2d_den)
             roof = _mx(c, memory)
             if kj == 0:
-                hi = _mx(roof, 1e-300)
-                x = _power(c / hi, knee)
-                x += _power(memory / hi, knee)
-                roof = _power(x, inv_p) * hi
+                if square and roof >= 1e-300 and roof < np.inf:
+                    # the knee of p = 2 with both roofs finite: the larger over itself is exactly 1, so
+                    # (1 + (lo/hi)²)^½ · hi, the same bits in one division (none when lo = 0: √1 · hi = hi)
+                    lo = memory if c >= memory else c
+                    if lo != 0.0:
+                        x = lo / roof
+                        x = 1.0 + x * x
+                        roof = np.sqrt(x) * roof
+                else:
+                    hi = _mx(roof, 1e-300)
+                    x = _power(c / hi, knee)
+                    x += _power(memory / hi, knee)
+                    roof = _power(x, inv_p) * hi
             b = _mx(roof, sram)
             kn = ops[8, s, j]
             ov = gap * kn
@@ -406,8 +416,9 @@ OUT_INT = ("plan", "dp", "micro_batch", "micro_batches", "close_plan", "largest"
 OUT_FLOAT = ("tpot", "ttft", "pre", "joules", "share", "throughput", "close_tpot", "close_ttft")
 # designs `map_llm_kernel` walks together: the instances a rung level of theirs needs are timed in one
 # `time_batch` call (a call per design and rung would spend ~0.3 µs refcounting its arguments each); bounds its
-# per-design tables (designs × (plans + memo keys))
-KERNEL_DESIGNS = 256
+# per-design tables (designs × (plans + memo keys)), which stay in the core's cache at 16 (~1 MB at 256 designs
+# of 286 plans: ~1.3x slower on benchmarks/model_speed.py's LLM scenario)
+KERNEL_DESIGNS = 16
 
 
 @njit(cache=True, inline="always")
@@ -483,10 +494,15 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
 def _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key, q_wr,
            q_kr, q_want):
     """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
-    queued (`memo_state` 0 → 1); returns how many are queued."""
+    queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
+    shares a (row, design)'s compute times among its residencies; returns how many are queued."""
     m = 0
+    seg = 0  # where the current design's instances start
     for p in range(npairs):
         dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
+        if p > 0 and dl != p_dl[p - 1]:
+            _sort_rows(seg, m, q_row, q_des, q_key, q_wr, q_kr, q_want)
+            seg = m
         for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
             s = pl[P_DEC + role, j]
             x = _memo_key(s, pl[P_DEC_CLS + role, j], fw, fk, n_steps)
@@ -504,24 +520,35 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, mem
             q_key[m] = dl * memo_state.shape[1] + x
             q_want[m] = is_dec[s]
             m += 1
+    _sort_rows(seg, m, q_row, q_des, q_key, q_wr, q_kr, q_want)
     return m
 
 
+@njit(cache=True, inline="always")
+def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
+    """Sort queue entries [a, b) (one design's) by row: an insertion sort (a design queues a few per rung level)."""
+    for i in range(a + 1, b):
+        r, ds, ky, wr, kr, wa = q_row[i], q_des[i], q_key[i], q_wr[i], q_kr[i], q_want[i]
+        h = i
+        while h > a and q_row[h - 1] > r:
+            q_row[h], q_des[h], q_key[h] = q_row[h - 1], q_des[h - 1], q_key[h - 1]
+            q_wr[h], q_kr[h], q_want[h] = q_wr[h - 1], q_kr[h - 1], q_want[h - 1]
+            h -= 1
+        q_row[h], q_des[h], q_key[h], q_wr[h], q_kr[h], q_want[h] = r, ds, ky, wr, kr, wa
+
+
 @njit(cache=True, nogil=True)
-def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind, hwd, peak,
-         narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern):
-    """Time the `m` queued instances (`time_batch`, in (row, design) order so that a row's residencies on a design
-    share its compute times) and memoize them (`memo_state` 2)."""
+def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
+         rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern):
+    """Time the `m` queued instances (`time_batch`; each design's in row order, so that a row's residencies on a
+    design share its compute times) and memoize them (`memo_state` 2)."""
     if m == 0:
         return
-    order = np.argsort(q_row[:m] * n + q_des[:m])
-    t_out, e_out = np.empty(m), np.empty(m)
-    time_batch(m, q_row[order], q_des[order], q_wr[order], q_kr[order], np.zeros(m), q_want[order], ops, mm, rowinfo,
-               kind, hwd, peak, narrow, efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead,
-               kern)
+    time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
+               split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
     W = memo_state.shape[1]
     for i in range(m):
-        key = q_key[order[i]]
+        key = q_key[i]
         dl, x = key // W, key % W
         memo_t[dl, x], memo_e[dl, x], memo_state[dl, x] = t_out[i], e_out[i], 2
 
@@ -575,6 +602,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     memo_state = np.zeros((B, W), np.int8)  # 0 not timed, 1 queued, 2 timed
     q_row, q_des, q_key = np.empty(B * W, np.int64), np.empty(B * W, np.int64), np.empty(B * W, np.int64)
     q_wr, q_kr, q_want = np.empty(B * W), np.empty(B * W), np.empty(B * W, np.bool_)
+    zeros, t_out, e_out = np.zeros(B * W), np.empty(B * W), np.empty(B * W)
     p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
     p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
     v, vd = np.empty((4, B * P)), np.empty(B * P, np.int64)
@@ -586,6 +614,17 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     levels = 0
     for r in range(R):
         levels = max(levels, rungs[4, r] + 1)
+    # the rungs of each level, in rung order: lev_rungs[lev_start[lev]:lev_start[lev + 1]]
+    lev_start = np.zeros(levels + 1, np.int64)
+    for r in range(R):
+        lev_start[rungs[4, r] + 1] += 1
+    for lev in range(levels):
+        lev_start[lev + 1] += lev_start[lev]
+    lev_rungs = np.empty(R, np.int64)
+    fill = lev_start[:levels].copy()
+    for r in range(R):
+        lev_rungs[fill[rungs[4, r]]] = r
+        fill[rungs[4, r]] += 1
     for d0 in range(0, n, B):
         nb = min(B, n - d0)
         memo_state[:] = 0
@@ -612,9 +651,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         for lev in range(levels):
             npairs = 0
             for dl in range(nb):
-                for r in range(R):
-                    if rungs[4, r] != lev:
-                        continue
+                for q in range(lev_start[lev], lev_start[lev + 1]):
+                    r = lev_rungs[q]
                     on = lev == 0 or rungs[3, r] == 0 or (rung_on[dl, r - 1] and passed[dl, r - 1])
                     rung_on[dl, r] = on
                     passed[dl, r] = False
@@ -627,8 +665,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                             npairs += 1
             m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                        q_key, q_wr, q_kr, q_want)
-            _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind,
-                 hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+            _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
+                 rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
             _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
                     v, vd)
             for p in range(npairs):
@@ -654,8 +692,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 npairs += 1
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
                    q_wr, q_kr, q_want)
-        _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, memo_t, memo_e, memo_state, n, ops, mm, rowinfo, kind, hwd,
-             peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+        _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm, rowinfo,
+             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
         _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
                 vd)
         for p in range(npairs):
