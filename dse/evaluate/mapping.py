@@ -288,8 +288,8 @@ _NUMERIC = tuple(k for k, metric in SCENARIO.items() if metric.numeric)  # the r
 
 
 def _numeric_metrics(n: int) -> dict[str, np.ndarray]:
-    """A zero column per numeric per-scenario metric of the registry: what a mapping fills."""
-    return {k: np.zeros(n) for k in _NUMERIC}
+    """A zero column per numeric per-scenario metric of the registry: what a mapping fills (rows of one block)."""
+    return dict(zip(_NUMERIC, np.zeros((len(_NUMERIC), n))))
 
 
 # where a plan's weights live (MappingResult.metrics["weights"]), indexed by `_weights_code`
@@ -758,8 +758,9 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
 
         def fit_plan(p, binary):
             ep_ = int(t.ep[p])
+            ep_text = f", ep={ep_}" if ep_ > 1 else ""
             return (f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
-                    f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{f', ep={ep_}' if ep_ > 1 else ''} on {int(t.replica[p])} of ")
+                    f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{ep_text} on {int(t.replica[p])} of ")
         plan_text = _Texts(fit_plan)
         out = []
         for k, p in enumerate(closest):
@@ -862,7 +863,21 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch. Each
     batch is one forward pass: it pays the stack's per-inference launch, not an LLM engine step
     (`Calibration.for_phase`)."""
-    return _blocked(_map_cnn_block, hw, scenario, cnn_plan_table(scenario, shape, prec), _inference(cal), None)
+    return _blocked(_map_cnn_block, hw, scenario, _cnn_table(scenario, shape, prec), _inference(cal), None)
+
+
+_CNN_TABLES: dict[int, tuple] = {}  # id(scenario) → (scenario, shape, precision, their CnnPlanTable)
+
+
+def _cnn_table(scenario, shape, prec) -> CnnPlanTable:
+    """`cnn_plan_table` once per (frozen) scenario, shape and precision objects: its cache hashes the shape, whose
+    every layer is a model (~80 µs for ResNet-50, more than the rest of a small block's CNN mapping)."""
+    hit = _CNN_TABLES.get(id(scenario))
+    if hit is None or hit[0] is not scenario or hit[1] is not shape or hit[2] is not prec:
+        if len(_CNN_TABLES) > 256:
+            _CNN_TABLES.clear()
+        hit = _CNN_TABLES[id(scenario)] = (scenario, shape, prec, cnn_plan_table(scenario, shape, prec))
+    return hit[3]
 
 
 _INFERENCE: dict[int, tuple] = {}  # id(calibration) → (it, its `for_phase("inference")`)
@@ -1022,28 +1037,28 @@ def _cnn_choose(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, 
 
 def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo) -> _CnnChoice:
     """`_cnn_choose` by the compiled kernel (`cnn_kernel.map_cnn_kernel`): one loop over the designs, each batch's
-    step timed by the same per-instance arithmetic as `perf.step_times`' compiled path."""
+    step (and a layer-pipelined design's one-image step) timed by the same per-instance arithmetic as
+    `perf.step_times`' compiled path."""
     from dse.model import cnn_kernel as ck
     sk = compiled_kernel()
-    n, B = hw.n, len(t.plans)
-    stack = stacked_tables(_compressed(t.steps))
-    ops, mm, rowinfo, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)
-    pipe_of = np.full(n, -1, np.int64)
-    piped = _cnn_pipelined(hw, t, cal)
-    if piped is not None:
-        pi, p_lat, p_e, p_w = piped
-        pipe_of[pi] = np.arange(len(pi))
-    else:
-        p_lat, p_e, p_w = np.zeros((0, B)), np.zeros((0, B)), np.zeros(0)
+    n = hw.n
+    tables = compiled_tables(sk, stacked_tables(_compressed(t.steps)), hw, cal)
+    pipe = np.zeros(n, bool) if hw.layer_pipeline is None or t.one is None else np.array(hw.layer_pipeline, bool)
+    # the one-image step runs without the per-step cost (`_no_step_overhead`), which only the calibration scalars
+    # hold: the per-design constants are the batch steps' (shared through `compiled_tables`' cache)
+    one = list(compiled_tables(sk, stacked_tables(_compressed((t.one,))), hw, cal) if pipe.any() else tables)
+    one[8] = one[8].copy()
+    one[8][sk._CAL.index("step_overhead_s")] = _no_step_overhead(cal).step_overhead_us * 1e-6
     goal = getattr(scenario, "goal", "throughput")
-    sc = np.array([slo or 0.0, scenario_batch(scenario)[1], goal == "throughput"], float)
+    sc = np.array([slo or 0.0, scenario_batch(scenario)[1], goal == "throughput", cal.step_overhead_us * 1e-6,
+                   t.depth], float)
     o_int = np.zeros((n, len(ck.OUT_INT)), np.int64)
     o_float = np.zeros((n, len(ck.OUT_FLOAT)))
     f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
     c = (lambda x, d=float: np.ascontiguousarray(x, d))
     ck.map_cnn_kernel(c(t.batch, np.int64), c(t.w), c(t.kv), c(t.act), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
-                      c(shift, np.int64), pipe_of, c(p_lat), c(p_e), c(p_w), sc, ops, mm, rowinfo, kind, hwd, peak,
-                      narrow, efl, calv, float(SPLIT_K_MIN), o_int, o_float)
+                      sc, *tables[:9], c(tables[9], np.int64), pipe, np.array(t.one_foot, float), *one[:9],
+                      c(one[9], np.int64), float(SPLIT_K_MIN), o_int, o_float)
     i, x = dict(zip(ck.OUT_INT, o_int.T)), dict(zip(ck.OUT_FLOAT, o_float.T))
     return _CnnChoice(i["feasible"] != 0, i["batch"], x["lat"], x["energy"], x["share"], i["stop"],
                       i["stop_fits"] != 0, x["stop_lat"])

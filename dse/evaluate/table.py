@@ -12,7 +12,7 @@ import numpy as np
 
 from dse.catalog import load_catalog_design
 from dse.evaluate.memo import by_identity
-from dse.evaluate.metrics import DESIGN, SCENARIO
+from dse.evaluate.metrics import DESIGN, NUMPY_DTYPES, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import AreaBreakdown, chip_area
@@ -59,6 +59,23 @@ def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
             reason = np.where(feasible & ~np.asarray(extra_ok, bool), part.reason, reason).astype(object)
             feasible &= np.asarray(extra_ok, bool)
     return hw, cols, feasible, reason
+
+
+_BY_DTYPE: dict[str, tuple[str, ...]] = {}  # the scenario metrics of each dtype, in registry order
+for _name, _m in SCENARIO.items():
+    _BY_DTYPE[_m.dtype] = _BY_DTYPE.get(_m.dtype, ()) + (_name,)
+
+
+def _scenario_columns(n: int) -> dict[str, np.ndarray]:
+    """`Metric.empty(n)` of every scenario metric, in registry order: the numeric and flag columns are the rows of
+    one block per dtype (one allocation instead of one per metric, per scenario and call)."""
+    cols: dict[str, np.ndarray] = {}
+    for dtype, names in _BY_DTYPE.items():
+        if dtype == "str":
+            cols.update((name, SCENARIO[name].empty(n)) for name in names)
+        else:
+            cols.update(zip(names, np.zeros((len(names), n), NUMPY_DTYPES[dtype])))
+    return {name: cols[name] for name in SCENARIO}
 
 
 def _calibration(cal: Calibration | str | None) -> Calibration:
@@ -109,7 +126,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
                                                clocked(sub, clock), cal, res, sc.serving, pool,
                                                out["system_cost_usd"][idx], tech))
-        cols = {name: m.empty(n) for name, m in SCENARIO.items()}
+        cols = _scenario_columns(n)
         cols["reason"][:] = reason
         if res is not None:
             for key, val in res.metrics.items():

@@ -765,9 +765,11 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     if no_interposer.any():  # one message per (memory, packaging) pair
         i = np.flatnonzero(no_interposer)
         text: dict[tuple[str, str], str] = {}
+
+        def pair_text(memory: str, packaging: str) -> str:
+            return f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"
         msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [text.get(key) or text.setdefault(key, f"memory {key[0]} needs a 2.5D interposer (cowos_s or cowos_l), "
-                                                         f"packaging is {key[1]}")
+        msgs[i] = [text.get(key) or text.setdefault(key, pair_text(*key))
                    for key in zip(arr.names["chip.memory"][i].tolist(), arr.names["chip.packaging"][i].tolist())]
         flags.flag(no_interposer, msgs)
     shore_bad = ~c["shore_ok"]

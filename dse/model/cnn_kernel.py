@@ -7,8 +7,7 @@ The same numbers to the bit: the residency, capacity, SLO and score tests take t
 by term in its order (+, −, ×, ÷ and comparisons only), and each design's timed (design, batch) instances are the
 numpy path's (a design's batches up to the first that misses the capacity or the SLO, then the chord's upper knot);
 which of them share a `time_batch` call changes no instance's value. tests/test_cnn_kernel_equiv.py compares every
-column on random designs and the CNN scenarios of the mixes. A layer-pipelined design's latencies (one image's step,
-`CnnPlanTable.one`) are timed in numpy by the caller and passed in.
+column on random designs and the CNN scenarios of the mixes.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from numba import njit
 
 from dse.model.step_kernel import _clip01, _mx, time_batch
 
-# the scenario's scalars: latency SLO in ms (0: none), largest batch, whether the goal is throughput (else latency)
-SCALARS = ("slo_ms", "max_batch", "goal_throughput")
-# per design outputs: integers (whether it has a batch; the chosen batch; index of the first batch the design stopped at, -1:
-# none; whether that batch fits) and floats (latency s, dynamic energy J and resident weight share of the chosen
-# batch; the latency at the stop)
+# the scenario's scalars: latency SLO in ms (0: none), largest batch, whether the goal is throughput (else latency),
+# and the stack's per-inference launch (s) and the network's layer-pipeline depth in periods (`CnnPlanTable.depth`)
+SCALARS = ("slo_ms", "max_batch", "goal_throughput", "launch_s", "depth")
+# per design outputs: integers (whether it has a batch; the chosen batch; index of the first batch the design
+# stopped at, -1: none; whether that batch fits) and floats (latency s, dynamic energy J and resident weight share
+# of the chosen batch; the latency at the stop)
 OUT_INT = ("feasible", "batch", "stop", "stop_fits")
 OUT_FLOAT = ("lat", "energy", "share", "stop_lat")
 
@@ -34,15 +34,18 @@ def _lat_ok(lat, slo):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # (x / 0 gives ±inf or NaN, as in numpy, not an exception)
-def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, shift, pipe_of, pipe_lat, pipe_e, pipe_w, sc, ops, mm,
-                   rowinfo, kind, hwd, peak, narrow, efl, calv, split_k_min, o_int, o_float):
+def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, calv,
+                   shift, pipe, one_foot, ops1, mm1, rowinfo1, kind1, hwd1, peak1, narrow1, efl1, calv1, shift1,
+                   split_k_min, o_int, o_float):
     """`_map_cnn_block`'s choice per design: `batch`, `w`, `kv`, `act` per plan (growing batch); `sram`, `mem`
-    bytes and `chips` per design; `shift` the row shift of `perf.compiled_tables`; `pipe_of` a layer-pipelined
-    design's row of `pipe_lat`, `pipe_e` (its latency and energy per batch) and `pipe_w` (its weights' resident
-    share), -1 for the others; `sc` the `SCALARS`; then the compiled step tables. Writes `o_int`, `o_float`."""
+    bytes and `chips` per design; `sc` the `SCALARS`; the compiled tables of the batch steps (`perf.compiled_tables`:
+    `ops` … `calv` and the row `shift`); whether a design is layer-pipelined (`pipe`), the footprint (w, kv, act) of
+    one image and the compiled tables of its step (`ops1` … `shift1`, without the per-step cost). Writes `o_int`,
+    `o_float`."""
     n, B = sram.shape[0], batch.shape[0]
     slo, max_b, goal_thr = sc[0], sc[1], sc[2] > 0
-    k = ops.shape[2]
+    launch_s, depth = sc[3], sc[4]
+    k = max(ops.shape[2], ops1.shape[2])
     compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
     busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
     fw = np.empty((n, B))
@@ -80,17 +83,41 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, shift, pipe_of, pipe_lat
             fits[d, b] = f
             r = r and f
             reach[d, b] = r
-        p = pipe_of[d]
-        going[d] = p < 0
-        if p >= 0:  # a layer-pipelined design: timed by the caller, its weights where the pipeline keeps them
-            for b in range(B):
-                lat[d, b], e_j[d, b], fw[d, b], tm[d, b] = pipe_lat[p, b], pipe_e[p, b], pipe_w[p], True
-    # the batches in growing order, each on the designs that passed every smaller one (capacity and SLO)
+        going[d] = not pipe[d]
     q_row = np.empty(n, np.int64)
     q_des = np.empty(n, np.int64)
     q_w, q_k, q_res = np.empty(n), np.ones(n), np.empty(n)
     q_want = np.ones(n, np.bool_)
     t_out, e_out = np.empty(n), np.empty(n)
+    # a layer-pipelined chip (chip.layer_pipeline): one image's step at its own residency (`mapping._cnn_pipelined`)
+    w1, kv1, a1 = one_foot[0], one_foot[1], one_foot[2]
+    m = 0
+    for d in range(n):
+        if pipe[d]:
+            s_ = sram[d]
+            wres = w1 + a1 <= s_
+            kres = wres and (w1 + kv1 + a1 <= s_)
+            room = s_ - a1
+            fw1 = 1.0 if wres else _clip01(room / _mx(w1, 1e-30))
+            if kres:
+                fk1 = 1.0
+            elif wres:
+                fk1 = _clip01((room - w1) / _mx(kv1, 1e-30))
+            else:
+                fk1 = 0.0
+            q_row[m], q_des[m], q_w[m], q_res[m] = shift1[d], d, fw1, fw1 * w1 + fk1 * kv1
+            m += 1
+    if m:
+        time_batch(m, q_row, q_des, q_w, q_k, q_res, q_want, ops1, mm1, rowinfo1, kind1, hwd1, peak1, narrow1, efl1,
+                   calv1, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
+    for i in range(m):  # b images take T·(b + depth), plus one launch; its weights where the pipeline keeps them
+        d = q_des[i]
+        for b in range(B):
+            lat[d, b] = t_out[i] * (batch[b] + depth) + launch_s
+            e_j[d, b] = e_out[i] * batch[b]
+            fw[d, b] = q_w[i]
+            tm[d, b] = True
+    # the batches in growing order, each on the designs that passed every smaller one (capacity and SLO)
     for b in range(B):
         m = 0
         for d in range(n):
@@ -185,11 +212,14 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, shift, pipe_of, pipe_lat
 
 def warm() -> None:
     """Compile `map_cnn_kernel` for the argument types `mapping._cnn_choose_compiled` passes (or load it from the
-    cache), on one design of two batches (the step tables' values as `step_kernel.warm` gives them)."""
+    cache), on one layer-pipelined design of two batches (the step tables' values as `step_kernel.warm` gives them)."""
     from dse.model.step_kernel import _CAL, _HW, _MM, _OP
     B, n = 2, 1
     one, z = np.ones, np.zeros
-    map_cnn_kernel(np.array([1, 2], np.int64), one(B), z(B), one(B), one(n), one(n), one(n), z(n, np.int64),
-                   np.full(n, -1, np.int64), z((1, B)), z((1, B)), z(1), z(len(SCALARS)), one((len(_OP), B, 1)),
-                   one((len(_MM), B, 1)), one((B, 2)), z(1, np.int64), one((n, len(_HW))), one((n, 1)), z((n, 1)),
-                   z((n, 1)), one(len(_CAL)), 256.0, z((n, len(OUT_INT)), np.int64), z((n, len(OUT_FLOAT))))
+
+    def tables(rows):
+        return (one((len(_OP), rows, 1)), one((len(_MM), rows, 1)), one((rows, 2)), z(1, np.int64),
+                one((n, len(_HW))), one((n, 1)), z((n, 1)), z((n, 1)), one(len(_CAL)), z(n, np.int64))
+    map_cnn_kernel(np.array([1, 2], np.int64), one(B), z(B), one(B), one(n), one(n), one(n), z(len(SCALARS)),
+                   *tables(B), one(n, np.bool_), one(3), *tables(1), 256.0, z((n, len(OUT_INT)), np.int64),
+                   z((n, len(OUT_FLOAT))))
