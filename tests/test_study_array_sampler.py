@@ -42,8 +42,12 @@ class Counting(ModelEvaluator):
 
 def test_default_nsga2_uses_the_array_sampler_and_other_crossovers_use_optuna(tmp_path):
     st = load_study(_study(tmp_path))
-    assert isinstance(make_generation_sampler(st.spec.sampler, st.space), ArrayNSGAII)
-    st2 = load_study(_study(tmp_path, name="b", sampler={"kind": "nsga2", "population_size": 8, "crossover": "sbx"}))
+    ga = make_generation_sampler(st.spec.sampler, st.space)
+    assert isinstance(ga, ArrayNSGAII) and ga.crossover == "sbx"
+    uni = load_study(_study(tmp_path, name="u", sampler={"kind": "nsga2", "population_size": 8, "crossover": "uniform"}))
+    assert make_generation_sampler(uni.spec.sampler, uni.space).crossover == "uniform"
+    st2 = load_study(_study(tmp_path, name="b", sampler={"kind": "nsga2", "population_size": 8,
+                                                         "crossover": "blxalpha"}))
     assert make_generation_sampler(st2.spec.sampler, st2.space) is None
     st3 = load_study(_study(tmp_path, name="c", sampler={"kind": "tpe"}))
     assert make_generation_sampler(st3.spec.sampler, st3.space) is None
@@ -240,3 +244,71 @@ def test_neutral_fill_types_values_as_the_element_wise_fill(col, neutral):
     want = _as_array([neutral if o else v for o, v in zip(off.tolist(), col.tolist())])
     assert got.dtype.kind == want.dtype.kind and got.tolist() == want.tolist()
     assert [type(x) for x in got.tolist()] == [type(x) for x in want.tolist()]
+
+
+def _datacenter_space() -> SearchSpace:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    return SearchSpace(SearchSpaceSpec(**yaml.safe_load((root / "search_spaces" / "datacenter.yaml").read_text())))
+
+
+def test_sbx_children_are_designs_of_the_space_and_identical_parents_breed_true():
+    """SBX + polynomial mutation: every child is on its knob's grid and within bounds (ints whole, steps on the
+    step grid, log ranges inside), and without mutation two copies of a design only breed that design."""
+    space = _datacenter_space()
+    ga = ArrayNSGAII(space, population_size=50, crossover="sbx")
+    codec = ga.codec
+    rng = np.random.default_rng(7)
+    X, _ = codec.canonical(codec.random(rng, 50), rng)
+    ga.observe(X, rng.random((50, 3)), np.zeros(50))
+    for seed in range(5):
+        C, cols = ga.ask(np.random.default_rng(seed), 200)
+        assert np.array_equal(codec.encode(cols), C, equal_nan=True)  # the columns are the matrix's designs
+        for j, k in enumerate(codec.knobs):
+            x = C[:, j][~np.isnan(C[:, j])]
+            if k.kind == "categorical":
+                assert set(x.astype(int).tolist()) <= set(range(len(k.dist.choices)))
+                continue
+            assert (x >= k.dist.low).all() and (x <= k.dist.high).all(), k.name
+            if k.kind == "int":
+                assert (x == np.rint(x)).all(), k.name
+            if k.dist.step is not None:
+                steps = (x - k.dist.low) / k.dist.step
+                assert np.allclose(steps, np.rint(steps)), k.name
+    same = ArrayNSGAII(space, population_size=4, crossover="sbx", mutation_prob=0.0)
+    one = np.repeat(X[:1], 4, axis=0)
+    same.observe(one, np.zeros((4, 3)), np.zeros(4))
+    C, _ = same.ask(np.random.default_rng(1), 30)
+    assert np.array_equal(C, np.repeat(X[:1], 30, axis=0), equal_nan=True)
+
+
+def test_sbx_children_lie_around_their_parents_on_the_knobs_scale():
+    """Between two parents a child of SBX is near one of them on the knob's scale (log for log ranges): with
+    parents at the two ends of `chip.sram_mb`'s log range (16 and 1024 MB), children fall mostly near either
+    end, few in the geometric middle; polynomial mutation alone moves a child a little."""
+    space = _datacenter_space()
+    ga = ArrayNSGAII(space, population_size=2, crossover="sbx", mutation_prob=0.0, crossover_prob=1.0,
+                     swapping_prob=1.0)
+    codec = ga.codec
+    rng = np.random.default_rng(3)
+    X, _ = codec.canonical(codec.random(rng, 2), rng)
+    j = codec.names.index("chip.sram_mb")
+    X[:, j] = [16.0, 1024.0]
+    ga.observe(X, np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), np.zeros(2))  # both on the front
+    C, _ = ga.ask(np.random.default_rng(4), 4000)
+    logs = np.log(C[:, j])
+    mid = np.log(128.0)  # the geometric middle of 16 and 1024
+    near_ends = (np.abs(logs - np.log(16.0)) < 0.5) | (np.abs(logs - np.log(1024.0)) < 0.5)
+    assert near_ends.mean() > 0.5 and (np.abs(logs - mid) < 0.5).mean() < 0.15
+    assert np.isclose(np.mean(logs), mid, atol=0.15)  # symmetric around the parents' mean
+    mut = ArrayNSGAII(space, population_size=1, crossover="sbx", mutation_prob=1.0, crossover_prob=0.0)
+    mut.observe(X[:1].copy(), np.zeros((1, 3)), np.zeros(1))
+    M, _ = mut.ask(np.random.default_rng(5), 2000)
+    step = np.abs(np.log(M[:, j]) - np.log(16.0)) / (np.log(1024.0) - np.log(16.0))
+    assert np.median(step) < 0.05 and step.max() <= 1.0
+
+
+def test_an_unknown_array_crossover_is_refused():
+    with pytest.raises(ValueError, match="crossover"):
+        ArrayNSGAII(SearchSpace(SearchSpaceSpec(**SPACE)), population_size=4, crossover="blxalpha")

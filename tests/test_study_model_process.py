@@ -118,9 +118,12 @@ def test_only_an_evaluator_that_states_it_is_pure_goes_to_another_process(monkey
     monkeypatch.setenv("DSE_MODEL_PROCESS", "auto")
     assert not model_process_wanted(ModelEvaluator("local"), 1)  # one batch: nothing to overlap
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(execution, "_ray_initialized", lambda: False)
     for idle in (True, False):  # a busy machine keeps the run in one process
         monkeypatch.setattr(execution, "cpu_idle", lambda: idle)
         assert model_process_wanted(ModelEvaluator("local"), 10) is idle
+    monkeypatch.setattr(execution, "_ray_initialized", lambda: True)  # a Ray process (e.g. a sweep's task)
+    assert not model_process_wanted(ModelEvaluator("local"), 10)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert not model_process_wanted(ModelEvaluator("local"), 10)
 

@@ -269,6 +269,8 @@ def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
         return True
     if (batches is not None and batches < 2) or (os.cpu_count() or 1) < 2:
         return False
+    if _ray_initialized():  # a Ray worker or driver (a sweep's task): its gRPC threads make a fork unsafe
+        return False
     return cpu_idle()
 
 

@@ -1,8 +1,11 @@
 """Samplers for a study spec, reseeded per batch so that a resumed run continues identically.
 
-`ArrayNSGAII` (kind `nsga2` with uniform crossover, the default) breeds a whole generation as a knob
-matrix: NSGA-II survival (constrained domination, non-domination rank, crowding distance), binary
-tournaments, uniform crossover and per-knob mutation, all as numpy array operations. The runner records its
+`ArrayNSGAII` (kind `nsga2` with crossover `sbx`, the default, or `uniform`) breeds a whole generation as a
+knob matrix: NSGA-II survival (constrained domination, non-domination rank, crowding distance), binary
+tournaments, then either simulated binary crossover and polynomial mutation of the numeric knobs (on each
+knob's own scale: log for log ranges) with uniform crossover and a fresh draw for categorical ones (`sbx`, as
+in Deb's NSGA-II and pymoo's), or uniform crossover and a fresh draw for every knob (`uniform`), all as numpy
+array operations. The runner records its
 trials through Optuna's public API (`create_trial` + `add_trials`), so the journal stays readable by
 Optuna and optuna-dashboard; there is no per-trial `ask`/`suggest`/`tell`. Its state (the parent
 population) is a pure function of the stored generations, so a resumed run replays them and continues
@@ -133,7 +136,7 @@ OPTUNA_SAMPLERS: dict[type, Any] = {
     sp.Grid: None,
 }
 #: crossovers `ArrayNSGAII` implements; nsga2 with another crossover runs Optuna's NSGAIISampler
-ARRAY_CROSSOVERS = ("uniform",)
+ARRAY_CROSSOVERS = ("sbx", "uniform")
 
 
 def make_sampler(cfg: Any, seed: int) -> optuna.samplers.BaseSampler:
@@ -148,7 +151,8 @@ def make_generation_sampler(cfg: Any, space: SearchSpace) -> "ArrayNSGAII | None
     """The array sampler for a spec's `sampler` block, or None when the kind runs through Optuna's ask/tell."""
     if isinstance(cfg, sp.NSGA2) and cfg.crossover in ARRAY_CROSSOVERS:
         return ArrayNSGAII(space, population_size=cfg.population_size, mutation_prob=cfg.mutation_prob,
-                           crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob)
+                           crossover_prob=cfg.crossover_prob, swapping_prob=cfg.swapping_prob,
+                           crossover=cfg.crossover)
     return None
 
 
@@ -171,10 +175,55 @@ class KnobCodec:
         self._index = {k.name: {_hashable(c): i for i, c in enumerate(k.dist.choices)}
                        for k in self.knobs if k.kind == "categorical"}
         self._fixed_one: dict[str, np.ndarray] | None = None
+        self._bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see scale_bounds
 
     @property
     def width(self) -> int:
         return len(self.knobs)
+
+    def scale_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, is-number) per knob on the scale variation works on (`to_scale`): log for log ranges;
+        an int knob's range widened by half a unit and a stepped one's by half a step, so that every value
+        of the grid gets an equal share when snapped."""
+        if self._bounds is not None:
+            return self._bounds
+        lo, hi, num = np.zeros(self.width), np.ones(self.width), np.zeros(self.width, dtype=bool)
+        for j, k in enumerate(self.knobs):
+            if k.kind == "categorical":
+                continue
+            d = k.dist
+            half = 0.5 if k.kind == "int" else 0.0
+            if d.step is not None and not d.log:
+                half = 0.5 * d.step
+            a, b = d.low - half, d.high + half
+            lo[j], hi[j] = (np.log(a), np.log(b)) if d.log else (a, b)
+            num[j] = True
+        self._bounds = (lo, hi, num)
+        return self._bounds
+
+    def to_scale(self, X: np.ndarray) -> np.ndarray:
+        """Designs on the variation scale (`scale_bounds`): log of log knobs; NaN stays NaN."""
+        U = X.astype(float, copy=True)
+        for j, k in enumerate(self.knobs):
+            if k.kind != "categorical" and k.dist.log:
+                U[:, j] = np.log(U[:, j])
+        return U
+
+    def from_scale(self, U: np.ndarray) -> np.ndarray:
+        """`to_scale` undone, each number snapped to its knob's values (ints rounded, steps on the grid, within
+        bounds); categorical columns are returned as they are."""
+        X = U.copy()
+        for j, k in enumerate(self.knobs):
+            if k.kind == "categorical":
+                continue
+            d = k.dist
+            v = np.exp(U[:, j]) if d.log else U[:, j]
+            if d.step is not None and not d.log:
+                v = d.low + np.round((v - d.low) / d.step) * d.step
+            if k.kind == "int":
+                v = np.rint(v)
+            X[:, j] = np.clip(v, d.low, d.high)
+        return X
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n designs drawn independently per knob (Optuna's RandomSampler's rules: log-uniform for log
@@ -340,19 +389,33 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     return order, rank, crowd
 
 
+# distribution indices of simulated binary crossover (Deb & Agrawal, Complex Systems 9, 1995) and polynomial
+# mutation (Deb & Goyal, Computer Science and Informatics 26(4), 1996): the larger, the closer a child stays to
+# its parents (a spread, not a physical quantity; meaningful from ~2 to ~100). NSGA-II's paper (Deb, Pratap,
+# Agarwal & Meyarivan, IEEE TEC 6(2), 2002) uses 20 for both; 15 for crossover and 20 for mutation are pymoo's
+# NSGA-II defaults, the baseline of benchmarks/study_speed.py
+SBX_ETA = 15.0
+PM_ETA = 20.0
+
+
 class ArrayNSGAII:
     """NSGA-II whose generation is bred at once as a knob matrix (see the module docstring).
 
     `observe(X, F, cv)` adds an evaluated generation (F: objectives to minimise, non-finite = failed;
     cv: total constraint violation) and keeps the best `population_size` of parents ∪ offspring;
-    `ask(rng, n)` returns the next generation (random while there are no parents)."""
+    `ask(rng, n)` returns the next generation (random while there are no parents). `crossover_prob`: share of
+    children bred from two parents (else a copy of one, mutated); `swapping_prob`: per knob, the chance that
+    crossover acts on it; `mutation_prob`: per knob (default 1 / knobs)."""
 
     def __init__(self, space: SearchSpace, *, population_size: int, mutation_prob: float | None = None,
-                 crossover_prob: float = 0.9, swapping_prob: float = 0.5):
+                 crossover_prob: float = 0.9, swapping_prob: float = 0.5, crossover: str = "sbx"):
+        if crossover not in ARRAY_CROSSOVERS:
+            raise ValueError(f"ArrayNSGAII: crossover {crossover!r} is not one of {ARRAY_CROSSOVERS}")
         self.codec = KnobCodec(space)
         self.population_size = population_size
         self.mutation_prob = mutation_prob if mutation_prob is not None else 1.0 / max(1, self.codec.width)
         self.crossover_prob, self.swapping_prob = crossover_prob, swapping_prob
+        self.crossover = crossover
         self.X: np.ndarray | None = None
         self.F = self.cv = self.rank = self.crowd = None
 
@@ -377,8 +440,52 @@ class ArrayNSGAII:
         if self.X is None or len(self.X) == 0:
             return codec.canonical(codec.random(rng, n), rng)
         p1, p2 = self._tournament(rng, n), self._tournament(rng, n)
+        if self.crossover == "sbx":
+            return codec.canonical(self._sbx_pm(rng, self.X[p1], self.X[p2]), rng)
         cross = (rng.random(n) < self.crossover_prob)[:, None] & (rng.random((n, codec.width)) < self.swapping_prob)
         child = np.where(cross, self.X[p2], self.X[p1])
         mutate = rng.random((n, codec.width)) < self.mutation_prob
         child = np.where(mutate, codec.random(rng, n), child)
         return codec.canonical(child, rng)
+
+    def _sbx_pm(self, rng: np.random.Generator, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Children of parent rows A x B: numbers by simulated binary crossover (Deb & Agrawal 1995, bounded form)
+        and polynomial mutation (Deb & Goyal 1996) on each knob's scale (log for log ranges; an int or stepped
+        knob then snapped to its grid); categorical knobs by uniform crossover and a choice drawn anew."""
+        codec = self.codec
+        n, d = A.shape
+        lo, hi, num = codec.scale_bounds()
+        U, V = codec.to_scale(A), codec.to_scale(B)
+        pair = (rng.random(n) < self.crossover_prob)[:, None]
+        # SBX on the numeric knobs that both parents have (NaN: inactive) and that differ
+        swap = pair & (rng.random((n, d)) < self.swapping_prob)
+        both = swap & num & np.isfinite(U) & np.isfinite(V) & (np.abs(U - V) > 1e-14)
+        y1, y2 = np.fmin(U, V), np.fmax(U, V)
+        span = np.where(both, y2 - y1, 1.0)
+        r = rng.random((n, d))
+        side = rng.random((n, d)) < 0.5  # which of the two children this row keeps
+        eta = SBX_ETA
+        with np.errstate(all="ignore"):
+            beta = np.where(side, 1.0 + 2.0 * (y1 - lo) / span, 1.0 + 2.0 * (hi - y2) / span)
+            alpha = 2.0 - beta ** -(eta + 1.0)
+            betaq = np.where(r <= 1.0 / alpha, (r * alpha) ** (1.0 / (eta + 1.0)),
+                             (1.0 / (2.0 - r * alpha)) ** (1.0 / (eta + 1.0)))
+            c = np.where(side, 0.5 * (y1 + y2 - betaq * span), 0.5 * (y1 + y2 + betaq * span))
+        C = np.where(both, np.clip(c, lo, hi), U)
+        # categorical knobs: uniform crossover
+        cat = ~num
+        C = np.where(swap & cat, V, C)
+        # polynomial mutation of numbers; a categorical knob drawn anew
+        mutate = rng.random((n, d)) < self.mutation_prob
+        r = rng.random((n, d))
+        with np.errstate(all="ignore"):
+            width = np.where(num, hi - lo, 1.0)
+            d1, d2 = (C - lo) / width, (hi - C) / width
+            p = 1.0 / (PM_ETA + 1.0)
+            dq = np.where(r < 0.5, (2 * r + (1 - 2 * r) * (1 - d1) ** (PM_ETA + 1)) ** p - 1.0,
+                          1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - d2) ** (PM_ETA + 1)) ** p)
+            M = np.clip(C + dq * width, lo, hi)
+        C = np.where(mutate & num & np.isfinite(C), M, C)
+        X = codec.from_scale(C)
+        drawn = codec.random(rng, n)
+        return np.where(mutate & cat, drawn, X)

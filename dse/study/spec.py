@@ -52,7 +52,9 @@ class NSGA2(_Base):
     kind: Literal["nsga2"] = "nsga2"
     population_size: int = Field(64, ge=2)
     mutation_prob: float | None = Field(None, ge=0, le=1)
-    crossover: Literal["uniform", "blxalpha", "sbx", "vsbx", "undx", "spx"] = "uniform"
+    # sbx (simulated binary crossover + polynomial mutation of numbers) and uniform run as array operations
+    # (dse.study.samplers.ArrayNSGAII); the others through Optuna's NSGAIISampler
+    crossover: Literal["uniform", "blxalpha", "sbx", "vsbx", "undx", "spx"] = "sbx"
     crossover_prob: float = Field(0.9, ge=0, le=1)
     swapping_prob: float = Field(0.5, ge=0, le=1)
 
