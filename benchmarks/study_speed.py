@@ -387,8 +387,9 @@ def main() -> None:
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
               f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
               "thread; the runner (serial): its model in a forked process beside its own work when a CPU is idle "
-              f"second CPU (DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', 'auto')}; 'never' keeps it in "
-              "one process), its file writes on a thread; CPU s count every process and thread")
+              f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', 'auto')}; 'always' forces it, 'never' keeps "
+              "one process; each runner row's note says which ran), its file writes on a thread; CPU s count every "
+              "process and thread")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None
         runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}
         for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
