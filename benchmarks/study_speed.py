@@ -5,10 +5,10 @@ Contenders (all in this process, one after the other, the model warmed up first;
 generation of designs with one vectorized model call):
   * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
                     serial (`--serial`), writing its run folder (an Arrow part per generation) and the Optuna
-                    journal mirror; repeated designs reuse their stored result (counted below). Its model runs
-                    in a forked process beside the run's own work when a CPU is idle (DSE_MODEL_PROCESS=auto;
-                    `always` forces it, `never` keeps one process; the note says which ran): the runner then
-                    uses two CPUs, every other contender one;
+                    journal mirror; repeated designs reuse their stored result (counted below). With
+                    DSE_MODEL_PROCESS=auto (a CPU idle) or always its model runs in a forked process beside the
+                    run's own work (default never: one process; the note says which ran): the runner then uses
+                    two CPUs, every other contender one;
   * optuna-batched  plain Optuna, in memory: NSGAIISampler, per generation `ask` × P, `suggest_*` per knob,
                     one model call, `tell` × P (nothing written to disk);
   * optuna-journal  plain Optuna `study.optimize` with a JournalFileBackend: one design per trial and one
@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from dse.expr import parse  # noqa: E402
 from dse.pareto import hypervolume, nondominated_mask, to_minimization  # noqa: E402
+from dse.study.execution import MODEL_PROCESS_DEFAULT  # noqa: E402
 from dse.study.evaluator import ModelEvaluator  # noqa: E402
 from dse.study.runner import StudyRunner  # noqa: E402
 from dse.study.samplers import KnobCodec  # noqa: E402
@@ -226,7 +227,7 @@ def run_runner(path: Path, tmp: Path) -> dict:
         res = runner.run()
         main = time.thread_time() - main0
         took = clock.stop()
-    # with a model process (DSE_MODEL_PROCESS, on by default with 2 CPUs) the model runs in a forked child: its
+    # with a model process (DSE_MODEL_PROCESS=auto / always; off by default) the model runs in a forked child: its
     # CPU seconds in the model come back with each result, and its whole CPU time counts in RUSAGE_CHILDREN
     # (Clock), once it has ended; the parent's sections then do not include the model
     mp = runner.model_process
@@ -386,9 +387,9 @@ def main() -> None:
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
               f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
-              "thread; the runner (serial): its model in a forked process beside its own work when a CPU is idle "
-              f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', 'auto')}; 'always' forces it, 'never' keeps "
-              "one process; each runner row's note says which ran), its file writes on a thread; CPU s count every "
+              "thread; the runner (serial): its model in a forked process beside its own work only when asked "
+              f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', MODEL_PROCESS_DEFAULT)}; 'auto': when a CPU "
+              "is idle, 'always', 'never'; each runner row's note says which ran), its file writes on a thread; CPU s count every "
               "process and thread")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None
         runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}

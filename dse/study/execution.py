@@ -252,9 +252,12 @@ class SerialExecutor:
         pass
 
 
-# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto
-# (default: on Linux with an idle CPU, for an evaluator that says it is `pure`), always, or never.
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=never
+# (default), auto (on Linux with an idle CPU, for an evaluator that says it is `pure`) or always. Off by default:
+# no gain measured on the 2-core machine (benchmarks/study_speed.py --trials 10000 --seeds 2 --repeat 3, 2026-12-02
+# 14:36, CPU pressure 4-33 %, interleaved: never 1.20 / 1.37 s, always 1.65 / 1.44 s per 10k trials)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
+MODEL_PROCESS_DEFAULT = "never"
 
 
 def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
@@ -262,7 +265,7 @@ def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
     evaluator must be a pure function of the design (`pure = True`: a copy in another process gives the same
     results; a toy evaluator that counts its calls is not) and fork must be safe here (Linux); `auto` also
     wants an idle CPU and more than one batch (else there is nothing to overlap)."""
-    how = os.environ.get(MODEL_PROCESS_ENV, "auto")
+    how = os.environ.get(MODEL_PROCESS_ENV, MODEL_PROCESS_DEFAULT)
     if how == "never" or not is_pure(evaluator) or not sys.platform.startswith("linux"):
         return False
     if how == "always":
