@@ -94,6 +94,21 @@ def test_failed_start_does_not_block_the_corrected_rerun(tmp_path):
         StudyRunner(load_study(_study_file(tmp_path, seed=3)), run).run()
 
 
+def test_refused_resume_names_what_changed_and_keeps_the_trials(tmp_path):
+    """A run folder of another definition is refused with the fields that differ, stored vs now (the sampler key
+    by key: a run started with nsga2's former default crossover, uniform, names it), and its trials are kept."""
+    run = tmp_path / "runs" / "t"
+    StudyRunner(load_study(_study_file(tmp_path, sampler={"kind": "nsga2", "crossover": "uniform"})), run).run()
+    before = _results(run)
+    with pytest.raises(DseUserError, match=r"sampler\.crossover: stored 'uniform', now 'sbx'; to continue") as e:
+        StudyRunner(load_study(_study_file(tmp_path, sampler={"kind": "nsga2"})), run).run()
+    assert "seed" not in str(e.value)  # only what changed
+    with pytest.raises(DseUserError, match=r"seed: stored 5, now 6"):
+        StudyRunner(load_study(_study_file(tmp_path, seed=6, sampler={"kind": "nsga2", "crossover": "uniform"})),
+                    run).run()
+    assert _results(run).equals(before)
+
+
 def test_stale_journal_lock_is_released(tmp_path, caplog):
     cfg = _study_file(tmp_path, budget={"trials": 16})
     run = tmp_path / "runs" / "t"

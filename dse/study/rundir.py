@@ -112,9 +112,12 @@ def prepare_run_dir(study: Study, run_dir: Path) -> None:
                 f"a run of this same study delete {meta_path.name} and rerun (it is rewritten and the stored "
                 "trials are kept), else use another --out folder")
         if old.get("fingerprint") != study.fingerprint() and PartStore(run_dir, create=False).indices():
+            changes = definition_changes(old, study)
+            said = f": {'; '.join(changes)}" if changes else " (space, mix, objectives, sampler or seed changed)"
+            back = ("; to continue the stored run, set these back in the study file" if changes else "")
             raise DseUserError(
-                f"{run_dir} holds a run of a different study definition (space, mix, objectives, sampler or "
-                "seed changed); use another --out folder or delete it to start over")
+                f"{run_dir} holds a run of a different study definition{said}{back}; or use another --out folder, "
+                "or delete it to start over")
         if old.get("fingerprint") != study.fingerprint():  # an earlier start that stored no trial: taken over
             _forget_start(run_dir)
     cfg = run_dir / STUDY_YAML
@@ -123,6 +126,19 @@ def prepare_run_dir(study: Study, run_dir: Path) -> None:
     else:
         cfg.write_text(yaml.safe_dump({**study.spec.model_dump(mode="json", exclude_none=True),
                                        "space": study.space.spec.model_dump(mode="json")}, sort_keys=False))
+
+
+def definition_changes(old: dict[str, Any], study: Study) -> list[str]:
+    """What differs between a stored run.json and `study`, field by field where run.json records it (the
+    sampler's settings key by key: e.g. nsga2's default crossover became sbx on 2026-12-02, so a run started
+    before with the default stored crossover 'uniform')."""
+    s = study.spec
+    now = {"seed": s.seed, "mix": s.mix, "space": study.space.name, "software": s.software,
+           "objectives": [o.model_dump(mode="json") for o in s.objectives]}
+    out = [f"{k}: stored {old[k]!r}, now {v!r}" for k, v in now.items() if k in old and old[k] != v]
+    was, sampler = old.get("sampler") or {}, s.sampler.model_dump(mode="json")
+    out += [f"sampler.{k}: stored {was.get(k)!r}, now {v!r}" for k, v in sampler.items() if k in was and was[k] != v]
+    return out
 
 
 def _forget_start(run_dir: Path) -> None:
