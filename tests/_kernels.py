@@ -23,6 +23,21 @@ def kernel_runner(monkeypatch) -> Callable[..., Any]:
     return run
 
 
+def staged_kernel_runner(monkeypatch) -> Callable[..., Any]:
+    """`run(mode, fn, *args, staged=False, **kw)` as `kernel_runner`'s; `staged=True` keeps the numpy mapping
+    (dse.evaluate.mapping's LLM and CNN choice) with compiled step times."""
+    from dse.evaluate import mapping
+
+    run_in = kernel_runner(monkeypatch)
+
+    def run(mode: str, fn: Callable[..., Any], *args, staged: bool = False, **kw) -> Any:
+        with monkeypatch.context() as m:
+            if staged:
+                m.setattr(mapping, "compiled_kernel", lambda *a: None)
+            return run_in(mode, fn, *args, **kw)
+    return run
+
+
 def assert_bit_equal(a: dict, b: dict, what: str) -> None:
     """Every column of `a` equals `b`'s bit for bit: same keys, shapes and dtypes; floats equal with the same sign
     of zero, NaN where NaN."""

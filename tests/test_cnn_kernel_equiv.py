@@ -17,7 +17,6 @@ import importlib.util
 import numpy as np
 import pytest
 
-import dse.evaluate.mapping as mapping
 from dse.evaluate import evaluate
 from dse.evaluate.mapping import evaluate_scenario
 from dse.evaluate.steps import cnn_plan_table
@@ -30,7 +29,7 @@ from dse.workloads.modelfile import load_model_shape
 from dse.workloads.scenarios import load_mix, mix_names, mix_of
 
 from _designs import random_designs  # noqa: E402
-from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, staged_kernel_runner  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 N = 2400
@@ -40,14 +39,7 @@ N = 2400
 def mode(monkeypatch):
     """Run a function under DSE_KERNEL=kernel (the path chosen afresh); `staged` keeps the numpy CNN mapping with
     compiled step times."""
-    run_in = kernel_runner(monkeypatch)
-
-    def run(kernel, fn, *args, staged=False, **kw):
-        with monkeypatch.context() as m:
-            if staged:
-                m.setattr(mapping, "compiled_kernel", lambda *a: None)
-            return run_in(kernel, fn, *args, **kw)
-    yield run
+    yield staged_kernel_runner(monkeypatch)
     perf.reset_kernel()
 
 

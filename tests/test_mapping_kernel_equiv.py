@@ -17,7 +17,6 @@ import importlib.util
 import numpy as np
 import pytest
 
-import dse.evaluate.mapping as mapping
 from dse.evaluate import evaluate
 from dse.evaluate.mapping import evaluate_scenario
 from dse.evaluate.table import design_metrics
@@ -27,7 +26,7 @@ from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
-from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, staged_kernel_runner  # noqa: E402
 from test_model_speed_equiv import _columns, _variants  # noqa: E402
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
@@ -38,14 +37,7 @@ N = 60
 def mode(monkeypatch):
     """Run a function under DSE_KERNEL=kernel (the path chosen afresh); `staged` keeps the numpy mapping with
     compiled step times."""
-    run_in = kernel_runner(monkeypatch)
-
-    def run(kernel, fn, *args, staged=False, **kw):
-        with monkeypatch.context() as m:
-            if staged:
-                m.setattr(mapping, "compiled_kernel", lambda *a: None)
-            return run_in(kernel, fn, *args, **kw)
-    yield run
+    yield staged_kernel_runner(monkeypatch)
     perf.reset_kernel()
 
 

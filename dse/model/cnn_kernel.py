@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dse.model.step_kernel import _clip01, _mx, time_batch
+from dse.model.step_kernel import _shares, time_batch
 
 # the scenario's scalars: latency SLO in ms (0: none), largest batch, whether the goal is throughput (else latency),
 # and the stack's per-inference launch (s) and the network's layer-pipeline depth in periods (`CnnPlanTable.depth`)
@@ -62,22 +62,13 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
         r = True
         for b in range(B):
             wb, kb, ab = w[b], kv[b], act[b]
-            wres = wb + ab <= s_
-            kres = wres and (wb + kb + ab <= s_)
+            wres, kres, fwb, fkb = _shares(wb, kb, ab, s_)
             if m_ > 0:
                 w_off = 0.0 if wres else wb
                 kv_off = 0.0 if kres else kb
                 f = w_off + kv_off <= m_
             else:
                 f = wb + kb + ab <= s_
-            room = s_ - ab
-            fwb = 1.0 if wres else _clip01(room / _mx(wb, 1e-30))
-            if kres:
-                fkb = 1.0
-            elif wres:
-                fkb = _clip01((room - wb) / _mx(kb, 1e-30))
-            else:
-                fkb = 0.0
             fw[d, b] = fwb
             res[d, b] = fwb * wb + fkb * kb
             fits[d, b] = f
@@ -94,17 +85,7 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
     m = 0
     for d in range(n):
         if pipe[d]:
-            s_ = sram[d]
-            wres = w1 + a1 <= s_
-            kres = wres and (w1 + kv1 + a1 <= s_)
-            room = s_ - a1
-            fw1 = 1.0 if wres else _clip01(room / _mx(w1, 1e-30))
-            if kres:
-                fk1 = 1.0
-            elif wres:
-                fk1 = _clip01((room - w1) / _mx(kv1, 1e-30))
-            else:
-                fk1 = 0.0
+            _, _, fw1, fk1 = _shares(w1, kv1, a1, sram[d])
             q_row[m], q_des[m], q_w[m], q_res[m] = shift1[d], d, fw1, fw1 * w1 + fk1 * kv1
             m += 1
     if m:
