@@ -41,36 +41,44 @@ def _run(cfg: Path, out: Path, monkeypatch, how: str, evaluator=None) -> StudyRu
     return runner
 
 
-class DiesInChild(ModelEvaluator):
+class FailsInChild(ModelEvaluator):
+    """The model, whose forked copy calls `fail()` on its `on`-th call (the parent's copy never does)."""
+
+    pure = True
+    on = 0
+
+    def __init__(self, mix: str):
+        super().__init__(mix)
+        self.parent, self.calls = os.getpid(), 0
+
+    def fail(self) -> None:
+        raise NotImplementedError
+
+    def __call__(self, cols):
+        self.calls += 1
+        if os.getpid() != self.parent and self.calls == self.on:
+            self.fail()
+        return super().__call__(cols)
+
+
+class DiesInChild(FailsInChild):
     """The model, whose forked copy dies (os._exit) on its third call: the parent must go on in-process."""
 
     pure = True
+    on = 3
 
-    def __init__(self, mix: str):
-        super().__init__(mix)
-        self.parent, self.calls = os.getpid(), 0
-
-    def __call__(self, cols):
-        self.calls += 1
-        if os.getpid() != self.parent and self.calls == 3:
-            os._exit(3)
-        return super().__call__(cols)
+    def fail(self) -> None:
+        os._exit(3)
 
 
-class TransientInChild(ModelEvaluator):
+class TransientInChild(FailsInChild):
     """The model, raising a transient (infrastructure) error on its second call in the child process."""
 
     pure = True
+    on = 2
 
-    def __init__(self, mix: str):
-        super().__init__(mix)
-        self.parent, self.calls = os.getpid(), 0
-
-    def __call__(self, cols):
-        self.calls += 1
-        if os.getpid() != self.parent and self.calls == 2:
-            raise TransientError("worker lost")
-        return super().__call__(cols)
+    def fail(self) -> None:
+        raise TransientError("worker lost")
 
 
 def test_a_model_process_gives_the_in_process_results(tmp_path, monkeypatch):
