@@ -156,3 +156,33 @@ def test_spare_search_compiled_equals_numpy_under_harsh_and_mild_defects(kernel)
         ref, got = (vars(kernel(mode, chip_area, arr)) for mode in ("numpy", "numba"))
         assert (np.asarray(ref["spare_cores"]) > 0).any()
         _same(ref, got, f"chip_area at {scale}x defects")
+
+
+@needs_numba
+def test_knee_of_p2_in_one_division_gives_the_general_formulas_bits():
+    """The compiled knee of p = 2 (`step_kernel._knee2`: the larger roof over itself is exactly 1, so one division)
+    gives the bits of perf's numpy formula ((c/hi)^2 + (m/hi)^2)^(1/2) · hi wherever it says it holds, and it holds
+    exactly where hi = max(c, m) is finite and at least 1e-300 (elsewhere the kernel takes the general formula):
+    random roofs over 330 decades, equal ones, zeros, subnormals, inf and NaN."""
+    from dse.model.step_kernel import _knee2
+    rng = np.random.default_rng(15)
+    a, b = 10 ** rng.uniform(-320, 10, 4000), 10 ** rng.uniform(-320, 10, 4000)
+    near = a * (1 + rng.uniform(-1e-9, 1e-9, 4000))  # roofs a few ulps to a billionth apart
+    edge = np.array([0.0, 1e-300, 1e-301, 5e-324, 1.0, 3.0, np.inf, np.nan, 2.0 ** 1000])
+    c = np.concatenate([a, a, a, near, np.repeat(edge, len(edge))])
+    m = np.concatenate([b, a, a / 3.0, a, np.tile(edge, len(edge))])
+    c, m = np.concatenate([c, m]), np.concatenate([m, c])  # each pair both ways round
+    hi = np.maximum(np.maximum(c, m), 1e-300)
+    with np.errstate(all="ignore"):
+        x, y = c / hi, m / hi  # (perf._busy_free's in-place steps)
+        x **= 2.0
+        y **= 2.0
+        x += y
+        x **= 0.5
+        x *= hi
+    got = np.array([_knee2(ci, mi) for ci, mi in zip(c, m)], dtype=object)
+    roof, valid = got[:, 0].astype(float), got[:, 1].astype(bool)
+    top = np.fmax(c, m)
+    assert (valid == ((top >= 1e-300) & (top < np.inf) & ~np.isnan(c) & ~np.isnan(m))).all()
+    assert valid.sum() > 8000
+    assert (roof[valid].view(np.int64) == x[valid].view(np.int64)).all()

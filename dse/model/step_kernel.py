@@ -184,7 +184,46 @@ def _power(x, p):
     return x ** p
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, inline="always", error_model="numpy")
+def _knee2(c, memory):
+    """(roof, valid): the knee of p = 2 of a matrix kernel, ((c/hi)² + (memory/hi)²)^½ · hi with hi = max(c, memory)
+    (perf's numpy path), in one division: with both roofs finite and hi >= 1e-300 the larger over hi is exactly 1,
+    so (1 + (lo/hi)²)^½ · hi gives the same bits (hi itself when lo = 0: √1 · hi = hi); `valid` is False outside
+    that range (the general formula's clamp of hi, inf or NaN). Branch-free, so that its loop vectorizes."""
+    roof = _mx(c, memory)
+    lo = memory if c >= memory else c
+    x = lo / roof
+    x = 1.0 + x * x
+    bent = np.sqrt(x) * roof
+    return (bent if lo != 0.0 else roof), (roof >= 1e-300 and roof < np.inf)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den):
+    """(bytes off chip, bytes on chip, memory time, SRAM time) of one operator under the residency (wres, kres; their
+    complements sw, sk): perf._resident_times term by term, branch-free (selects), so that its loop vectorizes."""
+    act_off = _mx(act - free_sram, 0.0)
+    off = sw * w
+    off += sk * kv
+    off += act_off
+    off *= has_mem
+    streamed = 0.0 if cls == 0.0 else (sw if cls == 1.0 else (sk if cls == 2.0 else _mx(sw, sk)))
+    ratio = act_off / _mx(act, 1e-300)
+    streamed = _mx(streamed, ratio) if act_off != 0.0 else streamed  # (0 / act = 0 leaves the larger share)
+    memory = off / mem_den
+    memory += ramp * streamed
+    memory = memory if off > 0 else (off if off != off else 0.0)  # ((off / rate + ramp) · 0)
+    on = wres * w
+    on += kres * kv
+    on += act - act_off
+    through = on + off
+    sram = through / sram_den
+    d2 = d2d_share * through / d2d_den
+    sram = _mx(sram, d2) if d2d_share > 0 else sram
+    return off, on, memory, sram
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern):
     """Time (s) and dynamic energy (J) per chip of the first `m` instances (see perf.step_times), with the caller's
@@ -197,6 +236,7 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
     overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
     inv_p = 1.0 / knee
     square = knee == 2.0
+    e_on, e_off = np.empty(k), np.empty(k)  # each operator's SRAM and memory energy (pJ)
     for i in range(m):
         s = row_of[i]
         d = design_of[i]
@@ -220,16 +260,14 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
         gpu = 0.0
         want_sum = 0.0
         energy = 0.0
-        # pass 1: every operator's roofs, collective time, kernel boundary (and its energy)
-        for j in range(k):
-            cnt = ops[4, s, j]
-            if cnt == 0.0:  # a stacked table's padding (or an operator run zero times) adds exact zeros
-                continue
-            flops, w, act, kv = ops[0, s, j], ops[1, s, j], ops[2, s, j], ops[3, s, j]
-            kj = kind[j]
-            if same:
-                c, cm, t_bw = compute[j], comm[j], comm_bw[j]
-            else:
+        # pass 1a (a step new on this design): every operator's compute and collective times
+        if not same:
+            for j in range(k):
+                cnt = ops[4, s, j]
+                if cnt == 0.0:  # a stacked table's padding (or an operator run zero times) adds exact zeros
+                    continue
+                flops = ops[0, s, j]
+                kj = kind[j]
                 c = 0.0
                 if kj == 0:
                     prec = int(mm[4, s, j])
@@ -279,68 +317,59 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
                         t_bw = vol / bw
                         t_lat = steps * lat + floor_
                 cm = t_bw + t_lat
-            # memory bytes of the residency (perf._resident_times)
-            act_off = _mx(act - free_sram, 0.0)
-            off = sw * w
-            off += sk * kv
-            off += act_off
-            off *= has_mem
-            cls = ops[7, s, j]
-            if cls == 0.0:
-                streamed = 0.0
-            elif cls == 1.0:
-                streamed = sw
-            elif cls == 2.0:
-                streamed = sk
-            else:
-                streamed = _mx(sw, sk)
-            if act_off != 0.0:  # (0 / act = 0 leaves the larger share)
-                streamed = _mx(streamed, act_off / _mx(act, 1e-300))
-            if off > 0:
-                memory = off / mem_den
-                memory += ramp * streamed
-            else:  # (off / rate + ramp) · 0
-                memory = off if off != off else 0.0
-            on = wres * w
-            on += kres * kv
-            on += act - act_off
-            through = on + off
-            sram = through / sram_den
-            if d2d_share > 0:
-                sram = _mx(sram, d2d_share * through / d2d_den)
+                compute[j], comm[j], comm_bw[j] = c, cm, t_bw
+        # pass 1b: every operator's roofs under the residency and its energy (pJ), branch-free so that LLVM
+        # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
+        nslow = 0
+        for j in range(k):
+            cnt = ops[4, s, j]
+            w, act, kv = ops[1, s, j], ops[2, s, j], ops[3, s, j]
+            kj = kind[j]
+            c = compute[j] if cnt != 0.0 else 0.0
+            off, on, memory, sram = _resident(w, act, kv, ops[7, s, j], sw, sk, wres, kres, free_sram, has_mem, mem_den,
+                                              ramp, sram_den, d2d_share, d2d_den)
             roof = _mx(c, memory)
-            if kj == 0:
-                if square and roof >= 1e-300 and roof < np.inf:
-                    # the knee of p = 2 with both roofs finite: the larger over itself is exactly 1, so
-                    # (1 + (lo/hi)²)^½ · hi, the same bits in one division (none when lo = 0: √1 · hi = hi)
-                    lo = memory if c >= memory else c
-                    if lo != 0.0:
-                        x = lo / roof
-                        x = 1.0 + x * x
-                        roof = np.sqrt(x) * roof
-                else:
-                    hi = _mx(roof, 1e-300)
-                    x = _power(c / hi, knee)
-                    x += _power(memory / hi, knee)
-                    roof = _power(x, inv_p) * hi
-            b = _mx(roof, sram)
+            bent, fast = _knee2(c, memory)  # (other knees, or roofs out of its range: after the loop)
+            fast = square and fast
+            roof = bent if (kj == 0 and fast) else roof
+            nslow += 1 if (kj == 0 and not fast and cnt != 0.0) else 0
+            busy[j] = _mx(roof, sram)
+            part = off * 2.0
+            part += on
+            e_on[j] = part * e_sram
+            part = off * 8
+            e_off[j] = part * e_mem
+        for j in range(k if nslow > 0 else 0):  # pass 1b's matrix kernels under the general knee
+            if ops[4, s, j] == 0.0 or kind[j] != 0:
+                continue
+            c = compute[j]
+            _, _, memory, sram = _resident(ops[1, s, j], ops[2, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres,
+                                           free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den)
+            roof = _mx(c, memory)
+            if square and roof >= 1e-300 and roof < np.inf:
+                continue
+            hi = _mx(roof, 1e-300)
+            x = _power(c / hi, knee)
+            x += _power(memory / hi, knee)
+            roof = _power(x, inv_p) * hi
+            busy[j] = _mx(roof, sram)
+        # pass 1c: the sums, operator by operator
+        for j in range(k):
+            cnt = ops[4, s, j]
+            if cnt == 0.0:
+                continue
             kn = ops[8, s, j]
             ov = gap * kn
-            compute[j], comm[j], comm_bw[j], busy[j], overhead[j], kern[j] = c, cm, t_bw, b, ov, kn
+            overhead[j], kern[j] = ov, kn
             if launch_s > 0:
                 launches += kn * cnt
-                gpu += (_mx(b, cm) + ov) * cnt
-            want_sum += t_bw * cnt
+                gpu += (_mx(busy[j], comm[j]) + ov) * cnt
+            want_sum += comm_bw[j] * cnt
             if want_e[i]:
-                pj = flops * efl[d, int(ops[10, s, j])]
-                part = off * 2.0
-                part += on
-                part *= e_sram
-                pj += part
-                part = off * 8
-                part *= e_mem
-                pj += part
-                if comm_elsewhere or kj >= 2:
+                pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
+                pj += e_on[j]
+                pj += e_off[j]
+                if comm_elsewhere or kind[j] >= 2:
                     pj += (ops[5, s, j] * 8) * e_link
                 pj *= 1e-12
                 energy += pj * cnt
@@ -449,6 +478,13 @@ def _shares(w, kv, act, sram):
     """(weights wholly resident, weights and KV wholly resident, resident shares fw, fk): mapping.residency."""
     wres = w + act <= sram
     kres = wres and (w + kv + act <= sram)
+    fw, fk = _fractions(w, kv, act, sram, wres, kres)
+    return wres, kres, fw, fk
+
+
+@njit(cache=True, inline="always")
+def _fractions(w, kv, act, sram, wres, kres):
+    """The resident shares (fw, fk) of `_shares` given its whole-residency flags."""
     room = sram - act
     fw = 1.0 if wres else _clip01(room / _mx(w, 1e-30))
     if kres:
@@ -457,7 +493,7 @@ def _shares(w, kv, act, sram):
         fk = _clip01((room - w) / _mx(kv, 1e-30))
     else:
         fk = 0.0
-    return wres, kres, fw, fk
+    return fw, fk
 
 
 @njit(cache=True, inline="always")
@@ -610,6 +646,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     fwv, fkv = np.zeros((B, P)), np.zeros((B, P))
     tpot, ttft, pre, jl = np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P))
     dpv = np.zeros((B, P), np.int64)
+    cl, ncl = np.empty((B, P), np.int64), np.zeros(B, np.int64)  # each design's candidates, in plan order
     rung_on, passed = np.zeros((B, R), np.bool_), np.zeros((B, R), np.bool_)
     levels = 0
     for r in range(R):
@@ -633,19 +670,23 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             d = d0 + dl
             chips, sram, mem = chips_in[d], sram_in[d], mem_in[d]
             largest, largest_key = -1, -1
+            ncl[dl] = 0
             for j in range(P):
                 cand[dl, j] = off[dl, j] = good[dl, j] = False
                 if not (pl[P_REPLICA, j] <= chips and (pl[P_TRIED, j] > 0 or pl[P_PP, j] == chips // pl[P_GRP, j])):
                     continue
                 w, kv, act = pf[0, j], pf[1, j], pf[2, j]
-                wres, kres, fw, fk = _shares(w, kv, act, sram)
+                wres = w + act <= sram  # (`_shares`, its shares only for the plans that fit)
+                kres = wres and (w + kv + act <= sram)
                 if not _fits(w, kv, act, sram, mem, wres, kres, kv_total, kv_frac):
                     key = pl[P_REPLICA, j] * P + j
                     if pl[P_FIRST_RUNG, j] > 0 and key > largest_key:
                         largest, largest_key = j, key
                     continue
                 cand[dl, j] = True
-                fwv[dl, j], fkv[dl, j] = fw, fk
+                fwv[dl, j], fkv[dl, j] = _fractions(w, kv, act, sram, wres, kres)
+                cl[dl, ncl[dl]] = j
+                ncl[dl] += 1
             o_int[d, 5] = largest
         # rung level by rung level: a pruning ladder's rung is offered while every earlier rung of it passed
         for lev in range(levels):
@@ -682,7 +723,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         npairs = 0
         for dl in range(nb if chords else 0):
             sram = sram_in[d0 + dl]
-            for lo in range(P):
+            for q in range(ncl[dl]):  # (only a candidate is good)
+                lo = cl[dl, q]
                 hi = pl[P_NXT, lo]
                 if not good[dl, lo] or hi < 0 or (cand[dl, hi] and off[dl, hi]):
                     continue
@@ -700,28 +742,31 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             dl, j = p_dl[p], p_j[p]
             tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p]
         for dl in range(nb):
-            _choose_one(dl, d0 + dl, P, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram_in[d0 + dl],
+            _choose_one(dl, d0 + dl, cl[dl], ncl[dl], pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram_in[d0 + dl],
                         mem_in[d0 + dl], out_len, slo_tpot, slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords,
                         o_int, o_float)
 
 
 @njit(cache=True, nogil=True)
-def _choose_one(dl, d, P, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram, mem, out_len, slo_tpot,
+def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram, mem, out_len, slo_tpot,
                 slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords, o_int, o_float):
     """Design `d`'s (row `dl` of the block's tables) best plan among its good plans in plan order, then the chords
     in the order of their lower knots (the first of best score), into its output rows; without one, the closest
-    SLO miss among its offered plans (the first of least relative gap)."""
+    SLO miss among its offered plans (the first of least relative gap). `cl[:nc]`: its candidates in plan order
+    (only a candidate is good or offered)."""
     best_score = -np.inf
     b_j, b_dp, b_b, b_mbs = -1, 0, 0, 0
     b_tpot = b_ttft = b_pre = b_jl = b_share = b_thr = 0.0
-    for j in range(P):
+    for q in range(nc):
+        j = cl[q]
         if good[dl, j]:
             thr, score = _score(dpv[dl, j], pl[P_MB, j] * pl[P_MBS, j], out_len, pre[dl, j], tpot[dl, j], goal_thr)
             if score > best_score:
                 best_score, b_j, b_dp, b_b, b_mbs = score, j, dpv[dl, j], pl[P_MB, j], pl[P_MBS, j]
                 b_tpot, b_ttft, b_pre, b_jl, b_thr = tpot[dl, j], ttft[dl, j], pre[dl, j], jl[dl, j], thr
                 b_share = fwv[dl, j] + fkv[dl, j]
-    for lo in range(P if chords else 0):
+    for q in range(nc if chords else 0):
+        lo = cl[q]
         hi = pl[P_NXT, lo]
         if not good[dl, lo] or hi < 0 or (cand[dl, hi] and good[dl, hi]):
             continue
@@ -765,7 +810,8 @@ def _choose_one(dl, d, P, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl
     o_float[d, 0], o_float[d, 1], o_float[d, 2], o_float[d, 3] = b_tpot, b_ttft, b_pre, b_jl
     o_float[d, 4], o_float[d, 5] = b_share, b_thr
     close, close_score = -1, -np.inf
-    for j in range(P if b_j < 0 else 0):
+    for q in range(nc if b_j < 0 else 0):
+        j = cl[q]
         if not off[dl, j] or good[dl, j] or pl[P_OVER, j] > 0:
             continue
         g1 = tpot[dl, j] / (slo_tpot * 1e-3) if slo_tpot else 0.0
