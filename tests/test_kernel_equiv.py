@@ -140,6 +140,27 @@ def test_the_kernel_cache_is_stamped_ready_by_source_content_and_numba_version(k
         ready.write_text(stamp)
 
 
+def test_a_changed_kernel_source_purges_every_compiled_modules_cache(tmp_path):
+    """numba checks only a cached function's own file: when any kernel source changed since the stamped compile,
+    the cache of all compiled modules goes (cnn_kernel's code would keep an older step_kernel.time_batch); with the
+    current stamp nothing is touched, nor are other files."""
+    from dse.model import kernel as K
+
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    names = ["step_kernel.time_batch-500.py311.nbi", "step_kernel.time_batch-500.py311.1.nbc",
+             "cnn_kernel.map_cnn_kernel-21.py311.nbi", "area_kernel.io_costs-79.py311.2.nbc"]
+    other = ["mapping.cpython-311.pyc", "step_kernel.cpython-311.pyc"]
+    for f in names + other:
+        (cache / f).write_text("x")
+    (tmp_path / K.KERNEL_READY_FILE).write_text(K.kernel_cache_stamp())
+    ready = (tmp_path / K.KERNEL_READY_FILE).name
+    assert K.purge_stale_cache(tmp_path) == 0 and len(list(cache.iterdir())) == 7
+    (tmp_path / K.KERNEL_READY_FILE).write_text("an older source")
+    assert K.purge_stale_cache(tmp_path) == 4
+    assert sorted(p.name for p in cache.iterdir()) == sorted(other + [ready])
+
+
 @needs_numba
 def test_spare_search_compiled_equals_numpy_under_harsh_and_mild_defects(kernel):
     """`fab.best_spares`' compiled scan (`step_kernel.spare_scan`, with its early stops) picks the same spares,

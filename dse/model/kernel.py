@@ -4,6 +4,11 @@ kernel module, or None for the numpy path. Kept apart from `perf` so that every 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 KERNEL_ENV = "DSE_KERNEL"  # "numba" (compiled; an error when numba is missing), "numpy", "auto" (the default)
 # auto: a process times this many (instance × operator) elements in numpy (~1.5 s on one core, ~20k designs of
 # the balanced mix) before it looks for the compiled kernel, so that a small run (the quickstart) never pays
@@ -121,11 +126,35 @@ def compiled_kernel(elements: int = 0):
     return step_kernel
 
 
+def purge_stale_cache(here: Path | None = None) -> int:
+    """Delete numba's cache of every compiled module next to this package when the kernel sources changed since
+    the last cached compile (the stamp in KERNEL_READY_FILE differs or is missing): numba checks only the file of
+    the function it loads, so cnn_kernel's / area_kernel's cached code would keep an older step_kernel function it
+    calls (`time_batch`, `_shares`, `_mx`). Returns the files deleted; call it before the first kernel call.
+    `here`: the package folder (tests)."""
+    import contextlib
+    from pathlib import Path
+    here = Path(__file__).resolve().parent if here is None else Path(here)
+    try:
+        if (here / KERNEL_READY_FILE).read_text() == kernel_cache_stamp():
+            return 0
+    except OSError:
+        pass
+    gone = 0
+    for f in KERNEL_FILES:
+        for p in (here / "__pycache__").glob(f"{Path(f).stem}.*.nb[ic]"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone += 1
+    return gone
+
+
 def warm_kernel(step_kernel) -> None:
     """Compile (or load) `step_kernel` now, then stamp its cache ready for auto mode where numba cached it
     next to the package (`kernel_cache_ready`)."""
     from pathlib import Path
     from dse.model import area_kernel, cnn_kernel
+    purge_stale_cache()
     step_kernel.warm()
     area_kernel.warm()
     cnn_kernel.warm()
