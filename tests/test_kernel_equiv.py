@@ -140,6 +140,18 @@ def test_the_kernel_cache_is_stamped_ready_by_source_content_and_numba_version(k
         ready.write_text(stamp)
 
 
+def test_the_stamp_covers_the_globals_the_kernel_compiles_in(monkeypatch):
+    """step_kernel reads knobs.TOPOLOGY_CODE as a global, which numba freezes into its cache: another coding of
+    the topologies is another stamp (so the stale cache is purged), the same coding the same stamp."""
+    from dse.model import kernel as K, knobs
+
+    before = K.kernel_cache_stamp()
+    monkeypatch.setattr(knobs, "TOPOLOGY_CODE", dict(knobs.TOPOLOGY_CODE))
+    assert K.kernel_cache_stamp() == before
+    monkeypatch.setattr(knobs, "TOPOLOGY_CODE", {k: v + 1 for k, v in knobs.TOPOLOGY_CODE.items()})
+    assert K.kernel_cache_stamp() != before
+
+
 def test_a_changed_kernel_source_purges_every_compiled_modules_cache(tmp_path):
     """numba checks only a cached function's own file: when any kernel source changed since the stamped compile,
     the cache of all compiled modules goes (cnn_kernel's code would keep an older step_kernel.time_batch); with the

@@ -38,13 +38,16 @@ def _mode() -> str:
 
 
 def kernel_cache_stamp() -> str:
-    """What numba's cache of the kernel depends on: the kernel source's content and numba's version (read
-    without importing numba); '' when either is missing."""
+    """What numba's cache of the kernel depends on: the kernel sources' content, the module globals they read
+    (numba compiles them in as constants) and numba's version (read without importing numba); '' when a source
+    or numba is missing."""
     import hashlib
     from importlib import metadata
     from pathlib import Path
+    from dse.model.knobs import TOPOLOGY_CODE  # a global step_kernel reads: numba freezes it into the cached code
     try:
         src = b"".join(Path(__file__).with_name(f).read_bytes() for f in KERNEL_FILES)
+        src += repr(sorted(TOPOLOGY_CODE.items())).encode()
         return f"{hashlib.sha256(src).hexdigest()} numba {metadata.version('numba')}"
     except (OSError, metadata.PackageNotFoundError):
         return ""
