@@ -36,7 +36,7 @@ import threading
 
 import numpy as np
 
-from dse.evaluate.memo import by_identity
+from dse.model.memo import by_identities, by_identity
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import PP_CHOICES, Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
@@ -265,7 +265,7 @@ class _Texts(dict):
 
 # ---- step times of many (design, step, residency) instances --------------------------------------
 
-_COMPRESSED: dict[int, tuple] = {}  # id(steps) → (steps, their compressed operator tables)
+_COMPRESSED: dict[tuple[int, ...], tuple] = {}  # id(steps) → (steps, their compressed operator tables)
 
 
 def _compressed(steps) -> tuple:
@@ -595,7 +595,7 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
                    i["largest"])
 
 
-_PLAN_ARRAYS: dict[int, tuple] = {}
+_PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}
 
 
 def _plan_arrays(t: LlmPlanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -754,7 +754,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
         close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
         # the parts shared by designs, formatted once per plan, unit or capacity
         slo_plan = _Texts(lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
-        cap_text = _Texts(lambda x, binary: _fmt_gb(x, binary))
+        cap_text = _Texts(_fmt_gb)
 
         def fit_plan(p, binary):
             ep_ = int(t.ep[p])
@@ -866,22 +866,17 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     return _blocked(_map_cnn_block, hw, scenario, _cnn_table(scenario, shape, prec), _inference(cal), None)
 
 
-_CNN_TABLES: dict[int, tuple] = {}  # id(scenario) → (scenario, shape, precision, their CnnPlanTable)
+_CNN_TABLES: dict[tuple[int, ...], tuple] = {}  # ids of (scenario, shape, precision) → (them, their CnnPlanTable)
 
 
 def _cnn_table(scenario, shape, prec) -> CnnPlanTable:
     """`cnn_plan_table` once per (frozen) scenario, shape and precision objects: its cache hashes the shape, whose
     every layer is a model (~80 µs for ResNet-50, more than the rest of a small block's CNN mapping)."""
-    hit = _CNN_TABLES.get(id(scenario))
-    if hit is None or hit[0] is not scenario or hit[1] is not shape or hit[2] is not prec:
-        if len(_CNN_TABLES) > 256:
-            _CNN_TABLES.clear()
-        hit = _CNN_TABLES[id(scenario)] = (scenario, shape, prec, cnn_plan_table(scenario, shape, prec))
-    return hit[3]
+    return by_identities(_CNN_TABLES, (scenario, shape, prec), cnn_plan_table)
 
 
-_INFERENCE: dict[int, tuple] = {}  # id(calibration) → (it, its `for_phase("inference")`)
-_NO_STEP_OVERHEAD: dict[int, tuple] = {}  # id(calibration) → (it, it without its per-step cost)
+_INFERENCE: dict[tuple[int, ...], tuple] = {}  # id(calibration) → (it, its `for_phase("inference")`)
+_NO_STEP_OVERHEAD: dict[tuple[int, ...], tuple] = {}  # id(calibration) → (it, it without its per-step cost)
 
 
 def _inference(cal: Calibration) -> Calibration:
@@ -1086,7 +1081,7 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
     if len(bad):
         stops, fit_b = ch.stop[bad].tolist(), ch.stop_fits[bad].tolist()
         lat_f, sram_b = ch.stop_lat[bad].tolist(), hw.sram_bytes[bad].tolist()
-        on_chip = _Texts(lambda x: _fmt_gb(x))  # a capacity's text, once per distinct capacity
+        on_chip = _Texts(_fmt_gb)  # a capacity's text, once per distinct capacity
         cap_text = _Texts(lambda b: (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip ",
                                      f" (batch {int(t.batch[b])})"))
         out = []

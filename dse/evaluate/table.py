@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.catalog import load_catalog_design
-from dse.evaluate.memo import by_identity
+from dse.model.memo import by_identity
 from dse.evaluate.metrics import DESIGN, NUMPY_DTYPES, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
@@ -173,7 +173,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
 
 
 _REFERENCE_CACHE: dict[tuple[str, str, str, str], dict[str, float]] = {}
-_JSON: dict[int, tuple[object, str]] = {}  # id → (frozen model, its JSON): the cache key without dumping per call
+_JSON: dict[tuple[int, ...], tuple] = {}  # id → (frozen model, its JSON): the cache key without dumping per call
 
 
 def _json(model) -> str:

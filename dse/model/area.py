@@ -25,6 +25,7 @@ from dse.model.arrays import DesignArrays, _Flags
 from dse.model.hardware import Design, active_technology
 from dse.model.kernel import compiled_kernel
 from dse.model.knobs import BY_NAME
+from dse.model.memo import by_identity
 from dse.model.technology import Technology
 
 UM2_PER_MM2 = 1e6
@@ -83,17 +84,17 @@ def _name_index(names: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(keys[pos] == s, pos, len(keys))
 
 
-_TECH_NAMES: dict[int, tuple] = {}  # id(technology) → (it, `_tech_names` of it)
+_TECH_NAMES: dict[tuple[int, ...], tuple] = {}  # id(technology) → (it, `_tech_names` of it)
 
 
 def _tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per name knob `_blocks` resolves, (sorted names, value per name + the value of an unknown name), once per
     (frozen) technology object: the packaging's die-to-die PHY area and edge rate, each memory's edge per stack
     (`Technology.memory_edge_mm`, 0 for a name it does not know) and whether a core style harvests spares."""
-    hit = _TECH_NAMES.get(id(tech))
-    if hit is not None and hit[0] is tech:
-        return hit[1]
+    return by_identity(_TECH_NAMES, tech, _make_tech_names, limit=16)
 
+
+def _make_tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     def table(names, value, missing):
         keys = np.array(sorted(set(names)), dtype=str)
         return keys, np.array([value(k) for k in keys.tolist()] + [missing])
@@ -104,9 +105,6 @@ def _tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
            "memory_edge_mm": table([*tech.memories, *tech.shoreline.memory_edge_mm_per_stack],
                                    lambda k: float(tech.memory_edge_mm(k)), 0.0),
            "harvests": table(tech.harvesting.core_styles, lambda k: True, False)}
-    if len(_TECH_NAMES) > 16:
-        _TECH_NAMES.clear()
-    _TECH_NAMES[id(tech)] = (tech, out)
     return out
 
 
