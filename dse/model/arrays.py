@@ -165,10 +165,10 @@ def _node() -> Any:
     return field(metadata={"process_nodes": True})
 
 
-
 # a row attribute named `<constant><suffix>` copies a technology constant from the table entry another knob
 # selects: the I/O dies' process-node constants (wafer_price_usd_io, ...) follow chip.io_die_node
 ROW_SUFFIX_KNOBS: dict[str, str] = {"_io": "chip.io_die_node"}
+
 
 @dataclass
 class DesignArrays:
