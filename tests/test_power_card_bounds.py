@@ -31,9 +31,9 @@ def _card_power(mid: str) -> tuple[float, float]:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "2026-12-02: the model's speedAI240 Slim draws 375 W per card under ResNet-50 Offline (its running floor alone, "
-    "0.56 of a 494 W peak at GPU-derived n7 energy per FLOP, is 242 W), 2.8x the 133 W per card the whole measured "
-    "3-card system allows, and the Offline-SingleStream difference it implies is 782 W against 167 W measured: "
+    "2026-12-02: the model's speedAI240 Slim draws 374 W per card under ResNet-50 Offline (its running floor alone, "
+    "0.56 of a 492 W peak at GPU-derived n7 energy per FLOP, is 241 W), 2.8x the 133 W per card the whole measured "
+    "3-card system allows, and the Offline-SingleStream difference it implies is 784 W against 167 W measured: "
     "see tests/test_power_physics.py KNOWN_GAPS['speedAI240-Slim']"))
 def test_speedai240_card_power_within_what_the_measured_system_draws():
     """Offline: 3 cards at the Offline power can draw no more than the whole system (host >= 0): <= 132.8 W

@@ -56,32 +56,32 @@ BOUNDS = {None: (0.8, 1.2), "measured_max": (0.8, 1.2), "module": (0.5, 1.2), "s
 # Cerebras' catalog entry counts 32 fp16 MACs per core so that dse's 2:4 sparsity factor reproduces the 125 PF
 # sparse headline; the published compute is an 8-wide FP16 SIMD per core (Hot Chips 2024; 8x unstructured
 # sparsity, see the entry). Its power is checked at the published compute (array 2x4 = 8 MACs per core): at the
-# catalog's 32 the arrays draw 4x, which happens to land the wafer at 0.82x of the system figure (18.9 kW).
+# catalog's 32 the arrays draw 4x, which happens to land the wafer at 0.80x of the system figure (18.3 kW).
 PUBLISHED_ARRAY = {"Cerebras-WSE-3": (2, 4)}
 KNOWN_GAPS = {
-    "Cerebras-WSE-3": "at the published 8 fp16 MACs per core (15.8 PF dense) the wafer draws 6.2 kW (arrays 3.6 kW "
-                      "at (V/V_nom)^2 = 0.51 for 1.1 GHz on n5, SRAM feed 1.3 kW from 48 KB banks, leakage 1.2 kW "
-                      "over 24,700 mm2), 0.27x of the 23 kW CS-3 system: the area model has no per-core router and "
+    "Cerebras-WSE-3": "at the published 8 fp16 MACs per core (15.8 PF dense) the wafer draws 5.9 kW (arrays 3.6 kW "
+                      "at (V/V_nom)^2 = 0.51 for 1.1 GHz on n5, SRAM feed 1.3 kW from 48 KB banks, leakage 0.87 kW "
+                      "over 24,700 mm2 at 0.71 V_nom), 0.26x of the 23 kW CS-3 system: the area model has no per-core router and "
                       "control area (the wafer is 46,225 mm2; 21,500 mm2 of leaking, clocked silicon are missing), "
                       "and the system's power conversion, cooling and I/O are not modelled",
     # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
     # measured 2026-12-02 with the model's n7 energy per FLOP (derived from GPUs and Graphcore) and the node's
     # voltage-frequency curve below and above its nominal clock (dse.model.voltage)
-    "speedAI240-Slim": "at-memory compute: model 494 W (arrays 391 W at n7's 0.39 pJ per bf16 FLOP, bf16-wide "
+    "speedAI240-Slim": "at-memory compute: model 492 W (arrays 391 W at n7's 0.39 pJ per bf16 FLOP, bf16-wide "
                        "datapath, (V/V_nom)^2 = 0.92 at 1.34 GHz; SRAM feed 62 W from its 326 KB banks) vs the 75 W "
                        "card (6.6x). The card's own measurements bound it (measurements_more.md 6.11, "
                        "tests/test_power_card_bounds.py): <= 133 W per card under ResNet-50 Offline, where the model "
-                       "draws 375 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
+                       "draws 374 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
                        "model's 0.195: the per-operation energy of an at-memory 8-bit PE array, and the running floor "
-                       "(0.56 of peak, fitted on GPUs: 242 W here) are the gap. The SRAM is not: its bank rule "
+                       "(0.56 of peak, fitted on GPUs: 241 W here) are the gap. The SRAM is not: its bank rule "
                        "(technology sram_banks) already takes it from 108 to 62 W. Checked 2026-12-02 (pow2): with the "
-                       "card's 75 W as chip.tdp_w, both ResNet-50 rows land within 10 % (Offline -10 %, SingleStream "
-                       "-8 %) only if the arrays' energy per operation were ~1/3 of n7's table (0.25-0.4 fit both "
-                       "within 26 %); the uncapped peak would still be 232 W (3.1x), and no sourced mechanism gives "
+                       "card's 75 W as chip.tdp_w, both ResNet-50 rows land within 10 % (Offline -8 %, SingleStream "
+                       "-9 %) only if the arrays' energy per operation were ~1/3 of n7's table (0.25-0.4 fit both "
+                       "within 23 %); the uncapped peak would still be 230 W (3.1x), and no sourced mechanism gives "
                        "the 1/3, so neither the cap nor an energy is applied",
-    "Cloud-AI100-Ultra": "model 55.9 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
-                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; running floor 30.1 W) vs 150 W / 4 SoCs "
-                         "= 37.5 W (1.49x; 2.52x before the voltage followed the clock below the node's nominal "
+    "Cloud-AI100-Ultra": "model 53.0 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
+                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; leakage 6.9 W at 0.705 V_nom; running floor 28.5 W) vs "
+                         "150 W / 4 SoCs = 37.5 W (1.41x; 1.49x before leakage followed the supply, 2.52x before the voltage followed the clock below the node's nominal "
                          "clock). The same SoC's 75 W Standard card at 400 TOPS (recalled) is 0.19 pJ per INT8 op "
                          "all-in, where the model's arrays alone take 0.32 at n7's nominal voltage: the n7 table's "
                          "INT8 energy (half a Graphcore fp16 FMA) is high for a native INT8 inference datapath",
@@ -638,3 +638,30 @@ def test_the_bank_rule_leaves_caches_and_large_banks_at_the_nodes_figure():
             assert ratio == pytest.approx(per_core_mb ** 0.5), name
             moved.add(name)
     assert moved == {"Cerebras-WSE-3", "speedAI240-Slim"}
+
+
+def test_leakage_follows_the_supply_by_hand():
+    """Static power is V·I_leak at the supply of the design's clock (dse.model.power, "Leakage follows the supply"):
+    Cloud AI 100 at 0.83 GHz on n7 (nominal 1.41 GHz) runs at V = 0.705 V_nom, so its 196.8 mm² of logic and SRAM
+    leak 0.05 W/mm² × 196.8 × 0.705 = 6.94 W (9.84 W at V_nom); A100 at n7's nominal clock leaks the table's 0.05 ×
+    600.5 mm² = 30.0 W; MI300X at 2.1 GHz on n5 (nominal 1.83 GHz) runs at 1.135 V_nom: 0.05 × 1,172.1 × 1.135 =
+    66.5 W. An I/O die keeps its own node's nominal supply: H100 with an n7 I/O die, clocked down to 1.2 GHz, leaks
+    V(1.2/1.83) of its compute dies' figure and the whole of its I/O die's."""
+    from dse.model.power import io_leaking_mm2, leaking_mm2
+
+    names = ["Cloud-AI100-Ultra", "A100-SXM-80GB", "MI300X"]
+    h100 = load_catalog_design("H100-SXM").model_copy(deep=True)
+    h100.chip.io_die_node, h100.chip.clock_ghz = "n7", 1.2
+    arr = DesignArrays.from_designs([load_catalog_design(n) for n in names] + [h100], TECH)
+    area = chip_area(arr)
+    p = chip_power(arr, area)
+    logic = leaking_mm2(arr, area)
+    v = [_v2(0.83, 1.41) ** 0.5, 1.0, _v2(2.1, 1.83) ** 0.5, _v2(1.2, 1.83) ** 0.5]
+    assert v[0] == pytest.approx(0.705, abs=1e-3) and v[2] == pytest.approx(1.135, abs=1e-3)
+    assert logic[:3] == pytest.approx([196.83, 600.47, 1172.08], abs=0.01)
+    assert p.leakage_w[:3] == pytest.approx([0.05 * logic[i] * v[i] for i in range(3)], rel=1e-9)
+    assert p.leakage_w[:3] == pytest.approx([6.94, 30.02, 66.54], abs=0.01)
+    assert p.leakage_w[1] == 0.05 * logic[1]  # exactly the table at the nominal clock
+    io = 0.05 * area.num_io_dies[3] * io_leaking_mm2(arr, area)[3]  # n7 I/O dies at n7's 0.05 W/mm², V_nom
+    assert area.num_io_dies[3] >= 1 and io > 0
+    assert p.leakage_w[3] == pytest.approx(0.05 * logic[3] * v[3] + io, rel=1e-9)

@@ -28,7 +28,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
-from dse.model.voltage import throttle_energy_ratio
+from dse.model.voltage import throttle_energy_ratio, voltage_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
 # Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
@@ -43,6 +43,13 @@ VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file 
 # leakage). Not refitted with the register-sourced MMA's operand delivery (dse.model.arrays
 # REGISTER_OPERAND_OVERHEAD, 2026-12-01), which raised the A100 rows: the same 4-row fit then gives 0.60.
 RUNNING_FLOOR_FRACTION = 0.56
+# Leakage follows the supply (chip_power): static power is V_DD·I_leak (Rabaey, Chandrakasan & Nikolić, "Digital Integrated
+# Circuits", 2nd ed. 2003, §5.5, static power), and a node's `static_w_per_mm2` holds at its nominal supply (A100 at
+# n7's nominal clock). A design whose supply follows its clock (dse.model.voltage) leaks V/V_nom of it, with I_leak
+# held at its nominal value: below V_nom an upper bound (subthreshold current falls with V_DS through DIBL, gate
+# leakage with V_GS), above it a lower bound. Cloud AI 100 at 0.83 GHz on n7 (V = 0.705 V_nom) leaks 0.705 of the
+# table, MI300X at 2.1 GHz on n5 (V = 1.135 V_nom) 1.135 of it; GPUs at their node's nominal clock (A100, H100) are
+# unchanged. A throttled chip keeps its design point's leakage (`clocked_static_w`: an upper bound).
 # Bytes of SRAM operand traffic per MAC of an array running a GEMM at peak: every cycle a rows×cols
 # array takes `rows` + `cols` new operands (output-/weight-stationary dataflow) of 2 bytes (bf16).
 OPERAND_BYTES = 2.0
@@ -106,8 +113,10 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     io = arr.has_io_die
     d2d = np.where(io, (arr.mem_bw_tbps * 8.0 + arr.links * arr.link_gbps * 2.0 * 8.0 * 1e-3) * arr.d2d_pj_per_bit, d2d)
     # leakage of the powered logic and SRAM (`leaking_mm2`): fused-off spare cores are power-gated, filler
-    # leaks nothing, and a PHY's power is its energy per bit (above, and the running floor below)
-    leakage = arr.static_w_per_mm2 * leaking_mm2(arr, area) \
+    # leaks nothing, and a PHY's power is its energy per bit (above, and the running floor below). The node's
+    # figure holds at its nominal supply: the compute dies leak V/V_nom of it at the voltage of their clock
+    # ("Leakage follows the supply" above), an I/O die at its own node's nominal supply
+    leakage = arr.static_w_per_mm2 * leaking_mm2(arr, area) * voltage_ratio(arr.clock_over_nominal) \
         + arr.static_w_per_mm2_io * area.num_io_dies * io_leaking_mm2(arr, area)
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)
