@@ -2,7 +2,8 @@
 the same space, model, objectives, constraints, population and budget.
 
 Contenders (all in this process, one after the other, the model warmed up first; every one evaluates a
-generation of designs with one vectorized model call):
+generation of designs with one vectorized model call, and every one reuses the result of a design it asked
+before, as the runner does: the same objective function for all):
   * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
                     serial (`--serial`), writing its run folder (an Arrow part per generation) and the Optuna
                     journal mirror; repeated designs reuse their stored result (counted below). With
@@ -53,9 +54,10 @@ sys.path.insert(0, str(ROOT))
 from dse.expr import parse  # noqa: E402
 from dse.pareto import hypervolume, nondominated_mask, to_minimization  # noqa: E402
 from dse.study.execution import MODEL_PROCESS_DEFAULT  # noqa: E402
-from dse.study.evaluator import ModelEvaluator  # noqa: E402
+from dse.study.cache import ResultCache  # noqa: E402
+from dse.study.evaluator import ModelEvaluator, normalize  # noqa: E402
 from dse.study.runner import StudyRunner  # noqa: E402
-from dse.study.samplers import KnobCodec  # noqa: E402
+from dse.study.samplers import KnobCodec, design_keys  # noqa: E402
 from dse.study.spec import load_study  # noqa: E402
 
 
@@ -124,7 +126,10 @@ class TimedModel:
 
 
 class Problem:
-    """The study's objective and constraints on a batch of knob columns (shared by the plain baselines)."""
+    """The study's objective and constraints on a batch of knob columns (shared by the plain baselines), with
+    the runner's result cache: a design asked again reuses its result (keyed as the runner keys it: its knob
+    matrix row, `design_keys`), so every contender gets the same objective function and only the designs it
+    has not seen go to the model (`designs`: those, `asked`: every design asked)."""
 
     def __init__(self, study: Any):
         self.space, self.spec = study.space, study.spec
@@ -132,12 +137,27 @@ class Problem:
         self.metrics = [o.metric for o in self.spec.objectives]
         self.maximize = self.spec.maximize
         self.constraints = [parse(c) for c in [*self.spec.constraints, *self.space.spec.constraints]]
-        self.designs = 0
+        self.codec = KnobCodec(self.space)
+        self.cache = ResultCache()
+        self.designs = self.asked = 0
 
-    def __call__(self, cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(objective matrix n×m in the study's units and directions, constraint matrix n×k, <= 0 feasible)."""
-        m = self.ev(cols)
-        self.designs += len(m["feasible"])
+    def __call__(self, cols: dict[str, np.ndarray], X: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(objective matrix n×m in the study's units and directions, constraint matrix n×k, <= 0 feasible).
+        `X`: the designs' knob matrix (`KnobCodec`), when the caller has it."""
+        keys = design_keys(self.codec.encode(cols) if X is None else X)
+        n = len(keys)
+        at = self.cache.find(keys)
+        first: dict[bytes, int] = {}
+        for i in np.flatnonzero(at < 0).tolist():
+            first.setdefault(keys[i], i)
+        if first:
+            rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+            m = normalize(self.ev({k: v[rows] for k, v in cols.items()}), len(rows))
+            self.cache.add(list(first), m)
+            self.designs += len(rows)
+            at = self.cache.find(keys)
+        self.asked += n
+        m = self.cache.gather(at)
         env = {**cols, **m}
         Y = np.column_stack([np.asarray(m[k], dtype=float) for k in self.metrics])
         G = np.column_stack([np.where(m["feasible"], 0.0, 1.0)]
@@ -248,6 +268,10 @@ def run_runner(path: Path, tmp: Path) -> dict:
             "sections": parts, "parallel": mp is not None}
 
 
+def _reused(prob: Problem) -> str:
+    return f"{prob.asked - prob.designs} trials reused a repeated design's result"
+
+
 def run_optuna_batched(path: Path, trials: int) -> dict:
     st = load_study(path)
     prob = Problem(st)
@@ -271,7 +295,7 @@ def run_optuna_batched(path: Path, trials: int) -> dict:
         feas.append((G <= 0).all(axis=1))
         done += n
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
-            "designs": prob.designs, "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "in memory, ask/tell per trial"}
+            "designs": prob.designs, "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "in memory, ask/tell per trial; " + _reused(prob)}
 
 
 def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
@@ -295,7 +319,7 @@ def run_optuna_journal(path: Path, tmp: Path, trials: int) -> dict:
     clock = Clock()
     study.optimize(objective, n_trials=trials)
     return {**clock.stop(), "Y": np.array(Ys), "feasible": np.array(feas), "designs": prob.designs,
-            "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "journal file, one design per trial"}
+            "model": prob.ev.cpu, "calls": prob.ev.calls, "note": "journal file, one design per trial; " + _reused(prob)}
 
 
 def _decoder(space: Any):
@@ -318,7 +342,8 @@ def _decoder(space: Any):
             v = np.clip(v, d.low, d.high)
             X[:, j] = np.rint(v) if k.kind == "int" else v
         # every value is present, so `canonical` draws nothing: it only sets inactive knobs to their neutral value
-        return codec.canonical(X, np.random.default_rng(0))[1]
+        # (and NaN in the knob matrix, as the runner's designs)
+        return codec.canonical(X, np.random.default_rng(0))
 
     return decode, codec.width
 
@@ -342,7 +367,7 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
                              xl=0.0, xu=1.0)
 
         def _evaluate(self, X, out, *args, **kwargs):
-            Y, G = prob(decode(X))
+            Y, G = prob(*decode(X)[::-1])
             Ys.append(Y)
             feas.append((G <= 0).all(axis=1))
             out["F"] = to_minimization(Y, prob.maximize)
@@ -353,7 +378,7 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
              verbose=False)
     return {**clock.stop(), "Y": np.vstack(Ys), "feasible": np.concatenate(feas),
             "designs": prob.designs, "model": prob.ev.cpu, "calls": prob.ev.calls,
-            "note": "SBX + PM on [0,1] codes, duplicates eliminated"}
+            "note": "SBX + PM on [0,1] codes, duplicates (of codes) eliminated; " + _reused(prob)}
 
 
 def _hypervolumes(out: dict[str, dict], maximize: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
