@@ -472,9 +472,17 @@ def main() -> None:
                 for k, r in out.items()))
             if "runner" in out and "pymoo" in out:  # the budget the 2x target leaves, split as the runner spends it
                 r, pm = out["runner"], out["pymoo"]
+                n = len(r["Y"])
                 print(f"2x pymoo's trials/s needs the runner's wall <= {pm['wall'] / 2:.2f} s (pymoo: {pm['wall']:.2f} s); "
                       f"the runner's model calls take {r['model']:.2f} CPU s of it, its own work "
                       f"{r['cpu'] - r['model']:.2f} s")
+                # in CPU terms (steadier): one process needs runner CPU <= pymoo CPU / 2, so its own work <= that
+                # minus its model; two CPUs at best halve the wall of the same work, so they need runner CPU <=
+                # pymoo CPU (and the model and the run's own work in parallel, each <= half of it)
+                own_1 = pm["cpu"] / 2 - r["model"]
+                print(f"in CPU s: one process needs the runner's own work <= {own_1:.2f} s ({1e6 * own_1 / n:.0f} us "
+                      f"per trial; now {r['cpu'] - r['model']:.2f} s, {1e6 * (r['cpu'] - r['model']) / n:.0f} us); "
+                      f"two idle CPUs at best need its CPU <= {pm['cpu']:.2f} s (now {r['cpu']:.2f} s)")
             rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
             cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
             for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
