@@ -381,6 +381,20 @@ def run_pymoo(path: Path, trials: int) -> dict | None:
             "note": "SBX + PM on [0,1] codes, duplicates (of codes) eliminated; " + _reused(prob)}
 
 
+def machine_load() -> str:
+    """The machine's load, to read the figures by: CPUs, load average (1 and 5 min) and, on Linux, the CPU
+    pressure (share of the last 10 / 60 s in which some runnable task waited for a CPU): on a shared machine the
+    wall times, and less so the CPU times, move with it."""
+    text = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}"
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+        p = dict(kv.split("=") for kv in some[1:])
+        text += f", CPU pressure {float(p['avg10']):.0f} % / {float(p['avg60']):.0f} % (10 s / 60 s)"
+    except (OSError, IndexError, KeyError, ValueError):
+        pass
+    return text
+
+
 def _hypervolumes(out: dict[str, dict], maximize: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """The shared reference point of the contenders' results (worst feasible value of each objective over all
     of them, pushed 10 % of the range further) and each contender's hypervolume against it."""
@@ -416,6 +430,7 @@ def main() -> None:
               f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', MODEL_PROCESS_DEFAULT)}; 'auto': when a CPU "
               "is idle, 'always', 'never'; each runner row's note says which ran), its file writes on a thread; CPU s count every "
               "process and thread")
+        print(f"machine at the start: {machine_load()}")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None
         runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}
         for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
@@ -497,6 +512,7 @@ def main() -> None:
             for other, rs in ratios.items():
                 print(f"hypervolume runner / {other} over seeds {seeds}: median {np.median(rs):.4f}x, "
                       f"min {min(rs):.4f}, max {max(rs):.4f} ({', '.join(f'{x:.4f}' for x in rs)})")
+        print(f"\nmachine at the end: {machine_load()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
