@@ -4,7 +4,7 @@
 loop per instance walks its step's operators with scalars (no temporaries), term by term in the order
 the numpy path evaluates them, so both give the same numbers (tests/test_model_speed_equiv.py compares
 them to 1e-12, most instances to the bit). The per-design constants are prepared in numpy exactly as
-the numpy path prepares them (`_design_table`); only the per-element arithmetic is compiled. `map_llm_kernel`
+the numpy path prepares them (`design_table`); only the per-element arithmetic is compiled. `map_llm_kernel`
 is the compiled path of the LLM mapping (`mapping._choose`): candidates, rung pruning, chords and the choice
 per design, its step instances timed by the same loop (`time_batch`).
 
@@ -25,7 +25,7 @@ _OP = ("flops", "wn", "actn", "kvn", "count", "comm_bytes", "group", "cls", "ker
 _MM = ("mm_m", "mm_n", "mm_k", "mm_groups", "mm_prec", "mm_sparse", "mm_conv")
 # column classes: matrix, vector, collectives (perf.collective_time's kinds)
 _COLKIND = {"allreduce": 2, "allgather": 3, "alltoall": 4, "sendrecv": 5}
-# per-design constants (`_design_table`)
+# per-design constants (`design_table`)
 _HW = ("rows", "cols", "cores", "dyn", "sparsity", "vec_den", "gap", "mem_den", "ramp", "has_mem", "sram_bytes",
        "sram_den", "sram_bps", "d2d_share", "d2d_den", "link_bw", "link_lat", "topo", "coll_floor",
        "e_sram", "e_mem", "e_link", "lib_coll", "p2p")
@@ -34,6 +34,11 @@ _H = {f: i for i, f in enumerate(_HW)}
 _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_overlap", "step_overhead_s",
         "oneshot", "overlap_tokens", "d2d", "sparse", "comm_elsewhere")
 _C = {f: i for i, f in enumerate(_CAL)}
+
+# the operator tables' columns come in multiples of this (`op_table`): time_batch's residency pass vectorizes over
+# the operators 8 doubles wide (AVX-512; 4 with AVX2) and a remainder would run scalar (14 operators: 8 in one
+# vector step, 6 one by one; padded to 16: 15 % less CPU in time_batch on model_speed's LLM scenario)
+OP_LANES = 8
 
 RING, TORUS, SWITCH = TOPOLOGY_CODE["ring"], TOPOLOGY_CODE["torus2d"], TOPOLOGY_CODE["switch"]
 
@@ -46,10 +51,14 @@ def op_table(stack, fuse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     if hit is not None:
         return hit
     src = {"wn": f"wn{fuse}", "actn": f"actn{fuse}", "cls": f"cls{fuse}", "kernel": f"kernel{fuse}"}
-    ops = np.ascontiguousarray(np.stack([np.asarray(getattr(stack, src.get(f, f)), float) for f in _OP]))
+    # the columns padded to a multiple of OP_LANES with operators run zero times (count 0: timed, never summed)
+    width = -(-stack.k // OP_LANES) * OP_LANES
+    ops = np.zeros((len(_OP), stack.tokens.shape[0], width))
+    for i, f in enumerate(_OP):
+        ops[i, :, :stack.k] = np.asarray(getattr(stack, src.get(f, f)), float)
     mm = np.ascontiguousarray(np.stack([np.asarray(getattr(stack, f), float) for f in _MM]))
     rows = np.ascontiguousarray(np.concatenate([stack.tokens, stack.count_sum], axis=1).astype(float))
-    kind = np.full(stack.k, 1, np.int64)
+    kind = np.full(width, 1, np.int64)
     mmc = stack.mm
     kind[mmc] = 0
     for c, cols in stack.coll.items():
@@ -63,33 +72,42 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
     """(per-design constants (n, len(_HW)), peak FLOP/s, narrow path, pJ per FLOP (each (n, P) per
     precision index)): what `perf._busy_free`, `_resident_times` and `_energy_j` derive from `hw` before
     their per-element arithmetic, computed by the same numpy expressions. Kept on `hw` per calibration
-    and precisions (a mapping times the same designs in several stages), while `hw`'s fields are the same
-    objects."""
+    while `hw`'s fields are the same objects: the constants once, each precision's columns once (a mapping
+    times the same designs in several stages, and every scenario of a mix on them, each with its precisions)."""
     fields = tuple(getattr(hw, f) for f in hw.__dataclass_fields__)
-    key = (id(cal), tuple(stack.mm_precs), tuple(stack.precs))
     kept = hw.__dict__.setdefault("_kernel_design", {})
-    hit = kept.get(key)
-    if hit is not None and hit[0] is cal and all(a is b for a, b in zip(hit[1], fields)):
-        return hit[2]
-    if len(kept) >= 4:
-        kept.clear()
-    out = _design_table(hw, cal, stack, precisions, compute_peak, sram_rate, fill_time_s, collective_class)
-    kept[key] = (cal, fields, out)
+    hit = kept.get(id(cal))
+    if hit is None or hit[0] is not cal or not all(a is b for a, b in zip(hit[1], fields)):
+        if len(kept) >= 4:
+            kept.clear()
+        hit = kept[id(cal)] = (cal, fields, _design_constants(hw, cal, sram_rate, fill_time_s, collective_class),
+                               {}, {}, {})
+    _, _, table, by_mm, by_prec, tables = hit
+    key = (tuple(stack.mm_precs), tuple(stack.precs))
+    out = tables.get(key)
+    if out is None:
+        n = hw.n
+        P = len(precisions)
+        peak = np.zeros((n, P))
+        narrow = np.zeros((n, P))
+        for p in stack.mm_precs:
+            if p not in by_mm:
+                by_mm[p] = compute_peak(hw, precisions[p])
+            peak[:, p], narrow[:, p] = by_mm[p]
+        efl = np.zeros((n, P))
+        for p in stack.precs:
+            if p not in by_prec:
+                by_prec[p] = np.asarray(hw.energy_pj_per_flop.get(precisions[p], hw.energy_pj_per_flop.get(
+                    "bf16", np.zeros(n))), float)
+            efl[:, p] = by_prec[p]
+        out = tables[key] = (table, peak, narrow, efl)
     return out
 
 
-def _design_table(hw, cal, stack, precisions, compute_peak, sram_rate, fill_time_s, collective_class):
+def _design_constants(hw, cal, sram_rate, fill_time_s, collective_class) -> np.ndarray:
+    """The per-design constants of `design_table` (n, len(_HW)), which do not depend on the operators."""
     n = hw.n
-    P = len(precisions)
-    peak = np.zeros((n, P))
-    narrow = np.zeros((n, P))
-    for p in stack.mm_precs:
-        pk, nw = compute_peak(hw, precisions[p])
-        peak[:, p], narrow[:, p] = pk, nw
-    efl = np.zeros((n, P))
     zero = np.zeros(n)
-    for p in stack.precs:
-        efl[:, p] = np.asarray(hw.energy_pj_per_flop.get(precisions[p], hw.energy_pj_per_flop.get("bf16", zero)), float)
     dyn, lib, p2p = collective_class(hw)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff
     vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
@@ -113,7 +131,7 @@ def _design_table(hw, cal, stack, precisions, compute_peak, sram_rate, fill_time
     table = np.empty((n, len(_HW)))
     for i, f in enumerate(_HW):
         table[:, i] = col[f]
-    return table, peak, narrow, efl
+    return table
 
 
 def cal_table(cal, stack, overlap_tokens: float) -> np.ndarray:
