@@ -109,6 +109,33 @@ def test_refused_resume_names_what_changed_and_keeps_the_trials(tmp_path):
     assert _results(run).equals(before)
 
 
+def test_refused_resume_names_the_space_leaf_and_reads_an_older_run_json(tmp_path):
+    """The refusal diffs the stored definition leaf by leaf (a knob's bound inside the space); a run.json written
+    before it stored the definition is compared on the fields it recorded (seed), and the fingerprint of an
+    unchanged study is the one stored, so it resumes."""
+    from copy import deepcopy
+
+    from _spaces import SPACE
+
+    run = tmp_path / "runs" / "t"
+    StudyRunner(load_study(_study_file(tmp_path)), run).run()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["definition"]["seed"] == 5 and meta["definition"]["space"]["params"]["chip.cores"]["high"] == 128
+    wider = deepcopy(SPACE)
+    wider["params"]["chip.cores"]["high"] = 256
+    with pytest.raises(DseUserError, match=r"space\.params\.chip\.cores\.high: stored 128(\.0)?, now 256(\.0)?; to continue"):
+        StudyRunner(load_study(_study_file(tmp_path, space=wider)), run).run()
+    with pytest.raises(DseUserError, match=r"different study definition: uncertainty: stored None, now \{"):
+        StudyRunner(load_study(_study_file(tmp_path, uncertainty={"samples": 4})), run).run()
+    del meta["definition"]  # as written before 2026-12-02
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(DseUserError, match=r"different study definition: seed: stored 5, now 9; to continue"):
+        StudyRunner(load_study(_study_file(tmp_path, seed=9)), run).run()
+    assert load_study(_study_file(tmp_path)).fingerprint() == meta["fingerprint"]
+    res = StudyRunner(load_study(_study_file(tmp_path, budget={"trials": 64})), run).run()
+    assert res.summary["trials"] == 64
+
+
 def test_stale_journal_lock_is_released(tmp_path, caplog):
     cfg = _study_file(tmp_path, budget={"trials": 16})
     run = tmp_path / "runs" / "t"

@@ -168,6 +168,9 @@ class RunMeta(_Model):
                                  "null = the calibration file's default")
     sweep: list[str] | None = None
     grid: dict[str, Any] | None = None
+    definition: dict[str, Any] | None = Field(
+        None, description="everything that defines the trials, as fingerprinted (dse.study.spec.Study.definition); "
+                          "a resume of another definition is refused naming the fields that differ")
 
 
 class Summary(_Model):

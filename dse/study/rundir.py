@@ -79,7 +79,8 @@ def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str
         mix_resolved=resolved_mix(study),
         budget={"trials": budget, "timeout_s": s.budget.timeout_s}, batch_size=s.effective_batch,
         reference_point=ref, reference_point_rule=rule, storage=storage_loc, space=study.space.name,
-        model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()), software=s.software)
+        model_hash=model_hash(), technology=store_technology(run_dir, study.technology_path()), software=s.software,
+        definition=study.definition())
 
 
 def resolved_mix(study: Study) -> dict[str, Any] | None:
@@ -129,16 +130,25 @@ def prepare_run_dir(study: Study, run_dir: Path) -> None:
 
 
 def definition_changes(old: dict[str, Any], study: Study) -> list[str]:
-    """What differs between a stored run.json and `study`, field by field where run.json records it (the
-    sampler's settings key by key: e.g. nsga2's default crossover became sbx on 2026-12-02, so a run started
-    before with the default stored crossover 'uniform')."""
-    s = study.spec
-    now = {"seed": s.seed, "mix": s.mix, "space": study.space.name, "software": s.software,
-           "objectives": [o.model_dump(mode="json") for o in s.objectives]}
-    out = [f"{k}: stored {old[k]!r}, now {v!r}" for k, v in now.items() if k in old and old[k] != v]
-    was, sampler = old.get("sampler") or {}, s.sampler.model_dump(mode="json")
-    out += [f"sampler.{k}: stored {was.get(k)!r}, now {v!r}" for k, v in sampler.items() if k in was and was[k] != v]
-    return out
+    """What differs between a stored run.json and `study`, leaf by leaf of the study's definition (e.g. nsga2's
+    default crossover became sbx on 2026-12-02: "sampler.crossover: stored 'uniform', now 'sbx'"). A run.json
+    written before it stored the definition is compared on the fields it recorded under the same names."""
+    now = study.definition()
+    was = old.get("definition")
+    if not isinstance(was, dict):
+        was = {k: old[k] for k in now if k in old and type(old[k]) is type(now[k])}
+        now = {k: now[k] for k in was}
+    return [f"{k}: stored {a!r}, now {b!r}" for k, a, b in _leaf_diff(was, now)]
+
+
+def _leaf_diff(was: Any, now: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, stored, now) of every leaf that differs. A top-level key on one side only is a change (an
+    optional part such as `uncertainty` set or removed); below it only shared keys are compared (a sampler's
+    settings stored before a newer setting existed)."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        keys = [*now, *(k for k in was if k not in now)] if not path else [k for k in now if k in was]
+        return [d for k in keys for d in _leaf_diff(was.get(k), now.get(k), f"{path}{k}.")]
+    return [] if was == now else [(path.rstrip("."), was, now)]
 
 
 def _forget_start(run_dir: Path) -> None:

@@ -297,8 +297,12 @@ class Study:
     def name(self) -> str:
         return self.spec.name
 
-    def fingerprint(self) -> str:
-        """Hash of everything that defines the trials (not the budget, storage or execution)."""
+    def definition(self) -> dict[str, Any]:
+        """Everything that defines the trials (not the budget, storage or execution), as JSON values: the one
+        source of the fingerprint, of run.json's `definition` and of what a refused resume says changed."""
+        return json.loads(json.dumps(self._definition_key(), default=str))
+
+    def _definition_key(self) -> dict[str, Any]:
         s = self.spec
         key = {"space": self.space.spec.model_dump(mode="json"), "mix": s.mix,
                "objectives": [o.model_dump() for o in s.objectives], "constraints": s.constraints,
@@ -308,7 +312,12 @@ class Study:
             key["uncertainty"] = s.uncertainty.model_dump(mode="json")
         if s.software is not None:  # another stack's constants change every value (absent: old fingerprints hold)
             key["software"] = s.software
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return key
+
+    def fingerprint(self) -> str:
+        """Hash of the definition (the same text as before run.json stored it, so older runs resume)."""
+        key = json.dumps(self._definition_key(), sort_keys=True, default=str)
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def technology_path(self) -> Path | None:
         if self.spec.technology is None:
