@@ -46,17 +46,19 @@ def test_chosen_plan_serves_at_least_every_candidate_scored_alone():
 
 
 def test_the_serving_choice_beats_the_static_plan_under_a_tight_tpot():
-    """8 × H100, Llama-3-70B fp8 under p99 TPOT 50 ms: static batching favours tp2 × dp4 replicas
-    (more tokens/s per chip), continuous batching under the TPOT limit favours one tp8 replica — the
-    deployment vLLM / TRT-LLM users pick for 70B at interactive latencies."""
+    """8 × H100, Llama-3-70B fp8 under p99 TPOT 50 ms: static batching favours small tensor-parallel groups
+    (tp1 × pp2 × dp4: more tokens/s per chip), continuous batching under the TPOT limit favours wider ones
+    (tp4 × dp2: the TPOT limit and the prompts' TTFT want the faster replica). Since the default (graph) class
+    exposes its all-reduces (calibration.yaml comm_overlap 0, 2026-12-02) tp4 × dp2 serves more than one tp8
+    replica (13.6 vs 12.6 requests/s; with 80 % of the all-reduces hidden it was tp8, 18.3 vs 16.6)."""
     hw, cal, sc = _setup(["H100-SXM"])
     static = evaluate_scenario(sc, hw, cal)
     chosen = choose_plan(sc, hw, cal)
-    assert static.plans["tp"][0] < 8 and chosen.plans["tp"][0] == 8 and chosen.plans["dp"][0] == 1
+    assert static.plans["tp"][0] < chosen.plans["tp"][0] == 4 and chosen.plans["dp"][0] == 2
     r_static, r_chosen = _rate(sc, hw, cal, static)[0], _rate(sc, hw, cal, chosen)[0]
     assert r_chosen > 1.2 * r_static
-    # the static metrics reported are the chosen plan's own (tp8 forced gives the same numbers)
-    forced = evaluate_scenario(sc, hw, cal, 8, None)
+    # the static metrics reported are the chosen plan's own (tp4 forced gives the same numbers)
+    forced = evaluate_scenario(sc, hw, cal, 4, None)
     for k in ("tokens_per_s", "tpot_ms", "ttft_ms", "energy_j_per_unit", "chips_used"):
         assert chosen.metrics[k][0] == forced.metrics[k][0], k
 

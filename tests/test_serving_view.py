@@ -82,4 +82,6 @@ def test_a_study_rows_prefill_pool_and_deployment_knobs_are_replayed_and_the_spl
     assert splits.filter(splits["design"] == "plain")["chosen"].sum() == 1
     low = curves.filter(curves["load"] == curves["load"].min())
     ttft = {r["design"]: r["ttft_p50_ms"] for r in low.iter_rows(named=True)}
-    assert ttft["study#1"] < 0.7 * ttft["plain"]
+    # 0.70x since the default (graph) class exposes its tensor-parallel all-reduces (comm_overlap 0, 2026-12-02):
+    # they do not shrink with the pool's doubled compute
+    assert ttft["study#1"] < 0.75 * ttft["plain"]

@@ -140,11 +140,16 @@ from dse.validate.report import predict_rows, summarize
 # test moe 81.0 -> 78.1 % (Qwen3-30B-A3B 2.17x / 2.61x -> 2.11x / 2.45x), serving 8.7 -> 9.6 % (MLPerf Mixtral
 # H100 server tok/s -10.5 -> -12.4 %), other regimes unchanged; moe threshold 82.0 -> 79.0, KNOWN_MISSES tightened
 # to the measured ratios + a small margin (Qwen3-30B 2.25 / 2.75 -> 2.15 / 2.5, Maverick 8xH100 3.05 -> 3.0).
+# graph's comm_overlap 0.8 -> 0 (2026-12-02, moe4 helper: the stacks of the class run each TP all-reduce between the
+# dependent kernels; calibration.yaml): test moe 78.1 -> 63.0 % (Maverick 8xB200 +45.2 -> +2.8 %, Qwen3-235B 8xH200
+# +10.9 -> -15.0 %), overall 7.2 -> 7.0 %, other regimes unchanged (no tuned / generic / vllm row moves); train
+# TP8 rows -24 to +13 % (Maverick 8xH100 +196 -> +144 %), DeepSeek-R1 max-throughput +111 / +77 -> +87 / +66 %.
+# moe threshold 79.0 -> 64.0, KNOWN_MISSES Maverick 8xH100 3.0 -> 2.5, DeepSeek-R1 B200 2.2 -> 1.9.
 TEST_MEDIAN_MAX_PCT = 10.0   # measured 9.5 % overall (the issue's bar: 10 %)
 TEST_REGIME_MEDIAN_MAX_PCT = 20.0  # the issue's bar for every regime
 # regimes held to a tighter bound than the issue's bar (measured + a small margin), or above it where measured
 REGIME_MEDIAN_MAX_PCT: dict[str, float] = {
-    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 79.0, "power": 6.0, "kernel": 5.5,
+    "decode_b1": 10.5, "prefill": 15.5, "large_batch": 10.0, "cnn": 29.5, "moe": 64.0, "power": 6.0, "kernel": 5.5,
 }
 TEST_WORST_MAX_RATIO = 2.0   # the issue's bar: no held-out point off by more than 2x
 # Points the model misses by more than 2x, each held to its current ratio (so it cannot get worse
@@ -187,7 +192,8 @@ KNOWN_MISSES: dict[str, float] = {
     # Binary capacities (2026-12-02): 5.5 GiB more per H100 holds batch 1,310 instead of 1,094: 2.76x -> 3.01x (the
     # row is capacity-bound, so its error follows the memory the model gives the KV cache: the runtime's own
     # reserve besides weights and KV is not published, measurements.yaml header).
-    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 3.0,  # 2.965x (2026-12-02)
+    # Without graph's all-reduce overlap (2026-12-02, moe4): 2.44x.
+    "trtllm-perf-llama4-maverick-8xh100-fp8-tp8-1k1k": 2.5,  # 2.442x (2026-12-02, moe4)
     # loose (issue 12): DeepSeek-R1-0528 NVFP4 on 8xB200 at the TensorRT-LLM guide's max-throughput setup
     # (attention data parallel = tp 1 x ep 8, batch 7,168): dse 2.08x the guide's example output, whose own
     # source family shows a 2.3x software-only spread for this setup (measurements.yaml notes). The same
@@ -196,7 +202,8 @@ KNOWN_MISSES: dict[str, float] = {
     # published batch, the measured per-token work is ~2.5x dse's while the weight streaming agrees, and no
     # sourced mechanism reaches 2x (routing skew derived from SGLang's EPLB speedups: +104 %; MoE all-to-all
     # not overlapped: +71 %; BF16 attention: +93 %; the three together +58 %).
-    "trtllm-dsr1-0528-8xb200-nvfp4-tp1ep8-1k2k-maxthr": 2.2,
+    # Without graph's collective overlap (2026-12-02, moe4): 1.87x, held here below the 2x default.
+    "trtllm-dsr1-0528-8xb200-nvfp4-tp1ep8-1k2k-maxthr": 1.9,
     # loose (issue 11): Inferentia2 ResNet-50 (train split). Batch 1: dse 0.28 ms vs 0.96 ms p50 timed from
     # Python through torch-neuronx (the framework call and input/output copies of a 602 KB FP32 image are not
     # a compiled runtime's 10 us launch; no source gives them). Batch 8: dse 2.0x the measured 4,216 images/s;
