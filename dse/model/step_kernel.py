@@ -35,9 +35,10 @@ _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_o
         "oneshot", "overlap_tokens", "d2d", "sparse", "comm_elsewhere")
 _C = {f: i for i, f in enumerate(_CAL)}
 
-# the operator tables' columns come in multiples of this (`op_table`): time_batch's residency pass vectorizes over
-# the operators 8 doubles wide (AVX-512; 4 with AVX2) and a remainder would run scalar (14 operators: 8 in one
-# vector step, 6 one by one; padded to 16: 15 % less CPU in time_batch on model_speed's LLM scenario)
+# the operator tables' columns come in multiples of this (`op_table`): time_batch's residency and matrix passes
+# vectorize over the operators 8 doubles wide (AVX-512; 4 with AVX2) and a remainder would run scalar (14 operators:
+# 8 in one vector step, 6 one by one; padded to 16: 15 % less CPU in time_batch on model_speed's LLM scenario; its
+# 6 matrix operators padded to 8: a vector step instead of 6 scalar ones, 7 % less CPU in map_llm_kernel)
 OP_LANES = 8
 
 RING, TORUS, SWITCH = TOPOLOGY_CODE["ring"], TOPOLOGY_CODE["torus2d"], TOPOLOGY_CODE["switch"]
@@ -51,12 +52,16 @@ def op_table(stack, fuse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     if hit is not None:
         return hit
     src = {"wn": f"wn{fuse}", "actn": f"actn{fuse}", "cls": f"cls{fuse}", "kernel": f"kernel{fuse}"}
-    # the columns padded to a multiple of OP_LANES with operators run zero times (count 0: timed, never summed)
+    # the columns padded to a multiple of OP_LANES with operators run zero times (count 0: timed, never summed), the
+    # matrix fields' too (time_batch's matrix pass vectorizes over them)
     width = -(-stack.k // OP_LANES) * OP_LANES
     ops = np.zeros((len(_OP), stack.tokens.shape[0], width))
     for i, f in enumerate(_OP):
         ops[i, :, :stack.k] = np.asarray(getattr(stack, src.get(f, f)), float)
-    mm = np.ascontiguousarray(np.stack([np.asarray(getattr(stack, f), float) for f in _MM]))
+    mm_k = np.asarray(stack.mm_m).shape[1]  # the matrix operators' columns come first (perf.compiled_tables)
+    mm = np.zeros((len(_MM), stack.tokens.shape[0], -(-mm_k // OP_LANES) * OP_LANES))
+    for i, f in enumerate(_MM):
+        mm[i, :, :mm_k] = np.asarray(getattr(stack, f), float)
     rows = np.ascontiguousarray(np.concatenate([stack.tokens, stack.count_sum], axis=1).astype(float))
     kind = np.full(width, 1, np.int64)
     mmc = stack.mm
@@ -245,16 +250,37 @@ def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, 
 def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern):
     """Time (s) and dynamic energy (J) per chip of the first `m` instances (see perf.step_times), with the caller's
-    per-operator scratch arrays (`compute` ... `kern`, length k): the loop `step_kernel` and `map_llm_kernel`
-    share. (One call per batch of instances: a call per instance would refcount its ~14 array arguments each
-    time, which costs as much as the instance's arithmetic.)"""
+    per-operator scratch arrays (`compute` ... `kern`, length k): the loop `step_kernel`, `map_llm_kernel` and
+    `cnn_kernel` share. (One call per batch of instances: a call per instance would refcount its ~14 array
+    arguments each time, which costs as much as the instance's arithmetic.)"""
+    k = ops.shape[2]
+    _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, np.empty((len(_WORK), k)),
+                np.empty(k, np.int64))
+
+
+# `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's SRAM and
+# memory energy (pJ), and the matrix operators' compute time, peak FLOP/s and narrow path
+_WORK = ("e_on", "e_off", "mm_compute", "mm_peak", "mm_narrow")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
+                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll):
+    """`time_batch` with its scratch rows (`work`, (len(_WORK), k)) and the collectives' columns (`coll`, (k,) int)."""
     k = ops.shape[2]
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
     overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
     inv_p = 1.0 / knee
     square = knee == 2.0
-    e_on, e_off = np.empty(k), np.empty(k)  # each operator's SRAM and memory energy (pJ)
+    e_on, e_off, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4]
+    mmw = mm.shape[2]
+    ncoll = 0
+    for j in range(k):
+        if kind[j] >= 2:
+            coll[ncoll] = j
+            ncoll += 1
     for i in range(m):
         s = row_of[i]
         d = design_of[i]
@@ -278,64 +304,69 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
         gpu = 0.0
         want_sum = 0.0
         energy = 0.0
-        # pass 1a (a step new on this design): every operator's compute and collective times
+        # pass 1a (a step new on this design): every operator's compute and collective times; the matrix and vector
+        # operators' branch-free so that it vectorizes over the operators (an operator run zero times, or padding,
+        # is evaluated and never read: pass 1b takes its compute time as 0)
         if not same:
-            for j in range(k):
-                cnt = ops[4, s, j]
-                if cnt == 0.0:  # a stacked table's padding (or an operator run zero times) adds exact zeros
-                    continue
-                flops = ops[0, s, j]
-                kj = kind[j]
-                c = 0.0
-                if kj == 0:
-                    prec = int(mm[4, s, j])
-                    pk = peak[d, prec]
-                    nw = narrow[d, prec] > 0
-                    if sparse and mm[5, s, j] > 0 and not sparsity:
-                        pk *= 0.5
+            for j in range(mmw):  # (the gathers apart: a gather in the loop below keeps it from vectorizing)
+                prec = int(mm[4, s, j])
+                pkv[j], nwv[j] = peak[d, prec], narrow[d, prec]
+            if dyn:
+                for j in range(mmw):
+                    pk = pkv[j]
+                    nw = nwv[j] > 0
+                    pk = pk * 0.5 if (sparse and mm[5, s, j] > 0 and not sparsity) else pk
                     m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
-                    feed = 0.0
-                    if dyn:
-                        util = _simt_util(m_ * n_, rows * cols, cores, g_, k_, split_k_min)
-                    else:
-                        util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, split_k_min)
-                        bpv = 1.0 if nw else 2.0
-                        feed = k_ * n_ * g_ * bpv / _mx(sram_bps, 1.0)
-                    if mm[6, s, j] > 0:
-                        eff = conv_eff
-                    else:
-                        eff = cem * (lowp if nw else 1.0)
-                    c = _mx(flops / _mx(pk * util * eff, 1.0), feed)
-                elif kj == 1:
-                    c = flops / vec_den
+                    util = _simt_util(m_ * n_, rows * cols, cores, g_, k_, split_k_min)
+                    eff = conv_eff if mm[6, s, j] > 0 else cem * (lowp if nw else 1.0)
+                    mmc[j] = _mx(ops[0, s, j] / _mx(pk * util * eff, 1.0), 0.0)
+            else:
+                for j in range(mmw):
+                    pk = pkv[j]
+                    nw = nwv[j] > 0
+                    pk = pk * 0.5 if (sparse and mm[5, s, j] > 0 and not sparsity) else pk
+                    m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
+                    util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, split_k_min)
+                    bpv = 1.0 if nw else 2.0
+                    feed = k_ * n_ * g_ * bpv / _mx(sram_bps, 1.0)
+                    eff = conv_eff if mm[6, s, j] > 0 else cem * (lowp if nw else 1.0)
+                    mmc[j] = _mx(ops[0, s, j] / _mx(pk * util * eff, 1.0), feed)
+            for j in range(k):
+                kj = kind[j]
+                c = ops[0, s, j] / vec_den
+                c = mmc[j] if kj == 0 else (c if kj == 1 else 0.0)
+                compute[j], comm[j], comm_bw[j] = c, 0.0, 0.0
+            for q in range(ncoll):
+                j = coll[q]
+                if ops[4, s, j] == 0.0:
+                    continue
+                kj = kind[j]
                 t_bw = 0.0
                 t_lat = 0.0
-                if kj >= 2:
-                    sz = ops[5, s, j]
-                    g = _mx(ops[6, s, j], 1.0)
-                    if kj == 2:
-                        vol, ring, tree = 2 * (g - 1) / g * sz, 2 * (g - 1), 2 * np.log2(g)
-                    elif kj == 5:
-                        vol, ring, tree = sz, 1.0, 1.0
+                sz = ops[5, s, j]
+                g = _mx(ops[6, s, j], 1.0)
+                if kj == 2:
+                    vol, ring, tree = 2 * (g - 1) / g * sz, 2 * (g - 1), 2 * np.log2(g)
+                elif kj == 5:
+                    vol, ring, tree = sz, 1.0, 1.0
+                else:
+                    vol, ring, tree = (g - 1) / g * sz, g - 1, np.log2(g)
+                if topo == RING:
+                    steps = ring
+                elif topo == TORUS:
+                    steps = ring / _mx(np.sqrt(g), 1.0) * 2
+                else:
+                    steps = ring if lib_coll else tree
+                if oneshot and p2p and topo == SWITCH and kj == 2:
+                    one_vol = (g - 1) * sz
+                    if one_vol / bw + 2.0 * lat <= vol / bw + 4.0 * lat:
+                        vol, steps = one_vol, 2.0
                     else:
-                        vol, ring, tree = (g - 1) / g * sz, g - 1, np.log2(g)
-                    if topo == RING:
-                        steps = ring
-                    elif topo == TORUS:
-                        steps = ring / _mx(np.sqrt(g), 1.0) * 2
-                    else:
-                        steps = ring if lib_coll else tree
-                    if oneshot and p2p and topo == SWITCH and kj == 2:
-                        one_vol = (g - 1) * sz
-                        if one_vol / bw + 2.0 * lat <= vol / bw + 4.0 * lat:
-                            vol, steps = one_vol, 2.0
-                        else:
-                            steps = 4.0
-                    if g > 1:
-                        t_bw = vol / bw
-                        t_lat = steps * lat + floor_
-                cm = t_bw + t_lat
-                compute[j], comm[j], comm_bw[j] = c, cm, t_bw
+                        steps = 4.0
+                if g > 1:
+                    t_bw = vol / bw
+                    t_lat = steps * lat + floor_
+                comm[j], comm_bw[j] = t_bw + t_lat, t_bw
         # pass 1b: every operator's roofs under the residency and its energy (pJ), branch-free so that LLVM
         # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
         nslow = 0
@@ -593,13 +624,14 @@ def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
 
 @njit(cache=True, nogil=True)
 def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
-         rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern):
+         rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work,
+         coll):
     """Time the `m` queued instances (`time_batch`; each design's in row order, so that a row's residencies on a
     design share its compute times) and memoize them (`memo_state` 2)."""
     if m == 0:
         return
-    time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
-               split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
+    _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
+                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll)
     W = memo_state.shape[1]
     for i in range(m):
         key = q_key[i]
@@ -650,6 +682,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     k = ops.shape[2]
     compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
     busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
+    work, coll = np.empty((len(_WORK), k)), np.empty(k, np.int64)
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
@@ -725,7 +758,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                        q_key, q_wr, q_kr, q_want)
             _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
-                 rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+                 rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern,
+                 work, coll)
             _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
                     v, vd)
             for p in range(npairs):
@@ -753,7 +787,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
                    q_wr, q_kr, q_want)
         _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm, rowinfo,
-             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern)
+             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll)
         _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
                 vd)
         for p in range(npairs):
