@@ -19,12 +19,19 @@ ones: e.g. the quick start's 2,000 NSGA-II designs, mostly feasible and heavier 
 (~18 % feasible), at its generation size (`--chunks 125 --kernel numpy`: the path the quick start takes).
 `--parts` adds the CPU time per call of `chip_area` and of the voltage solve (`voltage.design_energy_ratio`
 on the designs' clocks, as `DesignArrays` calls it) at each chunk size, on the same designs.
+`--against DIR` compares this checkout's model with another checkout's (e.g. a `git worktree` of main) on a shared
+machine: `--rounds` rounds, each running this benchmark (its other options) once in a process of its own on each
+checkout, one after the other, so that the machine's load hits both alike; it prints each round's designs/s and the
+ratio this / other per kernel and chunk size (median, min, max), and the machine's load at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,7 +52,9 @@ from dse.study.samplers import sample_space  # noqa: E402
 from dse.study.space import load_space  # noqa: E402
 from dse.workloads.scenarios import load_mix  # noqa: E402
 
-FULL_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "full.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+FULL_SPACE = ROOT / "search_spaces" / "full.yaml"
+RATES = "rates: "  # the line a run prints its designs/s on, as JSON, for `--against`
 
 
 def random_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -148,7 +157,13 @@ def main() -> None:
                     help="also print CPU ms per call of chip_area and of the voltage solve, per chunk size")
     ap.add_argument("--designs-from", default=None, metavar="RUN_DIR",
                     help="evaluate this run's designs (results.parquet) instead of random full.yaml designs")
+    ap.add_argument("--against", default=None, metavar="DIR",
+                    help="compare with the model of another checkout (its root), runs interleaved in rounds")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --against (one run of each checkout each)")
+    ap.add_argument("--print-rates", action="store_true", help=argparse.SUPPRESS)  # (a run of --against)
     args = ap.parse_args()
+    if args.against:
+        return against(args)
 
     tech = default_technology()
     mix = load_mix(args.mix)
@@ -191,9 +206,40 @@ def main() -> None:
                 total = sum(parts.values())
                 print("    where the time goes (CPU ms per 1,000 designs): " + ", ".join(
                     f"{k} {v / n * 1e6:.1f} ({v / total:.0%})" for k, v in parts.items()))
+    if args.print_rates:
+        import dse
+        print(RATES + json.dumps({"dse": dse.__file__, **{f"{k}:{c}": r for (k, c), r in rates.items()}}))
     if args.kernel == "both":
         print("compiled / numpy: " + ", ".join(f"chunks of {c:,} {rates['numba', c] / rates['numpy', c]:.2f}x"
                                                for c in sorted({c for _, c in rates}, reverse=True)))
+
+
+def against(args) -> None:
+    """`--against`: this benchmark (the options of `args`) in rounds, each a process on this checkout and one on
+    `args.against` (its `dse` imported first: PYTHONPATH), one after the other; prints the ratios."""
+    from study_speed import machine_load  # (this directory's)
+
+    other = Path(args.against).resolve()
+    skip = {"against", "rounds", "print_rates", "breakdown", "parts"}
+    flags = [x for k, v in vars(args).items() if k not in skip and v is not None
+             for x in (f"--{k.replace('_', '-')}", str(v))]
+    print(f"this checkout {ROOT} against {other}: {args.rounds} rounds, options {' '.join(flags)}")
+    print(f"machine at the start: {machine_load()}")
+    got: dict[str, list[dict]] = {"this": [], "other": []}
+    for r in range(args.rounds):
+        for who, root in (("this", ROOT), ("other", other)):
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            out = subprocess.run([sys.executable, __file__, *flags, "--print-rates"], env=env, capture_output=True,
+                                 text=True, check=True).stdout
+            rates = json.loads(next(x for x in out.splitlines() if x.startswith(RATES))[len(RATES):])
+            assert Path(rates.pop("dse")).resolve().is_relative_to(root), f"{who}: dse not imported from {root}"
+            got[who].append(rates)
+            print(f"round {r + 1} {who:>5}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items()))
+    print(f"machine at the end: {machine_load()}")
+    for key in got["this"][0]:
+        ratio = np.array([a[key] / b[key] for a, b in zip(got["this"], got["other"])])
+        print(f"{key}: this / other median {np.median(ratio):.3f}x, min {ratio.min():.3f}, max {ratio.max():.3f} "
+              f"({', '.join(f'{x:.3f}' for x in ratio)})")
 
 
 if __name__ == "__main__":
