@@ -16,7 +16,7 @@ from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
 from dse.model.technology import Technology
 from dse.units import MEMORY_GB_BYTES
-from dse.model.voltage import MAX_FRACTION, design_energy_ratio, max_clock_ratio
+from dse.model.voltage import MAX_FRACTION, max_clock_ratio, voltage_ratio
 
 
 def _default(knob: str) -> Any:
@@ -258,6 +258,8 @@ class DesignArrays:
     mma_operand_factor: np.ndarray = field()  # energy per tensor FLOP over the MAC's (REGISTER_OPERAND_OVERHEAD)
     voltage_energy_ratio: np.ndarray = field()  # (V/V_nom)² at the design's clock (dse.model.voltage)
     clock_over_nominal: np.ndarray = field()  # design clock / its node's nominal clock (dse.model.voltage)
+    supply_voltage_ratio: np.ndarray = field()  # V/V_nom at that clock (dse.model.voltage.voltage_ratio): solved
+    # once per design; voltage_energy_ratio is its square and the compute dies' leakage scales with it (power)
     sram_bank_energy_ratio: np.ndarray = field()  # SRAM access energy of the design's bank over a large array's
     peak_tflops_headline: np.ndarray = field()
     knee_flop_per_byte: np.ndarray = field()
@@ -286,9 +288,18 @@ class DesignArrays:
         c: dict[str, np.ndarray] = {}
         idx: dict[str, np.ndarray] = {}
         names: dict[str, np.ndarray] = {}
+        values = np.empty((len(_NUMERIC_KNOBS), n))  # the numeric knobs as rows of one array (c holds the rows)
         for k in KNOBS:
             if k.numeric:
-                c[k.name] = _numeric(columns, k.name, n, flags)
+                row = values[_NUMERIC_ROW[k.name]]
+                col = columns.get(k.name, _MISSING)
+                if col is _MISSING:
+                    row[:] = _NUMERIC_FILL[k.name]
+                elif type(col) is np.ndarray and col.shape == (n,) and col.dtype.kind in "iufb":
+                    row[:] = col  # a numeric column (what samplers give): cast in place, as astype would
+                else:
+                    row[:] = _numeric(columns, k.name, n, flags)
+                c[k.name] = row
             elif k.type is bool:
                 raw = _broadcast(columns.get(k.name, k.default), n)
                 c[k.name] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
@@ -296,15 +307,12 @@ class DesignArrays:
                 idx[k.name], names[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags, k.what)
         if "name" in columns:
             names["name"] = _broadcast(columns["name"], n).astype(object)
-        _check_knobs(c, names, flags)
-
-        def num(knob: str, default: float) -> np.ndarray:  # sanitized: bad/NaN → default, then into bounds
-            v = c[knob]
-            return BY_NAME[knob].clip(np.where(np.isfinite(v), v, default))
+        _check_knobs(values, c, names, flags)
+        num = _sanitized(values).__getitem__  # the knobs the model reads, bad/NaN → a default, then into bounds
 
         out: dict[str, Any] = {}
-        cores, rows, cols_ = num("chip.cores", 1), num("chip.array_rows", 1), num("chip.array_cols", 1)
-        clock = np.maximum(num("chip.clock_ghz", 1.0), 1e-3)  # open bound 0: a flagged row computes at 1 MHz
+        cores, rows, cols_ = num("chip.cores"), num("chip.array_rows"), num("chip.array_cols")
+        clock = np.maximum(num("chip.clock_ghz"), 1e-3)  # open bound 0: a flagged row computes at 1 MHz
         macs = cores * rows * cols_
         out.update(cores=cores, array_rows=rows, array_cols=cols_, macs=macs, clock_ghz=clock)
         vec = c["chip.vector_flops_per_cycle"]
@@ -314,18 +322,16 @@ class DesignArrays:
         # process node table
         node_i = idx["chip.process_node"]
         nodes = list(tech.process_nodes.values())
-        for a in _NODE_FIELDS:
-            out[a] = _table(nodes, a, lambda a=a: np.array([getattr(nd, a) for nd in nodes]))[node_i]
+        node = dict(zip(_NODE_COLUMNS, _columns(nodes, "node", _NODE_COLUMNS)[:, node_i]))  # one gather, all columns
+        out.update((a, node[a]) for a in _NODE_FIELDS)
         is_cache = names["chip.sram_kind"] == "cache"
-        sp = _table(nodes, "sp", lambda: np.array([nd.sram_mm2_per_mb_scratchpad for nd in nodes]))[node_i]
-        ca = _table(nodes, "ca", lambda: np.array([nd.sram_mm2_per_mb_cache for nd in nodes]))[node_i]
+        sp, ca = node["sram_mm2_per_mb_scratchpad"], node["sram_mm2_per_mb_cache"]
         out["sram_mm2_per_mb"] = np.where(is_cache, ca, sp)
-        gsp = _table(nodes, "gsp", lambda: np.array([nd.sram_gbps_per_mb for nd in nodes]))[node_i]
-        gca = _table(nodes, "gca", lambda: np.array([nd.sram_gbps_per_mb_cache for nd in nodes]))[node_i]
+        gsp, gca = node["sram_gbps_per_mb"], node["sram_gbps_per_mb_cache"]
         out["is_simt"] = names["chip.core_style"] == "simt"
         out["is_cache"] = is_cache
 
-        sram_mb = num("chip.sram_mb", 0.0)
+        sram_mb = num("chip.sram_mb")
         sram_t = c["chip.sram_tbps"]
         out["sram_mb"] = sram_mb
         out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), np.minimum(sram_t, 1e9),
@@ -334,12 +340,10 @@ class DesignArrays:
         # memory table (index len(memories) = none)
         mem_i = idx["chip.memory"]
         mems = list(tech.memories.values())
-
-        def mem_attr(attr: str, none_value: float = 0.0) -> np.ndarray:
-            return _table(mems, ("mem", attr, none_value),
-                          lambda: np.array([float(getattr(m, attr)) for m in mems] + [none_value]))[mem_i]
+        mem = dict(zip(_MEMORY_COLUMNS, _columns(mems, "memory", _MEMORY_COLUMNS, 0.0)[:, mem_i]))
+        mem_attr = mem.__getitem__
         has_mem = mem_i < len(mems)
-        stacks = np.where(has_mem, num("chip.memory_stacks", 0), 0)
+        stacks = np.where(has_mem, num("chip.memory_stacks"), 0)
         gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
         gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), np.minimum(gbps_o, 1e9), mem_attr("bw_gbps_per_stack"))
         gbps_stack = np.where(has_mem, gbps, 0.0)
@@ -354,33 +358,32 @@ class DesignArrays:
         # links
         link_i = idx["chip.link"]
         lks = list(tech.links.values())
-
-        def link_attr(attr: str) -> np.ndarray:
-            return _table(lks, ("link", attr), lambda: np.array([float(getattr(lk, attr)) for lk in lks] + [0.0]))[link_i]
+        link_attr = dict(zip(_LINK_COLUMNS, _columns(lks, "link", _LINK_COLUMNS, 0.0)[:, link_i])).__getitem__
         has_link = link_i < len(lks)
-        links = np.where(has_link, num("chip.links", 0), 0)
+        links = np.where(has_link, num("chip.links"), 0)
         lat_o = c["system.link_latency_us"]
         out.update(links=links, link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
                    link_phy_mm2=link_attr("phy_area_mm2"), link_rdma=link_attr("rdma").astype(bool),
                    link_latency_us=np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, link_attr("latency_us")))
-        out["num_chips"] = num("system.num_chips", 1)
+        out["num_chips"] = num("system.num_chips")
         out["topology"] = idx["system.topology"].astype(np.int64)  # index into TOPOLOGIES = TOPOLOGY_CODE
 
         # packaging
         pkg_i = idx["chip.packaging"]
         pkgs = list(tech.packaging.values())
-        for attr in ("usd_per_mm2", "assembly_yield_per_die", "max_interposer_mm2", "area_scale"):
-            out[f"pkg_{attr}"] = _table(pkgs, attr, lambda a=attr: np.array([getattr(p, a) for p in pkgs]))[pkg_i]
-        out["wafer_scale"] = np.array([k == "wafer_scale" for k in tech.packaging])[pkg_i]
-        out["pkg_is_interposer"] = np.array([k.startswith("cowos") for k in tech.packaging])[pkg_i]
+        pkg = _table(pkgs, ("packaging", tuple(tech.packaging)), lambda: np.array(
+            [[getattr(p, a) for p in pkgs] for a in _PACKAGE_COLUMNS]
+            + [[k == "wafer_scale" for k in tech.packaging], [k.startswith("cowos") for k in tech.packaging]],
+            dtype=float))[:, pkg_i]
+        out.update((f"pkg_{a}", v) for a, v in zip(_PACKAGE_COLUMNS, pkg))
+        out["wafer_scale"], out["pkg_is_interposer"] = pkg[-2] != 0.0, pkg[-1] != 0.0
         io_i = idx["chip.io_die_node"]  # index len(nodes) = none
         out["has_io_die"] = io_i < len(nodes)
-        out["io_dies"] = num("chip.io_dies", 1)
-        for attr in ("wafer_price_usd", "defect_density_per_cm2", "yield_alpha", "static_w_per_mm2",
-                     "uncore_fraction", "reticle_mm2"):
-            fill = 1.0 if attr in ("yield_alpha", "reticle_mm2") else 0.0  # finite, unused without I/O dies
-            out[f"{attr}_io"] = _table(nodes, ("io", attr, fill), lambda a=attr, v=fill: np.array(
-                [float(getattr(nd, a)) for nd in nodes] + [v]))[io_i]
+        out["io_dies"] = num("chip.io_dies")
+        # the I/O dies' node constants: a finite fill where there is none (unused without I/O dies)
+        io = _table(nodes, "io", lambda: np.array([[float(getattr(nd, a)) for nd in nodes] + [fill]
+                                                   for a, fill in _IO_COLUMNS.items()]))[:, io_i]
+        out.update((f"{a}_io", v) for a, v in zip(_IO_COLUMNS, io))
         dies = c["chip.dies"]
         out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]
@@ -397,7 +400,7 @@ class DesignArrays:
         out["mma_operand_factor"] = operand
         # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
         # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
-        nominal = _table(nodes, "nominal", lambda: np.array([nd.nominal_clock_ghz for nd in nodes]))[node_i]
+        nominal = node["nominal_clock_ghz"]
         out["clock_over_nominal"] = clock / nominal
         reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
         over = clock > reach * (1.0 + 1e-9)
@@ -407,7 +410,9 @@ class DesignArrays:
                           f"({MAX_FRACTION:g} x its nominal voltage): at most {r:.3g} GHz"
                           for c, nm, r in zip(clock[over], names["chip.process_node"][over], reach[over])]
             flags.flag(over, msgs)
-        volt = design_energy_ratio(out["clock_over_nominal"], 1.0)
+        # (V/V_nom)² = voltage.design_energy_ratio(clock, nominal), from the one solve chip_power's leakage reads too
+        supply = out["supply_voltage_ratio"] = voltage_ratio(out["clock_over_nominal"])
+        volt = supply ** 2
         out["voltage_energy_ratio"] = volt
         # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's
         # bank is its share per core, a cache is shared by every core (the large-array figure)
@@ -458,6 +463,23 @@ class DesignArrays:
 
 # the process-node table's columns (fields marked by _node())
 _NODE_FIELDS = tuple(f.name for f in fields(DesignArrays) if f.metadata.get("process_nodes"))
+# what from_columns reads of each technology table, one row of a 2-D table per attribute (`_columns`)
+_NODE_COLUMNS = _NODE_FIELDS + ("sram_mm2_per_mb_scratchpad", "sram_mm2_per_mb_cache", "sram_gbps_per_mb",
+                                 "sram_gbps_per_mb_cache", "nominal_clock_ghz")
+_MEMORY_COLUMNS = ("bw_gbps_per_stack", "capacity_gb_per_stack", "pj_per_bit", "usd_per_gb",
+                   "phy_area_mm2_per_stack", "needs_interposer", "footprint_mm2_per_stack")
+_LINK_COLUMNS = ("gbps_per_link", "pj_per_bit", "phy_area_mm2", "rdma", "latency_us")
+_PACKAGE_COLUMNS = ("usd_per_mm2", "assembly_yield_per_die", "max_interposer_mm2", "area_scale")
+_IO_COLUMNS = {"wafer_price_usd": 0.0, "defect_density_per_cm2": 0.0, "yield_alpha": 1.0, "static_w_per_mm2": 0.0,
+               "uncore_fraction": 0.0, "reticle_mm2": 1.0}  # attribute -> its value on a row without I/O dies
+
+
+def _columns(objs: Sequence[Any], what: str, attrs: tuple[str, ...], none: float | None = None) -> np.ndarray:
+    """(attribute, entry) float64 table of technology entries `objs` (cached, `_table`), plus a last column
+    `none` for the index len(objs) (no memory, no link) when given: a call gathers every attribute of its rows
+    at once (`table[:, i]`) instead of one lookup per attribute."""
+    return _table(objs, (what, attrs, none), lambda: np.array(
+        [[float(getattr(o, a)) for o in objs] + ([] if none is None else [none]) for a in attrs]))
 
 
 def _to_bool(v: Any) -> bool:
@@ -479,13 +501,37 @@ def _infer_n(columns: Mapping[str, Any]) -> int:
 
 
 _NUMERIC_KNOBS = tuple(k for k in KNOBS if k.numeric)
+_NUMERIC_ROW = {k.name: j for j, k in enumerate(_NUMERIC_KNOBS)}
+_NUMERIC_FILL = {k.name: np.nan if _default(k.name) is None else float(_default(k.name)) for k in _NUMERIC_KNOBS}
+_MISSING = object()
 _BOUNDS = BoundsTable(_NUMERIC_KNOBS)
+# the numeric knobs from_columns computes with, and the value a bad or unset one takes before the clip into its
+# bounds (a flagged row still computes finitely)
+_SANITIZED = {"chip.cores": 1.0, "chip.array_rows": 1.0, "chip.array_cols": 1.0, "chip.clock_ghz": 1.0,
+              "chip.sram_mb": 0.0, "chip.memory_stacks": 0.0, "chip.links": 0.0, "system.num_chips": 1.0,
+              "chip.io_dies": 1.0}
+_SAN_ROWS = np.array([_NUMERIC_ROW[k] for k in _SANITIZED])
+_SAN_FILL = np.array(list(_SANITIZED.values())).reshape(-1, 1)
+_SAN_INT = np.array([BY_NAME[k].type is int for k in _SANITIZED]).reshape(-1, 1)
+_SAN_LOW = np.array([BY_NAME[k].int_bounds()[0] if BY_NAME[k].type is int else
+                     -np.inf if BY_NAME[k].low is None else BY_NAME[k].low for k in _SANITIZED]).reshape(-1, 1)
+_SAN_HIGH = np.array([BY_NAME[k].int_bounds()[1] if BY_NAME[k].type is int else
+                      np.inf if BY_NAME[k].high is None else BY_NAME[k].high for k in _SANITIZED]).reshape(-1, 1)
 
 
-def _check_knobs(c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
-    """Flag numeric knobs outside their registry bounds (NaN compares False, so missing values are caught
-    too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
-    bad_all = ~_BOUNDS.in_bounds(np.stack([c[k.name] for k in _NUMERIC_KNOBS]).reshape(len(_NUMERIC_KNOBS), -1))
+def _sanitized(values: np.ndarray) -> dict[str, np.ndarray]:
+    """The `_SANITIZED` knobs of `values` (rows of _NUMERIC_KNOBS) as `Knob.clip` of each, NaN and ±inf
+    replaced by its fill first: the same values, in one pass over the knobs."""
+    v = values[_SAN_ROWS]
+    v = np.where(np.isfinite(v), v, _SAN_FILL)
+    v = np.clip(np.where(_SAN_INT, np.rint(v), v), _SAN_LOW, _SAN_HIGH)
+    return dict(zip(_SANITIZED, v))
+
+
+def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
+    """Flag numeric knobs (`values`: rows of _NUMERIC_KNOBS) outside their registry bounds (NaN compares False, so
+    missing values are caught too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
+    bad_all = ~_BOUNDS.in_bounds(values)
     for j in np.flatnonzero(bad_all.any(axis=1)):
         k, bad = _NUMERIC_KNOBS[j], bad_all[j]
         v = c[k.name]

@@ -28,7 +28,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
-from dse.model.voltage import throttle_energy_ratio, voltage_ratio
+from dse.model.voltage import throttle_energy_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
 # Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
@@ -116,7 +116,7 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     # leaks nothing, and a PHY's power is its energy per bit (above, and the running floor below). The node's
     # figure holds at its nominal supply: the compute dies leak V/V_nom of it at the voltage of their clock
     # ("Leakage follows the supply" above), an I/O die at its own node's nominal supply
-    leakage = arr.static_w_per_mm2 * leaking_mm2(arr, area) * voltage_ratio(arr.clock_over_nominal) \
+    leakage = arr.static_w_per_mm2 * leaking_mm2(arr, area) * arr.supply_voltage_ratio \
         + arr.static_w_per_mm2_io * area.num_io_dies * io_leaking_mm2(arr, area)
     peak = np.maximum(compute, vector) + sram + memory + link + d2d + leakage
     tdp = np.where(arr.tdp_cap_w > 0, np.minimum(peak, arr.tdp_cap_w), peak)

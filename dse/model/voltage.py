@@ -79,8 +79,9 @@ def _solve(r: np.ndarray) -> np.ndarray:
     # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks)
     live = np.ones(r.shape, bool)
     for _ in range(_NEWTON_STEPS):
-        h = ALPHA * np.log(v - vt) - np.log(v) - log_target
-        step = np.where(live, h / (ALPHA / (v - vt) - 1.0 / v), 0.0)
+        d = v - vt
+        h = ALPHA * np.log(d) - np.log(v) - log_target
+        step = np.where(live, h / (ALPHA / d - 1.0 / v), 0.0)
         v = np.maximum(v - step, vt + 1e-12)
         live &= np.abs(step) >= 1e-14 * v
         if not live.any():
