@@ -671,9 +671,9 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
                     ) -> dict[str, np.ndarray]:
     """`_split` in the compiled kernel (dse.model.area_kernel.split_scan; a wafer-scale design's wafer from
     `_wafer_scale`) on every design but those whose spares are given (their yields may take
-    `fab.harvested_yield`'s continuous form) and those where two costs the kernel compared were within
-    `area_kernel.TIE_ULPS` (its powers may round otherwise than numpy's): `_split` in numpy on those rows. The
-    same fields, to the bit."""
+    `fab.harvested_yield`'s continuous form): `_split` in numpy on those rows. Where two costs the kernel compared
+    were within `area_kernel.TIE_ULPS` (its powers may round otherwise than numpy's) `_split_exact` runs the
+    kernel again with numpy's powers (numpy's `_split` where that does not settle). The same fields, to the bit."""
     ws = arr.wafer_scale
     hv, sh, w = arr.tech.harvesting, arr.tech.shoreline, arr.tech.wafer
     other = ~ws & np.isfinite(b.spares_given)
@@ -703,21 +703,61 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
     choices = np.array([s for s in fab.SPARE_CHOICES[1:] if s <= hv.max_spare_cores_per_die], float)
     (t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area), hull, hull_iy, hull_fx, used = \
         io.design_major if io.design_major is not None and b.io_cols is None else _design_major(io)
-    ak.split_scan(v, np.flatnonzero(~other), t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed,
-                  t_area, used, np.ascontiguousarray(io.area_min, dtype=float), hull, hull_iy, hull_fx,
-                  np.ascontiguousarray(io.hull_len[0], dtype=np.intp), choices, float(sh.io_edge_fraction),
-                  float(np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)), float(sh.max_aspect),
-                  float(sh.reticle_long_mm), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
-                  float(w.probe_coverage), float(w.test_cost_fraction), ak.TIE_ULPS, out, unsure)
+    args = (t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area, used,
+            np.ascontiguousarray(io.area_min, dtype=float), hull, hull_iy, hull_fx,
+            np.ascontiguousarray(io.hull_len[0], dtype=np.intp), choices, float(sh.io_edge_fraction),
+            float(np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)), float(sh.max_aspect),
+            float(sh.reticle_long_mm), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm), float(w.probe_coverage),
+            float(w.test_cost_fraction), ak.TIE_ULPS, out, unsure)
+    ak.split_scan(v, np.flatnonzero(~other), *args, None)
+    unsure = _split_exact(ak, v, np.flatnonzero(unsure), args)
     best = dict(zip(ak.SPLIT_OUT, out))
     for k in ("reticle_ok", "shore_ok", "package_ok"):
         best[k] = best[k] != 0
-    rows = np.flatnonzero(other | unsure)  # (unsure: two costs within area_kernel.TIE_ULPS, numpy decides)
+    rows = np.flatnonzero(other | unsure)  # (unsure: not settled by _split_exact, numpy decides)
     if rows.size:
         sub = _split(_Rows(arr, rows), _take_blocks(b, rows), n_lo[rows], n_hi[rows], auto[rows], compiled=False)
         for k, x in sub.items():
             best[k][rows] = x
     return best
+
+
+EXACT_ROUNDS = 6  # runs of split_scan's exact mode per call at most (each settles the powers a run missed)
+EXACT_SLOTS = 768  # powers per design in the first tables of split_scan's exact mode (grown to what a run used; up to
+# ~700 measured on random designs, 200 on average)
+
+
+def _split_exact(ak, v: np.ndarray, rows: np.ndarray, args: tuple) -> np.ndarray:
+    """`split_scan` again on the designs `rows` where it compared two costs within its powers' rounding, each
+    power taken as numpy computes it (`area_kernel._tpow`: a run records the powers it lacks, numpy computes
+    them, the next run uses them) until a run needs no new one: then every cost is the numpy path's to the bit
+    and so is every choice. Returns (over all designs) those not settled in EXACT_ROUNDS runs (numpy decides)."""
+    left = np.zeros(v.shape[1], bool)
+    if not rows.size:
+        return left
+    tb = ak._pow_tables(rows.size, EXACT_SLOTS)
+    sub = np.zeros(v.shape[1], bool)  # (split_scan's unsure flags of this mode: not needed)
+    live = np.arange(rows.size)  # (into rows) the designs whose last run lacked a power: run again
+    for _ in range(EXACT_ROUNDS):
+        t = tuple(x[live] for x in tb[:4]) + (np.zeros(live.size, np.intp), np.zeros(live.size, bool))
+        ak.split_scan(v, rows[live], *args[:-1], sub, t)
+        pw_x, pw_k, pw_v, pw_ok, pw_n, pw_miss = t
+        if pw_n.max() > pw_x.shape[1]:  # more powers than slots: larger tables, the known ones kept
+            big = ak._pow_tables(rows.size, int(pw_n.max()))
+            for a, b in zip(big[:4], tb[:4]):
+                a[:, :b.shape[1]] = b
+            tb = big
+            continue
+        need = ~pw_ok & (np.arange(pw_x.shape[1]) < pw_n[:, None])
+        pw_v[need] = pw_x[need] ** pw_k[need]
+        pw_ok[need] = True
+        for a, b in zip(tb[:4], t[:4]):
+            a[live] = b
+        live = live[pw_miss]
+        if not live.size:
+            return left
+    left[rows[live]] = True
+    return left
 
 
 def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | None = None) -> AreaBreakdown:

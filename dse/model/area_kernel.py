@@ -8,7 +8,10 @@ package) takes the numpy path's expressions term by term in its order (a product
 The costs that choose among die counts, spares and I/O dies take powers (yield model, package yield), which
 numpy evaluates in its vectorised pow and the kernel in libm's or by repeated squaring: they differ by a few
 rounding steps (≤ 8e-15 relative measured on 80,000 designs), so a comparison of two costs closer than
-`TIE_ULPS`·(8 + n) ULP is left to the numpy path (`split_scan` flags the design). The I/O die choices take
+`TIE_ULPS`·(8 + n) ULP flags the design, and `split_scan` runs it again in its exact mode, every power taken
+from a table of numpy's powers of the same arguments (`_tpow`, filled by `area._split_exact`): its costs are then
+the numpy path's to the bit, and so are its choices (the numpy path itself only for a design that exact mode does
+not settle in `area.EXACT_ROUNDS` runs). The I/O die choices take
 numpy's powers (computed in numpy between the kernels), so their fields are exact without that.
 tests/test_area_kernel_equiv.py compares every field exactly on catalog chips, random designs and designs next
 to the split and reticle thresholds.
@@ -20,7 +23,8 @@ per batch (or inlined), never per element.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from dse.model.step_kernel import _mn, _mx
 
@@ -220,8 +224,8 @@ SPLIT_OUT = ("n", "spares", "tolerated", "die", "d2d", "nonredundant", "array", 
 # n ≤ 64
 # (60,000 random designs at 0.2x-5x defect densities). A comparison of two costs closer than TIE_ULPS·(8 + n)
 # ULP (twice that bound; 1.8e-13 at n = 12) could fall the other way: `split_scan` flags the design and `area`
-# takes the numpy path for it (designs next to a change of die count, spares or I/O dies: ~0.5 % of random
-# designs, mostly spare counts whose cost gains decay past the scan's 1e-12).
+# runs it again in exact mode with numpy's powers (`_tpow`; designs next to a change of die count, spares or I/O
+# dies: ~0.5 % of random designs, mostly spare counts whose cost gains decay past the scan's 1e-12).
 TIE_ULPS = 40.0
 EPS = float(np.finfo(float).eps)
 
@@ -248,6 +252,32 @@ def _pow(x, k):
         b *= b
         e >>= 1
     return 1.0 / out if k < 0 else out
+
+
+def _tpow(x, k, i, tb):
+    """x ** k as `_pow` where `tb` is None; else the next power of design i (its i-th row of the tables `tb` = (x,
+    k, value, known, next slot, missed), split_scan's exact mode) taken from the table where the table holds
+    numpy's power of these very x and k, else recorded there (slot and design marked missed: the caller computes
+    them in numpy and runs the design again). Compiled per type of `tb` (`_tpow_impl`): the plain kernel carries
+    no table code."""
+
+
+@overload(_tpow)
+def _tpow_impl(x, k, i, tb):
+    if isinstance(tb, types.NoneType):
+        return lambda x, k, i, tb: _pow(x, k)
+
+    def table(x, k, i, tb):
+        pw_x, pw_k, pw_v, pw_ok, pw_n, pw_miss = tb
+        q = pw_n[i]
+        pw_n[i] = q + 1
+        if q < pw_x.shape[1]:
+            if pw_ok[i, q] and pw_x[i, q] == x and pw_k[i, q] == k:
+                return pw_v[i, q]
+            pw_x[i, q], pw_k[i, q], pw_ok[i, q] = x, k, False
+        pw_miss[i] = True
+        return _pow(x, k)
+    return table
 
 
 @njit(cache=True, inline="always")
@@ -278,7 +308,7 @@ def _io_pick(g, c, room, area_min, io_iy, io_fx, io_area, used, hull, hull_iy, h
 @njit(cache=True, nogil=True)
 def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, used, area_min, hull,
                hull_iy, hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
-               test_fraction, tie_ulps, out, unsure):
+               test_fraction, tie_ulps, out, unsure, tb):
     """`area.chip_area`'s choice of die count for the designs `rows` (spares not given; a wafer-scale one takes its
     wafer, `area._wafer_scale`): each
     count n_lo … n_hi (`area._candidate`: the die's fixed part and core array, its I/O-limited padding, the
@@ -286,11 +316,13 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
     `step_kernel.spare_scan`'s early stops), the chip's cost at the cheapest I/O die count, the perimeter,
     shoreline and package checks), then the first count that fits, or any strictly cheaper one that fits.
     Writes `SPLIT_OUT` of the chosen count to `out` (columns `rows`), and to `unsure` whether a comparison of
-    two costs was within `tie_ulps`·(8 + n) ULP (TIE_ULPS; the numpy path then decides for the design).
+    two costs was within `tie_ulps`·(8 + n) ULP (TIE_ULPS; `area._split_exact` then runs the design again with
+    the power tables `tb`, None in the plain run: see `_tpow`).
     The chip's cost at (die, yield) is written out three times (no spares, each spare count, the chosen one): one
     inlined helper taking the ~15 I/O arrays measured 10-50 % slower per call (2026-12-02, 10k designs)."""
     C = choices.shape[0]
-    for r in rows:
+    for i_r in range(rows.shape[0]):
+        r = rows[i_r]
         io, d2d_tbps, io_tbps, mm2_per_tbps = v[0, r] != 0, v[1, r], v[2, r], v[3, r]
         cores, logic, core, reticle, mem_edge, tbps_per_mm = v[4, r], v[5, r], v[6, r], v[7, r], v[8, r], v[9, r]
         stacks = v[11, r] if v[10, r] != 0 else 0.0
@@ -323,7 +355,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                 die, y, dpw = v[27, r], v[28, r], 1.0
                 spares_chip, tol, nonred, core_array = v[26, r], v[31, r], v[29, r], v[30, r]
                 long_c, ret_c = np.inf, np.inf
-                bond_n = _pow(bond, bonded)
+                bond_n = _tpow(bond, bonded, i_r, tb)
             else:
                 # fab.best_spares: the die without spares, then each spare count while it may still pay
                 base = f + m * core
@@ -336,8 +368,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                 # yield below that of its other bonds): where it is not below the best count's cost by 1e-9, this
                 # count cannot be strictly cheaper, and it is skipped
                 a_nr = f / 100.0
-                y_inf = _mx(_pow(1.0 + a_nr * d / a, -a) * (1.0 + 1e-9), 1e-12)
-                bond_n = _pow(bond, bonded)
+                y_inf = _mx(_tpow(1.0 + a_nr * d / a, -a, i_r, tb) * (1.0 + 1e-9), 1e-12)
+                bond_n = _tpow(bond, bonded, i_r, tb)
                 inv_pkg = 1.0 / _mx(bond_n, 1e-12)
                 if ok_best and core >= 0.0:
                     dies_lo = wafer / (dpw * y_inf) * n
@@ -347,7 +379,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                         if not n <= n_hi:
                             break
                         continue
-                y = _pow(1.0 + base / 100.0 * d / a, -a)
+                y = _tpow(1.0 + base / 100.0 * d / a, -a, i_r, tb)
                 spares = 0.0
                 if cap >= 1:
                     package_c = scale * (n * die + foot)
@@ -360,8 +392,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                                          hull, hull_iy, hull_fx, hull_len, tie)
                         near = near or nr
                     esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-                    bp = bond_n if io_n[r, j] == 0 else _pow(bond, bonded + io_n[r, j])
-                    y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+                    bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
+                    y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
                     raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
                     score = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
                         1.0 / y_pkg - 1.0) + test_fraction * dies_c
@@ -384,7 +416,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                         a_arr = arr_s / 100.0
                         t = (a_nr + a_arr) * d / a
                         rr = a_arr * d / a / (1.0 + t)
-                        term = _pow(1.0 + t, -a)
+                        term = _tpow(1.0 + t, -a, i_r, tb)
                         total = term
                         for k in range(int(s)):
                             term = term * (a + k)
@@ -401,8 +433,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                                              io_area, used, hull, hull_iy, hull_fx, hull_len, tie)
                             near = near or nr
                         esc = y_s / _mx(y_s + (1.0 - y_s) * (1.0 - coverage), 1e-300)
-                        bp = bond_n if io_n[r, j] == 0 else _pow(bond, bonded + io_n[r, j])
-                        y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+                        bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
+                        y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
                         raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
                         usd = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
                             1.0 / y_pkg - 1.0) + test_fraction * dies_c
@@ -424,8 +456,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                 near = near or nr
             cnt = io_n[r, j]
             esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-            bp = bond_n if cnt == 0 else _pow(bond, bonded + cnt)
-            y_pkg = _mx(bp * _pow(esc, n), 1e-12) * io_esc[r, j]
+            bp = bond_n if cnt == 0 else _tpow(bond, bonded + cnt, i_r, tb)
+            y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
             memory = mem + io_usd[r, j]
             raw = (package_c + scale * cnt * io_die[r, j]) * pkg_usd
             usd = dies_c + memory + raw + (raw + dies_c + memory) * (1.0 / y_pkg - 1.0) + test_fraction * dies_c
@@ -462,4 +494,13 @@ def warm() -> None:
     i0 = np.zeros(1, np.intp)
     split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
                np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0,
-               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_))
+               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), None)
+    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
+               np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0,
+               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), _pow_tables(1, 1))
+
+
+def _pow_tables(rows: int, slots: int) -> tuple[np.ndarray, ...]:
+    """Empty power tables of `split_scan`'s exact mode: (x, k, value, known, next slot, missed)."""
+    return (np.zeros((rows, slots)), np.zeros((rows, slots)), np.zeros((rows, slots)),
+            np.zeros((rows, slots), np.bool_), np.zeros(rows, np.intp), np.zeros(rows, np.bool_))
