@@ -64,18 +64,33 @@ def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
 _BY_DTYPE: dict[str, tuple[str, ...]] = {}  # the scenario metrics of each dtype, in registry order
 for _name, _m in SCENARIO.items():
     _BY_DTYPE[_m.dtype] = _BY_DTYPE.get(_m.dtype, ()) + (_name,)
+assert set(_BY_DTYPE) <= {"float", "int", "bool", "str"}
+_FLOAT, _INT = _BY_DTYPE.get("float", ()), _BY_DTYPE.get("int", ())
+_NUMERIC = _FLOAT + _INT
+_OTHER = _BY_DTYPE.get("bool", ()) + _BY_DTYPE.get("str", ())
 
 
-def _scenario_columns(n: int) -> dict[str, np.ndarray]:
-    """`Metric.empty(n)` of every scenario metric, in registry order: the numeric and flag columns are the rows of
-    one block per dtype (one allocation instead of one per metric, per scenario and call)."""
-    cols: dict[str, np.ndarray] = {}
-    for dtype, names in _BY_DTYPE.items():
-        if dtype == "str":
-            cols.update((name, SCENARIO[name].empty(n)) for name in names)
-        else:
-            cols.update(zip(names, np.zeros((len(names), n), NUMPY_DTYPES[dtype])))
-    return {name: cols[name] for name in SCENARIO}
+def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
+    shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one block
+    written at once (a float block, its int rows cast as a per-column write would cast them), instead of one
+    allocation and one scatter per metric, per scenario and call."""
+    num = np.zeros((len(_NUMERIC), n))
+    if metrics is not None and len(idx):
+        try:
+            num[:, idx] = [metrics[name] for name in _NUMERIC]
+        except (KeyError, ValueError, TypeError):  # a metric missing (its zeros), a scalar or another shape
+            for j, name in enumerate(_NUMERIC):
+                if name in metrics:
+                    num[j, idx] = metrics[name]
+    part = dict(zip(_FLOAT, num[:len(_FLOAT)]))
+    part.update(zip(_INT, num[len(_FLOAT):].astype(np.int64)))
+    for name in _OTHER:
+        part[name] = SCENARIO[name].empty(n)
+        if metrics is not None and name in metrics:
+            part[name][idx] = metrics[name]
+    return {name: part[name] for name in SCENARIO}
 
 
 def _calibration(cal: Calibration | str | None) -> Calibration:
@@ -126,12 +141,9 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
                                                clocked(sub, clock), cal, res, sc.serving, pool,
                                                out["system_cost_usd"][idx], tech))
-        cols = _scenario_columns(n)
+        cols = _scenario_columns(n, None if res is None else res.metrics, idx)
         cols["reason"][:] = reason
         if res is not None:
-            for key, val in res.metrics.items():
-                if key in cols:
-                    cols[key][idx] = val
             cols["feasible"][idx] = res.feasible
             cols["reason"][idx] = np.where(res.feasible, "", res.reason)
         power_sum += w * cols["power_w"]

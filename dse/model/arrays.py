@@ -84,11 +84,60 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     bad = srt[pos] != raw
     idx = order[pos]
     if bad.any():
-        uniq, inv = np.unique(raw[bad], return_inverse=True)
-        msgs = np.full(n, "", dtype=object)
-        msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
-        flags.flag(bad, msgs)
+        _flag_unknown(raw, bad, knob, names, what, flags)
     return np.where(bad, 0, idx), raw
+
+
+def _flag_unknown(raw: np.ndarray, bad: np.ndarray, knob: str, names: Sequence[str], what: str | None,
+                  flags: _Flags) -> None:
+    """Flag the rows `bad` of str column `raw` (names not in `names`), one suggestion per distinct name."""
+    uniq, inv = np.unique(raw[bad], return_inverse=True)
+    msgs = np.full(len(raw), "", dtype=object)
+    msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
+    flags.flag(bad, msgs)
+
+
+_STR_KNOBS = tuple(k for k in KNOBS if k.type is str)
+
+
+def _lookup_columns(columns: Mapping[str, Any], n: int, tech: Technology
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`_lookup` of every str knob given as a column of `n` names (a str or object array; the others are
+    looked up one by one): (index, the str column, unknown rows) by knob, found by one binary search of all the
+    columns at once in the sorted union of the knobs' names (cached), each hit mapped to its knob's index."""
+    got = {k.name: col for k in _STR_KNOBS if type(col := columns.get(k.name)) is np.ndarray
+           and col.shape == (n,) and col.dtype.kind in "UO" and n > 1}
+    if not got:
+        return {}
+    lists = tuple(tuple(BY_NAME[k].allowed(tech)) for k in got)
+    srt, local = _union_names(lists)
+    raws = [col.astype(str, copy=False) for col in got.values()]
+    flat = np.concatenate(raws)
+    pos = np.minimum(np.searchsorted(srt, flat), len(srt) - 1)
+    at = local.reshape(-1)[np.repeat(np.arange(len(raws)) * len(srt), n) + pos].reshape(len(raws), n)
+    bad = ((srt[pos] != flat).reshape(len(raws), n)) | (at < 0)
+    at = np.where(bad, 0, at)
+    return {k: (at[j], raws[j], bad[j]) for j, k in enumerate(got)}
+
+
+_UNIONS: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _union_names(lists: tuple[tuple[str, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted union of name lists (a str array) and, per list and union entry, the entry's index in the list
+    (-1: not in it); cached (a few per technology)."""
+    hit = _UNIONS.get(lists)
+    if hit is None:
+        if len(_UNIONS) > 256:
+            _UNIONS.clear()
+        srt = np.array(sorted({x for names in lists for x in names}), dtype=str)
+        local = np.full((len(lists), len(srt)), -1, np.int64)
+        for j, names in enumerate(lists):
+            for i, x in enumerate(names):
+                if local[j, np.searchsorted(srt, x)] < 0:  # the first entry of a repeated name, as _lookup finds
+                    local[j, np.searchsorted(srt, x)] = i
+        hit = _UNIONS[lists] = (srt, local)
+    return hit
 
 
 _SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -289,6 +338,7 @@ class DesignArrays:
         idx: dict[str, np.ndarray] = {}
         names: dict[str, np.ndarray] = {}
         values = np.empty((len(_NUMERIC_KNOBS), n))  # the numeric knobs as rows of one array (c holds the rows)
+        many = _lookup_columns(columns, n, tech)  # the str knobs given as columns, looked up together
         for k in KNOBS:
             if k.numeric:
                 row = values[_NUMERIC_ROW[k.name]]
@@ -303,6 +353,10 @@ class DesignArrays:
             elif k.type is bool:
                 raw = _broadcast(columns.get(k.name, k.default), n)
                 c[k.name] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
+            elif k.name in many:
+                idx[k.name], names[k.name], bad = many[k.name]
+                if bad.any():
+                    _flag_unknown(names[k.name], bad, k.name, k.allowed(tech), k.what, flags)
             elif k.type is str:
                 idx[k.name], names[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags, k.what)
         if "name" in columns:
@@ -391,8 +445,11 @@ class DesignArrays:
         tdp = c["chip.tdp_w"]
         out["tdp_cap_w"] = np.where(np.isfinite(tdp) & (tdp > 0), tdp, 0.0)  # 0 = no cap
 
-        speedup = _speedups(columns, n, tech, flags)
-        peak = {p: 2.0 * macs * clock * s / 1000.0 for p, s in speedup.items()}
+        precisions = tuple(tech.precision_speedup)
+        speedups = _speedups(columns, n, tech, flags)  # (precision, row): one array op for every precision
+        speedup = dict(zip(precisions, speedups))
+        peaks = 2.0 * macs * clock * speedups / 1000.0
+        peak = dict(zip(precisions, peaks))
         # a register-sourced MMA pays operand delivery on every FLOP (REGISTER_OPERAND_OVERHEAD); the arrays'
         # peak power and every operator's FLOP energy include it (dse.model.power, dse.model.perf)
         operand = np.where(out["is_simt"] & (names["chip.mma_operands"] == "registers"),
@@ -420,8 +477,8 @@ class DesignArrays:
         bank = np.clip(out["sram_mb"] / np.maximum(cores, 1.0), sb.min_bank_mb, sb.reference_bank_mb)
         out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
         out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt * out["sram_bank_energy_ratio"]
-        energy = {p: e * operand * volt for p, e in _energy_per_flop(tech, nodes, node_i, speedup).items()}
-        headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(np.stack(list(peak.values())), axis=0))
+        energy = dict(zip(precisions, _energy_per_flop(tech, nodes, node_i, speedups) * operand * volt))
+        headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(peaks, axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9
         out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
@@ -578,9 +635,8 @@ BF16_DATAPATH_ENERGY_RATIO = (0.4 + 1.1 * (BF16_SIGNIFICAND_BITS / FP16_SIGNIFIC
 REGISTER_OPERAND_OVERHEAD = 30.0 / 110.0
 
 
-def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup: dict[str, np.ndarray]
-                     ) -> dict[str, np.ndarray]:
-    """pJ per FLOP per precision and row. The node table gives each precision's energy at the technology's
+def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedups: np.ndarray) -> np.ndarray:
+    """pJ per FLOP per precision (of `tech.precision_speedup`, rows of `speedups` and of the result) and row. The node table gives each precision's energy at the technology's
     default speedup (table[p] = table[bf16] / precision_speedup[p]: one cycle of the datapath costs the
     same whatever precision it computes, power at peak is independent of precision). A design whose
     datapath runs p faster than the default, s > default, splits that cycle s ways: table[p] · default / s
@@ -592,20 +648,19 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedup:
     operator the energy of the precision it runs on (`dse.model.perf.run_energy`). A chip without fp16
     has a bf16-wide datapath: every cycle of it costs BF16_DATAPATH_ENERGY_RATIO of the table's fp16-wide
     one (the 8-bit arithmetic floor does not shrink with it)."""
-    width = np.where(speedup.get("fp16", np.zeros(len(node_i))) > 0, 1.0, BF16_DATAPATH_ENERGY_RATIO)
-    table = {p: _table(nodes, ("energy", p), lambda p=p: np.array(
-        [nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0)) for nd in nodes]))[node_i] * width
-        for p in speedup}
-    bf16 = _table(nodes, ("energy", "bf16", 0.0), lambda: np.array(
-        [nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes]))[node_i]
-    out = {}
-    for p, s in speedup.items():
-        default = float(tech.precision_speedup[p])
-        if default == 1.0 and p in ("bf16", "fp16"):
-            out[p] = table[p]
-            continue
-        split = table[p] * default / np.maximum(s, default)
-        out[p] = np.where(s > default, np.maximum(split, bf16 * NARROW_ARITH_ENERGY_RATIO), table[p])
+    known = tuple(tech.precision_speedup)
+    width = np.where(speedups[known.index("fp16")] > 0 if "fp16" in known else False, 1.0, BF16_DATAPATH_ENERGY_RATIO)
+    # rows: each precision's table energy (a node without it: its bf16 one), then the bf16 energy (0 if none)
+    rows = _table(nodes, ("energy", known), lambda: np.array(
+        [[nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0)) for nd in nodes] for p in known]
+        + [[nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes]], dtype=float))[:, node_i]
+    table, bf16 = rows[:-1] * width, rows[-1]
+    default = np.array([float(tech.precision_speedup[p]) for p in known]).reshape(-1, 1)
+    split = table * default / np.maximum(speedups, default)
+    out = np.where(speedups > default, np.maximum(split, bf16 * NARROW_ARITH_ENERGY_RATIO), table)
+    for j, p in enumerate(known):
+        if default[j, 0] == 1.0 and p in ("bf16", "fp16"):
+            out[j] = table[j]
     return out
 
 
@@ -623,8 +678,9 @@ def _parse_precisions(s: str, known: tuple[str, ...]) -> tuple[tuple[bool, ...],
     return tuple(p in items for p in known), bad
 
 
-def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> dict[str, np.ndarray]:
-    """Throughput multiplier per precision and row (0 = unsupported), with per-row overrides."""
+def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> np.ndarray:
+    """Throughput multiplier per precision (of `tech.precision_speedup`, a row each) and design (0 = unsupported),
+    with per-row overrides."""
     # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
     inv, canon = _precision_sets(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
     known = list(tech.precision_speedup)
@@ -634,13 +690,14 @@ def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flag
     bad_code = reasons != ""
     if bad_code.any():
         flags.flag(bad_code[inv], reasons[inv])
-    out: dict[str, np.ndarray] = {}
+    member = members[inv].T  # (precision, row)
+    out = np.where(member, np.array([float(tech.precision_speedup[p]) for p in known]).reshape(-1, 1), 0.0)
     for j, p in enumerate(known):
-        mult = np.full(n, float(tech.precision_speedup[p]))
         key = f"chip.precision_speedup.{p}"
         if key in columns:
+            mult = np.full(n, float(tech.precision_speedup[p]))
             o = np.asarray(_broadcast(columns[key], n), dtype=object)
             o = np.array([np.nan if v is None else float(v) for v in o]) if o.dtype == object else o.astype(float)
             mult = np.where(np.isfinite(o) & (o > 0), o, mult)
-        out[p] = np.where(members[inv, j], mult, 0.0)
+            out[j] = np.where(member[j], mult, 0.0)
     return out
