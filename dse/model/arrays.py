@@ -465,7 +465,8 @@ class DesignArrays:
             msgs = np.full(n, "", dtype=object)
             msgs[over] = [f"chip.clock_ghz: {c:g} GHz is above what {nm} reaches at its highest supply "
                           f"({MAX_FRACTION:g} x its nominal voltage): at most {r:.3g} GHz"
-                          for c, nm, r in zip(clock[over], names["chip.process_node"][over], reach[over])]
+                          for c, nm, r in zip(clock[over].tolist(), names["chip.process_node"][over].tolist(),
+                                              reach[over].tolist())]  # (Python scalars: the same text, faster)
             flags.flag(over, msgs)
         # (V/V_nom)² = voltage.design_energy_ratio(clock, nominal), from the one solve chip_power's leakage reads too
         supply = out["supply_voltage_ratio"] = voltage_ratio(out["clock_over_nominal"])
@@ -594,7 +595,7 @@ def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, 
         v = c[k.name]
         msgs = np.full(len(v), "", dtype=object)
         rule = k.rule()
-        msgs[bad] = [f"{k.name} must be {rule} (got {x:g})" for x in v[bad]]
+        msgs[bad] = [f"{k.name} must be {rule} (got {x:g})" for x in v[bad].tolist()]
         flags.flag(bad, msgs)
     env = {**c, **names}
     for r in RULES:
