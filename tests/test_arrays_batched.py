@@ -1,18 +1,17 @@
 """The batched paths of `DesignArrays.from_columns` and `evaluate` (issue 15, per-call cost at small chunks) give
-what the one-knob / one-metric paths give, to the bit: the str knobs looked up together, the sanitized numeric
-knobs, the one voltage solve shared by the energies and the leakage, and the scenario columns written as a block."""
+what the one-knob / one-metric paths give, to the bit: the sanitized numeric knobs, the one voltage solve shared by
+the energies and the leakage, the scenario columns, and the reasons of a column against those of its rows."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from dse.evaluate import table
 from dse.evaluate.metrics import SCENARIO
 from dse.model import arrays as A
 from dse.model import voltage
 from dse.model.area import chip_area
-from dse.model.knobs import BY_NAME
+from dse.model.knobs import BY_NAME, KNOBS
 from dse.model.power import chip_power, leaking_mm2, io_leaking_mm2
 from dse.model.technology import default_technology
 
@@ -26,28 +25,10 @@ def _names(knob: str, rng: np.random.Generator, n: int, bad: tuple[str, ...]) ->
     return out
 
 
-@pytest.mark.parametrize("as_object", [False, True])
-def test_str_knobs_looked_up_together_as_one_by_one(as_object):
-    rng = np.random.default_rng(5)
-    n = 40
-    cols = {k.name: _names(k.name, rng, n, ("hbm9", "N5", "", "cowos")) for k in A._STR_KNOBS}
-    if not as_object:
-        cols = {k: v.astype(str) for k, v in cols.items()}
-    many = A._lookup_columns(cols, n, TECH)
-    assert set(many) == {k.name for k in A._STR_KNOBS}
-    for k in A._STR_KNOBS:
-        flags = A._Flags(n)
-        idx, raw = A._lookup(cols, k.name, k.allowed(TECH), n, flags, k.what)
-        got_idx, got_raw, bad = many[k.name]
-        assert got_idx.dtype == idx.dtype and (got_idx == idx).all()
-        assert (got_raw == raw).all()
-        assert (bad == ~flags.valid).all() and bad.any() and not bad.all()  # some unknown names, flagged alike
-
-
 def test_unknown_names_flagged_with_the_same_reasons():
     rng = np.random.default_rng(6)
     n = 30
-    cols = {k.name: _names(k.name, rng, n, ("hbm9", "torus3d")).astype(str) for k in A._STR_KNOBS}
+    cols = {k.name: _names(k.name, rng, n, ("hbm9", "torus3d")).astype(str) for k in KNOBS if k.type is str}
     arr = A.DesignArrays.from_columns(cols, TECH)
     one = [A.DesignArrays.from_columns({k: v[i:i + 1].tolist()[0] for k, v in cols.items()}, TECH) for i in range(n)]
     assert list(arr.reason) == [a.reason[0] for a in one]  # row by row (the scalar path) the same text

@@ -73,19 +73,14 @@ _OTHER = _BY_DTYPE.get("bool", ()) + _BY_DTYPE.get("str", ())
 def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None
                       ) -> dict[str, np.ndarray]:
     """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
-    shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one block
-    written at once (a float block, its int rows cast as a per-column write would cast them), instead of one
-    allocation and one scatter per metric, per scenario and call."""
-    num = np.zeros((len(_NUMERIC), n))
+    shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one block per
+    dtype (one allocation instead of one per metric, per scenario and call), written metric by metric."""
+    part = dict(zip(_FLOAT, np.zeros((len(_FLOAT), n))))
+    part.update(zip(_INT, np.zeros((len(_INT), n), np.int64)))
     if metrics is not None and len(idx):
-        try:
-            num[:, idx] = [metrics[name] for name in _NUMERIC]
-        except (KeyError, ValueError, TypeError):  # a metric missing (its zeros), a scalar or another shape
-            for j, name in enumerate(_NUMERIC):
-                if name in metrics:
-                    num[j, idx] = metrics[name]
-    part = dict(zip(_FLOAT, num[:len(_FLOAT)]))
-    part.update(zip(_INT, num[len(_FLOAT):].astype(np.int64)))
+        for name in _NUMERIC:
+            if name in metrics:  # (a metric missing keeps its zeros)
+                part[name][idx] = metrics[name]
     for name in _OTHER:
         part[name] = SCENARIO[name].empty(n)
         if metrics is not None and name in metrics:

@@ -84,60 +84,11 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     bad = srt[pos] != raw
     idx = order[pos]
     if bad.any():
-        _flag_unknown(raw, bad, knob, names, what, flags)
+        uniq, inv = np.unique(raw[bad], return_inverse=True)
+        msgs = np.full(n, "", dtype=object)
+        msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
+        flags.flag(bad, msgs)
     return np.where(bad, 0, idx), raw
-
-
-def _flag_unknown(raw: np.ndarray, bad: np.ndarray, knob: str, names: Sequence[str], what: str | None,
-                  flags: _Flags) -> None:
-    """Flag the rows `bad` of str column `raw` (names not in `names`), one suggestion per distinct name."""
-    uniq, inv = np.unique(raw[bad], return_inverse=True)
-    msgs = np.full(len(raw), "", dtype=object)
-    msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
-    flags.flag(bad, msgs)
-
-
-_STR_KNOBS = tuple(k for k in KNOBS if k.type is str)
-
-
-def _lookup_columns(columns: Mapping[str, Any], n: int, tech: Technology
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """`_lookup` of every str knob given as a column of `n` names (a str or object array; the others are
-    looked up one by one): (index, the str column, unknown rows) by knob, found by one binary search of all the
-    columns at once in the sorted union of the knobs' names (cached), each hit mapped to its knob's index."""
-    got = {k.name: col for k in _STR_KNOBS if type(col := columns.get(k.name)) is np.ndarray
-           and col.shape == (n,) and col.dtype.kind in "UO" and n > 1}
-    if not got:
-        return {}
-    lists = tuple(tuple(BY_NAME[k].allowed(tech)) for k in got)
-    srt, local = _union_names(lists)
-    raws = [col.astype(str, copy=False) for col in got.values()]
-    flat = np.concatenate(raws)
-    pos = np.minimum(np.searchsorted(srt, flat), len(srt) - 1)
-    at = local.reshape(-1)[np.repeat(np.arange(len(raws)) * len(srt), n) + pos].reshape(len(raws), n)
-    bad = ((srt[pos] != flat).reshape(len(raws), n)) | (at < 0)
-    at = np.where(bad, 0, at)
-    return {k: (at[j], raws[j], bad[j]) for j, k in enumerate(got)}
-
-
-_UNIONS: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _union_names(lists: tuple[tuple[str, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted union of name lists (a str array) and, per list and union entry, the entry's index in the list
-    (-1: not in it); cached (a few per technology)."""
-    hit = _UNIONS.get(lists)
-    if hit is None:
-        if len(_UNIONS) > 256:
-            _UNIONS.clear()
-        srt = np.array(sorted({x for names in lists for x in names}), dtype=str)
-        local = np.full((len(lists), len(srt)), -1, np.int64)
-        for j, names in enumerate(lists):
-            for i, x in enumerate(names):
-                if local[j, np.searchsorted(srt, x)] < 0:  # the first entry of a repeated name, as _lookup finds
-                    local[j, np.searchsorted(srt, x)] = i
-        hit = _UNIONS[lists] = (srt, local)
-    return hit
 
 
 _SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -338,7 +289,6 @@ class DesignArrays:
         idx: dict[str, np.ndarray] = {}
         names: dict[str, np.ndarray] = {}
         values = np.empty((len(_NUMERIC_KNOBS), n))  # the numeric knobs as rows of one array (c holds the rows)
-        many = _lookup_columns(columns, n, tech)  # the str knobs given as columns, looked up together
         for k in KNOBS:
             if k.numeric:
                 row = values[_NUMERIC_ROW[k.name]]
@@ -353,10 +303,6 @@ class DesignArrays:
             elif k.type is bool:
                 raw = _broadcast(columns.get(k.name, k.default), n)
                 c[k.name] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
-            elif k.name in many:
-                idx[k.name], names[k.name], bad = many[k.name]
-                if bad.any():
-                    _flag_unknown(names[k.name], bad, k.name, k.allowed(tech), k.what, flags)
             elif k.type is str:
                 idx[k.name], names[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags, k.what)
         if "name" in columns:
