@@ -3,11 +3,21 @@ shared by the equivalence tests of the compiled kernels."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 
 from dse.model import perf
+
+# the equivalence tests compare the numba path with numpy's: without numba there is nothing to compare
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+
+
+def ndarray_fields(obj: Any) -> dict[str, np.ndarray]:
+    """An object's array attributes by name (a result dataclass compared field by field)."""
+    return {k: v for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
 
 
 def kernel_runner(monkeypatch) -> Callable[..., Any]:

@@ -9,7 +9,6 @@ on the designs that share its call.
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -25,9 +24,8 @@ from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
 from _designs import random_designs  # noqa: E402
-from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, kernel_runner, needs_numba, ndarray_fields as _fields  # noqa: E402
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 STEPS = (-1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-12, 1e-9, 1e-6, 1e-3)  # relative offsets around a threshold
 
 
@@ -37,9 +35,6 @@ def mode(monkeypatch):
     yield kernel_runner(monkeypatch)
     perf.reset_kernel()
 
-
-def _fields(obj) -> dict:
-    return {k: v for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
 
 
 def _metrics(arr: DesignArrays) -> dict:

@@ -5,7 +5,6 @@ near-tie), it must still give the numpy path's answer everywhere."""
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -15,9 +14,8 @@ from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 
 from _designs import random_designs  # noqa: E402
-from _kernels import assert_bit_equal, kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, kernel_runner, needs_numba, ndarray_fields as _fields  # noqa: E402
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 
 
 @pytest.fixture
@@ -25,9 +23,6 @@ def mode(monkeypatch):
     yield kernel_runner(monkeypatch)
     perf.reset_kernel()
 
-
-def _fields(obj) -> dict:
-    return {k: v for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
 
 
 def _spy(monkeypatch) -> dict:

@@ -12,7 +12,6 @@ mapping differs) and against numpy end to end; a design's answer must not depend
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -29,9 +28,8 @@ from dse.workloads.modelfile import load_model_shape
 from dse.workloads.scenarios import load_mix, mix_names, mix_of
 
 from _designs import random_designs  # noqa: E402
-from _kernels import assert_bit_equal, staged_kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, staged_kernel_runner, needs_numba  # noqa: E402
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 N = 2400
 
 

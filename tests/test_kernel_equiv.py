@@ -10,7 +10,6 @@ epilogue fusion, ring all-reduce, overlap of collectives, a knee exponent other 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +25,9 @@ from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
 from _designs import random_designs  # noqa: E402
-from _kernels import kernel_runner  # noqa: E402
+from _kernels import kernel_runner, needs_numba  # noqa: E402
 from _steps import extended_mix_tables  # noqa: E402
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 RTOL = 1e-12
 
 

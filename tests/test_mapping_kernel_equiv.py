@@ -12,7 +12,6 @@ of the whole memory, unfused epilogues, plugin layers on statically scheduled ch
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -26,10 +25,9 @@ from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology
 from dse.workloads.scenarios import load_mix
 
-from _kernels import assert_bit_equal, staged_kernel_runner  # noqa: E402
+from _kernels import assert_bit_equal, staged_kernel_runner, needs_numba  # noqa: E402
 from test_model_speed_equiv import _columns, _variants  # noqa: E402
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
 N = 60
 
 
