@@ -492,12 +492,10 @@ def warm() -> None:
     io_hull(io, io.copy(), io.copy(), 1, f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
-    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
-               np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0,
-               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), None)
-    split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
-               np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0, 33.0,
-               1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), _pow_tables(1, 1))
+    for tb in (None, _pow_tables(1, 1)):  # the plain scan and its exact mode (`_tpow`) are compiled apart
+        split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
+                   np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0,
+                   33.0, 1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), tb)
 
 
 def _pow_tables(rows: int, slots: int) -> tuple[np.ndarray, ...]:

@@ -516,20 +516,14 @@ _SANITIZED = {"chip.cores": 1.0, "chip.array_rows": 1.0, "chip.array_cols": 1.0,
               "chip.io_dies": 1.0}
 _SAN_ROWS = np.array([_NUMERIC_ROW[k] for k in _SANITIZED])
 _SAN_FILL = np.array(list(_SANITIZED.values())).reshape(-1, 1)
-_SAN_INT = np.array([BY_NAME[k].type is int for k in _SANITIZED]).reshape(-1, 1)
-_SAN_LOW = np.array([BY_NAME[k].int_bounds()[0] if BY_NAME[k].type is int else
-                     -np.inf if BY_NAME[k].low is None else BY_NAME[k].low for k in _SANITIZED]).reshape(-1, 1)
-_SAN_HIGH = np.array([BY_NAME[k].int_bounds()[1] if BY_NAME[k].type is int else
-                      np.inf if BY_NAME[k].high is None else BY_NAME[k].high for k in _SANITIZED]).reshape(-1, 1)
+_SAN_BOUNDS = BoundsTable(tuple(BY_NAME[k] for k in _SANITIZED))
 
 
 def _sanitized(values: np.ndarray) -> dict[str, np.ndarray]:
     """The `_SANITIZED` knobs of `values` (rows of _NUMERIC_KNOBS) as `Knob.clip` of each, NaN and ±inf
     replaced by its fill first: the same values, in one pass over the knobs."""
     v = values[_SAN_ROWS]
-    v = np.where(np.isfinite(v), v, _SAN_FILL)
-    v = np.clip(np.where(_SAN_INT, np.rint(v), v), _SAN_LOW, _SAN_HIGH)
-    return dict(zip(_SANITIZED, v))
+    return dict(zip(_SANITIZED, _SAN_BOUNDS.clip(np.where(np.isfinite(v), v, _SAN_FILL))))
 
 
 def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:

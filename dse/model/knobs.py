@@ -123,16 +123,20 @@ class Knob:
             ok &= (v < self.high) if self.high_open else (v <= self.high)
         return ok | np.isnan(v) if self.optional else ok
 
+    def clip_bounds(self) -> tuple[float, float]:
+        """The closed bounds `clip` clamps into: an int knob's `int_bounds`, a float knob's bounds (±inf unset)."""
+        if self.type is int:
+            return self.int_bounds()
+        return -math.inf if self.low is None else self.low, math.inf if self.high is None else self.high
+
     def clip(self, v: np.ndarray) -> np.ndarray:
         """Values clamped into the closed bounds (integers rounded), so a flagged row still computes finitely."""
-        if self.type is int:
-            lo, hi = self.int_bounds()
-            return np.clip(np.rint(v), lo, hi)
-        return np.clip(v, -np.inf if self.low is None else self.low, np.inf if self.high is None else self.high)
+        lo, hi = self.clip_bounds()
+        return np.clip(np.rint(v) if self.type is int else v, lo, hi)
 
 
 class BoundsTable:
-    """`Knob.in_bounds` of several numeric knobs at once: one pass over a (knobs × rows) float64 array instead of
+    """`Knob.in_bounds` and `Knob.clip` of several numeric knobs at once: one pass over a (knobs × rows) float64 array instead of
     a few numpy calls per knob (the per-call cost of a study's small batches). Same result row for row."""
 
     def __init__(self, knobs: tuple[Knob, ...]):
@@ -146,6 +150,7 @@ class BoundsTable:
         self.high = col([math.inf if k.high is None else np.nextafter(k.high, -math.inf) if k.high_open else k.high
                          for k in knobs])
         self.optional = col([k.optional for k in knobs], bool)
+        self.clip_low, self.clip_high = (col(b) for b in zip(*(k.clip_bounds() for k in knobs)))
 
     def in_bounds(self, v: np.ndarray) -> np.ndarray:
         """Row j of `v` checked as `knobs[j].in_bounds` checks it (non-finite values fail, NaN passes where the
@@ -155,6 +160,10 @@ class BoundsTable:
         ok &= v >= self.low
         ok &= v <= self.high
         return ok | (self.optional & np.isnan(v))
+
+    def clip(self, v: np.ndarray) -> np.ndarray:
+        """Row j of `v` clamped as `knobs[j].clip` clamps it (int knobs' rows rounded first)."""
+        return np.clip(np.where(self.is_int, np.rint(v), v), self.clip_low, self.clip_high)
 
 
 def _fmt(x: float) -> str:
