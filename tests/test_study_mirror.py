@@ -83,6 +83,9 @@ def test_journal_lines_are_what_optuna_writes(tmp_path, monkeypatch, sampler):
     ref = optuna.create_study(storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "ref.log"))), study_name="t",
         directions=["minimize", "minimize"])
+    if "_optuna" not in parts.columns:  # the array sampler's parts: the records are built from their columns
+        parts = parts.sort("trial").with_columns(pl.Series("_optuna", StudyRunner(st, tmp_path / "r").stored_records(
+            parts)))
     ref.add_trials(frozen_trials(parts, dists))
     theirs = ref.get_trials(deepcopy=False)
     # (the ask/tell loop mirrors its in-memory trials, which carry their own ask/tell times)

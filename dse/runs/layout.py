@@ -47,8 +47,12 @@ JOURNAL = "journal.log"
 LOCK = ".lock"
 #: held (flock) by whoever writes the run's Optuna mirror: the runner, or its mirror process
 MIRROR_LOCK = ".mirror.lock"
+#: a part's constraint vector per trial (Optuna's `constraints:<key>` system attributes, in the order of the
+#: study attribute `dse:constraints`), stored in place of its journal record (`_optuna`) by a run whose journal
+#: records are built in bulk from the parts' columns (dse.study.runner.JOURNAL_EVERY_S)
+CONSTRAINTS_COLUMN = "_constraints"
 #: parts-only bookkeeping columns (Optuna replay data), dropped from results.parquet
-INTERNAL_COLUMNS = ("_optuna", "_study_attrs")
+INTERNAL_COLUMNS = ("_optuna", "_study_attrs", CONSTRAINTS_COLUMN)
 #: Parquet file-level metadata key holding {column: unit} (DuckDB: `parquet_kv_metadata`)
 UNITS_KEY = "dse:units"
 #: knob column prefixes (`chip.sram_mb`, `system.num_chips`)

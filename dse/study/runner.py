@@ -8,8 +8,9 @@ Optuna's ask/tell on an in-memory study (one `ask` and `suggest_*` per trial).
 Order per batch: ask B designs → knob columns → reuse the stored result of designs asked before (the
 `repeat` column marks those trials; they are recorded like any other) and evaluate the rest (in-process or
 Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC stream,
-atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the batch's
-records as journal lines, one append per batch by a writer thread while the next batch runs, flushed to disk at the end; an external
+atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the
+array sampler's trials as journal lines built in bulk from the stored arrays, appended by a writer thread at most
+every JOURNAL_EVERY_S and at the end, flushed to disk at the end; other samplers' one append per batch; an external
 `storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
 when the run records at least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU; the run
 ends when the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
@@ -43,7 +44,7 @@ import polars as pl
 from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
 from dse.runs.columns import without_internal
-from dse.runs.layout import JOURNAL
+from dse.runs.layout import CONSTRAINTS_COLUMN, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, ModelProcess, make_executor, model_process_wanted, take
@@ -84,6 +85,12 @@ def mirror_in_background(new_trials: int | None, *, external: bool = True) -> bo
         return False
     return (os.cpu_count() or 1) - os.getloadavg()[0] >= 1.0  # an idle CPU, on average over the last minute
 
+
+# the run's own journal gets the lines of the generations stored since its last append at most this often (and
+# at the end): built in bulk (~0.2-1 us per trial at 1,000s of trials against ~20 us one generation at a time,
+# `TrialRecords.batch`), so optuna-dashboard sees a running study about a second behind its parts (the system of
+# record; a killed run's rerun brings the journal up to date from them)
+JOURNAL_EVERY_S = 1.0
 
 # the progress callback (front size, hypervolume: a front merge per call) runs at most this often, and after the
 # last batch; a display refreshes at ~4 Hz, and a 2,000-trial run has 16 batches in about a second
@@ -171,6 +178,18 @@ def run_dir_for(study: Study, out: Path | str) -> Path:
 
 def default_evaluator(study: Study) -> ModelEvaluator:
     return ModelEvaluator.for_study(study)
+
+
+class _GenerationRecords:
+    """A stored generation's journal records as arrays (the arguments of `TrialRecords.batch`), turned into text
+    later, with other generations' (`StudyRunner._record_texts`)."""
+
+    __slots__ = ("X", "failed", "Y", "cmat", "feasible", "reason", "key_cols", "b", "start", "complete")
+
+    def __init__(self, X: np.ndarray, failed: np.ndarray, Y: np.ndarray, cmat: np.ndarray, feasible: np.ndarray,
+                 reason: np.ndarray, key_cols: dict[str, np.ndarray], b: int, start: str, complete: str):
+        self.X, self.failed, self.Y, self.cmat, self.feasible = X, failed, Y, cmat, feasible
+        self.reason, self.key_cols, self.b, self.start, self.complete = reason, key_cols, b, start, complete
 
 
 class StudyRunner:
@@ -334,6 +353,11 @@ class StudyRunner:
                                                    external=self.spec.storage is not None):
             writer_lock.close()  # handed to the mirror process
             background = MirrorProcess(self.spec.storage, self.run_dir, self.spec.name, directions, dists)
+        # the run's own journal (no mirror process) gets its lines in bulk (see JOURNAL_EVERY_S); the parts then
+        # hold each trial's constraint vector instead of its journal record
+        self.defer_records = ga is not None and self.spec.storage is None and background is None
+        self.pending: list[Any] = []  # generations stored and not yet in the journal (see _journal_flush)
+        self._flushed = time.perf_counter()
         # the stored trials for finalize, without the journal records (finalize drops them; ~2 KB per trial)
         self.frames: list[pl.DataFrame] = [] if prior is None else [without_internal(prior)]
         try:
@@ -397,6 +421,8 @@ class StudyRunner:
             self._recorded(b, np.asarray(values, dtype=float), df["feasible"].to_numpy(), tracker, meta, done, new,
                            t0)
         parts.close()  # every part on disk
+        if ga is not None and self.defer_records:
+            self._journal_flush(mirror)
         mirror.close()  # the run ends when its Optuna mirror is complete
         if background is not None:
             background.close()
@@ -440,6 +466,10 @@ class StudyRunner:
             parts.write(b, df)  # system of record first
             if background is not None:
                 background.sync(b)
+            elif self.defer_records:
+                self.pending.append(records)
+                if nxt is None or time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
+                    self._journal_flush(mirror)
             else:
                 mirror.add_rows(df, dists, records)
             self.frames.append(core)
@@ -611,6 +641,16 @@ class StudyRunner:
             env = {**cols, **sc["metrics"]}
             key_cols = {k: env[k] for k in self.key_metric_names()
                         if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
+            base = {k: old[k] for k in ("trial", "generation", "batch", "datetime_start", "datetime_complete")}
+            base["state"] = states
+            if "_optuna" not in old.columns or old["_optuna"].null_count() == n:  # the records are rebuilt
+                # from the columns (`stored_records`)
+                new = self.frame(base, cols, sc).with_columns(pl.Series(CONSTRAINTS_COLUMN, sc["cmat"]))
+                if "repeat" in old.columns:
+                    new = new.with_columns(old["repeat"])
+                parts.write(b, pl.concat([part.filter(~m), new], how="diagonal_relaxed").sort("trial"))
+                log.warning("re-ran %d trials of batch %d that had failed for a transient reason", n, b)
+                continue
             blobs = []
             for i, blob in enumerate(old["_optuna"].to_list()):
                 o = json.loads(blob)
@@ -625,8 +665,6 @@ class StudyRunner:
                     ua.update({k: v[i].item() for k, v in key_cols.items()})
                 o["user_attrs"] = ua
                 blobs.append(json.dumps(o, separators=(",", ":")))
-            base = {k: old[k] for k in ("trial", "generation", "batch", "datetime_start", "datetime_complete")}
-            base["state"] = states
             new = self.frame(base, cols, sc).with_columns(pl.Series("_optuna", blobs, dtype=pl.String),
                                                            old["_study_attrs"])
             if "repeat" in old.columns:
@@ -830,28 +868,30 @@ class StudyRunner:
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], sc: dict[str, Any],
                      repeat: np.ndarray, t_start: dt.datetime, t_done: dt.datetime, b: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], list[str]]:
+                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], Any]:
         """A generation of the array sampler (`sc`: its `_scored` results) as a part, the part without its
         bookkeeping columns, its objective matrix (the values the part stores: `objective_matrix` of the part
-        gives the same), its fitness for the sampler and its `_optuna` column as a list. That column holds each
-        trial's journal record (params, values, constraints and attributes as the ask/tell loop records them;
-        the Optuna mirror is made from it: `journal_lines`)."""
+        gives the same), its fitness for the sampler and its journal records.
+
+        The records: each trial's journal record (params, values, constraints and attributes as the ask/tell loop
+        records them; the Optuna mirror is made from them: `journal_lines`). With `defer_records` they are the
+        arguments of `TrialRecords.batch` (a `_GenerationRecords`), turned into text in bulk by `_journal_flush`,
+        and the part stores the constraint vectors (`_constraints`) they are rebuilt from on resume
+        (`stored_records`); else the list of records, which the part also stores (`_optuna`)."""
         n = len(repeat)
         failed, Y, cmat = sc["failed"], sc["Y"], sc["cmat"]
-        states = ["FAIL" if f else "COMPLETE" for f in failed]
+        states = np.where(failed, "FAIL", "COMPLETE").tolist()
         env = {**cols, **sc["metrics"]}
         key_cols = {k: np.asarray(env[k]) for k in self.key_metric_names()
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
         start, complete = iso_utc(t_start), iso_utc(t_done)
-        gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
-        sys_cols = [(gen_key, np.int64(b))] + [(f"constraints:{k}", cmat[:, j])
-                                               for j, k in enumerate(self.constraint_keys)]
         if "feasible" in key_cols or "reason" in key_cols:  # a metric named like a user attribute: one by one
-            blobs = self._records_one_by_one(X, states, Y, cmat, sc, key_cols, b, start, complete)
+            blobs: Any = self._records_one_by_one(X, states, Y, cmat, sc, key_cols, b, start, complete)
         else:
-            knobs = [(k.name, k.kind, X[:, j]) for j, k in enumerate(self.codec.knobs)]
-            blobs = self.records.batch(knobs, failed, Y, sys_cols, sc["feasible"], sc["reason"],
-                                       list(key_cols.items()), start, complete)
+            blobs = _GenerationRecords(X, failed, Y, cmat, sc["feasible"], sc["reason"], key_cols, b, start,
+                                       complete)
+            if not self.defer_records:
+                blobs = self._record_texts([blobs])
         base: dict[str, Any] = {
             "trial": np.arange(first, first + n, dtype=np.int64),
             "generation": np.full(n, b, dtype=np.int64),
@@ -861,9 +901,94 @@ class StudyRunner:
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
         core = self.frame(base, cols, sc, {"repeat": repeat}, violation=sc["violation"])
-        df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
-                          pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
+        if isinstance(blobs, _GenerationRecords):
+            df = core.hstack([pl.Series(CONSTRAINTS_COLUMN, cmat)])
+        else:
+            df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
+                              pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
         return df, core, Y, sc["fitness"], blobs
+
+    def _record_texts(self, gens: list[Any]) -> list[str]:
+        """The journal records of generations (`_array_batch`'s records: lists of texts or `_GenerationRecords`),
+        in order; runs of `_GenerationRecords` with the same key metrics are turned into text by one
+        `TrialRecords.batch`."""
+        out: list[str] = []
+        run: list[_GenerationRecords] = []
+
+        def close_run() -> None:
+            if run:
+                out.extend(self._batch_texts(run))
+                run.clear()
+
+        for g in gens:
+            if not isinstance(g, _GenerationRecords):
+                close_run()
+                out.extend(g)
+                continue
+            if run and [(k, v.dtype.kind) for k, v in run[0].key_cols.items()] != [
+                    (k, v.dtype.kind) for k, v in g.key_cols.items()]:
+                close_run()
+            run.append(g)
+        close_run()
+        return out
+
+    def _batch_texts(self, gens: list["_GenerationRecords"]) -> list[str]:
+        """`TrialRecords.batch` of generations with the same key metrics, at once."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(g, name) for g in gens])
+
+        X, Y, cmat = cat("X"), cat("Y"), cat("cmat")
+        sizes = [len(g.failed) for g in gens]
+        gen_key = "NSGAIISampler:generation"  # Optuna's key: optuna-dashboard and plain Optuna read it
+        sys_cols = [(gen_key, np.repeat(np.array([g.b for g in gens], dtype=np.int64), sizes))] + [
+            (f"constraints:{k}", cmat[:, j]) for j, k in enumerate(self.constraint_keys)]
+        keys = list(gens[0].key_cols)
+        key_items = [(k, np.concatenate([g.key_cols[k] for g in gens])) for k in keys]
+        knobs = [(k.name, k.kind, X[:, j]) for j, k in enumerate(self.codec.knobs)]
+        which = np.repeat(np.arange(len(gens)), sizes)  # each row's generation
+        start, complete = ([g.start for g in gens], which), ([g.complete for g in gens], which)
+        return self.records.batch(knobs, cat("failed"), Y, sys_cols, cat("feasible"), cat("reason"), key_items,
+                                  start, complete)
+
+    def _journal_flush(self, mirror: OptunaMirror) -> None:
+        """The journal lines of the generations stored since the last flush, appended at once."""
+        if self.pending:
+            gens, self.pending = self.pending, []
+            mirror.add_records(self._record_texts(gens))
+        self._flushed = time.perf_counter()
+
+    def stored_records(self, rows: pl.DataFrame) -> list[str]:
+        """The journal records of stored rows (in trial order): the part's `_optuna` where it holds one, else
+        rebuilt from the part's columns (knobs, objectives, state, `_constraints`, feasible, reason, key
+        metrics, generation, times) as the live run built them."""
+        if not hasattr(self, "records"):  # outside a run
+            self.codec, self.records = KnobCodec(self.space), TrialRecords(self.space.distributions())
+        rows = rows.sort("trial")
+        have = rows["_optuna"] if "_optuna" in rows.columns else pl.Series([None] * rows.height, dtype=pl.String)
+        missing = have.is_null().to_numpy()
+        if not missing.any():
+            return have.to_list()
+        if CONSTRAINTS_COLUMN not in rows.columns:
+            raise DseUserError(f"{self.run_dir}/parts: a stored trial has neither its journal record nor its "
+                               "constraints; the run folder is damaged")
+        gens: list[Any] = []
+        sub = rows.filter(pl.Series(missing))
+        times: dict[Any, str] = {}
+        for _, g in sub.group_by("batch", maintain_order=True):
+            X = self.codec.encode(self._knob_columns(g))
+            try:
+                Y = objective_matrix(g, self.objectives)
+            except KeyError:
+                Y = np.zeros((g.height, len(self.objectives)))
+            key_cols = {k: g[k].to_numpy() for k in self.key_metric_names()
+                        if k in g.columns and g[k].to_numpy().dtype.kind in "biuf"}
+            ts, tc = (times.setdefault(t, iso_utc(t)) for t in (g["datetime_start"][0], g["datetime_complete"][0]))
+            gens.append(_GenerationRecords(X, (g["state"] != "COMPLETE").to_numpy(), Y,
+                                           g[CONSTRAINTS_COLUMN].to_numpy(), g["feasible"].to_numpy(),
+                                           g["reason"].fill_null("").to_numpy().astype(object), key_cols,
+                                           int(g["generation"][0]), ts, tc))
+        built = iter(self._record_texts(gens))
+        return [next(built) if m else h for m, h in zip(missing.tolist(), have.to_list())]
 
     def _records_one_by_one(self, X, states, Y, cmat, sc, key_cols, b, start, complete) -> list[str]:
         """The journal records of a generation, one JSON encoding per trial (`TrialRecords.record`): used when
@@ -925,7 +1050,8 @@ class StudyRunner:
             except KeyError:
                 Y = np.zeros((batch.height, len(self.objectives)))
             tracker.add(Y, batch["feasible"].to_numpy())
-        mirror.add_rows(prior.filter(pl.col("trial") >= mirror.count), dists)
+        rows = prior.filter(pl.col("trial") >= mirror.count)
+        mirror.add_rows(rows, dists, self.stored_records(rows))
         return int(prior["batch"].max()) + 1
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
