@@ -58,7 +58,8 @@ def test_parts_with_journal_records_still_resume_and_mirror(tmp_path, monkeypatc
         old = part.with_columns(pl.Series("_optuna", runner.stored_records(part), dtype=pl.String),
                                 pl.Series("_study_attrs", [None] * part.height, dtype=pl.String)
                                 ).drop(CONSTRAINTS_COLUMN)
-        atomic_write_ipc(old, path)
+        atomic_write_ipc(old, path.with_suffix(".arrows"))
+        path.unlink()
     (run / "journal.log").unlink()
     StudyRunner(load_study(cfg), run).run()
     def untimed(run: Path) -> list[str]:  # the two runs ran at other times

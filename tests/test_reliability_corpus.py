@@ -452,7 +452,7 @@ CASES: list[Case] = [
     Case("rerun-journal-empty", RERUN, expect="ok", setup=_write("journal.log", b""), check=_rerun_keeps_trials),
     Case("rerun-lock-garbage", RERUN, expect="ok", setup=_write(".lock", "not-a-pid\n"), check=_rerun_keeps_trials),
     Case("rerun-lock-pid-1", RERUN, expect="ok", setup=_write(".lock", "1\n"), check=_rerun_keeps_trials),
-    Case("rerun-part-garbage", RERUN, ["part-000000.arrows", "delete it"],
+    Case("rerun-part-garbage", RERUN, ["part-000000.", "delete it"],
          setup=_corrupt_part(data=b"PAR1\x00\x00PAR1")),
     Case("rerun-study-yaml-edited", RERUN, expect="ok", setup=_write("study.yaml", "name: other\n"),
          check=_rerun_keeps_trials),

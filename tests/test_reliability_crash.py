@@ -91,7 +91,7 @@ def wait_for(pred, proc: subprocess.Popen, timeout: float = 60.0) -> None:
 
 def parts_of(run: Path) -> list[Path]:
     d = run / "parts"
-    return sorted(d.glob("part-*.arrows")) if d.exists() else []
+    return sorted(d.glob("part-*.*")) if d.exists() else []
 
 
 def journal_trials(run: Path, name: str) -> list:
@@ -140,7 +140,7 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted(tmp_path, case):
             wait_for(lambda: (run / "run.json").exists() and (run / ".lock").exists(), proc)
             time.sleep(0.1)  # inside the first (slowed) batch: nothing stored yet
         elif kp[0] == "after-part":
-            target = run / "parts" / f"part-{kp[1]:06d}.arrows"
+            target = run / "parts" / f"part-{kp[1]:06d}.dcol"
             wait_for(target.exists, proc)  # killed right after the part's rename, before Optuna's journal
         else:
             wait_for(lambda: (run / "run.json").exists(), proc)

@@ -119,7 +119,7 @@ def evaluator_for(sub):
 def node_rows(sweep_dir):
     """{node id: designs stored so far} over every sub-study's parts."""
     seen = {}
-    for p in sweep_dir.glob("*/parts/part-*.arrows"):
+    for p in sweep_dir.glob("*/parts/part-*.*"):
         try:
             for n in read_part(p, columns=["node_id"])["node_id"].to_list():
                 seen[n] = seen.get(n, 0) + 1

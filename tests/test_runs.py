@@ -214,25 +214,29 @@ def test_a_sweep_s_live_count_reads_parts_of_either_format(tmp_path):
     assert _rows_done(tmp_path / "s") == 16 == PartStore(tmp_path / "s").rows()
 
 
-@pytest.mark.parametrize("older", ["parquet", "arrow"])
+@pytest.mark.parametrize("older", ["parquet", "arrow", "arrows"])
 def test_a_study_run_by_an_older_version_resumes_as_if_uninterrupted(tmp_path, older):
-    """A run folder whose parts are Parquet or Arrow IPC files (as earlier versions wrote them) resumes: the new
-    batches are Arrow IPC stream parts and the results equal an uninterrupted run's."""
+    """A run folder whose parts are Parquet, Arrow IPC files or streams (as earlier versions wrote them) resumes:
+    the new generations are raw-columns parts and the results equal an uninterrupted run's."""
+    from dse.runs.writer import read_part
+
     cfg = _study_file(tmp_path, budget={"trials": 64})
     ref = StudyRunner(load_study(cfg), tmp_path / "ref" / "t").run()
     run = tmp_path / "old" / "t"
     StudyRunner(load_study(cfg), run, trials=32).run()
-    for p in sorted((run / "parts").glob("part-*.arrows")):  # as the older version stored them
-        df = pl.read_ipc_stream(p)
+    for p in sorted((run / "parts").glob("part-*.dcol")):  # as the older version stored them
+        df = read_part(p)
         if older == "parquet":
             df.write_parquet(p.with_suffix(".parquet"))
-        else:
+        elif older == "arrow":
             df.write_ipc(p.with_suffix(".arrow"), compression="lz4")
+        else:
+            df.write_ipc_stream(p.with_suffix(".arrows"), compression="lz4")
         p.unlink()
     res = StudyRunner(load_study(cfg), run).run()
     assert res.resumed_from == 32 and res.summary["trials"] == 64
     kinds = sorted({p.suffix for p in (run / "parts").iterdir()})
-    assert kinds == sorted([".arrows", f".{older}"])
+    assert kinds == sorted([".dcol", f".{older}"])
     a = pl.read_parquet(ref.run_dir / "results.parquet").drop("datetime_start", "datetime_complete")
     b = pl.read_parquet(run / "results.parquet").drop("datetime_start", "datetime_complete")
     assert a.equals(b)

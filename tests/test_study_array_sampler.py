@@ -205,6 +205,7 @@ class Flaky(ModelEvaluator):
 def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
     """The live run hands the sampler the batch's objective matrix as scored; a replay reads it from the part:
     the two are equal (failed trials, non-finite metrics and expression objectives included)."""
+    from dse.runs.colpart import encode_columns, frame_of, read_columns
     from dse.runs.columns import without_internal
     from dse.runs.front import objective_matrix
 
@@ -212,14 +213,16 @@ def test_the_sampler_sees_the_objectives_its_parts_store(tmp_path, monkeypatch):
     orig = StudyRunner._array_batch
 
     def spy(self, *a, **k):
-        df, core, Y, fitness, records = orig(self, *a, **k)
+        data, Y, fitness, records = orig(self, *a, **k)
+        df = read_columns(encode_columns(data))  # the part as read back
+        assert df.equals(frame_of([data]))  # ... and as finalize gets it (with the internal columns)
+        assert without_internal(df).columns == [c for c in data if not c.startswith("_")]
         seen.append((objective_matrix(df, self.objectives), Y))
-        assert core.equals(without_internal(df))  # the part as finalize gets it
         # what the journal gets is what a resume rebuilds from the part's columns
         assert self._record_texts([records]) == self.stored_records(df)
         F, cv = self._fitness(df)  # what a replay feeds the sampler, read from the part
         assert np.array_equal(F, fitness[0]) and np.array_equal(cv, fitness[1])
-        return df, core, Y, fitness, records
+        return data, Y, fitness, records
 
     monkeypatch.setattr(StudyRunner, "_array_batch", spy)
     cfg = _study(tmp_path, objectives=[{"metric": "local_llm.tpot_ms", "direction": "minimize"},

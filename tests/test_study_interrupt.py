@@ -86,7 +86,7 @@ def test_a_signal_loses_at_most_one_generation_and_the_rerun_equals_the_uninterr
     proc.send_signal(sig)
     proc.wait(timeout=60)
     calls = _calls(tmp_path)  # generations whose results had come back (the call log is written before return)
-    parts = sorted((run / "parts").glob("part-*.arrows"))
+    parts = sorted((run / "parts").glob("part-*.*"))
     assert [int(p.stem.split("-")[1]) for p in parts] == list(range(len(parts))), "parts are contiguous"
     stored = sum(read_part(p).height for p in parts)  # every stored part is whole
     assert 0 < stored < 320, "stopped mid-run"

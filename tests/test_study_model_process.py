@@ -178,7 +178,7 @@ def test_sigkill_leaves_no_model_process_and_the_rerun_equals_the_uninterrupted_
     proc = subprocess.Popen([sys.executable, str(drv), str(cfg), str(run), str(pidfile), "0.1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not (run / "parts" / "part-000002.arrows").exists():
+    while not (run / "parts" / "part-000002.dcol").exists():
         assert proc.poll() is None, proc.stderr.read()
         assert time.time() < deadline, "the run never stored its third part"
         time.sleep(0.005)

@@ -18,6 +18,7 @@ import polars as pl
 
 from dse.errors import DseUserError
 from dse.runs import columns
+from dse.runs.colpart import ColumnsError, encode_columns, read_columns, read_rows
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.inflight import OneInFlight
@@ -109,6 +110,30 @@ def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Call
     return durable
 
 
+def atomic_write_behind(data: bytes, path: Path) -> Callable[[], None]:
+    """`data` written to `path` atomically, in place when this returns (a killed process loses nothing of it)
+    but not yet on disk: the returned callable makes it durable (fsync of the file, then of the folder), as
+    `atomic_write_ipc(sync=False)`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    f = open(tmp, "wb")
+    try:
+        f.write(data)
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
+    os.replace(tmp, path)
+
+    def durable() -> None:
+        try:
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        _fsync_dir(path.parent)
+
+    return durable
+
+
 def write_json(path: Path, obj: Any) -> None:
     if hasattr(obj, "model_dump"):
         obj = obj.model_dump(mode="json")
@@ -138,9 +163,9 @@ class PartStore:
     def __init__(self, run_dir: Path, *, create: bool = True, fmt: str = "parquet", sync_behind: bool = False):
         self.dir = Path(run_dir) / PARTS_DIR
         self.suffix = PART_FORMATS[fmt]
-        self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow")
+        self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow", ".dcol")
         self._flush = OneInFlight("dse-parts")
-        self._other: set[int] | None = None  # indices stored in another format than this store's (see write)
+        self._other: dict[int, set[str]] | None = None  # each part's stored formats (see _written)
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
             for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
@@ -169,22 +194,52 @@ class PartStore:
         return self._files().get(index) or self.dir / f"part-{index:06d}{self.suffix}"
 
     def write(self, index: int, df: pl.DataFrame) -> None:
-        path = self.dir / f"part-{index:06d}{self.suffix}"
+        """Part `index` from a frame (a `.dcol` store writes a frame that format cannot hold as an Arrow
+        stream)."""
+        if self.suffix == ".dcol":
+            try:
+                data = encode_columns({c: df[c] for c in df.columns})
+            except ColumnsError:
+                pass
+            else:
+                self._write_bytes(index, data)
+                return
+        suffix = ".arrows" if self.suffix == ".dcol" else self.suffix
+        path = self.dir / f"part-{index:06d}{suffix}"
         if self.sync_behind:
             self.wait()  # at most one part not yet on disk
             self._flush.submit(atomic_write_ipc(df, path, sync=False))
-        elif self.suffix in (".arrows", ".arrow"):
+        elif suffix in (".arrows", ".arrow"):
             atomic_write_ipc(df, path)
         else:
             atomic_write_parquet(columns.tidy(df), path)
-        if self._other is None:  # parts stored in another format (by an older version), listed once
-            self._other = {int(m.group(1)) for p in (self.dir.iterdir() if self.dir.is_dir() else ())
-                           if (m := PART_RE.match(p.name)) and p.suffix != self.suffix}
-        if index in self._other:  # a part rewritten in another format (a re-run batch of an older run)
-            for other in PART_FORMATS.values():
-                if other != self.suffix:
-                    path.with_suffix(other).unlink(missing_ok=True)
-            self._other.discard(index)
+        self._written(index, suffix)
+
+    def write_columns(self, index: int, data: dict[str, Any]) -> None:
+        """Part `index` from named columns (`dse.runs.colpart.encode_columns`), as a `.dcol` file; raises
+        ColumnsError (nothing written) for a column that format cannot hold."""
+        self._write_bytes(index, encode_columns(data))
+
+    def _write_bytes(self, index: int, data: bytes) -> None:
+        path = self.dir / f"part-{index:06d}.dcol"
+        if self.sync_behind:
+            self.wait()  # at most one part not yet on disk
+            self._flush.submit(atomic_write_behind(data, path))
+        else:
+            atomic_write_bytes(path, data)
+        self._written(index, ".dcol")
+
+    def _written(self, index: int, suffix: str) -> None:
+        """After part `index` was written as `suffix`: its files in other formats (a re-run batch of an older
+        run, a generation written as an Arrow stream) are removed."""
+        if self._other is None:  # every stored part's formats, listed once
+            self._other = {}
+            for p in self.dir.iterdir() if self.dir.is_dir() else ():
+                if m := PART_RE.match(p.name):
+                    self._other.setdefault(int(m.group(1)), set()).add(p.suffix)
+        for other in self._other.get(index, set()) - {suffix}:
+            (self.dir / f"part-{index:06d}{other}").unlink(missing_ok=True)
+        self._other[index] = {suffix}
 
     def wait(self) -> None:
         """Wait until the last part written is on disk (its flush error, e.g. EIO, is raised here)."""
@@ -220,14 +275,16 @@ def _checked(path: Path, how: Any) -> Any:
 
 
 def read_part(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """One part file: an Arrow IPC stream, an Arrow IPC file or Parquet, by its suffix. A stream that does not
-    start and end with its markers (`IPC_STREAM_END`) raises: read as it is, a cut stream gives its first
+    """One part file: raw columns (`.dcol`), an Arrow IPC stream, an Arrow IPC file or Parquet, by its suffix. A
+    `.dcol` file or a stream that does not start and end with its markers (`IPC_STREAM_END`) raises: read as it is, a cut stream gives its first
     record batches, or none, without an error."""
     if path.suffix == ".arrows":
         data = path.read_bytes()
         if not (data.startswith(IPC_STREAM_START) and data.endswith(IPC_STREAM_END)):
             raise ValueError("not a whole Arrow IPC stream (no end-of-stream marker: cut short)")
         return pl.read_ipc_stream(data, columns=columns)
+    if path.suffix == ".dcol":
+        return read_columns(path.read_bytes(), columns)
     if path.suffix == ".arrow":
         return pl.read_ipc(path, columns=columns)
     return pl.read_parquet(path, columns=columns)
@@ -235,6 +292,8 @@ def read_part(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
 
 def part_rows(path: Path) -> int:
     """Rows of one part file (a file's from its metadata; a stream's by reading its `trial` column)."""
+    if path.suffix == ".dcol":
+        return read_rows(path.read_bytes())
     if path.suffix == ".arrows":
         return read_part(path, ["trial"]).height
     lf = pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)

@@ -44,7 +44,8 @@ import polars as pl
 from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
 from dse.runs.columns import without_internal
-from dse.runs.layout import CONSTRAINTS_COLUMN, JOURNAL
+from dse.runs.colpart import ColumnsError, frame_of
+from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import EvalError, ModelProcess, make_executor, model_process_wanted, take
@@ -161,6 +162,24 @@ def columns_frame(data: dict[str, Any]) -> pl.DataFrame:
                          else pl.Series(k, v.tolist(), dtype=pl.String)  # ~2x faster than from numpy's UCS-4
                          if isinstance(v, np.ndarray) and v.dtype.kind == "U"
                          else pl.Series(k, v, strict=False) for k, v in data.items()])
+
+
+def _stored_frame(frames: list[Any]) -> pl.DataFrame | None:
+    """The run's stored trials as one frame, from frames and runs of generations' columns (`frame_of`)."""
+    out: list[pl.DataFrame] = []
+    run: list[dict[str, Any]] = []
+    for f in [*frames, None]:
+        if isinstance(f, dict) and (not run or list(f) == list(run[0])):
+            run.append(f)
+            continue
+        if run:
+            out.append(frame_of(run))
+            run = []
+        if isinstance(f, dict):
+            run.append(f)
+        elif f is not None:
+            out.append(f)
+    return pl.concat(out, how="diagonal_relaxed") if out else None
 
 
 def check_folder(run_dir: Path) -> None:
@@ -294,7 +313,9 @@ class StudyRunner:
     def _run(self) -> RunResult:
         t0 = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        parts = PartStore(self.run_dir, fmt="arrows", sync_behind=True)
+        ga = make_generation_sampler(self.spec.sampler, self.space)
+        # the array NSGA-II's generations as raw columns (dse.runs.colpart), other samplers' batches as Arrow
+        parts = PartStore(self.run_dir, fmt="dcol" if ga is not None else "arrows", sync_behind=True)
         prior = parts.read_all()
         if prior is not None:
             prior, rerun = self._rerun_transient(prior, parts)
@@ -315,7 +336,6 @@ class StudyRunner:
         if rerun and self.spec.storage is not None:
             done_before = mirror.study.user_attrs.get("dse:rerun_trials", [])
             mirror.set_study_attrs({"dse:rerun_trials": sorted(set(done_before) | set(rerun))})
-        ga = make_generation_sampler(self.spec.sampler, self.space)
         self.codec = ga.codec if ga is not None else KnobCodec(self.space)
         self.records = TrialRecords(self.space.distributions())
         self.cache = ResultCache()
@@ -359,7 +379,8 @@ class StudyRunner:
         self.pending: list[Any] = []  # generations stored and not yet in the journal (see _journal_flush)
         self._flushed = time.perf_counter()
         # the stored trials for finalize, without the journal records (finalize drops them; ~2 KB per trial)
-        self.frames: list[pl.DataFrame] = [] if prior is None else [without_internal(prior)]
+        # (frames, or the columns of generations written as raw columns: turned into one frame at the end)
+        self.frames: list[Any] = [] if prior is None else [without_internal(prior)]
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
@@ -435,7 +456,7 @@ class StudyRunner:
                  # every trial is recorded; a trial whose design was asked before reuses the stored result
                  # (the `repeat` column marks them): the model evaluated `designs_evaluated` designs this run
                  "designs_evaluated": self.evaluated, "cache_hits": new - self.evaluated}
-        stored = pl.concat(self.frames, how="diagonal_relaxed") if self.frames else None
+        stored = _stored_frame(self.frames)
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored)
         return RunResult(self.run_dir, summary, resumed_from)
 
@@ -462,8 +483,11 @@ class StudyRunner:
             done += n
             new += n
             nxt = self._ask(ga, b + 1, done) if self._more(done, t0) else None  # the model starts on it now
-            df, core, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, b)
-            parts.write(b, df)  # system of record first
+            data, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, b)
+            try:
+                parts.write_columns(b, data)  # system of record first
+            except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
+                parts.write(b, columns_frame(data))
             if background is not None:
                 background.sync(b)
             elif self.defer_records:
@@ -471,8 +495,8 @@ class StudyRunner:
                 if nxt is None or time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
                     self._journal_flush(mirror)
             else:
-                mirror.add_rows(df, dists, records)
-            self.frames.append(core)
+                mirror.add_rows(columns_frame(data), dists, records)
+            self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
             self._recorded(b, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
 
@@ -784,11 +808,19 @@ class StudyRunner:
 
     def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
               extra: dict[str, Any] | None = None, violation: np.ndarray | None = None) -> pl.DataFrame:
-        """One part: bookkeeping columns, knobs, metrics, violation (`violation`: already summed), feasible,
-        reason (then `extra`), built by `columns_frame`."""
-        data: dict[str, Any] = dict(base)
+        """One part as a frame: `columns_frame` of `frame_data`."""
+        data = self.frame_data(base, cols, sc, extra, violation)
         for k, v in cols.items():
-            data[k] = _object_series(k, v) if v.dtype == object else v
+            if v.dtype == object:
+                data[k] = _object_series(k, v)
+        return columns_frame(data)
+
+    def frame_data(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
+                   extra: dict[str, Any] | None = None, violation: np.ndarray | None = None) -> dict[str, Any]:
+        """One part's columns: bookkeeping columns, knobs, metrics, violation (`violation`: already summed),
+        feasible, reason (then `extra`)."""
+        data: dict[str, Any] = dict(base)
+        data.update(cols)
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
@@ -800,7 +832,7 @@ class StudyRunner:
         data["feasible"] = sc["feasible"]
         data["reason"] = [str(r) for r in sc["reason"]]
         data.update(extra or {})
-        return columns_frame(data)
+        return data
 
     def key_metric_names(self) -> list[str]:
         """Metrics stored as Optuna trial user attributes (optuna-dashboard shows them): the objectives'
@@ -868,10 +900,11 @@ class StudyRunner:
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], sc: dict[str, Any],
                      repeat: np.ndarray, t_start: dt.datetime, t_done: dt.datetime, b: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray], Any]:
-        """A generation of the array sampler (`sc`: its `_scored` results) as a part, the part without its
-        bookkeeping columns, its objective matrix (the values the part stores: `objective_matrix` of the part
-        gives the same), its fitness for the sampler and its journal records.
+                     ) -> tuple[dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray], Any]:
+        """A generation of the array sampler (`sc`: its `_scored` results) as the columns of its part (`frame_data`
+        plus the bookkeeping columns; `columns_frame` of them is the part as read back), its objective matrix
+        (the values the part stores: `objective_matrix` of the part gives the same), its fitness for the sampler
+        and its journal records.
 
         The records: each trial's journal record (params, values, constraints and attributes as the ask/tell loop
         records them; the Optuna mirror is made from them: `journal_lines`). With `defer_records` they are the
@@ -900,13 +933,12 @@ class StudyRunner:
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        core = self.frame(base, cols, sc, {"repeat": repeat}, violation=sc["violation"])
+        data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"])
         if isinstance(blobs, _GenerationRecords):
-            df = core.hstack([pl.Series(CONSTRAINTS_COLUMN, cmat)])
+            data[CONSTRAINTS_COLUMN] = cmat
         else:
-            df = core.hstack([pl.Series("_optuna", blobs, dtype=pl.String),
-                              pl.Series("_study_attrs", [None] * n, dtype=pl.String)])
-        return df, core, Y, sc["fitness"], blobs
+            data["_optuna"], data["_study_attrs"] = blobs, [None] * n
+        return data, Y, sc["fitness"], blobs
 
     def _record_texts(self, gens: list[Any]) -> list[str]:
         """The journal records of generations (`_array_batch`'s records: lists of texts or `_GenerationRecords`),

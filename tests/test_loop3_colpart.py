@@ -1,0 +1,70 @@
+"""The raw-columns part format (`.dcol`, dse.runs.colpart): what is written reads back as the frame polars
+builds from the same columns; a cut file reads as damaged; a column it cannot hold is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dse.errors import DseUserError
+from dse.runs.colpart import ColumnsError, encode_columns, frame_of, read_columns, read_rows
+from dse.runs.writer import PartStore
+
+
+def _columns(n: int, rng: np.random.Generator) -> dict:
+    return {
+        "trial": np.arange(n, dtype=np.int64),
+        "x": rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, n),
+        "nan": np.where(rng.random(n) < 0.5, np.nan, np.inf),
+        "i32": rng.integers(-5, 5, n).astype(np.int32),
+        "u8": rng.integers(0, 255, n).astype(np.uint8),
+        "flag": rng.random(n) < 0.5,
+        "when": np.full(n, np.datetime64("2026-01-02T03:04:05.678901", "us")),
+        "state": ["COMPLETE" if f else "FAIL" for f in rng.random(n) < 0.7],
+        "knob": np.array(["n7", "n5", "a'\"b\\ü"])[rng.integers(0, 3, n)],
+        "lists": np.array([["bf16", "fp8"], ["fp8"], []], dtype=object)[rng.integers(0, 3, n)],
+        "maybe": [None if i % 3 else "x" for i in range(n)],
+        "none": [None] * n,
+        "matrix": rng.random((n, 3)),
+    }
+
+
+@pytest.mark.parametrize("n", [1, 7, 100])
+def test_columns_read_back_as_polars_builds_them(n):
+    rng = np.random.default_rng(n)
+    data = _columns(n, rng)
+    blob = encode_columns(data)
+    back = read_columns(blob)
+    want = pl.DataFrame([pl.Series(k, v.tolist() if isinstance(v, np.ndarray) and v.dtype == object else v,
+                                   dtype=pl.String if k in ("maybe", "none") else None, strict=False)
+                         for k, v in data.items()])
+    assert back.schema == want.schema and back.equals(want)
+    assert read_rows(blob) == n
+    assert read_columns(blob, ["state", "trial"]).columns == ["trial", "state"]  # the file's order
+    # generations one after the other: as their parts read back and concatenated
+    other = _columns(3, rng)
+    assert frame_of([data, other]).equals(pl.concat([back, read_columns(encode_columns(other))]))
+
+
+def test_a_cut_or_odd_file_is_damaged_and_odd_columns_are_refused(tmp_path):
+    data = _columns(10, np.random.default_rng(0))
+    blob = encode_columns(data)
+    for cut in (blob[: len(blob) // 2], blob[:-1], blob[:20], b""):
+        with pytest.raises(ColumnsError):
+            read_columns(cut)
+    with pytest.raises(ColumnsError):
+        encode_columns({"a": np.arange(3), "b": np.arange(4)})  # not one length
+    with pytest.raises(ColumnsError):
+        encode_columns({"a": np.array([object(), 1], dtype=object)})  # not JSON-plain
+    store = PartStore(tmp_path / "r", fmt="dcol")
+    store.write_columns(0, data)
+    store.write(1, pl.DataFrame({"a": [1, None]}))  # a null: the frame goes as an Arrow stream
+    assert sorted(p.name for p in store.paths()) == ["part-000000.dcol", "part-000001.arrows"]
+    store.write(1, pl.DataFrame({"a": [1, 2]}))  # rewritten: the other format's file goes
+    assert sorted(p.name for p in store.paths()) == ["part-000000.dcol", "part-000001.dcol"]
+    assert not (tmp_path / "r" / "parts" / "part-000001.arrows").exists()
+    p = store.paths()[0]
+    p.write_bytes(p.read_bytes()[:-3])
+    with pytest.raises(DseUserError, match="part-000000.dcol: damaged part"):
+        store.read(0)
