@@ -263,6 +263,18 @@ class _Texts(dict):
         return v
 
 
+_TEXTS: dict[tuple[int, ...], tuple] = {}  # id(plan table) → (it, its reasons' texts by kind)
+
+
+def _texts(t, kind: str, fmt) -> _Texts:
+    """`_Texts(fmt)` kept across calls per plan table `t` (the tables are cached and immutable: their plans' texts
+    are the same on every call) and `kind`."""
+    per = by_identity(_TEXTS, t, lambda _: {})
+    got = per.get(kind)
+    if got is None:
+        got = per[kind] = _Texts(fmt)
+    return got
+
 # ---- step times of many (design, step, residency) instances --------------------------------------
 
 _COMPRESSED: dict[tuple[int, ...], tuple] = {}  # id(steps) → (steps, their compressed operator tables)
@@ -455,8 +467,10 @@ def map_llm(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     table = llm_plan_table(scenario, shape, prec, chips_avail, force_tp, force_pp, force_ep)
     # designs grouped by chips available (a design's result does not depend on its call-mates): each
     # group's candidate plans are one (designs x plans) block (the compiled path takes them one by one)
+    if compiled_kernel() is not None:
+        return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
     order = np.argsort(chips_avail, kind="stable")
-    if compiled_kernel() is not None or (order == np.arange(len(order))).all():
+    if (order == np.arange(len(order))).all():
         return _blocked(_map_llm_block, hw, scenario, table, cal, chips_avail)
     res = _blocked(_map_llm_block, hw.take(order), scenario, table, cal, chips_avail[order])
     back = np.empty_like(order)
@@ -562,14 +576,36 @@ def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chip
     chips = chips_all[rows]
     hop = collective_time("sendrecv", t.hop_bytes, np.full(len(t.hop_bytes), 2.0), hw, cal)
     static = hw.static_w if hw.static_w is not None else np.zeros(n)
-    out_len = int(scenario.output_len)
-    slo_tpot, slo_ttft = _slo(scenario, "tpot_ms"), _slo(scenario, "ttft_ms")
+    out_len, slo_tpot, slo_ttft = _llm_constants(scenario)
     sk = compiled_kernel()
     if sk is not None and len(t.steps):  # (a table of no plans: the numpy path's empty choice)
         ch = _choose_compiled(sk, t, hw, cal, chips, hop, static, scenario, out_len, slo_tpot, slo_ttft)
     else:
         ch = _choose(t, hw, cal, chips, hop, static, scenario, out_len, slo_tpot, slo_ttft)
     return _llm_result(t, hw, chips, ch, out_len, slo_tpot, slo_ttft)
+
+
+_SCENARIO_CONSTANTS: dict[tuple[int, ...], tuple] = {}  # id(scenario) → (it, `_llm_constants`)
+
+
+def _llm_constants(scenario) -> tuple[int, float | None, float | None]:
+    """(output tokens, TPOT SLO ms, TTFT SLO ms) of an LLM scenario, once per (frozen) scenario object."""
+    return by_identity(_SCENARIO_CONSTANTS, scenario,
+                       lambda sc: (int(sc.output_len), _slo(sc, "tpot_ms"), _slo(sc, "ttft_ms")))
+
+
+_KERNEL_SCALARS: dict[tuple[int, ...], tuple] = {}  # ids of (scenario, calibration, plan table) → (them, scalars)
+
+
+def _kernel_scalars(scenario, cal: Calibration, t: LlmPlanTable) -> np.ndarray:
+    """The scenario's scalars `step_kernel.map_llm_kernel` reads (output tokens, SLOs, max batch, goal, the stack's
+    KV room, whether a table has chords), once per (frozen) scenario, calibration and (cached) plan table."""
+    def make(scenario, cal, t):
+        out_len, slo_tpot, slo_ttft = _llm_constants(scenario)
+        goal = getattr(scenario, "goal", "throughput")
+        return np.array([out_len, slo_tpot or 0.0, slo_ttft or 0.0, scenario_batch(scenario)[1], goal == "throughput",
+                         cal.kv_memory_of == "total", cal.kv_memory_fraction, bool((t.nxt >= 0).any())], float)
+    return by_identities(_KERNEL_SCALARS, (scenario, cal, t), make)
 
 
 def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, hop, static, scenario, out_len: int,
@@ -580,9 +616,7 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
     pl, pf, rungs, is_dec = _plan_arrays(t)
     stack = stacked_tables(_compressed(t.steps))
     ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)
-    goal = getattr(scenario, "goal", "throughput")
-    sc = np.array([out_len, slo_tpot or 0.0, slo_ttft or 0.0, scenario_batch(scenario)[1], goal == "throughput",
-                   cal.kv_memory_of == "total", cal.kv_memory_fraction, bool((t.nxt >= 0).any())], float)
+    sc = _kernel_scalars(scenario, cal, t)
     o_int = np.zeros((n, len(sk.OUT_INT)), np.int64)
     o_float = np.zeros((n, len(sk.OUT_FLOAT)))
     f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
@@ -753,7 +787,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
         mem_b, sram_b = hw.mem_bytes[bad].tolist(), hw.sram_bytes[bad].tolist()
         close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
         # the parts shared by designs, formatted once per plan, unit or capacity
-        slo_plan = _Texts(lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
+        slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
         cap_text = _Texts(_fmt_gb)
 
         def fit_plan(p, binary):
@@ -761,7 +795,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
             ep_text = f", ep={ep_}" if ep_ > 1 else ""
             return (f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
                     f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{ep_text} on {int(t.replica[p])} of ")
-        plan_text = _Texts(fit_plan)
+        plan_text = _texts(t, "fit", fit_plan)
         out = []
         for k, p in enumerate(closest):
             if p >= 0:
@@ -1044,9 +1078,9 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     one = list(compiled_tables(sk, stacked_tables(_compressed((t.one,))), hw, cal) if pipe.any() else tables)
     one[8] = one[8].copy()
     one[8][sk._CAL.index("step_overhead_s")] = _no_step_overhead(cal).step_overhead_us * 1e-6
-    goal = getattr(scenario, "goal", "throughput")
-    sc = np.array([slo or 0.0, scenario_batch(scenario)[1], goal == "throughput", cal.step_overhead_us * 1e-6,
-                   t.depth], float)
+    sc = by_identities(_KERNEL_SCALARS, (scenario, cal, t), lambda scenario, cal, t: np.array(
+        [slo or 0.0, scenario_batch(scenario)[1], getattr(scenario, "goal", "throughput") == "throughput",
+         cal.step_overhead_us * 1e-6, t.depth], float))  # the scenario's scalars, once per scenario, stack and table
     o_int = np.zeros((n, len(ck.OUT_INT)), np.int64)
     o_float = np.zeros((n, len(ck.OUT_FLOAT)))
     f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
@@ -1082,8 +1116,8 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
         stops, fit_b = ch.stop[bad].tolist(), ch.stop_fits[bad].tolist()
         lat_f, sram_b = ch.stop_lat[bad].tolist(), hw.sram_bytes[bad].tolist()
         on_chip = _Texts(_fmt_gb)  # a capacity's text, once per distinct capacity
-        cap_text = _Texts(lambda b: (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip ",
-                                     f" (batch {int(t.batch[b])})"))
+        cap_text = _texts(t, "fit", lambda b: (f"weights {_fmt_gb(t.w[b])} + activations {_fmt_gb(t.act[b])} > on-chip ",
+                                               f" (batch {int(t.batch[b])})"))
         out = []
         for k, b in enumerate(stops):
             if b < 0:

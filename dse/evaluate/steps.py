@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dse.model.memo import by_identities
 from dse.evaluate.plans import PP_CHOICES, Plan, cnn_plans, llm_ladders, scenario_batch
 from dse.workloads.cnn import build_cnn_step, pipeline_depth
 from dse.workloads.step import Step
@@ -246,17 +247,35 @@ def llm_plan_table(scenario, shape, prec, chip_counts, force_tp: int | None = No
                    force_pp: int | None = None, force_ep: int | None = None) -> LlmPlanTable:
     """The `LlmPlanTable` of a scenario on systems of `chip_counts` chips (cached; possibly a table
     of more chip counts, which gives every design the same plans)."""
-    key = _Key(scenario)
-    c = np.sort(np.asarray(chip_counts).ravel())  # distinct counts by a sort (numpy 2's np.unique hashes first: slower)
-    counts = frozenset(int(x) for x in c[np.concatenate(([True], c[1:] != c[:-1]))]) if c.size else frozenset()
-    seen = _TABLE_COUNTS.setdefault((shape, prec, force_tp, force_pp, key, force_ep), [])
+    # the scenario's cache key, its list of counts seen and its tables by counts, once per (frozen) scenario, shape
+    # and precision objects and forcing: no per-call hashing of the shape (every layer a model)
+    key, forced = by_identities(_PLAN_TABLE_KEYS, (scenario, shape, prec), lambda sc, sh, pr: (_Key(sc), {}))
+    hit = forced.get((force_tp, force_pp, force_ep))
+    if hit is None:
+        hit = forced[force_tp, force_pp, force_ep] = (
+            _TABLE_COUNTS.setdefault((shape, prec, force_tp, force_pp, key, force_ep), []), {})
+    seen, tables = hit
+    c = np.asarray(chip_counts).ravel()
+    if c.dtype.kind in "iu":
+        counts = frozenset(c.tolist())  # (Python ints)
+    else:
+        c = np.sort(c)  # distinct counts by a sort (numpy 2's np.unique hashes first: slower)
+        counts = frozenset(int(x) for x in c[np.concatenate(([True], c[1:] != c[:-1]))]) if c.size else frozenset()
     cover = min((s for s in seen if counts <= s), key=len, default=None)
     if cover is None:
         union = counts.union(*seen)
         cover = union if len(union) <= TABLE_COUNTS_MAX else counts
         seen.append(cover)
         del seen[:-8]
-    return _llm_plan_table(shape, prec, tuple(sorted(cover)), force_tp, force_pp, key, force_ep)
+    table = tables.get(cover)
+    if table is None:
+        if len(tables) > TABLE_COUNTS_MAX:
+            tables.clear()
+        table = tables[cover] = _llm_plan_table(shape, prec, tuple(sorted(cover)), force_tp, force_pp, key, force_ep)
+    return table
+
+
+_PLAN_TABLE_KEYS: dict[tuple[int, ...], tuple] = {}  # ids of (scenario, shape, precision) → (them, (_Key, by forcing))
 
 
 @dataclass(frozen=True, eq=False)

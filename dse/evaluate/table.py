@@ -66,7 +66,6 @@ for _name, _m in SCENARIO.items():
     _BY_DTYPE[_m.dtype] = _BY_DTYPE.get(_m.dtype, ()) + (_name,)
 assert set(_BY_DTYPE) <= {"float", "int", "bool", "str"}
 _FLOAT, _INT = _BY_DTYPE.get("float", ()), _BY_DTYPE.get("int", ())
-_NUMERIC = _FLOAT + _INT
 _OTHER = _BY_DTYPE.get("bool", ()) + _BY_DTYPE.get("str", ())
 
 
@@ -74,18 +73,43 @@ def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx:
                       ) -> dict[str, np.ndarray]:
     """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
     shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one block per
-    dtype (one allocation instead of one per metric, per scenario and call), written metric by metric."""
-    part = dict(zip(_FLOAT, np.zeros((len(_FLOAT), n))))
-    part.update(zip(_INT, np.zeros((len(_INT), n), np.int64)))
+    dtype (one allocation instead of one per metric, per scenario and call), each block written at once (its
+    metrics stacked, a missing one as zeros; metric by metric where one is not a column of len(idx): a scalar)."""
+    blocks = np.zeros((len(_FLOAT), n)), np.zeros((len(_INT), n), np.int64)
     if metrics is not None and len(idx):
-        for name in _NUMERIC:
-            if name in metrics:  # (a metric missing keeps its zeros)
-                part[name][idx] = metrics[name]
+        zero = np.zeros(len(idx))
+        for names, block in zip((_FLOAT, _INT), blocks):
+            try:
+                rows = np.array([metrics.get(name, zero) for name in names])
+            except ValueError:  # (ragged: a scalar among the columns)
+                rows = None
+            if rows is not None and rows.shape == (len(names), len(idx)):
+                block[:, idx] = rows  # (an int metric given as floats truncated, as a write of the column casts)
+            else:
+                for j, name in enumerate(names):
+                    if name in metrics:  # (a metric missing keeps its zeros)
+                        block[j, idx] = metrics[name]
+    part = dict(zip(_FLOAT, blocks[0]))
+    part.update(zip(_INT, blocks[1]))
     for name in _OTHER:
         part[name] = SCENARIO[name].empty(n)
         if metrics is not None and name in metrics:
             part[name][idx] = metrics[name]
     return {name: part[name] for name in SCENARIO}
+
+
+_KEYS: dict[str, tuple[str, ...]] = {}  # scenario name → its output columns' names, in registry order
+
+
+def _scenario_keys(name: str) -> tuple[str, ...]:
+    """The output columns of scenario `name`: "<name>.<metric>" per scenario metric of the registry, in its order
+    (formatted once per name)."""
+    keys = _KEYS.get(name)
+    if keys is None:
+        if len(_KEYS) > 4096:
+            _KEYS.clear()
+        keys = _KEYS[name] = tuple(f"{name}.{key}" for key in SCENARIO)
+    return keys
 
 
 def _calibration(cal: Calibration | str | None) -> Calibration:
@@ -162,8 +186,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         ratio = np.where(cols["feasible"], cols["throughput"] / max(ref.get(sc.name, 1.0), 1e-30), 1.0)
         log_sum += w * np.log(np.maximum(ratio, 1e-300))
         weight_sum += w
-        for key, val in cols.items():
-            out[f"{sc.name}.{key}"] = val
+        out.update(zip(_scenario_keys(sc.name), cols.values()))
     all_ok = ok.copy()
     mix_reason = reason.copy()
     for entry in mix.scenarios:
