@@ -246,6 +246,31 @@ def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, 
     return off, on, memory, sram
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _sums_plain(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_link, comm_elsewhere, want_e):
+    """`_time_batch`'s pass 1c and step time without launch queue (launch_us 0) nor hidden collectives: (time,
+    energy) in one pass over the operators, the time's terms as the general passes take them ((max(busy, comm) +
+    (gap · kernels + share)) · count) and both sums in operator order, so the same bits."""
+    total = 0.0
+    energy = 0.0
+    for j in range(k):
+        cnt = ops[4, s, j]
+        if cnt == 0.0:
+            continue
+        ov = gap * ops[8, s, j]
+        ov += share
+        total += (_mx(busy[j], comm[j]) + ov) * cnt
+        if want_e:
+            pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
+            pj += e_on[j]
+            pj += e_off[j]
+            if comm_elsewhere or kind[j] >= 2:
+                pj += (ops[5, s, j] * 8) * e_link
+            pj *= 1e-12
+            energy += pj * cnt
+    return total, energy
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern):
@@ -403,6 +428,14 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             roof = _power(x, inv_p) * hi
             busy[j] = _mx(roof, sram)
         # pass 1c: the sums, operator by operator
+        hide = overlap_c > 0 and tokens >= overlap_tokens
+        share = step_s / _mx(count_sum, 1.0)
+        if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
+            t_e = _sums_plain(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_link, comm_elsewhere,
+                              want_e[i])
+            t_out[i] = t_e[0]
+            e_out[i] = t_e[1] if want_e[i] else np.nan
+            continue
         for j in range(k):
             cnt = ops[4, s, j]
             if cnt == 0.0:
@@ -428,7 +461,6 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             host = launch_s * launches if dyn else 0.0
             excess = _mx(host - gpu, 0.0) / _mx(launches, 1.0)
         frac = 0.0
-        hide = overlap_c > 0 and tokens >= overlap_tokens
         if hide:
             want = overlap_c * want_sum
             room = 0.0
@@ -438,7 +470,6 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                     continue
                 room += (busy[j] + (overhead[j] + excess * kern[j])) * cnt * ops[9, s, j]
             frac = _mn(want, room) / _mx(want, 1e-300) if want > 0 else 0.0
-        share = step_s / _mx(count_sum, 1.0)
         total = 0.0
         for j in range(k):
             cnt = ops[4, s, j]
