@@ -347,12 +347,21 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
     ak.io_geometry(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
                    top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
                    count, allowed, critical, die, io, base)
-    # the powers as io_dies_usd (fab.negative_binomial_yield, fab.package_yield) and _io_choices take them
-    y = np.where(io, base ** (-np.asarray(arr.yield_alpha_io, dtype=float)), 1.0)
+    # the powers as io_dies_usd (fab.negative_binomial_yield, fab.package_yield) and _io_choices take them, each
+    # element's power of the same x and exponent, on the elements io_costs reads: a count past the knob's bound
+    # repeats the bound's count (io_geometry: the same inputs, so io_costs copies that element's fields), and an
+    # element without I/O dies (or with 0 dies) takes x ** 0 = 1
+    y, esc_pow, bond_pow = np.ones((span, n)), np.ones((span, n)), np.ones((span, n))
+    at = np.flatnonzero(io & allowed)
+    col = at % n
+    cnt = count.ravel()
+    y.ravel()[at] = base.ravel()[at] ** (-np.asarray(arr.yield_alpha_io, dtype=float))[col]
     escape_ok = np.empty((span, n))
     ak.io_escape(y, float(w.probe_coverage), escape_ok)
-    esc_pow = escape_ok ** np.where(io, count, 0.0)
-    bond_pow = arr.pkg_assembly_yield_per_die ** count
+    esc_pow.ravel()[at] = escape_ok.ravel()[at] ** cnt[at]
+    at = np.flatnonzero((count != 0) & allowed)
+    bond_pow.ravel()[at] = np.broadcast_to(np.asarray(arr.pkg_assembly_yield_per_die, dtype=float), (n,))[at % n] \
+        ** cnt[at]
     out = [np.empty((n, span)) for _ in range(8)]
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
     ak.io_costs(count, allowed, critical, die, io, y, esc_pow, np.ascontiguousarray(bond_pow, dtype=float),

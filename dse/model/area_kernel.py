@@ -86,10 +86,12 @@ def io_costs(count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd,
              t_area):
     """The rest of `area._io_choices` before its envelope, from the numpy path's powers (`y` the yield, `esc_pow`
     the good share ** dies, `bond_pow` the bond yield ** dies): the known-good I/O dies' cost with their test,
-    their test escapes, the package scrap factor, the allowed counts (those whose die fits the I/O node's
-    reticle, or the largest where none does), their fixed cost (∞ otherwise) and package area, then the
-    dominance pruning: a count no cheaper in either term nor smaller in the package than an earlier one still
-    finite takes an ∞ cost. Writes design-major (n, span) arrays `t_*` (each design's counts contiguous)."""
+    their test escapes, the package scrap factor (an element past the knob's bound, not allowed with the bound's
+    count: the element before's fields, whose inputs it repeats; its powers are not read), the allowed counts
+    (those whose die fits the I/O node's reticle, or the largest where none does), their fixed cost (∞ otherwise)
+    and package area, then the dominance pruning: a count no cheaper in either term nor smaller in the package than
+    an earlier one still finite takes an ∞ cost. Writes design-major (n, span) arrays `t_*` (each design's counts
+    contiguous)."""
     span, n = count.shape
     for d0 in range(0, n, 64):  # blocks of designs: a block's rows of the inputs and outputs stay in the L1 cache
         _io_costs_block(d0, min(d0 + 64, n), count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd,
@@ -106,6 +108,12 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
     for j in range(span):  # elementwise
         for d in range(d0, d1):
             c, dj = count[j, d], die[j, d]
+            if j > 0 and not allowed[j, d] and c != 0:  # past the knob's bound: the count before again (io_geometry)
+                t_count[d, j], t_die[d, j], t_critical[d, j] = t_count[d, j - 1], t_die[d, j - 1], t_critical[d, j - 1]
+                t_usd[d, j], t_escape[d, j] = t_usd[d, j - 1], t_escape[d, j - 1]
+                t_inv_yield[d, j] = t_inv_yield[d, j - 1]
+                t_area[d, j], t_fixed[d, j] = t_area[d, j - 1], t_fixed[d, j - 1]
+                continue
             if io[j, d]:
                 dpw = _dies_per_wafer(dj, c1, c2, scribe)
                 u = c * wafer_usd[d] / (dpw * _mx(y[j, d], 1e-12)) * (1.0 + test_fraction)
@@ -130,6 +138,8 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
                 t_fixed[d, j] = np.inf
         for j in range(1, span):
             fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
+            if fj == np.inf:  # (∞ stays ∞)
+                continue
             for i in range(j):
                 if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
                     t_fixed[d, j] = np.inf
@@ -175,6 +185,10 @@ def io_hull(inv_yield, fixed, area, used, floor_usd, hull, hull_iy, hull_fx, hul
                         lo = _mx(lo, bound)
                     if (slope == 0 and (gap < 0 or (gap == 0 and o < a))) or gap != gap:
                         lost = True
+                    # with every slope finite no bound is NaN but where the gap is (lost): hi only falls and lo
+                    # only rises, so once the line is lost or below none of the others in c ≥ floor, it stays so
+                    if all_fin and (lost or _mx(lo, floor_usd[d]) > hi):
+                        break
                 low = _mx(lo, floor_usd[d])
                 keep[a] = low <= hi and not lost
             non = 0
