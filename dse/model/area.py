@@ -797,12 +797,12 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     reticle = arr.reticle_mm2
     too_big = ~ws & ~c["reticle_ok"]
     no_chiplets = too_big & ~arr.allow_chiplets
-    _flag_values(flags, no_chiplets, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle and chiplets are disabled "
+    _flag_values(flags, no_chiplets, die, "die {} mm² exceeds the {} mm² reticle and chiplets are disabled "
                  "(set chip.allow_chiplets: true)", reticle)
     given = np.asarray(arr.dies) > 0
-    _flag_values(flags, too_big & arr.allow_chiplets & given, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle "
+    _flag_values(flags, too_big & arr.allow_chiplets & given, die, "die {} mm² exceeds the {} mm² reticle "
                  "with the given chip.dies (use more dies or leave dies unset)", reticle)
-    _flag_values(flags, too_big & arr.allow_chiplets & ~given, die, "die {:.0f} mm² exceeds the {:.0f} mm² reticle "
+    _flag_values(flags, too_big & arr.allow_chiplets & ~given, die, "die {} mm² exceeds the {} mm² reticle "
                  "and no automatic split fits the reticle, the die edge and the package at once (the other "
                  "reasons say which limit; use less silicon or another packaging)", reticle)
 
@@ -824,13 +824,14 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     if shore_bad.any():
         i = np.flatnonzero(shore_bad)
         msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [(f"memory PHY shoreline: {st:.0f} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need " if st > 0
+        stacks, nds, pct = arr.memory_stacks[i], n_dies[i], f"{frac:.0%}"
+        msgs[i] = [(f"memory PHY shoreline: {st_} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need " if st > 0
                     else "die-to-die PHY shoreline: the die-to-die PHYs need ") +
-                   f"{need:.0f} mm of die edge, {nd:.0f} die(s) of {dm:.0f} mm² offer {lim:.0f} mm ({frac:.0%} of the "
+                   f"{need} mm of die edge, {nd_} die(s) of {dm} mm² offer {lim} mm ({pct} of the "
                    f"perimeter; use {'fewer stacks, a larger die or more dies' if st > 0 else 'fewer, larger dies'})"
-                   for st, mem, nd, need, dm, lim in zip(arr.memory_stacks[i].tolist(), arr.names["chip.memory"][i],
-                                                         n_dies[i].tolist(), c["need"][i].tolist(), die[i].tolist(),
-                                                         c["limit"][i].tolist())]
+                   for st, st_, mem, nd, nd_, need, dm, lim in zip(
+                       stacks.tolist(), _whole(stacks), arr.names["chip.memory"][i], nds.tolist(), _whole(nds),
+                       _whole(c["need"][i]), _whole(die[i]), _whole(c["limit"][i]))]
         flags.flag(shore_bad, msgs)
     io_n, io_die, io_critical = c["io_n"], c["io_die"], c["io_critical"]
     io_big = arr.has_io_die & (io_die > arr.reticle_mm2_io)
@@ -846,11 +847,10 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     if over.any():
         i = np.flatnonzero(over)
         msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [f"{pk} area {p:.0f} mm² (dies {t:.0f} + memory footprint {fp:.0f}, ×{sc:g}) exceeds its "
-                   f"{mx:.0f} mm² limit"
-                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i], package[i].tolist(),
-                                                   total[i].tolist(), footprint[i].tolist(),
-                                                   arr.pkg_area_scale[i].tolist(), arr.pkg_max_interposer_mm2[i].tolist())]
+        msgs[i] = [f"{pk} area {p} mm² (dies {t} + memory footprint {fp}, ×{sc}) exceeds its {mx} mm² limit"
+                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i], _whole(package[i]), _whole(total[i]),
+                                                   _whole(footprint[i]), _each_text(arr.pkg_area_scale[i], "g"),
+                                                   _whole(arr.pkg_max_interposer_mm2[i]))]
         flags.flag(over, msgs)
     spare_mm2 = n_dies * die - b.logic - c["d2d"] - c["pad"]
     return AreaBreakdown(mac_mm2=b.mac, vector_mm2=b.vector, sram_mm2=b.sram, mem_phy_mm2=b.mem_phy,
@@ -908,11 +908,38 @@ def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:
 
 
 def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, limit: np.ndarray) -> None:
+    """Flag the rows `mask` with `fmt` ("{}" twice) of their `value` and `limit` as whole numbers (`_whole`)."""
     if mask.any():
         msgs = np.full(len(mask), "", dtype=object)
         i = np.flatnonzero(mask)
-        msgs[i] = [fmt.format(v, lim) for v, lim in zip(value[i].tolist(), limit[i].tolist())]
+        msgs[i] = [fmt.format(v, lim) for v, lim in zip(_whole(value[i]), _whole(limit[i]))]
         flags.flag(mask, msgs)
+
+
+def _whole(x: ArrayLike) -> list:
+    """Each value of `x` as an object whose text is f"{v:.0f}": an int where its digits are that text (numpy's
+    rint rounds half to even on the exact value, as the format does; |v| < 2**53 and not −0), else that text
+    (−0, ±inf, NaN). Formatting an int costs a fraction of a float's with a precision, and chip_area words the
+    reasons of thousands of infeasible designs per call."""
+    x = np.asarray(x, dtype=float)
+    r = np.rint(x)
+    ok = (np.abs(r) < 2.0 ** 53) & ~((r == 0) & np.signbit(r))
+    out = np.where(ok, r, 0.0).astype(np.int64).tolist()
+    if not ok.all():
+        for i in np.flatnonzero(~ok).tolist():
+            out[i] = f"{x[i].item():.0f}"
+    return out
+
+
+def _each_text(x: ArrayLike, spec: str) -> list[str]:
+    """f"{v:{spec}}" of each value of `x`, formatted once per distinct value (a technology constant per row); zeros
+    one by one (−0 and 0 are one value to np.unique, not to the format)."""
+    x = np.asarray(x, dtype=float)
+    u, inv = np.unique(x, return_inverse=True)
+    text = np.array([format(v, spec) for v in u.tolist()] or [""], dtype=object)[inv.ravel()]
+    for i in np.flatnonzero(x == 0).tolist():
+        text[i] = format(x[i].item(), spec)
+    return text.tolist()
 
 
 def design_area(design: Design, tech: Technology | None = None) -> dict[str, Any]:
