@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from dse.errors import DseUserError
-from dse.runs.colpart import ColumnsError, encode_columns, frame_of, read_columns, read_rows
+from dse.runs.colpart import Coded, ColumnsError, encode_columns, frame_of, read_columns, read_rows
 from dse.runs.writer import PartStore
 
 
@@ -68,3 +68,15 @@ def test_a_cut_or_odd_file_is_damaged_and_odd_columns_are_refused(tmp_path):
     p.write_bytes(p.read_bytes()[:-3])
     with pytest.raises(DseUserError, match="part-000000.dcol: damaged part"):
         store.read(0)
+
+
+def test_coded_columns_are_their_values():
+    """A column given as its dictionary (`Coded`) is stored and merged as the column of its values."""
+    codes = np.array([1, 0, 1, 2], dtype=np.int32)
+    coded = {"s": Coded(["a", "b", "ü\"x"], codes), "t": np.arange(4)}
+    plain = {"s": ["b", "a", "b", 'ü"x'], "t": np.arange(4)}
+    assert read_columns(encode_columns(coded)).equals(read_columns(encode_columns(plain)))
+    other = {"s": Coded(["c", "b"], np.array([0, 1, 1], dtype=np.int32)), "t": np.arange(3)}
+    both = frame_of([coded, other])
+    assert both["s"].to_list() == ["b", "a", "b", 'ü"x', "c", "b", "b"]
+    assert both.equals(frame_of([plain, {"s": ["c", "b", "b"], "t": np.arange(3)}]))

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import polars as pl
 
-__all__ = ["ColumnsError", "decoded_frame", "dictionary", "encode_columns", "frame_of", "read_columns", "read_rows"]
+__all__ = ["Coded", "ColumnsError", "decoded_frame", "dictionary", "encode_columns", "frame_of", "read_columns", "read_rows"]
 
 MAGIC = b"DSECOLS1"
 END = b"DSECEND1"
@@ -33,6 +33,14 @@ class ColumnsError(ValueError):
     """A `.dcol` file that is not whole, or a column that cannot be stored in one (the caller writes Arrow)."""
 
 
+class Coded(NamedTuple):
+    """A column given as its dictionary: its distinct values (texts or other JSON-plain values) and each row's
+    index into them (a generation's few distinct texts, coded once by the caller)."""
+
+    values: list[Any]
+    codes: np.ndarray
+
+
 def _plain(x: Any) -> bool:
     """A value a `json` dictionary stores as it is: a text, number, bool or null, or a list of them."""
     if x is None or isinstance(x, (str, bool, int, float)):
@@ -41,9 +49,13 @@ def _plain(x: Any) -> bool:
 
 
 def dictionary(v: Any) -> tuple[list[Any], np.ndarray]:
-    """(distinct values, code of each row) of a column of texts or other JSON-plain values (a numpy array or a
-    list); a value that is neither raises ColumnsError."""
-    if isinstance(v, np.ndarray) and v.dtype.kind == "U":
+    """(distinct values, code of each row) of a column of texts or other JSON-plain values (a numpy array, a
+    list or a `Coded`); a value that is neither raises ColumnsError."""
+    if isinstance(v, Coded):
+        if not all(map(_plain, v.values)):
+            raise ColumnsError("a column holds values other than texts, numbers, bools and lists of them")
+        return list(v.values), np.asarray(v.codes, dtype=np.int32)
+    if isinstance(v, np.ndarray) and v.dtype.kind == "U" and len(v) > 1000:  # (a dict is faster below that)
         distinct, codes = np.unique(v, return_inverse=True)
         return distinct.tolist(), codes.ravel().astype(np.int32)
     values = v.tolist() if isinstance(v, np.ndarray) else list(v)
@@ -74,8 +86,13 @@ def _is_array(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind in "biufM"
 
 
+_ENC = json.JSONEncoder(separators=(",", ":")).encode  # one encoder (json.dumps builds one per call)
+
+
 def _plain_columns(data: dict[str, Any]) -> dict[str, Any]:
     """The columns as numpy arrays (numbers, bools, datetimes) or lists/arrays of other values."""
+    if all(type(v) is not pl.Series and (type(v) is not np.ndarray or v.dtype.byteorder != ">") for v in data.values()):
+        return data
     out = {}
     for name, v in data.items():
         if isinstance(v, pl.Series):
@@ -138,11 +155,12 @@ def encode_columns(data: dict[str, Any]) -> bytes:
     2-D: a fixed-size array per row) as they are, any other column (texts, lists) as a dictionary."""
     data = _plain_columns(data)
     vals = list(data.values())
-    n = len(vals[0]) if vals else 0
-    if any(len(v) != n for v in vals):
-        raise ColumnsError(f"columns of different lengths: {sorted({len(v) for v in vals})}")
-    key = tuple((name, v.dtype.str, v.shape[1:]) if _is_array(v) else (name, None, ())
-                for name, v in data.items())
+    sizes = [len(v.codes) if isinstance(v, Coded) else len(v) for v in vals]
+    n = sizes[0] if sizes else 0
+    if any(size != n for size in sizes):
+        raise ColumnsError(f"columns of different lengths: {sorted(set(sizes))}")
+    key = tuple(zip(data, [v.dtype.str if type(v) is np.ndarray and v.dtype.kind in "biufM" else None
+                           for v in vals], [v.shape[1:] if type(v) is np.ndarray else () for v in vals]))
     layout = _LAYOUTS.get((key, n))
     if layout is None:
         if len(_LAYOUTS) >= 64:
@@ -159,8 +177,8 @@ def encode_columns(data: dict[str, Any]) -> bytes:
         distinct, codes = dictionary(vals[i])
         kind = "str" if all(x is None or isinstance(x, str) for x in distinct) else "json"
         off, size = layout.where[i]
-        texts[i] = json.dumps({"name": key[i][0], "kind": "dict", "type": kind, "values": distinct, "dtype": "<i4",
-                               "shape": [], "offset": off, "nbytes": size}, separators=(",", ":"))
+        texts[i] = (f'{{"name":{_ENC(key[i][0])},"kind":"dict","type":"{kind}","values":{_ENC(distinct)},'
+                    f'"dtype":"<i4","shape":[],"offset":{off},"nbytes":{size}}}')
         body.append(codes.astype("<i4", copy=False).tobytes())
         if layout.code_pad:
             body.append(b"\0" * layout.code_pad)
@@ -222,17 +240,31 @@ def decoded_frame(data: dict[str, Any], n: int) -> pl.DataFrame:
 def frame_of(datas: list[dict[str, Any]]) -> pl.DataFrame:
     """The polars frame of several generations' columns (dicts of the same names, as `encode_columns` takes
     them) one after the other, as reading their parts back and concatenating them gives it."""
-    n = sum(len(next(iter(d.values()))) for d in datas) if datas and datas[0] else 0
+    def size(v: Any) -> int:
+        return len(v.codes) if isinstance(v, Coded) else len(v)
+
+    n = sum(size(next(iter(d.values()))) for d in datas) if datas and datas[0] else 0
     out: dict[str, Any] = {}
     for name in datas[0] if datas else ():
         vs = [d[name] for d in datas]
         if all(_is_array(v) for v in vs):
             out[name] = np.concatenate(vs) if len(vs) > 1 else vs[0]
-        else:
-            values: list[Any] = []
-            for v in vs:
-                values.extend(v.tolist() if isinstance(v, (np.ndarray, pl.Series)) else v)
-            distinct, codes = dictionary(values)
-            kind = "str" if all(x is None or isinstance(x, str) for x in distinct) else "json"
-            out[name] = (distinct, codes, kind)
+            continue
+        # each generation's dictionary, merged: a value's index in the merged one per generation's code
+        merged: list[Any] = []
+        index: dict[str, int] = {}
+        codes = []
+        for v in vs:
+            values, c = dictionary(v)
+            at = np.empty(len(values), dtype=np.int32)
+            for j, x in enumerate(values):
+                key = x if isinstance(x, str) else json.dumps(x)
+                k = index.get(key)
+                if k is None:
+                    k = index[key] = len(merged)
+                    merged.append(x)
+                at[j] = k
+            codes.append(at[c] if len(values) else c)
+        kind = "str" if all(x is None or isinstance(x, str) for x in merged) else "json"
+        out[name] = (merged, np.concatenate(codes) if codes else np.zeros(0, np.int32), kind)
     return decoded_frame(out, n)

@@ -44,7 +44,7 @@ import polars as pl
 from dse.errors import DseUserError
 from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
 from dse.runs.columns import without_internal
-from dse.runs.colpart import ColumnsError, frame_of
+from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
@@ -162,6 +162,11 @@ def columns_frame(data: dict[str, Any]) -> pl.DataFrame:
                          else pl.Series(k, v.tolist(), dtype=pl.String)  # ~2x faster than from numpy's UCS-4
                          if isinstance(v, np.ndarray) and v.dtype.kind == "U"
                          else pl.Series(k, v, strict=False) for k, v in data.items()])
+
+
+def _listed(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with its `Coded` columns as lists of values (for `columns_frame`)."""
+    return {k: [v.values[c] for c in v.codes.tolist()] if isinstance(v, Coded) else v for k, v in data.items()}
 
 
 def _stored_frame(frames: list[Any]) -> pl.DataFrame | None:
@@ -487,7 +492,7 @@ class StudyRunner:
             try:
                 parts.write_columns(b, data)  # system of record first
             except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
-                parts.write(b, columns_frame(data))
+                parts.write(b, columns_frame(_listed(data)))
             if background is not None:
                 background.sync(b)
             elif self.defer_records:
@@ -495,7 +500,7 @@ class StudyRunner:
                 if nxt is None or time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
                     self._journal_flush(mirror)
             else:
-                mirror.add_rows(columns_frame(data), dists, records)
+                mirror.add_rows(columns_frame(_listed(data)), dists, records)
             self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
             self._recorded(b, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
@@ -816,21 +821,29 @@ class StudyRunner:
         return columns_frame(data)
 
     def frame_data(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
-                   extra: dict[str, Any] | None = None, violation: np.ndarray | None = None) -> dict[str, Any]:
+                   extra: dict[str, Any] | None = None, violation: np.ndarray | None = None, *,
+                   coded: bool = False) -> dict[str, Any]:
         """One part's columns: bookkeeping columns, knobs, metrics, violation (`violation`: already summed),
-        feasible, reason (then `extra`)."""
+        feasible, reason (then `extra`). Text columns (metrics of objects, `reason`) as lists of texts, or with
+        `coded` as `Coded` dictionaries (for `encode_columns` and `frame_of`)."""
+        def texts(v: np.ndarray) -> Any:
+            if not coded:
+                return [str(x) for x in v]
+            values, codes = dictionary(v)
+            return Coded([str(x) for x in values], codes)
+
         data: dict[str, Any] = dict(base)
         data.update(cols)
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
-            data[k] = [str(x) for x in v] if v.dtype == object else v
+            data[k] = texts(v) if v.dtype == object else v
         for j, o in enumerate(self.objectives):  # an expression objective is stored as its own column
             if o.is_expression:
                 data[o.metric] = sc["Y"][:, j]
         data["constraint_violation"] = np.maximum(sc["cmat"], 0).sum(axis=1) if violation is None else violation
         data["feasible"] = sc["feasible"]
-        data["reason"] = [str(r) for r in sc["reason"]]
+        data["reason"] = texts(np.asarray(sc["reason"], dtype=object))
         data.update(extra or {})
         return data
 
@@ -933,7 +946,8 @@ class StudyRunner:
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"])
+        base["state"] = Coded(["COMPLETE", "FAIL"], failed.astype(np.int32))
+        data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"], coded=True)
         if isinstance(blobs, _GenerationRecords):
             data[CONSTRAINTS_COLUMN] = cmat
         else:
