@@ -176,6 +176,7 @@ class KnobCodec:
                        for k in self.knobs if k.kind == "categorical"}
         self._fixed_one: dict[str, np.ndarray] | None = None
         self._bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see scale_bounds
+        self._kinds: dict[str, Any] | None = None  # see _columns_of
 
     @property
     def width(self) -> int:
@@ -201,28 +202,50 @@ class KnobCodec:
         self._bounds = (lo, hi, num)
         return self._bounds
 
+    def _columns_of(self) -> dict[str, Any]:
+        """Each kind of column at once (cached): the number knobs' columns, and among them (as positions in
+        that list) the log, stepped (with their low end and step) and int ones, with every number's bounds."""
+        if self._kinds is None:
+            num = [j for j, k in enumerate(self.knobs) if k.kind != "categorical"]
+            ks = [self.knobs[j] for j in num]
+            stepped = [i for i, k in enumerate(ks) if k.dist.step is not None and not k.dist.log]
+            self._kinds = {
+                "num": np.array(num, dtype=np.int64),
+                "log": np.array([j for j in num if self.knobs[j].dist.log], dtype=np.int64),
+                "num_log": np.array([i for i, k in enumerate(ks) if k.dist.log], dtype=np.int64),
+                "stepped": np.array(stepped, dtype=np.int64),
+                "step_low": np.array([ks[i].dist.low for i in stepped], dtype=float),
+                "step": np.array([ks[i].dist.step for i in stepped], dtype=float),
+                "int": np.array([i for i, k in enumerate(ks) if k.kind == "int"], dtype=np.int64),
+                "low": np.array([k.dist.low for k in ks], dtype=float),
+                "high": np.array([k.dist.high for k in ks], dtype=float)}
+        return self._kinds
+
     def to_scale(self, X: np.ndarray) -> np.ndarray:
         """Designs on the variation scale (`scale_bounds`): log of log knobs; NaN stays NaN."""
         U = X.astype(float, copy=True)
-        for j, k in enumerate(self.knobs):
-            if k.kind != "categorical" and k.dist.log:
-                U[:, j] = np.log(U[:, j])
+        log = self._columns_of()["log"]
+        if log.size:
+            U[:, log] = np.log(U[:, log])
         return U
 
     def from_scale(self, U: np.ndarray) -> np.ndarray:
         """`to_scale` undone, each number snapped to its knob's values (ints rounded, steps on the grid, within
-        bounds); categorical columns are returned as they are."""
+        bounds); categorical columns are returned as they are. All number columns at once, each element as
+        the knob-by-knob rule computes it (exp of log knobs, steps, ints, bounds)."""
         X = U.copy()
-        for j, k in enumerate(self.knobs):
-            if k.kind == "categorical":
-                continue
-            d = k.dist
-            v = np.exp(U[:, j]) if d.log else U[:, j]
-            if d.step is not None and not d.log:
-                v = d.low + np.round((v - d.low) / d.step) * d.step
-            if k.kind == "int":
-                v = np.rint(v)
-            X[:, j] = np.clip(v, d.low, d.high)
+        c = self._columns_of()
+        if not c["num"].size:
+            return X
+        V = U[:, c["num"]]
+        if c["num_log"].size:
+            V[:, c["num_log"]] = np.exp(V[:, c["num_log"]])
+        if c["stepped"].size:
+            st, low = c["stepped"], c["step_low"]
+            V[:, st] = low + np.round((V[:, st] - low) / c["step"]) * c["step"]
+        if c["int"].size:
+            V[:, c["int"]] = np.rint(V[:, c["int"]])
+        X[:, c["num"]] = np.minimum(np.maximum(V, c["low"]), c["high"])
         return X
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
