@@ -85,7 +85,11 @@ def evaluate_capped(evaluate: Callable[[HwView], MappingResult], hw: HwView
     infeasible with that reason."""
     res = evaluate(hw)
     f = np.ones(hw.n)
-    cap = np.zeros(hw.n) if hw.power_cap_w is None else np.asarray(hw.power_cap_w, float)
+    if hw.power_cap_w is None:
+        return res, f
+    cap = np.asarray(hw.power_cap_w, float)
+    if not (cap > 0).any():  # no design capped: nothing to throttle (the power is not needed here)
+        return res, f
     p = used_chip_power_w(res)
     idx = np.flatnonzero(res.feasible & (cap > 0) & (p > cap))
     if not len(idx):

@@ -529,9 +529,9 @@ def _sanitized(values: np.ndarray) -> dict[str, np.ndarray]:
 def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
     """Flag numeric knobs (`values`: rows of _NUMERIC_KNOBS) outside their registry bounds (NaN compares False, so
     missing values are caught too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
-    bad_all = ~_BOUNDS.in_bounds(values)
-    for j in np.flatnonzero(bad_all.any(axis=1)):
-        k, bad = _NUMERIC_KNOBS[j], bad_all[j]
+    ok_all = _BOUNDS.in_bounds(values)
+    for j in (np.flatnonzero(~ok_all.all(axis=1)) if not ok_all.all() else ()):  # (all in bounds: one check)
+        k, bad = _NUMERIC_KNOBS[j], ~ok_all[j]
         v = c[k.name]
         msgs = np.full(len(v), "", dtype=object)
         rule = k.rule()
@@ -539,7 +539,10 @@ def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, 
         flags.flag(bad, msgs)
     env = {**c, **names}
     for r in RULES:
-        bad = ~np.broadcast_to(r.ok(env), (flags.valid.shape[0],))
+        ok = r.ok(env)
+        if np.all(ok):
+            continue
+        bad = ~np.broadcast_to(ok, (flags.valid.shape[0],))
         if bad.any():
             msgs = np.full(len(bad), "", dtype=object)
             msgs[bad] = [f"{r.knob}: " + r.message({x: env[x][i] for x in r.reads}) for i in np.flatnonzero(bad)]
@@ -589,20 +592,37 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedups
     operator the energy of the precision it runs on (`dse.model.perf.run_energy`). A chip without fp16
     has a bf16-wide datapath: every cycle of it costs BF16_DATAPATH_ENERGY_RATIO of the table's fp16-wide
     one (the 8-bit arithmetic floor does not shrink with it)."""
-    known = tuple(tech.precision_speedup)
+    known, default, keep, _ = _precision_table(tech)
     width = np.where(speedups[known.index("fp16")] > 0 if "fp16" in known else False, 1.0, BF16_DATAPATH_ENERGY_RATIO)
     # rows: each precision's table energy (a node without it: its bf16 one), then the bf16 energy (0 if none)
     rows = _table(nodes, ("energy", known), lambda: np.array(
         [[nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0)) for nd in nodes] for p in known]
         + [[nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes]], dtype=float))[:, node_i]
     table, bf16 = rows[:-1] * width, rows[-1]
-    default = np.array([float(tech.precision_speedup[p]) for p in known]).reshape(-1, 1)
     split = table * default / np.maximum(speedups, default)
     out = np.where(speedups > default, np.maximum(split, bf16 * NARROW_ARITH_ENERGY_RATIO), table)
-    for j, p in enumerate(known):
-        if default[j, 0] == 1.0 and p in ("bf16", "fp16"):
-            out[j] = table[j]
+    for j in keep:
+        out[j] = table[j]
     return out
+
+
+_PRECISION_TABLES: dict[tuple, tuple] = {}
+
+
+def _precision_table(tech: Technology) -> tuple[tuple[str, ...], np.ndarray, tuple[int, ...], tuple[str, ...]]:
+    """Of `tech.precision_speedup`: its precisions, their default speedups as a column, the rows of bf16 / fp16 at
+    a default of 1 (`_energy_per_flop` keeps their table energy) and each precision's override knob; once per table
+    (keyed on its items)."""
+    key = tuple(tech.precision_speedup.items())
+    hit = _PRECISION_TABLES.get(key)
+    if hit is None:
+        if len(_PRECISION_TABLES) > 256:
+            _PRECISION_TABLES.clear()
+        known = tuple(p for p, _ in key)
+        default = np.array([float(x) for _, x in key]).reshape(-1, 1)
+        keep = tuple(j for j, p in enumerate(known) if default[j, 0] == 1.0 and p in ("bf16", "fp16"))
+        hit = _PRECISION_TABLES[key] = (known, default, keep, tuple(f"chip.precision_speedup.{p}" for p in known))
+    return hit
 
 
 @functools.lru_cache(maxsize=4096)
@@ -624,17 +644,17 @@ def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flag
     with per-row overrides."""
     # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
     inv, canon = _precision_sets(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
-    known = list(tech.precision_speedup)
-    parsed = [_parse_precisions(s, tuple(known)) for s in canon]
+    known_t, default, _, override = _precision_table(tech)
+    known = list(known_t)
+    parsed = [_parse_precisions(s, known_t) for s in canon]
     members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))
     reasons = np.array([b for _, b in parsed] or [""], dtype=object)
     bad_code = reasons != ""
     if bad_code.any():
         flags.flag(bad_code[inv], reasons[inv])
     member = members[inv].T  # (precision, row)
-    out = np.where(member, np.array([float(tech.precision_speedup[p]) for p in known]).reshape(-1, 1), 0.0)
-    for j, p in enumerate(known):
-        key = f"chip.precision_speedup.{p}"
+    out = np.where(member, default, 0.0)
+    for j, (p, key) in enumerate(zip(known, override)):
         if key in columns:
             mult = np.full(n, float(tech.precision_speedup[p]))
             o = np.asarray(_broadcast(columns[key], n), dtype=object)
