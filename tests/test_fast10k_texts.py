@@ -18,12 +18,14 @@ def test_whole_numbers_read_as_the_float_format():
     rng = np.random.default_rng(7)
     x = np.concatenate([EDGES, rng.uniform(-1e4, 1e4, 5000), np.round(rng.uniform(-50, 50, 2000)) + 0.5,
                         10 ** rng.uniform(-5, 25, 2000)])
-    assert [f"{v}" for v in _whole(x)] == [f"{v:.0f}" for v in x.tolist()]
+    for part in (x, x[:40], np.tile(EDGES, 20)):  # numpy's path and, below TEXT_ARRAYS_FROM values, the format's
+        assert [f"{v}" for v in _whole(part)] == [f"{v:.0f}" for v in part.tolist()]
     assert _whole(np.array([])) == []
 
 
 def test_each_text_formats_each_value_as_the_format():
     x = np.array(EDGES + [1.0, 1.2, 1.0, 0.0, -0.0, 1.2, 2.0])
-    for spec in ("g", ".0f", ".3g"):
-        assert _each_text(x, spec) == [format(v, spec) for v in x.tolist()]
+    for part in (x, np.tile(x, 20)):  # below and above TEXT_ARRAYS_FROM values
+        for spec in ("g", ".0f", ".3g"):
+            assert _each_text(part, spec) == [format(v, spec) for v in part.tolist()]
     assert _each_text(np.array([]), "g") == []

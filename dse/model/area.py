@@ -350,18 +350,25 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
     # the powers as io_dies_usd (fab.negative_binomial_yield, fab.package_yield) and _io_choices take them, each
     # element's power of the same x and exponent, on the elements io_costs reads: a count past the knob's bound
     # repeats the bound's count (io_geometry: the same inputs, so io_costs copies that element's fields), and an
-    # element without I/O dies (or with 0 dies) takes x ** 0 = 1
-    y, esc_pow, bond_pow = np.ones((span, n)), np.ones((span, n)), np.ones((span, n))
-    at = np.flatnonzero(io & allowed)
-    col = at % n
-    cnt = count.ravel()
-    y.ravel()[at] = base.ravel()[at] ** (-np.asarray(arr.yield_alpha_io, dtype=float))[col]
+    # element without I/O dies (or with 0 dies) takes x ** 0 = 1 (below IO_POWERS_PICKED elements, where picking
+    # them costs more than it saves, every element's power as before)
     escape_ok = np.empty((span, n))
-    ak.io_escape(y, float(w.probe_coverage), escape_ok)
-    esc_pow.ravel()[at] = escape_ok.ravel()[at] ** cnt[at]
-    at = np.flatnonzero((count != 0) & allowed)
-    bond_pow.ravel()[at] = np.broadcast_to(np.asarray(arr.pkg_assembly_yield_per_die, dtype=float), (n,))[at % n] \
-        ** cnt[at]
+    if span * n < IO_POWERS_PICKED:
+        y = np.where(io, base ** (-np.asarray(arr.yield_alpha_io, dtype=float)), 1.0)
+        ak.io_escape(y, float(w.probe_coverage), escape_ok)
+        esc_pow = escape_ok ** np.where(io, count, 0.0)
+        bond_pow = arr.pkg_assembly_yield_per_die ** count
+    else:
+        y, esc_pow, bond_pow = np.ones((span, n)), np.ones((span, n)), np.ones((span, n))
+        at = np.flatnonzero(io & allowed)
+        col = at % n
+        cnt = count.ravel()
+        y.ravel()[at] = base.ravel()[at] ** (-np.asarray(arr.yield_alpha_io, dtype=float))[col]
+        ak.io_escape(y, float(w.probe_coverage), escape_ok)
+        esc_pow.ravel()[at] = escape_ok.ravel()[at] ** cnt[at]
+        at = np.flatnonzero((count != 0) & allowed)
+        bond_pow.ravel()[at] = np.broadcast_to(np.asarray(arr.pkg_assembly_yield_per_die, dtype=float), (n,))[
+            at % n] ** cnt[at]
     out = [np.empty((n, span)) for _ in range(8)]
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
     ak.io_costs(count, allowed, critical, die, io, y, esc_pow, np.ascontiguousarray(bond_pow, dtype=float),
@@ -383,6 +390,7 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
                       area_min=area_min, design_major=(out, hull, hull_iy, hull_fx, used))
 
 
+IO_POWERS_PICKED = 1 << 14  # (counts × designs) elements from which `_io_choices_compiled` picks the powers it reads
 ENVELOPE_ELEMENTS = 1 << 16  # (line, line, design) elements `_on_envelope` compares in one pass at most
 
 
@@ -916,12 +924,17 @@ def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, l
         flags.flag(mask, msgs)
 
 
+TEXT_ARRAYS_FROM = 256  # values from which `_whole` and `_each_text` take numpy's path (its fixed cost pays there)
+
+
 def _whole(x: ArrayLike) -> list:
     """Each value of `x` as an object whose text is f"{v:.0f}": an int where its digits are that text (numpy's
     rint rounds half to even on the exact value, as the format does; |v| < 2**53 and not −0), else that text
     (−0, ±inf, NaN). Formatting an int costs a fraction of a float's with a precision, and chip_area words the
     reasons of thousands of infeasible designs per call."""
     x = np.asarray(x, dtype=float)
+    if x.size < TEXT_ARRAYS_FROM:
+        return [f"{v:.0f}" for v in x.tolist()]
     r = np.rint(x)
     ok = (np.abs(r) < 2.0 ** 53) & ~((r == 0) & np.signbit(r))
     out = np.where(ok, r, 0.0).astype(np.int64).tolist()
@@ -935,6 +948,8 @@ def _each_text(x: ArrayLike, spec: str) -> list[str]:
     """f"{v:{spec}}" of each value of `x`, formatted once per distinct value (a technology constant per row); zeros
     one by one (−0 and 0 are one value to np.unique, not to the format)."""
     x = np.asarray(x, dtype=float)
+    if x.size < TEXT_ARRAYS_FROM:
+        return [format(v, spec) for v in x.tolist()]
     u, inv = np.unique(x, return_inverse=True)
     text = np.array([format(v, spec) for v in u.tolist()] or [""], dtype=object)[inv.ravel()]
     for i in np.flatnonzero(x == 0).tolist():
