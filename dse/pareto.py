@@ -273,13 +273,17 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
     """`pareto_rank` of a few hundred finite rows (minimisation) from the all-pairs domination matrix: a front
     is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations)."""
     n = len(Z)
-    le = Z[None, :, 0] <= Z[:, None, 0]  # le[i, k]: row k is no worse than row i in every objective
+    c = np.ascontiguousarray(Z[:, 0])  # (contiguous columns: the n*n comparisons run on unit strides)
+    le = c[None, :] <= c[:, None]  # le[i, k]: row k is no worse than row i in every objective
     for j in range(1, Z.shape[1]):
-        le &= Z[None, :, j] <= Z[:, None, j]
+        c = np.ascontiguousarray(Z[:, j])
+        le &= c[None, :] <= c[:, None]
     # dom[i, k]: row k dominates row i: no worse everywhere, and row i is not no worse everywhere (k is strictly
-    # better somewhere); duplicates do not dominate each other. One matrix of comparisons, not two
-    dom = le & ~le.T
-    count = np.count_nonzero(dom, axis=1)
+    # better somewhere); duplicates do not dominate each other. One matrix of comparisons, not two. As float32
+    # 0/1, so that a front's dominations are one matrix-vector product: every count is a whole number below
+    # 2**24, exact in float32 whatever the order of the sums
+    dom = (le & ~le.T).astype(np.float32)
+    count = dom.sum(axis=1)
     rank = np.full(n, -1, dtype=np.int64)
     current = count == 0
     r, done = 0, 0
@@ -289,7 +293,7 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
         r += 1
         if max_rows is not None and done >= max_rows:
             break
-        count = count - np.count_nonzero(dom[:, current], axis=1)
+        count = count - dom @ current.astype(np.float32)
         current = (count == 0) & (rank < 0)
     rank[rank < 0] = r
     return rank
@@ -436,21 +440,32 @@ def crowding_distance_by_group(Y: np.ndarray, group: np.ndarray) -> np.ndarray:
     n, m = Z.shape
     group = np.asarray(group)
     dist = np.zeros(n)
-    for j in range(m):
-        order = np.lexsort((Z[:, j], group))  # by group, then value; ties in row order (a stable sort)
-        v = Z[order, j]
-        g = group[order]
-        first = np.ones(n, dtype=bool)
-        first[1:] = g[1:] != g[:-1]
-        last = np.ones(n, dtype=bool)
-        last[:-1] = g[1:] != g[:-1]
-        start = np.flatnonzero(first)
-        end = np.flatnonzero(last)
-        span = np.repeat(v[end] - v[start], end - start + 1)
-        d = np.zeros(n)
-        inner = ~first & ~last
-        at = np.flatnonzero(inner & (span > 0))
-        d[at] = (v[at + 1] - v[at - 1]) / span[at]
-        d[first | last] = np.inf
-        dist[order] += d
+    if n == 0:
+        return dist
+    # per objective (a row of Z.T): rows by group, then value, ties in row order (a stable sort by value, then a
+    # stable sort by group); every objective's order then has the same groups in the same places. `flat`: each
+    # sorted place's index into Z.T's elements
+    ZT = np.ascontiguousarray(Z.T)
+    off = (np.arange(m, dtype=np.int64) * n)[:, None]
+    by_value = np.argsort(ZT, axis=1, kind="stable") + off
+    flat = by_value.ravel()[(np.argsort(group[by_value - off], axis=1, kind="stable") + off).ravel()]
+    V = ZT.ravel()[flat].reshape(m, n)
+    g = np.sort(group, kind="stable")
+    first = np.ones(n, dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = g[1:] != g[:-1]
+    start = np.flatnonzero(first)
+    end = np.flatnonzero(last)
+    span = np.repeat(V[:, end] - V[:, start], end - start + 1, axis=1)
+    d = np.zeros((m, n))
+    if n > 2:
+        inner = (~first & ~last)[None, 1:-1] & (span[:, 1:-1] > 0)
+        np.divide(V[:, 2:] - V[:, :-2], span[:, 1:-1], out=d[:, 1:-1], where=inner)
+    d[:, first | last] = np.inf
+    D = np.empty(m * n)
+    D[flat] = d.ravel()  # back to row order
+    D = D.reshape(m, n)
+    for k in range(m):  # summed over objectives in their order
+        dist += D[k]
     return dist  # a group of one or two rows is all boundary: inf, as crowding_distance gives
