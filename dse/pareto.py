@@ -311,10 +311,6 @@ class _Staircase:
         self.ys: list[float] = []
         self.area = 0.0
 
-    def _term(self, i: int) -> float:
-        nxt = self.xs[i + 1] if i + 1 < len(self.xs) else self.rx
-        return (nxt - self.xs[i]) * (self.ry - self.ys[i])
-
     def insert(self, x: float, y: float) -> None:
         """Add a point (strictly inside the reference box) and update the dominated area."""
         xs, ys = self.xs, self.ys
@@ -323,14 +319,20 @@ class _Staircase:
             return  # weakly dominated: area unchanged
         lo = bisect_left(xs, x)
         hi = lo
-        while hi < len(xs) and ys[hi] >= y:
+        n = len(xs)
+        while hi < n and ys[hi] >= y:
             hi += 1  # points at x' >= x with y' >= y are dominated by the new point
         first = max(lo - 1, 0)
-        old = sum(self._term(i) for i in range(first, hi))
-        del xs[lo:hi], ys[lo:hi]
-        xs.insert(lo, x)
-        ys.insert(lo, y)
-        new = sum(self._term(i) for i in range(first, lo + 1))
+        # the terms (width to the next point or the reference) × (height to the reference) of the points whose
+        # term changes, summed in point order before and after
+        rx, ry = self.rx, self.ry
+        old = sum([(nx - px) * (ry - py) for nx, px, py in
+                   zip(xs[first + 1:hi + 1] if hi < n else xs[first + 1:hi] + [rx], xs[first:hi], ys[first:hi])])
+        xs[lo:hi] = [x]
+        ys[lo:hi] = [y]
+        new = sum([(nx - px) * (ry - py) for nx, px, py in
+                   zip(xs[first + 1:lo + 2] if lo + 1 < len(xs) else xs[first + 1:lo + 1] + [rx], xs[first:lo + 1],
+                       ys[first:lo + 1])])
         self.area += new - old
 
 

@@ -104,3 +104,59 @@ def test_crowding_by_group_is_per_group_crowding():
     assert np.array_equal(got[:4], crowding_distance(Z[:4]))
     assert np.array_equal(got[4:], crowding_distance(Z[4:]))
     assert got[1] == pytest.approx(2 / 3 + 2 / 3) and got[5] == pytest.approx(2.0)
+
+
+class _StaircaseReference:
+    """The 2-D staircase `_hv3` sweeps with, as it was (a term per point, summed by a generator)."""
+
+    def __init__(self, rx: float, ry: float):
+        self.rx, self.ry = rx, ry
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.area = 0.0
+
+    def _term(self, i: int) -> float:
+        nxt = self.xs[i + 1] if i + 1 < len(self.xs) else self.rx
+        return (nxt - self.xs[i]) * (self.ry - self.ys[i])
+
+    def insert(self, x: float, y: float) -> None:
+        from bisect import bisect_left, bisect_right
+
+        xs, ys = self.xs, self.ys
+        j = bisect_right(xs, x) - 1
+        if j >= 0 and ys[j] <= y:
+            return
+        lo = bisect_left(xs, x)
+        hi = lo
+        while hi < len(xs) and ys[hi] >= y:
+            hi += 1
+        first = max(lo - 1, 0)
+        old = sum(self._term(i) for i in range(first, hi))
+        del xs[lo:hi], ys[lo:hi]
+        xs.insert(lo, x)
+        ys.insert(lo, y)
+        new = sum(self._term(i) for i in range(first, lo + 1))
+        self.area += new - old
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_staircase_equals_reference(seed, monkeypatch):
+    """The staircase's area after every insertion, and so `hypervolume` in 3-D, equal to the bit."""
+    import dse.pareto as pareto
+
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        n = int(rng.integers(1, 400))
+        P = rng.random((n, 2)) if rng.random() < 0.5 else rng.integers(0, 6, size=(n, 2)) / 7.0  # ties
+        a, b = pareto._Staircase(1.5, 1.25), _StaircaseReference(1.5, 1.25)
+        for x, y in P.tolist():
+            a.insert(x, y)
+            b.insert(x, y)
+            assert (a.area, a.xs, a.ys) == (b.area, b.xs, b.ys)
+        Y = rng.random((n, 3)) if rng.random() < 0.5 else rng.integers(0, 5, size=(n, 3)).astype(float)
+        ref = [5.0, 5.0, 5.0]
+        got = pareto.hypervolume(Y, ref)
+        monkeypatch.setattr(pareto, "_Staircase", _StaircaseReference)
+        want = pareto.hypervolume(Y, ref)
+        monkeypatch.undo()
+        assert got == want
