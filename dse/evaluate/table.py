@@ -56,8 +56,11 @@ def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
     for part in (cost, power):
         extra_ok = getattr(part, "feasible", None)
         if extra_ok is not None:
-            reason = np.where(feasible & ~np.asarray(extra_ok, bool), part.reason, reason).astype(object)
-            feasible &= np.asarray(extra_ok, bool)
+            extra_ok = np.asarray(extra_ok, bool)
+            fresh = feasible & ~extra_ok
+            if fresh.any():  # (else the reasons stay as they are)
+                reason = np.where(fresh, part.reason, reason).astype(object)
+            feasible &= extra_ok
     return hw, cols, feasible, reason
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Any, Callable, TypeVar
 
 __all__ = ["by_identity", "by_identities"]
@@ -17,7 +18,7 @@ def by_identities(cache: dict[tuple[int, ...], tuple[tuple, Any]], objs: tuple, 
     entries."""
     key = tuple(map(id, objs))
     hit = cache.get(key)
-    if hit is None or any(a is not b for a, b in zip(hit[0], objs)):
+    if hit is None or not all(map(is_, hit[0], objs)):  # (map: no generator frame per call)
         if len(cache) > limit:
             cache.clear()
         hit = cache[key] = (objs, make(*objs))
@@ -26,5 +27,8 @@ def by_identities(cache: dict[tuple[int, ...], tuple[tuple, Any]], objs: tuple, 
 
 def by_identity(cache: dict[tuple[int, ...], tuple[tuple, Any]], obj: T, make: Callable[[T], Any],
                 limit: int = 256) -> Any:
-    """`make(obj)`, computed once per object (`by_identities` of one)."""
+    """`make(obj)`, computed once per object (`by_identities` of one, without its tuple work on a hit)."""
+    hit = cache.get((id(obj),))
+    if hit is not None and hit[0][0] is obj:
+        return hit[1]
     return by_identities(cache, (obj,), make, limit)

@@ -57,14 +57,33 @@ def _delay_inverse(v: np.ndarray) -> np.ndarray:
 
 def voltage_ratio(f_ratio) -> np.ndarray:
     """V/V_nom at which a circuit that reaches f_nom at V_nom runs at `f_ratio`·f_nom (alpha-power law solved for
-    V; increasing in f_ratio), never below MIN_FRACTION; exactly 1 at f_ratio = 1."""
+    V; increasing in f_ratio), never below MIN_FRACTION; exactly 1 at f_ratio = 1. A clock below `_floor_ratio()` is
+    at the floor without a solve (its root lies below MIN_FRACTION)."""
     r = np.maximum(np.asarray(f_ratio, float), 0.0)
     flat = r.reshape(-1)
     v = np.ones(flat.shape)
-    todo = np.flatnonzero(flat != 1.0)
+    low = flat < _floor_ratio()
+    v[low] = MIN_FRACTION
+    todo = np.flatnonzero((flat != 1.0) & ~low)
     if todo.size:
         v[todo] = _solve(flat[todo])
     return np.maximum(v, MIN_FRACTION).reshape(r.shape)
+
+
+def _floor_ratio() -> float:
+    """A clock ratio below which the curve's voltage is below MIN_FRACTION with room to spare: the ratio the floor
+    is reached at (g(MIN_FRACTION) / g(1), g = `_delay_inverse`), less 1e-9 of it. There the root is ~3e-10 below
+    the floor, far more than `_solve`'s error (~1e-14 relative, from the left), so `voltage_ratio` gives the floor
+    as it would after a solve. Computed once per value of the curve's constants."""
+    key = (ALPHA, THRESHOLD_FRACTION, MIN_FRACTION)
+    got = _FLOOR_RATIO.get(key)
+    if got is None:
+        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(MIN_FRACTION)) / _delay_inverse(np.float64(1.0))) \
+            * (1.0 - 1e-9)
+    return got
+
+
+_FLOOR_RATIO: dict[tuple[float, float, float], float] = {}
 
 
 def _solve(r: np.ndarray) -> np.ndarray:
@@ -76,16 +95,27 @@ def _solve(r: np.ndarray) -> np.ndarray:
     r = np.maximum(r, 1e-12)
     log_target = np.log(r * g1)
     v = np.where(r >= 1.0, 1.0, vt + (r * g1 * vt) ** (1.0 / ALPHA))
-    # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks)
-    live = np.ones(r.shape, bool)
-    for _ in range(_NEWTON_STEPS):
-        d = v - vt
-        h = ALPHA * np.log(d) - np.log(v) - log_target
-        step = np.where(live, h / (ALPHA / d - 1.0 / v), 0.0)
-        v = np.maximum(v - step, vt + 1e-12)
-        live &= np.abs(step) >= 1e-14 * v
-        if not live.any():
-            break
+    # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks);
+    # the rows still iterating (`at`, all at first) are stepped alone
+    at, vl, lt = None, v, log_target
+    for _ in range(_NEWTON_STEPS if r.size else 0):
+        d = vl - vt
+        h = ALPHA * np.log(d) - np.log(vl) - lt
+        step = h / (ALPHA / d - 1.0 / vl)
+        vl = np.maximum(vl - step, vt + 1e-12)
+        live = np.abs(step) >= 1e-14 * vl
+        if at is None:
+            v = vl
+        else:
+            v[at] = vl
+        if not live.all():
+            if at is None:
+                at = np.flatnonzero(live)  # (v keeps the buffer; vl is a new array from here)
+            else:
+                at = at[live]
+            if not len(at):
+                break
+            vl, lt = vl[live], lt[live]
     return v
 
 
