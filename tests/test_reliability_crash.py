@@ -30,10 +30,6 @@ from _spaces import SPACE
 
 DRIVER = r'''
 import os, sys, time
-go = os.environ.get("DSE_TEST_GO_FILE")
-if go:
-    while not os.path.exists(go):
-        time.sleep(0.001)
 delay = float(os.environ.get("DSE_TEST_EVAL_DELAY", "0"))
 import dse.study.runner as runner
 from dse.study.evaluator import ModelEvaluator
@@ -49,6 +45,11 @@ def slow_evaluator(study):
 
 runner.default_evaluator = slow_evaluator
 from dse.cli import main
+go = os.environ.get("DSE_TEST_GO_FILE")
+if go:  # imported: say so, then wait for the go (a loaded machine can take seconds to import)
+    open(f"{go}.ready.{os.getpid()}", "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.001)
 sys.argv = ["dse", *sys.argv[1:]]
 main()
 '''
@@ -173,7 +174,10 @@ def test_two_runs_started_at_the_same_instant(tmp_path):
     out = tmp_path / "runs"
     go = tmp_path / "go"
     procs = [start(tmp_path, cfg, out, delay=0.1, go=go) for _ in range(2)]
-    time.sleep(2.5)  # both have imported dse and wait for the go file
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("go.ready.*"))) < 2:  # both have imported dse and wait for the go file
+        assert time.time() < deadline and all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
     go.touch()
     res = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     codes = sorted(r[2] for r in res)
