@@ -73,20 +73,14 @@ IPC_STREAM_START = b"\xff\xff\xff\xff"
 IPC_STREAM_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Callable[[], None] | None:
-    """Arrow IPC (lz4) written atomically: a study's per-batch part (see `PART_FORMATS`), a stream for
-    `.arrows`, a file for `.arrow`.
-
-    `sync=False`: the file is in place when this returns (a killed process loses nothing of it: the kernel
-    holds it) but not yet on disk; the returned callable makes it durable (fsync of the file, then of the
-    folder) and is meant for a background thread (see `PartStore`)."""
+def _write_atomically(write: Callable[[Any], None], path: Path, sync: bool) -> Callable[[], None] | None:
+    """`write(f)` into a temporary file renamed to `path`: with `sync`, fsynced before the rename and the
+    folder after it (returns None); else in place but not yet on disk, and the returned callable makes it
+    durable (fsync of the file, then of the folder), meant for a background thread (see `PartStore`)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     f = open(tmp, "wb")
     try:
-        if path.suffix == ".arrows":
-            df.write_ipc_stream(f, compression="lz4")
-        else:
-            df.write_ipc(f, compression="lz4")
+        write(f)
         f.flush()
         if sync:
             os.fsync(f.fileno())
@@ -110,28 +104,23 @@ def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Call
     return durable
 
 
+def atomic_write_ipc(df: pl.DataFrame, path: Path, *, sync: bool = True) -> Callable[[], None] | None:
+    """Arrow IPC (lz4) written atomically: a study's per-batch part (see `PART_FORMATS`), a stream for
+    `.arrows`, a file for `.arrow`.
+
+    `sync=False`: the file is in place when this returns (a killed process loses nothing of it: the kernel
+    holds it) but not yet on disk; the returned callable makes it durable (fsync of the file, then of the
+    folder) and is meant for a background thread (see `PartStore`)."""
+    if path.suffix == ".arrows":
+        return _write_atomically(lambda f: df.write_ipc_stream(f, compression="lz4"), path, sync)
+    return _write_atomically(lambda f: df.write_ipc(f, compression="lz4"), path, sync)
+
+
 def atomic_write_behind(data: bytes, path: Path) -> Callable[[], None]:
     """`data` written to `path` atomically, in place when this returns (a killed process loses nothing of it)
     but not yet on disk: the returned callable makes it durable (fsync of the file, then of the folder), as
     `atomic_write_ipc(sync=False)`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    f = open(tmp, "wb")
-    try:
-        f.write(data)
-        f.flush()
-    except BaseException:
-        f.close()
-        raise
-    os.replace(tmp, path)
-
-    def durable() -> None:
-        try:
-            os.fsync(f.fileno())
-        finally:
-            f.close()
-        _fsync_dir(path.parent)
-
-    return durable
+    return _write_atomically(lambda f: f.write(data), path, False)
 
 
 def write_json(path: Path, obj: Any) -> None:
