@@ -156,6 +156,19 @@ def _mx(a, b):
 
 
 @njit(cache=True, inline="always")
+def _op_energy_j(ops, s, j, efl, d, e_on, e_off, comm_elsewhere, kind, e_link):
+    """Energy in J of one instance of operator `j` of row `s` on design `d`: FLOPs at the precision's pJ per
+    FLOP, its on- and off-chip bytes, and its link bits when a collective's traffic is counted here."""
+    pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
+    pj += e_on[j]
+    pj += e_off[j]
+    if comm_elsewhere or kind[j] >= 2:
+        pj += (ops[5, s, j] * 8) * e_link
+    pj *= 1e-12
+    return pj
+
+
+@njit(cache=True, inline="always")
 def _mn(a, b):
     """np.minimum of two floats (NaN propagates)."""
     return a if (a <= b or a != a) else b
@@ -261,13 +274,7 @@ def _sums_plain(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_
         ov += share
         total += (_mx(busy[j], comm[j]) + ov) * cnt
         if want_e:
-            pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
-            pj += e_on[j]
-            pj += e_off[j]
-            if comm_elsewhere or kind[j] >= 2:
-                pj += (ops[5, s, j] * 8) * e_link
-            pj *= 1e-12
-            energy += pj * cnt
+            energy += _op_energy_j(ops, s, j, efl, d, e_on, e_off, comm_elsewhere, kind, e_link) * cnt
     return total, energy
 
 
@@ -448,13 +455,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 gpu += (_mx(busy[j], comm[j]) + ov) * cnt
             want_sum += comm_bw[j] * cnt
             if want_e[i]:
-                pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
-                pj += e_on[j]
-                pj += e_off[j]
-                if comm_elsewhere or kind[j] >= 2:
-                    pj += (ops[5, s, j] * 8) * e_link
-                pj *= 1e-12
-                energy += pj * cnt
+                energy += _op_energy_j(ops, s, j, efl, d, e_on, e_off, comm_elsewhere, kind, e_link) * cnt
         # host launch queue: the host's excess over the GPU's time, spread over the kernels
         excess = 0.0
         if launch_s > 0:
