@@ -17,8 +17,14 @@ Physics v2 (DESIGN.md §5.1):
   systolic array a small M streams through the stationary operand without padding, and the time to
   load that operand from SRAM bounds the operator (an SRAM-resident chip is limited by how fast SRAM
   feeds the array).
-- Collectives: GPU collectives pay the stack's software floor; statically scheduled fabrics
-  (systolic chips: TPU ICI, Groq-style) pay per-hop link latency only.
+- Collectives (`_collective_class`, the one rule; `collective_time`): who runs a collective decides its cost.
+  A library over a load/store fabric (a dynamically scheduled chip, GPU: NCCL / RCCL / a stack's custom
+  all-reduce over NVLink or Infinity Fabric) pays the stack's `collective_floor_us` and the ring's per-step
+  link latency, or a one-shot push where the stack has one; a library over RDMA network ports (any chip whose
+  link class has `rdma`, e.g. Gaudi 2's HCCL over RoCE) pays the same floor and ring steps, never one-shot;
+  a compiled collective (a statically scheduled chip on a scale-up fabric: TPU ICI, Groq-style) is part of
+  the program: per-hop link latency only, no floor. A wafer-scale chip is one chip: its on-wafer traffic
+  is no collective here (no on-wafer mesh model yet).
 - Overlap: a collective's bandwidth time hides under compute by the stack's `comm_overlap` when the step
   has at least two token chunks of COMM_OVERLAP_MIN_TOKENS (chunk i's all-reduce runs while chunk i+1
   computes); its latency never hides, and batch-1 decode (one dependent token) never overlaps.
@@ -220,8 +226,12 @@ def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
 
 
 def _collective_class(hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per design (dynamically scheduled chip, collectives run by a library, one-shot capable): a library
-    runs them on a GPU or over RDMA ports; a one-shot all-reduce needs a GPU's peer load/store (no RDMA)."""
+    """Per design, the interconnect class of its collectives, (n,) bools each: (dynamically scheduled chip,
+    run by a library, one-shot capable). A library runs them on a GPU (no static schedule to compile them
+    into) or over RDMA ports (the NIC's queue pairs give no deterministic timing to compile against); else
+    they are compiled into the chip's schedule. A one-shot all-reduce needs a GPU's peer load/store (no RDMA).
+    The one place the class is decided: `collective_time` and the compiled step kernel's design table
+    (`dse.model.step_kernel.design_table`) both take it from here."""
     dyn = ~np.asarray(hw.dataflow, bool)
     rdma = np.zeros_like(dyn) if hw.link_rdma is None else np.asarray(hw.link_rdma, bool)
     return dyn, dyn | rdma, dyn & ~rdma
