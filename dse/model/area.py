@@ -335,15 +335,28 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
                          io_logic: np.ndarray, io_edge: np.ndarray, floor_usd: np.ndarray) -> _IoChoices:
     """`_io_choices` in the compiled kernels (dse.model.area_kernel): the elementwise arithmetic, the allowed
     counts, the dominance, the envelope and the hull there, the powers (yield, test escapes, bond yield) in
-    numpy on arrays of the numpy path's shapes, so every field is the numpy path's to the bit. The fields are
-    (counts, designs) views of design-major arrays."""
+    numpy on arrays of the numpy path's shapes, so every field is the numpy path's to the bit; where numpy's power
+    is libm's (`area_kernel.numpy_pow_is_libm`: the same bits from the kernel's `x ** k`) the tables in one kernel
+    pass, the powers there too (`area_kernel.io_tables`, ~2x faster at 10k designs). The fields are (counts,
+    designs) views of design-major arrays."""
     sh, w = arr.tech.shoreline, arr.tech.wafer
     n = len(has)
     flt = [np.ascontiguousarray(x, dtype=float) for x in (first, io_logic, io_edge, arr.defect_density_per_cm2_io,
                                                           arr.yield_alpha_io)]
+    r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
+    k_aspect = np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)  # (area_for_perimeter_mm2's)
+    if ak.numpy_pow_is_libm():  # numpy's powers are libm's: all of it in one kernel pass, the powers there too
+        out = [np.empty((n, span)) for _ in range(8)]
+        ak.io_tables(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
+                     *(np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=float), (n,))) for x in (
+                         arr.pkg_assembly_yield_per_die, arr.wafer_price_usd_io, arr.reticle_mm2_io,
+                         arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
+                     top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
+                     float(w.probe_coverage), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
+                     float(w.test_cost_fraction), *out)
+        return _io_hull(ak, out, floor_usd)
     count, critical, die, base = (np.empty((span, n)) for _ in range(4))
     allowed, io = np.empty((span, n), bool), np.empty((span, n), bool)
-    k_aspect = np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)  # (area_for_perimeter_mm2's)
     ak.io_geometry(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
                    top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
                    count, allowed, critical, die, io, base)
@@ -370,11 +383,17 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
         bond_pow.ravel()[at] = np.broadcast_to(np.asarray(arr.pkg_assembly_yield_per_die, dtype=float), (n,))[
             at % n] ** cnt[at]
     out = [np.empty((n, span)) for _ in range(8)]
-    r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
     ak.io_costs(count, allowed, critical, die, io, y, esc_pow, np.ascontiguousarray(bond_pow, dtype=float),
                 *(np.ascontiguousarray(x, dtype=float) for x in (arr.wafer_price_usd_io, arr.reticle_mm2_io,
                                                                  arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
                 np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm), float(w.test_cost_fraction), *out)
+    return _io_hull(ak, out, floor_usd)
+
+
+def _io_hull(ak, out: list[np.ndarray], floor_usd: np.ndarray) -> _IoChoices:
+    """`_io_choices_compiled`'s choices from its design-major tables `out` (`area_kernel.io_costs`' fields): the
+    counts any design may take, the envelope and the hull (`area_kernel.io_hull`)."""
+    n = out[0].shape[0]
     t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area = out
     used = int(np.flatnonzero(np.isfinite(t_fixed).any(axis=0)).max(initial=0)) + 1
     hull = np.empty((n, used), np.intp)

@@ -12,7 +12,8 @@ rounding steps (≤ 8e-15 relative measured on 80,000 designs), so a comparison 
 from a table of numpy's powers of the same arguments (`_tpow`, filled by `area._split_exact`): its costs are then
 the numpy path's to the bit, and so are its choices (the numpy path itself only for a design that exact mode does
 not settle in `area.EXACT_ROUNDS` runs). The I/O die choices take
-numpy's powers (computed in numpy between the kernels), so their fields are exact without that.
+numpy's powers (computed in numpy between the kernels, or in `io_tables` as libm's where numpy's are libm's:
+`numpy_pow_is_libm`), so their fields are exact without that.
 tests/test_area_kernel_equiv.py compares every field exactly on catalog chips, random designs and designs next
 to the split and reticle thresholds.
 The numpy path stays the reference and the fallback (`DSE_KERNEL=numpy`, no numba); `chip_area` takes this one
@@ -144,6 +145,144 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
                 if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
                     t_fixed[d, j] = np.inf
                     break
+
+
+@njit(cache=True, nogil=True)
+def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd, reticle, pkg_usd, pkg_scale, top,
+              frac, k_aspect, max_aspect, long_mm, coverage, c1, c2, scribe, test_fraction, t_count, t_die,
+              t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area):
+    """`io_geometry`, the powers `area._io_choices_compiled` takes in numpy, `io_escape` and `io_costs` in one pass
+    per design, each power as libm's `pow` (`x ** k` of floats): for a numpy whose float64 power is libm's
+    (`numpy_pow_is_libm`), the same bits as that path, element by element, in the same order of operations. The
+    bond yield's powers of a design repeat over designs of the same packaging: each (bond, count) is taken once
+    per call from a small table (`pow` of the same arguments, so the same bits). Writes the design-major (n, span)
+    `t_*` arrays `io_costs` writes."""
+    n, span = t_count.shape
+    CB = 8  # bond yields remembered
+    KB = 65  # integral counts 0 … 64 remembered per bond yield
+    cb_val = np.empty(CB)
+    cb_pow = np.empty((CB, KB))
+    cb_ok = np.zeros((CB, KB), np.bool_)
+    cb_n = 0
+    for d in range(n):
+        h = has[d]
+        b = bond[d]
+        slot = -1
+        for q in range(cb_n):
+            if cb_val[q] == b:
+                slot = q
+                break
+        if slot < 0 and b == b:
+            slot = cb_n % CB
+            if cb_n >= CB:  # (more bond yields than slots: the oldest slot is refilled)
+                slot = d % CB
+            else:
+                cb_n += 1
+            cb_val[slot] = b
+            for kk in range(KB):
+                cb_ok[slot, kk] = False
+        for j in range(span):
+            c0 = first[d] + j
+            ok = (h and c0 <= top) or (not h and c0 == 0)
+            c = c0 if ok else (top if h else 0.0)
+            if j > 0 and not ok and c != 0:  # past the knob's bound: the count before again (as io_costs)
+                t_count[d, j], t_die[d, j], t_critical[d, j] = t_count[d, j - 1], t_die[d, j - 1], t_critical[d, j - 1]
+                t_usd[d, j], t_escape[d, j] = t_usd[d, j - 1], t_escape[d, j - 1]
+                t_inv_yield[d, j] = t_inv_yield[d, j - 1]
+                t_area[d, j], t_fixed[d, j] = t_area[d, j - 1], t_fixed[d, j - 1]
+                continue
+            safe = _mx(c, 1.0)
+            crit = io_logic[d] / safe if h else 0.0
+            pad = _area_for_perimeter(io_edge[d] / safe / frac, k_aspect, max_aspect, long_mm)
+            dj = _mx(crit, pad) if h else 0.0
+            io = has_io[d] and c > 0 and dj > 0
+            at = io and ok
+            if at:
+                base = 1.0 + crit / 100.0 * d0[d] / alpha[d]
+                y = base ** (-alpha[d])
+            else:
+                y = 1.0
+            if io:
+                esc_ok = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+                esc_pow = esc_ok ** c if at else 1.0
+                dpw = _dies_per_wafer(dj, c1, c2, scribe)
+                u = c * wafer_usd[d] / (dpw * _mx(y, 1e-12)) * (1.0 + test_fraction)
+                e = _mx(1.0 * esc_pow, 1e-12)
+            else:
+                u, e = 0.0, 1.0
+            if c != 0 and ok:
+                kk = int(c)
+                if slot >= 0 and kk == c and kk < KB:
+                    if not cb_ok[slot, kk]:
+                        cb_pow[slot, kk] = b ** c
+                        cb_ok[slot, kk] = True
+                    bond_pow = cb_pow[slot, kk]
+                else:
+                    bond_pow = b ** c
+            else:
+                bond_pow = 1.0
+            t_count[d, j], t_die[d, j], t_critical[d, j], t_usd[d, j], t_escape[d, j] = c, dj, crit, u, e
+            iy = 1.0 / (bond_pow * e)
+            t_inv_yield[d, j] = iy
+            t_area[d, j] = c * dj
+            t_fixed[d, j] = (u + pkg_usd[d] * pkg_scale[d] * c * dj) * iy
+        _io_prune(d, span, first[d], h, top, reticle[d], t_count, t_die, t_inv_yield, t_fixed, t_area)
+
+
+@njit(cache=True, inline="always")
+def _io_prune(d, span, first_d, h, top, reticle_d, t_count, t_die, t_inv_yield, t_fixed, t_area):
+    """`io_costs`' second part on design `d`: the allowed counts (within the knob's bound, and whose die fits the
+    I/O node's reticle, or the largest where none does) and the dominance (∞ fixed cost)."""
+    any_fit = False
+    cmax = t_count[d, 0]
+    for j in range(span):
+        c0 = first_d + j
+        allowed = (h and c0 <= top) or (not h and c0 == 0)
+        any_fit = any_fit or (allowed and t_die[d, j] <= reticle_d)
+        if j:
+            cmax = _mx(cmax, t_count[d, j])
+    for j in range(span):
+        c0 = first_d + j
+        allowed = (h and c0 <= top) or (not h and c0 == 0)
+        ok = allowed and (t_die[d, j] <= reticle_d if any_fit else t_count[d, j] == cmax)
+        if not ok:
+            t_fixed[d, j] = np.inf
+    for j in range(1, span):
+        fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
+        if fj == np.inf:  # (∞ stays ∞)
+            continue
+        for i in range(j):
+            if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
+                t_fixed[d, j] = np.inf
+                break
+
+
+@njit(cache=True)
+def _libm_pow(x, k, out):
+    """x ** k element by element (libm's `pow`, as `io_tables` takes it)."""
+    for i in range(x.shape[0]):
+        out[i] = x[i] ** k[i]
+
+
+_POW_IS_LIBM: list = []
+
+
+def numpy_pow_is_libm() -> bool:
+    """Whether numpy's float64 power gives libm's `pow` bits (numba's `x ** k` of floats): numpy calls libm's `pow`
+    element by element unless it dispatches to a SIMD library (SVML on AVX-512 machines: ~5 % of results 1 ULP
+    apart); checked once per process on 16,384 arguments of the kinds `io_tables` takes (yields near 1 and
+    below, integral and fractional exponents, squares), where such a library differs on hundreds."""
+    if not _POW_IS_LIBM:
+        rng = np.random.default_rng(15)
+        m = 4096
+        x = np.concatenate([1.0 + rng.uniform(0.0, 4.0, m), rng.uniform(0.0, 1.0, m), rng.uniform(0.9, 1.0, m),
+                            rng.uniform(0.0, 1e3, m)])
+        k = np.concatenate([-rng.choice(np.array([1.0, 2.0, 2.5, 3.0, 4.0, 10.0]), m),
+                            rng.integers(0, 65, m).astype(float), rng.uniform(-70.0, 70.0, m), np.full(m, 2.0)])
+        out = np.empty_like(x)
+        _libm_pow(x, k, out)
+        _POW_IS_LIBM.append(bool(np.array_equal(np.power(x, k).view(np.int64), out.view(np.int64))))
+    return _POW_IS_LIBM[0]
 
 
 @njit(cache=True, nogil=True)
@@ -503,6 +642,9 @@ def warm() -> None:
     io_escape(io, 0.9, io.copy())
     io_costs(io, bio, io.copy(), io.copy(), bio.copy(), io.copy(), io.copy(), io.copy(), f1, f1, f1, f1, 1.0, 1.0,
              0.0, 0.0, *(io.copy() for _ in range(8)))
+    io_tables(b1, b1.copy(), *(f1.copy() for _ in range(10)), 1.0, 0.5, 2.5, 2.0, 33.0, 0.9, 1.0, 1.0, 0.0, 0.0,
+              *(io.copy() for _ in range(8)))
+    numpy_pow_is_libm()
     io_hull(io, io.copy(), io.copy(), 1, f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
