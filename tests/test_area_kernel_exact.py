@@ -1,7 +1,8 @@
 """`area_kernel.split_scan`'s exact mode (`area._split_exact`): the designs where the kernel compared two costs
 within its powers' rounding run again with numpy's powers of the same arguments, which must give the numpy
 path's fields to the bit without falling back to it; forced on every design (every comparison taken as a
-near-tie), it must still give the numpy path's answer everywhere."""
+near-tie), it must still give the numpy path's answer everywhere. Both exact modes: numpy's powers from tables,
+and (where numpy's power is libm's, `area_kernel.numpy_pow_is_libm`) libm's `pow` in the kernel."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def mode(monkeypatch):
 
 
 
+@pytest.fixture(params=["tables", "libm"])
+def exact_mode(request, monkeypatch):
+    """The exact mode under test: numpy's powers from tables, or libm's `pow` (skipped where numpy's is not)."""
+    from dse.model import area_kernel as ak
+
+    if request.param == "tables":
+        monkeypatch.setattr(ak, "numpy_pow_is_libm", lambda: False)
+    elif not ak.numpy_pow_is_libm():
+        pytest.skip("numpy's float64 power is not libm's here")
+    return request.param
+
+
 def _spy(monkeypatch) -> dict:
     """Record the designs `_split_exact` is given and those it leaves to the numpy path."""
     seen = {"rows": 0, "left": 0, "idx": []}
@@ -41,7 +54,7 @@ def _spy(monkeypatch) -> dict:
 
 
 @needs_numba
-def test_near_ties_settled_in_exact_mode_equal_numpy(mode, monkeypatch):
+def test_near_ties_settled_in_exact_mode_equal_numpy(mode, monkeypatch, exact_mode):
     arr = DesignArrays.from_columns(random_designs(6000, 7), default_technology())
     ref = _fields(mode("numpy", area.chip_area, arr))
     seen = _spy(monkeypatch)
@@ -52,7 +65,7 @@ def test_near_ties_settled_in_exact_mode_equal_numpy(mode, monkeypatch):
 
 @needs_numba
 @pytest.mark.parametrize("slots", [3, area.EXACT_SLOTS])
-def test_exact_mode_on_every_design_equals_numpy(mode, monkeypatch, slots):
+def test_exact_mode_on_every_design_equals_numpy(mode, monkeypatch, slots, exact_mode):
     """(3 slots: the tables grow to the powers a design takes, the known ones kept.)"""
     from dse.model import area_kernel as ak
 
@@ -80,7 +93,11 @@ def test_exact_mode_on_every_design_equals_numpy(mode, monkeypatch, slots):
 
 @needs_numba
 def test_unsettled_designs_fall_back_to_numpy(mode, monkeypatch):
-    """With no exact-mode run allowed, every flagged design takes the numpy path: the same fields."""
+    """With no exact-mode run allowed, every flagged design takes the numpy path: the same fields (the tables'
+    exact mode: libm's settles in one run)."""
+    from dse.model import area_kernel as ak
+
+    monkeypatch.setattr(ak, "numpy_pow_is_libm", lambda: False)
     arr = DesignArrays.from_columns(random_designs(3000, 9), default_technology())
     ref = _fields(mode("numpy", area.chip_area, arr))
     seen = _spy(monkeypatch)

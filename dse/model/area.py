@@ -767,12 +767,16 @@ def _split_exact(ak, v: np.ndarray, rows: np.ndarray, args: tuple) -> np.ndarray
     """`split_scan` again on the designs `rows` where it compared two costs within its powers' rounding, each
     power taken as numpy computes it (`area_kernel._tpow`: a run records the powers it lacks, numpy computes
     them, the next run uses them) until a run needs no new one: then every cost is the numpy path's to the bit
-    and so is every choice. Returns (over all designs) those not settled in EXACT_ROUNDS runs (numpy decides)."""
+    and so is every choice. Where numpy's power is libm's (`area_kernel.numpy_pow_is_libm`): one run, each power
+    libm's. Returns (over all designs) those not settled in EXACT_ROUNDS runs (numpy decides)."""
     left = np.zeros(v.shape[1], bool)
     if not rows.size:
         return left
-    tb = ak._pow_tables(rows.size, EXACT_SLOTS)
     sub = np.zeros(v.shape[1], bool)  # (split_scan's unsure flags of this mode: not needed)
+    if ak.numpy_pow_is_libm():  # numpy's powers are libm's: one run, each power libm's (numpy's of the same x, k)
+        ak.split_scan(v, rows, *args[:-1], sub, True)
+        return left
+    tb = ak._pow_tables(rows.size, EXACT_SLOTS)
     live = np.arange(rows.size)  # (into rows) the designs whose last run lacked a power: run again
     for _ in range(EXACT_ROUNDS):
         t = tuple(x[live] for x in tb[:4]) + (np.zeros(live.size, np.intp), np.zeros(live.size, bool))

@@ -408,7 +408,8 @@ def _pow(x, k):
 
 
 def _tpow(x, k, i, tb):
-    """x ** k as `_pow` where `tb` is None; else the next power of design i (its i-th row of the tables `tb` = (x,
+    """x ** k as `_pow` where `tb` is None; libm's `pow` where `tb` is a bool (True: numpy's power is libm's,
+    `numpy_pow_is_libm`); else the next power of design i (its i-th row of the tables `tb` = (x,
     k, value, known, next slot, missed), split_scan's exact mode) taken from the table where the table holds
     numpy's power of these very x and k, else recorded there (slot and design marked missed: the caller computes
     them in numpy and runs the design again). Compiled per type of `tb` (`_tpow_impl`): the plain kernel carries
@@ -419,6 +420,8 @@ def _tpow(x, k, i, tb):
 def _tpow_impl(x, k, i, tb):
     if isinstance(tb, types.NoneType):
         return lambda x, k, i, tb: _pow(x, k)
+    if isinstance(tb, types.Boolean):  # libm's pow (numpy's, where `numpy_pow_is_libm`)
+        return lambda x, k, i, tb: x ** k
 
     def table(x, k, i, tb):
         pw_x, pw_k, pw_v, pw_ok, pw_n, pw_miss = tb
@@ -648,7 +651,7 @@ def warm() -> None:
     io_hull(io, io.copy(), io.copy(), 1, f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
-    for tb in (None, _pow_tables(1, 1)):  # the plain scan and its exact mode (`_tpow`) are compiled apart
+    for tb in (None, True, _pow_tables(1, 1)):  # the plain scan and its exact modes (`_tpow`) are compiled apart
         split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
                    np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0,
                    33.0, 1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), tb)
