@@ -477,8 +477,9 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     io_tbps = np.where(io, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + arr.links * arr.link_gbps * 2.0 / 1000.0, 0.0)
     names = _tech_names(tech)
     pkg_name = arr.names["chip.packaging"]
-    mm2_per_tbps = _by_name(pkg_name, names["d2d_mm2_per_tbps"])
-    tbps_per_mm = _by_name(pkg_name, names["d2d_tbps_per_mm"])
+    pkg_at = _name_index(pkg_name, names["d2d_mm2_per_tbps"][0])  # (both packaging tables have the same keys)
+    mm2_per_tbps = names["d2d_mm2_per_tbps"][1][pkg_at]
+    tbps_per_mm = names["d2d_tbps_per_mm"][1][pkg_at]
     edge = _by_name(arr.names["chip.memory"], names["memory_edge_mm"])
     hbm = arr.mem_needs_interposer & arr.has_memory
     mem_edge = arr.memory_stacks * edge
@@ -861,8 +862,8 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
                    f"{need} mm of die edge, {nd_} die(s) of {dm} mm² offer {lim} mm ({pct} of the "
                    f"perimeter; use {'fewer stacks, a larger die or more dies' if st > 0 else 'fewer, larger dies'})"
                    for st, st_, mem, nd, nd_, need, dm, lim in zip(
-                       stacks.tolist(), _whole(stacks), arr.names["chip.memory"][i], nds.tolist(), _whole(nds),
-                       _whole(c["need"][i]), _whole(die[i]), _whole(c["limit"][i]))]
+                       stacks.tolist(), _whole(stacks), arr.names["chip.memory"][i].tolist(), nds.tolist(),
+                       _whole(nds), _whole(c["need"][i]), _whole(die[i]), _whole(c["limit"][i]))]
         flags.flag(shore_bad, msgs)
     io_n, io_die, io_critical = c["io_n"], c["io_die"], c["io_critical"]
     io_big = arr.has_io_die & (io_die > arr.reticle_mm2_io)
@@ -879,8 +880,9 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
         i = np.flatnonzero(over)
         msgs = np.full(arr.n, "", dtype=object)
         msgs[i] = [f"{pk} area {p} mm² (dies {t} + memory footprint {fp}, ×{sc}) exceeds its {mx} mm² limit"
-                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i], _whole(package[i]), _whole(total[i]),
-                                                   _whole(footprint[i]), _each_text(arr.pkg_area_scale[i], "g"),
+                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i].tolist(), _whole(package[i]),
+                                                   _whole(total[i]), _whole(footprint[i]),
+                                                   _each_text(arr.pkg_area_scale[i], "g"),
                                                    _whole(arr.pkg_max_interposer_mm2[i]))]
         flags.flag(over, msgs)
     spare_mm2 = n_dies * die - b.logic - c["d2d"] - c["pad"]
