@@ -252,12 +252,18 @@ class SerialExecutor:
         pass
 
 
-# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=never
-# (default), auto (on Linux with an idle CPU, for an evaluator that says it is `pure`) or always. Off by default:
-# no gain measured on the 2-core machine (benchmarks/study_speed.py --trials 10000 --seeds 2 --repeat 3, 2026-12-02
-# 14:36, CPU pressure 4-33 %, interleaved: never 1.20 / 1.37 s, always 1.65 / 1.44 s per 10k trials)
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto
+# (default: on Linux with an idle CPU, for an evaluator that says it is `pure`), always or never. The array
+# NSGA-II breeds a generation from the population two generations back (samplers.BREED_LAG), so the model
+# evaluates one generation while the run scores, breeds and stores the one before: the run's wall is then about
+# the larger of the model's CPU time and the run's own, not their sum. Measured (benchmarks/study_speed.py's study,
+# 10,000 trials, seed 1, 2026-12-02 22:10, load ~5, so CPU seconds; wall on a loaded machine says little): model
+# process 0.66-0.71 s (model 0.60-0.65), run's main thread 0.47-0.50 s, against 1.42 s in one process. Without the
+# lag (the run waits for each generation's results before breeding the next) it had gained nothing: 10k trials
+# in 1.20 / 1.37 s in one process, 1.65 / 1.44 s with a model process (2026-12-02 14:36, pressure 4-33 %). Results
+# are the same either way (the lag is the sampler's, in both)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
-MODEL_PROCESS_DEFAULT = "never"
+MODEL_PROCESS_DEFAULT = "auto"
 
 
 def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
@@ -324,8 +330,9 @@ def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> No
 
 
 class ModelProcess:
-    """The model evaluated in a forked child process, one chunk in flight: `submit(cols)` returns at once and
-    `result()` waits for it. The runner asks and breeds the next generation, then stores the previous one while
+    """The model evaluated in a forked child process: `submit(cols)` returns at once and `result()` waits for the
+    oldest chunk submitted (chunks are evaluated and returned in order; the runner keeps at most
+    `ArrayNSGAII.lag` + 1 in flight). The runner asks and breeds the next generation, then stores the previous one while
     the model evaluates (issue 15: on 2 cores the model's ~5 ms per generation overlaps the run's own
     bookkeeping; a thread would not, both hold the GIL most of the time).
 
@@ -348,22 +355,21 @@ class ModelProcess:
         self.cpu_s = 0.0  # CPU seconds of the model calls in the child
         self.calls = 0
         self.alive = True
-        self._pending = False
+        self._pending = 0  # chunks sent and not yet received
 
     def submit(self, cols: Columns) -> None:
-        if self._pending:
-            raise RuntimeError("ModelProcess: one chunk in flight at a time")
         try:
             self._conn.send(cols)
-            self._pending = True
+            self._pending += 1
         except (OSError, ValueError):
             self._died("cannot send a chunk")
 
     def result(self) -> Columns | EvalError | None:
-        """The result of the chunk in flight (an EvalError when the model raised), None when the child died."""
-        if not self._pending:
+        """The result of the oldest chunk in flight (an EvalError when the model raised), None when the child
+        died (then every chunk in flight is lost: each collect evaluates its own in-process)."""
+        if not self._pending or not self.alive:
             return None
-        self._pending = False
+        self._pending -= 1
         try:
             out, cpu = self._conn.recv()
         except (EOFError, OSError):

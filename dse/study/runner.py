@@ -26,6 +26,7 @@ batch chunk whose evaluation raises is told as FAIL and stored with the error.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -344,6 +345,7 @@ class StudyRunner:
         self.codec = ga.codec if ga is not None else KnobCodec(self.space)
         self.records = TrialRecords(self.space.distributions())
         self.cache = ResultCache()
+        self._flying: set[bytes] = set()  # designs sent to the model in batches not collected yet
         self.evaluated = 0
         self.seen: set[bytes] = set()  # every design of the run so far (for the parts' `repeat` column)
 
@@ -362,12 +364,13 @@ class StudyRunner:
         tracker = FrontTracker(self.maximize, reference_array(self.objectives, meta.reference_point))
         n_batches = 0
         resumed_from = 0
+        self._held: list[tuple] = []  # see _replay
         if prior is not None:
             if ga is None:
                 n_batches = self._rebuild(study, prior, tracker)
                 mirror.append(study.get_trials(deepcopy=False))
             else:
-                n_batches = self._replay(ga, prior, tracker, mirror)
+                n_batches, self._held = self._replay(ga, prior, tracker, mirror)
             resumed_from = prior.height
             self._repeats(design_keys(self.codec.encode(self._knob_columns(prior))))
         tracker.new_reference = False
@@ -409,7 +412,8 @@ class StudyRunner:
         new = 0
         self._shown = -math.inf  # when on_progress was last called
         if ga is not None:
-            new, done = self._generations(ga, parts, mirror, background, tracker, meta, n_batches, done, dists, t0)
+            new, done = self._generations(ga, parts, mirror, background, tracker, meta, n_batches, done, dists, t0,
+                                          self._held)
         while ga is None and self._more(done, t0):
             b = n_batches
             size = batch_size if self.budget is None else min(batch_size, self.budget - done)
@@ -465,49 +469,75 @@ class StudyRunner:
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored)
         return RunResult(self.run_dir, summary, resumed_from)
 
-    def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0) -> tuple[int, int]:
+    def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0,
+                     held=()) -> tuple[int, int]:
         """The array NSGA-II's generations until the budget or timeout; returns (trials run, trials done).
 
-        Per generation: its model results (evaluated while the generation before was stored) → objectives,
-        constraints and fitness → the sampler selects and breeds the next generation, whose new designs go
-        to the model at once → this generation's records and part are built and written, its journal lines
-        appended. With a model process (`ModelProcess`) the model evaluates generation g+1 on another CPU while
-        this process stores generation g; in-process, the same steps run one after the other. Either way the
-        results are the same, and a killed run loses at most the generation being stored (plus the one in
-        flight in the model, never stored): a rerun replays the stored generations and asks them again."""
+        The sampler breeds generation g from its population after generation g - 1 - `ga.lag` (BREED_LAG), so
+        generation g is asked before the results of the `lag` generations before it are in: up to lag + 1
+        generations are in flight, and with a model process (`ModelProcess`) the model evaluates them one after
+        the other on another CPU while this process scores, selects, breeds and stores the ones before.
+        Per generation: its model results → objectives, constraints and fitness → the sampler selects → the
+        next generation is bred and its new designs go to the model at once → this generation's records and
+        part are built and written, its journal lines appended. In-process the same steps run one after the
+        other; either way the results are the same, and a killed run loses at most the generation being stored
+        (plus those in flight in the model, never stored): a rerun replays the stored generations and asks
+        them again. `held`: on a resume, the last `lag` stored generations as (X, F, cv), not yet observed
+        (see `_replay`)."""
         new = 0
-        nxt = self._ask(ga, b, done) if self._more(done, t0) else None
-        while nxt is not None:
-            b, X, cols, keys, t_start, collect = nxt
+        lag = ga.lag
+        flight: collections.deque = collections.deque(("stored", *h) for h in held)
+        asked = done  # trials stored or in flight
+
+        def ask_next() -> None:
+            nonlocal b, asked
+            item = self._ask(ga, b, asked)
+            flight.append(item)
+            b += 1
+            asked += len(item[3])
+
+        while True:
+            while len(flight) <= lag and self._more(asked, t0):
+                ask_next()
+            if not flight:
+                break
+            item = flight.popleft()
+            if item[0] == "stored":  # a resumed run's stored generation, observed when the live run did
+                ga.observe(*item[1:])
+                continue
+            g, X, cols, keys, t_start, collect = item
             n = len(keys)
             results = collect()
             t_done = dt.datetime.now()
-            repeat = self._repeats(keys)
             sc = self._scored(cols, results, n)
             ga.observe(X, *sc["fitness"])
+            if len(flight) <= lag and self._more(asked, t0):
+                ask_next()  # the model starts on it now
+            repeat = self._repeats(keys)
             done += n
             new += n
-            nxt = self._ask(ga, b + 1, done) if self._more(done, t0) else None  # the model starts on it now
-            data, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, b)
+            last = not flight
+            data, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, g)
             try:
-                parts.write_columns(b, data)  # system of record first
+                parts.write_columns(g, data)  # system of record first
             except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
-                parts.write(b, columns_frame(_listed(data)))
+                parts.write(g, columns_frame(_listed(data)))
             if background is not None:
-                background.sync(b)
+                background.sync(g)
             elif self.defer_records:
                 self.pending.append(records)
-                if nxt is None or time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
+                if last or time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
                     self._journal_flush(mirror)
             else:
                 mirror.add_rows(columns_frame(_listed(data)), dists, records)
             self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
-            self._recorded(b, Y, sc["feasible"], tracker, meta, done, new, t0)
+            self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
 
     def _ask(self, ga: Any, b: int, done: int) -> tuple:
-        """Breed batch `b` and hand its new designs to the model: (b, X, knob columns, design keys, start time,
-        the callable that returns its results as `_evaluate_cached` gives them)."""
+        """Breed batch `b` (`done`: trials stored or asked before it) and hand its new designs to the model: (b, X,
+        knob columns, design keys, start time, the callable that returns its results as `_evaluate_cached` gives
+        them)."""
         size = self.spec.effective_batch if self.budget is None else min(self.spec.effective_batch,
                                                                          self.budget - done)
         t_start = dt.datetime.now()
@@ -545,19 +575,47 @@ class StudyRunner:
     def _submit_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> Callable[[], list]:
         """`_evaluate_cached` in two steps: the designs not stored yet go to the model now (`_submit`); the
         returned callable waits for them and merges them with the stored results (and stores them). Batches are
-        collected in the order they were submitted, each before the next is submitted."""
+        collected in the order they were submitted. A design already on its way to the model in a batch
+        submitted before (in flight, `self._flying`) is not sent again: its result is in the store once that
+        batch is collected (else, its evaluation failed or the store is full, it is evaluated then)."""
         n = len(keys)
         src = self.cache.find(keys)
+        miss = np.flatnonzero(src < 0).tolist()
+        flying = self._flying
+        later = [i for i in miss if keys[i] in flying] if flying else []
+        if later:
+            src[later] = -2
+            miss = [i for i in miss if src[i] == -1]
         first: dict[bytes, int] = {}
         pos = np.full(n, -1, dtype=np.int64)  # row of the batch's first copy of a design not in the cache
-        for i in np.flatnonzero(src < 0).tolist():
+        for i in miss:
             pos[i] = first.setdefault(keys[i], i)
         new_idx = np.asarray(sorted(first.values()), dtype=np.int64)
-        if new_idx.size == 0 and not self.cache.store:
+        if new_idx.size == 0 and not later and not self.cache.store:
             return self._submit(cols)
         job = self._submit(take(cols, new_idx)) if new_idx.size else list
         self.evaluated += int(new_idx.size)
-        return lambda: self._merge_cached(keys, src, pos, new_idx, job())
+        if not self.cache.full:
+            flying.update(first)
+
+        def collect() -> list:
+            sub, idx = job(), new_idx
+            flying.difference_update(first)
+            if later:  # the batches before are collected: their designs are stored
+                at = self.cache.find([keys[i] for i in later])
+                src[later] = at
+                gone: dict[bytes, int] = {}  # evaluated before but not stored (the evaluation failed, store full)
+                for i, a in zip(later, at.tolist()):
+                    if a < 0:
+                        pos[i] = gone.setdefault(keys[i], i)
+                if gone:
+                    more = np.asarray(sorted(gone.values()), dtype=np.int64)
+                    self.evaluated += int(more.size)
+                    sub = [*sub, *((slice(idx.size + s.start, idx.size + s.stop), r)
+                                   for s, r in self._evaluate(take(cols, more)))]
+                    idx = np.concatenate([idx, more])
+            return self._merge_cached(keys, src, pos, idx, sub)
+        return collect
 
     def _merge_cached(self, keys: list[bytes], src: np.ndarray, pos: np.ndarray, new_idx: np.ndarray,
                       sub: list) -> list:
@@ -1081,24 +1139,31 @@ class StudyRunner:
         return {k: df[k].to_numpy() if df[k].dtype != pl.List else df[k].to_list()
                 for k in self.space.names if k in df.columns}
 
-    def _replay(self, ga: Any, prior: pl.DataFrame, tracker: FrontTracker, mirror: OptunaMirror) -> int:
+    def _replay(self, ga: Any, prior: pl.DataFrame, tracker: FrontTracker,
+                mirror: OptunaMirror) -> tuple[int, list[tuple]]:
         """Resume the array sampler: feed it the stored generations in order (its state is a function of
-        them), bring the Optuna mirror up to date from the parts, and return the next batch number."""
+        them) but the last `ga.lag`, which the live run had not observed yet when it bred the next generation,
+        bring the Optuna mirror up to date from the parts, and return the next batch number and those last
+        generations as (X, F, cv) (`_generations` observes them when the live run did)."""
         prior = prior.sort("trial")
         if prior.height and prior["trial"][-1] != prior.height - 1:
             raise DseUserError(f"{self.run_dir}/parts: trial numbers are not contiguous; the run folder is damaged")
         dists = self.space.distributions()
+        stored: list[tuple] = []
         for _, batch in prior.group_by("batch", maintain_order=True):
             X = self.codec.encode(self._knob_columns(batch))
-            ga.observe(X, *self._fitness(batch))
+            stored.append((X, *self._fitness(batch)))
             try:
                 Y = objective_matrix(batch, self.objectives)
             except KeyError:
                 Y = np.zeros((batch.height, len(self.objectives)))
             tracker.add(Y, batch["feasible"].to_numpy())
+        held = stored[len(stored) - ga.lag:] if ga.lag else []
+        for gen in stored[: len(stored) - len(held)]:
+            ga.observe(*gen)
         rows = prior.filter(pl.col("trial") >= mirror.count)
         mirror.add_rows(rows, dists, self.stored_records(rows))
-        return int(prior["batch"].max()) + 1
+        return int(prior["batch"].max()) + 1, held
 
     def _rebuild(self, study: optuna.Study, prior: pl.DataFrame, tracker: FrontTracker) -> int:
         """Replay stored trials (and the sampler's study attributes) into a fresh in-memory study."""

@@ -420,6 +420,16 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
 SBX_ETA = 15.0
 PM_ETA = 20.0
 
+# generations between the population a generation is bred from and the generation itself, minus one: with 1,
+# generation g is bred from the population after generation g - 2 (survival of every generation observed so far),
+# so the runner asks it before generation g - 1's results are in and the model evaluates g - 1 while the run
+# scores, breeds and stores (two CPUs busy; `dse.study.runner.StudyRunner._generations`). 0 is textbook NSGA-II
+# (bred from the population after g - 1). Same hypervolume within the spread between seeds (a delayed population
+# is the usual price of an asynchronous/pipelined GA): benchmarks/study_speed.py's study (datacenter space, local
+# mix, population 100, 10,000 trials), lag 1 / lag 0 on seeds 1, 2, 3, 5, 8: 0.9999, 1.0016, 0.9981, 1.0006,
+# 0.9979 (median 0.9999), where one seed's hypervolume moves ~1 % from another's
+BREED_LAG = 1
+
 
 class ArrayNSGAII:
     """NSGA-II whose generation is bred at once as a knob matrix (see the module docstring).
@@ -439,6 +449,7 @@ class ArrayNSGAII:
         self.mutation_prob = mutation_prob if mutation_prob is not None else 1.0 / max(1, self.codec.width)
         self.crossover_prob, self.swapping_prob = crossover_prob, swapping_prob
         self.crossover = crossover
+        self.lag = BREED_LAG  # how far behind its population breeds (the runner keeps lag + 1 generations in flight)
         self.X: np.ndarray | None = None
         self.F = self.cv = self.rank = self.crowd = None
 
