@@ -354,6 +354,8 @@ class StudyRunner:
         self.records = TrialRecords(self.space.distributions())
         self.cache = ResultCache()
         self._flying: set[bytes] = set()  # designs sent to the model in batches not collected yet
+        # batches submitted in-process, not evaluated yet: evaluated together (see _evaluate_together), else None
+        self._together: list | None = None
         self.evaluated = 0
         self.seen: set[bytes] = set()  # every design of the run so far (for the parts' `repeat` column)
 
@@ -495,6 +497,8 @@ class StudyRunner:
         (see `_replay`)."""
         new = 0
         lag = ga.lag
+        if self.model_process is None and getattr(self.executor, "kind", "") == "serial":
+            self._together = []  # in-process: generations in flight evaluated together (_evaluate_together)
         flight: collections.deque = collections.deque(("stored", *h) for h in held)
         asked = done  # trials stored or in flight
 
@@ -689,7 +693,16 @@ class StudyRunner:
         else when the returned callable is called; that callable returns the results as `_evaluate` does."""
         mp = self.model_process
         if mp is None or not mp.alive:
-            return lambda: self._evaluate(cols)
+            if getattr(self, "_together", None) is None or not len(next(iter(cols.values()), [])):
+                return lambda: self._evaluate(cols)
+            job: list = [cols, None]  # the columns, their results once evaluated
+            self._together.append(job)
+
+            def collect_together() -> list:
+                if job[1] is None:
+                    self._evaluate_together()
+                return job[1]
+            return collect_together
         mp.submit(cols)
 
         def collect() -> list:
@@ -698,6 +711,30 @@ class StudyRunner:
                 return self._evaluate(cols)
             return self._retried(cols, [(slice(0, len(next(iter(cols.values()), []))), r)])
         return collect
+
+    def _evaluate_together(self) -> None:
+        """Evaluate every batch submitted in-process and not evaluated yet (`self._together`: the one collected
+        first, then those in flight behind it) with one model call, and hand each its rows of the results. The
+        model's cost per call is mostly fixed (a generation's ~90 new designs cost ~6.7 ms, two generations' ~180
+        ~9.9 ms), so the array NSGA-II's runs without a model process evaluate two generations per call (its lag
+        keeps the next one asked before this one's results are needed). A design's results do not depend on the
+        others in the call (the model is a function of the design); a call that raises fails both batches."""
+        jobs, self._together = self._together, []
+        cols = jobs[0][0] if len(jobs) == 1 else {
+            k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
+        results = self._evaluate(cols)
+        start = 0
+        for job in jobs:
+            n = len(next(iter(job[0].values()), []))
+            stop = start + n
+            mine = []
+            for s, r in results:
+                a, b = max(s.start, start), min(s.stop, stop)
+                if a < b:
+                    mine.append((slice(a - start, b - start), r if isinstance(r, EvalError) else
+                                 {k: v[a - s.start: b - s.start] for k, v in r.items()}))
+            job[1] = mine
+            start = stop
 
     def _evaluate(self, cols: dict[str, np.ndarray]) -> list:
         """Evaluate a batch; chunks lost to the infrastructure (a dead worker, a lost node) are evaluated
