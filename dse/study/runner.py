@@ -942,6 +942,12 @@ class StudyRunner:
 
         data: dict[str, Any] = dict(base)
         data.update(cols)
+        if coded:  # text knobs (a choice's name, a fixed knob's value) coded once, for the part and for finalize
+            for k, v in cols.items():
+                if isinstance(v, np.ndarray) and v.dtype.kind in "UO" and len(v):
+                    # a fixed knob: one value (a vectorized check: no per-row dictionary)
+                    same = v.dtype.kind == "U" and bool((v == v[0]).all())
+                    data[k] = Coded([v[0].item()], np.zeros(len(v), dtype=np.int32)) if same else Coded(*dictionary(v))
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
