@@ -49,7 +49,7 @@ from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, ModelProcess, make_executor, model_process_wanted, take
+from dse.study.execution import EvalError, ModelProcess, is_pure, make_executor, model_process_wanted, take
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
@@ -497,7 +497,8 @@ class StudyRunner:
         (see `_replay`)."""
         new = 0
         lag = ga.lag
-        if self.model_process is None and getattr(self.executor, "kind", "") == "serial":
+        if self.model_process is None and getattr(self.executor, "kind", "") == "serial" and \
+                is_pure(self.evaluator):
             self._together = []  # in-process: generations in flight evaluated together (_evaluate_together)
         flight: collections.deque = collections.deque(("stored", *h) for h in held)
         asked = done  # trials stored or in flight
@@ -718,7 +719,8 @@ class StudyRunner:
         model's cost per call is mostly fixed (a generation's ~90 new designs cost ~6.7 ms, two generations' ~180
         ~9.9 ms), so the array NSGA-II's runs without a model process evaluate two generations per call (its lag
         keeps the next one asked before this one's results are needed). A design's results do not depend on the
-        others in the call (the model is a function of the design); a call that raises fails both batches."""
+        others in the call (the evaluator states it is a pure function of the design: `is_pure`; else each batch
+        is evaluated alone); a call that raises fails both batches."""
         jobs, self._together = self._together, []
         cols = jobs[0][0] if len(jobs) == 1 else {
             k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
