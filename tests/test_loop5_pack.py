@@ -81,3 +81,41 @@ def test_batches_evaluated_together_get_their_own_rows():
     (s1, r1), (s2, r2), (s3, r3) = jobs[1][1]
     assert (s1, s2, s3) == (slice(0, 1), slice(1, 3), slice(3, 7))
     assert np.array_equal(r1["y"], [6.0]) and r2 is err and np.array_equal(r3["y"], [12.0, 14.0, 16.0, 18.0])
+
+
+class _Big:
+    """A pure toy model whose results are large (40 columns of the chunk's length)."""
+
+    pure = True
+
+    def __call__(self, cols):
+        n = len(cols["x"])
+        return {f"m{i}": np.full(n, float(i)) for i in range(40)}
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the model process forks (Linux)")
+def test_two_large_chunks_in_flight_do_not_wait_for_each_other():
+    """The runner sends the next generation before it receives the last result; chunks and results larger than
+    the socket's buffer must not block each other (the model process sends its results from a thread)."""
+    import threading
+
+    from dse.study.execution import ModelProcess
+
+    mp = ModelProcess(_Big())
+    try:
+        n = 20_000  # chunk ~1.6 MB, result ~6.4 MB: both far beyond a socket buffer
+        cols = {f"k{j}": np.arange(n, dtype=float) + j for j in range(9)} | {"x": np.arange(n, dtype=float)}
+        got: list = []
+
+        def parent() -> None:
+            mp.submit(cols)
+            mp.submit(cols)
+            got.extend([mp.result(), mp.result()])
+
+        t = threading.Thread(target=parent, daemon=True)
+        t.start()
+        t.join(120)
+        assert not t.is_alive(), "the parent and the model process wait for each other"
+        assert len(got) == 2 and all(np.array_equal(r["m7"], np.full(n, 7.0)) for r in got)
+    finally:
+        mp.close()

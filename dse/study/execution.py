@@ -339,25 +339,42 @@ def unpack_columns(packed: tuple) -> Any:
 
 def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> None:
     """The model process: evaluate each chunk received, send back (result or EvalError, CPU seconds of the
-    call); stop at None or when the parent's end closes (a killed parent)."""
+    call); stop at None or when the parent's end closes (a killed parent). Results are sent by a thread, so that
+    this loop is always back to receiving: the parent sends the next chunk before it receives the last result
+    (several in flight), and a chunk and a result each larger than the socket's buffer (~200 KB: a generation of
+    ~1,000 designs) would otherwise wait for each other forever."""
     other.close()  # the parent's end: once the parent is gone, recv() ends (EOF) instead of waiting forever
+    import queue
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which then closes this process
-    while True:
-        try:
-            cols = conn.recv()
-        except (EOFError, OSError):
-            return
-        if cols is None:
-            return
-        t = time.thread_time()
-        out = eval_chunk(evaluator, unpack_columns(cols))
-        cpu = time.thread_time() - t
-        try:
-            conn.send((out if isinstance(out, EvalError) else pack_columns(out), cpu))
-        except (BrokenPipeError, OSError):
-            return
+    out: queue.SimpleQueue = queue.SimpleQueue()
+
+    def send() -> None:
+        while (item := out.get()) is not None:
+            try:
+                conn.send(item)
+            except (BrokenPipeError, OSError):
+                return
+
+    sender = threading.Thread(target=send, name="dse-model-send", daemon=True)
+    sender.start()
+    try:
+        while True:
+            try:
+                cols = conn.recv()
+            except (EOFError, OSError):
+                return
+            if cols is None:
+                return
+            t = time.thread_time()
+            res = eval_chunk(evaluator, unpack_columns(cols))
+            cpu = time.thread_time() - t
+            out.put((res if isinstance(res, EvalError) else pack_columns(res), cpu))
+    finally:
+        out.put(None)
+        sender.join()
 
 
 class ModelProcess:
