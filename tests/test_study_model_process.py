@@ -98,7 +98,9 @@ def test_a_dead_model_process_costs_no_trial(tmp_path, monkeypatch, caplog):
     _run(cfg, tmp_path / "ref", monkeypatch, "never")
     with caplog.at_level("WARNING"):
         runner = _run(cfg, tmp_path / "hit", monkeypatch, "always", evaluator=DiesInChild("local"))
-    assert runner.model_process.calls == 2  # the third call killed it; the rest ran in-process
+    # the third call killed it (a result computed but not yet sent by its sender thread dies with it and is
+    # evaluated again here); the rest ran in-process
+    assert 1 <= runner.model_process.calls <= 2
     assert any("model process stopped" in r.getMessage() for r in caplog.records)
     df = _results(tmp_path / "hit")
     assert (df["state"] == "COMPLETE").all() and df.equals(_results(tmp_path / "ref"))
