@@ -76,7 +76,7 @@ def test_a_larger_group_is_never_faster(random_hw, stack, kind):
 
 def test_rdma_library_is_not_one_shot_and_compiled_has_no_floor():
     """By hand on Gaudi 2 (RDMA) and TPU v5e (compiled, torus): Gaudi's 8-chip all-reduce pays 14 ring steps of
-    its port latency + the floor even under a one-shot stack; TPU's pays its torus steps only."""
+    its port latency + the floor even under a one-shot stack; TPU's pays its torus steps only (one ring phase per dimension)."""
     cal = load_calibration("tuned")
     size, g = np.array([16384.0]), np.array([8.0])
     gaudi, tpu = _hw("Gaudi2"), _hw("TPU-v5e")
@@ -84,4 +84,22 @@ def test_rdma_library_is_not_one_shot_and_compiled_has_no_floor():
     assert t_lat[0, 0] == pytest.approx(14 * gaudi.link_latency_s[0] + cal.collective_floor_us * 1e-6, rel=1e-12)
     assert t_bw[0, 0] == pytest.approx(2 * 7 / 8 * 16384 / (gaudi.link_bw[0] * cal.link_eff), rel=1e-12)
     _, t_lat = collective_time("allreduce", size, g, tpu, cal, split=True)
-    assert t_lat[0, 0] == pytest.approx(14 / np.sqrt(8) * 2 * tpu.link_latency_s[0], rel=1e-12)
+    # a v5e 8-chip slice is a 4 x 2 grid: 2(4 - 1) + 2(2 - 1) = 8 steps
+    assert t_lat[0, 0] == pytest.approx(8 * tpu.link_latency_s[0], rel=1e-12)
+
+
+def test_torus_steps_by_hand():
+    """One ring phase per dimension of an a x b grid: 2 chips are 2 x 1 (the ring's 2 all-reduce steps),
+    8 are 4 x 2 (6 + 2), 16 are 4 x 4 (6 + 6); a point-to-point send is one hop on any group."""
+    from dse.model.perf import _torus_steps
+
+    g = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
+    assert _torus_steps("allreduce", g).tolist() == [0.0, 2.0, 4.0, 8.0, 12.0, 28.0]
+    assert _torus_steps("allgather", g).tolist() == [0.0, 1.0, 2.0, 4.0, 6.0, 14.0]
+    assert _torus_steps("alltoall", g).tolist() == [0.0, 1.0, 2.0, 4.0, 6.0, 14.0]
+    assert _torus_steps("sendrecv", g).tolist() == [1.0] * 6
+    # never more steps than the ring over the same chips, never fewer as the group grows
+    many = np.arange(1.0, 300.0)
+    for kind, ring in (("allreduce", 2 * (many - 1)), ("allgather", many - 1)):
+        t = _torus_steps(kind, many)
+        assert (t <= ring + 1e-12).all() and (np.diff(t) >= 0).all()

@@ -237,10 +237,23 @@ def _collective_class(hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dyn, dyn | rdma, dyn & ~rdma
 
 
+def _torus_steps(kind: str, g):
+    """Latency steps of a collective over g chips of a 2-D torus: one ring phase per dimension of an a x b
+    grid, a = 2^ceil(log2(g) / 2) chips along the first (2 x 1 for two chips, 4 x 2 for eight, 4 x 4 for
+    sixteen), b = g / a; an all-reduce's phase over n chips takes the ring's 2(n - 1) steps, an all-gather's
+    or all-to-all's n - 1, and a point-to-point send to the next stage's chip one hop."""
+    if kind == "sendrecv":
+        return np.ones_like(g)
+    a = np.exp2(np.ceil(np.log2(g) / 2))
+    per_step = 2.0 if kind == "allreduce" else 1.0
+    return per_step * (a + g / a - 2.0)
+
+
 def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, split: bool = False):
     """Seconds for one collective of `nbytes` per chip over `group` chips (alpha-beta model).
 
-    ring: bidirectional ring, 2(g-1) latency steps; torus2d: two ring phases over sqrt(g) chips;
+    ring: bidirectional ring, 2(g-1) latency steps; torus2d: one ring phase per dimension of an a x b grid
+    (`_torus_steps`), a point-to-point send one hop;
     switch: a single hop through the switch per step; log2(g) steps (halving-doubling) when compiled
     into a static schedule, the ring's steps when run by a GPU collective library (NCCL rings).
     Interconnect class: a dynamically scheduled chip (GPU) runs collectives as library kernels and pays
@@ -266,7 +279,7 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
         vol, ring_steps, tree_steps = s, np.ones_like(g), np.ones_like(g)
     else:
         raise ValueError(f"unknown collective kind {kind!r}")
-    torus_steps = ring_steps / np.maximum(np.sqrt(g), 1.0) * 2
+    torus_steps = _torus_steps(kind, g)
     # Behind a switch the algorithm is the software's: a compiled (statically scheduled) collective runs
     # halving-doubling in log2(g) steps; a GPU library (NCCL) runs its ring over the switch ports and pays
     # the ring's 2(g-1) step latencies (the NVLink latencies in technology.yaml are derived from NCCL 2 KB

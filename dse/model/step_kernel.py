@@ -407,7 +407,9 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 if topo == RING:
                     steps = ring
                 elif topo == TORUS:
-                    steps = ring / _mx(np.sqrt(g), 1.0) * 2
+                    # one ring phase per dimension of an a x b grid (perf._torus_steps); a send: one hop
+                    ta = np.exp2(np.ceil(np.log2(g) / 2))
+                    steps = 1.0 if kj == 5 else (2.0 if kj == 2 else 1.0) * (ta + g / ta - 2.0)
                 else:
                     steps = ring if lib_coll else tree
                 if oneshot and p2p and topo == SWITCH and kj == 2:
