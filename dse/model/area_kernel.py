@@ -101,6 +101,20 @@ def io_costs(count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd,
 
 
 @njit(cache=True, inline="always")
+def _io_dominance(d, span, t_inv_yield, t_fixed, t_area):
+    """Design `d`'s I/O-die counts that another count beats on fixed cost, inverse yield and area at once get an
+    infinite fixed cost (∞ stays ∞): `io_costs` and `_io_prune` share it."""
+    for j in range(1, span):
+        fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
+        if fj == np.inf:
+            continue
+        for i in range(j):
+            if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
+                t_fixed[d, j] = np.inf
+                break
+
+
+@njit(cache=True, inline="always")
 def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd, reticle, pkg_usd,
                     pkg_scale, c1, c2, scribe, test_fraction, t_count, t_die, t_critical, t_usd, t_escape,
                     t_inv_yield, t_fixed, t_area):
@@ -137,14 +151,7 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
             ok = allowed[j, d] and (t_die[d, j] <= reticle[d] if any_fit else t_count[d, j] == cmax)
             if not ok:
                 t_fixed[d, j] = np.inf
-        for j in range(1, span):
-            fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
-            if fj == np.inf:  # (∞ stays ∞)
-                continue
-            for i in range(j):
-                if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
-                    t_fixed[d, j] = np.inf
-                    break
+        _io_dominance(d, span, t_inv_yield, t_fixed, t_area)
 
 
 @njit(cache=True, nogil=True)
@@ -247,14 +254,7 @@ def _io_prune(d, span, first_d, h, top, reticle_d, t_count, t_die, t_inv_yield, 
         ok = allowed and (t_die[d, j] <= reticle_d if any_fit else t_count[d, j] == cmax)
         if not ok:
             t_fixed[d, j] = np.inf
-    for j in range(1, span):
-        fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
-        if fj == np.inf:  # (∞ stays ∞)
-            continue
-        for i in range(j):
-            if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
-                t_fixed[d, j] = np.inf
-                break
+    _io_dominance(d, span, t_inv_yield, t_fixed, t_area)
 
 
 @njit(cache=True)
