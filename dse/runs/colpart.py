@@ -55,6 +55,8 @@ def dictionary(v: Any) -> tuple[list[Any], np.ndarray]:
         if not all(map(_plain, v.values)):
             raise ColumnsError("a column holds values other than texts, numbers, bools and lists of them")
         return list(v.values), np.asarray(v.codes, dtype=np.int32)
+    if isinstance(v, np.ndarray) and v.dtype.kind == "U" and len(v) and bool((v == v[0]).all()):
+        return [v[0].item()], np.zeros(len(v), dtype=np.int32)  # one value (a fixed knob): no per-row dictionary
     if isinstance(v, np.ndarray) and v.dtype.kind == "U" and len(v) > 1000:  # (a dict is faster below that)
         distinct, codes = np.unique(v, return_inverse=True)
         return distinct.tolist(), codes.ravel().astype(np.int32)

@@ -694,7 +694,7 @@ class StudyRunner:
         else when the returned callable is called; that callable returns the results as `_evaluate` does."""
         mp = self.model_process
         if mp is None or not mp.alive:
-            if getattr(self, "_together", None) is None or not len(next(iter(cols.values()), [])):
+            if self._together is None or not len(next(iter(cols.values()), [])):
                 return lambda: self._evaluate(cols)
             job: list = [cols, None]  # the columns, their results once evaluated
             self._together.append(job)
@@ -947,9 +947,7 @@ class StudyRunner:
         if coded:  # text knobs (a choice's name, a fixed knob's value) coded once, for the part and for finalize
             for k, v in cols.items():
                 if isinstance(v, np.ndarray) and v.dtype.kind in "UO" and len(v):
-                    # a fixed knob: one value (a vectorized check: no per-row dictionary)
-                    same = v.dtype.kind == "U" and bool((v == v[0]).all())
-                    data[k] = Coded([v[0].item()], np.zeros(len(v), dtype=np.int32)) if same else Coded(*dictionary(v))
+                    data[k] = Coded(*dictionary(v))
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
