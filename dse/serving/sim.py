@@ -110,10 +110,10 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
     d_ctx = np.zeros(0, dtype=np.int64)
     d_left = np.zeros(0, dtype=np.int64)
 
+    next_client_req = n  # closed loop: the next client request not yet sent
     if closed_loop:
-        n_clients = int(np.sum(np.isfinite(arrival)))
-        arrival[n_clients:] = np.inf
-        next_client_req = n_clients
+        next_client_req = int(np.sum(np.isfinite(arrival)))
+        arrival[next_client_req:] = np.inf
     next_arr = 0
     t = 0.0
     done = 0
@@ -133,6 +133,57 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
     def new_blocks(ctx: np.ndarray) -> np.ndarray:
         """Blocks the decoding sequences need beyond what they hold to reach contexts `ctx`."""
         return np.maximum(_blocks(ctx, block_tokens) - held[d_rid], 0)
+
+    def admit(r: int, need_b: int) -> None:
+        """Take request r off the head of the queue with the `need_b` KV blocks it is admitted on."""
+        nonlocal free, admits
+        waiting.popleft()
+        free -= need_b
+        held[r] = need_b
+        admits += 1
+        admit_no[r] = admits
+
+    def start_decoding(r: int) -> None:
+        """Put request r, its prompt prefilled, into the decoding batch."""
+        nonlocal d_rid, d_ctx, d_left
+        d_rid = np.append(d_rid, r)
+        d_ctx = np.append(d_ctx, prompt[r] + generated[r])
+        d_left = np.append(d_left, output[r] - generated[r])
+
+    def advance(span: float, steps: int) -> None:
+        """Run the clock over `steps` iterations that took `span` seconds."""
+        nonlocal t, iters, busy, in_sys_int, dec_int
+        t += span
+        iters += steps
+        busy += span
+        in_sys_int += in_system * span
+        dec_int += d_rid.size * span
+
+    def finished(count: int) -> None:
+        """`count` requests finished at t; in a closed loop each one's client sends its next request now."""
+        nonlocal done, in_system, next_client_req
+        done += count
+        in_system -= count
+        for _ in range(count if closed_loop else 0):
+            if next_client_req < n:
+                arrival[next_client_req] = t
+                next_client_req += 1
+
+    def decoded(gain) -> None:
+        """The decoding sequences gained `gain` tokens each; those with their whole output leave."""
+        nonlocal d_rid, d_ctx, d_left, free
+        d_ctx = d_ctx + gain
+        d_left = d_left - gain
+        generated[d_rid] += gain
+        fin = d_left <= 0
+        if fin.any():
+            ids = d_rid[fin]
+            finish[ids] = t
+            free += int(held[ids].sum())
+            held[ids] = 0
+            keep = ~fin
+            d_rid, d_ctx, d_left = d_rid[keep], d_ctx[keep], d_left[keep]
+            finished(ids.size)
 
     def preempt_one() -> bool:
         """Preempt the most recently admitted running request; False if none is running."""
@@ -172,17 +223,11 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             need_b = admit_blocks(r)
             if need_b > free:
                 break
-            waiting.popleft()
-            free -= need_b
-            held[r] = need_b
-            admits += 1
-            admit_no[r] = admits
+            admit(r, need_b)
             if generated[r] == 0:
                 first[r] = arrival[r]
                 generated[r] = 1
-            d_rid = np.append(d_rid, r)
-            d_ctx = np.append(d_ctx, prompt[r] + generated[r])
-            d_left = np.append(d_left, output[r] - generated[r])
+            start_decoding(r)
         nd = d_rid.size
         if nd and not k and not waiting and not prefilling:
             # decode-only stretch: steps are deterministic until the next finish or arrival, so run
@@ -198,28 +243,8 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                 grow = new_blocks(d_ctx + jmax)
                 free -= int(grow.sum())
                 held[d_rid] += grow
-                t += span
-                iters += jmax
-                busy += span
-                in_sys_int += in_system * span
-                dec_int += nd * span
-                d_ctx = d_ctx + jmax
-                d_left = d_left - jmax
-                generated[d_rid] += jmax
-                fin = d_left <= 0
-                if fin.any():
-                    ids = d_rid[fin]
-                    finish[ids] = t
-                    free += int(held[ids].sum())
-                    held[ids] = 0
-                    done += ids.size
-                    in_system -= ids.size
-                    d_rid, d_ctx, d_left = d_rid[~fin], d_ctx[~fin], d_left[~fin]
-                    if closed_loop:
-                        for _ in range(ids.size):
-                            if next_client_req < n:
-                                arrival[next_client_req] = t
-                                next_client_req += 1
+                advance(span, jmax)
+                decoded(jmax)
                 continue
         # 1. decode step: tokens gained, KV blocks needed, preempt until they fit
         if nd:
@@ -254,11 +279,7 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
             need_b = admit_blocks(r)
             if need_b > free or todo[r] == 0 or budget <= 0:
                 break
-            waiting.popleft()
-            free -= need_b
-            held[r] = need_b
-            admits += 1
-            admit_no[r] = admits
+            admit(r, need_b)
             prefilling.append(r)
             take = min(int(todo[r]), budget)
             chunks.append((r, take))
@@ -277,31 +298,10 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                 t = max(t, arrival[next_arr])
                 continue
             raise RuntimeError("simulator deadlock: KV cache too small for the queued request")  # pragma: no cover
-        t += dt
-        iters += 1
-        busy += dt
-        in_sys_int += in_system * dt
-        dec_int += nd * dt
+        advance(dt, 1)
         # 3. results of the iteration
         if nd:
-            d_ctx = d_ctx + gain
-            d_left = d_left - gain
-            generated[d_rid] += gain
-            fin = d_left <= 0
-            if fin.any():
-                ids = d_rid[fin]
-                finish[ids] = t
-                free += int(held[ids].sum())
-                held[ids] = 0
-                done += ids.size
-                in_system -= ids.size
-                keep = ~fin
-                d_rid, d_ctx, d_left = d_rid[keep], d_ctx[keep], d_left[keep]
-                if closed_loop:
-                    for _ in range(ids.size):
-                        if next_client_req < n:
-                            arrival[next_client_req] = t
-                            next_client_req += 1
+            decoded(gain)
         for r, take in chunks:
             todo[r] -= take
             if todo[r] == 0:
@@ -313,15 +313,9 @@ def simulate_engine(engine: EngineCoeffs, arrival_s: np.ndarray, prompt: np.ndar
                     finish[r] = t
                     free += int(held[r])
                     held[r] = 0
-                    done += 1
-                    in_system -= 1
-                    if closed_loop and next_client_req < n:
-                        arrival[next_client_req] = t
-                        next_client_req += 1
+                    finished(1)
                 else:
-                    d_rid = np.append(d_rid, r)
-                    d_ctx = np.append(d_ctx, prompt[r] + generated[r])
-                    d_left = np.append(d_left, output[r] - generated[r])
+                    start_decoding(r)
     return SimResult(arrival, first, finish, prompt, output, preempt, iters, busy, in_sys_int, dec_int, t)
 
 
