@@ -492,21 +492,7 @@ def max_rate_rps(build, w: ServingWorkload, n: int, hi_rps: np.ndarray | float =
     The upper bracket starts at `hi_rps` (default: doubled from 1 req/s until every design fails);
     `steps` halvings of the bracket follow (relative precision ~2^-steps).
     0 where even a vanishing rate misses the SLOs (e.g. one prompt alone exceeds the TTFT limit)."""
-    if hi_rps is None:
-        hi = np.ones(n)
-        for _ in range(40):
-            ok = slo_met(build(hi), w)
-            if not ok.any():
-                break
-            hi = np.where(ok, hi * 2.0, hi)
-    else:
-        hi = np.broadcast_to(np.asarray(hi_rps, dtype=float), (n,)).copy()
-    lo = np.zeros(n)
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        ok = slo_met(build(mid), w)
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
+    lo = _largest_rate(lambda lam: slo_met(build(lam), w), n, steps, hi_rps, doublings=40)
     feasible0 = slo_met(build(np.maximum(lo, 1e-9)), w)
     return np.where(feasible0, lo, 0.0)
 
@@ -520,36 +506,35 @@ def rate_for_concurrency(build, w: ServingWorkload, n: int) -> np.ndarray:
         m = build(lam)
         e2e = m.ttft_mean() + m.tpot_mean_s() * eo1
         return lam * e2e - w.concurrency
-    hi = np.ones(n)
-    for _ in range(60):
-        bad = excess(hi) < 0
-        if not bad.any():
-            break
-        hi = np.where(bad, hi * 2.0, hi)
-    lo = np.zeros(n)
-    for _ in range(_BISECT_STEPS):
-        mid = 0.5 * (lo + hi)
-        under = excess(mid) < 0
-        lo = np.where(under, mid, lo)
-        hi = np.where(under, hi, mid)
-    return lo
+    return _largest_rate(lambda lam: excess(lam) < 0, n, _BISECT_STEPS)
 
 
 def saturation_rate_rps(build, n: int, steps: int = 30) -> np.ndarray:
     """Largest fleet arrival rate the model does not flag as saturated (queue stable, capacity held),
     to a relative precision of 2^-steps."""
-    hi = np.ones(n)
-    for _ in range(60):
-        ok = ~build(hi).saturated
-        if not ok.any():
-            break
-        hi = np.where(ok, hi * 2.0, hi)
+    return _largest_rate(lambda lam: ~build(lam).saturated, n, steps)
+
+
+def _largest_rate(ok, n: int, steps: int, hi_rps: np.ndarray | float | None = None,
+                  doublings: int = 60) -> np.ndarray:
+    """Largest fleet rate per design at which `ok(rate)` (a boolean per design, true below some rate) holds,
+    by vectorized bisection: the upper bracket starts at `hi_rps` or doubles from 1 req/s until `ok` fails for
+    every design (at most `doublings` times); `steps` halvings of [0, bracket] follow."""
+    if hi_rps is None:
+        hi = np.ones(n)
+        for _ in range(doublings):
+            grow = ok(hi)
+            if not grow.any():
+                break
+            hi = np.where(grow, hi * 2.0, hi)
+    else:
+        hi = np.broadcast_to(np.asarray(hi_rps, dtype=float), (n,)).copy()
     lo = np.zeros(n)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        ok = ~build(mid).saturated
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
+        good = ok(mid)
+        lo = np.where(good, mid, lo)
+        hi = np.where(good, hi, mid)
     return lo
 
 
