@@ -65,26 +65,26 @@ KNOWN_GAPS = {
                       "control area (the wafer is 46,225 mm2; 21,500 mm2 of leaking, clocked silicon are missing), "
                       "and the system's power conversion, cooling and I/O are not modelled",
     # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
-    # measured 2026-12-02 with the model's n7 energy per FLOP (derived from GPUs and Graphcore) and the node's
-    # voltage-frequency curve below and above its nominal clock (dse.model.voltage)
-    "speedAI240-Slim": "at-memory compute: model 492 W (arrays 391 W at n7's 0.39 pJ per bf16 FLOP, bf16-wide "
-                       "datapath, (V/V_nom)^2 = 0.92 at 1.34 GHz; SRAM feed 62 W from its 326 KB banks) vs the 75 W "
-                       "card (6.6x). The card's own measurements bound it (measurements_more.md 6.11, "
-                       "tests/test_power_card_bounds.py): <= 133 W per card under ResNet-50 Offline, where the model "
-                       "draws 374 W. UntetherAI publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 6x below the "
-                       "model's 0.195: the per-operation energy of an at-memory 8-bit PE array, and the running floor "
-                       "(0.56 of peak, fitted on GPUs: 241 W here) are the gap. The SRAM is not: its bank rule "
-                       "(technology sram_banks) already takes it from 108 to 62 W. Checked 2026-12-02 (pow2): with the "
-                       "card's 75 W as chip.tdp_w, both ResNet-50 rows land within 10 % (Offline -8 %, SingleStream "
-                       "-9 %) only if the arrays' energy per operation were ~1/3 of n7's table (0.25-0.4 fit both "
-                       "within 23 %); the uncapped peak would still be 230 W (3.1x), and no sourced mechanism gives "
-                       "the 1/3, so neither the cap nor an energy is applied",
-    "Cloud-AI100-Ultra": "model 53.0 W per SoC (arrays 35 W at n7's 0.16 pJ per INT8 op near the voltage floor, "
-                         "(V/V_nom)^2 = 0.50 for 0.83 GHz; LPDDR4X 8.8 W; leakage 6.9 W at 0.705 V_nom; running floor 28.5 W) vs "
-                         "150 W / 4 SoCs = 37.5 W (1.41x; 1.49x before leakage followed the supply, 2.52x before the voltage followed the clock below the node's nominal "
-                         "clock). The same SoC's 75 W Standard card at 400 TOPS (recalled) is 0.19 pJ per INT8 op "
-                         "all-in, where the model's arrays alone take 0.32 at n7's nominal voltage: the n7 table's "
-                         "INT8 energy (half a Graphcore fp16 FMA) is high for a native INT8 inference datapath",
+    # measured 2026-12-03 with the model's n7 energy per FLOP (fp16 from GPUs and Graphcore, the other precisions by
+    # operand width: technology mac_energy) and the node's voltage-frequency curve (dse.model.voltage)
+    "speedAI240-Slim": "at-memory compute: model 725 W (arrays 624 W at 2 PFLOPS FP8 x 0.312 pJ: n7's 0.65 pJ fp16 "
+                       "FLOP x 0.523 for an FP8 MAC with its fp32 accumulate (technology mac_energy) x (V/V_nom)^2 = "
+                       "0.92 at 1.34 GHz; vector 75 W; SRAM feed 62 W from its 326 KB banks; leakage 40 W) vs the 75 W "
+                       "card (9.7x; 6.6x when an FP8 FLOP cost half a bf16-wide one, before 2026-12-03). The card's own "
+                       "measurements bound it (measurements_more.md 6.11, tests/test_power_card_bounds.py): <= 133 W "
+                       "per card under ResNet-50 Offline, where the model draws 583 W (running floor 372 W). UntetherAI "
+                       "publishes ~30 TFLOPS/W FP8 (0.033 pJ/FLOP, recalled), 9x below the model's 0.312: an FP8 MAC "
+                       "with a per-MAC fp32 add (Horowitz: 0.9 of its 1.05 pJ at 45 nm) cannot reach it; an at-memory "
+                       "PE array that sums its FP8 products in a narrow fixed-point accumulator might (no source in "
+                       "the reference). The SRAM is not the gap: its bank rule (technology sram_banks) already takes it "
+                       "from 108 to 62 W. Checked 2026-12-02 (pow2): with the card's 75 W as chip.tdp_w, both "
+                       "ResNet-50 rows land within 10 % only if the arrays cost ~1/3 of n7's old FP8 table per "
+                       "operation (0.065 pJ); 2026-12-03 (pow3) at the rule's 0.312 pJ the 75 W cap throttles the "
+                       "card to 0.12 / 0.18 of its clock: Offline -82 %, SingleStream +270 %",
+    "Cloud-AI100-Ultra": "model 53.0 W per SoC (arrays 35 W at its FP16 peak, 108.75 TFLOPS x n7's 0.65 pJ x (V/V_nom)^2 "
+                         "= 0.50 for 0.83 GHz; its INT8 peak draws 10.5 W since an INT8 MAC costs 0.15 of an fp16 one, "
+                         "technology mac_energy; LPDDR4X 8.8 W; leakage 6.9 W at 0.705 V_nom) vs 150 W / 4 SoCs = 37.5 W "
+                         "(1.41x): the catalog runs FP16 at half the INT8 rate",
 }
 # A chip whose published cap the reference's own measurements show binding under LLM load draws more than it
 # at its headline clock, so its uncapped peak is held to that evidence instead of to ±20 %:
@@ -94,7 +94,9 @@ KNOWN_GAPS = {
 # MI300X runs clock-limited by its cap, i.e. its demand at full clock exceeds 750 W under that load. With the
 # register-sourced MFMA's operand delivery (dse.model.arrays.REGISTER_OPERAND_OVERHEAD) the model's peak is
 # 1.0 kW (1.34x) at the n5 table's energy, and at its 2.1 GHz peak engine clock, above the N5 family's nominal
-# 1.83 GHz (H100), the chip runs at a higher voltage (dse.model.voltage: (V/V_nom)² = 1.29): 1.23 kW (1.64x).
+# 1.83 GHz (H100), the chip runs at a higher voltage (dse.model.voltage: (V/V_nom)² = 1.29): 1.23 kW (1.64x);
+# 1.27 kW (1.70x) since its FP8 MAC costs 0.523 of an fp16 one by operand width (technology mac_energy, 2026-12-03),
+# at twice the rate.
 # A peak inside 1.2x leaves the workload under the cap (tests/test_power_workload.py); the evidence bounds the
 # demand from below only, and 2x is the issue's "no point off by 2x" bound.
 EXCEEDS_CAP = {"MI300X": (1.2, 2.0)}
@@ -368,62 +370,69 @@ def test_describe_prices_tco_at_the_workload_power_of_the_mix():
     assert "peak" in groq["tco_basis"]
 
 
-# ---- energy per FLOP follows the precision's speedup (issue 11: Groq int8) ---------------------------
+# ---- energy per FLOP follows the operand width, not the rate (technology mac_energy) ------------------
 
-def test_groq_int8_energy_follows_its_4x_speedup_by_hand():
-    """Groq runs int8 at 4× its fp16 rate on the same MAC planes: one datapath cycle split four ways, so an
-    int8 FLOP costs a quarter of a bf16 FLOP (n16 table: 0.70 pJ; int8 0.35 at the default 2× → × 2/4)."""
+# Horowitz ISSCC 2014, 45 nm (dse_and_cost.md §3.11), by hand: fp16 MAC = fp16 mult 1.1 + fp32 add 0.9 = 2.0 pJ;
+# int8 MAC = 8-bit mult 0.2 + int32 add 0.1 = 0.3 pJ (0.15 of fp16); bf16 = 1.1·(8/11)² + 0.9 (0.741);
+# int4 / fp4 (E2M1 as 4-bit integers) = 0.2·(4/8)² + 0.1 = 0.15 pJ (0.075)
+INT8_RATIO, BF16_RATIO, INT4_RATIO = 0.3 / 2.0, (1.1 * 64 / 121 + 0.9) / 2.0, 0.15 / 2.0
+
+
+def test_groq_int8_energy_is_the_int8_mac_at_any_rate_by_hand():
+    """Groq runs int8 at 4× its fp16 rate: each int8 FLOP still costs an 8-bit multiply and an int32 add (0.15 of
+    n16's 0.70 pJ fp16 FLOP), so the int8 peak (750 TOPS) draws 0.6× the fp16 peak's (188 TFLOPS) arrays and the
+    chip's compute power is its fp16 peak's."""
     arr = DesignArrays.from_designs([load_catalog_design("Groq-LPU")], TECH)
     e = {p: float(v[0]) for p, v in arr.energy_pj_per_flop.items()}
-    assert e["bf16"] == pytest.approx(0.70) and e["int8"] == pytest.approx(0.70 / 4)
-    # power at the int8 peak (750 TOPS) equals the bf16 peak's (188 TFLOPS) compute power, not twice it
-    int8_w = arr.peak_tflops["int8"][0] * 1e12 * e["int8"] * 1e-12
-    bf16_w = arr.peak_tflops["bf16"][0] * 1e12 * e["bf16"] * 1e-12
-    assert int8_w == pytest.approx(bf16_w, rel=1e-12)
-    assert chip_power(arr, chip_area(arr)).compute_w[0] == pytest.approx(bf16_w, rel=1e-12)
+    assert e["fp16"] == pytest.approx(0.70) and e["int8"] == pytest.approx(0.70 * INT8_RATIO)
+    assert e["bf16"] == pytest.approx(0.70 * BF16_RATIO)
+    int8_w = arr.peak_tflops["int8"][0] * e["int8"]   # TFLOP/s × pJ = W
+    fp16_w = arr.peak_tflops["fp16"][0] * e["fp16"]
+    assert int8_w == pytest.approx(0.6 * fp16_w, rel=1e-9)
+    assert chip_power(arr, chip_area(arr)).compute_w[0] == pytest.approx(fp16_w, rel=1e-12)
 
 
-def test_energy_per_flop_speedup_rules():
-    """Default speedups keep the node table; faster than default splits the cycle down to the Horowitz
-    8-bit arithmetic floor ((0.2 + 0.03) / (1.1 + 0.4) of a bf16 FLOP); slower keeps the table; an
-    operator of a precision the chip lacks pays the energy of the precision it runs on."""
+def test_energy_per_flop_does_not_follow_the_speedup():
+    """A faster int8 path (16× instead of the default 2×) keeps the int8 MAC's energy, so its peak draws 8× the
+    default's; int8 at the bf16 rate (TPU v4) costs the same int8 MAC; an operator of a precision the chip
+    lacks pays the energy of the precision it runs on."""
     base = load_catalog_design("H100-SXM")
     fast = base.model_copy(deep=True)
     fast.chip.precision_speedup = {"int8": 16.0}
     arr = DesignArrays.from_designs([base, fast], TECH)
     e8 = arr.energy_pj_per_flop["int8"]
-    assert e8[0] == pytest.approx(0.225)                          # n5 table, default 2×
-    assert e8[1] == pytest.approx(0.45 * 0.23 / 1.5)              # 0.45·2/16 = 0.056 < floor 0.069
+    assert e8.tolist() == pytest.approx([0.45 * INT8_RATIO] * 2)  # n4 fp16 0.45 pJ × 0.15
     p = chip_power(arr, chip_area(arr))
     assert p.compute_w[1] == pytest.approx(arr.peak_tflops["int8"][1] * e8[1])  # TFLOP/s × pJ = W
-    assert p.compute_w[1] > p.compute_w[0]                        # past the floor, int8 peak draws more
+    assert arr.peak_tflops["int8"][1] == pytest.approx(8 * arr.peak_tflops["int8"][0])
+    assert p.compute_w[1] > p.compute_w[0]
     tpu = DesignArrays.from_designs([load_catalog_design("TPU-v4")], TECH)  # int8 at the bf16 rate
-    # bf16-wide, at the voltage of TPU v4's 1.05 GHz on n7 (nominal 1.41 GHz)
-    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * (0.4 + 1.1 * (8 / 11) ** 2) / 1.5
-                                                              * _v2(1.05, 1.41), rel=1e-9)
+    # at the voltage of TPU v4's 1.05 GHz on n7 (nominal 1.41 GHz)
+    assert tpu.energy_pj_per_flop["int8"][0] == pytest.approx(0.65 * INT8_RATIO * _v2(1.05, 1.41), rel=1e-9)
     hw = design_metrics(DesignArrays.from_designs([load_catalog_design("A100-SXM-80GB")], TECH))[0]
     # A100's mma.sync is register-sourced (chip.mma_operands): its operand delivery, 30/110 of the MAC energy
-    assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65 * (1 + 30 / 110))  # no fp8: runs (and costs) bf16
-    assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.1625 * (1 + 30 / 110))  # int4 supported (4×)
+    # no fp8: runs (and costs) a 16-bit FLOP, on A100's fp16-wide multiplier (perf.run_energy)
+    assert hw.energy_pj_per_flop["fp8"][0] == pytest.approx(0.65 * (1 + 30 / 110))
+    assert hw.energy_pj_per_flop["int4"][0] == pytest.approx(0.65 * INT4_RATIO * (1 + 30 / 110))  # int4 supported
 
 
-def test_a_chip_without_fp16_has_a_bf16_wide_datapath_by_hand():
-    """TPU v4 (bf16, int8) multiplies 8-bit significands: its n7 FLOP costs (0.4 + 1.1·(8/11)²)/1.5 of the
-    fp16-wide table's 0.65 pJ (Horowitz 45 nm split, multiplier ∝ width²); giving it fp16 widens the
-    datapath back to the table and raises its peak power, never lowers it."""
+def test_bf16_costs_its_8_bit_multiplier_with_or_without_fp16_by_hand():
+    """TPU v4 (bf16, int8) multiplies 8-bit significands: its n7 bf16 FLOP costs (1.1·(8/11)² + 0.9)/2.0 of the
+    table's 0.65 pJ fp16 FLOP (Horowitz 45 nm, multiplier ∝ significand², fp32 accumulate); giving it fp16 at the
+    same rate adds the wider multiplier's FLOPs and raises its peak power, never lowers it."""
     base = load_catalog_design("TPU-v4").model_copy(deep=True)
     base.chip.tdp_w = None
     wide = base.model_copy(deep=True)
     wide.chip.precisions = ["bf16", "fp16", "int8"]
     arr = DesignArrays.from_designs([base, wide], TECH)
-    ratio = (0.4 + 1.1 * 64 / 121) / 1.5
-    assert ratio == pytest.approx(0.6546, abs=1e-4)
+    assert BF16_RATIO == pytest.approx(0.7409, abs=1e-4)
     v2 = _v2(1.05, 1.41)  # TPU v4's 1.05 GHz below n7's nominal 1.41 GHz: 0.647 of the table
     assert v2 == pytest.approx(0.647, abs=1e-3)
-    assert arr.energy_pj_per_flop["bf16"][0] == pytest.approx(0.65 * ratio * v2, rel=1e-9)
-    assert arr.energy_pj_per_flop["bf16"][1] == pytest.approx(0.65 * v2, rel=1e-9)
+    assert arr.energy_pj_per_flop["bf16"].tolist() == pytest.approx([0.65 * BF16_RATIO * v2] * 2, rel=1e-9)
+    assert arr.energy_pj_per_flop["fp16"][1] == pytest.approx(0.65 * v2, rel=1e-9)
     p = chip_power(arr, chip_area(arr))
-    assert p.compute_w[0] == pytest.approx(275e12 * 0.65 * ratio * v2 * 1e-12, rel=0.01)  # 275 TFLOPS × pJ
+    assert p.compute_w[0] == pytest.approx(275e12 * 0.65 * BF16_RATIO * v2 * 1e-12, rel=0.01)  # 275 TFLOPS × pJ
+    assert p.compute_w[1] == pytest.approx(p.compute_w[0] / BF16_RATIO, rel=1e-9)
     assert p.peak_w[1] > p.peak_w[0]
 
 
@@ -472,7 +481,7 @@ def test_a_design_above_its_nodes_nominal_clock_pays_v_squared_by_hand():
     assert s == pytest.approx(0.7378, abs=1e-4)
     slow.chip.clock_ghz = 1.83 * s
     arr = DesignArrays.from_designs([base, fast, slow], TECH)
-    e = arr.energy_pj_per_flop["bf16"]
+    e = arr.energy_pj_per_flop["fp16"]
     assert e[0] == pytest.approx(0.45) and e[1] == pytest.approx(0.45 * 1.44) and e[2] == pytest.approx(0.45 * 0.64)
     assert arr.sram_pj_per_byte.tolist() == pytest.approx([1.0, 1.44, 0.64])
     p = chip_power(arr, chip_area(arr))
@@ -567,7 +576,7 @@ def test_a_lower_clock_runs_at_a_lower_voltage_and_the_throttle_floors_at_the_no
     assert arr.clock_over_nominal[0] == pytest.approx(0.83 / 1.41)
     v2 = _v2(0.83, 1.41)
     assert v2 == pytest.approx(0.497, abs=1e-3) and arr.voltage_energy_ratio[0] == pytest.approx(v2, rel=1e-9)
-    assert arr.energy_pj_per_flop["int8"][0] == pytest.approx(0.325 * v2, rel=1e-9)  # n7 int8 at the default 2x
+    assert arr.energy_pj_per_flop["int8"][0] == pytest.approx(0.65 * INT8_RATIO * v2, rel=1e-9)  # n7 int8 MAC
     hw = design_metrics(arr)[0]
     h = clocked(hw, np.array([0.8]))
     assert h.energy_pj_per_flop["int8"][0] == pytest.approx(hw.energy_pj_per_flop["int8"][0] * 0.49 / v2, rel=1e-9)

@@ -172,7 +172,7 @@ def test_register_sourced_mma_costs_its_operand_delivery_on_every_tensor_flop():
     for prec, e in arr.energy_pj_per_flop.items():
         assert e[1] == pytest.approx(e[0] * (1 + 30.0 / 110.0), rel=1e-12), prec
         assert e[3] == pytest.approx(e[2], rel=1e-12), prec
-    assert arr.energy_pj_per_flop["bf16"][0] == pytest.approx(0.45)  # n4 = n5 MAC energy (technology.yaml)
+    assert arr.energy_pj_per_flop["fp16"][0] == pytest.approx(0.45)  # n4 = n5 MAC energy (technology.yaml)
     p = chip_power(arr, chip_area(arr))
     assert p.compute_w[1] == pytest.approx(p.compute_w[0] * (1 + 30.0 / 110.0), rel=1e-12)
     assert p.vector_w[1] == pytest.approx(p.vector_w[0], rel=1e-12)

@@ -396,21 +396,22 @@ def test_published_expert_parallelism_is_forced(data):
 
 def test_llm_and_cnn_rows_run_at_the_clock_their_tdp_cap_allows(data, monkeypatch):
     """A prediction runs the chip as `dse evaluate` does: a chip whose workload would exceed its `tdp_w`
-    is throttled and predicts less than at full clock (B200 at dense offline load draws ~992 W at full clock
-    with the 2026-12-01 refit, under its 1,000 W cap: the row is run with a 900 W cap, as a MaxQ-style
-    `chip.tdp_w` override; MI300X, whose register-sourced MFMA draws ~880 W at full clock, under its own 750 W
-    cap); a chip under its cap (B200 at batch 1, ~690 W of 1,000 W) is unchanged."""
+    is throttled and predicts less than at full clock (B200 at dense FP4 offline load draws ~780 W at full clock
+    since its FP4 MAC costs 0.075 of an fp16 one (technology mac_energy, 2026-12-03; ~992 W before), under its
+    1,000 W cap: the row is run with a 700 W cap, as a MaxQ-style `chip.tdp_w` override; MI300X, whose
+    register-sourced MFMA draws ~880 W at full clock, under its own 750 W cap); a chip under its cap (B200 at
+    batch 1, ~690 W of 1,000 W) is unchanged."""
     import dse.validate.predict as pred
 
     by_id = {m.id: m for m in data.measurements}
     b200 = by_id["mlperf41-llama2-70b-offline-1xb200"]
-    rows = (b200.model_copy(update={"overrides": {"chip.tdp_w": 900.0}}), by_id["mlperf41-llama2-70b-offline-1xmi300x"],
+    rows = (b200.model_copy(update={"overrides": {"chip.tdp_w": 700.0}}), by_id["mlperf41-llama2-70b-offline-1xmi300x"],
             by_id["trtllm-dsr1-8xb200-nvfp4-b1-nomtp-1k2k"])
     cals = [load_calibration(m.software_class) for m in rows]
     capped = [predict(m, c, data.models) for m, c in zip(rows, cals)]
     monkeypatch.setattr(pred, "evaluate_capped", lambda run, hw: (run(hw), None))
     full = [predict(m, c, data.models) for m, c in zip(rows, cals)]
-    assert capped[0] < full[0] * 0.99  # the 900 W cap lowers the clock ~10 % below the ~992 W full-clock draw
+    assert capped[0] < full[0] * 0.99  # the 700 W cap lowers the clock below the ~780 W full-clock draw
     assert capped[1] < full[1] * 0.95  # MI300X: clock ~0.82 under its 750 W cap
     assert capped[2] == pytest.approx(full[2], rel=1e-12)
 

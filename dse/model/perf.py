@@ -622,7 +622,12 @@ def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
 def run_energy(epf: dict[str, np.ndarray], peak: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """pJ per FLOP of an operator of each compute precision: that of the precision it runs on (the first
     of COMPUTE_FALLBACK the design supports, as `compute_peak`), so an fp8 GEMM on a chip without fp8
-    costs a bf16 FLOP's energy as it takes a bf16 FLOP's time."""
+    costs a bf16 FLOP's energy as it takes a bf16 FLOP's time. The workloads name every 16-bit float GEMM
+    bf16 (`dse.workloads.precision`: fp16 and bf16 models alike), and a chip with fp16 runs it on its
+    fp16-wide multiplier at the same rate, so it pays an fp16 MAC there; a chip without fp16 (TPU v4 / v5e)
+    pays the bf16 MAC's 8-bit multiplier (technology mac_energy)."""
+    if "bf16" in epf and "fp16" in epf and "fp16" in peak:
+        epf = {**epf, "bf16": np.where(np.asarray(peak["fp16"]) > 0, epf["fp16"], epf["bf16"])}
     out = {}
     for p, e in epf.items():
         e_run = np.array(epf.get("bf16", e), dtype=float)

@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PrivateAttr, model_validator
 
 from dse.config import parse_yaml, suggest, validate_data
 from dse.errors import ConfigError, DseUserError
@@ -190,10 +190,62 @@ class SramBanks(_Strict):
     source: str
 
 
+class MacPrecision(_Strict):
+    """What a MAC of one precision computes: a `multiplier` kind (of `MacEnergy.multipliers`) over `bits`
+    significand bits (the hidden one included) and an add into its `accumulator` (of `accumulators_pj`)."""
+
+    multiplier: str
+    bits: int = Field(ge=1, le=64)
+    accumulator: str
+
+
+class MacMultiplier(_Strict):
+    """A multiplier's energy `pj` at a reference significand width `bits`."""
+
+    bits: int = Field(ge=1, le=64)
+    pj: float = Pos
+
+
+class MacEnergy(_Strict):
+    """Energy per MAC by operand width, one rule for every node: multiplier(bits) + accumulator add, the
+    multiplier scaling as (bits / reference bits)^`multiplier_exponent` from its reference; a node's
+    `energy_pj_per_flop` states the `anchor` precision and the rule gives the others (`ratio`)."""
+
+    anchor: str
+    multiplier_exponent: float = Field(ge=1, le=2)
+    multipliers: dict[str, MacMultiplier]
+    accumulators_pj: dict[str, NonNegativeFloat]
+    precisions: dict[str, MacPrecision]
+    source: str
+
+    @model_validator(mode="after")
+    def _known(self) -> "MacEnergy":
+        if self.anchor not in self.precisions:
+            raise ValueError(f"anchor {self.anchor!r} is not one of precisions {sorted(self.precisions)}")
+        for name, prec in self.precisions.items():
+            if prec.multiplier not in self.multipliers:
+                raise ValueError(f"precisions.{name}.multiplier: {suggest(prec.multiplier, self.multipliers, 'multiplier')}")
+            if prec.accumulator not in self.accumulators_pj:
+                raise ValueError(f"precisions.{name}.accumulator: "
+                                 f"{suggest(prec.accumulator, self.accumulators_pj, 'accumulator')}")
+        return self
+
+    def arithmetic_pj(self, precision: str) -> float:
+        """Energy (pJ, at the rule's reference node) of one MAC of `precision`: multiply + accumulate."""
+        p = self.precisions[precision]
+        m = self.multipliers[p.multiplier]
+        return m.pj * (p.bits / m.bits) ** self.multiplier_exponent + self.accumulators_pj[p.accumulator]
+
+    def ratio(self, precision: str) -> float:
+        """Energy of a MAC (or FLOP) of `precision` over one of the anchor precision."""
+        return self.arithmetic_pj(precision) / self.arithmetic_pj(self.anchor)
+
+
 class Technology(_Strict):
     """All technology tables; every entry carries a `source`."""
 
     precision_speedup: dict[str, PositiveFloat]
+    mac_energy: MacEnergy
     wafer: Wafer
     system: SystemCosts
     tco: Tco
@@ -210,6 +262,36 @@ class Technology(_Strict):
     # Ranges (dse.model.ranges) stripped from the tables at load: the fields above hold nominal values.
     _ranges: tuple = PrivateAttr(default=())
     _raw: dict | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _energies_by_width(cls, data: Any) -> Any:
+        """Each node's `energy_pj_per_flop` completed by `mac_energy` from its anchor precision: a precision the
+        node states keeps its value (an override), every other precision of `precision_speedup` gets the
+        anchor's × `MacEnergy.ratio`. A node without its anchor is an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("process_nodes"), dict) or "mac_energy" not in data:
+            return data
+        rule = data["mac_energy"]
+        rule = rule if isinstance(rule, MacEnergy) else MacEnergy.model_validate(rule)
+        precisions = list(data.get("precision_speedup") or rule.precisions)
+        missing = [p for p in precisions if p not in rule.precisions]
+        if rule.anchor not in precisions:
+            raise ValueError(f"mac_energy.anchor {rule.anchor!r} must be a precision of precision_speedup")
+        if missing:
+            raise ValueError(f"mac_energy.precisions lacks {missing}: every precision of precision_speedup needs "
+                             "its multiplier and accumulator")
+        nodes = {}
+        for name, node in data["process_nodes"].items():
+            if not isinstance(node, dict) or not isinstance(node.get("energy_pj_per_flop"), dict):
+                nodes[name] = node
+                continue
+            given = node["energy_pj_per_flop"]
+            if rule.anchor not in given:
+                raise ValueError(f"process_nodes.{name}.energy_pj_per_flop: needs its {rule.anchor} (mac_energy.anchor) "
+                                 "energy, from which the rule gives the other precisions")
+            anchor = float(given[rule.anchor])
+            nodes[name] = {**node, "energy_pj_per_flop": {**{p: anchor * rule.ratio(p) for p in precisions}, **given}}
+        return {**data, "process_nodes": nodes}
 
     def uncertain(self) -> list[tuple[tuple[str, ...], Distribution]]:
         """The uncertain constants: (path of keys, distribution) for every range in the loaded tables."""
