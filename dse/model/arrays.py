@@ -424,7 +424,7 @@ class DesignArrays:
         bank = np.clip(out["sram_mb"] / np.maximum(cores, 1.0), sb.min_bank_mb, sb.reference_bank_mb)
         out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
         out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt * out["sram_bank_energy_ratio"]
-        energy = dict(zip(precisions, _energy_per_flop(tech, nodes, node_i, speedups) * operand * volt))
+        energy = dict(zip(precisions, _energy_per_flop(tech, nodes, node_i) * operand * volt))
         headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(peaks, axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9
@@ -549,20 +549,6 @@ def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, 
             flags.flag(bad, msgs)
 
 
-# Arithmetic energy of an 8-bit MAC relative to an fp16 FMA: Horowitz ISSCC 2014, 45 nm (dse_and_cost.md
-# §3.11): 8-bit mult 0.2 + add 0.03 pJ vs fp16 mult 1.1 + add 0.4 pJ. No 4-bit figure is in the reference
-# notes: 4-bit precisions take the 8-bit floor (an upper bound on their energy).
-NARROW_ARITH_ENERGY_RATIO = (0.2 + 0.03) / (1.1 + 0.4)
-# A MAC array is built for the widest significand it must multiply: fp16 (11 bits incl. the hidden one)
-# or, on a chip without fp16, bf16 (8 bits; TPU v4/v5e's MXUs: bf16 and int8 only). An array multiplier's
-# partial products, hence its switched capacitance, grow as the significand width squared (the rule
-# LLMCompass uses for FPU area, llm_perf_models.md §2.1 "FP32 and FP16 scaled by (mantissa ratio)²");
-# the fp32 accumulate is the same. With Horowitz's 45 nm fp16 split (mult 1.1 + add 0.4 pJ,
-# dse_and_cost.md §3.11) a bf16-only datapath cycle costs (0.4 + 1.1·(8/11)²)/1.5 = 0.655 of an fp16
-# one. Bounds 0.655-0.80: quadratic (array multiplier) to linear (a multiplier whose energy grows with
-# width only) in the significand. The node tables (ReaLLM fma_fp16, Graphcore HC33) are fp16 datapaths.
-FP16_SIGNIFICAND_BITS, BF16_SIGNIFICAND_BITS = 11, 8
-BF16_DATAPATH_ENERGY_RATIO = (0.4 + 1.1 * (BF16_SIGNIFICAND_BITS / FP16_SIGNIFICAND_BITS) ** 2) / (1.1 + 0.4)
 # Operand delivery of a register-sourced matrix instruction on a SIMT core (chip.mma_operands = registers:
 # Ampere's mma.sync and CDNA 3's MFMA read A, B and the accumulators from the register file on every warp /
 # wavefront instruction). Dally (Hot Chips 2023 keynote "Hardware for Deep Learning", 45 nm figures; recalled,
@@ -579,40 +565,22 @@ BF16_DATAPATH_ENERGY_RATIO = (0.4 + 1.1 * (BF16_SIGNIFICAND_BITS / FP16_SIGNIFIC
 REGISTER_OPERAND_OVERHEAD = 30.0 / 110.0
 
 
-def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray, speedups: np.ndarray) -> np.ndarray:
-    """pJ per FLOP per precision (of `tech.precision_speedup`, rows of `speedups` and of the result) and row. The node table gives each precision's energy at the technology's
-    default speedup (table[p] = table[bf16] / precision_speedup[p]: one cycle of the datapath costs the
-    same whatever precision it computes, power at peak is independent of precision). A design whose
-    datapath runs p faster than the default, s > default, splits that cycle s ways: table[p] · default / s
-    (Groq's int8 at 4×: a quarter of a bf16 FLOP, not a half, so int8 at peak does not draw twice the
-    bf16 power), never below the arithmetic energy of the narrow op (NARROW_ARITH_ENERGY_RATIO × the
-    bf16 energy). Slower than the default (TPU v4 int8 at the bf16 rate) keeps the table's energy: the
-    op still moves narrow operands (half the bytes) through a multiplier no wider than bf16's 8-bit
-    significand one. A precision the row lacks (s = 0) keeps the table value; the model charges an
-    operator the energy of the precision it runs on (`dse.model.perf.run_energy`). A chip without fp16
-    has a bf16-wide datapath: every cycle of it costs BF16_DATAPATH_ENERGY_RATIO of the table's fp16-wide
-    one (the 8-bit arithmetic floor does not shrink with it)."""
-    known, default, keep, _ = _precision_table(tech)
-    width = np.where(speedups[known.index("fp16")] > 0 if "fp16" in known else False, 1.0, BF16_DATAPATH_ENERGY_RATIO)
-    # rows: each precision's table energy (a node without it: its bf16 one), then the bf16 energy (0 if none)
-    rows = _table(nodes, ("energy", known), lambda: np.array(
-        [[nd.energy_pj_per_flop.get(p, nd.energy_pj_per_flop.get("bf16", 0.0)) for nd in nodes] for p in known]
-        + [[nd.energy_pj_per_flop.get("bf16", 0.0) for nd in nodes]], dtype=float))[:, node_i]
-    table, bf16 = rows[:-1] * width, rows[-1]
-    split = table * default / np.maximum(speedups, default)
-    out = np.where(speedups > default, np.maximum(split, bf16 * NARROW_ARITH_ENERGY_RATIO), table)
-    for j in keep:
-        out[j] = table[j]
-    return out
+def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray) -> np.ndarray:
+    """pJ per FLOP per precision (of `tech.precision_speedup`, rows of the result) and row: the node's table, whose
+    precisions follow the operand width by one rule (technology `mac_energy`: multiplier ∝ significand², plus the
+    accumulator's add), whatever rate the design runs them at. A precision the row lacks keeps the table value;
+    the model charges an operator the energy of the precision it runs on (`dse.model.perf.run_energy`)."""
+    known = tuple(tech.precision_speedup)
+    return _table(nodes, ("energy", known), lambda: np.array(
+        [[nd.energy_pj_per_flop[p] for nd in nodes] for p in known], dtype=float))[:, node_i]
 
 
 _PRECISION_TABLES: dict[tuple, tuple] = {}
 
 
-def _precision_table(tech: Technology) -> tuple[tuple[str, ...], np.ndarray, tuple[int, ...], tuple[str, ...]]:
-    """Of `tech.precision_speedup`: its precisions, their default speedups as a column, the rows of bf16 / fp16 at
-    a default of 1 (`_energy_per_flop` keeps their table energy) and each precision's override knob; once per table
-    (keyed on its items)."""
+def _precision_table(tech: Technology) -> tuple[tuple[str, ...], np.ndarray, tuple[str, ...]]:
+    """Of `tech.precision_speedup`: its precisions, their default speedups as a column and each precision's override
+    knob; once per table (keyed on its items)."""
     key = tuple(tech.precision_speedup.items())
     hit = _PRECISION_TABLES.get(key)
     if hit is None:
@@ -620,8 +588,7 @@ def _precision_table(tech: Technology) -> tuple[tuple[str, ...], np.ndarray, tup
             _PRECISION_TABLES.clear()
         known = tuple(p for p, _ in key)
         default = np.array([float(x) for _, x in key]).reshape(-1, 1)
-        keep = tuple(j for j, p in enumerate(known) if default[j, 0] == 1.0 and p in ("bf16", "fp16"))
-        hit = _PRECISION_TABLES[key] = (known, default, keep, tuple(f"chip.precision_speedup.{p}" for p in known))
+        hit = _PRECISION_TABLES[key] = (known, default, tuple(f"chip.precision_speedup.{p}" for p in known))
     return hit
 
 
@@ -644,7 +611,7 @@ def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flag
     with per-row overrides."""
     # the default (a list of names) as one 'a,b,c' string: a bare list of n names would read as one per row
     inv, canon = _precision_sets(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
-    known_t, default, _, override = _precision_table(tech)
+    known_t, default, override = _precision_table(tech)
     known = list(known_t)
     parsed = [_parse_precisions(s, known_t) for s in canon]
     members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))

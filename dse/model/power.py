@@ -30,7 +30,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
 from dse.model.voltage import throttle_energy_ratio
 
-VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× a bf16 MAC FLOP
+VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× an fp16 MAC FLOP
 # Share of its peak-activity power (SRAM accesses aside, see chip_power) a running chip burns before the
 # energy of its operations (clock tree at full clock, instruction issue of every busy core, leakage, DRAM
 # refresh and I/O). Bounds 0.30-0.70: GenZ's power
@@ -83,19 +83,16 @@ class PowerBreakdown:
 
 
 def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBreakdown:
-    """Peak-activity power per chip. Energy per FLOP falls with the precision multiplier, so the
-    bf16 figure bounds the array's power at any precision down to the narrow ops' arithmetic floor."""
+    """Peak-activity power per chip. The arrays draw most at the peak of the precision whose rate × energy per
+    FLOP is largest: energy per FLOP follows the operand width (technology mac_energy), not the rate."""
     area = area or chip_area(arr)
-    e_flop = arr.energy_pj_per_flop["bf16"]
-    flops_per_s = 2.0 * arr.macs * arr.clock_ghz * 1e9
-    compute = flops_per_s * e_flop * 1e-12
-    # a narrow precision split past its arithmetic floor (`dse.model.arrays._energy_per_flop`) draws more
-    # at its peak than bf16 does: the arrays' peak is the larger (equal within rounding otherwise)
-    for p, tflops in arr.peak_tflops.items():
-        narrow = tflops * 1e12 * arr.energy_pj_per_flop[p] * 1e-12
-        compute = np.where(narrow > compute * (1 + 1e-9), narrow, compute)
-    # the vector unit's FMAs carry their own register traffic (VECTOR_ENERGY_FACTOR): the MAC's energy without
-    # a register-sourced MMA's operand delivery (dse.model.arrays.REGISTER_OPERAND_OVERHEAD)
+    compute = np.zeros(arr.n)
+    for p, tflops in arr.peak_tflops.items():  # 0 TFLOPS where the chip lacks the precision
+        compute = np.maximum(compute, tflops * arr.energy_pj_per_flop[p])  # TFLOP/s × pJ = W
+    # the vector unit's FMAs carry their own register traffic (VECTOR_ENERGY_FACTOR × a 16-bit MAC FLOP, the
+    # technology's mac_energy anchor): the MAC's energy without a register-sourced MMA's operand delivery
+    # (dse.model.arrays.REGISTER_OPERAND_OVERHEAD)
+    e_flop = arr.energy_pj_per_flop[arr.tech.mac_energy.anchor]
     vector = arr.vector_flops_per_cycle * arr.clock_ghz * 1e9 * e_flop / arr.mma_operand_factor \
         * VECTOR_ENERGY_FACTOR * 1e-12
     # SRAM at the rate the arrays consume operands at peak (rows + cols operands per rows·cols MACs per
