@@ -66,7 +66,10 @@ KNOWN_GAPS = {
                       "and the system's power conversion, cooling and I/O are not modelled",
     # devices of measurements_more.md §5 / §2 (issue 11), TDPs recalled from vendor briefs (dse/catalog/chips.yaml);
     # measured 2026-12-03 with the model's n7 energy per FLOP (fp16 from GPUs and Graphcore, the other precisions by
-    # operand width: technology mac_energy) and the node's voltage-frequency curve (dse.model.voltage)
+    # operand width: technology mac_energy) and the node's voltage-frequency curve (dse.model.voltage). Cloud AI 100
+    # Ultra passes since 2026-12-03 (pow3): 41 W per SoC vs 37.5 W (1.10x; was 53 W, 1.41x), its INT8 MAC at 0.15 of
+    # an fp16 one (int32 accumulate) and its published FP16 rate (288 TFLOPS per card, a third of INT8; chips.yaml),
+    # whose 72 TFLOPS x 0.32 pJ = 23 W now set its arrays' peak; either alone leaves it at 53 W
     "speedAI240-Slim": "at-memory compute: model 725 W (arrays 624 W at 2 PFLOPS FP8 x 0.312 pJ: n7's 0.65 pJ fp16 "
                        "FLOP x 0.523 for an FP8 MAC with its fp32 accumulate (technology mac_energy) x (V/V_nom)^2 = "
                        "0.92 at 1.34 GHz; vector 75 W; SRAM feed 62 W from its 326 KB banks; leakage 40 W) vs the 75 W "
@@ -81,10 +84,6 @@ KNOWN_GAPS = {
                        "ResNet-50 rows land within 10 % only if the arrays cost ~1/3 of n7's old FP8 table per "
                        "operation (0.065 pJ); 2026-12-03 (pow3) at the rule's 0.312 pJ the 75 W cap throttles the "
                        "card to 0.12 / 0.18 of its clock: Offline -82 %, SingleStream +270 %",
-    "Cloud-AI100-Ultra": "model 53.0 W per SoC (arrays 35 W at its FP16 peak, 108.75 TFLOPS x n7's 0.65 pJ x (V/V_nom)^2 "
-                         "= 0.50 for 0.83 GHz; its INT8 peak draws 10.5 W since an INT8 MAC costs 0.15 of an fp16 one, "
-                         "technology mac_energy; LPDDR4X 8.8 W; leakage 6.9 W at 0.705 V_nom) vs 150 W / 4 SoCs = 37.5 W "
-                         "(1.41x): the catalog runs FP16 at half the INT8 rate",
 }
 # A chip whose published cap the reference's own measurements show binding under LLM load draws more than it
 # at its headline clock, so its uncapped peak is held to that evidence instead of to ±20 %:
