@@ -458,9 +458,12 @@ PRECISION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.
 # Where an unsupported compute precision runs: the fastest supported precision that holds its values
 # exactly (fp4 e2m1 ⊂ fp8 e4m3; int4 ⊂ int8 and ⊂ fp8 e4m3 (integers up to 16 exact); int8 and fp8 fit
 # only in 16-bit). Weights stay in their narrow storage format (bytes unchanged) and are dequantized on
-# the way into the array, so the step runs at no worse than that precision's speed.
-COMPUTE_FALLBACK = {"fp4": ("fp4", "fp8", "bf16"), "int4": ("int4", "int8", "fp8", "bf16"),
-                    "fp8": ("fp8", "bf16"), "int8": ("int8", "bf16"), "bf16": ("bf16",), "fp16": ("bf16",)}
+# the way into the array, so the step runs at no worse than that precision's speed. A 16-bit float GEMM (the
+# workloads name every one bf16) runs on the bf16 path, else on the fp16 one (Qualcomm Cloud AI 100: fp16 and
+# int8 only); fp16 holds every fp8 e4m3 value (max 448, smallest 2^-9) and every int8 exactly, as bf16 does.
+_FLOAT16 = ("bf16", "fp16")
+COMPUTE_FALLBACK = {"fp4": ("fp4", "fp8") + _FLOAT16, "int4": ("int4", "int8", "fp8") + _FLOAT16,
+                    "fp8": ("fp8",) + _FLOAT16, "int8": ("int8",) + _FLOAT16, "bf16": _FLOAT16, "fp16": _FLOAT16}
 _PRECISIONS: list[str] = ["bf16"]  # precision names seen in operator tables; static tables hold their index
 
 
@@ -604,7 +607,7 @@ def _stack(tables: tuple) -> _OpStatic:
 
 def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """(peak FLOP/s, runs-on-a-narrow-path) per design for GEMMs of compute `precision`: the first
-    precision of COMPUTE_FALLBACK[precision] the design supports (bf16 always is)."""
+    precision of COMPUTE_FALLBACK[precision] the design supports (none of them: its bf16 peak, 0)."""
     peak = np.zeros(hw.n)
     narrow = np.zeros(hw.n, bool)
     done = np.zeros(hw.n, bool)
