@@ -312,28 +312,26 @@ class _Staircase:
         self.area = 0.0
 
     def insert(self, x: float, y: float) -> None:
-        """Add a point (strictly inside the reference box) and update the dominated area."""
+        """Add a point (strictly inside the reference box) and update the dominated area by the area only the new
+        point dominates: from x to the next point's x under the previous point's height, then under each point
+        it now dominates (those are removed)."""
         xs, ys = self.xs, self.ys
         j = bisect_right(xs, x) - 1
         if j >= 0 and ys[j] <= y:
             return  # weakly dominated: area unchanged
         lo = bisect_left(xs, x)
-        hi = lo
         n = len(xs)
-        while hi < n and ys[hi] >= y:
-            hi += 1  # points at x' >= x with y' >= y are dominated by the new point
-        first = max(lo - 1, 0)
-        # the terms (width to the next point or the reference) × (height to the reference) of the points whose
-        # term changes, summed in point order before and after
-        rx, ry = self.rx, self.ry
-        old = sum([(nx - px) * (ry - py) for nx, px, py in
-                   zip(xs[first + 1:hi + 1] if hi < n else xs[first + 1:hi] + [rx], xs[first:hi], ys[first:hi])])
+        top = ys[lo - 1] if lo else self.ry  # the staircase's height just left of x
+        hi = lo
+        gain = 0.0
+        while hi < n and ys[hi] >= y:  # points at x' >= x with y' >= y: dominated by the new point
+            gain += (xs[hi] - (xs[hi - 1] if hi > lo else x)) * (top - y)
+            top = ys[hi]
+            hi += 1
+        gain += ((xs[hi] if hi < n else self.rx) - (xs[hi - 1] if hi > lo else x)) * (top - y)
         xs[lo:hi] = [x]
         ys[lo:hi] = [y]
-        new = sum([(nx - px) * (ry - py) for nx, px, py in
-                   zip(xs[first + 1:lo + 2] if lo + 1 < len(xs) else xs[first + 1:lo + 1] + [rx], xs[first:lo + 1],
-                       ys[first:lo + 1])])
-        self.area += new - old
+        self.area += gain
 
 
 def _hv2(P: np.ndarray, ref: np.ndarray) -> float:
