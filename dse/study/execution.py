@@ -337,41 +337,99 @@ def unpack_columns(packed: tuple) -> Any:
     return {k: got[k] for k in order}
 
 
+# chunks the model process evaluates with one model call at most: those that queued up while it was busy (the run
+# sends generation g + 1 while g is evaluated; see `_serve`)
+MODEL_PROCESS_JOINT = 2
+
+
+def evaluate_jointly(evaluate: Callable[[Columns], list], batches: list[Columns]) -> list[list]:
+    """Evaluate several batches with one call of `evaluate` (batch columns -> [(slice, result or EvalError)], as
+    `SerialExecutor.evaluate` gives) and return each batch's own [(slice, result)] (slices into that batch). The
+    model's cost per call is mostly fixed (a generation's ~90 new designs ~4 ms, two generations' ~180 ~6 ms), so
+    batches waiting together are evaluated together. A design's results do not depend on the others in the call
+    (the evaluator is pure: `is_pure`); a chunk that fails fails the rows of every batch in it."""
+    if len(batches) == 1:
+        return [evaluate(batches[0])]
+    results = evaluate(concat(batches))
+    out, start = [], 0
+    for cols in batches:
+        stop = start + _n(cols)
+        mine = []
+        for s, r in results:
+            a, b = max(s.start, start), min(s.stop, stop)
+            if a < b:
+                mine.append((slice(a - start, b - start), r if isinstance(r, EvalError) else
+                             {k: v[a - s.start: b - s.start] for k, v in r.items()}))
+        out.append(mine)
+        start = stop
+    return out
+
+
+# a result the model process sends from its own loop rather than through its sender thread when it pickles to at
+# most this many bytes and no earlier result is still queued there (`_serve`): the runner leaves at most
+# `ArrayNSGAII.lag` + 1 = 2 results unread, and two of these (128 KB) do not fill the socket's buffer (Linux's
+# default net.core.wmem_default, 212,992 bytes), so this send never waits for the parent. A generation of 100
+# new designs' results: ~47 KB (benchmarks/study_speed.py's study, random designs), 180 designs ~81 KB
+DIRECT_SEND_BYTES = 64_000
+
+
 def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> None:
     """The model process: evaluate each chunk received, send back (result or EvalError, CPU seconds of the
-    call); stop at None or when the parent's end closes (a killed parent). Results are sent by a thread, so that
-    this loop is always back to receiving: the parent sends the next chunk before it receives the last result
-    (several in flight), and a chunk and a result each larger than the socket's buffer (~200 KB: a generation of
-    ~1,000 designs) would otherwise wait for each other forever."""
+    call, model calls it took); stop at None or when the parent's end closes (a killed parent). A large result
+    is sent by a thread, so that this loop is always back to receiving: the parent sends the next chunk before it
+    receives the last result (several in flight), and a chunk and a result each larger than the socket's buffer
+    (~200 KB: a generation of ~1,000 designs) would otherwise wait for each other forever. A small one is sent
+    from this loop (`DIRECT_SEND_BYTES`): handed to the thread, it waited for the thread to get the interpreter
+    lock from this loop, busy with the next chunk (up to the 5 ms switch interval per step of the send; measured
+    0.15-0.26 s per 10,000 trials, 1.5-2.6 ms per generation on 2 loaded cores)."""
     other.close()  # the parent's end: once the parent is gone, recv() ends (EOF) instead of waiting forever
     import queue
     import signal
     import threading
+    from multiprocessing.reduction import ForkingPickler
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which then closes this process
-    out: queue.SimpleQueue = queue.SimpleQueue()
+    out: queue.Queue = queue.Queue()  # pickled results for the sender thread (its unfinished tasks: not sent yet)
 
     def send() -> None:
         while (item := out.get()) is not None:
             try:
-                conn.send(item)
+                conn.send_bytes(item)
             except (BrokenPipeError, OSError):
                 return
+            finally:
+                out.task_done()
 
     sender = threading.Thread(target=send, name="dse-model-send", daemon=True)
     sender.start()
     try:
         while True:
-            try:
-                cols = conn.recv()
+            batches, stop = [], False
+            try:  # the chunk to evaluate, and the one sent behind it while the model was busy
+                while not batches or (len(batches) < MODEL_PROCESS_JOINT and conn.poll()):
+                    packed = conn.recv()
+                    if packed is None:
+                        stop = True
+                        break
+                    batches.append(unpack_columns(packed))
             except (EOFError, OSError):
                 return
-            if cols is None:
+            if batches:
+                t = time.thread_time()
+                results = evaluate_jointly(lambda cols: [(slice(0, _n(cols)), eval_chunk(evaluator, cols))], batches)
+                cpu = time.thread_time() - t
+                for i, ((_, r),) in enumerate(results):  # each chunk's result, in order; the call's CPU on the first
+                    data = ForkingPickler.dumps((r if isinstance(r, EvalError) else pack_columns(r),
+                                                 cpu if i == 0 else 0.0, int(i == 0)))
+                    if len(data) <= DIRECT_SEND_BYTES and not out.unfinished_tasks:
+                        try:
+                            conn.send_bytes(data)
+                        except (BrokenPipeError, OSError):
+                            return
+                    else:
+                        out.put(data)
+            if stop:
                 return
-            t = time.thread_time()
-            res = eval_chunk(evaluator, unpack_columns(cols))
-            cpu = time.thread_time() - t
-            out.put((res if isinstance(res, EvalError) else pack_columns(res), cpu))
     finally:
         out.put(None)
         sender.join()
@@ -419,12 +477,12 @@ class ModelProcess:
             return None
         self._pending -= 1
         try:
-            out, cpu = self._conn.recv()
+            out, cpu, calls = self._conn.recv()
         except (EOFError, OSError):
             self._died("it ended")
             return None
         self.cpu_s += cpu
-        self.calls += 1
+        self.calls += calls
         return out if isinstance(out, EvalError) else unpack_columns(out)
 
     def _died(self, why: str) -> None:

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import sys
 import warnings
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, ModelProcess, is_pure, make_executor, model_process_wanted, take
+from dse.study.execution import EvalError, ModelProcess, evaluate_jointly, is_pure, make_executor, model_process_wanted, take
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
@@ -73,6 +74,15 @@ MODEL_CONSTRAINT = "model: feasible"
 # stored records with a header (~10 us per trial, appended by a thread). DSE_MIRROR_PROCESS=always|never
 # overrides.
 MIRROR_PROCESS_MIN_TRIALS = 5000
+# the interpreter's thread switch interval during a run (Python's default 5 ms is restored after it): the run's
+# writer threads (a part's fsync, a journal append) each need the interpreter lock for a moment between their
+# system calls, and with the main thread busy breeding and storing the next generation each such moment waited
+# up to the whole interval, so that a part's fsync overlapped little of the next generation and the next part
+# waited for it. Measured (a micro benchmark: 6 ms of Python work per 60 KB part, each part
+# written and fsynced behind, 2 loaded cores): the main thread waited 4.3-5.0 ms per part at 5 ms, 0.0-3.6 ms at
+# 0.5 ms. The main thread gives up the lock only when another thread asks for it, so the shorter interval costs
+# it nothing otherwise
+RUN_SWITCH_INTERVAL_S = 0.0005
 
 
 def mirror_in_background(new_trials: int | None, *, external: bool = True) -> bool:
@@ -250,6 +260,7 @@ class StudyRunner:
         self.constraint_keys = [n if n not in self.constraint_names[:j] else f"{n} #{j}"
                                 for j, n in enumerate(self.constraint_names)]
         self._key_names: list[str] | None = None  # see key_metric_names
+        self._codes_of: tuple | None = None  # see _knob_codes
         self.model_process: ModelProcess | None = None  # see _start_model_process
 
     # -- public ----------------------------------------------------------------------------------
@@ -264,6 +275,8 @@ class StudyRunner:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # forked before the folder's locks are taken, so that the model process holds none of them
             self.model_process = self._start_model_process()
+            switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(switch, RUN_SWITCH_INTERVAL_S))
             try:
                 with RunLock(self.run_dir):  # before touching the folder: a refused second run changes nothing
                     prepare_run_dir(self.study, self.run_dir)
@@ -272,6 +285,7 @@ class StudyRunner:
                     finally:
                         self.executor.close()
             finally:
+                sys.setswitchinterval(switch)
                 if self.model_process is not None:
                     self.model_process.close()
         except OSError as exc:  # disk full, read-only, quota: the stored batches stay; a rerun resumes
@@ -715,28 +729,13 @@ class StudyRunner:
 
     def _evaluate_together(self) -> None:
         """Evaluate every batch submitted in-process and not evaluated yet (`self._together`: the one collected
-        first, then those in flight behind it) with one model call, and hand each its rows of the results. The
-        model's cost per call is mostly fixed (a generation's ~90 new designs cost ~6.7 ms, two generations' ~180
-        ~9.9 ms), so the array NSGA-II's runs without a model process evaluate two generations per call (its lag
-        keeps the next one asked before this one's results are needed). A design's results do not depend on the
-        others in the call (the evaluator states it is a pure function of the design: `is_pure`; else each batch
-        is evaluated alone); a call that raises fails both batches."""
+        first, then those in flight behind it) with one model call (`evaluate_jointly`), and hand each its rows of
+        the results: the array NSGA-II's runs without a model process evaluate two generations per call (its lag
+        keeps the next one asked before this one's results are needed). Only for an evaluator that states it is
+        a pure function of the design (`is_pure`; else each batch is evaluated alone)."""
         jobs, self._together = self._together, []
-        cols = jobs[0][0] if len(jobs) == 1 else {
-            k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
-        results = self._evaluate(cols)
-        start = 0
-        for job in jobs:
-            n = len(next(iter(job[0].values()), []))
-            stop = start + n
-            mine = []
-            for s, r in results:
-                a, b = max(s.start, start), min(s.stop, stop)
-                if a < b:
-                    mine.append((slice(a - start, b - start), r if isinstance(r, EvalError) else
-                                 {k: v[a - s.start: b - s.start] for k, v in r.items()}))
+        for job, mine in zip(jobs, evaluate_jointly(self._evaluate, [j[0] for j in jobs])):
             job[1] = mine
-            start = stop
 
     def _evaluate(self, cols: dict[str, np.ndarray]) -> list:
         """Evaluate a batch; chunks lost to the infrastructure (a dead worker, a lost node) are evaluated
@@ -932,10 +931,11 @@ class StudyRunner:
 
     def frame_data(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
                    extra: dict[str, Any] | None = None, violation: np.ndarray | None = None, *,
-                   coded: bool = False) -> dict[str, Any]:
+                   coded: bool = False, X: np.ndarray | None = None) -> dict[str, Any]:
         """One part's columns: bookkeeping columns, knobs, metrics, violation (`violation`: already summed),
         feasible, reason (then `extra`). Text columns (metrics of objects, `reason`) as lists of texts, or with
-        `coded` as `Coded` dictionaries (for `encode_columns` and `frame_of`)."""
+        `coded` as `Coded` dictionaries (for `encode_columns` and `frame_of`; `X`: the designs' knob matrix, whose
+        choice indices code the categorical knobs, see `_knob_codes`)."""
         def texts(v: np.ndarray) -> Any:
             if not coded:
                 return [str(x) for x in v]
@@ -945,9 +945,10 @@ class StudyRunner:
         data: dict[str, Any] = dict(base)
         data.update(cols)
         if coded:  # text knobs (a choice's name, a fixed knob's value) coded once, for the part and for finalize
+            known = self._knob_codes(X, cols) if X is not None else {}
             for k, v in cols.items():
                 if isinstance(v, np.ndarray) and v.dtype.kind in "UO" and len(v):
-                    data[k] = Coded(*dictionary(v))
+                    data[k] = known[k] if k in known else Coded(*dictionary(v))
         for k, v in sc["metrics"].items():
             if k in ("feasible", "reason") or k in data:
                 continue
@@ -960,6 +961,27 @@ class StudyRunner:
         data["reason"] = texts(np.asarray(sc["reason"], dtype=object))
         data.update(extra or {})
         return data
+
+    def _knob_codes(self, X: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, Coded]:
+        """The text knob columns `dictionary` would code, coded without reading their texts: an always-active
+        categorical knob by its choice index in `X` (its choices as the values), a fixed knob by one value."""
+        n = len(X)
+        if self._codes_of is None:
+            self._codes_of = (
+                [(j, k.name, list(k.dist.choices)) for j, k in enumerate(self.codec.knobs)
+                 if k.kind == "categorical" and k.when is None],
+                {f: [v] for f, v in self.space.fixed.items()})
+        choices, fixed = self._codes_of
+        out: dict[str, Coded] = {}
+        for j, name, values in choices:
+            if cols[name].dtype.kind in "UO":
+                out[name] = Coded(values, X[:, j].astype(np.int32))
+        if fixed:
+            zeros = np.zeros(n, dtype=np.int32)
+            for name, values in fixed.items():
+                if name in cols and cols[name].dtype.kind in "UO":
+                    out[name] = Coded(values, zeros)
+        return out
 
     def key_metric_names(self) -> list[str]:
         """Metrics stored as Optuna trial user attributes (optuna-dashboard shows them): the objectives'
@@ -1061,7 +1083,7 @@ class StudyRunner:
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
         base["state"] = Coded(["COMPLETE", "FAIL"], failed.astype(np.int32))
-        data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"], coded=True)
+        data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"], coded=True, X=X)
         if isinstance(blobs, _GenerationRecords):
             data[CONSTRAINTS_COLUMN] = cmat
         else:

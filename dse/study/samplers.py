@@ -177,6 +177,8 @@ class KnobCodec:
         self._fixed_one: dict[str, np.ndarray] | None = None
         self._bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see scale_bounds
         self._kinds: dict[str, Any] | None = None  # see _columns_of
+        self._counts: np.ndarray | None = None  # see choice_counts
+        self._every: dict[str, Any] | None = None  # see _always_active
 
     @property
     def width(self) -> int:
@@ -201,6 +203,13 @@ class KnobCodec:
             num[j] = True
         self._bounds = (lo, hi, num)
         return self._bounds
+
+    def choice_counts(self) -> np.ndarray:
+        """Choices of each knob (1 for a number), as floats: a drawn choice is floor(uniform * count)."""
+        if self._counts is None:
+            self._counts = np.array([len(k.dist.choices) if k.kind == "categorical" else 1 for k in self.knobs],
+                                    dtype=float)
+        return self._counts
 
     def _columns_of(self) -> dict[str, Any]:
         """Each kind of column at once (cached): the number knobs' columns, and among them (as positions in
@@ -279,6 +288,20 @@ class KnobCodec:
             return np.rint(np.where(nan, float(k.dist.low), x)).astype(np.int64)
         return np.where(nan, float(k.dist.low), x).astype(np.float64)
 
+    def _always_active(self) -> dict[str, Any]:
+        """The knobs without a `when` by kind (cached): their columns of X and names, categorical ones with
+        their choices; `_column` of each, for a column without NaN, is what `canonical` builds from them."""
+        if self._every is None:
+            plain = [(j, k) for j, k in enumerate(self.knobs) if k.when is None]
+            ints = [(j, k.name) for j, k in plain if k.kind == "int"]
+            floats = [(j, k.name) for j, k in plain if k.kind not in ("int", "categorical")]
+            self._every = {
+                "all": np.array([j for j, _ in plain], dtype=np.int64),
+                "int": np.array([j for j, _ in ints], dtype=np.int64), "int_names": [nm for _, nm in ints],
+                "float": np.array([j for j, _ in floats], dtype=np.int64), "float_names": [nm for _, nm in floats],
+                "categorical": [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"]}
+        return self._every
+
     def _fixed(self, n: int) -> dict[str, np.ndarray]:
         """The fixed knobs' columns (n copies each, new arrays): `_const` of each, its one-value array kept."""
         if self._fixed_one is None:
@@ -288,10 +311,22 @@ class KnobCodec:
 
     def canonical(self, X: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Set inactive conditional knobs to NaN and draw a value for active knobs that have none (an
-        offspring may inherit NaN from a parent where the knob was off); returns (X, knob columns)."""
+        offspring may inherit NaN from a parent where the knob was off); returns (X, knob columns). The knobs
+        that are always active (no `when`) and have a value in every row are made columns by kind at once."""
         n = len(X)
         cols: dict[str, np.ndarray] = self._fixed(n)
+        every = self._always_active()
+        bulk = not np.isnan(X[:, every["all"]]).any()
+        if bulk:
+            for name, col in zip(every["int_names"], np.rint(X[:, every["int"]].T).astype(np.int64)):
+                cols[name] = col
+            for name, col in zip(every["float_names"], np.ascontiguousarray(X[:, every["float"]].T)):
+                cols[name] = col
+            for j, name, choices in every["categorical"]:
+                cols[name] = choices[X[:, j].astype(np.int64)]
         for j, k in enumerate(self.knobs):
+            if bulk and k.when is None:
+                continue
             if k.when is not None:
                 active = np.broadcast_to(np.asarray(k.when.truth(cols), dtype=bool), (n,))
                 X[~active, j] = np.nan
@@ -485,41 +520,52 @@ class ArrayNSGAII:
     def _sbx_pm(self, rng: np.random.Generator, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Children of parent rows A x B: numbers by simulated binary crossover (Deb & Agrawal 1995, bounded form)
         and polynomial mutation (Deb & Goyal 1996) on each knob's scale (log for log ranges; an int or stepped
-        knob then snapped to its grid); categorical knobs by uniform crossover and a choice drawn anew."""
+        knob then snapped to its grid); categorical knobs by uniform crossover and a choice drawn anew. The
+        arithmetic runs on the (child, knob) elements it changes only (a few hundred of a generation's), the
+        uniform draws come in one block."""
         codec = self.codec
         n, d = A.shape
         lo, hi, num = codec.scale_bounds()
-        U, V = codec.to_scale(A), codec.to_scale(B)
-        pair = (rng.random(n) < self.crossover_prob)[:, None]
-        # SBX on the numeric knobs that both parents have (NaN: inactive) and that differ
-        swap = pair & (rng.random((n, d)) < self.swapping_prob)
-        both = swap & num & np.isfinite(U) & np.isfinite(V) & (np.abs(U - V) > 1e-14)
-        y1, y2 = np.fmin(U, V), np.fmax(U, V)
-        span = np.where(both, y2 - y1, 1.0)
-        r = rng.random((n, d))
-        side = rng.random((n, d)) < 0.5  # which of the two children this row keeps
-        eta = SBX_ETA
-        with np.errstate(all="ignore"):
-            beta = np.where(side, 1.0 + 2.0 * (y1 - lo) / span, 1.0 + 2.0 * (hi - y2) / span)
-            alpha = 2.0 - beta ** -(eta + 1.0)
-            betaq = np.where(r <= 1.0 / alpha, (r * alpha) ** (1.0 / (eta + 1.0)),
-                             (1.0 / (2.0 - r * alpha)) ** (1.0 / (eta + 1.0)))
-            c = np.where(side, 0.5 * (y1 + y2 - betaq * span), 0.5 * (y1 + y2 + betaq * span))
-        C = np.where(both, np.clip(c, lo, hi), U)
+        U, V = codec.to_scale(A), codec.to_scale(B)  # (new contiguous arrays: their flat views are written)
+        R = rng.random((5, n * d))  # per element: crossover, SBX spread, SBX side, mutation, its spread or choice
+        pair = np.repeat(rng.random(n) < self.crossover_prob, d)
+        swap = pair & (R[0] < self.swapping_prob)
+        numf = np.tile(num, n)
+        # SBX on the numeric knobs that both parents have (NaN: inactive; a comparison with NaN is False) and
+        # that differ
+        i = np.flatnonzero(swap & numf & (np.abs(U.ravel() - V.ravel()) > 1e-14))
+        C = np.ascontiguousarray(U)
+        flat = C.ravel()
+        if i.size:
+            u, v, j = flat[i], V.ravel()[i], i % d
+            y1, y2, lo_i, hi_i = np.minimum(u, v), np.maximum(u, v), lo[j], hi[j]
+            span = y2 - y1
+            side = R[2, i] < 0.5  # which of the two children this row keeps
+            e = SBX_ETA + 1.0
+            beta = 1.0 + 2.0 * np.where(side, y1 - lo_i, hi_i - y2) / span
+            alpha = 2.0 - beta ** -e
+            ra = R[1, i] * alpha  # alpha >= 1 (beta >= 1): both branches stay finite
+            betaq = np.where(ra <= 1.0, ra, 1.0 / (2.0 - ra)) ** (1.0 / e)
+            c = 0.5 * (y1 + y2) + np.where(side, -0.5, 0.5) * betaq * span
+            flat[i] = np.minimum(np.maximum(c, lo_i), hi_i)
         # categorical knobs: uniform crossover
-        cat = ~num
-        C = np.where(swap & cat, V, C)
-        # polynomial mutation of numbers; a categorical knob drawn anew
-        mutate = rng.random((n, d)) < self.mutation_prob
-        r = rng.random((n, d))
-        with np.errstate(all="ignore"):
-            width = np.where(num, hi - lo, 1.0)
-            d1, d2 = (C - lo) / width, (hi - C) / width
-            p = 1.0 / (PM_ETA + 1.0)
-            dq = np.where(r < 0.5, (2 * r + (1 - 2 * r) * (1 - d1) ** (PM_ETA + 1)) ** p - 1.0,
-                          1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - d2) ** (PM_ETA + 1)) ** p)
-            M = np.clip(C + dq * width, lo, hi)
-        C = np.where(mutate & num & np.isfinite(C), M, C)
+        k = np.flatnonzero(swap & ~numf)
+        if k.size:
+            flat[k] = V.ravel()[k]
+        # polynomial mutation of numbers (its two branches' bases are >= 0 for every draw)
+        mutate = R[3] < self.mutation_prob
+        m = np.flatnonzero(mutate & numf & ~np.isnan(flat))
+        if m.size:
+            x, r, j = flat[m], R[4, m], m % d
+            lo_m, hi_m = lo[j], hi[j]
+            width = hi_m - lo_m
+            e = PM_ETA + 1.0
+            dq = np.where(r < 0.5, (2 * r + (1 - 2 * r) * (1 - (x - lo_m) / width) ** e) ** (1.0 / e) - 1.0,
+                          1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi_m - x) / width) ** e) ** (1.0 / e))
+            flat[m] = np.minimum(np.maximum(x + dq * width, lo_m), hi_m)
         X = codec.from_scale(C)
-        drawn = codec.random(rng, n)
-        return np.where(mutate & cat, drawn, X)
+        # a categorical knob drawn anew: a choice index uniform over its choices
+        c = np.flatnonzero(mutate & ~numf)
+        if c.size:
+            X.ravel()[c] = np.floor(R[4, c] * codec.choice_counts()[c % d])
+        return X
