@@ -6,6 +6,7 @@ Kept apart from `runner` so that `grid` does not import it (no import cycle)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,16 +51,29 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_MODEL_HASH: dict[tuple, str] = {}  # the files' (path, mtime, size) -> model_hash (one entry)
+
+
 def model_hash() -> str:
-    """Hash of the model and workload sources/data: a resumed run warns when they changed."""
+    """Hash of the model and workload sources/data: a resumed run warns when they changed. The sources are
+    listed without entering `__pycache__` (numba's cache files) and read again only when one of them changed
+    (size or modification time) since the last call in this process."""
     root = Path(dse.__file__).parent
-    h = hashlib.sha256()
+    files = []
     for sub in ("model", "workloads"):
-        for f in sorted((root / sub).rglob("*")):
-            if f.suffix in (".py", ".yaml") and f.is_file():
-                h.update(f.relative_to(root).as_posix().encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+        for folder, dirs, names in os.walk(root / sub):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            files += [Path(folder) / n for n in names if n.endswith((".py", ".yaml"))]
+    files = [f for f in sorted(files) if f.is_file()]
+    stamp = tuple((str(f), st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()])
+    if stamp not in _MODEL_HASH:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+        _MODEL_HASH.clear()
+        _MODEL_HASH[stamp] = h.hexdigest()[:16]
+    return _MODEL_HASH[stamp]
 
 
 def build_meta(study: Study, run_dir: Path, budget: int | None, storage_loc: str) -> RunMeta:
