@@ -279,21 +279,25 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
         c = np.ascontiguousarray(Z[:, j])
         le &= c[None, :] <= c[:, None]
     # dom[i, k]: row k dominates row i: no worse everywhere, and row i is not no worse everywhere (k is strictly
-    # better somewhere); duplicates do not dominate each other. One matrix of comparisons, not two. As float32
-    # 0/1, so that a front's dominations are one matrix-vector product: every count is a whole number below
-    # 2**24, exact in float32 whatever the order of the sums
-    dom = (le & ~le.T).astype(np.float32)
-    count = dom.sum(axis=1)
+    # better somewhere; True > False); duplicates do not dominate each other. One matrix of comparisons, not two.
+    # The first front is the rows nothing dominates; the next ones (needed only when it holds fewer than
+    # `max_rows`) from counts: dom as float32 0/1, so that a front's dominations are one matrix-vector product
+    # (every count is a whole number below 2**24, exact in float32 whatever the order of the sums)
+    dom = le > le.T
     rank = np.full(n, -1, dtype=np.int64)
-    current = count == 0
+    current = ~dom.any(axis=1)
     r, done = 0, 0
+    domf = count = None
     while current.any():
         rank[current] = r
         done += int(current.sum())
         r += 1
         if max_rows is not None and done >= max_rows:
             break
-        count = count - dom @ current.astype(np.float32)
+        if domf is None:
+            domf = dom.astype(np.float32)
+            count = domf.sum(axis=1)
+        count = count - domf @ current.astype(np.float32)
         current = (count == 0) & (rank < 0)
     rank[rank < 0] = r
     return rank
