@@ -192,3 +192,8 @@ def test_a_large_result_does_not_fit_the_direct_send():
 
     cols = {f"m{i}": np.zeros(300) for i in range(40)}
     assert len(ForkingPickler.dumps((execution.pack_columns(cols), 0.0, 1))) > execution.DIRECT_SEND_BYTES
+
+
+def test_an_empty_batch_is_evaluated_alone():
+    got = evaluate_jointly(lambda c: [(slice(0, len(c["x"])), _toy(c))], [{"x": np.zeros(0)}, {"x": np.ones(2)}])
+    assert got[0][0][0] == slice(0, 0) and got[1][0][1]["y"].tolist() == [2.0, 2.0]

@@ -348,8 +348,8 @@ def evaluate_jointly(evaluate: Callable[[Columns], list], batches: list[Columns]
     model's cost per call is mostly fixed (a generation's ~90 new designs ~4 ms, two generations' ~180 ~6 ms), so
     batches waiting together are evaluated together. A design's results do not depend on the others in the call
     (the evaluator is pure: `is_pure`); a chunk that fails fails the rows of every batch in it."""
-    if len(batches) == 1:
-        return [evaluate(batches[0])]
+    if len(batches) == 1 or not all(_n(cols) for cols in batches):  # (an empty batch: each alone)
+        return [evaluate(cols) for cols in batches]
     results = evaluate(concat(batches))
     out, start = [], 0
     for cols in batches:
