@@ -42,6 +42,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,8 @@ class Sections:
 
     def timed(self, label: str, fn: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not threading.main_thread():  # a writer thread's: in `threads`
+                return fn(*args, **kwargs)
             t0 = time.thread_time()
             self.stack.append(0.0)
             try:
@@ -248,8 +251,10 @@ def run_runner(path: Path, tmp: Path) -> dict:
             "model", TimedModel.__call__)})
         clock = Clock()
         main0 = time.thread_time()
+        self0 = resource.getrusage(resource.RUSAGE_SELF)
         runner = StudyRunner(st, run_dir, serial=True, evaluator=model)
         res = runner.run()
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
         main = time.thread_time() - main0
         took = clock.stop()
     # with a model process (DSE_MODEL_PROCESS=auto / always; off by default) the model runs in a forked child: its
@@ -270,7 +275,10 @@ def run_runner(path: Path, tmp: Path) -> dict:
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
             "model": model_cpu, "calls": calls,
             "note": where + f"{res.summary['cache_hits']} trials reused a repeated design's result",
-            "sections": parts, "parallel": mp is not None}
+            "sections": parts, "parallel": mp is not None,
+            # the run's process (not the model process): minor page faults and system CPU seconds; a forked model
+            # process shares the run's pages, so that each page the run writes after the fork is copied first
+            "faults": self1.ru_minflt - self0.ru_minflt, "sys": self1.ru_stime - self0.ru_stime}
 
 
 def _reused(prob: Problem) -> str:
@@ -480,6 +488,10 @@ def main() -> None:
                 med = {k: float(np.median([r["sections"].get(k, 0.0) for r in runs[seed]["runner"]])) for k in keys}
                 print("runner own work, CPU s (median over rounds; main thread by part, then its other threads): "
                       + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + f"; sum {sum(med.values()):.3f}")
+                rr = runs[seed]["runner"]
+                print(f"runner's process (median): {np.median([r['faults'] for r in rr]):.0f} minor page faults, "
+                      f"{np.median([r['sys'] for r in rr]):.3f} s system CPU (included above; a forked model process "
+                      "makes the run copy each shared page it writes)")
             # model work per trial: the runner evaluates only designs it has not seen (smaller calls: the model's
             # fixed cost per call weighs more per design); pymoo evaluates every trial (duplicates eliminated)
             print("model CPU per evaluated design / own CPU per trial, us: " + "; ".join(
