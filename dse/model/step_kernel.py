@@ -156,20 +156,6 @@ def _mx(a, b):
 
 
 @njit(cache=True, inline="always")
-def _op_energy_j(ops, s, j, efl, d, e_on, e_off, comm_elsewhere, kind, e_link):
-    """Energy in J of one instance of operator `j` of row `s` on design `d`: FLOPs at the precision's pJ per
-    FLOP, its on- and off-chip bytes, and its link bits when a collective's traffic is counted here (the general
-    loop's; `_sums_plain` writes the same terms out, see there)."""
-    pj = ops[0, s, j] * efl[d, int(ops[10, s, j])]
-    pj += e_on[j]
-    pj += e_off[j]
-    if comm_elsewhere or kind[j] >= 2:
-        pj += (ops[5, s, j] * 8) * e_link
-    pj *= 1e-12
-    return pj
-
-
-@njit(cache=True, inline="always")
 def _mn(a, b):
     """np.minimum of two floats (NaN propagates)."""
     return a if (a <= b or a != a) else b
@@ -261,42 +247,51 @@ def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, 
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _sums_plain(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_link, comm_elsewhere, want_e):
-    """`_time_batch`'s pass 1c and step time without launch queue (launch_us 0) nor hidden collectives: (time,
-    energy) in one pass over the operators, the time's terms as the general passes take them ((max(busy, comm) +
-    (gap · kernels + share)) · count) and both sums in operator order, so the same bits. An operator run zero times
-    adds +0.0 instead of being skipped (a select, not a branch): the same bits, as a sum that starts at +0.0 is never
-    −0.0 and x + 0.0 is x for every other x (NaN, ±inf included); its precision index is not read (0 instead). The
-    energy terms are `_op_energy_j`'s written out: the same loop calling that inlined helper compiled to code 1.4x
-    slower (datacenter_llm's map_llm_kernel on 3,485 designs: 80 -> 57 ms written out, 85 ms with the helper;
-    2026-12-02)."""
+def _op_terms(cnt, busy, comm, gap, kernels, share, flop_pj, e_on, e_off, link_pj, linked):
+    """(time s, energy J) of an operator's `cnt` instances in its step, each +0.0 for an operator run zero times (a
+    select, not a branch, so that pass 1b's loop vectorizes; as a sum that starts at +0.0 is never -0.0 and x + 0.0
+    is x for every other x, NaN and ±inf included, adding it is skipping it): the time (max(busy, comm) + (gap ·
+    kernels + share)) · count, the energy (FLOPs' pJ + on-chip + off-chip pJ (+ link pJ where `linked`)) · 1e-12 ·
+    count, term by term in the order the numpy path takes them."""
+    live = cnt != 0.0
+    ov = gap * kernels
+    ov += share
+    t = (_mx(busy, comm) + ov) * cnt
+    pj = flop_pj + e_on
+    pj += e_off
+    pj = pj + link_pj if linked else pj
+    pj *= 1e-12
+    e = pj * cnt
+    return (t if live else 0.0), (e if live else 0.0)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _sums(k, t_term, e_term, want_e):
+    """`_time_batch`'s pass 1c without launch queue (launch_us 0) nor hidden collectives: the step's time and energy,
+    the operators' terms (`_op_terms`) summed in operator order (plain adds: the loop is the sums' latency only)."""
     total = 0.0
     energy = 0.0
     if want_e:
         for j in range(k):
-            cnt = ops[4, s, j]
-            live = cnt != 0.0
-            ov = gap * ops[8, s, j]
-            ov += share
-            t = (_mx(busy[j], comm[j]) + ov) * cnt
-            total += t if live else 0.0
-            p = int(ops[10, s, j]) if live else 0
-            pj = ops[0, s, j] * efl[d, p]
-            pj += e_on[j]
-            pj += e_off[j]
-            if comm_elsewhere or kind[j] >= 2:
-                pj += (ops[5, s, j] * 8) * e_link
-            pj *= 1e-12
-            e = pj * cnt
-            energy += e if live else 0.0
+            total += t_term[j]
+            energy += e_term[j]
     else:
         for j in range(k):
-            cnt = ops[4, s, j]
-            ov = gap * ops[8, s, j]
-            ov += share
-            t = (_mx(busy[j], comm[j]) + ov) * cnt
-            total += t if cnt != 0.0 else 0.0
+            total += t_term[j]
     return total, energy
+
+
+@njit(cache=True, inline="always")
+def _coll_logs(ops, kind, clg):
+    """log2 of each collective's group size (its ring/tree steps) and a 2-D torus's first side 2^ceil(log2(g)/2)
+    (`perf._torus_steps`), per (row, column) of the operator table into `clg` (2, rows, k): libm's log2 and exp2 of
+    the same arguments as `_time_batch` took them per instance, once per kernel call."""
+    for s in range(ops.shape[1]):
+        for j in range(ops.shape[2]):
+            if kind[j] >= 2:
+                lg = np.log2(_mx(ops[6, s, j], 1.0))
+                clg[0, s, j] = lg
+                clg[1, s, j] = np.exp2(np.ceil(lg / 2))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -307,27 +302,31 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
     `cnn_kernel` share. (One call per batch of instances: a call per instance would refcount its ~14 array
     arguments each time, which costs as much as the instance's arithmetic.)"""
     k = ops.shape[2]
+    clg = np.zeros((2, ops.shape[1], k))
+    _coll_logs(ops, kind, clg)
     _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                 cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, np.empty((len(_WORK), k)),
-                np.empty(k, np.int64))
+                np.empty(k, np.int64), clg)
 
 
-# `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's SRAM and
-# memory energy (pJ), and the matrix operators' compute time, peak FLOP/s and narrow path
-_WORK = ("e_on", "e_off", "mm_compute", "mm_peak", "mm_narrow")
+# `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's time and
+# energy terms (`_op_terms`), its FLOPs' energy (pJ, per step and design), and the matrix operators' compute time,
+# peak FLOP/s and narrow path
+_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow")
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
-                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll):
-    """`time_batch` with its scratch rows (`work`, (len(_WORK), k)) and the collectives' columns (`coll`, (k,) int)."""
+                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg):
+    """`time_batch` with its scratch rows (`work`, (len(_WORK), k)), the collectives' columns (`coll`, (k,) int) and
+    their logs (`clg`, `_coll_logs`)."""
     k = ops.shape[2]
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
     overlap_tokens, sparse, comm_elsewhere = cal[8], cal[10] > 0, cal[11] > 0
     inv_p = 1.0 / knee
     square = knee == 2.0
-    e_on, e_off, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4]
+    t_term, e_term, flop_pj, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4], work[5]
     mmw = mm.shape[2]
     ncoll = 0
     for j in range(k):
@@ -364,6 +363,9 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             for j in range(mmw):  # (the gathers apart: a gather in the loop below keeps it from vectorizing)
                 prec = int(mm[4, s, j])
                 pkv[j], nwv[j] = peak[d, prec], narrow[d, prec]
+            for j in range(k):  # (an operator run zero times: its precision is not read, 0 instead)
+                prec = int(ops[10, s, j]) if ops[4, s, j] != 0.0 else 0
+                flop_pj[j] = ops[0, s, j] * efl[d, prec]
             if dyn:
                 for j in range(mmw):
                     pk = pkv[j]
@@ -399,16 +401,16 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 sz = ops[5, s, j]
                 g = _mx(ops[6, s, j], 1.0)
                 if kj == 2:
-                    vol, ring, tree = 2 * (g - 1) / g * sz, 2 * (g - 1), 2 * np.log2(g)
+                    vol, ring, tree = 2 * (g - 1) / g * sz, 2 * (g - 1), 2 * clg[0, s, j]
                 elif kj == 5:
                     vol, ring, tree = sz, 1.0, 1.0
                 else:
-                    vol, ring, tree = (g - 1) / g * sz, g - 1, np.log2(g)
+                    vol, ring, tree = (g - 1) / g * sz, g - 1, clg[0, s, j]
                 if topo == RING:
                     steps = ring
                 elif topo == TORUS:
                     # one ring phase per dimension of an a x b grid (perf._torus_steps); a send: one hop
-                    ta = np.exp2(np.ceil(np.log2(g) / 2))
+                    ta = clg[1, s, j]
                     steps = 1.0 if kj == 5 else (2.0 if kj == 2 else 1.0) * (ta + g / ta - 2.0)
                 else:
                     steps = ring if lib_coll else tree
@@ -422,8 +424,9 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                     t_bw = vol / bw
                     t_lat = steps * lat + floor_
                 comm[j], comm_bw[j] = t_bw + t_lat, t_bw
-        # pass 1b: every operator's roofs under the residency and its energy (pJ), branch-free so that LLVM
+        # pass 1b: every operator's roofs under the residency and its time and energy terms, branch-free so that LLVM
         # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
+        share = step_s / _mx(count_sum, 1.0)
         nslow = 0
         for j in range(k):
             cnt = ops[4, s, j]
@@ -437,12 +440,15 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             fast = square and fast
             roof = bent if (kj == 0 and fast) else roof
             nslow += 1 if (kj == 0 and not fast and cnt != 0.0) else 0
-            busy[j] = _mx(roof, sram)
+            b = _mx(roof, sram)
+            busy[j] = b
             part = off * 2.0
             part += on
-            e_on[j] = part * e_sram
+            e_on = part * e_sram
             part = off * 8
-            e_off[j] = part * e_mem
+            e_off = part * e_mem
+            t_term[j], e_term[j] = _op_terms(cnt, b, comm[j], gap, ops[8, s, j], share, flop_pj[j], e_on, e_off,
+                                             (ops[5, s, j] * 8) * e_link, comm_elsewhere or kj >= 2)
         for j in range(k if nslow > 0 else 0):  # pass 1b's matrix kernels under the general knee
             if ops[4, s, j] == 0.0 or kind[j] != 0:
                 continue
@@ -456,13 +462,15 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             x = _power(c / hi, knee)
             x += _power(memory / hi, knee)
             roof = _power(x, inv_p) * hi
-            busy[j] = _mx(roof, sram)
+            b = _mx(roof, sram)
+            busy[j] = b
+            ov = gap * ops[8, s, j]
+            ov += share
+            t_term[j] = (_mx(b, comm[j]) + ov) * ops[4, s, j]  # (`_op_terms`' time; the operator is run)
         # pass 1c: the sums, operator by operator
         hide = overlap_c > 0 and tokens >= overlap_tokens
-        share = step_s / _mx(count_sum, 1.0)
         if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
-            t_e = _sums_plain(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_link, comm_elsewhere,
-                              want_e[i])
+            t_e = _sums(k, t_term, e_term, want_e[i])
             t_out[i] = t_e[0]
             e_out[i] = t_e[1] if want_e[i] else np.nan
             continue
@@ -478,7 +486,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 gpu += (_mx(busy[j], comm[j]) + ov) * cnt
             want_sum += comm_bw[j] * cnt
             if want_e[i]:
-                energy += _op_energy_j(ops, s, j, efl, d, e_on, e_off, comm_elsewhere, kind, e_link) * cnt
+                energy += e_term[j]
         # host launch queue: the host's excess over the GPU's time, spread over the kernels
         excess = 0.0
         if launch_s > 0:
@@ -680,13 +688,13 @@ def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
 @njit(cache=True, nogil=True)
 def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
          rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work,
-         coll):
+         coll, clg):
     """Time the `m` queued instances (`time_batch`; each design's in row order, so that a row's residencies on a
     design share its compute times) and memoize them (`memo_state` 2)."""
     if m == 0:
         return
     _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
-                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll)
+                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg)
     W = memo_state.shape[1]
     for i in range(m):
         key = q_key[i]
@@ -738,6 +746,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
     busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
     work, coll = np.empty((len(_WORK), k)), np.empty(k, np.int64)
+    clg = np.zeros((2, ops.shape[1], k))
+    _coll_logs(ops, kind, clg)
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
@@ -814,7 +824,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                        q_key, q_wr, q_kr, q_want)
             _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
                  rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern,
-                 work, coll)
+                 work, coll, clg)
             _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
                     v, vd)
             for p in range(npairs):
@@ -842,7 +852,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
                    q_wr, q_kr, q_want)
         _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm, rowinfo,
-             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll)
+             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg)
         _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
                 vd)
         for p in range(npairs):

@@ -1,7 +1,8 @@
-"""`step_kernel._sums_plain` (a step's time and energy sums, operators run zero times adding +0.0 through a select
-instead of being skipped by a branch) gives the bits of the skipping loop it replaced, here in plain Python: on
-random rows where the skipped operators carry NaN, ±inf, −0.0 and huge terms, and rows whose live terms are all
-−0.0 (the sums must stay +0.0 as the skipping loop's do)."""
+"""`step_kernel._op_terms` then `_sums` (a step's time and energy: each operator's terms in pass 1b's vectorized loop,
+operators run zero times giving +0.0 through a select instead of being skipped by a branch, then plain sums in
+operator order) give the bits of the skipping loop they replaced, here in plain Python: on random rows where the
+skipped operators carry NaN, ±inf, −0.0 and huge terms, and rows whose live terms are all −0.0 (the sums must stay
++0.0 as the skipping loop's do)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,22 @@ def _bits(x: float) -> int:
     return int(np.float64(x).view(np.int64))
 
 
+def _terms_then_sums(s, d, k, ops, kind, busy, comm, e_on, e_off, efl, gap, share, e_link, comm_elsewhere, want_e):
+    """The kernel's way: pass 1a's FLOP energy (an operator run zero times reads precision 0), pass 1b's
+    `_op_terms` per operator, then `_sums`."""
+    from dse.model.step_kernel import _op_terms, _sums
+
+    t_term, e_term = np.empty(k), np.empty(k)
+    for j in range(k):
+        cnt = ops[4, s, j]
+        flop_pj = ops[0, s, j] * efl[d, int(ops[10, s, j]) if cnt != 0.0 else 0]
+        t_term[j], e_term[j] = _op_terms(cnt, busy[j], comm[j], gap, ops[8, s, j], share, flop_pj, e_on[j], e_off[j],
+                                         (ops[5, s, j] * 8) * e_link, bool(comm_elsewhere or kind[j] >= 2))
+    return _sums(k, t_term, e_term, want_e)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_sums_equal_the_skipping_loop(seed):
-    from dse.model.step_kernel import _sums_plain
-
     rng = np.random.default_rng(seed)
     rows, k, precs = 5, 16, 3
     specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e308, -1e308])
@@ -69,7 +82,7 @@ def test_sums_equal_the_skipping_loop(seed):
                 args = (s, int(rng.integers(0, 4)), k, ops, kind, busy, comm, e_on, e_off, efl, 1e-6, 2e-7, 0.3,
                         comm_elsewhere, want_e)
                 with np.errstate(all="ignore"):
-                    got = _sums_plain(*args)
+                    got = _terms_then_sums(*args)
                     ref = _reference(*args)
                 assert _bits(got[0]) == _bits(ref[0]) or (math.isnan(got[0]) and math.isnan(ref[0]))
                 if want_e:
@@ -77,8 +90,6 @@ def test_sums_equal_the_skipping_loop(seed):
 
 
 def test_all_negative_zero_terms_sum_to_positive_zero():
-    from dse.model.step_kernel import _sums_plain
-
     k = 8
     ops = np.zeros((11, 1, k))
     ops[4, 0, ::2] = 1.0  # live operators whose terms are −0.0; the others run zero times
@@ -87,5 +98,5 @@ def test_all_negative_zero_terms_sum_to_positive_zero():
     e_on, e_off = np.full(k, -0.0), np.full(k, -0.0)
     efl = np.ones((1, 1))
     args = (0, 0, k, ops, np.ones(k, np.int64), busy, comm, e_on, e_off, efl, 0.0, -0.0, 0.0, False, True)
-    got, ref = _sums_plain(*args), _reference(*args)
+    got, ref = _terms_then_sums(*args), _reference(*args)
     assert [_bits(x) for x in got] == [_bits(x) for x in ref] == [0, 0]
