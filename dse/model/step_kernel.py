@@ -282,16 +282,24 @@ def _sums(k, t_term, e_term, want_e):
 
 
 @njit(cache=True, inline="always")
-def _coll_logs(ops, kind, clg):
-    """log2 of each collective's group size (its ring/tree steps) and a 2-D torus's first side 2^ceil(log2(g)/2)
-    (`perf._torus_steps`), per (row, column) of the operator table into `clg` (2, rows, k): libm's log2 and exp2 of
-    the same arguments as `_time_batch` took them per instance, once per kernel call."""
+def _row_tables(ops, kind, clg, res_cols):
+    """Per row of the operator table, once per kernel call: the log2 of each collective's group size (its ring / tree
+    steps) and a 2-D torus's first side 2^ceil(log2(g)/2) (`perf._torus_steps`) into `clg` (2, rows, k), libm's log2
+    and exp2 of the same arguments as `_time_batch` took them per instance; and into `res_cols` (rows,) the columns
+    whose roofs and terms may depend on the residency, [0, res_cols[s]) (a multiple of OP_LANES): past it every
+    operator has no weights, no KV and streams nothing (class 0), so that under the same free SRAM its busy time and
+    terms are the same bits whatever the residency (0 · share is 0 for a share in [0, 1])."""
+    k = ops.shape[2]
     for s in range(ops.shape[1]):
-        for j in range(ops.shape[2]):
+        last = -1
+        for j in range(k):
             if kind[j] >= 2:
                 lg = np.log2(_mx(ops[6, s, j], 1.0))
                 clg[0, s, j] = lg
                 clg[1, s, j] = np.exp2(np.ceil(lg / 2))
+            if not (ops[1, s, j] == 0.0 and ops[3, s, j] == 0.0 and ops[7, s, j] == 0.0):
+                last = j
+        res_cols[s] = min(-(-(last + 1) // OP_LANES) * OP_LANES, k)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -302,11 +310,11 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
     `cnn_kernel` share. (One call per batch of instances: a call per instance would refcount its ~14 array
     arguments each time, which costs as much as the instance's arithmetic.)"""
     k = ops.shape[2]
-    clg = np.zeros((2, ops.shape[1], k))
-    _coll_logs(ops, kind, clg)
+    clg, res_cols = np.zeros((2, ops.shape[1], k)), np.empty(ops.shape[1], np.int64)
+    _row_tables(ops, kind, clg, res_cols)
     _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                 cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, np.empty((len(_WORK), k)),
-                np.empty(k, np.int64), clg)
+                np.empty(k, np.int64), clg, res_cols)
 
 
 # `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's time and
@@ -317,9 +325,10 @@ _WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow")
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
-                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg):
+                efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
+                res_cols):
     """`time_batch` with its scratch rows (`work`, (len(_WORK), k)), the collectives' columns (`coll`, (k,) int) and
-    their logs (`clg`, `_coll_logs`)."""
+    the row tables of `_row_tables` (`clg`, `res_cols`)."""
     k = ops.shape[2]
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
@@ -333,6 +342,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         if kind[j] >= 2:
             coll[ncoll] = j
             ncoll += 1
+    prev_free = np.nan
     for i in range(m):
         s = row_of[i]
         d = design_of[i]
@@ -351,6 +361,10 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         kres = _mn(_mx(kres_in[i], 0.0), 1.0)
         sw, sk = 1.0 - wres, 1.0 - kres
         free_sram = _mx(sram_bytes - res_in[i], 0.0) if has_mem > 0 else np.inf
+        # the same step on the same design under the same free SRAM: pass 1b's columns past res_cols[s] are the
+        # instance before's (`_row_tables`)
+        width = res_cols[s] if (same and free_sram == prev_free) else k
+        prev_free = free_sram
         tokens, count_sum = rowinfo[s, 0], rowinfo[s, 1]
         launches = 0.0
         gpu = 0.0
@@ -428,7 +442,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
         share = step_s / _mx(count_sum, 1.0)
         nslow = 0
-        for j in range(k):
+        for j in range(width):
             cnt = ops[4, s, j]
             w, act, kv = ops[1, s, j], ops[2, s, j], ops[3, s, j]
             kj = kind[j]
@@ -688,13 +702,13 @@ def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
 @njit(cache=True, nogil=True)
 def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
          rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work,
-         coll, clg):
+         coll, clg, res_cols):
     """Time the `m` queued instances (`time_batch`; each design's in row order, so that a row's residencies on a
     design share its compute times) and memoize them (`memo_state` 2)."""
     if m == 0:
         return
     _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
-                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg)
+                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg, res_cols)
     W = memo_state.shape[1]
     for i in range(m):
         key = q_key[i]
@@ -746,8 +760,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
     busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
     work, coll = np.empty((len(_WORK), k)), np.empty(k, np.int64)
-    clg = np.zeros((2, ops.shape[1], k))
-    _coll_logs(ops, kind, clg)
+    clg, res_cols = np.zeros((2, ops.shape[1], k)), np.empty(ops.shape[1], np.int64)
+    _row_tables(ops, kind, clg, res_cols)
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
@@ -778,6 +792,15 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     for r in range(R):
         lev_rungs[fill[rungs[4, r]]] = r
         fill[rungs[4, r]] += 1
+    # per replica count of the plans (ascending), the plans of at most that many replicas, in plan order
+    rep_val = np.unique(pl[P_REPLICA])
+    nrep = rep_val.shape[0]
+    rep_plans, rep_len = np.empty((nrep, P), np.int64), np.zeros(nrep, np.int64)
+    for t in range(nrep):
+        for j in range(P):
+            if pl[P_REPLICA, j] <= rep_val[t]:
+                rep_plans[t, rep_len[t]] = j
+                rep_len[t] += 1
     for d0 in range(0, n, B):
         nb = min(B, n - d0)
         memo_state[:] = 0
@@ -789,7 +812,12 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             ncl[dl] = 0
             for j in range(P):
                 cand[dl, j] = off[dl, j] = good[dl, j] = False
-                if not (pl[P_REPLICA, j] <= chips and (pl[P_TRIED, j] > 0 or pl[P_PP, j] == chips // pl[P_GRP, j])):
+            t = -1  # the plans of at most `chips` replicas
+            while t + 1 < nrep and rep_val[t + 1] <= chips:
+                t += 1
+            for q in range(rep_len[t] if t >= 0 else 0):
+                j = rep_plans[t, q]
+                if not (pl[P_TRIED, j] > 0 or pl[P_PP, j] == chips // pl[P_GRP, j]):
                     continue
                 w, kv, act = pf[0, j], pf[1, j], pf[2, j]
                 wres = w + act <= sram  # (`_shares`, its shares only for the plans that fit)
@@ -824,7 +852,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                        q_key, q_wr, q_kr, q_want)
             _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
                  rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern,
-                 work, coll, clg)
+                 work, coll, clg, res_cols)
             _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
                     v, vd)
             for p in range(npairs):
@@ -852,7 +880,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
                    q_wr, q_kr, q_want)
         _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm, rowinfo,
-             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg)
+             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
+             res_cols)
         _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
                 vd)
         for p in range(npairs):
