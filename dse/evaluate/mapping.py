@@ -40,6 +40,7 @@ from dse.model.memo import by_identities, by_identity
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.plans import PP_CHOICES, Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
+from dse.model.arrays import kernel_column
 from dse.model.calibration import Calibration
 from dse.model.kernel import compiled_kernel
 from dse.model.perf import (SPLIT_K_MIN, HwView, collective_time, compiled_tables, op_energy_j, op_times,
@@ -619,7 +620,7 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
     sc = _kernel_scalars(scenario, cal, t)
     o_int = np.zeros((n, len(sk.OUT_INT)), np.int64)
     o_float = np.zeros((n, len(sk.OUT_FLOAT)))
-    f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
+    f = (lambda x, d=np.float64: kernel_column(x, n, d))  # C arrays of the compiled type (the kernel reads them)
     sk.map_llm_kernel(pl, pf, rungs, f(chips, np.int64), f(hw.sram_bytes), f(hw.mem_bytes), f(static),
                       np.array(hop, float, order="C"), shift, is_dec, len(t.steps), len(t.cls_step), sc,
                       ops, mm, rows, kind, hwd, peak, narrow, efl, calv, float(SPLIT_K_MIN), o_int, o_float)
@@ -1083,7 +1084,7 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
          cal.step_overhead_us * 1e-6, t.depth], float))  # the scenario's scalars, once per scenario, stack and table
     o_int = np.zeros((n, len(ck.OUT_INT)), np.int64)
     o_float = np.zeros((n, len(ck.OUT_FLOAT)))
-    f = (lambda x, d=float: np.array(np.broadcast_to(np.asarray(x, d), (n,)), d))  # fresh C arrays (one compile)
+    f = (lambda x, d=np.float64: kernel_column(x, n, d))  # C arrays of the compiled type (the kernel reads them)
     c = (lambda x, d=float: np.ascontiguousarray(x, d))
     ck.map_cnn_kernel(c(t.batch, np.int64), c(t.w), c(t.kv), c(t.act), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
                       sc, *tables[:9], c(tables[9], np.int64), pipe, np.array(t.one_foot, float), *one[:9],

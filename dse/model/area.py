@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dse.model import fab
-from dse.model.arrays import DesignArrays, _Flags
+from dse.model.arrays import DesignArrays, _Flags, kernel_column
 from dse.model.hardware import Design, active_technology
 from dse.model.kernel import compiled_kernel
 from dse.model.knobs import BY_NAME
@@ -77,7 +77,7 @@ class AreaBreakdown:
 
 def _name_index(names: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each row's position in the sorted str array `keys`, len(keys) where its name is not there."""
-    s = np.asarray(names).astype(str)
+    s = np.asarray(names).astype(str, copy=False)
     if not len(keys):
         return np.zeros(len(s), np.intp)
     pos = np.minimum(np.searchsorted(keys, s), len(keys) - 1)
@@ -348,9 +348,8 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
     if ak.numpy_pow_is_libm():  # numpy's powers are libm's: all of it in one kernel pass, the powers there too
         out = [np.empty((n, span)) for _ in range(8)]
         ak.io_tables(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
-                     *(np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=float), (n,))) for x in (
-                         arr.pkg_assembly_yield_per_die, arr.wafer_price_usd_io, arr.reticle_mm2_io,
-                         arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
+                     *(kernel_column(x, n) for x in (arr.pkg_assembly_yield_per_die, arr.wafer_price_usd_io,
+                                               arr.reticle_mm2_io, arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
                      top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
                      float(w.probe_coverage), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
                      float(w.test_cost_fraction), *out)
@@ -823,9 +822,7 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     c = _split(arr, b, n_lo, n_hi, auto) if ak is None else _split_compiled(ak, arr, b, n_lo, n_hi, auto)
     n_dies, die = c["n"], c["die"]
 
-    flags = _Flags(arr.n)
-    flags.valid[:] = arr.valid
-    flags.reason[:] = arr.reason
+    flags = _Flags(arr.n, arr.valid, arr.reason)
     reticle = arr.reticle_mm2
     too_big = ~ws & ~c["reticle_ok"]
     no_chiplets = too_big & ~arr.allow_chiplets

@@ -26,9 +26,10 @@ def _default(knob: str) -> Any:
 class _Flags:
     """Accumulates per-row validity and '; '-joined reasons without per-row Python for valid rows."""
 
-    def __init__(self, n: int):
-        self.valid = np.ones(n, dtype=bool)
-        self.reason = np.full(n, "", dtype=object)
+    def __init__(self, n: int, valid: np.ndarray | None = None, reason: np.ndarray | None = None):
+        """`n` valid rows without a reason, or copies of `valid` and `reason` (flags so far)."""
+        self.valid = np.ones(n, dtype=bool) if valid is None else np.array(valid, dtype=bool)
+        self.reason = np.full(n, "", dtype=object) if reason is None else np.array(reason, dtype=object)
 
     def flag(self, bad: np.ndarray, message: str | np.ndarray) -> None:
         if not bad.any():
@@ -36,8 +37,21 @@ class _Flags:
         idx = np.flatnonzero(bad)
         msgs = message[idx] if isinstance(message, np.ndarray) else np.full(len(idx), message, dtype=object)
         old = self.reason[idx]
-        self.reason[idx] = np.where(old == "", msgs, old + "; " + msgs)
+        had = old != ""
+        if had.any():  # (else every row's reason is its message: no joins)
+            msgs = np.where(had, old + "; " + msgs, msgs)
+        self.reason[idx] = msgs
         self.valid[idx] = False
+
+
+def kernel_column(x: Any, n: int, dtype: Any = np.float64) -> np.ndarray:
+    """`x` (a scalar or a column) as a fresh writable C-contiguous array of shape (n,) and `dtype`, as a compiled
+    kernel takes its arguments (numba types a read-only, strided or unaligned array apart, and compiles it anew):
+    `x` itself where it is such an array already (no copy)."""
+    if type(x) is np.ndarray and x.shape == (n,) and x.dtype == dtype and x.flags.c_contiguous \
+            and x.flags.writeable and x.flags.aligned:
+        return x
+    return np.array(np.broadcast_to(np.asarray(x, dtype), (n,)), dtype)
 
 
 def _broadcast(col: Any, n: int) -> np.ndarray:
@@ -322,7 +336,7 @@ class DesignArrays:
         # process node table
         node_i = idx["chip.process_node"]
         nodes = list(tech.process_nodes.values())
-        node = dict(zip(_NODE_COLUMNS, _columns(nodes, "node", _NODE_COLUMNS)[:, node_i]))  # one gather, all columns
+        node = dict(zip(_NODE_COLUMNS, _columns(nodes, "node", _NODE_COLUMNS).take(node_i, axis=1)))  # one gather, all columns
         out.update((a, node[a]) for a in _NODE_FIELDS)
         is_cache = names["chip.sram_kind"] == "cache"
         sp, ca = node["sram_mm2_per_mb_scratchpad"], node["sram_mm2_per_mb_cache"]
@@ -340,7 +354,7 @@ class DesignArrays:
         # memory table (index len(memories) = none)
         mem_i = idx["chip.memory"]
         mems = list(tech.memories.values())
-        mem = dict(zip(_MEMORY_COLUMNS, _columns(mems, "memory", _MEMORY_COLUMNS, 0.0)[:, mem_i]))
+        mem = dict(zip(_MEMORY_COLUMNS, _columns(mems, "memory", _MEMORY_COLUMNS, 0.0).take(mem_i, axis=1)))
         mem_attr = mem.__getitem__
         has_mem = mem_i < len(mems)
         stacks = np.where(has_mem, num("chip.memory_stacks"), 0)
@@ -358,7 +372,7 @@ class DesignArrays:
         # links
         link_i = idx["chip.link"]
         lks = list(tech.links.values())
-        link_attr = dict(zip(_LINK_COLUMNS, _columns(lks, "link", _LINK_COLUMNS, 0.0)[:, link_i])).__getitem__
+        link_attr = dict(zip(_LINK_COLUMNS, _columns(lks, "link", _LINK_COLUMNS, 0.0).take(link_i, axis=1))).__getitem__
         has_link = link_i < len(lks)
         links = np.where(has_link, num("chip.links"), 0)
         lat_o = c["system.link_latency_us"]
@@ -374,7 +388,7 @@ class DesignArrays:
         pkg = _table(pkgs, ("packaging", tuple(tech.packaging)), lambda: np.array(
             [[getattr(p, a) for p in pkgs] for a in _PACKAGE_COLUMNS]
             + [[k == "wafer_scale" for k in tech.packaging], [k.startswith("cowos") for k in tech.packaging]],
-            dtype=float))[:, pkg_i]
+            dtype=float)).take(pkg_i, axis=1)
         out.update((f"pkg_{a}", v) for a, v in zip(_PACKAGE_COLUMNS, pkg))
         out["wafer_scale"], out["pkg_is_interposer"] = pkg[-2] != 0.0, pkg[-1] != 0.0
         io_i = idx["chip.io_die_node"]  # index len(nodes) = none
@@ -382,7 +396,7 @@ class DesignArrays:
         out["io_dies"] = num("chip.io_dies")
         # the I/O dies' node constants: a finite fill where there is none (unused without I/O dies)
         io = _table(nodes, "io", lambda: np.array([[float(getattr(nd, a)) for nd in nodes] + [fill]
-                                                   for a, fill in _IO_COLUMNS.items()]))[:, io_i]
+                                                   for a, fill in _IO_COLUMNS.items()])).take(io_i, axis=1)
         out.update((f"{a}_io", v) for a, v in zip(_IO_COLUMNS, io))
         dies = c["chip.dies"]
         out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
@@ -481,7 +495,8 @@ _IO_COLUMNS = {"wafer_price_usd": 0.0, "defect_density_per_cm2": 0.0, "yield_alp
 def _columns(objs: Sequence[Any], what: str, attrs: tuple[str, ...], none: float | None = None) -> np.ndarray:
     """(attribute, entry) float64 table of technology entries `objs` (cached, `_table`), plus a last column
     `none` for the index len(objs) (no memory, no link) when given: a call gathers every attribute of its rows
-    at once (`table[:, i]`) instead of one lookup per attribute."""
+    at once (`table.take(i, axis=1)`: each attribute a C-contiguous row, as the kernels take their arguments)
+    instead of one lookup per attribute."""
     return _table(objs, (what, attrs, none), lambda: np.array(
         [[float(getattr(o, a)) for o in objs] + ([] if none is None else [none]) for a in attrs]))
 
@@ -572,7 +587,7 @@ def _energy_per_flop(tech: Technology, nodes: list, node_i: np.ndarray) -> np.nd
     the model charges an operator the energy of the precision it runs on (`dse.model.perf.run_energy`)."""
     known = tuple(tech.precision_speedup)
     return _table(nodes, ("energy", known), lambda: np.array(
-        [[nd.energy_pj_per_flop[p] for nd in nodes] for p in known], dtype=float))[:, node_i]
+        [[nd.energy_pj_per_flop[p] for nd in nodes] for p in known], dtype=float)).take(node_i, axis=1)
 
 
 _PRECISION_TABLES: dict[tuple, tuple] = {}

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from dse.model.area import AreaBreakdown, chip_area, io_dies_usd
 from dse.model.arrays import DesignArrays
 from dse.model.fab import (
+    EXACT_SPARES_MAX,
     dies_per_wafer,
     harvested_yield,
     manufacturing_usd,
@@ -20,6 +21,7 @@ from dse.model.fab import (
     package_yield,
 )
 from dse.model.hardware import Design, active_technology
+from dse.model.kernel import compiled_kernel
 from dse.model.knobs import TOPOLOGY_CODE
 from dse.model.technology import Technology, default_technology
 
@@ -56,6 +58,9 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
     """Known-good dies (harvested yield) + memory + package (+ assembly scrap) + test per chip;
     system = chips + board + network. Prices the geometry `chip_area` chose."""
     area = area or chip_area(arr)
+    dk = design_kernel()
+    if dk is not None:
+        return _chip_cost_compiled(dk, arr, area)
     tech = arr.tech
     w = tech.wafer
     ws = arr.wafer_scale
@@ -85,6 +90,49 @@ def chip_cost(arr: DesignArrays, area: AreaBreakdown | None = None) -> CostBreak
                          scrap_usd=m["scrap_usd"], test_usd=m["test_usd"], io_die_usd=io_usd, chip_usd=m["chip_usd"],
                          board_usd=board,
                          network_usd=network, system_usd=system)
+
+
+def design_kernel():
+    """dse.model.design_kernel (numba) when the compiled kernels are on (`kernel.compiled_kernel()`) and numpy's
+    float64 power is libm's (`area_kernel.numpy_pow_is_libm`: the kernel's powers then give numpy's bits), else None:
+    the numpy path."""
+    if compiled_kernel() is None:
+        return None
+    from dse.model import area_kernel, design_kernel as dk
+    return dk if area_kernel.numpy_pow_is_libm() else None
+
+
+def _chip_cost_compiled(dk, arr: DesignArrays, area: AreaBreakdown) -> CostBreakdown:
+    """`chip_cost` in one pass of `design_kernel.cost_kernel`: the same fields, to the bit. The yields of wafer-scale
+    designs and of rows with more than EXACT_SPARES_MAX spares (`harvested_yield`'s continuous form) in numpy."""
+    tech = arr.tech
+    w, s = tech.wafer, tech.system
+    ws = np.asarray(arr.wafer_scale, bool)
+    spares = np.asarray(area.tolerated_defects, float)
+    given = ws | (spares > EXACT_SPARES_MAX)
+    given_y = np.zeros(arr.n)
+    if given.any():
+        i = np.flatnonzero(given)
+        given_y[i] = harvested_yield(area.nonredundant_mm2[i], area.array_mm2[i], spares[i],
+                                     arr.defect_density_per_cm2[i], arr.yield_alpha[i], continuous=ws[i])
+    per = dict(ws=ws, dies=area.num_dies, die=area.die_mm2, nonredundant=area.nonredundant_mm2, array=area.array_mm2,
+               tolerated=spares, d0=arr.defect_density_per_cm2, alpha=arr.yield_alpha,
+               memory_usd=arr.mem_gb * arr.mem_usd_per_gb, has_io=arr.has_io_die, io_n=area.num_io_dies,
+               io_die=area.io_die_mm2, io_critical=area.io_critical_mm2, d0_io=arr.defect_density_per_cm2_io,
+               alpha_io=arr.yield_alpha_io, wafer_usd_io=arr.wafer_price_usd_io,
+               interposed=arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer, stacks=arr.memory_stacks,
+               bond=arr.pkg_assembly_yield_per_die, wafer_usd=arr.wafer_price_usd, package_mm2=area.package_mm2,
+               pkg_usd=arr.pkg_usd_per_mm2, chips=arr.num_chips, links=arr.links,
+               switch=arr.topology == TOPOLOGY_CODE["switch"], given=given, given_y=given_y)
+    v = np.empty((len(dk.COST_ROW), arr.n))
+    for k, name in enumerate(dk.COST_ROW):
+        v[k] = per[name]
+    out = np.empty((len(dk.COST_OUT), arr.n))
+    r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # dies_per_wafer's constants, evaluated as it does
+    dk.cost_kernel(v, np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm), float(w.probe_coverage),
+                   float(w.test_cost_fraction), float(s.board_usd_per_chip), float(s.link_usd_per_link),
+                   float(s.switch_usd_per_port), out)
+    return CostBreakdown(**dict(zip(dk.COST_OUT, out)))
 
 
 def tco_usd_per_hour(system_usd: ArrayLike, power_w: ArrayLike, tech: Technology | None = None, *,

@@ -53,7 +53,7 @@ def kernel_cache_stamp() -> str:
         return ""
 
 
-KERNEL_FILES = ("step_kernel.py", "area_kernel.py", "cnn_kernel.py")  # the compiled modules (area_kernel: dse.model.area's, cnn_kernel: the CNN mapping's)
+KERNEL_FILES = ("step_kernel.py", "area_kernel.py", "cnn_kernel.py", "design_kernel.py")  # the compiled modules (area_kernel: dse.model.area's, cnn_kernel: the CNN mapping's, design_kernel: cost's and power's)
 KERNEL_READY_FILE = "__pycache__/step_kernel.ready"  # beside this file: the stamp of the last cached compile
 
 
@@ -156,11 +156,12 @@ def warm_kernel(step_kernel) -> None:
     """Compile (or load) `step_kernel` now, then stamp its cache ready for auto mode where numba cached it
     next to the package (`kernel_cache_ready`)."""
     from pathlib import Path
-    from dse.model import area_kernel, cnn_kernel
+    from dse.model import area_kernel, cnn_kernel, design_kernel
     purge_stale_cache()
     step_kernel.warm()
     area_kernel.warm()
     cnn_kernel.warm()
+    design_kernel.warm()
     here = Path(__file__).resolve().parent
     stats = getattr(step_kernel.step_kernel, "stats", None)
     if stats is not None and Path(stats.cache_path).resolve() != here / "__pycache__":

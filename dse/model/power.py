@@ -28,6 +28,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
+from dse.model.kernel import compiled_kernel
 from dse.model.voltage import throttle_energy_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× an fp16 MAC FLOP
@@ -86,6 +87,8 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     """Peak-activity power per chip. The arrays draw most at the peak of the precision whose rate × energy per
     FLOP is largest: energy per FLOP follows the operand width (technology mac_energy), not the rate."""
     area = area or chip_area(arr)
+    if compiled_kernel() is not None:
+        return _chip_power_compiled(arr, area)
     compute = np.zeros(arr.n)
     for p, tflops in arr.peak_tflops.items():  # 0 TFLOPS where the chip lacks the precision
         compute = np.maximum(compute, tflops * arr.energy_pj_per_flop[p])  # TFLOP/s × pJ = W
@@ -126,15 +129,49 @@ def chip_power(arr: DesignArrays, area: AreaBreakdown | None = None) -> PowerBre
     static = np.maximum(leakage, RUNNING_FLOOR_FRACTION * (peak - sram))
     # heat flux over all the chip's silicon; above the cooling limit the design cannot run at its TDP
     density = tdp / np.maximum(area.total_mm2, 1e-9)
+    return _cooled(arr, dict(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link, d2d_w=d2d,
+                             static_w=static, leakage_w=leakage, peak_w=peak, tdp_w=tdp,
+                             system_power_w=tdp * arr.num_chips, power_density_w_per_mm2=density))
+
+
+def _cooled(arr: DesignArrays, watts: dict[str, np.ndarray]) -> PowerBreakdown:
+    """The breakdown of `watts` (PowerBreakdown's numeric fields), each design feasible where its power density is
+    within the cooling limit (a reason formatted for the rows over it only)."""
+    density = watts["power_density_w_per_mm2"]
     limit = arr.tech.thermal.max_power_density_w_per_mm2
     ok = density <= limit
     reason = np.full(np.shape(ok), "", dtype=object)  # formatted for the rows over the limit only
     bad = ~ok
-    reason[bad] = np.char.add(np.char.add("power density ", np.char.mod("%.2f", density[bad])),
-                              f" W/mm² > cooling limit {limit:g} W/mm²").astype(object)
-    return PowerBreakdown(compute_w=compute, vector_w=vector, sram_w=sram, memory_w=memory, link_w=link,
-                          d2d_w=d2d, static_w=static, leakage_w=leakage, peak_w=peak, tdp_w=tdp, system_power_w=tdp * arr.num_chips,
-                          power_density_w_per_mm2=density, feasible=ok, reason=reason)
+    if bad.any():
+        reason[bad] = np.char.add(np.char.add("power density ", np.char.mod("%.2f", density[bad])),
+                                  f" W/mm² > cooling limit {limit:g} W/mm²").astype(object)
+    return PowerBreakdown(**watts, feasible=ok, reason=reason)
+
+
+def _chip_power_compiled(arr: DesignArrays, area: AreaBreakdown) -> PowerBreakdown:
+    """`chip_power` in one pass of `design_kernel.power_kernel` (no powers: its arithmetic gives numpy's bits)."""
+    from dse.model import design_kernel as dk
+    per = dict(e_flop=arr.energy_pj_per_flop[arr.tech.mac_energy.anchor], macs=arr.macs, clock=arr.clock_ghz,
+               vector_fpc=arr.vector_flops_per_cycle, operand=arr.mma_operand_factor, array_rows=arr.array_rows,
+               array_cols=arr.array_cols, sram_tbps=arr.sram_tbps, sram_pj_per_byte=arr.sram_pj_per_byte,
+               mem_bw_tbps=arr.mem_bw_tbps, mem_pj_per_bit=arr.mem_pj_per_bit, links=arr.links,
+               link_gbps=arr.link_gbps, link_pj_per_bit=arr.link_pj_per_bit, dies=area.num_dies,
+               d2d_pj_per_bit=arr.d2d_pj_per_bit, has_io=arr.has_io_die, static_w_per_mm2=arr.static_w_per_mm2,
+               supply=arr.supply_voltage_ratio, static_w_per_mm2_io=arr.static_w_per_mm2_io, io_n=area.num_io_dies,
+               uncore_io=arr.uncore_fraction_io, total_mm2=area.total_mm2, io_die_mm2=area.io_die_mm2,
+               spare_mm2=area.spare_mm2, pad_mm2=area.pad_mm2, mem_phy_mm2=area.mem_phy_mm2,
+               link_phy_mm2=area.link_phy_mm2, d2d_mm2=area.d2d_mm2, io_critical_mm2=area.io_critical_mm2,
+               tdp_cap_w=arr.tdp_cap_w, chips=arr.num_chips)
+    v = np.empty((len(dk.POWER_ROW), arr.n))
+    for k, name in enumerate(dk.POWER_ROW):
+        v[k] = per[name]
+    peak = np.array([np.broadcast_to(np.asarray(x, float), (arr.n,)) for x in arr.peak_tflops.values()]
+                    ).reshape(-1, arr.n)
+    energy = np.array([np.broadcast_to(np.asarray(arr.energy_pj_per_flop[p], float), (arr.n,))
+                       for p in arr.peak_tflops]).reshape(-1, arr.n)
+    out = np.empty((len(dk.POWER_OUT), arr.n))
+    dk.power_kernel(v, peak, energy, RUNNING_FLOOR_FRACTION, VECTOR_ENERGY_FACTOR, OPERAND_BYTES, out)
+    return _cooled(arr, dict(zip(dk.POWER_OUT, out)))
 
 
 def leaking_mm2(arr: DesignArrays, area: AreaBreakdown) -> np.ndarray:

@@ -15,10 +15,13 @@ so `dse --help` never pays for it. A missing numba or `DSE_KERNEL=numpy` keeps t
 
 from __future__ import annotations
 
+from operator import is_
+
 import numpy as np
 from numba import njit
 
 from dse.model.knobs import TOPOLOGY_CODE
+from dse.model.memo import by_identities
 
 # per-operator fields of a stacked table (`perf._OpStatic`), as rows of one float array (r, k) each
 _OP = ("flops", "wn", "actn", "kvn", "count", "comm_bytes", "group", "cls", "kernel", "noncoll", "prec")
@@ -79,10 +82,10 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
     their per-element arithmetic, computed by the same numpy expressions. Kept on `hw` per calibration
     while `hw`'s fields are the same objects: the constants once, each precision's columns once (a mapping
     times the same designs in several stages, and every scenario of a mix on them, each with its precisions)."""
-    fields = tuple(getattr(hw, f) for f in hw.__dataclass_fields__)
     kept = hw.__dict__.setdefault("_kernel_design", {})
+    fields = tuple(hw.__dict__.values())  # every field (and this cache, the same dict on every call), in order
     hit = kept.get(id(cal))
-    if hit is None or hit[0] is not cal or not all(a is b for a, b in zip(hit[1], fields)):
+    if hit is None or hit[0] is not cal or len(hit[1]) != len(fields) or not all(map(is_, hit[1], fields)):
         if len(kept) >= 4:
             kept.clear()
         hit = kept[id(cal)] = (cal, fields, _design_constants(hw, cal, sram_rate, fill_time_s, collective_class),
@@ -139,8 +142,22 @@ def _design_constants(hw, cal, sram_rate, fill_time_s, collective_class) -> np.n
     return table
 
 
+_CAL_TABLES: dict[float, dict] = {}  # overlap tokens → ids of (calibration, stack) → (them, `cal_table`)
+
+
 def cal_table(cal, stack, overlap_tokens: float) -> np.ndarray:
-    """The calibration's scalars (and the stack's flags) the kernel reads, in `_CAL` order."""
+    """The calibration's scalars (and the stack's flags) the kernel reads, in `_CAL` order; once per (frozen)
+    calibration, (cached, immutable) stack and `overlap_tokens` (callers copy it before they change a value)."""
+    per = _CAL_TABLES.get(overlap_tokens)
+    if per is None:
+        if len(_CAL_TABLES) > 16:
+            _CAL_TABLES.clear()
+        per = _CAL_TABLES[overlap_tokens] = {}
+    return by_identities(per, (cal, stack), lambda c, st: _cal_table(c, st, overlap_tokens))
+
+
+def _cal_table(cal, stack, overlap_tokens: float) -> np.ndarray:
+    """`cal_table`, computed."""
     d = {"compute_eff_max": cal.compute_eff_max, "lowp_eff": cal.lowp_eff, "conv_eff": cal.conv_eff,
          "knee_p": cal.knee_p, "launch_s": cal.launch_us * 1e-6 if cal.launch_us > 0 else 0.0,
          "comm_overlap": cal.comm_overlap if stack.coll else 0.0, "step_overhead_s": cal.step_overhead_us * 1e-6,

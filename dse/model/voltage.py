@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dse.model.kernel import compiled_kernel
+
 # Velocity-saturation index α of the alpha-power law: Sakurai & Newton (1990) fit α ≈ 1.2-1.3 for short-channel
 # MOSFETs (2 for the long-channel square law). Bounds 1.1-2.0; 1.3 (the short-channel value).
 ALPHA = 1.3
@@ -95,6 +97,11 @@ def _solve(r: np.ndarray) -> np.ndarray:
     r = np.maximum(r, 1e-12)
     log_target = np.log(r * g1)
     v = np.where(r >= 1.0, 1.0, vt + (r * g1 * vt) ** (1.0 / ALPHA))
+    dk = _newton_kernel()
+    if dk is not None:  # compiled: the same steps, row by row
+        v = np.ascontiguousarray(v, float)  # (np.where's fresh array)
+        dk.voltage_newton(v, np.ascontiguousarray(log_target, float), vt, ALPHA, vt + 1e-12, _NEWTON_STEPS, 1e-14)
+        return v
     # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks);
     # the rows still iterating (`at`, all at first) are stepped alone
     at, vl, lt = None, v, log_target
@@ -117,6 +124,15 @@ def _solve(r: np.ndarray) -> np.ndarray:
                 break
             vl, lt = vl[live], lt[live]
     return v
+
+
+def _newton_kernel():
+    """dse.model.design_kernel when the compiled kernels are on (`kernel.compiled_kernel()`) and numpy's float64 `log`
+    is libm's (its Newton steps then give numpy's bits), else None: `_solve` in numpy."""
+    if compiled_kernel() is None:
+        return None
+    from dse.model import design_kernel as dk
+    return dk if dk.numpy_log_is_libm() else None
 
 
 def max_clock_ratio() -> float:

@@ -1,0 +1,209 @@
+"""Compiled path of the design-level money, power and supply voltage: `cost.chip_cost`, `power.chip_power` and
+`voltage`'s Newton solve of many designs in one numba pass each (one loop over the designs, scalars, no temporaries), the same arithmetic as their numpy code, term
+by term in the order numpy evaluates it, so both give the same bits (tests/test_m128c_design_kernel.py compares).
+
+At a few hundred designs per call the numpy path's ~150 array passes cost more than the arithmetic they do (each
+pass ~1 µs of call overhead); here a call costs the loop. The powers (yields, package yields) are libm's `pow`, taken
+only where numpy's float64 power is libm's too (`area_kernel.numpy_pow_is_libm`), the logs of the voltage solve
+where numpy's `log` is libm's (`numpy_log_is_libm`); a wafer-scale design's yield (its
+continuous form, `fab.harvested_yield`) and any row of more than `fab.EXACT_SPARES_MAX` spares come from numpy.
+Imported only on the compiled path (`dse.model.kernel`). The kernels take numpy's error model: a division by zero gives
+±inf or NaN, as numpy's (numba's default would raise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# per-design inputs of `cost_kernel`, rows of one (len(COST_ROW), designs) float array: the geometry chip_area chose,
+# the design's prices and defect densities, its I/O dies, what its system adds (chips, links, a switch), and the
+# yield of the rows whose yield numpy takes (`given`: 1 there)
+COST_ROW = ("ws", "dies", "die", "nonredundant", "array", "tolerated", "d0", "alpha", "memory_usd", "has_io", "io_n",
+            "io_die", "io_critical", "d0_io", "alpha_io", "wafer_usd_io", "interposed", "stacks", "bond", "wafer_usd",
+            "package_mm2", "pkg_usd", "chips", "links", "switch", "given", "given_y")
+# what `cost_kernel` writes per design: `cost.CostBreakdown`'s fields, in this order
+COST_OUT = ("dies_per_wafer", "yield_", "package_yield", "die_usd_each", "die_usd", "memory_usd", "package_usd",
+            "scrap_usd", "test_usd", "io_die_usd", "chip_usd", "board_usd", "network_usd", "system_usd")
+# per-design inputs of `power_kernel` (rows of one float array) beside the per-precision peaks and energies
+POWER_ROW = ("e_flop", "macs", "clock", "vector_fpc", "operand", "array_rows", "array_cols", "sram_tbps",
+             "sram_pj_per_byte", "mem_bw_tbps", "mem_pj_per_bit", "links", "link_gbps", "link_pj_per_bit", "dies",
+             "d2d_pj_per_bit", "has_io", "static_w_per_mm2", "supply", "static_w_per_mm2_io", "io_n", "uncore_io",
+             "total_mm2", "io_die_mm2", "spare_mm2", "pad_mm2", "mem_phy_mm2", "link_phy_mm2", "d2d_mm2",
+             "io_critical_mm2", "tdp_cap_w", "chips")
+# what `power_kernel` writes per design: `power.PowerBreakdown`'s numeric fields, in this order
+POWER_OUT = ("compute_w", "vector_w", "sram_w", "memory_w", "link_w", "d2d_w", "static_w", "leakage_w", "peak_w",
+             "tdp_w", "system_power_w", "power_density_w_per_mm2")
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _mx(a, b):
+    """np.maximum of two floats (NaN propagates; of equal ones the first)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _mn(a, b):
+    """np.minimum of two floats (NaN propagates; of equal ones the first)."""
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _dpw(die, c1, c2, scribe):
+    """fab.dies_per_wafer of one die (c1 = π r², c2 = 2π r of the usable radius r)."""
+    a = np.sqrt(die) + scribe
+    a = a * a
+    return _mx(c1 / a - c2 / np.sqrt(2 * a), 1.0)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _escape_ok(y, coverage):
+    """fab.package_yield's share of probed-good dies that are good (test escapes at coverage c)."""
+    return y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def cost_kernel(v, c1, c2, scribe, coverage, test_fraction, board_usd, link_usd, switch_usd, out):
+    """`cost.chip_cost` of every design (columns of `v`, rows `COST_ROW`) into `out` (rows `COST_OUT`): dies per wafer,
+    harvested yield (`fab.harvested_yield`'s exact sum; `given_y` where `given`), the I/O dies (`area.io_dies_usd`),
+    the package yield and `fab.manufacturing_usd`, then the system's chips, boards and network."""
+    for d in range(v.shape[1]):
+        ws, n, die = v[0, d] != 0, v[1, d], v[2, d]
+        # fab.harvested_yield: P(no defect in the non-redundant area, at most `s` in the array)
+        if v[25, d] != 0:
+            y = v[26, d]
+        else:
+            a_nr, a_arr, s, d0, al = v[3, d] / 100.0, v[4, d] / 100.0, v[5, d], v[6, d], v[7, d]
+            t = (a_nr + a_arr) * d0 / al
+            r = a_arr * d0 / al / (1.0 + t)
+            term = (1.0 + t) ** (-al)
+            total = term
+            k = 0
+            while k + 1 <= s:  # (a NaN count adds no term)
+                term = term * (al + k)
+                term = term / (k + 1)
+                term = term * r
+                total = total + term
+                k += 1
+            y = total if total != total else (0.0 if not total > 0.0 else (total if total < 1.0 else 1.0))
+        dpw = 1.0 if ws else _dpw(die, c1, c2, scribe)
+        # area.io_dies_usd: the known-good I/O dies and the share of packages whose I/O dies are good
+        n_io = v[10, d]
+        io = v[9, d] != 0 and n_io > 0 and v[11, d] > 0
+        if io:
+            crit, io_die = v[12, d], v[11, d]
+            y_io = (1.0 + crit / 100.0 * v[13, d] / v[14, d]) ** (-v[14, d])
+            dpw_io = _dpw(io_die, c1, c2, scribe)
+            io_usd = n_io * v[15, d] / (dpw_io * _mx(y_io, 1e-12)) * (1.0 + test_fraction)
+            io_escape = _mx(_escape_ok(y_io, coverage) ** n_io, 1e-12)
+        else:
+            io_usd, io_escape = 0.0, 1.0
+        bonded = n + (v[17, d] if v[16, d] != 0 else 0.0) + n_io
+        y_pkg = _mx(v[18, d] ** bonded * _escape_ok(y, coverage) ** n, 1e-12) * io_escape
+        # fab.manufacturing_usd
+        memory = v[8, d]
+        mem_all = memory + io_usd
+        die_each = v[19, d] / (dpw * _mx(y, 1e-12))
+        dies = die_each * n
+        raw_pkg = v[20, d] * v[21, d]
+        scrap = (raw_pkg + dies + mem_all) * (1.0 / y_pkg - 1.0)
+        test = test_fraction * dies
+        chip = dies + mem_all + raw_pkg + scrap + test
+        chips = v[22, d]
+        board = chips * board_usd
+        ports = chips * v[23, d]
+        network = ports * link_usd + (ports * switch_usd if (v[24, d] != 0 and chips > 1) else 0.0)
+        out[0, d], out[1, d], out[2, d], out[3, d], out[4, d] = dpw, y, y_pkg, die_each, dies
+        out[5, d], out[6, d], out[7, d], out[8, d], out[9, d] = memory, raw_pkg + scrap, scrap, test, io_usd
+        out[10, d], out[11, d], out[12, d], out[13, d] = chip, board, network, chips * chip + board + network
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def power_kernel(v, peak_tflops, energy, floor_fraction, vector_factor, operand_bytes, out):
+    """`power.chip_power`'s watts of every design (columns of `v`, rows `POWER_ROW`, `e_flop` the energy of a FLOP of
+    the technology's mac_energy anchor; `peak_tflops` and `energy` (precisions, designs) in the order of
+    `DesignArrays.peak_tflops`) into `out` (rows `POWER_OUT`)."""
+    P = peak_tflops.shape[0]
+    for d in range(v.shape[1]):
+        e_flop, macs, clock = v[0, d], v[1, d], v[2, d]
+        compute = 0.0
+        for p in range(P):  # the arrays at the peak of the precision that draws most (TFLOP/s × pJ = W)
+            compute = _mx(compute, peak_tflops[p, d] * energy[p, d])
+        vector = v[3, d] * clock * 1e9 * e_flop / v[4, d] * vector_factor * 1e-12
+        rows, cols = _mx(v[5, d], 1.0), _mx(v[6, d], 1.0)
+        feed = macs * clock * 1e9 * (1.0 / rows + 1.0 / cols) * operand_bytes / 1e12
+        sram = _mn(v[7, d], feed) * v[8, d]
+        mem_bw = v[9, d]
+        memory = mem_bw * 8.0 * v[10, d]
+        links, gbps = v[11, d], v[12, d]
+        link = links * gbps * 2.0 * 8.0 * v[13, d] * 1e-3
+        n = v[14, d]
+        if v[16, d] != 0:
+            d2d = (mem_bw * 8.0 + links * gbps * 2.0 * 8.0 * 1e-3) * v[15, d]
+        elif n > 1:
+            d2d = mem_bw * 8.0 * v[15, d] * (n - 1) / n
+        else:
+            d2d = 0.0
+        # power.leaking_mm2 and power.io_leaking_mm2
+        phy = (0.0 if v[16, d] != 0 else v[26, d] + v[27, d]) + v[28, d]
+        io_n = v[20, d]
+        leaking = _mx(v[22, d] - io_n * v[23, d] - v[24, d] - v[25, d] - phy, 0.0)
+        u = v[21, d]
+        leakage = v[17, d] * leaking * v[18, d] + v[19, d] * io_n * (v[29, d] * u / (1.0 + u))
+        peak = _mx(compute, vector) + sram + memory + link + d2d + leakage
+        cap = v[30, d]
+        tdp = _mn(peak, cap) if cap > 0 else peak
+        out[0, d], out[1, d], out[2, d], out[3, d], out[4, d], out[5, d] = compute, vector, sram, memory, link, d2d
+        out[6, d] = _mx(leakage, floor_fraction * (peak - sram))
+        out[7, d], out[8, d], out[9, d], out[10, d] = leakage, peak, tdp, tdp * v[31, d]
+        out[11, d] = tdp / _mx(v[22, d], 1e-9)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def voltage_newton(v, log_target, vt, alpha, v_min, steps, tol):
+    """`voltage._solve`'s Newton iterations in place on `v` (each row from its start, at most `steps` of them, until its
+    step is below `tol` of its value): the same operations per row, so the same roots where numpy's float64 `log` is
+    libm's (`numpy_log_is_libm`)."""
+    for i in range(v.shape[0]):
+        vl, lt = v[i], log_target[i]
+        for _ in range(steps):
+            d = vl - vt
+            h = alpha * np.log(d) - np.log(vl) - lt
+            step = h / (alpha / d - 1.0 / vl)
+            vl = _mx(vl - step, v_min)
+            if not np.abs(step) >= tol * vl:
+                break
+        v[i] = vl
+
+
+@njit(cache=True, error_model="numpy")
+def _libm_log(x, out):
+    for i in range(x.shape[0]):
+        out[i] = np.log(x[i])
+
+
+_LOG_IS_LIBM: list[bool] = []
+
+
+def numpy_log_is_libm() -> bool:
+    """Whether numpy's float64 `log` gives libm's bits (numba's `np.log` of a float): numpy calls libm's `log` unless it
+    dispatches to a SIMD library (on AVX-512 machines); checked once per process on 16,384 arguments of the kinds
+    `voltage_newton` takes (supply voltages over nominal and their overdrive above the threshold, 1e-12 … 2)."""
+    if not _LOG_IS_LIBM:
+        rng = np.random.default_rng(11)
+        m = 4096
+        x = np.concatenate([rng.uniform(0.3, 1.6, m), rng.uniform(1e-12, 1.2, m), 10.0 ** rng.uniform(-12.0, 0.3, m),
+                            rng.uniform(0.69, 1.46, m)])
+        out = np.empty_like(x)
+        _libm_log(x, out)
+        _LOG_IS_LIBM.append(bool(np.array_equal(np.log(x).view(np.int64), out.view(np.int64))))
+    return _LOG_IS_LIBM[0]
+
+
+def warm() -> None:
+    """Compile the kernels for the argument types `cost` and `power` pass (or load them from numba's cache)."""
+    cost_kernel(np.ones((len(COST_ROW), 1)), 1.0, 1.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0, np.zeros((len(COST_OUT), 1)))
+    power_kernel(np.ones((len(POWER_ROW), 1)), np.ones((1, 1)), np.ones((1, 1)), 0.5, 2.0, 2.0,
+                 np.zeros((len(POWER_OUT), 1)))
+    voltage_newton(np.ones(1), np.zeros(1), 0.4, 1.3, 0.4 + 1e-12, 60, 1e-14)
+    numpy_log_is_libm()
