@@ -23,6 +23,8 @@ per batch (or inlined), never per element.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -264,25 +266,21 @@ def _libm_pow(x, k, out):
         out[i] = x[i] ** k[i]
 
 
-_POW_IS_LIBM: list = []
-
-
+@functools.cache
 def numpy_pow_is_libm() -> bool:
     """Whether numpy's float64 power gives libm's `pow` bits (numba's `x ** k` of floats): numpy calls libm's `pow`
     element by element unless it dispatches to a SIMD library (SVML on AVX-512 machines: ~5 % of results 1 ULP
     apart); checked once per process on 16,384 arguments of the kinds `io_tables` takes (yields near 1 and
     below, integral and fractional exponents, squares), where such a library differs on hundreds."""
-    if not _POW_IS_LIBM:
-        rng = np.random.default_rng(15)
-        m = 4096
-        x = np.concatenate([1.0 + rng.uniform(0.0, 4.0, m), rng.uniform(0.0, 1.0, m), rng.uniform(0.9, 1.0, m),
-                            rng.uniform(0.0, 1e3, m)])
-        k = np.concatenate([-rng.choice(np.array([1.0, 2.0, 2.5, 3.0, 4.0, 10.0]), m),
-                            rng.integers(0, 65, m).astype(float), rng.uniform(-70.0, 70.0, m), np.full(m, 2.0)])
-        out = np.empty_like(x)
-        _libm_pow(x, k, out)
-        _POW_IS_LIBM.append(bool(np.array_equal(np.power(x, k).view(np.int64), out.view(np.int64))))
-    return _POW_IS_LIBM[0]
+    rng = np.random.default_rng(15)
+    m = 4096
+    x = np.concatenate([1.0 + rng.uniform(0.0, 4.0, m), rng.uniform(0.0, 1.0, m), rng.uniform(0.9, 1.0, m),
+                        rng.uniform(0.0, 1e3, m)])
+    k = np.concatenate([-rng.choice(np.array([1.0, 2.0, 2.5, 3.0, 4.0, 10.0]), m),
+                        rng.integers(0, 65, m).astype(float), rng.uniform(-70.0, 70.0, m), np.full(m, 2.0)])
+    out = np.empty_like(x)
+    _libm_pow(x, k, out)
+    return bool(np.array_equal(np.power(x, k).view(np.int64), out.view(np.int64)))
 
 
 @njit(cache=True, nogil=True)

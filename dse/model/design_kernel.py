@@ -13,6 +13,8 @@ Imported only on the compiled path (`dse.model.kernel`). The kernels take numpy'
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -182,22 +184,18 @@ def _libm_log(x, out):
         out[i] = np.log(x[i])
 
 
-_LOG_IS_LIBM: list[bool] = []
-
-
+@functools.cache
 def numpy_log_is_libm() -> bool:
     """Whether numpy's float64 `log` gives libm's bits (numba's `np.log` of a float): numpy calls libm's `log` unless it
     dispatches to a SIMD library (on AVX-512 machines); checked once per process on 16,384 arguments of the kinds
     `voltage_newton` takes (supply voltages over nominal and their overdrive above the threshold, 1e-12 … 2)."""
-    if not _LOG_IS_LIBM:
-        rng = np.random.default_rng(11)
-        m = 4096
-        x = np.concatenate([rng.uniform(0.3, 1.6, m), rng.uniform(1e-12, 1.2, m), 10.0 ** rng.uniform(-12.0, 0.3, m),
-                            rng.uniform(0.69, 1.46, m)])
-        out = np.empty_like(x)
-        _libm_log(x, out)
-        _LOG_IS_LIBM.append(bool(np.array_equal(np.log(x).view(np.int64), out.view(np.int64))))
-    return _LOG_IS_LIBM[0]
+    rng = np.random.default_rng(11)
+    m = 4096
+    x = np.concatenate([rng.uniform(0.3, 1.6, m), rng.uniform(1e-12, 1.2, m), 10.0 ** rng.uniform(-12.0, 0.3, m),
+                        rng.uniform(0.69, 1.46, m)])
+    out = np.empty_like(x)
+    _libm_log(x, out)
+    return bool(np.array_equal(np.log(x).view(np.int64), out.view(np.int64)))
 
 
 def warm() -> None:
