@@ -77,7 +77,7 @@ def evaluate(
     act_bits: Optional[int] = typer.Option(None, "--act-bits", min=2, max=16, help="default 16, or the weight format's"),
     kv_bits: int = typer.Option(16, "--kv-bits", min=2, max=16),
     weight_format: Optional[str] = typer.Option(None, "--weight-format", help="int8, fp8, int4, mxfp4, nvfp4, q4_0, ..."),
-    chips: Optional[int] = typer.Option(None, "--chips", min=1, help="chips the scenario may use"),
+    chips: Optional[int] = typer.Option(None, "--chips", min=1, help="chips each scenario may use (at most the design's system.num_chips)"),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="force tensor parallelism"),
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="force pipeline parallelism"),
     software: Optional[str] = typer.Option(None, "--software", help=software_help()),
@@ -89,6 +89,7 @@ def evaluate(
     """Best mapping and metrics of DESIGN on a mix, one scenario, or an ad-hoc scenario."""
     from dse.designs import load_design
     from dse.evaluate import evaluate_design
+    from dse.workloads.scenarios import with_max_chips
 
     if len(designs) > 1:
         raise DseUserError(f"dse evaluate takes one design, got {len(designs)} ({', '.join(designs)}); to see "
@@ -111,7 +112,7 @@ def evaluate(
     if model:
         adhoc = _scenario_from_flags(model, batch, prompt_len, output_len, weight_bits, act_bits, kv_bits, chips,
                                      weight_format)
-    the_mix = _resolve_mix(mix, scenario, adhoc)
+    the_mix = with_max_chips(_resolve_mix(mix, scenario, adhoc), chips)
     if samples:
         from dse.commands.uncertainty import print_samples
 

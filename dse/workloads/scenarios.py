@@ -326,6 +326,16 @@ def mix_of(scenarios: list[Scenario], name: str | None = None) -> Mix:
     return Mix(name=name or "+".join(s.name for s in scenarios), scenarios=tuple(entries))
 
 
+def with_max_chips(mix: Mix, chips: int | None) -> Mix:
+    """`mix` with every scenario limited to at most `chips` chips (`dse evaluate --chips`); a scenario's own
+    smaller `max_chips` stays. `None` returns `mix` unchanged."""
+    if chips is None:
+        return mix
+    entries = tuple(e.model_copy(update={"scenario": e.scenario.model_copy(
+        update={"max_chips": min(chips, e.scenario.max_chips or chips)})}) for e in mix.scenarios)
+    return mix.model_copy(update={"scenarios": entries})
+
+
 def adhoc_scenario(*, model: str | Path | dict | ModelShape, batch: int = 1, prompt_len: int = 512,
                    output_len: int = 128, weight_bits: int = 16, act_bits: int | None = 16, kv_bits: int = 16,
                    max_chips: int | None = None, number: str | None = None,
@@ -351,5 +361,5 @@ def adhoc_scenario(*, model: str | Path | dict | ModelShape, batch: int = 1, pro
     return _validate(data, Scenario, "<command-line scenario>")
 
 
-__all__ = ["mix_of", "adhoc_scenario", "BatchRange", "Scenario", "MixEntry", "Mix", "load_scenario", "load_mix", "scenario_names",
+__all__ = ["mix_of", "with_max_chips", "adhoc_scenario", "BatchRange", "Scenario", "MixEntry", "Mix", "load_scenario", "load_mix", "scenario_names",
            "mix_names", "mix_files", "model_names", "relative_to"]
