@@ -20,13 +20,21 @@ need no knowledge of the hardware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 
 def _arr(x, dtype=float) -> np.ndarray:
     return np.atleast_1d(np.asarray(x, dtype=dtype))
+
+
+def _coef(dtype: type = float, *, low: float = 0, high: float = np.inf, default: float | None = None):
+    """An EngineCoeffs field: its dtype and its valid range [low, high), declared once beside it."""
+    meta = {"dtype": np.int64 if dtype is int else float, "low": low, "high": high}
+    if default is None:
+        return field(metadata=meta)
+    return field(default_factory=lambda: np.full(1, default, dtype=meta["dtype"]), metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -58,46 +66,35 @@ class EngineCoeffs:
     different ranks.
     """
 
-    t_fixed_s: np.ndarray
-    t_per_seq_s: np.ndarray
-    t_per_token_s: np.ndarray
-    t_per_kv_token_s: np.ndarray
-    max_batch: np.ndarray
-    chunk_tokens: np.ndarray
-    kv_capacity_tokens: np.ndarray
-    kv_bytes_per_token: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    spec_k: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    spec_acceptance: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    t_per_cached_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    kv_host_capacity_tokens: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    t_cp_token_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    t_cp_hop_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    t_prefill_extra_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    kv_reserve: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    t_fixed_s: np.ndarray = _coef()
+    t_per_seq_s: np.ndarray = _coef()
+    t_per_token_s: np.ndarray = _coef()
+    t_per_kv_token_s: np.ndarray = _coef()
+    max_batch: np.ndarray = _coef(int, low=1)
+    chunk_tokens: np.ndarray = _coef(int, low=1)
+    kv_capacity_tokens: np.ndarray = _coef(int, low=1)
+    kv_bytes_per_token: np.ndarray = _coef(default=0)
+    spec_k: np.ndarray = _coef(int, default=0)
+    spec_acceptance: np.ndarray = _coef(high=1, default=0)
+    t_per_cached_token_s: np.ndarray = _coef(default=0)
+    kv_host_capacity_tokens: np.ndarray = _coef(int, default=0)
+    t_cp_token_s: np.ndarray = _coef(default=0)
+    t_cp_hop_s: np.ndarray = _coef(default=0)
+    t_prefill_extra_s: np.ndarray = _coef(default=0)
+    kv_reserve: np.ndarray = _coef(int, high=2, default=0)
 
     def __post_init__(self):
-        floats = ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "spec_acceptance", "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s", "t_prefill_extra_s")
-        ints = ("max_batch", "chunk_tokens", "kv_capacity_tokens", "spec_k", "kv_host_capacity_tokens", "kv_reserve")
-        vals = {k: _arr(getattr(self, k)) for k in floats} | {k: _arr(getattr(self, k), np.int64) for k in ints}
+        fs = fields(self)
+        vals = {f.name: _arr(getattr(self, f.name), f.metadata["dtype"]) for f in fs}
         n = max(v.size for v in vals.values())
-        for k, v in vals.items():
+        for f in fs:
+            v, lo, hi = vals[f.name], f.metadata["low"], f.metadata["high"]
             if v.size not in (1, n):
-                raise ValueError(f"EngineCoeffs.{k} has {v.size} entries, others {n}: give one per design")
-            object.__setattr__(self, k, np.broadcast_to(v, (n,)).copy())
-        for k in ("t_fixed_s", "t_per_seq_s", "t_per_token_s", "t_per_kv_token_s", "kv_bytes_per_token",
-                  "t_per_cached_token_s", "t_cp_token_s", "t_cp_hop_s", "t_prefill_extra_s"):
-            if np.any(vals[k] < 0) or not np.all(np.isfinite(vals[k])):
-                raise ValueError(f"EngineCoeffs.{k} must be finite and ≥ 0")
-        for k in ("max_batch", "chunk_tokens", "kv_capacity_tokens"):
-            if np.any(vals[k] < 1):
-                raise ValueError(f"EngineCoeffs.{k} must be ≥ 1")
-        if np.any((self.spec_acceptance < 0) | (self.spec_acceptance >= 1)) or np.any(self.spec_k < 0):
-            raise ValueError("spec_acceptance must be in [0, 1) and spec_k ≥ 0")
-        if np.any((self.kv_reserve != 0) & (self.kv_reserve != 1)):
-            raise ValueError("EngineCoeffs.kv_reserve must be 0 or 1")
-        if np.any(self.kv_host_capacity_tokens < 0):
-            raise ValueError("EngineCoeffs.kv_host_capacity_tokens must be ≥ 0")
+                raise ValueError(f"EngineCoeffs.{f.name} has {v.size} entries, others {n}: give one per design")
+            if not np.all(np.isfinite(v)) or np.any(v < lo) or np.any(v >= hi):
+                raise ValueError(f"EngineCoeffs.{f.name} must be finite, ≥ {lo:g}"
+                                 + (f" and < {hi:g}" if np.isfinite(hi) else "") + f", got {v.min():g}..{v.max():g}")
+            object.__setattr__(self, f.name, np.broadcast_to(v, (n,)).copy())
 
     @property
     def n(self) -> int:
