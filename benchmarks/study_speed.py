@@ -265,7 +265,8 @@ def run_runner(path: Path, tmp: Path) -> dict:
     parts = {k: v for k, v in sections.t.items() if k != "model"}
     parts["other"] = main - sum(sections.t.values())
     parts["threads"] = took["cpu"] - took["children"] - main
-    if mp is not None:  # the model process's own work besides the model (receiving and sending the columns)
+    if mp is not None:  # the model process's own work besides the model (receiving and sending the columns, reusing
+        # the results of designs it evaluated before and scoring each generation: `StudyRunner._child_work`)
         parts["child"] = took["children"] - model_cpu
     import polars as pl
 

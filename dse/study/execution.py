@@ -373,7 +373,7 @@ def evaluate_jointly(evaluate: Callable[[Columns], list], batches: list[Columns]
 DIRECT_SEND_BYTES = 64_000
 
 
-def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> None:
+def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any, work: Callable | None = None) -> None:
     """The model process: evaluate each chunk received, send back (result or EvalError, CPU seconds of the
     call, model calls it took); stop at None or when the parent's end closes (a killed parent). A large result
     is sent by a thread, so that this loop is always back to receiving: the parent sends the next chunk before it
@@ -381,7 +381,10 @@ def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> No
     (~200 KB: a generation of ~1,000 designs) would otherwise wait for each other forever. A small one is sent
     from this loop (`DIRECT_SEND_BYTES`): handed to the thread, it waited for the thread to get the interpreter
     lock from this loop, busy with the next chunk (up to the 5 ms switch interval per step of the send; measured
-    0.15-0.26 s per 10,000 trials, 1.5-2.6 ms per generation on 2 loaded cores)."""
+    0.15-0.26 s per 10,000 trials, 1.5-2.6 ms per generation on 2 loaded cores).
+
+    `work` (see `ModelProcess`): the chunks received together (each (columns, *what was sent with them)) go to
+    `work`, which returns per chunk what to send back, as (payload, model CPU seconds, model calls)."""
     other.close()  # the parent's end: once the parent is gone, recv() ends (EOF) instead of waiting forever
     import queue
     import signal
@@ -411,16 +414,22 @@ def _serve(evaluator: Callable[[Columns], Columns], conn: Any, other: Any) -> No
                     if packed is None:
                         stop = True
                         break
-                    batches.append(unpack_columns(packed))
+                    batches.append(unpack_columns(packed) if work is None else (unpack_columns(packed[0]), *packed[1:]))
             except (EOFError, OSError):
                 return
             if batches:
-                t = time.thread_time()
-                results = evaluate_jointly(lambda cols: [(slice(0, _n(cols)), eval_chunk(evaluator, cols))], batches)
-                cpu = time.thread_time() - t
-                for i, ((_, r),) in enumerate(results):  # each chunk's result, in order; the call's CPU on the first
-                    data = ForkingPickler.dumps((r if isinstance(r, EvalError) else pack_columns(r),
-                                                 cpu if i == 0 else 0.0, int(i == 0)))
+                if work is None:
+                    t = time.thread_time()
+                    results = evaluate_jointly(lambda cols: [(slice(0, _n(cols)), eval_chunk(evaluator, cols))],
+                                               batches)
+                    cpu = time.thread_time() - t
+                    # each chunk's result, in order; the call's CPU on the first
+                    replies = [(r if isinstance(r, EvalError) else pack_columns(r), cpu if i == 0 else 0.0, int(i == 0))
+                               for i, ((_, r),) in enumerate(results)]
+                else:
+                    replies = work(batches)
+                for reply in replies:
+                    data = ForkingPickler.dumps(reply)
                     if len(data) <= DIRECT_SEND_BYTES and not out.unfinished_tasks:
                         try:
                             conn.send_bytes(data)
@@ -443,17 +452,25 @@ class ModelProcess:
     bookkeeping; a thread would not, both hold the GIL most of the time).
 
     Forked (not spawned) so that it starts in milliseconds with the parent's imports, numba kernels and warm
-    caches; the child runs only the model (numpy, numba), never Polars, whose thread pool does not survive a
-    fork. Fork it before the run takes its folder's locks, so that the child holds none of them. A dead child
-    (`result()` returns None) or an error in the transfer leaves the parent to evaluate in-process."""
+    caches; the child runs only the model and numpy work (numpy, numba; with `work`, the runner's reuse of results
+    and scoring), never Polars, whose thread pool does not survive a fork. Fork it before the run takes its
+    folder's locks, so that the child holds none of them. A dead child (`result()` returns None) or an error in
+    the transfer leaves the parent to evaluate in-process.
 
-    def __init__(self, evaluator: Callable[[Columns], Columns]):
+    `work`: what the child does with the chunks it received together instead of evaluating them: called in the
+    child with [(columns, *extra)] (`submit(cols, *extra)`), it returns per chunk (payload, model CPU seconds, model
+    calls); `result()` then returns the payload as it is (the runner's `_child_work`: the chunk's results merged
+    with the ones the child evaluated before and scored, so that the run's process does not)."""
+
+    def __init__(self, evaluator: Callable[[Columns], Columns], work: Callable | None = None):
         import multiprocessing
         import warnings
 
         ctx = multiprocessing.get_context("fork")
         self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(evaluator, child, self._conn), name="dse-model", daemon=True)
+        self.work = work
+        self.proc = ctx.Process(target=_serve, args=(evaluator, child, self._conn, work), name="dse-model",
+                                daemon=True)
         with warnings.catch_warnings():  # Python 3.12+ warns about fork in a threaded process; see the docstring
             warnings.simplefilter("ignore", DeprecationWarning)
             self.proc.start()
@@ -463,16 +480,17 @@ class ModelProcess:
         self.alive = True
         self._pending = 0  # chunks sent and not yet received
 
-    def submit(self, cols: Columns) -> None:
+    def submit(self, cols: Columns, *extra: Any) -> None:
+        """Send a chunk (`extra`: sent with it, for `work`)."""
         try:
-            self._conn.send(pack_columns(cols))
+            self._conn.send((pack_columns(cols), *extra) if self.work is not None else pack_columns(cols))
             self._pending += 1
         except (OSError, ValueError):
             self._died("cannot send a chunk")
 
     def result(self) -> Columns | EvalError | None:
-        """The result of the oldest chunk in flight (an EvalError when the model raised), None when the child
-        died (then every chunk in flight is lost: each collect evaluates its own in-process)."""
+        """The result of the oldest chunk in flight (an EvalError when the model raised; with `work`, its payload),
+        None when the child died (then every chunk in flight is lost: each collect evaluates its own in-process)."""
         if not self._pending or not self.alive:
             return None
         self._pending -= 1
@@ -483,7 +501,7 @@ class ModelProcess:
             return None
         self.cpu_s += cpu
         self.calls += calls
-        return out if isinstance(out, EvalError) else unpack_columns(out)
+        return out if isinstance(out, EvalError) or self.work is not None else unpack_columns(out)
 
     def _died(self, why: str) -> None:
         if self.alive:

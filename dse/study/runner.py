@@ -50,7 +50,8 @@ from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import EvalError, ModelProcess, evaluate_jointly, is_pure, make_executor, model_process_wanted, take
+from dse.study.execution import (EvalError, ModelProcess, evaluate_jointly, is_pure, make_executor,
+                                 model_process_wanted, pack_columns, take, unpack_columns)
 from dse.expr import parse
 from dse.study.grid import run_grid
 from dse.study.probe import check_study
@@ -296,13 +297,16 @@ class StudyRunner:
                                "trials)") from None
 
     def _start_model_process(self) -> ModelProcess | None:
-        """A forked model process (`ModelProcess`) for a serial run of the array NSGA-II: it evaluates each
-        generation while the run stores the one before (see `model_process_wanted`), else None."""
+        """A forked model process (`ModelProcess`) for a serial run of the array NSGA-II: it evaluates and scores
+        each generation (`_child_work`) while the run stores the one before (see `model_process_wanted`), else
+        None."""
         if getattr(self.executor, "kind", "") != "serial" or make_generation_sampler(self.spec.sampler,
                                                                                      self.space) is None:
             return None
         batches = None if self.budget is None else math.ceil(self.budget / self.spec.effective_batch)
-        return ModelProcess(self.evaluator) if model_process_wanted(self.evaluator, batches) else None
+        if not model_process_wanted(self.evaluator, batches):
+            return None
+        return ModelProcess(self.evaluator, work=self._child_work)
 
     def preflight(self) -> None:
         """Problems found only by connecting (storage URL, Ray address) are reported before anything is
@@ -504,11 +508,12 @@ class StudyRunner:
         the other on another CPU while this process scores, selects, breeds and stores the ones before.
         Per generation: its model results → objectives, constraints and fitness → the sampler selects → the
         next generation is bred and its new designs go to the model at once → this generation's records and
-        part are built and written, its journal lines appended. In-process the same steps run one after the
-        other; either way the results are the same, and a killed run loses at most the generation being stored
-        (plus those in flight in the model, never stored): a rerun replays the stored generations and asks
-        them again. `held`: on a resume, the last `lag` stored generations as (X, F, cv), not yet observed
-        (see `_replay`)."""
+        part are built and written, its journal lines appended. With a model process, the results of a
+        generation's designs (reused or evaluated) and their scores come from it (`_child_work`). In-process the
+        same steps run one after the other; either way the results are the same, and a killed run loses at most
+        the generation being stored (plus those in flight in the model, never stored): a rerun replays the stored
+        generations and asks them again. `held`: on a resume, the last `lag` stored generations as (X, F, cv), not
+        yet observed (see `_replay`)."""
         new = 0
         lag = ga.lag
         if self.model_process is None and getattr(self.executor, "kind", "") == "serial" and \
@@ -535,9 +540,8 @@ class StudyRunner:
                 continue
             g, X, cols, keys, t_start, collect = item
             n = len(keys)
-            results = collect()
+            sc = collect()
             t_done = dt.datetime.now()
-            sc = self._scored(cols, results, n)
             ga.observe(X, *sc["fitness"])
             if len(flight) <= lag and self._more(asked, t0):
                 ask_next()  # the model starts on it now
@@ -568,14 +572,74 @@ class StudyRunner:
 
     def _ask(self, ga: Any, b: int, done: int) -> tuple:
         """Breed batch `b` (`done`: trials stored or asked before it) and hand its new designs to the model: (b, X,
-        knob columns, design keys, start time, the callable that returns its results as `_evaluate_cached` gives
-        them)."""
+        knob columns, design keys, start time, the callable that returns its scores as `_scored` gives them).
+        With a model process, the generation goes there whole: the child reuses the results of the designs it
+        evaluated before, evaluates the others and scores the generation (`_child_work`), so that this process only
+        reads the scores."""
         size = self.spec.effective_batch if self.budget is None else min(self.spec.effective_batch,
                                                                          self.budget - done)
         t_start = dt.datetime.now()
         X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
         keys = design_keys(X)
-        return b, X, cols, keys, t_start, self._submit_cached(cols, keys)
+        n = len(keys)
+        mp = self.model_process
+        if mp is not None and mp.alive and mp.work is not None:
+            mp.submit(cols, X)
+
+            def collect_scored() -> dict[str, Any]:
+                got = mp.result()
+                if got is None:  # the model process died (it said so): this generation in-process
+                    return self._scored(cols, self._evaluate_cached(cols, keys), n)
+                if got[0] == "raise":  # the study's error found while scoring (e.g. a constraint that fails)
+                    raise got[1]
+                _, sc, evaluated = got
+                self.evaluated += evaluated
+                sc["metrics"] = unpack_columns(sc["metrics"])
+                return sc
+            return b, X, cols, keys, t_start, collect_scored
+        job = self._submit_cached(cols, keys)
+        return b, X, cols, keys, t_start, lambda: self._scored(cols, job(), n)
+
+    def _child_work(self, batches: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> list[tuple]:
+        """In the model process (`ModelProcess`'s `work`, on its copy of this runner, forked at the run's start):
+        the generations received together, each (knob columns, knob matrix), evaluated as an in-process run
+        evaluates them (each design once: the results of designs evaluated before are reused, the generations'
+        new designs evaluated with one model call) and scored (`_scored`); per generation ((`"scored"`, its scores
+        with the metrics packed, designs evaluated) or (`"raise"`, the study's error), model CPU s, model calls)."""
+        if getattr(self, "_in_child", None) is None:  # the first generations: this copy evaluates in-process
+            self._in_child = [0.0, 0]  # model CPU s and calls since the last reply
+            self.model_process = None
+            self.cache = ResultCache()
+            self._flying = set()
+            self._together = []
+            self.evaluated = 0
+            evaluate = self._evaluate
+
+            def timed(cols: dict[str, np.ndarray]) -> list:
+                t = time.thread_time()
+                try:
+                    return evaluate(cols)
+                finally:
+                    self._in_child[0] += time.thread_time() - t
+                    self._in_child[1] += 1
+            self._evaluate = timed
+        jobs = []
+        for cols, X in batches:
+            before = self.evaluated
+            collect = self._submit_cached(cols, design_keys(X))
+            jobs.append((cols, len(X), collect, self.evaluated - before))
+        out = []
+        for cols, n, collect, evaluated in jobs:
+            try:
+                before = self.evaluated
+                sc = self._scored(cols, collect(), n)
+                sc["metrics"] = pack_columns(sc["metrics"])
+                reply: tuple = ("scored", sc, evaluated + self.evaluated - before)
+            except Exception as exc:  # noqa: BLE001 - raised in the run's process, as there in-process
+                reply = ("raise", exc)
+            out.append((reply, *self._in_child))
+            self._in_child = [0.0, 0]
+        return out
 
     def _recorded(self, b: int, Y: np.ndarray, feasible: np.ndarray, tracker: FrontTracker, meta: Any, done: int,
                   new: int, t0: float) -> None:
