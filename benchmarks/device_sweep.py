@@ -7,8 +7,10 @@ For each device (catalog entries whose memory is not `none`; `--tags` keeps thos
 each weight format (`fp16`: 16-bit weights; `q4_0`: llama.cpp's 4-bit blocks of 32 with an fp16 scale), under each
 software stack (`--software`, default the default stack), it prints:
   - decode: TPOT (ms) and tokens/s, the bound of the step (memory / compute / overhead / sram / comm: the bound
-    of the operators holding most of the step's time, as `dse roofline` labels them), and the achieved fraction of
-    the published memory bandwidth (off-chip bytes of one decode step / TPOT / bandwidth);
+    of the operators holding most of the step's time, as `dse roofline` labels them), the achieved fraction of
+    the published memory bandwidth (off-chip bytes of one decode step / TPOT / bandwidth), and the share of the
+    step that is overhead (`ovh %`: launch queue, kernel gaps; a stack that launches kernels one by one from the
+    host can hide the memory time under its launch floor while the operators stay labelled memory-bound);
   - prefill: TTFT (ms) of one `--prompt-len`-token prompt and prompt tokens/s, with its bound;
   - per stack and format: the Spearman rank correlation of predicted decode speed (1 / TPOT) with memory
     bandwidth over the devices, and the devices whose decode is not memory-bound.
@@ -69,6 +71,13 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def overhead_share(rows: list[dict], phase: str) -> float:
+    """Share of a phase's time that is per-step / per-kernel overhead (launch queue, kernel gaps, fill), not
+    compute, memory, SRAM or communication: the operators' `overhead` components over their total time."""
+    total = sum(r["time_s"] for r in rows if r["phase"] == phase)
+    return sum(r["overhead_s"] for r in rows if r["phase"] == phase) / total if total > 0 else 0.0
+
+
 def step_bound(rows: list[dict], phase: str) -> str:
     """The bound of a phase: the `dse roofline` bound of the operators that hold most of its time."""
     time = defaultdict(float)
@@ -99,7 +108,7 @@ def sweep(names: list[str], software: str, model: str, prompt_len: int, output_l
                 dec_bytes = sum(r["offchip_bytes"] for r in ops if r["phase"] == "decode")
                 row.update(tpot_ms=tpot, decode_tok_s=1e3 / tpot, ttft_ms=ttft, prefill_tok_s=prompt_len * 1e3 / ttft,
                            decode_bound=step_bound(ops, "decode"), prefill_bound=step_bound(ops, "prefill"),
-                           decode_offchip_gb=dec_bytes / 1e9,
+                           decode_overhead_share=overhead_share(ops, "decode"), decode_offchip_gb=dec_bytes / 1e9,
                            bw_fraction=dec_bytes / (tpot * 1e-3) / (bw_tbps * 1e12),
                            weights=info["weights"], compute_precision=info["compute_precision"])
             rows.append(row)
@@ -119,7 +128,7 @@ def summary(rows: list[dict]) -> list[dict]:
 
 def print_table(rows: list[dict], summ: list[dict]) -> None:
     head = (f"{'device':22s} {'stack':6s} {'fmt':5s} {'BW TB/s':>7s} {'TPOT ms':>8s} {'tok/s':>7s} {'decode':>8s} "
-            f"{'BW frac':>7s} {'TTFT ms':>8s} {'pp tok/s':>8s} {'prefill':>8s}")
+            f"{'BW frac':>7s} {'ovh %':>5s} {'TTFT ms':>8s} {'pp tok/s':>8s} {'prefill':>8s}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -128,7 +137,8 @@ def print_table(rows: list[dict], summ: list[dict]) -> None:
                   f"{r['reason']}")
             continue
         print(f"{r['device']:22s} {r['software']:6s} {r['format']:5s} {r['mem_bw_tbps']:7.3f} {r['tpot_ms']:8.2f} "
-              f"{r['decode_tok_s']:7.1f} {r['decode_bound']:>8s} {r['bw_fraction']:7.2f} {r['ttft_ms']:8.1f} "
+              f"{r['decode_tok_s']:7.1f} {r['decode_bound']:>8s} {r['bw_fraction']:7.2f} "
+              f"{100 * r['decode_overhead_share']:5.0f} {r['ttft_ms']:8.1f} "
               f"{r['prefill_tok_s']:8.0f} {r['prefill_bound']:>8s}")
     print()
     for s in summ:

@@ -111,6 +111,15 @@ def test_spearman_by_hand():
     assert np.isnan(sweep_mod.spearman([1, 2], [1, 2]))
 
 
+def test_step_bound_and_overhead_share_by_hand():
+    rows = [{"phase": "decode", "bound": "memory", "time_s": 3.0, "overhead_s": 0.5},
+            {"phase": "decode", "bound": "overhead", "time_s": 1.0, "overhead_s": 1.0},
+            {"phase": "prefill", "bound": "compute", "time_s": 9.0, "overhead_s": 0.0}]
+    assert sweep_mod.step_bound(rows, "decode") == "memory" and sweep_mod.step_bound(rows, "prefill") == "compute"
+    assert sweep_mod.overhead_share(rows, "decode") == pytest.approx(1.5 / 4.0)
+    assert sweep_mod.overhead_share(rows, "prefill") == 0.0 and sweep_mod.step_bound(rows, "none") == "-"
+
+
 def test_sweep_rows_from_the_public_api():
     """The benchmark's rows on two devices: one per (device, format), bounds and fractions filled in."""
     rows = sweep_mod.sweep(["M1-Pro", "RTX-4090"], "graph", "Llama-2-7B", 512, 128, ["fp16", "q4_0"])
@@ -118,6 +127,7 @@ def test_sweep_rows_from_the_public_api():
                                                           ("M1-Pro", "q4_0"), ("RTX-4090", "q4_0")]
     for r in rows:
         assert r["feasible"] and r["decode_bound"] == "memory" and 0 < r["bw_fraction"] < 1
+        assert 0 < r["decode_overhead_share"] < 0.5  # the default stack's fixed cost is a small additive term
         assert r["prefill_tok_s"] == pytest.approx(512e3 / r["ttft_ms"])
     summ = sweep_mod.summary(rows)
     assert [(s["format"], s["devices"]) for s in summ] == [("fp16", 2), ("q4_0", 2)]
