@@ -54,7 +54,7 @@ def test_named_facts():
     groq = load_catalog_design("Groq-LPU").chip
     assert groq.memory == "none" and groq.sram_mb == 230 and groq.process_node == "n16"
     assert load_catalog_design("Cerebras-WSE-3").chip.packaging == "wafer_scale"
-    assert load_catalog_design("M2-Ultra").chip.memory == "lpddr5x"
+    assert load_catalog_design("M2-Ultra").chip.memory == "lpddr5"
     # the memories added for them: 6 x32 GDDR6 channels at 19 Gb/s = 456 GB/s; 4 x64 LPDDR4X at 4,266 MT/s
     b60 = load_catalog_design("Arc-Pro-B60")
     assert b60.chip.memory == "gddr6" and b60.derived()["mem_bw_tbps"] == pytest.approx(6 * 19 * 32 / 8 / 1000)

@@ -85,6 +85,21 @@ KNOWN_GAPS = {
                        "ResNet-50 rows land within 10 % only if the arrays cost ~1/3 of n7's old FP8 table per "
                        "operation (0.065 pJ); 2026-12-03 (pow3) at the rule's 0.312 pJ the 75 W cap throttles the "
                        "card to 0.12 / 0.18 of its clock: Offline -82 %, SingleStream +270 %",
+    # local-LLM devices (dse/catalog/chips.yaml, dev2 2026-12-03), board powers recalled from vendor datasheets.
+    # GeForce: the arrays carry the fp32-accumulate tensor rate the frameworks use, half of the tensor hardware, and
+    # the RT cores, raster, media and display engines are not modelled (die 282 vs 608.5 mm2, 157 vs 628.4 on n7)
+    "RTX-4090": "model 279 W vs 450 W total graphics power (0.62x): half the tensor hardware modelled (the "
+                "fp32-accumulate rate), RT cores / raster / media engines not modelled",
+    "RTX-3090": "model 148 W vs 350 W total graphics power (0.42x): as RTX-4090, and on n7 (Samsung 8N not in the "
+                "technology library; 8N's energy per operation is higher)",
+    # datacenter inference cards whose board limit sits under their headline clock's demand (the cards run
+    # clock-limited under load); no measurement in the reference shows the cap binding (EXCEEDS_CAP needs one)
+    "A10": "model 194 W vs 150 W maximum board power (1.29x) at the 1.695 GHz boost clock; no measurement shows "
+           "the cap binding",
+    "L4": "model 120 W vs 72 W maximum board power (1.67x) at the 2.04 GHz boost clock; no measurement shows the "
+          "cap binding",
+    "L40S": "model 514 W vs 350 W maximum board power (1.47x) at the 2.52 GHz boost clock; no measurement shows "
+            "the cap binding",
 }
 # A chip whose published cap the reference's own measurements show binding under LLM load draws more than it
 # at its headline clock, so its uncapped peak is held to that evidence instead of to ±20 %:
