@@ -32,8 +32,9 @@ def _datacenter_space() -> SearchSpace:
 
 def _sbx_pm_reference(ga: ArrayNSGAII, R: np.ndarray, P: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The children of parent rows A x B element by element, from the same uniform draws `R` (5 x n*d: crossover,
-    SBX spread, SBX side, mutation, its spread or choice) and `P` (n: the pair's crossover), by the textbook
-    formulas: bounded SBX (Deb & Agrawal 1995; Deb's NSGA-II code), polynomial mutation (Deb & Goyal 1996)."""
+    SBX spread, SBX side, mutation, its spread) and `P` (n: the pair's crossover), by the textbook formulas:
+    bounded SBX (Deb & Agrawal 1995; Deb's NSGA-II code), polynomial mutation (Deb & Goyal 1996), of a choice's
+    index too (rounded to the nearest choice)."""
     codec = ga.codec
     lo, hi, num = codec.scale_bounds()
     counts = [len(k.dist.choices) if k.kind == "categorical" else 1 for k in codec.knobs]
@@ -68,13 +69,23 @@ def _sbx_pm_reference(ga: ArrayNSGAII, R: np.ndarray, P: np.ndarray, A: np.ndarr
                     else:
                         dq = 1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi[j] - x) / w) ** (PM_ETA + 1)) ** p
                     C[i, j] = min(max(x + dq * w, lo[j]), hi[j])
-            elif swap:
-                C[i, j] = v
+            else:  # a choice: uniform crossover, then polynomial mutation of its index on [-0.5, choices - 0.5]
+                if swap:
+                    C[i, j] = v
+                if R[3, e] < ga.mutation_prob and not math.isnan(C[i, j]):
+                    x, r, w = C[i, j], R[4, e], hi[j] - lo[j]
+                    assert (lo[j], hi[j]) == (-0.5, counts[j] - 0.5)
+                    p = 1.0 / (PM_ETA + 1.0)
+                    if r < 0.5:
+                        dq = (2 * r + (1 - 2 * r) * (1 - (x - lo[j]) / w) ** (PM_ETA + 1)) ** p - 1.0
+                    else:
+                        dq = 1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi[j] - x) / w) ** (PM_ETA + 1)) ** p
+                    C[i, j] = min(max(x + dq * w, lo[j]), hi[j])
     X = codec.from_scale(C)
     for i in range(n):
         for j in range(d):
-            if not num[j] and R[3, i * d + j] < ga.mutation_prob:
-                X[i, j] = math.floor(R[4, i * d + j] * counts[j])
+            if not num[j] and not math.isnan(X[i, j]):
+                X[i, j] = float(min(max(round(X[i, j]), 0), counts[j] - 1))  # the nearest choice (half to even)
     return X
 
 

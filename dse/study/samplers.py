@@ -3,9 +3,9 @@
 `ArrayNSGAII` (kind `nsga2` with crossover `sbx`, the default, or `uniform`) breeds a whole generation as a
 knob matrix: NSGA-II survival (constrained domination, non-domination rank, crowding distance), binary
 tournaments, then either simulated binary crossover and polynomial mutation of the numeric knobs (on each
-knob's own scale: log for log ranges) with uniform crossover and a fresh draw for categorical ones (`sbx`, as
-in Deb's NSGA-II and pymoo's), or uniform crossover and a fresh draw for every knob (`uniform`), all as numpy
-array operations. The runner records its
+knob's own scale: log for log ranges) with uniform crossover and polynomial mutation of the choice index for
+categorical ones (`sbx`, as in Deb's NSGA-II and pymoo's), or uniform crossover and a fresh draw for every knob
+(`uniform`), all as numpy array operations. The runner records its
 trials through Optuna's public API (`create_trial` + `add_trials`), so the journal stays readable by
 Optuna and optuna-dashboard; there is no per-trial `ask`/`suggest`/`tell`. Its state (the parent
 population) is a pure function of the stored generations, so a resumed run replays them and continues
@@ -187,12 +187,14 @@ class KnobCodec:
     def scale_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(low, high, is-number) per knob on the scale variation works on (`to_scale`): log for log ranges;
         an int knob's range widened by half a unit and a stepped one's by half a step, so that every value
-        of the grid gets an equal share when snapped."""
+        of the grid gets an equal share when snapped; a categorical knob's choice index on [-0.5, choices - 0.5]
+        (each choice an equal share when rounded)."""
         if self._bounds is not None:
             return self._bounds
         lo, hi, num = np.zeros(self.width), np.ones(self.width), np.zeros(self.width, dtype=bool)
         for j, k in enumerate(self.knobs):
             if k.kind == "categorical":
+                lo[j], hi[j] = -0.5, len(k.dist.choices) - 0.5
                 continue
             d = k.dist
             half = 0.5 if k.kind == "int" else 0.0
@@ -520,14 +522,23 @@ class ArrayNSGAII:
     def _sbx_pm(self, rng: np.random.Generator, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Children of parent rows A x B: numbers by simulated binary crossover (Deb & Agrawal 1995, bounded form)
         and polynomial mutation (Deb & Goyal 1996) on each knob's scale (log for log ranges; an int or stepped
-        knob then snapped to its grid); categorical knobs by uniform crossover and a choice drawn anew. The
-        arithmetic runs on the (child, knob) elements it changes only (a few hundred of a generation's), the
-        uniform draws come in one block."""
+        knob then snapped to its grid); categorical knobs by uniform crossover and polynomial mutation of the
+        choice index (on [-0.5, choices - 0.5], rounded to a choice), as pymoo's NSGA-II varies a choice coded
+        as a number: a mutated choice mostly stays, else moves to a neighbour in the order the space lists the
+        choices. The arithmetic runs on the (child, knob) elements it changes only (a few hundred of a
+        generation's), the uniform draws come in one block.
+
+        Algorithm change (was: a mutated choice drawn anew, uniform over the choices). Measured on
+        benchmarks/study_speed.py's study (datacenter space, local mix, population 100, 10,000 trials), 60 seeds
+        (4-63): hypervolume new / old median 1.0002, mean 1.0007, higher on 37 of 60 seeds; against pymoo's
+        NSGA-II median 0.9999, mean 1.0002 (old 0.9998, 0.9995); infeasible trials per run median 484 (old 854,
+        pymoo 445): a fresh draw sent a quarter of the mutated HBM designs to SRAM-only memory, where the model
+        mostly does not fit. A choice now reaches a distant one through its neighbours, over generations."""
         codec = self.codec
         n, d = A.shape
         lo, hi, num = codec.scale_bounds()
         U, V = codec.to_scale(A), codec.to_scale(B)  # (new contiguous arrays: their flat views are written)
-        R = rng.random((5, n * d))  # per element: crossover, SBX spread, SBX side, mutation, its spread or choice
+        R = rng.random((5, n * d))  # per element: crossover, SBX spread, SBX side, mutation, its spread
         pair = np.repeat(rng.random(n) < self.crossover_prob, d)
         swap = pair & (R[0] < self.swapping_prob)
         numf = np.tile(num, n)
@@ -552,9 +563,9 @@ class ArrayNSGAII:
         k = np.flatnonzero(swap & ~numf)
         if k.size:
             flat[k] = V.ravel()[k]
-        # polynomial mutation of numbers (its two branches' bases are >= 0 for every draw)
-        mutate = R[3] < self.mutation_prob
-        m = np.flatnonzero(mutate & numf & ~np.isnan(flat))
+        # polynomial mutation of each knob a child has, numbers and choice indices alike (its two branches' bases
+        # are >= 0 for every draw)
+        m = np.flatnonzero((R[3] < self.mutation_prob) & ~np.isnan(flat))
         if m.size:
             x, r, j = flat[m], R[4, m], m % d
             lo_m, hi_m = lo[j], hi[j]
@@ -564,8 +575,7 @@ class ArrayNSGAII:
                           1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi_m - x) / width) ** e) ** (1.0 / e))
             flat[m] = np.minimum(np.maximum(x + dq * width, lo_m), hi_m)
         X = codec.from_scale(C)
-        # a categorical knob drawn anew: a choice index uniform over its choices
-        c = np.flatnonzero(mutate & ~numf)
-        if c.size:
-            X.ravel()[c] = np.floor(R[4, c] * codec.choice_counts()[c % d])
+        cat = np.flatnonzero(~num)
+        if cat.size:  # each choice index rounded to a choice (+ 0.0: rint(-0.5) is -0.0)
+            X[:, cat] = np.minimum(np.maximum(np.rint(X[:, cat]), 0.0), codec.choice_counts()[cat] - 1.0) + 0.0
         return X
