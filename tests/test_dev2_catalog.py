@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dse.catalog import list_catalog, load_catalog_design, published
+from dse.model.area import chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 from dse.model.voltage import max_clock_ratio
@@ -51,6 +52,29 @@ def test_geforce_tensor_rates_are_fp32_accumulate_by_hand():
     a10 = load_catalog_design("A10").derived()["peak_tflops"]
     assert a10["bf16"] == pytest.approx(72 * 512 * 2 * 1.695e9 / 1e12, rel=1e-9)
     assert a10["int8"] == pytest.approx(2 * a10["bf16"], rel=1e-9)
+
+
+@pytest.mark.parametrize("name, fp16_acc_tflops", [("RTX-4090", 330.3), ("RTX-3090", 142)])
+def test_geforce_cards_carry_the_full_tensor_hardware_at_half_rate(name, fp16_acc_tflops):
+    """The GeForce arrays are the full tensor hardware (512 fp16 MACs per SM per clock, the published
+    fp16-accumulate rate: 330.3 / 142 TFLOPS) running bf16 / fp16 at half of it (fp32 accumulate), so the
+    die carries every MAC the chip has; the published rates come out of the speedups."""
+    d = load_catalog_design(name)
+    assert d.chip.array_rows * d.chip.array_cols == 512
+    assert (d.chip.precision_speedup["bf16"], d.chip.precision_speedup["fp16"]) == (0.5, 0.5)
+    arrays = 2 * d.chip.macs * d.chip.clock_ghz / 1e3
+    assert arrays == pytest.approx(fp16_acc_tflops, rel=0.01)
+    assert d.derived()["peak_tflops"]["fp16"] == pytest.approx(arrays / 2, rel=1e-9)
+
+
+def test_rtx3090_and_a10_are_one_die():
+    """RTX 3090 and A10 are both GA102 (84 SMs with their harvested ones, 512 fp16 MACs each, on n7 here):
+    their modelled dies agree within 3 % (the rest: memory PHYs, FP32 lanes, L2)."""
+    area = {}
+    for name in ("RTX-3090", "A10"):
+        arr = DesignArrays.from_designs([load_catalog_design(name)], TECH)
+        area[name] = float(chip_area(arr).total_mm2[0])
+    assert area["RTX-3090"] == pytest.approx(area["A10"], rel=0.03), area
 
 
 def test_memories_by_hand():

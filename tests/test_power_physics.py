@@ -86,12 +86,15 @@ KNOWN_GAPS = {
                        "operation (0.065 pJ); 2026-12-03 (pow3) at the rule's 0.312 pJ the 75 W cap throttles the "
                        "card to 0.12 / 0.18 of its clock: Offline -82 %, SingleStream +270 %",
     # local-LLM devices (dse/catalog/chips.yaml, dev2 2026-12-03), board powers recalled from vendor datasheets.
-    # GeForce: the arrays carry the fp32-accumulate tensor rate the frameworks use, half of the tensor hardware, and
-    # the RT cores, raster, media and display engines are not modelled (die 282 vs 608.5 mm2, 157 vs 628.4 on n7)
-    "RTX-4090": "model 279 W vs 450 W total graphics power (0.62x): half the tensor hardware modelled (the "
-                "fp32-accumulate rate), RT cores / raster / media engines not modelled",
-    "RTX-3090": "model 148 W vs 350 W total graphics power (0.42x): as RTX-4090, and on n7 (Samsung 8N not in the "
-                "technology library; 8N's energy per operation is higher)",
+    # GeForce (dev3 2026-12-03): the full tensor arrays (512 fp16 MACs per SM per clock) run bf16 / fp16 at 0.5 of
+    # their rate (fp32 accumulate, a product limit) and fp8 / int8 / int4 at 1 / 2 / 4x; the RT cores, raster, media
+    # and display engines are not modelled (die 347 vs 608.5 mm2, 246 vs 628.4 on n7; 282 / 157 with half arrays)
+    "RTX-4090": "model 283 W vs 450 W total graphics power (0.63x; 279 W with half arrays): the arrays' peak is "
+                "the fp8 rate, 330.3 TFLOPS x 0.576 pJ = 190 W; the model's precisions have no fp16-accumulate mode "
+                "(330.3 TFLOPS x 1.102 pJ = 364 W would give 456 W, 1.01x); RT cores / raster / media not modelled",
+    "RTX-3090": "model 153 W vs 350 W total graphics power (0.44x; 148 W with half arrays): arrays 71.2 TFLOPS x "
+                "1.173 pJ = 83 W (an fp16-accumulate mode, 142 TFLOPS, would give 236 W, 0.67x); on n7 (Samsung 8N "
+                "is not in the technology library; 8N's energy per operation is higher)",
     # datacenter inference cards whose board limit sits under their headline clock's demand (the cards run
     # clock-limited under load); no measurement in the reference shows the cap binding (EXCEEDS_CAP needs one)
     "A10": "model 194 W vs 150 W maximum board power (1.29x) at the 1.695 GHz boost clock; no measurement shows "
