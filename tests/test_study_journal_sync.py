@@ -1,5 +1,7 @@
-"""The run's journal file is appended once per batch without an fsync (the parts are the system of record) and
-flushed to disk once, when the mirror closes at the end of the run; what it holds is what Optuna reads."""
+"""The run's journal file gets its lines in bulk (at most every JOURNAL_EVERY_TRIALS trials or JOURNAL_EVERY_S), each
+append flushed to disk by the writer thread that makes it (fdatasync; the parts are the system of record), not
+once per batch, and nothing is left to flush when the mirror closes at the end of the run; what it holds is what
+Optuna reads."""
 
 from __future__ import annotations
 
@@ -7,38 +9,45 @@ import os
 
 import optuna
 
+import dse.study.runner as runner_mod
 import dse.study.storage as storage_mod
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 from _spaces import study_file
 
 
-def test_journal_is_synced_once_at_close(tmp_path, monkeypatch):
+def test_journal_appends_are_synced_as_they_come_and_not_per_batch(tmp_path, monkeypatch):
     cfg = study_file(tmp_path, budget={"trials": 64})  # several batches
     monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
-    synced: list[str] = []
-    real_fsync = storage_mod.os.fsync
+    monkeypatch.setattr(runner_mod, "JOURNAL_EVERY_TRIALS", 32)  # two appends of the trials' lines
+    monkeypatch.setattr(runner_mod, "JOURNAL_EVERY_S", 1e9)  # (however slow the machine)
+    synced: list[tuple[str, int]] = []
+    real_fsync, real_fdatasync = storage_mod.os.fsync, storage_mod.os.fdatasync
     closes: list[int] = []
     real_close = storage_mod.OptunaMirror.close
 
-    def fsync(fd):  # (os.fsync of every module: the journal's are told apart by the file's name)
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("journal.log"):
-            synced.append(len(closes))  # how many mirror closes had begun when this fsync ran
-        return real_fsync(fd)
+    def spy(name, real):
+        def sync(fd):  # (os's of every module: the journal's are told apart by the file's name)
+            if os.readlink(f"/proc/self/fd/{fd}").endswith("journal.log"):
+                synced.append((name, len(closes)))  # how many mirror closes had begun when this sync ran
+            return real(fd)
+        return sync
 
     def close(self):
         closes.append(1)
         return real_close(self)
 
-    monkeypatch.setattr(storage_mod.os, "fsync", fsync)
+    monkeypatch.setattr(storage_mod.os, "fsync", spy("fsync", real_fsync))
+    monkeypatch.setattr(storage_mod.os, "fdatasync", spy("fdatasync", real_fdatasync))
     monkeypatch.setattr(storage_mod.OptunaMirror, "close", close)
     res = StudyRunner(load_study(cfg), tmp_path / "run").run()
     assert res.summary["trials"] == 64
-    # one fsync of the appended lines, during the close; none per batch (Optuna's own appends of the study's
-    # attributes, before the first batch, fsync as Optuna writes them)
-    assert synced and synced[-1] == 1 and synced.count(1) == 1, synced
+    # one fdatasync per append of the trials' lines (by the writer thread), none per batch, and no fsync of the
+    # journal at the close (Optuna's own appends of the study's attributes, before the first batch, fsync as
+    # Optuna writes them)
     batches = len(list((tmp_path / "run" / "parts").iterdir()))
-    assert batches >= 4 and synced.count(0) < batches, synced  # not one per batch
+    assert batches >= 4 and [s[0] for s in synced].count("fdatasync") == 2, synced
+    assert ("fsync", 1) not in synced, synced
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "run" / "journal.log")))
     trials = optuna.load_study(study_name="t", storage=storage).get_trials(deepcopy=False)

@@ -479,6 +479,7 @@ class ModelProcess:
         self.calls = 0
         self.alive = True
         self._pending = 0  # chunks sent and not yet received
+        self._stopped = False  # told to end (`stop`)
 
     def submit(self, cols: Columns, *extra: Any) -> None:
         """Send a chunk (`extra`: sent with it, for `work`)."""
@@ -509,14 +510,24 @@ class ModelProcess:
                         self.proc.exitcode)
         self.alive = False
 
+    def stop(self) -> None:
+        """Tell the child to end (nothing in flight): it exits while this process finishes the run, and `close`
+        then only reaps it."""
+        if self.proc is None or self._pending or self._stopped:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(None)
+        self._stopped = True
+
     def close(self) -> None:
         """Stop the child (idempotent); its CPU time then counts in this process's RUSAGE_CHILDREN."""
         if self.proc is None:
             return
         if self._pending:  # stopped mid-batch (an error, Ctrl-C): its result is not wanted
             self.proc.kill()
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(None)
+        if not self._stopped:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(None)
         self.proc.join(5.0)
         if self.proc.exitcode is None:
             self.proc.kill()

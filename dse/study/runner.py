@@ -10,7 +10,7 @@ Order per batch: ask B designs → knob columns → reuse the stored result of d
 Ray chunks) → objectives and constraint vector per trial → write the batch as one part (an Arrow IPC stream,
 atomic, in place at once and flushed to disk by a thread while the next batch runs; the system of record) → record the trials in the Optuna mirror (the run's journal file: the
 array sampler's trials as journal lines built in bulk from the stored arrays, appended by a writer thread at most
-every JOURNAL_EVERY_S and at the end, flushed to disk at the end; other samplers' one append per batch; an external
+every JOURNAL_EVERY_S and at the end, each append flushed to disk by that thread; other samplers' one append per batch; an external
 `storage:` gets them through `Study.add_trials`, from a child process that mirrors each part as it is written
 when the run records at least MIRROR_PROCESS_MIN_TRIALS new trials on a machine with an idle CPU; the run
 ends when the mirror is complete). A killed run therefore loses at most the batch in flight; a rerun rebuilds the
@@ -443,6 +443,8 @@ class StudyRunner:
         if ga is not None:
             new, done = self._generations(ga, parts, mirror, background, tracker, meta, n_batches, done, dists, t0,
                                           self._held)
+            if self.model_process is not None:  # every result is in: it ends while the run finishes
+                self.model_process.stop()
         while ga is None and self._more(done, t0):
             b = n_batches
             size = batch_size if self.budget is None else min(batch_size, self.budget - done)
