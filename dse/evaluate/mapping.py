@@ -898,7 +898,7 @@ def map_cnn(scenario, shape, prec, hw: HwView, cal: Calibration, builders=Builde
     """Best batch for a CNN / vision scenario: data parallel over the chips, latency SLO per batch. Each
     batch is one forward pass: it pays the stack's per-inference launch, not an LLM engine step
     (`Calibration.for_phase`)."""
-    return _blocked(_map_cnn_block, hw, scenario, _cnn_table(scenario, shape, prec), _inference(cal), None)
+    return _blocked(_map_cnn_block, hw, scenario, _cnn_table(scenario, shape, prec), _inference(cal), cal)
 
 
 _CNN_TABLES: dict[tuple[int, ...], tuple] = {}  # ids of (scenario, shape, precision) → (them, their CnnPlanTable)
@@ -942,12 +942,13 @@ class _CnnChoice:
     stop_lat: np.ndarray
 
 
-def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, _unused, rows) -> MappingResult:
+def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, base: Calibration, rows) -> MappingResult:
+    """The CNN mapping of a block with `cal`, the inference phase's calibration `for_phase` derived from `base`."""
     max_chips = int(getattr(scenario, "max_chips", None) or 1 << 30)
     chips = np.minimum(hw.num_chips, max_chips)
     slo = _slo(scenario, "latency_ms")
     if compiled_kernel() is not None and len(t.steps):
-        ch = _cnn_choose_compiled(hw, scenario, t, cal, chips, slo)
+        ch = _cnn_choose_compiled(hw, scenario, t, cal, chips, slo, base)
     else:
         ch = _cnn_choose(hw, scenario, t, cal, chips, slo)
     return _cnn_result(hw, t, chips, slo, ch)
@@ -1065,18 +1066,21 @@ def _cnn_choose(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, 
                       lat[at_first])
 
 
-def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo) -> _CnnChoice:
+def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo,
+                         base: Calibration | None = None) -> _CnnChoice:
     """`_cnn_choose` by the compiled kernel (`cnn_kernel.map_cnn_kernel`): one loop over the designs, each batch's
     step (and a layer-pipelined design's one-image step) timed by the same per-instance arithmetic as
-    `perf.step_times`' compiled path."""
+    `perf.step_times`' compiled path. `base`: the calibration `cal` was derived from by `for_phase` (the same
+    per-design constants: the phase changes a per-step cost only), whose constants the LLM scenarios' mappings of
+    the same designs have computed already (`compiled_tables`' `design_cal`)."""
     from dse.model import cnn_kernel as ck
     sk = compiled_kernel()
     n = hw.n
-    tables = compiled_tables(sk, stacked_tables(_compressed(t.steps)), hw, cal)
+    tables = compiled_tables(sk, stacked_tables(_compressed(t.steps)), hw, cal, base)
     pipe = np.zeros(n, bool) if hw.layer_pipeline is None or t.one is None else np.array(hw.layer_pipeline, bool)
     # the one-image step runs without the per-step cost (`_no_step_overhead`), which only the calibration scalars
     # hold: the per-design constants are the batch steps' (shared through `compiled_tables`' cache)
-    one = list(compiled_tables(sk, stacked_tables(_compressed((t.one,))), hw, cal) if pipe.any() else tables)
+    one = list(compiled_tables(sk, stacked_tables(_compressed((t.one,))), hw, cal, base) if pipe.any() else tables)
     one[8] = one[8].copy()
     one[8][sk._CAL.index("step_overhead_s")] = _no_step_overhead(cal).step_overhead_us * 1e-6
     sc = by_identities(_KERNEL_SCALARS, (scenario, cal, t), lambda scenario, cal, t: np.array(

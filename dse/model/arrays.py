@@ -35,12 +35,9 @@ class _Flags:
         if not bad.any():
             return
         idx = np.flatnonzero(bad)
-        msgs = message[idx] if isinstance(message, np.ndarray) else np.full(len(idx), message, dtype=object)
-        old = self.reason[idx]
-        had = old != ""
-        if had.any():  # (else every row's reason is its message: no joins)
-            msgs = np.where(had, old + "; " + msgs, msgs)
-        self.reason[idx] = msgs
+        # the flagged rows' texts (str objects) joined as lists: numpy's object passes call the same str methods
+        msgs = message[idx].tolist() if isinstance(message, np.ndarray) else [message] * len(idx)
+        self.reason[idx] = [m if o == "" else o + "; " + m for o, m in zip(self.reason[idx].tolist(), msgs)]
         self.valid[idx] = False
 
 
@@ -423,10 +420,12 @@ class DesignArrays:
         over = clock > reach * (1.0 + 1e-9)
         if over.any():
             msgs = np.full(n, "", dtype=object)
-            msgs[over] = [f"chip.clock_ghz: {c:g} GHz is above what {nm} reaches at its highest supply "
-                          f"({MAX_FRACTION:g} x its nominal voltage): at most {r:.3g} GHz"
-                          for c, nm, r in zip(clock[over].tolist(), names["chip.process_node"][over].tolist(),
-                                              reach[over].tolist())]  # (Python scalars: the same text, faster)
+            # the text after the clock is the node's (its name as given, whose table row gives its reach): formatted
+            # once per node; Python scalars (the same text as numpy's, faster)
+            nms = names["chip.process_node"][over].tolist()
+            tail = {nm: f" GHz is above what {nm} reaches at its highest supply ({MAX_FRACTION:g} x its nominal "
+                        f"voltage): at most {r:.3g} GHz" for nm, r in dict(zip(nms, reach[over].tolist())).items()}
+            msgs[over] = [f"chip.clock_ghz: {c:g}{tail[nm]}" for c, nm in zip(clock[over].tolist(), nms)]
             flags.flag(over, msgs)
         # (V/V_nom)² = voltage.design_energy_ratio(clock, nominal), from the one solve chip_power's leakage reads too
         supply = out["supply_voltage_ratio"] = voltage_ratio(out["clock_over_nominal"])
@@ -621,6 +620,18 @@ def _parse_precisions(s: str, known: tuple[str, ...]) -> tuple[tuple[bool, ...],
     return tuple(p in items for p in known), bad
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_sets(canon: tuple[str, ...], known: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Of canonical precision sets `canon` (`_parse_precisions` each): membership (set, known precision), the
+    reasons (set,), which are bad and whether any is; cached (read-only to callers), as a study repeats the same
+    few sets."""
+    parsed = [_parse_precisions(s, known) for s in canon]
+    members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))
+    reasons = np.array([b for _, b in parsed] or [""], dtype=object)
+    bad_code = reasons != ""
+    return members, reasons, bad_code, bool(bad_code.any())
+
+
 def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flags) -> np.ndarray:
     """Throughput multiplier per precision (of `tech.precision_speedup`, a row each) and design (0 = unsupported),
     with per-row overrides."""
@@ -628,11 +639,8 @@ def _speedups(columns: Mapping[str, Any], n: int, tech: Technology, flags: _Flag
     inv, canon = _precision_sets(columns.get("chip.precisions", ",".join(_default("chip.precisions"))), n)
     known_t, default, override = _precision_table(tech)
     known = list(known_t)
-    parsed = [_parse_precisions(s, known_t) for s in canon]
-    members = np.array([m for m, _ in parsed], dtype=bool).reshape(len(parsed), len(known))
-    reasons = np.array([b for _, b in parsed] or [""], dtype=object)
-    bad_code = reasons != ""
-    if bad_code.any():
+    members, reasons, bad_code, any_bad = _parsed_sets(tuple(canon), known_t)
+    if any_bad:
         flags.flag(bad_code[inv], reasons[inv])
     member = members[inv].T  # (precision, row)
     out = np.where(member, default, 0.0)

@@ -184,13 +184,30 @@ def _memory_stream_efficiency(arr) -> np.ndarray:
     tech = getattr(arr, "tech", None)
     if mem is None or tech is None:
         return np.ones(arr.n)
-    keys = np.array(sorted(tech.memories), dtype=str)
+    keys, vals = _stream_efficiencies(tech.memories)
     if not len(keys):
         return np.ones(arr.n)
-    vals = np.array([float(getattr(tech.memories[k], "stream_efficiency", 1.0)) for k in keys])
     mem = np.asarray(mem).astype(str)
     pos = np.minimum(np.searchsorted(keys, mem), len(keys) - 1)
     return np.where(keys[pos] == mem, vals[pos], 1.0)
+
+
+_STREAM_EFF: dict[tuple, tuple] = {}  # (names, ids of the entries) of a memories table → (the entries, the arrays)
+
+
+def _stream_efficiencies(memories: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(memory names sorted, each one's `stream_efficiency`) of a technology's memories table; once per table
+    content (its names and entry objects: frozen models, kept alive beside the value so their ids stay theirs)."""
+    entries = tuple(memories.values())
+    key = (tuple(memories), tuple(map(id, entries)))
+    hit = _STREAM_EFF.get(key)
+    if hit is None:
+        if len(_STREAM_EFF) > 256:
+            _STREAM_EFF.clear()
+        keys = np.array(sorted(memories), dtype=str)
+        hit = _STREAM_EFF[key] = (entries, keys,
+                                  np.array([float(getattr(memories[k], "stream_efficiency", 1.0)) for k in keys]))
+    return hit[1], hit[2]
 
 
 def _col(x) -> np.ndarray:
@@ -268,6 +285,11 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     s = np.asarray(nbytes, dtype=float)
     bw = np.maximum(hw.link_bw[:, None] * cal.link_eff, 1.0)
     lat = hw.link_latency_s[:, None]
+    if kind == "sendrecv":  # one step on every topology and class, never one-shot: the sums below with steps = 1
+        floor = np.where(_collective_class(hw)[1][:, None], cal.collective_floor_us * 1e-6, 0.0)
+        t_bw = np.where(g > 1, s / bw, 0.0)
+        t_lat = np.where(g > 1, lat + floor, 0.0)
+        return (t_bw, t_lat) if split else t_bw + t_lat
     topo = hw.topology[:, None]
     if kind == "allreduce":
         vol, ring_steps = 2 * (g - 1) / g * s, 2 * (g - 1)
@@ -628,7 +650,56 @@ def run_energy(epf: dict[str, np.ndarray], peak: dict[str, np.ndarray]) -> dict[
     costs a bf16 FLOP's energy as it takes a bf16 FLOP's time. The workloads name every 16-bit float GEMM
     bf16 (`dse.workloads.precision`: fp16 and bf16 models alike), and a chip with fp16 runs it on its
     fp16-wide multiplier at the same rate, so it pays an fp16 MAC there; a chip without fp16 (TPU v4 / v5e)
-    pays the bf16 MAC's 8-bit multiplier (technology mac_energy)."""
+    pays the bf16 MAC's 8-bit multiplier (technology mac_energy).
+    Columns of one shape and dtype float64 (what `HwView.from_arrays` passes) take one gather for every precision
+    (`_run_energy_table`); other inputs the loop over the fallbacks (`_run_energy_loop`): the same values."""
+    if not epf:
+        return {}
+    cols = list(epf.values()) + list(peak.values())
+    shape = np.shape(cols[0])
+    if len(shape) != 1 or not all(type(c) is np.ndarray and c.dtype == np.float64 and c.shape == shape
+                                              for c in cols):
+        return _run_energy_loop(epf, peak)
+    e_keys, p_keys = tuple(epf), tuple(peak)
+    e_row, s_row = _run_energy_table(e_keys, p_keys)
+    if "bf16" in epf and "fp16" in epf and "fp16" in peak:
+        epf = {**epf, "bf16": np.where(peak["fp16"] > 0, epf["fp16"], epf["bf16"])}
+    n = shape[0]
+    energy = np.array(list(epf.values()))  # (precision of epf, design)
+    supported = np.ones((len(p_keys) + 1, n), bool)  # (precision of peak, design); the last row: the default's
+    np.greater(np.array(list(peak.values())), 0.0, out=supported[:-1])
+    tried, runs = supported[s_row], energy[e_row]  # (precision, fallback, design) each
+    out = runs[:, -1]  # the default (the last column: supported everywhere)
+    for w in range(e_row.shape[1] - 2, -1, -1):  # then each fallback over the later ones: the first supported wins
+        out = np.where(tried[:, w], runs[:, w], out)
+    return dict(zip(e_keys, out))
+
+
+_RUN_ENERGY: dict[tuple, tuple] = {}
+
+
+def _run_energy_table(e_keys: tuple[str, ...], p_keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per precision of `e_keys` (an energy table's), its fallbacks present in both tables (COMPUTE_FALLBACK, as
+    `_run_energy_loop` tries them), then its default: (row in the energy table, row in the peak table; the default's
+    row is an all-supported one past the peaks) of each, padded with the default; once per pair of key tuples."""
+    key = (e_keys, p_keys)
+    hit = _RUN_ENERGY.get(key)
+    if hit is None:
+        if len(_RUN_ENERGY) > 256:
+            _RUN_ENERGY.clear()
+        tries = [[q for q in COMPUTE_FALLBACK.get(p, (p, "bf16")) if q in e_keys and q in p_keys] for p in e_keys]
+        width = max(map(len, tries)) + 1
+        default = [e_keys.index("bf16") if "bf16" in e_keys else i for i in range(len(e_keys))]
+        e_row = np.array([[e_keys.index(q) for q in t] + [d] * (width - len(t)) for t, d in zip(tries, default)],
+                         np.int64).reshape(len(e_keys), width)
+        s_row = np.array([[p_keys.index(q) for q in t] + [len(p_keys)] * (width - len(t)) for t in tries],
+                         np.int64).reshape(len(e_keys), width)
+        hit = _RUN_ENERGY[key] = (e_row, s_row)
+    return hit
+
+
+def _run_energy_loop(epf: dict[str, np.ndarray], peak: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`run_energy` precision by precision and fallback by fallback (any shapes that broadcast)."""
     if "bf16" in epf and "fp16" in epf and "fp16" in peak:
         epf = {**epf, "bf16": np.where(np.asarray(peak["fp16"]) > 0, epf["fp16"], epf["bf16"])}
     out = {}
@@ -1101,11 +1172,14 @@ def step_times(tables, table_of, design_of, hw: HwView, cal: Calibration, weight
 
 # ---- the compiled path of `step_times` (dse.model.step_kernel; the path is chosen in dse.model.kernel) --------
 
-def compiled_tables(sk, stack: _OpStatic, hw: HwView, cal: Calibration) -> tuple:
+def compiled_tables(sk, stack: _OpStatic, hw: HwView, cal: Calibration, design_cal: Calibration | None = None) -> tuple:
     """The compiled kernels' inputs for timing rows of `stack` on the designs of `hw`: (operator fields, matrix
     fields, per-row info, column class, per-design constants, peak, narrow path, pJ per FLOP, calibration
     scalars, per-design row shift). A design times row `s` as row `s + shift[d]` (the fused variant's rows of
-    a statically scheduled design under plugin layers, stacked after the others)."""
+    a statically scheduled design under plugin layers, stacked after the others). `design_cal`: a calibration
+    whose per-design constants are `cal`'s (`Calibration.for_phase` changes a per-step cost only, which the
+    calibration scalars hold): its cached constants are taken (`step_kernel.design_table` keeps them per
+    calibration object); None: `cal`'s."""
     assert _width(stack.mm) == 0 or stack.mm.start == 0
     fuse = cal.fusion_variant
     ops, mm, rows, kind = sk.op_table(stack, fuse)
@@ -1119,8 +1193,8 @@ def compiled_tables(sk, stack: _OpStatic, hw: HwView, cal: Calibration) -> tuple
         mm = np.ascontiguousarray(np.concatenate([mm, mm], axis=1))
         rows = np.ascontiguousarray(np.concatenate([rows, rows], axis=0))
         shift = r * np.asarray(hw.dataflow, bool).astype(np.int64)
-    hwd, peak, narrow, efl = sk.design_table(hw, cal, stack, _PRECISIONS, compute_peak, sram_rate, fill_time_s,
-                                           _collective_class)
+    hwd, peak, narrow, efl = sk.design_table(hw, cal if design_cal is None else design_cal, stack, _PRECISIONS,
+                                             compute_peak, sram_rate, fill_time_s, _collective_class)
     calv = sk.cal_table(cal, stack, 2.0 * COMM_OVERLAP_MIN_TOKENS)
     return ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift
 

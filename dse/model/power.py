@@ -142,9 +142,9 @@ def _cooled(arr: DesignArrays, watts: dict[str, np.ndarray]) -> PowerBreakdown:
     ok = density <= limit
     reason = np.full(np.shape(ok), "", dtype=object)  # formatted for the rows over the limit only
     bad = ~ok
-    if bad.any():
-        reason[bad] = np.char.add(np.char.add("power density ", np.char.mod("%.2f", density[bad])),
-                                  f" W/mm² > cooling limit {limit:g} W/mm²").astype(object)
+    if bad.any():  # ("%.2f" % x of a Python float: np.char.mod's text of the float64, without its array passes)
+        tail = f" W/mm² > cooling limit {limit:g} W/mm²"
+        reason[bad] = ["power density " + "%.2f" % x + tail for x in density[bad].tolist()]
     return PowerBreakdown(**watts, feasible=ok, reason=reason)
 
 
@@ -165,13 +165,19 @@ def _chip_power_compiled(arr: DesignArrays, area: AreaBreakdown) -> PowerBreakdo
     v = np.empty((len(dk.POWER_ROW), arr.n))
     for k, name in enumerate(dk.POWER_ROW):
         v[k] = per[name]
-    peak = np.array([np.broadcast_to(np.asarray(x, float), (arr.n,)) for x in arr.peak_tflops.values()]
-                    ).reshape(-1, arr.n)
-    energy = np.array([np.broadcast_to(np.asarray(arr.energy_pj_per_flop[p], float), (arr.n,))
-                       for p in arr.peak_tflops]).reshape(-1, arr.n)
+    peak = _rows(list(arr.peak_tflops.values()), arr.n)
+    energy = _rows([arr.energy_pj_per_flop[p] for p in arr.peak_tflops], arr.n)
     out = np.empty((len(dk.POWER_OUT), arr.n))
     dk.power_kernel(v, peak, energy, RUNNING_FLOOR_FRACTION, VECTOR_ENERGY_FACTOR, OPERAND_BYTES, out)
     return _cooled(arr, dict(zip(dk.POWER_OUT, out)))
+
+
+def _rows(cols: list, n: int) -> np.ndarray:
+    """`cols` (scalars or columns) as the rows of one (len(cols), n) float64 array; columns of shape (n,) and dtype
+    float64 (DesignArrays' per-precision rows) are stacked as they are, without a broadcast view each."""
+    if all(type(c) is np.ndarray and c.dtype == np.float64 and c.shape == (n,) for c in cols):
+        return np.array(cols).reshape(-1, n)
+    return np.array([np.broadcast_to(np.asarray(x, float), (n,)) for x in cols]).reshape(-1, n)
 
 
 def leaking_mm2(arr: DesignArrays, area: AreaBreakdown) -> np.ndarray:

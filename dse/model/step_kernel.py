@@ -136,10 +136,13 @@ def _design_constants(hw, cal, sram_rate, fill_time_s, collective_class) -> np.n
         "e_link": zero if hw.link_pj_per_bit is None else hw.link_pj_per_bit,
         "lib_coll": lib, "p2p": p2p,
     }
-    table = np.empty((n, len(_HW)))
-    for i, f in enumerate(_HW):
-        table[:, i] = col[f]
-    return table
+    try:  # (every constant a column: one conversion, one transpose)
+        return np.ascontiguousarray(np.array([col[f] for f in _HW], float).T).reshape(n, len(_HW))
+    except ValueError:  # (a constant broadcast from a scalar)
+        table = np.empty((n, len(_HW)))
+        for i, f in enumerate(_HW):
+            table[:, i] = col[f]
+        return table
 
 
 _CAL_TABLES: dict[float, dict] = {}  # overlap tokens → ids of (calibration, stack) → (them, `cal_table`)

@@ -85,7 +85,7 @@ def _floor_ratio() -> float:
     return got
 
 
-_FLOOR_RATIO: dict[tuple[float, float, float], float] = {}
+_FLOOR_RATIO: dict[tuple, float] = {}  # the curve's constants (and which value) → a value derived from them
 
 
 def _solve(r: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def _solve(r: np.ndarray) -> np.ndarray:
     (h' = α/(V − V_t) − 1/V > 0, h'' < 0), so from a point left of the root each step lands left of it and
     closer (monotone convergence). Start: V = 1 for r ≥ 1; below, V_t + (r·g(1)·V_t)^(1/α) (the root satisfies
     (V − V_t)^α = r·g(1)·V > r·g(1)·V_t)."""
-    vt, g1 = THRESHOLD_FRACTION, float(_delay_inverse(np.float64(1.0)))
+    vt, g1 = THRESHOLD_FRACTION, _g1()
     r = np.maximum(r, 1e-12)
     log_target = np.log(r * g1)
     v = np.where(r >= 1.0, 1.0, vt + (r * g1 * vt) ** (1.0 / ALPHA))
@@ -135,9 +135,23 @@ def _newton_kernel():
     return dk if dk.numpy_log_is_libm() else None
 
 
+def _g1() -> float:
+    """`_delay_inverse` at V_nom (V = 1), once per value of the curve's constants."""
+    key = ("g1", ALPHA, THRESHOLD_FRACTION)
+    got = _FLOOR_RATIO.get(key)
+    if got is None:
+        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(1.0)))
+    return got
+
+
 def max_clock_ratio() -> float:
-    """The clock, over the node's nominal one, that a circuit reaches at the highest supply (MAX_FRACTION)."""
-    return float(_delay_inverse(np.float64(MAX_FRACTION)) / _delay_inverse(np.float64(1.0)))
+    """The clock, over the node's nominal one, that a circuit reaches at the highest supply (MAX_FRACTION); once
+    per value of the curve's constants."""
+    key = ("max", ALPHA, THRESHOLD_FRACTION, MAX_FRACTION)
+    got = _FLOOR_RATIO.get(key)
+    if got is None:
+        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(MAX_FRACTION)) / _delay_inverse(np.float64(1.0)))
+    return got
 
 
 def energy_ratio(f_ratio) -> np.ndarray:
