@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -352,7 +353,19 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     have = bool(objs) and _has_objectives(df, objs)
     mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)
     df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
-    atomic_write_parquet(df, run_dir / RESULTS)
+    # results.parquet (most of finalize's time: polars encodes, then the fsyncs) is written by a thread while the
+    # fronts and the summary are made, and is in place before summary.json (the last file) is written
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-results") as pool:
+        results = pool.submit(atomic_write_parquet, df, run_dir / RESULTS)
+        summary = _fronts_and_summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra)
+        results.result()
+    write_json(run_dir / SUMMARY_JSON, summary)
+    return summary
+
+
+def _fronts_and_summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective],
+                        wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """`finalize`'s pareto files and summary (not yet written) of the run's rows `df` (with their `pareto` flags)."""
     front = df.filter(pl.col("pareto"))
     atomic_write_parquet(front, run_dir / PARETO)
     nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
@@ -397,9 +410,7 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
         summary["best"] = {}
     if extra:
         summary.update(extra)
-    summary = Summary.model_validate(summary).model_dump(mode="json")
-    write_json(run_dir / SUMMARY_JSON, summary)
-    return summary
+    return Summary.model_validate(summary).model_dump(mode="json")
 
 
 def _has_objectives(df: pl.DataFrame, objs: Sequence[Objective]) -> bool:
