@@ -842,8 +842,9 @@ def _busy_free(st: _OpStatic, hw: HwView, cal: Calibration) -> _Free:
         eff = np.where(st.mm_conv, cal.conv_eff, cal.compute_eff_max * np.where(narrow, cal.lowp_eff, 1.0))
         compute[:, st.mm] = np.maximum(st.flops[:, st.mm] / np.maximum(peak * util * eff, 1.0), feed)
     if _width(st.vec):
-        # a chip without a vector unit runs elementwise work on one row of its MAC arrays
-        vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
+        # a chip without a vector unit runs elementwise work on one row of its MAC arrays, at its 16-bit float
+        # rate (bf16, else fp16: `compute_peak`; a chip with fp16 only had 0 FLOP/s here)
+        vec = np.where(hw.vector_flops > 0, hw.vector_flops, compute_peak(hw, "bf16")[0] / np.maximum(hw.rows, 1.0))
         compute[:, st.vec] = st.flops[:, st.vec] / np.maximum(vec[:, None] * cal.compute_eff_max, 1.0)
     comm = np.zeros((n, k))
     comm_bw = np.zeros((n, k))
@@ -1096,7 +1097,7 @@ _RESIDENT_HW_FIELDS = ("mem_bw", "sram_bytes", "mem_stream_eff", "sram_bw", "d2d
 def _slim(hw: HwView, stack: _OpStatic) -> HwView:
     """`hw` with only what timing `stack`'s operator tables reads (no copies): cheaper to gather per instance."""
     precs = {"bf16"} | {_PRECISIONS[p] for p in stack.precs}
-    peaks = {"bf16"} | {q for p in stack.mm_precs for q in COMPUTE_FALLBACK.get(_PRECISIONS[p], (_PRECISIONS[p],))}
+    peaks = set(_FLOAT16) | {q for p in stack.mm_precs for q in COMPUTE_FALLBACK.get(_PRECISIONS[p], (_PRECISIONS[p],))}
     keep = {f: getattr(hw, f) for f in _STEP_HW_FIELDS}
     return HwView(peak_flops={k: v for k, v in hw.peak_flops.items() if k in peaks},
                   energy_pj_per_flop={k: v for k, v in hw.energy_pj_per_flop.items() if k in precs},

@@ -88,7 +88,8 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
     if hit is None or hit[0] is not cal or len(hit[1]) != len(fields) or not all(map(is_, hit[1], fields)):
         if len(kept) >= 4:
             kept.clear()
-        hit = kept[id(cal)] = (cal, fields, _design_constants(hw, cal, sram_rate, fill_time_s, collective_class),
+        hit = kept[id(cal)] = (cal, fields, _design_constants(hw, cal, compute_peak, sram_rate, fill_time_s,
+                                                                    collective_class),
                                {}, {}, {})
     _, _, table, by_mm, by_prec, tables = hit
     key = (tuple(stack.mm_precs), tuple(stack.precs))
@@ -112,13 +113,13 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
     return out
 
 
-def _design_constants(hw, cal, sram_rate, fill_time_s, collective_class) -> np.ndarray:
+def _design_constants(hw, cal, compute_peak, sram_rate, fill_time_s, collective_class) -> np.ndarray:
     """The per-design constants of `design_table` (n, len(_HW)), which do not depend on the operators."""
     n = hw.n
     zero = np.zeros(n)
     dyn, lib, p2p = collective_class(hw)
     stream = 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff
-    vec = np.where(hw.vector_flops > 0, hw.vector_flops, hw.peak_flops["bf16"] / np.maximum(hw.rows, 1.0))
+    vec = np.where(hw.vector_flops > 0, hw.vector_flops, compute_peak(hw, "bf16")[0] / np.maximum(hw.rows, 1.0))
     sram_bps = sram_rate(hw, cal)
     d2d = hw.d2d_share is not None and bool((hw.d2d_share > 0).any())
     col = {
