@@ -30,6 +30,16 @@ def _datacenter_space() -> SearchSpace:
     return SearchSpace(SearchSpaceSpec(**yaml.safe_load((root / "search_spaces" / "datacenter.yaml").read_text())))
 
 
+
+def _pm(x: float, r: float, lo: float, hi: float) -> float:
+    """Polynomial mutation of x in [lo, hi] by the draw r (Deb's bounded form, the textbook formula)."""
+    w, p = hi - lo, 1.0 / (PM_ETA + 1.0)
+    if r < 0.5:
+        dq = (2 * r + (1 - 2 * r) * (1 - (x - lo) / w) ** (PM_ETA + 1)) ** p - 1.0
+    else:
+        dq = 1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi - x) / w) ** (PM_ETA + 1)) ** p
+    return min(max(x + dq * w, lo), hi)
+
 def _sbx_pm_reference(ga: ArrayNSGAII, R: np.ndarray, P: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The children of parent rows A x B element by element, from the same uniform draws `R` (5 x n*d: crossover,
     SBX spread, SBX side, mutation, its spread) and `P` (n: the pair's crossover), by the textbook formulas:
@@ -62,25 +72,13 @@ def _sbx_pm_reference(ga: ArrayNSGAII, R: np.ndarray, P: np.ndarray, A: np.ndarr
                     c = 0.5 * (y1 + y2 - betaq * (y2 - y1)) if R[2, e] < 0.5 else 0.5 * (y1 + y2 + betaq * (y2 - y1))
                     C[i, j] = min(max(c, lo[j]), hi[j])
                 if R[3, e] < ga.mutation_prob and not math.isnan(C[i, j]):
-                    x, r, w = C[i, j], R[4, e], hi[j] - lo[j]
-                    p = 1.0 / (PM_ETA + 1.0)
-                    if r < 0.5:
-                        dq = (2 * r + (1 - 2 * r) * (1 - (x - lo[j]) / w) ** (PM_ETA + 1)) ** p - 1.0
-                    else:
-                        dq = 1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi[j] - x) / w) ** (PM_ETA + 1)) ** p
-                    C[i, j] = min(max(x + dq * w, lo[j]), hi[j])
+                    C[i, j] = _pm(C[i, j], R[4, e], lo[j], hi[j])
             else:  # a choice: uniform crossover, then polynomial mutation of its index on [-0.5, choices - 0.5]
                 if swap:
                     C[i, j] = v
                 if R[3, e] < ga.mutation_prob and not math.isnan(C[i, j]):
-                    x, r, w = C[i, j], R[4, e], hi[j] - lo[j]
                     assert (lo[j], hi[j]) == (-0.5, counts[j] - 0.5)
-                    p = 1.0 / (PM_ETA + 1.0)
-                    if r < 0.5:
-                        dq = (2 * r + (1 - 2 * r) * (1 - (x - lo[j]) / w) ** (PM_ETA + 1)) ** p - 1.0
-                    else:
-                        dq = 1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi[j] - x) / w) ** (PM_ETA + 1)) ** p
-                    C[i, j] = min(max(x + dq * w, lo[j]), hi[j])
+                    C[i, j] = _pm(C[i, j], R[4, e], lo[j], hi[j])
     X = codec.from_scale(C)
     for i in range(n):
         for j in range(d):
