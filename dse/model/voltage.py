@@ -28,6 +28,8 @@ Both are monotone: a higher clock never costs less energy per operation, and pow
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from dse.model.kernel import compiled_kernel
@@ -77,15 +79,21 @@ def _floor_ratio() -> float:
     is reached at (g(MIN_FRACTION) / g(1), g = `_delay_inverse`), less 1e-9 of it. There the root is ~3e-10 below
     the floor, far more than `_solve`'s error (~1e-14 relative, from the left), so `voltage_ratio` gives the floor
     as it would after a solve. Computed once per value of the curve's constants."""
-    key = (ALPHA, THRESHOLD_FRACTION, MIN_FRACTION)
-    got = _FLOOR_RATIO.get(key)
+    return _per_curve(("floor", MIN_FRACTION), lambda: float(_delay_inverse(np.float64(MIN_FRACTION))
+                                                       / _delay_inverse(np.float64(1.0))) * (1.0 - 1e-9))
+
+
+_PER_CURVE: dict[tuple, float] = {}  # (which value, the curve's constants) → a value derived from them
+
+
+def _per_curve(which: tuple, compute: Callable[[], float]) -> float:
+    """The value `which` of the curve (its name and the constants it reads besides ALPHA and THRESHOLD_FRACTION),
+    computed by `compute` once per value of the curve's constants (tests may change them)."""
+    key = (*which, ALPHA, THRESHOLD_FRACTION)
+    got = _PER_CURVE.get(key)
     if got is None:
-        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(MIN_FRACTION)) / _delay_inverse(np.float64(1.0))) \
-            * (1.0 - 1e-9)
+        got = _PER_CURVE[key] = compute()
     return got
-
-
-_FLOOR_RATIO: dict[tuple, float] = {}  # the curve's constants (and which value) → a value derived from them
 
 
 def _solve(r: np.ndarray) -> np.ndarray:
@@ -137,21 +145,14 @@ def _newton_kernel():
 
 def _g1() -> float:
     """`_delay_inverse` at V_nom (V = 1), once per value of the curve's constants."""
-    key = ("g1", ALPHA, THRESHOLD_FRACTION)
-    got = _FLOOR_RATIO.get(key)
-    if got is None:
-        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(1.0)))
-    return got
+    return _per_curve(("g1",), lambda: float(_delay_inverse(np.float64(1.0))))
 
 
 def max_clock_ratio() -> float:
     """The clock, over the node's nominal one, that a circuit reaches at the highest supply (MAX_FRACTION); once
     per value of the curve's constants."""
-    key = ("max", ALPHA, THRESHOLD_FRACTION, MAX_FRACTION)
-    got = _FLOOR_RATIO.get(key)
-    if got is None:
-        got = _FLOOR_RATIO[key] = float(_delay_inverse(np.float64(MAX_FRACTION)) / _delay_inverse(np.float64(1.0)))
-    return got
+    return _per_curve(("max", MAX_FRACTION), lambda: float(_delay_inverse(np.float64(MAX_FRACTION))
+                                                         / _delay_inverse(np.float64(1.0))))
 
 
 def energy_ratio(f_ratio) -> np.ndarray:
