@@ -510,32 +510,40 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                 spares_chip, tol, nonred, core_array = v[26, r], v[31, r], v[29, r], v[30, r]
                 long_c, ret_c = np.inf, np.inf
                 bond_n = _tpow(bond, bonded, i_r, tb)
+                priced = False
             else:
                 # fab.best_spares: the die without spares, then each spare count while it may still pay
                 base = f + m * core
                 die = _mx(base, pad)
-                qd = np.sqrt(die) + scribe
-                qd = qd * qd
-                dpw = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
-                # a bound below the cost of any spare choice of this count (as in the spare scan below: the die only
-                # grows with its spares, the yield stays below that of a clean non-redundant area, the package
-                # yield below that of its other bonds): where it is not below the best count's cost by 1e-9, this
-                # count cannot be strictly cheaper, and it is skipped
-                a_nr = f / 100.0
-                y_inf = _mx(_tpow(1.0 + a_nr * d / a, -a, i_r, tb) * (1.0 + 1e-9), 1e-12)
-                bond_n = _tpow(bond, bonded, i_r, tb)
-                inv_pkg = 1.0 / _mx(bond_n, 1e-12)
-                if ok_best and core >= 0.0:
-                    dies_lo = wafer / (dpw * y_inf) * n
-                    if ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg + test_fraction * dies_lo) \
-                            * (1.0 - 1e-9) >= usd_best:
-                        n += 1.0
-                        if not n <= n_hi:
-                            break
-                        continue
+                # a count past n_lo whose die without spares is over the reticle, or whose package with it and the I/O
+                # dies' smallest area is over the limit, fails its checks whatever its spares and I/O dies (the die
+                # only grows with its spares, rounding included): it never replaces the best count, and it is skipped
+                skip = n != n_lo and core >= 0.0 and (die > reticle or scale * (n * die + foot + area_min[r]) > pkg_max)
+                if not skip:
+                    qd = np.sqrt(die) + scribe
+                    qd = qd * qd
+                    dpw = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
+                    # a bound below the cost of any spare choice of this count (as in the spare scan below: the die
+                    # only grows with its spares, the yield stays below that of a clean non-redundant area, the
+                    # package yield below that of its other bonds): where it is not below the best count's cost by
+                    # 1e-9, this count cannot be strictly cheaper, and it is skipped
+                    a_nr = f / 100.0
+                    y_inf = _mx(_tpow(1.0 + a_nr * d / a, -a, i_r, tb) * (1.0 + 1e-9), 1e-12)
+                    bond_n = _tpow(bond, bonded, i_r, tb)
+                    inv_pkg = 1.0 / _mx(bond_n, 1e-12)
+                    if ok_best and core >= 0.0:
+                        dies_lo = wafer / (dpw * y_inf) * n
+                        skip = ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg
+                                + test_fraction * dies_lo) * (1.0 - 1e-9) >= usd_best
+                if skip:
+                    n += 1.0
+                    if not n <= n_hi:
+                        break
+                    continue
                 y = _tpow(1.0 + base / 100.0 * d / a, -a, i_r, tb)
                 spares = 0.0
-                if cap >= 1:
+                priced = cap >= 1  # (the scan prices the chosen spares: its cost and I/O die count are the chip's)
+                if priced:
                     package_c = scale * (n * die + foot)
                     dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
                     room = pkg_room - n * die - foot
@@ -551,6 +559,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                     raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
                     score = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
                         1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                    j_best = j
                     for col in range(C):
                         s = choices[col]
                         arr_s = (m + s) * core
@@ -594,27 +603,31 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                             1.0 / y_pkg - 1.0) + test_fraction * dies_c
                         near = near or _near(usd, score * (1 - 1e-12), tie)
                         if usd < score * (1 - 1e-12):
-                            score, spares, die, y, dpw = usd, s, die_s, y_s, dpw_s
+                            score, spares, die, y, dpw, j_best = usd, s, die_s, y_s, dpw_s, j
                 spares_chip, tol, nonred, core_array = spares * n, spares, f, (m + spares) * core
                 long_c, ret_c = long_mm, reticle
-            # the chosen spares: perimeter, the chip's cost at its I/O die count, package and checks
+            # the chosen spares: perimeter, the chip's cost at its I/O die count (the spare scan's, where it priced
+            # them), package and checks
             h = _mx(_mn(np.sqrt(max_aspect * die), long_c), np.sqrt(die))
             limit = frac * n * (2.0 * (h + die / _mx(h, 1e-12)))
-            package_c = scale * (n * die + foot)
-            dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
-            room = pkg_room - n * die - foot
-            j = hull[r, 0]
-            if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
-                j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area, used,
-                                 hull, hull_iy, hull_fx, hull_len, tie)
-                near = near or nr
+            if priced:
+                j, usd = j_best, score
+            else:
+                package_c = scale * (n * die + foot)
+                dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+                room = pkg_room - n * die - foot
+                j = hull[r, 0]
+                if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
+                    j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
+                                     used, hull, hull_iy, hull_fx, hull_len, tie)
+                    near = near or nr
+                esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+                bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
+                y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
+                raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
+                usd = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
+                    1.0 / y_pkg - 1.0) + test_fraction * dies_c
             cnt = io_n[r, j]
-            esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-            bp = bond_n if cnt == 0 else _tpow(bond, bonded + cnt, i_r, tb)
-            y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
-            memory = mem + io_usd[r, j]
-            raw = (package_c + scale * cnt * io_die[r, j]) * pkg_usd
-            usd = dies_c + memory + raw + (raw + dies_c + memory) * (1.0 / y_pkg - 1.0) + test_fraction * dies_c
             package = scale * (n * die + foot + cnt * io_die[r, j])
             fits = die <= ret_c and need <= limit * (1 + 1e-9) and package <= pkg_max
             near = near or (n != n_lo and fits and ok_best and _near(usd, usd_best, tie))
