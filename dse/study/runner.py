@@ -36,6 +36,7 @@ import os
 import sys
 import warnings
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -107,10 +108,11 @@ JOURNAL_EVERY_S = 1.0
 # ... or once this many trials wait (so that the run's end, which waits for the last append, builds few lines)
 JOURNAL_EVERY_TRIALS = 1000
 
-# the stored generations' columns are turned into one frame every this many generations, while the model evaluates
-# the next ones, rather than all at the end, where the run waits for it (finalize's input). Measured, 10,000 trials
-# (100 generations of 100), CPU ms in total / at the end: all at the end 34-42 / 34-42; every 10: 65-76 / 1.8; every
-# 25: 45-46 / 0.7 (~11 ms each, less than the model's queued work: lag + 1 generations); every 50: 32-36 / 0.6
+# the stored generations' columns are turned into one frame every this many generations, by a thread while the run
+# goes on (most of it is polars' work, without the interpreter lock), rather than all at the end, where the run waits
+# for it (finalize's input). Measured on the main thread, 10,000 trials (100 generations of 100), CPU ms in total / at
+# the end: all at the end 34-42 / 34-42; every 10: 65-76 / 1.8; every 25: 45-46 / 0.7 (~11 ms each); every 50: 32-36 /
+# 0.6
 FRAME_EVERY = 25
 
 # the progress callback (front size, hypervolume: a front merge per call) runs at most this often, and after the
@@ -190,10 +192,13 @@ def _listed(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_frame(frames: list[Any]) -> pl.DataFrame | None:
-    """The run's stored trials as one frame, from frames and runs of generations' columns (`frame_of`)."""
+    """The run's stored trials as one frame, from frames (or futures of frames) and runs of generations' columns
+    (`frame_of`)."""
     out: list[pl.DataFrame] = []
     run: list[dict[str, Any]] = []
     for f in [*frames, None]:
+        if isinstance(f, Future):
+            f = f.result()
         if isinstance(f, dict) and (not run or list(f) == list(run[0])):
             run.append(f)
             continue
@@ -418,6 +423,8 @@ class StudyRunner:
         # the stored trials for finalize, without the journal records (finalize drops them; ~2 KB per trial)
         # (frames, or the columns of generations written as raw columns: turned into one frame at the end)
         self.frames: list[Any] = [] if prior is None else [without_internal(prior)]
+        # makes one frame of every FRAME_EVERY generations' columns while the run goes on (`_generations`)
+        self._framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-frames")
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
@@ -428,6 +435,7 @@ class StudyRunner:
                 parts.close()
             raise
         finally:
+            self._framer.shutdown(cancel_futures=True)
             if background is not None:
                 background.close()
             writer_lock.close()
@@ -568,7 +576,7 @@ class StudyRunner:
                 mirror.add_rows(columns_frame(_listed(data)), dists, records)
             self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
             if len(self.frames) >= FRAME_EVERY and isinstance(self.frames[-FRAME_EVERY], dict):
-                self.frames[-FRAME_EVERY:] = _stored_frame(self.frames[-FRAME_EVERY:]),
+                self.frames[-FRAME_EVERY:] = self._framer.submit(_stored_frame, self.frames[-FRAME_EVERY:]),
             self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
 
