@@ -252,18 +252,21 @@ class SerialExecutor:
         pass
 
 
-# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto
-# (default: on Linux with an idle CPU, for an evaluator that says it is `pure`), always or never. The array
-# NSGA-II breeds a generation from the population two generations back (samplers.BREED_LAG), so the model
-# evaluates one generation while the run scores, breeds and stores the one before: the run's wall is then about
-# the larger of the model's CPU time and the run's own, not their sum. Measured (benchmarks/study_speed.py's study,
-# 10,000 trials, seed 1, 2026-12-02 22:10, load ~5, so CPU seconds; wall on a loaded machine says little): model
-# process 0.66-0.71 s (model 0.60-0.65), run's main thread 0.47-0.50 s, against 1.42 s in one process. Without the
-# lag (the run waits for each generation's results before breeding the next) it had gained nothing: 10k trials
-# in 1.20 / 1.37 s in one process, 1.65 / 1.44 s with a model process (2026-12-02 14:36, pressure 4-33 %). Results
-# are the same either way (the lag is the sampler's, in both)
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=never (default:
+# one process), always, or auto (on Linux with an idle CPU, for an evaluator that says it is `pure`). The array
+# NSGA-II breeds a generation from the population two generations back (samplers.BREED_LAG), so the model can
+# evaluate one generation while the run scores, breeds and stores the one before: the run's wall is then about
+# the larger of the model process's CPU time and the run's own, not their sum. But one process evaluates the two
+# generations in flight with one model call (`StudyRunner._evaluate_together`) where the model process mostly gets
+# one per call, and a model call is mostly fixed cost: the model process is the slower of the two processes, and
+# slower than one process does the whole run. Measured (benchmarks/study_speed.py's study, seed 1, CPU seconds,
+# 2026-12-03 07:06, load ~7): local mix, 10k trials (on an idle CPU: the same wall both ways, twice the CPU with
+# it, runner / pymoo 1.64-1.74x with it and 1.67-1.79x without, 05:48): model process 0.67 s (model 0.52 in 95
+# calls of 89 designs) against the one process's main thread 0.71 s (model 0.32 in 50 calls of 168); balanced mix,
+# 5,000 trials: model process 2.72 s (model 2.54 in 46 calls of 94 designs, 55 ms each) against 1.97 s in one
+# process (model 1.68 in 25 calls of 172, 67 ms each). Results are the same either way (the lag is the sampler's)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
-MODEL_PROCESS_DEFAULT = "auto"
+MODEL_PROCESS_DEFAULT = "never"
 
 
 def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
