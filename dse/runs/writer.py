@@ -340,10 +340,13 @@ def set_reference(run_dir: Path, meta: RunMeta, objs: Sequence[Objective], ref: 
 
 
 def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_run: int,
-             extra: dict[str, Any] | None = None, parts: pl.DataFrame | None = None) -> dict[str, Any]:
+             extra: dict[str, Any] | None = None, parts: pl.DataFrame | None = None,
+             before_summary: Callable[[], None] | None = None) -> dict[str, Any]:
     """Write results.parquet, pareto.parquet and summary.json from the parts; returns the summary.
     `parts`: the stored parts' rows as the writer still holds them (what reading them back gives; the
-    bookkeeping columns, INTERNAL_COLUMNS, may be left out: they are dropped here)."""
+    bookkeeping columns, INTERNAL_COLUMNS, may be left out: they are dropped here). `before_summary`: called
+    before summary.json (the last file) is written, e.g. to wait for the run's own writes in flight, which then
+    overlap the rest of finalize."""
     run_dir = Path(run_dir)
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:
@@ -359,6 +362,8 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
         results = pool.submit(atomic_write_parquet, df, run_dir / RESULTS)
         summary = _fronts_and_summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra)
         results.result()
+    if before_summary is not None:
+        before_summary()
     write_json(run_dir / SUMMARY_JSON, summary)
     return summary
 

@@ -489,12 +489,15 @@ class StudyRunner:
             new += size
             self._recorded(b, np.asarray(values, dtype=float), df["feasible"].to_numpy(), tracker, meta, done, new,
                            t0)
-        parts.close()  # every part on disk
         if ga is not None and self.defer_records:
-            self._journal_flush(mirror)
-        mirror.close()  # the run ends when its Optuna mirror is complete
-        if background is not None:
-            background.close()
+            self._journal_flush(mirror)  # (built and appended by the mirror's thread while finalize runs)
+
+        def written() -> None:
+            """Every part on disk and the Optuna mirror complete (the run ends then), before summary.json."""
+            parts.close()
+            mirror.close()
+            if background is not None:
+                background.close()
         wall = time.perf_counter() - t0
         extra = {"resumed_from": resumed_from, "storage": mirror.location,
                  "ray_start_s": round(getattr(self.executor, "ray_start_s", 0.0), 3),
@@ -505,7 +508,8 @@ class StudyRunner:
                  # (the `repeat` column marks them): the model evaluated `designs_evaluated` designs this run
                  "designs_evaluated": self.evaluated, "cache_hits": new - self.evaluated}
         stored = _stored_frame(self.frames)
-        summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored)
+        summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored,
+                           before_summary=written)
         return RunResult(self.run_dir, summary, resumed_from)
 
     def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0,
@@ -907,7 +911,7 @@ class StudyRunner:
         types = {k: _column_type(np.asarray(v).dtype) for k, v in ok_parts[0][1].items()} if ok_parts else {}
         whole = normalize(ok_parts[0][1], n) if len(results) == 1 and ok_parts and results[0][0] == slice(0, n) \
             else None
-        if whole is not None and all(np.shape(whole[k]) == (n,) for k in types if k in whole):
+        if whole is not None and all(whole[k].shape == (n,) for k in types if k in whole):
             # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns are
             # the metrics (converted where their type differs; a column with a non-finite value is copied below)
             metrics = {k: (whole[k] if whole[k].dtype == t else np.array(whole[k], dtype=t)) if k in whole
