@@ -276,7 +276,7 @@ def run_runner(path: Path, tmp: Path) -> dict:
     return {**took, "Y": Y, "feasible": df["feasible"].to_numpy(), "designs": res.summary["designs_evaluated"],
             "model": model_cpu, "calls": calls,
             "note": where + f"{res.summary['cache_hits']} trials reused a repeated design's result",
-            "sections": parts, "parallel": mp is not None,
+            "sections": parts, "parallel": mp is not None, "main": main,
             # the run's process (not the model process): minor page faults and system CPU seconds; a forked model
             # process shares the run's pages, so that each page the run writes after the fork is copied first
             "faults": self1.ru_minflt - self0.ru_minflt, "sys": self1.ru_stime - self0.ru_stime}
@@ -532,6 +532,16 @@ def main() -> None:
                       f"finalize {med['start'] + med['finalize']:.2f}: wall >= {est:.2f} s, so runner / pymoo <= "
                       f"{pm['cpu'] / est:.2f}x trials/s (pymoo's wall ~ its CPU, {pm['cpu']:.2f} s; fsync waits "
                       "and hand-over delays not counted)")
+            elif "runner" in out and "pymoo" in out:
+                # one process: its main thread (the model and the run's own work) is the critical path; its writer
+                # and polars threads run on the other CPU of an idle machine, so the idle wall is about the main
+                # thread's CPU time (plus the waits for the disk); pymoo's, about its CPU time
+                main = float(np.median([x["main"] for x in runs[seed]["runner"]]))
+                pm = out["pymoo"]
+                print(f"idle 2-CPU estimate (one process): main thread {main:.2f} CPU s, its other threads "
+                      f"{out['runner']['cpu'] - main:.2f}: wall >= {main:.2f} s, so runner / pymoo <= "
+                      f"{pm['cpu'] / main:.2f}x trials/s (pymoo's wall ~ its CPU, {pm['cpu']:.2f} s; fsync waits not "
+                      "counted)")
             rate = {k: len(r["Y"]) / r["wall"] for k, r in out.items()}
             cpu_rate = {k: len(r["Y"]) / max(r["cpu"], 1e-9) for k, r in out.items()}
             for other, target in (("pymoo", 2.0), ("optuna-batched", 5.0), ("optuna-journal", None)):
