@@ -595,6 +595,9 @@ OUT_FLOAT = ("tpot", "ttft", "pre", "joules", "share", "throughput", "close_tpot
 # per-design tables (designs × (plans + memo keys)), which stay in the core's cache at 16 (~1 MB at 256 designs
 # of 286 plans: ~1.3x slower on benchmarks/model_speed.py's LLM scenario)
 KERNEL_DESIGNS = 16
+# (`map_llm_kernel`'s helpers are inlined, `inline="always"`, for the same reason: a compiled call increments and
+# decrements the reference count of each array argument, two atomic operations each, ~20 arrays per call, ~4 calls
+# per rung level and block, one per design: ~7 % of the kernel's time on that scenario)
 
 
 @njit(cache=True, inline="always")
@@ -644,12 +647,19 @@ def _fractions(w, kv, act, sram, wres, kres):
 
 
 @njit(cache=True, inline="always")
-def _memo_key(s, cls, fw, fk, n_steps):
-    """A design's memo key of step `s` under resident shares (fw, fk): s·3 + residency for an all-or-nothing
-    residency (`mapping.residency_combo`), 3·n_steps + the footprint class `cls` for a fractional share."""
+def _residency_code(fw, fk):
+    """The memo key's residency of resident shares (fw, fk): -1 for a fractional share, else the all-or-nothing
+    residency (`mapping.residency_combo`: 0 none, 1 weights, 2 weights and KV)."""
     if (fw > 0 and fw < 1) or (fk > 0 and fk < 1):
-        return 3 * n_steps + cls
-    return s * 3 + (1 if fw >= 1.0 else 0) + (1 if fk >= 1.0 else 0)
+        return -1
+    return (1 if fw >= 1.0 else 0) + (1 if fk >= 1.0 else 0)
+
+
+@njit(cache=True, inline="always")
+def _memo_key(s, cls, code, n_steps):
+    """A design's memo key of step `s` under a residency of `_residency_code` `code`: s·3 + code for an
+    all-or-nothing residency, 3·n_steps + the footprint class `cls` for a fractional share."""
+    return 3 * n_steps + cls if code < 0 else s * 3 + code
 
 
 @njit(cache=True, inline="always")
@@ -673,12 +683,13 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
     return thr, score
 
 
-@njit(cache=True, nogil=True)
-def _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key, q_wr,
-           q_kr, q_want):
+@njit(cache=True, inline="always")
+def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
+           q_wr, q_kr, q_want):
     """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
     queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
-    shares a (row, design)'s compute times among its residencies; returns how many are queued."""
+    shares a (row, design)'s compute times among its residencies; returns how many are queued. Each pair's memo
+    keys of its decode, TTFT prefill and prefill chunk steps go to `p_x` (3, pairs)."""
     m = 0
     seg = 0  # where the current design's instances start
     for p in range(npairs):
@@ -686,18 +697,19 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, mem
         if p > 0 and dl != p_dl[p - 1]:
             _sort_rows(seg, m, q_row, q_des, q_key, q_wr, q_kr, q_want)
             seg = m
+        code = _residency_code(fw, fk)
         for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
             s = pl[P_DEC + role, j]
-            x = _memo_key(s, pl[P_DEC_CLS + role, j], fw, fk, n_steps)
+            x = _memo_key(s, pl[P_DEC_CLS + role, j], code, n_steps)
+            p_x[role, p] = x
             if memo_state[dl, x] != 0:
                 continue
             memo_state[dl, x] = 1
-            if x >= 3 * n_steps:  # a fractional share: timed with its own shares
+            if code < 0:  # a fractional share: timed with its own shares
                 q_wr[m], q_kr[m] = fw, fk
             else:
-                c = x - 3 * s
-                q_wr[m] = 1.0 if c >= 1 else 0.0
-                q_kr[m] = 1.0 if c == 2 else 0.0
+                q_wr[m] = 1.0 if code >= 1 else 0.0
+                q_kr[m] = 1.0 if code == 2 else 0.0
             q_row[m] = s + shift_in[d0 + dl]
             q_des[m] = d0 + dl
             q_key[m] = dl * memo_state.shape[1] + x
@@ -720,16 +732,9 @@ def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
         q_row[h], q_des[h], q_key[h], q_wr[h], q_kr[h], q_want[h] = r, ds, ky, wr, kr, wa
 
 
-@njit(cache=True, nogil=True)
-def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
-         rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work,
-         coll, clg, res_cols):
-    """Time the `m` queued instances (`time_batch`; each design's in row order, so that a row's residencies on a
-    design share its compute times) and memoize them (`memo_state` 2)."""
-    if m == 0:
-        return
-    _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
-                split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg, res_cols)
+@njit(cache=True, inline="always")
+def _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state):
+    """Keep the `m` timed instances' time and energy under their memo keys (`memo_state` 2)."""
     W = memo_state.shape[1]
     for i in range(m):
         key = q_key[i]
@@ -737,19 +742,16 @@ def _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t
         memo_t[dl, x], memo_e[dl, x], memo_state[dl, x] = t_out[i], e_out[i], 2
 
 
-@njit(cache=True, nogil=True)
-def _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
-            vd):
+@njit(cache=True, inline="always")
+def _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd):
     """(TPOT, batch prefill, TTFT, J per batch cycle of a replica) of each listed pair into the rows of `v`, and its
-    replicas into `vd` (mapping._pair_times, term by term) from the memoized step times."""
+    replicas into `vd` (mapping._pair_times, term by term) from the memoized step times (memo keys `p_x`)."""
     for p in range(npairs):
-        dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
+        dl, j = p_dl[p], p_j[p]
         d = d0 + dl
-        x = _memo_key(pl[P_DEC, j], pl[P_DEC_CLS, j], fw, fk, n_steps)
-        d_t, d_e = memo_t[dl, x], memo_e[dl, x]
-        p_t = memo_t[dl, _memo_key(pl[P_PRE, j], pl[P_PRE_CLS, j], fw, fk, n_steps)]
-        x = _memo_key(pl[P_CHUNK, j], pl[P_CHUNK_CLS, j], fw, fk, n_steps)
-        ch_t, ch_e = memo_t[dl, x], memo_e[dl, x]
+        d_t, d_e = memo_t[dl, p_x[0, p]], memo_e[dl, p_x[0, p]]
+        p_t = memo_t[dl, p_x[1, p]]
+        ch_t, ch_e = memo_t[dl, p_x[2, p]], memo_e[dl, p_x[2, p]]
         pp = pl[P_PP, j]
         tp_ = d_t + (pp - 1) * hop[d, pl[P_HOP_DEC, j]]
         pre_ = (pl[P_NCHUNKS, j] + pp - 1) * (ch_t / pp + (1.0 if pp > 1 else 0.0) * hop[d, pl[P_HOP_CHUNK, j]])
@@ -792,6 +794,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     zeros, t_out, e_out = np.zeros(B * W), np.empty(B * W), np.empty(B * W)
     p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
     p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
+    p_x = np.empty((3, B * P), np.int64)
     v, vd = np.empty((4, B * P)), np.empty(B * P, np.int64)
     cand, off, good = np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_)
     fwv, fkv = np.zeros((B, P)), np.zeros((B, P))
@@ -869,13 +872,14 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                             p_dl[npairs], p_j[npairs], p_r[npairs] = dl, j, r
                             p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
                             npairs += 1
-            m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
+            m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                        q_key, q_wr, q_kr, q_want)
-            _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm,
-                 rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern,
-                 work, coll, clg, res_cols)
-            _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e,
-                    v, vd)
+            if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
+                _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                            cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
+                            clg, res_cols)
+            _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
+            _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
             for p in range(npairs):
                 dl, j = p_dl[p], p_j[p]
                 tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j], dpv[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p], vd[p]
@@ -898,13 +902,14 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 fwv[dl, hi], fkv[dl, hi] = ufw, ufk
                 p_dl[npairs], p_j[npairs], p_fw[npairs], p_fk[npairs] = dl, hi, ufw, ufk
                 npairs += 1
-        m = _queue(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
-                   q_wr, q_kr, q_want)
-        _run(m, q_row, q_des, q_key, q_wr, q_kr, q_want, zeros, t_out, e_out, memo_t, memo_e, memo_state, ops, mm, rowinfo,
-             kind, hwd, peak, narrow, efl, cal, split_k_min, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
-             res_cols)
-        _values(npairs, p_dl, p_j, p_fw, p_fk, d0, pl, chips_in, static_in, hop, out_len, n_steps, memo_t, memo_e, v,
-                vd)
+        m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
+                   q_key, q_wr, q_kr, q_want)
+        if m:
+            _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
+                        split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
+                        res_cols)
+        _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
+        _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
         for p in range(npairs):
             dl, j = p_dl[p], p_j[p]
             tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p]
@@ -914,7 +919,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                         o_int, o_float)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, inline="always")
 def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram, mem, out_len, slo_tpot,
                 slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords, o_int, o_float):
     """Design `d`'s (row `dl` of the block's tables) best plan among its good plans in plan order, then the chords
