@@ -95,8 +95,8 @@ def test_numpy_power_not_libm_keeps_numpy(run, monkeypatch):
     assert run("numpy", cost.design_kernel) is None
 
 
-def test_voltage_newton_bit_equal(run):
-    """The compiled Newton steps of the supply voltage (`voltage._solve`) give numpy's roots to the bit, on clock ratios
+def test_voltage_curve_bit_equal(run):
+    """The compiled supply voltage (`design_kernel.voltage_curve`) gives numpy's values to the bit, on clock ratios
     below, at and above nominal (the floor, 1 and the top included), in calls of many rows and of one."""
     from dse.model import voltage
     rng = np.random.default_rng(3)
@@ -111,10 +111,13 @@ def test_voltage_newton_bit_equal(run):
                           run("numba", voltage.throttle_energy_ratio, f, r[:300]).view(np.int64))
 
 
-def test_numpy_log_not_libm_keeps_numpy(run, monkeypatch):
-    """Where numpy's float64 log is not libm's the Newton steps stay in numpy."""
+def test_numpy_log_or_power_not_libm_keeps_numpy(run, monkeypatch):
+    """Where numpy's float64 log (the Newton steps) or power (their start) is not libm's the curve stays in numpy."""
     from dse.model import design_kernel, voltage
     monkeypatch.setattr(design_kernel, "numpy_log_is_libm", lambda: False)
-    assert run("numba", voltage._newton_kernel) is None
+    assert run("numba", voltage._curve_kernel) is None
     monkeypatch.undo()
-    assert run("numba", voltage._newton_kernel) is design_kernel
+    monkeypatch.setattr(area_kernel, "numpy_pow_is_libm", lambda: False)
+    assert run("numba", voltage._curve_kernel) is None
+    monkeypatch.undo()
+    assert run("numba", voltage._curve_kernel) is design_kernel

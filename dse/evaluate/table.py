@@ -145,7 +145,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     usd_mtok = np.zeros(n)
     llm_weight = 0.0
     power_sum = np.zeros(n)
-    idx = np.flatnonzero(ok)
+    idx = ok.nonzero()[0]
     sub = hw.take(idx) if len(idx) else None  # the designs every scenario maps
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)

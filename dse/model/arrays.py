@@ -34,7 +34,7 @@ class _Flags:
     def flag(self, bad: np.ndarray, message: str | np.ndarray) -> None:
         if not bad.any():
             return
-        idx = np.flatnonzero(bad)
+        idx = bad.nonzero()[0]
         # the flagged rows' texts (str objects) joined as lists: numpy's object passes call the same str methods
         msgs = message[idx].tolist() if isinstance(message, np.ndarray) else [message] * len(idx)
         self.reason[idx] = [m if o == "" else o + "; " + m for o, m in zip(self.reason[idx].tolist(), msgs)]
@@ -90,27 +90,32 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
             flags.flag(np.ones(n, dtype=bool), np.full(n, one.reason[0], dtype=object))
         return np.full(n, idx[0], dtype=idx.dtype), np.full(n, raw[0], dtype=raw.dtype)
     raw = _broadcast(col, n).astype(str, copy=False)
-    srt, order = _sorted_names(tuple(names))
-    pos = np.minimum(np.searchsorted(srt, raw), len(srt) - 1)
-    bad = srt[pos] != raw
-    idx = order[pos]
+    srt, srt_end, order_end = _sorted_names(tuple(names))
+    pos = srt.searchsorted(raw)  # (len(srt) past the last name: its entry repeats the last one's)
+    bad = srt_end[pos] != raw
+    idx = order_end[pos]  # (a fresh array)
     if bad.any():
         uniq, inv = np.unique(raw[bad], return_inverse=True)
         msgs = np.full(n, "", dtype=object)
         msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
         flags.flag(bad, msgs)
-    return np.where(bad, 0, idx), raw
+        idx[bad] = 0
+    return idx, raw
 
 
-_SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+_SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def _sorted_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """`names` sorted as a str array and each sorted entry's index in `names` (cached: a few per technology)."""
+def _sorted_names(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`names` sorted as a str array, the same with its last entry repeated, and each of those entries' index in
+    `names` (cached: a few per technology). A search's position past the end (a name after the last) reads the
+    repeated entry: no clamp of the positions per call."""
     hit = _SORTED_NAMES.get(names)
     if hit is None:
         order = np.argsort(np.array(names, dtype=str), kind="stable").astype(np.int64)
-        hit = _SORTED_NAMES[names] = (np.array(names, dtype=str)[order], order)
+        order_end = np.append(order, order[-1:])
+        hit = _SORTED_NAMES[names] = (np.array(names, dtype=str)[order], np.array(names, dtype=str)[order_end],
+                                      order_end)
     return hit
 
 
@@ -299,16 +304,16 @@ class DesignArrays:
         c: dict[str, np.ndarray] = {}
         idx: dict[str, np.ndarray] = {}
         names: dict[str, np.ndarray] = {}
-        values = np.empty((len(_NUMERIC_KNOBS), n))  # the numeric knobs as rows of one array (c holds the rows)
-        for k in KNOBS:
-            if k.numeric:
+        # the numeric knobs as rows of one array (c holds the rows), each at its fill; a given one's row overwritten
+        values = np.empty((len(_NUMERIC_KNOBS), n))
+        values[...] = _NUMERIC_FILLS
+        for k, numeric in _KNOB_NUMERIC:
+            if numeric:
                 row = values[_NUMERIC_ROW[k.name]]
                 col = columns.get(k.name, _MISSING)
-                if col is _MISSING:
-                    row[:] = _NUMERIC_FILL[k.name]
-                elif type(col) is np.ndarray and col.shape == (n,) and col.dtype.kind in "iufb":
+                if type(col) is np.ndarray and col.shape == (n,) and col.dtype.kind in "iufb":
                     row[:] = col  # a numeric column (what samplers give): cast in place, as astype would
-                else:
+                elif col is not _MISSING:
                     row[:] = _numeric(columns, k.name, n, flags)
                 c[k.name] = row
             elif k.type is bool:
@@ -520,7 +525,10 @@ def _infer_n(columns: Mapping[str, Any]) -> int:
 
 _NUMERIC_KNOBS = tuple(k for k in KNOBS if k.numeric)
 _NUMERIC_ROW = {k.name: j for j, k in enumerate(_NUMERIC_KNOBS)}
-_NUMERIC_FILL = {k.name: np.nan if _default(k.name) is None else float(_default(k.name)) for k in _NUMERIC_KNOBS}
+# a column: row j the value of _NUMERIC_KNOBS[j] where it is not given (its default, NaN for none)
+_NUMERIC_FILLS = np.array([np.nan if _default(k.name) is None else float(_default(k.name))
+                           for k in _NUMERIC_KNOBS]).reshape(-1, 1)
+_KNOB_NUMERIC = tuple((k, k.numeric) for k in KNOBS)  # (knob, whether numeric), in registry order
 _MISSING = object()
 _BOUNDS = BoundsTable(_NUMERIC_KNOBS)
 # the numeric knobs from_columns computes with, and the value a bad or unset one takes before the clip into its

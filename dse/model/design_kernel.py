@@ -162,20 +162,30 @@ def power_kernel(v, peak_tflops, energy, floor_fraction, vector_factor, operand_
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def voltage_newton(v, log_target, vt, alpha, v_min, steps, tol):
-    """`voltage._solve`'s Newton iterations in place on `v` (each row from its start, at most `steps` of them, until its
-    step is below `tol` of its value): the same operations per row, so the same roots where numpy's float64 `log` is
-    libm's (`numpy_log_is_libm`)."""
-    for i in range(v.shape[0]):
-        vl, lt = v[i], log_target[i]
-        for _ in range(steps):
-            d = vl - vt
-            h = alpha * np.log(d) - np.log(vl) - lt
-            step = h / (alpha / d - 1.0 / vl)
-            vl = _mx(vl - step, v_min)
-            if not np.abs(step) >= tol * vl:
-                break
-        v[i] = vl
+def voltage_curve(r, out, floor, g1, vt, alpha, inv_alpha, v_floor, steps, tol):
+    """`voltage.voltage_ratio` of each clock ratio of `r` (≥ 0) into `out`: `v_floor` below `floor`, 1 at 1, else
+    `voltage._solve`'s Newton iterations from its start (at most `steps`, until a step is below `tol` of its value),
+    never below `v_floor`: the same operations per row, so numpy's values where its float64 `log` and power are
+    libm's (`numpy_log_is_libm`, `area_kernel.numpy_pow_is_libm`)."""
+    v_min = vt + 1e-12
+    for i in range(r.shape[0]):
+        x = r[i]
+        if x < floor:
+            v = v_floor
+        elif x == 1.0:
+            v = 1.0
+        else:
+            x = _mx(x, 1e-12)
+            lt = np.log(x * g1)
+            v = 1.0 if x >= 1.0 else vt + (x * g1 * vt) ** inv_alpha
+            for _ in range(steps):
+                d = v - vt
+                h = alpha * np.log(d) - np.log(v) - lt
+                step = h / (alpha / d - 1.0 / v)
+                v = _mx(v - step, v_min)
+                if not np.abs(step) >= tol * v:
+                    break
+        out[i] = _mx(v, v_floor)
 
 
 @njit(cache=True, error_model="numpy")
@@ -188,7 +198,7 @@ def _libm_log(x, out):
 def numpy_log_is_libm() -> bool:
     """Whether numpy's float64 `log` gives libm's bits (numba's `np.log` of a float): numpy calls libm's `log` unless it
     dispatches to a SIMD library (on AVX-512 machines); checked once per process on 16,384 arguments of the kinds
-    `voltage_newton` takes (supply voltages over nominal and their overdrive above the threshold, 1e-12 … 2)."""
+    `voltage_curve` takes (supply voltages over nominal and their overdrive above the threshold, 1e-12 … 2)."""
     rng = np.random.default_rng(11)
     m = 4096
     x = np.concatenate([rng.uniform(0.3, 1.6, m), rng.uniform(1e-12, 1.2, m), 10.0 ** rng.uniform(-12.0, 0.3, m),
@@ -203,5 +213,5 @@ def warm() -> None:
     cost_kernel(np.ones((len(COST_ROW), 1)), 1.0, 1.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0, np.zeros((len(COST_OUT), 1)))
     power_kernel(np.ones((len(POWER_ROW), 1)), np.ones((1, 1)), np.ones((1, 1)), 0.5, 2.0, 2.0,
                  np.zeros((len(POWER_OUT), 1)))
-    voltage_newton(np.ones(1), np.zeros(1), 0.4, 1.3, 0.4 + 1e-12, 60, 1e-14)
+    voltage_curve(np.full(1, 1.2), np.empty(1), 0.5, 0.5, 0.4, 1.3, 1.0 / 1.3, 0.7, 60, 1e-14)
     numpy_log_is_libm()

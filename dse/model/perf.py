@@ -40,6 +40,7 @@ import threading
 import numpy as np
 
 from dse.model.area import chip_area
+from dse.model.arrays import kernel_column
 from dse.model.kernel import (  # noqa: F401  (the path's switches, re-exported: perf.KERNEL_ENV, perf.reset_kernel, ...)
     KERNEL_AUTO_ELEMENTS,
     KERNEL_ENV,
@@ -131,7 +132,6 @@ class HwView:
         # the arrays that use them (d2d_tbps_per_sram_tbps crosses); a cache interleaves its addresses
         # over the slices of every die, so (n - 1)/n of its traffic is remote
         crossing = np.where(np.asarray(getattr(arr, "is_cache", np.zeros(n, bool)), bool), 1.0, ch.d2d_tbps_per_sram_tbps)
-        ones = np.ones(n)
 
         def get(name, default=0.0):
             v = getattr(arr, name, None)
@@ -162,7 +162,8 @@ class HwView:
             num_chips=get("num_chips", 1).astype(int),
             dataflow=dataflow,
             sparsity=get("sparsity_2to4", 0).astype(bool),
-            energy_pj_per_flop=run_energy({p: np.asarray(v, dtype=float) * ones for p, v in epf.items()}, peak),
+            # (each an (n,) float64 column, a DesignArrays' as it is: run_energy's one gather, whose columns are new)
+            energy_pj_per_flop=run_energy({p: kernel_column(v, n) for p, v in epf.items()}, peak),
             sram_pj_per_byte=get("sram_pj_per_byte"),
             mem_pj_per_bit=get("mem_pj_per_bit"),
             link_pj_per_bit=get("link_pj_per_bit"),
@@ -630,17 +631,16 @@ def _stack(tables: tuple) -> _OpStatic:
 def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """(peak FLOP/s, runs-on-a-narrow-path) per design for GEMMs of compute `precision`: the first
     precision of COMPUTE_FALLBACK[precision] the design supports (none of them: its bf16 peak, 0)."""
-    peak = np.zeros(hw.n)
+    # the fallbacks from the last to the first, each over the later ones: the first supported wins (one select each)
+    peak = np.array(hw.peak_flops["bf16"], float)
     narrow = np.zeros(hw.n, bool)
-    done = np.zeros(hw.n, bool)
-    for q in COMPUTE_FALLBACK.get(precision, (precision, "bf16")):
-        pk = hw.peak_flops.get(q, np.zeros(hw.n))
-        use = ~done & (pk > 0)
-        peak[use] = pk[use]
-        narrow[use] = q not in ("bf16", "fp16")
-        done |= use
-    bf16 = hw.peak_flops["bf16"]
-    peak[~done] = bf16[~done]
+    for q in reversed(COMPUTE_FALLBACK.get(precision, (precision, "bf16"))):
+        pk = hw.peak_flops.get(q)
+        if pk is None:
+            continue
+        use = pk > 0
+        peak = np.where(use, pk, peak)
+        narrow = (narrow | use) if q not in ("bf16", "fp16") else (narrow & ~use)
     return peak, narrow
 
 

@@ -64,11 +64,17 @@ def voltage_ratio(f_ratio) -> np.ndarray:
     V; increasing in f_ratio), never below MIN_FRACTION; exactly 1 at f_ratio = 1. A clock below `_floor_ratio()` is
     at the floor without a solve (its root lies below MIN_FRACTION)."""
     r = np.maximum(np.asarray(f_ratio, float), 0.0)
+    dk = _curve_kernel()
+    if dk is not None:  # compiled: the same steps, row by row, in one pass
+        out = np.empty(r.shape)
+        dk.voltage_curve(r.reshape(-1), out.reshape(-1), _floor_ratio(), _g1(), THRESHOLD_FRACTION, ALPHA,
+                         1.0 / ALPHA, MIN_FRACTION, _NEWTON_STEPS, 1e-14)
+        return out
     flat = r.reshape(-1)
     v = np.ones(flat.shape)
     low = flat < _floor_ratio()
     v[low] = MIN_FRACTION
-    todo = np.flatnonzero((flat != 1.0) & ~low)
+    todo = ((flat != 1.0) & ~low).nonzero()[0]
     if todo.size:
         v[todo] = _solve(flat[todo])
     return np.maximum(v, MIN_FRACTION).reshape(r.shape)
@@ -105,11 +111,6 @@ def _solve(r: np.ndarray) -> np.ndarray:
     r = np.maximum(r, 1e-12)
     log_target = np.log(r * g1)
     v = np.where(r >= 1.0, 1.0, vt + (r * g1 * vt) ** (1.0 / ALPHA))
-    dk = _newton_kernel()
-    if dk is not None:  # compiled: the same steps, row by row
-        v = np.ascontiguousarray(v, float)  # (np.where's fresh array)
-        dk.voltage_newton(v, np.ascontiguousarray(log_target, float), vt, ALPHA, vt + 1e-12, _NEWTON_STEPS, 1e-14)
-        return v
     # a row stops where it converged: its value must not depend on which rows share its call (a study's chunks);
     # the rows still iterating (`at`, all at first) are stepped alone
     at, vl, lt = None, v, log_target
@@ -134,13 +135,13 @@ def _solve(r: np.ndarray) -> np.ndarray:
     return v
 
 
-def _newton_kernel():
-    """dse.model.design_kernel when the compiled kernels are on (`kernel.compiled_kernel()`) and numpy's float64 `log`
-    is libm's (its Newton steps then give numpy's bits), else None: `_solve` in numpy."""
+def _curve_kernel():
+    """dse.model.design_kernel when the compiled kernels are on (`kernel.compiled_kernel()`) and numpy's float64 `log` and
+    power are libm's (its `voltage_curve` then gives numpy's bits), else None: `voltage_ratio` in numpy."""
     if compiled_kernel() is None:
         return None
-    from dse.model import design_kernel as dk
-    return dk if dk.numpy_log_is_libm() else None
+    from dse.model import area_kernel, design_kernel as dk
+    return dk if dk.numpy_log_is_libm() and area_kernel.numpy_pow_is_libm() else None
 
 
 def _g1() -> float:
