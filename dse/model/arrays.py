@@ -28,8 +28,16 @@ class _Flags:
 
     def __init__(self, n: int, valid: np.ndarray | None = None, reason: np.ndarray | None = None):
         """`n` valid rows without a reason, or copies of `valid` and `reason` (flags so far)."""
-        self.valid = np.ones(n, dtype=bool) if valid is None else np.array(valid, dtype=bool)
-        self.reason = np.full(n, "", dtype=object) if reason is None else np.array(reason, dtype=object)
+        if valid is None:  # (empty + fill: np.ones' and np.full's arrays without their Python-level passes)
+            self.valid = np.empty(n, dtype=bool)
+            self.valid.fill(True)
+        else:
+            self.valid = np.array(valid, dtype=bool)
+        if reason is None:
+            self.reason = np.empty(n, dtype=object)
+            self.reason.fill("")
+        else:
+            self.reason = np.array(reason, dtype=object)
 
     def flag(self, bad: np.ndarray, message: str | np.ndarray) -> None:
         if not bad.any():
@@ -443,7 +451,7 @@ class DesignArrays:
         out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
         out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt * out["sram_bank_energy_ratio"]
         energy = dict(zip(precisions, _energy_per_flop(tech, nodes, node_i) * operand * volt))
-        headline = np.where(peak["bf16"] > 0, peak["bf16"], np.max(peaks, axis=0))
+        headline = np.where(peak["bf16"] > 0, peak["bf16"], peaks.max(axis=0))
         bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
         ok = bw > 1e-9
         out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
@@ -561,8 +569,8 @@ def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, 
         flags.flag(bad, msgs)
     env = {**c, **names}
     for r in RULES:
-        ok = r.ok(env)
-        if np.all(ok):
+        ok = np.asarray(r.ok(env))
+        if ok.all():
             continue
         bad = ~np.broadcast_to(ok, (flags.valid.shape[0],))
         if bad.any():
