@@ -60,3 +60,20 @@ def assert_bit_equal(a: dict, b: dict, what: str) -> None:
         else:
             same = x == y
         assert same.all(), f"{what}: {k} differs at {np.flatnonzero(~same)[:5]}: {x[~same][:3]} vs {y[~same][:3]}"
+
+
+def priced_only(values: np.ndarray, fixed_usd: np.ndarray) -> np.ndarray:
+    """An I/O die cost field (`area._IoChoices` usd, escape, inv_yield, hull_inv_yield) as both paths define it: on a
+    count a design may not take (fixed_usd ∞) the compiled path keeps its bounds (`area_kernel.io_tables`), so there
+    only whether it is finite (finite values read as 0)."""
+    off = (np.asarray(fixed_usd) == np.inf) & np.isfinite(values)
+    return np.where(off, 0.0, values)
+
+
+def io_choice_fields(io: Any) -> dict[str, np.ndarray]:
+    """`ndarray_fields` of an `area._IoChoices`, its cost fields `priced_only`."""
+    out = ndarray_fields(io)
+    for k in ("usd", "escape", "inv_yield"):
+        out[k] = priced_only(out[k], io.fixed_usd)
+    out["hull_inv_yield"] = priced_only(out["hull_inv_yield"], io.hull_fixed_usd)
+    return out

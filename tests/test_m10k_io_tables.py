@@ -1,12 +1,11 @@
 """`area_kernel.io_tables` (the I/O die tables in one compiled pass, its powers libm's) gives the tables of the path it
 replaces to the bit: `io_geometry`, numpy's powers, `io_escape` and `io_costs` (`area._io_choices_compiled` with
-`numpy_pow_is_libm` off), every field of the I/O die choices, on random designs of search_spaces/full.yaml and on
+`numpy_pow_is_libm` off), every field of the I/O die choices (on the counts a design may not take, where io_tables
+takes no powers, its costs bound the exact ones and are finite where those are), on random designs of search_spaces/full.yaml and on
 designs made to stress the kernel (many bond yields, past its table of them; NaN and tiny bond yields; fractional and
 large I/O die counts; I/O dies over the reticle)."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from dse.model.arrays import DesignArrays
 from dse.model.technology import default_technology
 
 from _designs import random_designs  # noqa: E402
-from _kernels import needs_numba  # noqa: E402
+from _kernels import io_choice_fields, needs_numba, priced_only  # noqa: E402
 
 pytestmark = needs_numba
 
@@ -34,21 +33,31 @@ def ak(monkeypatch):
     perf.reset_kernel()
 
 
-def _tables(arr: DesignArrays) -> dict[str, np.ndarray]:
-    """Every array of `_blocks(arr).io` (the I/O die choices), the design-major tables included."""
+def _tables(arr: DesignArrays) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
+    """Every array of `_blocks(arr).io` (the I/O die choices), the design-major tables included, the costs of the
+    counts a design may not take as whether they are finite (`priced_only`: io_tables keeps bounds there); and the
+    design-major tables as they are."""
     io = area._blocks(arr).io
-    out = {f.name: getattr(io, f.name) for f in dataclasses.fields(io) if isinstance(getattr(io, f.name), np.ndarray)}
+    out = io_choice_fields(io)
     tables, hull, hull_iy, hull_fx, used = io.design_major
-    out.update({f"t{i}": t for i, t in enumerate(tables)}, dm_hull=hull, dm_hull_iy=hull_iy, dm_hull_fx=hull_fx,
-               used=np.array(used))
-    return out
+    out.update({f"t{i}": priced_only(t, tables[6]) if i in (3, 4, 5) else t for i, t in enumerate(tables)},
+               dm_hull=hull, dm_hull_iy=priced_only(hull_iy, hull_fx), dm_hull_fx=hull_fx, used=np.array(used))
+    return out, tables
 
 
 def _assert_same(ak, monkeypatch, arr: DesignArrays) -> None:
-    new = _tables(arr)
+    new, raw = _tables(arr)
     with monkeypatch.context() as m:
         m.setattr(ak, "numpy_pow_is_libm", lambda: False)
-        old = _tables(arr)
+        old, exact = _tables(arr)
+    # where io_tables took no powers its costs bound the exact ones: dies at no yield loss, no test escapes; a
+    # design's first count is priced in any case (a pick falls back to it where no count that fits is priced)
+    for t, e in zip(raw, exact):
+        assert np.array_equal(t[:, 0].view(np.int64), e[:, 0].view(np.int64))
+    off = raw[6] == np.inf
+    for k, sign in ((3, 1.0), (4, -1.0), (5, 1.0)):  # usd and inverse yield below, escape above
+        x, y = sign * raw[k][off], sign * exact[k][off]
+        assert ((x <= y) | np.isnan(x) & np.isnan(y)).all(), k
     assert new.keys() == old.keys()
     for k in new:
         x, y = np.asarray(new[k]), np.asarray(old[k])

@@ -176,7 +176,9 @@ class _IoChoices:
     knob's bound (a design without I/O dies has one candidate, 0 dies). The count is a priced choice like
     the split: a designer takes the cheapest count from the fewest allowed, so more I/O dies (a higher
     floor) never make a chip cheaper, while one big I/O-limited die padded to the perimeter its PHYs need
-    (its filler grows as the square of that edge) may cost more than two smaller ones."""
+    (its filler grows as the square of that edge) may cost more than two smaller ones. The costs (usd, escape,
+    inv_yield) of a count past a design's first that it may not take (fixed_usd ∞) may be bounds of them in the
+    compiled path (`area_kernel.io_tables`): no pick reads them."""
 
     count: np.ndarray      # I/O dies
     die: np.ndarray        # one I/O die incl. filler

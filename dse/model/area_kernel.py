@@ -103,17 +103,23 @@ def io_costs(count, allowed, critical, die, io, y, esc_pow, bond_pow, wafer_usd,
 
 
 @njit(cache=True, inline="always")
+def _dominated(d, j, fj, ij, aj, t_inv_yield, t_fixed, t_area):
+    """Whether an earlier count i < j of design `d` is no dearer in fixed cost (`fj`), inverse yield (`ij`) and area
+    (`aj`) than count j: then j never wins (ties go to the fewer dies)."""
+    for i in range(j):
+        if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
 def _io_dominance(d, span, t_inv_yield, t_fixed, t_area):
     """Design `d`'s I/O-die counts that another count beats on fixed cost, inverse yield and area at once get an
-    infinite fixed cost (∞ stays ∞): `io_costs` and `_io_prune` share it."""
+    infinite fixed cost (∞ stays ∞)."""
     for j in range(1, span):
-        fj, ij, aj = t_fixed[d, j], t_inv_yield[d, j], t_area[d, j]
-        if fj == np.inf:
-            continue
-        for i in range(j):
-            if t_fixed[d, i] <= fj and t_inv_yield[d, i] <= ij and t_area[d, i] <= aj:
-                t_fixed[d, j] = np.inf
-                break
+        fj = t_fixed[d, j]
+        if fj != np.inf and _dominated(d, j, fj, t_inv_yield[d, j], t_area[d, j], t_inv_yield, t_fixed, t_area):
+            t_fixed[d, j] = np.inf
 
 
 @njit(cache=True, inline="always")
@@ -162,10 +168,15 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
               t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area):
     """`io_geometry`, the powers `area._io_choices_compiled` takes in numpy, `io_escape` and `io_costs` in one pass
     per design, each power as libm's `pow` (`x ** k` of floats): for a numpy whose float64 power is libm's
-    (`numpy_pow_is_libm`), the same bits as that path, element by element, in the same order of operations. The
-    bond yield's powers of a design repeat over designs of the same packaging: each (bond, count) is taken once
-    per call from a small table (`pow` of the same arguments, so the same bits). Writes the design-major (n, span)
-    `t_*` arrays `io_costs` writes."""
+    (`numpy_pow_is_libm`), the same bits as that path, element by element, in the same order of operations, on
+    the counts a design may take (finite `t_fixed`) and its first. A further count that is not allowed, or that an
+    earlier count dominates even against its costs' bounds at yield 1 (its known-good dies at no yield loss, its
+    inverse package yield 1 / bond yield ** count), takes no power: its fixed cost is ∞ as in `io_costs`, its cost,
+    escape and inverse yield those bounds (finite where `io_costs`' are; what no one reads: an ∞ line is never
+    picked, the first count aside, where no count fits, nor on the envelope, and `io_hull` reads only whether its
+    inverse yield is finite). The bond yield's powers of a design
+    repeat over designs of the same packaging: each (bond, count) is taken once per call from a small table (`pow`
+    of the same arguments, so the same bits). Writes the design-major (n, span) `t_*` arrays `io_costs` writes."""
     n, span = t_count.shape
     CB = 8  # bond yields remembered
     KB = 65  # integral counts 0 … 64 remembered per bond yield
@@ -173,6 +184,7 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
     cb_pow = np.empty((CB, KB))
     cb_ok = np.zeros((CB, KB), np.bool_)
     cb_n = 0
+    sane = 0.0 <= coverage <= 1.0 and 1.0 + test_fraction >= 0.0
     for d in range(n):
         h = has[d]
         b = bond[d]
@@ -190,35 +202,38 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
             cb_val[slot] = b
             for kk in range(KB):
                 cb_ok[slot, kk] = False
+        # the bounds hold (the yield in [0, 1], so the escapes; no negative price) where these do
+        bounded = sane and alpha[d] > 0.0 and wafer_usd[d] >= 0.0 and pkg_usd[d] * pkg_scale[d] >= 0.0
+        # every count's geometry, then the allowed counts (within the knob's bound, and whose die fits the I/O node's
+        # reticle, or the largest where none does)
+        any_fit = False
         for j in range(span):
             c0 = first[d] + j
             ok = (h and c0 <= top) or (not h and c0 == 0)
             c = c0 if ok else (top if h else 0.0)
             if j > 0 and not ok and c != 0:  # past the knob's bound: the count before again (as io_costs)
                 t_count[d, j], t_die[d, j], t_critical[d, j] = t_count[d, j - 1], t_die[d, j - 1], t_critical[d, j - 1]
-                t_usd[d, j], t_escape[d, j] = t_usd[d, j - 1], t_escape[d, j - 1]
-                t_inv_yield[d, j] = t_inv_yield[d, j - 1]
-                t_area[d, j], t_fixed[d, j] = t_area[d, j - 1], t_fixed[d, j - 1]
+                t_area[d, j] = t_area[d, j - 1]
                 continue
             safe = _mx(c, 1.0)
             crit = io_logic[d] / safe if h else 0.0
             pad = _area_for_perimeter(io_edge[d] / safe / frac, k_aspect, max_aspect, long_mm)
             dj = _mx(crit, pad) if h else 0.0
-            io = has_io[d] and c > 0 and dj > 0
-            at = io and ok
-            if at:
-                base = 1.0 + crit / 100.0 * d0[d] / alpha[d]
-                y = base ** (-alpha[d])
-            else:
-                y = 1.0
-            if io:
-                esc_ok = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-                esc_pow = esc_ok ** c if at else 1.0
-                dpw = _dies_per_wafer(dj, c1, c2, scribe)
-                u = c * wafer_usd[d] / (dpw * _mx(y, 1e-12)) * (1.0 + test_fraction)
-                e = _mx(1.0 * esc_pow, 1e-12)
-            else:
-                u, e = 0.0, 1.0
+            t_count[d, j], t_die[d, j], t_critical[d, j], t_area[d, j] = c, dj, crit, c * dj
+            any_fit = any_fit or (ok and dj <= reticle[d])
+        cmax = t_count[d, 0]
+        for j in range(1, span):
+            cmax = _mx(cmax, t_count[d, j])
+        # each count's costs in count order, and whether an earlier count dominates it
+        for j in range(span):
+            c0 = first[d] + j
+            ok = (h and c0 <= top) or (not h and c0 == 0)
+            c, dj, crit = t_count[d, j], t_die[d, j], t_critical[d, j]
+            if j > 0 and not ok and c != 0:
+                t_usd[d, j], t_escape[d, j], t_inv_yield[d, j] = t_usd[d, j - 1], t_escape[d, j - 1], t_inv_yield[d, j - 1]
+                t_fixed[d, j] = np.inf
+                continue
+            allowed = ok and (dj <= reticle[d] if any_fit else c == cmax)
             if c != 0 and ok:
                 kk = int(c)
                 if slot >= 0 and kk == c and kk < KB:
@@ -230,33 +245,32 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
                     bond_pow = b ** c
             else:
                 bond_pow = 1.0
-            t_count[d, j], t_die[d, j], t_critical[d, j], t_usd[d, j], t_escape[d, j] = c, dj, crit, u, e
+            io = has_io[d] and c > 0 and dj > 0
+            pkg_c = pkg_usd[d] * pkg_scale[d] * c * dj
+            if io:
+                dpw = _dies_per_wafer(dj, c1, c2, scribe)
+                base = 1.0 + crit / 100.0 * d0[d] / alpha[d]
+                if j > 0 and ok and bounded and base >= 1.0 and bond_pow >= 1e-280:
+                    u = c * wafer_usd[d] / (dpw * 1.0) * (1.0 + test_fraction)
+                    iy = 1.0 / bond_pow
+                    if not allowed or _dominated(d, j, (u + pkg_c) * iy, iy, t_area[d, j], t_inv_yield, t_fixed,
+                                                 t_area):
+                        t_usd[d, j], t_escape[d, j], t_inv_yield[d, j], t_fixed[d, j] = u, 1.0, iy, np.inf
+                        continue
+                y = base ** (-alpha[d]) if ok else 1.0
+                esc_ok = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+                esc_pow = esc_ok ** c if ok else 1.0
+                u = c * wafer_usd[d] / (dpw * _mx(y, 1e-12)) * (1.0 + test_fraction)
+                e = _mx(1.0 * esc_pow, 1e-12)
+            else:
+                u, e = 0.0, 1.0
+            t_usd[d, j], t_escape[d, j] = u, e
             iy = 1.0 / (bond_pow * e)
             t_inv_yield[d, j] = iy
-            t_area[d, j] = c * dj
-            t_fixed[d, j] = (u + pkg_usd[d] * pkg_scale[d] * c * dj) * iy
-        _io_prune(d, span, first[d], h, top, reticle[d], t_count, t_die, t_inv_yield, t_fixed, t_area)
-
-
-@njit(cache=True, inline="always")
-def _io_prune(d, span, first_d, h, top, reticle_d, t_count, t_die, t_inv_yield, t_fixed, t_area):
-    """`io_costs`' second part on design `d`: the allowed counts (within the knob's bound, and whose die fits the
-    I/O node's reticle, or the largest where none does) and the dominance (∞ fixed cost)."""
-    any_fit = False
-    cmax = t_count[d, 0]
-    for j in range(span):
-        c0 = first_d + j
-        allowed = (h and c0 <= top) or (not h and c0 == 0)
-        any_fit = any_fit or (allowed and t_die[d, j] <= reticle_d)
-        if j:
-            cmax = _mx(cmax, t_count[d, j])
-    for j in range(span):
-        c0 = first_d + j
-        allowed = (h and c0 <= top) or (not h and c0 == 0)
-        ok = allowed and (t_die[d, j] <= reticle_d if any_fit else t_count[d, j] == cmax)
-        if not ok:
-            t_fixed[d, j] = np.inf
-    _io_dominance(d, span, t_inv_yield, t_fixed, t_area)
+            fj = (u + pkg_c) * iy if allowed else np.inf
+            if fj != np.inf and _dominated(d, j, fj, iy, t_area[d, j], t_inv_yield, t_fixed, t_area):
+                fj = np.inf
+            t_fixed[d, j] = fj
 
 
 @njit(cache=True)
