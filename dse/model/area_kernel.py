@@ -473,6 +473,27 @@ def _io_pick(g, c, room, area_min, io_iy, io_fx, io_area, used, hull, hull_iy, h
     return j, near
 
 
+@njit(cache=True, inline="always")
+def _io_floor(r, used, io_usd, io_esc, io_iy, io_fx, io_area, pkg_usd_mm2):
+    """(least inverse yield, least fixed cost, whether they bound the chip's cost) of the I/O die counts design `r`'s
+    picks may take (`_io_pick`: those priced, finite fixed cost, and its first where no count that fits is): a chip
+    whose other parts cost c before assembly scrap costs (c·iy + fx) / (its other bonds' and test escapes' yield)
+    with its count's (iy, fx), so at least (c·least iy + least fx) / that yield, where every count leaves the
+    package yield above the 1e-12 floor of `fab.package_yield` (I/O escapes ≤ 1, bond yield ** count × escapes ≥
+    1e-3; `split_scan` takes the other yield ≥ 1e-6)."""
+    iy_lo = io_iy[r, 0]
+    fx_lo = (io_usd[r, 0] + pkg_usd_mm2 * io_area[r, 0]) * iy_lo
+    iy_hi, esc_hi = iy_lo, io_esc[r, 0]
+    for q in range(1, used):
+        if io_fx[r, q] < np.inf:
+            iy_lo = _mn(iy_lo, io_iy[r, q])
+            fx_lo = _mn(fx_lo, io_fx[r, q])
+            iy_hi = _mx(iy_hi, io_iy[r, q])
+            esc_hi = _mx(esc_hi, io_esc[r, q])
+    tight = iy_lo > 0.0 and fx_lo >= 0.0 and iy_hi <= 1e3 and esc_hi <= 1.0
+    return iy_lo, fx_lo, tight
+
+
 @njit(cache=True, nogil=True)
 def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, used, area_min, hull,
                hull_iy, hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
@@ -499,6 +520,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
         n_lo, n_hi = v[22, r], (v[23, r] if v[24, r] != 0 else v[22, r])
         is_ws = v[25, r] != 0
         pkg_room = pkg_max / scale
+        iy_lo, fx_lo, io_tight = _io_floor(r, used, io_usd, io_esc, io_iy, io_fx, io_area, pkg_usd * scale)
         ok_best = near = False
         usd_best = 0.0
         n = n_lo
@@ -544,10 +566,16 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                     a_nr = f / 100.0
                     y_inf = _mx(_tpow(1.0 + a_nr * d / a, -a, i_r, tb) * (1.0 + 1e-9), 1e-12)
                     bond_n = _tpow(bond, bonded, i_r, tb)
-                    inv_pkg = 1.0 / _mx(bond_n, 1e-12)
+                    # the package yield at most: its bonds', the test escapes' at that yield where the I/O dies
+                    # leave it room (`_io_floor`: then the I/O dies' lines c ↦ c·iy + fx are counted at their least)
+                    z = bond_n * _tpow(y_inf / _mx(y_inf + (1.0 - y_inf) * (1.0 - coverage), 1e-300), n, i_r, tb)
+                    if io_tight and z >= 1e-6:
+                        k_c, k_f = iy_lo / z, fx_lo / z
+                    else:
+                        k_c, k_f = 1.0 / _mx(bond_n, 1e-12), 0.0
                     if ok_best and core >= 0.0:
                         dies_lo = wafer / (dpw * y_inf) * n
-                        skip = ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * inv_pkg
+                        skip = ((dies_lo + mem + scale * (n * die + foot) * pkg_usd) * k_c + k_f
                                 + test_fraction * dies_lo) * (1.0 - 1e-9) >= usd_best
                 if skip:
                     n += 1.0
@@ -586,7 +614,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                         qd = qd * qd
                         dpw_s = _mx(c1 / qd - c2 / np.sqrt(2 * qd), 1.0)
                         dies_lo = wafer / (dpw_s * y_inf) * n
-                        lower = (dies_lo + mem + scale * (n * die_s + foot) * pkg_usd) * inv_pkg \
+                        lower = (dies_lo + mem + scale * (n * die_s + foot) * pkg_usd) * k_c + k_f \
                             + test_fraction * dies_lo
                         if lower * (1.0 - 1e-9) >= score and core >= 0.0:
                             break
