@@ -154,6 +154,8 @@ class _Blocks:
     mm2_per_tbps: np.ndarray
     tbps_per_mm: np.ndarray
     io: "_IoChoices"       # the I/O die counts a chip may take (chip.io_dies is the fewest)
+    pkg_at: np.ndarray     # the row's packaging in `_tech_names`' sorted names (an unknown name: their count)
+    mem_at: np.ndarray     # the row's memory likewise
     io_cols: np.ndarray | None = None  # each row's column in `io` (None: the row itself; see _take_blocks)
 
 
@@ -481,7 +483,8 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     pkg_at = _name_index(pkg_name, names["d2d_mm2_per_tbps"][0])  # (both packaging tables have the same keys)
     mm2_per_tbps = names["d2d_mm2_per_tbps"][1][pkg_at]
     tbps_per_mm = names["d2d_tbps_per_mm"][1][pkg_at]
-    edge = _by_name(arr.names["chip.memory"], names["memory_edge_mm"])
+    mem_at = _name_index(arr.names["chip.memory"], names["memory_edge_mm"][0])
+    edge = names["memory_edge_mm"][1][mem_at]
     hbm = arr.mem_needs_interposer & arr.has_memory
     mem_edge = arr.memory_stacks * edge
     # I/O dies (chip.io_dies of them on chip.io_die_node): the memory and link PHYs + their side of the
@@ -503,7 +506,7 @@ def _blocks(arr: DesignArrays) -> _Blocks:
                    footprint=footprint,
                    harvests=_by_name(arr.names["chip.core_style"], names["harvests"]).astype(bool),
                    spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
-                   tbps_per_mm=tbps_per_mm, io=io_choices)
+                   tbps_per_mm=tbps_per_mm, io=io_choices, pkg_at=pkg_at, mem_at=mem_at)
 
 
 class _Rows:
@@ -824,66 +827,65 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     c = _split(arr, b, n_lo, n_hi, auto) if ak is None else _split_compiled(ak, arr, b, n_lo, n_hi, auto)
     n_dies, die = c["n"], c["die"]
 
-    flags = _Flags(arr.n, arr.valid, arr.reason)
+    why = _Reasons(arr.n)
     reticle = arr.reticle_mm2
     too_big = ~ws & ~c["reticle_ok"]
     no_chiplets = too_big & ~arr.allow_chiplets
-    _flag_values(flags, no_chiplets, die, "die {} mm² exceeds the {} mm² reticle and chiplets are disabled "
-                 "(set chip.allow_chiplets: true)", reticle)
+    why.values(no_chiplets, die, "die {} mm² exceeds the {} mm² reticle and chiplets are disabled "
+               "(set chip.allow_chiplets: true)", reticle)
     given = np.asarray(arr.dies) > 0
-    _flag_values(flags, too_big & arr.allow_chiplets & given, die, "die {} mm² exceeds the {} mm² reticle "
-                 "with the given chip.dies (use more dies or leave dies unset)", reticle)
-    _flag_values(flags, too_big & arr.allow_chiplets & ~given, die, "die {} mm² exceeds the {} mm² reticle "
-                 "and no automatic split fits the reticle, the die edge and the package at once (the other "
-                 "reasons say which limit; use less silicon or another packaging)", reticle)
+    why.values(too_big & arr.allow_chiplets & given, die, "die {} mm² exceeds the {} mm² reticle "
+               "with the given chip.dies (use more dies or leave dies unset)", reticle)
+    why.values(too_big & arr.allow_chiplets & ~given, die, "die {} mm² exceeds the {} mm² reticle "
+               "and no automatic split fits the reticle, the die edge and the package at once (the other "
+               "reasons say which limit; use less silicon or another packaging)", reticle)
 
     # chip.dies > 1 without chip.allow_chiplets is a knob rule (dse.model.knobs.RULES), flagged in DesignArrays
     hbm = arr.mem_needs_interposer & arr.has_memory
     no_interposer = hbm & ~arr.pkg_is_interposer
-    if no_interposer.any():  # one message per (memory, packaging) pair
+    if no_interposer.any():  # one text per (memory, packaging) pair of the technology's (per row where one is not)
         i = np.flatnonzero(no_interposer)
-        text: dict[tuple[str, str], str] = {}
-
-        def pair_text(memory: str, packaging: str) -> str:
-            return f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"
-        msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [text.get(key) or text.setdefault(key, pair_text(*key))
-                   for key in zip(arr.names["chip.memory"][i].tolist(), arr.names["chip.packaging"][i].tolist())]
-        flags.flag(no_interposer, msgs)
+        names = _tech_names(arr.tech)
+        n_mem, n_pkg = len(names["memory_edge_mm"][0]), len(names["d2d_mm2_per_tbps"][0])
+        mem_at, pkg_at = b.mem_at[i], b.pkg_at[i]
+        pair = np.where((mem_at < n_mem) & (pkg_at < n_pkg), mem_at * n_pkg + pkg_at, -1 - i)
+        _, first, inv = np.unique(pair, return_index=True, return_inverse=True)
+        text = [f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"
+                for memory, packaging in zip(arr.names["chip.memory"][i[first]].tolist(),
+                                             arr.names["chip.packaging"][i[first]].tolist())]
+        why.add(i, np.array(text, dtype=object)[inv.ravel()])
     shore_bad = ~c["shore_ok"]
     frac = arr.tech.shoreline.io_edge_fraction
     if shore_bad.any():
         i = np.flatnonzero(shore_bad)
-        msgs = np.full(arr.n, "", dtype=object)
         stacks, nds, pct = arr.memory_stacks[i], n_dies[i], f"{frac:.0%}"
-        msgs[i] = [(f"memory PHY shoreline: {st_} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need " if st > 0
-                    else "die-to-die PHY shoreline: the die-to-die PHYs need ") +
-                   f"{need} mm of die edge, {nd_} die(s) of {dm} mm² offer {lim} mm ({pct} of the "
-                   f"perimeter; use {'fewer stacks, a larger die or more dies' if st > 0 else 'fewer, larger dies'})"
-                   for st, st_, mem, nd, nd_, need, dm, lim in zip(
-                       stacks.tolist(), _whole(stacks), arr.names["chip.memory"][i].tolist(), nds.tolist(),
-                       _whole(nds), _whole(c["need"][i]), _whole(die[i]), _whole(c["limit"][i]))]
-        flags.flag(shore_bad, msgs)
+        why.add(i, [(f"memory PHY shoreline: {st_} × {mem} {'and die-to-die PHYs ' if nd > 1 else ''}need " if st > 0
+                     else "die-to-die PHY shoreline: the die-to-die PHYs need ") +
+                    f"{need} mm of die edge, {nd_} die(s) of {dm} mm² offer {lim} mm ({pct} of the "
+                    f"perimeter; use {'fewer stacks, a larger die or more dies' if st > 0 else 'fewer, larger dies'})"
+                    for st, st_, mem, nd, nd_, need, dm, lim in zip(
+                        stacks.tolist(), _whole(stacks), arr.names["chip.memory"][i].tolist(), nds.tolist(),
+                        _whole(nds), _whole(c["need"][i]), _whole(die[i]), _whole(c["limit"][i]))])
     io_n, io_die, io_critical = c["io_n"], c["io_die"], c["io_critical"]
     io_big = arr.has_io_die & (io_die > arr.reticle_mm2_io)
-    flags.flag(io_big, _per_row(
-        arr, io_big,
-        lambda i: f"I/O die {io_die[i]:.0f} mm² (PHYs {io_critical[i]:.0f} mm², padded to the edge its memory and "
-                  f"die-to-die PHYs need) exceeds the {arr.reticle_mm2_io[i]:.0f} mm² reticle even with "
-                  f"{io_n[i]:.0f} I/O dies, the most chip.io_dies allows (use fewer memory stacks or links)"))
+    i = np.flatnonzero(io_big)
+    why.add(i, [f"I/O die {io_die[k]:.0f} mm² (PHYs {io_critical[k]:.0f} mm², padded to the edge its memory and "
+                f"die-to-die PHYs need) exceeds the {arr.reticle_mm2_io[k]:.0f} mm² reticle even with "
+                f"{io_n[k]:.0f} I/O dies, the most chip.io_dies allows (use fewer memory stacks or links)"
+                for k in i.tolist()])
     package = c["package"]
     over = ~c["package_ok"]
     footprint = b.footprint
     total = n_dies * die + io_n * io_die
     if over.any():
         i = np.flatnonzero(over)
-        msgs = np.full(arr.n, "", dtype=object)
-        msgs[i] = [f"{pk} area {p} mm² (dies {t} + memory footprint {fp}, ×{sc}) exceeds its {mx} mm² limit"
-                   for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i].tolist(), _whole(package[i]),
-                                                   _whole(total[i]), _whole(footprint[i]),
-                                                   _each_text(arr.pkg_area_scale[i], "g"),
-                                                   _whole(arr.pkg_max_interposer_mm2[i]))]
-        flags.flag(over, msgs)
+        why.add(i, [f"{pk} area {p} mm² (dies {t} + memory footprint {fp}, ×{sc}) exceeds its {mx} mm² limit"
+                    for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i].tolist(), _whole(package[i]),
+                                                    _whole(total[i]), _whole(footprint[i]),
+                                                    _each_text(arr.pkg_area_scale[i], "g"),
+                                                    _whole(arr.pkg_max_interposer_mm2[i]))])
+    flags = _Flags(arr.n, arr.valid, arr.reason)
+    why.flag(flags)
     spare_mm2 = n_dies * die - b.logic - c["d2d"] - c["pad"]
     return AreaBreakdown(mac_mm2=b.mac, vector_mm2=b.vector, sram_mm2=b.sram, mem_phy_mm2=b.mem_phy,
                          link_phy_mm2=b.link_phy, uncore_mm2=b.uncore, spare_mm2=np.maximum(spare_mm2, 0.0),
@@ -932,20 +934,40 @@ def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True
     return res
 
 
-def _per_row(arr: DesignArrays, mask: np.ndarray, fmt) -> np.ndarray:
-    msgs = np.full(arr.n, "", dtype=object)
-    for i in np.flatnonzero(mask):  # only the infeasible rows are formatted
-        msgs[i] = fmt(i)
-    return msgs
+class _Reasons:
+    """A call's infeasibility texts, gathered per check as (rows, texts) and flagged at once (`flag`): a row that
+    several checks flag gets their texts joined with '; ' in the checks' order, as flagging each in turn would."""
 
+    def __init__(self, n: int):
+        self.n = n
+        self.parts: list[tuple[np.ndarray, Any]] = []
 
-def _flag_values(flags: _Flags, mask: np.ndarray, value: np.ndarray, fmt: str, limit: np.ndarray) -> None:
-    """Flag the rows `mask` with `fmt` ("{}" twice) of their `value` and `limit` as whole numbers (`_whole`)."""
-    if mask.any():
-        msgs = np.full(len(mask), "", dtype=object)
-        i = np.flatnonzero(mask)
-        msgs[i] = [fmt.format(v, lim) for v, lim in zip(_whole(value[i]), _whole(limit[i]))]
-        flags.flag(mask, msgs)
+    def add(self, rows: np.ndarray, texts: list[str] | np.ndarray) -> None:
+        """Flag the rows `rows` (ascending) with their `texts`, one non-empty text per row."""
+        if len(rows):
+            self.parts.append((rows, texts))
+
+    def values(self, mask: np.ndarray, value: np.ndarray, fmt: str, limit: np.ndarray) -> None:
+        """Flag the rows `mask` with `fmt` ("{}" twice) of their `value` and `limit` as whole numbers (`_whole`)."""
+        if mask.any():
+            i = np.flatnonzero(mask)
+            pre, mid, post = fmt.split("{}")
+            self.add(i, [f"{pre}{v}{mid}{lim}{post}" for v, lim in zip(_whole(value[i]), _whole(limit[i]))])
+
+    def flag(self, flags: _Flags) -> None:
+        """Flag every row gathered, its texts joined, in one `_Flags.flag`."""
+        if not self.parts:
+            return
+        bad = np.zeros(self.n, dtype=bool)
+        msgs = np.empty(self.n, dtype=object)
+        for rows, texts in self.parts:
+            t = np.array(texts, dtype=object)
+            again = bad[rows]
+            if again.any():
+                t[again] = msgs[rows[again]] + "; " + t[again]
+            msgs[rows] = t
+            bad[rows] = True
+        flags.flag(bad, msgs)
 
 
 TEXT_ARRAYS_FROM = 256  # values from which `_whole` and `_each_text` take numpy's path (its fixed cost pays there)
