@@ -631,14 +631,6 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
 
 
 _PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}
-_PLAN_COLUMNS: dict[tuple[int, ...], tuple] = {}  # id(plan table) → (it, `_plan_columns`)
-
-
-def _plan_columns(t: LlmPlanTable) -> np.ndarray:
-    """(tp, pp, ep, replica) of each plan of `t`, rows of one int64 array with a last column of zeros (what a design
-    without a plan, index -1, reads); once per (cached, immutable) plan table."""
-    return by_identity(_PLAN_COLUMNS, t, lambda t: np.concatenate(
-        [np.array([t.tp, t.pp, t.ep, t.replica], np.int64).reshape(4, -1), np.zeros((4, 1), np.int64)], axis=1))
 
 
 def _plan_arrays(t: LlmPlanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -767,24 +759,24 @@ def _choose(t: LlmPlanTable, hw: HwView, cal: Calibration, chips, hop, static, s
 def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, slo_tpot, slo_ttft) -> MappingResult:
     """The metrics, plans and reasons of an LLM block from each design's choice."""
     n = hw.n
-    feasible = f = ch.plan >= 0
-    # each metric computed on the designs with a plan only (`where=f`: the others keep their zeros, and their values,
-    # read nowhere, raise no warnings): per design, not gathered and scattered back
+    feasible = ch.plan >= 0
+    g = feasible.nonzero()[0]
+    jb = ch.plan[g]
+    c_batch = ch.micro_batch[g] * ch.micro_batches[g]
+    tpot_g = ch.tpot[g]
     m = _numeric_metrics(n)
-    tp, pp, ep, replica = _plan_columns(t)[:, ch.plan]
-    batch = ch.micro_batch * ch.micro_batches
-    np.multiply(ch.ttft, 1e3, out=m["ttft_ms"], where=f)
-    np.multiply(ch.tpot, 1e3, out=m["tpot_ms"], where=f)
-    np.copyto(m["tokens_per_s"], ch.throughput, where=f)
-    np.divide(1.0, ch.tpot, out=m["tokens_per_s_per_user"], where=f)
-    np.divide(ch.joules, batch * out_len, out=m["energy_j_per_unit"], where=f)
-    cycle = np.multiply(out_len, ch.tpot, out=np.zeros(n), where=f)
-    np.divide(ch.pre, np.add(ch.pre, cycle, out=cycle, where=f), out=m["prefill_share"], where=f)
-    np.multiply(ch.dp, replica, out=m["chips_used"], where=f)
-    for name, v in (("tp", tp), ("pp", pp), ("dp", ch.dp), ("batch", batch), ("ep", ep)):
-        np.copyto(m[name], v, where=f)
-    chosen = dict(tp=tp, pp=pp, ep=ep, micro_batch=ch.micro_batch, micro_batches=ch.micro_batches, dp=ch.dp)
-    plans = {name: np.where(f, chosen[name], 0).astype(np.int64, copy=False) for name in _PLAN_FIELDS}
+    m["ttft_ms"][g] = ch.ttft[g] * 1e3
+    m["tpot_ms"][g] = tpot_g * 1e3
+    m["tokens_per_s"][g] = ch.throughput[g]
+    m["tokens_per_s_per_user"][g] = 1.0 / tpot_g
+    m["energy_j_per_unit"][g] = ch.joules[g] / (c_batch * out_len)
+    m["prefill_share"][g] = ch.pre[g] / (ch.pre[g] + out_len * tpot_g)
+    m["chips_used"][g] = ch.dp[g] * t.replica[jb]
+    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], ch.dp[g], c_batch
+    m["ep"][g] = t.ep[jb]
+    plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
+    plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
+    plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = ch.micro_batch[g], ch.micro_batches[g], ch.dp[g]
     bound = _WEIGHTS[_weights_code(feasible, ch.share)]
     # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
     reason = SCENARIO["reason"].empty(n)
@@ -1109,20 +1101,18 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
 def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> MappingResult:
     """The metrics, plans and reasons of a CNN block from each design's choice."""
     n = hw.n
-    feasible = f = ch.feasible
-    batch, lat_b = ch.batch, ch.lat
-    static = hw.static_w if hw.static_w is not None else np.zeros(n)
-    # each metric computed on the feasible designs only (`where=f`, as `_llm_result`)
+    feasible, batch, lat_b = ch.feasible, ch.batch, ch.lat
+    static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
+    g = feasible.nonzero()[0]
     m = _numeric_metrics(n)
-    np.multiply(lat_b, 1e3, out=m["latency_ms"], where=f)
-    np.divide(chips * batch, lat_b, out=m["images_per_s"], where=f)
-    per_batch = np.multiply(static, lat_b, out=np.zeros(n), where=f)
-    np.divide(np.add(ch.energy, per_batch, out=per_batch, where=f), batch, out=m["energy_j_per_unit"], where=f)
-    np.copyto(m["chips_used"], chips, where=f)
-    np.copyto(m["batch"], batch, where=f)
-    one = dict(dp=chips, micro_batch=batch)  # every other plan field is 1
-    plans = {k: np.where(f, one[k], 0).astype(np.int64, copy=False) if k in one else f.astype(np.int64)
-             for k in _PLAN_FIELDS}
+    plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
+    m["latency_ms"][g] = lat_b[g] * 1e3
+    m["images_per_s"][g] = chips[g] * batch[g] / lat_b[g]
+    m["energy_j_per_unit"][g] = (ch.energy[g] + static[g, 0] * lat_b[g]) / batch[g]
+    m["chips_used"][g] = chips[g]
+    m["batch"][g] = batch[g]
+    for f in _PLAN_FIELDS:
+        plans[f][g] = chips[g] if f == "dp" else batch[g] if f == "micro_batch" else 1
     weights = _WEIGHTS[_weights_code(feasible, ch.share)]
     # why a design has none: the first batch it stopped at (capacity, else the latency SLO)
     reason = SCENARIO["reason"].empty(n)
@@ -1144,9 +1134,9 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
                 out.append(f"latency {lat_f[k] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {int(t.batch[b])}")
         reason[bad] = np.array(out, dtype=object)
     m["throughput"] = m["images_per_s"].copy()
-    m["tp"], m["pp"] = f.astype(np.float64), f.astype(np.float64)  # (1 where feasible, else 0)
+    m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
     m["dp"] = m["chips_used"].copy()
-    m["ep"] = f.astype(np.float64)
+    m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m, plans)
 
