@@ -494,6 +494,35 @@ def _io_floor(r, used, io_usd, io_esc, io_iy, io_fx, io_area, pkg_usd_mm2):
     return iy_lo, fx_lo, tight
 
 
+@njit(cache=True, inline="always")
+def _io_for(r, n, die, y, dpw, near, scale, foot, wafer, mem, pkg_usd, pkg_room, area_min, io_iy, io_fx, io_area, used,
+            hull, hull_iy, hull_fx, hull_len, tie):
+    """`split_scan`'s I/O die count for `n` dies of `die` mm² at yield `y` and `dpw` dies per wafer: the envelope's
+    one line, else `_io_pick`'s; returns (count index, near, package cost area, dies' cost)."""
+    package_c = scale * (n * die + foot)
+    dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
+    room = pkg_room - n * die - foot
+    j = hull[r, 0]
+    if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
+        j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area, used, hull,
+                         hull_iy, hull_fx, hull_len, tie)
+        near = near or nr
+    return j, near, package_c, dies_c
+
+
+@njit(cache=True, inline="always")
+def _package_usd(r, j, n, y, package_c, dies_c, mem, coverage, bond_n, bond, bonded, i_r, tb, io_n, io_esc, io_die,
+                 io_usd, scale, pkg_usd, test_fraction):
+    """`split_scan`'s cost of a chip of `n` dies at yield `y` with I/O count `j` (`_io_for`): dies, memory, I/O dies
+    and package over the package yield (bonds, test escapes), plus the dies' test."""
+    esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
+    bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
+    y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
+    raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
+    return dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
+        1.0 / y_pkg - 1.0) + test_fraction * dies_c
+
+
 @njit(cache=True, nogil=True)
 def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, used, area_min, hull,
                hull_iy, hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
@@ -586,21 +615,11 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                 spares = 0.0
                 priced = cap >= 1  # (the scan prices the chosen spares: its cost and I/O die count are the chip's)
                 if priced:
-                    package_c = scale * (n * die + foot)
-                    dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
-                    room = pkg_room - n * die - foot
-                    j = hull[r, 0]
-                    if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
-                        j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx,
-                                         io_area, used,
-                                         hull, hull_iy, hull_fx, hull_len, tie)
-                        near = near or nr
-                    esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-                    bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
-                    y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
-                    raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
-                    score = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
-                        1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                    j, near, package_c, dies_c = _io_for(r, n, die, y, dpw, near, scale, foot, wafer, mem, pkg_usd,
+                                                         pkg_room, area_min, io_iy, io_fx, io_area, used, hull, hull_iy,
+                                                         hull_fx, hull_len, tie)
+                    score = _package_usd(r, j, n, y, package_c, dies_c, mem, coverage, bond_n, bond, bonded, i_r, tb,
+                                         io_n, io_esc, io_die, io_usd, scale, pkg_usd, test_fraction)
                     j_best = j
                     for col in range(C):
                         s = choices[col]
@@ -629,20 +648,11 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
                             term = term * rr
                             total = total + term
                         y_s = _mn(_mx(total, 0.0), 1.0)
-                        package_c = scale * (n * die_s + foot)
-                        dies_c = wafer / (dpw_s * _mx(y_s, 1e-12)) * n
-                        room = pkg_room - n * die_s - foot
-                        j = hull[r, 0]
-                        if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
-                            j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx,
-                                             io_area, used, hull, hull_iy, hull_fx, hull_len, tie)
-                            near = near or nr
-                        esc = y_s / _mx(y_s + (1.0 - y_s) * (1.0 - coverage), 1e-300)
-                        bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
-                        y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
-                        raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
-                        usd = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
-                            1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                        j, near, package_c, dies_c = _io_for(r, n, die_s, y_s, dpw_s, near, scale, foot, wafer, mem,
+                                                             pkg_usd, pkg_room, area_min, io_iy, io_fx, io_area, used,
+                                                             hull, hull_iy, hull_fx, hull_len, tie)
+                        usd = _package_usd(r, j, n, y_s, package_c, dies_c, mem, coverage, bond_n, bond, bonded, i_r,
+                                           tb, io_n, io_esc, io_die, io_usd, scale, pkg_usd, test_fraction)
                         near = near or _near(usd, score * (1 - 1e-12), tie)
                         if usd < score * (1 - 1e-12):
                             score, spares, die, y, dpw, j_best = usd, s, die_s, y_s, dpw_s, j
@@ -655,20 +665,11 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
             if priced:
                 j, usd = j_best, score
             else:
-                package_c = scale * (n * die + foot)
-                dies_c = wafer / (dpw * _mx(y, 1e-12)) * n
-                room = pkg_room - n * die - foot
-                j = hull[r, 0]
-                if hull_len[r] > 1 or (io_area[r, j] > room and area_min[r] <= room):  # (else: the one line)
-                    j, nr = _io_pick(r, dies_c + mem + package_c * pkg_usd, room, area_min, io_iy, io_fx, io_area,
-                                     used, hull, hull_iy, hull_fx, hull_len, tie)
-                    near = near or nr
-                esc = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
-                bp = bond_n if io_n[r, j] == 0 else _tpow(bond, bonded + io_n[r, j], i_r, tb)
-                y_pkg = _mx(bp * _tpow(esc, n, i_r, tb), 1e-12) * io_esc[r, j]
-                raw = (package_c + scale * io_n[r, j] * io_die[r, j]) * pkg_usd
-                usd = dies_c + (mem + io_usd[r, j]) + raw + (raw + dies_c + (mem + io_usd[r, j])) * (
-                    1.0 / y_pkg - 1.0) + test_fraction * dies_c
+                j, near, package_c, dies_c = _io_for(r, n, die, y, dpw, near, scale, foot, wafer, mem, pkg_usd,
+                                                     pkg_room, area_min, io_iy, io_fx, io_area, used, hull, hull_iy,
+                                                     hull_fx, hull_len, tie)
+                usd = _package_usd(r, j, n, y, package_c, dies_c, mem, coverage, bond_n, bond, bonded, i_r, tb, io_n,
+                                   io_esc, io_die, io_usd, scale, pkg_usd, test_fraction)
             cnt = io_n[r, j]
             package = scale * (n * die + foot + cnt * io_die[r, j])
             fits = die <= ret_c and need <= limit * (1 + 1e-9) and package <= pkg_max
