@@ -2,6 +2,7 @@
 
     python benchmarks/device_sweep.py [--software graph[,tuned,...]] [--model Llama-2-7B] [--prompt-len 512]
                                       [--output-len 128] [--formats fp16,q4_0] [--tags gpu,lpddr] [--json]
+    python benchmarks/device_sweep.py --cnn ResNet-50 [--batch 1] [--precision int8] [--software tuned] [--tags ...]
 
 For each device (catalog entries whose memory is not `none`; `--tags` keeps those carrying any of the tags) and
 each weight format (`fp16`: 16-bit weights; `q4_0`: llama.cpp's 4-bit blocks of 32 with an fp16 scale), under each
@@ -14,6 +15,16 @@ software stack (`--software`, default the default stack), it prints:
   - prefill: TTFT (ms) of one `--prompt-len`-token prompt and prompt tokens/s, with its bound;
   - per stack and format: the Spearman rank correlation of predicted decode speed (1 / TPOT) with memory
     bandwidth over the devices, and the devices whose decode is not memory-bound.
+With `--cnn MODEL` (e.g. `--cnn ResNet-50`) it sweeps one forward pass of a CNN / vision model at `--batch`
+(default 1) instead, on every catalog device (SRAM-only chips included), one chip each, at `--precision` (default
+int8, what MLPerf's ResNet-50 runs; a chip without it runs the best supported precision, as the model does). Per
+device and stack: latency (ms) and images/s of that batch, the bound of the pass (the `dse roofline` bound of the
+operators holding most of its time), its time split into compute / off-chip memory / SRAM / overhead (ms, summed
+over the operators; each operator's time is the larger of its roofs plus its overhead, so the parts add to more
+than the latency when roofs overlap), the share of the published peak the pass sustains (FLOPs / latency / peak),
+where the weights live, and the layer-pipeline period for chips that run a CNN as a spatial layer pipeline
+(chip.layer_pipeline). No measured values are printed: it shows the cross-device picture the model gives.
+
 Everything comes from the public Python API (`dse.evaluate_designs` for the metrics, `dse.evaluate.
 operator_breakdown` for the bounds and bytes), not from the CLI's text.
 """
@@ -31,7 +42,7 @@ import dse
 from dse.catalog import list_catalog, load_catalog_design
 from dse.evaluate import operator_breakdown
 from dse.model.calibration import default_class
-from dse.workloads.scenarios import adhoc_scenario
+from dse.workloads.scenarios import adhoc_scenario, load_scenario
 
 FORMATS = {"fp16": None, "q4_0": "q4_0"}  # label -> `weight_format` of adhoc_scenario (None: 16-bit weights)
 
@@ -147,6 +158,51 @@ def print_table(rows: list[dict], summ: list[dict]) -> None:
               f"over {s['devices']} devices; decode not memory-bound: {nb}")
 
 
+def cnn_devices(tags: set[str] | None = None) -> list[str]:
+    """Catalog names of every device (SRAM-only chips included), optionally only those carrying one of `tags`."""
+    return [n for n in list_catalog() if not tags or tags & set(load_catalog_design(n).tags or ())]
+
+
+def cnn_sweep(names: list[str], software: str, model: str, batch: int, precision: str) -> list[dict]:
+    """One row per device: one forward pass of `batch` images of `model` on one chip, its bound and time split."""
+    sc = load_scenario({"name": "cnn", "model": model, "kind": "cnn", "batch": batch, "precision": precision,
+                        "max_chips": 1})
+    cols = dse.evaluate_designs(names, scenario=sc, software=software)
+    rows = []
+    for i, name in enumerate(names):
+        row = {"device": name, "software": software, "model": model, "batch": batch,
+               "feasible": bool(cols["cnn.feasible"][i]), "reason": str(cols["cnn.reason"][i])}
+        if row["feasible"]:
+            info = operator_breakdown(load_catalog_design(name), sc, software=software)
+            ops = info["operators"]
+            lat = float(cols["cnn.latency_ms"][i])
+            parts = {c: sum(r[f"{c}_s"] for r in ops) * 1e3 for c in ("compute", "memory", "sram", "overhead")}
+            pipe = info["layer_pipeline"]
+            flops = sum(r["flops"] for r in ops) * (batch if pipe else 1)  # a pipeline's table is one image
+            row.update(latency_ms=lat, images_per_s=batch * 1e3 / lat, bound=step_bound(ops, "inference"),
+                       **{f"{c}_ms": v for c, v in parts.items()}, compute_precision=info["compute_precision"],
+                       peak_fraction=(flops / (lat * 1e-3) / (info["peak_tflops"] * 1e12)
+                                      if info["peak_tflops"] > 0 else float("nan")), weights=info["weights"],
+                       period_us=pipe["period_ms"] * 1e3 if pipe else None)
+        rows.append(row)
+    return rows
+
+
+def print_cnn_table(rows: list[dict]) -> None:
+    head = (f"{'device':22s} {'stack':6s} {'prec':5s} {'lat ms':>8s} {'img/s':>8s} {'bound':>8s} {'compute':>8s} "
+            f"{'memory':>8s} {'sram':>8s} {'ovh':>8s} {'% peak':>6s} {'weights':15s} {'period us':>9s}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if not r["feasible"]:
+            print(f"{r['device']:22s} {r['software']:6s} infeasible: {r['reason']}")
+            continue
+        per = f"{r['period_us']:9.2f}" if r["period_us"] is not None else f"{'-':>9s}"
+        print(f"{r['device']:22s} {r['software']:6s} {r['compute_precision']:5s} {r['latency_ms']:8.3f} "
+              f"{r['images_per_s']:8.0f} {r['bound']:>8s} {r['compute_ms']:8.3f} {r['memory_ms']:8.3f} "
+              f"{r['sram_ms']:8.3f} {r['overhead_ms']:8.3f} {100 * r['peak_fraction']:6.1f} {r['weights']:15s} {per}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--software", default=None, help="comma-separated software stacks (`dse software`); "
@@ -157,13 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--formats", default="fp16,q4_0", help=f"comma-separated, of {', '.join(FORMATS)}")
     ap.add_argument("--tags", default=None, help="keep devices carrying any of these catalog tags (comma-separated)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--cnn", default=None, metavar="MODEL", help="sweep one forward pass of this CNN / vision "
+                    "model (e.g. ResNet-50) on every catalog device instead of LLM decode and prefill")
+    ap.add_argument("--batch", type=int, default=1, help="images per forward pass with --cnn")
+    ap.add_argument("--precision", default="int8", help="precision with --cnn (a scenario precision string)")
     a = ap.parse_args(argv)
+    stacks = a.software.split(",") if a.software else [default_class()]
+    if a.cnn:
+        names = cnn_devices(set(a.tags.split(",")) if a.tags else None)
+        rows = [r for s in stacks for r in cnn_sweep(names, s, a.cnn, a.batch, a.precision)]
+        if a.json:
+            json.dump({"model": a.cnn, "batch": a.batch, "precision": a.precision, "rows": rows}, sys.stdout, indent=1)
+            print()
+        else:
+            print(f"{a.cnn}, batch {a.batch}, {a.precision}, one chip each")
+            print_cnn_table(rows)
+        return 0
     formats = a.formats.split(",")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         ap.error(f"--formats: unknown {bad}; choose from {list(FORMATS)}")
     names = devices(set(a.tags.split(",")) if a.tags else None)
-    stacks = a.software.split(",") if a.software else [default_class()]
     rows = [r for s in stacks for r in sweep(names, s, a.model, a.prompt_len, a.output_len, formats)]
     summ = summary(rows)
     if a.json:
