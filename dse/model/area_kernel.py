@@ -523,6 +523,23 @@ def _package_usd(r, j, n, y, package_c, dies_c, mem, coverage, bond_n, bond, bon
         1.0 / y_pkg - 1.0) + test_fraction * dies_c
 
 
+@njit(cache=True, inline="always")
+def _tail_floor(n, logic, d2d, stacks, bond, wafer, mem, scale, foot, pkg_usd, iy_lo, fx_lo, c1, test_fraction, i_r,
+                tb):
+    """A bound below the chip's cost at n dies or more (n ≥ 2; -∞ where it does not hold), whatever the spares and
+    I/O dies (`split_scan`, under its `tail` conditions): n' dies hold at least the logic and n' die-to-die PHYs,
+    logic + n·d2d (each PHY's share of the I/O traffic shrinks as 1/n', the split's does not), a die that may win
+    fits the reticle, so a wafer yields at most c1 / area of them and each at most 1, the package holds that area
+    and the memory footprint, and the package yield stays below bond ** (n + stacks), above 1e-6 (the I/O dies at
+    their least, `_io_floor`)."""
+    total = logic + n * d2d
+    silicon = wafer * total / c1
+    bond_n = _tpow(bond, n + stacks, i_r, tb)
+    if not bond_n >= 1e-6:
+        return -np.inf
+    return ((silicon + mem + scale * (total + foot) * pkg_usd) * iy_lo + fx_lo) / bond_n + test_fraction * silicon
+
+
 @njit(cache=True, nogil=True)
 def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_area, used, area_min, hull,
                hull_iy, hull_fx, hull_len, choices, frac, k_aspect, max_aspect, long_mm, c1, c2, scribe, coverage,
@@ -550,6 +567,10 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
         is_ws = v[25, r] != 0
         pkg_room = pkg_max / scale
         iy_lo, fx_lo, io_tight = _io_floor(r, used, io_usd, io_esc, io_iy, io_fx, io_area, pkg_usd * scale)
+        # whether `_tail_floor` bounds the cost of every further count (no yield above 1 nor negative price, and a
+        # die that fits its reticle has at most the wafer's area)
+        tail = io_tight and not is_ws and core >= 0.0 and bond <= 1.0 and 0.0 <= coverage <= 1.0 and \
+            test_fraction >= 0.0 and wafer >= 0.0 and pkg_usd >= 0.0 and scale >= 0.0 and reticle <= c1
         ok_best = near = False
         usd_best = 0.0
         n = n_lo
@@ -558,6 +579,10 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
             split = n > 1
             d2d_die = (d2d_tbps if split else 0.0) + (io_tbps / n if io else 0.0)
             d2d = d2d_die * mm2_per_tbps
+            if tail and ok_best and n != n_lo and _tail_floor(
+                    n, logic, d2d, stacks, bond, wafer, mem, scale, foot, pkg_usd, iy_lo, fx_lo, c1, test_fraction,
+                    i_r, tb) * (1.0 - 1e-9) >= usd_best:
+                break  # no further count is strictly cheaper
             m = cores / n
             f = (logic - cores * core) / n + d2d
             need = mem_edge + (n * (d2d_die / tbps_per_mm) if (split or io) else 0.0)
