@@ -22,9 +22,10 @@ def test_bounds_table_matches_each_knobs_in_bounds():
 def test_lookup_indexes_names_and_flags_unknown_ones():
     names = ["n5", "n3", "n7"]  # not sorted: the index is the position in this list
     flags = _Flags(5)
-    idx, raw = _lookup({"chip.process_node": np.array(["n7", "n5", "n55", "n3", ""])}, "chip.process_node",
-                       names, 5, flags, "process node")
+    idx, raw, at = _lookup({"chip.process_node": np.array(["n7", "n5", "n55", "n3", ""])}, "chip.process_node",
+                           names, 5, flags, "process node")
     assert idx.tolist() == [2, 0, 0, 1, 0]  # unknown -> 0, flagged
+    assert at.tolist() == [2, 0, 3, 1, 3]  # unknown -> len(names)
     assert raw.tolist() == ["n7", "n5", "n55", "n3", ""]
     assert flags.valid.tolist() == [True, True, False, True, False]
     assert flags.reason[2].startswith("chip.process_node: ") and "n55" in flags.reason[2]

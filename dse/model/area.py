@@ -84,34 +84,58 @@ def _name_index(names: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(keys[pos] == s, pos, len(keys))
 
 
+@dataclass(frozen=True)
+class _NameTable:
+    """A technology value of each name of a str knob: by the row's index in the knob's allowed names
+    (`DesignArrays.name_at`) and, for a name from_columns does not know, by the name itself."""
+
+    knob: str
+    keys: np.ndarray      # the names the value is defined for, sorted
+    values: np.ndarray    # value per key + the value of any other name
+    at_values: np.ndarray  # value per allowed name of the knob + that of any other name (index len(allowed))
+
+    @property
+    def allowed(self) -> int:
+        """How many names the knob allows (`name_at` of any other name)."""
+        return len(self.at_values) - 1
+
+    def of(self, arr: DesignArrays) -> np.ndarray:
+        """The value of each row's name."""
+        at = arr.name_at[self.knob]
+        out = self.at_values[at]
+        unknown = at == self.allowed
+        if unknown.any():
+            out[unknown] = self.values[_name_index(arr.names[self.knob][unknown], self.keys)]
+        return out
+
+
 _TECH_NAMES: dict[tuple[int, ...], tuple] = {}  # id(technology) → (it, `_tech_names` of it)
 
 
-def _tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per name knob `_blocks` resolves, (sorted names, value per name + the value of an unknown name), once per
-    (frozen) technology object: the packaging's die-to-die PHY area and edge rate, each memory's edge per stack
-    (`Technology.memory_edge_mm`, 0 for a name it does not know) and whether a core style harvests spares."""
+def _tech_names(tech: Technology) -> dict[str, _NameTable]:
+    """Per technology value `_blocks` reads by a name knob, its `_NameTable`, once per (frozen) technology object:
+    the packaging's die-to-die PHY area and edge rate, each memory's edge per stack (`Technology.memory_edge_mm`,
+    0 for a name it does not know) and whether a core style harvests spares."""
     return by_identity(_TECH_NAMES, tech, _make_tech_names, limit=16)
 
 
-def _make_tech_names(tech: Technology) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    def table(names, value, missing):
-        keys = np.array(sorted(set(names)), dtype=str)
-        return keys, np.array([value(k) for k in keys.tolist()] + [missing])
+def _make_tech_names(tech: Technology) -> dict[str, _NameTable]:
+    def table(knob, names, value, missing):
+        keys = sorted(set(names))
+        known = set(keys)
+        return _NameTable(knob, np.array(keys, dtype=str), np.array([value(k) for k in keys] + [missing]),
+                          np.array([value(k) if k in known else missing for k in BY_NAME[knob].allowed(tech)]
+                                   + [missing]))
     pkgs = tech.packaging
     first = next(iter(pkgs.values()))
-    out = {"d2d_mm2_per_tbps": table(pkgs, lambda k: float(pkgs[k].d2d_mm2_per_tbps), float(first.d2d_mm2_per_tbps)),
-           "d2d_tbps_per_mm": table(pkgs, lambda k: float(pkgs[k].d2d_tbps_per_mm), float(first.d2d_tbps_per_mm)),
-           "memory_edge_mm": table([*tech.memories, *tech.shoreline.memory_edge_mm_per_stack],
+    out = {"d2d_mm2_per_tbps": table("chip.packaging", pkgs, lambda k: float(pkgs[k].d2d_mm2_per_tbps),
+                                     float(first.d2d_mm2_per_tbps)),
+           "d2d_tbps_per_mm": table("chip.packaging", pkgs, lambda k: float(pkgs[k].d2d_tbps_per_mm),
+                                    float(first.d2d_tbps_per_mm)),
+           "memory_edge_mm": table("chip.memory", [*tech.memories, *tech.shoreline.memory_edge_mm_per_stack],
                                    lambda k: float(tech.memory_edge_mm(k)), 0.0),
-           "harvests": table(tech.harvesting.core_styles, lambda k: True, False)}
+           "harvests": table("chip.core_style", tech.harvesting.core_styles, lambda k: True, False)}
     return out
-
-
-def _by_name(names: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """A `_tech_names` table's value of each row's name."""
-    keys, vals = table
-    return vals[_name_index(names, keys)]
 
 
 def perimeter_mm(die_mm2: ArrayLike, max_aspect: ArrayLike, long_mm: ArrayLike) -> np.ndarray:
@@ -154,8 +178,6 @@ class _Blocks:
     mm2_per_tbps: np.ndarray
     tbps_per_mm: np.ndarray
     io: "_IoChoices"       # the I/O die counts a chip may take (chip.io_dies is the fewest)
-    pkg_at: np.ndarray     # the row's packaging in `_tech_names`' sorted names (an unknown name: their count)
-    mem_at: np.ndarray     # the row's memory likewise
     io_cols: np.ndarray | None = None  # each row's column in `io` (None: the row itself; see _take_blocks)
 
 
@@ -479,12 +501,9 @@ def _blocks(arr: DesignArrays) -> _Blocks:
     # PHYs sized as a split's memory share (B200 NV-HBI 10 TB/s for 8 TB/s of HBM3e)
     io_tbps = np.where(io, ch.d2d_tbps_per_mem_tbps * arr.mem_bw_tbps + arr.links * arr.link_gbps * 2.0 / 1000.0, 0.0)
     names = _tech_names(tech)
-    pkg_name = arr.names["chip.packaging"]
-    pkg_at = _name_index(pkg_name, names["d2d_mm2_per_tbps"][0])  # (both packaging tables have the same keys)
-    mm2_per_tbps = names["d2d_mm2_per_tbps"][1][pkg_at]
-    tbps_per_mm = names["d2d_tbps_per_mm"][1][pkg_at]
-    mem_at = _name_index(arr.names["chip.memory"], names["memory_edge_mm"][0])
-    edge = names["memory_edge_mm"][1][mem_at]
+    mm2_per_tbps = names["d2d_mm2_per_tbps"].of(arr)
+    tbps_per_mm = names["d2d_tbps_per_mm"].of(arr)
+    edge = names["memory_edge_mm"].of(arr)
     hbm = arr.mem_needs_interposer & arr.has_memory
     mem_edge = arr.memory_stacks * edge
     # I/O dies (chip.io_dies of them on chip.io_die_node): the memory and link PHYs + their side of the
@@ -504,9 +523,9 @@ def _blocks(arr: DesignArrays) -> _Blocks:
                    logic=base + uncore, core=core, d2d_tbps=d2d_tbps, d2d_phy=d2d_tbps * mm2_per_tbps, d2d_edge=d2d_tbps / tbps_per_mm,
                    mem_edge=np.where(io, 0.0, mem_edge),
                    footprint=footprint,
-                   harvests=_by_name(arr.names["chip.core_style"], names["harvests"]).astype(bool),
+                   harvests=names["harvests"].of(arr).astype(bool),
                    spares_given=arr.knobs["chip.spare_cores"], io_tbps=io_tbps, mm2_per_tbps=mm2_per_tbps,
-                   tbps_per_mm=tbps_per_mm, io=io_choices, pkg_at=pkg_at, mem_at=mem_at)
+                   tbps_per_mm=tbps_per_mm, io=io_choices)
 
 
 class _Rows:
@@ -845,9 +864,9 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     no_interposer = hbm & ~arr.pkg_is_interposer
     if no_interposer.any():  # one text per (memory, packaging) pair of the technology's (per row where one is not)
         i = np.flatnonzero(no_interposer)
-        names = _tech_names(arr.tech)
-        n_mem, n_pkg = len(names["memory_edge_mm"][0]), len(names["d2d_mm2_per_tbps"][0])
-        mem_at, pkg_at = b.mem_at[i], b.pkg_at[i]
+        names = _tech_names(arr.tech)  # (DesignArrays.name_at: the allowed names' count for another name)
+        n_mem, n_pkg = names["memory_edge_mm"].allowed, names["d2d_mm2_per_tbps"].allowed
+        mem_at, pkg_at = arr.name_at["chip.memory"][i], arr.name_at["chip.packaging"][i]
         pair = np.where((mem_at < n_mem) & (pkg_at < n_pkg), mem_at * n_pkg + pkg_at, -1 - i)
         _, first, inv = np.unique(pair, return_index=True, return_inverse=True)
         text = [f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"

@@ -87,28 +87,32 @@ def _numeric(columns: Mapping[str, Any], knob: str, n: int, flags: _Flags) -> np
 
 
 def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int, flags: _Flags,
-            what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's name in `names` (unknown → index 0 and a flagged reason), plus the str array.
-    Binary search in the sorted names (cached per name list): no per-call sort of the column. A knob given as
-    one name for every row (a default, a scalar) is looked up once."""
+            what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index of each row's name in `names` (unknown → index 0 and a flagged reason), plus the str array and the
+    index with len(names) for an unknown name (`DesignArrays.name_at`). Binary search in the sorted names (cached
+    per name list): no per-call sort of the column. A knob given as one name for every row (a default, a scalar)
+    is looked up once."""
     col = columns.get(knob, _default(knob))
     if n > 1 and isinstance(col, str):
-        idx, raw = _lookup({knob: col}, knob, names, 1, one := _Flags(1), what)
-        if not one.valid[0]:
-            flags.flag(np.ones(n, dtype=bool), np.full(n, one.reason[0], dtype=object))
-        return np.full(n, idx[0], dtype=idx.dtype), np.full(n, raw[0], dtype=raw.dtype)
+        idx, raw, at = _lookup({knob: col}, knob, names, 1, one := _Flags(1), what)
+        idx_n = np.full(n, idx[0], dtype=idx.dtype)
+        if one.valid[0]:
+            return idx_n, np.full(n, raw[0], dtype=raw.dtype), idx_n
+        flags.flag(np.ones(n, dtype=bool), np.full(n, one.reason[0], dtype=object))
+        return idx_n, np.full(n, raw[0], dtype=raw.dtype), np.full(n, at[0], dtype=at.dtype)
     raw = _broadcast(col, n).astype(str, copy=False)
     srt, srt_end, order_end = _sorted_names(tuple(names))
     pos = srt.searchsorted(raw)  # (len(srt) past the last name: its entry repeats the last one's)
     bad = srt_end[pos] != raw
-    idx = order_end[pos]  # (a fresh array)
+    idx = at = order_end[pos]  # (a fresh array)
     if bad.any():
         uniq, inv = np.unique(raw[bad], return_inverse=True)
         msgs = np.full(n, "", dtype=object)
         msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
         flags.flag(bad, msgs)
+        at = np.where(bad, len(names), idx)
         idx[bad] = 0
-    return idx, raw
+    return idx, raw, at
 
 
 _SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -207,6 +211,8 @@ class DesignArrays:
     tech: Technology
     knobs: dict[str, np.ndarray]
     names: dict[str, np.ndarray]  # str knobs by dotted name (e.g. names['chip.memory']) and 'name'
+    # each str knob's index of the row's name in `Knob.allowed(tech)` (len of it: a name not there), by dotted name
+    name_at: dict[str, np.ndarray]
     valid: np.ndarray
     reason: np.ndarray
     # compute
@@ -312,6 +318,7 @@ class DesignArrays:
         c: dict[str, np.ndarray] = {}
         idx: dict[str, np.ndarray] = {}
         names: dict[str, np.ndarray] = {}
+        name_at: dict[str, np.ndarray] = {}
         # the numeric knobs as rows of one array (c holds the rows), each at its fill; a given one's row overwritten
         values = np.empty((len(_NUMERIC_KNOBS), n))
         values[...] = _NUMERIC_FILLS
@@ -328,7 +335,8 @@ class DesignArrays:
                 raw = _broadcast(columns.get(k.name, k.default), n)
                 c[k.name] = np.asarray([_to_bool(v) for v in raw] if raw.dtype == object else raw, dtype=bool)
             elif k.type is str:
-                idx[k.name], names[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags, k.what)
+                idx[k.name], names[k.name], name_at[k.name] = _lookup(columns, k.name, k.allowed(tech), n, flags,
+                                                                      k.what)
         if "name" in columns:
             names["name"] = _broadcast(columns["name"], n).astype(object)
         _check_knobs(values, c, names, flags)
@@ -456,7 +464,7 @@ class DesignArrays:
         ok = bw > 1e-9
         out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
         out["peak_tflops_headline"] = headline
-        return cls(n=n, tech=tech, knobs=c, names=names, valid=flags.valid, reason=flags.reason, speedup=speedup,
+        return cls(n=n, tech=tech, knobs=c, names=names, name_at=name_at, valid=flags.valid, reason=flags.reason, speedup=speedup,
                    peak_tflops=peak, energy_pj_per_flop=energy, **out)
 
     # ------------------------------------------------------------------ helpers
