@@ -138,6 +138,27 @@ def _make_tech_names(tech: Technology) -> dict[str, _NameTable]:
     return out
 
 
+def _interposer_text(memory: str, packaging: str) -> str:
+    """Why a chip whose memory needs an interposer cannot take its packaging."""
+    return f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"
+
+
+_INTERPOSER_TEXTS: dict[tuple[int, ...], tuple] = {}  # id(technology) → (it, `_interposer_texts` of it)
+
+
+def _interposer_texts(tech: Technology) -> np.ndarray:
+    """`_interposer_text` of each (memory, packaging) pair of allowed names, by their indices (`DesignArrays.name_at`),
+    None where either is another name (index: the allowed names' count); once per (frozen) technology object."""
+    def make(t: Technology) -> np.ndarray:
+        mems, pkgs = BY_NAME["chip.memory"].allowed(t), BY_NAME["chip.packaging"].allowed(t)
+        out = np.full((len(mems) + 1, len(pkgs) + 1), None, dtype=object)
+        for a, m in enumerate(mems):
+            for b, p in enumerate(pkgs):
+                out[a, b] = _interposer_text(m, p)
+        return out
+    return by_identity(_INTERPOSER_TEXTS, tech, make, limit=16)
+
+
 def perimeter_mm(die_mm2: ArrayLike, max_aspect: ArrayLike, long_mm: ArrayLike) -> np.ndarray:
     """Largest perimeter of a rectangle of area A no longer than `long_mm` nor `max_aspect`:1."""
     a = np.asarray(die_mm2, dtype=float)
@@ -418,15 +439,13 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
 def _io_hull(ak, out: list[np.ndarray], floor_usd: np.ndarray) -> _IoChoices:
     """`_io_choices_compiled`'s choices from its design-major tables `out` (`area_kernel.io_costs`' fields): the
     counts any design may take, the envelope and the hull (`area_kernel.io_hull`)."""
-    n = out[0].shape[0]
+    n, span = out[0].shape
     t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area = out
-    used = int(np.flatnonzero(np.isfinite(t_fixed).any(axis=0)).max(initial=0)) + 1
-    hull = np.empty((n, used), np.intp)
-    hull_iy, hull_fx = np.empty((n, used)), np.empty((n, used))
+    hull = np.empty((n, span), np.intp)
+    hull_iy, hull_fx = np.empty((n, span)), np.empty((n, span))
     hull_len, area_min = np.empty((1, n), np.intp), np.empty(n)
-    ak.io_hull(t_inv_yield, t_fixed, t_area, used, np.ascontiguousarray(floor_usd, dtype=float), hull, hull_iy,
-               hull_fx, hull_len[0], area_min)
-    k = max(int(hull_len.max(initial=1)), 1)
+    used, k = ak.io_hull(t_inv_yield, t_fixed, t_area, np.ascontiguousarray(floor_usd, dtype=float), hull, hull_iy,
+                         hull_fx, hull_len[0], area_min)
     return _IoChoices(count=t_count[:, :used].T, die=t_die[:, :used].T, critical=t_critical[:, :used].T,
                       usd=t_usd[:, :used].T, escape=t_escape[:, :used].T, inv_yield=t_inv_yield[:, :used].T,
                       fixed_usd=t_fixed[:, :used].T, area=t_area[:, :used].T, hull=hull[:, :k].T,
@@ -862,17 +881,13 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     # chip.dies > 1 without chip.allow_chiplets is a knob rule (dse.model.knobs.RULES), flagged in DesignArrays
     hbm = arr.mem_needs_interposer & arr.has_memory
     no_interposer = hbm & ~arr.pkg_is_interposer
-    if no_interposer.any():  # one text per (memory, packaging) pair of the technology's (per row where one is not)
+    if no_interposer.any():  # the text of each (memory, packaging) pair of allowed names from a table per technology
         i = np.flatnonzero(no_interposer)
-        names = _tech_names(arr.tech)  # (DesignArrays.name_at: the allowed names' count for another name)
-        n_mem, n_pkg = names["memory_edge_mm"].allowed, names["d2d_mm2_per_tbps"].allowed
-        mem_at, pkg_at = arr.name_at["chip.memory"][i], arr.name_at["chip.packaging"][i]
-        pair = np.where((mem_at < n_mem) & (pkg_at < n_pkg), mem_at * n_pkg + pkg_at, -1 - i)
-        _, first, inv = np.unique(pair, return_index=True, return_inverse=True)
-        text = [f"memory {memory} needs a 2.5D interposer (cowos_s or cowos_l), packaging is {packaging}"
-                for memory, packaging in zip(arr.names["chip.memory"][i[first]].tolist(),
-                                             arr.names["chip.packaging"][i[first]].tolist())]
-        why.add(i, np.array(text, dtype=object)[inv.ravel()])
+        text = _interposer_texts(arr.tech)[arr.name_at["chip.memory"][i], arr.name_at["chip.packaging"][i]]
+        other = np.flatnonzero(text == None)  # noqa: E711 (a name not allowed: its text per row)
+        for k in other.tolist():
+            text[k] = _interposer_text(arr.names["chip.memory"][i[k]], arr.names["chip.packaging"][i[k]])
+        why.add(i, text)
     shore_bad = ~c["shore_ok"]
     frac = arr.tech.shoreline.io_edge_fraction
     if shore_bad.any():
@@ -998,8 +1013,8 @@ def _whole(x: ArrayLike) -> list:
     (−0, ±inf, NaN). Formatting an int costs a fraction of a float's with a precision, and chip_area words the
     reasons of thousands of infeasible designs per call."""
     x = np.asarray(x, dtype=float)
-    if x.size < TEXT_ARRAYS_FROM:
-        return [f"{v:.0f}" for v in x.tolist()]
+    if x.size < TEXT_ARRAYS_FROM:  # (round: the format's number from 0.5 to 2**53, half to even; ~3x cheaper)
+        return [round(v) if 0.5 <= v < 9007199254740992.0 else f"{v:.0f}" for v in x.tolist()]
     r = np.rint(x)
     ok = (np.abs(r) < 2.0 ** 53) & ~((r == 0) & np.signbit(r))
     out = np.where(ok, r, 0.0).astype(np.int64).tolist()

@@ -298,14 +298,22 @@ def numpy_pow_is_libm() -> bool:
 
 
 @njit(cache=True, nogil=True)
-def io_hull(inv_yield, fixed, area, used, floor_usd, hull, hull_iy, hull_fx, hull_len, area_min):
-    """The rest of `area._io_choices` on its first `used` counts (design-major (n, span) inputs): which lines
-    c ↦ c·inv_yield + fixed are on the lower envelope in c ≥ floor_usd (`area._on_envelope`, designs with two
-    or more finite lines), their indices in count order then the others' (`hull`, (n, K)), inv_yield and fixed
-    (∞ off the envelope) at them, how many there are, and the smallest package area of any count (`area_min`)."""
-    n = fixed.shape[0]
-    K = hull.shape[1]
-    on = np.empty(used, np.bool_)
+def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len, area_min):
+    """The rest of `area._io_choices` on the counts any design may take, the first `used` (design-major (n, span)
+    inputs; up to the last with a finite `fixed` on some design, at least one): which lines c ↦ c·inv_yield + fixed
+    are on the lower envelope in c ≥ floor_usd (`area._on_envelope`, designs with two or more finite lines), their
+    indices in count order then the others' (`hull`, (n, span): the counts past `used` last, never on it), inv_yield
+    and fixed (∞ off the envelope) at them, how many there are, and the smallest package area of any count
+    (`area_min`). Returns (used, the most envelope lines of a design, at least 1)."""
+    n, K = fixed.shape
+    used = 1
+    for d in range(n):
+        for j in range(K - 1, used - 1, -1):
+            if np.isfinite(fixed[d, j]):
+                used = j + 1
+                break
+    most = 1
+    on = np.zeros(K, np.bool_)  # (past used: False)
     live = np.empty(used, np.bool_)
     keep = np.empty(used, np.bool_)
     for d in range(n):
@@ -347,13 +355,14 @@ def io_hull(inv_yield, fixed, area, used, floor_usd, hull, hull_iy, hull_fx, hul
                 on[j] = keep[j]
                 non += on[j]
         hull_len[d] = non
+        most = max(most, non)
         q = 0
         for j in range(used):
-            if on[j] and q < K:
+            if on[j]:
                 hull[d, q] = j
                 q += 1
-        for j in range(used):
-            if not on[j] and q < K:
+        for j in range(K):
+            if not on[j]:
                 hull[d, q] = j
                 q += 1
         for q in range(K):
@@ -364,6 +373,7 @@ def io_hull(inv_yield, fixed, area, used, floor_usd, hull, hull_iy, hull_fx, hul
         for j in range(1, used):
             m = _mn(m, area[d, j])
         area_min[d] = m
+    return used, most
 
 
 # per-design inputs of `split_scan`, rows of one (len(SPLIT_ROW), designs) float array: `area._Blocks`' fields
@@ -553,8 +563,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
     Writes `SPLIT_OUT` of the chosen count to `out` (columns `rows`), and to `unsure` whether a comparison of
     two costs was within `tie_ulps`·(8 + n) ULP (TIE_ULPS; `area._split_exact` then runs the design again with
     the power tables `tb`, None in the plain run: see `_tpow`).
-    The chip's cost at (die, yield) is written out three times (no spares, each spare count, the chosen one): one
-    inlined helper taking the ~15 I/O arrays measured 10-50 % slower per call (2026-12-02, 10k designs)."""
+    The chip's cost at (die, yield) is `_io_for` and `_package_usd` (inlined) for the count without spares, each
+    spare count and a count the spare scan did not price."""
     C = choices.shape[0]
     for i_r in range(rows.shape[0]):
         r = rows[i_r]
@@ -727,7 +737,7 @@ def warm() -> None:
     io_tables(b1, b1.copy(), *(f1.copy() for _ in range(10)), 1.0, 0.5, 2.5, 2.0, 33.0, 0.9, 1.0, 1.0, 0.0, 0.0,
               *(io.copy() for _ in range(8)))
     numpy_pow_is_libm()
-    io_hull(io, io.copy(), io.copy(), 1, f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
+    io_hull(io, io.copy(), io.copy(), f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
     for tb in (None, True, _pow_tables(1, 1)):  # the plain scan and its exact modes (`_tpow`) are compiled apart
