@@ -243,9 +243,12 @@ def _knee2(c, memory):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den):
+def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den,
+              d2d=True):
     """(bytes off chip, bytes on chip, memory time, SRAM time) of one operator under the residency (wres, kres; their
-    complements sw, sk): perf._resident_times term by term, branch-free (selects), so that its loop vectorizes."""
+    complements sw, sk): perf._resident_times term by term, branch-free (selects), so that its loop vectorizes.
+    `d2d` False (a literal: the caller's loop for a design of d2d_share 0) leaves out the die-to-die time, which a
+    share of 0 never takes."""
     act_off = _mx(act - free_sram, 0.0)
     off = sw * w
     off += sk * kv
@@ -262,8 +265,9 @@ def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, 
     on += act - act_off
     through = on + off
     sram = through / sram_den
-    d2 = d2d_share * through / d2d_den
-    sram = _mx(sram, d2) if d2d_share > 0 else sram
+    if d2d:
+        d2 = d2d_share * through / d2d_den
+        sram = _mx(sram, d2) if d2d_share > 0 else sram
     return off, on, memory, sram
 
 
@@ -302,16 +306,49 @@ def _sums(k, t_term, e_term, want_e):
     return total, energy
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
+          d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, d2d):
+    """Pass 1b of `_time_batch` for operator `j` of row `s`: (busy time, time term, energy term, 1 if its matrix roof
+    needs the general knee), branch-free so that its loop vectorizes (the same terms in the same order; padding is
+    evaluated and never summed)."""
+    cnt = ops[4, s, j]
+    w, act, kv = ops[1, s, j], ops[2, s, j], ops[3, s, j]
+    c = c if cnt != 0.0 else 0.0
+    off, on, memory, sram = _resident(w, act, kv, ops[7, s, j], sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp,
+                                      sram_den, d2d_share, d2d_den, d2d)
+    roof = _mx(c, memory)
+    bent, fast = _knee2(c, memory)  # (other knees, or roofs out of its range: after the loop)
+    fast = square and fast
+    roof = bent if (kj == 0 and fast) else roof
+    slow = 1 if (kj == 0 and not fast and cnt != 0.0) else 0
+    b = _mx(roof, sram)
+    part = off * 2.0
+    part += on
+    e_on = part * e_sram
+    part = off * 8
+    e_off = part * e_mem
+    t, e = _op_terms(cnt, b, comm, gap, ops[8, s, j], share, flop_pj, e_on, e_off, (ops[5, s, j] * 8) * e_link,
+                     comm_elsewhere or kj >= 2)
+    return b, t, e, slow
+
+
 @njit(cache=True, inline="always")
-def _row_tables(ops, kind, clg, res_cols):
+def _row_tables(ops, mm, kind, clg, res_cols, pix):
     """Per row of the operator table, once per kernel call: the log2 of each collective's group size (its ring / tree
     steps) and a 2-D torus's first side 2^ceil(log2(g)/2) (`perf._torus_steps`) into `clg` (2, rows, k), libm's log2
     and exp2 of the same arguments as `_time_batch` took them per instance; and into `res_cols` (rows,) the columns
     whose roofs and terms may depend on the residency, [0, res_cols[s]) (a multiple of OP_LANES): past it every
     operator has no weights, no KV and streams nothing (class 0), so that under the same free SRAM its busy time and
-    terms are the same bits whatever the residency (0 · share is 0 for a share in [0, 1])."""
+    terms are the same bits whatever the residency (0 · share is 0 for a share in [0, 1]); and into `pix` (2, rows, k)
+    the precision indices pass 1a gathers with, as integers: each operator's (0 for one run zero times: its precision
+    is not read) and each matrix operator's (`mm`'s columns, the first ones)."""
     k = ops.shape[2]
     for s in range(ops.shape[1]):
+        for j in range(k):
+            pix[0, s, j] = int(ops[10, s, j]) if ops[4, s, j] != 0.0 else 0
+        for j in range(mm.shape[2]):
+            pix[1, s, j] = int(mm[4, s, j])
         last = -1
         for j in range(k):
             if kind[j] >= 2:
@@ -332,10 +369,11 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
     arguments each time, which costs as much as the instance's arithmetic.)"""
     k = ops.shape[2]
     clg, res_cols = np.zeros((2, ops.shape[1], k)), np.empty(ops.shape[1], np.int64)
-    _row_tables(ops, kind, clg, res_cols)
+    pix = np.zeros((2, ops.shape[1], k), np.int64)
+    _row_tables(ops, mm, kind, clg, res_cols, pix)
     _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                 cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, np.empty((len(_WORK), k)),
-                np.empty(k, np.int64), clg, res_cols)
+                np.empty(k, np.int64), clg, res_cols, pix)
 
 
 # `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's time and
@@ -347,9 +385,9 @@ _WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow")
 @njit(cache=True, nogil=True, error_model="numpy")
 def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
                 efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
-                res_cols):
+                res_cols, pix):
     """`time_batch` with its scratch rows (`work`, (len(_WORK), k)), the collectives' columns (`coll`, (k,) int) and
-    the row tables of `_row_tables` (`clg`, `res_cols`)."""
+    the row tables of `_row_tables` (`clg`, `res_cols`, `pix`)."""
     k = ops.shape[2]
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
@@ -396,11 +434,10 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # is evaluated and never read: pass 1b takes its compute time as 0)
         if not same:
             for j in range(mmw):  # (the gathers apart: a gather in the loop below keeps it from vectorizing)
-                prec = int(mm[4, s, j])
+                prec = pix[1, s, j]
                 pkv[j], nwv[j] = peak[d, prec], narrow[d, prec]
             for j in range(k):  # (an operator run zero times: its precision is not read, 0 instead)
-                prec = int(ops[10, s, j]) if ops[4, s, j] != 0.0 else 0
-                flop_pj[j] = ops[0, s, j] * efl[d, prec]
+                flop_pj[j] = ops[0, s, j] * efl[d, pix[0, s, j]]
             if dyn:
                 for j in range(mmw):
                     pk = pkv[j]
@@ -463,27 +500,23 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
         share = step_s / _mx(count_sum, 1.0)
         nslow = 0
-        for j in range(width):
-            cnt = ops[4, s, j]
-            w, act, kv = ops[1, s, j], ops[2, s, j], ops[3, s, j]
-            kj = kind[j]
-            c = compute[j] if cnt != 0.0 else 0.0
-            off, on, memory, sram = _resident(w, act, kv, ops[7, s, j], sw, sk, wres, kres, free_sram, has_mem, mem_den,
-                                              ramp, sram_den, d2d_share, d2d_den)
-            roof = _mx(c, memory)
-            bent, fast = _knee2(c, memory)  # (other knees, or roofs out of its range: after the loop)
-            fast = square and fast
-            roof = bent if (kj == 0 and fast) else roof
-            nslow += 1 if (kj == 0 and not fast and cnt != 0.0) else 0
-            b = _mx(roof, sram)
-            busy[j] = b
-            part = off * 2.0
-            part += on
-            e_on = part * e_sram
-            part = off * 8
-            e_off = part * e_mem
-            t_term[j], e_term[j] = _op_terms(cnt, b, comm[j], gap, ops[8, s, j], share, flop_pj[j], e_on, e_off,
-                                             (ops[5, s, j] * 8) * e_link, comm_elsewhere or kj >= 2)
+        # (two copies of the loop: a design without die-to-die traffic, most, skips its division per operator)
+        if d2d_share > 0:
+            for j in range(width):
+                b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
+                                                      kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
+                                                      d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere,
+                                                      True)
+                busy[j] = b
+                nslow += slow
+        else:
+            for j in range(width):
+                b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
+                                                      kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
+                                                      d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere,
+                                                      False)
+                busy[j] = b
+                nslow += slow
         for j in range(k if nslow > 0 else 0):  # pass 1b's matrix kernels under the general knee
             if ops[4, s, j] == 0.0 or kind[j] != 0:
                 continue
@@ -505,9 +538,19 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # pass 1c: the sums, operator by operator
         hide = overlap_c > 0 and tokens >= overlap_tokens
         if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
-            t_e = _sums(k, t_term, e_term, want_e[i])
-            t_out[i] = t_e[0]
-            e_out[i] = t_e[1] if want_e[i] else np.nan
+            # (`_sums`' loops written out: a call of it, inlined, increments and decrements its arrays' reference
+            # counts once per instance)
+            total = 0.0
+            if want_e[i]:
+                for j in range(k):
+                    total += t_term[j]
+                    energy += e_term[j]
+                e_out[i] = energy
+            else:
+                for j in range(k):
+                    total += t_term[j]
+                e_out[i] = np.nan
+            t_out[i] = total
             continue
         for j in range(k):
             cnt = ops[4, s, j]
@@ -784,7 +827,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     busy, overhead, kern = np.empty(k), np.empty(k), np.empty(k)
     work, coll = np.empty((len(_WORK), k)), np.empty(k, np.int64)
     clg, res_cols = np.zeros((2, ops.shape[1], k)), np.empty(ops.shape[1], np.int64)
-    _row_tables(ops, kind, clg, res_cols)
+    pix = np.zeros((2, ops.shape[1], k), np.int64)
+    _row_tables(ops, mm, kind, clg, res_cols, pix)
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
@@ -877,7 +921,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
-                            clg, res_cols)
+                            clg, res_cols, pix)
             _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
             _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
             for p in range(npairs):
@@ -907,7 +951,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         if m:
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
-                        res_cols)
+                        res_cols, pix)
         _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
         _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
         for p in range(npairs):
