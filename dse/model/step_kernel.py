@@ -738,7 +738,7 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps
     for p in range(npairs):
         dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
         if p > 0 and dl != p_dl[p - 1]:
-            _sort_rows(seg, m, q_row, q_des, q_key, q_wr, q_kr, q_want)
+            _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want)
             seg = m
         code = _residency_code(fw, fk)
         for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
@@ -755,40 +755,40 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps
                 q_kr[m] = 1.0 if code == 2 else 0.0
             q_row[m] = s + shift_in[d0 + dl]
             q_des[m] = d0 + dl
-            q_key[m] = dl * memo_state.shape[1] + x
+            q_key[m] = x
             q_want[m] = is_dec[s]
             m += 1
-    _sort_rows(seg, m, q_row, q_des, q_key, q_wr, q_kr, q_want)
+    _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want)
     return m
 
 
 @njit(cache=True, inline="always")
-def _sort_rows(a, b, q_row, q_des, q_key, q_wr, q_kr, q_want):
-    """Sort queue entries [a, b) (one design's) by row: an insertion sort (a design queues a few per rung level)."""
+def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want):
+    """Sort queue entries [a, b) (one design's: their `q_des` is the same, left in place) by row: an insertion sort
+    (a design queues a few per rung level)."""
     for i in range(a + 1, b):
-        r, ds, ky, wr, kr, wa = q_row[i], q_des[i], q_key[i], q_wr[i], q_kr[i], q_want[i]
+        r, ky, wr, kr, wa = q_row[i], q_key[i], q_wr[i], q_kr[i], q_want[i]
         h = i
         while h > a and q_row[h - 1] > r:
-            q_row[h], q_des[h], q_key[h] = q_row[h - 1], q_des[h - 1], q_key[h - 1]
+            q_row[h], q_key[h] = q_row[h - 1], q_key[h - 1]
             q_wr[h], q_kr[h], q_want[h] = q_wr[h - 1], q_kr[h - 1], q_want[h - 1]
             h -= 1
-        q_row[h], q_des[h], q_key[h], q_wr[h], q_kr[h], q_want[h] = r, ds, ky, wr, kr, wa
+        q_row[h], q_key[h], q_wr[h], q_kr[h], q_want[h] = r, ky, wr, kr, wa
 
 
 @njit(cache=True, inline="always")
-def _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state):
-    """Keep the `m` timed instances' time and energy under their memo keys (`memo_state` 2)."""
-    W = memo_state.shape[1]
+def _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state):
+    """Keep the `m` timed instances' time and energy under their memo keys (`memo_state` 2): design `q_des` (block
+    row q_des - d0), column `q_key`."""
     for i in range(m):
-        key = q_key[i]
-        dl, x = key // W, key % W
+        dl, x = q_des[i] - d0, q_key[i]
         memo_t[dl, x], memo_e[dl, x], memo_state[dl, x] = t_out[i], e_out[i], 2
 
 
 @njit(cache=True, inline="always")
-def _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd):
-    """(TPOT, batch prefill, TTFT, J per batch cycle of a replica) of each listed pair into the rows of `v`, and its
-    replicas into `vd` (mapping._pair_times, term by term) from the memoized step times (memo keys `p_x`)."""
+def _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl):
+    """(TPOT, batch prefill, TTFT, J per batch cycle of a replica) of each listed pair into its cells of `tpot`, `pre`,
+    `ttft`, `jl` (mapping._pair_times, term by term) from the memoized step times (memo keys `p_x`)."""
     for p in range(npairs):
         dl, j = p_dl[p], p_j[p]
         d = d0 + dl
@@ -800,11 +800,10 @@ def _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, m
         pre_ = (pl[P_NCHUNKS, j] + pp - 1) * (ch_t / pp + (1.0 if pp > 1 else 0.0) * hop[d, pl[P_HOP_CHUNK, j]])
         tt_ = _mx(p_t + (pp - 1) * hop[d, pl[P_HOP_PRE, j]], pre_)
         cycle = pre_ + out_len * tp_
-        v[0, p] = tp_
-        v[1, p] = pre_
-        v[2, p] = tt_
-        vd[p] = chips_in[d] // pl[P_REPLICA, j]
-        v[3, p] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e + pp * static_in[d] * cycle)
+        tpot[dl, j] = tp_
+        pre[dl, j] = pre_
+        ttft[dl, j] = tt_
+        jl[dl, j] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e + pp * static_in[d] * cycle)
 
 
 @njit(cache=True, nogil=True)
@@ -839,12 +838,14 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
     p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
     p_x = np.empty((3, B * P), np.int64)
-    v, vd = np.empty((4, B * P)), np.empty(B * P, np.int64)
     cand, off, good = np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_)
     fwv, fkv = np.zeros((B, P)), np.zeros((B, P))
     tpot, ttft, pre, jl = np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P))
     dpv = np.zeros((B, P), np.int64)
     cl, ncl = np.empty((B, P), np.int64), np.zeros(B, np.int64)  # each design's candidates, in plan order
+    # per plan j, how many of a design's candidates come before it: the candidates of plans [a, b) are
+    # cl[cpos[a]:cpos[b]] (a rung's, without testing each of its plans)
+    cpos = np.empty((B, P + 1), np.int64)
     rung_on, passed = np.zeros((B, R), np.bool_), np.zeros((B, R), np.bool_)
     levels = 0
     for r in range(R):
@@ -864,6 +865,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     rep_val = np.unique(pl[P_REPLICA])
     nrep = rep_val.shape[0]
     rep_plans, rep_len = np.empty((nrep, P), np.int64), np.zeros(nrep, np.int64)
+    rep_of = np.searchsorted(rep_val, pl[P_REPLICA])  # each plan's replica count, as an index of rep_val
+    dp_of = np.empty((B, nrep), np.int64)  # a block design's chips // each replica count (one division each)
     for t in range(nrep):
         for j in range(P):
             if pl[P_REPLICA, j] <= rep_val[t]:
@@ -883,6 +886,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             t = -1  # the plans of at most `chips` replicas
             while t + 1 < nrep and rep_val[t + 1] <= chips:
                 t += 1
+            for u in range(t + 1):  # (the replica counts of the plans it may try)
+                dp_of[dl, u] = chips // rep_val[u]
             for q in range(rep_len[t] if t >= 0 else 0):
                 j = rep_plans[t, q]
                 if not (pl[P_TRIED, j] > 0 or pl[P_PP, j] == chips // pl[P_GRP, j]):
@@ -900,6 +905,11 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 cl[dl, ncl[dl]] = j
                 ncl[dl] += 1
             o_int[d, 5] = largest
+            c = 0
+            for j in range(P):
+                cpos[dl, j] = c
+                c += 1 if cand[dl, j] else 0
+            cpos[dl, P] = c
         # rung level by rung level: a pruning ladder's rung is offered while every earlier rung of it passed
         for lev in range(levels):
             npairs = 0
@@ -911,24 +921,24 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                     passed[dl, r] = False
                     if not on:
                         continue
-                    for j in range(rungs[0, r], rungs[1, r]):
-                        if cand[dl, j]:
-                            p_dl[npairs], p_j[npairs], p_r[npairs] = dl, j, r
-                            p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
-                            npairs += 1
+                    for q_ in range(cpos[dl, rungs[0, r]], cpos[dl, rungs[1, r]]):
+                        j = cl[dl, q_]
+                        p_dl[npairs], p_j[npairs], p_r[npairs] = dl, j, r
+                        p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
+                        npairs += 1
             m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                        q_key, q_wr, q_kr, q_want)
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
                             clg, res_cols, pix)
-            _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
-            _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
+            _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
+            _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
             for p in range(npairs):
                 dl, j = p_dl[p], p_j[p]
-                tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j], dpv[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p], vd[p]
+                dpv[dl, j] = dp_of[dl, rep_of[j]]  # (chips // replicas)
                 off[dl, j] = True
-                ok = _slo_met(v[0, p], v[2, p], slo_tpot, slo_ttft) and pl[P_OVER, j] == 0
+                ok = _slo_met(tpot[dl, j], ttft[dl, j], slo_tpot, slo_ttft) and pl[P_OVER, j] == 0
                 good[dl, j] = ok
                 if ok:
                     passed[dl, p_r[p]] = True
@@ -952,11 +962,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
                         res_cols, pix)
-        _memoize(m, q_key, t_out, e_out, memo_t, memo_e, memo_state)
-        _values(npairs, p_dl, p_j, p_x, d0, pl, chips_in, static_in, hop, out_len, memo_t, memo_e, v, vd)
-        for p in range(npairs):
-            dl, j = p_dl[p], p_j[p]
-            tpot[dl, j], pre[dl, j], ttft[dl, j], jl[dl, j] = v[0, p], v[1, p], v[2, p], v[3, p]
+        _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
+        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
         for dl in range(nb):
             _choose_one(dl, d0 + dl, cl[dl], ncl[dl], pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram_in[d0 + dl],
                         mem_in[d0 + dl], out_len, slo_tpot, slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords,
