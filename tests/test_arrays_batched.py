@@ -42,7 +42,7 @@ def test_sanitized_knobs_are_the_knobs_clip():
     values[:, ::7] = np.nan
     values[:, 3::11] = np.inf
     values[:, 5::13] = 0.4
-    got = A._sanitized(values)
+    got = dict(zip(A._SANITIZED, A._sanitized(values)))
     # what from_columns read each of them as before (its `num(knob, default)` calls)
     fills = {"chip.cores": 1, "chip.array_rows": 1, "chip.array_cols": 1, "chip.clock_ghz": 1.0, "chip.sram_mb": 0.0,
              "chip.memory_stacks": 0, "chip.links": 0, "system.num_chips": 1, "chip.io_dies": 1}

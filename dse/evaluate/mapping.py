@@ -570,6 +570,9 @@ class _Choice:
     close_tpot: np.ndarray
     close_ttft: np.ndarray
     largest: np.ndarray
+    # the compiled choice's blocks (`step_kernel.map_llm_kernel`'s outputs, whose columns the fields above are):
+    # `_llm_result` takes its numbers from them in one pass (`design_kernel.llm_result_kernel`)
+    blocks: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _map_llm_block(hw: HwView, scenario, t: LlmPlanTable, cal: Calibration, chips_all, rows) -> MappingResult:
@@ -627,7 +630,7 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
     i, x = dict(zip(sk.OUT_INT, o_int.T)), dict(zip(sk.OUT_FLOAT, o_float.T))
     return _Choice(i["plan"], i["dp"], i["micro_batch"], i["micro_batches"], x["tpot"], x["ttft"], x["pre"],
                    x["joules"], x["share"], x["throughput"], i["close_plan"], x["close_tpot"], x["close_ttft"],
-                   i["largest"])
+                   i["largest"], (o_int, o_float))
 
 
 _PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}
@@ -760,27 +763,42 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
     """The metrics, plans and reasons of an LLM block from each design's choice."""
     n = hw.n
     feasible = ch.plan >= 0
-    g = feasible.nonzero()[0]
-    jb = ch.plan[g]
-    c_batch = ch.micro_batch[g] * ch.micro_batches[g]
-    tpot_g = ch.tpot[g]
-    m = _numeric_metrics(n)
-    m["ttft_ms"][g] = ch.ttft[g] * 1e3
-    m["tpot_ms"][g] = tpot_g * 1e3
-    m["tokens_per_s"][g] = ch.throughput[g]
-    m["tokens_per_s_per_user"][g] = 1.0 / tpot_g
-    m["energy_j_per_unit"][g] = ch.joules[g] / (c_batch * out_len)
-    m["prefill_share"][g] = ch.pre[g] / (ch.pre[g] + out_len * tpot_g)
-    m["chips_used"][g] = ch.dp[g] * t.replica[jb]
-    m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], ch.dp[g], c_batch
-    m["ep"][g] = t.ep[jb]
-    plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
-    plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
-    plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = ch.micro_batch[g], ch.micro_batches[g], ch.dp[g]
-    bound = _WEIGHTS[_weights_code(feasible, ch.share)]
+    tab = None if ch.blocks is None else _plan_ints(t)
+    if tab is not None:  # the compiled choice: its numbers in one pass (the same operations as below)
+        from dse.model.step_kernel import OUT_FLOAT, OUT_INT
+        from dse.model import design_kernel as dk
+        block = np.zeros((len(_NUMERIC), n))
+        m = dict(zip(_NUMERIC, block))
+        plan_block = np.zeros((len(_PLAN_FIELDS), n), np.int64)
+        plans = dict(zip(_PLAN_FIELDS, plan_block))
+        code = np.empty(n, np.int64)
+        ci, cf = _result_columns(OUT_INT, OUT_FLOAT)
+        dk.llm_result_kernel(ch.blocks[0], ch.blocks[1], ci, cf, tab, int(out_len), _RESULT_ROWS, block, plan_block,
+                             code)
+        bound = _WEIGHTS[code]
+    else:
+        g = feasible.nonzero()[0]
+        jb = ch.plan[g]
+        c_batch = ch.micro_batch[g] * ch.micro_batches[g]
+        tpot_g = ch.tpot[g]
+        m = _numeric_metrics(n)
+        m["ttft_ms"][g] = ch.ttft[g] * 1e3
+        m["tpot_ms"][g] = tpot_g * 1e3
+        m["tokens_per_s"][g] = ch.throughput[g]
+        m["tokens_per_s_per_user"][g] = 1.0 / tpot_g
+        m["energy_j_per_unit"][g] = ch.joules[g] / (c_batch * out_len)
+        m["prefill_share"][g] = ch.pre[g] / (ch.pre[g] + out_len * tpot_g)
+        m["chips_used"][g] = ch.dp[g] * t.replica[jb]
+        m["tp"][g], m["pp"][g], m["dp"][g], m["batch"][g] = t.tp[jb], t.pp[jb], ch.dp[g], c_batch
+        m["ep"][g] = t.ep[jb]
+        plans = {f: np.zeros(n, np.int64) for f in _PLAN_FIELDS}
+        plans["tp"][g], plans["pp"][g], plans["ep"][g] = t.tp[jb], t.pp[jb], t.ep[jb]
+        plans["micro_batch"][g], plans["micro_batches"][g], plans["dp"][g] = ch.micro_batch[g], ch.micro_batches[g], \
+            ch.dp[g]
+        bound = _WEIGHTS[_weights_code(feasible, ch.share)]
     # why a design has no plan: the closest SLO miss, else the largest plan (micro-batch 1) that does not fit
     reason = SCENARIO["reason"].empty(n)
-    if not feasible.all():
+    if np.count_nonzero(feasible) != n:
         bad = (~feasible).nonzero()[0]
         closest, largest = ch.close_plan[bad].tolist(), ch.largest[bad].tolist()
         tpot_lim = f" (limit {slo_tpot:g})" if slo_tpot else ""
@@ -811,11 +829,44 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
             else:
                 out.append("no feasible mapping (model does not fit on the available chips)")
         reason[bad] = np.array(out, dtype=object)
-    m["throughput"] = m["tokens_per_s"].copy()
-    m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
-    m["latency_ms"][~feasible] = 0.0
+    if tab is None:
+        m["throughput"] = m["tokens_per_s"].copy()
+        m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
+        m["latency_ms"][~feasible] = 0.0
     m["weights"] = bound
     return MappingResult(feasible, reason, m, plans)
+
+
+# the metrics `design_kernel.llm_result_kernel` writes, rows of `_numeric_metrics`' block, in its order
+_RESULT_ROWS = np.array([_NUMERIC.index(k) for k in (
+    "ttft_ms", "tpot_ms", "tokens_per_s", "tokens_per_s_per_user", "energy_j_per_unit", "prefill_share", "chips_used",
+    "tp", "pp", "dp", "batch", "ep", "throughput", "latency_ms")], np.int64)
+_RESULT_COLUMNS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _result_columns(out_int: tuple[str, ...], out_float: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of `map_llm_kernel`'s outputs that `llm_result_kernel` reads (plan, dp, micro-batch,
+    micro-batches; TPOT, TTFT, prefill, joules, share, throughput), once per pair of column names."""
+    hit = _RESULT_COLUMNS.get((out_int, out_float))
+    if hit is None:
+        hit = _RESULT_COLUMNS[out_int, out_float] = (
+            np.array([out_int.index(k) for k in ("plan", "dp", "micro_batch", "micro_batches")], np.int64),
+            np.array([out_float.index(k) for k in ("tpot", "ttft", "pre", "joules", "share", "throughput")], np.int64))
+    return hit
+
+
+_PLAN_INTS: dict[tuple[int, ...], tuple] = {}  # id(plan table) → (it, its tp, pp, ep, replica rows or None)
+
+
+def _plan_ints(t: LlmPlanTable) -> np.ndarray | None:
+    """A plan table's tp, pp, ep and replica chips as rows of one int64 array (once per table), or None where one is
+    not int64 (`_llm_result` then writes them in numpy, as their dtypes cast)."""
+    def make(t):
+        cols = (t.tp, t.pp, t.ep, t.replica)
+        if not all(isinstance(c, np.ndarray) and c.dtype == np.int64 and c.ndim == 1 for c in cols):
+            return None
+        return np.ascontiguousarray(np.stack(cols))
+    return by_identity(_PLAN_INTS, t, make)
 
 
 def _chords(t: LlmPlanTable, hw: HwView, cal: Calibration, scenario, pi, pj, good, timed, tpot, ttft, prefill_s,

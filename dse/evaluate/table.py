@@ -58,7 +58,7 @@ def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
         if extra_ok is not None:
             extra_ok = np.asarray(extra_ok, bool)
             fresh = feasible & ~extra_ok
-            if fresh.any():  # (else the reasons stay as they are)
+            if np.count_nonzero(fresh):  # (else the reasons stay as they are)
                 reason = np.where(fresh, part.reason, reason).astype(object)
             feasible &= extra_ok
     return hw, cols, feasible, reason

@@ -88,7 +88,7 @@ def evaluate_capped(evaluate: Callable[[HwView], MappingResult], hw: HwView
     if hw.power_cap_w is None:
         return res, f
     cap = np.asarray(hw.power_cap_w, float)
-    if not (cap > 0).any():  # no design capped: nothing to throttle (the power is not needed here)
+    if not np.count_nonzero(cap > 0):  # no design capped: nothing to throttle (the power is not needed here)
         return res, f
     p = used_chip_power_w(res)
     idx = np.flatnonzero(res.feasible & (cap > 0) & (p > cap))

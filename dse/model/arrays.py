@@ -16,7 +16,7 @@ from dse.config import suggest
 from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
 from dse.model.technology import Technology
 from dse.units import MEMORY_GB_BYTES
-from dse.model.voltage import MAX_FRACTION, max_clock_ratio, voltage_ratio
+from dse.model.voltage import MAX_FRACTION, curve_constants, curve_kernel, max_clock_ratio, voltage_ratio
 
 
 def _default(knob: str) -> Any:
@@ -40,7 +40,7 @@ class _Flags:
             self.reason = np.array(reason, dtype=object)
 
     def flag(self, bad: np.ndarray, message: str | np.ndarray) -> None:
-        if not bad.any():
+        if not np.count_nonzero(bad):  # (a C call: ~1.5 µs less than .any() at a chunk of 128)
             return
         idx = bad.nonzero()[0]
         # the flagged rows' texts (str objects) joined as lists: numpy's object passes call the same str methods
@@ -105,7 +105,7 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     pos = srt.searchsorted(raw)  # (len(srt) past the last name: its entry repeats the last one's)
     bad = srt_end[pos] != raw
     idx = at = order_end[pos]  # (a fresh array)
-    if bad.any():
+    if np.count_nonzero(bad):
         uniq, inv = np.unique(raw[bad], return_inverse=True)
         msgs = np.full(n, "", dtype=object)
         msgs[bad] = np.array([f"{knob}: {suggest(u, names, what)}" for u in uniq], dtype=object)[inv.reshape(-1)]
@@ -340,64 +340,40 @@ class DesignArrays:
         if "name" in columns:
             names["name"] = _broadcast(columns["name"], n).astype(object)
         _check_knobs(values, c, names, flags)
-        num = _sanitized(values).__getitem__  # the knobs the model reads, bad/NaN → a default, then into bounds
+        san = _sanitized(values)  # the knobs the model reads, bad/NaN → a default, then into bounds (rows _SANITIZED)
+        num = dict(zip(_SANITIZED, san)).__getitem__
 
         out: dict[str, Any] = {}
-        cores, rows, cols_ = num("chip.cores"), num("chip.array_rows"), num("chip.array_cols")
-        clock = np.maximum(num("chip.clock_ghz"), 1e-3)  # open bound 0: a flagged row computes at 1 MHz
-        macs = cores * rows * cols_
-        out.update(cores=cores, array_rows=rows, array_cols=cols_, macs=macs, clock_ghz=clock)
-        vec = c["chip.vector_flops_per_cycle"]
-        out["vector_flops_per_cycle"] = np.where(np.isfinite(vec) & (vec >= 0), np.minimum(vec, 1e12),
-                                                 2.0 * cores * cols_)
+        out.update(cores=num("chip.cores"), array_rows=num("chip.array_rows"), array_cols=num("chip.array_cols"),
+                   sram_mb=num("chip.sram_mb"), num_chips=num("system.num_chips"), io_dies=num("chip.io_dies"))
 
         # process node table
         node_i = idx["chip.process_node"]
         nodes = list(tech.process_nodes.values())
-        node = dict(zip(_NODE_COLUMNS, _columns(nodes, "node", _NODE_COLUMNS).take(node_i, axis=1)))  # one gather, all columns
+        node_t = _columns(nodes, "node", _NODE_COLUMNS).take(node_i, axis=1)  # one gather, all columns
+        node = dict(zip(_NODE_COLUMNS, node_t))
         out.update((a, node[a]) for a in _NODE_FIELDS)
         is_cache = names["chip.sram_kind"] == "cache"
-        sp, ca = node["sram_mm2_per_mb_scratchpad"], node["sram_mm2_per_mb_cache"]
-        out["sram_mm2_per_mb"] = np.where(is_cache, ca, sp)
-        gsp, gca = node["sram_gbps_per_mb"], node["sram_gbps_per_mb_cache"]
         out["is_simt"] = names["chip.core_style"] == "simt"
         out["is_cache"] = is_cache
-
-        sram_mb = num("chip.sram_mb")
-        sram_t = c["chip.sram_tbps"]
-        out["sram_mb"] = sram_mb
-        out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), np.minimum(sram_t, 1e9),
-                                    sram_mb * np.where(is_cache, gca, gsp) * clock / 1000.0)
 
         # memory table (index len(memories) = none)
         mem_i = idx["chip.memory"]
         mems = list(tech.memories.values())
-        mem = dict(zip(_MEMORY_COLUMNS, _columns(mems, "memory", _MEMORY_COLUMNS, 0.0).take(mem_i, axis=1)))
-        mem_attr = mem.__getitem__
-        has_mem = mem_i < len(mems)
-        stacks = np.where(has_mem, num("chip.memory_stacks"), 0)
-        gbps_o, gb_o = c["chip.memory_gbps_per_stack"], c["chip.memory_gb_per_stack"]
-        gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), np.minimum(gbps_o, 1e9), mem_attr("bw_gbps_per_stack"))
-        gbps_stack = np.where(has_mem, gbps, 0.0)
-        gb_stack = np.where(has_mem, np.where(np.isfinite(gb_o) & (gb_o > 0), np.minimum(gb_o, 1e9),
-                                              mem_attr("capacity_gb_per_stack")), 0.0)
-        out.update(memory_stacks=stacks, mem_bw_tbps=stacks * gbps_stack / 1000.0, mem_gb=stacks * gb_stack,
-                   mem_pj_per_bit=mem_attr("pj_per_bit"), mem_usd_per_gb=mem_attr("usd_per_gb"),
+        mem_t = _columns(mems, "memory", _MEMORY_COLUMNS, 0.0).take(mem_i, axis=1)
+        mem_attr = dict(zip(_MEMORY_COLUMNS, mem_t)).__getitem__
+        out.update(mem_pj_per_bit=mem_attr("pj_per_bit"), mem_usd_per_gb=mem_attr("usd_per_gb"),
                    mem_phy_mm2_per_stack=mem_attr("phy_area_mm2_per_stack"),
                    mem_needs_interposer=mem_attr("needs_interposer").astype(bool),
-                   mem_footprint_mm2_per_stack=mem_attr("footprint_mm2_per_stack"), has_memory=has_mem)
+                   mem_footprint_mm2_per_stack=mem_attr("footprint_mm2_per_stack"), has_memory=mem_i < len(mems))
 
         # links
         link_i = idx["chip.link"]
         lks = list(tech.links.values())
-        link_attr = dict(zip(_LINK_COLUMNS, _columns(lks, "link", _LINK_COLUMNS, 0.0).take(link_i, axis=1))).__getitem__
-        has_link = link_i < len(lks)
-        links = np.where(has_link, num("chip.links"), 0)
-        lat_o = c["system.link_latency_us"]
-        out.update(links=links, link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
-                   link_phy_mm2=link_attr("phy_area_mm2"), link_rdma=link_attr("rdma").astype(bool),
-                   link_latency_us=np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, link_attr("latency_us")))
-        out["num_chips"] = num("system.num_chips")
+        link_t = _columns(lks, "link", _LINK_COLUMNS, 0.0).take(link_i, axis=1)
+        link_attr = dict(zip(_LINK_COLUMNS, link_t)).__getitem__
+        out.update(link_gbps=link_attr("gbps_per_link"), link_pj_per_bit=link_attr("pj_per_bit"),
+                   link_phy_mm2=link_attr("phy_area_mm2"), link_rdma=link_attr("rdma").astype(bool))
         out["topology"] = idx["system.topology"].astype(np.int64)  # index into TOPOLOGIES = TOPOLOGY_CODE
 
         # packaging
@@ -411,61 +387,40 @@ class DesignArrays:
         out["wafer_scale"], out["pkg_is_interposer"] = pkg[-2] != 0.0, pkg[-1] != 0.0
         io_i = idx["chip.io_die_node"]  # index len(nodes) = none
         out["has_io_die"] = io_i < len(nodes)
-        out["io_dies"] = num("chip.io_dies")
         # the I/O dies' node constants: a finite fill where there is none (unused without I/O dies)
         io = _table(nodes, "io", lambda: np.array([[float(getattr(nd, a)) for nd in nodes] + [fill]
                                                    for a, fill in _IO_COLUMNS.items()])).take(io_i, axis=1)
         out.update((f"{a}_io", v) for a, v in zip(_IO_COLUMNS, io))
-        dies = c["chip.dies"]
-        out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
         out["allow_chiplets"] = c["chip.allow_chiplets"]
         out["sparsity_2to4"] = c["chip.sparsity_2to4"]
-        tdp = c["chip.tdp_w"]
-        out["tdp_cap_w"] = np.where(np.isfinite(tdp) & (tdp > 0), tdp, 0.0)  # 0 = no cap
 
         precisions = tuple(tech.precision_speedup)
         speedups = _speedups(columns, n, tech, flags)  # (precision, row): one array op for every precision
         speedup = dict(zip(precisions, speedups))
-        peaks = 2.0 * macs * clock * speedups / 1000.0
-        peak = dict(zip(precisions, peaks))
         # a register-sourced MMA pays operand delivery on every FLOP (REGISTER_OPERAND_OVERHEAD); the arrays'
         # peak power and every operator's FLOP energy include it (dse.model.power, dse.model.perf)
-        operand = np.where(out["is_simt"] & (names["chip.mma_operands"] == "registers"),
-                           1.0 + REGISTER_OPERAND_OVERHEAD, 1.0)
-        out["mma_operand_factor"] = operand
-        # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
-        # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
-        nominal = node["nominal_clock_ghz"]
-        out["clock_over_nominal"] = clock / nominal
-        reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
-        over = clock > reach * (1.0 + 1e-9)
-        if over.any():
+        registers = out["is_simt"] & (names["chip.mma_operands"] == "registers")
+        energy_t = _energy_per_flop(tech, nodes, node_i)
+        dk = _rows_kernel(tech, precisions)
+        derive = _derived if dk is None else functools.partial(_derived_compiled, dk)
+        got, over, peaks, energy = derive(san, values, node_t, mem_i, len(mems), mem_t, link_i, len(lks), link_t,
+                                          is_cache, registers, speedups, energy_t, precisions, tech)
+        out.update(got)
+        peak = dict(zip(precisions, peaks))
+        clock = out["clock_ghz"]
+        if np.count_nonzero(over):  # a clock above what the node reaches at its highest supply (dse.model.voltage)
             msgs = np.full(n, "", dtype=object)
+            reach = max_clock_ratio() * node["nominal_clock_ghz"][over]
             # the text after the clock is the node's (its name as given, whose table row gives its reach): formatted
             # once per node; Python scalars (the same text as numpy's, faster)
             nms = names["chip.process_node"][over].tolist()
             tail = {nm: f" GHz is above what {nm} reaches at its highest supply ({MAX_FRACTION:g} x its nominal "
-                        f"voltage): at most {r:.3g} GHz" for nm, r in dict(zip(nms, reach[over].tolist())).items()}
+                        f"voltage): at most {r:.3g} GHz" for nm, r in dict(zip(nms, reach.tolist())).items()}
             msgs[over] = [f"chip.clock_ghz: {c:g}{tail[nm]}" for c, nm in zip(clock[over].tolist(), nms)]
             flags.flag(over, msgs)
-        # (V/V_nom)² = voltage.design_energy_ratio(clock, nominal), from the one solve chip_power's leakage reads too
-        supply = out["supply_voltage_ratio"] = voltage_ratio(out["clock_over_nominal"])
-        volt = supply ** 2
-        out["voltage_energy_ratio"] = volt
-        # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's
-        # bank is its share per core, a cache is shared by every core (the large-array figure)
-        sb = tech.sram_banks
-        bank = np.clip(out["sram_mb"] / np.maximum(cores, 1.0), sb.min_bank_mb, sb.reference_bank_mb)
-        out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
-        out["sram_pj_per_byte"] = out["sram_pj_per_byte"] * volt * out["sram_bank_energy_ratio"]
-        energy = dict(zip(precisions, _energy_per_flop(tech, nodes, node_i) * operand * volt))
-        headline = np.where(peak["bf16"] > 0, peak["bf16"], peaks.max(axis=0))
-        bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
-        ok = bw > 1e-9
-        out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
-        out["peak_tflops_headline"] = headline
-        return cls(n=n, tech=tech, knobs=c, names=names, name_at=name_at, valid=flags.valid, reason=flags.reason, speedup=speedup,
-                   peak_tflops=peak, energy_pj_per_flop=energy, **out)
+        energy = dict(zip(precisions, energy))
+        return cls(n=n, tech=tech, knobs=c, names=names, name_at=name_at, valid=flags.valid, reason=flags.reason,
+                   speedup=speedup, peak_tflops=peak, energy_pj_per_flop=energy, **out)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -555,20 +510,139 @@ _SANITIZED = {"chip.cores": 1.0, "chip.array_rows": 1.0, "chip.array_cols": 1.0,
 _SAN_ROWS = np.array([_NUMERIC_ROW[k] for k in _SANITIZED])
 _SAN_FILL = np.array(list(_SANITIZED.values())).reshape(-1, 1)
 _SAN_BOUNDS = BoundsTable(tuple(BY_NAME[k] for k in _SANITIZED))
+# the knobs `_derived` reads as given (before sanitizing), rows of `values`, in `design_kernel.rows_kernel`'s order
+_RAW = ("chip.vector_flops_per_cycle", "chip.sram_tbps", "chip.memory_gbps_per_stack", "chip.memory_gb_per_stack",
+        "system.link_latency_us", "chip.dies", "chip.tdp_w")
+_RAW_ROWS = np.array([_NUMERIC_ROW[k] for k in _RAW])
+# the node table's columns `rows_kernel` reads, in its order
+_NODE_KROWS = np.array([_NODE_COLUMNS.index(a) for a in ("sram_mm2_per_mb_scratchpad", "sram_mm2_per_mb_cache",
+                                                           "sram_gbps_per_mb", "sram_gbps_per_mb_cache",
+                                                           "nominal_clock_ghz", "sram_pj_per_byte")])
+_DIES_BOUNDS = tuple(float(b) for b in BY_NAME["chip.dies"].clip_bounds())  # (Knob.clip's, in rows_kernel)
 
 
-def _sanitized(values: np.ndarray) -> dict[str, np.ndarray]:
+def _sanitized(values: np.ndarray) -> np.ndarray:
     """The `_SANITIZED` knobs of `values` (rows of _NUMERIC_KNOBS) as `Knob.clip` of each, NaN and ±inf
-    replaced by its fill first: the same values, in one pass over the knobs."""
+    replaced by its fill first (rows in `_SANITIZED` order): the same values, in one pass over the knobs."""
     v = values[_SAN_ROWS]
-    return dict(zip(_SANITIZED, _SAN_BOUNDS.clip(np.where(np.isfinite(v), v, _SAN_FILL))))
+    return _SAN_BOUNDS.clip(np.where(np.isfinite(v), v, _SAN_FILL))
+
+
+def _derived(san, values, node_t, mem_i, n_mem, mem_t, link_i, n_link, link_t, is_cache, registers, speedups, energy_t,
+             precisions, tech) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """The columns `from_columns` derives by arithmetic (design_kernel.ROWS_OUT but `over`), whether each clock is
+    above its node's reach, the peaks and the pJ per FLOP (precision, row) of each precision: from the sanitized knobs
+    `san` (rows _SANITIZED), the knobs as given (`values`, rows _NUMERIC_KNOBS) and the rows' entries of the node,
+    memory and link tables (`node_t`, ...: rows _NODE_COLUMNS, ...)."""
+    num = dict(zip(_SANITIZED, san)).__getitem__
+    raw = dict(zip(_RAW, values[_RAW_ROWS])).__getitem__
+    node = dict(zip(_NODE_COLUMNS, node_t)).__getitem__
+    out = {}
+    cores, rows, cols_ = num("chip.cores"), num("chip.array_rows"), num("chip.array_cols")
+    clock = np.maximum(num("chip.clock_ghz"), 1e-3)  # open bound 0: a flagged row computes at 1 MHz
+    macs = cores * rows * cols_
+    out.update(macs=macs, clock_ghz=clock)
+    vec = raw("chip.vector_flops_per_cycle")
+    out["vector_flops_per_cycle"] = np.where(np.isfinite(vec) & (vec >= 0), np.minimum(vec, 1e12), 2.0 * cores * cols_)
+    sp, ca = node("sram_mm2_per_mb_scratchpad"), node("sram_mm2_per_mb_cache")
+    out["sram_mm2_per_mb"] = np.where(is_cache, ca, sp)
+    gsp, gca = node("sram_gbps_per_mb"), node("sram_gbps_per_mb_cache")
+    sram_mb = num("chip.sram_mb")
+    sram_t = raw("chip.sram_tbps")
+    out["sram_tbps"] = np.where(np.isfinite(sram_t) & (sram_t > 0), np.minimum(sram_t, 1e9),
+                                sram_mb * np.where(is_cache, gca, gsp) * clock / 1000.0)
+    mem_attr = dict(zip(_MEMORY_COLUMNS, mem_t)).__getitem__
+    has_mem = mem_i < n_mem
+    stacks = np.where(has_mem, num("chip.memory_stacks"), 0)
+    gbps_o, gb_o = raw("chip.memory_gbps_per_stack"), raw("chip.memory_gb_per_stack")
+    gbps = np.where(np.isfinite(gbps_o) & (gbps_o > 0), np.minimum(gbps_o, 1e9), mem_attr("bw_gbps_per_stack"))
+    gbps_stack = np.where(has_mem, gbps, 0.0)
+    gb_stack = np.where(has_mem, np.where(np.isfinite(gb_o) & (gb_o > 0), np.minimum(gb_o, 1e9),
+                                          mem_attr("capacity_gb_per_stack")), 0.0)
+    out.update(memory_stacks=stacks, mem_bw_tbps=stacks * gbps_stack / 1000.0, mem_gb=stacks * gb_stack)
+    lat_o = raw("system.link_latency_us")
+    out["links"] = np.where(link_i < n_link, num("chip.links"), 0)
+    out["link_latency_us"] = np.where(np.isfinite(lat_o) & (lat_o >= 0), lat_o, dict(zip(_LINK_COLUMNS, link_t))[
+        "latency_us"])
+    dies = raw("chip.dies")
+    out["dies"] = np.where(np.isfinite(dies) & (dies >= 1), BY_NAME["chip.dies"].clip(dies), 0)  # 0 = auto
+    tdp = raw("chip.tdp_w")
+    out["tdp_cap_w"] = np.where(np.isfinite(tdp) & (tdp > 0), tdp, 0.0)  # 0 = no cap
+    peaks = 2.0 * macs * clock * speedups / 1000.0
+    operand = np.where(registers, 1.0 + REGISTER_OPERAND_OVERHEAD, 1.0)
+    out["mma_operand_factor"] = operand
+    # a design's supply follows its clock along the node's voltage-frequency curve: (V/V_nom)² on every FLOP
+    # and SRAM byte, above 1 over the node's nominal clock, below it under (dse.model.voltage; leakage at V_nom)
+    nominal = node("nominal_clock_ghz")
+    out["clock_over_nominal"] = clock / nominal
+    reach = max_clock_ratio() * nominal   # the node's clock at its highest supply (dse.model.voltage)
+    over = clock > reach * (1.0 + 1e-9)
+    # (V/V_nom)² = voltage.design_energy_ratio(clock, nominal), from the one solve chip_power's leakage reads too
+    supply = out["supply_voltage_ratio"] = voltage_ratio(out["clock_over_nominal"])
+    volt = supply ** 2
+    out["voltage_energy_ratio"] = volt
+    # an operand read from a small bank travels a short distance (technology sram_banks): a scratchpad's
+    # bank is its share per core, a cache is shared by every core (the large-array figure)
+    sb = tech.sram_banks
+    bank = np.clip(sram_mb / np.maximum(cores, 1.0), sb.min_bank_mb, sb.reference_bank_mb)
+    out["sram_bank_energy_ratio"] = np.where(is_cache, 1.0, (bank / sb.reference_bank_mb) ** sb.exponent)
+    out["sram_pj_per_byte"] = node("sram_pj_per_byte") * volt * out["sram_bank_energy_ratio"]
+    energy = energy_t * operand * volt
+    bf16 = dict(zip(precisions, peaks))["bf16"]
+    headline = np.where(bf16 > 0, bf16, peaks.max(axis=0))
+    bw = np.where(out["mem_bw_tbps"] > 0, out["mem_bw_tbps"], out["sram_tbps"])
+    ok = bw > 1e-9
+    out["knee_flop_per_byte"] = np.where(ok, headline / np.where(ok, bw, 1.0), 0.0)
+    out["peak_tflops_headline"] = headline
+    return out, over, peaks, energy
+
+
+def _derived_compiled(dk, san, values, node_t, mem_i, n_mem, mem_t, link_i, n_link, link_t, is_cache, registers,
+                      speedups, energy_t, precisions, tech) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """`_derived` in one pass of `design_kernel.rows_kernel` (`_rows_kernel`): the same values, to the bit."""
+    n = san.shape[1]
+    sb = tech.sram_banks
+    e = float(sb.exponent)
+    # numpy's power of an array by these scalars is another ufunc (its fast path), the rest libm's pow
+    form = {0.5: 0.0, 2.0: 1.0, -1.0: 3.0, 1.0: 4.0, 0.0: 5.0}.get(e, 2.0)
+    sc = np.array([max_clock_ratio(), 1.0 + REGISTER_OPERAND_OVERHEAD, sb.min_bank_mb, sb.reference_bank_mb, e, form,
+                   *_DIES_BOUNDS])
+    out = np.empty((len(dk.ROWS_OUT), n))
+    peaks = np.empty(speedups.shape)
+    energy = np.empty(energy_t.shape)
+    dk.rows_kernel(san, values[_RAW_ROWS], node_t[_NODE_KROWS], kernel_column(mem_i, n, np.int64), n_mem, mem_t,
+                   kernel_column(link_i, n, np.int64), n_link, link_t, kernel_column(is_cache, n, np.bool_),
+                   kernel_column(registers, n, np.bool_), kernel_column_2d(speedups), kernel_column_2d(energy_t),
+                   precisions.index("bf16"), sc, curve_constants(), out, peaks, energy)
+    got = dict(zip(dk.ROWS_OUT, out))
+    return got, got.pop("over") != 0.0, peaks, energy
+
+
+def kernel_column_2d(x: np.ndarray) -> np.ndarray:
+    """`x` (2-D float64) as a C-contiguous writable array (itself when it is one)."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable:
+        return x
+    return np.array(x, np.float64, order="C")
+
+
+_ROWS_KERNEL: dict[tuple, Any] = {}
+
+
+def _rows_kernel(tech: Technology, precisions: tuple[str, ...]):
+    """dse.model.design_kernel when `from_columns` derives its columns by `rows_kernel`: the compiled kernels on and
+    the voltage curve compiled (`voltage.curve_kernel`: numpy's log and power are libm's), and the technology has a
+    bf16 rate (else `_derived` in numpy)."""
+    dk = curve_kernel()
+    return dk if dk is not None and "bf16" in precisions else None
 
 
 def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
     """Flag numeric knobs (`values`: rows of _NUMERIC_KNOBS) outside their registry bounds (NaN compares False, so
     missing values are caught too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
     ok_all = _BOUNDS.in_bounds(values)
-    for j in (np.flatnonzero(~ok_all.all(axis=1)) if not ok_all.all() else ()):  # (all in bounds: one check)
+    all_in = np.count_nonzero(ok_all) == ok_all.size  # (all in bounds: one check)
+    for j in (np.flatnonzero(~ok_all.all(axis=1)) if not all_in else ()):
         k, bad = _NUMERIC_KNOBS[j], ~ok_all[j]
         v = c[k.name]
         msgs = np.full(len(v), "", dtype=object)
@@ -577,8 +651,8 @@ def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, 
         flags.flag(bad, msgs)
     env = {**c, **names}
     for r in RULES:
-        ok = np.asarray(r.ok(env))
-        if ok.all():
+        ok = np.asarray(r.ok(env), bool)
+        if np.count_nonzero(ok) == ok.size:
             continue
         bad = ~np.broadcast_to(ok, (flags.valid.shape[0],))
         if bad.any():

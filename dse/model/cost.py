@@ -111,7 +111,7 @@ def _chip_cost_compiled(dk, arr: DesignArrays, area: AreaBreakdown) -> CostBreak
     spares = np.asarray(area.tolerated_defects, float)
     given = ws | (spares > EXACT_SPARES_MAX)
     given_y = np.zeros(arr.n)
-    if given.any():
+    if np.count_nonzero(given):
         i = given.nonzero()[0]
         given_y[i] = harvested_yield(area.nonredundant_mm2[i], area.array_mm2[i], spares[i],
                                      arr.defect_density_per_cm2[i], arr.yield_alpha[i], continuous=ws[i])

@@ -161,6 +161,133 @@ def power_kernel(v, peak_tflops, energy, floor_fraction, vector_factor, operand_
         out[11, d] = tdp / _mx(v[22, d], 1e-9)
 
 
+# what `rows_kernel` writes per design: `DesignArrays.from_columns`' derived columns (`arrays._derived` computes the
+# same in numpy), in this order
+ROWS_OUT = ("clock_ghz", "macs", "vector_flops_per_cycle", "sram_mm2_per_mb", "sram_tbps", "memory_stacks",
+            "mem_bw_tbps", "mem_gb", "links", "link_latency_us", "dies", "tdp_cap_w", "mma_operand_factor",
+            "clock_over_nominal", "over", "supply_voltage_ratio", "voltage_energy_ratio", "sram_bank_energy_ratio",
+            "sram_pj_per_byte", "peak_tflops_headline", "knee_flop_per_byte")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rows_kernel(san, raw, node, mem_i, n_mem, mem, link_i, n_link, link, is_cache, reg, speed, energy, bf16, sc, curve,
+                out, peaks, e_out):
+    """`arrays._derived` of every design (columns): `san` the sanitized knobs (cores, array rows, array cols, clock,
+    SRAM MB, memory stacks, links), `raw` the knobs as given (vector FLOPs per cycle, SRAM TB/s, memory GB/s and GB per
+    stack, link latency, dies, TDP), `node` the node table's (scratchpad and cache mm² per MB, their GB/s per MB,
+    nominal clock, SRAM pJ per byte), `mem` / `link` their tables' rows (index `n_mem` / `n_link`: none), `speed` and
+    `energy` (precision, design), `sc` the scalars (the clock's reach over nominal, the register operand factor, the
+    SRAM bank's least and reference MB and exponent, the exponent's form, the dies' bounds), `curve` `voltage_curve`'s;
+    into `out` (rows ROWS_OUT), `peaks` and `e_out`. The same operations per element as numpy's, in its order."""
+    n = san.shape[1]
+    P = speed.shape[0]
+    reach_ratio, operand_f, min_bank, ref_bank, expo, form, lo_d, hi_d = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], \
+        sc[6], sc[7]
+    for d in range(n):
+        cores, rows, cols = san[0, d], san[1, d], san[2, d]
+        clock = _mx(san[3, d], 1e-3)
+        macs = cores * rows * cols
+        vec = raw[0, d]
+        vfpc = _mn(vec, 1e12) if (np.isfinite(vec) and vec >= 0) else 2.0 * cores * cols
+        cache = is_cache[d]
+        sram_mb = san[4, d]
+        st = raw[1, d]
+        sram_t = _mn(st, 1e9) if (np.isfinite(st) and st > 0) else sram_mb * (node[3, d] if cache else node[2, d]) \
+            * clock / 1000.0
+        has_mem = mem_i[d] < n_mem
+        stacks = san[5, d] if has_mem else 0.0
+        go, bo = raw[2, d], raw[3, d]
+        gbps = (_mn(go, 1e9) if (np.isfinite(go) and go > 0) else mem[0, d]) if has_mem else 0.0
+        gb = (_mn(bo, 1e9) if (np.isfinite(bo) and bo > 0) else mem[1, d]) if has_mem else 0.0
+        mem_bw = stacks * gbps / 1000.0
+        links = san[6, d] if link_i[d] < n_link else 0.0
+        lo = raw[4, d]
+        dies = raw[5, d]
+        tdp = raw[6, d]
+        operand = operand_f if reg[d] else 1.0
+        nominal = node[4, d]
+        con = clock / nominal
+        out[0, d], out[1, d], out[2, d] = clock, macs, vfpc
+        out[3, d] = node[1, d] if cache else node[0, d]
+        out[4, d], out[5, d], out[6, d], out[7, d], out[8, d] = sram_t, stacks, mem_bw, stacks * gb, links
+        out[9, d] = lo if (np.isfinite(lo) and lo >= 0) else link[4, d]
+        out[10, d] = _mn(_mx(np.rint(dies), lo_d), hi_d) if (np.isfinite(dies) and dies >= 1) else 0.0
+        out[11, d] = tdp if (np.isfinite(tdp) and tdp > 0) else 0.0
+        out[12, d], out[13, d] = operand, con
+        out[14, d] = 1.0 if clock > reach_ratio * nominal * (1.0 + 1e-9) else 0.0
+        out[15, d] = _mx(con, 0.0)  # (voltage_ratio's argument; its value after the loop)
+        top = -np.inf
+        for p in range(P):
+            pk = 2.0 * macs * clock * speed[p, d] / 1000.0
+            peaks[p, d] = pk
+            top = _mx(top, pk) if p else pk
+        bf = peaks[bf16, d]
+        out[19, d] = bf if bf > 0 else top
+    voltage_curve(out[15].copy(), out[15], curve[0], curve[1], curve[2], curve[3], curve[4], curve[5], int(curve[6]),
+                  curve[7])
+    for d in range(n):
+        supply = out[15, d]
+        volt = supply * supply
+        cores, sram_mb = san[0, d], san[4, d]
+        x = sram_mb / _mx(cores, 1.0)
+        bank = _mn(_mx(x, min_bank), ref_bank)
+        b = bank / ref_bank
+        if is_cache[d]:
+            ratio = 1.0
+        elif form == 0:
+            ratio = np.sqrt(b)
+        elif form == 1:
+            ratio = b * b
+        else:
+            ratio = b ** expo
+        out[16, d], out[17, d] = volt, ratio
+        out[18, d] = node[5, d] * volt * ratio
+        operand = out[12, d]
+        for p in range(P):
+            e_out[p, d] = energy[p, d] * operand * volt
+        mem_bw = out[6, d]
+        bw = mem_bw if mem_bw > 0 else out[4, d]
+        out[20, d] = out[19, d] / bw if bw > 1e-9 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def llm_result_kernel(o_int, o_float, ci, cf, tab, out_len, rows, m, plans, code):
+    """`mapping._llm_result`'s numbers of every design (rows of `o_int` / `o_float`, `step_kernel.map_llm_kernel`'s
+    choice; `ci` the columns of its plan, dp, micro-batch and micro-batches, `cf` of its TPOT, TTFT, batch prefill,
+    J per batch cycle, resident share and throughput), `tab` the plan table's tp, pp, ep and replica chips (rows) per
+    plan: into `m` (rows `rows`: TTFT ms, TPOT ms, tokens/s, tokens/s per user, J per token, prefill share, chips
+    used, tp, pp, dp, batch, ep, throughput, latency ms), `plans` (tp, pp, ep, micro-batch, micro-batches, dp) and
+    `code` (`mapping._weights_code`), all zero where a design has no plan: the same operations as the numpy code."""
+    for d in range(o_int.shape[0]):
+        j = o_int[d, ci[0]]
+        if j < 0:
+            code[d] = 0
+            continue
+        dp, mb, mbs = o_int[d, ci[1]], o_int[d, ci[2]], o_int[d, ci[3]]
+        tpot, ttft, pre, joules, share, thr = o_float[d, cf[0]], o_float[d, cf[1]], o_float[d, cf[2]], \
+            o_float[d, cf[3]], o_float[d, cf[4]], o_float[d, cf[5]]
+        c_batch = mb * mbs
+        ttft_ms = ttft * 1e3
+        tpot_ms = tpot * 1e3
+        m[rows[0], d] = ttft_ms
+        m[rows[1], d] = tpot_ms
+        m[rows[2], d] = thr
+        m[rows[3], d] = 1.0 / tpot
+        m[rows[4], d] = joules / (c_batch * out_len)
+        m[rows[5], d] = pre / (pre + out_len * tpot)
+        m[rows[6], d] = dp * tab[3, j]
+        m[rows[7], d] = tab[0, j]
+        m[rows[8], d] = tab[1, j]
+        m[rows[9], d] = dp
+        m[rows[10], d] = c_batch
+        m[rows[11], d] = tab[2, j]
+        m[rows[12], d] = thr
+        m[rows[13], d] = ttft_ms + tpot_ms * out_len
+        plans[0, d], plans[1, d], plans[2, d] = tab[0, j], tab[1, j], tab[2, j]
+        plans[3, d], plans[4, d], plans[5, d] = mb, mbs, dp
+        code[d] = 1 if share >= 1.0 else 2
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def voltage_curve(r, out, floor, g1, vt, alpha, inv_alpha, v_floor, steps, tol):
     """`voltage.voltage_ratio` of each clock ratio of `r` (≥ 0) into `out`: `v_floor` below `floor`, 1 at 1, else
@@ -209,9 +336,16 @@ def numpy_log_is_libm() -> bool:
 
 
 def warm() -> None:
-    """Compile the kernels for the argument types `cost` and `power` pass (or load them from numba's cache)."""
+    """Compile the kernels for the argument types `cost`, `power`, `arrays` and `mapping` pass (or load them from
+    numba's cache)."""
     cost_kernel(np.ones((len(COST_ROW), 1)), 1.0, 1.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0, np.zeros((len(COST_OUT), 1)))
     power_kernel(np.ones((len(POWER_ROW), 1)), np.ones((1, 1)), np.ones((1, 1)), 0.5, 2.0, 2.0,
                  np.zeros((len(POWER_OUT), 1)))
     voltage_curve(np.full(1, 1.2), np.empty(1), 0.5, 0.5, 0.4, 1.3, 1.0 / 1.3, 0.7, 60, 1e-14)
+    one, z, i = np.ones((1, 1)), np.zeros(1, np.int64), np.zeros(4, np.int64)
+    rows_kernel(np.ones((7, 1)), np.ones((7, 1)), np.ones((6, 1)), z, 1, np.ones((7, 1)), z, 1, np.ones((5, 1)),
+                np.zeros(1, np.bool_), np.zeros(1, np.bool_), one, one, 0, np.ones(8), np.array([0.5, 0.5, 0.4, 1.3, 1 / 1.3, 0.7, 60, 1e-14]),
+                np.empty((len(ROWS_OUT), 1)), np.empty((1, 1)), np.empty((1, 1)))
+    llm_result_kernel(np.zeros((1, 6), np.int64), np.zeros((1, 8)), i, np.zeros(6, np.int64), np.ones((4, 1), np.int64),
+                      1, np.zeros(14, np.int64), np.zeros((33, 1)), np.zeros((6, 1), np.int64), np.zeros(1, np.int64))
     numpy_log_is_libm()

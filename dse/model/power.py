@@ -142,7 +142,7 @@ def _cooled(arr: DesignArrays, watts: dict[str, np.ndarray]) -> PowerBreakdown:
     ok = density <= limit
     reason = np.full(np.shape(ok), "", dtype=object)  # formatted for the rows over the limit only
     bad = ~ok
-    if bad.any():  # ("%.2f" % x of a Python float: np.char.mod's text of the float64, without its array passes)
+    if np.count_nonzero(bad):  # ("%.2f" % x of a Python float: np.char.mod's text, without its array passes)
         tail = f" W/mm² > cooling limit {limit:g} W/mm²"
         reason[bad] = ["power density " + "%.2f" % x + tail for x in density[bad].tolist()]
     return PowerBreakdown(**watts, feasible=ok, reason=reason)

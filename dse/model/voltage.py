@@ -144,6 +144,18 @@ def _curve_kernel():
     return dk if dk.numpy_log_is_libm() and area_kernel.numpy_pow_is_libm() else None
 
 
+def curve_kernel():
+    """dse.model.design_kernel when `voltage_ratio` solves the curve by its compiled `voltage_curve` (`_curve_kernel`),
+    else None."""
+    return _curve_kernel()
+
+
+def curve_constants() -> np.ndarray:
+    """The curve's arguments of `design_kernel.voltage_curve` after the ratios and the output (the floor ratio, g(1),
+    V_t, α, 1/α, the voltage floor, the Newton steps, the tolerance), as `voltage_ratio` passes them."""
+    return np.array([_floor_ratio(), _g1(), THRESHOLD_FRACTION, ALPHA, 1.0 / ALPHA, MIN_FRACTION, _NEWTON_STEPS, 1e-14])
+
+
 def _g1() -> float:
     """`_delay_inverse` at V_nom (V = 1), once per value of the curve's constants."""
     return _per_curve(("g1",), lambda: float(_delay_inverse(np.float64(1.0))))
