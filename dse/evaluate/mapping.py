@@ -265,6 +265,15 @@ class _Texts(dict):
 
 
 _TEXTS: dict[tuple[int, ...], tuple] = {}  # id(plan table) → (it, its reasons' texts by kind)
+_CAPACITY_TEXTS = _Texts(_fmt_gb)  # (bytes, True) → `_fmt_gb`'s text, kept across calls (`_capacity_texts`)
+
+
+def _capacity_texts() -> _Texts:
+    """`_fmt_gb`'s text per off-chip memory capacity (> 0, binary units), kept across calls: a study's designs repeat
+    their capacities (stacks × GB per stack); bounded."""
+    if len(_CAPACITY_TEXTS) > 4096:
+        _CAPACITY_TEXTS.clear()
+    return _CAPACITY_TEXTS
 
 
 def _texts(t, kind: str, fmt) -> _Texts:
@@ -807,7 +816,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
         close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
         # the parts shared by designs, formatted once per plan, unit or capacity
         slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
-        cap_text = _Texts(_fmt_gb)
+        cap_text, mem_text = _Texts(_fmt_gb), _capacity_texts()
 
         def fit_plan(p, binary):
             ep_ = int(t.ep[p])
@@ -825,7 +834,8 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
                 binary = mem > 0
                 where, capb = ("memory", mem) if binary else ("SRAM", sram_b[k])
                 text = plan_text[largest[k], binary]
-                out.append(f"{text[0]}{where} {cap_text[capb, binary]}{text[1]}{int(n_chips[k])} chips)")
+                cap = (mem_text if binary else cap_text)[capb, binary]
+                out.append(f"{text[0]}{where} {cap}{text[1]}{int(n_chips[k])} chips)")
             else:
                 out.append("no feasible mapping (model does not fit on the available chips)")
         reason[bad] = np.array(out, dtype=object)

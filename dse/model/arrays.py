@@ -53,8 +53,7 @@ def kernel_column(x: Any, n: int, dtype: Any = np.float64) -> np.ndarray:
     """`x` (a scalar or a column) as a fresh writable C-contiguous array of shape (n,) and `dtype`, as a compiled
     kernel takes its arguments (numba types a read-only, strided or unaligned array apart, and compiles it anew):
     `x` itself where it is such an array already (no copy)."""
-    if type(x) is np.ndarray and x.shape == (n,) and x.dtype == dtype and x.flags.c_contiguous \
-            and x.flags.writeable and x.flags.aligned:
+    if type(x) is np.ndarray and x.shape == (n,) and x.dtype == dtype and x.flags.carray:  # (C, aligned, writeable)
         return x
     return np.array(np.broadcast_to(np.asarray(x, dtype), (n,)), dtype)
 
@@ -92,7 +91,9 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     index with len(names) for an unknown name (`DesignArrays.name_at`). Binary search in the sorted names (cached
     per name list): no per-call sort of the column. A knob given as one name for every row (a default, a scalar)
     is looked up once."""
-    col = columns.get(knob, _default(knob))
+    col = columns.get(knob, _MISSING)
+    if col is _MISSING:
+        col = _default(knob)
     if n > 1 and isinstance(col, str):
         idx, raw, at = _lookup({knob: col}, knob, names, 1, one := _Flags(1), what)
         idx_n = np.full(n, idx[0], dtype=idx.dtype)

@@ -51,13 +51,14 @@ def harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: A
         return _harvested_yield(*args, continuous)
     c = np.asarray(continuous, dtype=bool)
     if c.ndim == 0 or c.shape == args[0].shape:  # the mask as one flag where it is one (a scalar or uniform column)
-        cont = bool(c) if c.ndim == 0 else True if c.all() else False if not c.any() else c.copy()
+        k = np.count_nonzero(c)
+        cont = bool(c) if c.ndim == 0 else True if k == c.size else False if not k else c.copy()
     else:
         return _harvested_yield(*args, continuous)
     last = _LAST_YIELD[0]
     if last is not None and last[0][0].shape == args[0].shape \
             and (last[1] is cont if isinstance(cont, bool) else np.array_equal(last[1], cont)) \
-            and all(np.array_equal(a.view(np.int64), b.view(np.int64)) for a, b in zip(last[0], args)):
+            and all(a.tobytes() == b.tobytes() for a, b in zip(last[0], args)):  # (the bits; memcmp, not ufuncs)
         return last[2].copy()
     out = _harvested_yield(*args, continuous)
     _LAST_YIELD[0] = (tuple(a.copy() for a in args), cont, out.copy())
@@ -82,12 +83,12 @@ def _harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: 
         a_nr, a_arr, s, d0, al = np.broadcast_arrays(a_nr, a_arr, s, d0, al)
     row = np.asarray(spares, dtype=float)
     big = (s > EXACT_SPARES_MAX) | np.asarray(continuous, dtype=bool)
-    if s.size and big.all():
+    if s.size and np.count_nonzero(big) == big.size:
         total = np.zeros(s.shape)  # every element takes the continuous form below
     elif s.ndim and 1 < row.size == row.shape[-1] == s.shape[-1] and np.all(np.diff(row.ravel()) >= 0):
         # spares the same in every row and ascending along the last axis: one sum per row over the choices
         total = _ascending_sums(a_nr.T, a_arr.T, np.minimum(row.ravel(), EXACT_SPARES_MAX), d0.T, al.T).T
-    elif s.ndim == 1 and s.size > 1 and not np.isnan(s).any():
+    elif s.ndim == 1 and s.size > 1 and not np.count_nonzero(np.isnan(s)):
         # one row per design: the exact designs sorted by their spares, each term computed only for those
         # still summing (the same operations in the same order as below, so equal to it to the bit); the
         # continuous ones take the form below
@@ -104,7 +105,7 @@ def _harvested_yield(nonredundant_mm2: ArrayLike, array_mm2: ArrayLike, spares: 
         for k in range(int(exact.max(initial=0))):
             term = term * (al + k) / (k + 1) * r
             total = total + np.where(k + 1 <= exact, term, 0.0)
-    if big.any():
+    if np.count_nonzero(big):
         rate = al / np.maximum(d0, 1e-300) + a_nr  # tilted Gamma rate (per cm² of array)
         cont = negative_binomial_yield(a_nr * 100.0, d0, al) * gammainc(al, rate * s / np.maximum(a_arr, 1e-300))
         # never below the no-spare yield (the continuous form ignores that a few defects may all be survived)
