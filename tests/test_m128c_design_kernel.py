@@ -115,9 +115,9 @@ def test_numpy_log_or_power_not_libm_keeps_numpy(run, monkeypatch):
     """Where numpy's float64 log (the Newton steps) or power (their start) is not libm's the curve stays in numpy."""
     from dse.model import design_kernel, voltage
     monkeypatch.setattr(design_kernel, "numpy_log_is_libm", lambda: False)
-    assert run("numba", voltage._curve_kernel) is None
+    assert run("numba", voltage.curve_kernel) is None
     monkeypatch.undo()
     monkeypatch.setattr(area_kernel, "numpy_pow_is_libm", lambda: False)
-    assert run("numba", voltage._curve_kernel) is None
+    assert run("numba", voltage.curve_kernel) is None
     monkeypatch.undo()
-    assert run("numba", voltage._curve_kernel) is design_kernel
+    assert run("numba", voltage.curve_kernel) is design_kernel

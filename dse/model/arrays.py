@@ -402,7 +402,7 @@ class DesignArrays:
         # peak power and every operator's FLOP energy include it (dse.model.power, dse.model.perf)
         registers = out["is_simt"] & (names["chip.mma_operands"] == "registers")
         energy_t = _energy_per_flop(tech, nodes, node_i)
-        dk = _rows_kernel(tech, precisions)
+        dk = _rows_kernel(precisions)
         derive = _derived if dk is None else functools.partial(_derived_compiled, dk)
         got, over, peaks, energy = derive(san, values, node_t, mem_i, len(mems), mem_t, link_i, len(lks), link_t,
                                           is_cache, registers, speedups, energy_t, precisions, tech)
@@ -627,10 +627,7 @@ def kernel_column_2d(x: np.ndarray) -> np.ndarray:
     return np.array(x, np.float64, order="C")
 
 
-_ROWS_KERNEL: dict[tuple, Any] = {}
-
-
-def _rows_kernel(tech: Technology, precisions: tuple[str, ...]):
+def _rows_kernel(precisions: tuple[str, ...]):
     """dse.model.design_kernel when `from_columns` derives its columns by `rows_kernel`: the compiled kernels on and
     the voltage curve compiled (`voltage.curve_kernel`: numpy's log and power are libm's), and the technology has a
     bf16 rate (else `_derived` in numpy)."""

@@ -64,11 +64,10 @@ def voltage_ratio(f_ratio) -> np.ndarray:
     V; increasing in f_ratio), never below MIN_FRACTION; exactly 1 at f_ratio = 1. A clock below `_floor_ratio()` is
     at the floor without a solve (its root lies below MIN_FRACTION)."""
     r = np.maximum(np.asarray(f_ratio, float), 0.0)
-    dk = _curve_kernel()
+    dk = curve_kernel()
     if dk is not None:  # compiled: the same steps, row by row, in one pass
         out = np.empty(r.shape)
-        dk.voltage_curve(r.reshape(-1), out.reshape(-1), _floor_ratio(), _g1(), THRESHOLD_FRACTION, ALPHA,
-                         1.0 / ALPHA, MIN_FRACTION, _NEWTON_STEPS, 1e-14)
+        dk.voltage_curve(r.reshape(-1), out.reshape(-1), *_curve_args())
         return out
     flat = r.reshape(-1)
     v = np.ones(flat.shape)
@@ -135,7 +134,7 @@ def _solve(r: np.ndarray) -> np.ndarray:
     return v
 
 
-def _curve_kernel():
+def curve_kernel():
     """dse.model.design_kernel when the compiled kernels are on (`kernel.compiled_kernel()`) and numpy's float64 `log` and
     power are libm's (its `voltage_curve` then gives numpy's bits), else None: `voltage_ratio` in numpy."""
     if compiled_kernel() is None:
@@ -144,16 +143,15 @@ def _curve_kernel():
     return dk if dk.numpy_log_is_libm() and area_kernel.numpy_pow_is_libm() else None
 
 
-def curve_kernel():
-    """dse.model.design_kernel when `voltage_ratio` solves the curve by its compiled `voltage_curve` (`_curve_kernel`),
-    else None."""
-    return _curve_kernel()
+def _curve_args() -> tuple:
+    """The curve's arguments of `design_kernel.voltage_curve` after the ratios and the output: the floor ratio, g(1),
+    V_t, α, 1/α, the voltage floor, the Newton steps, the tolerance."""
+    return _floor_ratio(), _g1(), THRESHOLD_FRACTION, ALPHA, 1.0 / ALPHA, MIN_FRACTION, _NEWTON_STEPS, 1e-14
 
 
 def curve_constants() -> np.ndarray:
-    """The curve's arguments of `design_kernel.voltage_curve` after the ratios and the output (the floor ratio, g(1),
-    V_t, α, 1/α, the voltage floor, the Newton steps, the tolerance), as `voltage_ratio` passes them."""
-    return np.array([_floor_ratio(), _g1(), THRESHOLD_FRACTION, ALPHA, 1.0 / ALPHA, MIN_FRACTION, _NEWTON_STEPS, 1e-14])
+    """`_curve_args` as one float64 array (`design_kernel.rows_kernel` takes them so), as `voltage_ratio` passes them."""
+    return np.array(_curve_args(), float)
 
 
 def _g1() -> float:
