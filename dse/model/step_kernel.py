@@ -39,10 +39,11 @@ _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_o
 _C = {f: i for i, f in enumerate(_CAL)}
 
 # the operator tables' columns come in multiples of this (`op_table`): time_batch's residency and matrix passes
-# vectorize over the operators 8 doubles wide (AVX-512; 4 with AVX2) and a remainder would run scalar (14 operators:
-# 8 in one vector step, 6 one by one; padded to 16: 15 % less CPU in time_batch on model_speed's LLM scenario; its
-# 6 matrix operators padded to 8: a vector step instead of 6 scalar ones, 7 % less CPU in map_llm_kernel)
-OP_LANES = 8
+# vectorize over the operators 4 doubles wide (AVX2; LLVM picked 4 lanes on the 2-core Zen 3 this was measured on) and
+# a remainder would run scalar (14 operators padded to 16, 6 matrix operators to 8: vector steps instead of scalar
+# ones, 15 % and 7 % less CPU in time_batch / map_llm_kernel); 4, not 8, pads the 11- and 12-operator stacks to 12 and
+# the 20-operator ones to 20 (map_cnn_kernel ~5 % less CPU, outputs the same)
+OP_LANES = 4
 
 RING, TORUS, SWITCH = TOPOLOGY_CODE["ring"], TOPOLOGY_CODE["torus2d"], TOPOLOGY_CODE["switch"]
 
@@ -728,7 +729,7 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
 
 @njit(cache=True, inline="always")
 def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
-           q_wr, q_kr, q_want):
+           q_wr, q_kr, q_want, order, tmp):
     """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
     queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
     shares a (row, design)'s compute times among its residencies; returns how many are queued. Each pair's memo
@@ -738,7 +739,7 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps
     for p in range(npairs):
         dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
         if p > 0 and dl != p_dl[p - 1]:
-            _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want)
+            _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want, order, tmp)
             seg = m
         code = _residency_code(fw, fk)
         for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
@@ -758,22 +759,36 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps
             q_key[m] = x
             q_want[m] = is_dec[s]
             m += 1
-    _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want)
+    _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want, order, tmp)
     return m
 
 
 @njit(cache=True, inline="always")
-def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want):
-    """Sort queue entries [a, b) (one design's: their `q_des` is the same, left in place) by row: an insertion sort
-    (a design queues a few per rung level)."""
+def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want, order, tmp):
+    """Sort queue entries [a, b) (one design's: their `q_des` is the same, left in place) by row, stably: an insertion
+    sort of packed (row, position) keys in `order` (one integer moved per step instead of five fields), then the
+    fields permuted through `tmp` (3, len); an ordered segment (two in three) is left as it is."""
+    ordered = True
     for i in range(a + 1, b):
-        r, ky, wr, kr, wa = q_row[i], q_key[i], q_wr[i], q_kr[i], q_want[i]
-        h = i
-        while h > a and q_row[h - 1] > r:
-            q_row[h], q_key[h] = q_row[h - 1], q_key[h - 1]
-            q_wr[h], q_kr[h], q_want[h] = q_wr[h - 1], q_kr[h - 1], q_want[h - 1]
+        ordered = ordered and q_row[i - 1] <= q_row[i]
+    if ordered:
+        return
+    for i in range(a, b):
+        key = (q_row[i] << 20) | (i - a)
+        h = i - a
+        while h > 0 and order[h - 1] > key:
+            order[h] = order[h - 1]
             h -= 1
-        q_row[h], q_key[h], q_wr[h], q_kr[h], q_want[h] = r, ky, wr, kr, wa
+        order[h] = key
+    for t in range(b - a):
+        i = a + (order[t] & 0xFFFFF)
+        tmp[0, t], tmp[1, t], tmp[2, t] = q_wr[i], q_kr[i], 1.0 if q_want[i] else 0.0
+        order[t] = (order[t] & ~0xFFFFF) | q_key[i]  # (row, memo column): q_key < 2^20
+    for t in range(b - a):
+        i = a + t
+        q_row[i] = order[t] >> 20
+        q_key[i] = order[t] & 0xFFFFF
+        q_wr[i], q_kr[i], q_want[i] = tmp[0, t], tmp[1, t], tmp[2, t] > 0
 
 
 @njit(cache=True, inline="always")
@@ -835,6 +850,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     q_row, q_des, q_key = np.empty(B * W, np.int64), np.empty(B * W, np.int64), np.empty(B * W, np.int64)
     q_wr, q_kr, q_want = np.empty(B * W), np.empty(B * W), np.empty(B * W, np.bool_)
     zeros, t_out, e_out = np.zeros(B * W), np.empty(B * W), np.empty(B * W)
+    order, tmp = np.empty(B * W, np.int64), np.empty((3, B * W))  # `_sort_rows`' scratch
     p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
     p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
     p_x = np.empty((3, B * P), np.int64)
@@ -927,7 +943,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                         p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
                         npairs += 1
             m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
-                       q_key, q_wr, q_kr, q_want)
+                       q_key, q_wr, q_kr, q_want, order, tmp)
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
@@ -957,7 +973,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 p_dl[npairs], p_j[npairs], p_fw[npairs], p_fk[npairs] = dl, hi, ufw, ufk
                 npairs += 1
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
-                   q_key, q_wr, q_kr, q_want)
+                   q_key, q_wr, q_kr, q_want, order, tmp)
         if m:
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
