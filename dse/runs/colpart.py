@@ -157,12 +157,20 @@ def encode_columns(data: dict[str, Any]) -> bytes:
     2-D: a fixed-size array per row) as they are, any other column (texts, lists) as a dictionary."""
     data = _plain_columns(data)
     vals = list(data.values())
-    sizes = [len(v.codes) if isinstance(v, Coded) else len(v) for v in vals]
+    sizes, dtypes, shapes = [], [], []  # per column: rows, dtype text (None: a dictionary), shape of a row
+    for v in vals:
+        if type(v) is np.ndarray:
+            sizes.append(len(v))
+            dtypes.append(v.dtype.str if v.dtype.kind in "biufM" else None)
+            shapes.append(v.shape[1:])
+        else:
+            sizes.append(len(v.codes) if isinstance(v, Coded) else len(v))
+            dtypes.append(None)
+            shapes.append(())
     n = sizes[0] if sizes else 0
-    if any(size != n for size in sizes):
+    if sizes.count(n) != len(sizes):
         raise ColumnsError(f"columns of different lengths: {sorted(set(sizes))}")
-    key = tuple(zip(data, [v.dtype.str if type(v) is np.ndarray and v.dtype.kind in "biufM" else None
-                           for v in vals], [v.shape[1:] if type(v) is np.ndarray else () for v in vals]))
+    key = tuple(zip(data, dtypes, shapes))
     layout = _LAYOUTS.get((key, n))
     if layout is None:
         if len(_LAYOUTS) >= 64:
@@ -176,8 +184,12 @@ def encode_columns(data: dict[str, Any]) -> bytes:
             body.append(b"\0" * pad)
     texts = list(layout.texts)
     for i in layout.dicts:
-        distinct, codes = dictionary(vals[i])
-        kind = "str" if all(x is None or isinstance(x, str) for x in distinct) else "json"
+        v = vals[i]
+        if type(v) is Coded and all([type(x) is str for x in v.values]):  # (texts: plain, kind str)
+            distinct, codes, kind = v.values, np.asarray(v.codes), "str"
+        else:
+            distinct, codes = dictionary(v)
+            kind = "str" if all(x is None or isinstance(x, str) for x in distinct) else "json"
         off, size = layout.where[i]
         texts[i] = (f'{{"name":{_ENC(key[i][0])},"kind":"dict","type":"{kind}","values":{_ENC(distinct)},'
                     f'"dtype":"<i4","shape":[],"offset":{off},"nbytes":{size}}}')

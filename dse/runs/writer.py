@@ -351,16 +351,20 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:
         df = pl.DataFrame({"trial": pl.Series([], dtype=pl.Int64), "feasible": pl.Series([], dtype=pl.Boolean)})
-    df = columns.tidy(columns.without_internal(df).sort("trial"))
+    df = columns.without_internal(df)
+    if not df["trial"].is_sorted():  # (a run's rows come in trial order: sorting them again costs ~5-8 ms per 10k)
+        df = df.sort("trial")
+    df = columns.tidy(df)
     objs = list(meta.objectives)
     have = bool(objs) and _has_objectives(df, objs)
     mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)
     df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
     # results.parquet (most of finalize's time: polars encodes, then the fsyncs) is written by a thread while the
-    # fronts and the summary are made, and is in place before summary.json (the last file) is written
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-results") as pool:
+    # fronts and the summary are made (the pareto files by another thread, while the hypervolume is computed), and
+    # every file is in place before summary.json (the last file) is written
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dse-results") as pool:
         results = pool.submit(atomic_write_parquet, df, run_dir / RESULTS)
-        summary = _fronts_and_summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra)
+        summary = _fronts_and_summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra, pool)
         results.result()
     if before_summary is not None:
         before_summary()
@@ -369,14 +373,31 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
 
 
 def _fronts_and_summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective],
-                        wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """`finalize`'s pareto files and summary (not yet written) of the run's rows `df` (with their `pareto` flags)."""
+                        wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None,
+                        pool: ThreadPoolExecutor | None = None) -> dict[str, Any]:
+    """`finalize`'s pareto files (written by `pool` when given, while the summary is made; in place when this
+    returns) and summary (not yet written) of the run's rows `df` (with their `pareto` flags)."""
     front = df.filter(pl.col("pareto"))
-    atomic_write_parquet(front, run_dir / PARETO)
+    writes = []
     nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
+    fronts = [(front, run_dir / PARETO)]
     if nominal is not None and _has_objectives(df, nominal):
-        atomic_write_parquet(df.filter(pl.Series(front_mask(df, nominal, use_stored=False))), run_dir / PARETO_NOMINAL)
+        fronts.append((df.filter(pl.Series(front_mask(df, nominal, use_stored=False))), run_dir / PARETO_NOMINAL))
+    for rows, path in fronts:
+        if pool is None:
+            atomic_write_parquet(rows, path)
+        else:
+            writes.append(pool.submit(atomic_write_parquet, rows, path))
+    try:
+        return _summary(run_dir, meta, df, front, have, objs, wall_time_s, trials_this_run, extra)
+    finally:
+        for w in writes:
+            w.result()
 
+
+def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, front: pl.DataFrame, have: bool, objs: list[Objective],
+             wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The summary of the run's rows `df` and its front rows `front`."""
     feas = df.filter(pl.col("feasible")) if df.height else df
     summary: dict[str, Any] = {
         "study": meta.name, "sampler": meta.sampler, "seed": meta.seed,

@@ -11,6 +11,15 @@ from typing import Any
 
 import numpy as np
 
+class Normalized(dict):
+    """Metric columns as `dse.study.evaluator.normalize` gives them (or taken from such columns: rows of them,
+    gathered or sliced), so that `normalize` passes them on as they are: a study's generation went through it
+    three times (the model's result, the result cache, the scoring), each a pass over its ~50 columns and its
+    reasons."""
+
+    __slots__ = ()
+
+
 # ~8 bytes per cell: 25M cells ≈ 200 MB at most, whatever the number of metrics of the mix
 MAX_CELLS = 25_000_000
 

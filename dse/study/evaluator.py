@@ -20,6 +20,7 @@ from dse.evaluate.table import reference_throughputs
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
 from dse.model.technology import default_technology, load_technology
+from dse.study.cache import Normalized
 from dse.study.knobs import POOL_PREFIX, registry_name
 from dse.workloads.scenarios import load_mix
 
@@ -113,8 +114,11 @@ def prefill_arrays(columns: dict[str, np.ndarray], tech: Any) -> DesignArrays | 
 
 
 def normalize(metrics: dict[str, Any], n: int) -> dict[str, np.ndarray]:
-    """Every metric as an (n,) numpy array; `feasible` bool and `reason` str are always present."""
-    out: dict[str, np.ndarray] = {}
+    """Every metric as an (n,) numpy array; `feasible` bool and `reason` str are always present (a `Normalized`
+    is returned as it is)."""
+    if type(metrics) is Normalized:
+        return metrics
+    out: dict[str, np.ndarray] = Normalized()
     for k, v in metrics.items():
         a = np.asarray(v)
         if a.ndim == 0:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from dse.errors import DseUserError
+from dse.study.cache import Normalized
 from dse.study.ray_head import LocalHead, apply_env, find_token, quiet_connect
 
 Columns = dict[str, np.ndarray]
@@ -345,6 +346,12 @@ def unpack_columns(packed: tuple) -> Any:
 MODEL_PROCESS_JOINT = 2
 
 
+def _rows(r: Columns, sl: slice) -> Columns:
+    """Rows `sl` of a chunk's result columns (still `Normalized` when they were)."""
+    out = {k: v[sl] for k, v in r.items()}
+    return Normalized(out) if type(r) is Normalized else out
+
+
 def evaluate_jointly(evaluate: Callable[[Columns], list], batches: list[Columns]) -> list[list]:
     """Evaluate several batches with one call of `evaluate` (batch columns -> [(slice, result or EvalError)], as
     `SerialExecutor.evaluate` gives) and return each batch's own [(slice, result)] (slices into that batch). The
@@ -362,7 +369,7 @@ def evaluate_jointly(evaluate: Callable[[Columns], list], batches: list[Columns]
             a, b = max(s.start, start), min(s.stop, stop)
             if a < b:
                 mine.append((slice(a - start, b - start), r if isinstance(r, EvalError) else
-                             {k: v[a - s.start: b - s.start] for k, v in r.items()}))
+                             _rows(r, slice(a - s.start, b - s.start))))
         out.append(mine)
         start = stop
     return out

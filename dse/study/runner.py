@@ -45,7 +45,7 @@ import optuna
 import polars as pl
 
 from dse.errors import DseUserError
-from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, reference_array
+from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix, objective_values, reference_array
 from dse.runs.columns import without_internal
 from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
@@ -58,7 +58,7 @@ from dse.study.grid import run_grid
 from dse.study.probe import check_study
 from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
 from dse.pareto import to_minimization
-from dse.study.cache import ResultCache
+from dse.study.cache import Normalized, ResultCache
 from dse.study.samplers import KnobCodec, batch_seed, design_keys, make_generation_sampler, make_sampler
 from dse.study.spec import Study
 from dse.study.storage import (MirrorProcess, OptunaMirror, frozen_trials, iso_utc, mirror_writer_lock, set_outcome,
@@ -746,7 +746,8 @@ class StudyRunner:
         if not errors and not self.cache.full:  # every design of the batch is stored now: one gather per column
             at = self.cache.find(keys)
             if (at >= 0).all():
-                return [(slice(0, n), {k: self.cache.store[k][at] for k in template})]
+                store = self.cache.store
+                return [(slice(0, n), Normalized({k: store[k][at] for k in template}))]
         merged: dict[str, np.ndarray] = {}
         hit = src >= 0
         for k, v in template.items():
@@ -777,7 +778,7 @@ class StudyRunner:
             while stop < n and errors.get(stop) is e:
                 stop += 1
             s = slice(start, stop)
-            results.append((s, e if e is not None else {k: v[s] for k, v in merged.items()}))
+            results.append((s, e if e is not None else Normalized({k: v[s] for k, v in merged.items()})))
             start = stop
         return results
 
@@ -908,14 +909,18 @@ class StudyRunner:
         failed = np.zeros(n, dtype=bool)
         ok_parts = [(s, r) for s, r in results if not isinstance(r, EvalError)]
         # each metric's column type, from the first chunk's results: strings as objects
-        types = {k: _column_type(np.asarray(v).dtype) for k, v in ok_parts[0][1].items()} if ok_parts else {}
+        types, same = self._column_types(ok_parts[0][1]) if ok_parts else ({}, False)
         whole = normalize(ok_parts[0][1], n) if len(results) == 1 and ok_parts and results[0][0] == slice(0, n) \
             else None
-        if whole is not None and all(whole[k].shape == (n,) for k in types if k in whole):
+        shape = (n,)
+        if whole is not None and all(whole[k].shape == shape for k in types if k in whole):
             # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns are
             # the metrics (converted where their type differs; a column with a non-finite value is copied below)
-            metrics = {k: (whole[k] if whole[k].dtype == t else np.array(whole[k], dtype=t)) if k in whole
-                       else np.zeros(n, dtype=t) for k, t in types.items()}
+            if same and whole is ok_parts[0][1]:  # (normalized already: every column of its type)
+                metrics = dict(whole)
+            else:
+                metrics = {k: (whole[k] if whole[k].dtype == t else np.array(whole[k], dtype=t)) if k in whole
+                           else np.zeros(n, dtype=t) for k, t in types.items()}
         else:
             metrics = {k: np.full(n, "", dtype=object) if t == object else np.zeros(n, dtype=t)
                        for k, t in types.items()}
@@ -929,7 +934,7 @@ class StudyRunner:
                         if k in r:
                             metrics[k][s] = r[k]
         floats = [v for v in metrics.values() if v.dtype.kind == "f"]
-        if floats and not np.isfinite(np.vstack(floats)).all():
+        if floats and not np.isfinite(np.concatenate(floats)).all():
             for k, v in metrics.items():  # a model bug must not put NaN/inf in results.parquet or on a front
                 if v.dtype.kind == "f":
                     bad_k = ~np.isfinite(v)
@@ -965,7 +970,7 @@ class StudyRunner:
                 continue
             try:
                 with np.errstate(all="ignore"):
-                    Y[:, j] = objective_matrix(env, [o])[:, 0]
+                    Y[:, j] = objective_values(o, env) if n else objective_matrix(env, [o])[:, 0]
             except (KeyError, ValueError, TypeError, RecursionError, OverflowError) as exc:
                 raise DseUserError(f"objective `{o.metric}` cannot be evaluated: {type(exc).__name__}: {exc}; "
                                    "fix the study's objectives") from None
@@ -982,8 +987,10 @@ class StudyRunner:
         reason[rows] = err[rows]
         rows = ~feasible & ~failed & ~model_ok.astype(bool)
         if rows.any():  # the model's reason; a few distinct texts, converted once each
-            text, inverse = np.unique(np.asarray(model_reason)[rows].astype(str), return_inverse=True)
-            reason[rows] = np.array([t or "infeasible" for t in text.tolist()], dtype=object)[inverse.ravel()]
+            texts = np.asarray(model_reason)[rows].tolist()
+            index: dict[Any, int] = {}
+            codes = [index.setdefault(t, len(index)) for t in texts]
+            reason[rows] = np.array([str(t) or "infeasible" for t in index], dtype=object)[codes]
         rows = ~feasible & ~failed & model_ok.astype(bool)
         if rows.any():  # the violated constraints, one text per pattern of violations
             violated = cmat[rows, 1:] > 0
@@ -997,6 +1004,23 @@ class StudyRunner:
             text = ["violates " + "; ".join(self.constraint_names[j + 1] for j in p) for p in patterns]
             reason[rows] = np.array(text, dtype=object)[inverse.ravel()]
         return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
+
+    def _column_types(self, first: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Each metric's column type in `score` (`_column_type`) from a chunk's results `first`, and whether each of
+        its columns has that type already; kept per run for the few sets of (metric, dtype) a run's chunks have."""
+        try:
+            key = (tuple(first), tuple([v.dtype for v in first.values()]))
+        except AttributeError:  # (a column that is not an array)
+            key = None
+        memo = self.__dict__.setdefault("_types_memo", {})
+        hit = memo.get(key) if key is not None else None
+        if hit is None:
+            types = {k: _column_type(np.asarray(v).dtype) for k, v in first.items()}
+            same = key is not None and all(np.asarray(v).dtype == t for v, t in zip(first.values(), types.values()))
+            hit = (types, same)
+            if key is not None and len(memo) < 64:
+                memo[key] = hit
+        return hit
 
     def frame(self, base: dict[str, Any], cols: dict[str, np.ndarray], sc: dict[str, Any],
               extra: dict[str, Any] | None = None, violation: np.ndarray | None = None) -> pl.DataFrame:
@@ -1173,17 +1197,32 @@ class StudyRunner:
         in order; runs of `_GenerationRecords` with the same key metrics are turned into text by one
         `TrialRecords.batch`."""
         out: list[str] = []
+        for texts in self._record_runs(gens):
+            out.extend(texts)
+        return out
+
+    def _record_lines(self, gens: list[Any], head: str) -> bytes:
+        """The journal lines (`head` + record[1:], each ended by a newline) of `_record_texts(gens)`, as the bytes
+        the journal gets: runs of `_GenerationRecords` joined by polars (`TrialRecords.batch(head=...)`), with no
+        Python text per trial (the writer thread that builds them holds the interpreter lock less)."""
+        return b"".join(texts if isinstance(texts, bytes) else ("".join(head + b[1:] + "\n" for b in texts)).encode()
+                        for texts in self._record_runs(gens, head))
+
+    def _record_runs(self, gens: list[Any], head: str | None = None) -> list[Any]:
+        """`_record_texts` by runs: each list of texts as it is, each run of `_GenerationRecords` with the same key
+        metrics turned into text by one `TrialRecords.batch` (with `head`: its journal lines' bytes)."""
+        out: list[Any] = []
         run: list[_GenerationRecords] = []
 
         def close_run() -> None:
             if run:
-                out.extend(self._batch_texts(run))
+                out.append(self._batch_texts(run, head))
                 run.clear()
 
         for g in gens:
             if not isinstance(g, _GenerationRecords):
                 close_run()
-                out.extend(g)
+                out.append(g)
                 continue
             if run and [(k, v.dtype.kind) for k, v in run[0].key_cols.items()] != [
                     (k, v.dtype.kind) for k, v in g.key_cols.items()]:
@@ -1192,8 +1231,9 @@ class StudyRunner:
         close_run()
         return out
 
-    def _batch_texts(self, gens: list["_GenerationRecords"]) -> list[str]:
-        """`TrialRecords.batch` of generations with the same key metrics, at once."""
+    def _batch_texts(self, gens: list["_GenerationRecords"], head: str | None = None) -> list[str] | bytes:
+        """`TrialRecords.batch` of generations with the same key metrics, at once (with `head`: their journal
+        lines' bytes)."""
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(g, name) for g in gens])
 
@@ -1208,7 +1248,7 @@ class StudyRunner:
         which = np.repeat(np.arange(len(gens)), sizes)  # each row's generation
         start, complete = ([g.start for g in gens], which), ([g.complete for g in gens], which)
         return self.records.batch(knobs, cat("failed"), Y, sys_cols, cat("feasible"), cat("reason"), key_items,
-                                  start, complete)
+                                  start, complete, head=head)
 
     def _journal_flush(self, mirror: OptunaMirror) -> None:
         """The journal lines of the generations stored since the last flush, built and appended at once by the
@@ -1216,7 +1256,7 @@ class StudyRunner:
         CPU s; the lines are ~0.06 s of work the thread does beside it)."""
         if self.pending:
             gens, self.pending = self.pending, []
-            mirror.add_records(lambda: self._record_texts(gens), count=self._pending_trials)
+            mirror.add_records(lambda head: self._record_lines(gens, head), count=self._pending_trials)
         self._flushed = time.perf_counter()
         self._pending_trials = 0
 
