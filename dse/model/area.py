@@ -989,19 +989,31 @@ class _Reasons:
             self.add(i, [f"{pre}{v}{mid}{lim}{post}" for v, lim in zip(_whole(value[i]), _whole(limit[i]))])
 
     def flag(self, flags: _Flags) -> None:
-        """Flag every row gathered, its texts joined, in one `_Flags.flag`."""
+        """Flag every row gathered, its texts joined after the reason it had (as `_Flags.flag` of each check in turn):
+        the joins per row in Python (f-strings) on the rows two texts meet, the others' texts assigned as they are."""
         if not self.parts:
             return
-        bad = np.zeros(self.n, dtype=bool)
+        hit = np.zeros(self.n, dtype=bool)
+        for rows, _ in self.parts:
+            hit[rows] = True
+        idx = np.flatnonzero(hit)
+        prior = flags.reason[idx]
+        had = prior.astype(bool)  # (a str's truth: not "")
         msgs = np.empty(self.n, dtype=object)
+        bad = np.zeros(self.n, dtype=bool)
+        if np.count_nonzero(had):
+            msgs[idx[had]] = prior[had]
+            bad[idx[had]] = True
         for rows, texts in self.parts:
-            t = np.array(texts, dtype=object)
-            again = bad[rows]
-            if again.any():
-                t[again] = msgs[rows[again]] + "; " + t[again]
-            msgs[rows] = t
+            again = np.flatnonzero(bad[rows])
+            if again.size:
+                texts = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
+                for p, o in zip(again.tolist(), msgs[rows[again]].tolist()):
+                    texts[p] = f"{o}; {texts[p]}"
+            msgs[rows] = texts
             bad[rows] = True
-        flags.flag(bad, msgs)
+        flags.reason[idx] = msgs[idx]
+        flags.valid[idx] = False
 
 
 TEXT_ARRAYS_FROM = 256  # values from which `_whole` and `_each_text` take numpy's path (its fixed cost pays there)
