@@ -7,9 +7,11 @@ cells) and stops growing when full (later repeats are then evaluated again, neve
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
+
 
 class Normalized(dict):
     """Metric columns as `dse.study.evaluator.normalize` gives them (or taken from such columns: rows of them,
@@ -36,8 +38,7 @@ class ResultCache:
 
     def find(self, keys: list[bytes]) -> np.ndarray:
         """Store row of each key, -1 when absent."""
-        get = self.index.get
-        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        return np.fromiter(map(self.index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
 
     def add(self, keys: list[bytes], metrics: dict[str, np.ndarray]) -> None:
         """Keep the metric rows of evaluated designs (`metrics`: normalised columns, one row per key)."""

@@ -556,18 +556,21 @@ class StudyRunner:
             n = len(keys)
             sc = collect()
             t_done = dt.datetime.now()
+            # in-process, the generations in flight are evaluated together: when the next one's results came with
+            # this one's, its part follows this one's soon, and waits for this one's flush to disk (at most one part
+            # not yet on disk: a file and a folder fsync, ~4-10 ms); this part is then written before the sampler
+            # observes this generation and breeds the next one, which the flush overlaps
+            store_first = self._together is not None and not self._together and bool(flight)
+            if store_first:
+                data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
             ga.observe(X, *sc["fitness"])
             if len(flight) <= lag and self._more(asked, t0):
                 ask_next()  # the model starts on it now
-            repeat = self._repeats(keys)
+            if not store_first:
+                data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
             done += n
             new += n
             last = not flight
-            data, Y, _, records = self._array_batch(done - n, X, cols, sc, repeat, t_start, t_done, g)
-            try:
-                parts.write_columns(g, data)  # system of record first
-            except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
-                parts.write(g, columns_frame(_listed(data)))
             if background is not None:
                 background.sync(g)
             elif self.defer_records:
@@ -583,6 +586,17 @@ class StudyRunner:
                 self.frames[-FRAME_EVERY:] = self._framer.submit(_stored_frame, self.frames[-FRAME_EVERY:]),
             self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
+
+    def _store(self, parts: PartStore, g: int, done: int, X: np.ndarray, cols: dict[str, np.ndarray],
+               keys: list[bytes], sc: dict[str, Any], t_start: dt.datetime, t_done: dt.datetime) -> tuple:
+        """Write generation `g` (its trials numbered from `done`) as its part: (its columns, objective matrix,
+        journal records) as `_array_batch` gives them."""
+        data, Y, _, records = self._array_batch(done, X, cols, sc, self._repeats(keys), t_start, t_done, g)
+        try:
+            parts.write_columns(g, data)  # system of record first
+        except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
+            parts.write(g, columns_frame(_listed(data)))
+        return data, Y, records
 
     def _ask(self, ga: Any, b: int, done: int) -> tuple:
         """Breed batch `b` (`done`: trials stored or asked before it) and hand its new designs to the model: (b, X,

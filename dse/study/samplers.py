@@ -412,8 +412,11 @@ def _hashable(v: Any) -> Any:
 
 def design_keys(X: np.ndarray) -> list[bytes]:
     """One hashable key per design row (NaN = inactive knob, all NaNs equal)."""
-    Z = np.where(np.isnan(X), -np.inf, X) + 0.0  # + 0.0: -0.0 and 0.0 are the same design
-    return [r.tobytes() for r in np.ascontiguousarray(Z)]
+    Z = np.ascontiguousarray(np.where(np.isnan(X), -np.inf, X) + 0.0)  # + 0.0: -0.0 and 0.0 are the same design
+    if Z.ndim != 2 or Z.shape[1] == 0:
+        return [r.tobytes() for r in Z]
+    # each row's bytes at once: the rows as one void item each, whose tolist() is their bytes
+    return Z.view(np.dtype((np.void, Z.shape[1] * Z.itemsize))).ravel().tolist()
 
 
 # -- NSGA-II on arrays ------------------------------------------------------------------------------
