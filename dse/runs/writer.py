@@ -359,46 +359,45 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     have = bool(objs) and _has_objectives(df, objs)
     mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)
     df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
-    # results.parquet (most of finalize's time: polars encodes, then the fsyncs) is written by a thread while the
-    # fronts and the summary are made (the pareto files by another thread, while the hypervolume is computed), and
-    # every file is in place before summary.json (the last file) is written
+    # results.parquet (most of finalize's time: polars encodes, then the fsyncs) and the pareto files are written by
+    # threads while the summary is made, and are in place before summary.json (the last file) is written. What the
+    # summary reads of the rows (the fronts, the feasible rows, their objectives) is taken first: polars' thread pool
+    # is then busy encoding the files, and a polars operation of the summary would wait for it
+    fronts, inputs = _summary_inputs(run_dir, df, have, objs)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dse-results") as pool:
-        results = pool.submit(atomic_write_parquet, df, run_dir / RESULTS)
-        summary = _fronts_and_summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra, pool)
-        results.result()
+        writes = [pool.submit(atomic_write_parquet, df, run_dir / RESULTS)]
+        writes += [pool.submit(atomic_write_parquet, rows, path) for rows, path in fronts]
+        try:
+            summary = _summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra, *inputs)
+        finally:
+            for w in writes:
+                w.result()
     if before_summary is not None:
         before_summary()
     write_json(run_dir / SUMMARY_JSON, summary)
     return summary
 
 
-def _fronts_and_summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective],
-                        wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None,
-                        pool: ThreadPoolExecutor | None = None) -> dict[str, Any]:
-    """`finalize`'s pareto files (written by `pool` when given, while the summary is made; in place when this
-    returns) and summary (not yet written) of the run's rows `df` (with their `pareto` flags)."""
+def _summary_inputs(run_dir: Path, df: pl.DataFrame, have: bool, objs: list[Objective]) -> tuple[list, tuple]:
+    """`finalize`'s pareto files' rows (with their paths) and what the summary reads of the run's rows `df` (with
+    their `pareto` flags): the front rows, the feasible rows, the objective matrices of both (None without
+    objectives or feasible rows)."""
     front = df.filter(pl.col("pareto"))
-    writes = []
-    nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
     fronts = [(front, run_dir / PARETO)]
+    nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
     if nominal is not None and _has_objectives(df, nominal):
         fronts.append((df.filter(pl.Series(front_mask(df, nominal, use_stored=False))), run_dir / PARETO_NOMINAL))
-    for rows, path in fronts:
-        if pool is None:
-            atomic_write_parquet(rows, path)
-        else:
-            writes.append(pool.submit(atomic_write_parquet, rows, path))
-    try:
-        return _summary(run_dir, meta, df, front, have, objs, wall_time_s, trials_this_run, extra)
-    finally:
-        for w in writes:
-            w.result()
-
-
-def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, front: pl.DataFrame, have: bool, objs: list[Objective],
-             wall_time_s: float, trials_this_run: int, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The summary of the run's rows `df` and its front rows `front`."""
     feas = df.filter(pl.col("feasible")) if df.height else df
+    Y_front = Y_feas = None
+    if have and feas.height:
+        Y_front, Y_feas = objective_matrix(front, objs), objective_matrix(feas, objs)
+    return fronts, (front, feas, Y_front, Y_feas)
+
+
+def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective], wall_time_s: float,
+             trials_this_run: int, extra: dict[str, Any] | None, front: pl.DataFrame, feas: pl.DataFrame,
+             Y_front: np.ndarray | None, Y_feas: np.ndarray | None) -> dict[str, Any]:
+    """The summary of the run's rows `df`, from `_summary_inputs`."""
     summary: dict[str, Any] = {
         "study": meta.name, "sampler": meta.sampler, "seed": meta.seed,
         "budget": meta.budget, "trials": df.height,
@@ -417,11 +416,11 @@ def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, front: pl.DataFrame
             ref = derived
     if have and feas.height and ref is not None:
         maximize = maximize_of(objs)
-        summary["hypervolume"] = front_hypervolume(objective_matrix(front, objs), ref, maximize)
+        summary["hypervolume"] = front_hypervolume(Y_front, ref, maximize)
         summary["reference_point"] = reference_dict(objs, ref)
         summary["reference_point_rule"] = meta.reference_point_rule or STUDY_RULE
         best = {}
-        Yf = objective_matrix(feas, objs)
+        Yf = Y_feas
         for j, (o, mx) in enumerate(zip(objs, maximize)):
             col = np.where(np.isfinite(Yf[:, j]), Yf[:, j], -np.inf if mx else np.inf)
             i = int(np.argmax(col) if mx else np.argmin(col))

@@ -582,8 +582,15 @@ class StudyRunner:
             else:
                 mirror.add_rows(columns_frame(_listed(data)), dists, records)
             self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
-            if len(self.frames) >= FRAME_EVERY and isinstance(self.frames[-FRAME_EVERY], dict):
-                self.frames[-FRAME_EVERY:] = self._framer.submit(_stored_frame, self.frames[-FRAME_EVERY:]),
+            # the generations not framed yet, framed by the thread: every FRAME_EVERY, and before the last generation
+            # (when its asking is over and it is the one left in flight), so that the run's end frames that one alone
+            waiting = 0  # generations' columns at the end of self.frames (at most FRAME_EVERY)
+            for f in reversed(self.frames):
+                if not isinstance(f, dict) or waiting == FRAME_EVERY:
+                    break
+                waiting += 1
+            if waiting == FRAME_EVERY or (waiting > 1 and len(flight) == 1 and not self._more(asked, t0)):
+                self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
             self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return new, done
 
