@@ -111,14 +111,16 @@ def test_cooled_reasons_are_numpys_text():
 
 
 def test_design_constants_one_conversion_is_the_column_writes():
+    """The numpy constants (`_constants_numpy`, the compiled pass's reference): one conversion of the columns, or
+    column writes where a constant is a scalar."""
     hw, cal = _hw(200, 5), load_calibration(None)
-    got = step_kernel._design_constants(hw, cal, perf.compute_peak, perf.sram_rate, perf.fill_time_s,
-                                        perf._collective_class)
+    got = step_kernel._constants_numpy(hw, cal, perf.compute_peak, perf.sram_rate, perf.fill_time_s,
+                                       perf._collective_class)
     assert got.flags.c_contiguous and got.dtype == np.float64 and got.shape == (hw.n, len(step_kernel._HW))
 
     # a constant given as a scalar (here the SRAM rate) takes the column writes: the other columns are the same
     scalar = lambda h: tuple(np.asarray(x) for x in perf._collective_class(h))  # noqa: E731
-    table = step_kernel._design_constants(hw, cal, perf.compute_peak, lambda h, c: 2.5e12, perf.fill_time_s, scalar)
+    table = step_kernel._constants_numpy(hw, cal, perf.compute_peak, lambda h, c: 2.5e12, perf.fill_time_s, scalar)
     assert (table[:, step_kernel._H["sram_bps"]] == 2.5e12).all()
     keep = [i for i, f in enumerate(step_kernel._HW) if f not in ("sram_bps", "sram_den")]
     assert_bit_equal({"t": table[:, keep]}, {"t": got[:, keep]}, "design constants")

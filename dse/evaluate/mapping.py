@@ -306,6 +306,18 @@ def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres
     return StepEval(t, e)
 
 
+_KERNEL_MODULES: list = []  # (step_kernel, design_kernel, cnn_kernel) once imported (`_kernel_modules`)
+
+
+def _kernel_modules() -> list:
+    """The compiled kernels' modules (step_kernel, design_kernel, cnn_kernel), imported on the compiled path's first
+    use (they import numba) and kept: no import statement per call."""
+    if not _KERNEL_MODULES:
+        from dse.model import cnn_kernel, design_kernel, step_kernel
+        _KERNEL_MODULES[:] = (step_kernel, design_kernel, cnn_kernel)
+    return _KERNEL_MODULES
+
+
 _NUMERIC = tuple(k for k, metric in SCENARIO.items() if metric.numeric)  # the registry's numeric scenario metrics
 
 
@@ -774,8 +786,8 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
     feasible = ch.plan >= 0
     tab = None if ch.blocks is None else _plan_ints(t)
     if tab is not None:  # the compiled choice: its numbers in one pass (the same operations as below)
-        from dse.model.step_kernel import OUT_FLOAT, OUT_INT
-        from dse.model import design_kernel as dk
+        sk, dk, _ = _kernel_modules()
+        OUT_FLOAT, OUT_INT = sk.OUT_FLOAT, sk.OUT_INT
         block = np.zeros((len(_NUMERIC), n))
         m = dict(zip(_NUMERIC, block))
         plan_block = np.zeros((len(_PLAN_FIELDS), n), np.int64)
@@ -1134,7 +1146,7 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     `perf.step_times`' compiled path. `base`: the calibration `cal` was derived from by `for_phase` (the same
     per-design constants: the phase changes a per-step cost only), whose constants the LLM scenarios' mappings of
     the same designs have computed already (`compiled_tables`' `design_cal`)."""
-    from dse.model import cnn_kernel as ck
+    ck = _kernel_modules()[2]
     sk = compiled_kernel()
     n = hw.n
     tables = compiled_tables(sk, stacked_tables(_compressed(t.steps)), hw, cal, base)

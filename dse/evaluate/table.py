@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.catalog import load_catalog_design
-from dse.model.memo import by_identity
+from dse.model.memo import by_identities, by_identity
 from dse.evaluate.metrics import DESIGN, NUMPY_DTYPES, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
@@ -70,30 +70,32 @@ for _name, _m in SCENARIO.items():
 assert set(_BY_DTYPE) <= {"float", "int", "bool", "str"}
 _FLOAT, _INT = _BY_DTYPE.get("float", ()), _BY_DTYPE.get("int", ())
 _OTHER = _BY_DTYPE.get("bool", ()) + _BY_DTYPE.get("str", ())
+_NUMBERS = _FLOAT + _INT  # the rows of `_scenario_columns`' block: the float metrics, then the int ones
+_INT_ROWS = slice(len(_FLOAT), len(_NUMBERS))
 
 
 def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None
                       ) -> dict[str, np.ndarray]:
     """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
-    shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one block per
-    dtype (one allocation instead of one per metric, per scenario and call), each block written at once (its
-    metrics stacked, a missing one as zeros; metric by metric where one is not a column of len(idx): a scalar)."""
-    blocks = np.zeros((len(_FLOAT), n)), np.zeros((len(_INT), n), np.int64)
+    shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one float block
+    (one allocation instead of one per metric, per scenario and call), written at once (its metrics stacked, a missing
+    one as zeros; metric by metric where one is not a column of len(idx): a scalar); the int metrics its last rows
+    cast (as a write into an int column casts: truncated)."""
+    block = np.zeros((len(_NUMBERS), n))
     if metrics is not None and len(idx):
         zero = np.zeros(len(idx))
-        for names, block in zip((_FLOAT, _INT), blocks):
-            try:
-                rows = np.array([metrics.get(name, zero) for name in names])
-            except ValueError:  # (ragged: a scalar among the columns)
-                rows = None
-            if rows is not None and rows.shape == (len(names), len(idx)):
-                block[:, idx] = rows  # (an int metric given as floats truncated, as a write of the column casts)
-            else:
-                for j, name in enumerate(names):
-                    if name in metrics:  # (a metric missing keeps its zeros)
-                        block[j, idx] = metrics[name]
-    part = dict(zip(_FLOAT, blocks[0]))
-    part.update(zip(_INT, blocks[1]))
+        try:
+            rows = np.array([metrics.get(name, zero) for name in _NUMBERS], float)
+        except (ValueError, TypeError):  # (ragged: a scalar among the columns)
+            rows = None
+        if rows is not None and rows.shape == (len(_NUMBERS), len(idx)):
+            block[:, idx] = rows
+        else:
+            for j, name in enumerate(_NUMBERS):
+                if name in metrics:  # (a metric missing keeps its zeros)
+                    block[j, idx] = metrics[name]
+    part = dict(zip(_FLOAT, block))
+    part.update(zip(_INT, block[_INT_ROWS].astype(np.int64)))
     for name in _OTHER:
         part[name] = SCENARIO[name].empty(n)
         if metrics is not None and name in metrics:
@@ -139,7 +141,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     hw, out, ok, reason = design_metrics(arr)
     n = hw.n
     hw.deployment = {k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in (deployment or {}).items()}
-    ref = reference if reference is not None else reference_throughputs(mix, cal, tech)
+    ref = reference if reference is not None else _reference(mix, cal, tech)
     log_sum = np.zeros(n)
     weight_sum = 0.0
     usd_mtok = np.zeros(n)
@@ -217,7 +219,19 @@ def _json(model) -> str:
 def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = None) -> dict[str, float]:
     """Throughput of the mix's reference design (default H100-SXM) per scenario on `tech` (default:
     the built-in technology); 1.0 where it cannot run."""
-    tech = tech or default_technology()
+    return dict(_reference(mix, cal, tech or default_technology()))
+
+
+_REFERENCE_IDS: dict[tuple[int, ...], tuple] = {}  # ids of (mix, calibration, technology) → (them, their throughputs)
+
+
+def _reference(mix: Mix, cal: Calibration, tech: Technology) -> dict[str, float]:
+    """`reference_throughputs`' cached dict itself (read only), found by the (frozen) objects' identities first."""
+    return by_identities(_REFERENCE_IDS, (mix, cal, tech), _reference_values)
+
+
+def _reference_values(mix: Mix, cal: Calibration, tech: Technology) -> dict[str, float]:
+    """`reference_throughputs` by the JSON of the mix, calibration and technology (equal objects share it)."""
     ref_name = getattr(mix, "reference_design", None) or "H100-SXM"
     key = (_json(mix), _json(cal), ref_name, _json(tech))
     if key not in _REFERENCE_CACHE:
@@ -229,7 +243,7 @@ def reference_throughputs(mix: Mix, cal: Calibration, tech: Technology | None = 
             thr = float(res.metrics["throughput"][0]) if res.feasible[0] else 0.0
             vals[entry.scenario.name] = thr if thr > 0 else 1.0
         _REFERENCE_CACHE[key] = vals
-    return dict(_REFERENCE_CACHE[key])
+    return _REFERENCE_CACHE[key]
 
 
 def evaluate_design(design, mix: Mix | str, *, software: str | None = None, tech: Technology | None = None,

@@ -1,6 +1,9 @@
 """Compiled path of the design-level money, power and supply voltage: `cost.chip_cost`, `power.chip_power` and
 `voltage`'s Newton solve of many designs in one numba pass each (one loop over the designs, scalars, no temporaries), the same arithmetic as their numpy code, term
 by term in the order numpy evaluates it, so both give the same bits (tests/test_m128c_design_kernel.py compares).
+The same for what the mapping reads of each design: `perf.HwView.from_arrays`' float fields (`hw_kernel`), the step
+kernels' per-design constants (`constants_kernel`), `perf.compute_peak` (`peak_kernel`) and a pipeline hop's time
+(`sendrecv_kernel`) (tests/test_m128g_hw_view.py, test_m128g_constants.py).
 
 At a few hundred designs per call the numpy path's ~150 array passes cost more than the arithmetic they do (each
 pass ~1 µs of call overhead); here a call costs the loop. The powers (yields, package yields) are libm's `pow`, taken
@@ -288,6 +291,136 @@ def llm_result_kernel(o_int, o_float, ci, cf, tab, out_len, rows, m, plans, code
         code[d] = 1 if share >= 1.0 else 2
 
 
+# per-design inputs of `constants_kernel`, rows of one float array: the `perf.HwView` fields `step_kernel.design_table`
+# derives its constants from (the bools as 0 / 1; the clock in Hz, the memory's stream efficiency)
+CONST_ROW = ("rows", "cols", "cores", "dataflow", "rdma", "sparsity", "vector_flops", "bf16", "fp16", "sram_bw",
+             "mem_bw", "stream", "clock", "sram_bytes", "d2d_share", "d2d_bw", "link_bw", "link_lat", "topo", "e_sram",
+             "e_mem", "e_link")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def constants_kernel(v, sc, out):
+    """`step_kernel._design_constants` of every design (columns of `v`, rows CONST_ROW) into `out` (designs,
+    `step_kernel._HW`): `sc` the calibration's scalars (compute_eff_max, kernel gap s, mem_eff_max, memory ramp s,
+    sram_eff_max, link_eff, collective floor s) and whether any design splits its SRAM traffic over dies. The same
+    operations per element as the numpy code (`perf._collective_class`, `compute_peak(hw, "bf16")`, `sram_rate`,
+    `fill_time_s`), in its order."""
+    eff, gap_s, mem_eff, ramp_s, sram_eff, link_eff, floor_s, d2d = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], \
+        sc[7] != 0.0
+    for d in range(v.shape[1]):
+        rows, cols = v[0, d], v[1, d]
+        dyn = v[3, d] == 0.0
+        rdma = v[4, d] != 0.0
+        lib = dyn or rdma
+        vf = v[6, d]
+        bf, fp = v[7, d], v[8, d]
+        peak = fp if fp > 0 else bf  # compute_peak's bf16 fallbacks: fp16, then bf16 over it
+        peak = bf if bf > 0 else peak
+        vec = vf if vf > 0 else peak / _mx(rows, 1.0)
+        mem_bw = v[10, d]
+        mem = mem_bw * v[11, d] * mem_eff
+        sram_bps = _mx(v[9, d] * sram_eff, mem)
+        out[d, 0], out[d, 1], out[d, 2] = rows, cols, v[2, d]
+        out[d, 3], out[d, 4] = 1.0 if dyn else 0.0, v[5, d]
+        out[d, 5] = _mx(vec * eff, 1.0)
+        out[d, 6] = gap_s if dyn else (rows + cols) / _mx(v[12, d], 1.0)
+        out[d, 7] = _mx(mem, 1.0)
+        out[d, 8] = ramp_s * (1.0 if dyn else 0.0)
+        out[d, 9] = 1.0 if mem_bw > 0 else 0.0
+        out[d, 10], out[d, 11], out[d, 12] = v[13, d], _mx(sram_bps, 1.0), sram_bps
+        out[d, 13] = v[14, d] if d2d else 0.0
+        out[d, 14] = _mx(v[15, d], 1.0) if d2d else 1.0
+        out[d, 15], out[d, 16], out[d, 17] = _mx(v[16, d] * link_eff, 1.0), v[17, d], v[18, d]
+        out[d, 18] = floor_s if lib else 0.0
+        out[d, 19], out[d, 20], out[d, 21] = v[19, d], v[20, d], v[21, d]
+        out[d, 22] = 1.0 if lib else 0.0
+        out[d, 23] = 1.0 if (dyn and not rdma) else 0.0
+
+
+# per-design inputs of `hw_kernel`, rows of one float array: the `arrays.DesignArrays` columns and `area.AreaBreakdown`
+# fields `perf.HwView.from_arrays` scales (is_cache as 0 / 1)
+VIEW_ROW = ("clock_ghz", "vector_flops_per_cycle", "array_rows", "array_cols", "cores", "mem_bw_tbps", "sram_tbps",
+            "sram_mb", "link_gbps", "links", "link_latency_us", "is_cache", "dies", "d2d_tbps")
+# what `hw_kernel` writes per design: `perf.HwView`'s float fields, in this order (then a row per precision of the
+# peaks, then one per precision of the energies)
+VIEW_OUT = ("clock_hz", "vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
+            "link_latency_s", "static_w", "dies", "d2d_bw", "d2d_share")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def hw_kernel(v, peak_tflops, energy, e_row, s_row, bf16, fp16, fp16_peak, crossing, out):
+    """`perf.HwView.from_arrays`' float fields of every design (columns of `v`, rows VIEW_ROW) into `out` (rows
+    VIEW_OUT, then the peak FLOP/s of each precision of `peak_tflops`, then `perf.run_energy` of each of `energy`'s):
+    `e_row` / `s_row` `perf._run_energy_table`'s rows, `bf16` / `fp16` the energy rows of those precisions and
+    `fp16_peak` the peak row of fp16 (-1: none; a chip with fp16 pays an fp16 MAC for a bf16 FLOP), `crossing` the
+    chiplets' SRAM traffic share across a die edge of a scratchpad. The same operations per element as numpy's."""
+    F = len(VIEW_OUT)
+    P, E, W = peak_tflops.shape[0], energy.shape[0], e_row.shape[1]
+    ok = np.empty(P + 1, np.bool_)
+    e = np.empty(E)
+    for d in range(v.shape[1]):
+        clock = v[0, d]
+        out[0, d] = clock * 1e9
+        out[1, d] = v[1, d] * clock * 1e9
+        out[2, d], out[3, d], out[4, d] = v[2, d], v[3, d], v[4, d]
+        out[5, d] = v[5, d] * 1e12
+        out[6, d] = v[6, d] * 1e12
+        out[7, d] = v[7, d] * 1e6
+        out[8, d] = v[8, d] * 1e9 * v[9, d]
+        out[9, d] = v[10, d] * 1e-6
+        out[10, d] = 0.0
+        dies = v[12, d]
+        out[11, d] = dies
+        out[12, d] = v[13, d] * 1e12 * dies
+        cross = 1.0 if v[11, d] != 0.0 else crossing
+        out[13, d] = cross * (dies - 1) / _mx(dies, 1.0) if dies > 1 else 0.0
+        for p in range(P):
+            pk = peak_tflops[p, d] * 1e12
+            out[F + p, d] = pk
+            ok[p] = pk > 0.0
+        ok[P] = True
+        for i in range(E):
+            e[i] = energy[i, d]
+        if bf16 >= 0 and fp16 >= 0 and fp16_peak >= 0 and ok[fp16_peak]:
+            e[bf16] = e[fp16]
+        for i in range(E):
+            val = e[e_row[i, W - 1]]
+            for w in range(W - 2, -1, -1):
+                if ok[s_row[i, w]]:
+                    val = e[e_row[i, w]]
+            out[F + P + i, d] = val
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def peak_kernel(bf16, pk, wide, peak, narrow):
+    """`perf.compute_peak` of every design into `peak` / `narrow`: `bf16` its bf16 peak, `pk` the peaks of the
+    precision's fallbacks the designs' table has, from the last to the first, `wide` whether each is a 16-bit float
+    one (its use clears the narrow path). The same selections per element as numpy's."""
+    for d in range(bf16.shape[0]):
+        p = bf16[d]
+        nar = False
+        for q in range(pk.shape[0]):
+            x = pk[q, d]
+            use = x > 0
+            if use:
+                p = x
+            nar = (nar and not use) if wide[q] else (nar or use)
+        peak[d] = p
+        narrow[d] = nar
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sendrecv_kernel(nbytes, group, link_bw, link_eff, latency, lib, floor_s, out):
+    """`perf.collective_time("sendrecv", nbytes, group, hw, cal)` of every design (rows of `out`) and transfer
+    (columns): over more than one chip the bytes at the links' rate (at least 1 B/s) plus the hop's latency and a
+    library's floor (`lib`), else 0; the same operations per element as numpy's."""
+    for d in range(out.shape[0]):
+        bw = _mx(link_bw[d] * link_eff, 1.0)
+        lat = latency[d] + (floor_s if lib[d] else 0.0)
+        for h in range(out.shape[1]):
+            out[d, h] = nbytes[h] / bw + lat if _mx(group[h], 1.0) > 1 else 0.0
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def voltage_curve(r, out, floor, g1, vt, alpha, inv_alpha, v_floor, steps, tol):
     """`voltage.voltage_ratio` of each clock ratio of `r` (≥ 0) into `out`: `v_floor` below `floor`, 1 at 1, else
@@ -348,4 +481,10 @@ def warm() -> None:
                 np.empty((len(ROWS_OUT), 1)), np.empty((1, 1)), np.empty((1, 1)))
     llm_result_kernel(np.zeros((1, 6), np.int64), np.zeros((1, 8)), i, np.zeros(6, np.int64), np.ones((4, 1), np.int64),
                       1, np.zeros(14, np.int64), np.zeros((33, 1)), np.zeros((6, 1), np.int64), np.zeros(1, np.int64))
+    constants_kernel(np.ones((len(CONST_ROW), 1)), np.ones(8), np.empty((1, 24)))
+    hw_kernel(np.ones((len(VIEW_ROW), 1)), np.ones((1, 1)), np.ones((1, 1)), np.zeros((1, 2), np.int64),
+              np.zeros((1, 2), np.int64), 0, -1, -1, 0.5, np.empty((len(VIEW_OUT) + 2, 1)))
+    peak_kernel(np.ones(1), np.ones((1, 1)), np.zeros(1, np.bool_), np.empty(1), np.empty(1, np.bool_))
+    sendrecv_kernel(np.ones(1), np.full(1, 2.0), np.ones(1), 0.9, np.ones(1), np.zeros(1, np.bool_), 1e-6,
+                    np.empty((1, 1)))
     numpy_log_is_libm()

@@ -127,55 +127,106 @@ class HwView:
         n = arr.n
         area = chip_area(arr) if area is None else area
         dies = np.asarray(area.num_dies, float)
-        ch = arr.tech.chiplets
         # share of SRAM traffic that crosses a die edge on a split: a scratchpad keeps its weights next to
         # the arrays that use them (d2d_tbps_per_sram_tbps crosses); a cache interleaves its addresses
         # over the slices of every die, so (n - 1)/n of its traffic is remote
-        crossing = np.where(np.asarray(getattr(arr, "is_cache", np.zeros(n, bool)), bool), 1.0, ch.d2d_tbps_per_sram_tbps)
+        scratchpad_crossing = arr.tech.chiplets.d2d_tbps_per_sram_tbps
 
         def get(name, default=0.0):
             v = getattr(arr, name, None)
             return np.broadcast_to(np.asarray(default, dtype=float), (n,)).copy() if v is None else np.asarray(v)
 
-        # every precision of the technology's precision_speedup table (0 where the chip lacks it)
-        peak = {p: np.asarray(v, dtype=float) * 1e12 for p, v in arr.peak_tflops.items()}
         epf = getattr(arr, "energy_pj_per_flop", None) or {}
         dataflow = ~np.asarray(arr.is_simt, bool)  # GPUs (simt) launch kernels; systolic chips are scheduled
-        link_bw = get("link_gbps") * 1e9 * get("links")
+        fields = _view_fields(arr, area, dies, epf, scratchpad_crossing)
+        if fields is None:
+            crossing = np.where(np.asarray(getattr(arr, "is_cache", np.zeros(n, bool)), bool), 1.0,
+                                scratchpad_crossing)
+            # every precision of the technology's precision_speedup table (0 where the chip lacks it)
+            peak = {p: np.asarray(v, dtype=float) * 1e12 for p, v in arr.peak_tflops.items()}
+            fields = dict(
+                clock_hz=get("clock_ghz", 1.0) * 1e9,
+                peak_flops=peak,
+                vector_flops=get("vector_flops_per_cycle") * get("clock_ghz") * 1e9,
+                rows=get("array_rows").astype(float),
+                cols=get("array_cols").astype(float),
+                cores=get("cores").astype(float),
+                mem_bw=get("mem_bw_tbps") * 1e12,
+                sram_bw=get("sram_tbps") * 1e12,
+                sram_bytes=get("sram_mb") * 1e6,
+                link_bw=get("link_gbps") * 1e9 * get("links"),
+                link_latency_s=get("link_latency_us") * 1e-6,
+                # (each an (n,) float64 column, a DesignArrays' as it is: run_energy's one gather, whose columns are new)
+                energy_pj_per_flop=run_energy({p: kernel_column(v, n) for p, v in epf.items()}, peak),
+                static_w=get("static_w"),
+                dies=dies,
+                d2d_bw=np.asarray(area.d2d_tbps, float) * 1e12 * dies,
+                d2d_share=np.where(dies > 1, crossing * (dies - 1) / np.maximum(dies, 1.0), 0.0),
+            )
         return cls(
             mem_stream_eff=_memory_stream_efficiency(arr),
-            clock_hz=get("clock_ghz", 1.0) * 1e9,
             clock_over_nominal=get("clock_over_nominal", 1.0),
-            peak_flops=peak,
-            vector_flops=get("vector_flops_per_cycle") * get("clock_ghz") * 1e9,
-            rows=get("array_rows").astype(float),
-            cols=get("array_cols").astype(float),
-            cores=get("cores").astype(float),
-            mem_bw=get("mem_bw_tbps") * 1e12,
             mem_bytes=np.asarray(arr.mem_bytes, float),  # GB of capacity are 2^30 B (DesignArrays.mem_bytes)
-            sram_bw=get("sram_tbps") * 1e12,
-            sram_bytes=get("sram_mb") * 1e6,
-            link_bw=link_bw,
-            link_latency_s=get("link_latency_us") * 1e-6,
             link_rdma=get("link_rdma", False).astype(bool),
             topology=get("topology", TOPOLOGY_CODE["switch"]).astype(int),
             num_chips=get("num_chips", 1).astype(int),
             dataflow=dataflow,
             sparsity=get("sparsity_2to4", 0).astype(bool),
-            # (each an (n,) float64 column, a DesignArrays' as it is: run_energy's one gather, whose columns are new)
-            energy_pj_per_flop=run_energy({p: kernel_column(v, n) for p, v in epf.items()}, peak),
             sram_pj_per_byte=get("sram_pj_per_byte"),
             mem_pj_per_bit=get("mem_pj_per_bit"),
             link_pj_per_bit=get("link_pj_per_bit"),
-            static_w=get("static_w"),
             power_cap_w=get("tdp_cap_w"),
             sram_cache=get("is_cache", False).astype(bool),
             layer_pipeline=np.asarray((getattr(arr, "knobs", None) or {}).get("chip.layer_pipeline", np.zeros(n)),
                                       bool) & dataflow,
-            dies=dies,
-            d2d_bw=np.asarray(area.d2d_tbps, float) * 1e12 * dies,
-            d2d_share=np.where(dies > 1, crossing * (dies - 1) / np.maximum(dies, 1.0), 0.0),
+            **fields,
         )
+
+
+def _view_fields(arr, area, dies: np.ndarray, epf: dict, crossing: float) -> dict | None:
+    """`HwView.from_arrays`' float fields (clock, vector FLOP/s, array shape, bandwidths, capacities, links, static
+    power, the chiplet split, peak FLOP/s and `run_energy` per precision) in one compiled pass
+    (`design_kernel.hw_kernel`; rows of one array), where the compiled kernels are on and `arr`'s columns are (n,)
+    arrays; else None (`from_arrays` computes them in numpy: the same values)."""
+    dk = _dk_module()
+    if dk is None or not epf or getattr(arr, "static_w", None) is not None:
+        return None
+    n = arr.n
+    peak_t = arr.peak_tflops
+    try:
+        v = np.array([arr.clock_ghz, arr.vector_flops_per_cycle, arr.array_rows, arr.array_cols, arr.cores,
+                      arr.mem_bw_tbps, arr.sram_tbps, arr.sram_mb, arr.link_gbps, arr.links, arr.link_latency_us,
+                      arr.is_cache, dies, area.d2d_tbps], float)
+        pk = np.array(list(peak_t.values()), float)
+        en = np.array(list(epf.values()), float)
+    except (AttributeError, ValueError, TypeError):  # (a column missing or not a column of n)
+        return None
+    if v.shape != (len(dk.VIEW_ROW), n) or pk.shape != (len(peak_t), n) or en.shape != (len(epf), n):
+        return None
+    e_keys, p_keys = tuple(epf), tuple(peak_t)
+    e_row, s_row = _run_energy_table(e_keys, p_keys)
+    F, P = len(dk.VIEW_OUT), len(p_keys)
+    out = np.empty((F + P + len(e_keys), n))
+    at = (lambda keys, k: keys.index(k) if k in keys else -1)
+    dk.hw_kernel(v, pk, en, e_row, s_row, at(e_keys, "bf16"), at(e_keys, "fp16"), at(p_keys, "fp16"), float(crossing),
+                 out)
+    fields = dict(zip(dk.VIEW_OUT, out))
+    fields["peak_flops"] = dict(zip(p_keys, out[F:F + P]))
+    fields["energy_pj_per_flop"] = dict(zip(e_keys, out[F + P:]))
+    return fields
+
+
+_DESIGN_KERNEL: list = []  # dse.model.design_kernel once imported (it imports numba)
+
+
+def _dk_module():
+    """`dse.model.design_kernel` where the compiled kernels are on (`compiled_kernel()`), else None."""
+    if compiled_kernel() is None:
+        return None
+    if not _DESIGN_KERNEL:
+        from dse.model import design_kernel
+        _DESIGN_KERNEL.append(design_kernel)
+    return _DESIGN_KERNEL[0]
 
 
 def _memory_stream_efficiency(arr) -> np.ndarray:
@@ -255,6 +306,21 @@ def _collective_class(hw: HwView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dyn, dyn | rdma, dyn & ~rdma
 
 
+def _sendrecv_compiled(nbytes, group, hw: HwView, cal: Calibration) -> np.ndarray | None:
+    """`collective_time("sendrecv", ...)` (designs × transfers) in one compiled pass (`design_kernel.sendrecv_kernel`)
+    where the compiled kernels are on and the bytes and groups are one row of transfers; else None."""
+    dk = _dk_module()
+    if dk is None or type(nbytes) is not np.ndarray or type(group) is not np.ndarray or nbytes.ndim != 1 \
+            or group.shape != nbytes.shape:
+        return None
+    n = hw.n
+    out = np.empty((n, len(nbytes)))
+    dk.sendrecv_kernel(kernel_column(nbytes, len(nbytes)), kernel_column(group, len(group)),
+                       kernel_column(hw.link_bw, n), float(cal.link_eff), kernel_column(hw.link_latency_s, n),
+                       _collective_class(hw)[1], cal.collective_floor_us * 1e-6, out)
+    return out
+
+
 def _torus_steps(kind: str, g):
     """Latency steps of a collective over g chips of a 2-D torus: one ring phase per dimension of an a x b
     grid, a = 2^ceil(log2(g) / 2) chips along the first (2 x 1 for two chips, 4 x 2 for eight, 4 x 4 for
@@ -282,6 +348,10 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
     memory, so there is no one-shot all-reduce.
     With `split`, returns (bandwidth part, latency part) instead of their sum.
     """
+    if kind == "sendrecv" and not split:
+        fast = _sendrecv_compiled(nbytes, group, hw, cal)
+        if fast is not None:
+            return fast
     g = np.maximum(np.asarray(group, dtype=float), 1.0)
     s = np.asarray(nbytes, dtype=float)
     bw = np.maximum(hw.link_bw[:, None] * cal.link_eff, 1.0)
@@ -631,6 +701,9 @@ def _stack(tables: tuple) -> _OpStatic:
 def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """(peak FLOP/s, runs-on-a-narrow-path) per design for GEMMs of compute `precision`: the first
     precision of COMPUTE_FALLBACK[precision] the design supports (none of them: its bf16 peak, 0)."""
+    fast = _peak_compiled(hw, precision)
+    if fast is not None:
+        return fast
     # the fallbacks from the last to the first, each over the later ones: the first supported wins (one select each)
     peak = np.array(hw.peak_flops["bf16"], float)
     narrow = np.zeros(hw.n, bool)
@@ -641,6 +714,35 @@ def compute_peak(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray]:
         use = pk > 0
         peak = np.where(use, pk, peak)
         narrow = (narrow | use) if q not in ("bf16", "fp16") else (narrow & ~use)
+    return peak, narrow
+
+
+_FALLBACKS: dict[tuple, tuple] = {}  # (precision, peak table's precisions) → (fallbacks present, last first; 16-bit)
+
+
+def _peak_compiled(hw: HwView, precision: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """`compute_peak` in one compiled pass (`design_kernel.peak_kernel`) where the compiled kernels are on and the
+    peaks are (n,) columns; else None."""
+    dk = _dk_module()
+    if dk is None:
+        return None
+    table = hw.peak_flops
+    key = (precision, tuple(table))
+    hit = _FALLBACKS.get(key)
+    if hit is None:
+        if len(_FALLBACKS) > 256:
+            _FALLBACKS.clear()
+        names = [q for q in reversed(COMPUTE_FALLBACK.get(precision, (precision, "bf16"))) if q in table]
+        hit = _FALLBACKS[key] = (names, np.array([q in ("bf16", "fp16") for q in names], bool))
+    n = hw.n
+    try:
+        pk = np.array([table[q] for q in hit[0]], float).reshape(len(hit[0]), -1)
+    except ValueError:
+        return None
+    if pk.shape[1] != n:
+        return None
+    peak, narrow = np.empty(n), np.empty(n, bool)
+    dk.peak_kernel(kernel_column(table["bf16"], n), pk, hit[1], peak, narrow)
     return peak, narrow
 
 

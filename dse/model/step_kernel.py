@@ -20,6 +20,7 @@ from operator import is_
 import numpy as np
 from numba import njit
 
+from dse.model import design_kernel as _dk
 from dse.model.knobs import TOPOLOGY_CODE
 from dse.model.memo import by_identities
 
@@ -33,6 +34,7 @@ _HW = ("rows", "cols", "cores", "dyn", "sparsity", "vec_den", "gap", "mem_den", 
        "sram_den", "sram_bps", "d2d_share", "d2d_den", "link_bw", "link_lat", "topo", "coll_floor",
        "e_sram", "e_mem", "e_link", "lib_coll", "p2p")
 _H = {f: i for i, f in enumerate(_HW)}
+_CONST_ROW = _dk.CONST_ROW
 # calibration scalars
 _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_overlap", "step_overhead_s",
         "oneshot", "overlap_tokens", "d2d", "sparse", "comm_elsewhere")
@@ -115,7 +117,35 @@ def design_table(hw, cal, stack, precisions: list[str], compute_peak, sram_rate,
 
 
 def _design_constants(hw, cal, compute_peak, sram_rate, fill_time_s, collective_class) -> np.ndarray:
-    """The per-design constants of `design_table` (n, len(_HW)), which do not depend on the operators."""
+    """The per-design constants of `design_table` (n, len(_HW)), which do not depend on the operators: in one
+    compiled pass (`design_kernel.constants_kernel`) where `hw`'s fields are columns, else by `_constants_numpy`."""
+    n = hw.n
+    zero = np.zeros(n)
+    peak = hw.peak_flops
+    fields = (hw.rows, hw.cols, hw.cores, hw.dataflow, zero if hw.link_rdma is None else hw.link_rdma, hw.sparsity,
+              hw.vector_flops, peak["bf16"], peak.get("fp16", peak["bf16"]), hw.sram_bw, hw.mem_bw,
+              zero + 1.0 if hw.mem_stream_eff is None else hw.mem_stream_eff,
+              zero + 1e9 if hw.clock_hz is None else hw.clock_hz,
+              hw.sram_bytes, zero if hw.d2d_share is None else hw.d2d_share, zero if hw.d2d_bw is None else hw.d2d_bw,
+              hw.link_bw, hw.link_latency_s, hw.topology, zero if hw.sram_pj_per_byte is None else hw.sram_pj_per_byte,
+              zero if hw.mem_pj_per_bit is None else hw.mem_pj_per_bit,
+              zero if hw.link_pj_per_bit is None else hw.link_pj_per_bit)
+    try:  # (every field a column of n: one conversion)
+        v = np.array(fields, float)
+    except ValueError:  # (a scalar among them)
+        v = None
+    if v is None or v.shape != (len(_CONST_ROW), n):
+        return _constants_numpy(hw, cal, compute_peak, sram_rate, fill_time_s, collective_class)
+    d2d = hw.d2d_share is not None and bool(np.count_nonzero(hw.d2d_share > 0))
+    sc = np.array([cal.compute_eff_max, cal.kernel_gap_us * 1e-6, cal.mem_eff_max, cal.mem_ramp_us * 1e-6,
+                   cal.sram_eff_max, cal.link_eff, cal.collective_floor_us * 1e-6, d2d], float)
+    out = np.empty((n, len(_HW)))
+    _dk.constants_kernel(v, sc, out)
+    return out
+
+
+def _constants_numpy(hw, cal, compute_peak, sram_rate, fill_time_s, collective_class) -> np.ndarray:
+    """`_design_constants` by numpy (the compiled pass's reference: tests/test_m128g_constants.py)."""
     n = hw.n
     zero = np.zeros(n)
     dyn, lib, p2p = collective_class(hw)
