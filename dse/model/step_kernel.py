@@ -759,11 +759,12 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
 
 @njit(cache=True, inline="always")
 def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
-           q_wr, q_kr, q_want, order, tmp):
+           q_wr, q_kr, q_want, order, tmp, cbase):
     """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
     queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
     shares a (row, design)'s compute times among its residencies; returns how many are queued. Each pair's memo
-    keys of its decode, TTFT prefill and prefill chunk steps go to `p_x` (3, pairs)."""
+    keys of its decode, TTFT prefill and prefill chunk steps go to `p_x` (3, pairs). A fractional share with no KV
+    resident takes its class's `cbase` (the same step and shares: one instance)."""
     m = 0
     seg = 0  # where the current design's instances start
     for p in range(npairs):
@@ -772,9 +773,11 @@ def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps
             _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want, order, tmp)
             seg = m
         code = _residency_code(fw, fk)
+        nokv = fk == 0.0
         for role in range(3):  # decode, TTFT prefill, prefill chunk (consecutive fields of PLAN_INT)
             s = pl[P_DEC + role, j]
-            x = _memo_key(s, pl[P_DEC_CLS + role, j], code, n_steps)
+            c = pl[P_DEC_CLS + role, j]
+            x = _memo_key(s, cbase[c] if nokv else c, code, n_steps)
             p_x[role, p] = x
             if memo_state[dl, x] != 0:
                 continue
@@ -851,6 +854,33 @@ def _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, mem
         jl[dl, j] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e + pp * static_in[d] * cycle)
 
 
+@njit(cache=True, inline="always")
+def _class_bases(pl, pf, n_steps, n_cls):
+    """Per footprint class, the first class of the same step, weights and activations: a design that holds no KV of
+    either on chip gives both the same resident shares (`_fractions`: fw from the weights and activations alone, fk
+    0), hence the same instance; `_queue` times it once, under the first's memo key."""
+    c_step, c_w, c_act = np.full(n_cls, -1, np.int64), np.empty(n_cls), np.empty(n_cls)
+    for j in range(pl.shape[1]):
+        for role in range(3):
+            c = pl[P_DEC_CLS + role, j]
+            c_step[c], c_w[c], c_act[c] = pl[P_DEC + role, j], pf[0, j], pf[2, j]
+    cbase, later = np.empty(n_cls, np.int64), np.empty(n_cls, np.int64)
+    head = np.full(n_steps, -1, np.int64)  # per step its classes so far, latest first (a list through `later`)
+    for c in range(n_cls):
+        cbase[c] = c
+        s = c_step[c]
+        if s < 0:
+            continue
+        y = head[s]
+        while y >= 0:
+            if c_w[y] == c_w[c] and c_act[y] == c_act[c]:
+                cbase[c] = cbase[y]
+                break
+            y = later[y]
+        later[c], head[s] = head[s], c
+    return cbase
+
+
 @njit(cache=True, nogil=True)
 def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shift_in, is_dec, n_steps, n_cls, sc,
                    ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal, split_k_min, o_int, o_float):
@@ -873,6 +903,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     clg, res_cols = np.zeros((2, ops.shape[1], k)), np.empty(ops.shape[1], np.int64)
     pix = np.zeros((2, ops.shape[1], k), np.int64)
     _row_tables(ops, mm, kind, clg, res_cols, pix)
+    cbase = _class_bases(pl, pf, n_steps, n_cls)
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
@@ -973,7 +1004,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                         p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
                         npairs += 1
             m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
-                       q_key, q_wr, q_kr, q_want, order, tmp)
+                       q_key, q_wr, q_kr, q_want, order, tmp, cbase)
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
@@ -1003,7 +1034,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 p_dl[npairs], p_j[npairs], p_fw[npairs], p_fk[npairs] = dl, hi, ufw, ufk
                 npairs += 1
         m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
-                   q_key, q_wr, q_kr, q_want, order, tmp)
+                   q_key, q_wr, q_kr, q_want, order, tmp, cbase)
         if m:
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
