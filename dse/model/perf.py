@@ -194,9 +194,9 @@ def _view_fields(arr, area, dies: np.ndarray, epf: dict, crossing: float) -> dic
     n = arr.n
     peak_t = arr.peak_tflops
     try:
-        v = np.array([arr.clock_ghz, arr.vector_flops_per_cycle, arr.array_rows, arr.array_cols, arr.cores,
-                      arr.mem_bw_tbps, arr.sram_tbps, arr.sram_mb, arr.link_gbps, arr.links, arr.link_latency_us,
-                      arr.is_cache, dies, area.d2d_tbps], float)
+        # design_kernel.VIEW_ROW names the rows: the design's columns, then the split's two from `area`
+        split = {"dies": dies, "d2d_tbps": area.d2d_tbps}
+        v = np.array([split[f] if f in split else getattr(arr, f) for f in dk.VIEW_ROW], float)
         pk = np.array(list(peak_t.values()), float)
         en = np.array(list(epf.values()), float)
     except (AttributeError, ValueError, TypeError):  # (a column missing or not a column of n)
