@@ -775,8 +775,9 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
     v = np.empty((len(ak.SPLIT_ROW), arr.n))
     for k, name in enumerate(ak.SPLIT_ROW):
         v[k] = per[name]
+    v = np.ascontiguousarray(v.T)  # (the kernel's layout: each design's inputs together; numpy transposes in blocks)
     io = b.io
-    out = np.empty((len(ak.SPLIT_OUT), arr.n))
+    out = np.empty((arr.n, len(ak.SPLIT_OUT)))
     unsure = np.zeros(arr.n, bool)
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
     choices = np.array([s for s in fab.SPARE_CHOICES[1:] if s <= hv.max_spare_cores_per_die], float)
@@ -790,7 +791,7 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
             float(w.test_cost_fraction), ak.TIE_ULPS, out, unsure)
     ak.split_scan(v, np.flatnonzero(~other), *args, None)
     unsure = _split_exact(ak, v, np.flatnonzero(unsure), args)
-    best = dict(zip(ak.SPLIT_OUT, out))
+    best = dict(zip(ak.SPLIT_OUT, np.ascontiguousarray(out.T)))
     for k in ("reticle_ok", "shore_ok", "package_ok"):
         best[k] = best[k] != 0
     rows = np.flatnonzero(other | unsure)  # (unsure: not settled by _split_exact, numpy decides)
@@ -812,10 +813,10 @@ def _split_exact(ak, v: np.ndarray, rows: np.ndarray, args: tuple) -> np.ndarray
     them, the next run uses them) until a run needs no new one: then every cost is the numpy path's to the bit
     and so is every choice. Where numpy's power is libm's (`area_kernel.numpy_pow_is_libm`): one run, each power
     libm's. Returns (over all designs) those not settled in EXACT_ROUNDS runs (numpy decides)."""
-    left = np.zeros(v.shape[1], bool)
+    left = np.zeros(v.shape[0], bool)
     if not rows.size:
         return left
-    sub = np.zeros(v.shape[1], bool)  # (split_scan's unsure flags of this mode: not needed)
+    sub = np.zeros(v.shape[0], bool)  # (split_scan's unsure flags of this mode: not needed)
     if ak.numpy_pow_is_libm():  # numpy's powers are libm's: one run, each power libm's (numpy's of the same x, k)
         ak.split_scan(v, rows, *args[:-1], sub, True)
         return left

@@ -384,7 +384,8 @@ def io_hull(inv_yield, fixed, area, floor_usd, hull, hull_iy, hull_fx, hull_len,
     return used, most
 
 
-# per-design inputs of `split_scan`, rows of one (len(SPLIT_ROW), designs) float array: `area._Blocks`' fields
+# per-design inputs of `split_scan`, columns of one (designs, len(SPLIT_ROW)) float array (a design's inputs in a
+# few cache lines: as 32 rows of (designs,) its loads missed the cache, ~20 % of the scan): `area._Blocks`' fields
 # (the split's die-to-die PHY per die, the I/O traffic, their area and edge per TB/s, the logic, one core),
 # the design's own (reticle, memory stacks and USD, package limit, scale and USD/mm², wafer price, defect
 # density and α, bond yield), whether memory sits on an interposer, the spares a die may carry (0: none) and
@@ -394,7 +395,8 @@ SPLIT_ROW = ("has_io", "d2d_tbps", "io_tbps", "mm2_per_tbps", "cores", "logic", 
              "tbps_per_mm", "interposed", "stacks", "memory_usd", "pkg_max", "pkg_scale", "footprint", "pkg_usd",
              "wafer_usd", "d0", "alpha", "cap", "bond", "n_lo", "n_hi", "scan",
              "ws", "ws_spares", "ws_die", "ws_y", "ws_nr", "ws_array", "ws_tol")
-# what `split_scan` writes per design: `area._candidate`'s fields of the chosen die count, in this order
+# what `split_scan` writes per design (columns of a (designs, len(SPLIT_OUT)) array, likewise): `area._candidate`'s
+# fields of the chosen die count, in this order
 SPLIT_OUT = ("n", "spares", "tolerated", "die", "d2d", "nonredundant", "array", "pad", "need", "limit", "package",
              "reticle_ok", "shore_ok", "package_ok", "chip_usd", "io_n", "io_die", "io_critical")
 
@@ -568,7 +570,7 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
     spare count that makes the chip cheapest within the reticle and the package (`fab.best_spares`, with
     `step_kernel.spare_scan`'s early stops), the chip's cost at the cheapest I/O die count, the perimeter,
     shoreline and package checks), then the first count that fits, or any strictly cheaper one that fits.
-    Writes `SPLIT_OUT` of the chosen count to `out` (columns `rows`), and to `unsure` whether a comparison of
+    Writes `SPLIT_OUT` of the chosen count to `out` (rows `rows`), and to `unsure` whether a comparison of
     two costs was within `tie_ulps`·(8 + n) ULP (TIE_ULPS; `area._split_exact` then runs the design again with
     the power tables `tb`, None in the plain run: see `_tpow`).
     The chip's cost at (die, yield) is `_io_for` and `_package_usd` (inlined) for the count without spares, each
@@ -576,13 +578,13 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
     C = choices.shape[0]
     for i_r in range(rows.shape[0]):
         r = rows[i_r]
-        io, d2d_tbps, io_tbps, mm2_per_tbps = v[0, r] != 0, v[1, r], v[2, r], v[3, r]
-        cores, logic, core, reticle, mem_edge, tbps_per_mm = v[4, r], v[5, r], v[6, r], v[7, r], v[8, r], v[9, r]
-        stacks = v[11, r] if v[10, r] != 0 else 0.0
-        mem, pkg_max, scale, foot, pkg_usd = v[12, r], v[13, r], v[14, r], v[15, r], v[16, r]
-        wafer, d, a, cap, bond = v[17, r], v[18, r], v[19, r], v[20, r], v[21, r]
-        n_lo, n_hi = v[22, r], (v[23, r] if v[24, r] != 0 else v[22, r])
-        is_ws = v[25, r] != 0
+        io, d2d_tbps, io_tbps, mm2_per_tbps = v[r, 0] != 0, v[r, 1], v[r, 2], v[r, 3]
+        cores, logic, core, reticle, mem_edge, tbps_per_mm = v[r, 4], v[r, 5], v[r, 6], v[r, 7], v[r, 8], v[r, 9]
+        stacks = v[r, 11] if v[r, 10] != 0 else 0.0
+        mem, pkg_max, scale, foot, pkg_usd = v[r, 12], v[r, 13], v[r, 14], v[r, 15], v[r, 16]
+        wafer, d, a, cap, bond = v[r, 17], v[r, 18], v[r, 19], v[r, 20], v[r, 21]
+        n_lo, n_hi = v[r, 22], (v[r, 23] if v[r, 24] != 0 else v[r, 22])
+        is_ws = v[r, 25] != 0
         pkg_room = pkg_max / scale
         iy_lo, fx_lo, io_tight = _io_floor(r, used, io_usd, io_esc, io_iy, io_fx, io_area, pkg_usd * scale)
         # whether `_tail_floor` bounds the cost of every further count (no yield above 1 nor negative price, and a
@@ -614,8 +616,8 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
             bonded = n + stacks
             top = _mn(reticle, (pkg_room - foot - area_min[r]) / n)
             if is_ws:  # wafer-scale: its wafer as area._wafer_scale gives it (no spare search, no split)
-                die, y, dpw = v[27, r], v[28, r], 1.0
-                spares_chip, tol, nonred, core_array = v[26, r], v[31, r], v[29, r], v[30, r]
+                die, y, dpw = v[r, 27], v[r, 28], 1.0
+                spares_chip, tol, nonred, core_array = v[r, 26], v[r, 31], v[r, 29], v[r, 30]
                 long_c, ret_c = np.inf, np.inf
                 bond_n = _tpow(bond, bonded, i_r, tb)
                 priced = False
@@ -719,14 +721,14 @@ def split_scan(v, rows, io_n, io_die, io_crit, io_usd, io_esc, io_iy, io_fx, io_
             near = near or (n != n_lo and fits and ok_best and _near(usd, usd_best, tie))
             if n == n_lo or (fits and (not ok_best or usd < usd_best)):
                 ok_best, usd_best = fits, usd
-                out[0, r], out[1, r], out[2, r], out[3, r], out[4, r] = n, spares_chip, tol, die, d2d * n
-                out[5, r], out[6, r] = nonred, core_array
-                out[7, r], out[8, r] = _mx(die - nonred - core_array, 0.0) * n, need
-                out[9, r], out[10, r] = limit, package
-                out[11, r] = die <= ret_c
-                out[12, r] = need <= limit * (1 + 1e-9)
-                out[13, r] = package <= pkg_max
-                out[14, r], out[15, r], out[16, r], out[17, r] = usd, cnt, io_die[r, j], io_crit[r, j]
+                out[r, 0], out[r, 1], out[r, 2], out[r, 3], out[r, 4] = n, spares_chip, tol, die, d2d * n
+                out[r, 5], out[r, 6] = nonred, core_array
+                out[r, 7], out[r, 8] = _mx(die - nonred - core_array, 0.0) * n, need
+                out[r, 9], out[r, 10] = limit, package
+                out[r, 11] = die <= ret_c
+                out[r, 12] = need <= limit * (1 + 1e-9)
+                out[r, 13] = package <= pkg_max
+                out[r, 14], out[r, 15], out[r, 16], out[r, 17] = usd, cnt, io_die[r, j], io_crit[r, j]
             n += 1.0
             if not n <= n_hi:
                 break
@@ -749,9 +751,9 @@ def warm() -> None:
             f1.copy())
     i0 = np.zeros(1, np.intp)
     for tb in (None, True, _pow_tables(1, 1)):  # the plain scan and its exact modes (`_tpow`) are compiled apart
-        split_scan(np.ones((len(SPLIT_ROW), 1)), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
+        split_scan(np.ones((1, len(SPLIT_ROW))), i0, *(io.copy() for _ in range(8)), 1, f1.copy(),
                    np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.ones(1, np.intp), np.ones(1), 0.5, 2.5, 2.0,
-                   33.0, 1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((len(SPLIT_OUT), 1)), np.zeros(1, np.bool_), tb)
+                   33.0, 1.0, 1.0, 0.0, 1.0, 0.0, TIE_ULPS, np.zeros((1, len(SPLIT_OUT))), np.zeros(1, np.bool_), tb)
 
 
 def _pow_tables(rows: int, slots: int) -> tuple[np.ndarray, ...]:
