@@ -54,6 +54,22 @@ def kernel_cache_stamp() -> str:
 
 
 KERNEL_FILES = ("step_kernel.py", "area_kernel.py", "cnn_kernel.py", "design_kernel.py")  # the compiled modules (area_kernel: dse.model.area's, cnn_kernel: the CNN mapping's, design_kernel: cost's and power's)
+_MODULES: dict = {}  # the compiled modules imported so far, by name (`kernel_module`)
+
+
+def kernel_module(name: str):
+    """The compiled module `dse.model.<name>` (a stem of KERNEL_FILES: "step_kernel", "design_kernel", ...), imported
+    on first use (it imports numba) and kept, so that a caller on the compiled path pays a dict lookup per call, not
+    an import statement. It does not choose the path: ask `compiled_kernel()` first."""
+    mod = _MODULES.get(name)
+    if mod is None:
+        if name + ".py" not in KERNEL_FILES:
+            raise ValueError(f"{name!r}: not a compiled module (one of {[f[:-3] for f in KERNEL_FILES]})")
+        import importlib
+        mod = _MODULES[name] = importlib.import_module(f"dse.model.{name}")
+    return mod
+
+
 KERNEL_READY_FILE = "__pycache__/step_kernel.ready"  # beside this file: the stamp of the last cached compile
 
 
