@@ -19,6 +19,7 @@ from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.cost import chip_cost, tco_usd_per_hour
+from dse.model.heap import keep_heap
 from dse.model.perf import HwView
 from dse.model.power import chip_power
 from dse.model.technology import Technology, default_technology
@@ -134,6 +135,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     `disaggregation:` (else their `prefill_design`, if any; dse.evaluate.serving.prefill_pool).
     `deployment`: columns of `dse.evaluate.serving.DEPLOYMENT_KNOBS` (a study's `serving.*` knobs).
     """
+    keep_heap()  # (once per process: the compiled kernels' per-call work arrays stay in the heap)
     if isinstance(mix, str):
         mix = load_mix(mix)
     cal = _calibration(cal)
