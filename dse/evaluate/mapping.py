@@ -1040,7 +1040,7 @@ def _cnn_pipelined(hw: HwView, t: CnnPlanTable, cal: Calibration):
     cache1 = None if hw.sram_cache is None else hw.sram_cache[pi]
     wr1, kr1, _, res1 = residency(w1, kv1, a1, hw.sram_bytes[pi], hw.mem_bytes[pi], cache1)
     wr1, kr1, res1 = timed_residency("cnn", wr1, kr1, res1)
-    r = time_instances((t.one,), np.zeros(len(pi), np.int64), pi, hw, _no_step_overhead(cal), wr1, kr1, res1)
+    r = time_instances(_one_steps(t), np.zeros(len(pi), np.int64), pi, hw, _no_step_overhead(cal), wr1, kr1, res1)
     lat = r.time_s[:, None] * (t.batch[None, :] + t.depth) + cal.step_overhead_us * 1e-6
     return pi, lat, r.energy_j[:, None] * t.batch[None, :], np.asarray(wr1, float)
 
@@ -1139,6 +1139,24 @@ def _cnn_choose(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, 
                       lat[at_first])
 
 
+_ONE_STEPS: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, the tuple of its one-image step)
+_ONE_CAL: dict[tuple[int, ...], tuple] = {}  # ids of (calibration scalars, calibration) → (them, `_without_step_cost`)
+
+
+def _one_steps(t: CnnPlanTable) -> tuple:
+    """`(t.one,)`, the same tuple on every call of a (cached) table: the step caches keyed on its identity
+    (`_compressed`, `perf.stacked_tables`) hit."""
+    return by_identity(_ONE_STEPS, t, lambda t: (t.one,))
+
+
+def _without_step_cost(sk, calv: np.ndarray, cal: Calibration) -> np.ndarray:
+    """A copy of the calibration scalars `calv` (`step_kernel.cal_table`'s of `cal`) without the per-step cost
+    (`_no_step_overhead`): the one-image step's."""
+    out = calv.copy()
+    out[sk._CAL.index("step_overhead_s")] = _no_step_overhead(cal).step_overhead_us * 1e-6
+    return out
+
+
 def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, chips, slo,
                          base: Calibration | None = None) -> _CnnChoice:
     """`_cnn_choose` by the compiled kernel (`cnn_kernel.map_cnn_kernel`): one loop over the designs, each batch's
@@ -1153,9 +1171,9 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     pipe = np.zeros(n, bool) if hw.layer_pipeline is None or t.one is None else np.array(hw.layer_pipeline, bool)
     # the one-image step runs without the per-step cost (`_no_step_overhead`), which only the calibration scalars
     # hold: the per-design constants are the batch steps' (shared through `compiled_tables`' cache)
-    one = list(compiled_tables(sk, stacked_tables(_compressed((t.one,))), hw, cal, base) if pipe.any() else tables)
-    one[8] = one[8].copy()
-    one[8][sk._CAL.index("step_overhead_s")] = _no_step_overhead(cal).step_overhead_us * 1e-6
+    one = list(compiled_tables(sk, stacked_tables(_compressed(_one_steps(t))), hw, cal, base) if pipe.any()
+               else tables)
+    one[8] = by_identities(_ONE_CAL, (one[8], cal), lambda calv, cal: _without_step_cost(sk, calv, cal))
     sc = by_identities(_KERNEL_SCALARS, (scenario, cal, t), lambda scenario, cal, t: np.array(
         [slo or 0.0, scenario_batch(scenario)[1], getattr(scenario, "goal", "throughput") == "throughput",
          cal.step_overhead_us * 1e-6, t.depth], float))  # the scenario's scalars, once per scenario, stack and table

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from dse.config import suggest
+from dse.model.kernel import compiled_kernel
 from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
 from dse.model.technology import Technology
 from dse.units import MEMORY_GB_BYTES
@@ -340,8 +341,8 @@ class DesignArrays:
                                                                       k.what)
         if "name" in columns:
             names["name"] = _broadcast(columns["name"], n).astype(object)
-        _check_knobs(values, c, names, flags)
-        san = _sanitized(values)  # the knobs the model reads, bad/NaN → a default, then into bounds (rows _SANITIZED)
+        ok_all, san = _bounds(values)  # san: the knobs the model reads, bad/NaN → a default, then into bounds
+        _check_knobs(values, c, names, flags, ok_all)
         num = dict(zip(_SANITIZED, san)).__getitem__
 
         out: dict[str, Any] = {}
@@ -510,6 +511,7 @@ _SANITIZED = {"chip.cores": 1.0, "chip.array_rows": 1.0, "chip.array_cols": 1.0,
               "chip.io_dies": 1.0}
 _SAN_ROWS = np.array([_NUMERIC_ROW[k] for k in _SANITIZED])
 _SAN_FILL = np.array(list(_SANITIZED.values())).reshape(-1, 1)
+_SAN_FILL_ROW = np.ascontiguousarray(_SAN_FILL[:, 0])
 _SAN_BOUNDS = BoundsTable(tuple(BY_NAME[k] for k in _SANITIZED))
 # the knobs `_derived` reads as given (before sanitizing), rows of `values`, in `design_kernel.rows_kernel`'s order
 _RAW = ("chip.vector_flops_per_cycle", "chip.sram_tbps", "chip.memory_gbps_per_stack", "chip.memory_gb_per_stack",
@@ -520,6 +522,34 @@ _NODE_KROWS = np.array([_NODE_COLUMNS.index(a) for a in ("sram_mm2_per_mb_scratc
                                                            "sram_gbps_per_mb", "sram_gbps_per_mb_cache",
                                                            "nominal_clock_ghz", "sram_pj_per_byte")])
 _DIES_BOUNDS = tuple(float(b) for b in BY_NAME["chip.dies"].clip_bounds())  # (Knob.clip's, in rows_kernel)
+
+
+_DESIGN_KERNEL: list = []  # dse.model.design_kernel once imported (`_design_kernel`)
+
+
+def _design_kernel():
+    """dse.model.design_kernel where the compiled kernels are on (`kernel.compiled_kernel()`; it imports numba),
+    else None."""
+    if compiled_kernel() is None:
+        return None
+    if not _DESIGN_KERNEL:
+        from dse.model import design_kernel
+        _DESIGN_KERNEL.append(design_kernel)
+    return _DESIGN_KERNEL[0]
+
+
+def _bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`_BOUNDS.in_bounds(values)`, `_sanitized(values)`) in one compiled pass (`design_kernel.bounds_kernel`) where
+    the compiled kernels are on; else (or where the kernel declines) in numpy: the same values."""
+    dk = _design_kernel()
+    if dk is not None and values.dtype == np.float64 and values.flags.c_contiguous:
+        ok = np.empty(values.shape, bool)
+        san = np.empty((len(_SAN_ROWS), values.shape[1]))
+        b, s = _BOUNDS, _SAN_BOUNDS
+        if dk.bounds_kernel(values, b.low_row, b.high_row, b.is_int_row, b.optional_row, _SAN_ROWS, _SAN_FILL_ROW,
+                            s.is_int_row, s.clip_low_row, s.clip_high_row, ok, san) >= 0:
+            return ok, san
+    return _BOUNDS.in_bounds(values), _sanitized(values)
 
 
 def _sanitized(values: np.ndarray) -> np.ndarray:
@@ -635,10 +665,13 @@ def _rows_kernel(precisions: tuple[str, ...]):
     return dk if dk is not None and "bf16" in precisions else None
 
 
-def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags) -> None:
+def _check_knobs(values: np.ndarray, c: dict[str, np.ndarray], names: dict[str, np.ndarray], flags: _Flags,
+                 ok_all: np.ndarray | None = None) -> None:
     """Flag numeric knobs (`values`: rows of _NUMERIC_KNOBS) outside their registry bounds (NaN compares False, so
-    missing values are caught too) and rows breaking a cross-knob rule; messages only for the flagged rows."""
-    ok_all = _BOUNDS.in_bounds(values)
+    missing values are caught too) and rows breaking a cross-knob rule; messages only for the flagged rows.
+    `ok_all`: `_BOUNDS.in_bounds(values)` when the caller has it."""
+    if ok_all is None:
+        ok_all = _BOUNDS.in_bounds(values)
     all_in = np.count_nonzero(ok_all) == ok_all.size  # (all in bounds: one check)
     for j in (np.flatnonzero(~ok_all.all(axis=1)) if not all_in else ()):
         k, bad = _NUMERIC_KNOBS[j], ~ok_all[j]

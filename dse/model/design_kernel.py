@@ -17,6 +17,7 @@ Imported only on the compiled path (`dse.model.kernel`). The kernels take numpy'
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import njit
@@ -410,6 +411,40 @@ def peak_kernel(bf16, pk, wide, peak, narrow):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def bounds_kernel(v, low, high, is_int, optional, rows, fill, s_int, s_low, s_high, ok, san):
+    """`knobs.BoundsTable.in_bounds` of the rows of `v` into `ok` (the table's `low`, `high`, `is_int`, `optional`
+    per row) and `arrays._sanitized` of its rows `rows` into `san` (a non-finite value its row's `fill`, then
+    `BoundsTable.clip` by `s_int`, `s_low`, `s_high`); returns the count of values out of bounds, or -1 where a
+    clip would meet a negative zero at a zero bound (whose sign numpy's clip picks by its code path: the caller
+    clips in numpy then). The same comparisons and roundings per element as numpy's."""
+    bad = 0
+    for j in range(v.shape[0]):
+        lo, hi, it, opt = low[j], high[j], is_int[j], optional[j]
+        for d in range(v.shape[1]):
+            x = v[j, d]
+            g = np.isfinite(x) and (not it or np.rint(x) == x) and x >= lo and x <= hi
+            if not g and opt and np.isnan(x):
+                g = True
+            ok[j, d] = g
+            if not g:
+                bad += 1
+    for i in range(rows.shape[0]):
+        lo, hi = s_low[i], s_high[i]
+        if not lo <= hi:  # (numpy's clip would give `hi`)
+            return -1
+        for d in range(v.shape[1]):
+            x = v[rows[i], d]
+            if not np.isfinite(x):
+                x = fill[i]
+            if s_int[i]:
+                x = np.rint(x)
+            if x == 0.0 and math.copysign(1.0, x) < 0.0 and (lo == 0.0 or hi == 0.0):
+                return -1
+            san[i, d] = lo if x < lo else (hi if x > hi else x)
+    return bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def sendrecv_kernel(nbytes, group, link_bw, link_eff, latency, lib, floor_s, out):
     """`perf.collective_time("sendrecv", nbytes, group, hw, cal)` of every design (rows of `out`) and transfer
     (columns): over more than one chip the bytes at the links' rate (at least 1 B/s) plus the hop's latency and a
@@ -485,6 +520,9 @@ def warm() -> None:
     hw_kernel(np.ones((len(VIEW_ROW), 1)), np.ones((1, 1)), np.ones((1, 1)), np.zeros((1, 2), np.int64),
               np.zeros((1, 2), np.int64), 0, -1, -1, 0.5, np.empty((len(VIEW_OUT) + 2, 1)))
     peak_kernel(np.ones(1), np.ones((1, 1)), np.zeros(1, np.bool_), np.empty(1), np.empty(1, np.bool_))
+    bounds_kernel(np.ones((1, 1)), np.zeros(1), np.ones(1), np.zeros(1, np.bool_), np.zeros(1, np.bool_),
+                  np.zeros(1, np.int64), np.ones(1), np.zeros(1, np.bool_), np.zeros(1), np.ones(1),
+                  np.empty((1, 1), np.bool_), np.empty((1, 1)))
     sendrecv_kernel(np.ones(1), np.full(1, 2.0), np.ones(1), 0.9, np.ones(1), np.zeros(1, np.bool_), 1e-6,
                     np.empty((1, 1)))
     numpy_log_is_libm()

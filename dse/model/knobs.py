@@ -151,6 +151,10 @@ class BoundsTable:
                          for k in knobs])
         self.optional = col([k.optional for k in knobs], bool)
         self.clip_low, self.clip_high = (col(b) for b in zip(*(k.clip_bounds() for k in knobs)))
+        # the same as flat C arrays (one entry per knob), as a compiled pass takes them (dse.model.arrays._bounds)
+        self.low_row, self.high_row, self.is_int_row, self.optional_row, self.clip_low_row, self.clip_high_row = (
+            np.ascontiguousarray(a[:, 0]) for a in (self.low, self.high, self.is_int, self.optional, self.clip_low,
+                                                   self.clip_high))
 
     def in_bounds(self, v: np.ndarray) -> np.ndarray:
         """Row j of `v` checked as `knobs[j].in_bounds` checks it (non-finite values fail, NaN passes where the

@@ -139,8 +139,14 @@ def curve_kernel():
     power are libm's (its `voltage_curve` then gives numpy's bits), else None: `voltage_ratio` in numpy."""
     if compiled_kernel() is None:
         return None
-    from dse.model import area_kernel, design_kernel as dk
-    return dk if dk.numpy_log_is_libm() and area_kernel.numpy_pow_is_libm() else None
+    if not _CURVE_MODULES:  # (imported once: no import statement per call)
+        from dse.model import area_kernel, design_kernel
+        _CURVE_MODULES[:] = (area_kernel, design_kernel)
+    ak, dk = _CURVE_MODULES
+    return dk if dk.numpy_log_is_libm() and ak.numpy_pow_is_libm() else None
+
+
+_CURVE_MODULES: list = []  # (area_kernel, design_kernel) once the compiled kernels are on
 
 
 def _curve_args() -> tuple:
