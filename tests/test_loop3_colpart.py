@@ -58,16 +58,23 @@ def test_a_cut_or_odd_file_is_damaged_and_odd_columns_are_refused(tmp_path):
     with pytest.raises(ColumnsError):
         encode_columns({"a": np.array([object(), 1], dtype=object)})  # not JSON-plain
     store = PartStore(tmp_path / "r", fmt="dcol")
-    store.write_columns(0, data)
+    store.write_columns(0, data)  # a record of the part log
     store.write(1, pl.DataFrame({"a": [1, None]}))  # a null: the frame goes as an Arrow stream
-    assert sorted(p.name for p in store.paths()) == ["part-000000.dcol", "part-000001.arrows"]
+    assert [p.name for p in store.paths()] == ["part-000001.arrows"] and store.indices() == [0, 1]
     store.write(1, pl.DataFrame({"a": [1, 2]}))  # rewritten: the other format's file goes
-    assert sorted(p.name for p in store.paths()) == ["part-000000.dcol", "part-000001.dcol"]
+    assert store.paths() == [] and store.indices() == [0, 1]
     assert not (tmp_path / "r" / "parts" / "part-000001.arrows").exists()
-    p = store.paths()[0]
+    store.write(1, pl.DataFrame({"a": [1, None]}))  # and back: the log's record superseded (a tombstone)
+    assert [p.name for p in store.paths()] == ["part-000001.arrows"] and store.read(1)["a"].to_list() == [1, None]
+    store.close()
+    again = PartStore(tmp_path / "r", create=False)
+    assert again.indices() == [0, 1] and again.read(1)["a"].to_list() == [1, None] and again.read(0).height == 10
+    p = tmp_path / "r" / "parts" / "part-000000.dcol"  # an older run's file per generation: still read
+    p.write_bytes(blob)
+    (tmp_path / "r" / "parts" / "generations.dlog").unlink()
     p.write_bytes(p.read_bytes()[:-3])
     with pytest.raises(DseUserError, match="part-000000.dcol: damaged part"):
-        store.read(0)
+        PartStore(tmp_path / "r", create=False).read(0)
 
 
 def test_coded_columns_are_their_values():

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 import yaml
 
-from dse.runs.writer import read_part
+from dse.runs.writer import PartStore
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 from _spaces import SPACE
@@ -90,9 +90,9 @@ def wait_for(pred, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     raise AssertionError("kill point never reached")
 
 
-def parts_of(run: Path) -> list[Path]:
-    d = run / "parts"
-    return sorted(d.glob("part-*.*")) if d.exists() else []
+def parts_of(run: Path) -> list[int]:
+    """The stored parts' indices (files, or records of the part log)."""
+    return PartStore(run, create=False).indices()
 
 
 def journal_trials(run: Path, name: str) -> list:
@@ -101,10 +101,8 @@ def journal_trials(run: Path, name: str) -> list:
 
 
 def assert_storage_readable(run: Path, name: str) -> None:
-    """Every part is a whole Arrow IPC file and the journal loads (a torn last record is skipped)."""
-    rows = 0
-    for p in parts_of(run):
-        rows += read_part(p).height
+    """Every part reads whole and the journal loads (a torn last record is skipped)."""
+    rows = PartStore(run, create=False).rows()
     if (run / "journal.log").exists() and (run / "journal.log").stat().st_size:
         assert len(journal_trials(run, name)) <= rows + 64
 
@@ -141,8 +139,7 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted(tmp_path, case):
             wait_for(lambda: (run / "run.json").exists() and (run / ".lock").exists(), proc)
             time.sleep(0.1)  # inside the first (slowed) batch: nothing stored yet
         elif kp[0] == "after-part":
-            target = run / "parts" / f"part-{kp[1]:06d}.dcol"
-            wait_for(target.exists, proc)  # killed right after the part's rename, before Optuna's journal
+            wait_for(lambda: kp[1] in parts_of(run), proc)  # killed right after the part, before Optuna's journal
         else:
             wait_for(lambda: (run / "run.json").exists(), proc)
             time.sleep(random.Random(kp[1]).uniform(0.0, 0.4))
@@ -189,7 +186,7 @@ def test_two_runs_started_at_the_same_instant(tmp_path):
     assert b.height == 160 and b["trial"].n_unique() == 160
     assert ref.equals(b)
     assert [t.number for t in journal_trials(run, "c")] == list(range(160))
-    assert sum(read_part(p).height for p in parts_of(run)) == 160
+    assert PartStore(run, create=False).rows() == 160
 
 
 def test_second_run_on_a_running_folder_refuses_without_writing(tmp_path):

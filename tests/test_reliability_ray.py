@@ -91,7 +91,7 @@ import polars as pl
 import ray
 from ray.cluster_utils import Cluster
 
-from dse.runs.writer import read_part
+from dse.runs.writer import PartStore
 from dse.study.evaluator import ModelEvaluator
 from dse.study.spec import load_study
 from dse.study.sweep import run_sweep
@@ -119,12 +119,14 @@ def evaluator_for(sub):
 def node_rows(sweep_dir):
     """{node id: designs stored so far} over every sub-study's parts."""
     seen = {}
-    for p in sweep_dir.glob("*/parts/part-*.*"):
-        try:
-            for n in read_part(p, columns=["node_id"])["node_id"].to_list():
-                seen[n] = seen.get(n, 0) + 1
-        except Exception:
-            pass
+    for d in sweep_dir.glob("*/parts"):  # (each sub-study's parts: files, or records of its part log)
+        store = PartStore(d.parent, create=False)
+        for i in store.indices():
+            try:
+                for n in store.read(i, columns=["node_id"])["node_id"].to_list():
+                    seen[n] = seen.get(n, 0) + 1
+            except Exception:
+                pass
     return seen
 
 

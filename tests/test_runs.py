@@ -214,29 +214,31 @@ def test_a_sweep_s_live_count_reads_parts_of_either_format(tmp_path):
     assert _rows_done(tmp_path / "s") == 16 == PartStore(tmp_path / "s").rows()
 
 
-@pytest.mark.parametrize("older", ["parquet", "arrow", "arrows"])
+@pytest.mark.parametrize("older", ["parquet", "arrow", "arrows", "dcol"])
 def test_a_study_run_by_an_older_version_resumes_as_if_uninterrupted(tmp_path, older):
-    """A run folder whose parts are Parquet, Arrow IPC files or streams (as earlier versions wrote them) resumes:
-    the new generations are raw-columns parts and the results equal an uninterrupted run's."""
-    from dse.runs.writer import read_part
-
+    """A run folder whose parts are Parquet, Arrow IPC files or streams, or raw-columns files (as earlier versions
+    wrote them) resumes: the new generations are records of the part log and the results equal an uninterrupted
+    run's."""
     cfg = _study_file(tmp_path, budget={"trials": 64})
     ref = StudyRunner(load_study(cfg), tmp_path / "ref" / "t").run()
     run = tmp_path / "old" / "t"
     StudyRunner(load_study(cfg), run, trials=32).run()
-    for p in sorted((run / "parts").glob("part-*.dcol")):  # as the older version stored them
-        df = read_part(p)
+    store = PartStore(run, create=False)
+    for b in store.indices():  # as the older version stored them: a file per part
+        df, p = store.read(b), run / "parts" / f"part-{b:06d}.{older}"
         if older == "parquet":
-            df.write_parquet(p.with_suffix(".parquet"))
+            df.write_parquet(p)
         elif older == "arrow":
-            df.write_ipc(p.with_suffix(".arrow"), compression="lz4")
+            df.write_ipc(p, compression="lz4")
+        elif older == "arrows":
+            df.write_ipc_stream(p, compression="lz4")
         else:
-            df.write_ipc_stream(p.with_suffix(".arrows"), compression="lz4")
-        p.unlink()
+            p.write_bytes(store.log.read(b))
+    (run / "parts" / "generations.dlog").unlink()
     res = StudyRunner(load_study(cfg), run).run()
     assert res.resumed_from == 32 and res.summary["trials"] == 64
     kinds = sorted({p.suffix for p in (run / "parts").iterdir()})
-    assert kinds == sorted([".dcol", f".{older}"])
+    assert kinds == sorted([".dlog", f".{older}"])
     a = pl.read_parquet(ref.run_dir / "results.parquet").drop("datetime_start", "datetime_complete")
     b = pl.read_parquet(run / "results.parquet").drop("datetime_start", "datetime_complete")
     assert a.equals(b)

@@ -21,7 +21,7 @@ import optuna
 import polars as pl
 import pytest
 
-from dse.runs.writer import read_part
+from dse.runs.writer import PartStore
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 from _spaces import study_file
@@ -86,9 +86,10 @@ def test_a_signal_loses_at_most_one_generation_and_the_rerun_equals_the_uninterr
     proc.send_signal(sig)
     proc.wait(timeout=60)
     calls = _calls(tmp_path)  # generations whose results had come back (the call log is written before return)
-    parts = sorted((run / "parts").glob("part-*.*"))
-    assert [int(p.stem.split("-")[1]) for p in parts] == list(range(len(parts))), "parts are contiguous"
-    stored = sum(read_part(p).height for p in parts)  # every stored part is whole
+    store = PartStore(run, create=False)
+    parts = store.indices()
+    assert parts == list(range(len(parts))), "parts are contiguous"
+    stored = store.rows()  # every stored part is whole
     assert 0 < stored < 320, "stopped mid-run"
     # at most one generation with results is not stored (a generation can also be all repeats: no model call)
     assert len(parts) >= calls - 1, f"{calls} generations had results, {len(parts)} were stored"

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dse.runs.writer import PartStore
 from dse.study import execution
 from dse.study.evaluator import ModelEvaluator
 from dse.study.execution import TransientError, is_pure, model_process_wanted
@@ -180,7 +181,7 @@ def test_sigkill_leaves_no_model_process_and_the_rerun_equals_the_uninterrupted_
     proc = subprocess.Popen([sys.executable, str(drv), str(cfg), str(run), str(pidfile), "0.1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not (run / "parts" / "part-000002.dcol").exists():
+    while 2 not in PartStore(run, create=False).indices():
         assert proc.poll() is None, proc.stderr.read()
         assert time.time() < deadline, "the run never stored its third part"
         time.sleep(0.005)

@@ -23,7 +23,8 @@ from dse.runs.colpart import ColumnsError, encode_columns, read_columns, read_ro
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.inflight import OneInFlight
-from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_RE, PARTS_DIR,
+from dse.runs.partlog import PartLog, PartLogError
+from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_LOG, PART_RE, PARTS_DIR,
                              RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
                              TechnologyRef, nominal_objectives)
 
@@ -139,16 +140,20 @@ def _json_default(o: Any) -> Any:
 
 
 class PartStore:
-    """`<run>/parts/part-NNNNNN.<arrows|arrow|parquet>`, one per batch (or grid shard), each written atomically.
+    """A run's parts, one per batch (or grid shard): `<run>/parts/part-NNNNNN.<arrows|arrow|parquet|dcol>` files,
+    each written atomically, and the array NSGA-II's generations as records of one append-only file
+    (`parts/generations.dlog`, `dse.runs.partlog`).
 
     `fmt` is the format of the parts this store writes (`PART_FORMATS`: a study's batches are Arrow IPC streams,
-    grid shards Parquet); parts of every format are read, so a study stored by an older version resumes.
+    grid shards Parquet, the array NSGA-II's generations `.dcol` records appended to the log); parts of every
+    format are read, so a study stored by an older version (a `.dcol` file per generation, Arrow, Parquet) resumes.
 
-    `sync_behind` (Arrow parts): a part is in place (renamed from its temporary file) when `write` returns, so a
-    killed run keeps it, and is flushed to disk (fsync of the file and the folder, ~8 ms on an ext4 disk, as
-    long as a 100-design batch of the model) by a thread while the next batch runs. The next `write` and
-    `close` wait for that flush, so at most one part is not yet on disk; after a power loss that part may
-    read as damaged (the reader says so and how to recover: delete it and rerun)."""
+    `sync_behind`: a part is in place (renamed from its temporary file, or appended to the log) when `write`
+    returns, so a killed run keeps it, and is flushed to disk (the file's and its folder's fsync, ~5 + 1.4 ms on
+    this machine's ext4 disk; a log record's fdatasync, ~2 ms) by a thread while the next batch runs. The next
+    `write` and `close` wait for that flush, so at most one part is not yet on disk; after a power loss that part
+    may read as damaged (a file: the reader says so and how to recover, delete it and rerun) or torn (the log's
+    last record: not part of the log, the next run evaluates that generation again)."""
 
     def __init__(self, run_dir: Path, *, create: bool = True, fmt: str = "parquet", sync_behind: bool = False):
         self.dir = Path(run_dir) / PARTS_DIR
@@ -156,6 +161,7 @@ class PartStore:
         self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow", ".dcol")
         self._flush = OneInFlight("dse-parts")
         self._other: dict[int, set[str]] | None = None  # each part's stored formats (see _written)
+        self.log = PartLog(self.dir / PART_LOG)
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
             for stale in self.dir.glob(".*.tmp"):  # leftovers of a killed writer
@@ -172,16 +178,36 @@ class PartStore:
                 out[int(m.group(1))] = p
         return out
 
+    def _logged(self) -> dict[int, tuple[int, int]]:
+        """Part index -> (offset, size) of its record in the log (tombstones left out: those parts are files)."""
+        try:
+            return {i: r for i, r in self.log.scan().items() if r[1]}
+        except PartLogError as exc:
+            raise DseUserError(f"{exc}: a damaged part log; cut it there (truncate -s {exc.offset} {self.log.path}) "
+                               "and rerun the study to evaluate the generations after it again") from None
+
+    def _where(self) -> dict[int, Path | None]:
+        """Part index -> its file, or None for a record of the log (a log record wins over a file: the log's
+        writer removes the file of each part it appends)."""
+        out: dict[int, Path | None] = dict(self._files())
+        out.update(dict.fromkeys(self._logged()))
+        return out
+
     def indices(self) -> list[int]:
-        return sorted(self._files())
+        return sorted(self._where())
 
     def paths(self) -> list[Path]:
-        """The stored part files, in part order."""
-        return [p for _, p in sorted(self._files().items())]
+        """The stored part files, in part order (the log's records are not files: `indices`, `read`, `rows`)."""
+        return [p for _, p in sorted(self._where().items()) if p is not None]
 
     def path(self, index: int) -> Path:
-        """The stored file of part `index`, else where this store writes it."""
-        return self._files().get(index) or self.dir / f"part-{index:06d}{self.suffix}"
+        """The stored file of part `index` (the log, for a part it holds), else where this store writes it."""
+        where = self._where()
+        if index in where:
+            return where[index] or self.log.path
+        if self.suffix == ".dcol":
+            return self.log.path
+        return self.dir / f"part-{index:06d}{self.suffix}"
 
     def write(self, index: int, df: pl.DataFrame) -> None:
         """Part `index` from a frame (a `.dcol` store writes a frame that format cannot hold as an Arrow
@@ -198,6 +224,10 @@ class PartStore:
         path = self.dir / f"part-{index:06d}{suffix}"
         if self.sync_behind:
             self.wait()  # at most one part not yet on disk
+        if index in self._logged():  # the log's record of it superseded by the file (a tombstone, then the file)
+            self.log.append(index, b"")
+            self.log.sync()
+        if self.sync_behind:
             self._flush.submit(atomic_write_ipc(df, path, sync=False))
         elif suffix in (".arrows", ".arrow"):
             atomic_write_ipc(df, path)
@@ -206,22 +236,23 @@ class PartStore:
         self._written(index, suffix)
 
     def write_columns(self, index: int, data: dict[str, Any]) -> None:
-        """Part `index` from named columns (`dse.runs.colpart.encode_columns`), as a `.dcol` file; raises
+        """Part `index` from named columns (`dse.runs.colpart.encode_columns`), as a record of the log; raises
         ColumnsError (nothing written) for a column that format cannot hold."""
         self._write_bytes(index, encode_columns(data))
 
     def _write_bytes(self, index: int, data: bytes) -> None:
-        path = self.dir / f"part-{index:06d}.dcol"
         if self.sync_behind:
             self.wait()  # at most one part not yet on disk
-            self._flush.submit(atomic_write_behind(data, path))
+            self.log.append(index, data)
+            self._flush.submit(self.log.sync)
         else:
-            atomic_write_bytes(path, data)
-        self._written(index, ".dcol")
+            self.log.append(index, data)
+            self.log.sync()
+        self._written(index, None)
 
-    def _written(self, index: int, suffix: str) -> None:
-        """After part `index` was written as `suffix`: its files in other formats (a re-run batch of an older
-        run, a generation written as an Arrow stream) are removed."""
+    def _written(self, index: int, suffix: str | None) -> None:
+        """After part `index` was written as `suffix` (None: to the log): its files in other formats (a re-run
+        batch of an older run, a generation written as an Arrow stream) are removed."""
         if self._other is None:  # every stored part's formats, listed once
             self._other = {}
             for p in self.dir.iterdir() if self.dir.is_dir() else ():
@@ -229,7 +260,7 @@ class PartStore:
                     self._other.setdefault(int(m.group(1)), set()).add(p.suffix)
         for other in self._other.get(index, set()) - {suffix}:
             (self.dir / f"part-{index:06d}{other}").unlink(missing_ok=True)
-        self._other[index] = {suffix}
+        self._other[index] = {suffix} if suffix else set()
 
     def wait(self) -> None:
         """Wait until the last part written is on disk (its flush error, e.g. EIO, is raised here)."""
@@ -237,20 +268,48 @@ class PartStore:
 
     def close(self) -> None:
         """Flush the last part to disk and stop the flushing thread (idempotent)."""
-        self._flush.close()
+        try:
+            self._flush.close()
+        finally:
+            self.log.close()
 
     def read(self, index: int, columns: list[str] | None = None) -> pl.DataFrame:
         """One part (optionally only `columns`)."""
+        where = self._where()
+        if index in where and where[index] is None:
+            return self._from_log(index, lambda b: read_columns(b, columns))
         return _checked(self.path(index), lambda p: read_part(p, columns))
 
     def rows(self) -> int:
-        return sum(_checked(p, part_rows) for p in self.paths())
+        where = self._where()
+        blob = self._log_bytes(where)
+        return sum(self._from_log(i, read_rows, blob) if p is None else _checked(p, part_rows)
+                   for i, p in where.items())
 
     def read_all(self) -> pl.DataFrame | None:
-        paths = self.paths()
-        if not paths:
+        where = self._where()
+        if not where:
             return None
-        return pl.concat([_checked(p, read_part) for p in paths], how="diagonal_relaxed")
+        blob = self._log_bytes(where)
+        return pl.concat([self._from_log(i, read_columns, blob) if p is None else _checked(p, read_part)
+                          for i, p in sorted(where.items())], how="diagonal_relaxed")
+
+    def _log_bytes(self, where: dict[int, Path | None]) -> bytes | None:
+        """The log's bytes, read once for the parts of `where` it holds (None: it holds none)."""
+        return self.log.path.read_bytes() if None in where.values() else None
+
+    def _from_log(self, index: int, how: Any, blob: bytes | None = None) -> Any:
+        """`how(payload)` of part `index`'s record (`blob`: the log's bytes, when read already); a record whose
+        payload does not decode is a user error that says how to recover."""
+        off, n = self.log.scan()[index]
+        try:
+            return how(self.log.read(index) if blob is None else blob[off:off + n])
+        except Exception as exc:  # noqa: BLE001 - a damaged payload (header, sizes)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            start = off - PartLog.HEAD_SIZE
+            raise DseUserError(f"{self.log.path}: damaged record of part {index} at byte {start} ({first}); cut the "
+                               f"log there (truncate -s {start} {self.log.path}) and rerun the study to evaluate "
+                               "that generation and the ones after it again") from None
 
 
 def _checked(path: Path, how: Any) -> Any:

@@ -21,7 +21,6 @@ from dse.runs.writer import (
     PartStore,
     RunLock,
     atomic_write_parquet,
-    part_rows,
     write_json,
     write_meta,
 )
@@ -37,13 +36,10 @@ def _run_sub(sub: Study, run_dir: str, evaluator: Any, trials: int | None) -> di
 
 
 def _rows_done(run_dir: Path) -> int:
-    total = 0
-    for p in PartStore(run_dir, create=False).paths():
-        try:
-            total += part_rows(p)
-        except Exception:  # noqa: BLE001 - a part being renamed right now
-            pass
-    return total
+    try:
+        return PartStore(run_dir, create=False).rows()
+    except Exception:  # noqa: BLE001 - a part being renamed right now
+        return 0
 
 
 def run_sweep(study: Study, out: Path | str, *, trials: int | None = None, serial: bool = False,
