@@ -6,7 +6,9 @@ status 2."""
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -75,9 +77,19 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{exc.filename if exc.filename is not None else 'output'}: {what} ({exc.strerror or exc})"
 
 
+_FREEZE_AT_EXIT: list = []  # gc.freeze registered with atexit, once per process (see main)
+
+
 def main() -> None:
     """Run the CLI; a user error (bad YAML, unknown name) prints one clear message and exits 2, and so
     does an operating-system error on a path (a folder given for a file, a full disk, a missing parent)."""
+    if not _FREEZE_AT_EXIT:  # once per process (tests call main in-process many times)
+        # At exit (after the command closed its files, before the interpreter's shutdown collections) the ~80k
+        # objects left, mostly from imports, are frozen out of the collector, so shutdown does not scan them in
+        # full collections: 0.6-1.0 s after a quick start on a loaded 2-core machine, 0.13-0.17 s with this
+        # (session 39). Registered first, it runs after the handlers registered later (Ray's shutdown); only
+        # cyclic garbage left at exit is not collected.
+        _FREEZE_AT_EXIT.append(atexit.register(gc.freeze))
     app = load_commands(modules_for(sys.argv))
     try:
         app()  # standalone: usage errors (unknown command, bad option) print a message and exit 2
