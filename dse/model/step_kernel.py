@@ -274,32 +274,49 @@ def _knee2(c, memory):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den,
-              d2d=True):
-    """(bytes off chip, bytes on chip, memory time, SRAM time) of one operator under the residency (wres, kres; their
-    complements sw, sk): perf._resident_times term by term, branch-free (selects), so that its loop vectorizes.
-    `d2d` False (a literal: the caller's loop for a design of d2d_share 0) leaves out the die-to-die time, which a
-    share of 0 never takes."""
-    act_off = _mx(act - free_sram, 0.0)
+def _resident_a(w, kv, cls, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den, d2d_share,
+                d2d_den, d2d):
+    """`_resident` with its activations' terms given (`_act_terms`: bytes off and on chip, and the share streamed
+    for them, -inf for none), which do not depend on the residency: the same terms in the same order."""
     off = sw * w
     off += sk * kv
     off += act_off
     off *= has_mem
     streamed = 0.0 if cls == 0.0 else (sw if cls == 1.0 else (sk if cls == 2.0 else _mx(sw, sk)))
-    ratio = act_off / _mx(act, 1e-300)
-    streamed = _mx(streamed, ratio) if act_off != 0.0 else streamed  # (0 / act = 0 leaves the larger share)
+    streamed = _mx(streamed, ratio)  # (-inf: the share alone, as `_resident` leaves it for act_off = 0)
     memory = off / mem_den
     memory += ramp * streamed
     memory = memory if off > 0 else (off if off != off else 0.0)  # ((off / rate + ramp) · 0)
     on = wres * w
     on += kres * kv
-    on += act - act_off
+    on += act_on
     through = on + off
     sram = through / sram_den
     if d2d:
         d2 = d2d_share * through / d2d_den
         sram = _mx(sram, d2) if d2d_share > 0 else sram
     return off, on, memory, sram
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _act_terms(act, free_sram):
+    """(bytes off chip, bytes on chip, the streamed share or -inf) of an operator's activations under `free_sram`:
+    `_resident`'s activation terms, the same bits."""
+    act_off = _mx(act - free_sram, 0.0)
+    ratio = act_off / _mx(act, 1e-300)
+    return act_off, act - act_off, (ratio if act_off != 0.0 else -np.inf)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den,
+              d2d=True):
+    """(bytes off chip, bytes on chip, memory time, SRAM time) of one operator under the residency (wres, kres; their
+    complements sw, sk): perf._resident_times term by term, branch-free (selects), so that its loop vectorizes.
+    `d2d` False (a literal: the caller's loop for a design of d2d_share 0) leaves out the die-to-die time, which a
+    share of 0 never takes."""
+    act_off, act_on, ratio = _act_terms(act, free_sram)
+    return _resident_a(w, kv, cls, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den,
+                       d2d_share, d2d_den, d2d)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -338,16 +355,16 @@ def _sums(k, t_term, e_term, want_e):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
-          d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, d2d):
+def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den,
+          d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, d2d):
     """Pass 1b of `_time_batch` for operator `j` of row `s`: (busy time, time term, energy term, 1 if its matrix roof
     needs the general knee), branch-free so that its loop vectorizes (the same terms in the same order; padding is
-    evaluated and never summed)."""
+    evaluated and never summed). Its activations' terms (`act_off`, `act_on`, `ratio`) come from `_act_terms`."""
     cnt = ops[4, s, j]
-    w, act, kv = ops[1, s, j], ops[2, s, j], ops[3, s, j]
+    w, kv = ops[1, s, j], ops[3, s, j]
     c = c if cnt != 0.0 else 0.0
-    off, on, memory, sram = _resident(w, act, kv, ops[7, s, j], sw, sk, wres, kres, free_sram, has_mem, mem_den, ramp,
-                                      sram_den, d2d_share, d2d_den, d2d)
+    off, on, memory, sram = _resident_a(w, kv, ops[7, s, j], sw, sk, wres, kres, act_off, act_on, ratio, has_mem,
+                                        mem_den, ramp, sram_den, d2d_share, d2d_den, d2d)
     roof = _mx(c, memory)
     bent, fast = _knee2(c, memory)  # (other knees, or roofs out of its range: after the loop)
     fast = square and fast
@@ -408,9 +425,10 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
 
 
 # `_time_batch`'s per-operator scratch rows (its caller's, so that a call allocates nothing): each operator's time and
-# energy terms (`_op_terms`), its FLOPs' energy (pJ, per step and design), and the matrix operators' compute time,
-# peak FLOP/s and narrow path
-_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow")
+# energy terms (`_op_terms`), its FLOPs' energy (pJ, per step and design), the matrix operators' compute time,
+# peak FLOP/s and narrow path, and its activations' bytes off and on chip and streamed share (`_act_terms`: per
+# step and free SRAM, shared by the residencies of a step on a design)
+_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "act_off", "act_on", "act_ratio")
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -426,6 +444,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
     inv_p = 1.0 / knee
     square = knee == 2.0
     t_term, e_term, flop_pj, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4], work[5]
+    a_off, a_on, a_rat = work[6], work[7], work[8]
     mmw = mm.shape[2]
     ncoll = 0
     for j in range(k):
@@ -453,7 +472,8 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         free_sram = _mx(sram_bytes - res_in[i], 0.0) if has_mem > 0 else np.inf
         # the same step on the same design under the same free SRAM: pass 1b's columns past res_cols[s] are the
         # instance before's (`_row_tables`)
-        width = res_cols[s] if (same and free_sram == prev_free) else k
+        kept = same and free_sram == prev_free
+        width = res_cols[s] if kept else k
         prev_free = free_sram
         tokens, count_sum = rowinfo[s, 0], rowinfo[s, 1]
         launches = 0.0
@@ -531,20 +551,25 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # vectorizes it over the operators (the same terms in the same order; padding is evaluated and never summed)
         share = step_s / _mx(count_sum, 1.0)
         nslow = 0
+        if not kept:  # the activations' terms, which only the step and the free SRAM set
+            for j in range(k):
+                a_off[j], a_on[j], a_rat[j] = _act_terms(ops[2, s, j], free_sram)
         # (two copies of the loop: a design without die-to-die traffic, most, skips its division per operator)
         if d2d_share > 0:
             for j in range(width):
                 b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
-                                                      kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
-                                                      d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere,
+                                                      kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
+                                                      d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link,
+                                                      comm_elsewhere,
                                                       True)
                 busy[j] = b
                 nslow += slow
         else:
             for j in range(width):
                 b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
-                                                      kres, free_sram, has_mem, mem_den, ramp, sram_den, d2d_share,
-                                                      d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere,
+                                                      kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
+                                                      d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link,
+                                                      comm_elsewhere,
                                                       False)
                 busy[j] = b
                 nslow += slow
@@ -758,17 +783,18 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
 
 
 @njit(cache=True, inline="always")
-def _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
+def _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
            q_wr, q_kr, q_want, order, tmp, cbase):
-    """Queue the step instances the listed (local design, plan, shares) pairs need that are neither timed nor
-    queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
+    """Queue the step instances the listed (local design, plan) pairs need, under the plans' resident shares (`fwv`,
+    `fkv`), that are neither timed nor queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
     shares a (row, design)'s compute times among its residencies; returns how many are queued. Each pair's memo
     keys of its decode, TTFT prefill and prefill chunk steps go to `p_x` (3, pairs). A fractional share with no KV
     resident takes its class's `cbase` (the same step and shares: one instance)."""
     m = 0
     seg = 0  # where the current design's instances start
     for p in range(npairs):
-        dl, j, fw, fk = p_dl[p], p_j[p], p_fw[p], p_fk[p]
+        dl, j = p_dl[p], p_j[p]
+        fw, fk = fwv[dl, j], fkv[dl, j]
         if p > 0 and dl != p_dl[p - 1]:
             _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want, order, tmp)
             seg = m
@@ -826,11 +852,11 @@ def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want, order, tmp):
 
 @njit(cache=True, inline="always")
 def _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state):
-    """Keep the `m` timed instances' time and energy under their memo keys (`memo_state` 2): design `q_des` (block
-    row q_des - d0), column `q_key`."""
+    """Keep the `m` timed instances' time and energy under their memo keys: design `q_des` (block row q_des - d0),
+    column `q_key` (its `memo_state`, 1 since `_queue`, stays)."""
     for i in range(m):
         dl, x = q_des[i] - d0, q_key[i]
-        memo_t[dl, x], memo_e[dl, x], memo_state[dl, x] = t_out[i], e_out[i], 2
+        memo_t[dl, x], memo_e[dl, x] = t_out[i], e_out[i]
 
 
 @njit(cache=True, inline="always")
@@ -907,13 +933,13 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
-    memo_state = np.zeros((B, W), np.int8)  # 0 not timed, 1 queued, 2 timed
+    memo_state = np.zeros((B, W), np.int8)  # 0 not queued, 1 queued (then timed, by the end of the level)
     q_row, q_des, q_key = np.empty(B * W, np.int64), np.empty(B * W, np.int64), np.empty(B * W, np.int64)
     q_wr, q_kr, q_want = np.empty(B * W), np.empty(B * W), np.empty(B * W, np.bool_)
     zeros, t_out, e_out = np.zeros(B * W), np.empty(B * W), np.empty(B * W)
     order, tmp = np.empty(B * W, np.int64), np.empty((3, B * W))  # `_sort_rows`' scratch
     p_dl, p_j = np.empty(B * P, np.int64), np.empty(B * P, np.int64)
-    p_fw, p_fk, p_r = np.empty(B * P), np.empty(B * P), np.empty(B * P, np.int64)
+    p_r = np.empty(B * P, np.int64)
     p_x = np.empty((3, B * P), np.int64)
     cand, off, good = np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_), np.zeros((B, P), np.bool_)
     fwv, fkv = np.zeros((B, P)), np.zeros((B, P))
@@ -1001,9 +1027,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                     for q_ in range(cpos[dl, rungs[0, r]], cpos[dl, rungs[1, r]]):
                         j = cl[dl, q_]
                         p_dl[npairs], p_j[npairs], p_r[npairs] = dl, j, r
-                        p_fw[npairs], p_fk[npairs] = fwv[dl, j], fkv[dl, j]
                         npairs += 1
-            m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
+            m = _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                        q_key, q_wr, q_kr, q_want, order, tmp, cbase)
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
@@ -1031,9 +1056,9 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                     continue
                 _, _, ufw, ufk = _shares(pf[0, hi], pf[1, hi], pf[2, hi], sram)
                 fwv[dl, hi], fkv[dl, hi] = ufw, ufk
-                p_dl[npairs], p_j[npairs], p_fw[npairs], p_fk[npairs] = dl, hi, ufw, ufk
+                p_dl[npairs], p_j[npairs] = dl, hi
                 npairs += 1
-        m = _queue(npairs, p_dl, p_j, p_fw, p_fk, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
+        m = _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des,
                    q_key, q_wr, q_kr, q_want, order, tmp, cbase)
         if m:
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
