@@ -42,7 +42,7 @@ from dse.evaluate.plans import PP_CHOICES, Plan, depth_tried, scenario_batch
 from dse.evaluate.steps import Builders, CnnPlanTable, LlmPlanTable, cnn_plan_table, llm_plan_table
 from dse.model.arrays import kernel_column
 from dse.model.calibration import Calibration
-from dse.model.kernel import compiled_kernel
+from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.perf import (SPLIT_K_MIN, HwView, collective_time, compiled_tables, op_energy_j, op_times,
                             stacked_tables, step_times)
 from dse.units import MEMORY_GB_BYTES
@@ -306,16 +306,6 @@ def time_instances(steps, step_of, design_of, hw: HwView, cal: Calibration, wres
     return StepEval(t, e)
 
 
-_KERNEL_MODULES: list = []  # (step_kernel, design_kernel, cnn_kernel) once imported (`_kernel_modules`)
-
-
-def _kernel_modules() -> list:
-    """The compiled kernels' modules (step_kernel, design_kernel, cnn_kernel), imported on the compiled path's first
-    use (they import numba) and kept: no import statement per call."""
-    if not _KERNEL_MODULES:
-        from dse.model import cnn_kernel, design_kernel, step_kernel
-        _KERNEL_MODULES[:] = (step_kernel, design_kernel, cnn_kernel)
-    return _KERNEL_MODULES
 
 
 _NUMERIC = tuple(k for k, metric in SCENARIO.items() if metric.numeric)  # the registry's numeric scenario metrics
@@ -786,7 +776,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
     feasible = ch.plan >= 0
     tab = None if ch.blocks is None else _plan_ints(t)
     if tab is not None:  # the compiled choice: its numbers in one pass (the same operations as below)
-        sk, dk, _ = _kernel_modules()
+        sk, dk = kernel_module("step_kernel"), kernel_module("design_kernel")
         OUT_FLOAT, OUT_INT = sk.OUT_FLOAT, sk.OUT_INT
         block = np.zeros((len(_NUMERIC), n))
         m = dict(zip(_NUMERIC, block))
@@ -1164,7 +1154,7 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     `perf.step_times`' compiled path. `base`: the calibration `cal` was derived from by `for_phase` (the same
     per-design constants: the phase changes a per-step cost only), whose constants the LLM scenarios' mappings of
     the same designs have computed already (`compiled_tables`' `design_cal`)."""
-    ck = _kernel_modules()[2]
+    ck = kernel_module("cnn_kernel")
     sk = compiled_kernel()
     n = hw.n
     tables = compiled_tables(sk, stacked_tables(_compressed(t.steps)), hw, cal, base)

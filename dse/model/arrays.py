@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from dse.config import suggest
-from dse.model.kernel import compiled_kernel
+from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.knobs import BY_NAME, KNOBS, RULES, BoundsTable
 from dse.model.technology import Technology
 from dse.units import MEMORY_GB_BYTES
@@ -524,18 +524,10 @@ _NODE_KROWS = np.array([_NODE_COLUMNS.index(a) for a in ("sram_mm2_per_mb_scratc
 _DIES_BOUNDS = tuple(float(b) for b in BY_NAME["chip.dies"].clip_bounds())  # (Knob.clip's, in rows_kernel)
 
 
-_DESIGN_KERNEL: list = []  # dse.model.design_kernel once imported (`_design_kernel`)
-
-
 def _design_kernel():
     """dse.model.design_kernel where the compiled kernels are on (`kernel.compiled_kernel()`; it imports numba),
     else None."""
-    if compiled_kernel() is None:
-        return None
-    if not _DESIGN_KERNEL:
-        from dse.model import design_kernel
-        _DESIGN_KERNEL.append(design_kernel)
-    return _DESIGN_KERNEL[0]
+    return None if compiled_kernel() is None else kernel_module("design_kernel")
 
 
 def _bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

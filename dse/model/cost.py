@@ -21,7 +21,7 @@ from dse.model.fab import (
     package_yield,
 )
 from dse.model.hardware import Design, active_technology
-from dse.model.kernel import compiled_kernel
+from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.knobs import TOPOLOGY_CODE
 from dse.model.technology import Technology, default_technology
 
@@ -98,8 +98,7 @@ def design_kernel():
     the numpy path."""
     if compiled_kernel() is None:
         return None
-    from dse.model import area_kernel, design_kernel as dk
-    return dk if area_kernel.numpy_pow_is_libm() else None
+    return kernel_module("design_kernel") if kernel_module("area_kernel").numpy_pow_is_libm() else None
 
 
 def _chip_cost_compiled(dk, arr: DesignArrays, area: AreaBreakdown) -> CostBreakdown:

@@ -49,6 +49,7 @@ from dse.model.kernel import (  # noqa: F401  (the path's switches, re-exported:
     kernel_cache_ready,
     kernel_cache_stamp,
     kernel_mode,
+    kernel_module,
     reset_kernel,
     warm_kernel,
 )
@@ -216,17 +217,9 @@ def _view_fields(arr, area, dies: np.ndarray, epf: dict, crossing: float) -> dic
     return fields
 
 
-_DESIGN_KERNEL: list = []  # dse.model.design_kernel once imported (it imports numba)
-
-
 def _dk_module():
     """`dse.model.design_kernel` where the compiled kernels are on (`compiled_kernel()`), else None."""
-    if compiled_kernel() is None:
-        return None
-    if not _DESIGN_KERNEL:
-        from dse.model import design_kernel
-        _DESIGN_KERNEL.append(design_kernel)
-    return _DESIGN_KERNEL[0]
+    return None if compiled_kernel() is None else kernel_module("design_kernel")
 
 
 def _memory_stream_efficiency(arr) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.hardware import active_technology
-from dse.model.kernel import compiled_kernel
+from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.voltage import throttle_energy_ratio
 
 VECTOR_ENERGY_FACTOR = 2.0  # assumed: a vector FLOP (fp32-class, register-file traffic) ≈ 2× an fp16 MAC FLOP
@@ -150,7 +150,7 @@ def _cooled(arr: DesignArrays, watts: dict[str, np.ndarray]) -> PowerBreakdown:
 
 def _chip_power_compiled(arr: DesignArrays, area: AreaBreakdown) -> PowerBreakdown:
     """`chip_power` in one pass of `design_kernel.power_kernel` (no powers: its arithmetic gives numpy's bits)."""
-    from dse.model import design_kernel as dk
+    dk = kernel_module("design_kernel")
     per = dict(e_flop=arr.energy_pj_per_flop[arr.tech.mac_energy.anchor], macs=arr.macs, clock=arr.clock_ghz,
                vector_fpc=arr.vector_flops_per_cycle, operand=arr.mma_operand_factor, array_rows=arr.array_rows,
                array_cols=arr.array_cols, sram_tbps=arr.sram_tbps, sram_pj_per_byte=arr.sram_pj_per_byte,

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from dse.model.kernel import compiled_kernel
+from dse.model.kernel import compiled_kernel, kernel_module
 
 # Velocity-saturation index α of the alpha-power law: Sakurai & Newton (1990) fit α ≈ 1.2-1.3 for short-channel
 # MOSFETs (2 for the long-channel square law). Bounds 1.1-2.0; 1.3 (the short-channel value).
@@ -139,14 +139,8 @@ def curve_kernel():
     power are libm's (its `voltage_curve` then gives numpy's bits), else None: `voltage_ratio` in numpy."""
     if compiled_kernel() is None:
         return None
-    if not _CURVE_MODULES:  # (imported once: no import statement per call)
-        from dse.model import area_kernel, design_kernel
-        _CURVE_MODULES[:] = (area_kernel, design_kernel)
-    ak, dk = _CURVE_MODULES
+    ak, dk = kernel_module("area_kernel"), kernel_module("design_kernel")
     return dk if dk.numpy_log_is_libm() and ak.numpy_pow_is_libm() else None
-
-
-_CURVE_MODULES: list = []  # (area_kernel, design_kernel) once the compiled kernels are on
 
 
 def _curve_args() -> tuple:
