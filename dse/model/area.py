@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dse.model import fab
-from dse.model.arrays import DesignArrays, _Flags, kernel_column
+from dse.model.arrays import DesignArrays, _Flags
 from dse.model.hardware import Design, active_technology
 from dse.model.kernel import compiled_kernel
 from dse.model.knobs import BY_NAME
@@ -394,12 +394,13 @@ def _io_choices_compiled(ak, arr: DesignArrays, has: np.ndarray, first: np.ndarr
     k_aspect = np.sqrt(sh.max_aspect) + 1.0 / np.sqrt(sh.max_aspect)  # (area_for_perimeter_mm2's)
     if ak.numpy_pow_is_libm():  # numpy's powers are libm's: all of it in one kernel pass, the powers there too
         out = [np.empty((n, span)) for _ in range(8)]
-        ak.io_tables(np.ascontiguousarray(has, dtype=bool), np.ascontiguousarray(arr.has_io_die, dtype=bool), *flt,
-                     *(kernel_column(x, n) for x in (arr.pkg_assembly_yield_per_die, arr.wafer_price_usd_io,
-                                               arr.reticle_mm2_io, arr.pkg_usd_per_mm2, arr.pkg_area_scale)),
-                     top, float(sh.io_edge_fraction), float(k_aspect), float(sh.max_aspect), float(sh.reticle_long_mm),
-                     float(w.probe_coverage), np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm),
-                     float(w.test_cost_fraction), *out)
+        rows = np.empty((len(ak.IO_ROW), n))  # (the kernel takes them design-major: one transpose of the rows)
+        for k, x in enumerate((has, arr.has_io_die, *flt, arr.pkg_assembly_yield_per_die, arr.wafer_price_usd_io,
+                               arr.reticle_mm2_io, arr.pkg_usd_per_mm2, arr.pkg_area_scale)):
+            rows[k] = x
+        ak.io_tables(np.ascontiguousarray(rows.T), top, float(sh.io_edge_fraction), float(k_aspect),
+                     float(sh.max_aspect), float(sh.reticle_long_mm), float(w.probe_coverage), np.pi * r * r,
+                     np.pi * 2 * r, float(w.scribe_mm), float(w.test_cost_fraction), *out)
         return _io_hull(ak, out, floor_usd)
     count, critical, die, base = (np.empty((span, n)) for _ in range(4))
     allowed, io = np.empty((span, n), bool), np.empty((span, n), bool)

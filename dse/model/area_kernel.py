@@ -165,9 +165,15 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
         _io_dominance(d, span, t_inv_yield, t_fixed, t_area)
 
 
+# per-design inputs of `io_tables`, columns of one (designs, len(IO_ROW)) float array (whether it has I/O dies, whether
+# they are priced, the first count, the I/O dies' logic and edge, the I/O node's defect density and α, the bond yield,
+# the I/O node's wafer price and reticle, the package's USD/mm² and area scale): `io_geometry`'s and `io_costs`' inputs
+IO_ROW = ("has", "has_io", "first", "io_logic", "io_edge", "d0", "alpha", "bond", "wafer_usd", "reticle", "pkg_usd",
+          "pkg_scale")
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd, reticle, pkg_usd, pkg_scale, top,
-              frac, k_aspect, max_aspect, long_mm, coverage, c1, c2, scribe, test_fraction, t_count, t_die,
+def io_tables(P, top, frac, k_aspect, max_aspect, long_mm, coverage, c1, c2, scribe, test_fraction, t_count, t_die,
               t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area):
     """`io_geometry`, the powers `area._io_choices_compiled` takes in numpy, `io_escape` and `io_costs` in one pass
     per design, each power as libm's `pow` (`x ** k` of floats): for a numpy whose float64 power is libm's
@@ -179,7 +185,9 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
     picked, the first count aside, where no count fits, nor on the envelope, and `io_hull` reads only whether its
     inverse yield is finite). The bond yield's powers of a design
     repeat over designs of the same packaging: each (bond, count) is taken once per call from a small table (`pow`
-    of the same arguments, so the same bits). Writes the design-major (n, span) `t_*` arrays `io_costs` writes."""
+    of the same arguments, so the same bits). Takes the per-design inputs as the columns `IO_ROW` of one (n, 12)
+    array `P` (a design's in one or two cache lines, as `split_scan`'s) and writes the design-major (n, span) `t_*`
+    arrays `io_costs` writes."""
     n, span = t_count.shape
     CB = 8  # bond yields remembered
     KB = 65  # integral counts 0 … 64 remembered per bond yield
@@ -189,8 +197,8 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
     cb_n = 0
     sane = 0.0 <= coverage <= 1.0 and 1.0 + test_fraction >= 0.0
     for d in range(n):
-        h = has[d]
-        b = bond[d]
+        h = (P[d, 0] != 0)
+        b = P[d, 7]
         slot = -1
         for q in range(cb_n):
             if cb_val[q] == b:
@@ -206,14 +214,14 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
             for kk in range(KB):
                 cb_ok[slot, kk] = False
         # the bounds hold (the yield in [0, 1], so the escapes; no negative price) where these do
-        bounded = sane and alpha[d] > 0.0 and wafer_usd[d] >= 0.0 and pkg_usd[d] * pkg_scale[d] >= 0.0
+        bounded = sane and P[d, 6] > 0.0 and P[d, 8] >= 0.0 and P[d, 10] * P[d, 11] >= 0.0
         # every count's geometry, then the allowed counts (within the knob's bound, and whose die fits the I/O node's
         # reticle, or the largest where none does)
         # (a design without I/O dies may take only its first count, 0 dies: the others' fields are constants, below)
-        sp = span if h or first[d] != 0.0 else min(span, 1)
+        sp = span if h or P[d, 2] != 0.0 else min(span, 1)
         any_fit = False
         for j in range(sp):
-            c0 = first[d] + j
+            c0 = P[d, 2] + j
             ok = (h and c0 <= top) or (not h and c0 == 0)
             c = c0 if ok else (top if h else 0.0)
             if j > 0 and not ok and c != 0:  # past the knob's bound: the count before again (as io_costs)
@@ -221,11 +229,11 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
                 t_area[d, j] = t_area[d, j - 1]
                 continue
             safe = _mx(c, 1.0)
-            crit = io_logic[d] / safe if h else 0.0
-            pad = _area_for_perimeter(io_edge[d] / safe / frac, k_aspect, max_aspect, long_mm)
+            crit = P[d, 3] / safe if h else 0.0
+            pad = _area_for_perimeter(P[d, 4] / safe / frac, k_aspect, max_aspect, long_mm)
             dj = _mx(crit, pad) if h else 0.0
             t_count[d, j], t_die[d, j], t_critical[d, j], t_area[d, j] = c, dj, crit, c * dj
-            any_fit = any_fit or (ok and dj <= reticle[d])
+            any_fit = any_fit or (ok and dj <= P[d, 9])
         cmax = t_count[d, 0]
         for j in range(1, sp):
             cmax = _mx(cmax, t_count[d, j])
@@ -234,14 +242,14 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
             t_usd[d, j], t_escape[d, j], t_inv_yield[d, j], t_fixed[d, j] = 0.0, 1.0, 1.0, np.inf
         # each count's costs in count order, and whether an earlier count dominates it
         for j in range(sp):
-            c0 = first[d] + j
+            c0 = P[d, 2] + j
             ok = (h and c0 <= top) or (not h and c0 == 0)
             c, dj, crit = t_count[d, j], t_die[d, j], t_critical[d, j]
             if j > 0 and not ok and c != 0:
                 t_usd[d, j], t_escape[d, j], t_inv_yield[d, j] = t_usd[d, j - 1], t_escape[d, j - 1], t_inv_yield[d, j - 1]
                 t_fixed[d, j] = np.inf
                 continue
-            allowed = ok and (dj <= reticle[d] if any_fit else c == cmax)
+            allowed = ok and (dj <= P[d, 9] if any_fit else c == cmax)
             if c != 0 and ok:
                 kk = int(c)
                 if slot >= 0 and kk == c and kk < KB:
@@ -253,22 +261,22 @@ def io_tables(has, has_io, first, io_logic, io_edge, d0, alpha, bond, wafer_usd,
                     bond_pow = b ** c
             else:
                 bond_pow = 1.0
-            io = has_io[d] and c > 0 and dj > 0
-            pkg_c = pkg_usd[d] * pkg_scale[d] * c * dj
+            io = (P[d, 1] != 0) and c > 0 and dj > 0
+            pkg_c = P[d, 10] * P[d, 11] * c * dj
             if io:
                 dpw = _dies_per_wafer(dj, c1, c2, scribe)
-                base = 1.0 + crit / 100.0 * d0[d] / alpha[d]
+                base = 1.0 + crit / 100.0 * P[d, 5] / P[d, 6]
                 if j > 0 and ok and bounded and base >= 1.0 and bond_pow >= 1e-280:
-                    u = c * wafer_usd[d] / (dpw * 1.0) * (1.0 + test_fraction)
+                    u = c * P[d, 8] / (dpw * 1.0) * (1.0 + test_fraction)
                     iy = 1.0 / bond_pow
                     if not allowed or _dominated(d, j, (u + pkg_c) * iy, iy, t_area[d, j], t_inv_yield, t_fixed,
                                                  t_area):
                         t_usd[d, j], t_escape[d, j], t_inv_yield[d, j], t_fixed[d, j] = u, 1.0, iy, np.inf
                         continue
-                y = base ** (-alpha[d]) if ok else 1.0
+                y = base ** (-P[d, 6]) if ok else 1.0
                 esc_ok = y / _mx(y + (1.0 - y) * (1.0 - coverage), 1e-300)
                 esc_pow = esc_ok ** c if ok else 1.0
-                u = c * wafer_usd[d] / (dpw * _mx(y, 1e-12)) * (1.0 + test_fraction)
+                u = c * P[d, 8] / (dpw * _mx(y, 1e-12)) * (1.0 + test_fraction)
                 e = _mx(1.0 * esc_pow, 1e-12)
             else:
                 u, e = 0.0, 1.0
@@ -744,7 +752,7 @@ def warm() -> None:
     io_escape(io, 0.9, io.copy())
     io_costs(io, bio, io.copy(), io.copy(), bio.copy(), io.copy(), io.copy(), io.copy(), f1, f1, f1, f1, 1.0, 1.0,
              0.0, 0.0, *(io.copy() for _ in range(8)))
-    io_tables(b1, b1.copy(), *(f1.copy() for _ in range(10)), 1.0, 0.5, 2.5, 2.0, 33.0, 0.9, 1.0, 1.0, 0.0, 0.0,
+    io_tables(np.ones((1, len(IO_ROW))), 1.0, 0.5, 2.5, 2.0, 33.0, 0.9, 1.0, 1.0, 0.0, 0.0,
               *(io.copy() for _ in range(8)))
     numpy_pow_is_libm()
     io_hull(io, io.copy(), io.copy(), f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
