@@ -22,11 +22,24 @@ from pathlib import Path
 
 from dse.runs.colpart import END, MAGIC
 
-__all__ = ["PartLog", "PartLogError"]
+__all__ = ["PartLog", "PartLogError", "fsync_dir"]
 
 REC = b"DSEREC01"
 _HEAD = struct.Struct("<8sQQ")  # marker, part index, payload size
 _sync = getattr(os, "fdatasync", os.fsync)  # (macOS has no fdatasync)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush the folder `path`'s entries to disk (a new or renamed file in it); a folder that cannot be opened is
+    left as it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class PartLogError(ValueError):
@@ -135,14 +148,7 @@ class PartLog:
         _sync(self._fd)
         if self._created:
             self._created = False
-            try:
-                dfd = os.open(self.path.parent, os.O_RDONLY)
-            except OSError:
-                return
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.path.parent)
 
     def close(self) -> None:
         """Stop appending (idempotent); `scan` then reads the file again."""

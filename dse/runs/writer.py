@@ -23,21 +23,10 @@ from dse.runs.colpart import ColumnsError, encode_columns, read_columns, read_ro
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.inflight import OneInFlight
-from dse.runs.partlog import PartLog, PartLogError
+from dse.runs.partlog import PartLog, PartLogError, fsync_dir
 from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_LOG, PART_RE, PARTS_DIR,
                              RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
                              TechnologyRef, nominal_objectives)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -48,7 +37,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 # zstd level of the Parquet files (results, fronts, grid shards): level 1 writes a study's results.parquet in
@@ -65,7 +54,7 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 #: the end of an Arrow IPC stream (a continuation marker, then a zero metadata length; Arrow columnar format,
@@ -92,7 +81,7 @@ def _write_atomically(write: Callable[[Any], None], path: Path, sync: bool) -> C
     if sync:
         f.close()
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return None
     os.replace(tmp, path)
 
@@ -101,7 +90,7 @@ def _write_atomically(write: Callable[[Any], None], path: Path, sync: bool) -> C
             os.fsync(f.fileno())
         finally:
             f.close()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     return durable
 

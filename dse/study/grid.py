@@ -30,8 +30,9 @@ from dse.errors import DseUserError
 from dse.runs.front import (STUDY_RULE, FrontTracker, front_hypervolume, maximize_of, objective_matrix,
                             reference_array, reference_dict)
 from dse.runs.layout import PARETO, RESULTS, SUMMARY_JSON, Summary
+from dse.runs.partlog import fsync_dir
 from dse.runs import columns
-from dse.runs.writer import (PARQUET_ZSTD_LEVEL, PartStore, RunLock, _fsync_dir, atomic_write_parquet, set_reference,
+from dse.runs.writer import (PARQUET_ZSTD_LEVEL, PartStore, RunLock, atomic_write_parquet, set_reference,
                              write_json, write_meta)
 from dse.study.execution import EvalError, RayExecutor, eval_chunk, take
 from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
@@ -279,7 +280,7 @@ def finalize_grid(run_dir: Path, meta: Any, front: _Front, stats: dict[str, int]
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, run_dir / RESULTS)
-        _fsync_dir(run_dir)
+        fsync_dir(run_dir)
         front_df = pl.scan_parquet(run_dir / RESULTS).filter(pl.col("pareto")).collect()
     else:
         front_df = pl.DataFrame({"trial": pl.Series([], dtype=pl.Int64), "feasible": pl.Series([], dtype=pl.Boolean)})
