@@ -30,8 +30,10 @@ from dse.workloads.modelfile import load_model_shape
 def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
                    ) -> tuple[HwView, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(HwView, design-level metric columns, feasible, reason) of every design of `arr` (`area`: its
-    `chip_area`, when the caller has it)."""
-    area = chip_area(arr) if area is None else area
+    `chip_area`, when the caller has it). A design `arr` flags keeps `arr`'s reason: the area's own call does not word
+    the checks it fails (`chip_area`'s word_flagged), its reasons are then those this returns."""
+    own = area is None
+    area = chip_area(arr, word_flagged=False) if own else area
     cost = chip_cost(arr, area)
     power = chip_power(arr, area)
     hw = HwView.from_arrays(arr, area)
@@ -53,7 +55,8 @@ def design_metrics(arr: DesignArrays, area: AreaBreakdown | None = None
     }
     cols = {name: m.cast(values[name]) for name, m in DESIGN.items()}
     feasible = np.asarray(arr.valid, bool) & np.asarray(area.feasible, bool)
-    reason = np.where(np.asarray(arr.reason, object) != "", arr.reason, area.reason).astype(object)
+    reason = (area.reason if own else np.where(np.asarray(arr.reason, object) != "", arr.reason, area.reason)
+              ).astype(object)
     for part in (cost, power):
         extra_ok = getattr(part, "feasible", None)
         if extra_ok is not None:
