@@ -4,6 +4,7 @@ interposer text per (memory, packaging) pair names each row's own memory and pac
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from dse.evaluate.table import design_metrics
-from dse.model.area import JOINS_IN_DICT, _Reasons, chip_area
+from dse.model.area import JOINS_IN_DICT, _package_ends, _Reasons, _tech_names, chip_area
 from dse.model.arrays import DesignArrays, _Flags
 from dse.model.technology import default_technology
 from dse.study.samplers import sample_space
@@ -68,7 +69,7 @@ def test_rows_flagged_before_keep_their_reason_unworded(n):
         bad[rows] = True
     bad[:3] = True  # (flagged by a check that words none of its rows here)
     why = _Reasons(arr, bad, word_flagged=False)
-    assert why.word is not None and (why.word == (arr.reason == "")).all()
+    assert why.word is not None and (why.word == (bad & (arr.reason == ""))).all()
     for rows, texts in parts:
         keep = why.rows(np.isin(np.arange(n), rows))
         why.add(keep, [t for r, t in zip(rows.tolist(), list(texts)) if r in set(keep.tolist())])
@@ -113,3 +114,25 @@ def test_interposer_text_names_each_rows_memory_and_packaging():
         if arr.mem_needs_interposer[k] and arr.has_memory[k]:
             assert f"memory {names[k % 4]} needs a 2.5D interposer (cowos_s or cowos_l), packaging is organic" in r
     assert sum("needs a 2.5D interposer" in r for r in reasons) >= 4
+
+
+def test_package_words_once_per_packaging_as_per_row():
+    """`_package_ends`: each row's words around the package text's numbers as the per-row format gives them; None
+    (per-row texts) where rows of one packaging differ in scale or limit, or a name is not an allowed one."""
+    tech = default_technology()
+    cols = sample_space(load_space(Path(__file__).resolve().parents[1] / "search_spaces" / "full.yaml"), 900,
+                        np.random.default_rng(3))
+    arr = DesignArrays.from_columns(cols, tech)
+    i = np.arange(arr.n)
+    heads, tails = _package_ends(arr, i)
+    assert heads == [f"{pk} area " for pk in arr.names["chip.packaging"].tolist()]
+    assert tails == [f", ×{s:g}) exceeds its {m:.0f} mm² limit"
+                     for s, m in zip(arr.pkg_area_scale.tolist(), arr.pkg_max_interposer_mm2.tolist())]
+    assert len(set(heads)) > 1
+    for field in ("pkg_area_scale", "pkg_max_interposer_mm2"):
+        x = np.array(getattr(arr, field), dtype=float)
+        x[5] = np.nextafter(x[5], np.inf)
+        assert _package_ends(dataclasses.replace(arr, **{field: x}), i) is None
+    at = np.array(arr.name_at["chip.packaging"])
+    at[7] = _tech_names(tech)["d2d_mm2_per_tbps"].allowed  # (another name)
+    assert _package_ends(dataclasses.replace(arr, name_at={**arr.name_at, "chip.packaging": at}), i) is None

@@ -14,6 +14,7 @@ With the compiled kernels on (`dse.model.kernel`), the I/O die choices and the s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,7 +335,7 @@ def _io_choices(arr: DesignArrays, has: np.ndarray, io_logic: np.ndarray, io_edg
     the rest of the chip costs before scrap (`_IoChoices.pick`'s compute_usd)."""
     sh = arr.tech.shoreline
     top = float(BY_NAME["chip.io_dies"].high)
-    first = np.where(has, np.clip(np.asarray(arr.io_dies, float), 1.0, top), 0.0)
+    first = np.where(has, np.minimum(np.maximum(np.asarray(arr.io_dies, float), 1.0), top), 0.0)  # (np.clip's bits)
     span = int(top - first[has].min()) + 1 if has.any() else 1
     ak = area_kernel()
     if ak is not None:  # in the compiled kernels, with the powers in numpy (the same fields, to the bit)
@@ -747,6 +748,16 @@ def _design_major(io: _IoChoices) -> tuple:
             np.ascontiguousarray(io.hull_fixed_usd.T, dtype=float), io.count.shape[0])
 
 
+WAFER_ROWS = ("ws_spares", "ws_die", "ws_y", "ws_nr", "ws_array", "ws_tol")  # `_wafer_scale`'s outputs in split_scan's rows
+
+
+@functools.lru_cache(maxsize=16)
+def _spare_choices(most: float) -> np.ndarray:
+    """The spare counts per die `split_scan` compares (fab.SPARE_CHOICES past 0, up to `most`), once per bound (the
+    kernel only reads it)."""
+    return np.array([s for s in fab.SPARE_CHOICES[1:] if s <= most], float)
+
+
 def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: np.ndarray, auto: np.ndarray
                     ) -> dict[str, np.ndarray]:
     """`_split` in the compiled kernel (dse.model.area_kernel.split_scan; a wafer-scale design's wafer from
@@ -757,14 +768,6 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
     ws = arr.wafer_scale
     hv, sh, w = arr.tech.harvesting, arr.tech.shoreline, arr.tech.wafer
     other = ~ws & np.isfinite(b.spares_given)
-    wafer = {k: np.zeros(arr.n) for k in ("ws_spares", "ws_die", "ws_y", "ws_nr", "ws_array", "ws_tol")}
-    if ws.any():  # the wafer in numpy (its yield takes fab.harvested_yield's continuous form), as _candidate's
-        i = np.flatnonzero(ws)
-        n_i = n_lo[i]
-        d2d_i = (np.where(n_i > 1, b.d2d_tbps[i], 0.0) + np.where(arr.has_io_die[i], b.io_tbps[i] / n_i, 0.0)
-                 ) * b.mm2_per_tbps[i]
-        for k, x in zip(wafer, _wafer_scale(arr, b, i, d2d_i)):
-            wafer[k][i] = x
     per = dict(has_io=arr.has_io_die, d2d_tbps=b.d2d_tbps, io_tbps=b.io_tbps, mm2_per_tbps=b.mm2_per_tbps,
                cores=arr.cores, logic=b.logic, core=b.core, reticle=arr.reticle_mm2, mem_edge=b.mem_edge,
                tbps_per_mm=b.tbps_per_mm, interposed=arr.mem_needs_interposer & arr.has_memory & arr.pkg_is_interposer,
@@ -772,16 +775,26 @@ def _split_compiled(ak, arr: DesignArrays, b: _Blocks, n_lo: np.ndarray, n_hi: n
                pkg_max=arr.pkg_max_interposer_mm2, pkg_scale=arr.pkg_area_scale, footprint=b.footprint,
                pkg_usd=arr.pkg_usd_per_mm2, wafer_usd=arr.wafer_price_usd, d0=arr.defect_density_per_cm2,
                alpha=arr.yield_alpha, cap=np.where(b.harvests & ~ws, hv.max_spare_cores_per_die, 0),
-               bond=arr.pkg_assembly_yield_per_die, n_lo=n_lo, n_hi=n_hi, scan=auto & (n_lo < n_hi), ws=ws, **wafer)
+               bond=arr.pkg_assembly_yield_per_die, n_lo=n_lo, n_hi=n_hi, scan=auto & (n_lo < n_hi), ws=ws)
     v = np.empty((len(ak.SPLIT_ROW), arr.n))
     for k, name in enumerate(ak.SPLIT_ROW):
-        v[k] = per[name]
+        if name in per:
+            v[k] = per[name]
+        else:  # a wafer-scale design's wafer (WAFER_ROWS), 0 on the others
+            v[k].fill(0.0)
+    if ws.any():  # the wafer in numpy (its yield takes fab.harvested_yield's continuous form), as _candidate's
+        i = np.flatnonzero(ws)
+        n_i = n_lo[i]
+        d2d_i = (np.where(n_i > 1, b.d2d_tbps[i], 0.0) + np.where(arr.has_io_die[i], b.io_tbps[i] / n_i, 0.0)
+                 ) * b.mm2_per_tbps[i]
+        for name, x in zip(WAFER_ROWS, _wafer_scale(arr, b, i, d2d_i)):
+            v[ak.SPLIT_ROW.index(name), i] = x
     v = np.ascontiguousarray(v.T)  # (the kernel's layout: each design's inputs together; numpy transposes in blocks)
     io = b.io
     out = np.empty((arr.n, len(ak.SPLIT_OUT)))
     unsure = np.zeros(arr.n, bool)
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # fab.dies_per_wafer's constants, evaluated as it does
-    choices = np.array([s for s in fab.SPARE_CHOICES[1:] if s <= hv.max_spare_cores_per_die], float)
+    choices = _spare_choices(float(hv.max_spare_cores_per_die))
     (t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area), hull, hull_iy, hull_fx, used = \
         io.design_major if io.design_major is not None and b.io_cols is None else _design_major(io)
     args = (t_count, t_die, t_critical, t_usd, t_escape, t_inv_yield, t_fixed, t_area, used,
@@ -860,7 +873,7 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     given = arr.dies >= 1
     auto = ~ws & ~given & arr.allow_chiplets
     n_lo = np.where(ws, 1.0, np.where(given, arr.dies, np.where(
-        auto, np.clip(np.ceil(b.logic / arr.reticle_mm2), 1, MAX_DIES), 1.0)))
+        auto, np.minimum(np.maximum(np.ceil(b.logic / arr.reticle_mm2), 1.0), MAX_DIES), 1.0)))  # (np.clip's bits)
     top = arr.tech.chiplets.max_auto_dies
     n_hi = np.full(arr.n, float(top))  # the automatic split compares n_lo … n_hi dies
     if dies_between is not None:
@@ -916,7 +929,11 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
     footprint = b.footprint
     total = n_dies * die + io_n * io_die
     i = why.rows(over)
-    if i.size:
+    ends = _package_ends(arr, i) if i.size >= TEXT_ARRAYS_FROM else None
+    if ends is not None:  # each packaging's words once
+        why.add(i, [f"{h}{p} mm² (dies {t} + memory footprint {fp}{e}" for h, p, t, fp, e in zip(
+            ends[0], _whole(package[i]), _whole(total[i]), _whole(footprint[i]), ends[1])])
+    elif i.size:
         why.add(i, [f"{pk} area {p} mm² (dies {t} + memory footprint {fp}, ×{sc}) exceeds its {mx} mm² limit"
                     for pk, p, t, fp, sc, mx in zip(arr.names["chip.packaging"][i].tolist(), _whole(package[i]),
                                                     _whole(total[i]), _whole(footprint[i]),
@@ -933,6 +950,27 @@ def chip_area(arr: DesignArrays, dies_between: tuple[ArrayLike, ArrayLike] | Non
                          shoreline_mm=c["need"], shoreline_limit_mm=c["limit"], package_mm2=package,
                          num_io_dies=io_n.astype(np.int64), io_die_mm2=io_die, io_critical_mm2=io_critical,
                          feasible=feasible, reason=reason)
+
+
+def _package_ends(arr: DesignArrays, i: np.ndarray) -> tuple[list[str], list[str]] | None:
+    """The package text's words before its area and after the memory footprint, f"{packaging} area " and
+    f", ×{scale:g}) exceeds its {limit:.0f} mm² limit", of each row `i`: formatted once per packaging where its rows
+    share their scale and limit to the bit (the technology's); None where a row's do not, or its packaging is a name
+    the technology does not allow (then they are formatted per row)."""
+    at = arr.name_at["chip.packaging"][i]
+    u, first, inv = np.unique(at, return_index=True, return_inverse=True)
+    if u[-1] >= _tech_names(arr.tech)["d2d_mm2_per_tbps"].allowed:  # (the packaging knob's table)
+        return None
+    sc = np.ascontiguousarray(arr.pkg_area_scale[i], dtype=float)
+    mx = np.ascontiguousarray(arr.pkg_max_interposer_mm2[i], dtype=float)
+    f = first[inv.ravel()]
+    if not (np.array_equal(sc.view(np.int64), sc[f].view(np.int64))
+            and np.array_equal(mx.view(np.int64), mx[f].view(np.int64))):
+        return None
+    heads = np.array([f"{pk} area " for pk in arr.names["chip.packaging"][i[first]].tolist()], dtype=object)
+    tails = np.array([f", ×{s}) exceeds its {m} mm² limit" for s, m in zip(_each_text(sc[first], "g"),
+                                                                            _whole(mx[first]))], dtype=object)
+    return heads[inv.ravel()].tolist(), tails[inv.ravel()].tolist()
 
 
 def split_costs(arr: DesignArrays, *, priced: bool = True, geometry: bool = True,
@@ -985,8 +1023,9 @@ class _Reasons:
         if not word_flagged:
             i = np.flatnonzero(bad)
             had = np.asarray(arr.reason, dtype=object)[i].astype(bool)  # (a str's truth: not "")
-            if np.count_nonzero(had):
-                self.word = ~np.asarray(arr.reason, dtype=object).astype(bool)
+            if np.count_nonzero(had):  # (the checks' rows are rows of `bad`: word those without a reason)
+                self.word = np.array(bad, dtype=bool)
+                self.word[i[had]] = False
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         """The rows of `mask` (a subset of `bad`) to word, ascending."""
