@@ -51,7 +51,7 @@ from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import (EvalError, ModelProcess, evaluate_jointly, is_pure, make_executor,
+from dse.study.execution import (EvalError, ModelProcess, concat, evaluate_jointly, is_pure, make_executor,
                                  model_process_wanted, pack_columns, take, unpack_columns)
 from dse.expr import parse
 from dse.study.grid import run_grid
@@ -85,6 +85,12 @@ MIRROR_PROCESS_MIN_TRIALS = 5000
 # 0.5 ms. The main thread gives up the lock only when another thread asks for it, so the shorter interval costs
 # it nothing otherwise
 RUN_SWITCH_INTERVAL_S = 0.0005
+
+# a serial run of the array NSGA-II with a model process (`dse.study.execution.model_process_wanted`) sends the
+# generations in flight to it together, as one model call (`StudyRunner._dispatch`), and stores the generations
+# before them while it evaluates; else (False) the model process evaluates, reuses and scores each generation
+# (`StudyRunner._child_work`)
+MODEL_PROCESS_PAIRS = True
 
 
 def mirror_in_background(new_trials: int | None, *, external: bool = True) -> bool:
@@ -311,6 +317,8 @@ class StudyRunner:
         batches = None if self.budget is None else math.ceil(self.budget / self.spec.effective_batch)
         if not model_process_wanted(self.evaluator, batches):
             return None
+        if MODEL_PROCESS_PAIRS and is_pure(self.evaluator):
+            return ModelProcess(self.evaluator)  # evaluates the generations in flight together (`_dispatch`)
         return ModelProcess(self.evaluator, work=self._child_work)
 
     def preflight(self) -> None:
@@ -530,9 +538,13 @@ class StudyRunner:
         yet observed (see `_replay`)."""
         new = 0
         lag = ga.lag
-        if self.model_process is None and getattr(self.executor, "kind", "") == "serial" and \
-                is_pure(self.evaluator):
+        mp = self.model_process
+        pairs = mp is not None and mp.work is None
+        if (mp is None or pairs) and getattr(self.executor, "kind", "") == "serial" and is_pure(self.evaluator):
             self._together = []  # in-process: generations in flight evaluated together (_evaluate_together)
+        else:
+            pairs = False
+        deferred: list[tuple] = []  # with `pairs`: generations observed, stored after the next dispatch
         flight: collections.deque = collections.deque(("stored", *h) for h in held)
         asked = done  # trials stored or in flight
 
@@ -542,6 +554,8 @@ class StudyRunner:
             flight.append(item)
             b += 1
             asked += len(item[3])
+            if pairs and self._together and (len(self._together) > lag or not self._more(asked, t0)):
+                self._dispatch()  # every generation in flight not evaluated yet: to the model process at once
 
         while True:
             while len(flight) <= lag and self._more(asked, t0):
@@ -556,6 +570,18 @@ class StudyRunner:
             n = len(keys)
             sc = collect()
             t_done = dt.datetime.now()
+            if pairs:
+                ga.observe(X, *sc["fitness"])
+                if len(flight) <= lag and self._more(asked, t0):
+                    ask_next()  # (and, once the generations in flight are all asked, dispatched)
+                deferred.append((g, X, cols, keys, sc, t_start, t_done))
+                if self._together and flight:
+                    continue  # stored once the next generations are dispatched (their model call overlaps the stores)
+                for d in deferred:
+                    done, new = self._finish(parts, mirror, background, tracker, meta, flight, asked, t0, done,
+                                             new, *d)
+                deferred.clear()
+                continue
             # in-process, the generations in flight are evaluated together: when the next one's results came with
             # this one's, its part follows this one's soon, and waits for this one's flush to disk (at most one part
             # not yet on disk: a file and a folder fsync, ~4-10 ms); this part is then written before the sampler
@@ -568,6 +594,22 @@ class StudyRunner:
                 ask_next()  # the model starts on it now
             if not store_first:
                 data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
+            done, new = self._stored(mirror, background, tracker, meta, flight, asked, t0, done, new, g, n, sc,
+                                     data, Y, records)
+        for d in deferred:
+            done, new = self._finish(parts, mirror, background, tracker, meta, flight, asked, t0, done, new, *d)
+        return new, done
+
+    def _finish(self, parts, mirror, background, tracker, meta, flight, asked, t0, done, new, g, X, cols, keys, sc,
+                t_start, t_done) -> tuple[int, int]:
+        data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
+        return self._stored(mirror, background, tracker, meta, flight, asked, t0, done, new, g, len(keys), sc, data,
+                            Y, records)
+
+    def _stored(self, mirror, background, tracker, meta, flight, asked, t0, done, new, g, n, sc, data, Y,
+                records) -> tuple[int, int]:
+        """After generation `g`'s part is written: its journal lines, its columns for finalize, its front."""
+        if True:
             done += n
             new += n
             last = not flight
@@ -580,7 +622,7 @@ class StudyRunner:
                         time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
                     self._journal_flush(mirror)
             else:
-                mirror.add_rows(columns_frame(_listed(data)), dists, records)
+                mirror.add_rows(columns_frame(_listed(data)), self.space.distributions(), records)
             self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
             # the generations not framed yet, framed by the thread: every FRAME_EVERY, and before the last generation
             # (when its asking is over and it is the one left in flight), so that the run's end frames that one alone
@@ -592,7 +634,7 @@ class StudyRunner:
             if waiting == FRAME_EVERY or (waiting > 1 and len(flight) == 1 and not self._more(asked, t0)):
                 self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
             self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
-        return new, done
+        return done, new
 
     def _store(self, parts: PartStore, g: int, done: int, X: np.ndarray, cols: dict[str, np.ndarray],
                keys: list[bytes], sc: dict[str, Any], t_start: dt.datetime, t_done: dt.datetime) -> tuple:
@@ -807,17 +849,20 @@ class StudyRunner:
         """Start evaluating a batch: in the model process when there is one (it runs while this process goes on),
         else when the returned callable is called; that callable returns the results as `_evaluate` does."""
         mp = self.model_process
-        if mp is None or not mp.alive:
-            if self._together is None or not len(next(iter(cols.values()), [])):
-                return lambda: self._evaluate(cols)
-            job: list = [cols, None]  # the columns, their results once evaluated
+        if self._together is not None and len(next(iter(cols.values()), [])):
+            job: list = [cols, None]  # the columns, their results once evaluated (then what `_dispatch` adds)
             self._together.append(job)
 
             def collect_together() -> list:
                 if job[1] is None:
-                    self._evaluate_together()
+                    if len(job) > 2:
+                        self._receive(job[2])
+                    else:
+                        self._evaluate_together()
                 return job[1]
             return collect_together
+        if mp is None or not mp.alive:
+            return lambda: self._evaluate(cols)
         mp.submit(cols)
 
         def collect() -> list:
@@ -826,6 +871,32 @@ class StudyRunner:
                 return self._evaluate(cols)
             return self._retried(cols, [(slice(0, len(next(iter(cols.values()), []))), r)])
         return collect
+
+    def _dispatch(self) -> None:
+        """Send every batch submitted and not evaluated yet (`self._together`) to the model process as one chunk
+        (one model call there, as `_evaluate_together` makes in-process); each batch's results are then read by
+        `_receive` when the first of them is collected."""
+        mp = self.model_process
+        if mp is None or not mp.alive or not self._together:
+            return
+        jobs, self._together = self._together, []
+        cols = concat([j[0] for j in jobs])
+        mp.submit(cols)
+        box = [jobs, cols]
+        for j in jobs:
+            j.append(box)
+
+    def _receive(self, box: list) -> None:
+        """The model process's results of a chunk `_dispatch` sent, handed to each of its batches (evaluated
+        in-process if the model process died)."""
+        jobs, cols = box
+        if jobs[0][1] is not None:
+            return
+        r = self.model_process.result() if self.model_process is not None else None
+        results = self._evaluate(cols) if r is None else self._retried(cols, [(slice(0, len(next(iter(cols.values())))),
+                                                                              r)])
+        for job, mine in zip(jobs, evaluate_jointly(lambda _: results, [j[0] for j in jobs])):
+            job[1] = mine
 
     def _evaluate_together(self) -> None:
         """Evaluate every batch submitted in-process and not evaluated yet (`self._together`: the one collected
