@@ -21,6 +21,13 @@ from _spaces import study_file
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the model process forks (Linux)")
 
 
+@pytest.fixture(autouse=True)
+def _child_work_mode(monkeypatch):
+    """These tests are of the model process that scores (`_child_work`), not of the one that evaluates the
+    generations in flight together (`runner.MODEL_PROCESS_PAIRS`, tests/test_loop10_pairs.py)."""
+    monkeypatch.setattr("dse.study.runner.MODEL_PROCESS_PAIRS", False)
+
+
 def _study(tmp_path: Path, **over) -> Path:
     return study_file(tmp_path, "c", **{"sampler": {"kind": "nsga2", "population_size": 12},
                                         "budget": {"trials": 120}, "seed": 3, **over})

@@ -1,0 +1,104 @@
+"""A model process that evaluates the generations in flight together (`runner.MODEL_PROCESS_PAIRS`, issue 15): it
+makes the model calls the in-process run makes (one per pair of generations, the array NSGA-II's lag being 1), the
+run's process evaluates nothing while it stores the generations before them, and the run's results, journal and
+counts are those of the in-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dse.study.evaluator import ModelEvaluator
+from dse.study.runner import StudyRunner
+from dse.study.spec import load_study
+from _spaces import study_file
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the model process forks (Linux)")
+
+
+class Counted(ModelEvaluator):
+    """The model, counting the calls and designs of the process that calls it (each process has its own copy)."""
+
+    pure = True
+
+    def __init__(self, mix: str):
+        super().__init__(mix)
+        self.sizes: list[int] = []
+
+    def __call__(self, cols):
+        self.sizes.append(len(next(iter(cols.values()))))
+        return super().__call__(cols)
+
+
+def _run(cfg: Path, out: Path, monkeypatch, how: str) -> tuple[StudyRunner, Counted]:
+    monkeypatch.setenv("DSE_MODEL_PROCESS", how)
+    st = load_study(cfg)
+    ev = Counted(st.spec.mix)
+    runner = StudyRunner(st, out, evaluator=ev)
+    runner.run()
+    return runner, ev
+
+
+def _journal(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text().splitlines():
+        o = json.loads(line)
+        for k in ("worker_id", "datetime_start", "datetime_complete"):
+            o.pop(k, None)
+        if "dse:run_dir" in o.get("user_attr", {}):
+            continue
+        out.append(o)
+    return out
+
+
+@pytest.mark.parametrize("trials", [120, 114])  # 10 generations of 12; 9 and a last one of 6
+def test_pairs_in_the_model_process_equal_the_in_process_run(tmp_path, monkeypatch, trials):
+    cfg = study_file(tmp_path, "p", sampler={"kind": "nsga2", "population_size": 12}, budget={"trials": trials}, seed=3)
+    ref, ref_ev = _run(cfg, tmp_path / "ref", monkeypatch, "never")
+    assert ref.model_process is None
+    par, par_ev = _run(cfg, tmp_path / "par", monkeypatch, "always")
+    mp = par.model_process
+    assert mp is not None and mp.work is None and not mp.alive
+    assert par_ev.sizes == []  # the run's process evaluated nothing
+    # the model process made the in-process run's calls: the generations in flight together (pairs), so ~half as
+    # many calls as generations
+    assert mp.calls == len(ref_ev.sizes) and len(ref_ev.sizes) <= (trials // 12 + 2) // 2 + 1
+    assert max(ref_ev.sizes) > 12  # (at least one call held two generations' new designs)
+    drop = ["datetime_start", "datetime_complete"]
+    a = pl.read_parquet(tmp_path / "ref" / "results.parquet").drop(drop)
+    b = pl.read_parquet(tmp_path / "par" / "results.parquet").drop(drop)
+    assert a.height == trials and a.equals(b)
+    assert _journal(tmp_path / "ref" / "journal.log") == _journal(tmp_path / "par" / "journal.log")
+    s_ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    s_par = json.loads((tmp_path / "par" / "summary.json").read_text())
+    for k in ("designs_evaluated", "cache_hits", "trials", "hypervolume"):
+        assert s_par[k] == s_ref[k]
+
+
+def test_the_parts_are_written_in_order_and_the_stores_follow_the_dispatch(tmp_path, monkeypatch):
+    """With the pairs, generation g's part is written after generation g + 3 is sent to the model process (its
+    model call overlaps g's and g + 1's stores); the parts still come in generation order."""
+    cfg = study_file(tmp_path, "o", sampler={"kind": "nsga2", "population_size": 8}, budget={"trials": 64}, seed=2)
+    events: list[tuple[str, int]] = []
+    dispatch, store = StudyRunner._dispatch, StudyRunner._store
+
+    def spy_dispatch(self):
+        events.append(("dispatch", len(self._together)))
+        return dispatch(self)
+
+    def spy_store(self, parts, g, *args):
+        events.append(("store", g))
+        return store(self, parts, g, *args)
+
+    monkeypatch.setattr(StudyRunner, "_dispatch", spy_dispatch)
+    monkeypatch.setattr(StudyRunner, "_store", spy_store)
+    _run(cfg, tmp_path / "run", monkeypatch, "always")
+    # generations 0 and 1 (random) go at once; 2 and 3 are bred once 0 and 1 are in and go before 0 and 1 are
+    # stored; and so on (8 generations of 8)
+    assert events == [("dispatch", 2), ("dispatch", 2), ("store", 0), ("store", 1), ("dispatch", 2), ("store", 2),
+                      ("store", 3), ("dispatch", 2), ("store", 4), ("store", 5), ("store", 6), ("store", 7)]
