@@ -526,12 +526,15 @@ def main() -> None:
                 med = {k: float(np.median([x["sections"].get(k, 0.0) for x in runs[seed]["runner"]]))
                        for k in ("start", "finalize")}
                 parent = float(np.median([x["cpu"] - x["children"] for x in runs[seed]["runner"]]))
+                main = float(np.median([x["main"] for x in runs[seed]["runner"]]))
                 child = float(np.median([x["children"] for x in runs[seed]["runner"]]))
-                est = max(parent, child + med["start"] + med["finalize"], (parent + child) / 2)
-                print(f"idle 2-CPU estimate: run's process {parent:.2f} CPU s, model process {child:.2f}, start + "
-                      f"finalize {med['start'] + med['finalize']:.2f}: wall >= {est:.2f} s, so runner / pymoo <= "
-                      f"{pm['cpu'] / est:.2f}x trials/s (pymoo's wall ~ its CPU, {pm['cpu']:.2f} s; fsync waits "
-                      "and hand-over delays not counted)")
+                # the run's main thread is its critical path (its writer threads run beside it, mostly without the
+                # interpreter lock); the model process's, the model calls
+                est = max(main, child + med["start"] + med["finalize"], (parent + child) / 2)
+                print(f"idle 2-CPU estimate: run's process {parent:.2f} CPU s (main thread {main:.2f}), model process "
+                      f"{child:.2f}, start + finalize {med['start'] + med['finalize']:.2f}: wall >= {est:.2f} s, so "
+                      f"runner / pymoo <= {pm['cpu'] / est:.2f}x trials/s (pymoo's wall ~ its CPU, {pm['cpu']:.2f} s; "
+                      "fsync waits and hand-over delays not counted)")
             elif "runner" in out and "pymoo" in out:
                 # one process: its main thread (the model and the run's own work) is the critical path; its writer
                 # and polars threads run on the other CPU of an idle machine, so the idle wall is about the main

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# a serial study forks a model process by default when a CPU is idle (DSE_MODEL_PROCESS=auto): the tests run in one
+# process whatever the machine's load, unless a test asks for the model process (DSE_MODEL_PROCESS=always)
+os.environ.setdefault("DSE_MODEL_PROCESS", "never")
 
 
 @pytest.fixture(scope="session")

@@ -253,34 +253,37 @@ class SerialExecutor:
         pass
 
 
-# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=never (default:
-# one process), always, or auto (on Linux with an idle CPU, for an evaluator that says it is `pure`). The array
-# NSGA-II breeds a generation from the population two generations back (samplers.BREED_LAG), so the model can
-# evaluate one generation while the run scores, breeds and stores the one before: the run's wall is then about
-# the larger of the model process's CPU time and the run's own, not their sum. But one process evaluates the two
-# generations in flight with one model call (`StudyRunner._evaluate_together`) where the model process mostly gets
-# one per call, and a model call is mostly fixed cost: the model process is the slower of the two processes, and
-# slower than one process does the whole run. Measured (benchmarks/study_speed.py's study, seed 1, CPU seconds,
-# 2026-12-03 07:06, load ~7): local mix, 10k trials (on an idle CPU: the same wall both ways, twice the CPU with
-# it, runner / pymoo 1.64-1.74x with it and 1.67-1.79x without, 05:48): model process 0.67 s (model 0.52 in 95
-# calls of 89 designs) against the one process's main thread 0.71 s (model 0.32 in 50 calls of 168); balanced mix,
-# 5,000 trials: model process 2.72 s (model 2.54 in 46 calls of 94 designs, 55 ms each) against 1.97 s in one
-# process (model 1.68 in 25 calls of 172, 67 ms each). Results are the same either way (the lag is the sampler's)
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto (default: on
+# Linux with an idle CPU and at least MODEL_PROCESS_MIN_BATCHES batches, for an evaluator that says it is `pure`),
+# always, or never (one process). The array NSGA-II breeds a generation from the population two generations back
+# (samplers.BREED_LAG), so two generations are in flight: one process evaluates them with one model call
+# (`StudyRunner._evaluate_together`; a model call is mostly fixed cost), and so does the model process, which gets
+# them together (`StudyRunner._dispatch`, runner.MODEL_PROCESS_PAIRS) and evaluates them while the run stores the two
+# generations before them (writing their parts, journal lines and frames: work off the chain breed -> evaluate ->
+# select). Measured (benchmarks/study_speed.py's study, local mix, 10k trials, seed 1, 2 cores shared with other jobs,
+# CPU pressure 20-80 %, 2026-12-03 20:20 UTC): the run's main thread 0.51-0.75 CPU s and the model process 0.47-0.70
+# against one process's main thread 0.84-1.13; runner / pymoo 1.83x and 2.17x with it, 1.67x and 1.69x without
+# (interleaved); balanced mix, 5,000 trials: the model process 2.48-2.62 CPU s, the run's main thread 0.28-0.32,
+# against 2.84-2.90 in one process. Earlier (before the pairs) the model process got one generation per call and was
+# the slower of the two: off by default then. Results are the same every way (the lag is the sampler's)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
-MODEL_PROCESS_DEFAULT = "never"
+MODEL_PROCESS_DEFAULT = "auto"
+# `auto` forks no model process for a run of fewer batches: forking it and ending it cost ~30-50 ms of wall (measured,
+# 300 trials in 3 batches: 0.21-0.36 s with it, 0.14-0.30 s without), more than it saves on a short run
+MODEL_PROCESS_MIN_BATCHES = 30
 
 
 def model_process_wanted(evaluator: Any, batches: int | None) -> bool:
     """Whether a serial run of `batches` batches (None: open-ended) evaluates in a `ModelProcess`: the
     evaluator must be a pure function of the design (`pure = True`: a copy in another process gives the same
     results; a toy evaluator that counts its calls is not) and fork must be safe here (Linux); `auto` also
-    wants an idle CPU and more than one batch (else there is nothing to overlap)."""
+    wants an idle CPU and at least MODEL_PROCESS_MIN_BATCHES batches."""
     how = os.environ.get(MODEL_PROCESS_ENV, MODEL_PROCESS_DEFAULT)
     if how == "never" or not is_pure(evaluator) or not sys.platform.startswith("linux"):
         return False
     if how == "always":
         return True
-    if (batches is not None and batches < 2) or (os.cpu_count() or 1) < 2:
+    if (batches is not None and batches < MODEL_PROCESS_MIN_BATCHES) or (os.cpu_count() or 1) < 2:
         return False
     if _ray_initialized():  # a Ray worker or driver (a sweep's task): its gRPC threads make a fork unsafe
         return False
