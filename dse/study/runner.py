@@ -535,9 +535,16 @@ class StudyRunner:
         same steps run one after the other; either way the results are the same, and a killed run loses at most
         the generation being stored (plus those in flight in the model, never stored): a rerun replays the stored
         generations and asks them again. `held`: on a resume, the last `lag` stored generations as (X, F, cv), not
-        yet observed (see `_replay`)."""
+        yet observed (see `_replay`).
+
+        With a model process that evaluates plain chunks (`MODEL_PROCESS_PAIRS`), the generations in flight go to it
+        together once they are all asked (`_dispatch`: one model call, as in-process), and the generations collected
+        before are stored only then (`deferred`), so that their stores overlap that model call; the parts are
+        written in generation order, and a killed run loses the generations collected and not yet stored (at most
+        lag + 1, as in-process, where they are evaluated together) and those in flight."""
         new = 0
         lag = ga.lag
+        self._dists = dists  # (for `_stored`)
         mp = self.model_process
         pairs = mp is not None and mp.work is None
         if (mp is None or pairs) and getattr(self.executor, "kind", "") == "serial" and is_pure(self.evaluator):
@@ -602,38 +609,40 @@ class StudyRunner:
 
     def _finish(self, parts, mirror, background, tracker, meta, flight, asked, t0, done, new, g, X, cols, keys, sc,
                 t_start, t_done) -> tuple[int, int]:
+        """Store generation `g` (`_store`), then what follows its part (`_stored`); returns (done, new)."""
         data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
         return self._stored(mirror, background, tracker, meta, flight, asked, t0, done, new, g, len(keys), sc, data,
                             Y, records)
 
     def _stored(self, mirror, background, tracker, meta, flight, asked, t0, done, new, g, n, sc, data, Y,
                 records) -> tuple[int, int]:
-        """After generation `g`'s part is written: its journal lines, its columns for finalize, its front."""
-        if True:
-            done += n
-            new += n
-            last = not flight
-            if background is not None:
-                background.sync(g)
-            elif self.defer_records:
-                self.pending.append(records)
-                self._pending_trials += n
-                if last or self._pending_trials >= JOURNAL_EVERY_TRIALS or \
-                        time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
-                    self._journal_flush(mirror)
-            else:
-                mirror.add_rows(columns_frame(_listed(data)), self.space.distributions(), records)
-            self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
-            # the generations not framed yet, framed by the thread: every FRAME_EVERY, and before the last generation
-            # (when its asking is over and it is the one left in flight), so that the run's end frames that one alone
-            waiting = 0  # generations' columns at the end of self.frames (at most FRAME_EVERY)
-            for f in reversed(self.frames):
-                if not isinstance(f, dict) or waiting == FRAME_EVERY:
-                    break
-                waiting += 1
-            if waiting == FRAME_EVERY or (waiting > 1 and len(flight) == 1 and not self._more(asked, t0)):
-                self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
-            self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
+        """After generation `g`'s part is written (`n` trials; `done`, `new`: the run's trials stored and run before
+        it): its journal lines, its columns for finalize (framed by a thread), its front and progress; returns
+        (done, new) with it."""
+        done += n
+        new += n
+        last = not flight
+        if background is not None:
+            background.sync(g)
+        elif self.defer_records:
+            self.pending.append(records)
+            self._pending_trials += n
+            if last or self._pending_trials >= JOURNAL_EVERY_TRIALS or \
+                    time.perf_counter() - self._flushed >= JOURNAL_EVERY_S:
+                self._journal_flush(mirror)
+        else:
+            mirror.add_rows(columns_frame(_listed(data)), self._dists, records)
+        self.frames.append({k: v for k, v in data.items() if k not in INTERNAL_COLUMNS})
+        # the generations not framed yet, framed by the thread: every FRAME_EVERY, and before the last generation
+        # (when its asking is over and it is the one left in flight), so that the run's end frames that one alone
+        waiting = 0  # generations' columns at the end of self.frames (at most FRAME_EVERY)
+        for f in reversed(self.frames):
+            if not isinstance(f, dict) or waiting == FRAME_EVERY:
+                break
+            waiting += 1
+        if waiting == FRAME_EVERY or (waiting > 1 and len(flight) == 1 and not self._more(asked, t0)):
+            self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
+        self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return done, new
 
     def _store(self, parts: PartStore, g: int, done: int, X: np.ndarray, cols: dict[str, np.ndarray],
