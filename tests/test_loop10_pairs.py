@@ -102,3 +102,22 @@ def test_the_parts_are_written_in_order_and_the_stores_follow_the_dispatch(tmp_p
     # stored; and so on (8 generations of 8)
     assert events == [("dispatch", 2), ("dispatch", 2), ("store", 0), ("store", 1), ("dispatch", 2), ("store", 2),
                       ("store", 3), ("dispatch", 2), ("store", 4), ("store", 5), ("store", 6), ("store", 7)]
+
+
+def test_pairs_with_an_external_optuna_storage_record_the_in_process_trials(tmp_path, monkeypatch):
+    """An external storage (SQLite through Optuna) gets the trials of the in-process run (the stores that follow a
+    dispatch add the rows to it, in order)."""
+    optuna = pytest.importorskip("optuna")
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
+    trials = {}
+    for how in ("never", "always"):
+        (tmp_path / how).mkdir()
+        url = f"sqlite:///{tmp_path / f'{how}.db'}"
+        cfg = study_file(tmp_path / how, "s", sampler={"kind": "nsga2", "population_size": 8}, budget={"trials": 48},
+                         seed=4, storage=url)
+        runner, ev = _run(cfg, tmp_path / how / "run", monkeypatch, how)
+        assert (runner.model_process is not None) == (how == "always")
+        st = optuna.load_study(study_name="s", storage=url)
+        trials[how] = [(t.number, t.state, t.values, t.params, t.user_attrs.get("feasible"))
+                       for t in st.get_trials(deepcopy=False)]
+    assert len(trials["never"]) == 48 and trials["always"] == trials["never"]
