@@ -584,9 +584,9 @@ class StudyRunner:
                 deferred.append((g, X, cols, keys, sc, t_start, t_done))
                 if self._together and flight:
                     continue  # stored once the next generations are dispatched (their model call overlaps the stores)
-                for d in deferred:
-                    done, new = self._finish(parts, mirror, background, tracker, meta, flight, asked, t0, done,
-                                             new, *d)
+                for i, d in enumerate(deferred):
+                    done, new = self._finish(parts, mirror, background, tracker, meta, len(flight) + len(deferred) - 1
+                                             - i, asked, t0, done, new, *d)
                 deferred.clear()
                 continue
             # in-process, the generations in flight are evaluated together: when the next one's results came with
@@ -601,27 +601,28 @@ class StudyRunner:
                 ask_next()  # the model starts on it now
             if not store_first:
                 data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
-            done, new = self._stored(mirror, background, tracker, meta, flight, asked, t0, done, new, g, n, sc,
+            done, new = self._stored(mirror, background, tracker, meta, len(flight), asked, t0, done, new, g, n, sc,
                                      data, Y, records)
-        for d in deferred:
-            done, new = self._finish(parts, mirror, background, tracker, meta, flight, asked, t0, done, new, *d)
+        for i, d in enumerate(deferred):
+            done, new = self._finish(parts, mirror, background, tracker, meta, len(deferred) - 1 - i, asked, t0, done,
+                                     new, *d)
         return new, done
 
-    def _finish(self, parts, mirror, background, tracker, meta, flight, asked, t0, done, new, g, X, cols, keys, sc,
+    def _finish(self, parts, mirror, background, tracker, meta, ahead, asked, t0, done, new, g, X, cols, keys, sc,
                 t_start, t_done) -> tuple[int, int]:
         """Store generation `g` (`_store`), then what follows its part (`_stored`); returns (done, new)."""
         data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
-        return self._stored(mirror, background, tracker, meta, flight, asked, t0, done, new, g, len(keys), sc, data,
+        return self._stored(mirror, background, tracker, meta, ahead, asked, t0, done, new, g, len(keys), sc, data,
                             Y, records)
 
-    def _stored(self, mirror, background, tracker, meta, flight, asked, t0, done, new, g, n, sc, data, Y,
+    def _stored(self, mirror, background, tracker, meta, ahead, asked, t0, done, new, g, n, sc, data, Y,
                 records) -> tuple[int, int]:
         """After generation `g`'s part is written (`n` trials; `done`, `new`: the run's trials stored and run before
-        it): its journal lines, its columns for finalize (framed by a thread), its front and progress; returns
-        (done, new) with it."""
+        it; `ahead`: the generations asked and not stored yet besides it): its journal lines, its columns for finalize
+        (framed by a thread), its front and progress; returns (done, new) with it."""
         done += n
         new += n
-        last = not flight
+        last = not ahead
         if background is not None:
             background.sync(g)
         elif self.defer_records:
@@ -640,7 +641,7 @@ class StudyRunner:
             if not isinstance(f, dict) or waiting == FRAME_EVERY:
                 break
             waiting += 1
-        if waiting == FRAME_EVERY or (waiting > 1 and len(flight) == 1 and not self._more(asked, t0)):
+        if waiting == FRAME_EVERY or (waiting > 1 and ahead == 1 and not self._more(asked, t0)):
             self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
         self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return done, new
