@@ -121,3 +121,24 @@ def test_pairs_with_an_external_optuna_storage_record_the_in_process_trials(tmp_
         trials[how] = [(t.number, t.state, t.values, t.params, t.user_attrs.get("feasible"))
                        for t in st.get_trials(deepcopy=False)]
     assert len(trials["never"]) == 48 and trials["always"] == trials["never"]
+
+
+def test_auto_leaves_the_idle_cpu_to_an_optuna_mirror_process(tmp_path, monkeypatch):
+    """Under DSE_MODEL_PROCESS=auto, a run whose external storage is mirrored by a child process (`MirrorProcess`)
+    forks no model process beside it; `always` still does."""
+    from dse.study import execution
+
+    monkeypatch.setattr(execution, "cpu_idle", lambda: True)
+    monkeypatch.setattr(execution, "_ray_initialized", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    cfg = study_file(tmp_path, "a", sampler={"kind": "nsga2", "population_size": 8}, budget={"trials": 8 * 40},
+                     seed=1, storage=f"sqlite:///{tmp_path / 'a.db'}")
+    st = load_study(cfg)
+    for how, mirror, wanted in (("auto", "always", False), ("auto", "never", True), ("always", "always", True)):
+        monkeypatch.setenv("DSE_MODEL_PROCESS", how)
+        monkeypatch.setenv("DSE_MIRROR_PROCESS", mirror)
+        runner = StudyRunner(st, tmp_path / "run", serial=True, evaluator=Counted(st.spec.mix))
+        mp = runner._start_model_process()
+        assert (mp is not None) == wanted, (how, mirror)
+        if mp is not None:
+            mp.close()

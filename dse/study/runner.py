@@ -51,7 +51,8 @@ from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
-from dse.study.execution import (EvalError, ModelProcess, concat, evaluate_jointly, is_pure, make_executor,
+from dse.study.execution import (MODEL_PROCESS_DEFAULT, MODEL_PROCESS_ENV, EvalError, ModelProcess, concat,
+                                 evaluate_jointly, is_pure, make_executor,
                                  model_process_wanted, pack_columns, take, unpack_columns)
 from dse.expr import parse
 from dse.study.grid import run_grid
@@ -308,14 +309,19 @@ class StudyRunner:
                                "trials)") from None
 
     def _start_model_process(self) -> ModelProcess | None:
-        """A forked model process (`ModelProcess`) for a serial run of the array NSGA-II: it evaluates and scores
-        each generation (`_child_work`) while the run stores the one before (see `model_process_wanted`), else
-        None."""
+        """A forked model process (`ModelProcess`) for a serial run of the array NSGA-II (see `model_process_wanted`):
+        it evaluates the generations in flight together while the run stores the ones before (`_dispatch`,
+        MODEL_PROCESS_PAIRS), or evaluates and scores each generation (`_child_work`); else None. Under `auto`, not
+        beside an Optuna mirror process (`mirror_in_background`: an external storage's ~1 ms of Optuna work per
+        trial), which wants the idle CPU too."""
         if getattr(self.executor, "kind", "") != "serial" or make_generation_sampler(self.spec.sampler,
                                                                                      self.space) is None:
             return None
         batches = None if self.budget is None else math.ceil(self.budget / self.spec.effective_batch)
         if not model_process_wanted(self.evaluator, batches):
+            return None
+        if self.spec.storage is not None and os.environ.get(MODEL_PROCESS_ENV, MODEL_PROCESS_DEFAULT) == "auto" and \
+                mirror_in_background(self.budget, external=True):
             return None
         if MODEL_PROCESS_PAIRS and is_pure(self.evaluator):
             return ModelProcess(self.evaluator)  # evaluates the generations in flight together (`_dispatch`)
