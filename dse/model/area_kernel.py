@@ -165,6 +165,54 @@ def _io_costs_block(d0, d1, count, allowed, critical, die, io, y, esc_pow, bond_
         _io_dominance(d, span, t_inv_yield, t_fixed, t_area)
 
 
+# `area._blocks`' per-design block areas and traffic, rows of one (len(BLOCK_OUT), designs) array written by `blocks`
+BLOCK_OUT = ("mac", "vector", "sram", "mem_phy", "link_phy", "uncore", "logic", "core", "d2d_tbps", "d2d_phy", "d2d_edge",
+             "mem_edge", "footprint", "io_tbps", "io_logic", "io_edge", "floor_usd")
+# its per-design inputs (DesignArrays fields; those of `BLOCK_FLAGS` bool, the others float), in `blocks`' order
+BLOCK_IN = ("macs", "mac_area_um2", "is_simt", "simt_area_factor", "vector_flops_per_cycle",
+            "vector_area_um2_per_flop_cycle", "sram_mb", "sram_mm2_per_mb", "memory_stacks", "mem_phy_mm2_per_stack",
+            "links", "link_phy_mm2", "has_io_die", "uncore_fraction", "cores", "is_cache", "sram_tbps", "mem_bw_tbps",
+            "link_gbps", "uncore_fraction_io", "mem_needs_interposer", "has_memory", "mem_footprint_mm2_per_stack",
+            "mem_gb", "mem_usd_per_gb", "wafer_price_usd", "pkg_usd_per_mm2", "pkg_area_scale")
+BLOCK_FLAGS = frozenset({"is_simt", "has_io_die", "is_cache", "mem_needs_interposer", "has_memory"})
+BLOCK_TYPES = tuple(np.dtype(bool) if k in BLOCK_FLAGS else np.dtype(np.float64) for k in BLOCK_IN)  # (their dtypes)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def blocks(macs, mac_area, is_simt, simt_factor, vflops, v_area, sram_mb, sram_mm2, stacks, phy_stack, links, phy_link,
+           io, uf, cores, is_cache, sram_tbps, bw, link_gbps, uf_io, needs_interposer, has_memory, fp_stack, mem_gb,
+           usd_gb, wafer_usd, pkg_usd, pkg_scale, mm2_per_tbps, tbps_per_mm, edge, k_mem, k_cache, k_sram, wafer_mm2,
+           out, has):
+    """`area._blocks`' arithmetic before its I/O die choices, element by element in the numpy path's order of
+    operations (+, −, ×, ÷, np.where as a branch, np.maximum as `_mx`): the same bits. Writes the rows `BLOCK_OUT`
+    of `out` and whether a design has I/O dies with PHYs on them (`has`: has_io_die and io_logic > 0)."""
+    for d in range(out.shape[1]):
+        mac = macs[d] * mac_area[d] * (simt_factor[d] if is_simt[d] else 1.0) / 1e6
+        vector = vflops[d] * v_area[d] / 1e6
+        sram = sram_mb[d] * sram_mm2[d]
+        mem_phy = stacks[d] * phy_stack[d]
+        link_phy = links[d] * phy_link[d]
+        i = io[d]
+        base = mac + vector + sram if i else mac + vector + sram + mem_phy + link_phy
+        uncore = base * uf[d]
+        core = (mac + vector) / _mx(cores[d], 1.0) * (1.0 + uf[d])
+        per_sram = k_cache if is_cache[d] else k_sram
+        port = _mx(sram_tbps[d], bw[d]) if i else sram_tbps[d]
+        d2d_tbps = (0.0 if i else k_mem * bw[d]) + per_sram * port
+        io_tbps = k_mem * bw[d] + links[d] * link_gbps[d] * 2.0 / 1000.0 if i else 0.0
+        mem_edge = stacks[d] * edge[d]
+        io_logic = (mem_phy + link_phy + io_tbps * mm2_per_tbps[d]) * (1.0 + uf_io[d]) if i else 0.0
+        io_edge = mem_edge + io_tbps / tbps_per_mm[d]
+        footprint = stacks[d] * fp_stack[d] if needs_interposer[d] and has_memory[d] else 0.0
+        logic = base + uncore
+        floor = mem_gb[d] * usd_gb[d] + wafer_usd[d] * logic / wafer_mm2 + pkg_usd[d] * pkg_scale[d] * (logic + footprint)
+        out[0, d], out[1, d], out[2, d], out[3, d], out[4, d], out[5, d] = mac, vector, sram, mem_phy, link_phy, uncore
+        out[6, d], out[7, d], out[8, d], out[9, d] = logic, core, d2d_tbps, d2d_tbps * mm2_per_tbps[d]
+        out[10, d], out[11, d], out[12, d] = d2d_tbps / tbps_per_mm[d], 0.0 if i else mem_edge, footprint
+        out[13, d], out[14, d], out[15, d], out[16, d] = io_tbps, io_logic, io_edge, floor
+        has[d] = i and io_logic > 0
+
+
 # per-design inputs of `io_tables`, columns of one (designs, len(IO_ROW)) float array (whether it has I/O dies, whether
 # they are priced, the first count, the I/O dies' logic and edge, the I/O node's defect density and α, the bond yield,
 # the I/O node's wafer price and reticle, the package's USD/mm² and area scale): `io_geometry`'s and `io_costs`' inputs
@@ -755,6 +803,8 @@ def warm() -> None:
     io_tables(np.ones((1, len(IO_ROW))), 1.0, 0.5, 2.5, 2.0, 33.0, 0.9, 1.0, 1.0, 0.0, 0.0,
               *(io.copy() for _ in range(8)))
     numpy_pow_is_libm()
+    blocks(*(b1.copy() if k in BLOCK_FLAGS else f1.copy() for k in BLOCK_IN), f1.copy(), f1.copy(), f1.copy(), 0.5, 0.5,
+           0.5, 70685.8, np.ones((len(BLOCK_OUT), 1)), b1.copy())
     io_hull(io, io.copy(), io.copy(), f1, np.zeros((1, 1), np.intp), io.copy(), io.copy(), np.zeros(1, np.intp),
             f1.copy())
     i0 = np.zeros(1, np.intp)
