@@ -142,3 +142,66 @@ def test_auto_leaves_the_idle_cpu_to_an_optuna_mirror_process(tmp_path, monkeypa
         assert (mp is not None) == wanted, (how, mirror)
         if mp is not None:
             mp.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,seed", [(9, 1), (2, 3), (15, 4)])  # SIGKILL, SIGINT, SIGTERM
+def test_a_signal_with_the_pairs_loses_little_and_the_rerun_equals_the_uninterrupted_run(tmp_path, sig, seed,
+                                                                                         monkeypatch):
+    """tests/test_study_interrupt.py's run with a pure evaluator and DSE_MODEL_PROCESS=always: the model process
+    evaluates the pairs (its model calls write the log), the run stores the generations before each pair while it
+    does; a signal mid-run leaves contiguous whole parts, every generation of the pairs returned before the last one
+    stored, and the rerun ends as the uninterrupted run."""
+    import random
+    import subprocess
+    import time
+
+    import test_study_interrupt as ti
+    from dse.runs.writer import PartStore
+
+    driver = ti.DRIVER.replace("class Logged(ModelEvaluator):\n", "class Logged(ModelEvaluator):\n    pure = True\n")
+    driver = driver.replace('            f.write("done\\n")', '            f.write("done\\n")\n'
+                            '        with open(log + ".pid", "a") as f:\n            f.write(f"{os.getpid()}\\n")')
+    assert "pure = True" in driver and ".pid" in driver
+    monkeypatch.setattr(ti, "DRIVER", driver)
+    monkeypatch.setitem(os.environ, "DSE_MODEL_PROCESS", "always")
+    start = ti._start
+
+    def start_always(tmp, cfg, out, delay):
+        real = subprocess.Popen
+
+        def popen(args, env, **kw):
+            return real(args, env={**env, "DSE_MODEL_PROCESS": "always"}, **kw)
+        monkeypatch.setattr(subprocess, "Popen", popen)
+        try:
+            return start(tmp, cfg, out, delay)
+        finally:
+            monkeypatch.setattr(subprocess, "Popen", real)
+
+    cfg = study_file(tmp_path, "s", budget={"trials": 320}, seed=30 + seed)
+    ref = StudyRunner(load_study(cfg), tmp_path / "ref" / "s").run()
+    out = tmp_path / "runs"
+    run = out / "s"
+    proc = start_always(tmp_path, cfg, out, 0.03)
+    wait = random.Random(seed).randint(3, 7)
+    deadline = time.time() + 120
+    while ti._calls(tmp_path) < wait:
+        assert proc.poll() is None, f"the run ended before the signal: {proc.stderr.read()}"
+        assert time.time() < deadline
+        time.sleep(0.002)
+    time.sleep(random.Random(seed).uniform(0.0, 0.03))
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    calls = ti._calls(tmp_path)  # pairs whose results had come back
+    pids = set((tmp_path / "calls.log.pid").read_text().split())
+    assert pids and str(proc.pid) not in pids  # the model calls were the model process's
+    store = PartStore(run, create=False)
+    parts = store.indices()
+    assert parts == list(range(len(parts))) and 0 < store.rows() < 320
+    # the pairs before the last one returned are stored (each pair two generations; the study's 16 per generation)
+    assert len(parts) >= 2 * (calls - 1), f"{calls} pairs had results, {len(parts)} generations were stored"
+    os.unlink(tmp_path / "calls.log")
+    done = start_always(tmp_path, cfg, out, 0.0)
+    _, err = done.communicate(timeout=180)
+    assert done.returncode == 0, err
+    assert ti._results(run).equals(ti._results(ref.run_dir)), "the resumed run differs from the uninterrupted one"
