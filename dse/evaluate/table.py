@@ -18,8 +18,9 @@ from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import AreaBreakdown, chip_area
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import Calibration, load_calibration
-from dse.model.cost import chip_cost, tco_usd_per_hour
+from dse.model.cost import HOURS_PER_YEAR, chip_cost, tco_usd_per_hour
 from dse.model.heap import keep_heap
+from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.perf import HwView
 from dse.model.power import chip_power
 from dse.model.technology import Technology, default_technology
@@ -78,13 +79,20 @@ _NUMBERS = _FLOAT + _INT  # the rows of `_scenario_columns`' block: the float me
 _INT_ROWS = slice(len(_FLOAT), len(_NUMBERS))
 
 
-def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None
-                      ) -> dict[str, np.ndarray]:
+# each scenario metric in registry order: (name, 0, j) row j of `_scenario_columns`' float block, (name, 1, j) row j of
+# its int rows cast, (name, 2, 0) a bool or str column of its own
+_SOURCES = tuple((name, 0, _FLOAT.index(name)) if name in _FLOAT else (name, 1, _INT.index(name)) if name in _INT
+                 else (name, 2, 0) for name in SCENARIO)
+
+
+def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None,
+                      given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
     shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one float block
     (one allocation instead of one per metric, per scenario and call), written at once (its metrics stacked, a missing
     one as zeros; metric by metric where one is not a column of len(idx): a scalar); the int metrics its last rows
-    cast (as a write into an int column casts: truncated)."""
+    cast (as a write into an int column casts: truncated). `given`: bool or str columns the caller made whole (taken as
+    they are)."""
     block = np.zeros((len(_NUMBERS), n))
     if metrics is not None and len(idx):
         zero = np.zeros(len(idx))
@@ -98,13 +106,20 @@ def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx:
             for j, name in enumerate(_NUMBERS):
                 if name in metrics:  # (a metric missing keeps its zeros)
                     block[j, idx] = metrics[name]
-    part = dict(zip(_FLOAT, block))
-    part.update(zip(_INT, block[_INT_ROWS].astype(np.int64)))
-    for name in _OTHER:
-        part[name] = SCENARIO[name].empty(n)
-        if metrics is not None and name in metrics:
-            part[name][idx] = metrics[name]
-    return {name: part[name] for name in SCENARIO}
+    floats, ints = list(block), list(block[_INT_ROWS].astype(np.int64))  # (row views)
+    out = {}
+    for name, kind, j in _SOURCES:
+        if kind == 0:
+            out[name] = floats[j]
+        elif kind == 1:
+            out[name] = ints[j]
+        elif given is not None and name in given:
+            out[name] = given[name]
+        else:
+            col = out[name] = SCENARIO[name].empty(n)
+            if metrics is not None and name in metrics:
+                col[idx] = metrics[name]
+    return out
 
 
 _KEYS: dict[str, tuple[str, ...]] = {}  # scenario name → its output columns' names, in registry order
@@ -154,6 +169,7 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     power_sum = np.zeros(n)
     idx = ok.nonzero()[0]
     sub = hw.take(idx) if len(idx) else None  # the designs every scenario maps
+    tail = _tail_kernel()
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)
         res = clock = None
@@ -170,11 +186,21 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
             res.metrics.update(serving_metrics(sc, load_model_shape(sc.model), sc.precision_spec(),
                                                clocked(sub, clock), cal, res, sc.serving, pool,
                                                out["system_cost_usd"][idx], tech))
-        cols = _scenario_columns(n, None if res is None else res.metrics, idx)
-        cols["reason"][:] = reason
+        feasible, why = np.zeros(n, bool), reason.copy()  # (the scenario's feasible and reason columns)
         if res is not None:
-            cols["feasible"][idx] = res.feasible
-            cols["reason"][idx] = np.where(res.feasible, "", res.reason)
+            feasible[idx] = res.feasible
+            why[idx] = np.where(res.feasible, "", res.reason)
+        cols = _scenario_columns(n, None if res is None else res.metrics, idx, {"feasible": feasible, "reason": why})
+        if tail is not None and getattr(sc, "serving", None) is None:  # (the same sums in one compiled pass)
+            llm = sc.kind != "cnn"
+            tail.scenario_tail_kernel(cols["feasible"], cols["power_w"], cols["tokens_per_s"], cols["throughput"],
+                                      out["system_cost_usd"], _tail_scalars(w, ref.get(sc.name, 1.0), llm, tech),
+                                      cols["usd_per_mtok"], power_sum, usd_mtok, log_sum)
+            if llm:
+                llm_weight += w
+            weight_sum += w
+            out.update(zip(_scenario_keys(sc.name), cols.values()))
+            continue
         power_sum += w * cols["power_w"]
         # TCO at the power the system draws serving this scenario
         per_hour = np.asarray(tco_usd_per_hour(out["system_cost_usd"], cols["power_w"], tech), float)
@@ -210,6 +236,35 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     out["feasible"] = all_ok
     out["reason"] = np.where(all_ok, "", mix_reason).astype(object)
     return out
+
+
+def _tail_kernel():
+    """dse.model.design_kernel where `evaluate` adds up a scenario's power, cost per token and throughput ratio in
+    its `scenario_tail_kernel`: the compiled kernels on and numpy's float64 `log` libm's (the kernel's log then gives
+    numpy's bits); else None (numpy, the same values)."""
+    if compiled_kernel() is None:
+        return None
+    dk = kernel_module("design_kernel")
+    return dk if dk.numpy_log_is_libm() else None
+
+
+_TAIL_SCALARS: dict[tuple, np.ndarray] = {}  # (weight, reference, llm, id(tco)) → (the tco, `scenario_tail_kernel`'s sc)
+
+
+def _tail_scalars(w: float, ref: float, llm: bool, tech: Technology) -> np.ndarray:
+    """`design_kernel.TAIL` of a scenario: its weight, `max(ref, 1e-30)` (the divisor of its throughput ratio), whether
+    it is priced per token, and `tco_usd_per_hour`'s constants of `tech` as it computes them (Python floats); once
+    per scenario weight, reference and (frozen) TCO table."""
+    t = (tech or default_technology()).tco
+    key = (w, ref, llm, id(t))
+    hit = _TAIL_SCALARS.get(key)
+    if hit is None or hit[0] is not t:
+        if len(_TAIL_SCALARS) > 256:
+            _TAIL_SCALARS.clear()
+        hit = _TAIL_SCALARS[key] = (t, np.array([w, max(ref, 1e-30), float(llm), t.lifetime_years * HOURS_PER_YEAR,
+                                                 t.dc_capex_usd_per_w, t.dc_lifetime_years * HOURS_PER_YEAR, t.pue,
+                                                 t.usd_per_kwh], float))
+    return hit[1]
 
 
 _REFERENCE_CACHE: dict[tuple[str, str, str, str], dict[str, float]] = {}

@@ -483,6 +483,33 @@ def voltage_curve(r, out, floor, g1, vt, alpha, inv_alpha, v_floor, steps, tol):
         out[i] = _mx(v, v_floor)
 
 
+# scalars of `scenario_tail_kernel`: the scenario's weight in the mix, its reference throughput (`max(ref, 1e-30)`),
+# whether it is an LLM scenario (a cost per token), then the TCO's (`cost.tco_usd_per_hour`): the capex lifetime in
+# hours, the datacenter's capex per W and its lifetime in hours, the PUE and the price of a kWh
+TAIL = ("weight", "ref", "llm", "life_h", "dc_usd_per_w", "dc_life_h", "pue", "usd_per_kwh")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def scenario_tail_kernel(feasible, power_w, tokens, thr, system_usd, sc, usd_out, power_sum, usd_mtok, log_sum):
+    """What `table.evaluate` adds up of one (non-serving) scenario per design, in numpy's order term by term: the mix's
+    power (`power_sum += w · power_w`), for an LLM scenario its $ per million tokens at the TCO of the power it draws
+    (into `usd_out`, 0 where infeasible; `usd_mtok += w · usd`) and the log of its throughput over the reference's
+    (`log_sum += w · log(max(ratio, 1e-300))`, ratio 1 where infeasible). `sc`: the `TAIL` scalars."""
+    w, ref, llm = sc[0], sc[1], sc[2] != 0.0
+    life_h, dc_a, dc_b, pue, kwh = sc[3], sc[4], sc[5], sc[6], sc[7]
+    for d in range(feasible.shape[0]):
+        p = power_w[d]
+        power_sum[d] += w * p
+        ok = feasible[d]
+        if llm:
+            per_hour = system_usd[d] / life_h + p * dc_a / dc_b + p / 1000.0 * pue * kwh
+            u = per_hour / (_mx(tokens[d], 1e-30) * 3600.0) * 1e6 if ok else 0.0
+            usd_out[d] = u
+            usd_mtok[d] += w * u
+        ratio = thr[d] / ref if ok else 1.0
+        log_sum[d] += w * np.log(_mx(ratio, 1e-300))
+
+
 @njit(cache=True, error_model="numpy")
 def _libm_log(x, out):
     for i in range(x.shape[0]):
@@ -525,4 +552,7 @@ def warm() -> None:
                   np.empty((1, 1), np.bool_), np.empty((1, 1)))
     sendrecv_kernel(np.ones(1), np.full(1, 2.0), np.ones(1), 0.9, np.ones(1), np.zeros(1, np.bool_), 1e-6,
                     np.empty((1, 1)))
+    z1 = np.zeros(1)
+    scenario_tail_kernel(np.ones(1, np.bool_), z1, z1, z1, z1, np.ones(len(TAIL)), np.empty(1), np.zeros(1), np.zeros(1),
+                         np.zeros(1))
     numpy_log_is_libm()
