@@ -1003,6 +1003,8 @@ class _CnnChoice:
     stop: np.ndarray
     stop_fits: np.ndarray
     stop_lat: np.ndarray
+    # the compiled choice's outputs (`cnn_kernel.map_cnn_kernel`'s o_int, o_float), which `_cnn_result` reads whole
+    raw: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _map_cnn_block(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration, base: Calibration, rows) -> MappingResult:
@@ -1171,30 +1173,61 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     o_float = np.zeros((n, len(ck.OUT_FLOAT)))
     f = (lambda x, d=np.float64: kernel_column(x, n, d))  # C arrays of the compiled type (the kernel reads them)
     c = (lambda x, d=float: np.ascontiguousarray(x, d))
-    ck.map_cnn_kernel(c(t.batch, np.int64), c(t.w), c(t.kv), c(t.act), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
-                      sc, *tables[:9], c(tables[9], np.int64), pipe, np.array(t.one_foot, float), *one[:9],
+    ck.map_cnn_kernel(*_cnn_plan_arrays(t), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
+                      sc, *tables[:9], c(tables[9], np.int64), pipe, _cnn_one_foot(t), *one[:9],
                       c(one[9], np.int64), float(SPLIT_K_MIN), o_int, o_float)
-    i, x = dict(zip(ck.OUT_INT, o_int.T)), dict(zip(ck.OUT_FLOAT, o_float.T))
-    return _CnnChoice(i["feasible"] != 0, i["batch"], x["lat"], x["energy"], x["share"], i["stop"],
-                      i["stop_fits"] != 0, x["stop_lat"])
+    i, x = o_int.T, o_float.T  # (columns OUT_INT, OUT_FLOAT)
+    return _CnnChoice(i[0] != 0, i[1], x[0], x[1], x[2], i[2], i[3] != 0, x[3], (o_int, o_float))
+
+
+_CNN_PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, its per-plan arrays as the kernel takes)
+_CNN_ONE_FOOT: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, its one-image footprint as an array)
+
+
+def _cnn_plan_arrays(t: CnnPlanTable) -> tuple[np.ndarray, ...]:
+    """(batch (int64), w, kv, act) of a (cached, immutable) CNN plan table as C arrays of `map_cnn_kernel`'s types,
+    once per table."""
+    return by_identity(_CNN_PLAN_ARRAYS, t, lambda t: (np.ascontiguousarray(t.batch, np.int64),
+                                                       *(np.ascontiguousarray(a, float) for a in (t.w, t.kv, t.act))))
+
+
+def _cnn_one_foot(t: CnnPlanTable) -> np.ndarray:
+    """`t.one_foot` as a float64 array, once per table."""
+    return by_identity(_CNN_ONE_FOOT, t, lambda t: np.array(t.one_foot, float))
 
 
 def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> MappingResult:
     """The metrics, plans and reasons of a CNN block from each design's choice."""
     n = hw.n
     feasible, batch, lat_b = ch.feasible, ch.batch, ch.lat
-    static = (hw.static_w if hw.static_w is not None else np.zeros(n))[:, None]
-    g = feasible.nonzero()[0]
-    m = _numeric_metrics(n)
-    plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
-    m["latency_ms"][g] = lat_b[g] * 1e3
-    m["images_per_s"][g] = chips[g] * batch[g] / lat_b[g]
-    m["energy_j_per_unit"][g] = (ch.energy[g] + static[g, 0] * lat_b[g]) / batch[g]
-    m["chips_used"][g] = chips[g]
-    m["batch"][g] = batch[g]
-    for f in _PLAN_FIELDS:
-        plans[f][g] = chips[g] if f == "dp" else batch[g] if f == "micro_batch" else 1
-    weights = _WEIGHTS[_weights_code(feasible, ch.share)]
+    static_w = hw.static_w if hw.static_w is not None else np.zeros(n)
+    if ch.raw is not None and chips.dtype == np.int64 and static_w.dtype == np.float64 and static_w.flags.carray:
+        # the compiled choice: its numbers in one pass (`cnn_kernel.cnn_result_kernel`, the operations below)
+        block = np.zeros((len(_NUMERIC), n))
+        m = dict(zip(_NUMERIC, block))
+        plan_block = np.zeros((len(_PLAN_FIELDS), n), np.int64)
+        plans = dict(zip(_PLAN_FIELDS, plan_block))
+        code = np.empty(n, np.int64)
+        kernel_module("cnn_kernel").cnn_result_kernel(ch.raw[0], ch.raw[1], chips, static_w, _CNN_RESULT_ROWS, block,
+                                                      plan_block, code)
+        weights = _WEIGHTS[code]
+    else:
+        static = static_w[:, None]
+        g = feasible.nonzero()[0]
+        m = _numeric_metrics(n)
+        plans = {k: np.zeros(n, np.int64) for k in _PLAN_FIELDS}
+        m["latency_ms"][g] = lat_b[g] * 1e3
+        m["images_per_s"][g] = chips[g] * batch[g] / lat_b[g]
+        m["energy_j_per_unit"][g] = (ch.energy[g] + static[g, 0] * lat_b[g]) / batch[g]
+        m["chips_used"][g] = chips[g]
+        m["batch"][g] = batch[g]
+        for f in _PLAN_FIELDS:
+            plans[f][g] = chips[g] if f == "dp" else batch[g] if f == "micro_batch" else 1
+        weights = _WEIGHTS[_weights_code(feasible, ch.share)]
+        m["throughput"] = m["images_per_s"].copy()
+        m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
+        m["dp"] = m["chips_used"].copy()
+        m["ep"] = np.where(feasible, 1.0, 0.0)
     # why a design has none: the first batch it stopped at (capacity, else the latency SLO)
     reason = SCENARIO["reason"].empty(n)
     bad = (~feasible).nonzero()[0]
@@ -1214,12 +1247,12 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
             else:
                 out.append(f"latency {lat_f[k] * 1e3:.3g} ms > SLO {slo:g} ms even at batch {int(t.batch[b])}")
         reason[bad] = np.array(out, dtype=object)
-    m["throughput"] = m["images_per_s"].copy()
-    m["tp"], m["pp"] = np.where(feasible, 1.0, 0.0), np.where(feasible, 1.0, 0.0)
-    m["dp"] = m["chips_used"].copy()
-    m["ep"] = np.where(feasible, 1.0, 0.0)
     m["weights"] = weights
     return MappingResult(feasible, reason, m, plans)
+
+
+_CNN_RESULT_ROWS = np.array([_NUMERIC.index(k) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used",
+                                                           "batch", "throughput", "tp", "pp", "dp", "ep")], np.int64)
 
 
 def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,

@@ -191,6 +191,36 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
                 o_float[d, 2] = fw[d, lo] + th * (fw[d, hi] - fw[d, lo])
 
 
+# the rows of a mapping's metric block (`mapping._NUMERIC` order) `cnn_result_kernel` writes, in its order
+RESULT_METRICS = ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used", "batch", "throughput", "tp", "pp",
+                  "dp", "ep")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def cnn_result_kernel(o_int, o_float, chips, static, rows, m, plans, code):
+    """`mapping._cnn_result`'s numbers of every design from `map_cnn_kernel`'s choice (`o_int`, `o_float`), its chips
+    (int) and static power (W): into `m` (rows `rows`: `RESULT_METRICS`), `plans` (tp, pp, ep, micro-batch,
+    micro-batches, dp) and `code` (`mapping._weights_code`), all zero where a design has no batch: the same operations
+    as the numpy code."""
+    for d in range(o_int.shape[0]):
+        if o_int[d, 0] == 0:
+            code[d] = 0
+            continue
+        b, c = o_int[d, 1], chips[d]
+        lat = o_float[d, 0]
+        ips = c * b / lat
+        m[rows[0], d] = lat * 1e3
+        m[rows[1], d] = ips
+        m[rows[2], d] = (o_float[d, 1] + static[d] * lat) / b
+        m[rows[3], d] = c
+        m[rows[4], d] = b
+        m[rows[5], d] = ips
+        m[rows[6], d], m[rows[7], d], m[rows[8], d], m[rows[9], d] = 1.0, 1.0, c, 1.0
+        plans[0, d], plans[1, d], plans[2, d] = 1, 1, 1
+        plans[3, d], plans[4, d], plans[5, d] = b, 1, c
+        code[d] = 1 if o_float[d, 2] >= 1.0 else 2
+
+
 def warm() -> None:
     """Compile `map_cnn_kernel` for the argument types `mapping._cnn_choose_compiled` passes (or load it from the
     cache), on one layer-pipelined design of two batches (the step tables' values as `step_kernel.warm` gives them)."""
@@ -204,3 +234,6 @@ def warm() -> None:
     map_cnn_kernel(np.array([1, 2], np.int64), one(B), z(B), one(B), one(n), one(n), one(n), z(len(SCALARS)),
                    *tables(B), one(n, np.bool_), one(3), *tables(1), 256.0, z((n, len(OUT_INT)), np.int64),
                    z((n, len(OUT_FLOAT))))
+    cnn_result_kernel(np.ones((n, len(OUT_INT)), np.int64), np.ones((n, len(OUT_FLOAT))), np.ones(n, np.int64), one(n),
+                      np.arange(len(RESULT_METRICS), dtype=np.int64), z((len(RESULT_METRICS), n)),
+                      z((6, n), np.int64), z(n, np.int64))
