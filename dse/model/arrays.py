@@ -59,6 +59,17 @@ def kernel_column(x: Any, n: int, dtype: Any = np.float64) -> np.ndarray:
     return np.array(np.broadcast_to(np.asarray(x, dtype), (n,)), dtype)
 
 
+def stack_rows(cols: list, n: int) -> np.ndarray:
+    """`cols` (columns of shape (n,) of any numeric dtype, or scalars) as the rows of one fresh (len(cols), n) float64
+    array, the values a row-by-row write into it casts: one conversion where every entry is a column of n."""
+    if all(type(c) is np.ndarray and c.shape == (n,) and c.dtype.kind in "biuf" for c in cols):
+        return np.array(cols, np.float64)
+    v = np.empty((len(cols), n))
+    for k, c in enumerate(cols):
+        v[k] = c
+    return v
+
+
 def _broadcast(col: Any, n: int) -> np.ndarray:
     arr = np.asarray(col, dtype=object) if isinstance(col, (list, tuple)) else np.asarray(col)
     if arr.ndim == 0:

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dse.model.area import AreaBreakdown, chip_area, io_dies_usd
-from dse.model.arrays import DesignArrays
+from dse.model.arrays import DesignArrays, stack_rows
 from dse.model.fab import (
     EXACT_SPARES_MAX,
     dies_per_wafer,
@@ -123,9 +123,7 @@ def _chip_cost_compiled(dk, arr: DesignArrays, area: AreaBreakdown) -> CostBreak
                bond=arr.pkg_assembly_yield_per_die, wafer_usd=arr.wafer_price_usd, package_mm2=area.package_mm2,
                pkg_usd=arr.pkg_usd_per_mm2, chips=arr.num_chips, links=arr.links,
                switch=arr.topology == TOPOLOGY_CODE["switch"], given=given, given_y=given_y)
-    v = np.empty((len(dk.COST_ROW), arr.n))
-    for k, name in enumerate(dk.COST_ROW):
-        v[k] = per[name]
+    v = stack_rows([per[name] for name in dk.COST_ROW], arr.n)
     out = np.empty((len(dk.COST_OUT), arr.n))
     r = w.diameter_mm / 2.0 - w.edge_exclusion_mm  # dies_per_wafer's constants, evaluated as it does
     dk.cost_kernel(v, np.pi * r * r, np.pi * 2 * r, float(w.scribe_mm), float(w.probe_coverage),

@@ -111,6 +111,12 @@ class HwView:
     def take(self, idx: np.ndarray, fields: tuple | None = None) -> "HwView":
         """The sub-view of designs `idx` (bool mask or indices); only `fields` (and `rows`) when given,
         the others None or empty."""
+        if fields is None:  # (every field: one pass over them, no closure call per field)
+            kw = {}
+            for f, v in zip(_VIEW_FIELDS, map(self.__dict__.__getitem__, _VIEW_FIELDS)):
+                kw[f] = None if v is None else {k: a[idx] for k, a in v.items()} if isinstance(v, dict) else v[idx]
+            return HwView(**kw)
+
         def sub(f):
             v = getattr(self, f)
             if fields is not None and f not in fields and f != "rows":
@@ -184,6 +190,9 @@ class HwView:
         )
 
 
+_VIEW_FIELDS = tuple(HwView.__dataclass_fields__)  # (HwView's fields, in order)
+
+
 def _view_fields(arr, area, dies: np.ndarray, epf: dict, crossing: float) -> dict | None:
     """`HwView.from_arrays`' float fields (clock, vector FLOP/s, array shape, bandwidths, capacities, links, static
     power, the chiplet split, peak FLOP/s and `run_energy` per precision) in one compiled pass
@@ -229,6 +238,11 @@ def _memory_stream_efficiency(arr) -> np.ndarray:
     tech = getattr(arr, "tech", None)
     if mem is None or tech is None:
         return np.ones(arr.n)
+    at = (getattr(arr, "name_at", None) or {}).get("chip.memory")
+    if type(at) is np.ndarray and at.shape == (arr.n,) and at.dtype.kind in "iu":
+        # each row's index in `Knob.allowed(tech)` (`DesignArrays.name_at`): the technology's memories first, then
+        # the extra names (none) and len of it for a name not there; a gather instead of a search of the names
+        return _stream_by_index(tech.memories).take(np.minimum(at, len(tech.memories)))
     keys, vals = _stream_efficiencies(tech.memories)
     if not len(keys):
         return np.ones(arr.n)
@@ -253,6 +267,23 @@ def _stream_efficiencies(memories: dict) -> tuple[np.ndarray, np.ndarray]:
         hit = _STREAM_EFF[key] = (entries, keys,
                                   np.array([float(getattr(memories[k], "stream_efficiency", 1.0)) for k in keys]))
     return hit[1], hit[2]
+
+
+_STREAM_BY_INDEX: dict[tuple, tuple] = {}  # as _STREAM_EFF: a memories table → (its entries, the array)
+
+
+def _stream_by_index(memories: dict) -> np.ndarray:
+    """Each memory's `stream_efficiency` in the table's order, then 1.0 (no memory, or a name not in it); once per
+    table content (its names and entry objects)."""
+    entries = tuple(memories.values())
+    key = (tuple(memories), tuple(map(id, entries)))
+    hit = _STREAM_BY_INDEX.get(key)
+    if hit is None:
+        if len(_STREAM_BY_INDEX) > 256:
+            _STREAM_BY_INDEX.clear()
+        hit = _STREAM_BY_INDEX[key] = (entries, np.array(
+            [float(getattr(m, "stream_efficiency", 1.0)) for m in entries] + [1.0]))
+    return hit[1]
 
 
 def _col(x) -> np.ndarray:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.model.area import AreaBreakdown, chip_area
-from dse.model.arrays import DesignArrays
+from dse.model.arrays import DesignArrays, stack_rows
 from dse.model.hardware import active_technology
 from dse.model.kernel import compiled_kernel, kernel_module
 from dse.model.voltage import throttle_energy_ratio
@@ -162,9 +162,7 @@ def _chip_power_compiled(arr: DesignArrays, area: AreaBreakdown) -> PowerBreakdo
                spare_mm2=area.spare_mm2, pad_mm2=area.pad_mm2, mem_phy_mm2=area.mem_phy_mm2,
                link_phy_mm2=area.link_phy_mm2, d2d_mm2=area.d2d_mm2, io_critical_mm2=area.io_critical_mm2,
                tdp_cap_w=arr.tdp_cap_w, chips=arr.num_chips)
-    v = np.empty((len(dk.POWER_ROW), arr.n))
-    for k, name in enumerate(dk.POWER_ROW):
-        v[k] = per[name]
+    v = stack_rows([per[name] for name in dk.POWER_ROW], arr.n)
     peak = _rows(list(arr.peak_tflops.values()), arr.n)
     energy = _rows([arr.energy_pj_per_flop[p] for p in arr.peak_tflops], arr.n)
     out = np.empty((len(dk.POWER_OUT), arr.n))
