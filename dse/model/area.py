@@ -9,7 +9,7 @@ cheapest die count (from the fewest dies that fit the reticle) that also fits th
 package, and each die the spare cores that minimise the chip's cost (known-good dies, package, scrap). Cost is then a minimum over
 choices whose costs all grow with area, so more silicon never makes a chip cheaper.
 
-With the compiled kernels on (`dse.model.kernel`), the I/O die choices and the split run in
+With the compiled kernels on (`dse.model.kernel`), the block areas, the I/O die choices and the split run in
 `dse.model.area_kernel`: the same fields to the bit (the numpy path here is the reference and the fallback)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Compiled path of `dse.model.area.chip_area` (numba): the I/O die choices' dominance, lower envelope and hull
-(`area._io_choices`, `area._on_envelope`) and the automatic split (every die count's spare search, chip cost and
+"""Compiled path of `dse.model.area.chip_area` (numba): the block areas and traffic (`area._blocks`, `blocks`), the I/O
+die choices' dominance, lower envelope and hull (`area._io_choices`, `area._on_envelope`) and the automatic split (every die count's spare search, chip cost and
 checks, `area._candidate` with `fab.best_spares`, compared count by count as `chip_area` does).
 
 Every field these kernels return is the numpy path's to the bit: the geometry (dies, spares, padding, shoreline,
