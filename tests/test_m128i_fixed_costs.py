@@ -1,10 +1,12 @@
-"""Per-call fixed costs at chunks of 128 (issue 15), without changing a bit: `evaluate`'s per-scenario sums in one
-compiled pass (`design_kernel.scenario_tail_kernel`) equal its numpy expressions, the CNN mapping's numbers in one
+"""Per-call fixed costs at chunks of 128 (issue 15), without changing a bit: `evaluate`'s per-scenario system power and
+sums in one compiled pass (`design_kernel.scenario_tail_kernel`) equal its numpy expressions, the CNN mapping's numbers in one
 compiled pass (`cnn_kernel.cnn_result_kernel`) equal `_cnn_result`'s numpy ones, and the leaner numpy helpers
 (`arrays.stack_rows`, `HwView.take`, the memories' stream efficiency by index, `_scenario_columns` with given
 columns) equal what they replace."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from dse.evaluate import evaluate, mapping, table
 from dse.evaluate.metrics import SCENARIO
 from dse.evaluate.table import design_metrics
+from dse.evaluate.throttle import system_power_w
 from dse.model import perf
 from dse.model.arrays import DesignArrays, stack_rows
 from dse.model.cost import tco_usd_per_hour
@@ -30,8 +33,13 @@ def run(monkeypatch):
     perf.reset_kernel()
 
 
-def _tail_numpy(feasible, power_w, tokens, thr, system_usd, w, ref, llm, power_sum, usd_mtok, log_sum):
-    """`table.evaluate`'s numpy sums of a non-serving scenario (its code before the kernel), in place; the usd column."""
+def _tail_numpy(feasible, chips_used, e_unit, thr, num_chips, leak, tokens, system_usd, w, ref, llm, power_sum,
+                usd_mtok, log_sum):
+    """`table.evaluate`'s numpy path of a non-serving scenario (`throttle.system_power_w`, then its sums), in place;
+    the power and usd columns."""
+    res = mapping.MappingResult(feasible, np.full(len(feasible), "", object),
+                                {"chips_used": chips_used, "energy_j_per_unit": e_unit, "throughput": thr})
+    power_w = system_power_w(res, SimpleNamespace(n=len(feasible), num_chips=num_chips, leakage_w=leak))
     power_sum += w * power_w
     per_hour = np.asarray(tco_usd_per_hour(system_usd, power_w, TECH), float)
     usd = None
@@ -41,7 +49,7 @@ def _tail_numpy(feasible, power_w, tokens, thr, system_usd, w, ref, llm, power_s
         usd_mtok += w * usd
     ratio = np.where(feasible, thr / max(ref, 1e-30), 1.0)
     log_sum += w * np.log(np.maximum(ratio, 1e-300))
-    return usd
+    return power_w, usd
 
 
 def _awkward(rng, n: int, scale: float) -> np.ndarray:
@@ -60,21 +68,25 @@ def _awkward(rng, n: int, scale: float) -> np.ndarray:
 def test_scenario_tail_kernel_equals_numpy_sums(run, seed, n, llm, ref):
     rng = np.random.default_rng(seed)
     feasible = rng.uniform(size=n) < 0.7
-    power_w, tokens, thr = _awkward(rng, n, 2e4), _awkward(rng, n, 1e5), _awkward(rng, n, 1e4)
-    system_usd = _awkward(rng, n, 1e7)
+    e_unit, tokens, thr = _awkward(rng, n, 20.0), _awkward(rng, n, 1e5), _awkward(rng, n, 1e4)
+    system_usd, leak = _awkward(rng, n, 1e7), _awkward(rng, n, 300.0)
+    chips_used = np.where(rng.uniform(size=n) < 0.1, 0.0, rng.integers(1, 4096, n).astype(float))
+    num_chips = np.maximum(rng.integers(1, 4096, n) + np.where(rng.uniform(size=n) < 0.5, 0, -64), 1)
     acc0 = [rng.uniform(-5, 5, n) for _ in range(3)]
     w = float(rng.uniform(0.1, 3.0))
     want = [a.copy() for a in acc0]
     with np.errstate(all="ignore"):
-        want_usd = _tail_numpy(feasible, power_w, tokens, thr, system_usd, w, ref, llm, *want)
+        want_power, want_usd = _tail_numpy(feasible, chips_used, e_unit, thr, num_chips, leak, tokens, system_usd, w,
+                                           ref, llm, *want)
     dk = run("numba", table._tail_kernel)
     assert dk is not None and run("numpy", table._tail_kernel) is None
     got = [a.copy() for a in acc0]
-    usd = np.full(n, -1.0)
+    power, usd = np.full(n, -1.0), np.full(n, -1.0)
     with np.errstate(all="ignore"):
-        dk.scenario_tail_kernel(feasible, power_w, tokens, thr, system_usd, table._tail_scalars(w, ref, llm, TECH), usd,
-                                *got)
+        dk.scenario_tail_kernel(feasible, chips_used, e_unit, thr, stack_rows([num_chips, leak], n), tokens, system_usd,
+                                table._tail_scalars(w, ref, llm, TECH), power, usd, *got)
     assert_bit_equal(dict(zip("pul", want)), dict(zip("pul", got)), "sums")
+    assert_bit_equal({"power": want_power}, {"power": power}, "system power")
     if llm:
         assert_bit_equal({"usd": want_usd}, {"usd": usd}, "usd per Mtok")
     else:
@@ -82,10 +94,14 @@ def test_scenario_tail_kernel_equals_numpy_sums(run, seed, n, llm, ref):
 
 
 @needs_numba
-@pytest.mark.parametrize("mix,chunk", [("balanced", 128), ("datacenter", 37), ("extended", 500), ("balanced", 1)])
-def test_evaluate_with_the_tail_kernel_equals_numpy_tail(run, monkeypatch, mix, chunk):
-    """The whole table, compiled kernels on, with the per-scenario sums compiled or in numpy: every column the same."""
+@pytest.mark.parametrize("mix,chunk,capped", [("balanced", 128, False), ("datacenter", 37, False),
+                                             ("extended", 500, False), ("balanced", 1, False), ("balanced", 128, True)])
+def test_evaluate_with_the_tail_kernel_equals_numpy_tail(run, monkeypatch, mix, chunk, capped):
+    """The whole table, compiled kernels on, with the per-scenario power and sums compiled or in numpy: every column
+    the same (`capped`: TDP caps that throttle some designs' clocks, dse.evaluate.throttle)."""
     cols = random_designs(500, seed=31)
+    if capped:
+        cols["chip.tdp_w"] = np.random.default_rng(5).uniform(20.0, 800.0, 500)
     parts = [{k: v[s:s + chunk] for k, v in cols.items()} for s in range(0, 500 if chunk > 1 else 20, chunk)]
 
     def table_of(tail: bool) -> dict:
@@ -99,6 +115,12 @@ def test_evaluate_with_the_tail_kernel_equals_numpy_tail(run, monkeypatch, mix, 
     want = run("numba", table_of, False)
     assert_bit_equal(got, want, f"{mix} at chunks of {chunk}")
     assert got["feasible"].any()
+    if capped:  # (some designs throttled: a scenario's throughput below the same design's without its cap)
+        del cols["chip.tdp_w"]
+        parts = [{k: v[s:s + chunk] for k, v in cols.items()} for s in range(0, 500, chunk)]
+        free = run("numba", table_of, True)
+        thr = [k for k in got if k.endswith(".throughput") and not k.startswith("mix")]
+        assert any((got[k] < free[k] * (1 - 1e-9)).any() for k in thr)
 
 
 @needs_numba

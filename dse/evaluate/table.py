@@ -16,7 +16,7 @@ from dse.evaluate.metrics import DESIGN, NUMPY_DTYPES, SCENARIO
 from dse.evaluate.serving import choose_plan, prefill_arrays, prefill_pool, serving_metrics
 from dse.evaluate.throttle import clocked, evaluate_capped, system_power_w
 from dse.model.area import AreaBreakdown, chip_area
-from dse.model.arrays import DesignArrays
+from dse.model.arrays import DesignArrays, kernel_column, stack_rows
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.cost import HOURS_PER_YEAR, chip_cost, tco_usd_per_hour
 from dse.model.heap import keep_heap
@@ -77,6 +77,7 @@ _FLOAT, _INT = _BY_DTYPE.get("float", ()), _BY_DTYPE.get("int", ())
 _OTHER = _BY_DTYPE.get("bool", ()) + _BY_DTYPE.get("str", ())
 _NUMBERS = _FLOAT + _INT  # the rows of `_scenario_columns`' block: the float metrics, then the int ones
 _INT_ROWS = slice(len(_FLOAT), len(_NUMBERS))
+_CHIPS_ROW = _NUMBERS.index("chips_used")
 
 
 # each scenario metric in registry order: (name, 0, j) row j of `_scenario_columns`' float block, (name, 1, j) row j of
@@ -86,13 +87,14 @@ _SOURCES = tuple((name, 0, _FLOAT.index(name)) if name in _FLOAT else (name, 1, 
 
 
 def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx: np.ndarray | None = None,
-                      given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                      given: dict[str, np.ndarray] | None = None, block_out: list | None = None
+                      ) -> dict[str, np.ndarray]:
     """Every scenario metric as an (n,) column of its dtype, in registry order: `metrics` (a mapping's, each of
     shape (len(idx),)) on rows `idx`, `Metric.empty` elsewhere. The numeric columns are the rows of one float block
     (one allocation instead of one per metric, per scenario and call), written at once (its metrics stacked, a missing
     one as zeros; metric by metric where one is not a column of len(idx): a scalar); the int metrics its last rows
     cast (as a write into an int column casts: truncated). `given`: bool or str columns the caller made whole (taken as
-    they are)."""
+    they are). `block_out`: a list the float block is appended to (rows `_NUMBERS`, the int metrics before the cast)."""
     block = np.zeros((len(_NUMBERS), n))
     if metrics is not None and len(idx):
         zero = np.zeros(len(idx))
@@ -107,6 +109,8 @@ def _scenario_columns(n: int, metrics: dict[str, np.ndarray] | None = None, idx:
                 if name in metrics:  # (a metric missing keeps its zeros)
                     block[j, idx] = metrics[name]
     floats, ints = list(block), list(block[_INT_ROWS].astype(np.int64))  # (row views)
+    if block_out is not None:
+        block_out.append(block)
     out = {}
     for name, kind, j in _SOURCES:
         if kind == 0:
@@ -170,12 +174,17 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
     idx = ok.nonzero()[0]
     sub = hw.take(idx) if len(idx) else None  # the designs every scenario maps
     tail = _tail_kernel()
+    if tail is not None:  # (each design's chips and leakage W, as `system_power_w` reads them; out's system cost)
+        chips_leak = stack_rows([hw.num_chips, np.zeros(n) if hw.leakage_w is None else hw.leakage_w], n)
+        out["system_cost_usd"] = kernel_column(out["system_cost_usd"], n)
     for entry in mix.scenarios:
         sc, w = entry.scenario, float(entry.weight)
         res = clock = None
+        fast = tail is not None and getattr(sc, "serving", None) is None  # (the sums in one compiled pass, below)
         if len(idx):
             res, clock = evaluate_capped(lambda h: choose_plan(sc, h, cal, force_tp, force_pp), sub)
-            res.metrics["power_w"] = system_power_w(res, sub)
+            if not fast:  # (else the kernel's)
+                res.metrics["power_w"] = system_power_w(res, sub)
         if res is not None and getattr(sc, "serving", None) is not None:
             pool = None
             parr = (prefill if prefill is not None else prefill_arrays(sc, tech)) if sc.serving.disaggregation else None
@@ -190,11 +199,14 @@ def evaluate(arr: DesignArrays, mix: Mix | str, tech: Technology | None = None,
         if res is not None:
             feasible[idx] = res.feasible
             why[idx] = np.where(res.feasible, "", res.reason)
-        cols = _scenario_columns(n, None if res is None else res.metrics, idx, {"feasible": feasible, "reason": why})
-        if tail is not None and getattr(sc, "serving", None) is None:  # (the same sums in one compiled pass)
+        rows = [] if fast else None
+        cols = _scenario_columns(n, None if res is None else res.metrics, idx, {"feasible": feasible, "reason": why},
+                                 rows)
+        if fast:  # the system's power (`system_power_w`, into the power_w column) and the sums, in one pass
             llm = sc.kind != "cnn"
-            tail.scenario_tail_kernel(cols["feasible"], cols["power_w"], cols["tokens_per_s"], cols["throughput"],
-                                      out["system_cost_usd"], _tail_scalars(w, ref.get(sc.name, 1.0), llm, tech),
+            tail.scenario_tail_kernel(cols["feasible"], rows[0][_CHIPS_ROW], cols["energy_j_per_unit"],
+                                      cols["throughput"], chips_leak, cols["tokens_per_s"], out["system_cost_usd"],
+                                      _tail_scalars(w, ref.get(sc.name, 1.0), llm, tech), cols["power_w"],
                                       cols["usd_per_mtok"], power_sum, usd_mtok, log_sum)
             if llm:
                 llm_weight += w

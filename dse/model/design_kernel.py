@@ -490,17 +490,24 @@ TAIL = ("weight", "ref", "llm", "life_h", "dc_usd_per_w", "dc_life_h", "pue", "u
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scenario_tail_kernel(feasible, power_w, tokens, thr, system_usd, sc, usd_out, power_sum, usd_mtok, log_sum):
-    """What `table.evaluate` adds up of one (non-serving) scenario per design, in numpy's order term by term: the mix's
-    power (`power_sum += w · power_w`), for an LLM scenario its $ per million tokens at the TCO of the power it draws
-    (into `usd_out`, 0 where infeasible; `usd_mtok += w · usd`) and the log of its throughput over the reference's
-    (`log_sum += w · log(max(ratio, 1e-300))`, ratio 1 where infeasible). `sc`: the `TAIL` scalars."""
+def scenario_tail_kernel(feasible, chips_used, e_unit, thr, chips_leak, tokens, system_usd, sc, power_w, usd_out,
+                         power_sum, usd_mtok, log_sum):
+    """What `table.evaluate` computes of one (non-serving) scenario per design after its mapping, in numpy's order term
+    by term: the system's power (`throttle.system_power_w`: the plan's chips at their workload power, the system's
+    other chips at leakage; `chips_leak` the design's chips and leakage W, rows) into `power_w`, 0 where infeasible;
+    the mix's power (`power_sum += w · power_w`), for an LLM scenario its $ per million tokens at the TCO of that
+    power (into `usd_out`, 0 where infeasible; `usd_mtok += w · usd`) and the log of its throughput over the
+    reference's (`log_sum += w · log(max(ratio, 1e-300))`, ratio 1 where infeasible). `sc`: the `TAIL` scalars."""
     w, ref, llm = sc[0], sc[1], sc[2] != 0.0
     life_h, dc_a, dc_b, pue, kwh = sc[3], sc[4], sc[5], sc[6], sc[7]
     for d in range(feasible.shape[0]):
-        p = power_w[d]
-        power_sum[d] += w * p
         ok = feasible[d]
+        p = 0.0
+        if ok:
+            used = chips_used[d]
+            p = e_unit[d] * thr[d] / _mx(used, 1.0) * used + _mx(chips_leak[0, d] - used, 0.0) * chips_leak[1, d]
+        power_w[d] = p
+        power_sum[d] += w * p
         if llm:
             per_hour = system_usd[d] / life_h + p * dc_a / dc_b + p / 1000.0 * pue * kwh
             u = per_hour / (_mx(tokens[d], 1e-30) * 3600.0) * 1e6 if ok else 0.0
@@ -553,6 +560,6 @@ def warm() -> None:
     sendrecv_kernel(np.ones(1), np.full(1, 2.0), np.ones(1), 0.9, np.ones(1), np.zeros(1, np.bool_), 1e-6,
                     np.empty((1, 1)))
     z1 = np.zeros(1)
-    scenario_tail_kernel(np.ones(1, np.bool_), z1, z1, z1, z1, np.ones(len(TAIL)), np.empty(1), np.zeros(1), np.zeros(1),
-                         np.zeros(1))
+    scenario_tail_kernel(np.ones(1, np.bool_), z1, z1, z1, np.ones((2, 1)), z1, z1, np.ones(len(TAIL)), np.empty(1),
+                         np.empty(1), np.zeros(1), np.zeros(1), np.zeros(1))
     numpy_log_is_libm()
