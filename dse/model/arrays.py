@@ -46,6 +46,10 @@ class _Flags:
         idx = bad.nonzero()[0]
         # the flagged rows' texts (str objects) joined as lists: numpy's object passes call the same str methods
         msgs = message[idx].tolist() if isinstance(message, np.ndarray) else [message] * len(idx)
+        self.flag_rows(idx, msgs)
+
+    def flag_rows(self, idx: np.ndarray, msgs: list[str]) -> None:
+        """Flag rows `idx` (distinct indices) with their texts `msgs` (a list aligned with `idx`)."""
         self.reason[idx] = [m if o == "" else o + "; " + m for o, m in zip(self.reason[idx].tolist(), msgs)]
         self.valid[idx] = False
 
@@ -422,15 +426,14 @@ class DesignArrays:
         peak = dict(zip(precisions, peaks))
         clock = out["clock_ghz"]
         if np.count_nonzero(over):  # a clock above what the node reaches at its highest supply (dse.model.voltage)
-            msgs = np.full(n, "", dtype=object)
-            reach = max_clock_ratio() * node["nominal_clock_ghz"][over]
+            rows = over.nonzero()[0]
+            reach = max_clock_ratio() * node["nominal_clock_ghz"][rows]
             # the text after the clock is the node's (its name as given, whose table row gives its reach): formatted
             # once per node; Python scalars (the same text as numpy's, faster)
-            nms = names["chip.process_node"][over].tolist()
+            nms = names["chip.process_node"][rows].tolist()
             tail = {nm: f" GHz is above what {nm} reaches at its highest supply ({MAX_FRACTION:g} x its nominal "
                         f"voltage): at most {r:.3g} GHz" for nm, r in dict(zip(nms, reach.tolist())).items()}
-            msgs[over] = [f"chip.clock_ghz: {c:g}{tail[nm]}" for c, nm in zip(clock[over].tolist(), nms)]
-            flags.flag(over, msgs)
+            flags.flag_rows(rows, [f"chip.clock_ghz: {c:g}{tail[nm]}" for c, nm in zip(clock[rows].tolist(), nms)])
         energy = dict(zip(precisions, energy))
         return cls(n=n, tech=tech, knobs=c, names=names, name_at=name_at, valid=flags.valid, reason=flags.reason,
                    speedup=speedup, peak_tflops=peak, energy_pj_per_flop=energy, **out)
