@@ -65,9 +65,14 @@ def kernel_column(x: Any, n: int, dtype: Any = np.float64) -> np.ndarray:
 
 def stack_rows(cols: list, n: int) -> np.ndarray:
     """`cols` (columns of shape (n,) of any numeric dtype, or scalars) as the rows of one fresh (len(cols), n) float64
-    array, the values a row-by-row write into it casts: one conversion where every entry is a column of n."""
-    if all(type(c) is np.ndarray and c.shape == (n,) and c.dtype.kind in "biuf" for c in cols):
-        return np.array(cols, np.float64)
+    array, the values a row-by-row write into it casts: one conversion where every entry is a column of n (numpy
+    checks the shapes: a check per entry in Python cost more than the conversion)."""
+    try:
+        v = np.array(cols, np.float64)
+    except (ValueError, TypeError):  # (ragged: a scalar among the columns)
+        v = None
+    if v is not None and v.shape == (len(cols), n):
+        return v
     v = np.empty((len(cols), n))
     for k, c in enumerate(cols):
         v[k] = c

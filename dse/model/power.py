@@ -140,7 +140,8 @@ def _cooled(arr: DesignArrays, watts: dict[str, np.ndarray]) -> PowerBreakdown:
     density = watts["power_density_w_per_mm2"]
     limit = arr.tech.thermal.max_power_density_w_per_mm2
     ok = density <= limit
-    reason = np.full(np.shape(ok), "", dtype=object)  # formatted for the rows over the limit only
+    reason = np.empty(np.shape(ok), dtype=object)  # formatted for the rows over the limit only
+    reason.fill("")  # (empty + fill: np.full's array without its Python-level pass)
     bad = ~ok
     if np.count_nonzero(bad):  # ("%.2f" % x of a Python float: np.char.mod's text, without its array passes)
         tail = f" W/mm² > cooling limit {limit:g} W/mm²"
