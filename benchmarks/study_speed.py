@@ -441,7 +441,7 @@ def main() -> None:
         ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
               f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
-              "thread; the runner (serial): its model in a forked process beside its own work only when asked "
+              "thread; the runner (serial): its model in a forked process beside its own work when a CPU is idle or when asked "
               f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', MODEL_PROCESS_DEFAULT)}; 'auto': when a CPU "
               "is idle, 'always', 'never'; each runner row's note says which ran), its file writes on a thread; CPU s count every "
               "process and thread")
@@ -525,15 +525,20 @@ def main() -> None:
                 # on one thread: its idle wall is about its CPU time
                 r, pm = out["runner"], out["pymoo"]
                 med = {k: float(np.median([x["sections"].get(k, 0.0) for x in runs[seed]["runner"]]))
-                       for k in ("start", "finalize")}
+                       for k in ("start", "finalize", "breed", "select", "score", "cache", "keys", "send")}
                 parent = float(np.median([x["cpu"] - x["children"] for x in runs[seed]["runner"]]))
                 main = float(np.median([x["main"] for x in runs[seed]["runner"]]))
                 child = float(np.median([x["children"] for x in runs[seed]["runner"]]))
-                # the run's main thread is its critical path (its writer threads run beside it, mostly without the
-                # interpreter lock); the model process's, the model calls
-                est = max(main, child + med["start"] + med["finalize"], (parent + child) / 2)
-                print(f"idle 2-CPU estimate: run's process {parent:.2f} CPU s (main thread {main:.2f}), model process "
-                      f"{child:.2f}, start + finalize {med['start'] + med['finalize']:.2f}: wall >= {est:.2f} s, so "
+                # the model process evaluates the two generations in flight together, and the next two are bred from
+                # their results: the run's chain (score, select, breed, the design keys and the result cache, sending)
+                # and the model's calls alternate, while the run's stores (parts, journal, frames, front) overlap the
+                # model's calls. So the idle wall is at least the chain plus the model process's time (plus start
+                # and finalize), the run's main thread's time, and half the CPU time of both processes
+                chain = sum(med[k] for k in ("breed", "select", "score", "cache", "keys", "send"))
+                ends = med["start"] + med["finalize"]
+                est = max(main, chain + child + ends, (parent + child) / 2)
+                print(f"idle 2-CPU estimate: run's process {parent:.2f} CPU s (main thread {main:.2f}, of it the chain "
+                      f"{chain:.2f}), model process {child:.2f}, start + finalize {ends:.2f}: wall >= {est:.2f} s, so "
                       f"runner / pymoo <= {pm['cpu'] / est:.2f}x trials/s (pymoo's wall ~ its CPU, {pm['cpu']:.2f} s; "
                       "fsync waits and hand-over delays not counted)")
             elif "runner" in out and "pymoo" in out:
