@@ -260,10 +260,12 @@ class SerialExecutor:
 # (`StudyRunner._evaluate_together`; a model call is mostly fixed cost), and so does the model process, which gets
 # them together (`StudyRunner._dispatch`, runner.MODEL_PROCESS_PAIRS) and evaluates them while the run stores the two
 # generations before them (writing their parts, journal lines and frames: work off the chain breed -> evaluate ->
-# select). Measured (benchmarks/study_speed.py's study, local mix, 10k trials, seed 1, 2 cores shared with other jobs,
-# CPU pressure 20-80 %, 2026-12-03 20:20 UTC): the run's main thread 0.51-0.75 CPU s and the model process 0.47-0.70
-# against one process's main thread 0.84-1.13; runner / pymoo 1.83x and 2.17x with it, 1.67x and 1.69x without
-# (interleaved); balanced mix, 5,000 trials: the model process 2.48-2.62 CPU s, the run's main thread 0.28-0.32,
+# select); the run's chain (score, select, breed) and the model's calls still alternate, the stores no longer add to
+# them. Measured (benchmarks/study_speed.py's study, local mix, 10k trials, seeds 1-3, 2 cores shared with other
+# jobs at CPU pressure 60-96 %, 2026-12-03 20:32 UTC): the run's main thread 0.49-0.62 CPU s (its chain ~0.25) and the
+# model process 0.47-0.61, against one process's main thread 0.91-0.97; on that busy machine the walls were no better
+# with it (runner / pymoo 1.26-1.92x against 1.56-1.96x: each hand-over waits for a time slice), hence `auto` only where
+# a CPU is idle. Balanced mix, 5,000 trials: the model process 2.48-2.62 CPU s and the run's main thread 0.28-0.32,
 # against 2.84-2.90 in one process. Earlier (before the pairs) the model process got one generation per call and was
 # the slower of the two: off by default then. Results are the same every way (the lag is the sampler's)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
