@@ -7,11 +7,11 @@ before, as the runner does: the same objective function for all):
   * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
                     serial (`--serial`), writing its run folder (an Arrow part per generation) and the Optuna
                     journal mirror; repeated designs reuse their stored result (counted below). Its model runs
-                    in a forked process (DSE_MODEL_PROCESS=auto, the default: when a CPU is idle; always; never:
-                    one process), which evaluates the two generations in flight with one model call while the run
-                    stores the two before them (one process makes the same calls, one after the other with its
-                    own work; the note says which ran): the runner then uses two CPUs, every other contender one,
-                    and an idle-machine estimate is printed from the CPU seconds;
+                    in a forked process with DSE_MODEL_PROCESS=always (or auto, when a CPU is idle; never, the
+                    default: one process), which evaluates the two generations in flight with one model call while
+                    the run stores the two before them (one process makes the same calls, one after the other with
+                    its own work; the note says which ran): the runner then uses two CPUs, every other contender
+                    one, and an idle-machine estimate is printed from the CPU seconds;
   * optuna-batched  plain Optuna, in memory: NSGAIISampler, per generation `ask` × P, `suggest_*` per knob,
                     one model call, `tell` × P (nothing written to disk);
   * optuna-journal  plain Optuna `study.optimize` with a JournalFileBackend: one design per trial and one
@@ -258,7 +258,7 @@ def run_runner(path: Path, tmp: Path) -> dict:
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         main = time.thread_time() - main0
         took = clock.stop()
-    # with a model process (DSE_MODEL_PROCESS=auto where a CPU is idle, or always) the model runs in a forked child: its
+    # with a model process (DSE_MODEL_PROCESS=always, or auto where a CPU is idle) the model runs in a forked child: its
     # CPU seconds in the model come back with each result, and its whole CPU time counts in RUSAGE_CHILDREN
     # (Clock), once it has ended; the parent's sections then do not include the model
     mp = runner.model_process

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-# a serial study forks a model process by default when a CPU is idle (DSE_MODEL_PROCESS=auto): the tests run in one
-# process whatever the machine's load, unless a test asks for the model process (DSE_MODEL_PROCESS=always)
+# the tests run in one process whatever the default and the machine's load (DSE_MODEL_PROCESS=auto forks a model
+# process when a CPU is idle), unless a test asks for the model process (DSE_MODEL_PROCESS=always)
 os.environ.setdefault("DSE_MODEL_PROCESS", "never")
 
 

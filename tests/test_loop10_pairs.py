@@ -150,8 +150,9 @@ def test_a_signal_with_the_pairs_loses_little_and_the_rerun_equals_the_uninterru
                                                                                          monkeypatch):
     """tests/test_study_interrupt.py's run with a pure evaluator and DSE_MODEL_PROCESS=always: the model process
     evaluates the pairs (its model calls write the log), the run stores the generations before each pair while it
-    does; a signal mid-run leaves contiguous whole parts, every generation of the pairs returned before the last one
-    stored, and the rerun ends as the uninterrupted run."""
+    does; a signal mid-run leaves contiguous whole parts, every generation of the pairs returned but the last two
+    stored (one pair more than in one process: the one whose stores the model call overlapped), and the rerun ends
+    as the uninterrupted run."""
     import random
     import subprocess
     import time
@@ -198,8 +199,9 @@ def test_a_signal_with_the_pairs_loses_little_and_the_rerun_equals_the_uninterru
     store = PartStore(run, create=False)
     parts = store.indices()
     assert parts == list(range(len(parts))) and 0 < store.rows() < 320
-    # the pairs before the last one returned are stored (each pair two generations; the study's 16 per generation)
-    assert len(parts) >= 2 * (calls - 1), f"{calls} pairs had results, {len(parts)} generations were stored"
+    # every pair but the last two returned is stored (two generations each): the model process logs a pair when its
+    # call returns, while the run may still be storing the pair before it (the stores overlap the next model call)
+    assert len(parts) >= 2 * (calls - 2), f"{calls} pairs had results, {len(parts)} generations were stored"
     os.unlink(tmp_path / "calls.log")
     done = start_always(tmp_path, cfg, out, 0.0)
     _, err = done.communicate(timeout=180)

@@ -137,9 +137,6 @@ def test_only_an_evaluator_that_states_it_is_pure_goes_to_another_process(monkey
         assert model_process_wanted(ModelEvaluator("local"), None) is idle  # (open-ended: a timeout)
         assert not model_process_wanted(ModelEvaluator("local"), many - 1)  # a short run: the fork costs more
     monkeypatch.setattr(execution, "cpu_idle", lambda: True)
-    monkeypatch.delenv("DSE_MODEL_PROCESS")
-    assert execution.MODEL_PROCESS_DEFAULT == "auto" and model_process_wanted(ModelEvaluator("local"), many)
-    monkeypatch.setenv("DSE_MODEL_PROCESS", "auto")
     monkeypatch.setattr(execution, "_ray_initialized", lambda: True)  # a Ray process (e.g. a sweep's task)
     assert not model_process_wanted(ModelEvaluator("local"), many)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)

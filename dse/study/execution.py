@@ -253,9 +253,9 @@ class SerialExecutor:
         pass
 
 
-# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=auto (default: on
-# Linux with an idle CPU and at least MODEL_PROCESS_MIN_BATCHES batches, for an evaluator that says it is `pure`),
-# always, or never (one process). The array NSGA-II breeds a generation from the population two generations back
+# Whether a serial study evaluates the model in a forked process (`ModelProcess`): DSE_MODEL_PROCESS=never (default:
+# one process), always, or auto (on Linux with an idle CPU and at least MODEL_PROCESS_MIN_BATCHES batches, for an
+# evaluator that says it is `pure`). The array NSGA-II breeds a generation from the population two generations back
 # (samplers.BREED_LAG), so two generations are in flight: one process evaluates them with one model call
 # (`StudyRunner._evaluate_together`; a model call is mostly fixed cost), and so does the model process, which gets
 # them together (`StudyRunner._dispatch`, runner.MODEL_PROCESS_PAIRS) and evaluates them while the run stores the two
@@ -266,10 +266,13 @@ class SerialExecutor:
 # model process 0.47-0.61, against one process's main thread 0.91-0.97; on that busy machine the walls were no better
 # with it (runner / pymoo 1.26-1.92x against 1.56-1.96x: each hand-over waits for a time slice), hence `auto` only where
 # a CPU is idle. Balanced mix, 5,000 trials: the model process 2.48-2.62 CPU s and the run's main thread 0.28-0.32,
-# against 2.84-2.90 in one process. Earlier (before the pairs) the model process got one generation per call and was
-# the slower of the two: off by default then. Results are the same every way (the lag is the sampler's)
+# against 2.84-2.90 in one process. The idle wall is at least the chain plus the model process's time (their calls
+# alternate): in CPU s 0.79-0.90 against one process's main thread 0.68-0.94 (the same runs): the stores it overlaps
+# (~0.1 s) are about what the second process costs (sending the columns, the model's own ~0.05-0.1 s more there), so
+# it stays off by default until an idle machine's walls say otherwise (benchmarks/study_speed.py, interleaved
+# DSE_MODEL_PROCESS=always / never). Results are the same every way (the lag is the sampler's)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
-MODEL_PROCESS_DEFAULT = "auto"
+MODEL_PROCESS_DEFAULT = "never"
 # `auto` forks no model process for a run of fewer batches: forking it and ending it cost ~30-50 ms of wall (measured,
 # 300 trials in 3 batches: 0.21-0.36 s with it, 0.14-0.30 s without), more than it saves on a short run
 MODEL_PROCESS_MIN_BATCHES = 30

@@ -547,7 +547,8 @@ class StudyRunner:
         together once they are all asked (`_dispatch`: one model call, as in-process), and the generations collected
         before are stored only then (`deferred`), so that their stores overlap that model call; the parts are
         written in generation order, and a killed run loses the generations collected and not yet stored (at most
-        lag + 1, as in-process, where they are evaluated together) and those in flight."""
+        lag + 1) and those in flight, evaluated or not: at most one pair of evaluated generations more than in one
+        process, where a pair's model call waits for the stores before it."""
         new = 0
         lag = ga.lag
         self._dists = dists  # (for `_stored`)
