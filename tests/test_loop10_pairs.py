@@ -17,6 +17,7 @@ from dse.study.evaluator import ModelEvaluator
 from dse.study.runner import StudyRunner
 from dse.study.spec import load_study
 from _spaces import study_file
+from test_loop7_child_scores import _journal
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the model process forks (Linux)")
 
@@ -42,18 +43,6 @@ def _run(cfg: Path, out: Path, monkeypatch, how: str) -> tuple[StudyRunner, Coun
     runner = StudyRunner(st, out, evaluator=ev)
     runner.run()
     return runner, ev
-
-
-def _journal(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text().splitlines():
-        o = json.loads(line)
-        for k in ("worker_id", "datetime_start", "datetime_complete"):
-            o.pop(k, None)
-        if "dse:run_dir" in o.get("user_attr", {}):
-            continue
-        out.append(o)
-    return out
 
 
 @pytest.mark.parametrize("trials", [120, 114])  # 10 generations of 12; 9 and a last one of 6

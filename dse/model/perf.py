@@ -251,12 +251,13 @@ def _memory_stream_efficiency(arr) -> np.ndarray:
     return np.where(keys[pos] == mem, vals[pos], 1.0)
 
 
-_STREAM_EFF: dict[tuple, tuple] = {}  # (names, ids of the entries) of a memories table → (the entries, the arrays)
+_STREAM_EFF: dict[tuple, tuple] = {}  # (names, ids of the entries) of a memories table → (the entries, its arrays)
 
 
-def _stream_efficiencies(memories: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(memory names sorted, each one's `stream_efficiency`) of a technology's memories table; once per table
-    content (its names and entry objects: frozen models, kept alive beside the value so their ids stay theirs)."""
+def _stream_tables(memories: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(memory names sorted, each one's `stream_efficiency` in that order, each one's in the table's order then 1.0
+    for no memory or a name not in it) of a technology's memories table; once per table content (its names and
+    entry objects: frozen models, kept alive beside the value so their ids stay theirs)."""
     entries = tuple(memories.values())
     key = (tuple(memories), tuple(map(id, entries)))
     hit = _STREAM_EFF.get(key)
@@ -264,26 +265,20 @@ def _stream_efficiencies(memories: dict) -> tuple[np.ndarray, np.ndarray]:
         if len(_STREAM_EFF) > 256:
             _STREAM_EFF.clear()
         keys = np.array(sorted(memories), dtype=str)
-        hit = _STREAM_EFF[key] = (entries, keys,
-                                  np.array([float(getattr(memories[k], "stream_efficiency", 1.0)) for k in keys]))
-    return hit[1], hit[2]
+        eff = [float(getattr(m, "stream_efficiency", 1.0)) for m in entries]
+        hit = _STREAM_EFF[key] = (entries, keys, np.array([eff[list(memories).index(k)] for k in keys]),
+                                  np.array(eff + [1.0]))
+    return hit[1:]
 
 
-_STREAM_BY_INDEX: dict[tuple, tuple] = {}  # as _STREAM_EFF: a memories table → (its entries, the array)
+def _stream_efficiencies(memories: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(memory names sorted, each one's `stream_efficiency`) of a memories table (`_stream_tables`)."""
+    return _stream_tables(memories)[:2]
 
 
 def _stream_by_index(memories: dict) -> np.ndarray:
-    """Each memory's `stream_efficiency` in the table's order, then 1.0 (no memory, or a name not in it); once per
-    table content (its names and entry objects)."""
-    entries = tuple(memories.values())
-    key = (tuple(memories), tuple(map(id, entries)))
-    hit = _STREAM_BY_INDEX.get(key)
-    if hit is None:
-        if len(_STREAM_BY_INDEX) > 256:
-            _STREAM_BY_INDEX.clear()
-        hit = _STREAM_BY_INDEX[key] = (entries, np.array(
-            [float(getattr(m, "stream_efficiency", 1.0)) for m in entries] + [1.0]))
-    return hit[1]
+    """Each memory's `stream_efficiency` in the table's order, then 1.0 (`_stream_tables`)."""
+    return _stream_tables(memories)[2]
 
 
 def _col(x) -> np.ndarray:
