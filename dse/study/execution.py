@@ -270,7 +270,9 @@ class SerialExecutor:
 # alternate): in CPU s 0.79-0.90 against one process's main thread 0.68-0.94 (the same runs): the stores it overlaps
 # (~0.1 s) are about what the second process costs (sending the columns, the model's own ~0.05-0.1 s more there), so
 # it stays off by default until an idle machine's walls say otherwise (benchmarks/study_speed.py, interleaved
-# DSE_MODEL_PROCESS=always / never). Results are the same every way (the lag is the sampler's)
+# DSE_MODEL_PROCESS=always / never; on an idle machine, 2026-12-03 21:18, main 8ffed2c, seeds 1-3, two runs each:
+# runner / pymoo 1.53-1.94x with it, 1.53-2.02x without: no gain). Results are the same every way (the lag is the
+# sampler's)
 MODEL_PROCESS_ENV = "DSE_MODEL_PROCESS"
 MODEL_PROCESS_DEFAULT = "never"
 # `auto` forks no model process for a run of fewer batches: forking it and ending it cost ~30-50 ms of wall (measured,
