@@ -126,7 +126,7 @@ def test_evaluate_with_the_tail_kernel_equals_numpy_tail(run, monkeypatch, mix, 
 @needs_numba
 def test_cnn_result_kernel_rows_are_its_metrics():
     from dse.model import cnn_kernel
-    assert tuple(mapping._NUMERIC[j] for j in mapping._CNN_RESULT_ROWS) == cnn_kernel.RESULT_METRICS
+    assert tuple(mapping._NUMERIC[j] for j in mapping._cnn_result_rows(cnn_kernel)) == cnn_kernel.RESULT_METRICS
 
 
 @needs_numba

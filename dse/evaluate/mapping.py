@@ -1173,27 +1173,24 @@ def _cnn_choose_compiled(hw: HwView, scenario, t: CnnPlanTable, cal: Calibration
     o_float = np.zeros((n, len(ck.OUT_FLOAT)))
     f = (lambda x, d=np.float64: kernel_column(x, n, d))  # C arrays of the compiled type (the kernel reads them)
     c = (lambda x, d=float: np.ascontiguousarray(x, d))
-    ck.map_cnn_kernel(*_cnn_plan_arrays(t), f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
-                      sc, *tables[:9], c(tables[9], np.int64), pipe, _cnn_one_foot(t), *one[:9],
+    batch, w, kv, act, one_foot = _cnn_plan_arrays(t)
+    ck.map_cnn_kernel(batch, w, kv, act, f(hw.sram_bytes), f(hw.mem_bytes), f(chips),
+                      sc, *tables[:9], c(tables[9], np.int64), pipe, one_foot, *one[:9],
                       c(one[9], np.int64), float(SPLIT_K_MIN), o_int, o_float)
-    i, x = o_int.T, o_float.T  # (columns OUT_INT, OUT_FLOAT)
-    return _CnnChoice(i[0] != 0, i[1], x[0], x[1], x[2], i[2], i[3] != 0, x[3], (o_int, o_float))
+    i, x = dict(zip(ck.OUT_INT, o_int.T)), dict(zip(ck.OUT_FLOAT, o_float.T))
+    return _CnnChoice(i["feasible"] != 0, i["batch"], x["lat"], x["energy"], x["share"], i["stop"],
+                      i["stop_fits"] != 0, x["stop_lat"], (o_int, o_float))
 
 
-_CNN_PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, its per-plan arrays as the kernel takes)
-_CNN_ONE_FOOT: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, its one-image footprint as an array)
+_CNN_PLAN_ARRAYS: dict[tuple[int, ...], tuple] = {}  # id(CNN plan table) → (it, its arrays as the kernel takes them)
 
 
 def _cnn_plan_arrays(t: CnnPlanTable) -> tuple[np.ndarray, ...]:
-    """(batch (int64), w, kv, act) of a (cached, immutable) CNN plan table as C arrays of `map_cnn_kernel`'s types,
-    once per table."""
+    """(batch (int64), w, kv, act, one_foot) of a (cached, immutable) CNN plan table as C arrays of `map_cnn_kernel`'s
+    types, once per table."""
     return by_identity(_CNN_PLAN_ARRAYS, t, lambda t: (np.ascontiguousarray(t.batch, np.int64),
-                                                       *(np.ascontiguousarray(a, float) for a in (t.w, t.kv, t.act))))
-
-
-def _cnn_one_foot(t: CnnPlanTable) -> np.ndarray:
-    """`t.one_foot` as a float64 array, once per table."""
-    return by_identity(_CNN_ONE_FOOT, t, lambda t: np.array(t.one_foot, float))
+                                                       *(np.ascontiguousarray(a, float) for a in (t.w, t.kv, t.act)),
+                                                       np.array(t.one_foot, float)))
 
 
 def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> MappingResult:
@@ -1208,8 +1205,8 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
         plan_block = np.zeros((len(_PLAN_FIELDS), n), np.int64)
         plans = dict(zip(_PLAN_FIELDS, plan_block))
         code = np.empty(n, np.int64)
-        kernel_module("cnn_kernel").cnn_result_kernel(ch.raw[0], ch.raw[1], chips, static_w, _CNN_RESULT_ROWS, block,
-                                                      plan_block, code)
+        ck = kernel_module("cnn_kernel")
+        ck.cnn_result_kernel(ch.raw[0], ch.raw[1], chips, static_w, _cnn_result_rows(ck), block, plan_block, code)
         weights = _WEIGHTS[code]
     else:
         static = static_w[:, None]
@@ -1251,8 +1248,14 @@ def _cnn_result(hw: HwView, t: CnnPlanTable, chips, slo, ch: _CnnChoice) -> Mapp
     return MappingResult(feasible, reason, m, plans)
 
 
-_CNN_RESULT_ROWS = np.array([_NUMERIC.index(k) for k in ("latency_ms", "images_per_s", "energy_j_per_unit", "chips_used",
-                                                           "batch", "throughput", "tp", "pp", "dp", "ep")], np.int64)
+_CNN_RESULT_ROWS: dict[tuple[int, ...], tuple] = {}  # id(cnn_kernel) → (it, the rows its result kernel writes)
+
+
+def _cnn_result_rows(ck) -> np.ndarray:
+    """The rows of a mapping's metric block (`_NUMERIC`) that `cnn_kernel.cnn_result_kernel` writes, in its order
+    (`cnn_kernel.RESULT_METRICS`), once."""
+    return by_identity(_CNN_RESULT_ROWS, ck, lambda ck: np.array([_NUMERIC.index(k) for k in ck.RESULT_METRICS],
+                                                                 np.int64))
 
 
 def evaluate_scenario(scenario, hw: HwView, cal: Calibration, force_tp: int | None = None,

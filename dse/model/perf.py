@@ -111,21 +111,13 @@ class HwView:
     def take(self, idx: np.ndarray, fields: tuple | None = None) -> "HwView":
         """The sub-view of designs `idx` (bool mask or indices); only `fields` (and `rows`) when given,
         the others None or empty."""
-        if fields is None:  # (every field: one pass over them, no closure call per field)
-            kw = {}
-            for f, v in zip(_VIEW_FIELDS, map(self.__dict__.__getitem__, _VIEW_FIELDS)):
-                kw[f] = None if v is None else {k: a[idx] for k, a in v.items()} if isinstance(v, dict) else v[idx]
-            return HwView(**kw)
-
-        def sub(f):
-            v = getattr(self, f)
+        kw = {}
+        for f, v in zip(_VIEW_FIELDS, map(self.__dict__.__getitem__, _VIEW_FIELDS)):  # (one pass, no call per field)
             if fields is not None and f not in fields and f != "rows":
-                return {} if isinstance(v, dict) else None
-            if isinstance(v, dict):
-                return {k: a[idx] for k, a in v.items()}
-            return None if v is None else v[idx]
-
-        return HwView(**{f: sub(f) for f in self.__dataclass_fields__})
+                kw[f] = {} if isinstance(v, dict) else None
+            else:
+                kw[f] = None if v is None else {k: a[idx] for k, a in v.items()} if isinstance(v, dict) else v[idx]
+        return HwView(**kw)
 
     @classmethod
     def from_arrays(cls, arr, area=None) -> "HwView":
@@ -265,9 +257,9 @@ def _stream_tables(memories: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if len(_STREAM_EFF) > 256:
             _STREAM_EFF.clear()
         keys = np.array(sorted(memories), dtype=str)
-        eff = [float(getattr(m, "stream_efficiency", 1.0)) for m in entries]
-        hit = _STREAM_EFF[key] = (entries, keys, np.array([eff[list(memories).index(k)] for k in keys]),
-                                  np.array(eff + [1.0]))
+        hit = _STREAM_EFF[key] = (entries, keys,
+                                  np.array([float(getattr(memories[k], "stream_efficiency", 1.0)) for k in keys]),
+                                  np.array([float(getattr(m, "stream_efficiency", 1.0)) for m in entries] + [1.0]))
     return hit[1:]
 
 
