@@ -73,7 +73,8 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
             off = float(t.offchip_bytes[0, i] * count[i])
             on = float(t.sram_bytes[0, i] * count[i])
             moved = off if off > 0 else on
-            comp = {c: float(getattr(t, c)[0, i] * count[i]) for c in ("compute", "memory", "sram", "comm", "overhead")}
+            comp = {c: float(np.broadcast_to(getattr(t, c), t.total.shape)[0, i] * count[i])
+                    for c in ("compute", "memory", "sram", "comm", "overhead", "mesh")}
             b = BOUNDS[bounds[i]]  # OpTimes.bound: the operator's own overhead, not its share of the step's
             rows.append({
                 "phase": ph, "name": str(step.ops.name[i]), "kind": str(step.ops.kind[i]),

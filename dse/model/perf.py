@@ -24,7 +24,11 @@ Physics v2 (DESIGN.md §5.1):
   link class has `rdma`, e.g. Gaudi 2's HCCL over RoCE) pays the same floor and ring steps, never one-shot;
   a compiled collective (a statically scheduled chip on a scale-up fabric: TPU ICI, Groq-style) is part of
   the program: per-hop link latency only, no floor. A wafer-scale chip is one chip: its on-wafer traffic
-  is no collective here (no on-wafer mesh model yet).
+  is no collective but the mesh term of each operator (`wafer_mesh`).
+- On-wafer mesh (`wafer_mesh`, technology `wafer_fabric`): a wafer-scale chip runs each operator on a square region
+  of its 2-D mesh of routers; the operator's time is its on-wafer work spread over the region plus the mesh's
+  traversals of it (hop latency per router along the region's side, the activation bytes through the links of
+  its edge), the region chosen per operator to minimise that time among sizes that hold the operator's weights.
 - Overlap: a collective's bandwidth time hides under compute by the stack's `comm_overlap` when the step
   has at least two token chunks of COMM_OVERLAP_MIN_TOKENS (chunk i's all-reduce runs while chunk i+1
   computes); its latency never hides, and batch-1 decode (one dependent token) never overlaps.
@@ -55,10 +59,17 @@ from dse.model.kernel import (  # noqa: F401  (the path's switches, re-exported:
 )
 from dse.model.calibration import Calibration
 from dse.model.knobs import TOPOLOGY_CODE
+from dse.model.mesh import (  # noqa: F401  (re-exported: perf.wafer_mesh, ...)
+    MESH_TRAVERSALS_MATRIX,
+    MESH_TRAVERSALS_VECTOR,
+    wafer_mesh,
+    wafer_mesh_constants,
+    wafer_split_min,
+)
 
 VECTOR_KINDS = frozenset({"softmax", "norm", "act", "elementwise", "embed", "permute", "pool"})
 COLLECTIVE_KINDS = frozenset({"allreduce", "allgather", "alltoall", "sendrecv"})
-BOUNDS = ("compute", "memory", "sram", "interconnect", "overhead")
+BOUNDS = ("compute", "memory", "sram", "interconnect", "overhead", "mesh")
 
 
 @dataclass
@@ -103,6 +114,11 @@ class HwView:
     # "serving.chunk_tokens"); empty: the serving mapping's own choices
     deployment: dict[str, np.ndarray] = field(default_factory=dict)
     link_rdma: np.ndarray | None = None       # True: RDMA network ports (None: scale-up links), see collective_time
+    # the on-wafer mesh of a wafer-scale chip (`wafer_mesh`): its routers (0: not wafer-scale; None: no design is),
+    # clock cycles per hop and bytes per cycle of a link and direction (technology `wafer_fabric`)
+    mesh_tiles: np.ndarray | None = None
+    mesh_hop_cycles: np.ndarray | None = None
+    mesh_link_bytes: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -178,11 +194,29 @@ class HwView:
             sram_cache=get("is_cache", False).astype(bool),
             layer_pipeline=np.asarray((getattr(arr, "knobs", None) or {}).get("chip.layer_pipeline", np.zeros(n)),
                                       bool) & dataflow,
+            **_mesh_fields(arr),
             **fields,
         )
 
 
 _VIEW_FIELDS = tuple(HwView.__dataclass_fields__)  # (HwView's fields, in order)
+
+
+def _mesh_fields(arr) -> dict:
+    """`HwView`'s on-wafer mesh fields of `arr`'s designs: the wafer's routers (technology: the wafer-scale
+    package's largest area over `harvesting.wafer_scale_tile_mm2`) on the wafer-scale ones, 0 elsewhere; None
+    when no design is wafer-scale (no design pays a mesh term, and the fields cost nothing)."""
+    ws = getattr(arr, "wafer_scale", None)
+    tech = getattr(arr, "tech", None)
+    if ws is None or tech is None or not np.asarray(ws, bool).any():
+        return {}
+    ws = np.asarray(ws, bool)
+    pkg = tech.packaging.get("wafer_scale")
+    area = pkg.max_interposer_mm2 if pkg is not None else 46225.0
+    fab = tech.wafer_fabric
+    return {"mesh_tiles": np.where(ws, area / tech.harvesting.wafer_scale_tile_mm2, 0.0),
+            "mesh_hop_cycles": np.full(arr.n, float(fab.hop_cycles)),
+            "mesh_link_bytes": np.full(arr.n, float(fab.link_bytes_per_cycle))}
 
 
 def _view_fields(arr, area, dies: np.ndarray, epf: dict, crossing: float) -> dict | None:
@@ -284,13 +318,14 @@ def _ceil_div(a, b):
 SPLIT_K_MIN = 256  # assumption: a split-K slice keeps at least 256 of K per core (partial sums reduced on chip)
 
 
-def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
+def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None, split_min=SPLIT_K_MIN):
     """Fraction of the MAC arrays doing useful work for GEMMs with output M×N on `cores` arrays of rows×cols.
 
     Output-stationary view: M is padded onto array rows, N onto columns (a batch-1 GEMV uses 1/rows of
     each array); the tiles are then spread over the cores in waves, and the last wave may be partial.
     When there are fewer tiles than cores, K is split over the idle cores (split-K) in slices of at
-    least SPLIT_K_MIN. Arguments broadcast: designs along axis 0, operators along axis 1.
+    least `split_min` (SPLIT_K_MIN; a wafer-scale chip's: `wafer_split_min`). Arguments broadcast: designs along
+    axis 0, operators along axis 1.
     """
     m = np.maximum(m, 1.0)
     n = np.maximum(n, 1.0)
@@ -299,7 +334,7 @@ def gemm_utilization(m, n, rows, cols, cores, n_gemms=1.0, k=None):
     pad = (m / (tm * rows)) * (n / (tn * cols))
     tiles = tm * tn * np.maximum(n_gemms, 1.0)
     if k is not None:
-        split = np.maximum(np.minimum(np.floor(cores / tiles), np.floor(np.asarray(k, float) / SPLIT_K_MIN)), 1.0)
+        split = np.maximum(np.minimum(np.floor(cores / tiles), np.floor(np.asarray(k, float) / split_min)), 1.0)
         tiles = tiles * split
     waves = _ceil_div(tiles, cores)
     return pad * tiles / (waves * cores)
@@ -413,9 +448,7 @@ def collective_time(kind: str, nbytes, group, hw: HwView, cal: Calibration, spli
 def fill_time_s(hw: HwView) -> np.ndarray:
     """Per design: the fixed cost of one operator on a statically scheduled chip, (n,) seconds: the
     array fills and drains (rows + cols cycles), e.g. 160×160 arrays at 0.9 GHz ≈ 0.36 µs. Physical,
-    not fitted. The on-chip mesh hops between operators (sqrt(cores) on a wafer) are not added: the
-    compiler overlaps them with the neighbouring operators, and a size-dependent per-operator latency
-    would make more MACs slower.
+    not fitted. A wafer-scale chip's mesh hops are the operator's own mesh term (`wafer_mesh`), not here.
     """
     clock = hw.clock_hz if hw.clock_hz is not None else np.full(hw.n, 1e9)
     return (hw.rows + hw.cols) / np.maximum(clock, 1.0)
@@ -434,12 +467,16 @@ class OpTimes:
     offchip_bytes: np.ndarray
     sram_bytes: np.ndarray
     step_share: np.ndarray | float = 0.0  # the part of `overhead` that is the step's fixed cost spread over its operators
+    # a wafer-scale chip's on-wafer mesh (`wafer_mesh`): the hops and link time of the operator's region (its
+    # compute and SRAM above are then those of the region, not of the whole wafer); 0 elsewhere
+    mesh: np.ndarray | float = 0.0
 
     def bound(self) -> np.ndarray:
         """Index into BOUNDS of the largest component per design × operator. The operator's overhead is
         its own (kernel boundary, exposed host launch), not its share of the step's fixed cost, which no
         operator causes and which would otherwise label every small kernel "overhead"."""
-        stack = np.stack([self.compute, self.memory, self.sram, self.comm, self.overhead - self.step_share])
+        stack = np.stack(np.broadcast_arrays(self.compute, self.memory, self.sram, self.comm,
+                                             self.overhead - self.step_share, self.mesh))
         return np.argmax(stack, axis=0)
 
 
@@ -848,10 +885,12 @@ def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray, sram_bps: 
             continue
         m, n, k, g = (x if x.shape[0] == 1 else x[i] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
         rows, cols, cores = hw.rows[i, None], hw.cols[i, None], hw.cores[i, None]
+        split = wafer_split_min(hw, SPLIT_K_MIN)
+        split = split if np.ndim(split) == 0 else split[i, None]
         if style:
-            util[i] = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k)
+            util[i] = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k, split)
         else:
-            util[i] = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k)
+            util[i] = gemm_utilization(np.maximum(m, rows), n, rows, cols, cores, g, k, split)
             bpv = np.where(narrow[i], 1.0, 2.0)  # operand bytes of the precision the array runs at
             feed[i] = k * n * g * bpv / np.maximum(sram_bps[i, None], 1.0)
     return util, feed
@@ -1066,10 +1105,15 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         x **= 1.0 / cal.knee_p
         x *= hi
         roofs[:, st.mm] = x
+    # a wafer-scale chip's operators on their regions of the on-wafer mesh (`wafer_mesh`): an extra time per operator
+    # on the wafer-scale rows only (the others' arithmetic is untouched)
+    mesh = _mesh_terms(st, hw, compute, sram, kernel, act, w, kv)
     busy = np.maximum(roofs, sram, out=roofs)
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     overhead = np.multiply(free.gap, kernel, out=new())
     top = np.maximum(busy, comm, out=new())
+    if mesh is not None:
+        np.add(top, mesh[0], out=top, where=mesh[1])
     if cal.launch_us > 0:
         cnt = st.count
         launches = _rowsum(np.multiply(kernel, cnt, out=t), st)
@@ -1093,11 +1137,44 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         np.copyto(hidden, comm, where=~overlap)
         comm = hidden
         np.maximum(busy, comm, out=top)
+        if mesh is not None:
+            np.add(top, mesh[0], out=top, where=mesh[1])
     total_count = np.maximum(st.count_sum, 1.0)
     step_share = cal.step_overhead_us * 1e-6 / total_count
     overhead += step_share
     total = np.add(top, overhead, out=new())
-    return OpTimes(compute, memory, sram, comm, overhead, total, off, on, step_share)
+    if mesh is None:
+        return OpTimes(compute, memory, sram, comm, overhead, total, off, on, step_share)
+    # the roofline's components of a wafer-scale operator are its region's (2^k of the whole wafer's time) and its mesh
+    scale = np.exp2(mesh[3])
+    return OpTimes(compute * scale, memory, sram * scale, comm, overhead, total, off, on, step_share, mesh[2])
+
+
+def _mesh_terms(st: _OpStatic, hw: HwView, compute, sram, kernel, act, w, kv):
+    """(extra time (n, k), wafer-scale rows (n, 1) bool, mesh part (n, k), region exponent (n, k)) of `wafer_mesh` on
+    the wafer-scale rows of `hw` (zeros elsewhere), or None when no row is wafer-scale. The traversals of each
+    operator: its kernels × MESH_TRAVERSALS_MATRIX (matrix operators) or _VECTOR (the others; none on collectives)."""
+    if hw.mesh_tiles is None:
+        return None
+    tiles, hop, fab = wafer_mesh_constants(hw)
+    rows = np.flatnonzero(tiles > 0)
+    if not len(rows):
+        return None
+    n, k = compute.shape
+    kappa = np.full(k, MESH_TRAVERSALS_VECTOR)
+    kappa[st.mm] = MESH_TRAVERSALS_MATRIX
+    for cols in st.coll.values():
+        kappa[cols] = 0.0
+
+    def pick(x):
+        x = np.asarray(x, float)
+        return x if x.shape[0] == 1 else x[rows]
+    local = np.maximum(compute[rows], sram[rows])
+    extra, part, kstar = wafer_mesh(local, pick(kernel) * kappa, pick(w) + pick(kv), pick(act), tiles[rows], hop[rows],
+                                    fab[rows], hw.sram_bytes[rows])
+    out = [np.zeros((n, k)), np.zeros((n, 1), bool), np.zeros((n, k)), np.zeros((n, k))]
+    out[0][rows], out[1][rows], out[2][rows], out[3][rows] = extra, True, part, kstar
+    return out
 
 
 def op_energy_j(ops, hw: HwView, times: OpTimes) -> np.ndarray:
@@ -1199,12 +1276,14 @@ def stacked_tables(tables) -> _OpStatic:
 # what `step_times` reads of a HwView (the rest is not gathered per instance)
 _STEP_HW_FIELDS = ("vector_flops", "rows", "cols", "cores", "mem_bw", "sram_bw", "sram_bytes", "link_bw",
                    "link_latency_s", "link_rdma", "topology", "dataflow", "sparsity", "mem_stream_eff", "clock_hz",
-                   "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "d2d_bw", "d2d_share")
+                   "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "d2d_bw", "d2d_share", "mesh_tiles",
+                   "mesh_hop_cycles", "mesh_link_bytes")
 
 
 # ... and what `_resident_times` and `_energy_j` read of it
 _RESIDENT_HW_FIELDS = ("mem_bw", "sram_bytes", "mem_stream_eff", "sram_bw", "d2d_share", "d2d_bw", "dataflow",
-                       "energy_pj_per_flop", "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit")
+                       "energy_pj_per_flop", "sram_pj_per_byte", "mem_pj_per_bit", "link_pj_per_bit", "clock_hz",
+                       "mesh_tiles", "mesh_hop_cycles", "mesh_link_bytes")
 
 
 def _slim(hw: HwView, stack: _OpStatic) -> HwView:

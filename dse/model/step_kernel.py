@@ -22,6 +22,7 @@ from numba import njit
 
 from dse.model import design_kernel as _dk
 from dse.model.knobs import TOPOLOGY_CODE
+from dse.model.mesh import wafer_mesh_constants
 from dse.model.memo import by_identities
 
 # per-operator fields of a stacked table (`perf._OpStatic`), as rows of one float array (r, k) each
@@ -32,8 +33,9 @@ _COLKIND = {"allreduce": 2, "allgather": 3, "alltoall": 4, "sendrecv": 5}
 # per-design constants (`design_table`)
 _HW = ("rows", "cols", "cores", "dyn", "sparsity", "vec_den", "gap", "mem_den", "ramp", "has_mem", "sram_bytes",
        "sram_den", "sram_bps", "d2d_share", "d2d_den", "link_bw", "link_lat", "topo", "coll_floor",
-       "e_sram", "e_mem", "e_link", "lib_coll", "p2p")
+       "e_sram", "e_mem", "e_link", "lib_coll", "p2p", "mesh_tiles", "mesh_hop", "mesh_fab")
 _H = {f: i for i, f in enumerate(_HW)}
+_MESH_HW = 3  # the last columns of _HW: a wafer-scale design's on-wafer mesh (perf.wafer_mesh_constants; 0 elsewhere)
 _CONST_ROW = _dk.CONST_ROW
 # calibration scalars
 _CAL = ("compute_eff_max", "lowp_eff", "conv_eff", "knee_p", "launch_s", "comm_overlap", "step_overhead_s",
@@ -140,8 +142,15 @@ def _design_constants(hw, cal, compute_peak, sram_rate, fill_time_s, collective_
     sc = np.array([cal.compute_eff_max, cal.kernel_gap_us * 1e-6, cal.mem_eff_max, cal.mem_ramp_us * 1e-6,
                    cal.sram_eff_max, cal.link_eff, cal.collective_floor_us * 1e-6, d2d], float)
     out = np.empty((n, len(_HW)))
-    _dk.constants_kernel(v, sc, out)
+    _dk.constants_kernel(v, sc, out)  # (every column but the mesh's)
+    out[:, len(_HW) - _MESH_HW:] = np.array(_mesh_constants(hw)).T
     return out
+
+
+def _mesh_constants(hw) -> tuple:
+    """The on-wafer mesh's per-design constants (`mesh.wafer_mesh_constants`: routers, one traversal of the whole side
+    in s, s per byte through one whole edge); zeros without a wafer-scale design."""
+    return wafer_mesh_constants(hw)
 
 
 def _constants_numpy(hw, cal, compute_peak, sram_rate, fill_time_s, collective_class) -> np.ndarray:
@@ -168,6 +177,7 @@ def _constants_numpy(hw, cal, compute_peak, sram_rate, fill_time_s, collective_c
         "e_link": zero if hw.link_pj_per_bit is None else hw.link_pj_per_bit,
         "lib_coll": lib, "p2p": p2p,
     }
+    col["mesh_tiles"], col["mesh_hop"], col["mesh_fab"] = _mesh_constants(hw)
     try:  # (every constant a column: one conversion, one transpose)
         return np.ascontiguousarray(np.array([col[f] for f in _HW], float).T).reshape(n, len(_HW))
     except ValueError:  # (a constant broadcast from a scalar)
@@ -428,7 +438,8 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
 # energy terms (`_op_terms`), its FLOPs' energy (pJ, per step and design), the matrix operators' compute time,
 # peak FLOP/s and narrow path, and its activations' bytes off and on chip and streamed share (`_act_terms`: per
 # step and free SRAM, shared by the residencies of a step on a design)
-_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "act_off", "act_on", "act_ratio")
+_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "act_off", "act_on", "act_ratio",
+         "mesh")
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -445,6 +456,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
     square = knee == 2.0
     t_term, e_term, flop_pj, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4], work[5]
     a_off, a_on, a_rat = work[6], work[7], work[8]
+    mesh = work[9]
     mmw = mm.shape[2]
     ncoll = 0
     for j in range(k):
@@ -466,6 +478,9 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         bw, lat, topo, floor_ = hwd[d, 15], hwd[d, 16], hwd[d, 17], hwd[d, 18]
         e_sram, e_mem, e_link = hwd[d, 19], hwd[d, 20], hwd[d, 21]
         lib_coll, p2p = hwd[d, 22] > 0, hwd[d, 23] > 0
+        tiles = hwd[d, 24]
+        wafer = tiles > 0
+        skm = _mx(rows, 1.0) if wafer else split_k_min  # (perf.wafer_split_min)
         wres = _mn(_mx(wres_in[i], 0.0), 1.0)
         kres = _mn(_mx(kres_in[i], 0.0), 1.0)
         sw, sk = 1.0 - wres, 1.0 - kres
@@ -495,7 +510,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                     nw = nwv[j] > 0
                     pk = pk * 0.5 if (sparse and mm[5, s, j] > 0 and not sparsity) else pk
                     m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
-                    util = _simt_util(m_ * n_, rows * cols, cores, g_, k_, split_k_min)
+                    util = _simt_util(m_ * n_, rows * cols, cores, g_, k_, skm)
                     eff = conv_eff if mm[6, s, j] > 0 else cem * (lowp if nw else 1.0)
                     mmc[j] = _mx(ops[0, s, j] / _mx(pk * util * eff, 1.0), 0.0)
             else:
@@ -504,7 +519,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                     nw = nwv[j] > 0
                     pk = pk * 0.5 if (sparse and mm[5, s, j] > 0 and not sparsity) else pk
                     m_, n_, k_, g_ = mm[0, s, j], mm[1, s, j], mm[2, s, j], mm[3, s, j]
-                    util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, split_k_min)
+                    util = _gemm_util(_mx(m_, rows), n_, rows, cols, cores, g_, k_, skm)
                     bpv = 1.0 if nw else 2.0
                     feed = k_ * n_ * g_ * bpv / _mx(sram_bps, 1.0)
                     eff = conv_eff if mm[6, s, j] > 0 else cem * (lowp if nw else 1.0)
@@ -591,6 +606,10 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             ov = gap * ops[8, s, j]
             ov += share
             t_term[j] = (_mx(b, comm[j]) + ov) * ops[4, s, j]  # (`_op_terms`' time; the operator is run)
+        if wafer:  # a wafer-scale design: each operator's on-wafer mesh term (`_wafer_mesh`) into its time term
+            _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, mesh, sw, sk, wres, kres, a_off, a_on, a_rat,
+                        has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hwd[d, 25],
+                        hwd[d, 26])
         # pass 1c: the sums, operator by operator
         hide = overlap_c > 0 and tokens >= overlap_tokens
         if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
@@ -617,7 +636,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             overhead[j], kern[j] = ov, kn
             if launch_s > 0:
                 launches += kn * cnt
-                gpu += (_mx(busy[j], comm[j]) + ov) * cnt
+                gpu += ((_mx(busy[j], comm[j]) + mesh[j] if wafer else _mx(busy[j], comm[j])) + ov) * cnt
             want_sum += comm_bw[j] * cnt
             if want_e[i]:
                 energy += e_term[j]
@@ -648,9 +667,53 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             if hide:
                 cm = cm - overlap_c * comm_bw[j] * frac
             ov += share
-            total += (_mx(busy[j], cm) + ov) * cnt
+            total += ((_mx(busy[j], cm) + mesh[j] if wafer else _mx(busy[j], cm)) + ov) * cnt
         t_out[i] = total
         e_out[i] = energy if want_e[i] else np.nan
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, mesh, sw, sk, wres, kres, a_off, a_on, a_rat, has_mem,
+                mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hop, fab):
+    """A wafer-scale design's operators on their regions of the on-wafer mesh (`perf.wafer_mesh`, term by term in its
+    order): each run operator's extra time into `mesh[j]` (0.0 for collectives and operators with no kernel of their
+    own) and its time term `t_term[j]` again with it, ((max(busy, comm) + extra) + (gap · kernels + share)) · count,
+    for the columns [0, width) (those past it are the instance before's, `_time_batch`'s `kept`)."""
+    for j in range(width):
+        cnt = ops[4, s, j]
+        mesh[j] = 0.0
+        if cnt == 0.0:
+            continue
+        kj = kind[j]
+        kn = ops[8, s, j]
+        trav = kn * (2.0 if kj == 0 else 1.0) if kj <= 1 else 0.0
+        extra = 0.0
+        if trav > 0:
+            _, _, _, sram = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j], a_on[j],
+                                        a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, True)
+            local = _mx(compute[j], sram)
+            h = trav * hop
+            v = ops[2, s, j] * fab
+            lo = (ops[1, s, j] + ops[3, s, j]) / _mx(sram_bytes, 1.0)
+            best = h + v
+            p = 1.0
+            while True:
+                p *= 0.5
+                if not (p >= lo and p * tiles >= 1.0):
+                    break
+                sq = np.sqrt(p)
+                r = 1.0 / sq
+                m = 1.0 / p - 1.0
+                t = (local * m + h * sq) + v * r
+                if t < best:
+                    best = t
+                else:
+                    break
+            extra = best
+        mesh[j] = extra
+        ov = gap * kn
+        ov += share
+        t_term[j] = ((_mx(busy[j], comm[j]) + extra) + ov) * cnt
 
 
 @njit(cache=True, nogil=True)

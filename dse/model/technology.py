@@ -177,6 +177,16 @@ class Thermal(_Strict):
     source: str
 
 
+class WaferFabric(_Strict):
+    """The on-wafer mesh of a wafer-scale chip (`packaging: wafer_scale`; dse.model.perf.wafer_mesh): a 2-D mesh of
+    one router per tile (`harvesting.wafer_scale_tile_mm2`) over the wafer (`packaging.wafer_scale.max_interposer_mm2`),
+    `hop_cycles` clock cycles per router hop, `link_bytes_per_cycle` per link and direction."""
+
+    hop_cycles: float = Pos
+    link_bytes_per_cycle: float = Pos
+    source: str
+
+
 class SramBanks(_Strict):
     """Access energy of an SRAM against the size of the bank an operand comes from: wordlines, bitlines and the
     wires to the bank grow as √capacity, so a node's `sram_pj_per_byte` (large arrays) scales by
@@ -252,6 +262,8 @@ class Technology(_Strict):
     thermal: Thermal = Field(default_factory=lambda: Thermal(
         max_power_density_w_per_mm2=1.5, source="assumed: ReaLLM max_power_density 1.1 W/mm² scaled for peak-activity TDP"))
     harvesting: Harvesting
+    wafer_fabric: WaferFabric = Field(default_factory=lambda: WaferFabric(
+        hop_cycles=1.0, link_bytes_per_cycle=4.0, source="technology.yaml wafer_fabric (the packaged default)"))
     sram_banks: SramBanks
     chiplets: Chiplets
     shoreline: Shoreline

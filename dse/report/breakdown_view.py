@@ -11,10 +11,10 @@ import polars as pl
 
 from dse.report.spec import BreakdownView
 
-COMPONENTS = ["compute", "off-chip memory", "SRAM", "interconnect", "overhead"]
-COLOURS = ["#4c78a8", "#e45756", "#f58518", "#54a24b", "#9d755d"]
+COMPONENTS = ["compute", "off-chip memory", "SRAM", "interconnect", "on-wafer mesh", "overhead"]
+COLOURS = ["#4c78a8", "#e45756", "#f58518", "#54a24b", "#b279a2", "#9d755d"]
 _BOUND_TO_COMPONENT = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
-                       "overhead": "overhead"}
+                       "mesh": "on-wafer mesh", "overhead": "overhead"}
 
 
 def attribute_time(ops: pl.DataFrame) -> pl.DataFrame:

@@ -15,9 +15,10 @@ BOUND_COLOURS = {
     "sram": "#f58518",
     "comm": "#54a24b",
     "overhead": "#9d755d",
+    "mesh": "#b279a2",
 }
 BOUND_TITLES = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
-                "overhead": "overhead"}
+                "overhead": "overhead", "mesh": "on-wafer mesh"}
 
 
 def design_param(designs: list[str], labels: list[str] | None = None) -> alt.Parameter:
