@@ -36,27 +36,28 @@ def _mesh(local, trav, wkv, act, tiles=1024.0, hop=32e-9, fab=1.0 / (32 * 4 * 1e
 def test_region_choice_by_hand():
     # A 32 x 32 mesh (1,024 routers) at 1 GHz, 1 cycle per hop: one traversal of the whole side is 32 ns; links of
     # 4 B/cycle, so the whole edge (32 links) passes 128 B/ns: fab = 1 / 128e9 s per byte.
-    # A matrix operator (2 traversals: H = 64 ns at k = 0) with 1,280 B of activations (V = 10 ns at k = 0) and
-    # 1 ns of on-wafer work (local), its weights 1 % of the SRAM. Region 2^-k of the wafer:
-    #   k = 0: 0                + 64                 + 10                 = 74.00 ns
-    #   k = 1: 1 * (2 - 1) = 1  + 64 / sqrt(2) = 45.25 + 10 * sqrt(2) = 14.14 = 60.40 ns
-    #   k = 2: 1 * (4 - 1) = 3  + 64 / 2 = 32        + 10 * 2 = 20       = 55.00 ns   <- the least
-    #   k = 3: 1 * 7 = 7        + 64 / sqrt(8) = 22.63 + 10 * sqrt(8) = 28.28 = 57.91 ns (worse: the search stops)
-    extra, part, k = _mesh(1e-9, 2.0, 0.01, 1280.0)
+    # A matrix operator (2 traversals: H = 64 ns at k = 0) with 1,280 B of activations (V = 10 ns through the whole
+    # edge) and 4 ns of on-wafer work (local), its weights 1 % of the SRAM. On a region of 2^-k of the wafer its
+    # time is max(work 4 * 2^k, stream 10 * 2^(k/2)) + hops 64 / 2^(k/2):
+    #   k = 0: max( 4, 10    ) + 64    = 74.00 ns
+    #   k = 1: max( 8, 14.14 ) + 45.25 = 59.40 ns
+    #   k = 2: max(16, 20    ) + 32    = 52.00 ns   <- the least
+    #   k = 3: max(32, 28.28 ) + 22.63 = 54.63 ns   (worse: the search stops)
+    region, part, k = _mesh(4e-9, 2.0, 0.01, 1280.0)
     assert k == 2
-    assert extra == pytest.approx(55e-9, rel=1e-12)
-    assert part == pytest.approx(52e-9, rel=1e-12)  # hops + links; the other 3 ns is the work on a quarter wafer
-    # weights of 30 % of the SRAM: a quarter of the wafer cannot hold them, half can (k = 1: 60.40 ns)
-    extra, _, k = _mesh(1e-9, 2.0, 0.3, 1280.0)
-    assert k == 1 and extra == pytest.approx(1e-9 + 64e-9 / math.sqrt(2) + 10e-9 * math.sqrt(2), rel=1e-12)
+    assert region == pytest.approx(52e-9, rel=1e-12)
+    assert part == pytest.approx(52e-9, rel=1e-12)  # the hops (32) and the stream (20), which hides the work (16)
+    # weights of 30 % of the SRAM: a quarter of the wafer cannot hold them, half can (k = 1)
+    region, _, k = _mesh(4e-9, 2.0, 0.3, 1280.0)
+    assert k == 1 and region == pytest.approx(10e-9 * math.sqrt(2) + 64e-9 / math.sqrt(2), rel=1e-12)
     # a mesh of 2 routers has no region smaller than half of it (one router)
-    extra, _, k = _mesh(1e-9, 2.0, 0.01, 1280.0, tiles=2.0)
+    _, _, k = _mesh(4e-9, 2.0, 0.01, 1280.0, tiles=2.0)
     assert k == 1
-    # no traversal (a collective, a fused epilogue): no mesh term
-    assert _mesh(1e-9, 0.0, 0.01, 1280.0) == (0.0, 0.0, 0)
-    # a long on-wafer task keeps the whole wafer: 64 + 10 ns of mesh on top of its work
-    extra, part, k = _mesh(1e-3, 2.0, 0.01, 1280.0)
-    assert k == 0 and extra == pytest.approx(74e-9, rel=1e-12) and part == extra
+    # no traversal (a collective, a fused epilogue): no region of its own
+    assert _mesh(4e-9, 0.0, 0.01, 1280.0) == (0.0, 0.0, 0)
+    # a long on-wafer task keeps the whole wafer: its work plus one broadcast and one reduction (64 ns)
+    region, part, k = _mesh(1e-3, 2.0, 0.01, 1280.0)
+    assert k == 0 and region == pytest.approx(1e-3 + 64e-9, rel=1e-12) and part == pytest.approx(74e-9, rel=1e-12)
 
 
 def test_the_mesh_constants_follow_the_technology_and_the_clock():
@@ -83,11 +84,12 @@ def test_op_times_adds_the_mesh_term_on_wafer_scale_rows_only():
     t0 = op_times(ops, base, cal, wres, kres, res)
     t1 = op_times(ops, wafer, cal, wres, kres, res)
     assert t1.total[0, 0] == t0.total[0, 0]  # the design without a mesh is untouched, to the bit
-    local = max(t0.compute[1, 0], t0.sram[1, 0])
+    local = max(t0.compute[1, 0], t0.sram[1, 0])  # (resident weights: no memory roof, the busy time is this)
     act = 2 * 8192 + 2 * 8192
-    extra, part, k = _mesh(local, 2.0, 40e6 / 50e6, act, sram=1.0)
-    assert t1.total[1, 0] == pytest.approx(t0.total[1, 0] + extra, rel=1e-12)
-    assert extra > 0 and t1.mesh[1, 0] == pytest.approx(part, rel=1e-12)
+    region, part, k = _mesh(local, 2.0, 40e6 / 50e6, act, sram=1.0)
+    assert region > local
+    assert t1.total[1, 0] == pytest.approx(t0.total[1, 0] - local + region, rel=1e-12)
+    assert t1.mesh[1, 0] == pytest.approx(part, rel=1e-12) and part > 0
 
 
 def _wafer_designs(n: int, seed: int) -> dict:

@@ -59,34 +59,36 @@ def wafer_mesh_constants(hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def wafer_mesh(local, trav, wkv, act, tiles, hop, fab, sram_bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The on-wafer mesh of a wafer-scale chip: (extra time s, its mesh part s, region exponent k) of each operator,
-    arrays of the broadcast shape of the arguments (designs on axis 0, operators on axis 1).
+    """The on-wafer mesh of a wafer-scale chip: (time s of the operator on its region, the mesh's part of it s, region
+    exponent k) of each operator, arrays of the broadcast shape of the arguments (designs on axis 0, operators on
+    axis 1); 0 where `trav` is 0 (collectives, fused epilogues: no region of their own).
 
     Each operator runs on a square region of a fraction 2^-k of the wafer's `tiles` routers (k = 0, 1, ...; regions
     of different operators may overlap: a core's SRAM holds slices of many layers, and a step's operators run one
-    after the other). Its time there is
-        local · 2^k          its on-wafer work (`local`: compute or SRAM time on the whole wafer) on 2^-k of it
-      + trav · hop · 2^-k/2  `trav` traversals of the region's side, √(2^-k · tiles) hops (`hop`: the whole side's)
-      + act · fab · 2^k/2    its activation bytes through the links of the region's edge (`fab`: s per byte, whole edge)
-    so the extra over the whole-wafer roofline is local · (2^k − 1) + the last two (the mesh part). The region is the
-    k that minimises it among the regions that hold the operator's weights and KV (2^-k ≥ wkv / sram_bytes) and at
-    least one router; the three terms are convex in k, so the first k that does not improve ends the search. A
-    fixed ladder of sizes (halving the area) rather than the continuous optimum ((2A/B)^(2/3) of A/c + B√c), within
-    3 % of it, so that the choice is exact arithmetic (+, ×, /, √) and each candidate's time is non-increasing in
-    every resource (local, hop and fab fall with MACs, SRAM bandwidth and clock; the lower bound falls with SRAM):
-    more hardware never makes an operator slower. No extra where `trav` is 0 (collectives, fused epilogues)."""
+    after the other). On it, as a roofline (throughput roofs take the larger, latency adds):
+        max(local · 2^k,          its on-wafer work (`local`: compute or SRAM time on the whole wafer) on 2^-k of it,
+            act · fab · 2^k/2)    its activation bytes streamed through the links of the region's edge (`fab`: s per
+                                  byte through the whole wafer's edge), overlapped with the work
+      + trav · hop · 2^-k/2       `trav` traversals of the region's side, √(2^-k · tiles) hops (`hop`: the whole
+                                  side's): the head of the broadcast and of the reduction, which nothing hides
+    The region is the k that minimises it among the regions that hold the operator's weights and KV
+    (2^-k ≥ wkv / sram_bytes) and at least one router; the time is convex in k, so the first k that does not improve
+    ends the search. A fixed ladder of sizes (halving the area) rather than the continuous optimum ((2A/B)^(2/3) of
+    A/c + B√c, within 3 % of it), so that the choice is exact arithmetic (+, ×, /, √, max: the compiled kernel gives
+    the same bits) and each candidate's time is non-increasing in every resource (local, hop and fab fall with MACs,
+    SRAM bandwidth and clock; the lower bound falls with SRAM): more hardware never makes an operator slower. The
+    mesh part is the latency plus the streaming time."""
     local, trav, wkv, act = (np.asarray(x, float) for x in (local, trav, wkv, act))
     H = trav * np.asarray(hop, float)[:, None]
     V = act * np.asarray(fab, float)[:, None]
     lo = wkv / np.maximum(np.asarray(sram_bytes, float), 1.0)[:, None]
     tiles = np.asarray(tiles, float)[:, None]
-    best = H + V
+    best = np.maximum(local, V) + H
     best, H, V, lo = np.broadcast_arrays(best, H, V, lo)
     best = best.copy()
-    mesh = best.copy()
+    mesh = H + V
     kstar = np.zeros(best.shape)
-    live = trav > 0
-    live = np.broadcast_to(live, best.shape)
+    live = np.broadcast_to(trav > 0, best.shape)
     p = 1.0
     k = 0
     while True:
@@ -97,11 +99,10 @@ def wafer_mesh(local, trav, wkv, act, tiles, hop, fab, sram_bytes) -> tuple[np.n
             break
         sq = np.sqrt(p)
         r = 1.0 / sq
-        m = 1.0 / p - 1.0
-        a = local * m
+        m = 1.0 / p
         b = H * sq
         c = V * r
-        t = (a + b) + c
+        t = np.maximum(local * m, c) + b
         better = live & (t < best)
         best = np.where(better, t, best)
         mesh = np.where(better, b + c, mesh)

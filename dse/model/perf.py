@@ -1105,15 +1105,15 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         x **= 1.0 / cal.knee_p
         x *= hi
         roofs[:, st.mm] = x
-    # a wafer-scale chip's operators on their regions of the on-wafer mesh (`wafer_mesh`): an extra time per operator
-    # on the wafer-scale rows only (the others' arithmetic is untouched)
-    mesh = _mesh_terms(st, hw, compute, sram, kernel, act, w, kv)
     busy = np.maximum(roofs, sram, out=roofs)
+    # a wafer-scale chip's operators on their regions of the on-wafer mesh (`wafer_mesh`): at least the region's time
+    # (on the wafer-scale rows' operators with a region only: the others' arithmetic is untouched)
+    mesh = _mesh_terms(st, hw, compute, sram, kernel, act, w, kv)
+    if mesh is not None:
+        np.maximum(busy, mesh[0], out=busy, where=mesh[1])
     dyn = ~np.asarray(hw.dataflow, bool)[:, None]
     overhead = np.multiply(free.gap, kernel, out=new())
     top = np.maximum(busy, comm, out=new())
-    if mesh is not None:
-        np.add(top, mesh[0], out=top, where=mesh[1])
     if cal.launch_us > 0:
         cnt = st.count
         launches = _rowsum(np.multiply(kernel, cnt, out=t), st)
@@ -1137,8 +1137,6 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
         np.copyto(hidden, comm, where=~overlap)
         comm = hidden
         np.maximum(busy, comm, out=top)
-        if mesh is not None:
-            np.add(top, mesh[0], out=top, where=mesh[1])
     total_count = np.maximum(st.count_sum, 1.0)
     step_share = cal.step_overhead_us * 1e-6 / total_count
     overhead += step_share
@@ -1151,9 +1149,10 @@ def _resident_times(st: _OpStatic, hw: HwView, cal: Calibration, free: _Free, we
 
 
 def _mesh_terms(st: _OpStatic, hw: HwView, compute, sram, kernel, act, w, kv):
-    """(extra time (n, k), wafer-scale rows (n, 1) bool, mesh part (n, k), region exponent (n, k)) of `wafer_mesh` on
-    the wafer-scale rows of `hw` (zeros elsewhere), or None when no row is wafer-scale. The traversals of each
-    operator: its kernels × MESH_TRAVERSALS_MATRIX (matrix operators) or _VECTOR (the others; none on collectives)."""
+    """(region time (n, k), where it applies (n, k) bool: the wafer-scale rows' operators with a traversal, mesh part
+    (n, k), region exponent (n, k)) of `wafer_mesh` on the wafer-scale rows of `hw` (zeros elsewhere), or None when no
+    row is wafer-scale. The traversals of each operator: its kernels × MESH_TRAVERSALS_MATRIX (matrix operators) or
+    _VECTOR (the others; none on collectives)."""
     if hw.mesh_tiles is None:
         return None
     tiles, hop, fab = wafer_mesh_constants(hw)
@@ -1170,10 +1169,11 @@ def _mesh_terms(st: _OpStatic, hw: HwView, compute, sram, kernel, act, w, kv):
         x = np.asarray(x, float)
         return x if x.shape[0] == 1 else x[rows]
     local = np.maximum(compute[rows], sram[rows])
-    extra, part, kstar = wafer_mesh(local, pick(kernel) * kappa, pick(w) + pick(kv), pick(act), tiles[rows], hop[rows],
-                                    fab[rows], hw.sram_bytes[rows])
-    out = [np.zeros((n, k)), np.zeros((n, 1), bool), np.zeros((n, k)), np.zeros((n, k))]
-    out[0][rows], out[1][rows], out[2][rows], out[3][rows] = extra, True, part, kstar
+    trav = pick(kernel) * kappa
+    region, part, kstar = wafer_mesh(local, trav, pick(w) + pick(kv), pick(act), tiles[rows], hop[rows], fab[rows],
+                                     hw.sram_bytes[rows])
+    out = [np.zeros((n, k)), np.zeros((n, k), bool), np.zeros((n, k)), np.zeros((n, k))]
+    out[0][rows], out[1][rows], out[2][rows], out[3][rows] = region, trav > 0, part, kstar
     return out
 
 

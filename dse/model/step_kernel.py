@@ -438,8 +438,7 @@ def time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, 
 # energy terms (`_op_terms`), its FLOPs' energy (pJ, per step and design), the matrix operators' compute time,
 # peak FLOP/s and narrow path, and its activations' bytes off and on chip and streamed share (`_act_terms`: per
 # step and free SRAM, shared by the residencies of a step on a design)
-_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "act_off", "act_on", "act_ratio",
-         "mesh")
+_WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "act_off", "act_on", "act_ratio")
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -456,7 +455,6 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
     square = knee == 2.0
     t_term, e_term, flop_pj, mmc, pkv, nwv = work[0], work[1], work[2], work[3], work[4], work[5]
     a_off, a_on, a_rat = work[6], work[7], work[8]
-    mesh = work[9]
     mmw = mm.shape[2]
     ncoll = 0
     for j in range(k):
@@ -607,7 +605,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             ov += share
             t_term[j] = (_mx(b, comm[j]) + ov) * ops[4, s, j]  # (`_op_terms`' time; the operator is run)
         if wafer:  # a wafer-scale design: each operator's on-wafer mesh term (`_wafer_mesh`) into its time term
-            _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, mesh, sw, sk, wres, kres, a_off, a_on, a_rat,
+            _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, sw, sk, wres, kres, a_off, a_on, a_rat,
                         has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hwd[d, 25],
                         hwd[d, 26])
         # pass 1c: the sums, operator by operator
@@ -636,7 +634,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             overhead[j], kern[j] = ov, kn
             if launch_s > 0:
                 launches += kn * cnt
-                gpu += ((_mx(busy[j], comm[j]) + mesh[j] if wafer else _mx(busy[j], comm[j])) + ov) * cnt
+                gpu += (_mx(busy[j], comm[j]) + ov) * cnt
             want_sum += comm_bw[j] * cnt
             if want_e[i]:
                 energy += e_term[j]
@@ -667,53 +665,50 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             if hide:
                 cm = cm - overlap_c * comm_bw[j] * frac
             ov += share
-            total += ((_mx(busy[j], cm) + mesh[j] if wafer else _mx(busy[j], cm)) + ov) * cnt
+            total += (_mx(busy[j], cm) + ov) * cnt
         t_out[i] = total
         e_out[i] = energy if want_e[i] else np.nan
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, mesh, sw, sk, wres, kres, a_off, a_on, a_rat, has_mem,
+def _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, sw, sk, wres, kres, a_off, a_on, a_rat, has_mem,
                 mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hop, fab):
-    """A wafer-scale design's operators on their regions of the on-wafer mesh (`perf.wafer_mesh`, term by term in its
-    order): each run operator's extra time into `mesh[j]` (0.0 for collectives and operators with no kernel of their
-    own) and its time term `t_term[j]` again with it, ((max(busy, comm) + extra) + (gap · kernels + share)) · count,
-    for the columns [0, width) (those past it are the instance before's, `_time_batch`'s `kept`)."""
+    """A wafer-scale design's operators on their regions of the on-wafer mesh (`mesh.wafer_mesh`, term by term in its
+    order): each run operator with a traversal (a kernel of its own, not a collective) takes at least its region's
+    time, `busy[j]` = max(busy, region), and its time term `t_term[j]` again from it (`_op_terms`' time), for the
+    columns [0, width) (those past it are the instance before's, `_time_batch`'s `kept`)."""
     for j in range(width):
         cnt = ops[4, s, j]
-        mesh[j] = 0.0
-        if cnt == 0.0:
-            continue
         kj = kind[j]
         kn = ops[8, s, j]
         trav = kn * (2.0 if kj == 0 else 1.0) if kj <= 1 else 0.0
-        extra = 0.0
-        if trav > 0:
-            _, _, _, sram = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j], a_on[j],
-                                        a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, True)
-            local = _mx(compute[j], sram)
-            h = trav * hop
-            v = ops[2, s, j] * fab
-            lo = (ops[1, s, j] + ops[3, s, j]) / _mx(sram_bytes, 1.0)
-            best = h + v
-            p = 1.0
-            while True:
-                p *= 0.5
-                if not (p >= lo and p * tiles >= 1.0):
-                    break
-                sq = np.sqrt(p)
-                r = 1.0 / sq
-                m = 1.0 / p - 1.0
-                t = (local * m + h * sq) + v * r
-                if t < best:
-                    best = t
-                else:
-                    break
-            extra = best
-        mesh[j] = extra
+        if cnt == 0.0 or not trav > 0:
+            continue
+        _, _, _, sram = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j], a_on[j],
+                                    a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, True)
+        local = _mx(compute[j], sram)
+        h = trav * hop
+        v = ops[2, s, j] * fab
+        lo = (ops[1, s, j] + ops[3, s, j]) / _mx(sram_bytes, 1.0)
+        best = _mx(local, v) + h
+        p = 1.0
+        while True:
+            p *= 0.5
+            if not (p >= lo and p * tiles >= 1.0):
+                break
+            sq = np.sqrt(p)
+            r = 1.0 / sq
+            m = 1.0 / p
+            t = _mx(local * m, v * r) + h * sq
+            if t < best:
+                best = t
+            else:
+                break
+        b = _mx(busy[j], best)
+        busy[j] = b
         ov = gap * kn
         ov += share
-        t_term[j] = ((_mx(busy[j], comm[j]) + extra) + ov) * cnt
+        t_term[j] = (_mx(b, comm[j]) + ov) * cnt
 
 
 @njit(cache=True, nogil=True)
