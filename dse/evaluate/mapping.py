@@ -818,7 +818,7 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
         close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
         # the parts shared by designs, formatted once per plan, unit or capacity
         slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
-        cap_text, mem_text = _Texts(_fmt_gb), _capacity_texts()
+        sram_text, mem_text = {}, _capacity_texts()
 
         def fit_plan(p, binary):
             ep_ = int(t.ep[p])
@@ -833,10 +833,14 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
                            f"TTFT {close_ttft[k] * 1e3:.3g} ms{ttft_lim} {slo_plan[p,]}")
             elif largest[k] >= 0:
                 mem = mem_b[k]
-                binary = mem > 0
-                where, capb = ("memory", mem) if binary else ("SRAM", sram_b[k])
-                text = plan_text[largest[k], binary]
-                cap = (mem_text if binary else cap_text)[capb, binary]
+                if mem > 0:
+                    where, text, cap = "memory", plan_text[largest[k], True], mem_text[mem, True]
+                else:  # (an SRAM capacity's text once per call: inline, ~1 µs a design less than `_Texts`' __missing__)
+                    x = sram_b[k]
+                    cap = sram_text.get(x)
+                    if cap is None:
+                        cap = sram_text[x] = _fmt_gb(x)
+                    where, text = "SRAM", plan_text[largest[k], False]
                 out.append(f"{text[0]}{where} {cap}{text[1]}{int(n_chips[k])} chips)")
             else:
                 out.append("no feasible mapping (model does not fit on the available chips)")
