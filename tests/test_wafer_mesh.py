@@ -168,3 +168,14 @@ def test_wse3_batch1_decode_is_mesh_bound_and_near_the_published_rate():
     assert 40 < wafer_us < 200
     mesh_us = sum(o["mesh_s"] for o in r["operators"]) * 1e6
     assert mesh_us > 0.5 * wafer_us  # the mesh's hops and links are most of it
+
+
+def test_the_kernel_cache_stamp_covers_the_ladder_of_regions(monkeypatch):
+    """step_kernel reads mesh.LADDER as a global, which numba freezes into its cache: another ladder is another stamp."""
+    from dse.model import kernel as K, mesh
+
+    before = K.kernel_cache_stamp()
+    monkeypatch.setattr(mesh, "LADDER", mesh.LADDER.copy())
+    assert K.kernel_cache_stamp() == before
+    monkeypatch.setattr(mesh, "LADDER", mesh.LADDER * 1.5)
+    assert K.kernel_cache_stamp() != before

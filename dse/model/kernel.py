@@ -48,6 +48,8 @@ def kernel_cache_stamp() -> str:
     try:
         src = b"".join(Path(__file__).with_name(f).read_bytes() for f in KERNEL_FILES)
         src += repr(sorted(TOPOLOGY_CODE.items())).encode()
+        from dse.model.mesh import LADDER  # another global step_kernel reads (the on-wafer mesh's ladder of regions)
+        src += LADDER.tobytes()
         return f"{hashlib.sha256(src).hexdigest()} numba {metadata.version('numba')}"
     except (OSError, metadata.PackageNotFoundError):
         return ""

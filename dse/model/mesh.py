@@ -30,6 +30,13 @@ MESH_TRAVERSALS_MATRIX = 2.0
 MESH_TRAVERSALS_VECTOR = 1.0
 
 
+# the ladder of regions (`wafer_mesh`): for k = 1 ... 63, the area 2^-k, its side √(2^-k), 1 / side and 2^k, each computed
+# as `wafer_mesh` computes it (halvings, IEEE √ and divisions: the same bits), so that the compiled kernel reads them
+LADDER_K = 63
+_P = np.array([0.5 ** k for k in range(1, LADDER_K + 1)])  # (exact: powers of two)
+LADDER = np.ascontiguousarray(np.stack([_P, np.sqrt(_P), 1.0 / np.sqrt(_P), 1.0 / _P]))
+
+
 def wafer_split_min(hw, split_k_min: float):
     """The smallest slice of K a core keeps under split-K: `split_k_min` (perf.SPLIT_K_MIN), or on a wafer-scale chip
     its arrays' rows (one array's worth of a weight column: a wafer spreads a matrix over its cores' SRAM, and the
@@ -89,17 +96,11 @@ def wafer_mesh(local, trav, wkv, act, tiles, hop, fab, sram_bytes) -> tuple[np.n
     mesh = H + V
     kstar = np.zeros(best.shape)
     live = np.broadcast_to(trav > 0, best.shape)
-    p = 1.0
-    k = 0
-    while True:
-        p *= 0.5
-        k += 1
+    for k in range(1, LADDER_K + 1):
+        p, sq, r, m = LADDER[:, k - 1]
         live = live & (p >= lo) & (p * tiles >= 1.0)
         if not live.any():
             break
-        sq = np.sqrt(p)
-        r = 1.0 / sq
-        m = 1.0 / p
         b = H * sq
         c = V * r
         t = np.maximum(local * m, c) + b

@@ -22,7 +22,7 @@ from numba import njit
 
 from dse.model import design_kernel as _dk
 from dse.model.knobs import TOPOLOGY_CODE
-from dse.model.mesh import wafer_mesh_constants
+from dse.model.mesh import LADDER as _LADDER, LADDER_K as _LADDER_K, wafer_mesh_constants
 from dse.model.memo import by_identities
 
 # per-operator fields of a stacked table (`perf._OpStatic`), as rows of one float array (r, k) each
@@ -691,15 +691,11 @@ def _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, sw, sk, wres, 
         v = ops[2, s, j] * fab
         lo = (ops[1, s, j] + ops[3, s, j]) / _mx(sram_bytes, 1.0)
         best = _mx(local, v) + h
-        p = 1.0
-        while True:
-            p *= 0.5
+        for q in range(_LADDER_K):
+            p = _LADDER[0, q]
             if not (p >= lo and p * tiles >= 1.0):
                 break
-            sq = np.sqrt(p)
-            r = 1.0 / sq
-            m = 1.0 / p
-            t = _mx(local * m, v * r) + h * sq
+            t = _mx(local * _LADDER[3, q], v * _LADDER[2, q]) + h * _LADDER[1, q]
             if t < best:
                 best = t
             else:
