@@ -1278,23 +1278,23 @@ class StudyRunner:
         key_cols = {k: np.asarray(env[k]) for k in self.key_metric_names()
                     if k in env and np.asarray(env[k]).dtype.kind in "biuf"}
         start, complete = iso_utc(t_start), iso_utc(t_done)
-        if "feasible" in key_cols or "reason" in key_cols:  # a metric named like a user attribute: one by one
-            blobs: Any = self._records_one_by_one(X, states, Y, cmat, sc, key_cols, b, start, complete)
-        else:
-            blobs = _GenerationRecords(X, failed, Y, cmat, sc["feasible"], sc["reason"], key_cols, b, start,
-                                       complete)
-            if not self.defer_records:
-                blobs = self._record_texts([blobs])
         base: dict[str, Any] = {
             "trial": np.arange(first, first + n, dtype=np.int64),
             "generation": np.full(n, b, dtype=np.int64),
             "batch": np.full(n, b, dtype=np.int64),
-            "state": states,
+            "state": Coded(["COMPLETE", "FAIL"], failed.astype(np.int32)),
             "datetime_start": np.full(n, np.datetime64(t_start, "us")),
             "datetime_complete": np.full(n, np.datetime64(t_done, "us")),
         }
-        base["state"] = Coded(["COMPLETE", "FAIL"], failed.astype(np.int32))
         data = self.frame_data(base, cols, sc, {"repeat": repeat}, violation=sc["violation"], coded=True, X=X)
+        if "feasible" in key_cols or "reason" in key_cols:  # a metric named like a user attribute: one by one
+            blobs: Any = self._records_one_by_one(X, np.where(failed, "FAIL", "COMPLETE").tolist(), Y, cmat, sc,
+                                                  key_cols, b, start, complete)
+        else:  # (the reasons as the part codes them: the journal's thread encodes each distinct one, no pass per row)
+            blobs = _GenerationRecords(X, failed, Y, cmat, sc["feasible"], data["reason"], key_cols, b, start,
+                                       complete)
+            if not self.defer_records:
+                blobs = self._record_texts([blobs])
         if isinstance(blobs, _GenerationRecords):
             data[CONSTRAINTS_COLUMN] = cmat
         else:
@@ -1356,7 +1356,15 @@ class StudyRunner:
         knobs = [(k.name, k.kind, X[:, j]) for j, k in enumerate(self.codec.knobs)]
         which = np.repeat(np.arange(len(gens)), sizes)  # each row's generation
         start, complete = ([g.start for g in gens], which), ([g.complete for g in gens], which)
-        return self.records.batch(knobs, cat("failed"), Y, sys_cols, cat("feasible"), cat("reason"), key_items,
+        reasons = [g.reason for g in gens]
+        if all(type(r) is Coded for r in reasons):  # (texts, each row's index): the texts the parts coded
+            at = np.cumsum([0] + [len(r.values) for r in reasons[:-1]])
+            reason: Any = ([str(v) for r in reasons for v in r.values],
+                           np.concatenate([np.asarray(r.codes, dtype=np.int64) + a for r, a in zip(reasons, at)]))
+        else:
+            reason = np.concatenate([np.asarray(r.values, dtype=object)[np.asarray(r.codes)] if type(r) is Coded
+                                     else np.asarray(r, dtype=object) for r in reasons])
+        return self.records.batch(knobs, cat("failed"), Y, sys_cols, cat("feasible"), reason, key_items,
                                   start, complete, head=head)
 
     def _journal_flush(self, mirror: OptunaMirror) -> None:

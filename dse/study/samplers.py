@@ -429,7 +429,8 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
 
     `keep`: only the first `keep` rows of the order are used. Fronts are then peeled until they hold `keep`
     rows; the feasible rows beyond share one rank (their order among themselves is not NSGA-II's), while
-    the first `keep` rows and their rank and crowding are exactly those of the full order."""
+    the first `keep` rows and their rank and crowding are exactly those of the full order (when the first front
+    alone holds `keep` rows, the rows of the other fronts, none of them among the first `keep`, keep crowding 0)."""
     n = len(F)
     ok = np.isfinite(F).all(axis=1) & np.isfinite(cv)
     feas = ok & (cv <= 0)
@@ -438,9 +439,14 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     top = 0
     if feas.any():
         fi = np.flatnonzero(feas)
-        r = pareto_rank(F[fi], max_rows=keep)
+        Ff = F[fi]
+        r = pareto_rank(Ff, max_rows=keep)
         rank[fi] = r
-        crowd[fi] = crowding_distance_by_group(F[fi], r)
+        front = np.flatnonzero(r == 0)
+        if keep is not None and len(front) >= keep:  # (most generations of a study: ~90 %)
+            crowd[fi[front]] = front_crowding(Ff[front])
+        else:
+            crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
     inf_ = np.flatnonzero(ok & ~feas)
     if inf_.size:
@@ -450,6 +456,30 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     rank[~ok] = top
     order = np.lexsort((np.arange(n), -crowd, rank))  # last key first: rank, then crowding, then row
     return order, rank, crowd
+
+
+def front_crowding(F: np.ndarray) -> np.ndarray:
+    """`crowding_distance_by_group(F, group)` of rows that are all in one group (finite minimisation objectives),
+    bit for bit: per objective the rows by value (ties in row order), boundary rows inf, inner rows the gap
+    between their neighbours over the range (0 where the range is 0), summed over the objectives in their order.
+    Every objective at once, without the per-group sorts."""
+    n, m = F.shape
+    dist = np.zeros(n)
+    if n == 0:
+        return dist
+    ZT = np.ascontiguousarray(F.T, dtype=float)
+    order = np.argsort(ZT, axis=1, kind="stable")
+    V = np.take_along_axis(ZT, order, axis=1)
+    d = np.zeros((m, n))
+    if n > 2:
+        span = V[:, -1:] - V[:, :1]
+        np.divide(V[:, 2:] - V[:, :-2], span, out=d[:, 1:-1], where=span > 0)
+    d[:, 0] = d[:, -1] = np.inf
+    D = np.empty((m, n))
+    np.put_along_axis(D, order, d, axis=1)
+    for k in range(m):  # summed over objectives in their order, as crowding_distance_by_group sums them
+        dist += D[k]
+    return dist
 
 
 # distribution indices of simulated binary crossover (Deb & Agrawal, Complex Systems 9, 1995) and polynomial

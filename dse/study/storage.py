@@ -316,7 +316,8 @@ class TrialRecords:
         'float'; NaN = the knob is inactive (left out). `failed`: FAIL rows (no values, no key metrics);
         `values`: the objective matrix (n x m); `system_attrs`: (key, column or one number) in order; user
         attributes: `feasible`, then `reason` where not empty, then `key_metrics` (name, column) on the rows
-        that did not fail; `start`/`complete`: one `iso_utc` text, one per row, or (texts, index of each row's text). A key metric named
+        that did not fail (`reasons`: one text per row, or (texts, index of each row's text)); `start`/`complete`: one
+        `iso_utc` text, one per row, or (texts, index of each row's text). A key metric named
         `feasible` or `reason` is not supported here (use `record`).
 
         `head` (a journal line's start, `_journal_head`): the records' journal lines instead, as the bytes the
@@ -346,8 +347,8 @@ class TrialRecords:
         for j, (_, c) in enumerate(key_metrics):
             cols[f"k{j}"] = _value_texts(np.asarray(c))
         # reasons, times and the distributions' text: few distinct values, each encoded once
-        cols["reason"] = _distinct_texts(np.asarray(reasons, dtype=object), n,
-                                         lambda r: enc(r) if r != "" else None)
+        cols["reason"] = _distinct_texts(reasons if isinstance(reasons, tuple) else np.asarray(reasons, dtype=object),
+                                         n, lambda r: enc(r) if r != "" else None)
         cols["start"] = _distinct_texts(start, n, enc)
         cols["complete"] = _distinct_texts(complete, n, enc)
         names = [knob[0] for knob in knobs]
