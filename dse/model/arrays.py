@@ -116,11 +116,19 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     if col is _MISSING:
         col = _default(knob)
     if n > 1 and isinstance(col, str):
-        idx, raw, at = _lookup({knob: col}, knob, names, 1, one := _Flags(1), what)
+        # one name for every row (a default, a fixed knob given as a scalar): looked up once per (knob, name, names)
+        key = (knob, col, tuple(names), what)
+        one = _ONE_NAME.get(key)
+        if one is None:
+            idx, raw, at = _lookup({knob: col}, knob, names, 1, row := _Flags(1), what)
+            if len(_ONE_NAME) > 1024:
+                _ONE_NAME.clear()
+            one = _ONE_NAME[key] = (idx[:1], raw[:1], at[:1], bool(row.valid[0]), row.reason[0])
+        idx, raw, at, valid, reason = one
         idx_n = np.full(n, idx[0], dtype=idx.dtype)
-        if one.valid[0]:
+        if valid:
             return idx_n, np.full(n, raw[0], dtype=raw.dtype), idx_n
-        flags.flag(np.ones(n, dtype=bool), np.full(n, one.reason[0], dtype=object))
+        flags.flag(np.ones(n, dtype=bool), np.full(n, reason, dtype=object))
         return idx_n, np.full(n, raw[0], dtype=raw.dtype), np.full(n, at[0], dtype=at.dtype)
     raw = _broadcast(col, n).astype(str, copy=False)
     srt, srt_end, order_end = _sorted_names(tuple(names))
@@ -137,6 +145,9 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
     return idx, raw, at
 
 
+# (knob, name, allowed names, what) → a one-row `_lookup` of that name (index, name, index or len(names), valid,
+# reason): what `_lookup` repeats on every row of a knob given as one name
+_ONE_NAME: dict[tuple, tuple] = {}
 _SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
