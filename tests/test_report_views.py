@@ -304,3 +304,32 @@ def test_convergence_estimate_for_big_4d_fronts():
     assert flag and exact <= est + 0.02 and 0 < est < 1
     small, flag2 = _hv_fraction(F[:400])
     assert not flag2 and small == pytest.approx(exact)
+
+
+def test_every_model_bound_has_its_own_breakdown_component():
+    """Each bound the model gives operators (dse.model.perf.BOUNDS) is a bar of its own, with a title and a colour:
+    an 8-chip Llama-2-70B's all-reduces go to "interconnect" and a wafer's mesh-bound GEMMs to "on-wafer mesh"
+    (before 2026-12-03 the views keyed "comm", not the model's "interconnect", and filed that time under compute)."""
+    catalog = pytest.importorskip("dse.catalog")
+    from dse.model.perf import BOUNDS
+    from dse.report.breakdown_view import COLOURS
+    from dse.report.model_data import operator_frame
+    from dse.report.roofline_view import BOUND_COLOURS, BOUND_TITLES
+    from dse.workloads.scenarios import load_mix
+
+    assert list(BOUND_TITLES) == list(BOUNDS) == list(BOUND_COLOURS)
+    assert len(set(COMPONENTS)) == len(BOUNDS) and len(set(COLOURS)) == len(BOUNDS)
+    dc = [e.scenario for e in load_mix("datacenter").scenarios if e.scenario.kind == "llm"][:1]
+    local = [e.scenario for e in load_mix("balanced").scenarios if e.scenario.name == "local_llm"]
+    h100x8 = catalog.load_catalog_design("H100-SXM").model_copy(update={"num_chips": 8})
+    for label, design, scenarios, bound, title in (
+            ("H100x8", h100x8, dc, "interconnect", "interconnect"),
+            ("WSE-3", catalog.load_catalog_design("Cerebras-WSE-3"), local, "mesh", "on-wafer mesh")):
+        ops, _, notes = operator_frame({label: design}, scenarios)
+        assert not notes, notes
+        want = ops.filter(pl.col("bound") == bound)
+        assert len(want) > 0, (label, ops["bound"].unique().to_list())
+        att = attribute_time(ops)
+        got = att.filter(pl.col("component") == title)["time_ms"].sum()
+        work = (want["time_s"] - want["overhead_s"]).clip(lower_bound=0).sum() * 1e3
+        assert got == pytest.approx(work, rel=1e-9) and got > 0

@@ -1,4 +1,4 @@
-"""Time breakdown: stacked bars of compute / off-chip memory / SRAM / interconnect / overhead per scenario.
+"""Time breakdown: stacked bars of compute / off-chip memory / SRAM / interconnect / on-wafer mesh / overhead per scenario.
 
 Each operator's time (count included) is attributed to the component that bounds it; its fixed
 overhead goes to "overhead". The bars of one scenario therefore add up to its step time.
@@ -9,19 +9,20 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from dse.report.roofline_view import BOUND_COLOURS, BOUND_TITLES
 from dse.report.spec import BreakdownView
 
-COMPONENTS = ["compute", "off-chip memory", "SRAM", "interconnect", "on-wafer mesh", "overhead"]
-COLOURS = ["#4c78a8", "#e45756", "#f58518", "#54a24b", "#b279a2", "#9d755d"]
-_BOUND_TO_COMPONENT = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
-                       "mesh": "on-wafer mesh", "overhead": "overhead"}
+# one bar component per bound of the model (dse.model.perf.BOUNDS), overhead last
+_ORDER = [b for b in BOUND_TITLES if b != "overhead"] + ["overhead"]
+COMPONENTS = [BOUND_TITLES[b] for b in _ORDER]
+COLOURS = [BOUND_COLOURS[b] for b in _ORDER]
 
 
 def attribute_time(ops: pl.DataFrame) -> pl.DataFrame:
     """Per design × scenario × component time (ms) from operator rows (time_s, overhead_s, bound)."""
     work = ops.with_columns(
         (pl.col("time_s") - pl.col("overhead_s")).clip(lower_bound=0).alias("_work"),
-        pl.col("bound").replace_strict(_BOUND_TO_COMPONENT, default="compute").alias("component"),
+        pl.col("bound").replace_strict(BOUND_TITLES).alias("component"),
     )
     bound_part = work.group_by("design", "scenario", "component").agg((pl.col("_work").sum() * 1e3).alias("time_ms"))
     over = work.group_by("design", "scenario").agg((pl.col("overhead_s").sum() * 1e3).alias("time_ms")).with_columns(

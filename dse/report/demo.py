@@ -13,13 +13,15 @@ import numpy as np
 import polars as pl
 import yaml
 
+from dse.model import perf
+
 OBJECTIVES = [
     {"metric": "mix.throughput", "direction": "maximize"},
     {"metric": "system_cost_usd", "direction": "minimize"},
     {"metric": "local_llm.tpot_ms", "direction": "minimize"},
 ]
 SCENARIOS = ("local_llm", "datacenter_llm", "vision_cnn")
-BOUNDS = ("compute", "memory", "sram", "comm", "overhead")
+BOUNDS = tuple(b for b in perf.BOUNDS if b != "mesh")  # the model's bounds but the wafer-only mesh (the stack below)
 
 
 def synthetic_results(n: int, seed: int = 0) -> pl.DataFrame:

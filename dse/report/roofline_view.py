@@ -7,18 +7,15 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from dse.model.perf import BOUNDS
 from dse.report.spec import RooflineView
 
-BOUND_COLOURS = {
-    "compute": "#4c78a8",
-    "memory": "#e45756",
-    "sram": "#f58518",
-    "comm": "#54a24b",
-    "overhead": "#9d755d",
-    "mesh": "#b279a2",
-}
-BOUND_TITLES = {"compute": "compute", "memory": "off-chip memory", "sram": "SRAM", "comm": "interconnect",
-                "overhead": "overhead", "mesh": "on-wafer mesh"}
+# one colour and one title per bound of the model (dse.model.perf.BOUNDS, the names OpTimes.bound gives operators)
+_PALETTE = {"compute": "#4c78a8", "memory": "#e45756", "sram": "#f58518", "interconnect": "#54a24b",
+            "overhead": "#9d755d", "mesh": "#b279a2"}
+_TITLES = {"memory": "off-chip memory", "sram": "SRAM", "mesh": "on-wafer mesh"}  # the others' titles are their names
+BOUND_COLOURS = {b: _PALETTE.get(b, "#bab0ac") for b in BOUNDS}
+BOUND_TITLES = {b: _TITLES.get(b, b) for b in BOUNDS}
 
 
 def design_param(designs: list[str], labels: list[str] | None = None) -> alt.Parameter:
