@@ -1,8 +1,8 @@
 """The on-wafer mesh of a wafer-scale chip (issue 11; technology `wafer_fabric`): a 2-D mesh of routers, one per
 tile of the wafer, `hop_cycles` per hop and `link_bytes_per_cycle` per link and direction. `dse.model.perf` adds its
 term to each operator of a wafer-scale design (`perf._mesh_terms`); the compiled step kernel restates it term by term
-(`step_kernel._wafer_mesh`). Pure numpy on a `perf.HwView` (duck-typed: this module imports nothing of dse, so that
-both perf and the kernel module may import it).
+(`step_kernel._time_batch`'s wafer-scale pass). Pure numpy on a `perf.HwView` (duck-typed: this module imports nothing
+of dse, so that both perf and the kernel module may import it).
 
 Modelling choices (each keeps "more hardware is never slower" exact, tests/test_wafer_mesh.py):
 - The mesh's routers are the wafer's tiles (technology: the wafer-scale package's 46,225 mm² over the 0.05 mm² tile,

@@ -567,8 +567,20 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         if not kept:  # the activations' terms, which only the step and the free SRAM set
             for j in range(k):
                 a_off[j], a_on[j], a_rat[j] = _act_terms(ops[2, s, j], free_sram)
-        # (two copies of the loop: a design without die-to-die traffic, most, skips its division per operator)
-        if d2d_share > 0:
+        # (two copies of the loop: a design without die-to-die traffic, most, skips its division per operator; a third
+        # for a wafer-scale design keeps each operator's SRAM time for its mesh term below in the scratch row
+        # `overhead`, free until pass 1c: computed before `_lane`, whose same terms LLVM then takes from it)
+        if wafer:
+            for j in range(width):
+                _, _, _, sr = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j],
+                                          a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den,
+                                          True)
+                b, t, e, slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres, kres, a_off[j],
+                                      a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, square,
+                                      gap, share, e_sram, e_mem, e_link, comm_elsewhere, True)
+                busy[j], t_term[j], e_term[j], overhead[j] = b, t, e, sr
+                nslow += slow
+        elif d2d_share > 0:
             for j in range(width):
                 b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
                                                       kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
@@ -604,10 +616,44 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             ov = gap * ops[8, s, j]
             ov += share
             t_term[j] = (_mx(b, comm[j]) + ov) * ops[4, s, j]  # (`_op_terms`' time; the operator is run)
-        if wafer:  # a wafer-scale design: each operator's on-wafer mesh term (`_wafer_mesh`) into its time term
-            _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, sw, sk, wres, kres, a_off, a_on, a_rat,
-                        has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hwd[d, 25],
-                        hwd[d, 26])
+        if wafer:
+            # a wafer-scale design's operators on their regions of the on-wafer mesh (`mesh.wafer_mesh`, term by term in
+            # its order): each run operator with a traversal (a kernel of its own, not a collective) takes at least its
+            # region's time, busy = max(busy, region), and its time term again from it (`_op_terms`' time), for the
+            # columns [0, width) (those past it are the instance before's). Written out here, not called: a call per
+            # instance refcounts its array arguments (~1/4 of this pass). Its SRAM time is pass 1b's (`overhead`); the
+            # ladder's rungs that hold at least one router (p · tiles ≥ 1 fails once and for good as p halves) are
+            # counted once per instance, not tested per rung
+            hop, fab = hwd[d, 25], hwd[d, 26]
+            qt = 0
+            while qt < _LADDER_K and _LADDER[0, qt] * tiles >= 1.0:
+                qt += 1
+            den = _mx(sram_bytes, 1.0)
+            for j in range(width):
+                cnt = ops[4, s, j]
+                kj = kind[j]
+                kn = ops[8, s, j]
+                trav = kn * (2.0 if kj == 0 else 1.0) if kj <= 1 else 0.0
+                if cnt == 0.0 or not trav > 0:
+                    continue
+                local = _mx(compute[j], overhead[j])
+                h = trav * hop
+                v = ops[2, s, j] * fab
+                lo = (ops[1, s, j] + ops[3, s, j]) / den
+                best = _mx(local, v) + h
+                for q in range(qt):
+                    if not _LADDER[0, q] >= lo:
+                        break
+                    t = _mx(local * _LADDER[3, q], v * _LADDER[2, q]) + h * _LADDER[1, q]
+                    if t < best:
+                        best = t
+                    else:
+                        break
+                b = _mx(busy[j], best)
+                busy[j] = b
+                ov = gap * kn
+                ov += share
+                t_term[j] = (_mx(b, comm[j]) + ov) * cnt
         # pass 1c: the sums, operator by operator
         hide = overlap_c > 0 and tokens >= overlap_tokens
         if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
@@ -668,43 +714,6 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             total += (_mx(busy[j], cm) + ov) * cnt
         t_out[i] = total
         e_out[i] = energy if want_e[i] else np.nan
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _wafer_mesh(ops, s, width, kind, compute, busy, comm, t_term, sw, sk, wres, kres, a_off, a_on, a_rat, has_mem,
-                mem_den, ramp, sram_den, d2d_share, d2d_den, sram_bytes, gap, share, tiles, hop, fab):
-    """A wafer-scale design's operators on their regions of the on-wafer mesh (`mesh.wafer_mesh`, term by term in its
-    order): each run operator with a traversal (a kernel of its own, not a collective) takes at least its region's
-    time, `busy[j]` = max(busy, region), and its time term `t_term[j]` again from it (`_op_terms`' time), for the
-    columns [0, width) (those past it are the instance before's, `_time_batch`'s `kept`)."""
-    for j in range(width):
-        cnt = ops[4, s, j]
-        kj = kind[j]
-        kn = ops[8, s, j]
-        trav = kn * (2.0 if kj == 0 else 1.0) if kj <= 1 else 0.0
-        if cnt == 0.0 or not trav > 0:
-            continue
-        _, _, _, sram = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j], a_on[j],
-                                    a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, True)
-        local = _mx(compute[j], sram)
-        h = trav * hop
-        v = ops[2, s, j] * fab
-        lo = (ops[1, s, j] + ops[3, s, j]) / _mx(sram_bytes, 1.0)
-        best = _mx(local, v) + h
-        for q in range(_LADDER_K):
-            p = _LADDER[0, q]
-            if not (p >= lo and p * tiles >= 1.0):
-                break
-            t = _mx(local * _LADDER[3, q], v * _LADDER[2, q]) + h * _LADDER[1, q]
-            if t < best:
-                best = t
-            else:
-                break
-        b = _mx(busy[j], best)
-        busy[j] = b
-        ov = gap * kn
-        ov += share
-        t_term[j] = (_mx(b, comm[j]) + ov) * cnt
 
 
 @njit(cache=True, nogil=True)
