@@ -639,10 +639,10 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 local = _mx(compute[j], overhead[j])
                 h = trav * hop
                 v = ops[2, s, j] * fab
-                lo = (ops[1, s, j] + ops[3, s, j]) / den
                 best = _mx(local, v) + h
                 if best <= busy[j]:  # (the whole wafer's time is no more: no region's is, busy and the term stand)
                     continue
+                lo = (ops[1, s, j] + ops[3, s, j]) / den
                 for q in range(qt):
                     if not _LADDER[0, q] >= lo:
                         break
