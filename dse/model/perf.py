@@ -211,8 +211,7 @@ def _mesh_fields(arr) -> dict:
     if ws is None or tech is None or not np.asarray(ws, bool).any():
         return {}
     ws = np.asarray(ws, bool)
-    pkg = tech.packaging.get("wafer_scale")
-    area = pkg.max_interposer_mm2 if pkg is not None else 46225.0
+    area = tech.packaging["wafer_scale"].max_interposer_mm2  # (a wafer-scale row's package is that entry: arrays.py)
     fab = tech.wafer_fabric
     return {"mesh_tiles": np.where(ws, area / tech.harvesting.wafer_scale_tile_mm2, 0.0),
             "mesh_hop_cycles": np.full(arr.n, float(fab.hop_cycles)),
@@ -879,14 +878,14 @@ def _array_utilization(st: _OpStatic, hw: HwView, narrow: np.ndarray, sram_bps: 
     simt = ~np.asarray(hw.dataflow, bool)
     util = np.empty(narrow.shape)
     feed = np.zeros(narrow.shape)
+    split_all = wafer_split_min(hw, SPLIT_K_MIN)
     for style in (True, False):  # each design's style only
         i = np.flatnonzero(simt == style)
         if not len(i):
             continue
         m, n, k, g = (x if x.shape[0] == 1 else x[i] for x in (st.mm_m, st.mm_n, st.mm_k, st.mm_groups))
         rows, cols, cores = hw.rows[i, None], hw.cols[i, None], hw.cores[i, None]
-        split = wafer_split_min(hw, SPLIT_K_MIN)
-        split = split if np.ndim(split) == 0 else split[i, None]
+        split = split_all if np.ndim(split_all) == 0 else split_all[i, None]
         if style:
             util[i] = gemm_utilization(np.ones_like(m), m * n, np.ones_like(rows), rows * cols, cores, g, k, split)
         else:
