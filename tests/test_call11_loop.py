@@ -1,5 +1,5 @@
 """The study loop's cheaper steps (issue 15, session 41): the crowding distance of one front at once
-(`samplers.front_crowding`) against `crowding_distance_by_group`, the survival order's first rows against the full
+(`pareto.crowding_distance`, which survival takes for one front) against `crowding_distance_by_group`, the survival order's first rows against the full
 order when the first front alone fills the population, and the journal lines of generations whose reasons come coded
 by their parts against reasons given row by row."""
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dse.pareto import crowding_distance_by_group
+from dse.pareto import crowding_distance, crowding_distance_by_group
 from dse.runs.colpart import Coded
-from dse.study.samplers import front_crowding, survival_order
+from dse.study.samplers import survival_order
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -18,7 +18,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_front_crowding_is_crowding_by_group_of_one_group(seed):
+def test_one_front_crowding_is_crowding_by_group_of_one_group(seed):
     """Bit for bit, with ties, duplicate rows, signed zeros, flat objectives (a range of 0) and 0-3 rows."""
     rng = np.random.default_rng(seed)
     for t in range(300):
@@ -29,13 +29,13 @@ def test_front_crowding_is_crowding_by_group_of_one_group(seed):
         if n and t % 7 == 0:
             F[:, -1] = 3.0  # an objective every row ties on
         want = crowding_distance_by_group(F, np.zeros(n, dtype=np.int64))
-        assert np.array_equal(_bits(front_crowding(F)), _bits(want))
+        assert np.array_equal(_bits(crowding_distance(F)), _bits(want))
 
 
-def test_front_crowding_known_values():
+def test_one_front_crowding_known_values():
     F = np.array([[0.0, 4.0], [1.0, 3.0], [3.0, 1.0], [4.0, 0.0]])
     # objective 0 (values 0, 1, 3, 4; range 4): inner rows (3 - 0) / 4 and (4 - 1) / 4; objective 1 the same mirrored
-    assert front_crowding(F).tolist() == [np.inf, 0.75 + 0.75, 0.75 + 0.75, np.inf]
+    assert crowding_distance(F).tolist() == [np.inf, 0.75 + 0.75, 0.75 + 0.75, np.inf]
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -29,7 +29,7 @@ import optuna
 from optuna.samplers import NSGAIIISampler, NSGAIISampler
 
 from dse.errors import DseUserError
-from dse.pareto import crowding_distance_by_group, pareto_rank
+from dse.pareto import crowding_distance, crowding_distance_by_group, pareto_rank
 from dse.study import spec as sp
 from dse.study.space import SearchSpace, _as_array, _const
 
@@ -444,7 +444,7 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
         rank[fi] = r
         front = np.flatnonzero(r == 0)
         if keep is not None and len(front) >= keep:  # (most generations of a study: ~90 %)
-            crowd[fi[front]] = front_crowding(Ff[front])
+            crowd[fi[front]] = crowding_distance(Ff[front])  # (one group: bit for bit the grouped one's)
         else:
             crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
@@ -456,30 +456,6 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     rank[~ok] = top
     order = np.lexsort((np.arange(n), -crowd, rank))  # last key first: rank, then crowding, then row
     return order, rank, crowd
-
-
-def front_crowding(F: np.ndarray) -> np.ndarray:
-    """`crowding_distance_by_group(F, group)` of rows that are all in one group (finite minimisation objectives),
-    bit for bit: per objective the rows by value (ties in row order), boundary rows inf, inner rows the gap
-    between their neighbours over the range (0 where the range is 0), summed over the objectives in their order.
-    Every objective at once, without the per-group sorts."""
-    n, m = F.shape
-    dist = np.zeros(n)
-    if n == 0:
-        return dist
-    ZT = np.ascontiguousarray(F.T, dtype=float)
-    order = np.argsort(ZT, axis=1, kind="stable")
-    V = np.take_along_axis(ZT, order, axis=1)
-    d = np.zeros((m, n))
-    if n > 2:
-        span = V[:, -1:] - V[:, :1]
-        np.divide(V[:, 2:] - V[:, :-2], span, out=d[:, 1:-1], where=span > 0)
-    d[:, 0] = d[:, -1] = np.inf
-    D = np.empty((m, n))
-    np.put_along_axis(D, order, d, axis=1)
-    for k in range(m):  # summed over objectives in their order, as crowding_distance_by_group sums them
-        dist += D[k]
-    return dist
 
 
 # distribution indices of simulated binary crossover (Deb & Agrawal, Complex Systems 9, 1995) and polynomial
