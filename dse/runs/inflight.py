@@ -6,7 +6,20 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-__all__ = ["OneInFlight"]
+__all__ = ["OneInFlight", "thread_pool"]
+
+
+def thread_pool(name: str, workers: int = 1) -> ThreadPoolExecutor:
+    """A pool for dse's background threads (run-folder writes, frames), started after polars has loaded numpy on
+    the calling thread: polars imports numpy through a lazy proxy module whose first use from two threads at
+    once can fail (its loader copies numpy's names over its own, `_globals` among them, so a second thread
+    inside it then reads `numpy._globals`: "TypeError: 'module' object does not support item assignment",
+    seen once in the attached-cluster sweep, tests/test_ray_cluster.py)."""
+    import numpy as np
+    import polars as pl
+
+    pl.Series(np.zeros(1))  # polars checks the value against `np.ndarray` through the proxy: loads numpy
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
 
 class OneInFlight:
@@ -22,7 +35,7 @@ class OneInFlight:
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.wait()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+            self._pool = thread_pool(self._name)
         self._job = self._pool.submit(fn, *args)
 
     def wait(self) -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,7 +21,7 @@ from dse.runs import columns
 from dse.runs.colpart import ColumnsError, encode_columns, read_columns, read_rows
 from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
                             maximize_of, objective_matrix, reference_array, reference_dict)
-from dse.runs.inflight import OneInFlight
+from dse.runs.inflight import OneInFlight, thread_pool
 from dse.runs.partlog import PartLog, PartLogError, fsync_dir
 from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_LOG, PART_RE, PARTS_DIR,
                              RESULTS, RUN_JSON, SUMMARY_JSON, TECHNOLOGY_YAML, Objective, RunMeta, Summary,
@@ -412,7 +411,7 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     # summary reads of the rows (the fronts, the feasible rows, their objectives) is taken first: polars' thread pool
     # is then busy encoding the files, and a polars operation of the summary would wait for it
     fronts, inputs = _summary_inputs(run_dir, df, have, objs)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dse-results") as pool:
+    with thread_pool("dse-results", 2) as pool:
         writes = [pool.submit(atomic_write_parquet, df, run_dir / RESULTS)]
         writes += [pool.submit(atomic_write_parquet, rows, path) for rows, path in fronts]
         try:

@@ -36,7 +36,7 @@ import os
 import sys
 import warnings
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,6 +49,7 @@ from dse.runs.front import FrontTracker, first_batch_reference, objective_matrix
 from dse.runs.columns import without_internal
 from dse.runs.colpart import Coded, ColumnsError, dictionary, frame_of
 from dse.runs.layout import CONSTRAINTS_COLUMN, INTERNAL_COLUMNS, JOURNAL
+from dse.runs.inflight import thread_pool
 from dse.runs.writer import PartStore, RunLock, finalize, set_reference
 from dse.study.evaluator import ModelEvaluator, normalize
 from dse.study.execution import (MODEL_PROCESS_DEFAULT, MODEL_PROCESS_ENV, EvalError, ModelProcess, concat,
@@ -438,7 +439,7 @@ class StudyRunner:
         # (frames, or the columns of generations written as raw columns: turned into one frame at the end)
         self.frames: list[Any] = [] if prior is None else [without_internal(prior)]
         # makes one frame of every FRAME_EVERY generations' columns while the run goes on (`_generations`)
-        self._framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dse-frames")
+        self._framer = thread_pool("dse-frames")
         try:
             return self._loop(ga, study, parts, mirror, background, tracker, meta, model_changed, n_batches, done,
                               resumed_from, dists, t0)
