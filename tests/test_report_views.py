@@ -284,6 +284,16 @@ def test_operator_frame_from_the_model():
     assert {"intensity", "attainable_tflops", "time_s", "bound", "overhead_s", "scenario", "design"} <= set(ops.columns)
     assert set(ops["scenario"]) == {s.name for s in scenarios}
     assert (roofs["peak_tflops"] > 100).all() and (roofs["mem_tbps"] > 1).all()
+    # each bound's time is a column (dse.model.perf.TIME_FIELDS), and an operator's bound is its largest
+    # (its overhead column holds its share of the step's fixed cost too, so overhead-bound rows are left out)
+    from dse.model.perf import TIME_FIELDS
+
+    cols = {b: f"{f}_s" for b, f in TIME_FIELDS.items()}
+    assert set(cols.values()) <= set(ops.columns)
+    work = ops.filter(pl.col("bound") != "overhead")
+    assert len(work) > 0
+    for row in work.iter_rows(named=True):
+        assert row[cols[row["bound"]]] == max(row[c] for b, c in cols.items() if b != "overhead"), row
     att = attribute_time(ops)
     assert (att["time_ms"] >= 0).all() and att["time_ms"].sum() > 0
     dp, sp = design_param(["H100"]), scenario_param([s.name for s in scenarios])

@@ -16,7 +16,7 @@ from dse.evaluate.steps import Builders, cnn_footprint, llm_footprint, llm_steps
 from dse.evaluate.table import design_metrics
 from dse.model.arrays import DesignArrays
 from dse.model.calibration import load_calibration
-from dse.model.perf import BOUNDS, op_times
+from dse.model.perf import BOUNDS, TIME_FIELDS, op_times
 from dse.model.technology import default_technology
 from dse.workloads.cnn import pipeline_depth
 from dse.workloads.modelfile import load_model_shape
@@ -74,7 +74,7 @@ def operator_breakdown(design, scenario, *, software: str | None = None, phase: 
             on = float(t.sram_bytes[0, i] * count[i])
             moved = off if off > 0 else on
             comp = {c: float(np.broadcast_to(getattr(t, c), t.total.shape)[0, i] * count[i])
-                    for c in ("compute", "memory", "sram", "comm", "overhead", "mesh")}
+                    for c in TIME_FIELDS.values()}
             b = BOUNDS[bounds[i]]  # OpTimes.bound: the operator's own overhead, not its share of the step's
             rows.append({
                 "phase": ph, "name": str(step.ops.name[i]), "kind": str(step.ops.kind[i]),

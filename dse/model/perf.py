@@ -70,6 +70,8 @@ from dse.model.mesh import (  # noqa: F401  (re-exported: perf.wafer_mesh, ...)
 VECTOR_KINDS = frozenset({"softmax", "norm", "act", "elementwise", "embed", "permute", "pool"})
 COLLECTIVE_KINDS = frozenset({"allreduce", "allgather", "alltoall", "sendrecv"})
 BOUNDS = ("compute", "memory", "sram", "interconnect", "overhead", "mesh")
+# the OpTimes field holding each bound's time, in BOUNDS order (operator rows name their columns `<field>_s`)
+TIME_FIELDS = dict(zip(BOUNDS, ("compute", "memory", "sram", "comm", "overhead", "mesh")))
 
 
 @dataclass
@@ -474,8 +476,8 @@ class OpTimes:
         """Index into BOUNDS of the largest component per design × operator. The operator's overhead is
         its own (kernel boundary, exposed host launch), not its share of the step's fixed cost, which no
         operator causes and which would otherwise label every small kernel "overhead"."""
-        stack = np.stack(np.broadcast_arrays(self.compute, self.memory, self.sram, self.comm,
-                                             self.overhead - self.step_share, self.mesh))
+        own = {"overhead": self.overhead - self.step_share}
+        stack = np.stack(np.broadcast_arrays(*(own.get(f, getattr(self, f)) for f in TIME_FIELDS.values())))
         return np.argmax(stack, axis=0)
 
 

@@ -21,7 +21,6 @@ OBJECTIVES = [
     {"metric": "local_llm.tpot_ms", "direction": "minimize"},
 ]
 SCENARIOS = ("local_llm", "datacenter_llm", "vision_cnn")
-BOUNDS = tuple(b for b in perf.BOUNDS if b != "mesh")  # the model's bounds but the wafer-only mesh (the stack below)
 
 
 def synthetic_results(n: int, seed: int = 0) -> pl.DataFrame:
@@ -112,10 +111,11 @@ def synthetic_operators(design: str, peak_tflops: float, mem_tbps: float, sram_t
     sram_s = flops / intensity / (sram_tbps * 1e12) * 0.3
     comm_s = np.where(np.array(kinds) == "allreduce", time_s, 0.0)
     overhead_s = np.full(len(names), 2e-6)
-    stack = np.stack([compute_s, memory_s, sram_s, comm_s, overhead_s])
-    bound = np.array(BOUNDS)[np.argmax(stack, axis=0)]
+    parts = {"compute": compute_s, "memory": memory_s, "sram": sram_s, "comm": comm_s, "overhead": overhead_s}
+    parts = {f: parts.get(f, np.zeros(len(names))) for f in perf.TIME_FIELDS.values()}  # no wafer: no mesh time
+    bound = np.array(perf.BOUNDS)[np.argmax(np.stack(list(parts.values())), axis=0)]
     return pl.DataFrame({
         "name": names, "kind": kinds, "flops": flops, "bytes": flops / intensity, "intensity": intensity,
         "attainable_tflops": attainable, "time_s": time_s + overhead_s, "bound": bound,
-        "compute_s": compute_s, "memory_s": memory_s, "sram_s": sram_s, "comm_s": comm_s, "overhead_s": overhead_s,
+        **{f"{f}_s": t for f, t in parts.items()},
     })

@@ -7,7 +7,7 @@ Interface assumed from dse.model (docs/ARCHITECTURE.md):
   (peak_tflops at the scenario's compute precision, mem_bw_tbps, sram_bw_tbps, compute_precision,
   mapping) and `operators`: rows with phase, name, kind, flops, bytes, intensity_flop_per_byte (per
   byte moved: off-chip, or SRAM when resident), attainable_tflops, time_s (count included),
-  bound (compute|memory|sram|comm|overhead), compute_s, memory_s, sram_s, comm_s, overhead_s.
+  bound (one of dse.model.perf.BOUNDS) and each bound's time (`<field>_s`, dse.model.perf.TIME_FIELDS).
   Bare operator rows (frame or list of dicts) are accepted too.
 Anything missing degrades to a note on the page, never a failure.
 """
@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from dse.model.perf import TIME_FIELDS
 from dse.pareto import crowding_distance
 from dse.report.labels import title_of
 from dse.report.rundata import RunData, knob_columns, objective_matrix
 from dse.report.spec import Objective, RooflineView
 
 OP_COLUMNS = ["name", "kind", "flops", "bytes", "intensity", "attainable_tflops", "time_s", "bound",
-              "compute_s", "memory_s", "sram_s", "comm_s", "overhead_s"]
+              *(f"{f}_s" for f in TIME_FIELDS.values())]
 
 
 def mix_of(run: RunData):
