@@ -108,3 +108,29 @@ def test_step_expert_flops_never_shrink_with_the_batch(model, tp, ep):
         routed = float(step.ops.act_in_bytes[up]) / (float(step.ops.k[up]) * 1.0)  # rows of real tokens (fp8: 1 B)
         padded = flops / (2.0 * float(step.ops.k[up]) * float(step.ops.n[up]))
         assert routed - 1e-6 <= padded <= routed + groups * MOE_TILE_MAX_ROWS + 1e-6
+
+
+# BLOCK_SIZE_M by tokens per launch of SGLang 0.5.23's tuned Triton fused-MoE tables for 128 experts of N = 768
+# (Qwen3-30B-A3B at tp 1), read from its PyPI wheel: sglang/srt/layers/moe/moe_runner/triton_utils/configs/
+# triton_3_6_0/E=128,N=768,device_name=NVIDIA_H200.json and triton_3_7_1/E=128,N=768,device_name=NVIDIA_H100_80GB_HBM3.json
+_SGLANG_BLOCK_M = {
+    "H200": {1: 16, 2: 16, 4: 16, 8: 16, 16: 16, 24: 16, 32: 16, 48: 16, 64: 16, 96: 16, 128: 16, 256: 32, 512: 64,
+             1024: 128, 1536: 128, 2048: 128, 3072: 128, 4096: 128},
+    "H100": {1: 16, 2: 16, 4: 16, 8: 16, 16: 16, 24: 16, 32: 16, 48: 16, 64: 16, 96: 16, 128: 16, 256: 32, 512: 64,
+             1024: 64, 1536: 128, 2048: 128, 3072: 128, 4096: 128},
+}
+
+
+@pytest.mark.parametrize("gpu", sorted(_SGLANG_BLOCK_M))
+def test_tile_rows_against_an_autotuned_table(gpu):
+    """dse's tile (the power of two at or above the mean rows per expert, 16-128) is the tuned kernel's tile or half
+    of it at every batch of the table, equal at both ends (a few tokens per expert: the MMA's 16 rows; ~100 and more:
+    128), with top-8 of 128 experts (tokens / 16 rows per expert)."""
+    for tokens, block_m in _SGLANG_BLOCK_M[gpu].items():
+        tile = moe_tile_rows(tokens * 8 / 128)
+        assert block_m / 2 <= tile <= block_m, (gpu, tokens, tile, block_m)
+        if tokens <= 128 or tokens >= 1536:
+            assert tile == block_m, (gpu, tokens, tile, block_m)
+    # the tile of the Qwen3-30B-A3B rows of dse/catalog/measurements.yaml: 1,474-1,603 tokens per decode step,
+    # 8,000-8,192 per prefill chunk
+    assert moe_tile_rows(1474 * 8 / 128) == moe_tile_rows(8192 * 8 / 128) == 128

@@ -221,7 +221,11 @@ def _expected_max_std_normal(n: int) -> float:
 # to a multiple of the tile (MegaBlocks, arXiv:2211.15841 §3-4: expert batches padded to 128-row blocks;
 # CUTLASS grouped-GEMM CTA tiles are 128 rows). Launches with few rows per expert use a smaller tile
 # (autotuned tile tables keyed by the batch, down to the 16-row tensor-core MMA shape m16n8k16 of the
-# PTX ISA); the tile is the power of two at or above the mean rows per expert, within these bounds.
+# PTX ISA); the tile is the power of two at or above the mean rows per expert, within these bounds. An autotuned
+# table read for it: SGLang 0.5.23's Triton fused-MoE configs for 128 experts of N = 768 (Qwen3-30B-A3B at tp 1; H100 /
+# H200, sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_3_7_1, triton_3_6_0) run BLOCK_SIZE_M 16 up to
+# 128 tokens per launch, 32 at 256, 64 at 512, 128 from 1,024-1,536: this rule's tile or twice it
+# (tests/test_moe_tiles.py).
 MOE_TILE_MAX_ROWS = 128
 MOE_TILE_MIN_ROWS = 16
 
