@@ -37,7 +37,8 @@ def to_minimization(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None
         flags = np.asarray(list(maximize), dtype=bool)
         if flags.shape != (m,):
             raise ValueError(f"maximize has {flags.size} entries but there are {m} objectives")
-    Z[:, flags] *= -1.0
+    if flags.any():
+        Z[:, flags] *= -1.0
     return Z
 
 
@@ -242,8 +243,10 @@ def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None, *,
     "top N" selections).
     """
     Z = to_minimization(Y, maximize)
-    rank = np.full(len(Z), -1, dtype=np.int64)
     finite = np.isfinite(Z).all(axis=1)
+    if Z.shape[1] >= 3 and 0 < len(Z) <= _SMALL_RANK and finite.all():  # (an NSGA-II population: no copy of Z)
+        return _rank_small(Z, max_rows)
+    rank = np.full(len(Z), -1, dtype=np.int64)
     if finite.any() and Z.shape[1] >= 3 and finite.sum() <= _SMALL_RANK:
         rank[finite] = _rank_small(Z[finite], max_rows)
     elif finite.any():
@@ -416,7 +419,8 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
     n, m = Z.shape
     out = np.zeros(n)
     finite = np.isfinite(Z).all(axis=1)
-    F = Z[finite]
+    every = bool(finite.all())
+    F = Z if every else Z[finite]
     k = len(F)
     if k == 0:
         return out
@@ -433,6 +437,8 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
         if span > 0:
             d[1:-1] = (v[2:] - v[:-2]) / span
         dist[order] += d
+    if every:  # (every row finite: `dist` is the result)
+        return dist
     out[finite] = dist
     return out
 

@@ -824,6 +824,14 @@ class StudyRunner:
                 fresh.update({row: (r, k) for k, row in enumerate(rows)})
                 self.cache.add([keys[row] for row in rows], r)
         template = next((r for r, _ in fresh.values()), None) or self.cache.store
+        if len(sub) == 1 and not errors and new_idx.size == n and sub[0][0] == slice(0, n) and \
+                (pos == np.arange(n)).all():
+            # every design of the batch new and evaluated by one chunk in batch order (most generations): its results
+            # are the batch's, as gathered back from the store below when every column has the store's type
+            store = self.cache.store  # (`template`: the chunk's results, normalized)
+            if len(template) == len(store) and all([k in store and store[k].dtype == v.dtype
+                                                    for k, v in template.items()]):
+                return [(slice(0, n), template)]
         if not errors and not self.cache.full:  # every design of the batch is stored now: one gather per column
             at = self.cache.find(keys)
             if (at >= 0).all():
@@ -1023,7 +1031,8 @@ class StudyRunner:
         whole = normalize(ok_parts[0][1], n) if len(results) == 1 and ok_parts and results[0][0] == slice(0, n) \
             else None
         shape = (n,)
-        if whole is not None and all(whole[k].shape == shape for k in types if k in whole):
+        if whole is not None and (all([v.shape == shape for v in whole.values()]) if whole is ok_parts[0][1] else
+                                  all(whole[k].shape == shape for k in types if k in whole)):
             # one chunk holds the batch (in-process; every design reused or evaluated at once): its columns are
             # the metrics (converted where their type differs; a column with a non-finite value is copied below)
             if same and whole is ok_parts[0][1]:  # (normalized already: every column of its type)
@@ -1104,10 +1113,11 @@ class StudyRunner:
         rows = ~feasible & ~failed & model_ok.astype(bool)
         if rows.any():  # the violated constraints, one text per pattern of violations
             violated = cmat[rows, 1:] > 0
-            if violated.shape[1] <= 62:  # each row's pattern of violations as one integer
+            if violated.shape[1] <= 62:  # each row's pattern of violations as one integer, numbered as first seen
                 code = violated.astype(np.int64) @ (1 << np.arange(violated.shape[1], dtype=np.int64))
-                codes, inverse = np.unique(code, return_inverse=True)
-                patterns = [[j for j in range(violated.shape[1]) if c >> j & 1] for c in codes.tolist()]
+                seen: dict[int, int] = {}
+                inverse = np.array([seen.setdefault(c, len(seen)) for c in code.tolist()], dtype=np.int64)
+                patterns = [[j for j in range(violated.shape[1]) if c >> j & 1] for c in seen]
             else:
                 flags, inverse = np.unique(violated, axis=0, return_inverse=True)
                 patterns = [np.flatnonzero(p).tolist() for p in flags]

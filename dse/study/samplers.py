@@ -253,7 +253,7 @@ class KnobCodec:
             V[:, c["num_log"]] = np.exp(V[:, c["num_log"]])
         if c["stepped"].size:
             st, low = c["stepped"], c["step_low"]
-            V[:, st] = low + np.round((V[:, st] - low) / c["step"]) * c["step"]
+            V[:, st] = low + np.rint((V[:, st] - low) / c["step"]) * c["step"]  # (np.round's decimals=0: rint)
         if c["int"].size:
             V[:, c["int"]] = np.rint(V[:, c["int"]])
         X[:, c["num"]] = np.minimum(np.maximum(V, c["low"]), c["high"])
@@ -449,10 +449,16 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
             crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
     inf_ = np.flatnonzero(ok & ~feas)
-    if inf_.size:
-        _, dense = np.unique(cv[inf_], return_inverse=True)
+    if inf_.size:  # dense ranks of the violations (np.unique's inverse, without its wrapper's passes)
+        x = cv[inf_]
+        by = np.argsort(x, kind="stable")
+        xs = x[by]
+        step = np.zeros(len(xs), dtype=np.int64)
+        np.not_equal(xs[1:], xs[:-1], out=step[1:], casting="unsafe")
+        dense = np.empty(len(xs), dtype=np.int64)
+        dense[by] = np.cumsum(step)
         rank[inf_] = top + dense
-        top += int(dense.max()) + 1
+        top += int(dense[by[-1]]) + 1
     rank[~ok] = top
     order = np.lexsort((np.arange(n), -crowd, rank))  # last key first: rank, then crowding, then row
     return order, rank, crowd
