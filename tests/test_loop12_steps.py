@@ -156,3 +156,35 @@ def test_new_designs_take_their_chunk_results(tmp_path):
     r3 = Normalized({"a": np.array([9.0]), "feasible": np.ones(1, bool), "reason": np.array([""], dtype=object)})
     got3 = runner._merge_cached(keys3, np.full(2, -1), np.array([0, 0]), np.array([0]), [(slice(0, 1), r3)])
     assert got3[0][1]["a"].tolist() == [9.0, 9.0]
+
+
+def test_encoded_columns_reuse_layouts_by_dtype_shape_and_length():
+    """`encode_columns` keys its layouts by each column's dtype and shape (or type and length): the same names with
+    other rows, dtypes or row shapes get their own layout, and polars / big-endian columns are encoded as the plain
+    arrays they hold (the bytes of the plain columns)."""
+    import polars as pl
+
+    from dse.runs.colpart import Coded, encode_columns, read_columns
+
+    def back(data):
+        return read_columns(encode_columns(data))
+
+    a = {"x": np.array([1.0, 2.0]), "t": Coded(["a", "b"], np.array([1, 0], np.int32)), "k": [[1, 2], None]}
+    b = {"x": np.array([3.0, 4.0, 5.0]), "t": Coded(["c"], np.zeros(3, np.int32)), "k": [None, None, [3]]}
+    c = {"x": np.array([7, 8]), "t": Coded(["a", "b"], np.array([0, 0], np.int32)), "k": [[1], [2]]}
+    d = {"x": np.array([[1.0, 2.0], [3.0, 4.0]]), "t": Coded(["z"], np.zeros(2, np.int32)), "k": [[0], [0]]}
+    for data in (a, b, c, d, a, b, c, d):
+        got = back(data)
+        assert got.height == len(data["k"])
+        assert np.array_equal(np.asarray(got["x"].to_list()), data["x"])
+        assert got["t"].to_list() == [data["t"].values[i] for i in data["t"].codes]
+        assert got["k"].to_list() == data["k"]
+    assert back(c)["x"].dtype == pl.Int64 and back(a)["x"].dtype == pl.Float64
+    plain = {"x": np.array([1.5, 2.5]), "y": np.array([1, 2])}
+    odd = {"x": pl.Series("x", [1.5, 2.5]), "y": np.array([1, 2]).astype(">i8")}
+    assert encode_columns(odd) == encode_columns(plain)
+    assert encode_columns(odd) == encode_columns(plain)  # (again: nothing kept for the non-plain columns)
+    with pytest.raises(Exception, match="different lengths"):
+        encode_columns({"x": np.zeros(2), "y": np.zeros(3)})
+    with pytest.raises(Exception, match="different lengths"):
+        encode_columns({"x": np.zeros(2), "t": Coded(["a"], np.zeros(3, np.int32))})

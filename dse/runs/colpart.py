@@ -108,7 +108,8 @@ def _plain_columns(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# the layout of a set of columns (names, kinds, dtypes, shapes, rows): built once, reused by every generation
+# the layout of a set of columns (names, dtypes and shapes or types and lengths: `encode_columns`): built once,
+# reused by every generation
 _LAYOUTS: dict[tuple, "_Layout"] = {}
 
 
@@ -150,13 +151,11 @@ class _Layout:
                 self.texts.append(json.dumps({"name": name, "kind": "array", "dtype": dtype, "shape": list(shape),
                                               "offset": off, "nbytes": size}, separators=(",", ":")))
         self.where = where
+        self.names = [f'{{"name":{_ENC(name)},' for name, _, _ in key]  # (a dictionary's header entry starts so)
 
 
-def encode_columns(data: dict[str, Any]) -> bytes:
-    """The `.dcol` bytes of named columns of one length: numpy arrays of numbers, bools or datetimes (1-D, or
-    2-D: a fixed-size array per row) as they are, any other column (texts, lists) as a dictionary."""
-    data = _plain_columns(data)
-    vals = list(data.values())
+def _new_layout(data: dict[str, Any], vals: list[Any]) -> "_Layout":
+    """The layout of the columns `data` (values `vals`); raises ColumnsError for columns of different lengths."""
     sizes, dtypes, shapes = [], [], []  # per column: rows, dtype text (None: a dictionary), shape of a row
     for v in vals:
         if type(v) is np.ndarray:
@@ -170,12 +169,27 @@ def encode_columns(data: dict[str, Any]) -> bytes:
     n = sizes[0] if sizes else 0
     if sizes.count(n) != len(sizes):
         raise ColumnsError(f"columns of different lengths: {sorted(set(sizes))}")
-    key = tuple(zip(data, dtypes, shapes))
-    layout = _LAYOUTS.get((key, n))
+    return _Layout(tuple(zip(data, dtypes, shapes)), n)
+
+
+def encode_columns(data: dict[str, Any]) -> bytes:
+    """The `.dcol` bytes of named columns of one length: numpy arrays of numbers, bools or datetimes (1-D, or
+    2-D: a fixed-size array per row) as they are, any other column (texts, lists) as a dictionary."""
+    vals = list(data.values())
+    # the layout, keyed by the names and each column's dtype and shape (an array) or type and length: one pass over
+    # the columns when the layout is known (a run's generations: the same columns each time); the columns are made
+    # plain (`_plain_columns`: polars Series, big-endian arrays) when it is not, and only plain ones have a layout
+    sig = (tuple(data), tuple([(v.dtype, v.shape) if type(v) is np.ndarray else
+                               (type(v), len(v.codes) if isinstance(v, Coded) else len(v)) for v in vals]))
+    layout = _LAYOUTS.get(sig)
     if layout is None:
+        plain = _plain_columns(data)
+        if plain is not data:
+            return encode_columns(plain)
         if len(_LAYOUTS) >= 64:
             _LAYOUTS.clear()
-        layout = _LAYOUTS[(key, n)] = _Layout(key, n)
+        layout = _LAYOUTS[sig] = _new_layout(data, vals)
+    n = layout.n
     body: list[bytes] = []
     for cols, pad in layout.blocks:
         block = vals[cols[0]] if len(cols) == 1 else np.concatenate([vals[i] for i in cols])
@@ -191,7 +205,7 @@ def encode_columns(data: dict[str, Any]) -> bytes:
             distinct, codes = dictionary(v)
             kind = "str" if all(x is None or isinstance(x, str) for x in distinct) else "json"
         off, size = layout.where[i]
-        texts[i] = (f'{{"name":{_ENC(key[i][0])},"kind":"dict","type":"{kind}","values":{_ENC(distinct)},'
+        texts[i] = (f'{layout.names[i]}"kind":"dict","type":"{kind}","values":{_ENC(distinct)},'
                     f'"dtype":"<i4","shape":[],"offset":{off},"nbytes":{size}}}')
         body.append(codes.astype("<i4", copy=False).tobytes())
         if layout.code_pad:
