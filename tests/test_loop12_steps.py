@@ -188,3 +188,24 @@ def test_encoded_columns_reuse_layouts_by_dtype_shape_and_length():
         encode_columns({"x": np.zeros(2), "y": np.zeros(3)})
     with pytest.raises(Exception, match="different lengths"):
         encode_columns({"x": np.zeros(2), "t": Coded(["a"], np.zeros(3, np.int32))})
+
+
+def test_column_types_follow_each_chunk(tmp_path):
+    """`_column_types` answers the last chunk's set of (metric, dtype) without hashing it, and a chunk whose dtypes or
+    metrics differ gets its own types (strings as objects, ints and floats as they are)."""
+    from _spaces import study_file
+    from dse.study.runner import StudyRunner
+    from dse.study.spec import load_study
+
+    runner = StudyRunner(load_study(study_file(tmp_path)), tmp_path / "r")
+    a = {"x": np.zeros(2), "k": np.zeros(2, np.int64), "s": np.array(["a", "b"])}
+    b = {"x": np.zeros(2), "k": np.zeros(2), "s": np.array(["a", "b"], dtype=object)}
+    c = {"x": np.zeros(2), "k": np.zeros(2)}
+    ta, sa = runner._column_types(a)
+    assert (ta["x"], ta["k"], ta["s"], sa) == (float, np.dtype(np.int64), object, False)
+    assert runner._column_types(dict(a)) == (ta, sa)
+    tb, sb = runner._column_types(b)
+    assert (tb["k"], tb["s"], sb) == (float, object, True)  # (every column of its type already)
+    tc, sc = runner._column_types(c)
+    assert list(tc) == ["x", "k"] and sc
+    assert runner._column_types(a) == (ta, sa) and runner._column_types(b) == (tb, sb)
