@@ -209,3 +209,31 @@ def test_column_types_follow_each_chunk(tmp_path):
     tc, sc = runner._column_types(c)
     assert list(tc) == ["x", "k"] and sc
     assert runner._column_types(a) == (ta, sa) and runner._column_types(b) == (tb, sb)
+
+
+@pytest.mark.parametrize("hint", [0, 5, 10_000])
+def test_result_cache_keeps_first_rows_whatever_its_first_size(hint):
+    """The store made for `rows` at once (a run's budget) or grown as rows come: the same rows found and gathered;
+    a key added twice keeps its first row; another set of metrics stops the reuse."""
+    from dse.study.cache import ResultCache
+
+    rng = np.random.default_rng(hint)
+    c = ResultCache(rows=hint)
+    want: dict[bytes, float] = {}
+    for b in range(30):
+        n = int(rng.integers(1, 120))
+        keys = [bytes([int(x)]) * 4 for x in rng.integers(0, 250, n)]
+        vals = rng.random(n)
+        c.add(keys, {"v": vals, "s": np.array([str(x) for x in vals], dtype=object)})
+        for k, v in zip(keys, vals):
+            want.setdefault(k, v)
+    probe = list(want) + [b"none"]
+    at = c.find(probe)
+    assert at[-1] == -1 and (at[:-1] >= 0).all()
+    got = c.gather(at[:-1])
+    assert got["v"].tolist() == [want[k] for k in probe[:-1]]
+    assert got["s"].tolist() == [str(want[k]) for k in probe[:-1]]
+    cap = len(next(iter(c.store.values())))
+    assert cap >= c.rows and (cap == 10_000 if hint == 10_000 else True)  # (made for the hint at once: no growth)
+    c.add([b"new!"], {"v": np.ones(1)})  # another set of metrics: no reuse from now on
+    assert c.full and (c.find(probe) == -1).all()

@@ -8,6 +8,7 @@ cells) and stops growing when full (later repeats are then evaluated again, neve
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -29,12 +30,13 @@ MAX_CELLS = 25_000_000
 class ResultCache:
     """Metric rows keyed by design key (see `dse.study.samplers.design_keys`)."""
 
-    def __init__(self, max_cells: int = MAX_CELLS):
+    def __init__(self, max_cells: int = MAX_CELLS, rows: int = 0):
         self.index: dict[bytes, int] = {}
         self.store: dict[str, np.ndarray] = {}
         self.rows = 0
         self.max_cells = max_cells
         self.full = False
+        self.rows_hint = rows  # rows the store is made for at once (a run's budget: no copies as it grows)
 
     def find(self, keys: list[bytes]) -> np.ndarray:
         """Store row of each key, -1 when absent."""
@@ -44,7 +46,7 @@ class ResultCache:
         """Keep the metric rows of evaluated designs (`metrics`: normalised columns, one row per key)."""
         if self.full or not keys:
             return
-        if self.store and set(metrics) != set(self.store):  # an evaluator with varying outputs: no reuse
+        if self.store and metrics.keys() != self.store.keys():  # an evaluator with varying outputs: no reuse
             self.full = True
             self.index = {}
             return
@@ -53,7 +55,8 @@ class ResultCache:
             self.full = True
             return
         if not self.store:
-            self.store = {k: np.empty(max(1024, 2 * n), dtype=np.asarray(v).dtype if np.asarray(v).dtype.kind != "U"
+            cap = max(1024, 2 * n, min(self.rows_hint, 1 << 17, self.max_cells // max(1, len(metrics))))
+            self.store = {k: np.empty(cap, dtype=np.asarray(v).dtype if np.asarray(v).dtype.kind != "U"
                                       else object) for k, v in metrics.items()}
         cap = len(next(iter(self.store.values())))
         if self.rows + n > cap:
@@ -64,8 +67,7 @@ class ResultCache:
                 self.store[k] = grown
         for k, v in metrics.items():
             self.store[k][self.rows: self.rows + n] = v
-        for i, key in enumerate(keys):
-            self.index.setdefault(key, self.rows + i)
+        deque(map(self.index.setdefault, keys, range(self.rows, self.rows + n)), maxlen=0)  # (each key's first row)
         self.rows += n
 
     def gather(self, rows: np.ndarray) -> dict[str, Any]:

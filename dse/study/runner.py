@@ -390,7 +390,7 @@ class StudyRunner:
             mirror.set_study_attrs({"dse:rerun_trials": sorted(set(done_before) | set(rerun))})
         self.codec = ga.codec if ga is not None else KnobCodec(self.space)
         self.records = TrialRecords(self.space.distributions())
-        self.cache = ResultCache()
+        self.cache = ResultCache(rows=self.budget or 0)
         self._flying: set[bytes] = set()  # designs sent to the model in batches not collected yet
         # batches submitted in-process, not evaluated yet: evaluated together (see _evaluate_together), else None
         self._together: list | None = None
