@@ -67,3 +67,21 @@ def test_llm_reasons_are_the_loops(monkeypatch, mix, n, seed):
         seen.update(x.split(" ")[0] if x.startswith("SLO") else x.split(" > ")[1].split(" ")[0] if " > " in x else "none"
                     for x in ref)
     assert {"SLO", "memory", "SRAM"} <= seen  # every kind of text was compared
+
+
+def test_by_value_formats_each_distinct_value_once():
+    """`mapping._by_value`: each element's text, formatted once per distinct value; floats by their bits (-0.0 and 0.0
+    apart, as their texts are), ints as Python ints."""
+    seen = []
+
+    def text(v):
+        seen.append(v)
+        return f"<{v!r}>"
+    x = np.array([0.0, -0.0, 1.5, np.nan, 1.5, 0.0, -0.0])
+    got = mapping._by_value(x, text)
+    assert got.dtype == object and list(got) == ["<0.0>", "<-0.0>", "<1.5>", "<nan>", "<1.5>", "<0.0>", "<-0.0>"]
+    assert len(seen) == 4 and all(type(v) is float for v in seen)
+    seen.clear()
+    got = mapping._by_value(np.array([3, 1, 3, 2], np.int64), text)
+    assert list(got) == ["<3>", "<1>", "<3>", "<2>"] and sorted(seen) == [1, 2, 3] and all(type(v) is int for v in seen)
+    assert mapping._by_value(np.zeros(0), text).shape == (0,)
