@@ -846,7 +846,8 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
     if i.size:  # SLO missed: TPOT <ms>[ (limit ..)], TTFT <ms>[ (limit ..)] <plan>
         tpot_lim = f" (limit {slo_tpot:g})" if slo_tpot else ""
         ttft_lim = f" (limit {slo_ttft:g})" if slo_ttft else ""
-        slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
+        slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, "
+                                              f"batch {int(t.batch[p])})")
         r = bad[i]
         plan = _by_value(closest[i], lambda p: slo_plan[p,])
         # (`%` of Python floats: f"{x:.3g}"'s text, in half its time)
@@ -855,7 +856,7 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
         out[i] = [text % v for v in zip((ch.close_tpot[r] * 1e3).tolist(), (ch.close_ttft[r] * 1e3).tolist(),
                                         plan.tolist())]
     i = np.flatnonzero(~miss & (largest >= 0))
-    if i.size:  # <weights + KV of the plan> <memory|SRAM> <capacity> (tp=.., pp=..[, ep=..] on <replica> of <chips> chips)
+    if i.size:  # <weights + KV of the plan> <memory|SRAM> <capacity> (tp=, pp=[, ep=] on <replica> of <chips> chips)
         def fit_plan(p, binary):
             ep_ = int(t.ep[p])
             ep_text = f", ep={ep_}" if ep_ > 1 else ""

@@ -366,10 +366,12 @@ def _sums(k, t_term, e_term, want_e):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den,
-          d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, d2d):
+          d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, d2d, energy):
     """Pass 1b of `_time_batch` for operator `j` of row `s`: (busy time, time term, energy term, 1 if its matrix roof
     needs the general knee), branch-free so that its loop vectorizes (the same terms in the same order; padding is
-    evaluated and never summed). Its activations' terms (`act_off`, `act_on`, `ratio`) come from `_act_terms`."""
+    evaluated and never summed). Its activations' terms (`act_off`, `act_on`, `ratio`) come from `_act_terms`.
+    `energy` False (a literal: the caller's loop for a call that wants no energy, `_time_batch`'s search) leaves out
+    the energy term (0.0): the time's terms are the same."""
     cnt = ops[4, s, j]
     w, kv = ops[1, s, j], ops[3, s, j]
     c = c if cnt != 0.0 else 0.0
@@ -381,6 +383,11 @@ def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, act_off, act_on, 
     roof = bent if (kj == 0 and fast) else roof
     slow = 1 if (kj == 0 and not fast and cnt != 0.0) else 0
     b = _mx(roof, sram)
+    if not energy:  # (`_op_terms`' time alone)
+        ov = gap * ops[8, s, j]
+        ov += share
+        t = (_mx(b, comm) + ov) * cnt
+        return b, (t if cnt != 0.0 else 0.0), 0.0, slow
     part = off * 2.0
     part += on
     e_on = part * e_sram
@@ -444,9 +451,11 @@ _WORK = ("t_term", "e_term", "flop_pj", "mm_compute", "mm_peak", "mm_narrow", "a
 @njit(cache=True, nogil=True, error_model="numpy")
 def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm, rowinfo, kind, hwd, peak, narrow,
                 efl, cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
-                res_cols, pix):
+                res_cols, pix, search=None):
     """`time_batch` with its scratch rows (`work`, (len(_WORK), k)), the collectives' columns (`coll`, (k,) int) and
-    the row tables of `_row_tables` (`clg`, `res_cols`, `pix`)."""
+    the row tables of `_row_tables` (`clg`, `res_cols`, `pix`). `search` given (not None; `map_llm_kernel`'s search,
+    which chooses by time alone): no instance's energy (NaN, whatever `want_e`), its terms left out of pass 1b, the
+    times the same bits (compiled apart: numba prunes the branches on `search is None`)."""
     k = ops.shape[2]
     cem, lowp, conv_eff, knee = cal[0], cal[1], cal[2], cal[3]
     launch_s, overlap_c, step_s, oneshot = cal[4], cal[5], cal[6], cal[7] > 0
@@ -492,7 +501,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         launches = 0.0
         gpu = 0.0
         want_sum = 0.0
-        energy = 0.0
+        joules = 0.0
         # pass 1a (a step new on this design): every operator's compute and collective times; the matrix and vector
         # operators' branch-free so that it vectorizes over the operators (an operator run zero times, or padding,
         # is evaluated and never read: pass 1b takes its compute time as 0)
@@ -500,7 +509,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             for j in range(mmw):  # (the gathers apart: a gather in the loop below keeps it from vectorizing)
                 prec = pix[1, s, j]
                 pkv[j], nwv[j] = peak[d, prec], narrow[d, prec]
-            for j in range(k):  # (an operator run zero times: its precision is not read, 0 instead)
+            for j in range(k if search is None else 0):  # (an operator run zero times: its precision is not read)
                 flop_pj[j] = ops[0, s, j] * efl[d, pix[0, s, j]]
             if dyn:
                 for j in range(mmw):
@@ -570,34 +579,62 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
         # (two copies of the loop: a design without die-to-die traffic, most, skips its division per operator; a third
         # for a wafer-scale design keeps each operator's SRAM time for its mesh term below in the scratch row
         # `overhead`, free until pass 1c: computed before `_lane`, whose same terms LLVM then takes from it)
-        if wafer:
-            for j in range(width):
-                _, _, _, sr = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres, a_off[j],
-                                          a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den,
+        if search is None:  # (else the same loops without the energy terms: `_lane`'s `energy`)
+            if wafer:
+                for j in range(width):
+                    _, _, _, sr = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres,
+                                              a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
+                                              d2d_share, d2d_den, True)
+                    b, t, e, slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres, kres,
+                                          a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share,
+                                          d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, True,
                                           True)
-                b, t, e, slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres, kres, a_off[j],
-                                      a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share, d2d_den, square,
-                                      gap, share, e_sram, e_mem, e_link, comm_elsewhere, True)
-                busy[j], t_term[j], e_term[j], overhead[j] = b, t, e, sr
-                nslow += slow
-        elif d2d_share > 0:
-            for j in range(width):
-                b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
-                                                      kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
-                                                      d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link,
-                                                      comm_elsewhere,
-                                                      True)
-                busy[j] = b
-                nslow += slow
+                    busy[j], t_term[j], e_term[j], overhead[j] = b, t, e, sr
+                    nslow += slow
+            elif d2d_share > 0:
+                for j in range(width):
+                    b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk,
+                                                          wres, kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den,
+                                                          ramp, sram_den, d2d_share, d2d_den, square, gap, share,
+                                                          e_sram, e_mem, e_link, comm_elsewhere, True, True)
+                    busy[j] = b
+                    nslow += slow
+            else:
+                for j in range(width):
+                    b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk,
+                                                          wres, kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den,
+                                                          ramp, sram_den, d2d_share, d2d_den, square, gap, share,
+                                                          e_sram, e_mem, e_link, comm_elsewhere, False, True)
+                    busy[j] = b
+                    nslow += slow
         else:
-            for j in range(width):
-                b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres,
-                                                      kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
-                                                      d2d_share, d2d_den, square, gap, share, e_sram, e_mem, e_link,
-                                                      comm_elsewhere,
-                                                      False)
-                busy[j] = b
-                nslow += slow
+            if wafer:
+                for j in range(width):
+                    _, _, _, sr = _resident_a(ops[1, s, j], ops[3, s, j], ops[7, s, j], sw, sk, wres, kres,
+                                              a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den,
+                                              d2d_share, d2d_den, True)
+                    b, t, e, slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk, wres, kres,
+                                          a_off[j], a_on[j], a_rat[j], has_mem, mem_den, ramp, sram_den, d2d_share,
+                                          d2d_den, square, gap, share, e_sram, e_mem, e_link, comm_elsewhere, True,
+                                          False)
+                    busy[j], t_term[j], e_term[j], overhead[j] = b, t, e, sr
+                    nslow += slow
+            elif d2d_share > 0:
+                for j in range(width):
+                    b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk,
+                                                          wres, kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den,
+                                                          ramp, sram_den, d2d_share, d2d_den, square, gap, share,
+                                                          e_sram, e_mem, e_link, comm_elsewhere, True, False)
+                    busy[j] = b
+                    nslow += slow
+            else:
+                for j in range(width):
+                    b, t_term[j], e_term[j], slow = _lane(ops, s, j, kind[j], compute[j], comm[j], flop_pj[j], sw, sk,
+                                                          wres, kres, a_off[j], a_on[j], a_rat[j], has_mem, mem_den,
+                                                          ramp, sram_den, d2d_share, d2d_den, square, gap, share,
+                                                          e_sram, e_mem, e_link, comm_elsewhere, False, False)
+                    busy[j] = b
+                    nslow += slow
         for j in range(k if nslow > 0 else 0):  # pass 1b's matrix kernels under the general knee
             if ops[4, s, j] == 0.0 or kind[j] != 0:
                 continue
@@ -662,11 +699,11 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             # (`_sums`' loops written out: a call of it, inlined, increments and decrements its arrays' reference
             # counts once per instance)
             total = 0.0
-            if want_e[i]:
+            if search is None and want_e[i]:
                 for j in range(k):
                     total += t_term[j]
-                    energy += e_term[j]
-                e_out[i] = energy
+                    joules += e_term[j]
+                e_out[i] = joules
             else:
                 for j in range(k):
                     total += t_term[j]
@@ -684,8 +721,8 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                 launches += kn * cnt
                 gpu += (_mx(busy[j], comm[j]) + ov) * cnt
             want_sum += comm_bw[j] * cnt
-            if want_e[i]:
-                energy += e_term[j]
+            if search is None and want_e[i]:
+                joules += e_term[j]
         # host launch queue: the host's excess over the GPU's time, spread over the kernels
         excess = 0.0
         if launch_s > 0:
@@ -715,7 +752,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             ov += share
             total += (_mx(busy[j], cm) + ov) * cnt
         t_out[i] = total
-        e_out[i] = energy if want_e[i] else np.nan
+        e_out[i] = joules if search is None and want_e[i] else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -851,8 +888,9 @@ def _score(dp, batch, out_len, pre, tpot, goal_thr):
 def _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, q_row, q_des, q_key,
            q_wr, q_kr, q_want, order, tmp, cbase):
     """Queue the step instances the listed (local design, plan) pairs need, under the plans' resident shares (`fwv`,
-    `fkv`), that are neither timed nor queued (`memo_state` 0 → 1), each design's in row order (the pairs come design by design): `time_batch` then
-    shares a (row, design)'s compute times among its residencies; returns how many are queued. Each pair's memo
+    `fkv`), that are neither timed nor queued (`memo_state` 0 → 1), each design's in row order (the pairs come design
+    by design): `time_batch` then shares a (row, design)'s compute times among its residencies; returns how many are
+    queued. Each pair's memo
     keys of its decode, TTFT prefill and prefill chunk steps go to `p_x` (3, pairs). A fractional share with no KV
     resident takes its class's `cbase` (the same step and shares: one instance)."""
     m = 0
@@ -885,6 +923,78 @@ def _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, 
             m += 1
     _sort_rows(seg, m, q_row, q_key, q_wr, q_kr, q_want, order, tmp)
     return m
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _instance_energy(ops, s, d, wres_in, kres_in, hwd, efl, pix, kind, comm_elsewhere):
+    """Dynamic energy (J) of one step instance (row `s` on design `d` under the shares `wres_in`, `kres_in`, no SRAM
+    held by others): `_time_batch`'s energy terms (`_lane`, `_op_terms`) and their sum, term by term in its order, the
+    same bits; they take no time term, so no roof, division nor root."""
+    wres = _mn(_mx(wres_in, 0.0), 1.0)
+    kres = _mn(_mx(kres_in, 0.0), 1.0)
+    sw, sk = 1.0 - wres, 1.0 - kres
+    has_mem = hwd[d, 9]
+    free_sram = _mx(hwd[d, 10] - 0.0, 0.0) if has_mem > 0 else np.inf
+    e_sram, e_mem, e_link = hwd[d, 19], hwd[d, 20], hwd[d, 21]
+    joules = 0.0
+    for j in range(ops.shape[2]):
+        cnt = ops[4, s, j]
+        w, kv = ops[1, s, j], ops[3, s, j]
+        act = ops[2, s, j]
+        act_off = _mx(act - free_sram, 0.0)
+        act_on = act - act_off
+        off = sw * w
+        off += sk * kv
+        off += act_off
+        off *= has_mem
+        on = wres * w
+        on += kres * kv
+        on += act_on
+        part = off * 2.0
+        part += on
+        e_on = part * e_sram
+        part = off * 8
+        e_off = part * e_mem
+        flop_pj = ops[0, s, j] * efl[d, pix[0, s, j]]
+        pj = flop_pj + e_on
+        pj += e_off
+        pj = pj + (ops[5, s, j] * 8) * e_link if (comm_elsewhere or kind[j] >= 2) else pj
+        pj *= 1e-12
+        e = pj * cnt
+        joules += e if cnt != 0.0 else 0.0
+    return joules
+
+
+@njit(cache=True, inline="always")
+def _pair_energies(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, memo_e, cbase,
+                   ops, hwd, efl, pix, kind, comm_elsewhere):
+    """The energy of the decode and prefill chunk instances of the listed (local design, plan) pairs (each timed
+    already, by `_queue`'s search, which took no energy) not known yet (`memo_state` 1 → 2) into `memo_e`, each
+    under the shares `_queue` timed it with (`_instance_energy`: `_time_batch`'s bits; NaN where the step's energy
+    is not wanted, as there); the pairs' memo keys of their three steps go to `p_x`, as `_queue` writes them. (A
+    key's shares are the pair's: those of its residency code, or for a fractional share its footprint class's,
+    whose plans have the same weights, KV and activations, hence shares on a design, `_shares`; `cbase`'s hold no
+    KV, their weights' share set by the weights and activations alone.)"""
+    for p in range(npairs):
+        dl, j = p_dl[p], p_j[p]
+        fw, fk = fwv[dl, j], fkv[dl, j]
+        code = _residency_code(fw, fk)
+        nokv = fk == 0.0
+        for role in range(3):
+            s = pl[P_DEC + role, j]
+            c = pl[P_DEC_CLS + role, j]
+            x = _memo_key(s, cbase[c] if nokv else c, code, n_steps)
+            p_x[role, p] = x
+            if role == 1 or memo_state[dl, x] == 2:
+                continue
+            memo_state[dl, x] = 2
+            if code < 0:  # (as `_queue` takes them)
+                wr, kr = fw, fk
+            else:
+                wr = 1.0 if code >= 1 else 0.0
+                kr = 1.0 if code == 2 else 0.0
+            memo_e[dl, x] = _instance_energy(ops, s + shift_in[d0 + dl], d0 + dl, wr, kr, hwd, efl, pix, kind,
+                                             comm_elsewhere) if is_dec[s] else np.nan
 
 
 @njit(cache=True, inline="always")
@@ -998,7 +1108,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
     B = max(min(n, KERNEL_DESIGNS), 1)
     W = 3 * n_steps + n_cls
     memo_t, memo_e = np.empty((B, W)), np.empty((B, W))
-    memo_state = np.zeros((B, W), np.int8)  # 0 not queued, 1 queued (then timed, by the end of the level)
+    memo_state = np.zeros((B, W), np.int8)  # 0 not queued, 1 queued (then timed, by the end of the level), 2 its energy
+    e_hi, e_th = np.empty(B, np.int64), np.empty(B)  # a chord's upper knot (-1: none) and share of the chosen batch
     q_row, q_des, q_key = np.empty(B * W, np.int64), np.empty(B * W, np.int64), np.empty(B * W, np.int64)
     q_wr, q_kr, q_want = np.empty(B * W), np.empty(B * W), np.empty(B * W, np.bool_)
     zeros, t_out, e_out = np.zeros(B * W), np.empty(B * W), np.empty(B * W)
@@ -1098,7 +1209,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             if m:  # (each design's instances in row order: a row's residencies on a design share its compute times)
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
-                            clg, res_cols, pix)
+                            clg, res_cols, pix, True)
             _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
             _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
             for p in range(npairs):
@@ -1128,32 +1239,56 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
         if m:
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
-                        res_cols, pix)
+                        res_cols, pix, True)
         _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
         _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
+        # each design's choice by time alone, then the energy of its chosen plan (J per batch cycle; a chord's: of
+        # both its knots) from its decode and prefill chunk instances' energies (the search takes none:
+        # `_time_batch`'s `search`)
+        npairs = 0
         for dl in range(nb):
-            _choose_one(dl, d0 + dl, cl[dl], ncl[dl], pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram_in[d0 + dl],
-                        mem_in[d0 + dl], out_len, slo_tpot, slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords,
-                        o_int, o_float)
+            hi, th = _choose_one(dl, d0 + dl, cl[dl], ncl[dl], pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, dpv,
+                                 sram_in[d0 + dl], mem_in[d0 + dl], out_len, slo_tpot, slo_ttft, max_b, goal_thr,
+                                 kv_total, kv_frac, chords, o_int, o_float)
+            e_hi[dl], e_th[dl] = hi, th
+            if o_int[d0 + dl, 0] >= 0:
+                p_dl[npairs], p_j[npairs] = dl, o_int[d0 + dl, 0]
+                npairs += 1
+                if hi >= 0:
+                    p_dl[npairs], p_j[npairs] = dl, hi
+                    npairs += 1
+        _pair_energies(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, memo_e, cbase,
+                       ops, hwd, efl, pix, kind, cal[11] > 0)
+        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
+        for dl in range(nb):
+            d = d0 + dl
+            lo = o_int[d, 0]
+            if lo < 0:
+                continue
+            hi = e_hi[dl]
+            o_float[d, 3] = jl[dl, lo] if hi < 0 else jl[dl, lo] + e_th[dl] * (jl[dl, hi] - jl[dl, lo])
 
 
 @njit(cache=True, inline="always")
-def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, jl, dpv, sram, mem, out_len, slo_tpot,
+def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pre, dpv, sram, mem, out_len, slo_tpot,
                 slo_ttft, max_b, goal_thr, kv_total, kv_frac, chords, o_int, o_float):
     """Design `d`'s (row `dl` of the block's tables) best plan among its good plans in plan order, then the chords
     in the order of their lower knots (the first of best score), into its output rows; without one, the closest
     SLO miss among its offered plans (the first of least relative gap). `cl[:nc]`: its candidates in plan order
-    (only a candidate is good or offered)."""
+    (only a candidate is good or offered). Its J per batch cycle (column "joules") is left 0: the caller writes it
+    from the energies of the plan chosen, whose chord's upper knot (-1: a knot chosen) and share of the way to it
+    this returns."""
     best_score = -np.inf
     b_j, b_dp, b_b, b_mbs = -1, 0, 0, 0
-    b_tpot = b_ttft = b_pre = b_jl = b_share = b_thr = 0.0
+    b_tpot = b_ttft = b_pre = b_share = b_thr = b_th = 0.0
+    b_hi = -1
     for q in range(nc):
         j = cl[q]
         if good[dl, j]:
             thr, score = _score(dpv[dl, j], pl[P_MB, j] * pl[P_MBS, j], out_len, pre[dl, j], tpot[dl, j], goal_thr)
             if score > best_score:
                 best_score, b_j, b_dp, b_b, b_mbs = score, j, dpv[dl, j], pl[P_MB, j], pl[P_MBS, j]
-                b_tpot, b_ttft, b_pre, b_jl, b_thr = tpot[dl, j], ttft[dl, j], pre[dl, j], jl[dl, j], thr
+                b_tpot, b_ttft, b_pre, b_thr = tpot[dl, j], ttft[dl, j], pre[dl, j], thr
                 b_share = fwv[dl, j] + fkv[dl, j]
     for q in range(nc if chords else 0):
         lo = cl[q]
@@ -1193,11 +1328,11 @@ def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pr
             best_score, b_j, b_dp, b_b, b_mbs = score, lo, dpv[dl, lo], c_b, c_mbs
             b_tpot, b_pre, b_thr = c_tpot, c_pre, thr
             b_ttft = tt_lo + th * (tt_hi - tt_lo)
-            b_jl = jl[dl, lo] + th * (jl[dl, hi] - jl[dl, lo])
+            b_hi, b_th = hi, th
             s_lo = fwv[dl, lo] + fkv[dl, lo]
             b_share = s_lo + th * (fwv[dl, hi] + fkv[dl, hi] - s_lo)
     o_int[d, 0], o_int[d, 1], o_int[d, 2], o_int[d, 3] = b_j, b_dp, b_b, b_mbs
-    o_float[d, 0], o_float[d, 1], o_float[d, 2], o_float[d, 3] = b_tpot, b_ttft, b_pre, b_jl
+    o_float[d, 0], o_float[d, 1], o_float[d, 2], o_float[d, 3] = b_tpot, b_ttft, b_pre, 0.0
     o_float[d, 4], o_float[d, 5] = b_share, b_thr
     close, close_score = -1, -np.inf
     for q in range(nc if b_j < 0 else 0):
@@ -1213,6 +1348,7 @@ def _choose_one(dl, d, cl, nc, pl, pf, cand, off, good, fwv, fkv, tpot, ttft, pr
     o_int[d, 4] = close
     if close >= 0:
         o_float[d, 6], o_float[d, 7] = tpot[dl, close], ttft[dl, close]
+    return b_hi, b_th
 
 
 # per-row inputs of `spare_scan`, rows of one (len(SPARE_ROW), rows) float array: the die (`fab.best_spares`:
