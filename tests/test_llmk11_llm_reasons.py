@@ -46,8 +46,10 @@ def _reference(t, hw, chips, ch, slo_tpot, slo_ttft) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("grouped", [0, 10 ** 9])  # the texts by their distinct parts, or design by design
 @pytest.mark.parametrize("mix,n,seed", [("balanced", 600, 5), ("extended", 300, 6)])
-def test_llm_reasons_are_the_loops(monkeypatch, mix, n, seed):
+def test_llm_reasons_are_the_loops(monkeypatch, mix, n, seed, grouped):
+    monkeypatch.setattr(mapping, "REASONS_GROUPED", grouped)
     arr = DesignArrays.from_columns(sample_space(load_space(FULL), n, np.random.default_rng(seed)), TECH)
     calls = []
     real = mapping._llm_result

@@ -811,7 +811,8 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
     reason = SCENARIO["reason"].empty(n)
     if np.count_nonzero(feasible) != n:
         bad = (~feasible).nonzero()[0]
-        reason[bad] = _llm_reasons(t, hw, chips, ch, bad, slo_tpot, slo_ttft)
+        reasons = _llm_reasons if len(bad) >= REASONS_GROUPED else _llm_reasons_each
+        reason[bad] = reasons(t, hw, chips, ch, bad, slo_tpot, slo_ttft)
     if tab is None:
         m["throughput"] = m["tokens_per_s"].copy()
         m["latency_ms"] = m["ttft_ms"] + m["tpot_ms"] * out_len
@@ -821,6 +822,58 @@ def _llm_result(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, out_len: int, s
 
 
 _NO_MAPPING = "no feasible mapping (model does not fit on the available chips)"
+# designs without a plan from which an LLM block's reasons are formatted by their distinct parts (`_llm_reasons`:
+# a few array passes per call, ~0.2 ms, outweighed by its ~1.5 us less per design past ~150 designs), below it one
+# by one (`_llm_reasons_each`): the same texts
+REASONS_GROUPED = 256
+
+
+def _slo_plan_texts(t: LlmPlanTable) -> _Texts:
+    """A plan's text in an SLO miss's reason, once per plan table (`_texts`)."""
+    return _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, batch {int(t.batch[p])})")
+
+
+def _fit_plan_texts(t: LlmPlanTable) -> _Texts:
+    """(the text before the capacity, the text after it up to the chips) of a plan that does not fit, in binary or
+    decimal units, once per plan table (`_texts`)."""
+    def fit_plan(p, binary):
+        ep_ = int(t.ep[p])
+        ep_text = f", ep={ep_}" if ep_ > 1 else ""
+        return (f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
+                f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{ep_text} on {int(t.replica[p])} of ")
+    return _texts(t, "fit", fit_plan)
+
+
+def _llm_reasons_each(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarray, slo_tpot, slo_ttft
+                      ) -> np.ndarray:
+    """`_llm_reasons`' texts, formatted design by design (few designs: no array passes)."""
+    closest, largest = ch.close_plan[bad].tolist(), ch.largest[bad].tolist()
+    tpot_lim = f" (limit {slo_tpot:g})" if slo_tpot else ""
+    ttft_lim = f" (limit {slo_ttft:g})" if slo_ttft else ""
+    mem_b, sram_b = hw.mem_bytes[bad].tolist(), hw.sram_bytes[bad].tolist()
+    close_tpot, close_ttft, n_chips = ch.close_tpot[bad].tolist(), ch.close_ttft[bad].tolist(), chips[bad].tolist()
+    # the parts shared by designs, formatted once per plan, unit or capacity
+    slo_plan, plan_text = _slo_plan_texts(t), _fit_plan_texts(t)
+    sram_text, mem_text = {}, _capacity_texts()
+    out = []
+    for k, p in enumerate(closest):
+        if p >= 0:
+            out.append(f"SLO missed: TPOT {close_tpot[k] * 1e3:.3g} ms{tpot_lim}, "
+                       f"TTFT {close_ttft[k] * 1e3:.3g} ms{ttft_lim} {slo_plan[p,]}")
+        elif largest[k] >= 0:
+            mem = mem_b[k]
+            if mem > 0:
+                where, text, cap = "memory", plan_text[largest[k], True], mem_text[mem, True]
+            else:  # (an SRAM capacity's text once per call: inline, ~1 µs a design less than `_Texts`' __missing__)
+                x = sram_b[k]
+                cap = sram_text.get(x)
+                if cap is None:
+                    cap = sram_text[x] = _fmt_gb(x)
+                where, text = "SRAM", plan_text[largest[k], False]
+            out.append(f"{text[0]}{where} {cap}{text[1]}{int(n_chips[k])} chips)")
+        else:
+            out.append(_NO_MAPPING)
+    return np.array(out, dtype=object)
 
 
 def _by_value(x: np.ndarray, text) -> np.ndarray:
@@ -837,7 +890,7 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
     plan's text), else the largest plan (micro-batch 1) that does not fit (its weights and KV per chip against the
     design's memory, else SRAM, capacity on its chips), else none fits. The parts designs share (a plan's text, a
     capacity's, a chip count's) are formatted once per distinct value and joined to the rest as object arrays
-    (a concatenation per element in numpy's loop; ~4x faster than a text per design in Python at 2,000 designs)."""
+    (a concatenation per element in numpy's loop): 0.6-0.75x of `_llm_reasons_each`'s time at ~1,000 designs."""
     closest, largest = ch.close_plan[bad], ch.largest[bad]
     out = np.empty(len(bad), object)
     out.fill(_NO_MAPPING)
@@ -846,8 +899,7 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
     if i.size:  # SLO missed: TPOT <ms>[ (limit ..)], TTFT <ms>[ (limit ..)] <plan>
         tpot_lim = f" (limit {slo_tpot:g})" if slo_tpot else ""
         ttft_lim = f" (limit {slo_ttft:g})" if slo_ttft else ""
-        slo_plan = _texts(t, "slo", lambda p: f"at best (tp={int(t.tp[p])}, pp={int(t.pp[p])}, "
-                                              f"batch {int(t.batch[p])})")
+        slo_plan = _slo_plan_texts(t)
         r = bad[i]
         plan = _by_value(closest[i], lambda p: slo_plan[p,])
         # (`%` of Python floats: f"{x:.3g}"'s text, in half its time)
@@ -857,12 +909,7 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
                                         plan.tolist())]
     i = np.flatnonzero(~miss & (largest >= 0))
     if i.size:  # <weights + KV of the plan> <memory|SRAM> <capacity> (tp=, pp=[, ep=] on <replica> of <chips> chips)
-        def fit_plan(p, binary):
-            ep_ = int(t.ep[p])
-            ep_text = f", ep={ep_}" if ep_ > 1 else ""
-            return (f"weights {_fmt_gb(t.w[p], binary)} + KV {_fmt_gb(t.kv[p], binary)} per chip > ",
-                    f" (tp={int(t.tp[p])}, pp={int(t.pp[p])}{ep_text} on {int(t.replica[p])} of ")
-        plan_text = _texts(t, "fit", fit_plan)
+        plan_text = _fit_plan_texts(t)
         r = bad[i]
         mem = hw.mem_bytes[r]
         on_mem = mem > 0
