@@ -1,5 +1,6 @@
-"""`map_llm_kernel`'s search times its step instances without their energy (`_time_batch`'s `search`: the plan is
-chosen by time alone) and takes the energy of the chosen plan's instances afterwards from `_instance_energy`. Both
+"""`map_llm_kernel`'s and `map_cnn_kernel`'s searches time their step instances without their energy (`_time_batch`'s
+`search`: the plan is chosen by time alone) and take the energy of the chosen plan's instances afterwards from
+`_instance_energy`. Both
 must give `time_batch`'s bits: the same times with and without the energy terms, and the same energy as the full
 pass, on random operator tables and designs that switch its branches on (die-to-die traffic, wafer-scale meshes,
 no off-chip memory, operators run zero times, a launch queue and hidden collectives: the general sum)."""
@@ -99,8 +100,16 @@ def test_search_times_and_instance_energy_are_time_batchs(seed, general):
                    True)
     assert np.isfinite(t_full).all() and np.array_equal(t_s.view(np.int64), t_full.view(np.int64))
     assert np.isnan(e_s).all()
-    got = np.array([sk._instance_energy(ops, row_of[i], design_of[i], wres[i], kres[i], hwd, efl, pix, kind,
+    got = np.array([sk._instance_energy(ops, row_of[i], design_of[i], wres[i], kres[i], 0.0, hwd, efl, pix, kind,
                                         cal[sk._C["comm_elsewhere"]] > 0) for i in range(m)])
     assert np.isfinite(got).all() and (got > 0).any()
     assert np.array_equal(got[want].view(np.int64), e_full[want].view(np.int64))
     assert np.isnan(e_full[~want]).all()
+    # SRAM held by others (the CNN mapping's resident bytes): fewer activations on chip, the same bits again
+    res = rng.uniform(0.0, 2e10, m) * (rng.random(m) < 0.7)
+    sk.time_batch(m, row_of, design_of, wres, kres, res, want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
+                  256.0, t_full, e_full, *scratch())
+    got_r = np.array([sk._instance_energy(ops, row_of[i], design_of[i], wres[i], kres[i], res[i], hwd, efl, pix, kind,
+                                          cal[sk._C["comm_elsewhere"]] > 0) for i in range(m)])
+    assert np.array_equal(got_r[want].view(np.int64), e_full[want].view(np.int64))
+    assert not np.array_equal(got_r, got)

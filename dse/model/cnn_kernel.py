@@ -1,6 +1,7 @@
 """Compiled path of the CNN mapping (`dse.evaluate.mapping._map_cnn_block`, numba): every design's batches in one
-call, the batch steps timed by `step_kernel.time_batch` (the per-instance arithmetic of `perf.step_times`' compiled
-path), instead of the numpy path's (designs × batches) arrays, its staged `time_instances` calls and its bisection
+call, the batch steps timed by `step_kernel._time_batch` (the per-instance arithmetic of `perf.step_times`' compiled
+path; without the energy, which the choice does not read: the chosen batch's, or a chord's knots', comes from
+`step_kernel._instance_energy`, the same bits), instead of the numpy path's (designs × batches) arrays, its staged `time_instances` calls and its bisection
 over all designs at once.
 
 The same numbers to the bit: the residency, capacity, SLO and score tests take the numpy path's expressions term
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dse.model.step_kernel import _shares, time_batch
+from dse.model.step_kernel import _WORK, _instance_energy, _row_tables, _shares, _time_batch, time_batch
 
 # the scenario's scalars: latency SLO in ms (0: none), largest batch, whether the goal is throughput (else latency),
 # and the stack's per-inference launch (s) and the network's layer-pipeline depth in periods (`CnnPlanTable.depth`)
@@ -44,6 +45,7 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
     `o_float`."""
     n, B = sram.shape[0], batch.shape[0]
     slo, max_b, goal_thr = sc[0], sc[1], sc[2] > 0
+    ce = calv[11] > 0  # (links charged on every operator: `_time_batch`'s comm_elsewhere)
     launch_s, depth = sc[3], sc[4]
     k = max(ops.shape[2], ops1.shape[2])
     compute, comm, comm_bw = np.empty(k), np.empty(k), np.empty(k)
@@ -56,6 +58,13 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
     e_j = np.zeros((n, B))
     tm = np.zeros((n, B), np.bool_)
     going = np.empty(n, np.bool_)
+    # `_time_batch`'s scratch and row tables for the batch steps, timed without their energy (`search`: the choice
+    # is by latency alone; the chosen batch's energy comes from `_instance_energy` below)
+    kb = ops.shape[2]
+    work, coll = np.empty((len(_WORK), kb)), np.empty(kb, np.int64)
+    clg, res_cols = np.zeros((2, ops.shape[1], kb)), np.empty(ops.shape[1], np.int64)
+    pix = np.zeros((2, ops.shape[1], kb), np.int64)
+    _row_tables(ops, mm, kind, clg, res_cols, pix)
     # the residency of every (design, batch): `mapping.residency` with `timed_residency("cnn")`
     for d in range(n):
         s_, m_ = sram[d], mem[d]
@@ -106,11 +115,12 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
                 q_row[m], q_des[m], q_w[m], q_res[m] = b + shift[d], d, fw[d, b], res[d, b]
                 m += 1
         if m:
-            time_batch(m, q_row, q_des, q_w, q_k, q_res, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
-                       calv, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
+            _time_batch(m, q_row, q_des, q_w, q_k, q_res, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                        calv, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
+                        res_cols, pix, True)
         for i in range(m):
             d = q_des[i]
-            lat[d, b], e_j[d, b], tm[d, b] = t_out[i], e_out[i], True
+            lat[d, b], tm[d, b] = t_out[i], True
         for d in range(n):
             going[d] = going[d] and fits[d, b] and _lat_ok(lat[d, b], slo)
     # per design: the first candidate of best score, the last candidate (a chord's lower knot) and the first stop
@@ -140,6 +150,8 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
         o_int[d, 1] = batch[j]
         o_int[d, 2] = stop
         o_int[d, 3] = fits[d, stop] if stop >= 0 else False
+        if tm[d, j] and not pipe[d]:  # (the search took no energy)
+            e_j[d, j] = _instance_energy(ops, j + shift[d], d, fw[d, j], 1.0, res[d, j], hwd, efl, pix, kind, ce)
         o_float[d, 0], o_float[d, 1], o_float[d, 2] = lat[d, j], e_j[d, j], fw[d, j]
         o_float[d, 3] = lat[d, stop] if stop >= 0 else 0.0
         hi = last[d] + 1
@@ -147,12 +159,13 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
             q_row[m], q_des[m], q_w[m], q_res[m] = hi + shift[d], d, fw[d, hi], res[d, hi]
             m += 1
     if m:
-        time_batch(m, q_row, q_des, q_w, q_k, q_res, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
-                   calv, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern)
+        _time_batch(m, q_row, q_des, q_w, q_k, q_res, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
+                    calv, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
+                    res_cols, pix, True)
     for i in range(m):
         d = q_des[i]
         hi = last[d] + 1
-        lat[d, hi], e_j[d, hi], tm[d, hi] = t_out[i], e_out[i], True
+        lat[d, hi], tm[d, hi] = t_out[i], True
     # the chord beyond each design's last good batch: the largest batch meeting the max, capacity and the SLO
     if B > 1:
         for d in range(n):
@@ -185,6 +198,11 @@ def map_cnn_kernel(batch, w, kv, act, sram, mem, chips, sc, ops, mm, rowinfo, ki
             lx = l_lo + th * (l_hi - l_lo)
             v = chips[d] * a / lx if goal_thr else -lx
             if v > best_sc[d]:
+                if not pipe[d]:  # (the search took no energy: the chord's knots')
+                    for x in (lo, hi):
+                        if tm[d, x]:
+                            e_j[d, x] = _instance_energy(ops, x + shift[d], d, fw[d, x], 1.0, res[d, x], hwd, efl, pix,
+                                                         kind, ce)
                 o_int[d, 1] = a
                 o_float[d, 0] = lx
                 o_float[d, 1] = e_j[d, lo] + th * (e_j[d, hi] - e_j[d, lo])

@@ -926,15 +926,15 @@ def _queue(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, 
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _instance_energy(ops, s, d, wres_in, kres_in, hwd, efl, pix, kind, comm_elsewhere):
-    """Dynamic energy (J) of one step instance (row `s` on design `d` under the shares `wres_in`, `kres_in`, no SRAM
-    held by others): `_time_batch`'s energy terms (`_lane`, `_op_terms`) and their sum, term by term in its order, the
-    same bits; they take no time term, so no roof, division nor root."""
+def _instance_energy(ops, s, d, wres_in, kres_in, res_in, hwd, efl, pix, kind, comm_elsewhere):
+    """Dynamic energy (J) of one step instance (row `s` on design `d` under the shares `wres_in`, `kres_in`, `res_in`
+    bytes of SRAM held by others): `_time_batch`'s energy terms (`_lane`, `_op_terms`) and their sum, term by term in
+    its order, the same bits; they take no time term, so no roof, division nor root."""
     wres = _mn(_mx(wres_in, 0.0), 1.0)
     kres = _mn(_mx(kres_in, 0.0), 1.0)
     sw, sk = 1.0 - wres, 1.0 - kres
     has_mem = hwd[d, 9]
-    free_sram = _mx(hwd[d, 10] - 0.0, 0.0) if has_mem > 0 else np.inf
+    free_sram = _mx(hwd[d, 10] - res_in, 0.0) if has_mem > 0 else np.inf
     e_sram, e_mem, e_link = hwd[d, 19], hwd[d, 20], hwd[d, 21]
     joules = 0.0
     for j in range(ops.shape[2]):
@@ -993,7 +993,7 @@ def _pair_energies(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n
             else:
                 wr = 1.0 if code >= 1 else 0.0
                 kr = 1.0 if code == 2 else 0.0
-            memo_e[dl, x] = _instance_energy(ops, s + shift_in[d0 + dl], d0 + dl, wr, kr, hwd, efl, pix, kind,
+            memo_e[dl, x] = _instance_energy(ops, s + shift_in[d0 + dl], d0 + dl, wr, kr, 0.0, hwd, efl, pix, kind,
                                              comm_elsewhere) if is_dec[s] else np.nan
 
 
@@ -1026,24 +1026,25 @@ def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want, order, tmp):
 
 
 @njit(cache=True, inline="always")
-def _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state):
-    """Keep the `m` timed instances' time and energy under their memo keys: design `q_des` (block row q_des - d0),
-    column `q_key` (its `memo_state`, 1 since `_queue`, stays)."""
+def _memoize(m, q_des, q_key, d0, t_out, memo_t):
+    """Keep the `m` timed instances' time under their memo keys: design `q_des` (block row q_des - d0), column
+    `q_key` (its `memo_state`, 1 since `_queue`, stays; the search takes no energy: `_pair_energies`)."""
     for i in range(m):
         dl, x = q_des[i] - d0, q_key[i]
-        memo_t[dl, x], memo_e[dl, x] = t_out[i], e_out[i]
+        memo_t[dl, x] = t_out[i]
 
 
 @njit(cache=True, inline="always")
-def _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl):
+def _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl, energy):
     """(TPOT, batch prefill, TTFT, J per batch cycle of a replica) of each listed pair into its cells of `tpot`, `pre`,
-    `ttft`, `jl` (mapping._pair_times, term by term) from the memoized step times (memo keys `p_x`)."""
+    `ttft`, `jl` (mapping._pair_times, term by term) from the memoized step times (memo keys `p_x`); `energy` False
+    (a literal: the search, which has no energies) leaves `jl` as it is."""
     for p in range(npairs):
         dl, j = p_dl[p], p_j[p]
         d = d0 + dl
-        d_t, d_e = memo_t[dl, p_x[0, p]], memo_e[dl, p_x[0, p]]
+        d_t = memo_t[dl, p_x[0, p]]
         p_t = memo_t[dl, p_x[1, p]]
-        ch_t, ch_e = memo_t[dl, p_x[2, p]], memo_e[dl, p_x[2, p]]
+        ch_t = memo_t[dl, p_x[2, p]]
         pp = pl[P_PP, j]
         tp_ = d_t + (pp - 1) * hop[d, pl[P_HOP_DEC, j]]
         pre_ = (pl[P_NCHUNKS, j] + pp - 1) * (ch_t / pp + (1.0 if pp > 1 else 0.0) * hop[d, pl[P_HOP_CHUNK, j]])
@@ -1052,7 +1053,10 @@ def _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, mem
         tpot[dl, j] = tp_
         pre[dl, j] = pre_
         ttft[dl, j] = tt_
-        jl[dl, j] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e + pp * static_in[d] * cycle)
+        if energy:
+            d_e, ch_e = memo_e[dl, p_x[0, p]], memo_e[dl, p_x[2, p]]
+            jl[dl, j] = pl[P_GRP, j] * (pl[P_NCHUNKS, j] * ch_e + out_len * pl[P_MBS, j] * d_e +
+                                        pp * static_in[d] * cycle)
 
 
 @njit(cache=True, inline="always")
@@ -1210,8 +1214,9 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                 _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl,
                             cal, split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll,
                             clg, res_cols, pix, True)
-            _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
-            _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
+            _memoize(m, q_des, q_key, d0, t_out, memo_t)
+            _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl,
+                    False)
             for p in range(npairs):
                 dl, j = p_dl[p], p_j[p]
                 dpv[dl, j] = dp_of[dl, rep_of[j]]  # (chips // replicas)
@@ -1240,8 +1245,8 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
             _time_batch(m, q_row, q_des, q_wr, q_kr, zeros, q_want, ops, mm, rowinfo, kind, hwd, peak, narrow, efl, cal,
                         split_k_min, t_out, e_out, compute, comm, comm_bw, busy, overhead, kern, work, coll, clg,
                         res_cols, pix, True)
-        _memoize(m, q_des, q_key, d0, t_out, e_out, memo_t, memo_e, memo_state)
-        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
+        _memoize(m, q_des, q_key, d0, t_out, memo_t)
+        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl, False)
         # each design's choice by time alone, then the energy of its chosen plan (J per batch cycle; a chord's: of
         # both its knots) from its decode and prefill chunk instances' energies (the search takes none:
         # `_time_batch`'s `search`)
@@ -1259,7 +1264,7 @@ def map_llm_kernel(pl, pf, rungs, chips_in, sram_in, mem_in, static_in, hop, shi
                     npairs += 1
         _pair_energies(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n_steps, memo_state, memo_e, cbase,
                        ops, hwd, efl, pix, kind, cal[11] > 0)
-        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl)
+        _values(npairs, p_dl, p_j, p_x, d0, pl, static_in, hop, out_len, memo_t, memo_e, tpot, pre, ttft, jl, True)
         for dl in range(nb):
             d = d0 + dl
             lo = o_int[d, 0]
