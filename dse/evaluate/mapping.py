@@ -628,6 +628,10 @@ def _choose_compiled(sk, t: LlmPlanTable, hw: HwView, cal: Calibration, chips, h
     """`_choose` by the compiled kernel (`step_kernel.map_llm_kernel`): one loop over the designs, each plan's
     steps timed by the same per-instance arithmetic as `perf.step_times`' compiled path."""
     n = hw.n
+    if 3 * len(t.steps) + len(t.cls_step) >= 1 << sk.MEMO_KEY_BITS:
+        raise ValueError(f"an LLM plan table of {len(t.steps)} steps and {len(t.cls_step)} footprint classes has more "
+                         f"memo columns than the compiled kernel packs (2^{sk.MEMO_KEY_BITS}); DSE_KERNEL=numpy "
+                         "evaluates it")
     pl, pf, rungs, is_dec = _plan_arrays(t)
     stack = stacked_tables(_compressed(t.steps))
     ops, mm, rows, kind, hwd, peak, narrow, efl, calv, shift = compiled_tables(sk, stack, hw, cal)

@@ -997,6 +997,13 @@ def _pair_energies(npairs, p_dl, p_j, fwv, fkv, p_x, d0, pl, shift_in, is_dec, n
                                              comm_elsewhere) if is_dec[s] else np.nan
 
 
+# `_sort_rows` packs a queue entry's (row, memo column) - or (row, position in its design's segment, at most its memo
+# columns) - in one integer, the column in the low MEMO_KEY_BITS bits: a plan table's memo columns (3 per step and
+# one per footprint class, `_memo_key`) must stay below 2^MEMO_KEY_BITS (dse.evaluate.mapping checks before a call)
+MEMO_KEY_BITS = 20
+_MEMO_MASK = (1 << MEMO_KEY_BITS) - 1
+
+
 @njit(cache=True, inline="always")
 def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want, order, tmp):
     """Sort queue entries [a, b) (one design's: their `q_des` is the same, left in place) by row, stably: an insertion
@@ -1008,20 +1015,20 @@ def _sort_rows(a, b, q_row, q_key, q_wr, q_kr, q_want, order, tmp):
     if ordered:
         return
     for i in range(a, b):
-        key = (q_row[i] << 20) | (i - a)
+        key = (q_row[i] << MEMO_KEY_BITS) | (i - a)
         h = i - a
         while h > 0 and order[h - 1] > key:
             order[h] = order[h - 1]
             h -= 1
         order[h] = key
     for t in range(b - a):
-        i = a + (order[t] & 0xFFFFF)
+        i = a + (order[t] & _MEMO_MASK)
         tmp[0, t], tmp[1, t], tmp[2, t] = q_wr[i], q_kr[i], 1.0 if q_want[i] else 0.0
-        order[t] = (order[t] & ~0xFFFFF) | q_key[i]  # (row, memo column): q_key < 2^20
+        order[t] = (order[t] & ~_MEMO_MASK) | q_key[i]  # (row, memo column)
     for t in range(b - a):
         i = a + t
-        q_row[i] = order[t] >> 20
-        q_key[i] = order[t] & 0xFFFFF
+        q_row[i] = order[t] >> MEMO_KEY_BITS
+        q_key[i] = order[t] & _MEMO_MASK
         q_wr[i], q_kr[i], q_want[i] = tmp[0, t], tmp[1, t], tmp[2, t] > 0
 
 
