@@ -934,8 +934,7 @@ def _llm_reasons(t: LlmPlanTable, hw: HwView, chips, ch: _Choice, bad: np.ndarra
             cap[k] = _by_value(mem[k], lambda x: mem_text[x, True])
         k = np.flatnonzero(~on_mem)
         if k.size:
-            cap[k] = [("%.3g GB" % (x / 1e9)) if x >= 1e8 else ("%.3g MB" % (x / 1e6))  # (`_fmt_gb`'s text)
-                      for x in hw.sram_bytes[r[k]].tolist()]
+            cap[k] = _by_value(hw.sram_bytes[r[k]], _fmt_gb)
         out[i] = head + cap + tail
     return out
 
