@@ -12,9 +12,7 @@ from dse.pareto import crowding_distance, crowding_distance_by_group
 from dse.runs.colpart import Coded
 from dse.study.samplers import survival_order
 
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+from _objectives import float_bits, tied_objectives  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -23,13 +21,11 @@ def test_one_front_crowding_is_crowding_by_group_of_one_group(seed):
     rng = np.random.default_rng(seed)
     for t in range(300):
         n, m = int(rng.integers(0, 40)), int(rng.integers(1, 5))
-        F = rng.integers(0, 5, (n, m)).astype(float) if t % 2 else rng.normal(size=(n, m))
-        if n and t % 3 == 0:
-            F[rng.random(n) < 0.4, 0] = -0.0
+        F = tied_objectives(rng, t, n, m)
         if n and t % 7 == 0:
             F[:, -1] = 3.0  # an objective every row ties on
         want = crowding_distance_by_group(F, np.zeros(n, dtype=np.int64))
-        assert np.array_equal(_bits(crowding_distance(F)), _bits(want))
+        assert np.array_equal(float_bits(crowding_distance(F)), float_bits(want))
 
 
 def test_one_front_crowding_known_values():
@@ -53,7 +49,7 @@ def test_survival_when_the_first_front_fills_the_population(seed):
     assert np.count_nonzero(rank == 0) > k  # (the case under test)
     assert part[:k].tolist() == full[:k].tolist()
     assert np.array_equal(rank_k[part[:k]], rank[full[:k]])
-    assert np.array_equal(_bits(crowd_k[part[:k]]), _bits(crowd[full[:k]]))
+    assert np.array_equal(float_bits(crowd_k[part[:k]]), float_bits(crowd[full[:k]]))
 
 
 def test_journal_lines_of_coded_reasons_are_those_of_plain_ones(tmp_path, monkeypatch):

@@ -10,11 +10,9 @@ import pytest
 
 from dse.pareto import crowding_distance, pareto_rank
 from dse.study.samplers import survival_order
+
+from _objectives import float_bits, tied_objectives  # noqa: E402
 from dse.study.space import _const
-
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
 
 
 def _rank_by_peeling(Z: np.ndarray) -> np.ndarray:
@@ -55,15 +53,13 @@ def test_crowding_of_finite_rows_is_that_beside_a_non_finite_row(seed):
     rng = np.random.default_rng(seed)
     for t in range(200):
         n, m = int(rng.integers(0, 30)), int(rng.integers(1, 4))
-        F = rng.integers(0, 5, (n, m)).astype(float) if t % 2 else rng.normal(size=(n, m))
-        if n and t % 3 == 0:
-            F[rng.random(n) < 0.4, 0] = -0.0
+        F = tied_objectives(rng, t, n, m)
         both = np.vstack([F, np.full((1, m), np.nan)])
         want = crowding_distance(both)
         got = crowding_distance(F)
         assert want[-1] == 0.0
-        assert got.dtype == np.float64 and np.array_equal(_bits(got), _bits(want[:-1]))
-        assert np.array_equal(_bits(crowding_distance(-F, True)), _bits(got))
+        assert got.dtype == np.float64 and np.array_equal(float_bits(got), float_bits(want[:-1]))
+        assert np.array_equal(float_bits(crowding_distance(-F, True)), float_bits(got))
 
 
 def test_survival_ranks_infeasible_rows_by_dense_violation():
