@@ -1,6 +1,7 @@
-"""A name knob's rows found by a table of a few code-point columns (`arrays._name_positions`) instead of a binary
-search: on every row whose name is allowed the search's position, on every other row a position whose name differs
-from the row's (so `_lookup` flags it), and `DesignArrays.from_columns` the same arrays as with the search."""
+"""A name knob's rows found by a table of a few code-point columns (`arrays._name_rows`) instead of a binary search:
+on every row whose name is allowed the search's position, on every other row a position whose name differs from the
+row's, the unknown rows the search's (`_lookup` flags them), and `DesignArrays.from_columns` the same arrays as with
+the search."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def _near_misses(names):
 
 def _check(srt, raw):
     want = srt.searchsorted(raw)
-    got = A._name_positions(srt, raw)
+    srt_end = np.append(srt, srt[-1:])
+    got, bad = A._name_rows(srt, srt_end, raw)
+    assert np.array_equal(bad, srt_end[want] != raw)  # (the unknown rows: the search's)
     assert got.shape == raw.shape and got.min(initial=0) >= 0 and got.max(initial=0) <= len(srt)
     known = (want < len(srt)) & (srt[np.minimum(want, len(srt) - 1)] == raw)
     assert np.array_equal(got[known], want[known])
@@ -92,7 +95,7 @@ def test_from_columns_same_as_with_the_search(monkeypatch):
     cols["chip.link"] = cols["chip.link"].astype(object)
     cols["chip.link"][rng.integers(0, 500, 40)] = "nvlink"
     fast = DesignArrays.from_columns(cols, tech)
-    monkeypatch.setattr(A, "_name_positions", lambda srt, raw: srt.searchsorted(raw))
+    monkeypatch.setattr(A, "NAME_TABLE_FROM", 1 << 60)  # (the search)
     slow = DesignArrays.from_columns(cols, tech)
     _same(fast, slow)
     assert not fast.valid.all()

@@ -133,8 +133,7 @@ def _lookup(columns: Mapping[str, Any], knob: str, names: Sequence[str], n: int,
         return idx_n, np.full(n, raw[0], dtype=raw.dtype), np.full(n, at[0], dtype=at.dtype)
     raw = _broadcast(col, n).astype(str, copy=False)
     srt, srt_end, order_end = _sorted_names(tuple(names))
-    pos = _name_positions(srt, raw)  # (len(srt) past the last name: its entry repeats the last one's)
-    bad = srt_end[pos] != raw
+    pos, bad = _name_rows(srt, srt_end, raw)
     idx = at = order_end[pos]  # (a fresh array)
     if np.count_nonzero(bad):
         uniq, inv = np.unique(raw[bad], return_inverse=True)
@@ -155,14 +154,39 @@ _SORTED_NAMES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] 
 _NAME_KEYS: dict[tuple, tuple | None] = {}  # (sorted names, width) → `_name_keys`
 
 
+def _name_rows(srt: np.ndarray, srt_end: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position, unknown) of each row of the str array `raw` among the sorted distinct names `srt` (`srt_end`: the
+    same with its last entry repeated): an allowed name's position `srt.searchsorted(raw)`, and whether the row is
+    not the name at its position (`srt_end[pos] != raw`). From NAME_TABLE_FROM rows by a table of the names' code
+    points at a few columns where they all differ (`_name_keys`, once per name list and string width) and a check of
+    each row's code points against its name's: a few integer passes instead of a binary search of string compares;
+    the search where no such columns exist, and below NAME_TABLE_FROM rows."""
+    keys = _table_keys(srt, raw) if raw.size >= NAME_TABLE_FROM else None
+    if keys is None:
+        pos = srt.searchsorted(raw)  # (len(srt) past the last name: its entry repeats the last one's)
+        return pos, srt_end[pos] != raw
+    cols, mod, table, end_codes = keys
+    w = end_codes.shape[1]
+    codes = raw.view(np.uint32).reshape(raw.size, w)
+    key = codes[:, cols[0]].clip(max=255)
+    for p in cols[1:]:
+        key = (key * 256 + codes[:, p].clip(max=255)) % mod
+    pos = table.take(key)
+    x = end_codes.take(pos, axis=0)
+    x ^= codes
+    diff = x[:, 0].copy()
+    for p in range(1, w):
+        diff |= x[:, p]
+    return pos, diff != 0
+
+
 def _name_positions(srt: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """`srt.searchsorted(raw)` (`srt`: sorted distinct names, `raw` a str array) on every row whose name is in `srt`:
-    its position there; any position in [0, len(srt)] on the others (whose entry of `srt` then differs from the row,
-    which `_lookup` checks). By a table of the names' code points at a few columns where they all differ
-    (`_name_keys`, once per name list and string width): a few integer passes instead of a binary search of string
-    compares; the search itself where no such columns exist, and below NAME_TABLE_FROM rows."""
-    if raw.size < NAME_TABLE_FROM:
-        return srt.searchsorted(raw)
+    """`_name_rows`' positions (for tests: the search's on every allowed name, any in [0, len(srt)] elsewhere)."""
+    return _name_rows(srt, np.append(srt, srt[-1:]), raw)[0]
+
+
+def _table_keys(srt: np.ndarray, raw: np.ndarray) -> tuple | None:
+    """`_name_keys` of the names `srt` for the rows of `raw` (its string width), once per (names, width)."""
     w = raw.dtype.itemsize // 4
     key = (srt.tobytes(), srt.dtype.itemsize, w)
     keys = _NAME_KEYS.get(key, _MISSING)
@@ -170,33 +194,30 @@ def _name_positions(srt: np.ndarray, raw: np.ndarray) -> np.ndarray:
         if len(_NAME_KEYS) > 256:
             _NAME_KEYS.clear()
         keys = _NAME_KEYS[key] = _name_keys(srt.tolist(), w)
-    if keys is None:
-        return srt.searchsorted(raw)
-    codes = raw.view(np.uint32).reshape(raw.size, w)
-    cols, mod, table = keys
-    key = codes[:, cols[0]].clip(max=255)
-    for p in cols[1:]:
-        key = (key * 256 + codes[:, p].clip(max=255)) % mod
-    return table.take(key)
+    return keys
 
 
-NAME_TABLE_FROM = 2048  # rows from which `_name_positions` takes its table (below, its fixed ~5-15 us cost more than
+NAME_TABLE_FROM = 2048  # rows from which `_name_rows` takes its table (below, its fixed ~5-15 us cost more than
 # the search's ~30 ns per row: 2.3 vs 13 us at 128 rows, 320 vs 67 us at 10k, one knob)
 NAME_MODULI = (251, 509, 1021, 2039, 4093)  # the table sizes `_name_keys` tries for two columns or more
 NAME_COLUMNS = 4  # columns `_name_keys` combines at most
 
 
-def _name_keys(srt: list[str], w: int) -> tuple[tuple[int, ...], int, np.ndarray] | None:
-    """(columns, modulus, table) of `_name_positions` for the sorted names `srt` and rows of `w` code points: up to
-    NAME_COLUMNS columns whose code points, each clipped to 255, read as base-256 digits modulo the modulus (after each
+def _name_keys(srt: list[str], w: int) -> tuple[tuple[int, ...], int, np.ndarray, np.ndarray] | None:
+    """(columns, modulus, table, code points) of `_name_rows` for the sorted names `srt` and rows of `w` code points:
+    up to NAME_COLUMNS columns whose code points, each clipped to 255, read as base-256 digits modulo the modulus (after each
     digit; one column: its code point) differ between every two names of at most `w` code points (a longer name never
-    equals such a row), and the table from that key to the name's position in `srt` (0 for no name); None where no
-    such columns and modulus tell them apart (or two names are the same)."""
+    equals such a row), the table from that key to the name's position in `srt` (0 for no name) and the code points
+    of the names and the last again ((len(srt) + 1, w): a longer name's 2^32 - 1, no row's); None where no such
+    columns and modulus tell them apart (or two names are the same)."""
     fit = [(i, nm) for i, nm in enumerate(srt) if len(nm) <= w]
-    if not fit:
+    if not fit or w == 0:
         return None
     c = np.minimum(np.array([[ord(ch) for ch in nm.ljust(w, "\0")] for _, nm in fit], np.int64), 255)
     at = np.array([i for i, _ in fit], np.intp)
+    # each name's code points (and the last's again: `srt_end`'s rows), a name longer than w's as 2^32 - 1 (no row's)
+    end_codes = np.array([[ord(ch) for ch in nm.ljust(w, "\0")] if len(nm) <= w else [0xFFFFFFFF] * w
+                          for nm in srt + srt[-1:]], np.uint32)
     for cols in itertools.chain.from_iterable(itertools.combinations(range(w), r) for r in range(1, NAME_COLUMNS + 1)):
         for mod in NAME_MODULI if len(cols) > 1 else (256,):
             key = c[:, cols[0]]
@@ -205,7 +226,7 @@ def _name_keys(srt: list[str], w: int) -> tuple[tuple[int, ...], int, np.ndarray
             if len(np.unique(key)) == len(fit):
                 table = np.zeros(mod, np.intp)
                 table[key] = at
-                return cols, mod, table
+                return cols, mod, table, end_codes
     return None
 
 
