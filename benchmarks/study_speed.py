@@ -30,8 +30,14 @@ contender with each seed (the study's seed; pymoo's and Optuna's seed alike): on
 and the runner's hypervolume ratio per seed with its median and spread (one seed says little: a search's
 hypervolume moves by about a percent from seed to seed).
 
+The model's path is the same for every contender: `--kernel numpy` (the default; what `DSE_KERNEL=auto` takes in
+a fresh process until it has timed ~10^7 operator elements, ~400k trials of this study) or `numba` (compiled; its
+first call, ~1 s of loading, is made by the warm-up before any contender runs). Under auto the path would switch
+in the middle of a long benchmark (the counter adds up over the contenders and rounds, and a background compile
+starts), so that a later contender would run on another path than an earlier one.
+
 Usage: python benchmarks/study_speed.py [--trials 10000] [--population 100] [--mix local] [--skip-journal]
-                                      [--repeat 1] [--only runner,pymoo] [--seeds 1]
+                                      [--repeat 1] [--only runner,pymoo] [--seeds 1] [--kernel numpy]
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dse.expr import parse  # noqa: E402
+from dse.model import kernel as model_kernel  # noqa: E402
 from dse.pareto import hypervolume, nondominated_mask, to_minimization  # noqa: E402
 from dse.study.execution import MODEL_PROCESS_DEFAULT  # noqa: E402
 from dse.study.cache import ResultCache  # noqa: E402
@@ -422,6 +429,13 @@ def _hypervolumes(out: dict[str, dict], maximize: np.ndarray) -> tuple[np.ndarra
     return ref, hv
 
 
+def use_kernel(mode: str) -> None:
+    """Every contender's model on the `mode` path ("numpy" or "numba"), for the whole benchmark (see the module
+    docstring: auto could switch it between contenders)."""
+    os.environ[model_kernel.KERNEL_ENV] = mode
+    model_kernel.reset_kernel()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10_000)
@@ -431,15 +445,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender; medians are reported")
     ap.add_argument("--only", default="", help="comma-separated contenders to run (default: all), e.g. runner,pymoo")
     ap.add_argument("--seeds", default="1", help="comma-separated study seeds, e.g. 1,2,3,4,5 (hypervolume per seed)")
+    ap.add_argument("--kernel", choices=("numpy", "numba"), default="numpy",
+                    help="the model's path for every contender (default numpy: what a fresh process of a 10k-trial "
+                         "run takes under DSE_KERNEL=auto)")
     args = ap.parse_args()
+    use_kernel(args.kernel)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="dse-speed-"))
     try:
         paths = {seed: make_study(tmp, args.trials, args.population, args.mix, seed) for seed in seeds}
         st = load_study(paths[seeds[0]])
-        ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches
+        ModelEvaluator(st.spec.mix)(st.space.columns([st.space.complete({})]))  # warm the model's caches (and kernels)
         print(f"space search_spaces/datacenter.yaml, mix {args.mix}, NSGA-II population {args.population}, "
+              f"model path {model_kernel.kernel_mode()} for every contender, "
               f"{args.trials} trials, 3 objectives, seeds {seeds}; pymoo and plain Optuna: one process, one "
               "thread; the runner (serial): its model in a forked process beside its own work when a CPU is idle or when asked "
               f"(DSE_MODEL_PROCESS={os.environ.get('DSE_MODEL_PROCESS', MODEL_PROCESS_DEFAULT)}; 'auto': when a CPU "
