@@ -1,7 +1,8 @@
 """Trials/s and hypervolume of the dse study runner against plain Optuna (both ways) and pymoo's NSGA-II, on
 the same space, model, objectives, constraints, population and budget.
 
-Contenders (all in this process, one after the other, the model warmed up first; every one evaluates a
+Contenders (all in this process, one after the other, the model warmed up first and then every contender by one
+untimed short run, their order alternating from round to round; every one evaluates a
 generation of designs with one vectorized model call, and every one reuses the result of a design it asked
 before, as the runner does: the same objective function for all):
   * runner          `dse.study.runner.StudyRunner` with the study's sampler (default: the array NSGA-II),
@@ -467,18 +468,28 @@ def main() -> None:
         print(f"machine at the start: {machine_load()}")
         keep = {c.strip() for c in args.only.split(",")} if args.only else None
         runs: dict[int, dict[str, list[dict]]] = {seed: {} for seed in seeds}
-        for _ in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
+        def contenders(path: Path, trials: int) -> list[tuple[str, Any]]:
+            fns: dict[str, Any] = {"runner": lambda: run_runner(path, tmp),
+                                   "optuna-batched": lambda: run_optuna_batched(path, trials),
+                                   "pymoo": lambda: run_pymoo(path, trials)}
+            if not args.skip_journal:
+                fns["optuna-journal"] = lambda: run_optuna_journal(path, tmp, trials)
+            return [(name, fn) for name, fn in fns.items() if keep is None or name in keep]
+
+        # every contender warmed alike before the timed rounds: one untimed short run each (3 generations of another
+        # seed: its first calls, lazy imports and thread pools), as the model was warmed above
+        warm = make_study(tmp, min(args.trials, 3 * args.population), args.population, args.mix, max(seeds) + 1)
+        for _, fn in contenders(warm, min(args.trials, 3 * args.population)):
+            fn()
+        for rnd in range(args.repeat):  # rounds, each contender once per round: the machine's load hits them alike
             for seed, path in paths.items():
-                contenders: dict[str, Any] = {"runner": lambda: run_runner(path, tmp),
-                                              "optuna-batched": lambda: run_optuna_batched(path, args.trials),
-                                              "pymoo": lambda: run_pymoo(path, args.trials)}
-                if not args.skip_journal:
-                    contenders["optuna-journal"] = lambda: run_optuna_journal(path, tmp, args.trials)
-                for name, fn in contenders.items():
-                    if keep is None or name in keep:
-                        r = fn()
-                        if r is not None:
-                            runs[seed].setdefault(name, []).append(r)
+                order = contenders(path, args.trials)
+                if rnd % 2:  # (the order alternates from round to round: neither always runs first)
+                    order.reverse()
+                for name, fn in order:
+                    r = fn()
+                    if r is not None:
+                        runs[seed].setdefault(name, []).append(r)
         maximize = st.spec.maximize
         metrics = [o.metric for o in st.spec.objectives]
         ratios: dict[str, list[float]] = {}
