@@ -336,12 +336,11 @@ class TrialRecords:
             x = np.asarray(x, dtype=float)
             active[:, j] = x == x
             v = np.where(active[:, j], x, 0.0)
-            text = (_int_texts(v.astype(np.int64)) if kind == "categorical"
-                    else json_number_series(np.round(v) if kind == "int" else v))
-            cols[f"p{j}"] = text
+            cols[f"p{j}"] = (pl.Series(v.astype(np.int64)) if kind == "categorical"
+                             else _number_column(np.round(v) if kind == "int" else v))
             cols[f"a{j}"] = pl.Series(active[:, j])
         for j in range(m):
-            cols[f"v{j}"] = json_number_series(values[:, j])
+            cols[f"v{j}"] = _number_column(values[:, j])
         for j, (_, c) in enumerate(system_attrs):
             cols[f"s{j}"] = _value_texts(np.broadcast_to(np.asarray(c), (n,)))
         for j, (_, c) in enumerate(key_metrics):
@@ -363,10 +362,12 @@ class TrialRecords:
         cols["tail"] = _pick(tails, which)
         cols["ok"] = pl.Series(ok)
         cols["feasible"] = pl.Series(np.asarray(feasible, dtype=bool))
+        # the number columns held as numbers (not texts) are written as text by the expression, in one query
+        casts = tuple(c for c, v in cols.items() if c[0] in "pvsk" and v.dtype.is_numeric())
         expr = self._expression(tuple(names), m, tuple(enc(nm) for nm, _ in system_attrs),
                                 tuple(enc(nm) for nm, _ in key_metrics),
                                 tuple(cols[c].dtype == pl.Boolean for c in cols if c[0] in "sk"),
-                                "{" if head is None else head)
+                                "{" if head is None else head, casts)
         if head is None:
             return pl.DataFrame(cols).select(expr)["r"].to_list()
         # (as bytes straight from polars: a Python text of the ~1.8 MB a 1,000-trial append holds, then its UTF-8
@@ -374,14 +375,19 @@ class TrialRecords:
         return pl.DataFrame(cols).select(pl.concat_str([expr.str.join("\n"), pl.lit("\n")]).cast(pl.Binary))["r"].item()
 
     def _expression(self, names: tuple[str, ...], m: int, sys_names: tuple[str, ...],
-                    key_names: tuple[str, ...], flags: tuple[bool, ...], opening: str = "{") -> pl.Expr:
+                    key_names: tuple[str, ...], flags: tuple[bool, ...], opening: str = "{",
+                    casts: tuple[str, ...] = ()) -> pl.Expr:
         """The polars expression of `batch`'s records over its columns (cached per set of fields; `flags`: which
         system attribute and key metric columns, in order, are booleans rather than texts; `opening`: the text
-        before the first field, a record's `{` or a journal line's head)."""
-        key = (names, m, sys_names, key_names, flags, opening)
+        before the first field, a record's `{` or a journal line's head; `casts`: the columns held as numbers,
+        written as polars' text of them)."""
+        key = (names, m, sys_names, key_names, flags, opening, casts)
         hit = self._exprs.get(key)
         if hit is not None:
             return hit
+        if len(self._exprs) >= 256:  # (a few sets of fields per run)
+            self._exprs.clear()
+        cast = set(casts)
         lit, cat = pl.lit, pl.concat_str
         enc = _COMPACT.encode
         is_bool = dict(zip([f"s{j}" for j in range(len(sys_names))] + [f"k{j}" for j in range(len(key_names))],
@@ -390,7 +396,7 @@ class TrialRecords:
         def col(name: str) -> pl.Expr:
             if is_bool.get(name):
                 return pl.when(pl.col(name)).then(lit("true")).otherwise(lit("false"))
-            return pl.col(name)
+            return pl.col(name).cast(pl.String) if name in cast else pl.col(name)
         if m == 1:
             vals = pl.when(col("ok")).then(cat([lit('"value":'), col("v0"), lit(',"values":null')]))
         else:
@@ -416,18 +422,33 @@ class TrialRecords:
         return hit
 
 
-def _int_texts(a: np.ndarray) -> pl.Series:
-    return pl.Series(np.asarray(a, dtype=np.int64)).cast(pl.String)
-
-
 def _value_texts(a: np.ndarray) -> pl.Series:
-    """A column's values as JSON text: floats as `json_number_series`, integers as `str`; booleans stay
-    booleans (the record's expression writes them)."""
+    """A column's values for `TrialRecords.batch`: floats as `_number_column`, integers as int64 numbers (the
+    record's expression writes them as `str` does); booleans stay booleans (the expression writes them)."""
     if a.dtype.kind == "b":  # turned into text by `TrialRecords._expression`
         return pl.Series(a)
     if a.dtype.kind in "iu":
-        return _int_texts(a)
+        return pl.Series(np.asarray(a, dtype=np.int64))
+    return _number_column(a)
+
+
+def _number_column(a: np.ndarray) -> pl.Series:
+    """A float column for `TrialRecords.batch`: as numbers, which its expression writes as polars' text (Python's
+    json text of every finite number from 1e-4 on, see `json_number_series`), in the one query that writes the
+    records rather than by a query per column here (~0.1 ms each, holding the interpreter lock); a column that
+    holds a tiny number, NaN or an infinity as `json_number_series`'s texts."""
+    a = np.asarray(a, dtype=float)
+    if not _FAST_TEXT:
+        _FAST_TEXT.append(_polars_matches_repr())
+    if _FAST_TEXT[0] and not _odd_numbers(a).size:
+        return pl.Series(a)
     return json_number_series(a)
+
+
+def _odd_numbers(a: np.ndarray) -> np.ndarray:
+    """Positions of the numbers polars writes otherwise than Python's json: tiny ones (not 0), NaN, infinities."""
+    with np.errstate(invalid="ignore"):
+        return np.flatnonzero(~((np.abs(a) >= _POLARS_TEXT_FROM) & np.isfinite(a)) & (a != 0))
 
 
 def _distinct_texts(a: Any, n: int, text: Callable[[str], str | None]) -> pl.Series:
@@ -501,8 +522,7 @@ def json_number_series(a: np.ndarray) -> pl.Series:
     if not _FAST_TEXT[0]:
         return pl.Series(list(map(_float_json, a.tolist())), dtype=pl.String)
     out = pl.Series(a).cast(pl.String)
-    with np.errstate(invalid="ignore"):
-        odd = np.flatnonzero(~((np.abs(a) >= _POLARS_TEXT_FROM) & np.isfinite(a)) & (a != 0))  # tiny, NaN, inf
+    odd = _odd_numbers(a)  # tiny, NaN, inf
     if odd.size:
         out = out.scatter(odd, [_float_json(x) for x in a[odd].tolist()])
     return out
