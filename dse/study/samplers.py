@@ -318,14 +318,17 @@ class KnobCodec:
                     continue
                 tables[j] = None
                 names = k.when.names
-                if len(names) == 1 and names[0] in cats:
+                if len(names) == 1 and names[0] in cats and cats[names[0]][1].dtype != object:
                     src, choices = cats[names[0]]
-                    try:
-                        truth = np.asarray(k.when.truth({names[0]: choices}), dtype=bool)
+                    c = len(choices)
+                    try:  # (also on one more row: a list literal that broadcast against exactly the choices fails)
+                        truth = np.broadcast_to(np.asarray(k.when.truth({names[0]: choices}), dtype=bool), (c,))
+                        again = np.broadcast_to(np.asarray(k.when.truth({names[0]: np.concatenate([choices, choices[:1]])}),
+                                                           dtype=bool), (c + 1,))
                     except Exception:  # noqa: BLE001 - the general path below raises it, naming the knob's rows
                         continue
-                    if truth.shape in ((), (len(choices),)):
-                        tables[j] = (src, np.broadcast_to(truth, (len(choices),)).copy())
+                    if np.array_equal(again, np.concatenate([truth, truth[:1]])):
+                        tables[j] = (src, truth.copy())
             self._tables = tables
         return self._tables
 
