@@ -258,8 +258,9 @@ def decoded_frame(data: dict[str, Any], n: int) -> pl.DataFrame:
         if isinstance(v, tuple):
             values, codes, kind = v
             s = pl.Series(name, values, dtype=pl.String) if kind == "str" else pl.Series(name, values, strict=False)
-            series.append(s.gather(codes.astype(np.int64)) if len(values) != n or not np.array_equal(
-                codes, np.arange(n)) else s)
+            # (indexing by a numpy array is a gather without a query: `Series.gather` runs one per call, ~0.2 ms)
+            series.append(s[codes.astype(np.int64)] if len(values) != n or not np.array_equal(codes, np.arange(n))
+                          else s)
         else:
             series.append(pl.Series(name, v))
     return pl.DataFrame(series, height=n) if series else pl.DataFrame(height=n)
