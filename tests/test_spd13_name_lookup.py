@@ -99,3 +99,16 @@ def test_from_columns_same_as_with_the_search(monkeypatch):
     slow = DesignArrays.from_columns(cols, tech)
     _same(fast, slow)
     assert not fast.valid.all()
+
+
+@pytest.mark.parametrize("form", ["strided", "big-endian"])
+def test_columns_of_any_layout(form):
+    # a strided column (a structured array's field, a slice with a step) or a byte-swapped one reads its code points
+    names = tuple(A.BY_NAME["chip.memory"].allowed(default_technology()))
+    srt = A._sorted_names(names)[0]
+    pool = _near_misses(names)
+    rng = np.random.default_rng(5)
+    raw = np.array([pool[i] for i in rng.integers(0, len(pool), 6000)], dtype=str)
+    col = raw[::2] if form == "strided" else raw.astype(raw.dtype.newbyteorder(">"))
+    assert not (col.flags.c_contiguous and col.dtype.isnative)
+    _check(srt, col)

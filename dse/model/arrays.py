@@ -167,6 +167,8 @@ def _name_rows(srt: np.ndarray, srt_end: np.ndarray, raw: np.ndarray) -> tuple[n
         return pos, srt_end[pos] != raw
     cols, mod, table, end_codes = keys
     w = end_codes.shape[1]
+    if not (raw.flags.c_contiguous and raw.dtype.isnative):  # (a strided or byte-swapped column: its code points)
+        raw = np.ascontiguousarray(raw, dtype=raw.dtype.newbyteorder("="))
     codes = raw.view(np.uint32).reshape(raw.size, w)
     key = codes[:, cols[0]].clip(max=255)
     for p in cols[1:]:
