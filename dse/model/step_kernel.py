@@ -284,22 +284,61 @@ def _knee2(c, memory):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _resident_a(w, kv, cls, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den, d2d_share,
-                d2d_den, d2d):
-    """`_resident` with its activations' terms given (`_act_terms`: bytes off and on chip, and the share streamed
-    for them, -inf for none), which do not depend on the residency: the same terms in the same order."""
+def _bytes_split(w, kv, sw, sk, wres, kres, act_off, act_on, has_mem):
+    """(bytes off chip, bytes on chip) of an operator's weights, KV and activations under the residency (wres, kres;
+    their complements sw, sk): `_resident`'s byte terms in its order (`_resident_a`, `_instance_energy`)."""
     off = sw * w
     off += sk * kv
     off += act_off
     off *= has_mem
+    on = wres * w
+    on += kres * kv
+    on += act_on
+    return off, on
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _op_time(busy, comm, gap, kernels, share, cnt):
+    """An operator's time term, not masked: (max(busy, comm) + (gap · kernels + share)) · count, in the numpy path's
+    order (`_op_terms`, `_lane`'s search and `_time_batch`'s knee and mesh passes share it)."""
+    ov = gap * kernels
+    ov += share
+    return (_mx(busy, comm) + ov) * cnt
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _byte_pj(off, on, e_sram, e_mem):
+    """(on-chip pJ, off-chip pJ) of an operator's bytes off and on chip: (2 · off + on) at the SRAM's pJ per byte
+    and 8 · off at the memory's, in the numpy path's order (`_lane` and `_instance_energy` share them)."""
+    part = off * 2.0
+    part += on
+    e_on = part * e_sram
+    part = off * 8
+    return e_on, part * e_mem
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _op_energy(cnt, flop_pj, e_on, e_off, link_pj, linked):
+    """An operator's energy (J), not masked: (FLOPs' pJ + on-chip + off-chip pJ (+ link pJ where `linked`)) · 1e-12 ·
+    count, in the numpy path's order (`_op_terms` and `_instance_energy` share it)."""
+    pj = flop_pj + e_on
+    pj += e_off
+    pj = pj + link_pj if linked else pj
+    pj *= 1e-12
+    return pj * cnt
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _resident_a(w, kv, cls, sw, sk, wres, kres, act_off, act_on, ratio, has_mem, mem_den, ramp, sram_den, d2d_share,
+                d2d_den, d2d):
+    """`_resident` with its activations' terms given (`_act_terms`: bytes off and on chip, and the share streamed
+    for them, -inf for none), which do not depend on the residency: the same terms in the same order."""
+    off, on = _bytes_split(w, kv, sw, sk, wres, kres, act_off, act_on, has_mem)
     streamed = 0.0 if cls == 0.0 else (sw if cls == 1.0 else (sk if cls == 2.0 else _mx(sw, sk)))
     streamed = _mx(streamed, ratio)  # (-inf: the share alone, as `_resident` leaves it for act_off = 0)
     memory = off / mem_den
     memory += ramp * streamed
     memory = memory if off > 0 else (off if off != off else 0.0)  # ((off / rate + ramp) · 0)
-    on = wres * w
-    on += kres * kv
-    on += act_on
     through = on + off
     sram = through / sram_den
     if d2d:
@@ -333,18 +372,11 @@ def _resident(w, act, kv, cls, sw, sk, wres, kres, free_sram, has_mem, mem_den, 
 def _op_terms(cnt, busy, comm, gap, kernels, share, flop_pj, e_on, e_off, link_pj, linked):
     """(time s, energy J) of an operator's `cnt` instances in its step, each +0.0 for an operator run zero times (a
     select, not a branch, so that pass 1b's loop vectorizes; as a sum that starts at +0.0 is never -0.0 and x + 0.0
-    is x for every other x, NaN and ±inf included, adding it is skipping it): the time (max(busy, comm) + (gap ·
-    kernels + share)) · count, the energy (FLOPs' pJ + on-chip + off-chip pJ (+ link pJ where `linked`)) · 1e-12 ·
-    count, term by term in the order the numpy path takes them."""
+    is x for every other x, NaN and ±inf included, adding it is skipping it): the time (`_op_time`) and the energy
+    (`_op_energy`), term by term in the order the numpy path takes them."""
     live = cnt != 0.0
-    ov = gap * kernels
-    ov += share
-    t = (_mx(busy, comm) + ov) * cnt
-    pj = flop_pj + e_on
-    pj += e_off
-    pj = pj + link_pj if linked else pj
-    pj *= 1e-12
-    e = pj * cnt
+    t = _op_time(busy, comm, gap, kernels, share, cnt)
+    e = _op_energy(cnt, flop_pj, e_on, e_off, link_pj, linked)
     return (t if live else 0.0), (e if live else 0.0)
 
 
@@ -384,15 +416,9 @@ def _lane(ops, s, j, kj, c, comm, flop_pj, sw, sk, wres, kres, act_off, act_on, 
     slow = 1 if (kj == 0 and not fast and cnt != 0.0) else 0
     b = _mx(roof, sram)
     if not energy:  # (`_op_terms`' time alone)
-        ov = gap * ops[8, s, j]
-        ov += share
-        t = (_mx(b, comm) + ov) * cnt
+        t = _op_time(b, comm, gap, ops[8, s, j], share, cnt)
         return b, (t if cnt != 0.0 else 0.0), 0.0, slow
-    part = off * 2.0
-    part += on
-    e_on = part * e_sram
-    part = off * 8
-    e_off = part * e_mem
+    e_on, e_off = _byte_pj(off, on, e_sram, e_mem)
     t, e = _op_terms(cnt, b, comm, gap, ops[8, s, j], share, flop_pj, e_on, e_off, (ops[5, s, j] * 8) * e_link,
                      comm_elsewhere or kj >= 2)
     return b, t, e, slow
@@ -650,9 +676,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
             roof = _power(x, inv_p) * hi
             b = _mx(roof, sram)
             busy[j] = b
-            ov = gap * ops[8, s, j]
-            ov += share
-            t_term[j] = (_mx(b, comm[j]) + ov) * ops[4, s, j]  # (`_op_terms`' time; the operator is run)
+            t_term[j] = _op_time(b, comm[j], gap, ops[8, s, j], share, ops[4, s, j])  # (the operator is run)
         if wafer:
             # a wafer-scale design's operators on their regions of the on-wafer mesh (`mesh.wafer_mesh`, term by term in
             # its order): each run operator with a traversal (a kernel of its own, not a collective) takes at least its
@@ -690,9 +714,7 @@ def _time_batch(m, row_of, design_of, wres_in, kres_in, res_in, want_e, ops, mm,
                         break
                 b = _mx(busy[j], best)
                 busy[j] = b
-                ov = gap * kn
-                ov += share
-                t_term[j] = (_mx(b, comm[j]) + ov) * cnt
+                t_term[j] = _op_time(b, comm[j], gap, kn, share, cnt)
         # pass 1c: the sums, operator by operator
         hide = overlap_c > 0 and tokens >= overlap_tokens
         if launch_s <= 0 and not hide:  # (the usual case) the step's time needs no other sum first: one pass
@@ -940,27 +962,11 @@ def _instance_energy(ops, s, d, wres_in, kres_in, res_in, hwd, efl, pix, kind, c
     for j in range(ops.shape[2]):
         cnt = ops[4, s, j]
         w, kv = ops[1, s, j], ops[3, s, j]
-        act = ops[2, s, j]
-        act_off = _mx(act - free_sram, 0.0)
-        act_on = act - act_off
-        off = sw * w
-        off += sk * kv
-        off += act_off
-        off *= has_mem
-        on = wres * w
-        on += kres * kv
-        on += act_on
-        part = off * 2.0
-        part += on
-        e_on = part * e_sram
-        part = off * 8
-        e_off = part * e_mem
+        act_off, act_on, _ = _act_terms(ops[2, s, j], free_sram)  # (its streamed share unused: no time here)
+        off, on = _bytes_split(w, kv, sw, sk, wres, kres, act_off, act_on, has_mem)
         flop_pj = ops[0, s, j] * efl[d, pix[0, s, j]]
-        pj = flop_pj + e_on
-        pj += e_off
-        pj = pj + (ops[5, s, j] * 8) * e_link if (comm_elsewhere or kind[j] >= 2) else pj
-        pj *= 1e-12
-        e = pj * cnt
+        e_on, e_off = _byte_pj(off, on, e_sram, e_mem)
+        e = _op_energy(cnt, flop_pj, e_on, e_off, (ops[5, s, j] * 8) * e_link, comm_elsewhere or kind[j] >= 2)
         joules += e if cnt != 0.0 else 0.0
     return joules
 
