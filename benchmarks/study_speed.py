@@ -24,7 +24,9 @@ before, as the runner does: the same objective function for all):
 Wall and CPU seconds per contender (CPU: the process's threads and finished children, the runner's model process
 included; steadier than wall time on a shared machine), the CPU seconds inside the model (`model`, in the model
 process when there is one; `own` = CPU - model: the contender's own work),
-and the runner's ratios in both. `--repeat N` runs N rounds (each contender once per round) and reports medians.
+and the runner's ratios in both. `--repeat N` runs N rounds (each contender once per round) and reports medians,
+and at the end the trials/s ratio of each round's pair (runner and pymoo, or batched Optuna, run one after the other)
+over every seed and round: median, min, max.
 Hypervolume: of each contender's feasible front, all with ONE reference point: the worst feasible value of
 each objective over all contenders, pushed 10 % of the range further. `--seeds 1,2,3,4,5` runs every
 contender with each seed (the study's seed; pymoo's and Optuna's seed alike): one reference point per seed,
@@ -590,8 +592,17 @@ def main() -> None:
                     ratios.setdefault(other, []).append(ratio)
                     print(f"runner / {other:<14}: {rate['runner'] / rate[other]:5.2f}x trials/s{goal}, "
                           f"{cpu_rate['runner'] / cpu_rate[other]:5.2f}x trials per CPU s; hypervolume {ratio:.3f}x")
+        # trials/s ratio of each round's pair (the runner and the other contender one after the other in the same
+        # round, so that a change in the machine's load hits both alike), over every seed and round
+        paired = {other: [len(rr["Y"]) / rr["wall"] / (len(ro["Y"]) / ro["wall"])
+                          for seed in seeds for rr, ro in zip(runs[seed].get("runner", []), runs[seed].get(other, []))]
+                  for other in ("pymoo", "optuna-batched") if any(other in runs[s] for s in seeds)}
+        print()
+        for other, rs in paired.items():
+            if rs:
+                print(f"trials/s runner / {other}, each round's pair over seeds {seeds} x {args.repeat} rounds: "
+                      f"median {np.median(rs):.2f}x, min {min(rs):.2f}, max {max(rs):.2f}")
         if len(seeds) > 1:
-            print()
             for other, rs in ratios.items():
                 print(f"hypervolume runner / {other} over seeds {seeds}: median {np.median(rs):.4f}x, "
                       f"min {min(rs):.4f}, max {max(rs):.4f} ({', '.join(f'{x:.4f}' for x in rs)})")
