@@ -91,7 +91,8 @@ def test_numpy_power_not_libm_keeps_numpy(run, monkeypatch):
     monkeypatch.setattr(area_kernel, "numpy_pow_is_libm", lambda: False)
     assert run("numba", cost.design_kernel) is None
     monkeypatch.undo()
-    assert run("numba", cost.design_kernel) is not None
+    # on a machine whose numpy dispatches power to a SIMD library (AVX-512) the kernel is off there too
+    assert (run("numba", cost.design_kernel) is not None) == area_kernel.numpy_pow_is_libm()
     assert run("numpy", cost.design_kernel) is None
 
 
@@ -120,4 +121,5 @@ def test_numpy_log_or_power_not_libm_keeps_numpy(run, monkeypatch):
     monkeypatch.setattr(area_kernel, "numpy_pow_is_libm", lambda: False)
     assert run("numba", voltage.curve_kernel) is None
     monkeypatch.undo()
-    assert run("numba", voltage.curve_kernel) is design_kernel
+    libm = design_kernel.numpy_log_is_libm() and area_kernel.numpy_pow_is_libm()  # False on AVX-512 numpy (SIMD)
+    assert run("numba", voltage.curve_kernel) is (design_kernel if libm else None)
