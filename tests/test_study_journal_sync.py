@@ -53,3 +53,31 @@ def test_journal_appends_are_synced_as_they_come_and_not_per_batch(tmp_path, mon
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "run" / "journal.log")))
     trials = optuna.load_study(study_name="t", storage=storage).get_trials(deepcopy=False)
     assert [t.number for t in trials] == list(range(64))
+
+
+def test_one_append_more_keeps_the_last_one_small(tmp_path, monkeypatch):
+    """A run with a budget of trials appends once more when the trials still to come fit in JOURNAL_LAST_TRIALS, so
+    that its last append (which the run's end waits for) holds at most that many lines; without a budget no such
+    append is made."""
+    cfg = study_file(tmp_path, budget={"trials": 96})  # six generations of 16
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
+    monkeypatch.setattr(runner_mod, "JOURNAL_EVERY_TRIALS", 1000)
+    monkeypatch.setattr(runner_mod, "JOURNAL_EVERY_S", 1e9)
+    monkeypatch.setattr(runner_mod, "JOURNAL_LAST_TRIALS", 40)
+    appended: list[int] = []
+    real = storage_mod.GroupCommitBackend.append_lines
+
+    def append_lines(self, lines, *, sync=False, count=None):
+        appended.append(lines.count(b"\n") if isinstance(lines, bytes) else len(lines))
+        return real(self, lines, sync=sync, count=count)
+
+    monkeypatch.setattr(storage_mod.GroupCommitBackend, "append_lines", append_lines)
+    res = StudyRunner(load_study(cfg), tmp_path / "run").run()
+    assert res.summary["trials"] == 96
+    # after the 4th generation 32 trials are to come (<= 40), after the 3rd 48: the 4th one's append holds 64 lines,
+    # the last one 32
+    assert appended == [64, 32], appended
+    appended.clear()
+    monkeypatch.setattr(runner_mod, "JOURNAL_LAST_TRIALS", 0)  # (as a run without a budget: no append more)
+    res = StudyRunner(load_study(cfg), tmp_path / "run2").run()
+    assert appended == [96], appended
