@@ -76,15 +76,16 @@ def feasible_of(df: pl.DataFrame) -> np.ndarray:
     return df["feasible"].fill_null(False).to_numpy().astype(bool)
 
 
-def front_mask(df: pl.DataFrame, objs: Sequence[Objective], *, use_stored: bool = True) -> np.ndarray:
+def front_mask(df: pl.DataFrame, objs: Sequence[Objective], *, use_stored: bool = True,
+               Y: np.ndarray | None = None) -> np.ndarray:
     """Feasible non-dominated rows (infeasible rows are never on the front): the stored `pareto` flag when
-    the table has one, else computed."""
+    the table has one, else computed (`Y`: the objective matrix of all of `df`'s rows, when the caller has it)."""
     if use_stored and "pareto" in df.columns and df["pareto"].dtype == pl.Boolean:
         return df["pareto"].fill_null(False).to_numpy()
     mask = np.zeros(df.height, dtype=bool)
     feas = feasible_of(df)
     if feas.any():
-        Y = objective_matrix(df.filter(pl.Series(feas)), objs)
+        Y = objective_matrix(df.filter(pl.Series(feas)), objs) if Y is None else Y[feas]
         ok = np.isfinite(Y).all(axis=1)
         sub = np.zeros(len(Y), dtype=bool)
         if ok.any():

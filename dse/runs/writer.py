@@ -19,8 +19,8 @@ import polars as pl
 from dse.errors import DseUserError
 from dse.runs import columns
 from dse.runs.colpart import ColumnsError, encode_columns, read_columns, read_rows
-from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, first_batch_reference, front_hypervolume, front_mask,
-                            maximize_of, objective_matrix, reference_array, reference_dict)
+from dse.runs.front import (REFERENCE_RULE, STUDY_RULE, feasible_of, first_batch_reference, front_hypervolume,
+                            front_mask, maximize_of, objective_matrix, reference_array, reference_dict)
 from dse.runs.inflight import OneInFlight, thread_pool
 from dse.runs.partlog import PartLog, PartLogError, fsync_dir
 from dse.runs.layout import (LOCK, PARETO, PARETO_NOMINAL, PART_FORMATS, PART_LOG, PART_RE, PARTS_DIR,
@@ -404,18 +404,23 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     df = columns.tidy(df)
     objs = list(meta.objectives)
     have = bool(objs) and _has_objectives(df, objs)
-    mask = front_mask(df, objs, use_stored=False) if have else np.zeros(df.height, dtype=bool)
+    # the objectives of every row, read once (the front, the summary's front and feasible rows are rows of it)
+    Y = objective_matrix(df, objs) if have else None
+    mask = front_mask(df, objs, use_stored=False, Y=Y) if have else np.zeros(df.height, dtype=bool)
     df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
-    # results.parquet (most of finalize's time: polars encodes, then the fsyncs) and the pareto files are written by
-    # threads while the summary is made, and are in place before summary.json (the last file) is written. What the
-    # summary reads of the rows (the fronts, the feasible rows, their objectives) is taken first: polars' thread pool
-    # is then busy encoding the files, and a polars operation of the summary would wait for it
-    fronts, inputs = _summary_inputs(run_dir, df, have, objs)
+    # results.parquet (most of finalize's time: polars encodes, then the fsyncs) and the pareto files (their rows
+    # filtered there) are written by threads while the summary is made, and are in place before summary.json (the
+    # last file) is written; the summary reads the rows' objectives and flags as arrays, not as filtered frames
+    # (a polars operation would wait for polars' thread pool, busy encoding the files)
+    fronts = [(mask, run_dir / PARETO)]
+    nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
+    if nominal is not None and _has_objectives(df, nominal):
+        fronts.append((front_mask(df, nominal, use_stored=False), run_dir / PARETO_NOMINAL))
     with thread_pool("dse-results", 2) as pool:
         writes = [pool.submit(atomic_write_parquet, df, run_dir / RESULTS)]
-        writes += [pool.submit(atomic_write_parquet, rows, path) for rows, path in fronts]
+        writes += [pool.submit(_write_rows, df, rows, path) for rows, path in fronts]
         try:
-            summary = _summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra, *inputs)
+            summary = _summary(run_dir, meta, df, have, objs, wall_time_s, trials_this_run, extra, Y, mask)
         finally:
             for w in writes:
                 w.result()
@@ -425,33 +430,24 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     return summary
 
 
-def _summary_inputs(run_dir: Path, df: pl.DataFrame, have: bool, objs: list[Objective]) -> tuple[list, tuple]:
-    """`finalize`'s pareto files' rows (with their paths) and what the summary reads of the run's rows `df` (with
-    their `pareto` flags): the front rows, the feasible rows, the objective matrices of both (None without
-    objectives or feasible rows)."""
-    front = df.filter(pl.col("pareto"))
-    fronts = [(front, run_dir / PARETO)]
-    nominal = nominal_objectives(objs) if have else None  # robust objectives: the nominal front beside
-    if nominal is not None and _has_objectives(df, nominal):
-        fronts.append((df.filter(pl.Series(front_mask(df, nominal, use_stored=False))), run_dir / PARETO_NOMINAL))
-    feas = df.filter(pl.col("feasible")) if df.height else df
-    Y_front = Y_feas = None
-    if have and feas.height:
-        Y_front, Y_feas = objective_matrix(front, objs), objective_matrix(feas, objs)
-    return fronts, (front, feas, Y_front, Y_feas)
+def _write_rows(df: pl.DataFrame, rows: np.ndarray, path: Path) -> None:
+    """The rows of `df` flagged in `rows` as a Parquet file (`atomic_write_parquet`)."""
+    atomic_write_parquet(df.filter(pl.Series(rows)), path)
 
 
 def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective], wall_time_s: float,
-             trials_this_run: int, extra: dict[str, Any] | None, front: pl.DataFrame, feas: pl.DataFrame,
-             Y_front: np.ndarray | None, Y_feas: np.ndarray | None) -> dict[str, Any]:
-    """The summary of the run's rows `df`, from `_summary_inputs`."""
+             trials_this_run: int, extra: dict[str, Any] | None, Y: np.ndarray | None,
+             front: np.ndarray) -> dict[str, Any]:
+    """The summary of the run's rows `df` (`Y`: their objective matrix, None without objectives; `front`: the front
+    rows' flags)."""
+    feasible = np.flatnonzero(feasible_of(df))  # the feasible rows
     summary: dict[str, Any] = {
         "study": meta.name, "sampler": meta.sampler, "seed": meta.seed,
         "budget": meta.budget, "trials": df.height,
         "trials_complete": int((df["state"] == "COMPLETE").sum()) if "state" in df.columns else df.height,
         "trials_failed": int((df["state"] == "FAIL").sum()) if "state" in df.columns else 0,
-        "feasible": feas.height, "feasible_share": (feas.height / df.height) if df.height else 0.0,
-        "front_size": front.height, "wall_time_s": round(wall_time_s, 3), "trials_this_run": trials_this_run,
+        "feasible": len(feasible), "feasible_share": (len(feasible) / df.height) if df.height else 0.0,
+        "front_size": int(front.sum()), "wall_time_s": round(wall_time_s, 3), "trials_this_run": trials_this_run,
         "trials_per_s": round(trials_this_run / wall_time_s, 2) if wall_time_s > 0 else None,
         "objectives": [o.model_dump() for o in objs], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -461,17 +457,17 @@ def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: l
         if derived is not None:
             set_reference(run_dir, meta, objs, derived)
             ref = derived
-    if have and feas.height and ref is not None:
+    if have and len(feasible) and ref is not None:
         maximize = maximize_of(objs)
-        summary["hypervolume"] = front_hypervolume(Y_front, ref, maximize)
+        summary["hypervolume"] = front_hypervolume(Y[front], ref, maximize)
         summary["reference_point"] = reference_dict(objs, ref)
         summary["reference_point_rule"] = meta.reference_point_rule or STUDY_RULE
         best = {}
-        Yf = Y_feas
+        Yf = Y[feasible]
         for j, (o, mx) in enumerate(zip(objs, maximize)):
             col = np.where(np.isfinite(Yf[:, j]), Yf[:, j], -np.inf if mx else np.inf)
             i = int(np.argmax(col) if mx else np.argmin(col))
-            row = feas.row(i, named=True)
+            row = df.row(int(feasible[i]), named=True)
             best[o.metric] = {"trial": row["trial"], "value": float(Yf[i, j]),
                               "design": {k: row[k] for k in meta.knobs if k in row},
                               "objectives": {oo.metric: float(Yf[i, jj]) for jj, oo in enumerate(objs)}}
