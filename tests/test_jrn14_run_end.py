@@ -1,0 +1,40 @@
+"""The run's end: the frames thread's last frame is made while the last FRAME_LAST generations of a budget run (the
+run's end frames those itself), and the last generations' journal lines are built after the stored frame."""
+
+from __future__ import annotations
+
+import threading
+
+import dse.study.runner as runner_mod
+from dse.study.runner import StudyRunner
+from dse.study.spec import load_study
+from _spaces import study_file
+
+
+def test_the_end_frames_the_last_generations_only_and_then_journals(tmp_path, monkeypatch):
+    cfg = study_file(tmp_path, budget={"trials": 160})  # ten generations of 16
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
+    monkeypatch.setattr(runner_mod, "FRAME_EVERY", 4)
+    monkeypatch.setattr(runner_mod, "FRAME_LAST", 3)
+    events: list[tuple] = []
+    real_frame, real_flush = runner_mod._stored_frame, StudyRunner._journal_flush
+
+    def stored_frame(frames):
+        on_main = threading.current_thread() is threading.main_thread()
+        events.append(("frame", on_main, sum(isinstance(f, dict) for f in frames)))
+        return real_frame(frames)
+
+    def journal_flush(self, mirror):
+        events.append(("journal", len(self.pending)))
+        return real_flush(self, mirror)
+
+    monkeypatch.setattr(runner_mod, "_stored_frame", stored_frame)
+    monkeypatch.setattr(StudyRunner, "_journal_flush", journal_flush)
+    res = StudyRunner(load_study(cfg), tmp_path / "run").run()
+    assert res.summary["trials"] == 160
+    frames = [e for e in events if e[0] == "frame"]
+    # the thread: generations 1-4, 5-7 (when 3 are still to come); the run's end: the last 3 and the thread's frames
+    assert [e[2] for e in frames if not e[1]] == [4, 3], frames
+    assert [e[2] for e in frames if e[1]] == [3], frames
+    # the last generations' lines after the end's stored frame
+    assert events[-1][0] == "journal" and events[-1][1] > 0 and events[-2] == frames[-1], events
