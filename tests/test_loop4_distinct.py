@@ -45,6 +45,7 @@ def test_children_asked_are_new_designs_in_bred_order():
 def test_too_few_new_children_are_filled_with_the_first_repeats():
     ga = _ga()
     X = np.vstack([ga.X[:3], ga.X[:3], ga.X[5:6]])  # 6 repeats of the population, then a population design
-    rows = ga._distinct(np.vstack([X, np.full((1, X.shape[1]), 7.0)]), 4)  # one new design, last
+    rows, keys = ga._distinct(np.vstack([X, np.full((1, X.shape[1]), 7.0)]), 4)  # one new design, last
     assert rows.tolist() == [0, 1, 2, 7]  # the new one, then the first repeats, in bred order
+    assert keys == [design_keys(X)[i] for i in (0, 1, 2)] + design_keys(np.full((1, X.shape[1]), 7.0))
 

@@ -692,7 +692,7 @@ class StudyRunner:
                                                                          self.budget - done)
         t_start = dt.datetime.now()
         X, cols = ga.ask(np.random.default_rng(batch_seed(self.spec.seed, b)), size)
-        keys = design_keys(X)
+        keys = ga.keys_of(X)  # (`design_keys`, kept by the sampler)
         n = len(keys)
         mp = self.model_process
         if mp is not None and mp.alive and mp.work is not None:

@@ -29,7 +29,7 @@ import optuna
 from optuna.samplers import NSGAIIISampler, NSGAIISampler
 
 from dse.errors import DseUserError
-from dse.pareto import crowding_distance, crowding_distance_by_group, pareto_rank
+from dse.pareto import _SMALL_RANK, _crowding_finite, _rank_small, crowding_distance_by_group, pareto_rank
 from dse.study import spec as sp
 from dse.study.space import SearchSpace, _as_array, _const
 
@@ -221,6 +221,7 @@ class KnobCodec:
             num = [j for j, k in enumerate(self.knobs) if k.kind != "categorical"]
             ks = [self.knobs[j] for j in num]
             stepped = [i for i, k in enumerate(ks) if k.dist.step is not None and not k.dist.log]
+            cat = [j for j, k in enumerate(self.knobs) if k.kind == "categorical"]
             self._kinds = {
                 "num": np.array(num, dtype=np.int64),
                 "log": np.array([j for j in num if self.knobs[j].dist.log], dtype=np.int64),
@@ -230,7 +231,9 @@ class KnobCodec:
                 "step": np.array([ks[i].dist.step for i in stepped], dtype=float),
                 "int": np.array([i for i, k in enumerate(ks) if k.kind == "int"], dtype=np.int64),
                 "low": np.array([k.dist.low for k in ks], dtype=float),
-                "high": np.array([k.dist.high for k in ks], dtype=float)}
+                "high": np.array([k.dist.high for k in ks], dtype=float),
+                "cat": np.array(cat, dtype=np.int64),
+                "cat_top": np.array([len(self.knobs[j].dist.choices) - 1.0 for j in cat], dtype=float)}
         return self._kinds
 
     def to_scale(self, X: np.ndarray) -> np.ndarray:
@@ -241,24 +244,77 @@ class KnobCodec:
             U[:, log] = np.log(U[:, log])
         return U
 
-    def from_scale(self, U: np.ndarray) -> np.ndarray:
+    def from_scale(self, U: np.ndarray, rounded: bool = False) -> np.ndarray:
         """`to_scale` undone, each number snapped to its knob's values (ints rounded, steps on the grid, within
-        bounds); categorical columns are returned as they are. All number columns at once, each element as
-        the knob-by-knob rule computes it (exp of log knobs, steps, ints, bounds)."""
-        X = U.copy()
+        bounds); categorical columns are returned as they are, or with `rounded` each choice index rounded to a
+        choice (and `U` itself is returned, changed). All number columns at once, each element as the
+        knob-by-knob rule computes it (exp of log knobs, steps, ints, bounds)."""
         c = self._columns_of()
-        if not c["num"].size:
-            return X
-        V = U[:, c["num"]]
-        if c["num_log"].size:
-            V[:, c["num_log"]] = np.exp(V[:, c["num_log"]])
-        if c["stepped"].size:
-            st, low = c["stepped"], c["step_low"]
-            V[:, st] = low + np.rint((V[:, st] - low) / c["step"]) * c["step"]  # (np.round's decimals=0: rint)
-        if c["int"].size:
-            V[:, c["int"]] = np.rint(V[:, c["int"]])
-        X[:, c["num"]] = np.minimum(np.maximum(V, c["low"]), c["high"])
+        if rounded and U.flags.c_contiguous and U.ndim == 2 and U.shape[1] == self.width:
+            return self._snapped(U)
+        X = U if rounded else U.copy()
+        if c["num"].size:
+            V = U[:, c["num"]]
+            if c["num_log"].size:
+                V[:, c["num_log"]] = np.exp(V[:, c["num_log"]])
+            if c["stepped"].size:
+                st, low = c["stepped"], c["step_low"]
+                V[:, st] = low + np.rint((V[:, st] - low) / c["step"]) * c["step"]  # (np.round's decimals=0: rint)
+            if c["int"].size:
+                V[:, c["int"]] = np.rint(V[:, c["int"]])
+            X[:, c["num"]] = np.minimum(np.maximum(V, c["low"]), c["high"])
+        if rounded and c["cat"].size:  # each choice index rounded to a choice (+ 0.0: rint(-0.5) is -0.0)
+            X[:, c["cat"]] = np.minimum(np.maximum(np.rint(X[:, c["cat"]]), 0.0), c["cat_top"]) + 0.0
         return X
+
+    def _snapped(self, U: np.ndarray) -> np.ndarray:
+        """`from_scale(U, rounded=True)` of a C-contiguous U, in place on its elements (each kind of knob's elements
+        taken at once through `variation_tables`' positions: the same operations on the same values, in the same
+        order per element, as on the number columns' copy)."""
+        t = self.variation_tables(len(U))
+        flat = U.ravel()
+        i = t["log"]
+        if i.size:
+            flat[i] = np.exp(flat[i])
+        i = t["stepped"]
+        if i.size:
+            low, step = t["step_low"], t["step"]
+            flat[i] = low + np.rint((flat[i] - low) / step) * step
+        i = t["int"]
+        if i.size:
+            flat[i] = np.rint(flat[i])
+        i = t["number"]
+        if i.size:
+            flat[i] = np.minimum(np.maximum(flat[i], t["low"]), t["high"])
+        i = t["choice"]
+        if i.size:  # each choice index rounded to a choice (+ 0.0: rint(-0.5) is -0.0)
+            flat[i] = np.minimum(np.maximum(np.rint(flat[i]), 0.0), t["top"]) + 0.0
+        return U
+
+    def variation_tables(self, n: int) -> dict[str, np.ndarray]:
+        """Per element of an n-row design matrix, flattened (cached for the last n): whether its knob is a number
+        (`num`) or a choice (`cat`), and its knob's (low, high, high - low) on the variation scale (`bounds`, 3 x
+        n * width; `scale_bounds`); and for `_snapped`, the positions of the elements of each kind of knob, row by
+        row (`log`, `stepped`, `int`, `number`, `choice`), with their knob's values to snap them (`step_low`, `step`;
+        `low`, `high`; `top`)."""
+        got = getattr(self, "_variation", None)
+        if got is None or got[0] != n:
+            lo, hi, num = self.scale_bounds()
+            c = self._columns_of()
+            d = self.width
+
+            def at(cols: np.ndarray) -> np.ndarray:  # positions of the elements of these columns, row by row
+                return (np.arange(n, dtype=np.int64)[:, None] * d + cols[None, :]).ravel()
+
+            numc = c["num"]
+            got = (n, {"num": np.tile(num, n), "cat": np.tile(~num, n),
+                       "bounds": np.ascontiguousarray(np.tile(np.stack([lo, hi, hi - lo]), n)),
+                       "log": at(numc[c["num_log"]]), "stepped": at(numc[c["stepped"]]), "int": at(numc[c["int"]]),
+                       "number": at(numc), "choice": at(c["cat"]),
+                       "step_low": np.tile(c["step_low"], n), "step": np.tile(c["step"], n),
+                       "low": np.tile(c["low"], n), "high": np.tile(c["high"], n), "top": np.tile(c["cat_top"], n)})
+            self._variation = got
+        return got[1]
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n designs drawn independently per knob (Optuna's RandomSampler's rules: log-uniform for log
@@ -302,7 +358,8 @@ class KnobCodec:
                 "all": np.array([j for j, _ in plain], dtype=np.int64),
                 "int": np.array([j for j, _ in ints], dtype=np.int64), "int_names": [nm for _, nm in ints],
                 "float": np.array([j for j, _ in floats], dtype=np.int64), "float_names": [nm for _, nm in floats],
-                "categorical": [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"]}
+                "categorical": [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"],
+                "when": [j for j, k in enumerate(self.knobs) if k.when is not None]}
         return self._every
 
     def _when_tables(self) -> dict[int, tuple[int, np.ndarray] | None]:
@@ -343,27 +400,13 @@ class KnobCodec:
         """Set inactive conditional knobs to NaN and draw a value for active knobs that have none (an
         offspring may inherit NaN from a parent where the knob was off); returns (X, knob columns). The knobs
         that are always active (no `when`) and have a value in every row are made columns by kind at once."""
+        if self.canonical_values(X, rng):
+            return X, self.columns(X)
         n = len(X)
         cols: dict[str, np.ndarray] = self._fixed(n)
-        every = self._always_active()
-        bulk = not np.isnan(X[:, every["all"]]).any()
-        if bulk:
-            for name, col in zip(every["int_names"], np.rint(X[:, every["int"]].T).astype(np.int64)):
-                cols[name] = col
-            for name, col in zip(every["float_names"], np.ascontiguousarray(X[:, every["float"]].T)):
-                cols[name] = col
-            for j, name, choices in every["categorical"]:
-                cols[name] = choices[X[:, j].astype(np.int64)]
-        tables = self._when_tables() if bulk else {}
         for j, k in enumerate(self.knobs):
-            if bulk and k.when is None:
-                continue
             if k.when is not None:
-                table = tables.get(j)
-                if table is not None:  # (its source column is a choice index in every row: `bulk`)
-                    active = table[1][X[:, table[0]].astype(np.int64)]
-                else:
-                    active = np.broadcast_to(np.asarray(k.when.truth(cols), dtype=bool), (n,))
+                active = np.broadcast_to(np.asarray(k.when.truth(cols), dtype=bool), (n,))
                 X[~active, j] = np.nan
                 missing = active & np.isnan(X[:, j])
                 if missing.any():
@@ -375,6 +418,48 @@ class KnobCodec:
                     col = _with_neutral(col, off, k.neutral)
             cols[k.name] = col
         return X, {n_: cols[n_] for n_ in self.space.names}
+
+    def canonical_values(self, X: np.ndarray, rng: np.random.Generator) -> bool:
+        """`canonical`'s changes to X when its knob columns follow from X alone, row by row (`columns`): every
+        always-active knob has a value in every row and every condition is a table of one such categorical knob
+        (`_when_tables`); the same NaNs set and values drawn, in the same order. False (X unchanged) otherwise."""
+        every = self._always_active()
+        if np.isnan(X[:, every["all"]]).any():
+            return False
+        tables = self._when_tables()
+        when = every["when"]
+        if any(tables.get(j) is None for j in when):
+            return False
+        for j in when:
+            src, truth = tables[j]
+            active = truth[X[:, src].astype(np.int64)]
+            X[~active, j] = np.nan
+            missing = active & np.isnan(X[:, j])
+            if missing.any():
+                X[missing, j] = self.random(rng, int(missing.sum()))[:, j]
+        return True
+
+    def columns(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The knob columns of a canonical X that `canonical_values` accepted (each row's values from its row of
+        X: the columns of some rows of X are those rows of its columns)."""
+        n = len(X)
+        cols: dict[str, np.ndarray] = self._fixed(n)
+        every = self._always_active()
+        for name, col in zip(every["int_names"], np.rint(X[:, every["int"]].T).astype(np.int64)):
+            cols[name] = col
+        for name, col in zip(every["float_names"], np.ascontiguousarray(X[:, every["float"]].T)):
+            cols[name] = col
+        for j, name, choices in every["categorical"]:
+            cols[name] = choices[X[:, j].astype(np.int64)]
+        for j, k in enumerate(self.knobs):
+            if k.when is None:
+                continue
+            col = self._column(j, X[:, j])
+            off = np.isnan(X[:, j])
+            if off.any():
+                col = _with_neutral(col, off, k.neutral)
+            cols[k.name] = col
+        return {n_: cols[n_] for n_ in self.space.names}
 
     def encode(self, cols: dict[str, Any]) -> np.ndarray:
         """Knob columns (e.g. a stored part) → the design matrix (inactive knobs NaN)."""
@@ -464,20 +549,23 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     rows; the feasible rows beyond share one rank (their order among themselves is not NSGA-II's), while
     the first `keep` rows and their rank and crowding are exactly those of the full order (when the first front
     alone holds `keep` rows, the rows of the other fronts, none of them among the first `keep`, keep crowding 0)."""
-    n = len(F)
-    ok = np.isfinite(F).all(axis=1) & np.isfinite(cv)
+    n, m = F.shape
+    ok = np.logical_and.reduce(np.isfinite(F), axis=1)
+    ok &= np.isfinite(cv)
     feas = ok & (cv <= 0)
     rank = np.zeros(n, dtype=np.int64)
     crowd = np.zeros(n)
     top = 0
-    if feas.any():
-        fi = np.flatnonzero(feas)
+    fi = feas.nonzero()[0]
+    if fi.size:
         Ff = F[fi]
-        r = pareto_rank(Ff, max_rows=keep)
+        # (finite rows: `pareto_rank`'s ranks without its checks and copy)
+        r = _rank_small(Ff, keep) if m >= 3 and fi.size <= _SMALL_RANK else pareto_rank(Ff, max_rows=keep)
         rank[fi] = r
-        front = np.flatnonzero(r == 0)
-        if keep is not None and len(front) >= keep:  # (most generations of a study: ~90 %)
-            crowd[fi[front]] = crowding_distance(Ff[front])  # (one group: bit for bit the grouped one's)
+        front = (r == 0).nonzero()[0]
+        if keep is not None and front.size >= keep:  # (most generations of a study: ~90 %)
+            # one group: bit for bit the grouped one's; `crowding_distance` of finite rows
+            crowd[fi[front]] = _crowding_finite(Ff[front]) if front.size > 2 else np.inf
         else:
             crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
@@ -493,7 +581,7 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
         rank[inf_] = top + dense
         top += int(dense[by[-1]]) + 1
     rank[~ok] = top
-    order = np.lexsort((np.arange(n), -crowd, rank))  # last key first: rank, then crowding, then row
+    order = np.lexsort((-crowd, rank))  # last key first: rank, then crowding, then row (a stable sort)
     return order, rank, crowd
 
 
@@ -546,6 +634,7 @@ class ArrayNSGAII:
         self.pool = CHILDREN_BRED
         self.X: np.ndarray | None = None
         self.F = self.cv = self.rank = self.crowd = None
+        self.asked: tuple[np.ndarray, list[bytes]] | None = None  # the last generation asked and its design keys
 
     def observe(self, X: np.ndarray, F: np.ndarray, cv: np.ndarray) -> None:
         if self.X is not None:
@@ -559,7 +648,8 @@ class ArrayNSGAII:
         """Binary tournaments: the lower rank wins, then the larger crowding distance, then the first drawn."""
         k = len(self.X)
         a, b = rng.integers(0, k, n), rng.integers(0, k, n)
-        a_wins = (self.rank[a] < self.rank[b]) | ((self.rank[a] == self.rank[b]) & (self.crowd[a] >= self.crowd[b]))
+        ra, rb = self.rank[a], self.rank[b]
+        a_wins = (ra < rb) | ((ra == rb) & (self.crowd[a] >= self.crowd[b]))
         return np.where(a_wins, a, b)
 
     def ask(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -570,34 +660,51 @@ class ArrayNSGAII:
         m = n * self.pool  # children bred: the first n distinct ones are asked (see CHILDREN_BRED)
         p1, p2 = self._tournament(rng, m), self._tournament(rng, m)
         if self.crossover == "sbx":
-            X, cols = codec.canonical(self._sbx_pm(rng, self.X[p1], self.X[p2]), rng)
+            U = codec.to_scale(self.X)  # (the population on the variation scale once: each parent's rows gathered)
+            child = self._vary(rng, U[p1], U[p2])
         else:
             cross = (rng.random(m) < self.crossover_prob)[:, None] & (rng.random((m, codec.width)) < self.swapping_prob)
             child = np.where(cross, self.X[p2], self.X[p1])
             mutate = rng.random((m, codec.width)) < self.mutation_prob
             child = np.where(mutate, codec.random(rng, m), child)
-            X, cols = codec.canonical(child, rng)
+        if codec.canonical_values(child, rng):  # the columns of the rows asked only (they follow from X)
+            if m == n:
+                return child, codec.columns(child)
+            rows, keys = self._distinct(child, n)
+            X = child[rows]
+            self.asked = (X, keys)
+            return X, codec.columns(X)
+        X, cols = codec.canonical(child, rng)
         if m == n:
             return X, cols
-        rows = self._distinct(X, n)
-        return X[rows], {k: v[rows] for k, v in cols.items()}
+        rows, keys = self._distinct(X, n)
+        self.asked = (X[rows], keys)
+        return self.asked[0], {k: v[rows] for k, v in cols.items()}
 
-    def _distinct(self, X: np.ndarray, n: int) -> np.ndarray:
+    def keys_of(self, X: np.ndarray) -> list[bytes]:
+        """`design_keys(X)`, taken from the last `ask` when X is the generation it returned."""
+        asked = self.asked
+        return asked[1] if asked is not None and asked[0] is X else design_keys(X)
+
+    def _distinct(self, X: np.ndarray, n: int) -> tuple[np.ndarray, list[bytes]]:
         """Rows of `n` children of `X` (bred in that order): the first ones that repeat neither a design of the
-        population nor an earlier child, then, if fewer than `n` are, the first of the others; in bred order."""
-        pop = set(design_keys(self.X))
-        taken: set[bytes] = set()
-        fresh, again = [], []
-        for i, k in enumerate(design_keys(X)):
-            if k in pop or k in taken:
-                again.append(i)
-            else:
-                taken.add(k)
+        population nor an earlier child, then, if fewer than `n` are, the first of the others; in bred order. With
+        their design keys."""
+        keys = design_keys(X)
+        seen = set(design_keys(self.X))  # the population's designs, then each child's as it comes
+        add = seen.add
+        fresh = []
+        for i, k in enumerate(keys):
+            if k not in seen:
+                add(k)
                 fresh.append(i)
                 if len(fresh) == n:
                     break
-        rows = fresh if len(fresh) == n else sorted(fresh + again[: n - len(fresh)])
-        return np.asarray(rows, dtype=np.int64)
+        rows = fresh
+        if len(fresh) < n:  # (every child looked at: the first of the others fill the generation)
+            taken = set(fresh)
+            rows = sorted(fresh + [i for i in range(len(keys)) if i not in taken][: n - len(fresh)])
+        return np.asarray(rows, dtype=np.int64), [keys[i] for i in rows]
 
     def _sbx_pm(self, rng: np.random.Generator, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Children of parent rows A x B: numbers by simulated binary crossover (Deb & Agrawal 1995, bounded form)
@@ -614,48 +721,51 @@ class ArrayNSGAII:
         NSGA-II median 0.9999, mean 1.0002 (old 0.9998, 0.9995); infeasible trials per run median 484 (old 854,
         pymoo 445): a fresh draw sent a quarter of the mutated HBM designs to SRAM-only memory, where the model
         mostly does not fit. A choice now reaches a distant one through its neighbours, over generations."""
+        return self._vary(rng, self.codec.to_scale(A), self.codec.to_scale(B))
+
+    def _vary(self, rng: np.random.Generator, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """`_sbx_pm` of parents on the variation scale (`KnobCodec.to_scale`; `U` is overwritten: the children are
+        made in its elements)."""
         codec = self.codec
-        n, d = A.shape
-        lo, hi, num = codec.scale_bounds()
-        U, V = codec.to_scale(A), codec.to_scale(B)  # (new contiguous arrays: their flat views are written)
+        n, d = U.shape
+        t = codec.variation_tables(n)
         R = rng.random((5, n * d))  # per element: crossover, SBX spread, SBX side, mutation, its spread
-        pair = np.repeat(rng.random(n) < self.crossover_prob, d)
-        swap = pair & (R[0] < self.swapping_prob)
-        numf = np.tile(num, n)
+        flat, Vf = U.ravel(), V.ravel()
+        swap = R[0] < self.swapping_prob
+        swap &= np.repeat(rng.random(n) < self.crossover_prob, d)
         # SBX on the numeric knobs that both parents have (NaN: inactive; a comparison with NaN is False) and
         # that differ
-        i = np.flatnonzero(swap & numf & (np.abs(U.ravel() - V.ravel()) > 1e-14))
-        C = np.ascontiguousarray(U)
-        flat = C.ravel()
+        sbx = np.abs(flat - Vf) > 1e-14
+        sbx &= swap
+        sbx &= t["num"]
+        i = sbx.nonzero()[0]
         if i.size:
-            u, v, j = flat[i], V.ravel()[i], i % d
-            y1, y2, lo_i, hi_i = np.minimum(u, v), np.maximum(u, v), lo[j], hi[j]
+            u, v = flat[i], Vf[i]
+            lo_i, hi_i = t["bounds"][:2, i]
+            r1, r2 = R[1:3, i]
+            y1, y2 = np.minimum(u, v), np.maximum(u, v)
             span = y2 - y1
-            side = R[2, i] < 0.5  # which of the two children this row keeps
+            side = r2 < 0.5  # which of the two children this row keeps
             e = SBX_ETA + 1.0
             beta = 1.0 + 2.0 * np.where(side, y1 - lo_i, hi_i - y2) / span
             alpha = 2.0 - beta ** -e
-            ra = R[1, i] * alpha  # alpha >= 1 (beta >= 1): both branches stay finite
+            ra = r1 * alpha  # alpha >= 1 (beta >= 1): both branches stay finite
             betaq = np.where(ra <= 1.0, ra, 1.0 / (2.0 - ra)) ** (1.0 / e)
             c = 0.5 * (y1 + y2) + np.where(side, -0.5, 0.5) * betaq * span
             flat[i] = np.minimum(np.maximum(c, lo_i), hi_i)
         # categorical knobs: uniform crossover
-        k = np.flatnonzero(swap & ~numf)
-        if k.size:
-            flat[k] = V.ravel()[k]
+        swap &= t["cat"]
+        np.copyto(flat, Vf, where=swap)
         # polynomial mutation of each knob a child has, numbers and choice indices alike (its two branches' bases
         # are >= 0 for every draw)
-        m = np.flatnonzero((R[3] < self.mutation_prob) & ~np.isnan(flat))
+        mut = R[3] < self.mutation_prob
+        mut &= flat == flat  # (not NaN)
+        m = mut.nonzero()[0]
         if m.size:
-            x, r, j = flat[m], R[4, m], m % d
-            lo_m, hi_m = lo[j], hi[j]
-            width = hi_m - lo_m
+            x, r = flat[m], R[4, m]
+            lo_m, hi_m, width = t["bounds"][:, m]
             e = PM_ETA + 1.0
             dq = np.where(r < 0.5, (2 * r + (1 - 2 * r) * (1 - (x - lo_m) / width) ** e) ** (1.0 / e) - 1.0,
                           1.0 - (2 * (1 - r) + 2 * (r - 0.5) * (1 - (hi_m - x) / width) ** e) ** (1.0 / e))
             flat[m] = np.minimum(np.maximum(x + dq * width, lo_m), hi_m)
-        X = codec.from_scale(C)
-        cat = np.flatnonzero(~num)
-        if cat.size:  # each choice index rounded to a choice (+ 0.0: rint(-0.5) is -0.0)
-            X[:, cat] = np.minimum(np.maximum(np.rint(X[:, cat]), 0.0), codec.choice_counts()[cat] - 1.0) + 0.0
-        return X
+        return codec.from_scale(U, rounded=True)
