@@ -226,3 +226,45 @@ def test_variation_on_the_population_scale_is_bit_for_bit(seed):
     assert np.array_equal(float_bits(again), float_bits(want))
     assert not math.isnan(float(np.nansum(got)))
 
+
+def test_result_cache_by_blocks_is_a_dict_of_columns():
+    """The store kept as one block per type: every column, its type and its gathered rows are those of one array per
+    column (strings as objects, lists in object cells, a later batch's other types converted, growth past the first
+    capacity, repeated keys keeping their first row)."""
+    from dse.study.cache import ResultCache
+
+    rng = np.random.default_rng(0)
+    cache = ResultCache(rows=0)
+    ref: dict[str, list] = {}
+    index: dict[bytes, int] = {}
+    rows = 0
+    for b in range(30):
+        n = int(rng.integers(1, 150))
+        cols = {"y": rng.normal(size=n), "k": rng.integers(0, 9, n), "feasible": rng.random(n) < 0.5,
+                "reason": np.array([str(i % 3) for i in range(n)]), "lists": np.empty(n, dtype=object),
+                "z": rng.integers(0, 5, n).astype(float)}
+        cols["lists"].fill([b, "x"])
+        if b % 5 == 4:  # other types than the store's: converted as an assignment converts them
+            cols["k"] = cols["k"].astype(np.int32)
+            cols["z"] = cols["z"].astype(np.int64)
+        keys = [bytes([i % 7, b % 4]) for i in range(n)]
+        cache.add(keys, cols)
+        for k, v in cols.items():
+            ref.setdefault(k, []).extend(v.tolist())
+        for i, key in enumerate(keys):
+            index.setdefault(key, rows + i)
+        rows += n
+    assert cache.rows == rows and cache.index == index
+    assert list(cache.store) == ["y", "k", "feasible", "reason", "lists", "z"]
+    types = {"y": np.float64, "k": np.int64, "feasible": np.bool_, "reason": object, "lists": object, "z": np.float64}
+    for k, col in cache.store.items():
+        assert col.dtype == np.dtype(types[k]) and col[:rows].tolist() == ref[k], k
+    at = rng.integers(0, rows, 77)
+    got = cache.rows_of(at, ["z", "reason", "y"])
+    assert list(got) == ["z", "reason", "y"]
+    for k, v in got.items():
+        assert v.dtype == cache.store[k].dtype and v.tolist() == [ref[k][i] for i in at]
+    assert {k: v.tolist() for k, v in cache.gather(at).items()} == {k: [ref[k][i] for i in at] for k in ref}
+    assert cache.same_types({k: v[:3] for k, v in cache.store.items()})
+    assert not cache.same_types({"y": np.zeros(3, dtype=np.float32)})
+    assert cache.same_types({"k": np.zeros(3, dtype=np.int64), "y": np.zeros(3)})  # (another order)

@@ -769,10 +769,11 @@ class StudyRunner:
     def _repeats(self, keys: list[bytes]) -> np.ndarray:
         """Per trial: its design was asked before in this run (a pure function of the stored trials)."""
         n = len(keys)
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # each design's first row in the batch
         out = np.fromiter(map(self.seen.__contains__, keys), dtype=bool, count=n)
-        out |= np.fromiter(map(first.__getitem__, keys), dtype=np.int64, count=n) != np.arange(n)
-        self.seen.update(first)
+        if len(set(keys)) < n:  # a design twice in the batch: its later copies repeat it
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}  # each design's first row in the batch
+            out |= np.fromiter(map(first.__getitem__, keys), dtype=np.int64, count=n) != np.arange(n)
+        self.seen.update(keys)
         return out
 
     def _evaluate_cached(self, cols: dict[str, np.ndarray], keys: list[bytes]) -> list:
@@ -794,14 +795,16 @@ class StudyRunner:
         if later:
             src[later] = -2
             miss = [i for i in miss if src[i] == -1]
-        first: dict[bytes, int] = {}
+        mk = [keys[i] for i in miss]
+        first: dict[bytes, int] = dict(zip(reversed(mk), reversed(miss)))  # each new design's first row in the batch
         pos = np.full(n, -1, dtype=np.int64)  # row of the batch's first copy of a design not in the cache
-        for i in miss:
-            pos[i] = first.setdefault(keys[i], i)
+        if miss:
+            pos[miss] = [first[k] for k in mk]
         new_idx = np.asarray(sorted(first.values()), dtype=np.int64)
         if new_idx.size == 0 and not later and not self.cache.store:
             return self._submit(cols)
-        job = self._submit(take(cols, new_idx)) if new_idx.size else list
+        # (every row new: the batch's columns as they are)
+        job = self._submit(cols if new_idx.size == n else take(cols, new_idx)) if new_idx.size else list
         self.evaluated += int(new_idx.size)
         if not self.cache.full:
             flying.update(first)
@@ -831,29 +834,27 @@ class StudyRunner:
         results `sub` for its new designs `new_idx` (`pos`: each new design's first copy in the batch)."""
         n = len(keys)
         errors: dict[int, EvalError] = {}
-        fresh: dict[int, tuple[dict, int]] = {}  # first-copy row -> (chunk metrics, row in chunk)
+        done: list[tuple[dict, list[int]]] = []  # each chunk's results (normalized) and its first-copy rows
         for s, r in sub:
             rows = new_idx[s].tolist()
             if isinstance(r, EvalError):
                 errors.update(dict.fromkeys(rows, r))
-            else:
+            elif rows:
                 r = normalize(r, len(rows))
-                fresh.update({row: (r, k) for k, row in enumerate(rows)})
+                done.append((r, rows))
                 self.cache.add([keys[row] for row in rows], r)
-        template = next((r for r, _ in fresh.values()), None) or self.cache.store
+        template = (done[0][0] if done else None) or self.cache.store
         if len(sub) == 1 and not errors and new_idx.size == n and sub[0][0] == slice(0, n) and \
                 (pos == np.arange(n)).all():
             # every design of the batch new and evaluated by one chunk in batch order (most generations): its results
             # are the batch's, as gathered back from the store below when every column has the store's type
             store = self.cache.store  # (`template`: the chunk's results, normalized)
-            if len(template) == len(store) and all([k in store and store[k].dtype == v.dtype
-                                                    for k, v in template.items()]):
+            if len(template) == len(store) and self.cache.same_types(template):
                 return [(slice(0, n), template)]
         if not errors and not self.cache.full:  # every design of the batch is stored now: one gather per column
             at = self.cache.find(keys)
             if (at >= 0).all():
-                store = self.cache.store
-                return [(slice(0, n), Normalized({k: store[k][at] for k in template}))]
+                return [(slice(0, n), Normalized(self.cache.rows_of(at, template)))]
         merged: dict[str, np.ndarray] = {}
         hit = src >= 0
         for k, v in template.items():
@@ -862,6 +863,9 @@ class StudyRunner:
             if hit.any():
                 col[hit] = self.cache.store[k][src[hit]]
             merged[k] = col
+        fresh: dict[int, tuple[dict, int]] = {}  # first-copy row -> (chunk metrics, row in chunk)
+        for r, rows in done:
+            fresh.update({row: (r, k) for k, row in enumerate(rows)})
         chunks: dict[int, list] = {}
         for i in np.flatnonzero(~hit).tolist():
             f = pos[i]
@@ -1069,7 +1073,7 @@ class StudyRunner:
                     for k in metrics:
                         if k in r:
                             metrics[k][s] = r[k]
-        floats = [v for v in metrics.values() if v.dtype.kind == "f"]
+        floats = [metrics[k] for k in self._float_names(types)]  # (every metric's column is of its type)
         if floats and not np.isfinite(np.concatenate(floats)).all():
             for k, v in metrics.items():  # a model bug must not put NaN/inf in results.parquet or on a front
                 if v.dtype.kind == "f":
@@ -1105,28 +1109,32 @@ class StudyRunner:
                     Y[:, j] = np.nan
                     continue
                 try:
-                    Y[:, j] = objective_values(o, env) if n else objective_matrix(env, [o])[:, 0]
+                    # (a metric's own column: what `objective_values` reads, without its search of the names)
+                    Y[:, j] = np.asarray(env[o.metric], dtype=float) if n and o.metric in env else \
+                        objective_values(o, env) if n else objective_matrix(env, [o])[:, 0]
                 except (KeyError, ValueError, TypeError, RecursionError, OverflowError) as exc:
                     raise DseUserError(f"objective `{o.metric}` cannot be evaluated: {type(exc).__name__}: {exc}; "
                                        "fix the study's objectives") from None
         # an expression objective may be undefined (x / 0) on a row the model already rejects: that row stays
         # an infeasible COMPLETE trial (objective told as 0), not an evaluation error
-        bad = (~np.isfinite(Y).all(axis=1) & model_ok.astype(bool)) | ~np.isfinite(cmat).all(axis=1)
-        failed |= bad
-        err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
-        cmat[~np.isfinite(cmat)] = 1e9
-        Y[~np.isfinite(Y)] = 0.0
+        ok = model_ok.astype(bool)
+        if not (np.isfinite(Y).all() and np.isfinite(cmat).all()):  # (else no row is bad: nothing to change)
+            bad = (~np.isfinite(Y).all(axis=1) & ok) | ~np.isfinite(cmat).all(axis=1)
+            failed |= bad
+            err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
+            cmat[~np.isfinite(cmat)] = 1e9
+            Y[~np.isfinite(Y)] = 0.0
         feasible = ~failed & (cmat <= 0).all(axis=1)
         reason = np.full(n, "", dtype=object)
-        rows = ~feasible & failed
-        reason[rows] = err[rows]
-        rows = ~feasible & ~failed & ~model_ok.astype(bool)
+        if failed.any():  # (a failed row is never feasible)
+            reason[failed] = err[failed]
+        rows = ~failed & ~ok  # (the model's infeasible rows: never feasible, cmat[:, 0] = 1)
         if rows.any():  # the model's reason; a few distinct texts, converted once each
             texts = np.asarray(model_reason)[rows].tolist()
             index: dict[Any, int] = {}
             codes = [index.setdefault(t, len(index)) for t in texts]
             reason[rows] = np.array([str(t) or "infeasible" for t in index], dtype=object)[codes]
-        rows = ~feasible & ~failed & model_ok.astype(bool)
+        rows = ~feasible & ~failed & ok
         if rows.any():  # the violated constraints, one text per pattern of violations
             violated = cmat[rows, 1:] > 0
             if violated.shape[1] <= 62:  # each row's pattern of violations as one integer, numbered as first seen
@@ -1140,6 +1148,13 @@ class StudyRunner:
             text = ["violates " + "; ".join(self.constraint_names[j + 1] for j in p) for p in patterns]
             reason[rows] = np.array(text, dtype=object)[inverse.ravel()]
         return {"metrics": metrics, "Y": Y, "cmat": cmat, "failed": failed, "feasible": feasible, "reason": reason}
+
+    def _float_names(self, types: dict[str, Any]) -> list[str]:
+        """The metrics of float type among `types` (`_column_types`'), kept for the last set of types."""
+        last = self.__dict__.get("_floats_last")
+        if last is None or last[0] is not types:
+            last = self._floats_last = (types, [k for k, t in types.items() if np.dtype(t).kind == "f"])
+        return last[1]
 
     def _column_types(self, first: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Each metric's column type in `score` (`_column_type`) from a chunk's results `first`, and whether each of
@@ -1464,10 +1479,26 @@ class StudyRunner:
     def _fitness_of(self, Y: np.ndarray, cv: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`_fitness` of a batch from its objective matrix, total violation and failed rows (the values its part
         stores), without reading the part back."""
-        F = to_minimization(Y, self.maximize)
-        bad = failed | ~np.isfinite(F).all(axis=1)
-        F[bad] = np.inf
-        return F, np.where(bad, np.inf, cv)
+        if Y.dtype != np.float64 or Y.ndim != 2 or Y.shape[1] != len(self.maximize):
+            F = to_minimization(Y, self.maximize)
+        else:  # (`to_minimization`'s copy with its maximised columns negated, one column at a time)
+            F = Y.copy()
+            for j in self._maximized():
+                F[:, j] *= -1.0
+        bad = failed | ~np.logical_and.reduce(np.isfinite(F), axis=1)
+        if bad.any():
+            F[bad] = np.inf
+            cv = np.where(bad, np.inf, cv)
+        else:
+            cv = cv.copy()  # (a new array, as np.where gives it)
+        return F, cv
+
+    def _maximized(self) -> list[int]:
+        """The objectives maximised (their columns), cached."""
+        got = self.__dict__.get("_max_cols")
+        if got is None:
+            got = self._max_cols = [j for j, f in enumerate(self.maximize) if f]
+        return got
 
     def _fitness(self, df: pl.DataFrame, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(objectives to minimise, total constraint violation) of a stored batch, as the array sampler sees
