@@ -38,3 +38,35 @@ def test_the_end_frames_the_last_generations_only_and_then_journals(tmp_path, mo
     assert [e[2] for e in frames if e[1]] == [3], frames
     # the last generations' lines after the end's stored frame
     assert events[-1][0] == "journal" and events[-1][1] > 0 and events[-2] == frames[-1], events
+
+
+def test_the_tracked_front_gives_finalize_the_front_flags(tmp_path, monkeypatch):
+    """finalize gets the front flags of the stored rows from the front tracked as they were stored (merged by the
+    frames thread as the run goes, `FrontTracker.merge_behind`), also after a resume: they equal `front_mask` over
+    every stored row."""
+    import numpy as np
+    import polars as pl
+
+    import dse.runs.writer as writer_mod
+    from dse.runs.front import front_mask
+    from dse.runs.layout import RESULTS
+
+    monkeypatch.setenv("DSE_MIRROR_PROCESS", "never")
+    monkeypatch.setattr(runner_mod, "FRAME_EVERY", 2)  # several merges by the thread
+    given: list = []
+    real = writer_mod.finalize
+
+    def finalize(*a, **kw):
+        given.append(kw.get("front"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(runner_mod, "finalize", finalize)
+    for trials in (48, 112):  # the second run resumes the first
+        cfg = study_file(tmp_path, budget={"trials": trials})
+        study = load_study(cfg)
+        StudyRunner(study, tmp_path / "run").run()
+        df = pl.read_parquet(tmp_path / "run" / RESULTS)
+        assert given[-1] is not None and len(given[-1]) == df.height == trials
+        expect = front_mask(df, study.spec.objectives, use_stored=False)
+        assert expect.any() and np.array_equal(df["pareto"].to_numpy(), expect)
+        assert np.array_equal(given[-1], expect)

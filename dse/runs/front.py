@@ -8,7 +8,8 @@ dashboard's raw number are the same.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -136,38 +137,73 @@ class FrontTracker:
 
     The reference point is the given one, else derived from the first batch with feasible rows and then
     fixed (`new_reference` is True right after it was derived, so the caller can store it). The front is
-    merged when read (`front`), so a run nobody watches never computes it."""
+    merged when read (`front`), so a run nobody watches never computes it, or by a thread (`merge_behind`). Each
+    front row's number among every row added (`front_rows`) gives the run's front flags at its end (`finalize`'s
+    `front`) without a pass over all its rows there."""
 
     def __init__(self, maximize: Sequence[bool], ref: Sequence[float] | None = None):
         self.maximize = list(maximize)
         self._front = np.zeros((0, len(self.maximize)))
-        self._pending: list[np.ndarray] = []
+        self._rows = np.zeros(0, dtype=np.int64)  # each front row's number among the rows added
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (feasible finite rows, their numbers) not merged
+        self._behind: Future | None = None  # the front and its rows, being merged by a thread (`merge_behind`)
         self.ref = None if ref is None else np.asarray(ref, dtype=float)
         self.new_reference = False
         self.n = 0
         self.n_feasible = 0
 
     def add(self, Y: np.ndarray, feasible: np.ndarray) -> None:
+        first = self.n
         self.n += len(feasible)
         self.n_feasible += int(np.asarray(feasible).sum())
-        F = np.asarray(Y, dtype=float)[np.asarray(feasible, dtype=bool)]
-        F = F[np.isfinite(F).all(axis=1)]
+        keep = np.asarray(feasible, dtype=bool)
+        F = np.asarray(Y, dtype=float)[keep]
+        finite = np.isfinite(F).all(axis=1)
+        F = F[finite]
         if len(F) == 0:
             return
         if self.ref is None:
             self.ref = derive_reference(F, self.maximize)
             self.new_reference = True
-        self._pending.append(F)
+        self._pending.append((F, first + np.flatnonzero(keep)[finite]))
+
+    def merge_behind(self, submit: Callable[..., Future]) -> None:
+        """Merge the rows added so far into the front on another thread: `submit(fn, *args)` (a one-thread executor's
+        `submit`: its merges run in order) runs it; the next read of the front waits for it."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            prev = self._behind if self._behind is not None else (self._front, self._rows)
+            self._behind = submit(_merged, prev, pending, self.maximize)
 
     @property
     def front(self) -> np.ndarray:
         """The non-dominated rows of every feasible row added so far, in the order they were added."""
+        if self._behind is not None:
+            self._front, self._rows = self._behind.result()
+            self._behind = None
         if self._pending:
-            allp = np.vstack([self._front, *self._pending])
-            self._pending = []
-            self._front = allp[nondominated_mask(allp, self.maximize)]
+            pending, self._pending = self._pending, []
+            self._front, self._rows = _merged((self._front, self._rows), pending, self.maximize)
         return self._front
+
+    @property
+    def front_rows(self) -> np.ndarray:
+        """The number of each `front` row among every row added so far (0: the first row of the first `add`)."""
+        self.front
+        return self._rows
 
     @property
     def hypervolume(self) -> float:
         return front_hypervolume(self.front, self.ref, self.maximize)
+
+
+def _merged(prev: tuple[np.ndarray, np.ndarray] | Future, pending: list[tuple[np.ndarray, np.ndarray]],
+            maximize: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """(front, its rows' numbers) of a front (or the future of one) and the rows added after it: the non-dominated
+    rows of them all (a row dominated by one of the front's earlier rows is dominated by a row of the front), in
+    order."""
+    front, rows = prev.result() if isinstance(prev, Future) else prev
+    allp = np.vstack([front, *[F for F, _ in pending]])
+    allr = np.concatenate([rows, *[r for _, r in pending]])
+    keep = nondominated_mask(allp, maximize)
+    return allp[keep], allr[keep]

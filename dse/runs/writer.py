@@ -388,12 +388,14 @@ def set_reference(run_dir: Path, meta: RunMeta, objs: Sequence[Objective], ref: 
 
 def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_run: int,
              extra: dict[str, Any] | None = None, parts: pl.DataFrame | None = None,
-             before_summary: Callable[[], None] | None = None) -> dict[str, Any]:
+             before_summary: Callable[[], None] | None = None, front: np.ndarray | None = None) -> dict[str, Any]:
     """Write results.parquet, pareto.parquet and summary.json from the parts; returns the summary.
     `parts`: the stored parts' rows as the writer still holds them (what reading them back gives; the
     bookkeeping columns, INTERNAL_COLUMNS, may be left out: they are dropped here). `before_summary`: called
     before summary.json (the last file) is written, e.g. to wait for the run's own writes in flight, which then
-    overlap the rest of finalize."""
+    overlap the rest of finalize. `front`: each row's front flag (rows in trial order), when the writer tracked the
+    front as it stored them (`FrontTracker.front_rows`: what `front_mask` gives), so that the files' writes start
+    without a pass over every row (~7 ms per 10k rows)."""
     run_dir = Path(run_dir)
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:
@@ -406,7 +408,12 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     have = bool(objs) and _has_objectives(df, objs)
     # the objectives of every row, read once (the front, the summary's front and feasible rows are rows of it)
     Y = objective_matrix(df, objs) if have else None
-    mask = front_mask(df, objs, use_stored=False, Y=Y) if have else np.zeros(df.height, dtype=bool)
+    if not have:
+        mask = np.zeros(df.height, dtype=bool)
+    elif front is not None and len(front) == df.height:
+        mask = np.asarray(front, dtype=bool)
+    else:
+        mask = front_mask(df, objs, use_stored=False, Y=Y)
     df = df.drop("pareto", strict=False).with_columns(pl.Series("pareto", mask))
     # results.parquet (most of finalize's time: polars encodes, then the fsyncs) and the pareto files are written by
     # threads while the summary is made, and are in place before summary.json (the last file) is written. The pareto

@@ -536,8 +536,12 @@ class StudyRunner:
             # the last generations' lines, built and appended by the mirror's thread while finalize runs (after the
             # stored frame: polars' thread pool busy with those lines made its concatenation wait, ~2 ms of the run's end)
             self._journal_flush(mirror)
+        front = None  # the front flags of the stored rows (in trial order), from the front tracked as they were stored
+        if stored is not None and tracker.n == stored.height:
+            front = np.zeros(tracker.n, dtype=bool)
+            front[tracker.front_rows] = True
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored,
-                           before_summary=written)
+                           before_summary=written, front=front)
         return RunResult(self.run_dir, summary, resumed_from)
 
     def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0,
@@ -668,6 +672,7 @@ class StudyRunner:
         if waiting == FRAME_EVERY or (waiting > 1 and (to_come == FRAME_LAST or (
                 ahead == 1 and not self._more(asked, t0) and (to_come is None or to_come > FRAME_LAST)))):
             self.frames[-waiting:] = self._framer.submit(_stored_frame, self.frames[-waiting:]),
+            tracker.merge_behind(self._framer.submit)  # (the front so far, for finalize's front flags)
         self._recorded(g, Y, sc["feasible"], tracker, meta, done, new, t0)
         return done, new
 
