@@ -87,3 +87,16 @@ def test_coded_columns_are_their_values():
     both = frame_of([coded, other])
     assert both["s"].to_list() == ["b", "a", "b", 'ü"x', "c", "b", "b"]
     assert both.equals(frame_of([plain, {"s": ["c", "b", "b"], "t": np.arange(3)}]))
+
+
+def test_generations_with_the_same_texts_merge_as_the_others():
+    """Generations whose `Coded` column has the same distinct texts (a knob's choices, a null among them, values no
+    row uses) are merged as generations with different texts are: the frame of their parts read back."""
+    choices = ["x", None, "unused", "y"]
+    gens = [{"k": Coded(list(choices), np.array(c, dtype=np.int32)), "t": np.arange(len(c))}
+            for c in ([0, 3, 1], [3, 3], [1, 0, 0, 3])]
+    back = pl.concat([read_columns(encode_columns(g)) for g in gens])
+    assert frame_of(gens).equals(back) and frame_of(gens)["k"].to_list() == ["x", "y", None, "y", "y", None, "x",
+                                                                              "x", "y"]
+    dup = [{"k": Coded(["a", "a", "b"], np.array([1, 2], dtype=np.int32)), "t": np.arange(2)}] * 2  # (not distinct)
+    assert frame_of(dup).equals(pl.concat([read_columns(encode_columns(g)) for g in dup]))

@@ -279,6 +279,13 @@ def frame_of(datas: list[dict[str, Any]]) -> pl.DataFrame:
         if all(_is_array(v) for v in vs):
             out[name] = np.concatenate(vs) if len(vs) > 1 else vs[0]
             continue
+        first = vs[0]
+        if type(first) is Coded and all([type(v) is Coded and v.values == first.values for v in vs]) and all(
+                [x is None or type(x) is str for x in first.values]) and len(set(first.values)) == len(first.values):
+            # the same distinct texts in every generation (a knob's choices, the states): their codes as they are
+            # (what the merge below gives, without a pass over each generation's values)
+            out[name] = (list(first.values), np.concatenate([np.asarray(v.codes, dtype=np.int32) for v in vs]), "str")
+            continue
         # each generation's dictionary, merged: a value's index in the merged one per generation's code
         merged: list[Any] = []
         index: dict[str, int] = {}
