@@ -405,9 +405,12 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
         df = df.sort("trial")
     df = columns.tidy(df)
     objs = list(meta.objectives)
-    have = bool(objs) and _has_objectives(df, objs)
-    # the objectives of every row, read once (the front, the summary's front and feasible rows are rows of it)
-    Y = objective_matrix(df, objs) if have else None
+    # the objectives of every row, read once (the front, the summary's front and feasible rows are rows of it; a
+    # missing objective column: no front, as `_has_objectives` says)
+    try:
+        Y, have = (objective_matrix(df, objs), True) if objs else (None, False)
+    except KeyError:
+        Y, have = None, False
     if not have:
         mask = np.zeros(df.height, dtype=bool)
     elif front is not None and len(front) == df.height:
