@@ -160,6 +160,10 @@ def test_tournament_is_rank_then_crowding_then_first_drawn(seed):
         x, y = b.integers(0, k, 300), b.integers(0, k, 300)
         wins = [(ga.rank[i], -ga.crowd[i]) <= (ga.rank[j], -ga.crowd[j]) for i, j in zip(x, y)]
         assert got.tolist() == np.where(wins, x, y).tolist()
+        c = np.random.default_rng(t + 100)
+        both = ga._tournaments(c, 120)
+        c = np.random.default_rng(t + 100)
+        assert [p.tolist() for p in both] == [ga._tournament(c, 120).tolist(), ga._tournament(c, 120).tolist()]
 
 
 def _sbx_pm_session43(ga: ArrayNSGAII, rng: np.random.Generator, A: np.ndarray, B: np.ndarray) -> np.ndarray:

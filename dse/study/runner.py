@@ -847,7 +847,7 @@ class StudyRunner:
             elif rows:
                 r = normalize(r, len(rows))
                 done.append((r, rows))
-                self.cache.add([keys[row] for row in rows], r)
+                self.cache.add(keys if len(rows) == n else [keys[row] for row in rows], r)  # (all rows: in order)
         template = (done[0][0] if done else None) or self.cache.store
         if len(sub) == 1 and not errors and new_idx.size == n and sub[0][0] == slice(0, n) and \
                 (pos == np.arange(n)).all():

@@ -652,13 +652,24 @@ class ArrayNSGAII:
         a_wins = (ra < rb) | ((ra == rb) & (self.crowd[a] >= self.crowd[b]))
         return np.where(a_wins, a, b)
 
+    def _tournaments(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two `_tournament`s of n each (the first and second parents), from the same draws in the same order,
+        compared at once."""
+        k = len(self.X)
+        a1, b1 = rng.integers(0, k, n), rng.integers(0, k, n)
+        a2, b2 = rng.integers(0, k, n), rng.integers(0, k, n)
+        a, b = np.concatenate((a1, a2)), np.concatenate((b1, b2))
+        ra, rb = self.rank[a], self.rank[b]
+        win = np.where((ra < rb) | ((ra == rb) & (self.crowd[a] >= self.crowd[b])), a, b)
+        return win[:n], win[n:]
+
     def ask(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The next generation of n designs: (design matrix, knob columns)."""
         codec = self.codec
         if self.X is None or len(self.X) == 0:
             return codec.canonical(codec.random(rng, n), rng)
         m = n * self.pool  # children bred: the first n distinct ones are asked (see CHILDREN_BRED)
-        p1, p2 = self._tournament(rng, m), self._tournament(rng, m)
+        p1, p2 = self._tournaments(rng, m)
         if self.crossover == "sbx":
             U = codec.to_scale(self.X)  # (the population on the variation scale once: each parent's rows gathered)
             child = self._vary(rng, U[p1], U[p2])
