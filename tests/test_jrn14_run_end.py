@@ -70,3 +70,27 @@ def test_the_tracked_front_gives_finalize_the_front_flags(tmp_path, monkeypatch)
         expect = front_mask(df, study.spec.objectives, use_stored=False)
         assert expect.any() and np.array_equal(df["pareto"].to_numpy(), expect)
         assert np.array_equal(given[-1], expect)
+
+
+def test_the_summary_wall_includes_finalize(tmp_path, monkeypatch):
+    """summary.json's wall time and trials/s are the whole run's, finalize's file writes included (a slow disk
+    writing results.parquet shows in them)."""
+    import json
+    import time
+
+    import dse.runs.writer as writer_mod
+
+    cfg = study_file(tmp_path, budget={"trials": 32})
+    real = writer_mod.atomic_write_parquet
+    slow_s = 0.3
+
+    def slow_write(df, path):
+        time.sleep(slow_s)
+        return real(df, path)
+
+    monkeypatch.setattr(writer_mod, "atomic_write_parquet", slow_write)
+    res = StudyRunner(load_study(cfg), tmp_path / "run").run()
+    assert res.summary["wall_time_s"] >= slow_s
+    rate = res.summary["trials_this_run"] / res.summary["wall_time_s"]  # (wall rounded to the ms)
+    assert abs(res.summary["trials_per_s"] - rate) <= 0.01 * rate
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["wall_time_s"] == res.summary["wall_time_s"]

@@ -388,14 +388,17 @@ def set_reference(run_dir: Path, meta: RunMeta, objs: Sequence[Objective], ref: 
 
 def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_run: int,
              extra: dict[str, Any] | None = None, parts: pl.DataFrame | None = None,
-             before_summary: Callable[[], None] | None = None, front: np.ndarray | None = None) -> dict[str, Any]:
+             before_summary: Callable[[], None] | None = None, front: np.ndarray | None = None,
+             started: float | None = None) -> dict[str, Any]:
     """Write results.parquet, pareto.parquet and summary.json from the parts; returns the summary.
     `parts`: the stored parts' rows as the writer still holds them (what reading them back gives; the
     bookkeeping columns, INTERNAL_COLUMNS, may be left out: they are dropped here). `before_summary`: called
     before summary.json (the last file) is written, e.g. to wait for the run's own writes in flight, which then
     overlap the rest of finalize. `front`: each row's front flag (rows in trial order), when the writer tracked the
     front as it stored them (`FrontTracker.front_rows`: what `front_mask` gives), so that the files' writes start
-    without a pass over every row (~7 ms per 10k rows)."""
+    without a pass over every row (~7 ms per 10k rows). `started`: the run's start (`time.perf_counter()`): its
+    wall time and trials/s are then measured when summary.json is written (the run's end, finalize included)
+    rather than given (`wall_time_s`, the wall until the caller's last step)."""
     run_dir = Path(run_dir)
     df = parts if parts is not None else PartStore(run_dir).read_all()
     if df is None:
@@ -436,6 +439,10 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
                 w.result()
     if before_summary is not None:
         before_summary()
+    if started is not None:  # (the files above written: the run's wall as a user sees it end)
+        wall = time.perf_counter() - started
+        summary["wall_time_s"] = round(wall, 3)
+        summary["trials_per_s"] = round(trials_this_run / wall, 2) if wall > 0 else None
     write_json(run_dir / SUMMARY_JSON, summary)
     return summary
 

@@ -541,7 +541,7 @@ class StudyRunner:
             front = np.zeros(tracker.n, dtype=bool)
             front[tracker.front_rows] = True
         summary = finalize(self.run_dir, meta, wall_time_s=wall, trials_this_run=new, extra=extra, parts=stored,
-                           before_summary=written, front=front)
+                           before_summary=written, front=front, started=t0)
         return RunResult(self.run_dir, summary, resumed_from)
 
     def _generations(self, ga, parts, mirror, background, tracker, meta, b, done, dists, t0,
