@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["nondominated_mask", "pareto_rank", "hypervolume", "crowding_distance", "crowding_distance_by_group",
-           "to_minimization"]
+__all__ = ["nondominated_mask", "pareto_rank", "pareto_rank_finite", "hypervolume", "crowding_distance",
+           "crowding_distance_finite", "crowding_distance_by_group", "to_minimization"]
 
 _BLOCK = 64  # points compared all-against-all at the bottom of the 3-D divide and conquer
 # up to this many rows (m >= 3), ranks come from one all-pairs domination matrix (n*n*m comparisons, ~1 ms at
@@ -272,6 +272,14 @@ def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None, *,
     return rank
 
 
+def pareto_rank_finite(Z: np.ndarray, *, max_rows: int | None = None) -> np.ndarray:
+    """`pareto_rank` of rows already to minimise and all finite (e.g. an NSGA-II population's feasible rows), without
+    its checks and copy: the same ranks."""
+    if Z.shape[1] >= 3 and 0 < len(Z) <= _SMALL_RANK:
+        return _rank_small(Z, max_rows)
+    return pareto_rank(Z, max_rows=max_rows)
+
+
 def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
     """`pareto_rank` of a few hundred finite rows (minimisation) from the all-pairs domination matrix: a front
     is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations)."""
@@ -448,6 +456,12 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
         return dist
     out[finite] = dist
     return out
+
+
+def crowding_distance_finite(F: np.ndarray) -> np.ndarray:
+    """`crowding_distance` of rows already to minimise and all finite, without its checks: the same values (inf for
+    each row of a set of at most two)."""
+    return np.full(len(F), np.inf) if len(F) <= 2 else _crowding_finite(F)
 
 
 def _crowding_finite(F: np.ndarray) -> np.ndarray:

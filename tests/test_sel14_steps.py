@@ -272,3 +272,17 @@ def test_result_cache_by_blocks_is_a_dict_of_columns():
     assert cache.same_types({k: v[:3] for k, v in cache.store.items()})
     assert not cache.same_types({"y": np.zeros(3, dtype=np.float32)})
     assert cache.same_types({"k": np.zeros(3, dtype=np.int64), "y": np.zeros(3)})  # (another order)
+
+
+@pytest.mark.parametrize("n,m", [(1, 3), (2, 3), (7, 2), (150, 3), (401, 3), (900, 4)])
+def test_public_finite_forms_equal_the_checked_ones(n, m):
+    """`pareto_rank_finite` / `crowding_distance_finite` (what the sampler calls on finite rows) give `pareto_rank` /
+    `crowding_distance`'s values bit for bit, on both sides of the all-pairs size and for sets of one or two rows."""
+    from dse.pareto import crowding_distance_finite, pareto_rank_finite
+
+    rng = np.random.default_rng(n * 10 + m)
+    F = np.round(rng.normal(size=(n, m)), 1)  # (ties)
+    for keep in (None, max(1, n // 3)):
+        assert np.array_equal(pareto_rank_finite(F, max_rows=keep), pareto_rank(F, max_rows=keep))
+    got, want = crowding_distance_finite(F), crowding_distance(F)
+    assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))

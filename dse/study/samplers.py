@@ -29,7 +29,7 @@ import optuna
 from optuna.samplers import NSGAIIISampler, NSGAIISampler
 
 from dse.errors import DseUserError
-from dse.pareto import _SMALL_RANK, _crowding_finite, _rank_small, crowding_distance_by_group, pareto_rank
+from dse.pareto import crowding_distance_by_group, crowding_distance_finite, pareto_rank_finite
 from dse.study import spec as sp
 from dse.study.space import SearchSpace, _as_array, _const
 
@@ -559,13 +559,12 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     fi = feas.nonzero()[0]
     if fi.size:
         Ff = F[fi]
-        # (finite rows: `pareto_rank`'s ranks without its checks and copy)
-        r = _rank_small(Ff, keep) if m >= 3 and fi.size <= _SMALL_RANK else pareto_rank(Ff, max_rows=keep)
+        r = pareto_rank_finite(Ff, max_rows=keep)
         rank[fi] = r
         front = (r == 0).nonzero()[0]
         if keep is not None and front.size >= keep:  # (most generations of a study: ~90 %)
-            # one group: bit for bit the grouped one's; `crowding_distance` of finite rows
-            crowd[fi[front]] = _crowding_finite(Ff[front]) if front.size > 2 else np.inf
+            # one group: bit for bit the grouped one's
+            crowd[fi[front]] = crowding_distance_finite(Ff[front])
         else:
             crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
