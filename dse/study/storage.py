@@ -447,18 +447,21 @@ def _numeric_series(raw: dict[str, np.ndarray]) -> dict[str, pl.Series]:
         flat = pl.Series(block.ravel())
         text = np.zeros(len(names), dtype=bool)  # float columns written as json_number_series' texts
         if dtype is float:
-            with np.errstate(invalid="ignore"):
-                text = (~((np.abs(block) >= _POLARS_TEXT_FROM) & np.isfinite(block)) & (block != 0)).any(axis=1)
-            text |= not _FAST_TEXT[0]
+            text = _odd_mask(block).any(axis=1) | (not _FAST_TEXT[0])
         for i, name in enumerate(names):
             out[name] = json_number_series(block[i]) if text[i] else flat.slice(i * n, n)
     return {name: out[name] for name in raw}
 
 
-def _odd_numbers(a: np.ndarray) -> np.ndarray:
-    """Positions of the numbers polars writes otherwise than Python's json: tiny ones (not 0), NaN, infinities."""
+def _odd_mask(a: np.ndarray) -> np.ndarray:
+    """Where `a` holds a number polars writes otherwise than Python's json: a tiny one (not 0), NaN, an infinity."""
     with np.errstate(invalid="ignore"):
-        return np.flatnonzero(~((np.abs(a) >= _POLARS_TEXT_FROM) & np.isfinite(a)) & (a != 0))
+        return ~((np.abs(a) >= _POLARS_TEXT_FROM) & np.isfinite(a)) & (a != 0)
+
+
+def _odd_numbers(a: np.ndarray) -> np.ndarray:
+    """Positions of the numbers polars writes otherwise than Python's json (`_odd_mask`)."""
+    return np.flatnonzero(_odd_mask(a))
 
 
 def _distinct_texts(a: Any, n: int, text: Callable[[str], str | None]) -> pl.Series:
