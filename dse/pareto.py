@@ -448,10 +448,7 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
     k = len(F)
     if k == 0:
         return out
-    if k <= 2:
-        out[finite] = np.inf
-        return out
-    dist = _crowding_finite(F)
+    dist = crowding_distance_finite(F)
     if every:  # (every row finite: `dist` is the result)
         return dist
     out[finite] = dist

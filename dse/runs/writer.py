@@ -440,11 +440,15 @@ def finalize(run_dir: Path, meta: RunMeta, *, wall_time_s: float, trials_this_ru
     if before_summary is not None:
         before_summary()
     if started is not None:  # (the files above written: the run's wall as a user sees it end)
-        wall = time.perf_counter() - started
-        summary["wall_time_s"] = round(wall, 3)
-        summary["trials_per_s"] = round(trials_this_run / wall, 2) if wall > 0 else None
+        summary.update(run_timing(time.perf_counter() - started, trials_this_run))
     write_json(run_dir / SUMMARY_JSON, summary)
     return summary
+
+
+def run_timing(wall_time_s: float, trials: int) -> dict[str, Any]:
+    """summary.json's wall time of a run and its trials per second (`trials` in `wall_time_s`)."""
+    return {"wall_time_s": round(wall_time_s, 3),
+            "trials_per_s": round(trials / wall_time_s, 2) if wall_time_s > 0 else None}
 
 
 def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: list[Objective], wall_time_s: float,
@@ -459,8 +463,7 @@ def _summary(run_dir: Path, meta: RunMeta, df: pl.DataFrame, have: bool, objs: l
         "trials_complete": int((df["state"] == "COMPLETE").sum()) if "state" in df.columns else df.height,
         "trials_failed": int((df["state"] == "FAIL").sum()) if "state" in df.columns else 0,
         "feasible": len(feasible), "feasible_share": (len(feasible) / df.height) if df.height else 0.0,
-        "front_size": int(front.sum()), "wall_time_s": round(wall_time_s, 3), "trials_this_run": trials_this_run,
-        "trials_per_s": round(trials_this_run / wall_time_s, 2) if wall_time_s > 0 else None,
+        "front_size": int(front.sum()), "trials_this_run": trials_this_run, **run_timing(wall_time_s, trials_this_run),
         "objectives": [o.model_dump() for o in objs], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     ref = reference_array(objs, meta.reference_point) if have else None

@@ -32,8 +32,8 @@ from dse.runs.front import (STUDY_RULE, FrontTracker, front_hypervolume, maximiz
 from dse.runs.layout import PARETO, RESULTS, SUMMARY_JSON, Summary
 from dse.runs.partlog import fsync_dir
 from dse.runs import columns
-from dse.runs.writer import (PARQUET_ZSTD_LEVEL, PartStore, RunLock, atomic_write_parquet, set_reference,
-                             write_json, write_meta)
+from dse.runs.writer import (PARQUET_ZSTD_LEVEL, PartStore, RunLock, atomic_write_parquet, run_timing,
+                             set_reference, write_json, write_meta)
 from dse.study.execution import EvalError, RayExecutor, eval_chunk, take
 from dse.study.rundir import Progress, RunResult, prepare_run_dir, start_meta
 
@@ -291,8 +291,7 @@ def finalize_grid(run_dir: Path, meta: Any, front: _Front, stats: dict[str, int]
         "study": meta.name, "sampler": meta.sampler, "seed": meta.seed, "budget": meta.budget, "trials": n,
         "trials_complete": n - stats["failed"], "trials_failed": stats["failed"], "feasible": stats["feasible"],
         "feasible_share": stats["feasible"] / n if n else 0.0, "front_size": front_df.height,
-        "wall_time_s": round(wall_time_s, 3), "trials_this_run": trials_this_run,
-        "trials_per_s": round(trials_this_run / wall_time_s, 2) if wall_time_s > 0 else None,
+        "trials_this_run": trials_this_run, **run_timing(wall_time_s, trials_this_run),
         "objectives": [o.model_dump() for o in objs], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "hypervolume": 0.0, "reference_point": None, "best": {}}
     ref = reference_array(objs, meta.reference_point)

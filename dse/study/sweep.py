@@ -21,6 +21,7 @@ from dse.runs.writer import (
     PartStore,
     RunLock,
     atomic_write_parquet,
+    run_timing,
     write_json,
     write_meta,
 )
@@ -113,7 +114,6 @@ def _merge(study: Study, sweep_dir: Path, dirs: dict[str, Path], summaries: dict
                                   objectives=list(study.spec.objectives)))
     n = sum(s.get("trials_this_run", 0) for s in summaries.values())
     summary = {"sweep": study.name, "studies": summaries, "trials": df.height,
-               "front_size": int(df["pareto"].sum()) if df.height else 0, "wall_time_s": round(wall, 3),
-               "trials_per_s": round(n / wall, 2) if wall > 0 else None}
+               "front_size": int(df["pareto"].sum()) if df.height else 0, **run_timing(wall, n)}
     write_json(sweep_dir / "summary.json", summary)
     return summary
