@@ -272,23 +272,48 @@ def pareto_rank(Y: np.ndarray, maximize: Sequence[bool] | bool | None = None, *,
     return rank
 
 
-def pareto_rank_finite(Z: np.ndarray, *, max_rows: int | None = None) -> np.ndarray:
+def pareto_rank_finite(Z: np.ndarray, *, max_rows: int | None = None,
+                       dense: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray | None]:
     """`pareto_rank` of rows already to minimise and all finite (e.g. an NSGA-II population's feasible rows), without
-    its checks and copy: the same ranks."""
+    its checks and copy: the same ranks. With `dense`, (ranks, each objective's values as dense ranks (an m x n int16
+    matrix, ties sharing one; None where the ranks were not computed from them)): the dense ranks of any subset of the
+    rows order them as their values do, ties included, so that a stable sort of those small integers (a radix sort)
+    is the stable sort of the values (`crowding_distance_finite`'s `order`)."""
     if Z.shape[1] >= 3 and 0 < len(Z) <= _SMALL_RANK:
-        return _rank_small(Z, max_rows)
-    return pareto_rank(Z, max_rows=max_rows)
+        return _rank_small(Z, max_rows, dense)
+    rank = pareto_rank(Z, max_rows=max_rows)
+    return (rank, None) if dense else rank
 
 
-def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
+_OBJECTIVE_ROWS: dict[int, np.ndarray] = {}
+
+
+def _objective_rows(m: int) -> np.ndarray:
+    """np.arange(m)[:, None], the row index of an m-objective matrix's transpose (kept per m; never written)."""
+    got = _OBJECTIVE_ROWS.get(m)
+    if got is None:
+        got = _OBJECTIVE_ROWS[m] = np.arange(m)[:, None]
+        got.flags.writeable = False
+    return got
+
+
+def _rank_small(Z: np.ndarray, max_rows: int | None,
+                dense: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """`pareto_rank` of a few hundred finite rows (minimisation) from the all-pairs domination matrix: a front
-    is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations)."""
+    is the rows no unranked row dominates (Deb et al. 2002's fast non-dominated sort, as array operations). With
+    `dense`, (ranks, the objectives' dense ranks) (`pareto_rank_finite`)."""
+    got = _rank_small_of(Z, max_rows)
+    return got if dense else got[0]
+
+
+def _rank_small_of(Z: np.ndarray, max_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """`_rank_small`'s (ranks, dense ranks)."""
     n, m = Z.shape
     # each objective's values as dense ranks (ties share one; int16: n <= _SMALL_RANK), so that the n*n comparisons
     # compare 16-bit integers (a quarter of float64's cost) with the same outcomes
     ZT = np.ascontiguousarray(Z.T)
     order = ZT.argsort(axis=1)
-    obj = np.arange(m)[:, None]
+    obj = _objective_rows(m)
     S = ZT[obj, order]
     step = np.zeros((m, n), dtype=np.int16)
     np.not_equal(S[:, 1:], S[:, :-1], out=step[:, 1:])
@@ -310,7 +335,7 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
     if done == n or (max_rows is not None and done >= max_rows):  # (most NSGA-II generations: one front enough)
         rank = np.ones(n, dtype=np.int64)
         rank[current] = 0
-        return rank
+        return rank, R
     rank = np.full(n, -1, dtype=np.int64)
     rank[current] = 0
     r = 1
@@ -327,7 +352,7 @@ def _rank_small(Z: np.ndarray, max_rows: int | None) -> np.ndarray:
         if max_rows is not None and done >= max_rows:
             break
     rank[rank < 0] = r
-    return rank
+    return rank, R
 
 
 # ---------------------------------------------------------------- hypervolume
@@ -455,21 +480,23 @@ def crowding_distance(Y: np.ndarray, maximize: Sequence[bool] | bool | None = No
     return out
 
 
-def crowding_distance_finite(F: np.ndarray) -> np.ndarray:
+def crowding_distance_finite(F: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """`crowding_distance` of rows already to minimise and all finite, without its checks: the same values (inf for
-    each row of a set of at most two)."""
-    return np.full(len(F), np.inf) if len(F) <= 2 else _crowding_finite(F)
+    each row of a set of at most two). `order`: each objective's stable sort of the rows (m x k; e.g. of their dense
+    ranks, `pareto_rank_finite`), when known."""
+    return np.full(len(F), np.inf) if len(F) <= 2 else _crowding_finite(F, order)
 
 
-def _crowding_finite(F: np.ndarray) -> np.ndarray:
+def _crowding_finite(F: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """`crowding_distance` of more than two finite rows (minimisation), every objective at once: per objective a
-    stable sort, the boundary rows inf and each inner row the gap between its neighbours over the objective's range
-    (0 when the range is 0), summed over the objectives in their order (the values and sums of one objective at a
-    time, bit for bit: x + 0.0 is x for these non-negative gaps)."""
+    stable sort (`order`, if given), the boundary rows inf and each inner row the gap between its neighbours over the
+    objective's range (0 when the range is 0), summed over the objectives in their order (the values and sums of one
+    objective at a time, bit for bit: x + 0.0 is x for these non-negative gaps)."""
     k, m = F.shape
     ZT = np.ascontiguousarray(F.T)
-    order = np.argsort(ZT, axis=1, kind="stable")
-    obj = np.arange(m)[:, None]
+    if order is None:
+        order = np.argsort(ZT, axis=1, kind="stable")
+    obj = _objective_rows(m)
     V = ZT[obj, order]
     span = V[:, -1:] - V[:, :1]
     d = np.zeros((m, k))

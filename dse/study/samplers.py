@@ -22,6 +22,7 @@ space is carried from batch to batch. They keep Optuna's attribute keys
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -548,7 +549,9 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     `keep`: only the first `keep` rows of the order are used. Fronts are then peeled until they hold `keep`
     rows; the feasible rows beyond share one rank (their order among themselves is not NSGA-II's), while
     the first `keep` rows and their rank and crowding are exactly those of the full order (when the first front
-    alone holds `keep` rows, the rows of the other fronts, none of them among the first `keep`, keep crowding 0)."""
+    alone holds `keep` rows, the rows of the other fronts, none of them among the first `keep`, keep crowding 0; when
+    the feasible rows alone hold `keep`, the infeasible and failed rows, none of them among the first `keep` either,
+    share the rank after the feasible ones)."""
     n, m = F.shape
     ok = np.logical_and.reduce(np.isfinite(F), axis=1)
     ok &= np.isfinite(cv)
@@ -559,15 +562,20 @@ def survival_order(F: np.ndarray, cv: np.ndarray, keep: int | None = None) -> tu
     fi = feas.nonzero()[0]
     if fi.size:
         Ff = F[fi]
-        r = pareto_rank_finite(Ff, max_rows=keep)
+        r, R = pareto_rank_finite(Ff, max_rows=keep, dense=True)
         rank[fi] = r
         front = (r == 0).nonzero()[0]
         if keep is not None and front.size >= keep:  # (most generations of a study: ~90 %)
-            # one group: bit for bit the grouped one's
-            crowd[fi[front]] = crowding_distance_finite(Ff[front])
+            # one group: bit for bit the grouped one's (each objective's stable order of the front from its dense
+            # ranks, a radix sort of int16, when the ranks came with them)
+            crowd[fi[front]] = crowding_distance_finite(
+                Ff[front], None if R is None or front.size <= 2 else np.argsort(R[:, front], axis=1, kind="stable"))
         else:
             crowd[fi] = crowding_distance_by_group(Ff, r)
         top = int(r.max()) + 1
+        if keep is not None and fi.size >= keep:  # (most generations: the violations' ranks are not needed)
+            rank[~feas] = top
+            return np.lexsort((-crowd, rank)), rank, crowd
     inf_ = np.flatnonzero(ok & ~feas)
     if inf_.size:  # dense ranks of the violations (np.unique's inverse, without its wrapper's passes)
         x = cv[inf_]
@@ -634,14 +642,29 @@ class ArrayNSGAII:
         self.X: np.ndarray | None = None
         self.F = self.cv = self.rank = self.crowd = None
         self.asked: tuple[np.ndarray, list[bytes]] | None = None  # the last generation asked and its design keys
+        # the generations asked and not observed yet (at most lag + 1 in flight), with their design keys; and the
+        # population (the X they belong to) with the design keys of its rows (None: not known, e.g. after a replayed
+        # generation; `_distinct` then makes them)
+        self._flight: deque[tuple[np.ndarray, list[bytes]]] = deque(maxlen=self.lag + 2)
+        self._keys: tuple[np.ndarray, list[bytes]] | None = None
 
     def observe(self, X: np.ndarray, F: np.ndarray, cv: np.ndarray) -> None:
+        keys = None  # the design keys of the generation and the population's rows together, when known
+        for i, (x, k) in enumerate(self._flight):
+            if x is X:  # (a generation this sampler asked, not changed since: the runner's)
+                keys = k
+                del self._flight[i]
+                break
         if self.X is not None:
+            pop = self._keys
+            keys = None if keys is None or pop is None or pop[0] is not self.X else pop[1] + keys
             X, F, cv = (np.concatenate([self.X, X]), np.concatenate([self.F, F]), np.concatenate([self.cv, cv]))
         order, rank, crowd = survival_order(F, cv, keep=self.population_size)
         keep = order[: self.population_size]
         self.X, self.F, self.cv = X[keep], F[keep], cv[keep]
         self.rank, self.crowd = rank[keep], crowd[keep]
+        # the kept rows' keys, taken rather than made again from their rows (`design_keys` of each population)
+        self._keys = None if keys is None else (self.X, list(map(keys.__getitem__, keep.tolist())))
 
     def _tournament(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Binary tournaments: the lower rank wins, then the larger crowding distance, then the first drawn."""
@@ -654,19 +677,24 @@ class ArrayNSGAII:
     def _tournaments(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Two `_tournament`s of n each (the first and second parents), from the same draws in the same order,
         compared at once."""
-        k = len(self.X)
-        a1, b1 = rng.integers(0, k, n), rng.integers(0, k, n)
-        a2, b2 = rng.integers(0, k, n), rng.integers(0, k, n)
-        a, b = np.concatenate((a1, a2)), np.concatenate((b1, b2))
+        # the four draws of n (a1, b1, a2, b2) as one draw of 4n: numpy's bounded integers below 2**32 take each
+        # value from the bit generator's 32-bit stream, whose unused half of a 64-bit word the generator keeps
+        # between calls, so one call of 4n gives the values and the state that four calls of n give
+        # (tests/test_chain15_steps.py)
+        D = rng.integers(0, len(self.X), 4 * n).reshape(2, 2, n)
+        a, b = D[:, 0], D[:, 1]
         ra, rb = self.rank[a], self.rank[b]
         win = np.where((ra < rb) | ((ra == rb) & (self.crowd[a] >= self.crowd[b])), a, b)
-        return win[:n], win[n:]
+        return win[0], win[1]
 
     def ask(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The next generation of n designs: (design matrix, knob columns)."""
         codec = self.codec
         if self.X is None or len(self.X) == 0:
-            return codec.canonical(codec.random(rng, n), rng)
+            X, cols = codec.canonical(codec.random(rng, n), rng)
+            self.asked = (X, design_keys(X))
+            self._flight.append(self.asked)
+            return X, cols
         m = n * self.pool  # children bred: the first n distinct ones are asked (see CHILDREN_BRED)
         p1, p2 = self._tournaments(rng, m)
         if self.crossover == "sbx":
@@ -683,12 +711,14 @@ class ArrayNSGAII:
             rows, keys = self._distinct(child, n)
             X = child[rows]
             self.asked = (X, keys)
+            self._flight.append(self.asked)
             return X, codec.columns(X)
         X, cols = codec.canonical(child, rng)
         if m == n:
             return X, cols
         rows, keys = self._distinct(X, n)
         self.asked = (X[rows], keys)
+        self._flight.append(self.asked)
         return self.asked[0], {k: v[rows] for k, v in cols.items()}
 
     def keys_of(self, X: np.ndarray) -> list[bytes]:
@@ -701,7 +731,9 @@ class ArrayNSGAII:
         population nor an earlier child, then, if fewer than `n` are, the first of the others; in bred order. With
         their design keys."""
         keys = design_keys(X)
-        seen = set(design_keys(self.X))  # the population's designs, then each child's as it comes
+        if self._keys is None or self._keys[0] is not self.X:
+            self._keys = (self.X, design_keys(self.X))
+        seen = set(self._keys[1])  # the population's designs, then each child's as it comes
         add = seen.add
         fresh = []
         for i, k in enumerate(keys):
@@ -742,7 +774,7 @@ class ArrayNSGAII:
         R = rng.random((5, n * d))  # per element: crossover, SBX spread, SBX side, mutation, its spread
         flat, Vf = U.ravel(), V.ravel()
         swap = R[0] < self.swapping_prob
-        swap &= np.repeat(rng.random(n) < self.crossover_prob, d)
+        swap.reshape(n, d)[...] &= (rng.random(n) < self.crossover_prob)[:, None]  # (each child's draw on its row)
         # SBX on the numeric knobs that both parents have (NaN: inactive; a comparison with NaN is False) and
         # that differ
         sbx = np.abs(flat - Vf) > 1e-14
