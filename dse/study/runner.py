@@ -796,15 +796,17 @@ class StudyRunner:
         src = self.cache.find(keys)
         miss = np.flatnonzero(src < 0).tolist()
         flying = self._flying
-        later = [i for i in miss if keys[i] in flying] if flying else []
-        if later:
-            src[later] = -2
-            miss = [i for i in miss if src[i] == -1]
         mk = [keys[i] for i in miss]
+        later: list[int] = []
+        if flying and not flying.isdisjoint(mk):
+            later = [i for i, k in zip(miss, mk) if k in flying]
+            src[later] = -2
+            miss = [i for i, k in zip(miss, mk) if k not in flying]
+            mk = [keys[i] for i in miss]
         first: dict[bytes, int] = dict(zip(reversed(mk), reversed(miss)))  # each new design's first row in the batch
         pos = np.full(n, -1, dtype=np.int64)  # row of the batch's first copy of a design not in the cache
-        if miss:
-            pos[miss] = [first[k] for k in mk]
+        if miss:  # (each its own first copy when the batch's new designs are distinct)
+            pos[miss] = miss if len(first) == len(miss) else [first[k] for k in mk]
         new_idx = np.asarray(sorted(first.values()), dtype=np.int64)
         if new_idx.size == 0 and not later and not self.cache.store:
             return self._submit(cols)
@@ -849,10 +851,11 @@ class StudyRunner:
                 done.append((r, rows))
                 self.cache.add(keys if len(rows) == n else [keys[row] for row in rows], r)  # (all rows: in order)
         template = (done[0][0] if done else None) or self.cache.store
-        if len(sub) == 1 and not errors and new_idx.size == n and sub[0][0] == slice(0, n) and \
-                (pos == np.arange(n)).all():
+        if len(sub) == 1 and not errors and new_idx.size == n and sub[0][0] == slice(0, n):
             # every design of the batch new and evaluated by one chunk in batch order (most generations): its results
-            # are the batch's, as gathered back from the store below when every column has the store's type
+            # are the batch's, as gathered back from the store below when every column has the store's type (`n` new
+            # designs: each row is the first copy of its design, pos[i] = i, and one chunk of them is new_idx =
+            # 0..n-1 in order)
             store = self.cache.store  # (`template`: the chunk's results, normalized)
             if len(template) == len(store) and self.cache.same_types(template):
                 return [(slice(0, n), template)]
@@ -1122,25 +1125,37 @@ class StudyRunner:
                                        "fix the study's objectives") from None
         # an expression objective may be undefined (x / 0) on a row the model already rejects: that row stays
         # an infeasible COMPLETE trial (objective told as 0), not an evaluation error
-        ok = model_ok.astype(bool)
+        ok = model_ok if model_ok.dtype == bool else model_ok.astype(bool)  # (read only)
         if not (np.isfinite(Y).all() and np.isfinite(cmat).all()):  # (else no row is bad: nothing to change)
             bad = (~np.isfinite(Y).all(axis=1) & ok) | ~np.isfinite(cmat).all(axis=1)
             failed |= bad
             err[bad & (err == "")] = "evaluation error: non-finite objective or constraint"
             cmat[~np.isfinite(cmat)] = 1e9
             Y[~np.isfinite(Y)] = 0.0
-        feasible = ~failed & (cmat <= 0).all(axis=1)
+        # (Y and cmat are finite from here on: `_scored` relies on it)
+        feasible = (cmat <= 0).all(axis=1)
         reason = np.full(n, "", dtype=object)
-        if failed.any():  # (a failed row is never feasible)
+        # rows that did not fail (None: every row, most generations, whose masks then skip it)
+        held = ~failed if failed.any() else None
+        if held is not None:  # (a failed row is never feasible)
+            feasible &= held
             reason[failed] = err[failed]
-        rows = ~failed & ~ok  # (the model's infeasible rows: never feasible, cmat[:, 0] = 1)
+        rows = ~ok  # (the model's infeasible rows that did not fail: never feasible, cmat[:, 0] = 1)
+        if held is not None:
+            rows &= held
         if rows.any():  # the model's reason; a few distinct texts, converted once each
             texts = np.asarray(model_reason)[rows].tolist()
             index: dict[Any, int] = {}
             codes = [index.setdefault(t, len(index)) for t in texts]
             reason[rows] = np.array([str(t) or "infeasible" for t in index], dtype=object)[codes]
-        rows = ~feasible & ~failed & ok
-        if rows.any():  # the violated constraints, one text per pattern of violations
+        rows = ~feasible & ok  # (not failed: a failed row is not feasible)
+        if held is not None:
+            rows &= held
+        if rows.any() and len(self.constraint_names) == 2:
+            # one constraint of the study's: the model's is met (ok, cmat[:, 0] = 0) and cmat is finite, so each of
+            # these rows violates that one (cmat[:, 1] > 0): one pattern, one text
+            reason[rows] = "violates " + self.constraint_names[1]
+        elif rows.any():  # the violated constraints, one text per pattern of violations
             violated = cmat[rows, 1:] > 0
             if violated.shape[1] <= 62:  # each row's pattern of violations as one integer, numbered as first seen
                 code = violated.astype(np.int64) @ (1 << np.arange(violated.shape[1], dtype=np.int64))
@@ -1308,7 +1323,7 @@ class StudyRunner:
         (`fitness`: `_fitness_of`, what `_fitness` reads back from its part)."""
         sc = self.score(cols, results, n)
         sc["violation"] = np.maximum(sc["cmat"], 0).sum(axis=1)
-        sc["fitness"] = self._fitness_of(sc["Y"], sc["violation"], sc["failed"])
+        sc["fitness"] = self._fitness_of(sc["Y"], sc["violation"], sc["failed"], finite=True)  # (`score`'s Y)
         return sc
 
     def _array_batch(self, first: int, X: np.ndarray, cols: dict[str, np.ndarray], sc: dict[str, Any],
@@ -1481,16 +1496,18 @@ class StudyRunner:
             blobs.append(self.records.record(params[i], states[i], Yl[i], sys_attrs, ua, start, complete))
         return blobs
 
-    def _fitness_of(self, Y: np.ndarray, cv: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fitness_of(self, Y: np.ndarray, cv: np.ndarray, failed: np.ndarray,
+                    finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """`_fitness` of a batch from its objective matrix, total violation and failed rows (the values its part
-        stores), without reading the part back."""
+        stores), without reading the part back. `finite`: every value of Y is known to be finite (`score`'s), so that
+        the bad rows are the failed ones."""
         if Y.dtype != np.float64 or Y.ndim != 2 or Y.shape[1] != len(self.maximize):
             F = to_minimization(Y, self.maximize)
         else:  # (`to_minimization`'s copy with its maximised columns negated, one column at a time)
             F = Y.copy()
             for j in self._maximized():
                 F[:, j] *= -1.0
-        bad = failed | ~np.logical_and.reduce(np.isfinite(F), axis=1)
+        bad = failed if finite else failed | ~np.logical_and.reduce(np.isfinite(F), axis=1)
         if bad.any():
             F[bad] = np.inf
             cv = np.where(bad, np.inf, cv)
