@@ -330,12 +330,11 @@ def _rank_small_of(Z: np.ndarray, max_rows: int | None) -> tuple[np.ndarray, np.
     # `max_rows`) from counts: dom as float32 0/1, so that a front's dominations are one matrix-vector product
     # (every count is a whole number below 2**24, exact in float32 whatever the order of the sums)
     dom = le > le.T
-    current = ~np.logical_or.reduce(dom, axis=1)
-    done = int(np.count_nonzero(current))
+    dominated = np.logical_or.reduce(dom, axis=1)
+    done = n - int(np.count_nonzero(dominated))
     if done == n or (max_rows is not None and done >= max_rows):  # (most NSGA-II generations: one front enough)
-        rank = np.ones(n, dtype=np.int64)
-        rank[current] = 0
-        return rank, R
+        return dominated.astype(np.int64), R  # (the front 0, every other row 1)
+    current = ~dominated
     rank = np.full(n, -1, dtype=np.int64)
     rank[current] = 0
     r = 1

@@ -263,3 +263,27 @@ def test_population_keys_carried_through_observe_are_its_rows_keys(seed):
             assert carry._keys[1] == design_keys(carry.X)
         else:
             assert g in (9, 15)
+
+
+@pytest.mark.parametrize("which", ["datacenter", "tiny"])
+def test_knob_columns_of_rows_are_the_general_paths(which):
+    """`KnobCodec.columns` (the choices of every categorical knob indexed at once, a conditional knob's NaN mask taken
+    once) gives the columns, types and order of `canonical`'s knob-by-knob path, inactive rows at their neutral value."""
+    from _spaces import SPACE
+    from dse.study.samplers import KnobCodec
+    from dse.study.space import SearchSpace, SearchSpaceSpec
+    from test_loop6_loop import _datacenter_space
+
+    space = _datacenter_space() if which == "datacenter" else SearchSpace(SearchSpaceSpec(**SPACE))
+    codec = KnobCodec(space)
+    general = KnobCodec(space)
+    general.canonical_values = lambda X, rng: False  # (the knob-by-knob path)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        X, _ = codec.canonical(codec.random(rng, 60), rng)
+        assert np.isnan(X).any()  # (inactive conditional knobs among the rows)
+        got = codec.columns(X)
+        want = general.canonical(X.copy(), np.random.default_rng(0))[1]
+        assert list(got) == list(want)
+        for k in want:
+            assert got[k].dtype == want[k].dtype and got[k].tolist() == want[k].tolist(), k

@@ -336,12 +336,14 @@ class KnobCodec:
                 X[:, j] = rng.uniform(d.low, d.high, n)
         return X
 
-    def _column(self, j: int, x: np.ndarray) -> np.ndarray:
+    def _column(self, j: int, x: np.ndarray, nan: np.ndarray | None = None) -> np.ndarray:
         """Knob j's column of a design matrix column (NaN: the first choice / the low end, replaced by the
         caller with the knob's neutral value). `np.where` rather than `np.nan_to_num`, whose Python wrapper
-        costs ~10x more on a generation's 100 rows; a knob's values are finite, so the result is the same."""
+        costs ~10x more on a generation's 100 rows; a knob's values are finite, so the result is the same.
+        `nan`: np.isnan(x), when the caller has it."""
         k = self.knobs[j]
-        nan = np.isnan(x)
+        if nan is None:
+            nan = np.isnan(x)
         if k.kind == "categorical":
             return self._choices[k.name][np.where(nan, 0.0, x).astype(np.int64)]
         if k.kind == "int":
@@ -360,6 +362,7 @@ class KnobCodec:
                 "int": np.array([j for j, _ in ints], dtype=np.int64), "int_names": [nm for _, nm in ints],
                 "float": np.array([j for j, _ in floats], dtype=np.int64), "float_names": [nm for _, nm in floats],
                 "categorical": [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"],
+                "cat": np.array([j for j, k in plain if k.kind == "categorical"], dtype=np.int64),
                 "when": [j for j, k in enumerate(self.knobs) if k.when is not None]}
         return self._every
 
@@ -450,13 +453,16 @@ class KnobCodec:
             cols[name] = col
         for name, col in zip(every["float_names"], np.ascontiguousarray(X[:, every["float"]].T)):
             cols[name] = col
-        for j, name, choices in every["categorical"]:
-            cols[name] = choices[X[:, j].astype(np.int64)]
+        cat = every["categorical"]
+        if cat:  # (every choice index at once)
+            for (_, name, choices), at in zip(cat, X[:, every["cat"]].T.astype(np.int64)):
+                cols[name] = choices[at]
         for j, k in enumerate(self.knobs):
             if k.when is None:
                 continue
-            col = self._column(j, X[:, j])
-            off = np.isnan(X[:, j])
+            x = X[:, j]
+            off = np.isnan(x)
+            col = self._column(j, x, off)
             if off.any():
                 col = _with_neutral(col, off, k.neutral)
             cols[k.name] = col
