@@ -201,10 +201,10 @@ def test_disk_full_is_exit_2_and_the_rerun_resumes(tmp_path, monkeypatch):
     StudyRunner(load_study(cfg), tmp_path / "ref").run()
     real = PartStore._write_bytes  # a generation's part (raw columns)
 
-    def full(self, index, data):
+    def full(self, index, data, *flush):
         if index == 1:
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path(index)))
-        return real(self, index, data)
+        return real(self, index, data, *flush)
 
     monkeypatch.setattr(PartStore, "_write_bytes", full)
     with pytest.raises(DseUserError, match="No space left on device.*rerun"):

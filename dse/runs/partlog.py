@@ -3,15 +3,18 @@ per generation (its `.dcol` bytes, dse.runs.colpart), appended in place and flus
 
 One file per run rather than one per generation: a new file costs an open, a rename and two fsyncs (the file's
 and its folder's, ~5 + ~1.4 ms on this machine's ext4 disk, beside the next generation's work), an append to an
-open file one write and one fdatasync (~2 ms), so that the run waits for the disk less (at most one record not
-yet on disk, as with files: `PartStore`). Record layout:
+open file one write and one fdatasync (~2 ms), so that the run waits for the disk less; records appended one
+right after the other (the generations of one model call) share one fdatasync (`PartStore`: at most the records
+of one model call not yet on disk). Record layout:
 
   REC (8 bytes) | part index (8 bytes, little-endian) | payload size (8 bytes, little-endian) | payload
 
 A payload of size 0 is a tombstone: the part is stored as a file again (a re-run generation the `.dcol` format
 could not hold). The last record of the index wins. A crash (power loss) during an append leaves a torn last
-record: it is not part of the log (a reader skips it, the next writer cuts it off), which loses at most that
-generation; anything else that does not read as a record, followed by more bytes, is damage (`PartLogError`).
+record: it is not part of the log (a reader skips it, the next writer cuts it off), which loses at most the
+records not yet synced; anything else that does not read as a record, followed by more bytes, is damage
+(`PartLogError`: the reader says where to cut the log; e.g. of two records not yet synced, the first torn and the
+second whole, if a disk wrote them out of order).
 """
 
 from __future__ import annotations

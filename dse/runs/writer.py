@@ -139,15 +139,19 @@ class PartStore:
     `sync_behind`: a part is in place (renamed from its temporary file, or appended to the log) when `write`
     returns, so a killed run keeps it, and is flushed to disk (the file's and its folder's fsync, ~5 + 1.4 ms on
     this machine's ext4 disk; a log record's fdatasync, ~2 ms) by a thread while the next batch runs. The next
-    `write` and `close` wait for that flush, so at most one part is not yet on disk; after a power loss that part
-    may read as damaged (a file: the reader says so and how to recover, delete it and rerun) or torn (the log's
-    last record: not part of the log, the next run evaluates that generation again)."""
+    `write` and `close` wait for that flush. A write with `flush=False` (parts that one model call evaluated
+    together, written one right after the other: all but the last) leaves its flush to the next write's (one
+    fdatasync for the log's records), so at most the parts of one model call are not yet on disk; after a power
+    loss such a part may read as damaged (a file: the reader says so and how to recover, delete it and rerun) or
+    torn (the log's last records: not part of the log, the next run evaluates those generations again).
+    `wait` and `close` flush them too. A store without `sync_behind` flushes each part as it writes it."""
 
     def __init__(self, run_dir: Path, *, create: bool = True, fmt: str = "parquet", sync_behind: bool = False):
         self.dir = Path(run_dir) / PARTS_DIR
         self.suffix = PART_FORMATS[fmt]
         self.sync_behind = sync_behind and self.suffix in (".arrows", ".arrow", ".dcol")
         self._flush = OneInFlight("dse-parts")
+        self._unflushed: list[Callable[[], None]] = []  # flushes of parts written with flush=False, not run yet
         self._other: dict[int, set[str]] | None = None  # each part's stored formats (see _written)
         self.log = PartLog(self.dir / PART_LOG)
         if create:
@@ -197,46 +201,62 @@ class PartStore:
             return self.log.path
         return self.dir / f"part-{index:06d}{self.suffix}"
 
-    def write(self, index: int, df: pl.DataFrame) -> None:
+    def write(self, index: int, df: pl.DataFrame, *, flush: bool = True) -> None:
         """Part `index` from a frame (a `.dcol` store writes a frame that format cannot hold as an Arrow
-        stream)."""
+        stream). `flush=False`: its flush to disk is left to the next write (see the class)."""
         if self.suffix == ".dcol":
             try:
                 data = encode_columns({c: df[c] for c in df.columns})
             except ColumnsError:
                 pass
             else:
-                self._write_bytes(index, data)
+                self._write_bytes(index, data, flush)
                 return
         suffix = ".arrows" if self.suffix == ".dcol" else self.suffix
         path = self.dir / f"part-{index:06d}{suffix}"
         if self.sync_behind:
-            self.wait()  # at most one part not yet on disk
+            self._flush.wait()  # the flush before it done
         if index in self._logged():  # the log's record of it superseded by the file (a tombstone, then the file)
             self.log.append(index, b"")
             self.log.sync()
         if self.sync_behind:
-            self._flush.submit(atomic_write_ipc(df, path, sync=False))
+            self._behind(atomic_write_ipc(df, path, sync=False), flush)
         elif suffix in (".arrows", ".arrow"):
             atomic_write_ipc(df, path)
         else:
             atomic_write_parquet(columns.tidy(df), path)
         self._written(index, suffix)
 
-    def write_columns(self, index: int, data: dict[str, Any]) -> None:
+    def write_columns(self, index: int, data: dict[str, Any], *, flush: bool = True) -> None:
         """Part `index` from named columns (`dse.runs.colpart.encode_columns`), as a record of the log; raises
-        ColumnsError (nothing written) for a column that format cannot hold."""
-        self._write_bytes(index, encode_columns(data))
+        ColumnsError (nothing written) for a column that format cannot hold. `flush=False`: as in `write`."""
+        self._write_bytes(index, encode_columns(data), flush)
 
-    def _write_bytes(self, index: int, data: bytes) -> None:
+    def _write_bytes(self, index: int, data: bytes, flush: bool) -> None:
         if self.sync_behind:
-            self.wait()  # at most one part not yet on disk
+            self._flush.wait()  # the flush before it done
             self.log.append(index, data)
-            self._flush.submit(self.log.sync)
+            self._behind(self.log.sync, flush)
         else:
             self.log.append(index, data)
             self.log.sync()
         self._written(index, None)
+
+    def _behind(self, durable: Callable[[], None], flush: bool) -> None:
+        """`durable` (what makes the part just written durable) run by the flushing thread, with those of the parts
+        written with flush=False before it (the log's fdatasync once for all its records); with `flush=False`
+        only kept for the next write's flush."""
+        if durable not in self._unflushed:
+            self._unflushed.append(durable)
+        if flush:
+            self._flush_behind()
+
+    def _flush_behind(self) -> None:
+        steps, self._unflushed = self._unflushed, []
+        if len(steps) == 1:
+            self._flush.submit(steps[0])
+        elif steps:
+            self._flush.submit(_run_all, steps)
 
     def _written(self, index: int, suffix: str | None) -> None:
         """After part `index` was written as `suffix` (None: to the log): its files in other formats (a re-run
@@ -251,13 +271,17 @@ class PartStore:
         self._other[index] = {suffix} if suffix else set()
 
     def wait(self) -> None:
-        """Wait until the last part written is on disk (its flush error, e.g. EIO, is raised here)."""
+        """Wait until every part written is on disk (a flush error, e.g. EIO, is raised here)."""
+        self._flush_behind()
         self._flush.wait()
 
     def close(self) -> None:
-        """Flush the last part to disk and stop the flushing thread (idempotent)."""
+        """Flush the parts written to disk and stop the flushing thread (idempotent)."""
         try:
-            self._flush.close()
+            try:
+                self._flush_behind()
+            finally:
+                self._flush.close()
         finally:
             self.log.close()
 
@@ -298,6 +322,11 @@ class PartStore:
             raise DseUserError(f"{self.log.path}: damaged record of part {index} at byte {start} ({first}); cut the "
                                f"log there (truncate -s {start} {self.log.path}) and rerun the study to evaluate "
                                "that generation and the ones after it again") from None
+
+
+def _run_all(steps: list[Callable[[], None]]) -> None:
+    for step in steps:
+        step()
 
 
 def _checked(path: Path, how: Any) -> Any:
