@@ -5,13 +5,19 @@ keeps it), a write still waits for the flush before it, and `wait` / `close` flu
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from dse.runs import partlog
 from dse.runs.writer import PartStore
+from dse.study.evaluator import ModelEvaluator
+from dse.study.runner import StudyRunner
+from dse.study.spec import load_study
+from _spaces import study_file
 
 
 def _gen(b: int, n: int = 5) -> dict[str, np.ndarray]:
@@ -94,3 +100,45 @@ def test_a_files_flush_left_to_the_next_write(tmp_path, monkeypatch):
     assert len(synced) == 4 and all(n.startswith("dse-parts") for n in synced)  # both files and their folder
     store.close()
     assert store.read_all().equals(pl.concat(frames))
+
+
+class Counted(ModelEvaluator):
+    pure = True
+
+    def __init__(self, mix: str):
+        super().__init__(mix)
+        self.calls = 0
+
+    def __call__(self, cols):
+        self.calls += 1
+        return super().__call__(cols)
+
+
+@pytest.mark.parametrize("how", ["never", pytest.param("always", marks=pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the model process forks (Linux)"))])
+def test_a_run_flushes_its_parts_once_per_model_call(tmp_path, monkeypatch, how):
+    """In-process, a run of 10 generations makes 5 model calls and flushes its part log 5 times, each flush after
+    both generations of one call were appended; with the model process evaluating pairs, likewise but for the last
+    call."""
+    monkeypatch.setenv("DSE_MODEL_PROCESS", how)
+    events = _spy(monkeypatch)
+    cfg = study_file(tmp_path, "f", sampler={"kind": "nsga2", "population_size": 12}, budget={"trials": 120}, seed=3)
+    st = load_study(cfg)
+    ev = Counted(st.spec.mix)
+    runner = StudyRunner(st, tmp_path / "run", serial=True, evaluator=ev)
+    runner.run()
+    calls = ev.calls if runner.model_process is None else runner.model_process.calls
+    assert (runner.model_process is not None) == (how == "always")
+    appends = [e[1] for e in events if e[0] == "append"]
+    assert appends == list(range(10))
+    between = []  # parts appended before each flush
+    n = 0
+    for e in events:
+        if e[0] == "append":
+            n += 1
+        elif e[0] == "sync start":
+            between.append(n)
+            n = 0
+    # (a flush per part: ten flushes of one; with the pairs, the last call's generations are stored one by one as
+    # they are collected, each with its flush: nothing follows to overlap)
+    assert calls == 5 and between == ([2] * 5 if how == "never" else [2] * 4 + [1, 1])

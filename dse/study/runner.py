@@ -579,6 +579,7 @@ class StudyRunner:
         deferred: list[tuple] = []  # with `pairs`: generations observed, stored after the next dispatch
         flight: collections.deque = collections.deque(("stored", *h) for h in held)
         asked = done  # trials stored or in flight
+        unflushed = 0  # in-process: parts written last with flush=False (at most lag of them, see store_first)
 
         def ask_next() -> None:
             nonlocal b, asked
@@ -609,34 +610,39 @@ class StudyRunner:
                 deferred.append((g, X, cols, keys, sc, t_start, t_done))
                 if self._together and flight:
                     continue  # stored once the next generations are dispatched (their model call overlaps the stores)
-                for i, d in enumerate(deferred):
+                for i, d in enumerate(deferred):  # (one model call's generations: one flush, the last one's)
                     done, new = self._finish(parts, mirror, background, tracker, meta, len(flight) + len(deferred) - 1
-                                             - i, asked, t0, done, new, *d)
+                                             - i, asked, t0, done, new, *d, flush=i == len(deferred) - 1)
                 deferred.clear()
                 continue
             # in-process, the generations in flight are evaluated together: when the next one's results came with
-            # this one's, its part follows this one's soon, and waits for this one's flush to disk (at most one part
-            # not yet on disk: a file and a folder fsync, ~4-10 ms); this part is then written before the sampler
-            # observes this generation and breeds the next one, which the flush overlaps
+            # this one's, its part follows this one's soon (~2 ms later), so this part is written before the sampler
+            # observes this generation and breeds the next one, and without a flush of its own: the next one's flush
+            # covers both (one fdatasync per model call, by PartStore's thread, which the next model call overlaps;
+            # at most the parts of one model call, lag + 1, not yet on disk; generations without new designs, not in a
+            # model call, count as the next one's)
             store_first = self._together is not None and not self._together and bool(flight)
             if store_first:
-                data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
+                flush = unflushed == lag
+                data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done, flush=flush)
+                unflushed = 0 if flush else unflushed + 1
             ga.observe(X, *sc["fitness"])
             if len(flight) <= lag and self._more(asked, t0):
                 ask_next()  # the model starts on it now
             if not store_first:
                 data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
+                unflushed = 0
             done, new = self._stored(mirror, background, tracker, meta, len(flight), asked, t0, done, new, g, n, sc,
                                      data, Y, records)
         for i, d in enumerate(deferred):
             done, new = self._finish(parts, mirror, background, tracker, meta, len(deferred) - 1 - i, asked, t0, done,
-                                     new, *d)
+                                     new, *d, flush=i == len(deferred) - 1)
         return new, done
 
     def _finish(self, parts, mirror, background, tracker, meta, ahead, asked, t0, done, new, g, X, cols, keys, sc,
-                t_start, t_done) -> tuple[int, int]:
+                t_start, t_done, flush: bool = True) -> tuple[int, int]:
         """Store generation `g` (`_store`), then what follows its part (`_stored`); returns (done, new)."""
-        data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done)
+        data, Y, records = self._store(parts, g, done, X, cols, keys, sc, t_start, t_done, flush)
         return self._stored(mirror, background, tracker, meta, ahead, asked, t0, done, new, g, len(keys), sc, data,
                             Y, records)
 
@@ -677,14 +683,16 @@ class StudyRunner:
         return done, new
 
     def _store(self, parts: PartStore, g: int, done: int, X: np.ndarray, cols: dict[str, np.ndarray],
-               keys: list[bytes], sc: dict[str, Any], t_start: dt.datetime, t_done: dt.datetime) -> tuple:
+               keys: list[bytes], sc: dict[str, Any], t_start: dt.datetime, t_done: dt.datetime,
+               flush: bool = True) -> tuple:
         """Write generation `g` (its trials numbered from `done`) as its part: (its columns, objective matrix,
-        journal records) as `_array_batch` gives them."""
+        journal records) as `_array_batch` gives them. `flush=False`: a generation of a model call but its last,
+        whose part's flush covers this one's (`PartStore`)."""
         data, Y, _, records = self._array_batch(done, X, cols, sc, self._repeats(keys), t_start, t_done, g)
         try:
-            parts.write_columns(g, data)  # system of record first
+            parts.write_columns(g, data, flush=flush)  # system of record first
         except ColumnsError:  # a column the raw format cannot hold (e.g. a user model's odd values)
-            parts.write(g, columns_frame(_listed(data)))
+            parts.write(g, columns_frame(_listed(data)), flush=flush)
         return data, Y, records
 
     def _ask(self, ga: Any, b: int, done: int) -> tuple:
