@@ -29,26 +29,29 @@ def test_batch_journal_lines_are_the_records_with_their_head(n_obj, n):
     texts = rec.batch(knobs, failed, Y, sys_attrs, feasible, reasons, km, start, complete)
     head = _journal_head(3, "worker-ü")
     lines = rec.batch(knobs, failed, Y, sys_attrs, feasible, reasons, km, start, complete, head=head)
-    assert isinstance(lines, bytes)
-    assert lines == "".join(head + t[1:] + "\n" for t in texts).encode("utf-8")
+    assert isinstance(lines, list) and all(type(x) is bytes for x in lines)
+    assert lines == [(head + t[1:] + "\n").encode("utf-8") for t in texts]
     # the plain records are still built after the journal lines were (each form has its own cached expression)
     assert rec.batch(knobs, failed, Y, sys_attrs, feasible, reasons, km, start, complete) == texts
 
 
 def test_journal_append_of_bytes_is_the_append_of_the_lines(tmp_path):
-    """`append_lines` of the lines' bytes writes the file the list of lines writes, and counts its lines."""
+    """`append_lines` of the lines as bytes (in one piece or one per line) writes the file the list of lines
+    writes, and counts its lines."""
     lines = ['{"op_code":4,"a":1}', '{"op_code":4,"b":"ü"}']
     files = {}
-    for how in ("list", "bytes"):
+    for how in ("list", "bytes", "joined"):
         path = tmp_path / f"{how}.log"
         backend = GroupCommitBackend(path)
         before = backend._n_file
-        data = lines if how == "list" else "".join(x + "\n" for x in lines).encode()
+        data = lines if how == "list" else [(x + "\n").encode() for x in lines]
+        if how == "joined":
+            data = [b"".join(data)]
         backend.append_lines(data, sync=True, count=None if how == "list" else 2)
-        backend.append_lines(data)  # (bytes: counted from the newlines)
+        backend.append_lines(data, count=2)
         assert backend._n_file == before + 4
         files[how] = path.read_bytes()
-    assert files["list"] == files["bytes"]
+    assert files["list"] == files["bytes"] == files["joined"]
 
 
 def test_normalize_passes_normalized_columns_on():
@@ -105,3 +108,20 @@ def test_finalize_sorts_rows_that_are_not_in_trial_order(tmp_path):
     assert out["sorted"][1]["trial"].to_list() == list(range(n))
     assert out["sorted"][0] == out["shuffled"][0]
     assert out["sorted"][1].equals(out["shuffled"][1]) and out["sorted"][2].equals(out["shuffled"][2])
+
+
+def test_journal_append_of_many_pieces_writes_them_all_in_order(tmp_path, monkeypatch):
+    """More pieces than one writev takes (`_IOV_MAX`), and a writev that writes only part (a full disk's short
+    write, then room again): the file holds every piece once, in order."""
+    from dse.study import storage
+
+    pieces = [f'{{"op_code":4,"i":{i}}}\n'.encode() for i in range(2 * storage._IOV_MAX + 7)]
+    backend = GroupCommitBackend(tmp_path / "a.log")
+    before = backend._n_file
+    backend.append_lines(pieces)
+    assert (tmp_path / "a.log").read_bytes().endswith(b"".join(pieces)) and backend._n_file == before + len(pieces)
+    real = storage.os.writev
+    monkeypatch.setattr(storage.os, "writev", lambda fd, bufs: real(fd, [bytes(bufs[0][:5])]))
+    backend = GroupCommitBackend(tmp_path / "b.log")
+    backend.append_lines(pieces)
+    assert (tmp_path / "b.log").read_bytes().endswith(b"".join(pieces))

@@ -1386,16 +1386,19 @@ class StudyRunner:
             out.extend(texts)
         return out
 
-    def _record_lines(self, gens: list[Any], head: str) -> bytes:
-        """The journal lines (`head` + record[1:], each ended by a newline) of `_record_texts(gens)`, as the bytes
-        the journal gets: runs of `_GenerationRecords` joined by polars (`TrialRecords.batch(head=...)`), with no
-        Python text per trial (the writer thread that builds them holds the interpreter lock less)."""
-        return b"".join(texts if isinstance(texts, bytes) else ("".join(head + b[1:] + "\n" for b in texts)).encode()
-                        for texts in self._record_runs(gens, head))
+    def _record_lines(self, gens: list[Any], head: str) -> list[bytes]:
+        """The journal lines (`head` + record[1:], each ended by a newline) of `_record_texts(gens)`, each as the
+        bytes the journal gets: runs of `_GenerationRecords` made by polars (`TrialRecords.batch(head=...)`), with
+        no Python text per trial (the writer thread that builds them holds the interpreter lock less)."""
+        out: list[bytes] = []
+        for texts in self._record_runs(gens, head):
+            out.extend(texts if texts and isinstance(texts[0], bytes) else
+                       [(head + b[1:] + "\n").encode() for b in texts])
+        return out
 
     def _record_runs(self, gens: list[Any], head: str | None = None) -> list[Any]:
         """`_record_texts` by runs: each list of texts as it is, each run of `_GenerationRecords` with the same key
-        metrics turned into text by one `TrialRecords.batch` (with `head`: its journal lines' bytes)."""
+        metrics turned into text by one `TrialRecords.batch` (with `head`: its journal lines, as bytes)."""
         out: list[Any] = []
         run: list[_GenerationRecords] = []
 
@@ -1416,9 +1419,9 @@ class StudyRunner:
         close_run()
         return out
 
-    def _batch_texts(self, gens: list["_GenerationRecords"], head: str | None = None) -> list[str] | bytes:
+    def _batch_texts(self, gens: list["_GenerationRecords"], head: str | None = None) -> list[str] | list[bytes]:
         """`TrialRecords.batch` of generations with the same key metrics, at once (with `head`: their journal
-        lines' bytes)."""
+        lines, as bytes)."""
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(g, name) for g in gens])
 
