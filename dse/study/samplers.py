@@ -357,12 +357,12 @@ class KnobCodec:
             plain = [(j, k) for j, k in enumerate(self.knobs) if k.when is None]
             ints = [(j, k.name) for j, k in plain if k.kind == "int"]
             floats = [(j, k.name) for j, k in plain if k.kind not in ("int", "categorical")]
+            cats = [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"]
             self._every = {
                 "all": np.array([j for j, _ in plain], dtype=np.int64),
                 "int": np.array([j for j, _ in ints], dtype=np.int64), "int_names": [nm for _, nm in ints],
                 "float": np.array([j for j, _ in floats], dtype=np.int64), "float_names": [nm for _, nm in floats],
-                "categorical": [(j, k.name, self._choices[k.name]) for j, k in plain if k.kind == "categorical"],
-                "cat": np.array([j for j, k in plain if k.kind == "categorical"], dtype=np.int64),
+                "categorical": cats, "cat": np.array([j for j, _, _ in cats], dtype=np.int64),
                 "when": [j for j, k in enumerate(self.knobs) if k.when is not None]}
         return self._every
 
